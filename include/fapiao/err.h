@@ -1,0 +1,83 @@
+/* err.h — the one error convention of fapiao.
+ *
+ * Library functions return 0 on success or a negative FP_E… code, and put a
+ * message for humans into an fp_err the caller passes (may be NULL).  API
+ * errors that reach clients are identified by an fp_code (the machine code of
+ * API.md) and carry a Chinese and an English message from one table
+ * (src/core/errors.c), so every message exists in both languages. */
+#ifndef FAPIAO_ERR_H
+#define FAPIAO_ERR_H
+
+#include <stddef.h>
+
+enum {
+    FP_OK = 0,
+    FP_EINVAL = -1,   /* bad argument or input */
+    FP_ENOMEM = -2,
+    FP_EIO = -3,      /* file, socket or database I/O */
+    FP_ENOTFOUND = -4,
+    FP_ERANGE = -5,   /* value outside its allowed range */
+    FP_ECRYPTO = -6,
+    FP_EBUSY = -7,
+    FP_ECONFLICT = -8,
+};
+
+typedef struct fp_err {
+    int code;         /* FP_E… */
+    char msg[256];
+} fp_err;
+
+/* Formats into err (if not NULL) and returns code, so `return fp_fail(err,
+ * FP_EIO, "open %s: %s", p, strerror(errno));` reads naturally. */
+int fp_fail(fp_err *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* API error codes (API.md "Error codes"); the order is the table's order. */
+typedef enum fp_code {
+    FPC_NONE = 0,
+    FPC_MALFORMED_JSON,
+    FPC_INVALID_UTF8,
+    FPC_BODY_TOO_LARGE,
+    FPC_UNSUPPORTED_MEDIA_TYPE,
+    FPC_FIELD_REQUIRED,
+    FPC_FIELD_TYPE,
+    FPC_INVALID_FIELD,
+    FPC_UNKNOWN_FIELD,
+    FPC_DUPLICATE_FIELD,
+    FPC_TOO_DEEP,
+    FPC_TOLERANCE_EXCEEDED,
+    FPC_INVALID_TAX_ID,
+    FPC_INVALID_TAX_CODE,
+    FPC_RATE_NOT_ALLOWED,
+    FPC_AMOUNT_OUT_OF_RANGE,
+    FPC_INVALID_DISCOUNT,
+    FPC_IDEMPOTENCY_KEY_REQUIRED,
+    FPC_IDEMPOTENCY_KEY_INVALID,
+    FPC_IDEMPOTENCY_KEY_REUSED,
+    FPC_IDEMPOTENCY_IN_PROGRESS,
+    FPC_UNAUTHENTICATED,
+    FPC_TOKEN_EXPIRED,
+    FPC_FORBIDDEN,
+    FPC_IP_NOT_ALLOWED,
+    FPC_NOT_FOUND,
+    FPC_METHOD_NOT_ALLOWED,
+    FPC_RATE_LIMITED,
+    FPC_DEGRADED,
+    FPC_NUMBER_RANGE_EXHAUSTED,
+    FPC_RED_EXCEEDS_BLUE,
+    FPC_RED_FORM_STATE,
+    FPC_INTERNAL,
+    FPC__COUNT
+} fp_code;
+
+typedef struct fp_code_info {
+    const char *name;      /* "MALFORMED_JSON" */
+    int http_status;       /* status when this is the top-level error */
+    const char *title;     /* short English title */
+    const char *zh;        /* default Chinese message */
+    const char *en;        /* default English message */
+} fp_code_info;
+
+const fp_code_info *fp_code_get(fp_code c);
+
+#endif

@@ -1,0 +1,107 @@
+/* invoice.h — the invoice model: parse an issue request (JSON), validate it
+ * against DOMAIN.md's rules, compute amounts, tax and totals exactly in fen,
+ * and write the response document.  Usable without the server.
+ *
+ * Every refusal names its field path (items[3].tax) and a code with zh and
+ * en messages, and all refusals of one request are reported together. */
+#ifndef FAPIAO_INVOICE_H
+#define FAPIAO_INVOICE_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+#include "fapiao/err.h"
+#include "fapiao/json.h"
+#include "fapiao/taxcode.h"
+
+#define FP_MAX_ITEMS 5000
+#define FP_MAX_FIELD_ERRORS 50
+#define FP_NUMBER_LEN 20
+
+typedef struct fp_field_error {
+    char field[64];
+    fp_code code;
+    char zh[192];
+    char en[192];
+} fp_field_error;
+
+typedef struct fp_errors {
+    fp_field_error e[FP_MAX_FIELD_ERRORS];
+    int n;
+    int dropped; /* errors beyond the cap */
+} fp_errors;
+
+void fp_errors_add(fp_errors *es, fp_code code, const char *field, const char *zh,
+                   const char *en);
+/* The code of the whole request: the first error's code if all errors share
+ * it, else INVALID_FIELD. */
+fp_code fp_errors_top(const fp_errors *es);
+
+typedef enum { FP_LINE_NORMAL = 0, FP_LINE_DISCOUNT = 1, FP_LINE_DISCOUNTED = 2 } fp_line_kind;
+typedef enum { FP_POLICY_NONE = 0, FP_POLICY_EXEMPT, FP_POLICY_NON_TAXABLE,
+               FP_POLICY_SIMPLIFIED, FP_POLICY_REDUCED } fp_policy;
+
+typedef struct fp_party {
+    const char *name, *tax_id, *address, *phone, *bank, *account, *email;
+    int natural_person;
+} fp_party;
+
+typedef struct fp_item {
+    const char *name, *tax_code, *spec, *unit, *quantity, *unit_price;
+    const char *short_name; /* from the tax code table */
+    fp_line_kind kind;
+    fp_policy policy;
+    int rate_bp;
+    int64_t amount, tax, amount_with_tax;
+} fp_item;
+
+typedef struct fp_invoice {
+    cJSON *doc;              /* owns every const char * above */
+    char invoice_type[3];    /* "01" 专票, "02" 普票 */
+    int price_includes_tax;
+    fp_party buyer;
+    fp_item *items;
+    int nitems;
+    const char *remark, *drawer;
+    int64_t total_amount, total_tax, total_with_tax;
+    char warnings[4][96];    /* machine codes, e.g. LEGACY_TAX_ID */
+    int nwarnings;
+} fp_invoice;
+
+typedef struct fp_seller {
+    char name[301 * 4];
+    char tax_id[21];
+    char address[301 * 4];
+    char phone[61 * 4];
+    char bank[121 * 4];
+    char account[101 * 4];
+} fp_seller;
+
+/* Parses and validates body.  On success fills inv (free with
+ * fp_invoice_clear) and returns 0.  On failure returns FP_EINVAL with every
+ * refusal in es (es->n >= 1).  codes may be NULL (codes are then checked for
+ * shape only, and the short name is empty). */
+int fp_invoice_parse(const char *body, size_t len, const fp_taxcode_table *codes,
+                     fp_invoice *inv, fp_errors *es);
+void fp_invoice_clear(fp_invoice *inv);
+
+/* Canonical form of a request for idempotency: SHA-256-sized digest input.
+ * The canonical text is the parsed document printed without whitespace. */
+char *fp_invoice_canonical(const fp_invoice *inv);
+
+/* The response document.  The number is written as 20 '0' placeholders
+ * whose byte offsets are stored in num_off[] (count *nnum) so that the
+ * store can patch in the number it assigns inside the transaction. */
+#define FP_NUM_SLOTS 4
+typedef struct fp_doc {
+    char *json;
+    size_t len;
+    size_t num_off[FP_NUM_SLOTS];
+    int nnum;
+} fp_doc;
+
+int fp_invoice_render(const fp_invoice *inv, const fp_seller *seller, const char *serial,
+                      const char *issued_at, fp_doc *out);
+void fp_doc_patch_number(fp_doc *d, const char number[FP_NUMBER_LEN]);
+
+#endif

@@ -1,0 +1,38 @@
+/* server.h — the HTTPS API server: libmicrohttpd with GnuTLS, an internal
+ * epoll thread pool, a routing table, request ids, bounded per-request
+ * memory and a JSON access log.  Issuing requests are handed to the store's
+ * writer and their connections suspended until the group commit returns. */
+#ifndef FAPIAO_SERVER_H
+#define FAPIAO_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fapiao/err.h"
+#include "fapiao/store.h"
+#include "fapiao/taxcode.h"
+
+typedef struct fp_server_opts {
+    char host[64];
+    int port;
+    int threads;               /* MHD worker threads (default: CPU count) */
+    const char *cert_path, *key_path;
+    const unsigned char *token_key; /* FP_TOKEN_KEY_LEN bytes */
+    int token_ttl;             /* seconds, default 3600 */
+    size_t max_body;           /* default 1 MiB */
+    int max_connections;       /* default 1024 */
+    int idle_timeout;          /* seconds, default 30 */
+    const char *access_log;    /* path, "-" for stderr, NULL/"off" for none */
+    fp_store *store;
+    const fp_taxcode_table *codes;
+} fp_server_opts;
+
+typedef struct fp_server fp_server;
+
+int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err);
+/* Stops accepting, lets in-flight requests finish (bounded), stops. */
+void fp_server_stop(fp_server *s);
+/* The port actually bound (useful with port 0). */
+int fp_server_port(const fp_server *s);
+
+#endif

@@ -1,0 +1,112 @@
+/* store.h — durable storage of invoices on SQLite (WAL, synchronous=FULL).
+ *
+ * Writes go through one writer thread that commits everything queued while
+ * the previous commit's fsync ran (group commit): per request the number is
+ * assigned from a number range, the invoice row (which is also the
+ * idempotency record) and an audit record are inserted, all in one
+ * transaction.  Only after COMMIT returns does the writer call each request's
+ * done callback, so an acknowledgement always means durable.  WAL
+ * checkpoints run on their own thread, never on the writer.
+ *
+ * Reads use a small pool of read-only connections and never wait for the
+ * writer. */
+#ifndef FAPIAO_STORE_H
+#define FAPIAO_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fapiao/err.h"
+#include "fapiao/invoice.h"
+
+typedef struct fp_store fp_store;
+
+typedef struct fp_store_opts {
+    const char *path;       /* database file */
+    int read_conns;         /* read pool size (default 4) */
+    int max_batch;          /* requests per transaction (default 512) */
+    int checkpoint_frames;  /* WAL frames that trigger a checkpoint (default 4000) */
+} fp_store_opts;
+
+int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err);
+/* Drains the writer queue (every queued request gets its answer), stops the
+ * threads, checkpoints and closes. */
+void fp_store_close(fp_store *s);
+
+int fp_store_migration_count(void);
+const char *fp_store_migration_sql(int version);
+
+/* ---- issuing (asynchronous, group-committed) ---- */
+typedef enum fp_issue_result {
+    FP_ISSUE_PENDING = 0,
+    FP_ISSUE_CREATED,        /* new invoice, durable */
+    FP_ISSUE_REPLAY,         /* same key, same body: original response */
+    FP_ISSUE_KEY_REUSED,     /* same key, another body */
+    FP_ISSUE_EXHAUSTED,      /* no number left */
+    FP_ISSUE_FAILED,         /* storage error: nothing stored */
+} fp_issue_result;
+
+typedef struct fp_issue_req fp_issue_req;
+struct fp_issue_req {
+    /* in */
+    int64_t seller_id;
+    char serial[65];
+    unsigned char request_hash[32];
+    fp_doc doc;                 /* response body with number placeholders */
+    char invoice_type[3];
+    char buyer_tax_id[21];
+    int64_t total_with_tax;
+    int64_t issued_at;          /* unix seconds */
+    char actor[65], request_id[72], client_ip[48];
+    void (*done)(fp_issue_req *r, void *arg);
+    void *arg;
+    /* out (valid in done) */
+    fp_issue_result result;
+    char number[FP_NUMBER_LEN + 1];
+    char *response;             /* malloc'ed body for CREATED/REPLAY */
+    size_t response_len;
+    char error[128];
+    /* queue link, owned by the store */
+    fp_issue_req *next;
+};
+
+/* Queues r; r->done runs later on the writer thread. */
+void fp_store_submit(fp_store *s, fp_issue_req *r);
+
+/* ---- reads ---- */
+/* Finds the invoice issued with serial.  Returns 0 and a malloc'ed doc and
+ * the request hash, FP_ENOTFOUND, or FP_EIO. */
+int fp_store_find_serial(fp_store *s, int64_t seller_id, const char *serial,
+                         unsigned char hash[32], char **doc, size_t *len);
+int fp_store_get_invoice(fp_store *s, int64_t seller_id, const char *number, char **doc,
+                         size_t *len);
+
+typedef struct fp_client_rec {
+    char client_id[65];
+    int64_t seller_id;
+    unsigned char salt[16];
+    unsigned char hash[32];
+    char scope[128];
+    int disabled;
+} fp_client_rec;
+int fp_store_get_client(fp_store *s, const char *client_id, fp_client_rec *c);
+int fp_store_get_seller(fp_store *s, int64_t seller_id, fp_seller *out);
+/* Remaining numbers over all ranges of a seller (seller_id 0: of all). */
+int fp_store_numbers_remaining(fp_store *s, int64_t seller_id, int64_t *remaining);
+/* A cheap read to prove the database answers. */
+int fp_store_ping(fp_store *s, fp_err *err);
+
+/* ---- setup (synchronous, used by `fapiao init`) ---- */
+int fp_store_add_seller(fp_store *s, const fp_seller *seller, int64_t *id, fp_err *err);
+int fp_store_add_client(fp_store *s, const fp_client_rec *c, fp_err *err);
+int fp_store_add_range(fp_store *s, int64_t seller_id, const char prefix[6], int64_t first,
+                       int64_t last, fp_err *err);
+
+/* Counters for metrics and benchmarks. */
+typedef struct fp_store_stats {
+    uint64_t commits, requests, max_batch;
+    uint64_t fsync_us_total;
+} fp_store_stats;
+void fp_store_get_stats(fp_store *s, fp_store_stats *st);
+
+#endif

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages fapiao needs for building, running and testing,
+# only those not yet installed. Non-interactive; uses sudo when not root.
+# The list is the single source of truth for dependencies (see DESIGN.md).
+set -euo pipefail
+
+build_pkgs=(build-essential cmake pkg-config
+            libmicrohttpd-dev libgnutls28-dev nettle-dev libsqlite3-dev libcjson-dev
+            libcurl4-gnutls-dev)
+test_pkgs=(curl python3 python3-pytest wrk nghttp2-client sqlite3 gnutls-bin
+           clang libclang-rt-14-dev)
+
+want=("${build_pkgs[@]}")
+[ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,27 @@
+/* cli.h — what the subcommands share: bilingual messages and flag parsing. */
+#ifndef FAPIAO_CLI_H
+#define FAPIAO_CLI_H
+
+#include <stddef.h>
+
+/* 1 when messages should be Chinese (LANG/LC_ALL/LC_MESSAGES start with zh). */
+int cli_zh(void);
+/* Prints "fapiao: <zh or en>" to stderr; both when the language is unknown. */
+void cli_error(const char *zh, const char *en);
+
+/* A flag table row: "--name" takes a value unless is_bool. */
+typedef struct cli_flag {
+    const char *name;
+    int is_bool;
+    const char **value;  /* for value flags */
+    int *set;            /* for bool flags */
+} cli_flag;
+
+/* Parses argv[1..] against flags; returns 0 or prints a usage error and
+ * returns -1. */
+int cli_parse(int argc, char **argv, const cli_flag *flags, const char *usage);
+
+int cmd_init(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+
+#endif

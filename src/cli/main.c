@@ -1,0 +1,123 @@
+/* main.c — the fapiao command: a table of subcommands. */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FAPIAO_VERSION "0.1.0"
+
+int cli_zh(void)
+{
+    const char *vars[] = {"LC_ALL", "LC_MESSAGES", "LANG"};
+    for (int i = 0; i < 3; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v)
+            return strncmp(v, "zh", 2) == 0;
+    }
+    return 0;
+}
+
+void cli_error(const char *zh, const char *en)
+{
+    if (cli_zh())
+        fprintf(stderr, "fapiao: %s\n", zh);
+    else
+        fprintf(stderr, "fapiao: %s\n", en);
+}
+
+int cli_parse(int argc, char **argv, const cli_flag *flags, const char *usage)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            printf("%s", usage);
+            exit(0);
+        }
+        const cli_flag *f = NULL;
+        const char *inline_val = NULL;
+        for (const cli_flag *c = flags; c->name; c++) {
+            size_t n = strlen(c->name);
+            if (strncmp(a, c->name, n) == 0 && (a[n] == 0 || (a[n] == '=' && !c->is_bool))) {
+                f = c;
+                inline_val = a[n] == '=' ? a + n + 1 : NULL;
+                break;
+            }
+        }
+        if (!f) {
+            char zh[256], en[256];
+            snprintf(zh, sizeof zh, "未知参数 %s", a);
+            snprintf(en, sizeof en, "unknown argument %s", a);
+            cli_error(zh, en);
+            fprintf(stderr, "%s", usage);
+            return -1;
+        }
+        if (f->is_bool) {
+            *f->set = 1;
+        } else if (inline_val) {
+            *f->value = inline_val;
+        } else if (i + 1 < argc) {
+            *f->value = argv[++i];
+        } else {
+            char zh[256], en[256];
+            snprintf(zh, sizeof zh, "参数 %s 需要一个值", a);
+            snprintf(en, sizeof en, "%s needs a value", a);
+            cli_error(zh, en);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int cmd_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("fapiao %s\n", FAPIAO_VERSION);
+    return 0;
+}
+
+static int cmd_help(int argc, char **argv);
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *zh, *en;
+} commands[] = {
+    {"init", cmd_init, "创建数据目录：自签名证书、演示号码段和演示凭据",
+     "create a data directory: self-signed certificate, demo number range, demo credential"},
+    {"serve", cmd_serve, "启动 HTTPS 开票服务", "run the HTTPS invoicing service"},
+    {"version", cmd_version, "显示版本", "print the version"},
+    {"help", cmd_help, "显示帮助", "show this help"},
+};
+
+static int cmd_help(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    int zh = cli_zh();
+    printf("%s\n\n", zh ? "用法: fapiao <命令> [参数]" : "usage: fapiao <command> [options]");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        printf("  %-8s %s\n", commands[i].name, zh ? commands[i].zh : commands[i].en);
+    printf("\n%s\n", zh ? "每个命令都支持 --help。" : "Every command takes --help.");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return cmd_help(argc, argv), 2;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].fn(argc - 1, argv + 1);
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+        return cmd_help(argc, argv);
+    if (strcmp(argv[1], "--version") == 0)
+        return cmd_version(argc, argv);
+    char zh[256], en[256];
+    snprintf(zh, sizeof zh, "未知命令 %s（fapiao help 查看全部命令）", argv[1]);
+    snprintf(en, sizeof en, "unknown command %s (fapiao help lists them)", argv[1]);
+    cli_error(zh, en);
+    return 2;
+}

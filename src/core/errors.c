@@ -1,0 +1,96 @@
+/* errors.c — the table of API error codes with their HTTP status and
+ * bilingual default messages.  Adding an error is adding a row. */
+#include "fapiao/err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+int fp_fail(fp_err *err, int code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        err->code = code;
+    }
+    return code;
+}
+
+static const fp_code_info codes[FPC__COUNT] = {
+    [FPC_NONE] = {"NONE", 200, "OK", "成功", "OK"},
+    [FPC_MALFORMED_JSON] = {"MALFORMED_JSON", 400, "Malformed JSON",
+        "请求体不是合法的 JSON", "The request body is not valid JSON"},
+    [FPC_INVALID_UTF8] = {"INVALID_UTF8", 400, "Invalid UTF-8",
+        "请求体包含无效的 UTF-8 字节序列", "The request body contains invalid UTF-8"},
+    [FPC_BODY_TOO_LARGE] = {"BODY_TOO_LARGE", 413, "Body too large",
+        "请求体超过允许的大小", "The request body exceeds the allowed size"},
+    [FPC_UNSUPPORTED_MEDIA_TYPE] = {"UNSUPPORTED_MEDIA_TYPE", 415, "Unsupported media type",
+        "Content-Type 必须是 application/json", "Content-Type must be application/json"},
+    [FPC_FIELD_REQUIRED] = {"FIELD_REQUIRED", 400, "Field required",
+        "缺少必填字段", "A required field is missing"},
+    [FPC_FIELD_TYPE] = {"FIELD_TYPE", 400, "Wrong field type",
+        "字段类型错误（金额、数量、单价、税率须为字符串）",
+        "Wrong field type (money, quantity, price and rate are strings)"},
+    [FPC_INVALID_FIELD] = {"INVALID_FIELD", 400, "Invalid field",
+        "字段取值无效", "A field has an invalid value"},
+    [FPC_UNKNOWN_FIELD] = {"UNKNOWN_FIELD", 400, "Unknown field",
+        "存在未定义的字段", "The request contains an unknown field"},
+    [FPC_DUPLICATE_FIELD] = {"DUPLICATE_FIELD", 400, "Duplicate field",
+        "同一对象中字段重复", "A field appears twice in one object"},
+    [FPC_TOO_DEEP] = {"TOO_DEEP", 400, "JSON nested too deeply",
+        "JSON 嵌套层级过深", "The JSON is nested too deeply"},
+    [FPC_TOLERANCE_EXCEEDED] = {"TOLERANCE_EXCEEDED", 400, "Tolerance exceeded",
+        "金额或税额超出允许误差", "An amount or tax is outside the allowed tolerance"},
+    [FPC_INVALID_TAX_ID] = {"INVALID_TAX_ID", 400, "Invalid taxpayer id",
+        "纳税人识别号无效", "The taxpayer id is invalid"},
+    [FPC_INVALID_TAX_CODE] = {"INVALID_TAX_CODE", 400, "Invalid tax classification code",
+        "税收分类编码无效", "The tax classification code is invalid"},
+    [FPC_RATE_NOT_ALLOWED] = {"RATE_NOT_ALLOWED", 400, "Rate not allowed",
+        "税率不在允许范围内", "The tax rate is not allowed"},
+    [FPC_AMOUNT_OUT_OF_RANGE] = {"AMOUNT_OUT_OF_RANGE", 400, "Amount out of range",
+        "金额超出允许范围", "The amount is outside the allowed range"},
+    [FPC_INVALID_DISCOUNT] = {"INVALID_DISCOUNT", 400, "Invalid discount line",
+        "折扣行不符合规则", "The discount line breaks the discount rules"},
+    [FPC_IDEMPOTENCY_KEY_REQUIRED] = {"IDEMPOTENCY_KEY_REQUIRED", 400, "Idempotency key required",
+        "缺少 Idempotency-Key 请求头（业务流水号）",
+        "The Idempotency-Key header (business serial number) is required"},
+    [FPC_IDEMPOTENCY_KEY_INVALID] = {"IDEMPOTENCY_KEY_INVALID", 400, "Invalid idempotency key",
+        "Idempotency-Key 须为 1–64 个字符，仅含 A-Z a-z 0-9 _ - . :",
+        "Idempotency-Key must be 1-64 characters of A-Z a-z 0-9 _ - . :"},
+    [FPC_IDEMPOTENCY_KEY_REUSED] = {"IDEMPOTENCY_KEY_REUSED", 422, "Idempotency key reused",
+        "该流水号已用于另一张内容不同的发票", "This key was already used with a different request body"},
+    [FPC_IDEMPOTENCY_IN_PROGRESS] = {"IDEMPOTENCY_IN_PROGRESS", 409, "Request in progress",
+        "相同流水号的请求正在处理中，请稍后重试", "A request with this key is still in progress; retry later"},
+    [FPC_UNAUTHENTICATED] = {"UNAUTHENTICATED", 401, "Unauthenticated",
+        "身份认证失败：缺少或无效的凭据", "Authentication failed: missing or invalid credentials"},
+    [FPC_TOKEN_EXPIRED] = {"TOKEN_EXPIRED", 401, "Token expired",
+        "访问令牌已过期，请重新获取", "The access token has expired; request a new one"},
+    [FPC_FORBIDDEN] = {"FORBIDDEN", 403, "Forbidden",
+        "没有执行此操作的权限", "You are not allowed to do this"},
+    [FPC_IP_NOT_ALLOWED] = {"IP_NOT_ALLOWED", 403, "IP not allowed",
+        "来源 IP 不在白名单内", "The client IP address is not on the allowlist"},
+    [FPC_NOT_FOUND] = {"NOT_FOUND", 404, "Not found",
+        "资源不存在", "The resource does not exist"},
+    [FPC_METHOD_NOT_ALLOWED] = {"METHOD_NOT_ALLOWED", 405, "Method not allowed",
+        "该路径不支持此 HTTP 方法", "This HTTP method is not allowed on this path"},
+    [FPC_RATE_LIMITED] = {"RATE_LIMITED", 429, "Rate limited",
+        "请求过于频繁，请稍后重试", "Too many requests; retry later"},
+    [FPC_DEGRADED] = {"DEGRADED", 503, "Service degraded",
+        "服务处于降级模式，暂不接受写入", "The service is degraded and does not accept writes now"},
+    [FPC_NUMBER_RANGE_EXHAUSTED] = {"NUMBER_RANGE_EXHAUSTED", 503, "Number range exhausted",
+        "发票号码段已用尽，请导入新的号码段", "The invoice number range is exhausted; import a new range"},
+    [FPC_RED_EXCEEDS_BLUE] = {"RED_EXCEEDS_BLUE", 400, "Red exceeds blue",
+        "红字金额超过蓝字发票", "The red invoice exceeds the blue invoice"},
+    [FPC_RED_FORM_STATE] = {"RED_FORM_STATE", 409, "Red form state",
+        "红字确认单状态不允许此操作", "The red-invoice form's state does not allow this"},
+    [FPC_INTERNAL] = {"INTERNAL", 500, "Internal error",
+        "服务器内部错误", "Internal server error"},
+};
+
+const fp_code_info *fp_code_get(fp_code c)
+{
+    if ((int)c < 0 || c >= FPC__COUNT || !codes[c].name)
+        return &codes[FPC_INTERNAL];
+    return &codes[c];
+}

@@ -1,0 +1,717 @@
+/* invoice.c — parse, validate and compute an issue request; write the
+ * response document.
+ *
+ * Validation collects every refusal (field path + code + zh/en message)
+ * instead of stopping at the first, so a caller fixes a request in one round
+ * trip.  All arithmetic is integer fen (money.c); the caller's amounts, when
+ * given, are checked against DOMAIN.md's tolerances, otherwise computed. */
+#include "fapiao/invoice.h"
+#include "fapiao/money.h"
+#include "fapiao/taxid.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DEPTH 32
+
+void fp_errors_add(fp_errors *es, fp_code code, const char *field, const char *zh,
+                   const char *en)
+{
+    if (es->n >= FP_MAX_FIELD_ERRORS) {
+        es->dropped++;
+        return;
+    }
+    fp_field_error *e = &es->e[es->n++];
+    const fp_code_info *ci = fp_code_get(code);
+    e->code = code;
+    snprintf(e->field, sizeof e->field, "%s", field ? field : "");
+    snprintf(e->zh, sizeof e->zh, "%s", zh ? zh : ci->zh);
+    snprintf(e->en, sizeof e->en, "%s", en ? en : ci->en);
+}
+
+fp_code fp_errors_top(const fp_errors *es)
+{
+    if (es->n == 0)
+        return FPC_NONE;
+    for (int i = 1; i < es->n; i++)
+        if (es->e[i].code != es->e[0].code)
+            return FPC_INVALID_FIELD;
+    return es->e[0].code;
+}
+
+/* ---- field access with type, presence and length checks ---- */
+
+typedef struct ctx {
+    fp_errors *es;
+    char path[64];
+} ctx;
+
+static const char *fpath(char *buf, size_t n, const char *base, const char *key)
+{
+    if (base && *base)
+        snprintf(buf, n, "%s.%s", base, key);
+    else
+        snprintf(buf, n, "%s", key);
+    return buf;
+}
+
+static void add(fp_errors *es, fp_code c, const char *field, const char *zh, const char *en)
+{
+    fp_errors_add(es, c, field, zh, en);
+}
+
+/* Unknown keys of obj not in allowed[] (NULL-terminated). */
+static void check_unknown(const cJSON *obj, const char *base, const char *const *allowed,
+                          fp_errors *es)
+{
+    for (const cJSON *c = obj->child; c; c = c->next) {
+        int ok = 0;
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = strcmp(*a, c->string) == 0;
+        if (!ok) {
+            char p[64], zh[192], en[192];
+            snprintf(zh, sizeof zh, "未定义的字段“%.60s”", c->string);
+            snprintf(en, sizeof en, "Unknown field '%.60s'", c->string);
+            add(es, FPC_UNKNOWN_FIELD, fpath(p, sizeof p, base, c->string), zh, en);
+        }
+    }
+}
+
+static int has_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 1;
+    return 0;
+}
+
+/* A string field: NULL when absent (reported if required) or invalid. */
+static const char *get_str(const cJSON *obj, const char *key, const char *base, int required,
+                           size_t maxchars, fp_errors *es)
+{
+    char p[64];
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v || cJSON_IsNull(v)) {
+        if (required) {
+            char zh[192], en[192];
+            snprintf(zh, sizeof zh, "缺少必填字段 %s", fpath(p, sizeof p, base, key));
+            snprintf(en, sizeof en, "Missing required field %s", p);
+            add(es, FPC_FIELD_REQUIRED, p, zh, en);
+        }
+        return NULL;
+    }
+    if (!cJSON_IsString(v)) {
+        char zh[192], en[192];
+        snprintf(zh, sizeof zh, "字段 %s 必须是字符串", fpath(p, sizeof p, base, key));
+        snprintf(en, sizeof en, "Field %s must be a string", p);
+        add(es, FPC_FIELD_TYPE, p, zh, en);
+        return NULL;
+    }
+    const char *s = v->valuestring;
+    if (required && *s == 0) {
+        char zh[192], en[192];
+        snprintf(zh, sizeof zh, "字段 %s 不能为空", fpath(p, sizeof p, base, key));
+        snprintf(en, sizeof en, "Field %s must not be empty", p);
+        add(es, FPC_FIELD_REQUIRED, p, zh, en);
+        return NULL;
+    }
+    if (fp_utf8_len(s) > maxchars) {
+        char zh[192], en[192];
+        snprintf(zh, sizeof zh, "字段 %s 超过 %zu 个字符", fpath(p, sizeof p, base, key), maxchars);
+        snprintf(en, sizeof en, "Field %s is longer than %zu characters", p, maxchars);
+        add(es, FPC_INVALID_FIELD, p, zh, en);
+        return NULL;
+    }
+    if (has_control(s)) {
+        char zh[192], en[192];
+        snprintf(zh, sizeof zh, "字段 %s 含有控制字符", fpath(p, sizeof p, base, key));
+        snprintf(en, sizeof en, "Field %s contains control characters", p);
+        add(es, FPC_INVALID_FIELD, p, zh, en);
+        return NULL;
+    }
+    return s;
+}
+
+/* A boolean field; returns def when absent, -1 on a type error. */
+static int get_bool(const cJSON *obj, const char *key, const char *base, int def, fp_errors *es)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v || cJSON_IsNull(v))
+        return def;
+    if (!cJSON_IsBool(v)) {
+        char p[64], zh[192], en[192];
+        snprintf(zh, sizeof zh, "字段 %s 必须是布尔值", fpath(p, sizeof p, base, key));
+        snprintf(en, sizeof en, "Field %s must be true or false", p);
+        add(es, FPC_FIELD_TYPE, p, zh, en);
+        return -1;
+    }
+    return cJSON_IsTrue(v);
+}
+
+/* Money field: 1 when present and valid (value in *fen), 0 when absent,
+ * -1 when invalid (reported). */
+static int get_money(const cJSON *obj, const char *key, const char *base, int64_t *fen,
+                     fp_errors *es)
+{
+    char p[64];
+    const char *s = get_str(obj, key, base, 0, 40, es);
+    if (!s)
+        return cJSON_GetObjectItemCaseSensitive(obj, key) &&
+                       !cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(obj, key))
+                   ? -1
+                   : 0;
+    int rc = fp_money_parse(s, fen);
+    if (rc < 0) {
+        char zh[192], en[192];
+        fpath(p, sizeof p, base, key);
+        if (rc == FP_ERANGE) {
+            snprintf(zh, sizeof zh, "金额 %s 最多两位小数、16 位整数", p);
+            snprintf(en, sizeof en, "Amount %s allows at most 2 decimals and 16 integer digits", p);
+        } else {
+            snprintf(zh, sizeof zh, "金额 %s 不是有效的十进制数字符串", p);
+            snprintf(en, sizeof en, "Amount %s is not a valid decimal string", p);
+        }
+        add(es, FPC_INVALID_FIELD, p, zh, en);
+        return -1;
+    }
+    return 1;
+}
+
+/* ---- rules ---- */
+
+static const int allowed_rates[] = {1300, 900, 600, 500, 300, 150, 100, 0};
+
+static int rate_allowed(int bp)
+{
+    for (size_t i = 0; i < sizeof allowed_rates / sizeof allowed_rates[0]; i++)
+        if (allowed_rates[i] == bp)
+            return 1;
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    fp_policy policy;
+} policies[] = {
+    {"exempt", FP_POLICY_EXEMPT},
+    {"non_taxable", FP_POLICY_NON_TAXABLE},
+    {"simplified", FP_POLICY_SIMPLIFIED},
+    {"reduced_1_5", FP_POLICY_REDUCED},
+};
+
+static const char *policy_name(fp_policy p)
+{
+    for (size_t i = 0; i < sizeof policies / sizeof policies[0]; i++)
+        if (policies[i].policy == p)
+            return policies[i].name;
+    return NULL;
+}
+
+static void parse_party(const cJSON *b, fp_party *pt, int tax_id_required, fp_invoice *inv,
+                        fp_errors *es)
+{
+    static const char *const allowed[] = {"name", "tax_id", "address", "phone", "bank",
+                                          "account", "natural_person", "email", NULL};
+    const char *base = "buyer";
+    check_unknown(b, base, allowed, es);
+    pt->name = get_str(b, "name", base, 1, 300, es);
+    pt->tax_id = get_str(b, "tax_id", base, tax_id_required, 20, es);
+    pt->address = get_str(b, "address", base, 0, 300, es);
+    pt->phone = get_str(b, "phone", base, 0, 60, es);
+    pt->bank = get_str(b, "bank", base, 0, 120, es);
+    pt->account = get_str(b, "account", base, 0, 100, es);
+    pt->email = get_str(b, "email", base, 0, 254, es);
+    pt->natural_person = get_bool(b, "natural_person", base, 0, es);
+    if (pt->tax_id && *pt->tax_id) {
+        fp_taxid_kind k = fp_taxid_classify(pt->tax_id);
+        if (k == FP_TAXID_INVALID)
+            add(es, FPC_INVALID_TAX_ID, "buyer.tax_id",
+                "购买方纳税人识别号无效（18 位统一社会信用代码校验位不符，或长度不是 15/17/18/20 位）",
+                "The buyer's taxpayer id is invalid (USCC check character wrong, or length not "
+                "15/17/18/20)");
+        else if (k == FP_TAXID_LEGACY && inv->nwarnings < 4)
+            snprintf(inv->warnings[inv->nwarnings++], sizeof inv->warnings[0], "LEGACY_TAX_ID");
+    }
+    if (pt->email && *pt->email && !strchr(pt->email, '@'))
+        add(es, FPC_INVALID_FIELD, "buyer.email", "电子邮箱格式无效", "The e-mail address is invalid");
+}
+
+static void item_err(fp_errors *es, fp_code c, int i, const char *key, const char *zh,
+                     const char *en)
+{
+    char p[64];
+    snprintf(p, sizeof p, "items[%d].%s", i, key);
+    add(es, c, p, zh, en);
+}
+
+static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode_table *codes,
+                       fp_errors *es)
+{
+    static const char *const allowed[] = {"name", "tax_code", "spec", "unit", "quantity",
+                                          "unit_price", "amount", "tax_rate", "tax",
+                                          "amount_with_tax", "line_kind", "policy", NULL};
+    fp_item *item = &inv->items[i];
+    char base[32];
+    snprintf(base, sizeof base, "items[%d]", i);
+    if (!cJSON_IsObject(it)) {
+        add(es, FPC_FIELD_TYPE, base, "明细行必须是对象", "Each item must be an object");
+        return;
+    }
+    int nerr = es->n;
+    check_unknown(it, base, allowed, es);
+    item->name = get_str(it, "name", base, 1, 600, es);
+    item->tax_code = get_str(it, "tax_code", base, 1, 19, es);
+    item->spec = get_str(it, "spec", base, 0, 150, es);
+    item->unit = get_str(it, "unit", base, 0, 300, es);
+    item->quantity = get_str(it, "quantity", base, 0, FP_DEC_MAXLEN, es);
+    item->unit_price = get_str(it, "unit_price", base, 0, FP_DEC_MAXLEN, es);
+    const char *rate = get_str(it, "tax_rate", base, 1, 8, es);
+    const char *kind = get_str(it, "line_kind", base, 0, 16, es);
+    const char *policy = get_str(it, "policy", base, 0, 32, es);
+    int64_t amount = 0, tax = 0, gross = 0;
+    int has_amount = get_money(it, "amount", base, &amount, es);
+    int has_tax = get_money(it, "tax", base, &tax, es);
+    int has_gross = get_money(it, "amount_with_tax", base, &gross, es);
+
+    item->kind = FP_LINE_NORMAL;
+    if (kind && strcmp(kind, "normal") != 0) {
+        if (strcmp(kind, "discount") == 0)
+            item->kind = FP_LINE_DISCOUNT;
+        else
+            item_err(es, FPC_INVALID_FIELD, i, "line_kind", "line_kind 只能是 normal 或 discount",
+                     "line_kind must be normal or discount");
+    }
+    item->policy = FP_POLICY_NONE;
+    if (policy && *policy) {
+        int found = 0;
+        for (size_t k = 0; k < sizeof policies / sizeof policies[0]; k++)
+            if (strcmp(policy, policies[k].name) == 0) {
+                item->policy = policies[k].policy;
+                found = 1;
+            }
+        if (!found)
+            item_err(es, FPC_INVALID_FIELD, i, "policy",
+                     "policy 只能是 exempt、non_taxable、simplified 或 reduced_1_5",
+                     "policy must be exempt, non_taxable, simplified or reduced_1_5");
+    }
+
+    /* tax classification code */
+    const fp_taxcode *tc = NULL;
+    if (item->tax_code) {
+        if (!fp_taxcode_valid_shape(item->tax_code))
+            item_err(es, FPC_INVALID_TAX_CODE, i, "tax_code",
+                     "税收分类编码须为 19 位数字，首位 1–6，层级结构正确",
+                     "The tax classification code must be 19 digits, first digit 1-6, with a valid "
+                     "level structure");
+        else if (codes && !(tc = fp_taxcode_find(codes, item->tax_code)))
+            item_err(es, FPC_INVALID_TAX_CODE, i, "tax_code", "税收分类编码不在编码表中",
+                     "The tax classification code is not in the code table");
+        else if (tc && tc->summary)
+            item_err(es, FPC_INVALID_TAX_CODE, i, "tax_code", "汇总项编码不能用于开票",
+                     "A summary (汇总) code cannot be used on an invoice");
+    }
+    item->short_name = tc ? tc->short_name : "";
+
+    /* rate */
+    int rate_ok = 0;
+    if (rate) {
+        if (fp_rate_parse(rate, &item->rate_bp) < 0 || !rate_allowed(item->rate_bp)) {
+            item_err(es, FPC_RATE_NOT_ALLOWED, i, "tax_rate",
+                     "税率须为 0.13、0.09、0.06、0.05、0.03、0.015、0.01 或 0",
+                     "The rate must be one of 0.13, 0.09, 0.06, 0.05, 0.03, 0.015, 0.01, 0");
+        } else if (tc && tc->nrates > 0) {
+            int ok = 0;
+            for (int k = 0; k < tc->nrates; k++)
+                ok |= tc->rates_bp[k] == item->rate_bp;
+            if (!ok)
+                item_err(es, FPC_RATE_NOT_ALLOWED, i, "tax_rate", "该税收分类编码不适用此税率",
+                         "This rate is not allowed for the tax classification code");
+            else
+                rate_ok = 1;
+        } else {
+            rate_ok = 1;
+        }
+        if (rate_ok) {
+            fp_policy pol = item->policy;
+            int bad = ((pol == FP_POLICY_EXEMPT || pol == FP_POLICY_NON_TAXABLE) && item->rate_bp != 0) ||
+                      (pol == FP_POLICY_SIMPLIFIED && item->rate_bp != 500 && item->rate_bp != 300 &&
+                       item->rate_bp != 100) ||
+                      (pol == FP_POLICY_REDUCED && item->rate_bp != 150) ||
+                      (pol == FP_POLICY_NONE && item->rate_bp == 150);
+            if (bad) {
+                item_err(es, FPC_RATE_NOT_ALLOWED, i, "tax_rate", "税率与优惠政策标识不符",
+                         "The rate does not match the policy flag");
+                rate_ok = 0;
+            }
+        }
+    }
+
+    /* quantity and unit price come as a pair */
+    fp_dec q, up;
+    int has_qp = 0;
+    /* present but already refused (e.g. a number): no second error */
+    int q_bad = !item->quantity && cJSON_GetObjectItemCaseSensitive(it, "quantity");
+    int p_bad = !item->unit_price && cJSON_GetObjectItemCaseSensitive(it, "unit_price");
+    if ((item->quantity || item->unit_price) && !q_bad && !p_bad) {
+        if (!item->quantity || !item->unit_price) {
+            item_err(es, FPC_FIELD_REQUIRED, i, item->quantity ? "unit_price" : "quantity",
+                     "数量与单价须同时提供", "quantity and unit_price must be given together");
+        } else {
+            int okq = fp_dec_parse(item->quantity, &q) == 0;
+            int okp = fp_dec_parse(item->unit_price, &up) == 0;
+            if (!okq)
+                item_err(es, FPC_INVALID_FIELD, i, "quantity", "数量须为最多 13 位小数、25 个字符的十进制数",
+                         "quantity must be a decimal of at most 25 characters and 13 decimals");
+            if (!okp)
+                item_err(es, FPC_INVALID_FIELD, i, "unit_price", "单价须为最多 13 位小数、25 个字符的十进制数",
+                         "unit_price must be a decimal of at most 25 characters and 13 decimals");
+            if (okq && okp) {
+                if (q.neg || fp_dec_is_zero(&q))
+                    item_err(es, FPC_INVALID_FIELD, i, "quantity", "蓝字发票数量须大于 0",
+                             "quantity must be positive on a blue invoice");
+                else if (up.neg)
+                    item_err(es, FPC_INVALID_FIELD, i, "unit_price", "单价不能为负",
+                             "unit_price must not be negative");
+                else
+                    has_qp = 1;
+            }
+        }
+    }
+
+    if (es->n > nerr || !rate_ok)
+        return; /* arithmetic on broken input would only add noise */
+
+    if (item->kind == FP_LINE_DISCOUNT) {
+        fp_item *prev = i > 0 ? &inv->items[i - 1] : NULL;
+        if (item->spec || item->unit || item->quantity || item->unit_price)
+            item_err(es, FPC_INVALID_DISCOUNT, i, "line_kind", "折扣行不能有规格型号、单位、数量或单价",
+                     "A discount line has no spec, unit, quantity or unit price");
+        if (!prev || prev->kind != FP_LINE_NORMAL || !prev->name)
+            item_err(es, FPC_INVALID_DISCOUNT, i, "line_kind", "折扣行必须紧跟在一个普通商品行之后",
+                     "A discount line must directly follow a normal line");
+        else if (strcmp(prev->name, item->name) || strcmp(prev->tax_code, item->tax_code) ||
+                 prev->rate_bp != item->rate_bp)
+            item_err(es, FPC_INVALID_DISCOUNT, i, "line_kind", "折扣行的名称、税收分类编码和税率须与被折扣行一致",
+                     "A discount line must have the name, tax code and rate of the line it discounts");
+        if (es->n > nerr)
+            return;
+    }
+
+    /* amounts: net (amount), tax, gross (amount_with_tax) */
+    int incl = inv->price_includes_tax;
+    int64_t from_qp = 0;
+    if (has_qp && fp_dec_mul_fen(&q, &up, &from_qp) < 0) {
+        item_err(es, FPC_AMOUNT_OUT_OF_RANGE, i, "quantity", "数量 × 单价超出金额范围",
+                 "quantity × unit_price is out of range");
+        return;
+    }
+    int zero_tax = item->policy == FP_POLICY_EXEMPT || item->policy == FP_POLICY_NON_TAXABLE;
+    if (!incl) {
+        if (has_amount == 1) {
+            /* |单价 × 数量 − 金额| <= 0.01 (compared after rounding the product to fen) */
+            if (has_qp && llabs(from_qp - amount) > 1)
+                item_err(es, FPC_TOLERANCE_EXCEEDED, i, "amount", "|单价×数量−金额| 超过 0.01",
+                         "|unit_price × quantity − amount| exceeds 0.01");
+        } else if (has_qp) {
+            amount = from_qp;
+        } else {
+            item_err(es, FPC_FIELD_REQUIRED, i, "amount", "须提供金额，或数量与单价",
+                     "Give amount, or quantity and unit_price");
+            return;
+        }
+    } else {
+        /* tax-inclusive: quantity × unit_price (or amount_with_tax) is gross */
+        if (has_gross == 1) {
+            if (has_qp && llabs(from_qp - gross) > 1)
+                item_err(es, FPC_TOLERANCE_EXCEEDED, i, "amount_with_tax", "|含税单价×数量−含税金额| 超过 0.01",
+                         "|unit_price × quantity − amount_with_tax| exceeds 0.01");
+        } else if (has_qp) {
+            gross = from_qp;
+        } else {
+            item_err(es, FPC_FIELD_REQUIRED, i, "amount_with_tax", "含税开票须提供含税金额，或数量与含税单价",
+                     "With price_includes_tax, give amount_with_tax, or quantity and unit_price");
+            return;
+        }
+        int64_t net = zero_tax ? gross : fp_net_of_gross(gross, item->rate_bp);
+        if (has_amount == 1 && amount != net)
+            item_err(es, FPC_TOLERANCE_EXCEEDED, i, "amount", "金额与含税金额换算结果不符",
+                     "amount does not match amount_with_tax / (1 + rate)");
+        amount = net;
+    }
+    if (item->kind == FP_LINE_DISCOUNT ? amount >= 0 : amount <= 0) {
+        item_err(es, FPC_INVALID_FIELD, i, "amount",
+                 item->kind == FP_LINE_DISCOUNT ? "折扣行金额须为负数" : "蓝字发票商品行金额须大于 0",
+                 item->kind == FP_LINE_DISCOUNT ? "A discount line's amount must be negative"
+                                                : "A normal line's amount must be positive");
+        return;
+    }
+    if (item->kind == FP_LINE_DISCOUNT && -amount > inv->items[i - 1].amount) {
+        item_err(es, FPC_INVALID_DISCOUNT, i, "amount", "折扣金额不能超过被折扣行金额",
+                 "The discount exceeds the amount of the discounted line");
+        return;
+    }
+    int64_t computed_tax = zero_tax ? 0 : incl ? gross - amount : fp_tax_of(amount, item->rate_bp);
+    if (has_tax == 1) {
+        /* |金额 × 税率 − 税额| <= 0.06, exact: amount*bp vs tax*10000 */
+        __int128 diff = (__int128)amount * item->rate_bp - (__int128)tax * 10000;
+        if (diff < 0)
+            diff = -diff;
+        if (zero_tax ? tax != 0 : diff > 6 * 10000)
+            item_err(es, FPC_TOLERANCE_EXCEEDED, i, "tax", "|金额×税率−税额| 超过 0.06",
+                     "|amount × rate − tax| exceeds 0.06");
+    } else {
+        tax = computed_tax;
+    }
+    if (has_gross == 1 && !incl && gross != amount + tax)
+        item_err(es, FPC_TOLERANCE_EXCEEDED, i, "amount_with_tax", "含税金额须等于金额加税额",
+                 "amount_with_tax must equal amount + tax");
+    if (incl && has_tax == 1 && gross != amount + tax)
+        item_err(es, FPC_TOLERANCE_EXCEEDED, i, "tax", "含税金额须等于金额加税额",
+                 "amount_with_tax must equal amount + tax");
+    item->amount = amount;
+    item->tax = tax;
+    item->amount_with_tax = amount + tax;
+    if (item->kind == FP_LINE_DISCOUNT)
+        inv->items[i - 1].kind = FP_LINE_DISCOUNTED;
+}
+
+int fp_invoice_parse(const char *body, size_t len, const fp_taxcode_table *codes,
+                     fp_invoice *inv, fp_errors *es)
+{
+    static const char *const allowed[] = {"invoice_type", "price_includes_tax", "buyer", "items",
+                                          "remark", "drawer", NULL};
+    memset(inv, 0, sizeof *inv);
+    es->n = es->dropped = 0;
+    fp_code code = FPC_NONE;
+    char detail[128];
+    inv->doc = fp_json_parse(body, len, MAX_DEPTH, &code, detail, sizeof detail);
+    if (!inv->doc) {
+        const fp_code_info *ci = fp_code_get(code);
+        char zh[192], en[192];
+        snprintf(zh, sizeof zh, "%s：%s", ci->zh, detail);
+        snprintf(en, sizeof en, "%s: %s", ci->en, detail);
+        add(es, code, "", zh, en);
+        return FP_EINVAL;
+    }
+    const cJSON *root = inv->doc;
+    if (!cJSON_IsObject(root)) {
+        add(es, FPC_FIELD_TYPE, "", "请求体必须是 JSON 对象", "The body must be a JSON object");
+        return FP_EINVAL;
+    }
+    check_unknown(root, "", allowed, es);
+    const char *type = get_str(root, "invoice_type", "", 1, 2, es);
+    if (type) {
+        if (strcmp(type, "01") && strcmp(type, "02"))
+            add(es, FPC_INVALID_FIELD, "invoice_type", "invoice_type 只能是 01（专票）或 02（普票）",
+                "invoice_type must be 01 (special VAT) or 02 (ordinary)");
+        else
+            memcpy(inv->invoice_type, type, 3);
+    }
+    int incl = get_bool(root, "price_includes_tax", "", 0, es);
+    inv->price_includes_tax = incl > 0;
+    inv->remark = get_str(root, "remark", "", 0, 450, es);
+    inv->drawer = get_str(root, "drawer", "", 1, 300, es);
+
+    const cJSON *buyer = cJSON_GetObjectItemCaseSensitive(root, "buyer");
+    if (!buyer || cJSON_IsNull(buyer))
+        add(es, FPC_FIELD_REQUIRED, "buyer", "缺少必填字段 buyer", "Missing required field buyer");
+    else if (!cJSON_IsObject(buyer))
+        add(es, FPC_FIELD_TYPE, "buyer", "buyer 必须是对象", "buyer must be an object");
+    else
+        parse_party(buyer, &inv->buyer, type && strcmp(type, "01") == 0, inv, es);
+
+    const cJSON *items = cJSON_GetObjectItemCaseSensitive(root, "items");
+    if (!items || cJSON_IsNull(items)) {
+        add(es, FPC_FIELD_REQUIRED, "items", "缺少必填字段 items", "Missing required field items");
+    } else if (!cJSON_IsArray(items)) {
+        add(es, FPC_FIELD_TYPE, "items", "items 必须是数组", "items must be an array");
+    } else {
+        int n = cJSON_GetArraySize(items);
+        if (n == 0 || n > FP_MAX_ITEMS) {
+            add(es, FPC_INVALID_FIELD, "items", "明细行须为 1 到 5000 行",
+                "items must have 1 to 5000 lines");
+        } else {
+            inv->items = calloc((size_t)n, sizeof *inv->items);
+            if (!inv->items) {
+                add(es, FPC_INTERNAL, "items", "内存不足", "Out of memory");
+                return FP_EINVAL;
+            }
+            inv->nitems = n;
+            int i = 0;
+            for (const cJSON *it = items->child; it; it = it->next, i++)
+                parse_item(it, i, inv, codes, es);
+        }
+    }
+    if (es->n > 0)
+        return FP_EINVAL;
+
+    for (int i = 0; i < inv->nitems; i++) {
+        inv->total_amount += inv->items[i].amount;
+        inv->total_tax += inv->items[i].tax;
+    }
+    inv->total_with_tax = inv->total_amount + inv->total_tax;
+    if (inv->total_with_tax > FP_MONEY_MAX_FEN || inv->total_with_tax <= 0) {
+        add(es, FPC_AMOUNT_OUT_OF_RANGE, "items", "价税合计须大于 0 且不超过 (18,2)",
+            "The total must be positive and fit (18,2)");
+        return FP_EINVAL;
+    }
+    return 0;
+}
+
+void fp_invoice_clear(fp_invoice *inv)
+{
+    if (!inv)
+        return;
+    cJSON_Delete(inv->doc);
+    free(inv->items);
+    memset(inv, 0, sizeof *inv);
+}
+
+char *fp_invoice_canonical(const fp_invoice *inv)
+{
+    return inv->doc ? cJSON_PrintUnformatted(inv->doc) : NULL;
+}
+
+/* ---- response document ---- */
+
+static const char placeholder[FP_NUMBER_LEN + 1] = "00000000000000000000";
+
+static void mark_number(fp_doc *d, fp_buf *b, size_t before)
+{
+    /* the placeholder was just written; remember where its digits start */
+    if (d->nnum < FP_NUM_SLOTS)
+        d->num_off[d->nnum++] = before;
+    (void)b;
+}
+
+static void kstr_opt(fp_jw *w, const char *k, const char *v)
+{
+    if (v && *v)
+        fp_jw_kstr(w, k, v);
+}
+
+int fp_invoice_render(const fp_invoice *inv, const fp_seller *seller, const char *serial,
+                      const char *issued_at, fp_doc *out)
+{
+    fp_buf b;
+    fp_jw w;
+    memset(out, 0, sizeof *out);
+    fp_buf_init(&b, 64u << 20);
+    fp_jw_init(&w, &b);
+    fp_jw_obj_open(&w);
+    fp_jw_key(&w, "number");
+    mark_number(out, &b, b.len + 1);
+    fp_jw_str(&w, placeholder);
+    fp_jw_kstr(&w, "serial", serial);
+    fp_jw_kstr(&w, "status", "accepted");
+    fp_jw_kstr(&w, "invoice_type", inv->invoice_type);
+    fp_jw_kstr(&w, "color", "blue");
+    fp_jw_kstr(&w, "issued_at", issued_at);
+    fp_jw_kbool(&w, "price_includes_tax", inv->price_includes_tax);
+
+    fp_jw_key(&w, "seller");
+    fp_jw_obj_open(&w);
+    fp_jw_kstr(&w, "name", seller->name);
+    fp_jw_kstr(&w, "tax_id", seller->tax_id);
+    kstr_opt(&w, "address", seller->address);
+    kstr_opt(&w, "phone", seller->phone);
+    kstr_opt(&w, "bank", seller->bank);
+    kstr_opt(&w, "account", seller->account);
+    fp_jw_obj_close(&w);
+
+    const fp_party *p = &inv->buyer;
+    fp_jw_key(&w, "buyer");
+    fp_jw_obj_open(&w);
+    if (p->natural_person) {
+        /* 自然人: the name is shown with （个人） */
+        fp_buf nb;
+        fp_buf_init(&nb, 4096);
+        fp_buf_puts(&nb, p->name);
+        fp_buf_puts(&nb, "（个人）");
+        char *name = fp_buf_take(&nb, NULL);
+        fp_jw_kstr(&w, "name", name);
+        free(name);
+    } else {
+        fp_jw_kstr(&w, "name", p->name);
+    }
+    kstr_opt(&w, "tax_id", p->tax_id);
+    kstr_opt(&w, "address", p->address);
+    kstr_opt(&w, "phone", p->phone);
+    kstr_opt(&w, "bank", p->bank);
+    kstr_opt(&w, "account", p->account);
+    kstr_opt(&w, "email", p->email);
+    fp_jw_kbool(&w, "natural_person", p->natural_person);
+    fp_jw_obj_close(&w);
+
+    fp_jw_key(&w, "items");
+    fp_jw_arr_open(&w);
+    for (int i = 0; i < inv->nitems; i++) {
+        const fp_item *it = &inv->items[i];
+        static const char *const kinds[] = {"normal", "discount", "discounted"};
+        char rate[16];
+        fp_jw_obj_open(&w);
+        fp_jw_kint(&w, "line", i + 1);
+        fp_jw_kstr(&w, "line_kind", kinds[it->kind]);
+        fp_buf nb;
+        fp_buf_init(&nb, 8192);
+        if (it->short_name && *it->short_name)
+            fp_buf_printf(&nb, "*%s*", it->short_name);
+        fp_buf_puts(&nb, it->name);
+        char *name = fp_buf_take(&nb, NULL);
+        fp_jw_kstr(&w, "name", name);
+        free(name);
+        fp_jw_kstr(&w, "tax_code", it->tax_code);
+        kstr_opt(&w, "spec", it->spec);
+        kstr_opt(&w, "unit", it->unit);
+        kstr_opt(&w, "quantity", it->quantity);
+        kstr_opt(&w, "unit_price", it->unit_price);
+        fp_jw_kmoney(&w, "amount", it->amount);
+        fp_rate_format(it->rate_bp, rate, sizeof rate);
+        fp_jw_kstr(&w, "tax_rate", rate);
+        fp_jw_kmoney(&w, "tax", it->tax);
+        fp_jw_kmoney(&w, "amount_with_tax", it->amount_with_tax);
+        if (it->policy != FP_POLICY_NONE)
+            fp_jw_kstr(&w, "policy", policy_name(it->policy));
+        fp_jw_obj_close(&w);
+    }
+    fp_jw_arr_close(&w);
+
+    char words[160];
+    fp_capital(inv->total_with_tax, words, sizeof words);
+    fp_jw_kmoney(&w, "total_amount", inv->total_amount);
+    fp_jw_kmoney(&w, "total_tax", inv->total_tax);
+    fp_jw_kmoney(&w, "total_with_tax", inv->total_with_tax);
+    fp_jw_kstr(&w, "total_with_tax_words", words);
+    kstr_opt(&w, "remark", inv->remark);
+    fp_jw_kstr(&w, "drawer", inv->drawer);
+    if (inv->nwarnings > 0) {
+        fp_jw_key(&w, "warnings");
+        fp_jw_arr_open(&w);
+        for (int i = 0; i < inv->nwarnings; i++)
+            fp_jw_str(&w, inv->warnings[i]);
+        fp_jw_arr_close(&w);
+    }
+    fp_jw_key(&w, "links");
+    fp_jw_obj_open(&w);
+    static const char *const links[][2] = {{"self", ""}, {"pdf", "/pdf"}, {"xml", "/xml"}};
+    for (int i = 0; i < 3; i++) {
+        fp_jw_key(&w, links[i][0]);
+        fp_buf_puts(&b, "\"/v1/invoices/");
+        mark_number(out, &b, b.len);
+        fp_buf_puts(&b, placeholder);
+        fp_buf_puts(&b, links[i][1]);
+        fp_buf_puts(&b, "\"");
+        w.need_comma[w.depth] = 1;
+    }
+    fp_jw_obj_close(&w);
+    fp_jw_obj_close(&w);
+    out->json = fp_buf_take(&b, &out->len);
+    return out->json ? 0 : FP_ENOMEM;
+}
+
+void fp_doc_patch_number(fp_doc *d, const char number[FP_NUMBER_LEN])
+{
+    for (int i = 0; i < d->nnum; i++)
+        memcpy(d->json + d->num_off[i], number, FP_NUMBER_LEN);
+}

@@ -1,0 +1,374 @@
+/* handlers.c — one function per route of the table in server.c. */
+#include "internal.h"
+#include "fapiao/crypto.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *header(fp_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+static int is_json_ctype(const char *ct)
+{
+    if (!ct)
+        return 0;
+    size_t n = strlen("application/json");
+    if (strncasecmp(ct, "application/json", n) != 0)
+        return 0;
+    return ct[n] == 0 || ct[n] == ';' || ct[n] == ' ';
+}
+
+static enum MHD_Result bad_body(fp_req *r, const fp_errors *es)
+{
+    fp_code top = fp_errors_top(es);
+    /* a document-level error (bad JSON, bad UTF-8) has no field: message only */
+    if (es->n == 1 && es->e[0].field[0] == 0)
+        return fp_problem(r, top, es->e[0].zh, es->e[0].en, NULL);
+    return fp_problem(r, top, NULL, NULL, es);
+}
+
+static int key_char_ok(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           c == '_' || c == '-' || c == '.' || c == ':';
+}
+
+/* ---- POST /v1/token ---- */
+
+enum MHD_Result fp_h_token(fp_req *r)
+{
+    fp_server *s = r->srv;
+    if (!is_json_ctype(header(r, "Content-Type")))
+        return fp_problem(r, FPC_UNSUPPORTED_MEDIA_TYPE, NULL, NULL, NULL);
+    fp_code code = FPC_NONE;
+    char detail[128];
+    cJSON *doc = fp_json_parse(r->body.p ? r->body.p : "", r->body.len, 4, &code, detail,
+                               sizeof detail);
+    if (!doc)
+        return fp_problem(r, code, NULL, detail, NULL);
+    fp_errors es = {0};
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(doc, "client_id");
+    const cJSON *sec = cJSON_GetObjectItemCaseSensitive(doc, "client_secret");
+    if (!cJSON_IsObject(doc)) {
+        fp_errors_add(&es, FPC_FIELD_TYPE, "", "请求体必须是 JSON 对象", "The body must be a JSON object");
+    } else {
+        for (const cJSON *c = doc->child; c; c = c->next)
+            if (strcmp(c->string, "client_id") && strcmp(c->string, "client_secret"))
+                fp_errors_add(&es, FPC_UNKNOWN_FIELD, c->string, NULL, NULL);
+        if (!id)
+            fp_errors_add(&es, FPC_FIELD_REQUIRED, "client_id", NULL, NULL);
+        else if (!cJSON_IsString(id))
+            fp_errors_add(&es, FPC_FIELD_TYPE, "client_id", NULL, NULL);
+        if (!sec)
+            fp_errors_add(&es, FPC_FIELD_REQUIRED, "client_secret", NULL, NULL);
+        else if (!cJSON_IsString(sec))
+            fp_errors_add(&es, FPC_FIELD_TYPE, "client_secret", NULL, NULL);
+    }
+    if (es.n > 0) {
+        cJSON_Delete(doc);
+        return fp_problem(r, fp_errors_top(&es), NULL, NULL, &es);
+    }
+    fp_client_rec c;
+    unsigned char h[32];
+    int found = strlen(id->valuestring) <= 64 &&
+                fp_store_get_client(s->o.store, id->valuestring, &c) == 0;
+    int ok = 0;
+    if (found) {
+        fp_secret_hash(c.salt, sec->valuestring, h);
+        ok = fp_ct_equal(h, c.hash, 32) && !c.disabled;
+    } else {
+        static const unsigned char zero_salt[16];
+        fp_secret_hash(zero_salt, sec->valuestring, h); /* same work either way */
+    }
+    cJSON_Delete(doc);
+    if (!ok)
+        return fp_problem(r, FPC_UNAUTHENTICATED, "client_id 或 client_secret 错误",
+                          "Wrong client_id or client_secret", NULL);
+    fp_token_claims cl = {0};
+    snprintf(cl.client_id, sizeof cl.client_id, "%s", c.client_id);
+    cl.seller_id = c.seller_id;
+    cl.expires = (int64_t)time(NULL) + s->o.token_ttl;
+    char tok[FP_TOKEN_MAX];
+    if (fp_token_issue(s->o.token_key, &cl, tok) < 0)
+        return fp_problem(r, FPC_INTERNAL, NULL, NULL, NULL);
+    r->claims = cl;
+    fp_buf b;
+    fp_jw w;
+    fp_buf_init(&b, 4096);
+    fp_jw_init(&w, &b);
+    fp_jw_obj_open(&w);
+    fp_jw_kstr(&w, "access_token", tok);
+    fp_jw_kstr(&w, "token_type", "Bearer");
+    fp_jw_kint(&w, "expires_in", s->o.token_ttl);
+    fp_jw_kstr(&w, "scope", c.scope);
+    fp_jw_obj_close(&w);
+    size_t len;
+    char *body = fp_buf_take(&b, &len);
+    return body ? fp_respond_json(r, 200, body, len) : MHD_NO;
+}
+
+/* ---- POST /v1/invoices ---- */
+
+static enum MHD_Result replay(fp_req *r, char *doc, size_t len, const char *number)
+{
+    char loc[64];
+    snprintf(loc, sizeof loc, "/v1/invoices/%.20s", number);
+    const char *hdrs[] = {"Location", loc, "Idempotent-Replayed", "true", NULL};
+    return fp_respond(r, 201, "application/json", doc, len, hdrs);
+}
+
+/* The number is the value of the first "number" key: our own document. */
+static void doc_number(const char *doc, char out[FP_NUMBER_LEN + 1])
+{
+    const char *p = strstr(doc, "\"number\":\"");
+    out[0] = 0;
+    if (p)
+        snprintf(out, FP_NUMBER_LEN + 1, "%.20s", p + 10);
+}
+
+static void on_committed(fp_issue_req *ir, void *arg)
+{
+    fp_req *r = arg;
+    (void)ir;
+    MHD_resume_connection(r->conn);
+}
+
+enum MHD_Result fp_h_issue(fp_req *r)
+{
+    fp_server *s = r->srv;
+    if (!is_json_ctype(header(r, "Content-Type")))
+        return fp_problem(r, FPC_UNSUPPORTED_MEDIA_TYPE, NULL, NULL, NULL);
+    const char *key = header(r, "Idempotency-Key");
+    if (!key || !*key)
+        return fp_problem(r, FPC_IDEMPOTENCY_KEY_REQUIRED, NULL, NULL, NULL);
+    size_t kl = strlen(key);
+    int kok = kl <= 64;
+    for (size_t i = 0; kok && i < kl; i++)
+        kok = key_char_ok(key[i]);
+    if (!kok)
+        return fp_problem(r, FPC_IDEMPOTENCY_KEY_INVALID, NULL, NULL, NULL);
+    if (atomic_load(&s->stopping))
+        return fp_problem(r, FPC_DEGRADED, "服务正在停止，请稍后重试", "The server is stopping; retry",
+                          NULL);
+
+    fp_invoice inv;
+    fp_errors *es = malloc(sizeof *es);
+    if (!es)
+        return MHD_NO;
+    if (fp_invoice_parse(r->body.p ? r->body.p : "", r->body.len, s->o.codes, &inv, es) < 0) {
+        enum MHD_Result res = bad_body(r, es);
+        fp_invoice_clear(&inv);
+        free(es);
+        return res;
+    }
+    free(es);
+    char *canon = fp_invoice_canonical(&inv);
+    unsigned char hash[32];
+    if (!canon) {
+        fp_invoice_clear(&inv);
+        return fp_problem(r, FPC_INTERNAL, NULL, NULL, NULL);
+    }
+    fp_sha256(canon, strlen(canon), hash);
+    free(canon);
+
+    /* Fast path: an already durable key is answered from a read connection. */
+    char *doc = NULL;
+    size_t dlen = 0;
+    unsigned char have[32];
+    int frc = fp_store_find_serial(s->o.store, r->claims.seller_id, key, have, &doc, &dlen);
+    if (frc == 0) {
+        fp_invoice_clear(&inv);
+        if (!fp_ct_equal(have, hash, 32)) {
+            free(doc);
+            return fp_problem(r, FPC_IDEMPOTENCY_KEY_REUSED, NULL, NULL, NULL);
+        }
+        char num[FP_NUMBER_LEN + 1];
+        doc_number(doc, num);
+        return replay(r, doc, dlen, num);
+    }
+    if (frc != FP_ENOTFOUND) {
+        fp_invoice_clear(&inv);
+        return fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
+    }
+
+    fp_seller seller;
+    if (fp_server_seller(s, r->claims.seller_id, &seller) < 0) {
+        fp_invoice_clear(&inv);
+        return fp_problem(r, FPC_FORBIDDEN, "凭据绑定的销售方不存在", "The credential's seller does not exist",
+                          NULL);
+    }
+    fp_issue_req *ir = calloc(1, sizeof *ir);
+    if (!ir) {
+        fp_invoice_clear(&inv);
+        return MHD_NO;
+    }
+    time_t now = time(NULL);
+    struct tm tm;
+    time_t cst = now + 8 * 3600; /* issue times are China Standard Time */
+    gmtime_r(&cst, &tm);
+    char issued_at[40];
+    strftime(issued_at, sizeof issued_at, "%Y-%m-%dT%H:%M:%S+08:00", &tm);
+    int rrc = fp_invoice_render(&inv, &seller, key, issued_at, &ir->doc);
+    if (rrc < 0) {
+        fp_invoice_clear(&inv);
+        free(ir);
+        return fp_problem(r, FPC_INTERNAL, NULL, NULL, NULL);
+    }
+    ir->seller_id = r->claims.seller_id;
+    snprintf(ir->serial, sizeof ir->serial, "%s", key);
+    memcpy(ir->request_hash, hash, 32);
+    memcpy(ir->invoice_type, inv.invoice_type, 3);
+    snprintf(ir->buyer_tax_id, sizeof ir->buyer_tax_id, "%s", inv.buyer.tax_id ? inv.buyer.tax_id : "");
+    ir->total_with_tax = inv.total_with_tax;
+    ir->issued_at = (int64_t)now;
+    snprintf(ir->actor, sizeof ir->actor, "%s", r->claims.client_id);
+    snprintf(ir->request_id, sizeof ir->request_id, "%s", r->rid);
+    snprintf(ir->client_ip, sizeof ir->client_ip, "%s", r->client_ip);
+    ir->done = on_committed;
+    ir->arg = r;
+    fp_invoice_clear(&inv);
+
+    r->issue = ir;
+    atomic_fetch_add(&s->inflight, 1);
+    MHD_suspend_connection(r->conn);
+    fp_store_submit(s->o.store, ir);
+    return MHD_YES;
+}
+
+enum MHD_Result fp_h_issue_resumed(fp_req *r)
+{
+    fp_issue_req *ir = r->issue;
+    enum MHD_Result res;
+    switch (ir->result) {
+    case FP_ISSUE_CREATED: {
+        char loc[64];
+        snprintf(loc, sizeof loc, "/v1/invoices/%s", ir->number);
+        const char *hdrs[] = {"Location", loc, NULL};
+        res = fp_respond(r, 201, "application/json", ir->response, ir->response_len, hdrs);
+        ir->response = NULL;
+        break;
+    }
+    case FP_ISSUE_REPLAY: {
+        char num[FP_NUMBER_LEN + 1];
+        doc_number(ir->response, num);
+        res = replay(r, ir->response, ir->response_len, num);
+        ir->response = NULL;
+        break;
+    }
+    case FP_ISSUE_KEY_REUSED:
+        res = fp_problem(r, FPC_IDEMPOTENCY_KEY_REUSED, NULL, NULL, NULL);
+        break;
+    case FP_ISSUE_EXHAUSTED:
+        res = fp_problem(r, FPC_NUMBER_RANGE_EXHAUSTED, NULL, NULL, NULL);
+        break;
+    default: {
+        char en[192];
+        snprintf(en, sizeof en, "The invoice was not stored (%s); retry with the same key",
+                 ir->error);
+        res = fp_problem(r, FPC_DEGRADED, "发票未能保存，请使用相同流水号重试", en, NULL);
+    }
+    }
+    atomic_fetch_sub(&r->srv->inflight, 1);
+    return res;
+}
+
+/* ---- reads ---- */
+
+enum MHD_Result fp_h_get_invoice(fp_req *r)
+{
+    char *doc = NULL;
+    size_t len = 0;
+    int rc = fp_store_get_invoice(r->srv->o.store, r->claims.seller_id, r->param, &doc, &len);
+    if (rc == FP_ENOTFOUND)
+        return fp_problem(r, FPC_NOT_FOUND, "发票不存在", "No such invoice", NULL);
+    if (rc < 0)
+        return fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
+    return fp_respond_json(r, 200, doc, len);
+}
+
+enum MHD_Result fp_h_list_invoices(fp_req *r)
+{
+    const char *serial = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "serial");
+    if (!serial) {
+        fp_errors es = {0};
+        fp_errors_add(&es, FPC_FIELD_REQUIRED, "serial", "查询参数 serial 必填",
+                      "The query parameter serial is required");
+        return fp_problem(r, FPC_FIELD_REQUIRED, NULL, NULL, &es);
+    }
+    char *doc = NULL;
+    size_t len = 0;
+    unsigned char hash[32];
+    int rc = fp_store_find_serial(r->srv->o.store, r->claims.seller_id, serial, hash, &doc, &len);
+    if (rc < 0 && rc != FP_ENOTFOUND)
+        return fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
+    fp_buf b;
+    fp_buf_init(&b, 64u << 20);
+    fp_buf_puts(&b, "{\"invoices\":[");
+    if (rc == 0)
+        fp_buf_append(&b, doc, len);
+    fp_buf_puts(&b, "],\"next_cursor\":null}");
+    free(doc);
+    char *body = fp_buf_take(&b, &len);
+    return body ? fp_respond_json(r, 200, body, len) : MHD_NO;
+}
+
+/* ---- operations ---- */
+
+enum MHD_Result fp_h_healthz(fp_req *r)
+{
+    return fp_respond_json(r, 200, strdup("{\"status\":\"ok\"}"), strlen("{\"status\":\"ok\"}"));
+}
+
+enum MHD_Result fp_h_readyz(fp_req *r)
+{
+    fp_err err = {0};
+    int db_ok = fp_store_ping(r->srv->o.store, &err) == 0;
+    int64_t remaining = 0;
+    int range_ok = db_ok && fp_store_numbers_remaining(r->srv->o.store, 0, &remaining) == 0 &&
+                   remaining > 0;
+    int stopping = atomic_load(&r->srv->stopping);
+    int ready = db_ok && range_ok && !stopping;
+    fp_buf b;
+    fp_jw w;
+    fp_buf_init(&b, 8192);
+    fp_jw_init(&w, &b);
+    fp_jw_obj_open(&w);
+    fp_jw_kstr(&w, "status", ready ? "ready" : "not_ready");
+    fp_jw_key(&w, "checks");
+    fp_jw_arr_open(&w);
+    fp_jw_obj_open(&w);
+    fp_jw_kstr(&w, "name", "database");
+    fp_jw_kbool(&w, "ok", db_ok);
+    if (!db_ok)
+        fp_jw_kstr(&w, "reason", err.msg);
+    fp_jw_obj_close(&w);
+    fp_jw_obj_open(&w);
+    fp_jw_kstr(&w, "name", "number_range");
+    fp_jw_kbool(&w, "ok", range_ok);
+    fp_jw_kint(&w, "remaining", remaining);
+    fp_jw_obj_close(&w);
+    fp_jw_obj_open(&w);
+    fp_jw_kstr(&w, "name", "accepting");
+    fp_jw_kbool(&w, "ok", !stopping);
+    fp_jw_obj_close(&w);
+    fp_jw_arr_close(&w);
+    fp_jw_obj_close(&w);
+    size_t len;
+    char *body = fp_buf_take(&b, &len);
+    if (!body)
+        return MHD_NO;
+    if (ready)
+        return fp_respond_json(r, 200, body, len);
+    const char *hdrs[] = {"Retry-After", "5", NULL};
+    return fp_respond(r, 503, "application/json", body, len, hdrs);
+}
+
+enum MHD_Result fp_h_openapi(fp_req *r)
+{
+    const char *doc = fp_openapi_json();
+    return fp_respond_json(r, 200, strdup(doc), strlen(doc));
+}

@@ -1,0 +1,84 @@
+/* internal.h — what the server's files share: the per-request context, the
+ * route table entry, and response helpers.  Not a public header. */
+#ifndef FAPIAO_SERVER_INTERNAL_H
+#define FAPIAO_SERVER_INTERNAL_H
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "fapiao/auth.h"
+#include "fapiao/invoice.h"
+#include "fapiao/json.h"
+#include "fapiao/server.h"
+
+typedef struct fp_req fp_req;
+typedef enum MHD_Result (*fp_handler)(fp_req *r);
+
+typedef enum { AUTH_NONE = 0, AUTH_BEARER = 1 } fp_auth_need;
+
+typedef struct fp_route {
+    const char *method;
+    const char *pattern;   /* "/v1/invoices/{}": {} is one path segment */
+    fp_handler handler;
+    fp_auth_need auth;
+} fp_route;
+
+#define FP_SELLER_CACHE 8
+
+struct fp_server {
+    fp_server_opts o;
+    struct MHD_Daemon *d;
+    char *cert_pem, *key_pem;
+    int log_fd;
+    int port;
+    atomic_int stopping;
+    atomic_int inflight;          /* suspended issue requests */
+    atomic_uint_fast64_t req_counter;
+    char rid_prefix[9];
+    pthread_mutex_t seller_lock;
+    struct { int64_t id; fp_seller s; } sellers[FP_SELLER_CACHE];
+    int nsellers;
+};
+
+struct fp_req {
+    fp_server *srv;
+    struct MHD_Connection *conn;
+    const char *method, *url;
+    const fp_route *route;
+    char param[72];               /* the {} segment */
+    char rid[72];
+    char client_ip[48];
+    int64_t t0_us;
+    fp_buf body;
+    int too_large;
+    int responded;
+    int status;
+    size_t resp_len;
+    fp_token_claims claims;
+    fp_issue_req *issue;          /* while suspended / after resume */
+    const char *code;             /* error code of the answer, for the log */
+};
+
+/* Responses.  Each returns the MHD result of queueing. */
+enum MHD_Result fp_respond(fp_req *r, int status, const char *ctype, char *body, size_t len,
+                           const char *const *headers);
+enum MHD_Result fp_respond_json(fp_req *r, int status, char *body, size_t len);
+enum MHD_Result fp_problem(fp_req *r, fp_code code, const char *zh, const char *en,
+                           const fp_errors *es);
+
+/* Handlers (handlers.c). */
+enum MHD_Result fp_h_token(fp_req *r);
+enum MHD_Result fp_h_issue(fp_req *r);
+enum MHD_Result fp_h_issue_resumed(fp_req *r);
+enum MHD_Result fp_h_get_invoice(fp_req *r);
+enum MHD_Result fp_h_list_invoices(fp_req *r);
+enum MHD_Result fp_h_healthz(fp_req *r);
+enum MHD_Result fp_h_readyz(fp_req *r);
+enum MHD_Result fp_h_openapi(fp_req *r);
+
+const char *fp_openapi_json(void);
+int fp_server_seller(fp_server *s, int64_t id, fp_seller *out);
+int64_t fp_now_us(void);
+
+#endif

@@ -1,0 +1,527 @@
+/* server.c — libmicrohttpd glue: daemon options, the per-request life cycle
+ * (create → read body within limits → route → authenticate → handle →
+ * maybe suspend for the writer → respond → log), the routing table and
+ * response helpers. */
+#include "internal.h"
+#include "fapiao/crypto.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* TLS 1.2 and 1.3 only, AEAD ciphers, forward secrecy. */
+static const char tls_priorities[] =
+    "SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"
+    "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE";
+
+static const fp_route routes[] = {
+    {"POST", "/v1/token", fp_h_token, AUTH_NONE},
+    {"POST", "/v1/invoices", fp_h_issue, AUTH_BEARER},
+    {"GET", "/v1/invoices", fp_h_list_invoices, AUTH_BEARER},
+    {"GET", "/v1/invoices/{}", fp_h_get_invoice, AUTH_BEARER},
+    {"GET", "/healthz", fp_h_healthz, AUTH_NONE},
+    {"GET", "/readyz", fp_h_readyz, AUTH_NONE},
+    {"GET", "/openapi.json", fp_h_openapi, AUTH_NONE},
+};
+#define NROUTES (sizeof routes / sizeof routes[0])
+
+int64_t fp_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int seg_char_ok(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           c == '-' || c == '_' || c == '.';
+}
+
+/* 1 if path matches pattern; the {} segment is copied to param. */
+static int match(const char *pattern, const char *path, char *param, size_t cap)
+{
+    while (*pattern && *path) {
+        if (pattern[0] == '{' && pattern[1] == '}') {
+            size_t n = 0;
+            while (path[n] && path[n] != '/') {
+                if (!seg_char_ok(path[n]) || n + 1 >= cap)
+                    return 0;
+                param[n] = path[n];
+                n++;
+            }
+            if (n == 0)
+                return 0;
+            param[n] = 0;
+            path += n;
+            pattern += 2;
+            continue;
+        }
+        if (*pattern != *path)
+            return 0;
+        pattern++;
+        path++;
+    }
+    return *pattern == 0 && *path == 0;
+}
+
+/* ---- responses ---- */
+
+enum MHD_Result fp_respond(fp_req *r, int status, const char *ctype, char *body, size_t len,
+                           const char *const *headers)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", ctype);
+    MHD_add_response_header(resp, "X-Request-Id", r->rid);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    for (const char *const *h = headers; h && h[0]; h += 2)
+        MHD_add_response_header(resp, h[0], h[1]);
+    enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    r->responded = 1;
+    r->status = status;
+    r->resp_len = len;
+    return ok;
+}
+
+enum MHD_Result fp_respond_json(fp_req *r, int status, char *body, size_t len)
+{
+    return fp_respond(r, status, "application/json", body, len, NULL);
+}
+
+enum MHD_Result fp_problem(fp_req *r, fp_code code, const char *zh, const char *en,
+                           const fp_errors *es)
+{
+    const fp_code_info *ci = fp_code_get(code);
+    fp_buf b;
+    fp_jw w;
+    fp_buf_init(&b, 1u << 20);
+    fp_jw_init(&w, &b);
+    char type[96];
+    snprintf(type, sizeof type, "urn:fapiao:error:%s", ci->name);
+    fp_jw_obj_open(&w);
+    fp_jw_kstr(&w, "type", type);
+    fp_jw_kint(&w, "status", ci->http_status);
+    fp_jw_kstr(&w, "code", ci->name);
+    fp_jw_kstr(&w, "title", ci->title);
+    fp_jw_kstr(&w, "message_zh", zh ? zh : ci->zh);
+    fp_jw_kstr(&w, "message_en", en ? en : ci->en);
+    fp_jw_kstr(&w, "request_id", r->rid);
+    if (es && es->n > 0) {
+        fp_jw_key(&w, "errors");
+        fp_jw_arr_open(&w);
+        for (int i = 0; i < es->n; i++) {
+            const fp_field_error *e = &es->e[i];
+            fp_jw_obj_open(&w);
+            fp_jw_kstr(&w, "field", e->field);
+            fp_jw_kstr(&w, "code", fp_code_get(e->code)->name);
+            fp_jw_kstr(&w, "message_zh", e->zh);
+            fp_jw_kstr(&w, "message_en", e->en);
+            fp_jw_obj_close(&w);
+        }
+        fp_jw_arr_close(&w);
+        if (es->dropped)
+            fp_jw_kint(&w, "errors_omitted", es->dropped);
+    }
+    fp_jw_obj_close(&w);
+    size_t len;
+    char *body = fp_buf_take(&b, &len);
+    if (!body)
+        return MHD_NO;
+    r->code = ci->name;
+    const char *hdrs[7] = {NULL};
+    int h = 0;
+    if (ci->http_status == 401) {
+        hdrs[h++] = "WWW-Authenticate";
+        hdrs[h++] = code == FPC_TOKEN_EXPIRED ? "Bearer error=\"invalid_token\", "
+                                                "error_description=\"token expired\""
+                                              : "Bearer";
+    }
+    if (ci->http_status == 429 || ci->http_status == 503) {
+        hdrs[h++] = "Retry-After";
+        hdrs[h++] = "1";
+    }
+    if (ci->http_status == 413) {
+        hdrs[h++] = "Connection";
+        hdrs[h++] = "close";
+    }
+    return fp_respond(r, ci->http_status, "application/problem+json", body, len, hdrs);
+}
+
+/* ---- sellers (cached: they change only by admin action) ---- */
+
+int fp_server_seller(fp_server *s, int64_t id, fp_seller *out)
+{
+    pthread_mutex_lock(&s->seller_lock);
+    for (int i = 0; i < s->nsellers; i++)
+        if (s->sellers[i].id == id) {
+            *out = s->sellers[i].s;
+            pthread_mutex_unlock(&s->seller_lock);
+            return 0;
+        }
+    pthread_mutex_unlock(&s->seller_lock);
+    int rc = fp_store_get_seller(s->o.store, id, out);
+    if (rc == 0) {
+        pthread_mutex_lock(&s->seller_lock);
+        if (s->nsellers < FP_SELLER_CACHE) {
+            s->sellers[s->nsellers].id = id;
+            s->sellers[s->nsellers].s = *out;
+            s->nsellers++;
+        }
+        pthread_mutex_unlock(&s->seller_lock);
+    }
+    return rc;
+}
+
+/* ---- request life cycle ---- */
+
+static int valid_rid(const char *v)
+{
+    size_t n = v ? strlen(v) : 0;
+    if (n == 0 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!seg_char_ok(v[i]) && v[i] != ':')
+            return 0;
+    return 1;
+}
+
+static fp_req *req_new(fp_server *s, struct MHD_Connection *c, const char *method, const char *url)
+{
+    fp_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->srv = s;
+    r->conn = c;
+    r->method = method;
+    r->url = url;
+    r->t0_us = fp_now_us();
+    fp_buf_init(&r->body, s->o.max_body);
+    const char *rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+    if (valid_rid(rid))
+        snprintf(r->rid, sizeof r->rid, "%s", rid);
+    else
+        snprintf(r->rid, sizeof r->rid, "%s%012llx", s->rid_prefix,
+                 (unsigned long long)atomic_fetch_add(&s->req_counter, 1));
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->client_ip,
+                      sizeof r->client_ip);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->client_ip,
+                      sizeof r->client_ip);
+    }
+    return r;
+}
+
+static enum MHD_Result route_and_handle(fp_req *r)
+{
+    const fp_route *path_match = NULL;
+    for (size_t i = 0; i < NROUTES; i++) {
+        if (!match(routes[i].pattern, r->url, r->param, sizeof r->param))
+            continue;
+        path_match = &routes[i];
+        if (strcmp(routes[i].method, r->method) == 0) {
+            r->route = &routes[i];
+            break;
+        }
+    }
+    if (!r->route) {
+        if (path_match)
+            return fp_problem(r, FPC_METHOD_NOT_ALLOWED, NULL, NULL, NULL);
+        return fp_problem(r, FPC_NOT_FOUND, "路径不存在", "No such path", NULL);
+    }
+    if (r->route->auth == AUTH_BEARER) {
+        const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
+        if (!h || strncmp(h, "Bearer ", 7) != 0)
+            return fp_problem(r, FPC_UNAUTHENTICATED, "缺少 Authorization: Bearer 访问令牌",
+                              "Missing Authorization: Bearer access token", NULL);
+        fp_token_status ts = fp_token_verify(r->srv->o.token_key, h + 7, (int64_t)time(NULL),
+                                             &r->claims);
+        if (ts == FP_TOKEN_EXPIRED)
+            return fp_problem(r, FPC_TOKEN_EXPIRED, NULL, NULL, NULL);
+        if (ts != FP_TOKEN_OK)
+            return fp_problem(r, FPC_UNAUTHENTICATED, "访问令牌无效", "The access token is invalid",
+                              NULL);
+    }
+    if (r->too_large) {
+        char zh[96], en[96];
+        snprintf(zh, sizeof zh, "请求体超过 %zu 字节", r->srv->o.max_body);
+        snprintf(en, sizeof en, "The request body exceeds %zu bytes", r->srv->o.max_body);
+        return fp_problem(r, FPC_BODY_TOO_LARGE, zh, en, NULL);
+    }
+    return r->route->handler(r);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **ctx)
+{
+    (void)version;
+    fp_server *s = cls;
+    fp_req *r = *ctx;
+    if (!r) {
+        r = req_new(s, c, method, url);
+        if (!r)
+            return MHD_NO;
+        *ctx = r;
+        /* A declared body over the limit is refused before it is read. */
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (cl) {
+            char *end;
+            errno = 0;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (errno || *end || n > s->o.max_body) {
+                r->too_large = 1;
+                char zh[96], en[96];
+                snprintf(zh, sizeof zh, "请求体超过 %zu 字节", s->o.max_body);
+                snprintf(en, sizeof en, "The request body exceeds %zu bytes", s->o.max_body);
+                return fp_problem(r, FPC_BODY_TOO_LARGE, zh, en, NULL);
+            }
+        }
+        return MHD_YES;
+    }
+    if (r->responded) {
+        *upload_size = 0; /* discard whatever still arrives */
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        if (!r->too_large) {
+            fp_buf_append(&r->body, upload_data, *upload_size);
+            if (r->body.overflow) {
+                r->too_large = 1;
+                fp_buf_free(&r->body);
+            }
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (r->issue) /* resumed after the group commit */
+        return fp_h_issue_resumed(r);
+    return route_and_handle(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)c;
+    fp_server *s = cls;
+    fp_req *r = *ctx;
+    if (!r)
+        return;
+    if (s->log_fd >= 0) {
+        char ts[40];
+        struct timespec now;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &now);
+        gmtime_r(&now.tv_sec, &tm);
+        strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+        fp_buf b;
+        fp_jw w;
+        fp_buf_init(&b, 8192);
+        fp_jw_init(&w, &b);
+        char tsz[64];
+        snprintf(tsz, sizeof tsz, "%s.%03ldZ", ts, now.tv_nsec / 1000000);
+        fp_jw_obj_open(&w);
+        fp_jw_kstr(&w, "ts", tsz);
+        fp_jw_kstr(&w, "request_id", r->rid);
+        fp_jw_kstr(&w, "client_ip", r->client_ip);
+        fp_jw_kstr(&w, "method", r->method);
+        char path[256];
+        snprintf(path, sizeof path, "%s", r->url);
+        fp_jw_kstr(&w, "path", path);
+        fp_jw_kint(&w, "status", r->status);
+        if (r->code)
+            fp_jw_kstr(&w, "code", r->code);
+        fp_jw_kint(&w, "bytes", (long long)r->resp_len);
+        fp_jw_kint(&w, "duration_us", (long long)(fp_now_us() - r->t0_us));
+        if (r->claims.client_id[0])
+            fp_jw_kstr(&w, "client_id", r->claims.client_id);
+        if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            fp_jw_kstr(&w, "termination", toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED
+                                              ? "timeout"
+                                              : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT
+                                                    ? "client_abort"
+                                                    : "error");
+        fp_jw_obj_close(&w);
+        fp_buf_append(&b, "\n", 1);
+        if (!b.overflow) {
+            ssize_t wr = write(s->log_fd, b.p, b.len); /* O_APPEND: one line, one write */
+            (void)wr;
+        }
+        fp_buf_free(&b);
+    }
+    if (r->issue) {
+        free(r->issue->response);
+        free(r->issue->doc.json);
+        free(r->issue);
+    }
+    fp_buf_free(&r->body);
+    free(r);
+    *ctx = NULL;
+}
+
+static char *slurp(const char *path, fp_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fp_fail(err, FP_EIO, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(65537);
+    size_t n = buf ? fread(buf, 1, 65536, f) : 0;
+    fclose(f);
+    if (!buf || n == 0 || n == 65536) {
+        free(buf);
+        fp_fail(err, FP_EIO, "%s: empty or larger than 64 KiB", path);
+        return NULL;
+    }
+    buf[n] = 0;
+    return buf;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    fp_server *s = cls;
+    (void)s;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n')
+        msg[--n] = 0;
+    fprintf(stderr, "fapiao: http: %s\n", msg);
+}
+
+int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
+{
+    int rc = 0;
+    fp_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return fp_fail(err, FP_ENOMEM, "out of memory");
+    s->o = *o;
+    s->log_fd = -1;
+    pthread_mutex_init(&s->seller_lock, NULL);
+    if (s->o.threads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        s->o.threads = n > 0 ? (int)n : 2;
+    }
+    if (s->o.token_ttl <= 0)
+        s->o.token_ttl = 3600;
+    if (s->o.max_body == 0)
+        s->o.max_body = 1u << 20;
+    if (s->o.max_connections <= 0)
+        s->o.max_connections = 1024;
+    if (s->o.idle_timeout <= 0)
+        s->o.idle_timeout = 30;
+    unsigned char rnd[4];
+    fp_random(rnd, sizeof rnd);
+    fp_hex(rnd, sizeof rnd, s->rid_prefix);
+
+    if (o->access_log && strcmp(o->access_log, "off") != 0) {
+        s->log_fd = strcmp(o->access_log, "-") == 0
+                        ? dup(STDERR_FILENO)
+                        : open(o->access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (s->log_fd < 0) {
+            rc = fp_fail(err, FP_EIO, "access log %s: %s", o->access_log, strerror(errno));
+            goto fail;
+        }
+    }
+    if (!(s->cert_pem = slurp(o->cert_path, err)) || !(s->key_pem = slurp(o->key_path, err))) {
+        rc = FP_EIO;
+        goto fail;
+    }
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t sl;
+    unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, o->host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)o->port);
+        sl = sizeof *sin;
+    } else if (inet_pton(AF_INET6, o->host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)o->port);
+        sl = sizeof *sin6;
+        flags |= MHD_USE_IPv6;
+    } else {
+        rc = fp_fail(err, FP_EINVAL, "listen address '%s' is not an IPv4 or IPv6 address", o->host);
+        goto fail;
+    }
+    (void)sl;
+    s->d = MHD_start_daemon(
+        flags, (uint16_t)o->port, NULL, NULL, on_request, s,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_HTTPS_MEM_CERT, s->cert_pem,
+        MHD_OPTION_HTTPS_MEM_KEY, s->key_pem,
+        MHD_OPTION_HTTPS_PRIORITIES, tls_priorities,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->o.threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->o.max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->o.idle_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+        MHD_OPTION_END);
+    if (!s->d) {
+        rc = fp_fail(err, FP_EIO,
+                     "cannot listen on %s:%d (address in use, not permitted, or a bad TLS "
+                     "certificate/key)",
+                     o->host, o->port);
+        goto fail;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : o->port;
+    *out = s;
+    return 0;
+fail:
+    fp_server_stop(s);
+    return rc;
+}
+
+void fp_server_stop(fp_server *s)
+{
+    if (!s)
+        return;
+    if (s->d) {
+        atomic_store(&s->stopping, 1);
+        MHD_socket ls = MHD_quiesce_daemon(s->d);
+        if (ls != MHD_INVALID_SOCKET)
+            close(ls);
+        /* Suspended connections must be resumed before MHD stops: wait for
+         * the writer to answer them (bounded). */
+        for (int i = 0; i < 1000 && atomic_load(&s->inflight) > 0; i++) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        MHD_stop_daemon(s->d);
+    }
+    if (s->log_fd >= 0)
+        close(s->log_fd);
+    free(s->cert_pem);
+    free(s->key_pem);
+    pthread_mutex_destroy(&s->seller_lock);
+    free(s);
+}
+
+int fp_server_port(const fp_server *s)
+{
+    return s->port;
+}

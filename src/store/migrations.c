@@ -1,0 +1,65 @@
+/* migrations.c — the versioned schema.  Migration i (1-based) brings the
+ * database from user_version i-1 to i; they run in one transaction each at
+ * open.  Never edit a released migration: add a new one. */
+#include "fapiao/store.h"
+
+#include <stddef.h>
+
+static const char *const migrations[] = {
+    /* 1: walking skeleton */
+    "CREATE TABLE sellers("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL, tax_id TEXT NOT NULL, address TEXT NOT NULL DEFAULT '',"
+    "  phone TEXT NOT NULL DEFAULT '', bank TEXT NOT NULL DEFAULT '',"
+    "  account TEXT NOT NULL DEFAULT '');"
+    "CREATE TABLE clients("
+    "  client_id TEXT PRIMARY KEY,"
+    "  seller_id INTEGER NOT NULL REFERENCES sellers(id),"
+    "  secret_salt BLOB NOT NULL, secret_hash BLOB NOT NULL,"
+    "  scope TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    "  disabled INTEGER NOT NULL DEFAULT 0);"
+    /* 预赋码: a range of numbers prefix || 15-digit sequence, first..last */
+    "CREATE TABLE number_ranges("
+    "  id INTEGER PRIMARY KEY,"
+    "  seller_id INTEGER NOT NULL REFERENCES sellers(id),"
+    "  prefix TEXT NOT NULL CHECK(length(prefix) = 5),"
+    "  first INTEGER NOT NULL, last INTEGER NOT NULL, next INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  CHECK(first >= 1 AND first <= last AND last <= 999999999999999),"
+    "  CHECK(next >= first AND next <= last + 1));"
+    /* One row per issued invoice.  (seller_id, serial) is the idempotency
+     * record: the serial is the caller's Idempotency-Key, unique per seller
+     * forever; request_hash identifies the body it was first used with, and
+     * doc is the original 201 body, replayed byte for byte. */
+    "CREATE TABLE invoices("
+    "  number TEXT PRIMARY KEY CHECK(length(number) = 20),"
+    "  seller_id INTEGER NOT NULL REFERENCES sellers(id),"
+    "  serial TEXT NOT NULL,"
+    "  request_hash BLOB NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  invoice_type TEXT NOT NULL,"
+    "  buyer_tax_id TEXT,"
+    "  total_with_tax INTEGER NOT NULL,"
+    "  issued_at INTEGER NOT NULL,"
+    "  doc TEXT NOT NULL,"
+    "  UNIQUE(seller_id, serial));"
+    "CREATE INDEX invoices_buyer ON invoices(seller_id, buyer_tax_id);"
+    "CREATE INDEX invoices_issued ON invoices(seller_id, issued_at);"
+    /* Written in the same transaction as the change it records. */
+    "CREATE TABLE audit("
+    "  id INTEGER PRIMARY KEY,"
+    "  ts INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,"
+    "  target TEXT, request_id TEXT, client_ip TEXT, outcome TEXT NOT NULL);",
+};
+
+int fp_store_migration_count(void)
+{
+    return (int)(sizeof migrations / sizeof migrations[0]);
+}
+
+const char *fp_store_migration_sql(int version)
+{
+    if (version < 1 || version > fp_store_migration_count())
+        return NULL;
+    return migrations[version - 1];
+}
