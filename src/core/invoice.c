@@ -577,12 +577,11 @@ char *fp_invoice_canonical(const fp_invoice *inv)
 
 static const char placeholder[FP_NUMBER_LEN + 1] = "00000000000000000000";
 
-static void mark_number(fp_doc *d, fp_buf *b, size_t before)
+/* Remembers where the placeholder digits about to be written start. */
+static void mark_number(fp_doc *d, size_t off)
 {
-    /* the placeholder was just written; remember where its digits start */
     if (d->nnum < FP_NUM_SLOTS)
-        d->num_off[d->nnum++] = before;
-    (void)b;
+        d->num_off[d->nnum++] = off;
 }
 
 static void kstr_opt(fp_jw *w, const char *k, const char *v)
@@ -601,7 +600,7 @@ int fp_invoice_render(const fp_invoice *inv, const fp_seller *seller, const char
     fp_jw_init(&w, &b);
     fp_jw_obj_open(&w);
     fp_jw_key(&w, "number");
-    mark_number(out, &b, b.len + 1);
+    mark_number(out, b.len + 1);
     fp_jw_str(&w, placeholder);
     fp_jw_kstr(&w, "serial", serial);
     fp_jw_kstr(&w, "status", "accepted");
@@ -698,7 +697,7 @@ int fp_invoice_render(const fp_invoice *inv, const fp_seller *seller, const char
     for (int i = 0; i < 3; i++) {
         fp_jw_key(&w, links[i][0]);
         fp_buf_puts(&b, "\"/v1/invoices/");
-        mark_number(out, &b, b.len);
+        mark_number(out, b.len);
         fp_buf_puts(&b, placeholder);
         fp_buf_puts(&b, links[i][1]);
         fp_buf_puts(&b, "\"");

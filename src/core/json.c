@@ -294,12 +294,6 @@ void fp_jw_init(fp_jw *w, fp_buf *b)
     w->b = b;
 }
 
-static void value_prefix(fp_jw *w)
-{
-    /* after a key the comma was already written */
-    (void)w;
-}
-
 static void sep(fp_jw *w)
 {
     if (w->need_comma[w->depth])
@@ -354,7 +348,7 @@ void fp_jw_key(fp_jw *w, const char *k)
 
 static void scalar_prefix(fp_jw *w)
 {
-    value_prefix(w);
+    /* directly after a key the separator is already written */
     if (!after_key(w))
         sep(w);
 }

@@ -176,14 +176,12 @@ static void *ckpt_main(void *arg)
             ts.tv_sec += 1;
             pthread_cond_timedwait(&s->ckcond, &s->cklock, &ts);
         }
-        int run = s->ck_pending;
         s->ck_pending = 0;
         if (s->ck_stop)
             break;
         pthread_mutex_unlock(&s->cklock);
         /* PASSIVE never blocks the writer; a periodic pass (once a second)
          * keeps the WAL short on a quiet server too. */
-        (void)run;
         sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         pthread_mutex_lock(&s->cklock);
     }
@@ -431,7 +429,9 @@ int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err)
             }
         s->rfree[s->nfree++] = i;
     }
-    if ((rc = open_conn(o->path, SQLITE_OPEN_READWRITE, &s->cdb, err)) < 0)
+    /* A connection checkpoints only once it has opened the WAL: read first. */
+    if ((rc = open_conn(o->path, SQLITE_OPEN_READWRITE, &s->cdb, err)) < 0 ||
+        (rc = exec(s->cdb, "SELECT count(*) FROM sqlite_master", err)) < 0)
         goto fail;
     sqlite3_wal_hook(s->wdb, wal_hook, s);
     if (pthread_create(&s->ckpt, NULL, ckpt_main, s) != 0) {

@@ -50,6 +50,8 @@ POST_CASES = {
     "not_json_at_all": (b"hello", "application/json", 400, "MALFORMED_JSON", None),
     "unit_price_number": (b"", "application/json", 400, "FIELD_TYPE", "items[0].unit_price"),
     "quantity_number": (b"", "application/json", 400, "FIELD_TYPE", "items[0].quantity"),
+    "unit_price_number_no_discount_line": (b"", "application/json", 400, "FIELD_TYPE",
+                                           "items[0].unit_price"),
     "tax_rate_number": (b"", "application/json", 400, "FIELD_TYPE", "items[0].tax_rate"),
     "amount_number": (b"", "application/json", 400, "FIELD_TYPE", "items[1].amount"),
     "unknown_field": (b"", "application/json", 400, "UNKNOWN_FIELD", "buyer.nickname"),
@@ -63,6 +65,8 @@ POST_CASES = {
 MUTATIONS = {
     "unit_price_number": lambda d: d["items"][0].__setitem__("unit_price", 1000.00),
     "quantity_number": lambda d: d["items"][0].__setitem__("quantity", 1),
+    "unit_price_number_no_discount_line": lambda d: (d["items"].pop(),
+                                                     d["items"][0].__setitem__("unit_price", 1000)),
     "tax_rate_number": lambda d: d["items"][0].__setitem__("tax_rate", 0.06),
     "amount_number": lambda d: d["items"][1].__setitem__("amount", -100.00),
     "unknown_field": _set(["buyer", "nickname"], "小王"),
@@ -109,7 +113,12 @@ def test_bad_post(server, reference, name):
     key = "errors-" + name.replace("_", "-")
     before = server.db_query("SELECT count(*) FROM invoices")[0][0]
     r = server.issue(key, body=_body(name), content_type=ctype)
-    assert_problem(r, status, code, field)
+    p = assert_problem(r, status, code, field)
+    if field is not None:
+        # the body has exactly one defect: no further (consequential) errors
+        extra = [e for e in p["errors"] if (e.get("field"), e.get("code")) != (field, code)]
+        assert not extra, "one defect (%s %s) but further errors reported: %r" % (
+            code, field, extra)
     assert server.db_query("SELECT count(*) FROM invoices")[0][0] == before
     assert_unchanged(server, reference, fresh_key=key)
 
@@ -202,3 +211,87 @@ def test_health_and_ready(server):
     r = server.request("GET", "/readyz", auth=False)
     assert r.status == 200, r
     assert "checks" in r.json()
+
+
+def test_max_body_option_and_chunked_upload(make_server, tmp_path):
+    small = make_server(serve_args=["--max-body", "4096"])
+    assert len(EXAMPLE_BODY) < 4096
+    ok = small.issue("errors-max-body-ok")
+    assert ok.status == 201, ok
+    big = dumps(dict(example_doc(), remark="备" * 2000))  # ~6 KB of valid JSON
+    assert len(big) > 4096
+    r = small.issue("errors-max-body-big", body=big)
+    assert_problem(r, 413, "BODY_TOO_LARGE")
+    # the same with chunked transfer encoding (no Content-Length): the limit
+    # must hold while streaming, too
+    f = tmp_path / "big.json"
+    f.write_bytes(big)
+    st, hdrs, body, rc, err = curl(small, "POST", "/v1/invoices", body_file=f,
+                                   headers={"Content-Type": "application/json",
+                                            "Idempotency-Key": "errors-max-body-chunked",
+                                            "Transfer-Encoding": "chunked"},
+                                   out_dir=tmp_path)
+    assert st == 413, "expected 413, got %r (curl rc %d: %s)" % (st, rc, err)
+    assert_problem((st, hdrs, body), 413, "BODY_TOO_LARGE")
+    assert small.healthy()
+    for key in ("errors-max-body-big", "errors-max-body-chunked"):
+        s = small.request("GET", "/v1/invoices?serial=" + key)
+        assert s.status == 200 and s.json()["invoices"] == [], s
+    g = small.request("GET", "/v1/invoices/" + ok.json()["number"])
+    assert g.status == 200 and g.body == ok.body
+
+
+def test_method_not_allowed(server, reference):
+    for method, path in [("PUT", "/v1/invoices"), ("DELETE", "/v1/invoices"),
+                         ("DELETE", "/v1/invoices/" + json.loads(reference.body)["number"])]:
+        r = server.request(method, path, body=b"" if method == "PUT" else None)
+        assert_problem(r, 405, "METHOD_NOT_ALLOWED")
+    assert_unchanged(server, reference)
+
+
+def test_invalid_request_id_is_not_echoed(server):
+    for bad in ["has spaces in it", "x" * 300, "semi;colon<script>"]:
+        r = server.request("GET", "/healthz", auth=False, headers={"X-Request-Id": bad})
+        assert r.status == 200
+        rid = r.header("X-Request-Id")
+        assert rid and rid != bad, "invalid X-Request-Id %r echoed" % bad
+
+
+def test_token_endpoint_malformed_json(server):
+    r = server.request("POST", "/v1/token", body=b'{"client_id": ',
+                       headers={"Content-Type": "application/json"}, auth=False)
+    assert_problem(r, 400, "MALFORMED_JSON")
+    assert server.healthy()
+
+
+def test_keep_alive_connection_survives_refused_requests(server, reference):
+    """Refused requests with a body must not leave unread body bytes on a
+    kept-alive connection: the next request on the same connection is
+    answered normally (the server may also close it, which http.client
+    notices from Connection: close and reconnects)."""
+    token = server.token()
+    json_h = {"Content-Type": "application/json"}
+    bad = [
+        ("415", {"Content-Type": "text/plain", "Idempotency-Key": "ka-415"}, EXAMPLE_BODY, True, 415),
+        ("no key", json_h, EXAMPLE_BODY, True, 400),
+        ("bad key", dict(json_h, **{"Idempotency-Key": "bad key"}), EXAMPLE_BODY, True, 400),
+        ("no auth", dict(json_h, **{"Idempotency-Key": "ka-401"}), EXAMPLE_BODY, False, 401),
+        ("malformed", dict(json_h, **{"Idempotency-Key": "ka-400"}), b"{" + b"x" * 3000, True, 400),
+    ]
+    conn = server.connection()
+    try:
+        for i, (name, headers, body, auth, status) in enumerate(bad):
+            r = server.request("POST", "/v1/invoices", body=body, headers=headers,
+                               auth=token if auth else False, conn=conn)
+            assert r.status == status, "%s: %r" % (name, r)
+            h = server.request("GET", "/healthz", auth=False, conn=conn)
+            assert h.status == 200, "after %s: %r" % (name, h)
+            key = "errors-keepalive-%d" % i
+            ok = server.request("POST", "/v1/invoices", body=EXAMPLE_BODY,
+                                headers=dict(json_h, **{"Idempotency-Key": key}),
+                                auth=token, conn=conn)
+            assert ok.status == 201, "after %s: %r" % (name, ok)
+            assert ok.json()["serial"] == key
+    finally:
+        conn.close()
+    assert_unchanged(server, reference)

@@ -201,6 +201,8 @@ def test_concurrent_requests_with_one_key_create_one_invoice(server):
 
     created = [r for r in results if r.status == 201]
     others = [r for r in results if r.status != 201]
+    print("concurrent: %d x 201 (%d replays), %d others" % (
+        len(created), sum(r.header("Idempotent-Replayed") == "true" for r in created), len(others)))
     for r in others:
         assert_problem(r, 409, "IDEMPOTENCY_IN_PROGRESS")
     assert created, "no request got a 201"
