@@ -172,8 +172,43 @@ setup_server() {
     return 0
 }
 
+# server_survived NAME: the server must still be running when a phase ends
+# (something else sending it a signal mid-run spoils the figures)
+server_survived() {
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null &&
+        ! grep -q 'stopping' "$TMP/$1-serve.err" 2>/dev/null; then
+        return 0
+    fi
+    tail -5 "$TMP/$1-serve.err" >&2
+    fail "$1: the server stopped during the run (not by this script; see its log above)"
+    return 1
+}
+
 db_count() {
     sqlite3 -cmd ".timeout 10000" "$DB" "SELECT count(*) FROM invoices;" 2>>"$TMP/sqlite.err"
+}
+
+# CPU busy % over 1 s, from /proc/stat: a check that nothing else loads the
+# machine before a phase (other work on 2 cores spoils the figures)
+cpu_busy() {
+    local a b a1 a2 a3 a4 a5 a6 a7 a8 b1 b2 b3 b4 b5 b6 b7 b8
+    read -r _ a1 a2 a3 a4 a5 a6 a7 a8 _ </proc/stat
+    sleep 1
+    read -r _ b1 b2 b3 b4 b5 b6 b7 b8 _ </proc/stat
+    a=$((a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8))
+    b=$((b1 + b2 + b3 + b4 + b5 + b6 + b7 + b8))
+    awk -v t=$((b - a)) -v i=$(((b4 + b5) - (a4 + a5))) \
+        'BEGIN{printf "%.0f", (t > 0) ? 100 * (t - i) / t : 0}'
+}
+BUSY_NOTE=""
+check_quiet() { # check_quiet PHASE
+    local pct
+    pct=$(cpu_busy)
+    say "$1: CPU busy before the phase: ${pct}%"
+    if ((pct > 15)); then
+        BUSY_NOTE="$BUSY_NOTE $1:${pct}%"
+        say "WARNING: the machine is busy with other work (${pct}% CPU); $1 figures are unreliable"
+    fi
 }
 
 kv() { # kv KEY LINE -> value of KEY=value in LINE
@@ -185,10 +220,12 @@ W_RPS=n/a W_DURABLE=n/a W_P50=n/a W_P99=n/a W_NON201=n/a W_ROWS=n/a W_CREATED=n/
 R_RATE=n/a R_P50=n/a R_P99=n/a R_P999=n/a R_MAX=n/a R_ERR=n/a R_OK=n/a R_ROWS=n/a
 C_CEIL=n/a C_BATCH=n/a RATIO=n/a
 T_START=$(date +%s)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- phase 1+2: wrk --------------------------------------------------------
 if setup_server wrk; then
     URL="$BASE/v1/invoices"
+    check_quiet wrk
     say "wrk warm-up 3 s"
     timeout 30 wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d3s -s "$LUA" "$URL" \
         -- "$TOKEN" "$BODY" "${RUN_ID}wu" >"$TMP/wrk-warmup.out" 2>&1 ||
@@ -199,6 +236,7 @@ if setup_server wrk; then
         --latency -s "$LUA" "$URL" -- "$TOKEN" "$BODY" "${RUN_ID}m" >"$TMP/wrk.out" 2>&1
     wrc=$?
     after=$(db_count)
+    server_survived wrk
     cat "$TMP/wrk.out" >&2
     line=$(grep '^wrk_result ' "$TMP/wrk.out" | tail -1)
     if ((wrc != 0)) || [[ -z "$line" ]]; then
@@ -224,6 +262,7 @@ fi
 
 # ---- phase 3: ratebench at a constant rate ---------------------------------
 if setup_server rate; then
+    check_quiet ratebench
     say "ratebench: $RATE/s for ${RATE_DURATION}s over $RATE_CONNS connections"
     before=$(db_count)
     timeout $((RATE_DURATION + 40)) "$RATEBENCH" --url "$BASE/v1/invoices" --rate "$RATE" \
@@ -232,6 +271,7 @@ if setup_server rate; then
         --warmup-url "$BASE/healthz" >"$TMP/ratebench.out" 2>&1
     rrc=$?
     after=$(db_count)
+    server_survived rate
     cat "$TMP/ratebench.out" >&2
     line=$(grep '^ratebench rate=' "$TMP/ratebench.out" | tail -1)
     if ((rrc != 0)) || [[ -z "$line" ]]; then
@@ -253,6 +293,7 @@ if setup_server rate; then
 fi
 
 # ---- phase 4: raw SQLite group-commit ceiling, same filesystem -------------
+check_quiet ceiling
 say "commit ceiling in $TMP"
 timeout 120 "$CEILING" --dir "$TMP" >"$TMP/ceiling.out" 2>&1
 crc=$?
@@ -293,7 +334,9 @@ table=$(cat <<EOF
 | raw SQLite group-commit ceiling, rows/s (best batch $C_BATCH) | $C_CEIL | | |
 | durable invoices/s as % of ceiling | $RATIO | >= 50 | $(verdict "$RATIO" ">=" 50) |
 
-- machine: $NPROC CPUs, $CPU; $(uname -sr); client and server share the CPUs
+- machine: $NPROC CPUs, $CPU; $(uname -sr); client and server share the CPUs;
+  load average before the run $LOAD_START, after $(cut -d' ' -f1-3 /proc/loadavg);
+  other work on the machine before a phase (CPU busy > 15%): ${BUSY_NOTE:- none}
 - data dir filesystem: $FSTYPE under $parent (same device as the repo: $SAMEFS)
 - server: \`fapiao serve --access-log off ${SERVE_EXTRA[*]:-}\`, revision $REV
 - wrk: closed loop, 2 threads, 64 keep-alive TLS connections, unique Idempotency-Key per request;

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -513,6 +514,12 @@ int main(int argc, char **argv)
     printf("  achieved      %.1f ok/s over %.2f s\n", achieved, span);
     printf("  connections   %ld opened in warm-up, %ld opened during the run\n", warm_connects,
            st.connects);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    printf("  client CPU    %.2f s (%.0f%% of one core over the run)\n", cpu,
+           t_end > st.t0 ? 100 * cpu / (t_end - st.t0) : 0);
     printf("  max backlog   %" PRId64 " requests due but waiting for a connection\n",
            st.max_backlog);
     printf("  status");

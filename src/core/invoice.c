@@ -384,6 +384,11 @@ static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode
 
     if (item->kind == FP_LINE_DISCOUNT) {
         fp_item *prev = i > 0 ? &inv->items[i - 1] : NULL;
+        /* A valid normal line always has a positive amount; zero means the
+         * previous line was refused already and comparing would only add
+         * false errors. */
+        if (prev && prev->kind == FP_LINE_NORMAL && prev->amount == 0)
+            return;
         if (item->spec || item->unit || item->quantity || item->unit_price)
             item_err(es, FPC_INVALID_DISCOUNT, i, "line_kind", "折扣行不能有规格型号、单位、数量或单价",
                      "A discount line has no spec, unit, quantity or unit price");

@@ -372,3 +372,33 @@ enum MHD_Result fp_h_openapi(fp_req *r)
     const char *doc = fp_openapi_json();
     return fp_respond_json(r, 200, strdup(doc), strlen(doc));
 }
+
+enum MHD_Result fp_h_metrics(fp_req *r)
+{
+    fp_buf b;
+    fp_store_stats st;
+    int64_t remaining = 0;
+    fp_buf_init(&b, 1u << 20);
+    fp_server_http_metrics(r->srv, &b);
+    fp_store_get_stats(r->srv->o.store, &st);
+    fp_buf_printf(&b,
+                  "# HELP fapiao_store_commits_total Group commits (transactions) of the writer.\n"
+                  "# TYPE fapiao_store_commits_total counter\nfapiao_store_commits_total %llu\n"
+                  "# HELP fapiao_store_requests_total Issue requests processed by the writer.\n"
+                  "# TYPE fapiao_store_requests_total counter\nfapiao_store_requests_total %llu\n"
+                  "# HELP fapiao_store_batch_max Largest group commit so far.\n"
+                  "# TYPE fapiao_store_batch_max gauge\nfapiao_store_batch_max %llu\n"
+                  "# HELP fapiao_store_commit_seconds_total Time spent in COMMIT (fsync).\n"
+                  "# TYPE fapiao_store_commit_seconds_total counter\nfapiao_store_commit_seconds_total %.6f\n",
+                  (unsigned long long)st.commits, (unsigned long long)st.requests,
+                  (unsigned long long)st.max_batch, (double)st.fsync_us_total / 1e6);
+    if (fp_store_numbers_remaining(r->srv->o.store, 0, &remaining) == 0)
+        fp_buf_printf(&b,
+                      "# HELP fapiao_numbers_remaining Invoice numbers left in all ranges.\n"
+                      "# TYPE fapiao_numbers_remaining gauge\nfapiao_numbers_remaining %lld\n",
+                      (long long)remaining);
+    size_t len;
+    char *body = fp_buf_take(&b, &len);
+    return body ? fp_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", body, len, NULL)
+                : MHD_NO;
+}

@@ -36,6 +36,9 @@ struct fp_server {
     atomic_int inflight;          /* suspended issue requests */
     atomic_uint_fast64_t req_counter;
     char rid_prefix[9];
+    /* per route (last row: unmatched) and status class 1xx..5xx */
+    atomic_uint_fast64_t hits[16][6];
+    atomic_uint_fast64_t dur_us[16];
     pthread_mutex_t seller_lock;
     struct { int64_t id; fp_seller s; } sellers[FP_SELLER_CACHE];
     int nsellers;
@@ -76,6 +79,10 @@ enum MHD_Result fp_h_list_invoices(fp_req *r);
 enum MHD_Result fp_h_healthz(fp_req *r);
 enum MHD_Result fp_h_readyz(fp_req *r);
 enum MHD_Result fp_h_openapi(fp_req *r);
+enum MHD_Result fp_h_metrics(fp_req *r);
+
+/* Appends the HTTP metrics in Prometheus text format. */
+void fp_server_http_metrics(fp_server *s, fp_buf *b);
 
 const char *fp_openapi_json(void);
 int fp_server_seller(fp_server *s, int64_t id, fp_seller *out);

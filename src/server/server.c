@@ -29,8 +29,10 @@ static const fp_route routes[] = {
     {"GET", "/healthz", fp_h_healthz, AUTH_NONE},
     {"GET", "/readyz", fp_h_readyz, AUTH_NONE},
     {"GET", "/openapi.json", fp_h_openapi, AUTH_NONE},
+    {"GET", "/metrics", fp_h_metrics, AUTH_NONE},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
+_Static_assert(NROUTES < 16, "grow fp_server.hits");
 
 int64_t fp_now_us(void)
 {
@@ -324,6 +326,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
     fp_req *r = *ctx;
     if (!r)
         return;
+    size_t ri = r->route ? (size_t)(r->route - routes) : NROUTES;
+    int cls_ix = r->status >= 100 && r->status < 600 ? r->status / 100 : 0;
+    atomic_fetch_add(&s->hits[ri][cls_ix], 1);
+    atomic_fetch_add(&s->dur_us[ri], (uint_fast64_t)(fp_now_us() - r->t0_us));
     if (s->log_fd >= 0) {
         char ts[40];
         struct timespec now;
@@ -476,7 +482,7 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->o.threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->o.max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->o.idle_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), /* request line + headers */
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
         MHD_OPTION_END);
@@ -519,6 +525,28 @@ void fp_server_stop(fp_server *s)
     free(s->key_pem);
     pthread_mutex_destroy(&s->seller_lock);
     free(s);
+}
+
+void fp_server_http_metrics(fp_server *s, fp_buf *b)
+{
+    fp_buf_puts(b, "# HELP fapiao_http_requests_total HTTP requests by route and status class.\n"
+                   "# TYPE fapiao_http_requests_total counter\n");
+    for (size_t i = 0; i <= NROUTES; i++) {
+        const char *m = i < NROUTES ? routes[i].method : "any";
+        const char *p = i < NROUTES ? routes[i].pattern : "unmatched";
+        for (int c = 1; c < 6; c++)
+            fp_buf_printf(b, "fapiao_http_requests_total{method=\"%s\",route=\"%s\",code=\"%dxx\"} %llu\n",
+                          m, p, c, (unsigned long long)atomic_load(&s->hits[i][c]));
+    }
+    fp_buf_puts(b, "# HELP fapiao_http_request_duration_seconds_sum Time spent answering, by route.\n"
+                   "# TYPE fapiao_http_request_duration_seconds_sum counter\n");
+    for (size_t i = 0; i <= NROUTES; i++)
+        fp_buf_printf(b, "fapiao_http_request_duration_seconds_sum{method=\"%s\",route=\"%s\"} %.6f\n",
+                      i < NROUTES ? routes[i].method : "any", i < NROUTES ? routes[i].pattern : "unmatched",
+                      (double)atomic_load(&s->dur_us[i]) / 1e6);
+    fp_buf_printf(b, "# HELP fapiao_issue_inflight Issue requests waiting for their group commit.\n"
+                     "# TYPE fapiao_issue_inflight gauge\nfapiao_issue_inflight %d\n",
+                  atomic_load(&s->inflight));
 }
 
 int fp_server_port(const fp_server *s)

@@ -9,6 +9,8 @@ Environment:
   FAPIAO_SANITIZED  "1" when the binary is an ASan/UBSan build: load counts
                     are scaled down and timeouts scaled up.
 """
+import atexit
+import ctypes
 import http.client
 import json
 import os
@@ -36,6 +38,24 @@ PROBLEM_CT = "application/problem+json"
 # are attached to the report of a failing test.
 _LIVE_SERVERS = []
 _LIVE_LOCK = threading.Lock()
+
+
+def _die_with_parent():
+    """preexec_fn: the server gets SIGKILL if the test process dies, so an
+    aborted run leaves no stray servers (Linux PR_SET_PDEATHSIG)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+    except Exception:
+        pass
+
+
+@atexit.register
+def _kill_leftovers():
+    with _LIVE_LOCK:
+        servers = list(_LIVE_SERVERS)
+    for s in servers:
+        if s.proc is not None:
+            s.kill9()
 
 
 def scaled(n):
@@ -125,7 +145,8 @@ class Server:
         self.proc = subprocess.Popen(
             [BIN, "serve", "--data-dir", str(self.data_dir),
              "--listen", "127.0.0.1:%d" % self.port] + self.serve_args,
-            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
+            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+            preexec_fn=_die_with_parent)
         logf.close()
         deadline = time.monotonic() + timeout
         last_err = None
@@ -340,7 +361,7 @@ def assert_problem(resp, status, code, field=None):
     p = json.loads(body.decode("utf-8"))
     assert p.get("code") == code, "code %r, expected %r: %r" % (p.get("code"), code, p)
     assert p.get("status") == status, p
-    assert isinstance(p.get("type"), str) and p["type"], p
+    assert p.get("type") == "urn:fapiao:error:" + code, p
     assert isinstance(p.get("title"), str) and p["title"], p
     for k in ("message_zh", "message_en", "request_id"):
         assert isinstance(p.get(k), str) and p[k].strip(), "%s empty: %r" % (k, p)

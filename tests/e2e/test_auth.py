@@ -1,4 +1,6 @@
 """Credentials: POST /v1/token and the bearer check on /v1 routes."""
+import socket
+import ssl
 import time
 
 import pytest
@@ -117,3 +119,33 @@ def test_token_from_another_installation_is_refused(make_server, server):
     mine = server.token()
     r2 = other.request("GET", "/v1/invoices?serial=x", auth=mine)
     assert_problem(r2, 401, "UNAUTHENTICATED")
+
+
+@pytest.mark.parametrize("name", ["127.0.0.1", "localhost", "::1"])
+def test_certificate_verifies_for_its_names(server, name):
+    """The self-signed certificate from init verifies (cafile=ca_cert) for
+    127.0.0.1, localhost and ::1 (we always connect to 127.0.0.1 and only
+    vary the name checked)."""
+    ctx = ssl.create_default_context(cafile=server.ca_cert)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=name) as tls:
+            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+
+
+def test_certificate_does_not_verify_for_other_names(server):
+    ctx = ssl.create_default_context(cafile=server.ca_cert)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            with ctx.wrap_socket(raw, server_hostname="example.com"):
+                pass
+    assert server.healthy()
+
+
+def test_plain_http_on_tls_port_does_not_hurt(server):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        try:
+            raw.recv(4096)
+        except OSError:
+            pass
+    assert server.healthy()

@@ -295,3 +295,19 @@ def test_keep_alive_connection_survives_refused_requests(server, reference):
     finally:
         conn.close()
     assert_unchanged(server, reference)
+
+
+def test_openapi_json(server):
+    o = server.request("GET", "/openapi.json", auth=False)
+    assert o.status == 200, o
+    assert o.content_type == "application/json"
+    spec = o.json()
+    assert str(spec.get("openapi", "")).startswith("3.1"), spec.get("openapi")
+    assert "/v1/invoices" in spec.get("paths", {})
+
+
+def test_metrics_prometheus_text(server):
+    m = server.request("GET", "/metrics", auth=False)
+    assert m.status == 200, m
+    assert m.content_type == "text/plain", m.content_type
+    assert m.body.strip(), "empty metrics"

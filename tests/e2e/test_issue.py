@@ -1,12 +1,15 @@
 """Issuing invoices: the 201, reading back, idempotent replay (also across a
 restart), key reuse, missing/invalid keys and concurrent requests with one key."""
+import os
 import re
+import stat
+import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import (EXAMPLE_BODY, SLOW, assert_problem, dumps, example_doc, scaled)
+from conftest import (BIN, EXAMPLE_BODY, SLOW, assert_problem, dumps, example_doc, scaled)
 
 NUMBER_RE = re.compile(r"^[0-9]{20}$")
 
@@ -118,6 +121,9 @@ def test_replay_after_restart(server):
     assert g.status == 200 and g.body == first.body
     s = server.request("GET", "/v1/invoices?serial=" + key).json()
     assert [d["number"] for d in s["invoices"]] == [doc["number"]]
+    # the key still remembers its body after the restart
+    other = server.issue(key, body=distinct_body(drawer="李四"))
+    assert_problem(other, 422, "IDEMPOTENCY_KEY_REUSED")
 
 
 def test_same_key_different_body_is_422(server):
@@ -160,6 +166,24 @@ def test_invalid_key_is_400(server, key):
                        headers={"Content-Type": "application/json", "Idempotency-Key": raw})
     assert_problem(r, 400, "IDEMPOTENCY_KEY_INVALID")
     assert server.db_query("SELECT count(*) FROM invoices")[0][0] == before
+
+
+def test_empty_key_is_400(server):
+    before = server.db_query("SELECT count(*) FROM invoices")[0][0]
+    r = server.request("POST", "/v1/invoices", body=EXAMPLE_BODY,
+                       headers={"Content-Type": "application/json", "Idempotency-Key": ""})
+    assert r.status == 400, r
+    assert_problem(r, 400, r.json()["code"])
+    assert r.json()["code"] in ("IDEMPOTENCY_KEY_REQUIRED", "IDEMPOTENCY_KEY_INVALID")
+    assert server.db_query("SELECT count(*) FROM invoices")[0][0] == before
+
+
+def test_keys_are_case_sensitive(server):
+    a = assert_issued(server.issue("issue-Case-Key"), "issue-Case-Key")
+    b = server.issue("issue-case-key")
+    assert b.header("Idempotent-Replayed") in (None, "false"), "keys differing in case collided"
+    b = assert_issued(b, "issue-case-key")
+    assert a["number"] != b["number"]
 
 
 def test_longest_key_with_every_allowed_class_is_accepted(server):
@@ -220,3 +244,78 @@ def test_concurrent_requests_with_one_key_create_one_invoice(server):
     again = server.issue(key)
     assert again.status == 201 and again.header("Idempotent-Replayed") == "true"
     assert again.body == created[0].body
+
+
+def test_concurrent_same_key_two_bodies(server):
+    """Racing requests with one key but two different bodies: one invoice;
+    every 201 carries it and came from a request with the stored body; the
+    requests with the other body get 422 (or 409 while in flight)."""
+    key = "issue-concurrent-2"
+    n = scaled(40)
+    bodies = [EXAMPLE_BODY, distinct_body(drawer="李四")]
+    barrier = threading.Barrier(n, timeout=60 * SLOW)
+    results = [None] * n
+
+    def worker(i):
+        conn = server.connection(timeout=60 * SLOW)
+        try:
+            conn.connect()
+            barrier.wait()
+            results[i] = server.issue(key, body=bodies[i % 2], conn=conn)
+        except Exception as e:  # recorded and asserted below
+            results[i] = e
+        finally:
+            conn.close()
+
+    server.token()
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 120 * SLOW
+    for t in threads:
+        t.join(max(0.1, deadline - time.monotonic()))
+    assert not any(t.is_alive() for t in threads), "requests did not finish in time"
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert not errors, "client errors: %r" % errors[:5]
+
+    created = [(i, r) for i, r in enumerate(results) if r.status == 201]
+    assert created, "no request got a 201"
+    winner = created[0][0] % 2
+    numbers = {r.json()["number"] for _, r in created}
+    assert len(numbers) == 1, "one key produced several numbers: %r" % numbers
+    assert all(i % 2 == winner for i, _ in created), "201 for both bodies"
+    assert all(r.body == created[0][1].body for _, r in created)
+    for i, r in enumerate(results):
+        if r.status == 201:
+            continue
+        if i % 2 == winner:
+            assert_problem(r, 409, "IDEMPOTENCY_IN_PROGRESS")
+        else:
+            assert r.status in (409, 422), r
+            assert_problem(r, r.status, {409: "IDEMPOTENCY_IN_PROGRESS",
+                                         422: "IDEMPOTENCY_KEY_REUSED"}[r.status])
+    assert server.db_query("SELECT count(*) FROM invoices WHERE serial = ?", (key,))[0][0] == 1
+    s = server.request("GET", "/v1/invoices?serial=" + key).json()
+    assert [d["number"] for d in s["invoices"]] == list(numbers)
+
+
+def test_init_output_and_refusal_to_overwrite(server):
+    d = server.data_dir
+    assert os.path.realpath(server.init_out["data_dir"]) == os.path.realpath(d)
+    assert os.path.realpath(server.ca_cert) == os.path.realpath(d / "tls" / "server.crt")
+    assert (d / "fapiao.db").is_file() and (d / "tls" / "server.key").is_file()
+    key_mode = stat.S_IMODE(os.stat(d / "tls" / "server.key").st_mode)
+    assert key_mode & 0o077 == 0, "server.key is readable by others: %o" % key_mode
+
+    issued = server.issue("issue-before-reinit")
+    assert issued.status == 201, issued
+    db_before = (d / "fapiao.db").stat().st_size
+    r = subprocess.run([BIN, "init", "--data-dir", str(d), "--json"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60 * SLOW)
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert (d / "fapiao.db").stat().st_size >= db_before
+    # the installation is untouched: old credentials and invoices still work
+    t = server.get_token_response()
+    assert t.status == 200, t
+    g = server.request("GET", "/v1/invoices/" + issued.json()["number"], auth=t.json()["access_token"])
+    assert g.status == 200 and g.body == issued.body

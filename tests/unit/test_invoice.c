@@ -269,7 +269,7 @@ static const refusal refusals[] = {
     {"unknown top-level field", {{"colour", "\"red\""}}, {{FPC_UNKNOWN_FIELD, "colour"}}, 1},
     {"unknown buyer field", {{"buyer.fax", "\"021\""}}, {{FPC_UNKNOWN_FIELD, "buyer.fax"}}, 1},
     {"unknown item field", {{"items[0].discount", "\"1\""}},
-     {{FPC_UNKNOWN_FIELD, "items[0].discount"}}, 1},
+     {{FPC_UNKNOWN_FIELD, "items[0].discount"}}, 0}, /* the discount line then exceeds an uncomputed line */
     {"number instead of string: unit_price", {{"items[0].unit_price", "1000"}},
      {{FPC_FIELD_TYPE, "items[0].unit_price"}}, 0},
     {"number instead of string: amount", {{"items[1].amount", "-100"}},
@@ -407,9 +407,10 @@ static const refusal refusals[] = {
     {"body is an array", {{NULL}}, {{FPC_FIELD_TYPE, ""}}, 1, "[]"},
 };
 
-/* Runs one refusal case; returns the number of failed checks. */
+/* Runs one refusal case; on a failed check lists what was reported. */
 static void check_refusal(const refusal *r)
 {
+    int failed_before = check_state.failed;
     char *body = r->body ? strdup(r->body) : mutated(r->m, MAXM);
     fp_invoice inv;
     fp_errors es;
@@ -434,7 +435,7 @@ static void check_refusal(const refusal *r)
         CHECK(es.e[k].zh[0] != 0);
         CHECK(es.e[k].en[0] != 0);
     }
-    if (check_state.failed)
+    if (check_state.failed > failed_before)
         for (int k = 0; k < es.n; k++)
             fprintf(stderr, "    got %s at \"%s\": %s\n", fp_code_get(es.e[k].code)->name,
                     es.e[k].field, es.e[k].en);
@@ -446,10 +447,7 @@ static void test_refusals(void)
 {
     for (size_t i = 0; i < NCASES(refusals); i++) {
         check_ctx("refusal[%zu] %s", i, refusals[i].name);
-        int before = check_state.failed;
-        check_state.failed = 0;
         check_refusal(&refusals[i]);
-        check_state.failed += before;
     }
     check_ctx("%s", "");
 }
@@ -680,7 +678,7 @@ static void check_render(const char *name, const char *body, const char *buyer_n
 static void test_render(void)
 {
     check_render("example", example, "上海某某科技有限公司");
-    char *b = mutated((const mut[]){{"remark", "\"quote \\\" backslash \\\\ tab \\t 中文\""},
+    char *b = mutated((const mut[]){{"remark", "\"quote \\\" backslash \\\\ slash / 中文\""},
                                     {"buyer.name", "\"王五\""},
                                     {"buyer.natural_person", "true"},
                                     {NULL}},
