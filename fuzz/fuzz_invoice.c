@@ -5,8 +5,10 @@
  *  - a refusal reports at least one error, each with a known code and
  *    non-empty zh and en messages;
  *  - an accepted invoice has 1..5000 lines, totals that are the sums of
- *    its lines, amount_with_tax = amount + tax per line and in total, and
- *    0 < total <= (18,2);
+ *    its lines (without int64 overflow), amount_with_tax = amount + tax per
+ *    line and in total, 0 < total <= (18,2), and DOMAIN.md's tolerances:
+ *    per line |amount x rate - tax| <= 0.06 (0 tax on exempt lines), in
+ *    total |Σ amount x rate - total tax| <= 1.27;
  *  - its canonical text parses again to the same totals;
  *  - the rendered document is strict JSON with FP_NUM_SLOTS placeholder
  *    slots, and is still strict JSON, with the number in every slot, after
@@ -93,10 +95,17 @@ static void check_accepted(const fp_invoice *inv)
     if (inv->nitems < 1 || inv->nitems > FP_MAX_ITEMS)
         bad("line count");
     int64_t sa = 0, st = 0;
+    __int128 exact_tax = 0; /* Σ amount × rate, in fen × 10^4 */
     for (int i = 0; i < inv->nitems; i++) {
         const fp_item *it = &inv->items[i];
         if (it->amount_with_tax != it->amount + it->tax)
             bad("line amount_with_tax != amount + tax");
+        __int128 line = (__int128)it->amount * it->rate_bp, diff = line - (__int128)it->tax * 10000;
+        if (it->policy == FP_POLICY_EXEMPT || it->policy == FP_POLICY_NON_TAXABLE
+                ? it->tax != 0
+                : (diff > 6 * 10000 || diff < -6 * 10000))
+            bad("line |amount x rate - tax| > 0.06");
+        exact_tax += line;
         if (it->amount > FP_MONEY_MAX_FEN || it->amount < -FP_MONEY_MAX_FEN)
             bad("line amount outside (18,2)");
         if (__builtin_add_overflow(sa, it->amount, &sa) || __builtin_add_overflow(st, it->tax, &st))
@@ -104,6 +113,9 @@ static void check_accepted(const fp_invoice *inv)
     }
     if (sa != inv->total_amount || st != inv->total_tax)
         bad("totals are not the sums of the lines");
+    __int128 tdiff = exact_tax - (__int128)inv->total_tax * 10000;
+    if (tdiff > 127 * 10000 || tdiff < -127 * 10000)
+        bad("|Σ amount x rate - total tax| > 1.27");
     if (inv->total_with_tax != inv->total_amount + inv->total_tax)
         bad("total_with_tax != total_amount + total_tax");
     if (inv->total_with_tax <= 0 || inv->total_with_tax > FP_MONEY_MAX_FEN)

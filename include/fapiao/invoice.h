@@ -77,10 +77,10 @@ typedef struct fp_seller {
     char account[101 * 4];
 } fp_seller;
 
-/* Parses and validates body.  On success fills inv (free with
- * fp_invoice_clear) and returns 0.  On failure returns FP_EINVAL with every
- * refusal in es (es->n >= 1).  codes may be NULL (codes are then checked for
- * shape only, and the short name is empty). */
+/* Parses and validates body.  On success fills inv and returns 0.  On
+ * failure returns FP_EINVAL with every refusal in es (es->n >= 1).  Call
+ * fp_invoice_clear(inv) in both cases.  codes may be NULL (codes are then
+ * checked for shape only, and the short name is empty). */
 int fp_invoice_parse(const char *body, size_t len, const fp_taxcode_table *codes,
                      fp_invoice *inv, fp_errors *es);
 void fp_invoice_clear(fp_invoice *inv);

@@ -42,6 +42,8 @@ int fp_dec_is_zero(const fp_dec *d);
 
 /* a * b rounded half up to fen.  FP_ERANGE when out of (18,2). */
 int fp_dec_mul_fen(const fp_dec *a, const fp_dec *b, int64_t *fen);
+/* 1 if |a * b - fen| <= tol fen, compared exactly (not after rounding). */
+int fp_dec_mul_within(const fp_dec *a, const fp_dec *b, int64_t fen, int64_t tol);
 
 /* Rounds n / d half away from zero.  d > 0. */
 __int128 fp_round_div(__int128 n, __int128 d);
@@ -56,8 +58,8 @@ int64_t fp_tax_of(int64_t amount_fen, int rate_bp);
 int64_t fp_net_of_gross(int64_t gross_fen, int rate_bp);
 
 /* 价税合计 in capital numerals (大写), e.g. 壹仟肆佰零玖圆伍角整; negative
- * amounts get the （负数） prefix.  Returns 0 or FP_ERANGE if buf is short
- * (128 bytes always suffice). */
+ * amounts get the （负数） prefix.  Returns 0, or FP_ERANGE if buf is short
+ * (128 bytes always suffice) or |fen| > FP_MONEY_MAX_FEN. */
 int fp_capital(int64_t fen, char *buf, size_t n);
 
 #endif

@@ -414,8 +414,8 @@ static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode
     int zero_tax = item->policy == FP_POLICY_EXEMPT || item->policy == FP_POLICY_NON_TAXABLE;
     if (!incl) {
         if (has_amount == 1) {
-            /* |单价 × 数量 − 金额| <= 0.01 (compared after rounding the product to fen) */
-            if (has_qp && llabs(from_qp - amount) > 1)
+            /* |单价 × 数量 − 金额| <= 0.01, on the exact product */
+            if (has_qp && !fp_dec_mul_within(&q, &up, amount, 1))
                 item_err(es, FPC_TOLERANCE_EXCEEDED, i, "amount", "|单价×数量−金额| 超过 0.01",
                          "|unit_price × quantity − amount| exceeds 0.01");
         } else if (has_qp) {
@@ -428,7 +428,7 @@ static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode
     } else {
         /* tax-inclusive: quantity × unit_price (or amount_with_tax) is gross */
         if (has_gross == 1) {
-            if (has_qp && llabs(from_qp - gross) > 1)
+            if (has_qp && !fp_dec_mul_within(&q, &up, gross, 1))
                 item_err(es, FPC_TOLERANCE_EXCEEDED, i, "amount_with_tax", "|含税单价×数量−含税金额| 超过 0.01",
                          "|unit_price × quantity − amount_with_tax| exceeds 0.01");
         } else if (has_qp) {
@@ -551,16 +551,30 @@ int fp_invoice_parse(const char *body, size_t len, const fp_taxcode_table *codes
     if (es->n > 0)
         return FP_EINVAL;
 
+    /* Totals in 128 bits: 5,000 lines of (18,2) do not fit 64. */
+    __int128 amount = 0, tax = 0, exact_tax = 0;
     for (int i = 0; i < inv->nitems; i++) {
-        inv->total_amount += inv->items[i].amount;
-        inv->total_tax += inv->items[i].tax;
+        amount += inv->items[i].amount;
+        tax += inv->items[i].tax;
+        exact_tax += (__int128)inv->items[i].amount * inv->items[i].rate_bp;
     }
-    inv->total_with_tax = inv->total_amount + inv->total_tax;
-    if (inv->total_with_tax > FP_MONEY_MAX_FEN || inv->total_with_tax <= 0) {
+    if (amount + tax > FP_MONEY_MAX_FEN || amount + tax <= 0 || amount <= 0) {
         add(es, FPC_AMOUNT_OUT_OF_RANGE, "items", "价税合计须大于 0 且不超过 (18,2)",
             "The total must be positive and fit (18,2)");
         return FP_EINVAL;
     }
+    /* |Σ(金额ᵢ × 税率ᵢ) − 合计税额| <= 1.27, exact in 1/10000 fen */
+    __int128 dev = exact_tax - tax * 10000;
+    if (dev < 0)
+        dev = -dev;
+    if (dev > (__int128)127 * 10000) {
+        add(es, FPC_TOLERANCE_EXCEEDED, "items", "|Σ(金额×税率) − 合计税额| 超过 1.27",
+            "|Σ(amount × rate) − total tax| exceeds 1.27");
+        return FP_EINVAL;
+    }
+    inv->total_amount = (int64_t)amount;
+    inv->total_tax = (int64_t)tax;
+    inv->total_with_tax = (int64_t)(amount + tax);
     return 0;
 }
 

@@ -148,18 +148,62 @@ size_t fp_utf8_len(const char *s)
 
 /* ---- strict parse ---- */
 
-/* One pass over the raw text: depth outside strings, NULs, \u0000. */
+/* Length of a JSON number at s (RFC 8259 grammar), 0 if malformed:
+ * -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?  cJSON also takes 01 and 1. */
+static size_t number_len(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i >= n || s[i] < '0' || s[i] > '9')
+        return 0;
+    if (s[i] == '0') {
+        i++;
+    } else {
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+    }
+    if (i < n && s[i] == '.') {
+        size_t f = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == f)
+            return 0;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        size_t e = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == e)
+            return 0;
+    }
+    /* a number ends at a delimiter; "01" ends at the 1 */
+    if (i < n && !strchr(" \t\r\n,]}", s[i]))
+        return 0;
+    return i;
+}
+
+/* One pass over the raw text for what cJSON lets through: depth, NUL bytes,
+ * escaped NULs, raw control characters in strings, malformed numbers. */
 static int prescan(const char *s, size_t n, int max_depth, fp_code *code, char *d, size_t dl)
 {
     int depth = 0, in_str = 0;
     for (size_t i = 0; i < n; i++) {
-        char c = s[i];
+        unsigned char c = (unsigned char)s[i];
         if (c == 0) {
             *code = FPC_MALFORMED_JSON;
             snprintf(d, dl, "NUL byte at offset %zu", i);
             return -1;
         }
         if (in_str) {
+            if (c < 0x20) {
+                *code = FPC_MALFORMED_JSON;
+                snprintf(d, dl, "unescaped control character in a string at offset %zu", i);
+                return -1;
+            }
             if (c == '\\' && i + 1 < n) {
                 if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0) {
                     *code = FPC_MALFORMED_JSON;
@@ -172,16 +216,25 @@ static int prescan(const char *s, size_t n, int max_depth, fp_code *code, char *
             }
             continue;
         }
-        if (c == '"')
+        if (c == '"') {
             in_str = 1;
-        else if (c == '{' || c == '[') {
+        } else if (c == '{' || c == '[') {
             if (++depth > max_depth) {
                 *code = FPC_TOO_DEEP;
                 snprintf(d, dl, "nesting deeper than %d at offset %zu", max_depth, i);
                 return -1;
             }
-        } else if (c == '}' || c == ']')
+        } else if (c == '}' || c == ']') {
             depth--;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t len = number_len(s + i, n - i);
+            if (len == 0) {
+                *code = FPC_MALFORMED_JSON;
+                snprintf(d, dl, "malformed number at offset %zu", i);
+                return -1;
+            }
+            i += len - 1;
+        }
     }
     return 0;
 }
@@ -250,7 +303,7 @@ cJSON *fp_json_parse(const char *body, size_t len, int max_depth, fp_code *code,
     const char *dup = find_dup(root);
     if (dup) {
         *code = FPC_DUPLICATE_FIELD;
-        snprintf(detail, dl, "%.100s", dup);
+        snprintf(detail, dl, "\"%.100s\"", dup);
         cJSON_Delete(root);
         return NULL;
     }

@@ -117,7 +117,9 @@ int fp_dec_is_zero(const fp_dec *d)
     return d->ndigits == 1 && d->digits[0] == '0';
 }
 
-int fp_dec_mul_fen(const fp_dec *a, const fp_dec *b, int64_t *fen)
+/* |a * b| split at one fen: *q = whole fen (truncated), *half = the rest is
+ * >= half a fen, *rest = the rest is not zero.  FP_ERANGE past (18,2). */
+static int dec_mul_split(const fp_dec *a, const fp_dec *b, int64_t *q_out, int *half, int *rest)
 {
     /* Schoolbook product of at most 25 x 25 digits, least significant first. */
     int prod[2 * FP_DEC_MAXLEN + 2] = {0};
@@ -129,31 +131,56 @@ int fp_dec_mul_fen(const fp_dec *a, const fp_dec *b, int64_t *fen)
         prod[k + 1] += prod[k] / 10;
         prod[k] %= 10;
     }
-    int scale = a->scale + b->scale;
-    /* value in units of 10^-scale; split at 10^-2 into fen and remainder */
-    int cut = scale - 2; /* number of low digits below one fen */
-    __int128 q = 0, r = 0, d = 1;
-    for (int k = np - 1; k >= 0; k--) {
-        if (k >= cut) {
-            if (q > (__int128)FP_MONEY_MAX_FEN)
-                return FP_ERANGE;
-            q = q * 10 + prod[k];
-        } else if (cut - k <= 30) { /* beyond 30 digits cannot change the rounding */
-            r = r * 10 + prod[k];
-            d *= 10;
-        }
+    /* the value is prod / 10^scale; digits at positions < cut are below a fen */
+    int cut = a->scale + b->scale - 2;
+    __int128 q = 0;
+    for (int k = np - 1; k >= 0 && k >= cut; k--) {
+        if (q > (__int128)FP_MONEY_MAX_FEN)
+            return FP_ERANGE;
+        q = q * 10 + prod[k];
     }
     for (int k = 0; k < -cut; k++) /* scale < 2: append zeros */
         q *= 10;
-    /* q.r -> rounded: fp_round_div on (q*d + r) / d would overflow, so
-     * apply the same half-up rule to the remainder directly. */
-    if (d > 1 && 2 * r >= d)
-        q++;
     if (q > (__int128)FP_MONEY_MAX_FEN)
         return FP_ERANGE;
-    int neg = (a->neg != b->neg) && q != 0;
-    *fen = neg ? -(int64_t)q : (int64_t)q;
+    /* The first digit below a fen decides half-up; any non-zero digit
+     * below makes the product inexact.  Positions >= np are zeros. */
+    *half = cut > 0 && cut - 1 < np && prod[cut - 1] >= 5;
+    *rest = 0;
+    for (int k = 0; k < cut && k < np; k++)
+        *rest |= prod[k] != 0;
+    *q_out = (int64_t)q;
     return 0;
+}
+
+int fp_dec_mul_fen(const fp_dec *a, const fp_dec *b, int64_t *fen)
+{
+    int64_t q;
+    int half, rest;
+    int rc = dec_mul_split(a, b, &q, &half, &rest);
+    if (rc < 0)
+        return rc;
+    /* the same half-up rule as fp_round_div, on the digits directly:
+     * (q * 10^cut + rest) would not fit any integer type */
+    if (half)
+        q++;
+    if (q > FP_MONEY_MAX_FEN)
+        return FP_ERANGE;
+    *fen = (a->neg != b->neg) ? -q : q;
+    return 0;
+}
+
+int fp_dec_mul_within(const fp_dec *a, const fp_dec *b, int64_t fen, int64_t tol)
+{
+    int64_t q;
+    int half, rest;
+    if (dec_mul_split(a, b, &q, &half, &rest) < 0)
+        return 0;
+    /* exact |a*b| = q + f with 0 <= f < 1 fen (f > 0 iff rest); compare
+     * against the caller's amount with the sign of the product */
+    int64_t target = (a->neg != b->neg) ? -fen : fen;
+    int64_t d = q - target;
+    return d >= -tol && d <= (rest ? tol - 1 : tol);
 }
 
 int fp_rate_parse(const char *s, int *bp)
@@ -241,6 +268,8 @@ int fp_capital(int64_t fen, char *buf, size_t n)
     if (n == 0)
         return FP_ERANGE;
     buf[0] = 0;
+    if (fen > FP_MONEY_MAX_FEN || fen < -FP_MONEY_MAX_FEN)
+        return FP_ERANGE; /* the groups below cover (18,2) only */
     uint64_t m = fen < 0 ? (uint64_t)0 - (uint64_t)fen : (uint64_t)fen;
     if (fen < 0)
         put(&b, "（负数）");

@@ -115,6 +115,10 @@ int fp_taxcode_load(const char *path, fp_taxcode_table **out, fp_err *err)
         }
         t->n++;
     }
+    if (ferror(f)) {
+        rc = fp_fail(err, FP_EIO, "%s: read error: %s", path, strerror(errno));
+        goto fail;
+    }
     fclose(f);
     f = NULL;
     qsort(t->rows, (size_t)t->n, sizeof *t->rows, cmp_row);
@@ -142,7 +146,7 @@ void fp_taxcode_free(fp_taxcode_table *t)
 
 const fp_taxcode *fp_taxcode_find(const fp_taxcode_table *t, const char *code)
 {
-    if (!t || !code)
+    if (!t || !code || strlen(code) != 19)
         return NULL;
     fp_taxcode key;
     snprintf(key.code, sizeof key.code, "%s", code);

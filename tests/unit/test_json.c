@@ -123,6 +123,7 @@ static void test_parse(void)
         {"duplicate deep", "[[[{\"k\":{\"z\":1,\"z\":1}}]]]", 0, 32, FPC_DUPLICATE_FIELD, "z"},
         {"duplicate via escape", "{\"a\":1,\"\\u0061\":2}", 0, 32, FPC_DUPLICATE_FIELD, "a"},
         {"duplicate null values", "{\"n\":null,\"n\":null}", 0, 32, FPC_DUPLICATE_FIELD, "n"},
+        {"duplicate empty key", "{\"\":1,\"\":2}", 0, 32, FPC_DUPLICATE_FIELD, NULL}, /* detail not empty */
         {"duplicate CJK key", "{\"名\":1,\"名\":2}", 0, 32, FPC_DUPLICATE_FIELD, "名"},
         /* escaped NUL, NUL bytes */
         {"escaped NUL in value", "{\"a\":\"x\\u0000y\"}", 0, 32, FPC_MALFORMED_JSON, "\\u0000"},
@@ -142,6 +143,11 @@ static void test_parse(void)
         {"bare word", "{\"a\":yes}", 0, 32, FPC_MALFORMED_JSON, NULL},
         {"lone high surrogate escape", "{\"a\":\"\\ud800\"}", 0, 32, FPC_MALFORMED_JSON, NULL},
         {"truncated by length", "{\"a\":1}", 5, 32, FPC_MALFORMED_JSON, NULL},
+        /* RFC 8259 forbids these; cJSON alone accepts them */
+        {"raw control character in string", "{\"a\":\"x\x01y\"}", 0, 32, FPC_MALFORMED_JSON, NULL},
+        {"raw newline in string", "{\"a\":\"x\ny\"}", 0, 32, FPC_MALFORMED_JSON, NULL},
+        {"number with a leading zero", "[01]", 0, 32, FPC_MALFORMED_JSON, NULL},
+        {"number ending in a dot", "[1.]", 0, 32, FPC_MALFORMED_JSON, NULL},
         /* encoding */
         {"invalid UTF-8 in value", "{\"a\":\"\xC0\x80\"}", 0, 32, FPC_INVALID_UTF8, NULL},
         {"surrogate bytes in key", "{\"\xED\xA0\x80\":1}", 0, 32, FPC_INVALID_UTF8, NULL},

@@ -249,6 +249,14 @@ static void test_dec_mul_fen(void)
         {"99999999999.9999999999999", "99999.999999", 0, 999999999990000000LL},
         {"12345678901.2345678901234", "1.5", 0, 1851851835185LL},
         {"999999999999.999999999999", "0.0000000000001", 0, 10}, /* 9.99…9 fen */
+        /* products below a tenth of a fen, with fewer product digits than
+         * decimals below the fen: the remainder must still be scaled by
+         * 10^(scale-2), so these all round to 0 */
+        {"0.007", "0.09", 0, 0},                       /* 0.00063 */
+        {"0.0009", "0.9", 0, 0},                       /* 0.00081 */
+        {"-0.006", "0.09", 0, 0},                      /* -0.00054 */
+        {"0.0000000000009", "0.0000000000009", 0, 0},  /* 8.1e-25 */
+        {"0.0000000000001", "0.0000000000001", 0, 0},
         /* the top of the range */
         {"9999999999999999.99", "1", 0, FP_MONEY_MAX_FEN},
         {"4999999999999999.995", "2", 0, FP_MONEY_MAX_FEN},
@@ -294,6 +302,11 @@ static void random_decimal(char buf[64], __int128 *scaled, int *scale)
 {
     int ni = 1 + (int)(rng() % 9), nf = (int)(rng() % 7), neg = rng() % 4 == 0;
     uint64_t ip = rng(), fp;
+    int tiny = rng() % 3 == 0; /* 0.000…d: a single digit far below the fen */
+    if (tiny) {
+        ni = 0;
+        nf = 1 + (int)(rng() % 13);
+    }
     uint64_t lim = 1;
     for (int k = 0; k < ni; k++)
         lim *= 10;
@@ -301,7 +314,7 @@ static void random_decimal(char buf[64], __int128 *scaled, int *scale)
     uint64_t flim = 1;
     for (int k = 0; k < nf; k++)
         flim *= 10;
-    fp = rng() % flim;
+    fp = tiny ? 1 + rng() % 9 : rng() % flim;
     if (nf)
         snprintf(buf, 64, "%s%llu.%0*llu", neg ? "-" : "", (unsigned long long)ip, nf,
                  (unsigned long long)fp);
@@ -566,6 +579,15 @@ static void test_capital(void)
         CHECK_EQ_INT(fp_capital(cases[i].fen, exact, need), 0);
         CHECK_EQ_STR(exact, cases[i].words);
         CHECK_EQ_INT(fp_capital(cases[i].fen, exact, need - 1), FP_ERANGE);
+    }
+    /* beyond (18,2) there are no words (the next unit would be 亿亿): the
+     * value must be refused, not written with its top digits dropped */
+    static const int64_t too_big[] = {FP_MONEY_MAX_FEN + 1, INT64_MAX, -FP_MONEY_MAX_FEN - 1,
+                                      INT64_MIN};
+    for (size_t i = 0; i < NCASES(too_big); i++) {
+        check_ctx("capital beyond (18,2): %lld", (long long)too_big[i]);
+        char big[128];
+        CHECK_EQ_INT(fp_capital(too_big[i], big, sizeof big), FP_ERANGE);
     }
     check_ctx("capital small buffers");
     char buf[8];
