@@ -20,7 +20,7 @@
  * batch size is bounded by a row count and a wall-clock limit.
  *
  * Usage: bench_commit_ceiling [--dir DIR | --db FILE] [--rows N] [--rows1 N]
- *                             [--seconds S] [--batches 1,8,32,128,512]
+ *                             [--seconds S] [--batches 1,8,32,64,128,512]
  *                             [--checkpoint-frames N] [--keep] [--minimal]
  * The last line of output is `ceiling_rows_per_s=<max over batch sizes>`. */
 #include <errno.h>
@@ -336,7 +336,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: bench_commit_ceiling [--dir DIR | --db FILE] [--rows N] [--rows1 N]\n"
-            "         [--seconds S] [--batches 1,8,32,128,512] [--checkpoint-frames N]"
+            "         [--seconds S] [--batches 1,8,32,64,128,512] [--checkpoint-frames N]"
             " [--keep] [--minimal]\n"
             "  --dir DIR   make the temporary database in DIR (default $TMPDIR or /tmp);\n"
             "              use a directory on the server's data-dir filesystem\n"
@@ -369,8 +369,8 @@ int main(int argc, char **argv)
     long rows = 60000, rows1 = 3000, frames = 4000;
     double seconds = 5;
     int keep = 0, minimal = 0;
-    int batches[MAX_BATCH_SIZES] = {1, 8, 32, 128, 512};
-    int nbatches = 5;
+    int batches[MAX_BATCH_SIZES] = {1, 8, 32, 64, 128, 512};
+    int nbatches = 6;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
