@@ -4,24 +4,24 @@
  * TLS, JSON parsing or threads hand-off in the way: the same schema as the
  * server (fp_store_migration_sql), WAL, synchronous=FULL, automatic
  * checkpoints off and a PASSIVE checkpoint on a separate thread/connection
- * every N WAL frames (as the server's store does), and per invoice the same
- * statements the writer runs (src/store/sqlite.c):
+ * every N WAL frames (as the server's store does), and the same statements
+ * the writer runs (src/store/sqlite.c): per invoice
  *
- *   SELECT ... FROM invoices WHERE seller_id=? AND serial=?  (idempotency)
- *   SAVEPOINT req
- *   SELECT id, prefix, next FROM number_ranges ...           (which range)
- *   UPDATE number_ranges SET next = next + 1 ...            (take a number)
- *   INSERT INTO invoices (...)     -- ~1.5 KB response document
+ *   INSERT INTO invoices (...)     -- ~1.5 KB response document; its
+ *                                     UNIQUE(seller_id, serial) is the
+ *                                     idempotency check
  *   INSERT INTO audit (...)
- *   RELEASE req
  *
- * (--minimal keeps only the UPDATE and the two INSERTs)
+ * numbers taken from the range in memory, and once per transaction
+ *
+ *   UPDATE number_ranges SET next=? WHERE id=?
+ *
  * committed in one transaction per batch, for several batch sizes.  Every
  * batch size is bounded by a row count and a wall-clock limit.
  *
  * Usage: bench_commit_ceiling [--dir DIR | --db FILE] [--rows N] [--rows1 N]
  *                             [--seconds S] [--batches 1,8,32,64,128,512]
- *                             [--checkpoint-frames N] [--keep] [--minimal]
+ *                             [--checkpoint-frames N] [--keep]
  * The last line of output is `ceiling_rows_per_s=<max over batch sizes>`. */
 #include <errno.h>
 #include <inttypes.h>
@@ -204,12 +204,7 @@ static void build_doc(doc_tmpl *d)
 /* ---- one measurement ---- */
 
 typedef struct stmts {
-    sqlite3_stmt *begin, *commit, *take, *ins_inv, *ins_audit;
-    /* what the server's writer also runs per request (src/store/sqlite.c):
-     * the idempotency lookup, a savepoint around the request, and the range
-     * lookup before the bump.  Skipped with --minimal. */
-    sqlite3_stmt *find, *savepoint, *release, *range;
-    int minimal;
+    sqlite3_stmt *begin, *commit, *set_next, *ins_inv, *ins_audit;
 } stmts;
 
 typedef struct result {
@@ -236,7 +231,7 @@ static void step_done(sqlite3 *db, sqlite3_stmt *st, const char *what)
 }
 
 static result run_batch(sqlite3 *db, stmts *s, doc_tmpl *d, int batch, int64_t max_rows,
-                        double max_s, int64_t *serial_seq, int64_t range_id)
+                        double max_s, int64_t *serial_seq, int64_t range_id, int64_t *next_seq)
 {
     result r = {.batch = batch};
     char *doc = malloc(d->len + 1);
@@ -253,27 +248,9 @@ static result run_batch(sqlite3 *db, stmts *s, doc_tmpl *d, int batch, int64_t m
         for (int i = 0; i < n; i++) {
             char serial[SERIAL_LEN + 1];
             snprintf(serial, sizeof serial, "cc-%021" PRId64, ++*serial_seq);
-            if (!s->minimal) {
-                sqlite3_bind_int64(s->find, 1, 1);
-                sqlite3_bind_text(s->find, 2, serial, -1, SQLITE_TRANSIENT);
-                if (sqlite3_step(s->find) != SQLITE_DONE)
-                    die("serial %s already present", serial);
-                sqlite3_reset(s->find);
-                step_done(db, s->savepoint, "SAVEPOINT");
-                sqlite3_bind_int64(s->range, 1, 1);
-                check_rc(db, sqlite3_step(s->range), SQLITE_ROW, "range lookup");
-                if (sqlite3_column_int64(s->range, 0) != range_id)
-                    die("unexpected range");
-                sqlite3_reset(s->range);
-            }
-            /* number */
-            sqlite3_bind_int64(s->take, 1, range_id);
-            int rc = sqlite3_step(s->take);
-            check_rc(db, rc, SQLITE_ROW, "take number");
-            int64_t seq = sqlite3_column_int64(s->take, 0);
-            sqlite3_reset(s->take);
+            int64_t seq = (*next_seq)++;
             char number[FP_NUMBER_LEN + 1];
-            snprintf(number, sizeof number, "%s%015" PRId64, NUMBER_PREFIX, seq);
+            snprintf(number, sizeof number, "%s%015" PRId64, NUMBER_PREFIX, seq % 1000000000000000);
             unsigned char hash[32];
             for (int k = 0; k < 4; k++) {
                 uint64_t v = rng();
@@ -305,9 +282,10 @@ static result run_batch(sqlite3 *db, stmts *s, doc_tmpl *d, int batch, int64_t m
             sqlite3_bind_text(au, 6, "127.0.0.1", -1, SQLITE_STATIC);
             sqlite3_bind_text(au, 7, "created", -1, SQLITE_STATIC);
             step_done(db, au, "insert audit");
-            if (!s->minimal)
-                step_done(db, s->release, "RELEASE");
         }
+        sqlite3_bind_int64(s->set_next, 1, range_id);
+        sqlite3_bind_int64(s->set_next, 2, *next_seq);
+        step_done(db, s->set_next, "UPDATE number_ranges");
         double tc = now_s();
         step_done(db, s->commit, "COMMIT");
         double dc = now_s() - tc;
@@ -337,7 +315,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: bench_commit_ceiling [--dir DIR | --db FILE] [--rows N] [--rows1 N]\n"
             "         [--seconds S] [--batches 1,8,32,64,128,512] [--checkpoint-frames N]"
-            " [--keep] [--minimal]\n"
+            " [--keep]\n"
             "  --dir DIR   make the temporary database in DIR (default $TMPDIR or /tmp);\n"
             "              use a directory on the server's data-dir filesystem\n"
             "  --db FILE   use exactly FILE (must not exist)\n"
@@ -347,8 +325,7 @@ static void usage(void)
             "  --checkpoint-frames N  PASSIVE checkpoint on a separate thread every N"
             " WAL frames\n"
             "              (default 4000 like the server; 0 = never)\n"
-            "  --minimal   only UPDATE + 2 INSERTs per row; by default also the server's\n"
-            "              per-request idempotency lookup, SAVEPOINT/RELEASE and range lookup\n");
+            );
     exit(2);
 }
 
@@ -368,7 +345,7 @@ int main(int argc, char **argv)
     const char *dbpath = NULL;
     long rows = 60000, rows1 = 3000, frames = 4000;
     double seconds = 5;
-    int keep = 0, minimal = 0;
+    int keep = 0;
     int batches[MAX_BATCH_SIZES] = {1, 8, 32, 64, 128, 512};
     int nbatches = 6;
 
@@ -377,10 +354,6 @@ int main(int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--keep")) {
             keep = 1;
-            continue;
-        }
-        if (!strcmp(a, "--minimal")) {
-            minimal = 1;
             continue;
         }
         if (!strcmp(a, "-h") || !strcmp(a, "--help"))
@@ -457,19 +430,12 @@ int main(int argc, char **argv)
     stmts s = {
         .begin = prep(db, "BEGIN IMMEDIATE"),
         .commit = prep(db, "COMMIT"),
-        .take = prep(db, "UPDATE number_ranges SET next = next + 1"
-                         " WHERE id = ?1 AND next <= last RETURNING next - 1"),
+        .set_next = prep(db, "UPDATE number_ranges SET next=?2 WHERE id=?1"),
         .ins_inv = prep(db, "INSERT INTO invoices(number,seller_id,serial,request_hash,status,"
                             "invoice_type,buyer_tax_id,total_with_tax,issued_at,doc)"
                             " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"),
         .ins_audit = prep(db, "INSERT INTO audit(ts,actor,action,target,request_id,client_ip,"
                               "outcome) VALUES(?1,?2,?3,?4,?5,?6,?7)"),
-        .find = prep(db, "SELECT request_hash, doc FROM invoices WHERE seller_id=?1 AND serial=?2"),
-        .savepoint = prep(db, "SAVEPOINT req"),
-        .release = prep(db, "RELEASE req"),
-        .range = prep(db, "SELECT id, prefix, next FROM number_ranges WHERE seller_id=?1"
-                          " AND next <= last ORDER BY id LIMIT 1"),
-        .minimal = minimal,
     };
 
     ckpt c = {.path = dbpath, .frames_trigger = (int)frames};
@@ -485,20 +451,19 @@ int main(int argc, char **argv)
 
     printf("# commit_ceiling: SQLite %s, db %s\n", sqlite3_libversion(), dbpath);
     printf("# WAL, synchronous=FULL, wal_autocheckpoint=0, PASSIVE checkpoint thread every %ld"
-           " new WAL frames; doc %zu bytes\n# per row: %sUPDATE number_ranges + INSERT invoices"
-           " + INSERT audit%s\n",
-           frames, d.len, minimal ? "" : "SELECT by serial, SAVEPOINT, SELECT range, ",
-           minimal ? "" : ", RELEASE");
+           " new WAL frames; doc %zu bytes\n# per row: INSERT invoices + INSERT audit;"
+           " per commit: UPDATE number_ranges\n",
+           frames, d.len);
     printf("# limits: %ld rows (batch 1: %ld) or %.0f s per batch size\n", rows, rows1, seconds);
     printf("%-6s %9s %8s %8s %12s %14s %14s\n", "batch", "rows", "commits", "seconds",
            "rows_per_s", "commit_ms_avg", "commit_ms_max");
 
     double best = 0;
     int best_batch = 0;
-    int64_t serial_seq = 0;
+    int64_t serial_seq = 0, next_seq = 1;
     for (int b = 0; b < nbatches; b++) {
         int64_t limit = batches[b] == 1 ? rows1 : rows;
-        result r = run_batch(db, &s, &d, batches[b], limit, seconds, &serial_seq, 1);
+        result r = run_batch(db, &s, &d, batches[b], limit, seconds, &serial_seq, 1, &next_seq);
         printf("%-6d %9" PRId64 " %8" PRId64 " %8.2f %12.0f %14.3f %14.3f\n", r.batch, r.rows,
                r.commits, r.seconds, r.rows_per_s, r.commit_ms_avg, r.commit_ms_max);
         fflush(stdout);
@@ -524,13 +489,9 @@ int main(int argc, char **argv)
 
     sqlite3_finalize(s.begin);
     sqlite3_finalize(s.commit);
-    sqlite3_finalize(s.take);
+    sqlite3_finalize(s.set_next);
     sqlite3_finalize(s.ins_inv);
     sqlite3_finalize(s.ins_audit);
-    sqlite3_finalize(s.find);
-    sqlite3_finalize(s.savepoint);
-    sqlite3_finalize(s.release);
-    sqlite3_finalize(s.range);
     sqlite3_close(db);
     printf("# checkpoints: %" PRIu64 " (%.2f s on the checkpoint thread), largest WAL %d frames\n",
            c.runs, c.busy_s, c.max_frames);

@@ -35,25 +35,32 @@ static const char *const read_sql[RQ__N] = {
     [RQ_PING] = "SELECT count(*) FROM sqlite_master",
 };
 
-enum { WQ_BEGIN, WQ_COMMIT, WQ_ROLLBACK, WQ_SAVEPOINT, WQ_RELEASE, WQ_ROLLBACK_TO, WQ_FIND,
-       WQ_RANGE, WQ_BUMP, WQ_INS_INVOICE, WQ_INS_AUDIT, WQ__N };
+enum { WQ_BEGIN, WQ_COMMIT, WQ_ROLLBACK, WQ_FIND, WQ_RANGE, WQ_SET_NEXT, WQ_INS_INVOICE,
+       WQ_INS_AUDIT, WQ__N };
 static const char *const write_sql[WQ__N] = {
     [WQ_BEGIN] = "BEGIN IMMEDIATE",
     [WQ_COMMIT] = "COMMIT",
     [WQ_ROLLBACK] = "ROLLBACK",
-    [WQ_SAVEPOINT] = "SAVEPOINT req",
-    [WQ_RELEASE] = "RELEASE req",
-    [WQ_ROLLBACK_TO] = "ROLLBACK TO req",
     [WQ_FIND] = "SELECT request_hash, doc FROM invoices WHERE seller_id=?1 AND serial=?2",
-    [WQ_RANGE] = "SELECT id, prefix, next FROM number_ranges WHERE seller_id=?1 AND next <= last "
-                 "ORDER BY id LIMIT 1",
-    [WQ_BUMP] = "UPDATE number_ranges SET next = next + 1 WHERE id=?1",
+    [WQ_RANGE] = "SELECT id, prefix, next, last FROM number_ranges "
+                 "WHERE seller_id=?1 AND next <= last ORDER BY id LIMIT 1",
+    [WQ_SET_NEXT] = "UPDATE number_ranges SET next=?2 WHERE id=?1",
     [WQ_INS_INVOICE] = "INSERT INTO invoices(number, seller_id, serial, request_hash, status, "
                        "invoice_type, buyer_tax_id, total_with_tax, issued_at, doc) "
                        "VALUES(?1, ?2, ?3, ?4, 'accepted', ?5, ?6, ?7, ?8, ?9)",
     [WQ_INS_AUDIT] = "INSERT INTO audit(ts, actor, action, target, request_id, client_ip, outcome) "
                      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 };
+
+/* The writer's view of a seller's current number range.  Numbers are handed
+ * out from memory and `next` is written back once per transaction, in that
+ * same transaction; after a rollback the cache is dropped and re-read. */
+#define RANGE_CACHE 64
+typedef struct range_cache {
+    int64_t seller_id, id, next, last;
+    char prefix[6];
+    int dirty;
+} range_cache;
 
 typedef struct reader {
     sqlite3 *db;
@@ -65,6 +72,8 @@ struct fp_store {
     sqlite3 *wdb;
     sqlite3_stmt *wst[WQ__N];
     pthread_mutex_t wlock; /* the writer connection */
+    range_cache ranges[RANGE_CACHE]; /* writer thread only */
+    int nranges;
 
     pthread_t writer;
     int writer_started;
@@ -206,55 +215,120 @@ static void set_failed(fp_issue_req *r, const char *why)
     r->response = NULL;
 }
 
-/* One request inside the open transaction. */
-static void issue_one(fp_store *s, fp_issue_req *r)
+/* Writes back every range whose next moved.  0 or FP_EIO. */
+static int flush_ranges(fp_store *s)
 {
-    sqlite3_stmt **w = s->wst;
-    sqlite3_stmt *st = w[WQ_FIND];
+    for (int i = 0; i < s->nranges; i++) {
+        range_cache *rc = &s->ranges[i];
+        if (!rc->dirty)
+            continue;
+        sqlite3_bind_int64(s->wst[WQ_SET_NEXT], 1, rc->id);
+        sqlite3_bind_int64(s->wst[WQ_SET_NEXT], 2, rc->next);
+        if (step_done(s->wst[WQ_SET_NEXT]) < 0)
+            return FP_EIO;
+        rc->dirty = 0;
+    }
+    return 0;
+}
+
+/* The range to take the seller's next number from, loading it when the
+ * cached one is used up.  NULL: exhausted (*err = 0) or error (*err < 0). */
+static range_cache *range_for(fp_store *s, int64_t seller_id, int *err)
+{
+    range_cache *rc = NULL;
+    *err = 0;
+    for (int i = 0; i < s->nranges && !rc; i++)
+        if (s->ranges[i].seller_id == seller_id)
+            rc = &s->ranges[i];
+    if (rc && rc->next <= rc->last)
+        return rc;
+    if (rc && flush_ranges(s) < 0) { /* the used-up range must read as used up */
+        *err = FP_EIO;
+        return NULL;
+    }
+    sqlite3_stmt *st = s->wst[WQ_RANGE];
+    sqlite3_bind_int64(st, 1, seller_id);
+    int step = sqlite3_step(st);
+    if (step != SQLITE_ROW) {
+        sqlite3_reset(st);
+        if (step != SQLITE_DONE)
+            *err = FP_EIO;
+        return NULL;
+    }
+    if (!rc) {
+        if (s->nranges == RANGE_CACHE) /* many sellers: evict one that is clean */
+            for (int i = 0; i < s->nranges; i++)
+                if (!s->ranges[i].dirty) {
+                    s->ranges[i] = s->ranges[--s->nranges];
+                    break;
+                }
+        if (s->nranges == RANGE_CACHE) {
+            sqlite3_reset(st);
+            *err = FP_EBUSY;
+            return NULL;
+        }
+        rc = &s->ranges[s->nranges++];
+    }
+    rc->seller_id = seller_id;
+    rc->id = sqlite3_column_int64(st, 0);
+    snprintf(rc->prefix, sizeof rc->prefix, "%.5s", (const char *)sqlite3_column_text(st, 1));
+    rc->next = sqlite3_column_int64(st, 2);
+    rc->last = sqlite3_column_int64(st, 3);
+    rc->dirty = 0;
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* Answers a request whose serial already exists (also earlier in this
+ * batch): the stored response if the body is the same, else KEY_REUSED.
+ * FP_ENOTFOUND when the serial is new. */
+static int answer_existing(fp_store *s, fp_issue_req *r)
+{
+    sqlite3_stmt *st = s->wst[WQ_FIND];
     sqlite3_bind_int64(st, 1, r->seller_id);
     sqlite3_bind_text(st, 2, r->serial, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        const void *h = sqlite3_column_blob(st, 0);
-        int same = sqlite3_column_bytes(st, 0) == 32 && memcmp(h, r->request_hash, 32) == 0;
-        if (same) {
-            int n = sqlite3_column_bytes(st, 1);
-            r->response = malloc((size_t)n + 1);
-            if (r->response) {
-                memcpy(r->response, sqlite3_column_text(st, 1), (size_t)n + 1);
-                r->response_len = (size_t)n;
-                r->result = FP_ISSUE_REPLAY;
-            } else {
-                set_failed(r, "out of memory");
-            }
+    int rc = 0, step = sqlite3_step(st);
+    if (step != SQLITE_ROW) {
+        rc = step == SQLITE_DONE ? FP_ENOTFOUND : FP_EIO;
+    } else if (sqlite3_column_bytes(st, 0) == 32 &&
+               memcmp(sqlite3_column_blob(st, 0), r->request_hash, 32) == 0) {
+        int n = sqlite3_column_bytes(st, 1);
+        r->response = malloc((size_t)n + 1);
+        if (r->response) {
+            memcpy(r->response, sqlite3_column_text(st, 1), (size_t)n + 1);
+            r->response_len = (size_t)n;
+            r->result = FP_ISSUE_REPLAY;
         } else {
-            r->result = FP_ISSUE_KEY_REUSED;
+            rc = FP_ENOMEM;
         }
-        sqlite3_reset(st);
-        return;
+    } else {
+        r->result = FP_ISSUE_KEY_REUSED;
     }
     sqlite3_reset(st);
+    return rc;
+}
 
-    if (step_done(w[WQ_SAVEPOINT]) < 0) {
-        set_failed(r, sqlite3_errmsg(s->wdb));
-        return;
+/* One request inside the open transaction: two INSERTs in the common case.
+ * The idempotency check is the UNIQUE(seller_id, serial) constraint itself;
+ * only a conflict costs a lookup.  Returns FP_EIO when the transaction
+ * cannot go on (the batch is then rolled back and every request fails). */
+static int issue_one(fp_store *s, fp_issue_req *r)
+{
+    int err;
+    range_cache *rc = range_for(s, r->seller_id, &err);
+    if (!rc) {
+        if (err < 0)
+            return FP_EIO;
+        /* exhausted, unless the key was used before: that still replays */
+        int found = answer_existing(s, r);
+        if (found == FP_ENOTFOUND)
+            r->result = FP_ISSUE_EXHAUSTED;
+        return found == 0 || found == FP_ENOTFOUND ? 0 : FP_EIO;
     }
-    st = w[WQ_RANGE];
-    sqlite3_bind_int64(st, 1, r->seller_id);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_reset(st);
-        step_done(w[WQ_RELEASE]);
-        r->result = FP_ISSUE_EXHAUSTED;
-        return;
-    }
-    int64_t range_id = sqlite3_column_int64(st, 0);
-    const char *prefix = (const char *)sqlite3_column_text(st, 1);
-    int64_t seq = sqlite3_column_int64(st, 2);
-    snprintf(r->number, sizeof r->number, "%.5s%015" PRId64, prefix ? prefix : "00000", seq);
-    sqlite3_reset(st);
-
+    snprintf(r->number, sizeof r->number, "%s%015" PRId64, rc->prefix, rc->next);
     fp_doc_patch_number(&r->doc, r->number);
-    sqlite3_bind_int64(w[WQ_BUMP], 1, range_id);
-    st = w[WQ_INS_INVOICE];
+
+    sqlite3_stmt *st = s->wst[WQ_INS_INVOICE];
     sqlite3_bind_text(st, 1, r->number, FP_NUMBER_LEN, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, r->seller_id);
     sqlite3_bind_text(st, 3, r->serial, -1, SQLITE_STATIC);
@@ -267,7 +341,18 @@ static void issue_one(fp_store *s, fp_issue_req *r)
     sqlite3_bind_int64(st, 7, r->total_with_tax);
     sqlite3_bind_int64(st, 8, r->issued_at);
     sqlite3_bind_text(st, 9, r->doc.json, (int)r->doc.len, SQLITE_STATIC);
-    sqlite3_stmt *a = w[WQ_INS_AUDIT];
+    int step = sqlite3_step(st);
+    int ext = sqlite3_extended_errcode(s->wdb);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (step != SQLITE_DONE) {
+        r->number[0] = 0;
+        /* only the statement was undone; the transaction goes on */
+        if (ext == SQLITE_CONSTRAINT_UNIQUE)
+            return answer_existing(s, r) == 0 ? 0 : FP_EIO;
+        return FP_EIO;
+    }
+    sqlite3_stmt *a = s->wst[WQ_INS_AUDIT];
     sqlite3_bind_int64(a, 1, r->issued_at);
     sqlite3_bind_text(a, 2, r->actor, -1, SQLITE_STATIC);
     sqlite3_bind_text(a, 3, "invoice.issue", -1, SQLITE_STATIC);
@@ -275,43 +360,55 @@ static void issue_one(fp_store *s, fp_issue_req *r)
     sqlite3_bind_text(a, 5, r->request_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(a, 6, r->client_ip, -1, SQLITE_STATIC);
     sqlite3_bind_text(a, 7, "created", -1, SQLITE_STATIC);
-    if (step_done(w[WQ_BUMP]) < 0 || step_done(st) < 0 || step_done(a) < 0) {
-        set_failed(r, sqlite3_errmsg(s->wdb));
-        step_done(w[WQ_ROLLBACK_TO]);
-        step_done(w[WQ_RELEASE]);
-        return;
-    }
-    sqlite3_clear_bindings(st);
+    step = step_done(a);
     sqlite3_clear_bindings(a);
-    step_done(w[WQ_RELEASE]);
+    if (step < 0)
+        return FP_EIO; /* the invoice row is in: only a rollback undoes it */
+    rc->next++;
+    rc->dirty = 1;
     r->result = FP_ISSUE_CREATED;
     r->response = r->doc.json;
     r->response_len = r->doc.len;
     r->doc.json = NULL;
+    return 0;
+}
+
+/* After a rollback nothing of the batch exists: every request fails (its
+ * client retries with the same key) and the range cache is re-read. */
+static void fail_batch(fp_store *s, fp_issue_req *head, const char *why)
+{
+    for (fp_issue_req *r = head; r; r = r->next) {
+        if (r->result == FP_ISSUE_CREATED && r->doc.json == NULL) {
+            r->doc.json = r->response; /* give the document back for free() */
+            r->response = NULL;
+        }
+        set_failed(r, why);
+    }
+    s->nranges = 0;
 }
 
 static void run_batch(fp_store *s, fp_issue_req *head, int n)
 {
     pthread_mutex_lock(&s->wlock);
-    int ok = step_done(s->wst[WQ_BEGIN]) == 0;
-    if (!ok) {
-        const char *why = sqlite3_errmsg(s->wdb);
-        for (fp_issue_req *r = head; r; r = r->next)
-            set_failed(r, why);
+    if (step_done(s->wst[WQ_BEGIN]) < 0) {
+        fail_batch(s, head, sqlite3_errmsg(s->wdb));
     } else {
-        for (fp_issue_req *r = head; r; r = r->next)
-            issue_one(s, r);
+        int ok = 1;
+        for (fp_issue_req *r = head; r && ok; r = r->next)
+            ok = issue_one(s, r) == 0;
+        if (ok)
+            ok = flush_ranges(s) == 0;
         int64_t t0 = now_us();
-        if (step_done(s->wst[WQ_COMMIT]) < 0) {
-            char why[128];
-            snprintf(why, sizeof why, "commit: %s", sqlite3_errmsg(s->wdb));
-            step_done(s->wst[WQ_ROLLBACK]);
-            /* nothing of this batch is durable, replays included */
-            for (fp_issue_req *r = head; r; r = r->next)
-                if (r->result != FP_ISSUE_EXHAUSTED && r->result != FP_ISSUE_KEY_REUSED)
-                    set_failed(r, why);
-        }
+        if (ok)
+            ok = step_done(s->wst[WQ_COMMIT]) == 0;
         atomic_fetch_add(&s->fsync_us, (uint64_t)(now_us() - t0));
+        if (!ok) {
+            char why[160];
+            snprintf(why, sizeof why, "%s", sqlite3_errmsg(s->wdb));
+            if (!sqlite3_get_autocommit(s->wdb))
+                step_done(s->wst[WQ_ROLLBACK]);
+            fail_batch(s, head, why);
+        }
     }
     pthread_mutex_unlock(&s->wlock);
     atomic_fetch_add(&s->commits, 1);
