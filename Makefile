@@ -28,9 +28,10 @@ run: build
 	@scripts/run-demo.sh $(BUILD)/fapiao $(DATA_DIR) $(LISTEN)
 
 # Every test: unit + fuzz corpus replay (ctest) and the black-box suite, on
-# the optimised build and again on the ASan+UBSan build.
-test: test-deps build asan
-	@scripts/run-tests.sh $(BUILD) $(ASAN_BUILD)
+# the optimised build and again on the ASan+UBSan build, then a short
+# libFuzzer run of every parser (FUZZ_SECONDS each, default 20).
+test: test-deps build asan fuzz
+	@scripts/run-tests.sh $(BUILD) $(ASAN_BUILD) build-fuzz
 
 unit: build
 	@cd $(BUILD) && ctest --output-on-failure
@@ -43,7 +44,7 @@ bench: build test-deps
 
 fuzz: test-deps
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DFP_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	@cmake --build build-fuzz -j$(JOBS)
+	@cmake --build build-fuzz -j$(JOBS) -- --no-print-directory
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

@@ -6,6 +6,7 @@
 set -uo pipefail
 build=${1:-build}
 asan=${2:-build-asan}
+fuzz=${3:-}
 root=$(cd "$(dirname "$0")/.." && pwd)
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -22,6 +23,29 @@ stage "ctest ($build)" ctest --test-dir "$root/$build" --output-on-failure
 stage "ctest ($asan, ASan+UBSan)" ctest --test-dir "$root/$asan" --output-on-failure
 stage "e2e ($build)" env FAPIAO_BIN="$root/$build/fapiao" /usr/bin/python3 -m pytest -q -p no:cacheprovider "$root/tests/e2e"
 stage "e2e ($asan, ASan+UBSan)" env FAPIAO_BIN="$root/$asan/fapiao" FAPIAO_SANITIZED=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider "$root/tests/e2e"
+
+# Real fuzzing, bounded: every target for FUZZ_SECONDS on a scratch copy of
+# its corpus (the checked-in corpus only grows by hand, with minimised inputs).
+fuzz_all() {
+  local scratch rc=0
+  scratch=$(mktemp -d)
+  for bin in "$root/$fuzz"/fuzz_*; do
+    case $bin in *_replay) continue ;; esac
+    [ -x "$bin" ] || continue
+    local name; name=$(basename "$bin")
+    cp -r "$root/fuzz/corpus/$name" "$scratch/$name"
+    if (cd "$scratch" && "$bin" -max_total_time="${FUZZ_SECONDS:-20}" -timeout=10 -rss_limit_mb=2048 \
+          "$scratch/$name" >"$scratch/$name.log" 2>&1); then
+      echo "fuzz $name: $(grep -o 'Done [0-9]* runs' "$scratch/$name.log")"
+    else
+      echo "fuzz $name: FAILED"; tail -40 "$scratch/$name.log"; rc=1
+      cp "$scratch"/crash-* "$scratch"/leak-* "$scratch"/timeout-* "$root/$fuzz/" 2>/dev/null
+    fi
+  done
+  rm -rf "$scratch"
+  return $rc
+}
+if [ -n "$fuzz" ]; then stage "libFuzzer (${FUZZ_SECONDS:-20}s per target)" fuzz_all; fi
 
 echo "stages: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

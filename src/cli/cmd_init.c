@@ -24,6 +24,7 @@
 
 static const char usage[] =
     "usage: fapiao init --data-dir DIR [--json] [--tax-codes FILE] [--base-url URL]\n"
+    "                   [--demo-range-size N]\n"
     "  Creates DIR with a self-signed TLS certificate (127.0.0.1, ::1, localhost),\n"
     "  a demo seller, a demo number range and a demo client credential.\n"
     "  创建数据目录：自签名 TLS 证书、演示销售方、演示号码段和演示客户端凭据。\n";
@@ -86,12 +87,13 @@ static void json_str(FILE *f, const char *s)
 int cmd_init(int argc, char **argv)
 {
     const char *dir = NULL, *codes = FP_SOURCE_DIR "/data/taxcodes-sample.csv";
-    const char *base_url = "https://127.0.0.1:8443";
+    const char *base_url = "https://127.0.0.1:8443", *range_size = NULL;
     int as_json = 0;
     const cli_flag flags[] = {
         {"--data-dir", 0, &dir, NULL},
         {"--tax-codes", 0, &codes, NULL},
         {"--base-url", 0, &base_url, NULL},
+        {"--demo-range-size", 0, &range_size, NULL},
         {"--json", 1, NULL, &as_json},
         {NULL, 0, NULL, NULL},
     };
@@ -101,6 +103,15 @@ int cmd_init(int argc, char **argv)
         cli_error("缺少 --data-dir", "--data-dir is required");
         fprintf(stderr, "%s", usage);
         return 2;
+    }
+    long long nrange = 99999999;
+    if (range_size) {
+        char *end;
+        nrange = strtoll(range_size, &end, 10);
+        if (*end || nrange < 1 || nrange > 999999999999999LL) {
+            cli_error("--demo-range-size 须为 1 到 999999999999999", "--demo-range-size must be 1 to 999999999999999");
+            return 2;
+        }
     }
     char db[4096], tls[4096], crt[4096], key[4096], tkey[4096], tc[4096];
     snprintf(db, sizeof db, "%s/fapiao.db", dir);
@@ -166,7 +177,7 @@ int cmd_init(int argc, char **argv)
     char prefix[6];
     snprintf(prefix, sizeof prefix, "%02u440", (unsigned)(tm.tm_year + 1900) % 100u);
     if (rc == 0)
-        rc = fp_store_add_range(st, seller_id, prefix, 1, 99999999, &err);
+        rc = fp_store_add_range(st, seller_id, prefix, 1, (int64_t)nrange, &err);
 
     fp_client_rec c = {0};
     unsigned char idr[4];
