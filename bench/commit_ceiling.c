@@ -250,7 +250,8 @@ static result run_batch(sqlite3 *db, stmts *s, doc_tmpl *d, int batch, int64_t m
             snprintf(serial, sizeof serial, "cc-%021" PRId64, ++*serial_seq);
             int64_t seq = (*next_seq)++;
             char number[FP_NUMBER_LEN + 1];
-            snprintf(number, sizeof number, "%s%015" PRId64, NUMBER_PREFIX, seq % 1000000000000000);
+            snprintf(number, sizeof number, "%s%015" PRIu64, NUMBER_PREFIX,
+                     (uint64_t)seq % 1000000000000000u);
             unsigned char hash[32];
             for (int k = 0; k < 4; k++) {
                 uint64_t v = rng();

@@ -62,7 +62,7 @@ struct fp_issue_req {
     void *arg;
     /* out (valid in done) */
     fp_issue_result result;
-    char number[FP_NUMBER_LEN + 1];
+    char number[FP_NUMBER_LEN + 1]; /* CREATED and REPLAY; empty otherwise */
     char *response;             /* malloc'ed body for CREATED/REPLAY */
     size_t response_len;
     char error[128];
@@ -74,10 +74,11 @@ struct fp_issue_req {
 void fp_store_submit(fp_store *s, fp_issue_req *r);
 
 /* ---- reads ---- */
-/* Finds the invoice issued with serial.  Returns 0 and a malloc'ed doc and
- * the request hash, FP_ENOTFOUND, or FP_EIO. */
+/* Finds the invoice issued with serial.  Returns 0 with its number, a
+ * malloc'ed doc and the request hash; FP_ENOTFOUND; or FP_EIO. */
 int fp_store_find_serial(fp_store *s, int64_t seller_id, const char *serial,
-                         unsigned char hash[32], char **doc, size_t *len);
+                         unsigned char hash[32], char number[FP_NUMBER_LEN + 1], char **doc,
+                         size_t *len);
 int fp_store_get_invoice(fp_store *s, int64_t seller_id, const char *number, char **doc,
                          size_t *len);
 
@@ -99,6 +100,8 @@ int fp_store_ping(fp_store *s, fp_err *err);
 /* ---- setup (synchronous, used by `fapiao init`) ---- */
 int fp_store_add_seller(fp_store *s, const fp_seller *seller, int64_t *id, fp_err *err);
 int fp_store_add_client(fp_store *s, const fp_client_rec *c, fp_err *err);
+/* Refuses (FP_EINVAL / FP_ECONFLICT) a prefix that is not 5 digits, a bad
+ * first..last, or a range overlapping another of the same prefix. */
 int fp_store_add_range(fp_store *s, int64_t seller_id, const char prefix[6], int64_t first,
                        int64_t last, fp_err *err);
 

@@ -1,6 +1,6 @@
 /* money.c — integer-fen money, exact decimal products, the one rounding
  * function, tax rates and capital amounts (大写).  No floating point here:
- * a float 19.99 yields the wrong 分 digit. */
+ * a binary fraction cannot hold 19.99 and yields the wrong 分 digit. */
 #include "fapiao/money.h"
 #include "fapiao/err.h"
 

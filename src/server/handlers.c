@@ -121,15 +121,6 @@ static enum MHD_Result replay(fp_req *r, char *doc, size_t len, const char *numb
     return fp_respond(r, 201, "application/json", doc, len, hdrs);
 }
 
-/* The number is the value of the first "number" key: our own document. */
-static void doc_number(const char *doc, char out[FP_NUMBER_LEN + 1])
-{
-    const char *p = strstr(doc, "\"number\":\"");
-    out[0] = 0;
-    if (p)
-        snprintf(out, FP_NUMBER_LEN + 1, "%.20s", p + 10);
-}
-
 static void on_committed(fp_issue_req *ir, void *arg)
 {
     fp_req *r = arg;
@@ -179,15 +170,14 @@ enum MHD_Result fp_h_issue(fp_req *r)
     char *doc = NULL;
     size_t dlen = 0;
     unsigned char have[32];
-    int frc = fp_store_find_serial(s->o.store, r->claims.seller_id, key, have, &doc, &dlen);
+    char num[FP_NUMBER_LEN + 1];
+    int frc = fp_store_find_serial(s->o.store, r->claims.seller_id, key, have, num, &doc, &dlen);
     if (frc == 0) {
         fp_invoice_clear(&inv);
         if (!fp_ct_equal(have, hash, 32)) {
             free(doc);
             return fp_problem(r, FPC_IDEMPOTENCY_KEY_REUSED, NULL, NULL, NULL);
         }
-        char num[FP_NUMBER_LEN + 1];
-        doc_number(doc, num);
         return replay(r, doc, dlen, num);
     }
     if (frc != FP_ENOTFOUND) {
@@ -252,13 +242,10 @@ enum MHD_Result fp_h_issue_resumed(fp_req *r)
         ir->response = NULL;
         break;
     }
-    case FP_ISSUE_REPLAY: {
-        char num[FP_NUMBER_LEN + 1];
-        doc_number(ir->response, num);
-        res = replay(r, ir->response, ir->response_len, num);
+    case FP_ISSUE_REPLAY:
+        res = replay(r, ir->response, ir->response_len, ir->number);
         ir->response = NULL;
         break;
-    }
     case FP_ISSUE_KEY_REUSED:
         res = fp_problem(r, FPC_IDEMPOTENCY_KEY_REUSED, NULL, NULL, NULL);
         break;
@@ -302,7 +289,9 @@ enum MHD_Result fp_h_list_invoices(fp_req *r)
     char *doc = NULL;
     size_t len = 0;
     unsigned char hash[32];
-    int rc = fp_store_find_serial(r->srv->o.store, r->claims.seller_id, serial, hash, &doc, &len);
+    char num[FP_NUMBER_LEN + 1];
+    int rc = fp_store_find_serial(r->srv->o.store, r->claims.seller_id, serial, hash, num, &doc,
+                                  &len);
     if (rc < 0 && rc != FP_ENOTFOUND)
         return fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
     fp_buf b;

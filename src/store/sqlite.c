@@ -5,8 +5,13 @@
  * writes through one thread lets it put everything that queued during the
  * previous fsync into the next transaction, so one fsync acknowledges many
  * invoices (2.5k commits/s one by one, ~30k rows/s batched on this machine).
- * Each request runs inside its own SAVEPOINT so one bad request cannot undo
- * the others of its batch; nobody is answered before COMMIT has returned.
+ * Per invoice the transaction holds two INSERTs (invoice, audit); the
+ * UNIQUE(seller_id, serial) constraint is the idempotency check, and numbers
+ * come from an in-memory copy of the range written back once per
+ * transaction.  Any error that leaves a statement half-done rolls the whole
+ * batch back and fails every request of it (their clients retry with the
+ * same keys, which is always safe); nobody is answered before COMMIT has
+ * returned.
  *
  * Why a checkpointer thread: a checkpoint copies WAL pages into the database
  * file and fsyncs it; on the writer it would add 8-20 ms to some commits. */
@@ -25,7 +30,7 @@
 
 enum { RQ_FIND_SERIAL, RQ_GET_INVOICE, RQ_GET_CLIENT, RQ_GET_SELLER, RQ_REMAINING, RQ_PING, RQ__N };
 static const char *const read_sql[RQ__N] = {
-    [RQ_FIND_SERIAL] = "SELECT request_hash, doc FROM invoices WHERE seller_id=?1 AND serial=?2",
+    [RQ_FIND_SERIAL] = "SELECT request_hash, doc, number FROM invoices WHERE seller_id=?1 AND serial=?2",
     [RQ_GET_INVOICE] = "SELECT doc FROM invoices WHERE seller_id=?1 AND number=?2",
     [RQ_GET_CLIENT] = "SELECT seller_id, secret_salt, secret_hash, scope, disabled FROM clients "
                       "WHERE client_id=?1",
@@ -41,7 +46,7 @@ static const char *const write_sql[WQ__N] = {
     [WQ_BEGIN] = "BEGIN IMMEDIATE",
     [WQ_COMMIT] = "COMMIT",
     [WQ_ROLLBACK] = "ROLLBACK",
-    [WQ_FIND] = "SELECT request_hash, doc FROM invoices WHERE seller_id=?1 AND serial=?2",
+    [WQ_FIND] = "SELECT request_hash, doc, number FROM invoices WHERE seller_id=?1 AND serial=?2",
     [WQ_RANGE] = "SELECT id, prefix, next, last FROM number_ranges "
                  "WHERE seller_id=?1 AND next <= last ORDER BY id LIMIT 1",
     [WQ_SET_NEXT] = "UPDATE number_ranges SET next=?2 WHERE id=?1",
@@ -61,6 +66,8 @@ typedef struct range_cache {
     char prefix[6];
     int dirty;
 } range_cache;
+
+static void copy_col(sqlite3_stmt *st, int col, char *dst, size_t cap);
 
 typedef struct reader {
     sqlite3 *db;
@@ -210,6 +217,7 @@ static int step_done(sqlite3_stmt *st)
 static void set_failed(fp_issue_req *r, const char *why)
 {
     r->result = FP_ISSUE_FAILED;
+    r->number[0] = 0; /* a number of a rolled-back batch was never stored */
     snprintf(r->error, sizeof r->error, "%s", why);
     free(r->response);
     r->response = NULL;
@@ -298,6 +306,7 @@ static int answer_existing(fp_store *s, fp_issue_req *r)
             memcpy(r->response, sqlite3_column_text(st, 1), (size_t)n + 1);
             r->response_len = (size_t)n;
             r->result = FP_ISSUE_REPLAY;
+            copy_col(st, 2, r->number, sizeof r->number);
         } else {
             rc = FP_ENOMEM;
         }
@@ -632,7 +641,8 @@ static int step_row(sqlite3_stmt *st)
 }
 
 int fp_store_find_serial(fp_store *s, int64_t seller_id, const char *serial,
-                         unsigned char hash[32], char **doc, size_t *len)
+                         unsigned char hash[32], char number[FP_NUMBER_LEN + 1], char **doc,
+                         size_t *len)
 {
     reader *r = acquire(s);
     sqlite3_stmt *st = r->st[RQ_FIND_SERIAL];
@@ -644,6 +654,7 @@ int fp_store_find_serial(fp_store *s, int64_t seller_id, const char *serial,
             memcpy(hash, sqlite3_column_blob(st, 0), 32);
         else
             memset(hash, 0, 32);
+        copy_col(st, 2, number, FP_NUMBER_LEN + 1);
         *doc = dup_text(st, 1, len);
         if (!*doc)
             rc = FP_ENOMEM;
@@ -815,6 +826,32 @@ static void bind_range(sqlite3_stmt *st, const void *arg)
 int fp_store_add_range(fp_store *s, int64_t seller_id, const char prefix[6], int64_t first,
                        int64_t last, fp_err *err)
 {
+    /* Numbers are unique across sellers: a range may not overlap any other
+     * range of the same prefix, or issuing would hit used numbers. */
+    for (int i = 0; i < 5; i++)
+        if (prefix[i] < '0' || prefix[i] > '9')
+            return fp_fail(err, FP_EINVAL, "range prefix must be 5 digits (year, province, channel)");
+    if (prefix[5] != 0 || first < 1 || first > last || last > 999999999999999LL)
+        return fp_fail(err, FP_EINVAL, "range must satisfy 1 <= first <= last <= 999999999999999");
+    pthread_mutex_lock(&s->wlock);
+    sqlite3_stmt *st = NULL;
+    int overlap = -1;
+    if (sqlite3_prepare_v2(s->wdb,
+                           "SELECT count(*) FROM number_ranges WHERE prefix=?1 AND first<=?3 "
+                           "AND last>=?2",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, prefix, 5, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, first);
+        sqlite3_bind_int64(st, 3, last);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            overlap = sqlite3_column_int(st, 0) > 0;
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->wlock);
+    if (overlap != 0)
+        return overlap > 0 ? fp_fail(err, FP_ECONFLICT, "range %s %lld..%lld overlaps an existing range",
+                                     prefix, (long long)first, (long long)last)
+                           : fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
     range_arg a = {seller_id, first, last, prefix};
     return setup_exec(s,
                       "INSERT INTO number_ranges(seller_id, prefix, first, last, next, created_at) "

@@ -100,10 +100,11 @@ class Response:
 class Server:
     """One fapiao installation (data dir) and at most one serving process."""
 
-    def __init__(self, base_dir, serve_args=()):
+    def __init__(self, base_dir, serve_args=(), init_args=()):
         self.base_dir = Path(base_dir)
         self.data_dir = self.base_dir / "data"
         self.serve_args = list(serve_args)
+        self.init_args = list(init_args)  # extra `fapiao init` arguments
         self.proc = None
         self.port = None
         self.log_path = None
@@ -124,7 +125,8 @@ class Server:
     # ---- process control -------------------------------------------------
     def _init(self):
         self.base_dir.mkdir(parents=True, exist_ok=True)
-        r = subprocess.run([BIN, "init", "--data-dir", str(self.data_dir), "--json"],
+        r = subprocess.run([BIN, "init", "--data-dir", str(self.data_dir), "--json"]
+                           + self.init_args,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=60 * SLOW)
         assert r.returncode == 0, "fapiao init failed (%d): %s" % (
@@ -416,8 +418,8 @@ def make_server(tmp_path_factory):
     """Factory for servers a test needs for itself (own data dir, own args)."""
     made = []
 
-    def make(serve_args=(), start=True):
-        s = Server(tmp_path_factory.mktemp("fapiao"), serve_args)
+    def make(serve_args=(), start=True, init_args=()):
+        s = Server(tmp_path_factory.mktemp("fapiao"), serve_args, init_args)
         made.append(s)
         if start:
             s.start()
