@@ -5,6 +5,7 @@ ASAN_BUILD ?= build-asan
 DATA_DIR   ?= var/demo
 LISTEN     ?= 127.0.0.1:8443
 JOBS       ?= $(shell nproc)
+FUZZERS    := $(basename $(notdir $(wildcard fuzz/fuzz_*.c)))
 
 .PHONY: all deps test-deps build asan run test unit e2e test-asan bench fuzz clean
 
@@ -44,7 +45,7 @@ bench: build test-deps
 
 fuzz: test-deps
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DFP_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	@cmake --build build-fuzz -j$(JOBS) -- --no-print-directory
+	@cmake --build build-fuzz -j$(JOBS) --target $(FUZZERS) -- --no-print-directory
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

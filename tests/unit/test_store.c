@@ -1012,7 +1012,7 @@ static void test_range_validation(void)
         {"too many digits", 0, "26442", 1, 1000000000000000LL, FP_EINVAL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        check_ctx(cases[i].name);
+        check_ctx("%s", cases[i].name);
         fp_err err = {0};
         char prefix[6] = {0};
         snprintf(prefix, sizeof prefix, "%s", cases[i].prefix);
