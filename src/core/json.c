@@ -204,8 +204,16 @@ static int prescan(const char *s, size_t n, int max_depth, fp_code *code, char *
                 snprintf(d, dl, "unescaped control character in a string at offset %zu", i);
                 return -1;
             }
-            if (c == '\\' && i + 1 < n) {
-                if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0) {
+            if (c == '\\') {
+                /* the escaped character is checked here too: a NUL or a
+                 * control character must not hide behind a backslash */
+                char e = i + 1 < n ? s[i + 1] : 0;
+                if (!e || !strchr("\"\\/bfnrtu", e)) {
+                    *code = FPC_MALFORMED_JSON;
+                    snprintf(d, dl, "invalid escape in a string at offset %zu", i);
+                    return -1;
+                }
+                if (e == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0) {
                     *code = FPC_MALFORMED_JSON;
                     snprintf(d, dl, "escaped NUL (\\u0000) at offset %zu", i);
                     return -1;
