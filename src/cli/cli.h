@@ -9,6 +9,9 @@ int cli_zh(void);
 /* Prints "fapiao: <zh or en>" to stderr; both when the language is unknown. */
 void cli_error(const char *zh, const char *en);
 
+/* "fapiao: <what, zh or en>: <detail>" — detail is a library message. */
+void cli_fail(const char *zh, const char *en, const char *detail);
+
 /* A flag table row: "--name" takes a value unless is_bool. */
 typedef struct cli_flag {
     const char *name;

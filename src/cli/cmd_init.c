@@ -136,7 +136,7 @@ int cmd_init(int argc, char **argv)
     }
     fp_err err = {0};
     if (fp_tls_selfsigned(crt, key, 825, &err) < 0) {
-        cli_error(err.msg, err.msg);
+        cli_fail("无法生成 TLS 证书", "cannot create the TLS certificate", err.msg);
         return 1;
     }
     unsigned char tk[FP_TOKEN_KEY_LEN];
@@ -155,7 +155,7 @@ int cmd_init(int argc, char **argv)
     fp_store *st = NULL;
     fp_store_opts so = {.path = db, .read_conns = 1};
     if (fp_store_open(&so, &st, &err) < 0) {
-        cli_error(err.msg, err.msg);
+        cli_fail("无法创建数据库", "cannot create the database", err.msg);
         return 1;
     }
     /* Demo seller: a well-formed USCC made for the demo, not a real company. */
@@ -195,7 +195,7 @@ int cmd_init(int argc, char **argv)
     }
     fp_store_close(st);
     if (rc < 0) {
-        cli_error(err.msg, err.msg);
+        cli_fail("无法写入演示数据", "cannot store the demo data", err.msg);
         return 1;
     }
     if (as_json) {

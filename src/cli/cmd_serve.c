@@ -130,7 +130,7 @@ int cmd_serve(int argc, char **argv)
     fp_err err = {0};
     fp_taxcode_table *codes = NULL;
     if (fp_taxcode_load(codes_path ? codes_path : tc, &codes, &err) < 0) {
-        cli_error(err.msg, err.msg);
+        cli_fail("无法加载税收分类编码表", "cannot load the tax code table", err.msg);
         return 1;
     }
 
@@ -146,7 +146,7 @@ int cmd_serve(int argc, char **argv)
     fp_store *store = NULL;
     fp_store_opts sto = {.path = db};
     if (fp_store_open(&sto, &store, &err) < 0) {
-        cli_error(err.msg, err.msg);
+        cli_fail("无法打开数据库", "cannot open the database", err.msg);
         fp_taxcode_free(codes);
         return 1;
     }
@@ -158,7 +158,7 @@ int cmd_serve(int argc, char **argv)
     so.codes = codes;
     fp_server *srv = NULL;
     if (fp_server_start(&so, &srv, &err) < 0) {
-        cli_error(err.msg, err.msg);
+        cli_fail("无法启动 HTTPS 服务", "cannot start the HTTPS server", err.msg);
         fp_store_close(store);
         fp_taxcode_free(codes);
         return 1;

@@ -27,6 +27,11 @@ void cli_error(const char *zh, const char *en)
         fprintf(stderr, "fapiao: %s\n", en);
 }
 
+void cli_fail(const char *zh, const char *en, const char *detail)
+{
+    fprintf(stderr, "fapiao: %s: %s\n", cli_zh() ? zh : en, detail);
+}
+
 int cli_parse(int argc, char **argv, const cli_flag *flags, const char *usage)
 {
     for (int i = 1; i < argc; i++) {

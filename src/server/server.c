@@ -484,7 +484,6 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->o.idle_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), /* request line + headers */
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
         MHD_OPTION_END);
     if (!s->d) {
         rc = fp_fail(err, FP_EIO,

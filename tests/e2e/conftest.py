@@ -97,6 +97,10 @@ class Response:
         return "<Response %s %s %r>" % (self.status, self.content_type, self.body[:500])
 
 
+class PortTaken(AssertionError):
+    """The chosen port was taken between free_port() and the bind."""
+
+
 class Server:
     """One fapiao installation (data dir) and at most one serving process."""
 
@@ -137,6 +141,16 @@ class Server:
         return out
 
     def start(self, timeout=None):
+        # free_port() cannot reserve the port: another process may take it
+        # before the server binds.  That (and only that) is retried.
+        for attempt in range(3):
+            try:
+                return self._start_once(timeout)
+            except PortTaken:
+                if attempt == 2:
+                    raise
+
+    def _start_once(self, timeout=None):
         assert self.proc is None, "server already running"
         timeout = timeout or 15 * SLOW
         self.port = free_port()
@@ -157,8 +171,11 @@ class Server:
             if rc is not None:
                 self.proc = None
                 self.last_exit = rc
+                tail = self.log_tail()
+                if "cannot listen on" in tail.split("=== serve on port")[-1]:
+                    raise PortTaken(tail)
                 raise AssertionError("fapiao serve exited with %d during startup:\n%s"
-                                     % (rc, self.log_tail()))
+                                     % (rc, tail))
             try:
                 r = self.request("GET", "/healthz", auth=False, timeout=2 * SLOW)
                 if r.status == 200:
