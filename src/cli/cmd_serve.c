@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -115,6 +116,22 @@ int cmd_serve(int argc, char **argv)
         snprintf(zh, sizeof zh, "%s 不是数据目录（没有 fapiao.db）；先运行 fapiao init --data-dir %s", dir, dir);
         snprintf(en, sizeof en, "%s is not a data directory (no fapiao.db); run fapiao init --data-dir %s first", dir, dir);
         cli_error(zh, en);
+        return 1;
+    }
+    /* One server per data directory: the store's single writer assigns
+     * numbers from memory, so a second process must not write beside it.
+     * The lock lives as long as the process (released by the kernel even on
+     * kill -9). */
+    char lockp[PATH_MAX];
+    snprintf(lockp, sizeof lockp, "%s/fapiao.lock", dir);
+    int lockfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
+        char zh[PATH_MAX + 128], en[PATH_MAX + 128];
+        snprintf(zh, sizeof zh, "另一个 fapiao serve 正在使用数据目录 %s", dir);
+        snprintf(en, sizeof en, "another fapiao serve is using the data directory %s", dir);
+        cli_error(zh, en);
+        if (lockfd >= 0)
+            close(lockfd);
         return 1;
     }
     unsigned char token_key[FP_TOKEN_KEY_LEN];
