@@ -24,6 +24,9 @@ typedef struct cli_flag {
  * returns -1. */
 int cli_parse(int argc, char **argv, const cli_flag *flags, const char *usage);
 
+/* -1 (with a usage error printed) when a required flag's value is NULL. */
+int cli_require(const char *value, const char *flag, const char *usage);
+
 int cmd_init(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 

@@ -97,13 +97,8 @@ int cmd_init(int argc, char **argv)
         {"--json", 1, NULL, &as_json},
         {NULL, 0, NULL, NULL},
     };
-    if (cli_parse(argc, argv, flags, usage) < 0)
+    if (cli_parse(argc, argv, flags, usage) < 0 || cli_require(dir, "--data-dir", usage) < 0)
         return 2;
-    if (!dir) {
-        cli_error("缺少 --data-dir", "--data-dir is required");
-        fprintf(stderr, "%s", usage);
-        return 2;
-    }
     long long nrange = 99999999;
     if (range_size) {
         char *end;

@@ -69,13 +69,8 @@ int cmd_serve(int argc, char **argv)
         {"--max-body", 0, &max_body, NULL},   {"--access-log", 0, &access_log, NULL},
         {"--tax-codes", 0, &codes_path, NULL}, {NULL, 0, NULL, NULL},
     };
-    if (cli_parse(argc, argv, flags, usage) < 0)
+    if (cli_parse(argc, argv, flags, usage) < 0 || cli_require(dir, "--data-dir", usage) < 0)
         return 2;
-    if (!dir) {
-        cli_error("缺少 --data-dir", "--data-dir is required");
-        fprintf(stderr, "%s", usage);
-        return 2;
-    }
     fp_server_opts so = {0};
     if (parse_listen(listen, so.host, sizeof so.host, &so.port) < 0) {
         cli_error("--listen 格式应为 HOST:PORT，例如 127.0.0.1:8443",

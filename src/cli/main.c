@@ -75,6 +75,18 @@ int cli_parse(int argc, char **argv, const cli_flag *flags, const char *usage)
     return 0;
 }
 
+int cli_require(const char *value, const char *flag, const char *usage)
+{
+    if (value)
+        return 0;
+    char zh[128], en[128];
+    snprintf(zh, sizeof zh, "缺少 %s", flag);
+    snprintf(en, sizeof en, "%s is required", flag);
+    cli_error(zh, en);
+    fprintf(stderr, "%s", usage);
+    return -1;
+}
+
 static int cmd_version(int argc, char **argv)
 {
     (void)argc;
