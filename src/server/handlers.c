@@ -128,6 +128,8 @@ static void on_committed(fp_issue_req *ir, void *arg)
     MHD_resume_connection(r->conn);
 }
 
+static enum MHD_Result issue_or_suspend(fp_req *r, const char *key, int *suspended);
+
 enum MHD_Result fp_h_issue(fp_req *r)
 {
     fp_server *s = r->srv;
@@ -142,6 +144,21 @@ enum MHD_Result fp_h_issue(fp_req *r)
         kok = key_char_ok(key[i]);
     if (!kok)
         return fp_problem(r, FPC_IDEMPOTENCY_KEY_INVALID, NULL, NULL, NULL);
+    /* Count ourselves before looking at `stopping`: fp_server_stop waits for
+     * inflight to reach zero after setting it (see there). */
+    atomic_fetch_add(&s->inflight, 1);
+    int suspended = 0;
+    enum MHD_Result res = issue_or_suspend(r, key, &suspended);
+    if (!suspended) /* answered directly; else fp_h_issue_resumed gives it back */
+        atomic_fetch_sub(&s->inflight, 1);
+    return res;
+}
+
+/* The body of fp_h_issue once the request holds an inflight count: answers
+ * directly, or sets r->issue, suspends and hands the request to the store. */
+static enum MHD_Result issue_or_suspend(fp_req *r, const char *key, int *suspended)
+{
+    fp_server *s = r->srv;
     if (atomic_load(&s->stopping))
         return fp_problem(r, FPC_DEGRADED, "服务正在停止，请稍后重试", "The server is stopping; retry",
                           NULL);
@@ -223,7 +240,7 @@ enum MHD_Result fp_h_issue(fp_req *r)
     fp_invoice_clear(&inv);
 
     r->issue = ir;
-    atomic_fetch_add(&s->inflight, 1);
+    *suspended = 1;
     MHD_suspend_connection(r->conn);
     fp_store_submit(s->o.store, ir);
     return MHD_YES;

@@ -507,16 +507,21 @@ void fp_server_stop(fp_server *s)
         return;
     if (s->d) {
         atomic_store(&s->stopping, 1);
+        /* The returned listen socket may still be in use by a worker thread
+         * until MHD_stop_daemon returns: close it only after that. */
         MHD_socket ls = MHD_quiesce_daemon(s->d);
-        if (ls != MHD_INVALID_SOCKET)
-            close(ls);
-        /* Suspended connections must be resumed before MHD stops: wait for
-         * the writer to answer them (bounded). */
-        for (int i = 0; i < 1000 && atomic_load(&s->inflight) > 0; i++) {
+        /* MHD aborts if it is stopped with suspended connections.  An issue
+         * request counts itself in `inflight` before it looks at `stopping`
+         * (fp_h_issue), so once stopping is set and inflight reaches zero no
+         * connection is or will be suspended.  The writer answers queued
+         * requests within a commit or two; the bound is for safety. */
+        for (int i = 0; i < 3000 && atomic_load(&s->inflight) > 0; i++) {
             struct timespec ts = {0, 10 * 1000 * 1000};
             nanosleep(&ts, NULL);
         }
         MHD_stop_daemon(s->d);
+        if (ls != MHD_INVALID_SOCKET)
+            close(ls);
     }
     if (s->log_fd >= 0)
         close(s->log_fd);
