@@ -66,7 +66,13 @@ typedef struct fp_invoice {
     int64_t total_amount, total_tax, total_with_tax;
     char warnings[4][96];    /* machine codes, e.g. LEGACY_TAX_ID */
     int nwarnings;
+    /* red invoices only (set by fp_red_render): color is red when set */
+    const char *original_number, *red_form_no, *red_reason;
 } fp_invoice;
+
+/* Policy flag names on the wire ("exempt", …) and back. */
+const char *fp_policy_name(fp_policy p);
+fp_policy fp_policy_from_name(const char *s);
 
 typedef struct fp_seller {
     char name[301 * 4];

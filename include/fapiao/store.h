@@ -44,6 +44,7 @@ typedef enum fp_issue_result {
     FP_ISSUE_KEY_REUSED,     /* same key, another body */
     FP_ISSUE_EXHAUSTED,      /* no number left */
     FP_ISSUE_FAILED,         /* storage error: nothing stored */
+    FP_ISSUE_FORM_STATE,     /* red: the form is not ready (or already used) */
 } fp_issue_result;
 
 typedef struct fp_issue_req fp_issue_req;
@@ -58,6 +59,9 @@ struct fp_issue_req {
     int64_t total_with_tax;
     int64_t issued_at;          /* unix seconds */
     char actor[65], request_id[72], client_ip[48];
+    /* red invoices: the form (row id) it consumes, and the blue number */
+    int64_t red_form_id;
+    char original_number[FP_NUMBER_LEN + 1];
     void (*done)(fp_issue_req *r, void *arg);
     void *arg;
     /* out (valid in done) */
@@ -104,6 +108,37 @@ int fp_store_add_client(fp_store *s, const fp_client_rec *c, fp_err *err);
  * first..last, or a range overlapping another of the same prefix. */
 int fp_store_add_range(fp_store *s, int64_t seller_id, const char prefix[6], int64_t first,
                        int64_t last, fp_err *err);
+
+/* ---- red forms (synchronous; rare, so one transaction each) ---- */
+#include "fapiao/red.h"
+
+typedef struct fp_red_form_rec {
+    int64_t id;
+    char form_no[24];
+    char blue_number[FP_NUMBER_LEN + 1];
+    fp_red_reason reason;
+    char initiated_by[8];
+    char state[24];           /* lapsed is reported once awaiting_* expired */
+    int64_t created_at, expires_at; /* expires_at 0: no deadline */
+    char red_number[FP_NUMBER_LEN + 1];
+    int64_t total_amount, total_tax;
+    fp_red_line *lines;       /* line, has_qty, qty, amount, tax only */
+    int nlines;
+} fp_red_form_rec;
+void fp_red_form_rec_clear(fp_red_form_rec *r);
+
+/* Stores a new form in `state` after checking the caps against every form
+ * of the same blue invoice that is issued or still open, in the same
+ * transaction.  FP_ERANGE with the refusal in es when a cap is exceeded. */
+int fp_store_red_form_create(fp_store *s, int64_t seller_id, const fp_red_form *f,
+                             const char *state, int64_t expires_at, fp_red_form_rec *out,
+                             fp_errors *es, fp_err *err);
+int fp_store_red_form_get(fp_store *s, int64_t seller_id, const char *form_no,
+                          fp_red_form_rec *out);
+/* action: "confirm", "reject" or "withdraw".  FP_ECONFLICT when the state
+ * does not allow it (out then holds the current form). */
+int fp_store_red_form_act(fp_store *s, int64_t seller_id, const char *form_no,
+                          const char *action, fp_red_form_rec *out, fp_err *err);
 
 /* Counters for metrics and benchmarks. */
 typedef struct fp_store_stats {

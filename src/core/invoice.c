@@ -200,12 +200,20 @@ static const struct {
     {"reduced_1_5", FP_POLICY_REDUCED},
 };
 
-static const char *policy_name(fp_policy p)
+const char *fp_policy_name(fp_policy p)
 {
     for (size_t i = 0; i < sizeof policies / sizeof policies[0]; i++)
         if (policies[i].policy == p)
             return policies[i].name;
     return NULL;
+}
+
+fp_policy fp_policy_from_name(const char *s)
+{
+    for (size_t i = 0; s && i < sizeof policies / sizeof policies[0]; i++)
+        if (strcmp(policies[i].name, s) == 0)
+            return policies[i].policy;
+    return FP_POLICY_NONE;
 }
 
 static void parse_party(const cJSON *b, fp_party *pt, int tax_id_required, fp_invoice *inv,
@@ -624,7 +632,12 @@ int fp_invoice_render(const fp_invoice *inv, const fp_seller *seller, const char
     fp_jw_kstr(&w, "serial", serial);
     fp_jw_kstr(&w, "status", "accepted");
     fp_jw_kstr(&w, "invoice_type", inv->invoice_type);
-    fp_jw_kstr(&w, "color", "blue");
+    fp_jw_kstr(&w, "color", inv->original_number ? "red" : "blue");
+    if (inv->original_number) {
+        fp_jw_kstr(&w, "original_number", inv->original_number);
+        fp_jw_kstr(&w, "red_form_id", inv->red_form_no);
+        fp_jw_kstr(&w, "red_reason", inv->red_reason);
+    }
     fp_jw_kstr(&w, "issued_at", issued_at);
     fp_jw_kbool(&w, "price_includes_tax", inv->price_includes_tax);
 
@@ -690,7 +703,7 @@ int fp_invoice_render(const fp_invoice *inv, const fp_seller *seller, const char
         fp_jw_kmoney(&w, "tax", it->tax);
         fp_jw_kmoney(&w, "amount_with_tax", it->amount_with_tax);
         if (it->policy != FP_POLICY_NONE)
-            fp_jw_kstr(&w, "policy", policy_name(it->policy));
+            fp_jw_kstr(&w, "policy", fp_policy_name(it->policy));
         fp_jw_obj_close(&w);
     }
     fp_jw_arr_close(&w);

@@ -1,6 +1,7 @@
 /* handlers.c — one function per route of the table in server.c. */
 #include "internal.h"
 #include "fapiao/crypto.h"
+#include "fapiao/money.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,13 +129,19 @@ static void on_committed(fp_issue_req *ir, void *arg)
     MHD_resume_connection(r->conn);
 }
 
-static enum MHD_Result issue_or_suspend(fp_req *r, const char *key, int *suspended);
+/* Blue and red issues differ only in how the request becomes a document:
+ * a prepare function fills ir (doc, request hash, type, buyer, total; for
+ * red also the form and the blue number) or answers with a problem, in
+ * which case it returns 1 with *res set. */
+typedef int (*prepare_fn)(fp_req *r, const char *key, const char *issued_at,
+                          const fp_seller *seller, fp_issue_req *ir, enum MHD_Result *res);
 
-enum MHD_Result fp_h_issue(fp_req *r)
+static enum MHD_Result issue_or_suspend(fp_req *r, const char *key, prepare_fn prep,
+                                        int *suspended);
+
+static enum MHD_Result issue_common(fp_req *r, prepare_fn prep)
 {
     fp_server *s = r->srv;
-    if (!is_json_ctype(header(r, "Content-Type")))
-        return fp_problem(r, FPC_UNSUPPORTED_MEDIA_TYPE, NULL, NULL, NULL);
     const char *key = header(r, "Idempotency-Key");
     if (!key || !*key)
         return fp_problem(r, FPC_IDEMPOTENCY_KEY_REQUIRED, NULL, NULL, NULL);
@@ -148,40 +155,40 @@ enum MHD_Result fp_h_issue(fp_req *r)
      * inflight to reach zero after setting it (see there). */
     atomic_fetch_add(&s->inflight, 1);
     int suspended = 0;
-    enum MHD_Result res = issue_or_suspend(r, key, &suspended);
+    enum MHD_Result res = issue_or_suspend(r, key, prep, &suspended);
     if (!suspended) /* answered directly; else fp_h_issue_resumed gives it back */
         atomic_fetch_sub(&s->inflight, 1);
     return res;
 }
 
-/* The body of fp_h_issue once the request holds an inflight count: answers
- * directly, or sets r->issue, suspends and hands the request to the store. */
-static enum MHD_Result issue_or_suspend(fp_req *r, const char *key, int *suspended)
+/* Once the request holds an inflight count: answers directly (problem or
+ * replay), or sets r->issue, suspends and hands the request to the store. */
+static enum MHD_Result issue_or_suspend(fp_req *r, const char *key, prepare_fn prep,
+                                        int *suspended)
 {
     fp_server *s = r->srv;
     if (atomic_load(&s->stopping))
         return fp_problem(r, FPC_DEGRADED, "服务正在停止，请稍后重试", "The server is stopping; retry",
                           NULL);
-
-    fp_invoice inv;
-    fp_errors *es = malloc(sizeof *es);
-    if (!es)
+    fp_seller seller;
+    if (fp_server_seller(s, r->claims.seller_id, &seller) < 0)
+        return fp_problem(r, FPC_FORBIDDEN, "凭据绑定的销售方不存在", "The credential's seller does not exist",
+                          NULL);
+    fp_issue_req *ir = calloc(1, sizeof *ir);
+    if (!ir)
         return MHD_NO;
-    if (fp_invoice_parse(r->body.p ? r->body.p : "", r->body.len, s->o.codes, &inv, es) < 0) {
-        enum MHD_Result res = bad_body(r, es);
-        fp_invoice_clear(&inv);
-        free(es);
+    time_t now = time(NULL);
+    struct tm tm;
+    time_t cst = now + 8 * 3600; /* issue times are China Standard Time */
+    gmtime_r(&cst, &tm);
+    char issued_at[40];
+    strftime(issued_at, sizeof issued_at, "%Y-%m-%dT%H:%M:%S+08:00", &tm);
+    enum MHD_Result res = MHD_NO;
+    if (prep(r, key, issued_at, &seller, ir, &res)) {
+        free(ir->doc.json);
+        free(ir);
         return res;
     }
-    free(es);
-    char *canon = fp_invoice_canonical(&inv);
-    unsigned char hash[32];
-    if (!canon) {
-        fp_invoice_clear(&inv);
-        return fp_problem(r, FPC_INTERNAL, NULL, NULL, NULL);
-    }
-    fp_sha256(canon, strlen(canon), hash);
-    free(canon);
 
     /* Fast path: an already durable key is answered from a read connection. */
     char *doc = NULL;
@@ -189,61 +196,274 @@ static enum MHD_Result issue_or_suspend(fp_req *r, const char *key, int *suspend
     unsigned char have[32];
     char num[FP_NUMBER_LEN + 1];
     int frc = fp_store_find_serial(s->o.store, r->claims.seller_id, key, have, num, &doc, &dlen);
-    if (frc == 0) {
-        fp_invoice_clear(&inv);
-        if (!fp_ct_equal(have, hash, 32)) {
+    if (frc != FP_ENOTFOUND) {
+        int same = frc == 0 && fp_ct_equal(have, ir->request_hash, 32);
+        free(ir->doc.json);
+        free(ir);
+        if (frc < 0)
+            return fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
+        if (!same) {
             free(doc);
             return fp_problem(r, FPC_IDEMPOTENCY_KEY_REUSED, NULL, NULL, NULL);
         }
         return replay(r, doc, dlen, num);
     }
-    if (frc != FP_ENOTFOUND) {
-        fp_invoice_clear(&inv);
-        return fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
-    }
 
-    fp_seller seller;
-    if (fp_server_seller(s, r->claims.seller_id, &seller) < 0) {
-        fp_invoice_clear(&inv);
-        return fp_problem(r, FPC_FORBIDDEN, "凭据绑定的销售方不存在", "The credential's seller does not exist",
-                          NULL);
-    }
-    fp_issue_req *ir = calloc(1, sizeof *ir);
-    if (!ir) {
-        fp_invoice_clear(&inv);
-        return MHD_NO;
-    }
-    time_t now = time(NULL);
-    struct tm tm;
-    time_t cst = now + 8 * 3600; /* issue times are China Standard Time */
-    gmtime_r(&cst, &tm);
-    char issued_at[40];
-    strftime(issued_at, sizeof issued_at, "%Y-%m-%dT%H:%M:%S+08:00", &tm);
-    int rrc = fp_invoice_render(&inv, &seller, key, issued_at, &ir->doc);
-    if (rrc < 0) {
-        fp_invoice_clear(&inv);
-        free(ir);
-        return fp_problem(r, FPC_INTERNAL, NULL, NULL, NULL);
-    }
     ir->seller_id = r->claims.seller_id;
     snprintf(ir->serial, sizeof ir->serial, "%s", key);
-    memcpy(ir->request_hash, hash, 32);
-    memcpy(ir->invoice_type, inv.invoice_type, 3);
-    snprintf(ir->buyer_tax_id, sizeof ir->buyer_tax_id, "%s", inv.buyer.tax_id ? inv.buyer.tax_id : "");
-    ir->total_with_tax = inv.total_with_tax;
     ir->issued_at = (int64_t)now;
     snprintf(ir->actor, sizeof ir->actor, "%s", r->claims.client_id);
     snprintf(ir->request_id, sizeof ir->request_id, "%s", r->rid);
     snprintf(ir->client_ip, sizeof ir->client_ip, "%s", r->client_ip);
     ir->done = on_committed;
     ir->arg = r;
-    fp_invoice_clear(&inv);
-
     r->issue = ir;
     *suspended = 1;
     MHD_suspend_connection(r->conn);
     fp_store_submit(s->o.store, ir);
     return MHD_YES;
+}
+
+static int prepare_blue(fp_req *r, const char *key, const char *issued_at, const fp_seller *seller,
+                        fp_issue_req *ir, enum MHD_Result *res)
+{
+    fp_invoice inv;
+    fp_errors *es = malloc(sizeof *es);
+    if (!es)
+        return 1;
+    int bad = fp_invoice_parse(r->body.p ? r->body.p : "", r->body.len, r->srv->o.codes, &inv, es) < 0;
+    if (bad)
+        *res = bad_body(r, es);
+    free(es);
+    char *canon = bad ? NULL : fp_invoice_canonical(&inv);
+    if (!bad && (!canon || fp_invoice_render(&inv, seller, key, issued_at, &ir->doc) < 0)) {
+        *res = fp_problem(r, FPC_INTERNAL, NULL, NULL, NULL);
+        bad = 1;
+    }
+    if (!bad) {
+        fp_sha256(canon, strlen(canon), ir->request_hash);
+        memcpy(ir->invoice_type, inv.invoice_type, 3);
+        snprintf(ir->buyer_tax_id, sizeof ir->buyer_tax_id, "%s", inv.buyer.tax_id ? inv.buyer.tax_id : "");
+        ir->total_with_tax = inv.total_with_tax;
+    }
+    free(canon);
+    fp_invoice_clear(&inv);
+    return bad;
+}
+
+enum MHD_Result fp_h_issue(fp_req *r)
+{
+    if (!is_json_ctype(header(r, "Content-Type")))
+        return fp_problem(r, FPC_UNSUPPORTED_MEDIA_TYPE, NULL, NULL, NULL);
+    return issue_common(r, prepare_blue);
+}
+
+/* ---- red forms ---- */
+
+static enum MHD_Result form_response(fp_req *r, int status, const fp_red_form_rec *rec)
+{
+    char *blue = NULL;
+    size_t blen = 0;
+    fp_red_form f;
+    fp_err err = {0};
+    memset(&f, 0, sizeof f);
+    if (fp_store_get_invoice(r->srv->o.store, r->claims.seller_id, rec->blue_number, &blue, &blen) < 0 ||
+        fp_red_form_load(blue, blen, rec->reason, rec->lines, rec->nlines, &f, &err) < 0) {
+        free(blue);
+        fp_red_form_clear(&f);
+        return fp_problem(r, FPC_INTERNAL, NULL, NULL, NULL);
+    }
+    free(blue);
+    fp_buf b;
+    fp_jw w;
+    fp_buf_init(&b, 16u << 20);
+    fp_jw_init(&w, &b);
+    fp_jw_obj_open(&w);
+    fp_jw_kstr(&w, "form_id", rec->form_no);
+    fp_jw_kstr(&w, "state", rec->state);
+    fp_jw_kstr(&w, "blue_number", rec->blue_number);
+    fp_jw_kstr(&w, "invoice_type", f.invoice_type);
+    fp_jw_kstr(&w, "reason", fp_red_reason_name(rec->reason));
+    fp_jw_kstr(&w, "initiated_by", rec->initiated_by);
+    fp_jw_kint(&w, "created_at", rec->created_at);
+    if (rec->expires_at)
+        fp_jw_kint(&w, "expires_at", rec->expires_at);
+    if (rec->red_number[0])
+        fp_jw_kstr(&w, "red_number", rec->red_number);
+    fp_jw_key(&w, "items");
+    fp_jw_arr_open(&w);
+    for (int i = 0; i < f.nlines; i++) {
+        const fp_red_line *l = &f.lines[i];
+        char q[64], rate[16];
+        fp_jw_obj_open(&w);
+        fp_jw_kint(&w, "line", l->line);
+        fp_jw_kstr(&w, "name", l->name);
+        if (l->has_qty) {
+            fp_qty_format(l->qty, q, sizeof q);
+            fp_jw_kstr(&w, "quantity", q);
+            fp_jw_kstr(&w, "unit_price", l->unit_price);
+        }
+        fp_jw_kmoney(&w, "amount", l->amount);
+        fp_rate_format(l->rate_bp, rate, sizeof rate);
+        fp_jw_kstr(&w, "tax_rate", rate);
+        fp_jw_kmoney(&w, "tax", l->tax);
+        fp_jw_kmoney(&w, "amount_with_tax", l->amount + l->tax);
+        fp_jw_obj_close(&w);
+    }
+    fp_jw_arr_close(&w);
+    fp_jw_kmoney(&w, "total_amount", rec->total_amount);
+    fp_jw_kmoney(&w, "total_tax", rec->total_tax);
+    fp_jw_kmoney(&w, "total_with_tax", rec->total_amount + rec->total_tax);
+    fp_jw_obj_close(&w);
+    fp_red_form_clear(&f);
+    size_t len;
+    char *body = fp_buf_take(&b, &len);
+    if (!body)
+        return MHD_NO;
+    if (status == 201) {
+        char loc[64];
+        snprintf(loc, sizeof loc, "/v1/red-forms/%s", rec->form_no);
+        const char *hdrs[] = {"Location", loc, NULL};
+        return fp_respond(r, 201, "application/json", body, len, hdrs);
+    }
+    return fp_respond_json(r, status, body, len);
+}
+
+/* POST /v1/invoices/{number}/red-forms */
+enum MHD_Result fp_h_red_form_create(fp_req *r)
+{
+    fp_server *s = r->srv;
+    if (!is_json_ctype(header(r, "Content-Type")))
+        return fp_problem(r, FPC_UNSUPPORTED_MEDIA_TYPE, NULL, NULL, NULL);
+    char *blue = NULL;
+    size_t blen = 0;
+    int rc = fp_store_get_invoice(s->o.store, r->claims.seller_id, r->param, &blue, &blen);
+    if (rc == FP_ENOTFOUND)
+        return fp_problem(r, FPC_NOT_FOUND, "蓝字发票不存在", "No such blue invoice", NULL);
+    if (rc < 0)
+        return fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
+    fp_red_form f;
+    fp_errors *es = calloc(1, sizeof *es);
+    if (!es) {
+        free(blue);
+        return MHD_NO;
+    }
+    enum MHD_Result res;
+    if (fp_red_form_parse(r->body.p ? r->body.p : "", r->body.len, blue, blen, &f, es) < 0) {
+        res = bad_body(r, es);
+    } else {
+        /* 72 hours for the other side to confirm (DOMAIN.md) */
+        const char *state = f.initiated_by_buyer     ? "awaiting_seller"
+                            : f.buyer_has_deducted   ? "awaiting_buyer"
+                                                     : "no_confirmation_needed";
+        int64_t expires = strcmp(state, "no_confirmation_needed") ? (int64_t)time(NULL) + 72 * 3600 : 0;
+        fp_red_form_rec rec;
+        fp_err err = {0};
+        rc = fp_store_red_form_create(s->o.store, r->claims.seller_id, &f, state, expires, &rec, es, &err);
+        if (rc == FP_ERANGE)
+            res = fp_problem(r, FPC_RED_EXCEEDS_BLUE, NULL, NULL, es);
+        else if (rc < 0)
+            res = fp_problem(r, FPC_DEGRADED, "红字确认单未能保存", err.msg, NULL);
+        else
+            res = form_response(r, 201, &rec);
+        fp_red_form_rec_clear(&rec);
+    }
+    fp_red_form_clear(&f);
+    free(es);
+    free(blue);
+    return res;
+}
+
+/* GET /v1/red-forms/{id} */
+enum MHD_Result fp_h_red_form_get(fp_req *r)
+{
+    fp_red_form_rec rec;
+    int rc = fp_store_red_form_get(r->srv->o.store, r->claims.seller_id, r->param, &rec);
+    enum MHD_Result res = rc == FP_ENOTFOUND ? fp_problem(r, FPC_NOT_FOUND, "红字确认单不存在", "No such red form", NULL)
+                          : rc < 0           ? fp_problem(r, FPC_DEGRADED, NULL, NULL, NULL)
+                                             : form_response(r, 200, &rec);
+    fp_red_form_rec_clear(&rec);
+    return res;
+}
+
+/* POST /v1/red-forms/{id}/confirm|reject|withdraw: the action is the last
+ * path segment of the route. */
+enum MHD_Result fp_h_red_form_act(fp_req *r)
+{
+    const char *action = strrchr(r->route->pattern, '/') + 1;
+    fp_red_form_rec rec;
+    fp_err err = {0};
+    int rc = fp_store_red_form_act(r->srv->o.store, r->claims.seller_id, r->param, action, &rec, &err);
+    enum MHD_Result res;
+    if (rc == FP_ENOTFOUND) {
+        res = fp_problem(r, FPC_NOT_FOUND, "红字确认单不存在", "No such red form", NULL);
+    } else if (rc == FP_ECONFLICT) {
+        char zh[160], en[160];
+        snprintf(zh, sizeof zh, "红字确认单当前状态为 %s，不能执行 %s", rec.state, action);
+        snprintf(en, sizeof en, "The red form is %s; %s is not possible", rec.state, action);
+        res = fp_problem(r, FPC_RED_FORM_STATE, zh, en, NULL);
+    } else if (rc < 0) {
+        res = fp_problem(r, FPC_DEGRADED, NULL, err.msg, NULL);
+    } else {
+        res = form_response(r, 200, &rec);
+    }
+    fp_red_form_rec_clear(&rec);
+    return res;
+}
+
+static int prepare_red(fp_req *r, const char *key, const char *issued_at, const fp_seller *seller,
+                       fp_issue_req *ir, enum MHD_Result *res)
+{
+    fp_red_form_rec rec;
+    int rc = fp_store_red_form_get(r->srv->o.store, r->claims.seller_id, r->param, &rec);
+    if (rc < 0) {
+        *res = rc == FP_ENOTFOUND ? fp_problem(r, FPC_NOT_FOUND, "红字确认单不存在", "No such red form", NULL)
+                                  : fp_problem(r, FPC_DEGRADED, NULL, NULL, NULL);
+        return 1;
+    }
+    /* issued forms go on: a retry with the same key is a replay */
+    if (strcmp(rec.state, "no_confirmation_needed") && strcmp(rec.state, "confirmed") &&
+        strcmp(rec.state, "issued")) {
+        char zh[160], en[160];
+        snprintf(zh, sizeof zh, "红字确认单当前状态为 %s，不能开具红字发票", rec.state);
+        snprintf(en, sizeof en, "The red form is %s; no red invoice can be issued", rec.state);
+        *res = fp_problem(r, FPC_RED_FORM_STATE, zh, en, NULL);
+        fp_red_form_rec_clear(&rec);
+        return 1;
+    }
+    char *blue = NULL;
+    size_t blen = 0;
+    fp_red_form f;
+    fp_err err = {0};
+    memset(&f, 0, sizeof f);
+    int bad = fp_store_get_invoice(r->srv->o.store, r->claims.seller_id, rec.blue_number, &blue, &blen) < 0 ||
+              fp_red_form_load(blue, blen, rec.reason, rec.lines, rec.nlines, &f, &err) < 0 ||
+              fp_red_render(&f, seller, key, rec.form_no, issued_at, &ir->doc) < 0;
+    if (bad) {
+        *res = fp_problem(r, FPC_INTERNAL, NULL, NULL, NULL);
+    } else {
+        /* the request is the form: same key + same form replays */
+        char what[64];
+        snprintf(what, sizeof what, "red-form:%s", rec.form_no);
+        fp_sha256(what, strlen(what), ir->request_hash);
+        memcpy(ir->invoice_type, f.invoice_type, 3);
+        const cJSON *buyer = cJSON_GetObjectItemCaseSensitive(f.blue, "buyer");
+        const cJSON *tid = cJSON_GetObjectItemCaseSensitive(buyer, "tax_id");
+        snprintf(ir->buyer_tax_id, sizeof ir->buyer_tax_id, "%s", cJSON_IsString(tid) ? tid->valuestring : "");
+        ir->total_with_tax = f.total_amount + f.total_tax;
+        ir->red_form_id = rec.id;
+        snprintf(ir->original_number, sizeof ir->original_number, "%s", rec.blue_number);
+    }
+    free(blue);
+    fp_red_form_clear(&f);
+    fp_red_form_rec_clear(&rec);
+    return bad;
+}
+
+/* POST /v1/red-forms/{id}/invoice (Idempotency-Key): the red invoice. */
+enum MHD_Result fp_h_red_invoice(fp_req *r)
+{
+    return issue_common(r, prepare_red);
 }
 
 enum MHD_Result fp_h_issue_resumed(fp_req *r)
@@ -268,6 +488,10 @@ enum MHD_Result fp_h_issue_resumed(fp_req *r)
         break;
     case FP_ISSUE_EXHAUSTED:
         res = fp_problem(r, FPC_NUMBER_RANGE_EXHAUSTED, NULL, NULL, NULL);
+        break;
+    case FP_ISSUE_FORM_STATE:
+        res = fp_problem(r, FPC_RED_FORM_STATE, "红字确认单未确认或已开具红字发票",
+                         "The red form is not confirmed, or its red invoice was issued already", NULL);
         break;
     default: {
         char en[192];

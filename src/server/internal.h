@@ -37,8 +37,8 @@ struct fp_server {
     atomic_uint_fast64_t req_counter;
     char rid_prefix[9];
     /* per route (last row: unmatched) and status class 1xx..5xx */
-    atomic_uint_fast64_t hits[16][6];
-    atomic_uint_fast64_t dur_us[16];
+    atomic_uint_fast64_t hits[24][6];
+    atomic_uint_fast64_t dur_us[24];
     pthread_mutex_t seller_lock;
     struct { int64_t id; fp_seller s; } sellers[FP_SELLER_CACHE];
     int nsellers;
@@ -80,6 +80,10 @@ enum MHD_Result fp_h_healthz(fp_req *r);
 enum MHD_Result fp_h_readyz(fp_req *r);
 enum MHD_Result fp_h_openapi(fp_req *r);
 enum MHD_Result fp_h_metrics(fp_req *r);
+enum MHD_Result fp_h_red_form_create(fp_req *r);
+enum MHD_Result fp_h_red_form_get(fp_req *r);
+enum MHD_Result fp_h_red_form_act(fp_req *r);
+enum MHD_Result fp_h_red_invoice(fp_req *r);
 
 /* Appends the HTTP metrics in Prometheus text format. */
 void fp_server_http_metrics(fp_server *s, fp_buf *b);

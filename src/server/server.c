@@ -26,13 +26,19 @@ static const fp_route routes[] = {
     {"POST", "/v1/invoices", fp_h_issue, AUTH_BEARER},
     {"GET", "/v1/invoices", fp_h_list_invoices, AUTH_BEARER},
     {"GET", "/v1/invoices/{}", fp_h_get_invoice, AUTH_BEARER},
+    {"POST", "/v1/invoices/{}/red-forms", fp_h_red_form_create, AUTH_BEARER},
+    {"GET", "/v1/red-forms/{}", fp_h_red_form_get, AUTH_BEARER},
+    {"POST", "/v1/red-forms/{}/confirm", fp_h_red_form_act, AUTH_BEARER},
+    {"POST", "/v1/red-forms/{}/reject", fp_h_red_form_act, AUTH_BEARER},
+    {"POST", "/v1/red-forms/{}/withdraw", fp_h_red_form_act, AUTH_BEARER},
+    {"POST", "/v1/red-forms/{}/invoice", fp_h_red_invoice, AUTH_BEARER},
     {"GET", "/healthz", fp_h_healthz, AUTH_NONE},
     {"GET", "/readyz", fp_h_readyz, AUTH_NONE},
     {"GET", "/openapi.json", fp_h_openapi, AUTH_NONE},
     {"GET", "/metrics", fp_h_metrics, AUTH_NONE},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
-_Static_assert(NROUTES < 16, "grow fp_server.hits");
+_Static_assert(NROUTES < 24, "grow fp_server.hits");
 
 int64_t fp_now_us(void)
 {

@@ -50,6 +50,31 @@ static const char *const migrations[] = {
     "  id INTEGER PRIMARY KEY,"
     "  ts INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,"
     "  target TEXT, request_id TEXT, client_ip TEXT, outcome TEXT NOT NULL);",
+    /* 2: red invoices.  A 红字确认单 (red form) names the blue invoice and
+     * its red lines; red_form_lines keep the per-line quantity (in units of
+     * 1e-13, as decimal text: it may exceed 64 bits), amount and tax, all
+     * negative, so the caps per blue line are sums over these rows. */
+    "CREATE TABLE red_forms("
+    "  id INTEGER PRIMARY KEY,"
+    "  form_no TEXT NOT NULL UNIQUE,"
+    "  seller_id INTEGER NOT NULL REFERENCES sellers(id),"
+    "  blue_number TEXT NOT NULL REFERENCES invoices(number),"
+    "  reason TEXT NOT NULL,"
+    "  initiated_by TEXT NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER,"
+    "  red_number TEXT REFERENCES invoices(number),"
+    "  total_amount INTEGER NOT NULL, total_tax INTEGER NOT NULL);"
+    "CREATE INDEX red_forms_blue ON red_forms(blue_number);"
+    "CREATE TABLE red_form_lines("
+    "  form_id INTEGER NOT NULL REFERENCES red_forms(id),"
+    "  line INTEGER NOT NULL,"
+    "  quantity TEXT NOT NULL DEFAULT '',"
+    "  amount INTEGER NOT NULL, tax INTEGER NOT NULL,"
+    "  PRIMARY KEY(form_id, line)) WITHOUT ROWID;"
+    "ALTER TABLE invoices ADD COLUMN color TEXT NOT NULL DEFAULT 'blue';"
+    "ALTER TABLE invoices ADD COLUMN original_number TEXT;",
 };
 
 int fp_store_migration_count(void)

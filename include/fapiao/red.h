@@ -1,0 +1,81 @@
+/* red.h — red invoices (红字发票): the 红字确认单 (red form) request checked
+ * against its blue invoice, the per-line caps, and the red invoice document.
+ *
+ * Rules (DOMAIN.md): 开票有误 issue_error reverses the whole invoice, lines
+ * identical; 销货退回 sales_return changes the quantity at the blue unit
+ * price; 服务中止 service_stop changes the amount (and quantity) at the blue
+ * unit price; 销售折让 allowance changes the amount only.  Per blue line the
+ * red quantity, amount and tax of all red forms together never exceed the
+ * blue ones (a discounted line counts net of its discount).  Red amounts are
+ * negative. */
+#ifndef FAPIAO_RED_H
+#define FAPIAO_RED_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+#include "fapiao/invoice.h"
+
+typedef enum fp_red_reason {
+    FP_RED_ISSUE_ERROR = 0,
+    FP_RED_SALES_RETURN,
+    FP_RED_SERVICE_STOP,
+    FP_RED_ALLOWANCE,
+} fp_red_reason;
+
+const char *fp_red_reason_name(fp_red_reason r);
+int fp_red_reason_parse(const char *s, fp_red_reason *r);
+
+/* Quantities as integers of 1e-13 (the most decimals a quantity has). */
+typedef __int128 fp_qty;
+int fp_qty_parse(const char *s, fp_qty *q);          /* "-1.5" -> -15e12 */
+void fp_qty_format(fp_qty q, char *buf, size_t n);   /* shortest decimal */
+
+typedef struct fp_red_line {
+    int line;                 /* 1-based line of the blue invoice */
+    int has_qty;
+    fp_qty qty;               /* <= 0 */
+    int64_t amount, tax;      /* <= 0 */
+    /* the blue line, for caps and display (pointers into the blue doc) */
+    fp_qty cap_qty;           /* >= 0; 0 when the line has no quantity */
+    int64_t cap_amount, cap_tax;
+    const char *name, *tax_code, *spec, *unit, *unit_price, *rate, *policy;
+    int rate_bp;
+} fp_red_line;
+
+typedef struct fp_red_form {
+    cJSON *blue;              /* parsed blue document; owns the pointers above */
+    fp_red_reason reason;
+    int buyer_has_deducted;   /* the buyer used the blue invoice for deduction */
+    int initiated_by_buyer;
+    fp_red_line *lines;
+    int nlines;
+    int64_t total_amount, total_tax;
+    char blue_number[FP_NUMBER_LEN + 1];
+    char invoice_type[3];
+} fp_red_form;
+
+/* Parses a red-form request (API.md) against the blue document.  Fills f
+ * (free with fp_red_form_clear, also on failure) or reports every refusal. */
+int fp_red_form_parse(const char *body, size_t len, const char *blue_doc, size_t blue_len,
+                      fp_red_form *f, fp_errors *es);
+/* Rebuilds a stored form: lines[] hold line/has_qty/qty/amount/tax; the
+ * display fields and caps are filled from the blue document. */
+int fp_red_form_load(const char *blue_doc, size_t blue_len, fp_red_reason reason,
+                     fp_red_line *lines, int nlines, fp_red_form *f, fp_err *err);
+void fp_red_form_clear(fp_red_form *f);
+
+/* Checks used + f against the caps; used[i] holds what earlier forms took
+ * from blue line i+1 (negative values, as stored).  0 or FP_ERANGE with the
+ * refusal in es (RED_EXCEEDS_BLUE, field items[k]). */
+typedef struct fp_red_used {
+    fp_qty qty;
+    int64_t amount, tax;
+} fp_red_used;
+int fp_red_check_caps(const fp_red_form *f, const fp_red_used *used, int nused, fp_errors *es);
+
+/* The red invoice document (number placeholders as fp_invoice_render). */
+int fp_red_render(const fp_red_form *f, const fp_seller *seller, const char *serial,
+                  const char *form_no, const char *issued_at, fp_doc *out);
+
+#endif

@@ -1,0 +1,482 @@
+/* red.c — red forms checked against their blue invoice, per-line caps, and
+ * the red invoice document.  Works on the stored blue document (JSON), so a
+ * red form never depends on anything but what the blue invoice said. */
+#include "fapiao/red.h"
+#include "fapiao/money.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const reasons[] = {
+    [FP_RED_ISSUE_ERROR] = "issue_error",
+    [FP_RED_SALES_RETURN] = "sales_return",
+    [FP_RED_SERVICE_STOP] = "service_stop",
+    [FP_RED_ALLOWANCE] = "allowance",
+};
+
+const char *fp_red_reason_name(fp_red_reason r)
+{
+    return (unsigned)r < sizeof reasons / sizeof reasons[0] ? reasons[r] : "?";
+}
+
+int fp_red_reason_parse(const char *s, fp_red_reason *r)
+{
+    for (size_t i = 0; s && i < sizeof reasons / sizeof reasons[0]; i++)
+        if (strcmp(s, reasons[i]) == 0) {
+            *r = (fp_red_reason)i;
+            return 0;
+        }
+    return FP_EINVAL;
+}
+
+/* ---- quantities in 1e-13 units ---- */
+
+int fp_qty_parse(const char *s, fp_qty *q)
+{
+    fp_dec d;
+    int rc = fp_dec_parse(s, &d);
+    if (rc < 0)
+        return rc;
+    fp_qty v = 0;
+    for (int i = 0; i < d.ndigits; i++)
+        v = v * 10 + (d.digits[i] - '0');
+    for (int i = d.scale; i < FP_DEC_MAXSCALE; i++)
+        v *= 10;
+    *q = d.neg ? -v : v;
+    return 0;
+}
+
+void fp_qty_format(fp_qty q, char *buf, size_t n)
+{
+    char tmp[64];
+    int len = 0, neg = q < 0;
+    unsigned __int128 m = neg ? (unsigned __int128)(-q) : (unsigned __int128)q;
+    do {
+        tmp[len++] = (char)('0' + (int)(m % 10));
+        m /= 10;
+    } while (m || len <= FP_DEC_MAXSCALE);
+    /* tmp holds digits least significant first; the last 13 are decimals */
+    int first_dec = 0; /* drop trailing zeros of the fraction */
+    while (first_dec < FP_DEC_MAXSCALE && tmp[first_dec] == '0')
+        first_dec++;
+    size_t o = 0;
+    if (neg && o + 1 < n)
+        buf[o++] = '-';
+    for (int i = len - 1; i >= FP_DEC_MAXSCALE && o + 1 < n; i--)
+        buf[o++] = tmp[i];
+    if (first_dec < FP_DEC_MAXSCALE && o + 1 < n) {
+        buf[o++] = '.';
+        for (int i = FP_DEC_MAXSCALE - 1; i >= first_dec && o + 1 < n; i--)
+            buf[o++] = tmp[i];
+    }
+    buf[o] = 0;
+}
+
+/* ---- the blue document ---- */
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int64_t jmoney(const cJSON *o, const char *k)
+{
+    int64_t v = 0;
+    fp_money_parse(jstr(o, k), &v);
+    return v;
+}
+
+/* Fills display fields and caps of line ln (1-based) from the blue items;
+ * a discounted line's cap is net of the discount line after it. */
+static int fill_from_blue(const cJSON *items, int ln, fp_red_line *l)
+{
+    const cJSON *it = cJSON_GetArrayItem(items, ln - 1);
+    if (!cJSON_IsObject(it))
+        return FP_ENOTFOUND;
+    const char *kind = jstr(it, "line_kind");
+    l->line = ln;
+    l->name = jstr(it, "name");
+    l->tax_code = jstr(it, "tax_code");
+    l->spec = jstr(it, "spec");
+    l->unit = jstr(it, "unit");
+    l->unit_price = jstr(it, "unit_price");
+    l->rate = jstr(it, "tax_rate");
+    l->policy = jstr(it, "policy");
+    if (fp_rate_parse(l->rate, &l->rate_bp) < 0)
+        return FP_EINVAL;
+    l->cap_amount = jmoney(it, "amount");
+    l->cap_tax = jmoney(it, "tax");
+    l->cap_qty = 0;
+    if (jstr(it, "quantity") && fp_qty_parse(jstr(it, "quantity"), &l->cap_qty) < 0)
+        return FP_EINVAL;
+    if (kind && strcmp(kind, "discounted") == 0) {
+        const cJSON *d = cJSON_GetArrayItem(items, ln);
+        l->cap_amount += jmoney(d, "amount");
+        l->cap_tax += jmoney(d, "tax");
+    }
+    return kind && strcmp(kind, "discount") == 0 ? FP_ERANGE : 0;
+}
+
+static int zero_tax(const fp_red_line *l)
+{
+    return l->policy && (strcmp(l->policy, "exempt") == 0 || strcmp(l->policy, "non_taxable") == 0);
+}
+
+void fp_red_form_clear(fp_red_form *f)
+{
+    if (!f)
+        return;
+    cJSON_Delete(f->blue);
+    free(f->lines);
+    memset(f, 0, sizeof *f);
+}
+
+static int load_blue(const char *doc, size_t len, fp_red_form *f, const cJSON **items)
+{
+    f->blue = cJSON_ParseWithLength(doc, len);
+    if (!f->blue)
+        return FP_EINVAL;
+    snprintf(f->blue_number, sizeof f->blue_number, "%s", jstr(f->blue, "number") ? jstr(f->blue, "number") : "");
+    snprintf(f->invoice_type, sizeof f->invoice_type, "%s",
+             jstr(f->blue, "invoice_type") ? jstr(f->blue, "invoice_type") : "");
+    *items = cJSON_GetObjectItemCaseSensitive(f->blue, "items");
+    const char *color = jstr(f->blue, "color");
+    if (!cJSON_IsArray(*items) || !color || strcmp(color, "blue") != 0)
+        return FP_EINVAL;
+    return 0;
+}
+
+static void line_err(fp_errors *es, fp_code c, int k, const char *key, const char *zh, const char *en)
+{
+    char p[64];
+    if (key)
+        snprintf(p, sizeof p, "items[%d].%s", k, key);
+    else
+        snprintf(p, sizeof p, "items[%d]", k);
+    fp_errors_add(es, c, p, zh, en);
+}
+
+/* Computes one requested line per the reason's rules. */
+static void compute_line(fp_red_form *f, const cJSON *req, int k, fp_red_line *l, fp_errors *es)
+{
+    static const char *const allowed[] = {"line", "quantity", "amount", NULL};
+    for (const cJSON *c = req->child; c; c = c->next) {
+        int ok = 0;
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = strcmp(*a, c->string) == 0;
+        if (!ok) {
+            char p[64];
+            snprintf(p, sizeof p, "items[%d].%s", k, c->string);
+            fp_errors_add(es, FPC_UNKNOWN_FIELD, p, NULL, NULL);
+        }
+    }
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(req, "quantity");
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(req, "amount");
+    if ((q && !cJSON_IsString(q)) || (a && !cJSON_IsString(a))) {
+        line_err(es, FPC_FIELD_TYPE, k, q && !cJSON_IsString(q) ? "quantity" : "amount",
+                 "数量和金额须为字符串", "quantity and amount must be strings");
+        return;
+    }
+    int need_qty = f->reason == FP_RED_SALES_RETURN;
+    int no_qty = f->reason == FP_RED_ALLOWANCE;
+    int need_amount = f->reason == FP_RED_SERVICE_STOP || f->reason == FP_RED_ALLOWANCE;
+    if (need_qty && !q) {
+        line_err(es, FPC_FIELD_REQUIRED, k, "quantity", "销货退回须给出退回数量",
+                 "sales_return needs the returned quantity");
+        return;
+    }
+    if (no_qty && q) {
+        line_err(es, FPC_INVALID_FIELD, k, "quantity", "销售折让不填数量和单价",
+                 "allowance has no quantity or unit price");
+        return;
+    }
+    if (need_amount && !a) {
+        line_err(es, FPC_FIELD_REQUIRED, k, "amount", "须给出红字金额", "the red amount is required");
+        return;
+    }
+    if (q) {
+        fp_dec dq, dp;
+        if (fp_qty_parse(q->valuestring, &l->qty) < 0 || l->qty >= 0) {
+            line_err(es, FPC_INVALID_FIELD, k, "quantity", "红字数量须为负数", "The red quantity must be negative");
+            return;
+        }
+        if (!l->unit_price || l->cap_qty == 0) {
+            line_err(es, FPC_INVALID_FIELD, k, "quantity", "蓝字发票该行没有数量和单价",
+                     "The blue line has no quantity and unit price");
+            return;
+        }
+        l->has_qty = 1;
+        /* the unit price stays the blue one: amount = quantity × price */
+        int64_t from_qp = 0;
+        if (fp_dec_parse(q->valuestring, &dq) < 0 || fp_dec_parse(l->unit_price, &dp) < 0 ||
+            fp_dec_mul_fen(&dq, &dp, &from_qp) < 0) {
+            line_err(es, FPC_AMOUNT_OUT_OF_RANGE, k, "quantity", "数量×单价超出范围", "quantity × unit price is out of range");
+            return;
+        }
+        if (a) {
+            int64_t given;
+            if (fp_money_parse(a->valuestring, &given) < 0) {
+                line_err(es, FPC_INVALID_FIELD, k, "amount", "金额格式无效", "The amount is not a valid decimal");
+                return;
+            }
+            if (!fp_dec_mul_within(&dq, &dp, given, 1)) {
+                line_err(es, FPC_TOLERANCE_EXCEEDED, k, "amount", "单价不可变：金额须等于数量×蓝字单价",
+                         "The unit price may not change: amount must equal quantity × blue unit price");
+                return;
+            }
+            l->amount = given;
+        } else {
+            l->amount = from_qp;
+        }
+    } else if (a) {
+        if (fp_money_parse(a->valuestring, &l->amount) < 0) {
+            line_err(es, FPC_INVALID_FIELD, k, "amount", "金额格式无效", "The amount is not a valid decimal");
+            return;
+        }
+    }
+    if (l->amount >= 0) {
+        line_err(es, FPC_INVALID_FIELD, k, "amount", "红字金额须为负数", "The red amount must be negative");
+        return;
+    }
+    l->tax = zero_tax(l) ? 0 : fp_tax_of(l->amount, l->rate_bp);
+}
+
+int fp_red_form_parse(const char *body, size_t len, const char *blue_doc, size_t blue_len,
+                      fp_red_form *f, fp_errors *es)
+{
+    memset(f, 0, sizeof *f);
+    es->n = es->dropped = 0;
+    const cJSON *items = NULL;
+    if (load_blue(blue_doc, blue_len, f, &items) < 0) {
+        fp_errors_add(es, FPC_INVALID_FIELD, "", "只能对蓝字发票开具红字确认单",
+                      "A red form can only reverse a blue invoice");
+        return FP_EINVAL;
+    }
+    fp_code code;
+    char detail[128];
+    cJSON *req = fp_json_parse(body, len, 8, &code, detail, sizeof detail);
+    if (!req) {
+        fp_errors_add(es, code, "", NULL, detail);
+        return FP_EINVAL;
+    }
+    int rc = FP_EINVAL;
+    static const char *const allowed[] = {"reason", "items", "buyer_has_deducted", "initiated_by", NULL};
+    if (!cJSON_IsObject(req)) {
+        fp_errors_add(es, FPC_FIELD_TYPE, "", "请求体必须是 JSON 对象", "The body must be a JSON object");
+        goto out;
+    }
+    for (const cJSON *c = req->child; c; c = c->next) {
+        int ok = 0;
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = strcmp(*a, c->string) == 0;
+        if (!ok)
+            fp_errors_add(es, FPC_UNKNOWN_FIELD, c->string, NULL, NULL);
+    }
+    const cJSON *reason = cJSON_GetObjectItemCaseSensitive(req, "reason");
+    const cJSON *ritems = cJSON_GetObjectItemCaseSensitive(req, "items");
+    const cJSON *deducted = cJSON_GetObjectItemCaseSensitive(req, "buyer_has_deducted");
+    const cJSON *by = cJSON_GetObjectItemCaseSensitive(req, "initiated_by");
+    if (!reason)
+        fp_errors_add(es, FPC_FIELD_REQUIRED, "reason", NULL, NULL);
+    else if (!cJSON_IsString(reason) || fp_red_reason_parse(reason->valuestring, &f->reason) < 0)
+        fp_errors_add(es, FPC_INVALID_FIELD, "reason",
+                      "reason 须为 issue_error、sales_return、service_stop 或 allowance",
+                      "reason must be issue_error, sales_return, service_stop or allowance");
+    if (deducted && !cJSON_IsBool(deducted))
+        fp_errors_add(es, FPC_FIELD_TYPE, "buyer_has_deducted", NULL, NULL);
+    f->buyer_has_deducted = cJSON_IsTrue(deducted);
+    if (by && (!cJSON_IsString(by) || (strcmp(by->valuestring, "seller") && strcmp(by->valuestring, "buyer"))))
+        fp_errors_add(es, FPC_INVALID_FIELD, "initiated_by", "initiated_by 须为 seller 或 buyer",
+                      "initiated_by must be seller or buyer");
+    f->initiated_by_buyer = by && cJSON_IsString(by) && strcmp(by->valuestring, "buyer") == 0;
+    if (ritems && !cJSON_IsArray(ritems))
+        fp_errors_add(es, FPC_FIELD_TYPE, "items", NULL, NULL);
+    if (es->n > 0)
+        goto out;
+
+    int nblue = cJSON_GetArraySize(items);
+    if (f->reason == FP_RED_ISSUE_ERROR) {
+        /* full reversal: every line, identical, negated; items must be absent */
+        if (ritems && cJSON_GetArraySize(ritems) > 0) {
+            fp_errors_add(es, FPC_INVALID_FIELD, "items", "开票有误须全额红冲，不填明细",
+                          "issue_error reverses the whole invoice: give no items");
+            goto out;
+        }
+        f->lines = calloc((size_t)nblue, sizeof *f->lines);
+        if (!f->lines)
+            goto out;
+        for (int i = 0; i < nblue; i++) {
+            fp_red_line *l = &f->lines[f->nlines];
+            const cJSON *it = cJSON_GetArrayItem(items, i);
+            const char *kind = jstr(it, "line_kind");
+            if (kind && strcmp(kind, "discount") == 0)
+                continue; /* folded into its discounted line */
+            if (fill_from_blue(items, i + 1, l) < 0) {
+                fp_errors_add(es, FPC_INTERNAL, "items", NULL, "The blue document is unreadable");
+                goto out;
+            }
+            l->has_qty = l->cap_qty != 0;
+            l->qty = -l->cap_qty;
+            l->amount = -l->cap_amount;
+            l->tax = -l->cap_tax;
+            f->nlines++;
+        }
+    } else {
+        int n = ritems ? cJSON_GetArraySize(ritems) : 0;
+        if (n == 0) {
+            fp_errors_add(es, FPC_FIELD_REQUIRED, "items", "须给出红冲的明细行", "Give the lines to reverse");
+            goto out;
+        }
+        f->lines = calloc((size_t)n, sizeof *f->lines);
+        if (!f->lines)
+            goto out;
+        int k = 0;
+        for (const cJSON *r = ritems->child; r; r = r->next, k++) {
+            fp_red_line *l = &f->lines[k];
+            const cJSON *ln = cJSON_GetObjectItemCaseSensitive(r, "line");
+            if (!cJSON_IsObject(r) || !cJSON_IsNumber(ln) || ln->valueint < 1 ||
+                ln->valueint > nblue || ln->valuedouble != ln->valueint) { /* 1.5 is no line */
+                line_err(es, FPC_INVALID_FIELD, k, "line", "line 须为蓝字发票的行号（整数，从 1 开始）",
+                         "line must be a line number of the blue invoice (integer from 1)");
+                continue;
+            }
+            for (int j = 0; j < k; j++)
+                if (f->lines[j].line == ln->valueint)
+                    line_err(es, FPC_INVALID_FIELD, k, "line", "同一行只能出现一次", "A line may appear once");
+            int frc = fill_from_blue(items, ln->valueint, l);
+            if (frc == FP_ERANGE) {
+                line_err(es, FPC_INVALID_FIELD, k, "line", "折扣行随被折扣行一起红冲，不能单独指定",
+                         "A discount line is reversed with the line it discounts, not on its own");
+                continue;
+            }
+            if (frc < 0) {
+                line_err(es, FPC_INTERNAL, k, "line", NULL, "The blue document is unreadable");
+                continue;
+            }
+            compute_line(f, r, k, l, es);
+        }
+        f->nlines = k;
+    }
+    if (es->n > 0)
+        goto out;
+    for (int i = 0; i < f->nlines; i++) {
+        f->total_amount += f->lines[i].amount;
+        f->total_tax += f->lines[i].tax;
+    }
+    rc = 0;
+out:
+    cJSON_Delete(req);
+    return rc;
+}
+
+int fp_red_form_load(const char *blue_doc, size_t blue_len, fp_red_reason reason,
+                     fp_red_line *lines, int nlines, fp_red_form *f, fp_err *err)
+{
+    memset(f, 0, sizeof *f);
+    const cJSON *items = NULL;
+    if (load_blue(blue_doc, blue_len, f, &items) < 0)
+        return fp_fail(err, FP_EINVAL, "blue invoice document unreadable");
+    f->reason = reason;
+    f->lines = calloc((size_t)(nlines > 0 ? nlines : 1), sizeof *f->lines);
+    if (!f->lines)
+        return fp_fail(err, FP_ENOMEM, "out of memory");
+    for (int i = 0; i < nlines; i++) {
+        fp_red_line *l = &f->lines[i];
+        if (fill_from_blue(items, lines[i].line, l) < 0)
+            return fp_fail(err, FP_EINVAL, "red line %d does not match the blue invoice", lines[i].line);
+        l->has_qty = lines[i].has_qty;
+        l->qty = lines[i].qty;
+        l->amount = lines[i].amount;
+        l->tax = lines[i].tax;
+        f->total_amount += l->amount;
+        f->total_tax += l->tax;
+    }
+    f->nlines = nlines;
+    return 0;
+}
+
+int fp_red_check_caps(const fp_red_form *f, const fp_red_used *used, int nused, fp_errors *es)
+{
+    int bad = 0;
+    for (int k = 0; k < f->nlines; k++) {
+        const fp_red_line *l = &f->lines[k];
+        fp_red_used u = {0};
+        if (l->line >= 1 && l->line <= nused)
+            u = used[l->line - 1];
+        /* magnitudes: what was reversed before plus now, against the blue */
+        int q_over = l->has_qty && (-(u.qty + l->qty) > l->cap_qty);
+        int a_over = -(u.amount + l->amount) > l->cap_amount;
+        int t_over = -(u.tax + l->tax) > l->cap_tax;
+        if (q_over || a_over || t_over) {
+            char zh[192], en[192];
+            snprintf(zh, sizeof zh, "蓝字发票第 %d 行累计红冲的%s将超过蓝字", l->line,
+                     q_over ? "数量" : a_over ? "金额" : "税额");
+            snprintf(en, sizeof en, "Together with earlier red forms, line %d's red %s would exceed the blue invoice",
+                     l->line, q_over ? "quantity" : a_over ? "amount" : "tax");
+            line_err(es, FPC_RED_EXCEEDS_BLUE, k, NULL, zh, en);
+            bad = 1;
+        }
+    }
+    return bad ? FP_ERANGE : 0;
+}
+
+int fp_red_render(const fp_red_form *f, const fp_seller *seller, const char *serial,
+                  const char *form_no, const char *issued_at, fp_doc *out)
+{
+    fp_invoice inv;
+    memset(&inv, 0, sizeof inv);
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(f->blue, "buyer");
+    memcpy(inv.invoice_type, f->invoice_type, sizeof inv.invoice_type);
+    /* the blue buyer name already carries （个人） where it applies */
+    inv.buyer.name = jstr(b, "name");
+    inv.buyer.tax_id = jstr(b, "tax_id");
+    inv.buyer.address = jstr(b, "address");
+    inv.buyer.phone = jstr(b, "phone");
+    inv.buyer.bank = jstr(b, "bank");
+    inv.buyer.account = jstr(b, "account");
+    inv.buyer.email = jstr(b, "email");
+    inv.drawer = jstr(f->blue, "drawer");
+    inv.original_number = f->blue_number;
+    inv.red_form_no = form_no;
+    inv.red_reason = fp_red_reason_name(f->reason);
+    char remark[160];
+    snprintf(remark, sizeof remark, "被红冲蓝字数电票号码：%s 红字发票信息确认单编号：%s", f->blue_number, form_no);
+    inv.remark = remark;
+    inv.items = calloc((size_t)(f->nlines > 0 ? f->nlines : 1), sizeof *inv.items);
+    char (*qty)[48] = calloc((size_t)(f->nlines > 0 ? f->nlines : 1), sizeof *qty);
+    if (!inv.items || !qty) {
+        free(inv.items);
+        free(qty);
+        return FP_ENOMEM;
+    }
+    inv.nitems = f->nlines;
+    for (int i = 0; i < f->nlines; i++) {
+        const fp_red_line *l = &f->lines[i];
+        fp_item *it = &inv.items[i];
+        it->name = l->name;
+        it->short_name = ""; /* the blue name is already *简称*名称 */
+        it->tax_code = l->tax_code;
+        it->spec = l->spec;
+        it->unit = l->unit;
+        if (l->has_qty) {
+            fp_qty_format(l->qty, qty[i], sizeof qty[i]);
+            it->quantity = qty[i];
+            it->unit_price = l->unit_price;
+        }
+        it->kind = FP_LINE_NORMAL;
+        it->policy = fp_policy_from_name(l->policy);
+        it->rate_bp = l->rate_bp;
+        it->amount = l->amount;
+        it->tax = l->tax;
+        it->amount_with_tax = l->amount + l->tax;
+        inv.total_amount += l->amount;
+        inv.total_tax += l->tax;
+    }
+    inv.total_with_tax = inv.total_amount + inv.total_tax;
+    int rc = fp_invoice_render(&inv, seller, serial, issued_at, out);
+    free(inv.items);
+    free(qty);
+    return rc;
+}
