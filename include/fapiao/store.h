@@ -86,6 +86,17 @@ int fp_store_find_serial(fp_store *s, int64_t seller_id, const char *serial,
 int fp_store_get_invoice(fp_store *s, int64_t seller_id, const char *number, char **doc,
                          size_t *len);
 
+/* Listing: every filter optional; cursor is the last number of the previous
+ * page.  Appends the documents to `out` as the members of a JSON array and
+ * sets next_cursor ("" when this was the last page). */
+typedef struct fp_list_query {
+    const char *serial, *buyer_tax_id, *cursor;
+    int64_t from_ts, to_ts;   /* issued_at in [from_ts, to_ts); 0: open */
+    int limit;                /* 1..200 */
+} fp_list_query;
+int fp_store_list_invoices(fp_store *s, int64_t seller_id, const fp_list_query *q, fp_buf *out,
+                           char next_cursor[FP_NUMBER_LEN + 1]);
+
 typedef struct fp_client_rec {
     char client_id[65];
     int64_t seller_id;

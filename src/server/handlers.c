@@ -518,30 +518,102 @@ enum MHD_Result fp_h_get_invoice(fp_req *r)
     return fp_respond_json(r, 200, doc, len);
 }
 
+/* yyyy-mm-dd (China Standard Time) to the unix time of its midnight. */
+static int parse_day(const char *s, int64_t *ts)
+{
+    int y, m, d;
+    char tail;
+    if (!s || strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || m < 1 ||
+        m > 12 || d < 1 || d > 31 || y < 2000 || y > 2999)
+        return -1;
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = m - 1, .tm_mday = d};
+    time_t t = timegm(&tm);
+    struct tm back;
+    gmtime_r(&t, &back);
+    if (back.tm_mday != d) /* 2026-02-30 */
+        return -1;
+    *ts = (int64_t)t - 8 * 3600;
+    return 0;
+}
+
+typedef struct list_args {
+    fp_errors es;
+} list_args;
+
+static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    static const char *const known[] = {"serial", "buyer_tax_id", "from", "to", "cursor", "limit", NULL};
+    list_args *a = cls;
+    (void)kind;
+    (void)value;
+    int ok = 0;
+    for (const char *const *k = known; *k && !ok; k++)
+        ok = strcmp(*k, key) == 0;
+    if (!ok)
+        fp_errors_add(&a->es, FPC_UNKNOWN_FIELD, key, "未定义的查询参数", "Unknown query parameter");
+    return MHD_YES;
+}
+
+/* GET /v1/invoices?serial=&buyer_tax_id=&from=&to=&cursor=&limit= */
 enum MHD_Result fp_h_list_invoices(fp_req *r)
 {
-    const char *serial = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "serial");
-    if (!serial) {
-        fp_errors es = {0};
-        fp_errors_add(&es, FPC_FIELD_REQUIRED, "serial", "查询参数 serial 必填",
-                      "The query parameter serial is required");
-        return fp_problem(r, FPC_FIELD_REQUIRED, NULL, NULL, &es);
+    list_args *a = calloc(1, sizeof *a);
+    if (!a)
+        return MHD_NO;
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, check_arg, a);
+    fp_list_query q = {.limit = 50};
+    const char *v;
+#define ARG(name) MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name)
+    q.serial = ARG("serial");
+    q.buyer_tax_id = ARG("buyer_tax_id");
+    if ((v = ARG("from")) && parse_day(v, &q.from_ts) < 0)
+        fp_errors_add(&a->es, FPC_INVALID_FIELD, "from", "日期格式须为 yyyy-mm-dd", "Dates are yyyy-mm-dd");
+    if ((v = ARG("to"))) {
+        if (parse_day(v, &q.to_ts) < 0)
+            fp_errors_add(&a->es, FPC_INVALID_FIELD, "to", "日期格式须为 yyyy-mm-dd", "Dates are yyyy-mm-dd");
+        else
+            q.to_ts += 86400; /* to is inclusive */
     }
-    char *doc = NULL;
-    size_t len = 0;
-    unsigned char hash[32];
-    char num[FP_NUMBER_LEN + 1];
-    int rc = fp_store_find_serial(r->srv->o.store, r->claims.seller_id, serial, hash, num, &doc,
-                                  &len);
-    if (rc < 0 && rc != FP_ENOTFOUND)
-        return fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
+    if ((v = ARG("limit"))) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*end || end == v || n < 1 || n > 200)
+            fp_errors_add(&a->es, FPC_INVALID_FIELD, "limit", "limit 须为 1–200", "limit must be 1-200");
+        else
+            q.limit = (int)n;
+    }
+    if ((v = ARG("cursor"))) {
+        int ok = strlen(v) == FP_NUMBER_LEN;
+        for (int i = 0; ok && v[i]; i++)
+            ok = v[i] >= '0' && v[i] <= '9';
+        if (!ok)
+            fp_errors_add(&a->es, FPC_INVALID_FIELD, "cursor", "cursor 无效（使用上一页返回的 next_cursor）",
+                          "Invalid cursor (use the next_cursor of the previous page)");
+        q.cursor = v;
+    }
+#undef ARG
+    if (a->es.n > 0) {
+        enum MHD_Result res = fp_problem(r, fp_errors_top(&a->es), NULL, NULL, &a->es);
+        free(a);
+        return res;
+    }
+    free(a);
     fp_buf b;
+    char next[FP_NUMBER_LEN + 1];
     fp_buf_init(&b, 64u << 20);
     fp_buf_puts(&b, "{\"invoices\":[");
-    if (rc == 0)
-        fp_buf_append(&b, doc, len);
-    fp_buf_puts(&b, "],\"next_cursor\":null}");
-    free(doc);
+    int rc = fp_store_list_invoices(r->srv->o.store, r->claims.seller_id, &q, &b, next);
+    if (rc < 0) {
+        fp_buf_free(&b);
+        return fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
+    }
+    fp_buf_puts(&b, "],\"next_cursor\":");
+    if (next[0])
+        fp_buf_printf(&b, "\"%s\"}", next);
+    else
+        fp_buf_puts(&b, "null}");
+    size_t len;
     char *body = fp_buf_take(&b, &len);
     return body ? fp_respond_json(r, 200, body, len) : MHD_NO;
 }

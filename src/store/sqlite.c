@@ -1186,3 +1186,51 @@ int fp_store_red_form_act(fp_store *s, int64_t seller_id, const char *form_no,
     pthread_mutex_unlock(&s->wlock);
     return rc;
 }
+
+int fp_store_list_invoices(fp_store *s, int64_t seller_id, const fp_list_query *q, fp_buf *out,
+                           char next_cursor[FP_NUMBER_LEN + 1])
+{
+    /* One statement for every filter combination: absent filters are NULL
+     * and match everything; ordered by number, which is the issue order
+     * within a range. */
+    static const char sql[] =
+        "SELECT number, doc FROM invoices WHERE seller_id=?1 "
+        "AND (?2 IS NULL OR serial=?2) AND (?3 IS NULL OR buyer_tax_id=?3) "
+        "AND (?4 IS NULL OR issued_at >= ?4) AND (?5 IS NULL OR issued_at < ?5) "
+        "AND (?6 IS NULL OR number > ?6) ORDER BY number LIMIT ?7";
+    reader *r = acquire(s);
+    sqlite3_stmt *st = NULL;
+    int rc = FP_EIO;
+    next_cursor[0] = 0;
+    if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, seller_id);
+    if (q->serial)
+        sqlite3_bind_text(st, 2, q->serial, -1, SQLITE_STATIC);
+    if (q->buyer_tax_id)
+        sqlite3_bind_text(st, 3, q->buyer_tax_id, -1, SQLITE_STATIC);
+    if (q->from_ts)
+        sqlite3_bind_int64(st, 4, q->from_ts);
+    if (q->to_ts)
+        sqlite3_bind_int64(st, 5, q->to_ts);
+    if (q->cursor)
+        sqlite3_bind_text(st, 6, q->cursor, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 7, q->limit + 1); /* one more tells whether a page follows */
+    int n = 0, step;
+    char last[FP_NUMBER_LEN + 1] = "";
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == q->limit) {
+            snprintf(next_cursor, FP_NUMBER_LEN + 1, "%s", last);
+            break;
+        }
+        if (n++ > 0)
+            fp_buf_append(out, ",", 1);
+        copy_col(st, 0, last, sizeof last);
+        fp_buf_append(out, sqlite3_column_text(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+    }
+    rc = step == SQLITE_ROW || step == SQLITE_DONE ? (out->overflow ? FP_ENOMEM : 0) : FP_EIO;
+out:
+    sqlite3_finalize(st);
+    release(s, r, NULL);
+    return rc;
+}
