@@ -23,6 +23,7 @@ typedef struct fp_server_opts {
     int max_connections;       /* default 1024 */
     int idle_timeout;          /* seconds, default 30 */
     const char *access_log;    /* path, "-" for stderr, NULL/"off" for none */
+    int64_t range_warn;        /* warn when fewer numbers remain (default 1000) */
     fp_store *store;
     const fp_taxcode_table *codes;
 } fp_server_opts;

@@ -115,6 +115,13 @@ int fp_store_ping(fp_store *s, fp_err *err);
 /* ---- setup (synchronous, used by `fapiao init`) ---- */
 int fp_store_add_seller(fp_store *s, const fp_seller *seller, int64_t *id, fp_err *err);
 int fp_store_add_client(fp_store *s, const fp_client_rec *c, fp_err *err);
+typedef struct fp_range_rec {
+    int64_t id, seller_id, first, last, next, created_at;
+    char prefix[6];
+} fp_range_rec;
+/* Calls fn for every range (all sellers), oldest first. */
+int fp_store_ranges(fp_store *s, void (*fn)(const fp_range_rec *r, void *arg), void *arg);
+
 /* Refuses (FP_EINVAL / FP_ECONFLICT) a prefix that is not 5 digits, a bad
  * first..last, or a range overlapping another of the same prefix. */
 int fp_store_add_range(fp_store *s, int64_t seller_id, const char prefix[6], int64_t first,

@@ -20,9 +20,10 @@
 static const char usage[] =
     "usage: fapiao serve --data-dir DIR [--listen HOST:PORT] [--threads N]\n"
     "                    [--token-ttl SECONDS] [--max-body BYTES]\n"
-    "                    [--access-log FILE|-|off] [--tax-codes FILE]\n"
+    "                    [--access-log FILE|-|off] [--tax-codes FILE] [--range-warn N]\n"
     "  Defaults: --listen 127.0.0.1:8443, --threads = CPUs, --token-ttl 3600,\n"
-    "  --max-body 1048576, --access-log DIR/access.log, --tax-codes DIR/taxcodes.csv\n"
+    "  --max-body 1048576, --access-log DIR/access.log, --tax-codes DIR/taxcodes.csv,\n"
+    "  --range-warn 1000 (numbers left below which /readyz warns)\n"
     "  启动 HTTPS 开票服务；SIGINT/SIGTERM 时先提交并答复已排队的请求再退出。\n";
 
 static int parse_listen(const char *s, char *host, size_t hcap, int *port)
@@ -62,12 +63,13 @@ static int parse_int(const char *s, long min, long max, long *out)
 int cmd_serve(int argc, char **argv)
 {
     const char *dir = NULL, *listen = "127.0.0.1:8443", *threads = NULL, *ttl = NULL;
-    const char *max_body = NULL, *access_log = NULL, *codes_path = NULL;
+    const char *max_body = NULL, *access_log = NULL, *codes_path = NULL, *range_warn = NULL;
     const cli_flag flags[] = {
         {"--data-dir", 0, &dir, NULL},        {"--listen", 0, &listen, NULL},
         {"--threads", 0, &threads, NULL},     {"--token-ttl", 0, &ttl, NULL},
         {"--max-body", 0, &max_body, NULL},   {"--access-log", 0, &access_log, NULL},
-        {"--tax-codes", 0, &codes_path, NULL}, {NULL, 0, NULL, NULL},
+        {"--tax-codes", 0, &codes_path, NULL}, {"--range-warn", 0, &range_warn, NULL},
+        {NULL, 0, NULL, NULL},
     };
     if (cli_parse(argc, argv, flags, usage) < 0 || cli_require(dir, "--data-dir", usage) < 0)
         return 2;
@@ -98,6 +100,13 @@ int cmd_serve(int argc, char **argv)
             return 2;
         }
         so.max_body = (size_t)v;
+    }
+    if (range_warn) {
+        if (parse_int(range_warn, 1, 2000000000L, &v) < 0) {
+            cli_error("--range-warn 须为正整数", "--range-warn must be a positive integer");
+            return 2;
+        }
+        so.range_warn = v;
     }
     char db[PATH_MAX], crt[PATH_MAX], key[PATH_MAX], tkey[PATH_MAX], tc[PATH_MAX], alog[PATH_MAX];
     snprintf(db, sizeof db, "%s/fapiao.db", dir);

@@ -652,6 +652,9 @@ enum MHD_Result fp_h_readyz(fp_req *r)
     fp_jw_kstr(&w, "name", "number_range");
     fp_jw_kbool(&w, "ok", range_ok);
     fp_jw_kint(&w, "remaining", remaining);
+    /* still ready, but time to import the next range (fapiao ranges import) */
+    fp_jw_kbool(&w, "warning", db_ok && remaining < r->srv->o.range_warn);
+    fp_jw_kint(&w, "warn_below", r->srv->o.range_warn);
     fp_jw_obj_close(&w);
     fp_jw_obj_open(&w);
     fp_jw_kstr(&w, "name", "accepting");
@@ -697,8 +700,11 @@ enum MHD_Result fp_h_metrics(fp_req *r)
     if (fp_store_numbers_remaining(r->srv->o.store, 0, &remaining) == 0)
         fp_buf_printf(&b,
                       "# HELP fapiao_numbers_remaining Invoice numbers left in all ranges.\n"
-                      "# TYPE fapiao_numbers_remaining gauge\nfapiao_numbers_remaining %lld\n",
-                      (long long)remaining);
+                      "# TYPE fapiao_numbers_remaining gauge\nfapiao_numbers_remaining %lld\n"
+                      "# HELP fapiao_numbers_warning_threshold Below this many numbers /readyz warns.\n"
+                      "# TYPE fapiao_numbers_warning_threshold gauge\n"
+                      "fapiao_numbers_warning_threshold %lld\n",
+                      (long long)remaining, (long long)r->srv->o.range_warn);
     size_t len;
     char *body = fp_buf_take(&b, &len);
     return body ? fp_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", body, len, NULL)

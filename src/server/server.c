@@ -440,6 +440,8 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
         s->o.max_connections = 1024;
     if (s->o.idle_timeout <= 0)
         s->o.idle_timeout = 30;
+    if (s->o.range_warn <= 0)
+        s->o.range_warn = 1000;
     unsigned char rnd[4];
     fp_random(rnd, sizeof rnd);
     fp_hex(rnd, sizeof rnd, s->rid_prefix);

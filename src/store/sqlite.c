@@ -1234,3 +1234,30 @@ out:
     release(s, r, NULL);
     return rc;
 }
+
+int fp_store_ranges(fp_store *s, void (*fn)(const fp_range_rec *r, void *arg), void *arg)
+{
+    reader *r = acquire(s);
+    sqlite3_stmt *st = NULL;
+    int rc = FP_EIO, step = SQLITE_ERROR;
+    if (sqlite3_prepare_v2(r->db,
+                           "SELECT id, seller_id, prefix, first, last, next, created_at "
+                           "FROM number_ranges ORDER BY id",
+                           -1, &st, NULL) == SQLITE_OK) {
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            fp_range_rec rec = {0};
+            rec.id = sqlite3_column_int64(st, 0);
+            rec.seller_id = sqlite3_column_int64(st, 1);
+            copy_col(st, 2, rec.prefix, sizeof rec.prefix);
+            rec.first = sqlite3_column_int64(st, 3);
+            rec.last = sqlite3_column_int64(st, 4);
+            rec.next = sqlite3_column_int64(st, 5);
+            rec.created_at = sqlite3_column_int64(st, 6);
+            fn(&rec, arg);
+        }
+        rc = step == SQLITE_DONE ? 0 : FP_EIO;
+    }
+    sqlite3_finalize(st);
+    release(s, r, NULL);
+    return rc;
+}
