@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define XML_MAX_DEPTH 16
@@ -232,17 +233,43 @@ static void close_el(xctx *x)
         writer_rc(x, xmlTextWriterEndElement(x->w));
 }
 
+/* Text content escaped by us, not by xmlTextWriterWriteString: libxml2 2.9
+ * drops the text silently (and reports success) when its escaping buffer
+ * cannot be allocated, and its choice of escapes differs between versions.
+ * & < > must be escaped; CR is written as &#13; so that a parser's
+ * end-of-line normalisation does not turn it into LF. */
+static void text(xctx *x, const char *s)
+{
+    fp_buf b;
+    fp_buf_init(&b, 0);
+    for (const char *run = s;; s++) {
+        static const char *const esc[] = {['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;",
+                                          ['\r'] = "&#13;"};
+        unsigned char c = (unsigned char)*s;
+        const char *e = c < sizeof esc / sizeof esc[0] ? esc[c] : NULL;
+        if (c == 0 || e) {
+            fp_buf_append(&b, run, (size_t)(s - run));
+            if (c == 0)
+                break;
+            fp_buf_puts(&b, e);
+            run = s + 1;
+        }
+    }
+    char *t = fp_buf_take(&b, NULL);
+    if (!t)
+        fail(x, FP_ENOMEM, "out of memory");
+    else
+        writer_rc(x, xmlTextWriterWriteRaw(x->w, BAD_CAST t));
+    free(t);
+}
+
 /* <name>value</name>, or <name/> when value is NULL or empty. */
 static void leaf(xctx *x, const char *name, const char *value)
 {
-    if (x->rc)
-        return;
-    if (!value || !*value) {
-        open_el(x, name);
-        close_el(x);
-        return;
-    }
-    writer_rc(x, xmlTextWriterWriteElement(x->w, BAD_CAST name, BAD_CAST value));
+    open_el(x, name);
+    if (!x->rc && value && *value)
+        text(x, value);
+    close_el(x);
 }
 
 static void label(xctx *x, const char *name, const char *code, const char *text)

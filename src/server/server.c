@@ -3,6 +3,7 @@
  * maybe suspend for the writer → respond → log), the routing table and
  * response helpers. */
 #include "internal.h"
+#include "xml_handler.h"
 #include "fapiao/crypto.h"
 
 #include <arpa/inet.h>
@@ -26,6 +27,7 @@ static const fp_route routes[] = {
     {"POST", "/v1/invoices", fp_h_issue, AUTH_BEARER},
     {"GET", "/v1/invoices", fp_h_list_invoices, AUTH_BEARER},
     {"GET", "/v1/invoices/{}", fp_h_get_invoice, AUTH_BEARER},
+    {"GET", "/v1/invoices/{}/xml", fp_h_get_invoice_xml, AUTH_BEARER},
     {"POST", "/v1/invoices/{}/red-forms", fp_h_red_form_create, AUTH_BEARER},
     {"GET", "/v1/red-forms/{}", fp_h_red_form_get, AUTH_BEARER},
     {"POST", "/v1/red-forms/{}/confirm", fp_h_red_form_act, AUTH_BEARER},
