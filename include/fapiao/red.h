@@ -38,7 +38,10 @@ typedef struct fp_red_line {
     int64_t amount, tax;      /* <= 0 */
     /* the blue line, for caps and display (pointers into the blue doc) */
     fp_qty cap_qty;           /* >= 0; 0 when the line has no quantity */
-    int64_t cap_amount, cap_tax;
+    int64_t cap_amount, cap_tax; /* net of the line's discount line, if any */
+    int64_t blue_amount, blue_tax; /* the line's own figures */
+    fp_line_kind kind;        /* of the blue line; discount lines only in
+                                 full reversals, right after their line */
     const char *name, *tax_code, *spec, *unit, *unit_price, *rate, *policy;
     int rate_bp;
 } fp_red_line;
@@ -66,13 +69,20 @@ int fp_red_form_load(const char *blue_doc, size_t blue_len, fp_red_reason reason
 void fp_red_form_clear(fp_red_form *f);
 
 /* Checks used + f against the caps; used[i] holds what earlier forms took
- * from blue line i+1 (negative values, as stored).  0 or FP_ERANGE with the
+ * from blue line i+1 (negative values, as stored).  A discounted line and
+ * its discount line count together (net).  0 or FP_ERANGE with the
  * refusal in es (RED_EXCEEDS_BLUE, field items[k]). */
 typedef struct fp_red_used {
     fp_qty qty;
     int64_t amount, tax;
 } fp_red_used;
 int fp_red_check_caps(const fp_red_form *f, const fp_red_used *used, int nused, fp_errors *es);
+
+/* When a red line takes all that is left of its blue line's amount, its
+ * tax becomes all that is left of the tax, so rounding each part on its
+ * own never strands a fen (0.50 at 6% reversed as 0.25 + 0.25).  Call
+ * before fp_red_check_caps with the same `used`. */
+void fp_red_settle(fp_red_form *f, const fp_red_used *used, int nused);
 
 /* The red invoice document (number placeholders as fp_invoice_render). */
 int fp_red_render(const fp_red_form *f, const fp_seller *seller, const char *serial,

@@ -145,10 +145,10 @@ typedef struct fp_red_form_rec {
 } fp_red_form_rec;
 void fp_red_form_rec_clear(fp_red_form_rec *r);
 
-/* Stores a new form in `state` after checking the caps against every form
- * of the same blue invoice that is issued or still open, in the same
- * transaction.  FP_ERANGE with the refusal in es when a cap is exceeded. */
-int fp_store_red_form_create(fp_store *s, int64_t seller_id, const fp_red_form *f,
+/* Stores a new form in `state` after settling its tax (fp_red_settle) and
+ * checking the caps against every form of the same blue invoice that is
+ * issued or still open, in the same transaction.  FP_ERANGE with the refusal in es when a cap is exceeded. */
+int fp_store_red_form_create(fp_store *s, int64_t seller_id, fp_red_form *f,
                              const char *state, int64_t expires_at, fp_red_form_rec *out,
                              fp_errors *es, fp_err *err);
 int fp_store_red_form_get(fp_store *s, int64_t seller_id, const char *form_no,

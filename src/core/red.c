@@ -106,8 +106,11 @@ static int fill_from_blue(const cJSON *items, int ln, fp_red_line *l)
     l->policy = jstr(it, "policy");
     if (fp_rate_parse(l->rate, &l->rate_bp) < 0)
         return FP_EINVAL;
-    l->cap_amount = jmoney(it, "amount");
-    l->cap_tax = jmoney(it, "tax");
+    l->blue_amount = l->cap_amount = jmoney(it, "amount");
+    l->blue_tax = l->cap_tax = jmoney(it, "tax");
+    l->kind = kind && !strcmp(kind, "discount")     ? FP_LINE_DISCOUNT
+              : kind && !strcmp(kind, "discounted") ? FP_LINE_DISCOUNTED
+                                                    : FP_LINE_NORMAL;
     l->cap_qty = 0;
     if (jstr(it, "quantity") && fp_qty_parse(jstr(it, "quantity"), &l->cap_qty) < 0)
         return FP_EINVAL;
@@ -309,18 +312,16 @@ int fp_red_form_parse(const char *body, size_t len, const char *blue_doc, size_t
             goto out;
         for (int i = 0; i < nblue; i++) {
             fp_red_line *l = &f->lines[f->nlines];
-            const cJSON *it = cJSON_GetArrayItem(items, i);
-            const char *kind = jstr(it, "line_kind");
-            if (kind && strcmp(kind, "discount") == 0)
-                continue; /* folded into its discounted line */
-            if (fill_from_blue(items, i + 1, l) < 0) {
+            /* every line negated as it is, discount lines included (their
+             * red amount is positive), so the red lines are the blue ones */
+            if (fill_from_blue(items, i + 1, l) == FP_EINVAL) {
                 fp_errors_add(es, FPC_INTERNAL, "items", NULL, "The blue document is unreadable");
                 goto out;
             }
             l->has_qty = l->cap_qty != 0;
             l->qty = -l->cap_qty;
-            l->amount = -l->cap_amount;
-            l->tax = -l->cap_tax;
+            l->amount = -l->blue_amount;
+            l->tax = -l->blue_tax;
             f->nlines++;
         }
     } else {
@@ -384,7 +385,8 @@ int fp_red_form_load(const char *blue_doc, size_t blue_len, fp_red_reason reason
         return fp_fail(err, FP_ENOMEM, "out of memory");
     for (int i = 0; i < nlines; i++) {
         fp_red_line *l = &f->lines[i];
-        if (fill_from_blue(items, lines[i].line, l) < 0)
+        if (fill_from_blue(items, lines[i].line, l) == FP_EINVAL ||
+            !cJSON_GetArrayItem(items, lines[i].line - 1))
             return fp_fail(err, FP_EINVAL, "red line %d does not match the blue invoice", lines[i].line);
         l->has_qty = lines[i].has_qty;
         l->qty = lines[i].qty;
@@ -397,18 +399,63 @@ int fp_red_form_load(const char *blue_doc, size_t blue_len, fp_red_reason reason
     return 0;
 }
 
+/* The red figures of line k's group: the line plus its discount line when
+ * the form reverses that too (the next red line, of kind discount). */
+static void group_of(const fp_red_form *f, int k, int64_t *amount, int64_t *tax)
+{
+    const fp_red_line *l = &f->lines[k];
+    *amount = l->amount;
+    *tax = l->tax;
+    if (l->kind == FP_LINE_DISCOUNTED && k + 1 < f->nlines &&
+        f->lines[k + 1].kind == FP_LINE_DISCOUNT && f->lines[k + 1].line == l->line + 1) {
+        *amount += f->lines[k + 1].amount;
+        *tax += f->lines[k + 1].tax;
+    }
+}
+
+/* What earlier forms took from line l's group. */
+static fp_red_used used_of(const fp_red_line *l, const fp_red_used *used, int nused)
+{
+    fp_red_used u = {0};
+    if (l->line >= 1 && l->line <= nused)
+        u = used[l->line - 1];
+    if (l->kind == FP_LINE_DISCOUNTED && l->line + 1 <= nused) {
+        u.amount += used[l->line].amount;
+        u.tax += used[l->line].tax;
+    }
+    return u;
+}
+
+void fp_red_settle(fp_red_form *f, const fp_red_used *used, int nused)
+{
+    f->total_amount = f->total_tax = 0;
+    for (int k = 0; k < f->nlines; k++) {
+        fp_red_line *l = &f->lines[k];
+        int64_t amount, tax;
+        group_of(f, k, &amount, &tax);
+        fp_red_used u = used_of(l, used, nused);
+        if (l->kind != FP_LINE_DISCOUNT &&
+            -(u.amount + amount) == l->cap_amount && -(u.tax + tax) != l->cap_tax)
+            l->tax -= l->cap_tax + u.tax + tax; /* exactly what is left */
+        f->total_amount += l->amount;
+        f->total_tax += l->tax;
+    }
+}
+
 int fp_red_check_caps(const fp_red_form *f, const fp_red_used *used, int nused, fp_errors *es)
 {
     int bad = 0;
     for (int k = 0; k < f->nlines; k++) {
         const fp_red_line *l = &f->lines[k];
-        fp_red_used u = {0};
-        if (l->line >= 1 && l->line <= nused)
-            u = used[l->line - 1];
+        if (l->kind == FP_LINE_DISCOUNT)
+            continue; /* counted with its discounted line */
+        int64_t amount, tax;
+        group_of(f, k, &amount, &tax);
+        fp_red_used u = used_of(l, used, nused);
         /* magnitudes: what was reversed before plus now, against the blue */
         int q_over = l->has_qty && (-(u.qty + l->qty) > l->cap_qty);
-        int a_over = -(u.amount + l->amount) > l->cap_amount;
-        int t_over = -(u.tax + l->tax) > l->cap_tax;
+        int a_over = -(u.amount + amount) > l->cap_amount;
+        int t_over = -(u.tax + tax) > l->cap_tax;
         if (q_over || a_over || t_over) {
             char zh[192], en[192];
             snprintf(zh, sizeof zh, "蓝字发票第 %d 行累计红冲的%s将超过蓝字", l->line,
@@ -465,7 +512,9 @@ int fp_red_render(const fp_red_form *f, const fp_seller *seller, const char *ser
             it->quantity = qty[i];
             it->unit_price = l->unit_price;
         }
-        it->kind = FP_LINE_NORMAL;
+        it->kind = l->kind == FP_LINE_DISCOUNT ? FP_LINE_DISCOUNT : FP_LINE_NORMAL;
+        if (l->kind == FP_LINE_DISCOUNTED && i + 1 < f->nlines && f->lines[i + 1].kind == FP_LINE_DISCOUNT)
+            it->kind = FP_LINE_DISCOUNTED;
         it->policy = fp_policy_from_name(l->policy);
         it->rate_bp = l->rate_bp;
         it->amount = l->amount;

@@ -1044,15 +1044,15 @@ static int used_by_forms(sqlite3 *db, const char *blue, fp_red_used *used, int n
     return step == SQLITE_DONE ? 0 : FP_EIO;
 }
 
-int fp_store_red_form_create(fp_store *s, int64_t seller_id, const fp_red_form *f,
+int fp_store_red_form_create(fp_store *s, int64_t seller_id, fp_red_form *f,
                              const char *state, int64_t expires_at, fp_red_form_rec *out,
                              fp_errors *es, fp_err *err)
 {
     memset(out, 0, sizeof *out);
     int maxline = 0;
     for (int i = 0; i < f->nlines; i++)
-        if (f->lines[i].line > maxline)
-            maxline = f->lines[i].line;
+        if (f->lines[i].line + 1 > maxline) /* + 1: a discounted line's discount */
+            maxline = f->lines[i].line + 1;
     fp_red_used *used = calloc((size_t)maxline + 1, sizeof *used);
     if (!used)
         return fp_fail(err, FP_ENOMEM, "out of memory");
@@ -1068,6 +1068,7 @@ int fp_store_red_form_create(fp_store *s, int64_t seller_id, const fp_red_form *
         rc = fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
         goto rollback;
     }
+    fp_red_settle(f, used, maxline);
     if (fp_red_check_caps(f, used, maxline, es) < 0) {
         rc = FP_ERANGE;
         goto rollback;
