@@ -107,7 +107,8 @@ typedef struct fp_client_rec {
 } fp_client_rec;
 int fp_store_get_client(fp_store *s, const char *client_id, fp_client_rec *c);
 int fp_store_get_seller(fp_store *s, int64_t seller_id, fp_seller *out);
-/* Remaining numbers over all ranges of a seller (seller_id 0: of all). */
+/* Remaining numbers over all ranges of a seller (seller_id 0: of all)
+ * usable this year: a number is valid only in its prefix year. */
 int fp_store_numbers_remaining(fp_store *s, int64_t seller_id, int64_t *remaining);
 /* A cheap read to prove the database answers. */
 int fp_store_ping(fp_store *s, fp_err *err);

@@ -404,9 +404,9 @@ static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode
             item_err(es, FPC_INVALID_DISCOUNT, i, "line_kind", "折扣行必须紧跟在一个普通商品行之后",
                      "A discount line must directly follow a normal line");
         else if (strcmp(prev->name, item->name) || strcmp(prev->tax_code, item->tax_code) ||
-                 prev->rate_bp != item->rate_bp)
-            item_err(es, FPC_INVALID_DISCOUNT, i, "line_kind", "折扣行的名称、税收分类编码和税率须与被折扣行一致",
-                     "A discount line must have the name, tax code and rate of the line it discounts");
+                 prev->rate_bp != item->rate_bp || prev->policy != item->policy)
+            item_err(es, FPC_INVALID_DISCOUNT, i, "line_kind", "折扣行的名称、税收分类编码、税率和优惠政策须与被折扣行一致",
+                     "A discount line must have the name, tax code, rate and policy of the line it discounts");
         if (es->n > nerr)
             return;
     }
@@ -419,7 +419,9 @@ static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode
                  "quantity × unit_price is out of range");
         return;
     }
-    int zero_tax = item->policy == FP_POLICY_EXEMPT || item->policy == FP_POLICY_NON_TAXABLE;
+    /* 免税, 不征税 and a 0% rate all carry tax 0.00 */
+    int zero_tax = item->policy == FP_POLICY_EXEMPT || item->policy == FP_POLICY_NON_TAXABLE ||
+                   item->rate_bp == 0;
     if (!incl) {
         if (has_amount == 1) {
             /* |单价 × 数量 − 金额| <= 0.01, on the exact product */

@@ -246,6 +246,17 @@ static void compute_line(fp_red_form *f, const cJSON *req, int k, fp_red_line *l
     l->tax = zero_tax(l) ? 0 : fp_tax_of(l->amount, l->rate_bp);
 }
 
+/* 1 if a JSON number is exactly its integer value (1.5 and 1e300 are not
+ * line numbers), decided on cJSON's printed form: no floating point here. */
+static int is_whole(const cJSON *n)
+{
+    char *text = cJSON_PrintUnformatted(n), want[24];
+    snprintf(want, sizeof want, "%d", n->valueint);
+    int ok = text && strcmp(text, want) == 0;
+    cJSON_free(text);
+    return ok;
+}
+
 int fp_red_form_parse(const char *body, size_t len, const char *blue_doc, size_t blue_len,
                       fp_red_form *f, fp_errors *es)
 {
@@ -338,7 +349,7 @@ int fp_red_form_parse(const char *body, size_t len, const char *blue_doc, size_t
             fp_red_line *l = &f->lines[k];
             const cJSON *ln = cJSON_GetObjectItemCaseSensitive(r, "line");
             if (!cJSON_IsObject(r) || !cJSON_IsNumber(ln) || ln->valueint < 1 ||
-                ln->valueint > nblue || ln->valuedouble != ln->valueint) { /* 1.5 is no line */
+                ln->valueint > nblue || !is_whole(ln)) {
                 line_err(es, FPC_INVALID_FIELD, k, "line", "line 须为蓝字发票的行号（整数，从 1 开始）",
                          "line must be a line number of the blue invoice (integer from 1)");
                 continue;

@@ -36,7 +36,7 @@ static const char *const read_sql[RQ__N] = {
                       "WHERE client_id=?1",
     [RQ_GET_SELLER] = "SELECT name, tax_id, address, phone, bank, account FROM sellers WHERE id=?1",
     [RQ_REMAINING] = "SELECT COALESCE(SUM(last - next + 1), 0) FROM number_ranges "
-                     "WHERE (?1 = 0 OR seller_id = ?1) AND next <= last",
+                     "WHERE (?1 = 0 OR seller_id = ?1) AND next <= last AND substr(prefix, 1, 2) = ?2",
     [RQ_PING] = "SELECT count(*) FROM sqlite_master",
 };
 
@@ -48,7 +48,8 @@ static const char *const write_sql[WQ__N] = {
     [WQ_ROLLBACK] = "ROLLBACK",
     [WQ_FIND] = "SELECT request_hash, doc, number FROM invoices WHERE seller_id=?1 AND serial=?2",
     [WQ_RANGE] = "SELECT id, prefix, next, last FROM number_ranges "
-                 "WHERE seller_id=?1 AND next <= last ORDER BY id LIMIT 1",
+                 "WHERE seller_id=?1 AND next <= last AND substr(prefix, 1, 2) = ?2 "
+                 "ORDER BY id LIMIT 1",
     [WQ_SET_NEXT] = "UPDATE number_ranges SET next=?2 WHERE id=?1",
     [WQ_INS_INVOICE] = "INSERT INTO invoices(number, seller_id, serial, request_hash, status, "
                        "invoice_type, buyer_tax_id, total_with_tax, issued_at, doc, color, "
@@ -244,14 +245,32 @@ static int flush_ranges(fp_store *s)
 
 /* The range to take the seller's next number from, loading it when the
  * cached one is used up.  NULL: exhausted (*err = 0) or error (*err < 0). */
+/* A number is valid only in its prefix year (DOMAIN.md): the two-digit
+ * year, China Standard Time, that a range must start with to be used now.
+ * FP_TEST_YEAR overrides it so tests can cross a new year. */
+static void current_yy(char yy[3])
+{
+    const char *t = getenv("FP_TEST_YEAR");
+    if (t && strlen(t) == 2 && t[0] >= '0' && t[0] <= '9' && t[1] >= '0' && t[1] <= '9') {
+        memcpy(yy, t, 3);
+        return;
+    }
+    time_t now = time(NULL) + 8 * 3600;
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    snprintf(yy, 3, "%02u", (unsigned)(tm.tm_year + 1900) % 100u);
+}
+
 static range_cache *range_for(fp_store *s, int64_t seller_id, int *err)
 {
     range_cache *rc = NULL;
+    char yy[3];
+    current_yy(yy);
     *err = 0;
     for (int i = 0; i < s->nranges && !rc; i++)
         if (s->ranges[i].seller_id == seller_id)
             rc = &s->ranges[i];
-    if (rc && rc->next <= rc->last)
+    if (rc && rc->next <= rc->last && !memcmp(rc->prefix, yy, 2))
         return rc;
     if (rc && flush_ranges(s) < 0) { /* the used-up range must read as used up */
         *err = FP_EIO;
@@ -259,6 +278,7 @@ static range_cache *range_for(fp_store *s, int64_t seller_id, int *err)
     }
     sqlite3_stmt *st = s->wst[WQ_RANGE];
     sqlite3_bind_int64(st, 1, seller_id);
+    sqlite3_bind_text(st, 2, yy, 2, SQLITE_TRANSIENT);
     int step = sqlite3_step(st);
     if (step != SQLITE_ROW) {
         sqlite3_reset(st);
@@ -774,7 +794,10 @@ int fp_store_numbers_remaining(fp_store *s, int64_t seller_id, int64_t *remainin
 {
     reader *r = acquire(s);
     sqlite3_stmt *st = r->st[RQ_REMAINING];
+    char yy[3];
+    current_yy(yy);
     sqlite3_bind_int64(st, 1, seller_id);
+    sqlite3_bind_text(st, 2, yy, 2, SQLITE_TRANSIENT);
     int rc = step_row(st);
     if (rc == 0)
         *remaining = sqlite3_column_int64(st, 0);
