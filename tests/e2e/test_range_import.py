@@ -51,3 +51,20 @@ def test_import_usage_errors(server):
     r = subprocess.run([BIN, "ranges", "frobnicate"], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=30)
     assert r.returncode == 2
+
+
+def test_numbers_only_from_this_years_ranges(make_server, monkeypatch):
+    """A number is valid only in its prefix year: after new year the old
+    range is not used, even with numbers left (FP_TEST_YEAR moves the
+    server's clock year; nothing else in the server reads it)."""
+    srv = make_server(start=False)
+    monkeypatch.setenv("FP_TEST_YEAR", "99")
+    srv.start()
+    status, check = number_range_check(srv)
+    assert status == 503 and check["remaining"] == 0
+    assert_problem(srv.issue("year-1"), 503, "NUMBER_RANGE_EXHAUSTED")
+    # a range for year 99 makes it usable again
+    r = ranges(srv, "import", "--prefix", "99440", "--first", "1", "--last", "5")
+    assert r.returncode == 0, r.stderr
+    ok = srv.issue("year-1")
+    assert ok.status == 201 and ok.json()["number"] == "99440" + "%015d" % 1
