@@ -32,11 +32,11 @@ enum { RQ_FIND_SERIAL, RQ_GET_INVOICE, RQ_GET_CLIENT, RQ_GET_SELLER, RQ_REMAININ
 static const char *const read_sql[RQ__N] = {
     [RQ_FIND_SERIAL] = "SELECT request_hash, doc, number FROM invoices WHERE seller_id=?1 AND serial=?2",
     [RQ_GET_INVOICE] = "SELECT doc FROM invoices WHERE seller_id=?1 AND number=?2",
-    [RQ_GET_CLIENT] = "SELECT seller_id, secret_salt, secret_hash, scope, disabled FROM clients "
-                      "WHERE client_id=?1",
+    [RQ_GET_CLIENT] = ("SELECT seller_id, secret_salt, secret_hash, scope, disabled FROM clients "
+                      "WHERE client_id=?1"),
     [RQ_GET_SELLER] = "SELECT name, tax_id, address, phone, bank, account FROM sellers WHERE id=?1",
-    [RQ_REMAINING] = "SELECT COALESCE(SUM(last - next + 1), 0) FROM number_ranges "
-                     "WHERE (?1 = 0 OR seller_id = ?1) AND next <= last AND substr(prefix, 1, 2) = ?2",
+    [RQ_REMAINING] = ("SELECT COALESCE(SUM(last - next + 1), 0) FROM number_ranges "
+                     "WHERE (?1 = 0 OR seller_id = ?1) AND next <= last AND substr(prefix, 1, 2) = ?2"),
     [RQ_PING] = "SELECT count(*) FROM sqlite_master",
 };
 
@@ -47,18 +47,18 @@ static const char *const write_sql[WQ__N] = {
     [WQ_COMMIT] = "COMMIT",
     [WQ_ROLLBACK] = "ROLLBACK",
     [WQ_FIND] = "SELECT request_hash, doc, number FROM invoices WHERE seller_id=?1 AND serial=?2",
-    [WQ_RANGE] = "SELECT id, prefix, next, last FROM number_ranges "
+    [WQ_RANGE] = ("SELECT id, prefix, next, last FROM number_ranges "
                  "WHERE seller_id=?1 AND next <= last AND substr(prefix, 1, 2) = ?2 "
-                 "ORDER BY id LIMIT 1",
+                 "ORDER BY id LIMIT 1"),
     [WQ_SET_NEXT] = "UPDATE number_ranges SET next=?2 WHERE id=?1",
-    [WQ_INS_INVOICE] = "INSERT INTO invoices(number, seller_id, serial, request_hash, status, "
+    [WQ_INS_INVOICE] = ("INSERT INTO invoices(number, seller_id, serial, request_hash, status, "
                        "invoice_type, buyer_tax_id, total_with_tax, issued_at, doc, color, "
                        "original_number) "
-                       "VALUES(?1, ?2, ?3, ?4, 'accepted', ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                       "VALUES(?1, ?2, ?3, ?4, 'accepted', ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
     [WQ_FORM_STATE] = "SELECT state FROM red_forms WHERE id=?1",
     [WQ_FORM_ISSUED] = "UPDATE red_forms SET state='issued', red_number=?2 WHERE id=?1",
-    [WQ_INS_AUDIT] = "INSERT INTO audit(ts, actor, action, target, request_id, client_ip, outcome) "
-                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [WQ_INS_AUDIT] = ("INSERT INTO audit(ts, actor, action, target, request_id, client_ip, outcome) "
+                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
 };
 
 /* The writer's view of a seller's current number range.  Numbers are handed
