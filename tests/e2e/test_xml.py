@@ -14,6 +14,7 @@ from pathlib import Path
 from conftest import REPO, assert_problem
 
 EXPECTED = REPO / "tests" / "data" / "xml" / "blue-http.expected.xml"
+EXPECTED_RED = REPO / "tests" / "data" / "xml" / "red-http.expected.xml"
 XML_CT = "application/xml"
 
 
@@ -87,6 +88,13 @@ def test_red_invoice_xml(server):
         assert el.findtext("Quantity") == it.get("quantity", "")
     assert data.findtext("AdditionalInformation/Remark") == rdoc["remark"]
     assert root.findtext("TaxSupervisionInfo/InvoiceNumber") == rdoc["number"]
+
+    # and the whole document against the expected file
+    text = get_xml(server, rdoc["number"]).body.decode("utf-8")
+    text = text.replace(blue["number"], "{BLUE_NUMBER}").replace(form_id, "{FORM_ID}")
+    got = placeholders(text, rdoc["number"], rdoc["issued_at"])
+    want = EXPECTED_RED.read_text(encoding="utf-8")
+    assert got == want, "XML differs from %s:\n%s" % (EXPECTED_RED, got)
 
     # the blue invoice's XML has no red section
     blue_root = assert_xml(get_xml(server, blue["number"]))
