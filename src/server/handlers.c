@@ -337,18 +337,16 @@ enum MHD_Result fp_h_red_form_create(fp_req *r)
         return fp_problem(r, FPC_UNSUPPORTED_MEDIA_TYPE, NULL, NULL, NULL);
     char *blue = NULL;
     size_t blen = 0;
-    int rc = fp_store_get_invoice(s->o.store, r->claims.seller_id, r->param, &blue, &blen);
-    if (rc == FP_ENOTFOUND)
-        return fp_problem(r, FPC_NOT_FOUND, "蓝字发票不存在", "No such blue invoice", NULL);
-    if (rc < 0)
-        return fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
+    enum MHD_Result res;
+    if (fp_load_invoice(r, r->param, &blue, &blen, &res))
+        return res;
     fp_red_form f;
     fp_errors *es = calloc(1, sizeof *es);
     if (!es) {
         free(blue);
         return MHD_NO;
     }
-    enum MHD_Result res;
+    int rc;
     if (fp_red_form_parse(r->body.p ? r->body.p : "", r->body.len, blue, blen, &f, es) < 0) {
         res = bad_body(r, es);
     } else {
@@ -506,15 +504,23 @@ enum MHD_Result fp_h_issue_resumed(fp_req *r)
 
 /* ---- reads ---- */
 
+int fp_load_invoice(fp_req *r, const char *number, char **doc, size_t *len, enum MHD_Result *res)
+{
+    int rc = fp_store_get_invoice(r->srv->o.store, r->claims.seller_id, number, doc, len);
+    if (rc == FP_ENOTFOUND)
+        *res = fp_problem(r, FPC_NOT_FOUND, "发票不存在", "No such invoice", NULL);
+    else if (rc < 0)
+        *res = fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
+    return rc < 0;
+}
+
 enum MHD_Result fp_h_get_invoice(fp_req *r)
 {
     char *doc = NULL;
     size_t len = 0;
-    int rc = fp_store_get_invoice(r->srv->o.store, r->claims.seller_id, r->param, &doc, &len);
-    if (rc == FP_ENOTFOUND)
-        return fp_problem(r, FPC_NOT_FOUND, "发票不存在", "No such invoice", NULL);
-    if (rc < 0)
-        return fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
+    enum MHD_Result res;
+    if (fp_load_invoice(r, r->param, &doc, &len, &res))
+        return res;
     return fp_respond_json(r, 200, doc, len);
 }
 

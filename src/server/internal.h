@@ -88,6 +88,10 @@ enum MHD_Result fp_h_red_invoice(fp_req *r);
 /* Appends the HTTP metrics in Prometheus text format. */
 void fp_server_http_metrics(fp_server *s, fp_buf *b);
 
+/* Reads invoice `number` of the caller's seller; on failure answers 404 or
+ * 503 into *res and returns 1. */
+int fp_load_invoice(fp_req *r, const char *number, char **doc, size_t *len, enum MHD_Result *res);
+
 const char *fp_openapi_json(void);
 int fp_server_seller(fp_server *s, int64_t id, fp_seller *out);
 int64_t fp_now_us(void);

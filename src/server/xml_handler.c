@@ -18,16 +18,14 @@ enum MHD_Result fp_h_get_invoice_xml(fp_req *r)
 {
     char *doc = NULL;
     size_t len = 0;
-    int rc = fp_store_get_invoice(r->srv->o.store, r->claims.seller_id, r->param, &doc, &len);
-    if (rc == FP_ENOTFOUND)
-        return fp_problem(r, FPC_NOT_FOUND, "发票不存在", "No such invoice", NULL);
-    if (rc < 0)
-        return fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
+    enum MHD_Result res;
+    if (fp_load_invoice(r, r->param, &doc, &len, &res))
+        return res;
 
     fp_buf b;
     fp_err err = {0};
     fp_buf_init(&b, XML_MAX_BYTES);
-    rc = fp_xml_from_doc(doc, len, &b, &err);
+    int rc = fp_xml_from_doc(doc, len, &b, &err);
     free(doc);
     if (rc < 0) {
         /* the stored document is ours: a refusal here is a server fault */
