@@ -7,7 +7,7 @@ LISTEN     ?= 127.0.0.1:8443
 JOBS       ?= $(shell nproc)
 FUZZERS    := $(basename $(notdir $(wildcard fuzz/fuzz_*.c)))
 
-.PHONY: all deps test-deps build asan run test unit e2e test-asan bench fuzz clean
+.PHONY: all deps test-deps build asan run test unit e2e test-asan bench fuzz format clean
 
 all: build
 
@@ -46,6 +46,11 @@ bench: build test-deps
 fuzz: test-deps
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DFP_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build build-fuzz -j$(JOBS) --target $(FUZZERS) -- --no-print-directory
+
+# Applies .clang-format to every C file; `make test` fails on unformatted code.
+C_SOURCES = $(shell git ls-files '*.c' '*.h')
+format:
+	@clang-format -i $(C_SOURCES)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

@@ -39,7 +39,7 @@
 #include "fapiao/store.h"
 
 #define MAX_BATCH_SIZES 16
-#define NUMBER_PREFIX "25440"
+#define NUMBER_PREFIX   "25440"
 
 static double now_s(void)
 {
@@ -81,8 +81,8 @@ typedef struct ckpt {
     int pending, stop;
     const char *path;
     int frames_trigger;
-    int base_frames;  /* WAL size when the last checkpoint was requested */
-    int max_frames;   /* largest WAL seen, in frames */
+    int base_frames; /* WAL size when the last checkpoint was requested */
+    int max_frames;  /* largest WAL seen, in frames */
     uint64_t runs;
     double busy_s;
 } ckpt;
@@ -313,20 +313,18 @@ static sqlite3_stmt *prep(sqlite3 *db, const char *sql)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: bench_commit_ceiling [--dir DIR | --db FILE] [--rows N] [--rows1 N]\n"
-            "         [--seconds S] [--batches 1,8,32,64,128,512] [--checkpoint-frames N]"
-            " [--keep]\n"
-            "  --dir DIR   make the temporary database in DIR (default $TMPDIR or /tmp);\n"
-            "              use a directory on the server's data-dir filesystem\n"
-            "  --db FILE   use exactly FILE (must not exist)\n"
-            "  --rows N    rows per batch size (default 60000); --rows1 for batch 1"
-            " (default 3000)\n"
-            "  --seconds S time limit per batch size (default 5)\n"
-            "  --checkpoint-frames N  PASSIVE checkpoint on a separate thread every N"
-            " WAL frames\n"
-            "              (default 4000 like the server; 0 = never)\n"
-            );
+    fprintf(stderr, "usage: bench_commit_ceiling [--dir DIR | --db FILE] [--rows N] [--rows1 N]\n"
+                    "         [--seconds S] [--batches 1,8,32,64,128,512] [--checkpoint-frames N]"
+                    " [--keep]\n"
+                    "  --dir DIR   make the temporary database in DIR (default $TMPDIR or /tmp);\n"
+                    "              use a directory on the server's data-dir filesystem\n"
+                    "  --db FILE   use exactly FILE (must not exist)\n"
+                    "  --rows N    rows per batch size (default 60000); --rows1 for batch 1"
+                    " (default 3000)\n"
+                    "  --seconds S time limit per batch size (default 5)\n"
+                    "  --checkpoint-frames N  PASSIVE checkpoint on a separate thread every N"
+                    " WAL frames\n"
+                    "              (default 4000 like the server; 0 = never)\n");
     exit(2);
 }
 
@@ -422,11 +420,10 @@ int main(int argc, char **argv)
         exec_sql(db, uv);
         exec_sql(db, "COMMIT");
     }
-    exec_sql(db,
-             "INSERT INTO sellers(id,name,tax_id) VALUES(1,'深圳市某某信息技术有限公司',"
-             "'91440300MA5G0XXXXX');"
-             "INSERT INTO number_ranges(id,seller_id,prefix,first,last,next,created_at)"
-             " VALUES(1,1,'" NUMBER_PREFIX "',1,999999999999999,1,0);");
+    exec_sql(db, "INSERT INTO sellers(id,name,tax_id) VALUES(1,'深圳市某某信息技术有限公司',"
+                 "'91440300MA5G0XXXXX');"
+                 "INSERT INTO number_ranges(id,seller_id,prefix,first,last,next,created_at)"
+                 " VALUES(1,1,'" NUMBER_PREFIX "',1,999999999999999,1,0);");
 
     stmts s = {
         .begin = prep(db, "BEGIN IMMEDIATE"),
@@ -456,8 +453,8 @@ int main(int argc, char **argv)
            " per commit: UPDATE number_ranges\n",
            frames, d.len);
     printf("# limits: %ld rows (batch 1: %ld) or %.0f s per batch size\n", rows, rows1, seconds);
-    printf("%-6s %9s %8s %8s %12s %14s %14s\n", "batch", "rows", "commits", "seconds",
-           "rows_per_s", "commit_ms_avg", "commit_ms_max");
+    printf("%-6s %9s %8s %8s %12s %14s %14s\n", "batch", "rows", "commits", "seconds", "rows_per_s",
+           "commit_ms_avg", "commit_ms_max");
 
     double best = 0;
     int best_batch = 0;

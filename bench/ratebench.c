@@ -33,8 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_CONNS 512 /* keeps every socket below FD_SETSIZE for pselect */
-#define ERRBODY_MAX 300
+#define MAX_CONNS        512 /* keeps every socket below FD_SETSIZE for pselect */
+#define ERRBODY_MAX      300
 #define MAX_SHOWN_ERRORS 5
 
 static double now_s(void)
@@ -65,7 +65,7 @@ typedef struct opts {
 typedef struct slot {
     CURL *easy;
     struct curl_slist *hdrs;
-    int64_t req;      /* request index in flight, -1 if idle */
+    int64_t req; /* request index in flight, -1 if idle */
     char errbody[ERRBODY_MAX + 1];
     size_t errlen;
     char curl_err[CURL_ERROR_SIZE];
@@ -81,7 +81,7 @@ typedef struct state {
     int nfree;
     double t0;
     int64_t total, next, completed, ok;
-    double *lat_ms;     /* per completed request */
+    double *lat_ms; /* per completed request */
     int64_t nlat;
     int64_t status_count[600];
     int64_t transport_errors;
@@ -195,16 +195,15 @@ static void finish(state *st, CURLMsg *m, double t)
         st->transport_errors++;
         st->curl_codes[res]++;
         if (st->shown_errors++ < MAX_SHOWN_ERRORS)
-            fprintf(stderr, "ratebench: request %" PRId64 ": %s: %s\n", i,
-                    curl_easy_strerror(res), s->curl_err);
+            fprintf(stderr, "ratebench: request %" PRId64 ": %s: %s\n", i, curl_easy_strerror(res),
+                    s->curl_err);
     } else {
         if (code >= 0 && code < 600)
             st->status_count[code]++;
         if (code == st->o.expect_status)
             st->ok++;
         else if (st->shown_errors++ < MAX_SHOWN_ERRORS)
-            fprintf(stderr, "ratebench: request %" PRId64 ": HTTP %ld: %s\n", i, code,
-                    s->errbody);
+            fprintf(stderr, "ratebench: request %" PRId64 ": HTTP %ld: %s\n", i, code, s->errbody);
     }
     s->req = -1;
     st->free_list[st->nfree++] = (int)(s - st->slots);
@@ -256,8 +255,7 @@ static void warm_up(state *st)
     }
     if (failed == n)
         die("warm-up: every connection failed; is the server up?");
-    fprintf(stderr, "ratebench: warm-up: %d connections opened (%d failed)\n", n - failed,
-            failed);
+    fprintf(stderr, "ratebench: warm-up: %d connections opened (%d failed)\n", n - failed, failed);
 }
 
 static double cpu_seconds(void)
@@ -339,8 +337,8 @@ static int key_prefix_ok(const char *p)
     if (n == 0 || n > 40)
         return 0;
     for (; *p; p++)
-        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-              (*p >= '0' && *p <= '9') || strchr("_.:-", *p)))
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+              strchr("_.:-", *p)))
             return 0;
     return 1;
 }
@@ -349,8 +347,13 @@ int main(int argc, char **argv)
 {
     static state st;
     opts *o = &st.o;
-    *o = (opts){.rate = 2000, .duration = 20, .grace = 10, .timeout = 10, .conns = 64,
-                .warmup = 1, .expect_status = 201};
+    *o = (opts){.rate = 2000,
+                .duration = 20,
+                .grace = 10,
+                .timeout = 10,
+                .conns = 64,
+                .warmup = 1,
+                .expect_status = 201};
     char prefix_buf[64];
     snprintf(prefix_buf, sizeof prefix_buf, "rb%lx-%lx", (long)time(NULL), (long)getpid());
     o->key_prefix = prefix_buf;
@@ -549,8 +552,8 @@ int main(int argc, char **argv)
     printf("  target        %.0f req/s for %.1f s = %" PRId64 " requests, %d connections\n",
            o->rate, o->duration, st.total, o->conns);
     printf("  sent          %" PRId64 "  (unsent at hard stop: %" PRId64 ")\n", st.next, unsent);
-    printf("  completed     %" PRId64 "  (unfinished at hard stop: %" PRId64 ")\n",
-           st.completed, unfinished);
+    printf("  completed     %" PRId64 "  (unfinished at hard stop: %" PRId64 ")\n", st.completed,
+           unfinished);
     printf("  ok (%d)       %" PRId64 "\n", o->expect_status, st.ok);
     printf("  achieved      %.1f ok/s over %.2f s\n", achieved, span);
     printf("  connections   %ld opened in warm-up, %ld opened during the run\n", warm_connects,
@@ -569,10 +572,10 @@ int main(int argc, char **argv)
     printf("\n");
     for (int c = 0; c <= CURL_LAST; c++)
         if (st.curl_codes[c])
-            printf("    curl error %d (%s): %" PRId64 "\n", c,
-                   curl_easy_strerror((CURLcode)c), st.curl_codes[c]);
-    printf("  latency ms    mean %.3f  p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n",
-           mean, p50, p90, p99, p999, mx);
+            printf("    curl error %d (%s): %" PRId64 "\n", c, curl_easy_strerror((CURLcode)c),
+                   st.curl_codes[c]);
+    printf("  latency ms    mean %.3f  p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n", mean,
+           p50, p90, p99, p999, mx);
     printf("ratebench rate=%.1f target=%.0f sent=%" PRId64 " completed=%" PRId64 " ok=%" PRId64
            " p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f errors=%" PRId64 "\n",
            achieved, o->rate, st.next, st.completed, st.ok, p50, p90, p99, p999, mx, errors);

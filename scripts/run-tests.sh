@@ -19,6 +19,10 @@ stage() {
   if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "=== FAILED: $name"; fi
 }
 
+format_check() {
+  cd "$root" && git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
+}
+stage "format (.clang-format; make format fixes)" format_check
 stage "ctest ($build)" ctest --test-dir "$root/$build" --output-on-failure
 stage "ctest ($asan, ASan+UBSan)" ctest --test-dir "$root/$asan" --output-on-failure
 stage "e2e ($build)" env FAPIAO_BIN="$root/$build/fapiao" /usr/bin/python3 -m pytest -q -p no:cacheprovider "$root/tests/e2e"

@@ -17,8 +17,8 @@
 
 #include "fapiao/err.h"
 
-#define FP_SECRET_LEN 42 /* fps_ + 32 + 6 */
-#define FP_TOKEN_MAX 256
+#define FP_SECRET_LEN    42 /* fps_ + 32 + 6 */
+#define FP_TOKEN_MAX     256
 #define FP_TOKEN_KEY_LEN 32
 
 int fp_secret_generate(char out[FP_SECRET_LEN + 1]);

@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-int fp_random(void *buf, size_t n);            /* 0 or FP_ECRYPTO */
+int fp_random(void *buf, size_t n); /* 0 or FP_ECRYPTO */
 void fp_sha256(const void *data, size_t n, unsigned char out[32]);
 void fp_hmac_sha256(const void *key, size_t klen, const void *data, size_t n,
                     unsigned char out[32]);

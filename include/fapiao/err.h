@@ -12,25 +12,24 @@
 
 enum {
     FP_OK = 0,
-    FP_EINVAL = -1,   /* bad argument or input */
+    FP_EINVAL = -1, /* bad argument or input */
     FP_ENOMEM = -2,
-    FP_EIO = -3,      /* file, socket or database I/O */
+    FP_EIO = -3, /* file, socket or database I/O */
     FP_ENOTFOUND = -4,
-    FP_ERANGE = -5,   /* value outside its allowed range */
+    FP_ERANGE = -5, /* value outside its allowed range */
     FP_ECRYPTO = -6,
     FP_EBUSY = -7,
     FP_ECONFLICT = -8,
 };
 
 typedef struct fp_err {
-    int code;         /* FP_E… */
+    int code; /* FP_E… */
     char msg[256];
 } fp_err;
 
 /* Formats into err (if not NULL) and returns code, so `return fp_fail(err,
  * FP_EIO, "open %s: %s", p, strerror(errno));` reads naturally. */
-int fp_fail(fp_err *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int fp_fail(fp_err *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* API error codes (API.md "Error codes"); the order is the table's order. */
 typedef enum fp_code {
@@ -71,11 +70,11 @@ typedef enum fp_code {
 } fp_code;
 
 typedef struct fp_code_info {
-    const char *name;      /* "MALFORMED_JSON" */
-    int http_status;       /* status when this is the top-level error */
-    const char *title;     /* short English title */
-    const char *zh;        /* default Chinese message */
-    const char *en;        /* default English message */
+    const char *name;  /* "MALFORMED_JSON" */
+    int http_status;   /* status when this is the top-level error */
+    const char *title; /* short English title */
+    const char *zh;    /* default Chinese message */
+    const char *en;    /* default English message */
 } fp_code_info;
 
 const fp_code_info *fp_code_get(fp_code c);

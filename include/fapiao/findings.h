@@ -13,15 +13,15 @@ typedef enum fp_layer {
     FP_LAYER_TLS,
     FP_LAYER_HTTP,
     FP_LAYER_API,
-    FP_LAYER_SERVER,   /* alerts the server raises about itself */
+    FP_LAYER_SERVER, /* alerts the server raises about itself */
 } fp_layer;
 
 typedef enum fp_severity { FP_SEV_INFO = 0, FP_SEV_WARN, FP_SEV_ERROR } fp_severity;
 
 typedef struct fp_finding {
-    const char *code;   /* "TLS_CERT_EXPIRED" */
+    const char *code; /* "TLS_CERT_EXPIRED" */
     fp_layer layer;
-    int exit_code;      /* stable per layer: 0 ok, 10 local … 60 api, 70 server */
+    int exit_code; /* stable per layer: 0 ok, 10 local … 60 api, 70 server */
     fp_severity severity;
     const char *zh, *en;
 } fp_finding;

@@ -14,9 +14,9 @@
 #include "fapiao/json.h"
 #include "fapiao/taxcode.h"
 
-#define FP_MAX_ITEMS 5000
+#define FP_MAX_ITEMS        5000
 #define FP_MAX_FIELD_ERRORS 50
-#define FP_NUMBER_LEN 20
+#define FP_NUMBER_LEN       20
 
 typedef struct fp_field_error {
     char field[64];
@@ -31,15 +31,19 @@ typedef struct fp_errors {
     int dropped; /* errors beyond the cap */
 } fp_errors;
 
-void fp_errors_add(fp_errors *es, fp_code code, const char *field, const char *zh,
-                   const char *en);
+void fp_errors_add(fp_errors *es, fp_code code, const char *field, const char *zh, const char *en);
 /* The code of the whole request: the first error's code if all errors share
  * it, else INVALID_FIELD. */
 fp_code fp_errors_top(const fp_errors *es);
 
 typedef enum { FP_LINE_NORMAL = 0, FP_LINE_DISCOUNT = 1, FP_LINE_DISCOUNTED = 2 } fp_line_kind;
-typedef enum { FP_POLICY_NONE = 0, FP_POLICY_EXEMPT, FP_POLICY_NON_TAXABLE,
-               FP_POLICY_SIMPLIFIED, FP_POLICY_REDUCED } fp_policy;
+typedef enum {
+    FP_POLICY_NONE = 0,
+    FP_POLICY_EXEMPT,
+    FP_POLICY_NON_TAXABLE,
+    FP_POLICY_SIMPLIFIED,
+    FP_POLICY_REDUCED
+} fp_policy;
 
 typedef struct fp_party {
     const char *name, *tax_id, *address, *phone, *bank, *account, *email;
@@ -56,15 +60,15 @@ typedef struct fp_item {
 } fp_item;
 
 typedef struct fp_invoice {
-    cJSON *doc;              /* owns every const char * above */
-    char invoice_type[3];    /* "01" 专票, "02" 普票 */
+    cJSON *doc;           /* owns every const char * above */
+    char invoice_type[3]; /* "01" 专票, "02" 普票 */
     int price_includes_tax;
     fp_party buyer;
     fp_item *items;
     int nitems;
     const char *remark, *drawer;
     int64_t total_amount, total_tax, total_with_tax;
-    char warnings[4][96];    /* machine codes, e.g. LEGACY_TAX_ID */
+    char warnings[4][96]; /* machine codes, e.g. LEGACY_TAX_ID */
     int nwarnings;
     /* red invoices only (set by fp_red_render): color is red when set */
     const char *original_number, *red_form_no, *red_reason;
@@ -87,8 +91,8 @@ typedef struct fp_seller {
  * failure returns FP_EINVAL with every refusal in es (es->n >= 1).  Call
  * fp_invoice_clear(inv) in both cases.  codes may be NULL (codes are then
  * checked for shape only, and the short name is empty). */
-int fp_invoice_parse(const char *body, size_t len, const fp_taxcode_table *codes,
-                     fp_invoice *inv, fp_errors *es);
+int fp_invoice_parse(const char *body, size_t len, const fp_taxcode_table *codes, fp_invoice *inv,
+                     fp_errors *es);
 void fp_invoice_clear(fp_invoice *inv);
 
 /* Canonical form of a request for idempotency: SHA-256-sized digest input.

@@ -34,8 +34,8 @@ char *fp_buf_take(fp_buf *b, size_t *len);
 /* Strict parse.  On failure returns NULL and sets *code (MALFORMED_JSON,
  * INVALID_UTF8, TOO_DEEP, DUPLICATE_FIELD) and a detail ("at byte 17",
  * or the duplicated key). */
-cJSON *fp_json_parse(const char *body, size_t len, int max_depth, fp_code *code,
-                     char *detail, size_t detail_len);
+cJSON *fp_json_parse(const char *body, size_t len, int max_depth, fp_code *code, char *detail,
+                     size_t detail_len);
 
 /* 1 if s[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 int fp_utf8_valid(const char *s, size_t n);
@@ -56,11 +56,11 @@ void fp_jw_obj_close(fp_jw *w);
 void fp_jw_arr_open(fp_jw *w);
 void fp_jw_arr_close(fp_jw *w);
 void fp_jw_key(fp_jw *w, const char *k);
-void fp_jw_str(fp_jw *w, const char *s);      /* NULL writes null */
+void fp_jw_str(fp_jw *w, const char *s); /* NULL writes null */
 void fp_jw_int(fp_jw *w, long long v);
 void fp_jw_bool(fp_jw *w, int v);
 void fp_jw_null(fp_jw *w);
-void fp_jw_raw(fp_jw *w, const char *json);   /* an already-encoded value */
+void fp_jw_raw(fp_jw *w, const char *json); /* an already-encoded value */
 /* key + value shorthands */
 void fp_jw_kstr(fp_jw *w, const char *k, const char *s);
 void fp_jw_kint(fp_jw *w, const char *k, long long v);

@@ -13,7 +13,7 @@
 
 /* (18,2): at most 16 integer digits. */
 #define FP_MONEY_MAX_FEN 999999999999999999LL
-#define FP_MONEY_STRLEN 24 /* "-9999999999999999.99" + NUL, rounded up */
+#define FP_MONEY_STRLEN  24 /* "-9999999999999999.99" + NUL, rounded up */
 
 /* Parses "1234.56", "-100", "0.5" into fen.  At most 2 decimals, no exponent,
  * no '+', no leading zeros beyond one, |value| <= FP_MONEY_MAX_FEN.
@@ -26,7 +26,7 @@ void fp_money_format(int64_t fen, char *buf);
 /* A non-negative or negative decimal as digits and scale: value =
  * (neg ? -1 : 1) * digits / 10^scale.  digits has no leading zeros
  * (except "0"). */
-#define FP_DEC_MAXLEN 25
+#define FP_DEC_MAXLEN   25
 #define FP_DEC_MAXSCALE 13
 typedef struct fp_dec {
     char digits[FP_DEC_MAXLEN + 1];

@@ -28,28 +28,28 @@ int fp_red_reason_parse(const char *s, fp_red_reason *r);
 
 /* Quantities as integers of 1e-13 (the most decimals a quantity has). */
 typedef __int128 fp_qty;
-int fp_qty_parse(const char *s, fp_qty *q);          /* "-1.5" -> -15e12 */
-void fp_qty_format(fp_qty q, char *buf, size_t n);   /* shortest decimal */
+int fp_qty_parse(const char *s, fp_qty *q);        /* "-1.5" -> -15e12 */
+void fp_qty_format(fp_qty q, char *buf, size_t n); /* shortest decimal */
 
 typedef struct fp_red_line {
-    int line;                 /* 1-based line of the blue invoice */
+    int line; /* 1-based line of the blue invoice */
     int has_qty;
-    fp_qty qty;               /* <= 0 */
-    int64_t amount, tax;      /* <= 0 */
+    fp_qty qty;          /* <= 0 */
+    int64_t amount, tax; /* <= 0 */
     /* the blue line, for caps and display (pointers into the blue doc) */
-    fp_qty cap_qty;           /* >= 0; 0 when the line has no quantity */
-    int64_t cap_amount, cap_tax; /* net of the line's discount line, if any */
+    fp_qty cap_qty;                /* >= 0; 0 when the line has no quantity */
+    int64_t cap_amount, cap_tax;   /* net of the line's discount line, if any */
     int64_t blue_amount, blue_tax; /* the line's own figures */
-    fp_line_kind kind;        /* of the blue line; discount lines only in
-                                 full reversals, right after their line */
+    fp_line_kind kind;             /* of the blue line; discount lines only in
+                                      full reversals, right after their line */
     const char *name, *tax_code, *spec, *unit, *unit_price, *rate, *policy;
     int rate_bp;
 } fp_red_line;
 
 typedef struct fp_red_form {
-    cJSON *blue;              /* parsed blue document; owns the pointers above */
+    cJSON *blue; /* parsed blue document; owns the pointers above */
     fp_red_reason reason;
-    int buyer_has_deducted;   /* the buyer used the blue invoice for deduction */
+    int buyer_has_deducted; /* the buyer used the blue invoice for deduction */
     int initiated_by_buyer;
     fp_red_line *lines;
     int nlines;

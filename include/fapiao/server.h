@@ -15,15 +15,15 @@
 typedef struct fp_server_opts {
     char host[64];
     int port;
-    int threads;               /* MHD worker threads (default: CPU count) */
+    int threads; /* MHD worker threads (default: CPU count) */
     const char *cert_path, *key_path;
     const unsigned char *token_key; /* FP_TOKEN_KEY_LEN bytes */
-    int token_ttl;             /* seconds, default 3600 */
-    size_t max_body;           /* default 1 MiB */
-    int max_connections;       /* default 1024 */
-    int idle_timeout;          /* seconds, default 30 */
-    const char *access_log;    /* path, "-" for stderr, NULL/"off" for none */
-    int64_t range_warn;        /* warn when fewer numbers remain (default 1000) */
+    int token_ttl;                  /* seconds, default 3600 */
+    size_t max_body;                /* default 1 MiB */
+    int max_connections;            /* default 1024 */
+    int idle_timeout;               /* seconds, default 30 */
+    const char *access_log;         /* path, "-" for stderr, NULL/"off" for none */
+    int64_t range_warn;             /* warn when fewer numbers remain (default 1000) */
     fp_store *store;
     const fp_taxcode_table *codes;
 } fp_server_opts;

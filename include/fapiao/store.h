@@ -22,10 +22,10 @@
 typedef struct fp_store fp_store;
 
 typedef struct fp_store_opts {
-    const char *path;       /* database file */
-    int read_conns;         /* read pool size (default 4) */
-    int max_batch;          /* requests per transaction (default 512) */
-    int checkpoint_frames;  /* WAL frames that trigger a checkpoint (default 4000) */
+    const char *path;      /* database file */
+    int read_conns;        /* read pool size (default 4) */
+    int max_batch;         /* requests per transaction (default 512) */
+    int checkpoint_frames; /* WAL frames that trigger a checkpoint (default 4000) */
 } fp_store_opts;
 
 int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err);
@@ -39,12 +39,12 @@ const char *fp_store_migration_sql(int version);
 /* ---- issuing (asynchronous, group-committed) ---- */
 typedef enum fp_issue_result {
     FP_ISSUE_PENDING = 0,
-    FP_ISSUE_CREATED,        /* new invoice, durable */
-    FP_ISSUE_REPLAY,         /* same key, same body: original response */
-    FP_ISSUE_KEY_REUSED,     /* same key, another body */
-    FP_ISSUE_EXHAUSTED,      /* no number left */
-    FP_ISSUE_FAILED,         /* storage error: nothing stored */
-    FP_ISSUE_FORM_STATE,     /* red: the form is not ready (or already used) */
+    FP_ISSUE_CREATED,    /* new invoice, durable */
+    FP_ISSUE_REPLAY,     /* same key, same body: original response */
+    FP_ISSUE_KEY_REUSED, /* same key, another body */
+    FP_ISSUE_EXHAUSTED,  /* no number left */
+    FP_ISSUE_FAILED,     /* storage error: nothing stored */
+    FP_ISSUE_FORM_STATE, /* red: the form is not ready (or already used) */
 } fp_issue_result;
 
 typedef struct fp_issue_req fp_issue_req;
@@ -53,11 +53,11 @@ struct fp_issue_req {
     int64_t seller_id;
     char serial[65];
     unsigned char request_hash[32];
-    fp_doc doc;                 /* response body with number placeholders */
+    fp_doc doc; /* response body with number placeholders */
     char invoice_type[3];
     char buyer_tax_id[21];
     int64_t total_with_tax;
-    int64_t issued_at;          /* unix seconds */
+    int64_t issued_at; /* unix seconds */
     char actor[65], request_id[72], client_ip[48];
     /* red invoices: the form (row id) it consumes, and the blue number */
     int64_t red_form_id;
@@ -67,7 +67,7 @@ struct fp_issue_req {
     /* out (valid in done) */
     fp_issue_result result;
     char number[FP_NUMBER_LEN + 1]; /* CREATED and REPLAY; empty otherwise */
-    char *response;             /* malloc'ed body for CREATED/REPLAY */
+    char *response;                 /* malloc'ed body for CREATED/REPLAY */
     size_t response_len;
     char error[128];
     /* queue link, owned by the store */
@@ -80,9 +80,8 @@ void fp_store_submit(fp_store *s, fp_issue_req *r);
 /* ---- reads ---- */
 /* Finds the invoice issued with serial.  Returns 0 with its number, a
  * malloc'ed doc and the request hash; FP_ENOTFOUND; or FP_EIO. */
-int fp_store_find_serial(fp_store *s, int64_t seller_id, const char *serial,
-                         unsigned char hash[32], char number[FP_NUMBER_LEN + 1], char **doc,
-                         size_t *len);
+int fp_store_find_serial(fp_store *s, int64_t seller_id, const char *serial, unsigned char hash[32],
+                         char number[FP_NUMBER_LEN + 1], char **doc, size_t *len);
 int fp_store_get_invoice(fp_store *s, int64_t seller_id, const char *number, char **doc,
                          size_t *len);
 
@@ -91,8 +90,8 @@ int fp_store_get_invoice(fp_store *s, int64_t seller_id, const char *number, cha
  * sets next_cursor ("" when this was the last page). */
 typedef struct fp_list_query {
     const char *serial, *buyer_tax_id, *cursor;
-    int64_t from_ts, to_ts;   /* issued_at in [from_ts, to_ts); 0: open */
-    int limit;                /* 1..200 */
+    int64_t from_ts, to_ts; /* issued_at in [from_ts, to_ts); 0: open */
+    int limit;              /* 1..200 */
 } fp_list_query;
 int fp_store_list_invoices(fp_store *s, int64_t seller_id, const fp_list_query *q, fp_buf *out,
                            char next_cursor[FP_NUMBER_LEN + 1]);
@@ -137,27 +136,27 @@ typedef struct fp_red_form_rec {
     char blue_number[FP_NUMBER_LEN + 1];
     fp_red_reason reason;
     char initiated_by[8];
-    char state[24];           /* lapsed is reported once awaiting_* expired */
+    char state[24];                 /* lapsed is reported once awaiting_* expired */
     int64_t created_at, expires_at; /* expires_at 0: no deadline */
     char red_number[FP_NUMBER_LEN + 1];
     int64_t total_amount, total_tax;
-    fp_red_line *lines;       /* line, has_qty, qty, amount, tax only */
+    fp_red_line *lines; /* line, has_qty, qty, amount, tax only */
     int nlines;
 } fp_red_form_rec;
 void fp_red_form_rec_clear(fp_red_form_rec *r);
 
 /* Stores a new form in `state` after settling its tax (fp_red_settle) and
  * checking the caps against every form of the same blue invoice that is
- * issued or still open, in the same transaction.  FP_ERANGE with the refusal in es when a cap is exceeded. */
-int fp_store_red_form_create(fp_store *s, int64_t seller_id, fp_red_form *f,
-                             const char *state, int64_t expires_at, fp_red_form_rec *out,
-                             fp_errors *es, fp_err *err);
+ * issued or still open, in the same transaction.  FP_ERANGE with the refusal in es when a cap is
+ * exceeded. */
+int fp_store_red_form_create(fp_store *s, int64_t seller_id, fp_red_form *f, const char *state,
+                             int64_t expires_at, fp_red_form_rec *out, fp_errors *es, fp_err *err);
 int fp_store_red_form_get(fp_store *s, int64_t seller_id, const char *form_no,
                           fp_red_form_rec *out);
 /* action: "confirm", "reject" or "withdraw".  FP_ECONFLICT when the state
  * does not allow it (out then holds the current form). */
-int fp_store_red_form_act(fp_store *s, int64_t seller_id, const char *form_no,
-                          const char *action, fp_red_form_rec *out, fp_err *err);
+int fp_store_red_form_act(fp_store *s, int64_t seller_id, const char *form_no, const char *action,
+                          fp_red_form_rec *out, fp_err *err);
 
 /* Counters for metrics and benchmarks. */
 typedef struct fp_store_stats {

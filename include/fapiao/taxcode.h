@@ -13,9 +13,9 @@ typedef struct fp_taxcode_table fp_taxcode_table;
 typedef struct fp_taxcode {
     char code[20];
     char short_name[96];
-    int rates_bp[8];   /* allowed rates in basis points */
+    int rates_bp[8]; /* allowed rates in basis points */
     int nrates;
-    int summary;       /* 汇总项: not usable on an invoice */
+    int summary; /* 汇总项: not usable on an invoice */
 } fp_taxcode;
 
 /* Syntax and level structure: 19 digits, first digit 1-6, and once a

@@ -7,8 +7,8 @@
 
 typedef enum fp_taxid_kind {
     FP_TAXID_INVALID = 0,
-    FP_TAXID_USCC,      /* 18 characters, check character verified */
-    FP_TAXID_LEGACY,    /* 15/17/20 characters: accept, warn */
+    FP_TAXID_USCC,   /* 18 characters, check character verified */
+    FP_TAXID_LEGACY, /* 15/17/20 characters: accept, warn */
 } fp_taxid_kind;
 
 /* Check character for the first 17 characters of a USCC, or 0 if they

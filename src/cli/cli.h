@@ -16,8 +16,8 @@ void cli_fail(const char *zh, const char *en, const char *detail);
 typedef struct cli_flag {
     const char *name;
     int is_bool;
-    const char **value;  /* for value flags */
-    int *set;            /* for bool flags */
+    const char **value; /* for value flags */
+    int *set;           /* for bool flags */
 } cli_flag;
 
 /* Parses argv[1..] against flags; returns 0 or prints a usage error and

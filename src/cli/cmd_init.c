@@ -90,12 +90,9 @@ int cmd_init(int argc, char **argv)
     const char *base_url = "https://127.0.0.1:8443", *range_size = NULL;
     int as_json = 0;
     const cli_flag flags[] = {
-        {"--data-dir", 0, &dir, NULL},
-        {"--tax-codes", 0, &codes, NULL},
-        {"--base-url", 0, &base_url, NULL},
-        {"--demo-range-size", 0, &range_size, NULL},
-        {"--json", 1, NULL, &as_json},
-        {NULL, 0, NULL, NULL},
+        {"--data-dir", 0, &dir, NULL},      {"--tax-codes", 0, &codes, NULL},
+        {"--base-url", 0, &base_url, NULL}, {"--demo-range-size", 0, &range_size, NULL},
+        {"--json", 1, NULL, &as_json},      {NULL, 0, NULL, NULL},
     };
     if (cli_parse(argc, argv, flags, usage) < 0 || cli_require(dir, "--data-dir", usage) < 0)
         return 2;
@@ -104,7 +101,8 @@ int cmd_init(int argc, char **argv)
         char *end;
         nrange = strtoll(range_size, &end, 10);
         if (*end || nrange < 1 || nrange > 999999999999999LL) {
-            cli_error("--demo-range-size 须为 1 到 999999999999999", "--demo-range-size must be 1 to 999999999999999");
+            cli_error("--demo-range-size 须为 1 到 999999999999999",
+                      "--demo-range-size must be 1 to 999999999999999");
             return 2;
         }
     }
@@ -118,7 +116,8 @@ int cmd_init(int argc, char **argv)
     if (access(db, F_OK) == 0) {
         char zh[4200], en[4200];
         snprintf(zh, sizeof zh, "%s 已经初始化过（存在 fapiao.db），不会覆盖", dir);
-        snprintf(en, sizeof en, "%s is already initialised (fapiao.db exists); not overwriting", dir);
+        snprintf(en, sizeof en, "%s is already initialised (fapiao.db exists); not overwriting",
+                 dir);
         cli_error(zh, en);
         return 1;
     }
@@ -210,7 +209,7 @@ int cmd_init(int argc, char **argv)
         printf("  client_id:     %s\n", c.client_id);
         printf("  client_secret: %s\n", secret);
         printf("  %s\n", cli_zh() ? "密钥只显示这一次，请妥善保存。"
-                                   : "The secret is shown only once; keep it safe.");
+                                  : "The secret is shown only once; keep it safe.");
         printf("  TLS certificate: %s\n", crt);
     }
     return 0;

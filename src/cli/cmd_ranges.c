@@ -135,13 +135,15 @@ int cmd_ranges(int argc, char **argv)
         {"--file", 0, &file, NULL},    {"--seller-id", 0, &seller, NULL},
         {"--json", 1, NULL, &json},    {NULL, 0, NULL, NULL},
     };
-    if (cli_parse(argc - 1, argv + 1, flags, usage) < 0 || cli_require(dir, "--data-dir", usage) < 0)
+    if (cli_parse(argc - 1, argv + 1, flags, usage) < 0 ||
+        cli_require(dir, "--data-dir", usage) < 0)
         return 2;
     int64_t seller_id, a = 0, b = 0;
     if (parse_i64(seller, &seller_id) < 0 ||
         (importing && !file &&
          (!prefix || !first || !last || parse_i64(first, &a) < 0 || parse_i64(last, &b) < 0))) {
-        cli_error("需要 --prefix --first --last（或 --file）", "need --prefix --first --last (or --file)");
+        cli_error("需要 --prefix --first --last（或 --file）",
+                  "need --prefix --first --last (or --file)");
         fprintf(stderr, "%s", usage);
         return 2;
     }

@@ -65,10 +65,14 @@ int cmd_serve(int argc, char **argv)
     const char *dir = NULL, *listen = "127.0.0.1:8443", *threads = NULL, *ttl = NULL;
     const char *max_body = NULL, *access_log = NULL, *codes_path = NULL, *range_warn = NULL;
     const cli_flag flags[] = {
-        {"--data-dir", 0, &dir, NULL},        {"--listen", 0, &listen, NULL},
-        {"--threads", 0, &threads, NULL},     {"--token-ttl", 0, &ttl, NULL},
-        {"--max-body", 0, &max_body, NULL},   {"--access-log", 0, &access_log, NULL},
-        {"--tax-codes", 0, &codes_path, NULL}, {"--range-warn", 0, &range_warn, NULL},
+        {"--data-dir", 0, &dir, NULL},
+        {"--listen", 0, &listen, NULL},
+        {"--threads", 0, &threads, NULL},
+        {"--token-ttl", 0, &ttl, NULL},
+        {"--max-body", 0, &max_body, NULL},
+        {"--access-log", 0, &access_log, NULL},
+        {"--tax-codes", 0, &codes_path, NULL},
+        {"--range-warn", 0, &range_warn, NULL},
         {NULL, 0, NULL, NULL},
     };
     if (cli_parse(argc, argv, flags, usage) < 0 || cli_require(dir, "--data-dir", usage) < 0)
@@ -117,8 +121,11 @@ int cmd_serve(int argc, char **argv)
     snprintf(alog, sizeof alog, "%s/access.log", dir);
     if (access(db, F_OK) != 0) {
         char zh[PATH_MAX + 128], en[PATH_MAX + 128];
-        snprintf(zh, sizeof zh, "%s 不是数据目录（没有 fapiao.db）；先运行 fapiao init --data-dir %s", dir, dir);
-        snprintf(en, sizeof en, "%s is not a data directory (no fapiao.db); run fapiao init --data-dir %s first", dir, dir);
+        snprintf(zh, sizeof zh,
+                 "%s 不是数据目录（没有 fapiao.db）；先运行 fapiao init --data-dir %s", dir, dir);
+        snprintf(en, sizeof en,
+                 "%s is not a data directory (no fapiao.db); run fapiao init --data-dir %s first",
+                 dir, dir);
         cli_error(zh, en);
         return 1;
     }

@@ -105,7 +105,8 @@ static const struct {
     {"init", cmd_init, "创建数据目录：自签名证书、演示号码段和演示凭据",
      "create a data directory: self-signed certificate, demo number range, demo credential"},
     {"serve", cmd_serve, "启动 HTTPS 开票服务", "run the HTTPS invoicing service"},
-    {"ranges", cmd_ranges, "导入或列出发票号码段（预赋码）", "import or list invoice number ranges"},
+    {"ranges", cmd_ranges, "导入或列出发票号码段（预赋码）",
+     "import or list invoice number ranges"},
     {"version", cmd_version, "显示版本", "print the version"},
     {"help", cmd_help, "显示帮助", "show this help"},
 };

@@ -15,8 +15,7 @@
 
 #define MAX_DEPTH 32
 
-void fp_errors_add(fp_errors *es, fp_code code, const char *field, const char *zh,
-                   const char *en)
+void fp_errors_add(fp_errors *es, fp_code code, const char *field, const char *zh, const char *en)
 {
     if (es->n >= FP_MAX_FIELD_ERRORS) {
         es->dropped++;
@@ -219,8 +218,8 @@ fp_policy fp_policy_from_name(const char *s)
 static void parse_party(const cJSON *b, fp_party *pt, int tax_id_required, fp_invoice *inv,
                         fp_errors *es)
 {
-    static const char *const allowed[] = {"name", "tax_id", "address", "phone", "bank",
-                                          "account", "natural_person", "email", NULL};
+    static const char *const allowed[] = {"name",    "tax_id",         "address", "phone", "bank",
+                                          "account", "natural_person", "email",   NULL};
     const char *base = "buyer";
     check_unknown(b, base, allowed, es);
     pt->name = get_str(b, "name", base, 1, 300, es);
@@ -235,14 +234,16 @@ static void parse_party(const cJSON *b, fp_party *pt, int tax_id_required, fp_in
         fp_taxid_kind k = fp_taxid_classify(pt->tax_id);
         if (k == FP_TAXID_INVALID)
             add(es, FPC_INVALID_TAX_ID, "buyer.tax_id",
-                "购买方纳税人识别号无效（18 位统一社会信用代码校验位不符，或长度不是 15/17/18/20 位）",
+                "购买方纳税人识别号无效（18 位统一社会信用代码校验位不符，或长度不是 15/17/18/20 "
+                "位）",
                 "The buyer's taxpayer id is invalid (USCC check character wrong, or length not "
                 "15/17/18/20)");
         else if (k == FP_TAXID_LEGACY && inv->nwarnings < 4)
             snprintf(inv->warnings[inv->nwarnings++], sizeof inv->warnings[0], "LEGACY_TAX_ID");
     }
     if (pt->email && *pt->email && !strchr(pt->email, '@'))
-        add(es, FPC_INVALID_FIELD, "buyer.email", "电子邮箱格式无效", "The e-mail address is invalid");
+        add(es, FPC_INVALID_FIELD, "buyer.email", "电子邮箱格式无效",
+            "The e-mail address is invalid");
 }
 
 static void item_err(fp_errors *es, fp_code c, int i, const char *key, const char *zh,
@@ -256,9 +257,10 @@ static void item_err(fp_errors *es, fp_code c, int i, const char *key, const cha
 static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode_table *codes,
                        fp_errors *es)
 {
-    static const char *const allowed[] = {"name", "tax_code", "spec", "unit", "quantity",
-                                          "unit_price", "amount", "tax_rate", "tax",
-                                          "amount_with_tax", "line_kind", "policy", NULL};
+    static const char *const allowed[] = {"name",     "tax_code",        "spec",      "unit",
+                                          "quantity", "unit_price",      "amount",    "tax_rate",
+                                          "tax",      "amount_with_tax", "line_kind", "policy",
+                                          NULL};
     fp_item *item = &inv->items[i];
     char base[32];
     snprintf(base, sizeof base, "items[%d]", i);
@@ -342,11 +344,12 @@ static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode
         }
         if (rate_ok) {
             fp_policy pol = item->policy;
-            int bad = ((pol == FP_POLICY_EXEMPT || pol == FP_POLICY_NON_TAXABLE) && item->rate_bp != 0) ||
-                      (pol == FP_POLICY_SIMPLIFIED && item->rate_bp != 500 && item->rate_bp != 300 &&
-                       item->rate_bp != 100) ||
-                      (pol == FP_POLICY_REDUCED && item->rate_bp != 150) ||
-                      (pol == FP_POLICY_NONE && item->rate_bp == 150);
+            int bad =
+                ((pol == FP_POLICY_EXEMPT || pol == FP_POLICY_NON_TAXABLE) && item->rate_bp != 0) ||
+                (pol == FP_POLICY_SIMPLIFIED && item->rate_bp != 500 && item->rate_bp != 300 &&
+                 item->rate_bp != 100) ||
+                (pol == FP_POLICY_REDUCED && item->rate_bp != 150) ||
+                (pol == FP_POLICY_NONE && item->rate_bp == 150);
             if (bad) {
                 item_err(es, FPC_RATE_NOT_ALLOWED, i, "tax_rate", "税率与优惠政策标识不符",
                          "The rate does not match the policy flag");
@@ -369,10 +372,12 @@ static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode
             int okq = fp_dec_parse(item->quantity, &q) == 0;
             int okp = fp_dec_parse(item->unit_price, &up) == 0;
             if (!okq)
-                item_err(es, FPC_INVALID_FIELD, i, "quantity", "数量须为最多 13 位小数、25 个字符的十进制数",
+                item_err(es, FPC_INVALID_FIELD, i, "quantity",
+                         "数量须为最多 13 位小数、25 个字符的十进制数",
                          "quantity must be a decimal of at most 25 characters and 13 decimals");
             if (!okp)
-                item_err(es, FPC_INVALID_FIELD, i, "unit_price", "单价须为最多 13 位小数、25 个字符的十进制数",
+                item_err(es, FPC_INVALID_FIELD, i, "unit_price",
+                         "单价须为最多 13 位小数、25 个字符的十进制数",
                          "unit_price must be a decimal of at most 25 characters and 13 decimals");
             if (okq && okp) {
                 if (q.neg || fp_dec_is_zero(&q))
@@ -398,15 +403,18 @@ static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode
         if (prev && prev->kind == FP_LINE_NORMAL && prev->amount == 0)
             return;
         if (item->spec || item->unit || item->quantity || item->unit_price)
-            item_err(es, FPC_INVALID_DISCOUNT, i, "line_kind", "折扣行不能有规格型号、单位、数量或单价",
+            item_err(es, FPC_INVALID_DISCOUNT, i, "line_kind",
+                     "折扣行不能有规格型号、单位、数量或单价",
                      "A discount line has no spec, unit, quantity or unit price");
         if (!prev || prev->kind != FP_LINE_NORMAL || !prev->name)
             item_err(es, FPC_INVALID_DISCOUNT, i, "line_kind", "折扣行必须紧跟在一个普通商品行之后",
                      "A discount line must directly follow a normal line");
         else if (strcmp(prev->name, item->name) || strcmp(prev->tax_code, item->tax_code) ||
                  prev->rate_bp != item->rate_bp || prev->policy != item->policy)
-            item_err(es, FPC_INVALID_DISCOUNT, i, "line_kind", "折扣行的名称、税收分类编码、税率和优惠政策须与被折扣行一致",
-                     "A discount line must have the name, tax code, rate and policy of the line it discounts");
+            item_err(es, FPC_INVALID_DISCOUNT, i, "line_kind",
+                     "折扣行的名称、税收分类编码、税率和优惠政策须与被折扣行一致",
+                     "A discount line must have the name, tax code, rate and policy of the line it "
+                     "discounts");
         if (es->n > nerr)
             return;
     }
@@ -439,12 +447,14 @@ static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode
         /* tax-inclusive: quantity × unit_price (or amount_with_tax) is gross */
         if (has_gross == 1) {
             if (has_qp && !fp_dec_mul_within(&q, &up, gross, 1))
-                item_err(es, FPC_TOLERANCE_EXCEEDED, i, "amount_with_tax", "|含税单价×数量−含税金额| 超过 0.01",
+                item_err(es, FPC_TOLERANCE_EXCEEDED, i, "amount_with_tax",
+                         "|含税单价×数量−含税金额| 超过 0.01",
                          "|unit_price × quantity − amount_with_tax| exceeds 0.01");
         } else if (has_qp) {
             gross = from_qp;
         } else {
-            item_err(es, FPC_FIELD_REQUIRED, i, "amount_with_tax", "含税开票须提供含税金额，或数量与含税单价",
+            item_err(es, FPC_FIELD_REQUIRED, i, "amount_with_tax",
+                     "含税开票须提供含税金额，或数量与含税单价",
                      "With price_includes_tax, give amount_with_tax, or quantity and unit_price");
             return;
         }
@@ -456,7 +466,8 @@ static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode
     }
     if (item->kind == FP_LINE_DISCOUNT ? amount >= 0 : amount <= 0) {
         item_err(es, FPC_INVALID_FIELD, i, "amount",
-                 item->kind == FP_LINE_DISCOUNT ? "折扣行金额须为负数" : "蓝字发票商品行金额须大于 0",
+                 item->kind == FP_LINE_DISCOUNT ? "折扣行金额须为负数"
+                                                : "蓝字发票商品行金额须大于 0",
                  item->kind == FP_LINE_DISCOUNT ? "A discount line's amount must be negative"
                                                 : "A normal line's amount must be positive");
         return;
@@ -491,11 +502,11 @@ static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode
         inv->items[i - 1].kind = FP_LINE_DISCOUNTED;
 }
 
-int fp_invoice_parse(const char *body, size_t len, const fp_taxcode_table *codes,
-                     fp_invoice *inv, fp_errors *es)
+int fp_invoice_parse(const char *body, size_t len, const fp_taxcode_table *codes, fp_invoice *inv,
+                     fp_errors *es)
 {
-    static const char *const allowed[] = {"invoice_type", "price_includes_tax", "buyer", "items",
-                                          "remark", "drawer", NULL};
+    static const char *const allowed[] = {
+        "invoice_type", "price_includes_tax", "buyer", "items", "remark", "drawer", NULL};
     memset(inv, 0, sizeof *inv);
     es->n = es->dropped = 0;
     fp_code code = FPC_NONE;
@@ -518,7 +529,8 @@ int fp_invoice_parse(const char *body, size_t len, const fp_taxcode_table *codes
     const char *type = get_str(root, "invoice_type", "", 1, 2, es);
     if (type) {
         if (strcmp(type, "01") && strcmp(type, "02"))
-            add(es, FPC_INVALID_FIELD, "invoice_type", "invoice_type 只能是 01（专票）或 02（普票）",
+            add(es, FPC_INVALID_FIELD, "invoice_type",
+                "invoice_type 只能是 01（专票）或 02（普票）",
                 "invoice_type must be 01 (special VAT) or 02 (ordinary)");
         else
             memcpy(inv->invoice_type, type, 3);

@@ -282,8 +282,8 @@ static const char *find_dup(const cJSON *node)
     return dup;
 }
 
-cJSON *fp_json_parse(const char *body, size_t len, int max_depth, fp_code *code,
-                     char *detail, size_t dl)
+cJSON *fp_json_parse(const char *body, size_t len, int max_depth, fp_code *code, char *detail,
+                     size_t dl)
 {
     if (!fp_utf8_valid(body, len)) {
         *code = FPC_INVALID_UTF8;
@@ -304,7 +304,8 @@ cJSON *fp_json_parse(const char *body, size_t len, int max_depth, fp_code *code,
         if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
             cJSON_Delete(root);
             *code = FPC_MALFORMED_JSON;
-            snprintf(detail, dl, "unexpected data after the JSON value at byte %zu", (size_t)(p - body));
+            snprintf(detail, dl, "unexpected data after the JSON value at byte %zu",
+                     (size_t)(p - body));
             return NULL;
         }
     }
@@ -331,11 +332,21 @@ void fp_json_escape(fp_buf *b, const char *s)
         fp_buf_append(b, run, (size_t)(s - run));
         char esc[7] = {'\\', 0};
         switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
         default:
             esc[1] = 'u';
             esc[2] = '0';
@@ -381,8 +392,14 @@ static int after_key(fp_jw *w)
     return r;
 }
 
-void fp_jw_obj_open(fp_jw *w) { open_(w, '{', after_key(w)); }
-void fp_jw_arr_open(fp_jw *w) { open_(w, '[', after_key(w)); }
+void fp_jw_obj_open(fp_jw *w)
+{
+    open_(w, '{', after_key(w));
+}
+void fp_jw_arr_open(fp_jw *w)
+{
+    open_(w, '[', after_key(w));
+}
 
 void fp_jw_obj_close(fp_jw *w)
 {

@@ -17,8 +17,7 @@ __int128 fp_round_div(__int128 n, __int128 d)
 }
 
 /* Shared scanner for "[-]digits[.digits]": fills int/frac spans. */
-static int scan_decimal(const char *s, int *neg, const char **ip, int *ni,
-                        const char **fp, int *nf)
+static int scan_decimal(const char *s, int *neg, const char **ip, int *ni, const char **fp, int *nf)
 {
     *neg = 0;
     if (*s == '-') {

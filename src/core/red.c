@@ -141,7 +141,8 @@ static int load_blue(const char *doc, size_t len, fp_red_form *f, const cJSON **
     f->blue = cJSON_ParseWithLength(doc, len);
     if (!f->blue)
         return FP_EINVAL;
-    snprintf(f->blue_number, sizeof f->blue_number, "%s", jstr(f->blue, "number") ? jstr(f->blue, "number") : "");
+    snprintf(f->blue_number, sizeof f->blue_number, "%s",
+             jstr(f->blue, "number") ? jstr(f->blue, "number") : "");
     snprintf(f->invoice_type, sizeof f->invoice_type, "%s",
              jstr(f->blue, "invoice_type") ? jstr(f->blue, "invoice_type") : "");
     *items = cJSON_GetObjectItemCaseSensitive(f->blue, "items");
@@ -151,7 +152,8 @@ static int load_blue(const char *doc, size_t len, fp_red_form *f, const cJSON **
     return 0;
 }
 
-static void line_err(fp_errors *es, fp_code c, int k, const char *key, const char *zh, const char *en)
+static void line_err(fp_errors *es, fp_code c, int k, const char *key, const char *zh,
+                     const char *en)
 {
     char p[64];
     if (key)
@@ -196,13 +198,15 @@ static void compute_line(fp_red_form *f, const cJSON *req, int k, fp_red_line *l
         return;
     }
     if (need_amount && !a) {
-        line_err(es, FPC_FIELD_REQUIRED, k, "amount", "须给出红字金额", "the red amount is required");
+        line_err(es, FPC_FIELD_REQUIRED, k, "amount", "须给出红字金额",
+                 "the red amount is required");
         return;
     }
     if (q) {
         fp_dec dq, dp;
         if (fp_qty_parse(q->valuestring, &l->qty) < 0 || l->qty >= 0) {
-            line_err(es, FPC_INVALID_FIELD, k, "quantity", "红字数量须为负数", "The red quantity must be negative");
+            line_err(es, FPC_INVALID_FIELD, k, "quantity", "红字数量须为负数",
+                     "The red quantity must be negative");
             return;
         }
         if (!l->unit_price || l->cap_qty == 0) {
@@ -215,18 +219,21 @@ static void compute_line(fp_red_form *f, const cJSON *req, int k, fp_red_line *l
         int64_t from_qp = 0;
         if (fp_dec_parse(q->valuestring, &dq) < 0 || fp_dec_parse(l->unit_price, &dp) < 0 ||
             fp_dec_mul_fen(&dq, &dp, &from_qp) < 0) {
-            line_err(es, FPC_AMOUNT_OUT_OF_RANGE, k, "quantity", "数量×单价超出范围", "quantity × unit price is out of range");
+            line_err(es, FPC_AMOUNT_OUT_OF_RANGE, k, "quantity", "数量×单价超出范围",
+                     "quantity × unit price is out of range");
             return;
         }
         if (a) {
             int64_t given;
             if (fp_money_parse(a->valuestring, &given) < 0) {
-                line_err(es, FPC_INVALID_FIELD, k, "amount", "金额格式无效", "The amount is not a valid decimal");
+                line_err(es, FPC_INVALID_FIELD, k, "amount", "金额格式无效",
+                         "The amount is not a valid decimal");
                 return;
             }
             if (!fp_dec_mul_within(&dq, &dp, given, 1)) {
-                line_err(es, FPC_TOLERANCE_EXCEEDED, k, "amount", "单价不可变：金额须等于数量×蓝字单价",
-                         "The unit price may not change: amount must equal quantity × blue unit price");
+                line_err(
+                    es, FPC_TOLERANCE_EXCEEDED, k, "amount", "单价不可变：金额须等于数量×蓝字单价",
+                    "The unit price may not change: amount must equal quantity × blue unit price");
                 return;
             }
             l->amount = given;
@@ -235,12 +242,14 @@ static void compute_line(fp_red_form *f, const cJSON *req, int k, fp_red_line *l
         }
     } else if (a) {
         if (fp_money_parse(a->valuestring, &l->amount) < 0) {
-            line_err(es, FPC_INVALID_FIELD, k, "amount", "金额格式无效", "The amount is not a valid decimal");
+            line_err(es, FPC_INVALID_FIELD, k, "amount", "金额格式无效",
+                     "The amount is not a valid decimal");
             return;
         }
     }
     if (l->amount >= 0) {
-        line_err(es, FPC_INVALID_FIELD, k, "amount", "红字金额须为负数", "The red amount must be negative");
+        line_err(es, FPC_INVALID_FIELD, k, "amount", "红字金额须为负数",
+                 "The red amount must be negative");
         return;
     }
     l->tax = zero_tax(l) ? 0 : fp_tax_of(l->amount, l->rate_bp);
@@ -276,9 +285,11 @@ int fp_red_form_parse(const char *body, size_t len, const char *blue_doc, size_t
         return FP_EINVAL;
     }
     int rc = FP_EINVAL;
-    static const char *const allowed[] = {"reason", "items", "buyer_has_deducted", "initiated_by", NULL};
+    static const char *const allowed[] = {"reason", "items", "buyer_has_deducted", "initiated_by",
+                                          NULL};
     if (!cJSON_IsObject(req)) {
-        fp_errors_add(es, FPC_FIELD_TYPE, "", "请求体必须是 JSON 对象", "The body must be a JSON object");
+        fp_errors_add(es, FPC_FIELD_TYPE, "", "请求体必须是 JSON 对象",
+                      "The body must be a JSON object");
         goto out;
     }
     for (const cJSON *c = req->child; c; c = c->next) {
@@ -301,7 +312,8 @@ int fp_red_form_parse(const char *body, size_t len, const char *blue_doc, size_t
     if (deducted && !cJSON_IsBool(deducted))
         fp_errors_add(es, FPC_FIELD_TYPE, "buyer_has_deducted", NULL, NULL);
     f->buyer_has_deducted = cJSON_IsTrue(deducted);
-    if (by && (!cJSON_IsString(by) || (strcmp(by->valuestring, "seller") && strcmp(by->valuestring, "buyer"))))
+    if (by && (!cJSON_IsString(by) ||
+               (strcmp(by->valuestring, "seller") && strcmp(by->valuestring, "buyer"))))
         fp_errors_add(es, FPC_INVALID_FIELD, "initiated_by", "initiated_by 须为 seller 或 buyer",
                       "initiated_by must be seller or buyer");
     f->initiated_by_buyer = by && cJSON_IsString(by) && strcmp(by->valuestring, "buyer") == 0;
@@ -338,7 +350,8 @@ int fp_red_form_parse(const char *body, size_t len, const char *blue_doc, size_t
     } else {
         int n = ritems ? cJSON_GetArraySize(ritems) : 0;
         if (n == 0) {
-            fp_errors_add(es, FPC_FIELD_REQUIRED, "items", "须给出红冲的明细行", "Give the lines to reverse");
+            fp_errors_add(es, FPC_FIELD_REQUIRED, "items", "须给出红冲的明细行",
+                          "Give the lines to reverse");
             goto out;
         }
         f->lines = calloc((size_t)n, sizeof *f->lines);
@@ -350,13 +363,15 @@ int fp_red_form_parse(const char *body, size_t len, const char *blue_doc, size_t
             const cJSON *ln = cJSON_GetObjectItemCaseSensitive(r, "line");
             if (!cJSON_IsObject(r) || !cJSON_IsNumber(ln) || ln->valueint < 1 ||
                 ln->valueint > nblue || !is_whole(ln)) {
-                line_err(es, FPC_INVALID_FIELD, k, "line", "line 须为蓝字发票的行号（整数，从 1 开始）",
+                line_err(es, FPC_INVALID_FIELD, k, "line",
+                         "line 须为蓝字发票的行号（整数，从 1 开始）",
                          "line must be a line number of the blue invoice (integer from 1)");
                 continue;
             }
             for (int j = 0; j < k; j++)
                 if (f->lines[j].line == ln->valueint)
-                    line_err(es, FPC_INVALID_FIELD, k, "line", "同一行只能出现一次", "A line may appear once");
+                    line_err(es, FPC_INVALID_FIELD, k, "line", "同一行只能出现一次",
+                             "A line may appear once");
             int frc = fill_from_blue(items, ln->valueint, l);
             if (frc == FP_ERANGE) {
                 line_err(es, FPC_INVALID_FIELD, k, "line", "折扣行随被折扣行一起红冲，不能单独指定",
@@ -398,7 +413,8 @@ int fp_red_form_load(const char *blue_doc, size_t blue_len, fp_red_reason reason
         fp_red_line *l = &f->lines[i];
         if (fill_from_blue(items, lines[i].line, l) == FP_EINVAL ||
             !cJSON_GetArrayItem(items, lines[i].line - 1))
-            return fp_fail(err, FP_EINVAL, "red line %d does not match the blue invoice", lines[i].line);
+            return fp_fail(err, FP_EINVAL, "red line %d does not match the blue invoice",
+                           lines[i].line);
         l->has_qty = lines[i].has_qty;
         l->qty = lines[i].qty;
         l->amount = lines[i].amount;
@@ -445,8 +461,8 @@ void fp_red_settle(fp_red_form *f, const fp_red_used *used, int nused)
         int64_t amount, tax;
         group_of(f, k, &amount, &tax);
         fp_red_used u = used_of(l, used, nused);
-        if (l->kind != FP_LINE_DISCOUNT &&
-            -(u.amount + amount) == l->cap_amount && -(u.tax + tax) != l->cap_tax)
+        if (l->kind != FP_LINE_DISCOUNT && -(u.amount + amount) == l->cap_amount &&
+            -(u.tax + tax) != l->cap_tax)
             l->tax -= l->cap_tax + u.tax + tax; /* exactly what is left */
         f->total_amount += l->amount;
         f->total_tax += l->tax;
@@ -470,9 +486,16 @@ int fp_red_check_caps(const fp_red_form *f, const fp_red_used *used, int nused, 
         if (q_over || a_over || t_over) {
             char zh[192], en[192];
             snprintf(zh, sizeof zh, "蓝字发票第 %d 行累计红冲的%s将超过蓝字", l->line,
-                     q_over ? "数量" : a_over ? "金额" : "税额");
-            snprintf(en, sizeof en, "Together with earlier red forms, line %d's red %s would exceed the blue invoice",
-                     l->line, q_over ? "quantity" : a_over ? "amount" : "tax");
+                     q_over   ? "数量"
+                     : a_over ? "金额"
+                              : "税额");
+            snprintf(
+                en, sizeof en,
+                "Together with earlier red forms, line %d's red %s would exceed the blue invoice",
+                l->line,
+                q_over   ? "quantity"
+                : a_over ? "amount"
+                         : "tax");
             line_err(es, FPC_RED_EXCEEDS_BLUE, k, NULL, zh, en);
             bad = 1;
         }
@@ -500,10 +523,11 @@ int fp_red_render(const fp_red_form *f, const fp_seller *seller, const char *ser
     inv.red_form_no = form_no;
     inv.red_reason = fp_red_reason_name(f->reason);
     char remark[160];
-    snprintf(remark, sizeof remark, "被红冲蓝字数电票号码：%s 红字发票信息确认单编号：%s", f->blue_number, form_no);
+    snprintf(remark, sizeof remark, "被红冲蓝字数电票号码：%s 红字发票信息确认单编号：%s",
+             f->blue_number, form_no);
     inv.remark = remark;
     inv.items = calloc((size_t)(f->nlines > 0 ? f->nlines : 1), sizeof *inv.items);
-    char (*qty)[48] = calloc((size_t)(f->nlines > 0 ? f->nlines : 1), sizeof *qty);
+    char(*qty)[48] = calloc((size_t)(f->nlines > 0 ? f->nlines : 1), sizeof *qty);
     if (!inv.items || !qty) {
         free(inv.items);
         free(qty);
@@ -524,7 +548,8 @@ int fp_red_render(const fp_red_form *f, const fp_seller *seller, const char *ser
             it->unit_price = l->unit_price;
         }
         it->kind = l->kind == FP_LINE_DISCOUNT ? FP_LINE_DISCOUNT : FP_LINE_NORMAL;
-        if (l->kind == FP_LINE_DISCOUNTED && i + 1 < f->nlines && f->lines[i + 1].kind == FP_LINE_DISCOUNT)
+        if (l->kind == FP_LINE_DISCOUNTED && i + 1 < f->nlines &&
+            f->lines[i + 1].kind == FP_LINE_DISCOUNT)
             it->kind = FP_LINE_DISCOUNTED;
         it->policy = fp_policy_from_name(l->policy);
         it->rate_bp = l->rate_bp;

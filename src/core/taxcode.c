@@ -96,10 +96,12 @@ int fp_taxcode_load(const char *path, fp_taxcode_table **out, fp_err *err)
         char *code = next_field(&s), *name = next_field(&s);
         char *rates = next_field(&s), *summary = next_field(&s);
         if (!code || !name || !rates || !summary || s) {
-            rc = fp_fail(err, FP_EINVAL, "%s:%d: want 4 fields: code,short_name,rates,summary", path, lineno);
+            rc = fp_fail(err, FP_EINVAL, "%s:%d: want 4 fields: code,short_name,rates,summary",
+                         path, lineno);
             goto fail;
         }
-        if (!fp_taxcode_valid_shape(code) || strlen(name) == 0 || strlen(name) >= sizeof r->short_name) {
+        if (!fp_taxcode_valid_shape(code) || strlen(name) == 0 ||
+            strlen(name) >= sizeof r->short_name) {
             rc = fp_fail(err, FP_EINVAL, "%s:%d: bad code or short name", path, lineno);
             goto fail;
         }

@@ -4,8 +4,7 @@
 #include <string.h>
 
 static const char alphabet[] = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-static const int weights[17] = {1, 3, 9, 27, 19, 26, 16, 17, 20,
-                                29, 25, 13, 8, 24, 10, 30, 28};
+static const int weights[17] = {1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28};
 
 static int value_of(char c)
 {

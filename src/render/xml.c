@@ -54,8 +54,8 @@ static const struct {
 };
 
 typedef struct col {
-    const char *key;      /* in the JSON object */
-    const char *el;       /* XML element */
+    const char *key; /* in the JSON object */
+    const char *el;  /* XML element */
     int required;
 } col;
 
@@ -98,8 +98,8 @@ static const col item_cols[] = {
 typedef struct xctx {
     xmlTextWriterPtr w;
     fp_err *err;
-    int rc;            /* first failure, 0 while all is well */
-    char where[40];    /* object being read, for messages: "seller", "items[2]" */
+    int rc;         /* first failure, 0 while all is well */
+    char where[40]; /* object being read, for messages: "seller", "items[2]" */
 } xctx;
 
 __attribute__((format(printf, 3, 4))) static void fail(xctx *x, int code, const char *fmt, ...)
@@ -178,8 +178,8 @@ static const char *field(xctx *x, const cJSON *obj, const char *key, int require
         return NULL;
     }
     if (!xml_text_ok(v->valuestring)) {
-        fail(x, FP_EINVAL, "invoice document: %s%s%s has a character XML cannot carry",
-             x->where, dot, key);
+        fail(x, FP_EINVAL, "invoice document: %s%s%s has a character XML cannot carry", x->where,
+             dot, key);
         return NULL;
     }
     return v->valuestring;
@@ -243,8 +243,8 @@ static void text(xctx *x, const char *s)
     fp_buf b;
     fp_buf_init(&b, 0);
     for (const char *run = s;; s++) {
-        static const char *const esc[] = {['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;",
-                                          ['\r'] = "&#13;"};
+        static const char *const esc[] = {
+            ['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['\r'] = "&#13;"};
         unsigned char c = (unsigned char)*s;
         const char *e = c < sizeof esc / sizeof esc[0] ? esc[c] : NULL;
         if (c == 0 || e) {
@@ -346,9 +346,9 @@ static void items(xctx *x, const cJSON *doc)
     for (const cJSON *it = arr->child; it && !x->rc; it = it->next) {
         snprintf(x->where, sizeof x->where, "items[%d]", n++);
         if (!cJSON_IsObject(it)) {
-        fail(x, FP_EINVAL, "invoice document: %s is not an object", x->where);
-        return;
-    }
+            fail(x, FP_EINVAL, "invoice document: %s is not an object", x->where);
+            return;
+        }
         const char *policy = field(x, it, "policy", 0);
         size_t di = 0;
         while (policy && di < sizeof displays / sizeof displays[0] &&
@@ -464,8 +464,8 @@ int fp_xml_from_doc(const char *doc, size_t len, fp_buf *out, fp_err *err)
 {
     fp_code code = FPC_NONE;
     char detail[128];
-    cJSON *root = fp_json_parse(doc ? doc : "", doc ? len : 0, XML_MAX_DEPTH, &code, detail,
-                                sizeof detail);
+    cJSON *root =
+        fp_json_parse(doc ? doc : "", doc ? len : 0, XML_MAX_DEPTH, &code, detail, sizeof detail);
     if (!root)
         return fp_fail(err, FP_EINVAL, "invoice document is not valid JSON (%s)", detail);
     pthread_once(&xml_once, xml_init);

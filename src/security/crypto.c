@@ -21,8 +21,7 @@ void fp_sha256(const void *data, size_t n, unsigned char out[32])
     sha256_digest(&c, 32, out);
 }
 
-void fp_hmac_sha256(const void *key, size_t klen, const void *data, size_t n,
-                    unsigned char out[32])
+void fp_hmac_sha256(const void *key, size_t klen, const void *data, size_t n, unsigned char out[32])
 {
     struct hmac_sha256_ctx c;
     hmac_sha256_set_key(&c, klen, key);

@@ -34,13 +34,13 @@ static int write_file(const char *path, const void *data, size_t n, int mode, fp
     return 0;
 }
 
-#define GT(call)                                                                  \
-    do {                                                                          \
-        int gr_ = (call);                                                         \
-        if (gr_ < 0) {                                                            \
-            rc = fp_fail(err, FP_ECRYPTO, "%s: %s", #call, gnutls_strerror(gr_)); \
-            goto fail;                                                            \
-        }                                                                         \
+#define GT(call)                                                                                   \
+    do {                                                                                           \
+        int gr_ = (call);                                                                          \
+        if (gr_ < 0) {                                                                             \
+            rc = fp_fail(err, FP_ECRYPTO, "%s: %s", #call, gnutls_strerror(gr_));                  \
+            goto fail;                                                                             \
+        }                                                                                          \
     } while (0)
 
 int fp_tls_selfsigned(const char *cert_path, const char *key_path, int days, fp_err *err)
@@ -71,8 +71,7 @@ int fp_tls_selfsigned(const char *cert_path, const char *key_path, int days, fp_
                                             GNUTLS_FSAN_SET));
     inet_pton(AF_INET, "127.0.0.1", ip4);
     inet_pton(AF_INET6, "::1", ip6);
-    GT(gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip4, 4,
-                                            GNUTLS_FSAN_APPEND));
+    GT(gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip4, 4, GNUTLS_FSAN_APPEND));
     GT(gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip6, 16,
                                             GNUTLS_FSAN_APPEND));
     GT(gnutls_x509_crt_set_basic_constraints(crt, 0, -1));

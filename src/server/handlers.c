@@ -34,8 +34,8 @@ static enum MHD_Result bad_body(fp_req *r, const fp_errors *es)
 
 static int key_char_ok(char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           c == '_' || c == '-' || c == '.' || c == ':';
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+           c == '-' || c == '.' || c == ':';
 }
 
 /* ---- POST /v1/token ---- */
@@ -47,15 +47,16 @@ enum MHD_Result fp_h_token(fp_req *r)
         return fp_problem(r, FPC_UNSUPPORTED_MEDIA_TYPE, NULL, NULL, NULL);
     fp_code code = FPC_NONE;
     char detail[128];
-    cJSON *doc = fp_json_parse(r->body.p ? r->body.p : "", r->body.len, 4, &code, detail,
-                               sizeof detail);
+    cJSON *doc =
+        fp_json_parse(r->body.p ? r->body.p : "", r->body.len, 4, &code, detail, sizeof detail);
     if (!doc)
         return fp_problem(r, code, NULL, detail, NULL);
     fp_errors es = {0};
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(doc, "client_id");
     const cJSON *sec = cJSON_GetObjectItemCaseSensitive(doc, "client_secret");
     if (!cJSON_IsObject(doc)) {
-        fp_errors_add(&es, FPC_FIELD_TYPE, "", "请求体必须是 JSON 对象", "The body must be a JSON object");
+        fp_errors_add(&es, FPC_FIELD_TYPE, "", "请求体必须是 JSON 对象",
+                      "The body must be a JSON object");
     } else {
         for (const cJSON *c = doc->child; c; c = c->next)
             if (strcmp(c->string, "client_id") && strcmp(c->string, "client_secret"))
@@ -75,8 +76,8 @@ enum MHD_Result fp_h_token(fp_req *r)
     }
     fp_client_rec c;
     unsigned char h[32];
-    int found = strlen(id->valuestring) <= 64 &&
-                fp_store_get_client(s->o.store, id->valuestring, &c) == 0;
+    int found =
+        strlen(id->valuestring) <= 64 && fp_store_get_client(s->o.store, id->valuestring, &c) == 0;
     int ok = 0;
     if (found) {
         fp_secret_hash(c.salt, sec->valuestring, h);
@@ -163,17 +164,16 @@ static enum MHD_Result issue_common(fp_req *r, prepare_fn prep)
 
 /* Once the request holds an inflight count: answers directly (problem or
  * replay), or sets r->issue, suspends and hands the request to the store. */
-static enum MHD_Result issue_or_suspend(fp_req *r, const char *key, prepare_fn prep,
-                                        int *suspended)
+static enum MHD_Result issue_or_suspend(fp_req *r, const char *key, prepare_fn prep, int *suspended)
 {
     fp_server *s = r->srv;
     if (atomic_load(&s->stopping))
-        return fp_problem(r, FPC_DEGRADED, "服务正在停止，请稍后重试", "The server is stopping; retry",
-                          NULL);
+        return fp_problem(r, FPC_DEGRADED, "服务正在停止，请稍后重试",
+                          "The server is stopping; retry", NULL);
     fp_seller seller;
     if (fp_server_seller(s, r->claims.seller_id, &seller) < 0)
-        return fp_problem(r, FPC_FORBIDDEN, "凭据绑定的销售方不存在", "The credential's seller does not exist",
-                          NULL);
+        return fp_problem(r, FPC_FORBIDDEN, "凭据绑定的销售方不存在",
+                          "The credential's seller does not exist", NULL);
     fp_issue_req *ir = calloc(1, sizeof *ir);
     if (!ir)
         return MHD_NO;
@@ -201,7 +201,8 @@ static enum MHD_Result issue_or_suspend(fp_req *r, const char *key, prepare_fn p
         free(ir->doc.json);
         free(ir);
         if (frc < 0)
-            return fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
+            return fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable",
+                              NULL);
         if (!same) {
             free(doc);
             return fp_problem(r, FPC_IDEMPOTENCY_KEY_REUSED, NULL, NULL, NULL);
@@ -231,7 +232,8 @@ static int prepare_blue(fp_req *r, const char *key, const char *issued_at, const
     fp_errors *es = malloc(sizeof *es);
     if (!es)
         return 1;
-    int bad = fp_invoice_parse(r->body.p ? r->body.p : "", r->body.len, r->srv->o.codes, &inv, es) < 0;
+    int bad =
+        fp_invoice_parse(r->body.p ? r->body.p : "", r->body.len, r->srv->o.codes, &inv, es) < 0;
     if (bad)
         *res = bad_body(r, es);
     free(es);
@@ -243,7 +245,8 @@ static int prepare_blue(fp_req *r, const char *key, const char *issued_at, const
     if (!bad) {
         fp_sha256(canon, strlen(canon), ir->request_hash);
         memcpy(ir->invoice_type, inv.invoice_type, 3);
-        snprintf(ir->buyer_tax_id, sizeof ir->buyer_tax_id, "%s", inv.buyer.tax_id ? inv.buyer.tax_id : "");
+        snprintf(ir->buyer_tax_id, sizeof ir->buyer_tax_id, "%s",
+                 inv.buyer.tax_id ? inv.buyer.tax_id : "");
         ir->total_with_tax = inv.total_with_tax;
     }
     free(canon);
@@ -267,7 +270,8 @@ static enum MHD_Result form_response(fp_req *r, int status, const fp_red_form_re
     fp_red_form f;
     fp_err err = {0};
     memset(&f, 0, sizeof f);
-    if (fp_store_get_invoice(r->srv->o.store, r->claims.seller_id, rec->blue_number, &blue, &blen) < 0 ||
+    if (fp_store_get_invoice(r->srv->o.store, r->claims.seller_id, rec->blue_number, &blue, &blen) <
+            0 ||
         fp_red_form_load(blue, blen, rec->reason, rec->lines, rec->nlines, &f, &err) < 0) {
         free(blue);
         fp_red_form_clear(&f);
@@ -351,13 +355,15 @@ enum MHD_Result fp_h_red_form_create(fp_req *r)
         res = bad_body(r, es);
     } else {
         /* 72 hours for the other side to confirm (DOMAIN.md) */
-        const char *state = f.initiated_by_buyer     ? "awaiting_seller"
-                            : f.buyer_has_deducted   ? "awaiting_buyer"
-                                                     : "no_confirmation_needed";
-        int64_t expires = strcmp(state, "no_confirmation_needed") ? (int64_t)time(NULL) + 72 * 3600 : 0;
+        const char *state = f.initiated_by_buyer   ? "awaiting_seller"
+                            : f.buyer_has_deducted ? "awaiting_buyer"
+                                                   : "no_confirmation_needed";
+        int64_t expires =
+            strcmp(state, "no_confirmation_needed") ? (int64_t)time(NULL) + 72 * 3600 : 0;
         fp_red_form_rec rec;
         fp_err err = {0};
-        rc = fp_store_red_form_create(s->o.store, r->claims.seller_id, &f, state, expires, &rec, es, &err);
+        rc = fp_store_red_form_create(s->o.store, r->claims.seller_id, &f, state, expires, &rec, es,
+                                      &err);
         if (rc == FP_ERANGE)
             res = fp_problem(r, FPC_RED_EXCEEDS_BLUE, NULL, NULL, es);
         else if (rc < 0)
@@ -377,7 +383,8 @@ enum MHD_Result fp_h_red_form_get(fp_req *r)
 {
     fp_red_form_rec rec;
     int rc = fp_store_red_form_get(r->srv->o.store, r->claims.seller_id, r->param, &rec);
-    enum MHD_Result res = rc == FP_ENOTFOUND ? fp_problem(r, FPC_NOT_FOUND, "红字确认单不存在", "No such red form", NULL)
+    enum MHD_Result res = rc == FP_ENOTFOUND ? fp_problem(r, FPC_NOT_FOUND, "红字确认单不存在",
+                                                          "No such red form", NULL)
                           : rc < 0           ? fp_problem(r, FPC_DEGRADED, NULL, NULL, NULL)
                                              : form_response(r, 200, &rec);
     fp_red_form_rec_clear(&rec);
@@ -391,7 +398,8 @@ enum MHD_Result fp_h_red_form_act(fp_req *r)
     const char *action = strrchr(r->route->pattern, '/') + 1;
     fp_red_form_rec rec;
     fp_err err = {0};
-    int rc = fp_store_red_form_act(r->srv->o.store, r->claims.seller_id, r->param, action, &rec, &err);
+    int rc =
+        fp_store_red_form_act(r->srv->o.store, r->claims.seller_id, r->param, action, &rec, &err);
     enum MHD_Result res;
     if (rc == FP_ENOTFOUND) {
         res = fp_problem(r, FPC_NOT_FOUND, "红字确认单不存在", "No such red form", NULL);
@@ -415,8 +423,9 @@ static int prepare_red(fp_req *r, const char *key, const char *issued_at, const 
     fp_red_form_rec rec;
     int rc = fp_store_red_form_get(r->srv->o.store, r->claims.seller_id, r->param, &rec);
     if (rc < 0) {
-        *res = rc == FP_ENOTFOUND ? fp_problem(r, FPC_NOT_FOUND, "红字确认单不存在", "No such red form", NULL)
-                                  : fp_problem(r, FPC_DEGRADED, NULL, NULL, NULL);
+        *res = rc == FP_ENOTFOUND
+                   ? fp_problem(r, FPC_NOT_FOUND, "红字确认单不存在", "No such red form", NULL)
+                   : fp_problem(r, FPC_DEGRADED, NULL, NULL, NULL);
         return 1;
     }
     /* issued forms go on: a retry with the same key is a replay */
@@ -434,7 +443,8 @@ static int prepare_red(fp_req *r, const char *key, const char *issued_at, const 
     fp_red_form f;
     fp_err err = {0};
     memset(&f, 0, sizeof f);
-    int bad = fp_store_get_invoice(r->srv->o.store, r->claims.seller_id, rec.blue_number, &blue, &blen) < 0 ||
+    int bad = fp_store_get_invoice(r->srv->o.store, r->claims.seller_id, rec.blue_number, &blue,
+                                   &blen) < 0 ||
               fp_red_form_load(blue, blen, rec.reason, rec.lines, rec.nlines, &f, &err) < 0 ||
               fp_red_render(&f, seller, key, rec.form_no, issued_at, &ir->doc) < 0;
     if (bad) {
@@ -447,7 +457,8 @@ static int prepare_red(fp_req *r, const char *key, const char *issued_at, const 
         memcpy(ir->invoice_type, f.invoice_type, 3);
         const cJSON *buyer = cJSON_GetObjectItemCaseSensitive(f.blue, "buyer");
         const cJSON *tid = cJSON_GetObjectItemCaseSensitive(buyer, "tax_id");
-        snprintf(ir->buyer_tax_id, sizeof ir->buyer_tax_id, "%s", cJSON_IsString(tid) ? tid->valuestring : "");
+        snprintf(ir->buyer_tax_id, sizeof ir->buyer_tax_id, "%s",
+                 cJSON_IsString(tid) ? tid->valuestring : "");
         ir->total_with_tax = f.total_amount + f.total_tax;
         ir->red_form_id = rec.id;
         snprintf(ir->original_number, sizeof ir->original_number, "%s", rec.blue_number);
@@ -489,7 +500,8 @@ enum MHD_Result fp_h_issue_resumed(fp_req *r)
         break;
     case FP_ISSUE_FORM_STATE:
         res = fp_problem(r, FPC_RED_FORM_STATE, "红字确认单未确认或已开具红字发票",
-                         "The red form is not confirmed, or its red invoice was issued already", NULL);
+                         "The red form is not confirmed, or its red invoice was issued already",
+                         NULL);
         break;
     default: {
         char en[192];
@@ -549,7 +561,8 @@ typedef struct list_args {
 static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                                  const char *value)
 {
-    static const char *const known[] = {"serial", "buyer_tax_id", "from", "to", "cursor", "limit", NULL};
+    static const char *const known[] = {"serial", "buyer_tax_id", "from", "to",
+                                        "cursor", "limit",        NULL};
     list_args *a = cls;
     (void)kind;
     (void)value;
@@ -557,7 +570,8 @@ static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char 
     for (const char *const *k = known; *k && !ok; k++)
         ok = strcmp(*k, key) == 0;
     if (!ok)
-        fp_errors_add(&a->es, FPC_UNKNOWN_FIELD, key, "未定义的查询参数", "Unknown query parameter");
+        fp_errors_add(&a->es, FPC_UNKNOWN_FIELD, key, "未定义的查询参数",
+                      "Unknown query parameter");
     return MHD_YES;
 }
 
@@ -574,10 +588,12 @@ enum MHD_Result fp_h_list_invoices(fp_req *r)
     q.serial = ARG("serial");
     q.buyer_tax_id = ARG("buyer_tax_id");
     if ((v = ARG("from")) && parse_day(v, &q.from_ts) < 0)
-        fp_errors_add(&a->es, FPC_INVALID_FIELD, "from", "日期格式须为 yyyy-mm-dd", "Dates are yyyy-mm-dd");
+        fp_errors_add(&a->es, FPC_INVALID_FIELD, "from", "日期格式须为 yyyy-mm-dd",
+                      "Dates are yyyy-mm-dd");
     if ((v = ARG("to"))) {
         if (parse_day(v, &q.to_ts) < 0)
-            fp_errors_add(&a->es, FPC_INVALID_FIELD, "to", "日期格式须为 yyyy-mm-dd", "Dates are yyyy-mm-dd");
+            fp_errors_add(&a->es, FPC_INVALID_FIELD, "to", "日期格式须为 yyyy-mm-dd",
+                          "Dates are yyyy-mm-dd");
         else
             q.to_ts += 86400; /* to is inclusive */
     }
@@ -585,7 +601,8 @@ enum MHD_Result fp_h_list_invoices(fp_req *r)
         char *end;
         long n = strtol(v, &end, 10);
         if (*end || end == v || n < 1 || n > 200)
-            fp_errors_add(&a->es, FPC_INVALID_FIELD, "limit", "limit 须为 1–200", "limit must be 1-200");
+            fp_errors_add(&a->es, FPC_INVALID_FIELD, "limit", "limit 须为 1–200",
+                          "limit must be 1-200");
         else
             q.limit = (int)n;
     }
@@ -594,7 +611,8 @@ enum MHD_Result fp_h_list_invoices(fp_req *r)
         for (int i = 0; ok && v[i]; i++)
             ok = v[i] >= '0' && v[i] <= '9';
         if (!ok)
-            fp_errors_add(&a->es, FPC_INVALID_FIELD, "cursor", "cursor 无效（使用上一页返回的 next_cursor）",
+            fp_errors_add(&a->es, FPC_INVALID_FIELD, "cursor",
+                          "cursor 无效（使用上一页返回的 next_cursor）",
                           "Invalid cursor (use the next_cursor of the previous page)");
         q.cursor = v;
     }
@@ -636,8 +654,8 @@ enum MHD_Result fp_h_readyz(fp_req *r)
     fp_err err = {0};
     int db_ok = fp_store_ping(r->srv->o.store, &err) == 0;
     int64_t remaining = 0;
-    int range_ok = db_ok && fp_store_numbers_remaining(r->srv->o.store, 0, &remaining) == 0 &&
-                   remaining > 0;
+    int range_ok =
+        db_ok && fp_store_numbers_remaining(r->srv->o.store, 0, &remaining) == 0 && remaining > 0;
     int stopping = atomic_load(&r->srv->stopping);
     int ready = db_ok && range_ok && !stopping;
     fp_buf b;
@@ -700,17 +718,19 @@ enum MHD_Result fp_h_metrics(fp_req *r)
                   "# HELP fapiao_store_batch_max Largest group commit so far.\n"
                   "# TYPE fapiao_store_batch_max gauge\nfapiao_store_batch_max %llu\n"
                   "# HELP fapiao_store_commit_seconds_total Time spent in COMMIT (fsync).\n"
-                  "# TYPE fapiao_store_commit_seconds_total counter\nfapiao_store_commit_seconds_total %.6f\n",
+                  "# TYPE fapiao_store_commit_seconds_total "
+                  "counter\nfapiao_store_commit_seconds_total %.6f\n",
                   (unsigned long long)st.commits, (unsigned long long)st.requests,
                   (unsigned long long)st.max_batch, (double)st.fsync_us_total / 1e6);
     if (fp_store_numbers_remaining(r->srv->o.store, 0, &remaining) == 0)
-        fp_buf_printf(&b,
-                      "# HELP fapiao_numbers_remaining Invoice numbers left in all ranges.\n"
-                      "# TYPE fapiao_numbers_remaining gauge\nfapiao_numbers_remaining %lld\n"
-                      "# HELP fapiao_numbers_warning_threshold Below this many numbers /readyz warns.\n"
-                      "# TYPE fapiao_numbers_warning_threshold gauge\n"
-                      "fapiao_numbers_warning_threshold %lld\n",
-                      (long long)remaining, (long long)r->srv->o.range_warn);
+        fp_buf_printf(
+            &b,
+            "# HELP fapiao_numbers_remaining Invoice numbers left in all ranges.\n"
+            "# TYPE fapiao_numbers_remaining gauge\nfapiao_numbers_remaining %lld\n"
+            "# HELP fapiao_numbers_warning_threshold Below this many numbers /readyz warns.\n"
+            "# TYPE fapiao_numbers_warning_threshold gauge\n"
+            "fapiao_numbers_warning_threshold %lld\n",
+            (long long)remaining, (long long)r->srv->o.range_warn);
     size_t len;
     char *body = fp_buf_take(&b, &len);
     return body ? fp_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", body, len, NULL)

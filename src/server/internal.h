@@ -19,7 +19,7 @@ typedef enum { AUTH_NONE = 0, AUTH_BEARER = 1 } fp_auth_need;
 
 typedef struct fp_route {
     const char *method;
-    const char *pattern;   /* "/v1/invoices/{}": {} is one path segment */
+    const char *pattern; /* "/v1/invoices/{}": {} is one path segment */
     fp_handler handler;
     fp_auth_need auth;
 } fp_route;
@@ -33,14 +33,17 @@ struct fp_server {
     int log_fd;
     int port;
     atomic_int stopping;
-    atomic_int inflight;          /* suspended issue requests */
+    atomic_int inflight; /* suspended issue requests */
     atomic_uint_fast64_t req_counter;
     char rid_prefix[9];
     /* per route (last row: unmatched) and status class 1xx..5xx */
     atomic_uint_fast64_t hits[24][6];
     atomic_uint_fast64_t dur_us[24];
     pthread_mutex_t seller_lock;
-    struct { int64_t id; fp_seller s; } sellers[FP_SELLER_CACHE];
+    struct {
+        int64_t id;
+        fp_seller s;
+    } sellers[FP_SELLER_CACHE];
     int nsellers;
 };
 
@@ -49,7 +52,7 @@ struct fp_req {
     struct MHD_Connection *conn;
     const char *method, *url;
     const fp_route *route;
-    char param[72];               /* the {} segment */
+    char param[72]; /* the {} segment */
     char rid[72];
     char client_ip[48];
     int64_t t0_us;
@@ -59,8 +62,8 @@ struct fp_req {
     int status;
     size_t resp_len;
     fp_token_claims claims;
-    fp_issue_req *issue;          /* while suspended / after resume */
-    const char *code;             /* error code of the answer, for the log */
+    fp_issue_req *issue; /* while suspended / after resume */
+    const char *code;    /* error code of the answer, for the log */
 };
 
 /* Responses.  Each returns the MHD result of queueing. */

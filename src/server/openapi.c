@@ -3,6 +3,7 @@
  * server.c and with ../shared/API.md. */
 #include "internal.h"
 
+/* clang-format off */
 static const char doc[] =
     "{\"openapi\":\"3.1.0\","
     "\"info\":{\"title\":\"fapiao\",\"version\":\"1\","
@@ -84,6 +85,8 @@ static const char doc[] =
     "\"/readyz\":{\"get\":{\"security\":[],\"responses\":{\"200\":{\"description\":\"ready\"},\"503\":{\"description\":\"not ready; failing checks named\"}}}},"
     "\"/metrics\":{\"get\":{\"security\":[],\"responses\":{\"200\":{\"description\":\"Prometheus text format\"}}}},"
     "\"/openapi.json\":{\"get\":{\"security\":[],\"responses\":{\"200\":{\"description\":\"this document\"}}}}}}";
+
+/* clang-format on */
 
 const char *fp_openapi_json(void)
 {

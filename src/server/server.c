@@ -51,8 +51,8 @@ int64_t fp_now_us(void)
 
 static int seg_char_ok(char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           c == '-' || c == '_' || c == '.';
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
+           c == '_' || c == '.';
 }
 
 /* 1 if path matches pattern; the {} segment is copied to param. */
@@ -87,8 +87,7 @@ static int match(const char *pattern, const char *path, char *param, size_t cap)
 enum MHD_Result fp_respond(fp_req *r, int status, const char *ctype, char *body, size_t len,
                            const char *const *headers)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(body);
         return MHD_NO;
@@ -261,8 +260,8 @@ static enum MHD_Result route_and_handle(fp_req *r)
         if (!h || strncmp(h, "Bearer ", 7) != 0)
             return fp_problem(r, FPC_UNAUTHENTICATED, "缺少 Authorization: Bearer 访问令牌",
                               "Missing Authorization: Bearer access token", NULL);
-        fp_token_status ts = fp_token_verify(r->srv->o.token_key, h + 7, (int64_t)time(NULL),
-                                             &r->claims);
+        fp_token_status ts =
+            fp_token_verify(r->srv->o.token_key, h + 7, (int64_t)time(NULL), &r->claims);
         if (ts == FP_TOKEN_EXPIRED)
             return fp_problem(r, FPC_TOKEN_EXPIRED, NULL, NULL, NULL);
         if (ts != FP_TOKEN_OK)
@@ -279,8 +278,8 @@ static enum MHD_Result route_and_handle(fp_req *r)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **ctx)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **ctx)
 {
     (void)version;
     fp_server *s = cls;
@@ -367,11 +366,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
         if (r->claims.client_id[0])
             fp_jw_kstr(&w, "client_id", r->claims.client_id);
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
-            fp_jw_kstr(&w, "termination", toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED
-                                              ? "timeout"
-                                              : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT
-                                                    ? "client_abort"
-                                                    : "error");
+            fp_jw_kstr(&w, "termination",
+                       toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout"
+                       : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT  ? "client_abort"
+                                                                     : "error");
         fp_jw_obj_close(&w);
         fp_buf_append(&b, "\n", 1);
         if (!b.overflow) {
@@ -483,18 +481,13 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
     }
     (void)sl;
     s->d = MHD_start_daemon(
-        flags, (uint16_t)o->port, NULL, NULL, on_request, s,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_HTTPS_MEM_CERT, s->cert_pem,
-        MHD_OPTION_HTTPS_MEM_KEY, s->key_pem,
-        MHD_OPTION_HTTPS_PRIORITIES, tls_priorities,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->o.threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->o.max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->o.idle_timeout,
+        flags, (uint16_t)o->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_HTTPS_MEM_CERT, s->cert_pem,
+        MHD_OPTION_HTTPS_MEM_KEY, s->key_pem, MHD_OPTION_HTTPS_PRIORITIES, tls_priorities,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->o.threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)s->o.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->o.idle_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), /* request line + headers */
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
     if (!s->d) {
         rc = fp_fail(err, FP_EIO,
                      "cannot listen on %s:%d (address in use, not permitted, or a bad TLS "
@@ -549,17 +542,21 @@ void fp_server_http_metrics(fp_server *s, fp_buf *b)
         const char *m = i < NROUTES ? routes[i].method : "any";
         const char *p = i < NROUTES ? routes[i].pattern : "unmatched";
         for (int c = 1; c < 6; c++)
-            fp_buf_printf(b, "fapiao_http_requests_total{method=\"%s\",route=\"%s\",code=\"%dxx\"} %llu\n",
-                          m, p, c, (unsigned long long)atomic_load(&s->hits[i][c]));
+            fp_buf_printf(
+                b, "fapiao_http_requests_total{method=\"%s\",route=\"%s\",code=\"%dxx\"} %llu\n", m,
+                p, c, (unsigned long long)atomic_load(&s->hits[i][c]));
     }
-    fp_buf_puts(b, "# HELP fapiao_http_request_duration_seconds_sum Time spent answering, by route.\n"
-                   "# TYPE fapiao_http_request_duration_seconds_sum counter\n");
+    fp_buf_puts(b,
+                "# HELP fapiao_http_request_duration_seconds_sum Time spent answering, by route.\n"
+                "# TYPE fapiao_http_request_duration_seconds_sum counter\n");
     for (size_t i = 0; i <= NROUTES; i++)
-        fp_buf_printf(b, "fapiao_http_request_duration_seconds_sum{method=\"%s\",route=\"%s\"} %.6f\n",
-                      i < NROUTES ? routes[i].method : "any", i < NROUTES ? routes[i].pattern : "unmatched",
-                      (double)atomic_load(&s->dur_us[i]) / 1e6);
-    fp_buf_printf(b, "# HELP fapiao_issue_inflight Issue requests waiting for their group commit.\n"
-                     "# TYPE fapiao_issue_inflight gauge\nfapiao_issue_inflight %d\n",
+        fp_buf_printf(
+            b, "fapiao_http_request_duration_seconds_sum{method=\"%s\",route=\"%s\"} %.6f\n",
+            i < NROUTES ? routes[i].method : "any", i < NROUTES ? routes[i].pattern : "unmatched",
+            (double)atomic_load(&s->dur_us[i]) / 1e6);
+    fp_buf_printf(b,
+                  "# HELP fapiao_issue_inflight Issue requests waiting for their group commit.\n"
+                  "# TYPE fapiao_issue_inflight gauge\nfapiao_issue_inflight %d\n",
                   atomic_load(&s->inflight));
 }
 

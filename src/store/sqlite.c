@@ -30,35 +30,49 @@
 
 enum { RQ_FIND_SERIAL, RQ_GET_INVOICE, RQ_GET_CLIENT, RQ_GET_SELLER, RQ_REMAINING, RQ_PING, RQ__N };
 static const char *const read_sql[RQ__N] = {
-    [RQ_FIND_SERIAL] = "SELECT request_hash, doc, number FROM invoices WHERE seller_id=?1 AND serial=?2",
+    [RQ_FIND_SERIAL] =
+        "SELECT request_hash, doc, number FROM invoices WHERE seller_id=?1 AND serial=?2",
     [RQ_GET_INVOICE] = "SELECT doc FROM invoices WHERE seller_id=?1 AND number=?2",
     [RQ_GET_CLIENT] = ("SELECT seller_id, secret_salt, secret_hash, scope, disabled FROM clients "
-                      "WHERE client_id=?1"),
+                       "WHERE client_id=?1"),
     [RQ_GET_SELLER] = "SELECT name, tax_id, address, phone, bank, account FROM sellers WHERE id=?1",
-    [RQ_REMAINING] = ("SELECT COALESCE(SUM(last - next + 1), 0) FROM number_ranges "
-                     "WHERE (?1 = 0 OR seller_id = ?1) AND next <= last AND substr(prefix, 1, 2) = ?2"),
+    [RQ_REMAINING] =
+        ("SELECT COALESCE(SUM(last - next + 1), 0) FROM number_ranges "
+         "WHERE (?1 = 0 OR seller_id = ?1) AND next <= last AND substr(prefix, 1, 2) = ?2"),
     [RQ_PING] = "SELECT count(*) FROM sqlite_master",
 };
 
-enum { WQ_BEGIN, WQ_COMMIT, WQ_ROLLBACK, WQ_FIND, WQ_RANGE, WQ_SET_NEXT, WQ_INS_INVOICE,
-       WQ_INS_AUDIT, WQ_FORM_STATE, WQ_FORM_ISSUED, WQ__N };
+enum {
+    WQ_BEGIN,
+    WQ_COMMIT,
+    WQ_ROLLBACK,
+    WQ_FIND,
+    WQ_RANGE,
+    WQ_SET_NEXT,
+    WQ_INS_INVOICE,
+    WQ_INS_AUDIT,
+    WQ_FORM_STATE,
+    WQ_FORM_ISSUED,
+    WQ__N
+};
 static const char *const write_sql[WQ__N] = {
     [WQ_BEGIN] = "BEGIN IMMEDIATE",
     [WQ_COMMIT] = "COMMIT",
     [WQ_ROLLBACK] = "ROLLBACK",
     [WQ_FIND] = "SELECT request_hash, doc, number FROM invoices WHERE seller_id=?1 AND serial=?2",
     [WQ_RANGE] = ("SELECT id, prefix, next, last FROM number_ranges "
-                 "WHERE seller_id=?1 AND next <= last AND substr(prefix, 1, 2) = ?2 "
-                 "ORDER BY id LIMIT 1"),
+                  "WHERE seller_id=?1 AND next <= last AND substr(prefix, 1, 2) = ?2 "
+                  "ORDER BY id LIMIT 1"),
     [WQ_SET_NEXT] = "UPDATE number_ranges SET next=?2 WHERE id=?1",
     [WQ_INS_INVOICE] = ("INSERT INTO invoices(number, seller_id, serial, request_hash, status, "
-                       "invoice_type, buyer_tax_id, total_with_tax, issued_at, doc, color, "
-                       "original_number) "
-                       "VALUES(?1, ?2, ?3, ?4, 'accepted', ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+                        "invoice_type, buyer_tax_id, total_with_tax, issued_at, doc, color, "
+                        "original_number) "
+                        "VALUES(?1, ?2, ?3, ?4, 'accepted', ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
     [WQ_FORM_STATE] = "SELECT state FROM red_forms WHERE id=?1",
     [WQ_FORM_ISSUED] = "UPDATE red_forms SET state='issued', red_number=?2 WHERE id=?1",
-    [WQ_INS_AUDIT] = ("INSERT INTO audit(ts, actor, action, target, request_id, client_ip, outcome) "
-                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+    [WQ_INS_AUDIT] =
+        ("INSERT INTO audit(ts, actor, action, target, request_id, client_ip, outcome) "
+         "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
 };
 
 /* The writer's view of a seller's current number range.  Numbers are handed
@@ -82,7 +96,7 @@ struct fp_store {
     fp_store_opts o;
     sqlite3 *wdb;
     sqlite3_stmt *wst[WQ__N];
-    pthread_mutex_t wlock; /* the writer connection */
+    pthread_mutex_t wlock;           /* the writer connection */
     range_cache ranges[RANGE_CACHE]; /* writer thread only */
     int nranges;
 
@@ -130,7 +144,8 @@ static int exec(sqlite3 *db, const char *sql, fp_err *err)
 static int open_conn(const char *path, int flags, sqlite3 **db, fp_err *err)
 {
     if (sqlite3_open_v2(path, db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-        int rc = fp_fail(err, FP_EIO, "open %s: %s", path, *db ? sqlite3_errmsg(*db) : "out of memory");
+        int rc =
+            fp_fail(err, FP_EIO, "open %s: %s", path, *db ? sqlite3_errmsg(*db) : "out of memory");
         sqlite3_close(*db);
         *db = NULL;
         return rc;
@@ -160,8 +175,8 @@ static int migrate(sqlite3 *db, fp_err *err)
         int rc;
         if ((rc = exec(db, "BEGIN IMMEDIATE", err)) < 0)
             return rc;
-        if ((rc = exec(db, fp_store_migration_sql(v), err)) < 0 ||
-            (rc = exec(db, setv, err)) < 0 || (rc = exec(db, "COMMIT", err)) < 0) {
+        if ((rc = exec(db, fp_store_migration_sql(v), err)) < 0 || (rc = exec(db, setv, err)) < 0 ||
+            (rc = exec(db, "COMMIT", err)) < 0) {
             exec(db, "ROLLBACK", NULL);
             return rc;
         }
@@ -576,9 +591,11 @@ int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err)
         goto fail;
     /* journal_mode=WAL is persistent; synchronous=FULL makes every COMMIT
      * fsync the WAL, which is what makes an acknowledgement durable. */
-    if ((rc = exec(s->wdb, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
-                           "PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=0; "
-                           "PRAGMA journal_size_limit=67108864", err)) < 0)
+    if ((rc = exec(s->wdb,
+                   "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+                   "PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=0; "
+                   "PRAGMA journal_size_limit=67108864",
+                   err)) < 0)
         goto fail;
     if ((rc = migrate(s->wdb, err)) < 0)
         goto fail;
@@ -706,9 +723,8 @@ static int step_row(sqlite3_stmt *st)
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? FP_ENOTFOUND : FP_EIO;
 }
 
-int fp_store_find_serial(fp_store *s, int64_t seller_id, const char *serial,
-                         unsigned char hash[32], char number[FP_NUMBER_LEN + 1], char **doc,
-                         size_t *len)
+int fp_store_find_serial(fp_store *s, int64_t seller_id, const char *serial, unsigned char hash[32],
+                         char number[FP_NUMBER_LEN + 1], char **doc, size_t *len)
 {
     reader *r = acquire(s);
     sqlite3_stmt *st = r->st[RQ_FIND_SERIAL];
@@ -899,7 +915,8 @@ int fp_store_add_range(fp_store *s, int64_t seller_id, const char prefix[6], int
      * range of the same prefix, or issuing would hit used numbers. */
     for (int i = 0; i < 5; i++)
         if (prefix[i] < '0' || prefix[i] > '9')
-            return fp_fail(err, FP_EINVAL, "range prefix must be 5 digits (year, province, channel)");
+            return fp_fail(err, FP_EINVAL,
+                           "range prefix must be 5 digits (year, province, channel)");
     if (prefix[5] != 0 || first < 1 || first > last || last > 999999999999999LL)
         return fp_fail(err, FP_EINVAL, "range must satisfy 1 <= first <= last <= 999999999999999");
     pthread_mutex_lock(&s->wlock);
@@ -918,9 +935,10 @@ int fp_store_add_range(fp_store *s, int64_t seller_id, const char prefix[6], int
     sqlite3_finalize(st);
     pthread_mutex_unlock(&s->wlock);
     if (overlap != 0)
-        return overlap > 0 ? fp_fail(err, FP_ECONFLICT, "range %s %lld..%lld overlaps an existing range",
-                                     prefix, (long long)first, (long long)last)
-                           : fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
+        return overlap > 0
+                   ? fp_fail(err, FP_ECONFLICT, "range %s %lld..%lld overlaps an existing range",
+                             prefix, (long long)first, (long long)last)
+                   : fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
     range_arg a = {seller_id, first, last, prefix};
     return setup_exec(s,
                       "INSERT INTO number_ranges(seller_id, prefix, first, last, next, created_at) "
@@ -959,10 +977,9 @@ static int form_read(sqlite3 *db, int64_t seller_id, const char *form_no, int64_
     sqlite3_stmt *st = NULL;
     int rc = FP_EIO;
     memset(out, 0, sizeof *out);
-    const char *sql =
-        "SELECT id, form_no, blue_number, reason, initiated_by, state, created_at, "
-        "COALESCE(expires_at, 0), COALESCE(red_number, ''), total_amount, total_tax "
-        "FROM red_forms WHERE seller_id=?1 AND (form_no=?2 OR id=?3)";
+    const char *sql = "SELECT id, form_no, blue_number, reason, initiated_by, state, created_at, "
+                      "COALESCE(expires_at, 0), COALESCE(red_number, ''), total_amount, total_tax "
+                      "FROM red_forms WHERE seller_id=?1 AND (form_no=?2 OR id=?3)";
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
         return FP_EIO;
     sqlite3_bind_int64(st, 1, seller_id);
@@ -991,10 +1008,11 @@ static int form_read(sqlite3 *db, int64_t seller_id, const char *form_no, int64_
         snprintf(out->state, sizeof out->state, "lapsed");
     sqlite3_finalize(st);
     st = NULL;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT line, quantity, amount, tax FROM red_form_lines WHERE form_id=?1 "
-                           "ORDER BY line",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(
+            db,
+            "SELECT line, quantity, amount, tax FROM red_form_lines WHERE form_id=?1 "
+            "ORDER BY line",
+            -1, &st, NULL) != SQLITE_OK)
         goto out;
     sqlite3_bind_int64(st, 1, out->id);
     int cap = 8;
@@ -1022,8 +1040,7 @@ out:
     return rc;
 }
 
-int fp_store_red_form_get(fp_store *s, int64_t seller_id, const char *form_no,
-                          fp_red_form_rec *out)
+int fp_store_red_form_get(fp_store *s, int64_t seller_id, const char *form_no, fp_red_form_rec *out)
 {
     reader *r = acquire(s);
     int rc = form_read(r->db, seller_id, form_no, -1, out);
@@ -1036,11 +1053,12 @@ int fp_store_red_form_get(fp_store *s, int64_t seller_id, const char *form_no,
 static int used_by_forms(sqlite3 *db, const char *blue, fp_red_used *used, int nused)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT f.state, COALESCE(f.expires_at, 0), l.line, l.quantity, l.amount, "
-                           "l.tax FROM red_forms f JOIN red_form_lines l ON l.form_id = f.id "
-                           "WHERE f.blue_number=?1",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(
+            db,
+            "SELECT f.state, COALESCE(f.expires_at, 0), l.line, l.quantity, l.amount, "
+            "l.tax FROM red_forms f JOIN red_form_lines l ON l.form_id = f.id "
+            "WHERE f.blue_number=?1",
+            -1, &st, NULL) != SQLITE_OK)
         return FP_EIO;
     sqlite3_bind_text(st, 1, blue, -1, SQLITE_STATIC);
     int step;
@@ -1051,8 +1069,9 @@ static int used_by_forms(sqlite3 *db, const char *blue, fp_red_used *used, int n
         int line = sqlite3_column_int(st, 2);
         if (!state || line < 1 || line > nused)
             continue;
-        int counts = !strcmp(state, "issued") ||
-                     (is_open_state(state) && !(exp && now >= exp && !strncmp(state, "awaiting_", 9)));
+        int counts =
+            !strcmp(state, "issued") ||
+            (is_open_state(state) && !(exp && now >= exp && !strncmp(state, "awaiting_", 9)));
         if (!counts)
             continue;
         fp_qty q = 0;
@@ -1067,9 +1086,8 @@ static int used_by_forms(sqlite3 *db, const char *blue, fp_red_used *used, int n
     return step == SQLITE_DONE ? 0 : FP_EIO;
 }
 
-int fp_store_red_form_create(fp_store *s, int64_t seller_id, fp_red_form *f,
-                             const char *state, int64_t expires_at, fp_red_form_rec *out,
-                             fp_errors *es, fp_err *err)
+int fp_store_red_form_create(fp_store *s, int64_t seller_id, fp_red_form *f, const char *state,
+                             int64_t expires_at, fp_red_form_rec *out, fp_errors *es, fp_err *err)
 {
     memset(out, 0, sizeof *out);
     int maxline = 0;
@@ -1122,7 +1140,8 @@ int fp_store_red_form_create(fp_store *s, int64_t seller_id, fp_red_form *f,
     /* form numbers: RF + 18 digits of the row id (unique, never reused) */
     char form_no[24], sql[128];
     snprintf(form_no, sizeof form_no, "RF%018lld", (long long)id);
-    snprintf(sql, sizeof sql, "UPDATE red_forms SET form_no='%s' WHERE id=%lld", form_no, (long long)id);
+    snprintf(sql, sizeof sql, "UPDATE red_forms SET form_no='%s' WHERE id=%lld", form_no,
+             (long long)id);
     if (exec(s->wdb, sql, err) < 0)
         goto rollback;
     if (sqlite3_prepare_v2(s->wdb,
@@ -1163,8 +1182,8 @@ unlock:
     return rc;
 }
 
-int fp_store_red_form_act(fp_store *s, int64_t seller_id, const char *form_no,
-                          const char *action, fp_red_form_rec *out, fp_err *err)
+int fp_store_red_form_act(fp_store *s, int64_t seller_id, const char *form_no, const char *action,
+                          fp_red_form_rec *out, fp_err *err)
 {
     static const struct {
         const char *action, *to;
@@ -1172,7 +1191,9 @@ int fp_store_red_form_act(fp_store *s, int64_t seller_id, const char *form_no,
     } moves[] = {
         {"confirm", "confirmed", {"awaiting_buyer", "awaiting_seller", NULL}},
         {"reject", "rejected", {"awaiting_buyer", "awaiting_seller", NULL}},
-        {"withdraw", "withdrawn", {"no_confirmation_needed", "awaiting_buyer", "awaiting_seller", "confirmed"}},
+        {"withdraw",
+         "withdrawn",
+         {"no_confirmation_needed", "awaiting_buyer", "awaiting_seller", "confirmed"}},
     };
     int m = -1;
     for (int i = 0; i < 3; i++)

@@ -39,9 +39,8 @@ __attribute__((format(printf, 1, 2), unused)) static void check_ctx(const char *
 
 /* Records one outcome; on failure prints where and why.  Returns ok so a
  * caller can skip dependent checks: if (!CHECK(p != NULL)) continue; */
-__attribute__((format(printf, 4, 5), unused)) static int check_record(int ok, const char *file,
-                                                                       int line,
-                                                                       const char *fmt, ...)
+__attribute__((format(printf, 4, 5), unused)) static int
+check_record(int ok, const char *file, int line, const char *fmt, ...)
 {
     if (ok) {
         check_state.passed++;
@@ -72,31 +71,30 @@ __attribute__((unused)) static int check_summary(void)
 /* CHECK with a formatted explanation instead of the expression text. */
 #define CHECK_MSG(cond, ...) check_record(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
 
-#define CHECK_EQ_INT(actual, expected)                                                        \
-    ({                                                                                        \
-        long long check_a_ = (long long)(actual), check_e_ = (long long)(expected);           \
-        check_record(check_a_ == check_e_, __FILE__, __LINE__, "%s == %s: got %lld, want %lld", \
-                     #actual, #expected, check_a_, check_e_);                                 \
+#define CHECK_EQ_INT(actual, expected)                                                             \
+    ({                                                                                             \
+        long long check_a_ = (long long)(actual), check_e_ = (long long)(expected);                \
+        check_record(check_a_ == check_e_, __FILE__, __LINE__, "%s == %s: got %lld, want %lld",    \
+                     #actual, #expected, check_a_, check_e_);                                      \
     })
 
 /* NULL-safe: two NULLs are equal, NULL and a string are not. */
-#define CHECK_EQ_STR(actual, expected)                                                         \
-    ({                                                                                         \
-        const char *check_a_ = (actual), *check_e_ = (expected);                               \
-        int check_ok_ = (check_a_ == NULL || check_e_ == NULL) ? check_a_ == check_e_          \
-                                                               : strcmp(check_a_, check_e_) == 0; \
-        check_record(check_ok_, __FILE__, __LINE__, "%s == %s: got \"%s\", want \"%s\"",       \
-                     #actual, #expected, check_a_ ? check_a_ : "(null)",                       \
-                     check_e_ ? check_e_ : "(null)");                                          \
+#define CHECK_EQ_STR(actual, expected)                                                             \
+    ({                                                                                             \
+        const char *check_a_ = (actual), *check_e_ = (expected);                                   \
+        int check_ok_ = (check_a_ == NULL || check_e_ == NULL) ? check_a_ == check_e_              \
+                                                               : strcmp(check_a_, check_e_) == 0;  \
+        check_record(check_ok_, __FILE__, __LINE__, "%s == %s: got \"%s\", want \"%s\"", #actual,  \
+                     #expected, check_a_ ? check_a_ : "(null)", check_e_ ? check_e_ : "(null)");   \
     })
 
 /* haystack contains needle (both non-NULL). */
-#define CHECK_CONTAINS(haystack, needle)                                                       \
-    ({                                                                                         \
-        const char *check_h_ = (haystack), *check_n_ = (needle);                               \
-        check_record(check_h_ && check_n_ && strstr(check_h_, check_n_) != NULL, __FILE__,     \
-                     __LINE__, "%s contains %s: \"%s\" lacks \"%s\"", #haystack, #needle,      \
-                     check_h_ ? check_h_ : "(null)", check_n_ ? check_n_ : "(null)");          \
+#define CHECK_CONTAINS(haystack, needle)                                                           \
+    ({                                                                                             \
+        const char *check_h_ = (haystack), *check_n_ = (needle);                                   \
+        check_record(check_h_ &&check_n_ &&strstr(check_h_, check_n_) != NULL, __FILE__, __LINE__, \
+                     "%s contains %s: \"%s\" lacks \"%s\"", #haystack, #needle,                    \
+                     check_h_ ? check_h_ : "(null)", check_n_ ? check_n_ : "(null)");              \
     })
 
 #endif

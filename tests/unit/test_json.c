@@ -100,7 +100,7 @@ static void test_parse(void)
         const char *name, *body;
         size_t len; /* 0: strlen */
         int max_depth;
-        fp_code code; /* FPC_NONE: parses */
+        fp_code code;       /* FPC_NONE: parses */
         const char *detail; /* substring of detail, or NULL */
     } cases[] = {
         {"object", "{\"a\":1}", 0, 32, FPC_NONE, NULL},
@@ -108,8 +108,10 @@ static void test_parse(void)
         {"scalar string", "\"x\"", 0, 32, FPC_NONE, NULL},
         {"whitespace around", " \n\t{\"a\":[true,false,null]}\r\n ", 0, 32, FPC_NONE, NULL},
         {"CJK keys and values", "{\"名称\":\"软件维护服务费\"}", 0, 32, FPC_NONE, NULL},
-        {"same key in different objects", "{\"a\":{\"b\":1},\"b\":{\"a\":2}}", 0, 32, FPC_NONE, NULL},
-        {"same key in sibling array objects", "{\"items\":[{\"x\":1},{\"x\":2}]}", 0, 32, FPC_NONE, NULL},
+        {"same key in different objects", "{\"a\":{\"b\":1},\"b\":{\"a\":2}}", 0, 32, FPC_NONE,
+         NULL},
+        {"same key in sibling array objects", "{\"items\":[{\"x\":1},{\"x\":2}]}", 0, 32, FPC_NONE,
+         NULL},
         {"escaped backslash before u0000", "{\"a\":\"\\\\u0000\"}", 0, 32, FPC_NONE, NULL},
         {"brackets inside strings do not count", "{\"a\":\"[[[[{{{{\"}", 0, 2, FPC_NONE, NULL},
         {"escaped quote in string", "{\"a\":\"x\\\"[[[[\"}", 0, 2, FPC_NONE, NULL},
@@ -117,13 +119,15 @@ static void test_parse(void)
         {"\\u0001 is fine", "{\"a\":\"\\u0001\"}", 0, 32, FPC_NONE, NULL},
         /* duplicates */
         {"duplicate at top level", "{\"a\":1,\"a\":2}", 0, 32, FPC_DUPLICATE_FIELD, "a"},
-        {"duplicate non-adjacent", "{\"drawer\":1,\"x\":0,\"drawer\":2}", 0, 32, FPC_DUPLICATE_FIELD, "drawer"},
-        {"duplicate in array of objects", "{\"items\":[{\"x\":1},{\"name\":1,\"y\":2,\"name\":3}]}", 0, 32,
-         FPC_DUPLICATE_FIELD, "name"},
+        {"duplicate non-adjacent", "{\"drawer\":1,\"x\":0,\"drawer\":2}", 0, 32,
+         FPC_DUPLICATE_FIELD, "drawer"},
+        {"duplicate in array of objects", "{\"items\":[{\"x\":1},{\"name\":1,\"y\":2,\"name\":3}]}",
+         0, 32, FPC_DUPLICATE_FIELD, "name"},
         {"duplicate deep", "[[[{\"k\":{\"z\":1,\"z\":1}}]]]", 0, 32, FPC_DUPLICATE_FIELD, "z"},
         {"duplicate via escape", "{\"a\":1,\"\\u0061\":2}", 0, 32, FPC_DUPLICATE_FIELD, "a"},
         {"duplicate null values", "{\"n\":null,\"n\":null}", 0, 32, FPC_DUPLICATE_FIELD, "n"},
-        {"duplicate empty key", "{\"\":1,\"\":2}", 0, 32, FPC_DUPLICATE_FIELD, NULL}, /* detail not empty */
+        {"duplicate empty key", "{\"\":1,\"\":2}", 0, 32, FPC_DUPLICATE_FIELD,
+         NULL}, /* detail not empty */
         {"duplicate CJK key", "{\"名\":1,\"名\":2}", 0, 32, FPC_DUPLICATE_FIELD, "名"},
         /* escaped NUL, NUL bytes */
         {"escaped NUL in value", "{\"a\":\"x\\u0000y\"}", 0, 32, FPC_MALFORMED_JSON, "\\u0000"},
@@ -163,8 +167,8 @@ static void test_parse(void)
         size_t len = cases[i].len ? cases[i].len : strlen(cases[i].body);
         fp_code code = FPC_NONE;
         char detail[128] = "";
-        cJSON *j = fp_json_parse(cases[i].body, len, cases[i].max_depth, &code, detail,
-                                 sizeof detail);
+        cJSON *j =
+            fp_json_parse(cases[i].body, len, cases[i].max_depth, &code, detail, sizeof detail);
         if (cases[i].code == FPC_NONE) {
             CHECK_MSG(j != NULL, "want success, got code %d (%s)", (int)code, detail);
         } else {
@@ -183,13 +187,10 @@ static void test_parse(void)
         int depth, max;
         fp_code code;
     } deep[] = {
-        {"[", "]", "", 32, 32, FPC_NONE},
-        {"[", "]", "", 33, 32, FPC_TOO_DEEP},
-        {"{\"a\":", "}", "1", 31, 32, FPC_NONE},
-        {"{\"a\":", "}", "{}", 32, 32, FPC_TOO_DEEP},
+        {"[", "]", "", 32, 32, FPC_NONE},          {"[", "]", "", 33, 32, FPC_TOO_DEEP},
+        {"{\"a\":", "}", "1", 31, 32, FPC_NONE},   {"{\"a\":", "}", "{}", 32, 32, FPC_TOO_DEEP},
         {"[", "]", "", 100000, 32, FPC_TOO_DEEP}, /* must not recurse 100000 deep */
-        {"[{\"k\":", "}]", "0", 16, 32, FPC_NONE},
-        {"[{\"k\":", "}]", "[]", 16, 32, FPC_TOO_DEEP},
+        {"[{\"k\":", "}]", "0", 16, 32, FPC_NONE}, {"[{\"k\":", "}]", "[]", 16, 32, FPC_TOO_DEEP},
     };
     for (size_t i = 0; i < NCASES(deep); i++) {
         check_ctx("json_parse depth[%zu] %d x %s, max %d", i, deep[i].depth, deep[i].open,

@@ -40,15 +40,15 @@ typedef struct finding {
 
 typedef struct lint {
     finding f[MAX_FINDINGS];
-    int n;      /* findings (may exceed MAX_FINDINGS; only the first are kept) */
-    int files;  /* .c/.h files read */
-    int quiet;  /* do not print findings */
+    int n;     /* findings (may exceed MAX_FINDINGS; only the first are kept) */
+    int files; /* .c/.h files read */
+    int quiet; /* do not print findings */
 } lint;
 
 static const char *const banned[] = {
-    "float", "double", "strtod", "strtof", "strtold", "atof", "wcstod", "wcstof", "wcstold",
-    "__float128", "__float80", "_Float16", "_Float32", "_Float64", "_Float128", "_Float32x",
-    "_Float64x", "_Decimal32", "_Decimal64", "_Decimal128",
+    "float",     "double",    "strtod",     "strtof",     "strtold",    "atof",        "wcstod",
+    "wcstof",    "wcstold",   "__float128", "__float80",  "_Float16",   "_Float32",    "_Float64",
+    "_Float128", "_Float32x", "_Float64x",  "_Decimal32", "_Decimal64", "_Decimal128",
 };
 
 static void add_finding(lint *l, const char *file, int line, const char *tok, size_t len)

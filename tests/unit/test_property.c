@@ -37,12 +37,12 @@
 #error "FP_SOURCE_DIR must be defined by the build"
 #endif
 
-#define N_VALID 5000
-#define N_INVALID 2000
-#define N_WORDS 100000
-#define MAX_LINES 30
+#define N_VALID     5000
+#define N_INVALID   2000
+#define N_WORDS     100000
+#define MAX_LINES   30
 #define MAX_REPORTS 8 /* failing requests printed in full */
-#define MONEY_MAX ((int64_t)999999999999999999LL)
+#define MONEY_MAX   ((int64_t)999999999999999999LL)
 
 typedef __int128 i128;
 
@@ -321,30 +321,30 @@ static int capital_parse(const char *s, int64_t *out, const char **why)
     int phase = 0;     /* 0 integer, 1 after 圆, 2 after 角, 3 after 分, 4 after 整 */
     int zero_yuan = 0; /* 零圆 */
     int jiao = 0, fen = 0;
-#define FAIL(msg)    \
-    do {             \
-        *why = (msg); \
-        return -1;   \
+#define FAIL(msg)                                                                                  \
+    do {                                                                                           \
+        *why = (msg);                                                                              \
+        return -1;                                                                                 \
     } while (0)
     /* places the pending digit at in-group power pw */
-#define PLACE(pw)                                                                     \
-    do {                                                                              \
-        if ((pw) >= last_pow)                                                         \
-            FAIL("units out of order");                                               \
-        if (last_pow < 4) {                                                           \
-            int gap_ = last_pow - (pw) - 1;                                           \
-            if (gap_ > 0 && !zero)                                                    \
-                FAIL("a gap inside a group without 零");                              \
-            if (gap_ == 0 && zero)                                                    \
-                FAIL("零 without a gap");                                             \
-        } else if (zero && !any && !seen_wan && !seen_yi) {                           \
-            FAIL("leading 零");                                                       \
-        }                                                                             \
-        sec += pending * (pw == 3 ? 1000 : pw == 2 ? 100 : pw == 1 ? 10 : 1);          \
-        last_pow = (pw);                                                              \
-        pending = -1;                                                                 \
-        zero = 0;                                                                     \
-        any = 1;                                                                      \
+#define PLACE(pw)                                                                                  \
+    do {                                                                                           \
+        if ((pw) >= last_pow)                                                                      \
+            FAIL("units out of order");                                                            \
+        if (last_pow < 4) {                                                                        \
+            int gap_ = last_pow - (pw)-1;                                                          \
+            if (gap_ > 0 && !zero)                                                                 \
+                FAIL("a gap inside a group without 零");                                           \
+            if (gap_ == 0 && zero)                                                                 \
+                FAIL("零 without a gap");                                                          \
+        } else if (zero && !any && !seen_wan && !seen_yi) {                                        \
+            FAIL("leading 零");                                                                    \
+        }                                                                                          \
+        sec += pending * (pw == 3 ? 1000 : pw == 2 ? 100 : pw == 1 ? 10 : 1);                      \
+        last_pow = (pw);                                                                           \
+        pending = -1;                                                                              \
+        zero = 0;                                                                                  \
+        any = 1;                                                                                   \
     } while (0)
     if (!*p)
         FAIL("empty");
@@ -507,14 +507,38 @@ static void test_capital_parser(void)
         CHECK_EQ_INT(v, ok[i].fen);
     }
     static const char *const bad[] = {
-        "",           "壹仟零贰佰圆整", /* 零 without a gap */
-        "壹仟贰圆整", /* 1002 needs 零 */
-        "壹拾零圆整", "零壹圆整",       "壹零圆整",     "壹壹圆整",     "拾圆整",
-        "壹圆",       "壹分整",         "壹圆贰分",     "壹角零贰分",   "壹万万圆整",
-        "壹亿亿圆整", "（负数）",       "壹圆整整",     "abc",          "壹佰拾圆整",
-        "壹拾佰圆整", "贰角壹圆整",     "（负数）零圆整", "壹圆零零贰分", "零圆伍角",
-        "零零圆整",   "壹圆伍",         "万圆整",       "壹圆整伍角",   "壹圆圆整",
-        "伍分伍角",   "壹仟零零壹圆整", "零伍分",       "壹拾圆（负数）整",
+        "",
+        "壹仟零贰佰圆整", /* 零 without a gap */
+        "壹仟贰圆整",     /* 1002 needs 零 */
+        "壹拾零圆整",
+        "零壹圆整",
+        "壹零圆整",
+        "壹壹圆整",
+        "拾圆整",
+        "壹圆",
+        "壹分整",
+        "壹圆贰分",
+        "壹角零贰分",
+        "壹万万圆整",
+        "壹亿亿圆整",
+        "（负数）",
+        "壹圆整整",
+        "abc",
+        "壹佰拾圆整",
+        "壹拾佰圆整",
+        "贰角壹圆整",
+        "（负数）零圆整",
+        "壹圆零零贰分",
+        "零圆伍角",
+        "零零圆整",
+        "壹圆伍",
+        "万圆整",
+        "壹圆整伍角",
+        "壹圆圆整",
+        "伍分伍角",
+        "壹仟零零壹圆整",
+        "零伍分",
+        "壹拾圆（负数）整",
     };
     for (size_t i = 0; i < NCASES(bad); i++) {
         check_ctx("capital_parse bad[%zu] %s", i, bad[i]);
@@ -529,10 +553,28 @@ static void test_capital_parser(void)
 static void test_words_round_trip(void)
 {
     int bad = 0;
-    int64_t extremes[] = {0, 1, 9, 10, 99, 100, 101, 1000, 10000, 100000, 100001,
-                          1000000, 10000000000LL, 10000000001LL, 100000000000000LL,
-                          9999999999999999LL, 10000000000000000LL, MONEY_MAX, MONEY_MAX - 1,
-                          MONEY_MAX - 99, 100000000000000000LL, 100000000000000001LL};
+    int64_t extremes[] = {0,
+                          1,
+                          9,
+                          10,
+                          99,
+                          100,
+                          101,
+                          1000,
+                          10000,
+                          100000,
+                          100001,
+                          1000000,
+                          10000000000LL,
+                          10000000001LL,
+                          100000000000000LL,
+                          9999999999999999LL,
+                          10000000000000000LL,
+                          MONEY_MAX,
+                          MONEY_MAX - 1,
+                          MONEY_MAX - 99,
+                          100000000000000000LL,
+                          100000000000000001LL};
     for (int k = 0; k < N_WORDS + 2 * (int)NCASES(extremes) && bad < 10; k++) {
         int64_t fen;
         int nx = (int)NCASES(extremes);
@@ -571,14 +613,23 @@ static const fp_policy policy_model[] = {FP_POLICY_NONE, FP_POLICY_EXEMPT, FP_PO
                                          FP_POLICY_SIMPLIFIED};
 
 static const char *const item_names[] = {
-    "软件维护服务费", "技术咨询服务费", "云主机租用", "东北大米", "货物运输服务",
-    "笔记本电脑", "名称带\"引号\"", "反斜杠\\路径", "Mixed ASCII / 中文", "𠮷野家便当（四字节）",
-    "a", "测试服务 <&>",
+    "软件维护服务费",
+    "技术咨询服务费",
+    "云主机租用",
+    "东北大米",
+    "货物运输服务",
+    "笔记本电脑",
+    "名称带\"引号\"",
+    "反斜杠\\路径",
+    "Mixed ASCII / 中文",
+    "𠮷野家便当（四字节）",
+    "a",
+    "测试服务 <&>",
 };
 static const char *const specs[] = {"V2", "15.6英寸", "5kg/袋", "型号\"X\""};
 static const char *const units[] = {"年", "台", "袋", "次", "km"};
-static const char *const buyer_names[] = {"上海某某科技有限公司", "王五", "厦门\"某某\"贸易有限公司",
-                                          "Acme 中国"};
+static const char *const buyer_names[] = {"上海某某科技有限公司", "王五",
+                                          "厦门\"某某\"贸易有限公司", "Acme 中国"};
 
 typedef struct gitem {
     int row, name, spec, unit;
@@ -604,14 +655,22 @@ static i128 cum_dev; /* Σ (amount × rate − tax) × 10000 of the request so f
 static const char *rate_text(int bp)
 {
     switch (bp) {
-    case 1300: return chance(80) ? "0.13" : "0.130";
-    case 900: return chance(80) ? "0.09" : "0.0900";
-    case 600: return chance(80) ? "0.06" : "0.060";
-    case 500: return "0.05";
-    case 300: return chance(80) ? "0.03" : "0.030";
-    case 150: return "0.015";
-    case 100: return chance(80) ? "0.01" : "0.0100";
-    case 0: return chance(50) ? "0" : "0.00";
+    case 1300:
+        return chance(80) ? "0.13" : "0.130";
+    case 900:
+        return chance(80) ? "0.09" : "0.0900";
+    case 600:
+        return chance(80) ? "0.06" : "0.060";
+    case 500:
+        return "0.05";
+    case 300:
+        return chance(80) ? "0.03" : "0.030";
+    case 150:
+        return "0.015";
+    case 100:
+        return chance(80) ? "0.01" : "0.0100";
+    case 0:
+        return chance(50) ? "0" : "0.00";
     }
     return "?";
 }
@@ -1047,7 +1106,7 @@ static int check_model(const greq *g, const fp_invoice *inv)
     for (int i = 0; i < inv->nitems; i++) {
         const fp_item *m = &inv->items[i];
         const gitem *e = &g->it[i];
-        int kind = e->discount ? FP_LINE_DISCOUNT
+        int kind = e->discount                               ? FP_LINE_DISCOUNT
                    : (i + 1 < g->n && g->it[i + 1].discount) ? FP_LINE_DISCOUNTED
                                                              : FP_LINE_NORMAL;
         CHECK_MSG(m->amount == e->e_amount && m->tax == e->e_tax &&
@@ -1061,8 +1120,8 @@ static int check_model(const greq *g, const fp_invoice *inv)
         /* invariants on the model alone */
         CHECK_MSG(m->amount_with_tax == m->amount + m->tax, "line %d: gross != amount + tax", i);
         CHECK_MSG(abs128((i128)m->amount * m->rate_bp - (i128)m->tax * 10000) <= 60000,
-                  "line %d: |amount x rate - tax| > 0.06 (%lld, %d, %lld)", i,
-                  (long long)m->amount, m->rate_bp, (long long)m->tax);
+                  "line %d: |amount x rate - tax| > 0.06 (%lld, %d, %lld)", i, (long long)m->amount,
+                  m->rate_bp, (long long)m->tax);
         if (m->policy == FP_POLICY_EXEMPT || m->policy == FP_POLICY_NON_TAXABLE)
             CHECK_MSG(m->tax == 0, "line %d: exempt line with tax %lld", i, (long long)m->tax);
         CHECK_MSG(m->kind == FP_LINE_DISCOUNT ? m->amount < 0 : m->amount > 0,
@@ -1123,7 +1182,8 @@ static int check_render(const greq *g, const fp_invoice *inv, int serial)
             CHECK_MSG(rendered_is(o, "amount", m->amount) && rendered_is(o, "tax", m->tax) &&
                           rendered_is(o, "amount_with_tax", m->amount_with_tax),
                       "line %d rendered %s/%s/%s, model %lld/%lld/%lld", i,
-                      jget(o, "amount") ? jget(o, "amount") : "-", jget(o, "tax") ? jget(o, "tax") : "-",
+                      jget(o, "amount") ? jget(o, "amount") : "-",
+                      jget(o, "tax") ? jget(o, "tax") : "-",
                       jget(o, "amount_with_tax") ? jget(o, "amount_with_tax") : "-",
                       (long long)m->amount, (long long)m->tax, (long long)m->amount_with_tax);
             int bp = -1;
@@ -1321,9 +1381,8 @@ static void test_invalid(void)
         int all_match = es.n > 0;
         for (int e = 0; e < es.n; e++)
             all_match &= es.e[e].code == code && strcmp(es.e[e].field, field) == 0;
-        if (!CHECK_MSG(rc == FP_EINVAL && all_match,
-                       "want only %s at %s; rc %d, %d errors", fp_code_get(code)->name, field, rc,
-                       es.n)) {
+        if (!CHECK_MSG(rc == FP_EINVAL && all_match, "want only %s at %s; rc %d, %d errors",
+                       fp_code_get(code)->name, field, rc, es.n)) {
             report(mut_names[kind], body, &es);
             wrong++;
         }

@@ -39,7 +39,8 @@ static const char *const BLUE_A =
     "{\"invoice_type\":\"02\",\"price_includes_tax\":false,"
     "\"buyer\":{\"name\":\"上海某某科技有限公司\",\"tax_id\":\"91350200MA2YJ1XR9G\"},"
     "\"items\":["
-    "{\"name\":\"软件维护服务费\",\"tax_code\":\"3040201000000000000\",\"spec\":\"V2\",\"unit\":\"年\","
+    "{\"name\":\"软件维护服务费\",\"tax_code\":\"3040201000000000000\",\"spec\":\"V2\",\"unit\":"
+    "\"年\","
     "\"quantity\":\"10\",\"unit_price\":\"100.00\",\"tax_rate\":\"0.06\"},"
     "{\"name\":\"服务器\",\"tax_code\":\"1090511030000000000\",\"unit\":\"台\","
     "\"quantity\":\"2.5\",\"unit_price\":\"40.00\",\"tax_rate\":\"0.13\"},"
@@ -92,7 +93,8 @@ static int make_blue(const char *body, const char *number, fp_doc *out)
     fp_invoice inv;
     fp_errors *es = calloc(1, sizeof *es);
     int rc = fp_invoice_parse(body, strlen(body), NULL, &inv, es);
-    if (!CHECK_MSG(rc == 0, "blue body refused: %s %s", es->n ? es->e[0].field : "", es->n ? es->e[0].en : "")) {
+    if (!CHECK_MSG(rc == 0, "blue body refused: %s %s", es->n ? es->e[0].field : "",
+                   es->n ? es->e[0].en : "")) {
         fp_invoice_clear(&inv);
         free(es);
         return -1;
@@ -135,8 +137,8 @@ static int has_error(const fp_errors *es, fp_code code, const char *field)
 static void dump_errors(const fp_errors *es)
 {
     for (int i = 0; i < es->n; i++)
-        fprintf(stderr, "    error %d: code %d field \"%s\" %s\n", i, (int)es->e[i].code, es->e[i].field,
-                es->e[i].en);
+        fprintf(stderr, "    error %d: code %d field \"%s\" %s\n", i, (int)es->e[i].code,
+                es->e[i].field, es->e[i].en);
 }
 
 static const fp_doc *blue_of(char which)
@@ -252,149 +254,185 @@ typedef struct parse_case {
 
 static const parse_case parse_cases[] = {
     /* accepted, every reason */
-    {"issue_error: full reversal, lines identical (discount line too)", 'A', "{\"reason\":\"issue_error\"}",
-     FPC_NONE, NULL, 3, -108000, -7040, 1, "-10", -100000, -6000},
-    {"issue_error with empty items", 'A', "{\"reason\":\"issue_error\",\"items\":[]}", FPC_NONE, NULL, 3,
-     -108000, -7040, 1, "-10", -100000, -6000},
-    {"issue_error of B (exempt, amount-only line)", 'B', "{\"reason\":\"issue_error\"}", FPC_NONE, NULL, 2,
-     -15000, -300, 1, "-3", -10000, 0},
+    {"issue_error: full reversal, lines identical (discount line too)", 'A',
+     "{\"reason\":\"issue_error\"}", FPC_NONE, NULL, 3, -108000, -7040, 1, "-10", -100000, -6000},
+    {"issue_error with empty items", 'A', "{\"reason\":\"issue_error\",\"items\":[]}", FPC_NONE,
+     NULL, 3, -108000, -7040, 1, "-10", -100000, -6000},
+    {"issue_error of B (exempt, amount-only line)", 'B', "{\"reason\":\"issue_error\"}", FPC_NONE,
+     NULL, 2, -15000, -300, 1, "-3", -10000, 0},
     {"issue_error with flags", 'A',
-     "{\"reason\":\"issue_error\",\"buyer_has_deducted\":true,\"initiated_by\":\"seller\"}", FPC_NONE, NULL, 3,
-     -108000, -7040, 1, "-10", -100000, -6000},
-    {"sales_return quantity only", 'A', "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-3\"}]}",
-     FPC_NONE, NULL, 1, -30000, -1800, 1, "-3", -30000, -1800},
+     "{\"reason\":\"issue_error\",\"buyer_has_deducted\":true,\"initiated_by\":\"seller\"}",
+     FPC_NONE, NULL, 3, -108000, -7040, 1, "-10", -100000, -6000},
+    {"sales_return quantity only", 'A',
+     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-3\"}]}", FPC_NONE, NULL,
+     1, -30000, -1800, 1, "-3", -30000, -1800},
     {"sales_return with the exact amount", 'A',
-     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-3\",\"amount\":\"-300.00\"}]}", FPC_NONE,
-     NULL, 1, -30000, -1800, 1, "-3", -30000, -1800},
+     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-3\",\"amount\":\"-300."
+     "00\"}]}",
+     FPC_NONE, NULL, 1, -30000, -1800, 1, "-3", -30000, -1800},
     {"sales_return amount within 0.01", 'A',
-     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-3\",\"amount\":\"-300.01\"}]}", FPC_NONE,
-     NULL, 1, -30001, -1800, 1, "-3", -30001, -1800},
+     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-3\",\"amount\":\"-300."
+     "01\"}]}",
+     FPC_NONE, NULL, 1, -30001, -1800, 1, "-3", -30001, -1800},
     {"sales_return 13 decimals", 'A',
-     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-0.1234567890123\"}]}", FPC_NONE, NULL, 1,
-     -1235, -74, 1, "-0.1234567890123", -1235, -74},
+     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-0.1234567890123\"}]}",
+     FPC_NONE, NULL, 1, -1235, -74, 1, "-0.1234567890123", -1235, -74},
     {"sales_return on the discounted line", 'A',
-     "{\"reason\":\"sales_return\",\"items\":[{\"line\":2,\"quantity\":\"-1\"}]}", FPC_NONE, NULL, 1, -4000, -520, 1,
-     "-1", -4000, -520},
+     "{\"reason\":\"sales_return\",\"items\":[{\"line\":2,\"quantity\":\"-1\"}]}", FPC_NONE, NULL,
+     1, -4000, -520, 1, "-1", -4000, -520},
     {"sales_return of an exempt line: no tax", 'B',
-     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-1\"}]}", FPC_NONE, NULL, 1, -3333, 0, 1, "-1",
-     -3333, 0},
+     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-1\"}]}", FPC_NONE, NULL,
+     1, -3333, 0, 1, "-1", -3333, 0},
     {"sales_return two lines", 'A',
-     "{\"reason\":\"sales_return\",\"items\":[{\"line\":2,\"quantity\":\"-0.5\"},{\"line\":1,\"quantity\":\"-1\"}]}",
+     "{\"reason\":\"sales_return\",\"items\":[{\"line\":2,\"quantity\":\"-0.5\"},{\"line\":1,"
+     "\"quantity\":\"-1\"}]}",
      FPC_NONE, NULL, 2, -12000, -860, 1, "-0.5", -2000, -260},
-    {"service_stop amount only", 'A', "{\"reason\":\"service_stop\",\"items\":[{\"line\":1,\"amount\":\"-150.00\"}]}",
-     FPC_NONE, NULL, 1, -15000, -900, 0, NULL, -15000, -900},
+    {"service_stop amount only", 'A',
+     "{\"reason\":\"service_stop\",\"items\":[{\"line\":1,\"amount\":\"-150.00\"}]}", FPC_NONE,
+     NULL, 1, -15000, -900, 0, NULL, -15000, -900},
     {"service_stop amount and quantity", 'A',
-     "{\"reason\":\"service_stop\",\"items\":[{\"line\":1,\"amount\":\"-200.00\",\"quantity\":\"-2\"}]}", FPC_NONE,
-     NULL, 1, -20000, -1200, 1, "-2", -20000, -1200},
+     "{\"reason\":\"service_stop\",\"items\":[{\"line\":1,\"amount\":\"-200.00\",\"quantity\":\"-"
+     "2\"}]}",
+     FPC_NONE, NULL, 1, -20000, -1200, 1, "-2", -20000, -1200},
     {"service_stop of an amount-only line", 'B',
-     "{\"reason\":\"service_stop\",\"items\":[{\"line\":2,\"amount\":\"-50.00\"}]}", FPC_NONE, NULL, 1, -5000, -300, 0,
-     NULL, -5000, -300},
-    {"allowance", 'A', "{\"reason\":\"allowance\",\"items\":[{\"line\":1,\"amount\":\"-10.00\"}]}", FPC_NONE, NULL, 1,
-     -1000, -60, 0, NULL, -1000, -60},
-    {"allowance of an exempt line", 'B', "{\"reason\":\"allowance\",\"items\":[{\"line\":1,\"amount\":\"-10.00\"}]}",
-     FPC_NONE, NULL, 1, -1000, 0, 0, NULL, -1000, 0},
+     "{\"reason\":\"service_stop\",\"items\":[{\"line\":2,\"amount\":\"-50.00\"}]}", FPC_NONE, NULL,
+     1, -5000, -300, 0, NULL, -5000, -300},
+    {"allowance", 'A', "{\"reason\":\"allowance\",\"items\":[{\"line\":1,\"amount\":\"-10.00\"}]}",
+     FPC_NONE, NULL, 1, -1000, -60, 0, NULL, -1000, -60},
+    {"allowance of an exempt line", 'B',
+     "{\"reason\":\"allowance\",\"items\":[{\"line\":1,\"amount\":\"-10.00\"}]}", FPC_NONE, NULL, 1,
+     -1000, 0, 0, NULL, -1000, 0},
     {"allowance initiated by the buyer", 'A',
-     "{\"reason\":\"allowance\",\"initiated_by\":\"buyer\",\"items\":[{\"line\":1,\"amount\":\"-10.00\"}]}",
+     "{\"reason\":\"allowance\",\"initiated_by\":\"buyer\",\"items\":[{\"line\":1,\"amount\":\"-10."
+     "00\"}]}",
      FPC_NONE, NULL, 1, -1000, -60, 0, NULL, -1000, -60},
 
     /* refused: the request */
     {"not JSON", 'A', "{\"reason\":", FPC_MALFORMED_JSON, ""},
     {"an array", 'A', "[]", FPC_FIELD_TYPE, ""},
-    {"reason missing", 'A', "{\"items\":[{\"line\":1,\"amount\":\"-1.00\"}]}", FPC_FIELD_REQUIRED, "reason"},
+    {"reason missing", 'A', "{\"items\":[{\"line\":1,\"amount\":\"-1.00\"}]}", FPC_FIELD_REQUIRED,
+     "reason"},
     {"reason unknown", 'A', "{\"reason\":\"void\"}", FPC_INVALID_FIELD, "reason"},
     {"reason a number", 'A', "{\"reason\":1}", FPC_INVALID_FIELD, "reason"},
     {"unknown field", 'A', "{\"reason\":\"issue_error\",\"foo\":1}", FPC_UNKNOWN_FIELD, "foo"},
-    {"buyer_has_deducted a string", 'A', "{\"reason\":\"issue_error\",\"buyer_has_deducted\":\"yes\"}",
-     FPC_FIELD_TYPE, "buyer_has_deducted"},
-    {"initiated_by unknown", 'A', "{\"reason\":\"issue_error\",\"initiated_by\":\"tax_bureau\"}", FPC_INVALID_FIELD,
-     "initiated_by"},
+    {"buyer_has_deducted a string", 'A',
+     "{\"reason\":\"issue_error\",\"buyer_has_deducted\":\"yes\"}", FPC_FIELD_TYPE,
+     "buyer_has_deducted"},
+    {"initiated_by unknown", 'A', "{\"reason\":\"issue_error\",\"initiated_by\":\"tax_bureau\"}",
+     FPC_INVALID_FIELD, "initiated_by"},
     {"items an object", 'A', "{\"reason\":\"allowance\",\"items\":{}}", FPC_FIELD_TYPE, "items"},
-    {"issue_error with items", 'A', "{\"reason\":\"issue_error\",\"items\":[{\"line\":1,\"amount\":\"-1.00\"}]}",
+    {"issue_error with items", 'A',
+     "{\"reason\":\"issue_error\",\"items\":[{\"line\":1,\"amount\":\"-1.00\"}]}",
      FPC_INVALID_FIELD, "items"},
-    {"sales_return without items", 'A', "{\"reason\":\"sales_return\"}", FPC_FIELD_REQUIRED, "items"},
-    {"allowance with empty items", 'A', "{\"reason\":\"allowance\",\"items\":[]}", FPC_FIELD_REQUIRED, "items"},
+    {"sales_return without items", 'A', "{\"reason\":\"sales_return\"}", FPC_FIELD_REQUIRED,
+     "items"},
+    {"allowance with empty items", 'A', "{\"reason\":\"allowance\",\"items\":[]}",
+     FPC_FIELD_REQUIRED, "items"},
 
     /* refused: the line number */
-    {"line 0", 'A', "{\"reason\":\"allowance\",\"items\":[{\"line\":0,\"amount\":\"-1.00\"}]}", FPC_INVALID_FIELD,
-     "items[0].line"},
-    {"line past the blue", 'A', "{\"reason\":\"allowance\",\"items\":[{\"line\":4,\"amount\":\"-1.00\"}]}",
+    {"line 0", 'A', "{\"reason\":\"allowance\",\"items\":[{\"line\":0,\"amount\":\"-1.00\"}]}",
      FPC_INVALID_FIELD, "items[0].line"},
-    {"line a string", 'A', "{\"reason\":\"allowance\",\"items\":[{\"line\":\"1\",\"amount\":\"-1.00\"}]}",
+    {"line past the blue", 'A',
+     "{\"reason\":\"allowance\",\"items\":[{\"line\":4,\"amount\":\"-1.00\"}]}", FPC_INVALID_FIELD,
+     "items[0].line"},
+    {"line a string", 'A',
+     "{\"reason\":\"allowance\",\"items\":[{\"line\":\"1\",\"amount\":\"-1.00\"}]}",
      FPC_INVALID_FIELD, "items[0].line"},
     {"line 1.5", 'A', "{\"reason\":\"allowance\",\"items\":[{\"line\":1.5,\"amount\":\"-1.00\"}]}",
      FPC_INVALID_FIELD, "items[0].line"},
-    {"line huge", 'A', "{\"reason\":\"allowance\",\"items\":[{\"line\":1e300,\"amount\":\"-1.00\"}]}",
+    {"line huge", 'A',
+     "{\"reason\":\"allowance\",\"items\":[{\"line\":1e300,\"amount\":\"-1.00\"}]}",
      FPC_INVALID_FIELD, "items[0].line"},
-    {"line missing", 'A', "{\"reason\":\"allowance\",\"items\":[{\"amount\":\"-1.00\"}]}", FPC_INVALID_FIELD,
+    {"line missing", 'A', "{\"reason\":\"allowance\",\"items\":[{\"amount\":\"-1.00\"}]}",
+     FPC_INVALID_FIELD, "items[0].line"},
+    {"item not an object", 'A', "{\"reason\":\"allowance\",\"items\":[1]}", FPC_INVALID_FIELD,
      "items[0].line"},
-    {"item not an object", 'A', "{\"reason\":\"allowance\",\"items\":[1]}", FPC_INVALID_FIELD, "items[0].line"},
     {"line twice", 'A',
-     "{\"reason\":\"allowance\",\"items\":[{\"line\":1,\"amount\":\"-1.00\"},{\"line\":1,\"amount\":\"-1.00\"}]}",
+     "{\"reason\":\"allowance\",\"items\":[{\"line\":1,\"amount\":\"-1.00\"},{\"line\":1,"
+     "\"amount\":\"-1.00\"}]}",
      FPC_INVALID_FIELD, "items[1].line"},
-    {"discount line alone", 'A', "{\"reason\":\"allowance\",\"items\":[{\"line\":3,\"amount\":\"-1.00\"}]}",
-     FPC_INVALID_FIELD, "items[0].line"},
-    {"discount line alone (sales_return)", 'A',
-     "{\"reason\":\"sales_return\",\"items\":[{\"line\":3,\"quantity\":\"-1\"}]}", FPC_INVALID_FIELD,
+    {"discount line alone", 'A',
+     "{\"reason\":\"allowance\",\"items\":[{\"line\":3,\"amount\":\"-1.00\"}]}", FPC_INVALID_FIELD,
      "items[0].line"},
+    {"discount line alone (sales_return)", 'A',
+     "{\"reason\":\"sales_return\",\"items\":[{\"line\":3,\"quantity\":\"-1\"}]}",
+     FPC_INVALID_FIELD, "items[0].line"},
 
     /* refused: the line's fields */
     {"unknown item field", 'A',
-     "{\"reason\":\"allowance\",\"items\":[{\"line\":1,\"amount\":\"-1.00\",\"unit_price\":\"1\"}]}",
+     "{\"reason\":\"allowance\",\"items\":[{\"line\":1,\"amount\":\"-1.00\",\"unit_price\":\"1\"}]"
+     "}",
      FPC_UNKNOWN_FIELD, "items[0].unit_price"},
-    {"quantity a number", 'A', "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":-1}]}",
-     FPC_FIELD_TYPE, "items[0].quantity"},
-    {"amount a number", 'A', "{\"reason\":\"allowance\",\"items\":[{\"line\":1,\"amount\":-1}]}", FPC_FIELD_TYPE,
-     "items[0].amount"},
-    {"sales_return without quantity", 'A', "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"amount\":\"-100.00\"}]}",
+    {"quantity a number", 'A',
+     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":-1}]}", FPC_FIELD_TYPE,
+     "items[0].quantity"},
+    {"amount a number", 'A', "{\"reason\":\"allowance\",\"items\":[{\"line\":1,\"amount\":-1}]}",
+     FPC_FIELD_TYPE, "items[0].amount"},
+    {"sales_return without quantity", 'A',
+     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"amount\":\"-100.00\"}]}",
      FPC_FIELD_REQUIRED, "items[0].quantity"},
-    {"sales_return positive quantity", 'A', "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"3\"}]}",
-     FPC_INVALID_FIELD, "items[0].quantity"},
-    {"sales_return zero quantity", 'A', "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-0\"}]}",
+    {"sales_return positive quantity", 'A',
+     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"3\"}]}", FPC_INVALID_FIELD,
+     "items[0].quantity"},
+    {"sales_return zero quantity", 'A',
+     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-0\"}]}",
      FPC_INVALID_FIELD, "items[0].quantity"},
     {"sales_return quantity not a number", 'A',
-     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-x\"}]}", FPC_INVALID_FIELD,
-     "items[0].quantity"},
+     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-x\"}]}",
+     FPC_INVALID_FIELD, "items[0].quantity"},
     {"sales_return quantity 14 decimals", 'A',
-     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-0.00000000000001\"}]}", FPC_INVALID_FIELD,
-     "items[0].quantity"},
+     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-0.00000000000001\"}]}",
+     FPC_INVALID_FIELD, "items[0].quantity"},
     {"sales_return quantity rounding to 0.00", 'A',
-     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-0.0000000000001\"}]}", FPC_INVALID_FIELD,
-     "items[0].amount"},
+     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-0.0000000000001\"}]}",
+     FPC_INVALID_FIELD, "items[0].amount"},
     {"sales_return amount off by 0.02 (price changed)", 'A',
-     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-3\",\"amount\":\"-300.02\"}]}",
+     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-3\",\"amount\":\"-300."
+     "02\"}]}",
      FPC_TOLERANCE_EXCEEDED, "items[0].amount"},
     {"sales_return amount at another price", 'A',
-     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-3\",\"amount\":\"-270.00\"}]}",
+     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-3\",\"amount\":\"-270."
+     "00\"}]}",
      FPC_TOLERANCE_EXCEEDED, "items[0].amount"},
     {"sales_return amount not money", 'A',
-     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-3\",\"amount\":\"-300.001\"}]}",
+     "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-3\",\"amount\":\"-300."
+     "001\"}]}",
      FPC_INVALID_FIELD, "items[0].amount"},
     {"sales_return of a line without quantity", 'B',
-     "{\"reason\":\"sales_return\",\"items\":[{\"line\":2,\"quantity\":\"-1\"}]}", FPC_INVALID_FIELD,
-     "items[0].quantity"},
-    {"service_stop without amount", 'A', "{\"reason\":\"service_stop\",\"items\":[{\"line\":1,\"quantity\":\"-1\"}]}",
+     "{\"reason\":\"sales_return\",\"items\":[{\"line\":2,\"quantity\":\"-1\"}]}",
+     FPC_INVALID_FIELD, "items[0].quantity"},
+    {"service_stop without amount", 'A',
+     "{\"reason\":\"service_stop\",\"items\":[{\"line\":1,\"quantity\":\"-1\"}]}",
      FPC_FIELD_REQUIRED, "items[0].amount"},
     {"service_stop price changed", 'A',
-     "{\"reason\":\"service_stop\",\"items\":[{\"line\":1,\"amount\":\"-150.00\",\"quantity\":\"-2\"}]}",
+     "{\"reason\":\"service_stop\",\"items\":[{\"line\":1,\"amount\":\"-150.00\",\"quantity\":\"-"
+     "2\"}]}",
      FPC_TOLERANCE_EXCEEDED, "items[0].amount"},
-    {"service_stop positive amount", 'A', "{\"reason\":\"service_stop\",\"items\":[{\"line\":1,\"amount\":\"150.00\"}]}",
+    {"service_stop positive amount", 'A',
+     "{\"reason\":\"service_stop\",\"items\":[{\"line\":1,\"amount\":\"150.00\"}]}",
      FPC_INVALID_FIELD, "items[0].amount"},
     {"service_stop quantity on an amount-only line", 'B',
-     "{\"reason\":\"service_stop\",\"items\":[{\"line\":2,\"amount\":\"-5.00\",\"quantity\":\"-1\"}]}",
+     "{\"reason\":\"service_stop\",\"items\":[{\"line\":2,\"amount\":\"-5.00\",\"quantity\":\"-1\"}"
+     "]}",
      FPC_INVALID_FIELD, "items[0].quantity"},
     {"allowance with quantity", 'A',
-     "{\"reason\":\"allowance\",\"items\":[{\"line\":1,\"amount\":\"-10.00\",\"quantity\":\"-1\"}]}",
+     "{\"reason\":\"allowance\",\"items\":[{\"line\":1,\"amount\":\"-10.00\",\"quantity\":\"-1\"}]"
+     "}",
      FPC_INVALID_FIELD, "items[0].quantity"},
-    {"allowance without amount", 'A', "{\"reason\":\"allowance\",\"items\":[{\"line\":1}]}", FPC_FIELD_REQUIRED,
+    {"allowance without amount", 'A', "{\"reason\":\"allowance\",\"items\":[{\"line\":1}]}",
+     FPC_FIELD_REQUIRED, "items[0].amount"},
+    {"allowance zero amount", 'A',
+     "{\"reason\":\"allowance\",\"items\":[{\"line\":1,\"amount\":\"0.00\"}]}", FPC_INVALID_FIELD,
      "items[0].amount"},
-    {"allowance zero amount", 'A', "{\"reason\":\"allowance\",\"items\":[{\"line\":1,\"amount\":\"0.00\"}]}",
-     FPC_INVALID_FIELD, "items[0].amount"},
-    {"allowance positive amount", 'A', "{\"reason\":\"allowance\",\"items\":[{\"line\":1,\"amount\":\"10.00\"}]}",
-     FPC_INVALID_FIELD, "items[0].amount"},
-    {"allowance 3 decimals", 'A', "{\"reason\":\"allowance\",\"items\":[{\"line\":1,\"amount\":\"-1.234\"}]}",
-     FPC_INVALID_FIELD, "items[0].amount"},
+    {"allowance positive amount", 'A',
+     "{\"reason\":\"allowance\",\"items\":[{\"line\":1,\"amount\":\"10.00\"}]}", FPC_INVALID_FIELD,
+     "items[0].amount"},
+    {"allowance 3 decimals", 'A',
+     "{\"reason\":\"allowance\",\"items\":[{\"line\":1,\"amount\":\"-1.234\"}]}", FPC_INVALID_FIELD,
+     "items[0].amount"},
     {"error on the second line", 'A',
-     "{\"reason\":\"allowance\",\"items\":[{\"line\":1,\"amount\":\"-1.00\"},{\"line\":2,\"amount\":\"5.00\"}]}",
+     "{\"reason\":\"allowance\",\"items\":[{\"line\":1,\"amount\":\"-1.00\"},{\"line\":2,"
+     "\"amount\":\"5.00\"}]}",
      FPC_INVALID_FIELD, "items[1].amount"},
 };
 
@@ -413,7 +451,9 @@ static void test_parse(void)
                 CHECK_EQ_INT(f.nlines, c->nlines);
                 CHECK_EQ_INT(f.total_amount, c->total_amount);
                 CHECK_EQ_INT(f.total_tax, c->total_tax);
-                CHECK_EQ_STR(f.blue_number, c->blue == 'A' ? NUM_A : c->blue == 'B' ? NUM_B : NUM_D);
+                CHECK_EQ_STR(f.blue_number, c->blue == 'A'   ? NUM_A
+                                            : c->blue == 'B' ? NUM_B
+                                                             : NUM_D);
                 if (f.nlines > 0) {
                     CHECK_EQ_INT(f.lines[0].has_qty, c->has_qty);
                     if (c->has_qty) {
@@ -426,15 +466,16 @@ static void test_parse(void)
                 }
                 /* a reversed discount line is the one positive red line */
                 for (int k = 0; k < f.nlines; k++)
-                    CHECK_MSG(f.lines[k].kind == FP_LINE_DISCOUNT
-                                  ? f.lines[k].amount > 0 && f.lines[k].tax >= 0 && !f.lines[k].has_qty
-                                  : f.lines[k].amount < 0 && f.lines[k].tax <= 0 && f.lines[k].qty <= 0,
-                              "line %d has the wrong sign", k);
+                    CHECK_MSG(
+                        f.lines[k].kind == FP_LINE_DISCOUNT
+                            ? f.lines[k].amount > 0 && f.lines[k].tax >= 0 && !f.lines[k].has_qty
+                            : f.lines[k].amount < 0 && f.lines[k].tax <= 0 && f.lines[k].qty <= 0,
+                        "line %d has the wrong sign", k);
             }
         } else {
             CHECK_MSG(rc < 0, "accepted, want refused");
-            if (!CHECK_MSG(has_error(es, c->code, c->field), "no error code %d at \"%s\"", (int)c->code,
-                           c->field))
+            if (!CHECK_MSG(has_error(es, c->code, c->field), "no error code %d at \"%s\"",
+                           (int)c->code, c->field))
                 dump_errors(es);
         }
         fp_red_form_clear(&f);
@@ -450,9 +491,12 @@ static void test_parse(void)
     CHECK_EQ_INT(f.reason, FP_RED_ISSUE_ERROR);
     CHECK_EQ_STR(f.invoice_type, "02");
     fp_red_form_clear(&f);
-    CHECK_EQ_INT(parse_form('A', "{\"reason\":\"issue_error\",\"buyer_has_deducted\":true,\"initiated_by\":\"buyer\"}",
-                            &f, es),
-                 0);
+    CHECK_EQ_INT(
+        parse_form(
+            'A',
+            "{\"reason\":\"issue_error\",\"buyer_has_deducted\":true,\"initiated_by\":\"buyer\"}",
+            &f, es),
+        0);
     CHECK_EQ_INT(f.buyer_has_deducted, 1);
     CHECK_EQ_INT(f.initiated_by_buyer, 1);
     fp_red_form_clear(&f);
@@ -476,7 +520,8 @@ static void test_parse(void)
     CHECK(fp_red_form_parse("{\"reason\":\"issue_error\"}", 24, "{", 1, &f, es) < 0);
     CHECK(es->n >= 1);
     fp_red_form_clear(&f);
-    CHECK(fp_red_form_parse("{\"reason\":\"issue_error\"}", 24, "{\"color\":\"blue\"}", 16, &f, es) < 0);
+    CHECK(fp_red_form_parse("{\"reason\":\"issue_error\"}", 24, "{\"color\":\"blue\"}", 16, &f,
+                            es) < 0);
     fp_red_form_clear(&f);
     free(es);
     check_ctx("%s", "");
@@ -495,41 +540,128 @@ typedef struct cap_case {
     const char *what;  /* quantity / amount / tax in the en message */
 } cap_case;
 
-#define SR(line, q) "{\"reason\":\"sales_return\",\"items\":[{\"line\":" #line ",\"quantity\":\"" q "\"}]}"
-#define SS(line, a) "{\"reason\":\"service_stop\",\"items\":[{\"line\":" #line ",\"amount\":\"" a "\"}]}"
-#define AL(line, a) "{\"reason\":\"allowance\",\"items\":[{\"line\":" #line ",\"amount\":\"" a "\"}]}"
+#define SR(line, q)                                                                                \
+    "{\"reason\":\"sales_return\",\"items\":[{\"line\":" #line ",\"quantity\":\"" q "\"}]}"
+#define SS(line, a)                                                                                \
+    "{\"reason\":\"service_stop\",\"items\":[{\"line\":" #line ",\"amount\":\"" a "\"}]}"
+#define AL(line, a)                                                                                \
+    "{\"reason\":\"allowance\",\"items\":[{\"line\":" #line ",\"amount\":\"" a "\"}]}"
 
 static const cap_case cap_cases[] = {
     {"quantity: exactly the blue", 'A', SR(1, "-10"), {{0}}, 0, 0, NULL, NULL},
-    {"quantity: one 1e-13 over", 'A', SR(1, "-10.0000000000001"), {{0}}, 0, FP_ERANGE, "items[0]", "quantity"},
+    {"quantity: one 1e-13 over",
+     'A',
+     SR(1, "-10.0000000000001"),
+     {{0}},
+     0,
+     FP_ERANGE,
+     "items[0]",
+     "quantity"},
     {"quantity: one unit over", 'A', SR(1, "-11"), {{0}}, 0, FP_ERANGE, "items[0]", "quantity"},
-    {"quantity: rest after an earlier form", 'A', SR(1, "-6"), {{-4 * Q1, -40000, -2400}}, 1, 0, NULL, NULL},
-    {"quantity: over after an earlier form", 'A', SR(1, "-6.0000000000001"), {{-4 * Q1, -40000, -2400}}, 1, FP_ERANGE,
-     "items[0]", "quantity"},
+    {"quantity: rest after an earlier form",
+     'A',
+     SR(1, "-6"),
+     {{-4 * Q1, -40000, -2400}},
+     1,
+     0,
+     NULL,
+     NULL},
+    {"quantity: over after an earlier form",
+     'A',
+     SR(1, "-6.0000000000001"),
+     {{-4 * Q1, -40000, -2400}},
+     1,
+     FP_ERANGE,
+     "items[0]",
+     "quantity"},
     {"amount: exactly the blue", 'A', SS(1, "-1000.00"), {{0}}, 0, 0, NULL, NULL},
     {"amount: one fen over", 'A', SS(1, "-1000.01"), {{0}}, 0, FP_ERANGE, "items[0]", "amount"},
-    {"amount: over after an earlier allowance", 'A', AL(1, "-500.01"), {{0, -50000, -3000}}, 1, FP_ERANGE, "items[0]",
+    {"amount: over after an earlier allowance",
+     'A',
+     AL(1, "-500.01"),
+     {{0, -50000, -3000}},
+     1,
+     FP_ERANGE,
+     "items[0]",
      "amount"},
-    {"amount: rest after an earlier allowance", 'A', AL(1, "-500.00"), {{0, -50000, -3000}}, 1, 0, NULL, NULL},
-    {"tax: one fen over (earlier form took more tax)", 'A', AL(1, "-500.00"), {{0, -50000, -3001}}, 1, FP_ERANGE,
-     "items[0]", "tax"},
-    {"used shorter than the line: no earlier use", 'A', SR(2, "-2"), {{-10 * Q1, -100000, -6000}}, 1, 0, NULL, NULL},
-    {"issue_error after any partial form", 'A', "{\"reason\":\"issue_error\"}", {{0}, {-Q1, -4000, -520}}, 2,
-     FP_ERANGE, "items[1]", "quantity"},
+    {"amount: rest after an earlier allowance",
+     'A',
+     AL(1, "-500.00"),
+     {{0, -50000, -3000}},
+     1,
+     0,
+     NULL,
+     NULL},
+    {"tax: one fen over (earlier form took more tax)",
+     'A',
+     AL(1, "-500.00"),
+     {{0, -50000, -3001}},
+     1,
+     FP_ERANGE,
+     "items[0]",
+     "tax"},
+    {"used shorter than the line: no earlier use",
+     'A',
+     SR(2, "-2"),
+     {{-10 * Q1, -100000, -6000}},
+     1,
+     0,
+     NULL,
+     NULL},
+    {"issue_error after any partial form",
+     'A',
+     "{\"reason\":\"issue_error\"}",
+     {{0}, {-Q1, -4000, -520}},
+     2,
+     FP_ERANGE,
+     "items[1]",
+     "quantity"},
     {"issue_error alone", 'A', "{\"reason\":\"issue_error\"}", {{0}}, 0, 0, NULL, NULL},
-    {"second line over, first fine", 'A',
-     "{\"reason\":\"service_stop\",\"items\":[{\"line\":1,\"amount\":\"-1.00\"},{\"line\":2,\"amount\":\"-80.01\"}]}",
-     {{0}}, 0, FP_ERANGE, "items[1]", "amount"},
+    {"second line over, first fine",
+     'A',
+     "{\"reason\":\"service_stop\",\"items\":[{\"line\":1,\"amount\":\"-1.00\"},{\"line\":2,"
+     "\"amount\":\"-80.01\"}]}",
+     {{0}},
+     0,
+     FP_ERANGE,
+     "items[1]",
+     "amount"},
     /* a discounted line: caps net of the discount (80.00 / 10.40; quantity 2.5) */
     {"discounted: amount at the net cap", 'A', SS(2, "-80.00"), {{0}}, 0, 0, NULL, NULL},
-    {"discounted: one fen over the net cap", 'A', SS(2, "-80.01"), {{0}}, 0, FP_ERANGE, "items[0]", "amount"},
-    {"discounted: gross amount refused", 'A', SS(2, "-100.00"), {{0}}, 0, FP_ERANGE, "items[0]", "amount"},
+    {"discounted: one fen over the net cap",
+     'A',
+     SS(2, "-80.01"),
+     {{0}},
+     0,
+     FP_ERANGE,
+     "items[0]",
+     "amount"},
+    {"discounted: gross amount refused",
+     'A',
+     SS(2, "-100.00"),
+     {{0}},
+     0,
+     FP_ERANGE,
+     "items[0]",
+     "amount"},
     {"discounted: allowance at the net cap", 'A', AL(2, "-80.00"), {{0}}, 0, 0, NULL, NULL},
     {"discounted: sales_return worth the net cap", 'A', SR(2, "-2"), {{0}}, 0, 0, NULL, NULL},
-    {"discounted: full quantity at gross price exceeds the net amount", 'A', SR(2, "-2.5"), {{0}}, 0, FP_ERANGE,
-     "items[0]", "amount"},
-    {"discounted: net tax after an earlier form", 'A', AL(2, "-40.00"), {{0}, {0, -4000, -521}}, 2, FP_ERANGE,
-     "items[0]", "tax"},
+    {"discounted: full quantity at gross price exceeds the net amount",
+     'A',
+     SR(2, "-2.5"),
+     {{0}},
+     0,
+     FP_ERANGE,
+     "items[0]",
+     "amount"},
+    {"discounted: net tax after an earlier form",
+     'A',
+     AL(2, "-40.00"),
+     {{0}, {0, -4000, -521}},
+     2,
+     FP_ERANGE,
+     "items[0]",
+     "tax"},
     /* exempt: tax cap 0, red tax 0 */
     {"exempt line: full quantity", 'B', SR(1, "-3"), {{0}}, 0, 0, NULL, NULL},
     {"amount-only line: amount at the cap", 'B', SS(2, "-50.00"), {{0}}, 0, 0, NULL, NULL},
@@ -627,10 +759,12 @@ static void test_load(void)
     fp_red_form f, g;
     fp_errors *es = calloc(1, sizeof *es);
     fp_err err = {0};
-    CHECK_EQ_INT(parse_form('A', "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-3\"},"
-                                 "{\"line\":2,\"quantity\":\"-0.5\"}]}",
-                            &f, es),
-                 0);
+    CHECK_EQ_INT(
+        parse_form('A',
+                   "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-3\"},"
+                   "{\"line\":2,\"quantity\":\"-0.5\"}]}",
+                   &f, es),
+        0);
     fp_red_line lines[2];
     memset(lines, 0, sizeof lines);
     for (int i = 0; i < 2; i++) {
@@ -640,16 +774,19 @@ static void test_load(void)
         lines[i].amount = f.lines[i].amount;
         lines[i].tax = f.lines[i].tax;
     }
-    CHECK_EQ_INT(fp_red_form_load(doc_a.json, doc_a.len, FP_RED_SALES_RETURN, lines, 2, &g, &err), 0);
+    CHECK_EQ_INT(fp_red_form_load(doc_a.json, doc_a.len, FP_RED_SALES_RETURN, lines, 2, &g, &err),
+                 0);
     CHECK_EQ_INT(g.nlines, 2);
     CHECK_EQ_INT(g.total_amount, f.total_amount);
     CHECK_EQ_INT(g.total_tax, f.total_tax);
     CHECK_EQ_STR(g.lines[1].name, "服务器");
     CHECK_EQ_STR(g.lines[0].unit_price, "100.00");
-    CHECK(g.lines[1].cap_amount == 8000 && g.lines[1].cap_tax == 1040 && g.lines[1].cap_qty == 25 * Q1 / 10);
+    CHECK(g.lines[1].cap_amount == 8000 && g.lines[1].cap_tax == 1040 &&
+          g.lines[1].cap_qty == 25 * Q1 / 10);
     fp_red_form_clear(&g);
     lines[0].line = 3; /* a discount line: stored by full reversals, so it loads */
-    CHECK_EQ_INT(fp_red_form_load(doc_a.json, doc_a.len, FP_RED_ISSUE_ERROR, lines, 2, &g, &err), 0);
+    CHECK_EQ_INT(fp_red_form_load(doc_a.json, doc_a.len, FP_RED_ISSUE_ERROR, lines, 2, &g, &err),
+                 0);
     CHECK(g.nlines == 2 && g.lines[0].kind == FP_LINE_DISCOUNT);
     fp_red_form_clear(&g);
     lines[0].line = 9;
@@ -668,7 +805,8 @@ static cJSON *render(char which, const char *body, const char *form_no, fp_doc *
     fp_errors *es = calloc(1, sizeof *es);
     cJSON *j = NULL;
     if (CHECK_MSG(parse_form(which, body, &f, es) == 0, "form refused") &&
-        CHECK(fp_red_render(&f, &seller, "red-serial-1", form_no, "2026-03-02T11:00:00+08:00", d) == 0)) {
+        CHECK(fp_red_render(&f, &seller, "red-serial-1", form_no, "2026-03-02T11:00:00+08:00", d) ==
+              0)) {
         CHECK(d->nnum >= 1);
         fp_doc_patch_number(d, "26310000000000000099");
         j = cJSON_ParseWithLength(d->json, d->len);
@@ -697,7 +835,8 @@ static void test_render(void)
         CHECK_EQ_STR(jget(j, "total_tax"), "-70.40");
         CHECK_EQ_STR(jget(j, "total_with_tax"), "-1150.40");
         const char *words = jget(j, "total_with_tax_words");
-        CHECK_MSG(words && strncmp(words, "（负数）", strlen("（负数）")) == 0, "words \"%s\"", words ? words : "");
+        CHECK_MSG(words && strncmp(words, "（负数）", strlen("（负数）")) == 0, "words \"%s\"",
+                  words ? words : "");
         CHECK_EQ_STR(words, "（负数）壹仟壹佰伍拾圆肆角整");
         const char *remark = jget(j, "remark");
         CHECK_CONTAINS(remark, NUM_A);
@@ -733,8 +872,10 @@ static void test_render(void)
 
     check_ctx("render sales_return 13 decimals");
     memset(&d, 0, sizeof d);
-    j = render('A', "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-0.1234567890123\"}]}",
-               "RF000000000000000008", &d);
+    j = render(
+        'A',
+        "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-0.1234567890123\"}]}",
+        "RF000000000000000008", &d);
     if (j) {
         CHECK_EQ_STR(jget(j, "red_reason"), "sales_return");
         const cJSON *a = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "items"), 0);
@@ -790,7 +931,8 @@ static void test_render(void)
     if (j) {
         fp_red_form f;
         fp_errors *es = calloc(1, sizeof *es);
-        static const char *const bodies[] = {"{\"reason\":\"issue_error\"}", AL(1, "-1.00"), SR(1, "-1")};
+        static const char *const bodies[] = {"{\"reason\":\"issue_error\"}", AL(1, "-1.00"),
+                                             SR(1, "-1")};
         for (size_t i = 0; i < NCASES(bodies); i++) {
             CHECK(fp_red_form_parse(bodies[i], strlen(bodies[i]), d.json, d.len, &f, es) < 0);
             CHECK(has_error(es, FPC_INVALID_FIELD, ""));
@@ -950,7 +1092,8 @@ static void test_store(void)
 
     /* caps across forms: 6 + 5 > 10 refused; 6 + 4 exactly accepted */
     check_ctx("store: two partial forms over the blue");
-    CHECK_EQ_INT(store_form(s, sid, bdoc, blen, SR(1, "-6"), "no_confirmation_needed", 0, &r1, es), 0);
+    CHECK_EQ_INT(store_form(s, sid, bdoc, blen, SR(1, "-6"), "no_confirmation_needed", 0, &r1, es),
+                 0);
     CHECK_EQ_STR(r1.state, "no_confirmation_needed");
     CHECK_EQ_INT(strlen(r1.form_no), 20);
     CHECK(strncmp(r1.form_no, "RF", 2) == 0);
@@ -963,15 +1106,20 @@ static void test_store(void)
         CHECK(r1.lines[0].qty == -6 * Q1);
         CHECK_EQ_INT(r1.lines[0].has_qty, 1);
     }
-    CHECK_EQ_INT(store_form(s, sid, bdoc, blen, SR(1, "-5"), "no_confirmation_needed", 0, &rx, es), FP_ERANGE);
+    CHECK_EQ_INT(store_form(s, sid, bdoc, blen, SR(1, "-5"), "no_confirmation_needed", 0, &rx, es),
+                 FP_ERANGE);
     CHECK(has_error(es, FPC_RED_EXCEEDS_BLUE, "items[0]"));
     fp_red_form_rec_clear(&rx);
-    CHECK_EQ_INT(store_form(s, sid, bdoc, blen, AL(1, "-400.01"), "no_confirmation_needed", 0, &rx, es),
-                 FP_ERANGE);
+    CHECK_EQ_INT(
+        store_form(s, sid, bdoc, blen, AL(1, "-400.01"), "no_confirmation_needed", 0, &rx, es),
+        FP_ERANGE);
     fp_red_form_rec_clear(&rx);
-    CHECK_EQ_INT(store_form(s, sid, bdoc, blen, SR(1, "-4"), "no_confirmation_needed", 0, &r2, es), 0);
+    CHECK_EQ_INT(store_form(s, sid, bdoc, blen, SR(1, "-4"), "no_confirmation_needed", 0, &r2, es),
+                 0);
     /* line 1 is used up; withdrawing a form frees its share */
-    CHECK_EQ_INT(store_form(s, sid, bdoc, blen, AL(1, "-0.01"), "no_confirmation_needed", 0, &rx, es), FP_ERANGE);
+    CHECK_EQ_INT(
+        store_form(s, sid, bdoc, blen, AL(1, "-0.01"), "no_confirmation_needed", 0, &rx, es),
+        FP_ERANGE);
     fp_red_form_rec_clear(&rx);
     check_ctx("store: withdraw frees the cap");
     CHECK_EQ_INT(fp_store_red_form_act(s, sid, r2.form_no, "withdraw", &rx, &err), 0);
@@ -983,12 +1131,14 @@ static void test_store(void)
     CHECK_EQ_INT(fp_store_red_form_get(s, sid, r2.form_no, &rx), 0);
     CHECK_EQ_STR(rx.state, "withdrawn");
     fp_red_form_rec_clear(&rx);
-    CHECK_EQ_INT(store_form(s, sid, bdoc, blen, AL(1, "-400.00"), "no_confirmation_needed", 0, &r3, es), 0);
+    CHECK_EQ_INT(
+        store_form(s, sid, bdoc, blen, AL(1, "-400.00"), "no_confirmation_needed", 0, &r3, es), 0);
 
     /* lapse: an awaiting form past its deadline */
     check_ctx("store: lapsed form");
     int64_t now = (int64_t)time(NULL);
-    CHECK_EQ_INT(store_form(s, sid, bdoc, blen, SS(2, "-80.00"), "awaiting_buyer", now - 1, &r4, es), 0);
+    CHECK_EQ_INT(
+        store_form(s, sid, bdoc, blen, SS(2, "-80.00"), "awaiting_buyer", now - 1, &r4, es), 0);
     CHECK_EQ_STR(r4.state, "lapsed");
     fp_red_form_rec_clear(&rx);
     CHECK_EQ_INT(fp_store_red_form_get(s, sid, r4.form_no, &rx), 0);
@@ -1008,10 +1158,13 @@ static void test_store(void)
     fp_red_form_rec_clear(&rx);
     fp_red_form_rec_clear(&r4);
     /* an open awaiting form (future deadline) counts against the cap */
-    CHECK_EQ_INT(store_form(s, sid, bdoc, blen, SS(2, "-80.00"), "awaiting_buyer", now + 72 * 3600, &r4, es), 0);
+    CHECK_EQ_INT(
+        store_form(s, sid, bdoc, blen, SS(2, "-80.00"), "awaiting_buyer", now + 72 * 3600, &r4, es),
+        0);
     CHECK_EQ_STR(r4.state, "awaiting_buyer");
-    CHECK_EQ_INT(store_form(s, sid, bdoc, blen, AL(2, "-0.01"), "awaiting_seller", now + 72 * 3600, &rx, es),
-                 FP_ERANGE);
+    CHECK_EQ_INT(
+        store_form(s, sid, bdoc, blen, AL(2, "-0.01"), "awaiting_seller", now + 72 * 3600, &rx, es),
+        FP_ERANGE);
     fp_red_form_rec_clear(&rx);
 
     /* state machine */
@@ -1046,9 +1199,10 @@ static void test_store(void)
     for (size_t i = 0; bdoc_b && i < NCASES(moves); i++) {
         check_ctx("store: move[%zu] %s --%s-->", i, moves[i].from, moves[i].action);
         /* reach `from`: create in the first state it is reachable from */
-        const char *create = !strcmp(moves[i].from, "no_confirmation_needed") ? "no_confirmation_needed"
-                             : !strcmp(moves[i].from, "awaiting_seller")      ? "awaiting_seller"
-                                                                               : "awaiting_buyer";
+        const char *create = !strcmp(moves[i].from, "no_confirmation_needed")
+                                 ? "no_confirmation_needed"
+                             : !strcmp(moves[i].from, "awaiting_seller") ? "awaiting_seller"
+                                                                         : "awaiting_buyer";
         fp_red_form_rec f;
         if (store_form(s, sid, bdoc_b, blen_b, AL(2, "-0.01"), create, now + 3600, &f, es) != 0)
             continue;
@@ -1061,7 +1215,8 @@ static void test_store(void)
             CHECK_EQ_STR(rx.state, moves[i].from);
             fp_red_form_rec_clear(&rx);
         }
-        CHECK_EQ_INT(fp_store_red_form_act(s, sid, f.form_no, moves[i].action, &rx, &err), moves[i].rc);
+        CHECK_EQ_INT(fp_store_red_form_act(s, sid, f.form_no, moves[i].action, &rx, &err),
+                     moves[i].rc);
         if (moves[i].to) {
             CHECK_EQ_STR(rx.state, moves[i].to);
             fp_red_form_rec_clear(&rx);
@@ -1078,7 +1233,8 @@ static void test_store(void)
     check_ctx("store: unknown forms and other sellers");
     CHECK_EQ_INT(fp_store_red_form_get(s, sid, "RF999999999999999999", &rx), FP_ENOTFOUND);
     fp_red_form_rec_clear(&rx);
-    CHECK_EQ_INT(fp_store_red_form_act(s, sid, "RF999999999999999999", "withdraw", &rx, &err), FP_ENOTFOUND);
+    CHECK_EQ_INT(fp_store_red_form_act(s, sid, "RF999999999999999999", "withdraw", &rx, &err),
+                 FP_ENOTFOUND);
     fp_red_form_rec_clear(&rx);
     CHECK_EQ_INT(fp_store_red_form_get(s, sid2, r1.form_no, &rx), FP_ENOTFOUND);
     fp_red_form_rec_clear(&rx);
@@ -1093,7 +1249,8 @@ static void test_store(void)
     fp_red_form f;
     fp_red_form_load(bdoc, blen, r4.reason, r4.lines, r4.nlines, &f, &err);
     fp_issue_req *q = new_req(sid, "red-key-awaiting", "red-form:x");
-    CHECK_EQ_INT(fp_red_render(&f, &seller, q->serial, r4.form_no, "2026-03-02T11:00:00+08:00", &q->doc), 0);
+    CHECK_EQ_INT(
+        fp_red_render(&f, &seller, q->serial, r4.form_no, "2026-03-02T11:00:00+08:00", &q->doc), 0);
     fp_red_form_clear(&f);
     memcpy(q->invoice_type, "02", 3);
     q->red_form_id = r4.id;
@@ -1105,7 +1262,8 @@ static void test_store(void)
     check_ctx("store: red issue of a ready form");
     fp_red_form_load(bdoc, blen, r1.reason, r1.lines, r1.nlines, &f, &err);
     q = new_req(sid, "red-key-1", "red-form:r1");
-    CHECK_EQ_INT(fp_red_render(&f, &seller, q->serial, r1.form_no, "2026-03-02T11:00:00+08:00", &q->doc), 0);
+    CHECK_EQ_INT(
+        fp_red_render(&f, &seller, q->serial, r1.form_no, "2026-03-02T11:00:00+08:00", &q->doc), 0);
     memcpy(q->invoice_type, "02", 3);
     q->total_with_tax = f.total_amount + f.total_tax;
     q->red_form_id = r1.id;
@@ -1164,7 +1322,8 @@ static void test_store(void)
     }
     /* an issued form still counts against the caps */
     check_ctx("store: issued form keeps its share");
-    CHECK_EQ_INT(store_form(s, sid, bdoc, blen, "{\"reason\":\"issue_error\"}", "no_confirmation_needed", 0, &rx, es),
+    CHECK_EQ_INT(store_form(s, sid, bdoc, blen, "{\"reason\":\"issue_error\"}",
+                            "no_confirmation_needed", 0, &rx, es),
                  FP_ERANGE);
     fp_red_form_rec_clear(&rx);
 

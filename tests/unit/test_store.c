@@ -36,14 +36,16 @@
 #endif
 
 #define WAIT_SECONDS 10
-#define ISSUED_AT "2026-01-05T10:00:00+08:00"
-#define NO_SELLER 424242 /* no seller, no range: answered EXHAUSTED, stores nothing */
+#define ISSUED_AT    "2026-01-05T10:00:00+08:00"
+#define NO_SELLER    424242 /* no seller, no range: answered EXHAUSTED, stores nothing */
 
 static char tmpdir[] = "/tmp/fapiao-test-store-XXXXXX";
 static char *example;
 static fp_invoice inv; /* examples/invoice.json, parsed once */
-static const fp_seller seller_a = {.name = "演示销售方A有限公司", .tax_id = "91310000MA1FL00001",
-                                   .address = "上海市某某路2号", .phone = "021-87654321"};
+static const fp_seller seller_a = {.name = "演示销售方A有限公司",
+                                   .tax_id = "91310000MA1FL00001",
+                                   .address = "上海市某某路2号",
+                                   .phone = "021-87654321"};
 static const fp_seller seller_b = {.name = "Seller B Ltd", .tax_id = "91310000MA1FL00002"};
 
 /* ---- helpers ---- */
@@ -468,14 +470,17 @@ static void test_single(void)
     char t[256];
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM invoices"), 1);
     CHECK_EQ_INT(db_int(path, "SELECT next FROM number_ranges"), 8);
-    db_text(path, "SELECT number || '|' || serial || '|' || status || '|' || invoice_type || '|' "
-                  "|| buyer_tax_id || '|' || total_with_tax || '|' || length(request_hash) FROM invoices",
+    db_text(path,
+            "SELECT number || '|' || serial || '|' || status || '|' || invoice_type || '|' "
+            "|| buyer_tax_id || '|' || total_with_tax || '|' || length(request_hash) FROM invoices",
             t, sizeof t);
     CHECK_EQ_STR(t, "26440000000000000007|single-1|accepted|02|91350200MA2YJ1XR9G|95400|32");
-    db_text(path, "SELECT action || '|' || target || '|' || outcome || '|' || actor || '|' || "
-                  "request_id || '|' || client_ip FROM audit",
+    db_text(path,
+            "SELECT action || '|' || target || '|' || outcome || '|' || actor || '|' || "
+            "request_id || '|' || client_ip FROM audit",
             t, sizeof t);
-    CHECK_EQ_STR(t, "invoice.issue|26440000000000000007|created|test-client|rid-single-1|127.0.0.1");
+    CHECK_EQ_STR(t,
+                 "invoice.issue|26440000000000000007|created|test-client|rid-single-1|127.0.0.1");
     CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM audit"), 1);
     req_free(r);
     check_ctx("%s", "");
@@ -483,7 +488,7 @@ static void test_single(void)
 
 /* A burst from several threads: every request CREATED, numbers unique and
  * consecutive, fewer commits than requests, the range's next written back. */
-#define BURST 500
+#define BURST         500
 #define BURST_THREADS 5
 
 typedef struct submitter {
@@ -586,7 +591,8 @@ static void test_burst(void)
 
         CHECK_EQ_INT(db_int(path, "SELECT next FROM number_ranges"), first + BURST);
         CHECK_EQ_INT(db_int(path, "SELECT count(DISTINCT number) FROM invoices"), BURST);
-        CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM audit WHERE action='invoice.issue'"), BURST);
+        CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM audit WHERE action='invoice.issue'"),
+                     BURST);
         CHECK_EQ_INT(db_int(path, "SELECT min(number) = '26440000000000001000' AND "
                                   "max(number) = '26440000000000001499' FROM invoices"),
                      1);
@@ -756,7 +762,8 @@ static void test_rollover(void)
         fp_store_close(s);
 
         char t[64];
-        db_text(path, "SELECT group_concat(next, ',') FROM (SELECT next FROM number_ranges ORDER BY id)",
+        db_text(path,
+                "SELECT group_concat(next, ',') FROM (SELECT next FROM number_ranges ORDER BY id)",
                 t, sizeof t);
         CHECK_EQ_STR(t, "4,13");
         CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM invoices"), 6);
@@ -881,8 +888,8 @@ static void test_failing_batch(void)
     static const struct {
         const char *name;
         int64_t r1_first, r1_last, r2_first, r2_last; /* seller A's ranges; r2 0: none */
-        int bad_at;                                    /* index of the bad one in the batch */
-        int64_t want[2];                               /* numbers of the two good ones */
+        int bad_at;                                   /* index of the bad one in the batch */
+        int64_t want[2];                              /* numbers of the two good ones */
     } cases[] = {
         {"bad one between two good ones", 1, 100, 0, 0, 1, {1, 2}},
         {"bad one after a rollover", 1, 1, 5, 9, 2, {1, 5}},
@@ -963,7 +970,8 @@ static void test_failing_batch(void)
         CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM invoices"), 2);
         CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM audit"), 2);
         CHECK_EQ_INT(db_int(path, "SELECT next FROM number_ranges WHERE seller_id=999"), 1);
-        CHECK_EQ_INT(db_int(path, "SELECT sum(next - first) FROM number_ranges WHERE seller_id=1"), 2);
+        CHECK_EQ_INT(db_int(path, "SELECT sum(next - first) FROM number_ranges WHERE seller_id=1"),
+                     2);
         for (int i = 0; i < 3; i++)
             req_free(rs[i]);
     }

@@ -25,17 +25,17 @@ static void test_shape(void)
         {"3040201000000000000", 1},
         {"1090511030000000000", 1},
         {"1010101010000000000", 1},
-        {"1000000000000000000", 1},  /* only the first level */
-        {"6999999999999999999", 1},  /* all ten levels */
+        {"1000000000000000000", 1}, /* only the first level */
+        {"6999999999999999999", 1}, /* all ten levels */
         {"5010101010101010101", 1},
         {"2000000000000000000", 1},
         {"304020100000000000", 0},   /* 18 digits */
         {"30402010000000000000", 0}, /* 20 digits */
         {"", 0},
-        {"0040201000000000000", 0},  /* first digit 0 */
-        {"7040201000000000000", 0},  /* first digit 7 */
+        {"0040201000000000000", 0}, /* first digit 0 */
+        {"7040201000000000000", 0}, /* first digit 7 */
         {"9040201000000000000", 0},
-        {"3040001000000000000", 0},  /* a 00 level followed by 01 */
+        {"3040001000000000000", 0}, /* a 00 level followed by 01 */
         {"3000000000000000001", 0},
         {"3040201000000000001", 0},
         {"1000000000000000010", 0},
@@ -76,12 +76,12 @@ static void test_sample(void)
         {"1010101010000000000", "谷物", {900, 300, 100, 0}, 4, 0},
         {"3010101000000000000", "陆路运输服务", {900, 300, 100}, 3, 0},
         {"3040502000000000000", "咨询服务", {600, 300, 100}, 3, 0},
-        {"3040203000000000000", NULL, {0}, 0, 0},  /* well-formed, not in the table */
+        {"3040203000000000000", NULL, {0}, 0, 0}, /* well-formed, not in the table */
         {"1000000000000000000", NULL, {0}, 0, 0},
-        {"6999999999999999999", NULL, {0}, 0, 0},  /* beyond the last row */
-        {"304020100000000000", NULL, {0}, 0, 0},   /* a prefix of a listed code */
+        {"6999999999999999999", NULL, {0}, 0, 0}, /* beyond the last row */
+        {"304020100000000000", NULL, {0}, 0, 0},  /* a prefix of a listed code */
         {"", NULL, {0}, 0, 0},
-        {"code", NULL, {0}, 0, 0},                 /* the header is not a row */
+        {"code", NULL, {0}, 0, 0}, /* the header is not a row */
         /* a listed code followed by more characters is a different code */
         {"30402010000000000001", NULL, {0}, 0, 0},
         {"3040201000000000000 ", NULL, {0}, 0, 0},
@@ -139,16 +139,20 @@ static void test_bad_files(void)
         const char *msg; /* substring of err.msg */
         int count;       /* rows when rc == 0 */
     } cases[] = {
-        {"ok.csv", "code,short_name,rates,summary\n3040201000000000000,信息技术服务,0.06,0\n", 0, NULL, 1},
-        {"crlf.csv", "# comment\r\n3040201000000000000,信息技术服务,0.06;0.03,0\r\n\r\n", 0, NULL, 1},
+        {"ok.csv", "code,short_name,rates,summary\n3040201000000000000,信息技术服务,0.06,0\n", 0,
+         NULL, 1},
+        {"crlf.csv", "# comment\r\n3040201000000000000,信息技术服务,0.06;0.03,0\r\n\r\n", 0, NULL,
+         1},
         {"no_final_newline.csv", "3040201000000000000,信息技术服务,0.06,0", 0, NULL, 1},
         {"three_columns.csv", "3040201000000000000,信息技术服务,0.06\n", FP_EINVAL, "4 fields", 0},
-        {"five_columns.csv", "3040201000000000000,信息技术服务,0.06,0,extra\n", FP_EINVAL, "4 fields", 0},
+        {"five_columns.csv", "3040201000000000000,信息技术服务,0.06,0,extra\n", FP_EINVAL,
+         "4 fields", 0},
         {"one_column.csv", "3040201000000000000\n", FP_EINVAL, "4 fields", 0},
         {"bad_rate.csv", "3040201000000000000,信息技术服务,0.06;six,0\n", FP_EINVAL, "bad rate", 0},
         {"percent_rate.csv", "3040201000000000000,信息技术服务,6%,0\n", FP_EINVAL, "bad rate", 0},
         {"rate_100.csv", "3040201000000000000,信息技术服务,1,0\n", FP_EINVAL, "bad rate", 0},
-        {"negative_rate.csv", "3040201000000000000,信息技术服务,-0.06,0\n", FP_EINVAL, "bad rate", 0},
+        {"negative_rate.csv", "3040201000000000000,信息技术服务,-0.06,0\n", FP_EINVAL, "bad rate",
+         0},
         {"nine_rates.csv", "3040201000000000000,x,0.13;0.09;0.06;0.05;0.03;0.015;0.01;0;0.02,0\n",
          FP_EINVAL, "bad rate", 0},
         {"duplicate.csv",

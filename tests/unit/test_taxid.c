@@ -63,11 +63,11 @@ static void test_classify_table(void)
         fp_taxid_kind kind;
     } cases[] = {
         {"91350200MA2YJ1XR9G", FP_TAXID_USCC},
-        {"91350200MA2YJ1XR9H", FP_TAXID_INVALID},  /* wrong check character */
+        {"91350200MA2YJ1XR9H", FP_TAXID_INVALID}, /* wrong check character */
         {"91350200MA2YJ1XR90", FP_TAXID_INVALID},
-        {"91350200ma2yj1xr9g", FP_TAXID_INVALID},  /* lowercase */
+        {"91350200ma2yj1xr9g", FP_TAXID_INVALID}, /* lowercase */
         {"91350200MA2YJ1XR9g", FP_TAXID_INVALID},
-        {"9135020OMA2YJ1XR9G", FP_TAXID_INVALID},  /* letter O in the region code */
+        {"9135020OMA2YJ1XR9G", FP_TAXID_INVALID}, /* letter O in the region code */
         /* I O S V Z are outside the alphabet wherever they stand */
         {"91350200IA2YJ1XR9G", FP_TAXID_INVALID},
         {"91350200OA2YJ1XR9G", FP_TAXID_INVALID},
@@ -80,27 +80,27 @@ static void test_classify_table(void)
         {"91350200MA2YJ1XR9-", FP_TAXID_INVALID},
         {" 1350200MA2YJ1XR9G", FP_TAXID_INVALID},
         /* legacy ids: 15, 17 or 20 digits/capitals, no checksum */
-        {"110108000000000", FP_TAXID_LEGACY},                  /* 15 */
-        {"11010819800101123", FP_TAXID_LEGACY},                /* 17 */
-        {"12345678901234567890", FP_TAXID_LEGACY},             /* 20 */
-        {"ABCDEFGHIJKLMNO", FP_TAXID_LEGACY},                  /* 15, letters I O allowed */
-        {"440301X99999999SZ00", FP_TAXID_INVALID},             /* 19 */
-        {"44030199999999900ZX", FP_TAXID_INVALID},             /* 19 */
-        {"110108000000000XYZ12", FP_TAXID_LEGACY},             /* 20 */
-        {"11010800000000a", FP_TAXID_INVALID},                 /* lowercase */
+        {"110108000000000", FP_TAXID_LEGACY},      /* 15 */
+        {"11010819800101123", FP_TAXID_LEGACY},    /* 17 */
+        {"12345678901234567890", FP_TAXID_LEGACY}, /* 20 */
+        {"ABCDEFGHIJKLMNO", FP_TAXID_LEGACY},      /* 15, letters I O allowed */
+        {"440301X99999999SZ00", FP_TAXID_INVALID}, /* 19 */
+        {"44030199999999900ZX", FP_TAXID_INVALID}, /* 19 */
+        {"110108000000000XYZ12", FP_TAXID_LEGACY}, /* 20 */
+        {"11010800000000a", FP_TAXID_INVALID},     /* lowercase */
         {"110108-00000000", FP_TAXID_INVALID},
         {"1101080000000 0", FP_TAXID_INVALID},
-        {"11010819800101123-", FP_TAXID_INVALID},              /* 18 with '-' */
+        {"11010819800101123-", FP_TAXID_INVALID}, /* 18 with '-' */
         /* other lengths */
         {"", FP_TAXID_INVALID},
         {"9", FP_TAXID_INVALID},
-        {"11010800000000", FP_TAXID_INVALID},                  /* 14 */
-        {"1101080000000000", FP_TAXID_INVALID},                /* 16 */
-        {"9135020MA2YJ1XR9G", FP_TAXID_LEGACY},                /* 17: a USCC missing a char */
-        {"913502000MA2YJ1XR9G", FP_TAXID_INVALID},             /* 19 */
-        {"123456789012345678901", FP_TAXID_INVALID},           /* 21 */
+        {"11010800000000", FP_TAXID_INVALID},        /* 14 */
+        {"1101080000000000", FP_TAXID_INVALID},      /* 16 */
+        {"9135020MA2YJ1XR9G", FP_TAXID_LEGACY},      /* 17: a USCC missing a char */
+        {"913502000MA2YJ1XR9G", FP_TAXID_INVALID},   /* 19 */
+        {"123456789012345678901", FP_TAXID_INVALID}, /* 21 */
         {"91350200MA2YJ1XR9G91350200MA2YJ1XR9G", FP_TAXID_INVALID},
-        {"中文中文中", FP_TAXID_INVALID},                      /* 15 bytes of UTF-8 */
+        {"中文中文中", FP_TAXID_INVALID}, /* 15 bytes of UTF-8 */
     };
     for (size_t i = 0; i < NCASES(cases); i++) {
         check_ctx("classify[%zu] \"%s\"", i, cases[i].id);
@@ -113,7 +113,8 @@ static void test_check_char_rejects(void)
 {
     static const char *const bad[] = {
         "91350200IA2YJ1XR9", "91350200OA2YJ1XR9", "91350200SA2YJ1XR9", "91350200VA2YJ1XR9",
-        "91350200ZA2YJ1XR9", "91350200mA2YJ1XR9", "9135020",  "", "91350200MA2YJ1XR ",
+        "91350200ZA2YJ1XR9", "91350200mA2YJ1XR9", "9135020",           "",
+        "91350200MA2YJ1XR ",
     };
     for (size_t i = 0; i < NCASES(bad); i++) {
         check_ctx("check_char rejects \"%s\"", bad[i]);
@@ -147,8 +148,7 @@ static void test_generated(void)
                 memcpy(m, id, sizeof m);
                 m[pos] = *c;
                 if (!CHECK_MSG(fp_taxid_classify(m) == FP_TAXID_INVALID,
-                               "substitution %s -> %s (position %d) not detected", id, m,
-                               pos + 1))
+                               "substitution %s -> %s (position %d) not detected", id, m, pos + 1))
                     failures++;
             }
         }
@@ -161,8 +161,8 @@ static void test_generated(void)
             m[pos] = id[pos + 1];
             m[pos + 1] = id[pos];
             if (!CHECK_MSG(fp_taxid_classify(m) == FP_TAXID_INVALID,
-                           "transposition %s -> %s (positions %d,%d) not detected", id, m,
-                           pos + 1, pos + 2))
+                           "transposition %s -> %s (positions %d,%d) not detected", id, m, pos + 1,
+                           pos + 2))
                 failures++;
         }
     }

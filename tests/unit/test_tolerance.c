@@ -23,27 +23,27 @@
 
 /* codes of the sample table: 信息技术服务 0.06;0.03;0.01;0, 计算机配套产品
  * 0.13;0.03;0.01, 谷物 0.09;0.03;0.01;0 */
-#define SVC "\"name\":\"服务\",\"tax_code\":\"3040201000000000000\""
+#define SVC   "\"name\":\"服务\",\"tax_code\":\"3040201000000000000\""
 #define GOODS "\"name\":\"电脑\",\"tax_code\":\"1090511030000000000\""
 #define GRAIN "\"name\":\"大米\",\"tax_code\":\"1010101010000000000\""
-#define DISC ",\"line_kind\":\"discount\""
+#define DISC  ",\"line_kind\":\"discount\""
 
 static fp_taxcode_table *codes;
 
 typedef struct tcase {
     const char *name;
-    int incl;            /* price_includes_tax */
-    const char *rep;     /* a line repeated nrep times first */
+    int incl;        /* price_includes_tax */
+    const char *rep; /* a line repeated nrep times first */
     int nrep;
-    const char *items;   /* further lines, comma-separated, or NULL */
-    fp_code code;        /* FPC_NONE: accepted */
-    const char *field;   /* the one refusal's field */
+    const char *items;            /* further lines, comma-separated, or NULL */
+    fp_code code;                 /* FPC_NONE: accepted */
+    const char *field;            /* the one refusal's field */
     long long amount, tax, gross; /* totals (fen) when accepted */
     long long l0_amount, l0_tax;  /* items[0] when l0_set */
     int l0_set;
-    int no_table;        /* parse without the code table */
-    const char *body;    /* a whole body instead */
-    size_t len;          /* its length when it holds a NUL */
+    int no_table;     /* parse without the code table */
+    const char *body; /* a whole body instead */
+    size_t len;       /* its length when it holds a NUL */
 } tcase;
 
 static char *build(const tcase *c)
@@ -54,10 +54,11 @@ static char *build(const tcase *c)
         fp_buf_append(&b, c->body, c->len ? c->len : strlen(c->body));
         return fp_buf_take(&b, NULL);
     }
-    fp_buf_printf(&b,
-                  "{\"invoice_type\":\"02\",\"price_includes_tax\":%s,\"buyer\":{\"name\":\"某公司\"},"
-                  "\"drawer\":\"张三\",\"items\":[",
-                  c->incl ? "true" : "false");
+    fp_buf_printf(
+        &b,
+        "{\"invoice_type\":\"02\",\"price_includes_tax\":%s,\"buyer\":{\"name\":\"某公司\"},"
+        "\"drawer\":\"张三\",\"items\":[",
+        c->incl ? "true" : "false");
     for (int i = 0; i < c->nrep; i++) {
         if (i)
             fp_buf_puts(&b, ",");
@@ -118,20 +119,22 @@ static void run(const tcase *cs, size_t n, const char *table_name)
     check_ctx("%s", "");
 }
 
-#define OK(a, t, g) FPC_NONE, NULL, a, t, g
+#define OK(a, t, g)     FPC_NONE, NULL, a, t, g
 #define NO(code, field) code, field, 0, 0, 0
 
 /* |单价 × 数量 − 金额| <= 0.01, compared on the exact product */
 static const tcase qty_price[] = {
     {"product 100.01 (4 x 25.0025), amount 100.00: exactly 0.01", 0, NULL, 0,
-     "{" SVC ",\"quantity\":\"4\",\"unit_price\":\"25.0025\",\"amount\":\"100.00\",\"tax_rate\":\"0.06\"}",
+     "{" SVC
+     ",\"quantity\":\"4\",\"unit_price\":\"25.0025\",\"amount\":\"100.00\",\"tax_rate\":\"0.06\"}",
      OK(10000, 600, 10600)},
     {"product 100.0100000000004, amount 100.00: just past", 0, NULL, 0,
      "{" SVC ",\"quantity\":\"4\",\"unit_price\":\"25.0025000000001\",\"amount\":\"100.00\","
      "\"tax_rate\":\"0.06\"}",
      NO(FPC_TOLERANCE_EXCEEDED, "items[0].amount")},
     {"product 99.99 (4 x 24.9975), amount 100.00: exactly 0.01 below", 0, NULL, 0,
-     "{" SVC ",\"quantity\":\"4\",\"unit_price\":\"24.9975\",\"amount\":\"100.00\",\"tax_rate\":\"0.06\"}",
+     "{" SVC
+     ",\"quantity\":\"4\",\"unit_price\":\"24.9975\",\"amount\":\"100.00\",\"tax_rate\":\"0.06\"}",
      OK(10000, 600, 10600)},
     {"product 99.9899999999996, amount 100.00: just past below", 0, NULL, 0,
      "{" SVC ",\"quantity\":\"4\",\"unit_price\":\"24.9974999999999\",\"amount\":\"100.00\","
@@ -151,7 +154,8 @@ static const tcase qty_price[] = {
      "\"tax_rate\":\"0.06\"}",
      OK(9434, 566, 10000)},
     {"incl: product 100.0100000000004, amount_with_tax 100.00: just past", 1, NULL, 0,
-     "{" SVC ",\"quantity\":\"4\",\"unit_price\":\"25.0025000000001\",\"amount_with_tax\":\"100.00\","
+     "{" SVC
+     ",\"quantity\":\"4\",\"unit_price\":\"25.0025000000001\",\"amount_with_tax\":\"100.00\","
      "\"tax_rate\":\"0.06\"}",
      NO(FPC_TOLERANCE_EXCEEDED, "items[0].amount_with_tax")},
 };
@@ -188,16 +192,19 @@ static const tcase line_tax[] = {
      NO(FPC_TOLERANCE_EXCEEDED, "items[1].tax")},
     /* 1.5% exists only with reduced_1_5, and no sample code allows it: no table */
     {"3.33 at 1.5% (0.04995), tax 0.10: 0.05005", 0, NULL, 0,
-     "{" SVC ",\"amount\":\"3.33\",\"tax_rate\":\"0.015\",\"policy\":\"reduced_1_5\",\"tax\":\"0.10\"}",
+     "{" SVC
+     ",\"amount\":\"3.33\",\"tax_rate\":\"0.015\",\"policy\":\"reduced_1_5\",\"tax\":\"0.10\"}",
      OK(333, 10, 343), 0, 0, 0, 1},
     {"3.33 at 1.5% (0.04995), tax 0.11: 0.06005, just past", 0, NULL, 0,
-     "{" SVC ",\"amount\":\"3.33\",\"tax_rate\":\"0.015\",\"policy\":\"reduced_1_5\",\"tax\":\"0.11\"}",
+     "{" SVC
+     ",\"amount\":\"3.33\",\"tax_rate\":\"0.015\",\"policy\":\"reduced_1_5\",\"tax\":\"0.11\"}",
      NO(FPC_TOLERANCE_EXCEEDED, "items[0].tax"), 0, 0, 0, 1},
     {"exempt line, tax 0.00", 0, NULL, 0,
      "{" SVC ",\"amount\":\"100.00\",\"tax_rate\":\"0\",\"policy\":\"exempt\",\"tax\":\"0.00\"}",
      OK(10000, 0, 10000)},
     {"not-taxable line, tax -0.01", 0, NULL, 0,
-     "{" SVC ",\"amount\":\"100.00\",\"tax_rate\":\"0\",\"policy\":\"non_taxable\",\"tax\":\"-0.01\"}",
+     "{" SVC
+     ",\"amount\":\"100.00\",\"tax_rate\":\"0\",\"policy\":\"non_taxable\",\"tax\":\"-0.01\"}",
      NO(FPC_TOLERANCE_EXCEEDED, "items[0].tax")},
 };
 
@@ -206,17 +213,20 @@ static const tcase line_tax[] = {
 #define L594 SVC ",\"amount\":\"100.00\",\"tax_rate\":\"0.06\",\"tax\":\"5.94\""
 static const tcase total_tax[] = {
     {"Σ deviation exactly +1.27", 0, L606, 21,
-     "{" SVC ",\"amount\":\"100.00\",\"tax_rate\":\"0.06\",\"tax\":\"6.01\"}", OK(220000, 13327, 233327)},
+     "{" SVC ",\"amount\":\"100.00\",\"tax_rate\":\"0.06\",\"tax\":\"6.01\"}",
+     OK(220000, 13327, 233327)},
     {"Σ deviation +1.28", 0, L606, 21,
      "{" SVC ",\"amount\":\"100.00\",\"tax_rate\":\"0.06\",\"tax\":\"6.02\"}",
      NO(FPC_TOLERANCE_EXCEEDED, "items")},
     {"Σ deviation +1.2696", 0, L606, 21,
-     "{" SVC ",\"amount\":\"33.34\",\"tax_rate\":\"0.06\",\"tax\":\"2.01\"}", OK(213334, 12927, 226261)},
+     "{" SVC ",\"amount\":\"33.34\",\"tax_rate\":\"0.06\",\"tax\":\"2.01\"}",
+     OK(213334, 12927, 226261)},
     {"Σ deviation +1.2702, just past", 0, L606, 21,
      "{" SVC ",\"amount\":\"33.33\",\"tax_rate\":\"0.06\",\"tax\":\"2.01\"}",
      NO(FPC_TOLERANCE_EXCEEDED, "items")},
     {"Σ deviation exactly -1.27", 0, L594, 21,
-     "{" SVC ",\"amount\":\"100.00\",\"tax_rate\":\"0.06\",\"tax\":\"5.99\"}", OK(220000, 13073, 233073)},
+     "{" SVC ",\"amount\":\"100.00\",\"tax_rate\":\"0.06\",\"tax\":\"5.99\"}",
+     OK(220000, 13073, 233073)},
     {"Σ deviation -1.28", 0, L594, 21,
      "{" SVC ",\"amount\":\"100.00\",\"tax_rate\":\"0.06\",\"tax\":\"5.98\"}",
      NO(FPC_TOLERANCE_EXCEEDED, "items")},
@@ -234,10 +244,12 @@ static const tcase gross_exact[] = {
      "{" SVC ",\"amount\":\"100.00\",\"tax_rate\":\"0.06\",\"amount_with_tax\":\"105.99\"}",
      NO(FPC_TOLERANCE_EXCEEDED, "items[0].amount_with_tax")},
     {"amount_with_tax 106.06 = 100.00 + given 6.06", 0, NULL, 0,
-     "{" SVC ",\"amount\":\"100.00\",\"tax_rate\":\"0.06\",\"tax\":\"6.06\",\"amount_with_tax\":\"106.06\"}",
+     "{" SVC ",\"amount\":\"100.00\",\"tax_rate\":\"0.06\",\"tax\":\"6.06\",\"amount_with_tax\":"
+             "\"106.06\"}",
      OK(10000, 606, 10606)},
     {"amount_with_tax 106.05 with given tax 6.06", 0, NULL, 0,
-     "{" SVC ",\"amount\":\"100.00\",\"tax_rate\":\"0.06\",\"tax\":\"6.06\",\"amount_with_tax\":\"106.05\"}",
+     "{" SVC ",\"amount\":\"100.00\",\"tax_rate\":\"0.06\",\"tax\":\"6.06\",\"amount_with_tax\":"
+             "\"106.05\"}",
      NO(FPC_TOLERANCE_EXCEEDED, "items[0].amount_with_tax")},
     {"discount: amount_with_tax -10.60 = -10.00 - 0.60", 0, NULL, 0,
      "{" SVC ",\"amount\":\"100.00\",\"tax_rate\":\"0.06\"},"
@@ -273,11 +285,14 @@ static const tcase rounding[] = {
      "{" SVC ",\"quantity\":\"1\",\"unit_price\":\"0.0049999999999\",\"tax_rate\":\"0.06\"}",
      NO(FPC_INVALID_FIELD, "items[0].amount")},
     {"1 x 1.005 -> 1.01", 0, NULL, 0,
-     "{" SVC ",\"quantity\":\"1\",\"unit_price\":\"1.005\",\"tax_rate\":\"0.06\"}", OK(101, 6, 107)},
+     "{" SVC ",\"quantity\":\"1\",\"unit_price\":\"1.005\",\"tax_rate\":\"0.06\"}",
+     OK(101, 6, 107)},
     {"1 x 1.0049999 -> 1.00", 0, NULL, 0,
-     "{" SVC ",\"quantity\":\"1\",\"unit_price\":\"1.0049999\",\"tax_rate\":\"0.06\"}", OK(100, 6, 106)},
+     "{" SVC ",\"quantity\":\"1\",\"unit_price\":\"1.0049999\",\"tax_rate\":\"0.06\"}",
+     OK(100, 6, 106)},
     {"3 x 0.335 = 1.005 -> 1.01", 0, NULL, 0,
-     "{" SVC ",\"quantity\":\"3\",\"unit_price\":\"0.335\",\"tax_rate\":\"0.06\"}", OK(101, 6, 107)},
+     "{" SVC ",\"quantity\":\"3\",\"unit_price\":\"0.335\",\"tax_rate\":\"0.06\"}",
+     OK(101, 6, 107)},
     {"0.5 x 0.01 = 0.005 -> 0.01", 0, NULL, 0,
      "{" SVC ",\"quantity\":\"0.5\",\"unit_price\":\"0.01\",\"tax_rate\":\"0.06\"}", OK(1, 0, 1)},
     {"2 x 0.0025 = 0.005 -> 0.01", 0, NULL, 0,
@@ -316,7 +331,8 @@ static const tcase rounding[] = {
 };
 
 /* 金额 = round(含税 / (1 + 税率)), 税额 = 含税 − 金额 */
-#define INCL(code, gross, rate) "{" code ",\"amount_with_tax\":\"" gross "\",\"tax_rate\":\"" rate "\"}"
+#define INCL(code, gross, rate)                                                                    \
+    "{" code ",\"amount_with_tax\":\"" gross "\",\"tax_rate\":\"" rate "\"}"
 static const tcase inclusive[] = {
     {"100.00 at 13% -> 88.50 + 11.50", 1, NULL, 0, INCL(GOODS, "100.00", "0.13"),
      OK(8850, 1150, 10000), 8850, 1150, 1},
@@ -326,12 +342,12 @@ static const tcase inclusive[] = {
     {"0.02 at 13% -> 0.02 + 0.00", 1, NULL, 0, INCL(GOODS, "0.02", "0.13"), OK(2, 0, 2), 2, 0, 1},
     {"1.00 at 3% -> 0.97 + 0.03", 1, NULL, 0, INCL(SVC, "1.00", "0.03"), OK(97, 3, 100), 97, 3, 1},
     {"1.00 at 1% -> 0.99 + 0.01", 1, NULL, 0, INCL(SVC, "1.00", "0.01"), OK(99, 1, 100), 99, 1, 1},
-    {"19.99 at 13% -> 17.69 + 2.30", 1, NULL, 0, INCL(GOODS, "19.99", "0.13"),
-     OK(1769, 230, 1999), 1769, 230, 1},
+    {"19.99 at 13% -> 17.69 + 2.30", 1, NULL, 0, INCL(GOODS, "19.99", "0.13"), OK(1769, 230, 1999),
+     1769, 230, 1},
     {"109.00 at 9% -> 100.00 + 9.00", 1, NULL, 0, INCL(GRAIN, "109.00", "0.09"),
      OK(10000, 900, 10900), 10000, 900, 1},
-    {"100.00 at 0% -> 100.00 + 0.00", 1, NULL, 0, INCL(GRAIN, "100.00", "0"),
-     OK(10000, 0, 10000), 10000, 0, 1},
+    {"100.00 at 0% -> 100.00 + 0.00", 1, NULL, 0, INCL(GRAIN, "100.00", "0"), OK(10000, 0, 10000),
+     10000, 0, 1},
     {"exempt 100.00 -> 100.00 + 0.00", 1, NULL, 0,
      "{" SVC ",\"amount_with_tax\":\"100.00\",\"tax_rate\":\"0\",\"policy\":\"exempt\"}",
      OK(10000, 0, 10000), 10000, 0, 1},
@@ -342,7 +358,8 @@ static const tcase inclusive[] = {
      "{" SVC ",\"quantity\":\"1\",\"unit_price\":\"0.0149999999999\",\"tax_rate\":\"0.06\"}",
      OK(1, 0, 1), 1, 0, 1},
     {"discount gross -11.30 at 13% -> -10.00 - 1.30", 1, NULL, 0,
-     INCL(GOODS, "100.00", "0.13") ",{" GOODS ",\"amount_with_tax\":\"-11.30\",\"tax_rate\":\"0.13\"" DISC "}",
+     INCL(GOODS, "100.00", "0.13") ",{" GOODS
+                                   ",\"amount_with_tax\":\"-11.30\",\"tax_rate\":\"0.13\"" DISC "}",
      OK(7850, 1020, 8870), 8850, 1150, 1},
     {"9999999999999999.99 at 13%", 1, NULL, 0, INCL(GOODS, "9999999999999999.99", "0.13"),
      OK(884955752212389380LL, 115044247787610619LL, 999999999999999999LL)},
@@ -368,15 +385,19 @@ static const tcase thirteen[] = {
      "\"tax_rate\":\"0.06\"}",
      OK(100, 6, 106)},
     {"1.0000000000001 x 1.0000000000001 with amount 0.99", 0, NULL, 0,
-     "{" SVC ",\"quantity\":\"1.0000000000001\",\"unit_price\":\"1.0000000000001\",\"amount\":\"0.99\","
+     "{" SVC
+     ",\"quantity\":\"1.0000000000001\",\"unit_price\":\"1.0000000000001\",\"amount\":\"0.99\","
      "\"tax_rate\":\"0.06\"}",
-     NO(FPC_TOLERANCE_EXCEEDED, "items[0].amount")}, /* 1.00000000000020000000000001: 0.0100000000002 off */
+     NO(FPC_TOLERANCE_EXCEEDED,
+        "items[0].amount")}, /* 1.00000000000020000000000001: 0.0100000000002 off */
     {"0.9999999999999 x 1.0000000000001 with amount 1.01", 0, NULL, 0,
-     "{" SVC ",\"quantity\":\"0.9999999999999\",\"unit_price\":\"1.0000000000001\",\"amount\":\"1.01\","
+     "{" SVC
+     ",\"quantity\":\"0.9999999999999\",\"unit_price\":\"1.0000000000001\",\"amount\":\"1.01\","
      "\"tax_rate\":\"0.06\"}",
      NO(FPC_TOLERANCE_EXCEEDED, "items[0].amount")}, /* 0.01 + 10^-26 off */
     {"0.9999999999999 x 1.0000000000001 with amount 0.99", 0, NULL, 0,
-     "{" SVC ",\"quantity\":\"0.9999999999999\",\"unit_price\":\"1.0000000000001\",\"amount\":\"0.99\","
+     "{" SVC
+     ",\"quantity\":\"0.9999999999999\",\"unit_price\":\"1.0000000000001\",\"amount\":\"0.99\","
      "\"tax_rate\":\"0.06\"}",
      OK(99, 6, 105)}, /* 0.99999999999999999999999999: within 0.01 of 0.99 */
 };
@@ -406,12 +427,14 @@ static const tcase refusals[] = {
      "{" GOODS ",\"amount\":\"1.00\",\"tax_rate\":\"0.13\"}",
      OK(100, 13, 113)},
     {"incl: discount gross -106.00 equal to the line", 1, NULL, 0,
-     INCL(SVC, "106.00", "0.06") ",{" SVC ",\"amount_with_tax\":\"-106.00\",\"tax_rate\":\"0.06\"" DISC
-     "}," INCL(GOODS, "1.13", "0.13"),
+     INCL(SVC, "106.00", "0.06") ",{" SVC
+                                 ",\"amount_with_tax\":\"-106.00\",\"tax_rate\":\"0.06\"" DISC
+                                 "}," INCL(GOODS, "1.13", "0.13"),
      OK(100, 13, 113)},
     {"incl: discount gross -106.01 nets -100.01 > 100.00", 1, NULL, 0,
-     INCL(SVC, "106.00", "0.06") ",{" SVC ",\"amount_with_tax\":\"-106.01\",\"tax_rate\":\"0.06\"" DISC
-     "}," INCL(GOODS, "1.13", "0.13"),
+     INCL(SVC, "106.00", "0.06") ",{" SVC
+                                 ",\"amount_with_tax\":\"-106.01\",\"tax_rate\":\"0.06\"" DISC
+                                 "}," INCL(GOODS, "1.13", "0.13"),
      NO(FPC_INVALID_DISCOUNT, "items[1].amount")},
     {"amount with 17 integer digits", 0, NULL, 0,
      "{" SVC ",\"amount\":\"10000000000000000.00\",\"tax_rate\":\"0.06\"}",
@@ -424,8 +447,8 @@ static const tcase refusals[] = {
     {"item name is a number", 0, NULL, 0,
      "{\"name\":7,\"tax_code\":\"3040201000000000000\",\"amount\":\"1.00\",\"tax_rate\":\"0.06\"}",
      NO(FPC_FIELD_TYPE, "items[0].name")},
-    {"natural_person is a string", 0, NULL, 0, NULL, NO(FPC_FIELD_TYPE, "buyer.natural_person"),
-     0, 0, 0, 0,
+    {"natural_person is a string", 0, NULL, 0, NULL, NO(FPC_FIELD_TYPE, "buyer.natural_person"), 0,
+     0, 0, 0,
      "{\"invoice_type\":\"02\",\"buyer\":{\"name\":\"王五\",\"natural_person\":\"yes\"},"
      "\"drawer\":\"张三\",\"items\":[" AMT1 "]}"},
     {"key case matters: Amount", 0, NULL, 0,
@@ -452,8 +475,8 @@ static const tcase refusals[] = {
      NO(FPC_INVALID_UTF8, "")},
     {"truncated UTF-8 sequence", 0, NULL, 0, NULL, NO(FPC_INVALID_UTF8, ""), 0, 0, 0, 0,
      "{\"drawer\":\"\xE5\xBC\"}"},
-    {"USCC with a letter in the region code", 0, NULL, 0, NULL, NO(FPC_INVALID_TAX_ID, "buyer.tax_id"),
-     0, 0, 0, 0,
+    {"USCC with a letter in the region code", 0, NULL, 0, NULL,
+     NO(FPC_INVALID_TAX_ID, "buyer.tax_id"), 0, 0, 0, 0,
      "{\"invoice_type\":\"02\",\"buyer\":{\"name\":\"某公司\",\"tax_id\":\"913502A0MA2YJ1XR9G\"},"
      "\"drawer\":\"张三\",\"items\":[" AMT1 "]}"},
     {"legacy id of 17 characters with a lowercase letter", 0, NULL, 0, NULL,
@@ -461,13 +484,16 @@ static const tcase refusals[] = {
      "{\"invoice_type\":\"02\",\"buyer\":{\"name\":\"某公司\",\"tax_id\":\"1101080000000000a\"},"
      "\"drawer\":\"张三\",\"items\":[" AMT1 "]}"},
     {"tax code starting with 7", 0, NULL, 0,
-     "{\"name\":\"x\",\"tax_code\":\"7040201000000000000\",\"amount\":\"1.00\",\"tax_rate\":\"0.06\"}",
+     "{\"name\":\"x\",\"tax_code\":\"7040201000000000000\",\"amount\":\"1.00\",\"tax_rate\":\"0."
+     "06\"}",
      NO(FPC_INVALID_TAX_CODE, "items[0].tax_code")},
     {"tax code with a level after a 00 level", 0, NULL, 0,
-     "{\"name\":\"x\",\"tax_code\":\"3040001000000000000\",\"amount\":\"1.00\",\"tax_rate\":\"0.06\"}",
+     "{\"name\":\"x\",\"tax_code\":\"3040001000000000000\",\"amount\":\"1.00\",\"tax_rate\":\"0."
+     "06\"}",
      NO(FPC_INVALID_TAX_CODE, "items[0].tax_code")},
     {"tax code of 18 digits", 0, NULL, 0,
-     "{\"name\":\"x\",\"tax_code\":\"304020100000000000\",\"amount\":\"1.00\",\"tax_rate\":\"0.06\"}",
+     "{\"name\":\"x\",\"tax_code\":\"304020100000000000\",\"amount\":\"1.00\",\"tax_rate\":\"0."
+     "06\"}",
      NO(FPC_INVALID_TAX_CODE, "items[0].tax_code")},
     {"simplified policy at 6%", 0, NULL, 0,
      "{" SVC ",\"amount\":\"1.00\",\"tax_rate\":\"0.06\",\"policy\":\"simplified\"}",
@@ -492,8 +518,9 @@ int main(void)
         return 2;
     }
     /* the root object is depth 1; remark adds 31 or 32 arrays */
-    static const char head[] = "{\"invoice_type\":\"02\",\"buyer\":{\"name\":\"x\"},\"drawer\":\"张三\","
-                               "\"items\":[" AMT1 "],\"remark\":";
+    static const char head[] =
+        "{\"invoice_type\":\"02\",\"buyer\":{\"name\":\"x\"},\"drawer\":\"张三\","
+        "\"items\":[" AMT1 "],\"remark\":";
     char *p = deep_ok;
     p += sprintf(p, "%s", head);
     for (int i = 0; i < 31; i++)

@@ -98,9 +98,9 @@ typedef struct mutation {
     const char *base;   /* "blue" or "red" */
     const char *object; /* "" root, "seller", "buyer", "items[N]" */
     const char *key;
-    const char *json;   /* new value; NULL deletes the key */
+    const char *json; /* new value; NULL deletes the key */
     int rc;
-    const char *msg;    /* part of err.msg */
+    const char *msg; /* part of err.msg */
 } mutation;
 
 static const mutation refusals[] = {
@@ -151,7 +151,8 @@ static const struct {
     {"blue", "items[0]", "policy", "\"simplified\"", "<TaxRate>0.06</TaxRate>"},
     {"blue", "items[0]", "policy", "\"exempt\"", "<ComTaxAm>***</ComTaxAm>"},
     {"blue", "", "number", "\"25110000000000000001\"", "<EInvoiceTag>SWEI1100</EInvoiceTag>"},
-    {"blue", "", "number", "\"25110000000000000001\"", "<TaxBureauCode>11100000000</TaxBureauCode>"},
+    {"blue", "", "number", "\"25110000000000000001\"",
+     "<TaxBureauCode>11100000000</TaxBureauCode>"},
     {"red", "", "red_reason", "\"allowance\"", "<RedReason>销售折让</RedReason>"},
     {"red", "", "red_reason", "\"issue_error\"", "<RedReason>开票有误</RedReason>"},
     {"red", "", "red_reason", "\"service_stop\"", "<RedReason>服务中止</RedReason>"},
@@ -211,8 +212,7 @@ static void test_refusals(void)
     for (size_t i = 0; i < NCASES(accepted); i++) {
         check_ctx("accepted[%zu] %s %s.%s = %s", i, accepted[i].base, accepted[i].object,
                   accepted[i].key, accepted[i].json ? accepted[i].json : "(deleted)");
-        char *doc = mutate(accepted[i].base, accepted[i].object, accepted[i].key,
-                           accepted[i].json);
+        char *doc = mutate(accepted[i].base, accepted[i].object, accepted[i].key, accepted[i].json);
         if (!CHECK(doc != NULL))
             continue;
         fp_buf b;
