@@ -20,7 +20,8 @@ stage() {
 }
 
 format_check() {
-  cd "$root" && git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
+  # tests/data holds deliberately odd fixtures (the lint's planted files)
+  cd "$root" && git ls-files '*.c' '*.h' ':!tests/data' | xargs clang-format --dry-run --Werror
 }
 stage "format (.clang-format; make format fixes)" format_check
 stage "ctest ($build)" ctest --test-dir "$root/$build" --output-on-failure

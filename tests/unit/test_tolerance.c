@@ -245,11 +245,11 @@ static const tcase gross_exact[] = {
      NO(FPC_TOLERANCE_EXCEEDED, "items[0].amount_with_tax")},
     {"amount_with_tax 106.06 = 100.00 + given 6.06", 0, NULL, 0,
      "{" SVC ",\"amount\":\"100.00\",\"tax_rate\":\"0.06\",\"tax\":\"6.06\",\"amount_with_tax\":"
-             "\"106.06\"}",
+     "\"106.06\"}",
      OK(10000, 606, 10606)},
     {"amount_with_tax 106.05 with given tax 6.06", 0, NULL, 0,
      "{" SVC ",\"amount\":\"100.00\",\"tax_rate\":\"0.06\",\"tax\":\"6.06\",\"amount_with_tax\":"
-             "\"106.05\"}",
+     "\"106.05\"}",
      NO(FPC_TOLERANCE_EXCEEDED, "items[0].amount_with_tax")},
     {"discount: amount_with_tax -10.60 = -10.00 - 0.60", 0, NULL, 0,
      "{" SVC ",\"amount\":\"100.00\",\"tax_rate\":\"0.06\"},"
