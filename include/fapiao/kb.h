@@ -1,5 +1,5 @@
 /* kb.h — the knowledge base: one Markdown article per finding code
- * (kb/<CODE>.md), each with 现象/Symptoms, 原因/Cause, 排查/How to check and
+ * (kb/CODE.md), each with 现象/Symptoms, 原因/Cause, 排查/How to check and
  * 解决/Fix sections in zh-CN and English, searchable by free text.
  *
  * Articles are loaded from a directory (bounded: FP_KB_MAX_FILES files of at
@@ -17,7 +17,7 @@
 #include <stddef.h>
 
 #define FP_KB_MAX_FILES 1000
-#define FP_KB_MAX_FILE (256 * 1024)
+#define FP_KB_MAX_FILE  (256 * 1024)
 #define FP_KB_MAX_TOKEN 64 /* longer ASCII words are cut */
 
 typedef struct fp_kb fp_kb;
@@ -26,7 +26,7 @@ typedef struct fp_kb_article {
     const char *code;     /* "TLS_CERT_EXPIRED" */
     const char *title_zh; /* from "# CODE — <zh> / <en>" */
     const char *title_en;
-    const char *text;     /* the whole Markdown, NUL-terminated */
+    const char *text; /* the whole Markdown, NUL-terminated */
     size_t len;
 } fp_kb_article;
 
@@ -44,7 +44,7 @@ void fp_kb_free(fp_kb *kb);
  * FP_ERANGE beyond the bounds. */
 int fp_kb_add(fp_kb *kb, const char *code, const char *text, size_t len, fp_err *err);
 
-/* Loads every <CODE>.md of dir (other file names are skipped). */
+/* Loads every CODE.md of dir (other file names are skipped). */
 int fp_kb_load_dir(const char *dir, fp_kb **out, fp_err *err);
 
 int fp_kb_count(const fp_kb *kb);
@@ -53,7 +53,7 @@ const fp_kb_article *fp_kb_at(const fp_kb *kb, int i);
 const fp_kb_article *fp_kb_get(const fp_kb *kb, const char *code);
 
 /* Finds the section whose heading line ("## …") starts with prefix, e.g.
- * "## 解决"; sets *body/*n to the text after the heading up to the next
+ * "## 解决"; sets *body and *n to the text after the heading up to the next
  * "## ".  0 or FP_ENOTFOUND. */
 int fp_kb_section(const fp_kb_article *a, const char *prefix, const char **body, size_t *n);
 

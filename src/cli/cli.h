@@ -30,5 +30,6 @@ int cli_require(const char *value, const char *flag, const char *usage);
 int cmd_init(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_ranges(int argc, char **argv);
+int cmd_kb(int argc, char **argv);
 
 #endif
