@@ -31,5 +31,6 @@ int cmd_init(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_ranges(int argc, char **argv);
 int cmd_kb(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
 
 #endif

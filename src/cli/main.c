@@ -107,6 +107,8 @@ static const struct {
     {"serve", cmd_serve, "启动 HTTPS 开票服务", "run the HTTPS invoicing service"},
     {"ranges", cmd_ranges, "导入或列出发票号码段（预赋码）",
      "import or list invoice number ranges"},
+    {"doctor", cmd_doctor, "诊断到开票服务器的连接",
+     "diagnose the connection to an invoice server"},
     {"kb", cmd_kb, "搜索或查看故障知识库", "search or show the troubleshooting knowledge base"},
     {"version", cmd_version, "显示版本", "print the version"},
     {"help", cmd_help, "显示帮助", "show this help"},
