@@ -739,15 +739,21 @@ int fp_kb_search(const fp_kb *kb, const char *query, fp_kb_hit *hits, int max, f
     for (int i = 0; i < kb->narts; i++) {
         const article *a = &kb->arts[i];
         double score = 0;
+        int matched = 0;
         for (int j = 0; j < q->n; j++) {
             uint32_t tf = tf_of(a, q->terms[j]);
             if (!tf)
                 continue;
+            matched++;
             double df = kb->terms[q->terms[j]].df;
             double idf = kb_ln(1.0 + (N - df + 0.5) / (df + 0.5));
             double norm = BM25_K1 * (1.0 - BM25_B + BM25_B * (double)a->dl / avgdl);
             score += idf * (tf * (BM25_K1 + 1.0)) / (tf + norm);
         }
+        /* Coordination: an article that covers more of the question's terms
+         * ranks above one that matches a few of them very well ("证书过期
+         * 握手失败" is about an expired certificate, not any handshake). */
+        score *= (double)matched / (double)q->n;
         if (score > 0)
             all[nh++] = (fp_kb_hit){a->code, score};
     }

@@ -32,6 +32,9 @@ def top_code(p):
     ("certificate expired", "TLS_CERT_EXPIRED"),
     ("429 too many requests", "HTTP_RATE_LIMITED"),
     ("token expired", "AUTH_TOKEN_EXPIRED"),
+    # the issue's own examples: a specific cause beats the generic symptom
+    ("证书过期 握手失败", "TLS_CERT_EXPIRED"),
+    ("connection refused", "TCP_REFUSED"),
 ])
 def test_search_top_result(query, want):
     p = run("search", query)
