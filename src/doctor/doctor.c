@@ -132,11 +132,11 @@ static int parse_url(const char *url, fp_doctor_report *r, fp_err *err)
 {
     const char *p;
     if (strncasecmp(url, "https://", 8) == 0) {
-        strcpy(r->scheme, "https");
+        snprintf(r->scheme, sizeof r->scheme, "https");
         p = url + 8;
         r->port = 443;
     } else if (strncasecmp(url, "http://", 7) == 0) {
-        strcpy(r->scheme, "http");
+        snprintf(r->scheme, sizeof r->scheme, "http");
         p = url + 7;
         r->port = 80;
     } else {
@@ -357,7 +357,7 @@ static void layer_local(dctx *c)
         p = at + 1;
     char host[256] = "", port[16] = "1080";
     if (strncasecmp(proxy, "http://", 7) == 0 || !strstr(proxy, "://"))
-        strcpy(port, "1080");
+        snprintf(port, sizeof port, "1080");
     if (*p == '[') {
         const char *e = strchr(p, ']');
         if (e && (size_t)(e - p - 1) < sizeof host) {
@@ -517,7 +517,7 @@ static void layer_dns(dctx *c)
                 a[al - 1] = 0;
                 a++;
             }
-            if (strcasecmp(buf, r->host) == 0 && atoi(c1 + 1) == r->port &&
+            if (strcasecmp(buf, r->host) == 0 && strtol(c1 + 1, NULL, 10) == r->port &&
                 fill_literal(a, r->port, &ss, &len) == 0) {
                 add_addr(c, &ss, len);
                 cJSON_AddStringToObject(d, "resolve", c->o->resolve);
@@ -1499,7 +1499,7 @@ int fp_doctor_run(const fp_doctor_opts *o, fp_doctor_report **out, fp_err *err)
     if (o->resolve) {
         const char *c1 = strchr(o->resolve, ':');
         const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-        if (!c1 || !c2 || c1 == o->resolve || atoi(c1 + 1) <= 0 || !c2[1]) {
+        if (!c1 || !c2 || c1 == o->resolve || strtol(c1 + 1, NULL, 10) <= 0 || !c2[1]) {
             free(r);
             return fp_fail(err, FP_EINVAL, "--resolve wants host:port:addr");
         }
