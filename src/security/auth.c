@@ -108,5 +108,6 @@ fp_token_status fp_token_verify(const unsigned char key[FP_TOKEN_KEY_LEN], const
     memcpy(c->client_id, f[0], strlen(f[0]) + 1);
     c->seller_id = strtoll(f[1], NULL, 10);
     c->expires = strtoll(f[2], NULL, 10);
-    return now >= c->expires ? FP_TOKEN_EXPIRED : FP_TOKEN_OK;
+    /* valid through the whole second `expires`: a token lives at least its ttl */
+    return now > c->expires ? FP_TOKEN_EXPIRED : FP_TOKEN_OK;
 }
