@@ -19,6 +19,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define NCASES(a) (sizeof(a) / sizeof((a)[0]))
@@ -96,5 +97,28 @@ __attribute__((unused)) static int check_summary(void)
                      "%s contains %s: \"%s\" lacks \"%s\"", #haystack, #needle,                    \
                      check_h_ ? check_h_ : "(null)", check_n_ ? check_n_ : "(null)");              \
     })
+
+/* A whole test data file, NUL-terminated (caller frees), or NULL.  *len
+ * (may be NULL) gets its size. */
+__attribute__((unused)) static char *check_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *p = NULL;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (p = malloc((size_t)n + 1)) &&
+        fread(p, 1, (size_t)n, f) != (size_t)n) {
+        free(p);
+        p = NULL;
+    }
+    fclose(f);
+    if (p) {
+        p[n] = 0;
+        if (len)
+            *len = (size_t)n;
+    }
+    return p;
+}
 
 #endif

@@ -26,21 +26,6 @@
 static fp_taxcode_table *codes;
 static char *example; /* examples/invoice.json */
 
-static char *read_all(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fp_buf b;
-    fp_buf_init(&b, 1 << 20);
-    char tmp[4096];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
-        fp_buf_append(&b, tmp, n);
-    fclose(f);
-    return fp_buf_take(&b, NULL);
-}
-
 /* ---- mutations: path syntax key(.key|[n])* ---- */
 
 typedef struct mut {
@@ -838,7 +823,7 @@ int main(void)
         fprintf(stderr, "cannot load the sample code table: %s\n", err.msg);
         return 2;
     }
-    example = read_all(FP_SOURCE_DIR "/examples/invoice.json");
+    example = check_read_file(FP_SOURCE_DIR "/examples/invoice.json", NULL);
     if (!example) {
         perror(FP_SOURCE_DIR "/examples/invoice.json");
         return 2;

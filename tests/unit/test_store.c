@@ -50,21 +50,6 @@ static const fp_seller seller_b = {.name = "Seller B Ltd", .tax_id = "91310000MA
 
 /* ---- helpers ---- */
 
-static char *read_all(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fp_buf b;
-    fp_buf_init(&b, 1 << 20);
-    char tmp[4096];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
-        fp_buf_append(&b, tmp, n);
-    fclose(f);
-    return fp_buf_take(&b, NULL);
-}
-
 static void fatal(const char *what)
 {
     fprintf(stderr, "test_store: fatal: %s (databases left in %s)\n", what, tmpdir);
@@ -1039,7 +1024,7 @@ static void test_range_validation(void)
 
 int main(void)
 {
-    example = read_all(FP_SOURCE_DIR "/examples/invoice.json");
+    example = check_read_file(FP_SOURCE_DIR "/examples/invoice.json", NULL);
     if (!example)
         fatal("cannot read examples/invoice.json");
     static fp_errors es;

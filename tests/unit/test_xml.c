@@ -20,27 +20,6 @@
 
 #define DATA FP_SOURCE_DIR "/tests/data/xml/"
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *p = malloc((size_t)n + 1);
-    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
-        free(p);
-        p = NULL;
-    }
-    fclose(f);
-    if (p) {
-        p[n] = 0;
-        *len = (size_t)n;
-    }
-    return p;
-}
-
 /* 1 if xml parses as a document whose root is <EInvoice>. */
 static int reparses(const char *xml, size_t len)
 {
@@ -63,9 +42,9 @@ static void test_golden(void)
         size_t dlen = 0, elen = 0;
         check_ctx("golden %s", names[i]);
         snprintf(p, sizeof p, DATA "%s-doc.json", names[i]);
-        char *doc = slurp(p, &dlen);
+        char *doc = check_read_file(p, &dlen);
         snprintf(p, sizeof p, DATA "%s.expected.xml", names[i]);
-        char *want = slurp(p, &elen);
+        char *want = check_read_file(p, &elen);
         if (!CHECK(doc && want)) {
             free(doc);
             free(want);
@@ -165,7 +144,7 @@ static char *mutate(const char *base, const char *object, const char *key, const
     char p[512];
     size_t len = 0;
     snprintf(p, sizeof p, DATA "%s-doc.json", base);
-    char *text = slurp(p, &len);
+    char *text = check_read_file(p, &len);
     cJSON *doc = text ? cJSON_Parse(text) : NULL;
     free(text);
     if (!doc)
@@ -273,7 +252,7 @@ static void test_not_documents(void)
 static void test_output_limit(void)
 {
     size_t len = 0;
-    char *doc = slurp(DATA "blue-doc.json", &len);
+    char *doc = check_read_file(DATA "blue-doc.json", &len);
     if (!CHECK(doc != NULL))
         return;
     fp_buf b;
@@ -325,7 +304,7 @@ static char *failing_strdup(const char *s)
 static void test_alloc_failures(void)
 {
     size_t len = 0;
-    char *doc = slurp(DATA "red-doc.json", &len);
+    char *doc = check_read_file(DATA "red-doc.json", &len);
     if (!CHECK(doc != NULL))
         return;
     fp_buf b;
