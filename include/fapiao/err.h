@@ -20,6 +20,7 @@ enum {
     FP_ECRYPTO = -6,
     FP_EBUSY = -7,
     FP_ECONFLICT = -8,
+    FP_ETIMEDOUT = -9, /* a time bound ran out */
 };
 
 typedef struct fp_err {
