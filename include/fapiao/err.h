@@ -66,6 +66,8 @@ typedef enum fp_code {
     FPC_NUMBER_RANGE_EXHAUSTED,
     FPC_RED_EXCEEDS_BLUE,
     FPC_RED_FORM_STATE,
+    FPC_RENDER_FAILED,
+    FPC_JOB_STATE,
     FPC_INTERNAL,
     FPC__COUNT
 } fp_code;

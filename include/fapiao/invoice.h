@@ -114,4 +114,11 @@ int fp_invoice_render(const fp_invoice *inv, const fp_seller *seller, const char
                       const char *issued_at, fp_doc *out);
 void fp_doc_patch_number(fp_doc *d, const char number[FP_NUMBER_LEN]);
 
+/* Appends the stored document doc[0..len) to out with its top-level
+ * "status" replaced by status (and "failure" added after it when failure is
+ * not empty): the document is written once as "accepted", the state moves
+ * on in the store (jobs.h). */
+void fp_doc_append_status(fp_buf *out, const char *doc, size_t len, const char *status,
+                          const char *failure);
+
 #endif

@@ -26,6 +26,10 @@ typedef struct fp_server_opts {
     int64_t range_warn;             /* warn when fewer numbers remain (default 1000) */
     fp_store *store;
     const fp_taxcode_table *codes;
+    struct fp_outbox *outbox; /* optional: metrics, kicks on re-drive */
+    const char *pdf_dir;      /* where the outbox writes PDFs */
+    struct fp_health *health; /* optional: degraded mode, /readyz checks */
+    int fault_injection;      /* tests only: GET/POST /v1/_faults */
 } fp_server_opts;
 
 typedef struct fp_server fp_server;

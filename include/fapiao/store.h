@@ -158,6 +158,31 @@ int fp_store_red_form_get(fp_store *s, int64_t seller_id, const char *form_no,
 int fp_store_red_form_act(fp_store *s, int64_t seller_id, const char *form_no, const char *action,
                           fp_red_form_rec *out, fp_err *err);
 
+/* ---- health and fault injection ---- */
+/* A durable write (one row rewritten, fsync'ed) like an issue's, through
+ * the same connection and fault injection: the health checker's probe. */
+int fp_store_probe_write(fp_store *s, fp_err *err);
+
+/* Called on the writer thread after every group commit (ok = committed)
+ * and every probe: the store's circuit breaker listens here. */
+void fp_store_set_outcome_hook(fp_store *s, void (*fn)(int ok, void *arg), void *arg);
+
+/* Test-only faults (fapiao serve --fault-injection): every write fails
+ * (write_fail), or waits write_delay_ms before its COMMIT, or fsync_delay_ms
+ * after it (a slow disk: the answer waits). */
+typedef struct fp_store_faults {
+    int write_fail;
+    int write_delay_ms;
+    int fsync_delay_ms;
+} fp_store_faults;
+void fp_store_set_faults(fp_store *s, const fp_store_faults *f);
+void fp_store_get_faults(fp_store *s, fp_store_faults *f);
+
+/* Histograms the writer fills (metrics.h; NULL: none): requests per group
+ * commit, and microseconds per COMMIT. */
+struct fp_metric;
+void fp_store_set_histograms(fp_store *s, struct fp_metric *batch, struct fp_metric *commit_us);
+
 /* Counters for metrics and benchmarks. */
 typedef struct fp_store_stats {
     uint64_t commits, requests, max_batch;

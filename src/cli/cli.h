@@ -27,10 +27,18 @@ int cli_parse(int argc, char **argv, const cli_flag *flags, const char *usage);
 /* -1 (with a usage error printed) when a required flag's value is NULL. */
 int cli_require(const char *value, const char *flag, const char *usage);
 
+/* Opens DIR/fapiao.db (a small read pool) or prints why not and returns
+ * NULL. */
+struct fp_store *cli_open_store(const char *dir);
+
 int cmd_init(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_ranges(int argc, char **argv);
 int cmd_kb(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
+int cmd_pdf(int argc, char **argv);
+int cmd_render_worker(int argc, char **argv);
+int cmd_outbox(int argc, char **argv);
+int cmd_webhook(int argc, char **argv);
 
 #endif

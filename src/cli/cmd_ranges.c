@@ -32,27 +32,6 @@ static int parse_i64(const char *s, int64_t *v)
     return 0;
 }
 
-static fp_store *open_store(const char *dir)
-{
-    char db[PATH_MAX];
-    snprintf(db, sizeof db, "%s/fapiao.db", dir);
-    if (access(db, F_OK) != 0) {
-        char zh[PATH_MAX + 64], en[PATH_MAX + 64];
-        snprintf(zh, sizeof zh, "%s 不是数据目录（没有 fapiao.db）", dir);
-        snprintf(en, sizeof en, "%s is not a data directory (no fapiao.db)", dir);
-        cli_error(zh, en);
-        return NULL;
-    }
-    fp_store_opts o = {.path = db, .read_conns = 1};
-    fp_store *s = NULL;
-    fp_err err = {0};
-    if (fp_store_open(&o, &s, &err) < 0) {
-        cli_fail("无法打开数据库", "cannot open the database", err.msg);
-        return NULL;
-    }
-    return s;
-}
-
 static int add_one(fp_store *s, int64_t seller, const char *prefix, int64_t first, int64_t last,
                    const char *where)
 {
@@ -147,7 +126,7 @@ int cmd_ranges(int argc, char **argv)
         fprintf(stderr, "%s", usage);
         return 2;
     }
-    fp_store *s = open_store(dir);
+    fp_store *s = cli_open_store(dir);
     if (!s)
         return 1;
     int rc;

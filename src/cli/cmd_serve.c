@@ -3,10 +3,13 @@
  * SIGTERM (queued invoices are committed and answered first). */
 #include "cli.h"
 #include "fapiao/auth.h"
+#include "fapiao/health.h"
+#include "fapiao/outbox.h"
 #include "fapiao/server.h"
 #include "fapiao/store.h"
 #include "fapiao/taxcode.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -21,9 +24,19 @@ static const char usage[] =
     "usage: fapiao serve --data-dir DIR [--listen HOST:PORT] [--threads N]\n"
     "                    [--token-ttl SECONDS] [--max-body BYTES]\n"
     "                    [--access-log FILE|-|off] [--tax-codes FILE] [--range-warn N]\n"
+    "                    [--outbox-workers N] [--render-timeout SECONDS]\n"
+    "                    [--retry-backoff-ms MS] [--webhook-retry-for SECONDS]\n"
+    "                    [--webhook-timeout SECONDS] [--probe-interval-ms MS]\n"
+    "                    [--min-free-mb MB] [--fault-injection]\n"
     "  Defaults: --listen 127.0.0.1:8443, --threads = CPUs, --token-ttl 3600,\n"
     "  --max-body 1048576, --access-log DIR/access.log, --tax-codes DIR/taxcodes.csv,\n"
-    "  --range-warn 1000 (numbers left below which /readyz warns)\n"
+    "  --range-warn 1000 (numbers left below which /readyz warns),\n"
+    "  --outbox-workers 2 (PDF and webhook job threads; as many renderer processes),\n"
+    "  --render-timeout 30, --retry-backoff-ms 10000 (first retry; doubles, up to 1 h),\n"
+    "  --webhook-retry-for 86400 (then the event is a dead letter), --webhook-timeout 10,\n"
+    "  --probe-interval-ms 15000 (database write probe; every second while degraded),\n"
+    "  --min-free-mb 64 (less free disk: degraded).  --fault-injection (tests only)\n"
+    "  enables GET/POST /v1/_faults to make writes, fsync or renders fail or slow.\n"
     "  启动 HTTPS 开票服务；SIGINT/SIGTERM 时先提交并答复已排队的请求再退出。\n";
 
 static int parse_listen(const char *s, char *host, size_t hcap, int *port)
@@ -64,6 +77,9 @@ int cmd_serve(int argc, char **argv)
 {
     const char *dir = NULL, *listen = "127.0.0.1:8443", *threads = NULL, *ttl = NULL;
     const char *max_body = NULL, *access_log = NULL, *codes_path = NULL, *range_warn = NULL;
+    const char *ob_workers = NULL, *render_timeout = NULL, *backoff = NULL, *retry_for = NULL;
+    const char *wh_timeout = NULL, *probe_ms = NULL, *min_free = NULL;
+    int fault_injection = 0;
     const cli_flag flags[] = {
         {"--data-dir", 0, &dir, NULL},
         {"--listen", 0, &listen, NULL},
@@ -73,6 +89,14 @@ int cmd_serve(int argc, char **argv)
         {"--access-log", 0, &access_log, NULL},
         {"--tax-codes", 0, &codes_path, NULL},
         {"--range-warn", 0, &range_warn, NULL},
+        {"--outbox-workers", 0, &ob_workers, NULL},
+        {"--render-timeout", 0, &render_timeout, NULL},
+        {"--retry-backoff-ms", 0, &backoff, NULL},
+        {"--webhook-retry-for", 0, &retry_for, NULL},
+        {"--webhook-timeout", 0, &wh_timeout, NULL},
+        {"--probe-interval-ms", 0, &probe_ms, NULL},
+        {"--min-free-mb", 0, &min_free, NULL},
+        {"--fault-injection", 1, NULL, &fault_injection},
         {NULL, 0, NULL, NULL},
     };
     if (cli_parse(argc, argv, flags, usage) < 0 || cli_require(dir, "--data-dir", usage) < 0)
@@ -112,13 +136,56 @@ int cmd_serve(int argc, char **argv)
         }
         so.range_warn = v;
     }
+    fp_outbox_opts oo = {0};
+    fp_health_opts ho = {0};
+    int min_free_mb = 0;
+    const struct {
+        const char *flag, *value;
+        long min, max;
+        int *out;
+        const char *zh, *en;
+    } ints[] = {
+        {"--outbox-workers", ob_workers, 1, 64, &oo.workers, "--outbox-workers 须为 1–64",
+         "--outbox-workers must be 1-64"},
+        {"--render-timeout", render_timeout, 1, 3600, &oo.render_timeout_ms,
+         "--render-timeout 须为 1–3600 秒", "--render-timeout must be 1-3600 seconds"},
+        {"--retry-backoff-ms", backoff, 10, 3600000, &oo.backoff_ms,
+         "--retry-backoff-ms 须为 10–3600000", "--retry-backoff-ms must be 10-3600000"},
+        {"--webhook-timeout", wh_timeout, 1, 300, &oo.webhook_timeout_ms,
+         "--webhook-timeout 须为 1–300 秒", "--webhook-timeout must be 1-300 seconds"},
+        {"--probe-interval-ms", probe_ms, 100, 3600000, &ho.interval_ms,
+         "--probe-interval-ms 须为 100–3600000", "--probe-interval-ms must be 100-3600000"},
+        {"--min-free-mb", min_free, 1, 1000000, &min_free_mb, "--min-free-mb 须为 1–1000000",
+         "--min-free-mb must be 1-1000000"},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        if (!ints[i].value)
+            continue;
+        if (parse_int(ints[i].value, ints[i].min, ints[i].max, &v) < 0) {
+            cli_error(ints[i].zh, ints[i].en);
+            return 2;
+        }
+        *ints[i].out = (int)v;
+    }
+    oo.render_timeout_ms *= 1000;
+    oo.webhook_timeout_ms *= 1000;
+    if (retry_for) {
+        if (parse_int(retry_for, 1, 365L * 86400, &v) < 0) {
+            cli_error("--webhook-retry-for 须为 1 秒到 365 天",
+                      "--webhook-retry-for must be 1 second to 365 days");
+            return 2;
+        }
+        oo.retry_for_ms = (int64_t)v * 1000;
+    }
     char db[PATH_MAX], crt[PATH_MAX], key[PATH_MAX], tkey[PATH_MAX], tc[PATH_MAX], alog[PATH_MAX];
+    char pdf_dir[PATH_MAX], self[PATH_MAX];
     snprintf(db, sizeof db, "%s/fapiao.db", dir);
     snprintf(crt, sizeof crt, "%s/tls/server.crt", dir);
     snprintf(key, sizeof key, "%s/tls/server.key", dir);
     snprintf(tkey, sizeof tkey, "%s/token.key", dir);
     snprintf(tc, sizeof tc, "%s/taxcodes.csv", dir);
     snprintf(alog, sizeof alog, "%s/access.log", dir);
+    snprintf(pdf_dir, sizeof pdf_dir, "%s/pdf", dir);
     if (access(db, F_OK) != 0) {
         char zh[PATH_MAX + 128], en[PATH_MAX + 128];
         snprintf(zh, sizeof zh,
@@ -170,6 +237,7 @@ int cmd_serve(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread uses libcurl */
 
     fp_store *store = NULL;
     fp_store_opts sto = {.path = db};
@@ -178,6 +246,40 @@ int cmd_serve(int argc, char **argv)
         fp_taxcode_free(codes);
         return 1;
     }
+    /* the renderer processes run this same binary */
+    ssize_t sn = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[sn > 0 ? sn : 0] = 0;
+    oo.store = store;
+    oo.pdf_dir = pdf_dir;
+    oo.render_exe = sn > 0 ? self : "/proc/self/exe";
+    fp_outbox *outbox = NULL;
+    if (fp_outbox_start(&oo, &outbox, &err) < 0) {
+        cli_fail("无法启动发票 PDF 与通知任务", "cannot start the PDF and notification jobs",
+                 err.msg);
+        fp_store_close(store);
+        fp_taxcode_free(codes);
+        return 1;
+    }
+    so.outbox = outbox;
+    so.pdf_dir = pdf_dir;
+    ho.store = store;
+    ho.data_dir = dir;
+    ho.cert_path = crt;
+    ho.min_free_bytes = (int64_t)min_free_mb << 20;
+    ho.range_warn = so.range_warn;
+    fp_health *health = NULL;
+    if (fp_health_start(&ho, &health, &err) < 0) {
+        cli_fail("无法启动健康检查", "cannot start the health checks", err.msg);
+        fp_outbox_stop(outbox);
+        fp_store_close(store);
+        fp_taxcode_free(codes);
+        return 1;
+    }
+    so.health = health;
+    so.fault_injection = fault_injection;
+    if (fault_injection)
+        fprintf(stderr,
+                "fapiao: 已启用故障注入（仅供测试）/ fault injection enabled (tests only)\n");
     so.cert_path = crt;
     so.key_path = key;
     so.token_key = token_key;
@@ -187,6 +289,8 @@ int cmd_serve(int argc, char **argv)
     fp_server *srv = NULL;
     if (fp_server_start(&so, &srv, &err) < 0) {
         cli_fail("无法启动 HTTPS 服务", "cannot start the HTTPS server", err.msg);
+        fp_health_stop(health);
+        fp_outbox_stop(outbox);
         fp_store_close(store);
         fp_taxcode_free(codes);
         return 1;
@@ -200,6 +304,8 @@ int cmd_serve(int argc, char **argv)
     sigwait(&set, &sig);
     fprintf(stderr, "fapiao: 收到信号 %d，正在停止 / signal %d, stopping\n", sig, sig);
     fp_server_stop(srv);
+    fp_health_stop(health);
+    fp_outbox_stop(outbox);
     fp_store_close(store);
     fp_taxcode_free(codes);
     fprintf(stderr, "fapiao: 已停止 / stopped\n");

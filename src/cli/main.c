@@ -1,10 +1,13 @@
 /* main.c — the fapiao command: a table of subcommands. */
 #include "cli.h"
+#include "fapiao/store.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define FAPIAO_VERSION "0.1.0"
 
@@ -87,6 +90,27 @@ int cli_require(const char *value, const char *flag, const char *usage)
     return -1;
 }
 
+fp_store *cli_open_store(const char *dir)
+{
+    char db[PATH_MAX];
+    snprintf(db, sizeof db, "%s/fapiao.db", dir);
+    if (access(db, F_OK) != 0) {
+        char zh[PATH_MAX + 64], en[PATH_MAX + 64];
+        snprintf(zh, sizeof zh, "%s 不是数据目录（没有 fapiao.db）", dir);
+        snprintf(en, sizeof en, "%s is not a data directory (no fapiao.db)", dir);
+        cli_error(zh, en);
+        return NULL;
+    }
+    fp_store_opts o = {.path = db, .read_conns = 1};
+    fp_store *s = NULL;
+    fp_err err = {0};
+    if (fp_store_open(&o, &s, &err) < 0) {
+        cli_fail("无法打开数据库", "cannot open the database", err.msg);
+        return NULL;
+    }
+    return s;
+}
+
 static int cmd_version(int argc, char **argv)
 {
     (void)argc;
@@ -107,8 +131,13 @@ static const struct {
     {"serve", cmd_serve, "启动 HTTPS 开票服务", "run the HTTPS invoicing service"},
     {"ranges", cmd_ranges, "导入或列出发票号码段（预赋码）",
      "import or list invoice number ranges"},
+    {"outbox", cmd_outbox, "查看或重新投递 PDF 与通知任务（含死信）",
+     "list or re-drive the PDF and notification jobs (dead letters too)"},
+    {"webhook", cmd_webhook, "设置客户端的回调地址与签名密钥",
+     "set a client's webhook URL and signing secret"},
     {"doctor", cmd_doctor, "诊断到开票服务器的连接",
      "diagnose the connection to an invoice server"},
+    {"pdf", cmd_pdf, "把发票文档渲染为 PDF", "render an invoice document as a PDF"},
     {"kb", cmd_kb, "搜索或查看故障知识库", "search or show the troubleshooting knowledge base"},
     {"version", cmd_version, "显示版本", "print the version"},
     {"help", cmd_help, "显示帮助", "show this help"},
@@ -130,6 +159,8 @@ int main(int argc, char **argv)
 {
     if (argc < 2)
         return cmd_help(argc, argv), 2;
+    if (strcmp(argv[1], "render-worker") == 0) /* hidden: the PDF pool's worker */
+        return cmd_render_worker(argc - 1, argv + 1);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].fn(argc - 1, argv + 1);

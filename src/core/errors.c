@@ -92,6 +92,12 @@ static const fp_code_info codes[FPC__COUNT] = {
                               "The red invoice exceeds the blue invoice"},
     [FPC_RED_FORM_STATE] = {"RED_FORM_STATE", 409, "Red form state", "红字确认单状态不允许此操作",
                             "The red-invoice form's state does not allow this"},
+    [FPC_RENDER_FAILED] = {"RENDER_FAILED", 500, "Render failed",
+                           "发票 PDF 生成失败（管理员可重新投递该任务）",
+                           "The invoice PDF could not be rendered (an admin can re-drive the job)"},
+    [FPC_JOB_STATE] = {"JOB_STATE", 409, "Job state",
+                       "任务状态不允许此操作（只有死信任务可以重新投递）",
+                       "The job's state does not allow this (only dead jobs can be re-driven)"},
     [FPC_INTERNAL] = {"INTERNAL", 500, "Internal error", "服务器内部错误", "Internal server error"},
 };
 

@@ -760,3 +760,31 @@ void fp_doc_patch_number(fp_doc *d, const char number[FP_NUMBER_LEN])
     for (int i = 0; i < d->nnum; i++)
         memcpy(d->json + d->num_off[i], number, FP_NUMBER_LEN);
 }
+
+void fp_doc_append_status(fp_buf *out, const char *doc, size_t len, const char *status,
+                          const char *failure)
+{
+    /* The first "status":"accepted" is the top-level one: it follows the
+     * number and the serial, and a string value cannot contain an unescaped
+     * quote. */
+    static const char pat[] = "\"status\":\"accepted\"";
+    const char *at = status && (strcmp(status, "accepted") || (failure && *failure))
+                         ? memmem(doc, len, pat, sizeof pat - 1)
+                         : NULL;
+    if (!at) {
+        fp_buf_append(out, doc, len);
+        return;
+    }
+    size_t head = (size_t)(at - doc) + 9; /* through "status": */
+    fp_buf_append(out, doc, head);
+    fp_buf_append(out, "\"", 1);
+    fp_json_escape(out, status);
+    fp_buf_append(out, "\"", 1);
+    if (failure && *failure) {
+        fp_buf_puts(out, ",\"failure\":\"");
+        fp_json_escape(out, failure);
+        fp_buf_append(out, "\"", 1);
+    }
+    size_t tail = (size_t)(at - doc) + sizeof pat - 1;
+    fp_buf_append(out, doc + tail, len - tail);
+}

@@ -2,6 +2,8 @@
 #include "internal.h"
 #include "fapiao/crypto.h"
 #include "fapiao/money.h"
+#include "fapiao/health.h"
+#include "fapiao/outbox.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -653,17 +655,12 @@ enum MHD_Result fp_h_readyz(fp_req *r)
 {
     fp_err err = {0};
     int db_ok = fp_store_ping(r->srv->o.store, &err) == 0;
-    int64_t remaining = 0;
-    int range_ok =
-        db_ok && fp_store_numbers_remaining(r->srv->o.store, 0, &remaining) == 0 && remaining > 0;
     int stopping = atomic_load(&r->srv->stopping);
-    int ready = db_ok && range_ok && !stopping;
     fp_buf b;
     fp_jw w;
-    fp_buf_init(&b, 8192);
+    fp_buf_init(&b, 16384);
     fp_jw_init(&w, &b);
     fp_jw_obj_open(&w);
-    fp_jw_kstr(&w, "status", ready ? "ready" : "not_ready");
     fp_jw_key(&w, "checks");
     fp_jw_arr_open(&w);
     fp_jw_obj_open(&w);
@@ -672,19 +669,29 @@ enum MHD_Result fp_h_readyz(fp_req *r)
     if (!db_ok)
         fp_jw_kstr(&w, "reason", err.msg);
     fp_jw_obj_close(&w);
-    fp_jw_obj_open(&w);
-    fp_jw_kstr(&w, "name", "number_range");
-    fp_jw_kbool(&w, "ok", range_ok);
-    fp_jw_kint(&w, "remaining", remaining);
-    /* still ready, but time to import the next range (fapiao ranges import) */
-    fp_jw_kbool(&w, "warning", db_ok && remaining < r->srv->o.range_warn);
-    fp_jw_kint(&w, "warn_below", r->srv->o.range_warn);
-    fp_jw_obj_close(&w);
+    int ready = db_ok && !stopping, degraded = 0;
+    if (r->srv->o.health) {
+        ready &= fp_health_report(r->srv->o.health, &w, &degraded);
+    } else {
+        int64_t remaining = 0;
+        int range_ok = db_ok && fp_store_numbers_remaining(r->srv->o.store, 0, &remaining) == 0 &&
+                       remaining > 0;
+        ready &= range_ok;
+        fp_jw_obj_open(&w);
+        fp_jw_kstr(&w, "name", "number_range");
+        fp_jw_kbool(&w, "ok", range_ok);
+        fp_jw_kint(&w, "remaining", remaining);
+        /* still ready, but time to import the next range (fapiao ranges import) */
+        fp_jw_kbool(&w, "warning", db_ok && remaining < r->srv->o.range_warn);
+        fp_jw_kint(&w, "warn_below", r->srv->o.range_warn);
+        fp_jw_obj_close(&w);
+    }
     fp_jw_obj_open(&w);
     fp_jw_kstr(&w, "name", "accepting");
     fp_jw_kbool(&w, "ok", !stopping);
     fp_jw_obj_close(&w);
     fp_jw_arr_close(&w);
+    fp_jw_kstr(&w, "status", ready ? "ready" : degraded ? "degraded" : "not_ready");
     fp_jw_obj_close(&w);
     size_t len;
     char *body = fp_buf_take(&b, &len);
@@ -700,39 +707,4 @@ enum MHD_Result fp_h_openapi(fp_req *r)
 {
     const char *doc = fp_openapi_json();
     return fp_respond_json(r, 200, strdup(doc), strlen(doc));
-}
-
-enum MHD_Result fp_h_metrics(fp_req *r)
-{
-    fp_buf b;
-    fp_store_stats st;
-    int64_t remaining = 0;
-    fp_buf_init(&b, 1u << 20);
-    fp_server_http_metrics(r->srv, &b);
-    fp_store_get_stats(r->srv->o.store, &st);
-    fp_buf_printf(&b,
-                  "# HELP fapiao_store_commits_total Group commits (transactions) of the writer.\n"
-                  "# TYPE fapiao_store_commits_total counter\nfapiao_store_commits_total %llu\n"
-                  "# HELP fapiao_store_requests_total Issue requests processed by the writer.\n"
-                  "# TYPE fapiao_store_requests_total counter\nfapiao_store_requests_total %llu\n"
-                  "# HELP fapiao_store_batch_max Largest group commit so far.\n"
-                  "# TYPE fapiao_store_batch_max gauge\nfapiao_store_batch_max %llu\n"
-                  "# HELP fapiao_store_commit_seconds_total Time spent in COMMIT (fsync).\n"
-                  "# TYPE fapiao_store_commit_seconds_total "
-                  "counter\nfapiao_store_commit_seconds_total %.6f\n",
-                  (unsigned long long)st.commits, (unsigned long long)st.requests,
-                  (unsigned long long)st.max_batch, (double)st.fsync_us_total / 1e6);
-    if (fp_store_numbers_remaining(r->srv->o.store, 0, &remaining) == 0)
-        fp_buf_printf(
-            &b,
-            "# HELP fapiao_numbers_remaining Invoice numbers left in all ranges.\n"
-            "# TYPE fapiao_numbers_remaining gauge\nfapiao_numbers_remaining %lld\n"
-            "# HELP fapiao_numbers_warning_threshold Below this many numbers /readyz warns.\n"
-            "# TYPE fapiao_numbers_warning_threshold gauge\n"
-            "fapiao_numbers_warning_threshold %lld\n",
-            (long long)remaining, (long long)r->srv->o.range_warn);
-    size_t len;
-    char *body = fp_buf_take(&b, &len);
-    return body ? fp_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", body, len, NULL)
-                : MHD_NO;
 }

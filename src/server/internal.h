@@ -22,6 +22,7 @@ typedef struct fp_route {
     const char *pattern; /* "/v1/invoices/{}": {} is one path segment */
     fp_handler handler;
     fp_auth_need auth;
+    int writes; /* changes stored state: refused while degraded */
 } fp_route;
 
 #define FP_SELLER_CACHE 8
@@ -36,9 +37,13 @@ struct fp_server {
     atomic_int inflight; /* suspended issue requests */
     atomic_uint_fast64_t req_counter;
     char rid_prefix[9];
-    /* per route (last row: unmatched) and status class 1xx..5xx */
-    atomic_uint_fast64_t hits[24][6];
-    atomic_uint_fast64_t dur_us[24];
+    /* metrics (server_metrics.c): per route (last row: unmatched) and
+     * status class 1xx..5xx, made at start so the hot path never looks up */
+    struct fp_metrics *metrics;
+    struct fp_metric *m_requests[32][6];
+    struct fp_metric *m_duration[32];
+    struct fp_metric *m_inflight, *m_conns, *m_conns_total, *m_limited[4];
+    struct fp_metric *m_batch, *m_fsync;
     pthread_mutex_t seller_lock;
     struct {
         int64_t id;
@@ -64,6 +69,7 @@ struct fp_req {
     fp_token_claims claims;
     fp_issue_req *issue; /* while suspended / after resume */
     const char *code;    /* error code of the answer, for the log */
+    int retry_after;     /* seconds for a 429/503 problem (0: 1) */
 };
 
 /* Responses.  Each returns the MHD result of queueing. */
@@ -87,9 +93,15 @@ enum MHD_Result fp_h_red_form_create(fp_req *r);
 enum MHD_Result fp_h_red_form_get(fp_req *r);
 enum MHD_Result fp_h_red_form_act(fp_req *r);
 enum MHD_Result fp_h_red_invoice(fp_req *r);
+enum MHD_Result fp_h_faults(fp_req *r);
 
-/* Appends the HTTP metrics in Prometheus text format. */
-void fp_server_http_metrics(fp_server *s, fp_buf *b);
+/* server_metrics.c: registers every family (0 or an FP_E… code), records
+ * a finished request, frees. */
+int fp_server_metrics_init(fp_server *s, const fp_route *routes, size_t nroutes, fp_err *err);
+void fp_server_metrics_request(fp_server *s, size_t route_ix, int status, int64_t dur_us);
+void fp_server_metrics_free(fp_server *s);
+/* Why a request was not admitted (fapiao_admission_refused_total{reason}). */
+enum { FP_REFUSED_GLOBAL = 0, FP_REFUSED_CLIENT, FP_REFUSED_CONCURRENCY, FP_REFUSED_DEGRADED };
 
 /* Reads invoice `number` of the caller's seller; on failure answers 404 or
  * 503 into *res and returns 1. */

@@ -3,6 +3,9 @@
  * maybe suspend for the writer → respond → log), the routing table and
  * response helpers. */
 #include "internal.h"
+#include "delivery.h"
+#include "fapiao/health.h"
+#include "fapiao/metrics.h"
 #include "xml_handler.h"
 #include "fapiao/crypto.h"
 
@@ -23,24 +26,31 @@ static const char tls_priorities[] =
     "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE";
 
 static const fp_route routes[] = {
-    {"POST", "/v1/token", fp_h_token, AUTH_NONE},
-    {"POST", "/v1/invoices", fp_h_issue, AUTH_BEARER},
-    {"GET", "/v1/invoices", fp_h_list_invoices, AUTH_BEARER},
-    {"GET", "/v1/invoices/{}", fp_h_get_invoice, AUTH_BEARER},
-    {"GET", "/v1/invoices/{}/xml", fp_h_get_invoice_xml, AUTH_BEARER},
-    {"POST", "/v1/invoices/{}/red-forms", fp_h_red_form_create, AUTH_BEARER},
-    {"GET", "/v1/red-forms/{}", fp_h_red_form_get, AUTH_BEARER},
-    {"POST", "/v1/red-forms/{}/confirm", fp_h_red_form_act, AUTH_BEARER},
-    {"POST", "/v1/red-forms/{}/reject", fp_h_red_form_act, AUTH_BEARER},
-    {"POST", "/v1/red-forms/{}/withdraw", fp_h_red_form_act, AUTH_BEARER},
-    {"POST", "/v1/red-forms/{}/invoice", fp_h_red_invoice, AUTH_BEARER},
-    {"GET", "/healthz", fp_h_healthz, AUTH_NONE},
-    {"GET", "/readyz", fp_h_readyz, AUTH_NONE},
-    {"GET", "/openapi.json", fp_h_openapi, AUTH_NONE},
-    {"GET", "/metrics", fp_h_metrics, AUTH_NONE},
+    {"POST", "/v1/token", fp_h_token, AUTH_NONE, 0},
+    {"POST", "/v1/invoices", fp_h_issue, AUTH_BEARER, 1},
+    {"GET", "/v1/invoices", fp_h_list_invoices, AUTH_BEARER, 0},
+    {"GET", "/v1/invoices/{}", fp_h_get_invoice, AUTH_BEARER, 0},
+    {"GET", "/v1/invoices/{}/xml", fp_h_get_invoice_xml, AUTH_BEARER, 0},
+    {"GET", "/v1/invoices/{}/pdf", fp_h_get_invoice_pdf, AUTH_BEARER, 0},
+    {"POST", "/v1/invoices/{}/ack", fp_h_ack, AUTH_BEARER, 1},
+    {"GET", "/v1/jobs", fp_h_list_jobs, AUTH_BEARER, 0},
+    {"GET", "/v1/jobs/{}", fp_h_get_job, AUTH_BEARER, 0},
+    {"POST", "/v1/jobs/{}/redrive", fp_h_redrive_job, AUTH_BEARER, 1},
+    {"POST", "/v1/invoices/{}/red-forms", fp_h_red_form_create, AUTH_BEARER, 1},
+    {"GET", "/v1/red-forms/{}", fp_h_red_form_get, AUTH_BEARER, 0},
+    {"POST", "/v1/red-forms/{}/confirm", fp_h_red_form_act, AUTH_BEARER, 1},
+    {"POST", "/v1/red-forms/{}/reject", fp_h_red_form_act, AUTH_BEARER, 1},
+    {"POST", "/v1/red-forms/{}/withdraw", fp_h_red_form_act, AUTH_BEARER, 1},
+    {"POST", "/v1/red-forms/{}/invoice", fp_h_red_invoice, AUTH_BEARER, 1},
+    {"GET", "/v1/_faults", fp_h_faults, AUTH_BEARER, 0},
+    {"POST", "/v1/_faults", fp_h_faults, AUTH_BEARER, 0},
+    {"GET", "/healthz", fp_h_healthz, AUTH_NONE, 0},
+    {"GET", "/readyz", fp_h_readyz, AUTH_NONE, 0},
+    {"GET", "/openapi.json", fp_h_openapi, AUTH_NONE, 0},
+    {"GET", "/metrics", fp_h_metrics, AUTH_NONE, 0},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
-_Static_assert(NROUTES < 24, "grow fp_server.hits");
+_Static_assert(NROUTES < 32, "grow fp_server.m_requests");
 
 int64_t fp_now_us(void)
 {
@@ -158,9 +168,11 @@ enum MHD_Result fp_problem(fp_req *r, fp_code code, const char *zh, const char *
                                                 "error_description=\"token expired\""
                                               : "Bearer";
     }
+    char retry[16];
     if (ci->http_status == 429 || ci->http_status == 503) {
+        snprintf(retry, sizeof retry, "%d", r->retry_after > 0 ? r->retry_after : 1);
         hdrs[h++] = "Retry-After";
-        hdrs[h++] = "1";
+        hdrs[h++] = retry;
     }
     if (ci->http_status == 413) {
         hdrs[h++] = "Connection";
@@ -217,6 +229,7 @@ static fp_req *req_new(fp_server *s, struct MHD_Connection *c, const char *metho
     r->method = method;
     r->url = url;
     r->t0_us = fp_now_us();
+    fp_gauge_add(s->m_inflight, 1);
     fp_buf_init(&r->body, s->o.max_body);
     const char *rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
     if (valid_rid(rid))
@@ -267,6 +280,12 @@ static enum MHD_Result route_and_handle(fp_req *r)
         if (ts != FP_TOKEN_OK)
             return fp_problem(r, FPC_UNAUTHENTICATED, "访问令牌无效", "The access token is invalid",
                               NULL);
+    }
+    if (r->route->writes && r->srv->o.health) {
+        char zh[400], en[400];
+        if (!fp_health_write_allowed(r->srv->o.health, zh, sizeof zh, en, sizeof en,
+                                     &r->retry_after))
+            return fp_problem(r, FPC_DEGRADED, zh, en, NULL);
     }
     if (r->too_large) {
         char zh[96], en[96];
@@ -334,9 +353,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
     if (!r)
         return;
     size_t ri = r->route ? (size_t)(r->route - routes) : NROUTES;
-    int cls_ix = r->status >= 100 && r->status < 600 ? r->status / 100 : 0;
-    atomic_fetch_add(&s->hits[ri][cls_ix], 1);
-    atomic_fetch_add(&s->dur_us[ri], (uint_fast64_t)(fp_now_us() - r->t0_us));
+    fp_server_metrics_request(s, ri, r->status, fp_now_us() - r->t0_us);
+    fp_gauge_add(s->m_inflight, -1);
     if (s->log_fd >= 0) {
         char ts[40];
         struct timespec now;
@@ -386,6 +404,20 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
     fp_buf_free(&r->body);
     free(r);
     *ctx = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)c;
+    (void)socket_ctx;
+    fp_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        fp_gauge_add(s->m_conns, 1);
+        fp_counter_inc(s->m_conns_total);
+    } else {
+        fp_gauge_add(s->m_conns, -1);
+    }
 }
 
 static char *slurp(const char *path, fp_err *err)
@@ -442,6 +474,8 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
         s->o.idle_timeout = 30;
     if (s->o.range_warn <= 0)
         s->o.range_warn = 1000;
+    if ((rc = fp_server_metrics_init(s, routes, NROUTES, err)) < 0)
+        goto fail;
     unsigned char rnd[4];
     fp_random(rnd, sizeof rnd);
     fp_hex(rnd, sizeof rnd, s->rid_prefix);
@@ -487,7 +521,8 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->o.threads, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)s->o.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->o.idle_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), /* request line + headers */
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        s, MHD_OPTION_END);
     if (!s->d) {
         rc = fp_fail(err, FP_EIO,
                      "cannot listen on %s:%d (address in use, not permitted, or a bad TLS "
@@ -530,34 +565,9 @@ void fp_server_stop(fp_server *s)
         close(s->log_fd);
     free(s->cert_pem);
     free(s->key_pem);
+    fp_server_metrics_free(s);
     pthread_mutex_destroy(&s->seller_lock);
     free(s);
-}
-
-void fp_server_http_metrics(fp_server *s, fp_buf *b)
-{
-    fp_buf_puts(b, "# HELP fapiao_http_requests_total HTTP requests by route and status class.\n"
-                   "# TYPE fapiao_http_requests_total counter\n");
-    for (size_t i = 0; i <= NROUTES; i++) {
-        const char *m = i < NROUTES ? routes[i].method : "any";
-        const char *p = i < NROUTES ? routes[i].pattern : "unmatched";
-        for (int c = 1; c < 6; c++)
-            fp_buf_printf(
-                b, "fapiao_http_requests_total{method=\"%s\",route=\"%s\",code=\"%dxx\"} %llu\n", m,
-                p, c, (unsigned long long)atomic_load(&s->hits[i][c]));
-    }
-    fp_buf_puts(b,
-                "# HELP fapiao_http_request_duration_seconds_sum Time spent answering, by route.\n"
-                "# TYPE fapiao_http_request_duration_seconds_sum counter\n");
-    for (size_t i = 0; i <= NROUTES; i++)
-        fp_buf_printf(
-            b, "fapiao_http_request_duration_seconds_sum{method=\"%s\",route=\"%s\"} %.6f\n",
-            i < NROUTES ? routes[i].method : "any", i < NROUTES ? routes[i].pattern : "unmatched",
-            (double)atomic_load(&s->dur_us[i]) / 1e6);
-    fp_buf_printf(b,
-                  "# HELP fapiao_issue_inflight Issue requests waiting for their group commit.\n"
-                  "# TYPE fapiao_issue_inflight gauge\nfapiao_issue_inflight %d\n",
-                  atomic_load(&s->inflight));
 }
 
 int fp_server_port(const fp_server *s)

@@ -75,6 +75,38 @@ static const char *const migrations[] = {
     "  PRIMARY KEY(form_id, line)) WITHOUT ROWID;"
     "ALTER TABLE invoices ADD COLUMN color TEXT NOT NULL DEFAULT 'blue';"
     "ALTER TABLE invoices ADD COLUMN original_number TEXT;",
+    /* 3: the outbox.  The issuing transaction inserts a render job and,
+     * when the issuing client has a webhook, a notify job 'blocked' behind
+     * it; the render's completion unblocks it.  States: blocked, pending,
+     * running (leased to lease_owner until lease_until), done, dead.  Times
+     * are unix milliseconds.  event_id is stable across retries so that a
+     * receiver can drop duplicates (delivery is at least once). */
+    "CREATE TABLE jobs("
+    "  id INTEGER PRIMARY KEY,"
+    "  invoice_number TEXT NOT NULL REFERENCES invoices(number),"
+    "  seller_id INTEGER NOT NULL REFERENCES sellers(id),"
+    "  client_id TEXT NOT NULL,"
+    "  kind TEXT NOT NULL CHECK(kind IN ('render', 'notify')),"
+    "  event TEXT, event_id TEXT UNIQUE,"
+    "  after_job INTEGER REFERENCES jobs(id),"
+    "  state TEXT NOT NULL"
+    "    CHECK(state IN ('blocked', 'pending', 'running', 'done', 'dead')),"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_at INTEGER NOT NULL,"
+    "  lease_owner INTEGER, lease_until INTEGER,"
+    "  first_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+    "  last_error TEXT);"
+    "CREATE INDEX jobs_due ON jobs(state, next_at);"
+    "CREATE INDEX jobs_invoice ON jobs(invoice_number);"
+    "CREATE INDEX jobs_after ON jobs(after_job) WHERE after_job IS NOT NULL;"
+    /* per-client webhook: the URL events go to and the HMAC key that signs
+     * them (the server must sign, so it keeps the key itself) */
+    "ALTER TABLE clients ADD COLUMN webhook_url TEXT;"
+    "ALTER TABLE clients ADD COLUMN webhook_secret TEXT;"
+    /* accepted -> rendered -> delivered -> confirmed, or failed (failure) */
+    "ALTER TABLE invoices ADD COLUMN failure TEXT;",
+    /* 4: the health checker's write probe (one row, rewritten) */
+    "CREATE TABLE health_probe(id INTEGER PRIMARY KEY CHECK(id = 1), at INTEGER NOT NULL);",
 };
 
 int fp_store_migration_count(void)

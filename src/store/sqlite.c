@@ -26,13 +26,17 @@
 #include <string.h>
 #include <time.h>
 
+#include "fapiao/jobs.h"
+#include "fapiao/metrics.h"
+#include "internal.h"
+
 #define MAX_READERS 16
 
 enum { RQ_FIND_SERIAL, RQ_GET_INVOICE, RQ_GET_CLIENT, RQ_GET_SELLER, RQ_REMAINING, RQ_PING, RQ__N };
 static const char *const read_sql[RQ__N] = {
     [RQ_FIND_SERIAL] =
         "SELECT request_hash, doc, number FROM invoices WHERE seller_id=?1 AND serial=?2",
-    [RQ_GET_INVOICE] = "SELECT doc FROM invoices WHERE seller_id=?1 AND number=?2",
+    [RQ_GET_INVOICE] = "SELECT doc, status, failure FROM invoices WHERE seller_id=?1 AND number=?2",
     [RQ_GET_CLIENT] = ("SELECT seller_id, secret_salt, secret_hash, scope, disabled FROM clients "
                        "WHERE client_id=?1"),
     [RQ_GET_SELLER] = "SELECT name, tax_id, address, phone, bank, account FROM sellers WHERE id=?1",
@@ -53,6 +57,8 @@ enum {
     WQ_INS_AUDIT,
     WQ_FORM_STATE,
     WQ_FORM_ISSUED,
+    WQ_INS_RENDER,
+    WQ_INS_NOTIFY,
     WQ__N
 };
 static const char *const write_sql[WQ__N] = {
@@ -70,6 +76,16 @@ static const char *const write_sql[WQ__N] = {
                         "VALUES(?1, ?2, ?3, ?4, 'accepted', ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
     [WQ_FORM_STATE] = "SELECT state FROM red_forms WHERE id=?1",
     [WQ_FORM_ISSUED] = "UPDATE red_forms SET state='issued', red_number=?2 WHERE id=?1",
+    /* the outbox (migration 3): a render job, and a notify job blocked
+     * behind it when the issuing client has a webhook */
+    [WQ_INS_RENDER] = ("INSERT INTO jobs(invoice_number, seller_id, client_id, kind, state, "
+                       "next_at, first_at, updated_at) "
+                       "VALUES(?1, ?2, ?3, 'render', 'pending', ?4, ?4, ?4)"),
+    [WQ_INS_NOTIFY] = ("INSERT INTO jobs(invoice_number, seller_id, client_id, kind, event, "
+                       "event_id, after_job, state, next_at, first_at, updated_at) "
+                       "SELECT ?1, ?2, ?3, 'notify', 'invoice.rendered', "
+                       "'evt_' || ?1 || '_rendered', ?4, 'blocked', ?5, ?5, ?5 "
+                       "FROM clients WHERE client_id=?3 AND coalesce(webhook_url, '') <> ''"),
     [WQ_INS_AUDIT] =
         ("INSERT INTO audit(ts, actor, action, target, request_id, client_ip, outcome) "
          "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
@@ -121,7 +137,37 @@ struct fp_store {
     pthread_cond_t rcond;
 
     _Atomic uint64_t commits, requests, max_batch, fsync_us;
+
+    void (*job_hook)(void *arg); /* called after a commit that queued jobs */
+    void *job_hook_arg;
+    void (*outcome_hook)(int ok, void *arg); /* after every commit and probe */
+    void *outcome_hook_arg;
+    _Atomic int fault_write_fail, fault_write_delay_ms, fault_fsync_delay_ms;
+    struct fp_metric *_Atomic h_batch, *_Atomic h_commit;
 };
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* The injected faults before a COMMIT: 0, or -1 when the write must fail. */
+static int fault_before_commit(fp_store *s)
+{
+    int d = atomic_load(&s->fault_write_delay_ms);
+    if (d > 0)
+        sleep_ms(d);
+    return atomic_load(&s->fault_write_fail) ? -1 : 0;
+}
+
+static void fault_after_commit(fp_store *s)
+{
+    int d = atomic_load(&s->fault_fsync_delay_ms);
+    if (d > 0)
+        sleep_ms(d);
+}
 
 static int64_t now_us(void)
 {
@@ -384,6 +430,38 @@ static int red_precheck(fp_store *s, fp_issue_req *r)
     return 0;
 }
 
+int64_t fp_unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The outbox jobs of a new invoice, in its transaction. */
+static int enqueue_jobs(fp_store *s, fp_issue_req *r)
+{
+    int64_t now = fp_unix_ms();
+    sqlite3_stmt *j = s->wst[WQ_INS_RENDER];
+    sqlite3_bind_text(j, 1, r->number, FP_NUMBER_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(j, 2, r->seller_id);
+    sqlite3_bind_text(j, 3, r->actor, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(j, 4, now);
+    int rc = step_done(j);
+    sqlite3_clear_bindings(j);
+    if (rc < 0)
+        return rc;
+    int64_t render_id = sqlite3_last_insert_rowid(s->wdb);
+    j = s->wst[WQ_INS_NOTIFY];
+    sqlite3_bind_text(j, 1, r->number, FP_NUMBER_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(j, 2, r->seller_id);
+    sqlite3_bind_text(j, 3, r->actor, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(j, 4, render_id);
+    sqlite3_bind_int64(j, 5, now);
+    rc = step_done(j);
+    sqlite3_clear_bindings(j);
+    return rc;
+}
+
 static int issue_one(fp_store *s, fp_issue_req *r)
 {
     int err;
@@ -447,6 +525,8 @@ static int issue_one(fp_store *s, fp_issue_req *r)
     sqlite3_clear_bindings(a);
     if (step < 0)
         return FP_EIO; /* the invoice row is in: only a rollback undoes it */
+    if (enqueue_jobs(s, r) < 0)
+        return FP_EIO;
     if (r->red_form_id) {
         sqlite3_stmt *u = s->wst[WQ_FORM_ISSUED];
         sqlite3_bind_int64(u, 1, r->red_form_id);
@@ -483,21 +563,35 @@ static void run_batch(fp_store *s, fp_issue_req *head, int n)
     if (step_done(s->wst[WQ_BEGIN]) < 0) {
         fail_batch(s, head, sqlite3_errmsg(s->wdb));
     } else {
-        int ok = 1;
-        for (fp_issue_req *r = head; r && ok; r = r->next)
+        int ok = 1, created = 0;
+        for (fp_issue_req *r = head; r && ok; r = r->next) {
             ok = issue_one(s, r) == 0;
+            created |= r->result == FP_ISSUE_CREATED;
+        }
         if (ok)
             ok = flush_ranges(s) == 0;
+        int injected = ok && fault_before_commit(s) < 0;
+        ok = ok && !injected;
         int64_t t0 = now_us();
         if (ok)
             ok = step_done(s->wst[WQ_COMMIT]) == 0;
-        atomic_fetch_add(&s->fsync_us, (uint64_t)(now_us() - t0));
+        if (ok)
+            fault_after_commit(s);
+        int64_t commit_us = now_us() - t0;
+        atomic_fetch_add(&s->fsync_us, (uint64_t)commit_us);
+        fp_hist_observe(atomic_load(&s->h_commit), commit_us);
+        fp_hist_observe(atomic_load(&s->h_batch), n);
+        if (s->outcome_hook)
+            s->outcome_hook(ok, s->outcome_hook_arg);
         if (!ok) {
             char why[160];
-            snprintf(why, sizeof why, "%s", sqlite3_errmsg(s->wdb));
+            snprintf(why, sizeof why, "%s",
+                     injected ? "injected fault: store write" : sqlite3_errmsg(s->wdb));
             if (!sqlite3_get_autocommit(s->wdb))
                 step_done(s->wst[WQ_ROLLBACK]);
             fail_batch(s, head, why);
+        } else if (created && s->job_hook) {
+            s->job_hook(s->job_hook_arg);
         }
     }
     pthread_mutex_unlock(&s->wlock);
@@ -717,6 +811,19 @@ static char *dup_text(sqlite3_stmt *st, int col, size_t *len)
     return p;
 }
 
+/* The document in column col with the current status (columns col+1,
+ * col+2) patched in; malloc'ed. */
+static char *with_status(sqlite3_stmt *st, int col, size_t *len)
+{
+    fp_buf b;
+    fp_buf_init(&b, 0);
+    fp_doc_append_status(&b, (const char *)sqlite3_column_text(st, col),
+                         (size_t)sqlite3_column_bytes(st, col),
+                         (const char *)sqlite3_column_text(st, col + 1),
+                         (const char *)sqlite3_column_text(st, col + 2));
+    return fp_buf_take(&b, len);
+}
+
 static int step_row(sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
@@ -753,7 +860,7 @@ int fp_store_get_invoice(fp_store *s, int64_t seller_id, const char *number, cha
     sqlite3_bind_int64(st, 1, seller_id);
     sqlite3_bind_text(st, 2, number, -1, SQLITE_STATIC);
     int rc = step_row(st);
-    if (rc == 0 && !(*doc = dup_text(st, 0, len)))
+    if (rc == 0 && !(*doc = with_status(st, 0, len)))
         rc = FP_ENOMEM;
     release(s, r, st);
     return rc;
@@ -1239,7 +1346,7 @@ int fp_store_list_invoices(fp_store *s, int64_t seller_id, const fp_list_query *
      * and match everything; ordered by number, which is the issue order
      * within a range. */
     static const char sql[] =
-        "SELECT number, doc FROM invoices WHERE seller_id=?1 "
+        "SELECT number, doc, status, failure FROM invoices WHERE seller_id=?1 "
         "AND (?2 IS NULL OR serial=?2) AND (?3 IS NULL OR buyer_tax_id=?3) "
         "AND (?4 IS NULL OR issued_at >= ?4) AND (?5 IS NULL OR issued_at < ?5) "
         "AND (?6 IS NULL OR number > ?6) ORDER BY number LIMIT ?7";
@@ -1271,7 +1378,9 @@ int fp_store_list_invoices(fp_store *s, int64_t seller_id, const fp_list_query *
         if (n++ > 0)
             fp_buf_append(out, ",", 1);
         copy_col(st, 0, last, sizeof last);
-        fp_buf_append(out, sqlite3_column_text(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+        fp_doc_append_status(
+            out, (const char *)sqlite3_column_text(st, 1), (size_t)sqlite3_column_bytes(st, 1),
+            (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3));
     }
     rc = step == SQLITE_ROW || step == SQLITE_DONE ? (out->overflow ? FP_ENOMEM : 0) : FP_EIO;
 out:
@@ -1305,4 +1414,92 @@ int fp_store_ranges(fp_store *s, void (*fn)(const fp_range_rec *r, void *arg), v
     sqlite3_finalize(st);
     release(s, r, NULL);
     return rc;
+}
+
+/* ---- for the other store files (internal.h) ---- */
+
+sqlite3 *fp_store_wlock(fp_store *s)
+{
+    pthread_mutex_lock(&s->wlock);
+    return s->wdb;
+}
+
+void fp_store_wunlock(fp_store *s)
+{
+    pthread_mutex_unlock(&s->wlock);
+}
+
+sqlite3 *fp_store_racquire(fp_store *s, void **slot)
+{
+    reader *r = acquire(s);
+    *slot = r;
+    return r->db;
+}
+
+void fp_store_rrelease(fp_store *s, void *slot)
+{
+    release(s, slot, NULL);
+}
+
+int fp_store_exec(sqlite3 *db, const char *sql, fp_err *err)
+{
+    return exec(db, sql, err);
+}
+
+void fp_store_set_job_hook(fp_store *s, void (*fn)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&s->wlock);
+    s->job_hook = fn;
+    s->job_hook_arg = arg;
+    pthread_mutex_unlock(&s->wlock);
+}
+
+int fp_store_probe_write(fp_store *s, fp_err *err)
+{
+    pthread_mutex_lock(&s->wlock);
+    int rc = exec(s->wdb, "BEGIN IMMEDIATE", err);
+    if (rc == 0) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO health_probe(id, at) VALUES(1, %lld)",
+                 (long long)fp_unix_ms());
+        rc = exec(s->wdb, sql, err);
+        if (rc == 0 && fault_before_commit(s) < 0)
+            rc = fp_fail(err, FP_EIO, "injected fault: store write");
+        if (rc == 0 && (rc = exec(s->wdb, "COMMIT", err)) == 0)
+            fault_after_commit(s);
+        if (rc < 0 && !sqlite3_get_autocommit(s->wdb))
+            exec(s->wdb, "ROLLBACK", NULL);
+    }
+    if (s->outcome_hook)
+        s->outcome_hook(rc == 0, s->outcome_hook_arg);
+    pthread_mutex_unlock(&s->wlock);
+    return rc;
+}
+
+void fp_store_set_outcome_hook(fp_store *s, void (*fn)(int ok, void *arg), void *arg)
+{
+    pthread_mutex_lock(&s->wlock);
+    s->outcome_hook = fn;
+    s->outcome_hook_arg = arg;
+    pthread_mutex_unlock(&s->wlock);
+}
+
+void fp_store_set_faults(fp_store *s, const fp_store_faults *f)
+{
+    atomic_store(&s->fault_write_fail, f->write_fail);
+    atomic_store(&s->fault_write_delay_ms, f->write_delay_ms);
+    atomic_store(&s->fault_fsync_delay_ms, f->fsync_delay_ms);
+}
+
+void fp_store_get_faults(fp_store *s, fp_store_faults *f)
+{
+    f->write_fail = atomic_load(&s->fault_write_fail);
+    f->write_delay_ms = atomic_load(&s->fault_write_delay_ms);
+    f->fsync_delay_ms = atomic_load(&s->fault_fsync_delay_ms);
+}
+
+void fp_store_set_histograms(fp_store *s, struct fp_metric *batch, struct fp_metric *commit_us)
+{
+    atomic_store(&s->h_batch, batch);
+    atomic_store(&s->h_commit, commit_us);
 }

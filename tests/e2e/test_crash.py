@@ -10,7 +10,7 @@ import json
 import threading
 import time
 
-from conftest import SANITIZED, SLOW, assert_problem, scaled
+from conftest import SANITIZED, as_issued, SLOW, assert_problem, scaled
 
 THREADS = 8 if not SANITIZED else 4
 PER_THREAD = scaled(400)
@@ -95,7 +95,8 @@ def check_acked_readable(srv, acked):
             number = json.loads(body)["number"]
             g = srv.request("GET", "/v1/invoices/" + number, auth=token, conn=conn)
             assert g.status == 200, "acknowledged invoice %s (key %s) lost: %r" % (number, key, g)
-            assert g.body == body, "invoice %s changed across the restart" % number
+            # byte-identical but for the status the outbox moved on
+            assert as_issued(g.body) == body, "invoice %s changed across the restart" % number
     finally:
         conn.close()
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import EXAMPLE_BODY, assert_problem, curl, dumps, example_doc
+from conftest import as_issued, EXAMPLE_BODY, assert_problem, curl, dumps, example_doc
 
 
 def _doc(mutate):
@@ -95,7 +95,7 @@ def assert_unchanged(server, reference, fresh_key=None):
     doc = json.loads(reference.body)
     g = server.request("GET", "/v1/invoices/" + doc["number"])
     assert g.status == 200, g
-    assert g.body == reference.body, "a stored invoice changed"
+    assert as_issued(g.body) == reference.body, "a stored invoice changed"
     if fresh_key is not None:
         # the key used by the refused request was not consumed
         s = server.request("GET", "/v1/invoices?serial=" + fresh_key)
@@ -238,7 +238,7 @@ def test_max_body_option_and_chunked_upload(make_server, tmp_path):
         s = small.request("GET", "/v1/invoices?serial=" + key)
         assert s.status == 200 and s.json()["invoices"] == [], s
     g = small.request("GET", "/v1/invoices/" + ok.json()["number"])
-    assert g.status == 200 and g.body == ok.body
+    assert g.status == 200 and as_issued(g.body) == ok.body
 
 
 def test_method_not_allowed(server, reference):

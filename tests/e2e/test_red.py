@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import EXAMPLE_BODY, assert_problem, dumps, example_doc
+from conftest import as_issued, EXAMPLE_BODY, assert_problem, dumps, example_doc
 
 NUMBER_RE = re.compile(r"^[0-9]{20}$")
 FORM_RE = re.compile(r"^RF[0-9]{18}$")
@@ -129,7 +129,7 @@ def test_sales_return_partial_issue_read_back_and_replay_across_restart(server):
 
     got = server.request("GET", "/v1/invoices/" + red["number"])
     assert got.status == 200, got
-    assert got.body == r.body
+    assert as_issued(got.body) == r.body
 
     g = get_form(server, f["form_id"]).json()
     assert g["state"] == "issued"
@@ -146,7 +146,7 @@ def test_sales_return_partial_issue_read_back_and_replay_across_restart(server):
     assert after.status == 201, after
     assert after.header("Idempotent-Replayed") == "true"
     assert after.body == r.body
-    assert server.request("GET", "/v1/invoices/" + red["number"]).body == r.body
+    assert as_issued(server.request("GET", "/v1/invoices/" + red["number"]).body) == r.body
     assert get_form(server, f["form_id"]).json()["state"] == "issued"
 
     # another key: the form is used up

@@ -18,6 +18,7 @@
 #include "check.h"
 
 #include "fapiao/invoice.h"
+#include "fapiao/jobs.h"
 #include "fapiao/json.h"
 #include "fapiao/store.h"
 
@@ -1022,6 +1023,192 @@ static void test_range_validation(void)
     fp_store_close(s);
 }
 
+/* ---- the outbox (jobs.h) ---- */
+
+static int claim(fp_store *s, int64_t now, int64_t owner, int64_t lease, fp_job *j, int64_t *due)
+{
+    fp_err err = {0};
+    int64_t d = 0;
+    int rc = fp_jobs_claim(s, now, owner, lease, j, &d, &err);
+    if (due)
+        *due = d;
+    return rc;
+}
+
+static void check_status(fp_store *s, int64_t sid, const char *number, const char *want)
+{
+    fp_invoice_state st;
+    if (CHECK_EQ_INT(fp_store_invoice_state(s, sid, number, &st), 0))
+        CHECK_EQ_STR(st.status, want);
+    char *doc = NULL;
+    size_t len = 0;
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"status\":\"%s\"", want);
+    if (CHECK_EQ_INT(fp_store_get_invoice(s, sid, number, &doc, &len), 0))
+        CHECK_MSG(strstr(doc, pat) != NULL, "document of %s lacks %s", number, pat);
+    free(doc);
+}
+
+static void test_outbox_jobs(void)
+{
+    char path[512];
+    db_path(path, sizeof path, "outbox");
+    check_ctx("outbox");
+    fp_store *s = open_store(path);
+    int64_t sid = add_seller(s, &seller_a);
+    add_range(s, sid, "26440", 1, 100);
+    fp_client_rec c = {.client_id = "test-client", .seller_id = sid, .scope = "invoices:write"};
+    fp_err err = {0};
+    CHECK_MSG(fp_store_add_client(s, &c, &err) == 0, "add_client: %s", err.msg);
+    CHECK_EQ_INT(fp_store_webhook_set(s, "no-such-client", "http://x/", "k", &err), FP_ENOTFOUND);
+    CHECK_EQ_INT(fp_store_webhook_set(s, "test-client", "http://127.0.0.1:9/hook",
+                                      "whsec_0123456789abcdef", &err),
+                 0);
+    char url[256], secret[64];
+    if (CHECK_EQ_INT(fp_store_webhook_get(s, "test-client", url, sizeof url, secret, sizeof secret),
+                     0)) {
+        CHECK_EQ_STR(url, "http://127.0.0.1:9/hook");
+        CHECK_EQ_STR(secret, "whsec_0123456789abcdef");
+    }
+
+    /* the issuing transaction queued a render job and a blocked notify job */
+    fp_issue_req *r = issue1(s, sid, "ob-1", 1);
+    CHECK_EQ_INT(r->result, FP_ISSUE_CREATED);
+    char number[FP_NUMBER_LEN + 1];
+    snprintf(number, sizeof number, "%s", r->number);
+    fp_jobs_counts cnt;
+    if (CHECK_EQ_INT(fp_jobs_count(s, &cnt, &err), 0)) {
+        CHECK_EQ_INT(cnt.n[FP_JOB_RENDER][FP_JS_PENDING], 1);
+        CHECK_EQ_INT(cnt.n[FP_JOB_NOTIFY][FP_JS_BLOCKED], 1);
+        CHECK(cnt.oldest_pending_at > 0);
+    }
+    check_status(s, sid, number, "accepted");
+
+    int64_t now = fp_unix_ms(), due = -1;
+    fp_job j, j2;
+    if (!CHECK_EQ_INT(claim(s, now, 1, 60000, &j, NULL), 0))
+        fatal("no render job to claim");
+    CHECK_EQ_INT(j.kind, FP_JOB_RENDER);
+    CHECK_EQ_STR(j.invoice_number, number);
+    CHECK_EQ_INT(j.attempts, 1);
+    CHECK_EQ_INT(j.state, FP_JS_RUNNING);
+    /* the notify job waits for the render: nothing else is due */
+    CHECK_EQ_INT(claim(s, now, 2, 60000, &j2, &due), FP_ENOTFOUND);
+    CHECK_EQ_INT(due, 0);
+
+    /* only the lease holder completes it */
+    fp_job wrong = j;
+    wrong.lease_owner = 99;
+    CHECK_EQ_INT(fp_jobs_complete(s, &wrong, now, &err), FP_ECONFLICT);
+    CHECK_EQ_INT(fp_jobs_complete(s, &j, now, &err), 0);
+    check_status(s, sid, number, "rendered");
+
+    /* the notify job is pending now, with its event */
+    if (!CHECK_EQ_INT(claim(s, now, 3, 60000, &j, NULL), 0))
+        fatal("no notify job");
+    CHECK_EQ_INT(j.kind, FP_JOB_NOTIFY);
+    CHECK_EQ_STR(j.event, "invoice.rendered");
+    char want_id[64];
+    snprintf(want_id, sizeof want_id, "evt_%s_rendered", number);
+    CHECK_EQ_STR(j.event_id, want_id);
+    /* a failed attempt: due again at now + 1000, not before */
+    CHECK_EQ_INT(fp_jobs_fail(s, &j, now, now + 1000, 0, "HTTP 500", &err), 0);
+    CHECK_EQ_INT(claim(s, now + 999, 4, 60000, &j2, &due), FP_ENOTFOUND);
+    CHECK_EQ_INT(due, now + 1000);
+    if (CHECK_EQ_INT(claim(s, now + 1000, 5, 60000, &j2, NULL), 0)) {
+        CHECK_EQ_INT(j2.id, j.id);
+        CHECK_EQ_INT(j2.attempts, 2);
+        CHECK_EQ_STR(j2.last_error, "HTTP 500");
+    }
+    /* a deferral (breaker open) does not use up an attempt */
+    CHECK_EQ_INT(fp_jobs_defer(s, &j2, now + 2000, "circuit open", &err), 0);
+    if (CHECK_EQ_INT(claim(s, now + 2000, 6, 10, &j2, NULL), 0))
+        CHECK_EQ_INT(j2.attempts, 2);
+    /* its lease (10 ms) runs out: another worker takes it over, and the
+     * first one can no longer record an outcome */
+    fp_job j3;
+    if (CHECK_EQ_INT(claim(s, now + 2011, 7, 60000, &j3, NULL), 0)) {
+        CHECK_EQ_INT(j3.id, j2.id);
+        CHECK_EQ_INT(fp_jobs_complete(s, &j2, now + 2012, &err), FP_ECONFLICT);
+        /* a crash: recovery puts the running job back */
+        int64_t n = 0;
+        CHECK_EQ_INT(fp_jobs_recover(s, &n, &err), 0);
+        CHECK_EQ_INT(n, 1);
+        CHECK_EQ_INT(fp_jobs_complete(s, &j3, now + 2012, &err), FP_ECONFLICT);
+    }
+    if (CHECK_EQ_INT(claim(s, now + 2013, 8, 60000, &j3, NULL), 0)) {
+        /* the last attempt fails for good: a dead letter */
+        CHECK_EQ_INT(fp_jobs_fail(s, &j3, now + 2014, now + 5000, 1, "HTTP 410", &err), 0);
+        fp_job got;
+        if (CHECK_EQ_INT(fp_jobs_get(s, sid, j3.id, &got), 0))
+            CHECK_EQ_INT(got.state, FP_JS_DEAD);
+        CHECK_EQ_INT(fp_jobs_get(s, sid + 1, j3.id, &got), FP_ENOTFOUND);
+        check_status(s, sid, number, "rendered");
+        /* re-drive: pending again, attempts start over; only a dead job */
+        CHECK_EQ_INT(fp_jobs_redrive(s, sid, j3.id, "admin", "rid", "127.0.0.1", &err), 0);
+        CHECK_EQ_INT(fp_jobs_redrive(s, sid, j3.id, "admin", "rid", "127.0.0.1", &err),
+                     FP_ECONFLICT);
+        CHECK_EQ_INT(fp_jobs_redrive(s, sid, 424242, "admin", "rid", "127.0.0.1", &err),
+                     FP_ENOTFOUND);
+        CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM audit WHERE action='job.redrive'"), 1);
+    }
+    if (CHECK_EQ_INT(claim(s, fp_unix_ms(), 9, 60000, &j3, NULL), 0)) {
+        CHECK_EQ_INT(j3.attempts, 1);
+        CHECK_EQ_INT(fp_jobs_complete(s, &j3, fp_unix_ms(), &err), 0);
+    }
+    check_status(s, sid, number, "delivered");
+    CHECK_EQ_INT(fp_store_invoice_ack(s, sid, number, "test-client", "rid", "127.0.0.1", &err), 0);
+    CHECK_EQ_INT(fp_store_invoice_ack(s, sid + 1, number, "x", "rid", "127.0.0.1", &err),
+                 FP_ENOTFOUND);
+    check_status(s, sid, number, "confirmed");
+
+    /* a render that dies: the invoice is failed with the reason, and the
+     * client is told so */
+    fp_issue_req *r2 = issue1(s, sid, "ob-2", 2);
+    CHECK_EQ_INT(r2->result, FP_ISSUE_CREATED);
+    now = fp_unix_ms();
+    if (CHECK_EQ_INT(claim(s, now, 10, 60000, &j, NULL), 0)) {
+        CHECK_EQ_STR(j.invoice_number, r2->number);
+        CHECK_EQ_INT(fp_jobs_fail(s, &j, now, now, 1, "render timed out", &err), 0);
+        fp_invoice_state st;
+        if (CHECK_EQ_INT(fp_store_invoice_state(s, sid, r2->number, &st), 0)) {
+            CHECK_EQ_STR(st.status, "failed");
+            CHECK_EQ_STR(st.failure, "render timed out");
+            CHECK_EQ_INT(st.render_state, FP_JS_DEAD);
+        }
+        char *doc = NULL;
+        size_t len;
+        if (CHECK_EQ_INT(fp_store_get_invoice(s, sid, r2->number, &doc, &len), 0)) {
+            CHECK(strstr(doc, "\"status\":\"failed\",\"failure\":\"render timed out\"") != NULL);
+            CHECK_EQ_INT(strlen(doc), len);
+        }
+        free(doc);
+    }
+    if (CHECK_EQ_INT(claim(s, now, 11, 60000, &j2, NULL), 0)) {
+        CHECK_EQ_STR(j2.event, "invoice.failed");
+        CHECK_EQ_INT(fp_jobs_complete(s, &j2, now, &err), 0);
+    }
+    /* re-driven, the render succeeds: failed -> rendered, announced once */
+    CHECK_EQ_INT(fp_jobs_redrive(s, sid, j.id, "admin", "rid", "127.0.0.1", &err), 0);
+    if (CHECK_EQ_INT(claim(s, fp_unix_ms(), 12, 60000, &j, NULL), 0))
+        CHECK_EQ_INT(fp_jobs_complete(s, &j, fp_unix_ms(), &err), 0);
+    check_status(s, sid, r2->number, "rendered");
+    if (CHECK_EQ_INT(claim(s, fp_unix_ms(), 13, 60000, &j2, NULL), 0))
+        CHECK_EQ_STR(j2.event, "invoice.rendered");
+
+    /* a client without a webhook gets no notify job */
+    CHECK_EQ_INT(fp_store_webhook_set(s, "test-client", NULL, NULL, &err), 0);
+    fp_issue_req *r3 = issue1(s, sid, "ob-3", 3);
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE invoice_number='%s'", r3->number);
+    CHECK_EQ_INT(db_int(path, sql), 1);
+
+    req_free(r);
+    req_free(r2);
+    req_free(r3);
+    fp_store_close(s);
+}
+
 int main(void)
 {
     example = check_read_file(FP_SOURCE_DIR "/examples/invoice.json", NULL);
@@ -1040,6 +1227,7 @@ int main(void)
     test_reopen();
     test_failing_batch();
     test_range_validation();
+    test_outbox_jobs();
 
     CHECK_MSG(nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0, "cannot remove %s", tmpdir);
     fp_invoice_clear(&inv);

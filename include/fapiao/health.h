@@ -1,0 +1,67 @@
+/* health.h — background health checks, the store's circuit breaker and
+ * degraded mode.
+ *
+ * A thread checks, every second: free disk space of the data directory,
+ * the outbox backlog, the numbers left; every interval_ms (15 s) — and
+ * every second while anything is wrong — a durable write probe through the
+ * store's writer (fp_store_probe_write); every minute the server
+ * certificate's expiry.
+ *
+ * The store's breaker (breaker.h, named "store") hears the outcome of every
+ * group commit and probe.  The service is DEGRADED while the breaker is not
+ * closed, the write probe fails, or the disk is (nearly) full: writes are
+ * answered 503 DEGRADED with Retry-After and the reason, reads go on.  It
+ * leaves degraded mode by itself: while degraded the probe runs every
+ * second, and once the breaker lets a probe through (half-open) and it
+ * succeeds, the breaker closes.  Client requests are never used as probes.
+ *
+ * Readiness (/readyz) also needs: a valid certificate, numbers left, not
+ * shutting down.  A backlog in the outbox, a certificate expiring within 30
+ * days and few numbers left are warnings only. */
+#ifndef FAPIAO_HEALTH_H
+#define FAPIAO_HEALTH_H
+
+#include <stdint.h>
+
+#include "fapiao/breaker.h"
+#include "fapiao/err.h"
+#include "fapiao/json.h"
+#include "fapiao/store.h"
+
+typedef struct fp_health fp_health;
+
+typedef struct fp_health_opts {
+    fp_store *store;
+    const char *data_dir;          /* for free space */
+    const char *cert_path;         /* server certificate (PEM), may be NULL */
+    int interval_ms;               /* write probe, default 15000 */
+    int64_t min_free_bytes;        /* default 64 MiB */
+    int64_t outbox_backlog_warn;   /* pending jobs, default 10000 */
+    int outbox_age_warn_s;         /* oldest pending job, default 600 */
+    int64_t range_warn;            /* default 1000 */
+    fp_breaker_opts store_breaker; /* zero: 5 % over 10 s (min 20) or 5 in a row; 2 s open */
+} fp_health_opts;
+
+int fp_health_start(const fp_health_opts *o, fp_health **out, fp_err *err);
+void fp_health_stop(fp_health *h);
+
+/* 1: writes may go ahead.  0: degraded; reason (zh and en) and the
+ * Retry-After in seconds are filled in. */
+int fp_health_write_allowed(fp_health *h, char *zh, size_t zh_cap, char *en, size_t en_cap,
+                            int *retry_after_s);
+
+/* Runs the checks now (the thread does this by itself; tests and /readyz
+ * may want it fresh). */
+void fp_health_check_now(fp_health *h);
+
+/* Writes the checks as JSON array members into w (an array is open) and
+ * returns 1 when ready.  degraded gets 1 in degraded mode. */
+int fp_health_report(fp_health *h, fp_jw *w, int *degraded);
+
+/* Prometheus families: fapiao_health_check_ok{check}, fapiao_degraded,
+ * fapiao_degraded_total, fapiao_disk_free_bytes,
+ * fapiao_certificate_expiry_timestamp_seconds, fapiao_store_probe_seconds,
+ * fapiao_breaker_state{breaker="store"}. */
+void fp_health_metrics(fp_health *h, fp_buf *b);
+
+#endif

@@ -1,0 +1,71 @@
+/* outbox.h — the workers that run the store's outbox jobs (jobs.h): render
+ * the PDF (in isolated worker processes, pdf.h) and announce state changes
+ * to the issuing client's webhook.
+ *
+ * A bounded pool of threads claims due jobs with a lease longer than any
+ * job can take (render timeout or webhook timeout, plus a margin).  A
+ * failed attempt is retried after an exponential backoff with "equal
+ * jitter" (half the delay fixed, half random, so successive waits never
+ * shrink); renders give up after render_attempts (a document the renderer
+ * refuses gives up at once), webhooks after retry_for; the job is then
+ * dead: visible in the API and metrics until an admin re-drives it.
+ *
+ * Webhooks: POST of the event (webhook.h) with its signature headers; a
+ * 2xx delivers it.  One circuit breaker per target origin
+ * (scheme://host:port): while it is open the target's jobs wait without
+ * using attempts.
+ *
+ * PDFs are written to pdf_dir/<first 5 digits>/<digits 15-17>/<number>.pdf
+ * atomically (temporary file, fsync, rename, directory fsync) before the
+ * job completes, so a crash in between only renders it again. */
+#ifndef FAPIAO_OUTBOX_H
+#define FAPIAO_OUTBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fapiao/breaker.h"
+#include "fapiao/err.h"
+#include "fapiao/json.h"
+#include "fapiao/store.h"
+
+typedef struct fp_outbox fp_outbox;
+
+typedef struct fp_outbox_opts {
+    fp_store *store;
+    const char *pdf_dir;             /* required */
+    const char *render_exe;          /* the fapiao binary (runs `render-worker`) */
+    const char *font_path;           /* NULL: default */
+    int workers;                     /* job threads, default 2 */
+    int render_workers;              /* renderer processes, default = workers */
+    int render_timeout_ms;           /* per render, default 30000 */
+    size_t render_mem;               /* address space per renderer, default 1 GiB */
+    int render_attempts;             /* default 3 */
+    int backoff_ms;                  /* first retry delay, default 10000 */
+    int backoff_max_ms;              /* default 3600000 */
+    int64_t retry_for_ms;            /* webhook retry period, default 24 h */
+    int webhook_timeout_ms;          /* per delivery, default 10000 */
+    fp_breaker_opts webhook_breaker; /* zero: defaults (5 in a row, 5 s open) */
+} fp_outbox_opts;
+
+/* Puts jobs left running by a crash back to pending, starts the renderer
+ * processes and the job threads. */
+int fp_outbox_start(const fp_outbox_opts *o, fp_outbox **out, fp_err *err);
+/* Stops taking jobs, waits for running ones (bounded by their timeouts). */
+void fp_outbox_stop(fp_outbox *ob);
+/* Wakes a worker (new jobs). */
+void fp_outbox_kick(fp_outbox *ob);
+
+/* Test-only fault (fapiao serve --fault-injection): every render fails
+ * with "injected fault: render". */
+void fp_outbox_set_render_fault(fp_outbox *ob, int on);
+int fp_outbox_render_fault(fp_outbox *ob);
+
+/* The file of a rendered invoice (it may not exist yet). */
+void fp_outbox_pdf_path(const char *pdf_dir, const char *number, char *out, size_t cap);
+
+/* Appends outbox metrics (jobs by kind and state, oldest pending age, runs
+ * by result, breaker states) in Prometheus text format. */
+void fp_outbox_metrics(fp_outbox *ob, fp_buf *b);
+
+#endif

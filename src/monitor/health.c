@@ -1,0 +1,420 @@
+/* health.c — health checks, the store breaker and degraded mode (health.h). */
+#include "fapiao/health.h"
+#include "fapiao/jobs.h"
+
+#include <errno.h>
+#include <gnutls/x509.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
+
+enum { CK_DB_WRITE, CK_DISK, CK_BREAKER, CK_CERT, CK_OUTBOX, CK_RANGE, CK__N };
+static const char *const ck_names[CK__N] = {"database_write", "disk_free", "store_breaker",
+                                            "certificate",    "outbox",    "number_range"};
+
+typedef struct check {
+    int ok, warning, has_value;
+    int64_t value;
+    char reason[200];
+} check;
+
+struct fp_health {
+    fp_health_opts o;
+    char *data_dir, *cert_path;
+    fp_breaker br;
+    pthread_mutex_t mu; /* checks[], times */
+    pthread_cond_t cv;
+    check ck[CK__N];
+    int degraded;
+    int64_t last_probe_ms, last_cert_ms, probe_us, cert_expiry, disk_free;
+    int stopping;
+    pthread_t th;
+    int started;
+    atomic_uint_fast64_t degraded_total;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_outcome(int ok, void *arg)
+{
+    fp_health *h = arg;
+    fp_breaker_record(&h->br, mono_ms(), ok);
+}
+
+static int64_t cert_not_after(const char *path, char *why, size_t cap)
+{
+    gnutls_datum_t d = {NULL, 0};
+    if (gnutls_load_file(path, &d) < 0) {
+        snprintf(why, cap, "cannot read %s", path);
+        return -1;
+    }
+    gnutls_x509_crt_t crt;
+    int64_t t = -1;
+    if (gnutls_x509_crt_init(&crt) == 0) {
+        if (gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM) == 0)
+            t = (int64_t)gnutls_x509_crt_get_expiration_time(crt);
+        else
+            snprintf(why, cap, "%s is not a PEM certificate", path);
+        gnutls_x509_crt_deinit(crt);
+    }
+    gnutls_free(d.data);
+    return t;
+}
+
+/* The numbers left, read now (a cheap sum): /readyz must see an import or
+ * the last number used at once, not a second later. */
+static void range_check(fp_health *h, check *c)
+{
+    int64_t remaining = 0;
+    memset(c, 0, sizeof *c);
+    c->ok = fp_store_numbers_remaining(h->o.store, 0, &remaining) == 0 && remaining > 0;
+    c->has_value = 1;
+    c->value = remaining;
+    c->warning = c->ok && remaining < h->o.range_warn;
+    if (!c->ok)
+        snprintf(c->reason, sizeof c->reason, "no invoice numbers left (fapiao ranges import)");
+}
+
+/* One round of checks; the probe only when due (or while anything is
+ * wrong).  Runs on the health thread or a caller of check_now. */
+static void run_checks(fp_health *h, int force_probe)
+{
+    int64_t now = mono_ms();
+    check ck[CK__N];
+    memset(ck, 0, sizeof ck);
+    pthread_mutex_lock(&h->mu);
+    int degraded = h->degraded;
+    int probe_due =
+        force_probe || degraded || now - h->last_probe_ms >= h->o.interval_ms || !h->last_probe_ms;
+    int cert_due = now - h->last_cert_ms >= 60000 || !h->last_cert_ms;
+    ck[CK_DB_WRITE] = h->ck[CK_DB_WRITE];
+    ck[CK_CERT] = h->ck[CK_CERT];
+    int64_t expiry = h->cert_expiry;
+    pthread_mutex_unlock(&h->mu);
+
+    /* the write probe: through the breaker, so an open breaker is only
+     * probed when it allows (half-open) */
+    int64_t probe_us = -1;
+    if (probe_due) {
+        fp_breaker_state bs = fp_breaker_get(&h->br, now);
+        if (bs == FP_BREAKER_OPEN) {
+            ck[CK_DB_WRITE].ok = 0;
+            snprintf(ck[CK_DB_WRITE].reason, sizeof ck[CK_DB_WRITE].reason,
+                     "not probed: the store breaker is open");
+        } else if (fp_breaker_allow(&h->br, now, NULL) || bs == FP_BREAKER_CLOSED) {
+            /* closed: allow() always says yes; half-open: we are the probe */
+            fp_err err = {0};
+            struct timespec t0, t1;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            int rc = fp_store_probe_write(h->o.store, &err); /* records the outcome */
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            probe_us = (t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
+            ck[CK_DB_WRITE].ok = rc == 0;
+            ck[CK_DB_WRITE].has_value = 1;
+            ck[CK_DB_WRITE].value = probe_us / 1000;
+            if (rc < 0)
+                snprintf(ck[CK_DB_WRITE].reason, sizeof ck[CK_DB_WRITE].reason, "%.190s", err.msg);
+        }
+    }
+
+    struct statvfs vfs;
+    int64_t free_bytes = -1;
+    if (statvfs(h->data_dir, &vfs) == 0)
+        free_bytes = (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
+    ck[CK_DISK].ok = free_bytes >= h->o.min_free_bytes;
+    ck[CK_DISK].has_value = 1;
+    ck[CK_DISK].value = free_bytes;
+    if (free_bytes < 0)
+        snprintf(ck[CK_DISK].reason, sizeof ck[CK_DISK].reason, "statvfs %s: %s", h->data_dir,
+                 strerror(errno));
+    else if (!ck[CK_DISK].ok)
+        snprintf(ck[CK_DISK].reason, sizeof ck[CK_DISK].reason,
+                 "%lld bytes free, below the minimum of %lld", (long long)free_bytes,
+                 (long long)h->o.min_free_bytes);
+
+    fp_breaker_state bs = fp_breaker_get(&h->br, now);
+    ck[CK_BREAKER].ok = bs == FP_BREAKER_CLOSED;
+    ck[CK_BREAKER].has_value = 1;
+    ck[CK_BREAKER].value = bs;
+    if (!ck[CK_BREAKER].ok)
+        snprintf(ck[CK_BREAKER].reason, sizeof ck[CK_BREAKER].reason,
+                 "store circuit breaker %s after failed writes", fp_breaker_state_name(bs));
+
+    if (cert_due && h->cert_path) {
+        char why[160] = "";
+        expiry = cert_not_after(h->cert_path, why, sizeof why);
+        ck[CK_CERT].reason[0] = 0;
+        if (expiry < 0)
+            snprintf(ck[CK_CERT].reason, sizeof ck[CK_CERT].reason, "%s", why);
+    }
+    if (h->cert_path && expiry >= 0) {
+        int64_t left = expiry - (int64_t)time(NULL);
+        ck[CK_CERT].ok = left > 0;
+        ck[CK_CERT].warning = left > 0 && left < 30 * 86400;
+        ck[CK_CERT].has_value = 1;
+        ck[CK_CERT].value = left / 86400;
+        if (left <= 0)
+            snprintf(ck[CK_CERT].reason, sizeof ck[CK_CERT].reason,
+                     "the server certificate expired %lld days ago", (long long)(-left / 86400));
+        else if (ck[CK_CERT].warning)
+            snprintf(ck[CK_CERT].reason, sizeof ck[CK_CERT].reason,
+                     "the server certificate expires in %lld days", (long long)(left / 86400));
+        else
+            ck[CK_CERT].reason[0] = 0;
+    } else if (!h->cert_path) {
+        ck[CK_CERT].ok = 1;
+    }
+
+    fp_jobs_counts jc;
+    fp_err err = {0};
+    ck[CK_OUTBOX].ok = 1;
+    if (fp_jobs_count(h->o.store, &jc, &err) == 0) {
+        int64_t pending = jc.n[FP_JOB_RENDER][FP_JS_PENDING] + jc.n[FP_JOB_NOTIFY][FP_JS_PENDING];
+        int64_t age = jc.oldest_pending_at ? (fp_unix_ms() - jc.oldest_pending_at) / 1000 : 0;
+        ck[CK_OUTBOX].has_value = 1;
+        ck[CK_OUTBOX].value = pending;
+        ck[CK_OUTBOX].warning = pending > h->o.outbox_backlog_warn || age > h->o.outbox_age_warn_s;
+        if (ck[CK_OUTBOX].warning)
+            snprintf(ck[CK_OUTBOX].reason, sizeof ck[CK_OUTBOX].reason,
+                     "%lld jobs pending, the oldest for %lld s", (long long)pending,
+                     (long long)age);
+    }
+
+    range_check(h, &ck[CK_RANGE]);
+
+    int now_degraded = !ck[CK_DB_WRITE].ok || !ck[CK_DISK].ok || !ck[CK_BREAKER].ok;
+    pthread_mutex_lock(&h->mu);
+    memcpy(h->ck, ck, sizeof ck);
+    if (probe_due)
+        h->last_probe_ms = now;
+    if (probe_us >= 0)
+        h->probe_us = probe_us;
+    if (cert_due)
+        h->last_cert_ms = now;
+    h->cert_expiry = expiry;
+    h->disk_free = free_bytes;
+    int was = h->degraded;
+    h->degraded = now_degraded;
+    pthread_mutex_unlock(&h->mu);
+    if (now_degraded != was) {
+        const char *why = !ck[CK_BREAKER].ok    ? ck[CK_BREAKER].reason
+                          : !ck[CK_DB_WRITE].ok ? ck[CK_DB_WRITE].reason
+                                                : ck[CK_DISK].reason;
+        if (now_degraded) {
+            atomic_fetch_add(&h->degraded_total, 1);
+            fprintf(stderr, "{\"event\":\"degraded\",\"reason\":\"%s\"}\n", why);
+        } else {
+            fprintf(stderr, "{\"event\":\"recovered\"}\n");
+        }
+    }
+}
+
+static void *health_main(void *arg)
+{
+    fp_health *h = arg;
+    pthread_mutex_lock(&h->mu);
+    while (!h->stopping) {
+        pthread_mutex_unlock(&h->mu);
+        run_checks(h, 0);
+        pthread_mutex_lock(&h->mu);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        while (!h->stopping && pthread_cond_timedwait(&h->cv, &h->mu, &until) != ETIMEDOUT)
+            ;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+int fp_health_start(const fp_health_opts *o, fp_health **out, fp_err *err)
+{
+    fp_health *h = calloc(1, sizeof *h);
+    if (!h)
+        return fp_fail(err, FP_ENOMEM, "out of memory");
+    h->o = *o;
+    if (h->o.interval_ms <= 0)
+        h->o.interval_ms = 15000;
+    if (h->o.min_free_bytes <= 0)
+        h->o.min_free_bytes = 64LL << 20;
+    if (h->o.outbox_backlog_warn <= 0)
+        h->o.outbox_backlog_warn = 10000;
+    if (h->o.outbox_age_warn_s <= 0)
+        h->o.outbox_age_warn_s = 600;
+    if (h->o.range_warn <= 0)
+        h->o.range_warn = 1000;
+    fp_breaker_opts bo = o->store_breaker;
+    if (!bo.open_ms)
+        bo.open_ms = 2000;
+    if (!bo.max_open_ms)
+        bo.max_open_ms = 30000;
+    h->data_dir = strdup(o->data_dir ? o->data_dir : ".");
+    h->cert_path = o->cert_path ? strdup(o->cert_path) : NULL;
+    fp_breaker_init(&h->br, "store", &bo);
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
+    for (int i = 0; i < CK__N; i++)
+        h->ck[i].ok = 1;
+    if (!h->data_dir || (o->cert_path && !h->cert_path)) {
+        fp_health_stop(h);
+        return fp_fail(err, FP_ENOMEM, "out of memory");
+    }
+    fp_store_set_outcome_hook(o->store, on_outcome, h);
+    run_checks(h, 1);
+    if (pthread_create(&h->th, NULL, health_main, h) != 0) {
+        fp_health_stop(h);
+        return fp_fail(err, FP_EIO, "cannot start the health thread");
+    }
+    h->started = 1;
+    *out = h;
+    return 0;
+}
+
+void fp_health_stop(fp_health *h)
+{
+    if (!h)
+        return;
+    fp_store_set_outcome_hook(h->o.store, NULL, NULL);
+    if (h->started) {
+        pthread_mutex_lock(&h->mu);
+        h->stopping = 1;
+        pthread_cond_broadcast(&h->cv);
+        pthread_mutex_unlock(&h->mu);
+        pthread_join(h->th, NULL);
+    }
+    fp_breaker_destroy(&h->br);
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->cv);
+    free(h->data_dir);
+    free(h->cert_path);
+    free(h);
+}
+
+void fp_health_check_now(fp_health *h)
+{
+    run_checks(h, 1);
+}
+
+int fp_health_write_allowed(fp_health *h, char *zh, size_t zh_cap, char *en, size_t en_cap,
+                            int *retry_after_s)
+{
+    int64_t now = mono_ms(), retry_at = 0;
+    fp_breaker_state bs;
+    fp_breaker_snapshot(&h->br, now, &bs, &retry_at, NULL);
+    pthread_mutex_lock(&h->mu);
+    int degraded = h->degraded || bs != FP_BREAKER_CLOSED;
+    char rzh[256] = "", ren[256] = "";
+    if (bs != FP_BREAKER_CLOSED) {
+        snprintf(rzh, sizeof rzh, "存储熔断器%s：写入连续失败",
+                 bs == FP_BREAKER_OPEN ? "已打开" : "半开探测中");
+        snprintf(ren, sizeof ren, "store circuit breaker %s after failed writes",
+                 fp_breaker_state_name(bs));
+    } else if (!h->ck[CK_DB_WRITE].ok) {
+        snprintf(rzh, sizeof rzh, "数据库写入检查失败：%.200s", h->ck[CK_DB_WRITE].reason);
+        snprintf(ren, sizeof ren, "database write check failing: %.200s",
+                 h->ck[CK_DB_WRITE].reason);
+    } else if (!h->ck[CK_DISK].ok) {
+        snprintf(rzh, sizeof rzh, "磁盘空间不足：%.200s", h->ck[CK_DISK].reason);
+        snprintf(ren, sizeof ren, "disk: %.200s", h->ck[CK_DISK].reason);
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (!degraded)
+        return 1;
+    /* until the breaker allows its next probe, rounded up, plus a second
+     * for the probe itself */
+    int64_t wait = retry_at > now ? retry_at - now : 1000;
+    *retry_after_s = (int)((wait + 999) / 1000) + 1;
+    snprintf(zh, zh_cap, "服务降级，暂停开票（%s），请在 %d 秒后重试", rzh, *retry_after_s);
+    snprintf(en, en_cap, "Degraded: writes are paused (%s); retry in %d s", ren, *retry_after_s);
+    return 0;
+}
+
+int fp_health_report(fp_health *h, fp_jw *w, int *degraded)
+{
+    pthread_mutex_lock(&h->mu);
+    check ck[CK__N];
+    memcpy(ck, h->ck, sizeof ck);
+    *degraded = h->degraded;
+    pthread_mutex_unlock(&h->mu);
+    range_check(h, &ck[CK_RANGE]);
+    int ready = 1;
+    for (int i = 0; i < CK__N; i++) {
+        fp_jw_obj_open(w);
+        fp_jw_kstr(w, "name", ck_names[i]);
+        fp_jw_kbool(w, "ok", ck[i].ok);
+        if (ck[i].warning || i == CK_RANGE)
+            fp_jw_kbool(w, "warning", ck[i].warning);
+        if (i == CK_RANGE)
+            fp_jw_kint(w, "warn_below", h->o.range_warn);
+        if (ck[i].has_value)
+            fp_jw_kint(w,
+                       i == CK_DB_WRITE  ? "latency_ms"
+                       : i == CK_DISK    ? "free_bytes"
+                       : i == CK_BREAKER ? "state"
+                       : i == CK_CERT    ? "days_left"
+                       : i == CK_OUTBOX  ? "pending"
+                                         : "remaining",
+                       ck[i].value);
+        if (ck[i].reason[0])
+            fp_jw_kstr(w, "reason", ck[i].reason);
+        fp_jw_obj_close(w);
+        ready &= ck[i].ok || i == CK_OUTBOX;
+    }
+    return ready;
+}
+
+void fp_health_metrics(fp_health *h, fp_buf *b)
+{
+    pthread_mutex_lock(&h->mu);
+    check ck[CK__N];
+    memcpy(ck, h->ck, sizeof ck);
+    int degraded = h->degraded;
+    int64_t probe_us = h->probe_us, expiry = h->cert_expiry, disk = h->disk_free;
+    pthread_mutex_unlock(&h->mu);
+    fp_buf_puts(b, "# HELP fapiao_health_check_ok Health check passing (1) or failing (0).\n"
+                   "# TYPE fapiao_health_check_ok gauge\n");
+    for (int i = 0; i < CK__N; i++)
+        fp_buf_printf(b, "fapiao_health_check_ok{check=\"%s\"} %d\n", ck_names[i], ck[i].ok);
+    fp_buf_printf(b,
+                  "# HELP fapiao_degraded 1 while writes are refused with 503 DEGRADED.\n"
+                  "# TYPE fapiao_degraded gauge\nfapiao_degraded %d\n"
+                  "# HELP fapiao_degraded_total Times the service entered degraded mode.\n"
+                  "# TYPE fapiao_degraded_total counter\nfapiao_degraded_total %llu\n"
+                  "# HELP fapiao_store_probe_seconds Duration of the last write probe.\n"
+                  "# TYPE fapiao_store_probe_seconds gauge\nfapiao_store_probe_seconds "
+                  "%lld.%06lld\n",
+                  degraded, (unsigned long long)atomic_load(&h->degraded_total),
+                  (long long)(probe_us / 1000000), (long long)(probe_us % 1000000));
+    if (disk >= 0)
+        fp_buf_printf(b,
+                      "# HELP fapiao_disk_free_bytes Free space for the data directory.\n"
+                      "# TYPE fapiao_disk_free_bytes gauge\nfapiao_disk_free_bytes %lld\n",
+                      (long long)disk);
+    if (h->cert_path && expiry > 0)
+        fp_buf_printf(b,
+                      "# HELP fapiao_certificate_expiry_timestamp_seconds When the server "
+                      "certificate expires.\n"
+                      "# TYPE fapiao_certificate_expiry_timestamp_seconds gauge\n"
+                      "fapiao_certificate_expiry_timestamp_seconds %lld\n",
+                      (long long)expiry);
+    fp_breaker_state bs;
+    uint64_t opened;
+    fp_breaker_snapshot(&h->br, mono_ms(), &bs, NULL, &opened);
+    fp_buf_printf(b,
+                  "# HELP fapiao_store_breaker_state The store circuit breaker (0 closed, 1 open, "
+                  "2 half-open).\n# TYPE fapiao_store_breaker_state gauge\n"
+                  "fapiao_store_breaker_state %d\n"
+                  "# HELP fapiao_store_breaker_opened_total Times the store breaker opened.\n"
+                  "# TYPE fapiao_store_breaker_opened_total counter\n"
+                  "fapiao_store_breaker_opened_total %llu\n",
+                  (int)bs, (unsigned long long)opened);
+}

@@ -1,0 +1,586 @@
+/* outbox.c — job threads for the outbox (outbox.h). */
+#include "fapiao/outbox.h"
+#include "fapiao/crypto.h"
+#include "fapiao/jobs.h"
+#include "fapiao/pdf.h"
+#include "fapiao/webhook.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_WORKERS  64
+#define MAX_TARGETS  64
+#define PDF_MAX      (256u << 20)
+#define LEASE_MARGIN 60000
+
+enum { RES_OK, RES_RETRY, RES_DEAD, RES_DEFERRED, RES_LOST, RES__N };
+static const char *const result_names[RES__N] = {"ok", "retry", "dead", "deferred", "lease_lost"};
+
+typedef struct target {
+    char origin[128];
+    fp_breaker br;
+} target;
+
+struct fp_outbox {
+    fp_outbox_opts o;
+    char *pdf_dir, *render_exe, *font_path;
+    fp_pdf_pool *pool;
+    pthread_t th[MAX_WORKERS];
+    int nth;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t kicks;
+    int stopping;
+    atomic_int_fast64_t lease_seq;
+
+    pthread_mutex_t tmu;
+    target *targets[MAX_TARGETS];
+    int ntargets;
+
+    atomic_uint_fast64_t runs[FP_JOB__KINDS][RES__N];
+    atomic_uint_fast64_t render_us, render_pages;
+    atomic_int render_fault;
+};
+
+void fp_outbox_set_render_fault(fp_outbox *ob, int on)
+{
+    atomic_store(&ob->render_fault, on);
+}
+
+int fp_outbox_render_fault(fp_outbox *ob)
+{
+    return atomic_load(&ob->render_fault);
+}
+
+/* ---- helpers ---- */
+
+void fp_outbox_pdf_path(const char *pdf_dir, const char *number, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%.5s/%.3s/%s.pdf", pdf_dir, number,
+             strlen(number) >= 17 ? number + 14 : "000", number);
+}
+
+static int mkdirs(char *path) /* every parent of path; path is restored */
+{
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        int rc = mkdir(path, 0700);
+        *p = '/';
+        if (rc < 0 && errno != EEXIST)
+            return -1;
+    }
+    return 0;
+}
+
+static int fsync_dir(const char *file)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", file);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return 0;
+    *slash = 0;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* Writes data to path atomically and durably. */
+static int write_file(const char *path, const void *data, size_t len, fp_err *err)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (mkdirs(tmp) < 0)
+        return fp_fail(err, FP_EIO, "mkdir for %s: %s", path, strerror(errno));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return fp_fail(err, FP_EIO, "open %s: %s", tmp, strerror(errno));
+    const char *p = data;
+    size_t left = len;
+    while (left) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            return fp_fail(err, FP_EIO, "write %s: %s", tmp, strerror(e));
+        }
+        p += n;
+        left -= (size_t)n;
+    }
+    if (fsync(fd) < 0 || close(fd) < 0) {
+        int e = errno;
+        unlink(tmp);
+        return fp_fail(err, FP_EIO, "fsync %s: %s", tmp, strerror(e));
+    }
+    if (rename(tmp, path) < 0 || fsync_dir(path) < 0) {
+        int e = errno;
+        unlink(tmp);
+        return fp_fail(err, FP_EIO, "rename to %s: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+    /* xorshift64*: jitter only, not security */
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 2685821657736338717ULL;
+}
+
+/* Delay before the next attempt after `attempts` failed ones: equal jitter
+ * on an exponential, so it never shrinks from one attempt to the next. */
+static int64_t backoff(const fp_outbox *ob, int attempts, uint64_t *rng)
+{
+    int64_t d = ob->o.backoff_ms;
+    for (int i = 1; i < attempts && d < ob->o.backoff_max_ms; i++)
+        d *= 2;
+    if (d > ob->o.backoff_max_ms)
+        d = ob->o.backoff_max_ms;
+    return d / 2 + (int64_t)(rng_next(rng) % (uint64_t)(d / 2 + 1));
+}
+
+static target *target_for(fp_outbox *ob, const char *url)
+{
+    char origin[128];
+    const char *host = strstr(url, "://");
+    host = host ? host + 3 : url;
+    size_t n = strcspn(host, "/?#");
+    snprintf(origin, sizeof origin, "%.*s%.*s", (int)(host - url), url, (int)n, host);
+    pthread_mutex_lock(&ob->tmu);
+    target *t = NULL;
+    for (int i = 0; i < ob->ntargets && !t; i++)
+        if (!strcmp(ob->targets[i]->origin, origin))
+            t = ob->targets[i];
+    if (!t && ob->ntargets < MAX_TARGETS && (t = calloc(1, sizeof *t))) {
+        snprintf(t->origin, sizeof t->origin, "%s", origin);
+        char name[160];
+        snprintf(name, sizeof name, "webhook:%s", origin);
+        fp_breaker_init(&t->br, name, &ob->o.webhook_breaker);
+        ob->targets[ob->ntargets++] = t;
+    }
+    pthread_mutex_unlock(&ob->tmu);
+    return t; /* NULL beyond MAX_TARGETS origins: no breaker */
+}
+
+/* ---- running one job ---- */
+
+typedef struct worker {
+    fp_outbox *ob;
+    CURL *curl;
+    uint64_t rng;
+} worker;
+
+static int run_render(worker *w, const fp_job *j, char *why, size_t cap, int *permanent)
+{
+    fp_outbox *ob = w->ob;
+    char *doc = NULL;
+    size_t len = 0;
+    int rc = fp_store_get_invoice(ob->o.store, j->seller_id, j->invoice_number, &doc, &len);
+    if (rc < 0) {
+        snprintf(why, cap, "cannot read the invoice (%d)", rc);
+        *permanent = rc == FP_ENOTFOUND;
+        return -1;
+    }
+    fp_buf pdf;
+    fp_buf_init(&pdf, PDF_MAX);
+    int pages = 0;
+    fp_err err = {0};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (atomic_load(&ob->render_fault))
+        rc = fp_fail(&err, FP_EIO, "injected fault: render");
+    else
+        rc = fp_pdf_pool_render(ob->pool, doc, len, &pdf, &pages, &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    free(doc);
+    if (rc == 0) {
+        atomic_fetch_add(&ob->render_us, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
+                                                    (t1.tv_nsec - t0.tv_nsec) / 1000));
+        atomic_fetch_add(&ob->render_pages, (uint64_t)pages);
+        char path[4096];
+        fp_outbox_pdf_path(ob->pdf_dir, j->invoice_number, path, sizeof path);
+        rc = write_file(path, pdf.p, pdf.len, &err);
+    } else {
+        *permanent = rc == FP_EINVAL;
+    }
+    fp_buf_free(&pdf);
+    if (rc < 0) {
+        snprintf(why, cap, "%s", err.msg[0] ? err.msg : "render failed");
+        return -1;
+    }
+    return 0;
+}
+
+static size_t discard(char *p, size_t size, size_t n, void *arg)
+{
+    (void)p;
+    (void)arg;
+    return size * n;
+}
+
+/* 0 delivered, -1 failed (why), 1 breaker open (*retry_at). */
+static int run_notify(worker *w, const fp_job *j, char *why, size_t cap, int64_t *retry_at,
+                      int *permanent)
+{
+    fp_outbox *ob = w->ob;
+    char url[2048], secret[128];
+    fp_invoice_state st;
+    if (fp_store_webhook_get(ob->o.store, j->client_id, url, sizeof url, secret, sizeof secret) <
+            0 ||
+        !url[0]) {
+        snprintf(why, cap, "client %s has no webhook URL", j->client_id);
+        *permanent = 1;
+        return -1;
+    }
+    if (fp_store_invoice_state(ob->o.store, j->seller_id, j->invoice_number, &st) < 0) {
+        snprintf(why, cap, "cannot read the invoice");
+        return -1;
+    }
+    target *t = target_for(ob, url);
+    if (t && !fp_breaker_allow(&t->br, fp_unix_ms(), retry_at)) {
+        snprintf(why, cap, "circuit open for %s", t->origin);
+        return 1;
+    }
+    fp_buf body;
+    fp_buf_init(&body, 0);
+    fp_webhook_body(j, st.serial, st.failure, &body);
+    char ts[24], nonce[33], sig[68];
+    unsigned char raw[16];
+    fp_random(raw, sizeof raw);
+    fp_hex(raw, sizeof raw, nonce);
+    snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
+    fp_webhook_sign(secret, ts, nonce, body.p, body.len, sig);
+
+    char h[5][160];
+    snprintf(h[0], sizeof h[0], "X-Fapiao-Event-Id: %s", j->event_id);
+    snprintf(h[1], sizeof h[1], "X-Fapiao-Timestamp: %s", ts);
+    snprintf(h[2], sizeof h[2], "X-Fapiao-Nonce: %s", nonce);
+    snprintf(h[3], sizeof h[3], "X-Fapiao-Signature: %s", sig);
+    snprintf(h[4], sizeof h[4], "X-Fapiao-Event: %s", j->event);
+    struct curl_slist *hs = curl_slist_append(NULL, "Content-Type: application/json");
+    for (int i = 0; i < 5; i++)
+        hs = curl_slist_append(hs, h[i]);
+    hs = curl_slist_append(hs, "Expect:");
+    CURL *c = w->curl;
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hs);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.p);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body.len);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)ob->o.webhook_timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)ob->o.webhook_timeout_ms);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "fapiao-webhook/1");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    CURLcode cc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(hs);
+    fp_buf_free(&body);
+    int ok = cc == CURLE_OK && status >= 200 && status < 300;
+    if (t)
+        fp_breaker_record(&t->br, fp_unix_ms(), ok);
+    if (ok)
+        return 0;
+    if (cc != CURLE_OK)
+        snprintf(why, cap, "POST %s: %s", t ? t->origin : "webhook", curl_easy_strerror(cc));
+    else
+        snprintf(why, cap, "POST %s: HTTP %ld", t ? t->origin : "webhook", status);
+    return -1;
+}
+
+static void run_job(worker *w, const fp_job *j)
+{
+    fp_outbox *ob = w->ob;
+    char why[256] = "";
+    int permanent = 0, res;
+    int64_t retry_at = 0;
+    int rc = j->kind == FP_JOB_RENDER ? run_render(w, j, why, sizeof why, &permanent)
+                                      : run_notify(w, j, why, sizeof why, &retry_at, &permanent);
+    int64_t now = fp_unix_ms();
+    fp_err err = {0};
+    int db;
+    if (rc == 0) {
+        db = fp_jobs_complete(ob->o.store, j, now, &err);
+        res = RES_OK;
+    } else if (rc > 0 && now < j->first_at + ob->o.retry_for_ms) {
+        /* the target's breaker is open: wait for it, but no longer than
+         * the retry period (one last look then) */
+        int64_t deadline = j->first_at + ob->o.retry_for_ms;
+        db = fp_jobs_defer(ob->o.store, j, retry_at < deadline ? retry_at : deadline, why, &err);
+        res = RES_DEFERRED;
+    } else if (rc > 0) { /* still open at the end of the retry period */
+        db = fp_jobs_fail(ob->o.store, j, now, now, 1, why, &err);
+        res = RES_DEAD;
+    } else {
+        int64_t next = now + backoff(ob, j->attempts, &w->rng);
+        int dead = permanent ||
+                   (j->kind == FP_JOB_RENDER && j->attempts >= ob->o.render_attempts) ||
+                   (j->kind == FP_JOB_NOTIFY && next - j->first_at > ob->o.retry_for_ms);
+        db = fp_jobs_fail(ob->o.store, j, now, next, dead, why, &err);
+        res = dead ? RES_DEAD : RES_RETRY;
+    }
+    if (db == FP_ECONFLICT)
+        res = RES_LOST;
+    else if (db < 0) /* the lease runs out and the job is claimed again */
+        fprintf(stderr,
+                "{\"event\":\"outbox\",\"job\":%lld,\"error\":\"cannot record the outcome\","
+                "\"detail\":\"%s\"}\n",
+                (long long)j->id, err.msg);
+    atomic_fetch_add(&ob->runs[j->kind][res], 1);
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    fp_outbox *ob = w->ob;
+    int64_t lease =
+        (ob->o.render_timeout_ms > ob->o.webhook_timeout_ms ? ob->o.render_timeout_ms
+                                                            : ob->o.webhook_timeout_ms) +
+        LEASE_MARGIN;
+    for (;;) {
+        pthread_mutex_lock(&ob->mu);
+        int stop = ob->stopping;
+        uint64_t seen = ob->kicks;
+        pthread_mutex_unlock(&ob->mu);
+        if (stop)
+            break;
+        fp_job j;
+        int64_t due = 0, owner = atomic_fetch_add(&ob->lease_seq, 1) + 1;
+        fp_err err = {0};
+        int rc = fp_jobs_claim(ob->o.store, fp_unix_ms(), owner, lease, &j, &due, &err);
+        if (rc == 0) {
+            run_job(w, &j);
+            continue;
+        }
+        /* nothing due (or the store failed): sleep until the next job is
+         * due, a kick, or at most a second */
+        int64_t now = fp_unix_ms(), wait = 1000;
+        if (rc == FP_ENOTFOUND && due > now && due - now < wait)
+            wait = due - now;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += wait / 1000;
+        until.tv_nsec += (wait % 1000) * 1000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        pthread_mutex_lock(&ob->mu);
+        while (!ob->stopping && ob->kicks == seen &&
+               pthread_cond_timedwait(&ob->cv, &ob->mu, &until) != ETIMEDOUT)
+            ;
+        pthread_mutex_unlock(&ob->mu);
+    }
+    curl_easy_cleanup(w->curl);
+    free(w);
+    return NULL;
+}
+
+static void hook(void *arg)
+{
+    fp_outbox_kick(arg);
+}
+
+void fp_outbox_kick(fp_outbox *ob)
+{
+    pthread_mutex_lock(&ob->mu);
+    ob->kicks++;
+    pthread_cond_broadcast(&ob->cv);
+    pthread_mutex_unlock(&ob->mu);
+}
+
+int fp_outbox_start(const fp_outbox_opts *o, fp_outbox **out, fp_err *err)
+{
+    fp_outbox *ob = calloc(1, sizeof *ob);
+    if (!ob)
+        return fp_fail(err, FP_ENOMEM, "out of memory");
+    ob->o = *o;
+    fp_outbox_opts *d = &ob->o;
+    if (d->workers <= 0)
+        d->workers = 2;
+    if (d->workers > MAX_WORKERS)
+        d->workers = MAX_WORKERS;
+    if (d->render_workers <= 0)
+        d->render_workers = d->workers;
+    if (d->render_timeout_ms <= 0)
+        d->render_timeout_ms = 30000;
+    if (d->render_attempts <= 0)
+        d->render_attempts = 3;
+    if (d->backoff_ms <= 0)
+        d->backoff_ms = 10000;
+    if (d->backoff_max_ms < d->backoff_ms)
+        d->backoff_max_ms = d->backoff_ms > 3600000 ? d->backoff_ms : 3600000;
+    if (d->retry_for_ms <= 0)
+        d->retry_for_ms = 24LL * 3600 * 1000;
+    if (d->webhook_timeout_ms <= 0)
+        d->webhook_timeout_ms = 10000;
+    ob->pdf_dir = strdup(o->pdf_dir);
+    ob->render_exe = strdup(o->render_exe ? o->render_exe : "/proc/self/exe");
+    ob->font_path = o->font_path ? strdup(o->font_path) : NULL;
+    pthread_mutex_init(&ob->mu, NULL);
+    pthread_cond_init(&ob->cv, NULL);
+    pthread_mutex_init(&ob->tmu, NULL);
+    int rc;
+    if (!ob->pdf_dir || !ob->render_exe || (o->font_path && !ob->font_path)) {
+        rc = fp_fail(err, FP_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (mkdir(ob->pdf_dir, 0700) < 0 && errno != EEXIST) {
+        rc = fp_fail(err, FP_EIO, "mkdir %s: %s", ob->pdf_dir, strerror(errno));
+        goto fail;
+    }
+    int64_t recovered = 0;
+    if ((rc = fp_jobs_recover(d->store, &recovered, err)) < 0)
+        goto fail;
+    if (recovered)
+        fprintf(stderr, "{\"event\":\"outbox\",\"recovered_jobs\":%lld}\n", (long long)recovered);
+    fp_pdf_pool_opts po = {.exe = ob->render_exe,
+                           .font_path = ob->font_path,
+                           .workers = d->render_workers,
+                           .timeout_ms = d->render_timeout_ms,
+                           .mem_limit = d->render_mem};
+    if ((rc = fp_pdf_pool_new(&po, &ob->pool, err)) < 0)
+        goto fail;
+    for (int i = 0; i < d->workers; i++) {
+        worker *w = calloc(1, sizeof *w);
+        if (!w || !(w->curl = curl_easy_init())) {
+            free(w);
+            rc = fp_fail(err, FP_ENOMEM, "cannot create a job thread");
+            goto fail;
+        }
+        w->ob = ob;
+        if (fp_random(&w->rng, sizeof w->rng) < 0 || !w->rng)
+            w->rng = 0x9e3779b97f4a7c15ULL + (uint64_t)i;
+        if (pthread_create(&ob->th[ob->nth], NULL, worker_main, w) != 0) {
+            curl_easy_cleanup(w->curl);
+            free(w);
+            rc = fp_fail(err, FP_EIO, "cannot start a job thread");
+            goto fail;
+        }
+        ob->nth++;
+    }
+    fp_store_set_job_hook(d->store, hook, ob);
+    *out = ob;
+    return 0;
+fail:
+    fp_outbox_stop(ob);
+    return rc;
+}
+
+void fp_outbox_stop(fp_outbox *ob)
+{
+    if (!ob)
+        return;
+    fp_store_set_job_hook(ob->o.store, NULL, NULL);
+    pthread_mutex_lock(&ob->mu);
+    ob->stopping = 1;
+    pthread_cond_broadcast(&ob->cv);
+    pthread_mutex_unlock(&ob->mu);
+    for (int i = 0; i < ob->nth; i++)
+        pthread_join(ob->th[i], NULL);
+    fp_pdf_pool_free(ob->pool);
+    for (int i = 0; i < ob->ntargets; i++) {
+        fp_breaker_destroy(&ob->targets[i]->br);
+        free(ob->targets[i]);
+    }
+    pthread_mutex_destroy(&ob->mu);
+    pthread_cond_destroy(&ob->cv);
+    pthread_mutex_destroy(&ob->tmu);
+    free(ob->pdf_dir);
+    free(ob->render_exe);
+    free(ob->font_path);
+    free(ob);
+}
+
+static void label_escape(fp_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"')
+            fp_buf_append(b, "\\", 1);
+        if (*s == '\n')
+            fp_buf_puts(b, "\\n");
+        else
+            fp_buf_append(b, s, 1);
+    }
+}
+
+void fp_outbox_metrics(fp_outbox *ob, fp_buf *b)
+{
+    fp_jobs_counts c;
+    fp_err err = {0};
+    if (fp_jobs_count(ob->o.store, &c, &err) == 0) {
+        fp_buf_puts(b, "# HELP fapiao_outbox_jobs Outbox jobs by kind and state (done is not "
+                       "counted).\n# TYPE fapiao_outbox_jobs gauge\n");
+        for (int k = 0; k < FP_JOB__KINDS; k++)
+            for (int s = 0; s < FP_JS__STATES; s++)
+                if (s != FP_JS_DONE)
+                    fp_buf_printf(b, "fapiao_outbox_jobs{kind=\"%s\",state=\"%s\"} %lld\n",
+                                  fp_job_kind_name((fp_job_kind)k),
+                                  fp_job_state_name((fp_job_state)s), (long long)c.n[k][s]);
+        int64_t age = c.oldest_pending_at ? fp_unix_ms() - c.oldest_pending_at : 0;
+        fp_buf_printf(b,
+                      "# HELP fapiao_outbox_oldest_pending_seconds Age of the oldest pending "
+                      "job.\n# TYPE fapiao_outbox_oldest_pending_seconds gauge\n"
+                      "fapiao_outbox_oldest_pending_seconds %lld.%03lld\n",
+                      (long long)(age > 0 ? age / 1000 : 0), (long long)(age > 0 ? age % 1000 : 0));
+    }
+    fp_buf_puts(b, "# HELP fapiao_outbox_runs_total Job attempts by kind and result.\n"
+                   "# TYPE fapiao_outbox_runs_total counter\n");
+    for (int k = 0; k < FP_JOB__KINDS; k++)
+        for (int r = 0; r < RES__N; r++)
+            fp_buf_printf(b, "fapiao_outbox_runs_total{kind=\"%s\",result=\"%s\"} %llu\n",
+                          fp_job_kind_name((fp_job_kind)k), result_names[r],
+                          (unsigned long long)atomic_load(&ob->runs[k][r]));
+    uint64_t us = atomic_load(&ob->render_us);
+    fp_buf_printf(b,
+                  "# HELP fapiao_render_seconds_total Time spent rendering PDFs.\n"
+                  "# TYPE fapiao_render_seconds_total counter\n"
+                  "fapiao_render_seconds_total %llu.%06llu\n"
+                  "# HELP fapiao_render_pages_total PDF pages rendered.\n"
+                  "# TYPE fapiao_render_pages_total counter\nfapiao_render_pages_total %llu\n",
+                  (unsigned long long)(us / 1000000), (unsigned long long)(us % 1000000),
+                  (unsigned long long)atomic_load(&ob->render_pages));
+    fp_buf_puts(b, "# HELP fapiao_breaker_state Circuit breaker state (0 closed, 1 open, 2 "
+                   "half-open).\n# TYPE fapiao_breaker_state gauge\n");
+    pthread_mutex_lock(&ob->tmu);
+    int64_t now = fp_unix_ms();
+    for (int i = 0; i < ob->ntargets; i++) {
+        fp_buf_puts(b, "fapiao_breaker_state{breaker=\"");
+        label_escape(b, ob->targets[i]->br.name);
+        fp_buf_printf(b, "\"} %d\n", (int)fp_breaker_get(&ob->targets[i]->br, now));
+    }
+    fp_buf_puts(b, "# HELP fapiao_breaker_opened_total Times a circuit breaker opened.\n"
+                   "# TYPE fapiao_breaker_opened_total counter\n");
+    for (int i = 0; i < ob->ntargets; i++) {
+        uint64_t opened;
+        fp_breaker_snapshot(&ob->targets[i]->br, now, NULL, NULL, &opened);
+        fp_buf_puts(b, "fapiao_breaker_opened_total{breaker=\"");
+        label_escape(b, ob->targets[i]->br.name);
+        fp_buf_printf(b, "\"} %llu\n", (unsigned long long)opened);
+    }
+    pthread_mutex_unlock(&ob->tmu);
+}

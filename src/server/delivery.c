@@ -1,0 +1,266 @@
+/* delivery.c — the document and delivery end of the pipeline:
+ *   GET  /v1/invoices/{number}/pdf     the PDF, or 202 + Retry-After while
+ *                                      its render job has not finished
+ *   POST /v1/invoices/{number}/ack     the caller confirms receipt
+ *   GET  /v1/jobs?state=&before=&limit=  outbox jobs (dead letters among them)
+ *   GET  /v1/jobs/{id}
+ *   POST /v1/jobs/{id}/redrive         a dead job runs again */
+#include "delivery.h"
+#include "fapiao/jobs.h"
+#include "fapiao/outbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PDF_MAX_BYTES (256u << 20)
+
+static enum MHD_Result unavailable(fp_req *r)
+{
+    return fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
+}
+
+/* Reads a whole file; NULL with errno on failure. */
+static char *slurp(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    struct stat sb;
+    char *p = NULL;
+    if (fstat(fd, &sb) == 0 && sb.st_size >= 0 && (size_t)sb.st_size <= PDF_MAX_BYTES &&
+        (p = malloc((size_t)sb.st_size + 1))) {
+        size_t got = 0;
+        while (got < (size_t)sb.st_size) {
+            ssize_t n = read(fd, p + got, (size_t)sb.st_size - got);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+        if (got != (size_t)sb.st_size) {
+            free(p);
+            p = NULL;
+            errno = EIO;
+        }
+        *len = got;
+    }
+    close(fd);
+    return p;
+}
+
+enum MHD_Result fp_h_get_invoice_pdf(fp_req *r)
+{
+    fp_invoice_state st;
+    int rc = fp_store_invoice_state(r->srv->o.store, r->claims.seller_id, r->param, &st);
+    if (rc == FP_ENOTFOUND)
+        return fp_problem(r, FPC_NOT_FOUND, "发票不存在", "No such invoice", NULL);
+    if (rc < 0)
+        return unavailable(r);
+    if (r->srv->o.pdf_dir && st.render_state == FP_JS_DONE) {
+        char path[4096];
+        size_t len = 0;
+        fp_outbox_pdf_path(r->srv->o.pdf_dir, r->param, path, sizeof path);
+        char *pdf = slurp(path, &len);
+        if (pdf) {
+            char disp[96];
+            snprintf(disp, sizeof disp, "inline; filename=\"%s.pdf\"", r->param);
+            const char *h[] = {"Content-Disposition", disp, NULL};
+            return fp_respond(r, 200, "application/pdf", pdf, len, h);
+        }
+        /* done but the file is gone: a server fault, not "pending" */
+        char en[320];
+        snprintf(en, sizeof en, "The rendered PDF is missing: %s", strerror(errno));
+        return fp_problem(r, FPC_INTERNAL, "已生成的 PDF 文件丢失", en, NULL);
+    }
+    if (st.render_state == FP_JS_DEAD) {
+        char en[400];
+        snprintf(en, sizeof en, "The invoice PDF could not be rendered: %s", st.render_error);
+        return fp_problem(r, FPC_RENDER_FAILED, NULL, en, NULL);
+    }
+    /* queued or rendering (or no renderer configured) */
+    fp_buf b;
+    fp_jw w;
+    fp_buf_init(&b, 4096);
+    fp_jw_init(&w, &b);
+    fp_jw_obj_open(&w);
+    fp_jw_kstr(&w, "number", r->param);
+    fp_jw_kstr(&w, "status", st.status);
+    fp_jw_kstr(&w, "pdf", st.render_state < 0 ? "not_queued" : "rendering");
+    fp_jw_kint(&w, "retry_after", 1);
+    fp_jw_obj_close(&w);
+    size_t len;
+    char *body = fp_buf_take(&b, &len);
+    if (!body)
+        return MHD_NO;
+    const char *h[] = {"Retry-After", "1", NULL};
+    return fp_respond(r, 202, "application/json", body, len, h);
+}
+
+enum MHD_Result fp_h_ack(fp_req *r)
+{
+    fp_err err = {0};
+    int rc = fp_store_invoice_ack(r->srv->o.store, r->claims.seller_id, r->param,
+                                  r->claims.client_id, r->rid, r->client_ip, &err);
+    if (rc == FP_ENOTFOUND)
+        return fp_problem(r, FPC_NOT_FOUND, "发票不存在", "No such invoice", NULL);
+    if (rc < 0)
+        return unavailable(r);
+    fp_buf b;
+    fp_jw w;
+    fp_buf_init(&b, 4096);
+    fp_jw_init(&w, &b);
+    fp_jw_obj_open(&w);
+    fp_jw_kstr(&w, "number", r->param);
+    fp_jw_kstr(&w, "status", "confirmed");
+    fp_jw_obj_close(&w);
+    size_t len;
+    char *body = fp_buf_take(&b, &len);
+    return body ? fp_respond_json(r, 200, body, len) : MHD_NO;
+}
+
+static void write_job(fp_jw *w, const fp_job *j)
+{
+    fp_jw_obj_open(w);
+    fp_jw_kint(w, "id", j->id);
+    fp_jw_kstr(w, "invoice_number", j->invoice_number);
+    fp_jw_kstr(w, "kind", fp_job_kind_name(j->kind));
+    fp_jw_kstr(w, "state", fp_job_state_name(j->state));
+    if (j->kind == FP_JOB_NOTIFY) {
+        fp_jw_kstr(w, "event", j->event);
+        fp_jw_kstr(w, "event_id", j->event_id);
+    }
+    fp_jw_kint(w, "attempts", j->attempts);
+    fp_jw_kint(w, "first_at_ms", j->first_at);
+    fp_jw_kint(w, "next_at_ms", j->next_at);
+    fp_jw_kint(w, "updated_at_ms", j->updated_at);
+    fp_jw_kstr(w, "last_error", j->last_error[0] ? j->last_error : NULL);
+    fp_jw_obj_close(w);
+}
+
+typedef struct list_ctx {
+    fp_jw *w;
+    int64_t last;
+    int n;
+} list_ctx;
+
+static void on_job(const fp_job *j, void *arg)
+{
+    list_ctx *c = arg;
+    write_job(c->w, j);
+    c->last = j->id;
+    c->n++;
+}
+
+static int parse_id(const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || end == s || v < 1)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* GET /v1/jobs?state=dead&before=ID&limit=N */
+enum MHD_Result fp_h_list_jobs(fp_req *r)
+{
+#define ARG(name) MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name)
+    fp_errors es = {0};
+    int state = -1, limit = 50;
+    int64_t before = 0;
+    const char *v;
+    if ((v = ARG("state")) && (state = fp_job_state_from_name(v)) < 0)
+        fp_errors_add(&es, FPC_INVALID_FIELD, "state",
+                      "state 须为 blocked、pending、running、done 或 dead",
+                      "state must be blocked, pending, running, done or dead");
+    if ((v = ARG("before")) && parse_id(v, &before) < 0)
+        fp_errors_add(&es, FPC_INVALID_FIELD, "before", "before 须为任务编号",
+                      "before must be a job id");
+    int64_t n;
+    if ((v = ARG("limit"))) {
+        if (parse_id(v, &n) < 0 || n > 200)
+            fp_errors_add(&es, FPC_INVALID_FIELD, "limit", "limit 须为 1–200",
+                          "limit must be 1-200");
+        else
+            limit = (int)n;
+    }
+#undef ARG
+    if (es.n)
+        return fp_problem(r, fp_errors_top(&es), NULL, NULL, &es);
+    fp_buf b;
+    fp_jw w;
+    fp_buf_init(&b, 16u << 20);
+    fp_jw_init(&w, &b);
+    fp_jw_obj_open(&w);
+    fp_jw_key(&w, "jobs");
+    fp_jw_arr_open(&w);
+    list_ctx c = {&w, 0, 0};
+    fp_err err = {0};
+    if (fp_jobs_list(r->srv->o.store, r->claims.seller_id, state, before, limit, on_job, &c, &err) <
+        0) {
+        fp_buf_free(&b);
+        return unavailable(r);
+    }
+    fp_jw_arr_close(&w);
+    fp_jw_key(&w, "next_before");
+    if (c.n == limit)
+        fp_jw_int(&w, c.last);
+    else
+        fp_jw_null(&w);
+    fp_jw_obj_close(&w);
+    size_t len;
+    char *body = fp_buf_take(&b, &len);
+    return body ? fp_respond_json(r, 200, body, len) : MHD_NO;
+}
+
+static enum MHD_Result job_answer(fp_req *r, int64_t id)
+{
+    fp_job j;
+    int rc = fp_jobs_get(r->srv->o.store, r->claims.seller_id, id, &j);
+    if (rc == FP_ENOTFOUND)
+        return fp_problem(r, FPC_NOT_FOUND, "任务不存在", "No such job", NULL);
+    if (rc < 0)
+        return unavailable(r);
+    fp_buf b;
+    fp_jw w;
+    fp_buf_init(&b, 8192);
+    fp_jw_init(&w, &b);
+    write_job(&w, &j);
+    size_t len;
+    char *body = fp_buf_take(&b, &len);
+    return body ? fp_respond_json(r, 200, body, len) : MHD_NO;
+}
+
+enum MHD_Result fp_h_get_job(fp_req *r)
+{
+    int64_t id;
+    if (parse_id(r->param, &id) < 0)
+        return fp_problem(r, FPC_NOT_FOUND, "任务不存在", "No such job", NULL);
+    return job_answer(r, id);
+}
+
+enum MHD_Result fp_h_redrive_job(fp_req *r)
+{
+    int64_t id;
+    if (parse_id(r->param, &id) < 0)
+        return fp_problem(r, FPC_NOT_FOUND, "任务不存在", "No such job", NULL);
+    fp_err err = {0};
+    int rc = fp_jobs_redrive(r->srv->o.store, r->claims.seller_id, id, r->claims.client_id, r->rid,
+                             r->client_ip, &err);
+    if (rc == FP_ENOTFOUND)
+        return fp_problem(r, FPC_NOT_FOUND, "任务不存在", "No such job", NULL);
+    if (rc == FP_ECONFLICT)
+        return fp_problem(r, FPC_JOB_STATE, NULL, NULL, NULL);
+    if (rc < 0)
+        return unavailable(r);
+    if (r->srv->o.outbox)
+        fp_outbox_kick(r->srv->o.outbox);
+    return job_answer(r, id);
+}

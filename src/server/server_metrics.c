@@ -1,0 +1,159 @@
+/* server_metrics.c — the server's Prometheus families (metrics.h): request
+ * counts and latency histograms per route, in-flight requests, connections,
+ * admission refusals, the store's commit batch size and fsync latency, and
+ * at scrape time the store counters, numbers left, outbox, health and
+ * process figures. */
+#include "fapiao/health.h"
+#include "fapiao/jobs.h"
+#include "fapiao/metrics.h"
+#include "fapiao/outbox.h"
+#include "fapiao/store.h"
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const int64_t batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+
+static void collect_store(fp_buf *b, void *arg)
+{
+    fp_server *s = arg;
+    fp_store_stats st;
+    fp_store_get_stats(s->o.store, &st);
+    fp_metrics_emit(b, "fapiao_store_commits_total", "Group commits (transactions) of the writer.",
+                    FP_METRICS_COUNTER, (int64_t)st.commits, 1);
+    fp_metrics_emit(b, "fapiao_store_requests_total", "Issue requests processed by the writer.",
+                    FP_METRICS_COUNTER, (int64_t)st.requests, 1);
+    fp_metrics_emit(b, "fapiao_store_queue_depth",
+                    "Issue requests handed to the writer and waiting for their group commit.",
+                    FP_METRICS_GAUGE, atomic_load(&s->inflight), 1);
+    int64_t remaining = 0;
+    if (fp_store_numbers_remaining(s->o.store, 0, &remaining) == 0) {
+        fp_metrics_emit(b, "fapiao_numbers_remaining", "Invoice numbers left in all ranges.",
+                        FP_METRICS_GAUGE, remaining, 1);
+        fp_metrics_emit(b, "fapiao_numbers_warning_threshold",
+                        "Below this many numbers /readyz warns.", FP_METRICS_GAUGE, s->o.range_warn,
+                        1);
+    }
+    if (s->o.outbox)
+        fp_outbox_metrics(s->o.outbox, b);
+    if (s->o.health)
+        fp_health_metrics(s->o.health, b);
+}
+
+int fp_server_metrics_init(fp_server *s, const fp_route *routes, size_t nroutes, fp_err *err)
+{
+    fp_metrics *m = s->metrics = fp_metrics_new();
+    if (!m)
+        return fp_fail(err, FP_ENOMEM, "out of memory");
+    fp_metrics_family *req, *dur, *infl, *conns, *conns_total, *limited, *batch, *fsync;
+    int rc;
+    if ((rc = fp_metrics_register(
+             m,
+             &(fp_metrics_opts){.name = "fapiao_http_requests_total",
+                                .help = "HTTP requests by route and status class.",
+                                .type = FP_METRICS_COUNTER,
+                                .labels = {"method", "route", "code"},
+                                .max_children = 256},
+             &req, err)) < 0 ||
+        (rc = fp_metrics_register(
+             m,
+             &(fp_metrics_opts){.name = "fapiao_http_request_duration_seconds",
+                                .help = "Time from the request line to the last byte queued.",
+                                .type = FP_METRICS_HISTOGRAM,
+                                .labels = {"method", "route"},
+                                .scale = FP_METRICS_MICRO,
+                                .bounds = fp_metrics_latency_us,
+                                .nbounds = FP_METRICS_LATENCY_US_N},
+             &dur, err)) < 0 ||
+        (rc = fp_metrics_register(m,
+                                  &(fp_metrics_opts){.name = "fapiao_http_inflight_requests",
+                                                     .help = "Requests being answered now.",
+                                                     .type = FP_METRICS_GAUGE},
+                                  &infl, err)) < 0 ||
+        (rc = fp_metrics_register(m,
+                                  &(fp_metrics_opts){.name = "fapiao_http_connections",
+                                                     .help = "Open client connections.",
+                                                     .type = FP_METRICS_GAUGE},
+                                  &conns, err)) < 0 ||
+        (rc = fp_metrics_register(m,
+                                  &(fp_metrics_opts){.name = "fapiao_http_connections_total",
+                                                     .help = "Client connections accepted.",
+                                                     .type = FP_METRICS_COUNTER},
+                                  &conns_total, err)) < 0 ||
+        (rc = fp_metrics_register(
+             m,
+             &(fp_metrics_opts){.name = "fapiao_admission_refused_total",
+                                .help = "Requests refused before any work: rate limits (global, "
+                                        "client), the adaptive concurrency limit, degraded mode.",
+                                .type = FP_METRICS_COUNTER,
+                                .labels = {"reason"}},
+             &limited, err)) < 0 ||
+        (rc = fp_metrics_register(
+             m,
+             &(fp_metrics_opts){.name = "fapiao_store_commit_batch_size",
+                                .help = "Issue requests per group commit.",
+                                .type = FP_METRICS_HISTOGRAM,
+                                .bounds = batch_bounds,
+                                .nbounds = (int)(sizeof batch_bounds / sizeof batch_bounds[0])},
+             &batch, err)) < 0 ||
+        (rc = fp_metrics_register(
+             m,
+             &(fp_metrics_opts){.name = "fapiao_store_commit_duration_seconds",
+                                .help = "COMMIT of a group (the WAL fsync) and probes.",
+                                .type = FP_METRICS_HISTOGRAM,
+                                .scale = FP_METRICS_MICRO,
+                                .bounds = fp_metrics_latency_us,
+                                .nbounds = FP_METRICS_LATENCY_US_N},
+             &fsync, err)) < 0)
+        return rc;
+    static const char *const classes[6] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    for (size_t i = 0; i <= nroutes; i++) {
+        const char *method = i < nroutes ? routes[i].method : "any";
+        const char *route = i < nroutes ? routes[i].pattern : "unmatched";
+        for (int c = 1; c < 6; c++)
+            s->m_requests[i][c] =
+                fp_metrics_child(req, (const char *[]){method, route, classes[c]});
+        s->m_duration[i] = fp_metrics_child(dur, (const char *[]){method, route});
+    }
+    s->m_inflight = fp_metrics_child(infl, NULL);
+    s->m_conns = fp_metrics_child(conns, NULL);
+    s->m_conns_total = fp_metrics_child(conns_total, NULL);
+    static const char *const reasons[4] = {"global_rate", "client_rate", "concurrency", "degraded"};
+    for (int i = 0; i < 4; i++)
+        s->m_limited[i] = fp_metrics_child(limited, (const char *[]){reasons[i]});
+    s->m_batch = fp_metrics_child(batch, NULL);
+    s->m_fsync = fp_metrics_child(fsync, NULL);
+    fp_store_set_histograms(s->o.store, s->m_batch, s->m_fsync);
+    fp_metrics_add_collector(m, collect_store, s);
+    fp_metrics_add_collector(m, fp_metrics_process_collector, NULL);
+    return 0;
+}
+
+void fp_server_metrics_request(fp_server *s, size_t route_ix, int status, int64_t dur_us)
+{
+    int c = status >= 100 && status < 600 ? status / 100 : 5;
+    fp_counter_inc(s->m_requests[route_ix][c]);
+    fp_hist_observe(s->m_duration[route_ix], dur_us);
+}
+
+void fp_server_metrics_free(fp_server *s)
+{
+    if (s->o.store && s->metrics)
+        fp_store_set_histograms(s->o.store, NULL, NULL);
+    fp_metrics_free(s->metrics);
+    s->metrics = NULL;
+}
+
+enum MHD_Result fp_h_metrics(fp_req *r)
+{
+    fp_buf b;
+    fp_buf_init(&b, 4u << 20);
+    if (fp_metrics_write(r->srv->metrics, &b) < 0) {
+        fp_buf_free(&b);
+        return fp_problem(r, FPC_INTERNAL, NULL, NULL, NULL);
+    }
+    size_t len;
+    char *body = fp_buf_take(&b, &len);
+    return body ? fp_respond(r, 200, FP_METRICS_CONTENT_TYPE, body, len, NULL) : MHD_NO;
+}

@@ -1,0 +1,554 @@
+/* jobs.c — the outbox's rows (see jobs.h): claim with a lease, complete or
+ * fail in one transaction with the invoice state, recover after a crash.
+ *
+ * Every write runs on the store's writer connection under its lock, so it
+ * queues behind (never interleaves with) a group commit.  A claim is
+ * committed with synchronous=NORMAL: losing it in a power cut only means the
+ * job is pending again, which recovery does anyway; completions and
+ * failures are fully durable. */
+#include "fapiao/jobs.h"
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const kind_names[FP_JOB__KINDS] = {"render", "notify"};
+static const char *const state_names[FP_JS__STATES] = {"blocked", "pending", "running", "done",
+                                                       "dead"};
+
+const char *fp_job_kind_name(fp_job_kind k)
+{
+    return (unsigned)k < FP_JOB__KINDS ? kind_names[k] : "?";
+}
+
+const char *fp_job_state_name(fp_job_state s)
+{
+    return (unsigned)s < FP_JS__STATES ? state_names[s] : "?";
+}
+
+int fp_job_state_from_name(const char *s)
+{
+    for (int i = 0; i < FP_JS__STATES; i++)
+        if (s && !strcmp(s, state_names[i]))
+            return i;
+    return -1;
+}
+
+static int kind_from_name(const char *s)
+{
+    for (int i = 0; i < FP_JOB__KINDS; i++)
+        if (s && !strcmp(s, kind_names[i]))
+            return i;
+    return 0;
+}
+
+static void col_text(sqlite3_stmt *st, int col, char *dst, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+#define JOB_COLS                                                                                   \
+    "id, seller_id, invoice_number, client_id, kind, state, event, event_id, attempts, next_at, "  \
+    "first_at, updated_at, lease_owner, lease_until, last_error"
+
+static void read_job(sqlite3_stmt *st, fp_job *j)
+{
+    memset(j, 0, sizeof *j);
+    j->id = sqlite3_column_int64(st, 0);
+    j->seller_id = sqlite3_column_int64(st, 1);
+    col_text(st, 2, j->invoice_number, sizeof j->invoice_number);
+    col_text(st, 3, j->client_id, sizeof j->client_id);
+    j->kind = (fp_job_kind)kind_from_name((const char *)sqlite3_column_text(st, 4));
+    int state = fp_job_state_from_name((const char *)sqlite3_column_text(st, 5));
+    j->state = state < 0 ? FP_JS_DEAD : (fp_job_state)state;
+    col_text(st, 6, j->event, sizeof j->event);
+    col_text(st, 7, j->event_id, sizeof j->event_id);
+    j->attempts = sqlite3_column_int(st, 8);
+    j->next_at = sqlite3_column_int64(st, 9);
+    j->first_at = sqlite3_column_int64(st, 10);
+    j->updated_at = sqlite3_column_int64(st, 11);
+    j->lease_owner = sqlite3_column_int64(st, 12);
+    j->lease_until = sqlite3_column_int64(st, 13);
+    col_text(st, 14, j->last_error, sizeof j->last_error);
+}
+
+/* Prepares sql on db; on failure fills err and returns NULL. */
+static sqlite3_stmt *prep(sqlite3 *db, const char *sql, fp_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        return NULL;
+    }
+    return st;
+}
+
+/* Runs a prepared statement to completion and finalizes it: 0 or FP_EIO. */
+static int run(sqlite3 *db, sqlite3_stmt *st, fp_err *err)
+{
+    if (!st)
+        return FP_EIO;
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
+    return 0;
+}
+
+/* BEGIN IMMEDIATE on the locked writer connection. */
+static int begin(sqlite3 *db, fp_err *err)
+{
+    return fp_store_exec(db, "BEGIN IMMEDIATE", err);
+}
+
+static int finish(sqlite3 *db, int rc, fp_err *err)
+{
+    if (rc == 0 && fp_store_exec(db, "COMMIT", err) == 0)
+        return 0;
+    if (!sqlite3_get_autocommit(db))
+        fp_store_exec(db, "ROLLBACK", NULL);
+    return rc ? rc : FP_EIO;
+}
+
+int fp_jobs_recover(fp_store *s, int64_t *n, fp_err *err)
+{
+    sqlite3 *db = fp_store_wlock(s);
+    int rc = fp_store_exec(db,
+                           "UPDATE jobs SET state='pending', lease_owner=NULL, lease_until=NULL "
+                           "WHERE state='running'",
+                           err);
+    *n = rc == 0 ? sqlite3_changes(db) : 0;
+    fp_store_wunlock(s);
+    return rc;
+}
+
+int fp_jobs_claim(fp_store *s, int64_t now, int64_t owner, int64_t lease_ms, fp_job *out,
+                  int64_t *next_due, fp_err *err)
+{
+    *next_due = 0;
+    sqlite3 *db = fp_store_wlock(s);
+    fp_store_exec(db, "PRAGMA synchronous=NORMAL", NULL);
+    int rc = FP_ENOTFOUND;
+    /* two lookups, each a range of the (state, next_at) index: an OR would
+     * scan every done job */
+    static const char *const pick[] = {
+        "SELECT id FROM jobs WHERE state='running' AND lease_until < ?1 LIMIT 1",
+        "SELECT id FROM jobs WHERE state='pending' AND next_at <= ?1 ORDER BY next_at LIMIT 1",
+    };
+    int64_t id = 0;
+    for (int i = 0; i < 2 && !id; i++) {
+        sqlite3_stmt *st = prep(db, pick[i], err);
+        if (!st) {
+            rc = FP_EIO;
+            break;
+        }
+        sqlite3_bind_int64(st, 1, now);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            id = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    if (id) {
+        sqlite3_stmt *st = prep(db,
+                                "UPDATE jobs SET state='running', lease_owner=?2, "
+                                "lease_until=?3, attempts=attempts+1, updated_at=?4 "
+                                "WHERE id=?1 RETURNING " JOB_COLS,
+                                err);
+        rc = FP_EIO;
+        if (st) {
+            sqlite3_bind_int64(st, 1, id);
+            sqlite3_bind_int64(st, 2, owner);
+            sqlite3_bind_int64(st, 3, now + lease_ms);
+            sqlite3_bind_int64(st, 4, now);
+            if (sqlite3_step(st) == SQLITE_ROW) {
+                read_job(st, out);
+                rc = 0;
+            }
+            /* RETURNING rows are final only once the statement is done */
+            if (sqlite3_step(st) != SQLITE_DONE && rc == 0)
+                rc = fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
+            sqlite3_finalize(st);
+        }
+    } else if (rc == FP_ENOTFOUND) {
+        sqlite3_stmt *st = prep(db, "SELECT min(next_at) FROM jobs WHERE state='pending'", err);
+        if (st && sqlite3_step(st) == SQLITE_ROW)
+            *next_due = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    fp_store_exec(db, "PRAGMA synchronous=FULL", NULL);
+    fp_store_wunlock(s);
+    return rc;
+}
+
+/* Updates j's row if j->lease_owner still holds it: 0, FP_ECONFLICT or
+ * FP_EIO.  Runs inside the caller's transaction. */
+static int set_job(sqlite3 *db, const fp_job *j, const char *state, int64_t next_at,
+                   int count_attempt, const char *error, int64_t now, fp_err *err)
+{
+    sqlite3_stmt *st = prep(db,
+                            "UPDATE jobs SET state=?3, next_at=?4, last_error=?5, updated_at=?6, "
+                            "attempts=attempts-?7, lease_owner=NULL, lease_until=NULL "
+                            "WHERE id=?1 AND state='running' AND lease_owner=?2",
+                            err);
+    if (!st)
+        return FP_EIO;
+    sqlite3_bind_int64(st, 1, j->id);
+    sqlite3_bind_int64(st, 2, j->lease_owner);
+    sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, next_at);
+    if (error)
+        sqlite3_bind_text(st, 5, error, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 5);
+    sqlite3_bind_int64(st, 6, now);
+    sqlite3_bind_int(st, 7, count_attempt ? 0 : 1);
+    int rc = run(db, st, err);
+    if (rc == 0 && sqlite3_changes(db) != 1)
+        rc = fp_fail(err, FP_ECONFLICT, "job %lld is no longer leased to this worker",
+                     (long long)j->id);
+    return rc;
+}
+
+static int exec_bound(sqlite3 *db, const char *sql, const char *t1, const char *t2, int64_t i3,
+                      fp_err *err)
+{
+    sqlite3_stmt *st = prep(db, sql, err);
+    if (!st)
+        return FP_EIO;
+    sqlite3_bind_text(st, 1, t1, -1, SQLITE_STATIC);
+    if (t2)
+        sqlite3_bind_text(st, 2, t2, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 2);
+    sqlite3_bind_int64(st, 3, i3);
+    return run(db, st, err);
+}
+
+/* After a render finished (ok) or died: the invoice's state, and its notify
+ * job unblocked with the matching event.  When no blocked notify job exists
+ * (an earlier outcome was already announced) a new one is queued if the
+ * client has a webhook; the event id is unique, so it happens once. */
+static int render_outcome(sqlite3 *db, const fp_job *j, int ok, const char *error, int64_t now,
+                          fp_err *err)
+{
+    const char *n = j->invoice_number;
+    int rc = ok ? exec_bound(db,
+                             "UPDATE invoices SET status='rendered', failure=NULL "
+                             "WHERE number=?1 AND status IN ('accepted', 'failed')",
+                             n, NULL, 0, err)
+                : exec_bound(db,
+                             "UPDATE invoices SET status='failed', failure=?2 "
+                             "WHERE number=?1 AND status='accepted'",
+                             n, error, 0, err);
+    if (rc < 0)
+        return rc;
+    const char *ev = ok ? "rendered" : "failed";
+    sqlite3_stmt *st = prep(db,
+                            "UPDATE jobs SET state='pending', next_at=?3, updated_at=?3, "
+                            "event='invoice.' || ?2, event_id='evt_' || ?1 || '_' || ?2 "
+                            "WHERE after_job=?4 AND state='blocked'",
+                            err);
+    if (!st)
+        return FP_EIO;
+    sqlite3_bind_text(st, 1, n, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ev, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_int64(st, 4, j->id);
+    if ((rc = run(db, st, err)) < 0 || sqlite3_changes(db) > 0)
+        return rc;
+    st = prep(db,
+              "INSERT OR IGNORE INTO jobs(invoice_number, seller_id, client_id, kind, event, "
+              "event_id, state, next_at, first_at, updated_at) "
+              "SELECT ?1, ?4, ?5, 'notify', 'invoice.' || ?2, 'evt_' || ?1 || '_' || ?2, "
+              "'pending', ?3, ?3, ?3 FROM clients "
+              "WHERE client_id=?5 AND coalesce(webhook_url, '') <> ''",
+              err);
+    if (!st)
+        return FP_EIO;
+    sqlite3_bind_text(st, 1, n, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ev, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_int64(st, 4, j->seller_id);
+    sqlite3_bind_text(st, 5, j->client_id, -1, SQLITE_STATIC);
+    return run(db, st, err);
+}
+
+int fp_jobs_complete(fp_store *s, const fp_job *j, int64_t now, fp_err *err)
+{
+    sqlite3 *db = fp_store_wlock(s);
+    int rc = begin(db, err);
+    if (rc == 0) {
+        rc = set_job(db, j, "done", now, 1, NULL, now, err);
+        if (rc == 0 && j->kind == FP_JOB_RENDER)
+            rc = render_outcome(db, j, 1, NULL, now, err);
+        else if (rc == 0 && !strcmp(j->event, "invoice.rendered"))
+            rc = exec_bound(db,
+                            "UPDATE invoices SET status='delivered' "
+                            "WHERE number=?1 AND status='rendered'",
+                            j->invoice_number, NULL, 0, err);
+        rc = finish(db, rc, err);
+    }
+    fp_store_wunlock(s);
+    return rc;
+}
+
+int fp_jobs_fail(fp_store *s, const fp_job *j, int64_t now, int64_t next_at, int dead,
+                 const char *error, fp_err *err)
+{
+    sqlite3 *db = fp_store_wlock(s);
+    int rc = begin(db, err);
+    if (rc == 0) {
+        rc = set_job(db, j, dead ? "dead" : "pending", next_at, 1, error, now, err);
+        if (rc == 0 && dead && j->kind == FP_JOB_RENDER)
+            rc = render_outcome(db, j, 0, error, now, err);
+        rc = finish(db, rc, err);
+    }
+    fp_store_wunlock(s);
+    return rc;
+}
+
+int fp_jobs_defer(fp_store *s, const fp_job *j, int64_t next_at, const char *why, fp_err *err)
+{
+    sqlite3 *db = fp_store_wlock(s);
+    int rc = set_job(db, j, "pending", next_at, 0, why, fp_unix_ms(), err);
+    fp_store_wunlock(s);
+    return rc;
+}
+
+static int audit(sqlite3 *db, const char *actor, const char *action, const char *target,
+                 const char *request_id, const char *client_ip, fp_err *err)
+{
+    sqlite3_stmt *st = prep(db,
+                            "INSERT INTO audit(ts, actor, action, target, request_id, client_ip, "
+                            "outcome) VALUES(?1, ?2, ?3, ?4, ?5, ?6, 'ok')",
+                            err);
+    if (!st)
+        return FP_EIO;
+    sqlite3_bind_int64(st, 1, fp_unix_ms() / 1000);
+    sqlite3_bind_text(st, 2, actor ? actor : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, target, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, request_id ? request_id : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, client_ip ? client_ip : "", -1, SQLITE_STATIC);
+    return run(db, st, err);
+}
+
+int fp_jobs_redrive(fp_store *s, int64_t seller_id, int64_t id, const char *actor,
+                    const char *request_id, const char *client_ip, fp_err *err)
+{
+    fp_job j;
+    int rc = fp_jobs_get(s, seller_id, id, &j);
+    if (rc < 0)
+        return rc == FP_ENOTFOUND ? fp_fail(err, rc, "no job %lld", (long long)id)
+                                  : fp_fail(err, rc, "cannot read job %lld", (long long)id);
+    sqlite3 *db = fp_store_wlock(s);
+    rc = begin(db, err);
+    if (rc == 0) {
+        int64_t now = fp_unix_ms();
+        sqlite3_stmt *st = prep(db,
+                                "UPDATE jobs SET state='pending', attempts=0, next_at=?2, "
+                                "first_at=?2, updated_at=?2 WHERE id=?1 AND state='dead'",
+                                err);
+        if (st) {
+            sqlite3_bind_int64(st, 1, id);
+            sqlite3_bind_int64(st, 2, now);
+        }
+        rc = run(db, st, err);
+        if (rc == 0 && sqlite3_changes(db) != 1)
+            rc = fp_fail(err, FP_ECONFLICT, "job %lld is %s, not dead", (long long)id,
+                         fp_job_state_name(j.state));
+        char target[32];
+        snprintf(target, sizeof target, "job:%lld", (long long)id);
+        if (rc == 0)
+            rc = audit(db, actor, "job.redrive", target, request_id, client_ip, err);
+        rc = finish(db, rc, err);
+    }
+    fp_store_wunlock(s);
+    return rc;
+}
+
+int fp_jobs_get(fp_store *s, int64_t seller_id, int64_t id, fp_job *out)
+{
+    void *slot;
+    sqlite3 *db = fp_store_racquire(s, &slot);
+    sqlite3_stmt *st =
+        prep(db, "SELECT " JOB_COLS " FROM jobs WHERE id=?1 AND (?2 = 0 OR seller_id=?2)", NULL);
+    int rc = FP_EIO;
+    if (st) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, seller_id);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW)
+            read_job(st, out);
+        rc = step == SQLITE_ROW ? 0 : step == SQLITE_DONE ? FP_ENOTFOUND : FP_EIO;
+        sqlite3_finalize(st);
+    }
+    fp_store_rrelease(s, slot);
+    return rc;
+}
+
+int fp_jobs_list(fp_store *s, int64_t seller_id, int state, int64_t before, int limit,
+                 void (*fn)(const fp_job *j, void *arg), void *arg, fp_err *err)
+{
+    void *slot;
+    sqlite3 *db = fp_store_racquire(s, &slot);
+    sqlite3_stmt *st = prep(db,
+                            "SELECT " JOB_COLS " FROM jobs WHERE (?1 = 0 OR seller_id=?1) "
+                            "AND (?2 IS NULL OR state=?2) AND (?3 = 0 OR id < ?3) "
+                            "ORDER BY id DESC LIMIT ?4",
+                            err);
+    int rc = FP_EIO;
+    if (st) {
+        sqlite3_bind_int64(st, 1, seller_id);
+        if (state >= 0)
+            sqlite3_bind_text(st, 2, fp_job_state_name((fp_job_state)state), -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 2);
+        sqlite3_bind_int64(st, 3, before);
+        sqlite3_bind_int(st, 4, limit);
+        int step;
+        fp_job j;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            read_job(st, &j);
+            fn(&j, arg);
+        }
+        rc = step == SQLITE_DONE ? 0 : fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+    }
+    fp_store_rrelease(s, slot);
+    return rc;
+}
+
+int fp_jobs_count(fp_store *s, fp_jobs_counts *c, fp_err *err)
+{
+    memset(c, 0, sizeof *c);
+    void *slot;
+    sqlite3 *db = fp_store_racquire(s, &slot);
+    /* every state but done: done only grows and is not worth a scan */
+    sqlite3_stmt *st = prep(db,
+                            "SELECT kind, state, count(*), min(first_at) FROM jobs "
+                            "WHERE state IN ('blocked', 'pending', 'running', 'dead') "
+                            "GROUP BY kind, state",
+                            err);
+    int rc = FP_EIO;
+    if (st) {
+        int step;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            int k = kind_from_name((const char *)sqlite3_column_text(st, 0));
+            int state = fp_job_state_from_name((const char *)sqlite3_column_text(st, 1));
+            if (state < 0)
+                continue;
+            c->n[k][state] = sqlite3_column_int64(st, 2);
+            int64_t first = sqlite3_column_int64(st, 3);
+            if (state == FP_JS_PENDING && (!c->oldest_pending_at || first < c->oldest_pending_at))
+                c->oldest_pending_at = first;
+        }
+        rc = step == SQLITE_DONE ? 0 : fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+    }
+    fp_store_rrelease(s, slot);
+    return rc;
+}
+
+int fp_store_invoice_state(fp_store *s, int64_t seller_id, const char *number,
+                           fp_invoice_state *out)
+{
+    memset(out, 0, sizeof *out);
+    out->render_state = -1;
+    void *slot;
+    sqlite3 *db = fp_store_racquire(s, &slot);
+    sqlite3_stmt *st = prep(db,
+                            "SELECT i.status, i.failure, i.serial, j.state, j.last_error "
+                            "FROM invoices i LEFT JOIN jobs j ON j.id = (SELECT max(id) FROM "
+                            "jobs WHERE invoice_number=i.number AND kind='render') "
+                            "WHERE i.number=?1 AND i.seller_id=?2",
+                            NULL);
+    int rc = FP_EIO;
+    if (st) {
+        sqlite3_bind_text(st, 1, number, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, seller_id);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW) {
+            col_text(st, 0, out->status, sizeof out->status);
+            col_text(st, 1, out->failure, sizeof out->failure);
+            col_text(st, 2, out->serial, sizeof out->serial);
+            if (sqlite3_column_type(st, 3) != SQLITE_NULL)
+                out->render_state =
+                    fp_job_state_from_name((const char *)sqlite3_column_text(st, 3));
+            col_text(st, 4, out->render_error, sizeof out->render_error);
+        }
+        rc = step == SQLITE_ROW ? 0 : step == SQLITE_DONE ? FP_ENOTFOUND : FP_EIO;
+        sqlite3_finalize(st);
+    }
+    fp_store_rrelease(s, slot);
+    return rc;
+}
+
+int fp_store_invoice_ack(fp_store *s, int64_t seller_id, const char *number, const char *actor,
+                         const char *request_id, const char *client_ip, fp_err *err)
+{
+    sqlite3 *db = fp_store_wlock(s);
+    int rc = begin(db, err);
+    if (rc == 0) {
+        sqlite3_stmt *st = prep(
+            db, "UPDATE invoices SET status='confirmed' WHERE number=?1 AND seller_id=?2", err);
+        if (st) {
+            sqlite3_bind_text(st, 1, number, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 2, seller_id);
+        }
+        rc = run(db, st, err);
+        if (rc == 0 && sqlite3_changes(db) != 1)
+            rc = fp_fail(err, FP_ENOTFOUND, "no invoice %s", number);
+        if (rc == 0)
+            rc = audit(db, actor, "invoice.ack", number, request_id, client_ip, err);
+        rc = finish(db, rc, err);
+    }
+    fp_store_wunlock(s);
+    return rc;
+}
+
+int fp_store_webhook_get(fp_store *s, const char *client_id, char *url, size_t url_cap,
+                         char *secret, size_t secret_cap)
+{
+    void *slot;
+    sqlite3 *db = fp_store_racquire(s, &slot);
+    sqlite3_stmt *st = prep(db,
+                            "SELECT coalesce(webhook_url, ''), coalesce(webhook_secret, '') "
+                            "FROM clients WHERE client_id=?1",
+                            NULL);
+    int rc = FP_EIO;
+    if (st) {
+        sqlite3_bind_text(st, 1, client_id, -1, SQLITE_STATIC);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW) {
+            col_text(st, 0, url, url_cap);
+            col_text(st, 1, secret, secret_cap);
+        }
+        rc = step == SQLITE_ROW ? 0 : step == SQLITE_DONE ? FP_ENOTFOUND : FP_EIO;
+        sqlite3_finalize(st);
+    }
+    fp_store_rrelease(s, slot);
+    return rc;
+}
+
+int fp_store_webhook_set(fp_store *s, const char *client_id, const char *url, const char *secret,
+                         fp_err *err)
+{
+    sqlite3 *db = fp_store_wlock(s);
+    sqlite3_stmt *st =
+        prep(db, "UPDATE clients SET webhook_url=?2, webhook_secret=?3 WHERE client_id=?1", err);
+    if (st) {
+        sqlite3_bind_text(st, 1, client_id, -1, SQLITE_STATIC);
+        if (url) {
+            sqlite3_bind_text(st, 2, url, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, secret, -1, SQLITE_STATIC);
+        }
+    }
+    int rc = run(db, st, err);
+    if (rc == 0 && sqlite3_changes(db) != 1)
+        rc = fp_fail(err, FP_ENOTFOUND, "no client %s", client_id);
+    fp_store_wunlock(s);
+    return rc;
+}
