@@ -67,7 +67,9 @@ def test_read_back_by_number_and_serial(server):
     assert s.status == 200, s
     lst = s.json()
     assert lst["next_cursor"] is None
-    assert lst["invoices"] == [doc]
+    # the outbox may have moved the status on (rendered ...) meanwhile
+    assert lst["invoices"][0]["status"] in ("accepted", "rendered")
+    assert [dict(i, status="accepted") for i in lst["invoices"]] == [doc]
 
     none = server.request("GET", "/v1/invoices?serial=never-used-key")
     assert none.status == 200, none
