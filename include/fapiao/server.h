@@ -21,15 +21,24 @@ typedef struct fp_server_opts {
     int token_ttl;                  /* seconds, default 3600 */
     size_t max_body;                /* default 1 MiB */
     int max_connections;            /* default 1024 */
+    int max_connections_per_ip;     /* default 256; -1: no limit */
     int idle_timeout;               /* seconds, default 30 */
+    int header_timeout_ms;          /* handshake + headers, default 10000 */
+    int body_timeout_ms;            /* the body after the headers, default 30000 */
     const char *access_log;         /* path, "-" for stderr, NULL/"off" for none */
     int64_t range_warn;             /* warn when fewer numbers remain (default 1000) */
     fp_store *store;
     const fp_taxcode_table *codes;
     struct fp_outbox *outbox; /* optional: metrics, kicks on re-drive */
     const char *pdf_dir;      /* where the outbox writes PDFs */
-    struct fp_health *health; /* optional: degraded mode, /readyz checks */
-    int fault_injection;      /* tests only: GET/POST /v1/_faults */
+    /* admission: token buckets (requests/s and burst; 0 = unlimited) over
+     * all /v1 requests and per client id (per address for /v1/token), and an
+     * adaptive limit on issue requests in flight to the store (0 = off) */
+    int64_t global_rate, global_burst; /* default 0: unlimited */
+    int64_t client_rate, client_burst; /* default 1000/s, burst 1200 */
+    int concurrency_max;               /* adaptive limit's ceiling, default 1024; -1 off */
+    struct fp_health *health;          /* optional: degraded mode, /readyz checks */
+    int fault_injection;               /* tests only: GET/POST /v1/_faults */
 } fp_server_opts;
 
 typedef struct fp_server fp_server;

@@ -28,6 +28,10 @@ static const char usage[] =
     "                    [--retry-backoff-ms MS] [--webhook-retry-for SECONDS]\n"
     "                    [--webhook-timeout SECONDS] [--probe-interval-ms MS]\n"
     "                    [--min-free-mb MB] [--fault-injection]\n"
+    "                    [--max-connections N] [--max-connections-per-ip N]\n"
+    "                    [--idle-timeout S] [--header-timeout-ms MS] [--body-timeout-ms MS]\n"
+    "                    [--client-rate N] [--client-burst N] [--global-rate N]\n"
+    "                    [--global-burst N] [--concurrency-max N|off]\n"
     "  Defaults: --listen 127.0.0.1:8443, --threads = CPUs, --token-ttl 3600,\n"
     "  --max-body 1048576, --access-log DIR/access.log, --tax-codes DIR/taxcodes.csv,\n"
     "  --range-warn 1000 (numbers left below which /readyz warns),\n"
@@ -35,7 +39,13 @@ static const char usage[] =
     "  --render-timeout 30, --retry-backoff-ms 10000 (first retry; doubles, up to 1 h),\n"
     "  --webhook-retry-for 86400 (then the event is a dead letter), --webhook-timeout 10,\n"
     "  --probe-interval-ms 15000 (database write probe; every second while degraded),\n"
-    "  --min-free-mb 64 (less free disk: degraded).  --fault-injection (tests only)\n"
+    "  --min-free-mb 64 (less free disk: degraded), --max-connections 1024,\n"
+    "  --max-connections-per-ip 256, --idle-timeout 30 (silent keep-alive closed),\n"
+    "  --header-timeout-ms 10000 (TLS handshake + headers), --body-timeout-ms 30000\n"
+    "  (slow clients are cut at these deadlines), --client-rate 1000 --client-burst 1200\n"
+    "  (requests/s per credential), --global-rate 0 (0: no limit; burst = rate unless\n"
+    "  given), --concurrency-max 1024 (ceiling of the adaptive limit on issues in\n"
+    "  flight to the store; off disables it).  --fault-injection (tests only)\n"
     "  enables GET/POST /v1/_faults to make writes, fsync or renders fail or slow.\n"
     "  启动 HTTPS 开票服务；SIGINT/SIGTERM 时先提交并答复已排队的请求再退出。\n";
 
@@ -78,7 +88,9 @@ int cmd_serve(int argc, char **argv)
     const char *dir = NULL, *listen = "127.0.0.1:8443", *threads = NULL, *ttl = NULL;
     const char *max_body = NULL, *access_log = NULL, *codes_path = NULL, *range_warn = NULL;
     const char *ob_workers = NULL, *render_timeout = NULL, *backoff = NULL, *retry_for = NULL;
-    const char *wh_timeout = NULL, *probe_ms = NULL, *min_free = NULL;
+    const char *wh_timeout = NULL, *probe_ms = NULL, *min_free = NULL, *max_conns = NULL;
+    const char *max_per_ip = NULL, *idle = NULL, *hdr_ms = NULL, *body_ms = NULL;
+    const char *c_rate = NULL, *c_burst = NULL, *g_rate = NULL, *g_burst = NULL, *conc = NULL;
     int fault_injection = 0;
     const cli_flag flags[] = {
         {"--data-dir", 0, &dir, NULL},
@@ -97,6 +109,16 @@ int cmd_serve(int argc, char **argv)
         {"--probe-interval-ms", 0, &probe_ms, NULL},
         {"--min-free-mb", 0, &min_free, NULL},
         {"--fault-injection", 1, NULL, &fault_injection},
+        {"--max-connections", 0, &max_conns, NULL},
+        {"--max-connections-per-ip", 0, &max_per_ip, NULL},
+        {"--idle-timeout", 0, &idle, NULL},
+        {"--header-timeout-ms", 0, &hdr_ms, NULL},
+        {"--body-timeout-ms", 0, &body_ms, NULL},
+        {"--client-rate", 0, &c_rate, NULL},
+        {"--client-burst", 0, &c_burst, NULL},
+        {"--global-rate", 0, &g_rate, NULL},
+        {"--global-burst", 0, &g_burst, NULL},
+        {"--concurrency-max", 0, &conc, NULL},
         {NULL, 0, NULL, NULL},
     };
     if (cli_parse(argc, argv, flags, usage) < 0 || cli_require(dir, "--data-dir", usage) < 0)
@@ -157,6 +179,16 @@ int cmd_serve(int argc, char **argv)
          "--probe-interval-ms 须为 100–3600000", "--probe-interval-ms must be 100-3600000"},
         {"--min-free-mb", min_free, 1, 1000000, &min_free_mb, "--min-free-mb 须为 1–1000000",
          "--min-free-mb must be 1-1000000"},
+        {"--max-connections", max_conns, 1, 100000, &so.max_connections,
+         "--max-connections 须为 1–100000", "--max-connections must be 1-100000"},
+        {"--max-connections-per-ip", max_per_ip, 1, 100000, &so.max_connections_per_ip,
+         "--max-connections-per-ip 须为 1–100000", "--max-connections-per-ip must be 1-100000"},
+        {"--idle-timeout", idle, 1, 3600, &so.idle_timeout, "--idle-timeout 须为 1–3600 秒",
+         "--idle-timeout must be 1-3600 seconds"},
+        {"--header-timeout-ms", hdr_ms, 100, 600000, &so.header_timeout_ms,
+         "--header-timeout-ms 须为 100–600000", "--header-timeout-ms must be 100-600000"},
+        {"--body-timeout-ms", body_ms, 100, 3600000, &so.body_timeout_ms,
+         "--body-timeout-ms 须为 100–3600000", "--body-timeout-ms must be 100-3600000"},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (!ints[i].value)
@@ -166,6 +198,40 @@ int cmd_serve(int argc, char **argv)
             return 2;
         }
         *ints[i].out = (int)v;
+    }
+    const struct {
+        const char *value;
+        int64_t *out;
+        const char *flag;
+    } rates[] = {{c_rate, &so.client_rate, "--client-rate"},
+                 {c_burst, &so.client_burst, "--client-burst"},
+                 {g_rate, &so.global_rate, "--global-rate"},
+                 {g_burst, &so.global_burst, "--global-burst"}};
+    for (size_t i = 0; i < sizeof rates / sizeof rates[0]; i++) {
+        if (!rates[i].value)
+            continue;
+        if (parse_int(rates[i].value, 0, 100000000, &v) < 0) {
+            char zh[96], en[96];
+            snprintf(zh, sizeof zh, "%s 须为 0–100000000（0 表示不限）", rates[i].flag);
+            snprintf(en, sizeof en, "%s must be 0-100000000 (0: no limit)", rates[i].flag);
+            cli_error(zh, en);
+            return 2;
+        }
+        *rates[i].out = v;
+    }
+    /* a client rate of 0 means unlimited, not "use the default" */
+    if (c_rate && so.client_rate == 0)
+        so.client_rate = -1;
+    if (conc) {
+        if (!strcmp(conc, "off")) {
+            so.concurrency_max = -1;
+        } else if (parse_int(conc, 1, 1000000, &v) < 0) {
+            cli_error("--concurrency-max 须为 1–1000000 或 off",
+                      "--concurrency-max must be 1-1000000 or off");
+            return 2;
+        } else {
+            so.concurrency_max = (int)v;
+        }
     }
     oo.render_timeout_ms *= 1000;
     oo.webhook_timeout_ms *= 1000;

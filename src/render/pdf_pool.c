@@ -533,6 +533,10 @@ static unsigned worker_alarm_s;
 int fp_pdf_worker_limits(size_t mem_bytes, int render_ms, fp_err *err)
 {
     worker_alarm_s = render_ms > 0 ? (unsigned)(render_ms / 1000 + 6) : 0;
+    /* Rendering is background work: the API's threads come first when the
+     * cores are busy (a burst of issuing must not wait behind PDFs). */
+    if (setpriority(PRIO_PROCESS, 0, 10) < 0)
+        return fp_fail(err, FP_EIO, "setpriority: %s", strerror(errno));
     if (mem_bytes == 0 || FP_SANITIZED)
         return 0;
     struct rlimit rl = {.rlim_cur = mem_bytes, .rlim_max = mem_bytes};

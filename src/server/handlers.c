@@ -1,6 +1,8 @@
 /* handlers.c — one function per route of the table in server.c. */
 #include "internal.h"
+#include "fapiao/adaptive.h"
 #include "fapiao/crypto.h"
+#include "fapiao/metrics.h"
 #include "fapiao/money.h"
 #include "fapiao/health.h"
 #include "fapiao/outbox.h"
@@ -218,6 +220,20 @@ static enum MHD_Result issue_or_suspend(fp_req *r, const char *key, prepare_fn p
     snprintf(ir->actor, sizeof ir->actor, "%s", r->claims.client_id);
     snprintf(ir->request_id, sizeof ir->request_id, "%s", r->rid);
     snprintf(ir->client_ip, sizeof ir->client_ip, "%s", r->client_ip);
+    /* the adaptive limit: how many issues may wait on the store at once */
+    if (s->adaptive && !fp_adaptive_acquire(s->adaptive, fp_now_ns())) {
+        free(ir->doc.json);
+        free(ir);
+        fp_counter_inc(s->m_limited[FP_REFUSED_CONCURRENCY]);
+        char zh[160], en[160];
+        int limit = fp_adaptive_limit(s->adaptive);
+        snprintf(zh, sizeof zh, "服务繁忙（同时处理的开票请求已达上限 %d），请稍后重试", limit);
+        snprintf(en, sizeof en,
+                 "Busy: %d issue requests are already being stored (adaptive limit); retry", limit);
+        return fp_problem(r, FPC_RATE_LIMITED, zh, en, NULL);
+    }
+    r->admitted = s->adaptive != NULL;
+    r->submit_ns = fp_now_ns();
     ir->done = on_committed;
     ir->arg = r;
     r->issue = ir;
@@ -481,6 +497,12 @@ enum MHD_Result fp_h_issue_resumed(fp_req *r)
 {
     fp_issue_req *ir = r->issue;
     enum MHD_Result res;
+    if (r->admitted) {
+        int64_t now = fp_now_ns();
+        fp_adaptive_release(r->srv->adaptive, now, now - r->submit_ns,
+                            ir->result != FP_ISSUE_FAILED);
+        r->admitted = 0;
+    }
     switch (ir->result) {
     case FP_ISSUE_CREATED: {
         char loc[64];

@@ -44,6 +44,9 @@ struct fp_server {
     struct fp_metric *m_duration[32];
     struct fp_metric *m_inflight, *m_conns, *m_conns_total, *m_limited[4];
     struct fp_metric *m_batch, *m_fsync;
+    struct fp_conn_guard *guard;
+    struct fp_ratelimit *rl;
+    struct fp_adaptive *adaptive;
     pthread_mutex_t seller_lock;
     struct {
         int64_t id;
@@ -70,6 +73,8 @@ struct fp_req {
     fp_issue_req *issue; /* while suspended / after resume */
     const char *code;    /* error code of the answer, for the log */
     int retry_after;     /* seconds for a 429/503 problem (0: 1) */
+    int admitted;        /* holds an adaptive-limit slot (released once) */
+    int64_t submit_ns;   /* when it went to the store */
 };
 
 /* Responses.  Each returns the MHD result of queueing. */
@@ -110,5 +115,6 @@ int fp_load_invoice(fp_req *r, const char *number, char **doc, size_t *len, enum
 const char *fp_openapi_json(void);
 int fp_server_seller(fp_server *s, int64_t id, fp_seller *out);
 int64_t fp_now_us(void);
+int64_t fp_now_ns(void);
 
 #endif

@@ -3,8 +3,11 @@
  * maybe suspend for the writer → respond → log), the routing table and
  * response helpers. */
 #include "internal.h"
+#include "conn_guard.h"
 #include "delivery.h"
+#include "fapiao/adaptive.h"
 #include "fapiao/health.h"
+#include "fapiao/ratelimit.h"
 #include "fapiao/metrics.h"
 #include "xml_handler.h"
 #include "fapiao/crypto.h"
@@ -51,6 +54,13 @@ static const fp_route routes[] = {
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 _Static_assert(NROUTES < 32, "grow fp_server.m_requests");
+
+int64_t fp_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 int64_t fp_now_us(void)
 {
@@ -281,11 +291,34 @@ static enum MHD_Result route_and_handle(fp_req *r)
             return fp_problem(r, FPC_UNAUTHENTICATED, "访问令牌无效", "The access token is invalid",
                               NULL);
     }
+    if (strncmp(r->route->pattern, "/v1/", 4) == 0 && r->srv->rl) {
+        /* per credential; per address for the token exchange */
+        char key[80];
+        if (r->claims.client_id[0])
+            snprintf(key, sizeof key, "c:%s", r->claims.client_id);
+        else
+            snprintf(key, sizeof key, "ip:%s", r->client_ip);
+        int64_t wait_ns = 0;
+        fp_ratelimit_scope which = FP_RATELIMIT_ADMITTED;
+        if (!fp_ratelimit_check(r->srv->rl, key, fp_now_ns(), &wait_ns, &which)) {
+            r->retry_after = (int)fp_ratelimit_retry_after_s(wait_ns);
+            int global = which == FP_RATELIMIT_GLOBAL;
+            fp_counter_inc(r->srv->m_limited[global ? FP_REFUSED_GLOBAL : FP_REFUSED_CLIENT]);
+            char zh[160], en[160];
+            snprintf(zh, sizeof zh, "请求过于频繁（%s限流），请在 %d 秒后重试",
+                     global ? "全局" : "客户端", r->retry_after);
+            snprintf(en, sizeof en, "Too many requests (%s rate limit); retry in %d s",
+                     global ? "global" : "per-client", r->retry_after);
+            return fp_problem(r, FPC_RATE_LIMITED, zh, en, NULL);
+        }
+    }
     if (r->route->writes && r->srv->o.health) {
         char zh[400], en[400];
         if (!fp_health_write_allowed(r->srv->o.health, zh, sizeof zh, en, sizeof en,
-                                     &r->retry_after))
+                                     &r->retry_after)) {
+            fp_counter_inc(r->srv->m_limited[FP_REFUSED_DEGRADED]);
             return fp_problem(r, FPC_DEGRADED, zh, en, NULL);
+        }
     }
     if (r->too_large) {
         char zh[96], en[96];
@@ -294,6 +327,13 @@ static enum MHD_Result route_and_handle(fp_req *r)
         return fp_problem(r, FPC_BODY_TOO_LARGE, zh, en, NULL);
     }
     return r->route->handler(r);
+}
+
+static fp_guarded *guarded(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -308,6 +348,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!r)
             return MHD_NO;
         *ctx = r;
+        fp_conn_guard_headers_read(s->guard, guarded(c));
         /* A declared body over the limit is refused before it is read. */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl) {
@@ -341,6 +382,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (r->issue) /* resumed after the group commit */
         return fp_h_issue_resumed(r);
+    fp_conn_guard_request_read(s->guard, guarded(c));
     return route_and_handle(r);
 }
 
@@ -354,6 +396,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
         return;
     size_t ri = r->route ? (size_t)(r->route - routes) : NROUTES;
     fp_server_metrics_request(s, ri, r->status, fp_now_us() - r->t0_us);
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        fp_conn_guard_answered(s->guard, guarded(c));
     fp_gauge_add(s->m_inflight, -1);
     if (s->log_fd >= 0) {
         char ts[40];
@@ -409,14 +453,17 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    (void)c;
-    (void)socket_ctx;
     fp_server *s = cls;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         fp_gauge_add(s->m_conns, 1);
         fp_counter_inc(s->m_conns_total);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_ctx = ci ? fp_conn_guard_open(s->guard, ci->connect_fd) : NULL;
     } else {
         fp_gauge_add(s->m_conns, -1);
+        fp_conn_guard_close(s->guard, *socket_ctx);
+        *socket_ctx = NULL;
     }
 }
 
@@ -472,6 +519,35 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
         s->o.max_connections = 1024;
     if (s->o.idle_timeout <= 0)
         s->o.idle_timeout = 30;
+    if (s->o.max_connections_per_ip == 0)
+        s->o.max_connections_per_ip = 256;
+    if (s->o.header_timeout_ms <= 0)
+        s->o.header_timeout_ms = 10000;
+    if (s->o.body_timeout_ms <= 0)
+        s->o.body_timeout_ms = 30000;
+    if (s->o.client_rate == 0) /* unset; -1 is "no limit" */
+        s->o.client_rate = 1000;
+    if (s->o.client_burst == 0 && s->o.client_rate > 0)
+        s->o.client_burst = s->o.client_rate + s->o.client_rate / 5;
+    fp_ratelimit_opts rlo = {.global_rate = s->o.global_rate > 0 ? s->o.global_rate : 0,
+                             .global_burst = s->o.global_burst,
+                             .client_rate = s->o.client_rate > 0 ? s->o.client_rate : 0,
+                             .client_burst = s->o.client_burst};
+    if ((rlo.global_rate || rlo.client_rate) && (rc = fp_ratelimit_new(&rlo, &s->rl, err)) < 0)
+        goto fail;
+    if (s->o.concurrency_max == 0)
+        s->o.concurrency_max = 1024;
+    if (s->o.concurrency_max > 0) {
+        fp_adaptive_opts ao = {
+            .initial_limit = 64, .min_limit = 8, .max_limit = s->o.concurrency_max};
+        if (ao.min_limit > ao.max_limit)
+            ao.min_limit = ao.max_limit;
+        if ((rc = fp_adaptive_new(&ao, &s->adaptive, err)) < 0)
+            goto fail;
+    }
+    if ((rc = fp_conn_guard_start(&s->guard, s->o.header_timeout_ms, s->o.body_timeout_ms,
+                                  s->o.idle_timeout * 1000, err)) < 0)
+        goto fail;
     if (s->o.range_warn <= 0)
         s->o.range_warn = 1000;
     if ((rc = fp_server_metrics_init(s, routes, NROUTES, err)) < 0)
@@ -521,6 +597,8 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->o.threads, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)s->o.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->o.idle_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), /* request line + headers */
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)(s->o.max_connections_per_ip > 0 ? s->o.max_connections_per_ip : 0),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
         s, MHD_OPTION_END);
     if (!s->d) {
@@ -565,6 +643,9 @@ void fp_server_stop(fp_server *s)
         close(s->log_fd);
     free(s->cert_pem);
     free(s->key_pem);
+    fp_conn_guard_stop(s->guard);
+    fp_ratelimit_free(s->rl);
+    fp_adaptive_free(s->adaptive);
     fp_server_metrics_free(s);
     pthread_mutex_destroy(&s->seller_lock);
     free(s);

@@ -3,11 +3,13 @@
  * admission refusals, the store's commit batch size and fsync latency, and
  * at scrape time the store counters, numbers left, outbox, health and
  * process figures. */
+#include "fapiao/adaptive.h"
 #include "fapiao/health.h"
 #include "fapiao/jobs.h"
 #include "fapiao/metrics.h"
 #include "fapiao/outbox.h"
 #include "fapiao/store.h"
+#include "conn_guard.h"
 #include "internal.h"
 
 #include <stdio.h>
@@ -34,6 +36,22 @@ static void collect_store(fp_buf *b, void *arg)
         fp_metrics_emit(b, "fapiao_numbers_warning_threshold",
                         "Below this many numbers /readyz warns.", FP_METRICS_GAUGE, s->o.range_warn,
                         1);
+    }
+    fp_buf_printf(b,
+                  "# HELP fapiao_http_connections_cut_total Connections shut for reading a "
+                  "request too slowly (slow-request protection).\n"
+                  "# TYPE fapiao_http_connections_cut_total counter\n"
+                  "fapiao_http_connections_cut_total{reason=\"header_timeout\"} %llu\n"
+                  "fapiao_http_connections_cut_total{reason=\"body_timeout\"} %llu\n",
+                  (unsigned long long)fp_conn_guard_cut(s->guard, FP_CUT_HEADER),
+                  (unsigned long long)fp_conn_guard_cut(s->guard, FP_CUT_BODY));
+    if (s->adaptive) {
+        fp_metrics_emit(b, "fapiao_concurrency_limit",
+                        "Adaptive limit on issue requests in flight to the store.",
+                        FP_METRICS_GAUGE, fp_adaptive_limit(s->adaptive), 1);
+        fp_metrics_emit(b, "fapiao_concurrency_inflight",
+                        "Issue requests holding an adaptive-limit slot.", FP_METRICS_GAUGE,
+                        fp_adaptive_inflight(s->adaptive), 1);
     }
     if (s->o.outbox)
         fp_outbox_metrics(s->o.outbox, b);
