@@ -27,6 +27,9 @@ stage "format (.clang-format; make format fixes)" format_check
 stage "ctest ($build)" ctest --test-dir "$root/$build" --output-on-failure
 stage "ctest ($asan, ASan+UBSan)" ctest --test-dir "$root/$asan" --output-on-failure
 stage "e2e ($build)" env FAPIAO_BIN="$root/$build/fapiao" /usr/bin/python3 -m pytest -q -p no:cacheprovider "$root/tests/e2e"
+# The fault zoo (tests/faults): every doctor finding built for real, and the
+# curl table of docs/doctor.md checked against it; optimised build only.
+stage "faults ($build)" env FAPIAO_BIN="$root/$build/fapiao" /usr/bin/python3 -m pytest -q -p no:cacheprovider "$root/tests/faults"
 stage "e2e ($asan, ASan+UBSan)" env FAPIAO_BIN="$root/$asan/fapiao" FAPIAO_SANITIZED=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider "$root/tests/e2e"
 
 # Real fuzzing, bounded: every target for FUZZ_SECONDS on a scratch copy of

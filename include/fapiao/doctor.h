@@ -7,14 +7,21 @@
  *   dns    c-ares: A and AAAA, TTL, answer time (skipped for an IP literal or
  *          a matching --resolve)
  *   tcp    a nonblocking connect to every resolved address (at most 4)
- *   tls    GnuTLS handshake on the connected socket (SNI = host), then the
- *          chain checked against --cacert or the system trust store
+ *   tls    GnuTLS handshake on the connected socket (SNI = host; TLS 1.2 and
+ *          1.3 only, as today's clients), then the chain checked against
+ *          --cacert or the system trust store
  *   http   GET /readyz and /healthz with libcurl pinned to the same address
  *   api    POST /v1/token and GET /v1/invoices?limit=1 (only with a credential)
  * Each finding is a code of findings.h; the verdict is the first error by
- * layer order, or OK (possibly with warnings).  Every network step is
- * bounded by the timeout, and the whole run opens only a handful of
- * connections.
+ * layer order, or OK (possibly with warnings).  A connection reset after
+ * connect() succeeded (during the TLS handshake or before the HTTP answer)
+ * is still TCP_RESET on the tcp phase; the phase it struck fails too.  The
+ * clock is checked last, against the Date of any answer.  Every network
+ * step is bounded by the timeout; a server that accepts and says nothing is
+ * named after one timeout (http://, HTTP_TIMEOUT) or two (https://: the
+ * ClientHello, then a plain-HTTP probe, TLS_TIMEOUT).  The whole run opens
+ * only a handful of connections.  The parsers and the classification of
+ * answers are in src/doctor/doctor_parse.h (no sockets; fuzzed).
  *
  * JSON document (fp_doctor_json):
  *   {
@@ -38,7 +45,9 @@
  * clock_skew_s}; dns {server, source, addresses:[{address, family, ttl}],
  * a, aaaa (c-ares status names)}; tcp {attempts:[{address, result, errno,
  * connect_ms}], connected}; tls {protocol, cipher, subject, issuer,
- * not_before, not_after, days_left, chain_length, key, verify, ocsp};
+ * not_before, not_after, days_left, chain_length, key, verify, ocsp; on a
+ * failed handshake alert, handshake_error, errno, legacy_protocol (what the
+ * server speaks when it refused TLS 1.2+, or "none"); client_cert_requested};
  * http {readyz_status, healthz_status, request_id, retry_after, location,
  * content_type, problem_code, checks:[…], fapiao}; api {token_status,
  * invoices_status, problem_code, scope}.

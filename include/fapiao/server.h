@@ -17,6 +17,7 @@ typedef struct fp_server_opts {
     int port;
     int threads; /* MHD worker threads (default: CPU count) */
     const char *cert_path, *key_path;
+    struct fp_tls *tls;             /* optional (tls.h): else read from cert_path/key_path */
     const unsigned char *token_key; /* FP_TOKEN_KEY_LEN bytes */
     int token_ttl;                  /* seconds, default 3600 */
     size_t max_body;                /* default 1 MiB */

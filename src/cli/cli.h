@@ -30,6 +30,8 @@ int cli_require(const char *value, const char *flag, const char *usage);
 /* Opens DIR/fapiao.db (a small read pool) or prints why not and returns
  * NULL. */
 struct fp_store *cli_open_store(const char *dir);
+/* An admin action into the audit log, actor "cli:<user>" (errors printed). */
+void cli_audit(struct fp_store *s, const char *action, const char *target, const char *outcome);
 
 int cmd_init(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
@@ -40,5 +42,7 @@ int cmd_pdf(int argc, char **argv);
 int cmd_render_worker(int argc, char **argv);
 int cmd_outbox(int argc, char **argv);
 int cmd_webhook(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
 
 #endif

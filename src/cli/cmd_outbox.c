@@ -262,10 +262,12 @@ int cmd_webhook(int argc, char **argv)
             cli_fail("无法保存回调地址", "cannot store the webhook", err.msg);
             rc = 1;
         } else if (set) {
+            cli_audit(s, "webhook.set", client, url);
             printf("url: %s\nsecret: %s\n%s\n", url, secret,
                    cli_zh() ? "（密钥只显示这一次；请保存在接收方用于验签）"
                             : "(shown only now: keep it at the receiver to verify signatures)");
         } else {
+            cli_audit(s, "webhook.remove", client, "ok");
             printf("%s\n", cli_zh() ? "已删除回调地址" : "webhook removed");
         }
     }

@@ -8,6 +8,7 @@
 #include "fapiao/server.h"
 #include "fapiao/store.h"
 #include "fapiao/taxcode.h"
+#include "fapiao/tls.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -32,6 +33,7 @@ static const char usage[] =
     "                    [--idle-timeout S] [--header-timeout-ms MS] [--body-timeout-ms MS]\n"
     "                    [--client-rate N] [--client-burst N] [--global-rate N]\n"
     "                    [--global-burst N] [--concurrency-max N|off]\n"
+    "                    [--cert FILE] [--key FILE] [--ocsp-response FILE] [--client-ca FILE]\n"
     "  Defaults: --listen 127.0.0.1:8443, --threads = CPUs, --token-ttl 3600,\n"
     "  --max-body 1048576, --access-log DIR/access.log, --tax-codes DIR/taxcodes.csv,\n"
     "  --range-warn 1000 (numbers left below which /readyz warns),\n"
@@ -47,7 +49,17 @@ static const char usage[] =
     "  given), --concurrency-max 1024 (ceiling of the adaptive limit on issues in\n"
     "  flight to the store; off disables it).  --fault-injection (tests only)\n"
     "  enables GET/POST /v1/_faults to make writes, fsync or renders fail or slow.\n"
-    "  启动 HTTPS 开票服务；SIGINT/SIGTERM 时先提交并答复已排队的请求再退出。\n";
+    "  TLS: --cert DIR/tls/server.crt (PEM, server certificate first, then its\n"
+    "  intermediates) and --key DIR/tls/server.key; an expired, not yet valid or\n"
+    "  mismatched pair is refused at start, one that ends within 30 days warns.\n"
+    "  --ocsp-response FILE (DER) is stapled to handshakes.  --client-ca FILE (PEM)\n"
+    "  asks clients for a certificate (not required) verified against that CA.\n"
+    "  TLS 1.2 and 1.3 only.  SIGHUP re-reads cert, key and OCSP response for new\n"
+    "  connections without dropping open ones; bad files keep the old certificate.\n"
+    "  启动 HTTPS 开票服务；SIGINT/SIGTERM 时先提交并答复已排队的请求再退出。\n"
+    "  --cert/--key 为证书链与私钥（启动时检查：过期、未生效或不匹配则拒绝启动，\n"
+    "  30 天内到期则警告）；--ocsp-response 装订 OCSP 响应；--client-ca 请求客户端\n"
+    "  证书（双向 TLS，可选）；SIGHUP 重新加载证书，已建立的连接不受影响。\n";
 
 static int parse_listen(const char *s, char *host, size_t hcap, int *port)
 {
@@ -91,6 +103,7 @@ int cmd_serve(int argc, char **argv)
     const char *wh_timeout = NULL, *probe_ms = NULL, *min_free = NULL, *max_conns = NULL;
     const char *max_per_ip = NULL, *idle = NULL, *hdr_ms = NULL, *body_ms = NULL;
     const char *c_rate = NULL, *c_burst = NULL, *g_rate = NULL, *g_burst = NULL, *conc = NULL;
+    const char *cert_file = NULL, *key_file = NULL, *ocsp_file = NULL, *client_ca = NULL;
     int fault_injection = 0;
     const cli_flag flags[] = {
         {"--data-dir", 0, &dir, NULL},
@@ -119,6 +132,10 @@ int cmd_serve(int argc, char **argv)
         {"--global-rate", 0, &g_rate, NULL},
         {"--global-burst", 0, &g_burst, NULL},
         {"--concurrency-max", 0, &conc, NULL},
+        {"--cert", 0, &cert_file, NULL},
+        {"--key", 0, &key_file, NULL},
+        {"--ocsp-response", 0, &ocsp_file, NULL},
+        {"--client-ca", 0, &client_ca, NULL},
         {NULL, 0, NULL, NULL},
     };
     if (cli_parse(argc, argv, flags, usage) < 0 || cli_require(dir, "--data-dir", usage) < 0)
@@ -248,6 +265,10 @@ int cmd_serve(int argc, char **argv)
     snprintf(db, sizeof db, "%s/fapiao.db", dir);
     snprintf(crt, sizeof crt, "%s/tls/server.crt", dir);
     snprintf(key, sizeof key, "%s/tls/server.key", dir);
+    if (cert_file)
+        snprintf(crt, sizeof crt, "%s", cert_file);
+    if (key_file)
+        snprintf(key, sizeof key, "%s", key_file);
     snprintf(tkey, sizeof tkey, "%s/token.key", dir);
     snprintf(tc, sizeof tc, "%s/taxcodes.csv", dir);
     snprintf(alog, sizeof alog, "%s/access.log", dir);
@@ -301,6 +322,7 @@ int cmd_serve(int argc, char **argv)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP); /* reloads the TLS certificate */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread uses libcurl */
@@ -352,9 +374,19 @@ int cmd_serve(int argc, char **argv)
     so.access_log = access_log ? access_log : alog;
     so.store = store;
     so.codes = codes;
+    /* the chain and key are checked before anything listens */
+    fp_tls_opts to = {
+        .cert_path = crt, .key_path = key, .ocsp_path = ocsp_file, .client_ca_path = client_ca};
+    fp_tls *tls = NULL;
     fp_server *srv = NULL;
-    if (fp_server_start(&so, &srv, &err) < 0) {
+    int tls_rc = fp_tls_new(&to, &tls, &err);
+    so.tls = tls;
+    if (tls_rc < 0)
+        cli_fail("TLS 证书不可用，拒绝启动", "the TLS certificate cannot be used", err.msg);
+    else if (fp_server_start(&so, &srv, &err) < 0)
         cli_fail("无法启动 HTTPS 服务", "cannot start the HTTPS server", err.msg);
+    if (!srv) {
+        fp_tls_free(tls);
         fp_health_stop(health);
         fp_outbox_stop(outbox);
         fp_store_close(store);
@@ -367,9 +399,19 @@ int cmd_serve(int argc, char **argv)
             fp_taxcode_count(codes));
 
     int sig = 0;
-    sigwait(&set, &sig);
+    while (sigwait(&set, &sig) != 0 || sig == SIGHUP) {
+        /* new handshakes take the re-read files; open connections keep
+         * theirs; bad files keep the old certificate */
+        if (sig == SIGHUP && fp_tls_reload(tls, &err) < 0)
+            fprintf(stderr,
+                    "fapiao: TLS 证书重新加载失败，继续使用原证书 / TLS reload failed, keeping "
+                    "the previous certificate: %s\n",
+                    err.msg);
+        sig = 0;
+    }
     fprintf(stderr, "fapiao: 收到信号 %d，正在停止 / signal %d, stopping\n", sig, sig);
     fp_server_stop(srv);
+    fp_tls_free(tls);
     fp_health_stop(health);
     fp_outbox_stop(outbox);
     fp_store_close(store);

@@ -111,6 +111,22 @@ fp_store *cli_open_store(const char *dir)
     return s;
 }
 
+void cli_audit(fp_store *s, const char *action, const char *target, const char *outcome)
+{
+    char actor[80];
+    const char *user = getenv("SUDO_USER");
+    if (!user || !*user)
+        user = getenv("USER");
+    if (user && *user)
+        snprintf(actor, sizeof actor, "cli:%.60s", user);
+    else
+        snprintf(actor, sizeof actor, "cli:uid%u", (unsigned)getuid());
+    fp_audit_rec rec = {0, actor, action, target, NULL, NULL, outcome};
+    fp_err err = {0};
+    if (fp_store_audit(s, &rec, &err) < 0)
+        cli_fail("无法写入审计日志", "cannot write the audit log", err.msg);
+}
+
 static int cmd_version(int argc, char **argv)
 {
     (void)argc;
@@ -131,10 +147,14 @@ static const struct {
     {"serve", cmd_serve, "启动 HTTPS 开票服务", "run the HTTPS invoicing service"},
     {"ranges", cmd_ranges, "导入或列出发票号码段（预赋码）",
      "import or list invoice number ranges"},
+    {"keys", cmd_keys, "管理 API 凭据：创建、轮换、吊销、角色与白名单",
+     "manage API credentials: create, rotate, revoke, roles and allowlists"},
     {"outbox", cmd_outbox, "查看或重新投递 PDF 与通知任务（含死信）",
      "list or re-drive the PDF and notification jobs (dead letters too)"},
     {"webhook", cmd_webhook, "设置客户端的回调地址与签名密钥",
      "set a client's webhook URL and signing secret"},
+    {"audit", cmd_audit, "校验、导出、列出或清理防篡改审计日志",
+     "verify, export, list or prune the tamper-evident audit log"},
     {"doctor", cmd_doctor, "诊断到开票服务器的连接",
      "diagnose the connection to an invoice server"},
     {"pdf", cmd_pdf, "把发票文档渲染为 PDF", "render an invoice document as a PDF"},

@@ -7,6 +7,8 @@
  * handshake abort), libcurl pinned to the same address for HTTP/API. */
 #include "fapiao/doctor.h"
 
+#include "doctor_parse.h"
+
 #include <arpa/inet.h>
 #include <ares.h>
 #include <cjson/cJSON.h>
@@ -46,6 +48,7 @@ typedef struct dctx {
     int ip_literal;
     time_t cert_nb, cert_na; /* leaf validity, 0 unknown */
     time_t server_date;      /* from an HTTP Date header, 0 unknown */
+    int cert_requested;      /* the server asked for a client certificate */
     CURL *curl;
 } dctx;
 
@@ -126,52 +129,6 @@ static void fmt_time(time_t t, char *buf, size_t n)
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* ---- URL ---- */
-
-static int parse_url(const char *url, fp_doctor_report *r, fp_err *err)
-{
-    const char *p;
-    if (strncasecmp(url, "https://", 8) == 0) {
-        snprintf(r->scheme, sizeof r->scheme, "https");
-        p = url + 8;
-        r->port = 443;
-    } else if (strncasecmp(url, "http://", 7) == 0) {
-        snprintf(r->scheme, sizeof r->scheme, "http");
-        p = url + 7;
-        r->port = 80;
-    } else {
-        return fp_fail(err, FP_EINVAL, "the URL must start with https:// or http://");
-    }
-    const char *hend;
-    if (*p == '[') {
-        hend = strchr(p, ']');
-        if (!hend)
-            return fp_fail(err, FP_EINVAL, "unterminated [ in the URL");
-        if ((size_t)(hend - p - 1) >= sizeof r->host)
-            return fp_fail(err, FP_EINVAL, "host name too long");
-        memcpy(r->host, p + 1, (size_t)(hend - p - 1));
-        r->host[hend - p - 1] = 0;
-        hend++;
-    } else {
-        hend = p + strcspn(p, ":/?#");
-        if (hend == p || (size_t)(hend - p) >= sizeof r->host)
-            return fp_fail(err, FP_EINVAL, "no host (or too long) in the URL");
-        memcpy(r->host, p, (size_t)(hend - p));
-        r->host[hend - p] = 0;
-    }
-    if (*hend == ':') {
-        char *end;
-        long port = strtol(hend + 1, &end, 10);
-        if (end == hend + 1 || port < 1 || port > 65535 || (*end && !strchr("/?#", *end)))
-            return fp_fail(err, FP_EINVAL, "bad port in the URL");
-        r->port = (int)port;
-    } else if (*hend && !strchr("/?#", *hend)) {
-        return fp_fail(err, FP_EINVAL, "bad URL");
-    }
-    snprintf(r->url, sizeof r->url, "%s", url);
-    return 0;
-}
-
 static int fill_literal(const char *s, int port, struct sockaddr_storage *ss, socklen_t *len)
 {
     memset(ss, 0, sizeof *ss);
@@ -235,17 +192,24 @@ static int tcp_connect(const struct sockaddr *sa, socklen_t len, int timeout_ms,
     return fd;
 }
 
-/* Reads up to n-1 bytes (until EOF, timeout or n-1), NUL-terminates. */
-static size_t read_some(int fd, char *buf, size_t n, int timeout_ms)
+/* Reads up to n-1 bytes (until EOF, timeout or n-1), NUL-terminates;
+ * *silent = 1 when the timeout ended it with nothing read. */
+static size_t read_some(int fd, char *buf, size_t n, int timeout_ms, int *silent)
 {
     size_t got = 0;
     double end = now_ms() + timeout_ms;
+    *silent = 0;
     while (got + 1 < n) {
         int left = (int)(end - now_ms());
-        if (left <= 0)
+        if (left <= 0) {
+            *silent = got == 0;
             break;
+        }
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        if (poll(&pfd, 1, left) <= 0)
+        int k0 = poll(&pfd, 1, left);
+        if (k0 == 0)
+            *silent = got == 0;
+        if (k0 <= 0)
             break;
         ssize_t k = recv(fd, buf + got, n - 1 - got, 0);
         if (k <= 0)
@@ -259,10 +223,13 @@ static size_t read_some(int fd, char *buf, size_t n, int timeout_ms)
 }
 
 /* Sends a plain HTTP request on a new connection to the connected address;
- * returns the number of bytes of the answer's start in buf. */
-static size_t plain_probe(dctx *c, char *buf, size_t n)
+ * returns the number of bytes of the answer's start in buf.  *silent = 1
+ * when the peer kept the connection open and said nothing until the
+ * timeout (neither an HTTP nor a TLS server would). */
+static size_t plain_probe(dctx *c, char *buf, size_t n, int *silent)
 {
     int e;
+    *silent = 0;
     int fd = tcp_connect((struct sockaddr *)&c->addr[c->conn_idx], c->addrlen[c->conn_idx],
                          c->timeout_ms, &e);
     buf[0] = 0;
@@ -274,37 +241,12 @@ static size_t plain_probe(dctx *c, char *buf, size_t n)
                  c->r->host);
     size_t got = 0;
     if (send(fd, req, (size_t)len, MSG_NOSIGNAL) == len)
-        got = read_some(fd, buf, n, c->timeout_ms);
+        got = read_some(fd, buf, n, c->timeout_ms, silent);
     close(fd);
     return got;
 }
 
 /* ---- 1 local ---- */
-
-static int no_proxy_covers(const char *np, const char *host)
-{
-    if (!np || !*np)
-        return 0;
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", np);
-    char *save = NULL;
-    size_t hl = strlen(host);
-    for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-        if (strcmp(t, "*") == 0)
-            return 1;
-        if (*t == '.')
-            t++;
-        char *colon = strchr(t, ':');
-        if (colon && !strchr(colon + 1, ':'))
-            *colon = 0; /* host:port entries: compare the host */
-        size_t tl = strlen(t);
-        if (tl == 0 || tl > hl)
-            continue;
-        if (strcasecmp(host + hl - tl, t) == 0 && (tl == hl || host[hl - tl - 1] == '.'))
-            return 1;
-    }
-    return 0;
-}
 
 static void layer_local(dctx *c)
 {
@@ -343,38 +285,19 @@ static void layer_local(dctx *c)
     }
     cJSON_AddStringToObject(d, "proxy", proxy);
     cJSON_AddStringToObject(d, "proxy_var", var);
-    if (no_proxy_covers(np, c->r->host)) {
+    if (fp_doctor_no_proxy_covers(np, c->r->host)) {
         cJSON_AddBoolToObject(d, "proxy_bypassed", 1);
         note(c, FP_DOC_LOCAL, "%s is set but NO_PROXY covers %s", var, c->r->host);
         c->r->phase[FP_DOC_LOCAL].ms = now_ms() - t0;
         return;
     }
-    /* proxy host:port from "[scheme://][user@]host[:port][/]" */
-    const char *p = strstr(proxy, "://");
-    p = p ? p + 3 : proxy;
-    const char *at = strchr(p, '@');
-    if (at && at < p + strcspn(p, "/"))
-        p = at + 1;
-    char host[256] = "", port[16] = "1080";
-    if (strncasecmp(proxy, "http://", 7) == 0 || !strstr(proxy, "://"))
-        snprintf(port, sizeof port, "1080");
-    if (*p == '[') {
-        const char *e = strchr(p, ']');
-        if (e && (size_t)(e - p - 1) < sizeof host) {
-            memcpy(host, p + 1, (size_t)(e - p - 1));
-            host[e - p - 1] = 0;
-            p = e + 1;
-        }
-    } else {
-        size_t hl = strcspn(p, ":/");
-        if (hl < sizeof host) {
-            memcpy(host, p, hl);
-            host[hl] = 0;
-        }
-        p += hl;
+    char host[256], port[16];
+    if (fp_doctor_parse_proxy(proxy, host, sizeof host, port, sizeof port) < 0) {
+        add_hit(c, FP_DOC_LOCAL, "PROXY_UNREACHABLE", "%s=%s: no proxy host:port in it", var,
+                proxy);
+        c->r->phase[FP_DOC_LOCAL].ms = now_ms() - t0;
+        return;
     }
-    if (*p == ':')
-        snprintf(port, sizeof port, "%.*s", (int)strcspn(p + 1, "/"), p + 1);
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
     int gai = getaddrinfo(host, port, &hints, &ai);
     if (gai != 0 || !ai) {
@@ -504,27 +427,17 @@ static void layer_dns(dctx *c)
         return;
     }
     if (c->o->resolve) {
-        /* host:port:addr */
-        char buf[512];
-        snprintf(buf, sizeof buf, "%s", c->o->resolve);
-        char *c1 = strchr(buf, ':');
-        char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-        if (c1 && c2) {
-            *c1 = *c2 = 0;
-            char *a = c2 + 1;
-            size_t al = strlen(a);
-            if (*a == '[' && al > 2 && a[al - 1] == ']') {
-                a[al - 1] = 0;
-                a++;
-            }
-            if (strcasecmp(buf, r->host) == 0 && strtol(c1 + 1, NULL, 10) == r->port &&
-                fill_literal(a, r->port, &ss, &len) == 0) {
-                add_addr(c, &ss, len);
-                cJSON_AddStringToObject(d, "resolve", c->o->resolve);
-                r->phase[FP_DOC_DNS].status = FP_PHASE_SKIPPED;
-                note(c, FP_DOC_DNS, "skipped (--resolve)");
-                return;
-            }
+        /* host:port:addr, checked by fp_doctor_run; used only for that host and port */
+        char rh[256], ra[INET6_ADDRSTRLEN + 2];
+        int rp = 0;
+        if (fp_doctor_parse_resolve(c->o->resolve, rh, sizeof rh, &rp, ra, sizeof ra) == 0 &&
+            strcasecmp(rh, r->host) == 0 && rp == r->port &&
+            fill_literal(ra, r->port, &ss, &len) == 0) {
+            add_addr(c, &ss, len);
+            cJSON_AddStringToObject(d, "resolve", c->o->resolve);
+            r->phase[FP_DOC_DNS].status = FP_PHASE_SKIPPED;
+            note(c, FP_DOC_DNS, "skipped (--resolve)");
+            return;
         }
         cJSON_AddStringToObject(d, "resolve_ignored", c->o->resolve);
     }
@@ -768,12 +681,20 @@ static void layer_tcp(dctx *c)
 
 /* ---- 4 TLS ---- */
 
+/* What clients of today negotiate: TLS 1.2 and 1.3 (OpenSSL 3, Java 11+,
+ * browsers and curl refuse 1.0 and 1.1).  A server that only speaks those is
+ * a protocol mismatch even though GnuTLS's NORMAL would still talk to it;
+ * LEGACY_PRIORITY is used once, afterwards, to name what the server speaks. */
+#define TLS_PRIORITY    "NORMAL:-VERS-TLS1.1:-VERS-TLS1.0"
+#define LEGACY_PRIORITY "NORMAL:+VERS-TLS1.1:+VERS-TLS1.0"
+
 typedef struct tls_io {
     int fd;
     int timeout_ms;
     unsigned char first[16];
     size_t nfirst;
     int timed_out;
+    int err; /* errno of the first failed recv/send (ECONNRESET: reset) */
 } tls_io;
 
 static ssize_t tls_pull(gnutls_transport_ptr_t p, void *buf, size_t n)
@@ -789,6 +710,8 @@ static ssize_t tls_pull(gnutls_transport_ptr_t p, void *buf, size_t n)
     if (k < 0)
         return -1;
     ssize_t got = recv(io->fd, buf, n, 0);
+    if (got < 0 && !io->err && errno != EAGAIN && errno != EINTR)
+        io->err = errno;
     if (got > 0 && io->nfirst < sizeof io->first) {
         size_t take = (size_t)got < sizeof io->first - io->nfirst ? (size_t)got
                                                                   : sizeof io->first - io->nfirst;
@@ -808,7 +731,28 @@ static int tls_pull_timeout(gnutls_transport_ptr_t p, unsigned int ms)
 static ssize_t tls_push(gnutls_transport_ptr_t p, const void *buf, size_t n)
 {
     tls_io *io = p;
-    return send(io->fd, buf, n, MSG_NOSIGNAL);
+    ssize_t k = send(io->fd, buf, n, MSG_NOSIGNAL);
+    if (k < 0 && !io->err && errno != EAGAIN && errno != EINTR)
+        io->err = errno;
+    return k;
+}
+
+static int is_reset(int e)
+{
+    return e == ECONNRESET || e == EPIPE;
+}
+
+/* A reset after connect() succeeded is still a TCP finding: the verdict is
+ * TCP_RESET on the tcp phase (exit 30), and the phase in which it struck
+ * (tls or http) fails too, naming the same code. */
+static void add_reset(dctx *c, int phase, const char *when)
+{
+    add_hit(c, FP_DOC_TCP, "TCP_RESET", "connected to %s port %d, then reset by the peer %s",
+            c->conn_ip, c->r->port, when);
+    fp_doctor_phase *p = &c->r->phase[phase];
+    p->status = FP_PHASE_FAIL;
+    p->finding = "TCP_RESET";
+    snprintf(p->note, sizeof p->note, "connection reset by the peer %s", when);
 }
 
 static int self_issued(gnutls_x509_crt_t crt)
@@ -818,14 +762,15 @@ static int self_issued(gnutls_x509_crt_t crt)
 
 /* Does a handshake on fd, no verification; returns gnutls code.  Used for
  * the http:// → TLS port probe too. */
-static int tls_session(dctx *c, int fd, gnutls_certificate_credentials_t cred, tls_io *io,
-                       gnutls_session_t *out)
+static int tls_session(dctx *c, int fd, gnutls_certificate_credentials_t cred, const char *prio,
+                       tls_io *io, gnutls_session_t *out)
 {
     gnutls_session_t s;
+    *out = NULL;
     int rc = gnutls_init(&s, GNUTLS_CLIENT);
     if (rc < 0)
         return rc;
-    gnutls_priority_set_direct(s, "NORMAL", NULL);
+    gnutls_priority_set_direct(s, prio, NULL);
     gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred);
     if (!c->ip_literal)
         gnutls_server_name_set(s, GNUTLS_NAME_DNS, c->r->host, strlen(c->r->host));
@@ -854,6 +799,46 @@ static void add_dn(cJSON *d, const char *key, gnutls_x509_crt_t crt, int issuer)
     }
 }
 
+/* After a version or cipher mismatch: does the server talk to a legacy
+ * client?  Puts the protocol it picks (e.g. "TLS1.0") in buf, or "". */
+static void legacy_protocol(dctx *c, char *buf, size_t n)
+{
+    buf[0] = 0;
+    int e;
+    int fd = tcp_connect((struct sockaddr *)&c->addr[c->conn_idx], c->addrlen[c->conn_idx],
+                         c->timeout_ms, &e);
+    if (fd < 0)
+        return;
+    gnutls_certificate_credentials_t cred;
+    if (gnutls_certificate_allocate_credentials(&cred) < 0) {
+        close(fd);
+        return;
+    }
+    tls_io io = {0};
+    gnutls_session_t s = NULL;
+    if (tls_session(c, fd, cred, LEGACY_PRIORITY, &io, &s) >= 0) {
+        const char *v = gnutls_protocol_get_name(gnutls_protocol_get_version(s));
+        snprintf(buf, n, "%s", v ? v : "?");
+    }
+    gnutls_deinit(s);
+    gnutls_certificate_free_credentials(cred);
+    close(fd);
+}
+
+static void protocol_mismatch(dctx *c, const char *seen)
+{
+    char legacy[32];
+    legacy_protocol(c, legacy, sizeof legacy);
+    cJSON_AddStringToObject(det(c, FP_DOC_TLS), "legacy_protocol", legacy[0] ? legacy : "none");
+    if (legacy[0])
+        add_hit(c, FP_DOC_TLS, "TLS_PROTOCOL_MISMATCH",
+                "%s (the server speaks only %s, which current clients refuse: TLS 1.2 or "
+                "1.3 is needed)",
+                seen, legacy);
+    else
+        add_hit(c, FP_DOC_TLS, "TLS_PROTOCOL_MISMATCH", "%s", seen);
+}
+
 static void layer_tls(dctx *c)
 {
     c->r->phase[FP_DOC_TLS].status = FP_PHASE_OK;
@@ -874,8 +859,14 @@ static void layer_tls(dctx *c)
     }
     tls_io io = {0};
     gnutls_session_t s = NULL;
-    int rc = tls_session(c, c->fd, cred, &io, &s);
+    int rc = tls_session(c, c->fd, cred, TLS_PRIORITY, &io, &s);
+    if (rc == GNUTLS_E_TIMEDOUT)
+        io.timed_out = 1; /* the handshake's own timeout, via tls_pull_timeout */
     if (rc < 0) {
+        /* the connection is of no more use; closing it before the probes
+         * below also frees a server that serves one connection at a time */
+        close(c->fd);
+        c->fd = -1;
         char first[16] = "";
         memcpy(first, io.first, io.nfirst < 15 ? io.nfirst : 15);
         if (io.nfirst >= 5 && memcmp(io.first, "HTTP/", 5) == 0) {
@@ -887,28 +878,55 @@ static void layer_tls(dctx *c)
             int al = gnutls_alert_get(s);
             const char *an = gnutls_alert_get_name((gnutls_alert_description_t)al);
             cJSON_AddStringToObject(d, "alert", an ? an : "?");
-            if (al == GNUTLS_A_HANDSHAKE_FAILURE || al == GNUTLS_A_PROTOCOL_VERSION ||
-                al == GNUTLS_A_INSUFFICIENT_SECURITY)
-                add_hit(c, FP_DOC_TLS, "TLS_PROTOCOL_MISMATCH",
-                        "the server refused the handshake: alert %s", an ? an : "?");
+            char seen[128];
+            snprintf(seen, sizeof seen, "the server refused the handshake: alert %s",
+                     an ? an : "?");
+            c->cert_requested = gnutls_certificate_client_get_request_status(s) != 0;
+            cJSON_AddBoolToObject(d, "client_cert_requested", c->cert_requested);
+            if (c->cert_requested &&
+                (al == GNUTLS_A_HANDSHAKE_FAILURE || al == GNUTLS_A_CERTIFICATE_REQUIRED ||
+                 al == GNUTLS_A_BAD_CERTIFICATE || al == GNUTLS_A_ACCESS_DENIED))
+                add_hit(c, FP_DOC_TLS, "TLS_HANDSHAKE_FAILED",
+                        "the server requires a client certificate (mutual TLS) and ended the "
+                        "handshake without one: alert %s",
+                        an ? an : "?");
+            else if (al == GNUTLS_A_HANDSHAKE_FAILURE || al == GNUTLS_A_PROTOCOL_VERSION ||
+                     al == GNUTLS_A_INSUFFICIENT_SECURITY)
+                protocol_mismatch(c, seen);
             else
                 add_hit(c, FP_DOC_TLS, "TLS_HANDSHAKE_FAILED", "the server sent alert %s",
                         an ? an : "?");
+        } else if (is_reset(io.err)) {
+            cJSON_AddStringToObject(d, "errno", strerror(io.err));
+            add_reset(c, FP_DOC_TLS,
+                      io.nfirst ? "in the middle of the TLS handshake"
+                                : "before answering the TLS ClientHello");
         } else if (rc == GNUTLS_E_UNSUPPORTED_VERSION_PACKET || rc == GNUTLS_E_NO_CIPHER_SUITES ||
                    rc == GNUTLS_E_UNKNOWN_CIPHER_SUITE || rc == GNUTLS_E_INSUFFICIENT_SECURITY) {
-            add_hit(c, FP_DOC_TLS, "TLS_PROTOCOL_MISMATCH", "handshake: %s", gnutls_strerror(rc));
+            char seen[128];
+            snprintf(seen, sizeof seen, "handshake: %s", gnutls_strerror(rc));
+            protocol_mismatch(c, seen);
         } else {
             /* maybe plain HTTP that waited for a line end: ask in plain text */
             char buf[32];
-            size_t n = plain_probe(c, buf, sizeof buf);
+            int silent = 0;
+            size_t n = plain_probe(c, buf, sizeof buf, &silent);
             if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0)
                 add_hit(c, FP_DOC_TLS, "TLS_PLAIN_HTTP",
                         "the port speaks plain HTTP (\"%.12s…\"), not TLS; use http:// or the "
                         "HTTPS port",
                         buf);
+            else if (io.timed_out && io.nfirst == 0)
+                add_hit(c, FP_DOC_TLS, "TLS_TIMEOUT",
+                        "connected, but no answer to the TLS ClientHello within %d ms%s",
+                        c->timeout_ms, silent ? " (nor to a plain HTTP request)" : "");
             else
                 add_hit(c, FP_DOC_TLS, "TLS_HANDSHAKE_FAILED", "handshake: %s",
-                        io.timed_out ? "no answer within the timeout" : gnutls_strerror(rc));
+                        io.timed_out ? "the server stopped answering within the timeout"
+                        : io.nfirst == 0 && rc == GNUTLS_E_PREMATURE_TERMINATION
+                            ? "the server closed the connection without answering the "
+                              "ClientHello"
+                            : gnutls_strerror(rc));
         }
         cJSON_AddStringToObject(d, "handshake_error", gnutls_strerror(rc));
         goto out;
@@ -920,6 +938,11 @@ static void layer_tls(dctx *c)
     }
     cJSON_AddStringToObject(d, "protocol",
                             gnutls_protocol_get_name(gnutls_protocol_get_version(s)));
+    /* TLS 1.3 finishes the client's handshake before the server looks at
+     * the (empty) client certificate; its refusal comes with the first read */
+    c->cert_requested = gnutls_certificate_client_get_request_status(s) != 0;
+    if (c->cert_requested)
+        cJSON_AddBoolToObject(d, "client_cert_requested", 1);
     cJSON_AddStringToObject(d, "cipher", gnutls_cipher_get_name(gnutls_cipher_get(s)));
     unsigned nraw = 0;
     const gnutls_datum_t *raw = gnutls_certificate_get_peers(s, &nraw);
@@ -1049,15 +1072,19 @@ out:
     r->phase[FP_DOC_TLS].ms = now_ms() - t0;
 }
 
-/* http:// URL: does the port answer plain HTTP or want TLS? 0 = plain ok. */
+/* http:// URL: does the port answer plain HTTP or want TLS?  0 = plain ok
+ * (or cannot tell), 1 = TLS, 2 = it says nothing at all until the timeout. */
 static int http_wants_tls(dctx *c)
 {
     char buf[32];
-    size_t n = plain_probe(c, buf, sizeof buf);
+    int silent = 0;
+    size_t n = plain_probe(c, buf, sizeof buf, &silent);
     if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0)
         return 0;
     if (n > 0 && (unsigned char)buf[0] == 0x15)
         return 1; /* a TLS alert record */
+    if (silent)
+        return 2; /* a TLS server would have sent an alert or closed */
     int e;
     int fd = tcp_connect((struct sockaddr *)&c->addr[c->conn_idx], c->addrlen[c->conn_idx],
                          c->timeout_ms, &e);
@@ -1067,7 +1094,7 @@ static int http_wants_tls(dctx *c)
     gnutls_certificate_allocate_credentials(&cred);
     tls_io io = {0};
     gnutls_session_t s = NULL;
-    int rc = tls_session(c, fd, cred, &io, &s);
+    int rc = tls_session(c, fd, cred, LEGACY_PRIORITY, &io, &s);
     gnutls_deinit(s);
     gnutls_certificate_free_credentials(cred);
     close(fd);
@@ -1079,6 +1106,7 @@ static int http_wants_tls(dctx *c)
 typedef struct http_resp {
     long status;
     CURLcode cc;
+    long os_errno; /* of a failed transfer: ECONNRESET tells a reset */
     char err[CURL_ERROR_SIZE];
     char ctype[128], retry_after[64], rid[128], date[64], location[512];
     char *body;
@@ -1171,8 +1199,13 @@ static void http_do(dctx *c, const char *method, const char *path, const char *b
     curl_easy_setopt(cu, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(cu, CURLOPT_HEADERDATA, h);
     curl_easy_setopt(cu, CURLOPT_USERAGENT, "fapiao-doctor");
-    if (c->o->cacert)
+    if (c->o->cacert) {
+        /* trust that file only, as the tls phase did; without this libcurl
+         * also reads every file of its CA directory (/etc/ssl/certs: some 300
+         * files, most of the doctor's run time on a healthy server) */
         curl_easy_setopt(cu, CURLOPT_CAINFO, c->o->cacert);
+        curl_easy_setopt(cu, CURLOPT_CAPATH, NULL);
+    }
     if (!verify) {
         curl_easy_setopt(cu, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(cu, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -1193,6 +1226,8 @@ static void http_do(dctx *c, const char *method, const char *path, const char *b
     h->cc = curl_easy_perform(cu);
     h->ms = now_ms() - t0;
     curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &h->status);
+    if (h->cc)
+        curl_easy_getinfo(cu, CURLINFO_OS_ERRNO, &h->os_errno);
     if (!h->err[0] && h->cc)
         snprintf(h->err, sizeof h->err, "%s", curl_easy_strerror(h->cc));
     if (h->date[0]) {
@@ -1204,28 +1239,57 @@ static void http_do(dctx *c, const char *method, const char *path, const char *b
     curl_slist_free_all(hdrs);
 }
 
-static const char *problem_code(const http_resp *h, char *buf, size_t n)
+static fp_doctor_answer answer_of(const http_resp *h)
 {
-    buf[0] = 0;
-    cJSON *j = h->body ? cJSON_Parse(h->body) : NULL;
-    const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "code");
-    if (cJSON_IsString(code))
-        snprintf(buf, n, "%s", code->valuestring);
-    cJSON_Delete(j);
-    return buf[0] ? buf : NULL;
+    fp_doctor_answer a = {.status = h->status,
+                          .body = h->body,
+                          .ctype = h->ctype,
+                          .retry_after = h->retry_after,
+                          .location = h->location};
+    return a;
 }
 
-static const char *problem_msg(const http_resp *h, char *buf, size_t n)
+/* A transfer that failed without an HTTP answer: a reset or a timeout gets
+ * its own finding; 1 when one was added. */
+static int transport_failure(dctx *c, int phase, const char *what, const http_resp *h)
 {
-    buf[0] = 0;
-    cJSON *j = h->body ? cJSON_Parse(h->body) : NULL;
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message_en");
-    if (!cJSON_IsString(m))
-        m = cJSON_GetObjectItemCaseSensitive(j, "detail");
-    if (cJSON_IsString(m))
-        snprintf(buf, n, "%s", m->valuestring);
-    cJSON_Delete(j);
-    return buf;
+    if (c->cert_requested && !is_reset((int)h->os_errno) &&
+        (h->cc == CURLE_RECV_ERROR || h->cc == CURLE_SEND_ERROR ||
+         h->cc == CURLE_SSL_CONNECT_ERROR)) {
+        add_hit(c, FP_DOC_TLS, "TLS_HANDSHAKE_FAILED",
+                "the server asked for a client certificate (mutual TLS) and refused the "
+                "connection without one: %s",
+                h->err);
+        fp_doctor_phase *p = &c->r->phase[phase];
+        p->status = FP_PHASE_FAIL;
+        p->finding = "TLS_HANDSHAKE_FAILED";
+        snprintf(p->note, sizeof p->note, "%s: refused, no client certificate", what);
+        return 1;
+    }
+    if (is_reset((int)h->os_errno) &&
+        (h->cc == CURLE_RECV_ERROR || h->cc == CURLE_SEND_ERROR || h->cc == CURLE_GOT_NOTHING ||
+         h->cc == CURLE_COULDNT_CONNECT || h->cc == CURLE_SSL_CONNECT_ERROR)) {
+        char when[160];
+        snprintf(when, sizeof when, "before answering %s", what);
+        add_reset(c, phase, when);
+        return 1;
+    }
+    if (h->cc == CURLE_OPERATION_TIMEDOUT) {
+        add_hit(c, phase, "HTTP_TIMEOUT", "%s: no HTTP answer within %d ms", what, c->timeout_ms);
+        return 1;
+    }
+    return 0;
+}
+
+/* Adds the classifier's lines as hits of phase; returns how many. */
+static int add_lines(dctx *c, int phase, int step, const http_resp *h, char *token, size_t tn)
+{
+    fp_doctor_line lines[8];
+    fp_doctor_answer a = answer_of(h);
+    int n = fp_doctor_classify(step, &a, det(c, phase), lines, 8, token, tn);
+    for (int i = 0; i < n; i++)
+        add_hit(c, phase, lines[i].code, "%s", lines[i].msg);
+    return n;
 }
 
 static void layer_http(dctx *c)
@@ -1234,22 +1298,25 @@ static void layer_http(dctx *c)
     c->r->phase[FP_DOC_HTTP].note[0] = 0;
     double t0 = now_ms();
     cJSON *d = det(c, FP_DOC_HTTP);
-    if (strcmp(c->r->scheme, "http") == 0 && http_wants_tls(c)) {
+    int wants = strcmp(c->r->scheme, "http") == 0 ? http_wants_tls(c) : 0;
+    if (wants == 1) {
         add_hit(c, FP_DOC_HTTP, "HTTP_TLS_REQUIRED", "port %d answers with TLS; use https://%s:%d/",
                 c->r->port, c->r->host, c->r->port);
-        c->r->phase[FP_DOC_HTTP].ms = now_ms() - t0;
-        return;
+        goto done;
+    }
+    if (wants == 2) {
+        add_hit(c, FP_DOC_HTTP, "HTTP_TIMEOUT", "connected, but no answer to GET within %d ms",
+                c->timeout_ms);
+        goto done;
     }
     http_resp h;
     http_do(c, "GET", "/readyz", NULL, NULL, 1, &h);
     cJSON_AddNumberToObject(d, "readyz_ms", r3(h.ms));
     if (h.cc != CURLE_OK) {
         cJSON_AddStringToObject(d, "error", h.err);
-        if (h.cc == CURLE_OPERATION_TIMEDOUT)
-            add_hit(c, FP_DOC_HTTP, "HTTP_WRONG_SERVICE", "GET /readyz: no answer within %d ms",
-                    c->timeout_ms);
-        else
+        if (!transport_failure(c, FP_DOC_HTTP, "GET /readyz", &h))
             add_hit(c, FP_DOC_HTTP, "HTTP_WRONG_SERVICE", "GET /readyz: %s", h.err);
+        free(h.body);
         goto done;
     }
     cJSON_AddNumberToObject(d, "readyz_status", h.status);
@@ -1259,60 +1326,7 @@ static void layer_http(dctx *c)
         cJSON_AddStringToObject(d, "request_id", h.rid);
     if (h.retry_after[0])
         cJSON_AddStringToObject(d, "retry_after", h.retry_after);
-    char pc[64], pm[256];
-    const char *code = problem_code(&h, pc, sizeof pc);
-    problem_msg(&h, pm, sizeof pm);
-    if (code)
-        cJSON_AddStringToObject(d, "problem_code", code);
-    cJSON *j = h.body ? cJSON_Parse(h.body) : NULL;
-    const cJSON *checks = cJSON_GetObjectItemCaseSensitive(j, "checks");
-    int fapiao = cJSON_IsArray(checks) || (code && strstr(h.body, "urn:fapiao:error:"));
-    cJSON_AddBoolToObject(d, "fapiao", fapiao);
-    if (cJSON_IsArray(checks))
-        cJSON_AddItemToObject(d, "checks", cJSON_Duplicate(checks, 1));
-    if (h.status >= 300 && h.status < 400) {
-        cJSON_AddStringToObject(d, "location", h.location);
-        add_hit(c, FP_DOC_HTTP, "HTTP_REDIRECT", "GET /readyz → %ld %s", h.status,
-                h.location[0] ? h.location : "(no Location)");
-    } else if (h.status == 429) {
-        add_hit(c, FP_DOC_HTTP, "HTTP_RATE_LIMITED", "429 Too Many Requests, Retry-After: %s%s%s",
-                h.retry_after[0] ? h.retry_after : "(none)", pm[0] ? "; " : "", pm);
-    } else if (h.status == 503 && cJSON_IsArray(checks)) {
-        char failing[256] = "";
-        const cJSON *it;
-        cJSON_ArrayForEach(it, checks)
-        {
-            const cJSON *ok = cJSON_GetObjectItemCaseSensitive(it, "ok");
-            const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "name");
-            if (cJSON_IsFalse(ok) && cJSON_IsString(nm)) {
-                size_t l = strlen(failing);
-                snprintf(failing + l, sizeof failing - l, "%s%s", l ? ", " : "", nm->valuestring);
-            }
-        }
-        add_hit(c, FP_DOC_HTTP, "HTTP_NOT_READY", "/readyz: not ready; failing checks: %s",
-                failing[0] ? failing : "(none named)");
-    } else if (h.status == 503 && code && strcmp(code, "DEGRADED") == 0) {
-        add_hit(c, FP_DOC_HTTP, "HTTP_DEGRADED", "503 DEGRADED, Retry-After: %s%s%s",
-                h.retry_after[0] ? h.retry_after : "(none)", pm[0] ? "; " : "", pm);
-    } else if (h.status >= 500) {
-        add_hit(c, FP_DOC_HTTP, "HTTP_SERVER_ERROR", "GET /readyz → %ld%s%s%s%s", h.status,
-                code ? " " : "", code ? code : "", pm[0] ? ": " : "", pm);
-    } else if (!fapiao) {
-        add_hit(c, FP_DOC_HTTP, "HTTP_WRONG_SERVICE",
-                "GET /readyz → %ld %s, not a fapiao answer (no \"checks\", no problem code)",
-                h.status, h.ctype[0] ? h.ctype : "");
-    } else if (h.status == 200 && cJSON_IsArray(checks)) {
-        const cJSON *it;
-        cJSON_ArrayForEach(it, checks)
-        {
-            const cJSON *w = cJSON_GetObjectItemCaseSensitive(it, "warning");
-            const cJSON *rem = cJSON_GetObjectItemCaseSensitive(it, "remaining");
-            if (cJSON_IsTrue(w))
-                add_hit(c, FP_DOC_HTTP, "NUMBER_RANGE_LOW", "%.0f invoice numbers left",
-                        cJSON_IsNumber(rem) ? rem->valuedouble : 0.0);
-        }
-    }
-    cJSON_Delete(j);
+    add_lines(c, FP_DOC_HTTP, FP_DOC_STEP_READYZ, &h, NULL, 0);
     free(h.body);
     if (!failed(c, FP_DOC_HTTP) && c->r->phase[FP_DOC_HTTP].finding == NULL) {
         http_do(c, "GET", "/healthz", NULL, NULL, 1, &h);
@@ -1333,7 +1347,6 @@ static void layer_api(dctx *c)
     cJSON *d = det(c, FP_DOC_API);
     char token[4096] = "";
     http_resp h;
-    char pc[64], pm[256];
     if (c->o->client_id) {
         cJSON *b = cJSON_CreateObject();
         cJSON_AddStringToObject(b, "client_id", c->o->client_id);
@@ -1344,32 +1357,11 @@ static void layer_api(dctx *c)
         free(body);
         cJSON_AddNumberToObject(d, "token_status", h.cc ? 0 : h.status);
         cJSON_AddNumberToObject(d, "token_ms", r3(h.ms));
-        const char *code = problem_code(&h, pc, sizeof pc);
-        problem_msg(&h, pm, sizeof pm);
-        if (code)
-            cJSON_AddStringToObject(d, "problem_code", code);
         if (h.cc) {
-            add_hit(c, FP_DOC_API, "HTTP_SERVER_ERROR", "POST /v1/token: %s", h.err);
-        } else if (h.status == 200) {
-            cJSON *j = cJSON_Parse(h.body ? h.body : "");
-            const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "access_token");
-            const cJSON *sc = cJSON_GetObjectItemCaseSensitive(j, "scope");
-            if (cJSON_IsString(t))
-                snprintf(token, sizeof token, "%s", t->valuestring);
-            if (cJSON_IsString(sc))
-                cJSON_AddStringToObject(d, "scope", sc->valuestring);
-            cJSON_Delete(j);
-        } else if (h.status == 401) {
-            add_hit(c, FP_DOC_API, "AUTH_BAD_CREDENTIALS", "POST /v1/token → 401 %s: %s",
-                    code ? code : "", pm);
-        } else if (h.status == 403 && code && strcmp(code, "IP_NOT_ALLOWED") == 0) {
-            add_hit(c, FP_DOC_API, "AUTH_IP_NOT_ALLOWED", "POST /v1/token → 403: %s", pm);
-        } else if (h.status == 429) {
-            add_hit(c, FP_DOC_API, "HTTP_RATE_LIMITED", "POST /v1/token → 429, Retry-After: %s",
-                    h.retry_after);
+            if (!transport_failure(c, FP_DOC_API, "POST /v1/token", &h))
+                add_hit(c, FP_DOC_API, "HTTP_SERVER_ERROR", "POST /v1/token: %s", h.err);
         } else {
-            add_hit(c, FP_DOC_API, h.status >= 500 ? "HTTP_SERVER_ERROR" : "AUTH_BAD_CREDENTIALS",
-                    "POST /v1/token → %ld %s: %s", h.status, code ? code : "", pm);
+            add_lines(c, FP_DOC_API, FP_DOC_STEP_TOKEN, &h, token, sizeof token);
         }
         free(h.body);
         if (failed(c, FP_DOC_API) || !token[0])
@@ -1380,34 +1372,12 @@ static void layer_api(dctx *c)
     http_do(c, "GET", "/v1/invoices?limit=1", token, NULL, 1, &h);
     cJSON_AddNumberToObject(d, "invoices_status", h.cc ? 0 : h.status);
     cJSON_AddNumberToObject(d, "invoices_ms", r3(h.ms));
-    const char *code = problem_code(&h, pc, sizeof pc);
-    problem_msg(&h, pm, sizeof pm);
-    if (code)
-        cJSON_AddStringToObject(d, "problem_code", code);
-    if (h.cc)
-        add_hit(c, FP_DOC_API, "HTTP_SERVER_ERROR", "GET /v1/invoices: %s", h.err);
-    else if (h.status == 401 && code && strcmp(code, "TOKEN_EXPIRED") == 0)
-        add_hit(c, FP_DOC_API, "AUTH_TOKEN_EXPIRED", "GET /v1/invoices → 401 TOKEN_EXPIRED");
-    else if (h.status == 401)
-        add_hit(c, FP_DOC_API, "AUTH_BAD_CREDENTIALS", "GET /v1/invoices → 401 %s: %s",
-                code ? code : "", pm);
-    else if (h.status == 403 && code && strcmp(code, "IP_NOT_ALLOWED") == 0)
-        add_hit(c, FP_DOC_API, "AUTH_IP_NOT_ALLOWED", "GET /v1/invoices → 403 IP_NOT_ALLOWED: %s",
-                pm);
-    else if (h.status == 403)
-        add_hit(c, FP_DOC_API, "AUTH_SCOPE_MISSING", "GET /v1/invoices → 403 %s: %s",
-                code ? code : "", pm);
-    else if (h.status == 429)
-        add_hit(c, FP_DOC_API, "HTTP_RATE_LIMITED", "GET /v1/invoices → 429, Retry-After: %s",
-                h.retry_after);
-    else if (h.status >= 500)
-        add_hit(c, FP_DOC_API, "HTTP_SERVER_ERROR", "GET /v1/invoices → %ld %s", h.status,
-                code ? code : "");
-    else if (h.status != 200)
-        add_hit(c, FP_DOC_API, "AUTH_SCOPE_MISSING", "GET /v1/invoices → %ld %s", h.status,
-                code ? code : "");
-    else
+    if (h.cc) {
+        if (!transport_failure(c, FP_DOC_API, "GET /v1/invoices", &h))
+            add_hit(c, FP_DOC_API, "HTTP_SERVER_ERROR", "GET /v1/invoices: %s", h.err);
+    } else if (add_lines(c, FP_DOC_API, FP_DOC_STEP_INVOICES, &h, NULL, 0) == 0) {
         note(c, FP_DOC_API, "credential accepted, GET /v1/invoices 200");
+    }
     free(h.body);
 done:
     c->r->phase[FP_DOC_API].ms = now_ms() - t0;
@@ -1440,45 +1410,6 @@ static void check_clock(dctx *c)
                 skew < 0 ? -skew : skew, skew < 0 ? "behind" : "ahead of", ts);
 }
 
-/* "IP[:port],…" with [IPv6]:port; 0 when every entry is an address. */
-static int dns_servers_ok(const char *csv)
-{
-    char buf[512];
-    if (!csv || !*csv || strlen(csv) >= sizeof buf)
-        return 0;
-    snprintf(buf, sizeof buf, "%s", csv);
-    char *save = NULL;
-    int n = 0;
-    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save), n++) {
-        char *port = NULL;
-        unsigned char a[16];
-        if (*t == '[') {
-            char *e = strchr(t, ']');
-            if (!e)
-                return 0;
-            *e = 0;
-            port = e[1] == ':' ? e + 2 : e[1] ? t : NULL;
-            if (port == t || inet_pton(AF_INET6, t + 1, a) != 1)
-                return 0;
-        } else if (inet_pton(AF_INET6, t, a) != 1) {
-            char *colon = strchr(t, ':');
-            if (colon) {
-                *colon = 0;
-                port = colon + 1;
-            }
-            if (inet_pton(AF_INET, t, a) != 1)
-                return 0;
-        }
-        if (port) {
-            char *end;
-            long p = strtol(port, &end, 10);
-            if (*end || end == port || p < 1 || p > 65535)
-                return 0;
-        }
-    }
-    return n > 0;
-}
-
 int fp_doctor_run(const fp_doctor_opts *o, fp_doctor_report **out, fp_err *err)
 {
     *out = NULL;
@@ -1487,21 +1418,22 @@ int fp_doctor_run(const fp_doctor_opts *o, fp_doctor_report **out, fp_err *err)
     fp_doctor_report *r = calloc(1, sizeof *r);
     if (!r)
         return fp_fail(err, FP_ENOMEM, "out of memory");
-    int rc = parse_url(o->url, r, err);
+    int rc = fp_doctor_parse_url(o->url, r, err);
     if (rc < 0) {
         free(r);
         return rc;
     }
-    if (o->dns_server && !dns_servers_ok(o->dns_server)) {
+    if (o->dns_server && !fp_doctor_dns_servers_ok(o->dns_server)) {
         free(r);
         return fp_fail(err, FP_EINVAL, "--dns-server wants IP[:port] (IPv6 as [addr]:port)");
     }
     if (o->resolve) {
-        const char *c1 = strchr(o->resolve, ':');
-        const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-        if (!c1 || !c2 || c1 == o->resolve || strtol(c1 + 1, NULL, 10) <= 0 || !c2[1]) {
+        char rh[256], ra[INET6_ADDRSTRLEN + 2];
+        int rp;
+        if (fp_doctor_parse_resolve(o->resolve, rh, sizeof rh, &rp, ra, sizeof ra) < 0) {
             free(r);
-            return fp_fail(err, FP_EINVAL, "--resolve wants host:port:addr");
+            return fp_fail(err, FP_EINVAL,
+                           "--resolve wants host:port:addr (addr an IPv4 or IPv6 address)");
         }
     }
     if (o->client_id && !o->client_secret) {

@@ -264,3 +264,67 @@ enum MHD_Result fp_h_redrive_job(fp_req *r)
         fp_outbox_kick(r->srv->o.outbox);
     return job_answer(r, id);
 }
+
+typedef struct audit_ctx {
+    fp_jw *w;
+    int64_t last;
+    int n;
+} audit_ctx;
+
+static void on_audit(const fp_audit_view *v, void *arg)
+{
+    audit_ctx *c = arg;
+    fp_jw *w = c->w;
+    fp_jw_obj_open(w);
+    fp_jw_kint(w, "id", v->id);
+    fp_jw_kint(w, "ts", v->ts);
+    fp_jw_kstr(w, "actor", v->actor);
+    fp_jw_kstr(w, "action", v->action);
+    fp_jw_kstr(w, "target", v->target);
+    fp_jw_kstr(w, "request_id", v->request_id);
+    fp_jw_kstr(w, "client_ip", v->client_ip);
+    fp_jw_kstr(w, "outcome", v->outcome);
+    fp_jw_kstr(w, "hash", v->hash_hex[0] ? v->hash_hex : NULL);
+    fp_jw_obj_close(w);
+    c->last = v->id;
+    c->n++;
+}
+
+/* GET /v1/audit?before=ID&limit=N — the audit log, newest first (auditor). */
+enum MHD_Result fp_h_list_audit(fp_req *r)
+{
+#define ARG(name) MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name)
+    fp_errors es = {0};
+    int64_t before = 0, n = 100;
+    const char *v;
+    if ((v = ARG("before")) && parse_id(v, &before) < 0)
+        fp_errors_add(&es, FPC_INVALID_FIELD, "before", "before 须为记录编号",
+                      "before must be a record id");
+    if ((v = ARG("limit")) && (parse_id(v, &n) < 0 || n > 1000))
+        fp_errors_add(&es, FPC_INVALID_FIELD, "limit", "limit 须为 1–1000", "limit must be 1-1000");
+#undef ARG
+    if (es.n)
+        return fp_problem(r, fp_errors_top(&es), NULL, NULL, &es);
+    fp_buf b;
+    fp_jw w;
+    fp_buf_init(&b, 64u << 20);
+    fp_jw_init(&w, &b);
+    fp_jw_obj_open(&w);
+    fp_jw_key(&w, "records");
+    fp_jw_arr_open(&w);
+    audit_ctx c = {&w, 0, 0};
+    if (fp_store_audit_rows(r->srv->o.store, before, (int)n, on_audit, &c) < 0) {
+        fp_buf_free(&b);
+        return unavailable(r);
+    }
+    fp_jw_arr_close(&w);
+    fp_jw_key(&w, "next_before");
+    if (c.n == n)
+        fp_jw_int(&w, c.last);
+    else
+        fp_jw_null(&w);
+    fp_jw_obj_close(&w);
+    size_t len;
+    char *body = fp_buf_take(&b, &len);
+    return body ? fp_respond_json(r, 200, body, len) : MHD_NO;
+}

@@ -10,5 +10,6 @@ enum MHD_Result fp_h_ack(fp_req *r);
 enum MHD_Result fp_h_list_jobs(fp_req *r);
 enum MHD_Result fp_h_get_job(fp_req *r);
 enum MHD_Result fp_h_redrive_job(fp_req *r);
+enum MHD_Result fp_h_list_audit(fp_req *r);
 
 #endif

@@ -1,11 +1,13 @@
 /* handlers.c — one function per route of the table in server.c. */
 #include "internal.h"
+#include "client_cache.h"
 #include "fapiao/adaptive.h"
 #include "fapiao/crypto.h"
 #include "fapiao/metrics.h"
 #include "fapiao/money.h"
 #include "fapiao/health.h"
 #include "fapiao/outbox.h"
+#include "fapiao/tls.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,22 +80,35 @@ enum MHD_Result fp_h_token(fp_req *r)
         cJSON_Delete(doc);
         return fp_problem(r, fp_errors_top(&es), NULL, NULL, &es);
     }
-    fp_client_rec c;
-    unsigned char h[32];
-    int found =
-        strlen(id->valuestring) <= 64 && fp_store_get_client(s->o.store, id->valuestring, &c) == 0;
-    int ok = 0;
-    if (found) {
-        fp_secret_hash(c.salt, sec->valuestring, h);
-        ok = fp_ct_equal(h, c.hash, 32) && !c.disabled;
-    } else {
-        static const unsigned char zero_salt[16];
-        fp_secret_hash(zero_salt, sec->valuestring, h); /* same work either way */
-    }
+    fp_client_info c;
+    int rc = fp_store_client_check_secret(s->o.store, id->valuestring, sec->valuestring,
+                                          (int64_t)time(NULL), &c);
     cJSON_Delete(doc);
-    if (!ok)
+    if (rc == FP_EIO)
+        return fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
+    if (rc < 0)
         return fp_problem(r, FPC_UNAUTHENTICATED, "client_id 或 client_secret 错误",
                           "Wrong client_id or client_secret", NULL);
+    if (c.revoked_at)
+        return fp_problem(r, FPC_UNAUTHENTICATED, "凭据已吊销", "The credential has been revoked",
+                          NULL);
+    fp_cached_client cc;
+    memset(&cc, 0, sizeof cc);
+    snprintf(cc.client_id, sizeof cc.client_id, "%s", c.client_id);
+    if (c.allowed_ips[0]) {
+        cc.has_allowlist = 1;
+        if (fp_allowlist_parse(c.allowed_ips, &cc.allow, NULL, 0) < 0)
+            cc.allow.n = 0;
+    }
+    enum MHD_Result res;
+    if (fp_check_client_ip(r, &cc, &res))
+        return res;
+    /* a credential bound to a client certificate is worth nothing without it */
+    char peer[65] = "";
+    if (c.cert_sha256[0] &&
+        (fp_tls_peer_sha256(r->conn, peer) < 0 || strcmp(peer, c.cert_sha256) != 0))
+        return fp_problem(r, FPC_FORBIDDEN, "此凭据必须使用绑定的客户端证书（双向 TLS）",
+                          "This credential must present its bound client certificate (mTLS)", NULL);
     fp_token_claims cl = {0};
     snprintf(cl.client_id, sizeof cl.client_id, "%s", c.client_id);
     cl.seller_id = c.seller_id;
@@ -110,7 +125,9 @@ enum MHD_Result fp_h_token(fp_req *r)
     fp_jw_kstr(&w, "access_token", tok);
     fp_jw_kstr(&w, "token_type", "Bearer");
     fp_jw_kint(&w, "expires_in", s->o.token_ttl);
-    fp_jw_kstr(&w, "scope", c.scope);
+    char roles[64];
+    fp_roles_format(c.roles, roles, sizeof roles);
+    fp_jw_kstr(&w, "scope", roles);
     fp_jw_obj_close(&w);
     size_t len;
     char *body = fp_buf_take(&b, &len);
@@ -166,9 +183,10 @@ static enum MHD_Result issue_common(fp_req *r, prepare_fn prep)
     return res;
 }
 
-/* Once the request holds an inflight count: answers directly (problem or
- * replay), or sets r->issue, suspends and hands the request to the store. */
-static enum MHD_Result issue_or_suspend(fp_req *r, const char *key, prepare_fn prep, int *suspended)
+/* Once the request holds an inflight count and an adaptive-limit slot:
+ * answers directly (problem or replay), or sets r->issue, suspends and hands
+ * the request to the store. */
+static enum MHD_Result issue_submit(fp_req *r, const char *key, prepare_fn prep, int *suspended)
 {
     fp_server *s = r->srv;
     if (atomic_load(&s->stopping))
@@ -220,19 +238,6 @@ static enum MHD_Result issue_or_suspend(fp_req *r, const char *key, prepare_fn p
     snprintf(ir->actor, sizeof ir->actor, "%s", r->claims.client_id);
     snprintf(ir->request_id, sizeof ir->request_id, "%s", r->rid);
     snprintf(ir->client_ip, sizeof ir->client_ip, "%s", r->client_ip);
-    /* the adaptive limit: how many issues may wait on the store at once */
-    if (s->adaptive && !fp_adaptive_acquire(s->adaptive, fp_now_ns())) {
-        free(ir->doc.json);
-        free(ir);
-        fp_counter_inc(s->m_limited[FP_REFUSED_CONCURRENCY]);
-        char zh[160], en[160];
-        int limit = fp_adaptive_limit(s->adaptive);
-        snprintf(zh, sizeof zh, "服务繁忙（同时处理的开票请求已达上限 %d），请稍后重试", limit);
-        snprintf(en, sizeof en,
-                 "Busy: %d issue requests are already being stored (adaptive limit); retry", limit);
-        return fp_problem(r, FPC_RATE_LIMITED, zh, en, NULL);
-    }
-    r->admitted = s->adaptive != NULL;
     r->submit_ns = fp_now_ns();
     ir->done = on_committed;
     ir->arg = r;
@@ -241,6 +246,35 @@ static enum MHD_Result issue_or_suspend(fp_req *r, const char *key, prepare_fn p
     MHD_suspend_connection(r->conn);
     fp_store_submit(s->o.store, ir);
     return MHD_YES;
+}
+
+/* The adaptive limit: how many issues may be in the server at once.  It is
+ * taken before any work on the request (parsing, rendering the document,
+ * the idempotency lookup), so that a refusal is cheap: under overload the
+ * refused requests must not eat the CPU the admitted ones need (that CPU
+ * is shared with TLS, and on a small machine with the clients too).  A
+ * request answered without reaching the store gives its slot back without
+ * a latency sample; the sample is the store's time, submit to resume. */
+static enum MHD_Result issue_or_suspend(fp_req *r, const char *key, prepare_fn prep, int *suspended)
+{
+    fp_server *s = r->srv;
+    if (s->adaptive && !fp_adaptive_acquire(s->adaptive, fp_now_ns())) {
+        fp_counter_inc(s->m_limited[FP_REFUSED_CONCURRENCY]);
+        char zh[160], en[160];
+        int limit = fp_adaptive_limit(s->adaptive);
+        snprintf(zh, sizeof zh, "服务繁忙（同时处理的开票请求已达上限 %d），请稍后重试", limit);
+        snprintf(en, sizeof en,
+                 "Busy: %d issue requests are already being handled (adaptive limit); retry",
+                 limit);
+        return fp_problem(r, FPC_RATE_LIMITED, zh, en, NULL);
+    }
+    r->admitted = s->adaptive != NULL;
+    enum MHD_Result res = issue_submit(r, key, prep, suspended);
+    if (r->admitted && !*suspended) {
+        fp_adaptive_cancel(s->adaptive);
+        r->admitted = 0;
+    }
+    return res;
 }
 
 static int prepare_blue(fp_req *r, const char *key, const char *issued_at, const fp_seller *seller,
@@ -729,4 +763,63 @@ enum MHD_Result fp_h_openapi(fp_req *r)
 {
     const char *doc = fp_openapi_json();
     return fp_respond_json(r, 200, strdup(doc), strlen(doc));
+}
+
+/* POST /v1/credentials/rotate {"overlap_seconds": N}: the caller gets a new
+ * secret (shown once); its current secrets stay valid for the overlap
+ * (default 24 h, at most 30 days), so a fleet of clients can switch over.
+ * Clients rotate themselves this way every 72 h or sooner. */
+enum MHD_Result fp_h_rotate_secret(fp_req *r)
+{
+    int64_t overlap = 86400;
+    if (r->body.len) {
+        fp_code code = FPC_NONE;
+        char detail[128];
+        cJSON *doc = fp_json_parse(r->body.p, r->body.len, 4, &code, detail, sizeof detail);
+        if (!doc)
+            return fp_problem(r, code, NULL, detail, NULL);
+        fp_errors es = {0};
+        if (!cJSON_IsObject(doc)) {
+            fp_errors_add(&es, FPC_FIELD_TYPE, "", "请求体必须是 JSON 对象",
+                          "The body must be a JSON object");
+        } else {
+            for (const cJSON *c = doc->child; c; c = c->next)
+                if (strcmp(c->string, "overlap_seconds"))
+                    fp_errors_add(&es, FPC_UNKNOWN_FIELD, c->string, NULL, NULL);
+            const cJSON *o = cJSON_GetObjectItemCaseSensitive(doc, "overlap_seconds");
+            if (o && (!cJSON_IsNumber(o) || o->valuedouble < 0 || o->valuedouble > 30 * 86400 ||
+                      o->valuedouble != (double)o->valueint))
+                fp_errors_add(&es, FPC_INVALID_FIELD, "overlap_seconds",
+                              "须为 0 到 2592000 的整数秒", "must be 0-2592000 whole seconds");
+            else if (o)
+                overlap = o->valueint;
+        }
+        cJSON_Delete(doc);
+        if (es.n)
+            return fp_problem(r, fp_errors_top(&es), NULL, NULL, &es);
+    }
+    char secret[FP_SECRET_LEN + 1];
+    if (fp_secret_generate(secret) < 0)
+        return fp_problem(r, FPC_INTERNAL, NULL, NULL, NULL);
+    int64_t now = (int64_t)time(NULL);
+    fp_err err = {0};
+    int rc =
+        fp_store_client_rotate(r->srv->o.store, r->claims.client_id, secret, now, overlap, &err);
+    if (rc == FP_ENOTFOUND || rc == FP_ECONFLICT)
+        return fp_problem(r, FPC_UNAUTHENTICATED, "凭据已吊销", "The credential has been revoked",
+                          NULL);
+    if (rc < 0)
+        return fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
+    fp_buf b;
+    fp_jw w;
+    fp_buf_init(&b, 4096);
+    fp_jw_init(&w, &b);
+    fp_jw_obj_open(&w);
+    fp_jw_kstr(&w, "client_id", r->claims.client_id);
+    fp_jw_kstr(&w, "client_secret", secret);
+    fp_jw_kint(&w, "previous_secrets_valid_until", now + overlap);
+    fp_jw_obj_close(&w);
+    size_t len;
+    char *body = fp_buf_take(&b, &len);
+    return body ? fp_respond_json(r, 200, body, len) : MHD_NO;
 }

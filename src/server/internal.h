@@ -10,6 +10,7 @@
 #include "fapiao/auth.h"
 #include "fapiao/invoice.h"
 #include "fapiao/json.h"
+#include "fapiao/rbac.h"
 #include "fapiao/server.h"
 
 typedef struct fp_req fp_req;
@@ -22,7 +23,8 @@ typedef struct fp_route {
     const char *pattern; /* "/v1/invoices/{}": {} is one path segment */
     fp_handler handler;
     fp_auth_need auth;
-    int writes; /* changes stored state: refused while degraded */
+    int writes;   /* changes stored state: refused while degraded */
+    fp_perm perm; /* what the caller's roles must allow (rbac.h) */
 } fp_route;
 
 #define FP_SELLER_CACHE 8
@@ -30,7 +32,6 @@ typedef struct fp_route {
 struct fp_server {
     fp_server_opts o;
     struct MHD_Daemon *d;
-    char *cert_pem, *key_pem;
     int log_fd;
     int port;
     atomic_int stopping;
@@ -46,6 +47,8 @@ struct fp_server {
     struct fp_metric *m_batch, *m_fsync;
     struct fp_conn_guard *guard;
     struct fp_ratelimit *rl;
+    struct fp_client_cache *clients;
+    struct fp_audit_queue *audit_q; /* authentication failures */
     struct fp_adaptive *adaptive;
     pthread_mutex_t seller_lock;
     struct {
@@ -99,6 +102,10 @@ enum MHD_Result fp_h_red_form_get(fp_req *r);
 enum MHD_Result fp_h_red_form_act(fp_req *r);
 enum MHD_Result fp_h_red_invoice(fp_req *r);
 enum MHD_Result fp_h_faults(fp_req *r);
+enum MHD_Result fp_h_rotate_secret(fp_req *r);
+
+struct fp_cached_client;
+int fp_check_client_ip(fp_req *r, const struct fp_cached_client *c, enum MHD_Result *res);
 
 /* server_metrics.c: registers every family (0 or an FP_E… code), records
  * a finished request, frees. */

@@ -108,6 +108,8 @@ static int finish(sqlite3 *db, int rc, fp_err *err)
 {
     if (rc == 0 && fp_store_exec(db, "COMMIT", err) == 0)
         return 0;
+    /* the rollback also drops any audit record of the transaction from the
+     * chain: the store's rollback hook makes it re-read its head */
     if (!sqlite3_get_autocommit(db))
         fp_store_exec(db, "ROLLBACK", NULL);
     return rc ? rc : FP_EIO;
@@ -317,22 +319,19 @@ int fp_jobs_defer(fp_store *s, const fp_job *j, int64_t next_at, const char *why
     return rc;
 }
 
+/* An audit record in the caller's transaction, linked into the chain
+ * (audit.h); a rollback of that transaction takes it out again. */
 static int audit(sqlite3 *db, const char *actor, const char *action, const char *target,
                  const char *request_id, const char *client_ip, fp_err *err)
 {
-    sqlite3_stmt *st = prep(db,
-                            "INSERT INTO audit(ts, actor, action, target, request_id, client_ip, "
-                            "outcome) VALUES(?1, ?2, ?3, ?4, ?5, ?6, 'ok')",
-                            err);
-    if (!st)
-        return FP_EIO;
-    sqlite3_bind_int64(st, 1, fp_unix_ms() / 1000);
-    sqlite3_bind_text(st, 2, actor ? actor : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, target, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, request_id ? request_id : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, client_ip ? client_ip : "", -1, SQLITE_STATIC);
-    return run(db, st, err);
+    fp_audit_rec r = {.ts = fp_unix_ms() / 1000,
+                      .actor = actor ? actor : "",
+                      .action = action,
+                      .target = target,
+                      .request_id = request_id ? request_id : "",
+                      .client_ip = client_ip ? client_ip : "",
+                      .outcome = "ok"};
+    return fp_store_audit_append_conn(db, &r, err);
 }
 
 int fp_jobs_redrive(fp_store *s, int64_t seller_id, int64_t id, const char *actor,

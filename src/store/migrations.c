@@ -107,6 +107,42 @@ static const char *const migrations[] = {
     "ALTER TABLE invoices ADD COLUMN failure TEXT;",
     /* 4: the health checker's write probe (one row, rewritten) */
     "CREATE TABLE health_probe(id INTEGER PRIMARY KEY CHECK(id = 1), at INTEGER NOT NULL);",
+    /* 5: credentials (issue 7).  A client has roles (comma-separated:
+     * issuer, reviewer, auditor, admin), an optional IP allowlist
+     * (comma-separated CIDRs), an optional client-certificate binding
+     * (SHA-256 of the DER, hex) and may be revoked.  Its secrets live in
+     * client_secrets: several are valid at once during a rotation's overlap
+     * (expires_at NULL: no end). */
+    "ALTER TABLE clients ADD COLUMN roles TEXT NOT NULL DEFAULT 'issuer';"
+    "ALTER TABLE clients ADD COLUMN allowed_ips TEXT;"
+    "ALTER TABLE clients ADD COLUMN cert_sha256 TEXT;"
+    "ALTER TABLE clients ADD COLUMN revoked_at INTEGER;"
+    "CREATE TABLE client_secrets("
+    "  id INTEGER PRIMARY KEY,"
+    "  client_id TEXT NOT NULL REFERENCES clients(client_id),"
+    "  salt BLOB NOT NULL, hash BLOB NOT NULL,"
+    "  prefix TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER);"
+    "CREATE INDEX client_secrets_client ON client_secrets(client_id);"
+    /* clients made before: their one secret, and every role (the demo
+     * credential keeps working as it did) */
+    "INSERT INTO client_secrets(client_id, salt, hash, prefix, created_at) "
+    "  SELECT client_id, secret_salt, secret_hash, 'fps_', created_at FROM clients;"
+    "UPDATE clients SET roles='issuer,reviewer,auditor,admin';",
+    /* 6: the tamper-evident audit log (issue 7, include/fapiao/audit.h).
+     * Each record links to its predecessor's hash; checkpoints sign the
+     * chain's head with the server's Ed25519 key.  Records from before this
+     * migration are chained (and signed by checkpoint 1) by the store at
+     * its first open: SQL cannot compute the hashes. */
+    "ALTER TABLE audit ADD COLUMN prev_hash BLOB;"
+    "ALTER TABLE audit ADD COLUMN hash BLOB;"
+    "CREATE TABLE audit_checkpoints("
+    "  id INTEGER PRIMARY KEY,"
+    "  upto_id INTEGER NOT NULL,"
+    "  upto_hash BLOB NOT NULL,"
+    "  ts INTEGER NOT NULL,"
+    "  signature BLOB NOT NULL);",
 };
 
 int fp_store_migration_count(void)

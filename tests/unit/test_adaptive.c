@@ -8,12 +8,13 @@
  * test says otherwise: whenever the limiter admits, a request starts.
  *
  * Checked: the limit settles within [0.9 C, 1.6 C] from far below and far
- * above, with goodput >= 90 % of capacity; a 10x slower store halves the
- * limit within 300 completions, and the limit climbs back when it
- * recovers; a store slower for good becomes the new normal after a probe;
- * failures cut the limit by a quarter and repeated failures take it to the
- * minimum; the bounds always hold; no growth without load; determinism;
- * threads. */
+ * above, with goodput >= 90 % of capacity, also when stalls delay a quarter
+ * of every round; a 10x slower store halves the limit within 300
+ * completions, and the limit climbs back when it recovers; a store slower
+ * for good becomes the new normal after a probe; failures cut the limit by
+ * a quarter and repeated failures take it to the minimum; the bounds always
+ * hold; no growth and no cut without refusals; rounds last min_round_ns;
+ * cancelled requests give no sample; determinism; threads. */
 #include "check.h"
 
 #include "fapiao/adaptive.h"
@@ -45,6 +46,11 @@ typedef struct sim {
     int demand;    /* clients: at most this many in flight */
     int fail_next; /* the next completions fail */
     int jitter;    /* service time varies by +- this permille (default 50) */
+    /* stalls: of every stall_every requests started, the first stall_len
+     * answer stall_ns late (their answer waits for a thread that lost its
+     * CPU: the worker is free, the request still holds its slot) */
+    int stall_every, stall_len;
+    int64_t stall_ns, started;
     uint64_t rng;
     /* observed */
     int64_t completed;
@@ -114,6 +120,9 @@ static void sim_start(sim *s)
     int64_t begin = s->free_at[w] > s->now ? s->free_at[w] : s->now;
     int64_t done = begin + s->service + s->service * jitter / 1000;
     s->free_at[w] = done;
+    if (s->stall_every && s->started % s->stall_every < s->stall_len)
+        done += s->stall_ns;
+    s->started++;
     heap_push(s, (req){.done = done, .start = s->now});
 }
 
@@ -350,6 +359,124 @@ static void test_bounds(void)
     check_ctx("%s", "");
 }
 
+/* ---- noise: stalls that delay part of a round ---- */
+
+static void test_stalls(void)
+{
+    enum { C = 50 };
+    /* A quarter of each round (a round is at least 64 completions here)
+     * answers 8 service times late: a round's mean triples, its median
+     * does not move.  The stalled answers hold slots without holding a
+     * worker: keeping the C workers busy takes C + (stalled in flight) =
+     * C + (C / service) * 1/4 * 8 service = 3 C slots, and that is where
+     * the limit should go, not down. */
+    check_ctx("stalls");
+    fp_adaptive_opts o = {.initial_limit = 10, .probe_interval_ns = 200 * MS};
+    fp_adaptive *a = ad_new(&o);
+    static sim s;
+    sim_init(&s, a, C, MS);
+    s.stall_every = 64;
+    s.stall_len = 16;
+    s.stall_ns = 8 * MS;
+    sim_run(&s, 60000);
+    window w = sim_window(&s, 30000);
+    CHECK_MSG(w.lo * 10 >= 3 * C * 9 && w.hi * 10 <= 3 * C * 16,
+              "limit in [%d, %d] with stalls, want within [0.9, 1.6] x 3 C = [%d, %d]", w.lo, w.hi,
+              3 * C * 9 / 10, 3 * C * 16 / 10);
+    CHECK_MSG(w.goodput_permille >= 900, "goodput %" PRId64 " permille with stalls",
+              w.goodput_permille);
+    fp_adaptive_free(a);
+    check_ctx("%s", "");
+}
+
+/* ---- the limit only moves when it refuses someone ---- */
+
+static void test_refusals(void)
+{
+    check_ctx("no cut without refusals");
+    fp_adaptive_opts o = {.initial_limit = 20, .probe_interval_ns = 3600 * S};
+    fp_adaptive *a = ad_new(&o);
+    static sim s;
+    sim_init(&s, a, 200, MS);
+    s.demand = 10; /* 10 clients: the limit of 20 never refuses */
+    sim_run(&s, 5000);
+    /* the store gets 10x slower: latency is up, but only because each
+     * request takes longer; refusing requests would not speed anyone up */
+    s.service = 10 * MS;
+    sim_run(&s, 5000);
+    fp_adaptive_stats st;
+    fp_adaptive_stats_get(a, &st);
+    CHECK_EQ_INT(st.limit, 20);
+    CHECK_EQ_INT(st.decreases, 0);
+    CHECK_EQ_INT(st.refused, 0);
+    /* clients arrive in numbers and queue in the slow store: now it cuts */
+    s.demand = INT_MAX;
+    s.workers = 5;
+    sim_run(&s, 3000);
+    fp_adaptive_stats_get(a, &st);
+    CHECK(st.decreases >= 1);
+    CHECK(st.limit < 20);
+    fp_adaptive_free(a);
+    check_ctx("%s", "");
+}
+
+/* ---- rounds last at least min_round_ns ---- */
+
+static void test_min_round(void)
+{
+    check_ctx("min_round_ns");
+    enum { C = 50 };
+    fp_adaptive_opts o = {.initial_limit = 5, .probe_interval_ns = 3600 * S, .min_round_ns = S};
+    fp_adaptive *a = ad_new(&o);
+    static sim s;
+    sim_init(&s, a, C, MS);
+    int64_t t0 = s.now;
+    /* 5 in flight at 1 ms: 5,000 completions a second; no round may end
+     * within the first second, so the limit cannot have moved */
+    while (s.now - t0 < S * 9 / 10)
+        sim_step(&s);
+    CHECK_EQ_INT(fp_adaptive_limit(a), 5);
+    /* then it grows by one round a second (at most: the first round sets a
+     * provisional baseline) */
+    while (s.now - t0 < 6 * S)
+        sim_step(&s);
+    int l = fp_adaptive_limit(a);
+    CHECK_MSG(l > 5 && l <= 5 + 5, "limit %d after 6 s of 1 s rounds", l);
+    fp_adaptive_free(a);
+    check_ctx("%s", "");
+}
+
+/* ---- cancel: an admitted request that never reached the store ---- */
+
+static void test_cancel(void)
+{
+    check_ctx("cancel");
+    fp_adaptive_opts o = {.initial_limit = 4, .min_limit = 1, .probe_interval_ns = 3600 * S};
+    fp_adaptive *a = ad_new(&o);
+    int refused = 0;
+    for (int i = 0; i < 1000; i++) {
+        refused += !fp_adaptive_acquire(a, i);
+        fp_adaptive_cancel(a);
+    }
+    CHECK_EQ_INT(refused, 0);
+    fp_adaptive_stats st;
+    fp_adaptive_stats_get(a, &st);
+    CHECK_EQ_INT(st.inflight, 0);
+    CHECK_EQ_INT(st.cancelled, 1000);
+    CHECK_EQ_INT(st.admitted, 1000);
+    CHECK_EQ_INT(st.short_ns, 0); /* no latency sample taken */
+    CHECK_EQ_INT(st.long_ns, 0);
+    CHECK_EQ_INT(st.limit, 4);
+    /* a slot given back by cancel is free again */
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ_INT(fp_adaptive_acquire(a, 0), 1);
+    CHECK_EQ_INT(fp_adaptive_acquire(a, 0), 0);
+    fp_adaptive_cancel(a);
+    CHECK_EQ_INT(fp_adaptive_acquire(a, 0), 1);
+    fp_adaptive_free(a);
+    check_ctx("%s", "");
+}
+
 static void test_options(void)
 {
     static const fp_adaptive_opts bad[] = {
@@ -483,6 +610,10 @@ int main(void)
     test_converges();
     test_slowdown();
     test_failures();
+    test_stalls();
+    test_refusals();
+    test_min_round();
+    test_cancel();
     test_bounds();
     test_deterministic();
     test_threads();

@@ -1,4 +1,5 @@
-"""A test PKI built with certtool (gnutls-bin) in a temp dir.
+"""A test PKI built with certtool (gnutls-bin) in a temp dir, plus a stapled
+OCSP response made with `openssl ocsp`.
 
 OpenSSL 3.0 on this machine has no `x509 -not_before/-not_after`; certtool
 templates take explicit activation_date / expiration_date, past or future.
@@ -16,6 +17,9 @@ Pki(dir).build() makes:
     untrusted    signed by other_root; served with other_root (complete, untrusted)
     expiring     signed by root, expires in 10 days
     dnsname      signed by root, for ok.doctor.test (+ localhost, 127.0.0.1)
+    weak         signed by root, an RSA 1024-bit key
+    revoked      signed by root; pki.ocsp_revoked is a DER OCSP response,
+                 signed by the root, that says "revoked" (for -status_file)
 Each leaf: .cert (leaf only), .chain (what the server sends), .key.
 """
 import datetime as _dt
@@ -50,10 +54,14 @@ class Pki:
             " ".join(args), r.stderr.decode(errors="replace")[-2000:])
         return r
 
-    def _key(self, name):
+    def _key(self, name, rsa_bits=None):
         p = self.dir / (name + ".key")
-        self._run("--generate-privkey", "--key-type", "ecdsa", "--curve", "secp256r1",
-                  "--outfile", str(p))
+        if rsa_bits:
+            self._run("--generate-privkey", "--key-type", "rsa", "--bits", str(rsa_bits),
+                      "--outfile", str(p))
+        else:
+            self._run("--generate-privkey", "--key-type", "ecdsa", "--curve", "secp256r1",
+                      "--outfile", str(p))
         return p
 
     def _template(self, name, lines):
@@ -82,8 +90,8 @@ class Pki:
         return cert, key
 
     def _leaf(self, name, signer, not_before, not_after, hosts=("localhost",),
-              ips=("127.0.0.1",), cn="localhost", extra_chain=()):
-        key = self._key(name)
+              ips=("127.0.0.1",), cn="localhost", extra_chain=(), rsa_bits=None):
+        key = self._key(name, rsa_bits)
         lines = ['cn = "%s"' % cn, 'organization = "fapiao doctor tests"',
                  "serial = %d" % (abs(hash(name)) % 100000 + 1000),
                  'activation_date = "%s"' % _fmt(not_before),
@@ -133,7 +141,33 @@ class Pki:
                    cn="ok.doctor.test")
         self._leaf("expiring", self.root, now - 30 * day, now + 10 * day,
                    ips=("127.0.0.1", "::1"))
+        self._leaf("weak", self.root, now - day, now + 365 * day, rsa_bits=1024)
+        self._leaf("revoked", self.root, now - day, now + 365 * day)
+        self.ocsp_revoked = self._ocsp(self["revoked"], now - day)
         return self
+
+    def _ocsp(self, leaf, revoked_at):
+        """A DER OCSP response for leaf, signed by the root, status revoked."""
+        def ossl(*args):
+            r = subprocess.run(["openssl"] + list(args), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=60)
+            assert r.returncode == 0, "openssl %s: %s" % (
+                " ".join(args), r.stderr.decode(errors="replace")[-2000:])
+            return r.stdout.decode()
+        serial = ossl("x509", "-in", leaf.cert, "-noout", "-serial").strip().split("=", 1)[1]
+        subject = ossl("x509", "-in", leaf.cert, "-noout", "-subject", "-nameopt",
+                       "compat").strip().split("=", 1)[1].strip()
+        stamp = lambda t: t.strftime("%y%m%d%H%M%SZ")
+        index = self.dir / "ocsp-index.txt"
+        index.write_text("R\t%s\t%s\t%s\tunknown\t%s\n" % (
+            stamp(revoked_at + _dt.timedelta(days=400)), stamp(revoked_at), serial, subject))
+        req, resp = self.dir / "ocsp-req.der", self.dir / "ocsp-revoked.der"
+        ossl("ocsp", "-issuer", self.root_cert, "-cert", leaf.cert, "-no_nonce",
+             "-reqout", str(req))
+        ossl("ocsp", "-index", str(index), "-rsigner", self.root_cert, "-rkey",
+             str(self.root[1]), "-CA", self.root_cert, "-reqin", str(req), "-respout",
+             str(resp), "-ndays", "7")
+        return str(resp)
 
     def __getitem__(self, name):
         return self.leaves[name]

@@ -1,0 +1,161 @@
+/* client_cache.c — a snapshot of the clients table (client_cache.h).
+ *
+ * The snapshot is a sorted array swapped as a whole.  A lookup that finds
+ * it older than refresh_ms refreshes it itself (one thread at a time; the
+ * others keep using the old one meanwhile), so there is no extra thread and
+ * no staleness beyond refresh_ms plus one read. */
+#include "client_cache.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct snapshot {
+    fp_cached_client *v;
+    int n, cap;
+    int refs;
+} snapshot;
+
+struct fp_client_cache {
+    fp_store *store;
+    int refresh_ms;
+    pthread_mutex_t mu;
+    snapshot *cur;
+    int64_t loaded_ms;
+    int refreshing;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void add(const fp_client_info *ci, void *arg)
+{
+    snapshot *s = arg;
+    if (s->n == s->cap) {
+        int cap = s->cap ? s->cap * 2 : 16;
+        fp_cached_client *v = realloc(s->v, (size_t)cap * sizeof *v);
+        if (!v)
+            return;
+        s->v = v;
+        s->cap = cap;
+    }
+    fp_cached_client *c = &s->v[s->n++];
+    memset(c, 0, sizeof *c);
+    snprintf(c->client_id, sizeof c->client_id, "%s", ci->client_id);
+    c->seller_id = ci->seller_id;
+    c->roles = ci->roles;
+    c->revoked = ci->revoked_at != 0;
+    snprintf(c->cert_sha256, sizeof c->cert_sha256, "%s", ci->cert_sha256);
+    if (ci->allowed_ips[0]) {
+        c->has_allowlist = 1;
+        /* an unparsable list allows nothing (fail closed) */
+        if (fp_allowlist_parse(ci->allowed_ips, &c->allow, NULL, 0) < 0)
+            c->allow.n = 0;
+    }
+}
+
+static void put(snapshot *s)
+{
+    if (s && --s->refs == 0) {
+        free(s->v);
+        free(s);
+    }
+}
+
+/* Reads the table into a new snapshot; NULL on failure. */
+static snapshot *load(fp_store *store)
+{
+    snapshot *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->refs = 1;
+    if (fp_store_clients(store, 0, add, s) < 0) {
+        put(s);
+        return NULL;
+    }
+    return s; /* fp_store_clients returns them in client_id order */
+}
+
+int fp_client_cache_new(fp_store *s, int refresh_ms, fp_client_cache **out, fp_err *err)
+{
+    fp_client_cache *c = calloc(1, sizeof *c);
+    if (!c)
+        return fp_fail(err, FP_ENOMEM, "out of memory");
+    c->store = s;
+    c->refresh_ms = refresh_ms > 0 ? refresh_ms : 1000;
+    pthread_mutex_init(&c->mu, NULL);
+    c->cur = load(s);
+    c->loaded_ms = mono_ms();
+    *out = c;
+    return 0;
+}
+
+void fp_client_cache_free(fp_client_cache *c)
+{
+    if (!c)
+        return;
+    put(c->cur);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+/* Looks client_id up in the current snapshot, refreshing it first when it
+ * is older than max_age_ms. */
+static int lookup(fp_client_cache *c, const char *client_id, fp_cached_client *out,
+                  int64_t max_age_ms)
+{
+    int64_t now = mono_ms();
+    pthread_mutex_lock(&c->mu);
+    int stale = !c->cur || now - c->loaded_ms >= max_age_ms;
+    if (stale && !c->refreshing) {
+        c->refreshing = 1;
+        pthread_mutex_unlock(&c->mu);
+        snapshot *fresh = load(c->store);
+        pthread_mutex_lock(&c->mu);
+        c->refreshing = 0;
+        if (fresh) {
+            put(c->cur);
+            c->cur = fresh;
+            c->loaded_ms = now;
+        }
+    }
+    snapshot *s = c->cur;
+    if (s)
+        s->refs++;
+    pthread_mutex_unlock(&c->mu);
+    if (!s)
+        return FP_EIO;
+    int lo = 0, hi = s->n - 1, rc = FP_ENOTFOUND;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2, cmp = strcmp(client_id, s->v[mid].client_id);
+        if (cmp == 0) {
+            *out = s->v[mid];
+            rc = 0;
+            break;
+        }
+        if (cmp < 0)
+            hi = mid - 1;
+        else
+            lo = mid + 1;
+    }
+    pthread_mutex_lock(&c->mu);
+    put(s);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int fp_client_cache_get(fp_client_cache *c, const char *client_id, fp_cached_client *out)
+{
+    int rc = lookup(c, client_id, out, c->refresh_ms);
+    /* a client made since the last refresh: look again (at most 20 reads
+     * a second for tokens of clients that are gone) */
+    if (rc == FP_ENOTFOUND)
+        rc = lookup(c, client_id, out, 50);
+    return rc;
+}

@@ -1,0 +1,399 @@
+/* clients.c — API credentials (migration 5): clients with roles, IP
+ * allowlists, client-certificate bindings and revocation; their secrets,
+ * several valid at once while a rotation overlaps. */
+#include "fapiao/auth.h"
+#include "fapiao/crypto.h"
+#include "fapiao/rbac.h"
+#include "fapiao/store.h"
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define CLIENT_COLS                                                                                \
+    "c.client_id, c.seller_id, c.roles, coalesce(c.allowed_ips, ''), "                             \
+    "coalesce(c.cert_sha256, ''), c.created_at, coalesce(c.revoked_at, 0)"
+
+static void col(sqlite3_stmt *st, int i, char *dst, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+static void read_client(sqlite3_stmt *st, fp_client_info *c)
+{
+    memset(c, 0, sizeof *c);
+    col(st, 0, c->client_id, sizeof c->client_id);
+    c->seller_id = sqlite3_column_int64(st, 1);
+    char roles[64];
+    col(st, 2, roles, sizeof roles);
+    if (fp_roles_parse(roles, &c->roles) < 0)
+        c->roles = 0; /* a damaged row grants nothing */
+    col(st, 3, c->allowed_ips, sizeof c->allowed_ips);
+    col(st, 4, c->cert_sha256, sizeof c->cert_sha256);
+    c->created_at = sqlite3_column_int64(st, 5);
+    c->revoked_at = sqlite3_column_int64(st, 6);
+}
+
+/* The secrets part of c: how many are valid at now, the newest, when the
+ * older ones end. */
+static void read_secrets(sqlite3 *db, fp_client_info *c, int64_t now)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT prefix, created_at, coalesce(expires_at, 0) FROM client_secrets "
+                           "WHERE client_id=?1 AND (expires_at IS NULL OR expires_at > ?2) "
+                           "ORDER BY id DESC",
+                           -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return;
+    }
+    sqlite3_bind_text(st, 1, c->client_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    size_t len = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *prefix = (const char *)sqlite3_column_text(st, 0);
+        int64_t created = sqlite3_column_int64(st, 1), expires = sqlite3_column_int64(st, 2);
+        if (c->active_secrets++ == 0)
+            c->newest_secret_at = created;
+        else if (expires && (!c->old_secrets_expire_at || expires > c->old_secrets_expire_at))
+            c->old_secrets_expire_at = expires;
+        int n = snprintf(c->secret_prefixes + len, sizeof c->secret_prefixes - len, "%s%s",
+                         len ? "," : "", prefix ? prefix : "");
+        if (n > 0 && (size_t)n < sizeof c->secret_prefixes - len)
+            len += (size_t)n;
+    }
+    sqlite3_finalize(st);
+}
+
+int fp_store_clients(fp_store *s, int with_secrets, void (*fn)(const fp_client_info *c, void *arg),
+                     void *arg)
+{
+    void *slot;
+    sqlite3 *db = fp_store_racquire(s, &slot);
+    sqlite3_stmt *st = NULL;
+    int rc = FP_EIO;
+    if (sqlite3_prepare_v2(db, "SELECT " CLIENT_COLS " FROM clients c ORDER BY c.client_id", -1,
+                           &st, NULL) == SQLITE_OK) {
+        int step;
+        fp_client_info c;
+        int64_t now = (int64_t)time(NULL);
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            read_client(st, &c);
+            if (with_secrets)
+                read_secrets(db, &c, now);
+            fn(&c, arg);
+        }
+        rc = step == SQLITE_DONE ? 0 : FP_EIO;
+    }
+    sqlite3_finalize(st);
+    fp_store_rrelease(s, slot);
+    return rc;
+}
+
+static int get_client(sqlite3 *db, const char *id, fp_client_info *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = FP_EIO;
+    if (sqlite3_prepare_v2(db, "SELECT " CLIENT_COLS " FROM clients c WHERE c.client_id=?1", -1,
+                           &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW)
+            read_client(st, out);
+        rc = step == SQLITE_ROW ? 0 : step == SQLITE_DONE ? FP_ENOTFOUND : FP_EIO;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int fp_store_client_info(fp_store *s, const char *client_id, fp_client_info *out)
+{
+    void *slot;
+    sqlite3 *db = fp_store_racquire(s, &slot);
+    int rc = get_client(db, client_id, out);
+    if (rc == 0)
+        read_secrets(db, out, (int64_t)time(NULL));
+    fp_store_rrelease(s, slot);
+    return rc;
+}
+
+int fp_store_client_check_secret(fp_store *s, const char *client_id, const char *secret,
+                                 int64_t now, fp_client_info *out)
+{
+    void *slot;
+    sqlite3 *db = fp_store_racquire(s, &slot);
+    int rc = strlen(client_id) <= 64 ? get_client(db, client_id, out) : FP_ENOTFOUND;
+    int matched = 0, candidates = 0;
+    if (rc == 0) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db,
+                               "SELECT salt, hash FROM client_secrets WHERE client_id=?1 "
+                               "AND (expires_at IS NULL OR expires_at > ?2)",
+                               -1, &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, client_id, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 2, now);
+            while (sqlite3_step(st) == SQLITE_ROW) {
+                unsigned char h[32];
+                if (sqlite3_column_bytes(st, 0) != 16 || sqlite3_column_bytes(st, 1) != 32)
+                    continue;
+                fp_secret_hash(sqlite3_column_blob(st, 0), secret, h);
+                matched |= fp_ct_equal(h, sqlite3_column_blob(st, 1), 32);
+                candidates++;
+            }
+        } else {
+            rc = FP_EIO;
+        }
+        sqlite3_finalize(st);
+    }
+    if (candidates == 0) { /* the same work for an unknown client */
+        static const unsigned char zero_salt[16];
+        unsigned char h[32];
+        fp_secret_hash(zero_salt, secret, h);
+    }
+    if (rc == 0 && !matched)
+        rc = FP_ECRYPTO;
+    fp_store_rrelease(s, slot);
+    return rc;
+}
+
+/* Runs one statement with text binds (NULL binds NULL) on the locked
+ * writer connection; 0, or FP_EIO. */
+static int run(sqlite3 *db, const char *sql, const char *const *texts, int nt, const int64_t *ints,
+               int ni, fp_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
+    }
+    for (int i = 0; i < nt; i++)
+        if (texts[i])
+            sqlite3_bind_text(st, i + 1, texts[i], -1, SQLITE_STATIC);
+    for (int i = 0; i < ni; i++)
+        sqlite3_bind_int64(st, nt + i + 1, ints[i]);
+    int step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (step != SQLITE_DONE)
+        return fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
+    return 0;
+}
+
+static int insert_secret(sqlite3 *db, const char *client_id, const char *secret, int64_t now,
+                         fp_err *err)
+{
+    unsigned char salt[16], hash[32];
+    if (fp_random(salt, sizeof salt) < 0)
+        return fp_fail(err, FP_ECRYPTO, "no randomness");
+    fp_secret_hash(salt, secret, hash);
+    char prefix[16];
+    snprintf(prefix, sizeof prefix, "%.12s", secret);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO client_secrets(client_id, salt, hash, prefix, created_at) "
+                           "VALUES(?1, ?2, ?3, ?4, ?5)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
+    }
+    sqlite3_bind_text(st, 1, client_id, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, salt, 16, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, hash, 32, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, prefix, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, now);
+    int step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return step == SQLITE_DONE ? 0 : fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
+}
+
+static int in_txn(fp_store *s, int (*fn)(sqlite3 *db, void *arg, fp_err *err), void *arg,
+                  fp_err *err)
+{
+    sqlite3 *db = fp_store_wlock(s);
+    int rc = fp_store_exec(db, "BEGIN IMMEDIATE", err);
+    if (rc == 0) {
+        rc = fn(db, arg, err);
+        if (rc == 0)
+            rc = fp_store_exec(db, "COMMIT", err);
+        if (rc < 0 && !sqlite3_get_autocommit(db))
+            fp_store_exec(db, "ROLLBACK", NULL);
+    }
+    fp_store_wunlock(s);
+    return rc;
+}
+
+typedef struct add_arg {
+    const fp_client_info *info;
+    const fp_client_rec *rec;
+    const char *secret;
+} add_arg;
+
+static int add_fn(sqlite3 *db, void *arg, fp_err *err)
+{
+    add_arg *a = arg;
+    char roles[64];
+    int64_t now = (int64_t)time(NULL);
+    fp_roles_format(a->info->roles ? a->info->roles : FP_ROLE_ALL, roles, sizeof roles);
+    /* the legacy secret columns (migration 1) hold the first secret */
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO clients(client_id, seller_id, secret_salt, secret_hash, "
+                           "scope, created_at, roles, allowed_ips, cert_sha256) "
+                           "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, nullif(?8, ''), nullif(?9, ''))",
+                           -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
+    }
+    unsigned char salt[16] = {0}, hash[32] = {0};
+    if (a->rec) {
+        memcpy(salt, a->rec->salt, 16);
+        memcpy(hash, a->rec->hash, 32);
+    } else {
+        fp_random(salt, sizeof salt);
+        fp_secret_hash(salt, a->secret, hash);
+    }
+    sqlite3_bind_text(st, 1, a->info->client_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, a->info->seller_id);
+    sqlite3_bind_blob(st, 3, salt, 16, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, hash, 32, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, a->rec ? a->rec->scope : roles, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, now);
+    sqlite3_bind_text(st, 7, roles, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, a->info->allowed_ips, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 9, a->info->cert_sha256, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (step != SQLITE_DONE)
+        return fp_fail(err, step == SQLITE_CONSTRAINT ? FP_ECONFLICT : FP_EIO, "sqlite: %s",
+                       sqlite3_errmsg(db));
+    if (a->rec) { /* an already hashed secret (fapiao init) */
+        const char *t[] = {a->info->client_id,
+                           a->rec->secret_prefix[0] ? a->rec->secret_prefix : "fps_"};
+        sqlite3_stmt *ins = NULL;
+        if (sqlite3_prepare_v2(db,
+                               "INSERT INTO client_secrets(client_id, salt, hash, prefix, "
+                               "created_at) VALUES(?1, ?2, ?3, ?4, ?5)",
+                               -1, &ins, NULL) != SQLITE_OK) {
+            sqlite3_finalize(ins);
+            return fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
+        }
+        sqlite3_bind_text(ins, 1, t[0], -1, SQLITE_STATIC);
+        sqlite3_bind_blob(ins, 2, salt, 16, SQLITE_STATIC);
+        sqlite3_bind_blob(ins, 3, hash, 32, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 4, t[1], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 5, now);
+        step = sqlite3_step(ins);
+        sqlite3_finalize(ins);
+        return step == SQLITE_DONE ? 0 : fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
+    }
+    return insert_secret(db, a->info->client_id, a->secret, now, err);
+}
+
+int fp_store_add_client(fp_store *s, const fp_client_rec *c, fp_err *err)
+{
+    fp_client_info info;
+    memset(&info, 0, sizeof info);
+    snprintf(info.client_id, sizeof info.client_id, "%s", c->client_id);
+    info.seller_id = c->seller_id;
+    info.roles = c->roles;
+    add_arg a = {&info, c, NULL};
+    return in_txn(s, add_fn, &a, err);
+}
+
+int fp_store_client_create(fp_store *s, const fp_client_info *c, const char *secret, fp_err *err)
+{
+    add_arg a = {c, NULL, secret};
+    return in_txn(s, add_fn, &a, err);
+}
+
+typedef struct rot_arg {
+    const char *id, *secret;
+    int64_t now, overlap;
+} rot_arg;
+
+static int rotate_fn(sqlite3 *db, void *arg, fp_err *err)
+{
+    rot_arg *a = arg;
+    fp_client_info c;
+    int rc = get_client(db, a->id, &c);
+    if (rc == FP_ENOTFOUND)
+        return fp_fail(err, rc, "no client %s", a->id);
+    if (rc < 0)
+        return fp_fail(err, rc, "sqlite: %s", sqlite3_errmsg(db));
+    if (c.revoked_at)
+        return fp_fail(err, FP_ECONFLICT, "client %s is revoked", a->id);
+    const char *t[] = {a->id};
+    int64_t ends[] = {a->now + a->overlap};
+    if ((rc = run(db,
+                  "UPDATE client_secrets SET expires_at=?2 WHERE client_id=?1 "
+                  "AND (expires_at IS NULL OR expires_at > ?2)",
+                  t, 1, ends, 1, err)) < 0)
+        return rc;
+    return insert_secret(db, a->id, a->secret, a->now, err);
+}
+
+int fp_store_client_rotate(fp_store *s, const char *client_id, const char *secret, int64_t now,
+                           int64_t overlap_s, fp_err *err)
+{
+    rot_arg a = {client_id, secret, now, overlap_s < 0 ? 0 : overlap_s};
+    return in_txn(s, rotate_fn, &a, err);
+}
+
+typedef struct upd_arg {
+    const char *id;
+    const unsigned *roles;
+    const char *ips, *cert;
+    int64_t revoke_at;
+} upd_arg;
+
+static int update_fn(sqlite3 *db, void *arg, fp_err *err)
+{
+    upd_arg *a = arg;
+    fp_client_info c;
+    int rc = get_client(db, a->id, &c);
+    if (rc == FP_ENOTFOUND)
+        return fp_fail(err, rc, "no client %s", a->id);
+    if (rc < 0)
+        return fp_fail(err, rc, "sqlite: %s", sqlite3_errmsg(db));
+    const char *t[] = {a->id, NULL};
+    if (a->revoke_at) {
+        int64_t at[] = {a->revoke_at};
+        return run(db, "UPDATE clients SET revoked_at=?2 WHERE client_id=?1 AND revoked_at IS NULL",
+                   t, 1, at, 1, err);
+    }
+    char roles[64];
+    if (a->roles) {
+        fp_roles_format(*a->roles, roles, sizeof roles);
+        t[1] = roles;
+        if ((rc = run(db, "UPDATE clients SET roles=?2 WHERE client_id=?1", t, 2, NULL, 0, err)) <
+            0)
+            return rc;
+    }
+    if (a->ips) {
+        t[1] = a->ips;
+        if ((rc = run(db, "UPDATE clients SET allowed_ips=nullif(?2, '') WHERE client_id=?1", t, 2,
+                      NULL, 0, err)) < 0)
+            return rc;
+    }
+    if (a->cert) {
+        t[1] = a->cert;
+        if ((rc = run(db, "UPDATE clients SET cert_sha256=nullif(?2, '') WHERE client_id=?1", t, 2,
+                      NULL, 0, err)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int fp_store_client_revoke(fp_store *s, const char *client_id, int64_t now, fp_err *err)
+{
+    upd_arg a = {client_id, NULL, NULL, NULL, now > 0 ? now : 1};
+    return in_txn(s, update_fn, &a, err);
+}
+
+int fp_store_client_update(fp_store *s, const char *client_id, const unsigned *roles,
+                           const char *allowed_ips, const char *cert_sha256, fp_err *err)
+{
+    upd_arg a = {client_id, roles, allowed_ips, cert_sha256, 0};
+    return in_txn(s, update_fn, &a, err);
+}
