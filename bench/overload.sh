@@ -291,6 +291,20 @@ metric() { # metric NAME_AND_LABELS TEXT -> value
     awk -v k="$1" '$1 == k {print $2; exit}' <<<"$2"
 }
 
+# Store commits (the WAL fsync of a group) so far: "total over50ms over100ms
+# over250ms".  A disk that stalls shows here, whatever the server does above it.
+COMMIT_H=fapiao_store_commit_duration_seconds
+commits() {
+    local m total
+    m=$(metrics)
+    total=$(metric "${COMMIT_H}_count" "$m")
+    [[ -n "$total" ]] || return 1
+    echo "$total" \
+        $((total - $(metric "${COMMIT_H}_bucket{le=\"0.05\"}" "$m"))) \
+        $((total - $(metric "${COMMIT_H}_bucket{le=\"0.1\"}" "$m"))) \
+        $((total - $(metric "${COMMIT_H}_bucket{le=\"0.25\"}" "$m")))
+}
+
 # ---- memory sampler: every 0.5 s, bounded by the server's life and 1 h ------
 PHASE_FILE="$TMP/phase"
 echo start >"$PHASE_FILE"
@@ -336,7 +350,7 @@ T_START=$(date +%s)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 C=n/a U_RATE=n/a U_P99=n/a O_RATE=n/a O_GOOD=n/a O_RATIO=n/a O_P99=n/a O_P99_RATIO=n/a
 O_P50=n/a O_SHED=n/a O_OTHER=n/a O_5XX=n/a O_TRANSPORT=n/a O_UNFIN=n/a O_SPAN=n/a
-O_WORST=n/a O_ALLP99=n/a RSS_WARM=n/a RSS_FIRST=n/a RSS_MID=n/a RSS_LAST=n/a RSS_CHILD=n/a
+O_WORST=n/a O_ALLP99=n/a SLOW_COMMITS=n/a RSS_WARM=n/a RSS_FIRST=n/a RSS_MID=n/a RSS_LAST=n/a RSS_CHILD=n/a
 HEALTH=n/a LIM_MIN=n/a LIM_MAX=n/a LIM_END=n/a REFUSED=n/a LADDER_ROWS=""
 
 # ---- 1: warm-up ---------------------------------------------------------------
@@ -411,6 +425,7 @@ if [[ "$C" != n/a ]] && server_alive; then
         done
     ) >"$SCRAPES" 2>/dev/null &
     SCRAPER_PID=$!
+    COMMITS_BEFORE=$(commits) || COMMITS_BEFORE=""
     say "overload: $O_RATE/s (2C) for ${OVERLOAD_DURATION}s over $OVERLOAD_CONNS connections"
     if run_rate overload "$O_RATE" "$OVERLOAD_DURATION" "$OVERLOAD_CONNS"; then
         O_GOOD=$(kv rate "$LINE")
@@ -430,6 +445,11 @@ if [[ "$C" != n/a ]] && server_alive; then
             "$TMP/overload.timeline")
     else
         fail "ratebench at 2C"
+    fi
+    if [[ -n "$COMMITS_BEFORE" ]] && COMMITS_AFTER=$(commits); then
+        read -r c0 a0 b0 d0 <<<"$COMMITS_BEFORE"
+        read -r c1 a1 b1 d1 <<<"$COMMITS_AFTER"
+        SLOW_COMMITS="$((c1 - c0)) / $((a1 - a0)) / $((b1 - b0)) / $((d1 - d0))"
     fi
     sleep 2
     stop_bg "$SCRAPER_PID"
@@ -516,6 +536,7 @@ table=$(cat <<EOF
 | server RSS, MiB: after warm-up / max in the overload's first, middle, last third / max in the whole run | $(mib "$RSS_WARM") / $(mib "$RSS_FIRST"), $(mib "$RSS_MID"), $(mib "$RSS_LAST") / $(mib "$RSS_ALL") | last third <= 1.2 x first third = $(mib "$M_TARGET") | $(verdict "$RSS_LAST" "<=" "$M_TARGET") |
 | (context) adaptive limit during the overload: min / max / at the end; refusals by it in all | $LIM_MIN / $LIM_MAX / $LIM_END; $REFUSED | | |
 | (context) renderer processes' RSS, max in the overload, MiB | $(mib "$RSS_CHILD") | | |
+| (context) store commits in the overload: all / slower than 50 ms / 100 ms / 250 ms (a commit is the WAL fsync; slow ones stall every request in its group) | $SLOW_COMMITS | | |
 
 Capacity ladder (${STEP_DURATION}s per step, $LADDER_CONNS connections; errors = anything but 201, 429s included):
 

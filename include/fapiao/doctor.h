@@ -122,6 +122,8 @@ void fp_doctor_report_free(fp_doctor_report *r);
 
 /* 0 when healthy, else the verdict's exit_code (10 local … 60 api). */
 int fp_doctor_exit_code(const fp_doctor_report *r);
+/* The verdict's finding code: "OK" when healthy. */
+const char *fp_doctor_verdict_code(const fp_doctor_report *r);
 
 /* The readable report; kb (may be NULL) supplies cause and fix. */
 void fp_doctor_print(const fp_doctor_report *r, const fp_kb *kb, FILE *f, int color, int zh);

@@ -46,6 +46,10 @@ int fp_kb_add(fp_kb *kb, const char *code, const char *text, size_t len, fp_err 
 
 /* Loads every CODE.md of dir (other file names are skipped). */
 int fp_kb_load_dir(const char *dir, fp_kb **out, fp_err *err);
+/* Loads only dir/<code>.md (for a caller that needs one article, such as the
+ * doctor printing its verdict): far cheaper than indexing the whole
+ * directory.  A missing article is not an error: *out is then empty. */
+int fp_kb_load_one(const char *dir, const char *code, fp_kb **out, fp_err *err);
 
 int fp_kb_count(const fp_kb *kb);
 /* Articles in code order (sorted after load; insertion order after add). */

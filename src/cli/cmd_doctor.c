@@ -116,8 +116,9 @@ int cmd_doctor(int argc, char **argv)
     const char *dir = getenv("FAPIAO_KB_DIR");
     if (!dir || !*dir)
         dir = FP_SOURCE_DIR "/kb";
+    /* only the verdict's article is printed: index just that one */
     fp_kb *kb = NULL;
-    if (fp_kb_load_dir(dir, &kb, NULL) < 0)
+    if (fp_kb_load_one(dir, fp_doctor_verdict_code(r), &kb, NULL) < 0)
         kb = NULL;
     int zh = cli_zh();
     if (json) {

@@ -1519,3 +1519,8 @@ int fp_doctor_exit_code(const fp_doctor_report *r)
 {
     return r && r->verdict ? r->verdict->f->exit_code : 0;
 }
+
+const char *fp_doctor_verdict_code(const fp_doctor_report *r)
+{
+    return r && r->verdict ? r->verdict->f->code : "OK";
+}

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define TITLE_WEIGHT    3
 #define BM25_K1         1.2
@@ -608,6 +609,36 @@ int fp_kb_load_dir(const char *dir, fp_kb **out, fp_err *err)
         qsort(kb->arts, (size_t)kb->narts, sizeof *kb->arts, cmp_article);
     for (int i = 0; i < kb->narts; i++)
         kb->arts[i].pub.code = kb->arts[i].code;
+    *out = kb;
+    return 0;
+}
+
+int fp_kb_load_one(const char *dir, const char *code, fp_kb **out, fp_err *err)
+{
+    *out = NULL;
+    if (!valid_code(code))
+        return fp_fail(err, FP_EINVAL, "kb: invalid code");
+    fp_kb *kb = NULL;
+    if (fp_kb_new(&kb, err) < 0)
+        return -1;
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s.md", dir, code) >= (int)sizeof path) {
+        fp_kb_free(kb);
+        return fp_fail(err, FP_ERANGE, "kb: path too long");
+    }
+    if (access(path, F_OK) == 0) {
+        char *buf = NULL;
+        size_t len = 0;
+        int rc = read_file(path, &buf, &len, err);
+        if (rc == 0) {
+            rc = fp_kb_add(kb, code, buf, len, err);
+            free(buf);
+        }
+        if (rc < 0) {
+            fp_kb_free(kb);
+            return rc;
+        }
+    }
     *out = kb;
     return 0;
 }

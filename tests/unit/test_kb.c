@@ -281,6 +281,34 @@ static void test_api(void)
     CHECK(none == NULL);
 }
 
+/* The doctor loads only its verdict's article: same text as the full load. */
+static void test_load_one(const fp_kb *all)
+{
+    fp_err err = {0};
+    fp_kb *one = NULL;
+    CHECK_EQ_INT(fp_kb_load_one(FP_SOURCE_DIR "/kb", "TLS_CERT_EXPIRED", &one, &err), 0);
+    if (CHECK(one != NULL)) {
+        CHECK_EQ_INT(fp_kb_count(one), 1);
+        const fp_kb_article *a = fp_kb_get(one, "TLS_CERT_EXPIRED");
+        const fp_kb_article *b = fp_kb_get(all, "TLS_CERT_EXPIRED");
+        const char *s1 = NULL, *s2 = NULL;
+        size_t n1 = 0, n2 = 0;
+        if (CHECK(a && b) && CHECK_EQ_INT(fp_kb_section(a, "## 解决", &s1, &n1), 0) &&
+            CHECK_EQ_INT(fp_kb_section(b, "## 解决", &s2, &n2), 0))
+            CHECK(n1 == n2 && n1 > 0 && memcmp(s1, s2, n1) == 0);
+        CHECK(fp_kb_get(one, "TCP_REFUSED") == NULL);
+        fp_kb_free(one);
+    }
+    one = NULL;
+    CHECK_EQ_INT(fp_kb_load_one(FP_SOURCE_DIR "/kb", "NO_SUCH_CODE", &one, &err), 0);
+    if (CHECK(one != NULL))
+        CHECK_EQ_INT(fp_kb_count(one), 0);
+    fp_kb_free(one);
+    one = NULL;
+    CHECK_EQ_INT(fp_kb_load_one(FP_SOURCE_DIR "/kb", "../etc/passwd", &one, &err), FP_EINVAL);
+    CHECK(one == NULL);
+}
+
 int main(void)
 {
     fp_kb *kb = NULL;
@@ -293,6 +321,7 @@ int main(void)
     test_tokenizer();
     test_search_quality(kb);
     test_api();
+    test_load_one(kb);
     fp_kb_free(kb);
     return check_summary();
 }
