@@ -25,6 +25,7 @@
 
 #include "fapiao/breaker.h"
 #include "fapiao/err.h"
+#include "fapiao/jobs.h"
 #include "fapiao/json.h"
 #include "fapiao/store.h"
 
@@ -49,6 +50,12 @@ void fp_health_stop(fp_health *h);
  * Retry-After in seconds are filled in. */
 int fp_health_write_allowed(fp_health *h, char *zh, size_t zh_cap, char *en, size_t en_cap,
                             int *retry_after_s);
+
+/* The outbox's job counts as the health thread last took them (every
+ * second, less often when counting is slow: at most 20x the time the last
+ * count took apart): 0, or -1 before the first count.  /metrics shows this
+ * copy, so a scrape never scans the jobs table on an HTTP thread. */
+int fp_health_jobs(fp_health *h, fp_jobs_counts *out);
 
 /* Runs the checks now (the thread does this by itself; tests and /readyz
  * may want it fresh). */

@@ -26,6 +26,7 @@
 
 #include "fapiao/breaker.h"
 #include "fapiao/err.h"
+#include "fapiao/jobs.h"
 #include "fapiao/json.h"
 #include "fapiao/store.h"
 
@@ -64,8 +65,10 @@ int fp_outbox_render_fault(fp_outbox *ob);
 /* The file of a rendered invoice (it may not exist yet). */
 void fp_outbox_pdf_path(const char *pdf_dir, const char *number, char *out, size_t cap);
 
-/* Appends outbox metrics (jobs by kind and state, oldest pending age, runs
- * by result, breaker states) in Prometheus text format. */
-void fp_outbox_metrics(fp_outbox *ob, fp_buf *b);
+/* Appends outbox metrics (jobs by kind and state and the oldest pending
+ * age from jobs — a count taken elsewhere, off the HTTP threads, see
+ * fp_health_jobs; NULL leaves them out — runs by result, breaker states)
+ * in Prometheus text format.  Touches no database. */
+void fp_outbox_metrics(fp_outbox *ob, const fp_jobs_counts *jobs, fp_buf *b);
 
 #endif

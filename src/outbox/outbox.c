@@ -528,11 +528,10 @@ static void label_escape(fp_buf *b, const char *s)
     }
 }
 
-void fp_outbox_metrics(fp_outbox *ob, fp_buf *b)
+void fp_outbox_metrics(fp_outbox *ob, const fp_jobs_counts *jobs, fp_buf *b)
 {
-    fp_jobs_counts c;
-    fp_err err = {0};
-    if (fp_jobs_count(ob->o.store, &c, &err) == 0) {
+    if (jobs) {
+        const fp_jobs_counts c = *jobs;
         fp_buf_puts(b, "# HELP fapiao_outbox_jobs Outbox jobs by kind and state (done is not "
                        "counted).\n# TYPE fapiao_outbox_jobs gauge\n");
         for (int k = 0; k < FP_JOB__KINDS; k++)

@@ -53,8 +53,11 @@ static void collect_store(fp_buf *b, void *arg)
                         "Issue requests holding an adaptive-limit slot.", FP_METRICS_GAUGE,
                         fp_adaptive_inflight(s->adaptive), 1);
     }
-    if (s->o.outbox)
-        fp_outbox_metrics(s->o.outbox, b);
+    if (s->o.outbox) {
+        fp_jobs_counts jobs;
+        int have = s->o.health && fp_health_jobs(s->o.health, &jobs) == 0;
+        fp_outbox_metrics(s->o.outbox, have ? &jobs : NULL, b);
+    }
     if (s->o.health)
         fp_health_metrics(s->o.health, b);
 }

@@ -203,7 +203,9 @@ def test_pdf_webhook_ack(make_server, receivers):
 
     assert metric(srv, "fapiao_outbox_runs_total", '{kind="render",result="ok"}') == 1
     assert metric(srv, "fapiao_outbox_runs_total", '{kind="notify",result="ok"}') == 1
-    assert metric(srv, "fapiao_outbox_jobs", '{kind="notify",state="pending"}') == 0
+    # the job gauges are the health thread's count (taken every second)
+    wait_for(lambda: metric(srv, "fapiao_outbox_jobs", '{kind="notify",state="pending"}') == 0,
+             timeout=5, what="no pending notify job in /metrics")
     assert len(rec.calls) == 1
 
 
@@ -253,7 +255,8 @@ def test_dead_letter_and_redrive(make_server, receivers):
     assert n_calls >= 2
     time.sleep(0.5)
     assert len(rec.calls) == n_calls, "a dead letter is not retried"
-    assert metric(srv, "fapiao_outbox_jobs", '{kind="notify",state="dead"}') == 1
+    wait_for(lambda: metric(srv, "fapiao_outbox_jobs", '{kind="notify",state="dead"}') == 1,
+             timeout=5, what="one dead notify job in /metrics")
     assert status_of(srv, number) == "rendered"
 
     # the CLI sees it too
