@@ -291,18 +291,32 @@ metric() { # metric NAME_AND_LABELS TEXT -> value
     awk -v k="$1" '$1 == k {print $2; exit}' <<<"$2"
 }
 
-# Store commits (the WAL fsync of a group) so far: "total over50ms over100ms
-# over250ms".  A disk that stalls shows here, whatever the server does above it.
-COMMIT_H=fapiao_store_commit_duration_seconds
-commits() {
+# A histogram's tail so far: "count over50ms over100ms over250ms".
+# hist_tail NAME LABELS (LABELS: "" or 'a="b",' with the trailing comma)
+hist_tail() {
     local m total
     m=$(metrics)
-    total=$(metric "${COMMIT_H}_count" "$m")
+    local sel=""
+    [[ -n "$2" ]] && sel="{${2%,}}"
+    total=$(metric "${1}_count$sel" "$m")
     [[ -n "$total" ]] || return 1
     echo "$total" \
-        $((total - $(metric "${COMMIT_H}_bucket{le=\"0.05\"}" "$m"))) \
-        $((total - $(metric "${COMMIT_H}_bucket{le=\"0.1\"}" "$m"))) \
-        $((total - $(metric "${COMMIT_H}_bucket{le=\"0.25\"}" "$m")))
+        $((total - $(metric "${1}_bucket{${2}le=\"0.05\"}" "$m"))) \
+        $((total - $(metric "${1}_bucket{${2}le=\"0.1\"}" "$m"))) \
+        $((total - $(metric "${1}_bucket{${2}le=\"0.25\"}" "$m")))
+}
+# Store commits (the WAL fsync of a group): a disk that stalls shows here,
+# whatever the server does above it.  Issue requests as the server times
+# them (from the request's headers to its answer): a client-side latency
+# that these do not show was spent outside the handler (TLS, sockets,
+# the event loop, the client).
+commits() { hist_tail fapiao_store_commit_duration_seconds ""; }
+issue_times() { hist_tail fapiao_http_request_duration_seconds 'method="POST",route="/v1/invoices",'; }
+tail_delta() { # tail_delta BEFORE AFTER -> "n / n50 / n100 / n250"
+    local c0 a0 b0 d0 c1 a1 b1 d1
+    read -r c0 a0 b0 d0 <<<"$1"
+    read -r c1 a1 b1 d1 <<<"$2"
+    echo "$((c1 - c0)) / $((a1 - a0)) / $((b1 - b0)) / $((d1 - d0))"
 }
 
 # ---- memory sampler: every 0.5 s, bounded by the server's life and 1 h ------
@@ -350,7 +364,7 @@ T_START=$(date +%s)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 C=n/a U_RATE=n/a U_P99=n/a O_RATE=n/a O_GOOD=n/a O_RATIO=n/a O_P99=n/a O_P99_RATIO=n/a
 O_P50=n/a O_SHED=n/a O_OTHER=n/a O_5XX=n/a O_TRANSPORT=n/a O_UNFIN=n/a O_SPAN=n/a
-O_WORST=n/a O_ALLP99=n/a SLOW_COMMITS=n/a RSS_WARM=n/a RSS_FIRST=n/a RSS_MID=n/a RSS_LAST=n/a RSS_CHILD=n/a
+O_WORST=n/a O_ALLP99=n/a SLOW_COMMITS=n/a SLOW_ISSUES=n/a CLIENT_SLOW=n/a RSS_WARM=n/a RSS_FIRST=n/a RSS_MID=n/a RSS_LAST=n/a RSS_CHILD=n/a
 HEALTH=n/a LIM_MIN=n/a LIM_MAX=n/a LIM_END=n/a REFUSED=n/a LADDER_ROWS=""
 
 # ---- 1: warm-up ---------------------------------------------------------------
@@ -426,6 +440,7 @@ if [[ "$C" != n/a ]] && server_alive; then
     ) >"$SCRAPES" 2>/dev/null &
     SCRAPER_PID=$!
     COMMITS_BEFORE=$(commits) || COMMITS_BEFORE=""
+    ISSUE_BEFORE=$(issue_times) || ISSUE_BEFORE=""
     say "overload: $O_RATE/s (2C) for ${OVERLOAD_DURATION}s over $OVERLOAD_CONNS connections"
     if run_rate overload "$O_RATE" "$OVERLOAD_DURATION" "$OVERLOAD_CONNS"; then
         O_GOOD=$(kv rate "$LINE")
@@ -447,9 +462,14 @@ if [[ "$C" != n/a ]] && server_alive; then
         fail "ratebench at 2C"
     fi
     if [[ -n "$COMMITS_BEFORE" ]] && COMMITS_AFTER=$(commits); then
-        read -r c0 a0 b0 d0 <<<"$COMMITS_BEFORE"
-        read -r c1 a1 b1 d1 <<<"$COMMITS_AFTER"
-        SLOW_COMMITS="$((c1 - c0)) / $((a1 - a0)) / $((b1 - b0)) / $((d1 - d0))"
+        SLOW_COMMITS=$(tail_delta "$COMMITS_BEFORE" "$COMMITS_AFTER")
+    fi
+    if [[ -n "$ISSUE_BEFORE" ]] && ISSUE_AFTER=$(issue_times); then
+        SLOW_ISSUES=$(tail_delta "$ISSUE_BEFORE" "$ISSUE_AFTER")
+    fi
+    if [[ -f "$TMP/overload.timeline" ]]; then # the client's view, 201s only
+        CLIENT_SLOW=$(awk '!/^#/ && $1 < '"$OVERLOAD_DURATION"' && $8 > 100 {n++} END{print n + 0}' \
+            "$TMP/overload.timeline")
     fi
     sleep 2
     stop_bg "$SCRAPER_PID"
@@ -537,6 +557,8 @@ table=$(cat <<EOF
 | (context) adaptive limit during the overload: min / max / at the end; refusals by it in all | $LIM_MIN / $LIM_MAX / $LIM_END; $REFUSED | | |
 | (context) renderer processes' RSS, max in the overload, MiB | $(mib "$RSS_CHILD") | | |
 | (context) store commits in the overload: all / slower than 50 ms / 100 ms / 250 ms (a commit is the WAL fsync; slow ones stall every request in its group) | $SLOW_COMMITS | | |
+| (context) POST /v1/invoices in the overload as the server times them (headers in → answer queued): all / slower than 50 / 100 / 250 ms | $SLOW_ISSUES | | |
+| (context) seconds of the overload in which some 201 took the client over 100 ms | $CLIENT_SLOW of $OVERLOAD_DURATION | | |
 
 Capacity ladder (${STEP_DURATION}s per step, $LADDER_CONNS connections; errors = anything but 201, 429s included):
 
