@@ -228,7 +228,8 @@ static int write_hex_file(const char *path, const unsigned char *v, size_t n, in
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
         return fp_fail(err, FP_ERANGE, "path too long: %s", path);
     fp_hex(v, n, text);
-    strcat(text, "\n");
+    text[2 * n] = '\n';
+    text[2 * n + 1] = 0;
     unlink(tmp);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0)

@@ -110,7 +110,7 @@ static int64_t open_fds(void)
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
-        if (atoi(e->d_name) == self) /* the descriptor reading the list */
+        if (strtol(e->d_name, NULL, 10) == self) /* the descriptor reading the list */
             continue;
         n++;
     }
