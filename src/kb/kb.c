@@ -559,6 +559,19 @@ static int read_file(const char *path, char **buf, size_t *len, fp_err *err)
     return 0;
 }
 
+/* Reads path and adds it as article code. */
+static int add_file(fp_kb *kb, const char *code, const char *path, fp_err *err)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = read_file(path, &buf, &len, err);
+    if (rc == 0) {
+        rc = fp_kb_add(kb, code, buf, len, err);
+        free(buf);
+    }
+    return rc;
+}
+
 int fp_kb_load_dir(const char *dir, fp_kb **out, fp_err *err)
 {
     *out = NULL;
@@ -591,13 +604,7 @@ int fp_kb_load_dir(const char *dir, fp_kb **out, fp_err *err)
         struct stat st;
         if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
             continue;
-        char *buf = NULL;
-        size_t len = 0;
-        rc = read_file(path, &buf, &len, err);
-        if (rc == 0) {
-            rc = fp_kb_add(kb, code, buf, len, err);
-            free(buf);
-        }
+        rc = add_file(kb, code, path, err);
     }
     closedir(d);
     if (rc < 0) {
@@ -626,18 +633,10 @@ int fp_kb_load_one(const char *dir, const char *code, fp_kb **out, fp_err *err)
         fp_kb_free(kb);
         return fp_fail(err, FP_ERANGE, "kb: path too long");
     }
-    if (access(path, F_OK) == 0) {
-        char *buf = NULL;
-        size_t len = 0;
-        int rc = read_file(path, &buf, &len, err);
-        if (rc == 0) {
-            rc = fp_kb_add(kb, code, buf, len, err);
-            free(buf);
-        }
-        if (rc < 0) {
-            fp_kb_free(kb);
-            return rc;
-        }
+    int rc = access(path, F_OK) == 0 ? add_file(kb, code, path, err) : 0;
+    if (rc < 0) {
+        fp_kb_free(kb);
+        return rc;
     }
     *out = kb;
     return 0;

@@ -184,23 +184,22 @@ static void run_checks(fp_health *h, int force_probe)
      * took (and every second at most), so it never costs more than ~5 % of
      * a core; between counts the last one stands. */
     fp_jobs_counts jc;
-    int have_jc = 0;
-    if (now >= h->jobs_next_ms) {
+    pthread_mutex_lock(&h->mu);
+    int count_due = now >= h->jobs_next_ms;
+    int have_jc = h->have_jobs;
+    jc = h->jobs;
+    pthread_mutex_unlock(&h->mu);
+    if (count_due) {
         fp_err err = {0};
         int64_t t0 = mono_ms();
-        if (fp_jobs_count(h->o.store, &jc, &err) == 0) {
-            have_jc = 1;
-            pthread_mutex_lock(&h->mu);
-            h->jobs = jc;
-            h->have_jobs = 1;
-            pthread_mutex_unlock(&h->mu);
-        }
+        int ok = fp_jobs_count(h->o.store, &jc, &err) == 0;
         int64_t took = mono_ms() - t0;
+        pthread_mutex_lock(&h->mu); /* check_now may run checks on another thread */
+        if (ok) {
+            h->jobs = jc;
+            h->have_jobs = have_jc = 1;
+        }
         h->jobs_next_ms = now + (took * 20 > 1000 ? took * 20 : 1000);
-    } else {
-        pthread_mutex_lock(&h->mu);
-        jc = h->jobs;
-        have_jc = h->have_jobs;
         pthread_mutex_unlock(&h->mu);
     }
     ck[CK_OUTBOX].ok = 1;
