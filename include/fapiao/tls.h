@@ -15,12 +15,19 @@
  * previous credentials stay and the reason is logged): an unreadable, empty,
  * oversized or garbled file; a certificate (leaf or chain member) that is
  * expired or not yet valid; a chain out of order or not signed link by link;
- * a key that does not belong to the leaf; an encrypted key; an RSA key under
+ * a key file (or passphrase file) looser than the key-file rule of
+ * keyfile.h; a key that does not belong to the leaf; an encrypted key
+ * without its passphrase file, or with a wrong passphrase; an RSA key under
  * 2048 bits or an EC key under 256; an OCSP response that is not for the
  * leaf, not signed by its issuer, not "successful", or says the certificate
- * is revoked or unknown.  A certificate within warn_days of its end, and an
- * OCSP response past its nextUpdate (it is then not stapled), start with a
- * warning on stderr.
+ * is revoked or unknown; and credentials that fail a test handshake: before
+ * a generation is used, a GnuTLS client completes a TLS 1.3 and a TLS 1.2
+ * handshake against it over a socketpair, the server side loading the key
+ * exactly as live handshakes do.  Keys: RSA (PKCS#1 or PKCS#8), ECDSA
+ * P-256/P-384/P-521 (SEC1 or PKCS#8), PKCS#8 encrypted with a passphrase
+ * (and OpenSSL's legacy encrypted PEM).  A certificate within warn_days of
+ * its end, and an OCSP response past its nextUpdate (it is then not
+ * stapled), start with a warning on stderr.
  *
  * The GnuTLS callback has no closure argument, so one fp_tls per process
  * can be attached to a daemon (fp_tls_mhd_options); fapiao runs one server.
@@ -37,19 +44,26 @@ struct MHD_Connection;
 struct MHD_OptionItem;
 
 typedef struct fp_tls_opts {
-    const char *cert_path;      /* PEM: the leaf first, then intermediates */
-    const char *key_path;       /* PEM private key of the leaf, unencrypted */
-    const char *ocsp_path;      /* optional: DER (or PEM) OCSP response for the leaf */
-    const char *client_ca_path; /* optional: PEM CA(s); clients are asked for a certificate */
-    int warn_days;              /* warn when the chain ends within this; default 30 */
+    const char *cert_path;           /* PEM: the leaf first, then intermediates */
+    const char *key_path;            /* PEM private key of the leaf */
+    const char *key_passphrase_path; /* optional: the passphrase of an encrypted key */
+    const char *ocsp_path;           /* optional: DER (or PEM) OCSP response for the leaf */
+    const char *client_ca_path;      /* optional: PEM CA(s); clients are asked for a certificate */
+    int warn_days;                   /* warn when the chain ends within this; default 30 */
 } fp_tls_opts;
 
 typedef struct fp_tls fp_tls;
 
+/* The daemon's priorities (TLS 1.2 and 1.3 only, AEAD ciphers, forward
+ * secrecy); the test handshake uses the same. */
+#define FP_TLS_PRIORITIES                                                                          \
+    "SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"         \
+    "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE"
+
 /* Reads and checks the files.  FP_EINVAL (bad content), FP_EIO (unreadable),
  * FP_ENOMEM; err->msg is "<中文> / <English>: details". */
 int fp_tls_new(const fp_tls_opts *o, fp_tls **out, fp_err *err);
-/* Re-reads cert, key and OCSP response from the same paths.  On any
+/* Re-reads cert, key, passphrase and OCSP response from the same paths.  On any
  * failure the current credentials stay in use and the error is returned;
  * on success new handshakes use the new ones.  Thread-safe. */
 int fp_tls_reload(fp_tls *t, fp_err *err);

@@ -25,9 +25,11 @@
 static const char usage[] =
     "usage: fapiao init --data-dir DIR [--json] [--tax-codes FILE] [--base-url URL]\n"
     "                   [--demo-range-size N]\n"
-    "  Creates DIR with a self-signed TLS certificate (127.0.0.1, ::1, localhost),\n"
-    "  a demo seller, a demo number range and a demo client credential.\n"
-    "  创建数据目录：自签名 TLS 证书、演示销售方、演示号码段和演示客户端凭据。\n";
+    "  Creates DIR (mode 0700; files in it 0600) with a self-signed TLS certificate\n"
+    "  (127.0.0.1, ::1, localhost), a demo seller, a demo number range and a demo\n"
+    "  client credential.\n"
+    "  创建数据目录（权限 0700，其中文件 0600）：自签名 TLS 证书、演示销售方、演示号码段\n"
+    "  和演示客户端凭据。\n";
 
 static int mkdir_p(const char *path, mode_t mode)
 {
@@ -96,6 +98,9 @@ int cmd_init(int argc, char **argv)
     };
     if (cli_parse(argc, argv, flags, usage) < 0 || cli_require(dir, "--data-dir", usage) < 0)
         return 2;
+    /* everything made here (database, keys, certificate) is the service
+     * user's only; docs/tls.md "Key file permissions" */
+    umask(077);
     long long nrange = 99999999;
     if (range_size) {
         char *end;
@@ -121,7 +126,10 @@ int cmd_init(int argc, char **argv)
         cli_error(zh, en);
         return 1;
     }
-    if (mkdir_p(dir, 0700) < 0 || mkdir_p(tls, 0700) < 0) {
+    /* a directory that existed already (e.g. made by a package with 0755)
+     * is tightened too */
+    if (mkdir_p(dir, 0700) < 0 || chmod(dir, 0700) < 0 || mkdir_p(tls, 0700) < 0 ||
+        chmod(tls, 0700) < 0) {
         char zh[4200], en[4200];
         snprintf(zh, sizeof zh, "无法创建目录 %s：%s", dir, strerror(errno));
         snprintf(en, sizeof en, "cannot create %s: %s", dir, strerror(errno));

@@ -2,8 +2,10 @@
  * the store, starts the HTTPS server, and stops both cleanly on SIGINT or
  * SIGTERM (queued invoices are committed and answered first). */
 #include "cli.h"
+#include "fapiao/audit.h"
 #include "fapiao/auth.h"
 #include "fapiao/health.h"
+#include "fapiao/keyfile.h"
 #include "fapiao/outbox.h"
 #include "fapiao/server.h"
 #include "fapiao/store.h"
@@ -19,6 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -33,7 +38,8 @@ static const char usage[] =
     "                    [--idle-timeout S] [--header-timeout-ms MS] [--body-timeout-ms MS]\n"
     "                    [--client-rate N] [--client-burst N] [--global-rate N]\n"
     "                    [--global-burst N] [--concurrency-max N|off]\n"
-    "                    [--cert FILE] [--key FILE] [--ocsp-response FILE] [--client-ca FILE]\n"
+    "                    [--cert FILE] [--key FILE] [--key-passphrase-file FILE]\n"
+    "                    [--ocsp-response FILE] [--client-ca FILE]\n"
     "  Defaults: --listen 127.0.0.1:8443, --threads = CPUs, --token-ttl 3600,\n"
     "  --max-body 1048576, --access-log DIR/access.log, --tax-codes DIR/taxcodes.csv,\n"
     "  --range-warn 1000 (numbers left below which /readyz warns),\n"
@@ -50,16 +56,24 @@ static const char usage[] =
     "  flight to the store; off disables it).  --fault-injection (tests only)\n"
     "  enables GET/POST /v1/_faults to make writes, fsync or renders fail or slow.\n"
     "  TLS: --cert DIR/tls/server.crt (PEM, server certificate first, then its\n"
-    "  intermediates) and --key DIR/tls/server.key; an expired, not yet valid or\n"
-    "  mismatched pair is refused at start, one that ends within 30 days warns.\n"
+    "  intermediates) and --key DIR/tls/server.key (RSA or ECDSA, PKCS#1, SEC1 or\n"
+    "  PKCS#8; an encrypted PKCS#8 key needs --key-passphrase-file FILE, the\n"
+    "  passphrase on its first line); an expired, not yet valid or mismatched pair,\n"
+    "  or one that fails a test handshake, is refused at start; one that ends\n"
+    "  within 30 days warns.  Key files (TLS key, passphrase file, token.key,\n"
+    "  audit.key) must be 0600 if the service user owns them, 0640 at most if root\n"
+    "  does (docs/tls.md); looser ones are refused.\n"
     "  --ocsp-response FILE (DER) is stapled to handshakes.  --client-ca FILE (PEM)\n"
     "  asks clients for a certificate (not required) verified against that CA.\n"
     "  TLS 1.2 and 1.3 only.  SIGHUP re-reads cert, key and OCSP response for new\n"
-    "  connections without dropping open ones; bad files keep the old certificate.\n"
+    "  connections without dropping open ones, after a test handshake with them;\n"
+    "  bad files keep the old certificate.\n"
     "  启动 HTTPS 开票服务；SIGINT/SIGTERM 时先提交并答复已排队的请求再退出。\n"
     "  --cert/--key 为证书链与私钥（启动时检查：过期、未生效或不匹配则拒绝启动，\n"
     "  30 天内到期则警告）；--ocsp-response 装订 OCSP 响应；--client-ca 请求客户端\n"
-    "  证书（双向 TLS，可选）；SIGHUP 重新加载证书，已建立的连接不受影响。\n";
+    "  证书（双向 TLS，可选）；SIGHUP 重新加载证书（先完成一次测试握手），已建立的连接\n"
+    "  不受影响。--key-passphrase-file 为加密私钥的口令文件。密钥文件权限须为 0600\n"
+    "  （服务用户所有）或至多 0640（root 所有），否则拒绝启动。\n";
 
 static int parse_listen(const char *s, char *host, size_t hcap, int *port)
 {
@@ -95,6 +109,61 @@ static int parse_int(const char *s, long min, long max, long *out)
     return 0;
 }
 
+/* Secrets stay in this process: files it creates are the service user's
+ * only (the database and its WAL, access log, PDFs: 0600), and neither a
+ * core dump nor another process of the same user (ptrace, /proc/PID/mem)
+ * can read its memory.  See docs/tls.md "Key file permissions". */
+static void harden_process(void)
+{
+    umask(077);
+    struct rlimit no_core = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &no_core) < 0)
+        fprintf(stderr, "fapiao: 警告 / warning: setrlimit(RLIMIT_CORE): %s\n", strerror(errno));
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        fprintf(stderr, "fapiao: 警告 / warning: prctl(PR_SET_DUMPABLE): %s\n", strerror(errno));
+}
+
+/* token.key under the key-file rule (keyfile.h). */
+static int read_token_key(const char *path, unsigned char *out, fp_err *err)
+{
+    unsigned char *data = NULL;
+    size_t n = 0;
+    int rc = fp_keyfile_read(path, "令牌签名密钥", "token signing key", 4096, &data, &n, err);
+    if (rc < 0)
+        return rc;
+    if (n < FP_TOKEN_KEY_LEN)
+        rc = fp_fail(err, FP_EINVAL,
+                     "令牌签名密钥过短 / the token signing key %s is shorter than %d bytes", path,
+                     FP_TOKEN_KEY_LEN);
+    else
+        memcpy(out, data, FP_TOKEN_KEY_LEN);
+    fp_keyfile_wipe(data, n);
+    return rc;
+}
+
+/* The audit signing key, when it exists already (the store creates it
+ * 0600 on first use), under the key-file rule. */
+static int check_audit_key(const char *db, fp_err *err)
+{
+    char akey[PATH_MAX], apub[PATH_MAX];
+    if (fp_audit_key_paths(db, NULL, akey, apub, sizeof akey) < 0)
+        return fp_fail(err, FP_ERANGE, "audit key path too long");
+    int rc = fp_keyfile_check_path(akey, "审计签名密钥", "audit signing key", err);
+    return rc == FP_ENOTFOUND ? 0 : rc;
+}
+
+/* A data directory others can enter is worth a warning, not a refusal:
+ * installations made before `fapiao init` created it 0700 still start. */
+static void warn_loose_dir(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) == 0 && (st.st_mode & 077))
+        fprintf(stderr,
+                "fapiao: 警告 / warning: 数据目录 %s 的权限为 %04o，建议 chmod 700 / the data "
+                "directory %s has mode %04o; fix: chmod 700 %s\n",
+                dir, (unsigned)st.st_mode & 07777, dir, (unsigned)st.st_mode & 07777, dir);
+}
+
 int cmd_serve(int argc, char **argv)
 {
     const char *dir = NULL, *listen = "127.0.0.1:8443", *threads = NULL, *ttl = NULL;
@@ -104,6 +173,7 @@ int cmd_serve(int argc, char **argv)
     const char *max_per_ip = NULL, *idle = NULL, *hdr_ms = NULL, *body_ms = NULL;
     const char *c_rate = NULL, *c_burst = NULL, *g_rate = NULL, *g_burst = NULL, *conc = NULL;
     const char *cert_file = NULL, *key_file = NULL, *ocsp_file = NULL, *client_ca = NULL;
+    const char *key_pass = NULL;
     int fault_injection = 0;
     const cli_flag flags[] = {
         {"--data-dir", 0, &dir, NULL},
@@ -134,12 +204,14 @@ int cmd_serve(int argc, char **argv)
         {"--concurrency-max", 0, &conc, NULL},
         {"--cert", 0, &cert_file, NULL},
         {"--key", 0, &key_file, NULL},
+        {"--key-passphrase-file", 0, &key_pass, NULL},
         {"--ocsp-response", 0, &ocsp_file, NULL},
         {"--client-ca", 0, &client_ca, NULL},
         {NULL, 0, NULL, NULL},
     };
     if (cli_parse(argc, argv, flags, usage) < 0 || cli_require(dir, "--data-dir", usage) < 0)
         return 2;
+    harden_process();
     fp_server_opts so = {0};
     if (parse_listen(listen, so.host, sizeof so.host, &so.port) < 0) {
         cli_error("--listen 格式应为 HOST:PORT，例如 127.0.0.1:8443",
@@ -299,17 +371,14 @@ int cmd_serve(int argc, char **argv)
             close(lockfd);
         return 1;
     }
+    fp_err err = {0};
     unsigned char token_key[FP_TOKEN_KEY_LEN];
-    int fd = open(tkey, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || read(fd, token_key, sizeof token_key) != (ssize_t)sizeof token_key) {
-        if (fd >= 0)
-            close(fd);
-        cli_error("无法读取令牌签名密钥 token.key", "cannot read the token signing key token.key");
+    if (read_token_key(tkey, token_key, &err) < 0 || check_audit_key(db, &err) < 0) {
+        cli_fail("密钥文件不可用，拒绝启动", "a key file cannot be used; not starting", err.msg);
         return 1;
     }
-    close(fd);
+    warn_loose_dir(dir);
 
-    fp_err err = {0};
     fp_taxcode_table *codes = NULL;
     if (fp_taxcode_load(codes_path ? codes_path : tc, &codes, &err) < 0) {
         cli_fail("无法加载税收分类编码表", "cannot load the tax code table", err.msg);
@@ -375,8 +444,11 @@ int cmd_serve(int argc, char **argv)
     so.store = store;
     so.codes = codes;
     /* the chain and key are checked before anything listens */
-    fp_tls_opts to = {
-        .cert_path = crt, .key_path = key, .ocsp_path = ocsp_file, .client_ca_path = client_ca};
+    fp_tls_opts to = {.cert_path = crt,
+                      .key_path = key,
+                      .key_passphrase_path = key_pass,
+                      .ocsp_path = ocsp_file,
+                      .client_ca_path = client_ca};
     fp_tls *tls = NULL;
     fp_server *srv = NULL;
     int tls_rc = fp_tls_new(&to, &tls, &err);

@@ -26,10 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* TLS 1.2 and 1.3 only, AEAD ciphers, forward secrecy. */
-static const char tls_priorities[] =
-    "SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"
-    "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE";
+/* TLS 1.2 and 1.3 only, AEAD ciphers, forward secrecy (tls.h). */
+static const char tls_priorities[] = FP_TLS_PRIORITIES;
 
 static const fp_route routes[] = {
     {"POST", "/v1/token", fp_h_token, AUTH_NONE, 0, FP_PERM_NONE},

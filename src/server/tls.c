@@ -19,6 +19,7 @@
  * guard_pull below. */
 #include "fapiao/tls.h"
 #include "fapiao/crypto.h"
+#include "fapiao/keyfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +45,7 @@
 #define MAX_CERT_FILE  (1u << 20) /* a chain, or a CA bundle */
 #define MAX_KEY_FILE   (64u << 10)
 #define MAX_OCSP_FILE  (64u << 10)
+#define MAX_PASS_FILE  1024
 #define MIN_RSA_BITS   2048
 #define MIN_EC_BITS    256
 #define OCSP_NO_NEXT_S (7 * 86400) /* staple a response without nextUpdate this long */
@@ -56,11 +58,12 @@ typedef struct tls_gen {
     time_t ocsp_exptime; /* GnuTLS stops stapling after this */
     int64_t not_after;   /* earliest in the chain */
     char serial[2 * 20 + 1];
+    long selftest_us; /* how long the test handshakes took */
 } tls_gen;
 
 struct fp_tls {
     atomic_int refs;
-    char *cert_path, *key_path, *ocsp_path;
+    char *cert_path, *key_path, *ocsp_path, *pass_path;
     int warn_days;
     char *client_ca_pem; /* NUL-terminated, for MHD_OPTION_HTTPS_MEM_TRUST */
     pthread_rwlock_t lock;
@@ -183,26 +186,114 @@ static const char *pk_name(int algo)
     return n ? n : "unknown";
 }
 
-/* The key: parsed, strong enough, and the leaf's. */
-static int check_key(const char *path, gnutls_x509_crt_t leaf, tls_gen *g, fp_err *err)
+/* The passphrase of an encrypted key: the first line of its file (a
+ * trailing newline is not part of it), under the key-file permission rule. */
+static int read_passphrase(const char *path, char **out, fp_err *err)
 {
-    gnutls_datum_t data;
-    gnutls_x509_privkey_t xk = NULL;
-    int rc = read_file("私钥", "private key", path, MAX_KEY_FILE, &data, err);
+    unsigned char *data = NULL;
+    size_t n = 0;
+    *out = NULL;
+    int rc =
+        fp_keyfile_read(path, "私钥口令文件", "key passphrase file", MAX_PASS_FILE, &data, &n, err);
     if (rc < 0)
         return rc;
-    if (strstr((const char *)data.data, "ENCRYPTED")) {
+    if (n > 0 && data[n - 1] == '\n')
+        data[--n] = 0;
+    if (n > 0 && data[n - 1] == '\r')
+        data[--n] = 0;
+    if (n == 0 || strlen((const char *)data) != n || memchr(data, '\n', n)) {
+        fp_keyfile_wipe(data, n + 1);
+        return fp_fail(err, FP_EINVAL,
+                       "私钥口令文件格式不对 / the key passphrase file %s must hold one non-empty "
+                       "line",
+                       path);
+    }
+    *out = (char *)data;
+    return 0;
+}
+
+/* The one way a key is turned into what a handshake signs with: the
+ * certificate callback (retrieve), the check at load and the test
+ * handshake all go through here.  The stored form is unencrypted PKCS#8
+ * DER: it names the algorithm and the curve itself.  (GnuTLS's
+ * gnutls_x509_privkey_export2 of an EC key read from PKCS#8 writes a SEC1
+ * structure without its curve, which imports as a key on no curve:
+ * handshakes then fail or crash — issue 13, item 3.) */
+static int import_handshake_key(const gnutls_datum_t *der, gnutls_privkey_t *out)
+{
+    gnutls_privkey_t key = NULL;
+    int rc = gnutls_privkey_init(&key);
+    if (rc < 0)
+        return rc;
+    if ((rc = gnutls_privkey_import_x509_raw(key, der, GNUTLS_X509_FMT_DER, NULL,
+                                             GNUTLS_PKCS_PLAIN)) < 0) {
+        gnutls_privkey_deinit(key);
+        return rc;
+    }
+    *out = key;
+    return 0;
+}
+
+/* The SHA-256 key id of a key as the handshake holds it. */
+static int handshake_key_id(const gnutls_datum_t *der, unsigned char *id, size_t *n)
+{
+    gnutls_privkey_t key = NULL;
+    gnutls_pubkey_t pub = NULL;
+    int rc = import_handshake_key(der, &key);
+    if (rc < 0)
+        return rc;
+    if ((rc = gnutls_pubkey_init(&pub)) >= 0 &&
+        (rc = gnutls_pubkey_import_privkey(pub, key, 0, 0)) >= 0)
+        rc = gnutls_pubkey_get_key_id(pub, GNUTLS_KEYID_USE_SHA256, id, n);
+    gnutls_pubkey_deinit(pub);
+    gnutls_privkey_deinit(key);
+    return rc;
+}
+
+/* The key: read under the permission rule, decrypted with the passphrase
+ * file if it is encrypted, strong enough, and — as the handshake will load
+ * it — the leaf's. */
+static int check_key(const char *path, const char *pass_path, gnutls_x509_crt_t leaf, tls_gen *g,
+                     char *warn, size_t wcap, fp_err *err)
+{
+    unsigned char *text = NULL;
+    size_t tlen = 0;
+    char *pass = NULL;
+    gnutls_x509_privkey_t xk = NULL;
+    int rc = fp_keyfile_read(path, "私钥", "private key", MAX_KEY_FILE, &text, &tlen, err);
+    if (rc < 0)
+        return rc;
+    /* PKCS#8 "ENCRYPTED PRIVATE KEY", or OpenSSL's legacy "Proc-Type:
+     * 4,ENCRYPTED" header */
+    int encrypted = strstr((const char *)text, "ENCRYPTED") != NULL;
+    if (encrypted && !pass_path) {
         rc = fp_fail(err, FP_EINVAL,
-                     "私钥已加密，不受支持 / the private key %s is encrypted; give an unencrypted "
-                     "key (mode 0600)",
+                     "私钥已加密，需要口令文件 / the private key %s is encrypted; give its "
+                     "passphrase with --key-passphrase-file FILE",
                      path);
         goto out;
     }
+    if (pass_path && (rc = read_passphrase(pass_path, &pass, err)) < 0)
+        goto out;
+    if (pass && !encrypted)
+        snprintf(warn + strlen(warn), wcap - strlen(warn),
+                 "%s私钥未加密，口令文件未使用 / the private key %s is not encrypted; the "
+                 "passphrase file %s is not used",
+                 warn[0] ? "; " : "", path, pass_path);
     if (gnutls_x509_privkey_init(&xk) < 0) {
         rc = fp_fail(err, FP_ENOMEM, "out of memory");
         goto out;
     }
-    int gr = gnutls_x509_privkey_import2(xk, &data, GNUTLS_X509_FMT_PEM, NULL, 0);
+    gnutls_datum_t data = {text, (unsigned)tlen};
+    int gr =
+        gnutls_x509_privkey_import2(xk, &data, GNUTLS_X509_FMT_PEM, encrypted ? pass : NULL, 0);
+    if (gr < 0 && encrypted) {
+        rc = fp_fail(err, FP_EINVAL,
+                     "私钥无法用口令解密 / the private key %s cannot be decrypted with the "
+                     "passphrase in %s: wrong passphrase? (%s)",
+                     path, pass_path, gnutls_strerror(gr));
+        goto out;
+    }
     if (gr < 0) {
         rc = fp_fail(err, FP_EINVAL,
                      "私钥文件无法解析 / the private key %s is not a PEM private key (%s)", path,
@@ -219,10 +310,23 @@ static int check_key(const char *path, gnutls_x509_crt_t leaf, tls_gen *g, fp_er
                      path, pk_name(algo), bits, MIN_RSA_BITS, MIN_EC_BITS);
         goto out;
     }
+    gnutls_datum_t der = {0};
+    if ((gr = gnutls_x509_privkey_export2_pkcs8(xk, GNUTLS_X509_FMT_DER, NULL, GNUTLS_PKCS_PLAIN,
+                                                &der)) < 0 ||
+        take_datum(&der, &g->key) < 0) {
+        rc = fp_fail(err, FP_ECRYPTO, "export key: %s", gnutls_strerror(gr));
+        goto out;
+    }
+    /* compared as the handshake loads it, not as parsed above */
     unsigned char kid[64], cid[64];
     size_t kn = sizeof kid, cn = sizeof cid;
-    if (gnutls_x509_privkey_get_key_id(xk, GNUTLS_KEYID_USE_SHA256, kid, &kn) < 0 ||
-        gnutls_x509_crt_get_key_id(leaf, GNUTLS_KEYID_USE_SHA256, cid, &cn) < 0 || kn != cn ||
+    if ((gr = handshake_key_id(&g->key, kid, &kn)) < 0) {
+        rc = fp_fail(err, FP_EINVAL,
+                     "私钥无法用于握手 / the private key %s cannot be loaded for handshakes (%s)",
+                     path, gnutls_strerror(gr));
+        goto out;
+    }
+    if (gnutls_x509_crt_get_key_id(leaf, GNUTLS_KEYID_USE_SHA256, cid, &cn) < 0 || kn != cn ||
         memcmp(kid, cid, kn) != 0) {
         rc = fp_fail(err, FP_EINVAL,
                      "私钥与证书不匹配 / the private key %s does not belong to the certificate "
@@ -230,16 +334,12 @@ static int check_key(const char *path, gnutls_x509_crt_t leaf, tls_gen *g, fp_er
                      path);
         goto out;
     }
-    gnutls_datum_t der = {0};
-    if ((gr = gnutls_x509_privkey_export2(xk, GNUTLS_X509_FMT_DER, &der)) < 0 ||
-        take_datum(&der, &g->key) < 0) {
-        rc = fp_fail(err, FP_ECRYPTO, "export key: %s", gnutls_strerror(gr));
-        goto out;
-    }
     rc = 0;
 out:
     gnutls_x509_privkey_deinit(xk);
-    wipe_free(&data);
+    if (pass)
+        fp_keyfile_wipe((unsigned char *)pass, strlen(pass) + 1);
+    fp_keyfile_wipe(text, tlen + 1);
     return rc;
 }
 
@@ -386,7 +486,10 @@ static int check_times(const char *path, gnutls_x509_crt_t *crts, unsigned n, in
     return 0;
 }
 
-/* Loads one generation from the paths of t.  warn receives warnings. */
+static int self_handshake(const fp_tls *t, tls_gen *g, fp_err *err);
+
+/* Loads one generation from the paths of t and completes a test handshake
+ * with it.  warn receives warnings. */
 static int load_gen(const fp_tls *t, tls_gen **out, char *warn, size_t wcap, fp_err *err)
 {
     gnutls_datum_t data = {0};
@@ -442,7 +545,7 @@ static int load_gen(const fp_tls *t, tls_gen **out, char *warn, size_t wcap, fp_
             goto fail;
         }
     }
-    if ((rc = check_key(t->key_path, crts[0], g, err)) < 0)
+    if ((rc = check_key(t->key_path, t->pass_path, crts[0], g, warn, wcap, err)) < 0)
         goto fail;
     for (unsigned i = 0; i < n; i++) {
         gnutls_datum_t der = {0};
@@ -458,6 +561,8 @@ static int load_gen(const fp_tls *t, tls_gen **out, char *warn, size_t wcap, fp_
     if (gnutls_x509_crt_get_serial(crts[0], serial, &sn) == 0)
         fp_hex(serial, sn, g->serial);
     if (t->ocsp_path && (rc = check_ocsp(t->ocsp_path, crts, n, g, warn, wcap, err)) < 0)
+        goto fail;
+    if ((rc = self_handshake(t, g, err)) < 0)
         goto fail;
     rc = 0;
     *out = g;
@@ -501,9 +606,11 @@ static void log_loaded(const char *verb, const fp_tls *t, const tls_gen *g, cons
 {
     char when[40];
     fmt_time((time_t)g->not_after, when, sizeof when);
-    tls_log("%s / %s: %s (serial %s, chain %u, valid until %s%s)",
+    tls_log("%s / %s: %s (serial %s, chain %u, valid until %s%s; test handshakes TLS 1.3 and "
+            "1.2 passed in %ld.%03ld ms)",
             strcmp(verb, "loaded") == 0 ? "已加载证书" : "已重新加载证书", verb, t->cert_path,
-            g->serial, g->nchain, when, g->ocsp.size ? ", OCSP stapled" : "");
+            g->serial, g->nchain, when, g->ocsp.size ? ", OCSP stapled" : "", g->selftest_us / 1000,
+            g->selftest_us % 1000);
     if (warn[0])
         tls_log("警告 / warning: %s", warn);
 }
@@ -523,8 +630,10 @@ int fp_tls_new(const fp_tls_opts *o, fp_tls **out, fp_err *err)
     t->cert_path = strdup(o->cert_path);
     t->key_path = strdup(o->key_path);
     t->ocsp_path = o->ocsp_path ? strdup(o->ocsp_path) : NULL;
+    t->pass_path = o->key_passphrase_path ? strdup(o->key_passphrase_path) : NULL;
     int rc;
-    if (!t->cert_path || !t->key_path || (o->ocsp_path && !t->ocsp_path)) {
+    if (!t->cert_path || !t->key_path || (o->ocsp_path && !t->ocsp_path) ||
+        (o->key_passphrase_path && !t->pass_path)) {
         rc = fp_fail(err, FP_ENOMEM, "out of memory");
         goto fail;
     }
@@ -579,6 +688,7 @@ void fp_tls_free(fp_tls *t)
     free(t->cert_path);
     free(t->key_path);
     free(t->ocsp_path);
+    free(t->pass_path);
     free(t);
 }
 
@@ -740,26 +850,17 @@ static void guard_start(fp_tls *t, gnutls_session_t session)
     gnutls_transport_set_pull_timeout_function(session, guard_pull_timeout);
 }
 
-/* gnutls_certificate_retrieve_function3: a private copy of the current
- * generation for this session; GnuTLS frees it with the session. */
-static int retrieve(gnutls_session_t session, const struct gnutls_cert_retr_st *info,
-                    gnutls_pcert_st **certs, unsigned *ncerts, gnutls_ocsp_data_st **ocsp,
-                    unsigned *nocsp, gnutls_privkey_t *pkey, unsigned *flags)
+/* A private copy of generation g for one session: GnuTLS frees it with
+ * the session (GNUTLS_CERT_RETR_DEINIT_ALL).  The key goes through
+ * import_handshake_key, like the checks at load. */
+static int gen_copy(const tls_gen *g, gnutls_pcert_st **certs, unsigned *ncerts,
+                    gnutls_ocsp_data_st **ocsp, unsigned *nocsp, gnutls_privkey_t *pkey)
 {
-    (void)info;
-    fp_tls *t = atomic_load(&attached);
-    if (!t)
-        return GNUTLS_E_INSUFFICIENT_CREDENTIALS;
     gnutls_pcert_st *pc = NULL;
     gnutls_privkey_t key = NULL;
     gnutls_ocsp_data_st *od = NULL;
     unsigned npc = 0;
     int rc = GNUTLS_E_MEMORY_ERROR;
-    if (t->client_ca_pem) /* ask for (do not require) a client certificate */
-        gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUEST);
-    guard_start(t, session);
-    pthread_rwlock_rdlock(&t->lock);
-    const tls_gen *g = t->cur;
     pc = gnutls_calloc(g->nchain, sizeof *pc);
     if (!pc)
         goto fail;
@@ -767,9 +868,7 @@ static int retrieve(gnutls_session_t session, const struct gnutls_cert_retr_st *
         if ((rc = gnutls_pcert_import_x509_raw(&pc[npc], &g->chain[npc], GNUTLS_X509_FMT_DER, 0)) <
             0)
             goto fail;
-    if ((rc = gnutls_privkey_init(&key)) < 0)
-        goto fail;
-    if ((rc = gnutls_privkey_import_x509_raw(key, &g->key, GNUTLS_X509_FMT_DER, NULL, 0)) < 0)
+    if ((rc = import_handshake_key(&g->key, &key)) < 0)
         goto fail;
     if (g->ocsp.size) {
         rc = GNUTLS_E_MEMORY_ERROR;
@@ -780,18 +879,153 @@ static int retrieve(gnutls_session_t session, const struct gnutls_cert_retr_st *
         od->response.size = g->ocsp.size;
         od->exptime = g->ocsp_exptime;
     }
-    pthread_rwlock_unlock(&t->lock);
     *certs = pc;
     *ncerts = npc;
     *pkey = key;
     *ocsp = od;
     *nocsp = od ? 1 : 0;
-    *flags = GNUTLS_CERT_RETR_DEINIT_ALL;
     return 0;
 fail:
-    pthread_rwlock_unlock(&t->lock);
     free_copies(pc, npc, key, od);
     return rc < 0 ? rc : GNUTLS_E_INTERNAL_ERROR;
+}
+
+/* gnutls_certificate_retrieve_function3: a private copy of the current
+ * generation for this session; GnuTLS frees it with the session. */
+static int retrieve(gnutls_session_t session, const struct gnutls_cert_retr_st *info,
+                    gnutls_pcert_st **certs, unsigned *ncerts, gnutls_ocsp_data_st **ocsp,
+                    unsigned *nocsp, gnutls_privkey_t *pkey, unsigned *flags)
+{
+    (void)info;
+    fp_tls *t = atomic_load(&attached);
+    if (!t)
+        return GNUTLS_E_INSUFFICIENT_CREDENTIALS;
+    if (t->client_ca_pem) /* ask for (do not require) a client certificate */
+        gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUEST);
+    guard_start(t, session);
+    pthread_rwlock_rdlock(&t->lock);
+    int rc = gen_copy(t->cur, certs, ncerts, ocsp, nocsp, pkey);
+    pthread_rwlock_unlock(&t->lock);
+    if (rc == 0)
+        *flags = GNUTLS_CERT_RETR_DEINIT_ALL;
+    return rc;
+}
+
+/* ---- the test handshake ----
+ *
+ * Before a generation is used (at start and on SIGHUP) a GnuTLS client
+ * completes a handshake, TLS 1.3 and TLS 1.2, against a server session
+ * that takes its certificate from the generation exactly as `retrieve`
+ * does (gen_copy), with the daemon's priorities, over a socketpair.  The
+ * client does not judge trust (that is the clients' business and the
+ * chain checks'), but the handshake does verify the server's signature
+ * with the certificate's public key: a key that parses yet cannot sign
+ * for its certificate is refused here instead of failing every real
+ * handshake. */
+static int selftest_retrieve(gnutls_session_t session, const struct gnutls_cert_retr_st *info,
+                             gnutls_pcert_st **certs, unsigned *ncerts, gnutls_ocsp_data_st **ocsp,
+                             unsigned *nocsp, gnutls_privkey_t *pkey, unsigned *flags)
+{
+    (void)info;
+    const tls_gen *g = gnutls_session_get_ptr(session);
+    int rc = gen_copy(g, certs, ncerts, ocsp, nocsp, pkey);
+    if (rc == 0)
+        *flags = GNUTLS_CERT_RETR_DEINIT_ALL;
+    return rc;
+}
+
+#define SELFTEST_ROUNDS 64 /* a handshake takes 2-4 of them */
+
+static int one_test_handshake(const tls_gen *g, const char *versions,
+                              gnutls_certificate_credentials_t scred,
+                              gnutls_certificate_credentials_t ccred, char *why, size_t cap)
+{
+    int sv[2] = {-1, -1};
+    gnutls_session_t ss = NULL, cs = NULL;
+    char prio[512];
+    snprintf(prio, sizeof prio, "%s:%s", FP_TLS_PRIORITIES, versions);
+    int rc = -1;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
+        snprintf(why, cap, "socketpair: %s", strerror(errno));
+        return -1;
+    }
+    int gr;
+    if ((gr = gnutls_init(&ss, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_TICKETS)) < 0 ||
+        (gr = gnutls_init(&cs, GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_TICKETS)) < 0 ||
+        (gr = gnutls_priority_set_direct(ss, prio, NULL)) < 0 ||
+        (gr = gnutls_priority_set_direct(cs, prio, NULL)) < 0 ||
+        (gr = gnutls_credentials_set(ss, GNUTLS_CRD_CERTIFICATE, scred)) < 0 ||
+        (gr = gnutls_credentials_set(cs, GNUTLS_CRD_CERTIFICATE, ccred)) < 0) {
+        snprintf(why, cap, "set-up: %s", gnutls_strerror(gr));
+        goto out;
+    }
+    gnutls_session_set_ptr(ss, (void *)g);
+    gnutls_transport_set_int(ss, sv[0]);
+    gnutls_transport_set_int(cs, sv[1]);
+    int sr = GNUTLS_E_AGAIN, cr = GNUTLS_E_AGAIN;
+    for (int round = 0; round < SELFTEST_ROUNDS && (sr != 0 || cr != 0); round++) {
+        if (cr != 0 && (cr = gnutls_handshake(cs)) < 0 && gnutls_error_is_fatal(cr))
+            break;
+        if (sr != 0 && (sr = gnutls_handshake(ss)) < 0 && gnutls_error_is_fatal(sr))
+            break;
+    }
+    if (sr != 0 || cr != 0) {
+        snprintf(why, cap, "client: %s; server: %s",
+                 cr == 0                ? "done"
+                 : cr == GNUTLS_E_AGAIN ? "waiting"
+                                        : gnutls_strerror(cr),
+                 sr == 0                ? "done"
+                 : sr == GNUTLS_E_AGAIN ? "waiting"
+                                        : gnutls_strerror(sr));
+        goto out;
+    }
+    /* the client saw this generation's certificate */
+    unsigned np = 0;
+    const gnutls_datum_t *peers = gnutls_certificate_get_peers(cs, &np);
+    if (!peers || np == 0 || peers[0].size != g->chain[0].size ||
+        memcmp(peers[0].data, g->chain[0].data, peers[0].size) != 0) {
+        snprintf(why, cap, "the client received another certificate");
+        goto out;
+    }
+    rc = 0;
+out:
+    if (cs)
+        gnutls_deinit(cs);
+    if (ss)
+        gnutls_deinit(ss);
+    close(sv[0]);
+    close(sv[1]);
+    return rc;
+}
+
+static int self_handshake(const fp_tls *t, tls_gen *g, fp_err *err)
+{
+    static const struct {
+        const char *name, *versions;
+    } vers[] = {{"TLS 1.3", "-VERS-ALL:+VERS-TLS1.3"}, {"TLS 1.2", "-VERS-ALL:+VERS-TLS1.2"}};
+    gnutls_certificate_credentials_t scred = NULL, ccred = NULL;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (gnutls_certificate_allocate_credentials(&scred) < 0 ||
+        gnutls_certificate_allocate_credentials(&ccred) < 0) {
+        gnutls_certificate_free_credentials(scred);
+        return fp_fail(err, FP_ENOMEM, "out of memory");
+    }
+    gnutls_certificate_set_retrieve_function3(scred, selftest_retrieve);
+    int rc = 0;
+    for (size_t i = 0; i < sizeof vers / sizeof vers[0] && rc == 0; i++) {
+        char why[160];
+        if (one_test_handshake(g, vers[i].versions, scred, ccred, why, sizeof why) < 0)
+            rc = fp_fail(err, FP_EINVAL,
+                         "证书与私钥无法完成测试握手 / the key %s and its certificate fail a %s "
+                         "test handshake (%s)",
+                         t->key_path, vers[i].name, why);
+    }
+    gnutls_certificate_free_credentials(scred);
+    gnutls_certificate_free_credentials(ccred);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    g->selftest_us = (t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000;
+    return rc;
 }
 
 int fp_tls_mhd_options(fp_tls *t, struct MHD_OptionItem *items, size_t cap, fp_err *err)

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,14 +33,15 @@ static const char *path_of(const char *name)
     return paths[npaths++];
 }
 
+/* Files are written 0600: key files must pass the permission rule. */
 static void write_file(const char *path, const void *data, size_t n)
 {
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, n, f) != n) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || fchmod(fd, 0600) < 0 || write(fd, data, n) != (ssize_t)n) {
         perror(path);
         exit(2);
     }
-    fclose(f);
+    close(fd);
 }
 
 #define OK(call)                                                                                   \
@@ -93,14 +96,18 @@ static gnutls_x509_crt_t make_crt(const char *cn, gnutls_x509_privkey_t key, lon
 
 static void save_crts(const char *path, gnutls_x509_crt_t *crts, int n)
 {
-    FILE *f = fopen(path, "wb");
+    char *all = NULL;
+    size_t len = 0;
     for (int i = 0; i < n; i++) {
         gnutls_datum_t d;
         OK(gnutls_x509_crt_export2(crts[i], GNUTLS_X509_FMT_PEM, &d));
-        fwrite(d.data, 1, d.size, f);
+        all = realloc(all, len + d.size);
+        memcpy(all + len, d.data, d.size);
+        len += d.size;
         gnutls_free(d.data);
     }
-    fclose(f);
+    write_file(path, all, len);
+    free(all);
 }
 
 static void save_key(const char *path, gnutls_x509_privkey_t k)
@@ -209,10 +216,11 @@ static void test_refusals(void)
         {"garbled key", leaf("good2.pem", leaf_key, -60, 90 * 86400L, 6, 0),
          text_file("garbled.key", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
          FP_EINVAL, "not a PEM private key"},
-        {"encrypted key", leaf("good3.pem", leaf_key, -60, 90 * 86400L, 7, 0),
+        {"encrypted key without passphrase file",
+         leaf("good3.pem", leaf_key, -60, 90 * 86400L, 7, 0),
          text_file("enc.key", "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n"
                               "-----END ENCRYPTED PRIVATE KEY-----\n"),
-         FP_EINVAL, "is encrypted"},
+         FP_EINVAL, "give its passphrase with --key-passphrase-file"},
         {"missing key", leaf("good4.pem", leaf_key, -60, 90 * 86400L, 8, 0), path_of("nokey"),
          FP_EIO, "cannot read the private key"},
     };
@@ -451,6 +459,386 @@ static void test_reload_race(void)
     fp_tls_free(t);
 }
 
+/* ---- key formats, passphrases and real handshakes (issue 13, item 3) ---- */
+
+/* PKCS#8 as OpenSSL 3 writes it (`openssl genpkey`, `openssl pkcs8
+ * -topk8`): for EC keys the curve is only in the AlgorithmIdentifier, not
+ * repeated inside the ECPrivateKey as GnuTLS's own PKCS#8 does.  That
+ * difference is what broke handshakes (issue 13, item 3), so these keys
+ * are made by the openssl tool. */
+enum key_fmt { FMT_NATIVE, FMT_PKCS8, FMT_PKCS8_ENC, FMT_PKCS8_GNUTLS_ENC };
+static const char passphrase[] = "correct horse battery staple";
+
+static void openssl_pkcs8(const char *native, const char *out, int encrypt)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "openssl pkcs8 -topk8 %s -in '%s' -out '%s' 2>&1",
+             encrypt ? "-v2 aes-256-cbc -passout 'pass:correct horse battery staple'" : "-nocrypt",
+             native, out);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "failed: %s\n", cmd);
+        exit(2);
+    }
+    chmod(out, 0600);
+}
+
+static void save_key_as(const char *path, gnutls_x509_privkey_t k, enum key_fmt f)
+{
+    gnutls_datum_t d;
+    if (f == FMT_PKCS8_GNUTLS_ENC)
+        OK(gnutls_x509_privkey_export2_pkcs8(k, GNUTLS_X509_FMT_PEM, passphrase,
+                                             GNUTLS_PKCS_PBES2_AES_256, &d));
+    else /* PKCS#1 for RSA, SEC1 for EC */
+        OK(gnutls_x509_privkey_export2(k, GNUTLS_X509_FMT_PEM, &d));
+    if (f == FMT_NATIVE || f == FMT_PKCS8_GNUTLS_ENC) {
+        write_file(path, d.data, d.size);
+    } else {
+        char native[160];
+        snprintf(native, sizeof native, "%s.native", path);
+        write_file(native, d.data, d.size);
+        openssl_pkcs8(native, path, f == FMT_PKCS8_ENC);
+        unlink(native);
+    }
+    gnutls_free(d.data);
+}
+
+/* A real handshake over a socketpair: a GnuTLS client that verifies the
+ * chain against the test CA, against a server session that takes its
+ * certificate from fn (the daemon's callback), then one record each way.
+ * 0 and the serial of the certificate the client got, or -1. */
+static int real_handshake(gnutls_certificate_retrieve_function3 *fn, const char *version,
+                          char *serial, size_t cap)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+        return -1;
+    gnutls_certificate_credentials_t scred, ccred;
+    gnutls_session_t ss, cs;
+    char prio[512];
+    OK(gnutls_certificate_allocate_credentials(&scred));
+    OK(gnutls_certificate_allocate_credentials(&ccred));
+    gnutls_certificate_set_retrieve_function3(scred, fn);
+    OK(gnutls_certificate_set_x509_trust(ccred, &ca_crt, 1));
+    OK(gnutls_init(&ss, GNUTLS_SERVER | GNUTLS_NONBLOCK));
+    OK(gnutls_init(&cs, GNUTLS_CLIENT | GNUTLS_NONBLOCK));
+    snprintf(prio, sizeof prio, "%s:-VERS-ALL:+VERS-%s", FP_TLS_PRIORITIES, version);
+    OK(gnutls_priority_set_direct(ss, prio, NULL));
+    snprintf(prio, sizeof prio, "NORMAL:-VERS-ALL:+VERS-%s", version);
+    OK(gnutls_priority_set_direct(cs, prio, NULL));
+    OK(gnutls_credentials_set(ss, GNUTLS_CRD_CERTIFICATE, scred));
+    OK(gnutls_credentials_set(cs, GNUTLS_CRD_CERTIFICATE, ccred));
+    gnutls_session_set_verify_cert(cs, NULL, 0); /* the chain, against the CA */
+    gnutls_transport_set_int(ss, sv[0]);
+    gnutls_transport_set_int(cs, sv[1]);
+    int sr = GNUTLS_E_AGAIN, cr = GNUTLS_E_AGAIN, rc = -1;
+    for (int i = 0; i < 64 && (sr != 0 || cr != 0); i++) {
+        if (cr != 0 && (cr = gnutls_handshake(cs)) < 0 && gnutls_error_is_fatal(cr))
+            break;
+        if (sr != 0 && (sr = gnutls_handshake(ss)) < 0 && gnutls_error_is_fatal(sr))
+            break;
+    }
+    if (sr != 0 || cr != 0) {
+        fprintf(stderr, "handshake %s: client %s, server %s\n", version, gnutls_strerror(cr),
+                gnutls_strerror(sr));
+        goto out;
+    }
+    char buf[8];
+    if (gnutls_record_send(cs, "ping", 4) != 4)
+        goto out;
+    ssize_t n = GNUTLS_E_AGAIN;
+    for (int i = 0; i < 16 && n == GNUTLS_E_AGAIN; i++)
+        n = gnutls_record_recv(ss, buf, sizeof buf);
+    if (n != 4 || memcmp(buf, "ping", 4) != 0)
+        goto out;
+    unsigned np = 0;
+    const gnutls_datum_t *peers = gnutls_certificate_get_peers(cs, &np);
+    gnutls_x509_crt_t c;
+    unsigned char ser[20];
+    size_t sn = sizeof ser;
+    if (!peers || np == 0 || gnutls_x509_crt_init(&c) < 0)
+        goto out;
+    if (gnutls_x509_crt_import(c, &peers[0], GNUTLS_X509_FMT_DER) == 0 &&
+        gnutls_x509_crt_get_serial(c, ser, &sn) == 0 && 2 * sn < cap) {
+        for (size_t i = 0; i < sn; i++)
+            snprintf(serial + 2 * i, 3, "%02x", ser[i]);
+        rc = 0;
+    }
+    gnutls_x509_crt_deinit(c);
+out:
+    gnutls_deinit(cs);
+    gnutls_deinit(ss);
+    gnutls_certificate_free_credentials(scred);
+    gnutls_certificate_free_credentials(ccred);
+    close(sv[0]);
+    close(sv[1]);
+    return rc;
+}
+
+static gnutls_x509_privkey_t rsa_key, p384_key;
+
+static const struct {
+    const char *name;
+    gnutls_x509_privkey_t *key;
+    enum key_fmt fmt;
+    const char *header;
+} formats[] = {
+    {"RSA-2048 PKCS#1", &rsa_key, FMT_NATIVE, "-----BEGIN RSA PRIVATE KEY-----"},
+    {"RSA-2048 PKCS#8", &rsa_key, FMT_PKCS8, "-----BEGIN PRIVATE KEY-----"},
+    {"P-256 SEC1", &leaf_key, FMT_NATIVE, "-----BEGIN EC PRIVATE KEY-----"},
+    {"P-256 PKCS#8", &leaf_key, FMT_PKCS8, "-----BEGIN PRIVATE KEY-----"},
+    {"P-384 SEC1", &p384_key, FMT_NATIVE, "-----BEGIN EC PRIVATE KEY-----"},
+    {"P-384 PKCS#8", &p384_key, FMT_PKCS8, "-----BEGIN PRIVATE KEY-----"},
+    {"P-256 PKCS#8 encrypted", &leaf_key, FMT_PKCS8_ENC, "-----BEGIN ENCRYPTED PRIVATE KEY-----"},
+    {"RSA-2048 PKCS#8 encrypted (GnuTLS)", &rsa_key, FMT_PKCS8_GNUTLS_ENC,
+     "-----BEGIN ENCRYPTED PRIVATE KEY-----"},
+};
+
+/* Writes the certificate and key of formats[i] to crt/key; serial 0x5iX. */
+static void write_format(size_t i, unsigned serial, const char *crt, const char *key)
+{
+    gnutls_x509_crt_t c =
+        make_crt("localhost", *formats[i].key, -60, 90 * 86400L, 0, serial, ca_crt, ca_key);
+    save_crts(crt, &c, 1);
+    gnutls_x509_crt_deinit(c);
+    save_key_as(key, *formats[i].key, formats[i].fmt);
+    char *text = check_read_file(key, NULL);
+    CHECK(text && strncmp(text, formats[i].header, strlen(formats[i].header)) == 0);
+    free(text);
+}
+
+static gnutls_certificate_retrieve_function3 *attach(fp_tls *t)
+{
+    struct MHD_OptionItem items[4];
+    fp_err err = {0};
+    if (!CHECK_EQ_INT(fp_tls_mhd_options(t, items, 4, &err), 0))
+        return NULL;
+    return (gnutls_certificate_retrieve_function3 *)items[0].ptr_value;
+}
+
+static void check_handshakes(gnutls_certificate_retrieve_function3 *fn, const char *want)
+{
+    for (int v = 0; v < 2; v++) {
+        char serial[48] = "";
+        CHECK_EQ_INT(real_handshake(fn, v ? "TLS1.2" : "TLS1.3", serial, sizeof serial), 0);
+        CHECK_EQ_STR(serial, want);
+    }
+}
+
+static void test_key_formats_at_start(void)
+{
+    const char *pass = text_file("pass.txt", "correct horse battery staple\n");
+    for (size_t i = 0; i < NCASES(formats); i++) {
+        check_ctx("start with %s", formats[i].name);
+        char crt[128], key[128], name[32], want[16];
+        snprintf(name, sizeof name, "fmt%zu.pem", i);
+        snprintf(crt, sizeof crt, "%s", path_of(name));
+        snprintf(name, sizeof name, "fmt%zu.key", i);
+        snprintf(key, sizeof key, "%s", path_of(name));
+        write_format(i, 0x500 + (unsigned)i, crt, key);
+        fp_tls_opts o = {.cert_path = crt, .key_path = key};
+        if (formats[i].fmt >= FMT_PKCS8_ENC)
+            o.key_passphrase_path = pass;
+        fp_tls *t = NULL;
+        fp_err err = {0};
+        char out[2048];
+        if (!CHECK_EQ_INT(new_capturing(&o, &t, &err, out, sizeof out), 0)) {
+            fprintf(stderr, "  %s\n", err.msg);
+            continue;
+        }
+        CHECK_CONTAINS(out, "test handshakes TLS 1.3 and 1.2 passed");
+        gnutls_certificate_retrieve_function3 *fn = attach(t);
+        snprintf(want, sizeof want, "%04x", 0x500 + (unsigned)i);
+        if (fn)
+            check_handshakes(fn, want);
+        fp_tls_detach(t);
+        fp_tls_free(t);
+    }
+}
+
+static void test_key_formats_on_reload(void)
+{
+    check_ctx("reload through every format");
+    const char *crt = path_of("rl.pem"), *key = path_of("rl.key");
+    const char *pass = path_of("rl-pass.txt");
+    write_file(pass, passphrase, strlen(passphrase)); /* no newline: also fine */
+    write_format(0, 0x600, crt, key);
+    fp_tls_opts o = {.cert_path = crt, .key_path = key, .key_passphrase_path = pass};
+    fp_tls *t = NULL;
+    fp_err err = {0};
+    char out[2048], want[16];
+    if (!CHECK_EQ_INT(new_capturing(&o, &t, &err, out, sizeof out), 0))
+        return;
+    gnutls_certificate_retrieve_function3 *fn = attach(t);
+    if (!fn)
+        return;
+    check_handshakes(fn, "0600");
+    for (size_t i = 0; i < NCASES(formats); i++) {
+        check_ctx("reload to %s", formats[i].name);
+        unsigned serial = 0x610 + (unsigned)i;
+        write_format(i, serial, crt, key);
+        if (!CHECK_EQ_INT(fp_tls_reload(t, &err), 0)) {
+            fprintf(stderr, "  %s\n", err.msg);
+            continue;
+        }
+        CHECK_EQ_INT(fp_tls_generation(t), 2 + i);
+        snprintf(want, sizeof want, "%04x", serial);
+        check_handshakes(fn, want);
+    }
+    uint64_t gen = fp_tls_generation(t);
+    snprintf(want, sizeof want, "%04x", 0x610 + (unsigned)NCASES(formats) - 1);
+
+    /* a wrong passphrase, a loose or empty passphrase file, a mismatched
+     * key: refused, the previous credentials go on serving */
+    check_ctx("reload with a wrong passphrase");
+    write_format(6, 0x700, crt, key);
+    write_file(pass, "wrong horse\n", 12);
+    CHECK_EQ_INT(fp_tls_reload(t, &err), FP_EINVAL);
+    CHECK_CONTAINS(err.msg, "wrong passphrase");
+    CHECK_CONTAINS(err.msg, "私钥无法用口令解密");
+    check_ctx("reload with a passphrase file of mode 0644");
+    write_file(pass, passphrase, strlen(passphrase));
+    chmod(pass, 0644);
+    CHECK_EQ_INT(fp_tls_reload(t, &err), FP_EINVAL);
+    CHECK_CONTAINS(err.msg, "key passphrase file has mode 0644");
+    CHECK_CONTAINS(err.msg, pass);
+    CHECK_CONTAINS(err.msg, "chmod");
+    check_ctx("reload with an empty passphrase file");
+    write_file(pass, "\n", 1);
+    CHECK_EQ_INT(fp_tls_reload(t, &err), FP_EINVAL);
+    CHECK_CONTAINS(err.msg, "one non-empty line");
+    check_ctx("reload with a key of mode 0644");
+    write_file(pass, passphrase, strlen(passphrase));
+    chmod(key, 0644);
+    CHECK_EQ_INT(fp_tls_reload(t, &err), FP_EINVAL);
+    CHECK_CONTAINS(err.msg, "private key has mode 0644");
+    CHECK_CONTAINS(err.msg, key);
+    chmod(key, 0600);
+    check_ctx("reload with a mismatched encrypted key");
+    save_key_as(key, other_key, FMT_PKCS8_ENC);
+    CHECK_EQ_INT(fp_tls_reload(t, &err), FP_EINVAL);
+    CHECK_CONTAINS(err.msg, "does not belong to the certificate");
+    check_ctx("after the refused reloads");
+    CHECK_EQ_INT(fp_tls_generation(t), gen);
+    check_handshakes(fn, want);
+    /* and the right files are taken again */
+    save_key_as(key, leaf_key, FMT_PKCS8_ENC);
+    CHECK_EQ_INT(fp_tls_reload(t, &err), 0);
+    check_handshakes(fn, "0700");
+    fp_tls_detach(t);
+    fp_tls_free(t);
+}
+
+static void test_passphrase_refusals(void)
+{
+    const char *crt = path_of("pp.pem"), *key = path_of("pp.key");
+    write_format(6, 0x800, crt, key);
+    const struct {
+        const char *name, *pass_text;
+        int mode, rc;
+        const char *msg;
+    } cases[] = {
+        {"wrong passphrase", "not it\n", 0600, FP_EINVAL, "wrong passphrase"},
+        {"passphrase file 0640", "correct horse battery staple\n", 0640, FP_EINVAL, "chmod 600"},
+        {"passphrase file 0604", "correct horse battery staple\n", 0604, FP_EINVAL,
+         "has mode 0604"},
+        {"two lines", "correct horse\nbattery staple\n", 0600, FP_EINVAL, "one non-empty line"},
+        {"missing passphrase file", NULL, 0, FP_EIO, "cannot read the key passphrase file"},
+    };
+    for (size_t i = 0; i < NCASES(cases); i++) {
+        check_ctx("passphrase refusal[%zu] %s", i, cases[i].name);
+        char name[32];
+        snprintf(name, sizeof name, "pass%zu.txt", i);
+        const char *pass = path_of(name);
+        if (cases[i].pass_text) {
+            write_file(pass, cases[i].pass_text, strlen(cases[i].pass_text));
+            chmod(pass, (mode_t)cases[i].mode);
+        }
+        /* root's files may be group-readable: 0640 is refused only for
+         * the service user's own files */
+        if (cases[i].mode == 0640 && geteuid() == 0)
+            continue;
+        fp_tls_opts o = {.cert_path = crt, .key_path = key, .key_passphrase_path = pass};
+        fp_tls *t = (fp_tls *)1;
+        fp_err err = {0};
+        CHECK_EQ_INT(fp_tls_new(&o, &t, &err), cases[i].rc);
+        CHECK(t == NULL);
+        CHECK_CONTAINS(err.msg, cases[i].msg);
+        CHECK_CONTAINS(err.msg, " / ");
+    }
+}
+
+/* A certificate whose key usage does not allow signatures: the key is the
+ * certificate's, but no ECDHE handshake can complete with it.  The test
+ * handshake finds it at start and on reload. */
+static void test_selftest_refuses_unusable_certificate(void)
+{
+    check_ctx("test handshake refuses a certificate without digitalSignature");
+    gnutls_x509_crt_t c =
+        make_crt("localhost", leaf_key, -60, 90 * 86400L, 0, 0x901, ca_crt, ca_key);
+    OK(gnutls_x509_crt_set_key_usage(c, GNUTLS_KEY_KEY_ENCIPHERMENT));
+    OK(gnutls_x509_crt_sign2(c, ca_crt, ca_key, GNUTLS_DIG_SHA256, 0));
+    const char *bad = path_of("nosign.pem"), *key = key_file("nosign.key", leaf_key);
+    save_crts(bad, &c, 1);
+    gnutls_x509_crt_deinit(c);
+    fp_tls_opts o = {.cert_path = bad, .key_path = key};
+    fp_tls *t = (fp_tls *)1;
+    fp_err err = {0};
+    CHECK_EQ_INT(fp_tls_new(&o, &t, &err), FP_EINVAL);
+    CHECK_CONTAINS(err.msg, "test handshake");
+    CHECK_CONTAINS(err.msg, "测试握手");
+    /* on reload: the good pair stays */
+    const char *live = path_of("nosign-live.pem");
+    c = make_crt("localhost", leaf_key, -60, 90 * 86400L, 0, 0x902, ca_crt, ca_key);
+    save_crts(live, &c, 1);
+    gnutls_x509_crt_deinit(c);
+    o.cert_path = live;
+    char out[2048];
+    if (!CHECK_EQ_INT(new_capturing(&o, &t, &err, out, sizeof out), 0))
+        return;
+    char *text = check_read_file(bad, NULL);
+    write_file(live, text, strlen(text));
+    free(text);
+    CHECK_EQ_INT(fp_tls_reload(t, &err), FP_EINVAL);
+    CHECK_CONTAINS(err.msg, "test handshake");
+    CHECK_EQ_INT(fp_tls_generation(t), 1);
+    gnutls_certificate_retrieve_function3 *fn = attach(t);
+    if (fn)
+        check_handshakes(fn, "0902");
+    fp_tls_detach(t);
+    fp_tls_free(t);
+}
+
+static void test_key_permissions(void)
+{
+    check_ctx("key file permissions");
+    const char *crt = leaf("perm.pem", leaf_key, -60, 90 * 86400L, 0xa01, 0);
+    const char *key = key_file("perm.key", leaf_key);
+    fp_tls_opts o = {.cert_path = crt, .key_path = key};
+    const struct {
+        int mode, ok_as_root, ok_as_user;
+    } modes[] = {{0600, 1, 1}, {0400, 1, 1}, {0640, 1, 0}, {0644, 0, 0},
+                 {0660, 0, 0}, {0604, 0, 0}, {0666, 0, 0}};
+    for (size_t i = 0; i < NCASES(modes); i++) {
+        check_ctx("key mode %04o", modes[i].mode);
+        chmod(key, (mode_t)modes[i].mode);
+        fp_tls *t = NULL;
+        fp_err err = {0};
+        char out[2048];
+        int want_ok = geteuid() == 0 ? modes[i].ok_as_root : modes[i].ok_as_user;
+        int rc = new_capturing(&o, &t, &err, out, sizeof out);
+        CHECK_EQ_INT(rc, want_ok ? 0 : FP_EINVAL);
+        if (!want_ok) {
+            char m[32];
+            snprintf(m, sizeof m, "has mode %04o", modes[i].mode);
+            CHECK_CONTAINS(err.msg, m);
+            CHECK_CONTAINS(err.msg, "私钥权限过宽");
+            CHECK_CONTAINS(err.msg, key);
+        }
+        fp_tls_free(t);
+    }
+    chmod(key, 0600);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/fp_test_tls_XXXXXX");
@@ -463,6 +851,10 @@ int main(void)
     other_key = gen_key(0);
     inter_key = gen_key(0);
     weak_key = gen_key(1024);
+    rsa_key = gen_key(2048);
+    OK(gnutls_x509_privkey_init(&p384_key));
+    OK(gnutls_x509_privkey_generate(p384_key, GNUTLS_PK_ECDSA,
+                                    GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP384R1), 0));
     ca_crt = make_crt("fapiao unit CA", ca_key, -86400L, 365 * 86400L, 1, 1, NULL, NULL);
 
     test_refusals();
@@ -470,9 +862,15 @@ int main(void)
     test_reload();
     test_attach();
     test_reload_race();
+    test_key_formats_at_start();
+    test_key_formats_on_reload();
+    test_passphrase_refusals();
+    test_selftest_refuses_unusable_certificate();
+    test_key_permissions();
 
     gnutls_x509_crt_deinit(ca_crt);
-    gnutls_x509_privkey_t keys[] = {ca_key, leaf_key, other_key, inter_key, weak_key};
+    gnutls_x509_privkey_t keys[] = {ca_key,   leaf_key, other_key, inter_key,
+                                    weak_key, rsa_key,  p384_key};
     for (size_t i = 0; i < NCASES(keys); i++)
         gnutls_x509_privkey_deinit(keys[i]);
     for (int i = 0; i < npaths; i++)
