@@ -1,5 +1,5 @@
 /* test_invoice.c — invoice.h: parsing and validating an issue request
- * against DOMAIN.md's rules, totals in fen, collected refusals with their
+ * against docs/domain.md's rules, totals in fen, collected refusals with their
  * field paths, and the response document with its number slots.
  *
  * Most cases are mutations of examples/invoice.json (set, replace or delete

@@ -563,7 +563,7 @@ static void test_capital(void)
         int64_t fen;
         const char *words;
     } cases[] = {
-        /* DOMAIN.md's table, with its optional 整 / 零 as the table lists them */
+        /* docs/domain.md's capital-amount rules (the official table), with its optional 整 / 零 as the table lists them */
         {140950, "壹仟肆佰零玖圆伍角整"},
         {600714, "陆仟零柒圆壹角肆分"},
         {10700053, "壹拾万柒仟圆伍角叁分"},

@@ -8,7 +8,7 @@
  * to 13 decimals, amounts and taxes sometimes given (inside the tolerances),
  * discount lines, tax-inclusive prices, exempt / not-taxable lines.  Each
  * must be accepted, the model must match the generator's own exact
- * arithmetic, and DOMAIN.md's invariants must hold on the model and on the
+ * arithmetic, and docs/domain.md's invariants must hold on the model and on the
  * rendered document, whose capital amount (大写) is read back by an
  * independent parser written here.
  *

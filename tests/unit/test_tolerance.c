@@ -1,4 +1,4 @@
-/* test_tolerance.c — DOMAIN.md's arithmetic at its edges, through
+/* test_tolerance.c — docs/domain.md's arithmetic at its edges, through
  * fp_invoice_parse: each tolerance exactly at its limit (accepted) and just
  * past it (refused with TOLERANCE_EXCEEDED at the right field), half-fen
  * rounding both ways and for negative (discount) amounts, tax-inclusive
