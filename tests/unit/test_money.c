@@ -563,7 +563,8 @@ static void test_capital(void)
         int64_t fen;
         const char *words;
     } cases[] = {
-        /* docs/domain.md's capital-amount rules (the official table), with its optional 整 / 零 as the table lists them */
+        /* the official table of capital amounts (docs/domain.md), with its
+         * optional 整 / 零 as the table lists them */
         {140950, "壹仟肆佰零玖圆伍角整"},
         {600714, "陆仟零柒圆壹角肆分"},
         {10700053, "壹拾万柒仟圆伍角叁分"},
