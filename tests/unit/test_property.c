@@ -1645,6 +1645,7 @@ typedef struct rline {
     i128 uq;        /* returned so far */
     int64_t ua, ut; /* credited so far (magnitudes) */
     int discounted;
+    int bp, zt; /* rate; no tax (exempt / not taxable) */
 } rline;
 
 static void qty_text(i128 v, char *out, size_t n) /* "-" + v / 10^13, shortest */
@@ -1715,6 +1716,8 @@ static int pick_parts(rline *L, int nl, int all, int *idx, i128 *qty)
     return k;
 }
 
+static int allowances; /* allowance forms mixed into the sequences */
+
 static int red_case(int k, int *forms_out, int *lines_out, int *exhausted_out)
 {
     int before = check_state.failed;
@@ -1754,6 +1757,8 @@ static int red_case(int k, int *forms_out, int *lines_out, int *exhausted_out)
         l->q = e->q.m * pow10i(13 - e->q.scale);
         l->a = e->e_amount;
         l->t = e->e_tax;
+        l->bp = e->rate_bp;
+        l->zt = zero_tax(e);
         if (i + 1 < g->n && g->it[i + 1].discount) {
             l->a += g->it[i + 1].e_amount;
             l->t += g->it[i + 1].e_tax;
@@ -1767,6 +1772,42 @@ static int red_case(int k, int *forms_out, int *lines_out, int *exhausted_out)
         int all = step == steps;
         if (all && !finish)
             break;
+        if (!all && chance(12)) {
+            /* an allowance (amount only) in between: later shares are of
+             * what it left; its tax never more than the tax left */
+            rline *l = &L[below((uint64_t)nl)];
+            int64_t ra = l->a - l->ua, rt = l->t - l->ut;
+            if (ra > 0) {
+                int64_t x = chance(20) ? ra : 1 + (int64_t)below((uint64_t)ra);
+                int64_t et = x == ra ? rt : l->zt ? 0 : ref_tax(x, l->bp);
+                if (et > rt)
+                    et = rt;
+                char ab[160], xs[32];
+                fmt_money(-x, 0, xs, sizeof xs);
+                snprintf(ab, sizeof ab,
+                         "{\"reason\":\"allowance\",\"items\":[{\"line\":%d,\"amount\":\"%s\"}]}",
+                         l->line, xs);
+                fp_red_form f;
+                if (CHECK_MSG(fp_red_form_parse(ab, strlen(ab), doc.json, doc.len, &f, es) == 0,
+                              "case %d: allowance refused %s", k, ab)) {
+                    fp_red_settle(&f, used, g->n);
+                    es->n = 0;
+                    CHECK_MSG(fp_red_check_caps(&f, used, g->n, es) == 0,
+                              "case %d: caps refused an allowance within the amount left %s", k,
+                              ab);
+                    CHECK_MSG(f.lines[0].amount == -x && f.lines[0].tax == -et,
+                              "case %d: allowance %lld/%lld, oracle %lld/%lld %s", k,
+                              (long long)f.lines[0].amount, (long long)f.lines[0].tax,
+                              (long long)-x, (long long)-et, ab);
+                    used[l->line - 1].amount += f.lines[0].amount;
+                    used[l->line - 1].tax += f.lines[0].tax;
+                    l->ua += x;
+                    l->ut += et;
+                    allowances++;
+                }
+                fp_red_form_clear(&f);
+            }
+        }
         int idx[MAX_LINES];
         i128 qty[MAX_LINES];
         int np = pick_parts(L, nl, all, idx, qty);
@@ -1890,9 +1931,9 @@ static void test_red_sequences(void)
             broken++;
     }
     check_ctx("%s", "");
-    printf("red: %d sequences, %d forms, %d red lines, %d blue lines returned in full; %d "
-           "broken\n",
-           N_RED_SEQ, forms, lines, exhausted, broken);
+    printf("red: %d sequences, %d forms (and %d allowances), %d red lines, %d blue lines "
+           "returned in full; %d broken\n",
+           N_RED_SEQ, forms, allowances, lines, exhausted, broken);
 }
 
 int main(void)
