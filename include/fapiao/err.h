@@ -51,6 +51,8 @@ typedef enum fp_code {
     FPC_RATE_NOT_ALLOWED,
     FPC_AMOUNT_OUT_OF_RANGE,
     FPC_INVALID_DISCOUNT,
+    FPC_SPECIAL_INVOICE_NOT_ALLOWED, /* 专票 to a natural person, or with 免税/不征税 */
+    FPC_NON_TAXABLE_MISMATCH,        /* category-6 code without 不征税, or the reverse */
     FPC_IDEMPOTENCY_KEY_REQUIRED,
     FPC_IDEMPOTENCY_KEY_INVALID,
     FPC_IDEMPOTENCY_KEY_REUSED,

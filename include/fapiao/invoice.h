@@ -1,5 +1,5 @@
 /* invoice.h — the invoice model: parse an issue request (JSON), validate it
- * against DOMAIN.md's rules, compute amounts, tax and totals exactly in fen,
+ * against the 数电票 rules of docs/domain.md, compute amounts, tax and totals exactly in fen,
  * and write the response document.  Usable without the server.
  *
  * Every refusal names its field path (items[3].tax) and a code with zh and
@@ -53,6 +53,11 @@ typedef struct fp_party {
 typedef struct fp_item {
     const char *name, *tax_code, *spec, *unit, *quantity, *unit_price;
     const char *short_name; /* from the tax code table */
+    /* A tax-inclusive line shows the net unit price (amount ÷ quantity,
+     * docs/domain.md): unit_price then points at net_price and the caller's
+     * gross price is kept as unit_price_with_tax (NULL otherwise). */
+    const char *unit_price_with_tax;
+    char net_price[32];
     fp_line_kind kind;
     fp_policy policy;
     int rate_bp;

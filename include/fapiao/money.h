@@ -45,6 +45,13 @@ int fp_dec_mul_fen(const fp_dec *a, const fp_dec *b, int64_t *fen);
 /* 1 if |a * b - fen| <= tol fen, compared exactly (not after rounding). */
 int fp_dec_mul_within(const fp_dec *a, const fp_dec *b, int64_t fen, int64_t tol);
 
+/* The unit price of a line from its amount: |fen| ÷ |q| in yuan, rounded
+ * half up to 13 decimals and written in the shortest form ("31.4433333333333",
+ * "450").  The net unit price of a tax-inclusive line (docs/domain.md).
+ * FP_ERANGE when q is 0, the price needs more than FP_DEC_MAXLEN characters
+ * or buf (>= FP_DEC_MAXLEN + 1) is short. */
+int fp_unit_price(int64_t fen, const fp_dec *q, char *buf, size_t n);
+
 /* Rounds n / d half away from zero.  d > 0. */
 __int128 fp_round_div(__int128 n, __int128 d);
 

@@ -1,5 +1,5 @@
-/* pdf.h — the invoice PDF (a display copy: DOMAIN.md "PDF and OFD are display
- * copies; the data is authoritative"), drawn with cairo from the stored
+/* pdf.h — the invoice PDF (a display copy; the data is authoritative, see
+ * docs/domain.md), drawn with cairo from the stored
  * invoice document, the same JSON fp_xml_from_doc reads (include/fapiao/xml.h).
  *
  * Rendering (src/render/pdf.c).  One page is 241 mm x 140 mm, the 数电票
@@ -119,7 +119,7 @@
 #define FP_PDF_DEFAULT_FONT  "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
 #define FP_PDF_ROWS_PER_PAGE 10
 /* Largest document a worker accepts, largest PDF it returns (a 5,000-line
- * invoice, the most DOMAIN.md allows, is about 8 MB). */
+ * invoice, the most docs/domain.md allows, is about 8 MB). */
 #define FP_PDF_MAX_DOC (16u << 20)
 #define FP_PDF_MAX_PDF (128u << 20)
 

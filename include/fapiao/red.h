@@ -1,13 +1,15 @@
 /* red.h — red invoices (红字发票): the 红字确认单 (red form) request checked
  * against its blue invoice, the per-line caps, and the red invoice document.
  *
- * Rules (DOMAIN.md): 开票有误 issue_error reverses the whole invoice, lines
- * identical; 销货退回 sales_return changes the quantity at the blue unit
- * price; 服务中止 service_stop changes the amount (and quantity) at the blue
- * unit price; 销售折让 allowance changes the amount only.  Per blue line the
- * red quantity, amount and tax of all red forms together never exceed the
- * blue ones (a discounted line counts net of its discount).  Red amounts are
- * negative. */
+ * Rules (docs/domain.md): 开票有误 issue_error reverses the whole invoice,
+ * lines identical; 销货退回 sales_return changes the quantity; 服务中止
+ * service_stop changes the amount (and quantity); 销售折让 allowance changes
+ * the amount only.  A red line with a quantity is reversed at net value: its
+ * share of what is left of the blue line's net amount and tax (a discounted
+ * line counts net of its discount, a tax-inclusive line as split on the
+ * blue), and the part that uses up the quantity takes exactly the rest.  Per
+ * blue line the red quantity, amount and tax of all red forms together never
+ * exceed the blue ones.  Red amounts are negative. */
 #ifndef FAPIAO_RED_H
 #define FAPIAO_RED_H
 
@@ -44,6 +46,11 @@ typedef struct fp_red_line {
                                       full reversals, right after their line */
     const char *name, *tax_code, *spec, *unit, *unit_price, *rate, *policy;
     int rate_bp;
+    /* unit_price is what the red line shows: the blue unit price when
+     * |quantity × price − amount| <= 0.01 holds for the red line, else its
+     * net unit price (amount ÷ quantity) in price_buf. */
+    const char *blue_unit_price;
+    char price_buf[32];
 } fp_red_line;
 
 typedef struct fp_red_form {
@@ -78,10 +85,15 @@ typedef struct fp_red_used {
 } fp_red_used;
 int fp_red_check_caps(const fp_red_form *f, const fp_red_used *used, int nused, fp_errors *es);
 
-/* When a red line takes all that is left of its blue line's amount, its
- * tax becomes all that is left of the tax, so rounding each part on its
- * own never strands a fen (0.50 at 6% reversed as 0.25 + 0.25).  Call
- * before fp_red_check_caps with the same `used`. */
+/* Settles the red figures against what earlier forms took (`used`, as for
+ * fp_red_check_caps): a line with a quantity q gets round(rest × q / rest
+ * quantity) of the blue line's remaining net amount and tax, and the part
+ * that uses up the quantity gets exactly the rest.  An amount-only line
+ * that takes all that is left of the amount takes all that is left of the
+ * tax, and its tax never exceeds what is left.  So returns within the
+ * quantity left always pass the caps and nothing is stranded (0.50 at 6%
+ * reversed as 0.25 + 0.25; 3 × 0.335 unit by unit).  Call before
+ * fp_red_check_caps with the same `used`. */
 void fp_red_settle(fp_red_form *f, const fp_red_used *used, int nused);
 
 /* The red invoice document (number placeholders as fp_invoice_render). */

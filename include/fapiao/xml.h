@@ -1,4 +1,4 @@
-/* xml.h — the 数电票 XML download format (DOMAIN.md "XML"), rendered from the
+/* xml.h — the 数电票 XML download format (docs/domain.md), rendered from the
  * invoice document the store keeps (what fp_invoice_render wrote, number
  * patched in).  The XML is a pure function of that document: same document,
  * same bytes, so downloads are reproducible and testable byte for byte.
@@ -28,6 +28,9 @@
  *       IssuItemInformation      one per line: ItemName SpecMod MeaUnits
  *                                Quantity UnPrice Amount TaxRate ComTaxAm
  *                                TotaltaxIncludedAmount TaxClassificationCode
+ *                                (UnPrice is the document's unit_price, the
+ *                                net price also on tax-inclusive lines; the
+ *                                gross unit_price_with_tax has no element)
  *       SpecificInformation      red invoices only:
  *         RedEInvoice            OriginalInvoiceNumber (the blue number)
  *                                RedFormNumber (红字确认单 number)
@@ -36,12 +39,12 @@
  *         Remark
  *     TaxSupervisionInfo
  *       InvoiceNumber            invoice number
- *       IssueTime                issue date "yyyy-MM-dd" (DOMAIN.md "times")
+ *       IssueTime                issue date "yyyy-MM-dd" (docs/domain.md)
  *       TaxBureauCode            11-digit code of the province-level bureau:
  *                                "1" + province + "00000000" (e.g. 14400000000);
  *                                the district bureau is not known to us
  *
- * Display rules (DOMAIN.md "Rates"): an exempt line (policy "exempt") shows
+ * Display rules (docs/domain.md "Other rules"): an exempt line (policy "exempt") shows
  * TaxRate 免税 and ComTaxAm ***; a non-taxable line (policy "non_taxable")
  * shows TaxRate 不征税 and an empty ComTaxAm; every other line shows the
  * document's rate ("0.06") and tax.  Amounts are the document's decimal

@@ -54,6 +54,17 @@ static const fp_code_info codes[FPC__COUNT] = {
                                  "金额超出允许范围", "The amount is outside the allowed range"},
     [FPC_INVALID_DISCOUNT] = {"INVALID_DISCOUNT", 400, "Invalid discount line", "折扣行不符合规则",
                               "The discount line breaks the discount rules"},
+    /* practice refusals: docs/domain.md */
+    [FPC_SPECIAL_INVOICE_NOT_ALLOWED] =
+        {"SPECIAL_INVOICE_NOT_ALLOWED", 400, "Special VAT invoice not allowed",
+         "增值税专用发票不能开具给自然人，也不能含免税或不征税项目",
+         "A special VAT invoice (01) cannot go to a natural person or carry exempt or "
+         "not-taxable lines"},
+    [FPC_NON_TAXABLE_MISMATCH] =
+        {"NON_TAXABLE_CODE_MISMATCH", 400, "Not-taxable code and flag mismatch",
+         "不征税类税收分类编码（6 开头）须使用不征税标识且税率为 0，不征税标识也只能用于此类编码",
+         "A not-taxable tax code (starting with 6) needs the non_taxable flag and rate 0, and the "
+         "non_taxable flag needs such a code"},
     [FPC_IDEMPOTENCY_KEY_REQUIRED] =
         {"IDEMPOTENCY_KEY_REQUIRED", 400, "Idempotency key required",
          "缺少 Idempotency-Key 请求头（业务流水号）",

@@ -4,7 +4,8 @@
  * Validation collects every refusal (field path + code + zh/en message)
  * instead of stopping at the first, so a caller fixes a request in one round
  * trip.  All arithmetic is integer fen (money.c); the caller's amounts, when
- * given, are checked against DOMAIN.md's tolerances, otherwise computed. */
+ * given, are checked against the official tolerances, otherwise computed.
+ * The rules and where they come from: docs/domain.md. */
 #include "fapiao/invoice.h"
 #include "fapiao/money.h"
 #include "fapiao/taxid.h"
@@ -85,6 +86,21 @@ static int has_control(const char *s)
     return 0;
 }
 
+/* 1 if s is empty after trimming ASCII whitespace and the full-width space
+ * U+3000 (E3 80 80): such a required field counts as missing. */
+static int is_blank(const char *s)
+{
+    for (;;) {
+        if (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\v' || *s == '\f')
+            s++;
+        else if ((unsigned char)s[0] == 0xE3 && (unsigned char)s[1] == 0x80 &&
+                 (unsigned char)s[2] == 0x80)
+            s += 3;
+        else
+            return *s == 0;
+    }
+}
+
 /* A string field: NULL when absent (reported if required) or invalid. */
 static const char *get_str(const cJSON *obj, const char *key, const char *base, int required,
                            size_t maxchars, fp_errors *es)
@@ -108,10 +124,10 @@ static const char *get_str(const cJSON *obj, const char *key, const char *base, 
         return NULL;
     }
     const char *s = v->valuestring;
-    if (required && *s == 0) {
+    if (required && is_blank(s)) {
         char zh[192], en[192];
-        snprintf(zh, sizeof zh, "字段 %s 不能为空", fpath(p, sizeof p, base, key));
-        snprintf(en, sizeof en, "Field %s must not be empty", p);
+        snprintf(zh, sizeof zh, "字段 %s 不能为空或只含空格", fpath(p, sizeof p, base, key));
+        snprintf(en, sizeof en, "Field %s must not be empty or blank", p);
         add(es, FPC_FIELD_REQUIRED, p, zh, en);
         return NULL;
     }
@@ -231,8 +247,15 @@ static void parse_party(const cJSON *b, fp_party *pt, int tax_id_required, fp_in
     pt->email = get_str(b, "email", base, 0, 254, es);
     pt->natural_person = get_bool(b, "natural_person", base, 0, es);
     if (pt->tax_id && *pt->tax_id) {
-        fp_taxid_kind k = fp_taxid_classify(pt->tax_id);
-        if (k == FP_TAXID_INVALID)
+        /* a natural person's id may be a resident id number (GB 11643) */
+        fp_taxid_kind k = pt->natural_person > 0 ? fp_taxid_classify_person(pt->tax_id)
+                                                 : fp_taxid_classify(pt->tax_id);
+        if (k == FP_TAXID_INVALID && pt->natural_person > 0 && fp_resident_id_shape(pt->tax_id))
+            add(es, FPC_INVALID_TAX_ID, "buyer.tax_id",
+                "购买方（自然人）身份证号码校验码不符（GB 11643）",
+                "The natural-person buyer's resident id number has a wrong check character (GB "
+                "11643)");
+        else if (k == FP_TAXID_INVALID)
             add(es, FPC_INVALID_TAX_ID, "buyer.tax_id",
                 "购买方纳税人识别号无效（18 位统一社会信用代码校验位不符，或长度不是 15/17/18/20 "
                 "位）",
@@ -322,6 +345,27 @@ static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode
                      "A summary (汇总) code cannot be used on an invoice");
     }
     item->short_name = tc ? tc->short_name : "";
+
+    /* practice refusals (docs/domain.md): no 免税/不征税 on a 专票; the
+     * not-taxable category (codes starting with 6) and the 不征税 flag go
+     * together */
+    if ((item->policy == FP_POLICY_EXEMPT || item->policy == FP_POLICY_NON_TAXABLE) &&
+        strcmp(inv->invoice_type, "01") == 0)
+        item_err(es, FPC_SPECIAL_INVOICE_NOT_ALLOWED, i, "policy",
+                 "增值税专用发票不能开具免税或不征税项目",
+                 "A special VAT invoice (01) cannot carry exempt or not-taxable lines");
+    if (item->tax_code && fp_taxcode_valid_shape(item->tax_code)) {
+        int cat6 = item->tax_code[0] == '6';
+        if (cat6 && item->policy != FP_POLICY_NON_TAXABLE)
+            item_err(
+                es, FPC_NON_TAXABLE_MISMATCH, i, "policy",
+                "不征税类税收分类编码（6 开头）须使用不征税标识 non_taxable，税率为 0",
+                "A not-taxable tax code (starting with 6) needs policy non_taxable and rate 0");
+        else if (!cat6 && item->policy == FP_POLICY_NON_TAXABLE)
+            item_err(es, FPC_NON_TAXABLE_MISMATCH, i, "policy",
+                     "不征税标识只能用于不征税类税收分类编码（6 开头）",
+                     "policy non_taxable is only for not-taxable tax codes (starting with 6)");
+    }
 
     /* rate */
     int rate_ok = 0;
@@ -423,8 +467,10 @@ static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode
     int incl = inv->price_includes_tax;
     int64_t from_qp = 0;
     if (has_qp && fp_dec_mul_fen(&q, &up, &from_qp) < 0) {
-        item_err(es, FPC_AMOUNT_OUT_OF_RANGE, i, "quantity", "数量 × 单价超出金额范围",
-                 "quantity × unit_price is out of range");
+        item_err(es, FPC_AMOUNT_OUT_OF_RANGE, i, "quantity",
+                 "数量 × 单价超出金额上限（16 位整数、2 位小数）",
+                 "quantity × unit_price exceeds the largest amount (16 integer digits, 2 "
+                 "decimals)");
         return;
     }
     /* 免税, 不征税 and a 0% rate all carry tax 0.00 */
@@ -489,6 +535,32 @@ static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode
     } else {
         tax = computed_tax;
     }
+    /* 税额 has the sign of 金额 (or is 0): positive on goods lines,
+     * negative on discount lines */
+    if (es->n == nerr && (item->kind == FP_LINE_DISCOUNT ? tax > 0 : tax < 0)) {
+        item_err(es, FPC_INVALID_FIELD, i, "tax",
+                 item->kind == FP_LINE_DISCOUNT ? "折扣行税额须为负数或 0，与金额同号"
+                                                : "税额须为正数或 0，与金额同号",
+                 item->kind == FP_LINE_DISCOUNT
+                     ? "A discount line's tax must be negative or 0, like its amount"
+                     : "The tax must be positive or 0, like the amount");
+        return;
+    }
+    /* ... and so has a discounted line's net after its discount: a
+     * discount takes no more tax than its line has, and all of it when it
+     * takes the whole amount */
+    if (es->n == nerr && item->kind == FP_LINE_DISCOUNT) {
+        const fp_item *prev = &inv->items[i - 1];
+        /* compared only with a line whose own tax passed (else that line's
+         * refusal already says what is wrong) */
+        __int128 pd = (__int128)prev->amount * prev->rate_bp - (__int128)prev->tax * 10000;
+        int prev_ok = prev->tax >= 0 && pd <= 6 * 10000 && pd >= -6 * 10000;
+        if (prev_ok && (-tax > prev->tax || (-amount == prev->amount && -tax != prev->tax)))
+            item_err(es, FPC_INVALID_DISCOUNT, i, "tax",
+                     "折扣行税额不能超过被折扣行税额；全额折扣时须等于被折扣行税额",
+                     "A discount line's tax may not exceed the tax of its line, and must equal it "
+                     "when the whole amount is discounted");
+    }
     if (has_gross == 1 && !incl && gross != amount + tax)
         item_err(es, FPC_TOLERANCE_EXCEEDED, i, "amount_with_tax", "含税金额须等于金额加税额",
                  "amount_with_tax must equal amount + tax");
@@ -498,6 +570,31 @@ static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode
     item->amount = amount;
     item->tax = tax;
     item->amount_with_tax = amount + tax;
+    if (incl && has_qp && amount != gross) {
+        /* The invoice shows the net unit price, amount ÷ quantity at up to
+         * 13 decimals, and it must meet |单价 × 数量 − 金额| <= 0.01 as
+         * printed; the caller's gross price stays beside it.  A line
+         * without tax (net = gross) keeps the caller's price as it is. */
+        fp_dec np;
+        if (fp_unit_price(amount, &q, item->net_price, sizeof item->net_price) < 0 ||
+            fp_dec_parse(item->net_price, &np) < 0) {
+            item_err(es, FPC_AMOUNT_OUT_OF_RANGE, i, "quantity",
+                     "不含税单价（金额 ÷ 数量）超过 25 个字符",
+                     "The net unit price (amount ÷ quantity) needs more than 25 characters");
+            return;
+        }
+        if (!fp_dec_mul_within(&q, &np, amount, 1)) {
+            item_err(es, FPC_TOLERANCE_EXCEEDED, i, "quantity",
+                     "数量过大：不含税单价保留 13 位小数后 |单价×数量−金额| 超过 0.01",
+                     "The quantity is too large: with the net unit price at 13 decimals, "
+                     "|unit_price × quantity − amount| exceeds 0.01");
+            return;
+        }
+        item->unit_price_with_tax = item->unit_price;
+        item->unit_price = item->net_price;
+    } else if (incl && has_qp) {
+        item->unit_price_with_tax = item->unit_price;
+    }
     if (item->kind == FP_LINE_DISCOUNT)
         inv->items[i - 1].kind = FP_LINE_DISCOUNTED;
 }
@@ -547,6 +644,10 @@ int fp_invoice_parse(const char *body, size_t len, const fp_taxcode_table *codes
         add(es, FPC_FIELD_TYPE, "buyer", "buyer 必须是对象", "buyer must be an object");
     else
         parse_party(buyer, &inv->buyer, type && strcmp(type, "01") == 0, inv, es);
+    if (inv->buyer.natural_person > 0 && strcmp(inv->invoice_type, "01") == 0)
+        add(es, FPC_SPECIAL_INVOICE_NOT_ALLOWED, "buyer.natural_person",
+            "增值税专用发票不能开具给自然人",
+            "A special VAT invoice (01) cannot go to a natural person");
 
     const cJSON *items = cJSON_GetObjectItemCaseSensitive(root, "items");
     if (!items || cJSON_IsNull(items)) {
@@ -580,9 +681,24 @@ int fp_invoice_parse(const char *body, size_t len, const fp_taxcode_table *codes
         tax += inv->items[i].tax;
         exact_tax += (__int128)inv->items[i].amount * inv->items[i].rate_bp;
     }
-    if (amount + tax > FP_MONEY_MAX_FEN || amount + tax <= 0 || amount <= 0) {
-        add(es, FPC_AMOUNT_OUT_OF_RANGE, "items", "价税合计须大于 0 且不超过 (18,2)",
-            "The total must be positive and fit (18,2)");
+    /* Name the figure that is wrong: 合计金额, 合计税额 or 价税合计. */
+    if (amount <= 0 || tax < 0 || amount + tax > FP_MONEY_MAX_FEN) {
+        char zh[192], en[192], fig[FP_MONEY_STRLEN];
+        if (amount <= 0) {
+            fp_money_format(amount < -FP_MONEY_MAX_FEN ? -FP_MONEY_MAX_FEN : (int64_t)amount, fig);
+            snprintf(zh, sizeof zh, "合计金额（不含税）为 %s，须大于 0", fig);
+            snprintf(en, sizeof en, "The total amount before tax is %s; it must be positive", fig);
+        } else if (tax < 0) {
+            fp_money_format(tax < -FP_MONEY_MAX_FEN ? -FP_MONEY_MAX_FEN : (int64_t)tax, fig);
+            snprintf(zh, sizeof zh, "合计税额为 %s，不能为负数", fig);
+            snprintf(en, sizeof en, "The total tax is %s; it must not be negative", fig);
+        } else {
+            snprintf(zh, sizeof zh, "价税合计超过 9999999999999999.99（16 位整数、2 位小数）");
+            snprintf(en, sizeof en,
+                     "The total with tax exceeds 9999999999999999.99 (16 integer digits, 2 "
+                     "decimals)");
+        }
+        add(es, FPC_AMOUNT_OUT_OF_RANGE, "items", zh, en);
         return FP_EINVAL;
     }
     /* |Σ(金额ᵢ × 税率ᵢ) − 合计税额| <= 1.27, exact in 1/10000 fen */
@@ -668,12 +784,16 @@ int fp_invoice_render(const fp_invoice *inv, const fp_seller *seller, const char
     const fp_party *p = &inv->buyer;
     fp_jw_key(&w, "buyer");
     fp_jw_obj_open(&w);
-    if (p->natural_person) {
-        /* 自然人: the name is shown with （个人） */
+    static const char personal[] = "（个人）";
+    size_t nlen = p->name ? strlen(p->name) : 0;
+    if (p->natural_person && !(nlen >= sizeof personal - 1 &&
+                               !strcmp(p->name + nlen - (sizeof personal - 1), personal))) {
+        /* 自然人: the name is shown with （个人）, once (a red invoice copies
+         * the blue name, which has it already) */
         fp_buf nb;
         fp_buf_init(&nb, 4096);
         fp_buf_puts(&nb, p->name);
-        fp_buf_puts(&nb, "（个人）");
+        fp_buf_puts(&nb, personal);
         char *name = fp_buf_take(&nb, NULL);
         fp_jw_kstr(&w, "name", name);
         free(name);
@@ -711,6 +831,7 @@ int fp_invoice_render(const fp_invoice *inv, const fp_seller *seller, const char
         kstr_opt(&w, "unit", it->unit);
         kstr_opt(&w, "quantity", it->quantity);
         kstr_opt(&w, "unit_price", it->unit_price);
+        kstr_opt(&w, "unit_price_with_tax", it->unit_price_with_tax);
         fp_jw_kmoney(&w, "amount", it->amount);
         fp_rate_format(it->rate_bp, rate, sizeof rate);
         fp_jw_kstr(&w, "tax_rate", rate);

@@ -182,6 +182,79 @@ int fp_dec_mul_within(const fp_dec *a, const fp_dec *b, int64_t fen, int64_t tol
     return d >= -tol && d <= (rest ? tol - 1 : tol);
 }
 
+int fp_unit_price(int64_t fen, const fp_dec *q, char *buf, size_t n)
+{
+    /* price * 10^13 = fen * 10^(11 + scale) / digits, by long division:
+     * the divisor has at most 25 digits, so every partial remainder times
+     * ten fits 128 bits, and the quotient is collected as decimal digits. */
+    unsigned __int128 d = 0;
+    for (int i = 0; i < q->ndigits; i++)
+        d = d * 10 + (unsigned)(q->digits[i] - '0');
+    if (d == 0)
+        return FP_ERANGE;
+    uint64_t m = fen < 0 ? (uint64_t)0 - (uint64_t)fen : (uint64_t)fen;
+    char qd[80];
+    int nq = 0;
+    unsigned __int128 r = m; /* the leading "digit" is the whole fen value */
+    unsigned __int128 head = r / d;
+    r %= d;
+    char tmp[48];
+    int nt = 0;
+    do {
+        tmp[nt++] = (char)('0' + (int)(head % 10));
+        head /= 10;
+    } while (head);
+    while (nt)
+        qd[nq++] = tmp[--nt];
+    for (int i = 0; i < 11 + q->scale; i++) {
+        r *= 10;
+        qd[nq++] = (char)('0' + (int)(r / d));
+        r %= d;
+    }
+    if (2 * r >= d) { /* half up, carrying through the digit string */
+        int i = nq - 1;
+        while (i >= 0 && qd[i] == '9')
+            qd[i--] = '0';
+        if (i >= 0) {
+            qd[i]++;
+        } else {
+            memmove(qd + 1, qd, (size_t)nq++);
+            qd[0] = '1';
+        }
+    }
+    /* qd is price * 10^13: integer digits, then 13 decimals */
+    if (nq < FP_DEC_MAXSCALE + 1) { /* at least one integer digit */
+        int pad = FP_DEC_MAXSCALE + 1 - nq;
+        memmove(qd + pad, qd, (size_t)nq);
+        memset(qd, '0', (size_t)pad);
+        nq += pad;
+    }
+    int nint = nq - FP_DEC_MAXSCALE, lead = 0;
+    while (lead < nint - 1 && qd[lead] == '0')
+        lead++;
+    int last = nq; /* drop trailing zeros of the fraction */
+    while (last > nint && qd[last - 1] == '0')
+        last--;
+    size_t o = 0;
+    for (int i = lead; i < nint; i++) {
+        if (o + 1 >= n)
+            return FP_ERANGE;
+        buf[o++] = qd[i];
+    }
+    if (last > nint) {
+        if (o + 1 >= n)
+            return FP_ERANGE;
+        buf[o++] = '.';
+        for (int i = nint; i < last; i++) {
+            if (o + 1 >= n)
+                return FP_ERANGE;
+            buf[o++] = qd[i];
+        }
+    }
+    buf[o] = 0;
+    return o > FP_DEC_MAXLEN ? FP_ERANGE : 0;
+}
+
 int fp_rate_parse(const char *s, int *bp)
 {
     int neg, ni, nf;

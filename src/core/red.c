@@ -1,6 +1,9 @@
 /* red.c — red forms checked against their blue invoice, per-line caps, and
  * the red invoice document.  Works on the stored blue document (JSON), so a
- * red form never depends on anything but what the blue invoice said. */
+ * red form never depends on anything but what the blue invoice said.
+ *
+ * Red lines are reversed at net value and the last part takes the rest;
+ * docs/domain.md explains the rules and why. */
 #include "fapiao/red.h"
 #include "fapiao/money.h"
 
@@ -101,7 +104,7 @@ static int fill_from_blue(const cJSON *items, int ln, fp_red_line *l)
     l->tax_code = jstr(it, "tax_code");
     l->spec = jstr(it, "spec");
     l->unit = jstr(it, "unit");
-    l->unit_price = jstr(it, "unit_price");
+    l->unit_price = l->blue_unit_price = jstr(it, "unit_price");
     l->rate = jstr(it, "tax_rate");
     l->policy = jstr(it, "policy");
     if (fp_rate_parse(l->rate, &l->rate_bp) < 0)
@@ -163,6 +166,71 @@ static void line_err(fp_errors *es, fp_code c, int k, const char *key, const cha
     fp_errors_add(es, c, p, zh, en);
 }
 
+/* round(a × b / c), half up, for a, b >= 0 and b <= c, c > 0: the 256-bit
+ * product is divided bit by bit (quantities in 1e-13 units reach 10^38,
+ * amounts 10^18, so neither the product nor the quotient fits 128 bits in
+ * general; the quotient is <= a here). */
+static int64_t muldiv_round(uint64_t a, unsigned __int128 b, unsigned __int128 c)
+{
+    uint64_t b0 = (uint64_t)b, b1 = (uint64_t)(b >> 64);
+    unsigned __int128 lo = (unsigned __int128)a * b0;
+    unsigned __int128 hi = (unsigned __int128)a * b1 + (lo >> 64);
+    /* product = hi * 2^64 + (uint64_t)lo, at most 192 bits */
+    unsigned __int128 r = 0, q = 0;
+    for (int bit = 191; bit >= 0; bit--) {
+        unsigned __int128 top = r >> 127;
+        int next = bit >= 64 ? (int)((hi >> (bit - 64)) & 1) : (int)((lo >> bit) & 1);
+        r = (r << 1) | (unsigned)next;
+        q <<= 1;
+        if (top || r >= c) {
+            r -= c;
+            q |= 1;
+        }
+    }
+    /* half up: 2r >= c, without overflowing 2r */
+    if (r >= c - r)
+        q++;
+    return (int64_t)q;
+}
+
+/* Sets the red line's amount and tax for its quantity from what is left of
+ * the blue line (rq units, ra net, rt tax; docs/domain.md "red at net
+ * value"): the part that uses up the quantity takes exactly the rest, a
+ * smaller part its share, rounded half up. */
+static void share_of(fp_red_line *l, fp_qty rq, int64_t ra, int64_t rt)
+{
+    fp_qty q = -l->qty;
+    if (ra < 0)
+        ra = 0;
+    if (rt < 0)
+        rt = 0;
+    if (rq <= 0 || q >= rq) { /* the rest; more than the rest fails the caps */
+        l->amount = -ra;
+        l->tax = -rt;
+        return;
+    }
+    l->amount = -muldiv_round((uint64_t)ra, (unsigned __int128)q, (unsigned __int128)rq);
+    l->tax = -muldiv_round((uint64_t)rt, (unsigned __int128)q, (unsigned __int128)rq);
+}
+
+/* The unit price the red line shows: the blue one while it fits the red
+ * amount within 0.01, else the red line's own net unit price. */
+static void set_price(fp_red_line *l)
+{
+    l->unit_price = l->blue_unit_price;
+    if (!l->has_qty || !l->blue_unit_price)
+        return;
+    char qs[64];
+    fp_dec dq, dp;
+    fp_qty_format(l->qty, qs, sizeof qs);
+    if (fp_dec_parse(qs, &dq) < 0)
+        return;
+    if (fp_dec_parse(l->blue_unit_price, &dp) == 0 && fp_dec_mul_within(&dq, &dp, l->amount, 1))
+        return;
+    if (fp_unit_price(l->amount, &dq, l->price_buf, sizeof l->price_buf) == 0)
+        l->unit_price = l->price_buf;
+}
+
 /* Computes one requested line per the reason's rules. */
 static void compute_line(fp_red_form *f, const cJSON *req, int k, fp_red_line *l, fp_errors *es)
 {
@@ -203,7 +271,6 @@ static void compute_line(fp_red_form *f, const cJSON *req, int k, fp_red_line *l
         return;
     }
     if (q) {
-        fp_dec dq, dp;
         if (fp_qty_parse(q->valuestring, &l->qty) < 0 || l->qty >= 0) {
             line_err(es, FPC_INVALID_FIELD, k, "quantity", "红字数量须为负数",
                      "The red quantity must be negative");
@@ -215,14 +282,9 @@ static void compute_line(fp_red_form *f, const cJSON *req, int k, fp_red_line *l
             return;
         }
         l->has_qty = 1;
-        /* the unit price stays the blue one: amount = quantity × price */
-        int64_t from_qp = 0;
-        if (fp_dec_parse(q->valuestring, &dq) < 0 || fp_dec_parse(l->unit_price, &dp) < 0 ||
-            fp_dec_mul_fen(&dq, &dp, &from_qp) < 0) {
-            line_err(es, FPC_AMOUNT_OUT_OF_RANGE, k, "quantity", "数量×单价超出范围",
-                     "quantity × unit price is out of range");
-            return;
-        }
+        /* at net value: the quantity's share of the blue line's net amount
+         * and tax (fp_red_settle redoes it against earlier forms) */
+        share_of(l, l->cap_qty, l->cap_amount, l->cap_tax);
         if (a) {
             int64_t given;
             if (fp_money_parse(a->valuestring, &given) < 0) {
@@ -230,16 +292,20 @@ static void compute_line(fp_red_form *f, const cJSON *req, int k, fp_red_line *l
                          "The amount is not a valid decimal");
                 return;
             }
-            if (!fp_dec_mul_within(&dq, &dp, given, 1)) {
-                line_err(
-                    es, FPC_TOLERANCE_EXCEEDED, k, "amount", "单价不可变：金额须等于数量×蓝字单价",
-                    "The unit price may not change: amount must equal quantity × blue unit price");
+            if (given < l->amount - 1 || given > l->amount + 1) {
+                char zh[192], en[192], want[FP_MONEY_STRLEN];
+                fp_money_format(l->amount, want);
+                snprintf(zh, sizeof zh,
+                         "单价不可变：该数量按蓝字净额应红冲金额 %s，误差须在 0.01 内", want);
+                snprintf(en, sizeof en,
+                         "The unit price may not change: this quantity reverses %s of the blue "
+                         "line's net amount (within 0.01)",
+                         want);
+                line_err(es, FPC_TOLERANCE_EXCEEDED, k, "amount", zh, en);
                 return;
             }
-            l->amount = given;
-        } else {
-            l->amount = from_qp;
         }
+        return; /* amount and tax set; a tiny share may round to 0.00 */
     } else if (a) {
         if (fp_money_parse(a->valuestring, &l->amount) < 0) {
             line_err(es, FPC_INVALID_FIELD, k, "amount", "金额格式无效",
@@ -389,6 +455,7 @@ int fp_red_form_parse(const char *body, size_t len, const char *blue_doc, size_t
     if (es->n > 0)
         goto out;
     for (int i = 0; i < f->nlines; i++) {
+        set_price(&f->lines[i]);
         f->total_amount += f->lines[i].amount;
         f->total_tax += f->lines[i].tax;
     }
@@ -419,6 +486,7 @@ int fp_red_form_load(const char *blue_doc, size_t blue_len, fp_red_reason reason
         l->qty = lines[i].qty;
         l->amount = lines[i].amount;
         l->tax = lines[i].tax;
+        set_price(l);
         f->total_amount += l->amount;
         f->total_tax += l->tax;
     }
@@ -461,9 +529,17 @@ void fp_red_settle(fp_red_form *f, const fp_red_used *used, int nused)
         int64_t amount, tax;
         group_of(f, k, &amount, &tax);
         fp_red_used u = used_of(l, used, nused);
-        if (l->kind != FP_LINE_DISCOUNT && -(u.amount + amount) == l->cap_amount &&
-            -(u.tax + tax) != l->cap_tax)
-            l->tax -= l->cap_tax + u.tax + tax; /* exactly what is left */
+        int64_t ra = l->cap_amount + u.amount, rt = l->cap_tax + u.tax; /* what is left */
+        if (f->reason == FP_RED_ISSUE_ERROR || l->kind == FP_LINE_DISCOUNT) {
+            /* lines identical to the blue: nothing to settle */
+        } else if (l->has_qty) {
+            share_of(l, l->cap_qty + u.qty, ra, rt);
+            set_price(l);
+        } else if (-amount == ra) {
+            l->tax = -rt; /* the whole rest of the amount: the whole rest of the tax */
+        } else if (-amount < ra && rt >= 0 && -tax > rt) {
+            l->tax = -rt; /* never more tax than is left */
+        }
         f->total_amount += l->amount;
         f->total_tax += l->tax;
     }
@@ -518,6 +594,8 @@ int fp_red_render(const fp_red_form *f, const fp_seller *seller, const char *ser
     inv.buyer.bank = jstr(b, "bank");
     inv.buyer.account = jstr(b, "account");
     inv.buyer.email = jstr(b, "email");
+    /* the buyer exactly as on the blue, natural-person flag included */
+    inv.buyer.natural_person = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "natural_person"));
     inv.drawer = jstr(f->blue, "drawer");
     inv.original_number = f->blue_number;
     inv.red_form_no = form_no;

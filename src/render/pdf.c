@@ -394,6 +394,8 @@ static void read_items(rd *x, const cJSON *doc, inv *v)
         t->spec = field(x, it, "spec", 0);
         t->unit = field(x, it, "unit", 0);
         t->qty = field(x, it, "quantity", 0);
+        /* the net unit price, also on tax-inclusive lines (docs/domain.md);
+         * the caller's gross unit_price_with_tax is not printed */
         t->price = field(x, it, "unit_price", 0);
         t->amount = field(x, it, "amount", 1);
         const char *rate = field(x, it, "tax_rate", 1);

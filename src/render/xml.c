@@ -1,5 +1,5 @@
 /* xml.c — the stored invoice document (JSON) as 数电票 XML, written with
- * libxml2's xmlTextWriter.  The layout and the choices DOMAIN.md leaves open
+ * libxml2's xmlTextWriter.  The layout and the choices docs/domain.md leaves open
  * are described in include/fapiao/xml.h.
  *
  * Why it reads the document strictly: the document comes from our own store,

@@ -321,3 +321,47 @@ def test_init_output_and_refusal_to_overwrite(server):
     assert t.status == 200, t
     g = server.request("GET", "/v1/invoices/" + issued.json()["number"], auth=t.json()["access_token"])
     assert g.status == 200 and as_issued(g.body) == issued.body
+
+
+# ---- docs/domain.md rules over HTTPS ----
+
+def test_tax_inclusive_line_shows_the_net_unit_price_in_json_and_xml(server):
+    doc = example_doc()
+    doc["price_includes_tax"] = True
+    line = dict(doc["items"][0])
+    line.update(quantity="3", unit_price="33.3333333333333")
+    doc["items"] = [line]
+    r = server.issue("issue-netprice-1", body=dumps(doc))
+    assert r.status == 201, r
+    it = r.json()["items"][0]
+    # 100.00 gross at 6%: 94.34 net; the net price is 94.34 / 3 at 13 decimals
+    assert (it["amount"], it["tax"], it["amount_with_tax"]) == ("94.34", "5.66", "100.00")
+    assert it["unit_price"] == "31.4466666666667"
+    assert it["unit_price_with_tax"] == "33.3333333333333"
+    x = server.request("GET", "/v1/invoices/%s/xml" % r.json()["number"])
+    assert x.status == 200, x
+    text = x.body.decode("utf-8")
+    assert "<UnPrice>31.4466666666667</UnPrice>" in text, text
+    assert "33.3333333333333" not in text
+
+
+@pytest.mark.parametrize("change,code,field", [
+    ({"drawer": "\u3000 \u3000"}, "FIELD_REQUIRED", "drawer"),
+    ({"buyer": {"name": "  ", "tax_id": "91350200MA2YJ1XR9G"}}, "FIELD_REQUIRED", "buyer.name"),
+    ({"invoice_type": "01", "buyer": {"name": "王五", "tax_id": "11010519491231002X", "natural_person": True}},
+     "SPECIAL_INVOICE_NOT_ALLOWED", "buyer.natural_person"),
+    ({"buyer": {"name": "王五", "tax_id": "110105194912310020", "natural_person": True}},
+     "INVALID_TAX_ID", "buyer.tax_id"),
+])
+def test_domain_refusals(server, change, code, field):
+    r = server.issue("issue-domain-%s" % field.replace(".", "-"), body=distinct_body(**change))
+    assert_problem(r, 400, code, field=field)
+
+
+def test_natural_person_with_a_resident_id_is_accepted(server):
+    r = server.issue("issue-resident-1", body=distinct_body(
+        buyer={"name": "王五", "tax_id": "11010519491231002X", "natural_person": True}))
+    assert r.status == 201, r
+    b = r.json()["buyer"]
+    assert (b["name"], b["tax_id"], b["natural_person"]) == ("王五（个人）", "11010519491231002X", True)
+    assert "warnings" not in r.json()

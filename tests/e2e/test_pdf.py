@@ -329,3 +329,20 @@ def test_render_worker_fault_hook_needs_the_environment():
     env["FP_RENDER_FAULT"] = "crash"
     r = run(["render-worker"], input=body, env=env)
     assert r.returncode == -6 and r.stdout == b"", (r.returncode, r.stderr)
+
+
+def test_tax_inclusive_line_prints_the_net_unit_price(tmp_path, server):
+    """A tax-inclusive line as issued over HTTPS prints the net unit price
+    (amount ÷ quantity, docs/domain.md), not the caller's gross one."""
+    doc = json.loads((REPO / "examples" / "invoice.json").read_text(encoding="utf-8"))
+    doc["price_includes_tax"] = True
+    line = dict(doc["items"][0], quantity="3", unit_price="33.3333333333333")
+    doc["items"] = [line]
+    r = server.issue("pdf-net-price-1", body=json.dumps(doc, ensure_ascii=False).encode("utf-8"))
+    assert r.status == 201, r
+    issued = r.json()
+    assert issued["items"][0]["unit_price"] == "31.4466666666667"
+    text = flat(text_of(render(tmp_path, issued, "incl")))
+    assert "31.4466666666667" in text, text
+    assert "33.3333333333333" not in text
+    assert "94.34" in text and "5.66" in text

@@ -35,5 +35,5 @@ def test_readme_api_example_works_as_printed(server, tmp_path):
     assert red["original_number"] == blue.group(1)
     assert red["red_form_id"] == form.group(1)
     # the figures the README quotes
-    assert red["total_with_tax"] == "-530.00"
-    assert red["total_with_tax_words"] == "（负数）伍佰叁拾圆整"
+    assert red["total_with_tax"] == "-477.00"
+    assert red["total_with_tax_words"] == "（负数）肆佰柒拾柒圆整"

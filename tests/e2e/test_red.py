@@ -162,24 +162,30 @@ def test_sales_return_partial_issue_read_back_and_replay_across_restart(server):
 
 
 def test_two_partial_forms_over_the_blue_second_refused(server):
-    # example invoice: 1 × 1000.00 with a -100.00 discount: caps 900.00 / 54.00
+    # example invoice: 1 × 1000.00 with a -100.00 discount: caps 900.00 / 54.00,
+    # and a unit is worth its net value, 900.00 (docs/domain.md)
     blue = issue_blue(server, EXAMPLE_BODY)
     assert blue["total_amount"] == "900.00"
     f1 = form_ok(server, blue["number"], {"reason": "sales_return", "items": [{"line": 1, "quantity": "-0.5"}]})
-    assert f1["items"][0]["amount"] == "-500.00"
+    assert (f1["items"][0]["amount"], f1["items"][0]["tax"]) == ("-450.00", "-27.00")
     p = assert_problem(create_form(server, blue["number"],
-                                   {"reason": "sales_return", "items": [{"line": 1, "quantity": "-0.5"}]}),
+                                   {"reason": "sales_return", "items": [{"line": 1, "quantity": "-0.5000000000001"}]}),
                        400, "RED_EXCEEDS_BLUE", field="items[0]")
     assert p["errors"][0]["field"] == "items[0]"
-    # the rest up to the net cap is fine: 400.00 more
+    # the rest up to the net cap is fine: 450.00 more, not a fen over
     assert_problem(create_form(server, blue["number"],
-                               {"reason": "allowance", "items": [{"line": 1, "amount": "-400.01"}]}),
+                               {"reason": "allowance", "items": [{"line": 1, "amount": "-450.01"}]}),
+                   400, "RED_EXCEEDS_BLUE", field="items[0]")
+    f2 = form_ok(server, blue["number"], {"reason": "sales_return", "items": [{"line": 1, "quantity": "-0.5"}]})
+    assert (f2["items"][0]["amount"], f2["items"][0]["tax"]) == ("-450.00", "-27.00")
+    assert_problem(create_form(server, blue["number"],
+                               {"reason": "allowance", "items": [{"line": 1, "amount": "-0.01"}]}),
                    400, "RED_EXCEEDS_BLUE", field="items[0]")
     # withdrawing the first form frees its share
     w = act(server, f1["form_id"], "withdraw")
     assert w.status == 200, w
     assert w.json()["state"] == "withdrawn"
-    form_ok(server, blue["number"], {"reason": "allowance", "items": [{"line": 1, "amount": "-900.00"}]})
+    form_ok(server, blue["number"], {"reason": "allowance", "items": [{"line": 1, "amount": "-450.00"}]})
     # discount line alone
     assert_problem(create_form(server, blue["number"], {"reason": "allowance", "items": [{"line": 2, "amount": "-1.00"}]}),
                    400, "INVALID_FIELD", field="items[0].line")
@@ -399,3 +405,81 @@ def test_last_part_takes_the_remaining_tax(server):
     assert (first["items"][0]["tax"], second["items"][0]["tax"]) == ("-0.02", "-0.01")
     assert_problem(create_form(server, blue["number"], {"reason": "allowance", "items": [{"line": 1, "amount": "-0.01"}]}),
                    400, "RED_EXCEEDS_BLUE", field="items[0]")
+
+
+# ---- red at net value, the last part takes the rest (docs/domain.md) ----
+
+def incl_body(quantity, unit_price, rate="0.06"):
+    doc = example_doc()
+    doc["price_includes_tax"] = True
+    line = dict(doc["items"][0])
+    line.update(quantity=quantity, unit_price=unit_price, tax_rate=rate)
+    doc["items"] = [line]
+    return dumps(doc)
+
+
+def test_tax_inclusive_line_returned_at_net_value_unit_by_unit(server):
+    """3 × 33.33 gross at 6% is 94.33 net + 5.66 tax; 1 unit credits -31.44
+    and -1.89 (not -33.33 and -2.00), and the three units one by one reverse
+    exactly the blue line."""
+    blue = issue_blue(server, incl_body("3", "33.33"))
+    it = blue["items"][0]
+    assert (it["amount"], it["tax"], it["unit_price"], it["unit_price_with_tax"]) == \
+        ("94.33", "5.66", "31.4433333333333", "33.33")
+    one = {"reason": "sales_return", "items": [{"line": 1, "quantity": "-1"}]}
+    f1 = form_ok(server, blue["number"], one)
+    assert (f1["items"][0]["amount"], f1["items"][0]["tax"]) == ("-31.44", "-1.89")
+    red = assert_red(red_invoice(server, f1["form_id"], key("incl")), blue, f1["form_id"], "sales_return")
+    r0 = red["items"][0]
+    assert (r0["quantity"], r0["amount"], r0["tax"], r0["amount_with_tax"]) == ("-1", "-31.44", "-1.89", "-33.33")
+    assert r0["unit_price"] == "31.4433333333333"
+    f2 = form_ok(server, blue["number"], one)
+    f3 = form_ok(server, blue["number"], one)
+    amounts = [f["items"][0]["amount"] for f in (f1, f2, f3)]
+    taxes = [f["items"][0]["tax"] for f in (f1, f2, f3)]
+    assert amounts == ["-31.44", "-31.45", "-31.44"], amounts
+    assert taxes == ["-1.89", "-1.89", "-1.88"], taxes
+    assert_problem(create_form(server, blue["number"],
+                               {"reason": "sales_return", "items": [{"line": 1, "quantity": "-0.0000000000001"}]}),
+                   400, "RED_EXCEEDS_BLUE", field="items[0]")
+
+
+def test_discounted_line_returned_at_net_value_both_units(server):
+    """2 × 500.00 with a -100.00 discount at 6%: a unit is worth 450.00 + 27.00;
+    both units can be returned (today's code refused the second)."""
+    blue = issue_blue(server, blue_body(quantity="2", unit_price="500.00", discount="-100.00"))
+    assert blue["total_amount"] == "900.00"
+    one = {"reason": "sales_return", "items": [{"line": 1, "quantity": "-1"}]}
+    f1 = form_ok(server, blue["number"], one)
+    assert (f1["items"][0]["amount"], f1["items"][0]["tax"]) == ("-450.00", "-27.00")
+    assert f1["items"][0]["unit_price"] == "450"
+    f2 = form_ok(server, blue["number"], one)
+    assert (f2["items"][0]["amount"], f2["items"][0]["tax"]) == ("-450.00", "-27.00")
+    red = assert_red(red_invoice(server, f2["form_id"], key("disc")), blue, f2["form_id"], "sales_return")
+    assert (red["total_amount"], red["total_tax"]) == ("-450.00", "-27.00")
+    assert_problem(create_form(server, blue["number"], one), 400, "RED_EXCEEDS_BLUE", field="items[0]")
+
+
+def test_last_unit_takes_the_rest_of_the_amount(server):
+    """3 × 0.335 = 1.01: returned unit by unit 0.34 + 0.34 + 0.33 (the third
+    was refused before); 3 × 0.3333333 = 1.00 leaves nothing behind."""
+    for price, want in (("0.335", ["-0.34", "-0.34", "-0.33"]), ("0.3333333", ["-0.33", "-0.34", "-0.33"])):
+        blue = issue_blue(server, blue_body(quantity="3", unit_price=price))
+        one = {"reason": "sales_return", "items": [{"line": 1, "quantity": "-1"}]}
+        got = [form_ok(server, blue["number"], one)["items"][0]["amount"] for _ in range(3)]
+        assert got == want, (price, got)
+        assert_problem(create_form(server, blue["number"],
+                                   {"reason": "allowance", "items": [{"line": 1, "amount": "-0.01"}]}),
+                       400, "RED_EXCEEDS_BLUE", field="items[0]")
+
+
+def test_natural_person_red_invoice_keeps_the_flag(server):
+    doc = example_doc()
+    doc["buyer"] = {"name": "王五（个人）", "tax_id": "11010519491231002X", "natural_person": True}
+    blue = issue_blue(server, dumps(doc))
+    assert blue["buyer"]["name"] == "王五（个人）"  # not twice
+    assert blue["buyer"]["natural_person"] is True
+    f = form_ok(server, blue["number"], {"reason": "issue_error"})
+    red = assert_red(red_invoice(server, f["form_id"], key("np")), blue, f["form_id"], "issue_error")
+    assert red["buyer"] == blue["buyer"]
+    assert red["buyer"]["natural_person"] is True

@@ -78,8 +78,11 @@ def test_red_invoice_xml(server):
     assert red_info.findtext("RedFormNumber") == form_id
     assert red_info.findtext("RedReason") == "销货退回"
     basic = data.find("BasicInformation")
-    assert basic.findtext("TotalTax-includedAmount") == rdoc["total_with_tax"] == "-530.00"
-    assert basic.findtext("TotalTax-includedAmountInChinese") == "（负数）伍佰叁拾圆整"
+    # half of 1 × 1000.00 with a -100.00 discount: its net value 450.00 + 27.00
+    # (docs/domain.md), shown at the net unit price 900
+    assert basic.findtext("TotalTax-includedAmount") == rdoc["total_with_tax"] == "-477.00"
+    assert basic.findtext("TotalTax-includedAmountInChinese") == "（负数）肆佰柒拾柒圆整"
+    assert data.find("IssuItemInformation").findtext("UnPrice") == "900"
     items = data.findall("IssuItemInformation")
     assert len(items) == len(rdoc["items"])
     for el, it in zip(items, rdoc["items"]):

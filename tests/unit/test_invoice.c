@@ -1,5 +1,5 @@
 /* test_invoice.c — invoice.h: parsing and validating an issue request
- * against DOMAIN.md's rules, totals in fen, collected refusals with their
+ * against docs/domain.md's rules, totals in fen, collected refusals with their
  * field paths, and the response document with its number slots.
  *
  * Most cases are mutations of examples/invoice.json (set, replace or delete
@@ -11,6 +11,7 @@
 
 #include "fapiao/invoice.h"
 #include "fapiao/json.h"
+#include "fapiao/money.h"
 #include "fapiao/taxcode.h"
 
 #include <stdio.h>
@@ -245,6 +246,42 @@ static void test_accepted(void)
          95400,
          NULL},
         {"special invoice with buyer id", {{"invoice_type", "\"01\""}}, 90000, 5400, 95400, NULL},
+        {"natural person with a resident id (X)",
+         {{"buyer.natural_person", "true"}, {"buyer.tax_id", "\"11010519491231002X\""}},
+         90000,
+         5400,
+         95400,
+         NULL},
+        {"natural person with a resident id (digit)",
+         {{"buyer.natural_person", "true"}, {"buyer.tax_id", "\"440524188001010014\""}},
+         90000,
+         5400,
+         95400,
+         NULL},
+        {"not-taxable code with the flag at rate 0",
+         {{"items[1]", NULL},
+          {"items[0].tax_code", "\"6010000000000000000\""},
+          {"items[0].tax_rate", "\"0\""},
+          {"items[0].policy", "\"non_taxable\""}},
+         100000,
+         0,
+         100000,
+         NULL},
+        {"names padded with spaces are kept",
+         {{"drawer", "\" 张三\""}, {"buyer.name", "\"\xe3\x80\x80王五\""}},
+         90000,
+         5400,
+         95400,
+         NULL},
+        {"whole discount with the whole tax",
+         {{"items[1].amount", "\"-1000.00\""},
+          {"items[1].tax", "\"-60.00\""},
+          {"items[2]", "{\"name\":\"咨询\",\"tax_code\":\"3040502000000000000\",\"amount\":\"1."
+                       "00\",\"tax_rate\":\"0.06\"}"}},
+         100,
+         6,
+         106,
+         NULL},
         {"optional fields null",
          {{"remark", "null"}, {"buyer.address", "null"}},
          90000,
@@ -528,6 +565,93 @@ static const refusal refusals[] = {
      1,
      "{\"remark\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}"},
     {"body is an array", {{NULL}}, {{FPC_FIELD_TYPE, ""}}, 1, "[]"},
+
+    /* ---- docs/domain.md rules (issue 12) ---- */
+    /* signs: 0.50 at 6% is 0.03 exactly, so -0.01 is within 0.06 */
+    {"positive amount with a negative tax",
+     {{"items[1]", NULL}, {"items[0].unit_price", "\"0.50\""}, {"items[0].tax", "\"-0.01\""}},
+     {{FPC_INVALID_FIELD, "items[0].tax"}},
+     1},
+    {"discount line with a positive tax",
+     {{"items[1].amount", "\"-0.50\""}, {"items[1].tax", "\"0.01\""}},
+     {{FPC_INVALID_FIELD, "items[1].tax"}},
+     1},
+    {"discount taking more tax than its line has",
+     {{"items[0].unit_price", "\"0.50\""},
+      {"items[0].tax", "\"0.00\""},
+      {"items[1].amount", "\"-0.40\""},
+      {"items[1].tax", "\"-0.02\""}},
+     {{FPC_INVALID_DISCOUNT, "items[1].tax"}},
+     1},
+    /* the audit's case: total amount 0 but total with tax 0.01 */
+    {"whole discount leaving tax behind",
+     {{"items[0].unit_price", "\"1.00\""},
+      {"items[0].tax", "\"0.06\""},
+      {"items[1].amount", "\"-1.00\""},
+      {"items[1].tax", "\"-0.05\""}},
+     {{FPC_INVALID_DISCOUNT, "items[1].tax"}},
+     1},
+    /* blank text: ASCII and full-width (U+3000) spaces */
+    {"blank drawer", {{"drawer", "\"   \""}}, {{FPC_FIELD_REQUIRED, "drawer"}}, 1},
+    {"full-width blank drawer",
+     {{"drawer", "\"\xe3\x80\x80\xe3\x80\x80\""}},
+     {{FPC_FIELD_REQUIRED, "drawer"}},
+     1},
+    {"blank buyer name",
+     {{"buyer.name", "\" \xe3\x80\x80 \""}},
+     {{FPC_FIELD_REQUIRED, "buyer.name"}},
+     1},
+    {"blank item name",
+     {{"items[1]", NULL}, {"items[0].name", "\"\xe3\x80\x80 \""}},
+     {{FPC_FIELD_REQUIRED, "items[0].name"}},
+     1},
+    /* natural persons */
+    {"resident id with a wrong check character",
+     {{"buyer.natural_person", "true"}, {"buyer.tax_id", "\"110105194912310020\""}},
+     {{FPC_INVALID_TAX_ID, "buyer.tax_id"}},
+     1},
+    {"resident id of a company buyer (not a USCC)",
+     {{"buyer.tax_id", "\"11010519491231002X\""}},
+     {{FPC_INVALID_TAX_ID, "buyer.tax_id"}},
+     1},
+    /* practice refusals */
+    {"专票 to a natural person",
+     {{"invoice_type", "\"01\""},
+      {"buyer.natural_person", "true"},
+      {"buyer.tax_id", "\"11010519491231002X\""}},
+     {{FPC_SPECIAL_INVOICE_NOT_ALLOWED, "buyer.natural_person"}},
+     1},
+    {"专票 with an exempt line",
+     {{"invoice_type", "\"01\""},
+      {"items[1]", NULL},
+      {"items[0].tax_rate", "\"0\""},
+      {"items[0].policy", "\"exempt\""}},
+     {{FPC_SPECIAL_INVOICE_NOT_ALLOWED, "items[0].policy"}},
+     1},
+    {"专票 with a not-taxable line",
+     {{"invoice_type", "\"01\""},
+      {"items[1]", NULL},
+      {"items[0].tax_code", "\"6010000000000000000\""},
+      {"items[0].tax_rate", "\"0\""},
+      {"items[0].policy", "\"non_taxable\""}},
+     {{FPC_SPECIAL_INVOICE_NOT_ALLOWED, "items[0].policy"}},
+     1},
+    {"not-taxable code without the flag",
+     {{"items[1]", NULL},
+      {"items[0].tax_code", "\"6010000000000000000\""},
+      {"items[0].tax_rate", "\"0\""}},
+     {{FPC_NON_TAXABLE_MISMATCH, "items[0].policy"}},
+     1},
+    {"not-taxable flag on a taxable code",
+     {{"items[1]", NULL}, {"items[0].tax_rate", "\"0\""}, {"items[0].policy", "\"non_taxable\""}},
+     {{FPC_NON_TAXABLE_MISMATCH, "items[0].policy"}},
+     1},
+    {"not-taxable code and flag at a non-zero rate",
+     {{"items[1]", NULL},
+      {"items[0].tax_code", "\"6010000000000000000\""},
+      {"items[0].policy", "\"non_taxable\""}},
+     {{FPC_RATE_NOT_ALLOWED, "items[0].tax_rate"}},
+     1},
 };
 
 /* Runs one refusal case; on a failed check lists what was reported. */
@@ -801,6 +925,145 @@ static void check_render(const char *name, const char *body, const char *buyer_n
     fp_invoice_clear(&inv);
 }
 
+/* ---- tax-inclusive lines show the net unit price (docs/domain.md) ---- */
+
+static void test_net_price(void)
+{
+    static const struct {
+        const char *name;
+        mut m[MAXM];
+        const char *price, *gross_price; /* items[0] as rendered; NULL: absent */
+        int64_t amount, tax;
+    } cases[] = {
+        {"3 × 33.33 gross at 6%: 94.33 net",
+         {{"price_includes_tax", "true"},
+          {"items[1]", NULL},
+          {"items[0].quantity", "\"3\""},
+          {"items[0].unit_price", "\"33.33\""}},
+         "31.4433333333333",
+         "33.33",
+         9433,
+         566},
+        {"the audit's case: 3 × 33.3333333333333 with amount 94.34",
+         {{"price_includes_tax", "true"},
+          {"items[1]", NULL},
+          {"items[0].quantity", "\"3\""},
+          {"items[0].unit_price", "\"33.3333333333333\""}},
+         "31.4466666666667",
+         "33.3333333333333",
+         9434,
+         566},
+        {"one unit: the net amount",
+         {{"price_includes_tax", "true"},
+          {"items[1]", NULL},
+          {"items[0].unit_price", "\"1060.00\""}},
+         "1000",
+         "1060.00",
+         100000,
+         6000},
+        {"discounted tax-inclusive line",
+         {{"price_includes_tax", "true"},
+          {"items[0].quantity", "\"2\""},
+          {"items[0].unit_price", "\"565.00\""},
+          {"items[1].amount", NULL},
+          {"items[1].amount_with_tax", "\"-113.00\""}},
+         "533.02",
+         "565.00",
+         106604 - 10660,
+         6396 - 640},
+        {"no tax on the line: the caller's price is the net price",
+         {{"price_includes_tax", "true"},
+          {"items[1]", NULL},
+          {"items[0].quantity", "\"3\""},
+          {"items[0].unit_price", "\"33.3333333333333\""},
+          {"items[0].tax_rate", "\"0\""},
+          {"items[0].policy", "\"exempt\""}},
+         "33.3333333333333",
+         "33.3333333333333",
+         10000,
+         0},
+        {"tax-exclusive: no gross price", {{"items[1]", NULL}}, "1000.00", NULL, 100000, 6000},
+    };
+    for (size_t i = 0; i < NCASES(cases); i++) {
+        check_ctx("net_price[%zu] %s", i, cases[i].name);
+        char *body = mutated(cases[i].m, MAXM);
+        fp_invoice inv;
+        fp_errors es;
+        fp_doc doc = {0};
+        fp_seller seller;
+        memset(&seller, 0, sizeof seller);
+        snprintf(seller.name, sizeof seller.name, "厦门某某软件有限公司");
+        snprintf(seller.tax_id, sizeof seller.tax_id, "91350200MA2YJ1XR9G");
+        if (CHECK_MSG(fp_invoice_parse(body, strlen(body), codes, &inv, &es) == 0, "refused: %s %s",
+                      es.n ? es.e[0].field : "", es.n ? es.e[0].en : "") &&
+            CHECK_EQ_INT(fp_invoice_render(&inv, &seller, "s", "2026-01-02 03:04:05", &doc), 0)) {
+            cJSON *j = cJSON_ParseWithLength(doc.json, doc.len);
+            const cJSON *i0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "items"), 0);
+            CHECK_EQ_STR(jstr(i0, "unit_price"), cases[i].price);
+            if (cases[i].gross_price)
+                CHECK_EQ_STR(jstr(i0, "unit_price_with_tax"), cases[i].gross_price);
+            else
+                CHECK(jstr(i0, "unit_price_with_tax") == NULL);
+            CHECK_EQ_INT(inv.items[0].amount + (inv.nitems > 1 ? inv.items[1].amount : 0),
+                         cases[i].amount);
+            CHECK_EQ_INT(inv.items[0].tax + (inv.nitems > 1 ? inv.items[1].tax : 0), cases[i].tax);
+            /* |quantity × unit_price − amount| <= 0.01 as printed */
+            fp_dec q, p;
+            CHECK(fp_dec_parse(jstr(i0, "quantity"), &q) == 0 &&
+                  fp_dec_parse(jstr(i0, "unit_price"), &p) == 0 &&
+                  fp_dec_mul_within(&q, &p, inv.items[0].amount, 1));
+            cJSON_Delete(j);
+        }
+        free(doc.json);
+        fp_invoice_clear(&inv);
+        free(body);
+    }
+    check_ctx("%s", "");
+}
+
+/* ---- refusals of the totals name the figure that is wrong ---- */
+
+static void test_total_messages(void)
+{
+    static const struct {
+        const char *name;
+        mut m[MAXM];
+        const char *zh, *en; /* in the message */
+        const char *not_zh;  /* not in the message */
+    } cases[] = {
+        {"total amount 0",
+         {{"items[1].amount", "\"-1000.00\""}},
+         "合计金额（不含税）为 0.00",
+         "total amount before tax is 0.00",
+         "价税合计"},
+        {"total with tax past (18,2)",
+         {{"items[1]", NULL},
+          {"items[0].unit_price", "\"9999999999999999.00\""},
+          {"items[0].tax_rate", "\"0\""},
+          {"items[2]", "{\"name\":\"咨询\",\"tax_code\":\"3040201000000000000\",\"amount\":"
+                       "\"9999999999999999.00\",\"tax_rate\":\"0\"}"}},
+         "价税合计超过",
+         "total with tax exceeds",
+         "须大于 0"},
+    };
+    for (size_t i = 0; i < NCASES(cases); i++) {
+        check_ctx("total_message[%zu] %s", i, cases[i].name);
+        char *body = mutated(cases[i].m, MAXM);
+        fp_invoice inv;
+        fp_errors es;
+        CHECK_EQ_INT(fp_invoice_parse(body, strlen(body), codes, &inv, &es), FP_EINVAL);
+        if (CHECK_EQ_INT(es.n, 1)) {
+            CHECK_EQ_INT(es.e[0].code, FPC_AMOUNT_OUT_OF_RANGE);
+            CHECK_CONTAINS(es.e[0].zh, cases[i].zh);
+            CHECK_CONTAINS(es.e[0].en, cases[i].en);
+            CHECK(strstr(es.e[0].zh, cases[i].not_zh) == NULL);
+        }
+        fp_invoice_clear(&inv);
+        free(body);
+    }
+    check_ctx("%s", "");
+}
+
 static void test_render(void)
 {
     check_render("example", example, "上海某某科技有限公司");
@@ -810,6 +1073,12 @@ static void test_render(void)
                                     {NULL}},
                       4);
     check_render("escapes and natural person", b, "王五（个人）");
+    free(b);
+    /* a name that already ends in （个人） gets no second one */
+    b = mutated(
+        (const mut[]){{"buyer.name", "\"王五（个人）\""}, {"buyer.natural_person", "true"}, {NULL}},
+        3);
+    check_render("natural person named with （个人）", b, "王五（个人）");
     free(b);
     b = mutated((const mut[]){{"buyer.tax_id", "\"110108000000000\""}, {NULL}}, 2);
     check_render("with a warning", b, "上海某某科技有限公司");
@@ -832,6 +1101,8 @@ int main(void)
     test_accepted();
     test_refusals();
     test_errors();
+    test_net_price();
+    test_total_messages();
     test_render();
     test_isolated();
     free(example);

@@ -563,7 +563,8 @@ static void test_capital(void)
         int64_t fen;
         const char *words;
     } cases[] = {
-        /* DOMAIN.md's table, with its optional 整 / 零 as the table lists them */
+        /* the official table of capital amounts (docs/domain.md), with its
+         * optional 整 / 零 as the table lists them */
         {140950, "壹仟肆佰零玖圆伍角整"},
         {600714, "陆仟零柒圆壹角肆分"},
         {10700053, "壹拾万柒仟圆伍角叁分"},
@@ -639,8 +640,54 @@ static void test_capital(void)
     check_ctx("%s", "");
 }
 
+/* ---- fp_unit_price: the net unit price amount ÷ quantity ---- */
+
+static void test_unit_price(void)
+{
+    /* expected values from Python's decimal module, ROUND_HALF_UP at 13 */
+    static const struct {
+        int64_t fen;
+        const char *q;
+        int rc;
+        const char *want;
+    } cases[] = {
+        {9433, "3", 0, "31.4433333333333"}, /* 3 × 33.33 gross at 6%: net 94.33 */
+        {9434, "3", 0, "31.4466666666667"}, /* half up at the 13th decimal */
+        {45000, "1", 0, "450"},
+        {101, "3", 0, "0.3366666666667"},
+        {100, "3", 0, "0.3333333333333"},
+        {1, "3", 0, "0.0033333333333"},
+        {1, "9999999999999", 0, "0"},
+        {9433, "0.003", 0, "31443.3333333333333"},
+        {-9433, "-3", 0, "31.4433333333333"}, /* magnitudes */
+        {6667, "0.6667", 0, "100"},
+        {0, "5", 0, "0"},
+        {999999999999999999LL, "0.0000000000001", FP_ERANGE, NULL}, /* 29 digits */
+        {100, "0", FP_ERANGE, NULL},
+    };
+    for (size_t i = 0; i < NCASES(cases); i++) {
+        check_ctx("unit_price[%zu] %lld / %s", i, (long long)cases[i].fen, cases[i].q);
+        fp_dec q;
+        char buf[32];
+        CHECK_EQ_INT(fp_dec_parse(cases[i].q, &q), 0);
+        CHECK_EQ_INT(fp_unit_price(cases[i].fen, &q, buf, sizeof buf), cases[i].rc);
+        if (cases[i].rc == 0) {
+            CHECK_EQ_STR(buf, cases[i].want);
+            fp_dec p;
+            CHECK_EQ_INT(fp_dec_parse(buf, &p), 0); /* a valid 25-character decimal */
+        }
+    }
+    check_ctx("unit_price: short buffer");
+    fp_dec q;
+    char small[4];
+    fp_dec_parse("3", &q);
+    CHECK_EQ_INT(fp_unit_price(9433, &q, small, sizeof small), FP_ERANGE);
+    check_ctx("%s", "");
+}
+
 int main(void)
 {
+    test_unit_price();
     test_money_parse();
     test_money_format();
     test_money_round_trip();

@@ -8,7 +8,7 @@
  * to 13 decimals, amounts and taxes sometimes given (inside the tolerances),
  * discount lines, tax-inclusive prices, exempt / not-taxable lines.  Each
  * must be accepted, the model must match the generator's own exact
- * arithmetic, and DOMAIN.md's invariants must hold on the model and on the
+ * arithmetic, and docs/domain.md's invariants must hold on the model and on the
  * rendered document, whose capital amount (大写) is read back by an
  * independent parser written here.
  *
@@ -17,13 +17,27 @@
  * than its line, a rate the code does not allow) must be refused with the
  * expected code at the expected field, and nothing else.
  *
+ * Tax-inclusive lines must show the net unit price, amount ÷ quantity at
+ * 13 decimals (docs/domain.md), computed here by the oracle's own long
+ * division, with the caller's price kept as unit_price_with_tax.
+ *
+ * Last, random sequences of partial returns (sales_return red forms of
+ * random quantities, one to three lines a form) against the lines of valid
+ * blue invoices, discounted and tax-inclusive lines included: each red
+ * line must carry the oracle's share of what is left of the blue line
+ * (the rest when it uses up the quantity), the caps must never refuse a
+ * return within the quantity left, the red sum never exceeds the blue, per
+ * line and in total, and equals it exactly once the quantity is used up.
+ *
  * The reference arithmetic below is the generator's own: exact integers in
- * __int128, never money.c. */
+ * __int128 and decimal digit strings (bn_*), never money.c, invoice.c or
+ * red.c. */
 #include "check.h"
 
 #include "fapiao/invoice.h"
 #include "fapiao/json.h"
 #include "fapiao/money.h"
+#include "fapiao/red.h"
 #include "fapiao/taxcode.h"
 #include "fapiao/taxid.h"
 
@@ -40,6 +54,7 @@
 #define N_VALID     5000
 #define N_INVALID   2000
 #define N_WORDS     100000
+#define N_RED_SEQ   5000
 #define MAX_LINES   30
 #define MAX_REPORTS 8 /* failing requests printed in full */
 #define MONEY_MAX   ((int64_t)999999999999999999LL)
@@ -605,6 +620,166 @@ static void test_words_round_trip(void)
     }
 }
 
+/* ---- decimal big numbers for the oracle: little-endian digit arrays ---- */
+
+#define BN_MAX 120
+typedef struct bnum {
+    int n; /* digits in use; 0 is n == 0 */
+    unsigned char d[BN_MAX];
+} bnum;
+
+static void bn_norm(bnum *a)
+{
+    while (a->n > 0 && a->d[a->n - 1] == 0)
+        a->n--;
+}
+
+static bnum bn_of(i128 v) /* v >= 0 */
+{
+    bnum a = {0};
+    while (v > 0) {
+        a.d[a.n++] = (unsigned char)(v % 10);
+        v /= 10;
+    }
+    return a;
+}
+
+/* Digits of a decimal string without its point ("12.50" -> 1250). */
+static bnum bn_of_digits(const char *s)
+{
+    bnum a = {0};
+    size_t len = strlen(s);
+    for (size_t i = len; i-- > 0;)
+        if (s[i] >= '0' && s[i] <= '9')
+            a.d[a.n++] = (unsigned char)(s[i] - '0');
+    bn_norm(&a);
+    return a;
+}
+
+static bnum bn_shift(bnum a, int k) /* a × 10^k */
+{
+    if (a.n == 0)
+        return a;
+    memmove(a.d + k, a.d, (size_t)a.n);
+    memset(a.d, 0, (size_t)k);
+    a.n += k;
+    return a;
+}
+
+static bnum bn_mul(const bnum *a, const bnum *b)
+{
+    int t[2 * BN_MAX] = {0};
+    for (int i = 0; i < a->n; i++)
+        for (int j = 0; j < b->n; j++)
+            t[i + j] += a->d[i] * b->d[j];
+    bnum r = {0};
+    int carry = 0;
+    for (int k = 0; k < a->n + b->n; k++) {
+        int v = t[k] + carry;
+        r.d[k] = (unsigned char)(v % 10);
+        carry = v / 10;
+    }
+    r.n = a->n + b->n;
+    bn_norm(&r);
+    return r;
+}
+
+static int bn_cmp(const bnum *a, const bnum *b)
+{
+    if (a->n != b->n)
+        return a->n < b->n ? -1 : 1;
+    for (int i = a->n - 1; i >= 0; i--)
+        if (a->d[i] != b->d[i])
+            return a->d[i] < b->d[i] ? -1 : 1;
+    return 0;
+}
+
+static bnum bn_sub(const bnum *a, const bnum *b) /* a >= b */
+{
+    bnum r = *a;
+    int borrow = 0;
+    for (int i = 0; i < r.n; i++) {
+        int v = r.d[i] - (i < b->n ? b->d[i] : 0) - borrow;
+        borrow = v < 0;
+        r.d[i] = (unsigned char)(v < 0 ? v + 10 : v);
+    }
+    bn_norm(&r);
+    return r;
+}
+
+/* a ÷ d rounded half up (d > 0, d < 10^36), as digits. */
+static bnum bn_div_round(const bnum *a, i128 d)
+{
+    bnum q = {0};
+    q.n = a->n;
+    i128 r = 0;
+    for (int i = a->n - 1; i >= 0; i--) {
+        r = r * 10 + a->d[i];
+        q.d[i] = (unsigned char)(r / d);
+        r %= d;
+    }
+    if (2 * r >= d) { /* + 1 */
+        int i = 0;
+        while (i < q.n && q.d[i] == 9)
+            q.d[i++] = 0;
+        if (i == q.n)
+            q.d[q.n++] = 1;
+        else
+            q.d[i]++;
+    }
+    bn_norm(&q);
+    return q;
+}
+
+static i128 bn_value(const bnum *a)
+{
+    i128 v = 0;
+    for (int i = a->n - 1; i >= 0; i--)
+        v = v * 10 + a->d[i];
+    return v;
+}
+
+/* round(a × b / c) for a, b >= 0, c > 0. */
+static i128 ref_muldiv(i128 a, i128 b, i128 c)
+{
+    bnum x = bn_of(a), y = bn_of(b);
+    bnum p = bn_mul(&x, &y);
+    bnum q = bn_div_round(&p, c);
+    return bn_value(&q);
+}
+
+/* The net unit price of fen over quantity q: fen ÷ q at 13 decimals, half
+ * up, shortest form. */
+static void ref_unit_price(int64_t fen, const gdec *q, char *out, size_t n)
+{
+    bnum a = bn_of(fen < 0 ? -(i128)fen : fen);
+    a = bn_shift(a, 11 + q->scale); /* price × 10^13 = fen × 10^(11+scale) / m */
+    bnum p = bn_div_round(&a, q->m);
+    char digits[BN_MAX + 16];
+    int nd = 0;
+    for (int i = (p.n > 14 ? p.n : 14) - 1; i >= 0; i--)
+        digits[nd++] = (char)('0' + (i < p.n ? p.d[i] : 0));
+    digits[nd] = 0;
+    int nint = nd - 13, last = nd;
+    while (last > nint && digits[last - 1] == '0')
+        last--;
+    snprintf(out, n, "%.*s%s%.*s", nint, digits, last > nint ? "." : "", last - nint,
+             digits + nint);
+}
+
+/* |q × price − fen| <= 0.01 for q in 1e-13 units (> 0) and a price string. */
+static int ref_line_within(i128 q13, const char *price, int64_t fen)
+{
+    const char *dot = strchr(price, '.');
+    int ps = dot ? (int)strlen(dot + 1) : 0;
+    bnum bq = bn_of(q13), bp = bn_of_digits(price);
+    bnum lhs = bn_mul(&bq, &bp); /* × 10^(13 + ps) */
+    bnum rhs = bn_shift(bn_of(fen < 0 ? -(i128)fen : fen), 11 + ps);
+    bnum diff = bn_cmp(&lhs, &rhs) >= 0 ? bn_sub(&lhs, &rhs) : bn_sub(&rhs, &lhs);
+    bnum tol = bn_shift(bn_of(1), 11 + ps);
+    return bn_cmp(&diff, &tol) <= 0;
+}
+
 /* ---- generated requests ---- */
 
 enum { P_NONE, P_EXEMPT, P_NONTAX, P_SIMPL };
@@ -705,13 +880,20 @@ static int64_t random_amount(void)
 static void gen_normal(const greq *g, gitem *it)
 {
     memset(it, 0, sizeof *it);
-    it->row = (int)below((uint64_t)nrows);
+    /* no 免税 / 不征税 on a 专票; codes of the not-taxable category
+     * (starting with 6) always with 不征税 at rate 0 (docs/domain.md) */
+    do
+        it->row = (int)below((uint64_t)nrows);
+    while (g->type01 && rows[it->row].code[0] == '6');
     const code_row *r = &rows[it->row];
     it->name = (int)below(NCASES(item_names));
     int roll = (int)below(100), bp;
     it->policy = P_NONE;
-    if (roll < 10 && row_allows(r, 0)) {
-        it->policy = chance(50) ? P_EXEMPT : P_NONTAX;
+    if (r->code[0] == '6') {
+        it->policy = P_NONTAX;
+        bp = 0;
+    } else if (roll < 10 && row_allows(r, 0) && !g->type01) {
+        it->policy = P_EXEMPT;
         bp = 0;
     } else if (roll < 20 && (row_allows(r, 300) || row_allows(r, 100))) {
         it->policy = P_SIMPL;
@@ -806,6 +988,12 @@ static void gen_discount(const greq *g, gitem *it, const gitem *prev)
             it->tax = zt || bp == 0 ? 0 : pick_tax(-d, bp);
             it->e_tax = it->tax;
         }
+        /* the group's net tax keeps the sign of its net amount: no more
+         * tax off than the line has, all of it with the whole amount */
+        if (-it->e_tax > prev->e_tax || (d == a && -it->e_tax != prev->e_tax)) {
+            it->show_tax = 1;
+            it->tax = it->e_tax = -prev->e_tax;
+        }
         it->e_gross = it->e_amount + it->e_tax;
         if (chance(30)) {
             it->show_gross = 1;
@@ -814,6 +1002,10 @@ static void gen_discount(const greq *g, gitem *it, const gitem *prev)
     } else {
         int64_t pg = prev->e_gross;
         int64_t d = chance(10) ? pg : 1 + (int64_t)below((uint64_t)pg);
+        /* a gross discount whose net is the line's whole net must take the
+         * whole tax too, so it takes the whole gross */
+        if (!zt && ref_net(-d, bp) == -prev->e_amount)
+            d = pg;
         it->show_gross = 1;
         it->gross = it->e_gross = -d;
         it->e_amount = zt ? -d : ref_net(-d, bp);
@@ -839,6 +1031,22 @@ static void gen_uscc(char out[19])
     out[18] = 0;
 }
 
+/* A resident identity number (GB 11643-1999), its check character
+ * computed here: Σ digit × 2^(17-i) mod 11 indexes "10X98765432". */
+static void gen_resident_id(char out[19])
+{
+    int sum = 0;
+    for (int k = 0; k < 17; k++) {
+        out[k] = (char)('0' + below(10));
+        int w = 1;
+        for (int e = 0; e < 17 - k; e++)
+            w = w * 2 % 11;
+        sum += (out[k] - '0') * w;
+    }
+    out[17] = "10X98765432"[sum % 11];
+    out[18] = 0;
+}
+
 static void gen_request(greq *g)
 {
     for (;;) {
@@ -856,6 +1064,10 @@ static void gen_request(greq *g)
         }
         if (g->has_id)
             gen_uscc(g->tax_id);
+        if (g->natural && chance(50)) {
+            gen_resident_id(g->tax_id);
+            g->has_id = 1;
+        }
         g->buyer_name = (int)below(NCASES(buyer_names));
         g->has_remark = chance(50);
         g->extras = chance(40);
@@ -1143,6 +1355,8 @@ static int check_model(const greq *g, const fp_invoice *inv)
     return check_state.failed == before;
 }
 
+static int incl_prices; /* tax-inclusive lines whose net price was checked */
+
 static int check_render(const greq *g, const fp_invoice *inv, int serial)
 {
     int before = check_state.failed;
@@ -1196,9 +1410,24 @@ static int check_render(const greq *g, const fp_invoice *inv, int serial)
             CHECK_EQ_STR(jget(o, "line_kind"), kinds[m->kind]);
             CHECK_EQ_STR(jget(o, "tax_code"), rows[e->row].code);
             CHECK_EQ_STR(jget(o, "policy"), policy_names[e->policy]);
-            if (e->has_qp) {
+            if (e->has_qp && g->incl && e->e_amount != e->e_gross) {
+                /* the net price, and the caller's gross price beside it */
+                char want[64];
+                ref_unit_price(e->e_amount, &e->q, want, sizeof want);
+                CHECK_EQ_STR(jget(o, "quantity"), e->q.s);
+                CHECK_EQ_STR(jget(o, "unit_price"), want);
+                CHECK_EQ_STR(jget(o, "unit_price_with_tax"), e->p.s);
+                const char *up = jget(o, "unit_price");
+                CHECK_MSG(up && ref_line_within(e->q.m * pow10i(13 - e->q.scale), up, m->amount),
+                          "line %d: |quantity x net price - amount| > 0.01", i);
+                incl_prices++;
+            } else if (e->has_qp) {
                 CHECK_EQ_STR(jget(o, "quantity"), e->q.s);
                 CHECK_EQ_STR(jget(o, "unit_price"), e->p.s);
+                if (g->incl)
+                    CHECK_EQ_STR(jget(o, "unit_price_with_tax"), e->p.s);
+                else
+                    CHECK(jget(o, "unit_price_with_tax") == NULL);
             }
         }
     }
@@ -1246,8 +1475,10 @@ static void test_valid(void)
     free(g);
     check_ctx("%s", "");
     printf("valid: %d requests, %d lines (%d discount, %d with quantity x price, %d exempt/not "
-           "taxable), %d tax-inclusive, largest total %lld fen; %d refused, %d broken\n",
-           N_VALID, lines, discounts, qp, exempt, incl, (long long)max_total, refused, failed);
+           "taxable), %d tax-inclusive (%d net unit prices checked), largest total %lld fen; %d "
+           "refused, %d broken\n",
+           N_VALID, lines, discounts, qp, exempt, incl, incl_prices, (long long)max_total, refused,
+           failed);
 }
 
 /* ---- single mutations that must be refused ---- */
@@ -1265,6 +1496,10 @@ static int mutate(greq *g, int kind, fp_code *code, const char **field)
     for (int i = 0; i < g->n; i++) {
         const gitem *it = &g->it[i];
         if ((kind == M_AMOUNT && !it->has_qp) || (kind == M_DISCOUNT && !it->discount))
+            continue;
+        /* a recomputed tax could fall below what the discount line after
+         * takes off: a second refusal, not this mutation's */
+        if (kind == M_AMOUNT && it->show_tax && i + 1 < g->n && g->it[i + 1].discount)
             continue;
         if (kind == M_RATE) {
             int others = 0;
@@ -1397,6 +1632,310 @@ static void test_invalid(void)
            counts[M_TAX], counts[M_AMOUNT], counts[M_DISCOUNT], counts[M_RATE], wrong);
 }
 
+/* ---- random sequences of partial returns ---- */
+
+#define RQ1 ((i128)10000000000000LL) /* one unit in 1e-13 */
+
+/* The oracle's view of one blue line that can be returned by quantity:
+ * its group (the line and its discount line) net amount and tax. */
+typedef struct rline {
+    int line;       /* 1-based */
+    i128 q;         /* blue quantity in 1e-13 units */
+    int64_t a, t;   /* group net amount and tax (>= 0) */
+    i128 uq;        /* returned so far */
+    int64_t ua, ut; /* credited so far (magnitudes) */
+    int discounted;
+    int bp, zt; /* rate; no tax (exempt / not taxable) */
+} rline;
+
+static void qty_text(i128 v, char *out, size_t n) /* "-" + v / 10^13, shortest */
+{
+    char digits[64];
+    int nd = 0;
+    do {
+        digits[nd++] = (char)('0' + (int)(v % 10));
+        v /= 10;
+    } while (v > 0 || nd < 14);
+    char buf[80];
+    size_t o = 0;
+    buf[o++] = '-';
+    for (int i = nd - 1; i >= 13; i--)
+        buf[o++] = digits[i];
+    int low = 0;
+    while (low < 13 && digits[low] == '0')
+        low++;
+    if (low < 13) {
+        buf[o++] = '.';
+        for (int i = 12; i >= low; i--)
+            buf[o++] = digits[i];
+    }
+    buf[o] = 0;
+    snprintf(out, n, "%s", buf);
+}
+
+static i128 rand_below128(i128 n) /* 0 .. n-1, n > 0 */
+{
+    i128 r = ((i128)rnd() << 62) ^ (i128)rnd();
+    if (r < 0)
+        r = -r;
+    return r % n;
+}
+
+/* One form: 1-3 lines with quantity left, random quantities.  Returns the
+ * number of lines chosen (0: nothing left). */
+static int pick_parts(rline *L, int nl, int all, int *idx, i128 *qty)
+{
+    int avail[MAX_LINES], na = 0, k = 0;
+    for (int i = 0; i < nl; i++)
+        if (L[i].uq < L[i].q)
+            avail[na++] = i;
+    if (na == 0)
+        return 0;
+    int want = all ? na : 1 + (int)below(na < 3 ? (uint64_t)na : 3);
+    for (int j = 0; j < want; j++) {
+        int pos = all ? j : j + (int)below((uint64_t)(na - j));
+        int t = avail[pos];
+        avail[pos] = avail[j];
+        avail[j] = t;
+        const rline *l = &L[t];
+        i128 left = l->q - l->uq;
+        int roll = (int)below(100);
+        i128 q;
+        if (all || roll < 25)
+            q = left;
+        else if (roll < 65 && left > RQ1)
+            q = RQ1 * (1 + rand_below128(left / RQ1)); /* whole units */
+        else if (roll < 80 && l->q >= 3)
+            q = l->q / 3 < left ? (l->q / 3 > 0 ? l->q / 3 : 1) : left; /* a third */
+        else
+            q = 1 + rand_below128(left);
+        idx[k] = t;
+        qty[k] = q;
+        k++;
+    }
+    return k;
+}
+
+static int allowances; /* allowance forms mixed into the sequences */
+
+static int red_case(int k, int *forms_out, int *lines_out, int *exhausted_out)
+{
+    int before = check_state.failed;
+    greq *g = malloc(sizeof *g);
+    /* a valid blue with at least one line that has a quantity */
+    for (;;) {
+        gen_request(g);
+        int ok = 0;
+        for (int i = 0; i < g->n; i++)
+            ok |= g->it[i].has_qp && !g->it[i].discount;
+        if (ok)
+            break;
+    }
+    char *body = request_json(g);
+    fp_invoice inv;
+    fp_errors *es = calloc(1, sizeof *es);
+    fp_doc doc = {0};
+    int rc = fp_invoice_parse(body, strlen(body), table, &inv, es);
+    if (!CHECK_MSG(rc == 0, "blue refused: %s %s", es->n ? es->e[0].field : "-",
+                   es->n ? es->e[0].en : "-") ||
+        !CHECK_EQ_INT(
+            fp_invoice_render(&inv, test_seller(), "red-prop", "2026-01-02 03:04:05", &doc), 0))
+        goto out;
+    char num[FP_NUMBER_LEN];
+    memcpy(num, "26310000000000000001", FP_NUMBER_LEN);
+    fp_doc_patch_number(&doc, num);
+
+    rline L[MAX_LINES];
+    int nl = 0;
+    for (int i = 0; i < g->n; i++) {
+        const gitem *e = &g->it[i];
+        if (!e->has_qp || e->discount)
+            continue;
+        rline *l = &L[nl++];
+        memset(l, 0, sizeof *l);
+        l->line = i + 1;
+        l->q = e->q.m * pow10i(13 - e->q.scale);
+        l->a = e->e_amount;
+        l->t = e->e_tax;
+        l->bp = e->rate_bp;
+        l->zt = zero_tax(e);
+        if (i + 1 < g->n && g->it[i + 1].discount) {
+            l->a += g->it[i + 1].e_amount;
+            l->t += g->it[i + 1].e_tax;
+            l->discounted = 1;
+        }
+    }
+    fp_red_used used[MAX_LINES + 1];
+    memset(used, 0, sizeof used);
+    int steps = 1 + (int)below(6), finish = chance(60);
+    for (int step = 0; step <= steps; step++) {
+        int all = step == steps;
+        if (all && !finish)
+            break;
+        if (!all && chance(12)) {
+            /* an allowance (amount only) in between: later shares are of
+             * what it left; its tax never more than the tax left */
+            rline *l = &L[below((uint64_t)nl)];
+            int64_t ra = l->a - l->ua, rt = l->t - l->ut;
+            if (ra > 0) {
+                int64_t x = chance(20) ? ra : 1 + (int64_t)below((uint64_t)ra);
+                int64_t et = x == ra ? rt : l->zt ? 0 : ref_tax(x, l->bp);
+                if (et > rt)
+                    et = rt;
+                char ab[160], xs[32];
+                fmt_money(-x, 0, xs, sizeof xs);
+                snprintf(ab, sizeof ab,
+                         "{\"reason\":\"allowance\",\"items\":[{\"line\":%d,\"amount\":\"%s\"}]}",
+                         l->line, xs);
+                fp_red_form f;
+                if (CHECK_MSG(fp_red_form_parse(ab, strlen(ab), doc.json, doc.len, &f, es) == 0,
+                              "case %d: allowance refused %s", k, ab)) {
+                    fp_red_settle(&f, used, g->n);
+                    es->n = 0;
+                    CHECK_MSG(fp_red_check_caps(&f, used, g->n, es) == 0,
+                              "case %d: caps refused an allowance within the amount left %s", k,
+                              ab);
+                    CHECK_MSG(f.lines[0].amount == -x && f.lines[0].tax == -et,
+                              "case %d: allowance %lld/%lld, oracle %lld/%lld %s", k,
+                              (long long)f.lines[0].amount, (long long)f.lines[0].tax,
+                              (long long)-x, (long long)-et, ab);
+                    used[l->line - 1].amount += f.lines[0].amount;
+                    used[l->line - 1].tax += f.lines[0].tax;
+                    l->ua += x;
+                    l->ut += et;
+                    allowances++;
+                }
+                fp_red_form_clear(&f);
+            }
+        }
+        int idx[MAX_LINES];
+        i128 qty[MAX_LINES];
+        int np = pick_parts(L, nl, all, idx, qty);
+        if (np == 0)
+            break;
+        fp_buf b;
+        fp_buf_init(&b, 0);
+        fp_buf_puts(&b, "{\"reason\":\"sales_return\",\"items\":[");
+        for (int j = 0; j < np; j++) {
+            char qs[80];
+            qty_text(qty[j], qs, sizeof qs);
+            fp_buf_printf(&b, "%s{\"line\":%d,\"quantity\":\"%s\"}", j ? "," : "", L[idx[j]].line,
+                          qs);
+        }
+        fp_buf_puts(&b, "]}");
+        size_t blen;
+        char *fb = fp_buf_take(&b, &blen);
+        fp_red_form f;
+        int prc = fp_red_form_parse(fb, blen, doc.json, doc.len, &f, es);
+        if (!CHECK_MSG(prc == 0, "case %d step %d: form refused (%s: %s) %s", k, step,
+                       es->n ? es->e[0].field : "-", es->n ? es->e[0].en : "-", fb)) {
+            fp_red_form_clear(&f);
+            free(fb);
+            break;
+        }
+        fp_red_settle(&f, used, g->n);
+        es->n = 0;
+        CHECK_MSG(fp_red_check_caps(&f, used, g->n, es) == 0,
+                  "case %d step %d: caps refused a return within the quantity left (%s) %s", k,
+                  step, es->n ? es->e[0].en : "-", fb);
+        fp_doc rdoc = {0};
+        CHECK_EQ_INT(fp_red_render(&f, test_seller(), "red-prop-r", "RF000000000000000001",
+                                   "2026-01-03 03:04:05", &rdoc),
+                     0);
+        cJSON *rj = rdoc.json ? cJSON_ParseWithLength(rdoc.json, rdoc.len) : NULL;
+        const cJSON *ritems = cJSON_GetObjectItemCaseSensitive(rj, "items");
+        int64_t form_a = 0, form_t = 0;
+        for (int j = 0; j < np && j < f.nlines; j++) {
+            rline *l = &L[idx[j]];
+            i128 left = l->q - l->uq;
+            int64_t ea, et;
+            if (qty[j] == left) { /* the last part takes the rest */
+                ea = l->a - l->ua;
+                et = l->t - l->ut;
+            } else {
+                ea = (int64_t)ref_muldiv(l->a - l->ua, qty[j], left);
+                et = (int64_t)ref_muldiv(l->t - l->ut, qty[j], left);
+            }
+            const fp_red_line *rl = &f.lines[j];
+            CHECK_MSG(rl->line == l->line && rl->amount == -ea && rl->tax == -et,
+                      "case %d step %d line %d: red %lld/%lld, oracle %lld/%lld (q %s)", k, step,
+                      l->line, (long long)rl->amount, (long long)rl->tax, (long long)-ea,
+                      (long long)-et, fb);
+            /* the red line as printed: |quantity × unit price − amount| <= 0.01 */
+            const cJSON *ro = cJSON_GetArrayItem(ritems, j);
+            const char *up = jget(ro, "unit_price");
+            CHECK_MSG(up && ref_line_within(qty[j], up, ea),
+                      "case %d step %d line %d: printed price %s does not fit amount %lld", k, step,
+                      l->line, up ? up : "(none)", (long long)-ea);
+            l->uq += qty[j];
+            l->ua += ea;
+            l->ut += et;
+            form_a += rl->amount;
+            form_t += rl->tax;
+            used[rl->line - 1].qty += rl->qty;
+            used[rl->line - 1].amount += rl->amount;
+            used[rl->line - 1].tax += rl->tax;
+            (*lines_out)++;
+        }
+        CHECK(f.total_amount == form_a && f.total_tax == form_t);
+        /* invariants: never more than the blue; all of it once used up */
+        int64_t sa = 0, st = 0, ba = 0, bt = 0;
+        for (int i = 0; i < nl; i++) {
+            const rline *l = &L[i];
+            CHECK_MSG(l->uq <= l->q && l->ua <= l->a && l->ut <= l->t && l->ua >= 0 && l->ut >= 0,
+                      "case %d line %d: red exceeds the blue (%lld/%lld of %lld/%lld)", k, l->line,
+                      (long long)l->ua, (long long)l->ut, (long long)l->a, (long long)l->t);
+            if (l->uq == l->q) {
+                CHECK_MSG(l->ua == l->a && l->ut == l->t,
+                          "case %d line %d: quantity used up, %lld/%lld of %lld/%lld credited", k,
+                          l->line, (long long)l->ua, (long long)l->ut, (long long)l->a,
+                          (long long)l->t);
+                ba += l->a;
+                bt += l->t;
+                sa += l->ua;
+                st += l->ut;
+            }
+        }
+        CHECK(sa == ba && st == bt);
+        cJSON_Delete(rj);
+        free(rdoc.json);
+        fp_red_form_clear(&f);
+        free(fb);
+        (*forms_out)++;
+    }
+    int64_t ta = 0, tb = 0;
+    for (int i = 0; i < nl; i++) {
+        ta += L[i].ua;
+        tb += L[i].a;
+        *exhausted_out += L[i].uq == L[i].q;
+    }
+    CHECK_MSG(ta <= tb, "case %d: red total %lld exceeds blue %lld", k, (long long)ta,
+              (long long)tb);
+out:
+    free(doc.json);
+    fp_invoice_clear(&inv);
+    free(es);
+    if (check_state.failed != before)
+        report("red sequence broken", body, NULL);
+    free(body);
+    free(g);
+    return check_state.failed == before;
+}
+
+static void test_red_sequences(void)
+{
+    int forms = 0, lines = 0, exhausted = 0, broken = 0;
+    for (int k = 0; k < N_RED_SEQ; k++) {
+        check_ctx("red sequence %d", k);
+        if (!red_case(k, &forms, &lines, &exhausted))
+            broken++;
+    }
+    check_ctx("%s", "");
+    printf("red: %d sequences, %d forms (and %d allowances), %d red lines, %d blue lines "
+           "returned in full; %d broken\n",
+           N_RED_SEQ, forms, allowances, lines, exhausted, broken);
+}
+
 int main(void)
 {
     uint64_t seed = 20260102;
@@ -1429,6 +1968,7 @@ int main(void)
     test_words_round_trip();
     test_valid();
     test_invalid();
+    test_red_sequences();
     fp_taxcode_free(table);
     return check_summary();
 }

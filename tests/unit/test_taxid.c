@@ -4,7 +4,11 @@
  *
  * Generated codes are checked against an independent implementation of the
  * standard (weights 3^i mod 31) written here, then every single-character
- * substitution and every adjacent transposition is shown to be caught. */
+ * substitution and every adjacent transposition is shown to be caught.
+ *
+ * Natural persons' resident identity numbers (GB 11643-1999: weights
+ * 2^(17-i) mod 11, check "10X98765432"[sum mod 11]) are checked the same
+ * way: known numbers, a table, and every single-digit substitution. */
 #include "check.h"
 
 #include "fapiao/taxid.h"
@@ -169,11 +173,78 @@ static void test_generated(void)
     check_ctx("%s", "");
 }
 
+/* ---- resident identity numbers (GB 11643-1999) ---- */
+
+static char ref_resident_check(const char *first17)
+{
+    int sum = 0;
+    for (int i = 0; i < 17; i++) {
+        int w = 1;
+        for (int k = 0; k < 17 - i; k++)
+            w = w * 2 % 11;
+        sum += (first17[i] - '0') * w;
+    }
+    return "10X98765432"[sum % 11];
+}
+
+static void test_resident_ids(void)
+{
+    static const struct {
+        const char *id;
+        fp_taxid_kind person; /* fp_taxid_classify_person */
+        fp_taxid_kind plain;  /* fp_taxid_classify (no natural person) */
+    } cases[] = {
+        /* the standard's example and numbers ending in a digit */
+        {"11010519491231002X", FP_TAXID_RESIDENT, FP_TAXID_INVALID},
+        {"440524188001010014", FP_TAXID_RESIDENT, FP_TAXID_INVALID},
+        {"110101199003078030", FP_TAXID_INVALID, FP_TAXID_INVALID}, /* wants X */
+        {"110105194912310020", FP_TAXID_INVALID, FP_TAXID_INVALID}, /* wants X */
+        {"440524188001010015", FP_TAXID_INVALID, FP_TAXID_INVALID},
+        {"11010519491231002x", FP_TAXID_INVALID, FP_TAXID_INVALID}, /* X is upper case */
+        {"11010519491231002", FP_TAXID_LEGACY, FP_TAXID_LEGACY},    /* 17: no checksum */
+        {"1101051949123100X2", FP_TAXID_INVALID, FP_TAXID_INVALID},
+        /* not resident-id shaped: validated as a taxpayer id */
+        {"91350200MA2YJ1XR9G", FP_TAXID_USCC, FP_TAXID_USCC},
+        {"110108000000000", FP_TAXID_LEGACY, FP_TAXID_LEGACY},
+    };
+    for (size_t i = 0; i < NCASES(cases); i++) {
+        check_ctx("resident[%zu] %s", i, cases[i].id);
+        CHECK_EQ_INT(fp_taxid_classify_person(cases[i].id), cases[i].person);
+        CHECK_EQ_INT(fp_taxid_classify(cases[i].id), cases[i].plain);
+    }
+    check_ctx("resident check characters");
+    CHECK_EQ_INT(fp_resident_id_check_char("11010519491231002"), 'X');
+    CHECK_EQ_INT(fp_resident_id_check_char("1101051949123100A"), 0);
+    /* generated numbers agree with the reference; every single-digit
+     * substitution is caught */
+    int caught = 0, tried = 0;
+    for (int n = 0; n < 2000; n++) {
+        char id[19];
+        for (int k = 0; k < 17; k++)
+            id[k] = (char)('0' + rng(10));
+        id[17] = ref_resident_check(id);
+        id[18] = 0;
+        check_ctx("generated resident id %s", id);
+        CHECK_EQ_INT(fp_resident_id_check_char(id), id[17]);
+        CHECK_EQ_INT(fp_taxid_classify_person(id), FP_TAXID_RESIDENT);
+        int pos = (int)rng(17);
+        char bad[19];
+        memcpy(bad, id, sizeof bad);
+        bad[pos] = (char)('0' + (bad[pos] - '0' + 1 + (int)rng(9)) % 10);
+        tried++;
+        caught += fp_taxid_classify_person(bad) == FP_TAXID_INVALID;
+    }
+    check_ctx("single-digit substitutions");
+    CHECK_EQ_INT(caught, tried);
+    check_ctx("%s", "");
+}
+
 int main(void)
 {
     test_known();
     test_classify_table();
     test_check_char_rejects();
     test_generated();
+    test_resident_ids();
     return check_summary();
 }

@@ -1,4 +1,4 @@
-/* test_tolerance.c — DOMAIN.md's arithmetic at its edges, through
+/* test_tolerance.c — docs/domain.md's arithmetic at its edges, through
  * fp_invoice_parse: each tolerance exactly at its limit (accepted) and just
  * past it (refused with TOLERANCE_EXCEEDED at the right field), half-fen
  * rounding both ways and for negative (discount) amounts, tax-inclusive
@@ -203,7 +203,7 @@ static const tcase line_tax[] = {
      "{" SVC ",\"amount\":\"100.00\",\"tax_rate\":\"0\",\"policy\":\"exempt\",\"tax\":\"0.00\"}",
      OK(10000, 0, 10000)},
     {"not-taxable line, tax -0.01", 0, NULL, 0,
-     "{" SVC
+     "{\"name\":\"预付卡销售\",\"tax_code\":\"6010000000000000000\""
      ",\"amount\":\"100.00\",\"tax_rate\":\"0\",\"policy\":\"non_taxable\",\"tax\":\"-0.01\"}",
      NO(FPC_TOLERANCE_EXCEEDED, "items[0].tax")},
 };
