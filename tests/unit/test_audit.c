@@ -200,7 +200,7 @@ static void rehash(const char *db, int64_t from, int64_t to, int chain)
     sqlite3_stmt *sel = NULL, *upd = NULL;
     if (sqlite3_prepare_v2(c,
                            "SELECT id, ts, actor, action, target, request_id, client_ip, outcome, "
-                           "prev_hash FROM audit WHERE id=?1",
+                           "seller_id, client_request_id, prev_hash FROM audit WHERE id=?1",
                            -1, &sel, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(c, "UPDATE audit SET prev_hash=?2, hash=?3 WHERE id=?1", -1, &upd,
                            NULL) != SQLITE_OK)
@@ -217,7 +217,7 @@ static void rehash(const char *db, int64_t from, int64_t to, int chain)
                 r.f[i].n = (size_t)sqlite3_column_bytes(sel, 2 + i);
             }
         if (id == from || !chain)
-            memcpy(prev, sqlite3_column_blob(sel, 8), 32);
+            memcpy(prev, sqlite3_column_blob(sel, 2 + FP_AUDIT__FIELDS), 32);
         fp_audit_hash(&r, prev, h);
         sqlite3_reset(sel);
         sqlite3_bind_int64(upd, 1, id);
