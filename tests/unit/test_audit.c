@@ -45,6 +45,9 @@
  * b"FPAUDRv1" + id and ts as big-endian int64 + each field as a big-endian
  * uint32 length (0xFFFFFFFF for NULL) and its bytes + prev_hash) */
 #define KNOWN_HASH "5b9d245ec6a5bed3e0ae71cb51ccab48d5ebcf1399a09b9eb6947d410cf78068"
+/* the same record with seller 3 and client request id "erp-77": version 2
+ * (b"FPAUDRv2", the two fields appended after outcome, seller as "3") */
+#define KNOWN_HASH_V2 "875502d56592ea35df806724632d8e9e5dc3165f97f47e0e56c1e0b7e1e86346"
 
 static char tmpdir[] = "/tmp/fapiao-test-audit-XXXXXX";
 
@@ -1022,6 +1025,12 @@ static void test_format(void)
     char hex[65];
     fp_hex(h1, 32, hex);
     CHECK_EQ_STR(hex, KNOWN_HASH);
+    k.seller_id = 3;
+    k.client_request_id = "erp-77";
+    fp_audit_row_from_rec(&ra, 1, &k);
+    fp_audit_hash(&ra, prev, h1);
+    fp_hex(h1, 32, hex);
+    CHECK_EQ_STR(hex, KNOWN_HASH_V2);
     check_ctx("%s", "");
 }
 
