@@ -1,5 +1,6 @@
 /* handlers.c — one function per route of the table in server.c. */
 #include "internal.h"
+#include "audit_queue.h"
 #include "client_cache.h"
 #include "fapiao/adaptive.h"
 #include "fapiao/crypto.h"
@@ -84,6 +85,11 @@ enum MHD_Result fp_h_token(fp_req *r)
      * characters an id may have) */
     fp_client_id_sanitize(id->valuestring, r->attempted_id);
     if (!fp_client_id_valid(id->valuestring)) {
+        /* no such client can exist, but the attempt is worth a record (the
+         * '|' injection of issue 13 looked like this); a 400 is not
+         * audited by fp_problem */
+        fp_audit_queue_add(s->audit_q, r->attempted_id, "auth.failure", "POST /v1/token", r->rid,
+                           r->client_ip, "INVALID_FIELD", 0, r->client_rid);
         cJSON_Delete(doc);
         fp_errors_add(&es, FPC_INVALID_FIELD, "client_id",
                       "client_id 须为 1–64 个字符（A-Z a-z 0-9 . _ -）",

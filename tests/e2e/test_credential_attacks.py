@@ -166,6 +166,13 @@ def test_client_id_cannot_inject_token_fields(make_server):
     r = srv.get_token_response(INJECTED, secret)
     assert_problem(r, 400, "INVALID_FIELD", "client_id")
     assert "access_token" not in r.json()
+    # the attempt is audited, its id made harmless
+    opa = token(srv, *create(srv, "operator-auditor"))
+    recs = audit_records(srv, opa, lambda rs: any(x["actor"] == "probeN?0?99999999999"
+                                                   for x in rs))
+    tried = [x for x in recs if x["actor"] == "probeN?0?99999999999"]
+    assert tried and tried[0]["action"] == "auth.failure", recs
+    assert tried[0]["outcome"] == "INVALID_FIELD" and tried[0]["seller_id"] is None
     # a version-1 token (the injectable text format) is refused outright
     assert srv.request("GET", "/v1/invoices", auth="fpt1.cHJvYmVOfDB8OTk5OTk5OTk5OTl8MQ.AAAA"
                        ).status == 401
