@@ -282,7 +282,7 @@ typedef struct fp_audit_view {
     const char *client_request_id;
 } fp_audit_view;
 /* seller_id > 0: only that seller's records (a seller-scoped auditor);
- * 0: every record (an operator-auditor: docs/security.md). */
+ * 0: every record (an operator-auditor: docs/security.md); < 0: none. */
 int fp_store_audit_rows(fp_store *s, int64_t seller_id, int64_t before, int limit,
                         void (*fn)(const fp_audit_view *v, void *arg), void *arg);
 

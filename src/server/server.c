@@ -265,6 +265,7 @@ static fp_req *req_new(fp_server *s, struct MHD_Connection *c, const char *metho
     r->t0_us = fp_now_us();
     fp_gauge_add(s->m_inflight, 1);
     fp_buf_init(&r->body, s->o.max_body);
+    r->scope_seller = -1; /* no seller at all until authorize() sets it (fail closed) */
     /* the server's own id always (the audit log and the access log must
      * not take a client's word for it); the client's kept beside it */
     const char *rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");

@@ -24,14 +24,14 @@ int fp_store_audit_rows(fp_store *s, int64_t seller_id, int64_t before, int limi
     sqlite3_stmt *st = NULL;
     int rc = FP_EIO;
     /* one seller's records walk the index audit_seller(seller_id, id) */
-    const char *sql = seller_id > 0 ? "SELECT " AUDIT_VIEW_COLS " FROM audit WHERE seller_id = ?3 "
-                                      "AND id < ?1 ORDER BY seller_id DESC, id DESC LIMIT ?2"
-                                    : "SELECT " AUDIT_VIEW_COLS " FROM audit WHERE id < ?1 "
-                                      "ORDER BY id DESC LIMIT ?2";
+    const char *sql = seller_id != 0 ? "SELECT " AUDIT_VIEW_COLS " FROM audit WHERE seller_id = ?3 "
+                                       "AND id < ?1 ORDER BY seller_id DESC, id DESC LIMIT ?2"
+                                     : "SELECT " AUDIT_VIEW_COLS " FROM audit WHERE id < ?1 "
+                                       "ORDER BY id DESC LIMIT ?2";
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, before > 0 ? before : INT64_MAX);
         sqlite3_bind_int(st, 2, limit);
-        if (seller_id > 0)
+        if (seller_id != 0)
             sqlite3_bind_int64(st, 3, seller_id);
         int step;
         while ((step = sqlite3_step(st)) == SQLITE_ROW) {
