@@ -106,7 +106,7 @@ enum MHD_Result fp_h_ack(fp_req *r)
 {
     fp_err err = {0};
     int rc = fp_store_invoice_ack(r->srv->o.store, r->claims.seller_id, r->param,
-                                  r->claims.client_id, r->rid, r->client_ip, &err);
+                                  r->claims.client_id, r->rid, r->client_rid, r->client_ip, &err);
     if (rc == FP_ENOTFOUND)
         return fp_problem(r, FPC_NOT_FOUND, "发票不存在", "No such invoice", NULL);
     if (rc < 0)
@@ -253,7 +253,7 @@ enum MHD_Result fp_h_redrive_job(fp_req *r)
         return fp_problem(r, FPC_NOT_FOUND, "任务不存在", "No such job", NULL);
     fp_err err = {0};
     int rc = fp_jobs_redrive(r->srv->o.store, r->scope_seller, id, r->claims.client_id, r->rid,
-                             r->client_ip, &err);
+                             r->client_rid, r->client_ip, &err);
     if (rc == FP_ENOTFOUND)
         return fp_problem(r, FPC_NOT_FOUND, "任务不存在", "No such job", NULL);
     if (rc == FP_ECONFLICT)
