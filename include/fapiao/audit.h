@@ -3,7 +3,10 @@
  * Every audit record is a link of a hash chain.  Record i stores prev_hash
  * (the hash of record i-1; 32 zero bytes for record 1) and hash = SHA-256
  * of a canonical, length-prefixed encoding of (id, ts, actor, action,
- * target, request_id, client_ip, outcome, prev_hash).  Ids are consecutive
+ * target, request_id, client_ip, outcome[, seller_id, client_request_id],
+ * prev_hash): the bracketed fields (migration 7) are hashed, under a
+ * version-2 tag, only when one of them is set, so records from before
+ * them keep their hashes.  Ids are consecutive
  * (the store assigns them), so a deleted record is a gap, a changed one a
  * hash mismatch and a moved one a record whose hash only fits another id.
  * Checkpoints sign (checkpoint id, upto_id, upto_hash, ts) with the
@@ -30,10 +33,15 @@
 
 /* What a caller records.  actor, action and outcome are required; target,
  * request_id and client_ip may be NULL (stored as SQL NULL, which hashes
- * differently from ""). */
+ * differently from "").  seller_id: the seller the record belongs to (a
+ * seller-scoped auditor sees it), 0 for an instance-wide record (only
+ * operator-auditors see it).  request_id is the server's id of the
+ * request; client_request_id the X-Request-Id the client sent, if any. */
 typedef struct fp_audit_rec {
     int64_t ts; /* unix seconds; 0: now */
     const char *actor, *action, *target, *request_id, *client_ip, *outcome;
+    int64_t seller_id;
+    const char *client_request_id;
 } fp_audit_rec;
 
 enum {
@@ -43,6 +51,9 @@ enum {
     FP_AUDIT_REQUEST_ID,
     FP_AUDIT_CLIENT_IP,
     FP_AUDIT_OUTCOME,
+    FP_AUDIT__V1_FIELDS,                      /* the fields of a version-1 record */
+    FP_AUDIT_SELLER_ID = FP_AUDIT__V1_FIELDS, /* as decimal text */
+    FP_AUDIT_CLIENT_REQUEST_ID,
     FP_AUDIT__FIELDS
 };
 extern const char *const fp_audit_field_names[FP_AUDIT__FIELDS]; /* column names */
@@ -60,6 +71,7 @@ typedef struct fp_audit_row {
     fp_audit_text f[FP_AUDIT__FIELDS];
     const unsigned char *prev_hash, *hash;
     size_t prev_len, hash_len;
+    char seller_text[24]; /* fp_audit_row_from_rec: f[FP_AUDIT_SELLER_ID] points here */
 } fp_audit_row;
 
 /* Fills row's id, ts and fields from rec (hashes left NULL). */

@@ -87,10 +87,12 @@ int fp_jobs_fail(fp_store *s, const fp_job *j, int64_t now, int64_t next_at, int
 int fp_jobs_defer(fp_store *s, const fp_job *j, int64_t next_at, const char *why, fp_err *err);
 
 /* A dead job is pending again now, with attempts 0 and a new first_at (so
- * its retry period starts over).  An audit record names actor.
+ * its retry period starts over).  An audit record names actor (and the
+ * job's seller; client_request_id: the client's X-Request-Id, may be NULL).
  * FP_ENOTFOUND, or FP_ECONFLICT when the job is not dead. */
 int fp_jobs_redrive(fp_store *s, int64_t seller_id, int64_t id, const char *actor,
-                    const char *request_id, const char *client_ip, fp_err *err);
+                    const char *request_id, const char *client_request_id, const char *client_ip,
+                    fp_err *err);
 
 int fp_jobs_get(fp_store *s, int64_t seller_id, int64_t id, fp_job *out);
 
@@ -119,7 +121,8 @@ int fp_store_invoice_state(fp_store *s, int64_t seller_id, const char *number,
 /* The caller confirms receipt: status confirmed (idempotent), audited.
  * FP_ENOTFOUND for another seller's or an unknown number. */
 int fp_store_invoice_ack(fp_store *s, int64_t seller_id, const char *number, const char *actor,
-                         const char *request_id, const char *client_ip, fp_err *err);
+                         const char *request_id, const char *client_request_id,
+                         const char *client_ip, fp_err *err);
 
 /* ---- webhook configuration of a client ---- */
 int fp_store_webhook_get(fp_store *s, const char *client_id, char *url, size_t url_cap,

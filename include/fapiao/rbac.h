@@ -1,14 +1,23 @@
 /* rbac.h — roles, permissions and network allowlists.
  *
- * Roles (least privilege; a client holds one or more):
+ * One role model (docs/security.md has the matrix).  A client holds one or
+ * more roles of ONE kind:
+ *
+ * seller-scoped roles: everything they see and do is their own seller's
  *   issuer    issues invoices, reads its seller's invoices, confirms receipt
  *   reviewer  handles red-invoice forms (open, confirm, reject, withdraw) and
  *             reads invoices (issuing the red invoice itself needs issuer)
  *   auditor   reads everything of its seller: invoices, forms, outbox jobs,
- *             the audit log
- *   admin     operates the service: outbox re-drive, fault injection
- *             (tests); credentials and ranges are managed with the CLI
- *             (`fapiao keys`, `fapiao ranges`) by whoever runs the server
+ *             the seller's audit records
+ *   admin     operates its seller's side: outbox re-drive, fault injection
+ *             (tests)
+ * instance-wide roles: span every seller, never touch invoices
+ *   operator          runs the instance: every seller's outbox jobs
+ *                     (read, re-drive), fault injection
+ *   operator-auditor  reads every seller's outbox jobs and the whole audit
+ *                     log, the instance-wide records included
+ * Credentials and ranges are managed with the CLI (`fapiao keys`, `fapiao
+ * ranges`) by whoever runs the server.
  * Every route of the server names the one permission it needs (the routing
  * table in src/server/server.c); a request without it gets 403 FORBIDDEN
  * naming the permission. */
@@ -23,7 +32,11 @@ enum {
     FP_ROLE_REVIEWER = 1 << 1,
     FP_ROLE_AUDITOR = 1 << 2,
     FP_ROLE_ADMIN = 1 << 3,
-    FP_ROLE_ALL = 0xf
+    FP_ROLE_OPERATOR = 1 << 4,
+    FP_ROLE_OPERATOR_AUDITOR = 1 << 5,
+    FP_ROLE_SELLER = 0xf,    /* the seller-scoped roles */
+    FP_ROLE_INSTANCE = 0x30, /* the instance-wide roles */
+    FP_ROLE_ALL = 0x3f
 };
 
 typedef enum fp_perm {
@@ -45,8 +58,12 @@ const char *fp_perm_name(fp_perm p);
 unsigned fp_perm_roles(fp_perm p);
 int fp_roles_allow(unsigned roles, fp_perm p);
 
+/* 1 when roles span every seller (operator, operator-auditor). */
+int fp_roles_instance_wide(unsigned roles);
+
 /* "issuer,reviewer" <-> bitmask.  Parse returns -1 for an unknown or empty
- * role name, an empty list or duplicates. */
+ * role name, an empty list, duplicates, or seller-scoped and instance-wide
+ * roles mixed. */
 int fp_roles_parse(const char *s, unsigned *roles);
 void fp_roles_format(unsigned roles, char *out, size_t cap);
 

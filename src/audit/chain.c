@@ -24,10 +24,13 @@
 #include <unistd.h>
 
 const char *const fp_audit_field_names[FP_AUDIT__FIELDS] = {
-    "actor", "action", "target", "request_id", "client_ip", "outcome",
+    "actor",     "action",  "target",    "request_id",
+    "client_ip", "outcome", "seller_id", "client_request_id",
 };
 
 static const char record_tag[8] = {'F', 'P', 'A', 'U', 'D', 'R', 'v', '1'};
+/* a record with a seller or a client request id (migration 7) */
+static const char record_tag2[8] = {'F', 'P', 'A', 'U', 'D', 'R', 'v', '2'};
 static const char checkpoint_tag[8] = {'F', 'P', 'A', 'U', 'D', 'C', 'v', '1'};
 
 static void put64(unsigned char *p, int64_t v)
@@ -48,8 +51,14 @@ void fp_audit_row_from_rec(fp_audit_row *row, int64_t id, const fp_audit_rec *re
     memset(row, 0, sizeof *row);
     row->id = id;
     row->ts = rec->ts;
-    const char *v[FP_AUDIT__FIELDS] = {rec->actor,      rec->action,    rec->target,
-                                       rec->request_id, rec->client_ip, rec->outcome};
+    const char *seller = NULL;
+    if (rec->seller_id > 0) {
+        snprintf(row->seller_text, sizeof row->seller_text, "%lld", (long long)rec->seller_id);
+        seller = row->seller_text;
+    }
+    const char *v[FP_AUDIT__FIELDS] = {rec->actor,      rec->action,           rec->target,
+                                       rec->request_id, rec->client_ip,        rec->outcome,
+                                       seller,          rec->client_request_id};
     for (int i = 0; i < FP_AUDIT__FIELDS; i++) {
         row->f[i].p = v[i];
         row->f[i].n = v[i] ? strlen(v[i]) : 0;
@@ -61,12 +70,16 @@ void fp_audit_hash(const fp_audit_row *row, const unsigned char prev[FP_AUDIT_HA
 {
     struct sha256_ctx c;
     unsigned char head[8 + 8 + 8];
+    int nf = FP_AUDIT__V1_FIELDS;
+    for (int i = FP_AUDIT__V1_FIELDS; i < FP_AUDIT__FIELDS; i++)
+        if (row->f[i].p)
+            nf = FP_AUDIT__FIELDS;
     sha256_init(&c);
-    memcpy(head, record_tag, 8);
+    memcpy(head, nf == FP_AUDIT__FIELDS ? record_tag2 : record_tag, 8);
     put64(head + 8, row->id);
     put64(head + 16, row->ts);
     sha256_update(&c, sizeof head, head);
-    for (int i = 0; i < FP_AUDIT__FIELDS; i++) {
+    for (int i = 0; i < nf; i++) {
         unsigned char len[4];
         /* SQLite caps a value at 1e9 bytes, so a real length never reaches
          * the NULL marker */

@@ -302,8 +302,10 @@ static void v_end(verifier *v)
 
 /* ---- the database ---- */
 
-static const char rec_cols[] =
-    "id, ts, actor, action, target, request_id, client_ip, outcome, prev_hash, hash";
+static const char rec_cols[] = "id, ts, actor, action, target, request_id, client_ip, outcome, "
+                               "seller_id, client_request_id, prev_hash, hash";
+#define COL_PREV (2 + FP_AUDIT__FIELDS)
+#define COL_HASH (3 + FP_AUDIT__FIELDS)
 static const char cp_cols[] = "id, upto_id, upto_hash, ts, signature";
 
 static void row_from_stmt(sqlite3_stmt *st, fp_audit_row *r)
@@ -320,15 +322,15 @@ static void row_from_stmt(sqlite3_stmt *st, fp_audit_row *r)
             r->f[i].p = "";
     }
     static const unsigned char none[1];
-    if (sqlite3_column_type(st, 8) != SQLITE_NULL) {
-        r->prev_hash = sqlite3_column_blob(st, 8);
-        r->prev_len = (size_t)sqlite3_column_bytes(st, 8);
+    if (sqlite3_column_type(st, COL_PREV) != SQLITE_NULL) {
+        r->prev_hash = sqlite3_column_blob(st, COL_PREV);
+        r->prev_len = (size_t)sqlite3_column_bytes(st, COL_PREV);
         if (!r->prev_hash)
             r->prev_hash = none;
     }
-    if (sqlite3_column_type(st, 9) != SQLITE_NULL) {
-        r->hash = sqlite3_column_blob(st, 9);
-        r->hash_len = (size_t)sqlite3_column_bytes(st, 9);
+    if (sqlite3_column_type(st, COL_HASH) != SQLITE_NULL) {
+        r->hash = sqlite3_column_blob(st, COL_HASH);
+        r->hash_len = (size_t)sqlite3_column_bytes(st, COL_HASH);
         if (!r->hash)
             r->hash = none;
     }
@@ -370,6 +372,10 @@ static int open_ro(const char *db_path, sqlite3 **db, fp_err *err)
     sqlite3_stmt *st = NULL;
     int ok = sqlite3_prepare_v2(*db, "SELECT 1 FROM audit_checkpoints LIMIT 1", -1, &st, NULL) ==
              SQLITE_OK;
+    sqlite3_finalize(st);
+    st = NULL; /* and the audit columns of migration 7 */
+    ok = ok && sqlite3_prepare_v2(*db, "SELECT seller_id, client_request_id FROM audit LIMIT 0", -1,
+                                  &st, NULL) == SQLITE_OK;
     sqlite3_finalize(st);
     if (!ok) {
         int rc = fp_fail(err, FP_EINVAL,
@@ -632,8 +638,10 @@ static int parse_record(const cJSON *o, bundle_rec *b)
     if (json_i64(o, "id", &r->id) < 0 || json_i64(o, "ts", &r->ts) < 0)
         return -1;
     for (int i = 0; i < FP_AUDIT__FIELDS; i++)
-        if (json_text(o, fp_audit_field_names[i], &r->f[i]) < 0)
-            return -1;
+        if (json_text(o, fp_audit_field_names[i], &r->f[i]) < 0 &&
+            (i < FP_AUDIT__V1_FIELDS ||
+             cJSON_GetObjectItemCaseSensitive(o, fp_audit_field_names[i])))
+            return -1; /* the fields of migration 7 may be absent (older bundles): NULL */
     int p = json_hex(o, "prev_hash", b->prev, FP_AUDIT_HASH_LEN);
     int h = json_hex(o, "hash", b->hash, FP_AUDIT_HASH_LEN);
     if (p < 0 || h < 0)
@@ -923,8 +931,9 @@ int fp_audit_export(const char *db_path, const unsigned char pk[FP_AUDIT_KEY_LEN
             end = cp.upto_id;
     }
     rs = prep(db,
-              "SELECT id, ts, actor, action, target, request_id, client_ip, outcome, prev_hash, "
-              "hash FROM audit WHERE id >= ?1 AND id <= ?2 ORDER BY id",
+              "SELECT id, ts, actor, action, target, request_id, client_ip, outcome, seller_id, "
+              "client_request_id, prev_hash, hash FROM audit WHERE id >= ?1 AND id <= ?2 "
+              "ORDER BY id",
               err);
     /* every later checkpoint when the bundle runs to the end of the log, so
      * that a checkpoint beyond it (a truncated log) shows */

@@ -22,9 +22,12 @@ static const char usage[] =
     "       fapiao keys revoke --data-dir DIR --client-id ID\n"
     "       fapiao keys set    --data-dir DIR --client-id ID [--roles ROLES]\n"
     "                          [--allow-ip CIDR,...|any] [--cert-sha256 HEX|none]\n"
-    "  ROLES: comma-separated issuer, reviewer, auditor, admin.  rotate prints a new secret;\n"
-    "  the old ones stay valid for --overlap (default 86400 s).  revoke takes effect on a\n"
-    "  running server within about a second, also for tokens already issued.\n"
+    "  ROLES: comma-separated seller roles issuer, reviewer, auditor, admin, or the\n"
+    "  instance-wide operator, operator-auditor (never both kinds).  ID: 1-64 characters\n"
+    "  of A-Z a-z 0-9 . _ -.  rotate prints a new secret; the newest old one stays valid\n"
+    "  for --overlap (default 86400 s), older ones end now, and tokens die with the\n"
+    "  secret they were issued for.  revoke takes effect on a running server within\n"
+    "  about a second, also for tokens already issued.\n"
     "  管理 API 凭据：创建、列出、轮换、吊销、修改角色/IP 白名单/客户端证书绑定。\n"
     "  密钥只在生成时显示一次。\n";
 
@@ -162,9 +165,16 @@ int cmd_keys(int argc, char **argv)
         return 2;
     unsigned roles = 0;
     if (roles_s && fp_roles_parse(roles_s, &roles) < 0) {
-        cli_error(
-            "--roles 须为 issuer、reviewer、auditor、admin 中的一个或多个（逗号分隔）",
-            "--roles must be one or more of issuer, reviewer, auditor, admin (comma-separated)");
+        cli_error("--roles 须为 issuer、reviewer、auditor、admin 中的一个或多个，或 operator、"
+                  "operator-auditor 中的一个或多个（逗号分隔，两类不可混用）",
+                  "--roles must be one or more of issuer, reviewer, auditor, admin, or of "
+                  "operator, operator-auditor (comma-separated; not both kinds)");
+        return 2;
+    }
+    /* only for new ids: one from before the rule must stay revocable */
+    if (sub == 0 && id && !fp_client_id_valid(id)) {
+        cli_error("--client-id 须为 1–64 个字符（A-Z a-z 0-9 . _ -）",
+                  "--client-id must be 1-64 characters of A-Z a-z 0-9 . _ -");
         return 2;
     }
     if (ips && strcmp(ips, "any")) {

@@ -145,7 +145,7 @@ static void collect(const fp_job *j, void *arg)
 static int redrive_one(fp_store *s, int64_t id)
 {
     fp_err err = {0};
-    if (fp_jobs_redrive(s, 0, id, "cli", "", "", &err) < 0) {
+    if (fp_jobs_redrive(s, 0, id, "cli", "", NULL, "", &err) < 0) {
         fprintf(stderr, "fapiao: %s %lld: %s\n",
                 cli_zh() ? "无法重新投递任务" : "cannot re-drive job", (long long)id, err.msg);
         return -1;

@@ -6,7 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const role_names[] = {"issuer", "reviewer", "auditor", "admin"};
+/* bit i of a role mask is role_names[i] (rbac.h) */
+static const char *const role_names[] = {"issuer", "reviewer", "auditor",
+                                         "admin",  "operator", "operator-auditor"};
+#define NROLES (int)(sizeof role_names / sizeof role_names[0])
+_Static_assert(1u << (sizeof role_names / sizeof role_names[0]) == FP_ROLE_ALL + 1u,
+               "a name for every role bit");
 
 static const struct {
     const char *name;
@@ -20,10 +25,11 @@ static const struct {
     [FP_PERM_RED_FORMS_WRITE] = {"red_forms:write", FP_ROLE_REVIEWER},
     [FP_PERM_RED_FORMS_READ] = {"red_forms:read",
                                 FP_ROLE_ISSUER | FP_ROLE_REVIEWER | FP_ROLE_AUDITOR},
-    [FP_PERM_JOBS_READ] = {"jobs:read", FP_ROLE_AUDITOR | FP_ROLE_ADMIN},
-    [FP_PERM_JOBS_REDRIVE] = {"jobs:redrive", FP_ROLE_ADMIN},
-    [FP_PERM_AUDIT_READ] = {"audit:read", FP_ROLE_AUDITOR},
-    [FP_PERM_FAULTS] = {"faults:inject", FP_ROLE_ADMIN},
+    [FP_PERM_JOBS_READ] = {"jobs:read", FP_ROLE_AUDITOR | FP_ROLE_ADMIN | FP_ROLE_OPERATOR |
+                                            FP_ROLE_OPERATOR_AUDITOR},
+    [FP_PERM_JOBS_REDRIVE] = {"jobs:redrive", FP_ROLE_ADMIN | FP_ROLE_OPERATOR},
+    [FP_PERM_AUDIT_READ] = {"audit:read", FP_ROLE_AUDITOR | FP_ROLE_OPERATOR_AUDITOR},
+    [FP_PERM_FAULTS] = {"faults:inject", FP_ROLE_ADMIN | FP_ROLE_OPERATOR},
 };
 
 const char *fp_perm_name(fp_perm p)
@@ -41,6 +47,11 @@ int fp_roles_allow(unsigned roles, fp_perm p)
     return (roles & fp_perm_roles(p)) != 0;
 }
 
+int fp_roles_instance_wide(unsigned roles)
+{
+    return (roles & FP_ROLE_INSTANCE) != 0;
+}
+
 int fp_roles_parse(const char *s, unsigned *roles)
 {
     unsigned r = 0;
@@ -50,7 +61,7 @@ int fp_roles_parse(const char *s, unsigned *roles)
     while (*p) {
         size_t n = strcspn(p, ",");
         int found = -1;
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < NROLES; i++)
             if (strlen(role_names[i]) == n && strncmp(p, role_names[i], n) == 0)
                 found = i;
         if (found < 0 || (r & (1u << found)))
@@ -60,6 +71,8 @@ int fp_roles_parse(const char *s, unsigned *roles)
         if (*p == ',' && !*++p)
             return -1; /* trailing comma */
     }
+    if ((r & FP_ROLE_INSTANCE) && (r & FP_ROLE_SELLER))
+        return -1; /* a credential spans sellers or belongs to one, never both */
     *roles = r;
     return 0;
 }
@@ -68,7 +81,7 @@ void fp_roles_format(unsigned roles, char *out, size_t cap)
 {
     size_t len = 0;
     out[0] = 0;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < NROLES; i++)
         if (roles & (1u << i)) {
             int n = snprintf(out + len, cap - len, "%s%s", len ? "," : "", role_names[i]);
             if (n < 0 || (size_t)n >= cap - len)

@@ -13,6 +13,8 @@
 typedef struct entry {
     int64_t ts;
     char actor[72], action[40], target[80], request_id[72], client_ip[48], outcome[64];
+    int64_t seller_id;
+    char client_request_id[72];
 } entry;
 
 struct fp_audit_queue {
@@ -50,10 +52,15 @@ static void flush(fp_audit_queue *q)
         return;
     }
     for (int i = 0; i < m; i++)
-        recs[i] = (fp_audit_rec){batch[i].ts,         batch[i].actor,
-                                 batch[i].action,     batch[i].target[0] ? batch[i].target : NULL,
-                                 batch[i].request_id, batch[i].client_ip,
-                                 batch[i].outcome};
+        recs[i] = (fp_audit_rec){batch[i].ts,
+                                 batch[i].actor,
+                                 batch[i].action,
+                                 batch[i].target[0] ? batch[i].target : NULL,
+                                 batch[i].request_id,
+                                 batch[i].client_ip,
+                                 batch[i].outcome,
+                                 batch[i].seller_id,
+                                 batch[i].client_request_id[0] ? batch[i].client_request_id : NULL};
     char count[32];
     if (dropped) {
         snprintf(count, sizeof count, "%llu", (unsigned long long)dropped);
@@ -127,7 +134,7 @@ void fp_audit_queue_stop(fp_audit_queue *q)
 
 void fp_audit_queue_add(fp_audit_queue *q, const char *actor, const char *action,
                         const char *target, const char *request_id, const char *client_ip,
-                        const char *outcome)
+                        const char *outcome, int64_t seller_id, const char *client_request_id)
 {
     if (!q)
         return;
@@ -144,6 +151,9 @@ void fp_audit_queue_add(fp_audit_queue *q, const char *actor, const char *action
         snprintf(e->request_id, sizeof e->request_id, "%s", request_id ? request_id : "");
         snprintf(e->client_ip, sizeof e->client_ip, "%s", client_ip ? client_ip : "");
         snprintf(e->outcome, sizeof e->outcome, "%s", outcome);
+        e->seller_id = seller_id > 0 ? seller_id : 0;
+        snprintf(e->client_request_id, sizeof e->client_request_id, "%s",
+                 client_request_id ? client_request_id : "");
     }
     pthread_mutex_unlock(&q->mu);
 }

@@ -15,10 +15,11 @@ typedef struct fp_audit_queue fp_audit_queue;
 int fp_audit_queue_start(fp_store *s, int cap, fp_audit_queue **out, fp_err *err);
 /* Flushes what is queued and stops. */
 void fp_audit_queue_stop(fp_audit_queue *q);
-/* Copies the strings.  actor may be "" (unknown client). */
+/* Copies the strings.  actor may be "" (no client id at all); seller_id
+ * 0: instance-wide; client_request_id may be NULL or "" (none). */
 void fp_audit_queue_add(fp_audit_queue *q, const char *actor, const char *action,
                         const char *target, const char *request_id, const char *client_ip,
-                        const char *outcome);
+                        const char *outcome, int64_t seller_id, const char *client_request_id);
 uint64_t fp_audit_queue_dropped(fp_audit_queue *q);
 
 #endif

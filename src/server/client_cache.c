@@ -16,6 +16,7 @@ typedef struct snapshot {
     fp_cached_client *v;
     int n, cap;
     int refs;
+    int64_t max_secret_id; /* the newest secret it knows (of any client) */
 } snapshot;
 
 struct fp_client_cache {
@@ -68,18 +69,55 @@ static void put(snapshot *s)
     }
 }
 
-/* Reads the table into a new snapshot; NULL on failure. */
+static fp_cached_client *find(snapshot *s, const char *client_id)
+{
+    int lo = 0, hi = s->n - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2, cmp = strcmp(client_id, s->v[mid].client_id);
+        if (cmp == 0)
+            return &s->v[mid];
+        if (cmp < 0)
+            hi = mid - 1;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+static void add_secret(const char *client_id, int64_t secret_id, int64_t expires_at, void *arg)
+{
+    snapshot *s = arg;
+    if (secret_id > s->max_secret_id)
+        s->max_secret_id = secret_id;
+    fp_cached_client *c = find(s, client_id);
+    if (!c)
+        return;
+    if (c->nsecrets == FP_CACHED_SECRETS) { /* ids ascend: drop the oldest */
+        memmove(c->secret_id, c->secret_id + 1, (FP_CACHED_SECRETS - 1) * sizeof *c->secret_id);
+        memmove(c->secret_expires, c->secret_expires + 1,
+                (FP_CACHED_SECRETS - 1) * sizeof *c->secret_expires);
+        c->nsecrets--;
+    }
+    c->secret_id[c->nsecrets] = secret_id;
+    c->secret_expires[c->nsecrets] = expires_at;
+    c->nsecrets++;
+}
+
+/* Reads the table and the live secrets into a new snapshot; NULL on
+ * failure. */
 static snapshot *load(fp_store *store)
 {
     snapshot *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->refs = 1;
-    if (fp_store_clients(store, 0, add, s) < 0) {
+    /* fp_store_clients returns them in client_id order (find's search) */
+    if (fp_store_clients(store, 0, add, s) < 0 ||
+        fp_store_live_secrets(store, (int64_t)time(NULL), add_secret, s) < 0) {
         put(s);
         return NULL;
     }
-    return s; /* fp_store_clients returns them in client_id order */
+    return s;
 }
 
 int fp_client_cache_new(fp_store *s, int refresh_ms, fp_client_cache **out, fp_err *err)
@@ -106,23 +144,30 @@ void fp_client_cache_free(fp_client_cache *c)
 }
 
 /* Looks client_id up in the current snapshot, refreshing it first when it
- * is older than max_age_ms. */
+ * is older than max_age_ms.  max_age_ms < 0: refresh now, even while
+ * another thread refreshes (a token of a secret newer than the snapshot:
+ * only the server can have minted it, so this costs one read per new
+ * secret, not one per request).  *max_secret: the snapshot's newest
+ * secret id (may be NULL). */
 static int lookup(fp_client_cache *c, const char *client_id, fp_cached_client *out,
-                  int64_t max_age_ms)
+                  int64_t max_age_ms, int64_t *max_secret)
 {
     int64_t now = mono_ms();
     pthread_mutex_lock(&c->mu);
-    int stale = !c->cur || now - c->loaded_ms >= max_age_ms;
-    if (stale && !c->refreshing) {
-        c->refreshing = 1;
+    int force = max_age_ms < 0;
+    int stale = !c->cur || force || now - c->loaded_ms >= max_age_ms;
+    if (stale && (force || !c->refreshing)) {
+        c->refreshing += 1;
         pthread_mutex_unlock(&c->mu);
         snapshot *fresh = load(c->store);
         pthread_mutex_lock(&c->mu);
-        c->refreshing = 0;
-        if (fresh) {
+        c->refreshing -= 1;
+        if (fresh && (!c->cur || now >= c->loaded_ms)) {
             put(c->cur);
             c->cur = fresh;
             c->loaded_ms = now;
+        } else {
+            put(fresh);
         }
     }
     snapshot *s = c->cur;
@@ -131,19 +176,12 @@ static int lookup(fp_client_cache *c, const char *client_id, fp_cached_client *o
     pthread_mutex_unlock(&c->mu);
     if (!s)
         return FP_EIO;
-    int lo = 0, hi = s->n - 1, rc = FP_ENOTFOUND;
-    while (lo <= hi) {
-        int mid = (lo + hi) / 2, cmp = strcmp(client_id, s->v[mid].client_id);
-        if (cmp == 0) {
-            *out = s->v[mid];
-            rc = 0;
-            break;
-        }
-        if (cmp < 0)
-            hi = mid - 1;
-        else
-            lo = mid + 1;
-    }
+    const fp_cached_client *hit = find(s, client_id);
+    int rc = hit ? 0 : FP_ENOTFOUND;
+    if (hit)
+        *out = *hit;
+    if (max_secret)
+        *max_secret = s->max_secret_id;
     pthread_mutex_lock(&c->mu);
     put(s);
     pthread_mutex_unlock(&c->mu);
@@ -152,10 +190,34 @@ static int lookup(fp_client_cache *c, const char *client_id, fp_cached_client *o
 
 int fp_client_cache_get(fp_client_cache *c, const char *client_id, fp_cached_client *out)
 {
-    int rc = lookup(c, client_id, out, c->refresh_ms);
+    int rc = lookup(c, client_id, out, c->refresh_ms, NULL);
     /* a client made since the last refresh: look again (at most 20 reads
      * a second for tokens of clients that are gone) */
     if (rc == FP_ENOTFOUND)
-        rc = lookup(c, client_id, out, 50);
+        rc = lookup(c, client_id, out, 50, NULL);
+    return rc;
+}
+
+int fp_cached_secret_live(const fp_cached_client *c, int64_t secret_id, int64_t now)
+{
+    for (int i = 0; i < c->nsecrets; i++)
+        if (c->secret_id[i] == secret_id)
+            return c->secret_expires[i] == 0 || c->secret_expires[i] > now;
+    return 0;
+}
+
+int fp_client_cache_get_for_token(fp_client_cache *c, const char *client_id, int64_t secret_id,
+                                  int64_t now, fp_cached_client *out, int *live)
+{
+    int64_t max_secret = 0;
+    int rc = lookup(c, client_id, out, c->refresh_ms, &max_secret);
+    *live = rc == 0 && fp_cached_secret_live(out, secret_id, now);
+    if (rc != FP_EIO && !*live) {
+        /* a secret (or client) newer than the snapshot: read it now; else
+         * look again at most 20 times a second (tokens of secrets or
+         * clients that are gone) */
+        rc = lookup(c, client_id, out, secret_id > max_secret ? -1 : 50, NULL);
+        *live = rc == 0 && fp_cached_secret_live(out, secret_id, now);
+    }
     return rc;
 }

@@ -106,7 +106,7 @@ enum MHD_Result fp_h_ack(fp_req *r)
 {
     fp_err err = {0};
     int rc = fp_store_invoice_ack(r->srv->o.store, r->claims.seller_id, r->param,
-                                  r->claims.client_id, r->rid, r->client_ip, &err);
+                                  r->claims.client_id, r->rid, r->client_rid, r->client_ip, &err);
     if (rc == FP_ENOTFOUND)
         return fp_problem(r, FPC_NOT_FOUND, "发票不存在", "No such invoice", NULL);
     if (rc < 0)
@@ -203,7 +203,7 @@ enum MHD_Result fp_h_list_jobs(fp_req *r)
     fp_jw_arr_open(&w);
     list_ctx c = {&w, 0, 0};
     fp_err err = {0};
-    if (fp_jobs_list(r->srv->o.store, r->claims.seller_id, state, before, limit, on_job, &c, &err) <
+    if (fp_jobs_list(r->srv->o.store, r->scope_seller, state, before, limit, on_job, &c, &err) <
         0) {
         fp_buf_free(&b);
         return unavailable(r);
@@ -223,7 +223,7 @@ enum MHD_Result fp_h_list_jobs(fp_req *r)
 static enum MHD_Result job_answer(fp_req *r, int64_t id)
 {
     fp_job j;
-    int rc = fp_jobs_get(r->srv->o.store, r->claims.seller_id, id, &j);
+    int rc = fp_jobs_get(r->srv->o.store, r->scope_seller, id, &j);
     if (rc == FP_ENOTFOUND)
         return fp_problem(r, FPC_NOT_FOUND, "任务不存在", "No such job", NULL);
     if (rc < 0)
@@ -252,8 +252,8 @@ enum MHD_Result fp_h_redrive_job(fp_req *r)
     if (parse_id(r->param, &id) < 0)
         return fp_problem(r, FPC_NOT_FOUND, "任务不存在", "No such job", NULL);
     fp_err err = {0};
-    int rc = fp_jobs_redrive(r->srv->o.store, r->claims.seller_id, id, r->claims.client_id, r->rid,
-                             r->client_ip, &err);
+    int rc = fp_jobs_redrive(r->srv->o.store, r->scope_seller, id, r->claims.client_id, r->rid,
+                             r->client_rid, r->client_ip, &err);
     if (rc == FP_ENOTFOUND)
         return fp_problem(r, FPC_NOT_FOUND, "任务不存在", "No such job", NULL);
     if (rc == FP_ECONFLICT)
@@ -285,12 +285,21 @@ static void on_audit(const fp_audit_view *v, void *arg)
     fp_jw_kstr(w, "client_ip", v->client_ip);
     fp_jw_kstr(w, "outcome", v->outcome);
     fp_jw_kstr(w, "hash", v->hash_hex[0] ? v->hash_hex : NULL);
+    if (v->seller_id)
+        fp_jw_kint(w, "seller_id", v->seller_id);
+    else {
+        fp_jw_key(w, "seller_id");
+        fp_jw_null(w);
+    }
+    fp_jw_kstr(w, "client_request_id", v->client_request_id);
     fp_jw_obj_close(w);
     c->last = v->id;
     c->n++;
 }
 
-/* GET /v1/audit?before=ID&limit=N — the audit log, newest first (auditor). */
+/* GET /v1/audit?before=ID&limit=N — the audit log, newest first: a
+ * seller's auditor sees its seller's records, an operator-auditor every
+ * record (docs/security.md). */
 enum MHD_Result fp_h_list_audit(fp_req *r)
 {
 #define ARG(name) MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name)
@@ -313,7 +322,7 @@ enum MHD_Result fp_h_list_audit(fp_req *r)
     fp_jw_key(&w, "records");
     fp_jw_arr_open(&w);
     audit_ctx c = {&w, 0, 0};
-    if (fp_store_audit_rows(r->srv->o.store, before, (int)n, on_audit, &c) < 0) {
+    if (fp_store_audit_rows(r->srv->o.store, r->scope_seller, before, (int)n, on_audit, &c) < 0) {
         fp_buf_free(&b);
         return unavailable(r);
     }

@@ -63,8 +63,9 @@ struct fp_req {
     struct MHD_Connection *conn;
     const char *method, *url;
     const fp_route *route;
-    char param[72]; /* the {} segment */
-    char rid[72];
+    char param[72];      /* the {} segment */
+    char rid[72];        /* the server's id of the request (logs, audit) */
+    char client_rid[72]; /* the X-Request-Id the client sent, if valid ("": none) */
     char client_ip[48];
     int64_t t0_us;
     fp_buf body;
@@ -73,11 +74,15 @@ struct fp_req {
     int status;
     size_t resp_len;
     fp_token_claims claims;
-    fp_issue_req *issue; /* while suspended / after resume */
-    const char *code;    /* error code of the answer, for the log */
-    int retry_after;     /* seconds for a 429/503 problem (0: 1) */
-    int admitted;        /* holds an adaptive-limit slot (released once) */
-    int64_t submit_ns;   /* when it went to the store */
+    int64_t scope_seller;     /* after authorize: the caller's seller, 0 for an instance-wide
+                                 role (operator, operator-auditor: every seller) */
+    char attempted_id[65];    /* POST /v1/token: the client id tried (sanitised), for audit */
+    int64_t attempted_seller; /* ... and its seller when that client exists */
+    fp_issue_req *issue;      /* while suspended / after resume */
+    const char *code;         /* error code of the answer, for the log */
+    int retry_after;          /* seconds for a 429/503 problem (0: 1) */
+    int admitted;             /* holds an adaptive-limit slot (released once) */
+    int64_t submit_ns;        /* when it went to the store */
 };
 
 /* Responses.  Each returns the MHD result of queueing. */
@@ -106,6 +111,9 @@ enum MHD_Result fp_h_rotate_secret(fp_req *r);
 
 struct fp_cached_client;
 int fp_check_client_ip(fp_req *r, const struct fp_cached_client *c, enum MHD_Result *res);
+/* The X-Request-Id of the answer: the client's own when it sent a valid
+ * one (API.md), else the server's. */
+const char *fp_req_echo_id(const fp_req *r);
 
 /* server_metrics.c: registers every family (0 or an FP_E… code), records
  * a finished request, frees. */

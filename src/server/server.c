@@ -119,7 +119,7 @@ enum MHD_Result fp_respond(fp_req *r, int status, const char *ctype, char *body,
         return MHD_NO;
     }
     MHD_add_response_header(resp, "Content-Type", ctype);
-    MHD_add_response_header(resp, "X-Request-Id", r->rid);
+    MHD_add_response_header(resp, "X-Request-Id", fp_req_echo_id(r));
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     /* HTTPS only, always: browsers and careful clients should never try
      * plain HTTP for this host */
@@ -156,7 +156,7 @@ enum MHD_Result fp_problem(fp_req *r, fp_code code, const char *zh, const char *
     fp_jw_kstr(&w, "title", ci->title);
     fp_jw_kstr(&w, "message_zh", zh ? zh : ci->zh);
     fp_jw_kstr(&w, "message_en", en ? en : ci->en);
-    fp_jw_kstr(&w, "request_id", r->rid);
+    fp_jw_kstr(&w, "request_id", fp_req_echo_id(r));
     if (es && es->n > 0) {
         fp_jw_key(&w, "errors");
         fp_jw_arr_open(&w);
@@ -183,9 +183,14 @@ enum MHD_Result fp_problem(fp_req *r, fp_code code, const char *zh, const char *
         /* every authentication or authorization failure is audited */
         char target[96];
         snprintf(target, sizeof target, "%s %.80s", r->method, r->url);
-        fp_audit_queue_add(r->srv->audit_q, r->claims.client_id,
+        /* who: the token's client, or the client id a failed exchange tried;
+         * the seller: the token's, or the tried client's (its auditor sees
+         * attempts on its credentials); NULL seller: instance-wide */
+        int tok = r->claims.client_id[0] != 0;
+        fp_audit_queue_add(r->srv->audit_q, tok ? r->claims.client_id : r->attempted_id,
                            ci->http_status == 401 ? "auth.failure" : "auth.denied", target, r->rid,
-                           r->client_ip, ci->name);
+                           r->client_ip, ci->name, tok ? r->claims.seller_id : r->attempted_seller,
+                           r->client_rid);
     }
     const char *hdrs[7] = {NULL};
     int h = 0;
@@ -258,12 +263,14 @@ static fp_req *req_new(fp_server *s, struct MHD_Connection *c, const char *metho
     r->t0_us = fp_now_us();
     fp_gauge_add(s->m_inflight, 1);
     fp_buf_init(&r->body, s->o.max_body);
+    r->scope_seller = -1; /* no seller at all until authorize() sets it (fail closed) */
+    /* the server's own id always (the audit log and the access log must
+     * not take a client's word for it); the client's kept beside it */
     const char *rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
     if (valid_rid(rid))
-        snprintf(r->rid, sizeof r->rid, "%s", rid);
-    else
-        snprintf(r->rid, sizeof r->rid, "%s%012llx", s->rid_prefix,
-                 (unsigned long long)atomic_fetch_add(&s->req_counter, 1));
+        snprintf(r->client_rid, sizeof r->client_rid, "%s", rid);
+    snprintf(r->rid, sizeof r->rid, "%s%012llx", s->rid_prefix,
+             (unsigned long long)atomic_fetch_add(&s->req_counter, 1));
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (ci && ci->client_addr) {
@@ -276,6 +283,11 @@ static fp_req *req_new(fp_server *s, struct MHD_Connection *c, const char *metho
                       sizeof r->client_ip);
     }
     return r;
+}
+
+const char *fp_req_echo_id(const fp_req *r)
+{
+    return r->client_rid[0] ? r->client_rid : r->rid;
 }
 
 /* 403 IP_NOT_ALLOWED when the client has an allowlist without ip.  Used by
@@ -292,18 +304,35 @@ int fp_check_client_ip(fp_req *r, const fp_cached_client *c, enum MHD_Result *re
 }
 
 /* After the token's signature and expiry: the client as it is now (revoked
- * within a second), its network allowlist, its client-certificate binding,
- * and the route's permission.  1 with *res set when refused. */
+ * within a second), the secret the token was minted from (a token dies with
+ * it: rotated out, or its overlap over), the seller, its network allowlist,
+ * its client-certificate binding, and the route's permission; sets the
+ * request's seller scope.  1 with *res set when refused. */
 static int authorize(fp_req *r, enum MHD_Result *res)
 {
     fp_cached_client c;
-    int rc = fp_client_cache_get(r->srv->clients, r->claims.client_id, &c);
+    int live = 0;
+    int rc = fp_client_cache_get_for_token(r->srv->clients, r->claims.client_id,
+                                           r->claims.secret_id, (int64_t)time(NULL), &c, &live);
     if (rc == FP_EIO) {
         *res = fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
         return 1;
     }
     if (rc < 0 || c.revoked) {
         *res = fp_problem(r, FPC_UNAUTHENTICATED, "凭据已吊销", "The credential has been revoked",
+                          NULL);
+        return 1;
+    }
+    if (c.seller_id != r->claims.seller_id) { /* the client was moved: its tokens are void */
+        *res =
+            fp_problem(r, FPC_UNAUTHENTICATED, "访问令牌无效", "The access token is invalid", NULL);
+        return 1;
+    }
+    if (!live) {
+        *res = fp_problem(r, FPC_UNAUTHENTICATED,
+                          "签发此访问令牌的密钥已被轮换或已过期，请用当前密钥重新获取令牌",
+                          "The secret this token was issued for was rotated out or has expired; "
+                          "get a new token with the current secret",
                           NULL);
         return 1;
     }
@@ -328,6 +357,7 @@ static int authorize(fp_req *r, enum MHD_Result *res)
         *res = fp_problem(r, FPC_FORBIDDEN, zh, en, NULL);
         return 1;
     }
+    r->scope_seller = fp_roles_instance_wide(c.roles) ? 0 : r->claims.seller_id;
     return 0;
 }
 
@@ -488,6 +518,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
         fp_jw_obj_open(&w);
         fp_jw_kstr(&w, "ts", tsz);
         fp_jw_kstr(&w, "request_id", r->rid);
+        if (r->client_rid[0])
+            fp_jw_kstr(&w, "client_request_id", r->client_rid);
         fp_jw_kstr(&w, "client_ip", r->client_ip);
         fp_jw_kstr(&w, "method", r->method);
         char path[256];

@@ -4,6 +4,7 @@
 #include "fapiao/store.h"
 #include "internal.h"
 
+#include <stdint.h>
 #include <string.h>
 
 static const char *text(sqlite3_stmt *st, int i)
@@ -11,20 +12,27 @@ static const char *text(sqlite3_stmt *st, int i)
     return (const char *)sqlite3_column_text(st, i);
 }
 
-int fp_store_audit_rows(fp_store *s, int64_t before, int limit,
+#define AUDIT_VIEW_COLS                                                                            \
+    "id, ts, actor, action, target, request_id, client_ip, outcome, hash, "                        \
+    "coalesce(seller_id, 0), client_request_id"
+
+int fp_store_audit_rows(fp_store *s, int64_t seller_id, int64_t before, int limit,
                         void (*fn)(const fp_audit_view *v, void *arg), void *arg)
 {
     void *slot;
     sqlite3 *db = fp_store_racquire(s, &slot);
     sqlite3_stmt *st = NULL;
     int rc = FP_EIO;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT id, ts, actor, action, target, request_id, client_ip, "
-                           "outcome, hash FROM audit WHERE (?1 = 0 OR id < ?1) "
-                           "ORDER BY id DESC LIMIT ?2",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, before);
+    /* one seller's records walk the index audit_seller(seller_id, id) */
+    const char *sql = seller_id != 0 ? "SELECT " AUDIT_VIEW_COLS " FROM audit WHERE seller_id = ?3 "
+                                       "AND id < ?1 ORDER BY seller_id DESC, id DESC LIMIT ?2"
+                                     : "SELECT " AUDIT_VIEW_COLS " FROM audit WHERE id < ?1 "
+                                       "ORDER BY id DESC LIMIT ?2";
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, before > 0 ? before : INT64_MAX);
         sqlite3_bind_int(st, 2, limit);
+        if (seller_id != 0)
+            sqlite3_bind_int64(st, 3, seller_id);
         int step;
         while ((step = sqlite3_step(st)) == SQLITE_ROW) {
             char hex[65] = "";
@@ -38,7 +46,9 @@ int fp_store_audit_rows(fp_store *s, int64_t before, int limit,
                                text(st, 5),
                                text(st, 6),
                                text(st, 7),
-                               hex};
+                               hex,
+                               sqlite3_column_int64(st, 9),
+                               text(st, 10)};
             fn(&v, arg);
         }
         rc = step == SQLITE_DONE ? 0 : FP_EIO;

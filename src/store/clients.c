@@ -119,41 +119,75 @@ int fp_store_client_info(fp_store *s, const char *client_id, fp_client_info *out
     return rc;
 }
 
+/* The exchange does the same work whatever the client id: the same two
+ * queries (an unknown id finds no rows), then FP_SECRETS_LIVE_MAX hashes
+ * at least, real candidates first, the rest against a dummy salt, so the
+ * time of an answer does not tell whether the id exists (issue 13). */
 int fp_store_client_check_secret(fp_store *s, const char *client_id, const char *secret,
                                  int64_t now, fp_client_info *out)
 {
     void *slot;
     sqlite3 *db = fp_store_racquire(s, &slot);
-    int rc = strlen(client_id) <= 64 ? get_client(db, client_id, out) : FP_ENOTFOUND;
+    int rc = fp_client_id_valid(client_id) ? get_client(db, client_id, out) : FP_ENOTFOUND;
     int matched = 0, candidates = 0;
-    if (rc == 0) {
-        sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(db,
-                               "SELECT salt, hash FROM client_secrets WHERE client_id=?1 "
-                               "AND (expires_at IS NULL OR expires_at > ?2)",
-                               -1, &st, NULL) == SQLITE_OK) {
-            sqlite3_bind_text(st, 1, client_id, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 2, now);
-            while (sqlite3_step(st) == SQLITE_ROW) {
-                unsigned char h[32];
-                if (sqlite3_column_bytes(st, 0) != 16 || sqlite3_column_bytes(st, 1) != 32)
-                    continue;
-                fp_secret_hash(sqlite3_column_blob(st, 0), secret, h);
-                matched |= fp_ct_equal(h, sqlite3_column_blob(st, 1), 32);
-                candidates++;
-            }
-        } else {
-            rc = FP_EIO;
+    int64_t matched_id = 0;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT salt, hash, id FROM client_secrets WHERE client_id=?1 "
+                           "AND (expires_at IS NULL OR expires_at > ?2) ORDER BY id DESC",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, client_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            unsigned char h[32];
+            if (sqlite3_column_bytes(st, 0) != 16 || sqlite3_column_bytes(st, 1) != 32)
+                continue;
+            fp_secret_hash(sqlite3_column_blob(st, 0), secret, h);
+            int eq = fp_ct_equal(h, sqlite3_column_blob(st, 1), 32);
+            if (eq && !matched)
+                matched_id = sqlite3_column_int64(st, 2);
+            matched |= eq;
+            candidates++;
         }
-        sqlite3_finalize(st);
+    } else if (rc == 0) {
+        rc = FP_EIO;
     }
-    if (candidates == 0) { /* the same work for an unknown client */
-        static const unsigned char zero_salt[16];
+    sqlite3_finalize(st);
+    for (; candidates < FP_SECRETS_LIVE_MAX; candidates++) { /* the same work, always */
+        static const unsigned char dummy_salt[16];
         unsigned char h[32];
-        fp_secret_hash(zero_salt, secret, h);
+        fp_secret_hash(dummy_salt, secret, h);
     }
     if (rc == 0 && !matched)
         rc = FP_ECRYPTO;
+    if (rc == 0)
+        out->matched_secret_id = matched_id;
+    fp_store_rrelease(s, slot);
+    return rc;
+}
+
+int fp_store_live_secrets(fp_store *s, int64_t now,
+                          void (*fn)(const char *client_id, int64_t secret_id, int64_t expires_at,
+                                     void *arg),
+                          void *arg)
+{
+    void *slot;
+    sqlite3 *db = fp_store_racquire(s, &slot);
+    sqlite3_stmt *st = NULL;
+    int rc = FP_EIO;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT client_id, id, coalesce(expires_at, 0) FROM client_secrets "
+                           "WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY client_id, id",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, now);
+        int step;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *id = (const char *)sqlite3_column_text(st, 0);
+            fn(id ? id : "", sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2), arg);
+        }
+        rc = step == SQLITE_DONE ? 0 : FP_EIO;
+    }
+    sqlite3_finalize(st);
     fp_store_rrelease(s, slot);
     return rc;
 }
@@ -234,7 +268,7 @@ static int add_fn(sqlite3 *db, void *arg, fp_err *err)
     add_arg *a = arg;
     char roles[64];
     int64_t now = (int64_t)time(NULL);
-    fp_roles_format(a->info->roles ? a->info->roles : FP_ROLE_ALL, roles, sizeof roles);
+    fp_roles_format(a->info->roles ? a->info->roles : FP_ROLE_SELLER, roles, sizeof roles);
     /* the legacy secret columns (migration 1) hold the first secret */
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db,
@@ -292,6 +326,8 @@ static int add_fn(sqlite3 *db, void *arg, fp_err *err)
 
 int fp_store_add_client(fp_store *s, const fp_client_rec *c, fp_err *err)
 {
+    if (!fp_client_id_valid(c->client_id) || c->seller_id < 1)
+        return fp_fail(err, FP_EINVAL, "bad client id or seller id");
     fp_client_info info;
     memset(&info, 0, sizeof info);
     snprintf(info.client_id, sizeof info.client_id, "%s", c->client_id);
@@ -303,6 +339,10 @@ int fp_store_add_client(fp_store *s, const fp_client_rec *c, fp_err *err)
 
 int fp_store_client_create(fp_store *s, const fp_client_info *c, const char *secret, fp_err *err)
 {
+    if (!fp_client_id_valid(c->client_id))
+        return fp_fail(err, FP_EINVAL, "a client id is 1-64 characters of A-Z a-z 0-9 . _ -");
+    if (c->seller_id < 1)
+        return fp_fail(err, FP_EINVAL, "a client's seller id is 1 or more");
     add_arg a = {c, NULL, secret};
     return in_txn(s, add_fn, &a, err);
 }
@@ -324,13 +364,28 @@ static int rotate_fn(sqlite3 *db, void *arg, fp_err *err)
     if (c.revoked_at)
         return fp_fail(err, FP_ECONFLICT, "client %s is revoked", a->id);
     const char *t[] = {a->id};
+    /* At most FP_SECRETS_LIVE_MAX live secrets: the new one and the newest
+     * previous one, which ends with the overlap; any older one ends now
+     * (and the tokens minted from it with it). */
+    int64_t now_end[] = {a->now};
+    if ((rc = run(db,
+                  "UPDATE client_secrets SET expires_at=?2 WHERE client_id=?1 "
+                  "AND (expires_at IS NULL OR expires_at > ?2) AND id <> "
+                  "(SELECT max(id) FROM client_secrets WHERE client_id=?1 "
+                  "AND (expires_at IS NULL OR expires_at > ?2))",
+                  t, 1, now_end, 1, err)) < 0)
+        return rc;
     int64_t ends[] = {a->now + a->overlap};
     if ((rc = run(db,
                   "UPDATE client_secrets SET expires_at=?2 WHERE client_id=?1 "
                   "AND (expires_at IS NULL OR expires_at > ?2)",
                   t, 1, ends, 1, err)) < 0)
         return rc;
-    return insert_secret(db, a->id, a->secret, a->now, err);
+    if ((rc = insert_secret(db, a->id, a->secret, a->now, err)) < 0)
+        return rc;
+    /* the rotation's audit record belongs here, in this transaction
+     * (issue 12 adds it) */
+    return 0;
 }
 
 int fp_store_client_rotate(fp_store *s, const char *client_id, const char *secret, int64_t now,

@@ -321,8 +321,9 @@ int fp_jobs_defer(fp_store *s, const fp_job *j, int64_t next_at, const char *why
 
 /* An audit record in the caller's transaction, linked into the chain
  * (audit.h); a rollback of that transaction takes it out again. */
-static int audit(sqlite3 *db, const char *actor, const char *action, const char *target,
-                 const char *request_id, const char *client_ip, fp_err *err)
+static int audit(sqlite3 *db, int64_t seller_id, const char *actor, const char *action,
+                 const char *target, const char *request_id, const char *client_request_id,
+                 const char *client_ip, fp_err *err)
 {
     fp_audit_rec r = {.ts = fp_unix_ms() / 1000,
                       .actor = actor ? actor : "",
@@ -330,12 +331,16 @@ static int audit(sqlite3 *db, const char *actor, const char *action, const char 
                       .target = target,
                       .request_id = request_id ? request_id : "",
                       .client_ip = client_ip ? client_ip : "",
-                      .outcome = "ok"};
+                      .outcome = "ok",
+                      .seller_id = seller_id,
+                      .client_request_id =
+                          client_request_id && *client_request_id ? client_request_id : NULL};
     return fp_store_audit_append_conn(db, &r, err);
 }
 
 int fp_jobs_redrive(fp_store *s, int64_t seller_id, int64_t id, const char *actor,
-                    const char *request_id, const char *client_ip, fp_err *err)
+                    const char *request_id, const char *client_request_id, const char *client_ip,
+                    fp_err *err)
 {
     fp_job j;
     int rc = fp_jobs_get(s, seller_id, id, &j);
@@ -361,7 +366,8 @@ int fp_jobs_redrive(fp_store *s, int64_t seller_id, int64_t id, const char *acto
         char target[32];
         snprintf(target, sizeof target, "job:%lld", (long long)id);
         if (rc == 0)
-            rc = audit(db, actor, "job.redrive", target, request_id, client_ip, err);
+            rc = audit(db, j.seller_id, actor, "job.redrive", target, request_id, client_request_id,
+                       client_ip, err);
         rc = finish(db, rc, err);
     }
     fp_store_wunlock(s);
@@ -486,7 +492,8 @@ int fp_store_invoice_state(fp_store *s, int64_t seller_id, const char *number,
 }
 
 int fp_store_invoice_ack(fp_store *s, int64_t seller_id, const char *number, const char *actor,
-                         const char *request_id, const char *client_ip, fp_err *err)
+                         const char *request_id, const char *client_request_id,
+                         const char *client_ip, fp_err *err)
 {
     sqlite3 *db = fp_store_wlock(s);
     int rc = begin(db, err);
@@ -501,7 +508,8 @@ int fp_store_invoice_ack(fp_store *s, int64_t seller_id, const char *number, con
         if (rc == 0 && sqlite3_changes(db) != 1)
             rc = fp_fail(err, FP_ENOTFOUND, "no invoice %s", number);
         if (rc == 0)
-            rc = audit(db, actor, "invoice.ack", number, request_id, client_ip, err);
+            rc = audit(db, seller_id, actor, "invoice.ack", number, request_id, client_request_id,
+                       client_ip, err);
         rc = finish(db, rc, err);
     }
     fp_store_wunlock(s);

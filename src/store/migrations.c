@@ -143,6 +143,15 @@ static const char *const migrations[] = {
     "  upto_hash BLOB NOT NULL,"
     "  ts INTEGER NOT NULL,"
     "  signature BLOB NOT NULL);",
+    /* 7: audit scope and request ids (issue 13, docs/security.md).  A
+     * record carries the seller it belongs to (NULL: instance-wide, e.g.
+     * CLI administration, or a record from before this migration, which
+     * keeps its hash) and the X-Request-Id the client sent, apart from the
+     * server's own request_id.  Both are hashed into the chain when set
+     * (audit.h). */
+    "ALTER TABLE audit ADD COLUMN seller_id INTEGER;"
+    "ALTER TABLE audit ADD COLUMN client_request_id TEXT;"
+    "CREATE INDEX audit_seller ON audit(seller_id, id);",
 };
 
 int fp_store_migration_count(void)

@@ -90,7 +90,8 @@ static const char *const write_sql[WQ__N] = {
     /* the audit chain (audit.h): the id is assigned, not left to SQLite,
      * so that ids are consecutive */
     [WQ_INS_AUDIT] = ("INSERT INTO audit(id, ts, actor, action, target, request_id, client_ip, "
-                      "outcome, prev_hash, hash) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+                      "outcome, prev_hash, hash, seller_id, client_request_id) "
+                      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
 };
 
 /* The writer's view of a seller's current number range.  Numbers are handed
@@ -533,7 +534,9 @@ static int issue_one(fp_store *s, fp_issue_req *r)
                       .target = r->number,
                       .request_id = r->request_id,
                       .client_ip = r->client_ip,
-                      .outcome = "created"};
+                      .outcome = "created",
+                      .seller_id = r->seller_id,
+                      .client_request_id = r->client_request_id[0] ? r->client_request_id : NULL};
     if (audit_append(s, &a, NULL) < 0)
         return FP_EIO; /* the invoice row is in: only a rollback undoes it */
     if (enqueue_jobs(s, r) < 0)
@@ -1646,6 +1649,11 @@ static int audit_append(fp_store *s, const fp_audit_rec *rec, fp_err *err)
         bind_text_or_null(a, 8, r.outcome);
         sqlite3_bind_blob(a, 9, s->audit_last_hash, FP_AUDIT_HASH_LEN, SQLITE_STATIC);
         sqlite3_bind_blob(a, 10, h, FP_AUDIT_HASH_LEN, SQLITE_STATIC);
+        if (r.seller_id > 0) /* hashed as its decimal text (audit.h) */
+            sqlite3_bind_int64(a, 11, r.seller_id);
+        else
+            sqlite3_bind_null(a, 11);
+        bind_text_or_null(a, 12, r.client_request_id);
         int step = sqlite3_step(a);
         int ext = sqlite3_extended_errcode(s->wdb);
         if (step != SQLITE_DONE)
@@ -1725,7 +1733,7 @@ static int audit_chain_legacy(fp_store *s, fp_err *err)
                 memset(&row, 0, sizeof row);
                 row.id = sqlite3_column_int64(sel, 0);
                 row.ts = sqlite3_column_int64(sel, 1);
-                for (int i = 0; i < FP_AUDIT__FIELDS; i++)
+                for (int i = 0; i < FP_AUDIT__V1_FIELDS; i++)
                     if (sqlite3_column_type(sel, 2 + i) != SQLITE_NULL) {
                         row.f[i].p = (const char *)sqlite3_column_text(sel, 2 + i);
                         row.f[i].n = (size_t)sqlite3_column_bytes(sel, 2 + i);

@@ -14,7 +14,7 @@ import pytest
 from conftest import BIN, EXAMPLE_BODY, REPO, SLOW
 
 MATRIX = REPO / "tests" / "data" / "authz_matrix.csv"
-ROLES = ("issuer", "reviewer", "auditor", "admin")
+ROLES = ("issuer", "reviewer", "auditor", "admin", "operator", "operator-auditor")
 
 
 def keys(srv, *args):
@@ -107,6 +107,9 @@ def request(world, row, n):
             state, state)]
         body = json.dumps({"client_id": cid, "client_secret": secret}).encode()
         return srv.request("POST", path, body=body, headers=headers, auth=False)
+    if row["path"] == "/v1/credentials/rotate":  # needs the current secret, not only a token
+        body = json.dumps({"client_secret": world["clients"][role][
+            "valid" if state in ("expired", "no_token") else state][1]}).encode()
     if row["path"] == "/v1/invoices" and row["method"] == "POST":
         body = EXAMPLE_BODY
         headers["Idempotency-Key"] = "authz-%d" % n

@@ -52,20 +52,26 @@ def test_self_service_rotation(make_server):
     srv = make_server()
     cid, old = create(srv, "issuer")
     tok = srv.get_token_response(cid, old).json()["access_token"]
-    r = srv.post_json("/v1/credentials/rotate", {"overlap_seconds": 1}, auth=tok)
+    r = srv.post_json("/v1/credentials/rotate", {"overlap_seconds": 3, "client_secret": old},
+                      auth=tok)
     assert r.status == 200, r
     new = r.json()["client_secret"]
     assert r.json()["client_id"] == cid
     assert token_status(srv, cid, new) == 200
     assert token_status(srv, cid, old) == 200
-    time.sleep(1.5)
+    # the token issued before the rotation works while its secret does
+    assert srv.request("GET", "/v1/invoices?limit=1", auth=tok).status == 200
+    while time.time() < r.json()["previous_secrets_valid_until"] + 1.2:
+        time.sleep(0.1)
     assert token_status(srv, cid, old) == 401
     assert token_status(srv, cid, new) == 200
-    # the token issued before the rotation is still good until it expires
-    assert srv.request("GET", "/v1/invoices?limit=1", auth=tok).status == 200
-    bad = srv.post_json("/v1/credentials/rotate", {"overlap_seconds": -1}, auth=tok)
+    # ... and dies with it (docs/security.md)
+    assert srv.request("GET", "/v1/invoices?limit=1", auth=tok).status == 401
+    tok = srv.get_token_response(cid, new).json()["access_token"]
+    bad = srv.post_json("/v1/credentials/rotate", {"overlap_seconds": -1, "client_secret": new},
+                        auth=tok)
     assert_problem(bad, 400, "INVALID_FIELD")
-    bad = srv.post_json("/v1/credentials/rotate", {"overlap": 1}, auth=tok)
+    bad = srv.post_json("/v1/credentials/rotate", {"overlap": 1, "client_secret": new}, auth=tok)
     assert_problem(bad, 400, "UNKNOWN_FIELD")
 
 
@@ -137,7 +143,8 @@ def test_no_secret_or_token_in_any_log(make_server):
     tok = srv.get_token_response(cid, sec).json()["access_token"]
     tokens.append(tok)
     assert srv.issue("nolog-1", auth=tok).status == 201
-    rot = srv.post_json("/v1/credentials/rotate", {}, auth=tok).json()["client_secret"]
+    rot = srv.post_json("/v1/credentials/rotate", {"client_secret": sec},
+                        auth=tok).json()["client_secret"]
     secrets.append(rot)
     srv.get_token_response(cid, sec + "x")
     srv.get_token_response(sec, cid)  # swapped fields
@@ -198,9 +205,11 @@ def test_client_certificate_binding(make_server, tmp_path):
 
 def test_failures_and_admin_actions_are_audited(make_server):
     """Authentication failures, refusals and CLI admin actions land in the
-    hash-chained audit log (GET /v1/audit for auditors), which still
-    verifies afterwards."""
+    hash-chained audit log (GET /v1/audit: the whole log for an
+    operator-auditor), which still verifies afterwards."""
     srv = make_server()
+    opa_id, opa_secret = create(srv, "operator-auditor")
+    opa = srv.get_token_response(opa_id, opa_secret).json()["access_token"]
     cid, secret = create(srv, "issuer")
     keys(srv, "set", "--client-id", cid, "--allow-ip", "127.0.0.1")
     assert srv.get_token_response(cid, secret + "x").status == 401
@@ -210,7 +219,7 @@ def test_failures_and_admin_actions_are_audited(make_server):
     assert srv.request("GET", "/v1/audit", auth=tok).status == 403
     deadline = time.monotonic() + 10 * SLOW
     while True:
-        recs = srv.request("GET", "/v1/audit?limit=50").json()["records"]
+        recs = srv.request("GET", "/v1/audit?limit=50", auth=opa).json()["records"]
         actions = [(r["action"], r["outcome"], r["actor"]) for r in recs]
         if sum(a == "auth.failure" for a, _, _ in actions) >= 2 and \
                 sum(a == "auth.denied" for a, _, _ in actions) >= 2:
@@ -218,7 +227,7 @@ def test_failures_and_admin_actions_are_audited(make_server):
         assert time.monotonic() < deadline, actions
         time.sleep(0.1)
     assert ("auth.denied", "FORBIDDEN", cid) in actions
-    assert ("auth.failure", "UNAUTHENTICATED", "") in actions
+    assert ("auth.failure", "UNAUTHENTICATED", cid) in actions  # the id a failed exchange tried
     assert any(a == "keys.create" and o == "issuer" and who.startswith("cli:")
                for a, o, who in actions), actions
     assert any(a == "keys.set" for a, _, _ in actions)

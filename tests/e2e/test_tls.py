@@ -630,7 +630,9 @@ def test_mutual_tls(tls_server, pki, tmp_path, version):
     lines = {}
     deadline = time.monotonic() + 5 * SLOW
     while time.monotonic() < deadline and len(lines) < 3:
-        lines = {x["request_id"]: x for x in access_log_lines(s) if x["request_id"] in seen}
+        # the access log's request_id is the server's; the client's is beside it
+        lines = {x.get("client_request_id"): x for x in access_log_lines(s)
+                 if x.get("client_request_id") in seen}
         time.sleep(0.05)
     assert lines[seen[0]].get("client_cert_sha256") == der_sha256(ccrt), lines
     assert "client_cert_sha256" not in lines[seen[1]], lines

@@ -1145,10 +1145,10 @@ static void test_outbox_jobs(void)
         CHECK_EQ_INT(fp_jobs_get(s, sid + 1, j3.id, &got), FP_ENOTFOUND);
         check_status(s, sid, number, "rendered");
         /* re-drive: pending again, attempts start over; only a dead job */
-        CHECK_EQ_INT(fp_jobs_redrive(s, sid, j3.id, "admin", "rid", "127.0.0.1", &err), 0);
-        CHECK_EQ_INT(fp_jobs_redrive(s, sid, j3.id, "admin", "rid", "127.0.0.1", &err),
+        CHECK_EQ_INT(fp_jobs_redrive(s, sid, j3.id, "admin", "rid", NULL, "127.0.0.1", &err), 0);
+        CHECK_EQ_INT(fp_jobs_redrive(s, sid, j3.id, "admin", "rid", NULL, "127.0.0.1", &err),
                      FP_ECONFLICT);
-        CHECK_EQ_INT(fp_jobs_redrive(s, sid, 424242, "admin", "rid", "127.0.0.1", &err),
+        CHECK_EQ_INT(fp_jobs_redrive(s, sid, 424242, "admin", "rid", NULL, "127.0.0.1", &err),
                      FP_ENOTFOUND);
         CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM audit WHERE action='job.redrive'"), 1);
     }
@@ -1157,8 +1157,9 @@ static void test_outbox_jobs(void)
         CHECK_EQ_INT(fp_jobs_complete(s, &j3, fp_unix_ms(), &err), 0);
     }
     check_status(s, sid, number, "delivered");
-    CHECK_EQ_INT(fp_store_invoice_ack(s, sid, number, "test-client", "rid", "127.0.0.1", &err), 0);
-    CHECK_EQ_INT(fp_store_invoice_ack(s, sid + 1, number, "x", "rid", "127.0.0.1", &err),
+    CHECK_EQ_INT(
+        fp_store_invoice_ack(s, sid, number, "test-client", "rid", NULL, "127.0.0.1", &err), 0);
+    CHECK_EQ_INT(fp_store_invoice_ack(s, sid + 1, number, "x", "rid", NULL, "127.0.0.1", &err),
                  FP_ENOTFOUND);
     check_status(s, sid, number, "confirmed");
 
@@ -1189,7 +1190,7 @@ static void test_outbox_jobs(void)
         CHECK_EQ_INT(fp_jobs_complete(s, &j2, now, &err), 0);
     }
     /* re-driven, the render succeeds: failed -> rendered, announced once */
-    CHECK_EQ_INT(fp_jobs_redrive(s, sid, j.id, "admin", "rid", "127.0.0.1", &err), 0);
+    CHECK_EQ_INT(fp_jobs_redrive(s, sid, j.id, "admin", "rid", NULL, "127.0.0.1", &err), 0);
     if (CHECK_EQ_INT(claim(s, fp_unix_ms(), 12, 60000, &j, NULL), 0))
         CHECK_EQ_INT(fp_jobs_complete(s, &j, fp_unix_ms(), &err), 0);
     check_status(s, sid, r2->number, "rendered");
