@@ -66,13 +66,8 @@ static int data_paths(const char *dir, char db[PATH_MAX], char pub[PATH_MAX])
 {
     char key[PATH_MAX];
     snprintf(db, PATH_MAX, "%s/fapiao.db", dir);
-    if (access(db, F_OK) != 0) {
-        char zh[PATH_MAX + 64], en[PATH_MAX + 64];
-        snprintf(zh, sizeof zh, "%s 不是数据目录（没有 fapiao.db）", dir);
-        snprintf(en, sizeof en, "%s is not a data directory (no fapiao.db)", dir);
-        cli_error(zh, en);
+    if (cli_check_data_dir(dir, 0, NULL, NULL) < 0)
         return -1;
-    }
     if (fp_audit_key_paths(db, NULL, key, pub, PATH_MAX) < 0) {
         cli_error("路径过长", "path too long");
         return -1;

@@ -273,16 +273,11 @@ int cmd_serve(int argc, char **argv)
     snprintf(tc, sizeof tc, "%s/taxcodes.csv", dir);
     snprintf(alog, sizeof alog, "%s/access.log", dir);
     snprintf(pdf_dir, sizeof pdf_dir, "%s/pdf", dir);
-    if (access(db, F_OK) != 0) {
-        char zh[PATH_MAX + 128], en[PATH_MAX + 128];
-        snprintf(zh, sizeof zh,
-                 "%s 不是数据目录（没有 fapiao.db）；先运行 fapiao init --data-dir %s", dir, dir);
-        snprintf(en, sizeof en,
-                 "%s is not a data directory (no fapiao.db); run fapiao init --data-dir %s first",
-                 dir, dir);
-        cli_error(zh, en);
+    char hint_zh[PATH_MAX + 64], hint_en[PATH_MAX + 64];
+    snprintf(hint_zh, sizeof hint_zh, "；先运行 fapiao init --data-dir %s", dir);
+    snprintf(hint_en, sizeof hint_en, "; run fapiao init --data-dir %s first", dir);
+    if (cli_check_data_dir(dir, 1, hint_zh, hint_en) < 0)
         return 1;
-    }
     /* One server per data directory: the store's single writer assigns
      * numbers from memory, so a second process must not write beside it.
      * The lock lives as long as the process (released by the kernel even on
