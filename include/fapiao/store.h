@@ -84,6 +84,12 @@ struct fp_issue_req {
 /* Queues r; r->done runs later on the writer thread. */
 void fp_store_submit(fp_store *s, fp_issue_req *r);
 
+/* Shutdown: every request still waiting in the queue (not in the batch
+ * being committed) fails now with `why` (nothing of it was stored), and
+ * every later fp_store_submit fails the same way.  Returns how many were
+ * failed; their done callbacks ran on the calling thread. */
+int fp_store_cancel_queued(fp_store *s, const char *why);
+
 /* ---- reads ---- */
 /* Finds the invoice issued with serial.  Returns 0 with its number, a
  * malloc'ed doc and the request hash; FP_ENOTFOUND; or FP_EIO. */

@@ -144,11 +144,21 @@ static enum MHD_Result replay(fp_req *r, char *doc, size_t len, const char *numb
     return fp_respond(r, 201, "application/json", doc, len, hdrs);
 }
 
+/* The writer's answer.  Unless shutdown answered the client already (it
+ * then owns nothing of the request: r may be gone, so r is not touched
+ * before the claim), the connection resumes into fp_h_issue_resumed. */
 static void on_committed(fp_issue_req *ir, void *arg)
 {
-    fp_req *r = arg;
-    (void)ir;
-    MHD_resume_connection(r->conn);
+    fp_parked_issue *p = (fp_parked_issue *)ir;
+    int unclaimed = 0;
+    if (atomic_compare_exchange_strong(&p->claim, &unclaimed, 1)) {
+        fp_req *r = arg;
+        MHD_resume_connection(r->conn);
+        return;
+    }
+    free(ir->response);
+    free(ir->doc.json);
+    free(p);
 }
 
 /* Blue and red issues differ only in how the request becomes a document:
@@ -190,15 +200,15 @@ static enum MHD_Result issue_submit(fp_req *r, const char *key, prepare_fn prep,
 {
     fp_server *s = r->srv;
     if (atomic_load(&s->stopping))
-        return fp_problem(r, FPC_DEGRADED, "服务正在停止，请稍后重试",
-                          "The server is stopping; retry", NULL);
+        return fp_problem(r, FPC_SHUTTING_DOWN, NULL, NULL, NULL);
     fp_seller seller;
     if (fp_server_seller(s, r->claims.seller_id, &seller) < 0)
         return fp_problem(r, FPC_FORBIDDEN, "凭据绑定的销售方不存在",
                           "The credential's seller does not exist", NULL);
-    fp_issue_req *ir = calloc(1, sizeof *ir);
-    if (!ir)
+    fp_parked_issue *parked = calloc(1, sizeof *parked);
+    if (!parked)
         return MHD_NO;
+    fp_issue_req *ir = &parked->ir;
     time_t now = time(NULL);
     struct tm tm;
     time_t cst = now + 8 * 3600; /* issue times are China Standard Time */
@@ -244,6 +254,7 @@ static enum MHD_Result issue_submit(fp_req *r, const char *key, prepare_fn prep,
     r->issue = ir;
     *suspended = 1;
     MHD_suspend_connection(r->conn);
+    fp_server_park(s, r);
     fp_store_submit(s->o.store, ir);
     return MHD_YES;
 }
@@ -562,12 +573,31 @@ enum MHD_Result fp_h_issue_resumed(fp_req *r)
                          NULL);
         break;
     default: {
+        if (!strcmp(ir->error, FP_SHUTDOWN_WHY)) {
+            r->retry_after = 5;
+            res = fp_problem(r, FPC_SHUTTING_DOWN, NULL, NULL, NULL);
+            break;
+        }
         char en[192];
         snprintf(en, sizeof en, "The invoice was not stored (%s); retry with the same key",
                  ir->error);
         res = fp_problem(r, FPC_DEGRADED, "发票未能保存，请使用相同流水号重试", en, NULL);
     }
     }
+    atomic_fetch_sub(&r->srv->inflight, 1);
+    return res;
+}
+
+/* Answered at shutdown while its batch was committing (fp_server_stop):
+ * the writer owns the request now and may still store it. */
+enum MHD_Result fp_h_issue_abandoned(fp_req *r)
+{
+    if (r->admitted) {
+        fp_adaptive_cancel(r->srv->adaptive);
+        r->admitted = 0;
+    }
+    r->retry_after = 5;
+    enum MHD_Result res = fp_problem(r, FPC_OUTCOME_UNKNOWN, NULL, NULL, NULL);
     atomic_fetch_sub(&r->srv->inflight, 1);
     return res;
 }

@@ -124,6 +124,7 @@ struct fp_store {
     pthread_cond_t qcond;
     fp_issue_req *qhead, *qtail;
     int stopping;
+    char draining[128]; /* fp_store_cancel_queued: refuse new requests */
 
     pthread_t ckpt;
     int ckpt_started;
@@ -652,9 +653,11 @@ void fp_store_submit(fp_store *s, fp_issue_req *r)
     r->next = NULL;
     r->result = FP_ISSUE_PENDING;
     pthread_mutex_lock(&s->qlock);
-    if (s->stopping) {
+    if (s->stopping || s->draining[0]) {
+        char why[sizeof s->draining];
+        snprintf(why, sizeof why, "%s", s->draining[0] ? s->draining : "store is shutting down");
         pthread_mutex_unlock(&s->qlock);
-        set_failed(r, "store is shutting down");
+        set_failed(r, why);
         r->done(r, r->arg);
         return;
     }
@@ -665,6 +668,23 @@ void fp_store_submit(fp_store *s, fp_issue_req *r)
     s->qtail = r;
     pthread_cond_signal(&s->qcond);
     pthread_mutex_unlock(&s->qlock);
+}
+
+int fp_store_cancel_queued(fp_store *s, const char *why)
+{
+    pthread_mutex_lock(&s->qlock);
+    snprintf(s->draining, sizeof s->draining, "%s", why && *why ? why : "cancelled");
+    fp_issue_req *head = s->qhead;
+    s->qhead = s->qtail = NULL;
+    pthread_mutex_unlock(&s->qlock);
+    int n = 0;
+    for (fp_issue_req *r = head, *next; r; r = next, n++) {
+        next = r->next;
+        r->next = NULL;
+        set_failed(r, why);
+        r->done(r, r->arg);
+    }
+    return n;
 }
 
 /* ---- open / close ---- */
