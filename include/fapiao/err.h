@@ -71,6 +71,7 @@ typedef enum fp_code {
     FPC_SHUTTING_DOWN,
     FPC_OUTCOME_UNKNOWN,
     FPC_CLOCK_BEHIND,
+    FPC_CLOCK_JUMPED,
     FPC_INTERNAL,
     FPC__COUNT
 } fp_code;

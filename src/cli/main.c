@@ -202,6 +202,8 @@ static const struct {
      "set a client's webhook URL and signing secret"},
     {"audit", cmd_audit, "校验、导出、列出或清理防篡改审计日志",
      "verify, export, list or prune the tamper-evident audit log"},
+    {"clock", cmd_clock, "查看开票时钟水位，或确认时钟跳前后恢复开票",
+     "show the issue clock's mark, or confirm a forward clock jump"},
     {"doctor", cmd_doctor, "诊断到开票服务器的连接",
      "diagnose the connection to an invoice server"},
     {"pdf", cmd_pdf, "把发票文档渲染为 PDF", "render an invoice document as a PDF"},

@@ -110,9 +110,14 @@ static const fp_code_info codes[FPC__COUNT] = {
                              "outcome is unknown. Retry with the same Idempotency-Key to learn "
                              "it (an issued invoice is replayed)"},
     [FPC_CLOCK_BEHIND] = {"CLOCK_BEHIND", 503, "Clock behind",
-                          "服务器时钟异常（早于最近开票时间或突然跳前），暂停开票",
-                          "The server clock is behind the last issue time (or jumped ahead); "
-                          "issuing is paused"},
+                          "服务器时钟落后于最近开票时间，暂停开票，直到时钟追上",
+                          "The server clock is behind the last issue time; issuing is paused "
+                          "until the clock passes it"},
+    [FPC_CLOCK_JUMPED] =
+        {"CLOCK_JUMPED", 503, "Clock jumped",
+         "服务器时钟突然跳前超过一天，暂停开票，待运维确认（fapiao clock confirm）",
+         "The server clock jumped ahead by more than a day; issuing is paused "
+         "until an operator confirms it (fapiao clock confirm)"},
     [FPC_INTERNAL] = {"INTERNAL", 500, "Internal error", "服务器内部错误", "Internal server error"},
 };
 

@@ -538,6 +538,43 @@ enum MHD_Result fp_h_red_invoice(fp_req *r)
     return issue_common(r, prepare_red);
 }
 
+/* 503 CLOCK_BEHIND / CLOCK_JUMPED, naming the last issue time and the
+ * clock (docs/operations.md, "Clock"). */
+static enum MHD_Result clock_refused(fp_req *r, const fp_issue_req *ir)
+{
+    char mark[32], now[32], zh[320], en[320];
+    time_t m = (time_t)ir->clock_mark + 8 * 3600, n = (time_t)ir->issued_at + 8 * 3600;
+    struct tm tm;
+    gmtime_r(&m, &tm);
+    strftime(mark, sizeof mark, "%Y-%m-%dT%H:%M:%S+08:00", &tm);
+    gmtime_r(&n, &tm);
+    strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%S+08:00", &tm);
+    if (ir->result == FP_ISSUE_CLOCK_BEHIND) {
+        /* issuing resumes once the clock is within the step of the mark */
+        int64_t wait = ir->clock_mark - 60 - ir->issued_at;
+        r->retry_after = wait < 1 ? 1 : wait > 3600 ? 3600 : (int)wait;
+        snprintf(zh, sizeof zh,
+                 "服务器时钟（%s）早于最近开票时间（%s），为避免开票日期倒退，暂停开票；"
+                 "请校正时钟或等待时钟追上",
+                 now, mark);
+        snprintf(en, sizeof en,
+                 "The server clock (%s) is behind the last issue time (%s); issuing is paused so "
+                 "that issue dates never go backwards. Fix the clock or wait until it passes",
+                 now, mark);
+        return fp_problem(r, FPC_CLOCK_BEHIND, zh, en, NULL);
+    }
+    r->retry_after = 60;
+    snprintf(zh, sizeof zh,
+             "服务器时钟（%s）自最近一次开票（%s）后突然跳前超过一天；时钟无误时由运维执行 "
+             "fapiao clock confirm 确认后恢复开票",
+             now, mark);
+    snprintf(en, sizeof en,
+             "The server clock (%s) jumped ahead by more than a day since the last issue (%s); "
+             "if the clock is right, an operator confirms it with fapiao clock confirm",
+             now, mark);
+    return fp_problem(r, FPC_CLOCK_JUMPED, zh, en, NULL);
+}
+
 enum MHD_Result fp_h_issue_resumed(fp_req *r)
 {
     fp_issue_req *ir = r->issue;
@@ -571,6 +608,10 @@ enum MHD_Result fp_h_issue_resumed(fp_req *r)
         res = fp_problem(r, FPC_RED_FORM_STATE, "红字确认单未确认或已开具红字发票",
                          "The red form is not confirmed, or its red invoice was issued already",
                          NULL);
+        break;
+    case FP_ISSUE_CLOCK_BEHIND:
+    case FP_ISSUE_CLOCK_JUMPED:
+        res = clock_refused(r, ir);
         break;
     default: {
         if (!strcmp(ir->error, FP_SHUTDOWN_WHY)) {
