@@ -6,11 +6,13 @@
  * a reopen, and issue times never go backwards in number order. */
 #include "check.h"
 
+#include "fapiao/audit.h"
 #include "fapiao/invoice.h"
 #include "fapiao/store.h"
 
 #include <ftw.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -281,6 +283,66 @@ static void test_store_new_year(void)
     check_ctx("%s", "");
 }
 
+/* audit verify reports time going backwards (more than 60 s), in the
+ * audit records and in the invoices' issue times; the chain stays intact. */
+static void test_verify_backwards(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/clock.db", tmpdir); /* from test_store_new_year */
+    char key[PATH_MAX], pub[PATH_MAX];
+    unsigned char pk[FP_AUDIT_KEY_LEN];
+    fp_err err = {0};
+    if (fp_audit_key_paths(path, NULL, key, pub, PATH_MAX) < 0 ||
+        fp_audit_pub_load(pub, pk, &err) < 0)
+        fatal("cannot load the audit public key");
+    fp_audit_report rep;
+    check_ctx("verify: the store's own log goes forward");
+    CHECK_EQ_INT(fp_audit_verify_db(path, pk, 0, &rep, &err), 0);
+    CHECK_EQ_INT(rep.kind, FP_AUDIT_INTACT);
+    CHECK_EQ_INT(rep.ts_back, 0);
+    CHECK_EQ_INT(rep.inv_back, 0);
+
+    check_ctx("verify: a record written by a clock an hour back");
+    int64_t mark = db_int(path, "SELECT mark FROM issue_clock");
+    fake_wall = mark + 10;
+    fake_boot = 20;
+    fp_store *s = open_at(path);
+    fp_audit_rec back = {.ts = mark - 3600,
+                         .actor = "cli:test",
+                         .action = "keys.create",
+                         .target = "x",
+                         .outcome = "ok"};
+    fp_audit_rec fwd = {.ts = mark + 20,
+                        .actor = "cli:test",
+                        .action = "keys.create",
+                        .target = "y",
+                        .outcome = "ok"};
+    CHECK_EQ_INT(fp_store_audit(s, &back, &err), 0);
+    CHECK_EQ_INT(fp_store_audit(s, &fwd, &err), 0);
+    int64_t back_id = db_int(path, "SELECT id FROM audit WHERE target='x'");
+    fp_store_close(s);
+    CHECK_EQ_INT(fp_audit_verify_db(path, pk, 0, &rep, &err), 0);
+    CHECK_EQ_INT(rep.kind, FP_AUDIT_INTACT);
+    CHECK_EQ_INT(rep.ts_back, 1);
+    CHECK_EQ_INT(rep.ts_back_first, back_id);
+    CHECK(rep.ts_back_max >= 3600);
+
+    check_ctx("verify: an invoice stored with an earlier issue time (old data)");
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+        sqlite3_exec(db,
+                     "UPDATE invoices SET issued_at = issued_at - 86400 "
+                     "WHERE rowid = (SELECT max(rowid) FROM invoices)",
+                     NULL, NULL, NULL) != SQLITE_OK)
+        fatal("cannot edit the invoices");
+    sqlite3_close(db);
+    CHECK_EQ_INT(fp_audit_verify_db(path, pk, 0, &rep, &err), 0);
+    CHECK_EQ_INT(rep.inv_back, 1);
+    CHECK(rep.inv_back_max > 86000);
+    CHECK_MSG(!strncmp(rep.inv_back_first, "27440", 5), "first: %s", rep.inv_back_first);
+    check_ctx("%s", "");
+}
+
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;
@@ -299,6 +361,7 @@ int main(void)
         fatal("mkdtemp");
     test_decide();
     test_store_new_year();
+    test_verify_backwards();
     CHECK_MSG(nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0, "cannot remove %s", tmpdir);
     fp_invoice_clear(&inv);
     free(example);
