@@ -191,7 +191,10 @@ def test_sigterm_during_a_stalled_commit_answers_everyone(throttled_disk):
         # the disk recovered
         assert answered_after < 60, answered_after
         disk.unthrottle()
+        t1 = time.monotonic()
         rc = srv.proc.wait(timeout=120)
+        print("stalled commit: answered %.1f s after SIGTERM (codes %s); exit %r %.1f s after "
+              "the disk recovered" % (answered_after, sorted(codes), rc, time.monotonic() - t1))
         srv.proc = None
         srv.last_exit = rc
         log = srv.log_text()
