@@ -634,6 +634,9 @@ static int clock_open(fp_store *s, fp_err *err)
     clock_read(s, &wall, &boot);
     s->clock.base_wall = wall;
     s->clock.base_boot = boot;
+    /* said at once, not only at the first refused request */
+    if (s->clock.mark && wall < s->clock.mark - s->clock.step_s)
+        clock_log(s, FP_CLOCK_BEHIND, wall, boot);
     return 0;
 }
 
