@@ -89,6 +89,7 @@ struct fp_issue_req {
     size_t response_len;
     char error[128];
     int64_t clock_mark; /* CLOCK_*: the last issue time (unix s) */
+    int clock_retry_s;  /* CLOCK_*: when to try again (seconds, 1..3600) */
     /* queue link, owned by the store */
     fp_issue_req *next;
 };

@@ -549,10 +549,8 @@ static enum MHD_Result clock_refused(fp_req *r, const fp_issue_req *ir)
     strftime(mark, sizeof mark, "%Y-%m-%dT%H:%M:%S+08:00", &tm);
     gmtime_r(&n, &tm);
     strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%S+08:00", &tm);
+    r->retry_after = ir->clock_retry_s;
     if (ir->result == FP_ISSUE_CLOCK_BEHIND) {
-        /* issuing resumes once the clock is within the step of the mark */
-        int64_t wait = ir->clock_mark - 60 - ir->issued_at;
-        r->retry_after = wait < 1 ? 1 : wait > 3600 ? 3600 : (int)wait;
         snprintf(zh, sizeof zh,
                  "服务器时钟（%s）早于最近开票时间（%s），为避免开票日期倒退，暂停开票；"
                  "请校正时钟或等待时钟追上",
@@ -563,7 +561,6 @@ static enum MHD_Result clock_refused(fp_req *r, const fp_issue_req *ir)
                  now, mark);
         return fp_problem(r, FPC_CLOCK_BEHIND, zh, en, NULL);
     }
-    r->retry_after = 60;
     snprintf(zh, sizeof zh,
              "服务器时钟（%s）自最近一次开票（%s）后突然跳前超过一天；时钟无误时由运维执行 "
              "fapiao clock confirm 确认后恢复开票",

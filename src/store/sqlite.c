@@ -575,6 +575,9 @@ static int clock_take(fp_store *s, fp_issue_req *r)
     if (v != FP_CLOCK_OK) {
         r->result = v == FP_CLOCK_BEHIND ? FP_ISSUE_CLOCK_BEHIND : FP_ISSUE_CLOCK_JUMPED;
         r->clock_mark = s->clock.mark;
+        /* behind: until the clock is within the step of the mark */
+        int64_t wait = v == FP_CLOCK_BEHIND ? s->clock.mark - s->clock.step_s - r->issued_at : 60;
+        r->clock_retry_s = wait < 1 ? 1 : wait > 3600 ? 3600 : (int)wait;
         clock_log(s, v, r->issued_at, boot);
         return 1;
     }

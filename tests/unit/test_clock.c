@@ -227,6 +227,7 @@ static void test_store_new_year(void)
     fp_issue_req *c = issue(s, sid, "ny-3");
     CHECK_EQ_INT(c->result, FP_ISSUE_CLOCK_BEHIND);
     CHECK_EQ_INT(c->clock_mark, NEW_YEAR_10S);
+    CHECK_EQ_INT(c->clock_retry_s, 3600 - 60);
     CHECK(c->response == NULL);
     CHECK_EQ_STR(c->number, "");
 
