@@ -146,7 +146,17 @@ typedef struct fp_audit_report {
     int64_t record;        /* the first bad record (0: none or not a record finding) */
     int64_t checkpoint;    /* the checkpoint of a checkpoint finding (0: none) */
     char en[256], zh[256]; /* the finding in words */
+    /* Time going backwards (docs/operations.md, "Clock"): not tampering,
+     * the chain holds either way, but a clock that stepped back.  Steps of
+     * more than FP_AUDIT_TS_TOLERANCE seconds are counted: records whose ts
+     * is below an earlier record's, and (database only) invoices whose
+     * issued_at is below an earlier stored invoice's. */
+    int64_t ts_back, ts_back_first, ts_back_max; /* count, first record id, largest step (s) */
+    int64_t inv_back, inv_back_max;
+    char inv_back_first[24]; /* the first such invoice's number */
 } fp_audit_report;
+
+#define FP_AUDIT_TS_TOLERANCE 60
 
 /* Verifies the database at db_path, opened read-only in one read
  * transaction (a running server may keep writing).  from_cp > 0 starts at

@@ -70,6 +70,10 @@ typedef enum fp_code {
     FPC_RED_FORM_STATE,
     FPC_RENDER_FAILED,
     FPC_JOB_STATE,
+    FPC_SHUTTING_DOWN,
+    FPC_OUTCOME_UNKNOWN,
+    FPC_CLOCK_BEHIND,
+    FPC_CLOCK_JUMPED,
     FPC_INTERNAL,
     FPC__COUNT
 } fp_code;

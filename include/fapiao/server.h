@@ -40,12 +40,16 @@ typedef struct fp_server_opts {
     int concurrency_max;               /* adaptive limit's ceiling, default 1024; -1 off */
     struct fp_health *health;          /* optional: degraded mode, /readyz checks */
     int fault_injection;               /* tests only: GET/POST /v1/_faults */
+    int shutdown_grace_ms; /* stop: how long in-flight requests may finish (default 10 s) */
 } fp_server_opts;
 
 typedef struct fp_server fp_server;
 
 int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err);
-/* Stops accepting, lets in-flight requests finish (bounded), stops. */
+/* Stops (docs/operations.md, "Shutdown"): answers everything read so far,
+ * lets in-flight issues commit within the grace period, then answers the
+ * rest (queued: 503 SHUTTING_DOWN, nothing stored; in a committing batch:
+ * 503 OUTCOME_UNKNOWN), closes idle keep-alive connections, stops. */
 void fp_server_stop(fp_server *s);
 /* The port actually bound (useful with port 0). */
 int fp_server_port(const fp_server *s);

@@ -33,6 +33,14 @@ typedef struct fp_store_opts {
                                    fp_store_audit_checkpoint and close sign) */
     int audit_checkpoint_secs;  /* fp_store_audit_checkpoint signs at most once per this many
                                    seconds (default 60; <0: every call) */
+    /* the issue clock (docs/operations.md, "Clock"): a request's issued_at
+     * is the caller's clock reading, checked against the stored high-water
+     * mark of issue times */
+    int clock_step_s; /* a backward step up to this issues at the mark (default 60) */
+    int clock_jump_s; /* a forward jump beyond this since the last issue is refused until
+                         fp_store_clock_confirm (default 86400) */
+    /* tests: the wall clock and CLOCK_BOOTTIME in seconds (default: the real ones) */
+    void (*clock_now)(int64_t *wall, int64_t *boot);
 } fp_store_opts;
 
 int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err);
@@ -46,12 +54,14 @@ const char *fp_store_migration_sql(int version);
 /* ---- issuing (asynchronous, group-committed) ---- */
 typedef enum fp_issue_result {
     FP_ISSUE_PENDING = 0,
-    FP_ISSUE_CREATED,    /* new invoice, durable */
-    FP_ISSUE_REPLAY,     /* same key, same body: original response */
-    FP_ISSUE_KEY_REUSED, /* same key, another body */
-    FP_ISSUE_EXHAUSTED,  /* no number left */
-    FP_ISSUE_FAILED,     /* storage error: nothing stored */
-    FP_ISSUE_FORM_STATE, /* red: the form is not ready (or already used) */
+    FP_ISSUE_CREATED,      /* new invoice, durable */
+    FP_ISSUE_REPLAY,       /* same key, same body: original response */
+    FP_ISSUE_KEY_REUSED,   /* same key, another body */
+    FP_ISSUE_EXHAUSTED,    /* no number left */
+    FP_ISSUE_FAILED,       /* storage error: nothing stored */
+    FP_ISSUE_FORM_STATE,   /* red: the form is not ready (or already used) */
+    FP_ISSUE_CLOCK_BEHIND, /* issued_at more than clock_step_s before the mark */
+    FP_ISSUE_CLOCK_JUMPED, /* the clock jumped ahead: an operator must confirm it */
 } fp_issue_result;
 
 typedef struct fp_issue_req fp_issue_req;
@@ -64,7 +74,8 @@ struct fp_issue_req {
     char invoice_type[3];
     char buyer_tax_id[21];
     int64_t total_with_tax;
-    int64_t issued_at; /* unix seconds */
+    int64_t issued_at; /* unix seconds: the caller's clock; the store may raise it to the
+                          mark (a small backward step) and patches the document */
     char actor[65], request_id[72], client_ip[48];
     char client_request_id[72]; /* the client's X-Request-Id ("": none) */
     /* red invoices: the form (row id) it consumes, and the blue number */
@@ -78,12 +89,43 @@ struct fp_issue_req {
     char *response;                 /* malloc'ed body for CREATED/REPLAY */
     size_t response_len;
     char error[128];
+    int64_t clock_mark; /* CLOCK_*: the last issue time (unix s) */
+    int clock_retry_s;  /* CLOCK_*: when to try again (seconds, 1..3600) */
     /* queue link, owned by the store */
     fp_issue_req *next;
 };
 
+/* ---- the issue clock (docs/operations.md, "Clock") ---- */
+typedef enum { FP_CLOCK_OK = 0, FP_CLOCK_BEHIND, FP_CLOCK_JUMPED } fp_clock_verdict;
+typedef struct fp_issue_clock {
+    int64_t mark;      /* the last issue time (unix s); 0: nothing issued yet */
+    int64_t base_wall; /* a wall-clock reading trusted at base_boot (the last issue, */
+    int64_t base_boot; /* the store's open, or a confirmation); CLOCK_BOOTTIME s */
+    int step_s, jump_s;
+} fp_issue_clock;
+/* The verdict for a request read at wall-clock `now` (boot: CLOCK_BOOTTIME
+ * then).  OK: *use is the issue time (now, or the mark after a small
+ * backward step).  BEHIND: now is more than step_s before the mark.
+ * JUMPED: the wall clock moved more than jump_s further than the elapsed
+ * real time since the base. */
+fp_clock_verdict fp_issue_clock_decide(const fp_issue_clock *c, int64_t now, int64_t boot,
+                                       int64_t *use);
+/* The state of a store's issue clock as stored: the mark, and when an
+ * operator last confirmed a jump (0: never). */
+int fp_store_clock_get(fp_store *s, int64_t *mark, int64_t *confirmed_at, fp_err *err);
+/* An operator confirms that the clock is right after a forward jump: the
+ * writer accepts the current clock from now on.  Audited (clock.confirm,
+ * actor) in the same transaction. */
+int fp_store_clock_confirm(fp_store *s, const char *actor, fp_err *err);
+
 /* Queues r; r->done runs later on the writer thread. */
 void fp_store_submit(fp_store *s, fp_issue_req *r);
+
+/* Shutdown: every request still waiting in the queue (not in the batch
+ * being committed) fails now with `why` (nothing of it was stored), and
+ * every later fp_store_submit fails the same way.  Returns how many were
+ * failed; their done callbacks ran on the calling thread. */
+int fp_store_cancel_queued(fp_store *s, const char *why);
 
 /* ---- reads ---- */
 /* Finds the invoice issued with serial.  Returns 0 with its number, a

@@ -66,6 +66,7 @@ typedef struct verifier {
     int (*find)(void *arg, const unsigned char h[FP_AUDIT_HASH_LEN], int64_t *id);
     void *find_arg;
     int done;
+    int64_t max_ts; /* the latest record time seen */
 } verifier;
 
 /* Records the first finding; the two messages are printf pairs. */
@@ -210,6 +211,14 @@ static int v_record(verifier *v, const fp_audit_row *r)
     if (!rep->records++)
         rep->first_id = r->id;
     rep->last_id = r->id;
+    if (r->ts < v->max_ts - FP_AUDIT_TS_TOLERANCE) {
+        if (!rep->ts_back++)
+            rep->ts_back_first = r->id;
+        if (v->max_ts - r->ts > rep->ts_back_max)
+            rep->ts_back_max = v->max_ts - r->ts;
+    }
+    if (r->ts > v->max_ts)
+        v->max_ts = r->ts;
     if (v->prune_upto && !v->prune_seen && r->f[FP_AUDIT_ACTION].p && r->f[FP_AUDIT_TARGET].p &&
         r->f[FP_AUDIT_ACTION].n == 11 && !memcmp(r->f[FP_AUDIT_ACTION].p, "audit.prune", 11)) {
         char t[32];
@@ -496,6 +505,34 @@ static int db_stream(sqlite3 *db, verifier *v, int64_t after, int64_t cp_after, 
     return rc;
 }
 
+/* Invoices whose issued_at is more than the tolerance below an earlier
+ * stored one's (storage order: the rowid).  Best effort: a database
+ * without invoices has nothing to report. */
+static void invoices_backwards(sqlite3 *db, fp_audit_report *rep)
+{
+    static const char sql[] =
+        "SELECT count(*), max(prev - issued_at), "
+        "  (SELECT number FROM (SELECT number, issued_at, max(issued_at) OVER (ORDER BY rowid "
+        "     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev FROM invoices) "
+        "   WHERE issued_at < prev - ?1 LIMIT 1) "
+        "FROM (SELECT issued_at, max(issued_at) OVER (ORDER BY rowid "
+        "  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev FROM invoices) "
+        "WHERE issued_at < prev - ?1";
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return;
+    }
+    sqlite3_bind_int64(st, 1, FP_AUDIT_TS_TOLERANCE);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        rep->inv_back = sqlite3_column_int64(st, 0);
+        rep->inv_back_max = sqlite3_column_int64(st, 1);
+        const unsigned char *n = sqlite3_column_text(st, 2);
+        snprintf(rep->inv_back_first, sizeof rep->inv_back_first, "%s", n ? (const char *)n : "");
+    }
+    sqlite3_finalize(st);
+}
+
 int fp_audit_verify_db(const char *db_path, const unsigned char pk[FP_AUDIT_KEY_LEN],
                        int64_t from_cp, fp_audit_report *rep, fp_err *err)
 {
@@ -555,6 +592,8 @@ int fp_audit_verify_db(const char *db_path, const unsigned char pk[FP_AUDIT_KEY_
     rc = v.done ? 0 : db_stream(db, &v, after, cp_after, err);
     if (rc == 0)
         v_end(&v);
+    if (rc == 0)
+        invoices_backwards(db, rep);
 out:
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     sqlite3_close(db);

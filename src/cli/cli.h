@@ -27,6 +27,11 @@ int cli_parse(int argc, char **argv, const cli_flag *flags, const char *usage);
 /* -1 (with a usage error printed) when a required flag's value is NULL. */
 int cli_require(const char *value, const char *flag, const char *usage);
 
+/* 0 when DIR/fapiao.db is there and usable (read and, if write, write);
+ * else prints why and returns -1: "permission denied" naming the path that
+ * refused us, or "not a data directory (no fapiao.db)" + hint. */
+int cli_check_data_dir(const char *dir, int write, const char *hint_zh, const char *hint_en);
+
 /* Opens DIR/fapiao.db (a small read pool) or prints why not and returns
  * NULL. */
 struct fp_store *cli_open_store(const char *dir);
@@ -44,5 +49,6 @@ int cmd_outbox(int argc, char **argv);
 int cmd_webhook(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
+int cmd_clock(int argc, char **argv);
 
 #endif

@@ -20,10 +20,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXIT_TAMPERED   1
-#define EXIT_USAGE      2
-#define EXIT_UNREADABLE 3
-#define RETENTION_YEARS 6
+#define EXIT_TAMPERED       1
+#define EXIT_USAGE          2
+#define EXIT_UNREADABLE     3
+#define EXIT_TIME_BACKWARDS 4 /* intact, but timestamps go backwards (docs/audit.md) */
+#define RETENTION_YEARS     6
 
 static const char usage[] =
     "usage: fapiao audit verify --data-dir DIR [--from-checkpoint N] [--pubkey FILE] [--json]\n"
@@ -33,12 +34,14 @@ static const char usage[] =
     "       fapiao audit prune --data-dir DIR --before YYYY-MM-DD [--retention-years N]\n"
     "  verify recomputes the hash chain and checks every signed checkpoint; it names the\n"
     "  first altered, missing or reordered record.  Exit 0 intact, 1 tampered, 2 usage,\n"
-    "  3 unreadable.  The public key is DIR/audit.pub unless --pubkey names a trusted copy.\n"
+    "  3 unreadable, 4 intact but timestamps go back more than 60 s (a clock stepped back).  The "
+    "public key is DIR/audit.pub unless --pubkey names a trusted copy.\n"
     "  export writes a bundle (JSON lines) that verify --bundle checks without the database.\n"
     "  prune deletes records older than --before up to a signed checkpoint (records are kept\n"
     "  6 years unless --retention-years says otherwise).\n"
     "  verify 重新计算哈希链并校验每个签名检查点，指出第一条被改动、缺失或调换的记录\n"
-    "  （退出码 0 完整，1 被篡改，2 用法错误，3 无法读取）；export 导出可独立校验的包；\n"
+    "  （退出码 0 完整，1 被篡改，2 用法错误，3 无法读取，4 完整但时间倒退超过 60 秒）；export "
+    "导出可独立校验的包；\n"
     "  list 列出最近的审计记录；prune 按保留期（默认 6 年）删除已签名的旧记录。\n";
 
 static int parse_i64(const char *s, int64_t min, int64_t *v)
@@ -66,13 +69,8 @@ static int data_paths(const char *dir, char db[PATH_MAX], char pub[PATH_MAX])
 {
     char key[PATH_MAX];
     snprintf(db, PATH_MAX, "%s/fapiao.db", dir);
-    if (access(db, F_OK) != 0) {
-        char zh[PATH_MAX + 64], en[PATH_MAX + 64];
-        snprintf(zh, sizeof zh, "%s 不是数据目录（没有 fapiao.db）", dir);
-        snprintf(en, sizeof en, "%s is not a data directory (no fapiao.db)", dir);
-        cli_error(zh, en);
+    if (cli_check_data_dir(dir, 0, NULL, NULL) < 0)
         return -1;
-    }
     if (fp_audit_key_paths(db, NULL, key, pub, PATH_MAX) < 0) {
         cli_error("路径过长", "path too long");
         return -1;
@@ -154,6 +152,24 @@ static void print_report(const fp_audit_report *r, int json, double secs, const 
             fp_jw_kstr(&w, "message_zh", r->zh);
             fp_jw_obj_close(&w);
         }
+        fp_jw_key(&w, "timestamps_backwards");
+        fp_jw_obj_open(&w);
+        fp_jw_kint(&w, "tolerance_s", FP_AUDIT_TS_TOLERANCE);
+        fp_jw_kint(&w, "records", r->ts_back);
+        fp_jw_key(&w, "first_record");
+        if (r->ts_back_first)
+            fp_jw_int(&w, r->ts_back_first);
+        else
+            fp_jw_null(&w);
+        fp_jw_kint(&w, "records_max_step_s", r->ts_back_max);
+        fp_jw_kint(&w, "invoices", r->inv_back);
+        fp_jw_key(&w, "first_invoice");
+        if (r->inv_back_first[0])
+            fp_jw_str(&w, r->inv_back_first);
+        else
+            fp_jw_null(&w);
+        fp_jw_kint(&w, "invoices_max_step_s", r->inv_back_max);
+        fp_jw_obj_close(&w);
         char num[32];
         snprintf(num, sizeof num, "%.3f", secs);
         fp_jw_key(&w, "seconds");
@@ -193,6 +209,21 @@ static void print_report(const fp_audit_report *r, int json, double secs, const 
             printf("verified from the signed hash of checkpoint %lld on\n",
                    (long long)r->anchor_cp);
     }
+    if (r->ts_back)
+        printf(zh ? "警告：时间倒退：%lld 条审计记录的时间早于之前的记录超过 %d 秒（首个第 %lld "
+                    "条，最多倒退 %lld 秒）——系统时钟曾被回拨\n"
+                  : "WARNING: time went backwards: %lld audit records are more than %d s older "
+                    "than an earlier record (first: record %lld, up to %lld s back) — the clock "
+                    "was stepped back\n",
+               (long long)r->ts_back, FP_AUDIT_TS_TOLERANCE, (long long)r->ts_back_first,
+               (long long)r->ts_back_max);
+    if (r->inv_back)
+        printf(zh ? "警告：开票时间倒退：%lld 张发票的开票时间早于之前保存的发票超过 %d 秒（首张 "
+                    "%s，最多倒退 %lld 秒）\n"
+                  : "WARNING: issue times went backwards: %lld invoices were issued more than %d "
+                    "s before an earlier stored invoice (first: %s, up to %lld s back)\n",
+               (long long)r->inv_back, FP_AUDIT_TS_TOLERANCE, r->inv_back_first,
+               (long long)r->inv_back_max);
     if (key_from_bundle)
         printf(zh ? "签名公钥取自包本身：%s（请与可信的 audit.pub 比对）\n"
                   : "signatures checked against the key the bundle names: %s (compare it with "
@@ -236,7 +267,9 @@ static int audit_verify(const char *dir, const char *bundle, const char *from_s,
         return rc == FP_ENOTFOUND || rc == FP_EINVAL ? EXIT_USAGE : EXIT_UNREADABLE;
     }
     print_report(&rep, json, secs, have_pk ? pk : bundle_pk, bundle && !have_pk);
-    return rep.kind == FP_AUDIT_INTACT ? 0 : EXIT_TAMPERED;
+    if (rep.kind != FP_AUDIT_INTACT)
+        return EXIT_TAMPERED;
+    return rep.ts_back || rep.inv_back ? EXIT_TIME_BACKWARDS : 0;
 }
 
 static int audit_export(const char *dir, const char *out, const char *from_s, const char *to_s)

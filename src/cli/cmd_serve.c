@@ -40,6 +40,7 @@ static const char usage[] =
     "                    [--global-burst N] [--concurrency-max N|off]\n"
     "                    [--cert FILE] [--key FILE] [--key-passphrase-file FILE]\n"
     "                    [--ocsp-response FILE] [--client-ca FILE]\n"
+    "                    [--shutdown-grace SECONDS]\n"
     "  Defaults: --listen 127.0.0.1:8443, --threads = CPUs, --token-ttl 3600,\n"
     "  --max-body 1048576, --access-log DIR/access.log, --tax-codes DIR/taxcodes.csv,\n"
     "  --range-warn 1000 (numbers left below which /readyz warns),\n"
@@ -53,7 +54,9 @@ static const char usage[] =
     "  (slow clients are cut at these deadlines), --client-rate 1000 --client-burst 1200\n"
     "  (requests/s per credential), --global-rate 0 (0: no limit; burst = rate unless\n"
     "  given), --concurrency-max 1024 (ceiling of the adaptive limit on issues in\n"
-    "  flight to the store; off disables it).  --fault-injection (tests only)\n"
+    "  flight to the store; off disables it), --shutdown-grace 10 (on SIGTERM, how long\n"
+    "  requests in flight may finish before the rest are answered 503; see\n"
+    "  docs/operations.md).  --fault-injection (tests only)\n"
     "  enables GET/POST /v1/_faults to make writes, fsync or renders fail or slow.\n"
     "  TLS: --cert DIR/tls/server.crt (PEM, server certificate first, then its\n"
     "  intermediates) and --key DIR/tls/server.key (RSA or ECDSA, PKCS#1, SEC1 or\n"
@@ -173,8 +176,8 @@ int cmd_serve(int argc, char **argv)
     const char *max_per_ip = NULL, *idle = NULL, *hdr_ms = NULL, *body_ms = NULL;
     const char *c_rate = NULL, *c_burst = NULL, *g_rate = NULL, *g_burst = NULL, *conc = NULL;
     const char *cert_file = NULL, *key_file = NULL, *ocsp_file = NULL, *client_ca = NULL;
-    const char *key_pass = NULL;
-    int fault_injection = 0;
+    const char *key_pass = NULL, *grace = NULL;
+    int fault_injection = 0, grace_s = 0;
     const cli_flag flags[] = {
         {"--data-dir", 0, &dir, NULL},
         {"--listen", 0, &listen, NULL},
@@ -207,6 +210,7 @@ int cmd_serve(int argc, char **argv)
         {"--key-passphrase-file", 0, &key_pass, NULL},
         {"--ocsp-response", 0, &ocsp_file, NULL},
         {"--client-ca", 0, &client_ca, NULL},
+        {"--shutdown-grace", 0, &grace, NULL},
         {NULL, 0, NULL, NULL},
     };
     if (cli_parse(argc, argv, flags, usage) < 0 || cli_require(dir, "--data-dir", usage) < 0)
@@ -322,6 +326,7 @@ int cmd_serve(int argc, char **argv)
             so.concurrency_max = (int)v;
         }
     }
+    so.shutdown_grace_ms = grace_s * 1000;
     oo.render_timeout_ms *= 1000;
     oo.webhook_timeout_ms *= 1000;
     if (retry_for) {
@@ -345,16 +350,11 @@ int cmd_serve(int argc, char **argv)
     snprintf(tc, sizeof tc, "%s/taxcodes.csv", dir);
     snprintf(alog, sizeof alog, "%s/access.log", dir);
     snprintf(pdf_dir, sizeof pdf_dir, "%s/pdf", dir);
-    if (access(db, F_OK) != 0) {
-        char zh[PATH_MAX + 128], en[PATH_MAX + 128];
-        snprintf(zh, sizeof zh,
-                 "%s 不是数据目录（没有 fapiao.db）；先运行 fapiao init --data-dir %s", dir, dir);
-        snprintf(en, sizeof en,
-                 "%s is not a data directory (no fapiao.db); run fapiao init --data-dir %s first",
-                 dir, dir);
-        cli_error(zh, en);
+    char hint_zh[PATH_MAX + 64], hint_en[PATH_MAX + 64];
+    snprintf(hint_zh, sizeof hint_zh, "；先运行 fapiao init --data-dir %s", dir);
+    snprintf(hint_en, sizeof hint_en, "; run fapiao init --data-dir %s first", dir);
+    if (cli_check_data_dir(dir, 1, hint_zh, hint_en) < 0)
         return 1;
-    }
     /* One server per data directory: the store's single writer assigns
      * numbers from memory, so a second process must not write beside it.
      * The lock lives as long as the process (released by the kernel even on

@@ -2,6 +2,8 @@
 #include "cli.h"
 #include "fapiao/store.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -90,17 +92,62 @@ int cli_require(const char *value, const char *flag, const char *usage)
     return -1;
 }
 
+/* "permission denied" naming path, with who we are (root ignores modes,
+ * so this is what a service user sees). */
+static void deny(const char *path, const char *zh_what, const char *en_what)
+{
+    char zh[PATH_MAX + 256], en[PATH_MAX + 256];
+    snprintf(zh, sizeof zh, "权限不足（permission denied）：%s（%s；当前用户 uid %u）", path,
+             zh_what, (unsigned)geteuid());
+    snprintf(en, sizeof en, "permission denied: %s (%s; running as uid %u)", path, en_what,
+             (unsigned)geteuid());
+    cli_error(zh, en);
+}
+
+int cli_check_data_dir(const char *dir, int write, const char *hint_zh, const char *hint_en)
+{
+    char db[PATH_MAX];
+    snprintf(db, sizeof db, "%s/fapiao.db", dir);
+    /* the directory first: without search permission on it every path
+     * inside reads as missing to a careless check (EACCES, not ENOENT) */
+    if (faccessat(AT_FDCWD, dir, X_OK, AT_EACCESS) != 0 && errno == EACCES) {
+        deny(dir, "无法进入数据目录", "cannot enter the data directory");
+        return -1;
+    }
+    if (faccessat(AT_FDCWD, db, F_OK, AT_EACCESS) != 0) {
+        if (errno == EACCES) {
+            deny(db, "无法访问数据库文件", "cannot reach the database file");
+            return -1;
+        }
+        char zh[2 * PATH_MAX + 128], en[2 * PATH_MAX + 128];
+        snprintf(zh, sizeof zh, "%s 不是数据目录（没有 fapiao.db）%s", dir, hint_zh ? hint_zh : "");
+        snprintf(en, sizeof en, "%s is not a data directory (no fapiao.db)%s", dir,
+                 hint_en ? hint_en : "");
+        cli_error(zh, en);
+        return -1;
+    }
+    int mode = write ? R_OK | W_OK : R_OK;
+    if (faccessat(AT_FDCWD, db, mode, AT_EACCESS) != 0 && errno == EACCES) {
+        deny(db, write ? "数据库文件须可读写" : "数据库文件须可读",
+             write ? "the database file must be readable and writable"
+                   : "the database file must be readable");
+        return -1;
+    }
+    /* SQLite writes the -wal, -shm and lock files beside the database */
+    if (write && faccessat(AT_FDCWD, dir, W_OK, AT_EACCESS) != 0 && errno == EACCES) {
+        deny(dir, "数据目录须可写（-wal/-shm 文件）",
+             "the data directory must be writable (-wal/-shm files)");
+        return -1;
+    }
+    return 0;
+}
+
 fp_store *cli_open_store(const char *dir)
 {
     char db[PATH_MAX];
     snprintf(db, sizeof db, "%s/fapiao.db", dir);
-    if (access(db, F_OK) != 0) {
-        char zh[PATH_MAX + 64], en[PATH_MAX + 64];
-        snprintf(zh, sizeof zh, "%s 不是数据目录（没有 fapiao.db）", dir);
-        snprintf(en, sizeof en, "%s is not a data directory (no fapiao.db)", dir);
-        cli_error(zh, en);
+    if (cli_check_data_dir(dir, 1, NULL, NULL) < 0)
         return NULL;
-    }
     fp_store_opts o = {.path = db, .read_conns = 1};
     fp_store *s = NULL;
     fp_err err = {0};
@@ -155,6 +202,8 @@ static const struct {
      "set a client's webhook URL and signing secret"},
     {"audit", cmd_audit, "校验、导出、列出或清理防篡改审计日志",
      "verify, export, list or prune the tamper-evident audit log"},
+    {"clock", cmd_clock, "查看开票时钟水位，或确认时钟跳前后恢复开票",
+     "show the issue clock's mark, or confirm a forward clock jump"},
     {"doctor", cmd_doctor, "诊断到开票服务器的连接",
      "diagnose the connection to an invoice server"},
     {"pdf", cmd_pdf, "把发票文档渲染为 PDF", "render an invoice document as a PDF"},

@@ -109,6 +109,26 @@ static const fp_code_info codes[FPC__COUNT] = {
     [FPC_JOB_STATE] = {"JOB_STATE", 409, "Job state",
                        "任务状态不允许此操作（只有死信任务可以重新投递）",
                        "The job's state does not allow this (only dead jobs can be re-driven)"},
+    /* shutdown and the issue clock (docs/operations.md) */
+    [FPC_SHUTTING_DOWN] = {"SHUTTING_DOWN", 503, "Shutting down",
+                           "服务正在停止，本请求未保存；请用相同的 Idempotency-Key 重试",
+                           "The server is stopping; nothing was stored; retry with the same "
+                           "Idempotency-Key"},
+    [FPC_OUTCOME_UNKNOWN] = {"OUTCOME_UNKNOWN", 503, "Outcome unknown",
+                             "服务停止时本请求正在提交，结果未知；请用相同的 Idempotency-Key "
+                             "重试以获知结果（已开具则原样返回）",
+                             "The server stopped while this request was being committed; its "
+                             "outcome is unknown. Retry with the same Idempotency-Key to learn "
+                             "it (an issued invoice is replayed)"},
+    [FPC_CLOCK_BEHIND] = {"CLOCK_BEHIND", 503, "Clock behind",
+                          "服务器时钟落后于最近开票时间，暂停开票，直到时钟追上",
+                          "The server clock is behind the last issue time; issuing is paused "
+                          "until the clock passes it"},
+    [FPC_CLOCK_JUMPED] =
+        {"CLOCK_JUMPED", 503, "Clock jumped",
+         "服务器时钟突然跳前超过一天，暂停开票，待运维确认（fapiao clock confirm）",
+         "The server clock jumped ahead by more than a day; issuing is paused "
+         "until an operator confirms it (fapiao clock confirm)"},
     [FPC_INTERNAL] = {"INTERNAL", 500, "Internal error", "服务器内部错误", "Internal server error"},
 };
 

@@ -28,6 +28,7 @@ struct fp_guarded {
     int fd;
     int64_t deadline_ms; /* 0: none */
     int reason;          /* what the deadline is for */
+    int busy;            /* a request read (headers) and not yet answered */
     fp_guarded *prev, *next;
 };
 
@@ -141,29 +142,54 @@ void fp_conn_guard_close(fp_conn_guard *g, fp_guarded *c)
     free(c);
 }
 
-static void set(fp_conn_guard *g, fp_guarded *c, int64_t deadline, int reason)
+static void set(fp_conn_guard *g, fp_guarded *c, int64_t deadline, int reason, int busy)
 {
     if (!c)
         return;
     pthread_mutex_lock(&g->mu);
     c->deadline_ms = deadline;
     c->reason = reason;
+    c->busy = busy;
     pthread_mutex_unlock(&g->mu);
 }
 
 void fp_conn_guard_headers_read(fp_conn_guard *g, fp_guarded *c)
 {
-    set(g, c, mono_ms() + g->body_ms, FP_CUT_BODY);
+    set(g, c, mono_ms() + g->body_ms, FP_CUT_BODY, 1);
 }
 
 void fp_conn_guard_request_read(fp_conn_guard *g, fp_guarded *c)
 {
-    set(g, c, 0, FP_CUT_HEADER);
+    set(g, c, 0, FP_CUT_HEADER, 1);
 }
 
 void fp_conn_guard_answered(fp_conn_guard *g, fp_guarded *c)
 {
-    set(g, c, mono_ms() + g->idle_ms + g->header_ms, FP_CUT_HEADER);
+    set(g, c, mono_ms() + g->idle_ms + g->header_ms, FP_CUT_HEADER, 0);
+}
+
+int fp_conn_guard_busy(fp_conn_guard *g)
+{
+    int n = 0;
+    pthread_mutex_lock(&g->mu);
+    for (fp_guarded *c = g->head.next; c != &g->head; c = c->next)
+        n += c->busy;
+    pthread_mutex_unlock(&g->mu);
+    return n;
+}
+
+int fp_conn_guard_shutdown_idle(fp_conn_guard *g)
+{
+    int n = 0;
+    pthread_mutex_lock(&g->mu);
+    for (fp_guarded *c = g->head.next; c != &g->head; c = c->next)
+        if (!c->busy) {
+            shutdown(c->fd, SHUT_RDWR);
+            c->deadline_ms = 0;
+            n++;
+        }
+    pthread_mutex_unlock(&g->mu);
+    return n;
 }
 
 uint64_t fp_conn_guard_cut(fp_conn_guard *g, int reason)

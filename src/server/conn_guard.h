@@ -21,6 +21,11 @@ void fp_conn_guard_close(fp_conn_guard *g, fp_guarded *c);
 void fp_conn_guard_headers_read(fp_conn_guard *g, fp_guarded *c);
 void fp_conn_guard_request_read(fp_conn_guard *g, fp_guarded *c);
 void fp_conn_guard_answered(fp_conn_guard *g, fp_guarded *c);
+/* Shutdown: connections between headers read and answer sent. */
+int fp_conn_guard_busy(fp_conn_guard *g);
+/* Shutdown: shuts down (both ways) every connection that is not busy, i.e.
+ * has no request read and unanswered; returns how many. */
+int fp_conn_guard_shutdown_idle(fp_conn_guard *g);
 /* Connections cut for reason (FP_CUT_…). */
 uint64_t fp_conn_guard_cut(fp_conn_guard *g, int reason);
 

@@ -163,11 +163,21 @@ static enum MHD_Result replay(fp_req *r, char *doc, size_t len, const char *numb
     return fp_respond(r, 201, "application/json", doc, len, hdrs);
 }
 
+/* The writer's answer.  Unless shutdown answered the client already (it
+ * then owns nothing of the request: r may be gone, so r is not touched
+ * before the claim), the connection resumes into fp_h_issue_resumed. */
 static void on_committed(fp_issue_req *ir, void *arg)
 {
-    fp_req *r = arg;
-    (void)ir;
-    MHD_resume_connection(r->conn);
+    fp_parked_issue *p = (fp_parked_issue *)ir;
+    int unclaimed = 0;
+    if (atomic_compare_exchange_strong(&p->claim, &unclaimed, 1)) {
+        fp_req *r = arg;
+        MHD_resume_connection(r->conn);
+        return;
+    }
+    free(ir->response);
+    free(ir->doc.json);
+    free(p);
 }
 
 /* Blue and red issues differ only in how the request becomes a document:
@@ -209,15 +219,15 @@ static enum MHD_Result issue_submit(fp_req *r, const char *key, prepare_fn prep,
 {
     fp_server *s = r->srv;
     if (atomic_load(&s->stopping))
-        return fp_problem(r, FPC_DEGRADED, "服务正在停止，请稍后重试",
-                          "The server is stopping; retry", NULL);
+        return fp_problem(r, FPC_SHUTTING_DOWN, NULL, NULL, NULL);
     fp_seller seller;
     if (fp_server_seller(s, r->claims.seller_id, &seller) < 0)
         return fp_problem(r, FPC_FORBIDDEN, "凭据绑定的销售方不存在",
                           "The credential's seller does not exist", NULL);
-    fp_issue_req *ir = calloc(1, sizeof *ir);
-    if (!ir)
+    fp_parked_issue *parked = calloc(1, sizeof *parked);
+    if (!parked)
         return MHD_NO;
+    fp_issue_req *ir = &parked->ir;
     time_t now = time(NULL);
     struct tm tm;
     time_t cst = now + 8 * 3600; /* issue times are China Standard Time */
@@ -264,6 +274,7 @@ static enum MHD_Result issue_submit(fp_req *r, const char *key, prepare_fn prep,
     r->issue = ir;
     *suspended = 1;
     MHD_suspend_connection(r->conn);
+    fp_server_park(s, r);
     fp_store_submit(s->o.store, ir);
     return MHD_YES;
 }
@@ -547,6 +558,40 @@ enum MHD_Result fp_h_red_invoice(fp_req *r)
     return issue_common(r, prepare_red);
 }
 
+/* 503 CLOCK_BEHIND / CLOCK_JUMPED, naming the last issue time and the
+ * clock (docs/operations.md, "Clock"). */
+static enum MHD_Result clock_refused(fp_req *r, const fp_issue_req *ir)
+{
+    char mark[32], now[32], zh[320], en[320];
+    time_t m = (time_t)ir->clock_mark + 8 * 3600, n = (time_t)ir->issued_at + 8 * 3600;
+    struct tm tm;
+    gmtime_r(&m, &tm);
+    strftime(mark, sizeof mark, "%Y-%m-%dT%H:%M:%S+08:00", &tm);
+    gmtime_r(&n, &tm);
+    strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%S+08:00", &tm);
+    r->retry_after = ir->clock_retry_s;
+    if (ir->result == FP_ISSUE_CLOCK_BEHIND) {
+        snprintf(zh, sizeof zh,
+                 "服务器时钟（%s）早于最近开票时间（%s），为避免开票日期倒退，暂停开票；"
+                 "请校正时钟或等待时钟追上",
+                 now, mark);
+        snprintf(en, sizeof en,
+                 "The server clock (%s) is behind the last issue time (%s); issuing is paused so "
+                 "that issue dates never go backwards. Fix the clock or wait until it passes",
+                 now, mark);
+        return fp_problem(r, FPC_CLOCK_BEHIND, zh, en, NULL);
+    }
+    snprintf(zh, sizeof zh,
+             "服务器时钟（%s）自最近一次开票（%s）后突然跳前超过一天；时钟无误时由运维执行 "
+             "fapiao clock confirm 确认后恢复开票",
+             now, mark);
+    snprintf(en, sizeof en,
+             "The server clock (%s) jumped ahead by more than a day since the last issue (%s); "
+             "if the clock is right, an operator confirms it with fapiao clock confirm",
+             now, mark);
+    return fp_problem(r, FPC_CLOCK_JUMPED, zh, en, NULL);
+}
+
 enum MHD_Result fp_h_issue_resumed(fp_req *r)
 {
     fp_issue_req *ir = r->issue;
@@ -581,13 +626,36 @@ enum MHD_Result fp_h_issue_resumed(fp_req *r)
                          "The red form is not confirmed, or its red invoice was issued already",
                          NULL);
         break;
+    case FP_ISSUE_CLOCK_BEHIND:
+    case FP_ISSUE_CLOCK_JUMPED:
+        res = clock_refused(r, ir);
+        break;
     default: {
+        if (!strcmp(ir->error, FP_SHUTDOWN_WHY)) {
+            r->retry_after = 5;
+            res = fp_problem(r, FPC_SHUTTING_DOWN, NULL, NULL, NULL);
+            break;
+        }
         char en[192];
         snprintf(en, sizeof en, "The invoice was not stored (%s); retry with the same key",
                  ir->error);
         res = fp_problem(r, FPC_DEGRADED, "发票未能保存，请使用相同流水号重试", en, NULL);
     }
     }
+    atomic_fetch_sub(&r->srv->inflight, 1);
+    return res;
+}
+
+/* Answered at shutdown while its batch was committing (fp_server_stop):
+ * the writer owns the request now and may still store it. */
+enum MHD_Result fp_h_issue_abandoned(fp_req *r)
+{
+    if (r->admitted) {
+        fp_adaptive_cancel(r->srv->adaptive);
+        r->admitted = 0;
+    }
+    r->retry_after = 5;
+    enum MHD_Result res = fp_problem(r, FPC_OUTCOME_UNKNOWN, NULL, NULL, NULL);
     atomic_fetch_sub(&r->srv->inflight, 1);
     return res;
 }

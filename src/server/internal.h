@@ -36,6 +36,9 @@ struct fp_server {
     int port;
     atomic_int stopping;
     atomic_int inflight; /* suspended issue requests */
+    /* the suspended issue requests, for shutdown (fp_server_stop) */
+    pthread_mutex_t park_lock;
+    struct fp_req *parked;
     atomic_uint_fast64_t req_counter;
     char rid_prefix[9];
     /* metrics (server_metrics.c): per route (last row: unmatched) and
@@ -83,7 +86,24 @@ struct fp_req {
     int retry_after;          /* seconds for a 429/503 problem (0: 1) */
     int admitted;             /* holds an adaptive-limit slot (released once) */
     int64_t submit_ns;        /* when it went to the store */
+    int abandoned;            /* answered at shutdown while its batch committed */
+    fp_req *park_prev, *park_next;
+    int parked;
 };
+
+/* An issue request as handed to the store.  `claim` decides, once, who
+ * answers the client: the writer's done callback (1) or shutdown (2),
+ * which then leaves the request to the writer to free. */
+typedef struct fp_parked_issue {
+    fp_issue_req ir; /* first: the store sees only this */
+    atomic_int claim;
+} fp_parked_issue;
+
+/* What the store's failure text is when shutdown cancels the queue. */
+#define FP_SHUTDOWN_WHY "server stopping: not stored"
+
+/* The list of suspended issue requests (server.c). */
+void fp_server_park(fp_server *s, fp_req *r);
 
 /* Responses.  Each returns the MHD result of queueing. */
 enum MHD_Result fp_respond(fp_req *r, int status, const char *ctype, char *body, size_t len,
@@ -96,6 +116,7 @@ enum MHD_Result fp_problem(fp_req *r, fp_code code, const char *zh, const char *
 enum MHD_Result fp_h_token(fp_req *r);
 enum MHD_Result fp_h_issue(fp_req *r);
 enum MHD_Result fp_h_issue_resumed(fp_req *r);
+enum MHD_Result fp_h_issue_abandoned(fp_req *r);
 enum MHD_Result fp_h_get_invoice(fp_req *r);
 enum MHD_Result fp_h_list_invoices(fp_req *r);
 enum MHD_Result fp_h_healthz(fp_req *r);

@@ -126,6 +126,9 @@ enum MHD_Result fp_respond(fp_req *r, int status, const char *ctype, char *body,
     MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=31536000");
     for (const char *const *h = headers; h && h[0]; h += 2)
         MHD_add_response_header(resp, h[0], h[1]);
+    /* stopping: no further request on this connection (docs/operations.md) */
+    if (atomic_load(&r->srv->stopping))
+        MHD_add_response_header(resp, "Connection", "close");
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     r->responded = 1;
@@ -432,6 +435,58 @@ static enum MHD_Result route_and_handle(fp_req *r)
     return r->route->handler(r);
 }
 
+/* ---- suspended issue requests (for shutdown) ---- */
+
+static void unpark(fp_server *s, fp_req *r)
+{
+    if (!r->parked)
+        return;
+    if (r->park_prev)
+        r->park_prev->park_next = r->park_next;
+    else
+        s->parked = r->park_next;
+    if (r->park_next)
+        r->park_next->park_prev = r->park_prev;
+    r->park_prev = r->park_next = NULL;
+    r->parked = 0;
+}
+
+void fp_server_park(fp_server *s, fp_req *r)
+{
+    pthread_mutex_lock(&s->park_lock);
+    r->park_prev = NULL;
+    r->park_next = s->parked;
+    if (s->parked)
+        s->parked->park_prev = r;
+    s->parked = r;
+    r->parked = 1;
+    pthread_mutex_unlock(&s->park_lock);
+}
+
+/* Answers every request still suspended: its claim goes to shutdown, the
+ * writer keeps (and frees) the request, and the connection resumes into
+ * fp_h_issue_abandoned.  Requests the writer already claimed are on their
+ * way out and are left alone.  Returns how many were abandoned. */
+static int abandon_parked(fp_server *s)
+{
+    int n = 0;
+    pthread_mutex_lock(&s->park_lock);
+    for (fp_req *r = s->parked, *next; r; r = next) {
+        next = r->park_next;
+        fp_parked_issue *p = (fp_parked_issue *)r->issue;
+        int unclaimed = 0;
+        if (!p || !atomic_compare_exchange_strong(&p->claim, &unclaimed, 2))
+            continue;
+        r->issue = NULL;
+        r->abandoned = 1;
+        unpark(s, r);
+        MHD_resume_connection(r->conn);
+        n++;
+    }
+    pthread_mutex_unlock(&s->park_lock);
+    return n;
+}
+
 static fp_guarded *guarded(struct MHD_Connection *c)
 {
     const union MHD_ConnectionInfo *ci =
@@ -483,6 +538,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
+    if (r->parked) { /* resumed: by the writer, or answered at shutdown */
+        pthread_mutex_lock(&s->park_lock);
+        unpark(s, r);
+        pthread_mutex_unlock(&s->park_lock);
+    }
+    if (r->abandoned)
+        return fp_h_issue_abandoned(r);
     if (r->issue) /* resumed after the group commit */
         return fp_h_issue_resumed(r);
     fp_conn_guard_request_read(s->guard, guarded(c));
@@ -575,6 +637,16 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx
     }
 }
 
+/* While stopping, a new connection is closed at once: nothing of it was
+ * read (docs/operations.md, "Shutdown"). */
+static enum MHD_Result accept_ok(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    (void)addr;
+    (void)len;
+    fp_server *s = cls;
+    return atomic_load(&s->stopping) ? MHD_NO : MHD_YES;
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     fp_server *s = cls;
@@ -597,6 +669,9 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
     s->o.tls = NULL; /* set below with its own reference */
     s->log_fd = -1;
     pthread_mutex_init(&s->seller_lock, NULL);
+    pthread_mutex_init(&s->park_lock, NULL);
+    if (s->o.shutdown_grace_ms <= 0)
+        s->o.shutdown_grace_ms = 10000;
     if (s->o.threads <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         s->o.threads = n > 0 ? (int)n : 2;
@@ -697,8 +772,8 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
     }
     (void)sl;
     s->d = MHD_start_daemon(
-        flags, (uint16_t)o->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_ARRAY, tls_opts,
+        flags, (uint16_t)o->port, accept_ok, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_ARRAY, tls_opts,
         MHD_OPTION_HTTPS_PRIORITIES, tls_priorities, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)s->o.threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->o.max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->o.idle_timeout,
@@ -723,6 +798,39 @@ fail:
     return rc;
 }
 
+static void nap_10ms(void)
+{
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* 1 once no issue request is suspended; 0 after ms (polling: shutdown is
+ * rare). */
+static int inflight_within(fp_server *s, int ms)
+{
+    for (int waited = 0; atomic_load(&s->inflight) > 0; waited += 10) {
+        if (waited >= ms)
+            return 0;
+        nap_10ms();
+    }
+    return 1;
+}
+
+/* Shuts down idle connections (no request read) until no connection has a
+ * request read and unanswered, or ms passed.  Answers sent while stopping
+ * say Connection: close, so every connection ends up idle and shut. */
+static int close_idle_within(fp_server *s, int ms, int *closed)
+{
+    for (int waited = 0;; waited += 10) {
+        *closed += fp_conn_guard_shutdown_idle(s->guard);
+        if (fp_conn_guard_busy(s->guard) == 0)
+            return 1;
+        if (waited >= ms)
+            return 0;
+        nap_10ms();
+    }
+}
+
 void fp_server_stop(fp_server *s)
 {
     if (!s)
@@ -732,17 +840,49 @@ void fp_server_stop(fp_server *s)
         /* No MHD_quiesce_daemon: with epoll and a thread pool it races the
          * workers' own removal of the listen socket from their epoll sets
          * and libmicrohttpd 0.9.75 then aborts ("Failed to remove listen FD
-         * from epoll set", seen here once in ~200 stops).  New connections
-         * meanwhile are answered; new issue requests get 503 (stopping).
+         * from epoll set", seen here once in ~200 stops).  Instead new
+         * connections are closed as soon as they are accepted (accept_ok),
+         * every answer says Connection: close, and new issue requests get
+         * 503 SHUTTING_DOWN.
          *
-         * MHD aborts if it is stopped with suspended connections.  An issue
-         * request counts itself in `inflight` before it looks at `stopping`
-         * (fp_h_issue), so once stopping is set and inflight reaches zero no
-         * connection is or will be suspended.  The writer answers queued
-         * requests within a commit or two; the bound is for safety. */
-        for (int i = 0; i < 3000 && atomic_load(&s->inflight) > 0; i++) {
-            struct timespec ts = {0, 10 * 1000 * 1000};
-            nanosleep(&ts, NULL);
+         * MHD aborts if it is stopped with suspended connections, and it
+         * resets connections whose request it read but did not answer yet.
+         * So (docs/operations.md, "Shutdown"):
+         *   1. the grace period: issues in flight commit and are answered;
+         *   2. then whatever still waits in the writer's queue fails
+         *      (503 SHUTTING_DOWN: nothing stored), and what is inside the
+         *      batch being committed (a stalled disk) is answered 503
+         *      OUTCOME_UNKNOWN; the writer finishes it on its own;
+         *   3. requests being handled finish and their answers are sent;
+         *      idle keep-alive connections (no request read) are shut down;
+         *      then the daemon stops.
+         * An issue request counts itself in `inflight` before it looks at
+         * `stopping` (fp_h_issue), so once stopping is set and inflight
+         * reaches zero no connection is or will be suspended. */
+        int clean = inflight_within(s, s->o.shutdown_grace_ms);
+        int cancelled = 0, abandoned = 0, closed = 0;
+        if (!clean) {
+            cancelled = fp_store_cancel_queued(s->o.store, FP_SHUTDOWN_WHY);
+            inflight_within(s, 200);
+            abandoned = abandon_parked(s);
+        }
+        int settled = inflight_within(s, 5000);
+        int drained = close_idle_within(s, 5000, &closed);
+        fprintf(stderr,
+                "fapiao: HTTP stop: %s; %d queued issue(s) answered SHUTTING_DOWN, %d in a "
+                "committing batch answered OUTCOME_UNKNOWN; %d idle connection(s) closed%s / "
+                "停止：排队中 %d 个答复未保存，提交中 %d 个答复结果未知\n",
+                clean ? "issues done within the grace period" : "grace period over", cancelled,
+                abandoned, closed, drained ? "" : "; requests still being handled are cut",
+                cancelled, abandoned);
+        if (!settled) {
+            /* Still suspended connections: stopping would abort the
+             * process.  Leave the daemon to the process exit. */
+            fprintf(stderr,
+                    "fapiao: %d suspended request(s) never resumed; the HTTP daemon is "
+                    "left to the process exit / 有请求未能恢复，HTTP 服务随进程退出\n",
+                    atomic_load(&s->inflight));
+            return;
         }
         MHD_stop_daemon(s->d);
     }
@@ -757,6 +897,7 @@ void fp_server_stop(fp_server *s)
     fp_adaptive_free(s->adaptive);
     fp_server_metrics_free(s);
     pthread_mutex_destroy(&s->seller_lock);
+    pthread_mutex_destroy(&s->park_lock);
     free(s);
 }
 

@@ -152,6 +152,13 @@ static const char *const migrations[] = {
     "ALTER TABLE audit ADD COLUMN seller_id INTEGER;"
     "ALTER TABLE audit ADD COLUMN client_request_id TEXT;"
     "CREATE INDEX audit_seller ON audit(seller_id, id);",
+    /* 8: the issue clock's high-water mark (issue 12; docs/operations.md,
+     * "Clock"): issue times never go backwards in the store.  confirmed_at:
+     * when an operator last confirmed a forward jump (fapiao clock
+     * confirm). */
+    "CREATE TABLE issue_clock(id INTEGER PRIMARY KEY CHECK(id = 1), mark INTEGER NOT NULL,"
+    "  confirmed_at INTEGER);"
+    "INSERT INTO issue_clock(id, mark) SELECT 1, COALESCE(MAX(issued_at), 0) FROM invoices;",
 };
 
 int fp_store_migration_count(void)

@@ -118,6 +118,12 @@ struct fp_store {
     pthread_mutex_t wlock;           /* the writer connection */
     range_cache ranges[RANGE_CACHE]; /* writer thread only */
     int nranges;
+    /* the issue clock (clock.c; writer thread): the mark as committed, the
+     * issue time of the request at hand (its number's year), the last
+     * confirmation seen, when the last refusal was logged */
+    fp_issue_clock clock;
+    int64_t clock_committed, issue_t, clock_confirmed, clock_logged;
+    fp_clock_verdict clock_last;
 
     pthread_t writer;
     int writer_started;
@@ -125,6 +131,7 @@ struct fp_store {
     pthread_cond_t qcond;
     fp_issue_req *qhead, *qtail;
     int stopping;
+    char draining[128]; /* fp_store_cancel_queued: refuse new requests */
 
     pthread_t ckpt;
     int ckpt_started;
@@ -325,14 +332,15 @@ static int flush_ranges(fp_store *s)
 /* A number is valid only in its prefix year (DOMAIN.md): the two-digit
  * year, China Standard Time, that a range must start with to be used now.
  * FP_TEST_YEAR overrides it so tests can cross a new year. */
-static void current_yy(char yy[3])
+static void current_yy(char yy[3], int64_t issue_t)
 {
     const char *t = getenv("FP_TEST_YEAR");
     if (t && strlen(t) == 2 && t[0] >= '0' && t[0] <= '9' && t[1] >= '0' && t[1] <= '9') {
         memcpy(yy, t, 3);
         return;
     }
-    time_t now = time(NULL) + 8 * 3600;
+    /* the issue time, not the clock: issued_at and the number's year agree */
+    time_t now = (time_t)(issue_t ? issue_t : (int64_t)time(NULL)) + 8 * 3600;
     struct tm tm;
     gmtime_r(&now, &tm);
     snprintf(yy, 3, "%02u", (unsigned)(tm.tm_year + 1900) % 100u);
@@ -342,7 +350,7 @@ static range_cache *range_for(fp_store *s, int64_t seller_id, int *err)
 {
     range_cache *rc = NULL;
     char yy[3];
-    current_yy(yy);
+    current_yy(yy, s->issue_t);
     *err = 0;
     for (int i = 0; i < s->nranges && !rc; i++)
         if (s->ranges[i].seller_id == seller_id)
@@ -478,9 +486,169 @@ static int enqueue_jobs(fp_store *s, fp_issue_req *r)
     return rc;
 }
 
+/* ---- the issue clock (clock.c; docs/operations.md, "Clock") ---- */
+
+static void clock_read(fp_store *s, int64_t *wall, int64_t *boot)
+{
+    if (s->o.clock_now) {
+        s->o.clock_now(wall, boot);
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    *boot = (int64_t)ts.tv_sec;
+    *wall = (int64_t)time(NULL);
+}
+
+static void cst_text(int64_t t, char out[32])
+{
+    time_t c = (time_t)t + 8 * 3600;
+    struct tm tm;
+    gmtime_r(&c, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%S+08:00", &tm);
+}
+
+/* The stored mark and confirmation; 0 when the row is missing. */
+static int clock_load(sqlite3 *db, int64_t *mark, int64_t *confirmed)
+{
+    sqlite3_stmt *st;
+    *mark = *confirmed = 0;
+    if (sqlite3_prepare_v2(db, "SELECT mark, coalesce(confirmed_at, 0) FROM issue_clock WHERE id=1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return FP_EIO;
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        *mark = sqlite3_column_int64(st, 0);
+        *confirmed = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : FP_EIO;
+}
+
+/* A refused request is logged at the highest severity: once when the
+ * verdict changes, then at most once a minute. */
+static void clock_log(fp_store *s, fp_clock_verdict v, int64_t now, int64_t boot)
+{
+    if (v == s->clock_last && boot - s->clock_logged < 60)
+        return;
+    s->clock_last = v;
+    s->clock_logged = boot;
+    char m[32], n[32];
+    cst_text(s->clock.mark, m);
+    cst_text(now, n);
+    if (v == FP_CLOCK_BEHIND)
+        fprintf(stderr,
+                "{\"event\":\"clock_behind\",\"severity\":\"critical\",\"mark\":\"%s\","
+                "\"now\":\"%s\",\"message\":\"the clock is %lld s behind the last issue "
+                "time; issuing is refused until it passes %s "
+                "(系统时钟落后于最近开票时间，暂停开票)\"}\n",
+                m, n, (long long)(s->clock.mark - now), m);
+    else
+        fprintf(stderr,
+                "{\"event\":\"clock_jumped\",\"severity\":\"critical\",\"mark\":\"%s\","
+                "\"now\":\"%s\",\"message\":\"the clock jumped ahead by more than %d s since "
+                "the last issue; issuing is refused until an operator runs fapiao clock confirm "
+                "(系统时钟突然跳前，须确认后才能开票)\"}\n",
+                m, n, s->clock.jump_s);
+    fflush(stderr);
+}
+
+/* The issue time of r: 0 with r->issued_at (and its document) set, or 1
+ * when r is refused (CLOCK_BEHIND / CLOCK_JUMPED). */
+static int clock_take(fp_store *s, fp_issue_req *r)
+{
+    int64_t wall, boot, t = 0;
+    clock_read(s, &wall, &boot);
+    fp_clock_verdict v = fp_issue_clock_decide(&s->clock, r->issued_at, boot, &t);
+    if (v == FP_CLOCK_JUMPED) {
+        /* an operator's confirmation (fapiao clock confirm) made on this
+         * clock: the jump is real, take the clock as it is now */
+        int64_t mark, confirmed;
+        if (clock_load(s->wdb, &mark, &confirmed) == 0 && confirmed > s->clock_confirmed) {
+            s->clock_confirmed = confirmed;
+            if (llabs(r->issued_at - confirmed) <= s->clock.jump_s) {
+                s->clock.base_wall = r->issued_at;
+                s->clock.base_boot = boot;
+                v = fp_issue_clock_decide(&s->clock, r->issued_at, boot, &t);
+            }
+        }
+    }
+    if (v != FP_CLOCK_OK) {
+        r->result = v == FP_CLOCK_BEHIND ? FP_ISSUE_CLOCK_BEHIND : FP_ISSUE_CLOCK_JUMPED;
+        r->clock_mark = s->clock.mark;
+        /* behind: until the clock is within the step of the mark */
+        int64_t wait = v == FP_CLOCK_BEHIND ? s->clock.mark - s->clock.step_s - r->issued_at : 60;
+        r->clock_retry_s = wait < 1 ? 1 : wait > 3600 ? 3600 : (int)wait;
+        clock_log(s, v, r->issued_at, boot);
+        return 1;
+    }
+    if (s->clock_last != FP_CLOCK_OK) {
+        fprintf(stderr, "{\"event\":\"clock_ok\"}\n");
+        s->clock_last = FP_CLOCK_OK;
+    }
+    if (t != r->issued_at && r->doc.json) {
+        /* the first "issued_at":" is the top-level key: it comes before
+         * every nested object, and a string cannot hold an unescaped quote */
+        static const char key[] = "\"issued_at\":\"";
+        char *at = memmem(r->doc.json, r->doc.len, key, sizeof key - 1);
+        char txt[32];
+        cst_text(t, txt);
+        size_t n = strlen(txt);
+        if (at && (size_t)(at - r->doc.json) + sizeof key - 1 + n < r->doc.len &&
+            at[sizeof key - 1 + n] == '"')
+            memcpy(at + sizeof key - 1, txt, n);
+    }
+    r->issued_at = t;
+    s->issue_t = t;
+    /* the mark moves now (later requests of the batch see it); a rollback
+     * puts it back (fail_batch) */
+    if (t > s->clock.mark)
+        s->clock.mark = t;
+    s->clock.base_wall = t;
+    s->clock.base_boot = boot;
+    return 0;
+}
+
+/* In the batch's transaction: the mark as it is after the batch. */
+static int clock_flush(fp_store *s)
+{
+    if (s->clock.mark <= s->clock_committed)
+        return 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v3(s->wdb, "UPDATE issue_clock SET mark=?1 WHERE id=1 AND mark < ?1", -1,
+                           SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+        return FP_EIO;
+    sqlite3_bind_int64(st, 1, s->clock.mark);
+    int rc = step_done(st);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int clock_open(fp_store *s, fp_err *err)
+{
+    int64_t confirmed, wall, boot;
+    if (clock_load(s->wdb, &s->clock.mark, &confirmed) < 0)
+        return fp_fail(err, FP_EIO, "issue clock: %s", sqlite3_errmsg(s->wdb));
+    s->clock_committed = s->clock.mark;
+    s->clock_confirmed = confirmed;
+    s->clock.step_s = s->o.clock_step_s > 0 ? s->o.clock_step_s : 60;
+    s->clock.jump_s = s->o.clock_jump_s > 0 ? s->o.clock_jump_s : 86400;
+    /* a jump while no process ran cannot be told from downtime: the clock
+     * at open is trusted (docs/operations.md, "Clock") */
+    clock_read(s, &wall, &boot);
+    s->clock.base_wall = wall;
+    s->clock.base_boot = boot;
+    /* said at once, not only at the first refused request */
+    if (s->clock.mark && wall < s->clock.mark - s->clock.step_s)
+        clock_log(s, FP_CLOCK_BEHIND, wall, boot);
+    return 0;
+}
+
 static int issue_one(fp_store *s, fp_issue_req *r)
 {
     int err;
+    if (clock_take(s, r))
+        return 0;
     if (r->red_form_id) {
         int pre = red_precheck(s, r);
         if (pre != 0)
@@ -569,6 +737,7 @@ static void fail_batch(fp_store *s, fp_issue_req *head, const char *why)
         set_failed(r, why);
     }
     s->nranges = 0;
+    s->clock.mark = s->clock_committed;
 }
 
 static void run_batch(fp_store *s, fp_issue_req *head, int n)
@@ -584,11 +753,15 @@ static void run_batch(fp_store *s, fp_issue_req *head, int n)
         }
         if (ok)
             ok = flush_ranges(s) == 0;
+        if (ok)
+            ok = clock_flush(s) == 0;
         int injected = ok && fault_before_commit(s) < 0;
         ok = ok && !injected;
         int64_t t0 = now_us();
         if (ok)
             ok = step_done(s->wst[WQ_COMMIT]) == 0;
+        if (ok)
+            s->clock_committed = s->clock.mark;
         if (ok)
             fault_after_commit(s);
         int64_t commit_us = now_us() - t0;
@@ -655,9 +828,11 @@ void fp_store_submit(fp_store *s, fp_issue_req *r)
     r->next = NULL;
     r->result = FP_ISSUE_PENDING;
     pthread_mutex_lock(&s->qlock);
-    if (s->stopping) {
+    if (s->stopping || s->draining[0]) {
+        char why[sizeof s->draining];
+        snprintf(why, sizeof why, "%s", s->draining[0] ? s->draining : "store is shutting down");
         pthread_mutex_unlock(&s->qlock);
-        set_failed(r, "store is shutting down");
+        set_failed(r, why);
         r->done(r, r->arg);
         return;
     }
@@ -668,6 +843,66 @@ void fp_store_submit(fp_store *s, fp_issue_req *r)
     s->qtail = r;
     pthread_cond_signal(&s->qcond);
     pthread_mutex_unlock(&s->qlock);
+}
+
+int fp_store_clock_get(fp_store *s, int64_t *mark, int64_t *confirmed_at, fp_err *err)
+{
+    pthread_mutex_lock(&s->wlock);
+    int rc = clock_load(s->wdb, mark, confirmed_at);
+    if (rc < 0)
+        fp_fail(err, rc, "issue clock: %s", sqlite3_errmsg(s->wdb));
+    pthread_mutex_unlock(&s->wlock);
+    return rc;
+}
+
+int fp_store_clock_confirm(fp_store *s, const char *actor, fp_err *err)
+{
+    int64_t wall, boot;
+    clock_read(s, &wall, &boot);
+    char txt[32], target[64];
+    cst_text(wall, txt);
+    snprintf(target, sizeof target, "clock %s", txt);
+    fp_audit_rec a = {
+        .ts = wall, .actor = actor, .action = "clock.confirm", .target = target, .outcome = "ok"};
+    pthread_mutex_lock(&s->wlock);
+    int rc = exec(s->wdb, "BEGIN IMMEDIATE", err);
+    if (rc == 0) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(s->wdb, "UPDATE issue_clock SET confirmed_at=?1 WHERE id=1", -1, &st,
+                               NULL) != SQLITE_OK) {
+            rc = fp_fail(err, FP_EIO, "issue clock: %s", sqlite3_errmsg(s->wdb));
+        } else {
+            sqlite3_bind_int64(st, 1, wall);
+            if (step_done(st) < 0)
+                rc = fp_fail(err, FP_EIO, "issue clock: %s", sqlite3_errmsg(s->wdb));
+            sqlite3_finalize(st);
+        }
+        if (rc == 0)
+            rc = audit_append(s, &a, err);
+        if (rc == 0)
+            rc = exec(s->wdb, "COMMIT", err);
+        if (rc < 0 && !sqlite3_get_autocommit(s->wdb))
+            exec(s->wdb, "ROLLBACK", NULL);
+    }
+    pthread_mutex_unlock(&s->wlock);
+    return rc;
+}
+
+int fp_store_cancel_queued(fp_store *s, const char *why)
+{
+    pthread_mutex_lock(&s->qlock);
+    snprintf(s->draining, sizeof s->draining, "%s", why && *why ? why : "cancelled");
+    fp_issue_req *head = s->qhead;
+    s->qhead = s->qtail = NULL;
+    pthread_mutex_unlock(&s->qlock);
+    int n = 0;
+    for (fp_issue_req *r = head, *next; r; r = next, n++) {
+        next = r->next;
+        r->next = NULL;
+        set_failed(r, why);
+        r->done(r, r->arg);
+    }
+    return n;
 }
 
 /* ---- open / close ---- */
@@ -713,7 +948,7 @@ int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err)
             rc = fp_fail(err, FP_EIO, "prepare: %s", sqlite3_errmsg(s->wdb));
             goto fail;
         }
-    if ((rc = audit_open(s, err)) < 0)
+    if ((rc = audit_open(s, err)) < 0 || (rc = clock_open(s, err)) < 0)
         goto fail;
     for (int i = 0; i < s->o.read_conns; i++) {
         reader *rd = &s->readers[i];
@@ -935,7 +1170,7 @@ int fp_store_numbers_remaining(fp_store *s, int64_t seller_id, int64_t *remainin
     reader *r = acquire(s);
     sqlite3_stmt *st = r->st[RQ_REMAINING];
     char yy[3];
-    current_yy(yy);
+    current_yy(yy, 0);
     sqlite3_bind_int64(st, 1, seller_id);
     sqlite3_bind_text(st, 2, yy, 2, SQLITE_TRANSIENT);
     int rc = step_row(st);

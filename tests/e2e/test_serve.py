@@ -45,3 +45,89 @@ def test_unknown_flag_is_a_usage_error(tmp_path):
     r = run_serve(["--data-dir", str(tmp_path), "--frobnicate"])
     assert r.returncode == 2
     assert b"unknown argument --frobnicate" in r.stderr
+
+
+# ---- an unreadable data directory (issue 12, storage faults item 10) --------
+
+def _unprivileged():
+    """Root ignores file modes: run as nobody (setpriv, util-linux)."""
+    import pwd
+    import shutil
+    import pytest
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv is not installed (Debian package util-linux)")
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user nobody")
+    return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+def _public_data_dir():
+    """An initialised data dir that nobody could reach if its own mode
+    allowed it (pytest's tmp dirs are 0700 root).  Removed by the caller."""
+    import json
+    import os
+    import tempfile
+    base = tempfile.mkdtemp(prefix="fapiao-perm-%d-" % os.getpid())
+    os.chmod(base, 0o755)
+    data = os.path.join(base, "data")
+    r = subprocess.run([BIN, "init", "--data-dir", data, "--json"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60 * SLOW)
+    assert r.returncode == 0, r.stderr
+    json.loads(r.stdout)
+    for root, dirs, files in os.walk(data):
+        for n in dirs:
+            os.chmod(os.path.join(root, n), 0o755)
+        for n in files:
+            os.chmod(os.path.join(root, n), 0o644)
+    os.chmod(data, 0o755)
+    return base, data
+
+
+def _cli_cases(data):
+    return [["serve", "--data-dir", data, "--listen", "127.0.0.1:%d" % free_port()],
+            ["audit", "verify", "--data-dir", data],
+            ["ranges", "list", "--data-dir", data],
+            ["outbox", "list", "--data-dir", data]]
+
+
+def test_unreadable_data_dir_says_permission_denied():
+    import os
+    import shutil
+    prefix = _unprivileged()
+    base, data = _public_data_dir()
+    try:
+        os.chmod(data, 0)
+        for args in _cli_cases(data):
+            r = subprocess.run(prefix + [BIN] + args, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=30 * SLOW,
+                               env={"LANG": "C", "PATH": "/usr/bin:/bin"})
+            err = r.stderr.decode(errors="replace")
+            assert r.returncode != 0, (args, err)
+            assert "permission denied" in err, (args, err)
+            assert data in err, (args, err)
+            assert "no fapiao.db" not in err and "run fapiao init" not in err, (args, err)
+    finally:
+        os.chmod(data, 0o755)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_unreadable_database_file_says_permission_denied():
+    import os
+    import shutil
+    prefix = _unprivileged()
+    base, data = _public_data_dir()
+    db = os.path.join(data, "fapiao.db")
+    try:
+        os.chmod(db, 0)
+        for args in _cli_cases(data):
+            r = subprocess.run(prefix + [BIN] + args, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=30 * SLOW,
+                               env={"LANG": "zh_CN.UTF-8", "PATH": "/usr/bin:/bin"})
+            err = r.stderr.decode(errors="replace")
+            assert r.returncode != 0, (args, err)
+            assert "权限不足" in err and db in err, (args, err)
+            assert "没有 fapiao.db" not in err, (args, err)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
