@@ -56,6 +56,7 @@ struct fp_server {
         fp_seller s;
     } sellers[FP_SELLER_CACHE];
     int nsellers;
+    atomic_size_t resp_held; /* response bytes in memory (http_limits.h) */
 };
 
 struct fp_req {
@@ -78,12 +79,18 @@ struct fp_req {
     int retry_after;     /* seconds for a 429/503 problem (0: 1) */
     int admitted;        /* holds an adaptive-limit slot (released once) */
     int64_t submit_ns;   /* when it went to the store */
+    int close_conn;      /* answer with Connection: close */
+    size_t resp_held;    /* counted in the response-memory budget */
 };
 
 /* Responses.  Each returns the MHD result of queueing. */
 enum MHD_Result fp_respond(fp_req *r, int status, const char *ctype, char *body, size_t len,
                            const char *const *headers);
 enum MHD_Result fp_respond_json(fp_req *r, int status, char *body, size_t len);
+/* Queues a response made elsewhere (a stream) with the common headers;
+ * takes resp's reference. */
+enum MHD_Result fp_respond_response(fp_req *r, int status, const char *ctype,
+                                    struct MHD_Response *resp);
 enum MHD_Result fp_problem(fp_req *r, fp_code code, const char *zh, const char *en,
                            const fp_errors *es);
 
@@ -103,6 +110,8 @@ enum MHD_Result fp_h_red_form_act(fp_req *r);
 enum MHD_Result fp_h_red_invoice(fp_req *r);
 enum MHD_Result fp_h_faults(fp_req *r);
 enum MHD_Result fp_h_rotate_secret(fp_req *r);
+/* GET /v1/invoices's page, sent as it is read (list_stream.c). */
+enum MHD_Result fp_list_invoices_send(fp_req *r, const fp_list_query *q);
 
 struct fp_cached_client;
 int fp_check_client_ip(fp_req *r, const struct fp_cached_client *c, enum MHD_Result *res);
