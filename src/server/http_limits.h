@@ -27,9 +27,9 @@ void fp_http_log_path(fp_jw *w, const char *key, const char *path, size_t max);
 #define FP_LARGE_RESPONSE (64u << 10)
 
 /* The response-memory budget: bytes of response bodies held in memory
- * until their client has read them.  take adds n (always), returns 0, or
- * FP_EBUSY without adding when n is large and the budget would be
- * exceeded. */
+ * until their client has read them.  take adds n and returns 0, or returns
+ * FP_EBUSY without adding when n is at least FP_LARGE_RESPONSE and the
+ * budget would be exceeded; add adds n whatever the budget. */
 int fp_resp_budget_take(fp_server *s, size_t n);
 void fp_resp_budget_add(fp_server *s, size_t n);
 void fp_resp_budget_release(fp_server *s, size_t n);

@@ -142,9 +142,10 @@ enum MHD_Result fp_respond(fp_req *r, int status, const char *ctype, char *body,
 {
     /* a body the client has not read stays in memory: large ones need room
      * in the budget (docs/security.md "Response memory"); the answer to a
-     * write is counted but never refused (the write is done) */
+     * write (the write is done) and to the operator's unauthenticated
+     * endpoints (/metrics, /readyz, ...) are counted but never refused */
     size_t earlier = r->resp_held; /* an earlier answer's, if any */
-    if (r->route && r->route->writes) {
+    if (r->route && (r->route->writes || r->route->auth != AUTH_BEARER)) {
         fp_resp_budget_add(r->srv, len);
     } else if (fp_resp_budget_take(r->srv, len) < 0) {
         free(body);

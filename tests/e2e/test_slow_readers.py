@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import SLOW, assert_problem, example_doc, scaled
+from conftest import SANITIZED, SLOW, assert_problem, example_doc
 
 LINES = 1000  # about 400 KB per stored document
 
@@ -82,7 +82,9 @@ def test_64_slow_readers_keep_rss_bounded(make_server):
             socks.append(slow_reader(srv, "/v1/invoices?limit=200"))
         peak = peak_rss(pid, 4 * SLOW)
         print("RSS before %.1f MB, peak with 64 slow readers %.1f MB" % (before, peak))
-        assert peak < 200, "RSS %.1f MB with 64 slow readers (before: %.1f MB)" % (peak, before)
+        # ASan's shadow memory and quarantine: judge the growth there
+        bound = before + 200 if SANITIZED else 200
+        assert peak < bound, "RSS %.1f MB with 64 slow readers (before: %.1f MB)" % (peak, before)
         # legitimate requests are still served meanwhile
         r = srv.request("GET", "/v1/invoices?limit=200")
         assert r.status == 200, r
@@ -194,3 +196,16 @@ def test_send_deadline_cuts_a_reader_that_does_not_read(make_server):
         time.sleep(0.2)
     else:
         raise AssertionError("no cut request in the access log")
+
+
+def test_serve_help_and_bad_values(tmp_path):
+    import subprocess
+    from conftest import BIN
+    out = subprocess.run([BIN, "serve", "--help"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0
+    for flag in ("--response-memory-mb", "--send-timeout-ms", "--allow-private-webhooks"):
+        assert flag in out.stdout, flag
+    for args in (["--response-memory-mb", "0"], ["--send-timeout-ms", "5"]):
+        r = subprocess.run([BIN, "serve", "--data-dir", str(tmp_path)] + args,
+                           capture_output=True, text=True, timeout=30, env={"LANG": "C"})
+        assert r.returncode == 2 and args[0] in r.stderr, (args, r.stderr)
