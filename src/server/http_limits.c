@@ -11,6 +11,8 @@
  * "/v1/invoices/N").  Both are refused with 400 (server.c on_request), the
  * first with the connection closed. */
 #include "http_limits.h"
+#include "conn_guard.h"
+#include "fapiao/metrics.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -119,4 +121,27 @@ void fp_resp_budget_release(fp_server *s, size_t n)
 {
     if (n)
         atomic_fetch_sub(&s->resp_held, n);
+}
+
+enum MHD_Result fp_resp_budget_refuse(fp_req *r)
+{
+    atomic_fetch_add(&r->srv->resp_refused, 1);
+    r->retry_after = 2;
+    return fp_problem(r, FPC_RESPONSE_MEMORY_EXHAUSTED, NULL, NULL, NULL);
+}
+
+void fp_http_limits_metrics(fp_server *s, fp_buf *b)
+{
+    fp_metrics_emit(b, "fapiao_response_memory_bytes",
+                    "Response bodies held in memory until their clients read them.",
+                    FP_METRICS_GAUGE, (int64_t)atomic_load(&s->resp_held), 1);
+    fp_metrics_emit(b, "fapiao_response_memory_limit_bytes",
+                    "The response-memory budget (serve --response-memory-mb).", FP_METRICS_GAUGE,
+                    (int64_t)s->o.response_memory, 1);
+    fp_metrics_emit(b, "fapiao_response_memory_refused_total",
+                    "Large answers refused with 503 RESPONSE_MEMORY_EXHAUSTED.", FP_METRICS_COUNTER,
+                    (int64_t)atomic_load(&s->resp_refused), 1);
+    fp_metrics_emit(b, "fapiao_http_send_timeouts_total",
+                    "Connections cut for not reading an answer within serve --send-timeout-ms.",
+                    FP_METRICS_COUNTER, (int64_t)fp_conn_guard_cut(s->guard, FP_CUT_SEND), 1);
 }

@@ -57,6 +57,7 @@ struct fp_server {
     } sellers[FP_SELLER_CACHE];
     int nsellers;
     atomic_size_t resp_held; /* response bytes in memory (http_limits.h) */
+    atomic_uint_fast64_t resp_refused;
 };
 
 struct fp_req {

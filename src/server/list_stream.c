@@ -137,8 +137,7 @@ enum MHD_Result fp_list_invoices_send(fp_req *r, const fp_list_query *q)
     }
     if (fp_resp_budget_take(r->srv, first) < 0) {
         on_free(ls);
-        r->retry_after = 2;
-        return fp_problem(r, FPC_RESPONSE_MEMORY_EXHAUSTED, NULL, NULL, NULL);
+        return fp_resp_budget_refuse(r);
     }
     ls->held = first;
     struct MHD_Response *resp =

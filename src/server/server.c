@@ -149,8 +149,7 @@ enum MHD_Result fp_respond(fp_req *r, int status, const char *ctype, char *body,
         fp_resp_budget_add(r->srv, len);
     } else if (fp_resp_budget_take(r->srv, len) < 0) {
         free(body);
-        r->retry_after = 2;
-        return fp_problem(r, FPC_RESPONSE_MEMORY_EXHAUSTED, NULL, NULL, NULL);
+        return fp_resp_budget_refuse(r);
     }
     r->resp_held = len;
     fp_resp_budget_release(r->srv, earlier);

@@ -4,6 +4,7 @@ pin the server's memory; the response-memory budget refuses new large
 answers with 503 when spent; a response not sent within the send deadline
 has its connection cut.  RSS is read from /proc/<pid>/status (loose bound)."""
 import json
+import re
 import socket
 import time
 
@@ -33,6 +34,13 @@ def populate(srv, n):
         assert r.status == 201, r
         numbers.append(r.json()["number"])
     return numbers
+
+
+def metric(srv, name):
+    text = srv.request("GET", "/metrics", auth=False).body.decode()
+    m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+    assert m, name
+    return float(m.group(1))
 
 
 def rss_mb(pid):
@@ -146,6 +154,8 @@ def test_budget_refuses_large_answers_when_spent(make_server):
         assert srv.request("GET", "/healthz", auth=False).status == 200
         assert srv.request("GET", "/v1/invoices?limit=1&serial=none").status == 200
         assert srv.issue("during-budget").status == 201
+        assert metric(srv, "fapiao_response_memory_refused_total") >= 2
+        assert metric(srv, "fapiao_response_memory_limit_bytes") == 1 << 20
     finally:
         close_all(socks)
     # the budget comes back when those connections are gone
@@ -196,6 +206,7 @@ def test_send_deadline_cuts_a_reader_that_does_not_read(make_server):
         time.sleep(0.2)
     else:
         raise AssertionError("no cut request in the access log")
+    assert metric(srv, "fapiao_http_send_timeouts_total") >= 1
 
 
 def test_serve_help_and_bad_values(tmp_path):
