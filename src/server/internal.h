@@ -81,6 +81,7 @@ struct fp_req {
     int admitted;        /* holds an adaptive-limit slot (released once) */
     int64_t submit_ns;   /* when it went to the store */
     int close_conn;      /* answer with Connection: close */
+    int body_read;       /* the whole request is read */
     size_t resp_held;    /* counted in the response-memory budget */
 };
 

@@ -133,7 +133,8 @@ static enum MHD_Result queue(fp_req *r, int status, const char *ctype, struct MH
     MHD_destroy_response(resp);
     r->responded = 1;
     r->status = status;
-    fp_conn_guard_sending(r->srv->guard, guarded(r->conn), r->srv->o.send_timeout_ms);
+    if (r->body_read) /* an early answer (413, 400) leaves the body deadline */
+        fp_conn_guard_sending(r->srv->guard, guarded(r->conn), r->srv->o.send_timeout_ms);
     return ok;
 }
 
@@ -498,6 +499,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (r->issue) /* resumed after the group commit */
         return fp_h_issue_resumed(r);
     fp_conn_guard_request_read(s->guard, guarded(c));
+    r->body_read = 1;
     return route_and_handle(r);
 }
 
