@@ -75,6 +75,9 @@ typedef enum fp_code {
     FPC_CLOCK_BEHIND,
     FPC_CLOCK_JUMPED,
     FPC_INTERNAL,
+    FPC_AMBIGUOUS_FRAMING, /* Content-Length/Transfer-Encoding conflict (docs/security.md) */
+    FPC_INVALID_PATH,      /* NUL in the request target */
+    FPC_RESPONSE_MEMORY_EXHAUSTED, /* the response-memory budget is spent */
     FPC__COUNT
 } fp_code;
 

@@ -47,6 +47,8 @@ typedef struct fp_outbox_opts {
     int64_t retry_for_ms;            /* webhook retry period, default 24 h */
     int webhook_timeout_ms;          /* per delivery, default 10000 */
     fp_breaker_opts webhook_breaker; /* zero: defaults (5 in a row, 5 s open) */
+    int allow_private_webhooks;      /* else loopback/private/link-local/metadata targets
+                                        are refused when connecting (webhook.h) */
 } fp_outbox_opts;
 
 /* Puts jobs left running by a crash back to pending, starts the renderer

@@ -41,6 +41,13 @@ typedef struct fp_server_opts {
     struct fp_health *health;          /* optional: degraded mode, /readyz checks */
     int fault_injection;               /* tests only: GET/POST /v1/_faults */
     int shutdown_grace_ms; /* stop: how long in-flight requests may finish (default 10 s) */
+    /* slow readers (docs/security.md "Response memory"): response bodies
+     * held in memory for clients that have not read them yet may total
+     * response_memory bytes (default 64 MiB; a new large one is refused with
+     * 503 beyond it), and a response must be sent within send_timeout_ms
+     * (default 60000) or its connection is cut */
+    size_t response_memory;
+    int send_timeout_ms;
 } fp_server_opts;
 
 typedef struct fp_server fp_server;

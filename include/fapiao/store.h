@@ -145,6 +145,14 @@ typedef struct fp_list_query {
 } fp_list_query;
 int fp_store_list_invoices(fp_store *s, int64_t seller_id, const fp_list_query *q, fp_buf *out,
                            char next_cursor[FP_NUMBER_LEN + 1]);
+/* A part of a listing, for answers sent as they are read: rows after
+ * q->cursor (at most q->limit), each preceded by "," unless it is the first
+ * (*rows counts them across parts), stopping early once out holds
+ * soft_bytes (0: no such stop) after at least one row.  last is the number
+ * of the last row written; *more is 1 when rows may follow it. */
+int fp_store_list_invoices_part(fp_store *s, int64_t seller_id, const fp_list_query *q,
+                                size_t soft_bytes, fp_buf *out, int *rows,
+                                char last[FP_NUMBER_LEN + 1], int *more);
 
 typedef struct fp_client_rec {
     char client_id[65];

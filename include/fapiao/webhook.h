@@ -42,4 +42,19 @@ void fp_webhook_body(const fp_job *j, const char *serial, const char *failure, f
  * be), else 0. */
 int fp_webhook_url_ok(const char *url);
 
+/* Webhook target policy (docs/security.md "Webhook targets"): the class of
+ * an address a webhook may not reach unless the operator allows it
+ * (serve --allow-private-webhooks): "loopback", "private", "link-local",
+ * "metadata", "shared (carrier-grade NAT)", "unspecified", "multicast",
+ * "reserved" (IPv4 inside IPv4-mapped, NAT64 and 6to4 IPv6 addresses is
+ * judged as IPv4); NULL for any other (public) address. */
+struct sockaddr;
+const char *fp_webhook_addr_class(const struct sockaddr *sa);
+/* The same for a URL whose host is an IP literal (checked when it is
+ * stored); NULL for a host name or a public address: names are judged
+ * when connecting, by the addresses they resolve to. */
+const char *fp_webhook_url_class(const char *url);
+/* The class's name in Chinese. */
+const char *fp_webhook_class_zh(const char *cls);
+
 #endif

@@ -26,11 +26,16 @@ static const char outbox_usage[] =
 
 static const char webhook_usage[] =
     "usage: fapiao webhook set --data-dir DIR --client-id ID --url URL [--secret S]\n"
+    "                          [--allow-private]\n"
     "       fapiao webhook show --data-dir DIR --client-id ID\n"
     "       fapiao webhook remove --data-dir DIR --client-id ID\n"
     "  set prints the signing secret once (a new one unless --secret is given); events are\n"
-    "  POSTed to URL signed with it (docs/webhooks.md).\n"
-    "  设置、查看或删除客户端的回调地址；set 仅显示一次签名密钥。\n";
+    "  POSTed to URL signed with it (docs/webhooks.md).  A URL whose host is a\n"
+    "  loopback, private, link-local or metadata IP address is refused unless\n"
+    "  --allow-private is given (the server must then run with\n"
+    "  --allow-private-webhooks too; docs/security.md).\n"
+    "  设置、查看或删除客户端的回调地址；set 仅显示一次签名密钥。回环、内网、链路本地或\n"
+    "  云元数据地址须加 --allow-private（服务端也须 --allow-private-webhooks）。\n";
 
 static void time_text(int64_t ms, char *out, size_t cap)
 {
@@ -211,9 +216,13 @@ int cmd_webhook(int argc, char **argv)
         return 2;
     }
     const char *dir = NULL, *client = NULL, *url = NULL, *secret = NULL;
+    int allow_private = 0;
     const cli_flag flags[] = {
-        {"--data-dir", 0, &dir, NULL}, {"--client-id", 0, &client, NULL},
-        {"--url", 0, &url, NULL},      {"--secret", 0, &secret, NULL},
+        {"--data-dir", 0, &dir, NULL},
+        {"--client-id", 0, &client, NULL},
+        {"--url", 0, &url, NULL},
+        {"--secret", 0, &secret, NULL},
+        {"--allow-private", 1, NULL, &allow_private},
         {NULL, 0, NULL, NULL},
     };
     if (cli_parse(argc - 1, argv + 1, flags, webhook_usage) < 0 ||
@@ -226,6 +235,19 @@ int cmd_webhook(int argc, char **argv)
     if (set && !fp_webhook_url_ok(url)) {
         cli_error("--url 须为 http:// 或 https:// 地址",
                   "--url must be an http:// or https:// URL");
+        return 2;
+    }
+    const char *cls = set && !allow_private ? fp_webhook_url_class(url) : NULL;
+    if (cls) {
+        char zh[160], en[200];
+        snprintf(zh, sizeof zh,
+                 "--url 的地址属于%s地址，默认不允许（确需如此请加 --allow-private）",
+                 fp_webhook_class_zh(cls));
+        snprintf(en, sizeof en,
+                 "--url points to a %s address, refused by default (add --allow-private if "
+                 "intended)",
+                 cls);
+        cli_error(zh, en);
         return 2;
     }
     if (set && secret && strlen(secret) < 16) {

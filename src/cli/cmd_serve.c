@@ -41,6 +41,8 @@ static const char usage[] =
     "                    [--cert FILE] [--key FILE] [--key-passphrase-file FILE]\n"
     "                    [--ocsp-response FILE] [--client-ca FILE]\n"
     "                    [--shutdown-grace SECONDS]\n"
+    "                    [--response-memory-mb MB] [--send-timeout-ms MS]\n"
+    "                    [--allow-private-webhooks]\n"
     "  Defaults: --listen 127.0.0.1:8443, --threads = CPUs, --token-ttl 3600,\n"
     "  --max-body 1048576, --access-log DIR/access.log, --tax-codes DIR/taxcodes.csv,\n"
     "  --range-warn 1000 (numbers left below which /readyz warns),\n"
@@ -56,7 +58,12 @@ static const char usage[] =
     "  given), --concurrency-max 1024 (ceiling of the adaptive limit on issues in\n"
     "  flight to the store; off disables it), --shutdown-grace 10 (on SIGTERM, how long\n"
     "  requests in flight may finish before the rest are answered 503; see\n"
-    "  docs/operations.md).  --fault-injection (tests only)\n"
+    "  docs/operations.md).  --response-memory-mb 64 (response bodies held for\n"
+    "  clients that have not read them yet; beyond it a new large answer gets 503\n"
+    "  RESPONSE_MEMORY_EXHAUSTED), --send-timeout-ms 60000 (an answer not sent by then\n"
+    "  has its connection cut).  --allow-private-webhooks lets webhooks reach loopback,\n"
+    "  private, link-local and metadata addresses (refused by default, checked when\n"
+    "  connecting; docs/security.md).  --fault-injection (tests only)\n"
     "  enables GET/POST /v1/_faults to make writes, fsync or renders fail or slow.\n"
     "  TLS: --cert DIR/tls/server.crt (PEM, server certificate first, then its\n"
     "  intermediates) and --key DIR/tls/server.key (RSA or ECDSA, PKCS#1, SEC1 or\n"
@@ -176,8 +183,8 @@ int cmd_serve(int argc, char **argv)
     const char *max_per_ip = NULL, *idle = NULL, *hdr_ms = NULL, *body_ms = NULL;
     const char *c_rate = NULL, *c_burst = NULL, *g_rate = NULL, *g_burst = NULL, *conc = NULL;
     const char *cert_file = NULL, *key_file = NULL, *ocsp_file = NULL, *client_ca = NULL;
-    const char *key_pass = NULL, *grace = NULL;
-    int fault_injection = 0, grace_s = 0;
+    const char *key_pass = NULL, *grace = NULL, *resp_mem = NULL, *send_ms = NULL;
+    int fault_injection = 0, grace_s = 0, allow_private_webhooks = 0;
     const cli_flag flags[] = {
         {"--data-dir", 0, &dir, NULL},
         {"--listen", 0, &listen, NULL},
@@ -211,6 +218,9 @@ int cmd_serve(int argc, char **argv)
         {"--ocsp-response", 0, &ocsp_file, NULL},
         {"--client-ca", 0, &client_ca, NULL},
         {"--shutdown-grace", 0, &grace, NULL},
+        {"--response-memory-mb", 0, &resp_mem, NULL},
+        {"--send-timeout-ms", 0, &send_ms, NULL},
+        {"--allow-private-webhooks", 1, NULL, &allow_private_webhooks},
         {NULL, 0, NULL, NULL},
     };
     if (cli_parse(argc, argv, flags, usage) < 0 || cli_require(dir, "--data-dir", usage) < 0)
@@ -253,7 +263,7 @@ int cmd_serve(int argc, char **argv)
     }
     fp_outbox_opts oo = {0};
     fp_health_opts ho = {0};
-    int min_free_mb = 0;
+    int min_free_mb = 0, resp_mem_mb = 0;
     const struct {
         const char *flag, *value;
         long min, max;
@@ -282,6 +292,10 @@ int cmd_serve(int argc, char **argv)
          "--header-timeout-ms 须为 100–600000", "--header-timeout-ms must be 100-600000"},
         {"--body-timeout-ms", body_ms, 100, 3600000, &so.body_timeout_ms,
          "--body-timeout-ms 须为 100–3600000", "--body-timeout-ms must be 100-3600000"},
+        {"--response-memory-mb", resp_mem, 1, 1000000, &resp_mem_mb,
+         "--response-memory-mb 须为 1–1000000", "--response-memory-mb must be 1-1000000"},
+        {"--send-timeout-ms", send_ms, 100, 3600000, &so.send_timeout_ms,
+         "--send-timeout-ms 须为 100–3600000", "--send-timeout-ms must be 100-3600000"},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (!ints[i].value)
@@ -327,6 +341,8 @@ int cmd_serve(int argc, char **argv)
         }
     }
     so.shutdown_grace_ms = grace_s * 1000;
+    so.response_memory = (size_t)resp_mem_mb << 20;
+    oo.allow_private_webhooks = allow_private_webhooks;
     oo.render_timeout_ms *= 1000;
     oo.webhook_timeout_ms *= 1000;
     if (retry_for) {

@@ -130,6 +130,18 @@ static const fp_code_info codes[FPC__COUNT] = {
          "The server clock jumped ahead by more than a day; issuing is paused "
          "until an operator confirms it (fapiao clock confirm)"},
     [FPC_INTERNAL] = {"INTERNAL", 500, "Internal error", "服务器内部错误", "Internal server error"},
+    [FPC_AMBIGUOUS_FRAMING] =
+        {"AMBIGUOUS_FRAMING", 400, "Ambiguous message framing",
+         "请求同时带有 Content-Length 与 Transfer-Encoding、多个不同的 Content-Length 或不支持的 "
+         "Transfer-Encoding；连接将关闭",
+         "The request has both Content-Length and Transfer-Encoding, differing Content-Lengths or "
+         "an unsupported Transfer-Encoding; the connection is closed"},
+    [FPC_INVALID_PATH] = {"INVALID_PATH", 400, "Invalid path", "请求路径或参数含有 NUL 字符（%00）",
+                          "The request path or query contains a NUL character (%00)"},
+    [FPC_RESPONSE_MEMORY_EXHAUSTED] =
+        {"RESPONSE_MEMORY_EXHAUSTED", 503, "Response memory exhausted",
+         "正在发送的大响应已占满内存预算，请稍后重试",
+         "Large responses being sent have used up the memory budget; retry later"},
 };
 
 const fp_code_info *fp_code_get(fp_code c)

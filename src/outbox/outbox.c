@@ -5,6 +5,7 @@
 #include "fapiao/pdf.h"
 #include "fapiao/webhook.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -239,6 +241,31 @@ static size_t discard(char *p, size_t size, size_t n, void *arg)
     return size * n;
 }
 
+/* Webhook target policy, judged on the address libcurl is about to connect
+ * to (after DNS, so a name that resolves to 127.0.0.1 is caught too, and
+ * before any byte is sent); docs/security.md "Webhook targets". */
+typedef struct target_check {
+    int allow_private;
+    char refused[160]; /* "127.0.0.1 (loopback)" when a connection was refused */
+} target_check;
+
+static curl_socket_t open_checked(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    (void)purpose;
+    target_check *tc = arg;
+    const char *cls = tc->allow_private ? NULL : fp_webhook_addr_class(&a->addr);
+    if (cls) {
+        char ip[INET6_ADDRSTRLEN] = "?";
+        if (a->family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&a->addr)->sin_addr, ip, sizeof ip);
+        else if (a->family == AF_INET6)
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&a->addr)->sin6_addr, ip, sizeof ip);
+        snprintf(tc->refused, sizeof tc->refused, "%s (%s)", ip, cls);
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
 /* 0 delivered, -1 failed (why), 1 breaker open (*retry_at). */
 static int run_notify(worker *w, const fp_job *j, char *why, size_t cap, int64_t *retry_at,
                       int *permanent)
@@ -295,11 +322,24 @@ static int run_notify(worker *w, const fp_job *j, char *why, size_t cap, int64_t
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_USERAGENT, "fapiao-webhook/1");
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    target_check tc = {.allow_private = ob->o.allow_private_webhooks};
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_checked);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &tc);
     CURLcode cc = curl_easy_perform(c);
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(hs);
     fp_buf_free(&body);
+    if (cc != CURLE_OK && tc.refused[0]) {
+        /* the operator's policy, not the receiver's fault: no breaker, and
+         * no retries (a dead letter; re-drive after allowing it) */
+        snprintf(why, cap,
+                 "POST %s refused: webhook target %s is not allowed "
+                 "(fapiao serve --allow-private-webhooks)",
+                 t ? t->origin : "webhook", tc.refused);
+        *permanent = 1;
+        return -1;
+    }
     int ok = cc == CURLE_OK && status >= 200 && status < 300;
     if (t)
         fp_breaker_record(&t->br, fp_unix_ms(), ok);

@@ -6,7 +6,9 @@
  *
  *   accepted            TLS handshake + request line + headers within header_ms
  *   headers read        the body within body_ms
- *   request read        no deadline (the server is answering)
+ *   request read        no deadline (the server is working on the answer)
+ *   answer queued       the whole answer sent within send_ms (a client that
+ *                       does not read would pin its response in memory)
  *   answer sent         the next request's headers within idle_ms + header_ms
  *                       (libmicrohttpd closes a silent keep-alive at idle_ms)
  *
@@ -190,6 +192,11 @@ int fp_conn_guard_shutdown_idle(fp_conn_guard *g)
         }
     pthread_mutex_unlock(&g->mu);
     return n;
+}
+
+void fp_conn_guard_sending(fp_conn_guard *g, fp_guarded *c, int send_ms)
+{
+    set(g, c, mono_ms() + send_ms, FP_CUT_SEND, 1); /* still busy: the answer is not sent yet */
 }
 
 uint64_t fp_conn_guard_cut(fp_conn_guard *g, int reason)

@@ -24,34 +24,27 @@ static enum MHD_Result unavailable(fp_req *r)
     return fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
 }
 
-/* Reads a whole file; NULL with errno on failure. */
-static char *slurp(const char *path, size_t *len)
+/* The PDF read from its file as it is sent, not held in memory (a client
+ * that does not read pins nothing; docs/security.md "Response memory").
+ * NULL with errno on failure. */
+static struct MHD_Response *pdf_response(const char *path, size_t *len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return NULL;
     struct stat sb;
-    char *p = NULL;
-    if (fstat(fd, &sb) == 0 && sb.st_size >= 0 && (size_t)sb.st_size <= PDF_MAX_BYTES &&
-        (p = malloc((size_t)sb.st_size + 1))) {
-        size_t got = 0;
-        while (got < (size_t)sb.st_size) {
-            ssize_t n = read(fd, p + got, (size_t)sb.st_size - got);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                break;
-            got += (size_t)n;
-        }
-        if (got != (size_t)sb.st_size) {
-            free(p);
-            p = NULL;
-            errno = EIO;
-        }
-        *len = got;
+    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size > PDF_MAX_BYTES) {
+        close(fd);
+        errno = EIO;
+        return NULL;
     }
-    close(fd);
-    return p;
+    *len = (size_t)sb.st_size;
+    struct MHD_Response *resp = MHD_create_response_from_fd64((uint64_t)sb.st_size, fd);
+    if (!resp) {
+        close(fd);
+        errno = ENOMEM;
+    }
+    return resp; /* owns fd */
 }
 
 enum MHD_Result fp_h_get_invoice_pdf(fp_req *r)
@@ -64,14 +57,15 @@ enum MHD_Result fp_h_get_invoice_pdf(fp_req *r)
         return unavailable(r);
     if (r->srv->o.pdf_dir && st.render_state == FP_JS_DONE) {
         char path[4096];
-        size_t len = 0;
         fp_outbox_pdf_path(r->srv->o.pdf_dir, r->param, path, sizeof path);
-        char *pdf = slurp(path, &len);
+        size_t len = 0;
+        struct MHD_Response *pdf = pdf_response(path, &len);
         if (pdf) {
             char disp[96];
             snprintf(disp, sizeof disp, "inline; filename=\"%s.pdf\"", r->param);
-            const char *h[] = {"Content-Disposition", disp, NULL};
-            return fp_respond(r, 200, "application/pdf", pdf, len, h);
+            MHD_add_response_header(pdf, "Content-Disposition", disp);
+            r->resp_len = len;
+            return fp_respond_response(r, 200, "application/pdf", pdf);
         }
         /* done but the file is gone: a server fault, not "pending" */
         char en[320];

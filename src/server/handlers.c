@@ -769,23 +769,7 @@ enum MHD_Result fp_h_list_invoices(fp_req *r)
         return res;
     }
     free(a);
-    fp_buf b;
-    char next[FP_NUMBER_LEN + 1];
-    fp_buf_init(&b, 64u << 20);
-    fp_buf_puts(&b, "{\"invoices\":[");
-    int rc = fp_store_list_invoices(r->srv->o.store, r->claims.seller_id, &q, &b, next);
-    if (rc < 0) {
-        fp_buf_free(&b);
-        return fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
-    }
-    fp_buf_puts(&b, "],\"next_cursor\":");
-    if (next[0])
-        fp_buf_printf(&b, "\"%s\"}", next);
-    else
-        fp_buf_puts(&b, "null}");
-    size_t len;
-    char *body = fp_buf_take(&b, &len);
-    return body ? fp_respond_json(r, 200, body, len) : MHD_NO;
+    return fp_list_invoices_send(r, &q);
 }
 
 /* ---- operations ---- */

@@ -59,6 +59,8 @@ struct fp_server {
         fp_seller s;
     } sellers[FP_SELLER_CACHE];
     int nsellers;
+    atomic_size_t resp_held; /* response bytes in memory (http_limits.h) */
+    atomic_uint_fast64_t resp_refused;
 };
 
 struct fp_req {
@@ -89,6 +91,9 @@ struct fp_req {
     int abandoned;            /* answered at shutdown while its batch committed */
     fp_req *park_prev, *park_next;
     int parked;
+    int close_conn;   /* answer with Connection: close */
+    int body_read;    /* the whole request is read */
+    size_t resp_held; /* counted in the response-memory budget */
 };
 
 /* An issue request as handed to the store.  `claim` decides, once, who
@@ -109,6 +114,10 @@ void fp_server_park(fp_server *s, fp_req *r);
 enum MHD_Result fp_respond(fp_req *r, int status, const char *ctype, char *body, size_t len,
                            const char *const *headers);
 enum MHD_Result fp_respond_json(fp_req *r, int status, char *body, size_t len);
+/* Queues a response made elsewhere (a stream) with the common headers;
+ * takes resp's reference. */
+enum MHD_Result fp_respond_response(fp_req *r, int status, const char *ctype,
+                                    struct MHD_Response *resp);
 enum MHD_Result fp_problem(fp_req *r, fp_code code, const char *zh, const char *en,
                            const fp_errors *es);
 
@@ -129,6 +138,8 @@ enum MHD_Result fp_h_red_form_act(fp_req *r);
 enum MHD_Result fp_h_red_invoice(fp_req *r);
 enum MHD_Result fp_h_faults(fp_req *r);
 enum MHD_Result fp_h_rotate_secret(fp_req *r);
+/* GET /v1/invoices's page, sent as it is read (list_stream.c). */
+enum MHD_Result fp_list_invoices_send(fp_req *r, const fp_list_query *q);
 
 struct fp_cached_client;
 int fp_check_client_ip(fp_req *r, const struct fp_cached_client *c, enum MHD_Result *res);

@@ -7,7 +7,7 @@
 static const char doc[] =
     "{\"openapi\":\"3.1.0\","
     "\"info\":{\"title\":\"fapiao\",\"version\":\"1\","
-    "\"description\":\"Self-hosted 数电票 issuing service. Money, quantities, prices and rates are decimal strings.\"},"
+    "\"description\":\"Self-hosted 数电票 issuing service. Money, quantities, prices and rates are decimal strings. Any request may get 400 AMBIGUOUS_FRAMING (Content-Length/Transfer-Encoding conflict; the connection is closed) or 400 INVALID_PATH (%00 in the target); an authenticated read with a large answer may get 503 RESPONSE_MEMORY_EXHAUSTED.\"},"
     "\"components\":{"
     "\"securitySchemes\":{\"bearer\":{\"type\":\"http\",\"scheme\":\"bearer\"}},"
     "\"schemas\":{"
@@ -66,7 +66,8 @@ static const char doc[] =
     "{\"name\":\"to\",\"in\":\"query\",\"schema\":{\"type\":\"string\",\"format\":\"date\"}},"
     "{\"name\":\"cursor\",\"in\":\"query\",\"schema\":{\"type\":\"string\"}},"
     "{\"name\":\"limit\",\"in\":\"query\",\"schema\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":200}}],"
-    "\"responses\":{\"200\":{\"description\":\"{invoices: [...], next_cursor}\"}}}},"
+    "\"responses\":{\"200\":{\"description\":\"{invoices: [...], next_cursor}, sent in parts (chunked)\"},"
+    "\"503\":{\"description\":\"RESPONSE_MEMORY_EXHAUSTED (Retry-After) / DEGRADED\"}}}},"
     "\"/v1/invoices/{number}/xml\":{\"get\":{\"summary\":\"The 数电票 XML\",\"parameters\":[{\"name\":\"number\",\"in\":\"path\",\"required\":true,\"schema\":{\"type\":\"string\"}}],"
     "\"responses\":{\"200\":{\"description\":\"application/xml\"},\"404\":{\"description\":\"NOT_FOUND\"}}}},"
     "\"/v1/invoices/{number}/red-forms\":{\"post\":{\"summary\":\"Open a 红字确认单 against a blue invoice\","

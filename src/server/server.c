@@ -7,6 +7,7 @@
 #include "client_cache.h"
 #include "conn_guard.h"
 #include "delivery.h"
+#include "http_limits.h"
 #include "fapiao/adaptive.h"
 #include "fapiao/health.h"
 #include "fapiao/ratelimit.h"
@@ -110,14 +111,12 @@ static int match(const char *pattern, const char *path, char *param, size_t cap)
 
 /* ---- responses ---- */
 
-enum MHD_Result fp_respond(fp_req *r, int status, const char *ctype, char *body, size_t len,
-                           const char *const *headers)
+static fp_guarded *guarded(struct MHD_Connection *c);
+
+/* The headers of every answer, queueing, the send deadline. */
+static enum MHD_Result queue(fp_req *r, int status, const char *ctype, struct MHD_Response *resp,
+                             const char *const *headers)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(body);
-        return MHD_NO;
-    }
     MHD_add_response_header(resp, "Content-Type", ctype);
     MHD_add_response_header(resp, "X-Request-Id", fp_req_echo_id(r));
     MHD_add_response_header(resp, "Cache-Control", "no-store");
@@ -127,14 +126,46 @@ enum MHD_Result fp_respond(fp_req *r, int status, const char *ctype, char *body,
     for (const char *const *h = headers; h && h[0]; h += 2)
         MHD_add_response_header(resp, h[0], h[1]);
     /* stopping: no further request on this connection (docs/operations.md) */
-    if (atomic_load(&r->srv->stopping))
+    if (r->close_conn || atomic_load(&r->srv->stopping))
         MHD_add_response_header(resp, "Connection", "close");
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     r->responded = 1;
     r->status = status;
-    r->resp_len = len;
+    if (r->body_read) /* an early answer (413, 400) leaves the body deadline */
+        fp_conn_guard_sending(r->srv->guard, guarded(r->conn), r->srv->o.send_timeout_ms);
     return ok;
+}
+
+enum MHD_Result fp_respond(fp_req *r, int status, const char *ctype, char *body, size_t len,
+                           const char *const *headers)
+{
+    /* a body the client has not read stays in memory: large ones need room
+     * in the budget (docs/security.md "Response memory"); the answer to a
+     * write (the write is done) and to the operator's unauthenticated
+     * endpoints (/metrics, /readyz, ...) are counted but never refused */
+    size_t earlier = r->resp_held; /* an earlier answer's, if any */
+    if (r->route && (r->route->writes || r->route->auth != AUTH_BEARER)) {
+        fp_resp_budget_add(r->srv, len);
+    } else if (fp_resp_budget_take(r->srv, len) < 0) {
+        free(body);
+        return fp_resp_budget_refuse(r);
+    }
+    r->resp_held = len;
+    fp_resp_budget_release(r->srv, earlier);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    r->resp_len = len;
+    return queue(r, status, ctype, resp, headers);
+}
+
+enum MHD_Result fp_respond_response(fp_req *r, int status, const char *ctype,
+                                    struct MHD_Response *resp)
+{
+    return queue(r, status, ctype, resp, NULL);
 }
 
 enum MHD_Result fp_respond_json(fp_req *r, int status, char *body, size_t len)
@@ -209,7 +240,7 @@ enum MHD_Result fp_problem(fp_req *r, fp_code code, const char *zh, const char *
         hdrs[h++] = "Retry-After";
         hdrs[h++] = retry;
     }
-    if (ci->http_status == 413) {
+    if (ci->http_status == 413 && !r->close_conn) {
         hdrs[h++] = "Connection";
         hdrs[h++] = "close";
     }
@@ -501,12 +532,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     (void)version;
     fp_server *s = cls;
     fp_req *r = *ctx;
-    if (!r) {
+    if (!r || r == fp_http_nul_mark()) {
+        int nul_in_target = r != NULL;
         r = req_new(s, c, method, url);
         if (!r)
             return MHD_NO;
         *ctx = r;
         fp_conn_guard_headers_read(s->guard, guarded(c));
+        /* what libmicrohttpd lets through (http_limits.c) */
+        if (fp_http_framing_ambiguous(c)) {
+            r->close_conn = 1;
+            return fp_problem(r, FPC_AMBIGUOUS_FRAMING, NULL, NULL, NULL);
+        }
+        if (nul_in_target)
+            return fp_problem(r, FPC_INVALID_PATH, NULL, NULL, NULL);
         /* A declared body over the limit is refused before it is read. */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl) {
@@ -548,6 +587,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (r->issue) /* resumed after the group commit */
         return fp_h_issue_resumed(r);
     fp_conn_guard_request_read(s->guard, guarded(c));
+    r->body_read = 1;
     return route_and_handle(r);
 }
 
@@ -557,8 +597,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
     (void)c;
     fp_server *s = cls;
     fp_req *r = *ctx;
-    if (!r)
+    if (!r || r == fp_http_nul_mark())
         return;
+    fp_resp_budget_release(s, r->resp_held);
     size_t ri = r->route ? (size_t)(r->route - routes) : NROUTES;
     fp_server_metrics_request(s, ri, r->status, fp_now_us() - r->t0_us);
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
@@ -584,9 +625,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
             fp_jw_kstr(&w, "client_request_id", r->client_rid);
         fp_jw_kstr(&w, "client_ip", r->client_ip);
         fp_jw_kstr(&w, "method", r->method);
-        char path[256];
-        snprintf(path, sizeof path, "%s", r->url);
-        fp_jw_kstr(&w, "path", path);
+        fp_http_log_path(&w, "path", r->url, 255);
         fp_jw_kint(&w, "status", r->status);
         if (r->code)
             fp_jw_kstr(&w, "code", r->code);
@@ -690,6 +729,10 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
         s->o.header_timeout_ms = 10000;
     if (s->o.body_timeout_ms <= 0)
         s->o.body_timeout_ms = 30000;
+    if (s->o.response_memory == 0)
+        s->o.response_memory = 64u << 20;
+    if (s->o.send_timeout_ms <= 0)
+        s->o.send_timeout_ms = 60000;
     if (s->o.client_rate == 0) /* unset; -1 is "no limit" */
         s->o.client_rate = 1000;
     if (s->o.client_burst == 0 && s->o.client_rate > 0)
@@ -781,7 +824,7 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
         MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)(s->o.max_connections_per_ip > 0 ? s->o.max_connections_per_ip : 0),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-        s, MHD_OPTION_END);
+        s, MHD_OPTION_URI_LOG_CALLBACK, fp_http_uri_seen, s, MHD_OPTION_END);
     if (!s->d) {
         rc = fp_fail(err, FP_EIO,
                      "cannot listen on %s:%d (address in use, not permitted, or a bad TLS "

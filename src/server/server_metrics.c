@@ -10,6 +10,7 @@
 #include "fapiao/outbox.h"
 #include "fapiao/store.h"
 #include "conn_guard.h"
+#include "http_limits.h"
 #include "internal.h"
 
 #include <stdio.h>
@@ -45,6 +46,7 @@ static void collect_store(fp_buf *b, void *arg)
                   "fapiao_http_connections_cut_total{reason=\"body_timeout\"} %llu\n",
                   (unsigned long long)fp_conn_guard_cut(s->guard, FP_CUT_HEADER),
                   (unsigned long long)fp_conn_guard_cut(s->guard, FP_CUT_BODY));
+    fp_http_limits_metrics(s, b);
     if (s->adaptive) {
         fp_metrics_emit(b, "fapiao_concurrency_limit",
                         "Adaptive limit on issue requests in flight to the store.",

@@ -1572,8 +1572,9 @@ int fp_store_red_form_act(fp_store *s, int64_t seller_id, const char *form_no, c
     return rc;
 }
 
-int fp_store_list_invoices(fp_store *s, int64_t seller_id, const fp_list_query *q, fp_buf *out,
-                           char next_cursor[FP_NUMBER_LEN + 1])
+int fp_store_list_invoices_part(fp_store *s, int64_t seller_id, const fp_list_query *q,
+                                size_t soft_bytes, fp_buf *out, int *rows,
+                                char last[FP_NUMBER_LEN + 1], int *more)
 {
     /* One statement for every filter combination: absent filters are NULL
      * and match everything; ordered by number, which is the issue order
@@ -1586,7 +1587,7 @@ int fp_store_list_invoices(fp_store *s, int64_t seller_id, const fp_list_query *
     reader *r = acquire(s);
     sqlite3_stmt *st = NULL;
     int rc = FP_EIO;
-    next_cursor[0] = 0;
+    *more = 0;
     if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK)
         goto out;
     sqlite3_bind_int64(st, 1, seller_id);
@@ -1602,15 +1603,15 @@ int fp_store_list_invoices(fp_store *s, int64_t seller_id, const fp_list_query *
         sqlite3_bind_text(st, 6, q->cursor, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 7, q->limit + 1); /* one more tells whether a page follows */
     int n = 0, step;
-    char last[FP_NUMBER_LEN + 1] = "";
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == q->limit) {
-            snprintf(next_cursor, FP_NUMBER_LEN + 1, "%s", last);
+        if (n == q->limit || (soft_bytes && n > 0 && out->len >= soft_bytes)) {
+            *more = 1;
             break;
         }
-        if (n++ > 0)
+        if ((*rows)++ > 0)
             fp_buf_append(out, ",", 1);
-        copy_col(st, 0, last, sizeof last);
+        n++;
+        copy_col(st, 0, last, FP_NUMBER_LEN + 1);
         fp_doc_append_status(
             out, (const char *)sqlite3_column_text(st, 1), (size_t)sqlite3_column_bytes(st, 1),
             (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3));
@@ -1619,6 +1620,16 @@ int fp_store_list_invoices(fp_store *s, int64_t seller_id, const fp_list_query *
 out:
     sqlite3_finalize(st);
     release(s, r, NULL);
+    return rc;
+}
+
+int fp_store_list_invoices(fp_store *s, int64_t seller_id, const fp_list_query *q, fp_buf *out,
+                           char next_cursor[FP_NUMBER_LEN + 1])
+{
+    int rows = 0, more = 0;
+    char last[FP_NUMBER_LEN + 1] = "";
+    int rc = fp_store_list_invoices_part(s, seller_id, q, 0, out, &rows, last, &more);
+    snprintf(next_cursor, FP_NUMBER_LEN + 1, "%s", rc == 0 && more ? last : "");
     return rc;
 }
 

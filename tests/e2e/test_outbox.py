@@ -17,6 +17,9 @@ import pytest
 from conftest import BIN, REPO, SLOW, assert_problem, example_doc, free_port
 
 WAIT = 30 * SLOW
+# The receivers here listen on 127.0.0.1, which webhooks may reach only when
+# the operator allows it (docs/security.md "Webhook targets").
+ALLOW = ["--allow-private-webhooks"]
 
 
 class Receiver:
@@ -100,9 +103,10 @@ def receivers():
         r.stop()
 
 
-def set_webhook(srv, url):
+def set_webhook(srv, url, allow_private=True):
     out = subprocess.run([BIN, "webhook", "set", "--data-dir", str(srv.data_dir),
-                          "--client-id", srv.client_id, "--url", url],
+                          "--client-id", srv.client_id, "--url", url]
+                         + (["--allow-private"] if allow_private else []),
                          capture_output=True, text=True, timeout=30, env={"LANG": "C"})
     assert out.returncode == 0, out.stderr
     m = re.search(r"^secret: (whsec_\S+)$", out.stdout, re.M)
@@ -158,7 +162,7 @@ def metric(srv, name, labels=""):
 
 
 def test_pdf_webhook_ack(make_server, receivers):
-    srv = make_server(serve_args=["--retry-backoff-ms", "200"])
+    srv = make_server(serve_args=ALLOW + ["--retry-backoff-ms", "200"])
     rec = receivers().start()
     secret = set_webhook(srv, rec.url)
     number = issue(srv, "outbox-happy-1")
@@ -213,7 +217,7 @@ def test_retries_grow_until_receiver_returns(make_server, receivers):
     """Down (connection refused), then failing (503 twice), then up: every
     attempt waits at least as long as the one before, and the event arrives
     once the receiver is back."""
-    srv = make_server(serve_args=["--retry-backoff-ms", "300"])
+    srv = make_server(serve_args=ALLOW + ["--retry-backoff-ms", "300"])
     port = free_port()
     rec = receivers(port=port, plan=(503, 503, 200))
     secret = set_webhook(srv, rec.url)
@@ -243,7 +247,7 @@ def test_retries_grow_until_receiver_returns(make_server, receivers):
 def test_dead_letter_and_redrive(make_server, receivers):
     # retries every ~100-400 ms; after 5 failures in a row the receiver's
     # breaker opens for 5 s, longer than the 4 s retry period: dead letter
-    srv = make_server(serve_args=["--retry-backoff-ms", "100", "--webhook-retry-for", "4"])
+    srv = make_server(serve_args=ALLOW + ["--retry-backoff-ms", "100", "--webhook-retry-for", "4"])
     rec = receivers(plan=(500,)).start()
     set_webhook(srv, rec.url)
     number = issue(srv, "outbox-dead-1")
@@ -283,7 +287,7 @@ def test_dead_letter_and_redrive(make_server, receivers):
 def test_kill_during_delivery_resumes(make_server, receivers):
     """kill -9 while the receiver holds the POST: after restart the event is
     sent again with the same id (at least once)."""
-    srv = make_server(serve_args=["--retry-backoff-ms", "200"])
+    srv = make_server(serve_args=ALLOW + ["--retry-backoff-ms", "200"])
     rec = receivers(plan=("hang", 200)).start()
     secret = set_webhook(srv, rec.url)
     number = issue(srv, "outbox-kill-1")
@@ -358,7 +362,7 @@ def test_webhook_cli_errors(server):
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "http" in bad.stderr
     unknown = subprocess.run([BIN, "webhook", "set", "--data-dir", str(server.data_dir),
-                              "--client-id", "nobody", "--url", "http://127.0.0.1:1/"],
+                              "--client-id", "nobody", "--url", "https://hooks.example.com/"],
                              capture_output=True, text=True, timeout=30)
     assert unknown.returncode == 1 and "nobody" in unknown.stderr
     show = subprocess.run([BIN, "webhook", "show", "--data-dir", str(server.data_dir),
@@ -372,7 +376,7 @@ def test_webhook_cli_errors(server):
 def test_documented_shell_verification(make_server, receivers, tmp_path):
     """examples/verify-webhook.sh (docs/webhooks.md) accepts a real delivery
     and refuses it with one byte changed or with another secret."""
-    srv = make_server(serve_args=["--retry-backoff-ms", "200"])
+    srv = make_server(serve_args=ALLOW + ["--retry-backoff-ms", "200"])
     rec = receivers().start()
     secret = set_webhook(srv, rec.url)
     issue(srv, "outbox-shell-1")
@@ -389,3 +393,75 @@ def test_documented_shell_verification(make_server, receivers, tmp_path):
     body.write_bytes(call["body"].replace(b"rendered", b"renderee", 1))
     tampered = subprocess.run([script, secret] + args, capture_output=True, timeout=30)
     assert tampered.returncode == 1
+
+
+def test_private_webhook_target_refused_before_connecting(make_server):
+    """Without --allow-private-webhooks, a webhook to a host name that
+    resolves to 127.0.0.1 is refused when connecting: the listener sees no
+    connection and the event is a dead letter naming the reason."""
+    import select
+    import socket
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener6 = None
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+        try:  # localhost may resolve to ::1 first
+            listener6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            listener6.bind(("::1", port))
+            listener6.listen(16)
+        except OSError:
+            listener6 = None
+        srv = make_server(serve_args=["--retry-backoff-ms", "100"])
+        # a host name passes when stored: it is judged by where it resolves
+        set_webhook(srv, "http://localhost:%d/fapiao/events" % port, allow_private=False)
+        number = issue(srv, "private-target-1")
+
+        def dead_notify():
+            return [j for j in jobs(srv, state="dead")
+                    if j["kind"] == "notify" and j["invoice_number"] == number]
+        dead = wait_for(dead_notify, what="the notify job to be a dead letter")
+        err = dead[0]["last_error"]
+        assert "not allowed" in err and "loopback" in err, err
+        assert "--allow-private-webhooks" in err, err
+        assert dead[0]["attempts"] == 1, dead  # a policy refusal is not retried
+        socks = [listener] + ([listener6] if listener6 else [])
+        readable, _, _ = select.select(socks, [], [], 0.5)
+        assert not readable, "the webhook target saw a connection"
+        assert status_of(srv, number) == "rendered"
+    finally:
+        listener.close()
+        if listener6:
+            listener6.close()
+
+
+@pytest.mark.parametrize("url,cls", [
+    ("http://127.0.0.1:9/x", "loopback"),
+    ("http://127.1/x", "loopback"),
+    ("https://10.1.2.3/x", "private"),
+    ("https://user@192.168.1.1:8443/x", "private"),
+    ("http://169.254.169.254/latest/meta-data", "metadata"),
+    ("http://100.100.100.200/", "metadata"),
+    ("http://[::1]:8080/", "loopback"),
+    ("http://[fd00::1]/", "private"),
+    ("http://[fe80::1%25eth0]/", "link-local"),
+    ("http://[::ffff:172.16.0.1]/", "private"),
+    ("http://0.0.0.0/", "unspecified"),
+])
+def test_private_webhook_literal_refused_when_stored(server, url, cls):
+    out = subprocess.run([BIN, "webhook", "set", "--data-dir", str(server.data_dir),
+                          "--client-id", server.client_id, "--url", url],
+                         capture_output=True, text=True, timeout=30, env={"LANG": "C"})
+    assert out.returncode == 2, (url, out.stdout, out.stderr)
+    assert cls in out.stderr and "--allow-private" in out.stderr, out.stderr
+    ok = subprocess.run([BIN, "webhook", "set", "--data-dir", str(server.data_dir),
+                         "--client-id", server.client_id, "--url", url, "--allow-private"],
+                        capture_output=True, text=True, timeout=30, env={"LANG": "C"})
+    assert ok.returncode == 0, ok.stderr
+    pub = subprocess.run([BIN, "webhook", "set", "--data-dir", str(server.data_dir),
+                          "--client-id", server.client_id, "--url", "https://8.8.8.8/hook"],
+                         capture_output=True, text=True, timeout=30, env={"LANG": "C"})
+    assert pub.returncode == 0, pub.stderr
+    subprocess.run([BIN, "webhook", "remove", "--data-dir", str(server.data_dir),
+                    "--client-id", server.client_id], capture_output=True, timeout=30, check=True)

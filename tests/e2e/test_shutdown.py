@@ -291,7 +291,8 @@ def test_sigterm_answers_every_request_it_read(make_server):
     logged = {}
     for line in (srv.data_dir / "access.log").read_text().splitlines():
         x = json.loads(line)
-        logged[x["request_id"]] = x
+        # the client's X-Request-Id is logged apart from the server's own
+        logged[x.get("client_request_id", x["request_id"])] = x
     client = {}
     for per in results:
         for rid, outcome in per:

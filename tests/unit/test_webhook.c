@@ -5,7 +5,10 @@
 #include "check.h"
 #include "fapiao/webhook.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
 
 static void test_sign(void)
 {
@@ -93,11 +96,74 @@ static void test_urls(void)
     }
 }
 
+static void test_target_policy(void)
+{
+    static const struct {
+        const char *url;
+        const char *cls; /* NULL: may be reached */
+    } cases[] = {
+        {"http://127.0.0.1/", "loopback"},
+        {"http://127.255.1.2:99/", "loopback"},
+        {"http://2130706433/", "loopback"},
+        {"http://0x7f.1/", "loopback"},
+        {"http://127.0.0.1./", "loopback"},
+        {"http://10.0.0.1/", "private"},
+        {"http://172.16.0.1/", "private"},
+        {"http://172.31.255.255/", "private"},
+        {"http://172.32.0.1/", NULL},
+        {"http://192.168.0.1/", "private"},
+        {"http://169.254.1.1/", "link-local"},
+        {"http://169.254.169.254/", "metadata"},
+        {"http://100.100.100.200/", "metadata"},
+        {"http://100.64.0.1/", "shared (carrier-grade NAT)"},
+        {"http://0.0.0.0/", "unspecified"},
+        {"http://224.0.0.1/", "multicast"},
+        {"http://255.255.255.255/", "reserved"},
+        {"http://8.8.8.8/", NULL},
+        {"https://8.8.8.8@10.0.0.1/", "private"},
+        {"http://[::1]/", "loopback"},
+        {"http://[::]/", "unspecified"},
+        {"http://[fc00::1]/", "private"},
+        {"http://[fdff::1]/", "private"},
+        {"http://[fd00:ec2::254]/", "metadata"},
+        {"http://[fe80::1%25eth0]/", "link-local"},
+        {"http://[febf::1]/", "link-local"},
+        {"http://[ff02::1]/", "multicast"},
+        {"http://[::ffff:127.0.0.1]/", "loopback"},
+        {"http://[::ffff:8.8.8.8]/", NULL},
+        {"http://[64:ff9b::a00:1]/", "private"},
+        {"http://[2002:c0a8:0101::1]/", "private"},
+        {"http://[2001:db8::1]/", NULL},
+        {"http://[2400:3200::1]/", NULL},
+        {"http://localhost/", NULL}, /* a name: judged when connecting */
+        {"http://example.com/", NULL},
+        {"http://10.0.0.1.example.com/", NULL},
+    };
+    for (size_t i = 0; i < NCASES(cases); i++) {
+        check_ctx("url_class[%zu] %s", i, cases[i].url);
+        const char *got = fp_webhook_url_class(cases[i].url);
+        CHECK_EQ_STR(got ? got : "(allowed)", cases[i].cls ? cases[i].cls : "(allowed)");
+    }
+    /* the connect-time check sees socket addresses */
+    struct sockaddr_in a4 = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "192.168.7.7", &a4.sin_addr);
+    CHECK_EQ_STR(fp_webhook_addr_class((struct sockaddr *)&a4), "private");
+    inet_pton(AF_INET, "1.1.1.1", &a4.sin_addr);
+    CHECK(fp_webhook_addr_class((struct sockaddr *)&a4) == NULL);
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
+    inet_pton(AF_INET6, "::ffff:169.254.169.254", &a6.sin6_addr);
+    CHECK_EQ_STR(fp_webhook_addr_class((struct sockaddr *)&a6), "metadata");
+    inet_pton(AF_INET6, "2606:4700::1111", &a6.sin6_addr);
+    CHECK(fp_webhook_addr_class((struct sockaddr *)&a6) == NULL);
+    CHECK_EQ_STR(fp_webhook_class_zh("loopback"), "回环");
+}
+
 int main(void)
 {
     test_sign();
     test_secret();
     test_body();
     test_urls();
+    test_target_policy();
     return check_summary();
 }
