@@ -68,6 +68,9 @@ typedef enum fp_code {
     FPC_RED_FORM_STATE,
     FPC_RENDER_FAILED,
     FPC_JOB_STATE,
+    FPC_WRITE_TIMEOUT,
+    FPC_WRITE_OUTCOME_UNKNOWN,
+    FPC_PDF_RETRYING,
     FPC_INTERNAL,
     FPC__COUNT
 } fp_code;

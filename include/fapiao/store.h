@@ -33,9 +33,22 @@ typedef struct fp_store_opts {
                                    fp_store_audit_checkpoint and close sign) */
     int audit_checkpoint_secs;  /* fp_store_audit_checkpoint signs at most once per this many
                                    seconds (default 60; <0: every call) */
+    /* A stalled disk (docs/storage-space.md): a group commit or write probe
+     * slower than slow_write_ms (default 2000; <0: never) is reported to
+     * the outcome hook as a failure.  A request still queued for the writer
+     * write_deadline_ms (default 5000; <0: no deadline) after its submit is
+     * answered FP_ISSUE_TIMEOUT (nothing stored); one whose batch is still
+     * committing then is answered FP_ISSUE_UNKNOWN at once (see
+     * fp_issue_req.early). */
+    int slow_write_ms;
+    int write_deadline_ms;
 } fp_store_opts;
 
 int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err);
+/* Makes SQLite's default VFS one that allocates DB-shm before mapping it,
+ * so a full disk gives SQLITE_FULL, never SIGBUS (shmguard.c).  Idempotent;
+ * fp_store_open calls it. */
+void fp_store_shm_guard(void);
 /* Drains the writer queue (every queued request gets its answer), stops the
  * threads, checkpoints and closes. */
 void fp_store_close(fp_store *s);
@@ -52,6 +65,9 @@ typedef enum fp_issue_result {
     FP_ISSUE_EXHAUSTED,  /* no number left */
     FP_ISSUE_FAILED,     /* storage error: nothing stored */
     FP_ISSUE_FORM_STATE, /* red: the form is not ready (or already used) */
+    FP_ISSUE_TIMEOUT,    /* still queued at its deadline: nothing stored */
+    FP_ISSUE_UNKNOWN,    /* its batch was still committing at the deadline: the outcome is
+                            unknown (a retry with the same key tells) */
 } fp_issue_result;
 
 typedef struct fp_issue_req fp_issue_req;
@@ -77,12 +93,23 @@ struct fp_issue_req {
     char *response;                 /* malloc'ed body for CREATED/REPLAY */
     size_t response_len;
     char error[128];
+    /* Answered before its batch finished (FP_ISSUE_UNKNOWN), set before done
+     * runs; 0 otherwise.  Such a request is shared: the writer still holds
+     * it, so its result, response and number must not be read, and it is
+     * freed by the last fp_issue_req_release. */
+    _Atomic int early;
+    _Atomic int refs;
+    int64_t deadline_ms; /* CLOCK_MONOTONIC ms; set by fp_store_submit */
     /* queue link, owned by the store */
     fp_issue_req *next;
 };
 
-/* Queues r; r->done runs later on the writer thread. */
+/* Queues r; r->done runs later, on the writer thread, or on the store's
+ * deadline thread for a request answered at its deadline. */
 void fp_store_submit(fp_store *s, fp_issue_req *r);
+/* Frees r (malloc'ed, with its response and doc.json) once neither the
+ * caller nor the writer needs it any more. */
+void fp_issue_req_release(fp_issue_req *r);
 
 /* ---- reads ---- */
 /* Finds the invoice issued with serial.  Returns 0 with its number, a
@@ -233,6 +260,12 @@ void fp_store_set_histograms(fp_store *s, struct fp_metric *batch, struct fp_met
 typedef struct fp_store_stats {
     uint64_t commits, requests, max_batch;
     uint64_t fsync_us_total;
+    uint64_t slow_writes;   /* commits and probes over slow_write_ms */
+    uint64_t timed_out;     /* FP_ISSUE_TIMEOUT answers */
+    uint64_t unknown;       /* FP_ISSUE_UNKNOWN answers */
+    int64_t last_commit_us; /* the latest commit's duration */
+    int64_t last_probe_us;  /* the latest write probe's, with its wait for the writer */
+    int slow_write_ms;      /* the threshold in force */
 } fp_store_stats;
 void fp_store_get_stats(fp_store *s, fp_store_stats *st);
 

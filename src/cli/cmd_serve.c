@@ -28,7 +28,8 @@ static const char usage[] =
     "                    [--outbox-workers N] [--render-timeout SECONDS]\n"
     "                    [--retry-backoff-ms MS] [--webhook-retry-for SECONDS]\n"
     "                    [--webhook-timeout SECONDS] [--probe-interval-ms MS]\n"
-    "                    [--min-free-mb MB] [--fault-injection]\n"
+    "                    [--min-free-mb MB] [--outbox-min-free-mb MB] [--reserve-mb MB]\n"
+    "                    [--slow-write-ms MS] [--write-deadline-ms MS] [--fault-injection]\n"
     "                    [--max-connections N] [--max-connections-per-ip N]\n"
     "                    [--idle-timeout S] [--header-timeout-ms MS] [--body-timeout-ms MS]\n"
     "                    [--client-rate N] [--client-burst N] [--global-rate N]\n"
@@ -41,7 +42,15 @@ static const char usage[] =
     "  --render-timeout 30, --retry-backoff-ms 10000 (first retry; doubles, up to 1 h),\n"
     "  --webhook-retry-for 86400 (then the event is a dead letter), --webhook-timeout 10,\n"
     "  --probe-interval-ms 15000 (database write probe; every second while degraded),\n"
-    "  --min-free-mb 64 (less free disk: degraded), --max-connections 1024,\n"
+    "  Free disk space of DIR, one ordered set (docs/storage-space.md):\n"
+    "  --outbox-min-free-mb 4 x min-free (below: the outbox pauses, no PDF or job\n"
+    "  writes) > --min-free-mb 64 (below: writes degraded, 503) > --reserve-mb 16\n"
+    "  (kept allocated in DIR/fapiao.reserve; released for audit and the store's\n"
+    "  bookkeeping when less is free, and at start on a full disk; 0: none).\n"
+    "  --slow-write-ms 2000 (a commit or write probe slower than this counts as a\n"
+    "  failure: stalled disk), --write-deadline-ms 5000 (an issue still queued then\n"
+    "  gets 503 WRITE_TIMEOUT; one still committing gets 503 WRITE_OUTCOME_UNKNOWN),\n"
+    "  --max-connections 1024,\n"
     "  --max-connections-per-ip 256, --idle-timeout 30 (silent keep-alive closed),\n"
     "  --header-timeout-ms 10000 (TLS handshake + headers), --body-timeout-ms 30000\n"
     "  (slow clients are cut at these deadlines), --client-rate 1000 --client-burst 1200\n"
@@ -95,6 +104,11 @@ static int parse_int(const char *s, long min, long max, long *out)
     return 0;
 }
 
+static int pause_outbox(void *arg, char *why, size_t cap)
+{
+    return fp_health_outbox_paused(arg, why, cap);
+}
+
 int cmd_serve(int argc, char **argv)
 {
     const char *dir = NULL, *listen = "127.0.0.1:8443", *threads = NULL, *ttl = NULL;
@@ -104,6 +118,7 @@ int cmd_serve(int argc, char **argv)
     const char *max_per_ip = NULL, *idle = NULL, *hdr_ms = NULL, *body_ms = NULL;
     const char *c_rate = NULL, *c_burst = NULL, *g_rate = NULL, *g_burst = NULL, *conc = NULL;
     const char *cert_file = NULL, *key_file = NULL, *ocsp_file = NULL, *client_ca = NULL;
+    const char *ob_free = NULL, *reserve = NULL, *slow_ms = NULL, *deadline_ms = NULL;
     int fault_injection = 0;
     const cli_flag flags[] = {
         {"--data-dir", 0, &dir, NULL},
@@ -121,6 +136,10 @@ int cmd_serve(int argc, char **argv)
         {"--webhook-timeout", 0, &wh_timeout, NULL},
         {"--probe-interval-ms", 0, &probe_ms, NULL},
         {"--min-free-mb", 0, &min_free, NULL},
+        {"--outbox-min-free-mb", 0, &ob_free, NULL},
+        {"--reserve-mb", 0, &reserve, NULL},
+        {"--slow-write-ms", 0, &slow_ms, NULL},
+        {"--write-deadline-ms", 0, &deadline_ms, NULL},
         {"--fault-injection", 1, NULL, &fault_injection},
         {"--max-connections", 0, &max_conns, NULL},
         {"--max-connections-per-ip", 0, &max_per_ip, NULL},
@@ -177,7 +196,7 @@ int cmd_serve(int argc, char **argv)
     }
     fp_outbox_opts oo = {0};
     fp_health_opts ho = {0};
-    int min_free_mb = 0;
+    int min_free_mb = 0, ob_free_mb = 0, reserve_mb = 16, slow_write = 0, write_deadline = 0;
     const struct {
         const char *flag, *value;
         long min, max;
@@ -196,6 +215,14 @@ int cmd_serve(int argc, char **argv)
          "--probe-interval-ms 须为 100–3600000", "--probe-interval-ms must be 100-3600000"},
         {"--min-free-mb", min_free, 1, 1000000, &min_free_mb, "--min-free-mb 须为 1–1000000",
          "--min-free-mb must be 1-1000000"},
+        {"--outbox-min-free-mb", ob_free, 1, 4000000, &ob_free_mb,
+         "--outbox-min-free-mb 须为 1–4000000", "--outbox-min-free-mb must be 1-4000000"},
+        {"--reserve-mb", reserve, 0, 1000000, &reserve_mb, "--reserve-mb 须为 0–1000000",
+         "--reserve-mb must be 0-1000000"},
+        {"--slow-write-ms", slow_ms, 10, 600000, &slow_write, "--slow-write-ms 须为 10–600000",
+         "--slow-write-ms must be 10-600000"},
+        {"--write-deadline-ms", deadline_ms, 100, 600000, &write_deadline,
+         "--write-deadline-ms 须为 100–600000", "--write-deadline-ms must be 100-600000"},
         {"--max-connections", max_conns, 1, 100000, &so.max_connections,
          "--max-connections 须为 1–100000", "--max-connections must be 1-100000"},
         {"--max-connections-per-ip", max_per_ip, 1, 100000, &so.max_connections_per_ip,
@@ -249,6 +276,17 @@ int cmd_serve(int argc, char **argv)
         } else {
             so.concurrency_max = (int)v;
         }
+    }
+    /* the disk thresholds are one ordered set: outbox > degrade > reserve */
+    if (!min_free_mb)
+        min_free_mb = 64;
+    if (!ob_free_mb)
+        ob_free_mb = 4 * min_free_mb;
+    if (!(ob_free_mb > min_free_mb && min_free_mb > reserve_mb)) {
+        cli_error("磁盘阈值须满足 --outbox-min-free-mb > --min-free-mb > --reserve-mb",
+                  "the disk thresholds must be --outbox-min-free-mb > --min-free-mb > "
+                  "--reserve-mb");
+        return 2;
     }
     oo.render_timeout_ms *= 1000;
     oo.webhook_timeout_ms *= 1000;
@@ -328,8 +366,18 @@ int cmd_serve(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread uses libcurl */
 
     fp_store *store = NULL;
-    fp_store_opts sto = {.path = db};
-    if (fp_store_open(&sto, &store, &err) < 0) {
+    fp_store_opts sto = {
+        .path = db, .slow_write_ms = slow_write, .write_deadline_ms = write_deadline};
+    int src = fp_store_open(&sto, &store, &err);
+    /* A full disk can leave no room for the -shm file SQLite needs even to
+     * read (docs/storage-space.md): the reserve is for this. */
+    if (src < 0 && fp_health_release_reserve(dir)) {
+        fprintf(stderr,
+                "{\"event\":\"reserve_released\",\"reason\":\"opening the store failed: %s\"}\n",
+                err.msg);
+        src = fp_store_open(&sto, &store, &err);
+    }
+    if (src < 0) {
         cli_fail("无法打开数据库", "cannot open the database", err.msg);
         fp_taxcode_free(codes);
         return 1;
@@ -354,6 +402,9 @@ int cmd_serve(int argc, char **argv)
     ho.data_dir = dir;
     ho.cert_path = crt;
     ho.min_free_bytes = (int64_t)min_free_mb << 20;
+    ho.outbox_min_free_bytes = (int64_t)ob_free_mb << 20;
+    ho.reserve_bytes = reserve_mb ? (int64_t)reserve_mb << 20 : -1;
+    ho.outbox = outbox;
     ho.range_warn = so.range_warn;
     fp_health *health = NULL;
     if (fp_health_start(&ho, &health, &err) < 0) {
@@ -364,6 +415,7 @@ int cmd_serve(int argc, char **argv)
         return 1;
     }
     so.health = health;
+    fp_outbox_set_pause(outbox, pause_outbox, health);
     so.fault_injection = fault_injection;
     if (fault_injection)
         fprintf(stderr,
@@ -387,6 +439,7 @@ int cmd_serve(int argc, char **argv)
         cli_fail("无法启动 HTTPS 服务", "cannot start the HTTPS server", err.msg);
     if (!srv) {
         fp_tls_free(tls);
+        fp_outbox_set_pause(outbox, NULL, NULL);
         fp_health_stop(health);
         fp_outbox_stop(outbox);
         fp_store_close(store);
@@ -412,6 +465,7 @@ int cmd_serve(int argc, char **argv)
     fprintf(stderr, "fapiao: 收到信号 %d，正在停止 / signal %d, stopping\n", sig, sig);
     fp_server_stop(srv);
     fp_tls_free(tls);
+    fp_outbox_set_pause(outbox, NULL, NULL); /* it asks the health checks */
     fp_health_stop(health);
     fp_outbox_stop(outbox);
     fp_store_close(store);

@@ -531,13 +531,17 @@ enum MHD_Result fp_h_issue_resumed(fp_req *r)
 {
     fp_issue_req *ir = r->issue;
     enum MHD_Result res;
+    /* answered at its deadline while the writer still holds it: only
+     * `early` may be read */
+    fp_issue_result result = atomic_load(&ir->early) ? FP_ISSUE_UNKNOWN : ir->result;
     if (r->admitted) {
         int64_t now = fp_now_ns();
         fp_adaptive_release(r->srv->adaptive, now, now - r->submit_ns,
-                            ir->result != FP_ISSUE_FAILED);
+                            result != FP_ISSUE_FAILED && result != FP_ISSUE_TIMEOUT &&
+                                result != FP_ISSUE_UNKNOWN);
         r->admitted = 0;
     }
-    switch (ir->result) {
+    switch (result) {
     case FP_ISSUE_CREATED: {
         char loc[64];
         snprintf(loc, sizeof loc, "/v1/invoices/%s", ir->number);
@@ -560,6 +564,14 @@ enum MHD_Result fp_h_issue_resumed(fp_req *r)
         res = fp_problem(r, FPC_RED_FORM_STATE, "红字确认单未确认或已开具红字发票",
                          "The red form is not confirmed, or its red invoice was issued already",
                          NULL);
+        break;
+    case FP_ISSUE_TIMEOUT:
+        r->retry_after = 2;
+        res = fp_problem(r, FPC_WRITE_TIMEOUT, NULL, NULL, NULL);
+        break;
+    case FP_ISSUE_UNKNOWN:
+        r->retry_after = 2;
+        res = fp_problem(r, FPC_WRITE_OUTCOME_UNKNOWN, NULL, NULL, NULL);
         break;
     default: {
         char en[192];

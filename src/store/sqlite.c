@@ -124,6 +124,14 @@ struct fp_store {
     pthread_cond_t qcond;
     fp_issue_req *qhead, *qtail;
     int stopping;
+    /* the batch being written (under qlock): its requests past their
+     * deadline are answered FP_ISSUE_UNKNOWN while it commits */
+    fp_issue_req *batch;
+    int committing;
+    pthread_t reaper;
+    int reaper_started, reaper_stop;
+    pthread_cond_t rpcond;
+    pthread_mutex_t hooklock; /* outcome_hook off the writer (the reaper) */
 
     pthread_t ckpt;
     int ckpt_started;
@@ -139,6 +147,8 @@ struct fp_store {
     pthread_cond_t rcond;
 
     _Atomic uint64_t commits, requests, max_batch, fsync_us;
+    _Atomic uint64_t slow_writes, timed_out, unknown;
+    _Atomic int64_t last_commit_us, last_probe_us;
 
     void (*job_hook)(void *arg); /* called after a commit that queued jobs */
     void *job_hook_arg;
@@ -159,6 +169,15 @@ struct fp_store {
 
 static int audit_append(fp_store *s, const fp_audit_rec *rec, fp_err *err);
 static int audit_open(fp_store *s, fp_err *err);
+
+/* Tells the outcome hook (the store breaker) about a write. */
+static void outcome(fp_store *s, int ok)
+{
+    pthread_mutex_lock(&s->hooklock);
+    if (s->outcome_hook)
+        s->outcome_hook(ok, s->outcome_hook_arg);
+    pthread_mutex_unlock(&s->hooklock);
+}
 static void audit_close(fp_store *s);
 
 static void sleep_ms(int ms)
@@ -581,6 +600,9 @@ static void run_batch(fp_store *s, fp_issue_req *head, int n)
         }
         if (ok)
             ok = flush_ranges(s) == 0;
+        pthread_mutex_lock(&s->qlock);
+        s->committing = 1; /* from here the deadline thread may answer early */
+        pthread_mutex_unlock(&s->qlock);
         int injected = ok && fault_before_commit(s) < 0;
         ok = ok && !injected;
         int64_t t0 = now_us();
@@ -590,10 +612,14 @@ static void run_batch(fp_store *s, fp_issue_req *head, int n)
             fault_after_commit(s);
         int64_t commit_us = now_us() - t0;
         atomic_fetch_add(&s->fsync_us, (uint64_t)commit_us);
+        atomic_store(&s->last_commit_us, commit_us);
         fp_hist_observe(atomic_load(&s->h_commit), commit_us);
         fp_hist_observe(atomic_load(&s->h_batch), n);
-        if (s->outcome_hook)
-            s->outcome_hook(ok, s->outcome_hook_arg);
+        /* a stalled disk: committed, but the breaker hears a failure */
+        int slow = s->o.slow_write_ms > 0 && commit_us > (int64_t)s->o.slow_write_ms * 1000;
+        if (slow)
+            atomic_fetch_add(&s->slow_writes, 1);
+        outcome(s, ok && !slow);
         if (!ok) {
             char why[160];
             snprintf(why, sizeof why, "%s",
@@ -611,12 +637,101 @@ static void run_batch(fp_store *s, fp_issue_req *head, int n)
     uint64_t mb = atomic_load(&s->max_batch);
     while ((uint64_t)n > mb && !atomic_compare_exchange_weak(&s->max_batch, &mb, (uint64_t)n))
         ;
+    /* from here no request of the batch is answered early any more */
+    pthread_mutex_lock(&s->qlock);
+    s->batch = NULL;
+    s->committing = 0;
+    pthread_mutex_unlock(&s->qlock);
     /* answer only now: everything above is durable or failed */
     for (fp_issue_req *r = head, *next; r; r = next) {
         next = r->next;
         r->next = NULL;
-        r->done(r, r->arg);
+        if (atomic_load(&r->early))
+            fp_issue_req_release(r); /* answered at its deadline already */
+        else
+            r->done(r, r->arg);
     }
+}
+
+/* ---- deadlines (docs/storage-space.md, "stalled disk") ---- */
+
+void fp_issue_req_release(fp_issue_req *r)
+{
+    if (!r)
+        return;
+    if (atomic_load(&r->refs) > 0 && atomic_fetch_sub(&r->refs, 1) != 1)
+        return;
+    free(r->response);
+    free(r->doc.json);
+    free(r);
+}
+
+static int64_t mono_ms(void)
+{
+    return now_us() / 1000;
+}
+
+/* Every 50 ms: queued requests past their deadline leave the queue with
+ * FP_ISSUE_TIMEOUT (nothing of them was written); requests of a batch whose
+ * COMMIT is still running at their deadline are answered FP_ISSUE_UNKNOWN
+ * and stay with the writer, which releases them when the batch ends.  Both
+ * count as failed writes for the store breaker. */
+static void *reaper_main(void *arg)
+{
+    fp_store *s = arg;
+    pthread_mutex_lock(&s->qlock);
+    while (!s->reaper_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->rpcond, &s->qlock, &ts);
+        if (s->reaper_stop)
+            break;
+        int64_t now = mono_ms();
+        int failures = 0;
+        fp_issue_req *expired = NULL, **pp = &s->qhead, *prev = NULL;
+        while (*pp) {
+            fp_issue_req *r = *pp;
+            if (r->deadline_ms && now >= r->deadline_ms) {
+                *pp = r->next;
+                if (s->qtail == r)
+                    s->qtail = prev;
+                r->next = expired;
+                expired = r;
+                continue;
+            }
+            prev = r;
+            pp = &r->next;
+        }
+        for (fp_issue_req *r = s->committing ? s->batch : NULL; r; r = r->next)
+            if (r->deadline_ms && now >= r->deadline_ms && !atomic_load(&r->early)) {
+                atomic_store(&r->refs, 2); /* the writer's and the caller's */
+                atomic_store(&r->early, FP_ISSUE_UNKNOWN);
+                atomic_fetch_add(&s->unknown, 1);
+                failures++;
+                r->done(r, r->arg); /* under qlock: the writer cannot release it meanwhile */
+            }
+        pthread_mutex_unlock(&s->qlock);
+        for (fp_issue_req *r = expired, *next; r; r = next) {
+            next = r->next;
+            r->next = NULL;
+            r->result = FP_ISSUE_TIMEOUT;
+            r->number[0] = 0;
+            snprintf(r->error, sizeof r->error, "still queued for the writer at its deadline");
+            atomic_fetch_add(&s->timed_out, 1);
+            failures++;
+            r->done(r, r->arg);
+        }
+        for (int i = 0; i < failures; i++)
+            outcome(s, 0);
+        pthread_mutex_lock(&s->qlock);
+    }
+    pthread_mutex_unlock(&s->qlock);
+    return NULL;
 }
 
 static void *writer_main(void *arg)
@@ -641,6 +756,8 @@ static void *writer_main(void *arg)
         if (!s->qhead)
             s->qtail = NULL;
         tail->next = NULL;
+        s->batch = head;
+        s->committing = 0;
         pthread_mutex_unlock(&s->qlock);
         run_batch(s, head, n);
     }
@@ -651,6 +768,9 @@ void fp_store_submit(fp_store *s, fp_issue_req *r)
 {
     r->next = NULL;
     r->result = FP_ISSUE_PENDING;
+    atomic_store(&r->early, 0);
+    atomic_store(&r->refs, 0);
+    r->deadline_ms = s->o.write_deadline_ms > 0 ? mono_ms() + s->o.write_deadline_ms : 0;
     pthread_mutex_lock(&s->qlock);
     if (s->stopping) {
         pthread_mutex_unlock(&s->qlock);
@@ -684,7 +804,14 @@ int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err)
         s->o.max_batch = 512;
     if (s->o.checkpoint_frames <= 0)
         s->o.checkpoint_frames = 4000;
+    if (s->o.slow_write_ms == 0)
+        s->o.slow_write_ms = 2000;
+    if (s->o.write_deadline_ms == 0)
+        s->o.write_deadline_ms = 5000;
+    fp_store_shm_guard();
     pthread_mutex_init(&s->wlock, NULL);
+    pthread_mutex_init(&s->hooklock, NULL);
+    pthread_cond_init(&s->rpcond, NULL);
     pthread_mutex_init(&s->qlock, NULL);
     pthread_cond_init(&s->qcond, NULL);
     pthread_mutex_init(&s->cklock, NULL);
@@ -740,6 +867,11 @@ int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err)
         goto fail;
     }
     s->writer_started = 1;
+    if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
+        rc = fp_fail(err, FP_EIO, "cannot start the deadline thread");
+        goto fail;
+    }
+    s->reaper_started = 1;
     *out = s;
     return 0;
 fail:
@@ -757,6 +889,13 @@ void fp_store_close(fp_store *s)
         pthread_cond_signal(&s->qcond);
         pthread_mutex_unlock(&s->qlock);
         pthread_join(s->writer, NULL);
+    }
+    if (s->reaper_started) {
+        pthread_mutex_lock(&s->qlock);
+        s->reaper_stop = 1;
+        pthread_cond_signal(&s->rpcond);
+        pthread_mutex_unlock(&s->qlock);
+        pthread_join(s->reaper, NULL);
     }
     if (s->ckpt_started) {
         pthread_mutex_lock(&s->cklock);
@@ -785,6 +924,8 @@ void fp_store_close(fp_store *s)
     pthread_cond_destroy(&s->ckcond);
     pthread_mutex_destroy(&s->rlock);
     pthread_cond_destroy(&s->rcond);
+    pthread_mutex_destroy(&s->hooklock);
+    pthread_cond_destroy(&s->rpcond);
     free(s);
 }
 
@@ -1054,6 +1195,12 @@ void fp_store_get_stats(fp_store *s, fp_store_stats *st)
     st->requests = atomic_load(&s->requests);
     st->max_batch = atomic_load(&s->max_batch);
     st->fsync_us_total = atomic_load(&s->fsync_us);
+    st->slow_writes = atomic_load(&s->slow_writes);
+    st->timed_out = atomic_load(&s->timed_out);
+    st->unknown = atomic_load(&s->unknown);
+    st->last_commit_us = atomic_load(&s->last_commit_us);
+    st->last_probe_us = atomic_load(&s->last_probe_us);
+    st->slow_write_ms = s->o.slow_write_ms;
 }
 
 /* ---- red forms ---- */
@@ -1451,6 +1598,7 @@ void fp_store_set_job_hook(fp_store *s, void (*fn)(void *arg), void *arg)
 
 int fp_store_probe_write(fp_store *s, fp_err *err)
 {
+    int64_t t0 = now_us(); /* the wait for the writer counts: a stalled commit holds it */
     pthread_mutex_lock(&s->wlock);
     int rc = exec(s->wdb, "BEGIN IMMEDIATE", err);
     if (rc == 0) {
@@ -1465,8 +1613,15 @@ int fp_store_probe_write(fp_store *s, fp_err *err)
         if (rc < 0 && !sqlite3_get_autocommit(s->wdb))
             exec(s->wdb, "ROLLBACK", NULL);
     }
-    if (s->outcome_hook)
-        s->outcome_hook(rc == 0, s->outcome_hook_arg);
+    int64_t took = now_us() - t0;
+    atomic_store(&s->last_probe_us, took);
+    if (rc == 0 && s->o.slow_write_ms > 0 && took > (int64_t)s->o.slow_write_ms * 1000) {
+        atomic_fetch_add(&s->slow_writes, 1);
+        rc = fp_fail(err, FP_ETIMEDOUT,
+                     "write probe took %lld ms, over the %d ms limit: the disk is stalled",
+                     (long long)(took / 1000), s->o.slow_write_ms);
+    }
+    outcome(s, rc == 0);
     pthread_mutex_unlock(&s->wlock);
     return rc;
 }
@@ -1474,8 +1629,10 @@ int fp_store_probe_write(fp_store *s, fp_err *err)
 void fp_store_set_outcome_hook(fp_store *s, void (*fn)(int ok, void *arg), void *arg)
 {
     pthread_mutex_lock(&s->wlock);
+    pthread_mutex_lock(&s->hooklock);
     s->outcome_hook = fn;
     s->outcome_hook_arg = arg;
+    pthread_mutex_unlock(&s->hooklock);
     pthread_mutex_unlock(&s->wlock);
 }
 
