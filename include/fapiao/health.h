@@ -50,7 +50,7 @@ typedef struct fp_health_opts {
     int interval_ms;               /* write probe, default 15000 */
     int64_t min_free_bytes;        /* default 64 MiB */
     int64_t outbox_min_free_bytes; /* default 4 x min_free_bytes (256 MiB) */
-    int64_t reserve_bytes;         /* default 16 MiB; <0: no reserve file */
+    int64_t reserve_bytes;         /* default min_free_bytes / 4; <0: no reserve file */
     struct fp_outbox *outbox;      /* its PDF storage state for /readyz; may be NULL */
     int64_t outbox_backlog_warn;   /* pending jobs, default 10000 */
     int outbox_age_warn_s;         /* oldest pending job, default 600 */

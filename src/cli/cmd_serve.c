@@ -44,9 +44,10 @@ static const char usage[] =
     "  --probe-interval-ms 15000 (database write probe; every second while degraded),\n"
     "  Free disk space of DIR, one ordered set (docs/storage-space.md):\n"
     "  --outbox-min-free-mb 4 x min-free (below: the outbox pauses, no PDF or job\n"
-    "  writes) > --min-free-mb 64 (below: writes degraded, 503) > --reserve-mb 16\n"
-    "  (kept allocated in DIR/fapiao.reserve; released for audit and the store's\n"
-    "  bookkeeping when less is free, and at start on a full disk; 0: none).\n"
+    "  writes) > --min-free-mb 64 (below: writes degraded, 503) > --reserve-mb\n"
+    "  min-free/4 (kept allocated in DIR/fapiao.reserve; released for audit and\n"
+    "  the store's bookkeeping when less is free, and at start on a full disk;\n"
+    "  0: none).\n"
     "  --slow-write-ms 2000 (a commit or write probe slower than this counts as a\n"
     "  failure: stalled disk), --write-deadline-ms 5000 (an issue still queued then\n"
     "  gets 503 WRITE_TIMEOUT; one still committing gets 503 WRITE_OUTCOME_UNKNOWN),\n"
@@ -196,7 +197,7 @@ int cmd_serve(int argc, char **argv)
     }
     fp_outbox_opts oo = {0};
     fp_health_opts ho = {0};
-    int min_free_mb = 0, ob_free_mb = 0, reserve_mb = 16, slow_write = 0, write_deadline = 0;
+    int min_free_mb = 0, ob_free_mb = 0, reserve_mb = -1, slow_write = 0, write_deadline = 0;
     const struct {
         const char *flag, *value;
         long min, max;
@@ -282,6 +283,8 @@ int cmd_serve(int argc, char **argv)
         min_free_mb = 64;
     if (!ob_free_mb)
         ob_free_mb = 4 * min_free_mb;
+    if (reserve_mb < 0)
+        reserve_mb = min_free_mb / 4;
     if (!(ob_free_mb > min_free_mb && min_free_mb > reserve_mb)) {
         cli_error("磁盘阈值须满足 --outbox-min-free-mb > --min-free-mb > --reserve-mb",
                   "the disk thresholds must be --outbox-min-free-mb > --min-free-mb > "

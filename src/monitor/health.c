@@ -44,6 +44,10 @@ struct fp_health {
     /* the outbox pause (docs/storage-space.md): the last round's verdict */
     int outbox_paused;
     char pause_why[200];
+    /* a write probe in flight since (mono ms, 0: none): a stalled disk
+     * holds it, and the checks above are then as old as it is */
+    int64_t probe_since;
+    int slow_ms;
     char reserve_path[4200];
     int stopping;
     pthread_t th;
@@ -131,7 +135,13 @@ static void run_checks(fp_health *h, int force_probe)
             fp_err err = {0};
             struct timespec t0, t1;
             clock_gettime(CLOCK_MONOTONIC, &t0);
+            pthread_mutex_lock(&h->mu);
+            h->probe_since = now;
+            pthread_mutex_unlock(&h->mu);
             int rc = fp_store_probe_write(h->o.store, &err); /* records the outcome */
+            pthread_mutex_lock(&h->mu);
+            h->probe_since = 0;
+            pthread_mutex_unlock(&h->mu);
             clock_gettime(CLOCK_MONOTONIC, &t1);
             probe_us = (t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
             ck[CK_DB_WRITE].ok = rc == 0;
@@ -321,6 +331,34 @@ static int64_t reserve_keep(fp_health *h, int64_t free_bytes)
     return free_bytes;
 }
 
+/* What the stored checks cannot know while the health thread waits for a
+ * stalled probe: the probe's age, and the breaker as of now.  Under h->mu. */
+static int overlay_live(fp_health *h, check *ck, int64_t now)
+{
+    int live_bad = 0;
+    if (h->probe_since && h->slow_ms > 0 && now - h->probe_since > h->slow_ms) {
+        ck[CK_DB_WRITE].ok = 0;
+        ck[CK_DB_WRITE].has_value = 1;
+        ck[CK_DB_WRITE].value = now - h->probe_since;
+        snprintf(ck[CK_DB_WRITE].reason, sizeof ck[CK_DB_WRITE].reason,
+                 "write probe running for %lld ms, over the %d ms limit: the disk is stalled",
+                 (long long)(now - h->probe_since), h->slow_ms);
+        live_bad = 1;
+    }
+    fp_breaker_state bs = fp_breaker_get(&h->br, now);
+    ck[CK_BREAKER].ok = bs == FP_BREAKER_CLOSED;
+    ck[CK_BREAKER].has_value = 1;
+    ck[CK_BREAKER].value = bs;
+    if (!ck[CK_BREAKER].ok) {
+        snprintf(ck[CK_BREAKER].reason, sizeof ck[CK_BREAKER].reason,
+                 "store circuit breaker %s after failed or slow writes", fp_breaker_state_name(bs));
+        live_bad = 1;
+    } else {
+        ck[CK_BREAKER].reason[0] = 0;
+    }
+    return live_bad;
+}
+
 int fp_health_release_reserve(const char *data_dir)
 {
     char path[4200];
@@ -372,7 +410,7 @@ int fp_health_start(const fp_health_opts *o, fp_health **out, fp_err *err)
     if (h->o.outbox_min_free_bytes <= 0)
         h->o.outbox_min_free_bytes = 4 * h->o.min_free_bytes;
     if (h->o.reserve_bytes == 0)
-        h->o.reserve_bytes = 16LL << 20;
+        h->o.reserve_bytes = h->o.min_free_bytes / 4;
     snprintf(h->reserve_path, sizeof h->reserve_path, "%s/fapiao.reserve",
              o->data_dir ? o->data_dir : ".");
     if (h->o.outbox_backlog_warn <= 0)
@@ -397,6 +435,9 @@ int fp_health_start(const fp_health_opts *o, fp_health **out, fp_err *err)
         fp_health_stop(h);
         return fp_fail(err, FP_ENOMEM, "out of memory");
     }
+    fp_store_stats sst;
+    fp_store_get_stats(o->store, &sst);
+    h->slow_ms = sst.slow_write_ms;
     fp_store_set_outcome_hook(o->store, on_outcome, h);
     run_checks(h, 1);
     if (pthread_create(&h->th, NULL, health_main, h) != 0) {
@@ -450,17 +491,19 @@ int fp_health_write_allowed(fp_health *h, char *zh, size_t zh_cap, char *en, siz
     fp_breaker_state bs;
     fp_breaker_snapshot(&h->br, now, &bs, &retry_at, NULL);
     pthread_mutex_lock(&h->mu);
-    int degraded = h->degraded || bs != FP_BREAKER_CLOSED;
+    check live[CK__N];
+    memcpy(live, h->ck, sizeof live);
+    overlay_live(h, live, now);
+    int degraded = h->degraded || bs != FP_BREAKER_CLOSED || !live[CK_DB_WRITE].ok;
     char rzh[256] = "", ren[256] = "";
     if (bs != FP_BREAKER_CLOSED) {
         snprintf(rzh, sizeof rzh, "存储熔断器%s：写入连续失败",
                  bs == FP_BREAKER_OPEN ? "已打开" : "半开探测中");
         snprintf(ren, sizeof ren, "store circuit breaker %s after failed writes",
                  fp_breaker_state_name(bs));
-    } else if (!h->ck[CK_DB_WRITE].ok) {
-        snprintf(rzh, sizeof rzh, "数据库写入检查失败：%.200s", h->ck[CK_DB_WRITE].reason);
-        snprintf(ren, sizeof ren, "database write check failing: %.200s",
-                 h->ck[CK_DB_WRITE].reason);
+    } else if (!live[CK_DB_WRITE].ok) {
+        snprintf(rzh, sizeof rzh, "数据库写入检查失败：%.200s", live[CK_DB_WRITE].reason);
+        snprintf(ren, sizeof ren, "database write check failing: %.200s", live[CK_DB_WRITE].reason);
     } else if (!h->ck[CK_DISK].ok) {
         snprintf(rzh, sizeof rzh, "磁盘空间不足：%.200s", h->ck[CK_DISK].reason);
         snprintf(ren, sizeof ren, "disk: %.200s", h->ck[CK_DISK].reason);
@@ -482,7 +525,7 @@ int fp_health_report(fp_health *h, fp_jw *w, int *degraded)
     pthread_mutex_lock(&h->mu);
     check ck[CK__N];
     memcpy(ck, h->ck, sizeof ck);
-    *degraded = h->degraded;
+    *degraded = h->degraded | overlay_live(h, ck, mono_ms());
     pthread_mutex_unlock(&h->mu);
     range_check(h, &ck[CK_RANGE]);
     int ready = 1;
