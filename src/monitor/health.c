@@ -187,7 +187,7 @@ static void run_checks(fp_health *h, int force_probe)
                  "%lld bytes free, below the minimum of %lld: writes and the outbox are paused",
                  (long long)free_bytes, (long long)h->o.min_free_bytes);
     else if (paused)
-        snprintf(ck[CK_DISK].reason, sizeof ck[CK_DISK].reason, "outbox paused: %s", pause_why);
+        snprintf(ck[CK_DISK].reason, sizeof ck[CK_DISK].reason, "outbox paused: %.180s", pause_why);
 
     /* PDF storage: renders waiting for space on the PDF directory's disk */
     ck[CK_PDF].ok = 1;

@@ -16,16 +16,21 @@
  * fallocate(2) (fills holes, keeps data), and only then lets SQLite extend
  * and map it.  When fallocate fails for want of space, the call fails with
  * SQLITE_FULL before anything is mapped: the caller gets an error instead
- * of a SIGBUS.  Other processes (the sqlite3 shell, backups) are not
+ * of a SIGBUS.  fallocate runs on SQLite's own descriptor of the file (found
+ * in /proc/self/fd): opening and closing another one would drop SQLite's
+ * POSIX locks on it.  Other processes (the sqlite3 shell, backups) are not
  * affected: the file format and locking are SQLite's own. */
 #include "fapiao/store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct guard_file {
@@ -44,25 +49,50 @@ static guard_file *extra(sqlite3_file *f)
     return (guard_file *)((char *)f + base_vfs->szOsFile);
 }
 
+/* SQLite's own descriptor of path-shm, or -1.  We must not open and close
+ * one of our own: closing any descriptor of a file drops every POSIX lock
+ * the process holds on it, SQLite's lock on -shm among them, and another
+ * process would then reset (truncate) the file under our mapping. */
+static int shm_fd(const char *shm)
+{
+    struct stat want;
+    if (stat(shm, &want) < 0)
+        return -1;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int found = -1, dfd = dirfd(d);
+    struct dirent *e;
+    while (found < 0 && (e = readdir(d))) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end || end == e->d_name || fd == dfd)
+            continue;
+        struct stat sb;
+        int fl = fcntl((int)fd, F_GETFL);
+        if (fstat((int)fd, &sb) == 0 && sb.st_dev == want.st_dev && sb.st_ino == want.st_ino &&
+            fl >= 0 && (fl & O_ACCMODE) == O_RDWR)
+            found = (int)fd;
+    }
+    closedir(d);
+    return found;
+}
+
 /* Allocates the first `bytes` of path-shm: 0, or an SQLite error code. */
 static int allocate_shm(const char *path, off_t bytes)
 {
     char shm[4200];
     snprintf(shm, sizeof shm, "%s-shm", path);
-    int fd = open(shm, O_RDWR | O_CLOEXEC);
+    int fd = shm_fd(shm);
     if (fd < 0)
-        return SQLITE_OK; /* SQLite opened it read-only: it will not extend it */
-    int rc = SQLITE_OK;
-    if (fallocate(fd, 0, 0, bytes) < 0) {
-        int e = errno;
-        if (e == ENOSPC || e == EDQUOT)
-            rc = SQLITE_FULL;
-        else if (e != EOPNOTSUPP && e != ENOSYS)
-            rc = SQLITE_IOERR_SHMSIZE;
-        /* a filesystem without fallocate: SQLite's own extension stands */
-    }
-    close(fd);
-    return rc;
+        return SQLITE_OK; /* opened read-only: SQLite will not extend it */
+    if (fallocate(fd, 0, 0, bytes) == 0)
+        return SQLITE_OK;
+    int e = errno;
+    if (e == ENOSPC || e == EDQUOT)
+        return SQLITE_FULL;
+    /* a filesystem without fallocate: SQLite's own extension stands */
+    return e == EOPNOTSUPP || e == ENOSYS ? SQLITE_OK : SQLITE_IOERR_SHMSIZE;
 }
 
 static int guard_shm_map(sqlite3_file *f, int region, int size, int extend, void volatile **pp)

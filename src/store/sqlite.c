@@ -603,6 +603,7 @@ static void run_batch(fp_store *s, fp_issue_req *head, int n)
         pthread_mutex_lock(&s->qlock);
         s->committing = 1; /* from here the deadline thread may answer early */
         pthread_mutex_unlock(&s->qlock);
+        int64_t t_write = now_us(); /* an injected delay counts as a slow write */
         int injected = ok && fault_before_commit(s) < 0;
         ok = ok && !injected;
         int64_t t0 = now_us();
@@ -616,7 +617,8 @@ static void run_batch(fp_store *s, fp_issue_req *head, int n)
         fp_hist_observe(atomic_load(&s->h_commit), commit_us);
         fp_hist_observe(atomic_load(&s->h_batch), n);
         /* a stalled disk: committed, but the breaker hears a failure */
-        int slow = s->o.slow_write_ms > 0 && commit_us > (int64_t)s->o.slow_write_ms * 1000;
+        int slow =
+            s->o.slow_write_ms > 0 && now_us() - t_write > (int64_t)s->o.slow_write_ms * 1000;
         if (slow)
             atomic_fetch_add(&s->slow_writes, 1);
         outcome(s, ok && !slow);
