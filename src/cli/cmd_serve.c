@@ -69,7 +69,10 @@ static const char usage[] =
     "  启动 HTTPS 开票服务；SIGINT/SIGTERM 时先提交并答复已排队的请求再退出。\n"
     "  --cert/--key 为证书链与私钥（启动时检查：过期、未生效或不匹配则拒绝启动，\n"
     "  30 天内到期则警告）；--ocsp-response 装订 OCSP 响应；--client-ca 请求客户端\n"
-    "  证书（双向 TLS，可选）；SIGHUP 重新加载证书，已建立的连接不受影响。\n";
+    "  证书（双向 TLS，可选）；SIGHUP 重新加载证书，已建立的连接不受影响。\n"
+    "  磁盘阈值（docs/storage-space.md）：空闲空间低于 --outbox-min-free-mb 时发件箱暂停，\n"
+    "  低于 --min-free-mb 时写入降级（503），--reserve-mb 为审计与存储记账保留的空间；\n"
+    "  提交慢于 --slow-write-ms 视为失败，开票请求超过 --write-deadline-ms 即返回 503。\n";
 
 static int parse_listen(const char *s, char *host, size_t hcap, int *port)
 {
