@@ -169,6 +169,7 @@ struct fp_store {
 
 static int audit_append(fp_store *s, const fp_audit_rec *rec, fp_err *err);
 static int audit_open(fp_store *s, fp_err *err);
+static void audit_close(fp_store *s);
 
 /* Tells the outcome hook (the store breaker) about a write. */
 static void outcome(fp_store *s, int ok)
@@ -178,7 +179,6 @@ static void outcome(fp_store *s, int ok)
         s->outcome_hook(ok, s->outcome_hook_arg);
     pthread_mutex_unlock(&s->hooklock);
 }
-static void audit_close(fp_store *s);
 
 static void sleep_ms(int ms)
 {
