@@ -48,6 +48,7 @@ struct fp_health {
      * holds it, and the checks above are then as old as it is */
     int64_t probe_since;
     int slow_ms;
+    uint64_t seen_slow; /* the store's slow-write count at the last round */
     char reserve_path[4200];
     int stopping;
     pthread_t th;
@@ -113,8 +114,14 @@ static void run_checks(fp_health *h, int force_probe)
     memset(ck, 0, sizeof ck);
     pthread_mutex_lock(&h->mu);
     int degraded = h->degraded;
-    int probe_due =
-        force_probe || degraded || now - h->last_probe_ms >= h->o.interval_ms || !h->last_probe_ms;
+    /* a slow group commit since the last round: probe now, so readiness
+     * says at once whether the disk is still stalled */
+    fp_store_stats sst;
+    fp_store_get_stats(h->o.store, &sst);
+    int slow_commit = sst.slow_writes != h->seen_slow;
+    h->seen_slow = sst.slow_writes;
+    int probe_due = force_probe || degraded || slow_commit ||
+                    now - h->last_probe_ms >= h->o.interval_ms || !h->last_probe_ms;
     int cert_due = now - h->last_cert_ms >= 60000 || !h->last_cert_ms;
     ck[CK_DB_WRITE] = h->ck[CK_DB_WRITE];
     ck[CK_CERT] = h->ck[CK_CERT];
