@@ -37,9 +37,11 @@ typedef struct fp_store_opts {
      * slower than slow_write_ms (default 2000; <0: never) is reported to
      * the outcome hook as a failure.  A request still queued for the writer
      * write_deadline_ms (default 5000; <0: no deadline) after its submit is
-     * answered FP_ISSUE_TIMEOUT (nothing stored); one whose batch is still
-     * committing then is answered FP_ISSUE_UNKNOWN at once (see
-     * fp_issue_req.early). */
+     * answered FP_ISSUE_TIMEOUT (nothing stored); one in the batch being
+     * written (in practice: committing) then is answered FP_ISSUE_UNKNOWN at
+     * once (see fp_issue_req.early).  The writer takes its connection's lock
+     * before it takes a batch, so requests wait for another write (a job, a
+     * probe) in the queue. */
     int slow_write_ms;
     int write_deadline_ms;
 } fp_store_opts;

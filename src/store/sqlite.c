@@ -125,9 +125,8 @@ struct fp_store {
     fp_issue_req *qhead, *qtail;
     int stopping;
     /* the batch being written (under qlock): its requests past their
-     * deadline are answered FP_ISSUE_UNKNOWN while it commits */
+     * deadline are answered FP_ISSUE_UNKNOWN (they may yet be committed) */
     fp_issue_req *batch;
-    int committing;
     pthread_t reaper;
     int reaper_started, reaper_stop;
     pthread_cond_t rpcond;
@@ -587,9 +586,9 @@ static void fail_batch(fp_store *s, fp_issue_req *head, const char *why)
     s->nranges = 0;
 }
 
+/* Called with wlock held (see writer_main); releases it. */
 static void run_batch(fp_store *s, fp_issue_req *head, int n)
 {
-    pthread_mutex_lock(&s->wlock);
     if (step_done(s->wst[WQ_BEGIN]) < 0) {
         fail_batch(s, head, sqlite3_errmsg(s->wdb));
     } else {
@@ -600,9 +599,6 @@ static void run_batch(fp_store *s, fp_issue_req *head, int n)
         }
         if (ok)
             ok = flush_ranges(s) == 0;
-        pthread_mutex_lock(&s->qlock);
-        s->committing = 1; /* from here the deadline thread may answer early */
-        pthread_mutex_unlock(&s->qlock);
         int64_t t_write = now_us(); /* an injected delay counts as a slow write */
         int injected = ok && fault_before_commit(s) < 0;
         ok = ok && !injected;
@@ -642,7 +638,6 @@ static void run_batch(fp_store *s, fp_issue_req *head, int n)
     /* from here no request of the batch is answered early any more */
     pthread_mutex_lock(&s->qlock);
     s->batch = NULL;
-    s->committing = 0;
     pthread_mutex_unlock(&s->qlock);
     /* answer only now: everything above is durable or failed */
     for (fp_issue_req *r = head, *next; r; r = next) {
@@ -674,10 +669,11 @@ static int64_t mono_ms(void)
 }
 
 /* Every 50 ms: queued requests past their deadline leave the queue with
- * FP_ISSUE_TIMEOUT (nothing of them was written); requests of a batch whose
- * COMMIT is still running at their deadline are answered FP_ISSUE_UNKNOWN
- * and stay with the writer, which releases them when the batch ends.  Both
- * count as failed writes for the store breaker. */
+ * FP_ISSUE_TIMEOUT (nothing of them was written); requests of the batch
+ * being written (in practice: whose COMMIT is still running) at their
+ * deadline are answered FP_ISSUE_UNKNOWN and stay with the writer, which
+ * releases them when the batch ends.  Both count as failed writes for the
+ * store breaker. */
 static void *reaper_main(void *arg)
 {
     fp_store *s = arg;
@@ -709,7 +705,7 @@ static void *reaper_main(void *arg)
             prev = r;
             pp = &r->next;
         }
-        for (fp_issue_req *r = s->committing ? s->batch : NULL; r; r = r->next)
+        for (fp_issue_req *r = s->batch; r; r = r->next)
             if (r->deadline_ms && now >= r->deadline_ms && !atomic_load(&r->early)) {
                 atomic_store(&r->refs, 2); /* the writer's and the caller's */
                 atomic_store(&r->early, FP_ISSUE_UNKNOWN);
@@ -747,6 +743,18 @@ static void *writer_main(void *arg)
             pthread_mutex_unlock(&s->qlock);
             break;
         }
+        pthread_mutex_unlock(&s->qlock);
+        /* The writer connection first, then the batch: while another
+         * write holds it (a job, a probe, an audit record; on a stalled
+         * disk for seconds) requests wait in the queue, where their
+         * deadline answers them "nothing stored". */
+        pthread_mutex_lock(&s->wlock);
+        pthread_mutex_lock(&s->qlock);
+        if (!s->qhead) { /* all timed out meanwhile */
+            pthread_mutex_unlock(&s->qlock);
+            pthread_mutex_unlock(&s->wlock);
+            continue;
+        }
         /* take up to max_batch requests */
         fp_issue_req *head = s->qhead, *tail = head;
         int n = 1;
@@ -759,7 +767,6 @@ static void *writer_main(void *arg)
             s->qtail = NULL;
         tail->next = NULL;
         s->batch = head;
-        s->committing = 0;
         pthread_mutex_unlock(&s->qlock);
         run_batch(s, head, n);
     }
