@@ -74,6 +74,9 @@ typedef enum fp_code {
     FPC_OUTCOME_UNKNOWN,
     FPC_CLOCK_BEHIND,
     FPC_CLOCK_JUMPED,
+    FPC_WRITE_TIMEOUT,
+    FPC_WRITE_OUTCOME_UNKNOWN,
+    FPC_PDF_RETRYING,
     FPC_INTERNAL,
     FPC_AMBIGUOUS_FRAMING, /* Content-Length/Transfer-Encoding conflict (docs/security.md) */
     FPC_INVALID_PATH,      /* NUL in the request target */

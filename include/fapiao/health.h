@@ -30,13 +30,28 @@
 #include "fapiao/store.h"
 
 typedef struct fp_health fp_health;
+struct fp_outbox;
 
+/* Free space of the data directory: one ordered set of thresholds
+ * (docs/storage-space.md), outbox_min_free > min_free > reserve:
+ *   below outbox_min_free_bytes  the outbox pauses all work that writes
+ *                                (PDF files, job rows, delivery states)
+ *   below min_free_bytes         writes are degraded (503 DEGRADED)
+ *   reserve_bytes                kept allocated in DATA_DIR/fapiao.reserve
+ *                                while space allows; released (deleted)
+ *                                for audit records and the store's own
+ *                                bookkeeping (-shm, WAL, probes) when less
+ *                                than that is free, and at start on a full
+ *                                disk (fp_health_release_reserve). */
 typedef struct fp_health_opts {
     fp_store *store;
     const char *data_dir;          /* for free space */
     const char *cert_path;         /* server certificate (PEM), may be NULL */
     int interval_ms;               /* write probe, default 15000 */
     int64_t min_free_bytes;        /* default 64 MiB */
+    int64_t outbox_min_free_bytes; /* default 4 x min_free_bytes (256 MiB) */
+    int64_t reserve_bytes;         /* default min_free_bytes / 4; <0: no reserve file */
+    struct fp_outbox *outbox;      /* its PDF storage state for /readyz; may be NULL */
     int64_t outbox_backlog_warn;   /* pending jobs, default 10000 */
     int outbox_age_warn_s;         /* oldest pending job, default 600 */
     int64_t range_warn;            /* default 1000 */
@@ -56,6 +71,15 @@ int fp_health_write_allowed(fp_health *h, char *zh, size_t zh_cap, char *en, siz
  * count took apart): 0, or -1 before the first count.  /metrics shows this
  * copy, so a scrape never scans the jobs table on an HTTP thread. */
 int fp_health_jobs(fp_health *h, fp_jobs_counts *out);
+
+/* 1 while the outbox must not write (free space below
+ * outbox_min_free_bytes, or the store reports a full disk); why gets the
+ * reason.  Cheap: the health thread's last round. */
+int fp_health_outbox_paused(fp_health *h, char *why, size_t cap);
+
+/* The reserve file of a data directory (see above): deleted.  1 when one
+ * was there. */
+int fp_health_release_reserve(const char *data_dir);
 
 /* Runs the checks now (the thread does this by itself; tests and /readyz
  * may want it fresh). */

@@ -64,6 +64,16 @@ void fp_outbox_kick(fp_outbox *ob);
 void fp_outbox_set_render_fault(fp_outbox *ob, int on);
 int fp_outbox_render_fault(fp_outbox *ob);
 
+/* Disk space (docs/storage-space.md).  fn (NULL: never) says whether the
+ * outbox must not write now; while it says so no job is claimed, so no PDF,
+ * job row or delivery state is written.  Jobs already running finish. */
+void fp_outbox_set_pause(fp_outbox *ob, int (*fn)(void *arg, char *why, size_t cap), void *arg);
+/* 1 while PDF files cannot be written for want of space (the last PDF write
+ * failed with ENOSPC or EDQUOT; such a failure is retried with backoff for
+ * as long as it lasts and never uses up the render's attempts); why gets
+ * the error. */
+int fp_outbox_pdf_space_short(fp_outbox *ob, char *why, size_t cap);
+
 /* The file of a rendered invoice (it may not exist yet). */
 void fp_outbox_pdf_path(const char *pdf_dir, const char *number, char *out, size_t cap);
 

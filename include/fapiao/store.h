@@ -41,9 +41,24 @@ typedef struct fp_store_opts {
                          fp_store_clock_confirm (default 86400) */
     /* tests: the wall clock and CLOCK_BOOTTIME in seconds (default: the real ones) */
     void (*clock_now)(int64_t *wall, int64_t *boot);
+    /* A stalled disk (docs/storage-space.md): a group commit or write probe
+     * slower than slow_write_ms (default 2000; <0: never) is reported to
+     * the outcome hook as a failure.  A request still queued for the writer
+     * write_deadline_ms (default 5000; <0: no deadline) after its submit is
+     * answered FP_ISSUE_TIMEOUT (nothing stored); one in the batch being
+     * written (in practice: committing) then is answered FP_ISSUE_UNKNOWN at
+     * once (see fp_issue_req.early).  The writer takes its connection's lock
+     * before it takes a batch, so requests wait for another write (a job, a
+     * probe) in the queue. */
+    int slow_write_ms;
+    int write_deadline_ms;
 } fp_store_opts;
 
 int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err);
+/* Makes SQLite's default VFS one that allocates DB-shm before mapping it,
+ * so a full disk gives SQLITE_FULL, never SIGBUS (shmguard.c).  Idempotent;
+ * fp_store_open calls it. */
+void fp_store_shm_guard(void);
 /* Drains the writer queue (every queued request gets its answer), stops the
  * threads, checkpoints and closes. */
 void fp_store_close(fp_store *s);
@@ -62,6 +77,9 @@ typedef enum fp_issue_result {
     FP_ISSUE_FORM_STATE,   /* red: the form is not ready (or already used) */
     FP_ISSUE_CLOCK_BEHIND, /* issued_at more than clock_step_s before the mark */
     FP_ISSUE_CLOCK_JUMPED, /* the clock jumped ahead: an operator must confirm it */
+    FP_ISSUE_TIMEOUT,      /* still queued at its deadline: nothing stored */
+    FP_ISSUE_UNKNOWN,      /* its batch was still committing at the deadline: the outcome is
+                              unknown (a retry with the same key tells) */
 } fp_issue_result;
 
 typedef struct fp_issue_req fp_issue_req;
@@ -91,6 +109,13 @@ struct fp_issue_req {
     char error[128];
     int64_t clock_mark; /* CLOCK_*: the last issue time (unix s) */
     int clock_retry_s;  /* CLOCK_*: when to try again (seconds, 1..3600) */
+    /* Answered before its batch finished (FP_ISSUE_UNKNOWN), set before done
+     * runs; 0 otherwise.  Such a request is shared: the writer still holds
+     * it, so its result, response and number must not be read, and it is
+     * freed by the last fp_issue_req_release. */
+    _Atomic int early;
+    _Atomic int refs;
+    int64_t deadline_ms; /* CLOCK_MONOTONIC ms; set by fp_store_submit */
     /* queue link, owned by the store */
     fp_issue_req *next;
 };
@@ -118,8 +143,12 @@ int fp_store_clock_get(fp_store *s, int64_t *mark, int64_t *confirmed_at, fp_err
  * actor) in the same transaction. */
 int fp_store_clock_confirm(fp_store *s, const char *actor, fp_err *err);
 
-/* Queues r; r->done runs later on the writer thread. */
+/* Queues r; r->done runs later, on the writer thread, or on the store's
+ * deadline thread for a request answered at its deadline. */
 void fp_store_submit(fp_store *s, fp_issue_req *r);
+/* Frees r (malloc'ed, with its response and doc.json) once neither the
+ * caller nor the writer needs it any more. */
+void fp_issue_req_release(fp_issue_req *r);
 
 /* Shutdown: every request still waiting in the queue (not in the batch
  * being committed) fails now with `why` (nothing of it was stored), and
@@ -297,6 +326,12 @@ void fp_store_set_histograms(fp_store *s, struct fp_metric *batch, struct fp_met
 typedef struct fp_store_stats {
     uint64_t commits, requests, max_batch;
     uint64_t fsync_us_total;
+    uint64_t slow_writes;   /* commits and probes over slow_write_ms */
+    uint64_t timed_out;     /* FP_ISSUE_TIMEOUT answers */
+    uint64_t unknown;       /* FP_ISSUE_UNKNOWN answers */
+    int64_t last_commit_us; /* the latest commit's duration */
+    int64_t last_probe_us;  /* the latest write probe's, with its wait for the writer */
+    int slow_write_ms;      /* the threshold in force */
 } fp_store_stats;
 void fp_store_get_stats(fp_store *s, fp_store_stats *st);
 

@@ -33,7 +33,8 @@ static const char usage[] =
     "                    [--outbox-workers N] [--render-timeout SECONDS]\n"
     "                    [--retry-backoff-ms MS] [--webhook-retry-for SECONDS]\n"
     "                    [--webhook-timeout SECONDS] [--probe-interval-ms MS]\n"
-    "                    [--min-free-mb MB] [--fault-injection]\n"
+    "                    [--min-free-mb MB] [--outbox-min-free-mb MB] [--reserve-mb MB]\n"
+    "                    [--slow-write-ms MS] [--write-deadline-ms MS] [--fault-injection]\n"
     "                    [--max-connections N] [--max-connections-per-ip N]\n"
     "                    [--idle-timeout S] [--header-timeout-ms MS] [--body-timeout-ms MS]\n"
     "                    [--client-rate N] [--client-burst N] [--global-rate N]\n"
@@ -50,7 +51,16 @@ static const char usage[] =
     "  --render-timeout 30, --retry-backoff-ms 10000 (first retry; doubles, up to 1 h),\n"
     "  --webhook-retry-for 86400 (then the event is a dead letter), --webhook-timeout 10,\n"
     "  --probe-interval-ms 15000 (database write probe; every second while degraded),\n"
-    "  --min-free-mb 64 (less free disk: degraded), --max-connections 1024,\n"
+    "  Free disk space of DIR, one ordered set (docs/storage-space.md):\n"
+    "  --outbox-min-free-mb 4 x min-free (below: the outbox pauses, no PDF or job\n"
+    "  writes) > --min-free-mb 64 (below: writes degraded, 503) > --reserve-mb\n"
+    "  min-free/4 (kept allocated in DIR/fapiao.reserve; released for audit and\n"
+    "  the store's bookkeeping when less is free, and at start on a full disk;\n"
+    "  0: none).\n"
+    "  --slow-write-ms 2000 (a commit or write probe slower than this counts as a\n"
+    "  failure: stalled disk), --write-deadline-ms 5000 (an issue still queued then\n"
+    "  gets 503 WRITE_TIMEOUT; one still committing gets 503 WRITE_OUTCOME_UNKNOWN),\n"
+    "  --max-connections 1024,\n"
     "  --max-connections-per-ip 256, --idle-timeout 30 (silent keep-alive closed),\n"
     "  --header-timeout-ms 10000 (TLS handshake + headers), --body-timeout-ms 30000\n"
     "  (slow clients are cut at these deadlines), --client-rate 1000 --client-burst 1200\n"
@@ -83,7 +93,10 @@ static const char usage[] =
     "  30 天内到期则警告）；--ocsp-response 装订 OCSP 响应；--client-ca 请求客户端\n"
     "  证书（双向 TLS，可选）；SIGHUP 重新加载证书（先完成一次测试握手），已建立的连接\n"
     "  不受影响。--key-passphrase-file 为加密私钥的口令文件。密钥文件权限须为 0600\n"
-    "  （服务用户所有）或至多 0640（root 所有），否则拒绝启动。\n";
+    "  （服务用户所有）或至多 0640（root 所有），否则拒绝启动。\n"
+    "  磁盘阈值（docs/storage-space.md）：空闲空间低于 --outbox-min-free-mb 时发件箱暂停，\n"
+    "  低于 --min-free-mb 时写入降级（503），--reserve-mb 为审计与存储记账保留的空间；\n"
+    "  提交慢于 --slow-write-ms 视为失败，开票请求超过 --write-deadline-ms 即返回 503。\n";
 
 static int parse_listen(const char *s, char *host, size_t hcap, int *port)
 {
@@ -174,6 +187,11 @@ static void warn_loose_dir(const char *dir)
                 dir, (unsigned)st.st_mode & 07777, dir, (unsigned)st.st_mode & 07777, dir);
 }
 
+static int pause_outbox(void *arg, char *why, size_t cap)
+{
+    return fp_health_outbox_paused(arg, why, cap);
+}
+
 int cmd_serve(int argc, char **argv)
 {
     const char *dir = NULL, *listen = "127.0.0.1:8443", *threads = NULL, *ttl = NULL;
@@ -184,6 +202,7 @@ int cmd_serve(int argc, char **argv)
     const char *c_rate = NULL, *c_burst = NULL, *g_rate = NULL, *g_burst = NULL, *conc = NULL;
     const char *cert_file = NULL, *key_file = NULL, *ocsp_file = NULL, *client_ca = NULL;
     const char *key_pass = NULL, *grace = NULL, *resp_mem = NULL, *send_ms = NULL;
+    const char *ob_free = NULL, *reserve = NULL, *slow_ms = NULL, *deadline_ms = NULL;
     int fault_injection = 0, grace_s = 0, allow_private_webhooks = 0;
     const cli_flag flags[] = {
         {"--data-dir", 0, &dir, NULL},
@@ -201,6 +220,10 @@ int cmd_serve(int argc, char **argv)
         {"--webhook-timeout", 0, &wh_timeout, NULL},
         {"--probe-interval-ms", 0, &probe_ms, NULL},
         {"--min-free-mb", 0, &min_free, NULL},
+        {"--outbox-min-free-mb", 0, &ob_free, NULL},
+        {"--reserve-mb", 0, &reserve, NULL},
+        {"--slow-write-ms", 0, &slow_ms, NULL},
+        {"--write-deadline-ms", 0, &deadline_ms, NULL},
         {"--fault-injection", 1, NULL, &fault_injection},
         {"--max-connections", 0, &max_conns, NULL},
         {"--max-connections-per-ip", 0, &max_per_ip, NULL},
@@ -263,7 +286,8 @@ int cmd_serve(int argc, char **argv)
     }
     fp_outbox_opts oo = {0};
     fp_health_opts ho = {0};
-    int min_free_mb = 0, resp_mem_mb = 0;
+    int min_free_mb = 0, resp_mem_mb = 0, ob_free_mb = 0, reserve_mb = -1, slow_write = 0,
+        write_deadline = 0;
     const struct {
         const char *flag, *value;
         long min, max;
@@ -282,6 +306,14 @@ int cmd_serve(int argc, char **argv)
          "--probe-interval-ms 须为 100–3600000", "--probe-interval-ms must be 100-3600000"},
         {"--min-free-mb", min_free, 1, 1000000, &min_free_mb, "--min-free-mb 须为 1–1000000",
          "--min-free-mb must be 1-1000000"},
+        {"--outbox-min-free-mb", ob_free, 1, 4000000, &ob_free_mb,
+         "--outbox-min-free-mb 须为 1–4000000", "--outbox-min-free-mb must be 1-4000000"},
+        {"--reserve-mb", reserve, 0, 1000000, &reserve_mb, "--reserve-mb 须为 0–1000000",
+         "--reserve-mb must be 0-1000000"},
+        {"--slow-write-ms", slow_ms, 10, 600000, &slow_write, "--slow-write-ms 须为 10–600000",
+         "--slow-write-ms must be 10-600000"},
+        {"--write-deadline-ms", deadline_ms, 100, 600000, &write_deadline,
+         "--write-deadline-ms 须为 100–600000", "--write-deadline-ms must be 100-600000"},
         {"--max-connections", max_conns, 1, 100000, &so.max_connections,
          "--max-connections 须为 1–100000", "--max-connections must be 1-100000"},
         {"--max-connections-per-ip", max_per_ip, 1, 100000, &so.max_connections_per_ip,
@@ -343,6 +375,19 @@ int cmd_serve(int argc, char **argv)
     so.shutdown_grace_ms = grace_s * 1000;
     so.response_memory = (size_t)resp_mem_mb << 20;
     oo.allow_private_webhooks = allow_private_webhooks;
+    /* the disk thresholds are one ordered set: outbox > degrade > reserve */
+    if (!min_free_mb)
+        min_free_mb = 64;
+    if (!ob_free_mb)
+        ob_free_mb = 4 * min_free_mb;
+    if (reserve_mb < 0)
+        reserve_mb = min_free_mb / 4;
+    if (!(ob_free_mb > min_free_mb && min_free_mb > reserve_mb)) {
+        cli_error("磁盘阈值须满足 --outbox-min-free-mb > --min-free-mb > --reserve-mb",
+                  "the disk thresholds must be --outbox-min-free-mb > --min-free-mb > "
+                  "--reserve-mb");
+        return 2;
+    }
     oo.render_timeout_ms *= 1000;
     oo.webhook_timeout_ms *= 1000;
     if (retry_for) {
@@ -413,8 +458,18 @@ int cmd_serve(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread uses libcurl */
 
     fp_store *store = NULL;
-    fp_store_opts sto = {.path = db};
-    if (fp_store_open(&sto, &store, &err) < 0) {
+    fp_store_opts sto = {
+        .path = db, .slow_write_ms = slow_write, .write_deadline_ms = write_deadline};
+    int src = fp_store_open(&sto, &store, &err);
+    /* A full disk can leave no room for the -shm file SQLite needs even to
+     * read (docs/storage-space.md): the reserve is for this. */
+    if (src < 0 && fp_health_release_reserve(dir)) {
+        fprintf(stderr,
+                "{\"event\":\"reserve_released\",\"reason\":\"opening the store failed: %s\"}\n",
+                err.msg);
+        src = fp_store_open(&sto, &store, &err);
+    }
+    if (src < 0) {
         cli_fail("无法打开数据库", "cannot open the database", err.msg);
         fp_taxcode_free(codes);
         return 1;
@@ -439,6 +494,9 @@ int cmd_serve(int argc, char **argv)
     ho.data_dir = dir;
     ho.cert_path = crt;
     ho.min_free_bytes = (int64_t)min_free_mb << 20;
+    ho.outbox_min_free_bytes = (int64_t)ob_free_mb << 20;
+    ho.reserve_bytes = reserve_mb ? (int64_t)reserve_mb << 20 : -1;
+    ho.outbox = outbox;
     ho.range_warn = so.range_warn;
     fp_health *health = NULL;
     if (fp_health_start(&ho, &health, &err) < 0) {
@@ -449,6 +507,7 @@ int cmd_serve(int argc, char **argv)
         return 1;
     }
     so.health = health;
+    fp_outbox_set_pause(outbox, pause_outbox, health);
     so.fault_injection = fault_injection;
     if (fault_injection)
         fprintf(stderr,
@@ -475,6 +534,7 @@ int cmd_serve(int argc, char **argv)
         cli_fail("无法启动 HTTPS 服务", "cannot start the HTTPS server", err.msg);
     if (!srv) {
         fp_tls_free(tls);
+        fp_outbox_set_pause(outbox, NULL, NULL);
         fp_health_stop(health);
         fp_outbox_stop(outbox);
         fp_store_close(store);
@@ -500,6 +560,7 @@ int cmd_serve(int argc, char **argv)
     fprintf(stderr, "fapiao: 收到信号 %d，正在停止 / signal %d, stopping\n", sig, sig);
     fp_server_stop(srv);
     fp_tls_free(tls);
+    fp_outbox_set_pause(outbox, NULL, NULL); /* it asks the health checks */
     fp_health_stop(health);
     fp_outbox_stop(outbox);
     fp_store_close(store);

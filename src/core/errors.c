@@ -129,6 +129,22 @@ static const fp_code_info codes[FPC__COUNT] = {
          "服务器时钟突然跳前超过一天，暂停开票，待运维确认（fapiao clock confirm）",
          "The server clock jumped ahead by more than a day; issuing is paused "
          "until an operator confirms it (fapiao clock confirm)"},
+    /* a stalled disk (docs/storage-space.md) */
+    [FPC_WRITE_TIMEOUT] = {"WRITE_TIMEOUT", 503, "Write timed out, nothing stored",
+                           "存储写入过慢，请求在排队期间已超时，未保存任何内容；"
+                           "请稍后使用相同的 Idempotency-Key 重试",
+                           "The store is writing too slowly: the request timed out while queued "
+                           "and nothing was stored; retry later with the same Idempotency-Key"},
+    [FPC_WRITE_OUTCOME_UNKNOWN] =
+        {"WRITE_OUTCOME_UNKNOWN", 503, "Write outcome unknown",
+         "存储写入过慢，请求已在提交中但超过时限，结果未知（可能已开具）；"
+         "请使用相同的 Idempotency-Key 重试以获知结果，不会重复开具",
+         "The store is writing too slowly: the request was being committed when its time ran "
+         "out, so its outcome is unknown (the invoice may exist); retry with the same "
+         "Idempotency-Key to learn it (it is never issued twice)"},
+    [FPC_PDF_RETRYING] = {"PDF_RETRYING", 503, "PDF render retrying",
+                          "发票 PDF 暂时无法生成，正在自动重试",
+                          "The invoice PDF cannot be rendered right now; it is being retried"},
     [FPC_INTERNAL] = {"INTERNAL", 500, "Internal error", "服务器内部错误", "Internal server error"},
     [FPC_AMBIGUOUS_FRAMING] =
         {"AMBIGUOUS_FRAMING", 400, "Ambiguous message framing",

@@ -1,20 +1,25 @@
 /* health.c — health checks, the store breaker and degraded mode (health.h). */
 #include "fapiao/health.h"
 #include "fapiao/jobs.h"
+#include "fapiao/outbox.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <gnutls/x509.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
-enum { CK_DB_WRITE, CK_DISK, CK_BREAKER, CK_CERT, CK_OUTBOX, CK_RANGE, CK__N };
+enum { CK_DB_WRITE, CK_DISK, CK_BREAKER, CK_CERT, CK_OUTBOX, CK_RANGE, CK_PDF, CK__N };
 static const char *const ck_names[CK__N] = {"database_write", "disk_free", "store_breaker",
-                                            "certificate",    "outbox",    "number_range"};
+                                            "certificate",    "outbox",    "number_range",
+                                            "pdf_storage"};
 
 typedef struct check {
     int ok, warning, has_value;
@@ -36,11 +41,22 @@ struct fp_health {
     fp_jobs_counts jobs;
     int have_jobs;
     int64_t jobs_next_ms;
+    /* the outbox pause (docs/storage-space.md): the last round's verdict */
+    int outbox_paused;
+    char pause_why[200];
+    /* a write probe in flight since (mono ms, 0: none): a stalled disk
+     * holds it, and the checks above are then as old as it is */
+    int64_t probe_since;
+    int slow_ms;
+    uint64_t seen_slow; /* the store's slow-write count at the last round */
+    char reserve_path[4200];
     int stopping;
     pthread_t th;
     int started;
     atomic_uint_fast64_t degraded_total;
 };
+
+static int64_t reserve_keep(fp_health *h, int64_t free_bytes);
 
 static int64_t mono_ms(void)
 {
@@ -98,8 +114,14 @@ static void run_checks(fp_health *h, int force_probe)
     memset(ck, 0, sizeof ck);
     pthread_mutex_lock(&h->mu);
     int degraded = h->degraded;
-    int probe_due =
-        force_probe || degraded || now - h->last_probe_ms >= h->o.interval_ms || !h->last_probe_ms;
+    /* a slow group commit since the last round: probe now, so readiness
+     * says at once whether the disk is still stalled */
+    fp_store_stats sst;
+    fp_store_get_stats(h->o.store, &sst);
+    int slow_commit = sst.slow_writes != h->seen_slow;
+    h->seen_slow = sst.slow_writes;
+    int probe_due = force_probe || degraded || slow_commit ||
+                    now - h->last_probe_ms >= h->o.interval_ms || !h->last_probe_ms;
     int cert_due = now - h->last_cert_ms >= 60000 || !h->last_cert_ms;
     ck[CK_DB_WRITE] = h->ck[CK_DB_WRITE];
     ck[CK_CERT] = h->ck[CK_CERT];
@@ -120,7 +142,13 @@ static void run_checks(fp_health *h, int force_probe)
             fp_err err = {0};
             struct timespec t0, t1;
             clock_gettime(CLOCK_MONOTONIC, &t0);
+            pthread_mutex_lock(&h->mu);
+            h->probe_since = now;
+            pthread_mutex_unlock(&h->mu);
             int rc = fp_store_probe_write(h->o.store, &err); /* records the outcome */
+            pthread_mutex_lock(&h->mu);
+            h->probe_since = 0;
+            pthread_mutex_unlock(&h->mu);
             clock_gettime(CLOCK_MONOTONIC, &t1);
             probe_us = (t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
             ck[CK_DB_WRITE].ok = rc == 0;
@@ -135,16 +163,44 @@ static void run_checks(fp_health *h, int force_probe)
     int64_t free_bytes = -1;
     if (statvfs(h->data_dir, &vfs) == 0)
         free_bytes = (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
+    free_bytes = reserve_keep(h, free_bytes);
     ck[CK_DISK].ok = free_bytes >= h->o.min_free_bytes;
     ck[CK_DISK].has_value = 1;
     ck[CK_DISK].value = free_bytes;
+    /* the write probe failing for a full disk is the disk's fault too */
+    int store_full = !ck[CK_DB_WRITE].ok && strstr(ck[CK_DB_WRITE].reason, "disk is full");
+    pthread_mutex_lock(&h->mu);
+    int was_paused = h->outbox_paused;
+    pthread_mutex_unlock(&h->mu);
+    /* paused below the threshold; resumed 1/8 above it (no flapping) */
+    int64_t resume_at = h->o.outbox_min_free_bytes + h->o.outbox_min_free_bytes / 8;
+    int paused = free_bytes >= 0 && (free_bytes < h->o.outbox_min_free_bytes ||
+                                     (was_paused && free_bytes < resume_at));
+    paused |= store_full;
+    char pause_why[200] = "";
+    if (store_full)
+        snprintf(pause_why, sizeof pause_why, "the store reports a full disk");
+    else if (paused)
+        snprintf(pause_why, sizeof pause_why,
+                 "%lld bytes free, below the outbox threshold of %lld (resumes at %lld)",
+                 (long long)free_bytes, (long long)h->o.outbox_min_free_bytes,
+                 (long long)resume_at);
+    ck[CK_DISK].warning = ck[CK_DISK].ok && paused;
     if (free_bytes < 0)
         snprintf(ck[CK_DISK].reason, sizeof ck[CK_DISK].reason, "statvfs %s: %s", h->data_dir,
                  strerror(errno));
     else if (!ck[CK_DISK].ok)
         snprintf(ck[CK_DISK].reason, sizeof ck[CK_DISK].reason,
-                 "%lld bytes free, below the minimum of %lld", (long long)free_bytes,
-                 (long long)h->o.min_free_bytes);
+                 "%lld bytes free, below the minimum of %lld: writes and the outbox are paused",
+                 (long long)free_bytes, (long long)h->o.min_free_bytes);
+    else if (paused)
+        snprintf(ck[CK_DISK].reason, sizeof ck[CK_DISK].reason, "outbox paused: %.180s", pause_why);
+
+    /* PDF storage: renders waiting for space on the PDF directory's disk */
+    ck[CK_PDF].ok = 1;
+    if (h->o.outbox &&
+        fp_outbox_pdf_space_short(h->o.outbox, ck[CK_PDF].reason, sizeof ck[CK_PDF].reason))
+        ck[CK_PDF].ok = 0;
 
     fp_breaker_state bs = fp_breaker_get(&h->br, now);
     ck[CK_BREAKER].ok = bs == FP_BREAKER_CLOSED;
@@ -228,6 +284,11 @@ static void run_checks(fp_health *h, int force_probe)
         h->last_cert_ms = now;
     h->cert_expiry = expiry;
     h->disk_free = free_bytes;
+    if (paused != h->outbox_paused)
+        fprintf(stderr, "{\"event\":\"outbox_%s\",\"reason\":\"%s\"}\n",
+                paused ? "paused" : "resumed", paused ? pause_why : "free space is back");
+    h->outbox_paused = paused;
+    snprintf(h->pause_why, sizeof h->pause_why, "%s", pause_why);
     int was = h->degraded;
     h->degraded = now_degraded;
     pthread_mutex_unlock(&h->mu);
@@ -242,6 +303,84 @@ static void run_checks(fp_health *h, int force_probe)
             fprintf(stderr, "{\"event\":\"recovered\"}\n");
         }
     }
+}
+
+/* The reserve file (health.h): created (allocated, not sparse) once
+ * min_free + reserve is free, deleted when less than the reserve is left.
+ * Returns the free space after what it did. */
+static int64_t reserve_keep(fp_health *h, int64_t free_bytes)
+{
+    if (h->o.reserve_bytes <= 0 || free_bytes < 0)
+        return free_bytes;
+    struct stat sb;
+    int have = stat(h->reserve_path, &sb) == 0;
+    if (have && free_bytes < h->o.reserve_bytes) {
+        if (unlink(h->reserve_path) == 0) {
+            fprintf(stderr,
+                    "{\"event\":\"reserve_released\",\"bytes\":%lld,\"free_bytes\":%lld,"
+                    "\"path\":\"%s\"}\n",
+                    (long long)sb.st_size, (long long)free_bytes, h->reserve_path);
+            return free_bytes + (int64_t)sb.st_blocks * 512;
+        }
+    } else if (!have && free_bytes >= h->o.min_free_bytes + h->o.reserve_bytes) {
+        char tmp[4300];
+        snprintf(tmp, sizeof tmp, "%s.tmp", h->reserve_path);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            int rc = posix_fallocate(fd, 0, (off_t)h->o.reserve_bytes);
+            int ok = rc == 0 && fsync(fd) == 0;
+            close(fd);
+            if (ok && rename(tmp, h->reserve_path) == 0)
+                return free_bytes - h->o.reserve_bytes;
+            unlink(tmp);
+        }
+    }
+    return free_bytes;
+}
+
+/* What the stored checks cannot know while the health thread waits for a
+ * stalled probe: the probe's age, and the breaker as of now.  Under h->mu. */
+static int overlay_live(fp_health *h, check *ck, int64_t now)
+{
+    int live_bad = 0;
+    if (h->probe_since && h->slow_ms > 0 && now - h->probe_since > h->slow_ms) {
+        ck[CK_DB_WRITE].ok = 0;
+        ck[CK_DB_WRITE].has_value = 1;
+        ck[CK_DB_WRITE].value = now - h->probe_since;
+        snprintf(ck[CK_DB_WRITE].reason, sizeof ck[CK_DB_WRITE].reason,
+                 "write probe running for %lld ms, over the %d ms limit: the disk is stalled",
+                 (long long)(now - h->probe_since), h->slow_ms);
+        live_bad = 1;
+    }
+    fp_breaker_state bs = fp_breaker_get(&h->br, now);
+    ck[CK_BREAKER].ok = bs == FP_BREAKER_CLOSED;
+    ck[CK_BREAKER].has_value = 1;
+    ck[CK_BREAKER].value = bs;
+    if (!ck[CK_BREAKER].ok) {
+        snprintf(ck[CK_BREAKER].reason, sizeof ck[CK_BREAKER].reason,
+                 "store circuit breaker %s after failed or slow writes", fp_breaker_state_name(bs));
+        live_bad = 1;
+    } else {
+        ck[CK_BREAKER].reason[0] = 0;
+    }
+    return live_bad;
+}
+
+int fp_health_release_reserve(const char *data_dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/fapiao.reserve", data_dir);
+    return unlink(path) == 0;
+}
+
+int fp_health_outbox_paused(fp_health *h, char *why, size_t cap)
+{
+    pthread_mutex_lock(&h->mu);
+    int paused = h->outbox_paused;
+    if (paused && why)
+        snprintf(why, cap, "%s", h->pause_why);
+    pthread_mutex_unlock(&h->mu);
+    return paused;
 }
 
 static void *health_main(void *arg)
@@ -275,6 +414,12 @@ int fp_health_start(const fp_health_opts *o, fp_health **out, fp_err *err)
         h->o.interval_ms = 15000;
     if (h->o.min_free_bytes <= 0)
         h->o.min_free_bytes = 64LL << 20;
+    if (h->o.outbox_min_free_bytes <= 0)
+        h->o.outbox_min_free_bytes = 4 * h->o.min_free_bytes;
+    if (h->o.reserve_bytes == 0)
+        h->o.reserve_bytes = h->o.min_free_bytes / 4;
+    snprintf(h->reserve_path, sizeof h->reserve_path, "%s/fapiao.reserve",
+             o->data_dir ? o->data_dir : ".");
     if (h->o.outbox_backlog_warn <= 0)
         h->o.outbox_backlog_warn = 10000;
     if (h->o.outbox_age_warn_s <= 0)
@@ -297,6 +442,9 @@ int fp_health_start(const fp_health_opts *o, fp_health **out, fp_err *err)
         fp_health_stop(h);
         return fp_fail(err, FP_ENOMEM, "out of memory");
     }
+    fp_store_stats sst;
+    fp_store_get_stats(o->store, &sst);
+    h->slow_ms = sst.slow_write_ms;
     fp_store_set_outcome_hook(o->store, on_outcome, h);
     run_checks(h, 1);
     if (pthread_create(&h->th, NULL, health_main, h) != 0) {
@@ -350,17 +498,19 @@ int fp_health_write_allowed(fp_health *h, char *zh, size_t zh_cap, char *en, siz
     fp_breaker_state bs;
     fp_breaker_snapshot(&h->br, now, &bs, &retry_at, NULL);
     pthread_mutex_lock(&h->mu);
-    int degraded = h->degraded || bs != FP_BREAKER_CLOSED;
+    check live[CK__N];
+    memcpy(live, h->ck, sizeof live);
+    overlay_live(h, live, now);
+    int degraded = h->degraded || bs != FP_BREAKER_CLOSED || !live[CK_DB_WRITE].ok;
     char rzh[256] = "", ren[256] = "";
     if (bs != FP_BREAKER_CLOSED) {
         snprintf(rzh, sizeof rzh, "存储熔断器%s：写入连续失败",
                  bs == FP_BREAKER_OPEN ? "已打开" : "半开探测中");
         snprintf(ren, sizeof ren, "store circuit breaker %s after failed writes",
                  fp_breaker_state_name(bs));
-    } else if (!h->ck[CK_DB_WRITE].ok) {
-        snprintf(rzh, sizeof rzh, "数据库写入检查失败：%.200s", h->ck[CK_DB_WRITE].reason);
-        snprintf(ren, sizeof ren, "database write check failing: %.200s",
-                 h->ck[CK_DB_WRITE].reason);
+    } else if (!live[CK_DB_WRITE].ok) {
+        snprintf(rzh, sizeof rzh, "数据库写入检查失败：%.200s", live[CK_DB_WRITE].reason);
+        snprintf(ren, sizeof ren, "database write check failing: %.200s", live[CK_DB_WRITE].reason);
     } else if (!h->ck[CK_DISK].ok) {
         snprintf(rzh, sizeof rzh, "磁盘空间不足：%.200s", h->ck[CK_DISK].reason);
         snprintf(ren, sizeof ren, "disk: %.200s", h->ck[CK_DISK].reason);
@@ -382,7 +532,7 @@ int fp_health_report(fp_health *h, fp_jw *w, int *degraded)
     pthread_mutex_lock(&h->mu);
     check ck[CK__N];
     memcpy(ck, h->ck, sizeof ck);
-    *degraded = h->degraded;
+    *degraded = h->degraded | overlay_live(h, ck, mono_ms());
     pthread_mutex_unlock(&h->mu);
     range_check(h, &ck[CK_RANGE]);
     int ready = 1;
@@ -394,6 +544,12 @@ int fp_health_report(fp_health *h, fp_jw *w, int *degraded)
             fp_jw_kbool(w, "warning", ck[i].warning);
         if (i == CK_RANGE)
             fp_jw_kint(w, "warn_below", h->o.range_warn);
+        if (i == CK_DISK) { /* the thresholds, highest first */
+            fp_jw_kint(w, "outbox_pause_below", h->o.outbox_min_free_bytes);
+            fp_jw_kint(w, "degrade_below", h->o.min_free_bytes);
+            fp_jw_kint(w, "reserve", h->o.reserve_bytes > 0 ? h->o.reserve_bytes : 0);
+            fp_jw_kbool(w, "outbox_paused", fp_health_outbox_paused(h, NULL, 0));
+        }
         if (ck[i].has_value)
             fp_jw_kint(w,
                        i == CK_DB_WRITE  ? "latency_ms"
@@ -418,7 +574,12 @@ void fp_health_metrics(fp_health *h, fp_buf *b)
     memcpy(ck, h->ck, sizeof ck);
     int degraded = h->degraded;
     int64_t probe_us = h->probe_us, expiry = h->cert_expiry, disk = h->disk_free;
+    int paused = h->outbox_paused;
     pthread_mutex_unlock(&h->mu);
+    fp_buf_printf(b,
+                  "# HELP fapiao_outbox_paused 1 while the outbox waits for free disk space.\n"
+                  "# TYPE fapiao_outbox_paused gauge\nfapiao_outbox_paused %d\n",
+                  paused);
     fp_buf_puts(b, "# HELP fapiao_health_check_ok Health check passing (1) or failing (0).\n"
                    "# TYPE fapiao_health_check_ok gauge\n");
     for (int i = 0; i < CK__N; i++)

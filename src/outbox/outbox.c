@@ -51,7 +51,45 @@ struct fp_outbox {
     atomic_uint_fast64_t runs[FP_JOB__KINDS][RES__N];
     atomic_uint_fast64_t render_us, render_pages;
     atomic_int render_fault;
+
+    /* disk space (docs/storage-space.md) */
+    int (*paused)(void *arg, char *why, size_t cap);
+    void *paused_arg;
+    pthread_mutex_t smu; /* space_why, space_short */
+    int space_short;
+    char space_why[256];
+    atomic_uint_fast64_t pause_waits;
 };
+
+void fp_outbox_set_pause(fp_outbox *ob, int (*fn)(void *arg, char *why, size_t cap), void *arg)
+{
+    pthread_mutex_lock(&ob->mu);
+    ob->paused = fn;
+    ob->paused_arg = arg;
+    pthread_mutex_unlock(&ob->mu);
+}
+
+int fp_outbox_pdf_space_short(fp_outbox *ob, char *why, size_t cap)
+{
+    pthread_mutex_lock(&ob->smu);
+    int short_ = ob->space_short;
+    if (short_ && why)
+        snprintf(why, cap, "PDF renders wait for disk space (retrying): %s", ob->space_why);
+    pthread_mutex_unlock(&ob->smu);
+    return short_;
+}
+
+static void space_state(fp_outbox *ob, int short_, const char *why)
+{
+    pthread_mutex_lock(&ob->smu);
+    if (short_ != ob->space_short)
+        fprintf(stderr, "{\"event\":\"pdf_storage\",\"state\":\"%s\",\"detail\":\"%s\"}\n",
+                short_ ? "full" : "ok", short_ ? why : "");
+    ob->space_short = short_;
+    if (short_)
+        snprintf(ob->space_why, sizeof ob->space_why, "%s", why);
+    pthread_mutex_unlock(&ob->smu);
+}
 
 void fp_outbox_set_render_fault(fp_outbox *ob, int on)
 {
@@ -101,16 +139,27 @@ static int fsync_dir(const char *file)
     return rc;
 }
 
-/* Writes data to path atomically and durably. */
-static int write_file(const char *path, const void *data, size_t len, fp_err *err)
+static int no_space(int e)
 {
+    return e == ENOSPC || e == EDQUOT;
+}
+
+/* Writes data to path atomically and durably.  *enospc gets 1 when it
+ * failed for want of space. */
+static int write_file(const char *path, const void *data, size_t len, fp_err *err, int *enospc)
+{
+    *enospc = 0;
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (mkdirs(tmp) < 0)
+    if (mkdirs(tmp) < 0) {
+        *enospc = no_space(errno);
         return fp_fail(err, FP_EIO, "mkdir for %s: %s", path, strerror(errno));
+    }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
+    if (fd < 0) {
+        *enospc = no_space(errno);
         return fp_fail(err, FP_EIO, "open %s: %s", tmp, strerror(errno));
+    }
     const char *p = data;
     size_t left = len;
     while (left) {
@@ -118,9 +167,10 @@ static int write_file(const char *path, const void *data, size_t len, fp_err *er
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            int e = errno;
+            int e = n == 0 ? ENOSPC : errno;
             close(fd);
             unlink(tmp);
+            *enospc = no_space(e);
             return fp_fail(err, FP_EIO, "write %s: %s", tmp, strerror(e));
         }
         p += n;
@@ -129,6 +179,7 @@ static int write_file(const char *path, const void *data, size_t len, fp_err *er
     if (fsync(fd) < 0 || close(fd) < 0) {
         int e = errno;
         unlink(tmp);
+        *enospc = no_space(e);
         return fp_fail(err, FP_EIO, "fsync %s: %s", tmp, strerror(e));
     }
     if (rename(tmp, path) < 0 || fsync_dir(path) < 0) {
@@ -193,7 +244,8 @@ typedef struct worker {
     uint64_t rng;
 } worker;
 
-static int run_render(worker *w, const fp_job *j, char *why, size_t cap, int *permanent)
+static int run_render(worker *w, const fp_job *j, char *why, size_t cap, int *permanent,
+                      int *transient)
 {
     fp_outbox *ob = w->ob;
     char *doc = NULL;
@@ -222,7 +274,11 @@ static int run_render(worker *w, const fp_job *j, char *why, size_t cap, int *pe
         atomic_fetch_add(&ob->render_pages, (uint64_t)pages);
         char path[4096];
         fp_outbox_pdf_path(ob->pdf_dir, j->invoice_number, path, sizeof path);
-        rc = write_file(path, pdf.p, pdf.len, &err);
+        int enospc = 0;
+        rc = write_file(path, pdf.p, pdf.len, &err, &enospc);
+        /* a full disk is transient: retried while it lasts, attempts kept */
+        *transient = enospc;
+        space_state(ob, enospc, err.msg);
     } else {
         *permanent = rc == FP_EINVAL;
     }
@@ -356,9 +412,9 @@ static void run_job(worker *w, const fp_job *j)
 {
     fp_outbox *ob = w->ob;
     char why[256] = "";
-    int permanent = 0, res;
+    int permanent = 0, transient = 0, res;
     int64_t retry_at = 0;
-    int rc = j->kind == FP_JOB_RENDER ? run_render(w, j, why, sizeof why, &permanent)
+    int rc = j->kind == FP_JOB_RENDER ? run_render(w, j, why, sizeof why, &permanent, &transient)
                                       : run_notify(w, j, why, sizeof why, &retry_at, &permanent);
     int64_t now = fp_unix_ms();
     fp_err err = {0};
@@ -375,6 +431,21 @@ static void run_job(worker *w, const fp_job *j)
     } else if (rc > 0) { /* still open at the end of the retry period */
         db = fp_jobs_fail(ob->o.store, j, now, now, 1, why, &err);
         res = RES_DEAD;
+    } else if (transient) {
+        /* no space for the PDF: back off (growing with the time the job has
+         * waited, at most a minute) but never die; the attempt is not
+         * counted, so space coming back finds the job with the attempts it
+         * had */
+        int64_t waited = now - j->first_at, d = waited / 4, cap = ob->o.backoff_max_ms;
+        if (cap > 60000)
+            cap = 60000; /* space may come back any time: look at least once a minute */
+        if (d < ob->o.backoff_ms)
+            d = ob->o.backoff_ms;
+        if (d > cap)
+            d = cap;
+        int64_t next = now + d / 2 + (int64_t)(rng_next(&w->rng) % (uint64_t)(d / 2 + 1));
+        db = fp_jobs_defer(ob->o.store, j, next, why, &err);
+        res = RES_RETRY;
     } else {
         int64_t next = now + backoff(ob, j->attempts, &w->rng);
         int dead = permanent ||
@@ -408,6 +479,23 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&ob->mu);
         if (stop)
             break;
+        char why[200];
+        pthread_mutex_lock(&ob->mu); /* fp_outbox_set_pause(NULL) waits for the call */
+        int paused = ob->paused && ob->paused(ob->paused_arg, why, sizeof why);
+        pthread_mutex_unlock(&ob->mu);
+        if (paused) {
+            /* the disk is short: claim nothing (a claim writes too); look
+             * again in a second */
+            atomic_fetch_add(&ob->pause_waits, 1);
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 1;
+            pthread_mutex_lock(&ob->mu);
+            while (!ob->stopping && pthread_cond_timedwait(&ob->cv, &ob->mu, &until) != ETIMEDOUT)
+                ;
+            pthread_mutex_unlock(&ob->mu);
+            continue;
+        }
         fp_job j;
         int64_t due = 0, owner = atomic_fetch_add(&ob->lease_seq, 1) + 1;
         fp_err err = {0};
@@ -484,6 +572,7 @@ int fp_outbox_start(const fp_outbox_opts *o, fp_outbox **out, fp_err *err)
     pthread_mutex_init(&ob->mu, NULL);
     pthread_cond_init(&ob->cv, NULL);
     pthread_mutex_init(&ob->tmu, NULL);
+    pthread_mutex_init(&ob->smu, NULL);
     int rc;
     if (!ob->pdf_dir || !ob->render_exe || (o->font_path && !ob->font_path)) {
         rc = fp_fail(err, FP_ENOMEM, "out of memory");
@@ -494,8 +583,14 @@ int fp_outbox_start(const fp_outbox_opts *o, fp_outbox **out, fp_err *err)
         goto fail;
     }
     int64_t recovered = 0;
-    if ((rc = fp_jobs_recover(d->store, &recovered, err)) < 0)
-        goto fail;
+    fp_err rerr = {0};
+    /* On a full disk this write fails: the server still starts (reads go
+     * on); a running job's lease runs out and it is claimed again. */
+    if (fp_jobs_recover(d->store, &recovered, &rerr) < 0)
+        fprintf(stderr,
+                "{\"event\":\"outbox\",\"warning\":\"cannot recover running jobs now\","
+                "\"detail\":\"%s\"}\n",
+                rerr.msg);
     if (recovered)
         fprintf(stderr, "{\"event\":\"outbox\",\"recovered_jobs\":%lld}\n", (long long)recovered);
     fp_pdf_pool_opts po = {.exe = ob->render_exe,
@@ -550,6 +645,7 @@ void fp_outbox_stop(fp_outbox *ob)
     pthread_mutex_destroy(&ob->mu);
     pthread_cond_destroy(&ob->cv);
     pthread_mutex_destroy(&ob->tmu);
+    pthread_mutex_destroy(&ob->smu);
     free(ob->pdf_dir);
     free(ob->render_exe);
     free(ob->font_path);
@@ -603,6 +699,14 @@ void fp_outbox_metrics(fp_outbox *ob, const fp_jobs_counts *jobs, fp_buf *b)
                   "# TYPE fapiao_render_pages_total counter\nfapiao_render_pages_total %llu\n",
                   (unsigned long long)(us / 1000000), (unsigned long long)(us % 1000000),
                   (unsigned long long)atomic_load(&ob->render_pages));
+    fp_buf_printf(b,
+                  "# HELP fapiao_outbox_pause_waits_total Seconds a job thread waited for disk "
+                  "space.\n# TYPE fapiao_outbox_pause_waits_total counter\n"
+                  "fapiao_outbox_pause_waits_total %llu\n"
+                  "# HELP fapiao_pdf_storage_full 1 while PDF files cannot be written for want "
+                  "of space.\n# TYPE fapiao_pdf_storage_full gauge\nfapiao_pdf_storage_full %d\n",
+                  (unsigned long long)atomic_load(&ob->pause_waits),
+                  fp_outbox_pdf_space_short(ob, NULL, 0));
     fp_buf_puts(b, "# HELP fapiao_breaker_state Circuit breaker state (0 closed, 1 open, 2 "
                    "half-open).\n# TYPE fapiao_breaker_state gauge\n");
     pthread_mutex_lock(&ob->tmu);

@@ -77,6 +77,19 @@ enum MHD_Result fp_h_get_invoice_pdf(fp_req *r)
         snprintf(en, sizeof en, "The invoice PDF could not be rendered: %s", st.render_error);
         return fp_problem(r, FPC_RENDER_FAILED, NULL, en, NULL);
     }
+    if (st.render_state == FP_JS_PENDING && st.render_error[0]) {
+        /* a failed attempt (e.g. the PDF disk is full, or a re-driven dead
+         * job): say why, and when it is tried again */
+        int64_t wait = st.render_next_at - fp_unix_ms();
+        r->retry_after = wait > 1000 ? (int)((wait + 999) / 1000) : 1;
+        char zh[400], en[400];
+        snprintf(zh, sizeof zh, "发票 PDF 暂时无法生成，将在 %d 秒后自动重试：%.300s",
+                 r->retry_after, st.render_error);
+        snprintf(en, sizeof en,
+                 "The invoice PDF cannot be rendered right now; retried in %d s: %.300s",
+                 r->retry_after, st.render_error);
+        return fp_problem(r, FPC_PDF_RETRYING, zh, en, NULL);
+    }
     /* queued or rendering (or no renderer configured) */
     fp_buf b;
     fp_jw w;

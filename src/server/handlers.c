@@ -163,9 +163,10 @@ static enum MHD_Result replay(fp_req *r, char *doc, size_t len, const char *numb
     return fp_respond(r, 201, "application/json", doc, len, hdrs);
 }
 
-/* The writer's answer.  Unless shutdown answered the client already (it
- * then owns nothing of the request: r may be gone, so r is not touched
- * before the claim), the connection resumes into fp_h_issue_resumed. */
+/* The writer's answer (or the store's deadline thread's).  Unless shutdown
+ * answered the client already (it then owns nothing of the request: r may be
+ * gone, so r is not touched before the claim), the connection resumes into
+ * fp_h_issue_resumed. */
 static void on_committed(fp_issue_req *ir, void *arg)
 {
     fp_parked_issue *p = (fp_parked_issue *)ir;
@@ -175,9 +176,10 @@ static void on_committed(fp_issue_req *ir, void *arg)
         MHD_resume_connection(r->conn);
         return;
     }
-    free(ir->response);
-    free(ir->doc.json);
-    free(p);
+    /* shutdown answered: drop the writer's hold.  A request answered at its
+     * deadline (early) is held twice (the writer's release follows), so
+     * this frees only when nothing else holds it. */
+    fp_issue_req_release(ir);
 }
 
 /* Blue and red issues differ only in how the request becomes a document:
@@ -596,13 +598,17 @@ enum MHD_Result fp_h_issue_resumed(fp_req *r)
 {
     fp_issue_req *ir = r->issue;
     enum MHD_Result res;
+    /* answered at its deadline while the writer still holds it: only
+     * `early` may be read */
+    fp_issue_result result = atomic_load(&ir->early) ? FP_ISSUE_UNKNOWN : ir->result;
     if (r->admitted) {
         int64_t now = fp_now_ns();
         fp_adaptive_release(r->srv->adaptive, now, now - r->submit_ns,
-                            ir->result != FP_ISSUE_FAILED);
+                            result != FP_ISSUE_FAILED && result != FP_ISSUE_TIMEOUT &&
+                                result != FP_ISSUE_UNKNOWN);
         r->admitted = 0;
     }
-    switch (ir->result) {
+    switch (result) {
     case FP_ISSUE_CREATED: {
         char loc[64];
         snprintf(loc, sizeof loc, "/v1/invoices/%s", ir->number);
@@ -629,6 +635,14 @@ enum MHD_Result fp_h_issue_resumed(fp_req *r)
     case FP_ISSUE_CLOCK_BEHIND:
     case FP_ISSUE_CLOCK_JUMPED:
         res = clock_refused(r, ir);
+        break;
+    case FP_ISSUE_TIMEOUT:
+        r->retry_after = 2;
+        res = fp_problem(r, FPC_WRITE_TIMEOUT, NULL, NULL, NULL);
+        break;
+    case FP_ISSUE_UNKNOWN:
+        r->retry_after = 2;
+        res = fp_problem(r, FPC_WRITE_OUTCOME_UNKNOWN, NULL, NULL, NULL);
         break;
     default: {
         if (!strcmp(ir->error, FP_SHUTDOWN_WHY)) {

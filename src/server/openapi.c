@@ -92,7 +92,7 @@ static const char doc[] =
     "\"/v1/invoices/{number}\":{\"get\":{\"summary\":\"Read an invoice\",\"parameters\":[{\"name\":\"number\",\"in\":\"path\",\"required\":true,\"schema\":{\"type\":\"string\"}}],"
     "\"responses\":{\"200\":{\"description\":\"the invoice\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Invoice\"}}}},\"404\":{\"description\":\"NOT_FOUND\"}}}},"
     "\"/v1/invoices/{number}/pdf\":{\"get\":{\"summary\":\"The invoice PDF (rendered asynchronously after the 201)\",\"parameters\":[{\"name\":\"number\",\"in\":\"path\",\"required\":true,\"schema\":{\"type\":\"string\"}}],"
-    "\"responses\":{\"200\":{\"description\":\"application/pdf\"},\"202\":{\"description\":\"not rendered yet; Retry-After\"},\"404\":{\"description\":\"NOT_FOUND\"},\"500\":{\"description\":\"RENDER_FAILED (a dead render job; re-drive it)\"}}}},"
+    "\"responses\":{\"200\":{\"description\":\"application/pdf\"},\"202\":{\"description\":\"not rendered yet; Retry-After\"},\"404\":{\"description\":\"NOT_FOUND\"},\"500\":{\"description\":\"RENDER_FAILED (a dead render job; re-drive it)\"},\"503\":{\"description\":\"PDF_RETRYING (a failed attempt, e.g. the PDF disk is full; the cause and Retry-After)\"}}}},"
     "\"/v1/invoices/{number}/ack\":{\"post\":{\"summary\":\"Confirm receipt: status confirmed\",\"parameters\":[{\"name\":\"number\",\"in\":\"path\",\"required\":true,\"schema\":{\"type\":\"string\"}}],"
     "\"responses\":{\"200\":{\"description\":\"{number, status: confirmed}\"},\"404\":{\"description\":\"NOT_FOUND\"}}}},"
     "\"/v1/jobs\":{\"get\":{\"summary\":\"Outbox jobs (render, notify), newest first; dead letters with state=dead\","

@@ -649,11 +649,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
         }
         fp_buf_free(&b);
     }
-    if (r->issue) {
-        free(r->issue->response);
-        free(r->issue->doc.json);
-        free(r->issue);
-    }
+    fp_issue_req_release(r->issue); /* the writer may still hold one answered early */
     fp_buf_free(&r->body);
     free(r);
     *ctx = NULL;

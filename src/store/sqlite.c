@@ -132,6 +132,13 @@ struct fp_store {
     fp_issue_req *qhead, *qtail;
     int stopping;
     char draining[128]; /* fp_store_cancel_queued: refuse new requests */
+    /* the batch being written (under qlock): its requests past their
+     * deadline are answered FP_ISSUE_UNKNOWN (they may yet be committed) */
+    fp_issue_req *batch;
+    pthread_t reaper;
+    int reaper_started, reaper_stop;
+    pthread_cond_t rpcond;
+    pthread_mutex_t hooklock; /* outcome_hook off the writer (the reaper) */
 
     pthread_t ckpt;
     int ckpt_started;
@@ -147,6 +154,8 @@ struct fp_store {
     pthread_cond_t rcond;
 
     _Atomic uint64_t commits, requests, max_batch, fsync_us;
+    _Atomic uint64_t slow_writes, timed_out, unknown;
+    _Atomic int64_t last_commit_us, last_probe_us;
 
     void (*job_hook)(void *arg); /* called after a commit that queued jobs */
     void *job_hook_arg;
@@ -168,6 +177,15 @@ struct fp_store {
 static int audit_append(fp_store *s, const fp_audit_rec *rec, fp_err *err);
 static int audit_open(fp_store *s, fp_err *err);
 static void audit_close(fp_store *s);
+
+/* Tells the outcome hook (the store breaker) about a write. */
+static void outcome(fp_store *s, int ok)
+{
+    pthread_mutex_lock(&s->hooklock);
+    if (s->outcome_hook)
+        s->outcome_hook(ok, s->outcome_hook_arg);
+    pthread_mutex_unlock(&s->hooklock);
+}
 
 static void sleep_ms(int ms)
 {
@@ -740,9 +758,9 @@ static void fail_batch(fp_store *s, fp_issue_req *head, const char *why)
     s->clock.mark = s->clock_committed;
 }
 
+/* Called with wlock held (see writer_main); releases it. */
 static void run_batch(fp_store *s, fp_issue_req *head, int n)
 {
-    pthread_mutex_lock(&s->wlock);
     if (step_done(s->wst[WQ_BEGIN]) < 0) {
         fail_batch(s, head, sqlite3_errmsg(s->wdb));
     } else {
@@ -755,6 +773,7 @@ static void run_batch(fp_store *s, fp_issue_req *head, int n)
             ok = flush_ranges(s) == 0;
         if (ok)
             ok = clock_flush(s) == 0;
+        int64_t t_write = now_us(); /* an injected delay counts as a slow write */
         int injected = ok && fault_before_commit(s) < 0;
         ok = ok && !injected;
         int64_t t0 = now_us();
@@ -766,10 +785,15 @@ static void run_batch(fp_store *s, fp_issue_req *head, int n)
             fault_after_commit(s);
         int64_t commit_us = now_us() - t0;
         atomic_fetch_add(&s->fsync_us, (uint64_t)commit_us);
+        atomic_store(&s->last_commit_us, commit_us);
         fp_hist_observe(atomic_load(&s->h_commit), commit_us);
         fp_hist_observe(atomic_load(&s->h_batch), n);
-        if (s->outcome_hook)
-            s->outcome_hook(ok, s->outcome_hook_arg);
+        /* a stalled disk: committed, but the breaker hears a failure */
+        int slow =
+            s->o.slow_write_ms > 0 && now_us() - t_write > (int64_t)s->o.slow_write_ms * 1000;
+        if (slow)
+            atomic_fetch_add(&s->slow_writes, 1);
+        outcome(s, ok && !slow);
         if (!ok) {
             char why[160];
             snprintf(why, sizeof why, "%s",
@@ -787,12 +811,101 @@ static void run_batch(fp_store *s, fp_issue_req *head, int n)
     uint64_t mb = atomic_load(&s->max_batch);
     while ((uint64_t)n > mb && !atomic_compare_exchange_weak(&s->max_batch, &mb, (uint64_t)n))
         ;
+    /* from here no request of the batch is answered early any more */
+    pthread_mutex_lock(&s->qlock);
+    s->batch = NULL;
+    pthread_mutex_unlock(&s->qlock);
     /* answer only now: everything above is durable or failed */
     for (fp_issue_req *r = head, *next; r; r = next) {
         next = r->next;
         r->next = NULL;
-        r->done(r, r->arg);
+        if (atomic_load(&r->early))
+            fp_issue_req_release(r); /* answered at its deadline already */
+        else
+            r->done(r, r->arg);
     }
+}
+
+/* ---- deadlines (docs/storage-space.md, "stalled disk") ---- */
+
+void fp_issue_req_release(fp_issue_req *r)
+{
+    if (!r)
+        return;
+    if (atomic_load(&r->refs) > 0 && atomic_fetch_sub(&r->refs, 1) != 1)
+        return;
+    free(r->response);
+    free(r->doc.json);
+    free(r);
+}
+
+static int64_t mono_ms(void)
+{
+    return now_us() / 1000;
+}
+
+/* Every 50 ms: queued requests past their deadline leave the queue with
+ * FP_ISSUE_TIMEOUT (nothing of them was written); requests of the batch
+ * being written (in practice: whose COMMIT is still running) at their
+ * deadline are answered FP_ISSUE_UNKNOWN and stay with the writer, which
+ * releases them when the batch ends.  Both count as failed writes for the
+ * store breaker. */
+static void *reaper_main(void *arg)
+{
+    fp_store *s = arg;
+    pthread_mutex_lock(&s->qlock);
+    while (!s->reaper_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->rpcond, &s->qlock, &ts);
+        if (s->reaper_stop)
+            break;
+        int64_t now = mono_ms();
+        int failures = 0;
+        fp_issue_req *expired = NULL, **pp = &s->qhead, *prev = NULL;
+        while (*pp) {
+            fp_issue_req *r = *pp;
+            if (r->deadline_ms && now >= r->deadline_ms) {
+                *pp = r->next;
+                if (s->qtail == r)
+                    s->qtail = prev;
+                r->next = expired;
+                expired = r;
+                continue;
+            }
+            prev = r;
+            pp = &r->next;
+        }
+        for (fp_issue_req *r = s->batch; r; r = r->next)
+            if (r->deadline_ms && now >= r->deadline_ms && !atomic_load(&r->early)) {
+                atomic_store(&r->refs, 2); /* the writer's and the caller's */
+                atomic_store(&r->early, FP_ISSUE_UNKNOWN);
+                atomic_fetch_add(&s->unknown, 1);
+                failures++;
+                r->done(r, r->arg); /* under qlock: the writer cannot release it meanwhile */
+            }
+        pthread_mutex_unlock(&s->qlock);
+        for (fp_issue_req *r = expired, *next; r; r = next) {
+            next = r->next;
+            r->next = NULL;
+            r->result = FP_ISSUE_TIMEOUT;
+            r->number[0] = 0;
+            snprintf(r->error, sizeof r->error, "still queued for the writer at its deadline");
+            atomic_fetch_add(&s->timed_out, 1);
+            failures++;
+            r->done(r, r->arg);
+        }
+        for (int i = 0; i < failures; i++)
+            outcome(s, 0);
+        pthread_mutex_lock(&s->qlock);
+    }
+    pthread_mutex_unlock(&s->qlock);
+    return NULL;
 }
 
 static void *writer_main(void *arg)
@@ -806,6 +919,18 @@ static void *writer_main(void *arg)
             pthread_mutex_unlock(&s->qlock);
             break;
         }
+        pthread_mutex_unlock(&s->qlock);
+        /* The writer connection first, then the batch: while another
+         * write holds it (a job, a probe, an audit record; on a stalled
+         * disk for seconds) requests wait in the queue, where their
+         * deadline answers them "nothing stored". */
+        pthread_mutex_lock(&s->wlock);
+        pthread_mutex_lock(&s->qlock);
+        if (!s->qhead) { /* all timed out meanwhile */
+            pthread_mutex_unlock(&s->qlock);
+            pthread_mutex_unlock(&s->wlock);
+            continue;
+        }
         /* take up to max_batch requests */
         fp_issue_req *head = s->qhead, *tail = head;
         int n = 1;
@@ -817,6 +942,7 @@ static void *writer_main(void *arg)
         if (!s->qhead)
             s->qtail = NULL;
         tail->next = NULL;
+        s->batch = head;
         pthread_mutex_unlock(&s->qlock);
         run_batch(s, head, n);
     }
@@ -827,6 +953,9 @@ void fp_store_submit(fp_store *s, fp_issue_req *r)
 {
     r->next = NULL;
     r->result = FP_ISSUE_PENDING;
+    atomic_store(&r->early, 0);
+    atomic_store(&r->refs, 0);
+    r->deadline_ms = s->o.write_deadline_ms > 0 ? mono_ms() + s->o.write_deadline_ms : 0;
     pthread_mutex_lock(&s->qlock);
     if (s->stopping || s->draining[0]) {
         char why[sizeof s->draining];
@@ -922,7 +1051,14 @@ int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err)
         s->o.max_batch = 512;
     if (s->o.checkpoint_frames <= 0)
         s->o.checkpoint_frames = 4000;
+    if (s->o.slow_write_ms == 0)
+        s->o.slow_write_ms = 2000;
+    if (s->o.write_deadline_ms == 0)
+        s->o.write_deadline_ms = 5000;
+    fp_store_shm_guard();
     pthread_mutex_init(&s->wlock, NULL);
+    pthread_mutex_init(&s->hooklock, NULL);
+    pthread_cond_init(&s->rpcond, NULL);
     pthread_mutex_init(&s->qlock, NULL);
     pthread_cond_init(&s->qcond, NULL);
     pthread_mutex_init(&s->cklock, NULL);
@@ -978,6 +1114,11 @@ int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err)
         goto fail;
     }
     s->writer_started = 1;
+    if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
+        rc = fp_fail(err, FP_EIO, "cannot start the deadline thread");
+        goto fail;
+    }
+    s->reaper_started = 1;
     *out = s;
     return 0;
 fail:
@@ -995,6 +1136,13 @@ void fp_store_close(fp_store *s)
         pthread_cond_signal(&s->qcond);
         pthread_mutex_unlock(&s->qlock);
         pthread_join(s->writer, NULL);
+    }
+    if (s->reaper_started) {
+        pthread_mutex_lock(&s->qlock);
+        s->reaper_stop = 1;
+        pthread_cond_signal(&s->rpcond);
+        pthread_mutex_unlock(&s->qlock);
+        pthread_join(s->reaper, NULL);
     }
     if (s->ckpt_started) {
         pthread_mutex_lock(&s->cklock);
@@ -1023,6 +1171,8 @@ void fp_store_close(fp_store *s)
     pthread_cond_destroy(&s->ckcond);
     pthread_mutex_destroy(&s->rlock);
     pthread_cond_destroy(&s->rcond);
+    pthread_mutex_destroy(&s->hooklock);
+    pthread_cond_destroy(&s->rpcond);
     free(s);
 }
 
@@ -1292,6 +1442,12 @@ void fp_store_get_stats(fp_store *s, fp_store_stats *st)
     st->requests = atomic_load(&s->requests);
     st->max_batch = atomic_load(&s->max_batch);
     st->fsync_us_total = atomic_load(&s->fsync_us);
+    st->slow_writes = atomic_load(&s->slow_writes);
+    st->timed_out = atomic_load(&s->timed_out);
+    st->unknown = atomic_load(&s->unknown);
+    st->last_commit_us = atomic_load(&s->last_commit_us);
+    st->last_probe_us = atomic_load(&s->last_probe_us);
+    st->slow_write_ms = s->o.slow_write_ms;
 }
 
 /* ---- red forms ---- */
@@ -1700,6 +1856,7 @@ void fp_store_set_job_hook(fp_store *s, void (*fn)(void *arg), void *arg)
 
 int fp_store_probe_write(fp_store *s, fp_err *err)
 {
+    int64_t t0 = now_us(); /* the wait for the writer counts: a stalled commit holds it */
     pthread_mutex_lock(&s->wlock);
     int rc = exec(s->wdb, "BEGIN IMMEDIATE", err);
     if (rc == 0) {
@@ -1714,8 +1871,15 @@ int fp_store_probe_write(fp_store *s, fp_err *err)
         if (rc < 0 && !sqlite3_get_autocommit(s->wdb))
             exec(s->wdb, "ROLLBACK", NULL);
     }
-    if (s->outcome_hook)
-        s->outcome_hook(rc == 0, s->outcome_hook_arg);
+    int64_t took = now_us() - t0;
+    atomic_store(&s->last_probe_us, took);
+    if (rc == 0 && s->o.slow_write_ms > 0 && took > (int64_t)s->o.slow_write_ms * 1000) {
+        atomic_fetch_add(&s->slow_writes, 1);
+        rc = fp_fail(err, FP_ETIMEDOUT,
+                     "write probe took %lld ms, over the %d ms limit: the disk is stalled",
+                     (long long)(took / 1000), s->o.slow_write_ms);
+    }
+    outcome(s, rc == 0);
     pthread_mutex_unlock(&s->wlock);
     return rc;
 }
@@ -1723,8 +1887,10 @@ int fp_store_probe_write(fp_store *s, fp_err *err)
 void fp_store_set_outcome_hook(fp_store *s, void (*fn)(int ok, void *arg), void *arg)
 {
     pthread_mutex_lock(&s->wlock);
+    pthread_mutex_lock(&s->hooklock);
     s->outcome_hook = fn;
     s->outcome_hook_arg = arg;
+    pthread_mutex_unlock(&s->hooklock);
     pthread_mutex_unlock(&s->wlock);
 }
 

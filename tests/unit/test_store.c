@@ -26,6 +26,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1210,6 +1211,109 @@ static void test_outbox_jobs(void)
     fp_store_close(s);
 }
 
+/* A stalled commit (the injected delay before COMMIT stands in for a slow
+ * disk; tests/e2e/test_storage_space.py throttles a real one): the request
+ * inside the committing batch is answered FP_ISSUE_UNKNOWN at its deadline
+ * while the writer still holds it, the ones queued behind it
+ * FP_ISSUE_TIMEOUT; the slow commit and the answers count as failures. */
+static atomic_int hook_fail, hook_ok;
+static void count_outcome(int ok, void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(ok ? &hook_ok : &hook_fail, 1);
+}
+
+static void on_done_any(fp_issue_req *r, void *arg)
+{
+    (void)r;
+    waiter *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->answered++;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void test_deadlines(void)
+{
+    char path[512];
+    db_path(path, sizeof path, "deadlines");
+    check_ctx("deadlines");
+    fp_store_opts o = {.path = path, .write_deadline_ms = 300, .slow_write_ms = 100};
+    fp_store *s = NULL;
+    fp_err err = {0};
+    if (!CHECK_MSG(fp_store_open(&o, &s, &err) == 0, "fp_store_open: %s", err.msg))
+        return;
+    int64_t sid = add_seller(s, &seller_a);
+    add_range(s, sid, "26440", 1, 100);
+    fp_store_set_outcome_hook(s, count_outcome, NULL);
+    fp_store_faults f = {.write_delay_ms = 1500};
+    fp_store_set_faults(s, &f);
+
+    waiter w;
+    waiter_init(&w);
+    fp_issue_req *rs[3];
+    for (int i = 0; i < 3; i++) {
+        char serial[32];
+        snprintf(serial, sizeof serial, "deadline-%d", i);
+        rs[i] = mkreq(sid, serial, (unsigned char)(0x40 + i));
+        rs[i]->done = on_done_any;
+        rs[i]->arg = &w;
+        fp_store_submit(s, rs[i]);
+        if (i == 0) { /* let the writer take it alone into a batch */
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    wait_answers(&w, 3); /* long before the 1.5 s commit ends */
+    CHECK_EQ_INT(atomic_load(&rs[0]->early), FP_ISSUE_UNKNOWN);
+    for (int i = 1; i < 3; i++) {
+        CHECK_EQ_INT(atomic_load(&rs[i]->early), 0);
+        CHECK_EQ_INT(rs[i]->result, FP_ISSUE_TIMEOUT);
+    }
+    for (int i = 0; i < 3; i++)
+        fp_issue_req_release(rs[i]); /* the caller's part; the writer frees rs[0] */
+    waiter_destroy(&w);
+    f.write_delay_ms = 0;
+    fp_store_set_faults(s, &f);
+    fp_store_stats st;
+    for (int i = 0; i < 100; i++) { /* the stalled batch ends (1.5 s) */
+        fp_store_get_stats(s, &st);
+        if (st.slow_writes >= 1)
+            break;
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    /* the unknown one was stored after all, the others not */
+    fp_issue_req *probe = issue1(s, sid, "deadline-after", 0x50);
+    CHECK_EQ_INT(probe->result, FP_ISSUE_CREATED);
+    req_free(probe);
+    unsigned char h[32];
+    char num[FP_NUMBER_LEN + 1];
+    char *doc = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(fp_store_find_serial(s, sid, "deadline-0", h, num, &doc, &len), 0);
+    free(doc);
+    doc = NULL;
+    CHECK_EQ_INT(fp_store_find_serial(s, sid, "deadline-1", h, num, &doc, &len), FP_ENOTFOUND);
+    fp_store_get_stats(s, &st);
+    CHECK_EQ_INT((int)st.unknown, 1);
+    CHECK_EQ_INT((int)st.timed_out, 2);
+    CHECK(st.slow_writes >= 1);
+    CHECK(st.last_commit_us >= 0);
+    /* two timeouts, one unknown, one slow commit */
+    CHECK_MSG(atomic_load(&hook_fail) >= 4, "%d failures reported", atomic_load(&hook_fail));
+    /* a probe slower than the limit fails */
+    f.write_delay_ms = 300;
+    fp_store_set_faults(s, &f);
+    CHECK_EQ_INT(fp_store_probe_write(s, &err), FP_ETIMEDOUT);
+    CHECK(strstr(err.msg, "stalled") != NULL);
+    f.write_delay_ms = 0;
+    fp_store_set_faults(s, &f);
+    CHECK_EQ_INT(fp_store_probe_write(s, &err), 0);
+    fp_store_set_outcome_hook(s, NULL, NULL);
+    fp_store_close(s);
+}
+
 int main(void)
 {
     example = check_read_file(FP_SOURCE_DIR "/examples/invoice.json", NULL);
@@ -1229,6 +1333,7 @@ int main(void)
     test_failing_batch();
     test_range_validation();
     test_outbox_jobs();
+    test_deadlines();
 
     CHECK_MSG(nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0, "cannot remove %s", tmpdir);
     fp_invoice_clear(&inv);
