@@ -6,7 +6,7 @@
  *             reads invoices (issuing the red invoice itself needs issuer)
  *   auditor   reads everything of its seller: invoices, forms, outbox jobs,
  *             the audit log
- *   admin     operates the service: outbox re-drive, fault injection
+ *   admin     operates the service: outbox re-drive, the store check, fault injection
  *             (tests); credentials and ranges are managed with the CLI
  *             (`fapiao keys`, `fapiao ranges`) by whoever runs the server
  * Every route of the server names the one permission it needs (the routing
@@ -37,6 +37,7 @@ typedef enum fp_perm {
     FP_PERM_JOBS_REDRIVE,    /* jobs:redrive */
     FP_PERM_AUDIT_READ,      /* audit:read */
     FP_PERM_FAULTS,          /* faults:inject */
+    FP_PERM_STORE_CHECK,     /* store:check */
     FP_PERM__COUNT
 } fp_perm;
 

@@ -44,5 +44,6 @@ int cmd_outbox(int argc, char **argv);
 int cmd_webhook(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 #endif

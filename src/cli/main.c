@@ -155,6 +155,8 @@ static const struct {
      "set a client's webhook URL and signing secret"},
     {"audit", cmd_audit, "校验、导出、列出或清理防篡改审计日志",
      "verify, export, list or prune the tamper-evident audit log"},
+    {"check", cmd_check, "从磁盘检查存储（quick_check，--full 为 integrity_check），解除停写",
+     "check the store from the disk (quick_check; --full: integrity_check), clear a fail-stop"},
     {"doctor", cmd_doctor, "诊断到开票服务器的连接",
      "diagnose the connection to an invoice server"},
     {"pdf", cmd_pdf, "把发票文档渲染为 PDF", "render an invoice document as a PDF"},

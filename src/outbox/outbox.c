@@ -371,7 +371,10 @@ static void *worker_main(void *arg)
         fp_job j;
         int64_t due = 0, owner = atomic_fetch_add(&ob->lease_seq, 1) + 1;
         fp_err err = {0};
-        int rc = fp_jobs_claim(ob->o.store, fp_unix_ms(), owner, lease, &j, &due, &err);
+        /* after a fail-stop nothing is written: no claim, no PDF, no call */
+        int rc = fp_store_failstop(ob->o.store, NULL, 0) != FP_FAILSTOP_NONE
+                     ? FP_EBUSY
+                     : fp_jobs_claim(ob->o.store, fp_unix_ms(), owner, lease, &j, &due, &err);
         if (rc == 0) {
             run_job(w, &j);
             continue;
@@ -454,7 +457,10 @@ int fp_outbox_start(const fp_outbox_opts *o, fp_outbox **out, fp_err *err)
         goto fail;
     }
     int64_t recovered = 0;
-    if ((rc = fp_jobs_recover(d->store, &recovered, err)) < 0)
+    /* a fail-stopped store (read-only) keeps its leases until a restart
+     * that writes again recovers them */
+    if (fp_store_failstop(d->store, NULL, 0) == FP_FAILSTOP_NONE &&
+        (rc = fp_jobs_recover(d->store, &recovered, err)) < 0)
         goto fail;
     if (recovered)
         fprintf(stderr, "{\"event\":\"outbox\",\"recovered_jobs\":%lld}\n", (long long)recovered);

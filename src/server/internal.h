@@ -104,6 +104,13 @@ enum MHD_Result fp_h_red_invoice(fp_req *r);
 enum MHD_Result fp_h_faults(fp_req *r);
 enum MHD_Result fp_h_rotate_secret(fp_req *r);
 
+/* store_admin.c: the store's fail-stop (docs/storage.md).  refuse answers
+ * 503 STORE_FAILSTOP into *res and returns 1 while writes are stopped;
+ * corrupt_row answers 500 STORE_CORRUPT_ROW naming what. */
+int fp_failstop_refuse(fp_req *r, int outcome_unknown, enum MHD_Result *res);
+enum MHD_Result fp_corrupt_row(fp_req *r, const char *what);
+enum MHD_Result fp_h_store_check(fp_req *r);
+
 struct fp_cached_client;
 int fp_check_client_ip(fp_req *r, const struct fp_cached_client *c, enum MHD_Result *res);
 
