@@ -328,7 +328,7 @@ int cmd_serve(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread uses libcurl */
 
     fp_store *store = NULL;
-    fp_store_opts sto = {.path = db, .start_check = 1}; /* quick_check from the disk */
+    fp_store_opts sto = {.path = db, .start_check = FP_START_CHECK_AUTO}; /* docs/storage.md */
     if (fp_store_open(&sto, &store, &err) < 0) {
         cli_fail("无法打开数据库", "cannot open the database", err.msg);
         fp_taxcode_free(codes);

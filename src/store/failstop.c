@@ -49,7 +49,11 @@ struct fp_failstop {
     char db_path[PATH_MAX], wal_path[PATH_MAX + 8], marker_path[PATH_MAX + 16];
     int db_fd, wal_fd;
     struct stat db_st, wal_st;
-    int marker_ok;           /* the marker is on the disk (under mu) */
+    int marker_ok; /* the marker is on the disk (under mu) */
+    /* the start-up quick_check on its own thread (AUTO after a clean stop) */
+    pthread_t bg;
+    int bg_started, bg_stop; /* bg_stop and bg_db under mu */
+    sqlite3 *bg_db;
     int64_t marker_retry_ms; /* the failing disk refused it: try again later */
     /* what was acknowledged last (written into the marker, checked later) */
     char acked[ACKED_MAX][FP_NUMBER_LEN + 1];
@@ -784,8 +788,18 @@ static void add_problem(fp_store_check_report *rep, const char *fmt, ...)
     rep->ok = 0;
 }
 
+static int check_disk(fp_failstop *bg, const char *db_path, const fp_failstop_expect *ex, int full,
+                      fp_store_check_report *rep);
+
 int fp_failstop_check_disk(const char *db_path, const fp_failstop_expect *ex, int full,
                            fp_store_check_report *rep)
+{
+    return check_disk(NULL, db_path, ex, full, rep);
+}
+
+/* bg: the background check's state, so that a close can interrupt it */
+static int check_disk(fp_failstop *bg, const char *db_path, const fp_failstop_expect *ex, int full,
+                      fp_store_check_report *rep)
 {
     memset(rep, 0, sizeof *rep);
     rep->ok = 1;
@@ -815,6 +829,18 @@ int fp_failstop_check_disk(const char *db_path, const fp_failstop_expect *ex, in
     sqlite3_extended_result_codes(db, 1);
     sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     sqlite3_exec(db, "PRAGMA query_only=1", NULL, NULL, NULL);
+    if (bg) {
+        pthread_mutex_lock(&bg->mu);
+        int stop = bg->bg_stop;
+        if (!stop)
+            bg->bg_db = db;
+        pthread_mutex_unlock(&bg->mu);
+        if (stop) {
+            sqlite3_close(db);
+            rep->ok = 1;
+            goto out;
+        }
+    }
     sqlite3_stmt *st = NULL;
     const char *pragma = full ? "PRAGMA integrity_check(20)" : "PRAGMA quick_check(20)";
     if (sqlite3_prepare_v2(db, pragma, -1, &st, NULL) != SQLITE_OK) {
@@ -876,10 +902,65 @@ int fp_failstop_check_disk(const char *db_path, const fp_failstop_expect *ex, in
             add_problem(rep, "audit record %lld (the acknowledged head) is %s",
                         (long long)ex->audit_id, found < 0 ? "altered" : "missing");
     }
+    if (bg) {
+        pthread_mutex_lock(&bg->mu);
+        bg->bg_db = NULL;
+        if (bg->bg_stop) /* interrupted by a close: not a finding */
+            rep->ok = 1;
+        pthread_mutex_unlock(&bg->mu);
+    }
     sqlite3_close(db);
 out:
     rep->elapsed_ms = mono_ms() - t0;
     return rep->ok ? 0 : FP_EIO;
+}
+
+int fp_failstop_needs_sync_check(const char *db_path)
+{
+    char p[PATH_MAX + 16];
+    struct stat st;
+    snprintf(p, sizeof p, "%s-failstop", db_path);
+    if (access(p, F_OK) == 0)
+        return 1;
+    snprintf(p, sizeof p, "%s-wal", db_path);
+    return stat(p, &st) == 0 && st.st_size > 32; /* a clean stop truncates it */
+}
+
+static void *bg_main(void *arg)
+{
+    fp_failstop *fs = arg;
+    fp_store_check_report rep;
+    check_disk(fs, fs->db_path, NULL, 0, &rep);
+    if (!rep.ok)
+        fp_failstop_trip(fs, FP_FAILSTOP_CORRUPT, 0,
+                         "start-up quick_check from the disk failed: %.200s; the store is "
+                         "read-only: restore it from a backup",
+                         rep.problems);
+    else
+        fprintf(stderr,
+                "{\"event\":\"store_check\",\"check\":\"quick_check\",\"result\":\"%s\","
+                "\"elapsed_ms\":%lld}\n",
+                rep.integrity[0] ? rep.integrity : "interrupted", (long long)rep.elapsed_ms);
+    return NULL;
+}
+
+void fp_failstop_background_check(fp_failstop *fs)
+{
+    if (pthread_create(&fs->bg, NULL, bg_main, fs) == 0)
+        fs->bg_started = 1;
+}
+
+void fp_failstop_background_stop(fp_failstop *fs)
+{
+    if (!fs || !fs->bg_started)
+        return;
+    pthread_mutex_lock(&fs->mu);
+    fs->bg_stop = 1;
+    if (fs->bg_db)
+        sqlite3_interrupt(fs->bg_db);
+    pthread_mutex_unlock(&fs->mu);
+    pthread_join(fs->bg, NULL);
+    fs->bg_started = 0;
 }
 
 int fp_failstop_check_marked(const char *db_path, int full, fp_store_check_report *rep)

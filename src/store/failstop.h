@@ -59,6 +59,13 @@ int fp_failstop_check_disk(const char *db_path, const fp_failstop_expect *ex, in
  * the fail-stop (read-only store), a pass clears the marker.  Otherwise a
  * marker alone trips it (a CLI command does not clear it). */
 int fp_failstop_startup(fp_failstop *fs, int quick, fp_store_check_report *rep);
+/* 1 when the open must check before writing: a marker exists, or the WAL
+ * holds frames (the last stop was not clean). */
+int fp_failstop_needs_sync_check(const char *db_path);
+/* The quick_check on a thread of its own (a failure trips CORRUPT);
+ * background_stop interrupts and joins it (no-op when none runs). */
+void fp_failstop_background_check(fp_failstop *fs);
+void fp_failstop_background_stop(fp_failstop *fs);
 /* check_disk with the marker's expectations (an unreadable marker fails). */
 int fp_failstop_check_marked(const char *db_path, int full, fp_store_check_report *rep);
 

@@ -744,9 +744,14 @@ int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err)
     if ((rc = fp_failstop_new(o->path, &s->fs, err)) < 0)
         goto fail;
     const char *vfs = fp_failstop_vfs_name(s->fs);
+    int bg_check = 0;
     if (access(o->path, F_OK) == 0) {
         fp_store_check_report rep;
-        fp_failstop_startup(s->fs, s->o.start_check > 0, &rep);
+        int sync =
+            s->o.start_check == FP_START_CHECK_SYNC ||
+            (s->o.start_check == FP_START_CHECK_AUTO && fp_failstop_needs_sync_check(o->path));
+        fp_failstop_startup(s->fs, sync, &rep);
+        bg_check = !sync && s->o.start_check == FP_START_CHECK_AUTO;
     }
     if ((rc = open_conn(o->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs, &s->wdb, err)) <
         0)
@@ -805,6 +810,8 @@ int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err)
         goto fail;
     }
     s->writer_started = 1;
+    if (bg_check)
+        fp_failstop_background_check(s->fs); /* its failure trips the fail-stop */
     *out = s;
     return 0;
 fail:
@@ -816,6 +823,7 @@ void fp_store_close(fp_store *s)
 {
     if (!s)
         return;
+    fp_failstop_background_stop(s->fs); /* interrupts a start-up check still running */
     if (s->writer_started) {
         pthread_mutex_lock(&s->qlock);
         s->stopping = 1;
