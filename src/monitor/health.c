@@ -467,6 +467,11 @@ void fp_health_metrics(fp_health *h, fp_buf *b)
                       "# TYPE fapiao_certificate_expiry_timestamp_seconds gauge\n"
                       "fapiao_certificate_expiry_timestamp_seconds %lld\n",
                       (long long)expiry);
+    fp_buf_printf(b,
+                  "# HELP fapiao_store_failstop 1 while writes are stopped after an I/O error, "
+                  "corruption or a replaced database file (docs/storage.md).\n"
+                  "# TYPE fapiao_store_failstop gauge\nfapiao_store_failstop %d\n",
+                  fp_store_failstop(h->o.store, NULL, 0) != FP_FAILSTOP_NONE);
     fp_breaker_state bs;
     uint64_t opened;
     fp_breaker_snapshot(&h->br, mono_ms(), &bs, NULL, &opened);

@@ -107,6 +107,8 @@ def test_database_file_gone_stops_writes(make_server, how):
     assert "file_replaced" in body["message_en"], body
     lines = emerg_lines(srv)
     assert lines and lines[0]["level"] == "emerg" and lines[0]["cause"] == "file_replaced", lines
+    metrics = srv.request("GET", "/metrics", auth=False).body.decode()
+    assert "\nfapiao_store_failstop 1\n" in metrics
     # reads of what was acknowledged go on from the open file
     for r in issued:
         got = srv.request("GET", "/v1/invoices/%s" % r.json()["number"])
