@@ -725,10 +725,14 @@ void fp_failstop_free(fp_failstop *fs)
 
 /* fsync, then drop the file's pages from the page cache, so the reads
  * that follow come from the disk.  0, 1 when the file does not exist, or
- * -1 with why. */
-static int drop_cache(const char *path, char *why, size_t cap)
+ * -1 with why.  live >= 0: an fd the store keeps open on it.  Inside a
+ * process whose SQLite connections have the database open, never open and
+ * close another fd on it: close() drops every POSIX lock the process holds
+ * on the file, SQLite's among them (another process could then checkpoint
+ * and delete the WAL under the server). */
+static int drop_cache(const char *path, int live, char *why, size_t cap)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = live >= 0 ? live : open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT)
             return 1;
@@ -736,7 +740,9 @@ static int drop_cache(const char *path, char *why, size_t cap)
         return -1;
     }
     int rc = 0;
-    if (fsync(fd) != 0) {
+    /* an fd open since before a writeback error reports it once: the
+     * second fsync says whether the disk takes writes now */
+    if (fsync(fd) != 0 && fsync(fd) != 0) {
         snprintf(why, cap, "fsync %s: %s (the disk is still failing)", path, strerror(errno));
         rc = -1;
     } else {
@@ -746,7 +752,8 @@ static int drop_cache(const char *path, char *why, size_t cap)
             rc = -1;
         }
     }
-    close(fd);
+    if (fd != live)
+        close(fd);
     return rc;
 }
 
@@ -788,18 +795,25 @@ static void add_problem(fp_store_check_report *rep, const char *fmt, ...)
     rep->ok = 0;
 }
 
-static int check_disk(fp_failstop *bg, const char *db_path, const fp_failstop_expect *ex, int full,
-                      fp_store_check_report *rep);
+static int check_disk(fp_failstop *live, fp_failstop *bg, const char *db_path,
+                      const fp_failstop_expect *ex, int full, fp_store_check_report *rep);
 
 int fp_failstop_check_disk(const char *db_path, const fp_failstop_expect *ex, int full,
                            fp_store_check_report *rep)
 {
-    return check_disk(NULL, db_path, ex, full, rep);
+    return check_disk(NULL, NULL, db_path, ex, full, rep);
 }
 
-/* bg: the background check's state, so that a close can interrupt it */
-static int check_disk(fp_failstop *bg, const char *db_path, const fp_failstop_expect *ex, int full,
-                      fp_store_check_report *rep)
+int fp_failstop_check_live(fp_failstop *fs, const fp_failstop_expect *ex, int full,
+                           fp_store_check_report *rep)
+{
+    return check_disk(fs, NULL, fs->db_path, ex, full, rep);
+}
+
+/* live: the state of a store open in this process (its fds are used);
+ * bg: the background check's state, so that a close can interrupt it */
+static int check_disk(fp_failstop *live, fp_failstop *bg, const char *db_path,
+                      const fp_failstop_expect *ex, int full, fp_store_check_report *rep)
 {
     memset(rep, 0, sizeof *rep);
     rep->ok = 1;
@@ -807,11 +821,14 @@ static int check_disk(fp_failstop *bg, const char *db_path, const fp_failstop_ex
     int64_t t0 = mono_ms();
     char why[PATH_MAX + 96], wal[PATH_MAX + 8];
     snprintf(wal, sizeof wal, "%s-wal", db_path);
-    if (drop_cache(db_path, why, sizeof why) != 0) {
+    why[0] = 0;
+    if ((!live || live->db_fd >= 0) &&
+        drop_cache(db_path, live ? live->db_fd : -1, why, sizeof why) != 0) {
         add_problem(rep, "%s", why[0] ? why : "the database file is missing");
         goto out;
     }
-    if (drop_cache(wal, why, sizeof why) < 0) {
+    if ((!live || live->wal_fd >= 0) &&
+        drop_cache(wal, live ? live->wal_fd : -1, why, sizeof why) < 0) {
         add_problem(rep, "%s", why);
         goto out;
     }
@@ -930,7 +947,7 @@ static void *bg_main(void *arg)
 {
     fp_failstop *fs = arg;
     fp_store_check_report rep;
-    check_disk(fs, fs->db_path, NULL, 0, &rep);
+    check_disk(fs, fs, fs->db_path, NULL, 0, &rep);
     if (!rep.ok)
         fp_failstop_trip(fs, FP_FAILSTOP_CORRUPT, 0,
                          "start-up quick_check from the disk failed: %.200s; the store is "

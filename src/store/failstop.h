@@ -54,6 +54,9 @@ int fp_failstop_check_files(fp_failstop *fs, fp_err *err);
  * NULL).  0 or FP_EIO; rep says what was found. */
 int fp_failstop_check_disk(const char *db_path, const fp_failstop_expect *ex, int full,
                            fp_store_check_report *rep);
+/* The same for the store of fs, open in this process (its own fds). */
+int fp_failstop_check_live(fp_failstop *fs, const fp_failstop_expect *ex, int full,
+                           fp_store_check_report *rep);
 /* At open.  quick (the server): quick_check from the disk, with the
  * marker's numbers and audit head when a marker exists; a failure trips
  * the fail-stop (read-only store), a pass clears the marker.  Otherwise a

@@ -2121,7 +2121,7 @@ int fp_store_check_now(fp_store *s, int full, fp_store_check_report *rep)
 {
     fp_failstop_expect ex;
     fp_failstop_expected(s->fs, &ex);
-    return fp_failstop_check_disk(s->o.path, &ex, full, rep);
+    return fp_failstop_check_live(s->fs, &ex, full, rep);
 }
 
 int fp_store_failstop_clear_marker(const char *db_path)

@@ -412,3 +412,22 @@ def test_write_eio_fails_stop_until_operator(tmp_path):
             srv.close()
         problems = disk.close()
         assert not problems, problems
+
+
+def test_checks_beside_cli_commands_keep_the_wal(make_server):
+    """The checks inside a running server (the start-up quick_check beside
+    it, POST /v1/admin/store/check) must not drop SQLite's file locks (a
+    close() of any fd on the database does that): otherwise a CLI command's
+    last close checkpoints and deletes the WAL under the server, which then
+    sees its WAL deleted and stops writing."""
+    srv = make_server(serve_args=FAST_PROBE)
+    assert srv.issue("cli-1").status == 201
+    chk = srv.post_json("/v1/admin/store/check", {"full": True})
+    assert chk.status == 200 and chk.json()["ok"] and chk.json()["writes"] == "allowed", chk
+    for i in range(2):
+        cli("keys", "create", "--data-dir", str(srv.data_dir), "--roles", "issuer")
+        cli("ranges", "list", "--data-dir", str(srv.data_dir))
+    time.sleep(2)  # the health thread's file check runs every second
+    r, checks = readyz(srv)
+    assert r.status == 200 and checks["store_failstop"]["ok"], r.json()
+    assert srv.issue("cli-2").status == 201
