@@ -27,6 +27,10 @@ int cli_parse(int argc, char **argv, const cli_flag *flags, const char *usage);
 /* -1 (with a usage error printed) when a required flag's value is NULL. */
 int cli_require(const char *value, const char *flag, const char *usage);
 
+/* 1 (with the message printed) when DIR/fapiao.db is gone but a fail-stop
+ * marker says it vanished while serving: restore, never re-init. */
+int cli_database_lost(const char *dir);
+
 /* Opens DIR/fapiao.db (a small read pool) or prints why not and returns
  * NULL. */
 struct fp_store *cli_open_store(const char *dir);

@@ -273,6 +273,8 @@ int cmd_serve(int argc, char **argv)
     snprintf(tc, sizeof tc, "%s/taxcodes.csv", dir);
     snprintf(alog, sizeof alog, "%s/access.log", dir);
     snprintf(pdf_dir, sizeof pdf_dir, "%s/pdf", dir);
+    if (cli_database_lost(dir)) /* docs/storage.md */
+        return 1;
     if (access(db, F_OK) != 0) {
         char zh[PATH_MAX + 128], en[PATH_MAX + 128];
         snprintf(zh, sizeof zh,

@@ -117,6 +117,15 @@ def test_database_file_gone_stops_writes(make_server, how):
     time.sleep(PAST_BREAKER_RECOVERY_S)
     assert_failstop_refusal(srv.issue("gone-later"))
     assert failstopped(srv)
+    if how is _delete:
+        # the marker stops a restart or a re-init from starting over on an
+        # empty database (which would issue the used numbers again)
+        srv.stop()
+        assert os.path.exists(str(srv.db_path) + "-failstop")
+        for cmd in (["serve", "--data-dir", str(srv.data_dir), "--listen", "127.0.0.1:0"],
+                    ["init", "--data-dir", str(srv.data_dir)]):
+            r = cli(*cmd, check=False)
+            assert r.returncode == 1 and b"do not run fapiao init" in r.stderr, (cmd, r)
 
 
 def test_renamed_back_and_restarted_resumes(make_server):
