@@ -21,6 +21,7 @@ enum {
     FP_EBUSY = -7,
     FP_ECONFLICT = -8,
     FP_ETIMEDOUT = -9, /* a time bound ran out */
+    FP_ECORRUPT = -10, /* stored data no longer reads back as written */
 };
 
 typedef struct fp_err {
@@ -81,6 +82,8 @@ typedef enum fp_code {
     FPC_AMBIGUOUS_FRAMING, /* Content-Length/Transfer-Encoding conflict (docs/security.md) */
     FPC_INVALID_PATH,      /* NUL in the request target */
     FPC_RESPONSE_MEMORY_EXHAUSTED, /* the response-memory budget is spent */
+    FPC_STORE_FAILSTOP,            /* 503: writes stopped after an I/O error or corruption */
+    FPC_STORE_CORRUPT_ROW,         /* 500: a stored document no longer parses */
     FPC__COUNT
 } fp_code;
 

@@ -15,6 +15,11 @@
  * second, and once the breaker lets a probe through (half-open) and it
  * succeeds, the breaker closes.  Client requests are never used as probes.
  *
+ * The store's fail-stop (store.h, docs/storage.md) is the exception: after
+ * an I/O error, corruption or a replaced database file the check
+ * "store_failstop" fails until a restart, whatever the breaker does; every
+ * round compares the open database file and WAL with their paths.
+ *
  * Readiness (/readyz) also needs: a valid certificate, numbers left, not
  * shutting down.  A backlog in the outbox, a certificate expiring within 30
  * days and few numbers left are warnings only. */
@@ -91,7 +96,7 @@ int fp_health_report(fp_health *h, fp_jw *w, int *degraded);
 
 /* Prometheus families: fapiao_health_check_ok{check}, fapiao_degraded,
  * fapiao_degraded_total, fapiao_disk_free_bytes,
- * fapiao_certificate_expiry_timestamp_seconds, fapiao_store_probe_seconds,
+ * fapiao_certificate_expiry_timestamp_seconds, fapiao_store_probe_seconds, fapiao_store_failstop,
  * fapiao_breaker_state{breaker="store"}. */
 void fp_health_metrics(fp_health *h, fp_buf *b);
 

@@ -13,7 +13,7 @@
  *             (tests)
  * instance-wide roles: span every seller, never touch invoices
  *   operator          runs the instance: every seller's outbox jobs
- *                     (read, re-drive), fault injection
+ *                     (read, re-drive), the store check, fault injection
  *   operator-auditor  reads every seller's outbox jobs and the whole audit
  *                     log, the instance-wide records included
  * Credentials and ranges are managed with the CLI (`fapiao keys`, `fapiao
@@ -50,6 +50,7 @@ typedef enum fp_perm {
     FP_PERM_JOBS_REDRIVE,    /* jobs:redrive */
     FP_PERM_AUDIT_READ,      /* audit:read */
     FP_PERM_FAULTS,          /* faults:inject */
+    FP_PERM_STORE_CHECK,     /* store:check */
     FP_PERM__COUNT
 } fp_perm;
 

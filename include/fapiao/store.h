@@ -52,8 +52,18 @@ typedef struct fp_store_opts {
      * probe) in the queue. */
     int slow_write_ms;
     int write_deadline_ms;
+    int start_check; /* FP_START_CHECK_*: the check at open (docs/storage.md) */
 } fp_store_opts;
 
+/* The check at open.  SYNC: PRAGMA quick_check from the disk before the
+ * store opens, and after a fail-stop the check of what was acknowledged (a
+ * pass resumes writes, a failure opens it read-only).  AUTO (fapiao serve):
+ * SYNC after a fail-stop or an unclean stop (a WAL left with frames in it),
+ * else the quick_check runs on a thread of its own while the store serves
+ * (1M invoices: about a minute cold); a failure fail-stops.  NONE (CLI
+ * commands): no check; a store with an uncleared fail-stop opens
+ * read-only. */
+enum { FP_START_CHECK_NONE = 0, FP_START_CHECK_SYNC = 1, FP_START_CHECK_AUTO = 2 };
 int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err);
 /* Makes SQLite's default VFS one that allocates DB-shm before mapping it,
  * so a full disk gives SQLITE_FULL, never SIGBUS (shmguard.c).  Idempotent;
@@ -116,6 +126,9 @@ struct fp_issue_req {
     _Atomic int early;
     _Atomic int refs;
     int64_t deadline_ms; /* CLOCK_MONOTONIC ms; set by fp_store_submit */
+    int outcome_unknown; /* FAILED: the COMMIT itself failed on I/O (fail-stop): the
+                            invoice may still be on the disk; a retry with the same
+                            key after the operator's check tells */
     /* queue link, owned by the store */
     fp_issue_req *next;
 };
@@ -296,6 +309,53 @@ int fp_store_red_form_get(fp_store *s, int64_t seller_id, const char *form_no,
  * does not allow it (out then holds the current form). */
 int fp_store_red_form_act(fp_store *s, int64_t seller_id, const char *form_no, const char *action,
                           fp_red_form_rec *out, fp_err *err);
+
+/* ---- fail-stop (docs/storage.md) ----
+ * Any SQLITE_IOERR* on any of the store's files (write, fsync, truncate,
+ * read), SQLITE_CORRUPT or SQLITE_NOTADB where a statement fails, a stored
+ * document that no longer parses, a database file or WAL deleted, renamed
+ * or replaced under the open store, or a failed check at open, stops all
+ * writes for the life of the process: queued and new issues fail, every
+ * write to the database and its WAL is refused below SQLite, reads go on.
+ * Nothing clears it but a restart whose check from the disk passes.
+ * SQLITE_FULL is not a cause (disk full is retryable). */
+enum {
+    FP_FAILSTOP_NONE = 0,
+    FP_FAILSTOP_IO,        /* an I/O error */
+    FP_FAILSTOP_CORRUPT,   /* corruption found */
+    FP_FAILSTOP_FILE_GONE, /* the file at the path is not the open one */
+    FP_FAILSTOP_CHECK,     /* the check after an earlier fail-stop failed */
+};
+/* FP_FAILSTOP_NONE while writes may go on; else the cause, with the reason
+ * (English, one line) in why. */
+int fp_store_failstop(fp_store *s, char *why, size_t cap);
+const char *fp_store_failstop_name(int cause); /* "io_error", "corruption", ... */
+
+typedef struct fp_store_check_report {
+    int ok;
+    int full;            /* integrity_check rather than quick_check */
+    int from_disk;       /* the cached pages were dropped after fsync */
+    int after_failstop;  /* a marker of an earlier fail-stop was checked */
+    char integrity[256]; /* "ok" or the first problem SQLite reported */
+    int acked_checked, acked_missing, audit_checked;
+    char problems[768];
+    int64_t elapsed_ms;
+} fp_store_check_report;
+
+/* The check of a database by path, from the disk (no store open needed;
+ * safe beside a running server: nothing is written): quick_check (full:
+ * integrity_check), and the numbers and audit head a marker of an earlier
+ * fail-stop names.  0 passed, FP_EIO failed (rep says why). */
+int fp_store_check_path(const char *db_path, int full, fp_store_check_report *rep);
+/* The same check on a running store, with what it acknowledged last.  A
+ * pass does not resume writes (only a restart does, docs/storage.md). */
+int fp_store_check_now(fp_store *s, int full, fp_store_check_report *rep);
+/* Clears the marker of an earlier fail-stop (after a passed offline check). */
+int fp_store_failstop_clear_marker(const char *db_path);
+/* Compares the open database file and WAL with their paths (fstat vs
+ * stat: link count, device, inode); fail-stop when either was deleted,
+ * renamed or replaced.  0 or FP_EIO. */
+int fp_store_check_files(fp_store *s, fp_err *err);
 
 /* ---- health and fault injection ---- */
 /* A durable write (one row rewritten, fsync'ed) like an issue's, through

@@ -31,6 +31,9 @@ int cli_require(const char *value, const char *flag, const char *usage);
  * else prints why and returns -1: "permission denied" naming the path that
  * refused us, or "not a data directory (no fapiao.db)" + hint. */
 int cli_check_data_dir(const char *dir, int write, const char *hint_zh, const char *hint_en);
+/* 1 (with the message printed) when DIR/fapiao.db is gone but a fail-stop
+ * marker says it vanished while serving: restore, never re-init. */
+int cli_database_lost(const char *dir);
 
 /* Opens DIR/fapiao.db (a small read pool) or prints why not and returns
  * NULL. */
@@ -50,5 +53,6 @@ int cmd_webhook(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_clock(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 #endif

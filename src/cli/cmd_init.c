@@ -118,6 +118,8 @@ int cmd_init(int argc, char **argv)
     snprintf(key, sizeof key, "%s/tls/server.key", dir);
     snprintf(tkey, sizeof tkey, "%s/token.key", dir);
     snprintf(tc, sizeof tc, "%s/taxcodes.csv", dir);
+    if (cli_database_lost(dir))
+        return 1;
     if (access(db, F_OK) == 0) {
         char zh[4200], en[4200];
         snprintf(zh, sizeof zh, "%s 已经初始化过（存在 fapiao.db），不会覆盖", dir);

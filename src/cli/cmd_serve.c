@@ -411,6 +411,8 @@ int cmd_serve(int argc, char **argv)
     snprintf(tc, sizeof tc, "%s/taxcodes.csv", dir);
     snprintf(alog, sizeof alog, "%s/access.log", dir);
     snprintf(pdf_dir, sizeof pdf_dir, "%s/pdf", dir);
+    if (cli_database_lost(dir)) /* docs/storage.md */
+        return 1;
     char hint_zh[PATH_MAX + 64], hint_en[PATH_MAX + 64];
     snprintf(hint_zh, sizeof hint_zh, "；先运行 fapiao init --data-dir %s", dir);
     snprintf(hint_en, sizeof hint_en, "; run fapiao init --data-dir %s first", dir);
@@ -458,8 +460,10 @@ int cmd_serve(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread uses libcurl */
 
     fp_store *store = NULL;
-    fp_store_opts sto = {
-        .path = db, .slow_write_ms = slow_write, .write_deadline_ms = write_deadline};
+    fp_store_opts sto = {.path = db,
+                         .slow_write_ms = slow_write,
+                         .write_deadline_ms = write_deadline,
+                         .start_check = FP_START_CHECK_AUTO}; /* docs/storage.md */
     int src = fp_store_open(&sto, &store, &err);
     /* A full disk can leave no room for the -shm file SQLite needs even to
      * read (docs/storage-space.md): the reserve is for this. */

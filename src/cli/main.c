@@ -142,6 +142,28 @@ int cli_check_data_dir(const char *dir, int write, const char *hint_zh, const ch
     return 0;
 }
 
+int cli_database_lost(const char *dir)
+{
+    char db[PATH_MAX], marker[PATH_MAX + 16];
+    snprintf(db, sizeof db, "%s/fapiao.db", dir);
+    snprintf(marker, sizeof marker, "%s-failstop", db);
+    if (access(db, F_OK) == 0 || access(marker, F_OK) != 0)
+        return 0;
+    char zh[2 * PATH_MAX + 256], en[2 * PATH_MAX + 256];
+    snprintf(zh, sizeof zh,
+             "%s 不存在，但 %s 表明服务运行中数据库被删除或改名（停写保护）：请从备份恢复 "
+             "fapiao.db 或放回原文件，不要重新 fapiao init（会重复开出已用号码）；见 "
+             "docs/storage.md",
+             db, marker);
+    snprintf(en, sizeof en,
+             "%s is missing, and %s says it was deleted or renamed while serving (fail-stop): "
+             "restore fapiao.db from a backup or put the file back; do not run fapiao init "
+             "again (it would issue used numbers again); see docs/storage.md",
+             db, marker);
+    cli_error(zh, en);
+    return 1;
+}
+
 fp_store *cli_open_store(const char *dir)
 {
     char db[PATH_MAX];
@@ -204,6 +226,8 @@ static const struct {
      "verify, export, list or prune the tamper-evident audit log"},
     {"clock", cmd_clock, "查看开票时钟水位，或确认时钟跳前后恢复开票",
      "show the issue clock's mark, or confirm a forward clock jump"},
+    {"check", cmd_check, "从磁盘检查存储（quick_check，--full 为 integrity_check），解除停写",
+     "check the store from the disk (quick_check; --full: integrity_check), clear a fail-stop"},
     {"doctor", cmd_doctor, "诊断到开票服务器的连接",
      "diagnose the connection to an invoice server"},
     {"pdf", cmd_pdf, "把发票文档渲染为 PDF", "render an invoice document as a PDF"},

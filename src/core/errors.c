@@ -158,6 +158,17 @@ static const fp_code_info codes[FPC__COUNT] = {
         {"RESPONSE_MEMORY_EXHAUSTED", 503, "Response memory exhausted",
          "正在发送的大响应已占满内存预算，请稍后重试",
          "Large responses being sent have used up the memory budget; retry later"},
+    [FPC_STORE_FAILSTOP] =
+        {"STORE_FAILSTOP", 503, "Store stopped",
+         "存储发生 I/O 错误或损坏，已停止写入：本次请求未保存任何内容；需运维人员检查"
+         "存储（fapiao check）并重启后才能恢复开票",
+         "The store hit an I/O error or corruption and stopped writing: nothing "
+         "of this request was stored; an operator must check the store (fapiao "
+         "check) and restart the service before issuing resumes"},
+    [FPC_STORE_CORRUPT_ROW] = {"STORE_CORRUPT_ROW", 500, "Stored record corrupt",
+                               "存储中的记录已损坏，无法读取；需运维人员检查存储或从备份恢复",
+                               "A stored record is corrupt and cannot be read; an operator must "
+                               "check the store or restore it from a backup"},
 };
 
 const fp_code_info *fp_code_get(fp_code c)

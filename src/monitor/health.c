@@ -16,10 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { CK_DB_WRITE, CK_DISK, CK_BREAKER, CK_CERT, CK_OUTBOX, CK_RANGE, CK_PDF, CK__N };
-static const char *const ck_names[CK__N] = {"database_write", "disk_free", "store_breaker",
-                                            "certificate",    "outbox",    "number_range",
-                                            "pdf_storage"};
+enum { CK_DB_WRITE, CK_DISK, CK_BREAKER, CK_CERT, CK_OUTBOX, CK_RANGE, CK_PDF, CK_FAILSTOP, CK__N };
+static const char *const ck_names[CK__N] = {"database_write", "disk_free",     "store_breaker",
+                                            "certificate",    "outbox",        "number_range",
+                                            "pdf_storage",    "store_failstop"};
 
 typedef struct check {
     int ok, warning, has_value;
@@ -103,6 +103,23 @@ static void range_check(fp_health *h, check *c)
     c->warning = c->ok && remaining < h->o.range_warn;
     if (!c->ok)
         snprintf(c->reason, sizeof c->reason, "no invoice numbers left (fapiao ranges import)");
+}
+
+/* The store's fail-stop (docs/storage.md): sticky, unlike everything
+ * else here; the open database file and WAL are compared with their paths
+ * every round (a deleted or replaced file trips it). */
+static void failstop_check(fp_health *h, check *c)
+{
+    char why[320];
+    memset(c, 0, sizeof *c);
+    fp_store_check_files(h->o.store, NULL);
+    int cause = fp_store_failstop(h->o.store, why, sizeof why);
+    c->ok = cause == FP_FAILSTOP_NONE;
+    if (!c->ok)
+        snprintf(c->reason, sizeof c->reason,
+                 "%s: %.100s; writes stopped until an operator checks "
+                 "the store and restarts (fapiao check)",
+                 fp_store_failstop_name(cause), why);
 }
 
 /* One round of checks; the probe only when due (or while anything is
@@ -272,8 +289,10 @@ static void run_checks(fp_health *h, int force_probe)
     }
 
     range_check(h, &ck[CK_RANGE]);
+    failstop_check(h, &ck[CK_FAILSTOP]);
 
-    int now_degraded = !ck[CK_DB_WRITE].ok || !ck[CK_DISK].ok || !ck[CK_BREAKER].ok;
+    int now_degraded =
+        !ck[CK_DB_WRITE].ok || !ck[CK_DISK].ok || !ck[CK_BREAKER].ok || !ck[CK_FAILSTOP].ok;
     pthread_mutex_lock(&h->mu);
     memcpy(h->ck, ck, sizeof ck);
     if (probe_due)
@@ -293,7 +312,8 @@ static void run_checks(fp_health *h, int force_probe)
     h->degraded = now_degraded;
     pthread_mutex_unlock(&h->mu);
     if (now_degraded != was) {
-        const char *why = !ck[CK_BREAKER].ok    ? ck[CK_BREAKER].reason
+        const char *why = !ck[CK_FAILSTOP].ok   ? ck[CK_FAILSTOP].reason
+                          : !ck[CK_BREAKER].ok  ? ck[CK_BREAKER].reason
                           : !ck[CK_DB_WRITE].ok ? ck[CK_DB_WRITE].reason
                                                 : ck[CK_DISK].reason;
         if (now_degraded) {
@@ -535,6 +555,7 @@ int fp_health_report(fp_health *h, fp_jw *w, int *degraded)
     *degraded = h->degraded | overlay_live(h, ck, mono_ms());
     pthread_mutex_unlock(&h->mu);
     range_check(h, &ck[CK_RANGE]);
+    failstop_check(h, &ck[CK_FAILSTOP]); /* now, not a second ago */
     int ready = 1;
     for (int i = 0; i < CK__N; i++) {
         fp_jw_obj_open(w);
@@ -606,6 +627,11 @@ void fp_health_metrics(fp_health *h, fp_buf *b)
                       "# TYPE fapiao_certificate_expiry_timestamp_seconds gauge\n"
                       "fapiao_certificate_expiry_timestamp_seconds %lld\n",
                       (long long)expiry);
+    fp_buf_printf(b,
+                  "# HELP fapiao_store_failstop 1 while writes are stopped after an I/O error, "
+                  "corruption or a replaced database file (docs/storage.md).\n"
+                  "# TYPE fapiao_store_failstop gauge\nfapiao_store_failstop %d\n",
+                  fp_store_failstop(h->o.store, NULL, 0) != FP_FAILSTOP_NONE);
     fp_breaker_state bs;
     uint64_t opened;
     fp_breaker_snapshot(&h->br, mono_ms(), &bs, NULL, &opened);

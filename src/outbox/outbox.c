@@ -499,7 +499,10 @@ static void *worker_main(void *arg)
         fp_job j;
         int64_t due = 0, owner = atomic_fetch_add(&ob->lease_seq, 1) + 1;
         fp_err err = {0};
-        int rc = fp_jobs_claim(ob->o.store, fp_unix_ms(), owner, lease, &j, &due, &err);
+        /* after a fail-stop nothing is written: no claim, no PDF, no call */
+        int rc = fp_store_failstop(ob->o.store, NULL, 0) != FP_FAILSTOP_NONE
+                     ? FP_EBUSY
+                     : fp_jobs_claim(ob->o.store, fp_unix_ms(), owner, lease, &j, &due, &err);
         if (rc == 0) {
             run_job(w, &j);
             continue;
@@ -584,9 +587,12 @@ int fp_outbox_start(const fp_outbox_opts *o, fp_outbox **out, fp_err *err)
     }
     int64_t recovered = 0;
     fp_err rerr = {0};
-    /* On a full disk this write fails: the server still starts (reads go
-     * on); a running job's lease runs out and it is claimed again. */
-    if (fp_jobs_recover(d->store, &recovered, &rerr) < 0)
+    /* A fail-stopped store (read-only) keeps its leases until a restart that
+     * writes again recovers them.  On a full disk this write fails: the
+     * server still starts (reads go on); a running job's lease runs out and
+     * it is claimed again. */
+    if (fp_store_failstop(d->store, NULL, 0) == FP_FAILSTOP_NONE &&
+        fp_jobs_recover(d->store, &recovered, &rerr) < 0)
         fprintf(stderr,
                 "{\"event\":\"outbox\",\"warning\":\"cannot recover running jobs now\","
                 "\"detail\":\"%s\"}\n",

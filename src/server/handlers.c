@@ -253,6 +253,11 @@ static enum MHD_Result issue_submit(fp_req *r, const char *key, prepare_fn prep,
         int same = frc == 0 && fp_ct_equal(have, ir->request_hash, 32);
         free(ir->doc.json);
         free(ir);
+        if (frc == FP_ECORRUPT) {
+            char what[96];
+            snprintf(what, sizeof what, "Idempotency-Key %.64s", key);
+            return fp_corrupt_row(r, what);
+        }
         if (frc < 0)
             return fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable",
                               NULL);
@@ -645,6 +650,8 @@ enum MHD_Result fp_h_issue_resumed(fp_req *r)
         res = fp_problem(r, FPC_WRITE_OUTCOME_UNKNOWN, NULL, NULL, NULL);
         break;
     default: {
+        if (fp_failstop_refuse(r, ir->outcome_unknown, &res))
+            break;
         if (!strcmp(ir->error, FP_SHUTDOWN_WHY)) {
             r->retry_after = 5;
             res = fp_problem(r, FPC_SHUTTING_DOWN, NULL, NULL, NULL);
@@ -681,7 +688,11 @@ int fp_load_invoice(fp_req *r, const char *number, char **doc, size_t *len, enum
     int rc = fp_store_get_invoice(r->srv->o.store, r->claims.seller_id, number, doc, len);
     if (rc == FP_ENOTFOUND)
         *res = fp_problem(r, FPC_NOT_FOUND, "发票不存在", "No such invoice", NULL);
-    else if (rc < 0)
+    else if (rc == FP_ECORRUPT) {
+        char what[64];
+        snprintf(what, sizeof what, "invoice %.24s", number);
+        *res = fp_corrupt_row(r, what);
+    } else if (rc < 0)
         *res = fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
     return rc < 0;
 }
@@ -833,7 +844,18 @@ enum MHD_Result fp_h_readyz(fp_req *r)
     fp_jw_kbool(&w, "ok", !stopping);
     fp_jw_obj_close(&w);
     fp_jw_arr_close(&w);
-    fp_jw_kstr(&w, "status", ready ? "ready" : degraded ? "degraded" : "not_ready");
+    char fs_why[320];
+    int fs = fp_store_failstop(r->srv->o.store, fs_why, sizeof fs_why);
+    if (fs != FP_FAILSTOP_NONE) { /* named at the top too: it needs an operator */
+        ready = 0;
+        fp_jw_kstr(&w, "failstop", fp_store_failstop_name(fs));
+        fp_jw_kstr(&w, "failstop_reason", fs_why);
+    }
+    fp_jw_kstr(&w, "status",
+               ready                    ? "ready"
+               : fs != FP_FAILSTOP_NONE ? "failstop"
+               : degraded               ? "degraded"
+                                        : "not_ready");
     fp_jw_obj_close(&w);
     size_t len;
     char *body = fp_buf_take(&b, &len);

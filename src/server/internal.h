@@ -141,6 +141,13 @@ enum MHD_Result fp_h_rotate_secret(fp_req *r);
 /* GET /v1/invoices's page, sent as it is read (list_stream.c). */
 enum MHD_Result fp_list_invoices_send(fp_req *r, const fp_list_query *q);
 
+/* store_admin.c: the store's fail-stop (docs/storage.md).  refuse answers
+ * 503 STORE_FAILSTOP into *res and returns 1 while writes are stopped;
+ * corrupt_row answers 500 STORE_CORRUPT_ROW naming what. */
+int fp_failstop_refuse(fp_req *r, int outcome_unknown, enum MHD_Result *res);
+enum MHD_Result fp_corrupt_row(fp_req *r, const char *what);
+enum MHD_Result fp_h_store_check(fp_req *r);
+
 struct fp_cached_client;
 int fp_check_client_ip(fp_req *r, const struct fp_cached_client *c, enum MHD_Result *res);
 /* The X-Request-Id of the answer: the client's own when it sent a valid

@@ -131,6 +131,10 @@ enum MHD_Result fp_list_invoices_send(fp_req *r, const fp_list_query *q)
     size_t first = ls->held;
     ls->held = 0;
     fp_resp_budget_release(r->srv, first);
+    if (rc == FP_ECORRUPT) { /* a stored document no longer parses (docs/storage.md) */
+        on_free(ls);
+        return fp_corrupt_row(r, "an invoice of this page");
+    }
     if (rc < 0) {
         on_free(ls);
         return fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);

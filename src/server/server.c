@@ -52,6 +52,7 @@ static const fp_route routes[] = {
      FP_PERM_RED_FORMS_WRITE},
     {"POST", "/v1/red-forms/{}/invoice", fp_h_red_invoice, AUTH_BEARER, 1, FP_PERM_INVOICES_ISSUE},
     {"GET", "/v1/audit", fp_h_list_audit, AUTH_BEARER, 0, FP_PERM_AUDIT_READ},
+    {"POST", "/v1/admin/store/check", fp_h_store_check, AUTH_BEARER, 0, FP_PERM_STORE_CHECK},
     {"GET", "/v1/_faults", fp_h_faults, AUTH_BEARER, 0, FP_PERM_FAULTS},
     {"POST", "/v1/_faults", fp_h_faults, AUTH_BEARER, 0, FP_PERM_FAULTS},
     {"GET", "/healthz", fp_h_healthz, AUTH_NONE, 0, FP_PERM_NONE},
@@ -448,6 +449,11 @@ static enum MHD_Result route_and_handle(fp_req *r)
                      global ? "global" : "per-client", r->retry_after);
             return fp_problem(r, FPC_RATE_LIMITED, zh, en, NULL);
         }
+    }
+    if (r->route->writes) { /* before degraded mode: no timer clears a fail-stop */
+        enum MHD_Result res;
+        if (fp_failstop_refuse(r, 0, &res))
+            return res;
     }
     if (r->route->writes && r->srv->o.health) {
         char zh[400], en[400];

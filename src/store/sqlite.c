@@ -25,11 +25,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fapiao/audit.h"
 #include "fapiao/jobs.h"
 #include "fapiao/metrics.h"
+#include "failstop.h"
 #include "internal.h"
+
+#include <cjson/cJSON.h>
 
 #define MAX_READERS 16
 
@@ -113,6 +117,7 @@ typedef struct reader {
 
 struct fp_store {
     fp_store_opts o;
+    fp_failstop *fs; /* fail-stop state; its VFS opens every connection's files */
     sqlite3 *wdb;
     sqlite3_stmt *wst[WQ__N];
     pthread_mutex_t wlock;           /* the writer connection */
@@ -221,6 +226,7 @@ static int exec(sqlite3 *db, const char *sql, fp_err *err)
 {
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        fp_failstop_note_db(db, "statement");
         int rc = fp_fail(err, FP_EIO, "sqlite: %s (in: %.60s)", msg ? msg : "?", sql);
         sqlite3_free(msg);
         return rc;
@@ -228,9 +234,9 @@ static int exec(sqlite3 *db, const char *sql, fp_err *err)
     return 0;
 }
 
-static int open_conn(const char *path, int flags, sqlite3 **db, fp_err *err)
+static int open_conn(const char *path, int flags, const char *vfs, sqlite3 **db, fp_err *err)
 {
-    if (sqlite3_open_v2(path, db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(path, db, flags | SQLITE_OPEN_NOMUTEX, vfs) != SQLITE_OK) {
         int rc =
             fp_fail(err, FP_EIO, "open %s: %s", path, *db ? sqlite3_errmsg(*db) : "out of memory");
         sqlite3_close(*db);
@@ -303,8 +309,12 @@ static void *ckpt_main(void *arg)
             break;
         pthread_mutex_unlock(&s->cklock);
         /* PASSIVE never blocks the writer; a periodic pass (once a second)
-         * keeps the WAL short on a quiet server too. */
-        sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+         * keeps the WAL short on a quiet server too.  None after a
+         * fail-stop: the WAL may hold the only good copy. */
+        if (fp_failstop_get(s->fs, NULL, 0) == FP_FAILSTOP_NONE &&
+            sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) !=
+                SQLITE_OK)
+            fp_failstop_note_db(s->cdb, "checkpoint");
         pthread_mutex_lock(&s->cklock);
     }
     pthread_mutex_unlock(&s->cklock);
@@ -758,10 +768,34 @@ static void fail_batch(fp_store *s, fp_issue_req *head, const char *why)
     s->clock.mark = s->clock_committed;
 }
 
+/* After a commit: what the client is told was stored, for the check that
+ * follows a fail-stop. */
+static void note_acked(fp_store *s, fp_issue_req *head)
+{
+    const char *nums[64];
+    int n = 0;
+    for (fp_issue_req *r = head; r; r = r->next)
+        if (r->result == FP_ISSUE_CREATED) {
+            if (n == 64) {
+                fp_failstop_acked(s->fs, nums, n, 0, NULL);
+                n = 0;
+            }
+            nums[n++] = r->number;
+        }
+    fp_failstop_acked(s->fs, nums, n, s->audit_stale ? 0 : s->audit_last_id, s->audit_last_hash);
+}
+
 /* Called with wlock held (see writer_main); releases it. */
 static void run_batch(fp_store *s, fp_issue_req *head, int n)
 {
-    if (step_done(s->wst[WQ_BEGIN]) < 0) {
+    char stop_why[320];
+    fp_failstop_check_files(s->fs, NULL); /* a few µs: never write into a deleted file */
+    if (fp_failstop_get(s->fs, stop_why, sizeof stop_why) != FP_FAILSTOP_NONE) {
+        char why[400];
+        snprintf(why, sizeof why, "store fail-stopped: %s", stop_why);
+        fail_batch(s, head, why); /* never started: nothing of it was written */
+    } else if (step_done(s->wst[WQ_BEGIN]) < 0) {
+        fp_failstop_note_db(s->wdb, "BEGIN");
         fail_batch(s, head, sqlite3_errmsg(s->wdb));
     } else {
         int ok = 1, created = 0;
@@ -777,12 +811,15 @@ static void run_batch(fp_store *s, fp_issue_req *head, int n)
         int injected = ok && fault_before_commit(s) < 0;
         ok = ok && !injected;
         int64_t t0 = now_us();
+        int commit_failed = 0;
         if (ok)
-            ok = step_done(s->wst[WQ_COMMIT]) == 0;
+            commit_failed = !(ok = step_done(s->wst[WQ_COMMIT]) == 0);
         if (ok)
             s->clock_committed = s->clock.mark;
         if (ok)
             fault_after_commit(s);
+        if (ok && fp_failstop_check_files(s->fs, NULL) < 0)
+            ok = 0, commit_failed = 1; /* committed into a file no longer at its path */
         int64_t commit_us = now_us() - t0;
         atomic_fetch_add(&s->fsync_us, (uint64_t)commit_us);
         atomic_store(&s->last_commit_us, commit_us);
@@ -798,11 +835,21 @@ static void run_batch(fp_store *s, fp_issue_req *head, int n)
             char why[160];
             snprintf(why, sizeof why, "%s",
                      injected ? "injected fault: store write" : sqlite3_errmsg(s->wdb));
+            if (!injected)
+                fp_failstop_note_db(s->wdb, commit_failed ? "COMMIT" : "group commit");
+            if (fp_failstop_get(s->fs, stop_why, sizeof stop_why) != FP_FAILSTOP_NONE)
+                snprintf(why, sizeof why, "store fail-stopped: %.130s", stop_why);
             if (!sqlite3_get_autocommit(s->wdb))
                 step_done(s->wst[WQ_ROLLBACK]);
             fail_batch(s, head, why);
-        } else if (created && s->job_hook) {
-            s->job_hook(s->job_hook_arg);
+            /* a COMMIT that failed on I/O may still have reached the disk */
+            int unknown = commit_failed && fp_failstop_get(s->fs, NULL, 0) != FP_FAILSTOP_NONE;
+            for (fp_issue_req *r = head; r; r = r->next)
+                r->outcome_unknown = unknown;
+        } else {
+            note_acked(s, head);
+            if (created && s->job_hook)
+                s->job_hook(s->job_hook_arg);
         }
     }
     pthread_mutex_unlock(&s->wlock);
@@ -1066,7 +1113,22 @@ int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err)
     pthread_mutex_init(&s->rlock, NULL);
     pthread_cond_init(&s->rcond, NULL);
 
-    if ((rc = open_conn(o->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &s->wdb, err)) < 0)
+    /* Before any connection: the check from the disk (docs/storage.md).
+     * A failure leaves the store open read-only (fail-stop). */
+    if ((rc = fp_failstop_new(o->path, &s->fs, err)) < 0)
+        goto fail;
+    const char *vfs = fp_failstop_vfs_name(s->fs);
+    int bg_check = 0;
+    if (access(o->path, F_OK) == 0) {
+        fp_store_check_report rep;
+        int sync =
+            s->o.start_check == FP_START_CHECK_SYNC ||
+            (s->o.start_check == FP_START_CHECK_AUTO && fp_failstop_needs_sync_check(o->path));
+        fp_failstop_startup(s->fs, sync, &rep);
+        bg_check = !sync && s->o.start_check == FP_START_CHECK_AUTO;
+    }
+    if ((rc = open_conn(o->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs, &s->wdb, err)) <
+        0)
         goto fail;
     /* journal_mode=WAL is persistent; synchronous=FULL makes every COMMIT
      * fsync the WAL, which is what makes an acknowledgement durable. */
@@ -1078,17 +1140,27 @@ int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err)
         goto fail;
     if ((rc = migrate(s->wdb, err)) < 0)
         goto fail;
+    if ((rc = fp_failstop_watch_files(s->fs, err)) < 0)
+        goto fail;
     for (int i = 0; i < WQ__N; i++)
         if (sqlite3_prepare_v3(s->wdb, write_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->wst[i],
                                NULL) != SQLITE_OK) {
             rc = fp_fail(err, FP_EIO, "prepare: %s", sqlite3_errmsg(s->wdb));
             goto fail;
         }
-    if ((rc = audit_open(s, err)) < 0 || (rc = clock_open(s, err)) < 0)
+    if ((rc = audit_open(s, err)) < 0) {
+        char why[320];
+        if (fp_failstop_get(s->fs, why, sizeof why) == FP_FAILSTOP_NONE)
+            goto fail;
+        /* read-only already: serve what can be read */
+        fprintf(stderr, "{\"level\":\"error\",\"event\":\"audit_unreadable\",\"detail\":\"%s\"}\n",
+                err ? err->msg : "");
+    }
+    if ((rc = clock_open(s, err)) < 0)
         goto fail;
     for (int i = 0; i < s->o.read_conns; i++) {
         reader *rd = &s->readers[i];
-        if ((rc = open_conn(o->path, SQLITE_OPEN_READONLY, &rd->db, err)) < 0)
+        if ((rc = open_conn(o->path, SQLITE_OPEN_READONLY, vfs, &rd->db, err)) < 0)
             goto fail;
         s->nreaders++;
         for (int q = 0; q < RQ__N; q++)
@@ -1100,7 +1172,7 @@ int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err)
         s->rfree[s->nfree++] = i;
     }
     /* A connection checkpoints only once it has opened the WAL: read first. */
-    if ((rc = open_conn(o->path, SQLITE_OPEN_READWRITE, &s->cdb, err)) < 0 ||
+    if ((rc = open_conn(o->path, SQLITE_OPEN_READWRITE, vfs, &s->cdb, err)) < 0 ||
         (rc = exec(s->cdb, "SELECT count(*) FROM sqlite_master", err)) < 0)
         goto fail;
     sqlite3_wal_hook(s->wdb, wal_hook, s);
@@ -1119,6 +1191,8 @@ int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err)
         goto fail;
     }
     s->reaper_started = 1;
+    if (bg_check)
+        fp_failstop_background_check(s->fs); /* its failure trips the fail-stop */
     *out = s;
     return 0;
 fail:
@@ -1130,6 +1204,7 @@ void fp_store_close(fp_store *s)
 {
     if (!s)
         return;
+    fp_failstop_background_stop(s->fs); /* interrupts a start-up check still running */
     if (s->writer_started) {
         pthread_mutex_lock(&s->qlock);
         s->stopping = 1;
@@ -1151,6 +1226,15 @@ void fp_store_close(fp_store *s)
         pthread_mutex_unlock(&s->cklock);
         pthread_join(s->ckpt, NULL);
     }
+    /* after a fail-stop nothing is checkpointed, not even by the last
+     * close: the WAL may hold the only good copy of the last commits */
+    int stopped = fp_failstop_get(s->fs, NULL, 0) != FP_FAILSTOP_NONE;
+    for (int i = 0; stopped && i < s->nreaders; i++)
+        sqlite3_db_config(s->readers[i].db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    if (stopped && s->cdb)
+        sqlite3_db_config(s->cdb, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    if (stopped && s->wdb)
+        sqlite3_db_config(s->wdb, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     for (int i = 0; i < s->nreaders; i++) {
         for (int q = 0; q < RQ__N; q++)
             sqlite3_finalize(s->readers[i].st[q]);
@@ -1161,9 +1245,11 @@ void fp_store_close(fp_store *s)
     for (int i = 0; i < WQ__N; i++)
         sqlite3_finalize(s->wst[i]);
     if (s->wdb) {
-        sqlite3_wal_checkpoint_v2(s->wdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        if (!stopped)
+            sqlite3_wal_checkpoint_v2(s->wdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
         sqlite3_close(s->wdb);
     }
+    fp_failstop_free(s->fs); /* after the last connection: it owns their VFS */
     pthread_mutex_destroy(&s->wlock);
     pthread_mutex_destroy(&s->qlock);
     pthread_cond_destroy(&s->qcond);
@@ -1194,6 +1280,7 @@ static void release(fp_store *s, reader *r, sqlite3_stmt *st)
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
     }
+    fp_failstop_note_db(r->db, "read"); /* corruption found by a read */
     pthread_mutex_lock(&s->rlock);
     s->rfree[s->nfree++] = (int)(r - s->readers);
     pthread_cond_signal(&s->rcond);
@@ -1226,6 +1313,23 @@ static char *with_status(sqlite3_stmt *st, int col, size_t *len)
     return fp_buf_take(&b, len);
 }
 
+/* A stored document must still be JSON: a damaged cell (SQLite keeps no
+ * checksums) is refused, never served, and stops writes.  1 when it
+ * parses. */
+static int doc_parses(fp_store *s, sqlite3_stmt *st, int col, const char *what, const char *id)
+{
+    const char *p = (const char *)sqlite3_column_text(st, col);
+    int n = sqlite3_column_bytes(st, col);
+    cJSON *j = p ? cJSON_ParseWithLength(p, (size_t)n) : NULL;
+    int ok = cJSON_IsObject(j);
+    cJSON_Delete(j);
+    if (!ok)
+        fp_failstop_trip(s->fs, FP_FAILSTOP_CORRUPT, 0,
+                         "the stored document of %s %.64s is not valid JSON (damaged row)", what,
+                         id);
+    return ok;
+}
+
 static int step_row(sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
@@ -1246,8 +1350,9 @@ int fp_store_find_serial(fp_store *s, int64_t seller_id, const char *serial, uns
         else
             memset(hash, 0, 32);
         copy_col(st, 2, number, FP_NUMBER_LEN + 1);
-        *doc = dup_text(st, 1, len);
-        if (!*doc)
+        if (!doc_parses(s, st, 1, "invoice", number))
+            rc = FP_ECORRUPT;
+        else if (!(*doc = dup_text(st, 1, len)))
             rc = FP_ENOMEM;
     }
     release(s, r, st);
@@ -1262,7 +1367,9 @@ int fp_store_get_invoice(fp_store *s, int64_t seller_id, const char *number, cha
     sqlite3_bind_int64(st, 1, seller_id);
     sqlite3_bind_text(st, 2, number, -1, SQLITE_STATIC);
     int rc = step_row(st);
-    if (rc == 0 && !(*doc = with_status(st, 0, len)))
+    if (rc == 0 && !doc_parses(s, st, 0, "invoice", number))
+        rc = FP_ECORRUPT;
+    else if (rc == 0 && !(*doc = with_status(st, 0, len)))
         rc = FP_ENOMEM;
     release(s, r, st);
     return rc;
@@ -1758,21 +1865,27 @@ int fp_store_list_invoices_part(fp_store *s, int64_t seller_id, const fp_list_qu
     if (q->cursor)
         sqlite3_bind_text(st, 6, q->cursor, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 7, q->limit + 1); /* one more tells whether a page follows */
-    int n = 0, step;
+    int n = 0, step, corrupt = 0;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         if (n == q->limit || (soft_bytes && n > 0 && out->len >= soft_bytes)) {
             *more = 1;
             break;
         }
+        copy_col(st, 0, last, FP_NUMBER_LEN + 1);
+        if (!doc_parses(s, st, 1, "invoice", last)) {
+            corrupt = 1;
+            break;
+        }
         if ((*rows)++ > 0)
             fp_buf_append(out, ",", 1);
         n++;
-        copy_col(st, 0, last, FP_NUMBER_LEN + 1);
         fp_doc_append_status(
             out, (const char *)sqlite3_column_text(st, 1), (size_t)sqlite3_column_bytes(st, 1),
             (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3));
     }
-    rc = step == SQLITE_ROW || step == SQLITE_DONE ? (out->overflow ? FP_ENOMEM : 0) : FP_EIO;
+    rc = corrupt                                     ? FP_ECORRUPT
+         : step == SQLITE_ROW || step == SQLITE_DONE ? (out->overflow ? FP_ENOMEM : 0)
+                                                     : FP_EIO;
 out:
     sqlite3_finalize(st);
     release(s, r, NULL);
@@ -1854,9 +1967,22 @@ void fp_store_set_job_hook(fp_store *s, void (*fn)(void *arg), void *arg)
     pthread_mutex_unlock(&s->wlock);
 }
 
+/* Writes after a fail-stop: FP_EIO with the reason. */
+static int refuse_stopped(fp_store *s, fp_err *err)
+{
+    char why[320];
+    if (fp_failstop_get(s->fs, why, sizeof why) == FP_FAILSTOP_NONE)
+        return 0;
+    return fp_fail(err, FP_EIO,
+                   "store fail-stopped (writes refused until an operator checks it): %.180s", why);
+}
+
 int fp_store_probe_write(fp_store *s, fp_err *err)
 {
     int64_t t0 = now_us(); /* the wait for the writer counts: a stalled commit holds it */
+    /* the files first: a deleted or replaced database is not written to */
+    if (refuse_stopped(s, err) < 0 || fp_failstop_check_files(s->fs, err) < 0)
+        return FP_EIO;
     pthread_mutex_lock(&s->wlock);
     int rc = exec(s->wdb, "BEGIN IMMEDIATE", err);
     if (rc == 0) {
@@ -2234,6 +2360,8 @@ static int audit_open(fp_store *s, fp_err *err)
  * recent that one is).  1 signed, 0 nothing to do, or an error. */
 static int audit_checkpoint(fp_store *s, int force, fp_err *err)
 {
+    if (refuse_stopped(s, err) < 0)
+        return FP_EIO;
     pthread_mutex_lock(&s->wlock);
     int due = s->audit_stale || s->audit_last_id > s->audit_cp_upto;
     if (due && !force && !s->audit_stale && s->o.audit_checkpoint_secs > 0 &&
@@ -2285,6 +2413,8 @@ int fp_store_audit_batch(fp_store *s, const fp_audit_rec *recs, int n, fp_err *e
             return fp_fail(err, FP_EINVAL, "an audit record needs actor, action and outcome");
     if (n <= 0)
         return 0;
+    if (refuse_stopped(s, err) < 0)
+        return FP_EIO;
     pthread_mutex_lock(&s->wlock);
     int rc = exec(s->wdb, "BEGIN IMMEDIATE", err);
     if (rc == 0) {
@@ -2385,4 +2515,38 @@ rollback:
 unlock:
     pthread_mutex_unlock(&s->wlock);
     return rc;
+}
+
+/* ---- fail-stop (failstop.c, docs/storage.md) ---- */
+
+int fp_store_failstop(fp_store *s, char *why, size_t cap)
+{
+    return fp_failstop_get(s->fs, why, cap);
+}
+
+const char *fp_store_failstop_name(int cause)
+{
+    return fp_failstop_cause_name(cause);
+}
+
+int fp_store_check_files(fp_store *s, fp_err *err)
+{
+    return fp_failstop_check_files(s->fs, err);
+}
+
+int fp_store_check_path(const char *db_path, int full, fp_store_check_report *rep)
+{
+    return fp_failstop_check_marked(db_path, full, rep);
+}
+
+int fp_store_check_now(fp_store *s, int full, fp_store_check_report *rep)
+{
+    fp_failstop_expect ex;
+    fp_failstop_expected(s->fs, &ex);
+    return fp_failstop_check_live(s->fs, &ex, full, rep);
+}
+
+int fp_store_failstop_clear_marker(const char *db_path)
+{
+    return fp_failstop_marker_clear(db_path);
 }

@@ -22,6 +22,8 @@
 #include "fapiao/json.h"
 #include "fapiao/store.h"
 
+#include "../../src/store/failstop.h" /* fp_failstop_classify */
+
 #include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -965,6 +967,238 @@ static void test_failing_batch(void)
     check_ctx("%s", "");
 }
 
+/* ---- fail-stop (docs/storage.md) ---- */
+
+static fp_store *open_checked(const char *path, int start_check)
+{
+    fp_store_opts o = {.path = path, .start_check = start_check};
+    fp_store *s = NULL;
+    fp_err err = {0};
+    if (!CHECK_MSG(fp_store_open(&o, &s, &err) == 0, "fp_store_open(%s): %s", path, err.msg))
+        fatal("cannot open the store");
+    return s;
+}
+
+/* Which SQLite results stop writes: I/O errors and corruption do, disk
+ * full does not (it is retryable), nor anything else. */
+static void test_failstop_classify(void)
+{
+    static const struct {
+        int rc, cause;
+    } cases[] = {
+        {SQLITE_IOERR, FP_FAILSTOP_IO},
+        {SQLITE_IOERR_FSYNC, FP_FAILSTOP_IO},
+        {SQLITE_IOERR_WRITE, FP_FAILSTOP_IO},
+        {SQLITE_IOERR_READ, FP_FAILSTOP_IO},
+        {SQLITE_IOERR_TRUNCATE, FP_FAILSTOP_IO},
+        {SQLITE_IOERR_SHMMAP, FP_FAILSTOP_IO},
+        {SQLITE_IOERR_NOMEM, FP_FAILSTOP_NONE},
+        {SQLITE_IOERR_SHORT_READ, FP_FAILSTOP_NONE},
+        {SQLITE_CORRUPT, FP_FAILSTOP_CORRUPT},
+        {SQLITE_CORRUPT_INDEX, FP_FAILSTOP_CORRUPT},
+        {SQLITE_NOTADB, FP_FAILSTOP_CORRUPT},
+        {SQLITE_READONLY_DBMOVED, FP_FAILSTOP_FILE_GONE},
+        {SQLITE_FULL, FP_FAILSTOP_NONE},
+        {SQLITE_BUSY, FP_FAILSTOP_NONE},
+        {SQLITE_CONSTRAINT_UNIQUE, FP_FAILSTOP_NONE},
+        {SQLITE_READONLY, FP_FAILSTOP_NONE},
+    };
+    for (size_t i = 0; i < NCASES(cases); i++) {
+        check_ctx("classify %s (%d)", sqlite3_errstr(cases[i].rc), cases[i].rc);
+        CHECK_EQ_INT(fp_failstop_classify(cases[i].rc), cases[i].cause);
+    }
+    check_ctx("%s", "");
+}
+
+/* The database file renamed under an open store: the fstat/stat check
+ * stops writes (issues, probes, audit records), reads go on; the marker
+ * survives a close and makes a CLI open read-only; the check from the disk
+ * passes once the file is back, clears it, and issuing continues with the
+ * next number. */
+static void test_failstop_file_gone(void)
+{
+    check_ctx("fail-stop: file renamed");
+    char path[512], moved[600], marker[600];
+    db_path(path, sizeof path, "failstop-gone");
+    snprintf(moved, sizeof moved, "%s.moved", path);
+    snprintf(marker, sizeof marker, "%s-failstop", path);
+    fp_store *s = open_checked(path, 1);
+    int64_t sid = add_seller(s, &seller_a);
+    add_range(s, sid, "26440", 1, 100);
+    fp_issue_req *r = issue1(s, sid, "gone-1", 0x61);
+    check_created(r, "26440000000000000001");
+    req_free(r);
+    fp_err err = {0};
+    CHECK_EQ_INT(fp_store_check_files(s, &err), 0);
+    CHECK_EQ_INT(fp_store_failstop(s, NULL, 0), FP_FAILSTOP_NONE);
+    CHECK(rename(path, moved) == 0);
+    CHECK_EQ_INT(fp_store_check_files(s, &err), FP_EIO);
+    char why[320] = "";
+    CHECK_EQ_INT(fp_store_failstop(s, why, sizeof why), FP_FAILSTOP_FILE_GONE);
+    CHECK_MSG(strstr(why, "renamed") != NULL, "reason: %s", why);
+    r = issue1(s, sid, "gone-2", 0x62);
+    CHECK_EQ_INT(r->result, FP_ISSUE_FAILED);
+    CHECK_MSG(strstr(r->error, "fail-stopped") != NULL, "error: %s", r->error);
+    req_free(r);
+    CHECK_EQ_INT(fp_store_probe_write(s, &err), FP_EIO);
+    fp_audit_rec a = {0, "test", "test.action", "x", NULL, NULL, "ok"};
+    CHECK_EQ_INT(fp_store_audit(s, &a, &err), FP_EIO);
+    char *doc = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(fp_store_get_invoice(s, sid, "26440000000000000001", &doc, &len), 0);
+    free(doc);
+    CHECK(rename(moved, path) == 0);
+    /* still stopped: nothing clears it inside the process */
+    CHECK_EQ_INT(fp_store_failstop(s, NULL, 0), FP_FAILSTOP_FILE_GONE);
+    fp_store_close(s);
+    CHECK_MSG(access(marker, F_OK) == 0, "no marker %s", marker);
+
+    s = open_checked(path, 0); /* a CLI command: read-only until checked */
+    CHECK_EQ_INT(fp_store_failstop(s, NULL, 0), FP_FAILSTOP_CHECK);
+    fp_store_close(s);
+    fp_store_check_report rep;
+    CHECK_EQ_INT(fp_store_check_path(path, 0, &rep), 0);
+    CHECK(rep.ok && rep.from_disk && rep.after_failstop && rep.audit_checked);
+    CHECK_EQ_INT(rep.acked_checked, 1);
+    CHECK_EQ_INT(rep.acked_missing, 0);
+    CHECK_EQ_STR(rep.integrity, "ok");
+    CHECK_EQ_INT(fp_store_failstop_clear_marker(path), 0);
+    s = open_checked(path, 1);
+    CHECK_EQ_INT(fp_store_failstop(s, NULL, 0), FP_FAILSTOP_NONE);
+    r = issue1(s, sid, "gone-2", 0x62);
+    check_created(r, "26440000000000000002");
+    req_free(r);
+    fp_store_close(s);
+    check_ctx("%s", "");
+}
+
+/* A marker naming an acknowledged invoice that is not there (a disk that
+ * lost an fsynced write): the start-up check fails and the store stays
+ * read-only. */
+static void test_failstop_lost_ack(void)
+{
+    check_ctx("fail-stop: lost acknowledgement");
+    char path[512], marker[600];
+    db_path(path, sizeof path, "failstop-lost");
+    snprintf(marker, sizeof marker, "%s-failstop", path);
+    fp_store *s = open_checked(path, 1);
+    int64_t sid = add_seller(s, &seller_a);
+    add_range(s, sid, "26440", 1, 100);
+    fp_issue_req *r = issue1(s, sid, "lost-1", 0x71);
+    check_created(r, "26440000000000000001");
+    req_free(r);
+    fp_store_close(s);
+    FILE *f = fopen(marker, "w");
+    if (!f)
+        fatal("cannot write the marker");
+    fprintf(f, "fapiao-failstop 1\ncause io_error\nat 1\nreason test\nacked 26440000000000000001\n"
+               "acked 26440000000000000002\n");
+    fclose(f);
+    s = open_checked(path, 1);
+    char why[320] = "";
+    CHECK_EQ_INT(fp_store_failstop(s, why, sizeof why), FP_FAILSTOP_CHECK);
+    CHECK_MSG(strstr(why, "26440000000000000002 is missing") && strstr(why, "backup"), "reason: %s",
+              why);
+    r = issue1(s, sid, "lost-2", 0x72);
+    CHECK_EQ_INT(r->result, FP_ISSUE_FAILED);
+    req_free(r);
+    fp_store_close(s);
+    CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM invoices"), 1);
+    /* a damaged marker cannot vouch for anything */
+    f = fopen(marker, "w");
+    if (f) {
+        fputs("\0\0\0garbage", f);
+        fclose(f);
+    }
+    fp_store_check_report rep;
+    CHECK_EQ_INT(fp_store_check_path(path, 0, &rep), FP_EIO);
+    CHECK_MSG(strstr(rep.problems, "unreadable") != NULL, "problems: %s", rep.problems);
+    unlink(marker);
+    check_ctx("%s", "");
+}
+
+/* Damaged pages of the jobs and ranges tables: not seen without the check,
+ * found by the quick_check at open (read-only), and by fapiao check; the
+ * invoices stay readable.  A damaged stored document is refused, never
+ * served, and stops writes. */
+static void test_failstop_corruption(void)
+{
+    static const char *const tables[] = {"jobs", "number_ranges"};
+    for (size_t t = 0; t < NCASES(tables); t++) {
+        check_ctx("fail-stop: damaged %s page", tables[t]);
+        char path[512], name[48];
+        snprintf(name, sizeof name, "failstop-page-%zu", t);
+        db_path(path, sizeof path, name);
+        fp_store *s = open_checked(path, 1);
+        int64_t sid = add_seller(s, &seller_a);
+        add_range(s, sid, "26440", 1, 100);
+        for (int i = 0; i < 3; i++) {
+            char serial[32];
+            snprintf(serial, sizeof serial, "page-%d", i);
+            req_free(issue1(s, sid, serial, (unsigned char)(0x80 + i)));
+        }
+        fp_store_close(s); /* checkpointed: every page in the database file */
+        char sql[128];
+        snprintf(sql, sizeof sql, "SELECT rootpage FROM sqlite_master WHERE name='%s'", tables[t]);
+        int64_t root = db_int(path, sql), psize = db_int(path, "PRAGMA page_size");
+        FILE *f = fopen(path, "r+b");
+        if (!f || root < 2)
+            fatal("cannot open the database file");
+        static const unsigned char junk[16] = {0x0d, 0xff, 0xff, 0x7f, 0xff, 0x00, 0x03, 0xee,
+                                               0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee};
+        fseek(f, (long)((root - 1) * psize), SEEK_SET);
+        fwrite(junk, 1, sizeof junk, f);
+        fclose(f);
+        s = open_checked(path, 0); /* no check: nothing noticed at open */
+        CHECK_EQ_INT(fp_store_failstop(s, NULL, 0), FP_FAILSTOP_NONE);
+        fp_store_close(s);
+        s = open_checked(path, 1);
+        char why[320] = "";
+        CHECK_EQ_INT(fp_store_failstop(s, why, sizeof why), FP_FAILSTOP_CORRUPT);
+        CHECK_MSG(strstr(why, "quick_check") != NULL, "reason: %s", why);
+        char *doc = NULL;
+        size_t len = 0;
+        CHECK_EQ_INT(fp_store_get_invoice(s, sid, "26440000000000000001", &doc, &len), 0);
+        free(doc);
+        fp_issue_req *r = issue1(s, sid, "page-new", 0x90);
+        CHECK_EQ_INT(r->result, FP_ISSUE_FAILED);
+        req_free(r);
+        fp_store_close(s);
+        fp_store_check_report rep;
+        CHECK_EQ_INT(fp_store_check_path(path, 1, &rep), FP_EIO);
+        CHECK_MSG(strcmp(rep.integrity, "ok") != 0, "integrity_check said ok");
+    }
+
+    check_ctx("fail-stop: damaged document");
+    char path[512];
+    db_path(path, sizeof path, "failstop-doc");
+    fp_store *s = open_checked(path, 1);
+    int64_t sid = add_seller(s, &seller_a);
+    add_range(s, sid, "26440", 1, 100);
+    req_free(issue1(s, sid, "doc-1", 0xa1));
+    fp_store_close(s);
+    size_t n = 0;
+    char *bytes = check_read_file(path, &n);
+    static const char needle[] = "\"number\":\"26440000000000000001\"";
+    char *at = bytes ? memmem(bytes, n, needle, sizeof needle - 1) : NULL;
+    if (!CHECK(at != NULL))
+        fatal("the document is not in the database file");
+    FILE *f = fopen(path, "r+b");
+    fseek(f, (long)(at - bytes), SEEK_SET);
+    fputc(0x01, f);
+    fclose(f);
+    free(bytes);
+    s = open_checked(path, 1);
+    CHECK_EQ_INT(fp_store_failstop(s, NULL, 0), FP_FAILSTOP_NONE); /* pages are fine */
+    char *doc = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(fp_store_get_invoice(s, sid, "26440000000000000001", &doc, &len), FP_ECORRUPT);
+    CHECK(doc == NULL);
+    CHECK_EQ_INT(fp_store_failstop(s, NULL, 0), FP_FAILSTOP_CORRUPT);
+    fp_store_close(s);
+    check_ctx("%s", "");
+}
+
 /* ---- setup and teardown ---- */
 
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
@@ -1334,6 +1568,10 @@ int main(void)
     test_range_validation();
     test_outbox_jobs();
     test_deadlines();
+    test_failstop_classify();
+    test_failstop_file_gone();
+    test_failstop_lost_ack();
+    test_failstop_corruption();
 
     CHECK_MSG(nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0, "cannot remove %s", tmpdir);
     fp_invoice_clear(&inv);
