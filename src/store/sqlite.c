@@ -319,8 +319,6 @@ static int flush_ranges(fp_store *s)
     return 0;
 }
 
-/* The range to take the seller's next number from, loading it when the
- * cached one is used up.  NULL: exhausted (*err = 0) or error (*err < 0). */
 /* A number is valid only in its prefix year (DOMAIN.md): the two-digit
  * year, China Standard Time, that a range must start with to be used now.
  * FP_TEST_YEAR overrides it so tests can cross a new year. */
@@ -337,6 +335,8 @@ static void current_yy(char yy[3])
     snprintf(yy, 3, "%02u", (unsigned)(tm.tm_year + 1900) % 100u);
 }
 
+/* The range to take the seller's next number from, loading it when the
+ * cached one is used up.  NULL: exhausted (*err = 0) or error (*err < 0). */
 static range_cache *range_for(fp_store *s, int64_t seller_id, int *err)
 {
     range_cache *rc = NULL;
@@ -352,6 +352,23 @@ static range_cache *range_for(fp_store *s, int64_t seller_id, int *err)
         *err = FP_EIO;
         return NULL;
     }
+    if (!rc && s->nranges == RANGE_CACHE) {
+        /* many sellers: evict one that is clean; when every entry moved in
+         * this transaction, write them all back first (in it, as before
+         * COMMIT), after which any can go */
+        int victim = -1;
+        for (int i = 0; i < s->nranges && victim < 0; i++)
+            if (!s->ranges[i].dirty)
+                victim = i;
+        if (victim < 0) {
+            if (flush_ranges(s) < 0) {
+                *err = FP_EIO;
+                return NULL;
+            }
+            victim = 0;
+        }
+        s->ranges[victim] = s->ranges[--s->nranges];
+    }
     sqlite3_stmt *st = s->wst[WQ_RANGE];
     sqlite3_bind_int64(st, 1, seller_id);
     sqlite3_bind_text(st, 2, yy, 2, SQLITE_TRANSIENT);
@@ -362,20 +379,8 @@ static range_cache *range_for(fp_store *s, int64_t seller_id, int *err)
             *err = FP_EIO;
         return NULL;
     }
-    if (!rc) {
-        if (s->nranges == RANGE_CACHE) /* many sellers: evict one that is clean */
-            for (int i = 0; i < s->nranges; i++)
-                if (!s->ranges[i].dirty) {
-                    s->ranges[i] = s->ranges[--s->nranges];
-                    break;
-                }
-        if (s->nranges == RANGE_CACHE) {
-            sqlite3_reset(st);
-            *err = FP_EBUSY;
-            return NULL;
-        }
+    if (!rc)
         rc = &s->ranges[s->nranges++];
-    }
     rc->seller_id = seller_id;
     rc->id = sqlite3_column_int64(st, 0);
     snprintf(rc->prefix, sizeof rc->prefix, "%.5s", (const char *)sqlite3_column_text(st, 1));
@@ -416,10 +421,6 @@ static int answer_existing(fp_store *s, fp_issue_req *r)
     return rc;
 }
 
-/* One request inside the open transaction: two INSERTs in the common case.
- * The idempotency check is the UNIQUE(seller_id, serial) constraint itself;
- * only a conflict costs a lookup.  Returns FP_EIO when the transaction
- * cannot go on (the batch is then rolled back and every request fails). */
 /* A red invoice consumes its form: a replay is answered first (the form is
  * then already issued), otherwise the form must be ready.  0 to go on, 1
  * when r is answered, FP_EIO. */
@@ -477,6 +478,10 @@ static int enqueue_jobs(fp_store *s, fp_issue_req *r)
     return rc;
 }
 
+/* One request inside the open transaction: the invoice, its audit record
+ * and its outbox jobs in the common case.  The idempotency check is the UNIQUE(seller_id, serial)
+ * constraint itself; only a conflict costs a lookup.  Returns FP_EIO when the transaction cannot go
+ * on (the batch is then rolled back and every request fails). */
 static int issue_one(fp_store *s, fp_issue_req *r)
 {
     int err;

@@ -964,6 +964,50 @@ static void test_failing_batch(void)
     check_ctx("%s", "");
 }
 
+/* More sellers in one batch than the writer caches ranges for (64): the
+ * cache writes its entries back and evicts one instead of failing the
+ * batch.  Two batches of 200 sellers (one request each), in one
+ * transaction each: every request CREATED with its seller's next number,
+ * and the ranges in the database say the same. */
+static void test_many_sellers(void)
+{
+    enum { SELLERS = 200, PER = 10 };
+    char path[512];
+    db_path(path, sizeof path, "many-sellers");
+    check_ctx("many sellers in one batch");
+    fp_store *s = open_store(path);
+    int64_t sid[SELLERS];
+    for (int i = 0; i < SELLERS; i++) {
+        fp_seller x = seller_b;
+        snprintf(x.tax_id, sizeof x.tax_id, "91310000MA1F%06d", i);
+        sid[i] = add_seller(s, &x);
+        add_range(s, sid[i], "26440", (int64_t)i * PER + 1, (int64_t)(i + 1) * PER);
+    }
+    for (int round = 0; round < 2; round++) {
+        check_ctx("many sellers, batch %d", round + 1);
+        fp_issue_req *rs[SELLERS];
+        for (int i = 0; i < SELLERS; i++) {
+            char serial[32];
+            snprintf(serial, sizeof serial, "many-%d-%d", round, i);
+            rs[i] = mkreq(sid[i], serial, (unsigned char)(0x60 + round));
+        }
+        submit_one_batch(s, path, rs, SELLERS);
+        for (int i = 0; i < SELLERS; i++) {
+            char want[FP_NUMBER_LEN + 1];
+            number_of(want, "26440", (int64_t)i * PER + 1 + round);
+            check_created(rs[i], want);
+            req_free(rs[i]);
+        }
+        for (int i = 0; i < SELLERS; i += 37)
+            CHECK_EQ_INT(remaining(s, sid[i]), PER - 1 - round);
+    }
+    fp_store_close(s);
+    CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM invoices"), 2 * SELLERS);
+    CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM number_ranges WHERE next = first + 2"),
+                 SELLERS);
+    check_ctx("%s", "");
+}
+
 /* ---- setup and teardown ---- */
 
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
@@ -1226,6 +1270,7 @@ int main(void)
     test_rollover();
     test_reopen();
     test_failing_batch();
+    test_many_sellers();
     test_range_validation();
     test_outbox_jobs();
 
