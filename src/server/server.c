@@ -112,6 +112,16 @@ static int match(const char *pattern, const char *path, char *param, size_t cap)
 
 /* ---- responses ---- */
 
+/* A request into the request count and latency metrics, once. */
+static void count_request(fp_req *r)
+{
+    if (r->counted)
+        return;
+    r->counted = 1;
+    size_t ri = r->route ? (size_t)(r->route - routes) : NROUTES;
+    fp_server_metrics_request(r->srv, ri, r->status, fp_now_us() - r->t0_us);
+}
+
 enum MHD_Result fp_respond(fp_req *r, int status, const char *ctype, char *body, size_t len,
                            const char *const *headers)
 {
@@ -128,11 +138,15 @@ enum MHD_Result fp_respond(fp_req *r, int status, const char *ctype, char *body,
     MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=31536000");
     for (const char *const *h = headers; h && h[0]; h += 2)
         MHD_add_response_header(resp, h[0], h[1]);
-    enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
-    MHD_destroy_response(resp);
     r->responded = 1;
     r->status = status;
     r->resp_len = len;
+    /* counted before the answer is queued: a client that has its answer
+     * finds it in /metrics (on_completed runs only after the last byte is
+     * sent, maybe after the client's next request) */
+    count_request(r);
+    enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
     return ok;
 }
 
@@ -469,8 +483,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
     fp_req *r = *ctx;
     if (!r)
         return;
-    size_t ri = r->route ? (size_t)(r->route - routes) : NROUTES;
-    fp_server_metrics_request(s, ri, r->status, fp_now_us() - r->t0_us);
+    count_request(r); /* one never answered (aborted, or MHD_NO): counted now */
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
         fp_conn_guard_answered(s->guard, guarded(c));
     fp_gauge_add(s->m_inflight, -1);
