@@ -805,7 +805,10 @@ enum MHD_Result fp_h_rotate_secret(fp_req *r)
     fp_err err = {0};
     int rc =
         fp_store_client_rotate(r->srv->o.store, r->claims.client_id, secret, now, overlap, &err);
-    if (rc == FP_ENOTFOUND || rc == FP_ECONFLICT)
+    if (rc == FP_ENOTFOUND)
+        return fp_problem(r, FPC_UNAUTHENTICATED, "访问令牌所属的客户端不存在（未知客户端）",
+                          "The token's client does not exist (unknown client)", NULL);
+    if (rc == FP_ECONFLICT)
         return fp_problem(r, FPC_UNAUTHENTICATED, "凭据已吊销", "The credential has been revoked",
                           NULL);
     if (rc < 0)

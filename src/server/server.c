@@ -318,6 +318,11 @@ static int authorize(fp_req *r, enum MHD_Result *res)
         *res = fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
         return 1;
     }
+    if (rc == FP_ENOTFOUND) { /* signed by us, but for no client this store knows */
+        *res = fp_problem(r, FPC_UNAUTHENTICATED, "访问令牌所属的客户端不存在（未知客户端）",
+                          "The token's client does not exist (unknown client)", NULL);
+        return 1;
+    }
     if (rc < 0 || c.revoked) {
         *res = fp_problem(r, FPC_UNAUTHENTICATED, "凭据已吊销", "The credential has been revoked",
                           NULL);

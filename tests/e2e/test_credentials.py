@@ -231,3 +231,53 @@ def test_failures_and_admin_actions_are_audited(make_server):
     v = subprocess.run([BIN, "audit", "verify", "--data-dir", str(srv.data_dir)],
                        capture_output=True, text=True, timeout=60 * SLOW)
     assert v.returncode == 0, v.stdout + v.stderr
+
+
+def forged_token(srv, client_id, seller_id=1, ttl=600):
+    """A token as the server signs them (src/security/auth.c: "fpt1." +
+    base64url(payload) + "." + base64url(HMAC-SHA256 with DIR/token.key))
+    for any client id."""
+    import base64
+    import hashlib
+    import hmac
+    import os
+
+    key = (srv.data_dir / "token.key").read_bytes()[:32]
+    nonce = base64.urlsafe_b64encode(os.urandom(9)).rstrip(b"=")
+    payload = b"%s|%d|%d|%s" % (client_id.encode(), seller_id, int(time.time()) + ttl, nonce)
+    mac = hmac.new(key, payload, hashlib.sha256).digest()
+
+    def b64(x):
+        return base64.urlsafe_b64encode(x).rstrip(b"=").decode()
+    return "fpt1.%s.%s" % (b64(payload), b64(mac))
+
+
+def test_unknown_client_is_not_called_revoked(make_server):
+    """A validly signed token for a client id that never existed is refused
+    as an unknown client, not as a revoked credential; a revoked one still
+    says revoked, and the token exchange of an unknown id says the id or
+    secret is wrong."""
+    srv = make_server()
+    cid, secret = create(srv, "issuer")
+    good = forged_token(srv, cid)
+    assert srv.request("GET", "/v1/invoices?limit=1", auth=good).status == 200  # the forgery is sound
+    ghost = forged_token(srv, "never-existed-%d" % time.monotonic_ns())
+    for method, path, body in (("GET", "/v1/invoices?limit=1", None),
+                               ("POST", "/v1/credentials/rotate", b"{}")):
+        r = srv.request(method, path, body=body, auth=ghost,
+                        headers={"Content-Type": "application/json"})
+        p = assert_problem(r, 401, "UNAUTHENTICATED")
+        assert "unknown client" in p["message_en"], p
+        assert "revoked" not in p["message_en"] and "吊销" not in p["message_zh"], p
+        assert "未知客户端" in p["message_zh"], p
+    r = srv.get_token_response("never-existed-either", secret)
+    p = assert_problem(r, 401, "UNAUTHENTICATED")
+    assert p["message_en"] == "Wrong client_id or client_secret", p
+    keys(srv, "revoke", "--client-id", cid)
+    deadline = time.monotonic() + 5 * SLOW
+    while srv.request("GET", "/v1/invoices?limit=1", auth=good).status == 200:
+        assert time.monotonic() < deadline, "revocation not seen"
+        time.sleep(0.05)
+    r = srv.request("GET", "/v1/invoices?limit=1", auth=good)
+    assert_problem(r, 401, "UNAUTHENTICATED")
+    assert r.json()["message_en"] == "The credential has been revoked"
