@@ -4,9 +4,11 @@
 
 #include <stddef.h>
 
-/* 1 when messages should be Chinese (LANG/LC_ALL/LC_MESSAGES start with zh). */
+/* 1 when messages should be Chinese (the first set of LC_ALL, LC_MESSAGES,
+ * LANG starts with zh). */
 int cli_zh(void);
-/* Prints "fapiao: <zh or en>" to stderr; both when the language is unknown. */
+/* Prints "fapiao: <zh or en>" to stderr; both, zh then en, one line each,
+ * when the language is unknown (neither zh* nor en*: unset, C, POSIX, other). */
 void cli_error(const char *zh, const char *en);
 
 /* "fapiao: <what, zh or en>: <detail>" — detail is a library message. */

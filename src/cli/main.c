@@ -11,22 +11,31 @@
 
 #define FAPIAO_VERSION "0.1.0"
 
-int cli_zh(void)
+/* The language of messages from the first of LC_ALL, LC_MESSAGES, LANG that
+ * is set: 1 Chinese (zh*), 0 English (en*), -1 unknown (none set, C, POSIX,
+ * any other language). */
+static int cli_lang(void)
 {
     const char *vars[] = {"LC_ALL", "LC_MESSAGES", "LANG"};
     for (int i = 0; i < 3; i++) {
         const char *v = getenv(vars[i]);
         if (v && *v)
-            return strncmp(v, "zh", 2) == 0;
+            return strncmp(v, "zh", 2) == 0 ? 1 : strncmp(v, "en", 2) == 0 ? 0 : -1;
     }
-    return 0;
+    return -1;
+}
+
+int cli_zh(void)
+{
+    return cli_lang() == 1;
 }
 
 void cli_error(const char *zh, const char *en)
 {
-    if (cli_zh())
+    int lang = cli_lang();
+    if (lang != 0)
         fprintf(stderr, "fapiao: %s\n", zh);
-    else
+    if (lang != 1)
         fprintf(stderr, "fapiao: %s\n", en);
 }
 
