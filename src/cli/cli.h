@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "fapiao/audit.h"
+
 /* 1 when messages should be Chinese (the first set of LC_ALL, LC_MESSAGES,
  * LANG starts with zh). */
 int cli_zh(void);
@@ -32,8 +34,12 @@ int cli_require(const char *value, const char *flag, const char *usage);
 /* Opens DIR/fapiao.db (a small read pool) or prints why not and returns
  * NULL. */
 struct fp_store *cli_open_store(const char *dir);
-/* An admin action into the audit log, actor "cli:<user>" (errors printed). */
-void cli_audit(struct fp_store *s, const char *action, const char *target, const char *outcome);
+/* The audit record of an admin action, actor "cli:<user>" (in actor, 80
+ * bytes), for the store call that makes the change: the store writes it in
+ * the change's own transaction (docs/audit.md).  target NULL: the store's
+ * default (what was changed). */
+fp_audit_rec cli_audit_rec(char actor[80], const char *action, const char *target,
+                           const char *outcome);
 
 int cmd_init(int argc, char **argv);
 int cmd_serve(int argc, char **argv);

@@ -120,20 +120,18 @@ fp_store *cli_open_store(const char *dir)
     return s;
 }
 
-void cli_audit(fp_store *s, const char *action, const char *target, const char *outcome)
+fp_audit_rec cli_audit_rec(char actor[80], const char *action, const char *target,
+                           const char *outcome)
 {
-    char actor[80];
     const char *user = getenv("SUDO_USER");
     if (!user || !*user)
         user = getenv("USER");
     if (user && *user)
-        snprintf(actor, sizeof actor, "cli:%.60s", user);
+        snprintf(actor, 80, "cli:%.60s", user);
     else
-        snprintf(actor, sizeof actor, "cli:uid%u", (unsigned)getuid());
+        snprintf(actor, 80, "cli:uid%u", (unsigned)getuid());
     fp_audit_rec rec = {0, actor, action, target, NULL, NULL, outcome};
-    fp_err err = {0};
-    if (fp_store_audit(s, &rec, &err) < 0)
-        cli_fail("无法写入审计日志", "cannot write the audit log", err.msg);
+    return rec;
 }
 
 static int cmd_version(int argc, char **argv)

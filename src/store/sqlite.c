@@ -158,6 +158,8 @@ struct fp_store {
 };
 
 static int audit_append(fp_store *s, const fp_audit_rec *rec, fp_err *err);
+static int audit_change(fp_store *s, const fp_audit_rec *audit, const char *target,
+                        const char *outcome, fp_err *err);
 static int audit_open(fp_store *s, fp_err *err);
 static void audit_close(fp_store *s);
 
@@ -1016,7 +1018,7 @@ static void bind_range(sqlite3_stmt *st, const void *arg)
 }
 
 int fp_store_add_range(fp_store *s, int64_t seller_id, const char prefix[6], int64_t first,
-                       int64_t last, fp_err *err)
+                       int64_t last, const fp_audit_rec *audit, fp_err *err)
 {
     /* Numbers are unique across sellers: a range may not overlap any other
      * range of the same prefix, or issuing would hit used numbers. */
@@ -1026,8 +1028,12 @@ int fp_store_add_range(fp_store *s, int64_t seller_id, const char prefix[6], int
                            "range prefix must be 5 digits (year, province, channel)");
     if (prefix[5] != 0 || first < 1 || first > last || last > 999999999999999LL)
         return fp_fail(err, FP_EINVAL, "range must satisfy 1 <= first <= last <= 999999999999999");
+    /* the check, the insert and its audit record: one transaction */
     pthread_mutex_lock(&s->wlock);
     sqlite3_stmt *st = NULL;
+    int rc = exec(s->wdb, "BEGIN IMMEDIATE", err);
+    if (rc < 0)
+        goto unlock;
     int overlap = -1;
     if (sqlite3_prepare_v2(s->wdb,
                            "SELECT count(*) FROM number_ranges WHERE prefix=?1 AND first<=?3 "
@@ -1040,17 +1046,40 @@ int fp_store_add_range(fp_store *s, int64_t seller_id, const char prefix[6], int
             overlap = sqlite3_column_int(st, 0) > 0;
     }
     sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->wlock);
-    if (overlap != 0)
-        return overlap > 0
-                   ? fp_fail(err, FP_ECONFLICT, "range %s %lld..%lld overlaps an existing range",
-                             prefix, (long long)first, (long long)last)
-                   : fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
+    st = NULL;
+    if (overlap != 0) {
+        rc = overlap > 0
+                 ? fp_fail(err, FP_ECONFLICT, "range %s %lld..%lld overlaps an existing range",
+                           prefix, (long long)first, (long long)last)
+                 : fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
+        goto rollback;
+    }
+    if (sqlite3_prepare_v2(s->wdb,
+                           "INSERT INTO number_ranges(seller_id, prefix, first, last, next, "
+                           "created_at) VALUES(?1, ?2, ?3, ?4, ?3, ?5)",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto dberr;
     range_arg a = {seller_id, first, last, prefix};
-    return setup_exec(s,
-                      "INSERT INTO number_ranges(seller_id, prefix, first, last, next, created_at) "
-                      "VALUES(?1, ?2, ?3, ?4, ?3, ?5)",
-                      err, bind_range, &a);
+    bind_range(st, &a);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        goto dberr;
+    sqlite3_finalize(st);
+    st = NULL;
+    char target[48];
+    snprintf(target, sizeof target, "%.5s:%lld..%lld", prefix, (long long)first, (long long)last);
+    if ((rc = audit_change(s, audit, target, "ok", err)) < 0 ||
+        (rc = exec(s->wdb, "COMMIT", err)) < 0)
+        goto rollback;
+    goto unlock;
+dberr:
+    rc = fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
+rollback:
+    sqlite3_finalize(st);
+    if (!sqlite3_get_autocommit(s->wdb))
+        exec(s->wdb, "ROLLBACK", NULL);
+unlock:
+    pthread_mutex_unlock(&s->wlock);
+    return rc;
 }
 
 void fp_store_get_stats(fp_store *s, fp_store_stats *st)
@@ -1194,7 +1223,8 @@ static int used_by_forms(sqlite3 *db, const char *blue, fp_red_used *used, int n
 }
 
 int fp_store_red_form_create(fp_store *s, int64_t seller_id, fp_red_form *f, const char *state,
-                             int64_t expires_at, fp_red_form_rec *out, fp_errors *es, fp_err *err)
+                             int64_t expires_at, fp_red_form_rec *out, fp_errors *es,
+                             const fp_audit_rec *audit, fp_err *err)
 {
     memset(out, 0, sizeof *out);
     int maxline = 0;
@@ -1271,7 +1301,7 @@ int fp_store_red_form_create(fp_store *s, int64_t seller_id, fp_red_form *f, con
     }
     sqlite3_finalize(st);
     st = NULL;
-    if (exec(s->wdb, "COMMIT", err) < 0)
+    if ((rc = audit_change(s, audit, form_no, state, err)) < 0 || exec(s->wdb, "COMMIT", err) < 0)
         goto rollback;
     rc = form_read(s->wdb, seller_id, NULL, id, out);
     goto unlock;
@@ -1290,7 +1320,7 @@ unlock:
 }
 
 int fp_store_red_form_act(fp_store *s, int64_t seller_id, const char *form_no, const char *action,
-                          fp_red_form_rec *out, fp_err *err)
+                          fp_red_form_rec *out, const fp_audit_rec *audit, fp_err *err)
 {
     static const struct {
         const char *action, *to;
@@ -1309,32 +1339,43 @@ int fp_store_red_form_act(fp_store *s, int64_t seller_id, const char *form_no, c
     memset(out, 0, sizeof *out);
     if (m < 0)
         return fp_fail(err, FP_EINVAL, "unknown action %s", action);
+    /* the move and its audit record: one transaction */
     pthread_mutex_lock(&s->wlock);
-    int rc = form_read(s->wdb, seller_id, form_no, -1, out);
+    int rc = exec(s->wdb, "BEGIN IMMEDIATE", err);
+    if (rc == 0)
+        rc = form_read(s->wdb, seller_id, form_no, -1, out);
+    int refused = 0;
     if (rc == 0) {
         int allowed = 0;
         for (int i = 0; i < 4 && moves[m].from[i]; i++)
             allowed |= !strcmp(out->state, moves[m].from[i]);
-        if (!allowed) {
-            rc = FP_ECONFLICT;
-            /* persist a lapse that was only computed on read */
-            if (!strcmp(out->state, "lapsed")) {
-                char sql[96];
-                snprintf(sql, sizeof sql, "UPDATE red_forms SET state='lapsed' WHERE id=%lld",
-                         (long long)out->id);
-                exec(s->wdb, sql, NULL);
-            }
-        } else {
+        /* a lapse that was only computed on read is stored (and audited)
+         * on the way to refusing; anything else refused changes nothing */
+        const char *to = allowed ? moves[m].to : !strcmp(out->state, "lapsed") ? "lapsed" : NULL;
+        refused = !allowed;
+        if (to) {
             char sql[128];
-            snprintf(sql, sizeof sql, "UPDATE red_forms SET state='%s' WHERE id=%lld", moves[m].to,
+            snprintf(sql, sizeof sql, "UPDATE red_forms SET state='%s' WHERE id=%lld", to,
                      (long long)out->id);
-            if (exec(s->wdb, sql, err) < 0) {
-                rc = FP_EIO;
-            } else {
-                snprintf(out->state, sizeof out->state, "%s", moves[m].to);
+            fp_audit_rec lapse;
+            const fp_audit_rec *a = audit;
+            if (audit && !allowed) {
+                lapse = *audit;
+                lapse.action = "red_form.lapse";
+                lapse.outcome = "lapsed";
+                a = &lapse;
             }
+            if ((rc = exec(s->wdb, sql, err)) == 0 &&
+                (rc = audit_change(s, a, out->form_no, to, err)) == 0 && allowed)
+                snprintf(out->state, sizeof out->state, "%s", to);
         }
     }
+    if (rc == 0)
+        rc = exec(s->wdb, "COMMIT", err);
+    if (rc < 0 && !sqlite3_get_autocommit(s->wdb))
+        exec(s->wdb, "ROLLBACK", NULL);
+    if (rc == 0 && refused)
+        rc = FP_ECONFLICT;
     pthread_mutex_unlock(&s->wlock);
     return rc;
 }
@@ -1669,6 +1710,32 @@ static int audit_append(fp_store *s, const fp_audit_rec *rec, fp_err *err)
         s->audit_last_id - s->audit_cp_upto >= s->o.audit_checkpoint_every)
         return audit_write_cp(s, err);
     return 0;
+}
+
+static int audit_change(fp_store *s, const fp_audit_rec *audit, const char *target,
+                        const char *outcome, fp_err *err)
+{
+    if (!audit)
+        return 0;
+    fp_audit_rec r = *audit;
+    if (!r.target)
+        r.target = target;
+    if (!r.outcome)
+        r.outcome = outcome ? outcome : "ok";
+    return audit_append(s, &r, err);
+}
+
+int fp_store_audit_change(sqlite3 *db, const fp_audit_rec *audit, const char *target,
+                          const char *outcome, fp_err *err)
+{
+    if (!audit)
+        return 0;
+    fp_audit_rec r = *audit;
+    if (!r.target)
+        r.target = target;
+    if (!r.outcome)
+        r.outcome = outcome ? outcome : "ok";
+    return fp_store_audit_append_conn(db, &r, err);
 }
 
 int fp_store_audit_append_conn(sqlite3 *db, const fp_audit_rec *rec, fp_err *err)
