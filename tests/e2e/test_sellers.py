@@ -41,7 +41,12 @@ def metrics(srv):
 
 
 def test_200_sellers_issue_at_once(make_server):
-    srv = make_server(serve_args=["--fault-injection", "--concurrency-max", "off"], start=False)
+    # the 200 connections are opened (TLS handshakes) one after the other
+    # and then wait for the start line: under load that can take longer
+    # than the slow-client deadlines, which are not what is tested here
+    srv = make_server(serve_args=["--fault-injection", "--concurrency-max", "off",
+                                  "--header-timeout-ms", "600000", "--idle-timeout", "600"],
+                      start=False)
     prefix, base = srv.db_query("SELECT prefix, max(last) + 1 FROM number_ranges")[0]
     con = sqlite3.connect(str(srv.db_path), timeout=30)
     try:
