@@ -128,8 +128,10 @@ int fp_store_invoice_ack(fp_store *s, int64_t seller_id, const char *number, con
 /* ---- webhook configuration of a client ---- */
 int fp_store_webhook_get(fp_store *s, const char *client_id, char *url, size_t url_cap,
                          char *secret, size_t secret_cap);
-/* url NULL removes the webhook.  FP_ENOTFOUND for an unknown client. */
+/* url NULL removes the webhook.  FP_ENOTFOUND for an unknown client.  audit:
+ * the record of the change, in its transaction (store.h; target defaults
+ * to the client id). */
 int fp_store_webhook_set(fp_store *s, const char *client_id, const char *url, const char *secret,
-                         fp_err *err);
+                         const fp_audit_rec *audit, fp_err *err);
 
 #endif

@@ -4,9 +4,13 @@
 
 #include <stddef.h>
 
-/* 1 when messages should be Chinese (LANG/LC_ALL/LC_MESSAGES start with zh). */
+#include "fapiao/audit.h"
+
+/* 1 when messages should be Chinese (the first set of LC_ALL, LC_MESSAGES,
+ * LANG starts with zh). */
 int cli_zh(void);
-/* Prints "fapiao: <zh or en>" to stderr; both when the language is unknown. */
+/* Prints "fapiao: <zh or en>" to stderr; both, zh then en, one line each,
+ * when the language is unknown (neither zh* nor en*: unset, C, POSIX, other). */
 void cli_error(const char *zh, const char *en);
 
 /* "fapiao: <what, zh or en>: <detail>" — detail is a library message. */
@@ -38,8 +42,12 @@ int cli_database_lost(const char *dir);
 /* Opens DIR/fapiao.db (a small read pool) or prints why not and returns
  * NULL. */
 struct fp_store *cli_open_store(const char *dir);
-/* An admin action into the audit log, actor "cli:<user>" (errors printed). */
-void cli_audit(struct fp_store *s, const char *action, const char *target, const char *outcome);
+/* The audit record of an admin action, actor "cli:<user>" (in actor, 80
+ * bytes), for the store call that makes the change: the store writes it in
+ * the change's own transaction (docs/audit.md).  target NULL: the store's
+ * default (what was changed). */
+fp_audit_rec cli_audit_rec(char actor[80], const char *action, const char *target,
+                           const char *outcome);
 
 int cmd_init(int argc, char **argv);
 int cmd_serve(int argc, char **argv);

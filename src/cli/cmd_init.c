@@ -181,7 +181,7 @@ int cmd_init(int argc, char **argv)
     char prefix[6];
     snprintf(prefix, sizeof prefix, "%02u440", (unsigned)(tm.tm_year + 1900) % 100u);
     if (rc == 0)
-        rc = fp_store_add_range(st, seller_id, prefix, 1, (int64_t)nrange, &err);
+        rc = fp_store_add_range(st, seller_id, prefix, 1, (int64_t)nrange, NULL, &err);
 
     fp_client_rec c = {0};
     unsigned char idr[4];

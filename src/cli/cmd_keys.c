@@ -216,7 +216,7 @@ int cmd_keys(int argc, char **argv)
         return 1;
     fp_err err = {0};
     int rc = 0;
-    char secret[FP_SECRET_LEN + 1];
+    char secret[FP_SECRET_LEN + 1], actor[80];
     int64_t now = (int64_t)time(NULL);
     switch (sub) {
     case 0: { /* create */
@@ -245,16 +245,16 @@ int cmd_keys(int argc, char **argv)
         snprintf(c.allowed_ips, sizeof c.allowed_ips, "%s", ips && strcmp(ips, "any") ? ips : "");
         snprintf(c.cert_sha256, sizeof c.cert_sha256, "%s",
                  cert && strcmp(cert, "none") ? cert : "");
+        char roles_txt[64];
+        fp_roles_format(roles, roles_txt, sizeof roles_txt);
+        fp_audit_rec a = cli_audit_rec(actor, "keys.create", NULL, roles_txt);
         if (fp_secret_generate(secret) < 0) {
             cli_error("无法生成随机密钥", "cannot generate a random secret");
             rc = 1;
-        } else if (fp_store_client_create(s, &c, secret, &err) < 0) {
+        } else if (fp_store_client_create(s, &c, secret, &a, &err) < 0) {
             cli_fail("无法创建凭据", "cannot create the credential", err.msg);
             rc = 1;
         } else {
-            char roles_txt[64];
-            fp_roles_format(roles, roles_txt, sizeof roles_txt);
-            cli_audit(s, "keys.create", c.client_id, roles_txt);
             print_secret(c.client_id, secret, 0, json);
         }
         break;
@@ -276,41 +276,44 @@ int cmd_keys(int argc, char **argv)
             printf("]\n");
         break;
     }
-    case 2: /* rotate */
+    case 2: { /* rotate */
+        fp_audit_rec a = cli_audit_rec(actor, "keys.rotate", NULL, "ok");
         if (fp_secret_generate(secret) < 0) {
             cli_error("无法生成随机密钥", "cannot generate a random secret");
             rc = 1;
-        } else if (fp_store_client_rotate(s, id, secret, now, overlap, &err) < 0) {
+        } else if (fp_store_client_rotate(s, id, secret, now, overlap, &a, &err) < 0) {
             cli_fail("无法轮换密钥", "cannot rotate the secret", err.msg);
             rc = 1;
         } else {
-            cli_audit(s, "keys.rotate", id, "ok");
             print_secret(id, secret, now + overlap, json);
         }
         break;
-    case 3: /* revoke */
-        if (fp_store_client_revoke(s, id, now, &err) < 0) {
+    }
+    case 3: { /* revoke */
+        fp_audit_rec a = cli_audit_rec(actor, "keys.revoke", NULL, "ok");
+        if (fp_store_client_revoke(s, id, now, &a, &err) < 0) {
             cli_fail("无法吊销凭据", "cannot revoke the credential", err.msg);
             rc = 1;
         } else {
-            cli_audit(s, "keys.revoke", id, "ok");
             printf("%s %s\n", cli_zh() ? "已吊销" : "revoked", id);
         }
         break;
-    default: /* set */
+    }
+    default: { /* set */
+        fp_audit_rec a = cli_audit_rec(actor, "keys.set", NULL, "ok");
         if (!roles_s && !ips && !cert) {
             cli_error("set 至少需要 --roles、--allow-ip、--cert-sha256 之一",
                       "set needs at least one of --roles, --allow-ip, --cert-sha256");
             rc = 2;
         } else if (fp_store_client_update(
                        s, id, roles_s ? &roles : NULL, ips ? (strcmp(ips, "any") ? ips : "") : NULL,
-                       cert ? (strcmp(cert, "none") ? cert : "") : NULL, &err) < 0) {
+                       cert ? (strcmp(cert, "none") ? cert : "") : NULL, &a, &err) < 0) {
             cli_fail("无法修改凭据", "cannot change the credential", err.msg);
             rc = 1;
         } else {
-            cli_audit(s, "keys.set", id, "ok");
             printf("%s %s\n", cli_zh() ? "已修改" : "changed", id);
         }
+    }
     }
     fp_store_close(s);
     return rc;

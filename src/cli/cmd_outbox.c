@@ -280,16 +280,17 @@ int cmd_webhook(int argc, char **argv)
             }
             secret = gen;
         }
-        if (fp_store_webhook_set(s, client, set ? url : NULL, set ? secret : NULL, &err) < 0) {
+        char actor[80];
+        fp_audit_rec a = set ? cli_audit_rec(actor, "webhook.set", NULL, url)
+                             : cli_audit_rec(actor, "webhook.remove", NULL, "ok");
+        if (fp_store_webhook_set(s, client, set ? url : NULL, set ? secret : NULL, &a, &err) < 0) {
             cli_fail("无法保存回调地址", "cannot store the webhook", err.msg);
             rc = 1;
         } else if (set) {
-            cli_audit(s, "webhook.set", client, url);
             printf("url: %s\nsecret: %s\n%s\n", url, secret,
                    cli_zh() ? "（密钥只显示这一次；请保存在接收方用于验签）"
                             : "(shown only now: keep it at the receiver to verify signatures)");
         } else {
-            cli_audit(s, "webhook.remove", client, "ok");
             printf("%s\n", cli_zh() ? "已删除回调地址" : "webhook removed");
         }
     }

@@ -44,13 +44,12 @@ static int add_one(fp_store *s, int64_t seller, const char *prefix, int64_t firs
     }
     memcpy(p, prefix, 5);
     fp_err err = {0};
-    if (fp_store_add_range(s, seller, p, first, last, &err) < 0) {
+    char actor[80];
+    fp_audit_rec a = cli_audit_rec(actor, "ranges.import", NULL, "ok");
+    if (fp_store_add_range(s, seller, p, first, last, &a, &err) < 0) {
         fprintf(stderr, "fapiao: %s: %s\n", where, err.msg);
         return -1;
     }
-    char target[64];
-    snprintf(target, sizeof target, "%s:%lld..%lld", p, (long long)first, (long long)last);
-    cli_audit(s, "ranges.import", target, "ok");
     printf("%s %s %lld..%lld (%lld)\n", cli_zh() ? "已导入" : "imported", p, (long long)first,
            (long long)last, (long long)(last - first + 1));
     return 0;

@@ -13,22 +13,31 @@
 
 #define FAPIAO_VERSION "0.1.0"
 
-int cli_zh(void)
+/* The language of messages from the first of LC_ALL, LC_MESSAGES, LANG that
+ * is set: 1 Chinese (zh*), 0 English (en*), -1 unknown (none set, C, POSIX,
+ * any other language). */
+static int cli_lang(void)
 {
     const char *vars[] = {"LC_ALL", "LC_MESSAGES", "LANG"};
     for (int i = 0; i < 3; i++) {
         const char *v = getenv(vars[i]);
         if (v && *v)
-            return strncmp(v, "zh", 2) == 0;
+            return strncmp(v, "zh", 2) == 0 ? 1 : strncmp(v, "en", 2) == 0 ? 0 : -1;
     }
-    return 0;
+    return -1;
+}
+
+int cli_zh(void)
+{
+    return cli_lang() == 1;
 }
 
 void cli_error(const char *zh, const char *en)
 {
-    if (cli_zh())
+    int lang = cli_lang();
+    if (lang != 0)
         fprintf(stderr, "fapiao: %s\n", zh);
-    else
+    if (lang != 1)
         fprintf(stderr, "fapiao: %s\n", en);
 }
 
@@ -180,20 +189,18 @@ fp_store *cli_open_store(const char *dir)
     return s;
 }
 
-void cli_audit(fp_store *s, const char *action, const char *target, const char *outcome)
+fp_audit_rec cli_audit_rec(char actor[80], const char *action, const char *target,
+                           const char *outcome)
 {
-    char actor[80];
     const char *user = getenv("SUDO_USER");
     if (!user || !*user)
         user = getenv("USER");
     if (user && *user)
-        snprintf(actor, sizeof actor, "cli:%.60s", user);
+        snprintf(actor, 80, "cli:%.60s", user);
     else
-        snprintf(actor, sizeof actor, "cli:uid%u", (unsigned)getuid());
+        snprintf(actor, 80, "cli:uid%u", (unsigned)getuid());
     fp_audit_rec rec = {0, actor, action, target, NULL, NULL, outcome};
-    fp_err err = {0};
-    if (fp_store_audit(s, &rec, &err) < 0)
-        cli_fail("无法写入审计日志", "cannot write the audit log", err.msg);
+    return rec;
 }
 
 static int cmd_version(int argc, char **argv)

@@ -39,6 +39,17 @@ static enum MHD_Result bad_body(fp_req *r, const fp_errors *es)
     return fp_problem(r, top, NULL, NULL, es);
 }
 
+/* The audit record of a change this request makes (target and outcome
+ * left to the store), written in the change's transaction. */
+static fp_audit_rec request_audit(const fp_req *r, const char *action)
+{
+    fp_audit_rec a = {.actor = r->claims.client_id,
+                      .action = action,
+                      .request_id = r->rid,
+                      .client_ip = r->client_ip};
+    return a;
+}
+
 static int key_char_ok(char c)
 {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
@@ -452,8 +463,9 @@ enum MHD_Result fp_h_red_form_create(fp_req *r)
             strcmp(state, "no_confirmation_needed") ? (int64_t)time(NULL) + 72 * 3600 : 0;
         fp_red_form_rec rec;
         fp_err err = {0};
+        fp_audit_rec a = request_audit(r, "red_form.create");
         rc = fp_store_red_form_create(s->o.store, r->claims.seller_id, &f, state, expires, &rec, es,
-                                      &err);
+                                      &a, &err);
         if (rc == FP_ERANGE)
             res = fp_problem(r, FPC_RED_EXCEEDS_BLUE, NULL, NULL, es);
         else if (rc < 0)
@@ -488,8 +500,11 @@ enum MHD_Result fp_h_red_form_act(fp_req *r)
     const char *action = strrchr(r->route->pattern, '/') + 1;
     fp_red_form_rec rec;
     fp_err err = {0};
-    int rc =
-        fp_store_red_form_act(r->srv->o.store, r->claims.seller_id, r->param, action, &rec, &err);
+    char what[32];
+    snprintf(what, sizeof what, "red_form.%s", action);
+    fp_audit_rec a = request_audit(r, what);
+    int rc = fp_store_red_form_act(r->srv->o.store, r->claims.seller_id, r->param, action, &rec, &a,
+                                   &err);
     enum MHD_Result res;
     if (rc == FP_ENOTFOUND) {
         res = fp_problem(r, FPC_NOT_FOUND, "红字确认单不存在", "No such red form", NULL);
@@ -935,8 +950,13 @@ enum MHD_Result fp_h_rotate_secret(fp_req *r)
     if (fp_secret_generate(secret) < 0)
         return fp_problem(r, FPC_INTERNAL, NULL, NULL, NULL);
     fp_err err = {0};
-    rc = fp_store_client_rotate(r->srv->o.store, r->claims.client_id, secret, now, overlap, &err);
-    if (rc == FP_ENOTFOUND || rc == FP_ECONFLICT)
+    fp_audit_rec a = request_audit(r, "credentials.rotate");
+    rc = fp_store_client_rotate(r->srv->o.store, r->claims.client_id, secret, now, overlap, &a,
+                                &err);
+    if (rc == FP_ENOTFOUND)
+        return fp_problem(r, FPC_UNAUTHENTICATED, "访问令牌所属的客户端不存在（未知客户端）",
+                          "The token's client does not exist (unknown client)", NULL);
+    if (rc == FP_ECONFLICT)
         return fp_problem(r, FPC_UNAUTHENTICATED, "凭据已吊销", "The credential has been revoked",
                           NULL);
     if (rc < 0)

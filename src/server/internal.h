@@ -76,6 +76,7 @@ struct fp_req {
     fp_buf body;
     int too_large;
     int responded;
+    int counted; /* in fapiao_http_requests_total (before the answer is queued) */
     int status;
     size_t resp_len;
     fp_token_claims claims;

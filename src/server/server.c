@@ -112,6 +112,16 @@ static int match(const char *pattern, const char *path, char *param, size_t cap)
 
 /* ---- responses ---- */
 
+/* A request into the request count and latency metrics, once. */
+static void count_request(fp_req *r)
+{
+    if (r->counted)
+        return;
+    r->counted = 1;
+    size_t ri = r->route ? (size_t)(r->route - routes) : NROUTES;
+    fp_server_metrics_request(r->srv, ri, r->status, fp_now_us() - r->t0_us);
+}
+
 static fp_guarded *guarded(struct MHD_Connection *c);
 
 /* The headers of every answer, queueing, the send deadline. */
@@ -129,10 +139,14 @@ static enum MHD_Result queue(fp_req *r, int status, const char *ctype, struct MH
     /* stopping: no further request on this connection (docs/operations.md) */
     if (r->close_conn || atomic_load(&r->srv->stopping))
         MHD_add_response_header(resp, "Connection", "close");
-    enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
-    MHD_destroy_response(resp);
     r->responded = 1;
     r->status = status;
+    /* counted before the answer is queued: a client that has its answer
+     * finds it in /metrics (on_completed runs only after the last byte is
+     * sent, maybe after the client's next request) */
+    count_request(r);
+    enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
     if (r->body_read) /* an early answer (413, 400) leaves the body deadline */
         fp_conn_guard_sending(r->srv->guard, guarded(r->conn), r->srv->o.send_timeout_ms);
     return ok;
@@ -351,6 +365,11 @@ static int authorize(fp_req *r, enum MHD_Result *res)
                                            r->claims.secret_id, (int64_t)time(NULL), &c, &live);
     if (rc == FP_EIO) {
         *res = fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
+        return 1;
+    }
+    if (rc == FP_ENOTFOUND) { /* signed by us, but for no client this store knows */
+        *res = fp_problem(r, FPC_UNAUTHENTICATED, "访问令牌所属的客户端不存在（未知客户端）",
+                          "The token's client does not exist (unknown client)", NULL);
         return 1;
     }
     if (rc < 0 || c.revoked) {
@@ -606,8 +625,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
     if (!r || r == fp_http_nul_mark())
         return;
     fp_resp_budget_release(s, r->resp_held);
-    size_t ri = r->route ? (size_t)(r->route - routes) : NROUTES;
-    fp_server_metrics_request(s, ri, r->status, fp_now_us() - r->t0_us);
+    count_request(r); /* one never answered (aborted, or MHD_NO): counted now */
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
         fp_conn_guard_answered(s->guard, guarded(c));
     fp_gauge_add(s->m_inflight, -1);

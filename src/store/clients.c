@@ -241,13 +241,17 @@ static int insert_secret(sqlite3 *db, const char *client_id, const char *secret,
     return step == SQLITE_DONE ? 0 : fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
 }
 
+/* fn, and the audit record of what it changed (target: the client id),
+ * in one transaction: no change without its record (docs/audit.md). */
 static int in_txn(fp_store *s, int (*fn)(sqlite3 *db, void *arg, fp_err *err), void *arg,
-                  fp_err *err)
+                  const fp_audit_rec *audit, const char *target, fp_err *err)
 {
     sqlite3 *db = fp_store_wlock(s);
     int rc = fp_store_exec(db, "BEGIN IMMEDIATE", err);
     if (rc == 0) {
         rc = fn(db, arg, err);
+        if (rc == 0)
+            rc = fp_store_audit_change(db, audit, target, "ok", err);
         if (rc == 0)
             rc = fp_store_exec(db, "COMMIT", err);
         if (rc < 0 && !sqlite3_get_autocommit(db))
@@ -334,17 +338,18 @@ int fp_store_add_client(fp_store *s, const fp_client_rec *c, fp_err *err)
     info.seller_id = c->seller_id;
     info.roles = c->roles;
     add_arg a = {&info, c, NULL};
-    return in_txn(s, add_fn, &a, err);
+    return in_txn(s, add_fn, &a, NULL, NULL, err);
 }
 
-int fp_store_client_create(fp_store *s, const fp_client_info *c, const char *secret, fp_err *err)
+int fp_store_client_create(fp_store *s, const fp_client_info *c, const char *secret,
+                           const fp_audit_rec *audit, fp_err *err)
 {
     if (!fp_client_id_valid(c->client_id))
         return fp_fail(err, FP_EINVAL, "a client id is 1-64 characters of A-Z a-z 0-9 . _ -");
     if (c->seller_id < 1)
         return fp_fail(err, FP_EINVAL, "a client's seller id is 1 or more");
     add_arg a = {c, NULL, secret};
-    return in_txn(s, add_fn, &a, err);
+    return in_txn(s, add_fn, &a, audit, c->client_id, err);
 }
 
 typedef struct rot_arg {
@@ -389,10 +394,10 @@ static int rotate_fn(sqlite3 *db, void *arg, fp_err *err)
 }
 
 int fp_store_client_rotate(fp_store *s, const char *client_id, const char *secret, int64_t now,
-                           int64_t overlap_s, fp_err *err)
+                           int64_t overlap_s, const fp_audit_rec *audit, fp_err *err)
 {
     rot_arg a = {client_id, secret, now, overlap_s < 0 ? 0 : overlap_s};
-    return in_txn(s, rotate_fn, &a, err);
+    return in_txn(s, rotate_fn, &a, audit, client_id, err);
 }
 
 typedef struct upd_arg {
@@ -440,15 +445,17 @@ static int update_fn(sqlite3 *db, void *arg, fp_err *err)
     return 0;
 }
 
-int fp_store_client_revoke(fp_store *s, const char *client_id, int64_t now, fp_err *err)
+int fp_store_client_revoke(fp_store *s, const char *client_id, int64_t now,
+                           const fp_audit_rec *audit, fp_err *err)
 {
     upd_arg a = {client_id, NULL, NULL, NULL, now > 0 ? now : 1};
-    return in_txn(s, update_fn, &a, err);
+    return in_txn(s, update_fn, &a, audit, client_id, err);
 }
 
 int fp_store_client_update(fp_store *s, const char *client_id, const unsigned *roles,
-                           const char *allowed_ips, const char *cert_sha256, fp_err *err)
+                           const char *allowed_ips, const char *cert_sha256,
+                           const fp_audit_rec *audit, fp_err *err)
 {
     upd_arg a = {client_id, roles, allowed_ips, cert_sha256, 0};
-    return in_txn(s, update_fn, &a, err);
+    return in_txn(s, update_fn, &a, audit, client_id, err);
 }

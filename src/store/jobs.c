@@ -543,21 +543,27 @@ int fp_store_webhook_get(fp_store *s, const char *client_id, char *url, size_t u
 }
 
 int fp_store_webhook_set(fp_store *s, const char *client_id, const char *url, const char *secret,
-                         fp_err *err)
+                         const fp_audit_rec *audit, fp_err *err)
 {
     sqlite3 *db = fp_store_wlock(s);
-    sqlite3_stmt *st =
-        prep(db, "UPDATE clients SET webhook_url=?2, webhook_secret=?3 WHERE client_id=?1", err);
-    if (st) {
-        sqlite3_bind_text(st, 1, client_id, -1, SQLITE_STATIC);
-        if (url) {
-            sqlite3_bind_text(st, 2, url, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 3, secret, -1, SQLITE_STATIC);
+    int rc = begin(db, err);
+    if (rc == 0) {
+        sqlite3_stmt *st = prep(
+            db, "UPDATE clients SET webhook_url=?2, webhook_secret=?3 WHERE client_id=?1", err);
+        if (st) {
+            sqlite3_bind_text(st, 1, client_id, -1, SQLITE_STATIC);
+            if (url) {
+                sqlite3_bind_text(st, 2, url, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 3, secret, -1, SQLITE_STATIC);
+            }
         }
+        rc = run(db, st, err);
+        if (rc == 0 && sqlite3_changes(db) != 1)
+            rc = fp_fail(err, FP_ENOTFOUND, "no client %s", client_id);
+        if (rc == 0) /* the change and its record: one transaction */
+            rc = fp_store_audit_change(db, audit, client_id, "ok", err);
+        rc = finish(db, rc, err);
     }
-    int rc = run(db, st, err);
-    if (rc == 0 && sqlite3_changes(db) != 1)
-        rc = fp_fail(err, FP_ENOTFOUND, "no client %s", client_id);
     fp_store_wunlock(s);
     return rc;
 }

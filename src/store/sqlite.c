@@ -180,6 +180,8 @@ struct fp_store {
 };
 
 static int audit_append(fp_store *s, const fp_audit_rec *rec, fp_err *err);
+static int audit_change(fp_store *s, const fp_audit_rec *audit, const char *target,
+                        const char *outcome, fp_err *err);
 static int audit_open(fp_store *s, fp_err *err);
 static void audit_close(fp_store *s);
 
@@ -355,8 +357,6 @@ static int flush_ranges(fp_store *s)
     return 0;
 }
 
-/* The range to take the seller's next number from, loading it when the
- * cached one is used up.  NULL: exhausted (*err = 0) or error (*err < 0). */
 /* A number is valid only in its prefix year (DOMAIN.md): the two-digit
  * year, China Standard Time, that a range must start with to be used now.
  * FP_TEST_YEAR overrides it so tests can cross a new year. */
@@ -374,6 +374,8 @@ static void current_yy(char yy[3], int64_t issue_t)
     snprintf(yy, 3, "%02u", (unsigned)(tm.tm_year + 1900) % 100u);
 }
 
+/* The range to take the seller's next number from, loading it when the
+ * cached one is used up.  NULL: exhausted (*err = 0) or error (*err < 0). */
 static range_cache *range_for(fp_store *s, int64_t seller_id, int *err)
 {
     range_cache *rc = NULL;
@@ -389,6 +391,23 @@ static range_cache *range_for(fp_store *s, int64_t seller_id, int *err)
         *err = FP_EIO;
         return NULL;
     }
+    if (!rc && s->nranges == RANGE_CACHE) {
+        /* many sellers: evict one that is clean; when every entry moved in
+         * this transaction, write them all back first (in it, as before
+         * COMMIT), after which any can go */
+        int victim = -1;
+        for (int i = 0; i < s->nranges && victim < 0; i++)
+            if (!s->ranges[i].dirty)
+                victim = i;
+        if (victim < 0) {
+            if (flush_ranges(s) < 0) {
+                *err = FP_EIO;
+                return NULL;
+            }
+            victim = 0;
+        }
+        s->ranges[victim] = s->ranges[--s->nranges];
+    }
     sqlite3_stmt *st = s->wst[WQ_RANGE];
     sqlite3_bind_int64(st, 1, seller_id);
     sqlite3_bind_text(st, 2, yy, 2, SQLITE_TRANSIENT);
@@ -399,20 +418,8 @@ static range_cache *range_for(fp_store *s, int64_t seller_id, int *err)
             *err = FP_EIO;
         return NULL;
     }
-    if (!rc) {
-        if (s->nranges == RANGE_CACHE) /* many sellers: evict one that is clean */
-            for (int i = 0; i < s->nranges; i++)
-                if (!s->ranges[i].dirty) {
-                    s->ranges[i] = s->ranges[--s->nranges];
-                    break;
-                }
-        if (s->nranges == RANGE_CACHE) {
-            sqlite3_reset(st);
-            *err = FP_EBUSY;
-            return NULL;
-        }
+    if (!rc)
         rc = &s->ranges[s->nranges++];
-    }
     rc->seller_id = seller_id;
     rc->id = sqlite3_column_int64(st, 0);
     snprintf(rc->prefix, sizeof rc->prefix, "%.5s", (const char *)sqlite3_column_text(st, 1));
@@ -453,10 +460,6 @@ static int answer_existing(fp_store *s, fp_issue_req *r)
     return rc;
 }
 
-/* One request inside the open transaction: two INSERTs in the common case.
- * The idempotency check is the UNIQUE(seller_id, serial) constraint itself;
- * only a conflict costs a lookup.  Returns FP_EIO when the transaction
- * cannot go on (the batch is then rolled back and every request fails). */
 /* A red invoice consumes its form: a replay is answered first (the form is
  * then already issued), otherwise the form must be ready.  0 to go on, 1
  * when r is answered, FP_EIO. */
@@ -672,6 +675,10 @@ static int clock_open(fp_store *s, fp_err *err)
     return 0;
 }
 
+/* One request inside the open transaction: the invoice, its audit record
+ * and its outbox jobs in the common case.  The idempotency check is the UNIQUE(seller_id, serial)
+ * constraint itself; only a conflict costs a lookup.  Returns FP_EIO when the transaction cannot go
+ * on (the batch is then rolled back and every request fails). */
 static int issue_one(fp_store *s, fp_issue_req *r)
 {
     int err;
@@ -1506,7 +1513,7 @@ static void bind_range(sqlite3_stmt *st, const void *arg)
 }
 
 int fp_store_add_range(fp_store *s, int64_t seller_id, const char prefix[6], int64_t first,
-                       int64_t last, fp_err *err)
+                       int64_t last, const fp_audit_rec *audit, fp_err *err)
 {
     /* Numbers are unique across sellers: a range may not overlap any other
      * range of the same prefix, or issuing would hit used numbers. */
@@ -1516,8 +1523,12 @@ int fp_store_add_range(fp_store *s, int64_t seller_id, const char prefix[6], int
                            "range prefix must be 5 digits (year, province, channel)");
     if (prefix[5] != 0 || first < 1 || first > last || last > 999999999999999LL)
         return fp_fail(err, FP_EINVAL, "range must satisfy 1 <= first <= last <= 999999999999999");
+    /* the check, the insert and its audit record: one transaction */
     pthread_mutex_lock(&s->wlock);
     sqlite3_stmt *st = NULL;
+    int rc = exec(s->wdb, "BEGIN IMMEDIATE", err);
+    if (rc < 0)
+        goto unlock;
     int overlap = -1;
     if (sqlite3_prepare_v2(s->wdb,
                            "SELECT count(*) FROM number_ranges WHERE prefix=?1 AND first<=?3 "
@@ -1530,17 +1541,40 @@ int fp_store_add_range(fp_store *s, int64_t seller_id, const char prefix[6], int
             overlap = sqlite3_column_int(st, 0) > 0;
     }
     sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->wlock);
-    if (overlap != 0)
-        return overlap > 0
-                   ? fp_fail(err, FP_ECONFLICT, "range %s %lld..%lld overlaps an existing range",
-                             prefix, (long long)first, (long long)last)
-                   : fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
+    st = NULL;
+    if (overlap != 0) {
+        rc = overlap > 0
+                 ? fp_fail(err, FP_ECONFLICT, "range %s %lld..%lld overlaps an existing range",
+                           prefix, (long long)first, (long long)last)
+                 : fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
+        goto rollback;
+    }
+    if (sqlite3_prepare_v2(s->wdb,
+                           "INSERT INTO number_ranges(seller_id, prefix, first, last, next, "
+                           "created_at) VALUES(?1, ?2, ?3, ?4, ?3, ?5)",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto dberr;
     range_arg a = {seller_id, first, last, prefix};
-    return setup_exec(s,
-                      "INSERT INTO number_ranges(seller_id, prefix, first, last, next, created_at) "
-                      "VALUES(?1, ?2, ?3, ?4, ?3, ?5)",
-                      err, bind_range, &a);
+    bind_range(st, &a);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        goto dberr;
+    sqlite3_finalize(st);
+    st = NULL;
+    char target[48];
+    snprintf(target, sizeof target, "%.5s:%lld..%lld", prefix, (long long)first, (long long)last);
+    if ((rc = audit_change(s, audit, target, "ok", err)) < 0 ||
+        (rc = exec(s->wdb, "COMMIT", err)) < 0)
+        goto rollback;
+    goto unlock;
+dberr:
+    rc = fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
+rollback:
+    sqlite3_finalize(st);
+    if (!sqlite3_get_autocommit(s->wdb))
+        exec(s->wdb, "ROLLBACK", NULL);
+unlock:
+    pthread_mutex_unlock(&s->wlock);
+    return rc;
 }
 
 void fp_store_get_stats(fp_store *s, fp_store_stats *st)
@@ -1690,7 +1724,8 @@ static int used_by_forms(sqlite3 *db, const char *blue, fp_red_used *used, int n
 }
 
 int fp_store_red_form_create(fp_store *s, int64_t seller_id, fp_red_form *f, const char *state,
-                             int64_t expires_at, fp_red_form_rec *out, fp_errors *es, fp_err *err)
+                             int64_t expires_at, fp_red_form_rec *out, fp_errors *es,
+                             const fp_audit_rec *audit, fp_err *err)
 {
     memset(out, 0, sizeof *out);
     int maxline = 0;
@@ -1767,7 +1802,7 @@ int fp_store_red_form_create(fp_store *s, int64_t seller_id, fp_red_form *f, con
     }
     sqlite3_finalize(st);
     st = NULL;
-    if (exec(s->wdb, "COMMIT", err) < 0)
+    if ((rc = audit_change(s, audit, form_no, state, err)) < 0 || exec(s->wdb, "COMMIT", err) < 0)
         goto rollback;
     rc = form_read(s->wdb, seller_id, NULL, id, out);
     goto unlock;
@@ -1786,7 +1821,7 @@ unlock:
 }
 
 int fp_store_red_form_act(fp_store *s, int64_t seller_id, const char *form_no, const char *action,
-                          fp_red_form_rec *out, fp_err *err)
+                          fp_red_form_rec *out, const fp_audit_rec *audit, fp_err *err)
 {
     static const struct {
         const char *action, *to;
@@ -1805,32 +1840,43 @@ int fp_store_red_form_act(fp_store *s, int64_t seller_id, const char *form_no, c
     memset(out, 0, sizeof *out);
     if (m < 0)
         return fp_fail(err, FP_EINVAL, "unknown action %s", action);
+    /* the move and its audit record: one transaction */
     pthread_mutex_lock(&s->wlock);
-    int rc = form_read(s->wdb, seller_id, form_no, -1, out);
+    int rc = exec(s->wdb, "BEGIN IMMEDIATE", err);
+    if (rc == 0)
+        rc = form_read(s->wdb, seller_id, form_no, -1, out);
+    int refused = 0;
     if (rc == 0) {
         int allowed = 0;
         for (int i = 0; i < 4 && moves[m].from[i]; i++)
             allowed |= !strcmp(out->state, moves[m].from[i]);
-        if (!allowed) {
-            rc = FP_ECONFLICT;
-            /* persist a lapse that was only computed on read */
-            if (!strcmp(out->state, "lapsed")) {
-                char sql[96];
-                snprintf(sql, sizeof sql, "UPDATE red_forms SET state='lapsed' WHERE id=%lld",
-                         (long long)out->id);
-                exec(s->wdb, sql, NULL);
-            }
-        } else {
+        /* a lapse that was only computed on read is stored (and audited)
+         * on the way to refusing; anything else refused changes nothing */
+        const char *to = allowed ? moves[m].to : !strcmp(out->state, "lapsed") ? "lapsed" : NULL;
+        refused = !allowed;
+        if (to) {
             char sql[128];
-            snprintf(sql, sizeof sql, "UPDATE red_forms SET state='%s' WHERE id=%lld", moves[m].to,
+            snprintf(sql, sizeof sql, "UPDATE red_forms SET state='%s' WHERE id=%lld", to,
                      (long long)out->id);
-            if (exec(s->wdb, sql, err) < 0) {
-                rc = FP_EIO;
-            } else {
-                snprintf(out->state, sizeof out->state, "%s", moves[m].to);
+            fp_audit_rec lapse;
+            const fp_audit_rec *a = audit;
+            if (audit && !allowed) {
+                lapse = *audit;
+                lapse.action = "red_form.lapse";
+                lapse.outcome = "lapsed";
+                a = &lapse;
             }
+            if ((rc = exec(s->wdb, sql, err)) == 0 &&
+                (rc = audit_change(s, a, out->form_no, to, err)) == 0 && allowed)
+                snprintf(out->state, sizeof out->state, "%s", to);
         }
     }
+    if (rc == 0)
+        rc = exec(s->wdb, "COMMIT", err);
+    if (rc < 0 && !sqlite3_get_autocommit(s->wdb))
+        exec(s->wdb, "ROLLBACK", NULL);
+    if (rc == 0 && refused)
+        rc = FP_ECONFLICT;
     pthread_mutex_unlock(&s->wlock);
     return rc;
 }
@@ -2210,6 +2256,32 @@ static int audit_append(fp_store *s, const fp_audit_rec *rec, fp_err *err)
         s->audit_last_id - s->audit_cp_upto >= s->o.audit_checkpoint_every)
         return audit_write_cp(s, err);
     return 0;
+}
+
+static int audit_change(fp_store *s, const fp_audit_rec *audit, const char *target,
+                        const char *outcome, fp_err *err)
+{
+    if (!audit)
+        return 0;
+    fp_audit_rec r = *audit;
+    if (!r.target)
+        r.target = target;
+    if (!r.outcome)
+        r.outcome = outcome ? outcome : "ok";
+    return audit_append(s, &r, err);
+}
+
+int fp_store_audit_change(sqlite3 *db, const fp_audit_rec *audit, const char *target,
+                          const char *outcome, fp_err *err)
+{
+    if (!audit)
+        return 0;
+    fp_audit_rec r = *audit;
+    if (!r.target)
+        r.target = target;
+    if (!r.outcome)
+        r.outcome = outcome ? outcome : "ok";
+    return fp_store_audit_append_conn(db, &r, err);
 }
 
 int fp_store_audit_append_conn(sqlite3 *db, const fp_audit_rec *rec, fp_err *err)

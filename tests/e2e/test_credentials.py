@@ -240,3 +240,60 @@ def test_failures_and_admin_actions_are_audited(make_server):
     v = subprocess.run([BIN, "audit", "verify", "--data-dir", str(srv.data_dir)],
                        capture_output=True, text=True, timeout=60 * SLOW)
     assert v.returncode == 0, v.stdout + v.stderr
+
+
+def forged_token(srv, client_id, seller_id=1, ttl=600, secret_id=None):
+    """A token as the server signs them (src/security/auth.c: "fpt2." +
+    base64url(payload) + "." + base64url(HMAC-SHA256 over "fpt2" + payload
+    with DIR/token.key); the payload is the id's length, the id, then seller,
+    expiry and secret id as big-endian 64-bit integers and 9 random bytes)
+    for any client id.  secret_id: the client's newest secret by default."""
+    import base64
+    import hashlib
+    import hmac
+    import os
+    import struct
+
+    if secret_id is None:
+        rows = srv.db_query("SELECT max(id) FROM client_secrets WHERE client_id=?", (client_id,))
+        secret_id = rows[0][0] or 1
+    key = (srv.data_dir / "token.key").read_bytes()[:32]
+    cid = client_id.encode()
+    payload = bytes([len(cid)]) + cid + struct.pack(">qqq", seller_id, int(time.time()) + ttl,
+                                                    secret_id) + os.urandom(9)
+    mac = hmac.new(key, b"fpt2" + payload, hashlib.sha256).digest()
+
+    def b64(x):
+        return base64.urlsafe_b64encode(x).rstrip(b"=").decode()
+    return "fpt2.%s.%s" % (b64(payload), b64(mac))
+
+
+def test_unknown_client_is_not_called_revoked(make_server):
+    """A validly signed token for a client id that never existed is refused
+    as an unknown client, not as a revoked credential; a revoked one still
+    says revoked, and the token exchange of an unknown id says the id or
+    secret is wrong."""
+    srv = make_server()
+    cid, secret = create(srv, "issuer")
+    good = forged_token(srv, cid)
+    assert srv.request("GET", "/v1/invoices?limit=1", auth=good).status == 200  # the forgery is sound
+    ghost = forged_token(srv, "never-existed-%d" % time.monotonic_ns())
+    for method, path, body in (("GET", "/v1/invoices?limit=1", None),
+                               ("POST", "/v1/credentials/rotate", b"{}")):
+        r = srv.request(method, path, body=body, auth=ghost,
+                        headers={"Content-Type": "application/json"})
+        p = assert_problem(r, 401, "UNAUTHENTICATED")
+        assert "unknown client" in p["message_en"], p
+        assert "revoked" not in p["message_en"] and "吊销" not in p["message_zh"], p
+        assert "未知客户端" in p["message_zh"], p
+    r = srv.get_token_response("never-existed-either", secret)
+    p = assert_problem(r, 401, "UNAUTHENTICATED")
+    assert p["message_en"] == "Wrong client_id or client_secret", p
+    keys(srv, "revoke", "--client-id", cid)
+    deadline = time.monotonic() + 5 * SLOW
+    while srv.request("GET", "/v1/invoices?limit=1", auth=good).status == 200:
+        assert time.monotonic() < deadline, "revocation not seen"
+        time.sleep(0.05)
+    r = srv.request("GET", "/v1/invoices?limit=1", auth=good)
+    assert_problem(r, 401, "UNAUTHENTICATED")
+    assert r.json()["message_en"] == "The credential has been revoked"

@@ -65,3 +65,27 @@ def test_counters_only_grow(server, n):
         server.request("GET", "/healthz", auth=False)
     after = value(scrape(server), "fapiao_http_connections_total")
     assert after >= before + n
+
+
+def test_every_answer_is_counted_before_the_client_has_it(make_server):
+    """A request is in fapiao_http_requests_total by the time its client has
+    the answer: a scrape on another connection right after each answer sees
+    the exact count (it used to be counted after the last byte was sent,
+    so a quick scrape could miss the request before it)."""
+    srv = make_server()
+    a, b = srv.connection(), srv.connection()
+    series = {404: 'fapiao_http_requests_total{method="any",route="unmatched",code="4xx"}',
+              200: 'fapiao_http_requests_total{method="GET",route="/healthz",code="2xx"}'}
+    try:
+        before = {k: value(srv.request("GET", "/metrics", auth=False, conn=b).body.decode(), v)
+                  or 0 for k, v in series.items()}
+        for i in range(1, 401):
+            path, status = ("/nope", 404) if i % 2 else ("/healthz", 200)
+            assert srv.request("GET", path, auth=False, conn=a).status == status
+            text = srv.request("GET", "/metrics", auth=False, conn=b).body.decode()
+            want = {404: (i + 1) // 2, 200: i // 2}
+            for k, v in series.items():
+                assert value(text, v) == before[k] + want[k], (i, v, value(text, v))
+    finally:
+        a.close()
+        b.close()

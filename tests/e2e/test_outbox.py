@@ -205,8 +205,13 @@ def test_pdf_webhook_ack(make_server, receivers):
     assert_problem(srv.request("POST", "/v1/invoices/26440000000000999999/ack"), 404, "NOT_FOUND")
     assert_problem(srv.request("GET", "/v1/invoices/26440000000000999999/pdf"), 404, "NOT_FOUND")
 
-    assert metric(srv, "fapiao_outbox_runs_total", '{kind="render",result="ok"}') == 1
-    assert metric(srv, "fapiao_outbox_runs_total", '{kind="notify",result="ok"}') == 1
+    # a run is counted just after its outcome is stored (the status seen
+    # above): wait for the count, then it must be exact
+    for kind in ("render", "notify"):
+        labels = '{kind="%s",result="ok"}' % kind
+        wait_for(lambda: (metric(srv, "fapiao_outbox_runs_total", labels) or 0) >= 1,
+                 timeout=5 * SLOW, what="the %s run in /metrics" % kind)
+        assert metric(srv, "fapiao_outbox_runs_total", labels) == 1
     # the job gauges are the health thread's count (taken every second)
     wait_for(lambda: metric(srv, "fapiao_outbox_jobs", '{kind="notify",state="pending"}') == 0,
              timeout=5, what="no pending notify job in /metrics")
@@ -326,7 +331,9 @@ def test_render_hang_is_bounded_and_isolated(make_server, monkeypatch):
     assert_problem(r, 500, "RENDER_FAILED")
     render = [j for j in jobs(srv, state="dead") if j["invoice_number"] == stuck]
     assert render and render[0]["attempts"] == 3, render
-    assert metric(srv, "fapiao_outbox_runs_total", '{kind="render",result="dead"}') == 1
+    dead = '{kind="render",result="dead"}'  # counted just after the job is stored dead
+    wait_for(lambda: metric(srv, "fapiao_outbox_runs_total", dead) == 1, timeout=5 * SLOW,
+             what="the dead render in /metrics")
 
 
 def test_five_thousand_lines(make_server, tmp_path):

@@ -755,7 +755,7 @@ static void test_rollback_issue(void)
     int64_t sid = 0;
     fp_err err = {0};
     if (fp_store_add_seller(s, &seller, &sid, &err) < 0 ||
-        fp_store_add_range(s, sid, "26440", 1, 100, &err) < 0)
+        fp_store_add_range(s, sid, "26440", 1, 100, NULL, &err) < 0)
         fatal(err.msg);
     fp_issue_req *a = issue(s, sid, "audit-a");
     CHECK_EQ_INT(a->result, FP_ISSUE_CREATED);

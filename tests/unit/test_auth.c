@@ -231,16 +231,16 @@ static void test_store_secrets(void)
     fp_secret_generate(other);
     fp_client_info c = {.seller_id = 1, .roles = FP_ROLE_ISSUER};
     snprintf(c.client_id, sizeof c.client_id, "known");
-    CHECK_EQ_INT(fp_store_client_create(s, &c, sec1, &err), 0);
+    CHECK_EQ_INT(fp_store_client_create(s, &c, sec1, NULL, &err), 0);
 
     check_ctx("creating bad ids");
     fp_client_info bad = c;
     snprintf(bad.client_id, sizeof bad.client_id, "probeN|0|99999999999");
-    CHECK_EQ_INT(fp_store_client_create(s, &bad, sec1, &err), FP_EINVAL);
+    CHECK_EQ_INT(fp_store_client_create(s, &bad, sec1, NULL, &err), FP_EINVAL);
     bad = c;
     snprintf(bad.client_id, sizeof bad.client_id, "zero-seller");
     bad.seller_id = 0;
-    CHECK_EQ_INT(fp_store_client_create(s, &bad, sec1, &err), FP_EINVAL);
+    CHECK_EQ_INT(fp_store_client_create(s, &bad, sec1, NULL, &err), FP_EINVAL);
 
     /* The same work whatever the id: count the secret hashes of each path.
      * (Structure, not timing: a timing assertion would be flaky.) */
@@ -278,10 +278,10 @@ static void test_store_secrets(void)
     snprintf(r.client_id, sizeof r.client_id, "rot");
     char secs[5][FP_SECRET_LEN + 1];
     fp_secret_generate(secs[0]);
-    CHECK_EQ_INT(fp_store_client_create(s, &r, secs[0], &err), 0);
+    CHECK_EQ_INT(fp_store_client_create(s, &r, secs[0], NULL, &err), 0);
     for (int i = 1; i < 5; i++) {
         fp_secret_generate(secs[i]);
-        CHECK_EQ_INT(fp_store_client_rotate(s, "rot", secs[i], now, 3600, &err), 0);
+        CHECK_EQ_INT(fp_store_client_rotate(s, "rot", secs[i], now, 3600, NULL, &err), 0);
         int live = 0;
         CHECK_EQ_INT(fp_store_live_secrets(s, now, live_cb, &live), 0);
         CHECK_EQ_INT(live, 2);
@@ -300,7 +300,7 @@ static void test_store_secrets(void)
     check_ctx("overlap 0");
     char last[FP_SECRET_LEN + 1];
     fp_secret_generate(last);
-    CHECK_EQ_INT(fp_store_client_rotate(s, "rot", last, now, 0, &err), 0);
+    CHECK_EQ_INT(fp_store_client_rotate(s, "rot", last, now, 0, NULL, &err), 0);
     CHECK_EQ_INT(fp_store_client_check_secret(s, "rot", secs[4], now, &out), FP_ECRYPTO);
     CHECK_EQ_INT(fp_store_client_check_secret(s, "rot", last, now, &out), 0);
     int live = 0;

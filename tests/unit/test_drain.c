@@ -108,7 +108,7 @@ int main(void)
     fp_err err = {0};
     int64_t sid = 0;
     if (fp_store_open(&o, &s, &err) < 0 || fp_store_add_seller(s, &seller, &sid, &err) < 0 ||
-        fp_store_add_range(s, sid, "26440", 1, 100, &err) < 0)
+        fp_store_add_range(s, sid, "26440", 1, 100, NULL, &err) < 0)
         fatal(err.msg);
 
     sqlite3 *lk = NULL;

@@ -1211,7 +1211,7 @@ static int store_form(fp_store *s, int64_t sid, const char *blue, size_t blen, c
         memset(rec, 0, sizeof *rec);
         return rc;
     }
-    rc = fp_store_red_form_create(s, sid, &f, state, expires, rec, es, &err);
+    rc = fp_store_red_form_create(s, sid, &f, state, expires, rec, es, NULL, &err);
     if (rc < 0 && rc != FP_ERANGE)
         fprintf(stderr, "    red_form_create: %s\n", err.msg);
     fp_red_form_clear(&f);
@@ -1244,7 +1244,8 @@ static void test_store(void)
     snprintf(other.name, sizeof other.name, "%s", "另一销售方");
     snprintf(other.tax_id, sizeof other.tax_id, "%s", "91110000100000000X");
     fp_store_add_seller(s, &other, &sid2, &err);
-    CHECK_MSG(fp_store_add_range(s, sid, "26310", 1, 1000, &err) == 0, "add_range: %s", err.msg);
+    CHECK_MSG(fp_store_add_range(s, sid, "26310", 1, 1000, NULL, &err) == 0, "add_range: %s",
+              err.msg);
 
     char blue[FP_NUMBER_LEN + 1] = "";
     if (store_blue(s, sid, BLUE_A, "blue-a", blue) < 0) {
@@ -1293,10 +1294,11 @@ static void test_store(void)
         FP_ERANGE);
     fp_red_form_rec_clear(&rx);
     check_ctx("store: withdraw frees the cap");
-    CHECK_EQ_INT(fp_store_red_form_act(s, sid, r2.form_no, "withdraw", &rx, &err), 0);
+    CHECK_EQ_INT(fp_store_red_form_act(s, sid, r2.form_no, "withdraw", &rx, NULL, &err), 0);
     CHECK_EQ_STR(rx.state, "withdrawn");
     fp_red_form_rec_clear(&rx);
-    CHECK_EQ_INT(fp_store_red_form_act(s, sid, r2.form_no, "withdraw", &rx, &err), FP_ECONFLICT);
+    CHECK_EQ_INT(fp_store_red_form_act(s, sid, r2.form_no, "withdraw", &rx, NULL, &err),
+                 FP_ECONFLICT);
     CHECK_EQ_STR(rx.state, "withdrawn");
     fp_red_form_rec_clear(&rx);
     CHECK_EQ_INT(fp_store_red_form_get(s, sid, r2.form_no, &rx), 0);
@@ -1319,7 +1321,8 @@ static void test_store(void)
     static const char *const acts[] = {"confirm", "reject", "withdraw"};
     for (size_t i = 0; i < NCASES(acts); i++) {
         check_ctx("store: %s a lapsed form", acts[i]);
-        CHECK_EQ_INT(fp_store_red_form_act(s, sid, r4.form_no, acts[i], &rx, &err), FP_ECONFLICT);
+        CHECK_EQ_INT(fp_store_red_form_act(s, sid, r4.form_no, acts[i], &rx, NULL, &err),
+                     FP_ECONFLICT);
         CHECK_EQ_STR(rx.state, "lapsed");
         fp_red_form_rec_clear(&rx);
     }
@@ -1382,11 +1385,11 @@ static void test_store(void)
                           : !strcmp(moves[i].from, "withdrawn") ? "withdraw"
                                                                 : NULL;
         if (pre) {
-            CHECK_EQ_INT(fp_store_red_form_act(s, sid, f.form_no, pre, &rx, &err), 0);
+            CHECK_EQ_INT(fp_store_red_form_act(s, sid, f.form_no, pre, &rx, NULL, &err), 0);
             CHECK_EQ_STR(rx.state, moves[i].from);
             fp_red_form_rec_clear(&rx);
         }
-        CHECK_EQ_INT(fp_store_red_form_act(s, sid, f.form_no, moves[i].action, &rx, &err),
+        CHECK_EQ_INT(fp_store_red_form_act(s, sid, f.form_no, moves[i].action, &rx, NULL, &err),
                      moves[i].rc);
         if (moves[i].to) {
             CHECK_EQ_STR(rx.state, moves[i].to);
@@ -1396,7 +1399,7 @@ static void test_store(void)
         }
         fp_red_form_rec_clear(&rx);
         /* withdraw what is still open, to keep line 2 of B free */
-        fp_store_red_form_act(s, sid, f.form_no, "withdraw", &rx, &err);
+        fp_store_red_form_act(s, sid, f.form_no, "withdraw", &rx, NULL, &err);
         fp_red_form_rec_clear(&rx);
         fp_red_form_rec_clear(&f);
     }
@@ -1404,12 +1407,13 @@ static void test_store(void)
     check_ctx("store: unknown forms and other sellers");
     CHECK_EQ_INT(fp_store_red_form_get(s, sid, "RF999999999999999999", &rx), FP_ENOTFOUND);
     fp_red_form_rec_clear(&rx);
-    CHECK_EQ_INT(fp_store_red_form_act(s, sid, "RF999999999999999999", "withdraw", &rx, &err),
+    CHECK_EQ_INT(fp_store_red_form_act(s, sid, "RF999999999999999999", "withdraw", &rx, NULL, &err),
                  FP_ENOTFOUND);
     fp_red_form_rec_clear(&rx);
     CHECK_EQ_INT(fp_store_red_form_get(s, sid2, r1.form_no, &rx), FP_ENOTFOUND);
     fp_red_form_rec_clear(&rx);
-    CHECK_EQ_INT(fp_store_red_form_act(s, sid2, r1.form_no, "withdraw", &rx, &err), FP_ENOTFOUND);
+    CHECK_EQ_INT(fp_store_red_form_act(s, sid2, r1.form_no, "withdraw", &rx, NULL, &err),
+                 FP_ENOTFOUND);
     fp_red_form_rec_clear(&rx);
     CHECK_EQ_INT(fp_store_red_form_get(s, sid, r1.form_no, &rx), 0);
     CHECK_EQ_STR(rx.state, "no_confirmation_needed");
@@ -1487,7 +1491,8 @@ static void test_store(void)
     fp_red_form_clear(&f);
     free(first);
     for (size_t i = 0; i < NCASES(acts); i++) {
-        CHECK_EQ_INT(fp_store_red_form_act(s, sid, r1.form_no, acts[i], &rx, &err), FP_ECONFLICT);
+        CHECK_EQ_INT(fp_store_red_form_act(s, sid, r1.form_no, acts[i], &rx, NULL, &err),
+                     FP_ECONFLICT);
         CHECK_EQ_STR(rx.state, "issued");
         fp_red_form_rec_clear(&rx);
     }

@@ -20,6 +20,7 @@
 #include "fapiao/invoice.h"
 #include "fapiao/jobs.h"
 #include "fapiao/json.h"
+#include "fapiao/rbac.h"
 #include "fapiao/store.h"
 
 #include "../../src/store/failstop.h" /* fp_failstop_classify */
@@ -264,7 +265,7 @@ static void add_range(fp_store *s, int64_t seller_id, const char *prefix, int64_
                       int64_t last)
 {
     fp_err err = {0};
-    CHECK_MSG(fp_store_add_range(s, seller_id, prefix, first, last, &err) == 0,
+    CHECK_MSG(fp_store_add_range(s, seller_id, prefix, first, last, NULL, &err) == 0,
               "add_range(%s, %" PRId64 "..%" PRId64 "): %s", prefix, first, last, err.msg);
 }
 
@@ -1199,6 +1200,186 @@ static void test_failstop_corruption(void)
     check_ctx("%s", "");
 }
 
+/* More sellers in one batch than the writer caches ranges for (64): the
+ * cache writes its entries back and evicts one instead of failing the
+ * batch.  Two batches of 200 sellers (one request each), in one
+ * transaction each: every request CREATED with its seller's next number,
+ * and the ranges in the database say the same. */
+static void test_many_sellers(void)
+{
+    enum { SELLERS = 200, PER = 10 };
+    char path[512];
+    db_path(path, sizeof path, "many-sellers");
+    check_ctx("many sellers in one batch");
+    fp_store *s = open_store(path);
+    int64_t sid[SELLERS];
+    for (int i = 0; i < SELLERS; i++) {
+        fp_seller x = seller_b;
+        snprintf(x.tax_id, sizeof x.tax_id, "91310000MA1F%06d", i);
+        sid[i] = add_seller(s, &x);
+        add_range(s, sid[i], "26440", (int64_t)i * PER + 1, (int64_t)(i + 1) * PER);
+    }
+    for (int round = 0; round < 2; round++) {
+        check_ctx("many sellers, batch %d", round + 1);
+        fp_issue_req *rs[SELLERS];
+        for (int i = 0; i < SELLERS; i++) {
+            char serial[32];
+            snprintf(serial, sizeof serial, "many-%d-%d", round, i);
+            rs[i] = mkreq(sid[i], serial, (unsigned char)(0x60 + round));
+        }
+        submit_one_batch(s, path, rs, SELLERS);
+        for (int i = 0; i < SELLERS; i++) {
+            char want[FP_NUMBER_LEN + 1];
+            number_of(want, "26440", (int64_t)i * PER + 1 + round);
+            check_created(rs[i], want);
+            req_free(rs[i]);
+        }
+        for (int i = 0; i < SELLERS; i += 37)
+            CHECK_EQ_INT(remaining(s, sid[i]), PER - 1 - round);
+    }
+    fp_store_close(s);
+    CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM invoices"), 2 * SELLERS);
+    CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM number_ranges WHERE next = first + 2"),
+                 SELLERS);
+    check_ctx("%s", "");
+}
+
+/* ---- admin changes and their audit records ---- */
+
+/* Each change, attempt 0 (recorded) and attempt 1 (its audit insert fails):
+ * different arguments, so that attempt 1 would change something again. */
+static int chg_client_create(fp_store *s, int attempt, const fp_audit_rec *a, fp_err *err)
+{
+    fp_client_info c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.client_id, sizeof c.client_id, "made-%d", attempt);
+    c.seller_id = 1;
+    c.roles = FP_ROLE_ISSUER;
+    return fp_store_client_create(s, &c, "fps_not_a_real_secret_but_long_enough_x", a, err);
+}
+
+static int chg_client_rotate(fp_store *s, int attempt, const fp_audit_rec *a, fp_err *err)
+{
+    return fp_store_client_rotate(s, "c1", attempt ? "fps_second" : "fps_first", 1767578400, 3600,
+                                  a, err);
+}
+
+static int chg_client_update(fp_store *s, int attempt, const fp_audit_rec *a, fp_err *err)
+{
+    unsigned roles = attempt ? FP_ROLE_ADMIN : FP_ROLE_REVIEWER;
+    return fp_store_client_update(s, "c1", &roles, NULL, NULL, a, err);
+}
+
+static int chg_client_revoke(fp_store *s, int attempt, const fp_audit_rec *a, fp_err *err)
+{
+    return fp_store_client_revoke(s, attempt ? "c3" : "c2", 1767578400, a, err);
+}
+
+static int chg_add_range(fp_store *s, int attempt, const fp_audit_rec *a, fp_err *err)
+{
+    return fp_store_add_range(s, 1, "26440", 1000 + attempt * 100, 1099 + attempt * 100, a, err);
+}
+
+static int chg_webhook(fp_store *s, int attempt, const fp_audit_rec *a, fp_err *err)
+{
+    return fp_store_webhook_set(s, "c1", attempt ? "https://b.example/h" : "https://a.example/h",
+                                "whsec_0123456789abcdef", a, err);
+}
+
+/* Every admin change of the store writes its audit record in its own
+ * transaction: one record with the caller's actor and action and the
+ * store's target; and when that record cannot be written (a trigger on the
+ * audit table refuses it: a real SQLite failure, not an injected one) the
+ * change is rolled back and refused.  The store goes on working after. */
+static void test_admin_changes_audited(void)
+{
+    static const struct {
+        const char *name;
+        int (*change)(fp_store *s, int attempt, const fp_audit_rec *a, fp_err *err);
+        const char *action, *target, *outcome; /* of the recorded attempt 0 */
+        const char *probe;                     /* the changed state, as an integer */
+        int64_t before, after;                 /* probe before and after attempt 0 */
+    } cases[] = {
+        {"client create", chg_client_create, "keys.create", "made-0", "issuer",
+         "SELECT count(*) FROM clients WHERE client_id LIKE 'made-%'", 0, 1},
+        {"client rotate", chg_client_rotate, "credentials.rotate", "c1", "ok",
+         "SELECT count(*) FROM client_secrets WHERE client_id='c1'", 1, 2},
+        {"client update", chg_client_update, "keys.set", "c1", "ok",
+         "SELECT count(*) FROM clients WHERE roles <> 'issuer'", 0, 1},
+        {"client revoke", chg_client_revoke, "keys.revoke", "c2", "ok",
+         "SELECT count(*) FROM clients WHERE revoked_at IS NOT NULL", 0, 1},
+        {"range import", chg_add_range, "ranges.import", "26440:1000..1099", "ok",
+         "SELECT count(*) FROM number_ranges", 1, 2},
+        {"webhook set", chg_webhook, "webhook.set", "c1", "ok",
+         "SELECT count(*) FROM clients WHERE webhook_url IS NOT NULL", 0, 1},
+    };
+    char path[512];
+    db_path(path, sizeof path, "admin-audit");
+    check_ctx("admin changes audited");
+    fp_store *s = open_store(path);
+    int64_t sid = add_seller(s, &seller_a);
+    add_range(s, sid, "26440", 1, 100);
+    const char *ids[] = {"c1", "c2", "c3"};
+    for (int i = 0; i < 3; i++) {
+        fp_client_info c;
+        memset(&c, 0, sizeof c);
+        snprintf(c.client_id, sizeof c.client_id, "%s", ids[i]);
+        c.seller_id = sid;
+        c.roles = FP_ROLE_ISSUER;
+        fp_err err = {0};
+        CHECK_MSG(fp_store_client_create(s, &c, "fps_setup_secret", NULL, &err) == 0,
+                  "client_create %s: %s", ids[i], err.msg);
+    }
+    CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM audit"), 0); /* setup: NULL records nothing */
+    for (size_t i = 0; i < NCASES(cases); i++) {
+        check_ctx("%s", cases[i].name);
+        char sql[256];
+        fp_audit_rec a = {.actor = "cli:tester",
+                          .action = cases[i].action,
+                          .request_id = "rid-admin",
+                          .client_ip = "192.0.2.7",
+                          .outcome = strcmp(cases[i].outcome, "ok") ? cases[i].outcome : NULL};
+        CHECK_EQ_INT(db_int(path, cases[i].probe), cases[i].before);
+        int64_t n0 = db_int(path, "SELECT count(*) FROM audit");
+        fp_err err = {0};
+        CHECK_MSG(cases[i].change(s, 0, &a, &err) == 0, "change: %s", err.msg);
+        CHECK_EQ_INT(db_int(path, cases[i].probe), cases[i].after);
+        CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM audit"), n0 + 1);
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM audit WHERE id = (SELECT max(id) FROM audit) AND "
+                 "actor='cli:tester' AND action='%s' AND target='%s' AND outcome='%s' AND "
+                 "request_id='rid-admin' AND client_ip='192.0.2.7' AND length(hash) = 32",
+                 cases[i].action, cases[i].target, cases[i].outcome);
+        CHECK_MSG(db_int(path, sql) == 1, "the last record is not %s %s %s", cases[i].action,
+                  cases[i].target, cases[i].outcome);
+
+        /* the audit insert fails: the change is undone and refused */
+        sqlite3 *side = side_conn(path);
+        CHECK_EQ_INT(side_exec(side, "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit BEGIN "
+                                     "SELECT RAISE(ABORT, 'audit refused by the test'); END"),
+                     SQLITE_OK);
+        memset(&err, 0, sizeof err);
+        CHECK_MSG(cases[i].change(s, 1, &a, &err) < 0, "a change without its record succeeded");
+        CHECK_MSG(strstr(err.msg, "audit") != NULL, "the refusal does not name the audit: %s",
+                  err.msg);
+        CHECK_EQ_INT(db_int(path, cases[i].probe), cases[i].after);
+        CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM audit"), n0 + 1);
+        CHECK_EQ_INT(side_exec(side, "DROP TRIGGER refuse_audit"), SQLITE_OK);
+        sqlite3_close(side);
+    }
+    check_ctx("admin changes audited: after the refusals");
+    /* the chain goes on from the last committed record */
+    fp_issue_req *r = issue1(s, sid, "after-refusals", 0x70);
+    CHECK_EQ_INT(r->result, FP_ISSUE_CREATED);
+    req_free(r);
+    fp_store_close(s);
+    CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM audit a JOIN audit b ON b.id = a.id + 1 "
+                              "WHERE b.prev_hash <> a.hash"),
+                 0);
+    CHECK_EQ_INT(db_int(path, "SELECT max(id) - count(*) FROM audit"), 0);
+    check_ctx("%s", "");
+}
+
 /* ---- setup and teardown ---- */
 
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
@@ -1246,7 +1427,7 @@ static void test_range_validation(void)
         char prefix[6] = {0};
         snprintf(prefix, sizeof prefix, "%s", cases[i].prefix);
         int rc = fp_store_add_range(s, cases[i].seller ? b : a, prefix, cases[i].first,
-                                    cases[i].last, &err);
+                                    cases[i].last, NULL, &err);
         CHECK_EQ_INT(rc, cases[i].want);
         if (cases[i].want)
             CHECK_MSG(err.msg[0] != 0, "refusal without a message");
@@ -1295,9 +1476,10 @@ static void test_outbox_jobs(void)
     fp_client_rec c = {.client_id = "test-client", .seller_id = sid, .scope = "invoices:write"};
     fp_err err = {0};
     CHECK_MSG(fp_store_add_client(s, &c, &err) == 0, "add_client: %s", err.msg);
-    CHECK_EQ_INT(fp_store_webhook_set(s, "no-such-client", "http://x/", "k", &err), FP_ENOTFOUND);
+    CHECK_EQ_INT(fp_store_webhook_set(s, "no-such-client", "http://x/", "k", NULL, &err),
+                 FP_ENOTFOUND);
     CHECK_EQ_INT(fp_store_webhook_set(s, "test-client", "http://127.0.0.1:9/hook",
-                                      "whsec_0123456789abcdef", &err),
+                                      "whsec_0123456789abcdef", NULL, &err),
                  0);
     char url[256], secret[64];
     if (CHECK_EQ_INT(fp_store_webhook_get(s, "test-client", url, sizeof url, secret, sizeof secret),
@@ -1433,7 +1615,7 @@ static void test_outbox_jobs(void)
         CHECK_EQ_STR(j2.event, "invoice.rendered");
 
     /* a client without a webhook gets no notify job */
-    CHECK_EQ_INT(fp_store_webhook_set(s, "test-client", NULL, NULL, &err), 0);
+    CHECK_EQ_INT(fp_store_webhook_set(s, "test-client", NULL, NULL, NULL, &err), 0);
     fp_issue_req *r3 = issue1(s, sid, "ob-3", 3);
     char sql[160];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE invoice_number='%s'", r3->number);
@@ -1565,6 +1747,8 @@ int main(void)
     test_rollover();
     test_reopen();
     test_failing_batch();
+    test_many_sellers();
+    test_admin_changes_audited();
     test_range_validation();
     test_outbox_jobs();
     test_deadlines();
