@@ -40,6 +40,8 @@ static const char usage[] =
     "                    [--global-burst N] [--concurrency-max N|off]\n"
     "                    [--cert FILE] [--key FILE] [--key-passphrase-file FILE]\n"
     "                    [--ocsp-response FILE] [--client-ca FILE]\n"
+    "                    [--audit-key FILE] [--checkpoint-sink DIR|cmd:COMMAND]\n"
+    "                    [--metrics-listen HOST:PORT] [--metrics-token-file FILE]\n"
     "  Defaults: --listen 127.0.0.1:8443, --threads = CPUs, --token-ttl 3600,\n"
     "  --max-body 1048576, --access-log DIR/access.log, --tax-codes DIR/taxcodes.csv,\n"
     "  --range-warn 1000 (numbers left below which /readyz warns),\n"
@@ -68,12 +70,25 @@ static const char usage[] =
     "  TLS 1.2 and 1.3 only.  SIGHUP re-reads cert, key and OCSP response for new\n"
     "  connections without dropping open ones, after a test handshake with them;\n"
     "  bad files keep the old certificate.\n"
+    "  --audit-key FILE: the audit signing key kept outside the data directory (also\n"
+    "  $FAPIAO_AUDIT_KEY; its public key is FILE with .pub); a missing key is never\n"
+    "  made anew once the log holds a signed checkpoint.  --checkpoint-sink ships\n"
+    "  each signed checkpoint to DIR/checkpoints.jsonl (appended; make it chattr +a\n"
+    "  or write-once) or to COMMAND's stdin (docs/audit.md).  /metrics is public on\n"
+    "  the main port unless --metrics-token-file FILE (a bearer token) or\n"
+    "  --metrics-listen HOST:PORT (a plain-HTTP listener serving only /metrics; the\n"
+    "  main port's /metrics then needs the token or is absent) is given\n"
+    "  (docs/security.md).\n"
     "  启动 HTTPS 开票服务；SIGINT/SIGTERM 时先提交并答复已排队的请求再退出。\n"
     "  --cert/--key 为证书链与私钥（启动时检查：过期、未生效或不匹配则拒绝启动，\n"
     "  30 天内到期则警告）；--ocsp-response 装订 OCSP 响应；--client-ca 请求客户端\n"
     "  证书（双向 TLS，可选）；SIGHUP 重新加载证书（先完成一次测试握手），已建立的连接\n"
     "  不受影响。--key-passphrase-file 为加密私钥的口令文件。密钥文件权限须为 0600\n"
-    "  （服务用户所有）或至多 0640（root 所有），否则拒绝启动。\n";
+    "  （服务用户所有）或至多 0640（root 所有），否则拒绝启动。\n"
+    "  --audit-key 指定数据目录之外的审计签名密钥；已有签名检查点时缺失的密钥不会重新生成。\n"
+    "  --checkpoint-sink 把每个签名检查点追加到 DIR/checkpoints.jsonl 或交给命令。\n"
+    "  /metrics 默认在主端口公开；--metrics-token-file 要求持有令牌，--metrics-listen\n"
+    "  另开只提供 /metrics 的监听地址（见 docs/security.md）。\n";
 
 static int parse_listen(const char *s, char *host, size_t hcap, int *port)
 {
@@ -141,12 +156,13 @@ static int read_token_key(const char *path, unsigned char *out, fp_err *err)
     return rc;
 }
 
-/* The audit signing key, when it exists already (the store creates it
- * 0600 on first use), under the key-file rule. */
-static int check_audit_key(const char *db, fp_err *err)
+/* The audit signing key (DIR/audit.key or --audit-key), when it exists
+ * already (the store creates it 0600 on first use), under the key-file
+ * rule. */
+static int check_audit_key(const char *db, const char *path, fp_err *err)
 {
     char akey[PATH_MAX], apub[PATH_MAX];
-    if (fp_audit_key_paths(db, NULL, akey, apub, sizeof akey) < 0)
+    if (fp_audit_key_paths(db, path, akey, apub, sizeof akey) < 0)
         return fp_fail(err, FP_ERANGE, "audit key path too long");
     int rc = fp_keyfile_check_path(akey, "审计签名密钥", "audit signing key", err);
     return rc == FP_ENOTFOUND ? 0 : rc;
@@ -173,7 +189,8 @@ int cmd_serve(int argc, char **argv)
     const char *max_per_ip = NULL, *idle = NULL, *hdr_ms = NULL, *body_ms = NULL;
     const char *c_rate = NULL, *c_burst = NULL, *g_rate = NULL, *g_burst = NULL, *conc = NULL;
     const char *cert_file = NULL, *key_file = NULL, *ocsp_file = NULL, *client_ca = NULL;
-    const char *key_pass = NULL;
+    const char *key_pass = NULL, *audit_key = NULL, *cp_sink = NULL, *metrics_listen = NULL;
+    const char *metrics_token = NULL;
     int fault_injection = 0;
     const cli_flag flags[] = {
         {"--data-dir", 0, &dir, NULL},
@@ -207,6 +224,10 @@ int cmd_serve(int argc, char **argv)
         {"--key-passphrase-file", 0, &key_pass, NULL},
         {"--ocsp-response", 0, &ocsp_file, NULL},
         {"--client-ca", 0, &client_ca, NULL},
+        {"--audit-key", 0, &audit_key, NULL},
+        {"--checkpoint-sink", 0, &cp_sink, NULL},
+        {"--metrics-listen", 0, &metrics_listen, NULL},
+        {"--metrics-token-file", 0, &metrics_token, NULL},
         {NULL, 0, NULL, NULL},
     };
     if (cli_parse(argc, argv, flags, usage) < 0 || cli_require(dir, "--data-dir", usage) < 0)
@@ -373,7 +394,9 @@ int cmd_serve(int argc, char **argv)
     }
     fp_err err = {0};
     unsigned char token_key[FP_TOKEN_KEY_LEN];
-    if (read_token_key(tkey, token_key, &err) < 0 || check_audit_key(db, &err) < 0) {
+    if (!audit_key)
+        audit_key = cli_audit_key();
+    if (read_token_key(tkey, token_key, &err) < 0 || check_audit_key(db, audit_key, &err) < 0) {
         cli_fail("密钥文件不可用，拒绝启动", "a key file cannot be used; not starting", err.msg);
         return 1;
     }
@@ -397,9 +420,19 @@ int cmd_serve(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread uses libcurl */
 
     fp_store *store = NULL;
-    fp_store_opts sto = {.path = db};
+    fp_store_opts sto = {.path = db, .audit_key_path = audit_key};
     if (fp_store_open(&sto, &store, &err) < 0) {
         cli_fail("无法打开数据库", "cannot open the database", err.msg);
+        fp_taxcode_free(codes);
+        return 1;
+    }
+    /* a sink that cannot take the checkpoints so far refuses the start */
+    int64_t shipped = 0;
+    fp_audit_shipper *shipper = NULL;
+    if (cp_sink && (fp_audit_ship(db, cp_sink, NULL, &shipped, &err) < 0 ||
+                    fp_audit_shipper_start(db, cp_sink, 2000, &shipper, &err) < 0)) {
+        cli_fail("审计检查点无法送出", "cannot ship audit checkpoints", err.msg);
+        fp_store_close(store);
         fp_taxcode_free(codes);
         return 1;
     }
@@ -414,6 +447,7 @@ int cmd_serve(int argc, char **argv)
         cli_fail("无法启动发票 PDF 与通知任务", "cannot start the PDF and notification jobs",
                  err.msg);
         fp_store_close(store);
+        fp_audit_shipper_stop(shipper);
         fp_taxcode_free(codes);
         return 1;
     }
@@ -429,6 +463,7 @@ int cmd_serve(int argc, char **argv)
         cli_fail("无法启动健康检查", "cannot start the health checks", err.msg);
         fp_outbox_stop(outbox);
         fp_store_close(store);
+        fp_audit_shipper_stop(shipper);
         fp_taxcode_free(codes);
         return 1;
     }
@@ -462,6 +497,7 @@ int cmd_serve(int argc, char **argv)
         fp_health_stop(health);
         fp_outbox_stop(outbox);
         fp_store_close(store);
+        fp_audit_shipper_stop(shipper);
         fp_taxcode_free(codes);
         return 1;
     }
@@ -487,6 +523,7 @@ int cmd_serve(int argc, char **argv)
     fp_health_stop(health);
     fp_outbox_stop(outbox);
     fp_store_close(store);
+    fp_audit_shipper_stop(shipper); /* after the store's closing checkpoint */
     fp_taxcode_free(codes);
     fprintf(stderr, "fapiao: 已停止 / stopped\n");
     return 0;
