@@ -1142,10 +1142,12 @@ int fp_audit_ship(const char *db_path, const char *dest, const char *state_path,
         rc = fp_fail(err, FP_EIO, "reading checkpoints: %s", sqlite3_errmsg(db));
         goto out;
     }
-    if (!*shipped || b.overflow) {
-        rc = b.overflow ? fp_fail(err, FP_ENOMEM, "out of memory") : 0;
+    if (b.overflow) {
+        rc = fp_fail(err, FP_ENOMEM, "out of memory");
         goto out;
     }
+    if (!*shipped && is_cmd)
+        goto out;
     if (is_cmd) {
         /* the command gets the new checkpoints on stdin; the state file
          * (beside the database) remembers how far it acknowledged (exit 0) */
@@ -1181,7 +1183,9 @@ int fp_audit_ship(const char *db_path, const char *dest, const char *state_path,
         rc = fp_fail(err, FP_EIO, "open %s: %s", path, strerror(errno));
         goto out;
     }
-    int ok = write_all(fd, b.p, b.len) == 0 && fsync(fd) == 0;
+    /* nothing new still opens the file: a sink that cannot take lines
+     * shows at once (serve refuses to start) */
+    int ok = !*shipped || (write_all(fd, b.p, b.len) == 0 && fsync(fd) == 0);
     int e = errno;
     if (close(fd) != 0 && ok) {
         ok = 0;
