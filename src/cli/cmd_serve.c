@@ -5,6 +5,7 @@
 #include "fapiao/audit.h"
 #include "fapiao/auth.h"
 #include "fapiao/health.h"
+#include "fapiao/jobs.h"
 #include "fapiao/keyfile.h"
 #include "fapiao/outbox.h"
 #include "fapiao/server.h"
@@ -63,7 +64,7 @@ static const char usage[] =
     "  passphrase on its first line); an expired, not yet valid or mismatched pair,\n"
     "  or one that fails a test handshake, is refused at start; one that ends\n"
     "  within 30 days warns.  Key files (TLS key, passphrase file, token.key,\n"
-    "  audit.key) must be 0600 if the service user owns them, 0640 at most if root\n"
+    "  audit.key, webhook.key) must be 0600 if the service user owns them, 0640 at most if root\n"
     "  does (docs/tls.md); looser ones are refused.\n"
     "  --ocsp-response FILE (DER) is stapled to handshakes.  --client-ca FILE (PEM)\n"
     "  asks clients for a certificate (not required) verified against that CA.\n"
@@ -165,6 +166,15 @@ static int check_audit_key(const char *db, const char *path, fp_err *err)
     if (fp_audit_key_paths(db, path, akey, apub, sizeof akey) < 0)
         return fp_fail(err, FP_ERANGE, "audit key path too long");
     int rc = fp_keyfile_check_path(akey, "审计签名密钥", "audit signing key", err);
+    return rc == FP_ENOTFOUND ? 0 : rc;
+}
+
+/* DIR/webhook.key (seal.h), when it exists, under the key-file rule. */
+static int check_webhook_key(const char *dir, fp_err *err)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/webhook.key", dir);
+    int rc = fp_keyfile_check_path(path, "webhook 密钥", "webhook secret key", err);
     return rc == FP_ENOTFOUND ? 0 : rc;
 }
 
@@ -396,7 +406,8 @@ int cmd_serve(int argc, char **argv)
     unsigned char token_key[FP_TOKEN_KEY_LEN];
     if (!audit_key)
         audit_key = cli_audit_key();
-    if (read_token_key(tkey, token_key, &err) < 0 || check_audit_key(db, audit_key, &err) < 0) {
+    if (read_token_key(tkey, token_key, &err) < 0 || check_audit_key(db, audit_key, &err) < 0 ||
+        check_webhook_key(dir, &err) < 0) {
         cli_fail("密钥文件不可用，拒绝启动", "a key file cannot be used; not starting", err.msg);
         return 1;
     }
@@ -426,6 +437,18 @@ int cmd_serve(int argc, char **argv)
         fp_taxcode_free(codes);
         return 1;
     }
+    /* webhook secrets stored in plaintext by earlier versions are sealed
+     * (docs/security.md "Secrets at rest") */
+    int sealed = 0;
+    if (fp_store_webhook_seal_all(store, &sealed, &err) < 0) {
+        cli_fail("无法加密 webhook 密钥", "cannot encrypt the webhook secrets", err.msg);
+        fp_store_close(store);
+        fp_taxcode_free(codes);
+        return 1;
+    }
+    if (sealed)
+        fprintf(stderr, "fapiao: 已加密 %d 个 webhook 密钥 / sealed %d webhook secrets at rest\n",
+                sealed, sealed);
     /* a sink that cannot take the checkpoints so far refuses the start */
     int64_t shipped = 0;
     fp_audit_shipper *shipper = NULL;
