@@ -169,6 +169,27 @@ static int check_audit_key(const char *db, const char *path, fp_err *err)
     return rc == FP_ENOTFOUND ? 0 : rc;
 }
 
+/* The bearer token for /metrics: the first line of a secret file (key-file
+ * rule), 16-256 characters without white space, into tok[257]. */
+static int read_metrics_token(const char *path, char *tok, fp_err *err)
+{
+    unsigned char *data = NULL;
+    size_t n = 0;
+    int rc = fp_keyfile_read(path, "监控令牌文件", "metrics token file", 4096, &data, &n, err);
+    if (rc < 0)
+        return rc;
+    size_t len = strcspn((const char *)data, "\r\n");
+    if (len < 16 || len > 256 || strcspn((const char *)data, " \t") < len)
+        rc = fp_fail(err, FP_EINVAL,
+                     "监控令牌须为 16–256 个非空白字符 / the metrics token in %s must be 16-256 "
+                     "characters without spaces, on the first line",
+                     path);
+    else
+        snprintf(tok, 257, "%.*s", (int)len, (const char *)data);
+    fp_keyfile_wipe(data, n);
+    return rc;
+}
+
 /* DIR/webhook.key (seal.h), when it exists, under the key-file rule. */
 static int check_webhook_key(const char *dir, fp_err *err)
 {
@@ -406,6 +427,19 @@ int cmd_serve(int argc, char **argv)
     unsigned char token_key[FP_TOKEN_KEY_LEN];
     if (!audit_key)
         audit_key = cli_audit_key();
+    if (metrics_listen && parse_listen(metrics_listen, so.metrics_host, sizeof so.metrics_host,
+                                       &so.metrics_port) < 0) {
+        cli_error("--metrics-listen 格式应为 HOST:PORT，例如 127.0.0.1:9464",
+                  "--metrics-listen must be HOST:PORT, e.g. 127.0.0.1:9464");
+        return 2;
+    }
+    static char mtoken[257];
+    if (metrics_token && read_metrics_token(metrics_token, mtoken, &err) < 0) {
+        cli_fail("监控令牌不可用，拒绝启动", "the metrics token cannot be used; not starting",
+                 err.msg);
+        return 1;
+    }
+    so.metrics_token = metrics_token ? mtoken : NULL;
     if (read_token_key(tkey, token_key, &err) < 0 || check_audit_key(db, audit_key, &err) < 0 ||
         check_webhook_key(dir, &err) < 0) {
         cli_fail("密钥文件不可用，拒绝启动", "a key file cannot be used; not starting", err.msg);
@@ -528,6 +562,10 @@ int cmd_serve(int argc, char **argv)
     fprintf(stderr, "fapiao: 正在监听 / listening on https://%s%s%s:%d (data %s, %d tax codes)\n",
             strchr(so.host, ':') ? "[" : "", so.host, strchr(so.host, ':') ? "]" : "", port, dir,
             fp_taxcode_count(codes));
+    if (fp_server_metrics_port(srv))
+        fprintf(stderr, "fapiao: 监控指标 / metrics on http://%s%s%s:%d/metrics\n",
+                strchr(so.metrics_host, ':') ? "[" : "", so.metrics_host,
+                strchr(so.metrics_host, ':') ? "]" : "", fp_server_metrics_port(srv));
 
     int sig = 0;
     while (sigwait(&set, &sig) != 0 || sig == SIGHUP) {
