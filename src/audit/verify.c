@@ -22,12 +22,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1100,6 +1103,74 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
+/* Runs /bin/sh -c cmd with data on its stdin; 0 when it exits 0 within
+ * HOOK_TIMEOUT_MS (else it is killed): a hook that hangs must not hold up
+ * the shipper, nor serve's stop. */
+#define HOOK_TIMEOUT_MS 30000
+static int run_hook(const char *cmd, const char *data, size_t len, fp_err *err)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return fp_fail(err, FP_EIO, "pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return fp_fail(err, FP_EIO, "fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        if (dup2(fds[0], STDIN_FILENO) < 0)
+            _exit(127);
+        signal(SIGPIPE, SIG_DFL);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[0]);
+    /* the hook may exit without reading (EPIPE, not a signal) or stop
+     * reading: the writes wait at most until the deadline too */
+    void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+    fcntl(fds[1], F_SETFL, O_NONBLOCK);
+    int ms = 0;
+    while (len && ms < HOOK_TIMEOUT_MS) {
+        ssize_t w = write(fds[1], data, len);
+        if (w > 0) {
+            data += w;
+            len -= (size_t)w;
+        } else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+            struct pollfd pfd = {fds[1], POLLOUT, 0};
+            poll(&pfd, 1, 10);
+            ms += 10;
+        } else {
+            break;
+        }
+    }
+    int wrote = len == 0;
+    close(fds[1]);
+    signal(SIGPIPE, old);
+    int status = 0, waited = 0;
+    for (; ms < HOOK_TIMEOUT_MS; ms += 10) {
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid) {
+            waited = 1;
+            break;
+        }
+        if (w < 0 && errno != EINTR)
+            break;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (!waited) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        return fp_fail(err, FP_EIO, "checkpoint hook %s did not finish within %d s", cmd,
+                       HOOK_TIMEOUT_MS / 1000);
+    }
+    if (!wrote || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return fp_fail(err, FP_EIO, "checkpoint hook %s failed (exit status %d)", cmd,
+                       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    return 0;
+}
+
 int fp_audit_ship(const char *db_path, const char *dest, const char *state_path, int64_t *shipped,
                   fp_err *err)
 {
@@ -1151,17 +1222,8 @@ int fp_audit_ship(const char *db_path, const char *dest, const char *state_path,
     if (is_cmd) {
         /* the command gets the new checkpoints on stdin; the state file
          * (beside the database) remembers how far it acknowledged (exit 0) */
-        FILE *p = popen(dest + 4, "w");
-        if (!p) {
-            rc = fp_fail(err, FP_EIO, "cannot run %s: %s", dest + 4, strerror(errno));
+        if ((rc = run_hook(dest + 4, b.p, b.len, err)) < 0)
             goto out;
-        }
-        int ok = fwrite(b.p, 1, b.len, p) == b.len;
-        int st = pclose(p);
-        if (!ok || st != 0) {
-            rc = fp_fail(err, FP_EIO, "checkpoint hook %s failed (status %d)", dest + 4, st);
-            goto out;
-        }
         b.len = 0;
         fp_audit_cp cp = {.id = last};
         write_cp_line(&b, &cp); /* only "id" is read back */

@@ -221,6 +221,23 @@ def test_serve_ships_checkpoints_to_a_dir_and_a_command(make_server, tmp_path):
     assert [x["id"] for x in got] == list(range(1, last + 1))
 
 
+def test_checkpoint_hook_failures(issued, tmp_path):
+    d = copy_of(issued, tmp_path, "hooks")
+    got = tmp_path / "got.jsonl"
+    rc, out, err = fapiao("audit", "export", "--data-dir", d, "--checkpoint-sink", "cmd:exit 3")
+    assert rc == 3 and "failed (exit status 3)" in err, err
+    assert not (d / "fapiao.db.cp-shipped").exists()  # nothing acknowledged
+    rc, out, err = fapiao("audit", "export", "--data-dir", d, "--checkpoint-sink",
+                          "cmd:cat > %s" % got)
+    assert rc == 0, err
+    n = len(got.read_text().splitlines())
+    assert n >= 1 and ("shipped %d " % n) in out
+    # acknowledged: the next run sends nothing (the command is not even run)
+    rc, out, err = fapiao("audit", "export", "--data-dir", d, "--checkpoint-sink",
+                          "cmd:exit 3")
+    assert rc == 0 and "shipped 0 " in out, out + err
+
+
 def test_serve_refuses_an_unwritable_sink(make_server, tmp_path):
     srv = make_server(start=False)
     srv.serve_args = ["--checkpoint-sink", str(tmp_path / "no-such-dir")]
