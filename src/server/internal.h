@@ -115,8 +115,9 @@ int fp_server_metrics_init(fp_server *s, const fp_route *routes, size_t nroutes,
 void fp_server_metrics_request(fp_server *s, size_t route_ix, int status, int64_t dur_us);
 void fp_server_metrics_free(fp_server *s);
 /* Starts the separate /metrics listener when o.metrics_host is set (0 or
- * an FP_E… code); fp_server_metrics_free stops it. */
+ * an FP_E… code); unlisten (first thing in fp_server_stop) stops it. */
 int fp_server_metrics_listen(fp_server *s, fp_err *err);
+void fp_server_metrics_unlisten(fp_server *s);
 /* Why a request was not admitted (fapiao_admission_refused_total{reason}). */
 enum { FP_REFUSED_GLOBAL = 0, FP_REFUSED_CLIENT, FP_REFUSED_CONCURRENCY, FP_REFUSED_DEGRADED };
 

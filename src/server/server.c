@@ -697,6 +697,7 @@ void fp_server_stop(fp_server *s)
 {
     if (!s)
         return;
+    fp_server_metrics_unlisten(s); /* no scrape while the rest is torn down */
     if (s->d) {
         atomic_store(&s->stopping, 1);
         /* No MHD_quiesce_daemon: with epoll and a thread pool it races the

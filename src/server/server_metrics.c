@@ -163,12 +163,17 @@ void fp_server_metrics_request(fp_server *s, size_t route_ix, int status, int64_
     fp_hist_observe(s->m_duration[route_ix], dur_us);
 }
 
-void fp_server_metrics_free(fp_server *s)
+void fp_server_metrics_unlisten(fp_server *s)
 {
     if (s->metrics_d) {
         MHD_stop_daemon(s->metrics_d);
         s->metrics_d = NULL;
     }
+}
+
+void fp_server_metrics_free(fp_server *s)
+{
+    fp_server_metrics_unlisten(s);
     if (s->o.store && s->metrics)
         fp_store_set_histograms(s->o.store, NULL, NULL);
     fp_metrics_free(s->metrics);
