@@ -238,6 +238,31 @@ def test_checkpoint_hook_failures(issued, tmp_path):
     assert rc == 0 and "shipped 0 " in out, out + err
 
 
+def test_sink_file_made_append_only(make_server, tmp_path):
+    """The documented setup: checkpoints.jsonl under chattr +a.  The server's
+    O_APPEND writes go through; rewriting the file does not (even as root)."""
+    sink = tmp_path / "worm"
+    sink.mkdir()
+    f = sink / "checkpoints.jsonl"
+    f.touch()
+    if subprocess.run(["chattr", "+a", str(f)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +a not supported here")
+    try:
+        srv = make_server(serve_args=["--checkpoint-sink", str(sink)])
+        issue_some(srv, 2, "worm")
+        assert srv.stop() == 0
+        ids = [json.loads(x)["id"] for x in f.read_text().splitlines()]
+        last = srv.db_query("SELECT max(id) FROM audit_checkpoints")[0][0]
+        assert ids == list(range(1, last + 1))
+        with pytest.raises(PermissionError):
+            open(f, "w").close()
+        with pytest.raises(PermissionError):
+            os.truncate(f, 0)
+        assert [json.loads(x)["id"] for x in f.read_text().splitlines()] == ids
+    finally:
+        subprocess.run(["chattr", "-a", str(f)], capture_output=True)
+
+
 def test_serve_refuses_an_unwritable_sink(make_server, tmp_path):
     srv = make_server(start=False)
     srv.serve_args = ["--checkpoint-sink", str(tmp_path / "no-such-dir")]
