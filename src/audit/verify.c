@@ -1326,6 +1326,24 @@ int fp_audit_check_shipped(const char *db_path, const unsigned char pk[FP_AUDIT_
         rep->cp_id = cp.id;
         rep->cp_upto = cp.upto_id;
         memcpy(rep->cp_hash, cp.upto_hash, FP_AUDIT_HASH_LEN);
+        /* the database's checkpoint of the same id, when it still has it,
+         * must be the one shipped (a re-signed log renumbers or rewrites
+         * them; a pruned log keeps its anchor) */
+        fp_audit_cp mine;
+        int have = cp_query(db, "WHERE id=?1", cp.id, &mine, err);
+        if (have < 0) {
+            rc = have;
+            goto out;
+        }
+        if (have && (mine.upto_id != cp.upto_id ||
+                     memcmp(mine.upto_hash, cp.upto_hash, FP_AUDIT_HASH_LEN) != 0)) {
+            found(&v, FP_AUDIT_CP_MISMATCH, cp.upto_id, cp.id,
+                  "checkpoint %lld in the database differs from its shipped copy: the log was "
+                  "rewritten after it was shipped",
+                  "数据库中的第 %lld 号检查点与已送出的副本不同：日志在送出后被改写",
+                  (long long)cp.id);
+            break;
+        }
         if (cp.upto_id < min_id || cp.upto_id == 0)
             continue; /* pruned since (the database's own verify covers the anchor) */
         if (cp.upto_id > max_id) {
