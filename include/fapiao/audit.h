@@ -106,10 +106,14 @@ int fp_audit_cp_valid(const fp_audit_cp *cp, const unsigned char pk[FP_AUDIT_KEY
  * the public key is the key path with ".key" replaced by ".pub" (or
  * ".pub" appended).  FP_ERANGE when cap is too small. */
 int fp_audit_key_paths(const char *db_path, const char *key_path, char *key, char *pub, size_t cap);
-/* Loads the key, creating it (and the public key) when missing.  Refuses
- * a key readable by group or others and a public key that is not the
- * key's. */
-int fp_audit_key_open(const char *key_path, const char *pub_path,
+/* Loads the key, creating it (and the public key) when missing and
+ * may_create is set (the caller passes 0 once the log holds a signed
+ * checkpoint); a missing key is never made anew while its public key
+ * exists.  The key must pass the key-file rule (keyfile.h: 0600 when the
+ * service user owns it, 0640 at most when root does); refuses a public key
+ * that is not the key's.  FP_ENOTFOUND (with what to restore) when the key
+ * is missing and may not be created. */
+int fp_audit_key_open(const char *key_path, const char *pub_path, int may_create,
                       unsigned char sk[FP_AUDIT_KEY_LEN], unsigned char pk[FP_AUDIT_KEY_LEN],
                       fp_err *err);
 int fp_audit_pub_load(const char *pub_path, unsigned char pk[FP_AUDIT_KEY_LEN], fp_err *err);
@@ -185,6 +189,30 @@ int fp_audit_export(const char *db_path, const unsigned char pk[FP_AUDIT_KEY_LEN
 /* Calls fn for the newest `limit` records, newest first. */
 int fp_audit_list(const char *db_path, int limit, void (*fn)(const fp_audit_row *r, void *arg),
                   void *arg, fp_err *err);
+
+/* ---- shipping checkpoints (docs/audit.md "Shipping checkpoints") ----
+ * Appends the checkpoints the destination does not hold yet, one JSON line
+ * each (the bundle's checkpoint lines): dest is a directory (the lines go
+ * to DIR/checkpoints.jsonl, opened O_APPEND, fsync'd, so the file may be
+ * chattr +a or on a write-once mount) or "cmd:COMMAND" (run by /bin/sh
+ * with the new lines on stdin; exit 0 acknowledges them, state_path
+ * remembers the last one acknowledged).  *shipped gets how many. */
+int fp_audit_ship(const char *db_path, const char *dest, const char *state_path, int64_t *shipped,
+                  fp_err *err);
+
+/* Checks the database against shipped checkpoints (a checkpoints.jsonl or
+ * the directory holding it): each must carry a valid signature under pk
+ * and name the hash the log's record has now.  0 when the check ran (rep
+ * says what it found: FP_AUDIT_CP_MISMATCH when the log was rewritten
+ * after a checkpoint was shipped). */
+int fp_audit_check_shipped(const char *db_path, const unsigned char pk[FP_AUDIT_KEY_LEN],
+                           const char *shipped_path, fp_audit_report *rep, fp_err *err);
+
+/* A thread that ships every interval_ms (and once more when stopped). */
+typedef struct fp_audit_shipper fp_audit_shipper;
+int fp_audit_shipper_start(const char *db_path, const char *dest, int interval_ms,
+                           fp_audit_shipper **out, fp_err *err);
+void fp_audit_shipper_stop(fp_audit_shipper *sh);
 
 /* ---- for src/store only ----
  * Appends rec to the chain inside the transaction open on db, which must

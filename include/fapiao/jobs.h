@@ -125,9 +125,14 @@ int fp_store_invoice_ack(fp_store *s, int64_t seller_id, const char *number, con
                          const char *request_id, const char *client_request_id,
                          const char *client_ip, fp_err *err);
 
-/* ---- webhook configuration of a client ---- */
+/* ---- webhook configuration of a client ----
+ * The secret is stored sealed (seal.h, key DIR/webhook.key); get opens it
+ * (FP_ECRYPTO when it cannot: webhook.key missing or replaced). */
 int fp_store_webhook_get(fp_store *s, const char *client_id, char *url, size_t url_cap,
                          char *secret, size_t secret_cap);
+/* Seals the secrets stored in plaintext by earlier versions (serve runs it
+ * at start); *sealed gets how many. */
+int fp_store_webhook_seal_all(fp_store *s, int *sealed, fp_err *err);
 /* url NULL removes the webhook.  FP_ENOTFOUND for an unknown client.  audit:
  * the record of the change, in its transaction (store.h; target defaults
  * to the client id). */

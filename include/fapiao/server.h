@@ -48,6 +48,14 @@ typedef struct fp_server_opts {
      * (default 60000) or its connection is cut */
     size_t response_memory;
     int send_timeout_ms;
+    /* /metrics (docs/security.md "Metrics exposure"): a bearer token every
+     * scrape must carry (NULL: none), and a separate plain-HTTP listener on
+     * a loopback address serving only /metrics (metrics_host "": none;
+     * metrics_port 0: any).  With either, /metrics on the main port needs
+     * the token, or is absent (404) when there is no token. */
+    const char *metrics_token;
+    char metrics_host[64];
+    int metrics_port;
 } fp_server_opts;
 
 typedef struct fp_server fp_server;
@@ -60,5 +68,7 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err);
 void fp_server_stop(fp_server *s);
 /* The port actually bound (useful with port 0). */
 int fp_server_port(const fp_server *s);
+/* The metrics listener's port (0: none). */
+int fp_server_metrics_port(const fp_server *s);
 
 #endif

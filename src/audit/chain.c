@@ -12,6 +12,7 @@
  * file holds both, like libsodium's 64-byte secret key. */
 #include "fapiao/audit.h"
 #include "fapiao/crypto.h"
+#include "fapiao/keyfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -206,8 +207,9 @@ int fp_audit_unhex(const char *hex, unsigned char *out, size_t n)
     return 0;
 }
 
-/* Reads a small key file (at most 511 bytes) holding n bytes as hex. */
-static int read_hex_file(const char *path, unsigned char *out, size_t n, int *mode, fp_err *err)
+/* Reads a small key file (at most 511 bytes) holding n bytes as hex; a
+ * secret key (secret set) must pass the key-file rule (keyfile.h) first. */
+static int read_hex_file(const char *path, unsigned char *out, size_t n, int secret, fp_err *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -215,14 +217,25 @@ static int read_hex_file(const char *path, unsigned char *out, size_t n, int *mo
                        strerror(errno));
     char buf[512];
     struct stat st;
-    ssize_t got = fstat(fd, &st) == 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return fp_fail(err, FP_EIO, "stat %s: %s", path, strerror(e));
+    }
+    if (secret) {
+        int rc =
+            fp_keyfile_check_stat(&st, geteuid(), path, "审计签名密钥", "audit signing key", err);
+        if (rc < 0) {
+            close(fd);
+            return rc;
+        }
+    }
+    ssize_t got = read(fd, buf, sizeof buf - 1);
     int e = errno;
     close(fd);
     if (got < 0)
         return fp_fail(err, FP_EIO, "read %s: %s", path, strerror(e));
     buf[got] = 0;
-    if (mode)
-        *mode = (int)(st.st_mode & 0777);
     int rc = fp_audit_unhex(buf, out, n);
     explicit_bzero(buf, sizeof buf);
     if (rc < 0)
@@ -268,7 +281,7 @@ static int write_hex_file(const char *path, const unsigned char *v, size_t n, in
 
 int fp_audit_pub_load(const char *pub_path, unsigned char pk[FP_AUDIT_KEY_LEN], fp_err *err)
 {
-    return read_hex_file(pub_path, pk, FP_AUDIT_KEY_LEN, NULL, err);
+    return read_hex_file(pub_path, pk, FP_AUDIT_KEY_LEN, 0, err);
 }
 
 /* A fresh key pair: seed || public key. */
@@ -294,22 +307,37 @@ static int generate(unsigned char key[2 * FP_AUDIT_KEY_LEN], fp_err *err)
     return ok ? 0 : fp_fail(err, FP_ECRYPTO, "cannot generate an Ed25519 key");
 }
 
-int fp_audit_key_open(const char *key_path, const char *pub_path,
+/* Why a missing key is not simply made anew once the log holds a signed
+ * checkpoint (or a public key exists): a fresh pair would sign whatever
+ * the log then says, and a rewritten log would verify against the new
+ * audit.pub.  The operator restores the key instead (docs/audit.md). */
+static int key_missing(const char *key_path, const char *why_en, fp_err *err)
+{
+    return fp_fail(err, FP_ENOTFOUND,
+                   "审计密钥缺失 / the audit key %s is missing but %s: restore it from your "
+                   "backup (or point --audit-key at it); no new key is made (docs/audit.md)",
+                   key_path, why_en);
+}
+
+int fp_audit_key_open(const char *key_path, const char *pub_path, int may_create,
                       unsigned char sk[FP_AUDIT_KEY_LEN], unsigned char pk[FP_AUDIT_KEY_LEN],
                       fp_err *err)
 {
     unsigned char key[2 * FP_AUDIT_KEY_LEN];
-    int mode = 0;
-    int rc = read_hex_file(key_path, key, sizeof key, &mode, err);
+    int rc = read_hex_file(key_path, key, sizeof key, 1, err);
     if (rc == FP_ENOTFOUND) {
+        if (!may_create)
+            return key_missing(key_path, "the audit log already holds signed checkpoints", err);
+        if (access(pub_path, F_OK) == 0) {
+            char en[4200];
+            snprintf(en, sizeof en, "its public key %s is still there", pub_path);
+            return key_missing(key_path, en, err);
+        }
         if ((rc = generate(key, err)) < 0)
             return rc;
         rc = write_hex_file(key_path, key, sizeof key, 0600, err);
         if (rc == FP_ECONFLICT) /* another process made it first: use that one */
-            rc = read_hex_file(key_path, key, sizeof key, &mode, err);
-    } else if (rc == 0 && (mode & 077)) {
-        rc = fp_fail(err, FP_EINVAL, "%s is readable by others (mode %03o): chmod 600 it", key_path,
-                     mode);
+            rc = read_hex_file(key_path, key, sizeof key, 1, err);
     }
     if (rc == 0) {
         memcpy(sk, key, FP_AUDIT_KEY_LEN);
@@ -327,11 +355,11 @@ int fp_audit_key_open(const char *key_path, const char *pub_path,
         return fp_fail(err, FP_ECRYPTO, "%s: the public key does not belong to the private key",
                        key_path);
     unsigned char have[FP_AUDIT_KEY_LEN];
-    rc = read_hex_file(pub_path, have, sizeof have, NULL, NULL);
+    rc = read_hex_file(pub_path, have, sizeof have, 0, NULL);
     if (rc == FP_ENOTFOUND) {
         rc = write_hex_file(pub_path, pk, FP_AUDIT_KEY_LEN, 0644, err);
         if (rc == FP_ECONFLICT)
-            rc = read_hex_file(pub_path, have, sizeof have, NULL, err) < 0 ? FP_EIO
+            rc = read_hex_file(pub_path, have, sizeof have, 0, err) < 0 ? FP_EIO
                  : memcmp(have, pk, FP_AUDIT_KEY_LEN)
                      ? fp_fail(err, FP_ECONFLICT, "%s is not the public key of %s", pub_path,
                                key_path)

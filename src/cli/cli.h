@@ -28,6 +28,11 @@ typedef struct cli_flag {
  * returns -1. */
 int cli_parse(int argc, char **argv, const cli_flag *flags, const char *usage);
 
+/* The audit signing key's path when it is kept outside the data directory:
+ * the `--audit-key PATH` any command accepts (cli_parse takes it), else
+ * $FAPIAO_AUDIT_KEY, else NULL (DIR/audit.key).  docs/audit.md. */
+const char *cli_audit_key(void);
+
 /* -1 (with a usage error printed) when a required flag's value is NULL. */
 int cli_require(const char *value, const char *flag, const char *usage);
 

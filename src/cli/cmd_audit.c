@@ -27,21 +27,29 @@
 #define RETENTION_YEARS     6
 
 static const char usage[] =
-    "usage: fapiao audit verify --data-dir DIR [--from-checkpoint N] [--pubkey FILE] [--json]\n"
+    "usage: fapiao audit verify --data-dir DIR [--from-checkpoint N] [--pubkey FILE]\n"
+    "                           [--checkpoints FILE|DIR] [--json]\n"
     "       fapiao audit verify --bundle FILE [--pubkey FILE | --data-dir DIR] [--json]\n"
     "       fapiao audit export --data-dir DIR --out FILE [--from ID] [--to ID]\n"
+    "       fapiao audit export --data-dir DIR --checkpoint-sink DIR|cmd:COMMAND\n"
     "       fapiao audit list --data-dir DIR [--limit N] [--json]\n"
     "       fapiao audit prune --data-dir DIR --before YYYY-MM-DD [--retention-years N]\n"
     "  verify recomputes the hash chain and checks every signed checkpoint; it names the\n"
     "  first altered, missing or reordered record.  Exit 0 intact, 1 tampered, 2 usage,\n"
-    "  3 unreadable, 4 intact but timestamps go back more than 60 s (a clock stepped back).  The "
-    "public key is DIR/audit.pub unless --pubkey names a trusted copy.\n"
+    "  3 unreadable, 4 intact but timestamps go back more than 60 s (a clock stepped back).\n"
+    "  The public key is DIR/audit.pub (or the .pub beside --audit-key)\n"
+    "  unless --pubkey names a trusted copy: verify against a copy kept off this host.\n"
+    "  --checkpoints also checks the log against shipped checkpoints (checkpoints.jsonl).\n"
+    "  export --checkpoint-sink appends the checkpoints not shipped yet to\n"
+    "  DIR/checkpoints.jsonl (make it append-only) or pipes them to COMMAND.\n"
     "  export writes a bundle (JSON lines) that verify --bundle checks without the database.\n"
     "  prune deletes records older than --before up to a signed checkpoint (records are kept\n"
     "  6 years unless --retention-years says otherwise).\n"
     "  verify 重新计算哈希链并校验每个签名检查点，指出第一条被改动、缺失或调换的记录\n"
-    "  （退出码 0 完整，1 被篡改，2 用法错误，3 无法读取，4 完整但时间倒退超过 60 秒）；export "
-    "导出可独立校验的包；\n"
+    "  （退出码 0 完整，1 被篡改，2 用法错误，3 无法读取，4 完整但时间倒退超过 60 秒）；请用\n"
+    "  --pubkey 指向另行保管的\n"
+    "  公钥副本，--checkpoints 再对照已送出的检查点；export 导出可独立校验的包，\n"
+    "  --checkpoint-sink 把尚未送出的签名检查点追加到只可追加的位置；\n"
     "  list 列出最近的审计记录；prune 按保留期（默认 6 年）删除已签名的旧记录。\n";
 
 static int parse_i64(const char *s, int64_t min, int64_t *v)
@@ -71,7 +79,7 @@ static int data_paths(const char *dir, char db[PATH_MAX], char pub[PATH_MAX])
     snprintf(db, PATH_MAX, "%s/fapiao.db", dir);
     if (cli_check_data_dir(dir, 0, NULL, NULL) < 0)
         return -1;
-    if (fp_audit_key_paths(db, NULL, key, pub, PATH_MAX) < 0) {
+    if (fp_audit_key_paths(db, cli_audit_key(), key, pub, PATH_MAX) < 0) {
         cli_error("路径过长", "path too long");
         return -1;
     }
@@ -233,8 +241,12 @@ static void print_report(const fp_audit_report *r, int json, double secs, const 
 }
 
 static int audit_verify(const char *dir, const char *bundle, const char *from_s, const char *pub_s,
-                        int json)
+                        const char *shipped, int json)
 {
+    if (shipped && (bundle || !dir))
+        return cli_error("--checkpoints 须与 --data-dir 一起使用",
+                         "--checkpoints goes with --data-dir"),
+               EXIT_USAGE;
     if (!dir && !bundle)
         return cli_require(NULL, "--data-dir", usage), EXIT_USAGE;
     int64_t from = 0;
@@ -257,6 +269,22 @@ static int audit_verify(const char *dir, const char *bundle, const char *from_s,
     double t0 = now_s();
     int rc = bundle ? fp_audit_verify_bundle(bundle, have_pk ? pk : NULL, bundle_pk, &rep, &err)
                     : fp_audit_verify_db(db, pk, from, &rep, &err);
+    if (rc == 0 && shipped && rep.kind == FP_AUDIT_INTACT) {
+        /* the chain holds together; does it still say what was shipped? */
+        fp_audit_report srep;
+        rc = fp_audit_check_shipped(db, pk, shipped, &srep, &err);
+        if (rc == FP_ENOTFOUND) {
+            cli_fail("找不到已送出的检查点", "no shipped checkpoints there", err.msg);
+            return EXIT_USAGE;
+        }
+        if (rc == 0 && srep.kind != FP_AUDIT_INTACT) {
+            rep.kind = srep.kind;
+            rep.record = srep.record;
+            rep.checkpoint = srep.checkpoint;
+            memcpy(rep.en, srep.en, sizeof rep.en);
+            memcpy(rep.zh, srep.zh, sizeof rep.zh);
+        }
+    }
     double secs = now_s() - t0;
     if (rc == FP_ENOTFOUND && !bundle) {
         cli_fail("找不到该检查点", "no such checkpoint", err.msg);
@@ -272,9 +300,36 @@ static int audit_verify(const char *dir, const char *bundle, const char *from_s,
     return rep.ts_back || rep.inv_back ? EXIT_TIME_BACKWARDS : 0;
 }
 
-static int audit_export(const char *dir, const char *out, const char *from_s, const char *to_s)
+/* export --checkpoint-sink: what serve --checkpoint-sink does every few
+ * seconds, once (for a cron job or a host that does not run serve). */
+static int audit_ship(const char *dir, const char *dest)
 {
-    if (cli_require(dir, "--data-dir", usage) < 0 || cli_require(out, "--out", usage) < 0)
+    char db[PATH_MAX], pub[PATH_MAX];
+    if (data_paths(dir, db, pub) < 0)
+        return EXIT_USAGE;
+    fp_err err = {0};
+    int64_t n = 0;
+    if (fp_audit_ship(db, dest, NULL, &n, &err) < 0) {
+        cli_fail("审计检查点无法送出", "cannot ship audit checkpoints", err.msg);
+        return EXIT_UNREADABLE;
+    }
+    printf(cli_zh() ? "已送出 %lld 个签名检查点到 %s\n" : "shipped %lld signed checkpoints to %s\n",
+           (long long)n, dest);
+    return 0;
+}
+
+static int audit_export(const char *dir, const char *out, const char *from_s, const char *to_s,
+                        const char *sink)
+{
+    if (cli_require(dir, "--data-dir", usage) < 0)
+        return EXIT_USAGE;
+    if (sink && (out || from_s || to_s))
+        return cli_error("--checkpoint-sink 不能与 --out/--from/--to 一起使用",
+                         "--checkpoint-sink does not go with --out/--from/--to"),
+               EXIT_USAGE;
+    if (sink)
+        return audit_ship(dir, sink);
+    if (cli_require(out, "--out", usage) < 0)
         return EXIT_USAGE;
     int64_t from = 0, to = 0;
     if (from_s && parse_i64(from_s, 1, &from) < 0)
@@ -460,23 +515,32 @@ int cmd_audit(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *dir = NULL, *from_cp = NULL, *pub = NULL, *bundle = NULL, *out = NULL, *from = NULL,
-               *to = NULL, *limit = NULL, *before = NULL, *years = NULL;
+               *to = NULL, *limit = NULL, *before = NULL, *years = NULL, *shipped = NULL,
+               *sink = NULL;
     int json = 0;
     const cli_flag flags[] = {
-        {"--data-dir", 0, &dir, NULL},  {"--from-checkpoint", 0, &from_cp, NULL},
-        {"--pubkey", 0, &pub, NULL},    {"--bundle", 0, &bundle, NULL},
-        {"--out", 0, &out, NULL},       {"--from", 0, &from, NULL},
-        {"--to", 0, &to, NULL},         {"--limit", 0, &limit, NULL},
-        {"--before", 0, &before, NULL}, {"--retention-years", 0, &years, NULL},
-        {"--json", 1, NULL, &json},     {NULL, 0, NULL, NULL},
+        {"--data-dir", 0, &dir, NULL},
+        {"--from-checkpoint", 0, &from_cp, NULL},
+        {"--pubkey", 0, &pub, NULL},
+        {"--bundle", 0, &bundle, NULL},
+        {"--out", 0, &out, NULL},
+        {"--from", 0, &from, NULL},
+        {"--to", 0, &to, NULL},
+        {"--limit", 0, &limit, NULL},
+        {"--before", 0, &before, NULL},
+        {"--retention-years", 0, &years, NULL},
+        {"--checkpoints", 0, &shipped, NULL},
+        {"--checkpoint-sink", 0, &sink, NULL},
+        {"--json", 1, NULL, &json},
+        {NULL, 0, NULL, NULL},
     };
     if (cli_parse(argc - 1, argv + 1, flags, usage) < 0)
         return EXIT_USAGE;
     switch (sub) {
     case 0:
-        return audit_verify(dir, bundle, from_cp, pub, json);
+        return audit_verify(dir, bundle, from_cp, pub, shipped, json);
     case 1:
-        return audit_export(dir, out, from, to);
+        return audit_export(dir, out, from, to, sink);
     case 2:
         return audit_list(dir, limit, json);
     default:

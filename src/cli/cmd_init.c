@@ -157,7 +157,7 @@ int cmd_init(int argc, char **argv)
     }
 
     fp_store *st = NULL;
-    fp_store_opts so = {.path = db, .read_conns = 1};
+    fp_store_opts so = {.path = db, .read_conns = 1, .audit_key_path = cli_audit_key()};
     if (fp_store_open(&so, &st, &err) < 0) {
         cli_fail("无法创建数据库", "cannot create the database", err.msg);
         return 1;

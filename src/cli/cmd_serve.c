@@ -5,6 +5,7 @@
 #include "fapiao/audit.h"
 #include "fapiao/auth.h"
 #include "fapiao/health.h"
+#include "fapiao/jobs.h"
 #include "fapiao/keyfile.h"
 #include "fapiao/outbox.h"
 #include "fapiao/server.h"
@@ -44,6 +45,8 @@ static const char usage[] =
     "                    [--shutdown-grace SECONDS]\n"
     "                    [--response-memory-mb MB] [--send-timeout-ms MS]\n"
     "                    [--allow-private-webhooks]\n"
+    "                    [--audit-key FILE] [--checkpoint-sink DIR|cmd:COMMAND]\n"
+    "                    [--metrics-listen HOST:PORT] [--metrics-token-file FILE]\n"
     "  Defaults: --listen 127.0.0.1:8443, --threads = CPUs, --token-ttl 3600,\n"
     "  --max-body 1048576, --access-log DIR/access.log, --tax-codes DIR/taxcodes.csv,\n"
     "  --range-warn 1000 (numbers left below which /readyz warns),\n"
@@ -81,13 +84,22 @@ static const char usage[] =
     "  passphrase on its first line); an expired, not yet valid or mismatched pair,\n"
     "  or one that fails a test handshake, is refused at start; one that ends\n"
     "  within 30 days warns.  Key files (TLS key, passphrase file, token.key,\n"
-    "  audit.key) must be 0600 if the service user owns them, 0640 at most if root\n"
-    "  does (docs/tls.md); looser ones are refused.\n"
+    "  audit.key, webhook.key) must be 0600 if the service user owns them, 0640\n"
+    "  at most if root does (docs/tls.md); looser ones are refused.\n"
     "  --ocsp-response FILE (DER) is stapled to handshakes.  --client-ca FILE (PEM)\n"
     "  asks clients for a certificate (not required) verified against that CA.\n"
     "  TLS 1.2 and 1.3 only.  SIGHUP re-reads cert, key and OCSP response for new\n"
     "  connections without dropping open ones, after a test handshake with them;\n"
     "  bad files keep the old certificate.\n"
+    "  --audit-key FILE: the audit signing key kept outside the data directory (also\n"
+    "  $FAPIAO_AUDIT_KEY; its public key is FILE with .pub); a missing key is never\n"
+    "  made anew once the log holds a signed checkpoint.  --checkpoint-sink ships\n"
+    "  each signed checkpoint to DIR/checkpoints.jsonl (appended; make it chattr +a\n"
+    "  or write-once) or to COMMAND's stdin (docs/audit.md).  /metrics is public on\n"
+    "  the main port unless --metrics-token-file FILE (a bearer token) or\n"
+    "  --metrics-listen HOST:PORT (a plain-HTTP listener serving only /metrics; the\n"
+    "  main port's /metrics then needs the token or is absent) is given\n"
+    "  (docs/security.md).\n"
     "  启动 HTTPS 开票服务；SIGINT/SIGTERM 时先提交并答复已排队的请求再退出。\n"
     "  --cert/--key 为证书链与私钥（启动时检查：过期、未生效或不匹配则拒绝启动，\n"
     "  30 天内到期则警告）；--ocsp-response 装订 OCSP 响应；--client-ca 请求客户端\n"
@@ -96,7 +108,11 @@ static const char usage[] =
     "  （服务用户所有）或至多 0640（root 所有），否则拒绝启动。\n"
     "  磁盘阈值（docs/storage-space.md）：空闲空间低于 --outbox-min-free-mb 时发件箱暂停，\n"
     "  低于 --min-free-mb 时写入降级（503），--reserve-mb 为审计与存储记账保留的空间；\n"
-    "  提交慢于 --slow-write-ms 视为失败，开票请求超过 --write-deadline-ms 即返回 503。\n";
+    "  提交慢于 --slow-write-ms 视为失败，开票请求超过 --write-deadline-ms 即返回 503。\n"
+    "  --audit-key 指定数据目录之外的审计签名密钥；已有签名检查点时缺失的密钥不会重新生成。\n"
+    "  --checkpoint-sink 把每个签名检查点追加到 DIR/checkpoints.jsonl 或交给命令。\n"
+    "  /metrics 默认在主端口公开；--metrics-token-file 要求持有令牌，--metrics-listen\n"
+    "  另开只提供 /metrics 的监听地址（见 docs/security.md）。\n";
 
 static int parse_listen(const char *s, char *host, size_t hcap, int *port)
 {
@@ -164,14 +180,45 @@ static int read_token_key(const char *path, unsigned char *out, fp_err *err)
     return rc;
 }
 
-/* The audit signing key, when it exists already (the store creates it
- * 0600 on first use), under the key-file rule. */
-static int check_audit_key(const char *db, fp_err *err)
+/* The audit signing key (DIR/audit.key or --audit-key), when it exists
+ * already (the store creates it 0600 on first use), under the key-file
+ * rule. */
+static int check_audit_key(const char *db, const char *path, fp_err *err)
 {
     char akey[PATH_MAX], apub[PATH_MAX];
-    if (fp_audit_key_paths(db, NULL, akey, apub, sizeof akey) < 0)
+    if (fp_audit_key_paths(db, path, akey, apub, sizeof akey) < 0)
         return fp_fail(err, FP_ERANGE, "audit key path too long");
     int rc = fp_keyfile_check_path(akey, "审计签名密钥", "audit signing key", err);
+    return rc == FP_ENOTFOUND ? 0 : rc;
+}
+
+/* The bearer token for /metrics: the first line of a secret file (key-file
+ * rule), 16-256 characters without white space, into tok[257]. */
+static int read_metrics_token(const char *path, char *tok, fp_err *err)
+{
+    unsigned char *data = NULL;
+    size_t n = 0;
+    int rc = fp_keyfile_read(path, "监控令牌文件", "metrics token file", 4096, &data, &n, err);
+    if (rc < 0)
+        return rc;
+    size_t len = strcspn((const char *)data, "\r\n");
+    if (len < 16 || len > 256 || strcspn((const char *)data, " \t") < len)
+        rc = fp_fail(err, FP_EINVAL,
+                     "监控令牌须为 16–256 个非空白字符 / the metrics token in %s must be 16-256 "
+                     "characters without spaces, on the first line",
+                     path);
+    else
+        snprintf(tok, 257, "%.*s", (int)len, (const char *)data);
+    fp_keyfile_wipe(data, n);
+    return rc;
+}
+
+/* DIR/webhook.key (seal.h), when it exists, under the key-file rule. */
+static int check_webhook_key(const char *dir, fp_err *err)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/webhook.key", dir);
+    int rc = fp_keyfile_check_path(path, "webhook 密钥", "webhook secret key", err);
     return rc == FP_ENOTFOUND ? 0 : rc;
 }
 
@@ -203,6 +250,8 @@ int cmd_serve(int argc, char **argv)
     const char *cert_file = NULL, *key_file = NULL, *ocsp_file = NULL, *client_ca = NULL;
     const char *key_pass = NULL, *grace = NULL, *resp_mem = NULL, *send_ms = NULL;
     const char *ob_free = NULL, *reserve = NULL, *slow_ms = NULL, *deadline_ms = NULL;
+    const char *audit_key = NULL, *cp_sink = NULL, *metrics_listen = NULL;
+    const char *metrics_token = NULL;
     int fault_injection = 0, grace_s = 0, allow_private_webhooks = 0;
     const cli_flag flags[] = {
         {"--data-dir", 0, &dir, NULL},
@@ -244,6 +293,10 @@ int cmd_serve(int argc, char **argv)
         {"--response-memory-mb", 0, &resp_mem, NULL},
         {"--send-timeout-ms", 0, &send_ms, NULL},
         {"--allow-private-webhooks", 1, NULL, &allow_private_webhooks},
+        {"--audit-key", 0, &audit_key, NULL},
+        {"--checkpoint-sink", 0, &cp_sink, NULL},
+        {"--metrics-listen", 0, &metrics_listen, NULL},
+        {"--metrics-token-file", 0, &metrics_token, NULL},
         {NULL, 0, NULL, NULL},
     };
     if (cli_parse(argc, argv, flags, usage) < 0 || cli_require(dir, "--data-dir", usage) < 0)
@@ -436,7 +489,23 @@ int cmd_serve(int argc, char **argv)
     }
     fp_err err = {0};
     unsigned char token_key[FP_TOKEN_KEY_LEN];
-    if (read_token_key(tkey, token_key, &err) < 0 || check_audit_key(db, &err) < 0) {
+    if (!audit_key)
+        audit_key = cli_audit_key();
+    if (metrics_listen && parse_listen(metrics_listen, so.metrics_host, sizeof so.metrics_host,
+                                       &so.metrics_port) < 0) {
+        cli_error("--metrics-listen 格式应为 HOST:PORT，例如 127.0.0.1:9464",
+                  "--metrics-listen must be HOST:PORT, e.g. 127.0.0.1:9464");
+        return 2;
+    }
+    static char mtoken[257];
+    if (metrics_token && read_metrics_token(metrics_token, mtoken, &err) < 0) {
+        cli_fail("监控令牌不可用，拒绝启动", "the metrics token cannot be used; not starting",
+                 err.msg);
+        return 1;
+    }
+    so.metrics_token = metrics_token ? mtoken : NULL;
+    if (read_token_key(tkey, token_key, &err) < 0 || check_audit_key(db, audit_key, &err) < 0 ||
+        check_webhook_key(dir, &err) < 0) {
         cli_fail("密钥文件不可用，拒绝启动", "a key file cannot be used; not starting", err.msg);
         return 1;
     }
@@ -463,7 +532,8 @@ int cmd_serve(int argc, char **argv)
     fp_store_opts sto = {.path = db,
                          .slow_write_ms = slow_write,
                          .write_deadline_ms = write_deadline,
-                         .start_check = FP_START_CHECK_AUTO}; /* docs/storage.md */
+                         .start_check = FP_START_CHECK_AUTO,
+                         .audit_key_path = audit_key}; /* docs/storage.md */
     int src = fp_store_open(&sto, &store, &err);
     /* A full disk can leave no room for the -shm file SQLite needs even to
      * read (docs/storage-space.md): the reserve is for this. */
@@ -478,6 +548,28 @@ int cmd_serve(int argc, char **argv)
         fp_taxcode_free(codes);
         return 1;
     }
+    /* webhook secrets stored in plaintext by earlier versions are sealed
+     * (docs/security.md "Secrets at rest") */
+    int sealed = 0;
+    if (fp_store_webhook_seal_all(store, &sealed, &err) < 0) {
+        cli_fail("无法加密 webhook 密钥", "cannot encrypt the webhook secrets", err.msg);
+        fp_store_close(store);
+        fp_taxcode_free(codes);
+        return 1;
+    }
+    if (sealed)
+        fprintf(stderr, "fapiao: 已加密 %d 个 webhook 密钥 / sealed %d webhook secrets at rest\n",
+                sealed, sealed);
+    /* a sink that cannot take the checkpoints so far refuses the start */
+    int64_t shipped = 0;
+    fp_audit_shipper *shipper = NULL;
+    if (cp_sink && (fp_audit_ship(db, cp_sink, NULL, &shipped, &err) < 0 ||
+                    fp_audit_shipper_start(db, cp_sink, 2000, &shipper, &err) < 0)) {
+        cli_fail("审计检查点无法送出", "cannot ship audit checkpoints", err.msg);
+        fp_store_close(store);
+        fp_taxcode_free(codes);
+        return 1;
+    }
     /* the renderer processes run this same binary */
     ssize_t sn = readlink("/proc/self/exe", self, sizeof self - 1);
     self[sn > 0 ? sn : 0] = 0;
@@ -489,6 +581,7 @@ int cmd_serve(int argc, char **argv)
         cli_fail("无法启动发票 PDF 与通知任务", "cannot start the PDF and notification jobs",
                  err.msg);
         fp_store_close(store);
+        fp_audit_shipper_stop(shipper);
         fp_taxcode_free(codes);
         return 1;
     }
@@ -507,6 +600,7 @@ int cmd_serve(int argc, char **argv)
         cli_fail("无法启动健康检查", "cannot start the health checks", err.msg);
         fp_outbox_stop(outbox);
         fp_store_close(store);
+        fp_audit_shipper_stop(shipper);
         fp_taxcode_free(codes);
         return 1;
     }
@@ -542,6 +636,7 @@ int cmd_serve(int argc, char **argv)
         fp_health_stop(health);
         fp_outbox_stop(outbox);
         fp_store_close(store);
+        fp_audit_shipper_stop(shipper);
         fp_taxcode_free(codes);
         return 1;
     }
@@ -549,6 +644,10 @@ int cmd_serve(int argc, char **argv)
     fprintf(stderr, "fapiao: 正在监听 / listening on https://%s%s%s:%d (data %s, %d tax codes)\n",
             strchr(so.host, ':') ? "[" : "", so.host, strchr(so.host, ':') ? "]" : "", port, dir,
             fp_taxcode_count(codes));
+    if (fp_server_metrics_port(srv))
+        fprintf(stderr, "fapiao: 监控指标 / metrics on http://%s%s%s:%d/metrics\n",
+                strchr(so.metrics_host, ':') ? "[" : "", so.metrics_host,
+                strchr(so.metrics_host, ':') ? "]" : "", fp_server_metrics_port(srv));
 
     int sig = 0;
     while (sigwait(&set, &sig) != 0 || sig == SIGHUP) {
@@ -568,6 +667,7 @@ int cmd_serve(int argc, char **argv)
     fp_health_stop(health);
     fp_outbox_stop(outbox);
     fp_store_close(store);
+    fp_audit_shipper_stop(shipper); /* after the store's closing checkpoint */
     fp_taxcode_free(codes);
     fprintf(stderr, "fapiao: 已停止 / stopped\n");
     return 0;

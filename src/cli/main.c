@@ -46,6 +46,16 @@ void cli_fail(const char *zh, const char *en, const char *detail)
     fprintf(stderr, "fapiao: %s: %s\n", cli_zh() ? zh : en, detail);
 }
 
+static const char *audit_key_flag;
+
+const char *cli_audit_key(void)
+{
+    if (audit_key_flag && *audit_key_flag)
+        return audit_key_flag;
+    const char *e = getenv("FAPIAO_AUDIT_KEY");
+    return e && *e ? e : NULL;
+}
+
 int cli_parse(int argc, char **argv, const cli_flag *flags, const char *usage)
 {
     for (int i = 1; i < argc; i++) {
@@ -63,6 +73,18 @@ int cli_parse(int argc, char **argv, const cli_flag *flags, const char *usage)
                 inline_val = a[n] == '=' ? a + n + 1 : NULL;
                 break;
             }
+        }
+        if (!f && strncmp(a, "--audit-key", 11) == 0 && (a[11] == 0 || a[11] == '=')) {
+            /* every command that opens the store may sign: see cli_audit_key */
+            if (a[11] == '=')
+                audit_key_flag = a + 12;
+            else if (i + 1 < argc)
+                audit_key_flag = argv[++i];
+            else {
+                cli_error("参数 --audit-key 需要一个值", "--audit-key needs a value");
+                return -1;
+            }
+            continue;
         }
         if (!f) {
             char zh[256], en[256];
@@ -179,7 +201,7 @@ fp_store *cli_open_store(const char *dir)
     snprintf(db, sizeof db, "%s/fapiao.db", dir);
     if (cli_check_data_dir(dir, 1, NULL, NULL) < 0)
         return NULL;
-    fp_store_opts o = {.path = db, .read_conns = 1};
+    fp_store_opts o = {.path = db, .read_conns = 1, .audit_key_path = cli_audit_key()};
     fp_store *s = NULL;
     fp_err err = {0};
     if (fp_store_open(&o, &s, &err) < 0) {

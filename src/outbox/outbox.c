@@ -329,10 +329,14 @@ static int run_notify(worker *w, const fp_job *j, char *why, size_t cap, int64_t
     fp_outbox *ob = w->ob;
     char url[2048], secret[128];
     fp_invoice_state st;
-    if (fp_store_webhook_get(ob->o.store, j->client_id, url, sizeof url, secret, sizeof secret) <
-            0 ||
-        !url[0]) {
-        snprintf(why, cap, "client %s has no webhook URL", j->client_id);
+    int wrc =
+        fp_store_webhook_get(ob->o.store, j->client_id, url, sizeof url, secret, sizeof secret);
+    if (wrc < 0 || !url[0]) {
+        snprintf(why, cap,
+                 wrc == FP_ECRYPTO ? "client %s: cannot decrypt the webhook secret (webhook.key "
+                                     "missing or replaced; docs/security.md)"
+                                   : "client %s has no webhook URL",
+                 j->client_id);
         *permanent = 1;
         return -1;
     }

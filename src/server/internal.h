@@ -48,6 +48,8 @@ struct fp_server {
     struct fp_metric *m_duration[32];
     struct fp_metric *m_inflight, *m_conns, *m_conns_total, *m_limited[4];
     struct fp_metric *m_batch, *m_fsync;
+    struct MHD_Daemon *metrics_d; /* --metrics-listen (server_metrics.c) */
+    int metrics_port;
     struct fp_conn_guard *guard;
     struct fp_ratelimit *rl;
     struct fp_client_cache *clients;
@@ -160,6 +162,10 @@ const char *fp_req_echo_id(const fp_req *r);
 int fp_server_metrics_init(fp_server *s, const fp_route *routes, size_t nroutes, fp_err *err);
 void fp_server_metrics_request(fp_server *s, size_t route_ix, int status, int64_t dur_us);
 void fp_server_metrics_free(fp_server *s);
+/* Starts the separate /metrics listener when o.metrics_host is set (0 or
+ * an FP_E… code); unlisten (first thing in fp_server_stop) stops it. */
+int fp_server_metrics_listen(fp_server *s, fp_err *err);
+void fp_server_metrics_unlisten(fp_server *s);
 /* Why a request was not admitted (fapiao_admission_refused_total{reason}). */
 enum { FP_REFUSED_GLOBAL = 0, FP_REFUSED_CLIENT, FP_REFUSED_CONCURRENCY, FP_REFUSED_DEGRADED };
 

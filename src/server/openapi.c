@@ -114,7 +114,12 @@ static const char doc[] =
     "\"responses\":{\"200\":{\"description\":\"{records: [...], next_before}\"},\"403\":{\"description\":\"FORBIDDEN\"}}}},"
     "\"/healthz\":{\"get\":{\"security\":[],\"responses\":{\"200\":{\"description\":\"process alive\"}}}},"
     "\"/readyz\":{\"get\":{\"security\":[],\"responses\":{\"200\":{\"description\":\"ready\"},\"503\":{\"description\":\"not ready; failing checks named\"}}}},"
-    "\"/metrics\":{\"get\":{\"security\":[],\"responses\":{\"200\":{\"description\":\"Prometheus text format\"}}}},"
+    "\"/metrics\":{\"get\":{\"security\":[],\"description\":\"Public unless serve has "
+    "--metrics-token-file (then a bearer token is required: 401) or --metrics-listen (then "
+    "absent here: 404); docs/security.md\",\"responses\":{\"200\":{\"description\":"
+    "\"Prometheus text format\"},\"401\":{\"description\":\"--metrics-token-file is set and "
+    "the bearer is missing or wrong\"},\"404\":{\"description\":\"served on the "
+    "--metrics-listen listener only\"}}}},"
     "\"/openapi.json\":{\"get\":{\"security\":[],\"responses\":{\"200\":{\"description\":\"this document\"}}}}}}";
 
 /* clang-format on */

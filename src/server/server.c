@@ -854,6 +854,8 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : o->port;
+    if ((rc = fp_server_metrics_listen(s, err)) < 0)
+        goto fail;
     *out = s;
     return 0;
 fail:
@@ -898,6 +900,7 @@ void fp_server_stop(fp_server *s)
 {
     if (!s)
         return;
+    fp_server_metrics_unlisten(s); /* no scrape while the rest is torn down */
     if (s->d) {
         atomic_store(&s->stopping, 1);
         /* No MHD_quiesce_daemon: with epoll and a thread pool it races the

@@ -21,4 +21,12 @@ int fp_store_exec(sqlite3 *db, const char *sql, fp_err *err);
 int fp_store_audit_change(sqlite3 *db, const fp_audit_rec *audit, const char *target,
                           const char *outcome, fp_err *err);
 
+/* webhook_secrets.c: a webhook secret sealed for the row of client_id
+ * (webhook.key beside the database, made on first use), and opened into
+ * secret (a plaintext value from before sealing is left as it is). */
+int fp_store_webhook_seal(sqlite3 *db, const char *client_id, const char *secret, char *out,
+                          size_t cap, fp_err *err);
+int fp_store_webhook_unseal(sqlite3 *db, const char *client_id, const char *stored, char *secret,
+                            size_t cap, fp_err *err);
+
 #endif

@@ -7,6 +7,7 @@
  * job is pending again, which recovery does anyway; completions and
  * failures are fully durable. */
 #include "fapiao/jobs.h"
+#include "fapiao/seal.h"
 #include "internal.h"
 
 #include <stdio.h>
@@ -531,11 +532,19 @@ int fp_store_webhook_get(fp_store *s, const char *client_id, char *url, size_t u
     if (st) {
         sqlite3_bind_text(st, 1, client_id, -1, SQLITE_STATIC);
         int step = sqlite3_step(st);
+        fp_err err = {0};
+        int sealed_ok = 1;
         if (step == SQLITE_ROW) {
             col_text(st, 0, url, url_cap);
-            col_text(st, 1, secret, secret_cap);
+            /* stored sealed (webhook_secrets.c): longer than the secret */
+            const unsigned char *v = sqlite3_column_text(st, 1);
+            if (fp_store_webhook_unseal(db, client_id, v ? (const char *)v : "", secret, secret_cap,
+                                        &err) < 0)
+                sealed_ok = 0;
         }
-        rc = step == SQLITE_ROW ? 0 : step == SQLITE_DONE ? FP_ENOTFOUND : FP_EIO;
+        rc = step == SQLITE_ROW    ? (sealed_ok ? 0 : FP_ECRYPTO)
+             : step == SQLITE_DONE ? FP_ENOTFOUND
+                                   : FP_EIO;
         sqlite3_finalize(st);
     }
     fp_store_rrelease(s, slot);
@@ -546,6 +555,19 @@ int fp_store_webhook_set(fp_store *s, const char *client_id, const char *url, co
                          const fp_audit_rec *audit, fp_err *err)
 {
     sqlite3 *db = fp_store_wlock(s);
+    /* the secret is stored sealed (webhook_secrets.c) */
+    char *sealed = NULL;
+    if (url && secret) {
+        size_t cap = FP_SEAL_LEN(strlen(secret));
+        int rc = (sealed = malloc(cap))
+                     ? fp_store_webhook_seal(db, client_id, secret, sealed, cap, err)
+                     : fp_fail(err, FP_ENOMEM, "out of memory");
+        if (rc < 0) {
+            free(sealed);
+            fp_store_wunlock(s);
+            return rc;
+        }
+    }
     int rc = begin(db, err);
     if (rc == 0) {
         sqlite3_stmt *st = prep(
@@ -554,7 +576,7 @@ int fp_store_webhook_set(fp_store *s, const char *client_id, const char *url, co
             sqlite3_bind_text(st, 1, client_id, -1, SQLITE_STATIC);
             if (url) {
                 sqlite3_bind_text(st, 2, url, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 3, secret, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 3, sealed, -1, SQLITE_STATIC);
             }
         }
         rc = run(db, st, err);
@@ -564,6 +586,7 @@ int fp_store_webhook_set(fp_store *s, const char *client_id, const char *url, co
             rc = fp_store_audit_change(db, audit, client_id, "ok", err);
         rc = finish(db, rc, err);
     }
+    free(sealed);
     fp_store_wunlock(s);
     return rc;
 }

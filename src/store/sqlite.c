@@ -2399,7 +2399,16 @@ static int audit_open(fp_store *s, fp_err *err)
         s->o.audit_checkpoint_secs = 60;
     if (fp_audit_key_paths(s->o.path, s->o.audit_key_path, key, pub, sizeof key) < 0)
         return fp_fail(err, FP_ERANGE, "audit key path too long");
-    int rc = fp_audit_key_open(key, pub, s->audit_sk, s->audit_pk, err);
+    /* once a checkpoint is signed, a missing key is restored, never made
+     * anew (chain.c key_missing) */
+    sqlite3_stmt *cst = NULL;
+    int signed_before = 1;
+    if (sqlite3_prepare_v2(s->wdb, "SELECT EXISTS(SELECT 1 FROM audit_checkpoints)", -1, &cst,
+                           NULL) == SQLITE_OK &&
+        sqlite3_step(cst) == SQLITE_ROW)
+        signed_before = sqlite3_column_int(cst, 0);
+    sqlite3_finalize(cst);
+    int rc = fp_audit_key_open(key, pub, !signed_before, s->audit_sk, s->audit_pk, err);
     if (rc < 0)
         return rc;
     if (sqlite3_prepare_v3(s->wdb,

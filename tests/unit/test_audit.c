@@ -992,6 +992,36 @@ static void test_keys(void)
     CHECK_EQ_INT(fp_store_open(&o2, &s, &err), 0);
     fp_store_close(s);
     CHECK(access(kp, F_OK) == 0 && access(pp, F_OK) == 0 && access(q.key, F_OK) != 0);
+
+    /* the key-file rule (keyfile.h): a root-owned key may be 0640 */
+    if (geteuid() == 0) {
+        chmod(kp, 0640);
+        CHECK_EQ_INT(fp_store_open(&o2, &s, &err), 0);
+        fp_store_close(s);
+        chmod(kp, 0600);
+    }
+    /* issue 13 item 8: once the log holds a signed checkpoint (closing
+     * signs one), a deleted key pair is not made anew */
+    CHECK_EQ_INT(fp_store_open(&o2, &s, &err), 0);
+    fp_audit_rec rec = {0, "cli:test", "keys.create", "c1", NULL, NULL, "ok"};
+    CHECK_EQ_INT(fp_store_audit(s, &rec, &err), 0);
+    fp_store_close(s);
+    unlink(kp);
+    unlink(pp);
+    CHECK(fp_store_open(&o2, &s, &err) == FP_ENOTFOUND);
+    CHECK_CONTAINS(err.msg, "is missing but the audit log already holds signed checkpoints");
+    CHECK(access(kp, F_OK) != 0 && access(pp, F_OK) != 0);
+    /* a fresh database whose public key is still there: not made anew
+     * either */
+    paths r;
+    mkpaths(&r, "pubonly");
+    fp_store_opts o3 = {.path = r.db};
+    FILE *pf = fopen(r.pub, "w");
+    fprintf(pf, "%064d\n", 0);
+    fclose(pf);
+    CHECK(fp_store_open(&o3, &s, &err) == FP_ENOTFOUND);
+    CHECK_CONTAINS(err.msg, "its public key");
+    CHECK(access(r.key, F_OK) != 0);
     check_ctx("%s", "");
 }
 
