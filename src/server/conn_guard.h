@@ -10,7 +10,7 @@
 typedef struct fp_conn_guard fp_conn_guard;
 typedef struct fp_guarded fp_guarded;
 
-enum { FP_CUT_HEADER = 0, FP_CUT_BODY = 1, FP_CUT__N };
+enum { FP_CUT_HEADER = 0, FP_CUT_BODY = 1, FP_CUT_EVICTED = 2, FP_CUT__N };
 
 int fp_conn_guard_start(fp_conn_guard **out, int header_ms, int body_ms, int idle_ms, fp_err *err);
 void fp_conn_guard_stop(fp_conn_guard *g);
@@ -21,6 +21,10 @@ void fp_conn_guard_close(fp_conn_guard *g, fp_guarded *c);
 void fp_conn_guard_headers_read(fp_conn_guard *g, fp_guarded *c);
 void fp_conn_guard_request_read(fp_conn_guard *g, fp_guarded *c);
 void fp_conn_guard_answered(fp_conn_guard *g, fp_guarded *c);
+/* Under connection pressure (acceptor.h): shuts the oldest connection that
+ * has not sent its first request yet (TLS handshake or headers pending),
+ * else the oldest idle keep-alive one.  1 if one was shut, 0 if none. */
+int fp_conn_guard_evict(fp_conn_guard *g);
 /* Connections cut for reason (FP_CUT_…). */
 uint64_t fp_conn_guard_cut(fp_conn_guard *g, int reason);
 

@@ -46,6 +46,7 @@ struct fp_server {
     struct fp_metric *m_inflight, *m_conns, *m_conns_total, *m_limited[4];
     struct fp_metric *m_batch, *m_fsync;
     struct fp_conn_guard *guard;
+    struct fp_acceptor *acc; /* owns the listening socket (acceptor.h) */
     struct fp_ratelimit *rl;
     struct fp_client_cache *clients;
     struct fp_audit_queue *audit_q; /* authentication failures */
