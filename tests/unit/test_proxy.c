@@ -25,7 +25,8 @@ static size_t build(unsigned char *out, int ver_cmd, int fam, const unsigned cha
     out[13] = (unsigned char)fam;
     out[14] = (unsigned char)(body_len >> 8);
     out[15] = (unsigned char)body_len;
-    memcpy(out + 16, body, body_len);
+    if (body_len)
+        memcpy(out + 16, body, body_len);
     return 16 + body_len;
 }
 
