@@ -297,23 +297,6 @@ static void admit(fp_acceptor *a, int fd, const struct sockaddr_storage *ss, soc
     else if (ss->ss_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof ip);
     int proxy = a->has_trusted && fp_allowlist_match(&a->trusted, ip);
-
-    pthread_mutex_lock(&a->mu);
-    int full = a->total >= a->o.max_conns;
-    pthread_mutex_unlock(&a->mu);
-    if (full) {
-        /* the oldest connection that has not even started its handshake
-         * makes room; else the oldest handed over that sent no request
-         * (its close comes back through fp_acceptor_closed, so the new one
-         * is let in above the cap, up to hard_cap, meanwhile) */
-        if (a->head.next != &a->head)
-            drop(a, a->head.next, FP_ACC_EVICTED);
-        else if (!a->o.evict || !a->o.evict(a->o.cls)) {
-            atomic_fetch_add(&a->why[FP_ACC_GLOBAL], 1);
-            reset_close(fd);
-            return;
-        }
-    }
     waiting *w = calloc(1, sizeof *w);
     if (!w) {
         atomic_fetch_add(&a->why[FP_ACC_GLOBAL], 1);
@@ -325,18 +308,37 @@ static void admit(fp_acceptor *a, int fd, const struct sockaddr_storage *ss, soc
     memcpy(&w->peer, ss, sl);
     memcpy(&w->client, ss, sl);
     w->peer_len = w->client_len = sl;
-    int why = -1;
+
+    /* the address's own cap first: over it, nobody else is evicted for it
+     * (a proxy's connections are counted under their client's address,
+     * once its header is read) */
+    int why = -1, full;
     pthread_mutex_lock(&a->mu);
-    if (a->total >= a->hard_cap)
-        why = FP_ACC_GLOBAL;
-    else if (!proxy && key_of((struct sockaddr *)ss, sl, &w->key) == 0) {
+    if (!proxy && key_of((struct sockaddr *)ss, sl, &w->key) == 0) {
         if (ip_take(a, &w->key, a->o.max_per_ip) < 0)
             why = FP_ACC_PER_IP;
         else
             w->has_key = 1;
     }
+    full = a->total >= a->o.max_conns;
+    pthread_mutex_unlock(&a->mu);
+    if (why < 0 && full) {
+        /* the oldest connection that has not even started its handshake
+         * makes room; else the oldest handed over that sent no request
+         * (its close comes back through fp_acceptor_closed, so the new one
+         * is let in above the cap, up to hard_cap, meanwhile) */
+        if (a->head.next != &a->head)
+            drop(a, a->head.next, FP_ACC_EVICTED);
+        else if (!a->o.evict || !a->o.evict(a->o.cls))
+            why = FP_ACC_GLOBAL;
+    }
+    pthread_mutex_lock(&a->mu);
+    if (why < 0 && a->total >= a->hard_cap)
+        why = FP_ACC_GLOBAL;
     if (why < 0)
         a->total++;
+    else if (w->has_key)
+        ip_release(a, &w->key);
     pthread_mutex_unlock(&a->mu);
     if (why >= 0) {
         atomic_fetch_add(&a->why[why], 1);
