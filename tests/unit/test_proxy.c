@@ -156,11 +156,13 @@ static void test_refused(void)
         CHECK_EQ_INT(fp_proxy_v2_parse(h, n, NULL, NULL), FP_EINVAL);
     }
     check_ctx("TLV value longer than the header");
-    memcpy(body + 12, "\x04\x00\x09" "ab", 5);
+    static const unsigned char long_tlv[] = {0x04, 0x00, 0x09, 'a', 'b'};
+    memcpy(body + 12, long_tlv, sizeof long_tlv);
     size_t n = build(h, 0x21, 0x11, body, 17);
     CHECK_EQ_INT(fp_proxy_v2_parse(h, n, NULL, NULL), FP_EINVAL);
     check_ctx("CRC32C TLV of 3 bytes");
-    memcpy(body + 12, "\x03\x00\x03" "abc", 6);
+    static const unsigned char crc3[] = {0x03, 0x00, 0x03, 'a', 'b', 'c'};
+    memcpy(body + 12, crc3, sizeof crc3);
     n = build(h, 0x21, 0x11, body, 18);
     CHECK_EQ_INT(fp_proxy_v2_parse(h, n, NULL, NULL), FP_EINVAL);
     check_ctx("not a signature: refused from the first byte");
