@@ -19,8 +19,9 @@
  *
  * Counts: `total` = waiting + open in libmicrohttpd, and per client address
  * the same, under one mutex; libmicrohttpd's start and close notifications
- * (fp_acceptor_opened/closed) count the connections it holds.  Refused sockets are closed with
- * a reset (SO_LINGER 0) so that they leave nothing behind.
+ * (fp_acceptor_opened/closed) count the connections it holds.  Refused
+ * sockets are closed with a reset (SO_LINGER 0) so that they leave nothing
+ * behind, but for bytes that are no TLS (an orderly close, see drop).
  * docs/security.md "Connections" has the operator's view. */
 #include "acceptor.h"
 #include "fapiao/proxy.h"
@@ -172,8 +173,17 @@ static void unlink_waiting(fp_acceptor *a, waiting *w)
 static void drop(fp_acceptor *a, waiting *w, int why)
 {
     unlink_waiting(a, w);
-    if (why >= 0) {
+    if (why >= 0)
         atomic_fetch_add(&a->why[why], 1);
+    if (why == FP_ACC_NOT_TLS) {
+        /* plain HTTP on the HTTPS port, most likely: an orderly close, as
+         * a TLS library would (curl says "empty reply"), after reading
+         * what was sent (unread bytes would turn close into a reset) */
+        char sink[4096];
+        for (int i = 0; i < 16 && recv(w->fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+            ;
+        close(w->fd);
+    } else if (why >= 0) {
         reset_close(w->fd);
     } else {
         close(w->fd);
