@@ -48,7 +48,7 @@ RATE_DURATION=${RATE_DURATION:-20}
 RATE_CONNS=${RATE_CONNS:-64}
 # One credential sends everything: its rate limit (1000/s by default) would
 # measure the limiter, not the server.  The adaptive limit stays on.
-SERVE_EXTRA=(--client-rate 0)
+SERVE_EXTRA=(--client-rate 0 --max-connections-per-ip 512) # one client address: 64 by default
 [[ -n "${FAPIAO_BENCH_THREADS:-}" ]] && SERVE_EXTRA+=(--threads "$FAPIAO_BENCH_THREADS")
 
 say() { printf '[issue.sh %s] %s\n' "$(date +%T)" "$*" >&2; }

@@ -10,7 +10,8 @@ build_pkgs=(build-essential cmake pkg-config
             libcairo2-dev libfreetype-dev libqrencode-dev fonts-wqy-microhei)
 test_pkgs=(curl python3 python3-pytest wrk nghttp2-client sqlite3 gnutls-bin
            clang clang-format libclang-rt-14-dev libxml2-utils openssl
-           poppler-utils faketime nftables iproute2 prometheus zbar-tools testssl.sh)
+           poppler-utils faketime nftables iproute2 prometheus zbar-tools testssl.sh
+           haproxy)
 
 want=("${build_pkgs[@]}")
 [ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")

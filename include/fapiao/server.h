@@ -22,7 +22,9 @@ typedef struct fp_server_opts {
     int token_ttl;                  /* seconds, default 3600 */
     size_t max_body;                /* default 1 MiB */
     int max_connections;            /* default 1024 */
-    int max_connections_per_ip;     /* default 256; -1: no limit */
+    int max_connections_per_ip;     /* default 64; -1: no limit */
+    int handshake_timeout_ms;       /* accept → first TLS record, default 2000 */
+    const char *trusted_proxies;    /* CIDRs sending PROXY v2 headers (NULL: none) */
     int idle_timeout;               /* seconds, default 30 */
     int header_timeout_ms;          /* handshake + headers, default 10000 */
     int body_timeout_ms;            /* the body after the headers, default 30000 */

@@ -8,6 +8,7 @@
 #include "fapiao/jobs.h"
 #include "fapiao/keyfile.h"
 #include "fapiao/outbox.h"
+#include "fapiao/rbac.h"
 #include "fapiao/server.h"
 #include "fapiao/store.h"
 #include "fapiao/taxcode.h"
@@ -38,6 +39,7 @@ static const char usage[] =
     "                    [--slow-write-ms MS] [--write-deadline-ms MS] [--fault-injection]\n"
     "                    [--max-connections N] [--max-connections-per-ip N]\n"
     "                    [--idle-timeout S] [--header-timeout-ms MS] [--body-timeout-ms MS]\n"
+    "                    [--handshake-timeout-ms MS] [--trusted-proxy CIDR[,CIDR...]]\n"
     "                    [--client-rate N] [--client-burst N] [--global-rate N]\n"
     "                    [--global-burst N] [--concurrency-max N|off]\n"
     "                    [--cert FILE] [--key FILE] [--key-passphrase-file FILE]\n"
@@ -64,7 +66,14 @@ static const char usage[] =
     "  failure: stalled disk), --write-deadline-ms 5000 (an issue still queued then\n"
     "  gets 503 WRITE_TIMEOUT; one still committing gets 503 WRITE_OUTCOME_UNKNOWN),\n"
     "  --max-connections 1024,\n"
-    "  --max-connections-per-ip 256, --idle-timeout 30 (silent keep-alive closed),\n"
+    "  --max-connections-per-ip 64 (both count connections still before their TLS\n"
+    "  handshake; at the cap the oldest of those is closed for a new one),\n"
+    "  --handshake-timeout-ms 2000 (a connection's first TLS record is due within),\n"
+    "  --trusted-proxy CIDR,... (none by default: proxies such as HAProxy with\n"
+    "  send-proxy-v2 whose connections must start with a PROXY protocol v2 header;\n"
+    "  its client address is then the one per-IP caps, allowlists, audit and logs\n"
+    "  use; a PROXY header from anyone else is refused; docs/security.md),\n"
+    "  --idle-timeout 30 (silent keep-alive closed),\n"
     "  --header-timeout-ms 10000 (TLS handshake + headers), --body-timeout-ms 30000\n"
     "  (slow clients are cut at these deadlines), --client-rate 1000 --client-burst 1200\n"
     "  (requests/s per credential), --global-rate 0 (0: no limit; burst = rate unless\n"
@@ -104,7 +113,11 @@ static const char usage[] =
     "  --cert/--key 为证书链与私钥（启动时检查：过期、未生效或不匹配则拒绝启动，\n"
     "  30 天内到期则警告）；--ocsp-response 装订 OCSP 响应；--client-ca 请求客户端\n"
     "  证书（双向 TLS，可选）；SIGHUP 重新加载证书（先完成一次测试握手），已建立的连接\n"
-    "  不受影响。--key-passphrase-file 为加密私钥的口令文件。密钥文件权限须为 0600\n"
+    "  不受影响。--max-connections/--max-connections-per-ip 为全局与每地址连接上限\n"
+    "  （默认 1024/64，含尚未握手的连接，满额时先关闭最早的未握手连接）；\n"
+    "  --handshake-timeout-ms 为握手前时限（默认 2000 毫秒）；--trusted-proxy 列出可信\n"
+    "  代理（须发送 PROXY v2 头，其中的客户端地址用于限额、白名单、审计和日志）。\n"
+    "  --key-passphrase-file 为加密私钥的口令文件。密钥文件权限须为 0600\n"
     "  （服务用户所有）或至多 0640（root 所有），否则拒绝启动。\n"
     "  磁盘阈值（docs/storage-space.md）：空闲空间低于 --outbox-min-free-mb 时发件箱暂停，\n"
     "  低于 --min-free-mb 时写入降级（503），--reserve-mb 为审计与存储记账保留的空间；\n"
@@ -251,7 +264,7 @@ int cmd_serve(int argc, char **argv)
     const char *key_pass = NULL, *grace = NULL, *resp_mem = NULL, *send_ms = NULL;
     const char *ob_free = NULL, *reserve = NULL, *slow_ms = NULL, *deadline_ms = NULL;
     const char *audit_key = NULL, *cp_sink = NULL, *metrics_listen = NULL;
-    const char *metrics_token = NULL;
+    const char *metrics_token = NULL, *hs_ms = NULL, *trusted_proxy = NULL;
     int fault_injection = 0, grace_s = 0, allow_private_webhooks = 0;
     const cli_flag flags[] = {
         {"--data-dir", 0, &dir, NULL},
@@ -279,6 +292,8 @@ int cmd_serve(int argc, char **argv)
         {"--idle-timeout", 0, &idle, NULL},
         {"--header-timeout-ms", 0, &hdr_ms, NULL},
         {"--body-timeout-ms", 0, &body_ms, NULL},
+        {"--handshake-timeout-ms", 0, &hs_ms, NULL},
+        {"--trusted-proxy", 0, &trusted_proxy, NULL},
         {"--client-rate", 0, &c_rate, NULL},
         {"--client-burst", 0, &c_burst, NULL},
         {"--global-rate", 0, &g_rate, NULL},
@@ -381,6 +396,8 @@ int cmd_serve(int argc, char **argv)
          "--response-memory-mb 须为 1–1000000", "--response-memory-mb must be 1-1000000"},
         {"--send-timeout-ms", send_ms, 100, 3600000, &so.send_timeout_ms,
          "--send-timeout-ms 须为 100–3600000", "--send-timeout-ms must be 100-3600000"},
+        {"--handshake-timeout-ms", hs_ms, 100, 600000, &so.handshake_timeout_ms,
+         "--handshake-timeout-ms 须为 100–600000", "--handshake-timeout-ms must be 100-600000"},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (!ints[i].value)
@@ -410,6 +427,18 @@ int cmd_serve(int argc, char **argv)
             return 2;
         }
         *rates[i].out = v;
+    }
+    if (trusted_proxy) {
+        fp_allowlist tp;
+        char bad[64] = "";
+        if (fp_allowlist_parse(trusted_proxy, &tp, bad, sizeof bad) < 0) {
+            char zh[160], en[160];
+            snprintf(zh, sizeof zh, "--trusted-proxy 中的 %s 不是 IPv4/IPv6 地址或 CIDR", bad);
+            snprintf(en, sizeof en, "--trusted-proxy: %s is not an IPv4/IPv6 address or CIDR", bad);
+            cli_error(zh, en);
+            return 2;
+        }
+        so.trusted_proxies = trusted_proxy;
     }
     /* a client rate of 0 means unlimited, not "use the default" */
     if (c_rate && so.client_rate == 0)

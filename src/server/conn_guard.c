@@ -13,7 +13,8 @@
  *                       (libmicrohttpd closes a silent keep-alive at idle_ms)
  *
  * A thread looks every 100 ms and shuts down (shutdown(2), both ways) the
- * socket of a connection past its deadline; libmicrohttpd then sees the
+ * socket of a connection past its deadline (and fp_conn_guard_evict, under
+ * connection pressure, the oldest one that has not sent a request); libmicrohttpd then sees the
  * error, cleans up and reports the close, which removes the entry — under
  * the same mutex, so the reaper never touches a socket that was closed. */
 #include "conn_guard.h"
@@ -30,9 +31,13 @@ struct fp_guarded {
     int fd;
     int64_t deadline_ms; /* 0: none */
     int reason;          /* what the deadline is for */
-    int busy;            /* a request read (headers) and not yet answered */
+    int phase;           /* P_… */
     fp_guarded *prev, *next;
 };
+
+/* Where a connection is: no request yet (handshake or first headers
+ * pending), in a request, or idle between two (keep-alive); or shut. */
+enum { P_FRESH = 0, P_REQUEST, P_IDLE, P_SHUT };
 
 struct fp_conn_guard {
     int header_ms, body_ms, idle_ms;
@@ -62,6 +67,7 @@ static void *reaper(void *arg)
                 shutdown(c->fd, SHUT_RDWR);
                 atomic_fetch_add(&g->cut[c->reason], 1);
                 c->deadline_ms = 0; /* once */
+                c->phase = P_SHUT;
             }
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
@@ -144,30 +150,32 @@ void fp_conn_guard_close(fp_conn_guard *g, fp_guarded *c)
     free(c);
 }
 
-static void set(fp_conn_guard *g, fp_guarded *c, int64_t deadline, int reason, int busy)
+static void set(fp_conn_guard *g, fp_guarded *c, int64_t deadline, int reason, int phase)
 {
     if (!c)
         return;
     pthread_mutex_lock(&g->mu);
-    c->deadline_ms = deadline;
-    c->reason = reason;
-    c->busy = busy;
+    if (c->phase != P_SHUT) {
+        c->deadline_ms = deadline;
+        c->reason = reason;
+        c->phase = phase;
+    }
     pthread_mutex_unlock(&g->mu);
 }
 
 void fp_conn_guard_headers_read(fp_conn_guard *g, fp_guarded *c)
 {
-    set(g, c, mono_ms() + g->body_ms, FP_CUT_BODY, 1);
+    set(g, c, mono_ms() + g->body_ms, FP_CUT_BODY, P_REQUEST);
 }
 
 void fp_conn_guard_request_read(fp_conn_guard *g, fp_guarded *c)
 {
-    set(g, c, 0, FP_CUT_HEADER, 1);
+    set(g, c, 0, FP_CUT_HEADER, P_REQUEST);
 }
 
 void fp_conn_guard_answered(fp_conn_guard *g, fp_guarded *c)
 {
-    set(g, c, mono_ms() + g->idle_ms + g->header_ms, FP_CUT_HEADER, 0);
+    set(g, c, mono_ms() + g->idle_ms + g->header_ms, FP_CUT_HEADER, P_IDLE);
 }
 
 int fp_conn_guard_busy(fp_conn_guard *g)
@@ -175,7 +183,7 @@ int fp_conn_guard_busy(fp_conn_guard *g)
     int n = 0;
     pthread_mutex_lock(&g->mu);
     for (fp_guarded *c = g->head.next; c != &g->head; c = c->next)
-        n += c->busy;
+        n += c->phase == P_REQUEST;
     pthread_mutex_unlock(&g->mu);
     return n;
 }
@@ -185,9 +193,10 @@ int fp_conn_guard_shutdown_idle(fp_conn_guard *g)
     int n = 0;
     pthread_mutex_lock(&g->mu);
     for (fp_guarded *c = g->head.next; c != &g->head; c = c->next)
-        if (!c->busy) {
+        if (c->phase != P_REQUEST && c->phase != P_SHUT) {
             shutdown(c->fd, SHUT_RDWR);
             c->deadline_ms = 0;
+            c->phase = P_SHUT;
             n++;
         }
     pthread_mutex_unlock(&g->mu);
@@ -196,7 +205,28 @@ int fp_conn_guard_shutdown_idle(fp_conn_guard *g)
 
 void fp_conn_guard_sending(fp_conn_guard *g, fp_guarded *c, int send_ms)
 {
-    set(g, c, mono_ms() + send_ms, FP_CUT_SEND, 1); /* still busy: the answer is not sent yet */
+    /* still a request: the answer is not sent yet */
+    set(g, c, mono_ms() + send_ms, FP_CUT_SEND, P_REQUEST);
+}
+
+int fp_conn_guard_evict(fp_conn_guard *g)
+{
+    static const int order[] = {P_FRESH, P_IDLE};
+    int done = 0;
+    pthread_mutex_lock(&g->mu);
+    /* the list has the newest first: walk it from the oldest */
+    for (size_t i = 0; !done && i < sizeof order / sizeof order[0]; i++)
+        for (fp_guarded *c = g->head.prev; c != &g->head; c = c->prev)
+            if (c->phase == order[i]) {
+                shutdown(c->fd, SHUT_RDWR);
+                atomic_fetch_add(&g->cut[FP_CUT_EVICTED], 1);
+                c->deadline_ms = 0;
+                c->phase = P_SHUT;
+                done = 1;
+                break;
+            }
+    pthread_mutex_unlock(&g->mu);
+    return done;
 }
 
 uint64_t fp_conn_guard_cut(fp_conn_guard *g, int reason)

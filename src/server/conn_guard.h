@@ -10,7 +10,7 @@
 typedef struct fp_conn_guard fp_conn_guard;
 typedef struct fp_guarded fp_guarded;
 
-enum { FP_CUT_HEADER = 0, FP_CUT_BODY = 1, FP_CUT_SEND = 2, FP_CUT__N };
+enum { FP_CUT_HEADER = 0, FP_CUT_BODY = 1, FP_CUT_SEND = 2, FP_CUT_EVICTED = 3, FP_CUT__N };
 
 int fp_conn_guard_start(fp_conn_guard **out, int header_ms, int body_ms, int idle_ms, fp_err *err);
 void fp_conn_guard_stop(fp_conn_guard *g);
@@ -28,6 +28,10 @@ int fp_conn_guard_busy(fp_conn_guard *g);
 int fp_conn_guard_shutdown_idle(fp_conn_guard *g);
 /* A response was queued: it must be sent within send_ms (slow readers). */
 void fp_conn_guard_sending(fp_conn_guard *g, fp_guarded *c, int send_ms);
+/* Under connection pressure (acceptor.h): shuts the oldest connection that
+ * has not sent its first request yet (TLS handshake or headers pending),
+ * else the oldest idle keep-alive one.  1 if one was shut, 0 if none. */
+int fp_conn_guard_evict(fp_conn_guard *g);
 /* Connections cut for reason (FP_CUT_…). */
 uint64_t fp_conn_guard_cut(fp_conn_guard *g, int reason);
 

@@ -51,6 +51,7 @@ struct fp_server {
     struct MHD_Daemon *metrics_d; /* --metrics-listen (server_metrics.c) */
     int metrics_port;
     struct fp_conn_guard *guard;
+    struct fp_acceptor *acc; /* owns the listening socket (acceptor.h) */
     struct fp_ratelimit *rl;
     struct fp_client_cache *clients;
     struct fp_audit_queue *audit_q; /* authentication failures */

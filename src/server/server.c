@@ -5,6 +5,7 @@
 #include "internal.h"
 #include "audit_queue.h"
 #include "client_cache.h"
+#include "acceptor.h"
 #include "conn_guard.h"
 #include "delivery.h"
 #include "http_limits.h"
@@ -679,10 +680,70 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
     *ctx = NULL;
 }
 
+/* ---- the accept layer (acceptor.h): it listens, libmicrohttpd serves ---- */
+
+/* Per-address and global counts follow libmicrohttpd's notifications. */
+static void connection_counted(fp_server *s, struct MHD_Connection *c, int started)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    socklen_t len =
+        sa && sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (started)
+        fp_acceptor_opened(s->acc, sa, len);
+    else
+        fp_acceptor_closed(s->acc, sa, len);
+}
+
+static void hand_over(void *cls, int fd, const struct sockaddr *sa, socklen_t len)
+{
+    fp_server *s = cls;
+    if (atomic_load(&s->stopping)) { /* stopping: no new connection (docs/operations.md) */
+        close(fd);
+        return;
+    }
+    (void)MHD_add_connection(s->d, fd, sa, len); /* closes fd on failure */
+}
+
+static int evict(void *cls)
+{
+    fp_server *s = cls;
+    return fp_conn_guard_evict(s->guard);
+}
+
+/* Listens on sa through the accept layer.  libmicrohttpd's own limit is
+ * only a backstop above the acceptor's (which may overshoot its cap while
+ * an evicted connection closes). */
+static int start_acceptor(fp_server *s, const struct sockaddr *sa, socklen_t sl, fp_err *err)
+{
+    fp_allowlist trusted = {0};
+    char bad[64] = "";
+    if (s->o.trusted_proxies &&
+        fp_allowlist_parse(s->o.trusted_proxies, &trusted, bad, sizeof bad) < 0)
+        return fp_fail(err, FP_EINVAL, "--trusted-proxy: '%s' is not an address or CIDR", bad);
+    fp_acceptor_opts ao = {.addr = sa,
+                           .addrlen = sl,
+                           .max_conns = s->o.max_connections,
+                           .max_per_ip = s->o.max_connections_per_ip,
+                           .handshake_ms = s->o.handshake_timeout_ms,
+                           .trusted = &trusted,
+                           .hand_over = hand_over,
+                           .evict = evict,
+                           .cls = s};
+    fp_err e2 = {0};
+    if (fp_acceptor_start(&ao, &s->acc, &e2) < 0)
+        return fp_fail(err, FP_EIO, "cannot listen on %s:%d (%s: address in use or not permitted)",
+                       s->o.host, s->o.port, e2.msg);
+    s->port = fp_acceptor_port(s->acc);
+    return 0;
+}
+
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
                           enum MHD_ConnectionNotificationCode toe)
 {
     fp_server *s = cls;
+    connection_counted(s, c, toe == MHD_CONNECTION_NOTIFY_STARTED);
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         fp_gauge_add(s->m_conns, 1);
         fp_counter_inc(s->m_conns_total);
@@ -698,14 +759,6 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx
 
 /* While stopping, a new connection is closed at once: nothing of it was
  * read (docs/operations.md, "Shutdown"). */
-static enum MHD_Result accept_ok(void *cls, const struct sockaddr *addr, socklen_t len)
-{
-    (void)addr;
-    (void)len;
-    fp_server *s = cls;
-    return atomic_load(&s->stopping) ? MHD_NO : MHD_YES;
-}
-
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     fp_server *s = cls;
@@ -744,7 +797,9 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
     if (s->o.idle_timeout <= 0)
         s->o.idle_timeout = 30;
     if (s->o.max_connections_per_ip == 0)
-        s->o.max_connections_per_ip = 256;
+        s->o.max_connections_per_ip = 64;
+    if (s->o.handshake_timeout_ms <= 0)
+        s->o.handshake_timeout_ms = 2000;
     if (s->o.header_timeout_ms <= 0)
         s->o.header_timeout_ms = 10000;
     if (s->o.body_timeout_ms <= 0)
@@ -817,7 +872,8 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
     memset(&ss, 0, sizeof ss);
     socklen_t sl;
     unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET |
+                     MHD_USE_ITC;
     struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
     if (inet_pton(AF_INET, o->host, &sin->sin_addr) == 1) {
@@ -828,32 +884,26 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
         sin6->sin6_family = AF_INET6;
         sin6->sin6_port = htons((uint16_t)o->port);
         sl = sizeof *sin6;
-        flags |= MHD_USE_IPv6;
     } else {
         rc = fp_fail(err, FP_EINVAL, "listen address '%s' is not an IPv4 or IPv6 address", o->host);
         goto fail;
     }
-    (void)sl;
+    /* no listening socket of its own: the acceptor hands connections over */
     s->d = MHD_start_daemon(
-        flags, (uint16_t)o->port, accept_ok, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-        s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_ARRAY, tls_opts,
-        MHD_OPTION_HTTPS_PRIORITIES, tls_priorities, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)s->o.threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->o.max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->o.idle_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), /* request line + headers */
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)(s->o.max_connections_per_ip > 0 ? s->o.max_connections_per_ip : 0),
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+        MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_HTTPS_PRIORITIES, tls_priorities,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->o.threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)(s->o.max_connections * 2 + 8), MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)s->o.idle_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(32 * 1024), /* request line + headers */
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
         s, MHD_OPTION_URI_LOG_CALLBACK, fp_http_uri_seen, s, MHD_OPTION_END);
     if (!s->d) {
-        rc = fp_fail(err, FP_EIO,
-                     "cannot listen on %s:%d (address in use, not permitted, or a bad TLS "
-                     "certificate/key)",
-                     o->host, o->port);
+        rc = fp_fail(err, FP_EIO, "cannot start the HTTPS daemon (a bad TLS certificate/key?)");
         goto fail;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : o->port;
+    if ((rc = start_acceptor(s, (struct sockaddr *)&ss, sl, err)) < 0)
+        goto fail;
     if ((rc = fp_server_metrics_listen(s, err)) < 0)
         goto fail;
     *out = s;
@@ -907,7 +957,7 @@ void fp_server_stop(fp_server *s)
          * workers' own removal of the listen socket from their epoll sets
          * and libmicrohttpd 0.9.75 then aborts ("Failed to remove listen FD
          * from epoll set", seen here once in ~200 stops).  Instead new
-         * connections are closed as soon as they are accepted (accept_ok),
+         * connections are closed as soon as they are accepted (hand_over),
          * every answer says Connection: close, and new issue requests get
          * 503 SHUTTING_DOWN.
          *
@@ -950,8 +1000,10 @@ void fp_server_stop(fp_server *s)
                     atomic_load(&s->inflight));
             return;
         }
+        fp_acceptor_stop(s->acc); /* no hand-over while libmicrohttpd stops */
         MHD_stop_daemon(s->d);
     }
+    fp_acceptor_free(s->acc); /* after MHD_stop_daemon: its closes are counted */
     if (s->log_fd >= 0)
         close(s->log_fd);
     fp_tls_detach(s->o.tls); /* after MHD_stop_daemon: no handshake runs */

@@ -9,6 +9,7 @@
 #include "fapiao/metrics.h"
 #include "fapiao/outbox.h"
 #include "fapiao/store.h"
+#include "acceptor.h"
 #include "conn_guard.h"
 #include "http_limits.h"
 #include "internal.h"
@@ -48,9 +49,28 @@ static void collect_store(fp_buf *b, void *arg)
                   "request too slowly (slow-request protection).\n"
                   "# TYPE fapiao_http_connections_cut_total counter\n"
                   "fapiao_http_connections_cut_total{reason=\"header_timeout\"} %llu\n"
-                  "fapiao_http_connections_cut_total{reason=\"body_timeout\"} %llu\n",
+                  "fapiao_http_connections_cut_total{reason=\"body_timeout\"} %llu\n"
+                  "fapiao_http_connections_cut_total{reason=\"evicted\"} %llu\n",
                   (unsigned long long)fp_conn_guard_cut(s->guard, FP_CUT_HEADER),
-                  (unsigned long long)fp_conn_guard_cut(s->guard, FP_CUT_BODY));
+                  (unsigned long long)fp_conn_guard_cut(s->guard, FP_CUT_BODY),
+                  (unsigned long long)fp_conn_guard_cut(s->guard, FP_CUT_EVICTED));
+    /* the accept layer (acceptor.h): closed before libmicrohttpd saw them */
+    static const char *const why[FP_ACC__N] = {[FP_ACC_HANDSHAKE_TIMEOUT] = "handshake_timeout",
+                                               [FP_ACC_EVICTED] = "evicted",
+                                               [FP_ACC_PER_IP] = "per_ip_cap",
+                                               [FP_ACC_GLOBAL] = "global_cap",
+                                               [FP_ACC_PROXY_UNTRUSTED] = "proxy_untrusted",
+                                               [FP_ACC_PROXY_INVALID] = "proxy_invalid",
+                                               [FP_ACC_NOT_TLS] = "not_tls"};
+    fp_buf_printf(b, "# HELP fapiao_http_connections_refused_total Connections closed before "
+                     "their TLS handshake (caps, pre-handshake deadline, PROXY header checks).\n"
+                     "# TYPE fapiao_http_connections_refused_total counter\n");
+    for (int i = 0; i < FP_ACC__N; i++)
+        fp_buf_printf(b, "fapiao_http_connections_refused_total{reason=\"%s\"} %llu\n", why[i],
+                      (unsigned long long)fp_acceptor_count(s->acc, i));
+    fp_metrics_emit(b, "fapiao_http_connections_waiting",
+                    "Connections accepted and waiting for their first TLS record.",
+                    FP_METRICS_GAUGE, fp_acceptor_waiting(s->acc), 1);
     fp_http_limits_metrics(s, b);
     if (s->adaptive) {
         fp_metrics_emit(b, "fapiao_concurrency_limit",

@@ -144,9 +144,22 @@ def test_per_ip_connection_cap(make_server):
 
 
 def test_global_connection_cap(make_server):
+    """At --max-connections a new connection closes the oldest one that has
+    sent no request yet (docs/security.md "Connections"); connections busy
+    with a request are never closed for it: with all of them busy, the new
+    one is refused."""
     srv = make_server(serve_args=["--max-connections", "3"])
-    held = [tls_socket(srv) for _ in range(3)]
+    token = srv.token()
+    time.sleep(0.3)  # the token's connection is closed
+    busy = []
     try:
+        for i in range(3):  # headers and part of the body sent
+            s = tls_socket(srv)
+            s.sendall(("POST /v1/invoices HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                       "Idempotency-Key: cap-%d\r\nContent-Type: application/json\r\n"
+                       "Content-Length: 100\r\n\r\n{" % (token, i)).encode())
+            busy.append(s)
+        time.sleep(0.3)
         refused = False
         try:
             extra = tls_socket(srv, timeout=5)
@@ -158,7 +171,24 @@ def test_global_connection_cap(make_server):
             refused = True
         assert refused, "a 4th connection was served beyond --max-connections 3"
     finally:
-        for h in held:
+        for h in busy:
             h.close()
     time.sleep(0.5)
     assert srv.request("GET", "/healthz", auth=False).status == 200
+    # idle ones (no request yet) make room, the oldest first
+    idle = [tls_socket(srv) for _ in range(3)]
+    try:
+        time.sleep(0.3)
+        assert srv.request("GET", "/healthz", auth=False).status == 200
+        idle[0].settimeout(5)
+        try:
+            gone = idle[0].recv(100) == b""
+        except (OSError, ssl.SSLError):
+            gone = True
+        assert gone, "the oldest idle connection was not closed for the new one"
+        idle[2].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        idle[2].settimeout(5)
+        assert idle[2].recv(4096).startswith(b"HTTP/1.1 200")
+    finally:
+        for h in idle:
+            h.close()
