@@ -2258,16 +2258,25 @@ static int audit_append(fp_store *s, const fp_audit_rec *rec, fp_err *err)
     return 0;
 }
 
-static int audit_change(fp_store *s, const fp_audit_rec *audit, const char *target,
-                        const char *outcome, fp_err *err)
+/* The record of a change: the caller's, with the store's target and
+ * outcome where the caller left them NULL. */
+static fp_audit_rec change_record(const fp_audit_rec *audit, const char *target,
+                                  const char *outcome)
 {
-    if (!audit)
-        return 0;
     fp_audit_rec r = *audit;
     if (!r.target)
         r.target = target;
     if (!r.outcome)
         r.outcome = outcome ? outcome : "ok";
+    return r;
+}
+
+static int audit_change(fp_store *s, const fp_audit_rec *audit, const char *target,
+                        const char *outcome, fp_err *err)
+{
+    if (!audit)
+        return 0;
+    fp_audit_rec r = change_record(audit, target, outcome);
     return audit_append(s, &r, err);
 }
 
@@ -2276,11 +2285,7 @@ int fp_store_audit_change(sqlite3 *db, const fp_audit_rec *audit, const char *ta
 {
     if (!audit)
         return 0;
-    fp_audit_rec r = *audit;
-    if (!r.target)
-        r.target = target;
-    if (!r.outcome)
-        r.outcome = outcome ? outcome : "ok";
+    fp_audit_rec r = change_record(audit, target, outcome);
     return fp_store_audit_append_conn(db, &r, err);
 }
 

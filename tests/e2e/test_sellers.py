@@ -45,7 +45,10 @@ def test_200_sellers_issue_at_once(make_server):
     # and then wait for the start line: under load that can take longer
     # than the slow-client deadlines, which are not what is tested here
     srv = make_server(serve_args=["--fault-injection", "--concurrency-max", "off",
-                                  "--header-timeout-ms", "600000", "--idle-timeout", "600"],
+                                  "--header-timeout-ms", "600000", "--idle-timeout", "600",
+                                  # 200 clients from one address, all connected at once
+                                  "--max-connections-per-ip", "512",
+                                  "--handshake-timeout-ms", "600000"],
                       start=False)
     prefix, base = srv.db_query("SELECT prefix, max(last) + 1 FROM number_ranges")[0]
     con = sqlite3.connect(str(srv.db_path), timeout=30)
