@@ -124,6 +124,8 @@ static void token_mac(const unsigned char key[FP_TOKEN_KEY_LEN], const unsigned 
                       size_t n, unsigned char mac[32])
 {
     unsigned char buf[4 + 1 + FP_CLIENT_ID_MAX + TOKEN_FIXED];
+    if (n > sizeof buf - 4) /* callers check; never write past buf */
+        n = sizeof buf - 4;
     memcpy(buf, TOKEN_TAG, 4);
     memcpy(buf + 4, payload, n);
     fp_hmac_sha256(key, FP_TOKEN_KEY_LEN, buf, 4 + n, mac);
@@ -164,7 +166,9 @@ fp_token_status fp_token_verify(const unsigned char key[FP_TOKEN_KEY_LEN], const
     unsigned char payload[1 + FP_CLIENT_ID_MAX + TOKEN_FIXED + 1], mac[40], want[32];
     int pl = fp_b64url_decode(p, (size_t)(dot - p), payload, sizeof payload);
     int ml = fp_b64url_decode(dot + 1, strlen(dot + 1), mac, sizeof mac);
-    if (pl <= 0 || ml != 32)
+    /* payload has a byte to spare so that an over-long one is seen, and
+     * refused before the MAC (whose buffer holds the longest valid one) */
+    if (pl <= 0 || (size_t)pl > 1 + FP_CLIENT_ID_MAX + TOKEN_FIXED || ml != 32)
         return FP_TOKEN_INVALID;
     token_mac(key, payload, (size_t)pl, want);
     if (!fp_ct_equal(want, mac, 32))
