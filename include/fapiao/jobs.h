@@ -30,6 +30,14 @@
 #include "fapiao/store.h"
 
 typedef enum { FP_JOB_RENDER = 0, FP_JOB_NOTIFY = 1, FP_JOB__KINDS } fp_job_kind;
+
+/* A job's cost for the fair order of first runs (fp_jobs_claim), in units
+ * of one invoice line's share of a render: a render costs FP_JOB_BASE_COST
+ * + its invoice's lines, a notify FP_JOB_BASE_COST.  The base is what every
+ * job pays whatever its size (a worker round trip, the PDF's font subset
+ * and QR code, an fsync, a commit): a 1-line render takes about as long as
+ * 20 lines of a long invoice (docs/webhooks.md, "Order of service"). */
+#define FP_JOB_BASE_COST 20
 typedef enum {
     FP_JS_BLOCKED = 0,
     FP_JS_PENDING,
@@ -65,10 +73,18 @@ void fp_store_set_job_hook(fp_store *s, void (*fn)(void *arg), void *arg);
 /* Puts every running job back to pending; *n gets how many. */
 int fp_jobs_recover(fp_store *s, int64_t *n, fp_err *err);
 
-/* Claims one job: a running one whose lease expired, else the pending one
- * due first (next_at <= now).  It becomes running, leased to owner until
- * now + lease_ms, attempts + 1.  FP_ENOTFOUND when none is due; *next_due
- * then holds when the next pending job is due (0: none). */
+/* Claims one job, in this order (docs/webhooks.md, "Order of service"):
+ *   1. a running one whose lease expired;
+ *   2. a pending one that ran before (retried, deferred, recovered after a
+ *      crash, re-driven) and is due (next_at <= now), the one due first;
+ *   3. a first run, fairly across sellers: the smallest fair_tag.  A job's
+ *      tag is given when it is queued (a render) or unblocked (a notify):
+ *      the larger of its seller's last waiting tag and the smallest waiting
+ *      tag, plus its cost (below).  So a seller's own jobs keep their order,
+ *      and a seller with a large backlog waits behind sellers with less.
+ * It becomes running, leased to owner until now + lease_ms, attempts + 1,
+ * and loses its tag.  FP_ENOTFOUND when none is due; *next_due then holds
+ * when the next pending job is due (0: none). */
 int fp_jobs_claim(fp_store *s, int64_t now, int64_t owner, int64_t lease_ms, fp_job *out,
                   int64_t *next_due, fp_err *err);
 

@@ -103,6 +103,7 @@ struct fp_issue_req {
     char invoice_type[3];
     char buyer_tax_id[21];
     int64_t total_with_tax;
+    int lines;         /* the invoice's lines: its render's cost (jobs.h) */
     int64_t issued_at; /* unix seconds: the caller's clock; the store may raise it to the
                           mark (a small backward step) and patches the document */
     char actor[65], request_id[72], client_ip[48];

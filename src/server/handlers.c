@@ -349,6 +349,7 @@ static int prepare_blue(fp_req *r, const char *key, const char *issued_at, const
         snprintf(ir->buyer_tax_id, sizeof ir->buyer_tax_id, "%s",
                  inv.buyer.tax_id ? inv.buyer.tax_id : "");
         ir->total_with_tax = inv.total_with_tax;
+        ir->lines = inv.nitems;
     }
     free(canon);
     fp_invoice_clear(&inv);
@@ -565,6 +566,7 @@ static int prepare_red(fp_req *r, const char *key, const char *issued_at, const 
         snprintf(ir->buyer_tax_id, sizeof ir->buyer_tax_id, "%s",
                  cJSON_IsString(tid) ? tid->valuestring : "");
         ir->total_with_tax = f.total_amount + f.total_tax;
+        ir->lines = f.nlines;
         ir->red_form_id = rec.id;
         snprintf(ir->original_number, sizeof ir->original_number, "%s", rec.blue_number);
     }

@@ -29,4 +29,16 @@ int fp_store_webhook_seal(sqlite3 *db, const char *client_id, const char *secret
 int fp_store_webhook_unseal(sqlite3 *db, const char *client_id, const char *stored, char *secret,
                             size_t cap, fp_err *err);
 
+/* The fair_tag (migration 9) of a job that seller S queues now at cost C
+ * (SQL parameters, e.g. "?2"): the larger of its seller's last waiting tag
+ * and the smallest waiting tag of anyone (a seller that was idle starts at
+ * the current "virtual time", with no credit for having been idle), plus
+ * its cost.  Two lookups in the partial indexes jobs_fair and
+ * jobs_fair_seller.  The rule and why: docs/webhooks.md, "Order of
+ * service". */
+#define FP_JOBS_FAIR_TAG(S, C)                                                                     \
+    "(max(coalesce((SELECT min(fair_tag) FROM jobs WHERE fair_tag IS NOT NULL), 0), "              \
+    "coalesce((SELECT max(fair_tag) FROM jobs WHERE seller_id = " S " AND fair_tag IS NOT NULL), " \
+    "0)) + " C ")"
+
 #endif

@@ -159,6 +159,18 @@ static const char *const migrations[] = {
     "CREATE TABLE issue_clock(id INTEGER PRIMARY KEY CHECK(id = 1), mark INTEGER NOT NULL,"
     "  confirmed_at INTEGER);"
     "INSERT INTO issue_clock(id, mark) SELECT 1, COALESCE(MAX(issued_at), 0) FROM invoices;",
+    /* 9: renders served fairly across sellers (issue 13; docs/webhooks.md,
+     * "Order of service").  cost: the job's estimated cost (jobs.h).
+     * fair_tag: set while a job waits for its first run, NULL otherwise
+     * (claimed, retried, deferred, re-driven, blocked, or queued before this
+     * migration); such first runs are served in fair_tag order, everything
+     * else by next_at.  The partial indexes keep each claim and each
+     * enqueue a few index lookups, whatever the backlog. */
+    "ALTER TABLE jobs ADD COLUMN cost INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE jobs ADD COLUMN fair_tag INTEGER;"
+    "CREATE INDEX jobs_fair ON jobs(fair_tag) WHERE fair_tag IS NOT NULL;"
+    "CREATE INDEX jobs_fair_seller ON jobs(seller_id, fair_tag) WHERE fair_tag IS NOT NULL;"
+    "CREATE INDEX jobs_retry ON jobs(next_at) WHERE state = 'pending' AND fair_tag IS NULL;",
 };
 
 int fp_store_migration_count(void)

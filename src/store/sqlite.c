@@ -82,10 +82,12 @@ static const char *const write_sql[WQ__N] = {
     [WQ_FORM_STATE] = "SELECT state FROM red_forms WHERE id=?1",
     [WQ_FORM_ISSUED] = "UPDATE red_forms SET state='issued', red_number=?2 WHERE id=?1",
     /* the outbox (migration 3): a render job, and a notify job blocked
-     * behind it when the issuing client has a webhook */
+     * behind it when the issuing client has a webhook; the render waits
+     * for its first run with a fair tag (migration 9, jobs.h) */
     [WQ_INS_RENDER] = ("INSERT INTO jobs(invoice_number, seller_id, client_id, kind, state, "
-                       "next_at, first_at, updated_at) "
-                       "VALUES(?1, ?2, ?3, 'render', 'pending', ?4, ?4, ?4)"),
+                       "next_at, first_at, updated_at, cost, fair_tag) "
+                       "VALUES(?1, ?2, ?3, 'render', 'pending', ?4, ?4, ?4, ?5, " FP_JOBS_FAIR_TAG(
+                           "?2", "?5") ")"),
     [WQ_INS_NOTIFY] = ("INSERT INTO jobs(invoice_number, seller_id, client_id, kind, event, "
                        "event_id, after_job, state, next_at, first_at, updated_at) "
                        "SELECT ?1, ?2, ?3, 'notify', 'invoice.rendered', "
@@ -501,6 +503,8 @@ static int enqueue_jobs(fp_store *s, fp_issue_req *r)
     sqlite3_bind_int64(j, 2, r->seller_id);
     sqlite3_bind_text(j, 3, r->actor, -1, SQLITE_STATIC);
     sqlite3_bind_int64(j, 4, now);
+    /* the render's cost (jobs.h): what every render pays, and its lines */
+    sqlite3_bind_int64(j, 5, FP_JOB_BASE_COST + (r->lines > 0 ? r->lines : 1));
     int rc = step_done(j);
     sqlite3_clear_bindings(j);
     if (rc < 0)

@@ -1730,6 +1730,146 @@ static void test_deadlines(void)
     fp_store_close(s);
 }
 
+/* ---- fair order of first runs (issue 13; docs/webhooks.md "Order of
+ * service") ---- */
+
+/* n invoices of lines lines each for seller sid, queued in one batch in
+ * this order. */
+static void issue_lines(fp_store *s, int64_t sid, const char *tag, int n, int lines)
+{
+    fp_issue_req *rs[64];
+    if (n > 64)
+        fatal("issue_lines: at most 64");
+    for (int i = 0; i < n; i++) {
+        char serial[64];
+        snprintf(serial, sizeof serial, "fair-%s-%d", tag, i);
+        rs[i] = mkreq(sid, serial, (unsigned char)(0x40 + i));
+        rs[i]->lines = lines;
+    }
+    submit_wait(s, rs, n);
+    for (int i = 0; i < n; i++) {
+        CHECK_EQ_INT(rs[i]->result, FP_ISSUE_CREATED);
+        req_free(rs[i]);
+    }
+}
+
+/* Claims the next job and completes it; 0 when none was due. */
+static int serve_next(fp_store *s, int64_t now, fp_job *j)
+{
+    static int64_t owner = 1000;
+    fp_err err = {0};
+    if (claim(s, now, ++owner, 60000, j, NULL) != 0)
+        return 0;
+    CHECK_EQ_INT(fp_jobs_complete(s, j, now, &err), 0);
+    return 1;
+}
+
+static void test_outbox_fairness(void)
+{
+    char path[512];
+    db_path(path, sizeof path, "fairness");
+    check_ctx("outbox fairness");
+    fp_store *s = open_store(path);
+    int64_t a = add_seller(s, &seller_a), b = add_seller(s, &seller_b);
+    add_range(s, a, "26440", 1, 1000);
+    add_range(s, b, "26440", 1001, 2000);
+    fp_client_rec c = {.client_id = "test-client", .seller_id = a, .scope = "invoices:write"};
+    fp_err err = {0};
+    CHECK_MSG(fp_store_add_client(s, &c, &err) == 0, "add_client: %s", err.msg);
+    CHECK_EQ_INT(fp_store_webhook_set(s, "test-client", "http://127.0.0.1:9/hook",
+                                      "whsec_0123456789abcdef", NULL, &err),
+                 0);
+
+    /* A queues 20 large invoices, then B one small one: B's render is one
+     * of the first two served (FIFO: the 21st) */
+    issue_lines(s, a, "a-big", 20, 5000);
+    issue_lines(s, b, "b-small", 1, 1);
+    int64_t now = fp_unix_ms();
+    fp_job j, first = {0};
+    int b_at = 0;
+    for (int k = 1; k <= 2 && !b_at; k++) {
+        if (!CHECK_EQ_INT(claim(s, now, 100 + k, 60000, &j, NULL), 0))
+            break;
+        CHECK_EQ_INT(j.kind, FP_JOB_RENDER);
+        if (j.seller_id == b)
+            b_at = k;
+        else if (k == 1)
+            first = j; /* A's first: kept running, failed below */
+        if (k > 1 || j.seller_id == b)
+            CHECK_EQ_INT(fp_jobs_complete(s, &j, now, &err), 0);
+    }
+    CHECK_MSG(b_at == 1 || b_at == 2,
+              "B's 1-line render served at position %d (0: not among the first two)", b_at);
+    /* B's webhook event waits behind at most one of A's renders, not all
+     * of them: its notify job is tagged like a render */
+    int notify_at = 0;
+    for (int k = 1; k <= 3 && !notify_at; k++)
+        if (CHECK(serve_next(s, now, &j)) && j.kind == FP_JOB_NOTIFY && j.seller_id == b)
+            notify_at = k;
+    CHECK_MSG(notify_at >= 1 && notify_at <= 2,
+              "B's notify served at %d (0: not among the first two)", notify_at);
+    /* a retried job is served when due, before first runs, without losing
+     * its place to the fair order: A's first render fails once */
+    if (first.seller_id == a && first.state == FP_JS_RUNNING) {
+        CHECK_EQ_INT(fp_jobs_fail(s, &first, now, now + 1000, 0, "render timed out", &err), 0);
+        if (CHECK(serve_next(s, now + 999, &j)))
+            CHECK_MSG(j.id != first.id, "job %lld served before it was due", (long long)j.id);
+        if (CHECK(serve_next(s, now + 1000, &j))) {
+            CHECK_EQ_INT(j.id, first.id);
+            CHECK_EQ_INT(j.attempts, 2);
+        }
+    }
+    /* a tag only on jobs waiting for their first run */
+    CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM jobs WHERE fair_tag IS NOT NULL "
+                              "AND state <> 'pending'"),
+                 0);
+    int left = 0;
+    while (left < 200 && serve_next(s, now + 1000, &j))
+        left++;
+    CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM jobs WHERE state <> 'done'"), 0);
+    CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM jobs WHERE fair_tag IS NOT NULL"), 0);
+
+    /* A long run, both sellers backlogged: A 60 renders of cost 70, B 200
+     * of cost 21 (A's queued first).  While both have work, each seller's
+     * served cost stays within one job's cost (the largest, 70) of half of
+     * all that was served. */
+    CHECK_EQ_INT(fp_store_webhook_set(s, "test-client", NULL, NULL, NULL, &err), 0);
+    for (int i = 0; i < 60; i += 30) {
+        char t[16];
+        snprintf(t, sizeof t, "a-%d", i);
+        issue_lines(s, a, t, 30, 50);
+    }
+    for (int i = 0; i < 200; i += 50) {
+        char t[16];
+        snprintf(t, sizeof t, "b-%d", i);
+        issue_lines(s, b, t, 50, 1);
+    }
+    const int64_t cost_a = FP_JOB_BASE_COST + 50, cost_b = FP_JOB_BASE_COST + 1;
+    int64_t served_a = 0, served_b = 0, worst = 0;
+    int na = 0, nb = 0;
+    for (int k = 0; k < 260 && na < 60 && nb < 200; k++) {
+        if (!CHECK(serve_next(s, now + 2000, &j)))
+            break;
+        if (j.seller_id == a)
+            served_a += cost_a, na++;
+        else
+            served_b += cost_b, nb++;
+        int64_t off = served_a - (served_a + served_b) / 2;
+        if (off < 0)
+            off = -off;
+        if (off > worst)
+            worst = off;
+    }
+    CHECK_MSG(worst <= cost_a,
+              "a seller's served cost strayed %lld from its fair share (bound %lld)",
+              (long long)worst, (long long)cost_a);
+    /* and the rest is served too */
+    while (left < 1000 && serve_next(s, now + 2000, &j))
+        left++;
+    CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM jobs WHERE state <> 'done'"), 0);
+    fp_store_close(s);
+}
+
 int main(void)
 {
     example = check_read_file(FP_SOURCE_DIR "/examples/invoice.json", NULL);
@@ -1751,6 +1891,7 @@ int main(void)
     test_admin_changes_audited();
     test_range_validation();
     test_outbox_jobs();
+    test_outbox_fairness();
     test_deadlines();
     test_failstop_classify();
     test_failstop_file_gone();
