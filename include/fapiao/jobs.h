@@ -80,7 +80,7 @@ int fp_jobs_recover(fp_store *s, int64_t *n, fp_err *err);
  *   3. a first run, fairly across sellers: the smallest fair_tag.  A job's
  *      tag is given when it is queued (a render) or unblocked (a notify):
  *      the larger of its seller's last waiting tag and the smallest waiting
- *      tag, plus its cost (below).  So a seller's own jobs keep their order,
+ *      tag, plus its cost (FP_JOB_BASE_COST).  So a seller's own jobs keep their order,
  *      and a seller with a large backlog waits behind sellers with less.
  * It becomes running, leased to owner until now + lease_ms, attempts + 1,
  * and loses its tag.  FP_ENOTFOUND when none is due; *next_due then holds
