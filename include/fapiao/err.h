@@ -84,6 +84,7 @@ typedef enum fp_code {
     FPC_RESPONSE_MEMORY_EXHAUSTED, /* the response-memory budget is spent */
     FPC_STORE_FAILSTOP,            /* 503: writes stopped after an I/O error or corruption */
     FPC_STORE_CORRUPT_ROW,         /* 500: a stored document no longer parses */
+    FPC_AUTH_FAILURES_LIMITED,     /* 429: this address failed authentication too often */
     FPC__COUNT
 } fp_code;
 

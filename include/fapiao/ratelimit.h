@@ -80,11 +80,13 @@ int64_t fp_ratelimit_retry_after_s(int64_t retry_after_ns);
 typedef struct fp_ratelimit fp_ratelimit;
 
 typedef struct fp_ratelimit_opts {
-    int64_t global_rate;  /* requests/s over all clients; 0 = unlimited */
-    int64_t global_burst; /* 0 = global_rate */
-    int64_t client_rate;  /* requests/s per key; 0 = unlimited */
-    int64_t client_burst; /* 0 = client_rate */
-    int max_keys;         /* tracked keys; 0 = 4096 */
+    int64_t global_rate;     /* requests/s over all clients; 0 = unlimited */
+    int64_t global_burst;    /* 0 = global_rate */
+    int64_t client_rate;     /* requests/s per key; 0 = unlimited */
+    int64_t client_burst;    /* 0 = client_rate */
+    int max_keys;            /* tracked keys; 0 = 4096 */
+    int64_t client_period_s; /* client_rate is per this many seconds (0, 1: per second;
+                                at most 86400); overrides stay per second */
 } fp_ratelimit_opts;
 
 /* Which bucket refused a request (for metrics labels). */
@@ -107,6 +109,13 @@ void fp_ratelimit_free(fp_ratelimit *rl);
  * "" checks the global bucket only.  retry_after_ns and which may be NULL. */
 int fp_ratelimit_check(fp_ratelimit *rl, const char *key, int64_t now_ns, int64_t *retry_after_ns,
                        fp_ratelimit_scope *which);
+
+/* Would fp_ratelimit_check admit one request of key now?  Consumes nothing,
+ * counts nothing, tracks no new key (an untracked key starts full).  1 or 0,
+ * with *retry_after_ns as fp_ratelimit_check gives it.  For a decision taken
+ * before expensive work whose outcome decides whether a token is spent
+ * (the server's authentication-failure limit, docs/security.md). */
+int fp_ratelimit_peek(fp_ratelimit *rl, const char *key, int64_t now_ns, int64_t *retry_after_ns);
 
 /* Gives one key its own rate and burst (0 = unlimited / = rate), replacing
  * the per-client default; it survives eviction.  A bucket already tracked

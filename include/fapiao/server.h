@@ -29,7 +29,16 @@ typedef struct fp_server_opts {
     int header_timeout_ms;          /* handshake + headers, default 10000 */
     int body_timeout_ms;            /* the body after the headers, default 30000 */
     const char *access_log;         /* path, "-" for stderr, NULL/"off" for none */
-    int64_t range_warn;             /* warn when fewer numbers remain (default 1000) */
+    int64_t access_log_max_bytes;   /* rotate to PATH.1 beyond (default 0: none) */
+    /* the authentication-failure budget (docs/security.md "Authentication
+     * failures"): failures per second and burst per client address
+     * (default 5, burst 30; -1: no limit), and failures recorded one by
+     * one (audit + access log) per second over all addresses (default 10,
+     * burst 50; -1: every one) */
+    int64_t auth_fail_rate, auth_fail_burst;
+    int64_t auth_fail_period_s; /* auth_fail_rate per this many seconds (0: 1) */
+    int64_t auth_record_rate, auth_record_burst;
+    int64_t range_warn; /* warn when fewer numbers remain (default 1000) */
     fp_store *store;
     const fp_taxcode_table *codes;
     struct fp_outbox *outbox; /* optional: metrics, kicks on re-drive */
@@ -68,6 +77,9 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err);
  * rest (queued: 503 SHUTTING_DOWN, nothing stored; in a committing batch:
  * 503 OUTCOME_UNKNOWN), closes idle keep-alive connections, stops. */
 void fp_server_stop(fp_server *s);
+/* Opens the access log's path again (SIGHUP, after logrotate moved it):
+ * 0, or an FP_E… code (the old file is kept). */
+int fp_server_reopen_log(fp_server *s, fp_err *err);
 /* The port actually bound (useful with port 0). */
 int fp_server_port(const fp_server *s);
 /* The metrics listener's port (0: none). */

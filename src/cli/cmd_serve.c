@@ -31,7 +31,10 @@
 static const char usage[] =
     "usage: fapiao serve --data-dir DIR [--listen HOST:PORT] [--threads N]\n"
     "                    [--token-ttl SECONDS] [--max-body BYTES]\n"
-    "                    [--access-log FILE|-|off] [--tax-codes FILE] [--range-warn N]\n"
+    "                    [--access-log FILE|-|off] [--access-log-max-mb MB]\n"
+    "                    [--tax-codes FILE] [--range-warn N]\n"
+    "                    [--auth-fail-rate N[/min]] [--auth-fail-burst N]\n"
+    "                    [--auth-record-rate N] [--auth-record-burst N]\n"
     "                    [--outbox-workers N] [--render-timeout SECONDS]\n"
     "                    [--retry-backoff-ms MS] [--webhook-retry-for SECONDS]\n"
     "                    [--webhook-timeout SECONDS] [--probe-interval-ms MS]\n"
@@ -52,6 +55,16 @@ static const char usage[] =
     "  Defaults: --listen 127.0.0.1:8443, --threads = CPUs, --token-ttl 3600,\n"
     "  --max-body 1048576, --access-log DIR/access.log, --tax-codes DIR/taxcodes.csv,\n"
     "  --range-warn 1000 (numbers left below which /readyz warns),\n"
+    "  --access-log-max-mb 100 (then the log moves to FILE.1 and a new one starts;\n"
+    "  0: no cap; SIGHUP reopens FILE for logrotate),\n"
+    "  --auth-fail-rate 5 --auth-fail-burst 30 (authentication failures (401, 403)\n"
+    "  per second (or N/min: per minute) per client address, an IPv6 one by its\n"
+    "  /64; beyond: 429\n"
+    "  AUTH_FAILURES_LIMITED, and POST /v1/token is refused before hashing;\n"
+    "  0: no limit), --auth-record-rate 10 --auth-record-burst 50 (failures given\n"
+    "  their own audit record and log line per second over all addresses; the\n"
+    "  rest are counted into one auth.failure.repeated record per address and\n"
+    "  10 s; 0: all; docs/security.md),\n"
     "  --outbox-workers 2 (PDF and webhook job threads; as many renderer processes),\n"
     "  --render-timeout 30, --retry-backoff-ms 10000 (first retry; doubles, up to 1 h),\n"
     "  --webhook-retry-for 86400 (then the event is a dead letter), --webhook-timeout 10,\n"
@@ -125,7 +138,13 @@ static const char usage[] =
     "  --audit-key 指定数据目录之外的审计签名密钥；已有签名检查点时缺失的密钥不会重新生成。\n"
     "  --checkpoint-sink 把每个签名检查点追加到 DIR/checkpoints.jsonl 或交给命令。\n"
     "  /metrics 默认在主端口公开；--metrics-token-file 要求持有令牌，--metrics-listen\n"
-    "  另开只提供 /metrics 的监听地址（见 docs/security.md）。\n";
+    "  另开只提供 /metrics 的监听地址（见 docs/security.md）。\n"
+    "  认证失败预算（docs/security.md）：每个客户端地址每秒 --auth-fail-rate 次\n"
+    "  （突发 --auth-fail-burst），超出则返回 429 AUTH_FAILURES_LIMITED，POST /v1/token\n"
+    "  在校验密钥之前即拒绝；全局每秒 --auth-record-rate 次失败单独写审计和访问日志，\n"
+    "  其余按地址每 10 秒汇总为一条 auth.failure.repeated 审计记录（含次数）。\n"
+    "  访问日志超过 --access-log-max-mb（默认 100）时改名为 FILE.1 并新建；SIGHUP\n"
+    "  重新打开访问日志（配合 logrotate）。\n";
 
 static int parse_listen(const char *s, char *host, size_t hcap, int *port)
 {
@@ -265,6 +284,8 @@ int cmd_serve(int argc, char **argv)
     const char *ob_free = NULL, *reserve = NULL, *slow_ms = NULL, *deadline_ms = NULL;
     const char *audit_key = NULL, *cp_sink = NULL, *metrics_listen = NULL;
     const char *metrics_token = NULL, *hs_ms = NULL, *trusted_proxy = NULL;
+    const char *af_rate = NULL, *af_burst = NULL, *ar_rate = NULL, *ar_burst = NULL;
+    const char *log_max = NULL;
     int fault_injection = 0, grace_s = 0, allow_private_webhooks = 0;
     const cli_flag flags[] = {
         {"--data-dir", 0, &dir, NULL},
@@ -273,6 +294,11 @@ int cmd_serve(int argc, char **argv)
         {"--token-ttl", 0, &ttl, NULL},
         {"--max-body", 0, &max_body, NULL},
         {"--access-log", 0, &access_log, NULL},
+        {"--access-log-max-mb", 0, &log_max, NULL},
+        {"--auth-fail-rate", 0, &af_rate, NULL},
+        {"--auth-fail-burst", 0, &af_burst, NULL},
+        {"--auth-record-rate", 0, &ar_rate, NULL},
+        {"--auth-record-burst", 0, &ar_burst, NULL},
         {"--tax-codes", 0, &codes_path, NULL},
         {"--range-warn", 0, &range_warn, NULL},
         {"--outbox-workers", 0, &ob_workers, NULL},
@@ -408,6 +434,19 @@ int cmd_serve(int argc, char **argv)
         }
         *ints[i].out = (int)v;
     }
+    char af_num[32]; /* --auth-fail-rate N, N/s or N/min */
+    if (af_rate) {
+        size_t n = strlen(af_rate);
+        so.auth_fail_period_s = 1;
+        if (n > 4 && !strcmp(af_rate + n - 4, "/min")) {
+            so.auth_fail_period_s = 60;
+            n -= 4;
+        } else if (n > 2 && !strcmp(af_rate + n - 2, "/s")) {
+            n -= 2;
+        }
+        snprintf(af_num, sizeof af_num, "%.*s", (int)(n < 31 ? n : 31), af_rate);
+        af_rate = af_num;
+    }
     const struct {
         const char *value;
         int64_t *out;
@@ -415,7 +454,11 @@ int cmd_serve(int argc, char **argv)
     } rates[] = {{c_rate, &so.client_rate, "--client-rate"},
                  {c_burst, &so.client_burst, "--client-burst"},
                  {g_rate, &so.global_rate, "--global-rate"},
-                 {g_burst, &so.global_burst, "--global-burst"}};
+                 {g_burst, &so.global_burst, "--global-burst"},
+                 {af_rate, &so.auth_fail_rate, "--auth-fail-rate"},
+                 {af_burst, &so.auth_fail_burst, "--auth-fail-burst"},
+                 {ar_rate, &so.auth_record_rate, "--auth-record-rate"},
+                 {ar_burst, &so.auth_record_burst, "--auth-record-burst"}};
     for (size_t i = 0; i < sizeof rates / sizeof rates[0]; i++) {
         if (!rates[i].value)
             continue;
@@ -443,6 +486,19 @@ int cmd_serve(int argc, char **argv)
     /* a client rate of 0 means unlimited, not "use the default" */
     if (c_rate && so.client_rate == 0)
         so.client_rate = -1;
+    if (af_rate && so.auth_fail_rate == 0)
+        so.auth_fail_rate = -1;
+    if (ar_rate && so.auth_record_rate == 0)
+        so.auth_record_rate = -1;
+    so.access_log_max_bytes = 100LL << 20;
+    if (log_max) {
+        if (parse_int(log_max, 0, 1000000, &v) < 0) {
+            cli_error("--access-log-max-mb 须为 0–1000000（0 表示不限大小）",
+                      "--access-log-max-mb must be 0-1000000 (0: no size cap)");
+            return 2;
+        }
+        so.access_log_max_bytes = (int64_t)v << 20;
+    }
     if (conc) {
         if (!strcmp(conc, "off")) {
             so.concurrency_max = -1;
@@ -686,6 +742,10 @@ int cmd_serve(int argc, char **argv)
             fprintf(stderr,
                     "fapiao: TLS 证书重新加载失败，继续使用原证书 / TLS reload failed, keeping "
                     "the previous certificate: %s\n",
+                    err.msg);
+        /* and the access log is opened again (after logrotate moved it) */
+        if (sig == SIGHUP && fp_server_reopen_log(srv, &err) < 0)
+            fprintf(stderr, "fapiao: 访问日志无法重新打开 / cannot reopen the access log: %s\n",
                     err.msg);
         sig = 0;
     }

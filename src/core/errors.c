@@ -169,6 +169,10 @@ static const fp_code_info codes[FPC__COUNT] = {
                                "存储中的记录已损坏，无法读取；需运维人员检查存储或从备份恢复",
                                "A stored record is corrupt and cannot be read; an operator must "
                                "check the store or restore it from a backup"},
+    [FPC_AUTH_FAILURES_LIMITED] = {"AUTH_FAILURES_LIMITED", 429, "Too many authentication failures",
+                                   "此地址认证失败过多，请稍后重试",
+                                   "Too many authentication failures from this address; retry "
+                                   "later"},
 };
 
 const fp_code_info *fp_code_get(fp_code c)

@@ -295,8 +295,10 @@ int fp_ratelimit_new(const fp_ratelimit_opts *o, fp_ratelimit **out, fp_err *err
         o = &none;
     *out = NULL;
     if (o->global_rate < 0 || o->global_burst < 0 || o->client_rate < 0 || o->client_burst < 0 ||
-        o->max_keys < 0)
-        return fp_fail(err, FP_EINVAL, "ratelimit: negative rate, burst or max_keys");
+        o->max_keys < 0 || o->client_period_s < 0 || o->client_period_s > 86400)
+        return fp_fail(err, FP_EINVAL,
+                       "ratelimit: negative rate, burst or max_keys, or a period "
+                       "beyond a day");
     int max_keys = o->max_keys ? o->max_keys : DEFAULT_MAX_KEYS;
     if (max_keys > (1 << 24))
         return fp_fail(err, FP_EINVAL, "ratelimit: max_keys %d is above %d", max_keys, 1 << 24);
@@ -306,6 +308,12 @@ int fp_ratelimit_new(const fp_ratelimit_opts *o, fp_ratelimit **out, fp_err *err
         goto nomem;
     fp_bucket_init(&rl->global, o->global_rate, o->global_burst);
     gcra_params(o->client_rate, o->client_burst, &rl->client_interval, &rl->client_window);
+    if (o->client_period_s > 1 && rl->client_interval) { /* client_rate per period */
+        int64_t burst = o->client_burst > 0 ? o->client_burst : o->client_rate;
+        rl->client_interval *= o->client_period_s; /* <= 1e9 ns x 86400: no overflow */
+        rl->client_window =
+            burst > WINDOW_MAX / rl->client_interval ? WINDOW_MAX : burst * rl->client_interval;
+    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     rl->seed = ((uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec) ^ (uint64_t)(uintptr_t)rl;
@@ -438,6 +446,36 @@ int fp_ratelimit_check(fp_ratelimit *rl, const char *key, int64_t now_ns, int64_
     e->tat = next;
     pthread_mutex_unlock(&s->mu);
     return admit(rl, retry_after_ns, which);
+}
+
+int fp_ratelimit_peek(fp_ratelimit *rl, const char *key, int64_t now_ns, int64_t *retry_after_ns)
+{
+    int64_t wait = 0;
+    if (!key || !key[0]) {
+        int ok = fp_bucket_peek(&rl->global, now_ns, &wait);
+        if (retry_after_ns)
+            *retry_after_ns = ok ? 0 : wait;
+        return ok;
+    }
+    rl_key k;
+    key_make(&k, key, rl->seed);
+    rl_shard *s = shard_of(rl, k.hash);
+    pthread_mutex_lock(&s->mu);
+    const rl_slot *e = slot_find(s, &k);
+    int ok = 1;
+    if (e) { /* an untracked key would start full: admitted */
+        int64_t tat = e->tat;
+        if (e->interval_ns && tat > now_ns && tat - now_ns > e->window_ns)
+            tat = now_ns + e->window_ns;
+        int64_t next;
+        ok = gcra(tat, now_ns, e->interval_ns, e->window_ns, &next, &wait);
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (ok && !fp_bucket_peek(&rl->global, now_ns, &wait))
+        ok = 0;
+    if (retry_after_ns)
+        *retry_after_ns = ok ? 0 : wait;
+    return ok;
 }
 
 /* Applies new limits to k's bucket if it is tracked. */

@@ -372,8 +372,8 @@ static int classify_token(const fp_doctor_answer *a, const cJSON *j, const char 
     if (st == 403 && strcmp(code, "IP_NOT_ALLOWED") == 0)
         return line(out, max, 0, "AUTH_IP_NOT_ALLOWED", "POST /v1/token → 403: %s", pm);
     if (st == 429)
-        return line(out, max, 0, "HTTP_RATE_LIMITED", "POST /v1/token → 429, Retry-After: %s",
-                    or_none(a->retry_after));
+        return line(out, max, 0, "HTTP_RATE_LIMITED", "POST /v1/token → 429%s%s, Retry-After: %s",
+                    code[0] ? " " : "", code, or_none(a->retry_after));
     if (st == 404 || st == 405)
         return line(out, max, 0, "HTTP_WRONG_SERVICE",
                     "POST /v1/token → %ld: no token endpoint at this address", st);

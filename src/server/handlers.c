@@ -61,6 +61,11 @@ static int key_char_ok(char c)
 enum MHD_Result fp_h_token(fp_req *r)
 {
     fp_server *s = r->srv;
+    int wait_s = 0;
+    if (fp_auth_gate_blocked(r, &wait_s)) { /* before any secret is hashed */
+        r->retry_after = wait_s;
+        return fp_problem(r, FPC_AUTH_FAILURES_LIMITED, NULL, NULL, NULL);
+    }
     if (!is_json_ctype(header(r, "Content-Type")))
         return fp_problem(r, FPC_UNSUPPORTED_MEDIA_TYPE, NULL, NULL, NULL);
     fp_code code = FPC_NONE;
@@ -99,9 +104,20 @@ enum MHD_Result fp_h_token(fp_req *r)
         /* no such client can exist, but the attempt is worth a record (the
          * '|' injection of issue 13 looked like this); a 400 is not
          * audited by fp_problem */
-        fp_audit_queue_add(s->audit_q, r->attempted_id, "auth.failure", "POST /v1/token", r->rid,
-                           r->client_ip, "INVALID_FIELD", 0, r->client_rid);
+        r->auth_gated = 1;
+        fp_auth_gate g = fp_auth_gate_failure(r, &wait_s);
         cJSON_Delete(doc);
+        if (g == FP_AUTH_GATE_LIMITED) {
+            r->retry_after = wait_s;
+            return fp_problem(r, FPC_AUTH_FAILURES_LIMITED, NULL, NULL, NULL);
+        }
+        if (g == FP_AUTH_GATE_COUNT) {
+            r->log_suppressed = 1;
+            fp_audit_queue_count(s->audit_q, r->client_ip, "auth.failure", "INVALID_FIELD");
+        } else {
+            fp_audit_queue_add(s->audit_q, r->attempted_id, "auth.failure", "POST /v1/token",
+                               r->rid, r->client_ip, "INVALID_FIELD", 0, r->client_rid);
+        }
         fp_errors_add(&es, FPC_INVALID_FIELD, "client_id",
                       "client_id 须为 1–64 个字符（A-Z a-z 0-9 . _ -）",
                       "client_id is 1-64 characters of A-Z a-z 0-9 . _ -");

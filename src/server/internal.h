@@ -10,6 +10,7 @@
 #include "fapiao/auth.h"
 #include "fapiao/invoice.h"
 #include "fapiao/json.h"
+#include "fapiao/ratelimit.h"
 #include "fapiao/rbac.h"
 #include "fapiao/server.h"
 
@@ -32,7 +33,6 @@ typedef struct fp_route {
 struct fp_server {
     fp_server_opts o;
     struct MHD_Daemon *d;
-    int log_fd;
     int port;
     atomic_int stopping;
     atomic_int inflight; /* suspended issue requests */
@@ -55,6 +55,12 @@ struct fp_server {
     struct fp_ratelimit *rl;
     struct fp_client_cache *clients;
     struct fp_audit_queue *audit_q; /* authentication failures */
+    struct fp_access_log *alog;     /* NULL: no access log */
+    /* the authentication-failure budget (auth_gate.c): per address, and
+     * of failures recorded one by one over all addresses */
+    struct fp_ratelimit *authrl;
+    fp_bucket auth_record;
+    struct fp_metric *m_authfail[3];
     struct fp_adaptive *adaptive;
     pthread_mutex_t seller_lock;
     struct {
@@ -95,9 +101,11 @@ struct fp_req {
     int abandoned;            /* answered at shutdown while its batch committed */
     fp_req *park_prev, *park_next;
     int parked;
-    int close_conn;   /* answer with Connection: close */
-    int body_read;    /* the whole request is read */
-    size_t resp_held; /* counted in the response-memory budget */
+    int close_conn;     /* answer with Connection: close */
+    int body_read;      /* the whole request is read */
+    size_t resp_held;   /* counted in the response-memory budget */
+    int auth_gated;     /* a failure that went through the budget once */
+    int log_suppressed; /* beyond the budget: no access-log line of its own */
 };
 
 /* An issue request as handed to the store.  `claim` decides, once, who
@@ -124,6 +132,21 @@ enum MHD_Result fp_respond_response(fp_req *r, int status, const char *ctype,
                                     struct MHD_Response *resp);
 enum MHD_Result fp_problem(fp_req *r, fp_code code, const char *zh, const char *en,
                            const fp_errors *es);
+
+/* The authentication-failure budget (auth_gate.c; docs/security.md,
+ * "Authentication failures").  fp_problem passes every 401/403 through
+ * fp_auth_gate_failure: LIMITED (the address is over its budget: answer
+ * 429 AUTH_FAILURES_LIMITED, Retry-After), COUNT (over the budget of
+ * records: the usual answer, counted, no record or log line of its own),
+ * RECORD (audited and logged one by one).  fp_auth_gate_blocked asks,
+ * spending nothing, whether the address is over its budget (before the
+ * token exchange hashes a secret). */
+typedef enum { FP_AUTH_GATE_RECORD = 0, FP_AUTH_GATE_COUNT, FP_AUTH_GATE_LIMITED } fp_auth_gate;
+/* The window of the counted records and of the access log's summary line. */
+#define FP_AUTH_WINDOW_MS 10000
+int fp_auth_gate_init(fp_server *s, fp_err *err);
+fp_auth_gate fp_auth_gate_failure(fp_req *r, int *retry_after_s);
+int fp_auth_gate_blocked(fp_req *r, int *retry_after_s);
 
 /* Handlers (handlers.c). */
 enum MHD_Result fp_h_token(fp_req *r);

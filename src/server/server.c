@@ -3,6 +3,7 @@
  * maybe suspend for the writer → respond → log), the routing table and
  * response helpers. */
 #include "internal.h"
+#include "access_log.h"
 #include "audit_queue.h"
 #include "client_cache.h"
 #include "acceptor.h"
@@ -192,6 +193,32 @@ enum MHD_Result fp_respond_json(fp_req *r, int status, char *body, size_t len)
 enum MHD_Result fp_problem(fp_req *r, fp_code code, const char *zh, const char *en,
                            const fp_errors *es)
 {
+    /* a 401 or 403 passes the failure budget first: beyond it the answer
+     * is a cheap 429, or the usual one without its own audit record and
+     * log line (docs/security.md, "Authentication failures") */
+    int st = fp_code_get(code)->http_status;
+    const char *reason = fp_code_get(code)->name;
+    int recorded = 1;
+    char lzh[160], len_[160];
+    if ((st == 401 || st == 403) && !r->auth_gated) {
+        r->auth_gated = 1;
+        int wait_s = 0;
+        fp_auth_gate g = fp_auth_gate_failure(r, &wait_s);
+        if (g == FP_AUTH_GATE_LIMITED) {
+            code = FPC_AUTH_FAILURES_LIMITED;
+            r->retry_after = wait_s;
+            snprintf(lzh, sizeof lzh, "此地址认证失败过多，请在 %d 秒后重试", wait_s);
+            snprintf(len_, sizeof len_,
+                     "Too many authentication failures from this address; retry in %d s", wait_s);
+            zh = lzh;
+            en = len_;
+            es = NULL;
+        }
+        recorded = g == FP_AUTH_GATE_RECORD;
+    } else if (code == FPC_AUTH_FAILURES_LIMITED) {
+        recorded = 0; /* refused before the credential check (POST /v1/token) */
+        r->auth_gated = 1;
+    }
     const fp_code_info *ci = fp_code_get(code);
     fp_buf b;
     fp_jw w;
@@ -229,7 +256,12 @@ enum MHD_Result fp_problem(fp_req *r, fp_code code, const char *zh, const char *
     if (!body)
         return MHD_NO;
     r->code = ci->name;
-    if (ci->http_status == 401 || ci->http_status == 403) {
+    if (r->auth_gated && !recorded) {
+        /* counted into one record per address, action and window */
+        r->log_suppressed = 1;
+        fp_audit_queue_count(r->srv->audit_q, r->client_ip,
+                             st == 403 ? "auth.denied" : "auth.failure", reason);
+    } else if (ci->http_status == 401 || ci->http_status == 403) {
         /* every authentication or authorization failure is audited */
         char target[96];
         snprintf(target, sizeof target, "%s %.80s", r->method, r->url);
@@ -630,7 +662,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
         fp_conn_guard_answered(s->guard, guarded(c));
     fp_gauge_add(s->m_inflight, -1);
-    if (s->log_fd >= 0) {
+    if (s->alog && r->log_suppressed) {
+        fp_access_log_suppress(s->alog);
+    } else if (s->alog) {
         char ts[40];
         struct timespec now;
         struct tm tm;
@@ -668,10 +702,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
                                                                      : "error");
         fp_jw_obj_close(&w);
         fp_buf_append(&b, "\n", 1);
-        if (!b.overflow) {
-            ssize_t wr = write(s->log_fd, b.p, b.len); /* O_APPEND: one line, one write */
-            (void)wr;
-        }
+        if (!b.overflow)
+            fp_access_log_line(s->alog, b.p, b.len);
         fp_buf_free(&b);
     }
     fp_issue_req_release(r->issue); /* the writer may still hold one answered early */
@@ -779,7 +811,6 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
         return fp_fail(err, FP_ENOMEM, "out of memory");
     s->o = *o;
     s->o.tls = NULL; /* set below with its own reference */
-    s->log_fd = -1;
     pthread_mutex_init(&s->seller_lock, NULL);
     pthread_mutex_init(&s->park_lock, NULL);
     if (s->o.shutdown_grace_ms <= 0)
@@ -818,6 +849,8 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
                              .client_burst = s->o.client_burst};
     if ((rlo.global_rate || rlo.client_rate) && (rc = fp_ratelimit_new(&rlo, &s->rl, err)) < 0)
         goto fail;
+    if ((rc = fp_auth_gate_init(s, err)) < 0)
+        goto fail;
     if (s->o.concurrency_max == 0)
         s->o.concurrency_max = 1024;
     if (s->o.concurrency_max > 0) {
@@ -837,7 +870,7 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
             goto fail;
     }
     if ((rc = fp_client_cache_new(s->o.store, 1000, &s->clients, err)) < 0 ||
-        (rc = fp_audit_queue_start(s->o.store, 10000, &s->audit_q, err)) < 0)
+        (rc = fp_audit_queue_start(s->o.store, 10000, FP_AUTH_WINDOW_MS, &s->audit_q, err)) < 0)
         goto fail;
     if ((rc = fp_conn_guard_start(&s->guard, s->o.header_timeout_ms, s->o.body_timeout_ms,
                                   s->o.idle_timeout * 1000, err)) < 0)
@@ -851,13 +884,9 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
     fp_hex(rnd, sizeof rnd, s->rid_prefix);
 
     if (o->access_log && strcmp(o->access_log, "off") != 0) {
-        s->log_fd = strcmp(o->access_log, "-") == 0
-                        ? dup(STDERR_FILENO)
-                        : open(o->access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-        if (s->log_fd < 0) {
-            rc = fp_fail(err, FP_EIO, "access log %s: %s", o->access_log, strerror(errno));
+        if ((rc = fp_access_log_open(o->access_log, s->o.access_log_max_bytes, FP_AUTH_WINDOW_MS,
+                                     &s->alog, err)) < 0)
             goto fail;
-        }
     }
     /* certificates come from tls.c, per handshake (reloadable) */
     fp_tls_opts tlo = {.cert_path = o->cert_path, .key_path = o->key_path};
@@ -1004,12 +1033,12 @@ void fp_server_stop(fp_server *s)
         MHD_stop_daemon(s->d);
     }
     fp_acceptor_free(s->acc); /* after MHD_stop_daemon: its closes are counted */
-    if (s->log_fd >= 0)
-        close(s->log_fd);
+    fp_access_log_close(s->alog);
     fp_tls_detach(s->o.tls); /* after MHD_stop_daemon: no handshake runs */
     fp_tls_free(s->o.tls);
     fp_conn_guard_stop(s->guard);
     fp_ratelimit_free(s->rl);
+    fp_ratelimit_free(s->authrl);
     fp_client_cache_free(s->clients);
     fp_audit_queue_stop(s->audit_q); /* after MHD_stop_daemon: nothing adds any more */
     fp_adaptive_free(s->adaptive);
@@ -1017,6 +1046,11 @@ void fp_server_stop(fp_server *s)
     pthread_mutex_destroy(&s->seller_lock);
     pthread_mutex_destroy(&s->park_lock);
     free(s);
+}
+
+int fp_server_reopen_log(fp_server *s, fp_err *err)
+{
+    return s->alog ? fp_access_log_reopen(s->alog, err) : 0;
 }
 
 int fp_server_port(const fp_server *s)

@@ -94,7 +94,7 @@ int fp_server_metrics_init(fp_server *s, const fp_route *routes, size_t nroutes,
     fp_metrics *m = s->metrics = fp_metrics_new();
     if (!m)
         return fp_fail(err, FP_ENOMEM, "out of memory");
-    fp_metrics_family *req, *dur, *infl, *conns, *conns_total, *limited, *batch, *fsync;
+    fp_metrics_family *req, *dur, *infl, *conns, *conns_total, *limited, *batch, *fsync, *authfail;
     int rc;
     if ((rc = fp_metrics_register(
              m,
@@ -139,6 +139,16 @@ int fp_server_metrics_init(fp_server *s, const fp_route *routes, size_t nroutes,
              &limited, err)) < 0 ||
         (rc = fp_metrics_register(
              m,
+             &(fp_metrics_opts){.name = "fapiao_auth_failures_total",
+                                .help = "Authentication failures and refusals (401, 403) by what "
+                                        "the failure budget made of them: recorded (own audit "
+                                        "record and log line), counted (only in a .repeated "
+                                        "record), limited (answered 429).",
+                                .type = FP_METRICS_COUNTER,
+                                .labels = {"decision"}},
+             &authfail, err)) < 0 ||
+        (rc = fp_metrics_register(
+             m,
              &(fp_metrics_opts){.name = "fapiao_store_commit_batch_size",
                                 .help = "Issue requests per group commit.",
                                 .type = FP_METRICS_HISTOGRAM,
@@ -170,6 +180,9 @@ int fp_server_metrics_init(fp_server *s, const fp_route *routes, size_t nroutes,
     static const char *const reasons[4] = {"global_rate", "client_rate", "concurrency", "degraded"};
     for (int i = 0; i < 4; i++)
         s->m_limited[i] = fp_metrics_child(limited, (const char *[]){reasons[i]});
+    static const char *const decisions[3] = {"recorded", "counted", "limited"};
+    for (int i = 0; i < 3; i++) /* indexed by fp_auth_gate */
+        s->m_authfail[i] = fp_metrics_child(authfail, (const char *[]){decisions[i]});
     s->m_batch = fp_metrics_child(batch, NULL);
     s->m_fsync = fp_metrics_child(fsync, NULL);
     fp_store_set_histograms(s->o.store, s->m_batch, s->m_fsync);

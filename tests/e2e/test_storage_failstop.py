@@ -409,7 +409,10 @@ def test_write_eio_fails_stop_until_operator(tmp_path):
         for k, n in acked.items():
             got = srv.request("GET", "/v1/invoices/%s" % n)
             if got.status != 200:
-                assert got.status == 404, (k, n, got)
+                # lost (404), or, after a check that found a loss, on a page
+                # the lost write left unreadable (503: the read failed)
+                assert got.status == 404 or (not resumed and got.status == 503), \
+                    (k, n, got, resumed, srv.log_tail())
                 missing.append(n)
         if resumed:
             assert not missing, missing

@@ -600,6 +600,53 @@ static void test_threads(void)
     check_ctx("%s", "");
 }
 
+/* fp_ratelimit_peek answers what fp_ratelimit_check would, and changes
+ * nothing: no token spent, no key tracked, no counter moved. */
+static void test_peek(void)
+{
+    check_ctx("%s", "peek");
+    fp_ratelimit_opts o = {.client_rate = 2, .client_burst = 3, .global_rate = 100};
+    fp_ratelimit *rl = rl_new(&o);
+    int64_t wait = -1;
+    CHECK(fp_ratelimit_peek(rl, "ip:a", T0, &wait) == 1 && wait == 0);
+    fp_ratelimit_stats st;
+    fp_ratelimit_stats_get(rl, &st);
+    CHECK(st.keys == 0 && st.admitted == 0); /* an untracked key stays untracked */
+    for (int i = 0; i < 10; i++)             /* peeking spends nothing */
+        CHECK(fp_ratelimit_peek(rl, "ip:a", T0, NULL) == 1);
+    CHECK(drain_key(rl, "ip:a", T0, 10) == 3);
+    CHECK(fp_ratelimit_peek(rl, "ip:a", T0, &wait) == 0);
+    int64_t want = 0;
+    CHECK(fp_ratelimit_check(rl, "ip:a", T0, &want, NULL) == 0);
+    CHECK_MSG(wait == want && wait == S / 2, "peek wait %" PRId64 " check wait %" PRId64, wait,
+              want);
+    CHECK(fp_ratelimit_peek(rl, "ip:b", T0, NULL) == 1); /* keys are independent */
+    CHECK(fp_ratelimit_peek(rl, "ip:a", T0 + S / 2, NULL) == 1);
+    fp_ratelimit_stats_get(rl, &st);
+    CHECK(st.keys == 1 && st.admitted == 3 && st.refused_client == 2);
+    fp_ratelimit_free(rl);
+    /* the global bucket is part of the answer */
+    fp_ratelimit_opts g = {.client_rate = 100, .global_rate = 1, .global_burst = 1};
+    rl = rl_new(&g);
+    CHECK(fp_ratelimit_check(rl, "ip:a", T0, NULL, NULL) == 1);
+    CHECK(fp_ratelimit_peek(rl, "ip:b", T0, &wait) == 0 && wait == S);
+    CHECK(fp_ratelimit_peek(rl, NULL, T0, NULL) == 0);
+    fp_ratelimit_free(rl);
+    /* a rate per minute: 2 per 60 s, burst 3 */
+    fp_ratelimit_opts m = {.client_rate = 2, .client_burst = 3, .client_period_s = 60};
+    rl = rl_new(&m);
+    CHECK(drain_key(rl, "k", T0, 10) == 3);
+    CHECK(fp_ratelimit_check(rl, "k", T0 + 29 * S, &wait, NULL) == 0 && wait == S);
+    CHECK(fp_ratelimit_check(rl, "k", T0 + 30 * S, NULL, NULL) == 1);
+    CHECK(fp_ratelimit_peek(rl, "k", T0 + 59 * S, NULL) == 0);
+    CHECK(fp_ratelimit_peek(rl, "k", T0 + 60 * S, NULL) == 1);
+    fp_ratelimit_free(rl);
+    fp_ratelimit_opts bad = {.client_rate = 1, .client_period_s = 86401};
+    fp_err err = {0};
+    CHECK(fp_ratelimit_new(&bad, &rl, &err) == FP_EINVAL);
+    check_ctx("%s", "");
+}
+
 int main(void)
 {
     test_bucket();
@@ -613,5 +660,6 @@ int main(void)
     test_model();
     test_many_keys();
     test_threads();
+    test_peek();
     return check_summary();
 }
