@@ -1,0 +1,42 @@
+/* clock.h — the clocks, in one place (src/lib/clock.c; docs/architecture.md,
+ * "Clocks").
+ *
+ * Deadlines, timeouts and intervals are measured on CLOCK_MONOTONIC, which a
+ * wall-clock step (NTP, an operator's `date -s`) does not move; timestamps
+ * people and documents read are wall-clock time (CLOCK_REALTIME).  Every
+ * timed wait on a condition variable goes through fp_cond_wait_until /
+ * fp_cond_wait_ms on a condition variable made by fp_cond_init_mono, so a
+ * wall-clock step can neither stall a background thread nor wake it early
+ * (a lint in `make test` holds this). */
+#ifndef FAPIAO_CLOCK_H
+#define FAPIAO_CLOCK_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <time.h>
+
+/* China Standard Time: UTC+8 all year (no daylight saving time since
+ * 1991); the dates on an invoice are CST dates (docs/domain.md). */
+#define FP_CST_OFFSET_S (8 * 3600)
+
+int64_t fp_mono_ns(void); /* CLOCK_MONOTONIC */
+int64_t fp_mono_us(void);
+int64_t fp_mono_ms(void);
+int64_t fp_boot_ns(void); /* CLOCK_BOOTTIME: monotonic, and counts suspend */
+int64_t fp_wall_ms(void); /* CLOCK_REALTIME, Unix milliseconds */
+int64_t fp_wall_s(void);  /* CLOCK_REALTIME, Unix seconds */
+
+/* The civil CST time of a Unix second (gmtime of unix_s + 8 h). */
+void fp_cst_tm(int64_t unix_s, struct tm *out);
+
+/* A condition variable whose timed waits run on CLOCK_MONOTONIC: 0 or an
+ * errno value. */
+int fp_cond_init_mono(pthread_cond_t *cv);
+/* Waits until cv is signalled or CLOCK_MONOTONIC reaches deadline_ns:
+ * 0 (signalled, or a spurious wake-up: re-check the condition) or
+ * ETIMEDOUT.  cv must come from fp_cond_init_mono. */
+int fp_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ns);
+/* The same with a deadline of now + ms. */
+int fp_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms);
+
+#endif

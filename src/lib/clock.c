@@ -1,0 +1,77 @@
+/* clock.c — the clocks (clock.h). */
+#include "fapiao/clock.h"
+
+#include <errno.h>
+
+static int64_t read_ns(clockid_t id)
+{
+    struct timespec t;
+    clock_gettime(id, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+int64_t fp_mono_ns(void)
+{
+    return read_ns(CLOCK_MONOTONIC);
+}
+
+int64_t fp_mono_us(void)
+{
+    return fp_mono_ns() / 1000;
+}
+
+int64_t fp_mono_ms(void)
+{
+    return fp_mono_ns() / 1000000;
+}
+
+int64_t fp_boot_ns(void)
+{
+    return read_ns(CLOCK_BOOTTIME);
+}
+
+int64_t fp_wall_ms(void)
+{
+    return read_ns(CLOCK_REALTIME) / 1000000;
+}
+
+int64_t fp_wall_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec;
+}
+
+void fp_cst_tm(int64_t unix_s, struct tm *out)
+{
+    time_t t = (time_t)(unix_s + FP_CST_OFFSET_S);
+    gmtime_r(&t, out);
+}
+
+int fp_cond_init_mono(pthread_cond_t *cv)
+{
+    pthread_condattr_t a;
+    int rc = pthread_condattr_init(&a);
+    if (rc)
+        return rc;
+    rc = pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    if (!rc)
+        rc = pthread_cond_init(cv, &a);
+    pthread_condattr_destroy(&a);
+    return rc;
+}
+
+int fp_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ns)
+{
+    if (deadline_ns < 0)
+        deadline_ns = 0;
+    struct timespec until = {.tv_sec = (time_t)(deadline_ns / 1000000000),
+                             .tv_nsec = (long)(deadline_ns % 1000000000)};
+    int rc = pthread_cond_timedwait(cv, mu, &until);
+    return rc == ETIMEDOUT ? ETIMEDOUT : 0;
+}
+
+int fp_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
+{
+    return fp_cond_wait_until(cv, mu, fp_mono_ns() + (ms > 0 ? ms : 0) * 1000000);
+}
