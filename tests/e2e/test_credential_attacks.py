@@ -38,6 +38,11 @@ def token(srv, cid, secret):
     return r.json()["access_token"]
 
 
+def wrong(secret):
+    """secret with its last character changed (always a different one)."""
+    return secret[:-1] + ("y" if secret.endswith("x") else "x")
+
+
 def wait_status(srv, tok, want, seconds):
     """Polls a cheap authenticated read until it answers `want`; the
     answer.  The server's client cache refreshes every second."""
@@ -198,7 +203,7 @@ def test_failed_exchange_records_the_tried_id_and_both_request_ids(make_server):
     cid, secret = create(srv, "issuer")
     r = srv.get_token_response("ghost-client", secret)
     assert_problem(r, 401, "UNAUTHENTICATED")
-    r = srv.post_json("/v1/token", {"client_id": cid, "client_secret": secret[:-1] + "x"},
+    r = srv.post_json("/v1/token", {"client_id": cid, "client_secret": wrong(secret)},
                       headers={"X-Request-Id": "erp-req-77"}, auth=False)
     assert_problem(r, 401, "UNAUTHENTICATED")
     assert r.header("X-Request-Id") == "erp-req-77"  # the API still echoes it
@@ -256,7 +261,7 @@ def test_audit_is_scoped_to_the_seller(make_server):
     b_aud = token(srv, *create(srv, "auditor", "--seller-id", "2"))
     # seller B's records: a refusal and a failed login
     assert srv.request("GET", "/v1/jobs", auth=b_iss).status == 403
-    assert srv.get_token_response(b_cid, b_sec[:-1] + "x").status == 401
+    assert srv.get_token_response(b_cid, wrong(b_sec)).status == 401
     # seller A's: an invoice
     assert srv.issue("scope-a-1").status == 201
 
