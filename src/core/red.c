@@ -33,6 +33,130 @@ int fp_red_reason_parse(const char *s, fp_red_reason *r)
     return FP_EINVAL;
 }
 
+/* ---- the red form's life: one table (red.h draws it) ---- */
+
+static const struct {
+    const char *name;
+    unsigned open : 1;     /* may still move */
+    unsigned issuable : 1; /* a red invoice may consume it */
+    unsigned awaiting : 1; /* waits for the other side, 72 h deadline */
+} states[FP_RED_ST_COUNT] = {
+    [FP_RED_ST_NO_CONFIRMATION_NEEDED] = {"no_confirmation_needed", 1, 1, 0},
+    [FP_RED_ST_AWAITING_BUYER] = {"awaiting_buyer", 1, 0, 1},
+    [FP_RED_ST_AWAITING_SELLER] = {"awaiting_seller", 1, 0, 1},
+    [FP_RED_ST_CONFIRMED] = {"confirmed", 1, 1, 0},
+    [FP_RED_ST_REJECTED] = {"rejected", 0, 0, 0},
+    [FP_RED_ST_WITHDRAWN] = {"withdrawn", 0, 0, 0},
+    [FP_RED_ST_LAPSED] = {"lapsed", 0, 0, 0},
+    [FP_RED_ST_ISSUED] = {"issued", 0, 0, 0},
+};
+
+static const char *const actions[FP_RED_ACT_COUNT] = {
+    [FP_RED_ACT_CONFIRM] = "confirm",   [FP_RED_ACT_REJECT] = "reject",
+    [FP_RED_ACT_WITHDRAW] = "withdraw", [FP_RED_ACT_ISSUE] = "issue",
+    [FP_RED_ACT_LAPSE] = "lapse",
+};
+
+/* moves[action][from] = to + 1; 0: no such move */
+#define TO(s) ((s) + 1)
+static const unsigned char moves[FP_RED_ACT_COUNT][FP_RED_ST_COUNT] = {
+    [FP_RED_ACT_CONFIRM] = {[FP_RED_ST_AWAITING_BUYER] = TO(FP_RED_ST_CONFIRMED),
+                            [FP_RED_ST_AWAITING_SELLER] = TO(FP_RED_ST_CONFIRMED)},
+    [FP_RED_ACT_REJECT] = {[FP_RED_ST_AWAITING_BUYER] = TO(FP_RED_ST_REJECTED),
+                           [FP_RED_ST_AWAITING_SELLER] = TO(FP_RED_ST_REJECTED)},
+    [FP_RED_ACT_WITHDRAW] = {[FP_RED_ST_NO_CONFIRMATION_NEEDED] = TO(FP_RED_ST_WITHDRAWN),
+                             [FP_RED_ST_AWAITING_BUYER] = TO(FP_RED_ST_WITHDRAWN),
+                             [FP_RED_ST_AWAITING_SELLER] = TO(FP_RED_ST_WITHDRAWN),
+                             [FP_RED_ST_CONFIRMED] = TO(FP_RED_ST_WITHDRAWN)},
+    [FP_RED_ACT_ISSUE] = {[FP_RED_ST_NO_CONFIRMATION_NEEDED] = TO(FP_RED_ST_ISSUED),
+                          [FP_RED_ST_CONFIRMED] = TO(FP_RED_ST_ISSUED)},
+    [FP_RED_ACT_LAPSE] = {[FP_RED_ST_AWAITING_BUYER] = TO(FP_RED_ST_LAPSED),
+                          [FP_RED_ST_AWAITING_SELLER] = TO(FP_RED_ST_LAPSED)},
+};
+#undef TO
+
+static int valid_state(fp_red_state s)
+{
+    return (unsigned)s < FP_RED_ST_COUNT;
+}
+
+const char *fp_red_state_name(fp_red_state s)
+{
+    return valid_state(s) ? states[s].name : "?";
+}
+
+int fp_red_state_parse(const char *s, fp_red_state *out)
+{
+    for (int i = 0; s && i < FP_RED_ST_COUNT; i++)
+        if (strcmp(s, states[i].name) == 0) {
+            *out = (fp_red_state)i;
+            return 0;
+        }
+    return FP_EINVAL;
+}
+
+const char *fp_red_action_name(fp_red_action a)
+{
+    return (unsigned)a < FP_RED_ACT_COUNT ? actions[a] : "?";
+}
+
+int fp_red_action_parse(const char *s, fp_red_action *out)
+{
+    for (int i = 0; s && i < FP_RED_ACT_COUNT; i++)
+        if (strcmp(s, actions[i]) == 0) {
+            *out = (fp_red_action)i;
+            return 0;
+        }
+    return FP_EINVAL;
+}
+
+int fp_red_transition(fp_red_state from, fp_red_action action)
+{
+    if (!valid_state(from) || (unsigned)action >= FP_RED_ACT_COUNT)
+        return FP_EINVAL;
+    int to = moves[action][from];
+    return to ? to - 1 : FP_ECONFLICT;
+}
+
+int fp_red_issuable(fp_red_state s)
+{
+    return valid_state(s) && states[s].issuable;
+}
+
+int fp_red_open(fp_red_state s)
+{
+    return valid_state(s) && states[s].open;
+}
+
+int fp_red_holds_blue(fp_red_state s)
+{
+    return s == FP_RED_ST_ISSUED || fp_red_open(s);
+}
+
+fp_red_state fp_red_initial(int initiated_by_buyer, int buyer_has_deducted)
+{
+    return initiated_by_buyer   ? FP_RED_ST_AWAITING_SELLER
+           : buyer_has_deducted ? FP_RED_ST_AWAITING_BUYER
+                                : FP_RED_ST_NO_CONFIRMATION_NEEDED;
+}
+
+int64_t fp_red_deadline(fp_red_state s, int64_t created_at)
+{
+    return valid_state(s) && states[s].awaiting ? created_at + FP_RED_CONFIRM_WINDOW_S : 0;
+}
+
+int fp_red_lapsed(int64_t created_at, int64_t now)
+{
+    return now >= created_at + FP_RED_CONFIRM_WINDOW_S;
+}
+
+fp_red_state fp_red_state_at(fp_red_state stored, int64_t expires_at, int64_t now)
+{
+    if (valid_state(stored) && states[stored].awaiting && expires_at && now >= expires_at)
+        return FP_RED_ST_LAPSED;
+    return stored;
+}
+
 /* ---- quantities in 1e-13 units ---- */
 
 int fp_qty_parse(const char *s, fp_qty *q)
