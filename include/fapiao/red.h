@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "fapiao/invoice.h"
+#include "fapiao/invoice_doc.h"
 
 typedef enum fp_red_reason {
     FP_RED_ISSUE_ERROR = 0,
@@ -25,7 +26,8 @@ typedef enum fp_red_reason {
     FP_RED_ALLOWANCE,
 } fp_red_reason;
 
-const char *fp_red_reason_name(fp_red_reason r);
+const char *fp_red_reason_name(fp_red_reason r);  /* "issue_error" */
+const char *fp_red_reason_words(fp_red_reason r); /* "开票有误" */
 int fp_red_reason_parse(const char *s, fp_red_reason *r);
 
 /* ---- the red form's life (docs/domain.md §8 "红字确认单的状态") ----
@@ -123,7 +125,8 @@ typedef struct fp_red_line {
 } fp_red_line;
 
 typedef struct fp_red_form {
-    cJSON *blue; /* parsed blue document; owns the pointers above */
+    fp_invoice_doc doc; /* the blue document (invoice_doc.h); owns the pointers above */
+    cJSON *blue;        /* doc.root, for callers still reading the JSON itself */
     fp_red_reason reason;
     int buyer_has_deducted; /* the buyer used the blue invoice for deduction */
     int initiated_by_buyer;

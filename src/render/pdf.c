@@ -14,9 +14,9 @@
  *    every glyph up in the font's cmap, a linear scan per glyph.
  *  - Geometry is in millimetres converted to points (MM()); it is the only
  *    floating point here.  Amounts are the document's strings, copied.
- *  - The document is read strictly, as xml.c reads it: it comes from our own
- *    store, so a missing or mistyped field is corruption to report, naming
- *    the field, not something to draw around. */
+ *  - The document is read strictly by the one reader, invoice_doc.c, as for
+ *    the XML: it comes from our own store, so a missing or mistyped field is
+ *    corruption to report, naming the field, not something to draw around. */
 #include "fapiao/pdf.h"
 
 #include <cairo-ft.h>
@@ -25,16 +25,14 @@
 #include <errno.h>
 #include <ft2build.h>
 #include <qrencode.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include FT_FREETYPE_H
 
+#include "fapiao/invoice_doc.h"
 #include "fapiao/money.h"
-
-#define PDF_MAX_DEPTH 16
 
 /* ---- geometry (millimetres) ---- */
 
@@ -85,23 +83,6 @@ static const struct {
     [C_UNIT] = {"单位", 13, AL_CENTRE, 1},        [C_QTY] = {"数量", 22, AL_RIGHT, 1},
     [C_PRICE] = {"单价", 24, AL_RIGHT, 1},        [C_AMOUNT] = {"金额", 28, AL_RIGHT, 0},
     [C_RATE] = {"税率/征收率", 20, AL_CENTRE, 0}, [C_TAX] = {"税额", 28, AL_RIGHT, 0},
-};
-
-/* ---- lookup tables (document value -> display) ---- */
-
-static const struct {
-    const char *type, *title, *qr;
-} kinds[] = {
-    {"01", "电子发票（增值税专用发票）", "31"},
-    {"02", "电子发票（普通发票）", "32"},
-};
-
-/* Lines whose policy replaces the rate and tax cells (as in xml.h). */
-static const struct {
-    const char *policy, *rate, *tax;
-} displays[] = {
-    {"exempt", "免税", "***"},
-    {"non_taxable", "不征税", ""},
 };
 
 /* ---- the renderer ---- */
@@ -247,11 +228,9 @@ int fp_pdf_renderer_new(const char *font_path, fp_pdf_renderer **out, fp_err *er
     return 0;
 }
 
-/* ---- the document ---- */
+/* ---- the document (read by invoice_doc.c) as the PDF shows it ---- */
 
-typedef struct party {
-    const char *name, *tax_id;
-} party;
+typedef fp_doc_party party;
 
 typedef struct item {
     const char *name, *spec, *unit, *qty, *price, *amount, *rate, *tax;
@@ -270,44 +249,6 @@ typedef struct inv {
     char created[32]; /* PDF creation date: issued_at when well-formed */
 } inv;
 
-typedef struct rd {
-    fp_err *err;
-    int rc;
-    char where[40]; /* "seller", "items[2]" */
-} rd;
-
-__attribute__((format(printf, 3, 4))) static void rfail(rd *x, int code, const char *fmt, ...)
-{
-    if (x->rc)
-        return;
-    x->rc = code;
-    if (x->err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(x->err->msg, sizeof x->err->msg, fmt, ap);
-        va_end(ap);
-        x->err->code = code;
-    }
-}
-
-/* The string member key of obj; NULL when absent or null (a failure when
- * required) or not a string (always a failure). */
-static const char *field(rd *x, const cJSON *obj, const char *key, int required)
-{
-    const char *dot = x->where[0] ? "." : "";
-    const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
-    if (!v || cJSON_IsNull(v)) {
-        if (required)
-            rfail(x, FP_EINVAL, "invoice document lacks %s%s%s", x->where, dot, key);
-        return NULL;
-    }
-    if (!cJSON_IsString(v)) {
-        rfail(x, FP_EINVAL, "invoice document: %s%s%s is not a string", x->where, dot, key);
-        return NULL;
-    }
-    return v->valuestring;
-}
-
 static int is_digits(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -316,14 +257,11 @@ static int is_digits(const char *s, size_t n)
     return 1;
 }
 
-/* "yyyy-MM-dd…" -> date_cn, ymd; the PDF creation date from a full
- * "yyyy-MM-ddTHH:mm:ss" with an optional zone. */
-static int parse_issued(inv *v, const char *s)
+/* "yyyy-MM-dd…" (checked by the reader) -> date_cn, ymd; the PDF creation
+ * date from a full "yyyy-MM-ddTHH:mm:ss" with an optional zone. */
+static void parse_issued(inv *v, const char *s)
 {
     size_t n = strlen(s);
-    if (n < 10 || !is_digits(s, 4) || s[4] != '-' || !is_digits(s + 5, 2) || s[7] != '-' ||
-        !is_digits(s + 8, 2))
-        return -1;
     snprintf(v->date_cn, sizeof v->date_cn, "%.4s年%.2s月%.2s日", s, s + 5, s + 8);
     snprintf(v->ymd, sizeof v->ymd, "%.4s%.2s%.2s", s, s + 5, s + 8);
     int full = n >= 19 && s[10] == 'T' && is_digits(s + 11, 2) && s[13] == ':' &&
@@ -336,7 +274,6 @@ static int parse_issued(inv *v, const char *s)
         snprintf(v->created, sizeof v->created, "%s", s);
     else
         snprintf(v->created, sizeof v->created, "%.10sT00:00:00", s);
-    return 0;
 }
 
 /* "0.06" -> "6%", "0.015" -> "1.5%"; anything fp_rate_parse rejects is
@@ -356,108 +293,43 @@ static const char *rate_text(const char *rate, char *buf, size_t n)
     return buf;
 }
 
-static void read_party(rd *x, const cJSON *doc, const char *key, party *p, int tax_id_required)
-{
-    const cJSON *o = cJSON_GetObjectItemCaseSensitive(doc, key);
-    if (!cJSON_IsObject(o)) {
-        rfail(x, FP_EINVAL, "invoice document: %s is missing or not an object", key);
-        return;
-    }
-    snprintf(x->where, sizeof x->where, "%s", key);
-    p->name = field(x, o, "name", 1);
-    p->tax_id = field(x, o, "tax_id", tax_id_required);
-    x->where[0] = 0;
-}
-
-static void read_items(rd *x, const cJSON *doc, inv *v)
-{
-    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(doc, "items");
-    if (!cJSON_IsArray(arr) || !arr->child) {
-        rfail(x, FP_EINVAL, "invoice document: items is missing, empty or not an array");
-        return;
-    }
-    int n = cJSON_GetArraySize(arr);
-    v->items = calloc((size_t)n, sizeof *v->items);
-    if (!v->items) {
-        rfail(x, FP_ENOMEM, "out of memory");
-        return;
-    }
-    int i = 0;
-    for (const cJSON *it = arr->child; it && !x->rc; it = it->next, i++) {
-        snprintf(x->where, sizeof x->where, "items[%d]", i);
-        if (!cJSON_IsObject(it)) {
-            rfail(x, FP_EINVAL, "invoice document: %s is not an object", x->where);
-            break;
-        }
-        item *t = &v->items[i];
-        t->name = field(x, it, "name", 1);
-        t->spec = field(x, it, "spec", 0);
-        t->unit = field(x, it, "unit", 0);
-        t->qty = field(x, it, "quantity", 0);
-        /* the net unit price, also on tax-inclusive lines (docs/domain.md);
-         * the caller's gross unit_price_with_tax is not printed */
-        t->price = field(x, it, "unit_price", 0);
-        t->amount = field(x, it, "amount", 1);
-        const char *rate = field(x, it, "tax_rate", 1);
-        t->tax = field(x, it, "tax", 1);
-        const char *policy = field(x, it, "policy", 0);
-        if (x->rc)
-            break;
-        t->rate = rate_text(rate, t->rate_buf, sizeof t->rate_buf);
-        for (size_t d = 0; policy && d < sizeof displays / sizeof displays[0]; d++)
-            if (strcmp(policy, displays[d].policy) == 0) {
-                t->rate = displays[d].rate;
-                t->tax = displays[d].tax;
-            }
-    }
-    v->nitems = i;
-    x->where[0] = 0;
-}
-
-/* Fills v from doc (strings point into doc); 0 or x->rc. */
-static int read_doc(rd *x, const cJSON *doc, inv *v)
+/* Fills v from d (strings point into d); 0 or FP_ENOMEM. */
+static int view_of(const fp_invoice_doc *d, inv *v, fp_err *err)
 {
     memset(v, 0, sizeof *v);
-    if (!cJSON_IsObject(doc)) {
-        rfail(x, FP_EINVAL, "invoice document is not a JSON object");
-        return x->rc;
+    v->number = d->number;
+    v->issued_at = d->issued_at;
+    parse_issued(v, d->issued_at);
+    v->title = d->type->title;
+    v->qr_kind = d->type->qr;
+    v->red = d->red;
+    v->seller = d->seller;
+    v->buyer = d->buyer;
+    v->total_amount = d->total_amount;
+    v->total_tax = d->total_tax;
+    v->total_with_tax = d->total_with_tax;
+    v->words = d->total_with_tax_words;
+    v->drawer = d->drawer;
+    v->remark = d->remark;
+    v->original = d->original_number;
+    v->items = calloc((size_t)d->nitems, sizeof *v->items);
+    if (!v->items)
+        return fp_fail(err, FP_ENOMEM, "out of memory");
+    for (int i = 0; i < d->nitems; i++) {
+        const fp_doc_item *it = &d->items[i];
+        item *t = &v->items[i];
+        t->name = it->name;
+        t->spec = it->spec;
+        t->unit = it->unit;
+        t->qty = it->quantity;
+        t->price = it->unit_price; /* the net price, also on tax-inclusive lines */
+        t->amount = it->amount;
+        t->rate = it->shown_rate ? it->shown_rate
+                                 : rate_text(it->tax_rate, t->rate_buf, sizeof t->rate_buf);
+        t->tax = it->shown_rate ? it->shown_tax : it->tax;
     }
-    v->number = field(x, doc, "number", 1);
-    v->issued_at = field(x, doc, "issued_at", 1);
-    const char *type = field(x, doc, "invoice_type", 1);
-    const char *color = field(x, doc, "color", 1);
-    if (x->rc)
-        return x->rc;
-    if (strlen(v->number) != 20 || !is_digits(v->number, 20))
-        rfail(x, FP_EINVAL, "invoice document: number is not 20 digits");
-    else if (parse_issued(v, v->issued_at) < 0)
-        rfail(x, FP_EINVAL, "invoice document: issued_at is not yyyy-MM-dd…");
-    else if (strcmp(color, "blue") != 0 && strcmp(color, "red") != 0)
-        rfail(x, FP_EINVAL, "invoice document: color must be blue or red");
-    if (x->rc)
-        return x->rc;
-    v->red = strcmp(color, "red") == 0;
-    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
-        if (strcmp(kinds[k].type, type) == 0) {
-            v->title = kinds[k].title;
-            v->qr_kind = kinds[k].qr;
-        }
-    if (!v->title) {
-        rfail(x, FP_EINVAL, "invoice document: invoice_type must be 01 or 02");
-        return x->rc;
-    }
-    read_party(x, doc, "seller", &v->seller, 1);
-    read_party(x, doc, "buyer", &v->buyer, 0);
-    v->total_amount = field(x, doc, "total_amount", 1);
-    v->total_tax = field(x, doc, "total_tax", 1);
-    v->total_with_tax = field(x, doc, "total_with_tax", 1);
-    v->words = field(x, doc, "total_with_tax_words", 1);
-    v->drawer = field(x, doc, "drawer", 1);
-    v->remark = field(x, doc, "remark", 0);
-    v->original = v->red ? field(x, doc, "original_number", 0) : NULL;
-    if (!x->rc)
-        read_items(x, doc, v);
-    return x->rc;
+    v->nitems = d->nitems;
+    return 0;
 }
 
 static int qr_text(const inv *v, char *buf, size_t n)
@@ -1054,36 +926,26 @@ static int render(fp_pdf_renderer *r, const inv *v, const QRcode *q, fp_buf *out
     return 0;
 }
 
-/* Parses and reads doc; on success the caller frees *root and v->items. */
-static int load(const char *doc, size_t len, cJSON **root, inv *v, fp_err *err)
+/* Reads doc; on success the caller frees v->items and clears d. */
+static int load(const char *doc, size_t len, fp_invoice_doc *d, inv *v, fp_err *err)
 {
-    fp_code code = FPC_NONE;
-    char detail[128];
-    *root =
-        fp_json_parse(doc ? doc : "", doc ? len : 0, PDF_MAX_DEPTH, &code, detail, sizeof detail);
-    if (!*root)
-        return fp_fail(err, FP_EINVAL, "invoice document is not valid JSON (%s)", detail);
-    rd x = {.err = err};
-    if (read_doc(&x, *root, v) != 0) {
-        free(v->items);
-        cJSON_Delete(*root);
-        *root = NULL;
-        return x.rc;
-    }
-    return 0;
+    int rc = fp_invoice_doc_read(doc, len, d, err);
+    if (rc == 0 && (rc = view_of(d, v, err)) < 0)
+        fp_invoice_doc_clear(d);
+    return rc;
 }
 
 int fp_pdf_qr_text(const char *doc, size_t len, char *buf, size_t n, fp_err *err)
 {
-    cJSON *root;
+    fp_invoice_doc d;
     inv v;
-    int rc = load(doc, len, &root, &v, err);
+    int rc = load(doc, len, &d, &v, err);
     if (rc)
         return rc;
     if (qr_text(&v, buf, n) < 0)
         rc = fp_fail(err, FP_ERANGE, "QR text buffer too small");
     free(v.items);
-    cJSON_Delete(root);
+    fp_invoice_doc_clear(&d);
     return rc;
 }
 
@@ -1092,9 +954,9 @@ int fp_pdf_render(fp_pdf_renderer *r, const char *doc, size_t len, fp_buf *out, 
 {
     if (!r || !out)
         return fp_fail(err, FP_EINVAL, "no renderer or output buffer");
-    cJSON *root;
+    fp_invoice_doc d;
     inv v;
-    int rc = load(doc, len, &root, &v, err);
+    int rc = load(doc, len, &d, &v, err);
     if (rc)
         return rc;
     size_t start = out->len;
@@ -1117,6 +979,6 @@ int fp_pdf_render(fp_pdf_renderer *r, const char *doc, size_t len, fp_buf *out, 
         *pages = FP_PDF_PAGES(v.nitems);
     }
     free(v.items);
-    cJSON_Delete(root);
+    fp_invoice_doc_clear(&d);
     return rc;
 }
