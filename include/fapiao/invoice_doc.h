@@ -42,8 +42,11 @@ typedef struct fp_doc_party {
 
 typedef struct fp_doc_item {
     fp_line_kind kind; /* line_kind; normal when absent */
-    const char *name, *tax_code, *spec, *unit, *quantity, *unit_price, *amount, *tax_rate, *tax,
+    const char *name, *tax_code, *spec, *unit, *quantity, *amount, *tax_rate, *tax,
         *amount_with_tax, *policy;
+    /* the net unit price, also on tax-inclusive lines (docs/domain.md §3);
+     * the caller's gross price beside it is shown nowhere */
+    const char *unit_price, *unit_price_with_tax;
     /* What the rate and tax cells show instead of tax_rate and tax on an
      * exempt (免税, ***) or non-taxable (不征税, empty) line; NULL else. */
     const char *shown_rate, *shown_tax;
