@@ -137,7 +137,7 @@ typedef struct fp_red_form {
     char invoice_type[3];
 } fp_red_form;
 
-/* Parses a red-form request (API.md) against the blue document.  Fills f
+/* Parses a red-form request (docs/api.md) against the blue document.  Fills f
  * (free with fp_red_form_clear, also on failure) or reports every refusal. */
 int fp_red_form_parse(const char *body, size_t len, const char *blue_doc, size_t blue_len,
                       fp_red_form *f, fp_errors *es);
