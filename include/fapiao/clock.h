@@ -28,6 +28,9 @@ int64_t fp_wall_s(void);  /* CLOCK_REALTIME, Unix seconds */
 
 /* The civil CST time of a Unix second (gmtime of unix_s + 8 h). */
 void fp_cst_tm(int64_t unix_s, struct tm *out);
+/* "yyyy-MM-dd", a real CST calendar day, to the Unix second of its
+ * midnight in CST: 0, or -1 for anything else ("2026-02-30", " 2026-1-5"). */
+int fp_cst_day_parse(const char *s, int64_t *midnight_s);
 
 /* A condition variable whose timed waits run on CLOCK_MONOTONIC: 0 or an
  * errno value. */

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "fapiao/invoice.h"
+#include "fapiao/invoice_doc.h"
 
 typedef enum fp_red_reason {
     FP_RED_ISSUE_ERROR = 0,
@@ -25,8 +26,78 @@ typedef enum fp_red_reason {
     FP_RED_ALLOWANCE,
 } fp_red_reason;
 
-const char *fp_red_reason_name(fp_red_reason r);
+const char *fp_red_reason_name(fp_red_reason r);  /* "issue_error" */
+const char *fp_red_reason_words(fp_red_reason r); /* "开票有误" */
 int fp_red_reason_parse(const char *s, fp_red_reason *r);
+
+/* ---- the red form's life (docs/domain.md §8 "红字确认单的状态") ----
+ *
+ * One table in red.c holds every state, every move and the 72 h rule; the
+ * store and the handlers ask it instead of comparing state strings.  The
+ * names are what the API shows and the store keeps (red_forms.state).
+ *
+ *   no_confirmation_needed --issue--> issued
+ *   awaiting_buyer/_seller --confirm--> confirmed --issue--> issued
+ *   awaiting_buyer/_seller --reject--> rejected
+ *   awaiting_buyer/_seller --lapse--> lapsed       (72 h after creation)
+ *   no_confirmation_needed, awaiting_*, confirmed --withdraw--> withdrawn
+ *
+ * rejected, withdrawn, lapsed and issued are final. */
+typedef enum fp_red_state {
+    FP_RED_ST_NO_CONFIRMATION_NEEDED = 0,
+    FP_RED_ST_AWAITING_BUYER,
+    FP_RED_ST_AWAITING_SELLER,
+    FP_RED_ST_CONFIRMED,
+    FP_RED_ST_REJECTED,
+    FP_RED_ST_WITHDRAWN,
+    FP_RED_ST_LAPSED,
+    FP_RED_ST_ISSUED,
+    FP_RED_ST_COUNT
+} fp_red_state;
+
+typedef enum fp_red_action {
+    FP_RED_ACT_CONFIRM = 0, /* POST /v1/red-forms/{id}/confirm */
+    FP_RED_ACT_REJECT,      /* .../reject */
+    FP_RED_ACT_WITHDRAW,    /* .../withdraw */
+    FP_RED_ACT_ISSUE,       /* .../invoice: the red invoice consumes the form */
+    FP_RED_ACT_LAPSE,       /* the deadline passed (stored when next acted on) */
+    FP_RED_ACT_COUNT
+} fp_red_action;
+
+/* The other side has 72 hours to confirm (docs/domain.md §8). */
+#define FP_RED_CONFIRM_WINDOW_S (72 * 3600)
+
+const char *fp_red_state_name(fp_red_state s);            /* "?" outside the enum */
+int fp_red_state_parse(const char *s, fp_red_state *out); /* 0 or FP_EINVAL */
+const char *fp_red_action_name(fp_red_action a);
+int fp_red_action_parse(const char *s, fp_red_action *out);
+
+/* The state `action` moves a form in `from` to (>= 0), FP_ECONFLICT when
+ * the table has no such move, FP_EINVAL for a value outside the enums. */
+int fp_red_transition(fp_red_state from, fp_red_action action);
+
+/* 1 when a red invoice may be issued on a form in state s
+ * (no_confirmation_needed or confirmed).  An issued form is not issuable;
+ * a retry of its issuing is a replay, answered before this question. */
+int fp_red_issuable(fp_red_state s);
+/* 1 for the states that may still move (not final). */
+int fp_red_open(fp_red_state s);
+/* 1 when the form's lines count against its blue invoice's caps: issued,
+ * or open and not lapsed (pass the state from fp_red_state_at). */
+int fp_red_holds_blue(fp_red_state s);
+
+/* The state a new form starts in: awaiting_seller when the buyer opened
+ * it, awaiting_buyer when the buyer has used the blue invoice for
+ * deduction, else no_confirmation_needed. */
+fp_red_state fp_red_initial(int initiated_by_buyer, int buyer_has_deducted);
+/* The confirmation deadline of a form created at created_at (unix
+ * seconds) in state s: created_at + 72 h for awaiting_*, 0 (none) else. */
+int64_t fp_red_deadline(fp_red_state s, int64_t created_at);
+/* 1 when a form created at created_at has passed the 72 h deadline at now. */
+int fp_red_lapsed(int64_t created_at, int64_t now);
+/* The state as of now: awaiting_* at or past its stored deadline
+ * (expires_at, 0 = none) reads as lapsed; anything else as stored. */
+fp_red_state fp_red_state_at(fp_red_state stored, int64_t expires_at, int64_t now);
 
 /* Quantities as integers of 1e-13 (the most decimals a quantity has). */
 typedef __int128 fp_qty;
@@ -54,7 +125,8 @@ typedef struct fp_red_line {
 } fp_red_line;
 
 typedef struct fp_red_form {
-    cJSON *blue; /* parsed blue document; owns the pointers above */
+    fp_invoice_doc doc; /* the blue document (invoice_doc.h); owns the pointers above */
+    cJSON *blue;        /* doc.root, for callers still reading the JSON itself */
     fp_red_reason reason;
     int buyer_has_deducted; /* the buyer used the blue invoice for deduction */
     int initiated_by_buyer;
@@ -65,7 +137,7 @@ typedef struct fp_red_form {
     char invoice_type[3];
 } fp_red_form;
 
-/* Parses a red-form request (API.md) against the blue document.  Fills f
+/* Parses a red-form request (docs/api.md) against the blue document.  Fills f
  * (free with fp_red_form_clear, also on failure) or reports every refusal. */
 int fp_red_form_parse(const char *body, size_t len, const char *blue_doc, size_t blue_len,
                       fp_red_form *f, fp_errors *es);

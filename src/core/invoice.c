@@ -1,11 +1,12 @@
-/* invoice.c — parse, validate and compute an issue request; write the
- * response document.
+/* invoice.c — parse, validate and compute an issue request.
  *
  * Validation collects every refusal (field path + code + zh/en message)
  * instead of stopping at the first, so a caller fixes a request in one round
  * trip.  All arithmetic is integer fen (money.c); the caller's amounts, when
  * given, are checked against the official tolerances, otherwise computed.
- * The rules and where they come from: docs/domain.md. */
+ * The rules and where they come from: docs/domain.md.  The response
+ * document (fp_invoice_render) is written in invoice_doc.c, beside its
+ * reader. */
 #include "fapiao/invoice.h"
 #include "fapiao/money.h"
 #include "fapiao/taxid.h"
@@ -277,21 +278,33 @@ static void item_err(fp_errors *es, fp_code c, int i, const char *key, const cha
     add(es, c, p, zh, en);
 }
 
-static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode_table *codes,
-                       fp_errors *es)
+/* One item line on its way through parse_item's steps: what was read and
+ * what the steps so far decided.  A step returns 1 when parse_item stops
+ * at it (the line is refused, or further checks would only add noise). */
+typedef struct line {
+    const cJSON *it;
+    int i;
+    char base[32];
+    int nerr; /* es->n before this line */
+    const char *rate;
+    int64_t amount, tax, gross;
+    int has_amount, has_tax, has_gross; /* 1 valid, 0 absent, -1 refused */
+    const fp_taxcode *tc;
+    int rate_ok;
+    fp_dec q, up;
+    int has_qp;
+    int incl, zero_tax;
+} line;
+
+/* The members, their types and lengths, line_kind and policy. */
+static void item_fields(line *L, fp_item *item, fp_errors *es)
 {
     static const char *const allowed[] = {"name",     "tax_code",        "spec",      "unit",
                                           "quantity", "unit_price",      "amount",    "tax_rate",
                                           "tax",      "amount_with_tax", "line_kind", "policy",
                                           NULL};
-    fp_item *item = &inv->items[i];
-    char base[32];
-    snprintf(base, sizeof base, "items[%d]", i);
-    if (!cJSON_IsObject(it)) {
-        add(es, FPC_FIELD_TYPE, base, "明细行必须是对象", "Each item must be an object");
-        return;
-    }
-    int nerr = es->n;
+    const cJSON *it = L->it;
+    const char *base = L->base;
     check_unknown(it, base, allowed, es);
     item->name = get_str(it, "name", base, 1, 600, es);
     item->tax_code = get_str(it, "tax_code", base, 1, 19, es);
@@ -299,21 +312,20 @@ static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode
     item->unit = get_str(it, "unit", base, 0, 300, es);
     item->quantity = get_str(it, "quantity", base, 0, FP_DEC_MAXLEN, es);
     item->unit_price = get_str(it, "unit_price", base, 0, FP_DEC_MAXLEN, es);
-    const char *rate = get_str(it, "tax_rate", base, 1, 8, es);
+    L->rate = get_str(it, "tax_rate", base, 1, 8, es);
     const char *kind = get_str(it, "line_kind", base, 0, 16, es);
     const char *policy = get_str(it, "policy", base, 0, 32, es);
-    int64_t amount = 0, tax = 0, gross = 0;
-    int has_amount = get_money(it, "amount", base, &amount, es);
-    int has_tax = get_money(it, "tax", base, &tax, es);
-    int has_gross = get_money(it, "amount_with_tax", base, &gross, es);
+    L->has_amount = get_money(it, "amount", base, &L->amount, es);
+    L->has_tax = get_money(it, "tax", base, &L->tax, es);
+    L->has_gross = get_money(it, "amount_with_tax", base, &L->gross, es);
 
     item->kind = FP_LINE_NORMAL;
     if (kind && strcmp(kind, "normal") != 0) {
         if (strcmp(kind, "discount") == 0)
             item->kind = FP_LINE_DISCOUNT;
         else
-            item_err(es, FPC_INVALID_FIELD, i, "line_kind", "line_kind 只能是 normal 或 discount",
-                     "line_kind must be normal or discount");
+            item_err(es, FPC_INVALID_FIELD, L->i, "line_kind",
+                     "line_kind 只能是 normal 或 discount", "line_kind must be normal or discount");
     }
     item->policy = FP_POLICY_NONE;
     if (policy && *policy) {
@@ -324,12 +336,19 @@ static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode
                 found = 1;
             }
         if (!found)
-            item_err(es, FPC_INVALID_FIELD, i, "policy",
+            item_err(es, FPC_INVALID_FIELD, L->i, "policy",
                      "policy 只能是 exempt、non_taxable、simplified 或 reduced_1_5",
                      "policy must be exempt, non_taxable, simplified or reduced_1_5");
     }
+}
 
-    /* tax classification code */
+/* The tax classification code, and the refusals from practice
+ * (docs/domain.md §7): no 免税/不征税 on a 专票; the not-taxable category
+ * (codes starting with 6) and the 不征税 flag go together. */
+static void item_code(line *L, const fp_invoice *inv, fp_item *item, const fp_taxcode_table *codes,
+                      fp_errors *es)
+{
+    int i = L->i;
     const fp_taxcode *tc = NULL;
     if (item->tax_code) {
         if (!fp_taxcode_valid_shape(item->tax_code))
@@ -345,10 +364,8 @@ static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode
                      "A summary (汇总) code cannot be used on an invoice");
     }
     item->short_name = tc ? tc->short_name : "";
+    L->tc = tc;
 
-    /* practice refusals (docs/domain.md): no 免税/不征税 on a 专票; the
-     * not-taxable category (codes starting with 6) and the 不征税 flag go
-     * together */
     if ((item->policy == FP_POLICY_EXEMPT || item->policy == FP_POLICY_NON_TAXABLE) &&
         strcmp(inv->invoice_type, "01") == 0)
         item_err(es, FPC_SPECIAL_INVOICE_NOT_ALLOWED, i, "policy",
@@ -366,190 +383,211 @@ static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode
                      "不征税标识只能用于不征税类税收分类编码（6 开头）",
                      "policy non_taxable is only for not-taxable tax codes (starting with 6)");
     }
+}
 
-    /* rate */
-    int rate_ok = 0;
-    if (rate) {
-        if (fp_rate_parse(rate, &item->rate_bp) < 0 || !rate_allowed(item->rate_bp)) {
-            item_err(es, FPC_RATE_NOT_ALLOWED, i, "tax_rate",
-                     "税率须为 0.13、0.09、0.06、0.05、0.03、0.015、0.01 或 0",
-                     "The rate must be one of 0.13, 0.09, 0.06, 0.05, 0.03, 0.015, 0.01, 0");
-        } else if (tc && tc->nrates > 0) {
-            int ok = 0;
-            for (int k = 0; k < tc->nrates; k++)
-                ok |= tc->rates_bp[k] == item->rate_bp;
-            if (!ok)
-                item_err(es, FPC_RATE_NOT_ALLOWED, i, "tax_rate", "该税收分类编码不适用此税率",
-                         "This rate is not allowed for the tax classification code");
-            else
-                rate_ok = 1;
-        } else {
-            rate_ok = 1;
-        }
-        if (rate_ok) {
-            fp_policy pol = item->policy;
-            int bad =
-                ((pol == FP_POLICY_EXEMPT || pol == FP_POLICY_NON_TAXABLE) && item->rate_bp != 0) ||
-                (pol == FP_POLICY_SIMPLIFIED && item->rate_bp != 500 && item->rate_bp != 300 &&
-                 item->rate_bp != 100) ||
-                (pol == FP_POLICY_REDUCED && item->rate_bp != 150) ||
-                (pol == FP_POLICY_NONE && item->rate_bp == 150);
-            if (bad) {
-                item_err(es, FPC_RATE_NOT_ALLOWED, i, "tax_rate", "税率与优惠政策标识不符",
-                         "The rate does not match the policy flag");
-                rate_ok = 0;
-            }
+/* The rate: one of the allowed, one the tax code allows, and one that fits
+ * the policy flag; sets L->rate_ok. */
+static void item_rate(line *L, fp_item *item, fp_errors *es)
+{
+    int i = L->i;
+    const fp_taxcode *tc = L->tc;
+    L->rate_ok = 0;
+    if (!L->rate)
+        return;
+    if (fp_rate_parse(L->rate, &item->rate_bp) < 0 || !rate_allowed(item->rate_bp)) {
+        item_err(es, FPC_RATE_NOT_ALLOWED, i, "tax_rate",
+                 "税率须为 0.13、0.09、0.06、0.05、0.03、0.015、0.01 或 0",
+                 "The rate must be one of 0.13, 0.09, 0.06, 0.05, 0.03, 0.015, 0.01, 0");
+    } else if (tc && tc->nrates > 0) {
+        int ok = 0;
+        for (int k = 0; k < tc->nrates; k++)
+            ok |= tc->rates_bp[k] == item->rate_bp;
+        if (!ok)
+            item_err(es, FPC_RATE_NOT_ALLOWED, i, "tax_rate", "该税收分类编码不适用此税率",
+                     "This rate is not allowed for the tax classification code");
+        else
+            L->rate_ok = 1;
+    } else {
+        L->rate_ok = 1;
+    }
+    if (L->rate_ok) {
+        fp_policy pol = item->policy;
+        int bad =
+            ((pol == FP_POLICY_EXEMPT || pol == FP_POLICY_NON_TAXABLE) && item->rate_bp != 0) ||
+            (pol == FP_POLICY_SIMPLIFIED && item->rate_bp != 500 && item->rate_bp != 300 &&
+             item->rate_bp != 100) ||
+            (pol == FP_POLICY_REDUCED && item->rate_bp != 150) ||
+            (pol == FP_POLICY_NONE && item->rate_bp == 150);
+        if (bad) {
+            item_err(es, FPC_RATE_NOT_ALLOWED, i, "tax_rate", "税率与优惠政策标识不符",
+                     "The rate does not match the policy flag");
+            L->rate_ok = 0;
         }
     }
+}
 
-    /* quantity and unit price come as a pair */
-    fp_dec q, up;
-    int has_qp = 0;
+/* Quantity and unit price come as a pair; sets L->q, L->up, L->has_qp. */
+static void item_qty_price(line *L, const fp_item *item, fp_errors *es)
+{
+    int i = L->i;
+    L->has_qp = 0;
     /* present but already refused (e.g. a number): no second error */
-    int q_bad = !item->quantity && cJSON_GetObjectItemCaseSensitive(it, "quantity");
-    int p_bad = !item->unit_price && cJSON_GetObjectItemCaseSensitive(it, "unit_price");
-    if ((item->quantity || item->unit_price) && !q_bad && !p_bad) {
-        if (!item->quantity || !item->unit_price) {
-            item_err(es, FPC_FIELD_REQUIRED, i, item->quantity ? "unit_price" : "quantity",
-                     "数量与单价须同时提供", "quantity and unit_price must be given together");
-        } else {
-            int okq = fp_dec_parse(item->quantity, &q) == 0;
-            int okp = fp_dec_parse(item->unit_price, &up) == 0;
-            if (!okq)
-                item_err(es, FPC_INVALID_FIELD, i, "quantity",
-                         "数量须为最多 13 位小数、25 个字符的十进制数",
-                         "quantity must be a decimal of at most 25 characters and 13 decimals");
-            if (!okp)
-                item_err(es, FPC_INVALID_FIELD, i, "unit_price",
-                         "单价须为最多 13 位小数、25 个字符的十进制数",
-                         "unit_price must be a decimal of at most 25 characters and 13 decimals");
-            if (okq && okp) {
-                if (q.neg || fp_dec_is_zero(&q))
-                    item_err(es, FPC_INVALID_FIELD, i, "quantity", "蓝字发票数量须大于 0",
-                             "quantity must be positive on a blue invoice");
-                else if (up.neg)
-                    item_err(es, FPC_INVALID_FIELD, i, "unit_price", "单价不能为负",
-                             "unit_price must not be negative");
-                else
-                    has_qp = 1;
-            }
-        }
+    int q_bad = !item->quantity && cJSON_GetObjectItemCaseSensitive(L->it, "quantity");
+    int p_bad = !item->unit_price && cJSON_GetObjectItemCaseSensitive(L->it, "unit_price");
+    if (!(item->quantity || item->unit_price) || q_bad || p_bad)
+        return;
+    if (!item->quantity || !item->unit_price) {
+        item_err(es, FPC_FIELD_REQUIRED, i, item->quantity ? "unit_price" : "quantity",
+                 "数量与单价须同时提供", "quantity and unit_price must be given together");
+        return;
     }
+    int okq = fp_dec_parse(item->quantity, &L->q) == 0;
+    int okp = fp_dec_parse(item->unit_price, &L->up) == 0;
+    if (!okq)
+        item_err(es, FPC_INVALID_FIELD, i, "quantity",
+                 "数量须为最多 13 位小数、25 个字符的十进制数",
+                 "quantity must be a decimal of at most 25 characters and 13 decimals");
+    if (!okp)
+        item_err(es, FPC_INVALID_FIELD, i, "unit_price",
+                 "单价须为最多 13 位小数、25 个字符的十进制数",
+                 "unit_price must be a decimal of at most 25 characters and 13 decimals");
+    if (!okq || !okp)
+        return;
+    if (L->q.neg || fp_dec_is_zero(&L->q))
+        item_err(es, FPC_INVALID_FIELD, i, "quantity", "蓝字发票数量须大于 0",
+                 "quantity must be positive on a blue invoice");
+    else if (L->up.neg)
+        item_err(es, FPC_INVALID_FIELD, i, "unit_price", "单价不能为负",
+                 "unit_price must not be negative");
+    else
+        L->has_qp = 1;
+}
 
-    if (es->n > nerr || !rate_ok)
-        return; /* arithmetic on broken input would only add noise */
+/* A discount line's shape: right after a normal line, same name, code,
+ * rate and policy, no spec, unit, quantity or price. */
+static int item_discount_shape(line *L, const fp_invoice *inv, const fp_item *item, fp_errors *es)
+{
+    int i = L->i;
+    const fp_item *prev = i > 0 ? &inv->items[i - 1] : NULL;
+    /* A valid normal line always has a positive amount; zero means the
+     * previous line was refused already and comparing would only add
+     * false errors. */
+    if (prev && prev->kind == FP_LINE_NORMAL && prev->amount == 0)
+        return 1;
+    if (item->spec || item->unit || item->quantity || item->unit_price)
+        item_err(es, FPC_INVALID_DISCOUNT, i, "line_kind", "折扣行不能有规格型号、单位、数量或单价",
+                 "A discount line has no spec, unit, quantity or unit price");
+    if (!prev || prev->kind != FP_LINE_NORMAL || !prev->name)
+        item_err(es, FPC_INVALID_DISCOUNT, i, "line_kind", "折扣行必须紧跟在一个普通商品行之后",
+                 "A discount line must directly follow a normal line");
+    else if (strcmp(prev->name, item->name) || strcmp(prev->tax_code, item->tax_code) ||
+             prev->rate_bp != item->rate_bp || prev->policy != item->policy)
+        item_err(es, FPC_INVALID_DISCOUNT, i, "line_kind",
+                 "折扣行的名称、税收分类编码、税率和优惠政策须与被折扣行一致",
+                 "A discount line must have the name, tax code, rate and policy of the line it "
+                 "discounts");
+    return es->n > L->nerr;
+}
 
-    if (item->kind == FP_LINE_DISCOUNT) {
-        fp_item *prev = i > 0 ? &inv->items[i - 1] : NULL;
-        /* A valid normal line always has a positive amount; zero means the
-         * previous line was refused already and comparing would only add
-         * false errors. */
-        if (prev && prev->kind == FP_LINE_NORMAL && prev->amount == 0)
-            return;
-        if (item->spec || item->unit || item->quantity || item->unit_price)
-            item_err(es, FPC_INVALID_DISCOUNT, i, "line_kind",
-                     "折扣行不能有规格型号、单位、数量或单价",
-                     "A discount line has no spec, unit, quantity or unit price");
-        if (!prev || prev->kind != FP_LINE_NORMAL || !prev->name)
-            item_err(es, FPC_INVALID_DISCOUNT, i, "line_kind", "折扣行必须紧跟在一个普通商品行之后",
-                     "A discount line must directly follow a normal line");
-        else if (strcmp(prev->name, item->name) || strcmp(prev->tax_code, item->tax_code) ||
-                 prev->rate_bp != item->rate_bp || prev->policy != item->policy)
-            item_err(es, FPC_INVALID_DISCOUNT, i, "line_kind",
-                     "折扣行的名称、税收分类编码、税率和优惠政策须与被折扣行一致",
-                     "A discount line must have the name, tax code, rate and policy of the line it "
-                     "discounts");
-        if (es->n > nerr)
-            return;
-    }
-
-    /* amounts: net (amount), tax, gross (amount_with_tax) */
-    int incl = inv->price_includes_tax;
+/* The net amount (and, tax-inclusive, the gross): given and checked
+ * against quantity × unit price, or computed from them. */
+static int item_amount(line *L, const fp_invoice *inv, const fp_item *item, fp_errors *es)
+{
+    int i = L->i;
     int64_t from_qp = 0;
-    if (has_qp && fp_dec_mul_fen(&q, &up, &from_qp) < 0) {
+    if (L->has_qp && fp_dec_mul_fen(&L->q, &L->up, &from_qp) < 0) {
         item_err(es, FPC_AMOUNT_OUT_OF_RANGE, i, "quantity",
                  "数量 × 单价超出金额上限（16 位整数、2 位小数）",
                  "quantity × unit_price exceeds the largest amount (16 integer digits, 2 "
                  "decimals)");
-        return;
+        return 1;
     }
-    /* 免税, 不征税 and a 0% rate all carry tax 0.00 */
-    int zero_tax = item->policy == FP_POLICY_EXEMPT || item->policy == FP_POLICY_NON_TAXABLE ||
-                   item->rate_bp == 0;
-    if (!incl) {
-        if (has_amount == 1) {
+    if (!L->incl) {
+        if (L->has_amount == 1) {
             /* |单价 × 数量 − 金额| <= 0.01, on the exact product */
-            if (has_qp && !fp_dec_mul_within(&q, &up, amount, 1))
+            if (L->has_qp && !fp_dec_mul_within(&L->q, &L->up, L->amount, 1))
                 item_err(es, FPC_TOLERANCE_EXCEEDED, i, "amount", "|单价×数量−金额| 超过 0.01",
                          "|unit_price × quantity − amount| exceeds 0.01");
-        } else if (has_qp) {
-            amount = from_qp;
+        } else if (L->has_qp) {
+            L->amount = from_qp;
         } else {
             item_err(es, FPC_FIELD_REQUIRED, i, "amount", "须提供金额，或数量与单价",
                      "Give amount, or quantity and unit_price");
-            return;
+            return 1;
         }
     } else {
         /* tax-inclusive: quantity × unit_price (or amount_with_tax) is gross */
-        if (has_gross == 1) {
-            if (has_qp && !fp_dec_mul_within(&q, &up, gross, 1))
+        if (L->has_gross == 1) {
+            if (L->has_qp && !fp_dec_mul_within(&L->q, &L->up, L->gross, 1))
                 item_err(es, FPC_TOLERANCE_EXCEEDED, i, "amount_with_tax",
                          "|含税单价×数量−含税金额| 超过 0.01",
                          "|unit_price × quantity − amount_with_tax| exceeds 0.01");
-        } else if (has_qp) {
-            gross = from_qp;
+        } else if (L->has_qp) {
+            L->gross = from_qp;
         } else {
             item_err(es, FPC_FIELD_REQUIRED, i, "amount_with_tax",
                      "含税开票须提供含税金额，或数量与含税单价",
                      "With price_includes_tax, give amount_with_tax, or quantity and unit_price");
-            return;
+            return 1;
         }
-        int64_t net = zero_tax ? gross : fp_net_of_gross(gross, item->rate_bp);
-        if (has_amount == 1 && amount != net)
+        int64_t net = L->zero_tax ? L->gross : fp_net_of_gross(L->gross, item->rate_bp);
+        if (L->has_amount == 1 && L->amount != net)
             item_err(es, FPC_TOLERANCE_EXCEEDED, i, "amount", "金额与含税金额换算结果不符",
                      "amount does not match amount_with_tax / (1 + rate)");
-        amount = net;
+        L->amount = net;
     }
+    int64_t amount = L->amount;
     if (item->kind == FP_LINE_DISCOUNT ? amount >= 0 : amount <= 0) {
         item_err(es, FPC_INVALID_FIELD, i, "amount",
                  item->kind == FP_LINE_DISCOUNT ? "折扣行金额须为负数"
                                                 : "蓝字发票商品行金额须大于 0",
                  item->kind == FP_LINE_DISCOUNT ? "A discount line's amount must be negative"
                                                 : "A normal line's amount must be positive");
-        return;
+        return 1;
     }
     if (item->kind == FP_LINE_DISCOUNT && -amount > inv->items[i - 1].amount) {
         item_err(es, FPC_INVALID_DISCOUNT, i, "amount", "折扣金额不能超过被折扣行金额",
                  "The discount exceeds the amount of the discounted line");
-        return;
+        return 1;
     }
-    int64_t computed_tax = zero_tax ? 0 : incl ? gross - amount : fp_tax_of(amount, item->rate_bp);
-    if (has_tax == 1) {
+    return 0;
+}
+
+/* The tax: given and within 0.06 of amount × rate, or computed; its sign
+ * that of the amount, and a discount's no more than its line's. */
+static int item_tax(line *L, const fp_invoice *inv, const fp_item *item, fp_errors *es)
+{
+    int i = L->i;
+    int64_t amount = L->amount, tax = L->tax, gross = L->gross;
+    int64_t computed_tax = L->zero_tax ? 0
+                           : L->incl   ? gross - amount
+                                       : fp_tax_of(amount, item->rate_bp);
+    if (L->has_tax == 1) {
         /* |金额 × 税率 − 税额| <= 0.06, exact: amount*bp vs tax*10000 */
         __int128 diff = (__int128)amount * item->rate_bp - (__int128)tax * 10000;
         if (diff < 0)
             diff = -diff;
-        if (zero_tax ? tax != 0 : diff > 6 * 10000)
+        if (L->zero_tax ? tax != 0 : diff > 6 * 10000)
             item_err(es, FPC_TOLERANCE_EXCEEDED, i, "tax", "|金额×税率−税额| 超过 0.06",
                      "|amount × rate − tax| exceeds 0.06");
     } else {
-        tax = computed_tax;
+        tax = L->tax = computed_tax;
     }
     /* 税额 has the sign of 金额 (or is 0): positive on goods lines,
      * negative on discount lines */
-    if (es->n == nerr && (item->kind == FP_LINE_DISCOUNT ? tax > 0 : tax < 0)) {
+    if (es->n == L->nerr && (item->kind == FP_LINE_DISCOUNT ? tax > 0 : tax < 0)) {
         item_err(es, FPC_INVALID_FIELD, i, "tax",
                  item->kind == FP_LINE_DISCOUNT ? "折扣行税额须为负数或 0，与金额同号"
                                                 : "税额须为正数或 0，与金额同号",
                  item->kind == FP_LINE_DISCOUNT
                      ? "A discount line's tax must be negative or 0, like its amount"
                      : "The tax must be positive or 0, like the amount");
-        return;
+        return 1;
     }
     /* ... and so has a discounted line's net after its discount: a
      * discount takes no more tax than its line has, and all of it when it
      * takes the whole amount */
-    if (es->n == nerr && item->kind == FP_LINE_DISCOUNT) {
+    if (es->n == L->nerr && item->kind == FP_LINE_DISCOUNT) {
         const fp_item *prev = &inv->items[i - 1];
         /* compared only with a line whose own tax passed (else that line's
          * refusal already says what is wrong) */
@@ -561,40 +599,81 @@ static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode
                      "A discount line's tax may not exceed the tax of its line, and must equal it "
                      "when the whole amount is discounted");
     }
-    if (has_gross == 1 && !incl && gross != amount + tax)
+    if (L->has_gross == 1 && !L->incl && gross != amount + tax)
         item_err(es, FPC_TOLERANCE_EXCEEDED, i, "amount_with_tax", "含税金额须等于金额加税额",
                  "amount_with_tax must equal amount + tax");
-    if (incl && has_tax == 1 && gross != amount + tax)
+    if (L->incl && L->has_tax == 1 && gross != amount + tax)
         item_err(es, FPC_TOLERANCE_EXCEEDED, i, "tax", "含税金额须等于金额加税额",
                  "amount_with_tax must equal amount + tax");
-    item->amount = amount;
-    item->tax = tax;
-    item->amount_with_tax = amount + tax;
-    if (incl && has_qp && amount != gross) {
-        /* The invoice shows the net unit price, amount ÷ quantity at up to
-         * 13 decimals, and it must meet |单价 × 数量 − 金额| <= 0.01 as
-         * printed; the caller's gross price stays beside it.  A line
-         * without tax (net = gross) keeps the caller's price as it is. */
-        fp_dec np;
-        if (fp_unit_price(amount, &q, item->net_price, sizeof item->net_price) < 0 ||
-            fp_dec_parse(item->net_price, &np) < 0) {
-            item_err(es, FPC_AMOUNT_OUT_OF_RANGE, i, "quantity",
-                     "不含税单价（金额 ÷ 数量）超过 25 个字符",
-                     "The net unit price (amount ÷ quantity) needs more than 25 characters");
-            return;
-        }
-        if (!fp_dec_mul_within(&q, &np, amount, 1)) {
-            item_err(es, FPC_TOLERANCE_EXCEEDED, i, "quantity",
-                     "数量过大：不含税单价保留 13 位小数后 |单价×数量−金额| 超过 0.01",
-                     "The quantity is too large: with the net unit price at 13 decimals, "
-                     "|unit_price × quantity − amount| exceeds 0.01");
-            return;
-        }
+    return 0;
+}
+
+/* A tax-inclusive line with quantity and price shows the net unit price
+ * (docs/domain.md §3). */
+static int item_net_price(line *L, fp_item *item, fp_errors *es)
+{
+    int i = L->i;
+    if (!(L->incl && L->has_qp))
+        return 0;
+    if (item->amount == L->gross) { /* no tax: the caller's price as it is */
         item->unit_price_with_tax = item->unit_price;
-        item->unit_price = item->net_price;
-    } else if (incl && has_qp) {
-        item->unit_price_with_tax = item->unit_price;
+        return 0;
     }
+    /* The invoice shows the net unit price, amount ÷ quantity at up to 13
+     * decimals, and it must meet |单价 × 数量 − 金额| <= 0.01 as printed;
+     * the caller's gross price stays beside it. */
+    fp_dec np;
+    if (fp_unit_price(item->amount, &L->q, item->net_price, sizeof item->net_price) < 0 ||
+        fp_dec_parse(item->net_price, &np) < 0) {
+        item_err(es, FPC_AMOUNT_OUT_OF_RANGE, i, "quantity",
+                 "不含税单价（金额 ÷ 数量）超过 25 个字符",
+                 "The net unit price (amount ÷ quantity) needs more than 25 characters");
+        return 1;
+    }
+    if (!fp_dec_mul_within(&L->q, &np, item->amount, 1)) {
+        item_err(es, FPC_TOLERANCE_EXCEEDED, i, "quantity",
+                 "数量过大：不含税单价保留 13 位小数后 |单价×数量−金额| 超过 0.01",
+                 "The quantity is too large: with the net unit price at 13 decimals, "
+                 "|unit_price × quantity − amount| exceeds 0.01");
+        return 1;
+    }
+    item->unit_price_with_tax = item->unit_price;
+    item->unit_price = item->net_price;
+    return 0;
+}
+
+/* Line i: each step below in turn; a refused step ends the line. */
+static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode_table *codes,
+                       fp_errors *es)
+{
+    fp_item *item = &inv->items[i];
+    line L = {.it = it, .i = i};
+    snprintf(L.base, sizeof L.base, "items[%d]", i);
+    if (!cJSON_IsObject(it)) {
+        add(es, FPC_FIELD_TYPE, L.base, "明细行必须是对象", "Each item must be an object");
+        return;
+    }
+    L.nerr = es->n;
+    item_fields(&L, item, es);
+    item_code(&L, inv, item, codes, es);
+    item_rate(&L, item, es);
+    item_qty_price(&L, item, es);
+    if (es->n > L.nerr || !L.rate_ok)
+        return; /* arithmetic on broken input would only add noise */
+    if (item->kind == FP_LINE_DISCOUNT && item_discount_shape(&L, inv, item, es))
+        return;
+    /* amounts: net (amount), tax, gross (amount_with_tax); 免税, 不征税 and
+     * a 0% rate all carry tax 0.00 */
+    L.incl = inv->price_includes_tax;
+    L.zero_tax = item->policy == FP_POLICY_EXEMPT || item->policy == FP_POLICY_NON_TAXABLE ||
+                 item->rate_bp == 0;
+    if (item_amount(&L, inv, item, es) || item_tax(&L, inv, item, es))
+        return;
+    item->amount = L.amount;
+    item->tax = L.tax;
+    item->amount_with_tax = L.amount + L.tax;
+    if (item_net_price(&L, item, es))
+        return;
     if (item->kind == FP_LINE_DISCOUNT)
         inv->items[i - 1].kind = FP_LINE_DISCOUNTED;
 }
@@ -731,181 +810,3 @@ char *fp_invoice_canonical(const fp_invoice *inv)
 }
 
 /* ---- response document ---- */
-
-static const char placeholder[FP_NUMBER_LEN + 1] = "00000000000000000000";
-
-/* Remembers where the placeholder digits about to be written start. */
-static void mark_number(fp_doc *d, size_t off)
-{
-    if (d->nnum < FP_NUM_SLOTS)
-        d->num_off[d->nnum++] = off;
-}
-
-static void kstr_opt(fp_jw *w, const char *k, const char *v)
-{
-    if (v && *v)
-        fp_jw_kstr(w, k, v);
-}
-
-int fp_invoice_render(const fp_invoice *inv, const fp_seller *seller, const char *serial,
-                      const char *issued_at, fp_doc *out)
-{
-    fp_buf b;
-    fp_jw w;
-    memset(out, 0, sizeof *out);
-    fp_buf_init(&b, 64u << 20);
-    fp_jw_init(&w, &b);
-    fp_jw_obj_open(&w);
-    fp_jw_key(&w, "number");
-    mark_number(out, b.len + 1);
-    fp_jw_str(&w, placeholder);
-    fp_jw_kstr(&w, "serial", serial);
-    fp_jw_kstr(&w, "status", "accepted");
-    fp_jw_kstr(&w, "invoice_type", inv->invoice_type);
-    fp_jw_kstr(&w, "color", inv->original_number ? "red" : "blue");
-    if (inv->original_number) {
-        fp_jw_kstr(&w, "original_number", inv->original_number);
-        fp_jw_kstr(&w, "red_form_id", inv->red_form_no);
-        fp_jw_kstr(&w, "red_reason", inv->red_reason);
-    }
-    fp_jw_kstr(&w, "issued_at", issued_at);
-    fp_jw_kbool(&w, "price_includes_tax", inv->price_includes_tax);
-
-    fp_jw_key(&w, "seller");
-    fp_jw_obj_open(&w);
-    fp_jw_kstr(&w, "name", seller->name);
-    fp_jw_kstr(&w, "tax_id", seller->tax_id);
-    kstr_opt(&w, "address", seller->address);
-    kstr_opt(&w, "phone", seller->phone);
-    kstr_opt(&w, "bank", seller->bank);
-    kstr_opt(&w, "account", seller->account);
-    fp_jw_obj_close(&w);
-
-    const fp_party *p = &inv->buyer;
-    fp_jw_key(&w, "buyer");
-    fp_jw_obj_open(&w);
-    static const char personal[] = "（个人）";
-    size_t nlen = p->name ? strlen(p->name) : 0;
-    if (p->natural_person && !(nlen >= sizeof personal - 1 &&
-                               !strcmp(p->name + nlen - (sizeof personal - 1), personal))) {
-        /* 自然人: the name is shown with （个人）, once (a red invoice copies
-         * the blue name, which has it already) */
-        fp_buf nb;
-        fp_buf_init(&nb, 4096);
-        fp_buf_puts(&nb, p->name);
-        fp_buf_puts(&nb, personal);
-        char *name = fp_buf_take(&nb, NULL);
-        fp_jw_kstr(&w, "name", name);
-        free(name);
-    } else {
-        fp_jw_kstr(&w, "name", p->name);
-    }
-    kstr_opt(&w, "tax_id", p->tax_id);
-    kstr_opt(&w, "address", p->address);
-    kstr_opt(&w, "phone", p->phone);
-    kstr_opt(&w, "bank", p->bank);
-    kstr_opt(&w, "account", p->account);
-    kstr_opt(&w, "email", p->email);
-    fp_jw_kbool(&w, "natural_person", p->natural_person);
-    fp_jw_obj_close(&w);
-
-    fp_jw_key(&w, "items");
-    fp_jw_arr_open(&w);
-    for (int i = 0; i < inv->nitems; i++) {
-        const fp_item *it = &inv->items[i];
-        static const char *const kinds[] = {"normal", "discount", "discounted"};
-        char rate[16];
-        fp_jw_obj_open(&w);
-        fp_jw_kint(&w, "line", i + 1);
-        fp_jw_kstr(&w, "line_kind", kinds[it->kind]);
-        fp_buf nb;
-        fp_buf_init(&nb, 8192);
-        if (it->short_name && *it->short_name)
-            fp_buf_printf(&nb, "*%s*", it->short_name);
-        fp_buf_puts(&nb, it->name);
-        char *name = fp_buf_take(&nb, NULL);
-        fp_jw_kstr(&w, "name", name);
-        free(name);
-        fp_jw_kstr(&w, "tax_code", it->tax_code);
-        kstr_opt(&w, "spec", it->spec);
-        kstr_opt(&w, "unit", it->unit);
-        kstr_opt(&w, "quantity", it->quantity);
-        kstr_opt(&w, "unit_price", it->unit_price);
-        kstr_opt(&w, "unit_price_with_tax", it->unit_price_with_tax);
-        fp_jw_kmoney(&w, "amount", it->amount);
-        fp_rate_format(it->rate_bp, rate, sizeof rate);
-        fp_jw_kstr(&w, "tax_rate", rate);
-        fp_jw_kmoney(&w, "tax", it->tax);
-        fp_jw_kmoney(&w, "amount_with_tax", it->amount_with_tax);
-        if (it->policy != FP_POLICY_NONE)
-            fp_jw_kstr(&w, "policy", fp_policy_name(it->policy));
-        fp_jw_obj_close(&w);
-    }
-    fp_jw_arr_close(&w);
-
-    char words[160];
-    fp_capital(inv->total_with_tax, words, sizeof words);
-    fp_jw_kmoney(&w, "total_amount", inv->total_amount);
-    fp_jw_kmoney(&w, "total_tax", inv->total_tax);
-    fp_jw_kmoney(&w, "total_with_tax", inv->total_with_tax);
-    fp_jw_kstr(&w, "total_with_tax_words", words);
-    kstr_opt(&w, "remark", inv->remark);
-    fp_jw_kstr(&w, "drawer", inv->drawer);
-    if (inv->nwarnings > 0) {
-        fp_jw_key(&w, "warnings");
-        fp_jw_arr_open(&w);
-        for (int i = 0; i < inv->nwarnings; i++)
-            fp_jw_str(&w, inv->warnings[i]);
-        fp_jw_arr_close(&w);
-    }
-    fp_jw_key(&w, "links");
-    fp_jw_obj_open(&w);
-    static const char *const links[][2] = {{"self", ""}, {"pdf", "/pdf"}, {"xml", "/xml"}};
-    for (int i = 0; i < 3; i++) {
-        fp_jw_key(&w, links[i][0]);
-        fp_buf_puts(&b, "\"/v1/invoices/");
-        mark_number(out, b.len);
-        fp_buf_puts(&b, placeholder);
-        fp_buf_puts(&b, links[i][1]);
-        fp_buf_puts(&b, "\"");
-        w.need_comma[w.depth] = 1;
-    }
-    fp_jw_obj_close(&w);
-    fp_jw_obj_close(&w);
-    out->json = fp_buf_take(&b, &out->len);
-    return out->json ? 0 : FP_ENOMEM;
-}
-
-void fp_doc_patch_number(fp_doc *d, const char number[FP_NUMBER_LEN])
-{
-    for (int i = 0; i < d->nnum; i++)
-        memcpy(d->json + d->num_off[i], number, FP_NUMBER_LEN);
-}
-
-void fp_doc_append_status(fp_buf *out, const char *doc, size_t len, const char *status,
-                          const char *failure)
-{
-    /* The first "status":"accepted" is the top-level one: it follows the
-     * number and the serial, and a string value cannot contain an unescaped
-     * quote. */
-    static const char pat[] = "\"status\":\"accepted\"";
-    const char *at = status && (strcmp(status, "accepted") || (failure && *failure))
-                         ? memmem(doc, len, pat, sizeof pat - 1)
-                         : NULL;
-    if (!at) {
-        fp_buf_append(out, doc, len);
-        return;
-    }
-    size_t head = (size_t)(at - doc) + 9; /* through "status": */
-    fp_buf_append(out, doc, head);
-    fp_buf_append(out, "\"", 1);
-    fp_json_escape(out, status);
-    fp_buf_append(out, "\"", 1);
-    if (failure && *failure) {
-        fp_buf_puts(out, ",\"failure\":\"");
-        fp_json_escape(out, failure);
-        fp_buf_append(out, "\"", 1);
-    }
-    size_t tail = (size_t)(at - doc) + sizeof pat - 1;
-    fp_buf_append(out, doc + tail, len - tail);
-}

@@ -11,26 +11,158 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const reasons[] = {
-    [FP_RED_ISSUE_ERROR] = "issue_error",
-    [FP_RED_SALES_RETURN] = "sales_return",
-    [FP_RED_SERVICE_STOP] = "service_stop",
-    [FP_RED_ALLOWANCE] = "allowance",
+/* The reasons: the API's name and the 数电票's words (XML RedReason). */
+static const struct {
+    const char *name, *words;
+} reasons[] = {
+    [FP_RED_ISSUE_ERROR] = {"issue_error", "开票有误"},
+    [FP_RED_SALES_RETURN] = {"sales_return", "销货退回"},
+    [FP_RED_SERVICE_STOP] = {"service_stop", "服务中止"},
+    [FP_RED_ALLOWANCE] = {"allowance", "销售折让"},
 };
 
 const char *fp_red_reason_name(fp_red_reason r)
 {
-    return (unsigned)r < sizeof reasons / sizeof reasons[0] ? reasons[r] : "?";
+    return (unsigned)r < sizeof reasons / sizeof reasons[0] ? reasons[r].name : "?";
+}
+
+const char *fp_red_reason_words(fp_red_reason r)
+{
+    return (unsigned)r < sizeof reasons / sizeof reasons[0] ? reasons[r].words : "?";
 }
 
 int fp_red_reason_parse(const char *s, fp_red_reason *r)
 {
     for (size_t i = 0; s && i < sizeof reasons / sizeof reasons[0]; i++)
-        if (strcmp(s, reasons[i]) == 0) {
+        if (strcmp(s, reasons[i].name) == 0) {
             *r = (fp_red_reason)i;
             return 0;
         }
     return FP_EINVAL;
+}
+
+/* ---- the red form's life: one table (red.h draws it) ---- */
+
+static const struct {
+    const char *name;
+    unsigned open : 1;     /* may still move */
+    unsigned issuable : 1; /* a red invoice may consume it */
+    unsigned awaiting : 1; /* waits for the other side, 72 h deadline */
+} states[FP_RED_ST_COUNT] = {
+    [FP_RED_ST_NO_CONFIRMATION_NEEDED] = {"no_confirmation_needed", 1, 1, 0},
+    [FP_RED_ST_AWAITING_BUYER] = {"awaiting_buyer", 1, 0, 1},
+    [FP_RED_ST_AWAITING_SELLER] = {"awaiting_seller", 1, 0, 1},
+    [FP_RED_ST_CONFIRMED] = {"confirmed", 1, 1, 0},
+    [FP_RED_ST_REJECTED] = {"rejected", 0, 0, 0},
+    [FP_RED_ST_WITHDRAWN] = {"withdrawn", 0, 0, 0},
+    [FP_RED_ST_LAPSED] = {"lapsed", 0, 0, 0},
+    [FP_RED_ST_ISSUED] = {"issued", 0, 0, 0},
+};
+
+static const char *const actions[FP_RED_ACT_COUNT] = {
+    [FP_RED_ACT_CONFIRM] = "confirm",   [FP_RED_ACT_REJECT] = "reject",
+    [FP_RED_ACT_WITHDRAW] = "withdraw", [FP_RED_ACT_ISSUE] = "issue",
+    [FP_RED_ACT_LAPSE] = "lapse",
+};
+
+/* moves[action][from] = to + 1; 0: no such move */
+#define TO(s) ((s) + 1)
+static const unsigned char moves[FP_RED_ACT_COUNT][FP_RED_ST_COUNT] = {
+    [FP_RED_ACT_CONFIRM] = {[FP_RED_ST_AWAITING_BUYER] = TO(FP_RED_ST_CONFIRMED),
+                            [FP_RED_ST_AWAITING_SELLER] = TO(FP_RED_ST_CONFIRMED)},
+    [FP_RED_ACT_REJECT] = {[FP_RED_ST_AWAITING_BUYER] = TO(FP_RED_ST_REJECTED),
+                           [FP_RED_ST_AWAITING_SELLER] = TO(FP_RED_ST_REJECTED)},
+    [FP_RED_ACT_WITHDRAW] = {[FP_RED_ST_NO_CONFIRMATION_NEEDED] = TO(FP_RED_ST_WITHDRAWN),
+                             [FP_RED_ST_AWAITING_BUYER] = TO(FP_RED_ST_WITHDRAWN),
+                             [FP_RED_ST_AWAITING_SELLER] = TO(FP_RED_ST_WITHDRAWN),
+                             [FP_RED_ST_CONFIRMED] = TO(FP_RED_ST_WITHDRAWN)},
+    [FP_RED_ACT_ISSUE] = {[FP_RED_ST_NO_CONFIRMATION_NEEDED] = TO(FP_RED_ST_ISSUED),
+                          [FP_RED_ST_CONFIRMED] = TO(FP_RED_ST_ISSUED)},
+    [FP_RED_ACT_LAPSE] = {[FP_RED_ST_AWAITING_BUYER] = TO(FP_RED_ST_LAPSED),
+                          [FP_RED_ST_AWAITING_SELLER] = TO(FP_RED_ST_LAPSED)},
+};
+#undef TO
+
+static int valid_state(fp_red_state s)
+{
+    return (unsigned)s < FP_RED_ST_COUNT;
+}
+
+const char *fp_red_state_name(fp_red_state s)
+{
+    return valid_state(s) ? states[s].name : "?";
+}
+
+int fp_red_state_parse(const char *s, fp_red_state *out)
+{
+    for (int i = 0; s && i < FP_RED_ST_COUNT; i++)
+        if (strcmp(s, states[i].name) == 0) {
+            *out = (fp_red_state)i;
+            return 0;
+        }
+    return FP_EINVAL;
+}
+
+const char *fp_red_action_name(fp_red_action a)
+{
+    return (unsigned)a < FP_RED_ACT_COUNT ? actions[a] : "?";
+}
+
+int fp_red_action_parse(const char *s, fp_red_action *out)
+{
+    for (int i = 0; s && i < FP_RED_ACT_COUNT; i++)
+        if (strcmp(s, actions[i]) == 0) {
+            *out = (fp_red_action)i;
+            return 0;
+        }
+    return FP_EINVAL;
+}
+
+int fp_red_transition(fp_red_state from, fp_red_action action)
+{
+    if (!valid_state(from) || (unsigned)action >= FP_RED_ACT_COUNT)
+        return FP_EINVAL;
+    int to = moves[action][from];
+    return to ? to - 1 : FP_ECONFLICT;
+}
+
+int fp_red_issuable(fp_red_state s)
+{
+    return valid_state(s) && states[s].issuable;
+}
+
+int fp_red_open(fp_red_state s)
+{
+    return valid_state(s) && states[s].open;
+}
+
+int fp_red_holds_blue(fp_red_state s)
+{
+    return s == FP_RED_ST_ISSUED || fp_red_open(s);
+}
+
+fp_red_state fp_red_initial(int initiated_by_buyer, int buyer_has_deducted)
+{
+    return initiated_by_buyer   ? FP_RED_ST_AWAITING_SELLER
+           : buyer_has_deducted ? FP_RED_ST_AWAITING_BUYER
+                                : FP_RED_ST_NO_CONFIRMATION_NEEDED;
+}
+
+int64_t fp_red_deadline(fp_red_state s, int64_t created_at)
+{
+    return valid_state(s) && states[s].awaiting ? created_at + FP_RED_CONFIRM_WINDOW_S : 0;
+}
+
+int fp_red_lapsed(int64_t created_at, int64_t now)
+{
+    return now >= created_at + FP_RED_CONFIRM_WINDOW_S;
+}
+
+fp_red_state fp_red_state_at(fp_red_state stored, int64_t expires_at, int64_t now)
+{
+    if (valid_state(stored) && states[stored].awaiting && expires_at && now >= expires_at)
+        return FP_RED_ST_LAPSED;
+    return stored;
 }
 
 /* ---- quantities in 1e-13 units ---- */
@@ -76,53 +208,43 @@ void fp_qty_format(fp_qty q, char *buf, size_t n)
     buf[o] = 0;
 }
 
-/* ---- the blue document ---- */
+/* ---- the blue document (read by invoice_doc.c) ---- */
 
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static int64_t jmoney(const cJSON *o, const char *k)
+static int64_t money(const char *s)
 {
     int64_t v = 0;
-    fp_money_parse(jstr(o, k), &v);
+    fp_money_parse(s, &v);
     return v;
 }
 
 /* Fills display fields and caps of line ln (1-based) from the blue items;
  * a discounted line's cap is net of the discount line after it. */
-static int fill_from_blue(const cJSON *items, int ln, fp_red_line *l)
+static int fill_from_blue(const fp_invoice_doc *d, int ln, fp_red_line *l)
 {
-    const cJSON *it = cJSON_GetArrayItem(items, ln - 1);
-    if (!cJSON_IsObject(it))
+    if (ln < 1 || ln > d->nitems)
         return FP_ENOTFOUND;
-    const char *kind = jstr(it, "line_kind");
+    const fp_doc_item *it = &d->items[ln - 1];
     l->line = ln;
-    l->name = jstr(it, "name");
-    l->tax_code = jstr(it, "tax_code");
-    l->spec = jstr(it, "spec");
-    l->unit = jstr(it, "unit");
-    l->unit_price = l->blue_unit_price = jstr(it, "unit_price");
-    l->rate = jstr(it, "tax_rate");
-    l->policy = jstr(it, "policy");
+    l->name = it->name;
+    l->tax_code = it->tax_code;
+    l->spec = it->spec;
+    l->unit = it->unit;
+    l->unit_price = l->blue_unit_price = it->unit_price;
+    l->rate = it->tax_rate;
+    l->policy = it->policy;
     if (fp_rate_parse(l->rate, &l->rate_bp) < 0)
         return FP_EINVAL;
-    l->blue_amount = l->cap_amount = jmoney(it, "amount");
-    l->blue_tax = l->cap_tax = jmoney(it, "tax");
-    l->kind = kind && !strcmp(kind, "discount")     ? FP_LINE_DISCOUNT
-              : kind && !strcmp(kind, "discounted") ? FP_LINE_DISCOUNTED
-                                                    : FP_LINE_NORMAL;
+    l->blue_amount = l->cap_amount = money(it->amount);
+    l->blue_tax = l->cap_tax = money(it->tax);
+    l->kind = it->kind;
     l->cap_qty = 0;
-    if (jstr(it, "quantity") && fp_qty_parse(jstr(it, "quantity"), &l->cap_qty) < 0)
+    if (it->quantity && fp_qty_parse(it->quantity, &l->cap_qty) < 0)
         return FP_EINVAL;
-    if (kind && strcmp(kind, "discounted") == 0) {
-        const cJSON *d = cJSON_GetArrayItem(items, ln);
-        l->cap_amount += jmoney(d, "amount");
-        l->cap_tax += jmoney(d, "tax");
+    if (it->kind == FP_LINE_DISCOUNTED && ln < d->nitems) {
+        l->cap_amount += money(d->items[ln].amount);
+        l->cap_tax += money(d->items[ln].tax);
     }
-    return kind && strcmp(kind, "discount") == 0 ? FP_ERANGE : 0;
+    return it->kind == FP_LINE_DISCOUNT ? FP_ERANGE : 0;
 }
 
 static int zero_tax(const fp_red_line *l)
@@ -134,25 +256,21 @@ void fp_red_form_clear(fp_red_form *f)
 {
     if (!f)
         return;
-    cJSON_Delete(f->blue);
+    fp_invoice_doc_clear(&f->doc);
     free(f->lines);
     memset(f, 0, sizeof *f);
 }
 
-static int load_blue(const char *doc, size_t len, fp_red_form *f, const cJSON **items)
+/* Reads the blue document into f; FP_EINVAL when it is unreadable or not
+ * a blue invoice. */
+static int load_blue(const char *doc, size_t len, fp_red_form *f)
 {
-    f->blue = cJSON_ParseWithLength(doc, len);
-    if (!f->blue)
+    if (fp_invoice_doc_read(doc, len, &f->doc, NULL) < 0)
         return FP_EINVAL;
-    snprintf(f->blue_number, sizeof f->blue_number, "%s",
-             jstr(f->blue, "number") ? jstr(f->blue, "number") : "");
-    snprintf(f->invoice_type, sizeof f->invoice_type, "%s",
-             jstr(f->blue, "invoice_type") ? jstr(f->blue, "invoice_type") : "");
-    *items = cJSON_GetObjectItemCaseSensitive(f->blue, "items");
-    const char *color = jstr(f->blue, "color");
-    if (!cJSON_IsArray(*items) || !color || strcmp(color, "blue") != 0)
-        return FP_EINVAL;
-    return 0;
+    f->blue = f->doc.root;
+    snprintf(f->blue_number, sizeof f->blue_number, "%s", f->doc.number);
+    snprintf(f->invoice_type, sizeof f->invoice_type, "%s", f->doc.type->code);
+    return f->doc.red ? FP_EINVAL : 0;
 }
 
 static void line_err(fp_errors *es, fp_code c, int k, const char *key, const char *zh,
@@ -337,8 +455,7 @@ int fp_red_form_parse(const char *body, size_t len, const char *blue_doc, size_t
 {
     memset(f, 0, sizeof *f);
     es->n = es->dropped = 0;
-    const cJSON *items = NULL;
-    if (load_blue(blue_doc, blue_len, f, &items) < 0) {
+    if (load_blue(blue_doc, blue_len, f) < 0) {
         fp_errors_add(es, FPC_INVALID_FIELD, "", "只能对蓝字发票开具红字确认单",
                       "A red form can only reverse a blue invoice");
         return FP_EINVAL;
@@ -388,7 +505,7 @@ int fp_red_form_parse(const char *body, size_t len, const char *blue_doc, size_t
     if (es->n > 0)
         goto out;
 
-    int nblue = cJSON_GetArraySize(items);
+    int nblue = f->doc.nitems;
     if (f->reason == FP_RED_ISSUE_ERROR) {
         /* full reversal: every line, identical, negated; items must be absent */
         if (ritems && cJSON_GetArraySize(ritems) > 0) {
@@ -403,7 +520,7 @@ int fp_red_form_parse(const char *body, size_t len, const char *blue_doc, size_t
             fp_red_line *l = &f->lines[f->nlines];
             /* every line negated as it is, discount lines included (their
              * red amount is positive), so the red lines are the blue ones */
-            if (fill_from_blue(items, i + 1, l) == FP_EINVAL) {
+            if (fill_from_blue(&f->doc, i + 1, l) == FP_EINVAL) {
                 fp_errors_add(es, FPC_INTERNAL, "items", NULL, "The blue document is unreadable");
                 goto out;
             }
@@ -438,7 +555,7 @@ int fp_red_form_parse(const char *body, size_t len, const char *blue_doc, size_t
                 if (f->lines[j].line == ln->valueint)
                     line_err(es, FPC_INVALID_FIELD, k, "line", "同一行只能出现一次",
                              "A line may appear once");
-            int frc = fill_from_blue(items, ln->valueint, l);
+            int frc = fill_from_blue(&f->doc, ln->valueint, l);
             if (frc == FP_ERANGE) {
                 line_err(es, FPC_INVALID_FIELD, k, "line", "折扣行随被折扣行一起红冲，不能单独指定",
                          "A discount line is reversed with the line it discounts, not on its own");
@@ -469,8 +586,7 @@ int fp_red_form_load(const char *blue_doc, size_t blue_len, fp_red_reason reason
                      fp_red_line *lines, int nlines, fp_red_form *f, fp_err *err)
 {
     memset(f, 0, sizeof *f);
-    const cJSON *items = NULL;
-    if (load_blue(blue_doc, blue_len, f, &items) < 0)
+    if (load_blue(blue_doc, blue_len, f) < 0)
         return fp_fail(err, FP_EINVAL, "blue invoice document unreadable");
     f->reason = reason;
     f->lines = calloc((size_t)(nlines > 0 ? nlines : 1), sizeof *f->lines);
@@ -478,8 +594,8 @@ int fp_red_form_load(const char *blue_doc, size_t blue_len, fp_red_reason reason
         return fp_fail(err, FP_ENOMEM, "out of memory");
     for (int i = 0; i < nlines; i++) {
         fp_red_line *l = &f->lines[i];
-        if (fill_from_blue(items, lines[i].line, l) == FP_EINVAL ||
-            !cJSON_GetArrayItem(items, lines[i].line - 1))
+        int frc = fill_from_blue(&f->doc, lines[i].line, l);
+        if (frc == FP_EINVAL || frc == FP_ENOTFOUND)
             return fp_fail(err, FP_EINVAL, "red line %d does not match the blue invoice",
                            lines[i].line);
         l->has_qty = lines[i].has_qty;
@@ -584,19 +700,19 @@ int fp_red_render(const fp_red_form *f, const fp_seller *seller, const char *ser
 {
     fp_invoice inv;
     memset(&inv, 0, sizeof inv);
-    const cJSON *b = cJSON_GetObjectItemCaseSensitive(f->blue, "buyer");
+    const fp_doc_party *b = &f->doc.buyer;
     memcpy(inv.invoice_type, f->invoice_type, sizeof inv.invoice_type);
-    /* the blue buyer name already carries （个人） where it applies */
-    inv.buyer.name = jstr(b, "name");
-    inv.buyer.tax_id = jstr(b, "tax_id");
-    inv.buyer.address = jstr(b, "address");
-    inv.buyer.phone = jstr(b, "phone");
-    inv.buyer.bank = jstr(b, "bank");
-    inv.buyer.account = jstr(b, "account");
-    inv.buyer.email = jstr(b, "email");
-    /* the buyer exactly as on the blue, natural-person flag included */
-    inv.buyer.natural_person = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "natural_person"));
-    inv.drawer = jstr(f->blue, "drawer");
+    /* the buyer exactly as on the blue, natural-person flag included (the
+     * blue name already carries （个人） where it applies) */
+    inv.buyer.name = b->name;
+    inv.buyer.tax_id = b->tax_id;
+    inv.buyer.address = b->address;
+    inv.buyer.phone = b->phone;
+    inv.buyer.bank = b->bank;
+    inv.buyer.account = b->account;
+    inv.buyer.email = b->email;
+    inv.buyer.natural_person = b->natural_person;
+    inv.drawer = f->doc.drawer;
     inv.original_number = f->blue_number;
     inv.red_form_no = form_no;
     inv.red_reason = fp_red_reason_name(f->reason);

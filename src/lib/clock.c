@@ -48,6 +48,26 @@ void fp_cst_tm(int64_t unix_s, struct tm *out)
     gmtime_r(&t, out);
 }
 
+int fp_cst_day_parse(const char *s, int64_t *midnight_s)
+{
+    static const char shape[] = "dddd-dd-dd";
+    for (int i = 0; i < 10; i++)
+        if (!s || (shape[i] == 'd' ? s[i] < '0' || s[i] > '9' : s[i] != '-'))
+            return -1; /* also stops at a short string's NUL */
+    if (s[10])
+        return -1;
+    int y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+    int m = (s[5] - '0') * 10 + (s[6] - '0'), d = (s[8] - '0') * 10 + (s[9] - '0');
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = m - 1, .tm_mday = d}, back;
+    time_t t = timegm(&tm);
+    /* timegm takes 2026-02-30 as 03-02: a real date comes back unchanged */
+    if (m < 1 || m > 12 || d < 1 || !gmtime_r(&t, &back) || back.tm_year != y - 1900 ||
+        back.tm_mon != m - 1 || back.tm_mday != d)
+        return -1;
+    *midnight_s = (int64_t)t - FP_CST_OFFSET_S;
+    return 0;
+}
+
 int fp_cond_init_mono(pthread_cond_t *cv)
 {
     pthread_condattr_t a;

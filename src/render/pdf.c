@@ -2,6 +2,7 @@
  * on a PDF surface, text in one FreeType face, the QR code from libqrencode.
  * The layout, what the QR code carries and the paging rule are described in
  * include/fapiao/pdf.h.
+ * The text (the font, measuring, fitting into a cell) is pdf_text.c's.
  *
  * Why the text code looks the way it does:
  *  - Every string is measured once, at a reference size, with
@@ -14,31 +15,25 @@
  *    every glyph up in the font's cmap, a linear scan per glyph.
  *  - Geometry is in millimetres converted to points (MM()); it is the only
  *    floating point here.  Amounts are the document's strings, copied.
- *  - The document is read strictly, as xml.c reads it: it comes from our own
- *    store, so a missing or mistyped field is corruption to report, naming
- *    the field, not something to draw around. */
+ *  - The document is read strictly by the one reader, invoice_doc.c, as for
+ *    the XML: it comes from our own store, so a missing or mistyped field is
+ *    corruption to report, naming the field, not something to draw around. */
 #include "fapiao/pdf.h"
 
-#include <cairo-ft.h>
 #include <cairo-pdf.h>
 #include <cairo.h>
 #include <errno.h>
-#include <ft2build.h>
 #include <qrencode.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include FT_FREETYPE_H
 
+#include "fapiao/invoice_doc.h"
 #include "fapiao/money.h"
-
-#define PDF_MAX_DEPTH 16
+#include "internal.h"
 
 /* ---- geometry (millimetres) ---- */
-
-#define MM(v) ((v) * (72.0 / 25.4))
 
 #define PAGE_W  241.0
 #define PAGE_H  140.0
@@ -59,19 +54,10 @@
 #define INFO_X  166.0 /* number and date, top right */
 #define PAD     1.5   /* inside a table cell, left and right */
 
-/* Reference size for measuring, line height factor, and where a glyph's
- * visual centre lies above its baseline (in ems; CJK ideographs and digits
- * of WenQuanYi Micro Hei both sit around 0.36 em). */
-#define REF_SIZE 10.0
-#define LINE_H   1.15
-#define CENTRE   0.36
-
 /* Colours: the form in the red-brown of the bureau's 数电票, data in black. */
 #define FORM  0.60, 0.30, 0.16
 #define INK   0.0, 0.0, 0.0
 #define STAMP 0.86, 0.08, 0.08
-
-enum { AL_LEFT, AL_CENTRE, AL_RIGHT };
 
 /* The item table's columns, left to right (their widths add up to the
  * frame's 221 mm).  Numbers are right-aligned, as on the bureau's form. */
@@ -87,171 +73,9 @@ static const struct {
     [C_RATE] = {"税率/征收率", 20, AL_CENTRE, 0}, [C_TAX] = {"税额", 28, AL_RIGHT, 0},
 };
 
-/* ---- lookup tables (document value -> display) ---- */
+/* ---- the document (read by invoice_doc.c) as the PDF shows it ---- */
 
-static const struct {
-    const char *type, *title, *qr;
-} kinds[] = {
-    {"01", "电子发票（增值税专用发票）", "31"},
-    {"02", "电子发票（普通发票）", "32"},
-};
-
-/* Lines whose policy replaces the rate and tax cells (as in xml.h). */
-static const struct {
-    const char *policy, *rate, *tax;
-} displays[] = {
-    {"exempt", "免税", "***"},
-    {"non_taxable", "不征税", ""},
-};
-
-/* ---- the renderer ---- */
-
-/* FreeType objects, freed by cairo when it drops the last reference to the
- * font face (its caches may outlive the renderer). */
-typedef struct ft_hold {
-    FT_Library lib;
-    FT_Face face;
-} ft_hold;
-
-static const cairo_user_data_key_t ft_key;
-
-/* One measured string: clusters (one per character with this font) with
- * their advance at 1 pt, byte offset and first glyph; glyphs at REF_SIZE. */
-typedef struct meas {
-    char *txt; /* the string, control characters blanked */
-    size_t txt_cap;
-    cairo_glyph_t *gl; /* allocated by cairo_glyph_allocate */
-    int ngl, gl_cap;
-    cairo_text_cluster_t *cl; /* allocated by cairo_text_cluster_allocate */
-    int ncl, cl_cap;
-    double *adv; /* per cluster */
-    int *off;    /* per cluster + 1: byte offsets */
-    int *g0;     /* per cluster + 1: first glyph */
-    int arr_cap;
-    /* a line about to be drawn */
-    cairo_glyph_t *dg;
-    int dg_cap;
-    cairo_text_cluster_t *dcl;
-    int dcl_cap;
-    char *ubuf;
-    size_t ubuf_cap;
-} meas;
-
-struct fp_pdf_renderer {
-    cairo_font_face_t *face;
-    cairo_font_options_t *opts;
-    cairo_scaled_font_t *ref; /* REF_SIZE, for measuring */
-    unsigned long ell_index;  /* "…" */
-    double ell_adv;           /* its advance at 1 pt */
-    meas m;
-};
-
-static void hold_free(void *p)
-{
-    ft_hold *h = p;
-    if (h->face)
-        FT_Done_Face(h->face);
-    if (h->lib)
-        FT_Done_FreeType(h->lib);
-    free(h);
-}
-
-void fp_pdf_renderer_free(fp_pdf_renderer *r)
-{
-    if (!r)
-        return;
-    if (r->ref)
-        cairo_scaled_font_destroy(r->ref);
-    if (r->face)
-        cairo_font_face_destroy(r->face);
-    if (r->opts)
-        cairo_font_options_destroy(r->opts);
-    free(r->m.txt);
-    cairo_glyph_free(r->m.gl);
-    cairo_text_cluster_free(r->m.cl);
-    free(r->m.adv);
-    free(r->m.off);
-    free(r->m.g0);
-    free(r->m.dg);
-    free(r->m.dcl);
-    free(r->m.ubuf);
-    free(r);
-}
-
-int fp_pdf_renderer_new(const char *font_path, fp_pdf_renderer **out, fp_err *err)
-{
-    *out = NULL;
-    if (!font_path)
-        font_path = FP_PDF_DEFAULT_FONT;
-    fp_pdf_renderer *r = calloc(1, sizeof *r);
-    ft_hold *h = calloc(1, sizeof *h);
-    if (!r || !h) {
-        free(r);
-        free(h);
-        return fp_fail(err, FP_ENOMEM, "out of memory");
-    }
-    FT_Error fe = FT_Init_FreeType(&h->lib);
-    if (fe) {
-        hold_free(h);
-        free(r);
-        return fp_fail(err, fe == FT_Err_Out_Of_Memory ? FP_ENOMEM : FP_EIO,
-                       "cannot initialise FreeType (error %d)", fe);
-    }
-    fe = FT_New_Face(h->lib, font_path, 0, &h->face);
-    if (fe || !FT_IS_SCALABLE(h->face)) {
-        hold_free(h);
-        free(r);
-        if (fe == FT_Err_Out_Of_Memory)
-            return fp_fail(err, FP_ENOMEM, "out of memory loading font %s", font_path);
-        return fp_fail(err, FP_EIO, "cannot load font %s (FreeType error %d%s)", font_path, fe,
-                       fe ? "" : ": not a scalable font");
-    }
-    /* Unhinted: PDF glyphs are outlines, and advances must scale linearly. */
-    r->face =
-        cairo_ft_font_face_create_for_ft_face(h->face, FT_LOAD_NO_HINTING | FT_LOAD_NO_BITMAP);
-    if (cairo_font_face_status(r->face) != CAIRO_STATUS_SUCCESS ||
-        cairo_font_face_set_user_data(r->face, &ft_key, h, hold_free) != CAIRO_STATUS_SUCCESS) {
-        cairo_font_face_destroy(r->face); /* a nil face when creation failed */
-        r->face = NULL;
-        hold_free(h);
-        fp_pdf_renderer_free(r);
-        return fp_fail(err, FP_ENOMEM, "out of memory creating the cairo font face");
-    }
-    r->opts = cairo_font_options_create();
-    cairo_font_options_set_hint_style(r->opts, CAIRO_HINT_STYLE_NONE);
-    cairo_font_options_set_hint_metrics(r->opts, CAIRO_HINT_METRICS_OFF);
-    cairo_matrix_t fm, ctm;
-    cairo_matrix_init_scale(&fm, REF_SIZE, REF_SIZE);
-    cairo_matrix_init_identity(&ctm);
-    r->ref = cairo_scaled_font_create(r->face, &fm, &ctm, r->opts);
-    if (cairo_font_options_status(r->opts) != CAIRO_STATUS_SUCCESS ||
-        cairo_scaled_font_status(r->ref) != CAIRO_STATUS_SUCCESS) {
-        fp_pdf_renderer_free(r);
-        return fp_fail(err, FP_ENOMEM, "cannot create a scaled font from %s", font_path);
-    }
-    cairo_glyph_t *g = NULL;
-    int ng = 0;
-    cairo_text_extents_t ext;
-    if (cairo_scaled_font_text_to_glyphs(r->ref, 0, 0, "…", 3, &g, &ng, NULL, NULL, NULL) !=
-            CAIRO_STATUS_SUCCESS ||
-        ng != 1) {
-        cairo_glyph_free(g);
-        fp_pdf_renderer_free(r);
-        return fp_fail(err, FP_EIO, "font %s cannot map characters to glyphs", font_path);
-    }
-    cairo_scaled_font_glyph_extents(r->ref, g, 1, &ext);
-    r->ell_index = g[0].index;
-    r->ell_adv = ext.x_advance / REF_SIZE;
-    cairo_glyph_free(g);
-    *out = r;
-    return 0;
-}
-
-/* ---- the document ---- */
-
-typedef struct party {
-    const char *name, *tax_id;
-} party;
+typedef fp_doc_party party;
 
 typedef struct item {
     const char *name, *spec, *unit, *qty, *price, *amount, *rate, *tax;
@@ -270,44 +94,6 @@ typedef struct inv {
     char created[32]; /* PDF creation date: issued_at when well-formed */
 } inv;
 
-typedef struct rd {
-    fp_err *err;
-    int rc;
-    char where[40]; /* "seller", "items[2]" */
-} rd;
-
-__attribute__((format(printf, 3, 4))) static void rfail(rd *x, int code, const char *fmt, ...)
-{
-    if (x->rc)
-        return;
-    x->rc = code;
-    if (x->err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(x->err->msg, sizeof x->err->msg, fmt, ap);
-        va_end(ap);
-        x->err->code = code;
-    }
-}
-
-/* The string member key of obj; NULL when absent or null (a failure when
- * required) or not a string (always a failure). */
-static const char *field(rd *x, const cJSON *obj, const char *key, int required)
-{
-    const char *dot = x->where[0] ? "." : "";
-    const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
-    if (!v || cJSON_IsNull(v)) {
-        if (required)
-            rfail(x, FP_EINVAL, "invoice document lacks %s%s%s", x->where, dot, key);
-        return NULL;
-    }
-    if (!cJSON_IsString(v)) {
-        rfail(x, FP_EINVAL, "invoice document: %s%s%s is not a string", x->where, dot, key);
-        return NULL;
-    }
-    return v->valuestring;
-}
-
 static int is_digits(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -316,14 +102,11 @@ static int is_digits(const char *s, size_t n)
     return 1;
 }
 
-/* "yyyy-MM-dd…" -> date_cn, ymd; the PDF creation date from a full
- * "yyyy-MM-ddTHH:mm:ss" with an optional zone. */
-static int parse_issued(inv *v, const char *s)
+/* "yyyy-MM-dd…" (checked by the reader) -> date_cn, ymd; the PDF creation
+ * date from a full "yyyy-MM-ddTHH:mm:ss" with an optional zone. */
+static void parse_issued(inv *v, const char *s)
 {
     size_t n = strlen(s);
-    if (n < 10 || !is_digits(s, 4) || s[4] != '-' || !is_digits(s + 5, 2) || s[7] != '-' ||
-        !is_digits(s + 8, 2))
-        return -1;
     snprintf(v->date_cn, sizeof v->date_cn, "%.4s年%.2s月%.2s日", s, s + 5, s + 8);
     snprintf(v->ymd, sizeof v->ymd, "%.4s%.2s%.2s", s, s + 5, s + 8);
     int full = n >= 19 && s[10] == 'T' && is_digits(s + 11, 2) && s[13] == ':' &&
@@ -336,7 +119,6 @@ static int parse_issued(inv *v, const char *s)
         snprintf(v->created, sizeof v->created, "%s", s);
     else
         snprintf(v->created, sizeof v->created, "%.10sT00:00:00", s);
-    return 0;
 }
 
 /* "0.06" -> "6%", "0.015" -> "1.5%"; anything fp_rate_parse rejects is
@@ -356,108 +138,43 @@ static const char *rate_text(const char *rate, char *buf, size_t n)
     return buf;
 }
 
-static void read_party(rd *x, const cJSON *doc, const char *key, party *p, int tax_id_required)
-{
-    const cJSON *o = cJSON_GetObjectItemCaseSensitive(doc, key);
-    if (!cJSON_IsObject(o)) {
-        rfail(x, FP_EINVAL, "invoice document: %s is missing or not an object", key);
-        return;
-    }
-    snprintf(x->where, sizeof x->where, "%s", key);
-    p->name = field(x, o, "name", 1);
-    p->tax_id = field(x, o, "tax_id", tax_id_required);
-    x->where[0] = 0;
-}
-
-static void read_items(rd *x, const cJSON *doc, inv *v)
-{
-    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(doc, "items");
-    if (!cJSON_IsArray(arr) || !arr->child) {
-        rfail(x, FP_EINVAL, "invoice document: items is missing, empty or not an array");
-        return;
-    }
-    int n = cJSON_GetArraySize(arr);
-    v->items = calloc((size_t)n, sizeof *v->items);
-    if (!v->items) {
-        rfail(x, FP_ENOMEM, "out of memory");
-        return;
-    }
-    int i = 0;
-    for (const cJSON *it = arr->child; it && !x->rc; it = it->next, i++) {
-        snprintf(x->where, sizeof x->where, "items[%d]", i);
-        if (!cJSON_IsObject(it)) {
-            rfail(x, FP_EINVAL, "invoice document: %s is not an object", x->where);
-            break;
-        }
-        item *t = &v->items[i];
-        t->name = field(x, it, "name", 1);
-        t->spec = field(x, it, "spec", 0);
-        t->unit = field(x, it, "unit", 0);
-        t->qty = field(x, it, "quantity", 0);
-        /* the net unit price, also on tax-inclusive lines (docs/domain.md);
-         * the caller's gross unit_price_with_tax is not printed */
-        t->price = field(x, it, "unit_price", 0);
-        t->amount = field(x, it, "amount", 1);
-        const char *rate = field(x, it, "tax_rate", 1);
-        t->tax = field(x, it, "tax", 1);
-        const char *policy = field(x, it, "policy", 0);
-        if (x->rc)
-            break;
-        t->rate = rate_text(rate, t->rate_buf, sizeof t->rate_buf);
-        for (size_t d = 0; policy && d < sizeof displays / sizeof displays[0]; d++)
-            if (strcmp(policy, displays[d].policy) == 0) {
-                t->rate = displays[d].rate;
-                t->tax = displays[d].tax;
-            }
-    }
-    v->nitems = i;
-    x->where[0] = 0;
-}
-
-/* Fills v from doc (strings point into doc); 0 or x->rc. */
-static int read_doc(rd *x, const cJSON *doc, inv *v)
+/* Fills v from d (strings point into d); 0 or FP_ENOMEM. */
+static int view_of(const fp_invoice_doc *d, inv *v, fp_err *err)
 {
     memset(v, 0, sizeof *v);
-    if (!cJSON_IsObject(doc)) {
-        rfail(x, FP_EINVAL, "invoice document is not a JSON object");
-        return x->rc;
+    v->number = d->number;
+    v->issued_at = d->issued_at;
+    parse_issued(v, d->issued_at);
+    v->title = d->type->title;
+    v->qr_kind = d->type->qr;
+    v->red = d->red;
+    v->seller = d->seller;
+    v->buyer = d->buyer;
+    v->total_amount = d->total_amount;
+    v->total_tax = d->total_tax;
+    v->total_with_tax = d->total_with_tax;
+    v->words = d->total_with_tax_words;
+    v->drawer = d->drawer;
+    v->remark = d->remark;
+    v->original = d->original_number;
+    v->items = calloc((size_t)d->nitems, sizeof *v->items);
+    if (!v->items)
+        return fp_fail(err, FP_ENOMEM, "out of memory");
+    for (int i = 0; i < d->nitems; i++) {
+        const fp_doc_item *it = &d->items[i];
+        item *t = &v->items[i];
+        t->name = it->name;
+        t->spec = it->spec;
+        t->unit = it->unit;
+        t->qty = it->quantity;
+        t->price = it->unit_price; /* the net price, also on tax-inclusive lines */
+        t->amount = it->amount;
+        t->rate = it->shown_rate ? it->shown_rate
+                                 : rate_text(it->tax_rate, t->rate_buf, sizeof t->rate_buf);
+        t->tax = it->shown_rate ? it->shown_tax : it->tax;
     }
-    v->number = field(x, doc, "number", 1);
-    v->issued_at = field(x, doc, "issued_at", 1);
-    const char *type = field(x, doc, "invoice_type", 1);
-    const char *color = field(x, doc, "color", 1);
-    if (x->rc)
-        return x->rc;
-    if (strlen(v->number) != 20 || !is_digits(v->number, 20))
-        rfail(x, FP_EINVAL, "invoice document: number is not 20 digits");
-    else if (parse_issued(v, v->issued_at) < 0)
-        rfail(x, FP_EINVAL, "invoice document: issued_at is not yyyy-MM-dd…");
-    else if (strcmp(color, "blue") != 0 && strcmp(color, "red") != 0)
-        rfail(x, FP_EINVAL, "invoice document: color must be blue or red");
-    if (x->rc)
-        return x->rc;
-    v->red = strcmp(color, "red") == 0;
-    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
-        if (strcmp(kinds[k].type, type) == 0) {
-            v->title = kinds[k].title;
-            v->qr_kind = kinds[k].qr;
-        }
-    if (!v->title) {
-        rfail(x, FP_EINVAL, "invoice document: invoice_type must be 01 or 02");
-        return x->rc;
-    }
-    read_party(x, doc, "seller", &v->seller, 1);
-    read_party(x, doc, "buyer", &v->buyer, 0);
-    v->total_amount = field(x, doc, "total_amount", 1);
-    v->total_tax = field(x, doc, "total_tax", 1);
-    v->total_with_tax = field(x, doc, "total_with_tax", 1);
-    v->words = field(x, doc, "total_with_tax_words", 1);
-    v->drawer = field(x, doc, "drawer", 1);
-    v->remark = field(x, doc, "remark", 0);
-    v->original = v->red ? field(x, doc, "original_number", 0) : NULL;
-    if (!x->rc)
-        read_items(x, doc, v);
-    return x->rc;
+    v->nitems = d->nitems;
+    return 0;
 }
 
 static int qr_text(const inv *v, char *buf, size_t n)
@@ -468,305 +185,19 @@ static int qr_text(const inv *v, char *buf, size_t n)
 
 /* ---- drawing ---- */
 
-typedef struct dc {
-    fp_pdf_renderer *r;
-    cairo_t *cr;
-    fp_err *err;
-    int rc;
-} dc;
-
-static void dfail(dc *c, int code, const char *msg)
-{
-    if (c->rc)
-        return;
-    c->rc = code;
-    fp_fail(c->err, code, "%s", msg);
-}
-
-static int grow(dc *c, void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t nc = *cap ? *cap : 64;
-    while (nc < need)
-        nc *= 2;
-    void *np = realloc(*p, nc * elem);
-    if (!np) {
-        dfail(c, FP_ENOMEM, "out of memory");
-        return -1;
-    }
-    *p = np;
-    *cap = nc;
-    return 0;
-}
-
-/* Measures s into c->r->m; returns the number of clusters (0 for an empty
- * string or on failure). */
-static int measure(dc *c, const char *s)
-{
-    meas *m = &c->r->m;
-    if (c->rc || !s || !*s)
-        return 0;
-    size_t len = strlen(s);
-    if (len > INT32_MAX / 2) {
-        dfail(c, FP_EINVAL, "text too long");
-        return 0;
-    }
-    if (grow(c, (void **)&m->txt, &m->txt_cap, len + 1, 1) < 0)
-        return 0;
-    for (size_t i = 0; i <= len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        m->txt[i] = (ch && (ch < 0x20 || ch == 0x7f)) ? ' ' : (char)ch;
-    }
-    cairo_glyph_t *gl = m->gl;
-    cairo_text_cluster_t *cl = m->cl;
-    int ngl = m->gl_cap, ncl = m->cl_cap;
-    cairo_text_cluster_flags_t flags = 0;
-    cairo_status_t st = cairo_scaled_font_text_to_glyphs(c->r->ref, 0, 0, m->txt, (int)len, &gl,
-                                                         &ngl, &cl, &ncl, &flags);
-    /* cairo may have replaced the arrays (then they are ours to free) */
-    if (gl != m->gl) {
-        cairo_glyph_free(m->gl);
-        m->gl = gl;
-        m->gl_cap = ngl;
-    }
-    if (cl != m->cl) {
-        cairo_text_cluster_free(m->cl);
-        m->cl = cl;
-        m->cl_cap = ncl;
-    }
-    if (st != CAIRO_STATUS_SUCCESS) {
-        dfail(c, st == CAIRO_STATUS_NO_MEMORY ? FP_ENOMEM : FP_EINVAL,
-              st == CAIRO_STATUS_NO_MEMORY ? "out of memory" : "text cannot be drawn");
-        return 0;
-    }
-    m->ngl = ngl;
-    m->ncl = ncl;
-    size_t cap = (size_t)m->arr_cap, c2 = cap, c3 = cap;
-    if (grow(c, (void **)&m->adv, &cap, (size_t)ncl + 1, sizeof *m->adv) < 0 ||
-        grow(c, (void **)&m->off, &c2, (size_t)ncl + 1, sizeof *m->off) < 0 ||
-        grow(c, (void **)&m->g0, &c3, (size_t)ncl + 1, sizeof *m->g0) < 0)
-        return 0;
-    m->arr_cap = (int)cap;
-    int off = 0, g = 0;
-    for (int i = 0; i < ncl; i++) {
-        m->off[i] = off;
-        m->g0[i] = g;
-        off += m->cl[i].num_bytes;
-        g += m->cl[i].num_glyphs;
-    }
-    m->off[ncl] = off;
-    m->g0[ncl] = g;
-    for (int i = 0; i < ncl; i++) {
-        if (i + 1 < ncl) {
-            m->adv[i] = (m->gl[m->g0[i + 1]].x - m->gl[m->g0[i]].x) / REF_SIZE;
-        } else {
-            cairo_text_extents_t e;
-            cairo_scaled_font_glyph_extents(c->r->ref, m->gl + m->g0[i], m->ngl - m->g0[i], &e);
-            m->adv[i] = e.x_advance / REF_SIZE;
-        }
-    }
-    return ncl;
-}
-
-static double width_of(const meas *m, int a, int b)
-{
-    double w = 0;
-    for (int i = a; i < b; i++)
-        w += m->adv[i];
-    return w;
-}
-
-/* 1 if cluster i is a printable ASCII character other than a blank. */
-static int latin_word(const meas *m, int i)
-{
-    unsigned char ch = (unsigned char)m->txt[m->off[i]];
-    return ch > ' ' && ch < 0x80;
-}
-
-/* Greedy line breaking of the measured text at size sz into lines no wider
- * than w (points); starts[] gets up to max line starts.  Returns the number
- * of lines needed, counting at most max + 1. */
-static int wrap(const meas *m, double sz, double w, int *starts, int max, int words)
-{
-    int lines = 0, i = 0;
-    while (i < m->ncl && lines <= max) {
-        if (lines > 0)
-            while (i < m->ncl && m->txt[m->off[i]] == ' ')
-                i++; /* no blank at the start of a continuation line */
-        if (i >= m->ncl)
-            break;
-        if (lines < max)
-            starts[lines] = i;
-        lines++;
-        int start = i;
-        double x = m->adv[i] * sz;
-        i++;
-        while (i < m->ncl && x + m->adv[i] * sz <= w)
-            x += m->adv[i++] * sz;
-        /* Chinese breaks anywhere; a Latin word moves to the next line
-         * whole when the line has a blank to break at */
-        if (words && i < m->ncl && latin_word(m, i) && latin_word(m, i - 1)) {
-            int k = i - 1;
-            while (k > start && m->txt[m->off[k]] != ' ')
-                k--;
-            if (k > start)
-                i = k;
-        }
-    }
-    return lines;
-}
-
-/* Draws clusters [a, b) of the measured text, plus "…" when ell, at size sz
- * with the left end at x and the baseline at y (points). */
-static void draw_run(dc *c, int a, int b, int ell, double sz, double x, double y)
-{
-    meas *m = &c->r->m;
-    if (c->rc || (a >= b && !ell))
-        return;
-    size_t ng = (size_t)(m->g0[b] - m->g0[a]) + (ell ? 1 : 0);
-    size_t nc = (size_t)(b - a) + (ell ? 1 : 0);
-    size_t nb = (size_t)(m->off[b] - m->off[a]) + (ell ? 3 : 0);
-    size_t gcap = (size_t)m->dg_cap, ccap = (size_t)m->dcl_cap;
-    if (grow(c, (void **)&m->dg, &gcap, ng, sizeof *m->dg) < 0 ||
-        grow(c, (void **)&m->dcl, &ccap, nc, sizeof *m->dcl) < 0 ||
-        grow(c, (void **)&m->ubuf, &m->ubuf_cap, nb, 1) < 0)
-        return;
-    m->dg_cap = (int)gcap;
-    m->dcl_cap = (int)ccap;
-    double s = sz / REF_SIZE, x0 = m->gl[m->g0[a]].x;
-    size_t k = 0;
-    for (int g = m->g0[a]; g < m->g0[b]; g++, k++) {
-        m->dg[k].index = m->gl[g].index;
-        m->dg[k].x = x + (m->gl[g].x - x0) * s;
-        m->dg[k].y = y;
-    }
-    memcpy(m->dcl, m->cl + a, (size_t)(b - a) * sizeof *m->dcl);
-    memcpy(m->ubuf, m->txt + m->off[a], (size_t)(m->off[b] - m->off[a]));
-    if (ell) {
-        m->dg[k].index = c->r->ell_index;
-        m->dg[k].x = x + width_of(m, a, b) * sz;
-        m->dg[k].y = y;
-        m->dcl[nc - 1].num_bytes = 3;
-        m->dcl[nc - 1].num_glyphs = 1;
-        memcpy(m->ubuf + nb - 3, "…", 3);
-    }
-    cairo_set_font_size(c->cr, sz);
-    cairo_show_text_glyphs(c->cr, m->ubuf, (int)nb, m->dg, (int)ng, m->dcl, (int)nc, 0);
-}
-
-/* Draws s inside the box (x, y, w, h in mm): at size if it fits on one
- * line, else at the largest size down to min_size at which it fits on one
- * line or (wrap) on as many lines as the box holds; failing that, at
- * min_size on as many lines as fit, the last cut with "…".  Nothing is
- * drawn outside the box. */
-static void text_box(dc *c, const char *s, double x, double y, double w, double h, double size,
-                     double min_size, int align, int wrap_ok)
-{
-    enum { MAXL = 16 };
-    meas *m = &c->r->m;
-    int n = measure(c, s);
-    if (n == 0)
-        return;
-    double wp = MM(w), hp = MM(h), total = width_of(m, 0, n);
-    int starts[MAXL + 1], nl = 1, ell = 0;
-    double sz = size;
-    for (;;) {
-        if (sz < min_size)
-            sz = min_size;
-        int maxl = wrap_ok ? (int)(hp / (sz * LINE_H)) : 1;
-        if (maxl < 1)
-            maxl = 1;
-        if (maxl > MAXL)
-            maxl = MAXL;
-        starts[0] = 0;
-        if (total * sz <= wp) {
-            nl = 1;
-            break;
-        }
-        if (maxl > 1 && (nl = wrap(m, sz, wp, starts, maxl, 1)) <= maxl)
-            break;
-        if (sz <= min_size) {
-            /* Latin words broken where they must, else cut */
-            nl = maxl > 1 ? wrap(m, sz, wp, starts, maxl, 0) : 2; /* 2: does not fit */
-            if (nl > maxl) {
-                nl = maxl;
-                ell = 1;
-            }
-            break;
-        }
-        sz -= 0.5;
-    }
-    starts[nl] = n;
-    double lh = sz * LINE_H, top = MM(y) + (hp - nl * lh) / 2;
-    for (int i = 0; i < nl; i++) {
-        int a = starts[i], b = starts[i + 1];
-        int cut = ell && i == nl - 1;
-        double lw;
-        if (cut) {
-            /* as much of the rest as fits with the "…" */
-            double room = wp - c->r->ell_adv * sz;
-            b = a;
-            lw = 0;
-            while (b < n && lw + m->adv[b] * sz <= room)
-                lw += m->adv[b++] * sz;
-            lw += c->r->ell_adv * sz;
-        } else {
-            /* trailing blanks do not count when aligning */
-            while (b > a + 1 && m->txt[m->off[b - 1]] == ' ')
-                b--;
-            lw = width_of(m, a, b) * sz;
-        }
-        double lx = MM(x);
-        if (align == AL_RIGHT)
-            lx += wp - lw;
-        else if (align == AL_CENTRE)
-            lx += (wp - lw) / 2;
-        double base = top + i * lh + lh / 2 + CENTRE * sz;
-        draw_run(c, a, b, cut, sz, lx, base);
-    }
-}
-
-/* One line of text, left-aligned at x with its centre at cy (mm); returns
- * its width in mm. */
-static double label(dc *c, const char *s, double x, double cy, double size)
-{
-    int n = measure(c, s);
-    if (n == 0)
-        return 0;
-    double w = width_of(&c->r->m, 0, n) * size;
-    draw_run(c, 0, n, 0, size, MM(x), MM(cy) + CENTRE * size);
-    return w * 25.4 / 72.0;
-}
-
-/* Characters of s stacked top to bottom, centred in the column (x, y, w, h). */
-static void vertical(dc *c, const char *s, double x, double y, double w, double h, double size)
-{
-    int n = measure(c, s);
-    if (n == 0)
-        return;
-    double pitch = size * 1.12 * 25.4 / 72.0;
-    double cy = y + (h - n * pitch) / 2 + pitch / 2;
-    for (int i = 0; i < n; i++, cy += pitch) {
-        meas *m = &c->r->m;
-        draw_run(c, i, i + 1, 0, size, MM(x + w / 2) - m->adv[i] * size / 2,
-                 MM(cy) + CENTRE * size);
-    }
-}
-
-static void hline(dc *c, double x0, double x1, double y)
+static void hline(fp_pdf_dc *c, double x0, double x1, double y)
 {
     cairo_move_to(c->cr, MM(x0), MM(y));
     cairo_line_to(c->cr, MM(x1), MM(y));
 }
 
-static void vline(dc *c, double x, double y0, double y1)
+static void vline(fp_pdf_dc *c, double x, double y0, double y1)
 {
     cairo_move_to(c->cr, MM(x), MM(y0));
     cairo_line_to(c->cr, MM(x), MM(y1));
 }
 
-static void draw_qr(dc *c, const QRcode *q)
+static void draw_qr(fp_pdf_dc *c, const QRcode *q)
 {
     int n = q->width;
     double mod = QR_SIZE / n;
@@ -791,27 +222,28 @@ static void draw_qr(dc *c, const QRcode *q)
 
 /* A label in the form's colour followed by a value in ink, on one line
  * centred at cy, the value fitted into what is left up to x_end. */
-static void pair(dc *c, const char *lbl, const char *val, double x, double cy, double x_end,
+static void pair(fp_pdf_dc *c, const char *lbl, const char *val, double x, double cy, double x_end,
                  double h, double size)
 {
     cairo_set_source_rgb(c->cr, FORM);
-    double lw = label(c, lbl, x, cy, size);
+    double lw = fp_pdf_label(c, lbl, x, cy, size);
     cairo_set_source_rgb(c->cr, INK);
     if (val && x + lw < x_end)
-        text_box(c, val, x + lw, cy - h / 2, x_end - (x + lw), h, size + 0.5, 5.5, AL_LEFT, 1);
+        fp_pdf_text_box(c, val, x + lw, cy - h / 2, x_end - (x + lw), h, size + 0.5, 5.5, AL_LEFT,
+                        1);
 }
 
-static void draw_header(dc *c, const inv *v, const QRcode *q)
+static void draw_header(fp_pdf_dc *c, const inv *v, const QRcode *q)
 {
     cairo_t *cr = c->cr;
     draw_qr(c, q);
 
     /* title, with the double rule under it */
     cairo_set_source_rgb(cr, FORM);
-    int n = measure(c, v->title);
-    double tw = width_of(&c->r->m, 0, n) * 17.0 * 25.4 / 72.0;
+    int n = fp_pdf_measure(c, v->title);
+    double tw = fp_pdf_width(&c->r->m, 0, n) * 17.0 * 25.4 / 72.0;
     double tx = PAGE_W / 2 - tw / 2;
-    label(c, v->title, tx, 13.0, 17.0);
+    fp_pdf_label(c, v->title, tx, 13.0, 17.0);
     cairo_set_line_width(cr, 0.6);
     hline(c, tx - 4, tx + tw + 4, 18.2);
     hline(c, tx - 4, tx + tw + 4, 19.0);
@@ -827,7 +259,7 @@ static void draw_header(dc *c, const inv *v, const QRcode *q)
         cairo_set_line_width(cr, 0.5);
         cairo_rectangle(cr, MM(sx + 0.9), MM(sy + 0.9), MM(sw - 1.8), MM(sh - 1.8));
         cairo_stroke(cr);
-        text_box(c, "红字", sx, sy, sw, sh, 16.0, 10.0, AL_CENTRE, 0);
+        fp_pdf_text_box(c, "红字", sx, sy, sw, sh, 16.0, 10.0, AL_CENTRE, 0);
     }
 
     pair(c, "发票号码：", v->number, INFO_X, 9.5, FRAME_R, 4.5, 8.5);
@@ -848,7 +280,7 @@ static void draw_header(dc *c, const inv *v, const QRcode *q)
     for (int i = 0; i < 2; i++) {
         double x0 = sides[i].x0, x1 = sides[i].x1, cx = x0 + SIDE_W + 1.5;
         cairo_set_source_rgb(cr, FORM);
-        vertical(c, sides[i].title, x0, FRAME_T, SIDE_W, PARTY_B - FRAME_T, 7.5);
+        fp_pdf_vertical(c, sides[i].title, x0, FRAME_T, SIDE_W, PARTY_B - FRAME_T, 7.5);
         pair(c, "名称：", sides[i].p->name, cx, FRAME_T + 5.0, x1 - 1.5, 8.0, 8.0);
         pair(c, "统一社会信用代码/纳税人识别号：", sides[i].p->tax_id, cx, FRAME_T + 13.0, x1 - 1.5,
              5.0, 8.0);
@@ -858,13 +290,13 @@ static void draw_header(dc *c, const inv *v, const QRcode *q)
     cairo_set_source_rgb(cr, FORM);
     double x = FRAME_L;
     for (int k = 0; k < NCOLS; k++) {
-        text_box(c, cols[k].title, x, PARTY_B, cols[k].width, HEAD_B - PARTY_B, 8.0, 6.0, AL_CENTRE,
-                 0);
+        fp_pdf_text_box(c, cols[k].title, x, PARTY_B, cols[k].width, HEAD_B - PARTY_B, 8.0, 6.0,
+                        AL_CENTRE, 0);
         x += cols[k].width;
     }
 }
 
-static void draw_row(dc *c, const item *t, double y)
+static void draw_row(fp_pdf_dc *c, const item *t, double y)
 {
     const char *cells[NCOLS] = {t->name,  t->spec,   t->unit, t->qty,
                                 t->price, t->amount, t->rate, t->tax};
@@ -872,8 +304,8 @@ static void draw_row(dc *c, const item *t, double y)
     cairo_set_source_rgb(c->cr, INK);
     for (int k = 0; k < NCOLS; k++) {
         if (cells[k])
-            text_box(c, cells[k], x + PAD, y, cols[k].width - 2 * PAD, ROW_H, 7.5,
-                     cols[k].wrap ? 5.5 : 4.5, cols[k].align, cols[k].wrap);
+            fp_pdf_text_box(c, cells[k], x + PAD, y, cols[k].width - 2 * PAD, ROW_H, 7.5,
+                            cols[k].wrap ? 5.5 : 4.5, cols[k].align, cols[k].wrap);
         x += cols[k].width;
     }
 }
@@ -887,46 +319,47 @@ static double col_x(int k)
     return x;
 }
 
-static void draw_totals(dc *c, const inv *v)
+static void draw_totals(fp_pdf_dc *c, const inv *v)
 {
     cairo_t *cr = c->cr;
     char buf[64];
     const double gross_label = 52.0;
 
     cairo_set_source_rgb(cr, FORM);
-    text_box(c, "合　　计", col_x(C_NAME), ROWS_B, cols[C_NAME].width, TOTAL_B - ROWS_B, 8.5, 6,
-             AL_CENTRE, 0);
+    fp_pdf_text_box(c, "合　　计", col_x(C_NAME), ROWS_B, cols[C_NAME].width, TOTAL_B - ROWS_B, 8.5,
+                    6, AL_CENTRE, 0);
     cairo_set_source_rgb(cr, INK);
     snprintf(buf, sizeof buf, "¥%s", v->total_amount);
-    text_box(c, buf, col_x(C_AMOUNT) + PAD, ROWS_B, cols[C_AMOUNT].width - 2 * PAD,
-             TOTAL_B - ROWS_B, 8.5, 4.5, AL_RIGHT, 0);
+    fp_pdf_text_box(c, buf, col_x(C_AMOUNT) + PAD, ROWS_B, cols[C_AMOUNT].width - 2 * PAD,
+                    TOTAL_B - ROWS_B, 8.5, 4.5, AL_RIGHT, 0);
     snprintf(buf, sizeof buf, "¥%s", v->total_tax);
-    text_box(c, buf, col_x(C_TAX) + PAD, ROWS_B, cols[C_TAX].width - 2 * PAD, TOTAL_B - ROWS_B, 8.5,
-             4.5, AL_RIGHT, 0);
+    fp_pdf_text_box(c, buf, col_x(C_TAX) + PAD, ROWS_B, cols[C_TAX].width - 2 * PAD,
+                    TOTAL_B - ROWS_B, 8.5, 4.5, AL_RIGHT, 0);
 
     /* 价税合计 */
     cairo_set_source_rgb(cr, FORM);
-    text_box(c, "价税合计（大写）", FRAME_L, TOTAL_B, gross_label - FRAME_L, GROSS_B - TOTAL_B, 8.5,
-             6, AL_CENTRE, 0);
+    fp_pdf_text_box(c, "价税合计（大写）", FRAME_L, TOTAL_B, gross_label - FRAME_L,
+                    GROSS_B - TOTAL_B, 8.5, 6, AL_CENTRE, 0);
     double cy = (TOTAL_B + GROSS_B) / 2;
-    label(c, "⊗", gross_label + 2.0, cy, 9.0);
+    fp_pdf_label(c, "⊗", gross_label + 2.0, cy, 9.0);
     cairo_set_source_rgb(cr, INK);
-    text_box(c, v->words, gross_label + 6.0, TOTAL_B, 108.0, GROSS_B - TOTAL_B, 9.0, 5.5, AL_LEFT,
-             0);
+    fp_pdf_text_box(c, v->words, gross_label + 6.0, TOTAL_B, 108.0, GROSS_B - TOTAL_B, 9.0, 5.5,
+                    AL_LEFT, 0);
     cairo_set_source_rgb(cr, FORM);
-    double lw = label(c, "（小写）", 168.0, cy, 8.5);
+    double lw = fp_pdf_label(c, "（小写）", 168.0, cy, 8.5);
     cairo_set_source_rgb(cr, INK);
     snprintf(buf, sizeof buf, "¥%s", v->total_with_tax);
-    text_box(c, buf, 168.0 + lw, TOTAL_B, FRAME_R - 1.5 - (168.0 + lw), GROSS_B - TOTAL_B, 9.0, 5.0,
-             AL_LEFT, 0);
+    fp_pdf_text_box(c, buf, 168.0 + lw, TOTAL_B, FRAME_R - 1.5 - (168.0 + lw), GROSS_B - TOTAL_B,
+                    9.0, 5.0, AL_LEFT, 0);
 
     /* 备注 */
     cairo_set_source_rgb(cr, FORM);
-    vertical(c, "备注", FRAME_L, GROSS_B, SIDE_W, FRAME_B - GROSS_B, 8.0);
+    fp_pdf_vertical(c, "备注", FRAME_L, GROSS_B, SIDE_W, FRAME_B - GROSS_B, 8.0);
     cairo_set_source_rgb(cr, INK);
     if (v->remark)
-        text_box(c, v->remark, FRAME_L + SIDE_W + 1.5, GROSS_B + 0.5,
-                 FRAME_R - FRAME_L - SIDE_W - 3.0, FRAME_B - GROSS_B - 1.0, 8.0, 5.5, AL_LEFT, 1);
+        fp_pdf_text_box(c, v->remark, FRAME_L + SIDE_W + 1.5, GROSS_B + 0.5,
+                        FRAME_R - FRAME_L - SIDE_W - 3.0, FRAME_B - GROSS_B - 1.0, 8.0, 5.5,
+                        AL_LEFT, 1);
 
     /* rules of the bottom part */
     cairo_set_source_rgb(cr, FORM);
@@ -939,7 +372,7 @@ static void draw_totals(dc *c, const inv *v)
     cairo_stroke(cr);
 }
 
-static void draw_page(dc *c, const inv *v, const QRcode *q, int page, int npages)
+static void draw_page(fp_pdf_dc *c, const inv *v, const QRcode *q, int page, int npages)
 {
     cairo_t *cr = c->cr;
     char buf[96];
@@ -954,8 +387,8 @@ static void draw_page(dc *c, const inv *v, const QRcode *q, int page, int npages
     } else {
         cairo_set_source_rgb(cr, FORM);
         snprintf(buf, sizeof buf, "（本页未完，续见第 %d 页）", page + 2);
-        text_box(c, buf, FRAME_L, ROWS_B, FRAME_R - FRAME_L, FRAME_B - ROWS_B, 9.0, 6.0, AL_CENTRE,
-                 0);
+        fp_pdf_text_box(c, buf, FRAME_L, ROWS_B, FRAME_R - FRAME_L, FRAME_B - ROWS_B, 9.0, 6.0,
+                        AL_CENTRE, 0);
         cairo_set_line_width(cr, 0.5);
         hline(c, FRAME_L, FRAME_R, ROWS_B);
         cairo_stroke(cr);
@@ -979,7 +412,7 @@ static void draw_page(dc *c, const inv *v, const QRcode *q, int page, int npages
     pair(c, "开票人：", v->drawer, FRAME_L + 2.0, fy, 120.0, 4.5, 8.5);
     cairo_set_source_rgb(cr, FORM);
     snprintf(buf, sizeof buf, "第 %d 页 / 共 %d 页", page + 1, npages);
-    text_box(c, buf, 150.0, fy - 2.25, FRAME_R - 150.0, 4.5, 8.0, 6.0, AL_RIGHT, 0);
+    fp_pdf_text_box(c, buf, 150.0, fy - 2.25, FRAME_R - 150.0, 4.5, 8.0, 6.0, AL_RIGHT, 0);
 }
 
 /* ---- output ---- */
@@ -1034,7 +467,7 @@ static int render(fp_pdf_renderer *r, const inv *v, const QRcode *q, fp_buf *out
     cairo_set_font_face(cr, r->face);
     cairo_set_font_options(cr, r->opts);
     cairo_set_line_cap(cr, CAIRO_LINE_CAP_SQUARE);
-    dc c = {.r = r, .cr = cr, .err = err};
+    fp_pdf_dc c = {.r = r, .cr = cr, .err = err};
     for (int p = 0; p < npages && !c.rc; p++) {
         draw_page(&c, v, q, p, npages);
         cairo_show_page(cr);
@@ -1054,36 +487,26 @@ static int render(fp_pdf_renderer *r, const inv *v, const QRcode *q, fp_buf *out
     return 0;
 }
 
-/* Parses and reads doc; on success the caller frees *root and v->items. */
-static int load(const char *doc, size_t len, cJSON **root, inv *v, fp_err *err)
+/* Reads doc; on success the caller frees v->items and clears d. */
+static int load(const char *doc, size_t len, fp_invoice_doc *d, inv *v, fp_err *err)
 {
-    fp_code code = FPC_NONE;
-    char detail[128];
-    *root =
-        fp_json_parse(doc ? doc : "", doc ? len : 0, PDF_MAX_DEPTH, &code, detail, sizeof detail);
-    if (!*root)
-        return fp_fail(err, FP_EINVAL, "invoice document is not valid JSON (%s)", detail);
-    rd x = {.err = err};
-    if (read_doc(&x, *root, v) != 0) {
-        free(v->items);
-        cJSON_Delete(*root);
-        *root = NULL;
-        return x.rc;
-    }
-    return 0;
+    int rc = fp_invoice_doc_read(doc, len, d, err);
+    if (rc == 0 && (rc = view_of(d, v, err)) < 0)
+        fp_invoice_doc_clear(d);
+    return rc;
 }
 
 int fp_pdf_qr_text(const char *doc, size_t len, char *buf, size_t n, fp_err *err)
 {
-    cJSON *root;
+    fp_invoice_doc d;
     inv v;
-    int rc = load(doc, len, &root, &v, err);
+    int rc = load(doc, len, &d, &v, err);
     if (rc)
         return rc;
     if (qr_text(&v, buf, n) < 0)
         rc = fp_fail(err, FP_ERANGE, "QR text buffer too small");
     free(v.items);
-    cJSON_Delete(root);
+    fp_invoice_doc_clear(&d);
     return rc;
 }
 
@@ -1092,9 +515,9 @@ int fp_pdf_render(fp_pdf_renderer *r, const char *doc, size_t len, fp_buf *out, 
 {
     if (!r || !out)
         return fp_fail(err, FP_EINVAL, "no renderer or output buffer");
-    cJSON *root;
+    fp_invoice_doc d;
     inv v;
-    int rc = load(doc, len, &root, &v, err);
+    int rc = load(doc, len, &d, &v, err);
     if (rc)
         return rc;
     size_t start = out->len;
@@ -1117,6 +540,6 @@ int fp_pdf_render(fp_pdf_renderer *r, const char *doc, size_t len, fp_buf *out, 
         *pages = FP_PDF_PAGES(v.nitems);
     }
     free(v.items);
-    cJSON_Delete(root);
+    fp_invoice_doc_clear(&d);
     return rc;
 }

@@ -2,96 +2,79 @@
  * libxml2's xmlTextWriter.  The layout and the choices docs/domain.md leaves open
  * are described in include/fapiao/xml.h.
  *
- * Why it reads the document strictly: the document comes from our own store,
- * so anything unexpected means corruption or a format change we have not
- * followed, and a download must never silently drop a field.  Every value
- * is also checked against XML 1.0's character set before it is written:
- * JSON can carry \u0001 or U+FFFF, which no XML parser accepts, and the
- * writer would pass them through. */
+ * The document is read strictly by the one reader, invoice_doc.c (a stored
+ * document with anything unexpected is corruption, and a download must
+ * never silently drop a field).  Every value is also checked against XML
+ * 1.0's character set before it is written: JSON can carry \u0001 or
+ * U+FFFF, which no XML parser accepts, and the writer would pass them
+ * through. */
 #include "fapiao/xml.h"
 
 #include <libxml/parser.h>
 #include <libxml/xmlwriter.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define XML_MAX_DEPTH 16
+#include "fapiao/invoice_doc.h"
 
-/* ---- lookup tables (wire value -> XML value) ---- */
+/* ---- the document's fields and their elements ---- */
 
+/* InIssuType: the XML's code and words for blue (0) and red (1). */
 static const struct {
-    const char *color, *code, *name;
-} colors[] = {
-    {"blue", "Y", "蓝字发票"},
-    {"red", "N", "红字发票"},
-};
+    const char *code, *name;
+} colors[2] = {{"Y", "蓝字发票"}, {"N", "红字发票"}};
 
+#define PARTY(f) offsetof(fp_doc_party, f)
 static const struct {
-    const char *type, *name;
-} kinds[] = {
-    {"01", "增值税专用发票"},
-    {"02", "普通发票"},
-};
-
-static const struct {
-    const char *reason, *name;
-} reasons[] = {
-    {"issue_error", "开票有误"},
-    {"sales_return", "销货退回"},
-    {"service_stop", "服务中止"},
-    {"allowance", "销售折让"},
-};
-
-/* Lines whose policy changes what the rate and tax cells show. */
-static const struct {
-    const char *policy, *rate, *tax;
-} displays[] = {
-    {"exempt", "免税", "***"},
-    {"non_taxable", "不征税", ""},
+    const char *key, *seller_el, *buyer_el;
+    size_t off;
+} party_cols[] = {
+    {"tax_id", "SellerIdNum", "BuyerIdNum", PARTY(tax_id)},
+    {"name", "SellerName", "BuyerName", PARTY(name)},
+    {"address", "SellerAddr", "BuyerAddr", PARTY(address)},
+    {"phone", "SellerTelNum", "BuyerTelNum", PARTY(phone)},
+    {"bank", "SellerBankName", "BuyerBankName", PARTY(bank)},
+    {"account", "SellerBankAccNum", "BuyerBankAccNum", PARTY(account)},
 };
 
 typedef struct col {
-    const char *key; /* in the JSON object */
+    const char *key; /* in the JSON object, for messages */
     const char *el;  /* XML element */
-    int required;
+    size_t off;      /* of the const char * in the read document */
 } col;
 
-static const struct {
-    const char *key, *seller_el, *buyer_el;
-    int seller_required, buyer_required;
-} party_cols[] = {
-    {"tax_id", "SellerIdNum", "BuyerIdNum", 1, 0},
-    {"name", "SellerName", "BuyerName", 1, 1},
-    {"address", "SellerAddr", "BuyerAddr", 0, 0},
-    {"phone", "SellerTelNum", "BuyerTelNum", 0, 0},
-    {"bank", "SellerBankName", "BuyerBankName", 0, 0},
-    {"account", "SellerBankAccNum", "BuyerBankAccNum", 0, 0},
-};
-
+#define DOC(f) offsetof(fp_invoice_doc, f)
 static const col basic_cols[] = {
-    {"total_amount", "TotalAmWithoutTax", 1},
-    {"total_tax", "TotalTaxAm", 1},
-    {"total_with_tax", "TotalTax-includedAmount", 1},
-    {"total_with_tax_words", "TotalTax-includedAmountInChinese", 1},
-    {"drawer", "Drawer", 1},
+    {"total_amount", "TotalAmWithoutTax", DOC(total_amount)},
+    {"total_tax", "TotalTaxAm", DOC(total_tax)},
+    {"total_with_tax", "TotalTax-includedAmount", DOC(total_with_tax)},
+    {"total_with_tax_words", "TotalTax-includedAmountInChinese", DOC(total_with_tax_words)},
+    {"drawer", "Drawer", DOC(drawer)},
 };
 
-/* TaxRate and ComTaxAm are subject to displays[]. */
+/* TaxRate and ComTaxAm show shown_rate / shown_tax where the line has them. */
+#define ITEM(f) offsetof(fp_doc_item, f)
 static const col item_cols[] = {
-    {"name", "ItemName", 1},
-    {"spec", "SpecMod", 0},
-    {"unit", "MeaUnits", 0},
-    {"quantity", "Quantity", 0},
-    {"unit_price", "UnPrice", 0},
-    {"amount", "Amount", 1},
-    {"tax_rate", "TaxRate", 1},
-    {"tax", "ComTaxAm", 1},
-    {"amount_with_tax", "TotaltaxIncludedAmount", 1},
-    {"tax_code", "TaxClassificationCode", 1},
+    {"name", "ItemName", ITEM(name)},
+    {"spec", "SpecMod", ITEM(spec)},
+    {"unit", "MeaUnits", ITEM(unit)},
+    {"quantity", "Quantity", ITEM(quantity)},
+    {"unit_price", "UnPrice", ITEM(unit_price)},
+    {"amount", "Amount", ITEM(amount)},
+    {"tax_rate", "TaxRate", ITEM(tax_rate)},
+    {"tax", "ComTaxAm", ITEM(tax)},
+    {"amount_with_tax", "TotaltaxIncludedAmount", ITEM(amount_with_tax)},
+    {"tax_code", "TaxClassificationCode", ITEM(tax_code)},
 };
+
+static const char *member(const void *base, size_t off)
+{
+    return *(const char *const *)((const char *)base + off);
+}
 
 /* ---- the conversion context ---- */
 
@@ -99,7 +82,7 @@ typedef struct xctx {
     xmlTextWriterPtr w;
     fp_err *err;
     int rc;         /* first failure, 0 while all is well */
-    char where[40]; /* object being read, for messages: "seller", "items[2]" */
+    char where[40]; /* object being written, for messages: "seller", "items[2]" */
 } xctx;
 
 __attribute__((format(printf, 3, 4))) static void fail(xctx *x, int code, const char *fmt, ...)
@@ -160,47 +143,6 @@ static int xml_text_ok(const char *s)
         p += n + 1;
     }
     return 1;
-}
-
-/* The string member key of obj: NULL when absent (a failure if required),
- * a failure when it is not a string or holds a character XML forbids. */
-static const char *field(xctx *x, const cJSON *obj, const char *key, int required)
-{
-    const char *dot = x->where[0] ? "." : "";
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!v || cJSON_IsNull(v)) {
-        if (required)
-            fail(x, FP_EINVAL, "invoice document lacks %s%s%s", x->where, dot, key);
-        return NULL;
-    }
-    if (!cJSON_IsString(v)) {
-        fail(x, FP_EINVAL, "invoice document: %s%s%s is not a string", x->where, dot, key);
-        return NULL;
-    }
-    if (!xml_text_ok(v->valuestring)) {
-        fail(x, FP_EINVAL, "invoice document: %s%s%s has a character XML cannot carry", x->where,
-             dot, key);
-        return NULL;
-    }
-    return v->valuestring;
-}
-
-static const cJSON *object(xctx *x, const cJSON *obj, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsObject(v)) {
-        fail(x, FP_EINVAL, "invoice document: %s is missing or not an object", key);
-        return NULL;
-    }
-    return v;
-}
-
-static int is_number20(const char *s)
-{
-    size_t i = 0;
-    while (s[i] >= '0' && s[i] <= '9')
-        i++;
-    return i == 20 && s[i] == 0;
 }
 
 /* "2026-11-25T10:11:12+08:00" (China Standard Time, as fp_h_issue writes
@@ -272,6 +214,16 @@ static void leaf(xctx *x, const char *name, const char *value)
     close_el(x);
 }
 
+/* leaf() for a value from the document, which may hold a character XML
+ * cannot carry (JSON can: \u0001, U+FFFF): refused, naming key. */
+static void doc_leaf(xctx *x, const char *name, const char *key, const char *value)
+{
+    if (!x->rc && value && !xml_text_ok(value))
+        fail(x, FP_EINVAL, "invoice document: %s%s%s has a character XML cannot carry", x->where,
+             x->where[0] ? "." : "", key);
+    leaf(x, name, value);
+}
+
 static void label(xctx *x, const char *name, const char *code, const char *text)
 {
     open_el(x, name);
@@ -280,118 +232,67 @@ static void label(xctx *x, const char *name, const char *code, const char *text)
     close_el(x);
 }
 
-static void header(xctx *x, const cJSON *doc, const char *number)
+static void header(xctx *x, const fp_invoice_doc *d)
 {
-    const char *color = field(x, doc, "color", 1);
-    const char *type = field(x, doc, "invoice_type", 1);
-    if (x->rc)
-        return;
-    size_t ci = 0, ki = 0;
-    while (ci < sizeof colors / sizeof colors[0] && strcmp(colors[ci].color, color))
-        ci++;
-    while (ki < sizeof kinds / sizeof kinds[0] && strcmp(kinds[ki].type, type))
-        ki++;
-    if (ci == sizeof colors / sizeof colors[0]) {
-        fail(x, FP_EINVAL, "invoice document: color must be blue or red");
-        return;
-    }
-    if (ki == sizeof kinds / sizeof kinds[0]) {
-        fail(x, FP_EINVAL, "invoice document: invoice_type must be 01 or 02");
-        return;
-    }
     char tag[9];
-    snprintf(tag, sizeof tag, "SWEI%.2s00", number + 2);
+    snprintf(tag, sizeof tag, "SWEI%.2s00", d->number + 2);
     open_el(x, "Header");
-    leaf(x, "EIid", number);
+    leaf(x, "EIid", d->number);
     leaf(x, "EInvoiceTag", tag);
     open_el(x, "InherentLabel");
-    label(x, "InIssuType", colors[ci].code, colors[ci].name);
-    label(x, "EInvoiceType", kinds[ki].type, kinds[ki].name);
+    label(x, "InIssuType", colors[d->red].code, colors[d->red].name);
+    label(x, "EInvoiceType", d->type->code, d->type->name);
     close_el(x);
     close_el(x);
 }
 
-static void party(xctx *x, const cJSON *doc, const char *key, int seller)
+static void party(xctx *x, const fp_doc_party *p, const char *key, int seller)
 {
-    const cJSON *p = object(x, doc, key);
     snprintf(x->where, sizeof x->where, "%s", key);
     open_el(x, seller ? "SellerInformation" : "BuyerInformation");
-    for (size_t i = 0; p && i < sizeof party_cols / sizeof party_cols[0]; i++) {
-        int req = seller ? party_cols[i].seller_required : party_cols[i].buyer_required;
-        leaf(x, seller ? party_cols[i].seller_el : party_cols[i].buyer_el,
-             field(x, p, party_cols[i].key, req));
-    }
+    for (size_t i = 0; i < sizeof party_cols / sizeof party_cols[0]; i++)
+        doc_leaf(x, seller ? party_cols[i].seller_el : party_cols[i].buyer_el, party_cols[i].key,
+                 member(p, party_cols[i].off));
     close_el(x);
     x->where[0] = 0;
 }
 
 /* rt: RequestTime, already derived from issued_at */
-static void basic(xctx *x, const cJSON *doc, const char *rt)
+static void basic(xctx *x, const fp_invoice_doc *d, const char *rt)
 {
     open_el(x, "BasicInformation");
     for (size_t i = 0; i < sizeof basic_cols / sizeof basic_cols[0]; i++)
-        leaf(x, basic_cols[i].el, field(x, doc, basic_cols[i].key, basic_cols[i].required));
+        doc_leaf(x, basic_cols[i].el, basic_cols[i].key, member(d, basic_cols[i].off));
     leaf(x, "RequestTime", rt);
     close_el(x);
 }
 
-static void items(xctx *x, const cJSON *doc)
+static void items(xctx *x, const fp_invoice_doc *d)
 {
-    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(doc, "items");
-    if (!cJSON_IsArray(arr) || !arr->child) {
-        fail(x, FP_EINVAL, "invoice document: items is missing, empty or not an array");
-        return;
-    }
-    int n = 0;
-    for (const cJSON *it = arr->child; it && !x->rc; it = it->next) {
-        snprintf(x->where, sizeof x->where, "items[%d]", n++);
-        if (!cJSON_IsObject(it)) {
-            fail(x, FP_EINVAL, "invoice document: %s is not an object", x->where);
-            return;
-        }
-        const char *policy = field(x, it, "policy", 0);
-        size_t di = 0;
-        while (policy && di < sizeof displays / sizeof displays[0] &&
-               strcmp(displays[di].policy, policy))
-            di++;
-        int shown = policy && di < sizeof displays / sizeof displays[0];
+    for (int n = 0; n < d->nitems && !x->rc; n++) {
+        const fp_doc_item *it = &d->items[n];
+        snprintf(x->where, sizeof x->where, "items[%d]", n);
         open_el(x, "IssuItemInformation");
         for (size_t c = 0; c < sizeof item_cols / sizeof item_cols[0]; c++) {
-            const char *v = field(x, it, item_cols[c].key, item_cols[c].required);
-            if (shown && strcmp(item_cols[c].key, "tax_rate") == 0)
-                v = displays[di].rate;
-            else if (shown && strcmp(item_cols[c].key, "tax") == 0)
-                v = displays[di].tax;
-            leaf(x, item_cols[c].el, v);
+            const char *v = member(it, item_cols[c].off);
+            if (it->shown_rate && item_cols[c].off == ITEM(tax_rate))
+                v = it->shown_rate;
+            else if (it->shown_rate && item_cols[c].off == ITEM(tax))
+                v = it->shown_tax;
+            doc_leaf(x, item_cols[c].el, item_cols[c].key, v);
         }
         close_el(x);
     }
     x->where[0] = 0;
 }
 
-static void red(xctx *x, const cJSON *doc)
+static void red(xctx *x, const fp_invoice_doc *d)
 {
-    const char *orig = field(x, doc, "original_number", 1);
-    const char *form = field(x, doc, "red_form_id", 1);
-    const char *reason = field(x, doc, "red_reason", 1);
-    if (x->rc)
-        return;
-    if (!is_number20(orig)) {
-        fail(x, FP_EINVAL, "invoice document: original_number is not 20 digits");
-        return;
-    }
-    size_t ri = 0;
-    while (ri < sizeof reasons / sizeof reasons[0] && strcmp(reasons[ri].reason, reason))
-        ri++;
-    if (ri == sizeof reasons / sizeof reasons[0]) {
-        fail(x, FP_EINVAL, "invoice document: unknown red_reason");
-        return;
-    }
     open_el(x, "SpecificInformation");
     open_el(x, "RedEInvoice");
-    leaf(x, "OriginalInvoiceNumber", orig);
-    leaf(x, "RedFormNumber", form);
-    leaf(x, "RedReason", reasons[ri].name);
+    leaf(x, "OriginalInvoiceNumber", d->original_number);
+    doc_leaf(x, "RedFormNumber", "red_form_id", d->red_form_id);
+    leaf(x, "RedReason", d->red_reason_words);
     close_el(x);
     close_el(x);
 }
@@ -409,43 +310,28 @@ static void supervision(xctx *x, const char *number, const char *issued)
     close_el(x);
 }
 
-static void convert(xctx *x, const cJSON *doc)
+static void convert(xctx *x, const fp_invoice_doc *d)
 {
-    if (!cJSON_IsObject(doc)) {
-        fail(x, FP_EINVAL, "invoice document is not a JSON object");
-        return;
-    }
-    const char *number = field(x, doc, "number", 1);
-    const char *issued = field(x, doc, "issued_at", 1);
-    if (x->rc)
-        return;
-    if (!is_number20(number)) {
-        fail(x, FP_EINVAL, "invoice document: number is not 20 digits");
-        return;
-    }
     char rt[20];
-    if (request_time(issued, rt) < 0) {
+    if (request_time(d->issued_at, rt) < 0) {
         fail(x, FP_EINVAL, "invoice document: issued_at is not yyyy-MM-ddTHH:mm:ss…");
         return;
     }
-    const cJSON *color = cJSON_GetObjectItemCaseSensitive(doc, "color");
-    int is_red = cJSON_IsString(color) && strcmp(color->valuestring, "red") == 0;
-
     writer_rc(x, xmlTextWriterStartDocument(x->w, NULL, "UTF-8", NULL));
     open_el(x, "EInvoice");
-    header(x, doc, number);
+    header(x, d);
     open_el(x, "EInvoiceData");
-    party(x, doc, "seller", 1);
-    party(x, doc, "buyer", 0);
-    basic(x, doc, rt);
-    items(x, doc);
-    if (is_red)
-        red(x, doc);
+    party(x, &d->seller, "seller", 1);
+    party(x, &d->buyer, "buyer", 0);
+    basic(x, d, rt);
+    items(x, d);
+    if (d->red)
+        red(x, d);
     open_el(x, "AdditionalInformation");
-    leaf(x, "Remark", field(x, doc, "remark", 0));
+    doc_leaf(x, "Remark", "remark", d->remark);
     close_el(x);
     close_el(x); /* EInvoiceData */
-    supervision(x, number, issued);
+    supervision(x, d->number, d->issued_at);
     close_el(x); /* EInvoice */
     if (!x->rc)
         writer_rc(x, xmlTextWriterEndDocument(x->w));
@@ -462,31 +348,29 @@ static void xml_init(void)
 
 int fp_xml_from_doc(const char *doc, size_t len, fp_buf *out, fp_err *err)
 {
-    fp_code code = FPC_NONE;
-    char detail[128];
-    cJSON *root =
-        fp_json_parse(doc ? doc : "", doc ? len : 0, XML_MAX_DEPTH, &code, detail, sizeof detail);
-    if (!root)
-        return fp_fail(err, FP_EINVAL, "invoice document is not valid JSON (%s)", detail);
+    fp_invoice_doc d;
+    int rc = fp_invoice_doc_read(doc, len, &d, err);
+    if (rc < 0)
+        return rc;
     pthread_once(&xml_once, xml_init);
 
     xctx x = {.err = err};
     xmlBufferPtr buf = xmlBufferCreate();
     if (!buf) {
-        cJSON_Delete(root);
+        fp_invoice_doc_clear(&d);
         return fp_fail(err, FP_ENOMEM, "out of memory");
     }
     x.w = xmlNewTextWriterMemory(buf, 0);
     if (!x.w) {
         xmlBufferFree(buf);
-        cJSON_Delete(root);
+        fp_invoice_doc_clear(&d);
         return fp_fail(err, FP_ENOMEM, "out of memory");
     }
     writer_rc(&x, xmlTextWriterSetIndent(x.w, 1));
     writer_rc(&x, xmlTextWriterSetIndentString(x.w, BAD_CAST "  "));
-    convert(&x, root);
+    convert(&x, &d);
     xmlFreeTextWriter(x.w); /* flushes into buf */
-    cJSON_Delete(root);
+    fp_invoice_doc_clear(&d);
 
     if (!x.rc) {
         size_t n = (size_t)xmlBufferLength(buf);
