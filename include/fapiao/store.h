@@ -239,7 +239,6 @@ typedef struct fp_client_info {
  * with_secrets). */
 int fp_store_clients(fp_store *s, int with_secrets, void (*fn)(const fp_client_info *c, void *arg),
                      void *arg);
-int fp_store_client_info(fp_store *s, const char *client_id, fp_client_info *out);
 /* Checks secret against the client's secrets valid at now (constant time
  * per candidate; the same queries and at least FP_SECRETS_LIVE_MAX hashes
  * for an unknown or malformed client id).  0 with the client in out and

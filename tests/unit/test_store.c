@@ -23,7 +23,7 @@
 #include "fapiao/rbac.h"
 #include "fapiao/store.h"
 
-#include "../../src/store/failstop.h" /* fp_failstop_classify */
+#include "../../src/store/sqlite/failstop.h" /* fp_failstop_classify */
 
 #include <ftw.h>
 #include <inttypes.h>
@@ -1501,7 +1501,7 @@ static void test_outbox_jobs(void)
     }
     check_status(s, sid, number, "accepted");
 
-    int64_t now = fp_unix_ms(), due = -1;
+    int64_t now = fp_wall_ms(), due = -1;
     fp_job j, j2;
     if (!CHECK_EQ_INT(claim(s, now, 1, 60000, &j, NULL), 0))
         fatal("no render job to claim");
@@ -1569,9 +1569,9 @@ static void test_outbox_jobs(void)
                      FP_ENOTFOUND);
         CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM audit WHERE action='job.redrive'"), 1);
     }
-    if (CHECK_EQ_INT(claim(s, fp_unix_ms(), 9, 60000, &j3, NULL), 0)) {
+    if (CHECK_EQ_INT(claim(s, fp_wall_ms(), 9, 60000, &j3, NULL), 0)) {
         CHECK_EQ_INT(j3.attempts, 1);
-        CHECK_EQ_INT(fp_jobs_complete(s, &j3, fp_unix_ms(), &err), 0);
+        CHECK_EQ_INT(fp_jobs_complete(s, &j3, fp_wall_ms(), &err), 0);
     }
     check_status(s, sid, number, "delivered");
     CHECK_EQ_INT(
@@ -1584,7 +1584,7 @@ static void test_outbox_jobs(void)
      * client is told so */
     fp_issue_req *r2 = issue1(s, sid, "ob-2", 2);
     CHECK_EQ_INT(r2->result, FP_ISSUE_CREATED);
-    now = fp_unix_ms();
+    now = fp_wall_ms();
     if (CHECK_EQ_INT(claim(s, now, 10, 60000, &j, NULL), 0)) {
         CHECK_EQ_STR(j.invoice_number, r2->number);
         CHECK_EQ_INT(fp_jobs_fail(s, &j, now, now, 1, "render timed out", &err), 0);
@@ -1608,10 +1608,10 @@ static void test_outbox_jobs(void)
     }
     /* re-driven, the render succeeds: failed -> rendered, announced once */
     CHECK_EQ_INT(fp_jobs_redrive(s, sid, j.id, "admin", "rid", NULL, "127.0.0.1", &err), 0);
-    if (CHECK_EQ_INT(claim(s, fp_unix_ms(), 12, 60000, &j, NULL), 0))
-        CHECK_EQ_INT(fp_jobs_complete(s, &j, fp_unix_ms(), &err), 0);
+    if (CHECK_EQ_INT(claim(s, fp_wall_ms(), 12, 60000, &j, NULL), 0))
+        CHECK_EQ_INT(fp_jobs_complete(s, &j, fp_wall_ms(), &err), 0);
     check_status(s, sid, r2->number, "rendered");
-    if (CHECK_EQ_INT(claim(s, fp_unix_ms(), 13, 60000, &j2, NULL), 0))
+    if (CHECK_EQ_INT(claim(s, fp_wall_ms(), 13, 60000, &j2, NULL), 0))
         CHECK_EQ_STR(j2.event, "invoice.rendered");
 
     /* a client without a webhook gets no notify job */
@@ -1784,7 +1784,7 @@ static void test_outbox_fairness(void)
      * of the first two served (FIFO: the 21st) */
     issue_lines(s, a, "a-big", 20, 5000);
     issue_lines(s, b, "b-small", 1, 1);
-    int64_t now = fp_unix_ms();
+    int64_t now = fp_wall_ms();
     fp_job j, first = {0};
     int b_at = 0;
     for (int k = 1; k <= 2 && !b_at; k++) {

@@ -57,7 +57,7 @@ int fp_store_webhook_seal_all(fp_store *s, int *sealed, fp_err *err)
     *sealed = 0;
     sqlite3 *db = fp_store_wlock(s);
     sqlite3_stmt *sel = NULL, *upd = NULL;
-    int rc = fp_store_exec(db, "PRAGMA secure_delete=ON; BEGIN IMMEDIATE", err);
+    int rc = fp_sq_exec(db, "PRAGMA secure_delete=ON; BEGIN IMMEDIATE", err);
     if (rc < 0)
         goto out;
     if (sqlite3_prepare_v2(db,
@@ -100,18 +100,18 @@ int fp_store_webhook_seal_all(fp_store *s, int *sealed, fp_err *err)
     sqlite3_finalize(sel);
     sqlite3_finalize(upd);
     sel = upd = NULL;
-    rc = fp_store_exec(db, "COMMIT", err);
+    rc = fp_sq_exec(db, "COMMIT", err);
     /* the old pages: out of the WAL and overwritten in the file */
     if (rc == 0 && *sealed)
         sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     if (rc == 0)
         goto out;
 rollback:
-    fp_store_exec(db, "ROLLBACK", NULL);
+    fp_sq_exec(db, "ROLLBACK", NULL);
 out:
     sqlite3_finalize(sel);
     sqlite3_finalize(upd);
-    fp_store_exec(db, "PRAGMA secure_delete=OFF", NULL);
+    fp_sq_exec(db, "PRAGMA secure_delete=OFF", NULL);
     fp_store_wunlock(s);
     return rc;
 }

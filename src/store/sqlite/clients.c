@@ -15,23 +15,17 @@
     "c.client_id, c.seller_id, c.roles, coalesce(c.allowed_ips, ''), "                             \
     "coalesce(c.cert_sha256, ''), c.created_at, coalesce(c.revoked_at, 0)"
 
-static void col(sqlite3_stmt *st, int i, char *dst, size_t cap)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    snprintf(dst, cap, "%s", t ? (const char *)t : "");
-}
-
 static void read_client(sqlite3_stmt *st, fp_client_info *c)
 {
     memset(c, 0, sizeof *c);
-    col(st, 0, c->client_id, sizeof c->client_id);
+    fp_sq_col(st, 0, c->client_id, sizeof c->client_id);
     c->seller_id = sqlite3_column_int64(st, 1);
     char roles[64];
-    col(st, 2, roles, sizeof roles);
+    fp_sq_col(st, 2, roles, sizeof roles);
     if (fp_roles_parse(roles, &c->roles) < 0)
         c->roles = 0; /* a damaged row grants nothing */
-    col(st, 3, c->allowed_ips, sizeof c->allowed_ips);
-    col(st, 4, c->cert_sha256, sizeof c->cert_sha256);
+    fp_sq_col(st, 3, c->allowed_ips, sizeof c->allowed_ips);
+    fp_sq_col(st, 4, c->cert_sha256, sizeof c->cert_sha256);
     c->created_at = sqlite3_column_int64(st, 5);
     c->revoked_at = sqlite3_column_int64(st, 6);
 }
@@ -105,17 +99,6 @@ static int get_client(sqlite3 *db, const char *id, fp_client_info *out)
         rc = step == SQLITE_ROW ? 0 : step == SQLITE_DONE ? FP_ENOTFOUND : FP_EIO;
     }
     sqlite3_finalize(st);
-    return rc;
-}
-
-int fp_store_client_info(fp_store *s, const char *client_id, fp_client_info *out)
-{
-    void *slot;
-    sqlite3 *db = fp_store_racquire(s, &slot);
-    int rc = get_client(db, client_id, out);
-    if (rc == 0)
-        read_secrets(db, out, (int64_t)time(NULL));
-    fp_store_rrelease(s, slot);
     return rc;
 }
 
@@ -197,21 +180,15 @@ int fp_store_live_secrets(fp_store *s, int64_t now,
 static int run(sqlite3 *db, const char *sql, const char *const *texts, int nt, const int64_t *ints,
                int ni, fp_err *err)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        sqlite3_finalize(st);
-        return fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
-    }
+    sqlite3_stmt *st = fp_sq_prep(db, sql, err);
+    if (!st)
+        return FP_EIO;
     for (int i = 0; i < nt; i++)
         if (texts[i])
             sqlite3_bind_text(st, i + 1, texts[i], -1, SQLITE_STATIC);
     for (int i = 0; i < ni; i++)
         sqlite3_bind_int64(st, nt + i + 1, ints[i]);
-    int step = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (step != SQLITE_DONE)
-        return fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
-    return 0;
+    return fp_sq_run(db, st, err);
 }
 
 static int insert_secret(sqlite3 *db, const char *client_id, const char *secret, int64_t now,
@@ -247,15 +224,15 @@ static int in_txn(fp_store *s, int (*fn)(sqlite3 *db, void *arg, fp_err *err), v
                   const fp_audit_rec *audit, const char *target, fp_err *err)
 {
     sqlite3 *db = fp_store_wlock(s);
-    int rc = fp_store_exec(db, "BEGIN IMMEDIATE", err);
+    int rc = fp_sq_exec(db, "BEGIN IMMEDIATE", err);
     if (rc == 0) {
         rc = fn(db, arg, err);
         if (rc == 0)
-            rc = fp_store_audit_change(db, audit, target, "ok", err);
+            rc = fp_sq_audit_change(s, audit, target, "ok", err);
         if (rc == 0)
-            rc = fp_store_exec(db, "COMMIT", err);
+            rc = fp_sq_exec(db, "COMMIT", err);
         if (rc < 0 && !sqlite3_get_autocommit(db))
-            fp_store_exec(db, "ROLLBACK", NULL);
+            fp_sq_exec(db, "ROLLBACK", NULL);
     }
     fp_store_wunlock(s);
     return rc;
