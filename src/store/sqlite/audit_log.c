@@ -24,10 +24,10 @@
 
 static void audit_rollback_hook(void *arg)
 {
-    ((fp_store *)arg)->audit_stale = 1;
+    ((fp_sqlite *)arg)->audit_stale = 1;
 }
 
-static int audit_load_head(fp_store *s, fp_err *err)
+static int audit_load_head(fp_sqlite *s, fp_err *err)
 {
     sqlite3_stmt *st = NULL;
     int rc = FP_EIO;
@@ -80,7 +80,7 @@ out:
 }
 
 /* Signs the head as the next checkpoint, inside the open transaction. */
-static int audit_write_cp(fp_store *s, fp_err *err)
+static int audit_write_cp(fp_sqlite *s, fp_err *err)
 {
     for (int attempt = 0;; attempt++) {
         fp_audit_cp cp = {
@@ -116,7 +116,7 @@ static int audit_write_cp(fp_store *s, fp_err *err)
     }
 }
 
-int fp_sq_audit_append(fp_store *s, const fp_audit_rec *rec, fp_err *err)
+int fp_sq_audit_append(fp_sqlite *s, const fp_audit_rec *rec, fp_err *err)
 {
     if (!rec->actor || !rec->action || !rec->outcome)
         return fp_fail(err, FP_EINVAL, "an audit record needs actor, action and outcome");
@@ -180,7 +180,7 @@ static fp_audit_rec change_record(const fp_audit_rec *audit, const char *target,
     return r;
 }
 
-int fp_sq_audit_change(fp_store *s, const fp_audit_rec *audit, const char *target,
+int fp_sq_audit_change(fp_sqlite *s, const fp_audit_rec *audit, const char *target,
                        const char *outcome, fp_err *err)
 {
     if (!audit)
@@ -193,7 +193,7 @@ int fp_sq_audit_change(fp_store *s, const fp_audit_rec *audit, const char *targe
  * once, in id order, and signed by a first checkpoint; only when no record
  * has a hash and no checkpoint exists yet, so a record slipped in later
  * without a hash is never laundered into the chain. */
-static int audit_chain_legacy(fp_store *s, fp_err *err)
+static int audit_chain_legacy(fp_sqlite *s, fp_err *err)
 {
     sqlite3_stmt *sel = NULL, *upd = NULL;
     int rc = fp_sq_exec(s->wdb, "BEGIN IMMEDIATE", err);
@@ -284,7 +284,7 @@ rollback:
     return rc < 0 ? rc : FP_EIO;
 }
 
-int fp_sq_audit_open(fp_store *s, fp_err *err)
+int fp_sq_audit_open(fp_sqlite *s, fp_err *err)
 {
     char key[4096], pub[4096];
     if (s->o.audit_checkpoint_every == 0)
@@ -329,7 +329,7 @@ int fp_sq_audit_open(fp_store *s, fp_err *err)
 
 /* Signs the head when it moved since the last checkpoint (force: however
  * recent that one is).  1 signed, 0 nothing to do, or an error. */
-static int audit_checkpoint(fp_store *s, int force, fp_err *err)
+static int audit_checkpoint(fp_sqlite *s, int force, fp_err *err)
 {
     if (fp_sq_refuse_stopped(s, err) < 0)
         return FP_EIO;
@@ -355,12 +355,13 @@ static int audit_checkpoint(fp_store *s, int force, fp_err *err)
     return rc < 0 ? rc : wrote;
 }
 
-int fp_store_audit_checkpoint(fp_store *s, fp_err *err)
+int sq_store_audit_checkpoint(void *be, fp_err *err)
 {
+    fp_sqlite *s = be;
     return audit_checkpoint(s, 0, err);
 }
 
-void fp_sq_audit_close(fp_store *s)
+void fp_sq_audit_close(fp_sqlite *s)
 {
     if (s->audit_ready)
         audit_checkpoint(s, 1, NULL); /* a clean shutdown leaves no unsigned tail */
@@ -370,8 +371,9 @@ void fp_sq_audit_close(fp_store *s)
     explicit_bzero(s->audit_sk, sizeof s->audit_sk);
 }
 
-int fp_store_audit_batch(fp_store *s, const fp_audit_rec *recs, int n, fp_err *err)
+int sq_store_audit_batch(void *be, const fp_audit_rec *recs, int n, fp_err *err)
 {
+    fp_sqlite *s = be;
     for (int i = 0; i < n; i++)
         if (!recs[i].actor || !recs[i].action || !recs[i].outcome)
             return fp_fail(err, FP_EINVAL, "an audit record needs actor, action and outcome");
@@ -395,13 +397,9 @@ int fp_store_audit_batch(fp_store *s, const fp_audit_rec *recs, int n, fp_err *e
     return rc;
 }
 
-int fp_store_audit(fp_store *s, const fp_audit_rec *rec, fp_err *err)
+int sq_store_audit_head(void *be, fp_audit_head *h, fp_err *err)
 {
-    return fp_store_audit_batch(s, rec, 1, err);
-}
-
-int fp_store_audit_head(fp_store *s, fp_audit_head *h, fp_err *err)
-{
+    fp_sqlite *s = be;
     pthread_mutex_lock(&s->wlock);
     int rc = s->audit_stale ? audit_load_head(s, err) : 0;
     if (rc == 0) {
@@ -414,9 +412,10 @@ int fp_store_audit_head(fp_store *s, fp_audit_head *h, fp_err *err)
     return rc;
 }
 
-int fp_store_audit_prune(fp_store *s, int64_t before_ts, const char *actor, int64_t *upto,
+int sq_store_audit_prune(void *be, int64_t before_ts, const char *actor, int64_t *upto,
                          int64_t *anchor_cp, fp_err *err)
 {
+    fp_sqlite *s = be;
     *upto = *anchor_cp = 0;
     pthread_mutex_lock(&s->wlock);
     int rc = fp_sq_exec(s->wdb, "BEGIN IMMEDIATE", err);
@@ -479,11 +478,12 @@ static const char *text(sqlite3_stmt *st, int i)
     "id, ts, actor, action, target, request_id, client_ip, outcome, hash, "                        \
     "coalesce(seller_id, 0), client_request_id"
 
-int fp_store_audit_rows(fp_store *s, int64_t seller_id, int64_t before, int limit,
+int sq_store_audit_rows(void *be, int64_t seller_id, int64_t before, int limit,
                         void (*fn)(const fp_audit_view *v, void *arg), void *arg)
 {
+    fp_sqlite *s = be;
     void *slot;
-    sqlite3 *db = fp_store_racquire(s, &slot);
+    sqlite3 *db = fp_sq_racquire(s, &slot);
     sqlite3_stmt *st = NULL;
     int rc = FP_EIO;
     /* one seller's records walk the index audit_seller(seller_id, id) */
@@ -517,6 +517,6 @@ int fp_store_audit_rows(fp_store *s, int64_t seller_id, int64_t before, int limi
         rc = step == SQLITE_DONE ? 0 : FP_EIO;
     }
     sqlite3_finalize(st);
-    fp_store_rrelease(s, slot);
+    fp_sq_rrelease(s, slot);
     return rc;
 }

@@ -61,11 +61,12 @@ static void read_secrets(sqlite3 *db, fp_client_info *c, int64_t now)
     sqlite3_finalize(st);
 }
 
-int fp_store_clients(fp_store *s, int with_secrets, void (*fn)(const fp_client_info *c, void *arg),
+int sq_store_clients(void *be, int with_secrets, void (*fn)(const fp_client_info *c, void *arg),
                      void *arg)
 {
+    fp_sqlite *s = be;
     void *slot;
-    sqlite3 *db = fp_store_racquire(s, &slot);
+    sqlite3 *db = fp_sq_racquire(s, &slot);
     sqlite3_stmt *st = NULL;
     int rc = FP_EIO;
     if (sqlite3_prepare_v2(db, "SELECT " CLIENT_COLS " FROM clients c ORDER BY c.client_id", -1,
@@ -82,7 +83,7 @@ int fp_store_clients(fp_store *s, int with_secrets, void (*fn)(const fp_client_i
         rc = step == SQLITE_DONE ? 0 : FP_EIO;
     }
     sqlite3_finalize(st);
-    fp_store_rrelease(s, slot);
+    fp_sq_rrelease(s, slot);
     return rc;
 }
 
@@ -106,11 +107,12 @@ static int get_client(sqlite3 *db, const char *id, fp_client_info *out)
  * queries (an unknown id finds no rows), then FP_SECRETS_LIVE_MAX hashes
  * at least, real candidates first, the rest against a dummy salt, so the
  * time of an answer does not tell whether the id exists (issue 13). */
-int fp_store_client_check_secret(fp_store *s, const char *client_id, const char *secret,
-                                 int64_t now, fp_client_info *out)
+int sq_store_client_check_secret(void *be, const char *client_id, const char *secret, int64_t now,
+                                 fp_client_info *out)
 {
+    fp_sqlite *s = be;
     void *slot;
-    sqlite3 *db = fp_store_racquire(s, &slot);
+    sqlite3 *db = fp_sq_racquire(s, &slot);
     int rc = fp_client_id_valid(client_id) ? get_client(db, client_id, out) : FP_ENOTFOUND;
     int matched = 0, candidates = 0;
     int64_t matched_id = 0;
@@ -145,17 +147,18 @@ int fp_store_client_check_secret(fp_store *s, const char *client_id, const char 
         rc = FP_ECRYPTO;
     if (rc == 0)
         out->matched_secret_id = matched_id;
-    fp_store_rrelease(s, slot);
+    fp_sq_rrelease(s, slot);
     return rc;
 }
 
-int fp_store_live_secrets(fp_store *s, int64_t now,
+int sq_store_live_secrets(void *be, int64_t now,
                           void (*fn)(const char *client_id, int64_t secret_id, int64_t expires_at,
                                      void *arg),
                           void *arg)
 {
+    fp_sqlite *s = be;
     void *slot;
-    sqlite3 *db = fp_store_racquire(s, &slot);
+    sqlite3 *db = fp_sq_racquire(s, &slot);
     sqlite3_stmt *st = NULL;
     int rc = FP_EIO;
     if (sqlite3_prepare_v2(db,
@@ -171,7 +174,7 @@ int fp_store_live_secrets(fp_store *s, int64_t now,
         rc = step == SQLITE_DONE ? 0 : FP_EIO;
     }
     sqlite3_finalize(st);
-    fp_store_rrelease(s, slot);
+    fp_sq_rrelease(s, slot);
     return rc;
 }
 
@@ -220,10 +223,10 @@ static int insert_secret(sqlite3 *db, const char *client_id, const char *secret,
 
 /* fn, and the audit record of what it changed (target: the client id),
  * in one transaction: no change without its record (docs/audit.md). */
-static int in_txn(fp_store *s, int (*fn)(sqlite3 *db, void *arg, fp_err *err), void *arg,
+static int in_txn(fp_sqlite *s, int (*fn)(sqlite3 *db, void *arg, fp_err *err), void *arg,
                   const fp_audit_rec *audit, const char *target, fp_err *err)
 {
-    sqlite3 *db = fp_store_wlock(s);
+    sqlite3 *db = fp_sq_wlock(s);
     int rc = fp_sq_exec(db, "BEGIN IMMEDIATE", err);
     if (rc == 0) {
         rc = fn(db, arg, err);
@@ -234,7 +237,7 @@ static int in_txn(fp_store *s, int (*fn)(sqlite3 *db, void *arg, fp_err *err), v
         if (rc < 0 && !sqlite3_get_autocommit(db))
             fp_sq_exec(db, "ROLLBACK", NULL);
     }
-    fp_store_wunlock(s);
+    fp_sq_wunlock(s);
     return rc;
 }
 
@@ -305,8 +308,9 @@ static int add_fn(sqlite3 *db, void *arg, fp_err *err)
     return insert_secret(db, a->info->client_id, a->secret, now, err);
 }
 
-int fp_store_add_client(fp_store *s, const fp_client_rec *c, fp_err *err)
+int sq_store_add_client(void *be, const fp_client_rec *c, fp_err *err)
 {
+    fp_sqlite *s = be;
     if (!fp_client_id_valid(c->client_id) || c->seller_id < 1)
         return fp_fail(err, FP_EINVAL, "bad client id or seller id");
     fp_client_info info;
@@ -318,9 +322,10 @@ int fp_store_add_client(fp_store *s, const fp_client_rec *c, fp_err *err)
     return in_txn(s, add_fn, &a, NULL, NULL, err);
 }
 
-int fp_store_client_create(fp_store *s, const fp_client_info *c, const char *secret,
+int sq_store_client_create(void *be, const fp_client_info *c, const char *secret,
                            const fp_audit_rec *audit, fp_err *err)
 {
+    fp_sqlite *s = be;
     if (!fp_client_id_valid(c->client_id))
         return fp_fail(err, FP_EINVAL, "a client id is 1-64 characters of A-Z a-z 0-9 . _ -");
     if (c->seller_id < 1)
@@ -370,9 +375,10 @@ static int rotate_fn(sqlite3 *db, void *arg, fp_err *err)
     return 0;
 }
 
-int fp_store_client_rotate(fp_store *s, const char *client_id, const char *secret, int64_t now,
+int sq_store_client_rotate(void *be, const char *client_id, const char *secret, int64_t now,
                            int64_t overlap_s, const fp_audit_rec *audit, fp_err *err)
 {
+    fp_sqlite *s = be;
     rot_arg a = {client_id, secret, now, overlap_s < 0 ? 0 : overlap_s};
     return in_txn(s, rotate_fn, &a, audit, client_id, err);
 }
@@ -422,17 +428,19 @@ static int update_fn(sqlite3 *db, void *arg, fp_err *err)
     return 0;
 }
 
-int fp_store_client_revoke(fp_store *s, const char *client_id, int64_t now,
-                           const fp_audit_rec *audit, fp_err *err)
+int sq_store_client_revoke(void *be, const char *client_id, int64_t now, const fp_audit_rec *audit,
+                           fp_err *err)
 {
+    fp_sqlite *s = be;
     upd_arg a = {client_id, NULL, NULL, NULL, now > 0 ? now : 1};
     return in_txn(s, update_fn, &a, audit, client_id, err);
 }
 
-int fp_store_client_update(fp_store *s, const char *client_id, const unsigned *roles,
+int sq_store_client_update(void *be, const char *client_id, const unsigned *roles,
                            const char *allowed_ips, const char *cert_sha256,
                            const fp_audit_rec *audit, fp_err *err)
 {
+    fp_sqlite *s = be;
     upd_arg a = {client_id, roles, allowed_ips, cert_sha256, 0};
     return in_txn(s, update_fn, &a, audit, client_id, err);
 }

@@ -14,7 +14,10 @@
 
 #include "fapiao/audit.h"
 #include "fapiao/store.h"
+#include "../internal.h"
 #include "failstop.h"
+
+typedef struct fp_sqlite fp_sqlite;
 
 #define MAX_READERS 16
 
@@ -55,7 +58,7 @@ typedef struct reader {
     sqlite3_stmt *st[RQ__N];
 } reader;
 
-struct fp_store {
+struct fp_sqlite {
     fp_store_opts o;
     fp_failstop *fs; /* fail-stop state; its VFS opens every connection's files */
     sqlite3 *wdb;
@@ -144,31 +147,31 @@ int fp_sq_int_or_null(sqlite3 *db, const char *sql, int64_t arg, int64_t *v, int
 /* ---- open.c ---- */
 /* Locks the writer connection (shared with the group-commit writer thread,
  * so keep the hold short) and returns it. */
-sqlite3 *fp_store_wlock(fp_store *s);
-void fp_store_wunlock(fp_store *s);
+sqlite3 *fp_sq_wlock(fp_sqlite *s);
+void fp_sq_wunlock(fp_sqlite *s);
 /* A read-only connection from the pool; give it back with rrelease. */
-sqlite3 *fp_store_racquire(fp_store *s, void **slot);
-void fp_store_rrelease(fp_store *s, void *slot);
-reader *fp_sq_acquire(fp_store *s);
-void fp_sq_release(fp_store *s, reader *r, sqlite3_stmt *st);
+sqlite3 *fp_sq_racquire(fp_sqlite *s, void **slot);
+void fp_sq_rrelease(fp_sqlite *s, void *slot);
+reader *fp_sq_acquire(fp_sqlite *s);
+void fp_sq_release(fp_sqlite *s, reader *r, sqlite3_stmt *st);
 /* Writes after a fail-stop: FP_EIO with the reason. */
-int fp_sq_refuse_stopped(fp_store *s, fp_err *err);
+int fp_sq_refuse_stopped(fp_sqlite *s, fp_err *err);
 int fp_sq_migrate(sqlite3 *db, fp_err *err);
 
 /* ---- writer.c ---- */
 /* Tells the outcome hook (the store breaker) about a write. */
-void fp_sq_outcome(fp_store *s, int ok);
+void fp_sq_outcome(fp_sqlite *s, int ok);
 /* The injected faults around a COMMIT (fp_store_set_faults): before, 0 or
  * -1 when the write must fail; after, a delay. */
-int fp_sq_fault_before_commit(fp_store *s);
-void fp_sq_fault_after_commit(fp_store *s);
-int fp_sq_writer_start(fp_store *s, fp_err *err);
-void fp_sq_writer_stop(fp_store *s);
+int fp_sq_fault_before_commit(fp_sqlite *s);
+void fp_sq_fault_after_commit(fp_sqlite *s);
+int fp_sq_writer_start(fp_sqlite *s, fp_err *err);
+void fp_sq_writer_stop(fp_sqlite *s);
 
 /* ---- issue_clock.c: the writer's issue clock ---- */
-int fp_sq_clock_open(fp_store *s, fp_err *err);
-int fp_sq_clock_take(fp_store *s, fp_issue_req *r);
-int fp_sq_clock_flush(fp_store *s);
+int fp_sq_clock_open(fp_sqlite *s, fp_err *err);
+int fp_sq_clock_take(fp_sqlite *s, fp_issue_req *r);
+int fp_sq_clock_flush(fp_sqlite *s);
 
 /* ---- ranges.c ---- */
 /* The two-digit year (CST) a range must start with to be used for an
@@ -176,24 +179,24 @@ int fp_sq_clock_flush(fp_store *s);
 void fp_sq_current_yy(char yy[3], int64_t issue_t);
 
 /* ---- audit_log.c ---- */
-int fp_sq_audit_open(fp_store *s, fp_err *err);
-void fp_sq_audit_close(fp_store *s);
+int fp_sq_audit_open(fp_sqlite *s, fp_err *err);
+void fp_sq_audit_close(fp_sqlite *s);
 /* Appends rec to the chain inside the transaction open on the locked
  * writer connection. */
-int fp_sq_audit_append(fp_store *s, const fp_audit_rec *rec, fp_err *err);
+int fp_sq_audit_append(fp_sqlite *s, const fp_audit_rec *rec, fp_err *err);
 /* The audit record of a change (docs/audit.md): *audit with its target
  * and outcome defaulting to these when NULL.  Nothing when audit is NULL. */
-int fp_sq_audit_change(fp_store *s, const fp_audit_rec *audit, const char *target,
+int fp_sq_audit_change(fp_sqlite *s, const fp_audit_rec *audit, const char *target,
                        const char *outcome, fp_err *err);
 
 /* ---- webhook_secrets.c ----
  * A webhook secret sealed for the row of client_id (webhook.key beside the
  * database, made on first use), and opened into secret (a plaintext value
  * from before sealing is left as it is). */
-int fp_store_webhook_seal(sqlite3 *db, const char *client_id, const char *secret, char *out,
-                          size_t cap, fp_err *err);
-int fp_store_webhook_unseal(sqlite3 *db, const char *client_id, const char *stored, char *secret,
-                            size_t cap, fp_err *err);
+int fp_sq_webhook_seal(sqlite3 *db, const char *client_id, const char *secret, char *out,
+                       size_t cap, fp_err *err);
+int fp_sq_webhook_unseal(sqlite3 *db, const char *client_id, const char *stored, char *secret,
+                         size_t cap, fp_err *err);
 
 /* The fair_tag (migration 9) of a job that seller S queues now at cost C
  * (SQL parameters, e.g. "?2"): the larger of its seller's last waiting tag
@@ -206,5 +209,12 @@ int fp_store_webhook_unseal(sqlite3 *db, const char *client_id, const char *stor
     "(max(coalesce((SELECT min(fair_tag) FROM jobs WHERE fair_tag IS NOT NULL), 0), "              \
     "coalesce((SELECT max(fair_tag) FROM jobs WHERE seller_id = " S " AND fair_tag IS NOT NULL), " \
     "0)) + " C ")"
+
+/* ---- the operations (../internal.h), one sq_<name> per row ---- */
+int sq_open(const fp_store_opts *o, void **be, fp_err *err);
+void sq_close(void *be);
+#define FP_SQ_DECLARE(ret, op, params, args) ret sq_##op(void *be, FP_UNPAREN params);
+FP_STORE_OPS(FP_SQ_DECLARE)
+#undef FP_SQ_DECLARE
 
 #endif

@@ -40,7 +40,7 @@ static char *with_status(sqlite3_stmt *st, int col, size_t *len)
 /* A stored document must still be JSON: a damaged cell (SQLite keeps no
  * checksums) is refused, never served, and stops writes.  1 when it
  * parses. */
-static int doc_parses(fp_store *s, sqlite3_stmt *st, int col, const char *what, const char *id)
+static int doc_parses(fp_sqlite *s, sqlite3_stmt *st, int col, const char *what, const char *id)
 {
     const char *p = (const char *)sqlite3_column_text(st, col);
     int n = sqlite3_column_bytes(st, col);
@@ -54,9 +54,10 @@ static int doc_parses(fp_store *s, sqlite3_stmt *st, int col, const char *what, 
     return ok;
 }
 
-int fp_store_find_serial(fp_store *s, int64_t seller_id, const char *serial, unsigned char hash[32],
+int sq_store_find_serial(void *be, int64_t seller_id, const char *serial, unsigned char hash[32],
                          char number[FP_NUMBER_LEN + 1], char **doc, size_t *len)
 {
+    fp_sqlite *s = be;
     reader *r = fp_sq_acquire(s);
     sqlite3_stmt *st = r->st[RQ_FIND_SERIAL];
     sqlite3_bind_int64(st, 1, seller_id);
@@ -77,9 +78,9 @@ int fp_store_find_serial(fp_store *s, int64_t seller_id, const char *serial, uns
     return rc;
 }
 
-int fp_store_get_invoice(fp_store *s, int64_t seller_id, const char *number, char **doc,
-                         size_t *len)
+int sq_store_get_invoice(void *be, int64_t seller_id, const char *number, char **doc, size_t *len)
 {
+    fp_sqlite *s = be;
     reader *r = fp_sq_acquire(s);
     sqlite3_stmt *st = r->st[RQ_GET_INVOICE];
     sqlite3_bind_int64(st, 1, seller_id);
@@ -93,8 +94,9 @@ int fp_store_get_invoice(fp_store *s, int64_t seller_id, const char *number, cha
     return rc;
 }
 
-int fp_store_get_client(fp_store *s, const char *client_id, fp_client_rec *c)
+int sq_store_get_client(void *be, const char *client_id, fp_client_rec *c)
 {
+    fp_sqlite *s = be;
     reader *r = fp_sq_acquire(s);
     sqlite3_stmt *st = r->st[RQ_GET_CLIENT];
     sqlite3_bind_text(st, 1, client_id, -1, SQLITE_STATIC);
@@ -116,8 +118,9 @@ int fp_store_get_client(fp_store *s, const char *client_id, fp_client_rec *c)
     return rc;
 }
 
-int fp_store_get_seller(fp_store *s, int64_t seller_id, fp_seller *out)
+int sq_store_get_seller(void *be, int64_t seller_id, fp_seller *out)
 {
+    fp_sqlite *s = be;
     reader *r = fp_sq_acquire(s);
     sqlite3_stmt *st = r->st[RQ_GET_SELLER];
     sqlite3_bind_int64(st, 1, seller_id);
@@ -134,8 +137,9 @@ int fp_store_get_seller(fp_store *s, int64_t seller_id, fp_seller *out)
     return rc;
 }
 
-int fp_store_numbers_remaining(fp_store *s, int64_t seller_id, int64_t *remaining)
+int sq_store_numbers_remaining(void *be, int64_t seller_id, int64_t *remaining)
 {
+    fp_sqlite *s = be;
     reader *r = fp_sq_acquire(s);
     sqlite3_stmt *st = r->st[RQ_REMAINING];
     char yy[3];
@@ -149,8 +153,9 @@ int fp_store_numbers_remaining(fp_store *s, int64_t seller_id, int64_t *remainin
     return rc;
 }
 
-int fp_store_ping(fp_store *s, fp_err *err)
+int sq_store_ping(void *be, fp_err *err)
 {
+    fp_sqlite *s = be;
     reader *r = fp_sq_acquire(s);
     sqlite3_stmt *st = r->st[RQ_PING];
     int rc = fp_sq_step_row(st);
@@ -162,7 +167,7 @@ int fp_store_ping(fp_store *s, fp_err *err)
 
 /* ---- setup ---- */
 
-static int setup_exec(fp_store *s, const char *sql, fp_err *err,
+static int setup_exec(fp_sqlite *s, const char *sql, fp_err *err,
                       void (*bind)(sqlite3_stmt *, const void *), const void *arg)
 {
     sqlite3_stmt *st = NULL;
@@ -191,8 +196,9 @@ static void bind_seller(sqlite3_stmt *st, const void *arg)
     sqlite3_bind_text(st, 6, x->account, -1, SQLITE_STATIC);
 }
 
-int fp_store_add_seller(fp_store *s, const fp_seller *seller, int64_t *id, fp_err *err)
+int sq_store_add_seller(void *be, const fp_seller *seller, int64_t *id, fp_err *err)
 {
+    fp_sqlite *s = be;
     int rc = setup_exec(s,
                         "INSERT INTO sellers(name, tax_id, address, phone, bank, account) "
                         "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
@@ -202,10 +208,11 @@ int fp_store_add_seller(fp_store *s, const fp_seller *seller, int64_t *id, fp_er
     return rc;
 }
 
-int fp_store_list_invoices_part(fp_store *s, int64_t seller_id, const fp_list_query *q,
+int sq_store_list_invoices_part(void *be, int64_t seller_id, const fp_list_query *q,
                                 size_t soft_bytes, fp_buf *out, int *rows,
                                 char last[FP_NUMBER_LEN + 1], int *more)
 {
+    fp_sqlite *s = be;
     /* One statement for every filter combination: absent filters are NULL
      * and match everything; ordered by number, which is the issue order
      * within a range. */
@@ -256,15 +263,5 @@ int fp_store_list_invoices_part(fp_store *s, int64_t seller_id, const fp_list_qu
 out:
     sqlite3_finalize(st);
     fp_sq_release(s, r, NULL);
-    return rc;
-}
-
-int fp_store_list_invoices(fp_store *s, int64_t seller_id, const fp_list_query *q, fp_buf *out,
-                           char next_cursor[FP_NUMBER_LEN + 1])
-{
-    int rows = 0, more = 0;
-    char last[FP_NUMBER_LEN + 1] = "";
-    int rc = fp_store_list_invoices_part(s, seller_id, q, 0, out, &rows, last, &more);
-    snprintf(next_cursor, FP_NUMBER_LEN + 1, "%s", rc == 0 && more ? last : "");
     return rc;
 }

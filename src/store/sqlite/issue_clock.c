@@ -9,7 +9,7 @@
 #include "fapiao/clock.h"
 #include "internal.h"
 
-static void clock_read(fp_store *s, int64_t *wall, int64_t *boot)
+static void clock_read(fp_sqlite *s, int64_t *wall, int64_t *boot)
 {
     if (s->o.clock_now) {
         s->o.clock_now(wall, boot);
@@ -45,7 +45,7 @@ static int clock_load(sqlite3 *db, int64_t *mark, int64_t *confirmed)
 
 /* A refused request is logged at the highest severity: once when the
  * verdict changes, then at most once a minute. */
-static void clock_log(fp_store *s, fp_clock_verdict v, int64_t now, int64_t boot)
+static void clock_log(fp_sqlite *s, fp_clock_verdict v, int64_t now, int64_t boot)
 {
     if (v == s->clock_last && boot - s->clock_logged < 60)
         return;
@@ -73,7 +73,7 @@ static void clock_log(fp_store *s, fp_clock_verdict v, int64_t now, int64_t boot
 
 /* The issue time of r: 0 with r->issued_at (and its document) set, or 1
  * when r is refused (CLOCK_BEHIND / CLOCK_JUMPED). */
-int fp_sq_clock_take(fp_store *s, fp_issue_req *r)
+int fp_sq_clock_take(fp_sqlite *s, fp_issue_req *r)
 {
     int64_t wall, boot, t = 0;
     clock_read(s, &wall, &boot);
@@ -128,7 +128,7 @@ int fp_sq_clock_take(fp_store *s, fp_issue_req *r)
 }
 
 /* In the batch's transaction: the mark as it is after the batch. */
-int fp_sq_clock_flush(fp_store *s)
+int fp_sq_clock_flush(fp_sqlite *s)
 {
     if (s->clock.mark <= s->clock_committed)
         return 0;
@@ -142,7 +142,7 @@ int fp_sq_clock_flush(fp_store *s)
     return rc;
 }
 
-int fp_sq_clock_open(fp_store *s, fp_err *err)
+int fp_sq_clock_open(fp_sqlite *s, fp_err *err)
 {
     int64_t confirmed, wall, boot;
     if (clock_load(s->wdb, &s->clock.mark, &confirmed) < 0)
@@ -166,8 +166,9 @@ int fp_sq_clock_open(fp_store *s, fp_err *err)
  * and its outbox jobs in the common case.  The idempotency check is the UNIQUE(seller_id, serial)
  * constraint itself; only a conflict costs a lookup.  Returns FP_EIO when the transaction cannot go
  * on (the batch is then rolled back and every request fails). */
-int fp_store_clock_get(fp_store *s, int64_t *mark, int64_t *confirmed_at, fp_err *err)
+int sq_store_clock_get(void *be, int64_t *mark, int64_t *confirmed_at, fp_err *err)
 {
+    fp_sqlite *s = be;
     pthread_mutex_lock(&s->wlock);
     int rc = clock_load(s->wdb, mark, confirmed_at);
     if (rc < 0)
@@ -176,8 +177,9 @@ int fp_store_clock_get(fp_store *s, int64_t *mark, int64_t *confirmed_at, fp_err
     return rc;
 }
 
-int fp_store_clock_confirm(fp_store *s, const char *actor, fp_err *err)
+int sq_store_clock_confirm(void *be, const char *actor, fp_err *err)
 {
+    fp_sqlite *s = be;
     int64_t wall, boot;
     clock_read(s, &wall, &boot);
     char txt[32], target[64];

@@ -86,23 +86,25 @@ static int finish(sqlite3 *db, int rc, fp_err *err)
     return rc ? rc : FP_EIO;
 }
 
-int fp_jobs_recover(fp_store *s, int64_t *n, fp_err *err)
+int sq_jobs_recover(void *be, int64_t *n, fp_err *err)
 {
-    sqlite3 *db = fp_store_wlock(s);
+    fp_sqlite *s = be;
+    sqlite3 *db = fp_sq_wlock(s);
     int rc = fp_sq_exec(db,
                         "UPDATE jobs SET state='pending', lease_owner=NULL, lease_until=NULL "
                         "WHERE state='running'",
                         err);
     *n = rc == 0 ? sqlite3_changes(db) : 0;
-    fp_store_wunlock(s);
+    fp_sq_wunlock(s);
     return rc;
 }
 
-int fp_jobs_claim(fp_store *s, int64_t now, int64_t owner, int64_t lease_ms, fp_job *out,
+int sq_jobs_claim(void *be, int64_t now, int64_t owner, int64_t lease_ms, fp_job *out,
                   int64_t *next_due, fp_err *err)
 {
+    fp_sqlite *s = be;
     *next_due = 0;
-    sqlite3 *db = fp_store_wlock(s);
+    sqlite3 *db = fp_sq_wlock(s);
     fp_sq_exec(db, "PRAGMA synchronous=NORMAL", NULL);
     int rc = FP_ENOTFOUND;
     /* The order of jobs.h (why: docs/webhooks.md, "Order of service").
@@ -162,7 +164,7 @@ int fp_jobs_claim(fp_store *s, int64_t now, int64_t owner, int64_t lease_ms, fp_
         sqlite3_finalize(st);
     }
     fp_sq_exec(db, "PRAGMA synchronous=FULL", NULL);
-    fp_store_wunlock(s);
+    fp_sq_wunlock(s);
     return rc;
 }
 
@@ -269,9 +271,10 @@ static int render_outcome(sqlite3 *db, const fp_job *j, int ok, const char *erro
     return fp_sq_run(db, st, err);
 }
 
-int fp_jobs_complete(fp_store *s, const fp_job *j, int64_t now, fp_err *err)
+int sq_jobs_complete(void *be, const fp_job *j, int64_t now, fp_err *err)
 {
-    sqlite3 *db = fp_store_wlock(s);
+    fp_sqlite *s = be;
+    sqlite3 *db = fp_sq_wlock(s);
     int rc = begin(db, err);
     if (rc == 0) {
         rc = set_job(db, j, "done", now, 1, NULL, now, err);
@@ -284,14 +287,15 @@ int fp_jobs_complete(fp_store *s, const fp_job *j, int64_t now, fp_err *err)
                             j->invoice_number, NULL, 0, err);
         rc = finish(db, rc, err);
     }
-    fp_store_wunlock(s);
+    fp_sq_wunlock(s);
     return rc;
 }
 
-int fp_jobs_fail(fp_store *s, const fp_job *j, int64_t now, int64_t next_at, int dead,
+int sq_jobs_fail(void *be, const fp_job *j, int64_t now, int64_t next_at, int dead,
                  const char *error, fp_err *err)
 {
-    sqlite3 *db = fp_store_wlock(s);
+    fp_sqlite *s = be;
+    sqlite3 *db = fp_sq_wlock(s);
     int rc = begin(db, err);
     if (rc == 0) {
         rc = set_job(db, j, dead ? "dead" : "pending", next_at, 1, error, now, err);
@@ -299,21 +303,22 @@ int fp_jobs_fail(fp_store *s, const fp_job *j, int64_t now, int64_t next_at, int
             rc = render_outcome(db, j, 0, error, now, err);
         rc = finish(db, rc, err);
     }
-    fp_store_wunlock(s);
+    fp_sq_wunlock(s);
     return rc;
 }
 
-int fp_jobs_defer(fp_store *s, const fp_job *j, int64_t next_at, const char *why, fp_err *err)
+int sq_jobs_defer(void *be, const fp_job *j, int64_t next_at, const char *why, fp_err *err)
 {
-    sqlite3 *db = fp_store_wlock(s);
+    fp_sqlite *s = be;
+    sqlite3 *db = fp_sq_wlock(s);
     int rc = set_job(db, j, "pending", next_at, 0, why, fp_wall_ms(), err);
-    fp_store_wunlock(s);
+    fp_sq_wunlock(s);
     return rc;
 }
 
 /* An audit record in the caller's transaction, linked into the chain
  * (audit.h); a rollback of that transaction takes it out again. */
-static int audit(fp_store *s, int64_t seller_id, const char *actor, const char *action,
+static int audit(fp_sqlite *s, int64_t seller_id, const char *actor, const char *action,
                  const char *target, const char *request_id, const char *client_request_id,
                  const char *client_ip, fp_err *err)
 {
@@ -330,16 +335,17 @@ static int audit(fp_store *s, int64_t seller_id, const char *actor, const char *
     return fp_sq_audit_append(s, &r, err);
 }
 
-int fp_jobs_redrive(fp_store *s, int64_t seller_id, int64_t id, const char *actor,
+int sq_jobs_redrive(void *be, int64_t seller_id, int64_t id, const char *actor,
                     const char *request_id, const char *client_request_id, const char *client_ip,
                     fp_err *err)
 {
+    fp_sqlite *s = be;
     fp_job j;
-    int rc = fp_jobs_get(s, seller_id, id, &j);
+    int rc = sq_jobs_get(s, seller_id, id, &j);
     if (rc < 0)
         return rc == FP_ENOTFOUND ? fp_fail(err, rc, "no job %lld", (long long)id)
                                   : fp_fail(err, rc, "cannot read job %lld", (long long)id);
-    sqlite3 *db = fp_store_wlock(s);
+    sqlite3 *db = fp_sq_wlock(s);
     rc = begin(db, err);
     if (rc == 0) {
         int64_t now = fp_wall_ms();
@@ -362,14 +368,15 @@ int fp_jobs_redrive(fp_store *s, int64_t seller_id, int64_t id, const char *acto
                        client_ip, err);
         rc = finish(db, rc, err);
     }
-    fp_store_wunlock(s);
+    fp_sq_wunlock(s);
     return rc;
 }
 
-int fp_jobs_get(fp_store *s, int64_t seller_id, int64_t id, fp_job *out)
+int sq_jobs_get(void *be, int64_t seller_id, int64_t id, fp_job *out)
 {
+    fp_sqlite *s = be;
     void *slot;
-    sqlite3 *db = fp_store_racquire(s, &slot);
+    sqlite3 *db = fp_sq_racquire(s, &slot);
     sqlite3_stmt *st = fp_sq_prep(
         db, "SELECT " JOB_COLS " FROM jobs WHERE id=?1 AND (?2 = 0 OR seller_id=?2)", NULL);
     int rc = FP_EIO;
@@ -382,15 +389,16 @@ int fp_jobs_get(fp_store *s, int64_t seller_id, int64_t id, fp_job *out)
         rc = step == SQLITE_ROW ? 0 : step == SQLITE_DONE ? FP_ENOTFOUND : FP_EIO;
         sqlite3_finalize(st);
     }
-    fp_store_rrelease(s, slot);
+    fp_sq_rrelease(s, slot);
     return rc;
 }
 
-int fp_jobs_list(fp_store *s, int64_t seller_id, int state, int64_t before, int limit,
+int sq_jobs_list(void *be, int64_t seller_id, int state, int64_t before, int limit,
                  void (*fn)(const fp_job *j, void *arg), void *arg, fp_err *err)
 {
+    fp_sqlite *s = be;
     void *slot;
-    sqlite3 *db = fp_store_racquire(s, &slot);
+    sqlite3 *db = fp_sq_racquire(s, &slot);
     sqlite3_stmt *st = fp_sq_prep(db,
                                   "SELECT " JOB_COLS " FROM jobs WHERE (?1 = 0 OR seller_id=?1) "
                                   "AND (?2 IS NULL OR state=?2) AND (?3 = 0 OR id < ?3) "
@@ -414,15 +422,16 @@ int fp_jobs_list(fp_store *s, int64_t seller_id, int state, int64_t before, int 
         rc = step == SQLITE_DONE ? 0 : fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
         sqlite3_finalize(st);
     }
-    fp_store_rrelease(s, slot);
+    fp_sq_rrelease(s, slot);
     return rc;
 }
 
-int fp_jobs_count(fp_store *s, fp_jobs_counts *c, fp_err *err)
+int sq_jobs_count(void *be, fp_jobs_counts *c, fp_err *err)
 {
+    fp_sqlite *s = be;
     memset(c, 0, sizeof *c);
     void *slot;
-    sqlite3 *db = fp_store_racquire(s, &slot);
+    sqlite3 *db = fp_sq_racquire(s, &slot);
     /* every state but done: done only grows and is not worth a scan */
     sqlite3_stmt *st = fp_sq_prep(db,
                                   "SELECT kind, state, count(*), min(first_at) FROM jobs "
@@ -445,17 +454,17 @@ int fp_jobs_count(fp_store *s, fp_jobs_counts *c, fp_err *err)
         rc = step == SQLITE_DONE ? 0 : fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
         sqlite3_finalize(st);
     }
-    fp_store_rrelease(s, slot);
+    fp_sq_rrelease(s, slot);
     return rc;
 }
 
-int fp_store_invoice_state(fp_store *s, int64_t seller_id, const char *number,
-                           fp_invoice_state *out)
+int sq_store_invoice_state(void *be, int64_t seller_id, const char *number, fp_invoice_state *out)
 {
+    fp_sqlite *s = be;
     memset(out, 0, sizeof *out);
     out->render_state = -1;
     void *slot;
-    sqlite3 *db = fp_store_racquire(s, &slot);
+    sqlite3 *db = fp_sq_racquire(s, &slot);
     sqlite3_stmt *st =
         fp_sq_prep(db,
                    "SELECT i.status, i.failure, i.serial, j.state, j.last_error, j.next_at "
@@ -481,15 +490,16 @@ int fp_store_invoice_state(fp_store *s, int64_t seller_id, const char *number,
         rc = step == SQLITE_ROW ? 0 : step == SQLITE_DONE ? FP_ENOTFOUND : FP_EIO;
         sqlite3_finalize(st);
     }
-    fp_store_rrelease(s, slot);
+    fp_sq_rrelease(s, slot);
     return rc;
 }
 
-int fp_store_invoice_ack(fp_store *s, int64_t seller_id, const char *number, const char *actor,
+int sq_store_invoice_ack(void *be, int64_t seller_id, const char *number, const char *actor,
                          const char *request_id, const char *client_request_id,
                          const char *client_ip, fp_err *err)
 {
-    sqlite3 *db = fp_store_wlock(s);
+    fp_sqlite *s = be;
+    sqlite3 *db = fp_sq_wlock(s);
     int rc = begin(db, err);
     if (rc == 0) {
         sqlite3_stmt *st = fp_sq_prep(
@@ -506,15 +516,16 @@ int fp_store_invoice_ack(fp_store *s, int64_t seller_id, const char *number, con
                        client_ip, err);
         rc = finish(db, rc, err);
     }
-    fp_store_wunlock(s);
+    fp_sq_wunlock(s);
     return rc;
 }
 
-int fp_store_webhook_get(fp_store *s, const char *client_id, char *url, size_t url_cap,
-                         char *secret, size_t secret_cap)
+int sq_store_webhook_get(void *be, const char *client_id, char *url, size_t url_cap, char *secret,
+                         size_t secret_cap)
 {
+    fp_sqlite *s = be;
     void *slot;
-    sqlite3 *db = fp_store_racquire(s, &slot);
+    sqlite3 *db = fp_sq_racquire(s, &slot);
     sqlite3_stmt *st = fp_sq_prep(db,
                                   "SELECT coalesce(webhook_url, ''), coalesce(webhook_secret, '') "
                                   "FROM clients WHERE client_id=?1",
@@ -529,8 +540,8 @@ int fp_store_webhook_get(fp_store *s, const char *client_id, char *url, size_t u
             fp_sq_col(st, 0, url, url_cap);
             /* stored sealed (webhook_secrets.c): longer than the secret */
             const unsigned char *v = sqlite3_column_text(st, 1);
-            if (fp_store_webhook_unseal(db, client_id, v ? (const char *)v : "", secret, secret_cap,
-                                        &err) < 0)
+            if (fp_sq_webhook_unseal(db, client_id, v ? (const char *)v : "", secret, secret_cap,
+                                     &err) < 0)
                 sealed_ok = 0;
         }
         rc = step == SQLITE_ROW    ? (sealed_ok ? 0 : FP_ECRYPTO)
@@ -538,24 +549,25 @@ int fp_store_webhook_get(fp_store *s, const char *client_id, char *url, size_t u
                                    : FP_EIO;
         sqlite3_finalize(st);
     }
-    fp_store_rrelease(s, slot);
+    fp_sq_rrelease(s, slot);
     return rc;
 }
 
-int fp_store_webhook_set(fp_store *s, const char *client_id, const char *url, const char *secret,
+int sq_store_webhook_set(void *be, const char *client_id, const char *url, const char *secret,
                          const fp_audit_rec *audit, fp_err *err)
 {
-    sqlite3 *db = fp_store_wlock(s);
+    fp_sqlite *s = be;
+    sqlite3 *db = fp_sq_wlock(s);
     /* the secret is stored sealed (webhook_secrets.c) */
     char *sealed = NULL;
     if (url && secret) {
         size_t cap = FP_SEAL_LEN(strlen(secret));
         int rc = (sealed = malloc(cap))
-                     ? fp_store_webhook_seal(db, client_id, secret, sealed, cap, err)
+                     ? fp_sq_webhook_seal(db, client_id, secret, sealed, cap, err)
                      : fp_fail(err, FP_ENOMEM, "out of memory");
         if (rc < 0) {
             free(sealed);
-            fp_store_wunlock(s);
+            fp_sq_wunlock(s);
             return rc;
         }
     }
@@ -578,6 +590,6 @@ int fp_store_webhook_set(fp_store *s, const char *client_id, const char *url, co
         rc = finish(db, rc, err);
     }
     free(sealed);
-    fp_store_wunlock(s);
+    fp_sq_wunlock(s);
     return rc;
 }

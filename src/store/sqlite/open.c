@@ -14,10 +14,10 @@
 
 /* ---- open / close ---- */
 
-int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err)
+int sq_open(const fp_store_opts *o, void **out, fp_err *err)
 {
     int rc;
-    fp_store *s = calloc(1, sizeof *s);
+    fp_sqlite *s = calloc(1, sizeof *s);
     if (!s)
         return fp_fail(err, FP_ENOMEM, "out of memory");
     s->o = *o;
@@ -113,12 +113,13 @@ int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err)
     *out = s;
     return 0;
 fail:
-    fp_store_close(s);
+    sq_close(s);
     return rc;
 }
 
-void fp_store_close(fp_store *s)
+void sq_close(void *be)
 {
+    fp_sqlite *s = be;
     if (!s)
         return;
     fp_failstop_background_stop(s->fs); /* interrupts a start-up check still running */
@@ -161,7 +162,7 @@ void fp_store_close(fp_store *s)
 
 /* ---- reads ---- */
 
-reader *fp_sq_acquire(fp_store *s)
+reader *fp_sq_acquire(fp_sqlite *s)
 {
     pthread_mutex_lock(&s->rlock);
     while (s->nfree == 0)
@@ -171,7 +172,7 @@ reader *fp_sq_acquire(fp_store *s)
     return r;
 }
 
-void fp_sq_release(fp_store *s, reader *r, sqlite3_stmt *st)
+void fp_sq_release(fp_sqlite *s, reader *r, sqlite3_stmt *st)
 {
     if (st) {
         sqlite3_reset(st);
@@ -183,8 +184,9 @@ void fp_sq_release(fp_store *s, reader *r, sqlite3_stmt *st)
     pthread_cond_signal(&s->rcond);
     pthread_mutex_unlock(&s->rlock);
 }
-void fp_store_get_stats(fp_store *s, fp_store_stats *st)
+void sq_store_get_stats(void *be, fp_store_stats *st)
 {
+    fp_sqlite *s = be;
     st->commits = atomic_load(&s->commits);
     st->requests = atomic_load(&s->requests);
     st->max_batch = atomic_load(&s->max_batch);
@@ -199,38 +201,39 @@ void fp_store_get_stats(fp_store *s, fp_store_stats *st)
 
 /* ---- for the other store files (internal.h) ---- */
 
-sqlite3 *fp_store_wlock(fp_store *s)
+sqlite3 *fp_sq_wlock(fp_sqlite *s)
 {
     pthread_mutex_lock(&s->wlock);
     return s->wdb;
 }
 
-void fp_store_wunlock(fp_store *s)
+void fp_sq_wunlock(fp_sqlite *s)
 {
     pthread_mutex_unlock(&s->wlock);
 }
 
-sqlite3 *fp_store_racquire(fp_store *s, void **slot)
+sqlite3 *fp_sq_racquire(fp_sqlite *s, void **slot)
 {
     reader *r = fp_sq_acquire(s);
     *slot = r;
     return r->db;
 }
 
-void fp_store_rrelease(fp_store *s, void *slot)
+void fp_sq_rrelease(fp_sqlite *s, void *slot)
 {
     fp_sq_release(s, slot, NULL);
 }
 
-void fp_store_set_job_hook(fp_store *s, void (*fn)(void *arg), void *arg)
+void sq_store_set_job_hook(void *be, void (*fn)(void *arg), void *arg)
 {
+    fp_sqlite *s = be;
     pthread_mutex_lock(&s->wlock);
     s->job_hook = fn;
     s->job_hook_arg = arg;
     pthread_mutex_unlock(&s->wlock);
 }
 
-int fp_sq_refuse_stopped(fp_store *s, fp_err *err)
+int fp_sq_refuse_stopped(fp_sqlite *s, fp_err *err)
 {
     char why[320];
     if (fp_failstop_get(s->fs, why, sizeof why) == FP_FAILSTOP_NONE)
@@ -239,8 +242,9 @@ int fp_sq_refuse_stopped(fp_store *s, fp_err *err)
                    "store fail-stopped (writes refused until an operator checks it): %.180s", why);
 }
 
-int fp_store_probe_write(fp_store *s, fp_err *err)
+int sq_store_probe_write(void *be, fp_err *err)
 {
+    fp_sqlite *s = be;
     int64_t t0 = fp_mono_us(); /* the wait for the writer counts: a stalled commit holds it */
     /* the files first: a deleted or replaced database is not written to */
     if (fp_sq_refuse_stopped(s, err) < 0 || fp_failstop_check_files(s->fs, err) < 0)
@@ -272,8 +276,9 @@ int fp_store_probe_write(fp_store *s, fp_err *err)
     return rc;
 }
 
-void fp_store_set_outcome_hook(fp_store *s, void (*fn)(int ok, void *arg), void *arg)
+void sq_store_set_outcome_hook(void *be, void (*fn)(int ok, void *arg), void *arg)
 {
+    fp_sqlite *s = be;
     pthread_mutex_lock(&s->wlock);
     pthread_mutex_lock(&s->hooklock);
     s->outcome_hook = fn;
@@ -282,28 +287,32 @@ void fp_store_set_outcome_hook(fp_store *s, void (*fn)(int ok, void *arg), void 
     pthread_mutex_unlock(&s->wlock);
 }
 
-void fp_store_set_faults(fp_store *s, const fp_store_faults *f)
+void sq_store_set_faults(void *be, const fp_store_faults *f)
 {
+    fp_sqlite *s = be;
     atomic_store(&s->fault_write_fail, f->write_fail);
     atomic_store(&s->fault_write_delay_ms, f->write_delay_ms);
     atomic_store(&s->fault_fsync_delay_ms, f->fsync_delay_ms);
 }
 
-void fp_store_get_faults(fp_store *s, fp_store_faults *f)
+void sq_store_get_faults(void *be, fp_store_faults *f)
 {
+    fp_sqlite *s = be;
     f->write_fail = atomic_load(&s->fault_write_fail);
     f->write_delay_ms = atomic_load(&s->fault_write_delay_ms);
     f->fsync_delay_ms = atomic_load(&s->fault_fsync_delay_ms);
 }
 
-void fp_store_set_histograms(fp_store *s, struct fp_metric *batch, struct fp_metric *commit_us)
+void sq_store_set_histograms(void *be, struct fp_metric *batch, struct fp_metric *commit_us)
 {
+    fp_sqlite *s = be;
     atomic_store(&s->h_batch, batch);
     atomic_store(&s->h_commit, commit_us);
 }
 
-int fp_store_failstop(fp_store *s, char *why, size_t cap)
+int sq_store_failstop(void *be, char *why, size_t cap)
 {
+    fp_sqlite *s = be;
     return fp_failstop_get(s->fs, why, cap);
 }
 
@@ -312,8 +321,9 @@ const char *fp_store_failstop_name(int cause)
     return fp_failstop_cause_name(cause);
 }
 
-int fp_store_check_files(fp_store *s, fp_err *err)
+int sq_store_check_files(void *be, fp_err *err)
 {
+    fp_sqlite *s = be;
     return fp_failstop_check_files(s->fs, err);
 }
 
@@ -322,8 +332,9 @@ int fp_store_check_path(const char *db_path, int full, fp_store_check_report *re
     return fp_failstop_check_marked(db_path, full, rep);
 }
 
-int fp_store_check_now(fp_store *s, int full, fp_store_check_report *rep)
+int sq_store_check_now(void *be, int full, fp_store_check_report *rep)
 {
+    fp_sqlite *s = be;
     fp_failstop_expect ex;
     fp_failstop_expected(s->fs, &ex);
     return fp_failstop_check_live(s->fs, &ex, full, rep);
@@ -333,3 +344,12 @@ int fp_store_failstop_clear_marker(const char *db_path)
 {
     return fp_failstop_marker_clear(db_path);
 }
+
+/* ---- the table of operations (../internal.h) ---- */
+const fp_store_ops fp_store_sqlite_ops = {.name = "sqlite",
+                                          .open = sq_open,
+                                          .close = sq_close,
+#define FP_SQ_MEMBER(ret, op, params, args) .op = sq_##op,
+                                          FP_STORE_OPS(FP_SQ_MEMBER)
+#undef FP_SQ_MEMBER
+};

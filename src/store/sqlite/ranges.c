@@ -41,9 +41,10 @@ static void bind_range(sqlite3_stmt *st, const void *arg)
     sqlite3_bind_int64(st, 5, (int64_t)time(NULL));
 }
 
-int fp_store_add_range(fp_store *s, int64_t seller_id, const char prefix[6], int64_t first,
+int sq_store_add_range(void *be, int64_t seller_id, const char prefix[6], int64_t first,
                        int64_t last, const fp_audit_rec *audit, fp_err *err)
 {
+    fp_sqlite *s = be;
     /* Numbers are unique across sellers: a range may not overlap any other
      * range of the same prefix, or issuing would hit used numbers. */
     for (int i = 0; i < 5; i++)
@@ -106,8 +107,9 @@ unlock:
     return rc;
 }
 
-int fp_store_ranges(fp_store *s, void (*fn)(const fp_range_rec *r, void *arg), void *arg)
+int sq_store_ranges(void *be, void (*fn)(const fp_range_rec *r, void *arg), void *arg)
 {
+    fp_sqlite *s = be;
     reader *r = fp_sq_acquire(s);
     sqlite3_stmt *st = NULL;
     int rc = FP_EIO, step = SQLITE_ERROR;

@@ -85,8 +85,9 @@ out:
     return rc;
 }
 
-int fp_store_red_form_get(fp_store *s, int64_t seller_id, const char *form_no, fp_red_form_rec *out)
+int sq_store_red_form_get(void *be, int64_t seller_id, const char *form_no, fp_red_form_rec *out)
 {
+    fp_sqlite *s = be;
     reader *r = fp_sq_acquire(s);
     int rc = form_read(r->db, seller_id, form_no, -1, out);
     fp_sq_release(s, r, NULL);
@@ -131,10 +132,11 @@ static int used_by_forms(sqlite3 *db, const char *blue, fp_red_used *used, int n
     return step == SQLITE_DONE ? 0 : FP_EIO;
 }
 
-int fp_store_red_form_create(fp_store *s, int64_t seller_id, fp_red_form *f, const char *state,
+int sq_store_red_form_create(void *be, int64_t seller_id, fp_red_form *f, const char *state,
                              int64_t expires_at, fp_red_form_rec *out, fp_errors *es,
                              const fp_audit_rec *audit, fp_err *err)
 {
+    fp_sqlite *s = be;
     memset(out, 0, sizeof *out);
     int maxline = 0;
     for (int i = 0; i < f->nlines; i++)
@@ -229,9 +231,10 @@ unlock:
     return rc;
 }
 
-int fp_store_red_form_act(fp_store *s, int64_t seller_id, const char *form_no, const char *action,
+int sq_store_red_form_act(void *be, int64_t seller_id, const char *form_no, const char *action,
                           fp_red_form_rec *out, const fp_audit_rec *audit, fp_err *err)
 {
+    fp_sqlite *s = be;
     static const struct {
         const char *action, *to;
         const char *from[4];

@@ -80,7 +80,7 @@ const char *const fp_sq_write_sql[WQ__N] = {
                       "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
 };
 
-void fp_sq_outcome(fp_store *s, int ok)
+void fp_sq_outcome(fp_sqlite *s, int ok)
 {
     pthread_mutex_lock(&s->hooklock);
     if (s->outcome_hook)
@@ -95,7 +95,7 @@ static void sleep_ms(int ms)
         ;
 }
 
-int fp_sq_fault_before_commit(fp_store *s)
+int fp_sq_fault_before_commit(fp_sqlite *s)
 {
     int d = atomic_load(&s->fault_write_delay_ms);
     if (d > 0)
@@ -103,7 +103,7 @@ int fp_sq_fault_before_commit(fp_store *s)
     return atomic_load(&s->fault_write_fail) ? -1 : 0;
 }
 
-void fp_sq_fault_after_commit(fp_store *s)
+void fp_sq_fault_after_commit(fp_sqlite *s)
 {
     int d = atomic_load(&s->fault_fsync_delay_ms);
     if (d > 0)
@@ -116,7 +116,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
     (void)db;
     (void)name;
-    fp_store *s = arg;
+    fp_sqlite *s = arg;
     if (frames >= s->o.checkpoint_frames) {
         pthread_mutex_lock(&s->cklock);
         s->ck_pending = 1;
@@ -128,7 +128,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 
 static void *ckpt_main(void *arg)
 {
-    fp_store *s = arg;
+    fp_sqlite *s = arg;
     pthread_mutex_lock(&s->cklock);
     while (!s->ck_stop) {
         if (!s->ck_pending)
@@ -162,7 +162,7 @@ static void set_failed(fp_issue_req *r, const char *why)
 }
 
 /* Writes back every range whose next moved.  0 or FP_EIO. */
-static int flush_ranges(fp_store *s)
+static int flush_ranges(fp_sqlite *s)
 {
     for (int i = 0; i < s->nranges; i++) {
         range_cache *rc = &s->ranges[i];
@@ -179,7 +179,7 @@ static int flush_ranges(fp_store *s)
 
 /* The range to take the seller's next number from, loading it when the
  * cached one is used up.  NULL: exhausted (*err = 0) or error (*err < 0). */
-static range_cache *range_for(fp_store *s, int64_t seller_id, int *err)
+static range_cache *range_for(fp_sqlite *s, int64_t seller_id, int *err)
 {
     range_cache *rc = NULL;
     char yy[3];
@@ -236,7 +236,7 @@ static range_cache *range_for(fp_store *s, int64_t seller_id, int *err)
 /* Answers a request whose serial already exists (also earlier in this
  * batch): the stored response if the body is the same, else KEY_REUSED.
  * FP_ENOTFOUND when the serial is new. */
-static int answer_existing(fp_store *s, fp_issue_req *r)
+static int answer_existing(fp_sqlite *s, fp_issue_req *r)
 {
     sqlite3_stmt *st = s->wst[WQ_FIND];
     sqlite3_bind_int64(st, 1, r->seller_id);
@@ -266,7 +266,7 @@ static int answer_existing(fp_store *s, fp_issue_req *r)
 /* A red invoice consumes its form: a replay is answered first (the form is
  * then already issued), otherwise the form must be ready.  0 to go on, 1
  * when r is answered, FP_EIO. */
-static int red_precheck(fp_store *s, fp_issue_req *r)
+static int red_precheck(fp_sqlite *s, fp_issue_req *r)
 {
     int found = answer_existing(s, r);
     if (found != FP_ENOTFOUND)
@@ -289,7 +289,7 @@ static int red_precheck(fp_store *s, fp_issue_req *r)
 }
 
 /* The outbox jobs of a new invoice, in its transaction. */
-static int enqueue_jobs(fp_store *s, fp_issue_req *r)
+static int enqueue_jobs(fp_sqlite *s, fp_issue_req *r)
 {
     int64_t now = fp_wall_ms();
     sqlite3_stmt *j = s->wst[WQ_INS_RENDER];
@@ -314,7 +314,7 @@ static int enqueue_jobs(fp_store *s, fp_issue_req *r)
     sqlite3_clear_bindings(j);
     return rc;
 }
-static int issue_one(fp_store *s, fp_issue_req *r)
+static int issue_one(fp_sqlite *s, fp_issue_req *r)
 {
     int err;
     if (fp_sq_clock_take(s, r))
@@ -397,7 +397,7 @@ static int issue_one(fp_store *s, fp_issue_req *r)
 
 /* After a rollback nothing of the batch exists: every request fails (its
  * client retries with the same key) and the range cache is re-read. */
-static void fail_batch(fp_store *s, fp_issue_req *head, const char *why)
+static void fail_batch(fp_sqlite *s, fp_issue_req *head, const char *why)
 {
     for (fp_issue_req *r = head; r; r = r->next) {
         if (r->result == FP_ISSUE_CREATED && r->doc.json == NULL) {
@@ -412,7 +412,7 @@ static void fail_batch(fp_store *s, fp_issue_req *head, const char *why)
 
 /* After a commit: what the client is told was stored, for the check that
  * follows a fail-stop. */
-static void note_acked(fp_store *s, fp_issue_req *head)
+static void note_acked(fp_sqlite *s, fp_issue_req *head)
 {
     const char *nums[64];
     int n = 0;
@@ -428,7 +428,7 @@ static void note_acked(fp_store *s, fp_issue_req *head)
 }
 
 /* Called with wlock held (see writer_main); releases it. */
-static void run_batch(fp_store *s, fp_issue_req *head, int n)
+static void run_batch(fp_sqlite *s, fp_issue_req *head, int n)
 {
     char stop_why[320];
     fp_failstop_check_files(s->fs, NULL); /* a few µs: never write into a deleted file */
@@ -525,7 +525,7 @@ static void run_batch(fp_store *s, fp_issue_req *head, int n)
  * store breaker. */
 static void *reaper_main(void *arg)
 {
-    fp_store *s = arg;
+    fp_sqlite *s = arg;
     pthread_mutex_lock(&s->qlock);
     while (!s->reaper_stop) {
         fp_cond_wait_ms(&s->rpcond, &s->qlock, 50);
@@ -576,7 +576,7 @@ static void *reaper_main(void *arg)
 
 static void *writer_main(void *arg)
 {
-    fp_store *s = arg;
+    fp_sqlite *s = arg;
     for (;;) {
         pthread_mutex_lock(&s->qlock);
         while (!s->qhead && !s->stopping)
@@ -615,8 +615,9 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-void fp_store_submit(fp_store *s, fp_issue_req *r)
+void sq_store_submit(void *be, fp_issue_req *r)
 {
+    fp_sqlite *s = be;
     r->next = NULL;
     r->result = FP_ISSUE_PENDING;
     atomic_store(&r->early, 0);
@@ -640,8 +641,9 @@ void fp_store_submit(fp_store *s, fp_issue_req *r)
     pthread_mutex_unlock(&s->qlock);
 }
 
-int fp_store_cancel_queued(fp_store *s, const char *why)
+int sq_store_cancel_queued(void *be, const char *why)
 {
+    fp_sqlite *s = be;
     pthread_mutex_lock(&s->qlock);
     snprintf(s->draining, sizeof s->draining, "%s", why && *why ? why : "cancelled");
     fp_issue_req *head = s->qhead;
@@ -659,7 +661,7 @@ int fp_store_cancel_queued(fp_store *s, const char *why)
 
 /* ---- the threads ---- */
 
-int fp_sq_writer_start(fp_store *s, fp_err *err)
+int fp_sq_writer_start(fp_sqlite *s, fp_err *err)
 {
     sqlite3_wal_hook(s->wdb, wal_hook, s);
     if (pthread_create(&s->ckpt, NULL, ckpt_main, s) != 0)
@@ -676,7 +678,7 @@ int fp_sq_writer_start(fp_store *s, fp_err *err)
 
 /* The writer drains the queue first (every queued request gets its
  * answer), then the deadline thread and the checkpointer stop. */
-void fp_sq_writer_stop(fp_store *s)
+void fp_sq_writer_stop(fp_sqlite *s)
 {
     if (s->writer_started) {
         pthread_mutex_lock(&s->qlock);
