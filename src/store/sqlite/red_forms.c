@@ -132,6 +132,61 @@ static int used_by_forms(sqlite3 *db, const char *blue, fp_red_used *used, int n
     return step == SQLITE_DONE ? 0 : FP_EIO;
 }
 
+int fp_sq_red_form_insert(fp_sqlite *s, int64_t seller_id, const fp_red_form *f, const char *state,
+                          int64_t expires_at, int64_t *id, char form_no[24], fp_err *err)
+{
+    sqlite3_stmt *st = fp_sq_prep(s->wdb,
+                                  "INSERT INTO red_forms(form_no, seller_id, blue_number, reason, "
+                                  "initiated_by, state, created_at, expires_at, total_amount, "
+                                  "total_tax) VALUES('', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                  err);
+    if (!st)
+        return FP_EIO;
+    sqlite3_bind_int64(st, 1, seller_id);
+    sqlite3_bind_text(st, 2, f->blue_number, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, fp_red_reason_name(f->reason), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, f->initiated_by_buyer ? "buyer" : "seller", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, state, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, (int64_t)time(NULL));
+    if (expires_at)
+        sqlite3_bind_int64(st, 7, expires_at);
+    else
+        sqlite3_bind_null(st, 7);
+    sqlite3_bind_int64(st, 8, f->total_amount);
+    sqlite3_bind_int64(st, 9, f->total_tax);
+    int rc = fp_sq_run(s->wdb, st, err);
+    if (rc < 0)
+        return rc;
+    *id = sqlite3_last_insert_rowid(s->wdb);
+    /* form numbers: RF + 18 digits of the row id (unique, never reused) */
+    char sql[128];
+    snprintf(form_no, 24, "RF%018lld", (long long)*id);
+    snprintf(sql, sizeof sql, "UPDATE red_forms SET form_no='%s' WHERE id=%lld", form_no,
+             (long long)*id);
+    if ((rc = fp_sq_exec(s->wdb, sql, err)) < 0)
+        return rc;
+    st = fp_sq_prep(s->wdb,
+                    "INSERT INTO red_form_lines(form_id, line, quantity, amount, tax) "
+                    "VALUES(?1, ?2, ?3, ?4, ?5)",
+                    err);
+    if (!st)
+        return FP_EIO;
+    for (int i = 0; i < f->nlines && rc == 0; i++) {
+        char q[64] = "";
+        if (f->lines[i].has_qty)
+            fp_qty_format(f->lines[i].qty, q, sizeof q);
+        sqlite3_bind_int64(st, 1, *id);
+        sqlite3_bind_int(st, 2, f->lines[i].line);
+        sqlite3_bind_text(st, 3, q, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 4, f->lines[i].amount);
+        sqlite3_bind_int64(st, 5, f->lines[i].tax);
+        if (fp_sq_step_done(st) < 0)
+            rc = fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int sq_store_red_form_create(void *be, int64_t seller_id, fp_red_form *f, const char *state,
                              int64_t expires_at, fp_red_form_rec *out, fp_errors *es,
                              const fp_audit_rec *audit, fp_err *err)
@@ -145,14 +200,14 @@ int sq_store_red_form_create(void *be, int64_t seller_id, fp_red_form *f, const 
     fp_red_used *used = calloc((size_t)maxline + 1, sizeof *used);
     if (!used)
         return fp_fail(err, FP_ENOMEM, "out of memory");
-    int rc = 0;
     int64_t id = 0;
-    sqlite3_stmt *st = NULL;
+    char form_no[24];
     pthread_mutex_lock(&s->wlock);
-    if (fp_sq_exec(s->wdb, "BEGIN IMMEDIATE", err) < 0) {
-        rc = FP_EIO;
+    /* the caps are checked against the other forms in the transaction
+     * that stores this one: two forms of one blue cannot both pass */
+    int rc = fp_sq_exec(s->wdb, "BEGIN IMMEDIATE", err);
+    if (rc < 0)
         goto unlock;
-    }
     if (used_by_forms(s->wdb, f->blue_number, used, maxline) < 0) {
         rc = fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
         goto rollback;
@@ -162,69 +217,15 @@ int sq_store_red_form_create(void *be, int64_t seller_id, fp_red_form *f, const 
         rc = FP_ERANGE;
         goto rollback;
     }
-    if (sqlite3_prepare_v2(s->wdb,
-                           "INSERT INTO red_forms(form_no, seller_id, blue_number, reason, "
-                           "initiated_by, state, created_at, expires_at, total_amount, total_tax) "
-                           "VALUES('', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                           -1, &st, NULL) != SQLITE_OK)
-        goto dberr;
-    sqlite3_bind_int64(st, 1, seller_id);
-    sqlite3_bind_text(st, 2, f->blue_number, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, fp_red_reason_name(f->reason), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, f->initiated_by_buyer ? "buyer" : "seller", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, state, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 6, (int64_t)time(NULL));
-    if (expires_at)
-        sqlite3_bind_int64(st, 7, expires_at);
-    else
-        sqlite3_bind_null(st, 7);
-    sqlite3_bind_int64(st, 8, f->total_amount);
-    sqlite3_bind_int64(st, 9, f->total_tax);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        goto dberr;
-    sqlite3_finalize(st);
-    st = NULL;
-    id = sqlite3_last_insert_rowid(s->wdb);
-    /* form numbers: RF + 18 digits of the row id (unique, never reused) */
-    char form_no[24], sql[128];
-    snprintf(form_no, sizeof form_no, "RF%018lld", (long long)id);
-    snprintf(sql, sizeof sql, "UPDATE red_forms SET form_no='%s' WHERE id=%lld", form_no,
-             (long long)id);
-    if (fp_sq_exec(s->wdb, sql, err) < 0)
-        goto rollback;
-    if (sqlite3_prepare_v2(s->wdb,
-                           "INSERT INTO red_form_lines(form_id, line, quantity, amount, tax) "
-                           "VALUES(?1, ?2, ?3, ?4, ?5)",
-                           -1, &st, NULL) != SQLITE_OK)
-        goto dberr;
-    for (int i = 0; i < f->nlines; i++) {
-        char q[64] = "";
-        if (f->lines[i].has_qty)
-            fp_qty_format(f->lines[i].qty, q, sizeof q);
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int(st, 2, f->lines[i].line);
-        sqlite3_bind_text(st, 3, q, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 4, f->lines[i].amount);
-        sqlite3_bind_int64(st, 5, f->lines[i].tax);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            goto dberr;
-        sqlite3_reset(st);
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if ((rc = fp_sq_audit_change(s, audit, form_no, state, err)) < 0 ||
-        fp_sq_exec(s->wdb, "COMMIT", err) < 0)
+    if ((rc = fp_sq_red_form_insert(s, seller_id, f, state, expires_at, &id, form_no, err)) < 0 ||
+        (rc = fp_sq_audit_change(s, audit, form_no, state, err)) < 0 ||
+        (rc = fp_sq_exec(s->wdb, "COMMIT", err)) < 0)
         goto rollback;
     rc = form_read(s->wdb, seller_id, NULL, id, out);
     goto unlock;
-dberr:
-    rc = fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
 rollback:
-    sqlite3_finalize(st);
     if (!sqlite3_get_autocommit(s->wdb))
         fp_sq_exec(s->wdb, "ROLLBACK", NULL);
-    if (rc == 0)
-        rc = FP_EIO;
 unlock:
     pthread_mutex_unlock(&s->wlock);
     free(used);
