@@ -101,6 +101,8 @@ static int unhex(const char *s, unsigned char *out, size_t n)
 
 static void marker_write_locked(fp_failstop *fs)
 {
+    if (fs->read_only)
+        return;
     /* until one write succeeds, every second; then every 30 s all the same:
      * a disk that failed may report a lost write only at the next fsync */
     fs->marker_ok = 0;
@@ -662,6 +664,11 @@ int fp_failstop_new(const char *db_path, fp_failstop **out, fp_err *err)
     fs->registered = 1;
     *out = fs;
     return 0;
+}
+
+void fp_failstop_read_only(fp_failstop *fs)
+{
+    fs->read_only = 1;
 }
 
 const char *fp_failstop_vfs_name(fp_failstop *fs)

@@ -28,6 +28,9 @@ typedef struct fp_failstop_expect {
 int fp_failstop_new(const char *db_path, fp_failstop **out, fp_err *err);
 void fp_failstop_free(fp_failstop *fs);
 const char *fp_failstop_vfs_name(fp_failstop *fs);
+/* A store opened read-only: a fail-stop it finds is reported, but no
+ * marker is written (the command changes no file of the data directory). */
+void fp_failstop_read_only(fp_failstop *fs);
 
 /* FP_FAILSTOP_* of an extended SQLite result code (NONE for SQLITE_FULL). */
 int fp_failstop_classify(int ext_rc);
@@ -97,6 +100,7 @@ struct fp_failstop {
     int db_fd, wal_fd;
     struct stat db_st, wal_st;
     int marker_ok; /* the marker is on the disk (under mu) */
+    int read_only; /* never write the marker */
     /* the start-up quick_check on its own thread (AUTO after a clean stop) */
     pthread_t bg;
     int bg_started, bg_stop; /* bg_stop and bg_db under mu */

@@ -7,6 +7,7 @@
 #ifndef FAPIAO_STORE_SQLITE_INTERNAL_H
 #define FAPIAO_STORE_SQLITE_INTERNAL_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -79,7 +80,8 @@ struct fp_sqlite {
     pthread_cond_t qcond;
     fp_issue_req *qhead, *qtail;
     int stopping;
-    char draining[128]; /* fp_store_cancel_queued: refuse new requests */
+    char draining[128];             /* fp_store_cancel_queued, read_only: refuse new requests */
+    char ro_uri[PATH_MAX * 3 + 32]; /* read_only: the URI every connection opens */
     /* the batch being written (under qlock): its requests past their
      * deadline are answered FP_ISSUE_UNKNOWN (they may yet be committed) */
     fp_issue_req *batch;

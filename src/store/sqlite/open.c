@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include "fapiao/clock.h"
@@ -13,6 +15,145 @@
 #include "internal.h"
 
 /* ---- open / close ---- */
+
+/* The writer connection of a store that writes: WAL, durable commits, the
+ * schema brought up to date, its statements, the audit chain's head and
+ * the issue clock. */
+static int open_writer(fp_sqlite *s, const char *vfs, fp_err *err)
+{
+    int rc;
+    if ((rc = fp_sq_open_conn(s->o.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs, &s->wdb,
+                              err)) < 0)
+        return rc;
+    /* journal_mode=WAL is persistent; synchronous=FULL makes every COMMIT
+     * fsync the WAL, which is what makes an acknowledgement durable. */
+    if ((rc = fp_sq_exec(s->wdb,
+                         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+                         "PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=0; "
+                         "PRAGMA journal_size_limit=67108864",
+                         err)) < 0 ||
+        (rc = fp_sq_migrate(s->wdb, err)) < 0 || (rc = fp_failstop_watch_files(s->fs, err)) < 0)
+        return rc;
+    for (int i = 0; i < WQ__N; i++)
+        if (sqlite3_prepare_v3(s->wdb, fp_sq_write_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                               &s->wst[i], NULL) != SQLITE_OK)
+            return fp_fail(err, FP_EIO, "prepare: %s", sqlite3_errmsg(s->wdb));
+    if ((rc = fp_sq_audit_open(s, err)) < 0) {
+        char why[320];
+        if (fp_failstop_get(s->fs, why, sizeof why) == FP_FAILSTOP_NONE)
+            return rc;
+        /* read-only already: serve what can be read */
+        fprintf(stderr, "{\"level\":\"error\",\"event\":\"audit_unreadable\",\"detail\":\"%s\"}\n",
+                err ? err->msg : "");
+    }
+    return fp_sq_clock_open(s, err);
+}
+
+/* A URI for path with the query q ("immutable=1"): the path's bytes that
+ * a URI gives a meaning to are %-escaped. */
+static int file_uri(const char *path, const char *q, char *out, size_t cap)
+{
+    size_t n = (size_t)snprintf(out, cap, "file:");
+    for (const unsigned char *p = (const unsigned char *)path; *p && n + 4 < cap; p++)
+        if (*p == '?' || *p == '#' || *p == '%' || *p <= ' ' || *p >= 0x7f)
+            n += (size_t)snprintf(out + n, cap - n, "%%%02X", *p);
+        else
+            out[n++] = (char)*p;
+    int w = snprintf(out + n, cap - n, "?%s", q);
+    return w < 0 || (size_t)w >= cap - n ? -1 : 0;
+}
+
+/* 1 when a process has the database open in WAL mode: it holds a lock on
+ * the -shm's "dead man switch" byte (SQLite's unix VFS: offset 128).
+ * F_GETLK only asks; no lock is taken and no file is made. */
+static int shm_in_use(const char *shm)
+{
+    int fd = open(shm, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 128, .l_len = 1};
+    int used = fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+    close(fd);
+    return used;
+}
+
+/* The URI query of a read-only open of path.  Neither -wal nor -shm (a
+ * cleanly stopped store): immutable, read from the file alone, since a
+ * read-only connection would otherwise create both.  A -shm that nobody
+ * holds (a store stopped uncleanly): readonly_shm, so SQLite reads the WAL
+ * into a private index instead of writing its read marks or a recovery
+ * into the -shm.  A store in use (a server running): the normal read
+ * path, which sees its latest commits. */
+static const char *ro_query(const char *path)
+{
+    char wal[PATH_MAX + 8], shm[PATH_MAX + 8];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    snprintf(shm, sizeof shm, "%s-shm", path);
+    if (access(wal, F_OK) != 0 && access(shm, F_OK) != 0)
+        return "immutable=1";
+    return shm_in_use(shm) ? "mode=ro" : "mode=ro&readonly_shm=1";
+}
+
+/* A store that only reads (fp_store_opts.read_only): no migration, no
+ * writer or checkpointer thread, no audit key, no checkpoint signed or
+ * WAL checkpointed on close, and every connection SQLITE_OPEN_READONLY.
+ * How the files are opened so that a stopped store's keep every byte:
+ * ro_query. */
+static int open_read_only(fp_sqlite *s, fp_err *err)
+{
+    if (file_uri(s->o.path, ro_query(s->o.path), s->ro_uri, sizeof s->ro_uri) < 0)
+        return fp_fail(err, FP_ERANGE, "database path too long");
+    snprintf(s->draining, sizeof s->draining, "store opened read-only (只读打开，不能开票)");
+    int rc = fp_sq_open_conn(s->ro_uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI,
+                             fp_failstop_vfs_name(s->fs), &s->wdb, err);
+    if (rc < 0)
+        return rc;
+    int64_t have = 0;
+    int null = 0;
+    if (fp_sq_int_or_null(s->wdb, "PRAGMA user_version", 0, &have, &null) < 0)
+        return fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
+    int want = fp_store_migration_count();
+    if (have != want)
+        return fp_fail(err, FP_EINVAL,
+                       "the database schema is version %lld, this fapiao's is %d: %s "
+                       "(数据库结构版本 %lld 与本程序的 %d 不符：%s)",
+                       (long long)have, want,
+                       have < want ? "it must be migrated first, which a read-only command does "
+                                     "not do: run fapiao serve once"
+                                   : "upgrade fapiao",
+                       (long long)have, want,
+                       have < want ? "只读命令不做升级，请先运行一次 fapiao serve"
+                                   : "请升级 fapiao");
+    return fp_sq_clock_open(s, err);
+}
+
+int fp_store_sqlite_open_ro(const char *path, struct sqlite3 **db)
+{
+    char uri[PATH_MAX * 3 + 32];
+    *db = NULL;
+    if (file_uri(path, ro_query(path), uri, sizeof uri) < 0)
+        return SQLITE_CANTOPEN;
+    return sqlite3_open_v2(uri, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+}
+
+/* The pool of read-only connections with their statements. */
+static int open_readers(fp_sqlite *s, const char *path, const char *vfs, fp_err *err)
+{
+    int flags = SQLITE_OPEN_READONLY | (s->o.read_only ? SQLITE_OPEN_URI : 0);
+    for (int i = 0; i < s->o.read_conns; i++) {
+        reader *rd = &s->readers[i];
+        int rc = fp_sq_open_conn(path, flags, vfs, &rd->db, err);
+        if (rc < 0)
+            return rc;
+        s->nreaders++;
+        for (int q = 0; q < RQ__N; q++)
+            if (sqlite3_prepare_v3(rd->db, fp_sq_read_sql[q], -1, SQLITE_PREPARE_PERSISTENT,
+                                   &rd->st[q], NULL) != SQLITE_OK)
+                return fp_fail(err, FP_EIO, "prepare: %s", sqlite3_errmsg(rd->db));
+        s->rfree[s->nfree++] = i;
+    }
+    return 0;
+}
 
 int sq_open(const fp_store_opts *o, void **out, fp_err *err)
 {
@@ -49,6 +190,8 @@ int sq_open(const fp_store_opts *o, void **out, fp_err *err)
     if ((rc = fp_failstop_new(o->path, &s->fs, err)) < 0)
         goto fail;
     const char *vfs = fp_failstop_vfs_name(s->fs);
+    if (s->o.read_only)
+        fp_failstop_read_only(s->fs); /* a finding is reported, never written down */
     int bg_check = 0;
     if (access(o->path, F_OK) == 0) {
         fp_store_check_report rep;
@@ -58,56 +201,21 @@ int sq_open(const fp_store_opts *o, void **out, fp_err *err)
         fp_failstop_startup(s->fs, sync, &rep);
         bg_check = !sync && s->o.start_check == FP_START_CHECK_AUTO;
     }
-    if ((rc = fp_sq_open_conn(o->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs, &s->wdb,
-                              err)) < 0)
+    if (s->o.read_only)
+        rc = open_read_only(s, err);
+    else
+        rc = open_writer(s, vfs, err);
+    if (rc < 0)
         goto fail;
-    /* journal_mode=WAL is persistent; synchronous=FULL makes every COMMIT
-     * fsync the WAL, which is what makes an acknowledgement durable. */
-    if ((rc = fp_sq_exec(s->wdb,
-                         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
-                         "PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=0; "
-                         "PRAGMA journal_size_limit=67108864",
-                         err)) < 0)
+    if ((rc = open_readers(s, s->o.read_only ? s->ro_uri : o->path, vfs, err)) < 0)
         goto fail;
-    if ((rc = fp_sq_migrate(s->wdb, err)) < 0)
-        goto fail;
-    if ((rc = fp_failstop_watch_files(s->fs, err)) < 0)
-        goto fail;
-    for (int i = 0; i < WQ__N; i++)
-        if (sqlite3_prepare_v3(s->wdb, fp_sq_write_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                               &s->wst[i], NULL) != SQLITE_OK) {
-            rc = fp_fail(err, FP_EIO, "prepare: %s", sqlite3_errmsg(s->wdb));
+    if (!s->o.read_only) {
+        /* A connection checkpoints only once it has opened the WAL: read first. */
+        if ((rc = fp_sq_open_conn(o->path, SQLITE_OPEN_READWRITE, vfs, &s->cdb, err)) < 0 ||
+            (rc = fp_sq_exec(s->cdb, "SELECT count(*) FROM sqlite_master", err)) < 0 ||
+            (rc = fp_sq_writer_start(s, err)) < 0)
             goto fail;
-        }
-    if ((rc = fp_sq_audit_open(s, err)) < 0) {
-        char why[320];
-        if (fp_failstop_get(s->fs, why, sizeof why) == FP_FAILSTOP_NONE)
-            goto fail;
-        /* read-only already: serve what can be read */
-        fprintf(stderr, "{\"level\":\"error\",\"event\":\"audit_unreadable\",\"detail\":\"%s\"}\n",
-                err ? err->msg : "");
     }
-    if ((rc = fp_sq_clock_open(s, err)) < 0)
-        goto fail;
-    for (int i = 0; i < s->o.read_conns; i++) {
-        reader *rd = &s->readers[i];
-        if ((rc = fp_sq_open_conn(o->path, SQLITE_OPEN_READONLY, vfs, &rd->db, err)) < 0)
-            goto fail;
-        s->nreaders++;
-        for (int q = 0; q < RQ__N; q++)
-            if (sqlite3_prepare_v3(rd->db, fp_sq_read_sql[q], -1, SQLITE_PREPARE_PERSISTENT,
-                                   &rd->st[q], NULL) != SQLITE_OK) {
-                rc = fp_fail(err, FP_EIO, "prepare: %s", sqlite3_errmsg(rd->db));
-                goto fail;
-            }
-        s->rfree[s->nfree++] = i;
-    }
-    /* A connection checkpoints only once it has opened the WAL: read first. */
-    if ((rc = fp_sq_open_conn(o->path, SQLITE_OPEN_READWRITE, vfs, &s->cdb, err)) < 0 ||
-        (rc = fp_sq_exec(s->cdb, "SELECT count(*) FROM sqlite_master", err)) < 0)
-        goto fail;
-    if ((rc = fp_sq_writer_start(s, err)) < 0)
-        goto fail;
     if (bg_check)
         fp_failstop_background_check(s->fs); /* its failure trips the fail-stop */
     *out = s;
@@ -126,7 +234,7 @@ void sq_close(void *be)
     fp_sq_writer_stop(s);               /* drains the queue */
     /* after a fail-stop nothing is checkpointed, not even by the last
      * close: the WAL may hold the only good copy of the last commits */
-    int stopped = fp_failstop_get(s->fs, NULL, 0) != FP_FAILSTOP_NONE;
+    int stopped = s->o.read_only || fp_failstop_get(s->fs, NULL, 0) != FP_FAILSTOP_NONE;
     for (int i = 0; stopped && i < s->nreaders; i++)
         sqlite3_db_config(s->readers[i].db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     if (stopped && s->cdb)
