@@ -5,7 +5,7 @@
  * server (fp_store_migration_sql), WAL, synchronous=FULL, automatic
  * checkpoints off and a PASSIVE checkpoint on a separate thread/connection
  * every N WAL frames (as the server's store does), and the same statements
- * the writer runs (src/store/sqlite.c): per invoice
+ * the writer runs (src/store/sqlite/writer.c): per invoice
  *
  *   INSERT INTO invoices (...)     -- ~1.5 KB response document; its
  *                                     UNIQUE(seller_id, serial) is the

@@ -214,11 +214,4 @@ int fp_audit_shipper_start(const char *db_path, const char *dest, int interval_m
                            fp_audit_shipper **out, fp_err *err);
 void fp_audit_shipper_stop(fp_audit_shipper *sh);
 
-/* ---- for src/store only ----
- * Appends rec to the chain inside the transaction open on db, which must
- * be a store's writer connection (locked): jobs.c's helpers have only the
- * connection. */
-struct sqlite3;
-int fp_store_audit_append_conn(struct sqlite3 *db, const fp_audit_rec *rec, fp_err *err);
-
 #endif

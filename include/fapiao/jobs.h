@@ -19,12 +19,13 @@
  * happens at least once; render output is written idempotently and each
  * event has a stable id for receivers to drop duplicates.
  *
- * Times are unix milliseconds. */
+ * Times are unix milliseconds (fp_wall_ms, clock.h). */
 #ifndef FAPIAO_JOBS_H
 #define FAPIAO_JOBS_H
 
 #include <stdint.h>
 
+#include "fapiao/clock.h"
 #include "fapiao/err.h"
 #include "fapiao/invoice.h"
 #include "fapiao/store.h"
@@ -63,8 +64,6 @@ typedef struct fp_job {
     int64_t next_at, first_at, updated_at, lease_owner, lease_until;
     char last_error[256];
 } fp_job;
-
-int64_t fp_unix_ms(void);
 
 /* Called (on the writer thread, after COMMIT) whenever a transaction queued
  * new jobs: the outbox uses it to wake a worker. */

@@ -54,6 +54,12 @@ typedef struct fp_store_opts {
     int slow_write_ms;
     int write_deadline_ms;
     int start_check; /* FP_START_CHECK_*: the check at open (docs/storage.md) */
+    /* Read-only (the CLI's listing and verifying commands): no migration
+     * (a database needing one is refused, FP_EINVAL), no writer thread, no
+     * audit checkpoint signed and no WAL checkpoint on close; issuing and
+     * every other write is refused.  A cleanly stopped database's files
+     * are not changed by a byte. */
+    int read_only;
 } fp_store_opts;
 
 /* The check at open.  SYNC: PRAGMA quick_check from the disk before the
@@ -70,6 +76,12 @@ int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err);
  * so a full disk gives SQLITE_FULL, never SIGBUS (shmguard.c).  Idempotent;
  * fp_store_open calls it. */
 void fp_store_shm_guard(void);
+/* For tools that read a SQLite store's file directly (audit verify,
+ * export, list): opens path read-only like sqlite3_open_v2 (its result
+ * code; *db set even on failure), immutable when neither -wal nor -shm
+ * exists so that no file is created or changed (see read_only). */
+struct sqlite3;
+int fp_store_sqlite_open_ro(const char *path, struct sqlite3 **db);
 /* Drains the writer queue (every queued request gets its answer), stops the
  * threads, checkpoints and closes. */
 void fp_store_close(fp_store *s);
@@ -239,7 +251,6 @@ typedef struct fp_client_info {
  * with_secrets). */
 int fp_store_clients(fp_store *s, int with_secrets, void (*fn)(const fp_client_info *c, void *arg),
                      void *arg);
-int fp_store_client_info(fp_store *s, const char *client_id, fp_client_info *out);
 /* Checks secret against the client's secrets valid at now (constant time
  * per candidate; the same queries and at least FP_SECRETS_LIVE_MAX hashes
  * for an unknown or malformed client id).  0 with the client in out and

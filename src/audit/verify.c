@@ -377,7 +377,7 @@ static int open_ro(const char *db_path, sqlite3 **db, fp_err *err)
     if (access(db_path, F_OK) != 0)
         return fp_fail(err, FP_ENOTFOUND, "%s: %s", db_path, strerror(errno));
     fp_store_shm_guard(); /* no SIGBUS on a full disk */
-    if (sqlite3_open_v2(db_path, db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+    if (fp_store_sqlite_open_ro(db_path, db) != SQLITE_OK) {
         int rc = fp_fail(err, FP_EIO, "open %s: %s", db_path,
                          *db ? sqlite3_errmsg(*db) : "out of memory");
         sqlite3_close(*db);

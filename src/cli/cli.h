@@ -47,6 +47,8 @@ int cli_database_lost(const char *dir);
 /* Opens DIR/fapiao.db (a small read pool) or prints why not and returns
  * NULL. */
 struct fp_store *cli_open_store(const char *dir);
+/* The same, read-only (store_ro.c): for commands that only look. */
+struct fp_store *cli_open_store_ro(const char *dir);
 /* The audit record of an admin action, actor "cli:<user>" (in actor, 80
  * bytes), for the store call that makes the change: the store writes it in
  * the change's own transaction (docs/audit.md).  target NULL: the store's

@@ -211,7 +211,7 @@ int cmd_keys(int argc, char **argv)
             return 2;
         }
     }
-    fp_store *s = cli_open_store(dir);
+    fp_store *s = sub == 1 ? cli_open_store_ro(dir) : cli_open_store(dir); /* 1: list */
     if (!s)
         return 1;
     fp_err err = {0};

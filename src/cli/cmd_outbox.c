@@ -183,7 +183,7 @@ int cmd_outbox(int argc, char **argv)
                   "redrive needs one of --job ID (a positive integer) or --all-dead");
         return 2;
     }
-    fp_store *s = cli_open_store(dir);
+    fp_store *s = !strcmp(argv[1], "list") ? cli_open_store_ro(dir) : cli_open_store(dir);
     if (!s)
         return 1;
     int rc = 0;

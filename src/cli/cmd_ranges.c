@@ -128,7 +128,7 @@ int cmd_ranges(int argc, char **argv)
         fprintf(stderr, "%s", usage);
         return 2;
     }
-    fp_store *s = cli_open_store(dir);
+    fp_store *s = importing ? cli_open_store(dir) : cli_open_store_ro(dir);
     if (!s)
         return 1;
     int rc;

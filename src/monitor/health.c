@@ -278,7 +278,7 @@ static void run_checks(fp_health *h, int force_probe)
     ck[CK_OUTBOX].ok = 1;
     if (have_jc) {
         int64_t pending = jc.n[FP_JOB_RENDER][FP_JS_PENDING] + jc.n[FP_JOB_NOTIFY][FP_JS_PENDING];
-        int64_t age = jc.oldest_pending_at ? (fp_unix_ms() - jc.oldest_pending_at) / 1000 : 0;
+        int64_t age = jc.oldest_pending_at ? (fp_wall_ms() - jc.oldest_pending_at) / 1000 : 0;
         ck[CK_OUTBOX].has_value = 1;
         ck[CK_OUTBOX].value = pending;
         ck[CK_OUTBOX].warning = pending > h->o.outbox_backlog_warn || age > h->o.outbox_age_warn_s;

@@ -345,7 +345,7 @@ static int run_notify(worker *w, const fp_job *j, char *why, size_t cap, int64_t
         return -1;
     }
     target *t = target_for(ob, url);
-    if (t && !fp_breaker_allow(&t->br, fp_unix_ms(), retry_at)) {
+    if (t && !fp_breaker_allow(&t->br, fp_wall_ms(), retry_at)) {
         snprintf(why, cap, "circuit open for %s", t->origin);
         return 1;
     }
@@ -402,7 +402,7 @@ static int run_notify(worker *w, const fp_job *j, char *why, size_t cap, int64_t
     }
     int ok = cc == CURLE_OK && status >= 200 && status < 300;
     if (t)
-        fp_breaker_record(&t->br, fp_unix_ms(), ok);
+        fp_breaker_record(&t->br, fp_wall_ms(), ok);
     if (ok)
         return 0;
     if (cc != CURLE_OK)
@@ -420,7 +420,7 @@ static void run_job(worker *w, const fp_job *j)
     int64_t retry_at = 0;
     int rc = j->kind == FP_JOB_RENDER ? run_render(w, j, why, sizeof why, &permanent, &transient)
                                       : run_notify(w, j, why, sizeof why, &retry_at, &permanent);
-    int64_t now = fp_unix_ms();
+    int64_t now = fp_wall_ms();
     fp_err err = {0};
     int db;
     if (rc == 0) {
@@ -506,14 +506,14 @@ static void *worker_main(void *arg)
         /* after a fail-stop nothing is written: no claim, no PDF, no call */
         int rc = fp_store_failstop(ob->o.store, NULL, 0) != FP_FAILSTOP_NONE
                      ? FP_EBUSY
-                     : fp_jobs_claim(ob->o.store, fp_unix_ms(), owner, lease, &j, &due, &err);
+                     : fp_jobs_claim(ob->o.store, fp_wall_ms(), owner, lease, &j, &due, &err);
         if (rc == 0) {
             run_job(w, &j);
             continue;
         }
         /* nothing due (or the store failed): sleep until the next job is
          * due, a kick, or at most a second */
-        int64_t now = fp_unix_ms(), wait = 1000;
+        int64_t now = fp_wall_ms(), wait = 1000;
         if (rc == FP_ENOTFOUND && due > now && due - now < wait)
             wait = due - now;
         struct timespec until;
@@ -686,7 +686,7 @@ void fp_outbox_metrics(fp_outbox *ob, const fp_jobs_counts *jobs, fp_buf *b)
                     fp_buf_printf(b, "fapiao_outbox_jobs{kind=\"%s\",state=\"%s\"} %lld\n",
                                   fp_job_kind_name((fp_job_kind)k),
                                   fp_job_state_name((fp_job_state)s), (long long)c.n[k][s]);
-        int64_t age = c.oldest_pending_at ? fp_unix_ms() - c.oldest_pending_at : 0;
+        int64_t age = c.oldest_pending_at ? fp_wall_ms() - c.oldest_pending_at : 0;
         fp_buf_printf(b,
                       "# HELP fapiao_outbox_oldest_pending_seconds Age of the oldest pending "
                       "job.\n# TYPE fapiao_outbox_oldest_pending_seconds gauge\n"
@@ -720,7 +720,7 @@ void fp_outbox_metrics(fp_outbox *ob, const fp_jobs_counts *jobs, fp_buf *b)
     fp_buf_puts(b, "# HELP fapiao_breaker_state Circuit breaker state (0 closed, 1 open, 2 "
                    "half-open).\n# TYPE fapiao_breaker_state gauge\n");
     pthread_mutex_lock(&ob->tmu);
-    int64_t now = fp_unix_ms();
+    int64_t now = fp_wall_ms();
     for (int i = 0; i < ob->ntargets; i++) {
         fp_buf_puts(b, "fapiao_breaker_state{breaker=\"");
         label_escape(b, ob->targets[i]->br.name);

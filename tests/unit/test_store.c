@@ -1,4 +1,8 @@
-/* test_store.c — store.h against a real SQLite database: number assignment
+/* test_store.c — store.h against every backend the build has (today
+ * SQLite): first the contract suite (store_contract.h: what any backend
+ * must do; test_store_wrong.c shows it catches backends that break it),
+ * then the tests below, opened on the same backend, then SQLite's own
+ * (the fail-stop under its VFS).  The tests below: number assignment
  * from ranges (rollover, exhaustion, continuation across reopen), group
  * commit under a burst from several threads, idempotency by serial (replay,
  * key reuse, in one batch and across batches and reopens), draining on
@@ -23,7 +27,8 @@
 #include "fapiao/rbac.h"
 #include "fapiao/store.h"
 
-#include "../../src/store/failstop.h" /* fp_failstop_classify */
+#include "../../src/store/sqlite/failstop.h" /* fp_failstop_classify */
+#include "store_contract.h"
 
 #include <ftw.h>
 #include <inttypes.h>
@@ -232,12 +237,16 @@ static int submit_one_batch(fp_store *s, const char *path, fp_issue_req **rs, in
                      (unsigned long long)after.max_batch);
 }
 
+/* The backend the tests run against (main runs them for each). */
+static const fp_store_ops *backend = &fp_store_sqlite_ops;
+
 static fp_store *open_store_opts(const char *path, int max_batch)
 {
     fp_store_opts o = {.path = path, .max_batch = max_batch};
     fp_store *s = NULL;
     fp_err err = {0};
-    if (!CHECK_MSG(fp_store_open(&o, &s, &err) == 0, "fp_store_open(%s): %s", path, err.msg))
+    if (!CHECK_MSG(fp_store_open_ops(backend, &o, &s, &err) == 0, "fp_store_open(%s): %s", path,
+                   err.msg))
         fatal("cannot open the store");
     return s;
 }
@@ -1501,7 +1510,7 @@ static void test_outbox_jobs(void)
     }
     check_status(s, sid, number, "accepted");
 
-    int64_t now = fp_unix_ms(), due = -1;
+    int64_t now = fp_wall_ms(), due = -1;
     fp_job j, j2;
     if (!CHECK_EQ_INT(claim(s, now, 1, 60000, &j, NULL), 0))
         fatal("no render job to claim");
@@ -1569,9 +1578,9 @@ static void test_outbox_jobs(void)
                      FP_ENOTFOUND);
         CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM audit WHERE action='job.redrive'"), 1);
     }
-    if (CHECK_EQ_INT(claim(s, fp_unix_ms(), 9, 60000, &j3, NULL), 0)) {
+    if (CHECK_EQ_INT(claim(s, fp_wall_ms(), 9, 60000, &j3, NULL), 0)) {
         CHECK_EQ_INT(j3.attempts, 1);
-        CHECK_EQ_INT(fp_jobs_complete(s, &j3, fp_unix_ms(), &err), 0);
+        CHECK_EQ_INT(fp_jobs_complete(s, &j3, fp_wall_ms(), &err), 0);
     }
     check_status(s, sid, number, "delivered");
     CHECK_EQ_INT(
@@ -1584,7 +1593,7 @@ static void test_outbox_jobs(void)
      * client is told so */
     fp_issue_req *r2 = issue1(s, sid, "ob-2", 2);
     CHECK_EQ_INT(r2->result, FP_ISSUE_CREATED);
-    now = fp_unix_ms();
+    now = fp_wall_ms();
     if (CHECK_EQ_INT(claim(s, now, 10, 60000, &j, NULL), 0)) {
         CHECK_EQ_STR(j.invoice_number, r2->number);
         CHECK_EQ_INT(fp_jobs_fail(s, &j, now, now, 1, "render timed out", &err), 0);
@@ -1608,10 +1617,10 @@ static void test_outbox_jobs(void)
     }
     /* re-driven, the render succeeds: failed -> rendered, announced once */
     CHECK_EQ_INT(fp_jobs_redrive(s, sid, j.id, "admin", "rid", NULL, "127.0.0.1", &err), 0);
-    if (CHECK_EQ_INT(claim(s, fp_unix_ms(), 12, 60000, &j, NULL), 0))
-        CHECK_EQ_INT(fp_jobs_complete(s, &j, fp_unix_ms(), &err), 0);
+    if (CHECK_EQ_INT(claim(s, fp_wall_ms(), 12, 60000, &j, NULL), 0))
+        CHECK_EQ_INT(fp_jobs_complete(s, &j, fp_wall_ms(), &err), 0);
     check_status(s, sid, r2->number, "rendered");
-    if (CHECK_EQ_INT(claim(s, fp_unix_ms(), 13, 60000, &j2, NULL), 0))
+    if (CHECK_EQ_INT(claim(s, fp_wall_ms(), 13, 60000, &j2, NULL), 0))
         CHECK_EQ_STR(j2.event, "invoice.rendered");
 
     /* a client without a webhook gets no notify job */
@@ -1784,7 +1793,7 @@ static void test_outbox_fairness(void)
      * of the first two served (FIFO: the 21st) */
     issue_lines(s, a, "a-big", 20, 5000);
     issue_lines(s, b, "b-small", 1, 1);
-    int64_t now = fp_unix_ms();
+    int64_t now = fp_wall_ms();
     fp_job j, first = {0};
     int b_at = 0;
     for (int k = 1; k <= 2 && !b_at; k++) {
@@ -1870,6 +1879,27 @@ static void test_outbox_fairness(void)
     fp_store_close(s);
 }
 
+/* A postgresql:// database setting is refused clearly while the build has
+ * no PostgreSQL backend (FP_EINVAL, zh + en), and the URL, which may hold
+ * a password, is not repeated. */
+static void test_open_postgres(void)
+{
+    static const char *const urls[] = {"postgresql://fapiao:secret@db.example/fapiao",
+                                       "postgres://fapiao:secret@db.example/fapiao"};
+    for (size_t i = 0; i < NCASES(urls); i++) {
+        check_ctx("open %s", urls[i]);
+        fp_store_opts o = {.path = urls[i]};
+        fp_store *s = NULL;
+        fp_err err = {0};
+        CHECK_EQ_INT(fp_store_open(&o, &s, &err), FP_EINVAL);
+        CHECK(s == NULL);
+        CHECK_MSG(strstr(err.msg, "no PostgreSQL backend") && strstr(err.msg, "PostgreSQL 数据库"),
+                  "message: %s", err.msg);
+        CHECK_MSG(!strstr(err.msg, "secret"), "the URL's password is repeated: %s", err.msg);
+    }
+    check_ctx("%s", "");
+}
+
 int main(void)
 {
     example = check_read_file(FP_SOURCE_DIR "/examples/invoice.json", NULL);
@@ -1881,18 +1911,28 @@ int main(void)
     if (!mkdtemp(tmpdir))
         fatal("mkdtemp");
 
-    test_single();
-    test_burst();
-    test_duplicates();
-    test_rollover();
-    test_reopen();
-    test_failing_batch();
-    test_many_sellers();
-    test_admin_changes_audited();
-    test_range_validation();
-    test_outbox_jobs();
-    test_outbox_fairness();
-    test_deadlines();
+    /* every backend this build has: the contract suite, then the tests
+     * written against store.h (they open the store on `backend`) */
+    static const fp_store_ops *const backends[] = {&fp_store_sqlite_ops};
+    for (size_t b = 0; b < NCASES(backends); b++) {
+        backend = backends[b];
+        int failed[SC_NCHECKS];
+        sc_run(backend, backend->name, &inv, tmpdir, 0, failed);
+        test_single();
+        test_burst();
+        test_duplicates();
+        test_rollover();
+        test_reopen();
+        test_failing_batch();
+        test_many_sellers();
+        test_admin_changes_audited();
+        test_range_validation();
+        test_outbox_jobs();
+        test_outbox_fairness();
+        test_deadlines();
+    }
+    test_open_postgres();
+    /* SQLite's own: the fail-stop under its VFS */
     test_failstop_classify();
     test_failstop_file_gone();
     test_failstop_lost_ack();

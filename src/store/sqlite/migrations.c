@@ -2,6 +2,7 @@
  * database from user_version i-1 to i; they run in one transaction each at
  * open.  Never edit a released migration: add a new one. */
 #include "fapiao/store.h"
+#include "internal.h"
 
 #include <stddef.h>
 
@@ -183,4 +184,35 @@ const char *fp_store_migration_sql(int version)
     if (version < 1 || version > fp_store_migration_count())
         return NULL;
     return migrations[version - 1];
+}
+
+/* Brings the schema of db up to this build's version, one transaction per
+ * version; a newer schema is refused. */
+int fp_sq_migrate(sqlite3 *db, fp_err *err)
+{
+    sqlite3_stmt *st;
+    int have = 0;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        return fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
+    if (sqlite3_step(st) == SQLITE_ROW)
+        have = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    int want = fp_store_migration_count();
+    if (have > want)
+        return fp_fail(err, FP_EINVAL,
+                       "database schema version %d is newer than this fapiao (%d): upgrade fapiao",
+                       have, want);
+    for (int v = have + 1; v <= want; v++) {
+        char setv[64];
+        snprintf(setv, sizeof setv, "PRAGMA user_version=%d", v);
+        int rc;
+        if ((rc = fp_sq_exec(db, "BEGIN IMMEDIATE", err)) < 0)
+            return rc;
+        if ((rc = fp_sq_exec(db, fp_store_migration_sql(v), err)) < 0 ||
+            (rc = fp_sq_exec(db, setv, err)) < 0 || (rc = fp_sq_exec(db, "COMMIT", err)) < 0) {
+            fp_sq_exec(db, "ROLLBACK", NULL);
+            return rc;
+        }
+    }
+    return 0;
 }

@@ -22,8 +22,8 @@ static int key_path(sqlite3 *db, char *out, size_t cap, fp_err *err)
     return n < 0 || (size_t)n >= cap ? fp_fail(err, FP_ERANGE, "path too long") : 0;
 }
 
-int fp_store_webhook_seal(sqlite3 *db, const char *client_id, const char *secret, char *out,
-                          size_t cap, fp_err *err)
+int fp_sq_webhook_seal(sqlite3 *db, const char *client_id, const char *secret, char *out,
+                       size_t cap, fp_err *err)
 {
     char path[4200];
     unsigned char key[FP_SEAL_KEY_LEN];
@@ -34,8 +34,8 @@ int fp_store_webhook_seal(sqlite3 *db, const char *client_id, const char *secret
     return rc;
 }
 
-int fp_store_webhook_unseal(sqlite3 *db, const char *client_id, const char *stored, char *secret,
-                            size_t cap, fp_err *err)
+int fp_sq_webhook_unseal(sqlite3 *db, const char *client_id, const char *stored, char *secret,
+                         size_t cap, fp_err *err)
 {
     if (!fp_is_sealed(stored)) { /* a row from before sealing, not migrated yet */
         snprintf(secret, cap, "%s", stored);
@@ -52,12 +52,13 @@ int fp_store_webhook_unseal(sqlite3 *db, const char *client_id, const char *stor
     return rc;
 }
 
-int fp_store_webhook_seal_all(fp_store *s, int *sealed, fp_err *err)
+int sq_store_webhook_seal_all(void *be, int *sealed, fp_err *err)
 {
+    fp_sqlite *s = be;
     *sealed = 0;
-    sqlite3 *db = fp_store_wlock(s);
+    sqlite3 *db = fp_sq_wlock(s);
     sqlite3_stmt *sel = NULL, *upd = NULL;
-    int rc = fp_store_exec(db, "PRAGMA secure_delete=ON; BEGIN IMMEDIATE", err);
+    int rc = fp_sq_exec(db, "PRAGMA secure_delete=ON; BEGIN IMMEDIATE", err);
     if (rc < 0)
         goto out;
     if (sqlite3_prepare_v2(db,
@@ -80,7 +81,7 @@ int fp_store_webhook_seal_all(fp_store *s, int *sealed, fp_err *err)
             rc = fp_fail(err, FP_ENOMEM, "out of memory");
             goto rollback;
         }
-        rc = fp_store_webhook_seal(db, id, plain, v, cap, err);
+        rc = fp_sq_webhook_seal(db, id, plain, v, cap, err);
         if (rc == 0) {
             sqlite3_bind_text(upd, 1, id, -1, SQLITE_TRANSIENT);
             sqlite3_bind_text(upd, 2, v, -1, SQLITE_TRANSIENT);
@@ -100,18 +101,18 @@ int fp_store_webhook_seal_all(fp_store *s, int *sealed, fp_err *err)
     sqlite3_finalize(sel);
     sqlite3_finalize(upd);
     sel = upd = NULL;
-    rc = fp_store_exec(db, "COMMIT", err);
+    rc = fp_sq_exec(db, "COMMIT", err);
     /* the old pages: out of the WAL and overwritten in the file */
     if (rc == 0 && *sealed)
         sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     if (rc == 0)
         goto out;
 rollback:
-    fp_store_exec(db, "ROLLBACK", NULL);
+    fp_sq_exec(db, "ROLLBACK", NULL);
 out:
     sqlite3_finalize(sel);
     sqlite3_finalize(upd);
-    fp_store_exec(db, "PRAGMA secure_delete=OFF", NULL);
-    fp_store_wunlock(s);
+    fp_sq_exec(db, "PRAGMA secure_delete=OFF", NULL);
+    fp_sq_wunlock(s);
     return rc;
 }

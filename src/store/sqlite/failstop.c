@@ -21,6 +21,8 @@
  * (fp_failstop_startup). */
 #include "failstop.h"
 
+#include "fapiao/clock.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -34,33 +36,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#define ACKED_MAX 32
-
-struct fp_failstop {
-    sqlite3_vfs vfs; /* first: the connection's vfs pointer is the state */
-    sqlite3_vfs *base;
-    char name[48];
-    int registered;
-    _Atomic int cause;
-    pthread_mutex_t mu;
-    char reason[320];
-    int sqlite_code;
-    char db_path[PATH_MAX], wal_path[PATH_MAX + 8], marker_path[PATH_MAX + 16];
-    int db_fd, wal_fd;
-    struct stat db_st, wal_st;
-    int marker_ok; /* the marker is on the disk (under mu) */
-    /* the start-up quick_check on its own thread (AUTO after a clean stop) */
-    pthread_t bg;
-    int bg_started, bg_stop; /* bg_stop and bg_db under mu */
-    sqlite3 *bg_db;
-    int64_t marker_retry_ms; /* the failing disk refused it: try again later */
-    /* what was acknowledged last (written into the marker, checked later) */
-    char acked[ACKED_MAX][FP_NUMBER_LEN + 1];
-    int nacked, acked_pos;
-    int64_t audit_id;
-    unsigned char audit_hash[FP_AUDIT_HASH_LEN];
-};
 
 static const char *const cause_names[] = {
     [FP_FAILSTOP_NONE] = "none",          [FP_FAILSTOP_IO] = "io_error",
@@ -123,14 +98,15 @@ static int unhex(const char *s, unsigned char *out, size_t n)
 
 /* Under fs->mu.  Best effort: the disk that failed may refuse this too,
  * and the log line carries the same facts. */
-static int64_t mono_ms(void);
 
 static void marker_write_locked(fp_failstop *fs)
 {
+    if (fs->read_only)
+        return;
     /* until one write succeeds, every second; then every 30 s all the same:
      * a disk that failed may report a lost write only at the next fsync */
     fs->marker_ok = 0;
-    fs->marker_retry_ms = mono_ms() + 1000;
+    fs->marker_retry_ms = fp_mono_ms() + 1000;
     char tmp[PATH_MAX + 32];
     snprintf(tmp, sizeof tmp, "%s.tmp", fs->marker_path);
     FILE *f = fopen(tmp, "we");
@@ -159,7 +135,7 @@ static void marker_write_locked(fp_failstop *fs)
             close(dfd);
         }
         if (fs->marker_ok)
-            fs->marker_retry_ms = mono_ms() + 30000;
+            fs->marker_retry_ms = fp_mono_ms() + 30000;
     } else {
         unlink(tmp);
     }
@@ -206,7 +182,7 @@ int fp_failstop_marker_clear(const char *db_path)
 
 /* ---- tripping ---- */
 
-static void json_str(FILE *f, const char *s)
+void fp_failstop_json_str(FILE *f, const char *s)
 {
     fputc('"', f);
     for (; *s; s++) {
@@ -245,12 +221,12 @@ void fp_failstop_trip(fp_failstop *fs, int cause, int sqlite_code, const char *f
         fprintf(stderr, "\"sqlite_code\":%d,\"sqlite_error\":\"%s\",", sqlite_code,
                 sqlite3_errstr(sqlite_code));
     fprintf(stderr, "\"database\":");
-    json_str(stderr, fs->db_path);
+    fp_failstop_json_str(stderr, fs->db_path);
     fprintf(stderr, ",\"reason\":");
-    json_str(stderr, fs->reason);
+    fp_failstop_json_str(stderr, fs->reason);
     if (fs->nacked)
         fprintf(stderr, ",\"last_acknowledged\":\"%s\"",
-                fs->acked[(fs->acked_pos + ACKED_MAX - 1) % ACKED_MAX]);
+                fs->acked[(fs->acked_pos + FP_FAILSTOP_ACKED_MAX - 1) % FP_FAILSTOP_ACKED_MAX]);
     if (fs->audit_id)
         fprintf(stderr, ",\"audit_head\":%lld", (long long)fs->audit_id);
     fprintf(stderr, ",\"action\":\"writes stopped (503 STORE_FAILSTOP); reads go on; an operator "
@@ -302,8 +278,8 @@ void fp_failstop_acked(fp_failstop *fs, const char *const *numbers, int n, int64
     pthread_mutex_lock(&fs->mu);
     for (int i = 0; i < n; i++) {
         snprintf(fs->acked[fs->acked_pos], FP_NUMBER_LEN + 1, "%s", numbers[i]);
-        fs->acked_pos = (fs->acked_pos + 1) % ACKED_MAX;
-        if (fs->nacked < ACKED_MAX)
+        fs->acked_pos = (fs->acked_pos + 1) % FP_FAILSTOP_ACKED_MAX;
+        if (fs->nacked < FP_FAILSTOP_ACKED_MAX)
             fs->nacked++;
     }
     if (audit_id && audit_hash) {
@@ -365,7 +341,7 @@ int fp_failstop_check_files(fp_failstop *fs, fp_err *err)
         /* the marker makes the fail-stop outlive a restart; the disk that
          * failed may take it only once it works again */
         pthread_mutex_lock(&fs->mu);
-        if (atomic_load(&fs->cause) != FP_FAILSTOP_CHECK && mono_ms() >= fs->marker_retry_ms)
+        if (atomic_load(&fs->cause) != FP_FAILSTOP_CHECK && fp_mono_ms() >= fs->marker_retry_ms)
             marker_write_locked(fs);
         pthread_mutex_unlock(&fs->mu);
         return fp_fail(err, FP_EIO, "store fail-stopped");
@@ -690,6 +666,11 @@ int fp_failstop_new(const char *db_path, fp_failstop **out, fp_err *err)
     return 0;
 }
 
+void fp_failstop_read_only(fp_failstop *fs)
+{
+    fs->read_only = 1;
+}
+
 const char *fp_failstop_vfs_name(fp_failstop *fs)
 {
     return fs->name;
@@ -719,317 +700,4 @@ void fp_failstop_free(fp_failstop *fs)
         close(fs->wal_fd);
     pthread_mutex_destroy(&fs->mu);
     free(fs);
-}
-
-/* ---- the check from the disk ---- */
-
-/* fsync, then drop the file's pages from the page cache, so the reads
- * that follow come from the disk.  0, 1 when the file does not exist, or
- * -1 with why.  live >= 0: an fd the store keeps open on it.  Inside a
- * process whose SQLite connections have the database open, never open and
- * close another fd on it: close() drops every POSIX lock the process holds
- * on the file, SQLite's among them (another process could then checkpoint
- * and delete the WAL under the server). */
-static int drop_cache(const char *path, int live, char *why, size_t cap)
-{
-    int fd = live >= 0 ? live : open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            return 1;
-        snprintf(why, cap, "open %s: %s", path, strerror(errno));
-        return -1;
-    }
-    int rc = 0;
-    /* an fd open since before a writeback error reports it once: the
-     * second fsync says whether the disk takes writes now */
-    if (fsync(fd) != 0 && fsync(fd) != 0) {
-        snprintf(why, cap, "fsync %s: %s (the disk is still failing)", path, strerror(errno));
-        rc = -1;
-    } else {
-        int e = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-        if (e != 0) {
-            snprintf(why, cap, "posix_fadvise(DONTNEED) %s: %s", path, strerror(e));
-            rc = -1;
-        }
-    }
-    if (fd != live)
-        close(fd);
-    return rc;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int count_of(sqlite3 *db, const char *sql, const char *arg, int64_t *n)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            *n = sqlite3_column_int64(st, 0);
-            rc = 0;
-        }
-    }
-    sqlite3_finalize(st);
-    return rc;
-}
-
-static void add_problem(fp_store_check_report *rep, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void add_problem(fp_store_check_report *rep, const char *fmt, ...)
-{
-    size_t used = strlen(rep->problems);
-    if (used + 4 >= sizeof rep->problems)
-        return;
-    if (used)
-        used += (size_t)snprintf(rep->problems + used, sizeof rep->problems - used, "; ");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(rep->problems + used, sizeof rep->problems - used, fmt, ap);
-    va_end(ap);
-    rep->ok = 0;
-}
-
-static int check_disk(fp_failstop *live, fp_failstop *bg, const char *db_path,
-                      const fp_failstop_expect *ex, int full, fp_store_check_report *rep);
-
-int fp_failstop_check_disk(const char *db_path, const fp_failstop_expect *ex, int full,
-                           fp_store_check_report *rep)
-{
-    return check_disk(NULL, NULL, db_path, ex, full, rep);
-}
-
-int fp_failstop_check_live(fp_failstop *fs, const fp_failstop_expect *ex, int full,
-                           fp_store_check_report *rep)
-{
-    return check_disk(fs, NULL, fs->db_path, ex, full, rep);
-}
-
-/* live: the state of a store open in this process (its fds are used);
- * bg: the background check's state, so that a close can interrupt it */
-static int check_disk(fp_failstop *live, fp_failstop *bg, const char *db_path,
-                      const fp_failstop_expect *ex, int full, fp_store_check_report *rep)
-{
-    memset(rep, 0, sizeof *rep);
-    rep->ok = 1;
-    rep->full = full;
-    int64_t t0 = mono_ms();
-    char why[PATH_MAX + 96], wal[PATH_MAX + 8];
-    snprintf(wal, sizeof wal, "%s-wal", db_path);
-    why[0] = 0;
-    if ((!live || live->db_fd >= 0) &&
-        drop_cache(db_path, live ? live->db_fd : -1, why, sizeof why) != 0) {
-        add_problem(rep, "%s", why[0] ? why : "the database file is missing");
-        goto out;
-    }
-    if ((!live || live->wal_fd >= 0) &&
-        drop_cache(wal, live ? live->wal_fd : -1, why, sizeof why) < 0) {
-        add_problem(rep, "%s", why);
-        goto out;
-    }
-    rep->from_disk = 1;
-    /* plain VFS, nothing written: query_only, and no checkpoint at close
-     * (the WAL may hold the only good copy of the last commits) */
-    sqlite3 *db = NULL;
-    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, "unix") !=
-        SQLITE_OK) {
-        add_problem(rep, "open: %s", db ? sqlite3_errmsg(db) : "out of memory");
-        sqlite3_close(db);
-        goto out;
-    }
-    sqlite3_busy_timeout(db, 5000);
-    sqlite3_extended_result_codes(db, 1);
-    sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-    sqlite3_exec(db, "PRAGMA query_only=1", NULL, NULL, NULL);
-    if (bg) {
-        pthread_mutex_lock(&bg->mu);
-        int stop = bg->bg_stop;
-        if (!stop)
-            bg->bg_db = db;
-        pthread_mutex_unlock(&bg->mu);
-        if (stop) {
-            sqlite3_close(db);
-            rep->ok = 1;
-            goto out;
-        }
-    }
-    sqlite3_stmt *st = NULL;
-    const char *pragma = full ? "PRAGMA integrity_check(20)" : "PRAGMA quick_check(20)";
-    if (sqlite3_prepare_v2(db, pragma, -1, &st, NULL) != SQLITE_OK) {
-        add_problem(rep, "%s: %s", pragma + 7, sqlite3_errmsg(db));
-    } else {
-        int step, rows = 0, bad = 0;
-        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-            const char *t = (const char *)sqlite3_column_text(st, 0);
-            if (rows++ == 0 && t && !strcmp(t, "ok"))
-                continue;
-            if (!bad++)
-                snprintf(rep->integrity, sizeof rep->integrity, "%s", t ? t : "?");
-        }
-        if (step != SQLITE_DONE && !bad) {
-            snprintf(rep->integrity, sizeof rep->integrity, "%s", sqlite3_errmsg(db));
-            bad = 1;
-        }
-        if (bad)
-            add_problem(rep, "%s: %s", full ? "integrity_check" : "quick_check", rep->integrity);
-        else
-            snprintf(rep->integrity, sizeof rep->integrity, "ok");
-    }
-    sqlite3_finalize(st);
-    /* what was acknowledged must be there, and its number must never be
-     * handed out again */
-    for (int i = 0; ex && i < ex->nacked; i++) {
-        int64_t n = 0, r = 0;
-        rep->acked_checked++;
-        if (count_of(db, "SELECT count(*) FROM invoices WHERE number=?1", ex->acked[i], &n) < 0 ||
-            n != 1) {
-            rep->acked_missing++;
-            add_problem(rep, "acknowledged invoice %s is missing", ex->acked[i]);
-            continue;
-        }
-        if (count_of(db,
-                     "SELECT count(*) FROM number_ranges WHERE prefix=substr(?1, 1, 5) AND "
-                     "first <= CAST(substr(?1, 6) AS INTEGER) AND last >= CAST(substr(?1, 6) AS "
-                     "INTEGER) AND next > CAST(substr(?1, 6) AS INTEGER)",
-                     ex->acked[i], &r) < 0 ||
-            r != 1) {
-            rep->acked_missing++;
-            add_problem(rep, "the number range of %s would issue it again", ex->acked[i]);
-        }
-    }
-    if (ex && ex->audit_id > 0) {
-        sqlite3_stmt *a = NULL;
-        int found = 0;
-        if (sqlite3_prepare_v2(db, "SELECT hash FROM audit WHERE id=?1", -1, &a, NULL) ==
-            SQLITE_OK) {
-            sqlite3_bind_int64(a, 1, ex->audit_id);
-            if (sqlite3_step(a) == SQLITE_ROW && sqlite3_column_bytes(a, 0) == FP_AUDIT_HASH_LEN)
-                found = memcmp(sqlite3_column_blob(a, 0), ex->audit_hash, FP_AUDIT_HASH_LEN) == 0
-                            ? 1
-                            : -1;
-        }
-        sqlite3_finalize(a);
-        rep->audit_checked = 1;
-        if (found != 1)
-            add_problem(rep, "audit record %lld (the acknowledged head) is %s",
-                        (long long)ex->audit_id, found < 0 ? "altered" : "missing");
-    }
-    if (bg) {
-        pthread_mutex_lock(&bg->mu);
-        bg->bg_db = NULL;
-        if (bg->bg_stop) /* interrupted by a close: not a finding */
-            rep->ok = 1;
-        pthread_mutex_unlock(&bg->mu);
-    }
-    sqlite3_close(db);
-out:
-    rep->elapsed_ms = mono_ms() - t0;
-    return rep->ok ? 0 : FP_EIO;
-}
-
-int fp_failstop_needs_sync_check(const char *db_path)
-{
-    char p[PATH_MAX + 16];
-    struct stat st;
-    snprintf(p, sizeof p, "%s-failstop", db_path);
-    if (access(p, F_OK) == 0)
-        return 1;
-    snprintf(p, sizeof p, "%s-wal", db_path);
-    return stat(p, &st) == 0 && st.st_size > 32; /* a clean stop truncates it */
-}
-
-static void *bg_main(void *arg)
-{
-    fp_failstop *fs = arg;
-    fp_store_check_report rep;
-    check_disk(fs, fs, fs->db_path, NULL, 0, &rep);
-    if (!rep.ok)
-        fp_failstop_trip(fs, FP_FAILSTOP_CORRUPT, 0,
-                         "start-up quick_check from the disk failed: %.200s; the store is "
-                         "read-only: restore it from a backup",
-                         rep.problems);
-    else
-        fprintf(stderr,
-                "{\"event\":\"store_check\",\"check\":\"quick_check\",\"result\":\"%s\","
-                "\"elapsed_ms\":%lld}\n",
-                rep.integrity[0] ? rep.integrity : "interrupted", (long long)rep.elapsed_ms);
-    return NULL;
-}
-
-void fp_failstop_background_check(fp_failstop *fs)
-{
-    if (pthread_create(&fs->bg, NULL, bg_main, fs) == 0)
-        fs->bg_started = 1;
-}
-
-void fp_failstop_background_stop(fp_failstop *fs)
-{
-    if (!fs || !fs->bg_started)
-        return;
-    pthread_mutex_lock(&fs->mu);
-    fs->bg_stop = 1;
-    if (fs->bg_db)
-        sqlite3_interrupt(fs->bg_db);
-    pthread_mutex_unlock(&fs->mu);
-    pthread_join(fs->bg, NULL);
-    fs->bg_started = 0;
-}
-
-int fp_failstop_check_marked(const char *db_path, int full, fp_store_check_report *rep)
-{
-    fp_failstop_expect ex;
-    int marked = fp_failstop_marker_read(db_path, &ex, NULL, 0);
-    int rc = fp_failstop_check_disk(db_path, marked > 0 ? &ex : NULL, full, rep);
-    rep->after_failstop = marked != 0;
-    if (marked < 0) {
-        add_problem(rep,
-                    "the fail-stop marker %s-failstop is unreadable: what was acknowledged "
-                    "cannot be verified",
-                    db_path);
-        rc = FP_EIO;
-    }
-    return rc;
-}
-
-int fp_failstop_startup(fp_failstop *fs, int quick, fp_store_check_report *rep)
-{
-    fp_failstop_expect ex;
-    char prior[320] = "";
-    int marked = fp_failstop_marker_read(fs->db_path, &ex, prior, sizeof prior);
-    memset(rep, 0, sizeof *rep);
-    rep->ok = 1;
-    if (!quick) {
-        if (marked) /* a CLI command: the check is fapiao check's or the server start's */
-            fp_failstop_trip(fs, FP_FAILSTOP_CHECK, 0,
-                             "an earlier fail-stop is not cleared (%s): run fapiao check "
-                             "--data-dir DIR, then restart the server",
-                             prior[0] ? prior : "no reason recorded");
-        return marked ? FP_EIO : 0;
-    }
-    fp_failstop_check_marked(fs->db_path, 0, rep);
-    if (!rep->ok) {
-        fp_failstop_trip(fs, marked ? FP_FAILSTOP_CHECK : FP_FAILSTOP_CORRUPT, 0,
-                         "start-up check from the disk failed: %.200s; the store stays "
-                         "read-only: restore it from a backup%s%.80s%s",
-                         rep->problems, marked ? " (earlier fail-stop: " : "", marked ? prior : "",
-                         marked ? ")" : "");
-        return FP_EIO;
-    }
-    if (marked) {
-        fp_failstop_marker_clear(fs->db_path);
-        flockfile(stderr);
-        fprintf(stderr, "{\"level\":\"warning\",\"event\":\"store_failstop_cleared\",\"earlier\":");
-        json_str(stderr, prior);
-        fprintf(stderr,
-                ",\"reason\":\"start-up check from the disk passed: quick_check %s, %d "
-                "acknowledged invoices and the audit head present (%lld ms); writes resume\"}\n",
-                rep->integrity, rep->acked_checked, (long long)rep->elapsed_ms);
-        funlockfile(stderr);
-    }
-    return 0;
 }

@@ -44,12 +44,6 @@ static int kind_from_name(const char *s)
     return 0;
 }
 
-static void col_text(sqlite3_stmt *st, int col, char *dst, size_t cap)
-{
-    const unsigned char *t = sqlite3_column_text(st, col);
-    snprintf(dst, cap, "%s", t ? (const char *)t : "");
-}
-
 #define JOB_COLS                                                                                   \
     "id, seller_id, invoice_number, client_id, kind, state, event, event_id, attempts, next_at, "  \
     "first_at, updated_at, lease_owner, lease_until, last_error"
@@ -59,81 +53,59 @@ static void read_job(sqlite3_stmt *st, fp_job *j)
     memset(j, 0, sizeof *j);
     j->id = sqlite3_column_int64(st, 0);
     j->seller_id = sqlite3_column_int64(st, 1);
-    col_text(st, 2, j->invoice_number, sizeof j->invoice_number);
-    col_text(st, 3, j->client_id, sizeof j->client_id);
+    fp_sq_col(st, 2, j->invoice_number, sizeof j->invoice_number);
+    fp_sq_col(st, 3, j->client_id, sizeof j->client_id);
     j->kind = (fp_job_kind)kind_from_name((const char *)sqlite3_column_text(st, 4));
     int state = fp_job_state_from_name((const char *)sqlite3_column_text(st, 5));
     j->state = state < 0 ? FP_JS_DEAD : (fp_job_state)state;
-    col_text(st, 6, j->event, sizeof j->event);
-    col_text(st, 7, j->event_id, sizeof j->event_id);
+    fp_sq_col(st, 6, j->event, sizeof j->event);
+    fp_sq_col(st, 7, j->event_id, sizeof j->event_id);
     j->attempts = sqlite3_column_int(st, 8);
     j->next_at = sqlite3_column_int64(st, 9);
     j->first_at = sqlite3_column_int64(st, 10);
     j->updated_at = sqlite3_column_int64(st, 11);
     j->lease_owner = sqlite3_column_int64(st, 12);
     j->lease_until = sqlite3_column_int64(st, 13);
-    col_text(st, 14, j->last_error, sizeof j->last_error);
-}
-
-/* Prepares sql on db; on failure fills err and returns NULL. */
-static sqlite3_stmt *prep(sqlite3 *db, const char *sql, fp_err *err)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
-        sqlite3_finalize(st);
-        return NULL;
-    }
-    return st;
-}
-
-/* Runs a prepared statement to completion and finalizes it: 0 or FP_EIO. */
-static int run(sqlite3 *db, sqlite3_stmt *st, fp_err *err)
-{
-    if (!st)
-        return FP_EIO;
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        return fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
-    return 0;
+    fp_sq_col(st, 14, j->last_error, sizeof j->last_error);
 }
 
 /* BEGIN IMMEDIATE on the locked writer connection. */
 static int begin(sqlite3 *db, fp_err *err)
 {
-    return fp_store_exec(db, "BEGIN IMMEDIATE", err);
+    return fp_sq_exec(db, "BEGIN IMMEDIATE", err);
 }
 
 static int finish(sqlite3 *db, int rc, fp_err *err)
 {
-    if (rc == 0 && fp_store_exec(db, "COMMIT", err) == 0)
+    if (rc == 0 && fp_sq_exec(db, "COMMIT", err) == 0)
         return 0;
     /* the rollback also drops any audit record of the transaction from the
      * chain: the store's rollback hook makes it re-read its head */
     if (!sqlite3_get_autocommit(db))
-        fp_store_exec(db, "ROLLBACK", NULL);
+        fp_sq_exec(db, "ROLLBACK", NULL);
     return rc ? rc : FP_EIO;
 }
 
-int fp_jobs_recover(fp_store *s, int64_t *n, fp_err *err)
+int sq_jobs_recover(void *be, int64_t *n, fp_err *err)
 {
-    sqlite3 *db = fp_store_wlock(s);
-    int rc = fp_store_exec(db,
-                           "UPDATE jobs SET state='pending', lease_owner=NULL, lease_until=NULL "
-                           "WHERE state='running'",
-                           err);
+    fp_sqlite *s = be;
+    sqlite3 *db = fp_sq_wlock(s);
+    int rc = fp_sq_exec(db,
+                        "UPDATE jobs SET state='pending', lease_owner=NULL, lease_until=NULL "
+                        "WHERE state='running'",
+                        err);
     *n = rc == 0 ? sqlite3_changes(db) : 0;
-    fp_store_wunlock(s);
+    fp_sq_wunlock(s);
     return rc;
 }
 
-int fp_jobs_claim(fp_store *s, int64_t now, int64_t owner, int64_t lease_ms, fp_job *out,
+int sq_jobs_claim(void *be, int64_t now, int64_t owner, int64_t lease_ms, fp_job *out,
                   int64_t *next_due, fp_err *err)
 {
+    fp_sqlite *s = be;
     *next_due = 0;
-    sqlite3 *db = fp_store_wlock(s);
-    fp_store_exec(db, "PRAGMA synchronous=NORMAL", NULL);
+    sqlite3 *db = fp_sq_wlock(s);
+    fp_sq_exec(db, "PRAGMA synchronous=NORMAL", NULL);
     int rc = FP_ENOTFOUND;
     /* The order of jobs.h (why: docs/webhooks.md, "Order of service").
      * Three lookups, each the start of an index range, so a claim costs the
@@ -153,7 +125,7 @@ int fp_jobs_claim(fp_store *s, int64_t now, int64_t owner, int64_t lease_ms, fp_
     };
     int64_t id = 0;
     for (int i = 0; i < 3 && !id; i++) {
-        sqlite3_stmt *st = prep(db, pick[i], err);
+        sqlite3_stmt *st = fp_sq_prep(db, pick[i], err);
         if (!st) {
             rc = FP_EIO;
             break;
@@ -164,11 +136,11 @@ int fp_jobs_claim(fp_store *s, int64_t now, int64_t owner, int64_t lease_ms, fp_
         sqlite3_finalize(st);
     }
     if (id) {
-        sqlite3_stmt *st = prep(db,
-                                "UPDATE jobs SET state='running', lease_owner=?2, "
-                                "lease_until=?3, attempts=attempts+1, updated_at=?4, "
-                                "fair_tag=NULL WHERE id=?1 RETURNING " JOB_COLS,
-                                err);
+        sqlite3_stmt *st = fp_sq_prep(db,
+                                      "UPDATE jobs SET state='running', lease_owner=?2, "
+                                      "lease_until=?3, attempts=attempts+1, updated_at=?4, "
+                                      "fair_tag=NULL WHERE id=?1 RETURNING " JOB_COLS,
+                                      err);
         rc = FP_EIO;
         if (st) {
             sqlite3_bind_int64(st, 1, id);
@@ -185,13 +157,14 @@ int fp_jobs_claim(fp_store *s, int64_t now, int64_t owner, int64_t lease_ms, fp_
             sqlite3_finalize(st);
         }
     } else if (rc == FP_ENOTFOUND) {
-        sqlite3_stmt *st = prep(db, "SELECT min(next_at) FROM jobs WHERE state='pending'", err);
+        sqlite3_stmt *st =
+            fp_sq_prep(db, "SELECT min(next_at) FROM jobs WHERE state='pending'", err);
         if (st && sqlite3_step(st) == SQLITE_ROW)
             *next_due = sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
     }
-    fp_store_exec(db, "PRAGMA synchronous=FULL", NULL);
-    fp_store_wunlock(s);
+    fp_sq_exec(db, "PRAGMA synchronous=FULL", NULL);
+    fp_sq_wunlock(s);
     return rc;
 }
 
@@ -200,11 +173,12 @@ int fp_jobs_claim(fp_store *s, int64_t now, int64_t owner, int64_t lease_ms, fp_
 static int set_job(sqlite3 *db, const fp_job *j, const char *state, int64_t next_at,
                    int count_attempt, const char *error, int64_t now, fp_err *err)
 {
-    sqlite3_stmt *st = prep(db,
-                            "UPDATE jobs SET state=?3, next_at=?4, last_error=?5, updated_at=?6, "
-                            "attempts=attempts-?7, lease_owner=NULL, lease_until=NULL "
-                            "WHERE id=?1 AND state='running' AND lease_owner=?2",
-                            err);
+    sqlite3_stmt *st =
+        fp_sq_prep(db,
+                   "UPDATE jobs SET state=?3, next_at=?4, last_error=?5, updated_at=?6, "
+                   "attempts=attempts-?7, lease_owner=NULL, lease_until=NULL "
+                   "WHERE id=?1 AND state='running' AND lease_owner=?2",
+                   err);
     if (!st)
         return FP_EIO;
     sqlite3_bind_int64(st, 1, j->id);
@@ -217,7 +191,7 @@ static int set_job(sqlite3 *db, const fp_job *j, const char *state, int64_t next
         sqlite3_bind_null(st, 5);
     sqlite3_bind_int64(st, 6, now);
     sqlite3_bind_int(st, 7, count_attempt ? 0 : 1);
-    int rc = run(db, st, err);
+    int rc = fp_sq_run(db, st, err);
     if (rc == 0 && sqlite3_changes(db) != 1)
         rc = fp_fail(err, FP_ECONFLICT, "job %lld is no longer leased to this worker",
                      (long long)j->id);
@@ -227,7 +201,7 @@ static int set_job(sqlite3 *db, const fp_job *j, const char *state, int64_t next
 static int exec_bound(sqlite3 *db, const char *sql, const char *t1, const char *t2, int64_t i3,
                       fp_err *err)
 {
-    sqlite3_stmt *st = prep(db, sql, err);
+    sqlite3_stmt *st = fp_sq_prep(db, sql, err);
     if (!st)
         return FP_EIO;
     sqlite3_bind_text(st, 1, t1, -1, SQLITE_STATIC);
@@ -236,7 +210,7 @@ static int exec_bound(sqlite3 *db, const char *sql, const char *t1, const char *
     else
         sqlite3_bind_null(st, 2);
     sqlite3_bind_int64(st, 3, i3);
-    return run(db, st, err);
+    return fp_sq_run(db, st, err);
 }
 
 /* After a render finished (ok) or died: the invoice's state, and its notify
@@ -261,7 +235,7 @@ static int render_outcome(sqlite3 *db, const fp_job *j, int ok, const char *erro
     /* the notify job waits for its first run with a fair tag like a render
      * (jobs.h): behind its own seller's queued jobs, as it would be first
      * in, first out */
-    sqlite3_stmt *st = prep(
+    sqlite3_stmt *st = fp_sq_prep(
         db,
         "UPDATE jobs SET state='pending', next_at=?3, updated_at=?3, "
         "event='invoice.' || ?2, event_id='evt_' || ?1 || '_' || ?2, "
@@ -276,16 +250,16 @@ static int render_outcome(sqlite3 *db, const fp_job *j, int ok, const char *erro
     sqlite3_bind_int64(st, 4, j->id);
     sqlite3_bind_int64(st, 5, j->seller_id);
     sqlite3_bind_int64(st, 6, FP_JOB_BASE_COST);
-    if ((rc = run(db, st, err)) < 0 || sqlite3_changes(db) > 0)
+    if ((rc = fp_sq_run(db, st, err)) < 0 || sqlite3_changes(db) > 0)
         return rc;
-    st = prep(db,
-              "INSERT OR IGNORE INTO jobs(invoice_number, seller_id, client_id, kind, event, "
-              "event_id, state, next_at, first_at, updated_at, cost, fair_tag) "
-              "SELECT ?1, ?4, ?5, 'notify', 'invoice.' || ?2, 'evt_' || ?1 || '_' || ?2, "
-              "'pending', ?3, ?3, ?3, ?6, " FP_JOBS_FAIR_TAG(
-                  "?4", "?6") " FROM clients "
-                              "WHERE client_id=?5 AND coalesce(webhook_url, '') <> ''",
-              err);
+    st = fp_sq_prep(db,
+                    "INSERT OR IGNORE INTO jobs(invoice_number, seller_id, client_id, kind, event, "
+                    "event_id, state, next_at, first_at, updated_at, cost, fair_tag) "
+                    "SELECT ?1, ?4, ?5, 'notify', 'invoice.' || ?2, 'evt_' || ?1 || '_' || ?2, "
+                    "'pending', ?3, ?3, ?3, ?6, " FP_JOBS_FAIR_TAG(
+                        "?4", "?6") " FROM clients "
+                                    "WHERE client_id=?5 AND coalesce(webhook_url, '') <> ''",
+                    err);
     if (!st)
         return FP_EIO;
     sqlite3_bind_text(st, 1, n, -1, SQLITE_STATIC);
@@ -294,12 +268,13 @@ static int render_outcome(sqlite3 *db, const fp_job *j, int ok, const char *erro
     sqlite3_bind_int64(st, 4, j->seller_id);
     sqlite3_bind_text(st, 5, j->client_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, FP_JOB_BASE_COST);
-    return run(db, st, err);
+    return fp_sq_run(db, st, err);
 }
 
-int fp_jobs_complete(fp_store *s, const fp_job *j, int64_t now, fp_err *err)
+int sq_jobs_complete(void *be, const fp_job *j, int64_t now, fp_err *err)
 {
-    sqlite3 *db = fp_store_wlock(s);
+    fp_sqlite *s = be;
+    sqlite3 *db = fp_sq_wlock(s);
     int rc = begin(db, err);
     if (rc == 0) {
         rc = set_job(db, j, "done", now, 1, NULL, now, err);
@@ -312,14 +287,15 @@ int fp_jobs_complete(fp_store *s, const fp_job *j, int64_t now, fp_err *err)
                             j->invoice_number, NULL, 0, err);
         rc = finish(db, rc, err);
     }
-    fp_store_wunlock(s);
+    fp_sq_wunlock(s);
     return rc;
 }
 
-int fp_jobs_fail(fp_store *s, const fp_job *j, int64_t now, int64_t next_at, int dead,
+int sq_jobs_fail(void *be, const fp_job *j, int64_t now, int64_t next_at, int dead,
                  const char *error, fp_err *err)
 {
-    sqlite3 *db = fp_store_wlock(s);
+    fp_sqlite *s = be;
+    sqlite3 *db = fp_sq_wlock(s);
     int rc = begin(db, err);
     if (rc == 0) {
         rc = set_job(db, j, dead ? "dead" : "pending", next_at, 1, error, now, err);
@@ -327,25 +303,26 @@ int fp_jobs_fail(fp_store *s, const fp_job *j, int64_t now, int64_t next_at, int
             rc = render_outcome(db, j, 0, error, now, err);
         rc = finish(db, rc, err);
     }
-    fp_store_wunlock(s);
+    fp_sq_wunlock(s);
     return rc;
 }
 
-int fp_jobs_defer(fp_store *s, const fp_job *j, int64_t next_at, const char *why, fp_err *err)
+int sq_jobs_defer(void *be, const fp_job *j, int64_t next_at, const char *why, fp_err *err)
 {
-    sqlite3 *db = fp_store_wlock(s);
-    int rc = set_job(db, j, "pending", next_at, 0, why, fp_unix_ms(), err);
-    fp_store_wunlock(s);
+    fp_sqlite *s = be;
+    sqlite3 *db = fp_sq_wlock(s);
+    int rc = set_job(db, j, "pending", next_at, 0, why, fp_wall_ms(), err);
+    fp_sq_wunlock(s);
     return rc;
 }
 
 /* An audit record in the caller's transaction, linked into the chain
  * (audit.h); a rollback of that transaction takes it out again. */
-static int audit(sqlite3 *db, int64_t seller_id, const char *actor, const char *action,
+static int audit(fp_sqlite *s, int64_t seller_id, const char *actor, const char *action,
                  const char *target, const char *request_id, const char *client_request_id,
                  const char *client_ip, fp_err *err)
 {
-    fp_audit_rec r = {.ts = fp_unix_ms() / 1000,
+    fp_audit_rec r = {.ts = fp_wall_ms() / 1000,
                       .actor = actor ? actor : "",
                       .action = action,
                       .target = target,
@@ -355,51 +332,53 @@ static int audit(sqlite3 *db, int64_t seller_id, const char *actor, const char *
                       .seller_id = seller_id,
                       .client_request_id =
                           client_request_id && *client_request_id ? client_request_id : NULL};
-    return fp_store_audit_append_conn(db, &r, err);
+    return fp_sq_audit_append(s, &r, err);
 }
 
-int fp_jobs_redrive(fp_store *s, int64_t seller_id, int64_t id, const char *actor,
+int sq_jobs_redrive(void *be, int64_t seller_id, int64_t id, const char *actor,
                     const char *request_id, const char *client_request_id, const char *client_ip,
                     fp_err *err)
 {
+    fp_sqlite *s = be;
     fp_job j;
-    int rc = fp_jobs_get(s, seller_id, id, &j);
+    int rc = sq_jobs_get(s, seller_id, id, &j);
     if (rc < 0)
         return rc == FP_ENOTFOUND ? fp_fail(err, rc, "no job %lld", (long long)id)
                                   : fp_fail(err, rc, "cannot read job %lld", (long long)id);
-    sqlite3 *db = fp_store_wlock(s);
+    sqlite3 *db = fp_sq_wlock(s);
     rc = begin(db, err);
     if (rc == 0) {
-        int64_t now = fp_unix_ms();
-        sqlite3_stmt *st = prep(db,
-                                "UPDATE jobs SET state='pending', attempts=0, next_at=?2, "
-                                "first_at=?2, updated_at=?2 WHERE id=?1 AND state='dead'",
-                                err);
+        int64_t now = fp_wall_ms();
+        sqlite3_stmt *st = fp_sq_prep(db,
+                                      "UPDATE jobs SET state='pending', attempts=0, next_at=?2, "
+                                      "first_at=?2, updated_at=?2 WHERE id=?1 AND state='dead'",
+                                      err);
         if (st) {
             sqlite3_bind_int64(st, 1, id);
             sqlite3_bind_int64(st, 2, now);
         }
-        rc = run(db, st, err);
+        rc = fp_sq_run(db, st, err);
         if (rc == 0 && sqlite3_changes(db) != 1)
             rc = fp_fail(err, FP_ECONFLICT, "job %lld is %s, not dead", (long long)id,
                          fp_job_state_name(j.state));
         char target[32];
         snprintf(target, sizeof target, "job:%lld", (long long)id);
         if (rc == 0)
-            rc = audit(db, j.seller_id, actor, "job.redrive", target, request_id, client_request_id,
+            rc = audit(s, j.seller_id, actor, "job.redrive", target, request_id, client_request_id,
                        client_ip, err);
         rc = finish(db, rc, err);
     }
-    fp_store_wunlock(s);
+    fp_sq_wunlock(s);
     return rc;
 }
 
-int fp_jobs_get(fp_store *s, int64_t seller_id, int64_t id, fp_job *out)
+int sq_jobs_get(void *be, int64_t seller_id, int64_t id, fp_job *out)
 {
+    fp_sqlite *s = be;
     void *slot;
-    sqlite3 *db = fp_store_racquire(s, &slot);
-    sqlite3_stmt *st =
-        prep(db, "SELECT " JOB_COLS " FROM jobs WHERE id=?1 AND (?2 = 0 OR seller_id=?2)", NULL);
+    sqlite3 *db = fp_sq_racquire(s, &slot);
+    sqlite3_stmt *st = fp_sq_prep(
+        db, "SELECT " JOB_COLS " FROM jobs WHERE id=?1 AND (?2 = 0 OR seller_id=?2)", NULL);
     int rc = FP_EIO;
     if (st) {
         sqlite3_bind_int64(st, 1, id);
@@ -410,20 +389,21 @@ int fp_jobs_get(fp_store *s, int64_t seller_id, int64_t id, fp_job *out)
         rc = step == SQLITE_ROW ? 0 : step == SQLITE_DONE ? FP_ENOTFOUND : FP_EIO;
         sqlite3_finalize(st);
     }
-    fp_store_rrelease(s, slot);
+    fp_sq_rrelease(s, slot);
     return rc;
 }
 
-int fp_jobs_list(fp_store *s, int64_t seller_id, int state, int64_t before, int limit,
+int sq_jobs_list(void *be, int64_t seller_id, int state, int64_t before, int limit,
                  void (*fn)(const fp_job *j, void *arg), void *arg, fp_err *err)
 {
+    fp_sqlite *s = be;
     void *slot;
-    sqlite3 *db = fp_store_racquire(s, &slot);
-    sqlite3_stmt *st = prep(db,
-                            "SELECT " JOB_COLS " FROM jobs WHERE (?1 = 0 OR seller_id=?1) "
-                            "AND (?2 IS NULL OR state=?2) AND (?3 = 0 OR id < ?3) "
-                            "ORDER BY id DESC LIMIT ?4",
-                            err);
+    sqlite3 *db = fp_sq_racquire(s, &slot);
+    sqlite3_stmt *st = fp_sq_prep(db,
+                                  "SELECT " JOB_COLS " FROM jobs WHERE (?1 = 0 OR seller_id=?1) "
+                                  "AND (?2 IS NULL OR state=?2) AND (?3 = 0 OR id < ?3) "
+                                  "ORDER BY id DESC LIMIT ?4",
+                                  err);
     int rc = FP_EIO;
     if (st) {
         sqlite3_bind_int64(st, 1, seller_id);
@@ -442,21 +422,22 @@ int fp_jobs_list(fp_store *s, int64_t seller_id, int state, int64_t before, int 
         rc = step == SQLITE_DONE ? 0 : fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
         sqlite3_finalize(st);
     }
-    fp_store_rrelease(s, slot);
+    fp_sq_rrelease(s, slot);
     return rc;
 }
 
-int fp_jobs_count(fp_store *s, fp_jobs_counts *c, fp_err *err)
+int sq_jobs_count(void *be, fp_jobs_counts *c, fp_err *err)
 {
+    fp_sqlite *s = be;
     memset(c, 0, sizeof *c);
     void *slot;
-    sqlite3 *db = fp_store_racquire(s, &slot);
+    sqlite3 *db = fp_sq_racquire(s, &slot);
     /* every state but done: done only grows and is not worth a scan */
-    sqlite3_stmt *st = prep(db,
-                            "SELECT kind, state, count(*), min(first_at) FROM jobs "
-                            "WHERE state IN ('blocked', 'pending', 'running', 'dead') "
-                            "GROUP BY kind, state",
-                            err);
+    sqlite3_stmt *st = fp_sq_prep(db,
+                                  "SELECT kind, state, count(*), min(first_at) FROM jobs "
+                                  "WHERE state IN ('blocked', 'pending', 'running', 'dead') "
+                                  "GROUP BY kind, state",
+                                  err);
     int rc = FP_EIO;
     if (st) {
         int step;
@@ -473,80 +454,82 @@ int fp_jobs_count(fp_store *s, fp_jobs_counts *c, fp_err *err)
         rc = step == SQLITE_DONE ? 0 : fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
         sqlite3_finalize(st);
     }
-    fp_store_rrelease(s, slot);
+    fp_sq_rrelease(s, slot);
     return rc;
 }
 
-int fp_store_invoice_state(fp_store *s, int64_t seller_id, const char *number,
-                           fp_invoice_state *out)
+int sq_store_invoice_state(void *be, int64_t seller_id, const char *number, fp_invoice_state *out)
 {
+    fp_sqlite *s = be;
     memset(out, 0, sizeof *out);
     out->render_state = -1;
     void *slot;
-    sqlite3 *db = fp_store_racquire(s, &slot);
+    sqlite3 *db = fp_sq_racquire(s, &slot);
     sqlite3_stmt *st =
-        prep(db,
-             "SELECT i.status, i.failure, i.serial, j.state, j.last_error, j.next_at "
-             "FROM invoices i LEFT JOIN jobs j ON j.id = (SELECT max(id) FROM "
-             "jobs WHERE invoice_number=i.number AND kind='render') "
-             "WHERE i.number=?1 AND i.seller_id=?2",
-             NULL);
+        fp_sq_prep(db,
+                   "SELECT i.status, i.failure, i.serial, j.state, j.last_error, j.next_at "
+                   "FROM invoices i LEFT JOIN jobs j ON j.id = (SELECT max(id) FROM "
+                   "jobs WHERE invoice_number=i.number AND kind='render') "
+                   "WHERE i.number=?1 AND i.seller_id=?2",
+                   NULL);
     int rc = FP_EIO;
     if (st) {
         sqlite3_bind_text(st, 1, number, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, seller_id);
         int step = sqlite3_step(st);
         if (step == SQLITE_ROW) {
-            col_text(st, 0, out->status, sizeof out->status);
-            col_text(st, 1, out->failure, sizeof out->failure);
-            col_text(st, 2, out->serial, sizeof out->serial);
+            fp_sq_col(st, 0, out->status, sizeof out->status);
+            fp_sq_col(st, 1, out->failure, sizeof out->failure);
+            fp_sq_col(st, 2, out->serial, sizeof out->serial);
             if (sqlite3_column_type(st, 3) != SQLITE_NULL)
                 out->render_state =
                     fp_job_state_from_name((const char *)sqlite3_column_text(st, 3));
-            col_text(st, 4, out->render_error, sizeof out->render_error);
+            fp_sq_col(st, 4, out->render_error, sizeof out->render_error);
             out->render_next_at = sqlite3_column_int64(st, 5);
         }
         rc = step == SQLITE_ROW ? 0 : step == SQLITE_DONE ? FP_ENOTFOUND : FP_EIO;
         sqlite3_finalize(st);
     }
-    fp_store_rrelease(s, slot);
+    fp_sq_rrelease(s, slot);
     return rc;
 }
 
-int fp_store_invoice_ack(fp_store *s, int64_t seller_id, const char *number, const char *actor,
+int sq_store_invoice_ack(void *be, int64_t seller_id, const char *number, const char *actor,
                          const char *request_id, const char *client_request_id,
                          const char *client_ip, fp_err *err)
 {
-    sqlite3 *db = fp_store_wlock(s);
+    fp_sqlite *s = be;
+    sqlite3 *db = fp_sq_wlock(s);
     int rc = begin(db, err);
     if (rc == 0) {
-        sqlite3_stmt *st = prep(
+        sqlite3_stmt *st = fp_sq_prep(
             db, "UPDATE invoices SET status='confirmed' WHERE number=?1 AND seller_id=?2", err);
         if (st) {
             sqlite3_bind_text(st, 1, number, -1, SQLITE_STATIC);
             sqlite3_bind_int64(st, 2, seller_id);
         }
-        rc = run(db, st, err);
+        rc = fp_sq_run(db, st, err);
         if (rc == 0 && sqlite3_changes(db) != 1)
             rc = fp_fail(err, FP_ENOTFOUND, "no invoice %s", number);
         if (rc == 0)
-            rc = audit(db, seller_id, actor, "invoice.ack", number, request_id, client_request_id,
+            rc = audit(s, seller_id, actor, "invoice.ack", number, request_id, client_request_id,
                        client_ip, err);
         rc = finish(db, rc, err);
     }
-    fp_store_wunlock(s);
+    fp_sq_wunlock(s);
     return rc;
 }
 
-int fp_store_webhook_get(fp_store *s, const char *client_id, char *url, size_t url_cap,
-                         char *secret, size_t secret_cap)
+int sq_store_webhook_get(void *be, const char *client_id, char *url, size_t url_cap, char *secret,
+                         size_t secret_cap)
 {
+    fp_sqlite *s = be;
     void *slot;
-    sqlite3 *db = fp_store_racquire(s, &slot);
-    sqlite3_stmt *st = prep(db,
-                            "SELECT coalesce(webhook_url, ''), coalesce(webhook_secret, '') "
-                            "FROM clients WHERE client_id=?1",
-                            NULL);
+    sqlite3 *db = fp_sq_racquire(s, &slot);
+    sqlite3_stmt *st = fp_sq_prep(db,
+                                  "SELECT coalesce(webhook_url, ''), coalesce(webhook_secret, '') "
+                                  "FROM clients WHERE client_id=?1",
+                                  NULL);
     int rc = FP_EIO;
     if (st) {
         sqlite3_bind_text(st, 1, client_id, -1, SQLITE_STATIC);
@@ -554,11 +537,11 @@ int fp_store_webhook_get(fp_store *s, const char *client_id, char *url, size_t u
         fp_err err = {0};
         int sealed_ok = 1;
         if (step == SQLITE_ROW) {
-            col_text(st, 0, url, url_cap);
+            fp_sq_col(st, 0, url, url_cap);
             /* stored sealed (webhook_secrets.c): longer than the secret */
             const unsigned char *v = sqlite3_column_text(st, 1);
-            if (fp_store_webhook_unseal(db, client_id, v ? (const char *)v : "", secret, secret_cap,
-                                        &err) < 0)
+            if (fp_sq_webhook_unseal(db, client_id, v ? (const char *)v : "", secret, secret_cap,
+                                     &err) < 0)
                 sealed_ok = 0;
         }
         rc = step == SQLITE_ROW    ? (sealed_ok ? 0 : FP_ECRYPTO)
@@ -566,30 +549,31 @@ int fp_store_webhook_get(fp_store *s, const char *client_id, char *url, size_t u
                                    : FP_EIO;
         sqlite3_finalize(st);
     }
-    fp_store_rrelease(s, slot);
+    fp_sq_rrelease(s, slot);
     return rc;
 }
 
-int fp_store_webhook_set(fp_store *s, const char *client_id, const char *url, const char *secret,
+int sq_store_webhook_set(void *be, const char *client_id, const char *url, const char *secret,
                          const fp_audit_rec *audit, fp_err *err)
 {
-    sqlite3 *db = fp_store_wlock(s);
+    fp_sqlite *s = be;
+    sqlite3 *db = fp_sq_wlock(s);
     /* the secret is stored sealed (webhook_secrets.c) */
     char *sealed = NULL;
     if (url && secret) {
         size_t cap = FP_SEAL_LEN(strlen(secret));
         int rc = (sealed = malloc(cap))
-                     ? fp_store_webhook_seal(db, client_id, secret, sealed, cap, err)
+                     ? fp_sq_webhook_seal(db, client_id, secret, sealed, cap, err)
                      : fp_fail(err, FP_ENOMEM, "out of memory");
         if (rc < 0) {
             free(sealed);
-            fp_store_wunlock(s);
+            fp_sq_wunlock(s);
             return rc;
         }
     }
     int rc = begin(db, err);
     if (rc == 0) {
-        sqlite3_stmt *st = prep(
+        sqlite3_stmt *st = fp_sq_prep(
             db, "UPDATE clients SET webhook_url=?2, webhook_secret=?3 WHERE client_id=?1", err);
         if (st) {
             sqlite3_bind_text(st, 1, client_id, -1, SQLITE_STATIC);
@@ -598,14 +582,14 @@ int fp_store_webhook_set(fp_store *s, const char *client_id, const char *url, co
                 sqlite3_bind_text(st, 3, sealed, -1, SQLITE_STATIC);
             }
         }
-        rc = run(db, st, err);
+        rc = fp_sq_run(db, st, err);
         if (rc == 0 && sqlite3_changes(db) != 1)
             rc = fp_fail(err, FP_ENOTFOUND, "no client %s", client_id);
         if (rc == 0) /* the change and its record: one transaction */
-            rc = fp_store_audit_change(db, audit, client_id, "ok", err);
+            rc = fp_sq_audit_change(s, audit, client_id, "ok", err);
         rc = finish(db, rc, err);
     }
     free(sealed);
-    fp_store_wunlock(s);
+    fp_sq_wunlock(s);
     return rc;
 }

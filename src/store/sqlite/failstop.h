@@ -3,7 +3,10 @@
 #ifndef FAPIAO_STORE_FAILSTOP_H
 #define FAPIAO_STORE_FAILSTOP_H
 
+#include <limits.h>
+#include <pthread.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <stdint.h>
 
 #include "fapiao/store.h"
@@ -25,6 +28,9 @@ typedef struct fp_failstop_expect {
 int fp_failstop_new(const char *db_path, fp_failstop **out, fp_err *err);
 void fp_failstop_free(fp_failstop *fs);
 const char *fp_failstop_vfs_name(fp_failstop *fs);
+/* A store opened read-only: a fail-stop it finds is reported, but no
+ * marker is written (the command changes no file of the data directory). */
+void fp_failstop_read_only(fp_failstop *fs);
 
 /* FP_FAILSTOP_* of an extended SQLite result code (NONE for SQLITE_FULL). */
 int fp_failstop_classify(int ext_rc);
@@ -76,5 +82,35 @@ int fp_failstop_check_marked(const char *db_path, int full, fp_store_check_repor
 int fp_failstop_marker_read(const char *db_path, fp_failstop_expect *ex, char *reason, size_t cap);
 int fp_failstop_marker_clear(const char *db_path);
 const char *fp_failstop_cause_name(int cause);
+
+/* ---- shared by failstop.c and failstop_check.c ---- */
+#include <stdio.h>
+/* s as a JSON string (quotes and escapes) to f. */
+void fp_failstop_json_str(FILE *f, const char *s);
+struct fp_failstop {
+    sqlite3_vfs vfs; /* first: the connection's vfs pointer is the state */
+    sqlite3_vfs *base;
+    char name[48];
+    int registered;
+    _Atomic int cause;
+    pthread_mutex_t mu;
+    char reason[320];
+    int sqlite_code;
+    char db_path[PATH_MAX], wal_path[PATH_MAX + 8], marker_path[PATH_MAX + 16];
+    int db_fd, wal_fd;
+    struct stat db_st, wal_st;
+    int marker_ok; /* the marker is on the disk (under mu) */
+    int read_only; /* never write the marker */
+    /* the start-up quick_check on its own thread (AUTO after a clean stop) */
+    pthread_t bg;
+    int bg_started, bg_stop; /* bg_stop and bg_db under mu */
+    sqlite3 *bg_db;
+    int64_t marker_retry_ms; /* the failing disk refused it: try again later */
+    /* what was acknowledged last (written into the marker, checked later) */
+    char acked[FP_FAILSTOP_ACKED_MAX][FP_NUMBER_LEN + 1];
+    int nacked, acked_pos;
+    int64_t audit_id;
+    unsigned char audit_hash[FP_AUDIT_HASH_LEN];
+};
 
 #endif

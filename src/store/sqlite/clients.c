@@ -15,23 +15,17 @@
     "c.client_id, c.seller_id, c.roles, coalesce(c.allowed_ips, ''), "                             \
     "coalesce(c.cert_sha256, ''), c.created_at, coalesce(c.revoked_at, 0)"
 
-static void col(sqlite3_stmt *st, int i, char *dst, size_t cap)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    snprintf(dst, cap, "%s", t ? (const char *)t : "");
-}
-
 static void read_client(sqlite3_stmt *st, fp_client_info *c)
 {
     memset(c, 0, sizeof *c);
-    col(st, 0, c->client_id, sizeof c->client_id);
+    fp_sq_col(st, 0, c->client_id, sizeof c->client_id);
     c->seller_id = sqlite3_column_int64(st, 1);
     char roles[64];
-    col(st, 2, roles, sizeof roles);
+    fp_sq_col(st, 2, roles, sizeof roles);
     if (fp_roles_parse(roles, &c->roles) < 0)
         c->roles = 0; /* a damaged row grants nothing */
-    col(st, 3, c->allowed_ips, sizeof c->allowed_ips);
-    col(st, 4, c->cert_sha256, sizeof c->cert_sha256);
+    fp_sq_col(st, 3, c->allowed_ips, sizeof c->allowed_ips);
+    fp_sq_col(st, 4, c->cert_sha256, sizeof c->cert_sha256);
     c->created_at = sqlite3_column_int64(st, 5);
     c->revoked_at = sqlite3_column_int64(st, 6);
 }
@@ -67,11 +61,12 @@ static void read_secrets(sqlite3 *db, fp_client_info *c, int64_t now)
     sqlite3_finalize(st);
 }
 
-int fp_store_clients(fp_store *s, int with_secrets, void (*fn)(const fp_client_info *c, void *arg),
+int sq_store_clients(void *be, int with_secrets, void (*fn)(const fp_client_info *c, void *arg),
                      void *arg)
 {
+    fp_sqlite *s = be;
     void *slot;
-    sqlite3 *db = fp_store_racquire(s, &slot);
+    sqlite3 *db = fp_sq_racquire(s, &slot);
     sqlite3_stmt *st = NULL;
     int rc = FP_EIO;
     if (sqlite3_prepare_v2(db, "SELECT " CLIENT_COLS " FROM clients c ORDER BY c.client_id", -1,
@@ -88,7 +83,7 @@ int fp_store_clients(fp_store *s, int with_secrets, void (*fn)(const fp_client_i
         rc = step == SQLITE_DONE ? 0 : FP_EIO;
     }
     sqlite3_finalize(st);
-    fp_store_rrelease(s, slot);
+    fp_sq_rrelease(s, slot);
     return rc;
 }
 
@@ -108,26 +103,16 @@ static int get_client(sqlite3 *db, const char *id, fp_client_info *out)
     return rc;
 }
 
-int fp_store_client_info(fp_store *s, const char *client_id, fp_client_info *out)
-{
-    void *slot;
-    sqlite3 *db = fp_store_racquire(s, &slot);
-    int rc = get_client(db, client_id, out);
-    if (rc == 0)
-        read_secrets(db, out, (int64_t)time(NULL));
-    fp_store_rrelease(s, slot);
-    return rc;
-}
-
 /* The exchange does the same work whatever the client id: the same two
  * queries (an unknown id finds no rows), then FP_SECRETS_LIVE_MAX hashes
  * at least, real candidates first, the rest against a dummy salt, so the
  * time of an answer does not tell whether the id exists (issue 13). */
-int fp_store_client_check_secret(fp_store *s, const char *client_id, const char *secret,
-                                 int64_t now, fp_client_info *out)
+int sq_store_client_check_secret(void *be, const char *client_id, const char *secret, int64_t now,
+                                 fp_client_info *out)
 {
+    fp_sqlite *s = be;
     void *slot;
-    sqlite3 *db = fp_store_racquire(s, &slot);
+    sqlite3 *db = fp_sq_racquire(s, &slot);
     int rc = fp_client_id_valid(client_id) ? get_client(db, client_id, out) : FP_ENOTFOUND;
     int matched = 0, candidates = 0;
     int64_t matched_id = 0;
@@ -162,17 +147,18 @@ int fp_store_client_check_secret(fp_store *s, const char *client_id, const char 
         rc = FP_ECRYPTO;
     if (rc == 0)
         out->matched_secret_id = matched_id;
-    fp_store_rrelease(s, slot);
+    fp_sq_rrelease(s, slot);
     return rc;
 }
 
-int fp_store_live_secrets(fp_store *s, int64_t now,
+int sq_store_live_secrets(void *be, int64_t now,
                           void (*fn)(const char *client_id, int64_t secret_id, int64_t expires_at,
                                      void *arg),
                           void *arg)
 {
+    fp_sqlite *s = be;
     void *slot;
-    sqlite3 *db = fp_store_racquire(s, &slot);
+    sqlite3 *db = fp_sq_racquire(s, &slot);
     sqlite3_stmt *st = NULL;
     int rc = FP_EIO;
     if (sqlite3_prepare_v2(db,
@@ -188,7 +174,7 @@ int fp_store_live_secrets(fp_store *s, int64_t now,
         rc = step == SQLITE_DONE ? 0 : FP_EIO;
     }
     sqlite3_finalize(st);
-    fp_store_rrelease(s, slot);
+    fp_sq_rrelease(s, slot);
     return rc;
 }
 
@@ -197,21 +183,15 @@ int fp_store_live_secrets(fp_store *s, int64_t now,
 static int run(sqlite3 *db, const char *sql, const char *const *texts, int nt, const int64_t *ints,
                int ni, fp_err *err)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        sqlite3_finalize(st);
-        return fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
-    }
+    sqlite3_stmt *st = fp_sq_prep(db, sql, err);
+    if (!st)
+        return FP_EIO;
     for (int i = 0; i < nt; i++)
         if (texts[i])
             sqlite3_bind_text(st, i + 1, texts[i], -1, SQLITE_STATIC);
     for (int i = 0; i < ni; i++)
         sqlite3_bind_int64(st, nt + i + 1, ints[i]);
-    int step = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (step != SQLITE_DONE)
-        return fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
-    return 0;
+    return fp_sq_run(db, st, err);
 }
 
 static int insert_secret(sqlite3 *db, const char *client_id, const char *secret, int64_t now,
@@ -243,21 +223,21 @@ static int insert_secret(sqlite3 *db, const char *client_id, const char *secret,
 
 /* fn, and the audit record of what it changed (target: the client id),
  * in one transaction: no change without its record (docs/audit.md). */
-static int in_txn(fp_store *s, int (*fn)(sqlite3 *db, void *arg, fp_err *err), void *arg,
+static int in_txn(fp_sqlite *s, int (*fn)(sqlite3 *db, void *arg, fp_err *err), void *arg,
                   const fp_audit_rec *audit, const char *target, fp_err *err)
 {
-    sqlite3 *db = fp_store_wlock(s);
-    int rc = fp_store_exec(db, "BEGIN IMMEDIATE", err);
+    sqlite3 *db = fp_sq_wlock(s);
+    int rc = fp_sq_exec(db, "BEGIN IMMEDIATE", err);
     if (rc == 0) {
         rc = fn(db, arg, err);
         if (rc == 0)
-            rc = fp_store_audit_change(db, audit, target, "ok", err);
+            rc = fp_sq_audit_change(s, audit, target, "ok", err);
         if (rc == 0)
-            rc = fp_store_exec(db, "COMMIT", err);
+            rc = fp_sq_exec(db, "COMMIT", err);
         if (rc < 0 && !sqlite3_get_autocommit(db))
-            fp_store_exec(db, "ROLLBACK", NULL);
+            fp_sq_exec(db, "ROLLBACK", NULL);
     }
-    fp_store_wunlock(s);
+    fp_sq_wunlock(s);
     return rc;
 }
 
@@ -328,8 +308,9 @@ static int add_fn(sqlite3 *db, void *arg, fp_err *err)
     return insert_secret(db, a->info->client_id, a->secret, now, err);
 }
 
-int fp_store_add_client(fp_store *s, const fp_client_rec *c, fp_err *err)
+int sq_store_add_client(void *be, const fp_client_rec *c, fp_err *err)
 {
+    fp_sqlite *s = be;
     if (!fp_client_id_valid(c->client_id) || c->seller_id < 1)
         return fp_fail(err, FP_EINVAL, "bad client id or seller id");
     fp_client_info info;
@@ -341,9 +322,10 @@ int fp_store_add_client(fp_store *s, const fp_client_rec *c, fp_err *err)
     return in_txn(s, add_fn, &a, NULL, NULL, err);
 }
 
-int fp_store_client_create(fp_store *s, const fp_client_info *c, const char *secret,
+int sq_store_client_create(void *be, const fp_client_info *c, const char *secret,
                            const fp_audit_rec *audit, fp_err *err)
 {
+    fp_sqlite *s = be;
     if (!fp_client_id_valid(c->client_id))
         return fp_fail(err, FP_EINVAL, "a client id is 1-64 characters of A-Z a-z 0-9 . _ -");
     if (c->seller_id < 1)
@@ -393,9 +375,10 @@ static int rotate_fn(sqlite3 *db, void *arg, fp_err *err)
     return 0;
 }
 
-int fp_store_client_rotate(fp_store *s, const char *client_id, const char *secret, int64_t now,
+int sq_store_client_rotate(void *be, const char *client_id, const char *secret, int64_t now,
                            int64_t overlap_s, const fp_audit_rec *audit, fp_err *err)
 {
+    fp_sqlite *s = be;
     rot_arg a = {client_id, secret, now, overlap_s < 0 ? 0 : overlap_s};
     return in_txn(s, rotate_fn, &a, audit, client_id, err);
 }
@@ -445,17 +428,19 @@ static int update_fn(sqlite3 *db, void *arg, fp_err *err)
     return 0;
 }
 
-int fp_store_client_revoke(fp_store *s, const char *client_id, int64_t now,
-                           const fp_audit_rec *audit, fp_err *err)
+int sq_store_client_revoke(void *be, const char *client_id, int64_t now, const fp_audit_rec *audit,
+                           fp_err *err)
 {
+    fp_sqlite *s = be;
     upd_arg a = {client_id, NULL, NULL, NULL, now > 0 ? now : 1};
     return in_txn(s, update_fn, &a, audit, client_id, err);
 }
 
-int fp_store_client_update(fp_store *s, const char *client_id, const unsigned *roles,
+int sq_store_client_update(void *be, const char *client_id, const unsigned *roles,
                            const char *allowed_ips, const char *cert_sha256,
                            const fp_audit_rec *audit, fp_err *err)
 {
+    fp_sqlite *s = be;
     upd_arg a = {client_id, roles, allowed_ips, cert_sha256, 0};
     return in_txn(s, update_fn, &a, audit, client_id, err);
 }

@@ -1,0 +1,229 @@
+/* internal.h — what the SQLite backend's files share (src/store/sqlite/;
+ * not a public header): the store's state, the helpers for statements and
+ * columns (db.c: the one set of them), the writer connection under its
+ * lock, a reader from the pool, and the audit chain's append.
+ *
+ * Who owns what, and under which lock: writer.c's opening comment. */
+#ifndef FAPIAO_STORE_SQLITE_INTERNAL_H
+#define FAPIAO_STORE_SQLITE_INTERNAL_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "fapiao/audit.h"
+#include "fapiao/store.h"
+#include "../internal.h"
+#include "failstop.h"
+
+typedef struct fp_sqlite fp_sqlite;
+
+#define MAX_READERS 16
+
+/* the prepared statements of every reader (invoices.c) */
+enum { RQ_FIND_SERIAL, RQ_GET_INVOICE, RQ_GET_CLIENT, RQ_GET_SELLER, RQ_REMAINING, RQ_PING, RQ__N };
+extern const char *const fp_sq_read_sql[RQ__N];
+
+/* the writer's prepared statements (writer.c) */
+enum {
+    WQ_BEGIN,
+    WQ_COMMIT,
+    WQ_ROLLBACK,
+    WQ_FIND,
+    WQ_RANGE,
+    WQ_SET_NEXT,
+    WQ_INS_INVOICE,
+    WQ_INS_AUDIT,
+    WQ_FORM_STATE,
+    WQ_FORM_ISSUED,
+    WQ_INS_RENDER,
+    WQ_INS_NOTIFY,
+    WQ__N
+};
+extern const char *const fp_sq_write_sql[WQ__N];
+
+/* The writer's view of a seller's current number range.  Numbers are handed
+ * out from memory and `next` is written back once per transaction, in that
+ * same transaction; after a rollback the cache is dropped and re-read. */
+#define RANGE_CACHE 64
+typedef struct range_cache {
+    int64_t seller_id, id, next, last;
+    char prefix[6];
+    int dirty;
+} range_cache;
+
+typedef struct reader {
+    sqlite3 *db;
+    sqlite3_stmt *st[RQ__N];
+} reader;
+
+struct fp_sqlite {
+    fp_store_opts o;
+    fp_failstop *fs; /* fail-stop state; its VFS opens every connection's files */
+    sqlite3 *wdb;
+    sqlite3_stmt *wst[WQ__N];
+    pthread_mutex_t wlock;           /* the writer connection */
+    range_cache ranges[RANGE_CACHE]; /* writer thread only */
+    int nranges;
+    /* the issue clock (clock.c; writer thread): the mark as committed, the
+     * issue time of the request at hand (its number's year), the last
+     * confirmation seen, when the last refusal was logged */
+    fp_issue_clock clock;
+    int64_t clock_committed, issue_t, clock_confirmed, clock_logged;
+    fp_clock_verdict clock_last;
+
+    pthread_t writer;
+    int writer_started;
+    pthread_mutex_t qlock;
+    pthread_cond_t qcond;
+    fp_issue_req *qhead, *qtail;
+    int stopping;
+    char draining[128];             /* fp_store_cancel_queued, read_only: refuse new requests */
+    char ro_uri[PATH_MAX * 3 + 32]; /* read_only: the URI every connection opens */
+    /* the batch being written (under qlock): its requests past their
+     * deadline are answered FP_ISSUE_UNKNOWN (they may yet be committed) */
+    fp_issue_req *batch;
+    pthread_t reaper;
+    int reaper_started, reaper_stop;
+    pthread_cond_t rpcond;
+    pthread_mutex_t hooklock; /* outcome_hook off the writer (the reaper) */
+
+    pthread_t ckpt;
+    int ckpt_started;
+    sqlite3 *cdb;
+    pthread_mutex_t cklock;
+    pthread_cond_t ckcond;
+    int ck_pending, ck_stop;
+
+    reader readers[MAX_READERS];
+    int nreaders;
+    int rfree[MAX_READERS], nfree;
+    pthread_mutex_t rlock;
+    pthread_cond_t rcond;
+
+    _Atomic uint64_t commits, requests, max_batch, fsync_us;
+    _Atomic uint64_t slow_writes, timed_out, unknown;
+    _Atomic int64_t last_commit_us, last_probe_us;
+
+    void (*job_hook)(void *arg); /* called after a commit that queued jobs */
+    void *job_hook_arg;
+    void (*outcome_hook)(int ok, void *arg); /* after every commit and probe */
+    void *outcome_hook_arg;
+    _Atomic int fault_write_fail, fault_write_delay_ms, fault_fsync_delay_ms;
+    struct fp_metric *_Atomic h_batch, *_Atomic h_commit;
+
+    /* the audit chain's head and last checkpoint (under wlock; stale after
+     * a rollback: re-read before the next append) */
+    int audit_ready, audit_stale;
+    int64_t audit_last_id, audit_cp_id, audit_cp_upto, audit_cp_ts;
+    unsigned char audit_last_hash[FP_AUDIT_HASH_LEN];
+    unsigned char audit_sk[FP_AUDIT_KEY_LEN], audit_pk[FP_AUDIT_KEY_LEN];
+    sqlite3_stmt *audit_cp_st;
+};
+
+/* ---- db.c: statements and columns ---- */
+/* Runs sql (one or more statements); FP_EIO with SQLite's message. */
+int fp_sq_exec(sqlite3 *db, const char *sql, fp_err *err);
+/* Opens a connection with the store's settings (busy timeout, extended
+ * codes) through vfs. */
+int fp_sq_open_conn(const char *path, int flags, const char *vfs, sqlite3 **db, fp_err *err);
+/* Prepares sql on db; on failure fills err and returns NULL. */
+sqlite3_stmt *fp_sq_prep(sqlite3 *db, const char *sql, fp_err *err);
+/* Runs a prepared statement (NULL: a failed prepare) to its first result
+ * and finalizes it: 0 or FP_EIO. */
+int fp_sq_run(sqlite3 *db, sqlite3_stmt *st, fp_err *err);
+/* Steps a statement to SQLITE_DONE and resets it: 0 or FP_EIO. */
+int fp_sq_step_done(sqlite3_stmt *st);
+/* Steps once: 0 on a row, FP_ENOTFOUND when done, FP_EIO. */
+int fp_sq_step_row(sqlite3_stmt *st);
+/* Copies a text column into dst (NULL: ""). */
+void fp_sq_col(sqlite3_stmt *st, int col, char *dst, size_t cap);
+/* A malloc'ed copy of a text column (*len: its length). */
+char *fp_sq_dup_text(sqlite3_stmt *st, int col, size_t *len);
+void fp_sq_bind_text_or_null(sqlite3_stmt *st, int i, const char *v);
+/* The one integer (or NULL) that sql with ?1 = arg yields. */
+int fp_sq_int_or_null(sqlite3 *db, const char *sql, int64_t arg, int64_t *v, int *null);
+
+/* ---- open.c ---- */
+/* Locks the writer connection (shared with the group-commit writer thread,
+ * so keep the hold short) and returns it. */
+sqlite3 *fp_sq_wlock(fp_sqlite *s);
+void fp_sq_wunlock(fp_sqlite *s);
+/* A read-only connection from the pool; give it back with rrelease. */
+sqlite3 *fp_sq_racquire(fp_sqlite *s, void **slot);
+void fp_sq_rrelease(fp_sqlite *s, void *slot);
+reader *fp_sq_acquire(fp_sqlite *s);
+void fp_sq_release(fp_sqlite *s, reader *r, sqlite3_stmt *st);
+/* Writes after a fail-stop: FP_EIO with the reason. */
+int fp_sq_refuse_stopped(fp_sqlite *s, fp_err *err);
+int fp_sq_migrate(sqlite3 *db, fp_err *err);
+
+/* ---- writer.c ---- */
+/* Tells the outcome hook (the store breaker) about a write. */
+void fp_sq_outcome(fp_sqlite *s, int ok);
+/* The injected faults around a COMMIT (fp_store_set_faults): before, 0 or
+ * -1 when the write must fail; after, a delay. */
+int fp_sq_fault_before_commit(fp_sqlite *s);
+void fp_sq_fault_after_commit(fp_sqlite *s);
+int fp_sq_writer_start(fp_sqlite *s, fp_err *err);
+void fp_sq_writer_stop(fp_sqlite *s);
+
+/* ---- issue_clock.c: the writer's issue clock ---- */
+int fp_sq_clock_open(fp_sqlite *s, fp_err *err);
+int fp_sq_clock_take(fp_sqlite *s, fp_issue_req *r);
+int fp_sq_clock_flush(fp_sqlite *s);
+
+/* ---- ranges.c ---- */
+/* The two-digit year (CST) a range must start with to be used for an
+ * invoice issued at issue_t (0: now). */
+void fp_sq_current_yy(char yy[3], int64_t issue_t);
+
+/* ---- red_forms.c ---- */
+/* Stores form f (settled) in `state`, with its lines, inside the
+ * transaction open on the locked writer connection; no cap check (the
+ * caller's: sq_store_red_form_create).  *id and form_no get the new form's. */
+int fp_sq_red_form_insert(fp_sqlite *s, int64_t seller_id, const fp_red_form *f, const char *state,
+                          int64_t expires_at, int64_t *id, char form_no[24], fp_err *err);
+
+/* ---- audit_log.c ---- */
+int fp_sq_audit_open(fp_sqlite *s, fp_err *err);
+void fp_sq_audit_close(fp_sqlite *s);
+/* Appends rec to the chain inside the transaction open on the locked
+ * writer connection. */
+int fp_sq_audit_append(fp_sqlite *s, const fp_audit_rec *rec, fp_err *err);
+/* The audit record of a change (docs/audit.md): *audit with its target
+ * and outcome defaulting to these when NULL.  Nothing when audit is NULL. */
+int fp_sq_audit_change(fp_sqlite *s, const fp_audit_rec *audit, const char *target,
+                       const char *outcome, fp_err *err);
+
+/* ---- webhook_secrets.c ----
+ * A webhook secret sealed for the row of client_id (webhook.key beside the
+ * database, made on first use), and opened into secret (a plaintext value
+ * from before sealing is left as it is). */
+int fp_sq_webhook_seal(sqlite3 *db, const char *client_id, const char *secret, char *out,
+                       size_t cap, fp_err *err);
+int fp_sq_webhook_unseal(sqlite3 *db, const char *client_id, const char *stored, char *secret,
+                         size_t cap, fp_err *err);
+
+/* The fair_tag (migration 9) of a job that seller S queues now at cost C
+ * (SQL parameters, e.g. "?2"): the larger of its seller's last waiting tag
+ * and the smallest waiting tag of anyone (a seller that was idle starts at
+ * the current "virtual time", with no credit for having been idle), plus
+ * its cost.  Two lookups in the partial indexes jobs_fair and
+ * jobs_fair_seller.  The rule and why: docs/webhooks.md, "Order of
+ * service". */
+#define FP_JOBS_FAIR_TAG(S, C)                                                                     \
+    "(max(coalesce((SELECT min(fair_tag) FROM jobs WHERE fair_tag IS NOT NULL), 0), "              \
+    "coalesce((SELECT max(fair_tag) FROM jobs WHERE seller_id = " S " AND fair_tag IS NOT NULL), " \
+    "0)) + " C ")"
+
+/* ---- the operations (../internal.h), one sq_<name> per row ---- */
+int sq_open(const fp_store_opts *o, void **be, fp_err *err);
+void sq_close(void *be);
+#define FP_SQ_DECLARE(ret, op, params, args) ret sq_##op(void *be, FP_UNPAREN params);
+FP_STORE_OPS(FP_SQ_DECLARE)
+#undef FP_SQ_DECLARE
+
+#endif

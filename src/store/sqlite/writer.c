@@ -1,0 +1,707 @@
+/* writer.c — the SQLite backend's writer: the queue, group commit, the
+ * range cache, the deadline thread and the checkpointer.
+ *
+ * Why one writer: SQLite allows one writer at a time anyway; funnelling all
+ * writes through one thread lets it put everything that queued during the
+ * previous fsync into the next transaction, so one fsync acknowledges many
+ * invoices (2.5k commits/s one by one, ~30k rows/s batched on this machine).
+ * Per invoice the transaction holds two INSERTs (invoice, audit); the
+ * UNIQUE(seller_id, serial) constraint is the idempotency check, and numbers
+ * come from an in-memory copy of the range written back once per
+ * transaction.  Any error that leaves a statement half-done rolls the whole
+ * batch back and fails every request of it (their clients retry with the
+ * same keys, which is always safe); nobody is answered before COMMIT has
+ * returned.
+ *
+ * Why a checkpointer thread: a checkpoint copies WAL pages into the database
+ * file and fsyncs it; on the writer it would add 8-20 ms to some commits.
+ *
+ * Who owns what, under which lock (struct fp_store in internal.h):
+ *   wlock    the writer connection wdb and its statements wst, the range
+ *            cache (ranges, nranges), the issue clock (clock, clock_*,
+ *            issue_t), the audit chain's head (audit_*), job_hook.  Held by
+ *            the writer thread for a whole batch (run_batch releases it),
+ *            and by every synchronous write (jobs.c, clients.c, red_forms.c,
+ *            ranges.c, audit_log.c, the write probe) for its transaction.
+ *   qlock    the queue (qhead, qtail), stopping, draining, reaper_stop, and
+ *            batch: the requests being written, which the deadline thread
+ *            may answer early (FP_ISSUE_UNKNOWN) but never frees.  Taken
+ *            after wlock, never before it.
+ *   cklock   the checkpointer's ck_pending and ck_stop; cdb is its own.
+ *   rlock    the read pool's free list (open.c).
+ *   hooklock outcome_hook, called from the writer and the deadline thread.
+ *   atomics  the counters, the injected faults and the histograms.
+ * The timed waits (checkpointer, deadline thread) run on CLOCK_MONOTONIC
+ * (clock.h), so a wall-clock step neither stalls nor hurries them. */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fapiao/clock.h"
+#include "fapiao/jobs.h"
+#include "fapiao/metrics.h"
+#include "internal.h"
+
+const char *const fp_sq_write_sql[WQ__N] = {
+    [WQ_BEGIN] = "BEGIN IMMEDIATE",
+    [WQ_COMMIT] = "COMMIT",
+    [WQ_ROLLBACK] = "ROLLBACK",
+    [WQ_FIND] = "SELECT request_hash, doc, number FROM invoices WHERE seller_id=?1 AND serial=?2",
+    [WQ_RANGE] = ("SELECT id, prefix, next, last FROM number_ranges "
+                  "WHERE seller_id=?1 AND next <= last AND substr(prefix, 1, 2) = ?2 "
+                  "ORDER BY id LIMIT 1"),
+    [WQ_SET_NEXT] = "UPDATE number_ranges SET next=?2 WHERE id=?1",
+    [WQ_INS_INVOICE] = ("INSERT INTO invoices(number, seller_id, serial, request_hash, status, "
+                        "invoice_type, buyer_tax_id, total_with_tax, issued_at, doc, color, "
+                        "original_number) "
+                        "VALUES(?1, ?2, ?3, ?4, 'accepted', ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+    [WQ_FORM_STATE] = "SELECT state FROM red_forms WHERE id=?1",
+    [WQ_FORM_ISSUED] = "UPDATE red_forms SET state='issued', red_number=?2 WHERE id=?1",
+    /* the outbox (migration 3): a render job, and a notify job blocked
+     * behind it when the issuing client has a webhook; the render waits
+     * for its first run with a fair tag (migration 9, jobs.h) */
+    [WQ_INS_RENDER] = ("INSERT INTO jobs(invoice_number, seller_id, client_id, kind, state, "
+                       "next_at, first_at, updated_at, cost, fair_tag) "
+                       "VALUES(?1, ?2, ?3, 'render', 'pending', ?4, ?4, ?4, ?5, " FP_JOBS_FAIR_TAG(
+                           "?2", "?5") ")"),
+    [WQ_INS_NOTIFY] = ("INSERT INTO jobs(invoice_number, seller_id, client_id, kind, event, "
+                       "event_id, after_job, state, next_at, first_at, updated_at) "
+                       "SELECT ?1, ?2, ?3, 'notify', 'invoice.rendered', "
+                       "'evt_' || ?1 || '_rendered', ?4, 'blocked', ?5, ?5, ?5 "
+                       "FROM clients WHERE client_id=?3 AND coalesce(webhook_url, '') <> ''"),
+    /* the audit chain (audit.h): the id is assigned, not left to SQLite,
+     * so that ids are consecutive */
+    [WQ_INS_AUDIT] = ("INSERT INTO audit(id, ts, actor, action, target, request_id, client_ip, "
+                      "outcome, prev_hash, hash, seller_id, client_request_id) "
+                      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+};
+
+void fp_sq_outcome(fp_sqlite *s, int ok)
+{
+    pthread_mutex_lock(&s->hooklock);
+    if (s->outcome_hook)
+        s->outcome_hook(ok, s->outcome_hook_arg);
+    pthread_mutex_unlock(&s->hooklock);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+int fp_sq_fault_before_commit(fp_sqlite *s)
+{
+    int d = atomic_load(&s->fault_write_delay_ms);
+    if (d > 0)
+        sleep_ms(d);
+    return atomic_load(&s->fault_write_fail) ? -1 : 0;
+}
+
+void fp_sq_fault_after_commit(fp_sqlite *s)
+{
+    int d = atomic_load(&s->fault_fsync_delay_ms);
+    if (d > 0)
+        sleep_ms(d);
+}
+
+/* ---- checkpointer ---- */
+
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)db;
+    (void)name;
+    fp_sqlite *s = arg;
+    if (frames >= s->o.checkpoint_frames) {
+        pthread_mutex_lock(&s->cklock);
+        s->ck_pending = 1;
+        pthread_cond_signal(&s->ckcond);
+        pthread_mutex_unlock(&s->cklock);
+    }
+    return SQLITE_OK;
+}
+
+static void *ckpt_main(void *arg)
+{
+    fp_sqlite *s = arg;
+    pthread_mutex_lock(&s->cklock);
+    while (!s->ck_stop) {
+        if (!s->ck_pending)
+            fp_cond_wait_ms(&s->ckcond, &s->cklock, 1000);
+        s->ck_pending = 0;
+        if (s->ck_stop)
+            break;
+        pthread_mutex_unlock(&s->cklock);
+        /* PASSIVE never blocks the writer; a periodic pass (once a second)
+         * keeps the WAL short on a quiet server too.  None after a
+         * fail-stop: the WAL may hold the only good copy. */
+        if (fp_failstop_get(s->fs, NULL, 0) == FP_FAILSTOP_NONE &&
+            sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) !=
+                SQLITE_OK)
+            fp_failstop_note_db(s->cdb, "checkpoint");
+        pthread_mutex_lock(&s->cklock);
+    }
+    pthread_mutex_unlock(&s->cklock);
+    return NULL;
+}
+
+/* ---- writer ---- */
+
+static void set_failed(fp_issue_req *r, const char *why)
+{
+    r->result = FP_ISSUE_FAILED;
+    r->number[0] = 0; /* a number of a rolled-back batch was never stored */
+    snprintf(r->error, sizeof r->error, "%s", why);
+    free(r->response);
+    r->response = NULL;
+}
+
+/* Writes back every range whose next moved.  0 or FP_EIO. */
+static int flush_ranges(fp_sqlite *s)
+{
+    for (int i = 0; i < s->nranges; i++) {
+        range_cache *rc = &s->ranges[i];
+        if (!rc->dirty)
+            continue;
+        sqlite3_bind_int64(s->wst[WQ_SET_NEXT], 1, rc->id);
+        sqlite3_bind_int64(s->wst[WQ_SET_NEXT], 2, rc->next);
+        if (fp_sq_step_done(s->wst[WQ_SET_NEXT]) < 0)
+            return FP_EIO;
+        rc->dirty = 0;
+    }
+    return 0;
+}
+
+/* The range to take the seller's next number from, loading it when the
+ * cached one is used up.  NULL: exhausted (*err = 0) or error (*err < 0). */
+static range_cache *range_for(fp_sqlite *s, int64_t seller_id, int *err)
+{
+    range_cache *rc = NULL;
+    char yy[3];
+    fp_sq_current_yy(yy, s->issue_t);
+    *err = 0;
+    for (int i = 0; i < s->nranges && !rc; i++)
+        if (s->ranges[i].seller_id == seller_id)
+            rc = &s->ranges[i];
+    if (rc && rc->next <= rc->last && !memcmp(rc->prefix, yy, 2))
+        return rc;
+    if (rc && flush_ranges(s) < 0) { /* the used-up range must read as used up */
+        *err = FP_EIO;
+        return NULL;
+    }
+    if (!rc && s->nranges == RANGE_CACHE) {
+        /* many sellers: evict one that is clean; when every entry moved in
+         * this transaction, write them all back first (in it, as before
+         * COMMIT), after which any can go */
+        int victim = -1;
+        for (int i = 0; i < s->nranges && victim < 0; i++)
+            if (!s->ranges[i].dirty)
+                victim = i;
+        if (victim < 0) {
+            if (flush_ranges(s) < 0) {
+                *err = FP_EIO;
+                return NULL;
+            }
+            victim = 0;
+        }
+        s->ranges[victim] = s->ranges[--s->nranges];
+    }
+    sqlite3_stmt *st = s->wst[WQ_RANGE];
+    sqlite3_bind_int64(st, 1, seller_id);
+    sqlite3_bind_text(st, 2, yy, 2, SQLITE_TRANSIENT);
+    int step = sqlite3_step(st);
+    if (step != SQLITE_ROW) {
+        sqlite3_reset(st);
+        if (step != SQLITE_DONE)
+            *err = FP_EIO;
+        return NULL;
+    }
+    if (!rc)
+        rc = &s->ranges[s->nranges++];
+    rc->seller_id = seller_id;
+    rc->id = sqlite3_column_int64(st, 0);
+    snprintf(rc->prefix, sizeof rc->prefix, "%.5s", (const char *)sqlite3_column_text(st, 1));
+    rc->next = sqlite3_column_int64(st, 2);
+    rc->last = sqlite3_column_int64(st, 3);
+    rc->dirty = 0;
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* Answers a request whose serial already exists (also earlier in this
+ * batch): the stored response if the body is the same, else KEY_REUSED.
+ * FP_ENOTFOUND when the serial is new. */
+static int answer_existing(fp_sqlite *s, fp_issue_req *r)
+{
+    sqlite3_stmt *st = s->wst[WQ_FIND];
+    sqlite3_bind_int64(st, 1, r->seller_id);
+    sqlite3_bind_text(st, 2, r->serial, -1, SQLITE_STATIC);
+    int rc = 0, step = sqlite3_step(st);
+    if (step != SQLITE_ROW) {
+        rc = step == SQLITE_DONE ? FP_ENOTFOUND : FP_EIO;
+    } else if (sqlite3_column_bytes(st, 0) == 32 &&
+               memcmp(sqlite3_column_blob(st, 0), r->request_hash, 32) == 0) {
+        int n = sqlite3_column_bytes(st, 1);
+        r->response = malloc((size_t)n + 1);
+        if (r->response) {
+            memcpy(r->response, sqlite3_column_text(st, 1), (size_t)n + 1);
+            r->response_len = (size_t)n;
+            r->result = FP_ISSUE_REPLAY;
+            fp_sq_col(st, 2, r->number, sizeof r->number);
+        } else {
+            rc = FP_ENOMEM;
+        }
+    } else {
+        r->result = FP_ISSUE_KEY_REUSED;
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* A red invoice consumes its form: a replay is answered first (the form is
+ * then already issued), otherwise the form must be ready.  0 to go on, 1
+ * when r is answered, FP_EIO. */
+static int red_precheck(fp_sqlite *s, fp_issue_req *r)
+{
+    int found = answer_existing(s, r);
+    if (found != FP_ENOTFOUND)
+        return found == 0 ? 1 : FP_EIO;
+    sqlite3_stmt *st = s->wst[WQ_FORM_STATE];
+    sqlite3_bind_int64(st, 1, r->red_form_id);
+    int ok = 0, step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        const char *state = (const char *)sqlite3_column_text(st, 0);
+        ok = state && (!strcmp(state, "no_confirmation_needed") || !strcmp(state, "confirmed"));
+    }
+    sqlite3_reset(st);
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        return FP_EIO;
+    if (!ok) {
+        r->result = FP_ISSUE_FORM_STATE;
+        return 1;
+    }
+    return 0;
+}
+
+/* The outbox jobs of a new invoice, in its transaction. */
+static int enqueue_jobs(fp_sqlite *s, fp_issue_req *r)
+{
+    int64_t now = fp_wall_ms();
+    sqlite3_stmt *j = s->wst[WQ_INS_RENDER];
+    sqlite3_bind_text(j, 1, r->number, FP_NUMBER_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(j, 2, r->seller_id);
+    sqlite3_bind_text(j, 3, r->actor, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(j, 4, now);
+    /* the render's cost (jobs.h): what every render pays, and its lines */
+    sqlite3_bind_int64(j, 5, FP_JOB_BASE_COST + (r->lines > 0 ? r->lines : 1));
+    int rc = fp_sq_step_done(j);
+    sqlite3_clear_bindings(j);
+    if (rc < 0)
+        return rc;
+    int64_t render_id = sqlite3_last_insert_rowid(s->wdb);
+    j = s->wst[WQ_INS_NOTIFY];
+    sqlite3_bind_text(j, 1, r->number, FP_NUMBER_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(j, 2, r->seller_id);
+    sqlite3_bind_text(j, 3, r->actor, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(j, 4, render_id);
+    sqlite3_bind_int64(j, 5, now);
+    rc = fp_sq_step_done(j);
+    sqlite3_clear_bindings(j);
+    return rc;
+}
+static int issue_one(fp_sqlite *s, fp_issue_req *r)
+{
+    int err;
+    if (fp_sq_clock_take(s, r))
+        return 0;
+    if (r->red_form_id) {
+        int pre = red_precheck(s, r);
+        if (pre != 0)
+            return pre < 0 ? FP_EIO : 0;
+    }
+    range_cache *rc = range_for(s, r->seller_id, &err);
+    if (!rc) {
+        if (err < 0)
+            return FP_EIO;
+        /* exhausted, unless the key was used before: that still replays */
+        int found = answer_existing(s, r);
+        if (found == FP_ENOTFOUND)
+            r->result = FP_ISSUE_EXHAUSTED;
+        return found == 0 || found == FP_ENOTFOUND ? 0 : FP_EIO;
+    }
+    snprintf(r->number, sizeof r->number, "%s%015" PRId64, rc->prefix, rc->next);
+    fp_doc_patch_number(&r->doc, r->number);
+
+    sqlite3_stmt *st = s->wst[WQ_INS_INVOICE];
+    sqlite3_bind_text(st, 1, r->number, FP_NUMBER_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, r->seller_id);
+    sqlite3_bind_text(st, 3, r->serial, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, r->request_hash, 32, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, r->invoice_type, -1, SQLITE_STATIC);
+    if (r->buyer_tax_id[0])
+        sqlite3_bind_text(st, 6, r->buyer_tax_id, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 6);
+    sqlite3_bind_int64(st, 7, r->total_with_tax);
+    sqlite3_bind_int64(st, 8, r->issued_at);
+    sqlite3_bind_text(st, 9, r->doc.json, (int)r->doc.len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 10, r->red_form_id ? "red" : "blue", -1, SQLITE_STATIC);
+    if (r->red_form_id)
+        sqlite3_bind_text(st, 11, r->original_number, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 11);
+    int step = sqlite3_step(st);
+    int ext = sqlite3_extended_errcode(s->wdb);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (step != SQLITE_DONE) {
+        r->number[0] = 0;
+        /* only the statement was undone; the transaction goes on */
+        if (ext == SQLITE_CONSTRAINT_UNIQUE)
+            return answer_existing(s, r) == 0 ? 0 : FP_EIO;
+        return FP_EIO;
+    }
+    fp_audit_rec a = {.ts = r->issued_at,
+                      .actor = r->actor,
+                      .action = r->red_form_id ? "invoice.issue_red" : "invoice.issue",
+                      .target = r->number,
+                      .request_id = r->request_id,
+                      .client_ip = r->client_ip,
+                      .outcome = "created",
+                      .seller_id = r->seller_id,
+                      .client_request_id = r->client_request_id[0] ? r->client_request_id : NULL};
+    if (fp_sq_audit_append(s, &a, NULL) < 0)
+        return FP_EIO; /* the invoice row is in: only a rollback undoes it */
+    if (enqueue_jobs(s, r) < 0)
+        return FP_EIO;
+    if (r->red_form_id) {
+        sqlite3_stmt *u = s->wst[WQ_FORM_ISSUED];
+        sqlite3_bind_int64(u, 1, r->red_form_id);
+        sqlite3_bind_text(u, 2, r->number, FP_NUMBER_LEN, SQLITE_STATIC);
+        if (fp_sq_step_done(u) < 0)
+            return FP_EIO;
+    }
+    rc->next++;
+    rc->dirty = 1;
+    r->result = FP_ISSUE_CREATED;
+    r->response = r->doc.json;
+    r->response_len = r->doc.len;
+    r->doc.json = NULL;
+    return 0;
+}
+
+/* After a rollback nothing of the batch exists: every request fails (its
+ * client retries with the same key) and the range cache is re-read. */
+static void fail_batch(fp_sqlite *s, fp_issue_req *head, const char *why)
+{
+    for (fp_issue_req *r = head; r; r = r->next) {
+        if (r->result == FP_ISSUE_CREATED && r->doc.json == NULL) {
+            r->doc.json = r->response; /* give the document back for free() */
+            r->response = NULL;
+        }
+        set_failed(r, why);
+    }
+    s->nranges = 0;
+    s->clock.mark = s->clock_committed;
+}
+
+/* After a commit: what the client is told was stored, for the check that
+ * follows a fail-stop. */
+static void note_acked(fp_sqlite *s, fp_issue_req *head)
+{
+    const char *nums[64];
+    int n = 0;
+    for (fp_issue_req *r = head; r; r = r->next)
+        if (r->result == FP_ISSUE_CREATED) {
+            if (n == 64) {
+                fp_failstop_acked(s->fs, nums, n, 0, NULL);
+                n = 0;
+            }
+            nums[n++] = r->number;
+        }
+    fp_failstop_acked(s->fs, nums, n, s->audit_stale ? 0 : s->audit_last_id, s->audit_last_hash);
+}
+
+/* Called with wlock held (see writer_main); releases it. */
+static void run_batch(fp_sqlite *s, fp_issue_req *head, int n)
+{
+    char stop_why[320];
+    fp_failstop_check_files(s->fs, NULL); /* a few µs: never write into a deleted file */
+    if (fp_failstop_get(s->fs, stop_why, sizeof stop_why) != FP_FAILSTOP_NONE) {
+        char why[400];
+        snprintf(why, sizeof why, "store fail-stopped: %s", stop_why);
+        fail_batch(s, head, why); /* never started: nothing of it was written */
+    } else if (fp_sq_step_done(s->wst[WQ_BEGIN]) < 0) {
+        fp_failstop_note_db(s->wdb, "BEGIN");
+        fail_batch(s, head, sqlite3_errmsg(s->wdb));
+    } else {
+        int ok = 1, created = 0;
+        for (fp_issue_req *r = head; r && ok; r = r->next) {
+            ok = issue_one(s, r) == 0;
+            created |= r->result == FP_ISSUE_CREATED;
+        }
+        if (ok)
+            ok = flush_ranges(s) == 0;
+        if (ok)
+            ok = fp_sq_clock_flush(s) == 0;
+        int64_t t_write = fp_mono_us(); /* an injected delay counts as a slow write */
+        int injected = ok && fp_sq_fault_before_commit(s) < 0;
+        ok = ok && !injected;
+        int64_t t0 = fp_mono_us();
+        int commit_failed = 0;
+        if (ok)
+            commit_failed = !(ok = fp_sq_step_done(s->wst[WQ_COMMIT]) == 0);
+        if (ok)
+            s->clock_committed = s->clock.mark;
+        if (ok)
+            fp_sq_fault_after_commit(s);
+        if (ok && fp_failstop_check_files(s->fs, NULL) < 0)
+            ok = 0, commit_failed = 1; /* committed into a file no longer at its path */
+        int64_t commit_us = fp_mono_us() - t0;
+        atomic_fetch_add(&s->fsync_us, (uint64_t)commit_us);
+        atomic_store(&s->last_commit_us, commit_us);
+        fp_hist_observe(atomic_load(&s->h_commit), commit_us);
+        fp_hist_observe(atomic_load(&s->h_batch), n);
+        /* a stalled disk: committed, but the breaker hears a failure */
+        int slow =
+            s->o.slow_write_ms > 0 && fp_mono_us() - t_write > (int64_t)s->o.slow_write_ms * 1000;
+        if (slow)
+            atomic_fetch_add(&s->slow_writes, 1);
+        fp_sq_outcome(s, ok && !slow);
+        if (!ok) {
+            char why[160];
+            snprintf(why, sizeof why, "%s",
+                     injected ? "injected fault: store write" : sqlite3_errmsg(s->wdb));
+            if (!injected)
+                fp_failstop_note_db(s->wdb, commit_failed ? "COMMIT" : "group commit");
+            if (fp_failstop_get(s->fs, stop_why, sizeof stop_why) != FP_FAILSTOP_NONE)
+                snprintf(why, sizeof why, "store fail-stopped: %.130s", stop_why);
+            if (!sqlite3_get_autocommit(s->wdb))
+                fp_sq_step_done(s->wst[WQ_ROLLBACK]);
+            fail_batch(s, head, why);
+            /* a COMMIT that failed on I/O may still have reached the disk */
+            int unknown = commit_failed && fp_failstop_get(s->fs, NULL, 0) != FP_FAILSTOP_NONE;
+            for (fp_issue_req *r = head; r; r = r->next)
+                r->outcome_unknown = unknown;
+        } else {
+            note_acked(s, head);
+            if (created && s->job_hook)
+                s->job_hook(s->job_hook_arg);
+        }
+    }
+    pthread_mutex_unlock(&s->wlock);
+    atomic_fetch_add(&s->commits, 1);
+    atomic_fetch_add(&s->requests, (uint64_t)n);
+    uint64_t mb = atomic_load(&s->max_batch);
+    while ((uint64_t)n > mb && !atomic_compare_exchange_weak(&s->max_batch, &mb, (uint64_t)n))
+        ;
+    /* from here no request of the batch is answered early any more */
+    pthread_mutex_lock(&s->qlock);
+    s->batch = NULL;
+    pthread_mutex_unlock(&s->qlock);
+    /* answer only now: everything above is durable or failed */
+    for (fp_issue_req *r = head, *next; r; r = next) {
+        next = r->next;
+        r->next = NULL;
+        if (atomic_load(&r->early))
+            fp_issue_req_release(r); /* answered at its deadline already */
+        else
+            r->done(r, r->arg);
+    }
+}
+
+/* ---- deadlines (docs/storage-space.md, "stalled disk") ---- */
+
+/* Every 50 ms: queued requests past their deadline leave the queue with
+ * FP_ISSUE_TIMEOUT (nothing of them was written); requests of the batch
+ * being written (in practice: whose COMMIT is still running) at their
+ * deadline are answered FP_ISSUE_UNKNOWN and stay with the writer, which
+ * releases them when the batch ends.  Both count as failed writes for the
+ * store breaker. */
+static void *reaper_main(void *arg)
+{
+    fp_sqlite *s = arg;
+    pthread_mutex_lock(&s->qlock);
+    while (!s->reaper_stop) {
+        fp_cond_wait_ms(&s->rpcond, &s->qlock, 50);
+        if (s->reaper_stop)
+            break;
+        int64_t now = fp_mono_ms();
+        int failures = 0;
+        fp_issue_req *expired = NULL, **pp = &s->qhead, *prev = NULL;
+        while (*pp) {
+            fp_issue_req *r = *pp;
+            if (r->deadline_ms && now >= r->deadline_ms) {
+                *pp = r->next;
+                if (s->qtail == r)
+                    s->qtail = prev;
+                r->next = expired;
+                expired = r;
+                continue;
+            }
+            prev = r;
+            pp = &r->next;
+        }
+        for (fp_issue_req *r = s->batch; r; r = r->next)
+            if (r->deadline_ms && now >= r->deadline_ms && !atomic_load(&r->early)) {
+                atomic_store(&r->refs, 2); /* the writer's and the caller's */
+                atomic_store(&r->early, FP_ISSUE_UNKNOWN);
+                atomic_fetch_add(&s->unknown, 1);
+                failures++;
+                r->done(r, r->arg); /* under qlock: the writer cannot release it meanwhile */
+            }
+        pthread_mutex_unlock(&s->qlock);
+        for (fp_issue_req *r = expired, *next; r; r = next) {
+            next = r->next;
+            r->next = NULL;
+            r->result = FP_ISSUE_TIMEOUT;
+            r->number[0] = 0;
+            snprintf(r->error, sizeof r->error, "still queued for the writer at its deadline");
+            atomic_fetch_add(&s->timed_out, 1);
+            failures++;
+            r->done(r, r->arg);
+        }
+        for (int i = 0; i < failures; i++)
+            fp_sq_outcome(s, 0);
+        pthread_mutex_lock(&s->qlock);
+    }
+    pthread_mutex_unlock(&s->qlock);
+    return NULL;
+}
+
+static void *writer_main(void *arg)
+{
+    fp_sqlite *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->qlock);
+        while (!s->qhead && !s->stopping)
+            pthread_cond_wait(&s->qcond, &s->qlock);
+        if (!s->qhead && s->stopping) {
+            pthread_mutex_unlock(&s->qlock);
+            break;
+        }
+        pthread_mutex_unlock(&s->qlock);
+        /* The writer connection first, then the batch: while another
+         * write holds it (a job, a probe, an audit record; on a stalled
+         * disk for seconds) requests wait in the queue, where their
+         * deadline answers them "nothing stored". */
+        pthread_mutex_lock(&s->wlock);
+        pthread_mutex_lock(&s->qlock);
+        if (!s->qhead) { /* all timed out meanwhile */
+            pthread_mutex_unlock(&s->qlock);
+            pthread_mutex_unlock(&s->wlock);
+            continue;
+        }
+        /* take up to max_batch requests */
+        fp_issue_req *head = s->qhead, *tail = head;
+        int n = 1;
+        while (tail->next && n < s->o.max_batch) {
+            tail = tail->next;
+            n++;
+        }
+        s->qhead = tail->next;
+        if (!s->qhead)
+            s->qtail = NULL;
+        tail->next = NULL;
+        s->batch = head;
+        pthread_mutex_unlock(&s->qlock);
+        run_batch(s, head, n);
+    }
+    return NULL;
+}
+
+void sq_store_submit(void *be, fp_issue_req *r)
+{
+    fp_sqlite *s = be;
+    r->next = NULL;
+    r->result = FP_ISSUE_PENDING;
+    atomic_store(&r->early, 0);
+    atomic_store(&r->refs, 0);
+    r->deadline_ms = s->o.write_deadline_ms > 0 ? fp_mono_ms() + s->o.write_deadline_ms : 0;
+    pthread_mutex_lock(&s->qlock);
+    if (s->stopping || s->draining[0]) {
+        char why[sizeof s->draining];
+        snprintf(why, sizeof why, "%s", s->draining[0] ? s->draining : "store is shutting down");
+        pthread_mutex_unlock(&s->qlock);
+        set_failed(r, why);
+        r->done(r, r->arg);
+        return;
+    }
+    if (s->qtail)
+        s->qtail->next = r;
+    else
+        s->qhead = r;
+    s->qtail = r;
+    pthread_cond_signal(&s->qcond);
+    pthread_mutex_unlock(&s->qlock);
+}
+
+int sq_store_cancel_queued(void *be, const char *why)
+{
+    fp_sqlite *s = be;
+    pthread_mutex_lock(&s->qlock);
+    snprintf(s->draining, sizeof s->draining, "%s", why && *why ? why : "cancelled");
+    fp_issue_req *head = s->qhead;
+    s->qhead = s->qtail = NULL;
+    pthread_mutex_unlock(&s->qlock);
+    int n = 0;
+    for (fp_issue_req *r = head, *next; r; r = next, n++) {
+        next = r->next;
+        r->next = NULL;
+        set_failed(r, why);
+        r->done(r, r->arg);
+    }
+    return n;
+}
+
+/* ---- the threads ---- */
+
+int fp_sq_writer_start(fp_sqlite *s, fp_err *err)
+{
+    sqlite3_wal_hook(s->wdb, wal_hook, s);
+    if (pthread_create(&s->ckpt, NULL, ckpt_main, s) != 0)
+        return fp_fail(err, FP_EIO, "cannot start checkpointer thread");
+    s->ckpt_started = 1;
+    if (pthread_create(&s->writer, NULL, writer_main, s) != 0)
+        return fp_fail(err, FP_EIO, "cannot start writer thread");
+    s->writer_started = 1;
+    if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0)
+        return fp_fail(err, FP_EIO, "cannot start the deadline thread");
+    s->reaper_started = 1;
+    return 0;
+}
+
+/* The writer drains the queue first (every queued request gets its
+ * answer), then the deadline thread and the checkpointer stop. */
+void fp_sq_writer_stop(fp_sqlite *s)
+{
+    if (s->writer_started) {
+        pthread_mutex_lock(&s->qlock);
+        s->stopping = 1;
+        pthread_cond_signal(&s->qcond);
+        pthread_mutex_unlock(&s->qlock);
+        pthread_join(s->writer, NULL);
+        s->writer_started = 0;
+    }
+    if (s->reaper_started) {
+        pthread_mutex_lock(&s->qlock);
+        s->reaper_stop = 1;
+        pthread_cond_signal(&s->rpcond);
+        pthread_mutex_unlock(&s->qlock);
+        pthread_join(s->reaper, NULL);
+        s->reaper_started = 0;
+    }
+    if (s->ckpt_started) {
+        pthread_mutex_lock(&s->cklock);
+        s->ck_stop = 1;
+        pthread_cond_signal(&s->ckcond);
+        pthread_mutex_unlock(&s->cklock);
+        pthread_join(s->ckpt, NULL);
+        s->ckpt_started = 0;
+    }
+}

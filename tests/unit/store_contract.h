@@ -1,0 +1,397 @@
+/* store_contract.h — the store's contract suite: what any backend behind
+ * store.h must do, checked through a table of operations (src/store/
+ * internal.h) so the same checks run against every backend the build has
+ * (test_store.c) and against deliberately wrong wrappers of one, which the
+ * suite must catch (test_store_wrong.c).
+ *
+ * The guarantees checked, one function each:
+ *   numbers       numbers come from the range in order, go on after a
+ *                 reopen, and run out with EXHAUSTED;
+ *   no_reuse      a request whose commit failed gets no number, and the
+ *                 number acknowledged to a later one is new: every number
+ *                 acknowledged is stored under the key it was given for;
+ *   idempotency   a replayed key gets its first invoice (REPLAY, same
+ *                 number and body, also after a reopen), another body under
+ *                 the key is KEY_REUSED, and the seller has one invoice;
+ *   durable_ack   the answer CREATED comes only once the invoice is
+ *                 committed: it is readable when the done callback runs,
+ *                 and a request whose write failed is never CREATED and is
+ *                 absent after a reopen;
+ *   red_caps      red forms of one blue invoice never take more than the
+ *                 blue (a second full reversal and a partial one are
+ *                 refused ERANGE), and a withdrawn form gives its share
+ *                 back.
+ *
+ * Include after check.h.  sc_run() runs every check and says which
+ * failed; in collect mode the failures are reported and then taken out of
+ * the harness's count, so a test can assert that a wrong backend fails. */
+#ifndef FP_TEST_STORE_CONTRACT_H
+#define FP_TEST_STORE_CONTRACT_H
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../src/store/internal.h"
+#include "fapiao/clock.h"
+#include "fapiao/invoice.h"
+#include "fapiao/json.h"
+#include "fapiao/red.h"
+#include "fapiao/store.h"
+
+#define SC_MAX_REQS  32
+#define SC_WAIT_MS   10000
+#define SC_ISSUED_AT "2026-01-05T10:00:00+08:00"
+#define SC_ISSUED_T  1767578400 /* SC_ISSUED_AT: numbers of year 26 */
+#define SC_PREFIX    "26310"
+
+typedef struct sc_env {
+    const fp_store_ops *ops;
+    const fp_invoice *inv; /* the example invoice, parsed */
+    char path[512];
+    fp_store *s;
+    int64_t seller;
+    /* every request submitted (freed only after the store is closed: a
+     * wrong backend may still hold one it answered early) */
+    fp_issue_req *reqs[SC_MAX_REQS];
+    int nreqs;
+    /* what each request was told when its done callback ran, and whether
+     * an invoice answered CREATED could be read back at that moment */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int answered;
+    fp_issue_result result[SC_MAX_REQS];
+    char number[SC_MAX_REQS][FP_NUMBER_LEN + 1];
+    int readable[SC_MAX_REQS];
+} sc_env;
+
+static const fp_seller sc_seller = {.name = "契约测试销售方有限公司",
+                                    .tax_id = "91310000MA1FL00009"};
+
+static int sc_index(sc_env *e, const fp_issue_req *r)
+{
+    for (int i = 0; i < e->nreqs; i++)
+        if (e->reqs[i] == r)
+            return i;
+    return -1;
+}
+
+static void sc_done(fp_issue_req *r, void *arg)
+{
+    sc_env *e = arg;
+    int i = sc_index(e, r);
+    int readable = 0;
+    if (r->result == FP_ISSUE_CREATED && r->number[0]) {
+        char *doc = NULL;
+        size_t len = 0;
+        readable = fp_store_get_invoice(e->s, r->seller_id, r->number, &doc, &len) == 0;
+        free(doc);
+    }
+    pthread_mutex_lock(&e->mu);
+    if (i >= 0) {
+        e->result[i] = r->result;
+        snprintf(e->number[i], sizeof e->number[i], "%s", r->number);
+        e->readable[i] = readable;
+    }
+    e->answered++;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
+static int sc_open(sc_env *e)
+{
+    fp_store_opts o = {.path = e->path};
+    fp_err err = {0};
+    e->s = NULL;
+    return CHECK_MSG(fp_store_open_ops(e->ops, &o, &e->s, &err) == 0, "open %s: %s", e->path,
+                     err.msg);
+}
+
+static void sc_close(sc_env *e)
+{
+    fp_store_close(e->s);
+    e->s = NULL;
+}
+
+/* A fresh database with one seller and the range first..last. */
+static int sc_begin(sc_env *e, const fp_store_ops *ops, const fp_invoice *inv, const char *dir,
+                    const char *label, const char *check, int64_t first, int64_t last)
+{
+    memset(e, 0, sizeof *e);
+    e->ops = ops;
+    e->inv = inv;
+    snprintf(e->path, sizeof e->path, "%s/%s-%s.db", dir, label, check);
+    pthread_mutex_init(&e->mu, NULL);
+    fp_cond_init_mono(&e->cv);
+    if (!sc_open(e))
+        return 0;
+    fp_err err = {0};
+    if (!CHECK_MSG(fp_store_add_seller(e->s, &sc_seller, &e->seller, &err) == 0, "seller: %s",
+                   err.msg))
+        return 0;
+    return CHECK_MSG(fp_store_add_range(e->s, e->seller, SC_PREFIX, first, last, NULL, &err) == 0,
+                     "range: %s", err.msg);
+}
+
+static void sc_end(sc_env *e)
+{
+    sc_close(e);
+    for (int i = 0; i < e->nreqs; i++)
+        fp_issue_req_release(e->reqs[i]);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cv);
+}
+
+/* Issues one request and waits (bounded) for its answer.  Returns its
+ * index in e (the answer: e->result[i], e->number[i]), or -1. */
+static int sc_issue(sc_env *e, const char *serial, unsigned char hash_byte)
+{
+    if (e->nreqs == SC_MAX_REQS)
+        return -1;
+    fp_issue_req *r = calloc(1, sizeof *r);
+    if (!r || fp_invoice_render(e->inv, &sc_seller, serial, SC_ISSUED_AT, &r->doc) < 0) {
+        free(r);
+        return -1;
+    }
+    r->seller_id = e->seller;
+    snprintf(r->serial, sizeof r->serial, "%s", serial);
+    memset(r->request_hash, hash_byte, sizeof r->request_hash);
+    memcpy(r->invoice_type, e->inv->invoice_type, sizeof r->invoice_type);
+    r->total_with_tax = e->inv->total_with_tax;
+    r->issued_at = SC_ISSUED_T;
+    snprintf(r->actor, sizeof r->actor, "contract");
+    r->done = sc_done;
+    r->arg = e;
+    int i = e->nreqs;
+    pthread_mutex_lock(&e->mu);
+    e->reqs[e->nreqs++] = r;
+    e->result[i] = FP_ISSUE_PENDING;
+    int want = e->answered + 1;
+    pthread_mutex_unlock(&e->mu);
+    fp_store_submit(e->s, r);
+    int64_t deadline = fp_mono_ns() + (int64_t)SC_WAIT_MS * 1000000;
+    pthread_mutex_lock(&e->mu);
+    while (e->answered < want && fp_mono_ns() < deadline)
+        fp_cond_wait_until(&e->cv, &e->mu, deadline);
+    int ok = e->answered >= want;
+    pthread_mutex_unlock(&e->mu);
+    return CHECK_MSG(ok, "%s: no answer within %d ms", serial, SC_WAIT_MS) ? i : -1;
+}
+
+static void sc_faults(sc_env *e, int write_fail)
+{
+    fp_store_faults f = {.write_fail = write_fail};
+    fp_store_set_faults(e->s, &f);
+}
+
+/* The number stored under serial ("" when none). */
+static void sc_stored(sc_env *e, const char *serial, char number[FP_NUMBER_LEN + 1])
+{
+    unsigned char hash[32];
+    char *doc = NULL;
+    size_t len = 0;
+    number[0] = 0;
+    if (fp_store_find_serial(e->s, e->seller, serial, hash, number, &doc, &len) != 0)
+        number[0] = 0;
+    free(doc);
+}
+
+static int sc_rows(sc_env *e)
+{
+    fp_list_query q = {.limit = 200};
+    fp_buf b;
+    fp_buf_init(&b, 0);
+    int rows = 0, more = 0;
+    char last[FP_NUMBER_LEN + 1] = "";
+    int rc = fp_store_list_invoices_part(e->s, e->seller, &q, 0, &b, &rows, last, &more);
+    fp_buf_free(&b);
+    return rc == 0 ? rows : -1;
+}
+
+/* ---- the checks ---- */
+
+static void sc_numbers(sc_env *e)
+{
+    int a = sc_issue(e, "num-a", 1), b = sc_issue(e, "num-b", 2);
+    if (!CHECK(a >= 0 && b >= 0))
+        return;
+    CHECK_EQ_INT(e->result[a], FP_ISSUE_CREATED);
+    CHECK_EQ_INT(e->result[b], FP_ISSUE_CREATED);
+    CHECK_MSG(!strcmp(e->number[a], SC_PREFIX "000000000000001") &&
+                  !strcmp(e->number[b], SC_PREFIX "000000000000002"),
+              "numbers %s, %s: want the range's first two in order", e->number[a], e->number[b]);
+    sc_close(e);
+    if (!sc_open(e))
+        return;
+    int c = sc_issue(e, "num-c", 3), d = sc_issue(e, "num-d", 4);
+    if (!CHECK(c >= 0 && d >= 0))
+        return;
+    CHECK_MSG(e->result[c] == FP_ISSUE_CREATED &&
+                  !strcmp(e->number[c], SC_PREFIX "000000000000003"),
+              "after a reopen: %d %s, want the range's third", e->result[c], e->number[c]);
+    CHECK_EQ_INT(e->result[d], FP_ISSUE_EXHAUSTED);
+    CHECK_MSG(e->number[d][0] == 0, "an exhausted request has number %s", e->number[d]);
+}
+
+static void sc_no_reuse(sc_env *e)
+{
+    int a = sc_issue(e, "reuse-a", 1);
+    sc_faults(e, 1);
+    int b = sc_issue(e, "reuse-b", 2);
+    sc_faults(e, 0);
+    int c = sc_issue(e, "reuse-c", 3);
+    if (!CHECK(a >= 0 && b >= 0 && c >= 0))
+        return;
+    CHECK_EQ_INT(e->result[a], FP_ISSUE_CREATED);
+    CHECK_MSG(e->result[b] == FP_ISSUE_FAILED && e->number[b][0] == 0,
+              "a failed commit answered %d with number \"%s\"", e->result[b], e->number[b]);
+    CHECK_EQ_INT(e->result[c], FP_ISSUE_CREATED);
+    CHECK_MSG(strcmp(e->number[a], e->number[c]) != 0,
+              "number %s acknowledged twice (before and after a failed commit)", e->number[a]);
+    char na[FP_NUMBER_LEN + 1], nb[FP_NUMBER_LEN + 1], nc[FP_NUMBER_LEN + 1];
+    sc_stored(e, "reuse-a", na);
+    sc_stored(e, "reuse-b", nb);
+    sc_stored(e, "reuse-c", nc);
+    CHECK_MSG(!strcmp(na, e->number[a]) && !strcmp(nc, e->number[c]),
+              "acknowledged %s and %s, stored %s and %s", e->number[a], e->number[c], na, nc);
+    CHECK_MSG(nb[0] == 0, "the failed request is stored as %s", nb);
+}
+
+static void sc_idempotency(sc_env *e)
+{
+    int a = sc_issue(e, "idem-a", 0x11), r1 = sc_issue(e, "idem-a", 0x11);
+    int k = sc_issue(e, "idem-a", 0x22);
+    if (!CHECK(a >= 0 && r1 >= 0 && k >= 0))
+        return;
+    CHECK_EQ_INT(e->result[a], FP_ISSUE_CREATED);
+    CHECK_EQ_INT(e->result[r1], FP_ISSUE_REPLAY);
+    CHECK_MSG(!strcmp(e->number[a], e->number[r1]), "replay got %s, first %s", e->number[r1],
+              e->number[a]);
+    const fp_issue_req *ra = e->reqs[a], *rr = e->reqs[r1];
+    CHECK_MSG(ra->response && rr->response && ra->response_len == rr->response_len &&
+                  !memcmp(ra->response, rr->response, ra->response_len),
+              "a replay's body differs from the first answer's");
+    CHECK_EQ_INT(e->result[k], FP_ISSUE_KEY_REUSED);
+    CHECK_EQ_INT(sc_rows(e), 1);
+    sc_close(e);
+    if (!sc_open(e))
+        return;
+    int r2 = sc_issue(e, "idem-a", 0x11);
+    if (!CHECK(r2 >= 0))
+        return;
+    CHECK_MSG(e->result[r2] == FP_ISSUE_REPLAY && !strcmp(e->number[r2], e->number[a]),
+              "replay after a reopen: %d %s, first %s", e->result[r2], e->number[r2], e->number[a]);
+    CHECK_EQ_INT(sc_rows(e), 1);
+}
+
+static void sc_durable_ack(sc_env *e)
+{
+    sc_faults(e, 1);
+    int a = sc_issue(e, "ack-a", 1);
+    sc_faults(e, 0);
+    int b = sc_issue(e, "ack-b", 2);
+    if (!CHECK(a >= 0 && b >= 0))
+        return;
+    CHECK_MSG(e->result[a] != FP_ISSUE_CREATED, "CREATED although the write failed");
+    CHECK_EQ_INT(e->result[b], FP_ISSUE_CREATED);
+    CHECK_MSG(e->readable[b], "CREATED (%s) before the invoice could be read back", e->number[b]);
+    sc_close(e);
+    if (!sc_open(e))
+        return;
+    char na[FP_NUMBER_LEN + 1], nb[FP_NUMBER_LEN + 1];
+    sc_stored(e, "ack-a", na);
+    sc_stored(e, "ack-b", nb);
+    CHECK_MSG(na[0] == 0, "the failed write is stored after a reopen as %s", na);
+    CHECK_MSG(nb[0] && !strcmp(nb, e->number[b]), "acknowledged %s, stored after a reopen: %s",
+              e->number[b], nb);
+}
+
+/* A red form of the blue invoice (doc) from a request body: 0, or the
+ * store's refusal. */
+static int sc_red(sc_env *e, const fp_issue_req *blue, const char *body, fp_red_form_rec *out)
+{
+    fp_red_form f;
+    static fp_errors es;
+    es.n = 0;
+    if (!CHECK_MSG(
+            fp_red_form_parse(body, strlen(body), blue->response, blue->response_len, &f, &es) == 0,
+            "red form %s does not parse", body))
+        return FP_EINVAL;
+    fp_err err = {0};
+    fp_audit_rec a = {.actor = "contract", .action = "red_form.create"};
+    int rc = fp_store_red_form_create(e->s, e->seller, &f, "no_confirmation_needed", 0, out, &es,
+                                      &a, &err);
+    fp_red_form_clear(&f);
+    return rc;
+}
+
+static void sc_red_caps(sc_env *e)
+{
+    int b = sc_issue(e, "blue", 1);
+    if (!CHECK(b >= 0) || !CHECK_EQ_INT(e->result[b], FP_ISSUE_CREATED))
+        return;
+    const fp_issue_req *blue = e->reqs[b];
+    fp_red_form_rec f1 = {0}, f2 = {0}, f3 = {0}, f4 = {0};
+    CHECK_EQ_INT(sc_red(e, blue, "{\"reason\":\"issue_error\"}", &f1), 0);
+    CHECK_MSG(f1.total_amount + f1.total_tax == -e->inv->total_with_tax,
+              "a full reversal takes %lld, the blue is %lld",
+              (long long)(f1.total_amount + f1.total_tax), (long long)e->inv->total_with_tax);
+    CHECK_EQ_INT(sc_red(e, blue, "{\"reason\":\"issue_error\"}", &f2), FP_ERANGE);
+    CHECK_EQ_INT(
+        sc_red(e, blue,
+               "{\"reason\":\"sales_return\",\"items\":[{\"line\":1,\"quantity\":\"-1\"}]}", &f3),
+        FP_ERANGE);
+    fp_red_form_rec w = {0};
+    fp_err err = {0};
+    fp_audit_rec a = {.actor = "contract", .action = "red_form.withdraw"};
+    CHECK_EQ_INT(fp_store_red_form_act(e->s, e->seller, f1.form_no, "withdraw", &w, &a, &err), 0);
+    CHECK_EQ_INT(sc_red(e, blue, "{\"reason\":\"issue_error\"}", &f4), 0);
+    fp_red_form_rec_clear(&f1);
+    fp_red_form_rec_clear(&f2);
+    fp_red_form_rec_clear(&f3);
+    fp_red_form_rec_clear(&f4);
+    fp_red_form_rec_clear(&w);
+}
+
+typedef struct sc_check {
+    const char *name;
+    void (*fn)(sc_env *e);
+    int64_t first, last; /* the range */
+} sc_check;
+
+static const sc_check sc_checks[] = {
+    {"numbers", sc_numbers, 1, 3},           {"no_reuse", sc_no_reuse, 1, 100},
+    {"idempotency", sc_idempotency, 1, 100}, {"durable_ack", sc_durable_ack, 1, 100},
+    {"red_caps", sc_red_caps, 1, 100},
+};
+#define SC_NCHECKS ((int)NCASES(sc_checks))
+
+/* Runs every check against ops on fresh databases in dir.  failed[i] gets
+ * 1 for each check that failed; returns how many failed.  collect: the
+ * failures are reported, then taken out of the harness's count (for a
+ * backend that is meant to fail). */
+static int sc_run(const fp_store_ops *ops, const char *label, const fp_invoice *inv,
+                  const char *dir, int collect, int failed[SC_NCHECKS])
+{
+    int nfailed = 0;
+    for (int i = 0; i < SC_NCHECKS; i++) {
+        int before_passed = check_state.passed, before_failed = check_state.failed;
+        check_ctx("contract %s on %s", sc_checks[i].name, label);
+        sc_env e;
+        if (sc_begin(&e, ops, inv, dir, label, sc_checks[i].name, sc_checks[i].first,
+                     sc_checks[i].last))
+            sc_checks[i].fn(&e);
+        sc_end(&e);
+        failed[i] = check_state.failed > before_failed;
+        nfailed += failed[i];
+        if (collect) {
+            check_state.passed = before_passed;
+            check_state.failed = before_failed;
+        }
+    }
+    check_ctx("%s", "");
+    return nfailed;
+}
+
+#endif
