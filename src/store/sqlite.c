@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "fapiao/audit.h"
+#include "fapiao/clock.h"
 #include "fapiao/jobs.h"
 #include "fapiao/metrics.h"
 #include "failstop.h"
@@ -302,12 +303,8 @@ static void *ckpt_main(void *arg)
     fp_store *s = arg;
     pthread_mutex_lock(&s->cklock);
     while (!s->ck_stop) {
-        if (!s->ck_pending) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 1;
-            pthread_cond_timedwait(&s->ckcond, &s->cklock, &ts);
-        }
+        if (!s->ck_pending)
+            fp_cond_wait_ms(&s->ckcond, &s->cklock, 1000);
         s->ck_pending = 0;
         if (s->ck_stop)
             break;
@@ -913,14 +910,7 @@ static void *reaper_main(void *arg)
     fp_store *s = arg;
     pthread_mutex_lock(&s->qlock);
     while (!s->reaper_stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 50 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&s->rpcond, &s->qlock, &ts);
+        fp_cond_wait_ms(&s->rpcond, &s->qlock, 50);
         if (s->reaper_stop)
             break;
         int64_t now = mono_ms();
@@ -1116,11 +1106,11 @@ int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err)
     fp_store_shm_guard();
     pthread_mutex_init(&s->wlock, NULL);
     pthread_mutex_init(&s->hooklock, NULL);
-    pthread_cond_init(&s->rpcond, NULL);
+    fp_cond_init_mono(&s->rpcond);
     pthread_mutex_init(&s->qlock, NULL);
     pthread_cond_init(&s->qcond, NULL);
     pthread_mutex_init(&s->cklock, NULL);
-    pthread_cond_init(&s->ckcond, NULL);
+    fp_cond_init_mono(&s->ckcond);
     pthread_mutex_init(&s->rlock, NULL);
     pthread_cond_init(&s->rcond, NULL);
 
