@@ -198,7 +198,7 @@ static void on_include(void *arg, const lint_tok *t)
                 r->may_use ? r->may_use : r->must_not, r->why);
     char *site = l->edge_site[f->layer][to], where[sizeof l->edge_site[0][0]];
     if (!site[0]) {
-        snprintf(where, sizeof where, "%s:%d fapiao/%s", f->rel, t->line, h);
+        snprintf(where, sizeof where, "%.120s:%d fapiao/%.60s", f->rel, t->line, h);
         memcpy(site, where, sizeof where);
     }
 }
