@@ -42,4 +42,31 @@ int fp_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline
 /* The same with a deadline of now + ms. */
 int fp_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms);
 
+/* An injectable clock, for the code whose deadlines a test must drive: the
+ * health checks (health.h), the outbox (outbox.h) and the slow-client
+ * reaper (src/server/conn_guard.c) read time and wait through one.  NULL
+ * everywhere means the real clocks above (fp_mono_ns, fp_wall_ms,
+ * fp_cond_wait_until), which is what production uses; a unit test passes a
+ * fake whose monotonic and wall clocks it moves itself, e.g. steps the wall
+ * clock an hour while the monotonic one goes on (tests/unit/test_deadlines.c).
+ * libfaketime cannot show this: it fakes CLOCK_MONOTONIC too. */
+typedef struct fp_clock fp_clock;
+struct fp_clock {
+    int64_t (*mono_ns)(const fp_clock *c);
+    int64_t (*wall_ms)(const fp_clock *c);
+    /* As fp_cond_wait_until, with deadline_ns on this clock's mono_ns:
+     * 0 (signalled or spurious: re-check) or ETIMEDOUT.  cv comes from
+     * fp_cond_init_mono. */
+    int (*wait_until)(const fp_clock *c, pthread_cond_t *cv, pthread_mutex_t *mu,
+                      int64_t deadline_ns);
+    void *ctx; /* the fake's state */
+};
+
+int64_t fp_clock_mono_ns(const fp_clock *c); /* c NULL: the real clocks */
+int64_t fp_clock_mono_ms(const fp_clock *c);
+int64_t fp_clock_wall_ms(const fp_clock *c);
+int fp_clock_wait_until(const fp_clock *c, pthread_cond_t *cv, pthread_mutex_t *mu,
+                        int64_t deadline_ns);
+int fp_clock_wait_ms(const fp_clock *c, pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms);
+
 #endif

@@ -4,7 +4,7 @@
  * message for humans into an fp_err the caller passes (may be NULL).  API
  * errors that reach clients are identified by an fp_code (the machine code of
  * API.md) and carry a Chinese and an English message from one table
- * (src/core/errors.c), so every message exists in both languages. */
+ * (src/lib/errors.c), so every message exists in both languages. */
 #ifndef FAPIAO_ERR_H
 #define FAPIAO_ERR_H
 

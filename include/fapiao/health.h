@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "fapiao/breaker.h"
+#include "fapiao/clock.h"
 #include "fapiao/err.h"
 #include "fapiao/jobs.h"
 #include "fapiao/json.h"
@@ -61,6 +62,7 @@ typedef struct fp_health_opts {
     int outbox_age_warn_s;         /* oldest pending job, default 600 */
     int64_t range_warn;            /* default 1000 */
     fp_breaker_opts store_breaker; /* zero: 5 % over 10 s (min 20) or 5 in a row; 2 s open */
+    const fp_clock *clock;         /* NULL: the real clocks (clock.h); tests pass a fake */
 } fp_health_opts;
 
 int fp_health_start(const fp_health_opts *o, fp_health **out, fp_err *err);
@@ -85,10 +87,6 @@ int fp_health_outbox_paused(fp_health *h, char *why, size_t cap);
 /* The reserve file of a data directory (see above): deleted.  1 when one
  * was there. */
 int fp_health_release_reserve(const char *data_dir);
-
-/* Runs the checks now (the thread does this by itself; tests and /readyz
- * may want it fresh). */
-void fp_health_check_now(fp_health *h);
 
 /* Writes the checks as JSON array members into w (an array is open) and
  * returns 1 when ready.  degraded gets 1 in degraded mode. */

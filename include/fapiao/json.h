@@ -65,7 +65,6 @@ void fp_jw_raw(fp_jw *w, const char *json); /* an already-encoded value */
 void fp_jw_kstr(fp_jw *w, const char *k, const char *s);
 void fp_jw_kint(fp_jw *w, const char *k, long long v);
 void fp_jw_kbool(fp_jw *w, const char *k, int v);
-void fp_jw_kmoney(fp_jw *w, const char *k, int64_t fen);
 
 /* Appends s JSON-escaped (without quotes). */
 void fp_json_escape(fp_buf *b, const char *s);

@@ -22,6 +22,10 @@ int fp_money_parse(const char *s, int64_t *fen);
 
 /* Writes "1234.56" / "-0.05" (always two decimals). buf >= FP_MONEY_STRLEN. */
 void fp_money_format(int64_t fen, char *buf);
+/* Writes "k":"<money>" with a JSON writer (json.h, the library layer: the
+ * writer knows no money, money knows the writer). */
+struct fp_jw;
+void fp_jw_kmoney(struct fp_jw *w, const char *k, int64_t fen);
 
 /* A non-negative or negative decimal as digits and scale: value =
  * (neg ? -1 : 1) * digits / 10^scale.  digits has no leading zeros

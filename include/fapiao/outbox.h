@@ -27,6 +27,7 @@
 #include "fapiao/breaker.h"
 #include "fapiao/err.h"
 #include "fapiao/jobs.h"
+#include "fapiao/clock.h"
 #include "fapiao/json.h"
 #include "fapiao/store.h"
 
@@ -49,6 +50,7 @@ typedef struct fp_outbox_opts {
     fp_breaker_opts webhook_breaker; /* zero: defaults (5 in a row, 5 s open) */
     int allow_private_webhooks;      /* else loopback/private/link-local/metadata targets
                                         are refused when connecting (webhook.h) */
+    const fp_clock *clock;           /* NULL: the real clocks (clock.h); tests pass a fake */
 } fp_outbox_opts;
 
 /* Puts jobs left running by a crash back to pending, starts the renderer

@@ -8,6 +8,7 @@
  * from a separate read-only connection never ships one that rolled back,
  * and keeps the writer's path free of file or process I/O. */
 #include "fapiao/audit.h"
+#include "fapiao/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -50,15 +51,8 @@ static void *run(void *arg)
         pthread_mutex_unlock(&sh->mu);
         ship_once(sh);
         pthread_mutex_lock(&sh->mu);
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        t.tv_sec += sh->interval_ms / 1000;
-        t.tv_nsec += (long)(sh->interval_ms % 1000) * 1000000L;
-        if (t.tv_nsec >= 1000000000L) {
-            t.tv_sec++;
-            t.tv_nsec -= 1000000000L;
-        }
-        while (!sh->stop && pthread_cond_timedwait(&sh->cv, &sh->mu, &t) != ETIMEDOUT)
+        int64_t until = fp_mono_ns() + (int64_t)sh->interval_ms * 1000000;
+        while (!sh->stop && fp_cond_wait_until(&sh->cv, &sh->mu, until) != ETIMEDOUT)
             ;
     }
     pthread_mutex_unlock(&sh->mu);
@@ -83,11 +77,7 @@ int fp_audit_shipper_start(const char *db_path, const char *dest, int interval_m
     snprintf(sh->state, sl, "%s.cp-shipped", db_path);
     sh->interval_ms = interval_ms > 0 ? interval_ms : 2000;
     pthread_mutex_init(&sh->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&sh->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    fp_cond_init_mono(&sh->cv);
     if (pthread_create(&sh->thr, NULL, run, sh) != 0) {
         pthread_cond_destroy(&sh->cv);
         pthread_mutex_destroy(&sh->mu);

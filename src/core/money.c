@@ -3,6 +3,7 @@
  * a binary fraction cannot hold 19.99 and yields the wrong 分 digit. */
 #include "fapiao/money.h"
 #include "fapiao/err.h"
+#include "fapiao/json.h"
 
 #include <string.h>
 
@@ -82,6 +83,13 @@ void fp_money_format(int64_t fen, char *buf)
             *o++ = '.';
     }
     *o = 0;
+}
+
+void fp_jw_kmoney(fp_jw *w, const char *k, int64_t fen)
+{
+    char m[FP_MONEY_STRLEN];
+    fp_money_format(fen, m);
+    fp_jw_kstr(w, k, m);
 }
 
 int fp_dec_parse(const char *s, fp_dec *d)

@@ -11,36 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The reasons: the API's name and the 数电票's words (XML RedReason). */
-static const struct {
-    const char *name, *words;
-} reasons[] = {
-    [FP_RED_ISSUE_ERROR] = {"issue_error", "开票有误"},
-    [FP_RED_SALES_RETURN] = {"sales_return", "销货退回"},
-    [FP_RED_SERVICE_STOP] = {"service_stop", "服务中止"},
-    [FP_RED_ALLOWANCE] = {"allowance", "销售折让"},
-};
-
-const char *fp_red_reason_name(fp_red_reason r)
-{
-    return (unsigned)r < sizeof reasons / sizeof reasons[0] ? reasons[r].name : "?";
-}
-
-const char *fp_red_reason_words(fp_red_reason r)
-{
-    return (unsigned)r < sizeof reasons / sizeof reasons[0] ? reasons[r].words : "?";
-}
-
-int fp_red_reason_parse(const char *s, fp_red_reason *r)
-{
-    for (size_t i = 0; s && i < sizeof reasons / sizeof reasons[0]; i++)
-        if (strcmp(s, reasons[i].name) == 0) {
-            *r = (fp_red_reason)i;
-            return 0;
-        }
-    return FP_EINVAL;
-}
-
 /* ---- the red form's life: one table (red.h draws it) ---- */
 
 static const struct {

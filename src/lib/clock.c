@@ -95,3 +95,29 @@ int fp_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
 {
     return fp_cond_wait_until(cv, mu, fp_mono_ns() + (ms > 0 ? ms : 0) * 1000000);
 }
+
+int64_t fp_clock_mono_ns(const fp_clock *c)
+{
+    return c ? c->mono_ns(c) : fp_mono_ns();
+}
+
+int64_t fp_clock_mono_ms(const fp_clock *c)
+{
+    return fp_clock_mono_ns(c) / 1000000;
+}
+
+int64_t fp_clock_wall_ms(const fp_clock *c)
+{
+    return c ? c->wall_ms(c) : fp_wall_ms();
+}
+
+int fp_clock_wait_until(const fp_clock *c, pthread_cond_t *cv, pthread_mutex_t *mu,
+                        int64_t deadline_ns)
+{
+    return c ? c->wait_until(c, cv, mu, deadline_ns) : fp_cond_wait_until(cv, mu, deadline_ns);
+}
+
+int fp_clock_wait_ms(const fp_clock *c, pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
+{
+    return fp_clock_wait_until(c, cv, mu, fp_clock_mono_ns(c) + (ms > 0 ? ms : 0) * 1000000);
+}

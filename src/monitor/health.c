@@ -1,5 +1,6 @@
 /* health.c — health checks, the store breaker and degraded mode (health.h). */
 #include "fapiao/health.h"
+#include "fapiao/clock.h"
 #include "fapiao/jobs.h"
 #include "fapiao/outbox.h"
 
@@ -58,17 +59,10 @@ struct fp_health {
 
 static int64_t reserve_keep(fp_health *h, int64_t free_bytes);
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void on_outcome(int ok, void *arg)
 {
     fp_health *h = arg;
-    fp_breaker_record(&h->br, mono_ms(), ok);
+    fp_breaker_record(&h->br, fp_clock_mono_ms(h->o.clock), ok);
 }
 
 static int64_t cert_not_after(const char *path, char *why, size_t cap)
@@ -123,10 +117,10 @@ static void failstop_check(fp_health *h, check *c)
 }
 
 /* One round of checks; the probe only when due (or while anything is
- * wrong).  Runs on the health thread or a caller of check_now. */
+ * wrong).  Runs on the health thread, and once in fp_health_start. */
 static void run_checks(fp_health *h, int force_probe)
 {
-    int64_t now = mono_ms();
+    int64_t now = fp_clock_mono_ms(h->o.clock);
     check ck[CK__N];
     memset(ck, 0, sizeof ck);
     pthread_mutex_lock(&h->mu);
@@ -157,8 +151,7 @@ static void run_checks(fp_health *h, int force_probe)
         } else if (fp_breaker_allow(&h->br, now, NULL) || bs == FP_BREAKER_CLOSED) {
             /* closed: allow() always says yes; half-open: we are the probe */
             fp_err err = {0};
-            struct timespec t0, t1;
-            clock_gettime(CLOCK_MONOTONIC, &t0);
+            int64_t t0 = fp_mono_us(); /* a latency, measured on the real clock */
             pthread_mutex_lock(&h->mu);
             h->probe_since = now;
             pthread_mutex_unlock(&h->mu);
@@ -166,8 +159,7 @@ static void run_checks(fp_health *h, int force_probe)
             pthread_mutex_lock(&h->mu);
             h->probe_since = 0;
             pthread_mutex_unlock(&h->mu);
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            probe_us = (t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
+            probe_us = fp_mono_us() - t0;
             ck[CK_DB_WRITE].ok = rc == 0;
             ck[CK_DB_WRITE].has_value = 1;
             ck[CK_DB_WRITE].value = probe_us / 1000;
@@ -235,7 +227,7 @@ static void run_checks(fp_health *h, int force_probe)
             snprintf(ck[CK_CERT].reason, sizeof ck[CK_CERT].reason, "%s", why);
     }
     if (h->cert_path && expiry >= 0) {
-        int64_t left = expiry - (int64_t)time(NULL);
+        int64_t left = expiry - fp_clock_wall_ms(h->o.clock) / 1000; /* notAfter: wall time */
         ck[CK_CERT].ok = left > 0;
         ck[CK_CERT].warning = left > 0 && left < 30 * 86400;
         ck[CK_CERT].has_value = 1;
@@ -264,10 +256,10 @@ static void run_checks(fp_health *h, int force_probe)
     pthread_mutex_unlock(&h->mu);
     if (count_due) {
         fp_err err = {0};
-        int64_t t0 = mono_ms();
+        int64_t t0 = fp_clock_mono_ms(h->o.clock);
         int ok = fp_jobs_count(h->o.store, &jc, &err) == 0;
-        int64_t took = mono_ms() - t0;
-        pthread_mutex_lock(&h->mu); /* check_now may run checks on another thread */
+        int64_t took = fp_clock_mono_ms(h->o.clock) - t0;
+        pthread_mutex_lock(&h->mu); /* fp_health_report reads them meanwhile */
         if (ok) {
             h->jobs = jc;
             h->have_jobs = have_jc = 1;
@@ -278,7 +270,8 @@ static void run_checks(fp_health *h, int force_probe)
     ck[CK_OUTBOX].ok = 1;
     if (have_jc) {
         int64_t pending = jc.n[FP_JOB_RENDER][FP_JS_PENDING] + jc.n[FP_JOB_NOTIFY][FP_JS_PENDING];
-        int64_t age = jc.oldest_pending_at ? (fp_wall_ms() - jc.oldest_pending_at) / 1000 : 0;
+        int64_t age =
+            jc.oldest_pending_at ? (fp_clock_wall_ms(h->o.clock) - jc.oldest_pending_at) / 1000 : 0;
         ck[CK_OUTBOX].has_value = 1;
         ck[CK_OUTBOX].value = pending;
         ck[CK_OUTBOX].warning = pending > h->o.outbox_backlog_warn || age > h->o.outbox_age_warn_s;
@@ -414,10 +407,10 @@ static void *health_main(void *arg)
          * minute; nothing happens when nothing is new) */
         fp_store_audit_checkpoint(h->o.store, NULL);
         pthread_mutex_lock(&h->mu);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += 1;
-        while (!h->stopping && pthread_cond_timedwait(&h->cv, &h->mu, &until) != ETIMEDOUT)
+        /* a second on the monotonic clock: a wall-clock step neither
+         * stalls the checks nor runs them early */
+        int64_t until = fp_clock_mono_ns(h->o.clock) + 1000000000LL;
+        while (!h->stopping && fp_clock_wait_until(h->o.clock, &h->cv, &h->mu, until) != ETIMEDOUT)
             ;
     }
     pthread_mutex_unlock(&h->mu);
@@ -455,7 +448,7 @@ int fp_health_start(const fp_health_opts *o, fp_health **out, fp_err *err)
     h->cert_path = o->cert_path ? strdup(o->cert_path) : NULL;
     fp_breaker_init(&h->br, "store", &bo);
     pthread_mutex_init(&h->mu, NULL);
-    pthread_cond_init(&h->cv, NULL);
+    fp_cond_init_mono(&h->cv);
     for (int i = 0; i < CK__N; i++)
         h->ck[i].ok = 1;
     if (!h->data_dir || (o->cert_path && !h->cert_path)) {
@@ -506,15 +499,10 @@ int fp_health_jobs(fp_health *h, fp_jobs_counts *out)
     return have ? 0 : -1;
 }
 
-void fp_health_check_now(fp_health *h)
-{
-    run_checks(h, 1);
-}
-
 int fp_health_write_allowed(fp_health *h, char *zh, size_t zh_cap, char *en, size_t en_cap,
                             int *retry_after_s)
 {
-    int64_t now = mono_ms(), retry_at = 0;
+    int64_t now = fp_clock_mono_ms(h->o.clock), retry_at = 0;
     fp_breaker_state bs;
     fp_breaker_snapshot(&h->br, now, &bs, &retry_at, NULL);
     pthread_mutex_lock(&h->mu);
@@ -552,7 +540,7 @@ int fp_health_report(fp_health *h, fp_jw *w, int *degraded)
     pthread_mutex_lock(&h->mu);
     check ck[CK__N];
     memcpy(ck, h->ck, sizeof ck);
-    *degraded = h->degraded | overlay_live(h, ck, mono_ms());
+    *degraded = h->degraded | overlay_live(h, ck, fp_clock_mono_ms(h->o.clock));
     pthread_mutex_unlock(&h->mu);
     range_check(h, &ck[CK_RANGE]);
     failstop_check(h, &ck[CK_FAILSTOP]); /* now, not a second ago */
@@ -634,7 +622,7 @@ void fp_health_metrics(fp_health *h, fp_buf *b)
                   fp_store_failstop(h->o.store, NULL, 0) != FP_FAILSTOP_NONE);
     fp_breaker_state bs;
     uint64_t opened;
-    fp_breaker_snapshot(&h->br, mono_ms(), &bs, NULL, &opened);
+    fp_breaker_snapshot(&h->br, fp_clock_mono_ms(h->o.clock), &bs, NULL, &opened);
     fp_buf_printf(b,
                   "# HELP fapiao_store_breaker_state The store circuit breaker (0 closed, 1 open, "
                   "2 half-open).\n# TYPE fapiao_store_breaker_state gauge\n"

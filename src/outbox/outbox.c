@@ -1,5 +1,6 @@
 /* outbox.c — job threads for the outbox (outbox.h). */
 #include "fapiao/outbox.h"
+#include "fapiao/clock.h"
 #include "fapiao/crypto.h"
 #include "fapiao/jobs.h"
 #include "fapiao/pdf.h"
@@ -260,17 +261,15 @@ static int run_render(worker *w, const fp_job *j, char *why, size_t cap, int *pe
     fp_buf_init(&pdf, PDF_MAX);
     int pages = 0;
     fp_err err = {0};
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0 = fp_mono_us(); /* a duration, measured on the real clock */
     if (atomic_load(&ob->render_fault))
         rc = fp_fail(&err, FP_EIO, "injected fault: render");
     else
         rc = fp_pdf_pool_render(ob->pool, doc, len, &pdf, &pages, &err);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    int64_t took_us = fp_mono_us() - t0;
     free(doc);
     if (rc == 0) {
-        atomic_fetch_add(&ob->render_us, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
-                                                    (t1.tv_nsec - t0.tv_nsec) / 1000));
+        atomic_fetch_add(&ob->render_us, (uint64_t)took_us);
         atomic_fetch_add(&ob->render_pages, (uint64_t)pages);
         char path[4096];
         fp_outbox_pdf_path(ob->pdf_dir, j->invoice_number, path, sizeof path);
@@ -345,8 +344,12 @@ static int run_notify(worker *w, const fp_job *j, char *why, size_t cap, int64_t
         return -1;
     }
     target *t = target_for(ob, url);
-    if (t && !fp_breaker_allow(&t->br, fp_wall_ms(), retry_at)) {
+    /* the breakers run on the monotonic clock; *retry_at goes into the
+     * job row, on the wall clock like every time there (jobs.h) */
+    int64_t mono = fp_clock_mono_ms(ob->o.clock);
+    if (t && !fp_breaker_allow(&t->br, mono, retry_at)) {
         snprintf(why, cap, "circuit open for %s", t->origin);
+        *retry_at = fp_clock_wall_ms(ob->o.clock) + (*retry_at - mono);
         return 1;
     }
     fp_buf body;
@@ -402,7 +405,7 @@ static int run_notify(worker *w, const fp_job *j, char *why, size_t cap, int64_t
     }
     int ok = cc == CURLE_OK && status >= 200 && status < 300;
     if (t)
-        fp_breaker_record(&t->br, fp_wall_ms(), ok);
+        fp_breaker_record(&t->br, fp_clock_mono_ms(ob->o.clock), ok);
     if (ok)
         return 0;
     if (cc != CURLE_OK)
@@ -420,7 +423,7 @@ static void run_job(worker *w, const fp_job *j)
     int64_t retry_at = 0;
     int rc = j->kind == FP_JOB_RENDER ? run_render(w, j, why, sizeof why, &permanent, &transient)
                                       : run_notify(w, j, why, sizeof why, &retry_at, &permanent);
-    int64_t now = fp_wall_ms();
+    int64_t now = fp_clock_wall_ms(ob->o.clock); /* job rows hold wall-clock ms (jobs.h) */
     fp_err err = {0};
     int db;
     if (rc == 0) {
@@ -491,11 +494,10 @@ static void *worker_main(void *arg)
             /* the disk is short: claim nothing (a claim writes too); look
              * again in a second */
             atomic_fetch_add(&ob->pause_waits, 1);
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += 1;
+            int64_t until = fp_clock_mono_ns(ob->o.clock) + 1000000000LL;
             pthread_mutex_lock(&ob->mu);
-            while (!ob->stopping && pthread_cond_timedwait(&ob->cv, &ob->mu, &until) != ETIMEDOUT)
+            while (!ob->stopping &&
+                   fp_clock_wait_until(ob->o.clock, &ob->cv, &ob->mu, until) != ETIMEDOUT)
                 ;
             pthread_mutex_unlock(&ob->mu);
             continue;
@@ -506,27 +508,23 @@ static void *worker_main(void *arg)
         /* after a fail-stop nothing is written: no claim, no PDF, no call */
         int rc = fp_store_failstop(ob->o.store, NULL, 0) != FP_FAILSTOP_NONE
                      ? FP_EBUSY
-                     : fp_jobs_claim(ob->o.store, fp_wall_ms(), owner, lease, &j, &due, &err);
+                     : fp_jobs_claim(ob->o.store, fp_clock_wall_ms(ob->o.clock), owner, lease, &j,
+                                     &due, &err);
         if (rc == 0) {
             run_job(w, &j);
             continue;
         }
         /* nothing due (or the store failed): sleep until the next job is
          * due, a kick, or at most a second */
-        int64_t now = fp_wall_ms(), wait = 1000;
+        int64_t now = fp_clock_wall_ms(ob->o.clock), wait = 1000;
         if (rc == FP_ENOTFOUND && due > now && due - now < wait)
             wait = due - now;
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += wait / 1000;
-        until.tv_nsec += (wait % 1000) * 1000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
+        /* the sleep itself on the monotonic clock: a wall-clock step cannot
+         * stretch it (the next round looks at the job rows again) */
+        int64_t until = fp_clock_mono_ns(ob->o.clock) + wait * 1000000;
         pthread_mutex_lock(&ob->mu);
         while (!ob->stopping && ob->kicks == seen &&
-               pthread_cond_timedwait(&ob->cv, &ob->mu, &until) != ETIMEDOUT)
+               fp_clock_wait_until(ob->o.clock, &ob->cv, &ob->mu, until) != ETIMEDOUT)
             ;
         pthread_mutex_unlock(&ob->mu);
     }
@@ -577,7 +575,7 @@ int fp_outbox_start(const fp_outbox_opts *o, fp_outbox **out, fp_err *err)
     ob->render_exe = strdup(o->render_exe ? o->render_exe : "/proc/self/exe");
     ob->font_path = o->font_path ? strdup(o->font_path) : NULL;
     pthread_mutex_init(&ob->mu, NULL);
-    pthread_cond_init(&ob->cv, NULL);
+    fp_cond_init_mono(&ob->cv);
     pthread_mutex_init(&ob->tmu, NULL);
     pthread_mutex_init(&ob->smu, NULL);
     int rc;
@@ -686,7 +684,7 @@ void fp_outbox_metrics(fp_outbox *ob, const fp_jobs_counts *jobs, fp_buf *b)
                     fp_buf_printf(b, "fapiao_outbox_jobs{kind=\"%s\",state=\"%s\"} %lld\n",
                                   fp_job_kind_name((fp_job_kind)k),
                                   fp_job_state_name((fp_job_state)s), (long long)c.n[k][s]);
-        int64_t age = c.oldest_pending_at ? fp_wall_ms() - c.oldest_pending_at : 0;
+        int64_t age = c.oldest_pending_at ? fp_clock_wall_ms(ob->o.clock) - c.oldest_pending_at : 0;
         fp_buf_printf(b,
                       "# HELP fapiao_outbox_oldest_pending_seconds Age of the oldest pending "
                       "job.\n# TYPE fapiao_outbox_oldest_pending_seconds gauge\n"
@@ -720,7 +718,7 @@ void fp_outbox_metrics(fp_outbox *ob, const fp_jobs_counts *jobs, fp_buf *b)
     fp_buf_puts(b, "# HELP fapiao_breaker_state Circuit breaker state (0 closed, 1 open, 2 "
                    "half-open).\n# TYPE fapiao_breaker_state gauge\n");
     pthread_mutex_lock(&ob->tmu);
-    int64_t now = fp_wall_ms();
+    int64_t now = fp_clock_mono_ms(ob->o.clock); /* the breakers run on it */
     for (int i = 0; i < ob->ntargets; i++) {
         fp_buf_puts(b, "fapiao_breaker_state{breaker=\"");
         label_escape(b, ob->targets[i]->br.name);

@@ -13,6 +13,7 @@
  *
  * Worker side: fp_pdf_worker_main, a plain blocking loop on fds 0 and 1. */
 #include "fapiao/pdf.h"
+#include "fapiao/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -63,13 +64,6 @@ static void put32(unsigned char *p, uint32_t v)
 static uint32_t get32(const unsigned char *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- the parent side ---- */
@@ -143,7 +137,7 @@ static void slot_drop_dead(slot *s, int64_t deadline, char *why, size_t n)
         }
         if (r < 0 && errno != EINTR)
             break;
-        if (now_ms() >= deadline)
+        if (fp_mono_ms() >= deadline)
             break;
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -253,7 +247,7 @@ static int send_all(int fd, const void *buf, size_t n, int64_t deadline)
             continue;
         if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
             return -errno;
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - fp_mono_ms();
         if (left <= 0)
             return -ETIMEDOUT;
         struct pollfd pf = {.fd = fd, .events = POLLOUT};
@@ -289,7 +283,7 @@ static int recv_all(int fd, void *buf, size_t n, fp_buf *out, int64_t deadline)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return -errno;
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - fp_mono_ms();
         if (left <= 0)
             return -ETIMEDOUT;
         struct pollfd pf = {.fd = fd, .events = POLLIN};
@@ -357,7 +351,8 @@ static int slot_render(fp_pdf_pool *p, slot *s, const char *doc, size_t len, fp_
                        p->timeout_ms);
     }
     if (rc != 0) {
-        slot_drop_dead(s, deadline > now_ms() + 1000 ? deadline : now_ms() + 1000, why, sizeof why);
+        slot_drop_dead(s, deadline > fp_mono_ms() + 1000 ? deadline : fp_mono_ms() + 1000, why,
+                       sizeof why);
         return fp_fail(err, FP_EIO, "%s", why);
     }
     uint32_t status = get32(hdr), npages = get32(hdr + 4), n = get32(hdr + 8);
@@ -386,7 +381,7 @@ static int slot_render(fp_pdf_pool *p, slot *s, const char *doc, size_t len, fp_
             slot_drop(s, 1, NULL, 0);
             return fp_fail(err, FP_ENOMEM, "out of memory receiving the PDF");
         }
-        slot_drop_dead(s, now_ms() + 1000, why, sizeof why);
+        slot_drop_dead(s, fp_mono_ms() + 1000, why, sizeof why);
         return fp_fail(err, FP_EIO, "%s", why);
     }
     if (!is_error) {
@@ -400,7 +395,7 @@ static int slot_render(fp_pdf_pool *p, slot *s, const char *doc, size_t len, fp_
         return fp_fail(err, code, "%s", msg);
     if (code == FP_ENOMEM) {
         /* the worker exits after saying so; collect it now */
-        slot_drop_dead(s, now_ms() + 1000, why, sizeof why);
+        slot_drop_dead(s, fp_mono_ms() + 1000, why, sizeof why);
         return fp_fail(err, FP_EIO, "render worker: %s", msg);
     }
     return fp_fail(err, FP_EIO, "render worker: %s", msg);
@@ -414,9 +409,7 @@ int fp_pdf_pool_render(fp_pdf_pool *p, const char *doc, size_t len, fp_buf *out,
     if (len > FP_PDF_MAX_DOC)
         return fp_fail(err, FP_EINVAL, "invoice document too large (%zu bytes, at most %u)", len,
                        FP_PDF_MAX_DOC);
-    int64_t deadline = now_ms() + p->timeout_ms;
-    struct timespec until = {.tv_sec = (time_t)(deadline / 1000),
-                             .tv_nsec = (long)(deadline % 1000) * 1000000};
+    int64_t deadline = fp_mono_ms() + p->timeout_ms;
     slot *s = NULL;
     pthread_mutex_lock(&p->mu);
     for (;;) {
@@ -425,7 +418,7 @@ int fp_pdf_pool_render(fp_pdf_pool *p, const char *doc, size_t len, fp_buf *out,
                 s = &p->slots[i];
         if (s)
             break;
-        int rc = pthread_cond_timedwait(&p->cv, &p->mu, &until);
+        int rc = fp_cond_wait_until(&p->cv, &p->mu, deadline * 1000000);
         if (rc == ETIMEDOUT) {
             pthread_mutex_unlock(&p->mu);
             return fp_fail(err, FP_ETIMEDOUT, "no render worker became free within %d ms",
@@ -454,10 +447,10 @@ void fp_pdf_pool_free(fp_pdf_pool *p)
             close(p->slots[i].fd);
             p->slots[i].fd = -1;
         }
-    int64_t deadline = now_ms() + 1000;
+    int64_t deadline = fp_mono_ms() + 1000;
     for (int i = 0; i < p->nworkers; i++) {
         slot *s = &p->slots[i];
-        while (s->pid > 0 && now_ms() < deadline) {
+        while (s->pid > 0 && fp_mono_ms() < deadline) {
             int st;
             pid_t r = waitpid(s->pid, &st, WNOHANG);
             if (r == s->pid || (r < 0 && errno != EINTR))
@@ -497,13 +490,7 @@ int fp_pdf_pool_new(const fp_pdf_pool_opts *o, fp_pdf_pool **out, fp_err *err)
         p->slots[i].fd = -1;
     p->exe = strdup(o->exe);
     p->font = o->font_path ? strdup(o->font_path) : NULL;
-    pthread_condattr_t ca;
-    int ok = p->exe && (!o->font_path || p->font) && pthread_condattr_init(&ca) == 0;
-    if (ok) {
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        ok = pthread_cond_init(&p->cv, &ca) == 0;
-        pthread_condattr_destroy(&ca);
-    }
+    int ok = p->exe && (!o->font_path || p->font) && fp_cond_init_mono(&p->cv) == 0;
     if (!ok || pthread_mutex_init(&p->mu, NULL) != 0) {
         if (ok)
             pthread_cond_destroy(&p->cv);

@@ -24,6 +24,7 @@
  * behind, but for bytes that are no TLS (an orderly close, see drop).
  * docs/security.md "Connections" has the operator's view. */
 #include "acceptor.h"
+#include "fapiao/clock.h"
 #include "fapiao/proxy.h"
 
 #include <arpa/inet.h>
@@ -82,13 +83,6 @@ struct fp_acceptor {
     size_t nbuckets;
     atomic_uint_fast64_t why[FP_ACC__N];
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int key_of(const struct sockaddr *sa, socklen_t len, ipkey *k)
 {
@@ -356,7 +350,7 @@ static void admit(fp_acceptor *a, int fd, const struct sockaddr_storage *ss, soc
         free(w);
         return;
     }
-    w->deadline_ms = mono_ms() + a->o.handshake_ms;
+    w->deadline_ms = fp_mono_ms() + a->o.handshake_ms;
     w->prev = a->head.prev;
     w->next = &a->head;
     a->head.prev->next = w;
@@ -371,7 +365,7 @@ static void pause_accepting(fp_acceptor *a, int ms)
 {
     struct epoll_event ev = {.events = 0, .data.ptr = NULL};
     epoll_ctl(a->epfd, EPOLL_CTL_MOD, a->lfd, &ev);
-    a->paused_until = mono_ms() + ms;
+    a->paused_until = fp_mono_ms() + ms;
 }
 
 static void accept_some(fp_acceptor *a)
@@ -403,7 +397,7 @@ static void *run(void *arg)
     fp_acceptor *a = arg;
     struct epoll_event evs[64];
     for (;;) {
-        int64_t now = mono_ms();
+        int64_t now = fp_mono_ms();
         int timeout = 1000;
         if (a->head.next != &a->head) {
             int64_t d = a->head.next->deadline_ms - now; /* the oldest is due first */
@@ -428,7 +422,7 @@ static void *run(void *arg)
         /* after the waiting ones: admitting may evict (free) one of them */
         if (listen_ready)
             accept_some(a);
-        now = mono_ms();
+        now = fp_mono_ms();
         if (a->paused_until && now >= a->paused_until) {
             struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
             epoll_ctl(a->epfd, EPOLL_CTL_MOD, a->lfd, &ev);

@@ -1,6 +1,7 @@
 /* access_log.c — the access log's file: size cap, rotation, reopen, and the
  * count of lines left out (access_log.h). */
 #include "access_log.h"
+#include "fapiao/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,13 +25,6 @@ struct fp_access_log {
     int64_t last_summary_ms;
     atomic_uint_fast64_t lines, suppressed, rotations;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 static int open_path(const char *path)
 {
@@ -62,7 +56,7 @@ int fp_access_log_open(const char *path, int64_t max_bytes, int summary_ms, fp_a
         l->max_bytes = max_bytes > 0 ? max_bytes : 0;
     }
     l->summary_ms = summary_ms > 0 ? summary_ms : 10000;
-    l->last_summary_ms = mono_ms();
+    l->last_summary_ms = fp_mono_ms();
     pthread_mutex_init(&l->mu, NULL);
     *out = l;
     return 0;
@@ -116,7 +110,7 @@ static void summary(fp_access_log *l, int force)
 {
     if (!atomic_load(&l->pending))
         return;
-    int64_t now = mono_ms();
+    int64_t now = fp_mono_ms();
     pthread_mutex_lock(&l->mu);
     uint64_t n = 0;
     if (force || now - l->last_summary_ms >= l->summary_ms) {
@@ -126,16 +120,16 @@ static void summary(fp_access_log *l, int force)
     pthread_mutex_unlock(&l->mu);
     if (!n)
         return;
-    struct timespec ts;
     struct tm tm;
     char when[40], line[256];
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
+    int64_t wall_ms = fp_wall_ms(); /* a timestamp for people: wall time */
+    time_t sec = (time_t)(wall_ms / 1000);
+    gmtime_r(&sec, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
     int len = snprintf(line, sizeof line,
                        "{\"ts\":\"%s.%03ldZ\",\"event\":\"access_log_suppressed\",\"count\":%llu,"
                        "\"reason\":\"auth_failure_budget\"}\n",
-                       when, ts.tv_nsec / 1000000, (unsigned long long)n);
+                       when, (long)(wall_ms % 1000), (unsigned long long)n);
     put(l, line, (size_t)len);
 }
 

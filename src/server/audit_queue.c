@@ -2,6 +2,7 @@
  * refusals, with counters for those beyond the failure budget
  * (audit_queue.h, docs/security.md "Authentication failures"). */
 #include "audit_queue.h"
+#include "fapiao/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -42,13 +43,6 @@ struct fp_audit_queue {
     int stopping;
     pthread_t th;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 static uint64_t agg_hash(const char *ip, const char *action, const char *outcome)
 {
@@ -118,7 +112,7 @@ static void flush(fp_audit_queue *q, int all)
     q->n = 0;
     agg *aggs = NULL;
     int m = 0;
-    int64_t now = mono_ms();
+    int64_t now = fp_mono_ms();
     if ((all || now - q->window_start_ms >= q->window_ms) && q->nagg) {
         aggs = malloc((size_t)q->nagg * sizeof *aggs);
         if (aggs) {
@@ -177,9 +171,9 @@ static void flush(fp_audit_queue *q, int all)
         q->st.counted += (uint64_t)n;
         q->st.write_errors++;
     }
-    int say = !written && mono_ms() - q->last_error_ms >= 10000;
+    int say = !written && fp_mono_ms() - q->last_error_ms >= 10000;
     if (say)
-        q->last_error_ms = mono_ms();
+        q->last_error_ms = fp_mono_ms();
     pthread_mutex_unlock(&q->mu);
     if (say)
         fprintf(stderr,
@@ -198,14 +192,8 @@ static void *flusher(void *arg)
     fp_audit_queue *q = arg;
     for (;;) {
         pthread_mutex_lock(&q->mu);
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += 200 * 1000 * 1000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
-        while (!q->stopping && pthread_cond_timedwait(&q->cv, &q->mu, &until) != ETIMEDOUT)
+        int64_t until = fp_mono_ns() + 200 * 1000000LL;
+        while (!q->stopping && fp_cond_wait_until(&q->cv, &q->mu, until) != ETIMEDOUT)
             ;
         int stop = q->stopping;
         pthread_mutex_unlock(&q->mu);
@@ -225,14 +213,10 @@ int fp_audit_queue_start(fp_store *s, int cap, int window_ms, fp_audit_queue **o
     q->store = s;
     q->cap = cap > 0 ? cap : 1;
     q->window_ms = window_ms > 0 ? window_ms : 10000;
-    q->window_start_ms = mono_ms();
+    q->window_start_ms = fp_mono_ms();
     q->last_error_ms = q->window_start_ms - 10000;
     pthread_mutex_init(&q->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&q->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    fp_cond_init_mono(&q->cv);
     if (pthread_create(&q->th, NULL, flusher, q) != 0) {
         pthread_mutex_destroy(&q->mu);
         pthread_cond_destroy(&q->cv);

@@ -5,6 +5,7 @@
  * others keep using the old one meanwhile), so there is no extra thread and
  * no staleness beyond refresh_ms plus one read. */
 #include "client_cache.h"
+#include "fapiao/clock.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -27,13 +28,6 @@ struct fp_client_cache {
     int64_t loaded_ms;
     int refreshing;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void add(const fp_client_info *ci, void *arg)
 {
@@ -129,7 +123,7 @@ int fp_client_cache_new(fp_store *s, int refresh_ms, fp_client_cache **out, fp_e
     c->refresh_ms = refresh_ms > 0 ? refresh_ms : 1000;
     pthread_mutex_init(&c->mu, NULL);
     c->cur = load(s);
-    c->loaded_ms = mono_ms();
+    c->loaded_ms = fp_mono_ms();
     *out = c;
     return 0;
 }
@@ -152,7 +146,7 @@ void fp_client_cache_free(fp_client_cache *c)
 static int lookup(fp_client_cache *c, const char *client_id, fp_cached_client *out,
                   int64_t max_age_ms, int64_t *max_secret)
 {
-    int64_t now = mono_ms();
+    int64_t now = fp_mono_ms();
     pthread_mutex_lock(&c->mu);
     int force = max_age_ms < 0;
     int stale = !c->cur || force || now - c->loaded_ms >= max_age_ms;

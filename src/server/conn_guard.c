@@ -12,12 +12,13 @@
  *   answer sent         the next request's headers within idle_ms + header_ms
  *                       (libmicrohttpd closes a silent keep-alive at idle_ms)
  *
- * A thread looks every 100 ms and shuts down (shutdown(2), both ways) the
- * socket of a connection past its deadline (and fp_conn_guard_evict, under
- * connection pressure, the oldest one that has not sent a request); libmicrohttpd then sees the
- * error, cleans up and reports the close, which removes the entry — under
- * the same mutex, so the reaper never touches a socket that was closed. */
+ * A thread looks every 100 ms (on the monotonic clock: clock.h) and shuts down (shutdown(2), both
+ * ways) the socket of a connection past its deadline (and fp_conn_guard_evict, under connection
+ * pressure, the oldest one that has not sent a request); libmicrohttpd then sees the error, cleans
+ * up and reports the close, which removes the entry — under the same mutex, so the reaper never
+ * touches a socket that was closed. */
 #include "conn_guard.h"
+#include "fapiao/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -41,6 +42,7 @@ enum { P_FRESH = 0, P_REQUEST, P_IDLE, P_SHUT };
 
 struct fp_conn_guard {
     int header_ms, body_ms, idle_ms;
+    const fp_clock *clock; /* NULL: the real clocks (clock.h) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     fp_guarded head; /* sentinel of a circular list */
@@ -49,19 +51,12 @@ struct fp_conn_guard {
     atomic_uint_fast64_t cut[FP_CUT__N];
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void *reaper(void *arg)
 {
     fp_conn_guard *g = arg;
     pthread_mutex_lock(&g->mu);
     while (!g->stopping) {
-        int64_t now = mono_ms();
+        int64_t now = fp_clock_mono_ms(g->clock);
         for (fp_guarded *c = g->head.next; c != &g->head; c = c->next)
             if (c->deadline_ms && now >= c->deadline_ms) {
                 shutdown(c->fd, SHUT_RDWR);
@@ -69,14 +64,7 @@ static void *reaper(void *arg)
                 c->deadline_ms = 0; /* once */
                 c->phase = P_SHUT;
             }
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 100 * 1000 * 1000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&g->cv, &g->mu, &until);
+        fp_clock_wait_ms(g->clock, &g->cv, &g->mu, 100);
     }
     pthread_mutex_unlock(&g->mu);
     return NULL;
@@ -84,15 +72,22 @@ static void *reaper(void *arg)
 
 int fp_conn_guard_start(fp_conn_guard **out, int header_ms, int body_ms, int idle_ms, fp_err *err)
 {
+    return fp_conn_guard_start_clock(out, header_ms, body_ms, idle_ms, NULL, err);
+}
+
+int fp_conn_guard_start_clock(fp_conn_guard **out, int header_ms, int body_ms, int idle_ms,
+                              const fp_clock *clock, fp_err *err)
+{
     fp_conn_guard *g = calloc(1, sizeof *g);
     if (!g)
         return fp_fail(err, FP_ENOMEM, "out of memory");
     g->header_ms = header_ms;
     g->body_ms = body_ms;
     g->idle_ms = idle_ms;
+    g->clock = clock;
     g->head.next = g->head.prev = &g->head;
     pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->cv, NULL);
+    fp_cond_init_mono(&g->cv);
     if (pthread_create(&g->th, NULL, reaper, g) != 0) {
         pthread_mutex_destroy(&g->mu);
         pthread_cond_destroy(&g->cv);
@@ -128,7 +123,7 @@ fp_guarded *fp_conn_guard_open(fp_conn_guard *g, int fd)
     if (!c)
         return NULL; /* unguarded: the idle timeout still applies */
     c->fd = fd;
-    c->deadline_ms = mono_ms() + g->header_ms;
+    c->deadline_ms = fp_clock_mono_ms(g->clock) + g->header_ms;
     c->reason = FP_CUT_HEADER;
     pthread_mutex_lock(&g->mu);
     c->next = g->head.next;
@@ -165,7 +160,7 @@ static void set(fp_conn_guard *g, fp_guarded *c, int64_t deadline, int reason, i
 
 void fp_conn_guard_headers_read(fp_conn_guard *g, fp_guarded *c)
 {
-    set(g, c, mono_ms() + g->body_ms, FP_CUT_BODY, P_REQUEST);
+    set(g, c, fp_clock_mono_ms(g->clock) + g->body_ms, FP_CUT_BODY, P_REQUEST);
 }
 
 void fp_conn_guard_request_read(fp_conn_guard *g, fp_guarded *c)
@@ -175,7 +170,7 @@ void fp_conn_guard_request_read(fp_conn_guard *g, fp_guarded *c)
 
 void fp_conn_guard_answered(fp_conn_guard *g, fp_guarded *c)
 {
-    set(g, c, mono_ms() + g->idle_ms + g->header_ms, FP_CUT_HEADER, P_IDLE);
+    set(g, c, fp_clock_mono_ms(g->clock) + g->idle_ms + g->header_ms, FP_CUT_HEADER, P_IDLE);
 }
 
 int fp_conn_guard_busy(fp_conn_guard *g)
@@ -206,7 +201,7 @@ int fp_conn_guard_shutdown_idle(fp_conn_guard *g)
 void fp_conn_guard_sending(fp_conn_guard *g, fp_guarded *c, int send_ms)
 {
     /* still a request: the answer is not sent yet */
-    set(g, c, mono_ms() + send_ms, FP_CUT_SEND, P_REQUEST);
+    set(g, c, fp_clock_mono_ms(g->clock) + send_ms, FP_CUT_SEND, P_REQUEST);
 }
 
 int fp_conn_guard_evict(fp_conn_guard *g)

@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "fapiao/clock.h"
 #include "fapiao/err.h"
 
 typedef struct fp_conn_guard fp_conn_guard;
@@ -13,6 +14,9 @@ typedef struct fp_guarded fp_guarded;
 enum { FP_CUT_HEADER = 0, FP_CUT_BODY = 1, FP_CUT_SEND = 2, FP_CUT_EVICTED = 3, FP_CUT__N };
 
 int fp_conn_guard_start(fp_conn_guard **out, int header_ms, int body_ms, int idle_ms, fp_err *err);
+/* The same on clock (NULL: the real clocks), for tests of the deadlines. */
+int fp_conn_guard_start_clock(fp_conn_guard **out, int header_ms, int body_ms, int idle_ms,
+                              const fp_clock *clock, fp_err *err);
 void fp_conn_guard_stop(fp_conn_guard *g);
 /* A new connection on socket fd: headers due within header_ms.  NULL when
  * out of memory (the connection is then only subject to the idle timeout). */

@@ -1,6 +1,6 @@
 /* openapi.c — the OpenAPI 3.1 description of what this server implements,
  * served at GET /openapi.json.  Keep it in step with the route table in
- * server.c and with the error table in src/core/errors.c. */
+ * server.c and with the error table in src/lib/errors.c. */
 #include "internal.h"
 
 /* clang-format off */

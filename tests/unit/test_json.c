@@ -4,6 +4,7 @@
 #include "check.h"
 
 #include "fapiao/json.h"
+#include "fapiao/money.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,8 @@
 /* test_nofloat.c — a lint run as a ctest: no binary floating point in the
  * invoice core.  Money is integer fen (DOMAIN.md: a float 19.99 yields the
- * wrong 分 digit), so no .c or .h under src/core may contain the tokens
+ * wrong 分 digit), so no .c or .h under src/core (the domain layer; the
+ * generic machinery is in src/lib) nor any public header of that layer
+ * (the core rows of tests/unit/layers.h) may contain the tokens
  * float, double (so also long double), strtod, strtof, strtold, atof, the
  * GNU/C23 float types, or a floating literal (1.0, .5, 2., 1e3, 0x1p4),
  * outside comments and string or character literals.
@@ -9,13 +11,15 @@
  * strings and character literals, reads identifiers and preprocessing
  * numbers, and reports file:line for each offending token.
  *
- *   test_nofloat            lint src/core (must be clean), then prove the
+ *   test_nofloat            lint src/core and the domain's headers (must be
+ *                           clean), then prove the
  *                           checker bites: tests/data/lint/bad/ must give
  *                           exactly the findings its BAD comments list,
  *                           and this program run on that directory must
  *                           exit non-zero
  *   test_nofloat DIR        lint DIR only; exit 1 if anything is found */
 #include "check.h"
+#include "layers.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -344,6 +348,22 @@ int main(int argc, char **argv)
     CHECK_EQ_INT(n, 0);
     CHECK_MSG(l.files >= 5, "only %d files read under src/core", l.files);
     printf("src/core: %d files, %d findings\n", l.files, n);
+
+    /* and the domain's public headers */
+    check_ctx("core headers");
+    memset(&l, 0, sizeof l);
+    int nh = 0;
+    for (size_t i = 0; i < NCASES(header_layers); i++)
+        if (strcmp(header_layers[i].layer, "core") == 0) {
+            char path[1024];
+            snprintf(path, sizeof path, "%s/include/fapiao/%s", FP_SOURCE_DIR,
+                     header_layers[i].header);
+            CHECK_MSG(lint_file(&l, path) == 0, "cannot read %s", path);
+            nh++;
+        }
+    CHECK_EQ_INT(l.n, 0);
+    CHECK_MSG(nh >= 5, "only %d core headers in layers.h", nh);
+    printf("include/fapiao (core): %d files, %d findings\n", l.files, l.n);
 
     /* the planted fixture is flagged, exactly as announced */
     check_ctx("fixture");

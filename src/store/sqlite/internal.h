@@ -125,6 +125,9 @@ struct fp_sqlite {
 
 /* ---- db.c: statements and columns ---- */
 /* Runs sql (one or more statements); FP_EIO with SQLite's message. */
+/* writer.c: the store's locks and condition variables (the two with timed
+ * waits run on CLOCK_MONOTONIC), made once at open. */
+void fp_sq_writer_sync_init(fp_sqlite *s);
 int fp_sq_exec(sqlite3 *db, const char *sql, fp_err *err);
 /* Opens a connection with the store's settings (busy timeout, extended
  * codes) through vfs. */

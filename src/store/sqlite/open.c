@@ -175,15 +175,7 @@ int sq_open(const fp_store_opts *o, void **out, fp_err *err)
     if (s->o.write_deadline_ms == 0)
         s->o.write_deadline_ms = 5000;
     fp_store_shm_guard();
-    pthread_mutex_init(&s->wlock, NULL);
-    pthread_mutex_init(&s->hooklock, NULL);
-    fp_cond_init_mono(&s->rpcond);
-    pthread_mutex_init(&s->qlock, NULL);
-    pthread_cond_init(&s->qcond, NULL);
-    pthread_mutex_init(&s->cklock, NULL);
-    fp_cond_init_mono(&s->ckcond);
-    pthread_mutex_init(&s->rlock, NULL);
-    pthread_cond_init(&s->rcond, NULL);
+    fp_sq_writer_sync_init(s);
 
     /* Before any connection: the check from the disk (docs/storage.md).
      * A failure leaves the store open read-only (fail-stop). */
@@ -270,28 +262,6 @@ void sq_close(void *be)
 
 /* ---- reads ---- */
 
-reader *fp_sq_acquire(fp_sqlite *s)
-{
-    pthread_mutex_lock(&s->rlock);
-    while (s->nfree == 0)
-        pthread_cond_wait(&s->rcond, &s->rlock);
-    reader *r = &s->readers[s->rfree[--s->nfree]];
-    pthread_mutex_unlock(&s->rlock);
-    return r;
-}
-
-void fp_sq_release(fp_sqlite *s, reader *r, sqlite3_stmt *st)
-{
-    if (st) {
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-    }
-    fp_failstop_note_db(r->db, "read"); /* corruption found by a read */
-    pthread_mutex_lock(&s->rlock);
-    s->rfree[s->nfree++] = (int)(r - s->readers);
-    pthread_cond_signal(&s->rcond);
-    pthread_mutex_unlock(&s->rlock);
-}
 void sq_store_get_stats(void *be, fp_store_stats *st)
 {
     fp_sqlite *s = be;
@@ -320,18 +290,6 @@ void fp_sq_wunlock(fp_sqlite *s)
     pthread_mutex_unlock(&s->wlock);
 }
 
-sqlite3 *fp_sq_racquire(fp_sqlite *s, void **slot)
-{
-    reader *r = fp_sq_acquire(s);
-    *slot = r;
-    return r->db;
-}
-
-void fp_sq_rrelease(fp_sqlite *s, void *slot)
-{
-    fp_sq_release(s, slot, NULL);
-}
-
 void sq_store_set_job_hook(void *be, void (*fn)(void *arg), void *arg)
 {
     fp_sqlite *s = be;
@@ -339,15 +297,6 @@ void sq_store_set_job_hook(void *be, void (*fn)(void *arg), void *arg)
     s->job_hook = fn;
     s->job_hook_arg = arg;
     pthread_mutex_unlock(&s->wlock);
-}
-
-int fp_sq_refuse_stopped(fp_sqlite *s, fp_err *err)
-{
-    char why[320];
-    if (fp_failstop_get(s->fs, why, sizeof why) == FP_FAILSTOP_NONE)
-        return 0;
-    return fp_fail(err, FP_EIO,
-                   "store fail-stopped (writes refused until an operator checks it): %.180s", why);
 }
 
 int sq_store_probe_write(void *be, fp_err *err)

@@ -88,28 +88,6 @@ void fp_sq_outcome(fp_sqlite *s, int ok)
     pthread_mutex_unlock(&s->hooklock);
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
-int fp_sq_fault_before_commit(fp_sqlite *s)
-{
-    int d = atomic_load(&s->fault_write_delay_ms);
-    if (d > 0)
-        sleep_ms(d);
-    return atomic_load(&s->fault_write_fail) ? -1 : 0;
-}
-
-void fp_sq_fault_after_commit(fp_sqlite *s)
-{
-    int d = atomic_load(&s->fault_fsync_delay_ms);
-    if (d > 0)
-        sleep_ms(d);
-}
-
 /* ---- checkpointer ---- */
 
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
@@ -704,4 +682,17 @@ void fp_sq_writer_stop(fp_sqlite *s)
         pthread_join(s->ckpt, NULL);
         s->ckpt_started = 0;
     }
+}
+
+void fp_sq_writer_sync_init(fp_sqlite *s)
+{
+    pthread_mutex_init(&s->wlock, NULL);
+    pthread_mutex_init(&s->hooklock, NULL);
+    fp_cond_init_mono(&s->rpcond); /* the deadline reaper's timed wait */
+    pthread_mutex_init(&s->qlock, NULL);
+    pthread_cond_init(&s->qcond, NULL);
+    pthread_mutex_init(&s->cklock, NULL);
+    fp_cond_init_mono(&s->ckcond); /* the checkpointer's timed wait */
+    pthread_mutex_init(&s->rlock, NULL);
+    pthread_cond_init(&s->rcond, NULL);
 }

@@ -310,7 +310,7 @@ class SilentTlsServer(_Acceptor):
 
 
 # ---- a server answering like fapiao, with one fault ---------------------------
-# The problem+json of src/server/server.c fp_problem() and src/core/errors.c.
+# The problem+json of src/server/server.c fp_problem() and src/lib/errors.c.
 PROBLEMS = {
     "RATE_LIMITED": (429, "Rate limited", "请求过于频繁，请稍后重试",
                      "Too many requests; retry later"),

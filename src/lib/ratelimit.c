@@ -1,6 +1,7 @@
 /* ratelimit.c — GCRA token buckets and the sharded per-client table of
  * ratelimit.h. */
 #include "fapiao/ratelimit.h"
+#include "fapiao/clock.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -314,9 +315,10 @@ int fp_ratelimit_new(const fp_ratelimit_opts *o, fp_ratelimit **out, fp_err *err
         rl->client_window =
             burst > WINDOW_MAX / rl->client_interval ? WINDOW_MAX : burst * rl->client_interval;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    rl->seed = ((uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec) ^ (uint64_t)(uintptr_t)rl;
+    /* a hash seed, not a time: the wall clock's milliseconds and the
+     * monotonic nanoseconds differ from one start to the next */
+    rl->seed = ((uint64_t)fp_wall_ms() * 1000000 + (uint64_t)(fp_mono_ns() % 1000000)) ^
+               (uint64_t)(uintptr_t)rl;
 
     /* as many shards as keeps >= KEYS_PER_SHARD keys in each, up to 64 */
     while (rl->shard_bits < 6 && (max_keys >> (rl->shard_bits + 1)) >= KEYS_PER_SHARD)

@@ -1,6 +1,5 @@
 /* json.c — strict JSON checks around cJSON, and a deterministic writer. */
 #include "fapiao/json.h"
-#include "fapiao/money.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -483,11 +482,4 @@ void fp_jw_kbool(fp_jw *w, const char *k, int v)
 {
     fp_jw_key(w, k);
     fp_jw_bool(w, v);
-}
-
-void fp_jw_kmoney(fp_jw *w, const char *k, int64_t fen)
-{
-    char m[FP_MONEY_STRLEN];
-    fp_money_format(fen, m);
-    fp_jw_kstr(w, k, m);
 }

@@ -1,0 +1,2 @@
+/* lib */
+int fp_x(void); /* defined in src/core: a stale map */

@@ -1,0 +1,1 @@
+/* a header nobody placed in a layer */

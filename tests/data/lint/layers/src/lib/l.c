@@ -1,0 +1,3 @@
+#include "fapiao/json.h"
+#include "fapiao/money.h"
+#include <stdio.h>

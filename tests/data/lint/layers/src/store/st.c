@@ -1,0 +1,2 @@
+#include "fapiao/store.h"
+#include "fapiao/server.h"

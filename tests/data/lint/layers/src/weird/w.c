@@ -1,0 +1,2 @@
+/* a folder with no row in layer_rules */
+int fp_w(void);

@@ -1,0 +1,292 @@
+/* test_monowait.c — a lint run as a ctest: no timed wait runs on the wall
+ * clock (clock.h, docs/architecture.md "Clocks").
+ *
+ * A deadline on CLOCK_REALTIME moves when the wall clock is stepped (NTP,
+ * `date -s`): an hour back and a thread waiting "one second" sleeps an hour
+ * and a second; an hour forward and deadlines fire at once.  So in src/ and
+ * include/ (outside comments and strings):
+ *   - no pthread_cond_timedwait (nor another timed wait or lock) outside
+ *     src/lib/clock.c: waits go through fp_cond_wait_until / fp_cond_wait_ms
+ *     or an fp_clock's wait (clock.h);
+ *   - the condition variable of each such wait is made by
+ *     fp_cond_init_mono in the same file (matched by the last name of the
+ *     argument: `&s->ckcond` needs `fp_cond_init_mono(&s->ckcond)`);
+ *   - no CLOCK_REALTIME, gettimeofday or the like outside the places in
+ *     wall_ok[] below, each of which needs wall time for a reason it names
+ *     (fp_wall_ms / fp_wall_s of clock.h are the way to read it elsewhere).
+ * A row of wall_ok[] nothing matches any more fails too, so the list
+ * shrinks with the code.  (time(NULL) is not linted: it reads whole seconds
+ * for timestamps; the review of issue 14 found every use a timestamp but
+ * one in the store, reported there.)
+ *
+ *   test_monowait        lint FP_SOURCE_DIR (must be clean), then the planted
+ *                        tree tests/data/lint/monowait (exactly the findings
+ *                        its want.txt announces)
+ *   test_monowait ROOT   lint the checkout at ROOT only; exit 1 on findings */
+#include "check.h"
+#include "lint.h"
+
+#ifndef FP_SOURCE_DIR
+#error "FP_SOURCE_DIR must be defined by the build"
+#endif
+
+#define MAX_FINDING 256
+#define MAX_INITS   64
+
+/* Timed waits and locks with an absolute CLOCK_REALTIME deadline. */
+static const char *const timed_waits[] = {
+    "pthread_cond_timedwait",
+    "pthread_cond_clockwait",
+    "sem_timedwait",
+    "sem_clockwait",
+    "pthread_mutex_timedlock",
+    "pthread_mutex_clocklock",
+    "pthread_rwlock_timedrdlock",
+    "pthread_rwlock_timedwrlock",
+    "mq_timedreceive",
+    "mq_timedsend",
+};
+
+/* Wall-clock reads. */
+static const char *const wall_reads[] = {"CLOCK_REALTIME",       "CLOCK_REALTIME_COARSE",
+                                         "CLOCK_REALTIME_ALARM", "CLOCK_TAI",
+                                         "gettimeofday",         "ftime"};
+
+/* Where wall time is read on purpose: a path prefix, the function (NULL:
+ * any), and why. */
+static const struct {
+    const char *path, *func, *why;
+} wall_ok[] = {
+    {"src/lib/clock.c", NULL, "the clocks themselves: fp_wall_ms and fp_wall_s"},
+    {"src/server/", "on_completed", "the access-log line's timestamp, read by people"},
+};
+
+/* The waits of clock.h and the argument that is the condition variable. */
+static const struct {
+    const char *name;
+    int cv_arg; /* 0-based */
+} mono_waits[] = {
+    {"fp_cond_wait_until", 0},
+    {"fp_cond_wait_ms", 0},
+    {"fp_clock_wait_until", 1},
+    {"fp_clock_wait_ms", 1},
+};
+
+typedef struct lint {
+    char findings[MAX_FINDING][300];
+    int n, files, quiet;
+    int ok_used[sizeof wall_ok / sizeof wall_ok[0]];
+    /* the current file */
+    const char *rel;
+    char inits[MAX_INITS][64]; /* cv names made by fp_cond_init_mono */
+    int ninits;
+    struct {
+        char name[64];
+        int line;
+    } waits[MAX_INITS];
+    int nwaits;
+    /* an argument being read: which call, which argument, the last name */
+    int in_call, call_arg, call_paren, want_arg, is_init;
+    char last[64];
+    int call_line;
+} lint;
+
+__attribute__((format(printf, 2, 3))) static void finding(lint *l, const char *fmt, ...)
+{
+    char msg[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!l->quiet)
+        fprintf(stderr, "monowait: %s\n", msg);
+    if (l->n < MAX_FINDING)
+        snprintf(l->findings[l->n], sizeof l->findings[0], "%s", msg);
+    l->n++;
+}
+
+static int tok_in(const lint_tok *t, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (lint_tok_is(t, names[i]))
+            return 1;
+    return 0;
+}
+
+/* The end of an argument we wanted: keep its last name. */
+static void arg_done(lint *l)
+{
+    if (!l->last[0])
+        return;
+    if (l->is_init) {
+        if (l->ninits < MAX_INITS)
+            snprintf(l->inits[l->ninits++], sizeof l->inits[0], "%s", l->last);
+    } else if (l->nwaits < MAX_INITS) {
+        snprintf(l->waits[l->nwaits].name, sizeof l->waits[0].name, "%s", l->last);
+        l->waits[l->nwaits++].line = l->call_line;
+    }
+}
+
+static void on_tok(void *arg, const lint_tok *t)
+{
+    lint *l = arg;
+    if (t->def)
+        return;
+    if (t->kind == TK_IDENT) {
+        if (tok_in(t, timed_waits, NCASES(timed_waits)) && strcmp(l->rel, "src/lib/clock.c") != 0)
+            finding(l,
+                    "%s:%d: %.*s outside src/lib/clock.c: wait with fp_cond_wait_until / "
+                    "fp_cond_wait_ms on a condition variable from fp_cond_init_mono (clock.h)",
+                    l->rel, t->line, (int)t->n, t->p);
+        if (tok_in(t, wall_reads, NCASES(wall_reads))) {
+            int ok = -1;
+            for (size_t i = 0; i < NCASES(wall_ok) && ok < 0; i++)
+                if (strncmp(l->rel, wall_ok[i].path, strlen(wall_ok[i].path)) == 0 &&
+                    (!wall_ok[i].func || strcmp(t->func, wall_ok[i].func) == 0))
+                    ok = (int)i;
+            if (ok >= 0)
+                l->ok_used[ok] = 1;
+            else
+                finding(l,
+                        "%s:%d: %.*s in %s: deadlines and intervals are measured on "
+                        "CLOCK_MONOTONIC (fp_mono_ns, fp_cond_wait_ms); a timestamp reads "
+                        "fp_wall_ms, or the place goes into wall_ok[] with its reason",
+                        l->rel, t->line, (int)t->n, t->p, t->func[0] ? t->func : "file scope");
+        }
+        if (!l->in_call) {
+            for (size_t i = 0; i < NCASES(mono_waits); i++)
+                if (lint_tok_is(t, mono_waits[i].name)) {
+                    l->in_call = 1;
+                    l->want_arg = mono_waits[i].cv_arg;
+                    l->is_init = 0;
+                }
+            if (lint_tok_is(t, "fp_cond_init_mono")) {
+                l->in_call = 1;
+                l->want_arg = 0;
+                l->is_init = 1;
+            }
+            if (l->in_call) {
+                l->call_arg = 0;
+                l->call_paren = 0;
+                l->last[0] = 0;
+                l->call_line = t->line;
+            }
+        } else if (l->call_paren > 0 && l->call_arg == l->want_arg && t->n < sizeof l->last) {
+            memcpy(l->last, t->p, t->n);
+            l->last[t->n] = 0;
+        }
+        return;
+    }
+    if (!l->in_call || t->kind != TK_PUNCT)
+        return;
+    char c = t->p[0];
+    if (c == '(') {
+        l->call_paren++;
+    } else if (c == ')') {
+        if (--l->call_paren == 0) {
+            if (l->call_arg == l->want_arg)
+                arg_done(l);
+            l->in_call = 0;
+        }
+    } else if (c == ',' && l->call_paren == 1) {
+        if (l->call_arg == l->want_arg)
+            arg_done(l);
+        l->call_arg++;
+    } else if (l->call_paren == 0) {
+        l->in_call = 0; /* the name was not called (a declaration or an address) */
+    }
+}
+
+static void lint_one(void *arg, const char *path, const char *rel)
+{
+    lint *l = arg;
+    size_t len = 0;
+    char *text = lint_read(path, &len);
+    if (!text) {
+        finding(l, "%s: cannot read", rel);
+        return;
+    }
+    l->files++;
+    l->rel = rel;
+    l->ninits = l->nwaits = 0;
+    l->in_call = 0;
+    lint_tokens(text, len, on_tok, l);
+    for (int i = 0; i < l->nwaits; i++) {
+        int found = 0;
+        for (int k = 0; k < l->ninits && !found; k++)
+            found = strcmp(l->inits[k], l->waits[i].name) == 0;
+        if (!found && strcmp(rel, "src/lib/clock.c") != 0 &&
+            strcmp(rel, "include/fapiao/clock.h") != 0)
+            finding(l,
+                    "%s:%d: a timed wait on %s, which no fp_cond_init_mono in this file makes: "
+                    "its deadline is on CLOCK_MONOTONIC, so must its condition variable be",
+                    rel, l->waits[i].line, l->waits[i].name);
+    }
+    free(text);
+}
+
+static int lint_tree(lint *l, const char *root, int strict)
+{
+    int quiet = l->quiet;
+    memset(l, 0, sizeof *l);
+    l->quiet = quiet;
+    if (lint_walk(root, "src", lint_one, l) < 0 || lint_walk(root, "include", lint_one, l) < 0)
+        finding(l, "%s: cannot read src/ or include/", root);
+    if (strict)
+        for (size_t i = 0; i < NCASES(wall_ok); i++)
+            if (!l->ok_used[i])
+                finding(l,
+                        "wall_ok row %s %s is not needed any more: delete it "
+                        "(tests/unit/test_monowait.c)",
+                        wall_ok[i].path, wall_ok[i].func ? wall_ok[i].func : "");
+    return l->n;
+}
+
+static void check_fixture(lint *l)
+{
+    static const char dir[] = FP_SOURCE_DIR "/tests/data/lint/monowait";
+    size_t len = 0;
+    char *want = lint_read(FP_SOURCE_DIR "/tests/data/lint/monowait/want.txt", &len);
+    if (!CHECK_MSG(want != NULL, "cannot read want.txt"))
+        return;
+    l->quiet = 1;
+    int n = lint_tree(l, dir, 0);
+    l->quiet = 0;
+    int nw = 0, used[MAX_FINDING] = {0};
+    char *save = NULL;
+    for (char *w = strtok_r(want, "\n", &save); w; w = strtok_r(NULL, "\n", &save)) {
+        if (!w[0] || w[0] == '#')
+            continue;
+        nw++;
+        int hit = -1;
+        for (int i = 0; i < n && i < MAX_FINDING && hit < 0; i++)
+            if (!used[i] && strstr(l->findings[i], w))
+                hit = i;
+        if (CHECK_MSG(hit >= 0, "the planted tree should give a finding with \"%s\"", w))
+            used[hit] = 1;
+    }
+    for (int i = 0; i < n && i < MAX_FINDING; i++)
+        CHECK_MSG(used[i], "unannounced finding on the planted tree: %s", l->findings[i]);
+    CHECK_EQ_INT(n, nw);
+    printf("%s: %d files, %d findings (expected)\n", dir, l->files, n);
+    free(want);
+}
+
+int main(int argc, char **argv)
+{
+    static lint l;
+    if (argc > 1) {
+        int n = lint_tree(&l, argv[1], 1);
+        printf("%s: %d files, %d findings\n", argv[1], l.files, n);
+        return n == 0 ? 0 : 1;
+    }
+    check_ctx("the tree");
+    int n = lint_tree(&l, FP_SOURCE_DIR, 1);
+    CHECK_EQ_INT(n, 0);
+    CHECK_MSG(l.files > 100, "only %d files read", l.files);
+    printf("%s: %d files, %d findings\n", FP_SOURCE_DIR, l.files, n);
+    check_ctx("the planted tree");
+    check_fixture(&l);
+    check_ctx("%s", "");
+    return check_summary();
+}
