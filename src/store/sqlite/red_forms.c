@@ -9,10 +9,14 @@
 
 #include "internal.h"
 
-static int is_open_state(const char *st)
+/* A stored state as of now (the table of red.h: an awaiting_* form past
+ * its deadline reads as lapsed); -1 for a name the table does not know. */
+static int state_now(const char *stored, int64_t expires_at, int64_t now)
 {
-    return !strcmp(st, "no_confirmation_needed") || !strcmp(st, "awaiting_buyer") ||
-           !strcmp(st, "awaiting_seller") || !strcmp(st, "confirmed");
+    fp_red_state st;
+    if (!stored || fp_red_state_parse(stored, &st) < 0)
+        return -1;
+    return (int)fp_red_state_at(st, expires_at, now);
 }
 
 /* Reads a form with its lines on connection db (writer or reader). */
@@ -49,8 +53,9 @@ static int form_read(sqlite3 *db, int64_t seller_id, const char *form_no, int64_
     out->total_amount = sqlite3_column_int64(st, 9);
     out->total_tax = sqlite3_column_int64(st, 10);
     /* a form awaiting the other side lapses after its deadline */
-    if (out->expires_at && time(NULL) >= out->expires_at && !strncmp(out->state, "awaiting_", 9))
-        snprintf(out->state, sizeof out->state, "lapsed");
+    int now_st = state_now(out->state, out->expires_at, (int64_t)time(NULL));
+    if (now_st >= 0)
+        snprintf(out->state, sizeof out->state, "%s", fp_red_state_name((fp_red_state)now_st));
     sqlite3_finalize(st);
     st = NULL;
     if (sqlite3_prepare_v2(
@@ -115,10 +120,8 @@ static int used_by_forms(sqlite3 *db, const char *blue, fp_red_used *used, int n
         int line = sqlite3_column_int(st, 2);
         if (!state || line < 1 || line > nused)
             continue;
-        int counts =
-            !strcmp(state, "issued") ||
-            (is_open_state(state) && !(exp && now >= exp && !strncmp(state, "awaiting_", 9)));
-        if (!counts)
+        int st_now = state_now(state, exp, now);
+        if (st_now < 0 || !fp_red_holds_blue((fp_red_state)st_now))
             continue;
         fp_qty q = 0;
         const char *qs = (const char *)sqlite3_column_text(st, 3);
@@ -236,22 +239,11 @@ int sq_store_red_form_act(void *be, int64_t seller_id, const char *form_no, cons
                           fp_red_form_rec *out, const fp_audit_rec *audit, fp_err *err)
 {
     fp_sqlite *s = be;
-    static const struct {
-        const char *action, *to;
-        const char *from[4];
-    } moves[] = {
-        {"confirm", "confirmed", {"awaiting_buyer", "awaiting_seller", NULL}},
-        {"reject", "rejected", {"awaiting_buyer", "awaiting_seller", NULL}},
-        {"withdraw",
-         "withdrawn",
-         {"no_confirmation_needed", "awaiting_buyer", "awaiting_seller", "confirmed"}},
-    };
-    int m = -1;
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(action, moves[i].action))
-            m = i;
+    /* the moves are red.h's table; a form is issued by the writer, and a
+     * lapse is only stored on the way to refusing another move */
+    fp_red_action act;
     memset(out, 0, sizeof *out);
-    if (m < 0)
+    if (fp_red_action_parse(action, &act) < 0 || act == FP_RED_ACT_ISSUE || act == FP_RED_ACT_LAPSE)
         return fp_fail(err, FP_EINVAL, "unknown action %s", action);
     /* the move and its audit record: one transaction */
     pthread_mutex_lock(&s->wlock);
@@ -260,12 +252,15 @@ int sq_store_red_form_act(void *be, int64_t seller_id, const char *form_no, cons
         rc = form_read(s->wdb, seller_id, form_no, -1, out);
     int refused = 0;
     if (rc == 0) {
-        int allowed = 0;
-        for (int i = 0; i < 4 && moves[m].from[i]; i++)
-            allowed |= !strcmp(out->state, moves[m].from[i]);
+        fp_red_state from;
+        int next =
+            fp_red_state_parse(out->state, &from) < 0 ? FP_EINVAL : fp_red_transition(from, act);
+        int allowed = next >= 0;
         /* a lapse that was only computed on read is stored (and audited)
          * on the way to refusing; anything else refused changes nothing */
-        const char *to = allowed ? moves[m].to : !strcmp(out->state, "lapsed") ? "lapsed" : NULL;
+        const char *to = allowed                         ? fp_red_state_name((fp_red_state)next)
+                         : !strcmp(out->state, "lapsed") ? "lapsed"
+                                                         : NULL;
         refused = !allowed;
         if (to) {
             char sql[128];

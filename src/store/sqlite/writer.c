@@ -254,7 +254,8 @@ static int red_precheck(fp_sqlite *s, fp_issue_req *r)
     int ok = 0, step = sqlite3_step(st);
     if (step == SQLITE_ROW) {
         const char *state = (const char *)sqlite3_column_text(st, 0);
-        ok = state && (!strcmp(state, "no_confirmation_needed") || !strcmp(state, "confirmed"));
+        fp_red_state rs; /* red.h's table: confirmed or no confirmation needed */
+        ok = state && fp_red_state_parse(state, &rs) == 0 && fp_red_issuable(rs);
     }
     sqlite3_reset(st);
     if (step != SQLITE_ROW && step != SQLITE_DONE)
