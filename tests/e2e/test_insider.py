@@ -121,7 +121,12 @@ def test_deleted_key_pair_is_not_made_anew(issued, tmp_path):
     d = copy_of(issued, tmp_path, "nokey")
     (d / "audit.key").unlink()
     (d / "audit.pub").unlink()
+    # a read-only command needs no key and makes none
     rc, out, err = fapiao("keys", "list", "--data-dir", d)
+    assert rc == 0, err
+    assert not (d / "audit.key").exists() and not (d / "audit.pub").exists()
+    # a command that writes (and so would sign) refuses
+    rc, out, err = fapiao("keys", "create", "--data-dir", d, "--roles", "auditor")
     assert rc != 0, out
     assert "audit key" in err and "missing" in err and "restore it" in err, err
     assert not (d / "audit.key").exists() and not (d / "audit.pub").exists()
@@ -137,7 +142,7 @@ def test_deleted_key_pair_is_not_made_anew(issued, tmp_path):
 def test_key_deleted_but_pub_kept_is_not_made_anew(issued, tmp_path):
     d = copy_of(issued, tmp_path, "pubonly")
     (d / "audit.key").unlink()
-    rc, _, err = fapiao("keys", "list", "--data-dir", d)
+    rc, _, err = fapiao("keys", "create", "--data-dir", d, "--roles", "auditor")
     assert rc != 0 and "restore it" in err, err
     assert not (d / "audit.key").exists()
 
@@ -153,7 +158,7 @@ def test_resigned_with_own_key_fails_against_kept_pubkey(issued, tmp_path):
     for f in ("audit.key", "audit.pub"):
         shutil.copy(scratch.data_dir / f, d / f)
         os.chmod(d / f, 0o600)
-    rc, out, err = fapiao("keys", "list", "--data-dir", d)  # opening re-signs the head
+    rc, out, err = fapiao("keys", "create", "--data-dir", d, "--roles", "auditor")  # a write signs the head
     assert rc == 0, err
     rc, out, err = verify(d)
     assert rc == 0, out + err  # the data directory's own audit.pub is fooled
@@ -179,7 +184,7 @@ def test_resigned_with_the_real_key_fails_against_shipped_checkpoints(issued, tm
     rc, out, err = verify(d, "--pubkey", kept, "--checkpoints", sink)
     assert rc == 0, out + err
     rewrite_log(d / "fapiao.db")
-    rc, out, err = fapiao("keys", "list", "--data-dir", d)  # re-signed with audit.key
+    rc, out, err = fapiao("keys", "create", "--data-dir", d, "--roles", "auditor")  # signed with audit.key
     assert rc == 0, err
     rc, out, err = verify(d, "--pubkey", kept)
     assert rc == 0, out + err  # the limit of a signature: the key signs anything
