@@ -8,6 +8,7 @@
  * printed), 2 usage, 3 the database or bundle could not be read. */
 #include "cli.h"
 #include "fapiao/audit.h"
+#include "fapiao/auditor.h"
 #include "fapiao/crypto.h"
 #include "fapiao/json.h"
 #include "fapiao/store.h"

@@ -3,6 +3,7 @@
  * SIGTERM (queued invoices are committed and answered first). */
 #include "cli.h"
 #include "fapiao/audit.h"
+#include "fapiao/auditor.h"
 #include "fapiao/auth.h"
 #include "fapiao/health.h"
 #include "fapiao/jobs.h"

@@ -19,6 +19,7 @@
 #include "check.h"
 
 #include "fapiao/audit.h"
+#include "fapiao/auditor.h"
 #include "fapiao/crypto.h"
 #include "fapiao/invoice.h"
 #include "fapiao/jobs.h"

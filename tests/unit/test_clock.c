@@ -7,6 +7,7 @@
 #include "check.h"
 
 #include "fapiao/audit.h"
+#include "fapiao/auditor.h"
 #include "fapiao/invoice.h"
 #include "fapiao/store.h"
 

@@ -8,6 +8,7 @@
  * from a separate read-only connection never ships one that rolled back,
  * and keeps the writer's path free of file or process I/O. */
 #include "fapiao/audit.h"
+#include "fapiao/auditor.h"
 #include "fapiao/clock.h"
 
 #include <errno.h>
