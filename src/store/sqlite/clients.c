@@ -334,6 +334,17 @@ int sq_store_client_create(void *be, const fp_client_info *c, const char *secret
     return in_txn(s, add_fn, &a, audit, c->client_id, err);
 }
 
+/* get_client with the failure said in err: FP_ENOTFOUND or FP_EIO. */
+static int load_client(sqlite3 *db, const char *id, fp_client_info *c, fp_err *err)
+{
+    int rc = get_client(db, id, c);
+    if (rc == FP_ENOTFOUND)
+        return fp_fail(err, rc, "no client %s", id);
+    if (rc < 0)
+        return fp_fail(err, rc, "sqlite: %s", sqlite3_errmsg(db));
+    return 0;
+}
+
 typedef struct rot_arg {
     const char *id, *secret;
     int64_t now, overlap;
@@ -343,11 +354,9 @@ static int rotate_fn(sqlite3 *db, void *arg, fp_err *err)
 {
     rot_arg *a = arg;
     fp_client_info c;
-    int rc = get_client(db, a->id, &c);
-    if (rc == FP_ENOTFOUND)
-        return fp_fail(err, rc, "no client %s", a->id);
+    int rc = load_client(db, a->id, &c, err);
     if (rc < 0)
-        return fp_fail(err, rc, "sqlite: %s", sqlite3_errmsg(db));
+        return rc;
     if (c.revoked_at)
         return fp_fail(err, FP_ECONFLICT, "client %s is revoked", a->id);
     const char *t[] = {a->id};
@@ -394,11 +403,9 @@ static int update_fn(sqlite3 *db, void *arg, fp_err *err)
 {
     upd_arg *a = arg;
     fp_client_info c;
-    int rc = get_client(db, a->id, &c);
-    if (rc == FP_ENOTFOUND)
-        return fp_fail(err, rc, "no client %s", a->id);
+    int rc = load_client(db, a->id, &c, err);
     if (rc < 0)
-        return fp_fail(err, rc, "sqlite: %s", sqlite3_errmsg(db));
+        return rc;
     const char *t[] = {a->id, NULL};
     if (a->revoke_at) {
         int64_t at[] = {a->revoke_at};
