@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 
 #include "fapiao/auth.h"
+#include "fapiao/clock.h"
 #include "fapiao/invoice.h"
 #include "fapiao/json.h"
 #include "fapiao/ratelimit.h"
@@ -44,6 +45,8 @@ struct fp_server {
     /* metrics (server_metrics.c): per route (last row: unmatched) and
      * status class 1xx..5xx, made at start so the hot path never looks up */
     struct fp_metrics *metrics;
+    const fp_route *routes; /* the route table (server.c), for the per-route rows */
+    size_t nroutes;
     struct fp_metric *m_requests[32][6];
     struct fp_metric *m_duration[32];
     struct fp_metric *m_inflight, *m_conns, *m_conns_total, *m_limited[4];
@@ -119,10 +122,14 @@ typedef struct fp_parked_issue {
 /* What the store's failure text is when shutdown cancels the queue. */
 #define FP_SHUTDOWN_WHY "server stopping: not stored"
 
-/* The list of suspended issue requests (server.c). */
+/* The list of suspended issue requests (park.c): park and unpark under
+ * s->park_lock (park takes it; unpark's caller holds it); abandon answers
+ * every request still unclaimed at shutdown and returns how many. */
 void fp_server_park(fp_server *s, fp_req *r);
+void fp_server_unpark(fp_server *s, fp_req *r);
+int fp_server_abandon_parked(fp_server *s);
 
-/* Responses.  Each returns the MHD result of queueing. */
+/* Responses (response.c).  Each returns the MHD result of queueing. */
 enum MHD_Result fp_respond(fp_req *r, int status, const char *ctype, char *body, size_t len,
                            const char *const *headers);
 enum MHD_Result fp_respond_json(fp_req *r, int status, char *body, size_t len);
@@ -132,6 +139,13 @@ enum MHD_Result fp_respond_response(fp_req *r, int status, const char *ctype,
                                     struct MHD_Response *resp);
 enum MHD_Result fp_problem(fp_req *r, fp_code code, const char *zh, const char *en,
                            const fp_errors *es);
+/* The 503 RESPONSE_MEMORY_EXHAUSTED answer (counted; http_limits.h). */
+enum MHD_Result fp_resp_budget_refuse(fp_req *r);
+/* Counts a finished request into the request metrics, once (when its
+ * answer is queued, or at completion for one never answered). */
+void fp_req_count(fp_req *r);
+/* The connection's slow-request guard (conn_guard.h), NULL if none. */
+struct fp_guarded *fp_req_guarded(struct MHD_Connection *c);
 
 /* The authentication-failure budget (auth_gate.c; docs/security.md,
  * "Authentication failures").  fp_problem passes every 401/403 through
@@ -175,6 +189,10 @@ int fp_failstop_refuse(fp_req *r, int outcome_unknown, enum MHD_Result *res);
 enum MHD_Result fp_corrupt_row(fp_req *r, const char *what);
 enum MHD_Result fp_h_store_check(fp_req *r);
 
+/* authz.c.  fp_authorize: after the token's signature and expiry, the
+ * client as it is now and the route's permission; sets r->scope_seller.
+ * 1 with *res set when refused. */
+int fp_authorize(fp_req *r, enum MHD_Result *res);
 struct fp_cached_client;
 int fp_check_client_ip(fp_req *r, const struct fp_cached_client *c, enum MHD_Result *res);
 /* The X-Request-Id of the answer: the client's own when it sent a valid
@@ -184,10 +202,11 @@ const char *fp_req_echo_id(const fp_req *r);
 /* server_metrics.c: registers every family (0 or an FP_E… code), records
  * a finished request, frees. */
 int fp_server_metrics_init(fp_server *s, const fp_route *routes, size_t nroutes, fp_err *err);
-void fp_server_metrics_request(fp_server *s, size_t route_ix, int status, int64_t dur_us);
+void fp_server_metrics_request(fp_server *s, const fp_route *route, int status, int64_t dur_us);
 void fp_server_metrics_free(fp_server *s);
-/* Starts the separate /metrics listener when o.metrics_host is set (0 or
- * an FP_E… code); unlisten (first thing in fp_server_stop) stops it. */
+/* metrics_endpoint.c: starts the separate /metrics listener when
+ * o.metrics_host is set (0 or an FP_E… code); unlisten (first thing in
+ * fp_server_stop) stops it. */
 int fp_server_metrics_listen(fp_server *s, fp_err *err);
 void fp_server_metrics_unlisten(fp_server *s);
 /* Why a request was not admitted (fapiao_admission_refused_total{reason}). */
@@ -199,7 +218,14 @@ int fp_load_invoice(fp_req *r, const char *number, char **doc, size_t *len, enum
 
 const char *fp_openapi_json(void);
 int fp_server_seller(fp_server *s, int64_t id, fp_seller *out);
-int64_t fp_now_us(void);
-int64_t fp_now_ns(void);
+/* The request clocks: CLOCK_MONOTONIC (clock.h). */
+static inline int64_t fp_now_us(void)
+{
+    return fp_mono_us();
+}
+static inline int64_t fp_now_ns(void)
+{
+    return fp_mono_ns();
+}
 
 #endif
