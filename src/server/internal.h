@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "fapiao/audit.h"
 #include "fapiao/auth.h"
 #include "fapiao/clock.h"
 #include "fapiao/invoice.h"
@@ -162,7 +163,30 @@ int fp_auth_gate_init(fp_server *s, fp_err *err);
 fp_auth_gate fp_auth_gate_failure(fp_req *r, int *retry_after_s);
 int fp_auth_gate_blocked(fp_req *r, int *retry_after_s);
 
-/* Handlers (handlers.c). */
+/* A 400/422 for a body that failed its checks: the field errors, or the
+ * message alone for a document-level one (bad JSON). */
+enum MHD_Result fp_problem_errors(fp_req *r, const fp_errors *es);
+
+/* request.c: a request header (NULL if absent); 1 when a Content-Type is
+ * application/json; the audit record of a change the request makes
+ * (target and outcome left to the store), written in the change's own
+ * transaction. */
+const char *fp_req_header(fp_req *r, const char *name);
+int fp_req_is_json(const char *ct);
+fp_audit_rec fp_req_audit(const fp_req *r, const char *action);
+
+/* Issuing (handlers_invoices.c).  Blue and red issues differ only in how
+ * the request becomes a document: a prepare function fills ir (doc,
+ * request hash, type, buyer, total; for red also the form and the blue
+ * number) or answers with a problem, in which case it returns 1 with *res
+ * set.  fp_issue_common checks the Idempotency-Key, takes the adaptive
+ * limit's slot, and answers or suspends the request for the writer. */
+typedef int (*fp_issue_prepare_fn)(fp_req *r, const char *key, const char *issued_at,
+                                   const fp_seller *seller, fp_issue_req *ir, enum MHD_Result *res);
+enum MHD_Result fp_issue_common(fp_req *r, fp_issue_prepare_fn prep);
+
+/* Handlers: handlers_token.c, handlers_invoices.c, handlers_red.c,
+ * handlers_ops.c, metrics_endpoint.c, faults.c. */
 enum MHD_Result fp_h_token(fp_req *r);
 enum MHD_Result fp_h_issue(fp_req *r);
 enum MHD_Result fp_h_issue_resumed(fp_req *r);

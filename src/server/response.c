@@ -208,3 +208,12 @@ enum MHD_Result fp_resp_budget_refuse(fp_req *r)
     r->retry_after = 2;
     return fp_problem(r, FPC_RESPONSE_MEMORY_EXHAUSTED, NULL, NULL, NULL);
 }
+
+enum MHD_Result fp_problem_errors(fp_req *r, const fp_errors *es)
+{
+    fp_code top = fp_errors_top(es);
+    /* a document-level error (bad JSON, bad UTF-8) has no field: message only */
+    if (es->n == 1 && es->e[0].field[0] == 0)
+        return fp_problem(r, top, es->e[0].zh, es->e[0].en, NULL);
+    return fp_problem(r, top, NULL, NULL, es);
+}
