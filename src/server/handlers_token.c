@@ -4,7 +4,6 @@
 #include "audit_queue.h"
 #include "client_cache.h"
 #include "fapiao/crypto.h"
-#include "fapiao/tls.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,26 +86,23 @@ enum MHD_Result fp_h_token(fp_req *r)
     if (rc < 0)
         return fp_problem(r, FPC_UNAUTHENTICATED, "client_id 或 client_secret 错误",
                           "Wrong client_id or client_secret", NULL);
-    if (c.revoked_at)
-        return fp_problem(r, FPC_UNAUTHENTICATED, "凭据已吊销", "The credential has been revoked",
-                          NULL);
+    /* the same checks as every bearer request: revoked, allowlist, bound
+     * client certificate (authz.c) */
     fp_cached_client cc;
     memset(&cc, 0, sizeof cc);
     snprintf(cc.client_id, sizeof cc.client_id, "%s", c.client_id);
+    cc.seller_id = c.seller_id;
+    cc.roles = c.roles;
+    cc.revoked = c.revoked_at != 0;
     if (c.allowed_ips[0]) {
         cc.has_allowlist = 1;
         if (fp_allowlist_parse(c.allowed_ips, &cc.allow, NULL, 0) < 0)
             cc.allow.n = 0;
     }
+    snprintf(cc.cert_sha256, sizeof cc.cert_sha256, "%s", c.cert_sha256);
     enum MHD_Result res;
-    if (fp_check_client_ip(r, &cc, &res))
+    if (fp_authorize_client(r, &cc, 1, &res))
         return res;
-    /* a credential bound to a client certificate is worth nothing without it */
-    char peer[65] = "";
-    if (c.cert_sha256[0] &&
-        (fp_tls_peer_sha256(r->conn, peer) < 0 || strcmp(peer, c.cert_sha256) != 0))
-        return fp_problem(r, FPC_FORBIDDEN, "此凭据必须使用绑定的客户端证书（双向 TLS）",
-                          "This credential must present its bound client certificate (mTLS)", NULL);
     fp_token_claims cl = {0};
     snprintf(cl.client_id, sizeof cl.client_id, "%s", c.client_id);
     cl.seller_id = c.seller_id;

@@ -213,12 +213,15 @@ int fp_failstop_refuse(fp_req *r, int outcome_unknown, enum MHD_Result *res);
 enum MHD_Result fp_corrupt_row(fp_req *r, const char *what);
 enum MHD_Result fp_h_store_check(fp_req *r);
 
-/* authz.c.  fp_authorize: after the token's signature and expiry, the
- * client as it is now and the route's permission; sets r->scope_seller.
- * 1 with *res set when refused. */
+/* Authorization (authz.c, the checks listed there).  fp_authorize: a
+ * bearer request, after the token's signature and expiry: the client as
+ * it is now and the route's permission; sets r->scope_seller.
+ * fp_authorize_client: the same checks for a client already in hand (the
+ * token exchange: secret_live 1).  1 with *res set when refused. */
 int fp_authorize(fp_req *r, enum MHD_Result *res);
 struct fp_cached_client;
-int fp_check_client_ip(fp_req *r, const struct fp_cached_client *c, enum MHD_Result *res);
+int fp_authorize_client(fp_req *r, const struct fp_cached_client *c, int secret_live,
+                        enum MHD_Result *res);
 /* The X-Request-Id of the answer: the client's own when it sent a valid
  * one (API.md), else the server's. */
 const char *fp_req_echo_id(const fp_req *r);
