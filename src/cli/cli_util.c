@@ -2,6 +2,7 @@
  * bilingual errors, flag parsing, the data directory's checks and opening
  * the store, the audit record of an admin action. */
 #include "cli.h"
+#include "datadir.h"
 #include "fapiao/store.h"
 
 #include <errno.h>
@@ -138,7 +139,7 @@ static void deny(const char *path, const char *zh_what, const char *en_what)
 int cli_check_data_dir(const char *dir, int write, const char *hint_zh, const char *hint_en)
 {
     char db[PATH_MAX];
-    snprintf(db, sizeof db, "%s/fapiao.db", dir);
+    cli_dd_path(db, sizeof db, dir, CLI_DD_DB);
     /* the directory first: without search permission on it every path
      * inside reads as missing to a careless check (EACCES, not ENOENT) */
     if (faccessat(AT_FDCWD, dir, X_OK, AT_EACCESS) != 0 && errno == EACCES) {
@@ -176,7 +177,7 @@ int cli_check_data_dir(const char *dir, int write, const char *hint_zh, const ch
 int cli_database_lost(const char *dir)
 {
     char db[PATH_MAX], marker[PATH_MAX + 16];
-    snprintf(db, sizeof db, "%s/fapiao.db", dir);
+    cli_dd_path(db, sizeof db, dir, CLI_DD_DB);
     snprintf(marker, sizeof marker, "%s-failstop", db);
     if (access(db, F_OK) == 0 || access(marker, F_OK) != 0)
         return 0;
@@ -198,7 +199,7 @@ int cli_database_lost(const char *dir)
 fp_store *cli_open_store(const char *dir)
 {
     char db[PATH_MAX];
-    snprintf(db, sizeof db, "%s/fapiao.db", dir);
+    cli_dd_path(db, sizeof db, dir, CLI_DD_DB);
     if (cli_check_data_dir(dir, 1, NULL, NULL) < 0)
         return NULL;
     fp_store_opts o = {.path = db, .read_conns = 1, .audit_key_path = cli_audit_key()};

@@ -2,6 +2,7 @@
  * the store, starts the HTTPS server, and stops both cleanly on SIGINT or
  * SIGTERM (queued invoices are committed and answered first). */
 #include "cli.h"
+#include "datadir.h"
 #include "serve_opts.h"
 #include "fapiao/audit.h"
 #include "fapiao/auth.h"
@@ -121,7 +122,7 @@ static int read_metrics_token(const char *path, char *tok, fp_err *err)
 static int check_webhook_key(const char *dir, fp_err *err)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/webhook.key", dir);
+    cli_dd_path(path, sizeof path, dir, CLI_DD_WEBHOOK_KEY);
     int rc = fp_keyfile_check_path(path, "webhook 密钥", "webhook secret key", err);
     return rc == FP_ENOTFOUND ? 0 : rc;
 }
@@ -279,17 +280,17 @@ static int apply_texts(serve_run *r)
 static int open_data_dir(serve_run *r)
 {
     const char *dir = r->c.dir;
-    snprintf(r->db, sizeof r->db, "%s/fapiao.db", dir);
+    cli_dd_path(r->db, sizeof r->db, dir, CLI_DD_DB);
     snprintf(r->crt, sizeof r->crt, "%s", r->c.cert ? r->c.cert : "");
     snprintf(r->key, sizeof r->key, "%s", r->c.key ? r->c.key : "");
     if (!r->c.cert)
-        snprintf(r->crt, sizeof r->crt, "%s/tls/server.crt", dir);
+        cli_dd_path(r->crt, sizeof r->crt, dir, CLI_DD_TLS_CERT);
     if (!r->c.key)
-        snprintf(r->key, sizeof r->key, "%s/tls/server.key", dir);
-    snprintf(r->tkey, sizeof r->tkey, "%s/token.key", dir);
-    snprintf(r->tc, sizeof r->tc, "%s/taxcodes.csv", dir);
-    snprintf(r->alog, sizeof r->alog, "%s/access.log", dir);
-    snprintf(r->pdf_dir, sizeof r->pdf_dir, "%s/pdf", dir);
+        cli_dd_path(r->key, sizeof r->key, dir, CLI_DD_TLS_KEY);
+    cli_dd_path(r->tkey, sizeof r->tkey, dir, CLI_DD_TOKEN_KEY);
+    cli_dd_path(r->tc, sizeof r->tc, dir, CLI_DD_TAXCODES);
+    cli_dd_path(r->alog, sizeof r->alog, dir, CLI_DD_ACCESS_LOG);
+    cli_dd_path(r->pdf_dir, sizeof r->pdf_dir, dir, CLI_DD_PDF_DIR);
     if (cli_database_lost(dir)) /* docs/storage.md */
         return 1;
     char hint_zh[PATH_MAX + 64], hint_en[PATH_MAX + 64];
@@ -302,7 +303,7 @@ static int open_data_dir(serve_run *r)
      * The lock lives as long as the process (released by the kernel even on
      * kill -9). */
     char lockp[PATH_MAX];
-    snprintf(lockp, sizeof lockp, "%s/fapiao.lock", dir);
+    cli_dd_path(lockp, sizeof lockp, dir, CLI_DD_LOCK);
     r->lockfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (r->lockfd < 0 || flock(r->lockfd, LOCK_EX | LOCK_NB) < 0) {
         char zh[PATH_MAX + 128], en[PATH_MAX + 128];
