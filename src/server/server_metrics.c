@@ -44,30 +44,6 @@ static void collect_store(fp_buf *b, void *arg)
                         "Below this many numbers /readyz warns.", FP_METRICS_GAUGE, s->o.range_warn,
                         1);
     }
-    fp_buf_printf(b,
-                  "# HELP fapiao_http_connections_cut_total Connections shut for reading a "
-                  "request too slowly (slow-request protection).\n"
-                  "# TYPE fapiao_http_connections_cut_total counter\n"
-                  "fapiao_http_connections_cut_total{reason=\"header_timeout\"} %llu\n"
-                  "fapiao_http_connections_cut_total{reason=\"body_timeout\"} %llu\n"
-                  "fapiao_http_connections_cut_total{reason=\"evicted\"} %llu\n",
-                  (unsigned long long)fp_conn_guard_cut(s->guard, FP_CUT_HEADER),
-                  (unsigned long long)fp_conn_guard_cut(s->guard, FP_CUT_BODY),
-                  (unsigned long long)fp_conn_guard_cut(s->guard, FP_CUT_EVICTED));
-    /* the accept layer (acceptor.h): closed before libmicrohttpd saw them */
-    static const char *const why[FP_ACC__N] = {[FP_ACC_HANDSHAKE_TIMEOUT] = "handshake_timeout",
-                                               [FP_ACC_EVICTED] = "evicted",
-                                               [FP_ACC_PER_IP] = "per_ip_cap",
-                                               [FP_ACC_GLOBAL] = "global_cap",
-                                               [FP_ACC_PROXY_UNTRUSTED] = "proxy_untrusted",
-                                               [FP_ACC_PROXY_INVALID] = "proxy_invalid",
-                                               [FP_ACC_NOT_TLS] = "not_tls"};
-    fp_buf_printf(b, "# HELP fapiao_http_connections_refused_total Connections closed before "
-                     "their TLS handshake (caps, pre-handshake deadline, PROXY header checks).\n"
-                     "# TYPE fapiao_http_connections_refused_total counter\n");
-    for (int i = 0; i < FP_ACC__N; i++)
-        fp_buf_printf(b, "fapiao_http_connections_refused_total{reason=\"%s\"} %llu\n", why[i],
-                      (unsigned long long)fp_acceptor_count(s->acc, i));
     fp_metrics_emit(b, "fapiao_http_connections_waiting",
                     "Connections accepted and waiting for their first TLS record.",
                     FP_METRICS_GAUGE, fp_acceptor_waiting(s->acc), 1);
@@ -87,6 +63,61 @@ static void collect_store(fp_buf *b, void *arg)
     }
     if (s->o.health)
         fp_health_metrics(s->o.health, b);
+}
+
+/* Slow-request cuts (conn_guard.h), counted there, copied at scrape time. */
+static void collect_cut(fp_metrics_family *f, void *arg)
+{
+    fp_server *s = arg;
+    static const char *const why[] = {"header_timeout", "body_timeout", "evicted"};
+    static const int cut[] = {FP_CUT_HEADER, FP_CUT_BODY, FP_CUT_EVICTED};
+    for (size_t i = 0; i < sizeof why / sizeof why[0]; i++)
+        fp_gauge_set(fp_metrics_child(f, (const char *[]){why[i]}),
+                     (int64_t)fp_conn_guard_cut(s->guard, cut[i]));
+}
+
+/* The accept layer (acceptor.h): connections closed before libmicrohttpd
+ * saw them, counted there, copied at scrape time. */
+static void collect_refused(fp_metrics_family *f, void *arg)
+{
+    fp_server *s = arg;
+    static const char *const why[FP_ACC__N] = {[FP_ACC_HANDSHAKE_TIMEOUT] = "handshake_timeout",
+                                               [FP_ACC_EVICTED] = "evicted",
+                                               [FP_ACC_PER_IP] = "per_ip_cap",
+                                               [FP_ACC_GLOBAL] = "global_cap",
+                                               [FP_ACC_PROXY_UNTRUSTED] = "proxy_untrusted",
+                                               [FP_ACC_PROXY_INVALID] = "proxy_invalid",
+                                               [FP_ACC_NOT_TLS] = "not_tls"};
+    for (int i = 0; i < FP_ACC__N; i++)
+        fp_gauge_set(fp_metrics_child(f, (const char *[]){why[i]}),
+                     (int64_t)fp_acceptor_count(s->acc, i));
+}
+
+/* The families whose counts live in the connection layers. */
+static int register_connection_families(fp_server *s, fp_err *err)
+{
+    int rc = fp_metrics_register(
+        s->metrics,
+        &(fp_metrics_opts){.name = "fapiao_http_connections_cut_total",
+                           .help = "Connections shut for reading a request too slowly "
+                                   "(slow-request protection).",
+                           .type = FP_METRICS_COUNTER,
+                           .labels = {"reason"},
+                           .collect = collect_cut,
+                           .arg = s},
+        NULL, err);
+    if (rc == 0)
+        rc = fp_metrics_register(
+            s->metrics,
+            &(fp_metrics_opts){.name = "fapiao_http_connections_refused_total",
+                               .help = "Connections closed before their TLS handshake (caps, "
+                                       "pre-handshake deadline, PROXY header checks).",
+                               .type = FP_METRICS_COUNTER,
+                               .labels = {"reason"},
+                               .collect = collect_refused,
+                               .arg = s},
+            NULL, err);
+    return rc;
 }
 
 int fp_server_metrics_init(fp_server *s, const fp_route *routes, size_t nroutes, fp_err *err)
@@ -188,6 +219,8 @@ int fp_server_metrics_init(fp_server *s, const fp_route *routes, size_t nroutes,
     s->m_batch = fp_metrics_child(batch, NULL);
     s->m_fsync = fp_metrics_child(fsync, NULL);
     fp_store_set_histograms(s->o.store, s->m_batch, s->m_fsync);
+    if ((rc = register_connection_families(s, err)) < 0)
+        return rc;
     fp_metrics_add_collector(m, collect_store, s);
     fp_metrics_add_collector(m, fp_metrics_process_collector, NULL);
     return 0;
