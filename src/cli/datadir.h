@@ -1,6 +1,7 @@
 /* datadir.h — the data directory's layout, in one place (datadir.c): the
  * files `fapiao init` makes and `serve`, `check`, `audit` and the other
- * commands find there.  docs/operations.md describes them for operators. */
+ * commands find there.  The secrets among them: docs/security.md, "Secrets
+ * at rest". */
 #ifndef FAPIAO_CLI_DATADIR_H
 #define FAPIAO_CLI_DATADIR_H
 
