@@ -126,7 +126,26 @@ int fp_metrics_fmt(char *buf, int64_t v, int64_t scale);
 /* Appends a label value escaped per the format (\\, \", \n). */
 void fp_metrics_escape(fp_buf *out, const char *s);
 
-/* Appends a whole unlabelled family: HELP, TYPE and one sample. */
+/* A family a collector writes at scrape time, under the checks of
+ * fp_metrics_register (name, type, help, label names, scale; no
+ * histograms): begin appends HELP and TYPE, or nothing and FP_EINVAL when
+ * o fails them (its samples are then dropped); each sample takes one value
+ * per label name (NULL when none) and is dropped when a value is NULL, not
+ * UTF-8 or longer than 1024 bytes.  All /metrics text goes through these
+ * or through registered families: nothing is hand-written. */
+typedef struct fp_metrics_scrape {
+    const char *name;
+    int nlabels;
+    const char *labels[FP_METRICS_MAX_LABELS];
+    int64_t scale;
+    int ok;
+} fp_metrics_scrape;
+int fp_metrics_family_begin(fp_buf *out, fp_metrics_scrape *f, const fp_metrics_opts *o);
+void fp_metrics_family_sample(fp_buf *out, const fp_metrics_scrape *f, const char *const *values,
+                              int64_t v);
+
+/* Appends a whole unlabelled family: HELP, TYPE and one sample (the same
+ * checks; nothing when they fail). */
 void fp_metrics_emit(fp_buf *out, const char *name, const char *help, fp_metrics_type type,
                      int64_t value, int64_t scale);
 

@@ -7,6 +7,7 @@
  * Exit status of verify: 0 intact, 1 tampered (the first finding is
  * printed), 2 usage, 3 the database or bundle could not be read. */
 #include "cli.h"
+#include "datadir.h"
 #include "fapiao/audit.h"
 #include "fapiao/auditor.h"
 #include "fapiao/crypto.h"
@@ -77,7 +78,7 @@ static int bad_flag(const char *flag, const char *zh_what, const char *en_what)
 static int data_paths(const char *dir, char db[PATH_MAX], char pub[PATH_MAX])
 {
     char key[PATH_MAX];
-    snprintf(db, PATH_MAX, "%s/fapiao.db", dir);
+    cli_dd_path(db, PATH_MAX, dir, CLI_DD_DB);
     if (cli_check_data_dir(dir, 0, NULL, NULL) < 0)
         return -1;
     if (fp_audit_key_paths(db, cli_audit_key(), key, pub, PATH_MAX) < 0) {

@@ -11,6 +11,7 @@
  * start).  Beside a running server it only reports: a running server
  * resumes writes only after a restart. */
 #include "cli.h"
+#include "datadir.h"
 #include "fapiao/store.h"
 
 #include <fcntl.h>
@@ -34,7 +35,7 @@ static const char usage[] =
 static int server_running(const char *dir)
 {
     char p[PATH_MAX];
-    snprintf(p, sizeof p, "%s/fapiao.lock", dir);
+    cli_dd_path(p, sizeof p, dir, CLI_DD_LOCK);
     int fd = open(p, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
@@ -69,7 +70,7 @@ int cmd_check(int argc, char **argv)
     if (cli_parse(argc, argv, flags, usage) < 0 || cli_require(dir, "--data-dir", usage) < 0)
         return 2;
     char db[PATH_MAX];
-    snprintf(db, sizeof db, "%s/fapiao.db", dir);
+    cli_dd_path(db, sizeof db, dir, CLI_DD_DB);
     if (access(db, F_OK) != 0) {
         char zh[PATH_MAX + 64], en[PATH_MAX + 64];
         snprintf(zh, sizeof zh, "%s 不是数据目录（没有 fapiao.db）", dir);

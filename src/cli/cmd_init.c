@@ -3,6 +3,7 @@
  * tax code table, a demo seller, a demo number range and a demo client
  * credential (whose secret is printed once and stored only as a hash). */
 #include "cli.h"
+#include "datadir.h"
 #include "fapiao/auth.h"
 #include "fapiao/crypto.h"
 #include "fapiao/store.h"
@@ -112,12 +113,12 @@ int cmd_init(int argc, char **argv)
         }
     }
     char db[4096], tls[4096], crt[4096], key[4096], tkey[4096], tc[4096];
-    snprintf(db, sizeof db, "%s/fapiao.db", dir);
-    snprintf(tls, sizeof tls, "%s/tls", dir);
-    snprintf(crt, sizeof crt, "%s/tls/server.crt", dir);
-    snprintf(key, sizeof key, "%s/tls/server.key", dir);
-    snprintf(tkey, sizeof tkey, "%s/token.key", dir);
-    snprintf(tc, sizeof tc, "%s/taxcodes.csv", dir);
+    cli_dd_path(db, sizeof db, dir, CLI_DD_DB);
+    cli_dd_path(tls, sizeof tls, dir, CLI_DD_TLS_DIR);
+    cli_dd_path(crt, sizeof crt, dir, CLI_DD_TLS_CERT);
+    cli_dd_path(key, sizeof key, dir, CLI_DD_TLS_KEY);
+    cli_dd_path(tkey, sizeof tkey, dir, CLI_DD_TOKEN_KEY);
+    cli_dd_path(tc, sizeof tc, dir, CLI_DD_TAXCODES);
     if (cli_database_lost(dir))
         return 1;
     if (access(db, F_OK) == 0) {

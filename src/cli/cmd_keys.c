@@ -131,40 +131,22 @@ static int print_secret(const char *id, const char *secret, int64_t valid_until,
     return 0;
 }
 
-int cmd_keys(int argc, char **argv)
+/* What `keys SUB` was given, after the checks. */
+typedef struct keys_args {
+    const char *dir, *roles_s, *id, *seller_s, *ips, *cert, *overlap_s;
+    int json;
+    unsigned roles;
+    long long overlap, seller;
+} keys_args;
+
+/* The values' checks: 0, or 2 after a usage error. */
+static int keys_check(int sub, keys_args *k)
 {
-    static const char *const subs[] = {"create", "list", "rotate", "revoke", "set", NULL};
-    int sub = -1;
-    for (int i = 0; argc >= 2 && subs[i]; i++)
-        if (!strcmp(argv[1], subs[i]))
-            sub = i;
-    if (sub < 0) {
-        fputs(usage, stderr);
+    if (sub == 0 && cli_require(k->roles_s, "--roles", usage) < 0)
         return 2;
-    }
-    const char *dir = NULL, *roles_s = NULL, *id = NULL, *seller_s = NULL, *ips = NULL,
-               *cert = NULL, *overlap_s = NULL;
-    int json = 0;
-    const cli_flag flags[] = {
-        {"--data-dir", 0, &dir, NULL},
-        {"--roles", 0, &roles_s, NULL},
-        {"--client-id", 0, &id, NULL},
-        {"--seller-id", 0, &seller_s, NULL},
-        {"--allow-ip", 0, &ips, NULL},
-        {"--cert-sha256", 0, &cert, NULL},
-        {"--overlap", 0, &overlap_s, NULL},
-        {"--json", 1, NULL, &json},
-        {NULL, 0, NULL, NULL},
-    };
-    if (cli_parse(argc - 1, argv + 1, flags, usage) < 0 ||
-        cli_require(dir, "--data-dir", usage) < 0)
+    if (sub >= 2 && cli_require(k->id, "--client-id", usage) < 0)
         return 2;
-    if (sub == 0 && cli_require(roles_s, "--roles", usage) < 0)
-        return 2;
-    if (sub >= 2 && cli_require(id, "--client-id", usage) < 0)
-        return 2;
-    unsigned roles = 0;
-    if (roles_s && fp_roles_parse(roles_s, &roles) < 0) {
+    if (k->roles_s && fp_roles_parse(k->roles_s, &k->roles) < 0) {
         cli_error("--roles 须为 issuer、reviewer、auditor、admin 中的一个或多个，或 operator、"
                   "operator-auditor 中的一个或多个（逗号分隔，两类不可混用）",
                   "--roles must be one or more of issuer, reviewer, auditor, admin, or of "
@@ -172,15 +154,15 @@ int cmd_keys(int argc, char **argv)
         return 2;
     }
     /* only for new ids: one from before the rule must stay revocable */
-    if (sub == 0 && id && !fp_client_id_valid(id)) {
+    if (sub == 0 && k->id && !fp_client_id_valid(k->id)) {
         cli_error("--client-id 须为 1–64 个字符（A-Z a-z 0-9 . _ -）",
                   "--client-id must be 1-64 characters of A-Z a-z 0-9 . _ -");
         return 2;
     }
-    if (ips && strcmp(ips, "any")) {
+    if (k->ips && strcmp(k->ips, "any")) {
         fp_allowlist al;
         char bad[64] = "";
-        if (fp_allowlist_parse(ips, &al, bad, sizeof bad) < 0) {
+        if (fp_allowlist_parse(k->ips, &al, bad, sizeof bad) < 0) {
             char zh[160], en[160];
             snprintf(zh, sizeof zh, "--allow-ip 中的 %s 不是 IPv4/IPv6 地址或 CIDR", bad);
             snprintf(en, sizeof en, "--allow-ip: %s is not an IPv4/IPv6 address or CIDR", bad);
@@ -188,133 +170,188 @@ int cmd_keys(int argc, char **argv)
             return 2;
         }
     }
-    if (cert && strcmp(cert, "none") && check_cert(cert) < 0) {
+    if (k->cert && strcmp(k->cert, "none") && check_cert(k->cert) < 0) {
         cli_error("--cert-sha256 须为 64 位小写十六进制（证书 DER 的 SHA-256）",
                   "--cert-sha256 must be 64 lowercase hex digits (SHA-256 of the certificate DER)");
         return 2;
     }
-    long long overlap = 86400, seller = 1;
     char *end;
-    if (overlap_s) {
+    k->overlap = 86400;
+    k->seller = 1;
+    if (k->overlap_s) {
         errno = 0;
-        overlap = strtoll(overlap_s, &end, 10);
-        if (errno || *end || overlap < 0 || overlap > 30LL * 86400) {
+        k->overlap = strtoll(k->overlap_s, &end, 10);
+        if (errno || *end || k->overlap < 0 || k->overlap > 30LL * 86400) {
             cli_error("--overlap 须为 0–2592000 秒", "--overlap must be 0-2592000 seconds");
             return 2;
         }
     }
-    if (seller_s) {
+    if (k->seller_s) {
         errno = 0;
-        seller = strtoll(seller_s, &end, 10);
-        if (errno || *end || seller < 1) {
+        k->seller = strtoll(k->seller_s, &end, 10);
+        if (errno || *end || k->seller < 1) {
             cli_error("--seller-id 须为正整数", "--seller-id must be a positive integer");
             return 2;
         }
     }
-    fp_store *s = sub == 1 ? cli_open_store_ro(dir) : cli_open_store(dir); /* 1: list */
-    if (!s)
-        return 1;
+    return 0;
+}
+
+static int keys_create(fp_store *s, const keys_args *k)
+{
     fp_err err = {0};
+    char secret[FP_SECRET_LEN + 1], actor[80];
+    fp_client_info c;
+    memset(&c, 0, sizeof c);
+    fp_seller sel;
+    if (fp_store_get_seller(s, k->seller, &sel) < 0) {
+        char zh[96], en[96];
+        snprintf(zh, sizeof zh, "销售方 %lld 不存在", k->seller);
+        snprintf(en, sizeof en, "no seller %lld", k->seller);
+        cli_error(zh, en);
+        return 1;
+    }
+    if (k->id) {
+        snprintf(c.client_id, sizeof c.client_id, "%s", k->id);
+    } else {
+        unsigned char r[6];
+        char hex[13];
+        fp_random(r, sizeof r);
+        fp_hex(r, sizeof r, hex);
+        snprintf(c.client_id, sizeof c.client_id, "cli-%s", hex);
+    }
+    c.seller_id = k->seller;
+    c.roles = k->roles;
+    snprintf(c.allowed_ips, sizeof c.allowed_ips, "%s",
+             k->ips && strcmp(k->ips, "any") ? k->ips : "");
+    snprintf(c.cert_sha256, sizeof c.cert_sha256, "%s",
+             k->cert && strcmp(k->cert, "none") ? k->cert : "");
+    char roles_txt[64];
+    fp_roles_format(k->roles, roles_txt, sizeof roles_txt);
+    fp_audit_rec a = cli_audit_rec(actor, "keys.create", NULL, roles_txt);
+    if (fp_secret_generate(secret) < 0) {
+        cli_error("无法生成随机密钥", "cannot generate a random secret");
+        return 1;
+    }
+    if (fp_store_client_create(s, &c, secret, &a, &err) < 0) {
+        cli_fail("无法创建凭据", "cannot create the credential", err.msg);
+        return 1;
+    }
+    return print_secret(c.client_id, secret, 0, k->json);
+}
+
+static int keys_list(fp_store *s, const keys_args *k)
+{
     int rc = 0;
+    list_ctx l = {k->json, 0};
+    if (k->json)
+        putchar('[');
+    else
+        printf("%-24s %-6s %-32s %-8s %s  %-16s %-16s %s\n", "CLIENT", "SELLER", "ROLES", "STATE",
+               "S", cli_zh() ? "最新密钥" : "NEWEST SECRET",
+               cli_zh() ? "旧密钥截止" : "OLD SECRETS END", cli_zh() ? "允许地址" : "ALLOWED IPS");
+    if (fp_store_clients(s, 1, print_client, &l) < 0) {
+        cli_error("无法读取凭据", "cannot read the credentials");
+        rc = 1;
+    }
+    if (k->json)
+        printf("]\n");
+    return rc;
+}
+
+static int keys_rotate(fp_store *s, const keys_args *k)
+{
+    fp_err err = {0};
     char secret[FP_SECRET_LEN + 1], actor[80];
     int64_t now = (int64_t)time(NULL);
-    switch (sub) {
-    case 0: { /* create */
-        fp_client_info c;
-        memset(&c, 0, sizeof c);
-        fp_seller sel;
-        if (fp_store_get_seller(s, seller, &sel) < 0) {
-            char zh[96], en[96];
-            snprintf(zh, sizeof zh, "销售方 %lld 不存在", seller);
-            snprintf(en, sizeof en, "no seller %lld", seller);
-            cli_error(zh, en);
-            rc = 1;
-            break;
-        }
-        if (id) {
-            snprintf(c.client_id, sizeof c.client_id, "%s", id);
-        } else {
-            unsigned char r[6];
-            char hex[13];
-            fp_random(r, sizeof r);
-            fp_hex(r, sizeof r, hex);
-            snprintf(c.client_id, sizeof c.client_id, "cli-%s", hex);
-        }
-        c.seller_id = seller;
-        c.roles = roles;
-        snprintf(c.allowed_ips, sizeof c.allowed_ips, "%s", ips && strcmp(ips, "any") ? ips : "");
-        snprintf(c.cert_sha256, sizeof c.cert_sha256, "%s",
-                 cert && strcmp(cert, "none") ? cert : "");
-        char roles_txt[64];
-        fp_roles_format(roles, roles_txt, sizeof roles_txt);
-        fp_audit_rec a = cli_audit_rec(actor, "keys.create", NULL, roles_txt);
-        if (fp_secret_generate(secret) < 0) {
-            cli_error("无法生成随机密钥", "cannot generate a random secret");
-            rc = 1;
-        } else if (fp_store_client_create(s, &c, secret, &a, &err) < 0) {
-            cli_fail("无法创建凭据", "cannot create the credential", err.msg);
-            rc = 1;
-        } else {
-            print_secret(c.client_id, secret, 0, json);
-        }
-        break;
+    fp_audit_rec a = cli_audit_rec(actor, "keys.rotate", NULL, "ok");
+    if (fp_secret_generate(secret) < 0) {
+        cli_error("无法生成随机密钥", "cannot generate a random secret");
+        return 1;
     }
-    case 1: { /* list */
-        list_ctx l = {json, 0};
-        if (json)
-            putchar('[');
-        else
-            printf("%-24s %-6s %-32s %-8s %s  %-16s %-16s %s\n", "CLIENT", "SELLER", "ROLES",
-                   "STATE", "S", cli_zh() ? "最新密钥" : "NEWEST SECRET",
-                   cli_zh() ? "旧密钥截止" : "OLD SECRETS END",
-                   cli_zh() ? "允许地址" : "ALLOWED IPS");
-        if (fp_store_clients(s, 1, print_client, &l) < 0) {
-            cli_error("无法读取凭据", "cannot read the credentials");
-            rc = 1;
-        }
-        if (json)
-            printf("]\n");
-        break;
+    if (fp_store_client_rotate(s, k->id, secret, now, k->overlap, &a, &err) < 0) {
+        cli_fail("无法轮换密钥", "cannot rotate the secret", err.msg);
+        return 1;
     }
-    case 2: { /* rotate */
-        fp_audit_rec a = cli_audit_rec(actor, "keys.rotate", NULL, "ok");
-        if (fp_secret_generate(secret) < 0) {
-            cli_error("无法生成随机密钥", "cannot generate a random secret");
-            rc = 1;
-        } else if (fp_store_client_rotate(s, id, secret, now, overlap, &a, &err) < 0) {
-            cli_fail("无法轮换密钥", "cannot rotate the secret", err.msg);
-            rc = 1;
-        } else {
-            print_secret(id, secret, now + overlap, json);
-        }
-        break;
+    return print_secret(k->id, secret, now + k->overlap, k->json);
+}
+
+static int keys_revoke(fp_store *s, const keys_args *k)
+{
+    fp_err err = {0};
+    char actor[80];
+    fp_audit_rec a = cli_audit_rec(actor, "keys.revoke", NULL, "ok");
+    if (fp_store_client_revoke(s, k->id, (int64_t)time(NULL), &a, &err) < 0) {
+        cli_fail("无法吊销凭据", "cannot revoke the credential", err.msg);
+        return 1;
     }
-    case 3: { /* revoke */
-        fp_audit_rec a = cli_audit_rec(actor, "keys.revoke", NULL, "ok");
-        if (fp_store_client_revoke(s, id, now, &a, &err) < 0) {
-            cli_fail("无法吊销凭据", "cannot revoke the credential", err.msg);
-            rc = 1;
-        } else {
-            printf("%s %s\n", cli_zh() ? "已吊销" : "revoked", id);
-        }
-        break;
+    printf("%s %s\n", cli_zh() ? "已吊销" : "revoked", k->id);
+    return 0;
+}
+
+static int keys_set(fp_store *s, const keys_args *k)
+{
+    fp_err err = {0};
+    char actor[80];
+    fp_audit_rec a = cli_audit_rec(actor, "keys.set", NULL, "ok");
+    if (!k->roles_s && !k->ips && !k->cert) {
+        cli_error("set 至少需要 --roles、--allow-ip、--cert-sha256 之一",
+                  "set needs at least one of --roles, --allow-ip, --cert-sha256");
+        return 2;
     }
-    default: { /* set */
-        fp_audit_rec a = cli_audit_rec(actor, "keys.set", NULL, "ok");
-        if (!roles_s && !ips && !cert) {
-            cli_error("set 至少需要 --roles、--allow-ip、--cert-sha256 之一",
-                      "set needs at least one of --roles, --allow-ip, --cert-sha256");
-            rc = 2;
-        } else if (fp_store_client_update(
-                       s, id, roles_s ? &roles : NULL, ips ? (strcmp(ips, "any") ? ips : "") : NULL,
-                       cert ? (strcmp(cert, "none") ? cert : "") : NULL, &a, &err) < 0) {
-            cli_fail("无法修改凭据", "cannot change the credential", err.msg);
-            rc = 1;
-        } else {
-            printf("%s %s\n", cli_zh() ? "已修改" : "changed", id);
-        }
+    const char *ips = k->ips ? (strcmp(k->ips, "any") ? k->ips : "") : NULL;
+    const char *cert = k->cert ? (strcmp(k->cert, "none") ? k->cert : "") : NULL;
+    if (fp_store_client_update(s, k->id, k->roles_s ? &k->roles : NULL, ips, cert, &a, &err) < 0) {
+        cli_fail("无法修改凭据", "cannot change the credential", err.msg);
+        return 1;
     }
+    printf("%s %s\n", cli_zh() ? "已修改" : "changed", k->id);
+    return 0;
+}
+
+int cmd_keys(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int (*run)(fp_store *s, const keys_args *k);
+    } subs[] = {{"create", keys_create},
+                {"list", keys_list},
+                {"rotate", keys_rotate},
+                {"revoke", keys_revoke},
+                {"set", keys_set}};
+    int sub = -1;
+    for (int i = 0; argc >= 2 && i < (int)(sizeof subs / sizeof subs[0]); i++)
+        if (!strcmp(argv[1], subs[i].name))
+            sub = i;
+    if (sub < 0) {
+        fputs(usage, stderr);
+        return 2;
     }
+    keys_args k = {0};
+    const char *dir = NULL;
+    const cli_flag flags[] = {
+        {"--data-dir", 0, &dir, NULL},
+        {"--roles", 0, &k.roles_s, NULL},
+        {"--client-id", 0, &k.id, NULL},
+        {"--seller-id", 0, &k.seller_s, NULL},
+        {"--allow-ip", 0, &k.ips, NULL},
+        {"--cert-sha256", 0, &k.cert, NULL},
+        {"--overlap", 0, &k.overlap_s, NULL},
+        {"--json", 1, NULL, &k.json},
+        {NULL, 0, NULL, NULL},
+    };
+    if (cli_parse(argc - 1, argv + 1, flags, usage) < 0 ||
+        cli_require(dir, "--data-dir", usage) < 0)
+        return 2;
+    int rc = keys_check(sub, &k);
+    if (rc)
+        return rc;
+    /* list only reads: the store opened read-only (no migration, no
+     * writer, no checkpoint signed) */
+    fp_store *s = subs[sub].run == keys_list ? cli_open_store_ro(dir) : cli_open_store(dir);
+    if (!s)
+        return 1;
+    rc = subs[sub].run(s, &k);
     fp_store_close(s);
     return rc;
 }

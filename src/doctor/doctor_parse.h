@@ -5,7 +5,8 @@
  * headers, fapiao's /readyz JSON or problem+json) into finding codes.
  *
  * Internal to src/doctor/ and fuzz/fuzz_doctor_*.c, which drive every
- * function here with arbitrary bytes; doctor.c does the network part. */
+ * function here with arbitrary bytes; doctor_net.c,
+ * doctor_tls.c and doctor_http.c do the network part. */
 #ifndef FAPIAO_DOCTOR_PARSE_H
 #define FAPIAO_DOCTOR_PARSE_H
 

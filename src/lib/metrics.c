@@ -317,8 +317,10 @@ static void put_sample(fp_buf *out, const char *name, const char *suffix, const 
 void fp_metrics_emit(fp_buf *out, const char *name, const char *help, fp_metrics_type type,
                      int64_t value, int64_t scale)
 {
-    put_header(out, name, help, type);
-    put_sample(out, name, "", "", NULL, value, scale);
+    fp_metrics_scrape f;
+    fp_metrics_opts o = {.name = name, .help = help, .type = type, .scale = scale};
+    if (fp_metrics_family_begin(out, &f, &o) == 0)
+        fp_metrics_family_sample(out, &f, NULL, value);
 }
 
 /* ---- series ---- */
@@ -563,6 +565,48 @@ static int check_opts(const fp_metrics_opts *o, int *nlabels, fp_err *err)
     }
     *nlabels = n;
     return 0;
+}
+
+/* ---- families written by collectors ---- */
+
+int fp_metrics_family_begin(fp_buf *out, fp_metrics_scrape *f, const fp_metrics_opts *o)
+{
+    fp_err err = {0};
+    int n = 0;
+    memset(f, 0, sizeof *f);
+    if (!o || o->type == FP_METRICS_HISTOGRAM || check_opts(o, &n, &err) < 0)
+        return FP_EINVAL;
+    f->name = o->name;
+    f->nlabels = n;
+    for (int i = 0; i < n; i++)
+        f->labels[i] = o->labels[i];
+    f->scale = o->scale ? o->scale : 1;
+    f->ok = 1;
+    put_header(out, o->name, o->help, o->type);
+    return 0;
+}
+
+void fp_metrics_family_sample(fp_buf *out, const fp_metrics_scrape *f, const char *const *values,
+                              int64_t v)
+{
+    if (!f->ok)
+        return;
+    fp_buf lbl;
+    fp_buf_init(&lbl, FP_METRICS_MAX_LABELS * (2 * MAX_VALUE + 64));
+    for (int i = 0; i < f->nlabels; i++) {
+        size_t len = values && values[i] ? strlen(values[i]) : 0;
+        if (!values || !values[i] || len > MAX_VALUE || !fp_utf8_valid(values[i], len)) {
+            fp_buf_free(&lbl);
+            return;
+        }
+        fp_buf_printf(&lbl, "%s%s=\"", i ? "," : "", f->labels[i]);
+        fp_metrics_escape(&lbl, values[i]);
+        fp_buf_puts(&lbl, "\"");
+    }
+    fp_buf_append(&lbl, "", 1); /* NUL-terminated */
+    if (!lbl.overflow)
+        put_sample(out, f->name, "", lbl.p, NULL, v, f->scale);
+    fp_buf_free(&lbl);
 }
 
 int fp_metrics_register(fp_metrics *m, const fp_metrics_opts *o, fp_metrics_family **out,

@@ -1,6 +1,7 @@
 /* health.c — health checks, the store breaker and degraded mode (health.h). */
 #include "fapiao/health.h"
 #include "fapiao/clock.h"
+#include "fapiao/metrics.h"
 #include "fapiao/jobs.h"
 #include "fapiao/outbox.h"
 
@@ -585,50 +586,41 @@ void fp_health_metrics(fp_health *h, fp_buf *b)
     int64_t probe_us = h->probe_us, expiry = h->cert_expiry, disk = h->disk_free;
     int paused = h->outbox_paused;
     pthread_mutex_unlock(&h->mu);
-    fp_buf_printf(b,
-                  "# HELP fapiao_outbox_paused 1 while the outbox waits for free disk space.\n"
-                  "# TYPE fapiao_outbox_paused gauge\nfapiao_outbox_paused %d\n",
-                  paused);
-    fp_buf_puts(b, "# HELP fapiao_health_check_ok Health check passing (1) or failing (0).\n"
-                   "# TYPE fapiao_health_check_ok gauge\n");
-    for (int i = 0; i < CK__N; i++)
-        fp_buf_printf(b, "fapiao_health_check_ok{check=\"%s\"} %d\n", ck_names[i], ck[i].ok);
-    fp_buf_printf(b,
-                  "# HELP fapiao_degraded 1 while writes are refused with 503 DEGRADED.\n"
-                  "# TYPE fapiao_degraded gauge\nfapiao_degraded %d\n"
-                  "# HELP fapiao_degraded_total Times the service entered degraded mode.\n"
-                  "# TYPE fapiao_degraded_total counter\nfapiao_degraded_total %llu\n"
-                  "# HELP fapiao_store_probe_seconds Duration of the last write probe.\n"
-                  "# TYPE fapiao_store_probe_seconds gauge\nfapiao_store_probe_seconds "
-                  "%lld.%06lld\n",
-                  degraded, (unsigned long long)atomic_load(&h->degraded_total),
-                  (long long)(probe_us / 1000000), (long long)(probe_us % 1000000));
+    /* through the registry's checks and formatting (metrics.h) */
+    fp_metrics_emit(b, "fapiao_outbox_paused", "1 while the outbox waits for free disk space.",
+                    FP_METRICS_GAUGE, paused, 1);
+    fp_metrics_scrape f;
+    if (fp_metrics_family_begin(
+            b, &f,
+            &(fp_metrics_opts){.name = "fapiao_health_check_ok",
+                               .help = "Health check passing (1) or failing (0).",
+                               .type = FP_METRICS_GAUGE,
+                               .labels = {"check"}}) == 0)
+        for (int i = 0; i < CK__N; i++)
+            fp_metrics_family_sample(b, &f, (const char *[]){ck_names[i]}, ck[i].ok);
+    fp_metrics_emit(b, "fapiao_degraded", "1 while writes are refused with 503 DEGRADED.",
+                    FP_METRICS_GAUGE, degraded, 1);
+    fp_metrics_emit(b, "fapiao_degraded_total", "Times the service entered degraded mode.",
+                    FP_METRICS_COUNTER, (int64_t)atomic_load(&h->degraded_total), 1);
+    fp_metrics_emit(b, "fapiao_store_probe_seconds", "Duration of the last write probe.",
+                    FP_METRICS_GAUGE, probe_us, 1000000);
     if (disk >= 0)
-        fp_buf_printf(b,
-                      "# HELP fapiao_disk_free_bytes Free space for the data directory.\n"
-                      "# TYPE fapiao_disk_free_bytes gauge\nfapiao_disk_free_bytes %lld\n",
-                      (long long)disk);
+        fp_metrics_emit(b, "fapiao_disk_free_bytes", "Free space for the data directory.",
+                        FP_METRICS_GAUGE, disk, 1);
     if (h->cert_path && expiry > 0)
-        fp_buf_printf(b,
-                      "# HELP fapiao_certificate_expiry_timestamp_seconds When the server "
-                      "certificate expires.\n"
-                      "# TYPE fapiao_certificate_expiry_timestamp_seconds gauge\n"
-                      "fapiao_certificate_expiry_timestamp_seconds %lld\n",
-                      (long long)expiry);
-    fp_buf_printf(b,
-                  "# HELP fapiao_store_failstop 1 while writes are stopped after an I/O error, "
-                  "corruption or a replaced database file (docs/storage.md).\n"
-                  "# TYPE fapiao_store_failstop gauge\nfapiao_store_failstop %d\n",
-                  fp_store_failstop(h->o.store, NULL, 0) != FP_FAILSTOP_NONE);
+        fp_metrics_emit(b, "fapiao_certificate_expiry_timestamp_seconds",
+                        "When the server certificate expires.", FP_METRICS_GAUGE, expiry, 1);
+    fp_metrics_emit(b, "fapiao_store_failstop",
+                    "1 while writes are stopped after an I/O error, corruption or a replaced "
+                    "database file (docs/storage.md).",
+                    FP_METRICS_GAUGE, fp_store_failstop(h->o.store, NULL, 0) != FP_FAILSTOP_NONE,
+                    1);
     fp_breaker_state bs;
     uint64_t opened;
     fp_breaker_snapshot(&h->br, fp_clock_mono_ms(h->o.clock), &bs, NULL, &opened);
-    fp_buf_printf(b,
-                  "# HELP fapiao_store_breaker_state The store circuit breaker (0 closed, 1 open, "
-                  "2 half-open).\n# TYPE fapiao_store_breaker_state gauge\n"
-                  "fapiao_store_breaker_state %d\n"
-                  "# HELP fapiao_store_breaker_opened_total Times the store breaker opened.\n"
-                  "# TYPE fapiao_store_breaker_opened_total counter\n"
-                  "fapiao_store_breaker_opened_total %llu\n",
-                  (int)bs, (unsigned long long)opened);
+    fp_metrics_emit(b, "fapiao_store_breaker_state",
+                    "The store circuit breaker (0 closed, 1 open, 2 half-open).", FP_METRICS_GAUGE,
+                    (int)bs, 1);
+    fp_metrics_emit(b, "fapiao_store_breaker_opened_total", "Times the store breaker opened.",
+                    FP_METRICS_COUNTER, (int64_t)opened, 1);
 }

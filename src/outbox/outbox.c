@@ -1,6 +1,7 @@
 /* outbox.c — job threads for the outbox (outbox.h). */
 #include "fapiao/outbox.h"
 #include "fapiao/clock.h"
+#include "fapiao/metrics.h"
 #include "fapiao/crypto.h"
 #include "fapiao/jobs.h"
 #include "fapiao/pdf.h"
@@ -660,78 +661,73 @@ void fp_outbox_stop(fp_outbox *ob)
     free(ob);
 }
 
-static void label_escape(fp_buf *b, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '\\' || *s == '"')
-            fp_buf_append(b, "\\", 1);
-        if (*s == '\n')
-            fp_buf_puts(b, "\\n");
-        else
-            fp_buf_append(b, s, 1);
-    }
-}
-
+/* Through the registry's checks and formatting (metrics.h). */
 void fp_outbox_metrics(fp_outbox *ob, const fp_jobs_counts *jobs, fp_buf *b)
 {
+    fp_metrics_scrape f;
     if (jobs) {
         const fp_jobs_counts c = *jobs;
-        fp_buf_puts(b, "# HELP fapiao_outbox_jobs Outbox jobs by kind and state (done is not "
-                       "counted).\n# TYPE fapiao_outbox_jobs gauge\n");
-        for (int k = 0; k < FP_JOB__KINDS; k++)
-            for (int s = 0; s < FP_JS__STATES; s++)
-                if (s != FP_JS_DONE)
-                    fp_buf_printf(b, "fapiao_outbox_jobs{kind=\"%s\",state=\"%s\"} %lld\n",
-                                  fp_job_kind_name((fp_job_kind)k),
-                                  fp_job_state_name((fp_job_state)s), (long long)c.n[k][s]);
+        if (fp_metrics_family_begin(
+                b, &f,
+                &(fp_metrics_opts){.name = "fapiao_outbox_jobs",
+                                   .help = "Outbox jobs by kind and state (done is not counted).",
+                                   .type = FP_METRICS_GAUGE,
+                                   .labels = {"kind", "state"}}) == 0)
+            for (int k = 0; k < FP_JOB__KINDS; k++)
+                for (int s = 0; s < FP_JS__STATES; s++)
+                    if (s != FP_JS_DONE)
+                        fp_metrics_family_sample(
+                            b, &f,
+                            (const char *[]){fp_job_kind_name((fp_job_kind)k),
+                                             fp_job_state_name((fp_job_state)s)},
+                            c.n[k][s]);
         int64_t age = c.oldest_pending_at ? fp_clock_wall_ms(ob->o.clock) - c.oldest_pending_at : 0;
-        fp_buf_printf(b,
-                      "# HELP fapiao_outbox_oldest_pending_seconds Age of the oldest pending "
-                      "job.\n# TYPE fapiao_outbox_oldest_pending_seconds gauge\n"
-                      "fapiao_outbox_oldest_pending_seconds %lld.%03lld\n",
-                      (long long)(age > 0 ? age / 1000 : 0), (long long)(age > 0 ? age % 1000 : 0));
+        fp_metrics_emit(b, "fapiao_outbox_oldest_pending_seconds", "Age of the oldest pending job.",
+                        FP_METRICS_GAUGE, age > 0 ? age : 0, 1000);
     }
-    fp_buf_puts(b, "# HELP fapiao_outbox_runs_total Job attempts by kind and result.\n"
-                   "# TYPE fapiao_outbox_runs_total counter\n");
-    for (int k = 0; k < FP_JOB__KINDS; k++)
-        for (int r = 0; r < RES__N; r++)
-            fp_buf_printf(b, "fapiao_outbox_runs_total{kind=\"%s\",result=\"%s\"} %llu\n",
-                          fp_job_kind_name((fp_job_kind)k), result_names[r],
-                          (unsigned long long)atomic_load(&ob->runs[k][r]));
-    uint64_t us = atomic_load(&ob->render_us);
-    fp_buf_printf(b,
-                  "# HELP fapiao_render_seconds_total Time spent rendering PDFs.\n"
-                  "# TYPE fapiao_render_seconds_total counter\n"
-                  "fapiao_render_seconds_total %llu.%06llu\n"
-                  "# HELP fapiao_render_pages_total PDF pages rendered.\n"
-                  "# TYPE fapiao_render_pages_total counter\nfapiao_render_pages_total %llu\n",
-                  (unsigned long long)(us / 1000000), (unsigned long long)(us % 1000000),
-                  (unsigned long long)atomic_load(&ob->render_pages));
-    fp_buf_printf(b,
-                  "# HELP fapiao_outbox_pause_waits_total Seconds a job thread waited for disk "
-                  "space.\n# TYPE fapiao_outbox_pause_waits_total counter\n"
-                  "fapiao_outbox_pause_waits_total %llu\n"
-                  "# HELP fapiao_pdf_storage_full 1 while PDF files cannot be written for want "
-                  "of space.\n# TYPE fapiao_pdf_storage_full gauge\nfapiao_pdf_storage_full %d\n",
-                  (unsigned long long)atomic_load(&ob->pause_waits),
-                  fp_outbox_pdf_space_short(ob, NULL, 0));
-    fp_buf_puts(b, "# HELP fapiao_breaker_state Circuit breaker state (0 closed, 1 open, 2 "
-                   "half-open).\n# TYPE fapiao_breaker_state gauge\n");
+    if (fp_metrics_family_begin(b, &f,
+                                &(fp_metrics_opts){.name = "fapiao_outbox_runs_total",
+                                                   .help = "Job attempts by kind and result.",
+                                                   .type = FP_METRICS_COUNTER,
+                                                   .labels = {"kind", "result"}}) == 0)
+        for (int k = 0; k < FP_JOB__KINDS; k++)
+            for (int r = 0; r < RES__N; r++)
+                fp_metrics_family_sample(
+                    b, &f, (const char *[]){fp_job_kind_name((fp_job_kind)k), result_names[r]},
+                    (int64_t)atomic_load(&ob->runs[k][r]));
+    fp_metrics_emit(b, "fapiao_render_seconds_total", "Time spent rendering PDFs.",
+                    FP_METRICS_COUNTER, (int64_t)atomic_load(&ob->render_us), 1000000);
+    fp_metrics_emit(b, "fapiao_render_pages_total", "PDF pages rendered.", FP_METRICS_COUNTER,
+                    (int64_t)atomic_load(&ob->render_pages), 1);
+    fp_metrics_emit(b, "fapiao_outbox_pause_waits_total",
+                    "Seconds a job thread waited for disk space.", FP_METRICS_COUNTER,
+                    (int64_t)atomic_load(&ob->pause_waits), 1);
+    fp_metrics_emit(b, "fapiao_pdf_storage_full",
+                    "1 while PDF files cannot be written for want of space.", FP_METRICS_GAUGE,
+                    fp_outbox_pdf_space_short(ob, NULL, 0), 1);
+    fp_metrics_scrape st, op;
+    int have_st =
+        fp_metrics_family_begin(
+            b, &st,
+            &(fp_metrics_opts){.name = "fapiao_breaker_state",
+                               .help = "Circuit breaker state (0 closed, 1 open, 2 half-open).",
+                               .type = FP_METRICS_GAUGE,
+                               .labels = {"breaker"}}) == 0;
     pthread_mutex_lock(&ob->tmu);
     int64_t now = fp_clock_mono_ms(ob->o.clock); /* the breakers run on it */
-    for (int i = 0; i < ob->ntargets; i++) {
-        fp_buf_puts(b, "fapiao_breaker_state{breaker=\"");
-        label_escape(b, ob->targets[i]->br.name);
-        fp_buf_printf(b, "\"} %d\n", (int)fp_breaker_get(&ob->targets[i]->br, now));
-    }
-    fp_buf_puts(b, "# HELP fapiao_breaker_opened_total Times a circuit breaker opened.\n"
-                   "# TYPE fapiao_breaker_opened_total counter\n");
-    for (int i = 0; i < ob->ntargets; i++) {
-        uint64_t opened;
-        fp_breaker_snapshot(&ob->targets[i]->br, now, NULL, NULL, &opened);
-        fp_buf_puts(b, "fapiao_breaker_opened_total{breaker=\"");
-        label_escape(b, ob->targets[i]->br.name);
-        fp_buf_printf(b, "\"} %llu\n", (unsigned long long)opened);
-    }
+    for (int i = 0; have_st && i < ob->ntargets; i++)
+        fp_metrics_family_sample(b, &st, (const char *[]){ob->targets[i]->br.name},
+                                 (int)fp_breaker_get(&ob->targets[i]->br, now));
+    if (fp_metrics_family_begin(b, &op,
+                                &(fp_metrics_opts){.name = "fapiao_breaker_opened_total",
+                                                   .help = "Times a circuit breaker opened.",
+                                                   .type = FP_METRICS_COUNTER,
+                                                   .labels = {"breaker"}}) == 0)
+        for (int i = 0; i < ob->ntargets; i++) {
+            uint64_t opened;
+            fp_breaker_snapshot(&ob->targets[i]->br, now, NULL, NULL, &opened);
+            fp_metrics_family_sample(b, &op, (const char *[]){ob->targets[i]->br.name},
+                                     (int64_t)opened);
+        }
     pthread_mutex_unlock(&ob->tmu);
 }

@@ -123,13 +123,6 @@ void fp_resp_budget_release(fp_server *s, size_t n)
         atomic_fetch_sub(&s->resp_held, n);
 }
 
-enum MHD_Result fp_resp_budget_refuse(fp_req *r)
-{
-    atomic_fetch_add(&r->srv->resp_refused, 1);
-    r->retry_after = 2;
-    return fp_problem(r, FPC_RESPONSE_MEMORY_EXHAUSTED, NULL, NULL, NULL);
-}
-
 void fp_http_limits_metrics(fp_server *s, fp_buf *b)
 {
     fp_metrics_emit(b, "fapiao_response_memory_bytes",

@@ -33,8 +33,6 @@ void fp_http_log_path(fp_jw *w, const char *key, const char *path, size_t max);
 int fp_resp_budget_take(fp_server *s, size_t n);
 void fp_resp_budget_add(fp_server *s, size_t n);
 void fp_resp_budget_release(fp_server *s, size_t n);
-/* The 503 RESPONSE_MEMORY_EXHAUSTED answer (counted). */
-enum MHD_Result fp_resp_budget_refuse(fp_req *r);
 /* Appends the budget's and the send deadline's metrics. */
 void fp_http_limits_metrics(fp_server *s, fp_buf *b);
 

@@ -7,7 +7,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "fapiao/audit.h"
 #include "fapiao/auth.h"
+#include "fapiao/clock.h"
 #include "fapiao/invoice.h"
 #include "fapiao/json.h"
 #include "fapiao/ratelimit.h"
@@ -44,6 +46,8 @@ struct fp_server {
     /* metrics (server_metrics.c): per route (last row: unmatched) and
      * status class 1xx..5xx, made at start so the hot path never looks up */
     struct fp_metrics *metrics;
+    const fp_route *routes; /* the route table (server.c), for the per-route rows */
+    size_t nroutes;
     struct fp_metric *m_requests[32][6];
     struct fp_metric *m_duration[32];
     struct fp_metric *m_inflight, *m_conns, *m_conns_total, *m_limited[4];
@@ -119,10 +123,14 @@ typedef struct fp_parked_issue {
 /* What the store's failure text is when shutdown cancels the queue. */
 #define FP_SHUTDOWN_WHY "server stopping: not stored"
 
-/* The list of suspended issue requests (server.c). */
+/* The list of suspended issue requests (park.c): park and unpark under
+ * s->park_lock (park takes it; unpark's caller holds it); abandon answers
+ * every request still unclaimed at shutdown and returns how many. */
 void fp_server_park(fp_server *s, fp_req *r);
+void fp_server_unpark(fp_server *s, fp_req *r);
+int fp_server_abandon_parked(fp_server *s);
 
-/* Responses.  Each returns the MHD result of queueing. */
+/* Responses (response.c).  Each returns the MHD result of queueing. */
 enum MHD_Result fp_respond(fp_req *r, int status, const char *ctype, char *body, size_t len,
                            const char *const *headers);
 enum MHD_Result fp_respond_json(fp_req *r, int status, char *body, size_t len);
@@ -132,6 +140,13 @@ enum MHD_Result fp_respond_response(fp_req *r, int status, const char *ctype,
                                     struct MHD_Response *resp);
 enum MHD_Result fp_problem(fp_req *r, fp_code code, const char *zh, const char *en,
                            const fp_errors *es);
+/* The 503 RESPONSE_MEMORY_EXHAUSTED answer (counted; http_limits.h). */
+enum MHD_Result fp_resp_budget_refuse(fp_req *r);
+/* Counts a finished request into the request metrics, once (when its
+ * answer is queued, or at completion for one never answered). */
+void fp_req_count(fp_req *r);
+/* The connection's slow-request guard (conn_guard.h), NULL if none. */
+struct fp_guarded *fp_req_guarded(struct MHD_Connection *c);
 
 /* The authentication-failure budget (auth_gate.c; docs/security.md,
  * "Authentication failures").  fp_problem passes every 401/403 through
@@ -148,7 +163,30 @@ int fp_auth_gate_init(fp_server *s, fp_err *err);
 fp_auth_gate fp_auth_gate_failure(fp_req *r, int *retry_after_s);
 int fp_auth_gate_blocked(fp_req *r, int *retry_after_s);
 
-/* Handlers (handlers.c). */
+/* A 400/422 for a body that failed its checks: the field errors, or the
+ * message alone for a document-level one (bad JSON). */
+enum MHD_Result fp_problem_errors(fp_req *r, const fp_errors *es);
+
+/* request.c: a request header (NULL if absent); 1 when a Content-Type is
+ * application/json; the audit record of a change the request makes
+ * (target and outcome left to the store), written in the change's own
+ * transaction. */
+const char *fp_req_header(fp_req *r, const char *name);
+int fp_req_is_json(const char *ct);
+fp_audit_rec fp_req_audit(const fp_req *r, const char *action);
+
+/* Issuing (handlers_invoices.c).  Blue and red issues differ only in how
+ * the request becomes a document: a prepare function fills ir (doc,
+ * request hash, type, buyer, total; for red also the form and the blue
+ * number) or answers with a problem, in which case it returns 1 with *res
+ * set.  fp_issue_common checks the Idempotency-Key, takes the adaptive
+ * limit's slot, and answers or suspends the request for the writer. */
+typedef int (*fp_issue_prepare_fn)(fp_req *r, const char *key, const char *issued_at,
+                                   const fp_seller *seller, fp_issue_req *ir, enum MHD_Result *res);
+enum MHD_Result fp_issue_common(fp_req *r, fp_issue_prepare_fn prep);
+
+/* Handlers: handlers_token.c, handlers_invoices.c, handlers_red.c,
+ * handlers_ops.c, metrics_endpoint.c, faults.c. */
 enum MHD_Result fp_h_token(fp_req *r);
 enum MHD_Result fp_h_issue(fp_req *r);
 enum MHD_Result fp_h_issue_resumed(fp_req *r);
@@ -175,8 +213,15 @@ int fp_failstop_refuse(fp_req *r, int outcome_unknown, enum MHD_Result *res);
 enum MHD_Result fp_corrupt_row(fp_req *r, const char *what);
 enum MHD_Result fp_h_store_check(fp_req *r);
 
+/* Authorization (authz.c, the checks listed there).  fp_authorize: a
+ * bearer request, after the token's signature and expiry: the client as
+ * it is now and the route's permission; sets r->scope_seller.
+ * fp_authorize_client: the same checks for a client already in hand (the
+ * token exchange: secret_live 1).  1 with *res set when refused. */
+int fp_authorize(fp_req *r, enum MHD_Result *res);
 struct fp_cached_client;
-int fp_check_client_ip(fp_req *r, const struct fp_cached_client *c, enum MHD_Result *res);
+int fp_authorize_client(fp_req *r, const struct fp_cached_client *c, int secret_live,
+                        enum MHD_Result *res);
 /* The X-Request-Id of the answer: the client's own when it sent a valid
  * one (API.md), else the server's. */
 const char *fp_req_echo_id(const fp_req *r);
@@ -184,10 +229,11 @@ const char *fp_req_echo_id(const fp_req *r);
 /* server_metrics.c: registers every family (0 or an FP_E… code), records
  * a finished request, frees. */
 int fp_server_metrics_init(fp_server *s, const fp_route *routes, size_t nroutes, fp_err *err);
-void fp_server_metrics_request(fp_server *s, size_t route_ix, int status, int64_t dur_us);
+void fp_server_metrics_request(fp_server *s, const fp_route *route, int status, int64_t dur_us);
 void fp_server_metrics_free(fp_server *s);
-/* Starts the separate /metrics listener when o.metrics_host is set (0 or
- * an FP_E… code); unlisten (first thing in fp_server_stop) stops it. */
+/* metrics_endpoint.c: starts the separate /metrics listener when
+ * o.metrics_host is set (0 or an FP_E… code); unlisten (first thing in
+ * fp_server_stop) stops it. */
 int fp_server_metrics_listen(fp_server *s, fp_err *err);
 void fp_server_metrics_unlisten(fp_server *s);
 /* Why a request was not admitted (fapiao_admission_refused_total{reason}). */
@@ -199,7 +245,14 @@ int fp_load_invoice(fp_req *r, const char *number, char **doc, size_t *len, enum
 
 const char *fp_openapi_json(void);
 int fp_server_seller(fp_server *s, int64_t id, fp_seller *out);
-int64_t fp_now_us(void);
-int64_t fp_now_ns(void);
+/* The request clocks: CLOCK_MONOTONIC (clock.h). */
+static inline int64_t fp_now_us(void)
+{
+    return fp_mono_us();
+}
+static inline int64_t fp_now_ns(void)
+{
+    return fp_mono_ns();
+}
 
 #endif

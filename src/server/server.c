@@ -1,7 +1,8 @@
 /* server.c — libmicrohttpd glue: daemon options, the per-request life cycle
- * (create → read body within limits → route → authenticate → handle →
- * maybe suspend for the writer → respond → log), the routing table and
- * response helpers. */
+ * (create → read body within limits → route → authenticate (authz.c) →
+ * handle → maybe suspend for the writer (park.c) → respond (response.c) →
+ * log) and the routing table.  Nothing in src/server calls back into this
+ * file: it is the top of the folder. */
 #include "internal.h"
 #include "access_log.h"
 #include "audit_queue.h"
@@ -65,20 +66,6 @@ static const fp_route routes[] = {
 #define NROUTES (sizeof routes / sizeof routes[0])
 _Static_assert(NROUTES < 32, "grow fp_server.m_requests");
 
-int64_t fp_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t fp_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static int seg_char_ok(char c)
 {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
@@ -110,214 +97,6 @@ static int match(const char *pattern, const char *path, char *param, size_t cap)
         path++;
     }
     return *pattern == 0 && *path == 0;
-}
-
-/* ---- responses ---- */
-
-/* A request into the request count and latency metrics, once. */
-static void count_request(fp_req *r)
-{
-    if (r->counted)
-        return;
-    r->counted = 1;
-    size_t ri = r->route ? (size_t)(r->route - routes) : NROUTES;
-    fp_server_metrics_request(r->srv, ri, r->status, fp_now_us() - r->t0_us);
-}
-
-static fp_guarded *guarded(struct MHD_Connection *c);
-
-/* The headers of every answer, queueing, the send deadline. */
-static enum MHD_Result queue(fp_req *r, int status, const char *ctype, struct MHD_Response *resp,
-                             const char *const *headers)
-{
-    MHD_add_response_header(resp, "Content-Type", ctype);
-    MHD_add_response_header(resp, "X-Request-Id", fp_req_echo_id(r));
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
-    /* HTTPS only, always: browsers and careful clients should never try
-     * plain HTTP for this host */
-    MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=31536000");
-    for (const char *const *h = headers; h && h[0]; h += 2)
-        MHD_add_response_header(resp, h[0], h[1]);
-    /* stopping: no further request on this connection (docs/operations.md) */
-    if (r->close_conn || atomic_load(&r->srv->stopping))
-        MHD_add_response_header(resp, "Connection", "close");
-    r->responded = 1;
-    r->status = status;
-    /* counted before the answer is queued: a client that has its answer
-     * finds it in /metrics (on_completed runs only after the last byte is
-     * sent, maybe after the client's next request) */
-    count_request(r);
-    enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
-    MHD_destroy_response(resp);
-    if (r->body_read) /* an early answer (413, 400) leaves the body deadline */
-        fp_conn_guard_sending(r->srv->guard, guarded(r->conn), r->srv->o.send_timeout_ms);
-    return ok;
-}
-
-enum MHD_Result fp_respond(fp_req *r, int status, const char *ctype, char *body, size_t len,
-                           const char *const *headers)
-{
-    /* a body the client has not read stays in memory: large ones need room
-     * in the budget (docs/security.md "Response memory"); the answer to a
-     * write (the write is done) and to the operator's unauthenticated
-     * endpoints (/metrics, /readyz, ...) are counted but never refused */
-    size_t earlier = r->resp_held; /* an earlier answer's, if any */
-    if (r->route && (r->route->writes || r->route->auth != AUTH_BEARER)) {
-        fp_resp_budget_add(r->srv, len);
-    } else if (fp_resp_budget_take(r->srv, len) < 0) {
-        free(body);
-        return fp_resp_budget_refuse(r);
-    }
-    r->resp_held = len;
-    fp_resp_budget_release(r->srv, earlier);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(body);
-        return MHD_NO;
-    }
-    r->resp_len = len;
-    return queue(r, status, ctype, resp, headers);
-}
-
-enum MHD_Result fp_respond_response(fp_req *r, int status, const char *ctype,
-                                    struct MHD_Response *resp)
-{
-    return queue(r, status, ctype, resp, NULL);
-}
-
-enum MHD_Result fp_respond_json(fp_req *r, int status, char *body, size_t len)
-{
-    return fp_respond(r, status, "application/json", body, len, NULL);
-}
-
-enum MHD_Result fp_problem(fp_req *r, fp_code code, const char *zh, const char *en,
-                           const fp_errors *es)
-{
-    /* a 401 or 403 passes the failure budget first: beyond it the answer
-     * is a cheap 429, or the usual one without its own audit record and
-     * log line (docs/security.md, "Authentication failures") */
-    int st = fp_code_get(code)->http_status;
-    const char *reason = fp_code_get(code)->name;
-    int recorded = 1;
-    char lzh[160], len_[160];
-    if ((st == 401 || st == 403) && !r->auth_gated) {
-        r->auth_gated = 1;
-        int wait_s = 0;
-        fp_auth_gate g = fp_auth_gate_failure(r, &wait_s);
-        if (g == FP_AUTH_GATE_LIMITED) {
-            code = FPC_AUTH_FAILURES_LIMITED;
-            r->retry_after = wait_s;
-            snprintf(lzh, sizeof lzh, "此地址认证失败过多，请在 %d 秒后重试", wait_s);
-            snprintf(len_, sizeof len_,
-                     "Too many authentication failures from this address; retry in %d s", wait_s);
-            zh = lzh;
-            en = len_;
-            es = NULL;
-        }
-        recorded = g == FP_AUTH_GATE_RECORD;
-    } else if (code == FPC_AUTH_FAILURES_LIMITED) {
-        recorded = 0; /* refused before the credential check (POST /v1/token) */
-        r->auth_gated = 1;
-    }
-    const fp_code_info *ci = fp_code_get(code);
-    fp_buf b;
-    fp_jw w;
-    fp_buf_init(&b, 1u << 20);
-    fp_jw_init(&w, &b);
-    char type[96];
-    snprintf(type, sizeof type, "urn:fapiao:error:%s", ci->name);
-    fp_jw_obj_open(&w);
-    fp_jw_kstr(&w, "type", type);
-    fp_jw_kint(&w, "status", ci->http_status);
-    fp_jw_kstr(&w, "code", ci->name);
-    fp_jw_kstr(&w, "title", ci->title);
-    fp_jw_kstr(&w, "message_zh", zh ? zh : ci->zh);
-    fp_jw_kstr(&w, "message_en", en ? en : ci->en);
-    fp_jw_kstr(&w, "request_id", fp_req_echo_id(r));
-    if (es && es->n > 0) {
-        fp_jw_key(&w, "errors");
-        fp_jw_arr_open(&w);
-        for (int i = 0; i < es->n; i++) {
-            const fp_field_error *e = &es->e[i];
-            fp_jw_obj_open(&w);
-            fp_jw_kstr(&w, "field", e->field);
-            fp_jw_kstr(&w, "code", fp_code_get(e->code)->name);
-            fp_jw_kstr(&w, "message_zh", e->zh);
-            fp_jw_kstr(&w, "message_en", e->en);
-            fp_jw_obj_close(&w);
-        }
-        fp_jw_arr_close(&w);
-        if (es->dropped)
-            fp_jw_kint(&w, "errors_omitted", es->dropped);
-    }
-    fp_jw_obj_close(&w);
-    size_t len;
-    char *body = fp_buf_take(&b, &len);
-    if (!body)
-        return MHD_NO;
-    r->code = ci->name;
-    if (r->auth_gated && !recorded) {
-        /* counted into one record per address, action and window */
-        r->log_suppressed = 1;
-        fp_audit_queue_count(r->srv->audit_q, r->client_ip,
-                             st == 403 ? "auth.denied" : "auth.failure", reason);
-    } else if (ci->http_status == 401 || ci->http_status == 403) {
-        /* every authentication or authorization failure is audited */
-        char target[96];
-        snprintf(target, sizeof target, "%s %.80s", r->method, r->url);
-        /* who: the token's client, or the client id a failed exchange tried;
-         * the seller: the token's, or the tried client's (its auditor sees
-         * attempts on its credentials); NULL seller: instance-wide */
-        int tok = r->claims.client_id[0] != 0;
-        fp_audit_queue_add(r->srv->audit_q, tok ? r->claims.client_id : r->attempted_id,
-                           ci->http_status == 401 ? "auth.failure" : "auth.denied", target, r->rid,
-                           r->client_ip, ci->name, tok ? r->claims.seller_id : r->attempted_seller,
-                           r->client_rid);
-    }
-    const char *hdrs[7] = {NULL};
-    int h = 0;
-    if (ci->http_status == 401) {
-        hdrs[h++] = "WWW-Authenticate";
-        hdrs[h++] = code == FPC_TOKEN_EXPIRED ? "Bearer error=\"invalid_token\", "
-                                                "error_description=\"token expired\""
-                                              : "Bearer";
-    }
-    char retry[16];
-    if (ci->http_status == 429 || ci->http_status == 503) {
-        snprintf(retry, sizeof retry, "%d", r->retry_after > 0 ? r->retry_after : 1);
-        hdrs[h++] = "Retry-After";
-        hdrs[h++] = retry;
-    }
-    if (ci->http_status == 413 && !r->close_conn) {
-        hdrs[h++] = "Connection";
-        hdrs[h++] = "close";
-    }
-    return fp_respond(r, ci->http_status, "application/problem+json", body, len, hdrs);
-}
-
-/* ---- sellers (cached: they change only by admin action) ---- */
-
-int fp_server_seller(fp_server *s, int64_t id, fp_seller *out)
-{
-    pthread_mutex_lock(&s->seller_lock);
-    for (int i = 0; i < s->nsellers; i++)
-        if (s->sellers[i].id == id) {
-            *out = s->sellers[i].s;
-            pthread_mutex_unlock(&s->seller_lock);
-            return 0;
-        }
-    pthread_mutex_unlock(&s->seller_lock);
-    int rc = fp_store_get_seller(s->o.store, id, out);
-    if (rc == 0) {
-        pthread_mutex_lock(&s->seller_lock);
-        if (s->nsellers < FP_SELLER_CACHE) {
-            s->sellers[s->nsellers].id = id;
-            s->sellers[s->nsellers].s = *out;
-            s->nsellers++;
-        }
-        pthread_mutex_unlock(&s->seller_lock);
-    }
-    return rc;
 }
 
 /* ---- request life cycle ---- */
@@ -367,87 +146,6 @@ static fp_req *req_new(fp_server *s, struct MHD_Connection *c, const char *metho
     return r;
 }
 
-const char *fp_req_echo_id(const fp_req *r)
-{
-    return r->client_rid[0] ? r->client_rid : r->rid;
-}
-
-/* 403 IP_NOT_ALLOWED when the client has an allowlist without ip.  Used by
- * the token exchange too.  1 with *res set when refused. */
-int fp_check_client_ip(fp_req *r, const fp_cached_client *c, enum MHD_Result *res)
-{
-    if (!c->has_allowlist || fp_allowlist_match(&c->allow, r->client_ip))
-        return 0;
-    char zh[160], en[160];
-    snprintf(zh, sizeof zh, "客户端 %s 不允许从地址 %s 访问", c->client_id, r->client_ip);
-    snprintf(en, sizeof en, "Client %s may not connect from %s", c->client_id, r->client_ip);
-    *res = fp_problem(r, FPC_IP_NOT_ALLOWED, zh, en, NULL);
-    return 1;
-}
-
-/* After the token's signature and expiry: the client as it is now (revoked
- * within a second), the secret the token was minted from (a token dies with
- * it: rotated out, or its overlap over), the seller, its network allowlist,
- * its client-certificate binding, and the route's permission; sets the
- * request's seller scope.  1 with *res set when refused. */
-static int authorize(fp_req *r, enum MHD_Result *res)
-{
-    fp_cached_client c;
-    int live = 0;
-    int rc = fp_client_cache_get_for_token(r->srv->clients, r->claims.client_id,
-                                           r->claims.secret_id, (int64_t)time(NULL), &c, &live);
-    if (rc == FP_EIO) {
-        *res = fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
-        return 1;
-    }
-    if (rc == FP_ENOTFOUND) { /* signed by us, but for no client this store knows */
-        *res = fp_problem(r, FPC_UNAUTHENTICATED, "访问令牌所属的客户端不存在（未知客户端）",
-                          "The token's client does not exist (unknown client)", NULL);
-        return 1;
-    }
-    if (rc < 0 || c.revoked) {
-        *res = fp_problem(r, FPC_UNAUTHENTICATED, "凭据已吊销", "The credential has been revoked",
-                          NULL);
-        return 1;
-    }
-    if (c.seller_id != r->claims.seller_id) { /* the client was moved: its tokens are void */
-        *res =
-            fp_problem(r, FPC_UNAUTHENTICATED, "访问令牌无效", "The access token is invalid", NULL);
-        return 1;
-    }
-    if (!live) {
-        *res = fp_problem(r, FPC_UNAUTHENTICATED,
-                          "签发此访问令牌的密钥已被轮换或已过期，请用当前密钥重新获取令牌",
-                          "The secret this token was issued for was rotated out or has expired; "
-                          "get a new token with the current secret",
-                          NULL);
-        return 1;
-    }
-    if (fp_check_client_ip(r, &c, res))
-        return 1;
-    if (c.cert_sha256[0]) {
-        char got[65] = "";
-        if (fp_tls_peer_sha256(r->conn, got) < 0 || strcmp(got, c.cert_sha256) != 0) {
-            *res = fp_problem(r, FPC_FORBIDDEN, "此凭据必须使用绑定的客户端证书（双向 TLS）",
-                              "This credential must present its bound client certificate (mTLS)",
-                              NULL);
-            return 1;
-        }
-    }
-    if (!fp_roles_allow(c.roles, r->route->perm)) {
-        char zh[160], en[160], roles[64];
-        fp_roles_format(c.roles, roles, sizeof roles);
-        snprintf(zh, sizeof zh, "缺少权限 %s（当前角色：%s）", fp_perm_name(r->route->perm),
-                 roles[0] ? roles : "无");
-        snprintf(en, sizeof en, "Missing permission %s (roles: %s)", fp_perm_name(r->route->perm),
-                 roles[0] ? roles : "none");
-        *res = fp_problem(r, FPC_FORBIDDEN, zh, en, NULL);
-        return 1;
-    }
-    r->scope_seller = fp_roles_instance_wide(c.roles) ? 0 : r->claims.seller_id;
-    return 0;
-}
-
 static enum MHD_Result route_and_handle(fp_req *r)
 {
     const fp_route *path_match = NULL;
@@ -478,7 +176,7 @@ static enum MHD_Result route_and_handle(fp_req *r)
             return fp_problem(r, FPC_UNAUTHENTICATED, "访问令牌无效", "The access token is invalid",
                               NULL);
         enum MHD_Result res;
-        if (authorize(r, &res))
+        if (fp_authorize(r, &res))
             return res;
     }
     if (strncmp(r->route->pattern, "/v1/", 4) == 0 && r->srv->rl) {
@@ -524,65 +222,6 @@ static enum MHD_Result route_and_handle(fp_req *r)
     return r->route->handler(r);
 }
 
-/* ---- suspended issue requests (for shutdown) ---- */
-
-static void unpark(fp_server *s, fp_req *r)
-{
-    if (!r->parked)
-        return;
-    if (r->park_prev)
-        r->park_prev->park_next = r->park_next;
-    else
-        s->parked = r->park_next;
-    if (r->park_next)
-        r->park_next->park_prev = r->park_prev;
-    r->park_prev = r->park_next = NULL;
-    r->parked = 0;
-}
-
-void fp_server_park(fp_server *s, fp_req *r)
-{
-    pthread_mutex_lock(&s->park_lock);
-    r->park_prev = NULL;
-    r->park_next = s->parked;
-    if (s->parked)
-        s->parked->park_prev = r;
-    s->parked = r;
-    r->parked = 1;
-    pthread_mutex_unlock(&s->park_lock);
-}
-
-/* Answers every request still suspended: its claim goes to shutdown, the
- * writer keeps (and frees) the request, and the connection resumes into
- * fp_h_issue_abandoned.  Requests the writer already claimed are on their
- * way out and are left alone.  Returns how many were abandoned. */
-static int abandon_parked(fp_server *s)
-{
-    int n = 0;
-    pthread_mutex_lock(&s->park_lock);
-    for (fp_req *r = s->parked, *next; r; r = next) {
-        next = r->park_next;
-        fp_parked_issue *p = (fp_parked_issue *)r->issue;
-        int unclaimed = 0;
-        if (!p || !atomic_compare_exchange_strong(&p->claim, &unclaimed, 2))
-            continue;
-        r->issue = NULL;
-        r->abandoned = 1;
-        unpark(s, r);
-        MHD_resume_connection(r->conn);
-        n++;
-    }
-    pthread_mutex_unlock(&s->park_lock);
-    return n;
-}
-
-static fp_guarded *guarded(struct MHD_Connection *c)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return ci ? ci->socket_context : NULL;
-}
-
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **ctx)
@@ -596,7 +235,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!r)
             return MHD_NO;
         *ctx = r;
-        fp_conn_guard_headers_read(s->guard, guarded(c));
+        fp_conn_guard_headers_read(s->guard, fp_req_guarded(c));
         /* what libmicrohttpd lets through (http_limits.c) */
         if (fp_http_framing_ambiguous(c)) {
             r->close_conn = 1;
@@ -637,14 +276,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (r->parked) { /* resumed: by the writer, or answered at shutdown */
         pthread_mutex_lock(&s->park_lock);
-        unpark(s, r);
+        fp_server_unpark(s, r);
         pthread_mutex_unlock(&s->park_lock);
     }
     if (r->abandoned)
         return fp_h_issue_abandoned(r);
     if (r->issue) /* resumed after the group commit */
         return fp_h_issue_resumed(r);
-    fp_conn_guard_request_read(s->guard, guarded(c));
+    fp_conn_guard_request_read(s->guard, fp_req_guarded(c));
     r->body_read = 1;
     return route_and_handle(r);
 }
@@ -658,9 +297,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
     if (!r || r == fp_http_nul_mark())
         return;
     fp_resp_budget_release(s, r->resp_held);
-    count_request(r); /* one never answered (aborted, or MHD_NO): counted now */
+    fp_req_count(r); /* one never answered (aborted, or MHD_NO): counted now */
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
-        fp_conn_guard_answered(s->guard, guarded(c));
+        fp_conn_guard_answered(s->guard, fp_req_guarded(c));
     fp_gauge_add(s->m_inflight, -1);
     if (s->alog && r->log_suppressed) {
         fp_access_log_suppress(s->alog);
@@ -1009,7 +648,7 @@ void fp_server_stop(fp_server *s)
         if (!clean) {
             cancelled = fp_store_cancel_queued(s->o.store, FP_SHUTDOWN_WHY);
             inflight_within(s, 200);
-            abandoned = abandon_parked(s);
+            abandoned = fp_server_abandon_parked(s);
         }
         int settled = inflight_within(s, 5000);
         int drained = close_idle_within(s, 5000, &closed);

@@ -47,6 +47,37 @@ def test_unknown_flag_is_a_usage_error(tmp_path):
     assert b"unknown argument --frobnicate" in r.stderr
 
 
+def test_number_options_are_checked_against_their_range(tmp_path):
+    """Every number option is read from one table with its range: a value
+    outside it (or not a number) is a usage error naming the flag, in zh
+    and en, before the data directory is looked at.  --shutdown-grace was
+    once read and ignored."""
+    for args in (["--shutdown-grace", "soon"], ["--shutdown-grace", "0"],
+                 ["--threads", "0"], ["--token-ttl", "86401"], ["--client-rate", "-1"],
+                 ["--auth-fail-rate", "5/hour"], ["--concurrency-max", "none"]):
+        r = run_serve(["--data-dir", str(tmp_path / "nothing")] + args,
+                      env={"LANG": "C", "PATH": "/usr/bin:/bin"})
+        assert r.returncode == 2, (args, r.stderr)
+        err = r.stderr.decode()
+        assert args[0] + " must be" in err and args[0] + " 须为" in err, (args, err)
+    for args in (["--shutdown-grace", "30"], ["--auth-fail-rate", "5/min"],
+                 ["--concurrency-max", "off"]):
+        r = run_serve(["--data-dir", str(tmp_path / "nothing")] + args,
+                      env={"LANG": "C", "PATH": "/usr/bin:/bin"})
+        assert r.returncode == 1 and b"not a data directory" in r.stderr, (args, r.stderr)
+
+
+def test_help_documents_every_flag_with_its_default():
+    out = subprocess.run([BIN, "serve", "--help"], capture_output=True, text=True,
+                         timeout=30 * SLOW)
+    assert out.returncode == 0
+    for flag, default in (("--listen", "127.0.0.1:8443"), ("--shutdown-grace", "10"),
+                          ("--max-connections", "1024"), ("--min-free-mb", "64"),
+                          ("--auth-fail-rate", "5"), ("--token-ttl", "3600")):
+        line = next(x for x in out.stdout.splitlines() if x.startswith("  %s " % flag))
+        assert "[default: %s]" % default in line, line
+
+
 # ---- an unreadable data directory (issue 12, storage faults item 10) --------
 
 def _unprivileged():

@@ -331,7 +331,7 @@ static void scc_run(scc *s, const unsigned char *adj, int n)
 
 static int known_index(const char *loop)
 {
-    for (size_t i = 0; i < NCASES(known_loops); i++)
+    for (size_t i = 0; known_loops[i].loop; i++)
         if (strcmp(known_loops[i].loop, loop) == 0)
             return (int)i;
     return -1;
@@ -474,7 +474,7 @@ static int lint_tree(lint *l, const char *root, int strict)
     folder_loops(l);
     file_loops(l);
     if (strict)
-        for (size_t i = 0; i < NCASES(known_loops); i++)
+        for (size_t i = 0; known_loops[i].loop; i++)
             if (!l->known_seen[i])
                 finding(l,
                         "known loop \"%s\" no longer exists: delete its row from known_loops "

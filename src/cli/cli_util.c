@@ -1,0 +1,227 @@
+/* cli_util.c — what the subcommands share (cli.h): the message language,
+ * bilingual errors, flag parsing, the data directory's checks and opening
+ * the store, the audit record of an admin action. */
+#include "cli.h"
+#include "datadir.h"
+#include "fapiao/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The language of messages from the first of LC_ALL, LC_MESSAGES, LANG that
+ * is set: 1 Chinese (zh*), 0 English (en*), -1 unknown (none set, C, POSIX,
+ * any other language). */
+static int cli_lang(void)
+{
+    const char *vars[] = {"LC_ALL", "LC_MESSAGES", "LANG"};
+    for (int i = 0; i < 3; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v)
+            return strncmp(v, "zh", 2) == 0 ? 1 : strncmp(v, "en", 2) == 0 ? 0 : -1;
+    }
+    return -1;
+}
+
+int cli_zh(void)
+{
+    return cli_lang() == 1;
+}
+
+void cli_error(const char *zh, const char *en)
+{
+    int lang = cli_lang();
+    if (lang != 0)
+        fprintf(stderr, "fapiao: %s\n", zh);
+    if (lang != 1)
+        fprintf(stderr, "fapiao: %s\n", en);
+}
+
+void cli_fail(const char *zh, const char *en, const char *detail)
+{
+    fprintf(stderr, "fapiao: %s: %s\n", cli_zh() ? zh : en, detail);
+}
+
+static const char *audit_key_flag;
+
+const char *cli_audit_key(void)
+{
+    if (audit_key_flag && *audit_key_flag)
+        return audit_key_flag;
+    const char *e = getenv("FAPIAO_AUDIT_KEY");
+    return e && *e ? e : NULL;
+}
+
+int cli_parse(int argc, char **argv, const cli_flag *flags, const char *usage)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            printf("%s", usage);
+            exit(0);
+        }
+        const cli_flag *f = NULL;
+        const char *inline_val = NULL;
+        for (const cli_flag *c = flags; c->name; c++) {
+            size_t n = strlen(c->name);
+            if (strncmp(a, c->name, n) == 0 && (a[n] == 0 || (a[n] == '=' && !c->is_bool))) {
+                f = c;
+                inline_val = a[n] == '=' ? a + n + 1 : NULL;
+                break;
+            }
+        }
+        if (!f && strncmp(a, "--audit-key", 11) == 0 && (a[11] == 0 || a[11] == '=')) {
+            /* every command that opens the store may sign: see cli_audit_key */
+            if (a[11] == '=')
+                audit_key_flag = a + 12;
+            else if (i + 1 < argc)
+                audit_key_flag = argv[++i];
+            else {
+                cli_error("参数 --audit-key 需要一个值", "--audit-key needs a value");
+                return -1;
+            }
+            continue;
+        }
+        if (!f) {
+            char zh[256], en[256];
+            snprintf(zh, sizeof zh, "未知参数 %s", a);
+            snprintf(en, sizeof en, "unknown argument %s", a);
+            cli_error(zh, en);
+            fprintf(stderr, "%s", usage);
+            return -1;
+        }
+        if (f->is_bool) {
+            *f->set = 1;
+        } else if (inline_val) {
+            *f->value = inline_val;
+        } else if (i + 1 < argc) {
+            *f->value = argv[++i];
+        } else {
+            char zh[256], en[256];
+            snprintf(zh, sizeof zh, "参数 %s 需要一个值", a);
+            snprintf(en, sizeof en, "%s needs a value", a);
+            cli_error(zh, en);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int cli_require(const char *value, const char *flag, const char *usage)
+{
+    if (value)
+        return 0;
+    char zh[128], en[128];
+    snprintf(zh, sizeof zh, "缺少 %s", flag);
+    snprintf(en, sizeof en, "%s is required", flag);
+    cli_error(zh, en);
+    fprintf(stderr, "%s", usage);
+    return -1;
+}
+
+/* "permission denied" naming path, with who we are (root ignores modes,
+ * so this is what a service user sees). */
+static void deny(const char *path, const char *zh_what, const char *en_what)
+{
+    char zh[PATH_MAX + 256], en[PATH_MAX + 256];
+    snprintf(zh, sizeof zh, "权限不足（permission denied）：%s（%s；当前用户 uid %u）", path,
+             zh_what, (unsigned)geteuid());
+    snprintf(en, sizeof en, "permission denied: %s (%s; running as uid %u)", path, en_what,
+             (unsigned)geteuid());
+    cli_error(zh, en);
+}
+
+int cli_check_data_dir(const char *dir, int write, const char *hint_zh, const char *hint_en)
+{
+    char db[PATH_MAX];
+    cli_dd_path(db, sizeof db, dir, CLI_DD_DB);
+    /* the directory first: without search permission on it every path
+     * inside reads as missing to a careless check (EACCES, not ENOENT) */
+    if (faccessat(AT_FDCWD, dir, X_OK, AT_EACCESS) != 0 && errno == EACCES) {
+        deny(dir, "无法进入数据目录", "cannot enter the data directory");
+        return -1;
+    }
+    if (faccessat(AT_FDCWD, db, F_OK, AT_EACCESS) != 0) {
+        if (errno == EACCES) {
+            deny(db, "无法访问数据库文件", "cannot reach the database file");
+            return -1;
+        }
+        char zh[2 * PATH_MAX + 128], en[2 * PATH_MAX + 128];
+        snprintf(zh, sizeof zh, "%s 不是数据目录（没有 fapiao.db）%s", dir, hint_zh ? hint_zh : "");
+        snprintf(en, sizeof en, "%s is not a data directory (no fapiao.db)%s", dir,
+                 hint_en ? hint_en : "");
+        cli_error(zh, en);
+        return -1;
+    }
+    int mode = write ? R_OK | W_OK : R_OK;
+    if (faccessat(AT_FDCWD, db, mode, AT_EACCESS) != 0 && errno == EACCES) {
+        deny(db, write ? "数据库文件须可读写" : "数据库文件须可读",
+             write ? "the database file must be readable and writable"
+                   : "the database file must be readable");
+        return -1;
+    }
+    /* SQLite writes the -wal, -shm and lock files beside the database */
+    if (write && faccessat(AT_FDCWD, dir, W_OK, AT_EACCESS) != 0 && errno == EACCES) {
+        deny(dir, "数据目录须可写（-wal/-shm 文件）",
+             "the data directory must be writable (-wal/-shm files)");
+        return -1;
+    }
+    return 0;
+}
+
+int cli_database_lost(const char *dir)
+{
+    char db[PATH_MAX], marker[PATH_MAX + 16];
+    cli_dd_path(db, sizeof db, dir, CLI_DD_DB);
+    snprintf(marker, sizeof marker, "%s-failstop", db);
+    if (access(db, F_OK) == 0 || access(marker, F_OK) != 0)
+        return 0;
+    char zh[2 * PATH_MAX + 256], en[2 * PATH_MAX + 256];
+    snprintf(zh, sizeof zh,
+             "%s 不存在，但 %s 表明服务运行中数据库被删除或改名（停写保护）：请从备份恢复 "
+             "fapiao.db 或放回原文件，不要重新 fapiao init（会重复开出已用号码）；见 "
+             "docs/storage.md",
+             db, marker);
+    snprintf(en, sizeof en,
+             "%s is missing, and %s says it was deleted or renamed while serving (fail-stop): "
+             "restore fapiao.db from a backup or put the file back; do not run fapiao init "
+             "again (it would issue used numbers again); see docs/storage.md",
+             db, marker);
+    cli_error(zh, en);
+    return 1;
+}
+
+fp_store *cli_open_store(const char *dir)
+{
+    char db[PATH_MAX];
+    cli_dd_path(db, sizeof db, dir, CLI_DD_DB);
+    if (cli_check_data_dir(dir, 1, NULL, NULL) < 0)
+        return NULL;
+    fp_store_opts o = {.path = db, .read_conns = 1, .audit_key_path = cli_audit_key()};
+    fp_store *s = NULL;
+    fp_err err = {0};
+    if (fp_store_open(&o, &s, &err) < 0) {
+        cli_fail("无法打开数据库", "cannot open the database", err.msg);
+        return NULL;
+    }
+    return s;
+}
+
+fp_audit_rec cli_audit_rec(char actor[80], const char *action, const char *target,
+                           const char *outcome)
+{
+    const char *user = getenv("SUDO_USER");
+    if (!user || !*user)
+        user = getenv("USER");
+    if (user && *user)
+        snprintf(actor, 80, "cli:%.60s", user);
+    else
+        snprintf(actor, 80, "cli:uid%u", (unsigned)getuid());
+    fp_audit_rec rec = {0, actor, action, target, NULL, NULL, outcome};
+    return rec;
+}
