@@ -6,7 +6,7 @@
  *    non-empty zh and en messages;
  *  - an accepted invoice has 1..5000 lines, totals that are the sums of
  *    its lines (without int64 overflow), amount_with_tax = amount + tax per
- *    line and in total, 0 < total <= (18,2), and DOMAIN.md's tolerances:
+ *    line and in total, 0 < total <= (18,2), and docs/domain.md §2's tolerances:
  *    per line |amount x rate - tax| <= 0.06 (0 tax on exempt lines), in
  *    total |Σ amount x rate - total tax| <= 1.27;
  *  - its canonical text parses again to the same totals;

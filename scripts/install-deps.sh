@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages fapiao needs for building, running and testing,
 # only those not yet installed. Non-interactive; uses sudo when not root.
-# The list is the single source of truth for dependencies (see DESIGN.md).
+# The list is the single source of truth for dependencies (see docs/architecture.md §6).
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config

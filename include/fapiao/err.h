@@ -3,7 +3,7 @@
  * Library functions return 0 on success or a negative FP_E… code, and put a
  * message for humans into an fp_err the caller passes (may be NULL).  API
  * errors that reach clients are identified by an fp_code (the machine code of
- * API.md) and carry a Chinese and an English message from one table
+ * docs/api.md §5) and carry a Chinese and an English message from one table
  * (src/lib/errors.c), so every message exists in both languages. */
 #ifndef FAPIAO_ERR_H
 #define FAPIAO_ERR_H
@@ -33,7 +33,7 @@ typedef struct fp_err {
  * FP_EIO, "open %s: %s", p, strerror(errno));` reads naturally. */
 int fp_fail(fp_err *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* API error codes (API.md "Error codes"); the order is the table's order. */
+/* API error codes (docs/api.md §5 "Error codes"); the order is the table's order. */
 typedef enum fp_code {
     FPC_NONE = 0,
     FPC_MALFORMED_JSON,

@@ -8,6 +8,7 @@
  * printed), 2 usage, 3 the database or bundle could not be read. */
 #include "cli.h"
 #include "datadir.h"
+#include "fapiao/clock.h"
 #include "fapiao/audit.h"
 #include "fapiao/auditor.h"
 #include "fapiao/crypto.h"
@@ -390,7 +391,7 @@ static void print_row(const fp_audit_row *r, void *arg)
         return;
     }
     char when[32];
-    time_t t = (time_t)r->ts + 8 * 3600;
+    time_t t = (time_t)r->ts + FP_CST_OFFSET_S;
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
@@ -434,41 +435,25 @@ static int audit_list(const char *dir, const char *limit_s, int json)
     return 0;
 }
 
-/* YYYY-MM-DD at 00:00 China Standard Time, as unix seconds. */
-static int parse_date(const char *s, int64_t *ts)
-{
-    struct tm tm = {0}, back;
-    const char *end = strptime(s, "%Y-%m-%d", &tm);
-    if (!end || *end || strlen(s) != 10)
-        return -1;
-    int y = tm.tm_year, m = tm.tm_mon, d = tm.tm_mday;
-    time_t t = timegm(&tm);
-    /* strptime takes 2019-02-30: a real date comes back unchanged */
-    if (!gmtime_r(&t, &back) || back.tm_year != y || back.tm_mon != m || back.tm_mday != d)
-        return -1;
-    *ts = (int64_t)t - 8 * 3600;
-    return 0;
-}
-
 static int audit_prune(const char *dir, const char *before_s, const char *years_s)
 {
     if (cli_require(dir, "--data-dir", usage) < 0 || cli_require(before_s, "--before", usage) < 0)
         return EXIT_USAGE;
     int64_t before = 0, years = RETENTION_YEARS;
-    if (parse_date(before_s, &before) < 0)
+    if (fp_cst_day_parse(before_s, &before) < 0)
         return bad_flag("--before", "日期 YYYY-MM-DD", "a date YYYY-MM-DD");
     if (years_s && (parse_i64(years_s, 0, &years) < 0 || years > 100))
         return bad_flag("--retention-years", " 0–100", "0-100");
     /* the oldest --before the retention allows: today (CST) minus N years */
-    time_t now = time(NULL) + 8 * 3600;
+    time_t now = time(NULL) + FP_CST_OFFSET_S;
     struct tm tm;
     gmtime_r(&now, &tm);
     tm.tm_year -= (int)years;
     tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
-    int64_t limit = (int64_t)timegm(&tm) - 8 * 3600;
+    int64_t limit = (int64_t)timegm(&tm) - FP_CST_OFFSET_S;
     if (before > limit) {
         char day[16], zh[160], en[200];
-        time_t l = (time_t)limit + 8 * 3600;
+        time_t l = (time_t)limit + FP_CST_OFFSET_S;
         gmtime_r(&l, &tm);
         strftime(day, sizeof day, "%Y-%m-%d", &tm);
         snprintf(zh, sizeof zh, "审计记录保留 %lld 年：--before 不能晚于 %s", (long long)years,

@@ -5,6 +5,7 @@
  * Both work while a server runs: its writer reads the confirmation when it
  * refuses a request for a jump. */
 #include "cli.h"
+#include "fapiao/clock.h"
 #include "fapiao/store.h"
 
 #include <stdio.h>
@@ -29,7 +30,7 @@ static void cst(int64_t t, char out[40])
         snprintf(out, 40, "-");
         return;
     }
-    time_t c = (time_t)t + 8 * 3600;
+    time_t c = (time_t)t + FP_CST_OFFSET_S;
     struct tm tm;
     gmtime_r(&c, &tm);
     strftime(out, 40, "%Y-%m-%dT%H:%M:%S+08:00", &tm);

@@ -3,6 +3,7 @@
  * within a second).  A secret is printed once, when it is made; only its
  * salted hash and its first characters are stored. */
 #include "cli.h"
+#include "fapiao/clock.h"
 #include "fapiao/auth.h"
 #include "fapiao/crypto.h"
 #include "fapiao/rbac.h"
@@ -61,7 +62,7 @@ static void time_text(int64_t t, char *out, size_t cap)
         snprintf(out, cap, "-");
         return;
     }
-    time_t x = (time_t)t + 8 * 3600;
+    time_t x = (time_t)t + FP_CST_OFFSET_S;
     struct tm tm;
     gmtime_r(&x, &tm);
     strftime(out, cap, "%Y-%m-%d %H:%M", &tm);

@@ -5,6 +5,7 @@
  * jobs at least once a second and read a client's webhook before every
  * delivery. */
 #include "cli.h"
+#include "fapiao/clock.h"
 #include "fapiao/jobs.h"
 #include "fapiao/json.h"
 #include "fapiao/store.h"
@@ -43,7 +44,7 @@ static void time_text(int64_t ms, char *out, size_t cap)
         snprintf(out, cap, "-");
         return;
     }
-    time_t t = (time_t)(ms / 1000) + 8 * 3600;
+    time_t t = (time_t)(ms / 1000) + FP_CST_OFFSET_S;
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(out, cap, "%Y-%m-%d %H:%M:%S", &tm);

@@ -1,4 +1,5 @@
 /* webhook.c — event bodies and signatures (webhook.h). */
+#include "fapiao/clock.h"
 #include "fapiao/webhook.h"
 #include "fapiao/crypto.h"
 
@@ -35,7 +36,7 @@ void fp_webhook_sign(const char *secret, const char *timestamp, const char *nonc
 void fp_webhook_body(const fp_job *j, const char *serial, const char *failure, fp_buf *out)
 {
     /* created_at: the job's first_at as China Standard Time */
-    time_t t = (time_t)(j->first_at / 1000) + 8 * 3600;
+    time_t t = (time_t)(j->first_at / 1000) + FP_CST_OFFSET_S;
     struct tm tm;
     gmtime_r(&t, &tm);
     char when[40];

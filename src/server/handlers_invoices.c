@@ -3,6 +3,7 @@
  * after the group commit or at shutdown, GET /v1/invoices/{number} and
  * GET /v1/invoices (the listing; sent by list_stream.c). */
 #include "internal.h"
+#include "fapiao/clock.h"
 #include "fapiao/adaptive.h"
 #include "fapiao/crypto.h"
 #include "fapiao/metrics.h"
@@ -91,7 +92,7 @@ static enum MHD_Result issue_submit(fp_req *r, const char *key, fp_issue_prepare
     fp_issue_req *ir = &parked->ir;
     time_t now = time(NULL);
     struct tm tm;
-    time_t cst = now + 8 * 3600; /* issue times are China Standard Time */
+    time_t cst = now + FP_CST_OFFSET_S; /* issue times are China Standard Time */
     gmtime_r(&cst, &tm);
     char issued_at[40];
     strftime(issued_at, sizeof issued_at, "%Y-%m-%dT%H:%M:%S+08:00", &tm);
@@ -217,7 +218,8 @@ enum MHD_Result fp_h_issue(fp_req *r)
 static enum MHD_Result clock_refused(fp_req *r, const fp_issue_req *ir)
 {
     char mark[32], now[32], zh[320], en[320];
-    time_t m = (time_t)ir->clock_mark + 8 * 3600, n = (time_t)ir->issued_at + 8 * 3600;
+    time_t m = (time_t)ir->clock_mark + FP_CST_OFFSET_S,
+           n = (time_t)ir->issued_at + FP_CST_OFFSET_S;
     struct tm tm;
     gmtime_r(&m, &tm);
     strftime(mark, sizeof mark, "%Y-%m-%dT%H:%M:%S+08:00", &tm);
@@ -354,21 +356,12 @@ enum MHD_Result fp_h_get_invoice(fp_req *r)
     return fp_respond_json(r, 200, doc, len);
 }
 
-/* yyyy-mm-dd (China Standard Time) to the unix time of its midnight. */
+/* yyyy-mm-dd (China Standard Time, a year 2000-2999) to the unix time of
+ * its midnight (clock.h's one parser). */
 static int parse_day(const char *s, int64_t *ts)
 {
-    int y, m, d;
-    char tail;
-    if (!s || strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || m < 1 ||
-        m > 12 || d < 1 || d > 31 || y < 2000 || y > 2999)
+    if (fp_cst_day_parse(s, ts) < 0 || strncmp(s, "2", 1) != 0)
         return -1;
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = m - 1, .tm_mday = d};
-    time_t t = timegm(&tm);
-    struct tm back;
-    gmtime_r(&t, &back);
-    if (back.tm_mday != d) /* 2026-02-30 */
-        return -1;
-    *ts = (int64_t)t - 8 * 3600;
     return 0;
 }
 

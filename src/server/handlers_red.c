@@ -101,12 +101,11 @@ enum MHD_Result fp_h_red_form_create(fp_req *r)
     if (fp_red_form_parse(r->body.p ? r->body.p : "", r->body.len, blue, blen, &f, es) < 0) {
         res = fp_problem_errors(r, es);
     } else {
-        /* 72 hours for the other side to confirm (DOMAIN.md) */
-        const char *state = f.initiated_by_buyer   ? "awaiting_seller"
-                            : f.buyer_has_deducted ? "awaiting_buyer"
-                                                   : "no_confirmation_needed";
-        int64_t expires =
-            strcmp(state, "no_confirmation_needed") ? (int64_t)time(NULL) + 72 * 3600 : 0;
+        /* the first state and the 72 h the other side has to confirm:
+         * red.h's table (docs/domain.md §8) */
+        fp_red_state st0 = fp_red_initial(f.initiated_by_buyer, f.buyer_has_deducted);
+        const char *state = fp_red_state_name(st0);
+        int64_t expires = fp_red_deadline(st0, (int64_t)time(NULL));
         fp_red_form_rec rec;
         fp_err err = {0};
         fp_audit_rec a = fp_req_audit(r, "red_form.create");
@@ -179,9 +178,11 @@ static int prepare_red(fp_req *r, const char *key, const char *issued_at, const 
                    : fp_problem(r, FPC_DEGRADED, NULL, NULL, NULL);
         return 1;
     }
-    /* issued forms go on: a retry with the same key is a replay */
-    if (strcmp(rec.state, "no_confirmation_needed") && strcmp(rec.state, "confirmed") &&
-        strcmp(rec.state, "issued")) {
+    /* issuable forms go on, and issued ones: a retry with the same key is
+     * a replay (red.h's table) */
+    fp_red_state st;
+    if (fp_red_state_parse(rec.state, &st) < 0 ||
+        (!fp_red_issuable(st) && st != FP_RED_ST_ISSUED)) {
         char zh[160], en[160];
         snprintf(zh, sizeof zh, "红字确认单当前状态为 %s，不能开具红字发票", rec.state);
         snprintf(en, sizeof en, "The red form is %s; no red invoice can be issued", rec.state);

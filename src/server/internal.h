@@ -223,7 +223,7 @@ struct fp_cached_client;
 int fp_authorize_client(fp_req *r, const struct fp_cached_client *c, int secret_live,
                         enum MHD_Result *res);
 /* The X-Request-Id of the answer: the client's own when it sent a valid
- * one (API.md), else the server's. */
+ * one (docs/api.md §4), else the server's. */
 const char *fp_req_echo_id(const fp_req *r);
 
 /* server_metrics.c: registers every family (0 or an FP_E… code), records

@@ -1,7 +1,7 @@
 """Layer 6, the API: credentials refused, a token past its lifetime (a real
 `fapiao serve --token-ttl 1`), and — until issue 7 brings allowlists and
 roles to the server — 403 IP_NOT_ALLOWED and 403 FORBIDDEN from FakeFapiao,
-answering as API.md says fapiao will."""
+answering as docs/api.md says fapiao will."""
 import time
 
 import pytest

@@ -2,7 +2,7 @@
 completes TLS and then never answers, and fapiao's own answers — not ready
 (number range exhausted), degraded, rate limited — from a real `fapiao
 serve` where the server can already be put in that state, and otherwise from
-FakeFapiao, a small HTTPS server answering exactly like fapiao's API.md
+FakeFapiao, a small HTTPS server answering exactly like fapiao's docs/api.md
 (status, Retry-After, problem+json {"type":"urn:fapiao:error:CODE", "code",
 "title", "message_zh", "message_en", "request_id"}) so the doctor's reading
 of those answers is proven now."""

@@ -1,5 +1,5 @@
 /* test_nofloat.c — a lint run as a ctest: no binary floating point in the
- * invoice core.  Money is integer fen (DOMAIN.md: a float 19.99 yields the
+ * invoice core.  Money is integer fen (docs/domain.md §1: a float 19.99 yields the
  * wrong 分 digit), so no .c or .h under src/core (the domain layer; the
  * generic machinery is in src/lib) nor any public header of that layer
  * (the core rows of tests/unit/layers.h) may contain the tokens

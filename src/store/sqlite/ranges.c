@@ -10,7 +10,7 @@
 #include "fapiao/clock.h"
 #include "internal.h"
 
-/* A number is valid only in its prefix year (DOMAIN.md): the two-digit
+/* A number is valid only in its prefix year (docs/domain.md §10): the two-digit
  * year, China Standard Time, that a range must start with to be used now.
  * FP_TEST_YEAR overrides it so tests can cross a new year. */
 void fp_sq_current_yy(char yy[3], int64_t issue_t)

@@ -5,7 +5,7 @@
                    (reads the ClientHello, then RST), "fin_after_hello" (reads,
                    then an orderly close) or "silent" (holds it, says nothing)
   SilentTlsServer  completes the TLS handshake, then never answers HTTP
-  FakeFapiao       HTTPS answering like fapiao (API.md, problem+json) with a
+  FakeFapiao       HTTPS answering like fapiao (docs/api.md, problem+json) with a
                    chosen fault: 429, 503 DEGRADED, 403 IP_NOT_ALLOWED, …
   ConnectProxy     a small HTTP CONNECT proxy
   PlainHttpServer  plain HTTP that is not fapiao
@@ -336,7 +336,7 @@ def problem_body(code, rid):
 
 
 class FakeFapiao:
-    """HTTPS on 127.0.0.1 answering like fapiao (API.md: /readyz JSON,
+    """HTTPS on 127.0.0.1 answering like fapiao (docs/api.md; docs/operations.md: /readyz JSON,
     POST /v1/token, GET /v1/invoices, problem+json with Retry-After on 429
     and 503), except for one fault:
       rate_limited   /readyz → 429 RATE_LIMITED, Retry-After: 7
