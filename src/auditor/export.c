@@ -77,6 +77,24 @@ static int flush_buf(FILE *f, fp_buf *b)
     return ok ? 0 : -1;
 }
 
+/* The bundle's first line (docs/audit.md). */
+static void write_header(fp_buf *b, const unsigned char *pk, int64_t start, int64_t end)
+{
+    fp_jw w;
+    fp_jw_init(&w, b);
+    fp_jw_obj_open(&w);
+    fp_jw_kstr(&w, "type", BUNDLE_FORMAT);
+    fp_jw_kint(&w, "version", BUNDLE_VERSION);
+    fp_jw_kstr(&w, "hash", "sha256");
+    fp_jw_kstr(&w, "signature", "ed25519");
+    jw_hex(&w, "pubkey", pk, FP_AUDIT_KEY_LEN);
+    fp_jw_kint(&w, "start", start);
+    fp_jw_kint(&w, "end", end);
+    fp_jw_kint(&w, "exported_at", (long long)time(NULL));
+    fp_jw_obj_close(&w);
+    fp_buf_puts(b, "\n");
+}
+
 int fp_audit_export(const char *db_path, const unsigned char pk[FP_AUDIT_KEY_LEN], int64_t from,
                     int64_t to, const char *out_path, int64_t *first, int64_t *last, fp_err *err)
 {
@@ -162,19 +180,7 @@ int fp_audit_export(const char *db_path, const unsigned char pk[FP_AUDIT_KEY_LEN
         rc = fp_fail(err, FP_EIO, "create %s: %s", tmp, strerror(errno));
         goto out;
     }
-    fp_jw w;
-    fp_jw_init(&w, &b);
-    fp_jw_obj_open(&w);
-    fp_jw_kstr(&w, "type", BUNDLE_FORMAT);
-    fp_jw_kint(&w, "version", BUNDLE_VERSION);
-    fp_jw_kstr(&w, "hash", "sha256");
-    fp_jw_kstr(&w, "signature", "ed25519");
-    jw_hex(&w, "pubkey", pk, FP_AUDIT_KEY_LEN);
-    fp_jw_kint(&w, "start", start);
-    fp_jw_kint(&w, "end", end);
-    fp_jw_kint(&w, "exported_at", (long long)time(NULL));
-    fp_jw_obj_close(&w);
-    fp_buf_puts(&b, "\n");
+    write_header(&b, pk, start, end);
     if (have_anchor)
         fp_av_write_cp_line(&b, &anchor);
     int ok = flush_buf(f, &b) == 0;

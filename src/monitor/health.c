@@ -117,6 +117,105 @@ static void failstop_check(fp_health *h, check *c)
                  fp_store_failstop_name(cause), why);
 }
 
+/* The write probe, through the breaker (an open breaker is only probed
+ * when it allows: half-open): its latency in µs, or -1 when not probed. */
+static int64_t probe_check(fp_health *h, int64_t now, check *c)
+{
+    int64_t probe_us = -1;
+    fp_breaker_state bs = fp_breaker_get(&h->br, now);
+    if (bs == FP_BREAKER_OPEN) {
+        c->ok = 0;
+        snprintf(c->reason, sizeof c->reason, "not probed: the store breaker is open");
+    } else if (fp_breaker_allow(&h->br, now, NULL) || bs == FP_BREAKER_CLOSED) {
+        /* closed: allow() always says yes; half-open: we are the probe */
+        fp_err err = {0};
+        int64_t t0 = fp_mono_us(); /* a latency, measured on the real clock */
+        pthread_mutex_lock(&h->mu);
+        h->probe_since = now;
+        pthread_mutex_unlock(&h->mu);
+        int rc = fp_store_probe_write(h->o.store, &err); /* records the outcome */
+        pthread_mutex_lock(&h->mu);
+        h->probe_since = 0;
+        pthread_mutex_unlock(&h->mu);
+        probe_us = fp_mono_us() - t0;
+        c->ok = rc == 0;
+        c->has_value = 1;
+        c->value = probe_us / 1000;
+        if (rc < 0)
+            snprintf(c->reason, sizeof c->reason, "%.190s", err.msg);
+    }
+    return probe_us;
+}
+
+/* The server certificate's days left (notAfter re-read once a minute). */
+static void cert_check(fp_health *h, int cert_due, int64_t *expiry, check *c)
+{
+    if (cert_due && h->cert_path) {
+        char why[160] = "";
+        *expiry = cert_not_after(h->cert_path, why, sizeof why);
+        c->reason[0] = 0;
+        if (*expiry < 0)
+            snprintf(c->reason, sizeof c->reason, "%s", why);
+    }
+    if (h->cert_path && *expiry >= 0) {
+        int64_t left = *expiry - fp_clock_wall_ms(h->o.clock) / 1000; /* notAfter: wall time */
+        c->ok = left > 0;
+        c->warning = left > 0 && left < 30 * 86400;
+        c->has_value = 1;
+        c->value = left / 86400;
+        if (left <= 0)
+            snprintf(c->reason, sizeof c->reason, "the server certificate expired %lld days ago",
+                     (long long)(-left / 86400));
+        else if (c->warning)
+            snprintf(c->reason, sizeof c->reason, "the server certificate expires in %lld days",
+                     (long long)(left / 86400));
+        else
+            c->reason[0] = 0;
+    } else if (!h->cert_path) {
+        c->ok = 1;
+    }
+}
+
+/* The outbox's backlog: pending jobs and the oldest one's age. */
+static void outbox_check(fp_health *h, int64_t now, check *c)
+{
+    /* Counting scans every unfinished job: with a backlog of 100,000 that
+     * is ~100 ms.  Counted at most every 20 times as long as the last count
+     * took (and every second at most), so it never costs more than ~5 % of
+     * a core; between counts the last one stands. */
+    fp_jobs_counts jc;
+    pthread_mutex_lock(&h->mu);
+    int count_due = now >= h->jobs_next_ms;
+    int have_jc = h->have_jobs;
+    jc = h->jobs;
+    pthread_mutex_unlock(&h->mu);
+    if (count_due) {
+        fp_err err = {0};
+        int64_t t0 = fp_clock_mono_ms(h->o.clock);
+        int ok = fp_jobs_count(h->o.store, &jc, &err) == 0;
+        int64_t took = fp_clock_mono_ms(h->o.clock) - t0;
+        pthread_mutex_lock(&h->mu); /* fp_health_report reads them meanwhile */
+        if (ok) {
+            h->jobs = jc;
+            h->have_jobs = have_jc = 1;
+        }
+        h->jobs_next_ms = now + (took * 20 > 1000 ? took * 20 : 1000);
+        pthread_mutex_unlock(&h->mu);
+    }
+    c->ok = 1;
+    if (have_jc) {
+        int64_t pending = jc.n[FP_JOB_RENDER][FP_JS_PENDING] + jc.n[FP_JOB_NOTIFY][FP_JS_PENDING];
+        int64_t age =
+            jc.oldest_pending_at ? (fp_clock_wall_ms(h->o.clock) - jc.oldest_pending_at) / 1000 : 0;
+        c->has_value = 1;
+        c->value = pending;
+        c->warning = pending > h->o.outbox_backlog_warn || age > h->o.outbox_age_warn_s;
+        if (c->warning)
+            snprintf(c->reason, sizeof c->reason, "%lld jobs pending, the oldest for %lld s",
+                     (long long)pending, (long long)age);
+    }
+}
+
 /* One round of checks; the probe only when due (or while anything is
  * wrong).  Runs on the health thread, and once in fp_health_start. */
 static void run_checks(fp_health *h, int force_probe)
@@ -140,34 +239,7 @@ static void run_checks(fp_health *h, int force_probe)
     int64_t expiry = h->cert_expiry;
     pthread_mutex_unlock(&h->mu);
 
-    /* the write probe: through the breaker, so an open breaker is only
-     * probed when it allows (half-open) */
-    int64_t probe_us = -1;
-    if (probe_due) {
-        fp_breaker_state bs = fp_breaker_get(&h->br, now);
-        if (bs == FP_BREAKER_OPEN) {
-            ck[CK_DB_WRITE].ok = 0;
-            snprintf(ck[CK_DB_WRITE].reason, sizeof ck[CK_DB_WRITE].reason,
-                     "not probed: the store breaker is open");
-        } else if (fp_breaker_allow(&h->br, now, NULL) || bs == FP_BREAKER_CLOSED) {
-            /* closed: allow() always says yes; half-open: we are the probe */
-            fp_err err = {0};
-            int64_t t0 = fp_mono_us(); /* a latency, measured on the real clock */
-            pthread_mutex_lock(&h->mu);
-            h->probe_since = now;
-            pthread_mutex_unlock(&h->mu);
-            int rc = fp_store_probe_write(h->o.store, &err); /* records the outcome */
-            pthread_mutex_lock(&h->mu);
-            h->probe_since = 0;
-            pthread_mutex_unlock(&h->mu);
-            probe_us = fp_mono_us() - t0;
-            ck[CK_DB_WRITE].ok = rc == 0;
-            ck[CK_DB_WRITE].has_value = 1;
-            ck[CK_DB_WRITE].value = probe_us / 1000;
-            if (rc < 0)
-                snprintf(ck[CK_DB_WRITE].reason, sizeof ck[CK_DB_WRITE].reason, "%.190s", err.msg);
-        }
-    }
+    int64_t probe_us = probe_due ? probe_check(h, now, &ck[CK_DB_WRITE]) : -1;
 
     struct statvfs vfs;
     int64_t free_bytes = -1;
@@ -220,67 +292,9 @@ static void run_checks(fp_health *h, int force_probe)
         snprintf(ck[CK_BREAKER].reason, sizeof ck[CK_BREAKER].reason,
                  "store circuit breaker %s after failed writes", fp_breaker_state_name(bs));
 
-    if (cert_due && h->cert_path) {
-        char why[160] = "";
-        expiry = cert_not_after(h->cert_path, why, sizeof why);
-        ck[CK_CERT].reason[0] = 0;
-        if (expiry < 0)
-            snprintf(ck[CK_CERT].reason, sizeof ck[CK_CERT].reason, "%s", why);
-    }
-    if (h->cert_path && expiry >= 0) {
-        int64_t left = expiry - fp_clock_wall_ms(h->o.clock) / 1000; /* notAfter: wall time */
-        ck[CK_CERT].ok = left > 0;
-        ck[CK_CERT].warning = left > 0 && left < 30 * 86400;
-        ck[CK_CERT].has_value = 1;
-        ck[CK_CERT].value = left / 86400;
-        if (left <= 0)
-            snprintf(ck[CK_CERT].reason, sizeof ck[CK_CERT].reason,
-                     "the server certificate expired %lld days ago", (long long)(-left / 86400));
-        else if (ck[CK_CERT].warning)
-            snprintf(ck[CK_CERT].reason, sizeof ck[CK_CERT].reason,
-                     "the server certificate expires in %lld days", (long long)(left / 86400));
-        else
-            ck[CK_CERT].reason[0] = 0;
-    } else if (!h->cert_path) {
-        ck[CK_CERT].ok = 1;
-    }
+    cert_check(h, cert_due, &expiry, &ck[CK_CERT]);
 
-    /* Counting scans every unfinished job: with a backlog of 100,000 that
-     * is ~100 ms.  Counted at most every 20 times as long as the last count
-     * took (and every second at most), so it never costs more than ~5 % of
-     * a core; between counts the last one stands. */
-    fp_jobs_counts jc;
-    pthread_mutex_lock(&h->mu);
-    int count_due = now >= h->jobs_next_ms;
-    int have_jc = h->have_jobs;
-    jc = h->jobs;
-    pthread_mutex_unlock(&h->mu);
-    if (count_due) {
-        fp_err err = {0};
-        int64_t t0 = fp_clock_mono_ms(h->o.clock);
-        int ok = fp_jobs_count(h->o.store, &jc, &err) == 0;
-        int64_t took = fp_clock_mono_ms(h->o.clock) - t0;
-        pthread_mutex_lock(&h->mu); /* fp_health_report reads them meanwhile */
-        if (ok) {
-            h->jobs = jc;
-            h->have_jobs = have_jc = 1;
-        }
-        h->jobs_next_ms = now + (took * 20 > 1000 ? took * 20 : 1000);
-        pthread_mutex_unlock(&h->mu);
-    }
-    ck[CK_OUTBOX].ok = 1;
-    if (have_jc) {
-        int64_t pending = jc.n[FP_JOB_RENDER][FP_JS_PENDING] + jc.n[FP_JOB_NOTIFY][FP_JS_PENDING];
-        int64_t age =
-            jc.oldest_pending_at ? (fp_clock_wall_ms(h->o.clock) - jc.oldest_pending_at) / 1000 : 0;
-        ck[CK_OUTBOX].has_value = 1;
-        ck[CK_OUTBOX].value = pending;
-        ck[CK_OUTBOX].warning = pending > h->o.outbox_backlog_warn || age > h->o.outbox_age_warn_s;
-        if (ck[CK_OUTBOX].warning)
-            snprintf(ck[CK_OUTBOX].reason, sizeof ck[CK_OUTBOX].reason,
-                     "%lld jobs pending, the oldest for %lld s", (long long)pending,
-                     (long long)age);
-    }
+    outbox_check(h, now, &ck[CK_OUTBOX]);
 
     range_check(h, &ck[CK_RANGE]);
     failstop_check(h, &ck[CK_FAILSTOP]);
