@@ -175,6 +175,32 @@ static int parse_id(const char *s, int64_t *out)
     return 0;
 }
 
+/* A page of a listing, {"<key>":[...],"next_before":N|null}: page_open
+ * writes up to the list's items, page_close the rest (next_before when the
+ * page is full) and answers. */
+static void page_open(fp_buf *b, fp_jw *w, size_t cap, const char *key)
+{
+    fp_buf_init(b, cap);
+    fp_jw_init(w, b);
+    fp_jw_obj_open(w);
+    fp_jw_key(w, key);
+    fp_jw_arr_open(w);
+}
+
+static enum MHD_Result page_close(fp_req *r, fp_buf *b, fp_jw *w, int full, int64_t last)
+{
+    fp_jw_arr_close(w);
+    fp_jw_key(w, "next_before");
+    if (full)
+        fp_jw_int(w, last);
+    else
+        fp_jw_null(w);
+    fp_jw_obj_close(w);
+    size_t len;
+    char *body = fp_buf_take(b, &len);
+    return body ? fp_respond_json(r, 200, body, len) : MHD_NO;
+}
+
 /* GET /v1/jobs?state=dead&before=ID&limit=N */
 enum MHD_Result fp_h_list_jobs(fp_req *r)
 {
@@ -203,11 +229,7 @@ enum MHD_Result fp_h_list_jobs(fp_req *r)
         return fp_problem(r, fp_errors_top(&es), NULL, NULL, &es);
     fp_buf b;
     fp_jw w;
-    fp_buf_init(&b, 16u << 20);
-    fp_jw_init(&w, &b);
-    fp_jw_obj_open(&w);
-    fp_jw_key(&w, "jobs");
-    fp_jw_arr_open(&w);
+    page_open(&b, &w, 16u << 20, "jobs");
     list_ctx c = {&w, 0, 0};
     fp_err err = {0};
     if (fp_jobs_list(r->srv->o.store, r->scope_seller, state, before, limit, on_job, &c, &err) <
@@ -215,16 +237,7 @@ enum MHD_Result fp_h_list_jobs(fp_req *r)
         fp_buf_free(&b);
         return unavailable(r);
     }
-    fp_jw_arr_close(&w);
-    fp_jw_key(&w, "next_before");
-    if (c.n == limit)
-        fp_jw_int(&w, c.last);
-    else
-        fp_jw_null(&w);
-    fp_jw_obj_close(&w);
-    size_t len;
-    char *body = fp_buf_take(&b, &len);
-    return body ? fp_respond_json(r, 200, body, len) : MHD_NO;
+    return page_close(r, &b, &w, c.n == limit, c.last);
 }
 
 static enum MHD_Result job_answer(fp_req *r, int64_t id)
@@ -323,24 +336,11 @@ enum MHD_Result fp_h_list_audit(fp_req *r)
         return fp_problem(r, fp_errors_top(&es), NULL, NULL, &es);
     fp_buf b;
     fp_jw w;
-    fp_buf_init(&b, 64u << 20);
-    fp_jw_init(&w, &b);
-    fp_jw_obj_open(&w);
-    fp_jw_key(&w, "records");
-    fp_jw_arr_open(&w);
+    page_open(&b, &w, 64u << 20, "records");
     audit_ctx c = {&w, 0, 0};
     if (fp_store_audit_rows(r->srv->o.store, r->scope_seller, before, (int)n, on_audit, &c) < 0) {
         fp_buf_free(&b);
         return unavailable(r);
     }
-    fp_jw_arr_close(&w);
-    fp_jw_key(&w, "next_before");
-    if (c.n == n)
-        fp_jw_int(&w, c.last);
-    else
-        fp_jw_null(&w);
-    fp_jw_obj_close(&w);
-    size_t len;
-    char *body = fp_buf_take(&b, &len);
-    return body ? fp_respond_json(r, 200, body, len) : MHD_NO;
+    return page_close(r, &b, &w, c.n == n, c.last);
 }
