@@ -8,6 +8,7 @@
 #ifndef FAPIAO_ERR_H
 #define FAPIAO_ERR_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 enum {
@@ -32,6 +33,9 @@ typedef struct fp_err {
 /* Formats into err (if not NULL) and returns code, so `return fp_fail(err,
  * FP_EIO, "open %s: %s", p, strerror(errno));` reads naturally. */
 int fp_fail(fp_err *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The same with a va_list (for a caller's own printf-like wrapper). */
+int fp_failv(fp_err *err, int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* API error codes (docs/api.md §5 "Error codes"); the order is the table's order. */
 typedef enum fp_code {

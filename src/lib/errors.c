@@ -5,15 +5,21 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-int fp_fail(fp_err *err, int code, const char *fmt, ...)
+int fp_failv(fp_err *err, int code, const char *fmt, va_list ap)
 {
     if (err) {
-        va_list ap;
-        va_start(ap, fmt);
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
         err->code = code;
     }
+    return code;
+}
+
+int fp_fail(fp_err *err, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fp_failv(err, code, fmt, ap);
+    va_end(ap);
     return code;
 }
 

@@ -87,16 +87,12 @@ typedef struct xctx {
 
 __attribute__((format(printf, 3, 4))) static void fail(xctx *x, int code, const char *fmt, ...)
 {
-    if (x->rc)
+    if (x->rc) /* the first failure stands */
         return;
-    x->rc = code;
-    if (x->err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(x->err->msg, sizeof x->err->msg, fmt, ap);
-        va_end(ap);
-        x->err->code = code;
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    x->rc = fp_failv(x->err, code, fmt, ap);
+    va_end(ap);
 }
 
 static void writer_rc(xctx *x, int rc)
