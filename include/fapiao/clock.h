@@ -25,6 +25,13 @@ int64_t fp_mono_ms(void);
 int64_t fp_boot_ns(void); /* CLOCK_BOOTTIME: monotonic, and counts suspend */
 int64_t fp_wall_ms(void); /* CLOCK_REALTIME, Unix milliseconds */
 int64_t fp_wall_s(void);  /* CLOCK_REALTIME, Unix seconds */
+/* The process's steady wall clock, Unix milliseconds: the wall clock when
+ * first asked plus CLOCK_MONOTONIC's time since.  A wall-clock step does
+ * not move it, so the deadlines kept in the outbox's job rows (next_at,
+ * lease_until: shared with other processes, so Unix times) are neither
+ * hurried nor stalled by an NTP step or `date -s` while the process runs;
+ * a restart takes up the wall clock again (docs/architecture.md, "Clocks"). */
+int64_t fp_steady_ms(void);
 
 /* The civil CST time of a Unix second (gmtime of unix_s + 8 h). */
 void fp_cst_tm(int64_t unix_s, struct tm *out);
@@ -60,11 +67,15 @@ struct fp_clock {
     int (*wait_until)(const fp_clock *c, pthread_cond_t *cv, pthread_mutex_t *mu,
                       int64_t deadline_ns);
     void *ctx; /* the fake's state */
+    /* the fake's steady wall clock is steady_base_ms + mono_ns / 1e6
+     * (fp_clock_steady_ms); a fake that leaves it 0 gets its wall_ms */
+    int64_t steady_base_ms;
 };
 
 int64_t fp_clock_mono_ns(const fp_clock *c); /* c NULL: the real clocks */
 int64_t fp_clock_mono_ms(const fp_clock *c);
 int64_t fp_clock_wall_ms(const fp_clock *c);
+int64_t fp_clock_steady_ms(const fp_clock *c); /* c NULL: fp_steady_ms */
 int fp_clock_wait_until(const fp_clock *c, pthread_cond_t *cv, pthread_mutex_t *mu,
                         int64_t deadline_ns);
 int fp_clock_wait_ms(const fp_clock *c, pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms);

@@ -19,7 +19,10 @@
  * happens at least once; render output is written idempotently and each
  * event has a stable id for receivers to drop duplicates.
  *
- * Times are unix milliseconds (fp_wall_ms, clock.h). */
+ * Times are unix milliseconds on the steady wall clock (fp_steady_ms,
+ * clock.h): rows are shared with other processes, so they hold Unix times,
+ * but a wall-clock step while the server runs neither hurries nor stalls a
+ * retry, a lease or a backoff (docs/architecture.md, "Clocks"). */
 #ifndef FAPIAO_JOBS_H
 #define FAPIAO_JOBS_H
 

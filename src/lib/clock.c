@@ -35,6 +35,20 @@ int64_t fp_wall_ms(void)
     return read_ns(CLOCK_REALTIME) / 1000000;
 }
 
+static int64_t steady_base_ms;
+static pthread_once_t steady_once = PTHREAD_ONCE_INIT;
+
+static void steady_init(void)
+{
+    steady_base_ms = fp_wall_ms() - fp_mono_ms();
+}
+
+int64_t fp_steady_ms(void)
+{
+    pthread_once(&steady_once, steady_init);
+    return steady_base_ms + fp_mono_ms();
+}
+
 int64_t fp_wall_s(void)
 {
     struct timespec t;
@@ -109,6 +123,13 @@ int64_t fp_clock_mono_ms(const fp_clock *c)
 int64_t fp_clock_wall_ms(const fp_clock *c)
 {
     return c ? c->wall_ms(c) : fp_wall_ms();
+}
+
+int64_t fp_clock_steady_ms(const fp_clock *c)
+{
+    if (!c)
+        return fp_steady_ms();
+    return c->steady_base_ms ? c->steady_base_ms + fp_clock_mono_ms(c) : c->wall_ms(c);
 }
 
 int fp_clock_wait_until(const fp_clock *c, pthread_cond_t *cv, pthread_mutex_t *mu,

@@ -205,8 +205,9 @@ static void outbox_check(fp_health *h, int64_t now, check *c)
     c->ok = 1;
     if (have_jc) {
         int64_t pending = jc.n[FP_JOB_RENDER][FP_JS_PENDING] + jc.n[FP_JOB_NOTIFY][FP_JS_PENDING];
-        int64_t age =
-            jc.oldest_pending_at ? (fp_clock_wall_ms(h->o.clock) - jc.oldest_pending_at) / 1000 : 0;
+        int64_t age = jc.oldest_pending_at
+                          ? (fp_clock_steady_ms(h->o.clock) - jc.oldest_pending_at) / 1000
+                          : 0;
         c->has_value = 1;
         c->value = pending;
         c->warning = pending > h->o.outbox_backlog_warn || age > h->o.outbox_age_warn_s;

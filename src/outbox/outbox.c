@@ -346,11 +346,11 @@ static int run_notify(worker *w, const fp_job *j, char *why, size_t cap, int64_t
     }
     target *t = target_for(ob, url);
     /* the breakers run on the monotonic clock; *retry_at goes into the
-     * job row, on the wall clock like every time there (jobs.h) */
+     * job row, on the steady wall clock like every time there (jobs.h) */
     int64_t mono = fp_clock_mono_ms(ob->o.clock);
     if (t && !fp_breaker_allow(&t->br, mono, retry_at)) {
         snprintf(why, cap, "circuit open for %s", t->origin);
-        *retry_at = fp_clock_wall_ms(ob->o.clock) + (*retry_at - mono);
+        *retry_at = fp_clock_steady_ms(ob->o.clock) + (*retry_at - mono);
         return 1;
     }
     fp_buf body;
@@ -424,7 +424,7 @@ static void run_job(worker *w, const fp_job *j)
     int64_t retry_at = 0;
     int rc = j->kind == FP_JOB_RENDER ? run_render(w, j, why, sizeof why, &permanent, &transient)
                                       : run_notify(w, j, why, sizeof why, &retry_at, &permanent);
-    int64_t now = fp_clock_wall_ms(ob->o.clock); /* job rows hold wall-clock ms (jobs.h) */
+    int64_t now = fp_clock_steady_ms(ob->o.clock); /* job times (jobs.h) */
     fp_err err = {0};
     int db;
     if (rc == 0) {
@@ -509,7 +509,7 @@ static void *worker_main(void *arg)
         /* after a fail-stop nothing is written: no claim, no PDF, no call */
         int rc = fp_store_failstop(ob->o.store, NULL, 0) != FP_FAILSTOP_NONE
                      ? FP_EBUSY
-                     : fp_jobs_claim(ob->o.store, fp_clock_wall_ms(ob->o.clock), owner, lease, &j,
+                     : fp_jobs_claim(ob->o.store, fp_clock_steady_ms(ob->o.clock), owner, lease, &j,
                                      &due, &err);
         if (rc == 0) {
             run_job(w, &j);
@@ -517,7 +517,7 @@ static void *worker_main(void *arg)
         }
         /* nothing due (or the store failed): sleep until the next job is
          * due, a kick, or at most a second */
-        int64_t now = fp_clock_wall_ms(ob->o.clock), wait = 1000;
+        int64_t now = fp_clock_steady_ms(ob->o.clock), wait = 1000;
         if (rc == FP_ENOTFOUND && due > now && due - now < wait)
             wait = due - now;
         /* the sleep itself on the monotonic clock: a wall-clock step cannot
@@ -681,7 +681,8 @@ void fp_outbox_metrics(fp_outbox *ob, const fp_jobs_counts *jobs, fp_buf *b)
                             (const char *[]){fp_job_kind_name((fp_job_kind)k),
                                              fp_job_state_name((fp_job_state)s)},
                             c.n[k][s]);
-        int64_t age = c.oldest_pending_at ? fp_clock_wall_ms(ob->o.clock) - c.oldest_pending_at : 0;
+        int64_t age =
+            c.oldest_pending_at ? fp_clock_steady_ms(ob->o.clock) - c.oldest_pending_at : 0;
         fp_metrics_emit(b, "fapiao_outbox_oldest_pending_seconds", "Age of the oldest pending job.",
                         FP_METRICS_GAUGE, age > 0 ? age : 0, 1000);
     }

@@ -80,7 +80,7 @@ enum MHD_Result fp_h_get_invoice_pdf(fp_req *r)
     if (st.render_state == FP_JS_PENDING && st.render_error[0]) {
         /* a failed attempt (e.g. the PDF disk is full, or a re-driven dead
          * job): say why, and when it is tried again */
-        int64_t wait = st.render_next_at - fp_wall_ms();
+        int64_t wait = st.render_next_at - fp_steady_ms(); /* job times (jobs.h) */
         r->retry_after = wait > 1000 ? (int)((wait + 999) / 1000) : 1;
         char zh[400], en[400];
         snprintf(zh, sizeof zh, "发票 PDF 暂时无法生成，将在 %d 秒后自动重试：%.300s",

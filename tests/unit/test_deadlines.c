@@ -16,6 +16,7 @@
  * time; a real millisecond per loop is only how the fake lets the thread's
  * own signals (stop) through. */
 #include "check.h"
+#include "fake_clock.h"
 
 #include "../../src/server/conn_guard.h"
 #include "fapiao/clock.h"
@@ -36,101 +37,7 @@
 
 #define HOUR_MS (3600LL * 1000)
 
-/* ---- the fake clock ---- */
-
-typedef struct fake {
-    fp_clock c;
-    pthread_mutex_t m;
-    int64_t mono_ns, wall_ms;
-    uint64_t gen;       /* bumped by every move */
-    uint64_t entry_gen; /* the gen entries counts for */
-    int entries;        /* waits entered since the last move */
-} fake;
-
-static int64_t fake_mono(const fp_clock *c)
-{
-    fake *f = c->ctx;
-    pthread_mutex_lock(&f->m);
-    int64_t v = f->mono_ns;
-    pthread_mutex_unlock(&f->m);
-    return v;
-}
-
-static int64_t fake_wall(const fp_clock *c)
-{
-    fake *f = c->ctx;
-    pthread_mutex_lock(&f->m);
-    int64_t v = f->wall_ms;
-    pthread_mutex_unlock(&f->m);
-    return v;
-}
-
-/* Due at once if the fake's monotonic time has reached the deadline;
- * otherwise a real millisecond on the caller's condition variable (which
- * releases the caller's mutex and lets its signals in), then a spurious
- * wake-up unless the test moved the time past the deadline meanwhile. */
-static int fake_wait(const fp_clock *c, pthread_cond_t *cv, pthread_mutex_t *mu,
-                     int64_t deadline_ns)
-{
-    fake *f = c->ctx;
-    pthread_mutex_lock(&f->m);
-    if (f->entry_gen != f->gen) {
-        f->entry_gen = f->gen;
-        f->entries = 0;
-    }
-    f->entries++;
-    int due = f->mono_ns >= deadline_ns;
-    pthread_mutex_unlock(&f->m);
-    if (due)
-        return ETIMEDOUT;
-    fp_cond_wait_ms(cv, mu, 1);
-    pthread_mutex_lock(&f->m);
-    due = f->mono_ns >= deadline_ns;
-    pthread_mutex_unlock(&f->m);
-    return due ? ETIMEDOUT : 0;
-}
-
-static void fake_init(fake *f)
-{
-    memset(f, 0, sizeof *f);
-    pthread_mutex_init(&f->m, NULL);
-    f->c = (fp_clock){fake_mono, fake_wall, fake_wait, f};
-    f->mono_ns = 5000LL * 1000000000; /* anything: the monotonic clock has no epoch */
-    f->wall_ms = 1767225600000LL;     /* 2026-01-01T00:00:00Z */
-}
-
-/* Monotonic time on by mono_ms; the wall clock by as much plus step_ms. */
-static void fake_move(fake *f, int64_t mono_ms, int64_t step_ms)
-{
-    pthread_mutex_lock(&f->m);
-    f->mono_ns += mono_ms * 1000000;
-    f->wall_ms += mono_ms + step_ms;
-    f->gen++;
-    pthread_mutex_unlock(&f->m);
-}
-
-/* Until the thread has entered its wait twice since the last move (so has
- * gone round its loop with the new time): 1, or 0 after 30 s of real time
- * (a thread that never waits again: the check that follows fails). */
-static int settle(fake *f)
-{
-    for (int i = 0; i < 30000; i++) {
-        pthread_mutex_lock(&f->m);
-        int ok = f->entry_gen == f->gen && f->entries >= 2;
-        pthread_mutex_unlock(&f->m);
-        if (ok)
-            return 1;
-        usleep(1000);
-    }
-    return 0;
-}
-
-static void move_settle(fake *f, int64_t mono_ms, int64_t step_ms)
-{
-    fake_move(f, mono_ms, step_ms);
-    CHECK_MSG(settle(f), "the thread did not go round its loop after a move of %lld ms",
-              (long long)mono_ms);
-}
+/* the fake clock: fake_clock.h */
 
 /* ---- the slow-client reaper (src/server/conn_guard.c) ---- */
 

@@ -14,10 +14,15 @@
  *   - no CLOCK_REALTIME, gettimeofday or the like outside the places in
  *     wall_ok[] below, each of which needs wall time for a reason it names
  *     (fp_wall_ms / fp_wall_s of clock.h are the way to read it elsewhere).
+ *   - in the files that keep the outbox's deadlines (job_paths[]: next_at,
+ *     lease_until, backoffs, kept as Unix times in shared rows), no wall
+ *     clock read at all (fp_wall_ms, fp_wall_s, fp_clock_wall_ms, time):
+ *     those deadlines run on the steady wall clock (fp_steady_ms,
+ *     fp_clock_steady_ms), which a wall-clock step does not move; a
+ *     timestamp there is a wall_ok[] row with its reason.
  * A row of wall_ok[] nothing matches any more fails too, so the list
- * shrinks with the code.  (time(NULL) is not linted: it reads whole seconds
- * for timestamps; the review of issue 14 found every use a timestamp but
- * one in the store, reported there.)
+ * shrinks with the code.  (Elsewhere time(NULL) is not linted: it reads
+ * whole seconds for timestamps, tokens and certificates' validity.)
  *
  *   test_monowait        lint FP_SOURCE_DIR (must be clean), then the planted
  *                        tree tests/data/lint/monowait (exactly the findings
@@ -52,6 +57,11 @@ static const char *const wall_reads[] = {"CLOCK_REALTIME",       "CLOCK_REALTIME
                                          "CLOCK_REALTIME_ALARM", "CLOCK_TAI",
                                          "gettimeofday",         "ftime"};
 
+/* The files that keep job deadlines, and the wall-clock reads refused there. */
+static const char *const job_paths[] = {"src/outbox/", "src/store/sqlite/jobs.c",
+                                        "src/store/sqlite/writer.c", "src/server/delivery.c"};
+static const char *const job_wall_reads[] = {"fp_wall_ms", "fp_wall_s", "fp_clock_wall_ms", "time"};
+
 /* Where wall time is read on purpose: a path prefix, the function (NULL:
  * any), and why. */
 static const struct {
@@ -59,7 +69,18 @@ static const struct {
 } wall_ok[] = {
     {"src/lib/clock.c", NULL, "the clocks themselves: fp_wall_ms and fp_wall_s"},
     {"src/server/", "on_completed", "the access-log line's timestamp, read by people"},
+    {"src/outbox/outbox.c", "run_notify",
+     "a webhook's X-Fapiao-Timestamp: the receiver checks it against its own wall clock"},
+    {"src/store/sqlite/jobs.c", "audit", "an audit record's timestamp, read by people"},
 };
+
+static int in_job_path(const char *rel)
+{
+    for (size_t i = 0; i < sizeof job_paths / sizeof job_paths[0]; i++)
+        if (strncmp(rel, job_paths[i], strlen(job_paths[i])) == 0)
+            return 1;
+    return 0;
+}
 
 /* The waits of clock.h and the argument that is the condition variable. */
 static const struct {
@@ -138,7 +159,8 @@ static void on_tok(void *arg, const lint_tok *t)
                     "%s:%d: %.*s outside src/lib/clock.c: wait with fp_cond_wait_until / "
                     "fp_cond_wait_ms on a condition variable from fp_cond_init_mono (clock.h)",
                     l->rel, t->line, (int)t->n, t->p);
-        if (tok_in(t, wall_reads, NCASES(wall_reads))) {
+        if (tok_in(t, wall_reads, NCASES(wall_reads)) ||
+            (in_job_path(l->rel) && tok_in(t, job_wall_reads, NCASES(job_wall_reads)))) {
             int ok = -1;
             for (size_t i = 0; i < NCASES(wall_ok) && ok < 0; i++)
                 if (strncmp(l->rel, wall_ok[i].path, strlen(wall_ok[i].path)) == 0 &&
@@ -147,11 +169,13 @@ static void on_tok(void *arg, const lint_tok *t)
             if (ok >= 0)
                 l->ok_used[ok] = 1;
             else
-                finding(l,
-                        "%s:%d: %.*s in %s: deadlines and intervals are measured on "
-                        "CLOCK_MONOTONIC (fp_mono_ns, fp_cond_wait_ms); a timestamp reads "
-                        "fp_wall_ms, or the place goes into wall_ok[] with its reason",
-                        l->rel, t->line, (int)t->n, t->p, t->func[0] ? t->func : "file scope");
+                finding(
+                    l,
+                    "%s:%d: %.*s in %s: deadlines and intervals are measured on "
+                    "CLOCK_MONOTONIC (fp_mono_ns, fp_cond_wait_ms); a timestamp reads "
+                    "fp_wall_ms (job times: fp_steady_ms), or the place goes into wall_ok[] with "
+                    "its reason",
+                    l->rel, t->line, (int)t->n, t->p, t->func[0] ? t->func : "file scope");
         }
         if (!l->in_call) {
             for (size_t i = 0; i < NCASES(mono_waits); i++)

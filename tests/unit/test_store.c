@@ -23,12 +23,14 @@
 
 #include "fapiao/invoice.h"
 #include "fapiao/jobs.h"
+#include "fapiao/outbox.h"
 #include "fapiao/json.h"
 #include "fapiao/rbac.h"
 #include "fapiao/store.h"
 
 #include "../../src/store/sqlite/failstop.h" /* fp_failstop_classify */
 #include "store_contract.h"
+#include "fake_clock.h"
 
 #include <ftw.h>
 #include <inttypes.h>
@@ -1510,7 +1512,7 @@ static void test_outbox_jobs(void)
     }
     check_status(s, sid, number, "accepted");
 
-    int64_t now = fp_wall_ms(), due = -1;
+    int64_t now = fp_steady_ms(), due = -1;
     fp_job j, j2;
     if (!CHECK_EQ_INT(claim(s, now, 1, 60000, &j, NULL), 0))
         fatal("no render job to claim");
@@ -1578,9 +1580,9 @@ static void test_outbox_jobs(void)
                      FP_ENOTFOUND);
         CHECK_EQ_INT(db_int(path, "SELECT count(*) FROM audit WHERE action='job.redrive'"), 1);
     }
-    if (CHECK_EQ_INT(claim(s, fp_wall_ms(), 9, 60000, &j3, NULL), 0)) {
+    if (CHECK_EQ_INT(claim(s, fp_steady_ms(), 9, 60000, &j3, NULL), 0)) {
         CHECK_EQ_INT(j3.attempts, 1);
-        CHECK_EQ_INT(fp_jobs_complete(s, &j3, fp_wall_ms(), &err), 0);
+        CHECK_EQ_INT(fp_jobs_complete(s, &j3, fp_steady_ms(), &err), 0);
     }
     check_status(s, sid, number, "delivered");
     CHECK_EQ_INT(
@@ -1593,7 +1595,7 @@ static void test_outbox_jobs(void)
      * client is told so */
     fp_issue_req *r2 = issue1(s, sid, "ob-2", 2);
     CHECK_EQ_INT(r2->result, FP_ISSUE_CREATED);
-    now = fp_wall_ms();
+    now = fp_steady_ms();
     if (CHECK_EQ_INT(claim(s, now, 10, 60000, &j, NULL), 0)) {
         CHECK_EQ_STR(j.invoice_number, r2->number);
         CHECK_EQ_INT(fp_jobs_fail(s, &j, now, now, 1, "render timed out", &err), 0);
@@ -1617,10 +1619,10 @@ static void test_outbox_jobs(void)
     }
     /* re-driven, the render succeeds: failed -> rendered, announced once */
     CHECK_EQ_INT(fp_jobs_redrive(s, sid, j.id, "admin", "rid", NULL, "127.0.0.1", &err), 0);
-    if (CHECK_EQ_INT(claim(s, fp_wall_ms(), 12, 60000, &j, NULL), 0))
-        CHECK_EQ_INT(fp_jobs_complete(s, &j, fp_wall_ms(), &err), 0);
+    if (CHECK_EQ_INT(claim(s, fp_steady_ms(), 12, 60000, &j, NULL), 0))
+        CHECK_EQ_INT(fp_jobs_complete(s, &j, fp_steady_ms(), &err), 0);
     check_status(s, sid, r2->number, "rendered");
-    if (CHECK_EQ_INT(claim(s, fp_wall_ms(), 13, 60000, &j2, NULL), 0))
+    if (CHECK_EQ_INT(claim(s, fp_steady_ms(), 13, 60000, &j2, NULL), 0))
         CHECK_EQ_STR(j2.event, "invoice.rendered");
 
     /* a client without a webhook gets no notify job */
@@ -1773,6 +1775,96 @@ static int serve_next(fp_store *s, int64_t now, fp_job *j)
     return 1;
 }
 
+/* Waits (real time, bounded) until the invoice's render job is in state
+ * want (with a failed attempt's error when failed); 1 when it got there,
+ * with its state in *out. */
+static int wait_render(fp_store *s, int64_t sid, const char *number, int want, int failed,
+                       fp_invoice_state *out)
+{
+    for (int i = 0; i < 300; i++) {
+        if (fp_store_invoice_state(s, sid, number, out) == 0 && out->render_state == want &&
+            (!failed || out->render_error[0]))
+            return 1;
+        usleep(100 * 1000);
+    }
+    return 0;
+}
+
+/* The outbox's job deadlines run on the steady wall clock (jobs.h): after
+ * the wall clock was stepped an hour back, a render queued now is due now
+ * (not in an hour), and a failed render is retried when its backoff has
+ * passed on the monotonic clock, whatever the wall clock does meanwhile. */
+static void test_outbox_wall_step(void)
+{
+    char path[512], pdf_dir[600];
+    db_path(path, sizeof path, "wallstep");
+    snprintf(pdf_dir, sizeof pdf_dir, "%s-pdf", path);
+    check_ctx("outbox across a wall-clock step");
+    fp_store *s = open_store(path);
+    int64_t sid = add_seller(s, &seller_a);
+    add_range(s, sid, "26440", 1, 100);
+    fp_issue_req *r = issue1(s, sid, "ws-1", 1);
+    CHECK_EQ_INT(r->result, FP_ISSUE_CREATED);
+
+    /* the outbox sees this process's steady clock, and a wall clock an
+     * hour behind it (stepped back since the process started) */
+    fake f;
+    fake_init(&f);
+    f.mono_ns = fp_mono_ns();
+    f.c.steady_base_ms = fp_steady_ms() - f.mono_ns / 1000000;
+    f.wall_ms = fp_wall_ms() - 3600LL * 1000;
+    fp_outbox_opts o = {.store = s,
+                        .pdf_dir = pdf_dir,
+                        .render_exe = FP_BIN,
+                        .workers = 1,
+                        .render_workers = 1,
+                        .render_attempts = 5,
+                        .clock = &f.c};
+    fp_outbox *ob = NULL;
+    fp_err err = {0};
+    if (!CHECK_MSG(fp_outbox_start(&o, &ob, &err) == 0, "fp_outbox_start: %s", err.msg)) {
+        req_free(r);
+        fp_store_close(s);
+        return;
+    }
+    fp_invoice_state st;
+    CHECK_MSG(wait_render(s, sid, r->number, FP_JS_DONE, 0, &st),
+              "the render queued before the step did not run");
+
+    /* a render that fails: retried when its backoff has passed */
+    fp_outbox_set_render_fault(ob, 1);
+    fp_issue_req *r2 = issue1(s, sid, "ws-2", 2);
+    CHECK_EQ_INT(r2->result, FP_ISSUE_CREATED);
+    /* the store stamped the job on the real steady clock: the fake catches
+     * up with it (on both clocks) so that the job is due */
+    int64_t catch_up = fp_mono_ns() / 1000000 - fp_clock_mono_ms(&f.c);
+    fake_move(&f, catch_up > 0 ? catch_up : 0, 0);
+    fp_outbox_kick(ob);
+    int failed = wait_render(s, sid, r2->number, FP_JS_PENDING, 1, &st);
+    fp_outbox_set_render_fault(ob, 0);
+    if (CHECK_MSG(failed, "the faulty render did not fail")) {
+        int64_t left = st.render_next_at - fp_clock_steady_ms(&f.c);
+        CHECK(left > 0);
+        /* a millisecond short, with the wall clock another hour back */
+        fake_move(&f, left - 1, -3600LL * 1000);
+        fp_outbox_kick(ob);
+        usleep(300 * 1000);
+        fp_invoice_state st2;
+        if (CHECK_EQ_INT(fp_store_invoice_state(s, sid, r2->number, &st2), 0))
+            CHECK_EQ_INT(st2.render_state, FP_JS_PENDING);
+        /* due: it runs now, although the wall clock is two hours behind */
+        fake_move(&f, 1, 0);
+        fp_outbox_kick(ob);
+        CHECK_MSG(wait_render(s, sid, r2->number, FP_JS_DONE, 0, &st2),
+                  "the retry due on the monotonic clock did not run");
+    }
+    fp_outbox_stop(ob);
+    req_free(r);
+    req_free(r2);
+    fp_store_close(s);
+    check_ctx("%s", "");
+}
+
 static void test_outbox_fairness(void)
 {
     char path[512];
@@ -1793,7 +1885,7 @@ static void test_outbox_fairness(void)
      * of the first two served (FIFO: the 21st) */
     issue_lines(s, a, "a-big", 20, 5000);
     issue_lines(s, b, "b-small", 1, 1);
-    int64_t now = fp_wall_ms();
+    int64_t now = fp_steady_ms();
     fp_job j, first = {0};
     int b_at = 0;
     for (int k = 1; k <= 2 && !b_at; k++) {
@@ -1929,6 +2021,7 @@ int main(void)
         test_range_validation();
         test_outbox_jobs();
         test_outbox_fairness();
+        test_outbox_wall_step();
         test_deadlines();
     }
     test_open_postgres();

@@ -43,6 +43,9 @@ static int audit_load_head(fp_sqlite *s, fp_err *err)
         s->audit_cp_id = sqlite3_column_int64(st, 0);
         s->audit_cp_upto = sqlite3_column_int64(st, 1);
         s->audit_cp_ts = sqlite3_column_int64(st, 3);
+        /* its age, carried onto the monotonic clock the interval runs on */
+        int64_t age_s = fp_wall_s() - s->audit_cp_ts;
+        s->audit_cp_mono_ms = fp_mono_ms() - (age_s > 0 ? age_s * 1000 : 0);
         /* a pruned log may hold no record: the anchor is the head */
         s->audit_last_id = s->audit_cp_upto;
         if (sqlite3_column_bytes(st, 2) == FP_AUDIT_HASH_LEN)
@@ -83,8 +86,7 @@ out:
 static int audit_write_cp(fp_sqlite *s, fp_err *err)
 {
     for (int attempt = 0;; attempt++) {
-        fp_audit_cp cp = {
-            .id = s->audit_cp_id + 1, .upto_id = s->audit_last_id, .ts = (int64_t)time(NULL)};
+        fp_audit_cp cp = {.id = s->audit_cp_id + 1, .upto_id = s->audit_last_id, .ts = fp_wall_s()};
         memcpy(cp.upto_hash, s->audit_last_hash, FP_AUDIT_HASH_LEN);
         if (fp_audit_cp_sign(&cp, s->audit_sk, s->audit_pk) < 0)
             return fp_fail(err, FP_ECRYPTO, "cannot sign the audit checkpoint");
@@ -104,6 +106,7 @@ static int audit_write_cp(fp_sqlite *s, fp_err *err)
             s->audit_cp_id = cp.id;
             s->audit_cp_upto = cp.upto_id;
             s->audit_cp_ts = cp.ts;
+            s->audit_cp_mono_ms = fp_mono_ms();
             return 0;
         }
         if (ext != SQLITE_CONSTRAINT_PRIMARYKEY || attempt > 0)
@@ -336,7 +339,7 @@ static int audit_checkpoint(fp_sqlite *s, int force, fp_err *err)
     pthread_mutex_lock(&s->wlock);
     int due = s->audit_stale || s->audit_last_id > s->audit_cp_upto;
     if (due && !force && !s->audit_stale && s->o.audit_checkpoint_secs > 0 &&
-        (int64_t)time(NULL) - s->audit_cp_ts < s->o.audit_checkpoint_secs)
+        fp_mono_ms() - s->audit_cp_mono_ms < s->o.audit_checkpoint_secs * 1000LL)
         due = 0;
     int rc = 0, wrote = 0;
     if (due && (rc = fp_sq_exec(s->wdb, "BEGIN IMMEDIATE", err)) == 0) {

@@ -118,6 +118,8 @@ struct fp_sqlite {
      * a rollback: re-read before the next append) */
     int audit_ready, audit_stale;
     int64_t audit_last_id, audit_cp_id, audit_cp_upto, audit_cp_ts;
+    int64_t
+        audit_cp_mono_ms; /* when the last checkpoint was, on fp_mono_ms: the interval's start */
     unsigned char audit_last_hash[FP_AUDIT_HASH_LEN];
     unsigned char audit_sk[FP_AUDIT_KEY_LEN], audit_pk[FP_AUDIT_KEY_LEN];
     sqlite3_stmt *audit_cp_st;

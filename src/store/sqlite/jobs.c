@@ -311,7 +311,7 @@ int sq_jobs_defer(void *be, const fp_job *j, int64_t next_at, const char *why, f
 {
     fp_sqlite *s = be;
     sqlite3 *db = fp_sq_wlock(s);
-    int rc = set_job(db, j, "pending", next_at, 0, why, fp_wall_ms(), err);
+    int rc = set_job(db, j, "pending", next_at, 0, why, fp_steady_ms(), err);
     fp_sq_wunlock(s);
     return rc;
 }
@@ -348,9 +348,12 @@ int sq_jobs_redrive(void *be, int64_t seller_id, int64_t id, const char *actor,
     sqlite3 *db = fp_sq_wlock(s);
     rc = begin(db, err);
     if (rc == 0) {
-        int64_t now = fp_wall_ms();
+        /* due at once (next_at 0) on the clock of whichever process
+         * claims it: the CLI's steady clock is the wall clock, a running
+         * server's may differ by a wall-clock step since it started */
+        int64_t now = fp_steady_ms();
         sqlite3_stmt *st = fp_sq_prep(db,
-                                      "UPDATE jobs SET state='pending', attempts=0, next_at=?2, "
+                                      "UPDATE jobs SET state='pending', attempts=0, next_at=0, "
                                       "first_at=?2, updated_at=?2 WHERE id=?1 AND state='dead'",
                                       err);
         if (st) {

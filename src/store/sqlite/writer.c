@@ -270,7 +270,7 @@ static int red_precheck(fp_sqlite *s, fp_issue_req *r)
 /* The outbox jobs of a new invoice, in its transaction. */
 static int enqueue_jobs(fp_sqlite *s, fp_issue_req *r)
 {
-    int64_t now = fp_wall_ms();
+    int64_t now = fp_steady_ms(); /* job times: the steady wall clock (jobs.h) */
     sqlite3_stmt *j = s->wst[WQ_INS_RENDER];
     sqlite3_bind_text(j, 1, r->number, FP_NUMBER_LEN, SQLITE_STATIC);
     sqlite3_bind_int64(j, 2, r->seller_id);
