@@ -37,6 +37,18 @@ int fp_fail(fp_err *err, int code, const char *fmt, ...) __attribute__((format(p
 int fp_failv(fp_err *err, int code, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
+/* The first failure of a reader or writer that goes on through many
+ * steps (the invoice document reader, the XML writer): later failures are
+ * dropped, so the message names the first cause.  where names the part
+ * being handled, for messages ("seller", "items[2]"). */
+typedef struct fp_first_err {
+    fp_err *err;
+    int rc; /* the first failure's code, 0 while all is well */
+    char where[40];
+} fp_first_err;
+void fp_first_fail(fp_first_err *f, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* API error codes (docs/api.md §5 "Error codes"); the order is the table's order. */
 typedef enum fp_code {
     FPC_NONE = 0,

@@ -8,7 +8,6 @@
  *    stopping at the first failure, whose message names the field. */
 #include "fapiao/invoice_doc.h"
 
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,21 +61,7 @@ static const struct {
     {"non_taxable", "不征税", ""},
 };
 
-typedef struct rd {
-    fp_err *err;
-    int rc;         /* first failure, 0 while all is well */
-    char where[40]; /* object being read, for messages: "seller", "items[2]" */
-} rd;
-
-__attribute__((format(printf, 3, 4))) static void fail(rd *x, int code, const char *fmt, ...)
-{
-    if (x->rc) /* the first failure stands */
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    x->rc = fp_failv(x->err, code, fmt, ap);
-    va_end(ap);
-}
+typedef fp_first_err rd; /* err.h */
 
 /* The string member key of obj: NULL when absent or null (a failure when
  * required), a failure when it is not a string. */
@@ -86,11 +71,11 @@ static const char *field(rd *x, const cJSON *obj, const char *key, int required)
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!v || cJSON_IsNull(v)) {
         if (required)
-            fail(x, FP_EINVAL, "invoice document lacks %s%s%s", x->where, dot, key);
+            fp_first_fail(x, FP_EINVAL, "invoice document lacks %s%s%s", x->where, dot, key);
         return NULL;
     }
     if (!cJSON_IsString(v)) {
-        fail(x, FP_EINVAL, "invoice document: %s%s%s is not a string", x->where, dot, key);
+        fp_first_fail(x, FP_EINVAL, "invoice document: %s%s%s is not a string", x->where, dot, key);
         return NULL;
     }
     return v->valuestring;
@@ -174,7 +159,7 @@ static void read_party(rd *x, const cJSON *root, const char *key, fp_doc_party *
 {
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!cJSON_IsObject(o)) {
-        fail(x, FP_EINVAL, "invoice document: %s is missing or not an object", key);
+        fp_first_fail(x, FP_EINVAL, "invoice document: %s is missing or not an object", key);
         return;
     }
     snprintf(x->where, sizeof x->where, "%s", key);
@@ -201,20 +186,20 @@ static void read_items(rd *x, const cJSON *root, fp_invoice_doc *d)
 {
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "items");
     if (!cJSON_IsArray(arr) || !arr->child) {
-        fail(x, FP_EINVAL, "invoice document: items is missing, empty or not an array");
+        fp_first_fail(x, FP_EINVAL, "invoice document: items is missing, empty or not an array");
         return;
     }
     int n = cJSON_GetArraySize(arr);
     d->items = calloc((size_t)n, sizeof *d->items);
     if (!d->items) {
-        fail(x, FP_ENOMEM, "out of memory");
+        fp_first_fail(x, FP_ENOMEM, "out of memory");
         return;
     }
     int i = 0;
     for (const cJSON *it = arr->child; it && !x->rc; it = it->next, i++) {
         snprintf(x->where, sizeof x->where, "items[%d]", i);
         if (!cJSON_IsObject(it)) {
-            fail(x, FP_EINVAL, "invoice document: %s is not an object", x->where);
+            fp_first_fail(x, FP_EINVAL, "invoice document: %s is not an object", x->where);
             break;
         }
         read_item(x, it, &d->items[i]);
@@ -230,9 +215,9 @@ static void read_red(rd *x, const cJSON *root, fp_invoice_doc *d)
         return;
     fp_red_reason r;
     if (!is_number20(d->original_number))
-        fail(x, FP_EINVAL, "invoice document: original_number is not 20 digits");
+        fp_first_fail(x, FP_EINVAL, "invoice document: original_number is not 20 digits");
     else if (fp_red_reason_parse(d->red_reason, &r) < 0)
-        fail(x, FP_EINVAL, "invoice document: unknown red_reason");
+        fp_first_fail(x, FP_EINVAL, "invoice document: unknown red_reason");
     else
         d->red_reason_words = fp_red_reason_words(r);
 }
@@ -240,7 +225,7 @@ static void read_red(rd *x, const cJSON *root, fp_invoice_doc *d)
 static void read_doc(rd *x, const cJSON *root, fp_invoice_doc *d)
 {
     if (!cJSON_IsObject(root)) {
-        fail(x, FP_EINVAL, "invoice document is not a JSON object");
+        fp_first_fail(x, FP_EINVAL, "invoice document is not a JSON object");
         return;
     }
     d->number = field(x, root, "number", 1);
@@ -250,16 +235,16 @@ static void read_doc(rd *x, const cJSON *root, fp_invoice_doc *d)
     if (x->rc)
         return;
     if (!is_number20(d->number))
-        fail(x, FP_EINVAL, "invoice document: number is not 20 digits");
+        fp_first_fail(x, FP_EINVAL, "invoice document: number is not 20 digits");
     else if (!is_date(d->issued_at))
-        fail(x, FP_EINVAL, "invoice document: issued_at is not yyyy-MM-dd…");
+        fp_first_fail(x, FP_EINVAL, "invoice document: issued_at is not yyyy-MM-dd…");
     else if (strcmp(d->color, "blue") != 0 && strcmp(d->color, "red") != 0)
-        fail(x, FP_EINVAL, "invoice document: color must be blue or red");
+        fp_first_fail(x, FP_EINVAL, "invoice document: color must be blue or red");
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++)
         if (strcmp(types[k].code, type) == 0)
             d->type = &types[k];
     if (!d->type)
-        fail(x, FP_EINVAL, "invoice document: invoice_type must be 01 or 02");
+        fp_first_fail(x, FP_EINVAL, "invoice document: invoice_type must be 01 or 02");
     if (x->rc)
         return;
     d->red = strcmp(d->color, "red") == 0;

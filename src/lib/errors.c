@@ -23,6 +23,16 @@ int fp_fail(fp_err *err, int code, const char *fmt, ...)
     return code;
 }
 
+void fp_first_fail(fp_first_err *f, int code, const char *fmt, ...)
+{
+    if (f->rc) /* the first failure stands */
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    f->rc = fp_failv(f->err, code, fmt, ap);
+    va_end(ap);
+}
+
 static const fp_code_info codes[FPC__COUNT] = {
     [FPC_NONE] = {"NONE", 200, "OK", "成功", "OK"},
     [FPC_MALFORMED_JSON] = {"MALFORMED_JSON", 400, "Malformed JSON", "请求体不是合法的 JSON",

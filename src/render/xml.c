@@ -13,7 +13,6 @@
 #include <libxml/parser.h>
 #include <libxml/xmlwriter.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,26 +78,14 @@ static const char *member(const void *base, size_t off)
 /* ---- the conversion context ---- */
 
 typedef struct xctx {
+    fp_first_err f; /* err.h: the first failure, and where */
     xmlTextWriterPtr w;
-    fp_err *err;
-    int rc;         /* first failure, 0 while all is well */
-    char where[40]; /* object being written, for messages: "seller", "items[2]" */
 } xctx;
-
-__attribute__((format(printf, 3, 4))) static void fail(xctx *x, int code, const char *fmt, ...)
-{
-    if (x->rc) /* the first failure stands */
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    x->rc = fp_failv(x->err, code, fmt, ap);
-    va_end(ap);
-}
 
 static void writer_rc(xctx *x, int rc)
 {
     if (rc < 0)
-        fail(x, FP_ENOMEM, "libxml2 writer failed");
+        fp_first_fail(&x->f, FP_ENOMEM, "libxml2 writer failed");
 }
 
 /* 1 if s is UTF-8 made only of XML 1.0 Chars (no C0 controls but tab, LF,
@@ -161,13 +148,13 @@ static int request_time(const char *iso, char out[20])
 
 static void open_el(xctx *x, const char *name)
 {
-    if (!x->rc)
+    if (!x->f.rc)
         writer_rc(x, xmlTextWriterStartElement(x->w, BAD_CAST name));
 }
 
 static void close_el(xctx *x)
 {
-    if (!x->rc)
+    if (!x->f.rc)
         writer_rc(x, xmlTextWriterEndElement(x->w));
 }
 
@@ -195,7 +182,7 @@ static void text(xctx *x, const char *s)
     }
     char *t = fp_buf_take(&b, NULL);
     if (!t)
-        fail(x, FP_ENOMEM, "out of memory");
+        fp_first_fail(&x->f, FP_ENOMEM, "out of memory");
     else
         writer_rc(x, xmlTextWriterWriteRaw(x->w, BAD_CAST t));
     free(t);
@@ -205,7 +192,7 @@ static void text(xctx *x, const char *s)
 static void leaf(xctx *x, const char *name, const char *value)
 {
     open_el(x, name);
-    if (!x->rc && value && *value)
+    if (!x->f.rc && value && *value)
         text(x, value);
     close_el(x);
 }
@@ -214,9 +201,9 @@ static void leaf(xctx *x, const char *name, const char *value)
  * cannot carry (JSON can: \u0001, U+FFFF): refused, naming key. */
 static void doc_leaf(xctx *x, const char *name, const char *key, const char *value)
 {
-    if (!x->rc && value && !xml_text_ok(value))
-        fail(x, FP_EINVAL, "invoice document: %s%s%s has a character XML cannot carry", x->where,
-             x->where[0] ? "." : "", key);
+    if (!x->f.rc && value && !xml_text_ok(value))
+        fp_first_fail(&x->f, FP_EINVAL, "invoice document: %s%s%s has a character XML cannot carry",
+                      x->f.where, x->f.where[0] ? "." : "", key);
     leaf(x, name, value);
 }
 
@@ -244,13 +231,13 @@ static void header(xctx *x, const fp_invoice_doc *d)
 
 static void party(xctx *x, const fp_doc_party *p, const char *key, int seller)
 {
-    snprintf(x->where, sizeof x->where, "%s", key);
+    snprintf(x->f.where, sizeof x->f.where, "%s", key);
     open_el(x, seller ? "SellerInformation" : "BuyerInformation");
     for (size_t i = 0; i < sizeof party_cols / sizeof party_cols[0]; i++)
         doc_leaf(x, seller ? party_cols[i].seller_el : party_cols[i].buyer_el, party_cols[i].key,
                  member(p, party_cols[i].off));
     close_el(x);
-    x->where[0] = 0;
+    x->f.where[0] = 0;
 }
 
 /* rt: RequestTime, already derived from issued_at */
@@ -265,9 +252,9 @@ static void basic(xctx *x, const fp_invoice_doc *d, const char *rt)
 
 static void items(xctx *x, const fp_invoice_doc *d)
 {
-    for (int n = 0; n < d->nitems && !x->rc; n++) {
+    for (int n = 0; n < d->nitems && !x->f.rc; n++) {
         const fp_doc_item *it = &d->items[n];
-        snprintf(x->where, sizeof x->where, "items[%d]", n);
+        snprintf(x->f.where, sizeof x->f.where, "items[%d]", n);
         open_el(x, "IssuItemInformation");
         for (size_t c = 0; c < sizeof item_cols / sizeof item_cols[0]; c++) {
             const char *v = member(it, item_cols[c].off);
@@ -279,7 +266,7 @@ static void items(xctx *x, const fp_invoice_doc *d)
         }
         close_el(x);
     }
-    x->where[0] = 0;
+    x->f.where[0] = 0;
 }
 
 static void red(xctx *x, const fp_invoice_doc *d)
@@ -310,7 +297,7 @@ static void convert(xctx *x, const fp_invoice_doc *d)
 {
     char rt[20];
     if (request_time(d->issued_at, rt) < 0) {
-        fail(x, FP_EINVAL, "invoice document: issued_at is not yyyy-MM-ddTHH:mm:ss…");
+        fp_first_fail(&x->f, FP_EINVAL, "invoice document: issued_at is not yyyy-MM-ddTHH:mm:ss…");
         return;
     }
     writer_rc(x, xmlTextWriterStartDocument(x->w, NULL, "UTF-8", NULL));
@@ -329,7 +316,7 @@ static void convert(xctx *x, const fp_invoice_doc *d)
     close_el(x); /* EInvoiceData */
     supervision(x, d->number, d->issued_at);
     close_el(x); /* EInvoice */
-    if (!x->rc)
+    if (!x->f.rc)
         writer_rc(x, xmlTextWriterEndDocument(x->w));
 }
 
@@ -350,7 +337,7 @@ int fp_xml_from_doc(const char *doc, size_t len, fp_buf *out, fp_err *err)
         return rc;
     pthread_once(&xml_once, xml_init);
 
-    xctx x = {.err = err};
+    xctx x = {.f = {.err = err}};
     xmlBufferPtr buf = xmlBufferCreate();
     if (!buf) {
         fp_invoice_doc_clear(&d);
@@ -368,16 +355,16 @@ int fp_xml_from_doc(const char *doc, size_t len, fp_buf *out, fp_err *err)
     xmlFreeTextWriter(x.w); /* flushes into buf */
     fp_invoice_doc_clear(&d);
 
-    if (!x.rc) {
+    if (!x.f.rc) {
         size_t n = (size_t)xmlBufferLength(buf);
         if (out->overflow || out->len + n > out->max) {
-            fail(&x, FP_ERANGE, "XML document (%zu bytes) exceeds the output limit", n);
+            fp_first_fail(&x.f, FP_ERANGE, "XML document (%zu bytes) exceeds the output limit", n);
         } else {
             fp_buf_append(out, xmlBufferContent(buf), n);
             if (out->overflow)
-                fail(&x, FP_ENOMEM, "out of memory");
+                fp_first_fail(&x.f, FP_ENOMEM, "out of memory");
         }
     }
     xmlBufferFree(buf);
-    return x.rc;
+    return x.f.rc;
 }

@@ -126,9 +126,7 @@ enum MHD_Result fp_h_ack(fp_req *r)
     fp_jw_kstr(&w, "number", r->param);
     fp_jw_kstr(&w, "status", "confirmed");
     fp_jw_obj_close(&w);
-    size_t len;
-    char *body = fp_buf_take(&b, &len);
-    return body ? fp_respond_json(r, 200, body, len) : MHD_NO;
+    return fp_respond_buf(r, 200, &b);
 }
 
 static void write_job(fp_jw *w, const fp_job *j)
@@ -253,9 +251,7 @@ static enum MHD_Result job_answer(fp_req *r, int64_t id)
     fp_buf_init(&b, 8192);
     fp_jw_init(&w, &b);
     write_job(&w, &j);
-    size_t len;
-    char *body = fp_buf_take(&b, &len);
-    return body ? fp_respond_json(r, 200, body, len) : MHD_NO;
+    return fp_respond_buf(r, 200, &b);
 }
 
 enum MHD_Result fp_h_get_job(fp_req *r)

@@ -27,9 +27,7 @@ static enum MHD_Result current(fp_req *r)
     fp_jw_kstr(&w, "render",
                r->srv->o.outbox && fp_outbox_render_fault(r->srv->o.outbox) ? "fail" : "ok");
     fp_jw_obj_close(&w);
-    size_t len;
-    char *body = fp_buf_take(&b, &len);
-    return body ? fp_respond_json(r, 200, body, len) : MHD_NO;
+    return fp_respond_buf(r, 200, &b);
 }
 
 static int ok_or_fail(const cJSON *v, int *out, fp_errors *es, const char *field)

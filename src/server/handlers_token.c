@@ -124,9 +124,7 @@ enum MHD_Result fp_h_token(fp_req *r)
     fp_roles_format(c.roles, roles, sizeof roles);
     fp_jw_kstr(&w, "scope", roles);
     fp_jw_obj_close(&w);
-    size_t len;
-    char *body = fp_buf_take(&b, &len);
-    return body ? fp_respond_json(r, 200, body, len) : MHD_NO;
+    return fp_respond_buf(r, 200, &b);
 }
 
 /* POST /v1/credentials/rotate {"client_secret": "...", "overlap_seconds": N}:
@@ -212,7 +210,5 @@ enum MHD_Result fp_h_rotate_secret(fp_req *r)
     fp_jw_kint(&w, "previous_secrets_valid_until", now + overlap);
     fp_jw_obj_close(&w);
     explicit_bzero(secret, sizeof secret);
-    size_t len;
-    char *body = fp_buf_take(&b, &len);
-    return body ? fp_respond_json(r, 200, body, len) : MHD_NO;
+    return fp_respond_buf(r, 200, &b);
 }

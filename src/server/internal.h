@@ -134,6 +134,8 @@ int fp_server_abandon_parked(fp_server *s);
 enum MHD_Result fp_respond(fp_req *r, int status, const char *ctype, char *body, size_t len,
                            const char *const *headers);
 enum MHD_Result fp_respond_json(fp_req *r, int status, char *body, size_t len);
+/* The JSON document built in b (taken from it) as the answer. */
+enum MHD_Result fp_respond_buf(fp_req *r, int status, fp_buf *b);
 /* Queues a response made elsewhere (a stream) with the common headers;
  * takes resp's reference. */
 enum MHD_Result fp_respond_response(fp_req *r, int status, const char *ctype,

@@ -92,6 +92,13 @@ enum MHD_Result fp_respond_json(fp_req *r, int status, char *body, size_t len)
     return fp_respond(r, status, "application/json", body, len, NULL);
 }
 
+enum MHD_Result fp_respond_buf(fp_req *r, int status, fp_buf *b)
+{
+    size_t len;
+    char *body = fp_buf_take(b, &len);
+    return body ? fp_respond_json(r, status, body, len) : MHD_NO;
+}
+
 enum MHD_Result fp_problem(fp_req *r, fp_code code, const char *zh, const char *en,
                            const fp_errors *es)
 {

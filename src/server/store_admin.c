@@ -127,7 +127,5 @@ enum MHD_Result fp_h_store_check(fp_req *r)
                         : "check failed: stop the service and restore the database from a "
                           "backup");
     fp_jw_obj_close(&w);
-    size_t len;
-    char *body = fp_buf_take(&b, &len);
-    return body ? fp_respond_json(r, 200, body, len) : MHD_NO;
+    return fp_respond_buf(r, 200, &b);
 }

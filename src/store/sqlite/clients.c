@@ -194,6 +194,27 @@ static int run(sqlite3 *db, const char *sql, const char *const *texts, int nt, c
     return fp_sq_run(db, st, err);
 }
 
+/* A secret already hashed (fapiao init hands one over), with its prefix. */
+static int insert_secret_hashed(sqlite3 *db, const char *client_id, const unsigned char salt[16],
+                                const unsigned char hash[32], const char *prefix, int64_t now,
+                                fp_err *err)
+{
+    sqlite3_stmt *st = fp_sq_prep(db,
+                                  "INSERT INTO client_secrets(client_id, salt, hash, prefix, "
+                                  "created_at) VALUES(?1, ?2, ?3, ?4, ?5)",
+                                  err);
+    if (!st)
+        return FP_EIO;
+    sqlite3_bind_text(st, 1, client_id, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, salt, 16, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, hash, 32, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, prefix, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, now);
+    int step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return step == SQLITE_DONE ? 0 : fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
+}
+
 static int insert_secret(sqlite3 *db, const char *client_id, const char *secret, int64_t now,
                          fp_err *err)
 {
@@ -203,22 +224,7 @@ static int insert_secret(sqlite3 *db, const char *client_id, const char *secret,
     fp_secret_hash(salt, secret, hash);
     char prefix[16];
     snprintf(prefix, sizeof prefix, "%.12s", secret);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO client_secrets(client_id, salt, hash, prefix, created_at) "
-                           "VALUES(?1, ?2, ?3, ?4, ?5)",
-                           -1, &st, NULL) != SQLITE_OK) {
-        sqlite3_finalize(st);
-        return fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
-    }
-    sqlite3_bind_text(st, 1, client_id, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 2, salt, 16, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 3, hash, 32, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, prefix, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, now);
-    int step = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return step == SQLITE_DONE ? 0 : fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
+    return insert_secret_hashed(db, client_id, salt, hash, prefix, now, err);
 }
 
 /* fn, and the audit record of what it changed (target: the client id),
@@ -254,15 +260,14 @@ static int add_fn(sqlite3 *db, void *arg, fp_err *err)
     int64_t now = (int64_t)time(NULL);
     fp_roles_format(a->info->roles ? a->info->roles : FP_ROLE_SELLER, roles, sizeof roles);
     /* the legacy secret columns (migration 1) hold the first secret */
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO clients(client_id, seller_id, secret_salt, secret_hash, "
-                           "scope, created_at, roles, allowed_ips, cert_sha256) "
-                           "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, nullif(?8, ''), nullif(?9, ''))",
-                           -1, &st, NULL) != SQLITE_OK) {
-        sqlite3_finalize(st);
-        return fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
-    }
+    sqlite3_stmt *st =
+        fp_sq_prep(db,
+                   "INSERT INTO clients(client_id, seller_id, secret_salt, secret_hash, "
+                   "scope, created_at, roles, allowed_ips, cert_sha256) "
+                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, nullif(?8, ''), nullif(?9, ''))",
+                   err);
+    if (!st)
+        return FP_EIO;
     unsigned char salt[16] = {0}, hash[32] = {0};
     if (a->rec) {
         memcpy(salt, a->rec->salt, 16);
@@ -285,26 +290,10 @@ static int add_fn(sqlite3 *db, void *arg, fp_err *err)
     if (step != SQLITE_DONE)
         return fp_fail(err, step == SQLITE_CONSTRAINT ? FP_ECONFLICT : FP_EIO, "sqlite: %s",
                        sqlite3_errmsg(db));
-    if (a->rec) { /* an already hashed secret (fapiao init) */
-        const char *t[] = {a->info->client_id,
-                           a->rec->secret_prefix[0] ? a->rec->secret_prefix : "fps_"};
-        sqlite3_stmt *ins = NULL;
-        if (sqlite3_prepare_v2(db,
-                               "INSERT INTO client_secrets(client_id, salt, hash, prefix, "
-                               "created_at) VALUES(?1, ?2, ?3, ?4, ?5)",
-                               -1, &ins, NULL) != SQLITE_OK) {
-            sqlite3_finalize(ins);
-            return fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
-        }
-        sqlite3_bind_text(ins, 1, t[0], -1, SQLITE_STATIC);
-        sqlite3_bind_blob(ins, 2, salt, 16, SQLITE_STATIC);
-        sqlite3_bind_blob(ins, 3, hash, 32, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 4, t[1], -1, SQLITE_STATIC);
-        sqlite3_bind_int64(ins, 5, now);
-        step = sqlite3_step(ins);
-        sqlite3_finalize(ins);
-        return step == SQLITE_DONE ? 0 : fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
-    }
+    if (a->rec) /* an already hashed secret (fapiao init) */
+        return insert_secret_hashed(db, a->info->client_id, salt, hash,
+                                    a->rec->secret_prefix[0] ? a->rec->secret_prefix : "fps_", now,
+                                    err);
     return insert_secret(db, a->info->client_id, a->secret, now, err);
 }
 
@@ -345,19 +334,40 @@ static int load_client(sqlite3 *db, const char *id, fp_client_info *c, fp_err *e
     return 0;
 }
 
+/* fn in a transaction of in_txn, given the client it changes as the
+ * transaction sees it (FP_ENOTFOUND, nothing done, when there is none). */
+typedef int (*client_fn)(sqlite3 *db, void *arg, const fp_client_info *c, fp_err *err);
+typedef struct on_client {
+    const char *id;
+    client_fn fn;
+    void *arg;
+} on_client;
+
+static int on_client_fn(sqlite3 *db, void *arg, fp_err *err)
+{
+    on_client *o = arg;
+    fp_client_info c;
+    int rc = load_client(db, o->id, &c, err);
+    return rc < 0 ? rc : o->fn(db, o->arg, &c, err);
+}
+
+static int in_client_txn(fp_sqlite *s, const char *id, client_fn fn, void *arg,
+                         const fp_audit_rec *audit, fp_err *err)
+{
+    on_client o = {id, fn, arg};
+    return in_txn(s, on_client_fn, &o, audit, id, err);
+}
+
 typedef struct rot_arg {
     const char *id, *secret;
     int64_t now, overlap;
 } rot_arg;
 
-static int rotate_fn(sqlite3 *db, void *arg, fp_err *err)
+static int rotate_fn(sqlite3 *db, void *arg, const fp_client_info *c, fp_err *err)
 {
     rot_arg *a = arg;
-    fp_client_info c;
-    int rc = load_client(db, a->id, &c, err);
-    if (rc < 0)
-        return rc;
-    if (c.revoked_at)
+    int rc;
+    if (c->revoked_at)
         return fp_fail(err, FP_ECONFLICT, "client %s is revoked", a->id);
     const char *t[] = {a->id};
     /* At most FP_SECRETS_LIVE_MAX live secrets: the new one and the newest
@@ -377,11 +387,7 @@ static int rotate_fn(sqlite3 *db, void *arg, fp_err *err)
                   "AND (expires_at IS NULL OR expires_at > ?2)",
                   t, 1, ends, 1, err)) < 0)
         return rc;
-    if ((rc = insert_secret(db, a->id, a->secret, a->now, err)) < 0)
-        return rc;
-    /* the rotation's audit record belongs here, in this transaction
-     * (issue 12 adds it) */
-    return 0;
+    return insert_secret(db, a->id, a->secret, a->now, err);
 }
 
 int sq_store_client_rotate(void *be, const char *client_id, const char *secret, int64_t now,
@@ -389,7 +395,7 @@ int sq_store_client_rotate(void *be, const char *client_id, const char *secret, 
 {
     fp_sqlite *s = be;
     rot_arg a = {client_id, secret, now, overlap_s < 0 ? 0 : overlap_s};
-    return in_txn(s, rotate_fn, &a, audit, client_id, err);
+    return in_client_txn(s, client_id, rotate_fn, &a, audit, err);
 }
 
 typedef struct upd_arg {
@@ -399,13 +405,11 @@ typedef struct upd_arg {
     int64_t revoke_at;
 } upd_arg;
 
-static int update_fn(sqlite3 *db, void *arg, fp_err *err)
+static int update_fn(sqlite3 *db, void *arg, const fp_client_info *c, fp_err *err)
 {
     upd_arg *a = arg;
-    fp_client_info c;
-    int rc = load_client(db, a->id, &c, err);
-    if (rc < 0)
-        return rc;
+    int rc;
+    (void)c; /* it exists */
     const char *t[] = {a->id, NULL};
     if (a->revoke_at) {
         int64_t at[] = {a->revoke_at};
@@ -440,7 +444,7 @@ int sq_store_client_revoke(void *be, const char *client_id, int64_t now, const f
 {
     fp_sqlite *s = be;
     upd_arg a = {client_id, NULL, NULL, NULL, now > 0 ? now : 1};
-    return in_txn(s, update_fn, &a, audit, client_id, err);
+    return in_client_txn(s, client_id, update_fn, &a, audit, err);
 }
 
 int sq_store_client_update(void *be, const char *client_id, const unsigned *roles,
@@ -449,5 +453,5 @@ int sq_store_client_update(void *be, const char *client_id, const unsigned *role
 {
     fp_sqlite *s = be;
     upd_arg a = {client_id, roles, allowed_ips, cert_sha256, 0};
-    return in_txn(s, update_fn, &a, audit, client_id, err);
+    return in_client_txn(s, client_id, update_fn, &a, audit, err);
 }

@@ -213,6 +213,25 @@ static int exec_bound(sqlite3 *db, const char *sql, const char *t1, const char *
     return fp_sq_run(db, st, err);
 }
 
+/* The parameters of render_outcome's two notify statements: ?1 the
+ * invoice, ?2 the event, ?3 now, ?4 the render job, ?5 the seller, ?6 the
+ * cost, ?7 the client.  0, or FP_EIO for a statement that failed to
+ * prepare. */
+static int bind_notify(sqlite3_stmt *st, const char *n, const char *ev, int64_t now,
+                       const fp_job *j)
+{
+    if (!st)
+        return FP_EIO;
+    sqlite3_bind_text(st, 1, n, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ev, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_int64(st, 4, j->id);
+    sqlite3_bind_int64(st, 5, j->seller_id);
+    sqlite3_bind_int64(st, 6, FP_JOB_BASE_COST);
+    sqlite3_bind_text(st, 7, j->client_id, -1, SQLITE_STATIC);
+    return 0;
+}
+
 /* After a render finished (ok) or died: the invoice's state, and its notify
  * job unblocked with the matching event.  When no blocked notify job exists
  * (an earlier outcome was already announced) a new one is queued if the
@@ -239,35 +258,21 @@ static int render_outcome(sqlite3 *db, const fp_job *j, int ok, const char *erro
         db,
         "UPDATE jobs SET state='pending', next_at=?3, updated_at=?3, "
         "event='invoice.' || ?2, event_id='evt_' || ?1 || '_' || ?2, "
-        "cost=?6, fair_tag=" FP_JOBS_FAIR_TAG("?5", "?6") " "
-                                                          "WHERE after_job=?4 AND state='blocked'",
+        "cost=?6, fair_tag=" FP_JOBS_FAIR_TAG("?5", "?6") " WHERE after_job=?4 AND state='blocked'",
         err);
-    if (!st)
-        return FP_EIO;
-    sqlite3_bind_text(st, 1, n, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, ev, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, now);
-    sqlite3_bind_int64(st, 4, j->id);
-    sqlite3_bind_int64(st, 5, j->seller_id);
-    sqlite3_bind_int64(st, 6, FP_JOB_BASE_COST);
-    if ((rc = fp_sq_run(db, st, err)) < 0 || sqlite3_changes(db) > 0)
+    if ((rc = bind_notify(st, n, ev, now, j)) < 0 || (rc = fp_sq_run(db, st, err)) < 0 ||
+        sqlite3_changes(db) > 0)
         return rc;
     st = fp_sq_prep(db,
                     "INSERT OR IGNORE INTO jobs(invoice_number, seller_id, client_id, kind, event, "
                     "event_id, state, next_at, first_at, updated_at, cost, fair_tag) "
-                    "SELECT ?1, ?4, ?5, 'notify', 'invoice.' || ?2, 'evt_' || ?1 || '_' || ?2, "
+                    "SELECT ?1, ?5, ?7, 'notify', 'invoice.' || ?2, 'evt_' || ?1 || '_' || ?2, "
                     "'pending', ?3, ?3, ?3, ?6, " FP_JOBS_FAIR_TAG(
-                        "?4", "?6") " FROM clients "
-                                    "WHERE client_id=?5 AND coalesce(webhook_url, '') <> ''",
+                        "?5", "?6") " FROM clients "
+                                    "WHERE client_id=?7 AND coalesce(webhook_url, '') <> ''",
                     err);
-    if (!st)
-        return FP_EIO;
-    sqlite3_bind_text(st, 1, n, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, ev, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, now);
-    sqlite3_bind_int64(st, 4, j->seller_id);
-    sqlite3_bind_text(st, 5, j->client_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 6, FP_JOB_BASE_COST);
+    if ((rc = bind_notify(st, n, ev, now, j)) < 0)
+        return rc;
     return fp_sq_run(db, st, err);
 }
 
