@@ -502,7 +502,7 @@ int cmd_serve(int argc, char **argv)
     static serve_run run; /* large (paths), and one per process */
     serve_run *r = &run;
     int rc = serve_opts_parse(argc, argv, &r->c);
-    if (rc)
+    if (rc || r->c.print_config)
         return rc;
     harden_process();
     if ((rc = apply_texts(r)) || (rc = apply_numbers(r)) || (rc = open_data_dir(r)) ||
