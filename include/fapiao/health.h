@@ -63,6 +63,10 @@ typedef struct fp_health_opts {
     int64_t range_warn;            /* default 1000 */
     fp_breaker_opts store_breaker; /* zero: 5 % over 10 s (min 20) or 5 in a row; 2 s open */
     const fp_clock *clock;         /* NULL: the real clocks (clock.h); tests pass a fake */
+    /* called by the health thread after each round of checks (about once a
+     * second), e.g. systemd's watchdog ping (cmd_serve.c); may be NULL */
+    void (*on_round)(void *arg);
+    void *round_arg;
 } fp_health_opts;
 
 int fp_health_start(const fp_health_opts *o, fp_health **out, fp_err *err);

@@ -80,6 +80,11 @@ void fp_server_stop(fp_server *s);
 /* Opens the access log's path again (SIGHUP, after logrotate moved it):
  * 0, or an FP_E… code (the old file is kept). */
 int fp_server_reopen_log(fp_server *s, fp_err *err);
+/* Replaces the rate limits (SIGHUP; docs/configuration.md) with o's
+ * client_rate, client_burst, global_rate, global_burst and auth_* fields
+ * (the same defaults as at start): new buckets, full.  0, or an FP_E… code
+ * (the old limits stay). */
+int fp_server_set_limits(fp_server *s, const fp_server_opts *o, fp_err *err);
 /* The port actually bound (useful with port 0). */
 int fp_server_port(const fp_server *s);
 /* The metrics listener's port (0: none). */

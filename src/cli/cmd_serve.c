@@ -1,6 +1,10 @@
 /* cmd_serve.c — `fapiao serve --data-dir DIR [--listen HOST:PORT]`: opens
  * the store, starts the HTTPS server, and stops both cleanly on SIGINT or
- * SIGTERM (queued invoices are committed and answered first). */
+ * SIGTERM (queued invoices are committed and answered first).  SIGHUP
+ * re-reads the settings (serve_opts.h) and applies the live ones, reloads
+ * TLS and reopens the access log.  Under systemd (Type=notify) it says
+ * READY=1 once listening, STOPPING=1 when stopping, and pings the watchdog
+ * from the health thread (docs/configuration.md). */
 #include "cli.h"
 #include "datadir.h"
 #include "serve_opts.h"
@@ -18,6 +22,7 @@
 #include "fapiao/tls.h"
 
 #include <curl/curl.h>
+#include <systemd/sd-daemon.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -143,6 +148,14 @@ static void warn_loose_dir(const char *dir)
 static int pause_outbox(void *arg, char *why, size_t cap)
 {
     return fp_health_outbox_paused(arg, why, cap);
+}
+
+/* The health thread's round: systemd's watchdog (WatchdogSec=) is fed
+ * only while the checks keep running. */
+static void watchdog_ping(void *arg)
+{
+    (void)arg;
+    sd_notify(0, "WATCHDOG=1");
 }
 
 /* What one run of the server holds: the options, what they became, the
@@ -436,6 +449,14 @@ static int start_services(serve_run *r)
     ho->reserve_bytes = r->reserve_mb ? (int64_t)r->reserve_mb << 20 : -1;
     ho->outbox = r->outbox;
     ho->range_warn = so->range_warn;
+    uint64_t wd_usec = 0;
+    if (sd_watchdog_enabled(0, &wd_usec) > 0) { /* WATCHDOG_USEC (systemd) */
+        ho->on_round = watchdog_ping;
+        if (wd_usec < 3000000)
+            fprintf(stderr,
+                    "fapiao: 警告 / warning: WatchdogSec 少于 3 秒，健康检查约每秒一轮 / "
+                    "WatchdogSec is under 3 s; the health checks run about once a second\n");
+    }
     if (fp_health_start(ho, &r->health, &err) < 0) {
         cli_fail("无法启动健康检查", "cannot start the health checks", err.msg);
         return 1;
@@ -467,20 +488,87 @@ static int start_services(serve_run *r)
     return r->srv ? 0 : 1;
 }
 
-/* Until SIGINT or SIGTERM; SIGHUP reloads TLS and reopens the access log. */
-static void serve_until_signal(serve_run *r, sigset_t *set)
+/* The names a SIGHUP found changed: applied, or needing a restart. */
+typedef struct changes {
+    char live[1024], restart[1024];
+} changes;
+
+static void note_change(const char *name, int live, void *arg)
+{
+    changes *ch = arg;
+    char *list = live ? ch->live : ch->restart;
+    size_t n = strlen(list);
+    snprintf(list + n, sizeof ch->live - n, "%s%s", n ? ", " : "", name);
+}
+
+/* SIGHUP: the flags, variables and config file read again through the same
+ * checks; the live settings (rate limits) take effect, the others changed
+ * are named as needing a restart.  A file with problems (printed with
+ * FILE:LINE) changes nothing. */
+static void reload_settings(serve_run *r, int argc, char **argv)
+{
+    serve_conf nc;
+    serve_run *t = calloc(1, sizeof *t);
+    int rc = serve_opts_parse(argc, argv, &nc);
+    if (!rc && t) {
+        t->c = nc;
+        rc = apply_numbers(t); /* the numbers as the server takes them */
+    }
+    if (rc || !t) {
+        fprintf(stderr, "fapiao: 配置有误，保留原设置 / the configuration has errors; keeping "
+                        "the previous settings\n");
+        serve_conf_free(&nc);
+        free(t);
+        return;
+    }
+    changes ch = {{0}, {0}};
+    serve_conf before = r->c;
+    fp_err err = {0};
+    if (serve_opts_reload(&r->c, &nc, note_change, &ch) > 0 &&
+        fp_server_set_limits(r->srv, &t->so, &err) < 0) {
+        r->c = before;
+        fprintf(stderr,
+                "fapiao: 限流设置无法更新，保留原设置 / cannot update the rate limits; "
+                "keeping the previous ones: %s\n",
+                err.msg);
+    } else if (ch.live[0]) {
+        fprintf(stderr, "fapiao: 已应用 / applied: %s\n", ch.live);
+    }
+    if (ch.restart[0])
+        fprintf(stderr,
+                "fapiao: 以下设置已更改，需重启才能生效 / changed, needs a restart to take "
+                "effect: %s\n",
+                ch.restart);
+    if (!ch.live[0] && !ch.restart[0])
+        fprintf(stderr, "fapiao: 配置已重新读取，无更改 / configuration re-read, unchanged\n");
+    serve_conf_free(&nc);
+    free(t);
+}
+
+/* Until SIGINT or SIGTERM; SIGHUP reloads the settings and TLS and reopens
+ * the access log. */
+static void serve_until_signal(serve_run *r, sigset_t *set, int argc, char **argv)
 {
     fp_err err = {0};
     const char *h = r->so.host, *mh = r->so.metrics_host;
     fprintf(stderr, "fapiao: 正在监听 / listening on https://%s%s%s:%d (data %s, %d tax codes)\n",
             strchr(h, ':') ? "[" : "", h, strchr(h, ':') ? "]" : "", fp_server_port(r->srv),
             r->c.dir, fp_taxcode_count(r->codes));
+    if (r->c.config)
+        fprintf(stderr, "fapiao: 配置文件 / config file %s\n", r->c.config);
     if (fp_server_metrics_port(r->srv))
         fprintf(stderr, "fapiao: 监控指标 / metrics on http://%s%s%s:%d/metrics\n",
                 strchr(mh, ':') ? "[" : "", mh, strchr(mh, ':') ? "]" : "",
                 fp_server_metrics_port(r->srv));
+    /* systemd (Type=notify): listening, the store open; no-op without
+     * NOTIFY_SOCKET */
+    sd_notifyf(0, "READY=1\nSTATUS=listening on port %d", fp_server_port(r->srv));
     int sig = 0;
     while (sigwait(set, &sig) != 0 || sig == SIGHUP) {
+        if (sig == SIGHUP) {
+            sd_notify(0, "RELOADING=1\nSTATUS=reloading");
+            reload_settings(r, argc, argv);
+        }
         /* new handshakes take the re-read files; open connections keep
          * theirs; bad files keep the old certificate */
         if (sig == SIGHUP && fp_tls_reload(r->tls, &err) < 0)
@@ -492,8 +580,11 @@ static void serve_until_signal(serve_run *r, sigset_t *set)
         if (sig == SIGHUP && fp_server_reopen_log(r->srv, &err) < 0)
             fprintf(stderr, "fapiao: 访问日志无法重新打开 / cannot reopen the access log: %s\n",
                     err.msg);
+        if (sig == SIGHUP)
+            sd_notifyf(0, "READY=1\nSTATUS=listening on port %d", fp_server_port(r->srv));
         sig = 0;
     }
+    sd_notify(0, "STOPPING=1\nSTATUS=stopping");
     fprintf(stderr, "fapiao: 收到信号 %d，正在停止 / signal %d, stopping\n", sig, sig);
 }
 
@@ -502,7 +593,7 @@ int cmd_serve(int argc, char **argv)
     static serve_run run; /* large (paths), and one per process */
     serve_run *r = &run;
     int rc = serve_opts_parse(argc, argv, &r->c);
-    if (rc)
+    if (rc || r->c.print_config)
         return rc;
     harden_process();
     if ((rc = apply_texts(r)) || (rc = apply_numbers(r)) || (rc = open_data_dir(r)) ||
@@ -514,7 +605,7 @@ int cmd_serve(int argc, char **argv)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP); /* reloads the TLS certificate */
+    sigaddset(&set, SIGHUP); /* reloads the settings and the TLS certificate */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread uses libcurl */
@@ -522,8 +613,9 @@ int cmd_serve(int argc, char **argv)
         stop_services(r);
         return 1;
     }
-    serve_until_signal(r, &set);
+    serve_until_signal(r, &set, argc, argv);
     stop_services(r);
+    serve_conf_free(&r->c);
     fprintf(stderr, "fapiao: 已停止 / stopped\n");
     return 0;
 }

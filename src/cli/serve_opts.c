@@ -1,10 +1,14 @@
 /* serve_opts.c — the table of `fapiao serve` options: each row is a flag,
  * the field it fills (serve_opts.h), its range and unit, the default the
- * server applies when it is not given, and what it means in English and
- * Chinese.  The parser and `--help` both read it, so a flag cannot be
- * accepted yet undocumented, or documented with another range. */
+ * server applies when it is not given, whether SIGHUP applies it, and what
+ * it means in English and Chinese.  The parser, `--help` and
+ * `--print-config` all read it, and so do the layers under the flags
+ * (config.h: FAPIAO_<NAME> and the config file's keys), so an option cannot
+ * be accepted yet undocumented, documented with another range, or missing
+ * from the file. */
 #include "serve_opts.h"
 #include "cli.h"
+#include "config.h"
 #include "fapiao/json.h"
 
 #include <errno.h>
@@ -42,7 +46,10 @@ typedef struct opt {
     const char *metavar; /* what --help shows after the name */
     const char *def;     /* the default, as --help shows it (NULL: none) */
     const char *en, *zh;
+    int live; /* SIGHUP applies a changed value (else it needs a restart) */
 } opt;
+
+#define LIVE 1
 
 #define F(x) offsetof(serve_conf, x)
 
@@ -87,26 +94,28 @@ static const opt opts[] = {
      "IPv6 one by its /64); beyond: 429 AUTH_FAILURES_LIMITED, and POST /v1/token is refused "
      "before hashing",
      "每个客户端地址每秒（或每分钟）允许的认证失败（401、403）次数，IPv6 地址按 /64 计；超出则返回 "
-     "429 AUTH_FAILURES_LIMITED，POST /v1/token 在校验密钥之前即拒绝"},
+     "429 AUTH_FAILURES_LIMITED，POST /v1/token 在校验密钥之前即拒绝",
+     LIVE},
     {"--auth-fail-burst", OPT_LIMIT, F(af_burst), 0, 100000000, U_NONE, "N", "6 x the rate (30)",
-     "the burst of --auth-fail-rate", "--auth-fail-rate 的突发量"},
+     "the burst of --auth-fail-rate", "--auth-fail-rate 的突发量", LIVE},
     {"--auth-record-rate", OPT_LIMIT, F(ar_rate), 0, 100000000, U_NONE, "N", "10",
      "failures given their own audit record and log line per second over all addresses; the "
      "rest are counted into one auth.failure.repeated record per address and 10 s (0: all)",
      "全局每秒单独写审计记录和访问日志的失败次数；其余按地址每 10 秒汇总为一条 "
-     "auth.failure.repeated 审计记录（含次数；0 为全部单独记录）"},
+     "auth.failure.repeated 审计记录（含次数；0 为全部单独记录）",
+     LIVE},
     {"--auth-record-burst", OPT_LIMIT, F(ar_burst), 0, 100000000, U_NONE, "N", "5 x the rate (50)",
-     "the burst of --auth-record-rate", "--auth-record-rate 的突发量"},
+     "the burst of --auth-record-rate", "--auth-record-rate 的突发量", LIVE},
 
     {NULL, OPT_SECTION, 0, 0, 0, U_NONE, NULL, NULL, "Admission", "准入与限流"},
     {"--client-rate", OPT_LIMIT, F(c_rate), 0, 100000000, U_NONE, "N", "1000",
-     "requests per second per credential", "每个凭据每秒的请求数"},
+     "requests per second per credential", "每个凭据每秒的请求数", LIVE},
     {"--client-burst", OPT_LIMIT, F(c_burst), 0, 100000000, U_NONE, "N", "1.2 x the rate (1200)",
-     "the burst of --client-rate", "--client-rate 的突发量"},
+     "the burst of --client-rate", "--client-rate 的突发量", LIVE},
     {"--global-rate", OPT_LIMIT, F(g_rate), 0, 100000000, U_NONE, "N", "0",
-     "requests per second over all credentials", "所有凭据合计每秒的请求数"},
+     "requests per second over all credentials", "所有凭据合计每秒的请求数", LIVE},
     {"--global-burst", OPT_LIMIT, F(g_burst), 0, 100000000, U_NONE, "N", "the rate",
-     "the burst of --global-rate", "--global-rate 的突发量"},
+     "the burst of --global-rate", "--global-rate 的突发量", LIVE},
     {"--concurrency-max", OPT_INT_OFF, F(concurrency), 1, 1000000, U_NONE, "N|off", "1024",
      "ceiling of the adaptive limit on issue requests in flight to the store; off disables it",
      "开票请求在途数量自适应上限的最大值；off 为关闭"},
@@ -228,13 +237,30 @@ static const opt opts[] = {
 
 static const char intro[] =
     "usage: fapiao serve --data-dir DIR [options]\n"
+    "       fapiao serve [--config FILE] --print-config [options]\n"
     "  Runs the HTTPS invoicing service; on SIGINT or SIGTERM it commits and answers the\n"
-    "  queued requests first.  SIGHUP re-reads the certificate, key and OCSP response for\n"
-    "  new connections (after a test handshake; bad files keep the old certificate) and\n"
-    "  reopens the access log.\n"
-    "  启动 HTTPS 开票服务；SIGINT/SIGTERM 时先提交并答复已排队的请求再退出。SIGHUP 重新加载\n"
-    "  证书、私钥与 OCSP 响应（先完成一次测试握手，文件有误则继续使用原证书，已建立的连接不受\n"
-    "  影响），并重新打开访问日志。\n";
+    "  queued requests first.  SIGHUP re-reads the config file and applies the settings\n"
+    "  marked [SIGHUP] (the others it names as needing a restart), re-reads the\n"
+    "  certificate, key and OCSP response for new connections (after a test handshake;\n"
+    "  bad files keep the old certificate) and reopens the access log.\n"
+    "  启动 HTTPS 开票服务；SIGINT/SIGTERM 时先提交并答复已排队的请求再退出。SIGHUP 重新读取\n"
+    "  配置文件并应用标有 [SIGHUP] 的设置（其余更改会列出，需重启生效），重新加载证书、私钥与\n"
+    "  OCSP 响应（先完成一次测试握手，文件有误则继续使用原证书，已建立的连接不受影响），并重新\n"
+    "  打开访问日志。\n"
+    "\n"
+    "  Every option below is also a key of the [serve] section of the config file (the name\n"
+    "  without dashes: data-dir = /var/lib/fapiao; switches take true or false) and an\n"
+    "  environment variable FAPIAO_<NAME> (FAPIAO_DATA_DIR).  Flags win over variables,\n"
+    "  variables over the file, the file over the defaults (docs/configuration.md).\n"
+    "  以下每个选项也是配置文件 [serve] 节中的键（去掉前导横线，如 data-dir = /var/lib/fapiao；\n"
+    "  开关取 true 或 false）和环境变量 FAPIAO_<NAME>（如 FAPIAO_DATA_DIR）。优先级：命令行参数 >\n"
+    "  环境变量 > 配置文件 > 默认值（docs/configuration.md）。\n"
+    "  --config FILE\n"
+    "      the config file [default: $FAPIAO_CONFIG, else " CFG_DEFAULT_PATH " if it exists]\n"
+    "      配置文件（默认为 $FAPIAO_CONFIG，否则为 " CFG_DEFAULT_PATH "，如存在）\n"
+    "  --print-config\n"
+    "      prints each setting's value and where it comes from, then exits\n"
+    "      列出每项设置的生效值及其来源，然后退出\n";
 
 static const char outro[] =
     "\n"
@@ -289,6 +315,8 @@ static const char *usage(void)
                                                                            : "");
         if (o->def)
             fp_buf_printf(&b, "  [default: %s]", o->def);
+        if (o->live)
+            fp_buf_puts(&b, "  [SIGHUP]");
         fp_buf_puts(&b, "\n");
         wrap(&b, o->en);
         fp_buf_printf(&b, "      %s\n", o->zh);
@@ -299,20 +327,18 @@ static const char *usage(void)
     return text ? text : intro;
 }
 
-/* "--flag 须为 MIN–MAX" / "--flag must be MIN-MAX", with the unit. */
-static void range_error(const opt *o)
+/* "NAME 须为 MIN–MAX" / "NAME must be MIN-MAX", with the unit. */
+static void range_text(const opt *o, const char *name, char *zh, char *en, size_t cap)
 {
-    char zh[192], en[192];
     int limit = o->kind == OPT_LIMIT || o->kind == OPT_LIMIT_MIN;
-    snprintf(zh, sizeof zh, "%s 须为 %ld–%ld%s%s", o->name, o->min, o->max, units[o->unit].zh,
+    snprintf(zh, cap, "%s 须为 %ld–%ld%s%s", name, o->min, o->max, units[o->unit].zh,
              limit                    ? "（0 表示不限）"
              : o->kind == OPT_INT_OFF ? " 或 off"
                                       : "");
-    snprintf(en, sizeof en, "%s must be %ld-%ld%s%s", o->name, o->min, o->max, units[o->unit].en,
+    snprintf(en, cap, "%s must be %ld-%ld%s%s", name, o->min, o->max, units[o->unit].en,
              limit                    ? " (0: no limit)"
              : o->kind == OPT_INT_OFF ? " or off"
                                       : "");
-    cli_error(zh, en);
 }
 
 static int parse_long(const char *s, long min, long max, long *out)
@@ -326,7 +352,8 @@ static int parse_long(const char *s, long min, long max, long *out)
     return 0;
 }
 
-/* One given value into its field: 0, or -1 with the error printed. */
+/* One given value into its field: 0, or -1 (the value is out of range or
+ * not a number: the caller says where it came from). */
 static int take(const opt *o, const char *v, serve_conf *c)
 {
     char *field = (char *)c + o->field;
@@ -335,6 +362,13 @@ static int take(const opt *o, const char *v, serve_conf *c)
     case OPT_STR:
         *(const char **)field = v;
         return 0;
+    case OPT_BOOL: {
+        int b = cfg_bool(v);
+        if (b < 0)
+            return -1;
+        *(int *)field = b;
+        return 0;
+    }
     case OPT_LIMIT_MIN: { /* N, N/s or N/min */
         size_t n = strlen(v);
         c->af_period_s = 1;
@@ -357,19 +391,121 @@ static int take(const opt *o, const char *v, serve_conf *c)
     default:
         break;
     }
-    if (parse_long(v, o->min, o->max, (long *)field) < 0) {
-        range_error(o);
-        return -1;
+    return parse_long(v, o->min, o->max, (long *)field);
+}
+
+/* Where each setting came from, for --print-config. */
+typedef struct layered {
+    const char *raw[NOPTS]; /* the value that won (NULL: the default) */
+    cfg_src src[NOPTS];
+    int line[NOPTS];
+    const char *path; /* the config file (NULL: none) */
+    int exists;       /* it was there */
+} layered;
+
+/* The value of row i from the strongest layer that has one. */
+static void pick(layered *L, size_t i, const char *flag, const cfg_val *fv)
+{
+    char env[96];
+    cfg_env_name(opts[i].name + 2, env, sizeof env);
+    const char *ev = getenv(env);
+    if (flag) {
+        L->raw[i] = flag;
+        L->src[i] = CFG_FLAG;
+    } else if (ev && *ev) {
+        L->raw[i] = ev;
+        L->src[i] = CFG_ENV;
+    } else if (fv->raw) {
+        L->raw[i] = fv->raw;
+        L->src[i] = CFG_FILE;
+        L->line[i] = fv->line;
     }
-    return 0;
+}
+
+/* Row i's chosen value into c: 0, or -1 with the problem printed where it
+ * came from (the flag as before; FAPIAO_X=VALUE; FILE:LINE). */
+static int apply(const layered *L, size_t i, serve_conf *c)
+{
+    const opt *o = &opts[i];
+    if (!L->raw[i] || take(o, L->raw[i], c) == 0)
+        return 0;
+    char zh[256], en[256], where[4200], env[96];
+    const char *key = o->name + 2;
+    if (o->kind == OPT_BOOL) {
+        snprintf(zh, sizeof zh, "%s 须为 true 或 false", key);
+        snprintf(en, sizeof en, "%s must be true or false", key);
+    } else {
+        range_text(o, L->src[i] == CFG_FLAG ? o->name : key, zh, en, sizeof zh);
+    }
+    switch (L->src[i]) {
+    case CFG_ENV:
+        cfg_env_name(key, env, sizeof env);
+        snprintf(where, sizeof where, "%s=%s", env, L->raw[i]);
+        cfg_error(where, zh, en);
+        break;
+    case CFG_FILE:
+        snprintf(where, sizeof where, "%s:%d", L->path, L->line[i]);
+        cfg_error(where, zh, en);
+        break;
+    default:
+        cli_error(zh, en);
+    }
+    return -1;
+}
+
+/* --print-config: the effective settings as a config file would hold them
+ * (defaults commented out), each with its source after ';'. */
+static void print_config(const layered *L, const serve_conf *c)
+{
+    printf("; fapiao serve --print-config\n"
+           "; 生效的设置及其来源 / effective settings and where each comes from\n"
+           "; 优先级 / precedence: flag > env FAPIAO_* > file > default\n");
+    if (L->path)
+        printf("; 配置文件 / config file: %s%s\n", L->path,
+               L->exists ? "" : " (不存在，未读取 / not found, not read)");
+    else
+        printf("; 配置文件 / config file: 无 / none\n");
+    printf("[serve]\n");
+    for (size_t i = 0; i < NOPTS; i++) {
+        const opt *o = &opts[i];
+        if (o->kind == OPT_SECTION) {
+            printf("\n; %s / %s\n", o->zh, o->en);
+            continue;
+        }
+        char val[4200], src[4200], env[96];
+        const char *key = o->name + 2;
+        if (o->kind == OPT_BOOL)
+            snprintf(val, sizeof val, "%s",
+                     *(const int *)((const char *)c + o->field) ? "true" : "false");
+        else
+            snprintf(val, sizeof val, "%s", L->raw[i] ? L->raw[i] : o->def ? o->def : "");
+        switch (L->src[i]) {
+        case CFG_FLAG:
+            snprintf(src, sizeof src, "flag %s", o->name);
+            break;
+        case CFG_ENV:
+            cfg_env_name(key, env, sizeof env);
+            snprintf(src, sizeof src, "env %s", env);
+            break;
+        case CFG_FILE:
+            snprintf(src, sizeof src, "%s:%d", L->path, L->line[i]);
+            break;
+        default:
+            snprintf(src, sizeof src, "default");
+        }
+        int n = printf("%s%s = %s", L->src[i] == CFG_DEFAULT ? "; " : "", key, val);
+        printf("%*s ; %s\n", n < 48 ? 48 - n : 0, "", src);
+    }
 }
 
 int serve_opts_parse(int argc, char **argv, serve_conf *c)
 {
     memset(c, 0, sizeof *c);
-    const char *raw[NOPTS] = {0};
+    static layered L; /* large (paths); one parse at a time (start, SIGHUP) */
+    memset(&L, 0, sizeof L);
+    const char *raw[NOPTS] = {0}, *names[NOPTS] = {0};
     int on[NOPTS] = {0};
-    cli_flag flags[NOPTS + 1];
+    cli_flag flags[NOPTS + 3];
     size_t n = 0;
     for (size_t i = 0; i < NOPTS; i++) {
         const opt *o = &opts[i];
@@ -377,22 +513,75 @@ int serve_opts_parse(int argc, char **argv, serve_conf *c)
             continue;
         if (o->kind != OPT_STR && o->kind != OPT_BOOL)
             *(long *)((char *)c + o->field) = SERVE_UNSET;
+        names[i] = o->name + 2;
         flags[n++] = (cli_flag){o->name, o->kind == OPT_BOOL, &raw[i], &on[i]};
     }
     c->af_period_s = SERVE_UNSET;
+    const char *config = NULL;
+    flags[n++] = (cli_flag){"--config", 0, &config, NULL};
+    flags[n++] = (cli_flag){"--print-config", 1, NULL, &c->print_config};
     flags[n] = (cli_flag){NULL, 0, NULL, NULL};
     const char *help = usage();
     if (cli_parse(argc, argv, flags, help) < 0)
         return 2;
+    int required;
+    L.path = cfg_path(config, &required);
+    static cfg_val fv[NOPTS];
+    int problems = cfg_file_read(L.path, required, "serve", names, NOPTS, fv, &L.exists, &c->file);
+    c->config = L.exists ? L.path : NULL;
+    for (size_t i = 0; i < NOPTS; i++)
+        if (names[i])
+            pick(&L, i, raw[i] ? raw[i] : on[i] ? "true" : NULL, &fv[i]);
     for (size_t i = 0; i < NOPTS; i++) /* required, and checked first */
-        if (opts[i].kind == OPT_STR && opts[i].field == F(dir) &&
-            cli_require(raw[i], opts[i].name, help) < 0)
+        if (opts[i].kind == OPT_STR && opts[i].field == F(dir) && !c->print_config && !problems &&
+            cli_require(L.raw[i], opts[i].name, help) < 0)
             return 2;
-    for (size_t i = 0; i < NOPTS; i++) {
-        if (opts[i].kind == OPT_BOOL)
-            *(int *)((char *)c + opts[i].field) = on[i];
-        else if (raw[i] && take(&opts[i], raw[i], c) < 0)
-            return 2;
-    }
+    for (size_t i = 0; i < NOPTS; i++)
+        if (names[i] && apply(&L, i, c) < 0)
+            problems++;
+    if (problems)
+        return 2;
+    if (c->print_config)
+        print_config(&L, c);
     return 0;
+}
+
+void serve_conf_free(serve_conf *c)
+{
+    cfg_file_free(c->file);
+    c->file = NULL;
+}
+
+int serve_opts_reload(serve_conf *cur, const serve_conf *next,
+                      void (*changed)(const char *name, int live, void *arg), void *arg)
+{
+    int live = 0;
+    for (size_t i = 0; i < NOPTS; i++) {
+        const opt *o = &opts[i];
+        if (o->kind == OPT_SECTION)
+            continue;
+        char *a = (char *)cur + o->field;
+        const char *b = (const char *)next + o->field;
+        int same;
+        if (o->kind == OPT_STR) {
+            const char *x = *(const char **)a, *y = *(const char *const *)b;
+            same = x == y || (x && y && !strcmp(x, y));
+        } else if (o->kind == OPT_BOOL) {
+            same = *(int *)a == *(const int *)b;
+        } else {
+            same = *(long *)a == *(const long *)b &&
+                   (o->kind != OPT_LIMIT_MIN || cur->af_period_s == next->af_period_s);
+        }
+        if (same)
+            continue;
+        changed(o->name + 2, o->live, arg);
+        if (!o->live)
+            continue;
+        /* live rows are numbers (a text would point into next's storage) */
+        *(long *)a = *(const long *)b;
+        if (o->kind == OPT_LIMIT_MIN)
+            cur->af_period_s = next->af_period_s;
+        live++;
+    }
+    return live;
 }

@@ -1,7 +1,10 @@
 /* serve_opts.h — the options of `fapiao serve`, read from one table
- * (serve_opts.c: name, field, min, max, unit, default and help text in
- * English and Chinese) that also prints `fapiao serve --help`.  Adding an
- * option is adding a row and a field here. */
+ * (serve_opts.c: name, field, min, max, unit, default, whether SIGHUP
+ * applies it, and help text in English and Chinese) that also prints
+ * `fapiao serve --help` and `--print-config`.  Every row is a flag, a key
+ * of the config file's [serve] section and a FAPIAO_<NAME> environment
+ * variable (config.h; docs/configuration.md).  Adding an option is adding a
+ * row and a field here. */
 #ifndef FAPIAO_CLI_SERVE_OPTS_H
 #define FAPIAO_CLI_SERVE_OPTS_H
 
@@ -25,10 +28,26 @@ typedef struct serve_conf {
     long resp_mem_mb, max_conns, max_per_ip, hs_ms, hdr_ms, body_ms, send_ms, idle_s;
     long ob_workers, render_timeout_s, backoff_ms, retry_for_s, wh_timeout_s;
     long min_free_mb, ob_free_mb, reserve_mb, probe_ms, slow_ms, deadline_ms;
+    /* not settings: how they were read */
+    const char *config;    /* the config file read (NULL: none) */
+    int print_config;      /* --print-config: printed; do not start */
+    struct cfg_file *file; /* owns the text of the file's values */
 } serve_conf;
 
-/* Parses argv into c: 0, or 2 (a usage error, printed).  --help prints the
- * help made from the table and exits 0. */
+/* Fills c from argv, then FAPIAO_* variables, then the config file
+ * (--config FILE, $FAPIAO_CONFIG or /etc/fapiao/fapiao.conf), each value
+ * through the same checks: 0, or 2 (every problem printed: the flag, the
+ * variable, or FILE:LINE).  --help prints the help made from the table and
+ * exits 0; --print-config prints every setting's value and source and sets
+ * c->print_config.  Free c with serve_conf_free. */
 int serve_opts_parse(int argc, char **argv, serve_conf *c);
+void serve_conf_free(serve_conf *c);
+
+/* After a SIGHUP: compares cur (what runs) with next (just read), calling
+ * changed(name, live, arg) for every option whose value differs; live ones
+ * (those SIGHUP applies: the table says which) are copied into cur, the
+ * others stay as they run.  Returns how many live options changed. */
+int serve_opts_reload(serve_conf *cur, const serve_conf *next,
+                      void (*changed)(const char *name, int live, void *arg), void *arg);
 
 #endif

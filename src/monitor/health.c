@@ -422,6 +422,8 @@ static void *health_main(void *arg)
         /* a quiet audit log gets its tail signed too (at most once a
          * minute; nothing happens when nothing is new) */
         fp_store_audit_checkpoint(h->o.store, NULL);
+        if (h->o.on_round) /* the checks ran: this thread is not stuck */
+            h->o.on_round(h->o.round_arg);
         pthread_mutex_lock(&h->mu);
         /* a second on the monotonic clock: a wall-clock step neither
          * stalls the checks nor runs them early */

@@ -25,29 +25,6 @@
 #include <stdio.h>
 #include <string.h>
 
-int fp_auth_gate_init(fp_server *s, fp_err *err)
-{
-    if (s->o.auth_fail_rate == 0)
-        s->o.auth_fail_rate = 5;
-    if (s->o.auth_fail_burst <= 0)
-        s->o.auth_fail_burst = s->o.auth_fail_rate > 0 ? 6 * s->o.auth_fail_rate : 0;
-    if (s->o.auth_record_rate == 0)
-        s->o.auth_record_rate = 10;
-    if (s->o.auth_record_burst <= 0)
-        s->o.auth_record_burst = s->o.auth_record_rate > 0 ? 5 * s->o.auth_record_rate : 0;
-    if (s->o.auth_fail_rate > 0) {
-        fp_ratelimit_opts o = {.client_rate = s->o.auth_fail_rate,
-                               .client_burst = s->o.auth_fail_burst,
-                               .client_period_s = s->o.auth_fail_period_s};
-        int rc = fp_ratelimit_new(&o, &s->authrl, err);
-        if (rc < 0)
-            return rc;
-    }
-    fp_bucket_init(&s->auth_record, s->o.auth_record_rate > 0 ? s->o.auth_record_rate : 0,
-                   s->o.auth_record_burst);
-    return 0;
-}
-
 /* The budget's key for an address: IPv4 whole, IPv6 by its /64. */
 static void gate_key(const char *ip, char *out, size_t n)
 {
@@ -71,32 +48,33 @@ fp_auth_gate fp_auth_gate_failure(fp_req *r, int *retry_after_s)
 {
     fp_server *s = r->srv;
     int64_t now = fp_now_ns(), wait = 0;
-    if (s->authrl) {
+    fp_auth_gate g = FP_AUTH_GATE_RECORD;
+    fp_limits *l = fp_limits_hold(s);
+    if (l->authrl) {
         char key[80];
         gate_key(r->client_ip, key, sizeof key);
-        if (!fp_ratelimit_check(s->authrl, key, now, &wait, NULL)) {
+        if (!fp_ratelimit_check(l->authrl, key, now, &wait, NULL)) {
             *retry_after_s = wait_seconds(wait);
-            fp_counter_inc(s->m_authfail[FP_AUTH_GATE_LIMITED]);
-            return FP_AUTH_GATE_LIMITED;
+            g = FP_AUTH_GATE_LIMITED;
         }
     }
-    if (!fp_bucket_take(&s->auth_record, now, NULL)) {
-        fp_counter_inc(s->m_authfail[FP_AUTH_GATE_COUNT]);
-        return FP_AUTH_GATE_COUNT;
-    }
-    fp_counter_inc(s->m_authfail[FP_AUTH_GATE_RECORD]);
-    return FP_AUTH_GATE_RECORD;
+    if (g == FP_AUTH_GATE_RECORD && !fp_bucket_take(&l->auth_record, now, NULL))
+        g = FP_AUTH_GATE_COUNT;
+    fp_limits_release(s);
+    fp_counter_inc(s->m_authfail[g]);
+    return g;
 }
 
 int fp_auth_gate_blocked(fp_req *r, int *retry_after_s)
 {
     fp_server *s = r->srv;
-    if (!s->authrl)
-        return 0;
     char key[80];
     gate_key(r->client_ip, key, sizeof key);
     int64_t wait = 0;
-    if (fp_ratelimit_peek(s->authrl, key, fp_now_ns(), &wait))
+    fp_limits *l = fp_limits_hold(s);
+    int ok = !l->authrl || fp_ratelimit_peek(l->authrl, key, fp_now_ns(), &wait);
+    fp_limits_release(s);
+    if (ok)
         return 0;
     *retry_after_s = wait_seconds(wait);
     fp_counter_inc(s->m_authfail[FP_AUTH_GATE_LIMITED]);

@@ -32,6 +32,17 @@ typedef struct fp_route {
 
 #define FP_SELLER_CACHE 8
 
+/* The rate limits a SIGHUP may replace (limits.c): admission per credential
+ * and over all (rl, NULL: none), and the authentication-failure budget
+ * (auth_gate.c): per address (authrl, NULL: none), and of failures recorded
+ * one by one over all addresses (auth_record). */
+typedef struct fp_limits {
+    struct fp_ratelimit *rl;
+    struct fp_ratelimit *authrl;
+    fp_bucket auth_record;
+} fp_limits;
+#define FP_LIMITS_RETIRED_MAX 16
+
 struct fp_server {
     fp_server_opts o;
     struct MHD_Daemon *d;
@@ -56,14 +67,16 @@ struct fp_server {
     int metrics_port;
     struct fp_conn_guard *guard;
     struct fp_acceptor *acc; /* owns the listening socket (acceptor.h) */
-    struct fp_ratelimit *rl;
+    /* the rate limits (limits.c): borrowed with fp_limits_hold, replaced
+     * whole by fp_server_set_limits (SIGHUP) */
+    struct fp_limits *_Atomic limits;
+    atomic_long limits_users;
+    pthread_mutex_t limits_lock;
+    struct fp_limits *retired[FP_LIMITS_RETIRED_MAX]; /* still held when replaced */
+    int nretired;
     struct fp_client_cache *clients;
     struct fp_audit_queue *audit_q; /* authentication failures */
     struct fp_access_log *alog;     /* NULL: no access log */
-    /* the authentication-failure budget (auth_gate.c): per address, and
-     * of failures recorded one by one over all addresses */
-    struct fp_ratelimit *authrl;
-    fp_bucket auth_record;
     struct fp_metric *m_authfail[3];
     struct fp_adaptive *adaptive;
     pthread_mutex_t seller_lock;
@@ -161,7 +174,14 @@ struct fp_guarded *fp_req_guarded(struct MHD_Connection *c);
 typedef enum { FP_AUTH_GATE_RECORD = 0, FP_AUTH_GATE_COUNT, FP_AUTH_GATE_LIMITED } fp_auth_gate;
 /* The window of the counted records and of the access log's summary line. */
 #define FP_AUTH_WINDOW_MS 10000
-int fp_auth_gate_init(fp_server *s, fp_err *err);
+/* limits.c: the set from s->o (defaults filled in) at start; a request's
+ * borrow of the current set (release it after its check); freeing at
+ * stop. */
+int fp_limits_init(fp_server *s, fp_err *err);
+fp_limits *fp_limits_hold(fp_server *s);
+void fp_limits_release(fp_server *s);
+void fp_limits_stop(fp_server *s);
+void fp_limits_free(fp_limits *l);
 fp_auth_gate fp_auth_gate_failure(fp_req *r, int *retry_after_s);
 int fp_auth_gate_blocked(fp_req *r, int *retry_after_s);
 

@@ -179,7 +179,7 @@ static enum MHD_Result route_and_handle(fp_req *r)
         if (fp_authorize(r, &res))
             return res;
     }
-    if (strncmp(r->route->pattern, "/v1/", 4) == 0 && r->srv->rl) {
+    if (strncmp(r->route->pattern, "/v1/", 4) == 0) {
         /* per credential; per address for the token exchange */
         char key[80];
         if (r->claims.client_id[0])
@@ -188,7 +188,10 @@ static enum MHD_Result route_and_handle(fp_req *r)
             snprintf(key, sizeof key, "ip:%s", r->client_ip);
         int64_t wait_ns = 0;
         fp_ratelimit_scope which = FP_RATELIMIT_ADMITTED;
-        if (!fp_ratelimit_check(r->srv->rl, key, fp_now_ns(), &wait_ns, &which)) {
+        fp_limits *lim = fp_limits_hold(r->srv); /* limits.c */
+        int admitted = !lim->rl || fp_ratelimit_check(lim->rl, key, fp_now_ns(), &wait_ns, &which);
+        fp_limits_release(r->srv);
+        if (!admitted) {
             r->retry_after = (int)fp_ratelimit_retry_after_s(wait_ns);
             int global = which == FP_RATELIMIT_GLOBAL;
             fp_counter_inc(r->srv->m_limited[global ? FP_REFUSED_GLOBAL : FP_REFUSED_CLIENT]);
@@ -452,6 +455,7 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
     s->o.tls = NULL; /* set below with its own reference */
     pthread_mutex_init(&s->seller_lock, NULL);
     pthread_mutex_init(&s->park_lock, NULL);
+    pthread_mutex_init(&s->limits_lock, NULL);
     if (s->o.shutdown_grace_ms <= 0)
         s->o.shutdown_grace_ms = 10000;
     if (s->o.threads <= 0) {
@@ -478,17 +482,7 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
         s->o.response_memory = 64u << 20;
     if (s->o.send_timeout_ms <= 0)
         s->o.send_timeout_ms = 60000;
-    if (s->o.client_rate == 0) /* unset; -1 is "no limit" */
-        s->o.client_rate = 1000;
-    if (s->o.client_burst == 0 && s->o.client_rate > 0)
-        s->o.client_burst = s->o.client_rate + s->o.client_rate / 5;
-    fp_ratelimit_opts rlo = {.global_rate = s->o.global_rate > 0 ? s->o.global_rate : 0,
-                             .global_burst = s->o.global_burst,
-                             .client_rate = s->o.client_rate > 0 ? s->o.client_rate : 0,
-                             .client_burst = s->o.client_burst};
-    if ((rlo.global_rate || rlo.client_rate) && (rc = fp_ratelimit_new(&rlo, &s->rl, err)) < 0)
-        goto fail;
-    if ((rc = fp_auth_gate_init(s, err)) < 0)
+    if ((rc = fp_limits_init(s, err)) < 0) /* limits.c */
         goto fail;
     if (s->o.concurrency_max == 0)
         s->o.concurrency_max = 1024;
@@ -676,14 +670,14 @@ void fp_server_stop(fp_server *s)
     fp_tls_detach(s->o.tls); /* after MHD_stop_daemon: no handshake runs */
     fp_tls_free(s->o.tls);
     fp_conn_guard_stop(s->guard);
-    fp_ratelimit_free(s->rl);
-    fp_ratelimit_free(s->authrl);
+    fp_limits_stop(s);
     fp_client_cache_free(s->clients);
     fp_audit_queue_stop(s->audit_q); /* after MHD_stop_daemon: nothing adds any more */
     fp_adaptive_free(s->adaptive);
     fp_server_metrics_free(s);
     pthread_mutex_destroy(&s->seller_lock);
     pthread_mutex_destroy(&s->park_lock);
+    pthread_mutex_destroy(&s->limits_lock);
     free(s);
 }
 

@@ -175,8 +175,9 @@ class Server:
             [BIN, "serve", "--data-dir", str(self.data_dir),
              "--listen", "127.0.0.1:%d" % self.port] + self.serve_args,
             stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-            # glibc writes fatal errors (heap corruption) to the tty unless told
-            env=dict(os.environ, LIBC_FATAL_STDERR_="1"),
+            # glibc writes fatal errors (heap corruption) to the tty unless told;
+            # no config file of the host's (/etc/fapiao/fapiao.conf) applies
+            env=dict(os.environ, LIBC_FATAL_STDERR_="1", FAPIAO_CONFIG=os.devnull),
             preexec_fn=_die_with_parent)
         logf.close()
         deadline = time.monotonic() + timeout
