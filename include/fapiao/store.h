@@ -477,4 +477,55 @@ int fp_store_audit_head(fp_store *s, fp_audit_head *h, fp_err *err);
 int fp_store_audit_prune(fp_store *s, int64_t before_ts, const char *actor, int64_t *upto,
                          int64_t *anchor_cp, fp_err *err);
 
+/* ---- the raw chain, for the auditor (auditor.h: verify, export, ship) ----
+ * fp_store_audit_snapshot runs fn on one read snapshot of the audit log:
+ * every call on the snapshot sees the same records and checkpoints, while
+ * a server goes on writing.  A read-only store (fp_store_opts.read_only)
+ * is enough; the backend's SQL stays in the backend. */
+typedef enum fp_audit_cp_at {
+    FP_CP_ID,          /* the checkpoint with id arg */
+    FP_CP_AFTER_ID,    /* the first with id > arg */
+    FP_CP_BEFORE_UPTO, /* the last with upto_id < arg */
+    FP_CP_FROM_UPTO,   /* the first with upto_id >= arg */
+} fp_audit_cp_at;
+
+typedef struct fp_audit_scan {
+    int64_t from, to;                 /* records with from <= id <= to (to 0: to the end) */
+    int no_rows;                      /* checkpoints only */
+    int64_t cp_after;                 /* checkpoints with id > cp_after, */
+    int64_t cp_upto_min, cp_upto_max; /* upto_id >= min and (max 0: any) <= max */
+    int cp_limit;                     /* at most this many checkpoints (0: all) */
+    /* called in chain order: a checkpoint right after the record it ends at
+     * (the row and checkpoint live until the call returns); nonzero stops */
+    int (*on_row)(const fp_audit_row *r, void *arg);
+    int (*on_cp)(const fp_audit_cp *cp, void *arg);
+    void *arg;
+} fp_audit_scan;
+
+typedef struct fp_audit_snap fp_audit_snap;
+struct fp_audit_snap {
+    /* the first and last record ids: 0, or FP_ENOTFOUND for an empty log */
+    int (*bounds)(fp_audit_snap *a, int64_t *min_id, int64_t *max_id, fp_err *err);
+    /* a checkpoint (fp_audit_cp_at): 1 found, 0 none, or an error */
+    int (*cp)(fp_audit_snap *a, fp_audit_cp_at at, int64_t arg, fp_audit_cp *out, fp_err *err);
+    /* the stored hash of record id: 1 (a hash of the right length), 0 */
+    int (*hash_at)(fp_audit_snap *a, int64_t id, unsigned char h[FP_AUDIT_HASH_LEN]);
+    /* the first record whose stored hash is h: 1 found, 0 */
+    int (*find_hash)(fp_audit_snap *a, const unsigned char h[FP_AUDIT_HASH_LEN], int64_t *id);
+    /* 0 (also when a callback stopped it) or an error */
+    int (*scan)(fp_audit_snap *a, const fp_audit_scan *q, fp_err *err);
+    /* the newest limit records, newest first */
+    int (*latest)(fp_audit_snap *a, int limit, void (*fn)(const fp_audit_row *r, void *arg),
+                  void *arg, fp_err *err);
+    /* invoices whose issued_at is more than tolerance seconds below an
+     * earlier stored one's: how many, the largest step back, the first
+     * such number ("" none); best effort */
+    void (*invoices_back)(fp_audit_snap *a, int64_t tolerance, int64_t *count, int64_t *max_back,
+                          char *first, size_t cap);
+    void *be; /* the backend's */
+};
+/* fn's result, or an error opening the snapshot. */
+int fp_store_audit_snapshot(fp_store *s, int (*fn)(fp_audit_snap *a, void *arg), void *arg,
+                            fp_err *err);
+
 #endif

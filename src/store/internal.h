@@ -100,6 +100,8 @@
        void (*fn)(const fp_audit_view *v, void *arg), void *arg),                                  \
       (seller_id, before, limit, fn, arg))                                                         \
     X(int, store_audit_head, (fp_audit_head * h, fp_err * err), (h, err))                          \
+    X(int, store_audit_snapshot,                                                                   \
+      (int (*fn)(fp_audit_snap * a, void *arg), void *arg, fp_err *err), (fn, arg, err))           \
     X(int, store_audit_prune,                                                                      \
       (int64_t before_ts, const char *actor, int64_t *upto, int64_t *anchor_cp, fp_err *err),      \
       (before_ts, actor, upto, anchor_cp, err))                                                    \
