@@ -20,7 +20,13 @@
  *   red_caps      red forms of one blue invoice never take more than the
  *                 blue (a second full reversal and a partial one are
  *                 refused ERANGE), and a withdrawn form gives its share
- *                 back.
+ *                 back;
+ *   audit_chain   the audit log read back through a snapshot (what the
+ *                 auditor sees): records in id order with no gap, each
+ *                 hashing to its stored hash and linked to the one
+ *                 before, each checkpoint right after the record it ends
+ *                 at and agreeing with it, and the look-ups by id and by
+ *                 hash finding the same records.
  *
  * Include after check.h.  sc_run() runs every check and says which
  * failed; in collect mode the failures are reported and then taken out of
@@ -354,6 +360,101 @@ static void sc_red_caps(sc_env *e)
     fp_red_form_rec_clear(&w);
 }
 
+typedef struct sc_chain {
+    int64_t rows, cps, last_id, bad_order, bad_hash, bad_link, bad_cp;
+    unsigned char last_hash[FP_AUDIT_HASH_LEN];
+    int64_t first_id;
+} sc_chain;
+
+static int sc_chain_row(const fp_audit_row *r, void *arg)
+{
+    sc_chain *c = arg;
+    if (!c->rows++)
+        c->first_id = r->id;
+    else if (r->id != c->last_id + 1)
+        c->bad_order++;
+    unsigned char h[FP_AUDIT_HASH_LEN];
+    int linked = r->prev_len == FP_AUDIT_HASH_LEN &&
+                 (c->rows == 1 || memcmp(r->prev_hash, c->last_hash, FP_AUDIT_HASH_LEN) == 0);
+    if (!linked)
+        c->bad_link++;
+    if (r->prev_len == FP_AUDIT_HASH_LEN)
+        fp_audit_hash(r, r->prev_hash, h);
+    if (r->hash_len != FP_AUDIT_HASH_LEN || r->prev_len != FP_AUDIT_HASH_LEN ||
+        memcmp(h, r->hash, FP_AUDIT_HASH_LEN) != 0)
+        c->bad_hash++;
+    else
+        memcpy(c->last_hash, r->hash, FP_AUDIT_HASH_LEN);
+    c->last_id = r->id;
+    return 0;
+}
+
+static int sc_chain_cp(const fp_audit_cp *cp, void *arg)
+{
+    sc_chain *c = arg;
+    c->cps++;
+    /* right after the record it ends at, and signed over that record's hash */
+    if (cp->malformed || cp->upto_id != c->last_id ||
+        memcmp(cp->upto_hash, c->last_hash, FP_AUDIT_HASH_LEN) != 0)
+        c->bad_cp++;
+    return 0;
+}
+
+static int sc_chain_snap(fp_audit_snap *a, void *arg)
+{
+    sc_chain *c = arg;
+    fp_err err = {0};
+    fp_audit_scan q = {.from = 1, .on_row = sc_chain_row, .on_cp = sc_chain_cp, .arg = c};
+    int64_t min_id = 0, max_id = 0;
+    CHECK_EQ_INT(a->bounds(a, &min_id, &max_id, &err), 0);
+    CHECK_EQ_INT(a->scan(a, &q, &err), 0);
+    CHECK_EQ_INT(c->first_id, min_id);
+    CHECK_EQ_INT(c->last_id, max_id);
+    CHECK_EQ_INT(c->rows, max_id - min_id + 1);
+    /* the look-ups agree with the scan */
+    unsigned char h[FP_AUDIT_HASH_LEN];
+    int64_t id = 0;
+    if (CHECK_EQ_INT(a->hash_at(a, max_id, h), 1))
+        CHECK(memcmp(h, c->last_hash, FP_AUDIT_HASH_LEN) == 0);
+    if (CHECK_EQ_INT(a->find_hash(a, c->last_hash, &id), 1))
+        CHECK_EQ_INT(id, max_id);
+    fp_audit_cp cp;
+    if (CHECK_EQ_INT(a->cp(a, FP_CP_AFTER_ID, 0, &cp, &err), 1)) {
+        fp_audit_cp same;
+        if (CHECK_EQ_INT(a->cp(a, FP_CP_ID, cp.id, &same, &err), 1))
+            CHECK_EQ_INT(same.upto_id, cp.upto_id);
+    }
+    CHECK_EQ_INT(a->cp(a, FP_CP_FROM_UPTO, max_id + 1, &cp, &err), 0);
+    return 0;
+}
+
+static void sc_audit_chain(sc_env *e)
+{
+    fp_err err = {0};
+    for (int i = 0; i < 3; i++) {
+        char serial[16];
+        snprintf(serial, sizeof serial, "audit-%d", i);
+        sc_issue(e, serial, (unsigned char)(0x40 + i));
+        fp_audit_rec r = {.ts = SC_ISSUED_T,
+                          .actor = "contract",
+                          .action = "test.event",
+                          .target = serial,
+                          .request_id = "",
+                          .client_ip = "",
+                          .outcome = "ok"};
+        CHECK_EQ_INT(fp_store_audit(e->s, &r, &err), 0);
+        CHECK_MSG(fp_store_audit_checkpoint(e->s, &err) >= 0, "checkpoint: %s", err.msg);
+    }
+    sc_chain c = {0};
+    CHECK_MSG(fp_store_audit_snapshot(e->s, sc_chain_snap, &c, &err) == 0, "snapshot: %s", err.msg);
+    CHECK(c.rows >= 3);
+    CHECK(c.cps >= 1);
+    CHECK_EQ_INT(c.bad_order, 0);
+    CHECK_EQ_INT(c.bad_hash, 0);
+    CHECK_EQ_INT(c.bad_link, 0);
+    CHECK_EQ_INT(c.bad_cp, 0);
+}
+
 typedef struct sc_check {
     const char *name;
     void (*fn)(sc_env *e);
@@ -363,7 +464,7 @@ typedef struct sc_check {
 static const sc_check sc_checks[] = {
     {"numbers", sc_numbers, 1, 3},           {"no_reuse", sc_no_reuse, 1, 100},
     {"idempotency", sc_idempotency, 1, 100}, {"durable_ack", sc_durable_ack, 1, 100},
-    {"red_caps", sc_red_caps, 1, 100},
+    {"red_caps", sc_red_caps, 1, 100},       {"audit_chain", sc_audit_chain, 1, 100},
 };
 #define SC_NCHECKS ((int)NCASES(sc_checks))
 
