@@ -90,7 +90,8 @@ class Root:
         self.ovl.mkdir()
         mask = ""
         if REPO.is_dir() and not str(self.base).startswith(str(REPO) + "/"):
-            mask = 'mount -t tmpfs -o size=1m fapiao-mask "$M%s"' % shlex.quote(str(REPO))
+            q = shlex.quote(str(REPO))
+            mask = 'mkdir -p "$M"%s && mount -t tmpfs -o size=1m fapiao-mask "$M"%s' % (q, q)
         script = r"""
 set -e
 M=%(merged)s O=%(ovl)s S=%(share)s
@@ -129,7 +130,9 @@ exec chroot "$M" /bin/sleep infinity
         if user:
             inner = ["setpriv", "--reuid", user, "--regid", user, "--init-groups",
                      "--inh-caps=-all", "--"] + inner
-        return ["nsenter", "--target", str(self.pid), "--mount", "--root", "--wd=/"] + inner
+        # --root and --wd without a value: the holder's root and its cwd (the
+        # root's /, chroot(1) went there); --wd=/ would name the host's /
+        return ["nsenter", "--target", str(self.pid), "--mount", "--root", "--wd"] + inner
 
     def run(self, *argv, user=None, env=None, input=None, check=True, timeout=300):
         r = subprocess.run(self.enter(argv, user, env), input=input, stdout=subprocess.PIPE,
@@ -387,7 +390,8 @@ def test_sandbox_allows_what_the_service_does(installed, tmp_path):
 
     # a demo data directory: the sandbox question is the same for any seller
     # (`--demo` once init has it, issue 16; before that init makes the demo)
-    as_user = {"user": user, "env": {"HOME": D}}
+    # (no /etc/fapiao/fapiao.conf here: this run names its own flags)
+    as_user = {"user": user, "env": {"HOME": D, "FAPIAO_CONFIG": "/dev/null"}}
     helptext = r.text("sh", "-c", "fapiao init --help 2>&1", check=False)
     demo = ["--demo"] if re.search(r"--demo(?![\w-])", helptext) else []
     # the sample tax code table named: init's default is the source tree's
@@ -445,8 +449,9 @@ def test_sandbox_allows_what_the_service_does(installed, tmp_path):
     calls = r.read(work + "/calls").decode(errors="replace")
     # the server and its render workers (posix_spawn: strace, not their
     # tracer's parent, may print the workers' argv as addresses)
-    execs = set(re.findall(r"^(\d+) execve\(", calls, re.M))
-    assert len(execs) >= 2, "no render worker ran"
+    execs = set(re.findall(r"^(\d+) +execve\(", calls, re.M))
+    assert len(execs) >= 2, "no render worker ran: %d bytes of strace: %s" % (
+        len(calls), calls[:2000])
     used = set(re.findall(r"^\d+ +([a-z0-9_]+)\(", calls, re.M))
     assert {"socketpair", "execve"} <= used and used & {"prlimit64", "setrlimit"}, sorted(used)
     assert used <= allowed, "outside SystemCallFilter=: %s" % sorted(used - allowed)
@@ -547,7 +552,7 @@ def set_conf(text, key, value):
 def test_service_path_as_the_unit_runs_it(installed, tmp_path):
     r = installed
     D = "/var/lib/fapiao"
-    if r.run("fapiao", "sellers", "--help", check=False).returncode != 0:
+    if not re.search(r"^  sellers ", r.text("fapiao", "--help"), re.M):
         pytest.skip("`fapiao sellers` is not in this build yet (issue 16: SELLERS and CONFIG "
                     "land at the merge; remove this guard then)")
     as_fapiao = {"user": "fapiao", "env": {"HOME": D}}
@@ -563,9 +568,9 @@ def test_service_path_as_the_unit_runs_it(installed, tmp_path):
            "--bank", SELLER["bank"], "--account", SELLER["account"], "--drawer", "李四"]
     seller_id = r.text(*add, **as_fapiao).strip()
     assert seller_id.isdigit(), seller_id
-    (tmp_path / "taxcodes.csv").write_text(TAXCODES, encoding="utf-8")
-    r.run("fapiao", "taxcodes", "import", "--data-dir", D, "--file",
-          str(tmp_path / "taxcodes.csv"), **as_fapiao)
+    r.write("/run/taxcodes.csv", TAXCODES)  # the test's directory is root's alone
+    r.run("fapiao", "taxcodes", "import", "--data-dir", D, "--file", "/run/taxcodes.csv",
+          **as_fapiao)
     yy = time.strftime("%y", time.gmtime(time.time() + 8 * 3600))
     r.run("fapiao", "ranges", "import", "--data-dir", D, "--seller-id", seller_id,
           "--prefix", yy + "110", "--first", "1", "--last", "1000", **as_fapiao)
@@ -662,8 +667,13 @@ def test_service_path_as_the_unit_runs_it(installed, tmp_path):
                 break
             time.sleep(0.05)
         assert serial == "03EA", "the certificate was not reloaded (serial %s)" % serial
-        assert b"after-hup" in r.read(logp), "SIGHUP did not reopen the access log"
-        assert b"after-hup" not in r.read(logp + ".1")
+        assert r.exists(logp) and b"after-hup" in r.read(logp), \
+            "SIGHUP did not reopen the access log"
+        # from now on every line goes to the new file; the old one kept its lines
+        https(port, ca, "GET", "/after-reopen")
+        assert b"/after-reopen" in r.read(logp)
+        assert b"/after-reopen" not in r.read(logp + ".1")
+        assert b"/v1/invoices" in r.read(logp + ".1")
         assert r.stat(logp)[1] == "fapiao"
         assert srv.poll() is None
 
