@@ -33,6 +33,10 @@ int cli_parse(int argc, char **argv, const cli_flag *flags, const char *usage);
  * $FAPIAO_AUDIT_KEY, else NULL (DIR/audit.key).  docs/audit.md. */
 const char *cli_audit_key(void);
 
+/* The knowledge base's directory: $FAPIAO_KB_DIR, else the source tree's kb/
+ * when it exists, else the installed /usr/share/fapiao/kb (cmd_kb.c). */
+const char *cli_kb_dir(void);
+
 /* -1 (with a usage error printed) when a required flag's value is NULL. */
 int cli_require(const char *value, const char *flag, const char *usage);
 
