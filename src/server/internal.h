@@ -30,7 +30,7 @@ typedef struct fp_route {
     fp_perm perm; /* what the caller's roles must allow (rbac.h) */
 } fp_route;
 
-#define FP_SELLER_CACHE 8
+#define FP_SELLER_CACHE 32
 
 struct fp_server {
     fp_server_opts o;
@@ -72,6 +72,7 @@ struct fp_server {
         fp_seller s;
     } sellers[FP_SELLER_CACHE];
     int nsellers;
+    int64_t seller_gen;      /* the sellers' generation the cache was read at (sellers.c) */
     atomic_size_t resp_held; /* response bytes in memory (http_limits.h) */
     atomic_uint_fast64_t resp_refused;
 };

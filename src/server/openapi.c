@@ -55,6 +55,7 @@ static const char doc[] =
     "\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Invoice\"}}}},"
     "\"400\":{\"description\":\"invalid request: FIELD_REQUIRED (also blank text), INVALID_FIELD, TOLERANCE_EXCEEDED, INVALID_TAX_ID, INVALID_TAX_CODE, RATE_NOT_ALLOWED, AMOUNT_OUT_OF_RANGE, INVALID_DISCOUNT, SPECIAL_INVOICE_NOT_ALLOWED, NON_TAXABLE_CODE_MISMATCH, …\",\"content\":{\"application/problem+json\":{\"schema\":{\"$ref\":\"#/components/schemas/Problem\"}}}},"
     "\"401\":{\"description\":\"UNAUTHENTICATED / TOKEN_EXPIRED\"},\"413\":{\"description\":\"BODY_TOO_LARGE\"},"
+    "\"403\":{\"description\":\"FORBIDDEN / SELLER_DISABLED (the credential's seller is disabled: nothing stored)\"},"
     "\"415\":{\"description\":\"UNSUPPORTED_MEDIA_TYPE\"},\"422\":{\"description\":\"IDEMPOTENCY_KEY_REUSED\"},"
     "\"503\":{\"description\":\"DEGRADED / NUMBER_RANGE_EXHAUSTED / STORE_FAILSTOP (an I/O error or corruption: an operator checks and restarts; docs/storage.md) / CLOCK_BEHIND / CLOCK_JUMPED (the clock; docs/operations.md) / "
     "SHUTTING_DOWN (stopping: not stored, retry with the same key) / OUTCOME_UNKNOWN (stopping while committing: retry with the same key to learn it); "

@@ -142,7 +142,7 @@ class Server:
     # ---- process control -------------------------------------------------
     def _init(self):
         self.base_dir.mkdir(parents=True, exist_ok=True)
-        r = subprocess.run([BIN, "init", "--data-dir", str(self.data_dir), "--json"]
+        r = subprocess.run([BIN, "init", "--data-dir", str(self.data_dir), "--demo", "--json"]
                            + self.init_args,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=60 * SLOW)
