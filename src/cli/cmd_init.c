@@ -226,6 +226,41 @@ static void print_result(const char *dir, const char *crt, const char *base_url,
                dir);
 }
 
+void cli_tls_missing_hint(const char *crt, const char *key)
+{
+    if (access(crt, F_OK) == 0 && access(key, F_OK) == 0)
+        return;
+    char zh[8400], en[8400];
+    snprintf(zh, sizeof zh,
+             "缺少 TLS 证书或私钥：请把公司的证书链放到 %s、私钥放到 %s（或用 --cert/--key "
+             "指定），测试时可用 fapiao init --data-dir DIR --self-signed 生成自签名证书",
+             crt, key);
+    snprintf(en, sizeof en,
+             "the TLS certificate or key is missing: put the company's certificate chain at %s "
+             "and its key at %s (or name them with --cert/--key); for testing, "
+             "fapiao init --data-dir DIR --self-signed makes a self-signed one",
+             crt, key);
+    cli_error(zh, en);
+}
+
+/* `init --self-signed` on a directory initialised without a certificate:
+ * adds one (nothing else is touched).  -1: not that case. */
+static int add_self_signed(const char *crt, const char *key)
+{
+    if (access(crt, F_OK) == 0 || access(key, F_OK) == 0)
+        return -1;
+    fp_err err = {0};
+    if (fp_tls_selfsigned(crt, key, 825, &err) < 0) {
+        cli_fail("无法生成 TLS 证书", "cannot create the TLS certificate", err.msg);
+        return 1;
+    }
+    printf("%s: %s\n",
+           cli_zh() ? "已生成自签名证书（仅供测试）"
+                    : "made a self-signed certificate (testing only)",
+           crt);
+    return 0;
+}
+
 int cmd_init(int argc, char **argv)
 {
     const char *dir = NULL, *codes = NULL;
@@ -276,6 +311,9 @@ int cmd_init(int argc, char **argv)
     if (cli_database_lost(dir))
         return 1;
     if (access(db, F_OK) == 0) {
+        int rc = self_signed && !demo && mkdir_p(tls, 0700) == 0 ? add_self_signed(crt, key) : -1;
+        if (rc >= 0)
+            return rc;
         char zh[4200], en[4200];
         snprintf(zh, sizeof zh, "%s 已经初始化过（存在 fapiao.db），不会覆盖", dir);
         snprintf(en, sizeof en, "%s is already initialised (fapiao.db exists); not overwriting",
