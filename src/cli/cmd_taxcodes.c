@@ -127,7 +127,8 @@ static int import(const char *dir, const char *file, int json)
             snprintf(zh, sizeof zh, "无法导入 %s，未做任何更改", file);
             snprintf(en, sizeof en, "cannot import %s; nothing was changed", file);
         }
-        cli_fail(zh, en, err.msg);
+        cli_error(zh, en);
+        fprintf(stderr, "fapiao: %s\n", err.msg); /* the reader's detail */
         return 1;
     }
     char path[PATH_MAX], tmp[PATH_MAX + 32];
