@@ -221,7 +221,14 @@ typedef struct fp_client_rec {
     char secret_prefix[16]; /* when adding: the first characters of the secret */
 } fp_client_rec;
 int fp_store_get_client(fp_store *s, const char *client_id, fp_client_rec *c);
+/* The seller with every field (disabled ones too); FP_ENOTFOUND. */
 int fp_store_get_seller(fp_store *s, int64_t seller_id, fp_seller *out);
+/* A number that changes whenever any seller is added or changed, by any
+ * process on the database (docs/sellers.md): a cached seller read at
+ * generation g is current while this still says g. */
+int fp_store_sellers_generation(fp_store *s, int64_t *gen);
+/* Every seller, in id order. */
+int fp_store_sellers(fp_store *s, void (*fn)(const fp_seller *x, void *arg), void *arg);
 /* Remaining numbers over all ranges of a seller (seller_id 0: of all)
  * usable this year: a number is valid only in its prefix year. */
 int fp_store_numbers_remaining(fp_store *s, int64_t seller_id, int64_t *remaining);
@@ -287,7 +294,19 @@ int fp_store_client_update(fp_store *s, const char *client_id, const unsigned *r
                            const char *allowed_ips, const char *cert_sha256,
                            const fp_audit_rec *audit, fp_err *err);
 
-/* ---- setup (synchronous, used by `fapiao init`) ---- */
+/* ---- sellers (`fapiao sellers`; docs/sellers.md) ----
+ * A new seller (seller->id is ignored; *id gets the new one), or every
+ * field of seller->id replaced (disable and enable are such an update).
+ * FP_EINVAL without a name or a tax id (the caller checks the USCC's
+ * shape), FP_ECONFLICT when another seller has the tax id, FP_ENOTFOUND
+ * (update) for an unknown id.  audit target "seller:ID". */
+int fp_store_seller_create(fp_store *s, const fp_seller *seller, int64_t *id,
+                           const fp_audit_rec *audit, fp_err *err);
+int fp_store_seller_update(fp_store *s, const fp_seller *seller, const fp_audit_rec *audit,
+                           fp_err *err);
+
+/* ---- setup (synchronous, used by `fapiao init --demo` and tests: no
+ * audit record, no check against the other sellers) ---- */
 int fp_store_add_seller(fp_store *s, const fp_seller *seller, int64_t *id, fp_err *err);
 int fp_store_add_client(fp_store *s, const fp_client_rec *c, fp_err *err);
 typedef struct fp_range_rec {

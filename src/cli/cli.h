@@ -60,6 +60,11 @@ struct fp_store *cli_open_store_ro(const char *dir);
 fp_audit_rec cli_audit_rec(char actor[80], const char *action, const char *target,
                            const char *outcome);
 
+/* After serve failed to load its certificate: when the certificate or the
+ * key file is missing (a production `fapiao init` makes none), says what
+ * to do (cmd_init.c). */
+void cli_tls_missing_hint(const char *crt, const char *key);
+
 int cmd_init(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_ranges(int argc, char **argv);
@@ -73,5 +78,7 @@ int cmd_audit(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_clock(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_sellers(int argc, char **argv);
+int cmd_taxcodes(int argc, char **argv);
 
 #endif

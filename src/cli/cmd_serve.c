@@ -481,9 +481,10 @@ static int start_services(serve_run *r)
                       .client_ca_path = r->c.client_ca};
     int tls_rc = fp_tls_new(&to, &r->tls, &err);
     so->tls = r->tls;
-    if (tls_rc < 0)
+    if (tls_rc < 0) {
         cli_fail("TLS 证书不可用，拒绝启动", "the TLS certificate cannot be used", err.msg);
-    else if (fp_server_start(so, &r->srv, &err) < 0)
+        cli_tls_missing_hint(r->crt, r->key);
+    } else if (fp_server_start(so, &r->srv, &err) < 0)
         cli_fail("无法启动 HTTPS 服务", "cannot start the HTTPS server", err.msg);
     return r->srv ? 0 : 1;
 }

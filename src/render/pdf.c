@@ -281,9 +281,21 @@ static void draw_header(fp_pdf_dc *c, const inv *v, const QRcode *q)
         double x0 = sides[i].x0, x1 = sides[i].x1, cx = x0 + SIDE_W + 1.5;
         cairo_set_source_rgb(cr, FORM);
         fp_pdf_vertical(c, sides[i].title, x0, FRAME_T, SIDE_W, PARTY_B - FRAME_T, 7.5);
-        pair(c, "名称：", sides[i].p->name, cx, FRAME_T + 5.0, x1 - 1.5, 8.0, 8.0);
-        pair(c, "统一社会信用代码/纳税人识别号：", sides[i].p->tax_id, cx, FRAME_T + 13.0, x1 - 1.5,
-             5.0, 8.0);
+        pair(c, "名称：", sides[i].p->name, cx, FRAME_T + 3.5, x1 - 1.5, 5.0, 8.0);
+        pair(c, "统一社会信用代码/纳税人识别号：", sides[i].p->tax_id, cx, FRAME_T + 8.5, x1 - 1.5,
+             4.0, 7.5);
+        /* address + phone, bank + account (issue 16): the seller's from
+         * `fapiao sellers`, the buyer's when the request gave them */
+        const char *two[2][2] = {{sides[i].p->address, sides[i].p->phone},
+                                 {sides[i].p->bank, sides[i].p->account}};
+        static const char *const lbl[2] = {"地址、电话：", "开户行及账号："};
+        for (int k = 0; k < 2; k++) {
+            char txt[2048];
+            snprintf(txt, sizeof txt, "%s%s%s", two[k][0] ? two[k][0] : "",
+                     two[k][0] && *two[k][0] && two[k][1] && *two[k][1] ? " " : "",
+                     two[k][1] ? two[k][1] : "");
+            pair(c, lbl[k], txt, cx, FRAME_T + 12.5 + 3.8 * k, x1 - 1.5, 3.5, 7.0);
+        }
     }
 
     /* the table's header row */

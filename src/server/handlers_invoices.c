@@ -127,6 +127,13 @@ static enum MHD_Result issue_submit(fp_req *r, const char *key, fp_issue_prepare
         }
         return replay(r, doc, dlen, num);
     }
+    /* after the replay: a retry learns what was issued before the seller
+     * was disabled; nothing new is stored for a disabled seller */
+    if (seller.disabled) {
+        free(ir->doc.json);
+        free(ir);
+        return fp_problem(r, FPC_SELLER_DISABLED, NULL, NULL, NULL);
+    }
 
     ir->seller_id = r->claims.seller_id;
     snprintf(ir->serial, sizeof ir->serial, "%s", key);
@@ -183,8 +190,9 @@ static int prepare_blue(fp_req *r, const char *key, const char *issued_at, const
     fp_errors *es = malloc(sizeof *es);
     if (!es)
         return 1;
-    int bad =
-        fp_invoice_parse(r->body.p ? r->body.p : "", r->body.len, r->srv->o.codes, &inv, es) < 0;
+    fp_invoice_defaults def = {seller->drawer, seller->remark};
+    int bad = fp_invoice_parse_with(r->body.p ? r->body.p : "", r->body.len, r->srv->o.codes, &def,
+                                    &inv, es) < 0;
     if (bad)
         *res = fp_problem_errors(r, es);
     free(es);

@@ -30,7 +30,7 @@ typedef struct fp_route {
     fp_perm perm; /* what the caller's roles must allow (rbac.h) */
 } fp_route;
 
-#define FP_SELLER_CACHE 8
+#define FP_SELLER_CACHE 32
 
 /* The rate limits a SIGHUP may replace (limits.c): admission per credential
  * and over all (rl, NULL: none), and the authentication-failure budget
@@ -85,6 +85,7 @@ struct fp_server {
         fp_seller s;
     } sellers[FP_SELLER_CACHE];
     int nsellers;
+    int64_t seller_gen;      /* the sellers' generation the cache was read at (sellers.c) */
     atomic_size_t resp_held; /* response bytes in memory (http_limits.h) */
     atomic_uint_fast64_t resp_refused;
 };

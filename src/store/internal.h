@@ -37,6 +37,13 @@
       (seller_id, q, soft_bytes, out, rows, last, more))                                           \
     X(int, store_get_client, (const char *client_id, fp_client_rec *c), (client_id, c))            \
     X(int, store_get_seller, (int64_t seller_id, fp_seller * out), (seller_id, out))               \
+    X(int, store_sellers_generation, (int64_t * gen), (gen))                                       \
+    X(int, store_sellers, (void (*fn)(const fp_seller *x, void *arg), void *arg), (fn, arg))       \
+    X(int, store_seller_create,                                                                    \
+      (const fp_seller *seller, int64_t *id, const fp_audit_rec *audit, fp_err *err),              \
+      (seller, id, audit, err))                                                                    \
+    X(int, store_seller_update, (const fp_seller *seller, const fp_audit_rec *audit, fp_err *err), \
+      (seller, audit, err))                                                                        \
     X(int, store_numbers_remaining, (int64_t seller_id, int64_t * remaining),                      \
       (seller_id, remaining))                                                                      \
     X(int, store_ping, (fp_err * err), (err))                                                      \

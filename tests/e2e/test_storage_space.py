@@ -296,7 +296,7 @@ def test_shm_guard_turns_sigbus_into_an_error(loopfs, tmp_path):
     must be rebuilt: a clean error or success, never a signal."""
     fs = loopfs(16)
     data = fs.mnt / "d"
-    r = subprocess.run([BIN, "init", "--data-dir", str(data), "--json"],
+    r = subprocess.run([BIN, "init", "--data-dir", str(data), "--demo", "--json"],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
     assert r.returncode == 0, r.stderr
     for p in data.glob("fapiao.db-*"):

@@ -157,6 +157,15 @@ static int red_over_create(void *be, int64_t seller_id, fp_red_form *f, const ch
     return rc < 0 ? rc : fp_store_sqlite_ops.store_red_form_get(be, seller_id, form_no, out);
 }
 
+/* sellers: a second seller with a tax id already taken is stored (the
+ * check skipped, as a backend without it would) */
+static int dup_seller_create(void *be, const fp_seller *seller, int64_t *id,
+                             const fp_audit_rec *audit, fp_err *err)
+{
+    (void)audit;
+    return fp_store_sqlite_ops.store_add_seller(be, seller, id, err);
+}
+
 /* ---- the runs ---- */
 
 /* ---- audit_gap: a snapshot whose scan drops the second record ---- */
@@ -231,7 +240,7 @@ int main(void)
     static wrong wrongs[] = {
         {"reuse", "no_reuse", {0}},        {"no_idem", "idempotency", {0}},
         {"early_ack", "durable_ack", {0}}, {"red_over", "red_caps", {0}},
-        {"audit_gap", "audit_chain", {0}},
+        {"audit_gap", "audit_chain", {0}}, {"dup_seller", "sellers", {0}},
     };
     for (size_t i = 0; i < NCASES(wrongs); i++) {
         wrongs[i].ops = fp_store_sqlite_ops;
@@ -243,6 +252,7 @@ int main(void)
     wrongs[2].ops.store_submit = early_ack_submit;
     wrongs[3].ops.store_red_form_create = red_over_create;
     wrongs[4].ops.store_audit_snapshot = audit_gap_snapshot;
+    wrongs[5].ops.store_seller_create = dup_seller_create;
 
     for (size_t i = 0; i < NCASES(wrongs); i++) {
         wrong *w = &wrongs[i];

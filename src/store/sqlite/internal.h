@@ -23,7 +23,16 @@ typedef struct fp_sqlite fp_sqlite;
 #define MAX_READERS 16
 
 /* the prepared statements of every reader (invoices.c) */
-enum { RQ_FIND_SERIAL, RQ_GET_INVOICE, RQ_GET_CLIENT, RQ_GET_SELLER, RQ_REMAINING, RQ_PING, RQ__N };
+enum {
+    RQ_FIND_SERIAL,
+    RQ_GET_INVOICE,
+    RQ_GET_CLIENT,
+    RQ_GET_SELLER,
+    RQ_SELLER_GEN,
+    RQ_REMAINING,
+    RQ_PING,
+    RQ__N
+};
 extern const char *const fp_sq_read_sql[RQ__N];
 
 /* the writer's prepared statements (writer.c) */
