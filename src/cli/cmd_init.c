@@ -285,8 +285,11 @@ int cmd_init(int argc, char **argv)
     }
     if (demo) {
         self_signed = 1; /* the demo serves at once */
+        /* the source tree's sample, or the installed package's */
         if (!codes)
-            codes = FP_SOURCE_DIR "/data/taxcodes-sample.csv";
+            codes = access(FP_SOURCE_DIR "/data/taxcodes-sample.csv", F_OK) == 0
+                        ? FP_SOURCE_DIR "/data/taxcodes-sample.csv"
+                        : "/usr/share/fapiao/taxcodes-sample.csv";
     }
     /* everything made here (database, keys, certificate) is the service
      * user's only; docs/tls.md "Key file permissions" */
