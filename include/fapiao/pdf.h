@@ -160,6 +160,10 @@ typedef struct fp_pdf_pool_opts {
     int workers;           /* 0: 2 */
     int timeout_ms;        /* per render, 0: 30000 */
     size_t mem_limit;      /* address space per worker, 0: 1 GiB (not applied under sanitizers) */
+    int foreground;        /* 0: workers run at SCHED_IDLE (background rendering, never taking
+                            * CPU from issuing); 1: at the normal policy, for a pool whose renders
+                            * someone waits for (the render-on-first-request hook,
+                            * docs/render-performance.md) */
 } fp_pdf_pool_opts;
 
 /* Starts opts->workers workers.  FP_EINVAL for bad options, FP_EIO when a
@@ -180,12 +184,13 @@ void fp_pdf_pool_free(fp_pdf_pool *p);
 
 /* ---- the worker side (`fapiao render-worker`) ---- */
 
-/* Limits of this worker process: RLIMIT_AS to mem_bytes (0: no change; not
- * applied in sanitizer builds, returning 0), and a render that runs
- * render_ms + 6 s (render_ms > 0) ends the process with SIGALRM — the pool
- * kills it at render_ms already; this bounds an orphan.  FP_EIO when
- * setrlimit fails. */
-int fp_pdf_worker_limits(size_t mem_bytes, int render_ms, fp_err *err);
+/* Limits of this worker process: its scheduling policy (SCHED_IDLE unless
+ * foreground; nice 19 where SCHED_IDLE is refused), RLIMIT_AS to mem_bytes
+ * (0: no change; not applied in sanitizer builds, returning 0), and a
+ * render that runs render_ms + 6 s (render_ms > 0) ends the process with
+ * SIGALRM — the pool kills it at render_ms already; this bounds an orphan.
+ * FP_EIO when setrlimit or both sched_setscheduler and setpriority fail. */
+int fp_pdf_worker_limits(size_t mem_bytes, int render_ms, int foreground, fp_err *err);
 
 /* The worker loop: requests on stdin, replies on stdout (framing above)
  * until EOF on stdin.  Returns the process exit status: 0 after EOF

@@ -14,7 +14,10 @@
  *     crashing one (FP_EIO naming the signal, next render fine), replaces a
  *     worker killed while idle and one killed while the document is being
  *     sent (SIGPIPE at its default disposition, so a signal would kill this
- *     test), and leaves neither zombies nor children behind. */
+ *     test), and leaves neither zombies nor children behind;
+ *   - the workers run at SCHED_IDLE (never taking CPU from issuing), a
+ *     foreground pool's at the normal policy (sched_getscheduler on the
+ *     spawned worker's pid). */
 #include "check.h"
 
 #include "fapiao/pdf.h"
@@ -22,6 +25,7 @@
 #include <errno.h>
 #include <dirent.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -455,6 +459,36 @@ static void test_pool_basic(void)
     check_ctx("%s", "");
 }
 
+/* The policy of a pool's (only) worker, after a render proved it running. */
+static int worker_policy(int foreground)
+{
+    fp_pdf_pool_opts o = {.exe = FP_BIN, .workers = 1, .foreground = foreground};
+    fp_pdf_pool *p = NULL;
+    fp_err err = {0};
+    int rc = fp_pdf_pool_new(&o, &p, &err);
+    if (!CHECK_MSG(rc == 0, "fp_pdf_pool_new: %d %s", rc, err.msg))
+        return -2;
+    fp_buf b;
+    fp_buf_init(&b, 0);
+    CHECK_EQ_INT(pool_blue(p, NULL, &b, &err), 0);
+    fp_buf_free(&b);
+    pid_t pid = a_child();
+    int policy = pid > 0 ? sched_getscheduler(pid) : -3;
+    fp_pdf_pool_free(p);
+    return policy;
+}
+
+static void test_pool_sched_idle(void)
+{
+    check_ctx("pool: workers at SCHED_IDLE");
+    CHECK_EQ_INT(worker_policy(0), SCHED_IDLE);
+    check_ctx("pool: a foreground pool's workers at SCHED_OTHER");
+    CHECK_EQ_INT(worker_policy(1), SCHED_OTHER);
+    int z = 0;
+    CHECK_EQ_INT(children(&z), 0);
+    check_ctx("%s", "");
+}
+
 typedef struct job {
     fp_pdf_pool *p;
     int ok;
@@ -696,6 +730,7 @@ int main(void)
 
     test_pool_bad_options();
     test_pool_basic();
+    test_pool_sched_idle();
     test_pool_threads();
     test_pool_timeout();
     test_pool_crash();
