@@ -33,7 +33,15 @@ unsigned fp_pdf_font_glyph(fp_pdf_font *f, uint32_t cp);
 /* A glyph's advance at 1 pt. */
 double fp_pdf_font_advance(const fp_pdf_font *f, unsigned gid);
 const char *fp_pdf_font_name(const fp_pdf_font *f);
-/* A new document's subset (glyph 0 only). */
+/* A subset of the font's glyphs (the glyphs of one document, or of the
+ * form); the fp_pdf_font_… subset functions below work on the selected one. */
+typedef struct fp_pdf_subset fp_pdf_subset;
+int fp_pdf_subset_new(const fp_pdf_font *f, fp_pdf_subset **out); /* 0 or FP_ENOMEM */
+void fp_pdf_subset_free(fp_pdf_subset *s);
+/* The id of glyph gid in s, -1 when s lacks it. */
+int fp_pdf_subset_id(const fp_pdf_subset *s, unsigned gid);
+void fp_pdf_font_select(fp_pdf_font *f, fp_pdf_subset *s);
+/* Empties the selected subset (glyph 0 only). */
 void fp_pdf_font_begin(fp_pdf_font *f);
 /* The subset's id (the CID drawn) of glyph gid, first drawn for code point
  * cp (0: none); 0xffffffff when the subset cannot grow (out of memory, more
@@ -62,16 +70,25 @@ typedef struct meas {
     double *adv;
     int *off; /* per cluster + 1 */
     int cap, ncl;
-    uint16_t *dcid; /* a line about to be drawn, as CIDs */
-    int dcid_cap;
+    uint16_t *dcid;       /* a line about to be drawn, as CIDs */
+    unsigned char *dfont; /* and the font of each: 0 the form's, 1 the document's */
+    int dcid_cap, dfont_cap;
 } meas;
 
 struct libdeflate_compressor;
 
 struct fp_pdf_renderer {
     fp_pdf_font *font;
-    unsigned ell_gid; /* "…" */
-    double ell_adv;   /* its advance at 1 pt */
+    /* Two subsets of the one face: the form's (every character of the
+     * fixed labels, digits, capital letters, the 大写 numerals), built and
+     * compressed once per renderer and copied into every PDF as it is, and
+     * the document's (the other characters it draws), built per PDF.  Only
+     * the second costs anything per document. */
+    fp_pdf_subset *form, *doc;
+    fp_buf form_objs;   /* the form font's five objects, ready to copy */
+    size_t form_off[5]; /* their offsets in form_objs */
+    unsigned ell_gid;   /* "…" */
+    double ell_adv;     /* its advance at 1 pt */
     meas m;
     fp_buf cs;   /* a page's content stream */
     fp_buf path; /* the path being built */
@@ -106,8 +123,12 @@ void fp_pdf_line(fp_pdf_dc *c, double x, double y);
 void fp_pdf_rect(fp_pdf_dc *c, double x, double y, double w, double h);
 void fp_pdf_stroke(fp_pdf_dc *c);
 void fp_pdf_fill(fp_pdf_dc *c);
-/* n subset glyphs (CIDs) at size with the baseline's left end at x, y. */
-void fp_pdf_glyphs(fp_pdf_dc *c, const uint16_t *cid, int n, double size, double x, double y);
+/* Fills the path built in units of `unit` points from (x, y). */
+void fp_pdf_fill_scaled(fp_pdf_dc *c, double x, double y, double unit);
+/* n subset glyphs (CIDs, of the form's font where font[i] is 0, else of
+ * the document's) at size with the baseline's left end at x, y. */
+void fp_pdf_glyphs(fp_pdf_dc *c, const uint16_t *cid, const unsigned char *font, int n, double size,
+                   double x, double y);
 /* Records a failure once (the first one wins). */
 void fp_pdf_dfail(fp_pdf_dc *c, int code, const char *msg);
 
@@ -147,7 +168,12 @@ typedef struct fp_pdf_file {
     int npages, page, range, nomem;
 } fp_pdf_file;
 
-/* Starts the file in out (the font's subset begins); 0 or a FP_E… code. */
+/* The characters of the form (pdf.c): the form font's glyphs. */
+extern const char fp_pdf_form_chars[];
+/* Builds r->form_objs from the characters; 0 or a FP_E… code (err set). */
+int fp_pdf_form_font(fp_pdf_renderer *r, const char *chars, fp_err *err);
+
+/* Starts the file in out (the document's subset begins); 0 or a FP_E… code. */
 int fp_pdf_file_begin(fp_pdf_file *f, fp_pdf_renderer *r, fp_buf *out, int npages);
 /* A page context whose content stream is ready for drawing. */
 void fp_pdf_page_begin(fp_pdf_file *f, fp_pdf_dc *c, fp_err *err);

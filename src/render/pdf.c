@@ -71,6 +71,21 @@ static const struct {
     [C_RATE] = {"税率/征收率", 20, AL_CENTRE, 0}, [C_TAX] = {"税额", 28, AL_RIGHT, 0},
 };
 
+/* The characters nearly every invoice draws: the labels of every page,
+ * the 大写 numerals of the amount in words, digits and the punctuation of
+ * amounts, rates and dates.  They are the form font's glyphs (internal.h),
+ * embedded in every PDF and compressed once per renderer.  Characters of
+ * only some invoices (the title's 增值税专用 or 普通, 红冲原, the
+ * continuation line, letters of tax ids) are left out, since every PDF
+ * would carry them: they go into the document's font when drawn, like any
+ * character missing here. */
+const char fp_pdf_form_chars[] = "电子发票（）号码：开日期年月"
+                                 "购买方销售信息名称统一社会用代纳人识别"
+                                 "项目规格型位数量单价金额税率征收合计　¥⊗大写小"
+                                 "备注第页共"
+                                 "零壹贰叁肆伍陆柒捌玖拾佰仟万亿圆角分整"
+                                 " 0123456789.-%*/…";
+
 /* ---- the document (read by invoice_doc.c) as the PDF shows it ---- */
 
 typedef fp_doc_party party;
@@ -210,11 +225,12 @@ static void draw_qr(fp_pdf_dc *c, const QRcode *q)
             int x1 = x;
             while (x1 < n && (row[x1] & 1))
                 x1++;
-            fp_pdf_rect(c, MM(QR_X + x * mod), MM(QR_Y + y * mod), MM((x1 - x) * mod), MM(mod));
+            fp_pdf_rect(c, x, y, x1 - x, 1); /* in modules */
             x = x1;
         }
     }
-    fp_pdf_fill(c); /* one path: no seams between modules */
+    /* one path (no seams between modules), in module units: short numbers */
+    fp_pdf_fill_scaled(c, MM(QR_X), MM(QR_Y), MM(mod));
 }
 
 /* A label in the form's colour followed by a value in ink, on one line

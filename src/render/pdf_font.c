@@ -86,16 +86,57 @@ struct fp_pdf_font {
     /* the character cache: BMP code point -> glyph id + 1 (0: not looked
      * up yet) and the glyph's advance in font units */
     uint16_t *bmp_gid;
-    uint16_t *adv_of; /* per glyph id */
-    /* the current document's subset: old glyph id -> new id, valid where
-     * stamp[] holds the current generation */
+    uint16_t *adv_of;   /* per glyph id */
+    fp_pdf_subset *cur; /* the subset glyphs are added to (fp_pdf_font_select) */
+};
+
+/* A subset: old glyph id -> new id, valid where stamp[] holds the current
+ * generation (so starting a new one is not a clear of 50,000 entries). */
+struct fp_pdf_subset {
     uint32_t *stamp;
     uint16_t *new_id;
     uint32_t gen;
     uint16_t *used;    /* new id -> old glyph id */
     uint32_t *used_cp; /* new id -> the first code point drawn with it (ToUnicode) */
-    unsigned nused, used_cap;
+    unsigned nused, used_cap, nglyphs;
 };
+
+int fp_pdf_subset_new(const fp_pdf_font *f, fp_pdf_subset **out)
+{
+    fp_pdf_subset *s = calloc(1, sizeof *s);
+    if (s) {
+        s->nglyphs = f->nglyphs;
+        s->stamp = calloc(f->nglyphs, sizeof *s->stamp);
+        s->new_id = calloc(f->nglyphs, sizeof *s->new_id);
+    }
+    if (!s || !s->stamp || !s->new_id) {
+        fp_pdf_subset_free(s);
+        return FP_ENOMEM;
+    }
+    *out = s;
+    return 0;
+}
+
+void fp_pdf_subset_free(fp_pdf_subset *s)
+{
+    if (!s)
+        return;
+    free(s->stamp);
+    free(s->new_id);
+    free(s->used);
+    free(s->used_cp);
+    free(s);
+}
+
+int fp_pdf_subset_id(const fp_pdf_subset *s, unsigned gid)
+{
+    return gid < s->nglyphs && s->stamp[gid] == s->gen ? s->new_id[gid] : -1;
+}
+
+void fp_pdf_font_select(fp_pdf_font *f, fp_pdf_subset *s)
+{
+    f->cur = s;
+}
 
 void fp_pdf_font_free(fp_pdf_font *f)
 {
@@ -105,10 +146,6 @@ void fp_pdf_font_free(fp_pdf_font *f)
         free(f->tab[t]);
     free(f->bmp_gid);
     free(f->adv_of);
-    free(f->stamp);
-    free(f->new_id);
-    free(f->used);
-    free(f->used_cp);
     if (f->face)
         FT_Done_Face(f->face);
     if (f->lib)
@@ -153,8 +190,9 @@ int fp_pdf_font_new(const char *path, fp_pdf_font **out, fp_err *err)
     /* required: the outlines and their metrics; optional: the rest */
     static const int required[] = {T_GLYF, T_HEAD, T_HHEA, T_HMTX, T_LOCA, T_MAXP};
     for (int t = 0; t < NT; t++) {
-        if (t == T_POST)
-            continue; /* a subset gets a post table without glyph names */
+        if (t == T_POST || t == T_NAME)
+            continue; /* a subset gets a post table without glyph names, and
+                       * no name table (a PDF names the font itself) */
         int rc = load_table(f, t);
         if (rc == -2) {
             fp_pdf_font_free(f);
@@ -197,9 +235,7 @@ int fp_pdf_font_new(const char *path, fp_pdf_font **out, fp_err *err)
             *p = '-';
     f->bmp_gid = calloc(65536, sizeof *f->bmp_gid);
     f->adv_of = malloc(f->nglyphs * sizeof *f->adv_of);
-    f->stamp = calloc(f->nglyphs, sizeof *f->stamp);
-    f->new_id = calloc(f->nglyphs, sizeof *f->new_id);
-    if (!f->bmp_gid || !f->adv_of || !f->stamp || !f->new_id) {
+    if (!f->bmp_gid || !f->adv_of) {
         fp_pdf_font_free(f);
         return fp_fail(err, FP_ENOMEM, "out of memory");
     }
@@ -282,11 +318,11 @@ static int each_component(fp_pdf_font *f, unsigned char *d, size_t len, comp_fn 
 
 void fp_pdf_font_begin(fp_pdf_font *f)
 {
-    if (++f->gen == 0) { /* wrapped: forget every stamp */
-        memset(f->stamp, 0, f->nglyphs * sizeof *f->stamp);
-        f->gen = 1;
+    if (++f->cur->gen == 0) { /* wrapped: forget every stamp */
+        memset(f->cur->stamp, 0, f->nglyphs * sizeof *f->cur->stamp);
+        f->cur->gen = 1;
     }
-    f->nused = 0;
+    f->cur->nused = 0;
     fp_pdf_font_use(f, 0, 0); /* .notdef is glyph 0 of every TrueType font */
 }
 
@@ -305,31 +341,31 @@ static uint32_t use_depth(fp_pdf_font *f, unsigned gid, uint32_t cp, int depth)
 {
     if (gid >= f->nglyphs)
         gid = 0;
-    if (f->stamp[gid] == f->gen) {
-        uint16_t id = f->new_id[gid];
-        if (!f->used_cp[id])
-            f->used_cp[id] = cp;
+    if (f->cur->stamp[gid] == f->cur->gen) {
+        uint16_t id = f->cur->new_id[gid];
+        if (!f->cur->used_cp[id])
+            f->cur->used_cp[id] = cp;
         return id;
     }
-    if (f->nused >= 65535)
+    if (f->cur->nused >= 65535)
         return 0xffffffffu;
-    if (f->nused == f->used_cap) {
-        unsigned nc = f->used_cap ? f->used_cap * 2 : 256;
-        uint16_t *u = realloc(f->used, nc * sizeof *u);
+    if (f->cur->nused == f->cur->used_cap) {
+        unsigned nc = f->cur->used_cap ? f->cur->used_cap * 2 : 256;
+        uint16_t *u = realloc(f->cur->used, nc * sizeof *u);
         if (u)
-            f->used = u;
-        uint32_t *c = realloc(f->used_cp, nc * sizeof *c);
+            f->cur->used = u;
+        uint32_t *c = realloc(f->cur->used_cp, nc * sizeof *c);
         if (c)
-            f->used_cp = c;
+            f->cur->used_cp = c;
         if (!u || !c)
             return 0xffffffffu;
-        f->used_cap = nc;
+        f->cur->used_cap = nc;
     }
-    uint32_t id = f->nused++;
-    f->stamp[gid] = f->gen;
-    f->new_id[gid] = (uint16_t)id;
-    f->used[id] = (uint16_t)gid;
-    f->used_cp[id] = cp;
+    uint32_t id = f->cur->nused++;
+    f->cur->stamp[gid] = f->cur->gen;
+    f->cur->new_id[gid] = (uint16_t)id;
+    f->cur->used[id] = (uint16_t)gid;
+    f->cur->used_cp[id] = cp;
     size_t off, len;
     if (glyph_span(f, gid, &off, &len) == 0 && len >= 10 &&
         (int16_t)be16(f->tab[T_GLYF] + off) < 0) {
@@ -348,17 +384,17 @@ uint32_t fp_pdf_font_use(fp_pdf_font *f, unsigned gid, uint32_t cp)
 
 unsigned fp_pdf_font_nused(const fp_pdf_font *f)
 {
-    return f->nused;
+    return f->cur->nused;
 }
 
 double fp_pdf_font_used_width(const fp_pdf_font *f, unsigned id)
 {
-    return (double)f->adv_of[f->used[id]] * 1000.0 / f->upem;
+    return (double)f->adv_of[f->cur->used[id]] * 1000.0 / f->upem;
 }
 
 uint32_t fp_pdf_font_used_cp(const fp_pdf_font *f, unsigned id)
 {
-    return f->used_cp[id];
+    return f->cur->used_cp[id];
 }
 
 void fp_pdf_font_metrics(const fp_pdf_font *f, double bbox[4], double *ascent, double *descent,
@@ -375,8 +411,8 @@ void fp_pdf_font_metrics(const fp_pdf_font *f, double bbox[4], double *ascent, d
 void fp_pdf_font_tag(const fp_pdf_font *f, char tag[7])
 {
     uint64_t h = 1469598103934665603ull;
-    for (unsigned i = 0; i < f->nused; i++) {
-        h ^= f->used[i];
+    for (unsigned i = 0; i < f->cur->nused; i++) {
+        h ^= f->cur->used[i];
         h *= 1099511628211ull;
     }
     for (int i = 0; i < 6; i++) {
@@ -390,9 +426,9 @@ static int renumber(fp_pdf_font *f, unsigned char *gid_at, void *arg)
 {
     (void)arg;
     unsigned g = be16(gid_at);
-    if (g >= f->nglyphs || f->stamp[g] != f->gen)
+    if (g >= f->nglyphs || f->cur->stamp[g] != f->cur->gen)
         return -1;
-    put16(gid_at, f->new_id[g]);
+    put16(gid_at, f->cur->new_id[g]);
     return 0;
 }
 
@@ -414,14 +450,15 @@ static uint32_t checksum(const unsigned char *p, size_t n)
  * FP_EIO (a glyph's data is inconsistent). */
 int fp_pdf_font_subset(fp_pdf_font *f, fp_buf *out, fp_err *err)
 {
-    unsigned n = f->nused;
+    unsigned n = f->cur->nused;
     /* sizes: glyf (each glyph padded to 4 bytes), loca (long), hmtx (every
      * glyph with its own advance) */
     size_t glyf_len = 0;
     for (unsigned i = 0; i < n; i++) {
         size_t off, len;
-        if (glyph_span(f, f->used[i], &off, &len) < 0)
-            return fp_fail(err, FP_EIO, "font: glyph %u has no consistent outline", f->used[i]);
+        if (glyph_span(f, f->cur->used[i], &off, &len) < 0)
+            return fp_fail(err, FP_EIO, "font: glyph %u has no consistent outline",
+                           f->cur->used[i]);
         glyf_len += (len + 3) & ~(size_t)3;
     }
     static const unsigned char post3[32] = {0, 3, 0, 0}; /* version 3: no glyph names */
@@ -479,13 +516,13 @@ int fp_pdf_font_subset(fp_pdf_font *f, fp_buf *out, fp_err *err)
             size_t o = 0;
             for (unsigned i = 0; i < n; i++) {
                 size_t off, gl;
-                glyph_span(f, f->used[i], &off, &gl);
+                glyph_span(f, f->cur->used[i], &off, &gl);
                 memcpy(d + o, f->tab[T_GLYF] + off, gl);
                 if (gl >= 10 && (int16_t)be16(d + o) < 0 &&
                     each_component(f, d + o, gl, renumber, NULL) < 0) {
                     out->len = start;
                     return fp_fail(err, FP_EIO, "font: composite glyph %u is inconsistent",
-                                   f->used[i]);
+                                   f->cur->used[i]);
                 }
                 o += (gl + 3) & ~(size_t)3;
             }
@@ -496,7 +533,7 @@ int fp_pdf_font_subset(fp_pdf_font *f, fp_buf *out, fp_err *err)
             for (unsigned i = 0; i < n; i++) {
                 put32(d + 4 * i, (uint32_t)o);
                 size_t off, gl;
-                glyph_span(f, f->used[i], &off, &gl);
+                glyph_span(f, f->cur->used[i], &off, &gl);
                 o += (gl + 3) & ~(size_t)3;
             }
             put32(d + 4 * n, (uint32_t)o);
@@ -505,7 +542,7 @@ int fp_pdf_font_subset(fp_pdf_font *f, fp_buf *out, fp_err *err)
         case T_HMTX: {
             const unsigned char *h = f->tab[T_HMTX];
             for (unsigned i = 0; i < n; i++) {
-                unsigned g = f->used[i];
+                unsigned g = f->cur->used[i];
                 put16(d + 4 * i, f->adv_of[g]);
                 memcpy(d + 4 * i + 2,
                        g < f->nhm ? h + 4 * g + 2 : h + 4 * f->nhm + 2 * (g - f->nhm), 2);

@@ -25,6 +25,9 @@ void fp_pdf_renderer_free(fp_pdf_renderer *r)
 {
     if (!r)
         return;
+    fp_pdf_subset_free(r->form);
+    fp_pdf_subset_free(r->doc);
+    fp_buf_free(&r->form_objs);
     fp_pdf_font_free(r->font);
     if (r->z)
         libdeflate_free_compressor(r->z);
@@ -34,6 +37,7 @@ void fp_pdf_renderer_free(fp_pdf_renderer *r)
     free(r->m.adv);
     free(r->m.off);
     free(r->m.dcid);
+    free(r->m.dfont);
     fp_buf_free(&r->cs);
     fp_buf_free(&r->path);
     fp_buf_free(&r->prog);
@@ -71,6 +75,15 @@ int fp_pdf_renderer_new(const char *font_path, fp_pdf_renderer **out, fp_err *er
         return fp_fail(err, FP_EIO, "font %s cannot map characters to glyphs", font_path);
     }
     r->ell_adv = fp_pdf_font_advance(r->font, r->ell_gid);
+    fp_buf_init(&r->form_objs, FP_PDF_MAX_PDF);
+    if (fp_pdf_subset_new(r->font, &r->form) < 0 || fp_pdf_subset_new(r->font, &r->doc) < 0) {
+        fp_pdf_renderer_free(r);
+        return fp_fail(err, FP_ENOMEM, "out of memory");
+    }
+    if ((rc = fp_pdf_form_font(r, fp_pdf_form_chars, err)) < 0) {
+        fp_pdf_renderer_free(r);
+        return rc;
+    }
     *out = r;
     return 0;
 }
@@ -229,25 +242,33 @@ static void draw_run(fp_pdf_dc *c, int a, int b, int ell, double sz, double x, d
     if (grow(c, (void **)&m->dcid, &cap, ng, sizeof *m->dcid) < 0)
         return;
     m->dcid_cap = (int)cap;
-    fp_pdf_font *font = c->r->font;
+    size_t fcap = (size_t)m->dfont_cap;
+    if (grow(c, (void **)&m->dfont, &fcap, ng, 1) < 0)
+        return;
+    m->dfont_cap = (int)fcap;
+    fp_pdf_renderer *r = c->r;
     size_t k = 0;
-    for (int i = a; i < b; i++) {
-        uint32_t id = fp_pdf_font_use(font, m->gid[i], m->cp[i]);
-        if (id == 0xffffffffu) {
-            dfail(c, FP_ENOMEM, "out of memory");
-            return;
+    for (int i = a; i <= b; i++) {
+        int last = i == b;
+        if (last && !ell)
+            break;
+        unsigned gid = last ? r->ell_gid : m->gid[i];
+        uint32_t cp = last ? 0x2026 : m->cp[i];
+        int id = fp_pdf_subset_id(r->form, gid);
+        if (id >= 0) {
+            m->dfont[k] = 0;
+        } else {
+            uint32_t d = fp_pdf_font_use(r->font, gid, cp);
+            if (d == 0xffffffffu) {
+                dfail(c, FP_ENOMEM, "out of memory");
+                return;
+            }
+            id = (int)d;
+            m->dfont[k] = 1;
         }
         m->dcid[k++] = (uint16_t)id;
     }
-    if (ell) {
-        uint32_t id = fp_pdf_font_use(font, c->r->ell_gid, 0x2026);
-        if (id == 0xffffffffu) {
-            dfail(c, FP_ENOMEM, "out of memory");
-            return;
-        }
-        m->dcid[k++] = (uint16_t)id;
-    }
-    fp_pdf_glyphs(c, m->dcid, (int)k, sz, x, y);
+    fp_pdf_glyphs(c, m->dcid, m->dfont, (int)k, sz, x, y);
 }
 
 /* Draws s inside the box (x, y, w, h in mm): at size if it fits on one

@@ -10,11 +10,15 @@
  * wrote for the same drawing (the page starts with a y-down matrix, so the
  * layout's coordinates are cairo's), so the page looks the same.
  *
- * Object numbers are fixed: 1 catalogue, 2 page tree, 3 document info,
- * 4 the Type0 font, 5 its CIDFontType2, 6 the font descriptor, 7 the font
- * program (FontFile2), 8 the ToUnicode CMap, then per page i the page
- * (9 + 2i) and its content stream (10 + 2i).  Streams are compressed with
- * libdeflate (zlib format, FlateDecode). */
+ * Two fonts, both subsets of the one face (internal.h says why): /f0 the
+ * form's, whose objects are built once per renderer and copied into every
+ * file as they are, and /f1 the document's.  Object numbers are fixed:
+ * 1 catalogue, 2 page tree, 3 document info, 4..8 the form's font and 9..13
+ * the document's (each: the Type0 font, its CIDFontType2, the font
+ * descriptor, the font program (FontFile2), the ToUnicode CMap), then per
+ * page i the page (14 + 2i) and its content stream (15 + 2i).  Streams are
+ * compressed with libdeflate (zlib format, FlateDecode); the form font's at
+ * libdeflate's highest level, since that is paid once. */
 #include <libdeflate.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,13 +29,17 @@
 #define OBJ_CATALOG 1
 #define OBJ_PAGES   2
 #define OBJ_INFO    3
-#define OBJ_FONT    4
-#define OBJ_CIDFONT 5
-#define OBJ_DESC    6
-#define OBJ_PROG    7
-#define OBJ_TOUNI   8
-#define OBJ_PAGE(i) (9 + 2 * (i))
-#define NOBJ(np)    (9 + 2 * (np)) /* with object 0 */
+#define OBJ_FORM    4 /* the form's font, 5 objects */
+#define OBJ_DOC     9 /* the document's font, 5 objects */
+/* within a font's five: */
+#define O_FONT      0
+#define O_CIDFONT   1
+#define O_DESC      2
+#define O_PROG      3
+#define O_TOUNI     4
+#define OBJ_PAGE(i) (14 + 2 * (i))
+#define NOBJ(np)    (14 + 2 * (np)) /* with object 0 */
+#define FORM_LEVEL  12
 
 #define PAGE_W_PT 683.149606 /* 241 mm */
 #define PAGE_H_PT 396.850394 /* 140 mm */
@@ -189,7 +197,26 @@ void fp_pdf_fill(fp_pdf_dc *c)
     paint(c, "f\n");
 }
 
-void fp_pdf_glyphs(fp_pdf_dc *c, const uint16_t *cid, int n, double size, double x, double y)
+void fp_pdf_fill_scaled(fp_pdf_dc *c, double x, double y, double unit)
+{
+    if (c->path->len == 0)
+        return;
+    rgb(c, c->fill, &c->fill_set, "rg\n");
+    fp_buf *b = c->cs;
+    lit(b, "q ");
+    numd(b, unit, 6);
+    lit(b, " 0 0 ");
+    numd(b, unit, 6);
+    fp_buf_append(b, " ", 1);
+    numd(b, x, 6);
+    fp_buf_append(b, " ", 1);
+    numd(b, y, 6);
+    lit(b, " cm\n");
+    paint(c, "f Q\n");
+}
+
+void fp_pdf_glyphs(fp_pdf_dc *c, const uint16_t *cid, const unsigned char *font, int n, double size,
+                   double x, double y)
 {
     fp_buf *b = c->cs;
     rgb(c, c->fill, &c->fill_set, "rg\n");
@@ -201,10 +228,17 @@ void fp_pdf_glyphs(fp_pdf_dc *c, const uint16_t *cid, int n, double size, double
     num(b, x);
     fp_buf_append(b, " ", 1);
     num(b, y);
-    lit(b, " Tm /f0 1 Tf <");
-    for (int i = 0; i < n; i++)
-        hex4(b, cid[i]);
-    lit(b, ">Tj ET\n");
+    lit(b, " Tm");
+    /* one Tj per run of one font: Tj moves on by the glyphs' widths */
+    for (int i = 0; i < n;) {
+        int j = i;
+        lit(b, font[i] ? " /f1 1 Tf <" : " /f0 1 Tf <");
+        for (; j < n && font[j] == font[i]; j++)
+            hex4(b, cid[j]);
+        lit(b, ">Tj");
+        i = j;
+    }
+    lit(b, " ET\n");
 }
 
 /* Sets the stroke state for the path about to be built (colour, width). */
@@ -300,6 +334,7 @@ int fp_pdf_file_begin(fp_pdf_file *f, fp_pdf_renderer *r, fp_buf *out, int npage
         r->xref = x;
         r->xref_cap = need;
     }
+    fp_pdf_font_select(r->font, r->doc);
     fp_pdf_font_begin(r->font);
     emit(f, "%PDF-1.5\n%\xb5\xed\xae\xfb\n", 15);
     return f->range ? FP_ERANGE : f->nomem ? FP_ENOMEM : 0;
@@ -333,8 +368,9 @@ int fp_pdf_page_end(fp_pdf_file *f, fp_pdf_dc *c, fp_err *err)
     obj_start(f, OBJ_PAGE(i));
     int k = snprintf(s, sizeof s,
                      "<< /Type /Page /Parent %d 0 R /MediaBox [0 0 %.6f %.6f]\n"
-                     "/Resources << /Font << /f0 %d 0 R >> >> /Contents %d 0 R >>\nendobj\n",
-                     OBJ_PAGES, PAGE_W_PT, PAGE_H_PT, OBJ_FONT, OBJ_PAGE(i) + 1);
+                     "/Resources << /Font << /f0 %d 0 R /f1 %d 0 R >> >> /Contents %d 0 R >>\n"
+                     "endobj\n",
+                     OBJ_PAGES, PAGE_W_PT, PAGE_H_PT, OBJ_FORM, OBJ_DOC, OBJ_PAGE(i) + 1);
     emit(f, s, (size_t)k);
     return file_rc(f, err);
 }
@@ -375,7 +411,8 @@ static void cmap_unicode(fp_buf *b, uint32_t cp)
     fp_buf_append(b, ">", 1);
 }
 
-static int write_font(fp_pdf_file *f, fp_err *err)
+/* The selected subset of the font as the five objects from base on. */
+static int write_font(fp_pdf_file *f, int base, fp_err *err)
 {
     fp_pdf_renderer *r = f->r;
     fp_pdf_font *font = r->font;
@@ -392,7 +429,7 @@ static int write_font(fp_pdf_file *f, fp_err *err)
     if (rc)
         return rc;
     k = snprintf(s, sizeof s, " /Length1 %zu", r->prog.len);
-    stream_obj(f, OBJ_PROG, r->prog.p, r->prog.len, s);
+    stream_obj(f, base + O_PROG, r->prog.p, r->prog.len, s);
 
     /* ToUnicode: every CID drawn for a character maps back to it */
     fp_buf *b = &r->tmp;
@@ -428,14 +465,14 @@ static int write_font(fp_pdf_file *f, fp_err *err)
     lit(b, "endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend\n");
     if (b->overflow)
         return fp_fail(err, FP_ENOMEM, "out of memory");
-    stream_obj(f, OBJ_TOUNI, b->p, b->len, "");
+    stream_obj(f, base + O_TOUNI, b->p, b->len, "");
 
     /* the fonts and the descriptor */
-    obj_start(f, OBJ_FONT);
+    obj_start(f, base + O_FONT);
     k = snprintf(s, sizeof s,
                  "<< /Type /Font /Subtype /Type0 /BaseFont /%s+%s /Encoding /Identity-H\n"
                  "/DescendantFonts [%d 0 R] /ToUnicode %d 0 R >>\nendobj\n",
-                 tag, name, OBJ_CIDFONT, OBJ_TOUNI);
+                 tag, name, base + O_CIDFONT, base + O_TOUNI);
     emit(f, s, (size_t)k);
 
     b->len = 0;
@@ -444,26 +481,68 @@ static int write_font(fp_pdf_file *f, fp_err *err)
     fp_buf_append(b, "+", 1);
     lit(b, name);
     lit(b, "\n/CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >>\n"
-           "/FontDescriptor 6 0 R /CIDToGIDMap /Identity\n/W [0 [");
+           "/FontDescriptor ");
+    uint_(b, (unsigned)(base + O_DESC));
+    lit(b, " 0 R /CIDToGIDMap /Identity\n/W [0 [");
     for (unsigned i = 0; i < n; i++) {
         if (i)
             fp_buf_append(b, (i % 16) ? " " : "\n", 1);
         num(b, fp_pdf_font_used_width(font, i));
     }
     lit(b, "]] >>\nendobj\n");
-    obj_start(f, OBJ_CIDFONT);
+    obj_start(f, base + O_CIDFONT);
     emit_buf(f, b);
 
     double bbox[4], asc, desc, cap;
     fp_pdf_font_metrics(font, bbox, &asc, &desc, &cap);
-    obj_start(f, OBJ_DESC);
+    obj_start(f, base + O_DESC);
     k = snprintf(s, sizeof s,
                  "<< /Type /FontDescriptor /FontName /%s+%s /Flags 4\n"
                  "/FontBBox [%.0f %.0f %.0f %.0f] /ItalicAngle 0 /Ascent %.0f /Descent %.0f\n"
                  "/CapHeight %.0f /StemV 80 /FontFile2 %d 0 R >>\nendobj\n",
-                 tag, name, bbox[0], bbox[1], bbox[2], bbox[3], asc, desc, cap, OBJ_PROG);
+                 tag, name, bbox[0], bbox[1], bbox[2], bbox[3], asc, desc, cap, base + O_PROG);
     emit(f, s, (size_t)k);
     return file_rc(f, err);
+}
+
+int fp_pdf_form_font(fp_pdf_renderer *r, const char *chars, fp_err *err)
+{
+    if (r->xref_cap < (size_t)NOBJ(1)) {
+        size_t *x = realloc(r->xref, (size_t)NOBJ(1) * sizeof *x);
+        if (!x)
+            return fp_fail(err, FP_ENOMEM, "out of memory");
+        r->xref = x;
+        r->xref_cap = (size_t)NOBJ(1);
+    }
+    fp_pdf_font_select(r->font, r->form);
+    fp_pdf_font_begin(r->font);
+    const unsigned char *p = (const unsigned char *)chars;
+    while (*p) {
+        uint32_t cp = *p++;
+        int more = cp >= 0xf0 ? 3 : cp >= 0xe0 ? 2 : cp >= 0xc0 ? 1 : 0;
+        cp &= more == 3 ? 0x07 : more == 2 ? 0x0f : more == 1 ? 0x1f : 0x7f;
+        for (; more > 0 && (*p & 0xc0) == 0x80; more--)
+            cp = cp << 6 | (*p++ & 0x3f);
+        unsigned gid = fp_pdf_font_glyph(r->font, cp);
+        if (gid && fp_pdf_font_use(r->font, gid, cp) == 0xffffffffu)
+            return fp_fail(err, FP_ENOMEM, "out of memory");
+    }
+    /* compressed once, so at the highest level */
+    struct libdeflate_compressor *z = r->z;
+    r->z = libdeflate_alloc_compressor(FORM_LEVEL);
+    if (!r->z) {
+        r->z = z;
+        return fp_fail(err, FP_ENOMEM, "out of memory");
+    }
+    fp_pdf_file f = {.r = r, .out = &r->form_objs};
+    r->form_objs.len = 0;
+    int rc = write_font(&f, OBJ_FORM, err);
+    libdeflate_free_compressor(r->z);
+    r->z = z;
+    for (int i = 0; i < 5; i++)
+        r->form_off[i] = r->xref[OBJ_FORM + i];
+    fp_pdf_font_select(r->font, r->doc);
+    return rc;
 }
 
 /* "yyyy-MM-ddTHH:mm:ss[Z|±hh:mm]" -> D:yyyyMMddHHmmss[Z|±hh'mm'] */
@@ -482,7 +561,12 @@ static void pdf_date(char *d, size_t n, const char *iso)
 int fp_pdf_file_end(fp_pdf_file *f, const fp_pdf_meta *meta, fp_err *err)
 {
     fp_pdf_renderer *r = f->r;
-    int rc = write_font(f, err);
+    /* the form's font as built, then the document's */
+    size_t at = f->out->len - f->start;
+    emit_buf(f, &r->form_objs);
+    for (int i = 0; i < 5; i++)
+        r->xref[OBJ_FORM + i] = at + r->form_off[i];
+    int rc = write_font(f, OBJ_DOC, err);
     if (rc)
         return rc;
     char s[160];
