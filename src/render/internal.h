@@ -57,6 +57,11 @@ void fp_pdf_font_metrics(const fp_pdf_font *f, double bbox[4], double *ascent, d
 void fp_pdf_font_tag(const fp_pdf_font *f, char tag[7]);
 /* The subset's TrueType program appended to out. */
 int fp_pdf_font_subset(fp_pdf_font *f, fp_buf *out, fp_err *err);
+/* The same program, in another glyph order, already compressed: a zlib
+ * stream appended to out, its uncompressed length in *raw_len, and the
+ * CIDToGIDMap (CID = subset id -> the program's glyph, 2 bytes each)
+ * appended to cidmap.  Pieces are kept across documents (pdf_font.c). */
+int fp_pdf_font_subset_z(fp_pdf_font *f, fp_buf *out, size_t *raw_len, fp_buf *cidmap, fp_err *err);
 
 /* ---- the renderer ---- */
 

@@ -14,6 +14,7 @@
  * font is touched per document, so a subset costs microseconds. */
 #include <ft2build.h>
 #include <stdint.h>
+#include <zlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,25 @@ struct fp_pdf_font {
     uint16_t *bmp_gid;
     uint16_t *adv_of;   /* per glyph id */
     fp_pdf_subset *cur; /* the subset glyphs are added to (fp_pdf_font_select) */
+    /* fp_pdf_font_subset_z: simple glyphs compressed once, each on its own
+     * (raw deflate ending byte-aligned), kept for every later document */
+    struct zseg {
+        uint32_t off, zlen, adler, sum; /* zlen 0: not compressed yet */
+    } * seg;
+    unsigned char *zpool;
+    size_t zpool_len, zpool_cap;
+    z_stream zs, zd; /* level 9 for the kept segments, 1 per document */
+    int zs_ok, zd_ok;
+    /* the constant tables (OS/2, cvt, fpgm, post, prep) as one segment */
+    unsigned char *cz;
+    size_t cz_len, c_len, c_off[NT];
+    uint32_t c_adler, c_sum[NT];
+    int c_has[NT];
+    /* per document */
+    uint16_t *order, *fgid; /* font glyph -> subset id, and back */
+    unsigned order_cap;
+    unsigned char *pbuf;
+    size_t pbuf_cap;
 };
 
 /* A subset: old glyph id -> new id, valid where stamp[] holds the current
@@ -146,6 +166,16 @@ void fp_pdf_font_free(fp_pdf_font *f)
         free(f->tab[t]);
     free(f->bmp_gid);
     free(f->adv_of);
+    free(f->seg);
+    free(f->zpool);
+    free(f->cz);
+    free(f->order);
+    free(f->fgid);
+    free(f->pbuf);
+    if (f->zs_ok)
+        deflateEnd(&f->zs);
+    if (f->zd_ok)
+        deflateEnd(&f->zd);
     if (f->face)
         FT_Done_Face(f->face);
     if (f->lib)
@@ -166,6 +196,8 @@ static int load_table(fp_pdf_font *f, int t)
     f->tab_len[t] = len;
     return 0;
 }
+
+static int zcache_init(fp_pdf_font *f);
 
 int fp_pdf_font_new(const char *path, fp_pdf_font **out, fp_err *err)
 {
@@ -242,6 +274,12 @@ int fp_pdf_font_new(const char *path, fp_pdf_font **out, fp_err *err)
     const unsigned char *hmtx = f->tab[T_HMTX];
     for (unsigned g = 0; g < f->nglyphs; g++)
         f->adv_of[g] = be16(hmtx + 4 * (g < f->nhm ? g : f->nhm - 1));
+    int rc = zcache_init(f);
+    if (rc) {
+        fp_pdf_font_free(f);
+        return rc == FP_ENOMEM ? fp_fail(err, FP_ENOMEM, "out of memory")
+                               : fp_fail(err, FP_EIO, "zlib: cannot compress font tables");
+    }
     *out = f;
     return 0;
 }
@@ -578,5 +616,334 @@ int fp_pdf_font_subset(fp_pdf_font *f, fp_buf *out, fp_err *err)
     }
     if (head_at)
         put32(head_at + 8, 0xB1B0AFBAu - checksum(base, total));
+    return 0;
+}
+
+/* ---- the document's subset, compressed from kept pieces ----
+ *
+ * Most of a CJK subset's bytes are simple glyphs (the components the
+ * ideographs are composed of in this font), the same bytes in every
+ * document that uses them.  Each is compressed once, as raw deflate blocks
+ * ending byte-aligned (zlib's Z_FULL_FLUSH: independent of what precedes),
+ * and kept; a document's font program is then a zlib stream concatenated
+ * from one freshly compressed chunk (the table directory, head, hhea, maxp,
+ * loca, hmtx, glyph 0 and the composite glyphs, whose component references
+ * are renumbered per document), the kept segments of its simple glyphs,
+ * the kept segment of the constant tables, an empty final block, and the
+ * Adler-32 combined from the pieces' (adler32_combine).  The font's glyph
+ * order (chunk first, kept glyphs after) is not the order of the CIDs the
+ * content stream uses, so the PDF maps them with a CIDToGIDMap stream.
+ * The kept segments are bounded (ZPOOL_MAX); past it a simple glyph goes
+ * into the fresh chunk like a composite. */
+
+#define ZPOOL_MAX ((size_t)16 << 20)
+
+static const unsigned char post3[32] = {0, 3, 0, 0}; /* version 3: no glyph names */
+
+/* in[0..n) as raw deflate ending byte-aligned, appended to *buf; 0, -1
+ * (zlib failed), -2 (more than max bytes, or out of memory). */
+static int zseg(z_stream *z, const unsigned char *in, size_t n, unsigned char **buf, size_t *len,
+                size_t *cap, size_t max)
+{
+    if (deflateReset(z) != Z_OK)
+        return -1;
+    size_t bound = deflateBound(z, n) + 64;
+    if (*len + bound > *cap) {
+        size_t nc = *cap ? *cap : 65536;
+        while (nc < *len + bound)
+            nc *= 2;
+        if (nc > max && *len + bound <= max)
+            nc = max;
+        if (nc > max)
+            return -2;
+        unsigned char *p = realloc(*buf, nc);
+        if (!p)
+            return -2;
+        *buf = p;
+        *cap = nc;
+    }
+    z->next_in = (unsigned char *)in;
+    z->avail_in = (uInt)n;
+    z->next_out = *buf + *len;
+    z->avail_out = (uInt)bound;
+    if (deflate(z, Z_FULL_FLUSH) != Z_OK || z->avail_in != 0 || z->avail_out == 0)
+        return -1;
+    *len += bound - z->avail_out;
+    return 0;
+}
+
+static int zcache_init(fp_pdf_font *f)
+{
+    if (deflateInit2(&f->zs, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return FP_ENOMEM;
+    f->zs_ok = 1;
+    if (deflateInit2(&f->zd, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return FP_ENOMEM;
+    f->zd_ok = 1;
+    f->seg = calloc(f->nglyphs, sizeof *f->seg);
+    if (!f->seg)
+        return FP_ENOMEM;
+    static const int constant[] = {T_OS2, T_CVT, T_FPGM, T_POST, T_PREP};
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof constant / sizeof *constant; i++) {
+        int t = constant[i];
+        size_t n = t == T_POST ? sizeof post3 : f->tab_len[t];
+        if (t != T_POST && !f->tab[t])
+            continue;
+        f->c_has[t] = 1;
+        f->c_off[t] = total;
+        total += (n + 3) & ~(size_t)3;
+    }
+    unsigned char *blk = calloc(1, total ? total : 1);
+    if (!blk)
+        return FP_ENOMEM;
+    for (int t = 0; t < NT; t++) {
+        if (!f->c_has[t])
+            continue;
+        const unsigned char *src = t == T_POST ? post3 : f->tab[t];
+        size_t n = t == T_POST ? sizeof post3 : f->tab_len[t];
+        memcpy(blk + f->c_off[t], src, n);
+        f->c_sum[t] = 0;
+        for (size_t i = 0; i + 4 <= ((n + 3) & ~(size_t)3); i += 4)
+            f->c_sum[t] += be32(blk + f->c_off[t] + i);
+    }
+    f->c_len = total;
+    f->c_adler = (uint32_t)adler32(adler32(0, NULL, 0), blk, (uInt)total);
+    size_t cap = 0;
+    int rc = zseg(&f->zs, blk, total, &f->cz, &f->cz_len, &cap, (size_t)1 << 24);
+    free(blk);
+    return rc == 0 ? 0 : rc == -2 ? FP_ENOMEM : FP_EIO;
+}
+
+/* 4-byte-word sum of p[0..n) padded with zeros. */
+static uint32_t sum4(const unsigned char *p, size_t n)
+{
+    return checksum(p, n);
+}
+
+/* Keeps glyph g's compressed segment; 0, or -1 when it cannot be kept. */
+static int keep(fp_pdf_font *f, unsigned g, size_t off, size_t len)
+{
+    if (f->seg[g].zlen)
+        return 0;
+    unsigned char tmp[4096], *in = tmp;
+    size_t padded = (len + 3) & ~(size_t)3;
+    if (padded > sizeof tmp && !(in = malloc(padded)))
+        return -1;
+    memcpy(in, f->tab[T_GLYF] + off, len);
+    memset(in + len, 0, padded - len);
+    size_t at = f->zpool_len;
+    int rc = zseg(&f->zs, in, padded, &f->zpool, &f->zpool_len, &f->zpool_cap, ZPOOL_MAX);
+    if (rc == 0) {
+        f->seg[g].off = (uint32_t)at;
+        f->seg[g].zlen = (uint32_t)(f->zpool_len - at);
+        f->seg[g].adler = (uint32_t)adler32(adler32(0, NULL, 0), in, (uInt)padded);
+        f->seg[g].sum = sum4(in, padded);
+    }
+    if (in != tmp)
+        free(in);
+    return rc == 0 ? 0 : -1;
+}
+
+static int renumber_font(fp_pdf_font *f, unsigned char *gid_at, void *arg)
+{
+    const uint16_t *fgid = arg;
+    unsigned g = be16(gid_at);
+    if (g >= f->nglyphs || f->cur->stamp[g] != f->cur->gen)
+        return -1;
+    put16(gid_at, fgid[f->cur->new_id[g]]);
+    return 0;
+}
+
+static int grow_to(void **p, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t nc = *cap ? *cap : 4096;
+    while (nc < need)
+        nc *= 2;
+    void *np = realloc(*p, nc);
+    if (!np)
+        return -1;
+    *p = np;
+    *cap = nc;
+    return 0;
+}
+
+int fp_pdf_font_subset_z(fp_pdf_font *f, fp_buf *out, size_t *raw_len, fp_buf *cidmap, fp_err *err)
+{
+    fp_pdf_subset *s = f->cur;
+    unsigned n = s->nused;
+    if (n > f->order_cap) {
+        uint16_t *o = realloc(f->order, n * sizeof *o);
+        if (o)
+            f->order = o;
+        uint16_t *fg = realloc(f->fgid, n * sizeof *fg);
+        if (fg)
+            f->fgid = fg;
+        if (!o || !fg)
+            return fp_fail(err, FP_ENOMEM, "out of memory");
+        f->order_cap = n;
+    }
+    /* the font's glyph order: glyph 0 and what is compressed fresh first,
+     * then the kept simple glyphs */
+    unsigned nfresh = 0, nkept = 0;
+    size_t fresh_glyf = 0, kept_raw = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (unsigned id = 0; id < n; id++) {
+            unsigned g = s->used[id];
+            size_t off, len;
+            if (glyph_span(f, g, &off, &len) < 0)
+                return fp_fail(err, FP_EIO, "font: glyph %u has no consistent outline", g);
+            int kept = id != 0 && len >= 10 && (int16_t)be16(f->tab[T_GLYF] + off) >= 0 &&
+                       (f->seg[g].zlen || (pass == 0 && keep(f, g, off, len) == 0));
+            if (kept != pass)
+                continue;
+            unsigned at = pass ? nfresh + nkept++ : nfresh++;
+            f->order[at] = (uint16_t)id;
+            f->fgid[id] = (uint16_t)at;
+            if (pass)
+                kept_raw += (len + 3) & ~(size_t)3;
+            else
+                fresh_glyf += (len + 3) & ~(size_t)3;
+        }
+    /* CIDToGIDMap: CID (subset id) -> the font's glyph */
+    for (unsigned id = 0; id < n; id++) {
+        unsigned char b[2];
+        put16(b, f->fgid[id]);
+        fp_buf_append(cidmap, b, 2);
+    }
+
+    int tabs[NT], ntab = 0;
+    for (int t = 0; t < NT; t++)
+        if (f->c_has[t] || t == T_GLYF || t == T_HEAD || t == T_HHEA || t == T_HMTX ||
+            t == T_LOCA || t == T_MAXP)
+            tabs[ntab++] = t;
+    size_t dir = 12 + 16u * (size_t)ntab;
+    size_t o_head = dir, o_hhea = o_head + 56, o_maxp = o_hhea + 36;
+    size_t maxp_len = f->tab_len[T_MAXP];
+    size_t o_loca = o_maxp + ((maxp_len + 3) & ~(size_t)3), loca_len = 4u * (n + 1);
+    size_t o_hmtx = o_loca + loca_len, hmtx_len = 4u * n;
+    size_t o_glyf = o_hmtx + hmtx_len, glyf_len = fresh_glyf + kept_raw;
+    size_t o_const = o_glyf + glyf_len, plen = o_glyf + fresh_glyf;
+    if (grow_to((void **)&f->pbuf, &f->pbuf_cap, plen) < 0)
+        return fp_fail(err, FP_ENOMEM, "out of memory");
+    unsigned char *P = f->pbuf;
+    memset(P, 0, plen);
+    /* head, hhea, maxp */
+    memcpy(P + o_head, f->tab[T_HEAD], 54);
+    put32(P + o_head + 8, 0);
+    put16(P + o_head + 50, 1); /* long loca */
+    memcpy(P + o_hhea, f->tab[T_HHEA], 36);
+    put16(P + o_hhea + 34, n);
+    memcpy(P + o_maxp, f->tab[T_MAXP], maxp_len);
+    put16(P + o_maxp + 4, n);
+    /* loca, hmtx and the fresh glyphs, in the font's order */
+    const unsigned char *hm = f->tab[T_HMTX];
+    size_t go = 0, fo = 0;
+    uint32_t glyf_sum = 0;
+    for (unsigned k = 0; k < n; k++) {
+        unsigned id = f->order[k], g = s->used[id];
+        size_t off, len;
+        glyph_span(f, g, &off, &len);
+        put32(P + o_loca + 4 * k, (uint32_t)go);
+        put16(P + o_hmtx + 4 * k, f->adv_of[g]);
+        memcpy(P + o_hmtx + 4 * k + 2,
+               g < f->nhm ? hm + 4 * g + 2 : hm + 4 * f->nhm + 2 * (g - f->nhm), 2);
+        size_t padded = (len + 3) & ~(size_t)3;
+        if (k < nfresh) {
+            unsigned char *d = P + o_glyf + fo;
+            memcpy(d, f->tab[T_GLYF] + off, len);
+            if (len >= 10 && (int16_t)be16(d) < 0 &&
+                each_component(f, d, len, renumber_font, f->fgid) < 0)
+                return fp_fail(err, FP_EIO, "font: composite glyph %u is inconsistent", g);
+            glyf_sum += sum4(d, padded);
+            fo += padded;
+        } else {
+            glyf_sum += f->seg[g].sum;
+        }
+        go += padded;
+    }
+    put32(P + o_loca + 4 * n, (uint32_t)go);
+
+    /* the directory */
+    put32(P, 0x00010000);
+    put16(P + 4, (uint32_t)ntab);
+    unsigned es = 0;
+    while ((2u << es) <= (unsigned)ntab)
+        es++;
+    put16(P + 6, 16u << es);
+    put16(P + 8, es);
+    put16(P + 10, (uint32_t)ntab * 16 - (16u << es));
+    uint32_t total = 0;
+    for (int i = 0; i < ntab; i++) {
+        int t = tabs[i];
+        size_t at, len;
+        uint32_t sum;
+        switch (t) {
+        case T_HEAD:
+            at = o_head, len = 54, sum = sum4(P + at, len);
+            break;
+        case T_HHEA:
+            at = o_hhea, len = 36, sum = sum4(P + at, len);
+            break;
+        case T_MAXP:
+            at = o_maxp, len = maxp_len, sum = sum4(P + at, len);
+            break;
+        case T_LOCA:
+            at = o_loca, len = loca_len, sum = sum4(P + at, len);
+            break;
+        case T_HMTX:
+            at = o_hmtx, len = hmtx_len, sum = sum4(P + at, len);
+            break;
+        case T_GLYF:
+            at = o_glyf, len = glyf_len, sum = glyf_sum;
+            break;
+        default:
+            at = o_const + f->c_off[t];
+            len = t == T_POST ? sizeof post3 : f->tab_len[t];
+            sum = f->c_sum[t];
+        }
+        unsigned char *e = P + 12 + 16 * i;
+        memcpy(e, tag_names[t], 4);
+        put32(e + 4, sum);
+        put32(e + 8, (uint32_t)at);
+        put32(e + 12, (uint32_t)len);
+        total += sum;
+    }
+    total += sum4(P, dir);
+    put32(P + o_head + 8, 0xB1B0AFBAu - total);
+
+    /* the zlib stream: header, the fresh chunk, the kept segments, the
+     * constant tables, an empty final block, the Adler-32 */
+    uLong adler = adler32(adler32(0, NULL, 0), P, (uInt)plen);
+    static const unsigned char zhead[2] = {0x78, 0x01}, zfinal[2] = {0x03, 0x00};
+    fp_buf_append(out, zhead, 2);
+    unsigned char *zb = NULL;
+    size_t zl = 0, zc = 0;
+    int rc = zseg(&f->zd, P, plen, &zb, &zl, &zc, (size_t)1 << 30);
+    if (rc) {
+        free(zb);
+        return rc == -2 ? fp_fail(err, FP_ENOMEM, "out of memory")
+                        : fp_fail(err, FP_EIO, "zlib: cannot compress the font");
+    }
+    fp_buf_append(out, zb, zl);
+    free(zb);
+    for (unsigned k = nfresh; k < n; k++) {
+        unsigned g = s->used[f->order[k]];
+        size_t off, len;
+        glyph_span(f, g, &off, &len);
+        fp_buf_append(out, f->zpool + f->seg[g].off, f->seg[g].zlen);
+        adler = adler32_combine(adler, f->seg[g].adler, (z_off_t)((len + 3) & ~(size_t)3));
+    }
+    fp_buf_append(out, f->cz, f->cz_len);
+    adler = adler32_combine(adler, f->c_adler, (z_off_t)f->c_len);
+    fp_buf_append(out, zfinal, 2);
+    unsigned char ab[4];
+    put32(ab, (uint32_t)adler);
+    fp_buf_append(out, ab, 4);
+    if (out->overflow || cidmap->overflow)
+        return fp_fail(err, FP_ENOMEM, "out of memory");
+    *raw_len = o_const + f->c_len;
     return 0;
 }

@@ -13,10 +13,12 @@
  * Two fonts, both subsets of the one face (internal.h says why): /f0 the
  * form's, whose objects are built once per renderer and copied into every
  * file as they are, and /f1 the document's.  Object numbers are fixed:
- * 1 catalogue, 2 page tree, 3 document info, 4..8 the form's font and 9..13
+ * 1 catalogue, 2 page tree, 3 document info, 4..8 the form's font and 9..14
  * the document's (each: the Type0 font, its CIDFontType2, the font
- * descriptor, the font program (FontFile2), the ToUnicode CMap), then per
- * page i the page (14 + 2i) and its content stream (15 + 2i).  Streams are
+ * descriptor, the font program (FontFile2), the ToUnicode CMap; the
+ * document's also a CIDToGIDMap, its program being assembled from kept
+ * pieces in its own glyph order, see pdf_font.c), then per page i the page
+ * (15 + 2i) and its content stream (16 + 2i).  Streams are
  * compressed with libdeflate (zlib format, FlateDecode); the form font's at
  * libdeflate's highest level, since that is paid once. */
 #include <libdeflate.h>
@@ -37,8 +39,9 @@
 #define O_DESC      2
 #define O_PROG      3
 #define O_TOUNI     4
-#define OBJ_PAGE(i) (14 + 2 * (i))
-#define NOBJ(np)    (14 + 2 * (np)) /* with object 0 */
+#define O_CIDMAP    5 /* the document's font only: its CIDToGIDMap */
+#define OBJ_PAGE(i) (15 + 2 * (i))
+#define NOBJ(np)    (15 + 2 * (np)) /* with object 0 */
 #define FORM_LEVEL  12
 
 #define PAGE_W_PT 683.149606 /* 241 mm */
@@ -425,11 +428,29 @@ static int write_font(fp_pdf_file *f, int base, fp_err *err)
     /* the program */
     r->prog.len = 0;
     r->prog.overflow = 0;
-    int rc = fp_pdf_font_subset(font, &r->prog, err);
-    if (rc)
-        return rc;
-    k = snprintf(s, sizeof s, " /Length1 %zu", r->prog.len);
-    stream_obj(f, base + O_PROG, r->prog.p, r->prog.len, s);
+    int doc = base == OBJ_DOC;
+    if (doc) {
+        fp_buf *map = &r->tmp;
+        map->len = 0;
+        map->overflow = 0;
+        size_t raw = 0;
+        int rc = fp_pdf_font_subset_z(font, &r->prog, &raw, map, err);
+        if (rc)
+            return rc;
+        k = snprintf(s, sizeof s, "<< /Length %zu /Filter /FlateDecode /Length1 %zu >>\nstream\n",
+                     r->prog.len, raw);
+        obj_start(f, base + O_PROG);
+        emit(f, s, (size_t)k);
+        emit_buf(f, &r->prog);
+        emit(f, "\nendstream\nendobj\n", 18);
+        stream_obj(f, base + O_CIDMAP, map->p, map->len, "");
+    } else {
+        int rc = fp_pdf_font_subset(font, &r->prog, err);
+        if (rc)
+            return rc;
+        k = snprintf(s, sizeof s, " /Length1 %zu", r->prog.len);
+        stream_obj(f, base + O_PROG, r->prog.p, r->prog.len, s);
+    }
 
     /* ToUnicode: every CID drawn for a character maps back to it */
     fp_buf *b = &r->tmp;
@@ -483,7 +504,13 @@ static int write_font(fp_pdf_file *f, int base, fp_err *err)
     lit(b, "\n/CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >>\n"
            "/FontDescriptor ");
     uint_(b, (unsigned)(base + O_DESC));
-    lit(b, " 0 R /CIDToGIDMap /Identity\n/W [0 [");
+    if (doc) {
+        lit(b, " 0 R /CIDToGIDMap ");
+        uint_(b, (unsigned)(base + O_CIDMAP));
+        lit(b, " 0 R\n/W [0 [");
+    } else {
+        lit(b, " 0 R /CIDToGIDMap /Identity\n/W [0 [");
+    }
     for (unsigned i = 0; i < n; i++) {
         if (i)
             fp_buf_append(b, (i % 16) ? " " : "\n", 1);
