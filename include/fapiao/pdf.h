@@ -1,5 +1,5 @@
 /* pdf.h — the invoice PDF (a display copy; the data is authoritative, see
- * docs/domain.md), drawn with cairo from the stored
+ * docs/domain.md), written directly (no drawing library) from the stored
  * invoice document, the same JSON fp_xml_from_doc reads (include/fapiao/xml.h).
  *
  * Rendering (src/render/pdf.c).  One page is 241 mm x 140 mm, the 数电票
@@ -51,19 +51,22 @@
  *   e.g. "01,32,,26440000000000012345,900.00,20261125,,"
  *
  * Fonts: one TrueType face (default: Debian's fonts-wqy-microhei, face 0 of
- * the TTC) is loaded once per renderer with FreeType and given to cairo with
- * cairo_ft_font_face_create_for_ft_face; cairo's PDF surface embeds only the
- * glyphs used (a subset), so a 10-line invoice is about 30 KB and every
- * character the font has renders, rare name characters (堃 喆 昇 赟 珺)
+ * the TTC) is loaded once per renderer with FreeType; every PDF embeds two
+ * subsets of it (the form's characters, built once per renderer, and the
+ * document's other characters), so a 10-line invoice is about 52 KB and
+ * every character the font has renders, rare name characters (堃 喆 昇 赟 珺)
  * included.  The PDF's creation date is the invoice's issued_at, so the
- * same document gives the same bytes.
+ * same document gives the same bytes.  Why the renderer is built this way
+ * and what it costs: docs/render-performance.md.
  *
- * Isolation (src/render/pdf_pool.c).  A render runs cairo, FreeType and
- * libqrencode over data from the store; a bug or a pathological document in
- * them must not take the server down, stall it, or eat its memory.  The
- * pool keeps persistent worker PROCESSES (`<exe> render-worker`, started
- * with posix_spawn: the server is multi-threaded, so fork without exec is
- * out).  Each worker limits its own address space (RLIMIT_AS, skipped in
+ * Isolation (src/render/pdf_pool.c).  A render runs our PDF writer,
+ * FreeType, zlib and libqrencode over data from the store; a bug or a
+ * pathological document in them must not take the server down, stall it,
+ * or eat its memory.  The pool keeps persistent worker PROCESSES
+ * (`<exe> render-worker`, started with posix_spawn: the server is
+ * multi-threaded, so fork without exec is out).  Each worker runs at
+ * SCHED_IDLE (unless the pool is a foreground one: docs/render-performance.md),
+ * limits its own address space (RLIMIT_AS, skipped in
  * sanitizer builds, whose shadow memory needs terabytes of it), reads
  * requests on stdin and writes replies on stdout, both one end of a
  * socketpair (a socket, not a pipe, so the parent can send with

@@ -1,6 +1,6 @@
 /* pdf_pool.c — rendering in worker processes, so that a crash, a hang or a
- * memory blow-up in cairo / FreeType / libqrencode costs one render, never
- * the server.  The design (persistent `render-worker` processes spawned with
+ * memory blow-up in the renderer / FreeType / libqrencode costs one render,
+ * never the server.  The design (persistent `render-worker` processes spawned with
  * posix_spawn, framing over a socketpair, RLIMIT_AS, kill on timeout, the
  * fault hooks) is described in include/fapiao/pdf.h.
  *
