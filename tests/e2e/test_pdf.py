@@ -112,6 +112,16 @@ def fonts(pdf):
     return rows
 
 
+def qpdf_check(pdf):
+    """qpdf --check (it decodes every stream: the font programs assembled
+    from kept pieces included), when qpdf is installed."""
+    if shutil.which("qpdf") is None:
+        return
+    r = subprocess.run(["qpdf", "--check", str(pdf)], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=120)
+    assert r.returncode == 0, r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
+
+
 CASES = [
     ("blue", lambda: load(XML_DATA / "blue-doc.json"), 1),
     ("red", lambda: load(XML_DATA / "red-doc.json"), 1),
@@ -136,6 +146,7 @@ def test_render(tmp_path, name, make, pages):
     for f in rows:
         assert f["emb"] == "yes" and f["sub"] == "yes", f
         assert re.fullmatch(r"[A-Z]{6}\+WenQuanYiMicroHei", f["name"]), f
+    qpdf_check(pdf)
 
     first = flat(text_of(pdf, 1))
     assert flat(doc["buyer"]["name"]) in first
