@@ -79,7 +79,7 @@ RATIO=n/a RATIO_CPU=n/a
 
 # ---- phases 1-2: in process ---------------------------------------------------
 say "10 lines, in process, ${RENDER_SECONDS}s of CPU"
-if line=$("$BENCH" --doc "$DOC" --seconds "$RENDER_SECONDS" --out "$TMP/cairo-10.pdf" 2>"$TMP/b10.err"); then
+if line=$("$BENCH" --doc "$DOC" --seconds "$RENDER_SECONDS" --out "$TMP/ten-lines.pdf" 2>"$TMP/b10.err"); then
     say "$line"
     P10=$(kv pages_per_cpu_s "$line")
     MS10=$(kv ms_per_pdf_cpu "$line")
@@ -124,26 +124,26 @@ else
 fi
 
 # ---- phase 3b: the PDF checked against the reference --------------------------
-if [[ -f "$TMP/cairo-10.pdf" ]]; then
+if [[ -f "$TMP/ten-lines.pdf" ]]; then
     if command -v qpdf >/dev/null; then
-        if qpdf --check "$TMP/cairo-10.pdf" >"$TMP/qpdf.out" 2>&1; then QPDF=passed
+        if qpdf --check "$TMP/ten-lines.pdf" >"$TMP/qpdf.out" 2>&1; then QPDF=passed
         else QPDF=FAILED; fail "qpdf --check: $(tail -2 "$TMP/qpdf.out")"; fi
     else
         QPDF="not run (qpdf missing)"
     fi
-    if pdffonts "$TMP/cairo-10.pdf" >"$TMP/fonts.out" 2>&1 &&
+    if pdffonts "$TMP/ten-lines.pdf" >"$TMP/fonts.out" 2>&1 &&
         awk 'NR > 2 { n++; if ($(NF-4) != "yes" || $(NF-3) != "yes") bad++ }
              END { exit !(n > 0 && bad == 0) }' "$TMP/fonts.out"; then
         FONTS="$(($(wc -l <"$TMP/fonts.out") - 2)) fonts, all embedded subsets"
     else
         FONTS=FAILED; fail "pdffonts: a font not embedded as a subset"
     fi
-    if pdftotext "$TMP/cairo-10.pdf" "$TMP/ten.txt" &&
+    if pdftotext "$TMP/ten-lines.pdf" "$TMP/ten.txt" &&
         cmp -s "$TMP/ten.txt" "$REPO/tests/data/pdf/ten-lines.ref.txt"; then TEXT=identical
     else
         TEXT=DIFFERENT; fail "pdftotext differs from tests/data/pdf/ten-lines.ref.txt"
     fi
-    if pdftoppm -r 150 -singlefile "$TMP/cairo-10.pdf" "$TMP/ten" &&
+    if pdftoppm -r 150 -singlefile "$TMP/ten-lines.pdf" "$TMP/ten" &&
         line=$(python3 - "$TMP/ten.ppm" "$REPO/tests/data/pdf/ten-lines.ref-150dpi.ppm.gz" <<'PY'
 import gzip, sys
 def ppm(data):
