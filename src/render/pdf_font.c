@@ -99,15 +99,15 @@ struct fp_pdf_font {
     z_stream zs, zd; /* level 9 for the kept segments, 1 per document */
     int zs_ok, zd_ok;
     /* the constant tables (OS/2, cvt, fpgm, post, prep) as one segment */
-    unsigned char *cz;
+    unsigned char *cz, *cblk; /* compressed, and as it is */
     size_t cz_len, c_len, c_off[NT];
     uint32_t c_adler, c_sum[NT];
     int c_has[NT];
     /* per document */
     uint16_t *order, *fgid; /* font glyph -> subset id, and back */
     unsigned order_cap;
-    unsigned char *pbuf;
-    size_t pbuf_cap;
+    unsigned char *pbuf, *zbuf; /* the fresh chunk, and compressed */
+    size_t pbuf_cap, zbuf_cap;
 };
 
 /* A subset: old glyph id -> new id, valid where stamp[] holds the current
@@ -169,9 +169,11 @@ void fp_pdf_font_free(fp_pdf_font *f)
     free(f->seg);
     free(f->zpool);
     free(f->cz);
+    free(f->cblk);
     free(f->order);
     free(f->fgid);
     free(f->pbuf);
+    free(f->zbuf);
     if (f->zs_ok)
         deflateEnd(&f->zs);
     if (f->zd_ok)
@@ -460,16 +462,6 @@ void fp_pdf_font_tag(const fp_pdf_font *f, char tag[7])
     tag[6] = 0;
 }
 
-static int renumber(fp_pdf_font *f, unsigned char *gid_at, void *arg)
-{
-    (void)arg;
-    unsigned g = be16(gid_at);
-    if (g >= f->nglyphs || f->cur->stamp[g] != f->cur->gen)
-        return -1;
-    put16(gid_at, f->cur->new_id[g]);
-    return 0;
-}
-
 static uint32_t checksum(const unsigned char *p, size_t n)
 {
     uint32_t s = 0;
@@ -482,141 +474,6 @@ static uint32_t checksum(const unsigned char *p, size_t n)
         s += be32(last);
     }
     return s;
-}
-
-/* The subset font program (a TrueType file) into out; 0, or FP_ENOMEM /
- * FP_EIO (a glyph's data is inconsistent). */
-int fp_pdf_font_subset(fp_pdf_font *f, fp_buf *out, fp_err *err)
-{
-    unsigned n = f->cur->nused;
-    /* sizes: glyf (each glyph padded to 4 bytes), loca (long), hmtx (every
-     * glyph with its own advance) */
-    size_t glyf_len = 0;
-    for (unsigned i = 0; i < n; i++) {
-        size_t off, len;
-        if (glyph_span(f, f->cur->used[i], &off, &len) < 0)
-            return fp_fail(err, FP_EIO, "font: glyph %u has no consistent outline",
-                           f->cur->used[i]);
-        glyf_len += (len + 3) & ~(size_t)3;
-    }
-    static const unsigned char post3[32] = {0, 3, 0, 0}; /* version 3: no glyph names */
-    size_t len[NT];
-    int present[NT];
-    unsigned ntab = 0;
-    for (int t = 0; t < NT; t++) {
-        len[t] = f->tab_len[t];
-        present[t] = f->tab[t] != NULL;
-    }
-    present[T_POST] = 1;
-    len[T_POST] = sizeof post3;
-    len[T_GLYF] = glyf_len;
-    len[T_LOCA] = 4u * (n + 1);
-    len[T_HMTX] = 4u * n;
-    len[T_HEAD] = 54;
-    len[T_HHEA] = 36;
-    len[T_MAXP] = f->tab_len[T_MAXP];
-    for (int t = 0; t < NT; t++)
-        ntab += (unsigned)present[t];
-    size_t dir = 12 + 16u * ntab, total = dir;
-    for (int t = 0; t < NT; t++)
-        if (present[t])
-            total += (len[t] + 3) & ~(size_t)3;
-    size_t start = out->len;
-    if (out->len + total > out->max)
-        return fp_fail(err, FP_ENOMEM, "font subset too large");
-    /* grow out once, then fill it in place */
-    static const unsigned char zeros[256];
-    for (size_t left = total; left > 0;) {
-        size_t k = left < sizeof zeros ? left : sizeof zeros;
-        fp_buf_append(out, zeros, k);
-        left -= k;
-    }
-    if (out->overflow)
-        return fp_fail(err, FP_ENOMEM, "out of memory");
-    unsigned char *base = (unsigned char *)out->p + start;
-    put32(base, 0x00010000);
-    put16(base + 4, ntab);
-    unsigned es = 0;
-    while ((2u << es) <= ntab)
-        es++;
-    put16(base + 6, 16u << es);
-    put16(base + 8, es);
-    put16(base + 10, ntab * 16 - (16u << es));
-    size_t pos = dir;
-    unsigned k = 0;
-    unsigned char *head_at = NULL;
-    for (int t = 0; t < NT; t++) {
-        if (!present[t])
-            continue;
-        unsigned char *d = base + pos;
-        switch (t) {
-        case T_GLYF: {
-            size_t o = 0;
-            for (unsigned i = 0; i < n; i++) {
-                size_t off, gl;
-                glyph_span(f, f->cur->used[i], &off, &gl);
-                memcpy(d + o, f->tab[T_GLYF] + off, gl);
-                if (gl >= 10 && (int16_t)be16(d + o) < 0 &&
-                    each_component(f, d + o, gl, renumber, NULL) < 0) {
-                    out->len = start;
-                    return fp_fail(err, FP_EIO, "font: composite glyph %u is inconsistent",
-                                   f->cur->used[i]);
-                }
-                o += (gl + 3) & ~(size_t)3;
-            }
-            break;
-        }
-        case T_LOCA: {
-            size_t o = 0;
-            for (unsigned i = 0; i < n; i++) {
-                put32(d + 4 * i, (uint32_t)o);
-                size_t off, gl;
-                glyph_span(f, f->cur->used[i], &off, &gl);
-                o += (gl + 3) & ~(size_t)3;
-            }
-            put32(d + 4 * n, (uint32_t)o);
-            break;
-        }
-        case T_HMTX: {
-            const unsigned char *h = f->tab[T_HMTX];
-            for (unsigned i = 0; i < n; i++) {
-                unsigned g = f->cur->used[i];
-                put16(d + 4 * i, f->adv_of[g]);
-                memcpy(d + 4 * i + 2,
-                       g < f->nhm ? h + 4 * g + 2 : h + 4 * f->nhm + 2 * (g - f->nhm), 2);
-            }
-            break;
-        }
-        case T_HEAD:
-            memcpy(d, f->tab[T_HEAD], 54);
-            put32(d + 8, 0);  /* checkSumAdjustment, set below */
-            put16(d + 50, 1); /* long loca */
-            head_at = d;
-            break;
-        case T_HHEA:
-            memcpy(d, f->tab[T_HHEA], 36);
-            put16(d + 34, n);
-            break;
-        case T_MAXP:
-            memcpy(d, f->tab[T_MAXP], len[t]);
-            put16(d + 4, n);
-            break;
-        case T_POST:
-            memcpy(d, post3, sizeof post3);
-            break;
-        default:
-            memcpy(d, f->tab[t], len[t]);
-        }
-        unsigned char *e = base + 12 + 16 * k++;
-        memcpy(e, tag_names[t], 4);
-        put32(e + 4, checksum(d, len[t]));
-        put32(e + 8, (uint32_t)pos);
-        put32(e + 12, (uint32_t)len[t]);
-        pos += (len[t] + 3) & ~(size_t)3;
-    }
-    if (head_at)
-        put32(head_at + 8, 0xB1B0AFBAu - checksum(base, total));
-    return 0;
 }
 
 /* ---- the document's subset, compressed from kept pieces ----
@@ -711,7 +568,7 @@ static int zcache_init(fp_pdf_font *f)
     f->c_adler = (uint32_t)adler32(adler32(0, NULL, 0), blk, (uInt)total);
     size_t cap = 0;
     int rc = zseg(&f->zs, blk, total, &f->cz, &f->cz_len, &cap, (size_t)1 << 24);
-    free(blk);
+    f->cblk = blk;
     return rc == 0 ? 0 : rc == -2 ? FP_ENOMEM : FP_EIO;
 }
 
@@ -770,10 +627,14 @@ static int grow_to(void **p, size_t *cap, size_t need)
     return 0;
 }
 
-int fp_pdf_font_subset_z(fp_pdf_font *f, fp_buf *out, size_t *raw_len, fp_buf *cidmap, fp_err *err)
+/* The font's glyph order: glyph 0 and what goes into the fresh chunk
+ * first, then (use_kept) the kept simple glyphs; f->order and f->fgid.
+ * Without use_kept the order is the subset's. */
+static int order_glyphs(fp_pdf_font *f, int use_kept, unsigned *nfresh, size_t *fresh_glyf,
+                        size_t *kept_raw, fp_err *err)
 {
     fp_pdf_subset *s = f->cur;
-    unsigned n = s->nused;
+    unsigned n = s->nused, nf = 0, nk = 0;
     if (n > f->order_cap) {
         uint16_t *o = realloc(f->order, n * sizeof *o);
         if (o)
@@ -785,88 +646,32 @@ int fp_pdf_font_subset_z(fp_pdf_font *f, fp_buf *out, size_t *raw_len, fp_buf *c
             return fp_fail(err, FP_ENOMEM, "out of memory");
         f->order_cap = n;
     }
-    /* the font's glyph order: glyph 0 and what is compressed fresh first,
-     * then the kept simple glyphs */
-    unsigned nfresh = 0, nkept = 0;
-    size_t fresh_glyf = 0, kept_raw = 0;
+    *fresh_glyf = *kept_raw = 0;
     for (int pass = 0; pass < 2; pass++)
         for (unsigned id = 0; id < n; id++) {
             unsigned g = s->used[id];
             size_t off, len;
             if (glyph_span(f, g, &off, &len) < 0)
                 return fp_fail(err, FP_EIO, "font: glyph %u has no consistent outline", g);
-            int kept = id != 0 && len >= 10 && (int16_t)be16(f->tab[T_GLYF] + off) >= 0 &&
+            int kept = use_kept && id != 0 && len >= 10 &&
+                       (int16_t)be16(f->tab[T_GLYF] + off) >= 0 &&
                        (f->seg[g].zlen || (pass == 0 && keep(f, g, off, len) == 0));
             if (kept != pass)
                 continue;
-            unsigned at = pass ? nfresh + nkept++ : nfresh++;
+            unsigned at = pass ? nf + nk++ : nf++;
             f->order[at] = (uint16_t)id;
             f->fgid[id] = (uint16_t)at;
-            if (pass)
-                kept_raw += (len + 3) & ~(size_t)3;
-            else
-                fresh_glyf += (len + 3) & ~(size_t)3;
+            *(pass ? kept_raw : fresh_glyf) += (len + 3) & ~(size_t)3;
         }
-    /* CIDToGIDMap: CID (subset id) -> the font's glyph */
-    for (unsigned id = 0; id < n; id++) {
-        unsigned char b[2];
-        put16(b, f->fgid[id]);
-        fp_buf_append(cidmap, b, 2);
-    }
+    *nfresh = nf;
+    return 0;
+}
 
-    int tabs[NT], ntab = 0;
-    for (int t = 0; t < NT; t++)
-        if (f->c_has[t] || t == T_GLYF || t == T_HEAD || t == T_HHEA || t == T_HMTX ||
-            t == T_LOCA || t == T_MAXP)
-            tabs[ntab++] = t;
-    size_t dir = 12 + 16u * (size_t)ntab;
-    size_t o_head = dir, o_hhea = o_head + 56, o_maxp = o_hhea + 36;
-    size_t maxp_len = f->tab_len[T_MAXP];
-    size_t o_loca = o_maxp + ((maxp_len + 3) & ~(size_t)3), loca_len = 4u * (n + 1);
-    size_t o_hmtx = o_loca + loca_len, hmtx_len = 4u * n;
-    size_t o_glyf = o_hmtx + hmtx_len, glyf_len = fresh_glyf + kept_raw;
-    size_t o_const = o_glyf + glyf_len, plen = o_glyf + fresh_glyf;
-    if (grow_to((void **)&f->pbuf, &f->pbuf_cap, plen) < 0)
-        return fp_fail(err, FP_ENOMEM, "out of memory");
-    unsigned char *P = f->pbuf;
-    memset(P, 0, plen);
-    /* head, hhea, maxp */
-    memcpy(P + o_head, f->tab[T_HEAD], 54);
-    put32(P + o_head + 8, 0);
-    put16(P + o_head + 50, 1); /* long loca */
-    memcpy(P + o_hhea, f->tab[T_HHEA], 36);
-    put16(P + o_hhea + 34, n);
-    memcpy(P + o_maxp, f->tab[T_MAXP], maxp_len);
-    put16(P + o_maxp + 4, n);
-    /* loca, hmtx and the fresh glyphs, in the font's order */
-    const unsigned char *hm = f->tab[T_HMTX];
-    size_t go = 0, fo = 0;
-    uint32_t glyf_sum = 0;
-    for (unsigned k = 0; k < n; k++) {
-        unsigned id = f->order[k], g = s->used[id];
-        size_t off, len;
-        glyph_span(f, g, &off, &len);
-        put32(P + o_loca + 4 * k, (uint32_t)go);
-        put16(P + o_hmtx + 4 * k, f->adv_of[g]);
-        memcpy(P + o_hmtx + 4 * k + 2,
-               g < f->nhm ? hm + 4 * g + 2 : hm + 4 * f->nhm + 2 * (g - f->nhm), 2);
-        size_t padded = (len + 3) & ~(size_t)3;
-        if (k < nfresh) {
-            unsigned char *d = P + o_glyf + fo;
-            memcpy(d, f->tab[T_GLYF] + off, len);
-            if (len >= 10 && (int16_t)be16(d) < 0 &&
-                each_component(f, d, len, renumber_font, f->fgid) < 0)
-                return fp_fail(err, FP_EIO, "font: composite glyph %u is inconsistent", g);
-            glyf_sum += sum4(d, padded);
-            fo += padded;
-        } else {
-            glyf_sum += f->seg[g].sum;
-        }
-        go += padded;
-    }
-    put32(P + o_loca + 4 * n, (uint32_t)go);
-
-    /* the directory */
+/* The table directory at P, entries for tabs[] at the offsets given;
+ * returns the font's checksum (the directory's and every table's). */
+static uint32_t directory(unsigned char *P, const int *tabs, int ntab, const size_t at[NT],
+                          const size_t len[NT], const uint32_t sum[NT])
+{
     put32(P, 0x00010000);
     put16(P + 4, (uint32_t)ntab);
     unsigned es = 0;
@@ -878,57 +683,139 @@ int fp_pdf_font_subset_z(fp_pdf_font *f, fp_buf *out, size_t *raw_len, fp_buf *c
     uint32_t total = 0;
     for (int i = 0; i < ntab; i++) {
         int t = tabs[i];
-        size_t at, len;
-        uint32_t sum;
-        switch (t) {
-        case T_HEAD:
-            at = o_head, len = 54, sum = sum4(P + at, len);
-            break;
-        case T_HHEA:
-            at = o_hhea, len = 36, sum = sum4(P + at, len);
-            break;
-        case T_MAXP:
-            at = o_maxp, len = maxp_len, sum = sum4(P + at, len);
-            break;
-        case T_LOCA:
-            at = o_loca, len = loca_len, sum = sum4(P + at, len);
-            break;
-        case T_HMTX:
-            at = o_hmtx, len = hmtx_len, sum = sum4(P + at, len);
-            break;
-        case T_GLYF:
-            at = o_glyf, len = glyf_len, sum = glyf_sum;
-            break;
-        default:
-            at = o_const + f->c_off[t];
-            len = t == T_POST ? sizeof post3 : f->tab_len[t];
-            sum = f->c_sum[t];
-        }
         unsigned char *e = P + 12 + 16 * i;
         memcpy(e, tag_names[t], 4);
-        put32(e + 4, sum);
-        put32(e + 8, (uint32_t)at);
-        put32(e + 12, (uint32_t)len);
-        total += sum;
+        put32(e + 4, sum[t]);
+        put32(e + 8, (uint32_t)at[t]);
+        put32(e + 12, (uint32_t)len[t]);
+        total += sum[t];
     }
-    total += sum4(P, dir);
-    put32(P + o_head + 8, 0xB1B0AFBAu - total);
+    return total + sum4(P, 12 + 16 * (size_t)ntab);
+}
 
+/* Builds the selected subset's font program, all but the kept glyphs and
+ * the constant tables, into f->pbuf: directory, head, hhea, maxp, loca,
+ * hmtx and the fresh glyphs, in that order; then come the kept glyphs (the
+ * rest of glyf) and the constant tables (at *const_at).  *plen: the bytes
+ * in f->pbuf. */
+static int assemble(fp_pdf_font *f, int use_kept, size_t *plen, unsigned *nfresh, size_t *const_at,
+                    fp_err *err)
+{
+    fp_pdf_subset *s = f->cur;
+    unsigned n = s->nused;
+    size_t fresh_glyf, kept_raw;
+    int rc = order_glyphs(f, use_kept, nfresh, &fresh_glyf, &kept_raw, err);
+    if (rc)
+        return rc;
+    int tabs[NT], ntab = 0;
+    for (int t = 0; t < NT; t++)
+        if (f->c_has[t] || t == T_GLYF || t == T_HEAD || t == T_HHEA || t == T_HMTX ||
+            t == T_LOCA || t == T_MAXP)
+            tabs[ntab++] = t;
+    size_t at[NT] = {0}, len[NT] = {0};
+    uint32_t sum[NT] = {0};
+    len[T_HEAD] = 54;
+    len[T_HHEA] = 36;
+    len[T_MAXP] = f->tab_len[T_MAXP];
+    len[T_LOCA] = 4u * (n + 1);
+    len[T_HMTX] = 4u * n;
+    len[T_GLYF] = fresh_glyf + kept_raw;
+    at[T_HEAD] = 12 + 16u * (size_t)ntab;
+    at[T_HHEA] = at[T_HEAD] + 56;
+    at[T_MAXP] = at[T_HHEA] + 36;
+    at[T_LOCA] = at[T_MAXP] + ((len[T_MAXP] + 3) & ~(size_t)3);
+    at[T_HMTX] = at[T_LOCA] + len[T_LOCA];
+    at[T_GLYF] = at[T_HMTX] + len[T_HMTX];
+    *const_at = at[T_GLYF] + len[T_GLYF];
+    for (int t = 0; t < NT; t++)
+        if (f->c_has[t]) {
+            at[t] = *const_at + f->c_off[t];
+            len[t] = t == T_POST ? sizeof post3 : f->tab_len[t];
+            sum[t] = f->c_sum[t];
+        }
+    *plen = at[T_GLYF] + fresh_glyf;
+    if (grow_to((void **)&f->pbuf, &f->pbuf_cap, *plen) < 0)
+        return fp_fail(err, FP_ENOMEM, "out of memory");
+    unsigned char *P = f->pbuf;
+    memset(P, 0, *plen);
+    memcpy(P + at[T_HEAD], f->tab[T_HEAD], 54);
+    put32(P + at[T_HEAD] + 8, 0);  /* checkSumAdjustment, set below */
+    put16(P + at[T_HEAD] + 50, 1); /* long loca */
+    memcpy(P + at[T_HHEA], f->tab[T_HHEA], 36);
+    put16(P + at[T_HHEA] + 34, n);
+    memcpy(P + at[T_MAXP], f->tab[T_MAXP], len[T_MAXP]);
+    put16(P + at[T_MAXP] + 4, n);
+    /* loca, hmtx and the fresh glyphs, in the font's order */
+    const unsigned char *hm = f->tab[T_HMTX];
+    size_t go = 0, fo = 0;
+    for (unsigned k = 0; k < n; k++) {
+        unsigned g = s->used[f->order[k]];
+        size_t off, gl;
+        glyph_span(f, g, &off, &gl);
+        put32(P + at[T_LOCA] + 4 * k, (uint32_t)go);
+        put16(P + at[T_HMTX] + 4 * k, f->adv_of[g]);
+        memcpy(P + at[T_HMTX] + 4 * k + 2,
+               g < f->nhm ? hm + 4 * g + 2 : hm + 4 * f->nhm + 2 * (g - f->nhm), 2);
+        size_t padded = (gl + 3) & ~(size_t)3;
+        if (k < *nfresh) {
+            unsigned char *d = P + at[T_GLYF] + fo;
+            memcpy(d, f->tab[T_GLYF] + off, gl);
+            if (gl >= 10 && (int16_t)be16(d) < 0 &&
+                each_component(f, d, gl, renumber_font, f->fgid) < 0)
+                return fp_fail(err, FP_EIO, "font: composite glyph %u is inconsistent", g);
+            sum[T_GLYF] += sum4(d, padded);
+            fo += padded;
+        } else {
+            sum[T_GLYF] += f->seg[g].sum;
+        }
+        go += padded;
+    }
+    put32(P + at[T_LOCA] + 4 * n, (uint32_t)go);
+    for (int t = T_HEAD; t <= T_MAXP; t++)
+        if (t != T_GLYF && t != T_NAME)
+            sum[t] = sum4(P + at[t], len[t]);
+    uint32_t total = directory(P, tabs, ntab, at, len, sum);
+    put32(P + at[T_HEAD] + 8, 0xB1B0AFBAu - total);
+    return 0;
+}
+
+int fp_pdf_font_subset(fp_pdf_font *f, fp_buf *out, fp_err *err)
+{
+    size_t plen, const_at;
+    unsigned nfresh;
+    int rc = assemble(f, 0, &plen, &nfresh, &const_at, err);
+    if (rc)
+        return rc;
+    fp_buf_append(out, f->pbuf, plen);
+    fp_buf_append(out, f->cblk, f->c_len);
+    return out->overflow ? fp_fail(err, FP_ENOMEM, "out of memory") : 0;
+}
+
+int fp_pdf_font_subset_z(fp_pdf_font *f, fp_buf *out, size_t *raw_len, fp_buf *cidmap, fp_err *err)
+{
+    fp_pdf_subset *s = f->cur;
+    unsigned n = s->nused, nfresh;
+    size_t plen, const_at;
+    int rc = assemble(f, 1, &plen, &nfresh, &const_at, err);
+    if (rc)
+        return rc;
+    /* CIDToGIDMap: CID (subset id) -> the font's glyph */
+    for (unsigned id = 0; id < n; id++) {
+        unsigned char b[2];
+        put16(b, f->fgid[id]);
+        fp_buf_append(cidmap, b, 2);
+    }
     /* the zlib stream: header, the fresh chunk, the kept segments, the
      * constant tables, an empty final block, the Adler-32 */
-    uLong adler = adler32(adler32(0, NULL, 0), P, (uInt)plen);
+    uLong adler = adler32(adler32(0, NULL, 0), f->pbuf, (uInt)plen);
     static const unsigned char zhead[2] = {0x78, 0x01}, zfinal[2] = {0x03, 0x00};
     fp_buf_append(out, zhead, 2);
-    unsigned char *zb = NULL;
-    size_t zl = 0, zc = 0;
-    int rc = zseg(&f->zd, P, plen, &zb, &zl, &zc, (size_t)1 << 30);
-    if (rc) {
-        free(zb);
+    size_t zl = 0;
+    rc = zseg(&f->zd, f->pbuf, plen, &f->zbuf, &zl, &f->zbuf_cap, (size_t)1 << 30);
+    if (rc)
         return rc == -2 ? fp_fail(err, FP_ENOMEM, "out of memory")
                         : fp_fail(err, FP_EIO, "zlib: cannot compress the font");
-    }
-    fp_buf_append(out, zb, zl);
-    free(zb);
+    fp_buf_append(out, f->zbuf, zl);
     for (unsigned k = nfresh; k < n; k++) {
         unsigned g = s->used[f->order[k]];
         size_t off, len;
@@ -944,6 +831,6 @@ int fp_pdf_font_subset_z(fp_pdf_font *f, fp_buf *out, size_t *raw_len, fp_buf *c
     fp_buf_append(out, ab, 4);
     if (out->overflow || cidmap->overflow)
         return fp_fail(err, FP_ENOMEM, "out of memory");
-    *raw_len = o_const + f->c_len;
+    *raw_len = const_at + f->c_len;
     return 0;
 }
