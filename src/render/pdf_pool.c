@@ -633,6 +633,10 @@ int fp_pdf_worker_main(const char *font_path)
     fp_err ierr = {0};
     fp_pdf_renderer *r = NULL;
     int init_rc = fp_pdf_renderer_new(font_path, &r, &ierr);
+    /* the output buffer is kept from one render to the next: a warm worker
+     * does not grow a fresh one for every PDF */
+    fp_buf out;
+    fp_buf_init(&out, FP_PDF_MAX_PDF);
 
     for (;;) {
         unsigned char hdr[4];
@@ -640,6 +644,7 @@ int fp_pdf_worker_main(const char *font_path)
         if (rc == 1)
             break; /* EOF between requests: the pool is done with us */
         if (rc < 0) {
+            fp_buf_free(&out);
             fp_pdf_renderer_free(r);
             return 1;
         }
@@ -651,6 +656,7 @@ int fp_pdf_worker_main(const char *font_path)
             for (uint32_t left = len; left > 0;) {
                 uint32_t k = left < sizeof sink ? left : (uint32_t)sizeof sink;
                 if (read_full(req_fd, sink, k) != 0) {
+                    fp_buf_free(&out);
                     fp_pdf_renderer_free(r);
                     return 1;
                 }
@@ -662,11 +668,13 @@ int fp_pdf_worker_main(const char *font_path)
                 continue;
             }
             reply_err(FP_ENOMEM, "out of memory");
+            fp_buf_free(&out);
             fp_pdf_renderer_free(r);
             return 3;
         }
         if (len && read_full(req_fd, doc, len) != 0) {
             free(doc);
+            fp_buf_free(&out);
             fp_pdf_renderer_free(r);
             return 1;
         }
@@ -684,26 +692,31 @@ int fp_pdf_worker_main(const char *font_path)
         if (init_rc) {
             free(doc);
             if (reply_err(init_rc == FP_ENOMEM ? FP_ENOMEM : FP_EIO, ierr.msg) < 0 ||
-                init_rc == FP_ENOMEM)
+                init_rc == FP_ENOMEM) {
+                fp_buf_free(&out);
                 return init_rc == FP_ENOMEM ? 3 : 1;
+            }
             continue;
         }
-        fp_buf out;
-        fp_buf_init(&out, FP_PDF_MAX_PDF);
+        out.len = 0;
+        out.overflow = 0;
         fp_err err = {0};
         int pages = 0;
         rc = fp_pdf_render(r, doc, len, &out, &pages, &err);
         free(doc);
         int wrc = rc == 0 ? reply(0, pages, out.p ? out.p : "", out.len) : reply_err(rc, err.msg);
-        fp_buf_free(&out);
+        if (out.cap > ((size_t)8 << 20)) /* keep a long invoice's buffer no longer */
+            fp_buf_free(&out);
         alarm(0);
         if (wrc < 0)
             break;
         if (rc == FP_ENOMEM) {
+            fp_buf_free(&out);
             fp_pdf_renderer_free(r);
             return 3; /* a fresh process is cheaper than trusting this one */
         }
     }
+    fp_buf_free(&out);
     fp_pdf_renderer_free(r);
     return 0;
 }
