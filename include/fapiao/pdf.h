@@ -53,7 +53,7 @@
  * Fonts: one TrueType face (default: Debian's fonts-wqy-microhei, face 0 of
  * the TTC) is loaded once per renderer with FreeType; every PDF embeds two
  * subsets of it (the form's characters, built once per renderer, and the
- * document's other characters), so a 10-line invoice is about 52 KB and
+ * document's other characters), so a 10-line invoice is about 51 KB and
  * every character the font has renders, rare name characters (堃 喆 昇 赟 珺)
  * included.  The PDF's creation date is the invoice's issued_at, so the
  * same document gives the same bytes.  Why the renderer is built this way
