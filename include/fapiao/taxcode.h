@@ -35,5 +35,7 @@ const fp_taxcode *fp_taxcode_at(const fp_taxcode_table *t, int i);
 void fp_taxcode_free(fp_taxcode_table *t);
 const fp_taxcode *fp_taxcode_find(const fp_taxcode_table *t, const char *code);
 int fp_taxcode_count(const fp_taxcode_table *t);
+/* 1 when a and b hold the same rows (codes, names, rates, summary flags). */
+int fp_taxcode_same(const fp_taxcode_table *a, const fp_taxcode_table *b);
 
 #endif

@@ -173,6 +173,9 @@ typedef struct serve_run {
     const char *audit_key;
     int lockfd;
     fp_taxcode_table *codes;
+    /* tables replaced by a SIGHUP, kept until the server stops */
+    fp_taxcode_table *old_codes[64];
+    int nold_codes;
     fp_store *store;
     fp_audit_shipper *shipper;
     fp_outbox *outbox;
@@ -374,6 +377,8 @@ static void stop_services(serve_run *r)
     fp_store_close(r->store);
     fp_audit_shipper_stop(r->shipper); /* after the store's closing checkpoint */
     fp_taxcode_free(r->codes);
+    for (int i = 0; i < r->nold_codes; i++)
+        fp_taxcode_free(r->old_codes[i]);
 }
 
 /* The store, with its webhook secrets sealed and its checkpoints shipped:
@@ -502,6 +507,37 @@ static void note_change(const char *name, int live, void *arg)
     snprintf(list + n, sizeof ch->live - n, "%s%s", n ? ", " : "", name);
 }
 
+/* SIGHUP: the tax code table read again (after `fapiao taxcodes import`,
+ * docs/taxcodes.md) when its file changed; a table that does not load
+ * keeps the old one. */
+static void reload_codes(serve_run *r)
+{
+    const char *path = r->c.codes_path ? r->c.codes_path : r->tc;
+    fp_taxcode_table *t = NULL;
+    fp_err err = {0};
+    if (r->nold_codes == (int)(sizeof r->old_codes / sizeof r->old_codes[0])) {
+        fprintf(stderr, "fapiao: 税收分类编码表已重新加载过多次，请重启以加载新表 / the tax "
+                        "code table was reloaded too often: restart to load a new one\n");
+        return;
+    }
+    if (fp_taxcode_load(path, &t, &err) < 0) {
+        fprintf(stderr,
+                "fapiao: 税收分类编码表无法加载，继续使用原表 / cannot load the tax code table, "
+                "keeping the previous one: %s\n",
+                err.msg);
+        return;
+    }
+    if (fp_taxcode_same(t, r->codes)) {
+        fp_taxcode_free(t);
+        return;
+    }
+    r->old_codes[r->nold_codes++] = r->codes;
+    fp_server_set_codes(r->srv, t);
+    r->codes = t;
+    fprintf(stderr, "fapiao: 已重新加载税收分类编码表 / reloaded the tax code table: %d codes\n",
+            fp_taxcode_count(t));
+}
+
 /* SIGHUP: the flags, variables and config file read again through the same
  * checks; the live settings (rate limits) take effect, the others changed
  * are named as needing a restart.  A file with problems (printed with
@@ -569,6 +605,7 @@ static void serve_until_signal(serve_run *r, sigset_t *set, int argc, char **arg
         if (sig == SIGHUP) {
             sd_notify(0, "RELOADING=1\nSTATUS=reloading");
             reload_settings(r, argc, argv);
+            reload_codes(r);
         }
         /* new handshakes take the re-read files; open connections keep
          * theirs; bad files keep the old certificate */

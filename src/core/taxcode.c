@@ -180,3 +180,17 @@ int fp_taxcode_count(const fp_taxcode_table *t)
 {
     return t ? t->n : 0;
 }
+
+int fp_taxcode_same(const fp_taxcode_table *a, const fp_taxcode_table *b)
+{
+    if (!a || !b || a->n != b->n)
+        return a == b;
+    for (int i = 0; i < a->n; i++) {
+        const fp_taxcode *x = &a->rows[i], *y = &b->rows[i];
+        if (strcmp(x->code, y->code) || strcmp(x->short_name, y->short_name) ||
+            x->nrates != y->nrates || x->summary != y->summary ||
+            memcmp(x->rates_bp, y->rates_bp, sizeof x->rates_bp[0] * (size_t)x->nrates))
+            return 0;
+    }
+    return 1;
+}

@@ -191,8 +191,8 @@ static int prepare_blue(fp_req *r, const char *key, const char *issued_at, const
     if (!es)
         return 1;
     fp_invoice_defaults def = {seller->drawer, seller->remark};
-    int bad = fp_invoice_parse_with(r->body.p ? r->body.p : "", r->body.len, r->srv->o.codes, &def,
-                                    &inv, es) < 0;
+    int bad = fp_invoice_parse_with(r->body.p ? r->body.p : "", r->body.len,
+                                    atomic_load(&r->srv->codes), &def, &inv, es) < 0;
     if (bad)
         *res = fp_problem_errors(r, es);
     free(es);

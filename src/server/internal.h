@@ -70,6 +70,8 @@ struct fp_server {
     /* the rate limits (limits.c): borrowed with fp_limits_hold, replaced
      * whole by fp_server_set_limits (SIGHUP) */
     struct fp_limits *_Atomic limits;
+    /* the tax code table (fp_server_set_codes; o.codes at start) */
+    const fp_taxcode_table *_Atomic codes;
     atomic_long limits_users;
     pthread_mutex_t limits_lock;
     struct fp_limits *retired[FP_LIMITS_RETIRED_MAX]; /* still held when replaced */

@@ -452,6 +452,7 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
     if (!s)
         return fp_fail(err, FP_ENOMEM, "out of memory");
     s->o = *o;
+    atomic_store(&s->codes, o->codes);
     s->o.tls = NULL; /* set below with its own reference */
     pthread_mutex_init(&s->seller_lock, NULL);
     pthread_mutex_init(&s->park_lock, NULL);

@@ -319,3 +319,36 @@ def test_disabled_seller_refused_while_serving(make_server, tmp_path):
     actions = [a for (a,) in srv.db_query(
         "SELECT action FROM audit WHERE action LIKE 'sellers.%' ORDER BY id")]
     assert actions == ["sellers.add", "sellers.disable", "sellers.enable"], actions
+
+
+def test_taxcodes_import_reaches_a_running_server_on_sighup(make_server, tmp_path):
+    """`fapiao taxcodes import` while serving, then SIGHUP: the next request
+    is checked against the new table (docs/taxcodes.md); a table that no
+    longer loads keeps the one in use."""
+    import signal
+    from test_config import wait_log
+    srv = make_server()
+    new_code = "1090512000000000000"
+    doc = example_doc()
+    for it in doc["items"]:
+        it["tax_code"] = new_code
+    r = srv.issue("tc-before", body=dumps(doc))
+    assert_problem(r, 400, "INVALID_TAX_CODE")
+
+    table = tmp_path / "codes.csv"
+    table.write_text(SAMPLE_CODES.read_text() + "%s,新增测试编码,0.06;0.13,0\n" % new_code)
+    cli(srv, "taxcodes", "import", "--file", str(table))
+    mark = len(srv.log_text())
+    srv.proc.send_signal(signal.SIGHUP)
+    wait_log(srv, "reloaded the tax code table", mark)
+    r = srv.issue("tc-after", body=dumps(doc))
+    assert r.status == 201, r
+
+    # an unreadable table on the next SIGHUP: the loaded one stays in use
+    codes = srv.data_dir / "taxcodes.csv"
+    codes.write_text("code,short_name,rates,summary\nnot-a-code,x,0.06,0\n")
+    mark = len(srv.log_text())
+    srv.proc.send_signal(signal.SIGHUP)
+    wait_log(srv, "keeping the previous one", mark)
+    r = srv.issue("tc-after-2", body=dumps(doc))
+    assert r.status == 201, r
