@@ -12,7 +12,7 @@ build_pkgs=(build-essential cmake pkg-config
 test_pkgs=(curl python3 python3-pytest wrk nghttp2-client sqlite3 gnutls-bin
            clang clang-format libclang-rt-14-dev libxml2-utils openssl
            poppler-utils faketime nftables iproute2 prometheus zbar-tools testssl.sh
-           haproxy)
+           haproxy gnuplot-nox)
 
 want=("${build_pkgs[@]}")
 [ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")
