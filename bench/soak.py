@@ -402,9 +402,11 @@ set y2tics
 set ytics nomirror
 plot '%(tsv)s' using 1:2 with lines title 'render backlog', \
      '' using 1:3 axes x1y2 with lines title 'oldest pending render (s)', \
-     '' using 1:($4*%(bmax)d) axes x1y1 with steps title 'on-demand mode'
+     '' using 1:($4*%(bmax)d*0.9) axes x1y1 with steps title 'on-demand mode (high)'
 unset y2tics
 unset y2label
+unset arrow 1
+set xlabel 'seconds since the load started (by completion)'
 set ylabel 'issue latency (ms)'
 set y2label '429s per second'
 set y2tics
@@ -413,6 +415,8 @@ plot '%(tl)s' using 1:7 with lines title 'issue p99 (ms, per second)', \
      '' using 1:3 axes x1y2 with impulses title '429s'
 unset y2tics
 unset y2label
+set xlabel 'seconds since start'
+set arrow 1 from %(le).0f, graph 0 to %(le).0f, graph 1 nohead dt 2
 set ylabel 'CPU (cores)'
 set y2label 'server RSS (MB)'
 set y2tics

@@ -65,7 +65,7 @@ typedef struct fp_outbox_opts {
     const fp_clock *clock;           /* NULL: the real clocks (clock.h); tests pass a fake */
     /* the bounded backlog (docs/outbox.md); 0: the default, -1: off */
     int64_t render_backlog_max; /* pending renders: on-demand mode, default 20000 */
-    int64_t render_age_max_ms;  /* the oldest pending render's age: the same, default 60 s */
+    int64_t render_age_max_ms;  /* the oldest pending render's age: the same, default 10 s */
     int on_demand_wait_ms;      /* an on-demand render's deadline, default 3000 */
     int64_t job_retention_ms;   /* done jobs are deleted after it, default 7 days */
 } fp_outbox_opts;

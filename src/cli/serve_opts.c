@@ -183,7 +183,7 @@ static const opt opts[] = {
      "half; 0: never; docs/outbox.md)",
      "待渲染任务达到此数时改为首次请求时渲染 PDF（按需模式，降到一半以下恢复；0：从不；"
      "docs/outbox.md）"},
-    {"--render-age-max", OPT_LIMIT, F(render_age_max_s), 0, 86400, U_S, "SECONDS", "60",
+    {"--render-age-max", OPT_LIMIT, F(render_age_max_s), 0, 86400, U_S, "SECONDS", "10",
      "the same, when the oldest pending render waits this long",
      "最早的待渲染任务等待此时长时同上"},
     {"--render-on-demand-wait", OPT_INT, F(od_wait_ms), 100, 60000, U_MS, "MS", "3000",

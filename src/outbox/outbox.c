@@ -831,7 +831,7 @@ int fp_outbox_start(const fp_outbox_opts *o, fp_outbox **out, fp_err *err)
     if (d->render_backlog_max == 0)
         d->render_backlog_max = 20000;
     if (d->render_age_max_ms == 0)
-        d->render_age_max_ms = 60000;
+        d->render_age_max_ms = 10000;
     if (d->on_demand_wait_ms <= 0)
         d->on_demand_wait_ms = 3000;
     if (d->job_retention_ms == 0)
