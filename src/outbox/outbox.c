@@ -701,7 +701,8 @@ static void *keeper_main(void *arg)
             int64_t n = 0;
             fp_err err = {0};
             /* the job threads' last look at the disk: paused, no writes */
-            if (!atomic_load(&ob->pause_seen) && fp_store_failstop(ob->o.store, NULL, 0) == FP_FAILSTOP_NONE &&
+            if (!atomic_load(&ob->pause_seen) &&
+                fp_store_failstop(ob->o.store, NULL, 0) == FP_FAILSTOP_NONE &&
                 fp_jobs_prune(ob->o.store, fp_clock_steady_ms(ob->o.clock) - ob->o.job_retention_ms,
                               PRUNE_BATCH, &n, &err) == 0)
                 atomic_fetch_add(&ob->pruned, (uint64_t)n);
