@@ -351,6 +351,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
         fp_buf_free(&b);
     }
     fp_issue_req_release(r->issue); /* the writer may still hold one answered early */
+    if (r->pdf_od) /* resumed after an on-demand render, never handled (client gone) */
+        atomic_fetch_sub(&s->inflight, 1);
     fp_buf_free(&r->body);
     free(r);
     *ctx = NULL;
