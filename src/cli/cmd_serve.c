@@ -250,6 +250,15 @@ static int apply_numbers(serve_run *r)
     oo->webhook_timeout_ms *= 1000;
     if (GIVEN(retry_for_s))
         oo->retry_for_ms = (int64_t)c->retry_for_s * 1000;
+    /* the bounded backlog (docs/outbox.md): 0 given means never / kept */
+    if (GIVEN(render_backlog_max))
+        oo->render_backlog_max = c->render_backlog_max ? c->render_backlog_max : -1;
+    if (GIVEN(render_age_max_s))
+        oo->render_age_max_ms = c->render_age_max_s ? (int64_t)c->render_age_max_s * 1000 : -1;
+    if (GIVEN(od_wait_ms))
+        oo->on_demand_wait_ms = (int)c->od_wait_ms;
+    if (GIVEN(job_retention_s))
+        oo->job_retention_ms = c->job_retention_s ? (int64_t)c->job_retention_s * 1000 : -1;
     /* the disk thresholds are one ordered set: outbox > degrade > reserve */
     if (!r->min_free_mb)
         r->min_free_mb = 64;

@@ -178,6 +178,20 @@ static const opt opts[] = {
      "then the event is a dead letter", "超过此时间后事件成为死信"},
     {"--webhook-timeout", OPT_INT, F(wh_timeout_s), 1, 300, U_S, "SECONDS", "10",
      "one webhook call", "单次回调的时限"},
+    {"--render-backlog-max", OPT_LIMIT, F(render_backlog_max), 0, 100000000L, U_NONE, "N", "20000",
+     "pending renders from which PDFs are rendered on first request (on-demand mode; back below "
+     "half; 0: never; docs/outbox.md)",
+     "待渲染任务达到此数时改为首次请求时渲染 PDF（按需模式，降到一半以下恢复；0：从不；"
+     "docs/outbox.md）"},
+    {"--render-age-max", OPT_LIMIT, F(render_age_max_s), 0, 86400, U_S, "SECONDS", "10",
+     "the same, when the oldest pending render waits this long",
+     "最早的待渲染任务等待此时长时同上"},
+    {"--render-on-demand-wait", OPT_INT, F(od_wait_ms), 100, 60000, U_MS, "MS", "3000",
+     "how long GET .../pdf waits for an on-demand render before answering 202",
+     "按需渲染时 GET .../pdf 的最长等待，超时答复 202"},
+    {"--job-retention", OPT_LIMIT, F(job_retention_s), 0, 10L * 365 * 86400, U_S, "SECONDS",
+     "604800", "done render and webhook jobs are deleted after it (0: kept)",
+     "已完成的渲染与通知任务保留此时长后删除（0：一直保留）"},
     {"--allow-private-webhooks", OPT_BOOL, F(allow_private_webhooks), 0, 0, U_NONE, NULL, NULL,
      "lets webhooks reach loopback, private, link-local and metadata addresses (refused by "
      "default, checked when connecting; docs/security.md)",

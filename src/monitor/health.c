@@ -577,6 +577,17 @@ int fp_health_report(fp_health *h, fp_jw *w, int *degraded)
             fp_jw_kint(w, "reserve", h->o.reserve_bytes > 0 ? h->o.reserve_bytes : 0);
             fp_jw_kbool(w, "outbox_paused", fp_health_outbox_paused(h, NULL, 0));
         }
+        if (i == CK_OUTBOX && h->o.outbox) { /* the render backlog (docs/outbox.md) */
+            fp_outbox_backlog bl;
+            fp_outbox_backlog_get(h->o.outbox, &bl);
+            uint64_t all = bl.rendered_bg + bl.rendered_od;
+            fp_jw_kstr(w, "render_mode", bl.on_demand ? "on_demand" : "background");
+            fp_jw_kint(w, "render_backlog", bl.pending);
+            fp_jw_kint(w, "render_oldest_s", bl.oldest_ms / 1000);
+            fp_jw_kint(w, "pdfs_rendered_on_demand", (int64_t)bl.rendered_od);
+            fp_jw_kint(w, "pdfs_on_demand_percent",
+                       all ? (int64_t)(bl.rendered_od * 100 / all) : 0);
+        }
         if (ck[i].has_value)
             fp_jw_kint(w,
                        i == CK_DB_WRITE  ? "latency_ms"

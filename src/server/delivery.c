@@ -1,11 +1,14 @@
 /* delivery.c — the document and delivery end of the pipeline:
  *   GET  /v1/invoices/{number}/pdf     the PDF, or 202 + Retry-After while
- *                                      its render job has not finished
+ *                                      its render job has not finished; in
+ *                                      the outbox's on-demand mode it is
+ *                                      rendered now (docs/outbox.md)
  *   POST /v1/invoices/{number}/ack     the caller confirms receipt
  *   GET  /v1/jobs?state=&before=&limit=  outbox jobs (dead letters among them)
  *   GET  /v1/jobs/{id}
  *   POST /v1/jobs/{id}/redrive         a dead job runs again */
 #include "delivery.h"
+#include "http_limits.h"
 #include "fapiao/jobs.h"
 #include "fapiao/outbox.h"
 
@@ -47,7 +50,47 @@ static struct MHD_Response *pdf_response(const char *path, size_t *len)
     return resp; /* owns fd */
 }
 
-enum MHD_Result fp_h_get_invoice_pdf(fp_req *r)
+/* What an on-demand render holds in the response-memory budget while it
+ * runs: the PDF is built in memory before it is written (http_limits.h). */
+#define OD_RESERVE FP_LARGE_RESPONSE
+
+/* The outbox's answer (another thread): the connection resumes into
+ * fp_h_pdf_resumed. */
+static void od_done(int result, void *arg)
+{
+    fp_req *r = arg;
+    r->od_result = result;
+    r->pdf_od = 2;
+    MHD_resume_connection(r->conn);
+}
+
+/* In on-demand mode, a PDF whose render job is pending is rendered now:
+ * the connection is suspended (never a blocked HTTP thread) until the
+ * outbox answers, by its deadline at the latest.  1 when suspended; 0 to
+ * answer as usual (not on-demand mode, stopping, over the budget). */
+static int od_suspend(fp_req *r)
+{
+    fp_server *s = r->srv;
+    fp_outbox *ob = s->o.outbox;
+    if (!ob || !fp_outbox_on_demand(ob))
+        return 0;
+    /* counted before stopping is read: shutdown waits for it (server.c) */
+    atomic_fetch_add(&s->inflight, 1);
+    if (atomic_load(&s->stopping) || fp_resp_budget_take(s, OD_RESERVE) < 0) {
+        atomic_fetch_sub(&s->inflight, 1);
+        return 0;
+    }
+    r->resp_held += OD_RESERVE;
+    r->pdf_od = 1;
+    MHD_suspend_connection(r->conn);
+    /* the queue or the seller's share is full: resumed at once into the
+     * usual answer (202 while it waits for the background) */
+    if (fp_outbox_render_now(ob, r->claims.seller_id, r->param, od_done, r) < 0)
+        od_done(FP_OD_TIMEOUT, r);
+    return 1;
+}
+
+static enum MHD_Result pdf_answer(fp_req *r, int may_render)
 {
     fp_invoice_state st;
     int rc = fp_store_invoice_state(r->srv->o.store, r->claims.seller_id, r->param, &st);
@@ -55,11 +98,15 @@ enum MHD_Result fp_h_get_invoice_pdf(fp_req *r)
         return fp_problem(r, FPC_NOT_FOUND, "发票不存在", "No such invoice", NULL);
     if (rc < 0)
         return unavailable(r);
-    if (r->srv->o.pdf_dir && st.render_state == FP_JS_DONE) {
+    /* no render job: rendered before its job was pruned (docs/outbox.md),
+     * if the file is there */
+    if (r->srv->o.pdf_dir && (st.render_state == FP_JS_DONE || st.render_state < 0)) {
         char path[4096];
         fp_outbox_pdf_path(r->srv->o.pdf_dir, r->param, path, sizeof path);
         size_t len = 0;
         struct MHD_Response *pdf = pdf_response(path, &len);
+        if (!pdf && st.render_state < 0 && errno == ENOENT)
+            goto pending;
         if (pdf) {
             char disp[96];
             snprintf(disp, sizeof disp, "inline; filename=\"%s.pdf\"", r->param);
@@ -72,6 +119,8 @@ enum MHD_Result fp_h_get_invoice_pdf(fp_req *r)
         snprintf(en, sizeof en, "The rendered PDF is missing: %s", strerror(errno));
         return fp_problem(r, FPC_INTERNAL, "已生成的 PDF 文件丢失", en, NULL);
     }
+    if (may_render && st.render_state == FP_JS_PENDING && od_suspend(r))
+        return MHD_YES;
     if (st.render_state == FP_JS_DEAD) {
         char en[400];
         snprintf(en, sizeof en, "The invoice PDF could not be rendered: %s", st.render_error);
@@ -90,7 +139,7 @@ enum MHD_Result fp_h_get_invoice_pdf(fp_req *r)
                  r->retry_after, st.render_error);
         return fp_problem(r, FPC_PDF_RETRYING, zh, en, NULL);
     }
-    /* queued or rendering (or no renderer configured) */
+pending: /* queued or rendering (or no renderer configured) */;
     fp_buf b;
     fp_jw w;
     fp_buf_init(&b, 4096);
@@ -107,6 +156,22 @@ enum MHD_Result fp_h_get_invoice_pdf(fp_req *r)
         return MHD_NO;
     const char *h[] = {"Retry-After", "1", NULL};
     return fp_respond(r, 202, "application/json", body, len, h);
+}
+
+enum MHD_Result fp_h_get_invoice_pdf(fp_req *r)
+{
+    return pdf_answer(r, 1);
+}
+
+enum MHD_Result fp_h_pdf_resumed(fp_req *r)
+{
+    /* the reservation ends with the render; the answer is the file */
+    fp_resp_budget_release(r->srv, OD_RESERVE);
+    r->resp_held -= OD_RESERVE;
+    r->pdf_od = 0;
+    enum MHD_Result res = pdf_answer(r, 0);
+    atomic_fetch_sub(&r->srv->inflight, 1);
+    return res;
 }
 
 enum MHD_Result fp_h_ack(fp_req *r)

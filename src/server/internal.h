@@ -126,6 +126,9 @@ struct fp_req {
     size_t resp_held;   /* counted in the response-memory budget */
     int auth_gated;     /* a failure that went through the budget once */
     int log_suppressed; /* beyond the budget: no access-log line of its own */
+    /* GET .../pdf rendered on demand (delivery.c): 1 while suspended for
+     * the outbox, 2 resumed with od_result (fp_outbox_od_result) */
+    int pdf_od, od_result;
 };
 
 /* An issue request as handed to the store.  `claim` decides, once, who
@@ -216,6 +219,7 @@ enum MHD_Result fp_h_token(fp_req *r);
 enum MHD_Result fp_h_issue(fp_req *r);
 enum MHD_Result fp_h_issue_resumed(fp_req *r);
 enum MHD_Result fp_h_issue_abandoned(fp_req *r);
+enum MHD_Result fp_h_pdf_resumed(fp_req *r); /* delivery.c: after an on-demand render */
 enum MHD_Result fp_h_get_invoice(fp_req *r);
 enum MHD_Result fp_h_list_invoices(fp_req *r);
 enum MHD_Result fp_h_healthz(fp_req *r);

@@ -286,6 +286,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return fp_h_issue_abandoned(r);
     if (r->issue) /* resumed after the group commit */
         return fp_h_issue_resumed(r);
+    if (r->pdf_od) /* resumed after an on-demand render */
+        return fp_h_pdf_resumed(r);
     fp_conn_guard_request_read(s->guard, fp_req_guarded(c));
     r->body_read = 1;
     return route_and_handle(r);
@@ -349,6 +351,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
         fp_buf_free(&b);
     }
     fp_issue_req_release(r->issue); /* the writer may still hold one answered early */
+    if (r->pdf_od) /* resumed after an on-demand render, never handled (client gone) */
+        atomic_fetch_sub(&s->inflight, 1);
     fp_buf_free(&r->body);
     free(r);
     *ctx = NULL;

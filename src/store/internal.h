@@ -134,6 +134,13 @@
        void (*fn)(const fp_job *j, void *arg), void *arg, fp_err *err),                            \
       (seller_id, state, before, limit, fn, arg, err))                                             \
     X(int, jobs_count, (fp_jobs_counts * c, fp_err * err), (c, err))                               \
+    X(int, jobs_claim_render,                                                                      \
+      (int64_t seller_id, const char *number, int64_t now, int64_t owner, int64_t lease_ms,        \
+       fp_job *out, fp_err *err),                                                                  \
+      (seller_id, number, now, owner, lease_ms, out, err))                                         \
+    X(void, store_set_notify_early, (int on), (on))                                                \
+    X(int, jobs_prune, (int64_t before, int limit, int64_t *n, fp_err *err),                       \
+      (before, limit, n, err))                                                                     \
     X(int, store_invoice_state, (int64_t seller_id, const char *number, fp_invoice_state *out),    \
       (seller_id, number, out))                                                                    \
     X(int, store_invoice_ack,                                                                      \

@@ -49,6 +49,7 @@ enum {
     WQ_FORM_ISSUED,
     WQ_INS_RENDER,
     WQ_INS_NOTIFY,
+    WQ_INS_NOTIFY_EARLY,
     WQ__N
 };
 extern const char *const fp_sq_write_sql[WQ__N];
@@ -117,6 +118,7 @@ struct fp_sqlite {
     _Atomic int64_t last_commit_us, last_probe_us;
 
     void (*job_hook)(void *arg); /* called after a commit that queued jobs */
+    _Atomic int notify_early;    /* fp_store_set_notify_early (jobs.h) */
     void *job_hook_arg;
     void (*outcome_hook)(int ok, void *arg); /* after every commit and probe */
     void *outcome_hook_arg;
