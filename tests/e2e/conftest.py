@@ -187,8 +187,11 @@ class Server:
              "--listen", "127.0.0.1:%d" % self.port] + self.serve_args,
             stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
             # glibc writes fatal errors (heap corruption) to the tty unless told;
-            # no config file of the host's (/etc/fapiao/fapiao.conf) applies
-            env=dict(os.environ, LIBC_FATAL_STDERR_="1", FAPIAO_CONFIG=os.devnull),
+            # no config file of the host's (/etc/fapiao/fapiao.conf) applies;
+            # renders never go on-demand by the oldest one's age, which a loaded
+            # machine reaches at any time (tests/e2e/test_backlog.py sets it)
+            env=dict(os.environ, LIBC_FATAL_STDERR_="1", FAPIAO_CONFIG=os.devnull,
+                     FAPIAO_RENDER_AGE_MAX="0"),
             preexec_fn=_die_with_parent)
         logf.close()
         deadline = time.monotonic() + timeout
