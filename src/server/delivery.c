@@ -27,6 +27,15 @@ static enum MHD_Result unavailable(fp_req *r)
     return fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
 }
 
+/* A store look-up that failed (rc < 0): 404 naming what is missing, or 503. */
+static enum MHD_Result lookup_failed(fp_req *r, int rc, const char *zh, const char *en)
+{
+    return rc == FP_ENOTFOUND ? fp_problem(r, FPC_NOT_FOUND, zh, en, NULL) : unavailable(r);
+}
+
+#define NO_INVOICE "发票不存在", "No such invoice"
+#define NO_JOB     "任务不存在", "No such job"
+
 /* The PDF read from its file as it is sent, not held in memory (a client
  * that does not read pins nothing; docs/security.md "Response memory").
  * NULL with errno on failure. */
@@ -94,10 +103,8 @@ static enum MHD_Result pdf_answer(fp_req *r, int may_render)
 {
     fp_invoice_state st;
     int rc = fp_store_invoice_state(r->srv->o.store, r->claims.seller_id, r->param, &st);
-    if (rc == FP_ENOTFOUND)
-        return fp_problem(r, FPC_NOT_FOUND, "发票不存在", "No such invoice", NULL);
     if (rc < 0)
-        return unavailable(r);
+        return lookup_failed(r, rc, NO_INVOICE);
     /* no render job: rendered before its job was pruned (docs/outbox.md),
      * if the file is there */
     if (r->srv->o.pdf_dir && (st.render_state == FP_JS_DONE || st.render_state < 0)) {
@@ -142,8 +149,7 @@ static enum MHD_Result pdf_answer(fp_req *r, int may_render)
 pending: /* queued or rendering (or no renderer configured) */;
     fp_buf b;
     fp_jw w;
-    fp_buf_init(&b, 4096);
-    fp_jw_init(&w, &b);
+    fp_jw_start(&w, &b, 4096);
     fp_jw_obj_open(&w);
     fp_jw_kstr(&w, "number", r->param);
     fp_jw_kstr(&w, "status", st.status);
@@ -179,14 +185,11 @@ enum MHD_Result fp_h_ack(fp_req *r)
     fp_err err = {0};
     int rc = fp_store_invoice_ack(r->srv->o.store, r->claims.seller_id, r->param,
                                   r->claims.client_id, r->rid, r->client_rid, r->client_ip, &err);
-    if (rc == FP_ENOTFOUND)
-        return fp_problem(r, FPC_NOT_FOUND, "发票不存在", "No such invoice", NULL);
     if (rc < 0)
-        return unavailable(r);
+        return lookup_failed(r, rc, NO_INVOICE);
     fp_buf b;
     fp_jw w;
-    fp_buf_init(&b, 4096);
-    fp_jw_init(&w, &b);
+    fp_jw_start(&w, &b, 4096);
     fp_jw_obj_open(&w);
     fp_jw_kstr(&w, "number", r->param);
     fp_jw_kstr(&w, "status", "confirmed");
@@ -307,14 +310,11 @@ static enum MHD_Result job_answer(fp_req *r, int64_t id)
 {
     fp_job j;
     int rc = fp_jobs_get(r->srv->o.store, r->scope_seller, id, &j);
-    if (rc == FP_ENOTFOUND)
-        return fp_problem(r, FPC_NOT_FOUND, "任务不存在", "No such job", NULL);
     if (rc < 0)
-        return unavailable(r);
+        return lookup_failed(r, rc, NO_JOB);
     fp_buf b;
     fp_jw w;
-    fp_buf_init(&b, 8192);
-    fp_jw_init(&w, &b);
+    fp_jw_start(&w, &b, 8192);
     write_job(&w, &j);
     return fp_respond_buf(r, 200, &b);
 }
@@ -323,7 +323,7 @@ enum MHD_Result fp_h_get_job(fp_req *r)
 {
     int64_t id;
     if (parse_id(r->param, &id) < 0)
-        return fp_problem(r, FPC_NOT_FOUND, "任务不存在", "No such job", NULL);
+        return fp_problem(r, FPC_NOT_FOUND, NO_JOB, NULL);
     return job_answer(r, id);
 }
 
@@ -331,12 +331,12 @@ enum MHD_Result fp_h_redrive_job(fp_req *r)
 {
     int64_t id;
     if (parse_id(r->param, &id) < 0)
-        return fp_problem(r, FPC_NOT_FOUND, "任务不存在", "No such job", NULL);
+        return fp_problem(r, FPC_NOT_FOUND, NO_JOB, NULL);
     fp_err err = {0};
     int rc = fp_jobs_redrive(r->srv->o.store, r->scope_seller, id, r->claims.client_id, r->rid,
                              r->client_rid, r->client_ip, &err);
     if (rc == FP_ENOTFOUND)
-        return fp_problem(r, FPC_NOT_FOUND, "任务不存在", "No such job", NULL);
+        return fp_problem(r, FPC_NOT_FOUND, NO_JOB, NULL);
     if (rc == FP_ECONFLICT)
         return fp_problem(r, FPC_JOB_STATE, NULL, NULL, NULL);
     if (rc < 0)
