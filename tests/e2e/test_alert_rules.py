@@ -78,3 +78,77 @@ def test_promtool_test_rules(name):
                         fired.add(c["alertname"])
         assert fired == alerts, alerts ^ fired
     assert tests["tests"]
+
+
+AM = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
+
+
+def test_amtool_check_config():
+    rc, out = run(tool("amtool"), "check-config", str(AM))
+    assert rc == 0 and "SUCCESS" in out, out
+
+
+@pytest.mark.parametrize("labels,receiver", [
+    (["severity=P1", "alertname=FapiaoStoreBreakerOpen"], "oncall-page"),
+    (["severity=P2", "alertname=FapiaoOutboxDeadLetters"], "oncall-grouped"),
+    (["severity=P3", "alertname=FapiaoAuthFailuresAboveBaseline"], "oncall-grouped"),
+])
+def test_amtool_routes_by_severity(labels, receiver):
+    p = subprocess.run([tool("amtool"), "config", "routes", "test", "--config.file", str(AM),
+                        *labels], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout.strip() == receiver, p.stdout + p.stderr
+
+
+def test_alertmanager_inhibits_and_has_maintenance_window():
+    am = yaml.safe_load(AM.read_text())
+    rule = am["inhibit_rules"][0]
+    assert rule["source_matchers"] == ['severity="P1"'] and "instance" in rule["equal"]
+    names = {t["name"] for t in am["time_intervals"]}
+    assert "maintenance" in names
+    p1 = [r for r in am["route"]["routes"] if r["matchers"] == ['severity="P1"']][0]
+    assert p1["group_wait"] == "0s" and "mute_time_intervals" not in p1
+
+
+def _grafana_exprs():
+    dash = json.loads((REPO / "deploy" / "grafana" / "fapiao.json").read_text())
+    exprs = []
+    for p in dash["panels"]:
+        for t in p.get("targets", []):
+            exprs.append((p["title"], t["expr"]))
+    for v in dash["templating"]["list"]:
+        q = v.get("query")
+        if isinstance(q, dict):
+            # label_values(EXPR, label) is Grafana's; its selector is PromQL
+            inner = q["query"]
+            if inner.startswith("label_values("):
+                exprs.append((v["name"], inner[len("label_values("):].rsplit(",", 1)[0]))
+    return dash, exprs
+
+
+def test_grafana_dashboard_expressions_are_promql(tmp_path):
+    """Each expression, with Grafana's variables given values, becomes a
+    recording rule; `promtool check rules` parses them all."""
+    dash, exprs = _grafana_exprs()
+    assert dash["panels"] and len(exprs) >= 15
+    titles = " ".join(p["title"] for p in dash["panels"])
+    for topic in ("Invoices", "latency", "Errors", "Degraded", "Numbers", "Certificate",
+                  "Outbox", "Alerts"):
+        assert topic in titles, topic
+    subst = {"$__rate_interval": "5m", "$__interval": "1m", "$instance": ".*"}
+    rules = []
+    for i, (title, e) in enumerate(exprs):
+        for k, v in subst.items():
+            e = e.replace(k, v)
+        assert "$" not in e, (title, e)
+        rules.append({"record": "grafana:check:%d" % i, "expr": e})
+    f = tmp_path / "grafana-exprs.yml"
+    f.write_text(yaml.dump({"groups": [{"name": "grafana", "rules": rules}]}))
+    rc, out = run(tool("promtool"), "check", "rules", str(f))
+    assert rc == 0 and "SUCCESS: %d rules found" % len(rules) in out, out
+    # the recording rules the dashboard reads exist in the shipped rules
+    recorded = {r["record"] for g in yaml.safe_load(RULES.read_text())["groups"]
+                for r in g["rules"] if "record" in r}
+    for _, e in exprs:
+        for word in e.replace("{", " ").replace("(", " ").split():
+            if word.startswith("fapiao:"):
+                assert word in recorded, word
