@@ -152,3 +152,9 @@ def test_grafana_dashboard_expressions_are_promql(tmp_path):
         for word in e.replace("{", " ").replace("(", " ").split():
             if word.startswith("fapiao:"):
                 assert word in recorded, word
+
+
+def test_promtool_check_config():
+    """The shipped prometheus.yml loads, with the rules beside it."""
+    rc, out = run(tool("promtool"), "check", "config", str(PROM / "prometheus.yml"))
+    assert rc == 0 and "SUCCESS" in out, out
