@@ -316,8 +316,9 @@ def gen_doc_block(t):
     out.append("| 告警 / alert | 级别 / severity | for | 知识库 / kb |")
     out.append("|---|---|---|---|")
     for a in t["alerts"]:
-        out.append("| `%s` | %s | %s | [`%s`](../%s) |" % (
-            a["name"], a["severity"], a.get("for", "—（待定 / pending）"), code_of(a), a["runbook"]))
+        kb = "—" if "pending" in a else "[`%s`](../%s)" % (code_of(a), a["runbook"])
+        out.append("| `%s` | %s | %s | %s |" % (
+            a["name"], a["severity"], a.get("for", "—（待定 / pending）"), kb))
     out.append("")
     for a in t["alerts"]:
         out.append("### %s (%s)" % (a["name"], a["severity"]))
