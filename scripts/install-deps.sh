@@ -11,8 +11,8 @@ build_pkgs=(build-essential cmake pkg-config
             libinih-dev libsystemd-dev)
 test_pkgs=(curl python3 python3-pytest wrk nghttp2-client sqlite3 gnutls-bin
            clang clang-format libclang-rt-14-dev libxml2-utils openssl
-           poppler-utils faketime nftables iproute2 prometheus zbar-tools testssl.sh
-           haproxy qpdf gnuplot-nox
+           poppler-utils faketime nftables iproute2 prometheus prometheus-alertmanager zbar-tools
+           testssl.sh haproxy qpdf gnuplot-nox
            dpkg-dev debhelper help2man lintian fakeroot logrotate strace)
 
 want=("${build_pkgs[@]}")
