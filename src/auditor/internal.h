@@ -1,9 +1,8 @@
 /* internal.h — what the audit folder's files share (not a public header):
  * the verifier (verify.c) that the database and bundle sources feed, the
- * database read through the store (a read-only snapshot), and the bundle/checkpoint line helpers that
- * export (export.c) and shipping (sink.c) reuse.  verify.c depends on
- * nothing here but itself; bundle.c and export.c on verify.c; sink.c on
- * both. */
+ * database read through the store (a read-only snapshot), and the bundle/checkpoint line helpers
+ * that export (export.c) and shipping (sink.c) reuse.  verify.c depends on nothing here but itself;
+ * bundle.c and export.c on verify.c; sink.c on both. */
 #ifndef FAPIAO_AUDIT_INTERNAL_H
 #define FAPIAO_AUDIT_INTERNAL_H
 
