@@ -119,6 +119,8 @@ struct fp_req {
     int admitted;             /* holds an adaptive-limit slot (released once) */
     int64_t submit_ns;        /* when it went to the store */
     int abandoned;            /* answered at shutdown while its batch committed */
+    int issue_pending;        /* suspended for the writer; holds an inflight count until its
+                                 resumed handler runs, or its connection ends (issue_gone) */
     fp_req *park_prev, *park_next;
     int parked;
     int close_conn;     /* answer with Connection: close */
@@ -219,6 +221,7 @@ enum MHD_Result fp_h_token(fp_req *r);
 enum MHD_Result fp_h_issue(fp_req *r);
 enum MHD_Result fp_h_issue_resumed(fp_req *r);
 enum MHD_Result fp_h_issue_abandoned(fp_req *r);
+void fp_issue_gone(fp_server *s, fp_req *r);
 enum MHD_Result fp_h_pdf_resumed(fp_req *r); /* delivery.c: after an on-demand render */
 enum MHD_Result fp_h_get_invoice(fp_req *r);
 enum MHD_Result fp_h_list_invoices(fp_req *r);

@@ -350,6 +350,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
             fp_access_log_line(s->alog, b.p, b.len);
         fp_buf_free(&b);
     }
+    fp_issue_gone(s, r);            /* suspended or resumed, and its client gone */
     fp_issue_req_release(r->issue); /* the writer may still hold one answered early */
     if (r->pdf_od) /* resumed after an on-demand render, never handled (client gone) */
         atomic_fetch_sub(&s->inflight, 1);
