@@ -86,8 +86,8 @@ static int check_full(const char *full, const char *id, cJSON **manifest, seg **
     snprintf(rel, sizeof rel, "%s/manifest.json", id);
     if (bk_sha256_file(p, sha, NULL) < 0)
         return BAD(res, rel, FP_ECORRUPT, "missing: %s", rel);
-    if (strcmp(sha, want) != 0)
-        return BAD(res, rel, FP_ECORRUPT, "corrupt (checksum differs): %s", rel);
+    if (strcmp(sha, want) != 0) /* either may be the one at fault: both named */
+        return BAD(res, rel, FP_ECORRUPT, "corrupt: %s does not match %s/manifest.sha256", rel, id);
     s = bk_read_file(p, 1 << 20, &len);
     cJSON *m = s ? cJSON_Parse(s) : NULL;
     free(s);
@@ -121,7 +121,8 @@ static int check_full(const char *full, const char *id, cJSON **manifest, seg **
         snprintf(rel, sizeof rel, "%s/log/%s", id, expect);
         if (strcmp(g->name, expect) != 0) {
             cJSON_Delete(m);
-            return BAD(res, rel, FP_ECORRUPT, "log out of order at %s (listed: %s)", rel, g->name);
+            return BAD(res, rel, FP_ECORRUPT, "log out of order at %s (log/SHA256SUMS lists %s)",
+                       rel, g->name);
         }
         snprintf(p, sizeof p, "%s/log/%s", full, g->name);
         if (bk_sha256_file(p, sha, NULL) < 0) {
@@ -130,7 +131,8 @@ static int check_full(const char *full, const char *id, cJSON **manifest, seg **
         }
         if (strcmp(sha, g->sha) != 0) {
             cJSON_Delete(m);
-            return BAD(res, rel, FP_ECORRUPT, "corrupt or reordered (checksum differs): %s", rel);
+            return BAD(res, rel, FP_ECORRUPT,
+                       "corrupt or reordered (checksum differs from log/SHA256SUMS): %s", rel);
         }
     }
     *manifest = m;
@@ -334,6 +336,12 @@ static int build(const char *set, const char *id, const char *tmp, int64_t to_ms
         int stop = 0;
         for (int i = 0; i < nseg && !stop && rc == 0; i++) {
             rc = replay_seg(full, id, i, prev, r, to_ms, &stop, res, err);
+            if (rc == 0 && !stop && res->log_end_ms != segs[i].last_ms) {
+                char sums[PATH_MAX];
+                snprintf(sums, sizeof sums, "%s/log/SHA256SUMS", id);
+                rc = BAD(res, sums, FP_ECORRUPT, "corrupt: %s (segment %s ends elsewhere)", sums,
+                         segs[i].name);
+            }
             snprintf(prev, sizeof prev, "%s", segs[i].sha);
         }
         int crc = fp_store_replay_close(r, rc == 0, rc == 0 ? err : NULL);
