@@ -221,10 +221,15 @@ int fp_store_log_start(fp_store *st, const char *base_db, int64_t *wal_bytes, fp
     fp_sqlite *s = sq(st);
     if (!s || s->o.read_only)
         return fp_fail(err, FP_EINVAL, "the change log needs a writing SQLite store");
+    /* a reader as the pool's (same VFS, same -shm): from inside the serving
+     * process fp_store_sqlite_open_ro cannot see the server's own locks and
+     * would open the -shm read-only beside the writer's mapping */
     sqlite3 *ro = NULL;
-    if (fp_store_sqlite_open_ro(s->o.path, &ro) != SQLITE_OK) {
+    int orc = fp_sq_open_conn(s->o.path, SQLITE_OPEN_READONLY, fp_failstop_vfs_name(s->fs), &ro,
+                              err);
+    if (orc < 0) {
         sqlite3_close(ro);
-        return fp_fail(err, FP_EIO, "cannot open %s read-only", s->o.path);
+        return orc;
     }
     /* under the writer's lock no transaction is open: the snapshot the
      * reader takes now is exactly where the new session starts */
