@@ -8,8 +8,8 @@
  * session extension) stamped with the commit's wall time; the archiver
  * drains them every interval.  The log starts at an exact snapshot (the base
  * copy, taken while the writer is idle), so base + changesets in order is
- * the database.  A write the log cannot vouch for (a rollback, a write by
- * another process) marks it broken: the archiver then starts a new base. */
+ * the database.  A write the log cannot vouch for (a write by another
+ * process) marks it broken: the archiver then starts a new base. */
 #ifndef FAPIAO_STORE_BACKUP_H
 #define FAPIAO_STORE_BACKUP_H
 

@@ -5,7 +5,7 @@
  * (gzip, fsync, rename, fsync of the directory, then a line in
  * log/SHA256SUMS, fsynced): only then do they count as archived, so the
  * RPO on one node is at most one interval (plus the round's own time).  A
- * broken log (a rollback, a write by another process) starts a new full.
+ * broken log (a write by another process) starts a new full.
  * --archive-command runs per new file, with retries; files it has not taken
  * are retried next round and counted in the lag metric. */
 /* paths are bounded by PATH_MAX: a cut one fails to open, never aliases */

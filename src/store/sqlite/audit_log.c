@@ -25,7 +25,6 @@
 static void audit_rollback_hook(void *arg)
 {
     ((fp_sqlite *)arg)->audit_stale = 1;
-    ((fp_sqlite *)arg)->log_rolled = 1; /* the change log cannot vouch (backup.c) */
 }
 
 static int audit_load_head(fp_sqlite *s, fp_err *err)

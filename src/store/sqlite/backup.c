@@ -225,8 +225,8 @@ int fp_store_log_start(fp_store *st, const char *base_db, int64_t *wal_bytes, fp
      * process fp_store_sqlite_open_ro cannot see the server's own locks and
      * would open the -shm read-only beside the writer's mapping */
     sqlite3 *ro = NULL;
-    int orc = fp_sq_open_conn(s->o.path, SQLITE_OPEN_READONLY, fp_failstop_vfs_name(s->fs), &ro,
-                              err);
+    int orc =
+        fp_sq_open_conn(s->o.path, SQLITE_OPEN_READONLY, fp_failstop_vfs_name(s->fs), &ro, err);
     if (orc < 0) {
         sqlite3_close(ro);
         return orc;
@@ -240,7 +240,7 @@ int fp_store_log_start(fp_store *st, const char *base_db, int64_t *wal_bytes, fp
     fp_sq_log_queue_free(s->log_head);
     s->log_head = s->log_tail = NULL;
     s->log_bytes = 0;
-    s->log_broken = s->log_rolled = 0;
+    s->log_broken = 0;
     int rc = begin_snapshot(ro, err);
     sqlite3_session *ses = NULL;
     if (rc == 0 && (sqlite3session_create(s->wdb, "main", &ses) != SQLITE_OK ||
@@ -282,7 +282,9 @@ int fp_store_log_drain(fp_store *st, fp_store_log_fn fn, void *arg)
     int broken = s->log_broken || !s->log;
     pthread_mutex_unlock(&s->wlock);
     int rc = 0;
-    for (log_txn *t = q; t && rc == 0; t = t->next)
+    /* broken: what is queued may not apply to the old base (a foreign write
+     * came between); the new base the archiver takes next holds it all */
+    for (log_txn *t = broken ? NULL : q; t && rc == 0; t = t->next)
         rc = fn(t->ms, t->cs, (size_t)t->n, arg);
     fp_sq_log_queue_free(q);
     return rc < 0 ? rc : broken;

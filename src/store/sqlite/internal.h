@@ -135,11 +135,11 @@ struct fp_sqlite {
 
     /* the change log (backup.c; under wlock): the session recording the
      * transaction at hand, the committed ones queued for the archiver, and
-     * whether a rollback or a foreign write broke it */
+     * whether a foreign write broke it */
     struct sqlite3_session *log;
     void *log_head, *log_tail;
     size_t log_bytes;
-    int log_broken, log_rolled;
+    int log_broken;
     int64_t log_audit_max;
 };
 

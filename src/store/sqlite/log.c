@@ -18,10 +18,9 @@ void fp_sq_log_commit(fp_sqlite *s)
     sqlite3_session *ses = s->log;
     if (!ses || sqlite3session_isempty(ses))
         return;
-    if (s->log_rolled) { /* a rollback since the last take: cannot vouch */
-        s->log_broken = 1;
-        s->log_rolled = 0;
-    }
+    /* A rollback needs nothing here: a session records each row's value
+     * at its first change and builds the changeset from that and the row
+     * as it is now (no transaction open), so undone changes drop out. */
     int n = 0;
     void *cs = NULL;
     if (sqlite3session_changeset(ses, &n, &cs) != SQLITE_OK)
