@@ -345,8 +345,8 @@ static int build(const char *set, const char *id, const char *tmp, int64_t to_ms
             snprintf(prev, sizeof prev, "%s", segs[i].sha);
         }
         int crc = fp_store_replay_close(r, rc == 0, rc == 0 ? err : NULL);
-        if (rc == 0)
-            rc = crc;
+        if (rc == 0 && (rc = crc) < 0 && !res->bad_file[0])
+            snprintf(res->bad_file, sizeof res->bad_file, "%s/log", id);
         if (rc < 0)
             goto out;
     }

@@ -161,8 +161,15 @@ int fp_store_backup_integrity(const char *path, char *detail, size_t cap, fp_err
 
 /* ---- replay ---- */
 
+/* Changesets are gathered into one changegroup (up to REPLAY_BATCH bytes)
+ * and applied at once: sqlite3changeset_apply prepares its statements per
+ * call, which for one small changeset per commit cost more than the rows. */
+#define REPLAY_BATCH (64 << 20)
+
 struct fp_store_replay {
     sqlite3 *db;
+    sqlite3_changegroup *g;
+    size_t pending;
 };
 
 int fp_store_replay_open(const char *path, fp_store_replay **out, fp_err *err)
@@ -188,21 +195,47 @@ static int on_conflict(void *arg, int why, sqlite3_changeset_iter *it)
     return SQLITE_CHANGESET_ABORT;
 }
 
-int fp_store_replay_apply(fp_store_replay *r, const void *cs, size_t n, fp_err *err)
+static int replay_flush(fp_store_replay *r, fp_err *err)
 {
-    int why = 0;
-    int rc = sqlite3changeset_apply(r->db, (int)n, (void *)cs, NULL, on_conflict, &why);
+    if (!r->g || !r->pending)
+        return 0;
+    int n = 0, why = 0;
+    void *cs = NULL;
+    int rc = sqlite3changegroup_output(r->g, &n, &cs);
+    sqlite3changegroup_delete(r->g);
+    r->g = NULL;
+    r->pending = 0;
+    if (rc == SQLITE_OK)
+        rc = sqlite3changeset_apply(r->db, n, cs, NULL, on_conflict, &why);
+    sqlite3_free(cs);
     if (rc != SQLITE_OK)
         return fp_fail(err, FP_EINVAL, "the change log does not fit the base (conflict %d: %s)",
                        why, sqlite3_errmsg(r->db));
     return 0;
 }
 
+int fp_store_replay_apply(fp_store_replay *r, const void *cs, size_t n, fp_err *err)
+{
+    if (!r->g && sqlite3changegroup_new(&r->g) != SQLITE_OK)
+        return fp_fail(err, FP_ENOMEM, "changegroup");
+    if (sqlite3changegroup_add(r->g, (int)n, (void *)cs) != SQLITE_OK)
+        return fp_fail(err, FP_EINVAL, "a changeset of the log does not parse");
+    r->pending += n;
+    return r->pending >= REPLAY_BATCH ? replay_flush(r, err) : 0;
+}
+
 int fp_store_replay_close(fp_store_replay *r, int commit, fp_err *err)
 {
     if (!r)
         return 0;
-    int rc = fp_sq_exec(r->db, commit ? "COMMIT" : "ROLLBACK", err);
+    int rc = commit ? replay_flush(r, err) : 0;
+    if (r->g)
+        sqlite3changegroup_delete(r->g);
+    if (rc < 0)
+        commit = 0;
+    int xrc = fp_sq_exec(r->db, commit ? "COMMIT" : "ROLLBACK", rc < 0 ? NULL : err);
+    if (rc == 0)
+        rc = xrc;
     if (sqlite3_close(r->db) != SQLITE_OK && rc == 0)
         rc = fp_fail(err, FP_EIO, "close");
     free(r);
