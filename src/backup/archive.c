@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -290,6 +291,25 @@ void fp_archiver_stats(fp_archiver *a, fp_archive_stats *out)
     *out = a->stats;
     pthread_mutex_unlock(&a->lock);
     out->lag_s = out->last_ok_ms ? (fp_wall_ms() - out->last_ok_ms) / 1000 : 0;
+    /* the newest full of the set, the archiver's or `backup create`'s */
+    char **v;
+    int nf;
+    if (bk_list_fulls(a->dir, &v, &nf) == 0) {
+        int yy, mo, dd, hh, mi, ss, msec;
+        if (nf > 0 && sscanf(v[nf - 1], "full-%4d%2d%2dT%2d%2d%2d.%3dZ", &yy, &mo, &dd, &hh, &mi,
+                             &ss, &msec) == 7) {
+            struct tm tm = {.tm_year = yy - 1900,
+                            .tm_mon = mo - 1,
+                            .tm_mday = dd,
+                            .tm_hour = hh,
+                            .tm_min = mi,
+                            .tm_sec = ss};
+            int64_t t = (int64_t)timegm(&tm) * 1000 + msec;
+            if (t > out->last_full_ms)
+                out->last_full_ms = t;
+        }
+        bk_free_names(v, nf);
+    }
     char p[PATH_MAX];
     snprintf(p, sizeof p, "%s/.last-verify", a->dir);
     size_t n = 0;

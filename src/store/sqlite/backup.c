@@ -177,7 +177,10 @@ int fp_store_replay_open(const char *path, fp_store_replay **out, fp_err *err)
     fp_store_replay *r = calloc(1, sizeof *r);
     if (!r)
         return fp_fail(err, FP_ENOMEM, "out of memory");
+    /* triggers off: what they did at the source is in the log already (the
+     * seller_generation counter would count twice and conflict) */
     if (sqlite3_open_v2(path, &r->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+        sqlite3_db_config(r->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, NULL) != SQLITE_OK ||
         fp_sq_exec(r->db, "PRAGMA foreign_keys=OFF; PRAGMA synchronous=OFF; BEGIN", err) < 0) {
         int rc = fp_fail(err, FP_EIO, "cannot open %s: %s", path, sqlite3_errmsg(r->db));
         sqlite3_close(r->db);
