@@ -264,9 +264,15 @@ int fp_archiver_start(fp_store *st, const fp_archive_opts *o, fp_archiver **out,
     snprintf(a->data_dir, sizeof a->data_dir, "%s", o->data_dir);
     snprintf(a->command, sizeof a->command, "%s", o->command ? o->command : "");
     a->stats.last_verify = -1;
+    a->stats.last_ok_ms = fp_wall_ms(); /* the lag counts from the start until the first full */
     pthread_mutex_init(&a->lock, NULL);
     fp_cond_init_mono(&a->cond);
-    int rc = new_base(a, err); /* at start: a failure here is the operator's to see */
+    /* the set must be writable now (a failure here is the operator's to
+     * see at start); the first full is the thread's, so that a large
+     * database does not hold up the start */
+    int rc = 0;
+    if (bk_mkdirs(a->dir, 0700) < 0 || access(a->dir, W_OK) != 0)
+        rc = fp_fail(err, FP_EIO, "%s: %s", a->dir, strerror(errno));
     if (rc == 0 && pthread_create(&a->th, NULL, main_fn, a) != 0)
         rc = fp_fail(err, FP_EIO, "cannot start the archiver");
     if (rc < 0) {
