@@ -285,7 +285,6 @@ int fp_store_log_start(fp_store *st, const char *base_db, int64_t *wal_bytes, fp
         rc = fp_fail(err, FP_EIO, "session: %s", sqlite3_errmsg(s->wdb));
     } else if (rc == 0)
         s->log = ses;
-    s->log_audit_max = s->audit_last_id;
     pthread_mutex_unlock(&s->wlock);
     if (rc == 0)
         rc = copy_snapshot(ro, base_db, err);

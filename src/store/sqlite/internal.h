@@ -140,7 +140,6 @@ struct fp_sqlite {
     void *log_head, *log_tail;
     size_t log_bytes;
     int log_broken;
-    int64_t log_audit_max;
 };
 
 /* ---- db.c: statements and columns ---- */
