@@ -78,6 +78,7 @@ int cmd_audit(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_clock(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
 int cmd_sellers(int argc, char **argv);
 int cmd_taxcodes(int argc, char **argv);
 

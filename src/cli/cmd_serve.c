@@ -11,6 +11,7 @@
 #include "fapiao/audit.h"
 #include "fapiao/auditor.h"
 #include "fapiao/auth.h"
+#include "fapiao/backup.h"
 #include "fapiao/health.h"
 #include "fapiao/jobs.h"
 #include "fapiao/keyfile.h"
@@ -178,6 +179,7 @@ typedef struct serve_run {
     int nold_codes;
     fp_store *store;
     fp_audit_shipper *shipper;
+    fp_archiver *archiver; /* --archive (docs/recovery.md) */
     fp_outbox *outbox;
     fp_health *health;
     fp_tls *tls;
@@ -383,6 +385,7 @@ static void stop_services(serve_run *r)
         fp_outbox_set_pause(r->outbox, NULL, NULL); /* it asks the health checks */
     fp_health_stop(r->health);
     fp_outbox_stop(r->outbox);
+    fp_archiver_stop(r->archiver); /* a last round: the commits so far */
     fp_store_close(r->store);
     fp_audit_shipper_stop(r->shipper); /* after the store's closing checkpoint */
     fp_taxcode_free(r->codes);
@@ -432,6 +435,15 @@ static int open_store(serve_run *r)
         cli_fail("审计检查点无法送出", "cannot ship audit checkpoints", err.msg);
         return 1;
     }
+    fp_archive_opts ao = {
+        .dir = r->c.archive,
+        .data_dir = r->c.dir,
+        .interval_s = r->c.archive_interval_s != SERVE_UNSET ? (int)r->c.archive_interval_s : 10,
+        .command = r->c.archive_command};
+    if (r->c.archive && fp_archiver_start(r->store, &ao, &r->archiver, &err) < 0) {
+        cli_fail("无法启动持续归档", "cannot start continuous archiving", err.msg);
+        return 1;
+    }
     return 0;
 }
 
@@ -463,6 +475,9 @@ static int start_services(serve_run *r)
     ho->reserve_bytes = r->reserve_mb ? (int64_t)r->reserve_mb << 20 : -1;
     ho->outbox = r->outbox;
     ho->range_warn = so->range_warn;
+    ho->archiver = r->archiver;
+    ho->archive_lag_warn_s =
+        r->c.archive_lag_warn_s != SERVE_UNSET ? (int)r->c.archive_lag_warn_s : 60;
     uint64_t wd_usec = 0;
     if (sd_watchdog_enabled(0, &wd_usec) > 0) { /* WATCHDOG_USEC (systemd) */
         ho->on_round = watchdog_ping;

@@ -235,6 +235,24 @@ static const opt opts[] = {
      "把每个签名检查点追加到 DIR/checkpoints.jsonl（建议 chattr +a "
      "或一次写入介质）或交给命令的标准输入"},
 
+    {NULL, OPT_SECTION, 0, 0, 0, U_NONE, NULL, NULL, "Continuous archiving (docs/recovery.md)",
+     "持续归档（docs/recovery.md）"},
+    {"--archive", OPT_STR, F(archive), 0, 0, U_NONE, "DIR", NULL,
+     "a backup set: a full at start, then every committed transaction, fsynced there at least "
+     "every --archive-interval (the RPO on one node); restore with fapiao backup restore",
+     "备份集目录：启动时做一次全量，此后每个已提交事务至少每 --archive-interval 秒 fsync "
+     "到该处（单节点 RPO）；用 fapiao backup restore 恢复"},
+    {"--archive-interval", OPT_INT, F(archive_interval_s), 1, 3600, U_S, "SECONDS", "10",
+     "how often the committed transactions go to the archive", "已提交事务写入归档的间隔"},
+    {"--archive-command", OPT_STR, F(archive_command), 0, 0, U_NONE, "COMMAND", NULL,
+     "run for each new archived file (%p its path, %f its name), like PostgreSQL's "
+     "archive_command; exit 0 = taken; retried, in order",
+     "每个新归档文件执行一次（%p 路径，%f 文件名），同 PostgreSQL 的 archive_command；"
+     "退出码 0 表示已接收，失败按序重试"},
+    {"--archive-lag-warn", OPT_INT, F(archive_lag_warn_s), 1, 86400, U_S, "SECONDS", "60",
+     "/readyz warns when the archive is behind by more than this",
+     "归档落后超过此时间时 /readyz 给出警告"},
+
     {NULL, OPT_SECTION, 0, 0, 0, U_NONE, NULL, NULL,
      "Metrics: /metrics is public on the main port unless one of these is given "
      "(docs/security.md)",

@@ -18,6 +18,7 @@ typedef struct serve_conf {
     const char *dir, *listen, *access_log, *codes_path, *trusted_proxy;
     const char *cert, *key, *key_pass, *ocsp, *client_ca;
     const char *audit_key, *cp_sink, *metrics_listen, *metrics_token;
+    const char *archive, *archive_command;
     /* switches: 0 or 1 */
     int fault_injection, allow_private_webhooks;
     /* numbers, in the unit of their option; SERVE_UNSET when not given */
@@ -29,6 +30,7 @@ typedef struct serve_conf {
     long ob_workers, render_timeout_s, backoff_ms, retry_for_s, wh_timeout_s;
     long render_backlog_max, render_age_max_s, od_wait_ms, job_retention_s; /* docs/outbox.md */
     long min_free_mb, ob_free_mb, reserve_mb, probe_ms, slow_ms, deadline_ms;
+    long archive_interval_s, archive_lag_warn_s;
     /* not settings: how they were read */
     const char *config;    /* the config file read (NULL: none) */
     int print_config;      /* --print-config: printed; do not start */

@@ -134,6 +134,14 @@ struct fp_sqlite {
     unsigned char audit_last_hash[FP_AUDIT_HASH_LEN];
     unsigned char audit_sk[FP_AUDIT_KEY_LEN], audit_pk[FP_AUDIT_KEY_LEN];
     sqlite3_stmt *audit_cp_st;
+
+    /* the change log (backup.c; under wlock): the session recording the
+     * transaction at hand, the committed ones queued for the archiver, and
+     * whether a foreign write broke it */
+    struct sqlite3_session *log;
+    void *log_head, *log_tail;
+    size_t log_bytes;
+    int log_broken;
 };
 
 /* ---- db.c: statements and columns ---- */
@@ -175,6 +183,19 @@ void fp_sq_release(fp_sqlite *s, reader *r, sqlite3_stmt *st);
 /* Writes after a fail-stop: FP_EIO with the reason. */
 int fp_sq_refuse_stopped(fp_sqlite *s, fp_err *err);
 int fp_sq_migrate(sqlite3 *db, fp_err *err);
+
+/* ---- backup.c: the change log (store_backup.h) ---- */
+/* With wlock held, after a commit: queues the session's changes. */
+void fp_sq_log_commit(fp_sqlite *s);
+void fp_sq_log_free(fp_sqlite *s);
+/* the queue: committed transactions in order (log.c) */
+typedef struct log_txn {
+    struct log_txn *next;
+    int64_t ms;
+    int n;
+    void *cs;
+} log_txn;
+void fp_sq_log_queue_free(void *head);
 
 /* ---- writer.c ---- */
 /* Tells the outcome hook (the store breaker) about a write. */

@@ -482,6 +482,8 @@ static void run_batch(fp_sqlite *s, fp_issue_req *head, int n)
                 r->outcome_unknown = unknown;
         } else {
             note_acked(s, head);
+            if (s->log)
+                fp_sq_log_commit(s); /* continuous archiving (backup.c) */
             if (created && s->job_hook)
                 s->job_hook(s->job_hook_arg);
         }
