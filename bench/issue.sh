@@ -31,8 +31,10 @@
 # when it is on the repo's filesystem, else BUILD_DIR), FAPIAO_BENCH_THREADS
 # (passed as serve --threads), FAPIAO_BENCH_KEEP=1 (keep the temp dir and logs),
 # WRK_DURATION (default 15), RATE (2000), RATE_DURATION (20), RATE_CONNS (64),
-# FAPIAO_BENCH_PERF=FILE (record `perf record -g` of the server during the wrk
-# run into FILE; the CPU figure then includes perf's overhead).
+# FAPIAO_BENCH_PERF=FILE (record `perf record` of the server during the wrk
+# run into FILE; the CPU figure then includes perf's overhead;
+# FAPIAO_BENCH_PERF_OPTS, default "-g", e.g. "--call-graph dwarf -F 499"),
+# FAPIAO_BENCH_PHASES (default "wrk rate ceiling": which phases run).
 #
 # Exit status: 0 when every phase ran (targets missed or not), 1 when something
 # failed to run, 2 on bad usage / missing tools.
@@ -232,6 +234,19 @@ proc_cpu_ticks() {
     st=${st##*) }   # fields after "(comm) "; utime, stime are fields 14, 15
     awk '{print $12 + $13}' <<<"$st"
 }
+# proc_http_ticks PID: the same for the HTTP worker threads only (named
+# MHD-worker by libmicrohttpd); the rest is the writer, checkpointer, outbox
+# workers and the others
+proc_http_ticks() {
+    local f st t=0
+    for f in /proc/"$1"/task/*/stat; do
+        st=$(cat "$f" 2>/dev/null) || continue
+        [[ "$st" == *"(MHD-worker)"* ]] || continue
+        st=${st##*) }
+        t=$((t + $(awk '{print $12 + $13}' <<<"$st")))
+    done
+    echo "$t"
+}
 CLK_TCK=$(getconf CLK_TCK)
 db_jobs() {
     sqlite3 -cmd ".timeout 10000" "$DB" "SELECT count(*) FROM jobs;" 2>>"$TMP/sqlite.err"
@@ -245,12 +260,15 @@ RUN_ID=$(date +%s)$$
 W_RPS=n/a W_DURABLE=n/a W_P50=n/a W_P99=n/a W_NON201=n/a W_ROWS=n/a W_CREATED=n/a W_DUR=n/a
 R_RATE=n/a R_P50=n/a R_P99=n/a R_P999=n/a R_MAX=n/a R_ERR=n/a R_OK=n/a R_ROWS=n/a
 C_CEIL=n/a C_BATCH=n/a C_B64=n/a RATIO=n/a
-W_CPU_S=n/a W_CPU_US=n/a W_JOBS=n/a JOB_ROWS=2 RATIO64=n/a
+W_CPU_S=n/a W_CPU_US=n/a W_CPU_HTTP_US=n/a W_CPU_REQ_US=n/a W_JOBS=n/a JOB_ROWS=2 RATIO64=n/a
 T_START=$(date +%s)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
+PHASES=" ${FAPIAO_BENCH_PHASES:-wrk rate ceiling} "
+phase() { [[ "$PHASES" == *" $1 "* ]]; }
+
 # ---- phase 1+2: wrk --------------------------------------------------------
-if setup_server wrk; then
+if phase wrk && setup_server wrk; then
     URL="$BASE/v1/invoices"
     check_quiet wrk
     say "wrk warm-up 3 s"
@@ -262,14 +280,18 @@ if setup_server wrk; then
     say "wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_DURATION}s --latency (TLS, keep-alive); rows before: ${before:-?}"
     PERF_PID=""
     if [[ -n "${FAPIAO_BENCH_PERF:-}" ]]; then
-        perf record -g -o "$FAPIAO_BENCH_PERF" -p "$SERVER_PID" >"$TMP/perf.out" 2>&1 &
+        # shellcheck disable=SC2086 # word splitting of the options is meant
+        perf record ${FAPIAO_BENCH_PERF_OPTS:--g} -o "$FAPIAO_BENCH_PERF" -p "$SERVER_PID" \
+            >"$TMP/perf.out" 2>&1 &
         PERF_PID=$!
     fi
     ticks_before=$(proc_cpu_ticks "$SERVER_PID")
+    http_before=$(proc_http_ticks "$SERVER_PID")
     timeout $((WRK_DURATION + 30)) wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${WRK_DURATION}s" \
         --latency -s "$LUA" "$URL" -- "$TOKEN" "$BODY" "${RUN_ID}m" >"$TMP/wrk.out" 2>&1
     wrc=$?
     ticks_after=$(proc_cpu_ticks "$SERVER_PID")
+    http_after=$(proc_http_ticks "$SERVER_PID")
     if [[ -n "$PERF_PID" ]]; then
         kill -INT "$PERF_PID" 2>/dev/null
         wait "$PERF_PID" 2>/dev/null
@@ -299,19 +321,25 @@ if setup_server wrk; then
         if [[ -n "$ticks_before" && -n "$ticks_after" ]] && ((W_ROWS > 0)); then
             W_CPU_S=$(awk -v t=$((ticks_after - ticks_before)) -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", t / hz}')
             W_CPU_US=$(awk -v c="$W_CPU_S" -v r="$W_ROWS" 'BEGIN{printf "%.1f", 1e6 * c / r}')
+            W_CPU_HTTP_US=$(awk -v t=$((http_after - http_before)) -v hz="$CLK_TCK" -v r="$W_ROWS" \
+                'BEGIN{printf "%.1f", 1e6 * t / hz / r}')
+            # per answered request (201s and refusals alike): refusals cost
+            # CPU too, and their share varies with the load
+            W_CPU_REQ_US=$(awk -v c="$W_CPU_S" -v n="$(kv requests "$line")" \
+                'BEGIN{printf "%.1f", (n > 0) ? 1e6 * c / n : 0}')
         fi
         if [[ -n "$jobs_before" && -n "$jobs_after" ]] && ((W_ROWS > 0)); then
             W_JOBS=$(awk -v j=$((jobs_after - jobs_before)) -v r="$W_ROWS" 'BEGIN{printf "%.2f", j / r}')
             JOB_ROWS=$(awk -v x="$W_JOBS" 'BEGIN{print (x < 1.5) ? 1 : 2}')
         fi
-        say "wrk: server CPU ${W_CPU_S}s = ${W_CPU_US} µs per invoice; $W_JOBS job rows per invoice"
+        say "wrk: server CPU ${W_CPU_S}s = ${W_CPU_US} µs per invoice (HTTP workers ${W_CPU_HTTP_US}), ${W_CPU_REQ_US} µs per request; $W_JOBS job rows per invoice"
         say "wrk: $W_RPS req/s, $W_CREATED created, $W_NON201 non-201; $W_ROWS new rows in ${W_DUR}s = $W_DURABLE durable invoices/s"
     fi
     stop_server
 fi
 
 # ---- phase 3: ratebench at a constant rate ---------------------------------
-if setup_server rate; then
+if phase rate && setup_server rate; then
     check_quiet ratebench
     say "ratebench: $RATE/s for ${RATE_DURATION}s over $RATE_CONNS connections"
     before=$(db_count)
@@ -343,12 +371,16 @@ if setup_server rate; then
 fi
 
 # ---- phase 4: raw SQLite group-commit ceiling, same filesystem -------------
-check_quiet ceiling
-say "commit ceiling in $TMP ($JOB_ROWS job rows per invoice, as the server wrote)"
-timeout 120 "$CEILING" --dir "$TMP" --job-rows "$JOB_ROWS" >"$TMP/ceiling.out" 2>&1
-crc=$?
-cat "$TMP/ceiling.out" >&2
-if ((crc != 0)) || ! grep -q '^ceiling_rows_per_s=' "$TMP/ceiling.out"; then
+if phase ceiling; then
+    check_quiet ceiling
+    say "commit ceiling in $TMP ($JOB_ROWS job rows per invoice, as the server wrote)"
+    timeout 120 "$CEILING" --dir "$TMP" --job-rows "$JOB_ROWS" >"$TMP/ceiling.out" 2>&1
+    crc=$?
+    cat "$TMP/ceiling.out" >&2
+fi
+if ! phase ceiling; then
+    :
+elif ((crc != 0)) || ! grep -q '^ceiling_rows_per_s=' "$TMP/ceiling.out"; then
     fail "bench_commit_ceiling (exit $crc)"
 else
     C_CEIL=$(sed -n 's/^ceiling_rows_per_s=//p' "$TMP/ceiling.out" | tail -1)
@@ -382,6 +414,7 @@ table=$(cat <<EOF
 |---|---|---|---|
 | durable invoices/s over TLS (wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_DURATION}s, DB rows / duration) | $W_DURABLE | >= 5000 | $(verdict "$W_DURABLE" ">=" 5000) |
 | server CPU per invoice, µs (user+system of the server process over the wrk run / rows; renderers excluded) | $W_CPU_US | | |
+| … of which the HTTP worker threads; server CPU per answered request (201 or refusal), µs | $W_CPU_HTTP_US; $W_CPU_REQ_US | | |
 | wrk requests/s (all statuses) / non-201 | $W_RPS / $W_NON201 | | |
 | wrk p50 / p99 latency, ms (closed loop) | $W_P50 / $W_P99 | | |
 | ratebench at $RATE/s for ${RATE_DURATION}s: achieved ok/s | $R_RATE | | |
