@@ -348,6 +348,13 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
             fp_access_log_line(s->alog, b.p, b.len);
         fp_buf_free(&b);
     }
+    /* resumed onto a connection the client had closed: libmicrohttpd ends
+     * it without calling on_request, which would have unparked it */
+    if (r->parked) {
+        pthread_mutex_lock(&s->park_lock);
+        fp_server_unpark(s, r);
+        pthread_mutex_unlock(&s->park_lock);
+    }
     fp_issue_req_release(r->issue); /* the writer may still hold one answered early */
     fp_buf_free(&r->body);
     free(r);
