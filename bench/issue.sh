@@ -34,7 +34,8 @@
 # FAPIAO_BENCH_PERF=FILE (record `perf record` of the server during the wrk
 # run into FILE; the CPU figure then includes perf's overhead;
 # FAPIAO_BENCH_PERF_OPTS, default "-g", e.g. "--call-graph dwarf -F 499"),
-# FAPIAO_BENCH_PHASES (default "wrk rate ceiling": which phases run).
+# FAPIAO_BENCH_PHASES (default "wrk rate ceiling": which phases run),
+# FAPIAO_BENCH_SERVE_EXTRA (more `fapiao serve` options, split on spaces).
 #
 # Exit status: 0 when every phase ran (targets missed or not), 1 when something
 # failed to run, 2 on bad usage / missing tools.
@@ -59,6 +60,11 @@ RATE_CONNS=${RATE_CONNS:-64}
 # measure the limiter, not the server.  The adaptive limit stays on.
 SERVE_EXTRA=(--client-rate 0 --max-connections-per-ip 512) # one client address: 64 by default
 [[ -n "${FAPIAO_BENCH_THREADS:-}" ]] && SERVE_EXTRA+=(--threads "$FAPIAO_BENCH_THREADS")
+# more serve options, e.g. "--concurrency-max off" to compare the CPU per
+# invoice of two builds without the adaptive limit's refusals (their share
+# follows the load on the machine, and each costs CPU without an invoice)
+# shellcheck disable=SC2206 # word splitting is meant
+[[ -n "${FAPIAO_BENCH_SERVE_EXTRA:-}" ]] && SERVE_EXTRA+=($FAPIAO_BENCH_SERVE_EXTRA)
 
 say() { printf '[issue.sh %s] %s\n' "$(date +%T)" "$*" >&2; }
 FAILED=0
