@@ -5,12 +5,19 @@
  * server (fp_store_migration_sql), WAL, synchronous=FULL, automatic
  * checkpoints off and a PASSIVE checkpoint on a separate thread/connection
  * every N WAL frames (as the server's store does), and the same statements
- * the writer runs (src/store/sqlite/writer.c): per invoice
+ * the writer runs -- its own SQL text, fp_sq_write_sql[] of
+ * src/store/sqlite/writer.c, so the two cannot drift apart: per invoice
  *
  *   INSERT INTO invoices (...)     -- ~1.5 KB response document; its
  *                                     UNIQUE(seller_id, serial) is the
  *                                     idempotency check
- *   INSERT INTO audit (...)
+ *   INSERT INTO audit (...)        -- with its id, prev_hash and hash
+ *                                     (random bytes here: the SHA-256 of
+ *                                     the chain is the server's CPU)
+ *   INSERT INTO jobs (render)      -- the outbox: a render job and
+ *   INSERT INTO jobs (notify) ...  -- a notify job (INSERT ... SELECT FROM
+ *                                     clients: a row when the client has a
+ *                                     webhook; --job-rows 1 = no webhook)
  *
  * numbers taken from the range in memory, and once per transaction
  *
@@ -19,7 +26,7 @@
  * committed in one transaction per batch, for several batch sizes.  Every
  * batch size is bounded by a row count and a wall-clock limit.
  *
- * Usage: bench_commit_ceiling [--dir DIR | --db FILE] [--rows N] [--rows1 N]
+ * Usage: bench_commit_ceiling [--dir DIR | --db FILE] [--rows N] [--rows1 N] [--job-rows 1|2]
  *                             [--seconds S] [--batches 1,8,32,64,128,512]
  *                             [--checkpoint-frames N] [--keep]
  * The last line of output is `ceiling_rows_per_s=<max over batch sizes>`. */
@@ -36,7 +43,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fapiao/jobs.h"
 #include "fapiao/store.h"
+#include "../src/store/sqlite/internal.h" /* fp_sq_write_sql: the writer's statements */
 
 #define MAX_BATCH_SIZES 16
 #define NUMBER_PREFIX   "25440"
@@ -204,8 +213,11 @@ static void build_doc(doc_tmpl *d)
 /* ---- one measurement ---- */
 
 typedef struct stmts {
-    sqlite3_stmt *begin, *commit, *set_next, *ins_inv, *ins_audit;
+    sqlite3_stmt *begin, *commit, *set_next, *ins_inv, *ins_audit, *ins_render, *ins_notify;
 } stmts;
+
+#define CLIENT_ID "bench-0123456789abcdef"
+static int64_t audit_id;
 
 typedef struct result {
     int batch;
@@ -261,28 +273,58 @@ static result run_batch(sqlite3 *db, stmts *s, doc_tmpl *d, int batch, int64_t m
                 memcpy(doc + d->num_off[k], number, FP_NUMBER_LEN);
             memcpy(doc + d->serial_off, serial, SERIAL_LEN);
 
+            /* bound as writer.c's issue_one and enqueue_jobs bind them */
+            int64_t now = (int64_t)time(NULL);
             sqlite3_stmt *ins = s->ins_inv;
             sqlite3_bind_text(ins, 1, number, FP_NUMBER_LEN, SQLITE_TRANSIENT);
             sqlite3_bind_int64(ins, 2, 1);
             sqlite3_bind_text(ins, 3, serial, -1, SQLITE_TRANSIENT);
             sqlite3_bind_blob(ins, 4, hash, sizeof hash, SQLITE_TRANSIENT);
-            sqlite3_bind_text(ins, 5, "accepted", -1, SQLITE_STATIC);
-            sqlite3_bind_text(ins, 6, "02", -1, SQLITE_STATIC);
-            sqlite3_bind_text(ins, 7, "91350200MA2YJ1XR9G", -1, SQLITE_STATIC);
-            sqlite3_bind_int64(ins, 8, 95400);
-            sqlite3_bind_int64(ins, 9, (int64_t)time(NULL));
-            sqlite3_bind_text(ins, 10, doc, (int)d->len, SQLITE_TRANSIENT);
+            sqlite3_bind_text(ins, 5, "02", -1, SQLITE_STATIC);
+            sqlite3_bind_text(ins, 6, "91350200MA2YJ1XR9G", -1, SQLITE_STATIC);
+            sqlite3_bind_int64(ins, 7, 95400);
+            sqlite3_bind_int64(ins, 8, now);
+            sqlite3_bind_text(ins, 9, doc, (int)d->len, SQLITE_TRANSIENT);
+            sqlite3_bind_text(ins, 10, "blue", -1, SQLITE_STATIC);
+            sqlite3_bind_null(ins, 11);
             step_done(db, ins, "insert invoice");
 
+            unsigned char h2[32];
+            for (int k = 0; k < 4; k++) {
+                uint64_t v = rng();
+                memcpy(h2 + 8 * k, &v, 8);
+            }
             sqlite3_stmt *au = s->ins_audit;
-            sqlite3_bind_int64(au, 1, (int64_t)time(NULL));
-            sqlite3_bind_text(au, 2, "client:bench-0123456789abcdef", -1, SQLITE_STATIC);
-            sqlite3_bind_text(au, 3, "invoice.issue", -1, SQLITE_STATIC);
-            sqlite3_bind_text(au, 4, number, FP_NUMBER_LEN, SQLITE_TRANSIENT);
-            sqlite3_bind_text(au, 5, serial, -1, SQLITE_TRANSIENT); /* request id stand-in */
-            sqlite3_bind_text(au, 6, "127.0.0.1", -1, SQLITE_STATIC);
-            sqlite3_bind_text(au, 7, "created", -1, SQLITE_STATIC);
+            sqlite3_bind_int64(au, 1, ++audit_id);
+            sqlite3_bind_int64(au, 2, now);
+            sqlite3_bind_text(au, 3, "client:" CLIENT_ID, -1, SQLITE_STATIC);
+            sqlite3_bind_text(au, 4, "invoice.issue", -1, SQLITE_STATIC);
+            sqlite3_bind_text(au, 5, number, FP_NUMBER_LEN, SQLITE_TRANSIENT);
+            sqlite3_bind_text(au, 6, serial, -1, SQLITE_TRANSIENT); /* request id stand-in */
+            sqlite3_bind_text(au, 7, "127.0.0.1", -1, SQLITE_STATIC);
+            sqlite3_bind_text(au, 8, "created", -1, SQLITE_STATIC);
+            sqlite3_bind_blob(au, 9, hash, sizeof hash, SQLITE_TRANSIENT);
+            sqlite3_bind_blob(au, 10, h2, sizeof h2, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(au, 11, 1);
+            sqlite3_bind_null(au, 12);
             step_done(db, au, "insert audit");
+
+            int64_t ms = now * 1000;
+            sqlite3_stmt *j = s->ins_render;
+            sqlite3_bind_text(j, 1, number, FP_NUMBER_LEN, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(j, 2, 1);
+            sqlite3_bind_text(j, 3, CLIENT_ID, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(j, 4, ms);
+            sqlite3_bind_int64(j, 5, FP_JOB_BASE_COST + 2);
+            step_done(db, j, "insert render job");
+            int64_t render_id = sqlite3_last_insert_rowid(db);
+            j = s->ins_notify;
+            sqlite3_bind_text(j, 1, number, FP_NUMBER_LEN, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(j, 2, 1);
+            sqlite3_bind_text(j, 3, CLIENT_ID, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(j, 4, render_id);
+            sqlite3_bind_int64(j, 5, ms);
+            step_done(db, j, "insert notify job");
         }
         sqlite3_bind_int64(s->set_next, 1, range_id);
         sqlite3_bind_int64(s->set_next, 2, *next_seq);
@@ -324,7 +366,10 @@ static void usage(void)
                     "  --seconds S time limit per batch size (default 5)\n"
                     "  --checkpoint-frames N  PASSIVE checkpoint on a separate thread every N"
                     " WAL frames\n"
-                    "              (default 4000 like the server; 0 = never)\n");
+                    "              (default 4000 like the server; 0 = never)\n"
+                    "  --job-rows N  outbox rows per invoice: 2 = render + notify (the client has"
+                    " a webhook,\n"
+                    "              the default), 1 = render only (no webhook)\n");
     exit(2);
 }
 
@@ -345,6 +390,7 @@ int main(int argc, char **argv)
     long rows = 60000, rows1 = 3000, frames = 4000;
     double seconds = 5;
     int keep = 0;
+    long job_rows = 2;
     int batches[MAX_BATCH_SIZES] = {1, 8, 32, 64, 128, 512};
     int nbatches = 6;
 
@@ -370,6 +416,8 @@ int main(int argc, char **argv)
             rows1 = parse_long(v, a, 1, 10000000);
         else if (!strcmp(a, "--seconds"))
             seconds = (double)parse_long(v, a, 1, 600);
+        else if (!strcmp(a, "--job-rows"))
+            job_rows = parse_long(v, a, 1, 2);
         else if (!strcmp(a, "--checkpoint-frames"))
             frames = parse_long(v, a, 0, 100000000);
         else if (!strcmp(a, "--batches")) {
@@ -424,16 +472,23 @@ int main(int argc, char **argv)
                  "'91440300MA5G0XXXXX');"
                  "INSERT INTO number_ranges(id,seller_id,prefix,first,last,next,created_at)"
                  " VALUES(1,1,'" NUMBER_PREFIX "',1,999999999999999,1,0);");
+    /* the issuing client: with a webhook the notify job is a row (2 job rows
+     * per invoice), without one its INSERT ... SELECT finds none (1 row) */
+    exec_sql(db, job_rows == 2
+                     ? "INSERT INTO clients(client_id,seller_id,secret_salt,secret_hash,scope,"
+                       "created_at) VALUES('" CLIENT_ID "',1,x'00',x'00','invoice:write',0);"
+                       "UPDATE clients SET webhook_url='https://127.0.0.1:9/hook'"
+                     : "INSERT INTO clients(client_id,seller_id,secret_salt,secret_hash,scope,"
+                       "created_at) VALUES('" CLIENT_ID "',1,x'00',x'00','invoice:write',0)");
 
     stmts s = {
-        .begin = prep(db, "BEGIN IMMEDIATE"),
-        .commit = prep(db, "COMMIT"),
-        .set_next = prep(db, "UPDATE number_ranges SET next=?2 WHERE id=?1"),
-        .ins_inv = prep(db, "INSERT INTO invoices(number,seller_id,serial,request_hash,status,"
-                            "invoice_type,buyer_tax_id,total_with_tax,issued_at,doc)"
-                            " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"),
-        .ins_audit = prep(db, "INSERT INTO audit(ts,actor,action,target,request_id,client_ip,"
-                              "outcome) VALUES(?1,?2,?3,?4,?5,?6,?7)"),
+        .begin = prep(db, fp_sq_write_sql[WQ_BEGIN]),
+        .commit = prep(db, fp_sq_write_sql[WQ_COMMIT]),
+        .set_next = prep(db, fp_sq_write_sql[WQ_SET_NEXT]),
+        .ins_inv = prep(db, fp_sq_write_sql[WQ_INS_INVOICE]),
+        .ins_audit = prep(db, fp_sq_write_sql[WQ_INS_AUDIT]),
+        .ins_render = prep(db, fp_sq_write_sql[WQ_INS_RENDER]),
+        .ins_notify = prep(db, fp_sq_write_sql[WQ_INS_NOTIFY]),
     };
 
     ckpt c = {.path = dbpath, .frames_trigger = (int)frames};
@@ -449,9 +504,9 @@ int main(int argc, char **argv)
 
     printf("# commit_ceiling: SQLite %s, db %s\n", sqlite3_libversion(), dbpath);
     printf("# WAL, synchronous=FULL, wal_autocheckpoint=0, PASSIVE checkpoint thread every %ld"
-           " new WAL frames; doc %zu bytes\n# per row: INSERT invoices + INSERT audit;"
-           " per commit: UPDATE number_ranges\n",
-           frames, d.len);
+           " new WAL frames; doc %zu bytes\n# per row: INSERT invoices + INSERT audit + %ld job"
+           " row(s); per commit: UPDATE number_ranges\n",
+           frames, d.len, job_rows);
     printf("# limits: %ld rows (batch 1: %ld) or %.0f s per batch size\n", rows, rows1, seconds);
     printf("%-6s %9s %8s %8s %12s %14s %14s\n", "batch", "rows", "commits", "seconds", "rows_per_s",
            "commit_ms_avg", "commit_ms_max");
@@ -484,12 +539,20 @@ int main(int argc, char **argv)
     sqlite3_finalize(cnt);
     if (total != serial_seq)
         die("row count %" PRId64 " != inserted %" PRId64, total, serial_seq);
+    cnt = prep(db, "SELECT count(*) FROM jobs");
+    check_rc(db, sqlite3_step(cnt), SQLITE_ROW, "count jobs");
+    int64_t jobs = sqlite3_column_int64(cnt, 0);
+    sqlite3_finalize(cnt);
+    if (jobs != serial_seq * job_rows)
+        die("job rows %" PRId64 " != %ld per invoice", jobs, job_rows);
 
     sqlite3_finalize(s.begin);
     sqlite3_finalize(s.commit);
     sqlite3_finalize(s.set_next);
     sqlite3_finalize(s.ins_inv);
     sqlite3_finalize(s.ins_audit);
+    sqlite3_finalize(s.ins_render);
+    sqlite3_finalize(s.ins_notify);
     sqlite3_close(db);
     printf("# checkpoints: %" PRIu64 " (%.2f s on the checkpoint thread), largest WAL %d frames\n",
            c.runs, c.busy_s, c.max_frames);

@@ -14,7 +14,12 @@
 #  2. wrk warm-up (3 s), then wrk -t2 -c64 -d15s --latency over TLS, keep-alive,
 #     bench/issue.lua (unique Idempotency-Key per request).  Durable invoices/s =
 #     rows added to the invoices table during the run (counted with sqlite3) /
-#     wrk's measured duration; it is checked against wrk's 201 count;
+#     wrk's measured duration; it is checked against wrk's 201 count.  CPU per
+#     invoice = the server process's user + system time over the run (from
+#     /proc/PID/stat; the renderer processes are other processes and are not
+#     counted) / rows added: robust to other load on the machine, which wall
+#     throughput is not.  Job rows added per invoice are counted too, and the
+#     ceiling (phase 4) writes as many;
 #  3. a second fresh server and data dir; bench_ratebench (open-loop, constant
 #     rate 2,000/s for 20 s, 64 keep-alive connections, latency from the
 #     scheduled send time, i.e. free of coordinated omission);
@@ -25,7 +30,12 @@
 # Environment knobs: FAPIAO_BENCH_TMPDIR (parent of the temp dir, default /tmp
 # when it is on the repo's filesystem, else BUILD_DIR), FAPIAO_BENCH_THREADS
 # (passed as serve --threads), FAPIAO_BENCH_KEEP=1 (keep the temp dir and logs),
-# WRK_DURATION (default 15), RATE (2000), RATE_DURATION (20), RATE_CONNS (64).
+# WRK_DURATION (default 15), RATE (2000), RATE_DURATION (20), RATE_CONNS (64),
+# FAPIAO_BENCH_PERF=FILE (record `perf record` of the server during the wrk
+# run into FILE; the CPU figure then includes perf's overhead;
+# FAPIAO_BENCH_PERF_OPTS, default "-g", e.g. "--call-graph dwarf -F 499"),
+# FAPIAO_BENCH_PHASES (default "wrk rate ceiling": which phases run),
+# FAPIAO_BENCH_SERVE_EXTRA (more `fapiao serve` options, split on spaces).
 #
 # Exit status: 0 when every phase ran (targets missed or not), 1 when something
 # failed to run, 2 on bad usage / missing tools.
@@ -50,6 +60,11 @@ RATE_CONNS=${RATE_CONNS:-64}
 # measure the limiter, not the server.  The adaptive limit stays on.
 SERVE_EXTRA=(--client-rate 0 --max-connections-per-ip 512) # one client address: 64 by default
 [[ -n "${FAPIAO_BENCH_THREADS:-}" ]] && SERVE_EXTRA+=(--threads "$FAPIAO_BENCH_THREADS")
+# more serve options, e.g. "--concurrency-max off" to compare the CPU per
+# invoice of two builds without the adaptive limit's refusals (their share
+# follows the load on the machine, and each costs CPU without an invoice)
+# shellcheck disable=SC2206 # word splitting is meant
+[[ -n "${FAPIAO_BENCH_SERVE_EXTRA:-}" ]] && SERVE_EXTRA+=($FAPIAO_BENCH_SERVE_EXTRA)
 
 say() { printf '[issue.sh %s] %s\n' "$(date +%T)" "$*" >&2; }
 FAILED=0
@@ -217,6 +232,32 @@ check_quiet() { # check_quiet PHASE: wait up to ~20 s for an idle machine
     fi
 }
 
+# proc_cpu_ticks PID: user + system clock ticks of the process (all its
+# threads; not its children's)
+proc_cpu_ticks() {
+    local st
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    st=${st##*) }   # fields after "(comm) "; utime, stime are fields 14, 15
+    awk '{print $12 + $13}' <<<"$st"
+}
+# proc_http_ticks PID: the same for the HTTP worker threads only (named
+# MHD-worker by libmicrohttpd); the rest is the writer, checkpointer, outbox
+# workers and the others
+proc_http_ticks() {
+    local f st t=0
+    for f in /proc/"$1"/task/*/stat; do
+        st=$(cat "$f" 2>/dev/null) || continue
+        [[ "$st" == *"(MHD-worker)"* ]] || continue
+        st=${st##*) }
+        t=$((t + $(awk '{print $12 + $13}' <<<"$st")))
+    done
+    echo "$t"
+}
+CLK_TCK=$(getconf CLK_TCK)
+db_jobs() {
+    sqlite3 -cmd ".timeout 10000" "$DB" "SELECT count(*) FROM jobs;" 2>>"$TMP/sqlite.err"
+}
+
 kv() { # kv KEY LINE -> value of KEY=value in LINE
     sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" <<<" $2"
 }
@@ -225,11 +266,15 @@ RUN_ID=$(date +%s)$$
 W_RPS=n/a W_DURABLE=n/a W_P50=n/a W_P99=n/a W_NON201=n/a W_ROWS=n/a W_CREATED=n/a W_DUR=n/a
 R_RATE=n/a R_P50=n/a R_P99=n/a R_P999=n/a R_MAX=n/a R_ERR=n/a R_OK=n/a R_ROWS=n/a
 C_CEIL=n/a C_BATCH=n/a C_B64=n/a RATIO=n/a
+W_CPU_S=n/a W_CPU_US=n/a W_CPU_HTTP_US=n/a W_CPU_REQ_US=n/a W_JOBS=n/a JOB_ROWS=2 RATIO64=n/a
 T_START=$(date +%s)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
+PHASES=" ${FAPIAO_BENCH_PHASES:-wrk rate ceiling} "
+phase() { [[ "$PHASES" == *" $1 "* ]]; }
+
 # ---- phase 1+2: wrk --------------------------------------------------------
-if setup_server wrk; then
+if phase wrk && setup_server wrk; then
     URL="$BASE/v1/invoices"
     check_quiet wrk
     say "wrk warm-up 3 s"
@@ -237,11 +282,29 @@ if setup_server wrk; then
         -- "$TOKEN" "$BODY" "${RUN_ID}wu" >"$TMP/wrk-warmup.out" 2>&1 ||
         fail "wrk warm-up (see $TMP/wrk-warmup.out)"
     before=$(db_count)
+    jobs_before=$(db_jobs)
     say "wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_DURATION}s --latency (TLS, keep-alive); rows before: ${before:-?}"
+    PERF_PID=""
+    if [[ -n "${FAPIAO_BENCH_PERF:-}" ]]; then
+        # shellcheck disable=SC2086 # word splitting of the options is meant
+        perf record ${FAPIAO_BENCH_PERF_OPTS:--g} -o "$FAPIAO_BENCH_PERF" -p "$SERVER_PID" \
+            >"$TMP/perf.out" 2>&1 &
+        PERF_PID=$!
+    fi
+    ticks_before=$(proc_cpu_ticks "$SERVER_PID")
+    http_before=$(proc_http_ticks "$SERVER_PID")
     timeout $((WRK_DURATION + 30)) wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${WRK_DURATION}s" \
         --latency -s "$LUA" "$URL" -- "$TOKEN" "$BODY" "${RUN_ID}m" >"$TMP/wrk.out" 2>&1
     wrc=$?
+    ticks_after=$(proc_cpu_ticks "$SERVER_PID")
+    http_after=$(proc_http_ticks "$SERVER_PID")
+    if [[ -n "$PERF_PID" ]]; then
+        kill -INT "$PERF_PID" 2>/dev/null
+        wait "$PERF_PID" 2>/dev/null
+        say "perf data in $FAPIAO_BENCH_PERF"
+    fi
     after=$(db_count)
+    jobs_after=$(db_jobs)
     server_survived wrk
     cat "$TMP/wrk.out" >&2
     line=$(grep '^wrk_result ' "$TMP/wrk.out" | tail -1)
@@ -261,13 +324,28 @@ if setup_server wrk; then
         if ((W_ROWS < W_CREATED)); then
             fail "durability: $W_CREATED 201s but only $W_ROWS new rows in the database"
         fi
+        if [[ -n "$ticks_before" && -n "$ticks_after" ]] && ((W_ROWS > 0)); then
+            W_CPU_S=$(awk -v t=$((ticks_after - ticks_before)) -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", t / hz}')
+            W_CPU_US=$(awk -v c="$W_CPU_S" -v r="$W_ROWS" 'BEGIN{printf "%.1f", 1e6 * c / r}')
+            W_CPU_HTTP_US=$(awk -v t=$((http_after - http_before)) -v hz="$CLK_TCK" -v r="$W_ROWS" \
+                'BEGIN{printf "%.1f", 1e6 * t / hz / r}')
+            # per answered request (201s and refusals alike): refusals cost
+            # CPU too, and their share varies with the load
+            W_CPU_REQ_US=$(awk -v c="$W_CPU_S" -v n="$(kv requests "$line")" \
+                'BEGIN{printf "%.1f", (n > 0) ? 1e6 * c / n : 0}')
+        fi
+        if [[ -n "$jobs_before" && -n "$jobs_after" ]] && ((W_ROWS > 0)); then
+            W_JOBS=$(awk -v j=$((jobs_after - jobs_before)) -v r="$W_ROWS" 'BEGIN{printf "%.2f", j / r}')
+            JOB_ROWS=$(awk -v x="$W_JOBS" 'BEGIN{print (x < 1.5) ? 1 : 2}')
+        fi
+        say "wrk: server CPU ${W_CPU_S}s = ${W_CPU_US} µs per invoice (HTTP workers ${W_CPU_HTTP_US}), ${W_CPU_REQ_US} µs per request; $W_JOBS job rows per invoice"
         say "wrk: $W_RPS req/s, $W_CREATED created, $W_NON201 non-201; $W_ROWS new rows in ${W_DUR}s = $W_DURABLE durable invoices/s"
     fi
     stop_server
 fi
 
 # ---- phase 3: ratebench at a constant rate ---------------------------------
-if setup_server rate; then
+if phase rate && setup_server rate; then
     check_quiet ratebench
     say "ratebench: $RATE/s for ${RATE_DURATION}s over $RATE_CONNS connections"
     before=$(db_count)
@@ -299,12 +377,16 @@ if setup_server rate; then
 fi
 
 # ---- phase 4: raw SQLite group-commit ceiling, same filesystem -------------
-check_quiet ceiling
-say "commit ceiling in $TMP"
-timeout 120 "$CEILING" --dir "$TMP" >"$TMP/ceiling.out" 2>&1
-crc=$?
-cat "$TMP/ceiling.out" >&2
-if ((crc != 0)) || ! grep -q '^ceiling_rows_per_s=' "$TMP/ceiling.out"; then
+if phase ceiling; then
+    check_quiet ceiling
+    say "commit ceiling in $TMP ($JOB_ROWS job rows per invoice, as the server wrote)"
+    timeout 120 "$CEILING" --dir "$TMP" --job-rows "$JOB_ROWS" >"$TMP/ceiling.out" 2>&1
+    crc=$?
+    cat "$TMP/ceiling.out" >&2
+fi
+if ! phase ceiling; then
+    :
+elif ((crc != 0)) || ! grep -q '^ceiling_rows_per_s=' "$TMP/ceiling.out"; then
     fail "bench_commit_ceiling (exit $crc)"
 else
     C_CEIL=$(sed -n 's/^ceiling_rows_per_s=//p' "$TMP/ceiling.out" | tail -1)
@@ -316,6 +398,9 @@ fi
 # ---- phase 5: summary --------------------------------------------------------
 if [[ "$W_DURABLE" != n/a && "$C_CEIL" != n/a && "$C_CEIL" != 0 ]]; then
     RATIO=$(awk -v a="$W_DURABLE" -v b="$C_CEIL" 'BEGIN{printf "%.0f", 100 * a / b}')
+fi
+if [[ "$W_DURABLE" != n/a && "$C_B64" != n/a && "$C_B64" != 0 ]]; then
+    RATIO64=$(awk -v a="$W_DURABLE" -v b="$C_B64" 'BEGIN{printf "%.0f", 100 * a / b}')
 fi
 verdict() { # verdict VALUE OP LIMIT
     [[ "$1" == n/a ]] && { echo "not measured"; return; }
@@ -334,6 +419,8 @@ table=$(cat <<EOF
 | metric | value | target | |
 |---|---|---|---|
 | durable invoices/s over TLS (wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_DURATION}s, DB rows / duration) | $W_DURABLE | >= 5000 | $(verdict "$W_DURABLE" ">=" 5000) |
+| server CPU per invoice, µs (user+system of the server process over the wrk run / rows; renderers excluded) | $W_CPU_US | | |
+| … of which the HTTP worker threads; server CPU per answered request (201 or refusal), µs | $W_CPU_HTTP_US; $W_CPU_REQ_US | | |
 | wrk requests/s (all statuses) / non-201 | $W_RPS / $W_NON201 | | |
 | wrk p50 / p99 latency, ms (closed loop) | $W_P50 / $W_P99 | | |
 | ratebench at $RATE/s for ${RATE_DURATION}s: achieved ok/s | $R_RATE | | |
@@ -341,7 +428,7 @@ table=$(cat <<EOF
 | ratebench errors (non-201, transport, unfinished, unsent) | $R_ERR | 0 | |
 | raw SQLite group-commit ceiling, rows/s (best batch $C_BATCH) | $C_CEIL | | |
 | durable invoices/s as % of ceiling | $RATIO | >= 50 | $(verdict "$RATIO" ">=" 50) |
-| (context) SQLite rows/s at batch 64, the most 64 connections can queue | $C_B64 | | |
+| (context) SQLite rows/s at batch 64, the most 64 connections can queue; durable/s as % of it | $C_B64; $RATIO64 | | |
 
 - machine: $NPROC CPUs, $CPU; $(uname -sr); client and server share the CPUs;
   load average before the run $LOAD_START, after $(cut -d' ' -f1-3 /proc/loadavg);
@@ -349,12 +436,13 @@ table=$(cat <<EOF
 - data dir filesystem: $FSTYPE under $parent (same device as the repo: $SAMEFS)
 - server: \`fapiao serve --access-log off ${SERVE_EXTRA[*]:-}\`, revision $REV
 - wrk: closed loop, 2 threads, 64 keep-alive TLS connections, unique Idempotency-Key per request;
-  rows counted: $W_ROWS in ${W_DUR}s (wrk saw $W_CREATED × 201)
+  rows counted: $W_ROWS in ${W_DUR}s (wrk saw $W_CREATED × 201); server CPU ${W_CPU_S} s;
+  job rows per invoice $W_JOBS
 - ratebench: bench_ratebench (libcurl multi, HTTP/1.1 keep-alive, $RATE_CONNS connections,
   open loop, latency from each request's scheduled time); $R_OK × 201, $R_ROWS new rows
 - ceiling: bench_commit_ceiling, same schema and statements as the store's writer
-  (per invoice INSERT invoices with a 1.5 KB doc + INSERT audit; per transaction UPDATE
-  number_ranges), one transaction per batch, WAL, synchronous=FULL, batch sizes 1..512 (64 = the most a 64-connection client can have in flight)
+  (the writer's own SQL: per invoice INSERT invoices with a 1.5 KB doc + INSERT audit +
+  $JOB_ROWS outbox job row(s), as many as the server wrote; per transaction UPDATE number_ranges), one transaction per batch, WAL, synchronous=FULL, batch sizes 1..512 (64 = the most a 64-connection client can have in flight)
 - run time: ${ELAPSED}s$( ((FAILED)) && echo "; SOME PHASES FAILED TO RUN" )
 EOF
 )

@@ -66,6 +66,7 @@ typedef struct fp_item {
 
 typedef struct fp_invoice {
     cJSON *doc;           /* owns every const char * above */
+    size_t body_len;      /* of the request as sent (sizes the canonical print) */
     char invoice_type[3]; /* "01" 专票, "02" 普票 */
     int price_includes_tax;
     fp_party buyer;

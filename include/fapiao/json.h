@@ -24,6 +24,10 @@ typedef struct fp_buf {
 } fp_buf;
 
 void fp_buf_init(fp_buf *b, size_t max);
+/* Allocates room for n bytes (text and its NUL) up front, so that a
+ * document of a known size is not copied at every doubling; only on an
+ * empty buffer (otherwise nothing happens).  Never beyond max. */
+void fp_buf_reserve(fp_buf *b, size_t n);
 void fp_buf_free(fp_buf *b);
 void fp_buf_append(fp_buf *b, const void *s, size_t n);
 void fp_buf_puts(fp_buf *b, const char *s);

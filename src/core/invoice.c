@@ -11,6 +11,7 @@
 #include "fapiao/money.h"
 #include "fapiao/taxid.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -693,6 +694,7 @@ int fp_invoice_parse_with(const char *body, size_t len, const fp_taxcode_table *
     es->n = es->dropped = 0;
     fp_code code = FPC_NONE;
     char detail[128];
+    inv->body_len = len;
     inv->doc = fp_json_parse(body, len, MAX_DEPTH, &code, detail, sizeof detail);
     if (!inv->doc) {
         const fp_code_info *ci = fp_code_get(code);
@@ -820,7 +822,19 @@ void fp_invoice_clear(fp_invoice *inv)
 
 char *fp_invoice_canonical(const fp_invoice *inv)
 {
-    return inv->doc ? cJSON_PrintUnformatted(inv->doc) : NULL;
+    if (!inv->doc)
+        return NULL;
+    /* The same bytes as cJSON_PrintUnformatted, printed into one buffer
+     * sized from the body (the compact print of a parsed body is rarely
+     * longer than the body; cJSON wants 5 bytes of slack) instead of one
+     * grown by doubling and copied once more at the end.  A print that
+     * does not fit falls back to cJSON's own. */
+    size_t cap = 2 * inv->body_len + 64;
+    char *out = cap <= (size_t)INT32_MAX ? malloc(cap) : NULL;
+    if (out && cJSON_PrintPreallocated(inv->doc, out, (int)cap, 0))
+        return out;
+    free(out);
+    return cJSON_PrintUnformatted(inv->doc);
 }
 
 /* ---- response document ---- */

@@ -307,6 +307,9 @@ int fp_invoice_render(const fp_invoice *inv, const fp_seller *seller, const char
     fp_jw w;
     memset(out, 0, sizeof *out);
     fp_buf_init(&b, 64u << 20);
+    /* about 1 KB of parties and totals and 500 bytes a line: one allocation
+     * for a usual invoice instead of a copy at every doubling */
+    fp_buf_reserve(&b, 1024 + 512 * (size_t)(inv->nitems > 0 ? inv->nitems : 1));
     fp_jw_init(&w, &b);
     fp_jw_obj_open(&w);
     fp_jw_key(&w, "number");

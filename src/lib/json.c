@@ -2,6 +2,7 @@
 #include "fapiao/json.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,19 @@ void fp_buf_init(fp_buf *b, size_t max)
 {
     memset(b, 0, sizeof *b);
     b->max = max ? max : 16u << 20;
+}
+
+void fp_buf_reserve(fp_buf *b, size_t n)
+{
+    if (b->overflow || b->p || n == 0)
+        return;
+    if (n > b->max + 1)
+        n = b->max + 1;
+    b->p = malloc(n);
+    if (b->p) {
+        b->cap = n;
+        b->p[0] = 0;
+    }
 }
 
 void fp_buf_free(fp_buf *b)
@@ -102,6 +116,16 @@ int fp_utf8_valid(const char *str, size_t n)
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
     while (i < n) {
+        /* ASCII runs eight bytes at a time (most of a request) */
+        while (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (w & 0x8080808080808080u)
+                break;
+            i += 8;
+        }
+        if (i >= n)
+            break;
         unsigned c = s[i];
         if (c < 0x80) {
             i++;
@@ -251,7 +275,10 @@ static int cmp_str_ptr(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Returns the duplicated key, or NULL. */
+/* Returns the duplicated key, or NULL: of several, the first in strcmp
+ * order.  Small objects (every object of an issue request) are sorted on
+ * the stack, larger ones in a heap copy. */
+#define DUP_STACK_KEYS 32
 static const char *find_dup(const cJSON *node)
 {
     for (const cJSON *c = node ? node->child : NULL; c; c = c->next) {
@@ -266,18 +293,30 @@ static const char *find_dup(const cJSON *node)
         n++;
     if (n < 2)
         return NULL;
-    const char **keys = malloc(sizeof *keys * (size_t)n);
+    const char *small[DUP_STACK_KEYS];
+    const char **keys = n <= DUP_STACK_KEYS ? small : malloc(sizeof *keys * (size_t)n);
     if (!keys)
         return NULL;
     int i = 0;
     for (const cJSON *c = node->child; c; c = c->next)
         keys[i++] = c->string;
-    qsort(keys, (size_t)n, sizeof *keys, cmp_str_ptr);
+    if (keys == small) { /* insertion sort: a few keys */
+        for (i = 1; i < n; i++) {
+            const char *k = keys[i];
+            int j = i;
+            for (; j > 0 && strcmp(keys[j - 1], k) > 0; j--)
+                keys[j] = keys[j - 1];
+            keys[j] = k;
+        }
+    } else {
+        qsort(keys, (size_t)n, sizeof *keys, cmp_str_ptr);
+    }
     const char *dup = NULL;
     for (i = 1; i < n && !dup; i++)
         if (strcmp(keys[i - 1], keys[i]) == 0)
             dup = keys[i];
-    free(keys);
+    if (keys != small)
+        free(keys);
     return dup;
 }
 

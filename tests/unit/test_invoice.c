@@ -147,6 +147,17 @@ static void test_example(void)
     }
     char *canon = fp_invoice_canonical(&inv);
     CHECK(canon && strchr(canon, '\n') == NULL);
+    /* the request hash's input: cJSON's compact print, byte for byte,
+     * whether it fits the buffer sized from the body or not */
+    char *ref = cJSON_PrintUnformatted(inv.doc);
+    CHECK(canon && ref && !strcmp(canon, ref));
+    size_t body_len = inv.body_len;
+    inv.body_len = 0; /* too small: cJSON's own print */
+    char *fallback = fp_invoice_canonical(&inv);
+    inv.body_len = body_len;
+    CHECK(fallback && ref && !strcmp(fallback, ref));
+    free(fallback);
+    free(ref);
     free(canon);
 out:
     fp_invoice_clear(&inv);

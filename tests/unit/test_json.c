@@ -34,6 +34,18 @@ static void test_utf8(void)
         {"U+10FFFF", "\xF4\x8F\xBF\xBF", 0, 1},
         {"mixed", "a\xC3\xA9中\xF0\x9F\x98\x80z", 0, 1},
         {"NUL byte is valid UTF-8", "a\0b", 3, 1},
+        /* around the eight-byte ASCII runs */
+        {"ASCII run then CJK", "abcdefghijklmnop中", 0, 1},
+        {"2-byte across a word boundary", "0123456\xC3\xA9", 0, 1},
+        {"ASCII run, 17 bytes", "abcdefghijklmnopq", 0, 1},
+        {"ASCII run then truncated 2-byte", "abcdefghij\xC3", 0, 0},
+        {"ASCII run then surrogate", "abcdefgh\xED\xA0\x80", 0, 0},
+        {"ASCII run then lone continuation", "abcdefgh\x80", 0, 0},
+        {"invalid inside a word",
+         "abc\xFF"
+         "defgh",
+         0, 0},
+        {"NUL inside an ASCII run", "abc\0defghijk", 12, 1},
         /* invalid */
         {"overlong 2-byte C0 80", "\xC0\x80", 0, 0},
         {"overlong 2-byte C1 BF", "\xC1\xBF", 0, 0},
@@ -130,6 +142,8 @@ static void test_parse(void)
         {"duplicate empty key", "{\"\":1,\"\":2}", 0, 32, FPC_DUPLICATE_FIELD,
          NULL}, /* detail not empty */
         {"duplicate CJK key", "{\"名\":1,\"名\":2}", 0, 32, FPC_DUPLICATE_FIELD, "名"},
+        {"two duplicates: the first in key order", "{\"b\":1,\"a\":1,\"b\":2,\"a\":2}", 0, 32,
+         FPC_DUPLICATE_FIELD, "\"a\""},
         /* escaped NUL, NUL bytes */
         {"escaped NUL in value", "{\"a\":\"x\\u0000y\"}", 0, 32, FPC_MALFORMED_JSON, "\\u0000"},
         {"escaped NUL in key", "{\"\\u0000\":1}", 0, 32, FPC_MALFORMED_JSON, "\\u0000"},
@@ -225,6 +239,32 @@ static void test_parse(void)
     check_ctx("%s", "");
 }
 
+/* An object of more keys than find_dup sorts on the stack (32): a
+ * duplicate is still found, the first in key order of several. */
+static void test_parse_many_keys(void)
+{
+    for (int nkeys = 31; nkeys <= 70; nkeys += 13) {
+        check_ctx("%d keys", nkeys);
+        fp_buf b;
+        fp_buf_init(&b, 0);
+        fp_buf_puts(&b, "{");
+        for (int i = 0; i < nkeys; i++)
+            fp_buf_printf(&b, "%s\"k%03d\":%d", i ? "," : "", nkeys - i, i);
+        fp_buf_puts(&b, ",\"k005\":0,\"k002\":0}");
+        size_t len = 0;
+        char *body = fp_buf_take(&b, &len);
+        fp_code code = FPC_NONE;
+        char detail[128] = "";
+        cJSON *j = fp_json_parse(body, len, 32, &code, detail, sizeof detail);
+        CHECK(j == NULL);
+        CHECK_EQ_INT(code, FPC_DUPLICATE_FIELD);
+        CHECK_EQ_STR(detail, "\"k002\"");
+        cJSON_Delete(j);
+        free(body);
+    }
+    check_ctx("%s", "");
+}
+
 /* ---- fp_buf ---- */
 
 static void test_buf(void)
@@ -267,6 +307,28 @@ static void test_buf(void)
     CHECK_EQ_INT(b.overflow, 1);
     fp_buf_puts(&b, "");
     CHECK(fp_buf_take(&b, &len) == NULL);
+    fp_buf_free(&b);
+
+    check_ctx("buf reserve: room up front, same text");
+    fp_buf_init(&b, 0);
+    fp_buf_reserve(&b, 100);
+    CHECK(b.p != NULL && b.cap == 100 && b.len == 0 && b.p[0] == 0);
+    fp_buf_puts(&b, "ab");
+    CHECK(b.cap == 100);
+    fp_buf_reserve(&b, 1000); /* not empty: nothing happens */
+    CHECK(b.cap == 100);
+    s = fp_buf_take(&b, &len);
+    CHECK_EQ_STR(s, "ab");
+    free(s);
+
+    check_ctx("buf reserve: never beyond max, and max still holds");
+    fp_buf_init(&b, 8);
+    fp_buf_reserve(&b, 1000);
+    CHECK(b.cap == 9);
+    fp_buf_puts(&b, "12345678");
+    CHECK_EQ_INT(b.overflow, 0);
+    fp_buf_puts(&b, "9");
+    CHECK_EQ_INT(b.overflow, 1);
     fp_buf_free(&b);
 
     check_ctx("buf free twice");
@@ -484,6 +546,7 @@ int main(void)
 {
     test_utf8();
     test_parse();
+    test_parse_many_keys();
     test_buf();
     test_writer();
     return check_summary();
