@@ -9,7 +9,9 @@
  * --archive-command runs per new file, with retries; files it has not taken
  * are retried next round and counted in the lag metric. */
 /* paths are bounded by PATH_MAX: a cut one fails to open, never aliases */
+#if defined(__GNUC__) && !defined(__clang__) /* clang has no such warning */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>

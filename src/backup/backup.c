@@ -1,7 +1,9 @@
 /* backup.c — backup create, list, prune and the keys' export
  * (include/fapiao/backup.h, docs/recovery.md). */
 /* paths are bounded by PATH_MAX: a cut one fails to open, never aliases */
+#if defined(__GNUC__) && !defined(__clang__) /* clang has no such warning */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>

@@ -1,7 +1,9 @@
 /* files.c — the file work of backups: gzip, SHA-256, fsync, directories,
  * and a full backup's directory with its manifest (docs/recovery.md). */
 /* paths are bounded by PATH_MAX: a cut one fails to open, never aliases */
+#if defined(__GNUC__) && !defined(__clang__) /* clang has no such warning */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -6,7 +6,9 @@
  * it (integrity_check, the counts), fsyncs and renames it: a target is
  * whole or absent. */
 /* paths are bounded by PATH_MAX: a cut one fails to open, never aliases */
+#if defined(__GNUC__) && !defined(__clang__) /* clang has no such warning */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>

@@ -1,7 +1,9 @@
 /* cmd_backup.c — `fapiao backup create|list|verify|restore|prune|keys`
  * (docs/recovery.md): a table of subcommands over include/fapiao/backup.h. */
 /* paths are bounded by PATH_MAX: a cut one fails to open, never aliases */
+#if defined(__GNUC__) && !defined(__clang__) /* clang has no such warning */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 #include "cli.h"
 
 #include <stdio.h>

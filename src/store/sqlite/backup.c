@@ -13,7 +13,9 @@
 #define SQLITE_ENABLE_SESSION        1
 #define SQLITE_ENABLE_PREUPDATE_HOOK 1
 /* paths are bounded by PATH_MAX: a cut one fails to open, never aliases */
+#if defined(__GNUC__) && !defined(__clang__) /* clang has no such warning */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
