@@ -1,0 +1,261 @@
+/* open.c — the PostgreSQL backend's open and close, and its versioned
+ * schema (schema_version; a node refuses a schema newer than it knows).
+ *
+ * The schema is SQLite's (src/store/sqlite/migrations.c, migrations 1-9)
+ * as it stands, in PostgreSQL's types: BIGINT for integers and money (fen),
+ * BYTEA for hashes and salts, TEXT for text.  Two one-row tables are its
+ * own: audit_head (the chain's last id and hash, locked FOR UPDATE by every
+ * append, so that all nodes extend one chain) and issue_clock, also locked
+ * by each group commit. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fapiao/clock.h"
+#include "internal.h"
+
+/* ---- the schema ---- */
+
+static const char *const pg_migrations[] = {
+    /* 1: SQLite's migrations 1-9 in PostgreSQL types, and the chain's head */
+    "CREATE TABLE sellers("
+    "  id BIGSERIAL PRIMARY KEY,"
+    "  name TEXT NOT NULL, tax_id TEXT NOT NULL, address TEXT NOT NULL DEFAULT '',"
+    "  phone TEXT NOT NULL DEFAULT '', bank TEXT NOT NULL DEFAULT '',"
+    "  account TEXT NOT NULL DEFAULT '');"
+    "CREATE TABLE clients("
+    "  client_id TEXT PRIMARY KEY,"
+    "  seller_id BIGINT NOT NULL REFERENCES sellers(id),"
+    "  secret_salt BYTEA NOT NULL, secret_hash BYTEA NOT NULL,"
+    "  scope TEXT NOT NULL, created_at BIGINT NOT NULL,"
+    "  disabled INTEGER NOT NULL DEFAULT 0,"
+    "  webhook_url TEXT, webhook_secret TEXT,"
+    "  roles TEXT NOT NULL DEFAULT 'issuer', allowed_ips TEXT, cert_sha256 TEXT,"
+    "  revoked_at BIGINT);"
+    "CREATE TABLE client_secrets("
+    "  id BIGSERIAL PRIMARY KEY,"
+    "  client_id TEXT NOT NULL REFERENCES clients(client_id),"
+    "  salt BYTEA NOT NULL, hash BYTEA NOT NULL, prefix TEXT NOT NULL,"
+    "  created_at BIGINT NOT NULL, expires_at BIGINT);"
+    "CREATE INDEX client_secrets_client ON client_secrets(client_id);"
+    "CREATE TABLE number_ranges("
+    "  id BIGSERIAL PRIMARY KEY,"
+    "  seller_id BIGINT NOT NULL REFERENCES sellers(id),"
+    "  prefix TEXT NOT NULL CHECK(length(prefix) = 5),"
+    "  first BIGINT NOT NULL, last BIGINT NOT NULL, next BIGINT NOT NULL,"
+    "  created_at BIGINT NOT NULL,"
+    "  CHECK(first >= 1 AND first <= last AND last <= 999999999999999),"
+    "  CHECK(next >= first AND next <= last + 1));"
+    "CREATE TABLE invoices("
+    "  number TEXT PRIMARY KEY CHECK(length(number) = 20),"
+    "  seller_id BIGINT NOT NULL REFERENCES sellers(id),"
+    "  serial TEXT NOT NULL, request_hash BYTEA NOT NULL,"
+    "  status TEXT NOT NULL, invoice_type TEXT NOT NULL, buyer_tax_id TEXT,"
+    "  total_with_tax BIGINT NOT NULL, issued_at BIGINT NOT NULL, doc TEXT NOT NULL,"
+    "  color TEXT NOT NULL DEFAULT 'blue', original_number TEXT, failure TEXT,"
+    "  UNIQUE(seller_id, serial));"
+    "CREATE INDEX invoices_buyer ON invoices(seller_id, buyer_tax_id);"
+    "CREATE INDEX invoices_issued ON invoices(seller_id, issued_at);"
+    "CREATE TABLE audit("
+    "  id BIGINT PRIMARY KEY,"
+    "  ts BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,"
+    "  target TEXT, request_id TEXT, client_ip TEXT, outcome TEXT NOT NULL,"
+    "  prev_hash BYTEA, hash BYTEA, seller_id BIGINT, client_request_id TEXT);"
+    "CREATE INDEX audit_seller ON audit(seller_id, id);"
+    "CREATE TABLE audit_checkpoints("
+    "  id BIGINT PRIMARY KEY, upto_id BIGINT NOT NULL, upto_hash BYTEA NOT NULL,"
+    "  ts BIGINT NOT NULL, signature BYTEA NOT NULL);"
+    "CREATE TABLE audit_head(id INTEGER PRIMARY KEY CHECK(id = 1),"
+    "  last_id BIGINT NOT NULL, last_hash BYTEA NOT NULL);"
+    "INSERT INTO audit_head VALUES(1, 0, '\\x" /* 32 zero bytes */
+    "0000000000000000000000000000000000000000000000000000000000000000');"
+    "CREATE TABLE red_forms("
+    "  id BIGSERIAL PRIMARY KEY,"
+    "  form_no TEXT NOT NULL UNIQUE,"
+    "  seller_id BIGINT NOT NULL REFERENCES sellers(id),"
+    "  blue_number TEXT NOT NULL REFERENCES invoices(number),"
+    "  reason TEXT NOT NULL, initiated_by TEXT NOT NULL, state TEXT NOT NULL,"
+    "  created_at BIGINT NOT NULL, expires_at BIGINT,"
+    "  red_number TEXT REFERENCES invoices(number),"
+    "  total_amount BIGINT NOT NULL, total_tax BIGINT NOT NULL);"
+    "CREATE INDEX red_forms_blue ON red_forms(blue_number);"
+    "CREATE TABLE red_form_lines("
+    "  form_id BIGINT NOT NULL REFERENCES red_forms(id), line INTEGER NOT NULL,"
+    "  quantity TEXT NOT NULL DEFAULT '', amount BIGINT NOT NULL, tax BIGINT NOT NULL,"
+    "  PRIMARY KEY(form_id, line));"
+    "CREATE TABLE jobs("
+    "  id BIGSERIAL PRIMARY KEY,"
+    "  invoice_number TEXT NOT NULL REFERENCES invoices(number),"
+    "  seller_id BIGINT NOT NULL REFERENCES sellers(id),"
+    "  client_id TEXT NOT NULL,"
+    "  kind TEXT NOT NULL CHECK(kind IN ('render', 'notify')),"
+    "  event TEXT, event_id TEXT UNIQUE,"
+    "  after_job BIGINT REFERENCES jobs(id),"
+    "  state TEXT NOT NULL"
+    "    CHECK(state IN ('blocked', 'pending', 'running', 'done', 'dead')),"
+    "  attempts INTEGER NOT NULL DEFAULT 0, next_at BIGINT NOT NULL,"
+    "  lease_owner BIGINT, lease_until BIGINT,"
+    "  first_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, last_error TEXT,"
+    "  cost BIGINT NOT NULL DEFAULT 1, fair_tag BIGINT);"
+    "CREATE INDEX jobs_due ON jobs(state, next_at);"
+    "CREATE INDEX jobs_invoice ON jobs(invoice_number);"
+    "CREATE INDEX jobs_after ON jobs(after_job) WHERE after_job IS NOT NULL;"
+    "CREATE INDEX jobs_fair ON jobs(fair_tag) WHERE fair_tag IS NOT NULL;"
+    "CREATE INDEX jobs_fair_seller ON jobs(seller_id, fair_tag) WHERE fair_tag IS NOT NULL;"
+    "CREATE INDEX jobs_retry ON jobs(next_at) WHERE state = 'pending' AND fair_tag IS NULL;"
+    "CREATE TABLE health_probe(id INTEGER PRIMARY KEY CHECK(id = 1), at BIGINT NOT NULL);"
+    "CREATE TABLE issue_clock(id INTEGER PRIMARY KEY CHECK(id = 1), mark BIGINT NOT NULL,"
+    "  confirmed_at BIGINT);"
+    "INSERT INTO issue_clock(id, mark) VALUES(1, 0);",
+};
+#define PG_NMIGRATIONS ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))
+
+/* Brings the schema up to this build's version, one transaction per
+ * version, under an advisory lock so that nodes starting together migrate
+ * once.  A newer schema is refused: an older node must not write into it. */
+static int pg_migrate(PGconn *c, int read_only, fp_err *err)
+{
+    int rc;
+    if ((rc = pg_exec(c, "BEGIN", NULL, err)) < 0)
+        return rc;
+    /* 0x66617069616f: "fapiao" */
+    if ((rc = pg_exec(c, "SELECT pg_advisory_xact_lock(112568740954479)", NULL, err)) < 0 ||
+        (!read_only && (rc = pg_exec(c,
+                                     "CREATE TABLE IF NOT EXISTS schema_version("
+                                     "version INTEGER NOT NULL)",
+                                     NULL, err)) < 0))
+        goto fail;
+    PGresult *r = pg_q(c,
+                       "SELECT coalesce((SELECT max(version) FROM schema_version), 0) "
+                       "WHERE to_regclass('schema_version') IS NOT NULL",
+                       NULL, &rc, err);
+    if (!r)
+        goto fail;
+    int have = PQntuples(r) ? (int)pg_int(r, 0, 0) : 0;
+    PQclear(r);
+    if (have > PG_NMIGRATIONS) {
+        rc = fp_fail(err, FP_EINVAL,
+                     "database schema version %d is newer than this fapiao (%d): upgrade fapiao "
+                     "(数据库结构版本 %d 高于本程序支持的 %d：请升级 fapiao)",
+                     have, PG_NMIGRATIONS, have, PG_NMIGRATIONS);
+        goto fail;
+    }
+    if (have < PG_NMIGRATIONS && read_only) {
+        rc = fp_fail(err, FP_EINVAL,
+                     "database schema version %d needs a migration to %d: open it read-write "
+                     "once (数据库结构需要升级)",
+                     have, PG_NMIGRATIONS);
+        goto fail;
+    }
+    for (int v = have + 1; v <= PG_NMIGRATIONS; v++) {
+        pg_params p = {0};
+        pg_i64(&p, v);
+        if ((rc = pg_exec(c, pg_migrations[v - 1], NULL, err)) < 0 ||
+            (rc = pg_exec(c, "DELETE FROM schema_version", NULL, err)) < 0 ||
+            (rc = pg_exec(c, "INSERT INTO schema_version VALUES($1::bigint::integer)", &p, err)) <
+                0)
+            goto fail;
+    }
+    return pg_exec(c, "COMMIT", NULL, err);
+fail:
+    pg_exec(c, "ROLLBACK", NULL, NULL);
+    return rc;
+}
+
+static void noop_notice(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+}
+
+static PGconn *pg_connect(const char *url, fp_err *err)
+{
+    PGconn *c = PQconnectdb(url);
+    if (PQstatus(c) != CONNECTION_OK) {
+        /* libpq's message names host and port, never the password */
+        const char *m = c ? PQerrorMessage(c) : "out of memory";
+        size_t n = strlen(m);
+        while (n && m[n - 1] == '\n')
+            n--;
+        fp_fail(err, FP_EIO, "cannot connect to PostgreSQL (无法连接 PostgreSQL): %.*s",
+                (int)(n > 180 ? 180 : n), m);
+        PQfinish(c);
+        return NULL;
+    }
+    /* notices (CREATE TABLE IF NOT EXISTS ...) are not errors */
+    PQsetNoticeProcessor(c, noop_notice, NULL);
+    return c;
+}
+
+int pg_open(const fp_store_opts *o, void **be, fp_err *err)
+{
+    fp_pg *s = calloc(1, sizeof *s);
+    if (!s)
+        return fp_fail(err, FP_ENOMEM, "out of memory");
+    s->o = *o;
+    if (s->o.read_conns <= 0)
+        s->o.read_conns = 4;
+    if (s->o.read_conns > PG_MAX_READERS)
+        s->o.read_conns = PG_MAX_READERS;
+    if (s->o.max_batch <= 0)
+        s->o.max_batch = 512;
+    s->clock.step_s = o->clock_step_s > 0 ? o->clock_step_s : 60;
+    s->clock.jump_s = o->clock_jump_s > 0 ? o->clock_jump_s : 86400;
+    s->url = strdup(o->path ? o->path : "");
+    s->o.path = s->url;
+    pthread_mutex_init(&s->wlock, NULL);
+    pthread_mutex_init(&s->qlock, NULL);
+    pthread_cond_init(&s->qcond, NULL);
+    pthread_mutex_init(&s->rlock, NULL);
+    pthread_cond_init(&s->rcond, NULL);
+    pthread_mutex_init(&s->hooklock, NULL);
+    int rc = FP_EIO;
+    if (!s->url) {
+        rc = fp_fail(err, FP_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (!(s->w = pg_connect(s->url, err)))
+        goto fail;
+    if ((rc = pg_migrate(s->w, o->read_only, err)) < 0)
+        goto fail;
+    for (int i = 0; i < s->o.read_conns; i++) {
+        if (!(s->readers[i] = pg_connect(s->url, err))) {
+            rc = FP_EIO;
+            goto fail;
+        }
+        s->rfree[s->nfree++] = i;
+        s->nreaders++;
+    }
+    {
+        int64_t boot = fp_boot_ns() / 1000000000;
+        s->clock.base_wall = fp_wall_s();
+        s->clock.base_boot = boot;
+    }
+    if (!o->read_only && (rc = pg_writer_start(s, err)) < 0)
+        goto fail;
+    *be = s;
+    return 0;
+fail:
+    pg_close(s);
+    return rc;
+}
+
+void pg_close(void *be)
+{
+    fp_pg *s = be;
+    if (!s)
+        return;
+    pg_writer_stop(s);
+    for (int i = 0; i < s->nreaders; i++)
+        PQfinish(s->readers[i]);
+    if (s->w)
+        PQfinish(s->w);
+    pthread_mutex_destroy(&s->wlock);
+    pthread_mutex_destroy(&s->qlock);
+    pthread_cond_destroy(&s->qcond);
+    pthread_mutex_destroy(&s->rlock);
+    pthread_cond_destroy(&s->rcond);
+    pthread_mutex_destroy(&s->hooklock);
+    free(s->url);
+    free(s);
+}
