@@ -180,6 +180,75 @@ static int tn_wait(tn_env *e, int want)
     return ok;
 }
 
+/* ---- the outbox across two nodes ---- */
+
+typedef struct jn_worker {
+    fp_store *s;
+    pthread_t t;
+    int claimed, completed;
+} jn_worker;
+
+static pthread_mutex_t jn_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned char jn_seen[TN_REQS + 16]; /* by job id: claims of it */
+
+static void *jn_main(void *arg)
+{
+    jn_worker *w = arg;
+    for (int i = 0; i < 2 * TN_REQS; i++) { /* bounded: there are TN_REQS jobs */
+        fp_job j;
+        int64_t next = 0;
+        fp_err err = {0};
+        /* owner 1 on both nodes: the backend must still tell them apart */
+        if (fp_jobs_claim(w->s, fp_steady_ms(), 1, 60000, &j, &next, &err) != 0)
+            break;
+        w->claimed++;
+        pthread_mutex_lock(&jn_mu);
+        if (j.id > 0 && j.id < (int64_t)sizeof jn_seen)
+            jn_seen[j.id]++;
+        pthread_mutex_unlock(&jn_mu);
+        w->completed += fp_jobs_complete(w->s, &j, fp_steady_ms(), &err) == 0;
+    }
+    return NULL;
+}
+
+/* Jobs claimed by two nodes at once: each exactly once (FOR UPDATE SKIP
+ * LOCKED); a lease that ran out is taken over by the other node, and the
+ * first node can then no longer complete it, although both number their
+ * claims the same way (lease owner 1). */
+static void test_jobs_two_nodes(fp_store *a, fp_store *b)
+{
+    check_ctx("jobs on two nodes");
+    fp_job ja, jb;
+    int64_t next = 0, now = fp_steady_ms();
+    fp_err err = {0};
+    CHECK_EQ_INT(fp_jobs_claim(a, now, 1, 1000, &ja, &next, &err), 0);
+    /* later (a logical time, no sleep): the lease of node a ran out */
+    CHECK_EQ_INT(fp_jobs_claim(b, now + 5000, 1, 60000, &jb, &next, &err), 0);
+    CHECK_MSG(jb.id == ja.id, "node b claimed job %lld, not the expired %lld", (long long)jb.id,
+              (long long)ja.id);
+    CHECK_EQ_INT(fp_jobs_complete(a, &ja, now + 5001, &err), FP_ECONFLICT);
+    CHECK_EQ_INT(fp_jobs_complete(b, &jb, now + 5002, &err), 0);
+    jn_worker w[2] = {{.s = a}, {.s = b}};
+    for (int i = 0; i < 2; i++)
+        pthread_create(&w[i].t, NULL, jn_main, &w[i]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(w[i].t, NULL);
+    int twice = 0;
+    for (size_t i = 0; i < sizeof jn_seen; i++)
+        twice += jn_seen[i] > 1;
+    CHECK_EQ_INT(w[0].claimed + w[1].claimed, TN_REQS - 1);
+    CHECK_EQ_INT(w[0].completed + w[1].completed, TN_REQS - 1);
+    CHECK_EQ_INT(twice, 0);
+    fprintf(stderr, "test_store_pg: jobs claimed by node a %d, node b %d\n", w[0].claimed,
+            w[1].claimed);
+    CHECK_EQ_INT((int)db_int("two_nodes", "SELECT count(*) FROM jobs WHERE state <> 'done'"), 0);
+    CHECK_EQ_INT(
+        (int)db_int("two_nodes", "SELECT count(*) FROM invoices WHERE status <> 'rendered'"), 0);
+    fp_jobs_counts c;
+    CHECK(fp_jobs_count(a, &c, &err) == 0 && c.n[FP_JOB_RENDER][FP_JS_PENDING] == 0);
+    check_ctx("two nodes on one database");
+}
+
 static void test_two_nodes(void)
 {
     check_ctx("two nodes on one database");
@@ -253,6 +322,7 @@ static void test_two_nodes(void)
                  TN_REQS);
     fp_audit_head h;
     CHECK(fp_store_audit_head(b, &h, &err) == 0 && h.last_id == TN_REQS);
+    test_jobs_two_nodes(a, b);
     fp_store_close(a);
     fp_store_close(b);
     for (int i = 0; i < n; i++)

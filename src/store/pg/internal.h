@@ -33,6 +33,7 @@
 typedef struct fp_pg {
     fp_store_opts o;
     char *url;
+    uint32_t node_tag; /* random: makes job lease owners unique across nodes (jobs.c) */
     PGconn *w;
     pthread_mutex_t wlock;
     /* the transaction open on w (under wlock) */

@@ -11,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "fapiao/clock.h"
+#include "fapiao/crypto.h"
 #include "internal.h"
 
 /* ---- the schema ---- */
@@ -193,6 +196,9 @@ int pg_open(const fp_store_opts *o, void **be, fp_err *err)
     if (!s)
         return fp_fail(err, FP_ENOMEM, "out of memory");
     s->o = *o;
+    if (fp_random(&s->node_tag, sizeof s->node_tag) < 0)
+        s->node_tag = (uint32_t)getpid() ^ (uint32_t)fp_mono_ns();
+    s->node_tag &= 0x7fffffffu; /* owner stays positive */
     if (s->o.read_conns <= 0)
         s->o.read_conns = 4;
     if (s->o.read_conns > PG_MAX_READERS)
