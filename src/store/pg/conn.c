@@ -20,6 +20,15 @@ void pg_i64(pg_params *p, int64_t v)
     p->fmt[i] = 0;
 }
 
+void pg_i64_null(pg_params *p)
+{
+    int i = p->n++;
+    p->type[i] = OID_INT8;
+    p->v[i] = NULL;
+    p->len[i] = 0;
+    p->fmt[i] = 0;
+}
+
 void pg_text(pg_params *p, const char *v)
 {
     int i = p->n++;

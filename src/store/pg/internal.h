@@ -83,6 +83,7 @@ typedef struct pg_params {
     char num[PG_MAX_PARAMS][24];
 } pg_params;
 void pg_i64(pg_params *p, int64_t v);
+void pg_i64_null(pg_params *p);            /* an SQL NULL of type int8 */
 void pg_text(pg_params *p, const char *v); /* NULL: SQL NULL */
 void pg_bin(pg_params *p, const void *v, int len);
 /* Runs sql; the result when it returned rows or a command status, else

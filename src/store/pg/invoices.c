@@ -107,11 +107,11 @@ int pg_store_list_invoices_part(void *be, int64_t seller_id, const fp_list_query
     if (q->from_ts)
         pg_i64(&p, q->from_ts);
     else
-        p.type[p.n] = 20, p.v[p.n++] = NULL;
+        pg_i64_null(&p);
     if (q->to_ts)
         pg_i64(&p, q->to_ts);
     else
-        p.type[p.n] = 20, p.v[p.n++] = NULL;
+        pg_i64_null(&p);
     pg_text(&p, q->cursor);
     pg_i64(&p, q->limit + 1); /* one more tells whether a page follows */
     *more = 0;

@@ -117,28 +117,6 @@ int pg_store_audit_prune(void *be, int64_t before_ts, const char *actor, int64_t
     return NOT_YET("audit prune");
 }
 
-int pg_store_red_form_create(void *be, int64_t seller_id, fp_red_form *f, const char *state,
-                             int64_t expires_at, fp_red_form_rec *out, fp_errors *es,
-                             const fp_audit_rec *audit, fp_err *err)
-{
-    (void)be, (void)seller_id, (void)f, (void)state, (void)expires_at, (void)out, (void)es,
-        (void)audit;
-    return NOT_YET("red forms");
-}
-
-int pg_store_red_form_get(void *be, int64_t seller_id, const char *form_no, fp_red_form_rec *out)
-{
-    (void)be, (void)seller_id, (void)form_no, (void)out;
-    return FP_ENOSYS;
-}
-
-int pg_store_red_form_act(void *be, int64_t seller_id, const char *form_no, const char *action,
-                          fp_red_form_rec *out, const fp_audit_rec *audit, fp_err *err)
-{
-    (void)be, (void)seller_id, (void)form_no, (void)action, (void)out, (void)audit;
-    return NOT_YET("red forms");
-}
-
 const fp_store_ops fp_store_pg_ops = {.name = "postgresql",
                                       .open = pg_open,
                                       .close = pg_close,

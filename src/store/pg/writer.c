@@ -107,7 +107,7 @@ static void audit_params(pg_params *p, const fp_audit_rec *r, int64_t id, const 
     if (r->seller_id > 0)
         pg_i64(p, r->seller_id);
     else
-        pg_text(p, NULL);
+        pg_i64_null(p); /* instance-wide */
     pg_text(p, r->client_request_id);
 }
 
