@@ -130,6 +130,7 @@ static void test_schema_newer(void)
 /* ---- two nodes on one database ---- */
 
 #define TN_REQS 400
+#define TN_ALL  (TN_REQS + 2) /* and two keys sent twice */
 
 typedef struct tn_env {
     pthread_mutex_t mu;
@@ -233,8 +234,8 @@ static void test_jobs_two_nodes(fp_store *a, fp_store *b)
     int twice = 0;
     for (size_t i = 0; i < sizeof jn_seen; i++)
         twice += jn_seen[i] > 1;
-    CHECK_EQ_INT(w[0].claimed + w[1].claimed, TN_REQS - 1);
-    CHECK_EQ_INT(w[0].completed + w[1].completed, TN_REQS - 1);
+    CHECK_EQ_INT(w[0].claimed + w[1].claimed, TN_ALL - 1);
+    CHECK_EQ_INT(w[0].completed + w[1].completed, TN_ALL - 1);
     CHECK_EQ_INT(twice, 0);
     fprintf(stderr, "test_store_pg: jobs claimed by node a %d, node b %d\n", w[0].claimed,
             w[1].claimed);
@@ -259,11 +260,11 @@ static void test_two_nodes(void)
     }
     int64_t seller = 0;
     CHECK(fp_store_add_seller(a, &sc_seller, &seller, &err) == 0);
-    CHECK(fp_store_add_range(b, seller, SC_PREFIX, 1, TN_REQS, NULL, &err) == 0);
+    CHECK(fp_store_add_range(b, seller, SC_PREFIX, 1, TN_ALL, NULL, &err) == 0);
     tn_env e = {.answered = 0};
     pthread_mutex_init(&e.mu, NULL);
     fp_cond_init_mono(&e.cv);
-    static fp_issue_req *reqs[TN_REQS + 2];
+    static fp_issue_req *reqs[TN_REQS + 4];
     int n = 0;
     int64_t t0 = fp_mono_ns();
     for (int i = 0; i < TN_REQS; i++) {
@@ -273,14 +274,19 @@ static void test_two_nodes(void)
             break;
         fp_store_submit(i % 2 ? b : a, reqs[n++]);
     }
-    /* one key to both nodes at once: one invoice */
+    /* one key to both nodes at once, and one twice to node a (most
+     * likely in one batch): one invoice each */
+    int same = n;
     reqs[n] = tn_req(seller, "tn-same", 0x77, &e);
     reqs[n + 1] = tn_req(seller, "tn-same", 0x77, &e);
-    int same = n;
-    if (reqs[n] && reqs[n + 1]) {
+    reqs[n + 2] = tn_req(seller, "tn-dup", 0x78, &e);
+    reqs[n + 3] = tn_req(seller, "tn-dup", 0x78, &e);
+    if (reqs[n] && reqs[n + 1] && reqs[n + 2] && reqs[n + 3]) {
         fp_store_submit(a, reqs[n]);
         fp_store_submit(b, reqs[n + 1]);
-        n += 2;
+        fp_store_submit(a, reqs[n + 2]);
+        fp_store_submit(a, reqs[n + 3]);
+        n += 4;
     }
     CHECK(tn_wait(&e, n));
     int64_t us = (fp_mono_ns() - t0) / 1000;
@@ -292,33 +298,31 @@ static void test_two_nodes(void)
                  : reqs[i]->result == FP_ISSUE_REPLAY    ? 1
                  : reqs[i]->result == FP_ISSUE_EXHAUSTED ? 1000
                                                          : 10000;
-    /* the range holds TN_REQS numbers: the shared key got one, so one of
-     * the others was told EXHAUSTED (and nothing else was refused) */
-    CHECK_EQ_INT(created, TN_REQS - 1);
-    CHECK_MSG(other == 101, "the key sent to both nodes: %d (want one CREATED, one REPLAY)", other);
+    /* the range holds TN_ALL numbers: each new key got one */
+    CHECK_EQ_INT(created, TN_REQS);
+    CHECK_MSG(other == 202, "the keys sent twice: %d (want two CREATED, two REPLAY)", other);
     fprintf(stderr,
             "test_store_pg: two nodes issued %d invoices in %lld ms (group commit, one "
             "PostgreSQL, fsync on; not a benchmark)\n",
-            created + 1, (long long)(us / 1000));
+            created + 2, (long long)(us / 1000));
     /* every number of the range exactly once, no gap */
-    CHECK_EQ_INT((int)db_int("two_nodes", "SELECT count(DISTINCT number) FROM invoices"), TN_REQS);
+    CHECK_EQ_INT((int)db_int("two_nodes", "SELECT count(DISTINCT number) FROM invoices"), TN_ALL);
     CHECK_EQ_INT((int)db_int("two_nodes",
                              "SELECT max(substr(number, 6)::bigint) - min(substr(number, 6)::"
                              "bigint) + 1 FROM invoices"),
-                 TN_REQS);
+                 TN_ALL);
     CHECK_EQ_INT((int)db_int("two_nodes", "SELECT count(*) FROM invoices WHERE serial='tn-same'"),
                  1);
     /* one audit chain: ids 1..N, each linked to its predecessor's hash */
-    CHECK_EQ_INT((int)db_int("two_nodes", "SELECT count(*) FROM audit"), TN_REQS);
-    CHECK_EQ_INT((int)db_int("two_nodes", "SELECT max(id) FROM audit"), TN_REQS);
+    CHECK_EQ_INT((int)db_int("two_nodes", "SELECT count(*) FROM audit"), TN_ALL);
+    CHECK_EQ_INT((int)db_int("two_nodes", "SELECT max(id) FROM audit"), TN_ALL);
     CHECK_EQ_INT((int)db_int("two_nodes",
                              "SELECT count(*) FROM audit a JOIN audit p ON p.id = a.id - 1 "
                              "WHERE a.prev_hash <> p.hash"),
                  0);
-    CHECK_EQ_INT((int)db_int("two_nodes", "SELECT count(*) FROM jobs WHERE kind='render'"),
-                 TN_REQS);
+    CHECK_EQ_INT((int)db_int("two_nodes", "SELECT count(*) FROM jobs WHERE kind='render'"), TN_ALL);
     fp_audit_head h;
-    CHECK(fp_store_audit_head(b, &h, &err) == 0 && h.last_id == TN_REQS);
+    CHECK(fp_store_audit_head(b, &h, &err) == 0 && h.last_id == TN_ALL);
     test_jobs_two_nodes(a, b);
     fp_store_close(a);
     fp_store_close(b);

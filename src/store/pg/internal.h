@@ -35,6 +35,7 @@ typedef struct fp_pg {
     char *url;
     uint32_t node_tag; /* random: makes job lease owners unique across nodes (jobs.c) */
     PGconn *w;
+    int w_prepared; /* the server process w's statements were prepared on (0: none) */
     pthread_mutex_t wlock;
     /* the transaction open on w (under wlock) */
     struct {

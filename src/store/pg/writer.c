@@ -9,10 +9,14 @@
  *     so that every node appends to one chain and moves one mark;
  *   - each seller's current range row at its first request in the batch,
  *     so numbers are never reused or skipped across nodes.
- * Per request one statement inserts the invoice (ON CONFLICT on
+ * Per request one prepared statement inserts the invoice (ON CONFLICT on
  * (seller_id, serial) DO NOTHING: the idempotency record; a conflict with
  * another node's transaction waits for it), its audit record and its
- * outbox jobs.  Nothing is answered before COMMIT returns; any error rolls
+ * outbox jobs.  The statements of a batch go in libpq's pipeline mode, 64
+ * per round trip, numbered as if every key were new; when one was not (or
+ * a range runs out, or a red invoice is in the batch) the batch is rolled
+ * back and written again one request at a time, so a number is never
+ * skipped.  Nothing is answered before COMMIT returns; any error rolls
  * the whole batch back and fails every request of it (their clients retry
  * with the same keys, which is always safe).  Nothing read is kept after
  * the transaction, so after a lost connection there is no cache to drop:
@@ -160,6 +164,7 @@ typedef struct pg_batch {
     range_slot ranges[64];
     int nranges;
     int64_t mark, confirmed; /* the issue clock as locked */
+    int64_t mark0;           /* the mark at the batch's start */
 } pg_batch;
 
 static void set_failed(fp_issue_req *r, const char *why)
@@ -388,25 +393,22 @@ static const char issue_sql[] =
     "  WHERE clients.client_id = $13 AND coalesce(clients.webhook_url, '') <> '') "
     "SELECT count(*) FROM inv";
 
-static int issue_one(fp_pg *s, pg_batch *b, fp_issue_req *r)
+/* A request's number, audit hash and statement parameters: 1 ready to
+ * send (the range and the chain's head moved on as if it will be
+ * inserted), 0 answered already (the clock refused it), 2 it needs the
+ * one-by-one path (red, exhausted), or FP_EIO. */
+static int issue_prepare(fp_pg *s, pg_batch *b, fp_issue_req *r, int take_clock, pg_params *p,
+                         unsigned char prev[FP_AUDIT_HASH_LEN], unsigned char h[FP_AUDIT_HASH_LEN],
+                         range_slot **rsp)
 {
-    if (clock_take(s, b, r))
+    if (take_clock && clock_take(s, b, r))
         return 0;
-    if (r->red_form_id) {
-        int pre = red_precheck(s, r);
-        if (pre != 0)
-            return pre < 0 ? FP_EIO : 0;
-    }
+    if (take_clock && r->red_form_id)
+        return 2;
     int err;
     range_slot *rs = range_for(s, b, r->seller_id, r->issued_at, &err);
-    if (!rs) {
-        if (err < 0)
-            return FP_EIO;
-        int found = answer_existing(s, r); /* a used key still replays */
-        if (found == FP_ENOTFOUND)
-            r->result = FP_ISSUE_EXHAUSTED;
-        return found == 0 || found == FP_ENOTFOUND ? 0 : FP_EIO;
-    }
+    if (!rs)
+        return err < 0 ? FP_EIO : 2;
     snprintf(r->number, sizeof r->number, "%s%015" PRId64, rs->prefix, rs->next);
     fp_doc_patch_number(&r->doc, r->number);
     fp_audit_rec a = {.ts = r->issued_at,
@@ -419,47 +421,120 @@ static int issue_one(fp_pg *s, pg_batch *b, fp_issue_req *r)
                       .seller_id = r->seller_id,
                       .client_request_id = r->client_request_id[0] ? r->client_request_id : NULL};
     fp_audit_row row;
-    unsigned char h[FP_AUDIT_HASH_LEN];
+    memcpy(prev, s->tx.last_hash, FP_AUDIT_HASH_LEN); /* kept: p points at it */
     fp_audit_row_from_rec(&row, s->tx.last_id + 1, &a);
-    fp_audit_hash(&row, s->tx.last_hash, h);
+    fp_audit_hash(&row, prev, h);
     int64_t now = fp_steady_ms(); /* job times: the steady wall clock (jobs.h) */
-    pg_params p = {0};
-    pg_text(&p, r->number);                                       /* 1 */
-    pg_i64(&p, r->seller_id);                                     /* 2 */
-    pg_text(&p, r->serial);                                       /* 3 */
-    pg_bin(&p, r->request_hash, 32);                              /* 4 */
-    pg_text(&p, r->invoice_type);                                 /* 5 */
-    pg_text(&p, r->buyer_tax_id[0] ? r->buyer_tax_id : NULL);     /* 6 */
-    pg_i64(&p, r->total_with_tax);                                /* 7 */
-    pg_i64(&p, r->issued_at);                                     /* 8 */
-    pg_text(&p, r->doc.json);                                     /* 9 */
-    pg_text(&p, r->red_form_id ? "red" : "blue");                 /* 10 */
-    pg_text(&p, r->red_form_id ? r->original_number : NULL);      /* 11 */
-    pg_i64(&p, row.id);                                           /* 12 */
-    pg_text(&p, a.actor);                                         /* 13 */
-    pg_text(&p, a.action);                                        /* 14 */
-    pg_text(&p, a.request_id);                                    /* 15 */
-    pg_text(&p, a.client_ip);                                     /* 16 */
-    pg_bin(&p, s->tx.last_hash, FP_AUDIT_HASH_LEN);               /* 17 */
-    pg_bin(&p, h, FP_AUDIT_HASH_LEN);                             /* 18 */
-    pg_text(&p, a.client_request_id);                             /* 19 */
-    pg_i64(&p, now);                                              /* 20 */
-    pg_i64(&p, FP_JOB_BASE_COST + (r->lines > 0 ? r->lines : 1)); /* 21 */
-    int rc;
-    PGresult *res = pg_q(s->w, issue_sql, &p, &rc, NULL);
-    if (!res) {
+    memset(p, 0, sizeof *p);
+    pg_text(p, r->number);                                       /* 1 */
+    pg_i64(p, r->seller_id);                                     /* 2 */
+    pg_text(p, r->serial);                                       /* 3 */
+    pg_bin(p, r->request_hash, 32);                              /* 4 */
+    pg_text(p, r->invoice_type);                                 /* 5 */
+    pg_text(p, r->buyer_tax_id[0] ? r->buyer_tax_id : NULL);     /* 6 */
+    pg_i64(p, r->total_with_tax);                                /* 7 */
+    pg_i64(p, r->issued_at);                                     /* 8 */
+    pg_text(p, r->doc.json);                                     /* 9 */
+    pg_text(p, r->red_form_id ? "red" : "blue");                 /* 10 */
+    pg_text(p, r->red_form_id ? r->original_number : NULL);      /* 11 */
+    pg_i64(p, row.id);                                           /* 12 */
+    pg_text(p, r->actor);                                        /* 13 */
+    pg_text(p, a.action);                                        /* 14 */
+    pg_text(p, r->request_id);                                   /* 15 */
+    pg_text(p, r->client_ip);                                    /* 16 */
+    pg_bin(p, prev, FP_AUDIT_HASH_LEN);                          /* 17 */
+    pg_bin(p, h, FP_AUDIT_HASH_LEN);                             /* 18 */
+    pg_text(p, a.client_request_id);                             /* 19 */
+    pg_i64(p, now);                                              /* 20 */
+    pg_i64(p, FP_JOB_BASE_COST + (r->lines > 0 ? r->lines : 1)); /* 21 */
+    /* as if inserted: the next request links to this one; the caller
+     * rolls back when it was not */
+    s->tx.last_id = row.id;
+    memcpy(s->tx.last_hash, h, FP_AUDIT_HASH_LEN);
+    s->tx.head_dirty = 1;
+    rs->next++;
+    rs->dirty = 1;
+    *rsp = rs;
+    return 1;
+}
+
+static void set_created(fp_issue_req *r)
+{
+    r->result = FP_ISSUE_CREATED;
+    r->response = r->doc.json;
+    r->response_len = r->doc.len;
+    r->doc.json = NULL;
+}
+
+/* One request, one round trip at a time: the path for red invoices, an
+ * exhausted range and a key used before (its conflict is answered). */
+/* issue_sql's parameter types, in the order issue_prepare fills them */
+static const Oid issue_types[21] = {25, 20, 25, 17, 25, 25, 20, 20, 25, 25, 25,
+                                    20, 25, 25, 25, 25, 17, 17, 25, 20, 20};
+
+/* issue_sql prepared once per connection (planning it costs about as much
+ * as running it); again after a reset, which drops it. */
+static int issue_prepared(fp_pg *s)
+{
+    if (s->w_prepared == PQbackendPID(s->w))
+        return 0;
+    PGresult *r = PQprepare(s->w, "fp_issue", issue_sql, 21, issue_types);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok)
+        return FP_EIO;
+    s->w_prepared = PQbackendPID(s->w);
+    return 0;
+}
+
+static PGresult *issue_exec(fp_pg *s, const pg_params *p)
+{
+    if (issue_prepared(s) < 0)
+        return NULL;
+    return PQexecPrepared(s->w, "fp_issue", p->n, p->v, p->len, p->fmt, 0);
+}
+
+static int issue_one(fp_pg *s, pg_batch *b, fp_issue_req *r)
+{
+    if (r->red_form_id) {
+        if (clock_take(s, b, r))
+            return 0;
+        int pre = red_precheck(s, r);
+        if (pre != 0)
+            return pre < 0 ? FP_EIO : 0;
+    }
+    /* the chain's head and the range as they are before this request */
+    int64_t last_id = s->tx.last_id;
+    unsigned char last_hash[FP_AUDIT_HASH_LEN], prev[FP_AUDIT_HASH_LEN], h[FP_AUDIT_HASH_LEN];
+    memcpy(last_hash, s->tx.last_hash, sizeof last_hash);
+    int dirty = s->tx.head_dirty;
+    pg_params p;
+    range_slot *rs = NULL;
+    int prep = issue_prepare(s, b, r, !r->red_form_id, &p, prev, h, &rs);
+    if (prep <= 0)
+        return prep;
+    if (prep == 2) { /* exhausted, unless the key was used before: that still replays */
+        int found = answer_existing(s, r);
+        if (found == FP_ENOTFOUND)
+            r->result = FP_ISSUE_EXHAUSTED;
+        return found == 0 || found == FP_ENOTFOUND ? 0 : FP_EIO;
+    }
+    PGresult *res = issue_exec(s, &p);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
         r->number[0] = 0;
         return FP_EIO;
     }
     int inserted = pg_int(res, 0, 0) == 1;
     PQclear(res);
-    if (!inserted) {
+    if (!inserted) { /* nothing inserted: the number and the link are not used */
         r->number[0] = 0;
+        s->tx.last_id = last_id;
+        memcpy(s->tx.last_hash, last_hash, sizeof last_hash);
+        s->tx.head_dirty = dirty;
+        rs->next--;
         return answer_existing(s, r) == 0 ? 0 : FP_EIO;
     }
-    s->tx.last_id = row.id;
-    memcpy(s->tx.last_hash, h, FP_AUDIT_HASH_LEN);
-    s->tx.head_dirty = 1;
     if (r->red_form_id) {
         pg_params u = {0};
         pg_i64(&u, r->red_form_id);
@@ -468,12 +543,7 @@ static int issue_one(fp_pg *s, pg_batch *b, fp_issue_req *r)
                     NULL) < 0)
             return FP_EIO;
     }
-    rs->next++;
-    rs->dirty = 1;
-    r->result = FP_ISSUE_CREATED;
-    r->response = r->doc.json;
-    r->response_len = r->doc.len;
-    r->doc.json = NULL;
+    set_created(r);
     return 0;
 }
 
@@ -495,13 +565,14 @@ static void sleep_ms(int ms)
 
 /* The batch's transaction: BEGIN, the locks, every request, the ranges and
  * the clock written back, COMMIT.  0 when committed. */
-static int write_batch(fp_pg *s, fp_issue_req *head, int *created, fp_err *err)
+/* BEGIN, then the chain's head and the issue clock locked (one lock order
+ * on every node). */
+static int batch_begin(fp_pg *s, pg_batch *b, fp_err *err)
 {
-    pg_batch b = {0};
+    memset(b, 0, sizeof *b);
     int rc = pg_tx_begin(s, err);
     if (rc < 0)
         return rc;
-    /* the chain's head and the clock: one lock order on every node */
     if ((rc = head_lock(s, err)) < 0)
         goto fail;
     PGresult *r = pg_q(s->w,
@@ -511,42 +582,170 @@ static int write_batch(fp_pg *s, fp_issue_req *head, int *created, fp_err *err)
     if (!r)
         goto fail;
     if (PQntuples(r) == 1) {
-        b.mark = pg_int(r, 0, 0);
-        b.confirmed = pg_int(r, 0, 1);
+        b->mark = pg_int(r, 0, 0);
+        b->confirmed = pg_int(r, 0, 1);
     }
     PQclear(r);
-    int64_t mark0 = b.mark;
-    for (fp_issue_req *q = head; q; q = q->next) {
-        if ((rc = issue_one(s, &b, q)) < 0) {
+    b->mark0 = b->mark;
+    return 0;
+fail:
+    pg_tx_rollback(s);
+    return rc;
+}
+
+/* The ranges and the clock written back, the injected faults, COMMIT
+ * (rolled back on any failure). */
+static int batch_commit(fp_pg *s, pg_batch *b, fp_err *err)
+{
+    int rc = 0;
+    for (int i = 0; i < b->nranges && rc == 0; i++)
+        if ((rc = flush_range(s, &b->ranges[i])) < 0)
             fp_fail(err, rc, "postgresql: %s", PQerrorMessage(s->w));
-            goto fail;
-        }
-        *created |= q->result == FP_ISSUE_CREATED;
-    }
-    for (int i = 0; i < b.nranges; i++)
-        if ((rc = flush_range(s, &b.ranges[i])) < 0) {
-            fp_fail(err, rc, "postgresql: %s", PQerrorMessage(s->w));
-            goto fail;
-        }
-    if (b.mark > mark0) {
+    if (rc == 0 && b->mark > b->mark0) {
         pg_params p = {0};
-        pg_i64(&p, b.mark);
-        if ((rc = pg_exec(s->w, "UPDATE issue_clock SET mark=$1 WHERE id=1 AND mark < $1", &p,
-                          err)) < 0)
-            goto fail;
+        pg_i64(&p, b->mark);
+        rc = pg_exec(s->w, "UPDATE issue_clock SET mark=$1 WHERE id=1 AND mark < $1", &p, err);
     }
-    sleep_ms(atomic_load(&s->fault_write_delay_ms));
-    if (atomic_load(&s->fault_write_fail)) {
-        rc = fp_fail(err, FP_EIO, "injected fault: store write");
-        goto fail;
+    if (rc == 0) {
+        sleep_ms(atomic_load(&s->fault_write_delay_ms));
+        if (atomic_load(&s->fault_write_fail))
+            rc = fp_fail(err, FP_EIO, "injected fault: store write");
+    }
+    if (rc < 0) {
+        pg_tx_rollback(s);
+        return rc;
     }
     if ((rc = pg_tx_commit(s, err)) < 0)
         return rc;
     sleep_ms(atomic_load(&s->fault_fsync_delay_ms));
     return 0;
+}
+
+/* One request after the other, each answered before the next is sent. */
+static int write_batch(fp_pg *s, fp_issue_req *head, int *created, fp_err *err)
+{
+    pg_batch b;
+    int rc = batch_begin(s, &b, err);
+    if (rc < 0)
+        return rc;
+    for (fp_issue_req *q = head; q; q = q->next) {
+        if ((rc = issue_one(s, &b, q)) < 0) {
+            fp_fail(err, rc, "postgresql: %s", PQerrorMessage(s->w));
+            pg_tx_rollback(s);
+            return rc;
+        }
+        *created |= q->result == FP_ISSUE_CREATED;
+    }
+    return batch_commit(s, &b, err);
+}
+
+#define PIPE_CHUNK 64
+
+/* The usual batch in a few round trips (libpq's pipeline mode, PIPE_CHUNK
+ * statements each), assuming every key is new.  A key used before (its
+ * statement inserted nothing), a red invoice or a range running out sends
+ * the whole batch back (*again = 1, rolled back, nothing answered) to
+ * write_batch, which answers those one by one. */
+static int write_batch_piped(fp_pg *s, fp_issue_req *head, int n, int *created, int *again,
+                             fp_err *err)
+{
+    *again = 0;
+    for (fp_issue_req *q = head; q; q = q->next)
+        if (q->red_form_id) {
+            *again = 1;
+            return 0;
+        }
+    pg_batch b;
+    int rc = batch_begin(s, &b, err);
+    if (rc < 0)
+        return rc;
+    struct piped {
+        fp_issue_req *r;
+        pg_params p;
+        unsigned char prev[FP_AUDIT_HASH_LEN], h[FP_AUDIT_HASH_LEN];
+    } *ps = malloc(sizeof *ps * (size_t)n);
+    int m = 0, bad = 0;
+    if (!ps) {
+        rc = fp_fail(err, FP_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (fp_issue_req *q = head; q; q = q->next) {
+        range_slot *rs;
+        int prep = issue_prepare(s, &b, q, 1, &ps[m].p, ps[m].prev, ps[m].h, &rs);
+        if (prep < 0) {
+            rc = fp_fail(err, FP_EIO, "postgresql: %s", PQerrorMessage(s->w));
+            goto fail;
+        }
+        if (prep == 2) {
+            *again = 1;
+            goto fail;
+        }
+        if (prep == 1)
+            ps[m++].r = q;
+    }
+    if (m && (issue_prepared(s) < 0 || !PQenterPipelineMode(s->w))) {
+        rc = fp_fail(err, FP_EIO, "postgresql: cannot enter pipeline mode");
+        goto fail;
+    }
+    for (int i = 0; i < m && !bad; i += PIPE_CHUNK) {
+        int k = m - i < PIPE_CHUNK ? m - i : PIPE_CHUNK, sent = 0;
+        for (int j = 0; j < k; j++) {
+            pg_params *p = &ps[i + j].p;
+            sent += PQsendQueryPrepared(s->w, "fp_issue", p->n, p->v, p->len, p->fmt, 0);
+        }
+        if (sent < k || !PQpipelineSync(s->w)) {
+            bad = 2;
+            break;
+        }
+        for (int j = 0; j < k; j++) {
+            PGresult *res = PQgetResult(s->w);
+            ExecStatusType st = PQresultStatus(res);
+            if (st != PGRES_TUPLES_OK)
+                bad = bad ? bad : 2; /* an error; the rest of the chunk is aborted */
+            else if (pg_int(res, 0, 0) != 1)
+                bad = bad ? bad : 1; /* a key used before */
+            if (st == PGRES_FATAL_ERROR)
+                fp_fail(err, FP_EIO, "postgresql: %s", PQresultErrorMessage(res));
+            PQclear(res);
+            while ((res = PQgetResult(s->w))) /* to the end of this statement */
+                PQclear(res);
+        }
+        PGresult *sync = PQgetResult(s->w);
+        if (PQresultStatus(sync) != PGRES_PIPELINE_SYNC)
+            bad = 2;
+        PQclear(sync);
+    }
+    if (m && !PQexitPipelineMode(s->w))
+        bad = 2;
+    if (bad == 1) {
+        *again = 1;
+        goto fail;
+    }
+    if (bad) {
+        rc = err && err->msg[0] ? FP_EIO : fp_fail(err, FP_EIO, "postgresql: pipeline failed");
+        goto fail;
+    }
+    for (int i = 0; i < m; i++) {
+        set_created(ps[i].r);
+        *created = 1;
+    }
+    free(ps);
+    return batch_commit(s, &b, err);
 fail:
+    free(ps);
+    if (PQpipelineStatus(s->w) != PQ_PIPELINE_OFF) {
+        PGresult *res;
+        while ((res = PQgetResult(s->w)))
+            PQclear(res);
+        PQexitPipelineMode(s->w);
+    }
     pg_tx_rollback(s);
-    return rc;
+    if (*again) /* nothing of it stays: the one-by-one path starts afresh */
+        for (fp_issue_req *q = head; q; q = q->next) {
+            q->result = FP_ISSUE_PENDING;
+            q->number[0] = 0;
+        }
+    return *again ? 0 : rc;
 }
 
 static void run_batch(fp_pg *s, fp_issue_req *head, int n)
@@ -554,7 +753,10 @@ static void run_batch(fp_pg *s, fp_issue_req *head, int n)
     fp_err err = {0};
     int created = 0;
     int64_t t0 = fp_mono_us();
-    int rc = write_batch(s, head, &created, &err);
+    int again = 0;
+    int rc = write_batch_piped(s, head, n, &created, &again, &err);
+    if (rc == 0 && again)
+        rc = write_batch(s, head, &created, &err);
     int64_t us = fp_mono_us() - t0;
     pthread_mutex_unlock(&s->wlock);
     atomic_fetch_add(&s->commit_us_total, (uint64_t)us);
