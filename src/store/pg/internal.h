@@ -3,7 +3,7 @@
  * writer connection under its lock, the read pool, and the audit chain's
  * append.
  *
- * Who owns what (docs/ha.md, "The PostgreSQL backend"):
+ * Who owns what (docs/ha.md §3 says what it guarantees across nodes):
  *   wlock   the writer connection w and the transaction state on it (tx:
  *           the audit head and issue clock rows locked in it).  Held by the
  *           writer thread for a whole group commit and by every
