@@ -9,6 +9,7 @@
  *     of the range used exactly once, in one audit chain whose links hold;
  *     the same key sent to both yields one invoice. */
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,6 +334,53 @@ static void test_two_nodes(void)
     check_ctx("%s", "");
 }
 
+/* The request deadline (store.h write_deadline_ms) on PostgreSQL: a
+ * request whose batch is still being written at its deadline is answered
+ * UNKNOWN (and is committed after all: a retry replays it), one still
+ * queued behind that batch is answered TIMEOUT and never stored.  The
+ * injected delay before COMMIT is ten times the deadline. */
+static void test_deadline(void)
+{
+    check_ctx("request deadline");
+    CHECK(admin_exec("CREATE SCHEMA deadline"));
+    char url[512];
+    url_for("deadline", url, sizeof url);
+    fp_store_opts o = {.path = url, .read_conns = 2, .write_deadline_ms = 200};
+    fp_store *st = NULL;
+    fp_err err = {0};
+    if (!CHECK_MSG(fp_store_open(&o, &st, &err) == 0, "open: %s", err.msg))
+        return;
+    int64_t seller = 0;
+    CHECK(fp_store_add_seller(st, &sc_seller, &seller, &err) == 0);
+    CHECK(fp_store_add_range(st, seller, SC_PREFIX, 1, 10, NULL, &err) == 0);
+    fp_store_faults f = {.write_delay_ms = 2000};
+    fp_store_set_faults(st, &f);
+    tn_env e = {.answered = 0};
+    pthread_mutex_init(&e.mu, NULL);
+    fp_cond_init_mono(&e.cv);
+    fp_issue_req *r1 = tn_req(seller, "dl-1", 1, &e), *r2 = tn_req(seller, "dl-2", 2, &e);
+    if (!CHECK(r1 && r2)) {
+        fp_store_close(st);
+        return;
+    }
+    fp_store_submit(st, r1);
+    CHECK(tn_wait(&e, 1));
+    CHECK_EQ_INT(atomic_load(&r1->early), FP_ISSUE_UNKNOWN);
+    fp_store_submit(st, r2); /* behind the batch still sleeping before its COMMIT */
+    CHECK(tn_wait(&e, 2));
+    CHECK_EQ_INT(r2->result, FP_ISSUE_TIMEOUT);
+    f.write_delay_ms = 0;
+    fp_store_set_faults(st, &f);
+    fp_store_close(st); /* the writer finishes r1's batch first */
+    CHECK_EQ_INT((int)db_int("deadline", "SELECT count(*) FROM invoices WHERE serial='dl-1'"), 1);
+    CHECK_EQ_INT((int)db_int("deadline", "SELECT count(*) FROM invoices WHERE serial='dl-2'"), 0);
+    fp_issue_req_release(r1);
+    fp_issue_req_release(r2);
+    pthread_mutex_destroy(&e.mu);
+    pthread_cond_destroy(&e.cv);
+    check_ctx("%s", "");
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -358,6 +406,7 @@ int main(int argc, char **argv)
     test_contract();
     test_schema_newer();
     test_two_nodes();
+    test_deadline();
     fp_invoice_clear(&inv);
     free(example);
     return check_summary();

@@ -8,7 +8,9 @@
  *           the audit head and issue clock rows locked in it).  Held by the
  *           writer thread for a whole group commit and by every
  *           synchronous write (ranges, sellers, clients, audit records).
- *   qlock   the queue of issue requests, stopping, draining.
+ *   qlock   the queue of issue requests, stopping, draining, the batch
+ *           being written (the deadline thread may answer its requests
+ *           early but never frees them).
  *   rlock   the read pool's free list.
  *   atomics the counters, the injected faults, the hooks' histograms.
  * Nothing read from the database is cached across transactions: the range
@@ -51,6 +53,12 @@ typedef struct fp_pg {
     fp_issue_req *qhead, *qtail;
     int stopping;
     char draining[128];
+    /* the batch being written (under qlock): its requests past their
+     * deadline are answered FP_ISSUE_UNKNOWN by the deadline thread */
+    fp_issue_req *batch;
+    pthread_t reaper;
+    int reaper_started, reaper_stop;
+    pthread_cond_t rpcond;
 
     /* the issue clock: the mark is the database's; the base is this node's */
     fp_issue_clock clock;
@@ -62,7 +70,7 @@ typedef struct fp_pg {
     pthread_mutex_t rlock;
     pthread_cond_t rcond;
 
-    _Atomic uint64_t commits, requests, max_batch, commit_us_total;
+    _Atomic uint64_t commits, requests, max_batch, commit_us_total, timed_out, unknown;
     _Atomic int64_t last_commit_us, last_probe_us;
     void (*job_hook)(void *arg);
     void *job_hook_arg;

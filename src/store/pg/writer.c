@@ -774,11 +774,18 @@ static void run_batch(fp_pg *s, fp_issue_req *head, int n)
             set_failed(r, err.msg[0] ? err.msg : "store write failed");
     else if (created && s->job_hook)
         s->job_hook(s->job_hook_arg);
+    /* from here no request of the batch is answered early any more */
+    pthread_mutex_lock(&s->qlock);
+    s->batch = NULL;
+    pthread_mutex_unlock(&s->qlock);
     /* answer only now: everything above is committed or rolled back */
     for (fp_issue_req *r = head, *next; r; r = next) {
         next = r->next;
         r->next = NULL;
-        r->done(r, r->arg);
+        if (atomic_load(&r->early))
+            fp_issue_req_release(r); /* answered at its deadline already */
+        else
+            r->done(r, r->arg);
     }
 }
 
@@ -806,6 +813,7 @@ static void *writer_main(void *arg)
         if (!s->qhead)
             s->qtail = NULL;
         tail->next = NULL;
+        s->batch = head;
         pthread_mutex_unlock(&s->qlock);
         run_batch(s, head, n); /* releases wlock */
     }
@@ -819,7 +827,7 @@ void pg_store_submit(void *be, fp_issue_req *r)
     r->result = FP_ISSUE_PENDING;
     atomic_store(&r->early, 0);
     atomic_store(&r->refs, 0);
-    r->deadline_ms = 0; /* no deadline thread yet on PostgreSQL (docs/ha.md) */
+    r->deadline_ms = s->o.write_deadline_ms > 0 ? fp_mono_ms() + s->o.write_deadline_ms : 0;
     pthread_mutex_lock(&s->qlock);
     if (s->stopping || s->draining[0] || !s->writer_started) {
         char why[sizeof s->draining];
@@ -859,11 +867,71 @@ int pg_store_cancel_queued(void *be, const char *why)
     return n;
 }
 
+/* Every 50 ms (as the SQLite backend's, store.h write_deadline_ms): queued
+ * requests past their deadline leave the queue answered FP_ISSUE_TIMEOUT
+ * (nothing of them was written); requests of the batch being written at
+ * their deadline (a database that stopped answering, a failover) are
+ * answered FP_ISSUE_UNKNOWN and stay with the writer, which releases them
+ * when the batch ends.  Both count as failed writes for the breaker. */
+static void *reaper_main(void *arg)
+{
+    fp_pg *s = arg;
+    pthread_mutex_lock(&s->qlock);
+    while (!s->reaper_stop) {
+        fp_cond_wait_ms(&s->rpcond, &s->qlock, 50);
+        if (s->reaper_stop)
+            break;
+        int64_t now = fp_mono_ms();
+        int failures = 0;
+        fp_issue_req *expired = NULL, **pp = &s->qhead, *prev = NULL;
+        while (*pp) {
+            fp_issue_req *r = *pp;
+            if (r->deadline_ms && now >= r->deadline_ms) {
+                *pp = r->next;
+                if (s->qtail == r)
+                    s->qtail = prev;
+                r->next = expired;
+                expired = r;
+                continue;
+            }
+            prev = r;
+            pp = &r->next;
+        }
+        for (fp_issue_req *r = s->batch; r; r = r->next)
+            if (r->deadline_ms && now >= r->deadline_ms && !atomic_load(&r->early)) {
+                atomic_store(&r->refs, 2); /* the writer's and the caller's */
+                atomic_store(&r->early, FP_ISSUE_UNKNOWN);
+                atomic_fetch_add(&s->unknown, 1);
+                failures++;
+                r->done(r, r->arg); /* under qlock: the writer cannot release it meanwhile */
+            }
+        pthread_mutex_unlock(&s->qlock);
+        for (fp_issue_req *r = expired, *next; r; r = next) {
+            next = r->next;
+            r->next = NULL;
+            r->result = FP_ISSUE_TIMEOUT;
+            r->number[0] = 0;
+            snprintf(r->error, sizeof r->error, "still queued for the writer at its deadline");
+            atomic_fetch_add(&s->timed_out, 1);
+            failures++;
+            r->done(r, r->arg);
+        }
+        for (int i = 0; i < failures; i++)
+            outcome(s, 0);
+        pthread_mutex_lock(&s->qlock);
+    }
+    pthread_mutex_unlock(&s->qlock);
+    return NULL;
+}
+
 int pg_writer_start(fp_pg *s, fp_err *err)
 {
     if (pthread_create(&s->writer, NULL, writer_main, s) != 0)
         return fp_fail(err, FP_EIO, "cannot start the writer thread");
     s->writer_started = 1;
+    if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0)
+        return fp_fail(err, FP_EIO, "cannot start the deadline thread");
+    s->reaper_started = 1;
     return 0;
 }
 
@@ -877,6 +945,14 @@ void pg_writer_stop(fp_pg *s)
     pthread_mutex_unlock(&s->qlock);
     pthread_join(s->writer, NULL);
     s->writer_started = 0;
+    if (s->reaper_started) {
+        pthread_mutex_lock(&s->qlock);
+        s->reaper_stop = 1;
+        pthread_cond_signal(&s->rpcond);
+        pthread_mutex_unlock(&s->qlock);
+        pthread_join(s->reaper, NULL);
+        s->reaper_started = 0;
+    }
 }
 
 /* ---- faults, hooks, counters ---- */
@@ -932,6 +1008,8 @@ void pg_store_get_stats(void *be, fp_store_stats *st)
     st->fsync_us_total = atomic_load(&s->commit_us_total);
     st->last_commit_us = atomic_load(&s->last_commit_us);
     st->last_probe_us = atomic_load(&s->last_probe_us);
+    st->timed_out = atomic_load(&s->timed_out);
+    st->unknown = atomic_load(&s->unknown);
     st->slow_write_ms = s->o.slow_write_ms;
 }
 
