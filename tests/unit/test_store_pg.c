@@ -97,12 +97,64 @@ static void test_contract(void)
     check_ctx("%s", "");
 }
 
+/* The audit key the two nodes share (a temporary directory's). */
+static char key_dir[] = "/tmp/fapiao-test-store-pg-XXXXXX";
+static char key_path[64];
+
 static int open_url(const char *db, fp_store **s, fp_err *err)
 {
     char url[512];
     url_for(db, url, sizeof url);
-    fp_store_opts o = {.path = url, .read_conns = 2};
+    fp_store_opts o = {.path = url,
+                       .read_conns = 2,
+                       .audit_key_path = key_path[0] ? key_path : NULL,
+                       .audit_checkpoint_every = 100};
     return fp_store_open(&o, s, err);
+}
+
+/* The checkpoints two nodes signed: ids 1..n, each over the record it names
+ * (its hash), signed with the shared key, the last one over the tail. */
+static void check_checkpoints(const char *db, int64_t records)
+{
+    char url[512];
+    url_for(db, url, sizeof url);
+    PGconn *c = PQconnectdb(url);
+    PGresult *r = PQexec(c, "SELECT cp.id, cp.upto_id, cp.upto_hash, cp.ts, cp.signature, a.hash "
+                            "FROM audit_checkpoints cp LEFT JOIN audit a ON a.id = cp.upto_id "
+                            "ORDER BY cp.id");
+    unsigned char pk[FP_AUDIT_KEY_LEN], sk[FP_AUDIT_KEY_LEN];
+    char pub[80];
+    snprintf(pub, sizeof pub, "%s/audit.pub", key_dir);
+    fp_err err = {0};
+    CHECK(fp_audit_key_open(key_path, pub, 0, sk, pk, &err) == 0);
+    int n = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : 0;
+    CHECK_MSG(n >= 1, "no checkpoint for %lld records", (long long)records);
+    int bad = 0;
+    int64_t last_upto = 0;
+    for (int i = 0; i < n; i++) {
+        fp_audit_cp cp = {.id = strtoll(PQgetvalue(r, i, 0), NULL, 10),
+                          .upto_id = strtoll(PQgetvalue(r, i, 1), NULL, 10),
+                          .ts = strtoll(PQgetvalue(r, i, 3), NULL, 10)};
+        size_t hl = 0, sl = 0, al = 0;
+        unsigned char *h = PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 2), &hl);
+        unsigned char *sig = PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 4), &sl);
+        unsigned char *ah = PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 5), &al);
+        if (hl == FP_AUDIT_HASH_LEN && sl == FP_AUDIT_SIG_LEN) {
+            memcpy(cp.upto_hash, h, hl);
+            memcpy(cp.sig, sig, sl);
+        }
+        bad += cp.id != i + 1 || hl != FP_AUDIT_HASH_LEN || al != hl || memcmp(h, ah, hl) != 0 ||
+               !fp_audit_cp_valid(&cp, pk);
+        last_upto = cp.upto_id;
+        PQfreemem(h);
+        PQfreemem(sig);
+        PQfreemem(ah);
+    }
+    CHECK_EQ_INT(bad, 0);
+    CHECK_MSG(last_upto == records, "the last checkpoint covers %lld of %lld records",
+              (long long)last_upto, (long long)records);
+    PQclear(r);
+    PQfinish(c);
 }
 
 /* A node refuses a schema newer than it knows, and says so in zh + en. */
@@ -184,7 +236,7 @@ static int tn_wait(tn_env *e, int want)
 typedef struct jn_worker {
     fp_store *s;
     pthread_t t;
-    int claimed, completed;
+    int claimed, completed, claim_errors;
 } jn_worker;
 
 static pthread_mutex_t jn_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -198,8 +250,14 @@ static void *jn_main(void *arg)
         int64_t next = 0;
         fp_err err = {0};
         /* owner 1 on both nodes: the backend must still tell them apart */
-        if (fp_jobs_claim(w->s, fp_steady_ms(), 1, 60000, &j, &next, &err) != 0)
+        int rc = fp_jobs_claim(w->s, fp_steady_ms(), 1, 60000, &j, &next, &err);
+        if (rc == FP_ENOTFOUND)
             break;
+        if (rc != 0) {
+            w->claim_errors++;
+            fprintf(stderr, "test_store_pg: claim: %s\n", err.msg);
+            continue;
+        }
         w->claimed++;
         pthread_mutex_lock(&jn_mu);
         if (j.id > 0 && j.id < (int64_t)sizeof jn_seen)
@@ -238,6 +296,7 @@ static void test_jobs_two_nodes(fp_store *a, fp_store *b)
     CHECK_EQ_INT(w[0].claimed + w[1].claimed, TN_ALL - 1);
     CHECK_EQ_INT(w[0].completed + w[1].completed, TN_ALL - 1);
     CHECK_EQ_INT(twice, 0);
+    CHECK_EQ_INT(w[0].claim_errors + w[1].claim_errors, 0);
     fprintf(stderr, "test_store_pg: jobs claimed by node a %d, node b %d\n", w[0].claimed,
             w[1].claimed);
     CHECK_EQ_INT((int)db_int("two_nodes", "SELECT count(*) FROM jobs WHERE state <> 'done'"), 0);
@@ -292,15 +351,19 @@ static void test_two_nodes(void)
     CHECK(tn_wait(&e, n));
     int64_t us = (fp_mono_ns() - t0) / 1000;
     int created = 0, other = 0;
-    for (int i = 0; i < same; i++)
+    const char *why = "";
+    for (int i = 0; i < same; i++) {
         created += reqs[i]->result == FP_ISSUE_CREATED;
+        if (reqs[i]->result == FP_ISSUE_FAILED)
+            why = reqs[i]->error;
+    }
     for (int i = same; i < n; i++)
         other += reqs[i]->result == FP_ISSUE_CREATED     ? 100
                  : reqs[i]->result == FP_ISSUE_REPLAY    ? 1
                  : reqs[i]->result == FP_ISSUE_EXHAUSTED ? 1000
                                                          : 10000;
     /* the range holds TN_ALL numbers: each new key got one */
-    CHECK_EQ_INT(created, TN_REQS);
+    CHECK_MSG(created == TN_REQS, "%d of %d created; a failure: %s", created, TN_REQS, why);
     CHECK_MSG(other == 202, "the keys sent twice: %d (want two CREATED, two REPLAY)", other);
     fprintf(stderr,
             "test_store_pg: two nodes issued %d invoices in %lld ms (group commit, one "
@@ -326,7 +389,8 @@ static void test_two_nodes(void)
     CHECK(fp_store_audit_head(b, &h, &err) == 0 && h.last_id == TN_ALL);
     test_jobs_two_nodes(a, b);
     fp_store_close(a);
-    fp_store_close(b);
+    fp_store_close(b); /* signs the tail */
+    check_checkpoints("two_nodes", TN_ALL);
     for (int i = 0; i < n; i++)
         fp_issue_req_release(reqs[i]);
     pthread_mutex_destroy(&e.mu);
@@ -405,9 +469,18 @@ int main(int argc, char **argv)
     }
     test_contract();
     test_schema_newer();
+    if (mkdtemp(key_dir))
+        snprintf(key_path, sizeof key_path, "%s/audit.key", key_dir);
     test_two_nodes();
     test_deadline();
     fp_invoice_clear(&inv);
     free(example);
+    if (key_path[0]) {
+        char pub[80];
+        snprintf(pub, sizeof pub, "%s/audit.pub", key_dir);
+        unlink(key_path);
+        unlink(pub);
+        rmdir(key_dir);
+    }
     return check_summary();
 }

@@ -44,7 +44,12 @@ typedef struct fp_pg {
         int head_locked, head_dirty;
         int64_t last_id;
         unsigned char last_hash[FP_AUDIT_HASH_LEN];
+        int64_t cp_id, cp_upto, cp_ts; /* the last checkpoint, read with the head */
     } tx;
+    /* the audit key (audit_key_path): checkpoints are signed only with it */
+    int audit_signs;
+    unsigned char audit_sk[FP_AUDIT_KEY_LEN], audit_pk[FP_AUDIT_KEY_LEN];
+    int64_t audit_cp_mono_ms; /* this node's last checkpoint (fp_mono_ms) */
 
     pthread_t writer;
     int writer_started;
@@ -114,6 +119,9 @@ void pg_rrelease(fp_pg *s, PGconn *c);
 void pg_current_yy(char yy[3], int64_t t);
 
 /* ---- writer.c ---- */
+/* Signs the chain's head now when records followed the last checkpoint
+ * (force: whatever its age; close uses it): 1 signed, 0 nothing due. */
+int pg_audit_sign(fp_pg *s, int force, fp_err *err);
 int pg_writer_start(fp_pg *s, fp_err *err);
 void pg_writer_stop(fp_pg *s);
 /* BEGIN on the locked writer connection; commit or roll back with these

@@ -190,6 +190,31 @@ static PGconn *pg_connect(const char *url, fp_err *err)
     return c;
 }
 
+/* The audit key (audit.h): made when missing only while no checkpoint is
+ * signed.  Every node of one database signs with it, so all of them need
+ * the same key file (docs/ha.md). */
+static int audit_key_load(fp_pg *s, fp_err *err)
+{
+    if (s->o.audit_checkpoint_every == 0)
+        s->o.audit_checkpoint_every = 1000;
+    if (s->o.audit_checkpoint_secs == 0)
+        s->o.audit_checkpoint_secs = 60;
+    char key[4200], pub[4200];
+    if (fp_audit_key_paths(NULL, s->o.audit_key_path, key, pub, sizeof key) < 0)
+        return fp_fail(err, FP_ERANGE, "audit key path too long");
+    int rc;
+    PGresult *r = pg_q(s->w, "SELECT EXISTS(SELECT 1 FROM audit_checkpoints)", NULL, &rc, err);
+    if (!r)
+        return rc;
+    int signed_before = !strcmp(PQgetvalue(r, 0, 0), "t");
+    PQclear(r);
+    if ((rc = fp_audit_key_open(key, pub, !signed_before, s->audit_sk, s->audit_pk, err)) < 0)
+        return rc;
+    s->audit_signs = 1;
+    s->audit_cp_mono_ms = fp_mono_ms();
+    return 0;
+}
+
 int pg_open(const fp_store_opts *o, void **be, fp_err *err)
 {
     fp_pg *s = calloc(1, sizeof *s);
@@ -238,6 +263,8 @@ int pg_open(const fp_store_opts *o, void **be, fp_err *err)
         s->clock.base_wall = fp_wall_s();
         s->clock.base_boot = boot;
     }
+    if (!o->read_only && o->audit_key_path && (rc = audit_key_load(s, err)) < 0)
+        goto fail;
     if (!o->read_only && (rc = pg_writer_start(s, err)) < 0)
         goto fail;
     *be = s;
@@ -253,6 +280,9 @@ void pg_close(void *be)
     if (!s)
         return;
     pg_writer_stop(s);
+    if (s->audit_signs && s->w && !s->o.read_only)
+        pg_audit_sign(s, 1, NULL); /* the tail, as the SQLite backend does at close */
+    explicit_bzero(s->audit_sk, sizeof s->audit_sk);
     for (int i = 0; i < s->nreaders; i++)
         PQfinish(s->readers[i]);
     if (s->w)

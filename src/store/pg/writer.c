@@ -35,6 +35,9 @@
 
 /* ---- transactions on the writer connection (wlock held) ---- */
 
+static int head_lock(fp_pg *s, fp_err *err);
+static int write_cp(fp_pg *s, fp_err *err);
+
 int pg_tx_begin(fp_pg *s, fp_err *err)
 {
     pg_heal(s->w);
@@ -53,10 +56,44 @@ static int head_flush(fp_pg *s, fp_err *err)
 {
     if (!s->tx.head_dirty)
         return 0;
+    /* every audit_checkpoint_every records a signed checkpoint, in the
+     * transaction that appended the one reaching it */
+    int rc;
+    if (s->audit_signs && s->o.audit_checkpoint_every > 0 &&
+        s->tx.last_id - s->tx.cp_upto >= s->o.audit_checkpoint_every && (rc = write_cp(s, err)) < 0)
+        return rc;
     pg_params p = {0};
     pg_i64(&p, s->tx.last_id);
     pg_bin(&p, s->tx.last_hash, FP_AUDIT_HASH_LEN);
     return pg_exec(s->w, "UPDATE audit_head SET last_id=$1, last_hash=$2 WHERE id=1", &p, err);
+}
+
+int pg_audit_sign(fp_pg *s, int force, fp_err *err)
+{
+    if (!s->audit_signs)
+        return fp_fail(err, FP_ENOSYS,
+                       "no audit key: the PostgreSQL store signs checkpoints only with the key "
+                       "its audit_key_path names (未配置审计密钥)");
+    if (!force && s->o.audit_checkpoint_secs > 0 &&
+        fp_mono_ms() - s->audit_cp_mono_ms < s->o.audit_checkpoint_secs * 1000LL)
+        return 0;
+    pthread_mutex_lock(&s->wlock);
+    int rc = pg_tx_begin(s, err), wrote = 0;
+    if (rc == 0)
+        rc = head_lock(s, err);
+    /* records since the last checkpoint, which may be another node's: a
+     * recent one counts */
+    int due = rc == 0 && s->tx.last_id > s->tx.cp_upto &&
+              (force || s->o.audit_checkpoint_secs <= 0 ||
+               fp_wall_s() - s->tx.cp_ts >= s->o.audit_checkpoint_secs);
+    if (due) {
+        rc = write_cp(s, err);
+        wrote = rc == 0;
+    }
+    s->tx.head_dirty = 0; /* the head itself did not move */
+    rc = rc == 0 ? pg_tx_commit(s, err) : (pg_tx_rollback(s), rc);
+    pthread_mutex_unlock(&s->wlock);
+    return rc < 0 ? rc : wrote;
 }
 
 int pg_tx_commit(fp_pg *s, fp_err *err)
@@ -70,7 +107,11 @@ int pg_tx_commit(fp_pg *s, fp_err *err)
     return rc;
 }
 
-/* The chain's head, locked for the rest of the transaction. */
+/* The chain's head, locked for the rest of the transaction (every node
+ * appends and signs under it), then the last checkpoint.  Two statements:
+ * a statement that waited for the lock sees the locked row as it is now,
+ * but anything else it reads as it was when it started, so the checkpoint
+ * is read only once the lock is held. */
 static int head_lock(fp_pg *s, fp_err *err)
 {
     if (s->tx.head_locked)
@@ -86,8 +127,43 @@ static int head_lock(fp_pg *s, fp_err *err)
     }
     s->tx.last_id = pg_int(r, 0, 0);
     PQclear(r);
+    r = pg_q(s->w, "SELECT id, upto_id, ts FROM audit_checkpoints ORDER BY id DESC LIMIT 1", NULL,
+             &rc, err);
+    if (!r)
+        return rc;
+    s->tx.cp_id = PQntuples(r) ? pg_int(r, 0, 0) : 0;
+    s->tx.cp_upto = PQntuples(r) ? pg_int(r, 0, 1) : 0;
+    s->tx.cp_ts = PQntuples(r) ? pg_int(r, 0, 2) : 0;
+    PQclear(r);
     s->tx.head_locked = 1;
     return 0;
+}
+
+/* Signs the head as the next checkpoint, inside the open transaction with
+ * the head locked. */
+static int write_cp(fp_pg *s, fp_err *err)
+{
+    fp_audit_cp cp = {.id = s->tx.cp_id + 1, .upto_id = s->tx.last_id, .ts = fp_wall_s()};
+    memcpy(cp.upto_hash, s->tx.last_hash, FP_AUDIT_HASH_LEN);
+    if (fp_audit_cp_sign(&cp, s->audit_sk, s->audit_pk) < 0)
+        return fp_fail(err, FP_ECRYPTO, "cannot sign the audit checkpoint");
+    pg_params p = {0};
+    pg_i64(&p, cp.id);
+    pg_i64(&p, cp.upto_id);
+    pg_bin(&p, cp.upto_hash, FP_AUDIT_HASH_LEN);
+    pg_i64(&p, cp.ts);
+    pg_bin(&p, cp.sig, FP_AUDIT_SIG_LEN);
+    int rc = pg_exec(s->w,
+                     "INSERT INTO audit_checkpoints(id, upto_id, upto_hash, ts, signature) "
+                     "VALUES($1, $2, $3, $4, $5)",
+                     &p, err);
+    if (rc == 0) {
+        s->tx.cp_id = cp.id;
+        s->tx.cp_upto = cp.upto_id;
+        s->tx.cp_ts = cp.ts;
+        s->audit_cp_mono_ms = fp_mono_ms();
+    }
+    return rc;
 }
 
 static const char ins_audit_sql[] =
