@@ -7,7 +7,7 @@ LISTEN     ?= 127.0.0.1:8443
 JOBS       ?= $(shell nproc)
 FUZZERS    := $(basename $(notdir $(wildcard fuzz/fuzz_*.c)))
 
-.PHONY: all deps test-deps build asan run test unit e2e test-asan bench fuzz format clean
+.PHONY: all deps test-deps build asan run test unit e2e test-asan bench fuzz format clean deb
 
 all: build
 
@@ -47,10 +47,16 @@ fuzz: test-deps
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DFP_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build build-fuzz -j$(JOBS) --target $(FUZZERS) -- --no-print-directory
 
+# The Debian package, built out of tree by dpkg-buildpackage (debian/): the
+# .deb lands in $(DEB_DIR)/fapiao_<version>_amd64.deb (docs/operations.md).
+DEB_DIR ?= build-deb
+deb: test-deps
+	@scripts/build-deb.sh $(DEB_DIR)
+
 # Applies .clang-format to every C file; `make test` fails on unformatted code.
 C_SOURCES = $(shell git ls-files '*.c' '*.h' ':!tests/data')
 format:
 	@clang-format -i $(C_SOURCES)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz $(DEB_DIR)

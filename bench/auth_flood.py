@@ -136,7 +136,7 @@ def failure_log_bytes(path):
 def main():
     tmp = tempfile.mkdtemp(prefix="fapiao-authflood-")
     data = os.path.join(tmp, "data")
-    init = json.loads(subprocess.run([BIN, "init", "--data-dir", data, "--json"], check=True,
+    init = json.loads(subprocess.run([BIN, "init", "--data-dir", data, "--demo", "--json"], check=True,
                                      stdout=subprocess.PIPE).stdout)
     ca, cid, secret = init["ca_cert"], init["client_id"], init["client_secret"]
     port = free_port()

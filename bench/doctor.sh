@@ -59,7 +59,7 @@ free_port() {
 }
 
 # ---- 1. a healthy server ----------------------------------------------------
-"$FAPIAO" init --data-dir "$TMP/data" --json >"$TMP/init.json" 2>"$TMP/init.err" ||
+"$FAPIAO" init --data-dir "$TMP/data" --demo --json >"$TMP/init.json" 2>"$TMP/init.err" ||
     { say "fapiao init failed: $(cat "$TMP/init.err")"; exit 1; }
 CERT=$(jq -r .ca_cert "$TMP/init.json")
 CID=$(jq -r .client_id "$TMP/init.json")

@@ -129,7 +129,7 @@ json_field() {
 setup_server() {
     local name=$1 init_json creds
     DATA="$TMP/$name"
-    init_json=$("$FAPIAO" init --data-dir "$DATA" --json 2>"$TMP/$name-init.err") || {
+    init_json=$("$FAPIAO" init --data-dir "$DATA" --demo --json 2>"$TMP/$name-init.err") || {
         cat "$TMP/$name-init.err" >&2
         fail "fapiao init"
         return 1

@@ -255,7 +255,7 @@ check_quiet() { # check_quiet PHASE: wait up to ~20 s for other work on the mach
 
 # ---- server -----------------------------------------------------------------
 DATA="$TMP/data"
-init_json=$("$FAPIAO" init --data-dir "$DATA" --json 2>"$TMP/init.err") || {
+init_json=$("$FAPIAO" init --data-dir "$DATA" --demo --json 2>"$TMP/init.err") || {
     cat "$TMP/init.err" >&2
     say "FAILED: fapiao init"
     exit 1

@@ -37,7 +37,7 @@ cleanup() {
 }
 trap cleanup EXIT
 D="$TMP/data"
-"$FAPIAO" init --data-dir "$D" --json >/dev/null || exit 1
+"$FAPIAO" init --data-dir "$D" --demo --json >/dev/null || exit 1
 DOC=$(tr -d '\n' < "$REPO/examples/invoice.json" | sed "s/'/''/g")
 t0=$(date +%s.%N)
 sqlite3 "$D/fapiao.db" <<SQL || exit 1

@@ -2,7 +2,7 @@
 """render_html.py — the Chromium side of bench/render.sh.
 
   render_html.py html DOC.json OUT.html
-      The invoice document as an HTML page laid out like the cairo PDF
+      The invoice document as an HTML page laid out like the fapiao PDF
       (241 mm x 140 mm page, same blocks, same table, WenQuanYi Micro Hei),
       the way invoicing apps that print with headless Chromium do it.  The
       QR code is an empty box: Chromium has no QR encoder, and drawing one

@@ -14,7 +14,7 @@ cred="$data/demo-credential.json"
 url="https://$listen"
 
 if [ ! -f "$data/fapiao.db" ]; then
-  out=$("$bin" init --data-dir "$data" --json --base-url "$url")
+  out=$("$bin" init --data-dir "$data" --demo --json --base-url "$url")
   id=$(printf '%s' "$out" | grep -o '"client_id":"[^"]*"' | cut -d'"' -f4)
   secret=$(printf '%s' "$out" | grep -o '"client_secret":"[^"]*"' | cut -d'"' -f4)
   # The demo keeps its credential beside the data so `make run` can print a

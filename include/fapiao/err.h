@@ -102,6 +102,7 @@ typedef enum fp_code {
     FPC_STORE_FAILSTOP,            /* 503: writes stopped after an I/O error or corruption */
     FPC_STORE_CORRUPT_ROW,         /* 500: a stored document no longer parses */
     FPC_AUTH_FAILURES_LIMITED,     /* 429: this address failed authentication too often */
+    FPC_SELLER_DISABLED,           /* 403: the credential's seller is disabled (fapiao sellers) */
     FPC__COUNT
 } fp_code;
 

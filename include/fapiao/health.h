@@ -61,6 +61,8 @@ typedef struct fp_health_opts {
     int64_t outbox_backlog_warn;   /* pending jobs, default 10000 */
     int outbox_age_warn_s;         /* oldest pending job, default 600 */
     int64_t range_warn;            /* default 1000 */
+    struct fp_archiver *archiver;  /* serve --archive (backup.h): metrics, /readyz warning */
+    int archive_lag_warn_s;        /* /readyz warns past this lag; default 60 */
     fp_breaker_opts store_breaker; /* zero: 5 % over 10 s (min 20) or 5 in a row; 2 s open */
     const fp_clock *clock;         /* NULL: the real clocks (clock.h); tests pass a fake */
     /* called by the health thread after each round of checks (about once a

@@ -83,14 +83,33 @@ typedef struct fp_invoice {
 const char *fp_policy_name(fp_policy p);
 fp_policy fp_policy_from_name(const char *s);
 
+/* A seller (销售方) as stored (`fapiao sellers`, docs/sellers.md).  The
+ * name, tax id, address, phone, bank and account go into every invoice
+ * document; tax_bureau (主管税务机关代码, 11 digits, "" when not set) into
+ * the XML; drawer and remark are the defaults for a request without
+ * them; a disabled seller issues nothing. */
 typedef struct fp_seller {
+    int64_t id; /* set by the store's reads */
     char name[301 * 4];
     char tax_id[21];
     char address[301 * 4];
     char phone[61 * 4];
     char bank[121 * 4];
     char account[101 * 4];
+    char tax_bureau[16];
+    char drawer[61 * 4];
+    char remark[451 * 4];
+    int disabled;
 } fp_seller;
+
+/* What a seller fills in when the request leaves it out (NULL or "": no
+ * default): drawer, then required only when there is no default, and
+ * remark.  The request hash (fp_invoice_canonical) is of the body as sent,
+ * so a default changed between retries does not make a retry a new
+ * request. */
+typedef struct fp_invoice_defaults {
+    const char *drawer, *remark;
+} fp_invoice_defaults;
 
 /* Parses and validates body.  On success fills inv and returns 0.  On
  * failure returns FP_EINVAL with every refusal in es (es->n >= 1).  Call
@@ -98,6 +117,9 @@ typedef struct fp_seller {
  * checked for shape only, and the short name is empty). */
 int fp_invoice_parse(const char *body, size_t len, const fp_taxcode_table *codes, fp_invoice *inv,
                      fp_errors *es);
+/* The same with a seller's defaults (def may be NULL: none). */
+int fp_invoice_parse_with(const char *body, size_t len, const fp_taxcode_table *codes,
+                          const fp_invoice_defaults *def, fp_invoice *inv, fp_errors *es);
 void fp_invoice_clear(fp_invoice *inv);
 
 /* Canonical form of a request for idempotency: SHA-256-sized digest input.

@@ -37,6 +37,7 @@ typedef struct fp_doc_type {
 
 typedef struct fp_doc_party {
     const char *name, *tax_id, *address, *phone, *bank, *account, *email; /* NULL: absent */
+    const char *tax_bureau_code; /* seller only: 主管税务机关代码 (NULL: absent) */
     int natural_person;
 } fp_doc_party;
 

@@ -7,11 +7,19 @@
  * lease_until); a finished job is completed only by the worker still holding
  * its lease, in one transaction with the invoice state it changes:
  *
- *   render done     invoice accepted|failed -> rendered; notify unblocked
- *                   (event invoice.rendered)
+ *   render done     invoice accepted|failed -> rendered (delivered when its
+ *                   invoice.issued event was delivered already); notify
+ *                   unblocked (event invoice.rendered) unless an
+ *                   invoice.issued event went out for it
  *   render dead     invoice -> failed (failure = last error); notify
  *                   unblocked with event invoice.failed
- *   notify done     invoice rendered -> delivered
+ *   notify done     invoice rendered -> delivered (invoice.rendered or
+ *                   invoice.issued)
+ *
+ * While renders are served on first request (docs/outbox.md: the outbox's
+ * on-demand mode, fp_store_set_notify_early) a new invoice's notify job is
+ * not blocked: it is pending at once with event invoice.issued, which
+ * carries the PDF's link like every event.
  *   ack (API)       invoice -> confirmed
  *
  * After a crash every running job is pending again (fp_jobs_recover, run by
@@ -90,6 +98,26 @@ int fp_jobs_recover(fp_store *s, int64_t *n, fp_err *err);
 int fp_jobs_claim(fp_store *s, int64_t now, int64_t owner, int64_t lease_ms, fp_job *out,
                   int64_t *next_due, fp_err *err);
 
+/* Claims the render job of invoice `number` of seller_id like
+ * fp_jobs_claim (running, leased to owner, attempts + 1, no tag), whether
+ * or not it is due: the render on first request (docs/outbox.md).
+ * FP_ENOTFOUND when that job is not pending (running elsewhere, done,
+ * dead, or none). */
+int fp_jobs_claim_render(fp_store *s, int64_t seller_id, const char *number, int64_t now,
+                         int64_t owner, int64_t lease_ms, fp_job *out, fp_err *err);
+
+/* on != 0: new invoices' notify jobs are queued pending with event
+ * invoice.issued instead of blocked behind the render (the outbox's
+ * on-demand mode; docs/outbox.md).  Takes effect from the next batch. */
+void fp_store_set_notify_early(fp_store *s, int on);
+
+/* Deletes at most limit done jobs finished (next_at) before `before`, in
+ * one short transaction: notify jobs first, then renders that no job
+ * waits on any more (after_job).  *n gets how many rows went.  Dead jobs
+ * are kept (they wait for an admin).  The invoice keeps its state, and its
+ * PDF file stays where it is (docs/outbox.md, "Job retention"). */
+int fp_jobs_prune(fp_store *s, int64_t before, int limit, int64_t *n, fp_err *err);
+
 /* Completes j (see the table above).  FP_ECONFLICT when j's lease is no
  * longer held by j->lease_owner (another worker took it over): nothing
  * changes. */
@@ -122,6 +150,7 @@ int fp_jobs_list(fp_store *s, int64_t seller_id, int state, int64_t before, int 
 typedef struct fp_jobs_counts {
     int64_t n[FP_JOB__KINDS][FP_JS__STATES]; /* done is not counted (it only grows) */
     int64_t oldest_pending_at;               /* first_at of the oldest pending job, 0: none */
+    int64_t oldest_render_at;                /* ... of the oldest pending render, 0: none */
 } fp_jobs_counts;
 int fp_jobs_count(fp_store *s, fp_jobs_counts *c, fp_err *err);
 

@@ -51,6 +51,8 @@ typedef struct fp_jw {
 } fp_jw;
 
 void fp_jw_init(fp_jw *w, fp_buf *b);
+/* fp_buf_init(b, cap), then fp_jw_init(w, b). */
+void fp_jw_start(fp_jw *w, fp_buf *b, size_t cap);
 void fp_jw_obj_open(fp_jw *w);
 void fp_jw_obj_close(fp_jw *w);
 void fp_jw_arr_open(fp_jw *w);

@@ -15,6 +15,18 @@
  * (scheme://host:port): while it is open the target's jobs wait without
  * using attempts.
  *
+ * A bounded backlog (docs/outbox.md): a keeper thread counts the pending
+ * renders and the oldest one's age (adaptively, about once a second).  At
+ * render_backlog_max pending renders or render_age_max_ms of age the
+ * outbox switches to on-demand mode: a GET of a PDF not rendered yet asks
+ * fp_outbox_render_now, which renders that invoice in the renderer
+ * processes ahead of the background, within on_demand_wait_ms, stores the
+ * file and completes its render job; new invoices' webhook events go out
+ * at once with the PDF's link (fp_store_set_notify_early).  The background
+ * goes on rendering at its full rate meanwhile; below half of both
+ * thresholds the mode is background again (hysteresis).  The same thread
+ * prunes done jobs older than job_retention_ms in small batches.
+ *
  * PDFs are written to pdf_dir/<first 5 digits>/<digits 15-17>/<number>.pdf
  * atomically (temporary file, fsync, rename, directory fsync) before the
  * job completes, so a crash in between only renders it again. */
@@ -51,6 +63,11 @@ typedef struct fp_outbox_opts {
     int allow_private_webhooks;      /* else loopback/private/link-local/metadata targets
                                         are refused when connecting (webhook.h) */
     const fp_clock *clock;           /* NULL: the real clocks (clock.h); tests pass a fake */
+    /* the bounded backlog (docs/outbox.md); 0: the default, -1: off */
+    int64_t render_backlog_max; /* pending renders: on-demand mode, default 20000 */
+    int64_t render_age_max_ms;  /* the oldest pending render's age: the same, default 10 s */
+    int on_demand_wait_ms;      /* an on-demand render's deadline, default 3000 */
+    int64_t job_retention_ms;   /* done jobs are deleted after it, default 7 days */
 } fp_outbox_opts;
 
 /* Puts jobs left running by a crash back to pending, starts the renderer
@@ -75,6 +92,43 @@ void fp_outbox_set_pause(fp_outbox *ob, int (*fn)(void *arg, char *why, size_t c
  * as long as it lasts and never uses up the render's attempts); why gets
  * the error. */
 int fp_outbox_pdf_space_short(fp_outbox *ob, char *why, size_t cap);
+
+/* ---- the bounded backlog (docs/outbox.md) ---- */
+
+/* 1 while PDFs are rendered on first request (on-demand mode). */
+int fp_outbox_on_demand(fp_outbox *ob);
+
+/* How an on-demand render ended, as told to its done callback. */
+typedef enum {
+    FP_OD_DONE = 0,    /* rendered and stored: the file is there, the job done */
+    FP_OD_TIMEOUT,     /* the deadline passed first (the render goes on) */
+    FP_OD_NOT_PENDING, /* its render job was not pending (running elsewhere, done, dead) */
+    FP_OD_FAILED,      /* the attempt failed (the job's retry or death as usual) */
+    FP_OD_STOPPING,    /* the outbox stops */
+} fp_outbox_od_result;
+
+/* Queues the render of invoice `number` of seller_id for a job thread,
+ * ahead of the background's jobs; done(result, arg) is called exactly once,
+ * from another thread, by the deadline (on_demand_wait_ms on the monotonic
+ * clock) at the latest.  Queued renders are served fairly across sellers:
+ * the seller with the fewest renders in progress first, and a seller holds
+ * at most a quarter of the queue.  0 when queued; FP_EBUSY when the queue
+ * or the seller's share is full (done is not called). */
+int fp_outbox_render_now(fp_outbox *ob, int64_t seller_id, const char *number,
+                         void (*done)(int result, void *arg), void *arg);
+
+typedef struct fp_outbox_backlog {
+    int on_demand;        /* the mode */
+    int64_t pending;      /* pending renders at the last count (-1: not counted yet) */
+    int64_t oldest_ms;    /* the oldest pending render's age then */
+    uint64_t rendered_bg; /* renders completed by the background */
+    uint64_t rendered_od; /* ... on first request */
+    uint64_t od_timeouts; /* on-demand renders past their deadline */
+    uint64_t od_refused;  /* refused: the queue or the seller's share was full */
+    uint64_t switches;    /* times the mode changed */
+    uint64_t pruned;      /* done jobs deleted */
+} fp_outbox_backlog;
+void fp_outbox_backlog_get(fp_outbox *ob, fp_outbox_backlog *out);
 
 /* The file of a rendered invoice (it may not exist yet). */
 void fp_outbox_pdf_path(const char *pdf_dir, const char *number, char *out, size_t cap);

@@ -1,5 +1,5 @@
 /* pdf.h — the invoice PDF (a display copy; the data is authoritative, see
- * docs/domain.md), drawn with cairo from the stored
+ * docs/domain.md), written directly (no drawing library) from the stored
  * invoice document, the same JSON fp_xml_from_doc reads (include/fapiao/xml.h).
  *
  * Rendering (src/render/pdf.c).  One page is 241 mm x 140 mm, the 数电票
@@ -51,19 +51,22 @@
  *   e.g. "01,32,,26440000000000012345,900.00,20261125,,"
  *
  * Fonts: one TrueType face (default: Debian's fonts-wqy-microhei, face 0 of
- * the TTC) is loaded once per renderer with FreeType and given to cairo with
- * cairo_ft_font_face_create_for_ft_face; cairo's PDF surface embeds only the
- * glyphs used (a subset), so a 10-line invoice is about 30 KB and every
- * character the font has renders, rare name characters (堃 喆 昇 赟 珺)
+ * the TTC) is loaded once per renderer with FreeType; every PDF embeds two
+ * subsets of it (the form's characters, built once per renderer, and the
+ * document's other characters), so a 10-line invoice is about 51 KB and
+ * every character the font has renders, rare name characters (堃 喆 昇 赟 珺)
  * included.  The PDF's creation date is the invoice's issued_at, so the
- * same document gives the same bytes.
+ * same document gives the same bytes.  Why the renderer is built this way
+ * and what it costs: docs/render-performance.md.
  *
- * Isolation (src/render/pdf_pool.c).  A render runs cairo, FreeType and
- * libqrencode over data from the store; a bug or a pathological document in
- * them must not take the server down, stall it, or eat its memory.  The
- * pool keeps persistent worker PROCESSES (`<exe> render-worker`, started
- * with posix_spawn: the server is multi-threaded, so fork without exec is
- * out).  Each worker limits its own address space (RLIMIT_AS, skipped in
+ * Isolation (src/render/pdf_pool.c).  A render runs our PDF writer,
+ * FreeType, zlib and libqrencode over data from the store; a bug or a
+ * pathological document in them must not take the server down, stall it,
+ * or eat its memory.  The pool keeps persistent worker PROCESSES
+ * (`<exe> render-worker`, started with posix_spawn: the server is
+ * multi-threaded, so fork without exec is out).  Each worker runs at
+ * SCHED_IDLE (unless the pool is a foreground one: docs/render-performance.md),
+ * limits its own address space (RLIMIT_AS, skipped in
  * sanitizer builds, whose shadow memory needs terabytes of it), reads
  * requests on stdin and writes replies on stdout, both one end of a
  * socketpair (a socket, not a pipe, so the parent can send with
@@ -160,6 +163,10 @@ typedef struct fp_pdf_pool_opts {
     int workers;           /* 0: 2 */
     int timeout_ms;        /* per render, 0: 30000 */
     size_t mem_limit;      /* address space per worker, 0: 1 GiB (not applied under sanitizers) */
+    int foreground;        /* 0: workers run at SCHED_IDLE (background rendering, never taking
+                            * CPU from issuing); 1: at the normal policy, for a pool whose renders
+                            * someone waits for (the render-on-first-request hook,
+                            * docs/render-performance.md) */
 } fp_pdf_pool_opts;
 
 /* Starts opts->workers workers.  FP_EINVAL for bad options, FP_EIO when a
@@ -180,12 +187,13 @@ void fp_pdf_pool_free(fp_pdf_pool *p);
 
 /* ---- the worker side (`fapiao render-worker`) ---- */
 
-/* Limits of this worker process: RLIMIT_AS to mem_bytes (0: no change; not
- * applied in sanitizer builds, returning 0), and a render that runs
- * render_ms + 6 s (render_ms > 0) ends the process with SIGALRM — the pool
- * kills it at render_ms already; this bounds an orphan.  FP_EIO when
- * setrlimit fails. */
-int fp_pdf_worker_limits(size_t mem_bytes, int render_ms, fp_err *err);
+/* Limits of this worker process: its scheduling policy (SCHED_IDLE unless
+ * foreground; nice 19 where SCHED_IDLE is refused), RLIMIT_AS to mem_bytes
+ * (0: no change; not applied in sanitizer builds, returning 0), and a
+ * render that runs render_ms + 6 s (render_ms > 0) ends the process with
+ * SIGALRM — the pool kills it at render_ms already; this bounds an orphan.
+ * FP_EIO when setrlimit or both sched_setscheduler and setpriority fail. */
+int fp_pdf_worker_limits(size_t mem_bytes, int render_ms, int foreground, fp_err *err);
 
 /* The worker loop: requests on stdin, replies on stdout (framing above)
  * until EOF on stdin.  Returns the process exit status: 0 after EOF

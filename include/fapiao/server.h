@@ -85,6 +85,11 @@ int fp_server_reopen_log(fp_server *s, fp_err *err);
  * (the same defaults as at start): new buckets, full.  0, or an FP_E… code
  * (the old limits stay). */
 int fp_server_set_limits(fp_server *s, const fp_server_opts *o, fp_err *err);
+/* Replaces the tax code table new requests are checked against (SIGHUP,
+ * after `fapiao taxcodes import`) and returns the previous one.  A request
+ * already running may still read the previous table: the caller keeps it
+ * until fp_server_stop returns. */
+const fp_taxcode_table *fp_server_set_codes(fp_server *s, const fp_taxcode_table *codes);
 /* The port actually bound (useful with port 0). */
 int fp_server_port(const fp_server *s);
 /* The metrics listener's port (0: none). */

@@ -225,7 +225,14 @@ typedef struct fp_client_rec {
     char secret_prefix[16]; /* when adding: the first characters of the secret */
 } fp_client_rec;
 int fp_store_get_client(fp_store *s, const char *client_id, fp_client_rec *c);
+/* The seller with every field (disabled ones too); FP_ENOTFOUND. */
 int fp_store_get_seller(fp_store *s, int64_t seller_id, fp_seller *out);
+/* A number that changes whenever any seller is added or changed, by any
+ * process on the database (docs/sellers.md): a cached seller read at
+ * generation g is current while this still says g. */
+int fp_store_sellers_generation(fp_store *s, int64_t *gen);
+/* Every seller, in id order. */
+int fp_store_sellers(fp_store *s, void (*fn)(const fp_seller *x, void *arg), void *arg);
 /* Remaining numbers over all ranges of a seller (seller_id 0: of all)
  * usable this year: a number is valid only in its prefix year. */
 int fp_store_numbers_remaining(fp_store *s, int64_t seller_id, int64_t *remaining);
@@ -291,7 +298,19 @@ int fp_store_client_update(fp_store *s, const char *client_id, const unsigned *r
                            const char *allowed_ips, const char *cert_sha256,
                            const fp_audit_rec *audit, fp_err *err);
 
-/* ---- setup (synchronous, used by `fapiao init`) ---- */
+/* ---- sellers (`fapiao sellers`; docs/sellers.md) ----
+ * A new seller (seller->id is ignored; *id gets the new one), or every
+ * field of seller->id replaced (disable and enable are such an update).
+ * FP_EINVAL without a name or a tax id (the caller checks the USCC's
+ * shape), FP_ECONFLICT when another seller has the tax id, FP_ENOTFOUND
+ * (update) for an unknown id.  audit target "seller:ID". */
+int fp_store_seller_create(fp_store *s, const fp_seller *seller, int64_t *id,
+                           const fp_audit_rec *audit, fp_err *err);
+int fp_store_seller_update(fp_store *s, const fp_seller *seller, const fp_audit_rec *audit,
+                           fp_err *err);
+
+/* ---- setup (synchronous, used by `fapiao init --demo` and tests: no
+ * audit record, no check against the other sellers) ---- */
 int fp_store_add_seller(fp_store *s, const fp_seller *seller, int64_t *id, fp_err *err);
 int fp_store_add_client(fp_store *s, const fp_client_rec *c, fp_err *err);
 typedef struct fp_range_rec {
@@ -480,5 +499,56 @@ int fp_store_audit_head(fp_store *s, fp_audit_head *h, fp_err *err);
  * the retention period (fapiao audit prune: 6 years by default). */
 int fp_store_audit_prune(fp_store *s, int64_t before_ts, const char *actor, int64_t *upto,
                          int64_t *anchor_cp, fp_err *err);
+
+/* ---- the raw chain, for the auditor (auditor.h: verify, export, ship) ----
+ * fp_store_audit_snapshot runs fn on one read snapshot of the audit log:
+ * every call on the snapshot sees the same records and checkpoints, while
+ * a server goes on writing.  A read-only store (fp_store_opts.read_only)
+ * is enough; the backend's SQL stays in the backend. */
+typedef enum fp_audit_cp_at {
+    FP_CP_ID,          /* the checkpoint with id arg */
+    FP_CP_AFTER_ID,    /* the first with id > arg */
+    FP_CP_BEFORE_UPTO, /* the last with upto_id < arg */
+    FP_CP_FROM_UPTO,   /* the first with upto_id >= arg */
+} fp_audit_cp_at;
+
+typedef struct fp_audit_scan {
+    int64_t from, to;                 /* records with from <= id <= to (to 0: to the end) */
+    int no_rows;                      /* checkpoints only */
+    int64_t cp_after;                 /* checkpoints with id > cp_after, */
+    int64_t cp_upto_min, cp_upto_max; /* upto_id >= min and (max 0: any) <= max */
+    int cp_limit;                     /* at most this many checkpoints (0: all) */
+    /* called in chain order: a checkpoint right after the record it ends at
+     * (the row and checkpoint live until the call returns); nonzero stops */
+    int (*on_row)(const fp_audit_row *r, void *arg);
+    int (*on_cp)(const fp_audit_cp *cp, void *arg);
+    void *arg;
+} fp_audit_scan;
+
+typedef struct fp_audit_snap fp_audit_snap;
+struct fp_audit_snap {
+    /* the first and last record ids: 0, or FP_ENOTFOUND for an empty log */
+    int (*bounds)(fp_audit_snap *a, int64_t *min_id, int64_t *max_id, fp_err *err);
+    /* a checkpoint (fp_audit_cp_at): 1 found, 0 none, or an error */
+    int (*cp)(fp_audit_snap *a, fp_audit_cp_at at, int64_t arg, fp_audit_cp *out, fp_err *err);
+    /* the stored hash of record id: 1 (a hash of the right length), 0 */
+    int (*hash_at)(fp_audit_snap *a, int64_t id, unsigned char h[FP_AUDIT_HASH_LEN]);
+    /* the first record whose stored hash is h: 1 found, 0 */
+    int (*find_hash)(fp_audit_snap *a, const unsigned char h[FP_AUDIT_HASH_LEN], int64_t *id);
+    /* 0 (also when a callback stopped it) or an error */
+    int (*scan)(fp_audit_snap *a, const fp_audit_scan *q, fp_err *err);
+    /* the newest limit records, newest first */
+    int (*latest)(fp_audit_snap *a, int limit, void (*fn)(const fp_audit_row *r, void *arg),
+                  void *arg, fp_err *err);
+    /* invoices whose issued_at is more than tolerance seconds below an
+     * earlier stored one's: how many, the largest step back, the first
+     * such number ("" none); best effort */
+    void (*invoices_back)(fp_audit_snap *a, int64_t tolerance, int64_t *count, int64_t *max_back,
+                          char *first, size_t cap);
+    void *be; /* the backend's */
+};
+/* fn's result, or an error opening the snapshot. */
+int fp_store_audit_snapshot(fp_store *s, int (*fn)(fp_audit_snap *a, void *arg), void *arg,
+                            fp_err *err);
 
 #endif

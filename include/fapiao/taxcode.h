@@ -26,8 +26,16 @@ int fp_taxcode_valid_shape(const char *code);
  * Lines starting with '#' and a header line starting with "code" are
  * skipped. */
 int fp_taxcode_load(const char *path, fp_taxcode_table **out, fp_err *err);
+/* The same; on a failure in a line, *bad_line is its number (1-based; 0
+ * for a failure of the whole file: unreadable, too many rows, a code
+ * listed twice).  The layout: docs/taxcodes.md. */
+int fp_taxcode_load_at(const char *path, fp_taxcode_table **out, int *bad_line, fp_err *err);
+/* Row i (0..count-1) in code order, or NULL. */
+const fp_taxcode *fp_taxcode_at(const fp_taxcode_table *t, int i);
 void fp_taxcode_free(fp_taxcode_table *t);
 const fp_taxcode *fp_taxcode_find(const fp_taxcode_table *t, const char *code);
 int fp_taxcode_count(const fp_taxcode_table *t);
+/* 1 when a and b hold the same rows (codes, names, rates, summary flags). */
+int fp_taxcode_same(const fp_taxcode_table *a, const fp_taxcode_table *b);
 
 #endif

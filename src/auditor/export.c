@@ -95,174 +95,149 @@ static void write_header(fp_buf *b, const unsigned char *pk, int64_t start, int6
     fp_buf_puts(b, "\n");
 }
 
+typedef struct export_job {
+    const unsigned char *pk;
+    int64_t from, to;
+    const char *out_path;
+    int64_t *first, *last;
+    fp_err *err;
+    FILE *f;
+    fp_buf b;
+    int ok;
+    int64_t nrec, ncp;
+} export_job;
+
+static int put_row(const fp_audit_row *r, void *arg)
+{
+    export_job *x = arg;
+    write_rec_line(&x->b, r);
+    if (!x->nrec++)
+        *x->first = r->id;
+    *x->last = r->id;
+    x->ok = flush_buf(x->f, &x->b) == 0;
+    return !x->ok;
+}
+
+static int put_cp(const fp_audit_cp *cp, void *arg)
+{
+    export_job *x = arg;
+    fp_av_write_cp_line(&x->b, cp);
+    x->ncp++;
+    return 0;
+}
+
+/* The records from..to widened to checkpoints: start after the last one
+ * before from, end at the first one at or after to.  The scan is filled
+ * in; *anchor and *have_anchor say where the bundle starts. */
+static int export_range(fp_audit_snap *a, export_job *x, fp_audit_scan *q, fp_audit_cp *anchor,
+                        int *have_anchor)
+{
+    int64_t min_id = 0, max_id = 0;
+    int rc = a->bounds(a, &min_id, &max_id, x->err);
+    if (rc == FP_ENOTFOUND)
+        return fp_fail(x->err, FP_ENOTFOUND, "the audit log is empty: nothing to export");
+    if (rc < 0)
+        return rc;
+    int to_given = x->to > 0;
+    int64_t from = x->from <= 0 || x->from < min_id ? min_id : x->from;
+    int64_t to = !to_given || x->to > max_id ? max_id : x->to;
+    if (from > to)
+        return fp_fail(x->err, FP_EINVAL, "no records in %lld..%lld (the log holds %lld..%lld)",
+                       (long long)from, (long long)to, (long long)min_id, (long long)max_id);
+    fp_audit_cp cp;
+    *have_anchor = 0;
+    q->from = min_id;
+    q->to = to;
+    if ((rc = a->cp(a, FP_CP_BEFORE_UPTO, from, anchor, x->err)) < 0)
+        return rc;
+    if (rc == 1 && anchor->upto_id >= min_id - 1) {
+        *have_anchor = 1;
+        q->from = anchor->upto_id + 1;
+    }
+    if (to_given) {
+        if ((rc = a->cp(a, FP_CP_FROM_UPTO, to, &cp, x->err)) < 0)
+            return rc;
+        if (rc == 1 && cp.upto_id <= max_id)
+            q->to = cp.upto_id;
+    }
+    /* every later checkpoint when the bundle runs to the end of the log,
+     * so that a checkpoint beyond it (a truncated log) shows */
+    q->cp_after = *have_anchor ? anchor->id : 0;
+    q->cp_upto_min = q->from;
+    q->cp_upto_max = to_given ? q->to : 0;
+    return 0;
+}
+
+static int export_snap(fp_audit_snap *a, void *arg)
+{
+    export_job *x = arg;
+    fp_audit_scan q = {.on_row = put_row, .on_cp = put_cp, .arg = x};
+    fp_audit_cp anchor;
+    int have_anchor = 0;
+    int rc = export_range(a, x, &q, &anchor, &have_anchor);
+    if (rc < 0)
+        return rc;
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", x->out_path);
+    if (!(x->f = fopen(tmp, "w")))
+        return fp_fail(x->err, FP_EIO, "create %s: %s", tmp, strerror(errno));
+    write_header(&x->b, x->pk, q.from, q.to);
+    if (have_anchor)
+        fp_av_write_cp_line(&x->b, &anchor);
+    x->ok = flush_buf(x->f, &x->b) == 0;
+    if (x->ok && (rc = a->scan(a, &q, x->err)) < 0)
+        x->ok = 0;
+    if (x->ok) {
+        fp_buf_printf(&x->b, "{\"type\":\"end\",\"records\":%lld,\"checkpoints\":%lld}\n",
+                      (long long)x->nrec, (long long)x->ncp);
+        x->ok = flush_buf(x->f, &x->b) == 0 && fflush(x->f) == 0 && fsync(fileno(x->f)) == 0;
+    }
+    if (fclose(x->f) != 0)
+        x->ok = 0;
+    x->f = NULL;
+    if (!x->ok || rename(tmp, x->out_path) != 0) {
+        if (rc == 0)
+            rc = fp_fail(x->err, FP_EIO, "write %s: %s", x->out_path, strerror(errno));
+        unlink(tmp);
+    }
+    return rc;
+}
+
 int fp_audit_export(const char *db_path, const unsigned char pk[FP_AUDIT_KEY_LEN], int64_t from,
                     int64_t to, const char *out_path, int64_t *first, int64_t *last, fp_err *err)
 {
     *first = *last = 0;
-    sqlite3 *db = NULL;
-    int rc = fp_av_open_ro(db_path, &db, err);
-    if (rc < 0)
-        return rc;
-    char tmp[4200];
-    FILE *f = NULL;
-    sqlite3_stmt *rs = NULL, *cs = NULL;
-    fp_buf b;
-    fp_buf_init(&b, 0);
-    if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
-        rc = fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
-        goto out;
-    }
-    int64_t min_id = 0, max_id = 0;
-    int none = 1;
-    if ((rc = fp_av_int_query(db, "SELECT min(id) FROM audit", &min_id, &none, err)) < 0 ||
-        (!none && (rc = fp_av_int_query(db, "SELECT max(id) FROM audit", &max_id, &none, err)) < 0))
-        goto out;
-    if (none) {
-        rc = fp_fail(err, FP_ENOTFOUND, "the audit log is empty: nothing to export");
-        goto out;
-    }
-    int to_given = to > 0;
-    if (from <= 0 || from < min_id)
-        from = min_id;
-    if (!to_given || to > max_id)
-        to = max_id;
-    if (from > to) {
-        rc = fp_fail(err, FP_EINVAL, "no records in %lld..%lld (the log holds %lld..%lld)",
-                     (long long)from, (long long)to, (long long)min_id, (long long)max_id);
-        goto out;
-    }
-    /* widen to checkpoints: start after the last one before `from`, end at
-     * the first one at or after `to` */
-    fp_audit_cp anchor, cp;
-    int have_anchor = 0;
-    int64_t start = min_id, end = to;
-    if ((rc = fp_av_cp_query(db, "WHERE upto_id < ?1 ORDER BY upto_id DESC LIMIT 1", from, &anchor,
-                             err)) < 0)
-        goto out;
-    if (rc == 1 && anchor.upto_id >= min_id - 1) {
-        have_anchor = 1;
-        start = anchor.upto_id + 1;
-    }
-    if (to_given) {
-        if ((rc = fp_av_cp_query(db, "WHERE upto_id >= ?1 ORDER BY upto_id LIMIT 1", to, &cp,
-                                 err)) < 0)
-            goto out;
-        if (rc == 1 && cp.upto_id <= max_id)
-            end = cp.upto_id;
-    }
-    rs = fp_av_prep(
-        db,
-        "SELECT id, ts, actor, action, target, request_id, client_ip, outcome, seller_id, "
-        "client_request_id, prev_hash, hash FROM audit WHERE id >= ?1 AND id <= ?2 "
-        "ORDER BY id",
-        err);
-    /* every later checkpoint when the bundle runs to the end of the log, so
-     * that a checkpoint beyond it (a truncated log) shows */
-    cs =
-        rs ? fp_av_prep(db,
-                        "SELECT id, upto_id, upto_hash, ts, signature FROM audit_checkpoints "
-                        "WHERE id > ?1 AND upto_id >= ?2 AND (?3 = 0 OR upto_id <= ?4) ORDER BY id",
-                        err)
-           : NULL;
-    if (!cs) {
-        rc = FP_EIO;
-        goto out;
-    }
-    sqlite3_bind_int64(rs, 1, start);
-    sqlite3_bind_int64(rs, 2, end);
-    sqlite3_bind_int64(cs, 1, have_anchor ? anchor.id : 0);
-    sqlite3_bind_int64(cs, 2, start);
-    sqlite3_bind_int(cs, 3, to_given);
-    sqlite3_bind_int64(cs, 4, end);
-
-    snprintf(tmp, sizeof tmp, "%s.tmp", out_path);
-    if (!(f = fopen(tmp, "w"))) {
-        rc = fp_fail(err, FP_EIO, "create %s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    write_header(&b, pk, start, end);
-    if (have_anchor)
-        fp_av_write_cp_line(&b, &anchor);
-    int ok = flush_buf(f, &b) == 0;
-    int64_t nrec = 0, ncp = 0;
-    int cstep = sqlite3_step(cs), rstep = SQLITE_DONE;
-    if (cstep == SQLITE_ROW)
-        fp_av_cp_from_stmt(cs, &cp);
-    fp_audit_row row;
-    while (ok && (rstep = sqlite3_step(rs)) == SQLITE_ROW) {
-        fp_av_row_from_stmt(rs, &row);
-        while (cstep == SQLITE_ROW && cp.upto_id < row.id) {
-            fp_av_write_cp_line(&b, &cp);
-            ncp++;
-            if ((cstep = sqlite3_step(cs)) == SQLITE_ROW)
-                fp_av_cp_from_stmt(cs, &cp);
-        }
-        write_rec_line(&b, &row);
-        if (!nrec++)
-            *first = row.id;
-        *last = row.id;
-        ok = flush_buf(f, &b) == 0;
-    }
-    while (ok && cstep == SQLITE_ROW) {
-        fp_av_write_cp_line(&b, &cp);
-        ncp++;
-        if ((cstep = sqlite3_step(cs)) == SQLITE_ROW)
-            fp_av_cp_from_stmt(cs, &cp);
-    }
-    if (ok && (rstep != SQLITE_DONE || cstep != SQLITE_DONE)) {
-        rc = fp_fail(err, FP_EIO, "reading the audit log: %s", sqlite3_errmsg(db));
-        goto out;
-    }
-    fp_buf_printf(&b, "{\"type\":\"end\",\"records\":%lld,\"checkpoints\":%lld}\n", (long long)nrec,
-                  (long long)ncp);
-    ok = ok && flush_buf(f, &b) == 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (fclose(f) != 0)
-        ok = 0;
-    f = NULL;
-    if (!ok || rename(tmp, out_path) != 0) {
-        rc = fp_fail(err, FP_EIO, "write %s: %s", out_path, strerror(errno));
-        unlink(tmp);
-        goto out;
-    }
-    rc = 0;
-out:
-    if (f) {
-        fclose(f);
-        unlink(tmp);
-    }
-    fp_buf_free(&b);
-    sqlite3_finalize(rs);
-    sqlite3_finalize(cs);
-    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-    sqlite3_close(db);
+    export_job x = {.pk = pk,
+                    .from = from,
+                    .to = to,
+                    .out_path = out_path,
+                    .first = first,
+                    .last = last,
+                    .err = err};
+    fp_buf_init(&x.b, 0);
+    int rc = fp_av_snapshot(db_path, export_snap, &x, err);
+    fp_buf_free(&x.b);
     return rc;
 }
 
 /* ---- listing ---- */
 
+typedef struct list_job {
+    int limit;
+    void (*fn)(const fp_audit_row *r, void *arg);
+    void *arg;
+    fp_err *err;
+} list_job;
+
+static int list_snap(fp_audit_snap *a, void *arg)
+{
+    list_job *l = arg;
+    return a->latest(a, l->limit, l->fn, l->arg, l->err);
+}
+
 int fp_audit_list(const char *db_path, int limit, void (*fn)(const fp_audit_row *r, void *arg),
                   void *arg, fp_err *err)
 {
-    sqlite3 *db = NULL;
-    int rc = fp_av_open_ro(db_path, &db, err);
-    if (rc < 0)
-        return rc;
-    char sql[256];
-    snprintf(sql, sizeof sql, "SELECT %s FROM audit ORDER BY id DESC LIMIT ?1", fp_av_rec_cols);
-    sqlite3_stmt *st = fp_av_prep(db, sql, err);
-    if (st) {
-        sqlite3_bind_int(st, 1, limit);
-        int step;
-        fp_audit_row r;
-        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-            fp_av_row_from_stmt(st, &r);
-            fn(&r, arg);
-        }
-        rc = step == SQLITE_DONE ? 0 : fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
-    } else {
-        rc = FP_EIO;
-    }
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return rc;
+    list_job l = {limit, fn, arg, err};
+    return fp_av_snapshot(db_path, list_snap, &l, err);
 }

@@ -1,9 +1,8 @@
 /* internal.h — what the audit folder's files share (not a public header):
  * the verifier (verify.c) that the database and bundle sources feed, the
- * read-only database helpers, and the bundle/checkpoint line helpers that
- * export (export.c) and shipping (sink.c) reuse.  verify.c depends on
- * nothing here but itself; bundle.c and export.c on verify.c; sink.c on
- * both. */
+ * database read through the store (a read-only snapshot), and the bundle/checkpoint line helpers
+ * that export (export.c) and shipping (sink.c) reuse.  verify.c depends on nothing here but itself;
+ * bundle.c and export.c on verify.c; sink.c on both. */
 #ifndef FAPIAO_AUDIT_INTERNAL_H
 #define FAPIAO_AUDIT_INTERNAL_H
 
@@ -19,7 +18,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,14 +47,10 @@ typedef struct verifier {
     int64_t max_ts; /* the latest record time seen */
 } verifier;
 
-#define COL_PREV (2 + FP_AUDIT__FIELDS)
-#define COL_HASH (3 + FP_AUDIT__FIELDS)
 /* bundles: JSON lines (docs/audit.md) */
 #define BUNDLE_LINE_MAX (1 << 20)
 #define BUNDLE_FORMAT   "fapiao-audit-bundle"
 #define BUNDLE_VERSION  1
-
-extern const char fp_av_rec_cols[], fp_av_cp_cols[];
 
 /* Records the verifier's first finding; en and zh are printf formats
  * sharing the arguments. */
@@ -64,12 +58,11 @@ __attribute__((format(printf, 5, 7))) int fp_av_found(verifier *v, fp_audit_kind
                                                       int64_t cp, const char *en, const char *zh,
                                                       ...);
 
-void fp_av_cp_from_stmt(sqlite3_stmt *st, fp_audit_cp *cp);
-int fp_av_cp_query(sqlite3 *db, const char *where, int64_t arg, fp_audit_cp *cp, fp_err *err);
-int fp_av_int_query(sqlite3 *db, const char *sql, int64_t *v, int *is_null, fp_err *err);
-int fp_av_open_ro(const char *db_path, sqlite3 **db, fp_err *err);
-sqlite3_stmt *fp_av_prep(sqlite3 *db, const char *sql, fp_err *err);
-void fp_av_row_from_stmt(sqlite3_stmt *st, fp_audit_row *r);
+/* fn on a read snapshot of the audit log of the database at db_path (a
+ * store opened read-only: store.h fp_store_audit_snapshot): fn's result,
+ * or an error opening it (FP_ENOTFOUND: no such database). */
+int fp_av_snapshot(const char *db_path, int (*fn)(fp_audit_snap *a, void *arg), void *arg,
+                   fp_err *err);
 int fp_av_anchor(verifier *v, const fp_audit_cp *cp, int pruned);
 int fp_av_checkpoint(verifier *v, const fp_audit_cp *cp);
 void fp_av_end(verifier *v);

@@ -120,6 +120,30 @@ static int run_hook(const char *cmd, const char *data, size_t len, fp_err *err)
     return 0;
 }
 
+typedef struct ship_job {
+    fp_buf *b;
+    int64_t after, last, n;
+    fp_err *err;
+} ship_job;
+
+static int ship_cp(const fp_audit_cp *cp, void *arg)
+{
+    ship_job *j = arg;
+    fp_av_write_cp_line(j->b, cp);
+    j->last = cp->id;
+    j->n++;
+    return 0;
+}
+
+/* The checkpoints after the last one shipped, at most 10,000 a round. */
+static int ship_snap(fp_audit_snap *a, void *arg)
+{
+    ship_job *j = arg;
+    fp_audit_scan q = {
+        .no_rows = 1, .cp_after = j->after, .cp_limit = 10000, .on_cp = ship_cp, .arg = j};
+    return a->scan(a, &q, j->err);
+}
+
 int fp_audit_ship(const char *db_path, const char *dest, const char *state_path, int64_t *shipped,
                   fp_err *err)
 {
@@ -134,35 +158,14 @@ int fp_audit_ship(const char *db_path, const char *dest, const char *state_path,
     if (snprintf(path, sizeof path, "%s/%s", dest, SHIP_FILE) >= (int)sizeof path)
         return fp_fail(err, FP_ERANGE, "path too long: %s", dest);
     int64_t after = last_shipped_id(is_cmd ? state_path : path);
-    sqlite3 *db = NULL;
-    int rc = fp_av_open_ro(db_path, &db, err);
-    if (rc < 0)
-        return rc;
-    sqlite3_stmt *cs =
-        fp_av_prep(db,
-                   "SELECT id, upto_id, upto_hash, ts, signature FROM audit_checkpoints "
-                   "WHERE id > ?1 ORDER BY id LIMIT 10000",
-                   err);
     fp_buf b;
     fp_buf_init(&b, 0);
-    int64_t last = 0;
-    int step = SQLITE_DONE;
-    if (!cs) {
-        rc = FP_EIO;
+    ship_job j = {.b = &b, .after = after, .err = err};
+    int rc = fp_av_snapshot(db_path, ship_snap, &j, err);
+    int64_t last = j.last;
+    *shipped = j.n;
+    if (rc < 0)
         goto out;
-    }
-    sqlite3_bind_int64(cs, 1, after);
-    while ((step = sqlite3_step(cs)) == SQLITE_ROW) {
-        fp_audit_cp cp;
-        fp_av_cp_from_stmt(cs, &cp);
-        fp_av_write_cp_line(&b, &cp);
-        last = cp.id;
-        (*shipped)++;
-    }
-    if (step != SQLITE_DONE) {
-        rc = fp_fail(err, FP_EIO, "reading checkpoints: %s", sqlite3_errmsg(db));
-        goto out;
-    }
     if (b.overflow) {
         rc = fp_fail(err, FP_ENOMEM, "out of memory");
         goto out;
@@ -207,125 +210,119 @@ int fp_audit_ship(const char *db_path, const char *dest, const char *state_path,
         rc = fp_fail(err, FP_EIO, "append to %s: %s", path, strerror(e));
 out:
     fp_buf_free(&b);
-    sqlite3_finalize(cs);
-    sqlite3_close(db);
     if (rc < 0)
         *shipped = 0;
     return rc;
+}
+
+typedef struct shipped_job {
+    verifier v;
+    fp_audit_report *rep;
+    const unsigned char *pk;
+    FILE *f;
+    const char *path;
+    char *line;
+    fp_err *err;
+} shipped_job;
+
+/* One shipped checkpoint against the log: 0 go on, 1 a finding (stop),
+ * or an error. */
+static int check_one(fp_audit_snap *a, shipped_job *j, const fp_audit_cp *cp, int64_t min_id,
+                     int64_t max_id)
+{
+    verifier *v = &j->v;
+    j->rep->checkpoints++;
+    if (!fp_audit_cp_valid(cp, j->pk))
+        return fp_av_found(v, FP_AUDIT_CP_FORGED, 0, cp->id,
+                           "shipped checkpoint %lld: signature invalid for this public key",
+                           "已送出的第 %lld 号检查点签名与该公钥不符", (long long)cp->id),
+               1;
+    j->rep->cp_id = cp->id;
+    j->rep->cp_upto = cp->upto_id;
+    memcpy(j->rep->cp_hash, cp->upto_hash, FP_AUDIT_HASH_LEN);
+    /* the database's checkpoint of the same id, when it still has it, must
+     * be the one shipped (a re-signed log renumbers or rewrites them; a
+     * pruned log keeps its anchor) */
+    fp_audit_cp mine;
+    int have = a->cp(a, FP_CP_ID, cp->id, &mine, j->err);
+    if (have < 0)
+        return have;
+    if (have && (mine.upto_id != cp->upto_id ||
+                 memcmp(mine.upto_hash, cp->upto_hash, FP_AUDIT_HASH_LEN) != 0))
+        return fp_av_found(
+                   v, FP_AUDIT_CP_MISMATCH, cp->upto_id, cp->id,
+                   "checkpoint %lld in the database differs from its shipped copy: the log was "
+                   "rewritten after it was shipped",
+                   "数据库中的第 %lld 号检查点与已送出的副本不同：日志在送出后被改写",
+                   (long long)cp->id),
+               1;
+    if (cp->upto_id < min_id || cp->upto_id == 0)
+        return 0; /* pruned since (the database's own verify covers the anchor) */
+    if (cp->upto_id > max_id)
+        return fp_av_found(
+                   v, FP_AUDIT_TRUNCATED, cp->upto_id, cp->id,
+                   "shipped checkpoint %lld covers record %lld, but the log ends at %lld "
+                   "(truncated)",
+                   "已送出的第 %lld 号检查点覆盖到第 %lld 条，而日志止于第 %lld 条（被截断）",
+                   (long long)cp->id, (long long)cp->upto_id, (long long)max_id),
+               1;
+    unsigned char h[FP_AUDIT_HASH_LEN];
+    if (!a->hash_at(a, cp->upto_id, h) || memcmp(h, cp->upto_hash, FP_AUDIT_HASH_LEN) != 0)
+        fp_av_found(v, FP_AUDIT_CP_MISMATCH, cp->upto_id, cp->id,
+                    "shipped checkpoint %lld disagrees with the log at record %lld: the log was "
+                    "rewritten after it was shipped",
+                    "已送出的第 %lld 号检查点与日志第 %lld 条不符：日志在送出后被改写",
+                    (long long)cp->id, (long long)cp->upto_id);
+    return 0;
+}
+
+static int shipped_snap(fp_audit_snap *a, void *arg)
+{
+    shipped_job *j = arg;
+    int64_t min_id = 0, max_id = 0;
+    int rc = a->bounds(a, &min_id, &max_id, j->err);
+    if (rc < 0 && rc != FP_ENOTFOUND)
+        return rc;
+    long n;
+    int64_t lineno = 0;
+    while (!j->v.done && (n = fp_av_read_line(j->f, j->line, BUNDLE_LINE_MAX)) != -1) {
+        lineno++;
+        cJSON *o = n >= 0 ? cJSON_ParseWithLength(j->line, (size_t)n) : NULL;
+        fp_audit_cp cp;
+        if (!o || strcmp(fp_av_json_type(o), "checkpoint") || fp_av_parse_cp(o, &cp) < 0) {
+            cJSON_Delete(o);
+            if (n == 0)
+                continue;
+            fp_av_found(&j->v, FP_AUDIT_BAD_BUNDLE, 0, 0, "%s line %lld is not a checkpoint",
+                        "%s 第 %lld 行不是检查点", j->path, (long long)lineno);
+            break;
+        }
+        cJSON_Delete(o);
+        if ((rc = check_one(a, j, &cp, min_id, max_id)) != 0)
+            return rc < 0 ? rc : 0;
+    }
+    return 0;
 }
 
 /* The shipped file is either DEST/checkpoints.jsonl or that file itself. */
 int fp_audit_check_shipped(const char *db_path, const unsigned char pk[FP_AUDIT_KEY_LEN],
                            const char *shipped_path, fp_audit_report *rep, fp_err *err)
 {
-    verifier v;
-    fp_av_genesis(&v, rep, pk);
+    shipped_job j = {.rep = rep, .pk = pk, .err = err};
+    fp_av_genesis(&j.v, rep, pk);
     char path[4200];
     struct stat st;
     if (stat(shipped_path, &st) == 0 && S_ISDIR(st.st_mode))
         snprintf(path, sizeof path, "%s/%s", shipped_path, SHIP_FILE);
     else
         snprintf(path, sizeof path, "%s", shipped_path);
-    FILE *f = fopen(path, "r");
-    if (!f)
+    j.path = path;
+    if (!(j.f = fopen(path, "r")))
         return fp_fail(err, errno == ENOENT ? FP_ENOTFOUND : FP_EIO, "open %s: %s", path,
                        strerror(errno));
-    sqlite3 *db = NULL;
-    int rc = fp_av_open_ro(db_path, &db, err);
-    char *line = rc < 0 ? NULL : malloc(BUNDLE_LINE_MAX);
-    sqlite3_stmt *hs = NULL, *cs = NULL;
-    if (rc < 0)
-        goto out;
-    if (!line) {
-        rc = fp_fail(err, FP_ENOMEM, "out of memory");
-        goto out;
-    }
-    hs = fp_av_prep(db, "SELECT hash FROM audit WHERE id=?1", err);
-    cs = hs ? fp_av_prep(db, "SELECT min(id), max(id) FROM audit", err) : NULL;
-    if (!cs || sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
-        rc = fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
-        goto out;
-    }
-    int64_t min_id = 0, max_id = 0;
-    if (sqlite3_step(cs) == SQLITE_ROW) {
-        min_id = sqlite3_column_int64(cs, 0);
-        max_id = sqlite3_column_int64(cs, 1);
-    }
-    long n;
-    int64_t lineno = 0;
-    while (!v.done && (n = fp_av_read_line(f, line, BUNDLE_LINE_MAX)) != -1) {
-        lineno++;
-        cJSON *o = n >= 0 ? cJSON_ParseWithLength(line, (size_t)n) : NULL;
-        fp_audit_cp cp;
-        if (!o || strcmp(fp_av_json_type(o), "checkpoint") || fp_av_parse_cp(o, &cp) < 0) {
-            cJSON_Delete(o);
-            if (n == 0)
-                continue;
-            fp_av_found(&v, FP_AUDIT_BAD_BUNDLE, 0, 0, "%s line %lld is not a checkpoint",
-                        "%s 第 %lld 行不是检查点", path, (long long)lineno);
-            break;
-        }
-        cJSON_Delete(o);
-        rep->checkpoints++;
-        if (!fp_audit_cp_valid(&cp, pk)) {
-            fp_av_found(&v, FP_AUDIT_CP_FORGED, 0, cp.id,
-                        "shipped checkpoint %lld: signature invalid for this public key",
-                        "已送出的第 %lld 号检查点签名与该公钥不符", (long long)cp.id);
-            break;
-        }
-        rep->cp_id = cp.id;
-        rep->cp_upto = cp.upto_id;
-        memcpy(rep->cp_hash, cp.upto_hash, FP_AUDIT_HASH_LEN);
-        /* the database's checkpoint of the same id, when it still has it,
-         * must be the one shipped (a re-signed log renumbers or rewrites
-         * them; a pruned log keeps its anchor) */
-        fp_audit_cp mine;
-        int have = fp_av_cp_query(db, "WHERE id=?1", cp.id, &mine, err);
-        if (have < 0) {
-            rc = have;
-            goto out;
-        }
-        if (have && (mine.upto_id != cp.upto_id ||
-                     memcmp(mine.upto_hash, cp.upto_hash, FP_AUDIT_HASH_LEN) != 0)) {
-            fp_av_found(
-                &v, FP_AUDIT_CP_MISMATCH, cp.upto_id, cp.id,
-                "checkpoint %lld in the database differs from its shipped copy: the log was "
-                "rewritten after it was shipped",
-                "数据库中的第 %lld 号检查点与已送出的副本不同：日志在送出后被改写",
-                (long long)cp.id);
-            break;
-        }
-        if (cp.upto_id < min_id || cp.upto_id == 0)
-            continue; /* pruned since (the database's own verify covers the anchor) */
-        if (cp.upto_id > max_id) {
-            fp_av_found(&v, FP_AUDIT_TRUNCATED, cp.upto_id, cp.id,
-                        "shipped checkpoint %lld covers record %lld, but the log ends at %lld "
-                        "(truncated)",
-                        "已送出的第 %lld 号检查点覆盖到第 %lld 条，而日志止于第 %lld 条（被截断）",
-                        (long long)cp.id, (long long)cp.upto_id, (long long)max_id);
-            break;
-        }
-        sqlite3_bind_int64(hs, 1, cp.upto_id);
-        int step = sqlite3_step(hs);
-        int same = step == SQLITE_ROW && sqlite3_column_bytes(hs, 0) == FP_AUDIT_HASH_LEN &&
-                   !memcmp(sqlite3_column_blob(hs, 0), cp.upto_hash, FP_AUDIT_HASH_LEN);
-        sqlite3_reset(hs);
-        if (!same)
-            fp_av_found(
-                &v, FP_AUDIT_CP_MISMATCH, cp.upto_id, cp.id,
-                "shipped checkpoint %lld disagrees with the log at record %lld: the log was "
-                "rewritten after it was shipped",
-                "已送出的第 %lld 号检查点与日志第 %lld 条不符：日志在送出后被改写",
-                (long long)cp.id, (long long)cp.upto_id);
-    }
-    rc = 0;
-out:
-    if (db)
-        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-    sqlite3_finalize(hs);
-    sqlite3_finalize(cs);
-    sqlite3_close(db);
-    free(line);
-    fclose(f);
+    int rc = (j.line = malloc(BUNDLE_LINE_MAX)) ? fp_av_snapshot(db_path, shipped_snap, &j, err)
+                                                : fp_fail(err, FP_ENOMEM, "out of memory");
+    free(j.line);
+    fclose(j.f);
     return rc;
 }

@@ -284,293 +284,120 @@ void fp_av_end(verifier *v)
             (long long)v->prune_upto, (long long)v->prune_cp);
 }
 
-/* ---- the database ---- */
+/* ---- the database, through the store (store.h fp_store_audit_snapshot) ---- */
 
-const char fp_av_rec_cols[] = "id, ts, actor, action, target, request_id, client_ip, outcome, "
-                              "seller_id, client_request_id, prev_hash, hash";
-const char fp_av_cp_cols[] = "id, upto_id, upto_hash, ts, signature";
-
-void fp_av_row_from_stmt(sqlite3_stmt *st, fp_audit_row *r)
-{
-    memset(r, 0, sizeof *r);
-    r->id = sqlite3_column_int64(st, 0);
-    r->ts = sqlite3_column_int64(st, 1);
-    for (int i = 0; i < FP_AUDIT__FIELDS; i++) {
-        if (sqlite3_column_type(st, 2 + i) == SQLITE_NULL)
-            continue;
-        r->f[i].p = (const char *)sqlite3_column_text(st, 2 + i);
-        r->f[i].n = (size_t)sqlite3_column_bytes(st, 2 + i);
-        if (!r->f[i].p)
-            r->f[i].p = "";
-    }
-    static const unsigned char none[1];
-    if (sqlite3_column_type(st, COL_PREV) != SQLITE_NULL) {
-        r->prev_hash = sqlite3_column_blob(st, COL_PREV);
-        r->prev_len = (size_t)sqlite3_column_bytes(st, COL_PREV);
-        if (!r->prev_hash)
-            r->prev_hash = none;
-    }
-    if (sqlite3_column_type(st, COL_HASH) != SQLITE_NULL) {
-        r->hash = sqlite3_column_blob(st, COL_HASH);
-        r->hash_len = (size_t)sqlite3_column_bytes(st, COL_HASH);
-        if (!r->hash)
-            r->hash = none;
-    }
-}
-
-void fp_av_cp_from_stmt(sqlite3_stmt *st, fp_audit_cp *cp)
-{
-    memset(cp, 0, sizeof *cp);
-    cp->id = sqlite3_column_int64(st, 0);
-    cp->upto_id = sqlite3_column_int64(st, 1);
-    cp->ts = sqlite3_column_int64(st, 3);
-    const void *h = sqlite3_column_blob(st, 2);
-    int hn = sqlite3_column_bytes(st, 2);
-    const void *s = sqlite3_column_blob(st, 4);
-    int sn = sqlite3_column_bytes(st, 4);
-    if (h && hn == FP_AUDIT_HASH_LEN)
-        memcpy(cp->upto_hash, h, FP_AUDIT_HASH_LEN);
-    else
-        cp->malformed = 1;
-    if (s && sn == FP_AUDIT_SIG_LEN)
-        memcpy(cp->sig, s, FP_AUDIT_SIG_LEN);
-    else
-        cp->malformed = 1;
-}
-
-/* Opens db_path read-only and checks that it has the chained audit log. */
-int fp_av_open_ro(const char *db_path, sqlite3 **db, fp_err *err)
+int fp_av_snapshot(const char *db_path, int (*fn)(fp_audit_snap *a, void *arg), void *arg,
+                   fp_err *err)
 {
     if (access(db_path, F_OK) != 0)
         return fp_fail(err, FP_ENOTFOUND, "%s: %s", db_path, strerror(errno));
-    fp_store_shm_guard(); /* no SIGBUS on a full disk */
-    if (fp_store_sqlite_open_ro(db_path, db) != SQLITE_OK) {
-        int rc = fp_fail(err, FP_EIO, "open %s: %s", db_path,
-                         *db ? sqlite3_errmsg(*db) : "out of memory");
-        sqlite3_close(*db);
-        *db = NULL;
+    /* read-only: no migration, no writer, not a byte of the files changed */
+    fp_store_opts o = {.path = db_path, .read_conns = 1, .read_only = 1};
+    fp_store *s = NULL;
+    int rc = fp_store_open(&o, &s, err);
+    if (rc < 0)
         return rc;
-    }
-    sqlite3_busy_timeout(*db, 5000);
-    sqlite3_stmt *st = NULL;
-    int ok = sqlite3_prepare_v2(*db, "SELECT 1 FROM audit_checkpoints LIMIT 1", -1, &st, NULL) ==
-             SQLITE_OK;
-    sqlite3_finalize(st);
-    st = NULL; /* and the audit columns of migration 7 */
-    ok = ok && sqlite3_prepare_v2(*db, "SELECT seller_id, client_request_id FROM audit LIMIT 0", -1,
-                                  &st, NULL) == SQLITE_OK;
-    sqlite3_finalize(st);
-    if (!ok) {
-        int rc = fp_fail(err, FP_EINVAL,
-                         "%s has no chained audit log (%s): open it once with this fapiao "
-                         "(e.g. fapiao serve) to upgrade it",
-                         db_path, sqlite3_errmsg(*db));
-        sqlite3_close(*db);
-        *db = NULL;
-        return rc;
-    }
-    return 0;
-}
-
-sqlite3_stmt *fp_av_prep(sqlite3 *db, const char *sql, fp_err *err)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
-        sqlite3_finalize(st);
-        return NULL;
-    }
-    return st;
-}
-
-/* A checkpoint chosen by sql (binding one integer): 1 found, 0 none, <0. */
-int fp_av_cp_query(sqlite3 *db, const char *where, int64_t arg, fp_audit_cp *cp, fp_err *err)
-{
-    char sql[256];
-    snprintf(sql, sizeof sql, "SELECT %s FROM audit_checkpoints %s", fp_av_cp_cols, where);
-    sqlite3_stmt *st = fp_av_prep(db, sql, err);
-    if (!st)
-        return FP_EIO;
-    sqlite3_bind_int64(st, 1, arg);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW)
-        fp_av_cp_from_stmt(st, cp);
-    sqlite3_finalize(st);
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
-        return fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
-    return step == SQLITE_ROW;
-}
-
-int fp_av_int_query(sqlite3 *db, const char *sql, int64_t *v, int *is_null, fp_err *err)
-{
-    sqlite3_stmt *st = fp_av_prep(db, sql, err);
-    if (!st)
-        return FP_EIO;
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
-        *is_null = sqlite3_column_type(st, 0) == SQLITE_NULL;
-        *v = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-    return step == SQLITE_ROW ? 0 : fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
-}
-
-static int db_find(void *arg, const unsigned char h[FP_AUDIT_HASH_LEN], int64_t *id)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(arg, "SELECT id FROM audit WHERE hash=?1 ORDER BY id LIMIT 1", -1, &st,
-                           NULL) != SQLITE_OK) {
-        sqlite3_finalize(st);
-        return 0;
-    }
-    sqlite3_bind_blob(st, 1, h, FP_AUDIT_HASH_LEN, SQLITE_STATIC);
-    int found = sqlite3_step(st) == SQLITE_ROW;
-    if (found)
-        *id = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return found;
-}
-
-/* Feeds the records with id > after and the checkpoints with id > cp_after
- * to v, each checkpoint right after the record it ends at. */
-static int db_stream(sqlite3 *db, verifier *v, int64_t after, int64_t cp_after, fp_err *err)
-{
-    char sql[256];
-    snprintf(sql, sizeof sql, "SELECT %s FROM audit WHERE id > ?1 ORDER BY id", fp_av_rec_cols);
-    sqlite3_stmt *rs = fp_av_prep(db, sql, err), *cs = NULL;
-    snprintf(sql, sizeof sql, "SELECT %s FROM audit_checkpoints WHERE id > ?1 ORDER BY id",
-             fp_av_cp_cols);
-    if (rs)
-        cs = fp_av_prep(db, sql, err);
-    if (!cs) {
-        sqlite3_finalize(rs);
-        return FP_EIO;
-    }
-    sqlite3_bind_int64(rs, 1, after);
-    sqlite3_bind_int64(cs, 1, cp_after);
-    fp_audit_cp cp;
-    int cstep = sqlite3_step(cs), rstep = SQLITE_DONE;
-    if (cstep == SQLITE_ROW)
-        fp_av_cp_from_stmt(cs, &cp);
-    fp_audit_row row;
-    while (!v->done && (rstep = sqlite3_step(rs)) == SQLITE_ROW) {
-        fp_av_row_from_stmt(rs, &row);
-        while (!v->done && cstep == SQLITE_ROW && cp.upto_id < row.id) {
-            fp_av_checkpoint(v, &cp);
-            if ((cstep = sqlite3_step(cs)) == SQLITE_ROW)
-                fp_av_cp_from_stmt(cs, &cp);
-        }
-        fp_av_record(v, &row);
-    }
-    if (v->done)
-        rstep = SQLITE_DONE;
-    while (!v->done && cstep == SQLITE_ROW) {
-        fp_av_checkpoint(v, &cp);
-        if ((cstep = sqlite3_step(cs)) == SQLITE_ROW)
-            fp_av_cp_from_stmt(cs, &cp);
-    }
-    if (v->done)
-        cstep = SQLITE_DONE;
-    int rc = rstep == SQLITE_DONE && cstep == SQLITE_DONE
-                 ? 0
-                 : fp_fail(err, FP_EIO, "reading the audit log: %s", sqlite3_errmsg(db));
-    sqlite3_finalize(rs);
-    sqlite3_finalize(cs);
+    rc = fp_store_audit_snapshot(s, fn, arg, err);
+    fp_store_close(s);
     return rc;
 }
 
-/* Invoices whose issued_at is more than the tolerance below an earlier
- * stored one's (storage order: the rowid).  Best effort: a database
- * without invoices has nothing to report. */
-static void invoices_backwards(sqlite3 *db, fp_audit_report *rep)
+static int find_in_snap(void *arg, const unsigned char h[FP_AUDIT_HASH_LEN], int64_t *id)
 {
-    static const char sql[] =
-        "SELECT count(*), max(prev - issued_at), "
-        "  (SELECT number FROM (SELECT number, issued_at, max(issued_at) OVER (ORDER BY rowid "
-        "     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev FROM invoices) "
-        "   WHERE issued_at < prev - ?1 LIMIT 1) "
-        "FROM (SELECT issued_at, max(issued_at) OVER (ORDER BY rowid "
-        "  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev FROM invoices) "
-        "WHERE issued_at < prev - ?1";
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        sqlite3_finalize(st);
-        return;
+    fp_audit_snap *a = arg;
+    return a->find_hash(a, h, id);
+}
+
+static int feed_row(const fp_audit_row *r, void *arg)
+{
+    verifier *v = arg;
+    fp_av_record(v, r);
+    return v->done;
+}
+
+static int feed_cp(const fp_audit_cp *cp, void *arg)
+{
+    verifier *v = arg;
+    fp_av_checkpoint(v, cp);
+    return v->done;
+}
+
+typedef struct verify_job {
+    verifier v;
+    int64_t from_cp;
+    fp_err *err;
+} verify_job;
+
+/* Where the walk starts: after checkpoint from_cp, after the anchor of a
+ * pruned log, or at the first record.  0, or an error; a finding (the
+ * pruned beginning unaccounted for) ends the walk through v.done. */
+static int verify_start(fp_audit_snap *a, verify_job *j, fp_audit_scan *q)
+{
+    verifier *v = &j->v;
+    fp_audit_cp cp;
+    int rc;
+    if (j->from_cp > 0) {
+        if ((rc = a->cp(a, FP_CP_ID, j->from_cp, &cp, j->err)) <= 0)
+            return rc < 0 ? rc
+                          : fp_fail(j->err, FP_ENOTFOUND, "there is no checkpoint %lld",
+                                    (long long)j->from_cp);
+        fp_av_anchor(v, &cp, 0);
+        q->from = cp.upto_id + 1;
+        q->cp_after = cp.id;
+        return 0;
     }
-    sqlite3_bind_int64(st, 1, FP_AUDIT_TS_TOLERANCE);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        rep->inv_back = sqlite3_column_int64(st, 0);
-        rep->inv_back_max = sqlite3_column_int64(st, 1);
-        const unsigned char *n = sqlite3_column_text(st, 2);
-        snprintf(rep->inv_back_first, sizeof rep->inv_back_first, "%s", n ? (const char *)n : "");
+    int64_t first = 0, last = 0;
+    if ((rc = a->bounds(a, &first, &last, j->err)) == FP_ENOTFOUND)
+        return 0; /* an empty log: only checkpoints to look at */
+    if (rc < 0 || (rc = a->cp(a, FP_CP_AFTER_ID, 0, &cp, j->err)) < 0)
+        return rc;
+    int have_cp = rc;
+    if (first <= 1)
+        return 0;
+    /* the beginning was pruned: the oldest checkpoint must end right
+     * before the first record (and an audit.prune record must say so) */
+    if (have_cp && cp.upto_id == first - 1) {
+        fp_av_anchor(v, &cp, 1);
+        q->from = cp.upto_id + 1;
+        q->cp_after = cp.id;
+        return 0;
     }
-    sqlite3_finalize(st);
+    long long miss = have_cp && cp.upto_id < first - 1 ? cp.upto_id + 1 : 1;
+    if (miss == first - 1)
+        fp_av_found(v, FP_AUDIT_MISSING, miss, 0,
+                    "record %lld missing (the log starts at record %lld)",
+                    "第 %lld 条记录缺失（日志从第 %lld 条开始）", miss, (long long)first);
+    else
+        fp_av_found(v, FP_AUDIT_MISSING, miss, 0,
+                    "records %lld–%lld missing (the log starts at record %lld)",
+                    "第 %lld–%lld 条记录缺失（日志从第 %lld 条开始）", miss, (long long)first - 1,
+                    (long long)first);
+    return 0;
+}
+
+static int verify_snap(fp_audit_snap *a, void *arg)
+{
+    verify_job *j = arg;
+    verifier *v = &j->v;
+    v->find = find_in_snap;
+    v->find_arg = a;
+    fp_audit_scan q = {.from = 1, .on_row = feed_row, .on_cp = feed_cp, .arg = v};
+    int rc = verify_start(a, j, &q);
+    if (rc == 0 && !v->done)
+        rc = a->scan(a, &q, j->err);
+    if (rc < 0)
+        return rc;
+    fp_av_end(v);
+    a->invoices_back(a, FP_AUDIT_TS_TOLERANCE, &v->rep->inv_back, &v->rep->inv_back_max,
+                     v->rep->inv_back_first, sizeof v->rep->inv_back_first);
+    return 0;
 }
 
 int fp_audit_verify_db(const char *db_path, const unsigned char pk[FP_AUDIT_KEY_LEN],
                        int64_t from_cp, fp_audit_report *rep, fp_err *err)
 {
-    verifier v;
-    fp_av_genesis(&v, rep, pk);
-    sqlite3 *db = NULL;
-    int rc = fp_av_open_ro(db_path, &db, err);
-    if (rc < 0)
-        return rc;
-    v.find = db_find;
-    v.find_arg = db;
-    /* one read transaction: a consistent snapshot while a server writes */
-    if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
-        rc = fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
-        goto out;
-    }
-    int64_t after = 0, cp_after = 0;
-    fp_audit_cp cp;
-    if (from_cp > 0) {
-        if ((rc = fp_av_cp_query(db, "WHERE id=?1", from_cp, &cp, err)) <= 0) {
-            if (rc == 0)
-                rc = fp_fail(err, FP_ENOTFOUND, "there is no checkpoint %lld", (long long)from_cp);
-            goto out;
-        }
-        fp_av_anchor(&v, &cp, 0);
-        after = cp.upto_id;
-        cp_after = cp.id;
-    } else {
-        int64_t first = 0;
-        int none = 1;
-        if ((rc = fp_av_int_query(db, "SELECT min(id) FROM audit", &first, &none, err)) < 0 ||
-            (rc = fp_av_cp_query(db, "WHERE id > ?1 ORDER BY id LIMIT 1", 0, &cp, err)) < 0)
-            goto out;
-        int have_cp = rc;
-        if (!none && first > 1) {
-            /* the beginning was pruned: the oldest checkpoint must end
-             * right before the first record (and an audit.prune record
-             * must say so) */
-            if (have_cp && cp.upto_id == first - 1) {
-                fp_av_anchor(&v, &cp, 1);
-                after = cp.upto_id;
-                cp_after = cp.id;
-            } else {
-                long long miss = have_cp && cp.upto_id < first - 1 ? cp.upto_id + 1 : 1;
-                if (miss == first - 1)
-                    fp_av_found(&v, FP_AUDIT_MISSING, miss, 0,
-                                "record %lld missing (the log starts at record %lld)",
-                                "第 %lld 条记录缺失（日志从第 %lld 条开始）", miss,
-                                (long long)first);
-                else
-                    fp_av_found(&v, FP_AUDIT_MISSING, miss, 0,
-                                "records %lld–%lld missing (the log starts at record %lld)",
-                                "第 %lld–%lld 条记录缺失（日志从第 %lld 条开始）", miss,
-                                (long long)first - 1, (long long)first);
-            }
-        }
-    }
-    rc = v.done ? 0 : db_stream(db, &v, after, cp_after, err);
-    if (rc == 0)
-        fp_av_end(&v);
-    if (rc == 0)
-        invoices_backwards(db, rep);
-out:
-    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-    sqlite3_close(db);
+    verify_job j = {.from_cp = from_cp, .err = err};
+    fp_av_genesis(&j.v, rep, pk);
+    int rc = fp_av_snapshot(db_path, verify_snap, &j, err);
     return rc < 0 ? rc : 0;
 }

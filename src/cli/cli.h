@@ -33,6 +33,10 @@ int cli_parse(int argc, char **argv, const cli_flag *flags, const char *usage);
  * $FAPIAO_AUDIT_KEY, else NULL (DIR/audit.key).  docs/audit.md. */
 const char *cli_audit_key(void);
 
+/* The knowledge base's directory: $FAPIAO_KB_DIR, else the source tree's kb/
+ * when it exists, else the installed /usr/share/fapiao/kb (cmd_kb.c). */
+const char *cli_kb_dir(void);
+
 /* -1 (with a usage error printed) when a required flag's value is NULL. */
 int cli_require(const char *value, const char *flag, const char *usage);
 
@@ -56,6 +60,11 @@ struct fp_store *cli_open_store_ro(const char *dir);
 fp_audit_rec cli_audit_rec(char actor[80], const char *action, const char *target,
                            const char *outcome);
 
+/* After serve failed to load its certificate: when the certificate or the
+ * key file is missing (a production `fapiao init` makes none), says what
+ * to do (cmd_init.c). */
+void cli_tls_missing_hint(const char *crt, const char *key);
+
 int cmd_init(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_ranges(int argc, char **argv);
@@ -69,5 +78,8 @@ int cmd_audit(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_clock(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_sellers(int argc, char **argv);
+int cmd_taxcodes(int argc, char **argv);
 
 #endif

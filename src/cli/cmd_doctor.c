@@ -10,10 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifndef FP_SOURCE_DIR
-#define FP_SOURCE_DIR "."
-#endif
-
 static const char usage[] =
     "usage: fapiao doctor <url> [--json] [--timeout S] [--dns-server IP[:port]] [--cacert FILE]\n"
     "                     [--token T | --client-id ID --client-secret S]\n"
@@ -113,9 +109,7 @@ int cmd_doctor(int argc, char **argv)
         cli_fail("无法诊断", "cannot diagnose", err.msg);
         return 2;
     }
-    const char *dir = getenv("FAPIAO_KB_DIR");
-    if (!dir || !*dir)
-        dir = FP_SOURCE_DIR "/kb";
+    const char *dir = cli_kb_dir();
     /* only the verdict's article is printed: index just that one */
     fp_kb *kb = NULL;
     if (fp_kb_load_one(dir, fp_doctor_verdict_code(r), &kb, NULL) < 0)

@@ -1,12 +1,14 @@
 /* cmd_kb.c — `fapiao kb search|show|list`: the knowledge base of finding
- * codes (kb/CODE.md).  The directory is FP_SOURCE_DIR/kb unless FAPIAO_KB_DIR
- * or --dir says otherwise. */
+ * codes (kb/CODE.md).  The directory is --dir, else $FAPIAO_KB_DIR, else the
+ * source tree's kb/ when it exists (a build), else the installed
+ * /usr/share/fapiao/kb (the Debian package). */
 #include "cli.h"
 #include "fapiao/kb.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef FP_SOURCE_DIR
 #define FP_SOURCE_DIR "."
@@ -18,14 +20,21 @@ static const char usage[] =
     "       fapiao kb list [--dir KB_DIR] [--json]\n"
     "  Search the knowledge base in Chinese or English, or print one article.\n"
     "  在知识库中用中文或英文搜索，或显示某个故障代码的文章。\n"
-    "  KB_DIR defaults to $FAPIAO_KB_DIR, else " FP_SOURCE_DIR "/kb.\n";
+    "  KB_DIR defaults to $FAPIAO_KB_DIR, else kb/ of the source tree, else\n"
+    "  /usr/share/fapiao/kb.\n";
+
+const char *cli_kb_dir(void)
+{
+    const char *dir = getenv("FAPIAO_KB_DIR");
+    if (dir && *dir)
+        return dir;
+    return access(FP_SOURCE_DIR "/kb", F_OK) == 0 ? FP_SOURCE_DIR "/kb" : "/usr/share/fapiao/kb";
+}
 
 static fp_kb *open_kb(const char *dir)
 {
     if (!dir)
-        dir = getenv("FAPIAO_KB_DIR");
-    if (!dir || !*dir)
-        dir = FP_SOURCE_DIR "/kb";
+        dir = cli_kb_dir();
     fp_kb *kb = NULL;
     fp_err err = {0};
     if (fp_kb_load_dir(dir, &kb, &err) < 0) {

@@ -180,6 +180,7 @@ int cmd_pdf(int argc, char **argv)
 
 static const char worker_usage[] =
     "usage: fapiao render-worker [--font PATH] [--mem-limit BYTES] [--timeout-ms MS]\n"
+    "                            [--foreground]\n"
     "  A render worker of the server's PDF pool: framed requests on stdin,\n"
     "  replies on stdout (include/fapiao/pdf.h).  Not for interactive use.\n";
 
@@ -194,9 +195,11 @@ static int parse_u64(const char *s, unsigned long long *v)
 int cmd_render_worker(int argc, char **argv)
 {
     const char *font = NULL, *mem = NULL, *timeout = NULL;
+    int foreground = 0;
     const cli_flag flags[] = {{"--font", 0, &font, NULL},
                               {"--mem-limit", 0, &mem, NULL},
                               {"--timeout-ms", 0, &timeout, NULL},
+                              {"--foreground", 1, NULL, &foreground},
                               {NULL}};
     if (cli_parse(argc, argv, flags, worker_usage) < 0)
         return 2;
@@ -208,7 +211,7 @@ int cmd_render_worker(int argc, char **argv)
         return 2;
     }
     fp_err err = {0};
-    if (fp_pdf_worker_limits((size_t)limit, (int)ms, &err) < 0) {
+    if (fp_pdf_worker_limits((size_t)limit, (int)ms, foreground, &err) < 0) {
         cli_fail("无法限制内存", "cannot limit memory", err.msg);
         return 1;
     }

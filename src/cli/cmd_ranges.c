@@ -132,6 +132,20 @@ int cmd_ranges(int argc, char **argv)
     if (!s)
         return 1;
     int rc;
+    fp_seller *sel = importing ? malloc(sizeof *sel) : NULL;
+    if (importing && (!sel || fp_store_get_seller(s, seller_id, sel) < 0)) {
+        char zh[128], en[128];
+        snprintf(zh, sizeof zh, "销售方 %lld 不存在（fapiao sellers list 查看，--seller-id 指定）",
+                 (long long)seller_id);
+        snprintf(en, sizeof en,
+                 "no seller %lld (fapiao sellers list shows them; --seller-id names one)",
+                 (long long)seller_id);
+        cli_error(zh, en);
+        free(sel);
+        fp_store_close(s);
+        return 1;
+    }
+    free(sel);
     if (!importing)
         rc = fp_store_ranges(s, print_range, &json);
     else if (file)

@@ -11,6 +11,7 @@
 #include "fapiao/audit.h"
 #include "fapiao/auditor.h"
 #include "fapiao/auth.h"
+#include "fapiao/backup.h"
 #include "fapiao/health.h"
 #include "fapiao/jobs.h"
 #include "fapiao/keyfile.h"
@@ -173,8 +174,12 @@ typedef struct serve_run {
     const char *audit_key;
     int lockfd;
     fp_taxcode_table *codes;
+    /* tables replaced by a SIGHUP, kept until the server stops */
+    fp_taxcode_table *old_codes[64];
+    int nold_codes;
     fp_store *store;
     fp_audit_shipper *shipper;
+    fp_archiver *archiver; /* --archive (docs/recovery.md) */
     fp_outbox *outbox;
     fp_health *health;
     fp_tls *tls;
@@ -247,6 +252,15 @@ static int apply_numbers(serve_run *r)
     oo->webhook_timeout_ms *= 1000;
     if (GIVEN(retry_for_s))
         oo->retry_for_ms = (int64_t)c->retry_for_s * 1000;
+    /* the bounded backlog (docs/outbox.md): 0 given means never / kept */
+    if (GIVEN(render_backlog_max))
+        oo->render_backlog_max = c->render_backlog_max ? c->render_backlog_max : -1;
+    if (GIVEN(render_age_max_s))
+        oo->render_age_max_ms = c->render_age_max_s ? (int64_t)c->render_age_max_s * 1000 : -1;
+    if (GIVEN(od_wait_ms))
+        oo->on_demand_wait_ms = (int)c->od_wait_ms;
+    if (GIVEN(job_retention_s))
+        oo->job_retention_ms = c->job_retention_s ? (int64_t)c->job_retention_s * 1000 : -1;
     /* the disk thresholds are one ordered set: outbox > degrade > reserve */
     if (!r->min_free_mb)
         r->min_free_mb = 64;
@@ -371,9 +385,12 @@ static void stop_services(serve_run *r)
         fp_outbox_set_pause(r->outbox, NULL, NULL); /* it asks the health checks */
     fp_health_stop(r->health);
     fp_outbox_stop(r->outbox);
+    fp_archiver_stop(r->archiver); /* a last round: the commits so far */
     fp_store_close(r->store);
     fp_audit_shipper_stop(r->shipper); /* after the store's closing checkpoint */
     fp_taxcode_free(r->codes);
+    for (int i = 0; i < r->nold_codes; i++)
+        fp_taxcode_free(r->old_codes[i]);
 }
 
 /* The store, with its webhook secrets sealed and its checkpoints shipped:
@@ -419,6 +436,15 @@ static int open_store(serve_run *r)
         cli_fail("审计检查点无法送出", "cannot ship audit checkpoints", err.msg);
         return 1;
     }
+    fp_archive_opts ao = {
+        .dir = r->c.archive,
+        .data_dir = r->c.dir,
+        .interval_s = r->c.archive_interval_s != SERVE_UNSET ? (int)r->c.archive_interval_s : 10,
+        .command = r->c.archive_command};
+    if (r->c.archive && fp_archiver_start(r->store, &ao, &r->archiver, &err) < 0) {
+        cli_fail("无法启动持续归档", "cannot start continuous archiving", err.msg);
+        return 1;
+    }
     return 0;
 }
 
@@ -450,6 +476,9 @@ static int start_services(serve_run *r)
     ho->reserve_bytes = r->reserve_mb ? (int64_t)r->reserve_mb << 20 : -1;
     ho->outbox = r->outbox;
     ho->range_warn = so->range_warn;
+    ho->archiver = r->archiver;
+    ho->archive_lag_warn_s =
+        r->c.archive_lag_warn_s != SERVE_UNSET ? (int)r->c.archive_lag_warn_s : 60;
     uint64_t wd_usec = 0;
     if (sd_watchdog_enabled(0, &wd_usec) > 0) { /* WATCHDOG_USEC (systemd) */
         ho->on_round = watchdog_ping;
@@ -482,9 +511,10 @@ static int start_services(serve_run *r)
                       .client_ca_path = r->c.client_ca};
     int tls_rc = fp_tls_new(&to, &r->tls, &err);
     so->tls = r->tls;
-    if (tls_rc < 0)
+    if (tls_rc < 0) {
         cli_fail("TLS 证书不可用，拒绝启动", "the TLS certificate cannot be used", err.msg);
-    else if (fp_server_start(so, &r->srv, &err) < 0)
+        cli_tls_missing_hint(r->crt, r->key);
+    } else if (fp_server_start(so, &r->srv, &err) < 0)
         cli_fail("无法启动 HTTPS 服务", "cannot start the HTTPS server", err.msg);
     return r->srv ? 0 : 1;
 }
@@ -500,6 +530,37 @@ static void note_change(const char *name, int live, void *arg)
     char *list = live ? ch->live : ch->restart;
     size_t n = strlen(list);
     snprintf(list + n, sizeof ch->live - n, "%s%s", n ? ", " : "", name);
+}
+
+/* SIGHUP: the tax code table read again (after `fapiao taxcodes import`,
+ * docs/taxcodes.md) when its file changed; a table that does not load
+ * keeps the old one. */
+static void reload_codes(serve_run *r)
+{
+    const char *path = r->c.codes_path ? r->c.codes_path : r->tc;
+    fp_taxcode_table *t = NULL;
+    fp_err err = {0};
+    if (r->nold_codes == (int)(sizeof r->old_codes / sizeof r->old_codes[0])) {
+        fprintf(stderr, "fapiao: 税收分类编码表已重新加载过多次，请重启以加载新表 / the tax "
+                        "code table was reloaded too often: restart to load a new one\n");
+        return;
+    }
+    if (fp_taxcode_load(path, &t, &err) < 0) {
+        fprintf(stderr,
+                "fapiao: 税收分类编码表无法加载，继续使用原表 / cannot load the tax code table, "
+                "keeping the previous one: %s\n",
+                err.msg);
+        return;
+    }
+    if (fp_taxcode_same(t, r->codes)) {
+        fp_taxcode_free(t);
+        return;
+    }
+    r->old_codes[r->nold_codes++] = r->codes;
+    fp_server_set_codes(r->srv, t);
+    r->codes = t;
+    fprintf(stderr, "fapiao: 已重新加载税收分类编码表 / reloaded the tax code table: %d codes\n",
+            fp_taxcode_count(t));
 }
 
 /* SIGHUP: the flags, variables and config file read again through the same
@@ -569,6 +630,7 @@ static void serve_until_signal(serve_run *r, sigset_t *set, int argc, char **arg
         if (sig == SIGHUP) {
             sd_notify(0, "RELOADING=1\nSTATUS=reloading");
             reload_settings(r, argc, argv);
+            reload_codes(r);
         }
         /* new handshakes take the re-read files; open connections keep
          * theirs; bad files keep the old certificate */

@@ -21,9 +21,13 @@ static const struct {
     int (*fn)(int, char **);
     const char *zh, *en;
 } commands[] = {
-    {"init", cmd_init, "创建数据目录：自签名证书、演示号码段和演示凭据",
-     "create a data directory: self-signed certificate, demo number range, demo credential"},
+    {"init", cmd_init, "创建数据目录（--demo：含演示销售方、号码段、凭据与自签名证书）",
+     "create a data directory (--demo: with a demo seller, range, credential and certificate)"},
     {"serve", cmd_serve, "启动 HTTPS 开票服务", "run the HTTPS invoicing service"},
+    {"sellers", cmd_sellers, "管理销售方：新增、列出、查看、修改、停用、启用",
+     "manage the sellers: add, list, show, set, disable, enable"},
+    {"taxcodes", cmd_taxcodes, "导入或查看税收分类编码表",
+     "import or show the tax classification code table"},
     {"ranges", cmd_ranges, "导入或列出发票号码段（预赋码）",
      "import or list invoice number ranges"},
     {"keys", cmd_keys, "管理 API 凭据：创建、轮换、吊销、角色与白名单",
@@ -38,6 +42,8 @@ static const struct {
      "show the issue clock's mark, or confirm a forward clock jump"},
     {"check", cmd_check, "从磁盘检查存储（quick_check，--full 为 integrity_check），解除停写",
      "check the store from the disk (quick_check; --full: integrity_check), clear a fail-stop"},
+    {"backup", cmd_backup, "备份、校验、恢复（含时间点恢复）与导出私钥",
+     "back up, verify, restore (to a point in time) and export the private keys"},
     {"doctor", cmd_doctor, "诊断到开票服务器的连接",
      "diagnose the connection to an invoice server"},
     {"pdf", cmd_pdf, "把发票文档渲染为 PDF", "render an invoice document as a PDF"},
@@ -53,7 +59,7 @@ static int cmd_help(int argc, char **argv)
     int zh = cli_zh();
     printf("%s\n\n", zh ? "用法: fapiao <命令> [参数]" : "usage: fapiao <command> [options]");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        printf("  %-8s %s\n", commands[i].name, zh ? commands[i].zh : commands[i].en);
+        printf("  %-9s %s\n", commands[i].name, zh ? commands[i].zh : commands[i].en);
     printf("\n%s\n", zh ? "每个命令都支持 --help。" : "Every command takes --help.");
     return 0;
 }

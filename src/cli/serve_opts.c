@@ -181,6 +181,20 @@ static const opt opts[] = {
      "then the event is a dead letter", "超过此时间后事件成为死信"},
     {"--webhook-timeout", OPT_INT, F(wh_timeout_s), 1, 300, U_S, "SECONDS", "10",
      "one webhook call", "单次回调的时限"},
+    {"--render-backlog-max", OPT_LIMIT, F(render_backlog_max), 0, 100000000L, U_NONE, "N", "20000",
+     "pending renders from which PDFs are rendered on first request (on-demand mode; back below "
+     "half; 0: never; docs/outbox.md)",
+     "待渲染任务达到此数时改为首次请求时渲染 PDF（按需模式，降到一半以下恢复；0：从不；"
+     "docs/outbox.md）"},
+    {"--render-age-max", OPT_LIMIT, F(render_age_max_s), 0, 86400, U_S, "SECONDS", "10",
+     "the same, when the oldest pending render waits this long",
+     "最早的待渲染任务等待此时长时同上"},
+    {"--render-on-demand-wait", OPT_INT, F(od_wait_ms), 100, 60000, U_MS, "MS", "3000",
+     "how long GET .../pdf waits for an on-demand render before answering 202",
+     "按需渲染时 GET .../pdf 的最长等待，超时答复 202"},
+    {"--job-retention", OPT_LIMIT, F(job_retention_s), 0, 10L * 365 * 86400, U_S, "SECONDS",
+     "604800", "done render and webhook jobs are deleted after it (0: kept)",
+     "已完成的渲染与通知任务保留此时长后删除（0：一直保留）"},
     {"--allow-private-webhooks", OPT_BOOL, F(allow_private_webhooks), 0, 0, U_NONE, NULL, NULL,
      "lets webhooks reach loopback, private, link-local and metadata addresses (refused by "
      "default, checked when connecting; docs/security.md)",
@@ -223,6 +237,24 @@ static const opt opts[] = {
      "write-once) or to COMMAND's stdin",
      "把每个签名检查点追加到 DIR/checkpoints.jsonl（建议 chattr +a "
      "或一次写入介质）或交给命令的标准输入"},
+
+    {NULL, OPT_SECTION, 0, 0, 0, U_NONE, NULL, NULL, "Continuous archiving (docs/recovery.md)",
+     "持续归档（docs/recovery.md）"},
+    {"--archive", OPT_STR, F(archive), 0, 0, U_NONE, "DIR", NULL,
+     "a backup set: a full at start, then every committed transaction, fsynced there at least "
+     "every --archive-interval (the RPO on one node); restore with fapiao backup restore",
+     "备份集目录：启动时做一次全量，此后每个已提交事务至少每 --archive-interval 秒 fsync "
+     "到该处（单节点 RPO）；用 fapiao backup restore 恢复"},
+    {"--archive-interval", OPT_INT, F(archive_interval_s), 1, 3600, U_S, "SECONDS", "10",
+     "how often the committed transactions go to the archive", "已提交事务写入归档的间隔"},
+    {"--archive-command", OPT_STR, F(archive_command), 0, 0, U_NONE, "COMMAND", NULL,
+     "run for each new archived file (%p its path, %f its name), like PostgreSQL's "
+     "archive_command; exit 0 = taken; retried, in order",
+     "每个新归档文件执行一次（%p 路径，%f 文件名），同 PostgreSQL 的 archive_command；"
+     "退出码 0 表示已接收，失败按序重试"},
+    {"--archive-lag-warn", OPT_INT, F(archive_lag_warn_s), 1, 86400, U_S, "SECONDS", "60",
+     "/readyz warns when the archive is behind by more than this",
+     "归档落后超过此时间时 /readyz 给出警告"},
 
     {NULL, OPT_SECTION, 0, 0, 0, U_NONE, NULL, NULL,
      "Metrics: /metrics is public on the main port unless one of these is given "

@@ -19,6 +19,7 @@ typedef struct serve_conf {
     const char *database; /* a postgresql:// URL or a file (docs/ha.md) */
     const char *cert, *key, *key_pass, *ocsp, *client_ca;
     const char *audit_key, *cp_sink, *metrics_listen, *metrics_token;
+    const char *archive, *archive_command;
     /* switches: 0 or 1 */
     int fault_injection, allow_private_webhooks;
     /* numbers, in the unit of their option; SERVE_UNSET when not given */
@@ -28,7 +29,9 @@ typedef struct serve_conf {
     long c_rate, c_burst, g_rate, g_burst, concurrency; /* concurrency -1: off */
     long resp_mem_mb, max_conns, max_per_ip, hs_ms, hdr_ms, body_ms, send_ms, idle_s;
     long ob_workers, render_timeout_s, backoff_ms, retry_for_s, wh_timeout_s;
+    long render_backlog_max, render_age_max_s, od_wait_ms, job_retention_s; /* docs/outbox.md */
     long min_free_mb, ob_free_mb, reserve_mb, probe_ms, slow_ms, deadline_ms;
+    long archive_interval_s, archive_lag_warn_s;
     /* not settings: how they were read */
     const char *config;    /* the config file read (NULL: none) */
     int print_config;      /* --print-config: printed; do not start */

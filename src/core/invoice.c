@@ -681,6 +681,12 @@ static void parse_item(const cJSON *it, int i, fp_invoice *inv, const fp_taxcode
 int fp_invoice_parse(const char *body, size_t len, const fp_taxcode_table *codes, fp_invoice *inv,
                      fp_errors *es)
 {
+    return fp_invoice_parse_with(body, len, codes, NULL, inv, es);
+}
+
+int fp_invoice_parse_with(const char *body, size_t len, const fp_taxcode_table *codes,
+                          const fp_invoice_defaults *def, fp_invoice *inv, fp_errors *es)
+{
     static const char *const allowed[] = {
         "invoice_type", "price_includes_tax", "buyer", "items", "remark", "drawer", NULL};
     memset(inv, 0, sizeof *inv);
@@ -713,8 +719,16 @@ int fp_invoice_parse(const char *body, size_t len, const fp_taxcode_table *codes
     }
     int incl = get_bool(root, "price_includes_tax", "", 0, es);
     inv->price_includes_tax = incl > 0;
+    const char *def_drawer = def && def->drawer && *def->drawer ? def->drawer : NULL;
+    const char *def_remark = def && def->remark && *def->remark ? def->remark : NULL;
+    int has_drawer = cJSON_GetObjectItemCaseSensitive(root, "drawer") != NULL;
     inv->remark = get_str(root, "remark", "", 0, 450, es);
-    inv->drawer = get_str(root, "drawer", "", 1, 300, es);
+    /* an absent drawer takes the seller's default; a blank one is refused */
+    inv->drawer = get_str(root, "drawer", "", !def_drawer || has_drawer, 300, es);
+    if (!has_drawer && def_drawer)
+        inv->drawer = def_drawer;
+    if ((!inv->remark || !*inv->remark) && def_remark)
+        inv->remark = def_remark;
 
     const cJSON *buyer = cJSON_GetObjectItemCaseSensitive(root, "buyer");
     if (!buyer || cJSON_IsNull(buyer))

@@ -111,9 +111,10 @@ typedef struct fld {
 
 #define PARTY(f) offsetof(fp_doc_party, f)
 static const fld party_fields[] = {
-    {"tax_id", PARTY(tax_id), 2}, {"name", PARTY(name), 1}, {"address", PARTY(address), 0},
-    {"phone", PARTY(phone), 0},   {"bank", PARTY(bank), 0}, {"account", PARTY(account), 0},
-    {"email", PARTY(email), 0},
+    {"tax_id", PARTY(tax_id), 2},   {"name", PARTY(name), 1},
+    {"address", PARTY(address), 0}, {"phone", PARTY(phone), 0},
+    {"bank", PARTY(bank), 0},       {"account", PARTY(account), 0},
+    {"email", PARTY(email), 0},     {"tax_bureau_code", PARTY(tax_bureau_code), 0},
 };
 
 #define ITEM(f) offsetof(fp_doc_item, f)
@@ -331,6 +332,7 @@ int fp_invoice_render(const fp_invoice *inv, const fp_seller *seller, const char
     kstr_opt(&w, "phone", seller->phone);
     kstr_opt(&w, "bank", seller->bank);
     kstr_opt(&w, "account", seller->account);
+    kstr_opt(&w, "tax_bureau_code", seller->tax_bureau);
     fp_jw_obj_close(&w);
 
     const fp_party *p = &inv->buyer;

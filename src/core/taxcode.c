@@ -2,6 +2,7 @@
  * a sorted array; lookups are binary searches.  Bounded: at most 100,000
  * rows and 1 KiB per line. */
 #include "fapiao/taxcode.h"
+#include "fapiao/json.h"
 #include "fapiao/money.h"
 
 #include <errno.h>
@@ -56,6 +57,11 @@ static char *next_field(char **s)
 
 int fp_taxcode_load(const char *path, fp_taxcode_table **out, fp_err *err)
 {
+    return fp_taxcode_load_at(path, out, NULL, err);
+}
+
+int fp_taxcode_load_at(const char *path, fp_taxcode_table **out, int *bad_line, fp_err *err)
+{
     FILE *f = fopen(path, "r");
     if (!f)
         return fp_fail(err, FP_EIO, "tax code table %s: %s", path, strerror(errno));
@@ -66,8 +72,12 @@ int fp_taxcode_load(const char *path, fp_taxcode_table **out, fp_err *err)
         rc = fp_fail(err, FP_ENOMEM, "out of memory");
         goto fail;
     }
+    if (bad_line)
+        *bad_line = 0;
     while (fgets(line, sizeof line, f)) {
         lineno++;
+        if (bad_line)
+            *bad_line = lineno; /* the line being read: where a failure below is */
         size_t len = strlen(line);
         if (len == sizeof line - 1 && line[len - 1] != '\n') {
             rc = fp_fail(err, FP_EINVAL, "%s:%d: line too long", path, lineno);
@@ -75,6 +85,10 @@ int fp_taxcode_load(const char *path, fp_taxcode_table **out, fp_err *err)
         }
         while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             line[--len] = 0;
+        if (lineno == 1 && len >= 3 && !strncmp(line, "\xEF\xBB\xBF", 3)) {
+            len -= 3; /* a spreadsheet's UTF-8 byte order mark */
+            memmove(line, line + 3, len + 1);
+        }
         if (len == 0 || line[0] == '#' || strncmp(line, "code,", 5) == 0)
             continue;
         if (t->n == MAX_ROWS) {
@@ -101,7 +115,7 @@ int fp_taxcode_load(const char *path, fp_taxcode_table **out, fp_err *err)
             goto fail;
         }
         if (!fp_taxcode_valid_shape(code) || strlen(name) == 0 ||
-            strlen(name) >= sizeof r->short_name) {
+            strlen(name) >= sizeof r->short_name || !fp_utf8_valid(name, strlen(name))) {
             rc = fp_fail(err, FP_EINVAL, "%s:%d: bad code or short name", path, lineno);
             goto fail;
         }
@@ -117,6 +131,8 @@ int fp_taxcode_load(const char *path, fp_taxcode_table **out, fp_err *err)
         }
         t->n++;
     }
+    if (bad_line)
+        *bad_line = 0;
     if (ferror(f)) {
         rc = fp_fail(err, FP_EIO, "%s: read error: %s", path, strerror(errno));
         goto fail;
@@ -146,6 +162,11 @@ void fp_taxcode_free(fp_taxcode_table *t)
     free(t);
 }
 
+const fp_taxcode *fp_taxcode_at(const fp_taxcode_table *t, int i)
+{
+    return t && i >= 0 && i < t->n ? &t->rows[i] : NULL;
+}
+
 const fp_taxcode *fp_taxcode_find(const fp_taxcode_table *t, const char *code)
 {
     if (!t || !code || strlen(code) != 19)
@@ -158,4 +179,18 @@ const fp_taxcode *fp_taxcode_find(const fp_taxcode_table *t, const char *code)
 int fp_taxcode_count(const fp_taxcode_table *t)
 {
     return t ? t->n : 0;
+}
+
+int fp_taxcode_same(const fp_taxcode_table *a, const fp_taxcode_table *b)
+{
+    if (!a || !b || a->n != b->n)
+        return a == b;
+    for (int i = 0; i < a->n; i++) {
+        const fp_taxcode *x = &a->rows[i], *y = &b->rows[i];
+        if (strcmp(x->code, y->code) || strcmp(x->short_name, y->short_name) ||
+            x->nrates != y->nrates || x->summary != y->summary ||
+            memcmp(x->rates_bp, y->rates_bp, sizeof x->rates_bp[0] * (size_t)x->nrates))
+            return 0;
+    }
+    return 1;
 }

@@ -189,6 +189,11 @@ static const fp_code_info codes[FPC__COUNT] = {
                                    "此地址认证失败过多，请稍后重试",
                                    "Too many authentication failures from this address; retry "
                                    "later"},
+    [FPC_SELLER_DISABLED] =
+        {"SELLER_DISABLED", 403, "Seller disabled",
+         "该凭据所属的销售方已停用，不能开具发票（fapiao sellers enable 可恢复）",
+         "The credential's seller is disabled and cannot issue invoices "
+         "(fapiao sellers enable restores it)"},
 };
 
 const fp_code_info *fp_code_get(fp_code c)

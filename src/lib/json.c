@@ -359,6 +359,12 @@ void fp_json_escape(fp_buf *b, const char *s)
     fp_buf_append(b, run, (size_t)(s - run));
 }
 
+void fp_jw_start(fp_jw *w, fp_buf *b, size_t cap)
+{
+    fp_buf_init(b, cap);
+    fp_jw_init(w, b);
+}
+
 void fp_jw_init(fp_jw *w, fp_buf *b)
 {
     memset(w, 0, sizeof *w);

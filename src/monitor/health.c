@@ -1,5 +1,6 @@
 /* health.c — health checks, the store breaker and degraded mode (health.h). */
 #include "fapiao/health.h"
+#include "fapiao/backup.h"
 #include "fapiao/clock.h"
 #include "fapiao/metrics.h"
 #include "fapiao/jobs.h"
@@ -577,6 +578,17 @@ int fp_health_report(fp_health *h, fp_jw *w, int *degraded)
             fp_jw_kint(w, "reserve", h->o.reserve_bytes > 0 ? h->o.reserve_bytes : 0);
             fp_jw_kbool(w, "outbox_paused", fp_health_outbox_paused(h, NULL, 0));
         }
+        if (i == CK_OUTBOX && h->o.outbox) { /* the render backlog (docs/outbox.md) */
+            fp_outbox_backlog bl;
+            fp_outbox_backlog_get(h->o.outbox, &bl);
+            uint64_t all = bl.rendered_bg + bl.rendered_od;
+            fp_jw_kstr(w, "render_mode", bl.on_demand ? "on_demand" : "background");
+            fp_jw_kint(w, "render_backlog", bl.pending);
+            fp_jw_kint(w, "render_oldest_s", bl.oldest_ms / 1000);
+            fp_jw_kint(w, "pdfs_rendered_on_demand", (int64_t)bl.rendered_od);
+            fp_jw_kint(w, "pdfs_on_demand_percent",
+                       all ? (int64_t)(bl.rendered_od * 100 / all) : 0);
+        }
         if (ck[i].has_value)
             fp_jw_kint(w,
                        i == CK_DB_WRITE  ? "latency_ms"
@@ -590,6 +602,21 @@ int fp_health_report(fp_health *h, fp_jw *w, int *degraded)
             fp_jw_kstr(w, "reason", ck[i].reason);
         fp_jw_obj_close(w);
         ready &= ck[i].ok || i == CK_OUTBOX;
+    }
+    if (h->o.archiver) { /* a warning only: issuing goes on (docs/recovery.md) */
+        fp_archive_stats as;
+        fp_archiver_stats(h->o.archiver, &as);
+        int warn = h->o.archive_lag_warn_s > 0 ? h->o.archive_lag_warn_s : 60;
+        fp_jw_obj_open(w);
+        fp_jw_kstr(w, "name", "archive");
+        fp_jw_kbool(w, "ok", 1);
+        fp_jw_kbool(w, "warning", as.lag_s > warn || as.command_pending > 0);
+        fp_jw_kint(w, "lag_seconds", as.lag_s);
+        fp_jw_kint(w, "warn_above", warn);
+        fp_jw_kint(w, "command_pending", as.command_pending);
+        if (as.lag_s > warn)
+            fp_jw_kstr(w, "reason", "the archive is behind (归档落后)");
+        fp_jw_obj_close(w);
     }
     return ready;
 }
@@ -632,6 +659,31 @@ void fp_health_metrics(fp_health *h, fp_buf *b)
                     "database file (docs/storage.md).",
                     FP_METRICS_GAUGE, fp_store_failstop(h->o.store, NULL, 0) != FP_FAILSTOP_NONE,
                     1);
+    if (h->o.archiver) {
+        fp_archive_stats as;
+        fp_archiver_stats(h->o.archiver, &as);
+        fp_metrics_emit(b, "fapiao_archive_last_success_timestamp_seconds",
+                        "When everything committed until then was last fsynced in the archive.",
+                        FP_METRICS_GAUGE, as.last_ok_ms, 1000);
+        fp_metrics_emit(b, "fapiao_archive_lag_seconds",
+                        "Seconds since the archive last held every commit (RPO on one node).",
+                        FP_METRICS_GAUGE, as.lag_s, 1);
+        fp_metrics_emit(b, "fapiao_backup_last_full_timestamp_seconds",
+                        "When the newest full backup of the archive was taken.", FP_METRICS_GAUGE,
+                        as.last_full_ms, 1000);
+        fp_metrics_emit(b, "fapiao_archive_records_total", "Transactions archived.",
+                        FP_METRICS_COUNTER, as.records, 1);
+        fp_metrics_emit(b, "fapiao_archive_command_failures_total",
+                        "archive-command runs that failed (each is retried).", FP_METRICS_COUNTER,
+                        as.command_failures, 1);
+        fp_metrics_emit(b, "fapiao_archive_command_pending",
+                        "Archived files the archive-command has not taken yet.", FP_METRICS_GAUGE,
+                        as.command_pending, 1);
+        fp_metrics_emit(b, "fapiao_backup_last_verify_ok",
+                        "The last `fapiao backup verify` of the archive: 1 passed, 0 failed, -1 "
+                        "never run.",
+                        FP_METRICS_GAUGE, as.last_verify, 1);
+    }
     fp_breaker_state bs;
     uint64_t opened;
     fp_breaker_snapshot(&h->br, fp_clock_mono_ms(h->o.clock), &bs, NULL, &opened);

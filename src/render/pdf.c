@@ -1,18 +1,18 @@
-/* pdf.c — the invoice document (JSON) as a 数电票-style PDF, drawn with cairo
- * on a PDF surface, text in one FreeType face, the QR code from libqrencode.
- * The layout, what the QR code carries and the paging rule are described in
- * include/fapiao/pdf.h.
- * The text (the font, measuring, fitting into a cell) is pdf_text.c's.
+/* pdf.c — the invoice document (JSON) as a 数电票-style PDF: the layout.
+ * Text in one TrueType face, embedded as a subset (pdf_font.c), the QR code
+ * from libqrencode drawn as filled rectangles, the file written directly
+ * (pdf_write.c; it replaced cairo, see docs/render-performance.md).  The
+ * layout, what the QR code carries and the paging rule are described in
+ * include/fapiao/pdf.h.  The text (measuring, fitting into a cell) is
+ * pdf_text.c's.
  *
- * Why the text code looks the way it does:
- *  - Every string is measured once, at a reference size, with
- *    cairo_scaled_font_text_to_glyphs (hinting is off, so advances scale
- *    linearly); fitting it into its cell — shrinking, wrapping, cutting with
- *    "…" — is then arithmetic on those advances, and the glyphs are drawn
- *    with cairo_show_text_glyphs.  Passing the UTF-8 and the clusters along
- *    lets cairo's PDF surface write the ToUnicode map from them (text can be
- *    copied and searched); plain cairo_show_glyphs would make cairo look
- *    every glyph up in the font's cmap, a linear scan per glyph.
+ * Why the code looks the way it does:
+ *  - Every string is measured once (each character's glyph and advance
+ *    from the font, unhinted, so advances scale linearly); fitting it into
+ *    its cell — shrinking, wrapping, cutting with "…" — is then arithmetic
+ *    on those advances, and the glyphs are drawn as one run per line, each
+ *    glyph remembered with its character for the ToUnicode map (text can be
+ *    copied and searched).
  *  - Geometry is in millimetres converted to points (MM()); it is the only
  *    floating point here.  Amounts are the document's strings, copied.
  *  - The document is read strictly by the one reader, invoice_doc.c, as for
@@ -20,8 +20,6 @@
  *    corruption to report, naming the field, not something to draw around. */
 #include "fapiao/pdf.h"
 
-#include <cairo-pdf.h>
-#include <cairo.h>
 #include <errno.h>
 #include <qrencode.h>
 #include <stdint.h>
@@ -72,6 +70,21 @@ static const struct {
     [C_PRICE] = {"单价", 24, AL_RIGHT, 1},        [C_AMOUNT] = {"金额", 28, AL_RIGHT, 0},
     [C_RATE] = {"税率/征收率", 20, AL_CENTRE, 0}, [C_TAX] = {"税额", 28, AL_RIGHT, 0},
 };
+
+/* The characters nearly every invoice draws: the labels of every page,
+ * the 大写 numerals of the amount in words, digits and the punctuation of
+ * amounts, rates and dates.  They are the form font's glyphs (internal.h),
+ * embedded in every PDF and compressed once per renderer.  Characters of
+ * only some invoices (the title's 增值税专用 or 普通, 红冲原, the
+ * continuation line, letters of tax ids) are left out, since every PDF
+ * would carry them: they go into the document's font when drawn, like any
+ * character missing here. */
+const char fp_pdf_form_chars[] = "电子发票（）号码：开日期年月"
+                                 "购买方销售信息名称统一社会用代纳人识别"
+                                 "项目规格型位数量单价金额税率征收合计　¥⊗大写小"
+                                 "备注第页共"
+                                 "零壹贰叁肆伍陆柒捌玖拾佰仟万亿圆角分整"
+                                 " 0123456789.-%*/…";
 
 /* ---- the document (read by invoice_doc.c) as the PDF shows it ---- */
 
@@ -187,21 +200,21 @@ static int qr_text(const inv *v, char *buf, size_t n)
 
 static void hline(fp_pdf_dc *c, double x0, double x1, double y)
 {
-    cairo_move_to(c->cr, MM(x0), MM(y));
-    cairo_line_to(c->cr, MM(x1), MM(y));
+    fp_pdf_move(c, MM(x0), MM(y));
+    fp_pdf_line(c, MM(x1), MM(y));
 }
 
 static void vline(fp_pdf_dc *c, double x, double y0, double y1)
 {
-    cairo_move_to(c->cr, MM(x), MM(y0));
-    cairo_line_to(c->cr, MM(x), MM(y1));
+    fp_pdf_move(c, MM(x), MM(y0));
+    fp_pdf_line(c, MM(x), MM(y1));
 }
 
 static void draw_qr(fp_pdf_dc *c, const QRcode *q)
 {
     int n = q->width;
     double mod = QR_SIZE / n;
-    cairo_set_source_rgb(c->cr, INK);
+    fp_pdf_colour(c, INK);
     for (int y = 0; y < n; y++) {
         const unsigned char *row = q->data + (size_t)y * (size_t)n;
         for (int x = 0; x < n;) {
@@ -212,12 +225,12 @@ static void draw_qr(fp_pdf_dc *c, const QRcode *q)
             int x1 = x;
             while (x1 < n && (row[x1] & 1))
                 x1++;
-            cairo_rectangle(c->cr, MM(QR_X + x * mod), MM(QR_Y + y * mod), MM((x1 - x) * mod),
-                            MM(mod));
+            fp_pdf_rect(c, x, y, x1 - x, 1); /* in modules */
             x = x1;
         }
     }
-    cairo_fill(c->cr); /* one path: no seams between modules */
+    /* one path (no seams between modules), in module units: short numbers */
+    fp_pdf_fill_scaled(c, MM(QR_X), MM(QR_Y), MM(mod));
 }
 
 /* A label in the form's colour followed by a value in ink, on one line
@@ -225,9 +238,9 @@ static void draw_qr(fp_pdf_dc *c, const QRcode *q)
 static void pair(fp_pdf_dc *c, const char *lbl, const char *val, double x, double cy, double x_end,
                  double h, double size)
 {
-    cairo_set_source_rgb(c->cr, FORM);
+    fp_pdf_colour(c, FORM);
     double lw = fp_pdf_label(c, lbl, x, cy, size);
-    cairo_set_source_rgb(c->cr, INK);
+    fp_pdf_colour(c, INK);
     if (val && x + lw < x_end)
         fp_pdf_text_box(c, val, x + lw, cy - h / 2, x_end - (x + lw), h, size + 0.5, 5.5, AL_LEFT,
                         1);
@@ -235,30 +248,29 @@ static void pair(fp_pdf_dc *c, const char *lbl, const char *val, double x, doubl
 
 static void draw_header(fp_pdf_dc *c, const inv *v, const QRcode *q)
 {
-    cairo_t *cr = c->cr;
     draw_qr(c, q);
 
     /* title, with the double rule under it */
-    cairo_set_source_rgb(cr, FORM);
+    fp_pdf_colour(c, FORM);
     int n = fp_pdf_measure(c, v->title);
     double tw = fp_pdf_width(&c->r->m, 0, n) * 17.0 * 25.4 / 72.0;
     double tx = PAGE_W / 2 - tw / 2;
     fp_pdf_label(c, v->title, tx, 13.0, 17.0);
-    cairo_set_line_width(cr, 0.6);
+    fp_pdf_line_width(c, 0.6);
     hline(c, tx - 4, tx + tw + 4, 18.2);
     hline(c, tx - 4, tx + tw + 4, 19.0);
-    cairo_stroke(cr);
+    fp_pdf_stroke(c);
 
     if (v->red) {
         /* a stamp-like 红字 between the QR code and the title */
         double sx = 46.0, sy = 6.5, sw = 20.0, sh = 11.0;
-        cairo_set_source_rgb(cr, STAMP);
-        cairo_set_line_width(cr, 1.4);
-        cairo_rectangle(cr, MM(sx), MM(sy), MM(sw), MM(sh));
-        cairo_stroke(cr);
-        cairo_set_line_width(cr, 0.5);
-        cairo_rectangle(cr, MM(sx + 0.9), MM(sy + 0.9), MM(sw - 1.8), MM(sh - 1.8));
-        cairo_stroke(cr);
+        fp_pdf_colour(c, STAMP);
+        fp_pdf_line_width(c, 1.4);
+        fp_pdf_rect(c, MM(sx), MM(sy), MM(sw), MM(sh));
+        fp_pdf_stroke(c);
+        fp_pdf_line_width(c, 0.5);
+        fp_pdf_rect(c, MM(sx + 0.9), MM(sy + 0.9), MM(sw - 1.8), MM(sh - 1.8));
+        fp_pdf_stroke(c);
         fp_pdf_text_box(c, "红字", sx, sy, sw, sh, 16.0, 10.0, AL_CENTRE, 0);
     }
 
@@ -279,15 +291,27 @@ static void draw_header(fp_pdf_dc *c, const inv *v, const QRcode *q)
     };
     for (int i = 0; i < 2; i++) {
         double x0 = sides[i].x0, x1 = sides[i].x1, cx = x0 + SIDE_W + 1.5;
-        cairo_set_source_rgb(cr, FORM);
+        fp_pdf_colour(c, FORM);
         fp_pdf_vertical(c, sides[i].title, x0, FRAME_T, SIDE_W, PARTY_B - FRAME_T, 7.5);
-        pair(c, "名称：", sides[i].p->name, cx, FRAME_T + 5.0, x1 - 1.5, 8.0, 8.0);
-        pair(c, "统一社会信用代码/纳税人识别号：", sides[i].p->tax_id, cx, FRAME_T + 13.0, x1 - 1.5,
-             5.0, 8.0);
+        pair(c, "名称：", sides[i].p->name, cx, FRAME_T + 3.5, x1 - 1.5, 5.0, 8.0);
+        pair(c, "统一社会信用代码/纳税人识别号：", sides[i].p->tax_id, cx, FRAME_T + 8.5, x1 - 1.5,
+             4.0, 7.5);
+        /* address + phone, bank + account (issue 16): the seller's from
+         * `fapiao sellers`, the buyer's when the request gave them */
+        const char *two[2][2] = {{sides[i].p->address, sides[i].p->phone},
+                                 {sides[i].p->bank, sides[i].p->account}};
+        static const char *const lbl[2] = {"地址、电话：", "开户行及账号："};
+        for (int k = 0; k < 2; k++) {
+            char txt[2048];
+            snprintf(txt, sizeof txt, "%s%s%s", two[k][0] ? two[k][0] : "",
+                     two[k][0] && *two[k][0] && two[k][1] && *two[k][1] ? " " : "",
+                     two[k][1] ? two[k][1] : "");
+            pair(c, lbl[k], txt, cx, FRAME_T + 12.5 + 3.8 * k, x1 - 1.5, 3.5, 7.0);
+        }
     }
 
     /* the table's header row */
-    cairo_set_source_rgb(cr, FORM);
+    fp_pdf_colour(c, FORM);
     double x = FRAME_L;
     for (int k = 0; k < NCOLS; k++) {
         fp_pdf_text_box(c, cols[k].title, x, PARTY_B, cols[k].width, HEAD_B - PARTY_B, 8.0, 6.0,
@@ -301,7 +325,7 @@ static void draw_row(fp_pdf_dc *c, const item *t, double y)
     const char *cells[NCOLS] = {t->name,  t->spec,   t->unit, t->qty,
                                 t->price, t->amount, t->rate, t->tax};
     double x = FRAME_L;
-    cairo_set_source_rgb(c->cr, INK);
+    fp_pdf_colour(c, INK);
     for (int k = 0; k < NCOLS; k++) {
         if (cells[k])
             fp_pdf_text_box(c, cells[k], x + PAD, y, cols[k].width - 2 * PAD, ROW_H, 7.5,
@@ -321,14 +345,13 @@ static double col_x(int k)
 
 static void draw_totals(fp_pdf_dc *c, const inv *v)
 {
-    cairo_t *cr = c->cr;
     char buf[64];
     const double gross_label = 52.0;
 
-    cairo_set_source_rgb(cr, FORM);
+    fp_pdf_colour(c, FORM);
     fp_pdf_text_box(c, "合　　计", col_x(C_NAME), ROWS_B, cols[C_NAME].width, TOTAL_B - ROWS_B, 8.5,
                     6, AL_CENTRE, 0);
-    cairo_set_source_rgb(cr, INK);
+    fp_pdf_colour(c, INK);
     snprintf(buf, sizeof buf, "¥%s", v->total_amount);
     fp_pdf_text_box(c, buf, col_x(C_AMOUNT) + PAD, ROWS_B, cols[C_AMOUNT].width - 2 * PAD,
                     TOTAL_B - ROWS_B, 8.5, 4.5, AL_RIGHT, 0);
@@ -337,44 +360,43 @@ static void draw_totals(fp_pdf_dc *c, const inv *v)
                     TOTAL_B - ROWS_B, 8.5, 4.5, AL_RIGHT, 0);
 
     /* 价税合计 */
-    cairo_set_source_rgb(cr, FORM);
+    fp_pdf_colour(c, FORM);
     fp_pdf_text_box(c, "价税合计（大写）", FRAME_L, TOTAL_B, gross_label - FRAME_L,
                     GROSS_B - TOTAL_B, 8.5, 6, AL_CENTRE, 0);
     double cy = (TOTAL_B + GROSS_B) / 2;
     fp_pdf_label(c, "⊗", gross_label + 2.0, cy, 9.0);
-    cairo_set_source_rgb(cr, INK);
+    fp_pdf_colour(c, INK);
     fp_pdf_text_box(c, v->words, gross_label + 6.0, TOTAL_B, 108.0, GROSS_B - TOTAL_B, 9.0, 5.5,
                     AL_LEFT, 0);
-    cairo_set_source_rgb(cr, FORM);
+    fp_pdf_colour(c, FORM);
     double lw = fp_pdf_label(c, "（小写）", 168.0, cy, 8.5);
-    cairo_set_source_rgb(cr, INK);
+    fp_pdf_colour(c, INK);
     snprintf(buf, sizeof buf, "¥%s", v->total_with_tax);
     fp_pdf_text_box(c, buf, 168.0 + lw, TOTAL_B, FRAME_R - 1.5 - (168.0 + lw), GROSS_B - TOTAL_B,
                     9.0, 5.0, AL_LEFT, 0);
 
     /* 备注 */
-    cairo_set_source_rgb(cr, FORM);
+    fp_pdf_colour(c, FORM);
     fp_pdf_vertical(c, "备注", FRAME_L, GROSS_B, SIDE_W, FRAME_B - GROSS_B, 8.0);
-    cairo_set_source_rgb(cr, INK);
+    fp_pdf_colour(c, INK);
     if (v->remark)
         fp_pdf_text_box(c, v->remark, FRAME_L + SIDE_W + 1.5, GROSS_B + 0.5,
                         FRAME_R - FRAME_L - SIDE_W - 3.0, FRAME_B - GROSS_B - 1.0, 8.0, 5.5,
                         AL_LEFT, 1);
 
     /* rules of the bottom part */
-    cairo_set_source_rgb(cr, FORM);
-    cairo_set_line_width(cr, 0.5);
+    fp_pdf_colour(c, FORM);
+    fp_pdf_line_width(c, 0.5);
     hline(c, FRAME_L, FRAME_R, ROWS_B);
     hline(c, FRAME_L, FRAME_R, TOTAL_B);
     hline(c, FRAME_L, FRAME_R, GROSS_B);
     vline(c, gross_label, TOTAL_B, GROSS_B);
     vline(c, FRAME_L + SIDE_W, GROSS_B, FRAME_B);
-    cairo_stroke(cr);
+    fp_pdf_stroke(c);
 }
 
 static void draw_page(fp_pdf_dc *c, const inv *v, const QRcode *q, int page, int npages)
 {
-    cairo_t *cr = c->cr;
     char buf[96];
     draw_header(c, v, q);
 
@@ -385,106 +407,57 @@ static void draw_page(fp_pdf_dc *c, const inv *v, const QRcode *q, int page, int
     if (page == npages - 1) {
         draw_totals(c, v);
     } else {
-        cairo_set_source_rgb(cr, FORM);
+        fp_pdf_colour(c, FORM);
         snprintf(buf, sizeof buf, "（本页未完，续见第 %d 页）", page + 2);
         fp_pdf_text_box(c, buf, FRAME_L, ROWS_B, FRAME_R - FRAME_L, FRAME_B - ROWS_B, 9.0, 6.0,
                         AL_CENTRE, 0);
-        cairo_set_line_width(cr, 0.5);
+        fp_pdf_line_width(c, 0.5);
         hline(c, FRAME_L, FRAME_R, ROWS_B);
-        cairo_stroke(cr);
+        fp_pdf_stroke(c);
     }
 
     /* the frame */
-    cairo_set_source_rgb(cr, FORM);
-    cairo_set_line_width(cr, 0.8);
-    cairo_rectangle(cr, MM(FRAME_L), MM(FRAME_T), MM(FRAME_R - FRAME_L), MM(FRAME_B - FRAME_T));
-    cairo_stroke(cr);
-    cairo_set_line_width(cr, 0.5);
+    fp_pdf_colour(c, FORM);
+    fp_pdf_line_width(c, 0.8);
+    fp_pdf_rect(c, MM(FRAME_L), MM(FRAME_T), MM(FRAME_R - FRAME_L), MM(FRAME_B - FRAME_T));
+    fp_pdf_stroke(c);
+    fp_pdf_line_width(c, 0.5);
     const double half = (FRAME_L + FRAME_R) / 2;
     hline(c, FRAME_L, FRAME_R, PARTY_B);
     vline(c, half, FRAME_T, PARTY_B);
     vline(c, FRAME_L + SIDE_W, FRAME_T, PARTY_B);
     vline(c, half + SIDE_W, FRAME_T, PARTY_B);
-    cairo_stroke(cr);
+    fp_pdf_stroke(c);
 
     /* footer */
     double fy = FRAME_B + 4.5;
     pair(c, "开票人：", v->drawer, FRAME_L + 2.0, fy, 120.0, 4.5, 8.5);
-    cairo_set_source_rgb(cr, FORM);
+    fp_pdf_colour(c, FORM);
     snprintf(buf, sizeof buf, "第 %d 页 / 共 %d 页", page + 1, npages);
     fp_pdf_text_box(c, buf, 150.0, fy - 2.25, FRAME_R - 150.0, 4.5, 8.0, 6.0, AL_RIGHT, 0);
 }
 
 /* ---- output ---- */
 
-typedef struct sink {
-    fp_buf *out;
-    int range, nomem;
-} sink;
-
-static cairo_status_t sink_write(void *closure, const unsigned char *data, unsigned int n)
-{
-    sink *s = closure;
-    if (s->out->len + n > s->out->max) {
-        s->range = 1;
-        return CAIRO_STATUS_WRITE_ERROR;
-    }
-    fp_buf_append(s->out, data, n);
-    if (s->out->overflow) {
-        s->nomem = 1;
-        return CAIRO_STATUS_WRITE_ERROR;
-    }
-    return CAIRO_STATUS_SUCCESS;
-}
-
-static int cairo_rc(cairo_status_t st, const sink *s, fp_err *err)
-{
-    if (s->range)
-        return fp_fail(err, FP_ERANGE, "the PDF exceeds the output limit (%zu bytes)", s->out->max);
-    if (s->nomem || st == CAIRO_STATUS_NO_MEMORY)
-        return fp_fail(err, FP_ENOMEM, "out of memory");
-    return fp_fail(err, FP_EIO, "cairo: %s", cairo_status_to_string(st));
-}
-
 static int render(fp_pdf_renderer *r, const inv *v, const QRcode *q, fp_buf *out, fp_err *err)
 {
-    sink s = {.out = out};
     int npages = FP_PDF_PAGES(v->nitems);
-    cairo_surface_t *surf =
-        cairo_pdf_surface_create_for_stream(sink_write, &s, MM(PAGE_W), MM(PAGE_H));
-    cairo_status_t st = cairo_surface_status(surf);
-    if (st != CAIRO_STATUS_SUCCESS) {
-        cairo_surface_destroy(surf);
-        return cairo_rc(st, &s, err);
+    fp_pdf_file f;
+    int rc = fp_pdf_file_begin(&f, r, out, npages);
+    if (rc)
+        return fp_fail(err, rc,
+                       rc == FP_ERANGE ? "the PDF exceeds the output limit" : "out of memory");
+    for (int p = 0; p < npages; p++) {
+        fp_pdf_dc c;
+        fp_pdf_page_begin(&f, &c, err);
+        draw_page(&c, v, q, p, npages);
+        if ((rc = fp_pdf_page_end(&f, &c, err)) != 0)
+            return rc;
     }
     char title[64];
     snprintf(title, sizeof title, "电子发票 %s", v->number);
-    cairo_pdf_surface_set_metadata(surf, CAIRO_PDF_METADATA_TITLE, title);
-    cairo_pdf_surface_set_metadata(surf, CAIRO_PDF_METADATA_CREATOR, "fapiao");
-    cairo_pdf_surface_set_metadata(surf, CAIRO_PDF_METADATA_CREATE_DATE, v->created);
-
-    cairo_t *cr = cairo_create(surf);
-    cairo_set_font_face(cr, r->face);
-    cairo_set_font_options(cr, r->opts);
-    cairo_set_line_cap(cr, CAIRO_LINE_CAP_SQUARE);
-    fp_pdf_dc c = {.r = r, .cr = cr, .err = err};
-    for (int p = 0; p < npages && !c.rc; p++) {
-        draw_page(&c, v, q, p, npages);
-        cairo_show_page(cr);
-        if (cairo_status(cr) != CAIRO_STATUS_SUCCESS)
-            break;
-    }
-    st = cairo_status(cr);
-    cairo_destroy(cr);
-    cairo_surface_finish(surf);
-    if (st == CAIRO_STATUS_SUCCESS)
-        st = cairo_surface_status(surf);
-    cairo_surface_destroy(surf);
-    if (c.rc)
-        return c.rc;
-    if (st != CAIRO_STATUS_SUCCESS)
-        return cairo_rc(st, &s, err);
-    return 0;
+    fp_pdf_meta meta = {.title = title, .created = v->created};
+    return fp_pdf_file_end(&f, &meta, err);
 }
 
 /* Reads doc; on success the caller frees v->items and clears d. */

@@ -1,59 +1,49 @@
-/* pdf_text.c — the PDF's text: one FreeType face given to cairo, strings
- * measured once and fitted into their cells (shrunk, wrapped, cut with
- * "…").  The layout that uses it is pdf.c; why it works this way is said at
- * the top of pdf.c.  Geometry in millimetres (MM()) and font sizes are the
- * only floating point here. */
-#include <cairo-ft.h>
-#include <cairo.h>
-#include <ft2build.h>
+/* pdf_text.c — the PDF's text: the renderer (its font, loaded once, see
+ * pdf_font.c), strings measured once and fitted into their cells (shrunk,
+ * wrapped, cut with "…"), drawn as runs of subset glyphs (pdf_write.c).
+ * The layout that uses it is pdf.c.  Geometry in millimetres (MM()) and
+ * font sizes are the only floating point here.
+ *
+ * Measuring: one cluster per character, the character's glyph from the
+ * font's cmap and its advance from hmtx (unhinted, so advances scale
+ * linearly with the size); fitting is then arithmetic on those advances. */
+#include <libdeflate.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include FT_FREETYPE_H
 
 #include "internal.h"
 
-/* ---- the renderer: the font ---- */
-
-/* FreeType objects, freed by cairo when it drops the last reference to the
- * font face (its caches may outlive the renderer). */
-typedef struct ft_hold {
-    FT_Library lib;
-    FT_Face face;
-} ft_hold;
-
-static const cairo_user_data_key_t ft_key;
-
-static void hold_free(void *p)
-{
-    ft_hold *h = p;
-    if (h->face)
-        FT_Done_Face(h->face);
-    if (h->lib)
-        FT_Done_FreeType(h->lib);
-    free(h);
-}
+/* The deflate level of the PDF's streams: 1.  The font's outlines barely
+ * compress at any level (49 KB to 31 KB at 6, 33 KB at 1), and level 6
+ * costs twice the whole render's CPU time of level 1
+ * (docs/render-performance.md). */
+#define DEFLATE_LEVEL 1
 
 void fp_pdf_renderer_free(fp_pdf_renderer *r)
 {
     if (!r)
         return;
-    if (r->ref)
-        cairo_scaled_font_destroy(r->ref);
-    if (r->face)
-        cairo_font_face_destroy(r->face);
-    if (r->opts)
-        cairo_font_options_destroy(r->opts);
+    fp_pdf_subset_free(r->form);
+    fp_pdf_subset_free(r->doc);
+    fp_buf_free(&r->form_objs);
+    fp_pdf_font_free(r->font);
+    if (r->z)
+        libdeflate_free_compressor(r->z);
     free(r->m.txt);
-    cairo_glyph_free(r->m.gl);
-    cairo_text_cluster_free(r->m.cl);
+    free(r->m.cp);
+    free(r->m.gid);
     free(r->m.adv);
     free(r->m.off);
-    free(r->m.g0);
-    free(r->m.dg);
-    free(r->m.dcl);
-    free(r->m.ubuf);
+    free(r->m.dcid);
+    free(r->m.dfont);
+    fp_buf_free(&r->cs);
+    fp_buf_free(&r->path);
+    fp_buf_free(&r->prog);
+    fp_buf_free(&r->tmp);
+    free(r->zbuf);
+    free(r->xref);
     free(r);
 }
 
@@ -63,65 +53,37 @@ int fp_pdf_renderer_new(const char *font_path, fp_pdf_renderer **out, fp_err *er
     if (!font_path)
         font_path = FP_PDF_DEFAULT_FONT;
     fp_pdf_renderer *r = calloc(1, sizeof *r);
-    ft_hold *h = calloc(1, sizeof *h);
-    if (!r || !h) {
+    if (!r)
+        return fp_fail(err, FP_ENOMEM, "out of memory");
+    int rc = fp_pdf_font_new(font_path, &r->font, err);
+    if (rc) {
         free(r);
-        free(h);
+        return rc;
+    }
+    fp_buf_init(&r->cs, FP_PDF_MAX_PDF);
+    fp_buf_init(&r->path, FP_PDF_MAX_PDF);
+    fp_buf_init(&r->prog, FP_PDF_MAX_PDF);
+    fp_buf_init(&r->tmp, FP_PDF_MAX_PDF);
+    r->z = libdeflate_alloc_compressor(DEFLATE_LEVEL);
+    if (!r->z) {
+        fp_pdf_renderer_free(r);
         return fp_fail(err, FP_ENOMEM, "out of memory");
     }
-    FT_Error fe = FT_Init_FreeType(&h->lib);
-    if (fe) {
-        hold_free(h);
-        free(r);
-        return fp_fail(err, fe == FT_Err_Out_Of_Memory ? FP_ENOMEM : FP_EIO,
-                       "cannot initialise FreeType (error %d)", fe);
-    }
-    fe = FT_New_Face(h->lib, font_path, 0, &h->face);
-    if (fe || !FT_IS_SCALABLE(h->face)) {
-        hold_free(h);
-        free(r);
-        if (fe == FT_Err_Out_Of_Memory)
-            return fp_fail(err, FP_ENOMEM, "out of memory loading font %s", font_path);
-        return fp_fail(err, FP_EIO, "cannot load font %s (FreeType error %d%s)", font_path, fe,
-                       fe ? "" : ": not a scalable font");
-    }
-    /* Unhinted: PDF glyphs are outlines, and advances must scale linearly. */
-    r->face =
-        cairo_ft_font_face_create_for_ft_face(h->face, FT_LOAD_NO_HINTING | FT_LOAD_NO_BITMAP);
-    if (cairo_font_face_status(r->face) != CAIRO_STATUS_SUCCESS ||
-        cairo_font_face_set_user_data(r->face, &ft_key, h, hold_free) != CAIRO_STATUS_SUCCESS) {
-        cairo_font_face_destroy(r->face); /* a nil face when creation failed */
-        r->face = NULL;
-        hold_free(h);
-        fp_pdf_renderer_free(r);
-        return fp_fail(err, FP_ENOMEM, "out of memory creating the cairo font face");
-    }
-    r->opts = cairo_font_options_create();
-    cairo_font_options_set_hint_style(r->opts, CAIRO_HINT_STYLE_NONE);
-    cairo_font_options_set_hint_metrics(r->opts, CAIRO_HINT_METRICS_OFF);
-    cairo_matrix_t fm, ctm;
-    cairo_matrix_init_scale(&fm, REF_SIZE, REF_SIZE);
-    cairo_matrix_init_identity(&ctm);
-    r->ref = cairo_scaled_font_create(r->face, &fm, &ctm, r->opts);
-    if (cairo_font_options_status(r->opts) != CAIRO_STATUS_SUCCESS ||
-        cairo_scaled_font_status(r->ref) != CAIRO_STATUS_SUCCESS) {
-        fp_pdf_renderer_free(r);
-        return fp_fail(err, FP_ENOMEM, "cannot create a scaled font from %s", font_path);
-    }
-    cairo_glyph_t *g = NULL;
-    int ng = 0;
-    cairo_text_extents_t ext;
-    if (cairo_scaled_font_text_to_glyphs(r->ref, 0, 0, "…", 3, &g, &ng, NULL, NULL, NULL) !=
-            CAIRO_STATUS_SUCCESS ||
-        ng != 1) {
-        cairo_glyph_free(g);
+    r->ell_gid = fp_pdf_font_glyph(r->font, 0x2026);
+    if (r->ell_gid == 0) {
         fp_pdf_renderer_free(r);
         return fp_fail(err, FP_EIO, "font %s cannot map characters to glyphs", font_path);
     }
-    cairo_scaled_font_glyph_extents(r->ref, g, 1, &ext);
-    r->ell_index = g[0].index;
-    r->ell_adv = ext.x_advance / REF_SIZE;
-    cairo_glyph_free(g);
+    r->ell_adv = fp_pdf_font_advance(r->font, r->ell_gid);
+    fp_buf_init(&r->form_objs, FP_PDF_MAX_PDF);
+    if (fp_pdf_subset_new(r->font, &r->form) < 0 || fp_pdf_subset_new(r->font, &r->doc) < 0) {
+        fp_pdf_renderer_free(r);
+        return fp_fail(err, FP_ENOMEM, "out of memory");
+    }
+    if ((rc = fp_pdf_form_font(r, fp_pdf_form_chars, err)) < 0) {
+        fp_pdf_renderer_free(r);
+        return rc;
+    }
     *out = r;
     return 0;
 }
@@ -130,10 +92,7 @@ int fp_pdf_renderer_new(const char *font_path, fp_pdf_renderer **out, fp_err *er
 
 static void dfail(fp_pdf_dc *c, int code, const char *msg)
 {
-    if (c->rc)
-        return;
-    c->rc = code;
-    fp_fail(c->err, code, "%s", msg);
+    fp_pdf_dfail(c, code, msg);
 }
 
 static int grow(fp_pdf_dc *c, void **p, size_t *cap, size_t need, size_t elem)
@@ -153,6 +112,31 @@ static int grow(fp_pdf_dc *c, void **p, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
+/* The code point at s[*i] (strict UTF-8: no overlong forms, surrogates or
+ * values past U+10FFFF), *i moved past it; -1 when invalid. */
+static int32_t utf8_next(const unsigned char *s, size_t len, size_t *i)
+{
+    unsigned char c0 = s[*i];
+    if (c0 < 0x80) {
+        (*i)++;
+        return c0;
+    }
+    int n = c0 >= 0xf0 ? 3 : c0 >= 0xe0 ? 2 : c0 >= 0xc2 ? 1 : -1;
+    if (n < 0 || c0 > 0xf4 || *i + (size_t)n >= len)
+        return -1;
+    uint32_t cp = c0 & (0x3fu >> n);
+    for (int k = 1; k <= n; k++) {
+        if ((s[*i + (size_t)k] & 0xc0) != 0x80)
+            return -1;
+        cp = cp << 6 | (s[*i + (size_t)k] & 0x3f);
+    }
+    static const uint32_t min[4] = {0, 0x80, 0x800, 0x10000};
+    if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return -1;
+    *i += (size_t)n + 1;
+    return (int32_t)cp;
+}
+
 /* Measures s into c->r->m; returns the number of clusters (0 for an empty
  * string or on failure). */
 int fp_pdf_measure(fp_pdf_dc *c, const char *s)
@@ -167,59 +151,35 @@ int fp_pdf_measure(fp_pdf_dc *c, const char *s)
     }
     if (grow(c, (void **)&m->txt, &m->txt_cap, len + 1, 1) < 0)
         return 0;
+    size_t cap = (size_t)m->cap, c2 = cap, c3 = cap, c4 = cap;
+    if (grow(c, (void **)&m->cp, &cap, len + 1, sizeof *m->cp) < 0 ||
+        grow(c, (void **)&m->gid, &c2, len + 1, sizeof *m->gid) < 0 ||
+        grow(c, (void **)&m->adv, &c3, len + 1, sizeof *m->adv) < 0 ||
+        grow(c, (void **)&m->off, &c4, len + 1, sizeof *m->off) < 0)
+        return 0;
+    m->cap = (int)cap;
     for (size_t i = 0; i <= len; i++) {
         unsigned char ch = (unsigned char)s[i];
         m->txt[i] = (ch && (ch < 0x20 || ch == 0x7f)) ? ' ' : (char)ch;
     }
-    cairo_glyph_t *gl = m->gl;
-    cairo_text_cluster_t *cl = m->cl;
-    int ngl = m->gl_cap, ncl = m->cl_cap;
-    cairo_text_cluster_flags_t flags = 0;
-    cairo_status_t st = cairo_scaled_font_text_to_glyphs(c->r->ref, 0, 0, m->txt, (int)len, &gl,
-                                                         &ngl, &cl, &ncl, &flags);
-    /* cairo may have replaced the arrays (then they are ours to free) */
-    if (gl != m->gl) {
-        cairo_glyph_free(m->gl);
-        m->gl = gl;
-        m->gl_cap = ngl;
-    }
-    if (cl != m->cl) {
-        cairo_text_cluster_free(m->cl);
-        m->cl = cl;
-        m->cl_cap = ncl;
-    }
-    if (st != CAIRO_STATUS_SUCCESS) {
-        dfail(c, st == CAIRO_STATUS_NO_MEMORY ? FP_ENOMEM : FP_EINVAL,
-              st == CAIRO_STATUS_NO_MEMORY ? "out of memory" : "text cannot be drawn");
-        return 0;
-    }
-    m->ngl = ngl;
-    m->ncl = ncl;
-    size_t cap = (size_t)m->arr_cap, c2 = cap, c3 = cap;
-    if (grow(c, (void **)&m->adv, &cap, (size_t)ncl + 1, sizeof *m->adv) < 0 ||
-        grow(c, (void **)&m->off, &c2, (size_t)ncl + 1, sizeof *m->off) < 0 ||
-        grow(c, (void **)&m->g0, &c3, (size_t)ncl + 1, sizeof *m->g0) < 0)
-        return 0;
-    m->arr_cap = (int)cap;
-    int off = 0, g = 0;
-    for (int i = 0; i < ncl; i++) {
-        m->off[i] = off;
-        m->g0[i] = g;
-        off += m->cl[i].num_bytes;
-        g += m->cl[i].num_glyphs;
-    }
-    m->off[ncl] = off;
-    m->g0[ncl] = g;
-    for (int i = 0; i < ncl; i++) {
-        if (i + 1 < ncl) {
-            m->adv[i] = (m->gl[m->g0[i + 1]].x - m->gl[m->g0[i]].x) / REF_SIZE;
-        } else {
-            cairo_text_extents_t e;
-            cairo_scaled_font_glyph_extents(c->r->ref, m->gl + m->g0[i], m->ngl - m->g0[i], &e);
-            m->adv[i] = e.x_advance / REF_SIZE;
+    const unsigned char *u = (const unsigned char *)m->txt;
+    int n = 0;
+    for (size_t i = 0; i < len;) {
+        m->off[n] = (int)i;
+        int32_t cp = utf8_next(u, len, &i);
+        if (cp < 0) {
+            dfail(c, FP_EINVAL, "text cannot be drawn");
+            return 0;
         }
+        unsigned g = fp_pdf_font_glyph(c->r->font, (uint32_t)cp);
+        m->cp[n] = (uint32_t)cp;
+        m->gid[n] = g;
+        m->adv[n] = fp_pdf_font_advance(c->r->font, g);
+        n++;
     }
-    return ncl;
+    m->off[n] = (int)len;
+    m->ncl = n;
+    return n;
 }
 
 double fp_pdf_width(const meas *m, int a, int b)
@@ -277,35 +237,38 @@ static void draw_run(fp_pdf_dc *c, int a, int b, int ell, double sz, double x, d
     meas *m = &c->r->m;
     if (c->rc || (a >= b && !ell))
         return;
-    size_t ng = (size_t)(m->g0[b] - m->g0[a]) + (ell ? 1 : 0);
-    size_t nc = (size_t)(b - a) + (ell ? 1 : 0);
-    size_t nb = (size_t)(m->off[b] - m->off[a]) + (ell ? 3 : 0);
-    size_t gcap = (size_t)m->dg_cap, ccap = (size_t)m->dcl_cap;
-    if (grow(c, (void **)&m->dg, &gcap, ng, sizeof *m->dg) < 0 ||
-        grow(c, (void **)&m->dcl, &ccap, nc, sizeof *m->dcl) < 0 ||
-        grow(c, (void **)&m->ubuf, &m->ubuf_cap, nb, 1) < 0)
+    size_t ng = (size_t)(b - a) + (ell ? 1 : 0);
+    size_t cap = (size_t)m->dcid_cap;
+    if (grow(c, (void **)&m->dcid, &cap, ng, sizeof *m->dcid) < 0)
         return;
-    m->dg_cap = (int)gcap;
-    m->dcl_cap = (int)ccap;
-    double s = sz / REF_SIZE, x0 = m->gl[m->g0[a]].x;
+    m->dcid_cap = (int)cap;
+    size_t fcap = (size_t)m->dfont_cap;
+    if (grow(c, (void **)&m->dfont, &fcap, ng, 1) < 0)
+        return;
+    m->dfont_cap = (int)fcap;
+    fp_pdf_renderer *r = c->r;
     size_t k = 0;
-    for (int g = m->g0[a]; g < m->g0[b]; g++, k++) {
-        m->dg[k].index = m->gl[g].index;
-        m->dg[k].x = x + (m->gl[g].x - x0) * s;
-        m->dg[k].y = y;
+    for (int i = a; i <= b; i++) {
+        int last = i == b;
+        if (last && !ell)
+            break;
+        unsigned gid = last ? r->ell_gid : m->gid[i];
+        uint32_t cp = last ? 0x2026 : m->cp[i];
+        int id = fp_pdf_subset_id(r->form, gid);
+        if (id >= 0) {
+            m->dfont[k] = 0;
+        } else {
+            uint32_t d = fp_pdf_font_use(r->font, gid, cp);
+            if (d == 0xffffffffu) {
+                dfail(c, FP_ENOMEM, "out of memory");
+                return;
+            }
+            id = (int)d;
+            m->dfont[k] = 1;
+        }
+        m->dcid[k++] = (uint16_t)id;
     }
-    memcpy(m->dcl, m->cl + a, (size_t)(b - a) * sizeof *m->dcl);
-    memcpy(m->ubuf, m->txt + m->off[a], (size_t)(m->off[b] - m->off[a]));
-    if (ell) {
-        m->dg[k].index = c->r->ell_index;
-        m->dg[k].x = x + fp_pdf_width(m, a, b) * sz;
-        m->dg[k].y = y;
-        m->dcl[nc - 1].num_bytes = 3;
-        m->dcl[nc - 1].num_glyphs = 1;
-        memcpy(m->ubuf + nb - 3, "…", 3);
-    }
-    cairo_set_font_size(c->cr, sz);
-    cairo_show_text_glyphs(c->cr, m->ubuf, (int)nb, m->dg, (int)ng, m->dcl, (int)nc, 0);
+    fp_pdf_glyphs(c, m->dcid, m->dfont, (int)k, sz, x, y);
 }
 
 /* Draws s inside the box (x, y, w, h in mm): at size if it fits on one

@@ -280,12 +280,18 @@ static void red(xctx *x, const fp_invoice_doc *d)
     close_el(x);
 }
 
-static void supervision(xctx *x, const char *number, const char *issued)
+/* TaxBureauCode: the seller's 主管税务机关代码 when the document has it
+ * (`fapiao sellers --tax-bureau`), else the province's bureau from the
+ * number's province digits. */
+static void supervision(xctx *x, const char *number, const char *issued, const char *bureau_code)
 {
     char date[11], bureau[12];
     memcpy(date, issued, 10); /* shape checked by request_time */
     date[10] = 0;
-    snprintf(bureau, sizeof bureau, "1%.2s00000000", number + 2);
+    if (bureau_code && *bureau_code)
+        snprintf(bureau, sizeof bureau, "%.11s", bureau_code);
+    else
+        snprintf(bureau, sizeof bureau, "1%.2s00000000", number + 2);
     open_el(x, "TaxSupervisionInfo");
     leaf(x, "InvoiceNumber", number);
     leaf(x, "IssueTime", date);
@@ -314,7 +320,7 @@ static void convert(xctx *x, const fp_invoice_doc *d)
     doc_leaf(x, "Remark", "remark", d->remark);
     close_el(x);
     close_el(x); /* EInvoiceData */
-    supervision(x, d->number, d->issued_at);
+    supervision(x, d->number, d->issued_at, d->seller.tax_bureau_code);
     close_el(x); /* EInvoice */
     if (!x->f.rc)
         writer_rc(x, xmlTextWriterEndDocument(x->w));

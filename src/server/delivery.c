@@ -1,11 +1,14 @@
 /* delivery.c — the document and delivery end of the pipeline:
  *   GET  /v1/invoices/{number}/pdf     the PDF, or 202 + Retry-After while
- *                                      its render job has not finished
+ *                                      its render job has not finished; in
+ *                                      the outbox's on-demand mode it is
+ *                                      rendered now (docs/outbox.md)
  *   POST /v1/invoices/{number}/ack     the caller confirms receipt
  *   GET  /v1/jobs?state=&before=&limit=  outbox jobs (dead letters among them)
  *   GET  /v1/jobs/{id}
  *   POST /v1/jobs/{id}/redrive         a dead job runs again */
 #include "delivery.h"
+#include "http_limits.h"
 #include "fapiao/jobs.h"
 #include "fapiao/outbox.h"
 
@@ -23,6 +26,15 @@ static enum MHD_Result unavailable(fp_req *r)
 {
     return fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
 }
+
+/* A store look-up that failed (rc < 0): 404 naming what is missing, or 503. */
+static enum MHD_Result lookup_failed(fp_req *r, int rc, const char *zh, const char *en)
+{
+    return rc == FP_ENOTFOUND ? fp_problem(r, FPC_NOT_FOUND, zh, en, NULL) : unavailable(r);
+}
+
+#define NO_INVOICE "发票不存在", "No such invoice"
+#define NO_JOB     "任务不存在", "No such job"
 
 /* The PDF read from its file as it is sent, not held in memory (a client
  * that does not read pins nothing; docs/security.md "Response memory").
@@ -47,19 +59,61 @@ static struct MHD_Response *pdf_response(const char *path, size_t *len)
     return resp; /* owns fd */
 }
 
-enum MHD_Result fp_h_get_invoice_pdf(fp_req *r)
+/* What an on-demand render holds in the response-memory budget while it
+ * runs: the PDF is built in memory before it is written (http_limits.h). */
+#define OD_RESERVE FP_LARGE_RESPONSE
+
+/* The outbox's answer (another thread): the connection resumes into
+ * fp_h_pdf_resumed. */
+static void od_done(int result, void *arg)
+{
+    fp_req *r = arg;
+    r->od_result = result;
+    r->pdf_od = 2;
+    MHD_resume_connection(r->conn);
+}
+
+/* In on-demand mode, a PDF whose render job is pending is rendered now:
+ * the connection is suspended (never a blocked HTTP thread) until the
+ * outbox answers, by its deadline at the latest.  1 when suspended; 0 to
+ * answer as usual (not on-demand mode, stopping, over the budget). */
+static int od_suspend(fp_req *r)
+{
+    fp_server *s = r->srv;
+    fp_outbox *ob = s->o.outbox;
+    if (!ob || !fp_outbox_on_demand(ob))
+        return 0;
+    /* counted before stopping is read: shutdown waits for it (server.c) */
+    atomic_fetch_add(&s->inflight, 1);
+    if (atomic_load(&s->stopping) || fp_resp_budget_take(s, OD_RESERVE) < 0) {
+        atomic_fetch_sub(&s->inflight, 1);
+        return 0;
+    }
+    r->resp_held += OD_RESERVE;
+    r->pdf_od = 1;
+    MHD_suspend_connection(r->conn);
+    /* the queue or the seller's share is full: resumed at once into the
+     * usual answer (202 while it waits for the background) */
+    if (fp_outbox_render_now(ob, r->claims.seller_id, r->param, od_done, r) < 0)
+        od_done(FP_OD_TIMEOUT, r);
+    return 1;
+}
+
+static enum MHD_Result pdf_answer(fp_req *r, int may_render)
 {
     fp_invoice_state st;
     int rc = fp_store_invoice_state(r->srv->o.store, r->claims.seller_id, r->param, &st);
-    if (rc == FP_ENOTFOUND)
-        return fp_problem(r, FPC_NOT_FOUND, "发票不存在", "No such invoice", NULL);
     if (rc < 0)
-        return unavailable(r);
-    if (r->srv->o.pdf_dir && st.render_state == FP_JS_DONE) {
+        return lookup_failed(r, rc, NO_INVOICE);
+    /* no render job: rendered before its job was pruned (docs/outbox.md),
+     * if the file is there */
+    if (r->srv->o.pdf_dir && (st.render_state == FP_JS_DONE || st.render_state < 0)) {
         char path[4096];
         fp_outbox_pdf_path(r->srv->o.pdf_dir, r->param, path, sizeof path);
         size_t len = 0;
         struct MHD_Response *pdf = pdf_response(path, &len);
+        if (!pdf && st.render_state < 0 && errno == ENOENT)
+            goto pending;
         if (pdf) {
             char disp[96];
             snprintf(disp, sizeof disp, "inline; filename=\"%s.pdf\"", r->param);
@@ -72,6 +126,8 @@ enum MHD_Result fp_h_get_invoice_pdf(fp_req *r)
         snprintf(en, sizeof en, "The rendered PDF is missing: %s", strerror(errno));
         return fp_problem(r, FPC_INTERNAL, "已生成的 PDF 文件丢失", en, NULL);
     }
+    if (may_render && st.render_state == FP_JS_PENDING && od_suspend(r))
+        return MHD_YES;
     if (st.render_state == FP_JS_DEAD) {
         char en[400];
         snprintf(en, sizeof en, "The invoice PDF could not be rendered: %s", st.render_error);
@@ -90,11 +146,10 @@ enum MHD_Result fp_h_get_invoice_pdf(fp_req *r)
                  r->retry_after, st.render_error);
         return fp_problem(r, FPC_PDF_RETRYING, zh, en, NULL);
     }
-    /* queued or rendering (or no renderer configured) */
+pending: /* queued or rendering (or no renderer configured) */;
     fp_buf b;
     fp_jw w;
-    fp_buf_init(&b, 4096);
-    fp_jw_init(&w, &b);
+    fp_jw_start(&w, &b, 4096);
     fp_jw_obj_open(&w);
     fp_jw_kstr(&w, "number", r->param);
     fp_jw_kstr(&w, "status", st.status);
@@ -109,19 +164,32 @@ enum MHD_Result fp_h_get_invoice_pdf(fp_req *r)
     return fp_respond(r, 202, "application/json", body, len, h);
 }
 
+enum MHD_Result fp_h_get_invoice_pdf(fp_req *r)
+{
+    return pdf_answer(r, 1);
+}
+
+enum MHD_Result fp_h_pdf_resumed(fp_req *r)
+{
+    /* the reservation ends with the render; the answer is the file */
+    fp_resp_budget_release(r->srv, OD_RESERVE);
+    r->resp_held -= OD_RESERVE;
+    r->pdf_od = 0;
+    enum MHD_Result res = pdf_answer(r, 0);
+    atomic_fetch_sub(&r->srv->inflight, 1);
+    return res;
+}
+
 enum MHD_Result fp_h_ack(fp_req *r)
 {
     fp_err err = {0};
     int rc = fp_store_invoice_ack(r->srv->o.store, r->claims.seller_id, r->param,
                                   r->claims.client_id, r->rid, r->client_rid, r->client_ip, &err);
-    if (rc == FP_ENOTFOUND)
-        return fp_problem(r, FPC_NOT_FOUND, "发票不存在", "No such invoice", NULL);
     if (rc < 0)
-        return unavailable(r);
+        return lookup_failed(r, rc, NO_INVOICE);
     fp_buf b;
     fp_jw w;
-    fp_buf_init(&b, 4096);
-    fp_jw_init(&w, &b);
+    fp_jw_start(&w, &b, 4096);
     fp_jw_obj_open(&w);
     fp_jw_kstr(&w, "number", r->param);
     fp_jw_kstr(&w, "status", "confirmed");
@@ -242,14 +310,11 @@ static enum MHD_Result job_answer(fp_req *r, int64_t id)
 {
     fp_job j;
     int rc = fp_jobs_get(r->srv->o.store, r->scope_seller, id, &j);
-    if (rc == FP_ENOTFOUND)
-        return fp_problem(r, FPC_NOT_FOUND, "任务不存在", "No such job", NULL);
     if (rc < 0)
-        return unavailable(r);
+        return lookup_failed(r, rc, NO_JOB);
     fp_buf b;
     fp_jw w;
-    fp_buf_init(&b, 8192);
-    fp_jw_init(&w, &b);
+    fp_jw_start(&w, &b, 8192);
     write_job(&w, &j);
     return fp_respond_buf(r, 200, &b);
 }
@@ -258,7 +323,7 @@ enum MHD_Result fp_h_get_job(fp_req *r)
 {
     int64_t id;
     if (parse_id(r->param, &id) < 0)
-        return fp_problem(r, FPC_NOT_FOUND, "任务不存在", "No such job", NULL);
+        return fp_problem(r, FPC_NOT_FOUND, NO_JOB, NULL);
     return job_answer(r, id);
 }
 
@@ -266,12 +331,12 @@ enum MHD_Result fp_h_redrive_job(fp_req *r)
 {
     int64_t id;
     if (parse_id(r->param, &id) < 0)
-        return fp_problem(r, FPC_NOT_FOUND, "任务不存在", "No such job", NULL);
+        return fp_problem(r, FPC_NOT_FOUND, NO_JOB, NULL);
     fp_err err = {0};
     int rc = fp_jobs_redrive(r->srv->o.store, r->scope_seller, id, r->claims.client_id, r->rid,
                              r->client_rid, r->client_ip, &err);
     if (rc == FP_ENOTFOUND)
-        return fp_problem(r, FPC_NOT_FOUND, "任务不存在", "No such job", NULL);
+        return fp_problem(r, FPC_NOT_FOUND, NO_JOB, NULL);
     if (rc == FP_ECONFLICT)
         return fp_problem(r, FPC_JOB_STATE, NULL, NULL, NULL);
     if (rc < 0)

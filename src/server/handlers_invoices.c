@@ -70,6 +70,8 @@ enum MHD_Result fp_issue_common(fp_req *r, fp_issue_prepare_fn prep)
     enum MHD_Result res = issue_or_suspend(r, key, prep, &suspended);
     if (!suspended) /* answered directly; else fp_h_issue_resumed gives it back */
         atomic_fetch_sub(&s->inflight, 1);
+    else /* (the resumed handler cannot run before this call returns) */
+        r->issue_pending = 1;
     return res;
 }
 
@@ -127,6 +129,13 @@ static enum MHD_Result issue_submit(fp_req *r, const char *key, fp_issue_prepare
         }
         return replay(r, doc, dlen, num);
     }
+    /* after the replay: a retry learns what was issued before the seller
+     * was disabled; nothing new is stored for a disabled seller */
+    if (seller.disabled) {
+        free(ir->doc.json);
+        free(ir);
+        return fp_problem(r, FPC_SELLER_DISABLED, NULL, NULL, NULL);
+    }
 
     ir->seller_id = r->claims.seller_id;
     snprintf(ir->serial, sizeof ir->serial, "%s", key);
@@ -183,8 +192,9 @@ static int prepare_blue(fp_req *r, const char *key, const char *issued_at, const
     fp_errors *es = malloc(sizeof *es);
     if (!es)
         return 1;
-    int bad =
-        fp_invoice_parse(r->body.p ? r->body.p : "", r->body.len, r->srv->o.codes, &inv, es) < 0;
+    fp_invoice_defaults def = {seller->drawer, seller->remark};
+    int bad = fp_invoice_parse_with(r->body.p ? r->body.p : "", r->body.len,
+                                    atomic_load(&r->srv->codes), &def, &inv, es) < 0;
     if (bad)
         *res = fp_problem_errors(r, es);
     free(es);
@@ -252,6 +262,7 @@ enum MHD_Result fp_h_issue_resumed(fp_req *r)
 {
     fp_issue_req *ir = r->issue;
     enum MHD_Result res;
+    r->issue_pending = 0;
     /* answered at its deadline while the writer still holds it: only
      * `early` may be read */
     fp_issue_result result = atomic_load(&ir->early) ? FP_ISSUE_UNKNOWN : ir->result;
@@ -320,6 +331,7 @@ enum MHD_Result fp_h_issue_resumed(fp_req *r)
  * the writer owns the request now and may still store it. */
 enum MHD_Result fp_h_issue_abandoned(fp_req *r)
 {
+    r->issue_pending = 0;
     if (r->admitted) {
         fp_adaptive_cancel(r->srv->adaptive);
         r->admitted = 0;
@@ -328,6 +340,33 @@ enum MHD_Result fp_h_issue_abandoned(fp_req *r)
     enum MHD_Result res = fp_problem(r, FPC_OUTCOME_UNKNOWN, NULL, NULL, NULL);
     atomic_fetch_sub(&r->srv->inflight, 1);
     return res;
+}
+
+/* The connection of a suspended issue request ended without its handler
+ * running again: the client went away (libmicrohttpd closes a resumed
+ * connection whose peer is gone without calling the handler), or the
+ * daemon stopped.  It leaves the list of suspended requests, the writer no
+ * longer resumes it (it keeps and frees the request when it answers), and
+ * what fp_h_issue_resumed would have given back is given back. */
+void fp_issue_gone(fp_server *s, fp_req *r)
+{
+    if (r->parked) {
+        pthread_mutex_lock(&s->park_lock);
+        fp_server_unpark(s, r);
+        pthread_mutex_unlock(&s->park_lock);
+    }
+    if (!r->issue_pending)
+        return;
+    r->issue_pending = 0;
+    fp_parked_issue *p = (fp_parked_issue *)r->issue;
+    int unclaimed = 0;
+    if (p && atomic_compare_exchange_strong(&p->claim, &unclaimed, 2))
+        r->issue = NULL; /* the writer's now (on_committed releases it) */
+    if (r->admitted) {
+        fp_adaptive_cancel(s->adaptive);
+        r->admitted = 0;
+    }
+    atomic_fetch_sub(&s->inflight, 1);
 }
 
 /* ---- reads ---- */

@@ -30,7 +30,7 @@ typedef struct fp_route {
     fp_perm perm; /* what the caller's roles must allow (rbac.h) */
 } fp_route;
 
-#define FP_SELLER_CACHE 8
+#define FP_SELLER_CACHE 32
 
 /* The rate limits a SIGHUP may replace (limits.c): admission per credential
  * and over all (rl, NULL: none), and the authentication-failure budget
@@ -70,6 +70,8 @@ struct fp_server {
     /* the rate limits (limits.c): borrowed with fp_limits_hold, replaced
      * whole by fp_server_set_limits (SIGHUP) */
     struct fp_limits *_Atomic limits;
+    /* the tax code table (fp_server_set_codes; o.codes at start) */
+    const fp_taxcode_table *_Atomic codes;
     atomic_long limits_users;
     pthread_mutex_t limits_lock;
     struct fp_limits *retired[FP_LIMITS_RETIRED_MAX]; /* still held when replaced */
@@ -85,6 +87,7 @@ struct fp_server {
         fp_seller s;
     } sellers[FP_SELLER_CACHE];
     int nsellers;
+    int64_t seller_gen;      /* the sellers' generation the cache was read at (sellers.c) */
     atomic_size_t resp_held; /* response bytes in memory (http_limits.h) */
     atomic_uint_fast64_t resp_refused;
 };
@@ -116,6 +119,8 @@ struct fp_req {
     int admitted;             /* holds an adaptive-limit slot (released once) */
     int64_t submit_ns;        /* when it went to the store */
     int abandoned;            /* answered at shutdown while its batch committed */
+    int issue_pending;        /* suspended for the writer; holds an inflight count until its
+                                 resumed handler runs, or its connection ends (issue_gone) */
     fp_req *park_prev, *park_next;
     int parked;
     int close_conn;     /* answer with Connection: close */
@@ -123,6 +128,9 @@ struct fp_req {
     size_t resp_held;   /* counted in the response-memory budget */
     int auth_gated;     /* a failure that went through the budget once */
     int log_suppressed; /* beyond the budget: no access-log line of its own */
+    /* GET .../pdf rendered on demand (delivery.c): 1 while suspended for
+     * the outbox, 2 resumed with od_result (fp_outbox_od_result) */
+    int pdf_od, od_result;
 };
 
 /* An issue request as handed to the store.  `claim` decides, once, who
@@ -213,6 +221,8 @@ enum MHD_Result fp_h_token(fp_req *r);
 enum MHD_Result fp_h_issue(fp_req *r);
 enum MHD_Result fp_h_issue_resumed(fp_req *r);
 enum MHD_Result fp_h_issue_abandoned(fp_req *r);
+void fp_issue_gone(fp_server *s, fp_req *r);
+enum MHD_Result fp_h_pdf_resumed(fp_req *r); /* delivery.c: after an on-demand render */
 enum MHD_Result fp_h_get_invoice(fp_req *r);
 enum MHD_Result fp_h_list_invoices(fp_req *r);
 enum MHD_Result fp_h_healthz(fp_req *r);

@@ -143,3 +143,10 @@ int fp_server_set_limits(fp_server *s, const fp_server_opts *o, fp_err *err)
     pthread_mutex_unlock(&s->limits_lock);
     return 0;
 }
+
+/* The tax code table is swapped whole too; the old one is the caller's to
+ * keep until the server stops (a request may still be reading it). */
+const fp_taxcode_table *fp_server_set_codes(fp_server *s, const fp_taxcode_table *codes)
+{
+    return atomic_exchange(&s->codes, codes);
+}

@@ -286,6 +286,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return fp_h_issue_abandoned(r);
     if (r->issue) /* resumed after the group commit */
         return fp_h_issue_resumed(r);
+    if (r->pdf_od) /* resumed after an on-demand render */
+        return fp_h_pdf_resumed(r);
     fp_conn_guard_request_read(s->guard, fp_req_guarded(c));
     r->body_read = 1;
     return route_and_handle(r);
@@ -348,7 +350,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
             fp_access_log_line(s->alog, b.p, b.len);
         fp_buf_free(&b);
     }
+    fp_issue_gone(s, r);            /* suspended or resumed, and its client gone */
     fp_issue_req_release(r->issue); /* the writer may still hold one answered early */
+    if (r->pdf_od) /* resumed after an on-demand render, never handled (client gone) */
+        atomic_fetch_sub(&s->inflight, 1);
     fp_buf_free(&r->body);
     free(r);
     *ctx = NULL;
@@ -452,6 +457,7 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
     if (!s)
         return fp_fail(err, FP_ENOMEM, "out of memory");
     s->o = *o;
+    atomic_store(&s->codes, o->codes);
     s->o.tls = NULL; /* set below with its own reference */
     pthread_mutex_init(&s->seller_lock, NULL);
     pthread_mutex_init(&s->park_lock, NULL);

@@ -36,6 +36,13 @@
       (seller_id, q, soft_bytes, out, rows, last, more))                                           \
     X(int, store_get_client, (const char *client_id, fp_client_rec *c), (client_id, c))            \
     X(int, store_get_seller, (int64_t seller_id, fp_seller * out), (seller_id, out))               \
+    X(int, store_sellers_generation, (int64_t * gen), (gen))                                       \
+    X(int, store_sellers, (void (*fn)(const fp_seller *x, void *arg), void *arg), (fn, arg))       \
+    X(int, store_seller_create,                                                                    \
+      (const fp_seller *seller, int64_t *id, const fp_audit_rec *audit, fp_err *err),              \
+      (seller, id, audit, err))                                                                    \
+    X(int, store_seller_update, (const fp_seller *seller, const fp_audit_rec *audit, fp_err *err), \
+      (seller, audit, err))                                                                        \
     X(int, store_numbers_remaining, (int64_t seller_id, int64_t * remaining),                      \
       (seller_id, remaining))                                                                      \
     X(int, store_ping, (fp_err * err), (err))                                                      \
@@ -99,6 +106,8 @@
        void (*fn)(const fp_audit_view *v, void *arg), void *arg),                                  \
       (seller_id, before, limit, fn, arg))                                                         \
     X(int, store_audit_head, (fp_audit_head * h, fp_err * err), (h, err))                          \
+    X(int, store_audit_snapshot,                                                                   \
+      (int (*fn)(fp_audit_snap * a, void *arg), void *arg, fp_err *err), (fn, arg, err))           \
     X(int, store_audit_prune,                                                                      \
       (int64_t before_ts, const char *actor, int64_t *upto, int64_t *anchor_cp, fp_err *err),      \
       (before_ts, actor, upto, anchor_cp, err))                                                    \
@@ -124,6 +133,13 @@
        void (*fn)(const fp_job *j, void *arg), void *arg, fp_err *err),                            \
       (seller_id, state, before, limit, fn, arg, err))                                             \
     X(int, jobs_count, (fp_jobs_counts * c, fp_err * err), (c, err))                               \
+    X(int, jobs_claim_render,                                                                      \
+      (int64_t seller_id, const char *number, int64_t now, int64_t owner, int64_t lease_ms,        \
+       fp_job *out, fp_err *err),                                                                  \
+      (seller_id, number, now, owner, lease_ms, out, err))                                         \
+    X(void, store_set_notify_early, (int on), (on))                                                \
+    X(int, jobs_prune, (int64_t before, int limit, int64_t *n, fp_err *err),                       \
+      (before, limit, n, err))                                                                     \
     X(int, store_invoice_state, (int64_t seller_id, const char *number, fp_invoice_state *out),    \
       (seller_id, number, out))                                                                    \
     X(int, store_invoice_ack,                                                                      \

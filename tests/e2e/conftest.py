@@ -117,39 +117,50 @@ class PortTaken(AssertionError):
 class Server:
     """One fapiao installation (data dir) and at most one serving process."""
 
-    def __init__(self, base_dir, serve_args=(), init_args=()):
+    def __init__(self, base_dir, serve_args=(), init_args=(), demo=True):
+        """demo=False: a production data directory (`fapiao init` without
+        --demo): no seller, credential, range or certificate until the test
+        adds them (then set client_id/client_secret and call trust())."""
         self.base_dir = Path(base_dir)
         self.data_dir = self.base_dir / "data"
         self.serve_args = list(serve_args)
         self.init_args = list(init_args)  # extra `fapiao init` arguments
+        self.demo = demo
         self.proc = None
         self.port = None
         self.log_path = None
         self.last_exit = None
         self._token = None
         self.init_out = self._init()
-        self.client_id = self.init_out["client_id"]
-        self.client_secret = self.init_out["client_secret"]
-        self.ca_cert = self.init_out["ca_cert"]
+        self.client_id = self.init_out.get("client_id")
+        self.client_secret = self.init_out.get("client_secret")
         self.db_path = self.data_dir / "fapiao.db"
         self.log_path = self.data_dir / "serve.log"
+        self.ca_cert = self._ctx = None
+        if self.init_out["ca_cert"]:
+            self.trust(self.init_out["ca_cert"])
+        with _LIVE_LOCK:
+            _LIVE_SERVERS.append(self)
+
+    def trust(self, ca_cert):
+        """Verify the server's certificate against ca_cert from now on."""
+        self.ca_cert = str(ca_cert)
         self._ctx = ssl.create_default_context(cafile=self.ca_cert)
         self._ctx.check_hostname = True
         self._ctx.verify_mode = ssl.CERT_REQUIRED
-        with _LIVE_LOCK:
-            _LIVE_SERVERS.append(self)
 
     # ---- process control -------------------------------------------------
     def _init(self):
         self.base_dir.mkdir(parents=True, exist_ok=True)
         r = subprocess.run([BIN, "init", "--data-dir", str(self.data_dir), "--json"]
-                           + self.init_args,
+                           + (["--demo"] if self.demo else []) + self.init_args,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=60 * SLOW)
         assert r.returncode == 0, "fapiao init failed (%d): %s" % (
             r.returncode, r.stderr.decode(errors="replace"))
         out = json.loads(r.stdout.decode("utf-8"))
-        for k in ("client_id", "client_secret", "data_dir", "ca_cert", "base_url"):
+        want = ("client_id", "client_secret") if self.demo else ()
+        for k in want + ("data_dir", "ca_cert", "base_url"):
             assert k in out, "init output lacks %r: %r" % (k, out)
         return out
 
@@ -176,8 +187,11 @@ class Server:
              "--listen", "127.0.0.1:%d" % self.port] + self.serve_args,
             stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
             # glibc writes fatal errors (heap corruption) to the tty unless told;
-            # no config file of the host's (/etc/fapiao/fapiao.conf) applies
-            env=dict(os.environ, LIBC_FATAL_STDERR_="1", FAPIAO_CONFIG=os.devnull),
+            # no config file of the host's (/etc/fapiao/fapiao.conf) applies;
+            # renders never go on-demand by the oldest one's age, which a loaded
+            # machine reaches at any time (tests/e2e/test_backlog.py sets it)
+            env=dict(os.environ, LIBC_FATAL_STDERR_="1", FAPIAO_CONFIG=os.devnull,
+                     FAPIAO_RENDER_AGE_MAX="0"),
             preexec_fn=_die_with_parent)
         logf.close()
         deadline = time.monotonic() + timeout
@@ -455,8 +469,8 @@ def make_server(tmp_path_factory):
     """Factory for servers a test needs for itself (own data dir, own args)."""
     made = []
 
-    def make(serve_args=(), start=True, init_args=()):
-        s = Server(tmp_path_factory.mktemp("fapiao"), serve_args, init_args)
+    def make(serve_args=(), start=True, init_args=(), demo=True):
+        s = Server(tmp_path_factory.mktemp("fapiao"), serve_args, init_args, demo)
         made.append(s)
         if start:
             s.start()

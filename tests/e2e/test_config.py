@@ -18,6 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 
 import pytest
 
@@ -268,12 +269,17 @@ def test_access_log_reopened_after_rename(make_server, rotate):
         time.sleep(0.05)
     assert log.exists() and log.stat().st_size > 0, srv.log_tail()
     assert (log.stat().st_mode & 0o077) == 0  # the service's own (umask 077)
-    n_old = moved.read_bytes().count(b"\n")
-    n_new = log.read_bytes().count(b"\n")
-    for _ in range(3):
-        assert srv.request("GET", "/healthz", auth=False).status == 200
-    assert log.read_bytes().count(b"\n") == n_new + 3
-    assert moved.read_bytes().count(b"\n") == n_old  # the old file gets nothing new
+    # requests after the reopen (each named by a path of its own; a line is
+    # written once its response is done, so wait for them) land in the new
+    # file, and none in the old one
+    marks = [f"/v1/reopen-probe-{uuid.uuid4().hex}" for _ in range(3)]
+    for m in marks:
+        srv.request("GET", m, auth=False)
+    deadline = time.monotonic() + 15 * SLOW
+    while time.monotonic() < deadline and not all(m.encode() in log.read_bytes() for m in marks):
+        time.sleep(0.05)
+    assert all(m.encode() in log.read_bytes() for m in marks), srv.log_tail()
+    assert not any(m.encode() in moved.read_bytes() for m in marks)
 
 
 # ---- systemd Type=notify ---------------------------------------------------

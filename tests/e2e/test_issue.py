@@ -312,7 +312,7 @@ def test_init_output_and_refusal_to_overwrite(server):
     issued = server.issue("issue-before-reinit")
     assert issued.status == 201, issued
     db_before = (d / "fapiao.db").stat().st_size
-    r = subprocess.run([BIN, "init", "--data-dir", str(d), "--json"],
+    r = subprocess.run([BIN, "init", "--data-dir", str(d), "--demo", "--json"],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60 * SLOW)
     assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
     assert (d / "fapiao.db").stat().st_size >= db_before

@@ -149,7 +149,7 @@ class Unprivileged:
                                           dir="/tmp"))
         os.chmod(self.base, 0o755)
         self.data = self.base / "data"
-        r = subprocess.run([BIN, "init", "--data-dir", str(self.data), "--json"],
+        r = subprocess.run([BIN, "init", "--data-dir", str(self.data), "--demo", "--json"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60 * SLOW)
         assert r.returncode == 0, r.stderr
         for root, dirs, files in os.walk(self.data):

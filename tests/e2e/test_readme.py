@@ -37,3 +37,18 @@ def test_readme_api_example_works_as_printed(server, tmp_path):
     # the figures the README quotes
     assert red["total_with_tax"] == "-477.00"
     assert red["total_with_tax_words"] == "（负数）肆佰柒拾柒圆整"
+
+
+def test_readme_zh_cn_opens_the_same_way_and_carries_the_same_example():
+    """README.zh-CN.md (linked from the top of README.md) has equal place: it
+    opens with `make run` and `make test` too, and its API example is the one
+    this file runs, character for character."""
+    en = (REPO / "README.md").read_text(encoding="utf-8")
+    zh = (REPO / "README.zh-CN.md").read_text(encoding="utf-8")
+    assert "(README.zh-CN.md)" in en.splitlines()[0]
+    for text in (en, zh):
+        first = re.search(r"```sh\n(.*?)```", text, re.S).group(1)
+        assert first.startswith("make run") and "\nmake test" in first, first
+    m = re.search(r"<!-- readme-test:begin -->\s*```sh\n(.*?)```\s*<!-- readme-test:end -->",
+                  zh, re.S)
+    assert m and m.group(1) == readme_block()

@@ -5,9 +5,9 @@ caches the ranges of 64 sellers; a group commit holding more sellers than
 that must still succeed for every request (issue 12: it used to fail the
 whole batch with 503 and count a failure against the store's breaker).
 
-There is no command that adds a seller, so the seller rows are written into
-the data directory's database before the server starts, as `fapiao init`
-writes its own.  A store write delay (`--fault-injection`, under the 2 s
+The 200 seller rows are written into the data directory's database before
+the server starts (faster than 200 runs of `fapiao sellers add`, which
+tests/e2e/test_production.py covers).  A store write delay (`--fault-injection`, under the 2 s
 slow-commit threshold) holds each group commit open long enough for the
 requests to pile up, so that one commit carries well over 64 sellers."""
 import json

@@ -103,7 +103,7 @@ def _public_data_dir():
     base = tempfile.mkdtemp(prefix="fapiao-perm-%d-" % os.getpid())
     os.chmod(base, 0o755)
     data = os.path.join(base, "data")
-    r = subprocess.run([BIN, "init", "--data-dir", data, "--json"], stdout=subprocess.PIPE,
+    r = subprocess.run([BIN, "init", "--data-dir", data, "--demo", "--json"], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=60 * SLOW)
     assert r.returncode == 0, r.stderr
     json.loads(r.stdout)

@@ -20,6 +20,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import threading
@@ -315,3 +316,49 @@ def test_sigterm_answers_every_request_it_read(make_server):
     # and the stop happened while requests were going on
     ended = [o for per in results for rid, o in per if not isinstance(o, int)]
     assert len(ended) >= 1, "SIGTERM did not meet any traffic"
+
+
+def test_clients_gone_while_their_issue_is_suspended(make_server):
+    """Clients send an issue request and go away while it waits for the
+    writer (as wrk does at its end).  libmicrohttpd then closes each
+    connection without calling the handler again; the request must still
+    leave the list of suspended requests and give back its in-flight count,
+    so the server neither crashes on SIGTERM (a freed request walked by the
+    shutdown) nor waits for requests that are gone."""
+    srv = make_server(serve_args=["--fault-injection"])
+    token = srv.token()
+    assert srv.issue("gone-seed").status == 201
+    r = srv.post_json("/v1/_faults", {"fsync_delay_ms": 300})
+    assert r.status == 200, r
+    n = 24
+    for i in range(n):
+        conn = srv.connection(30 * SLOW)
+        conn.connect()
+        body = _issue_body()
+        conn.putrequest("POST", "/v1/invoices")
+        for k, v in (("Authorization", "Bearer " + token), ("Content-Type", "application/json"),
+                     ("Idempotency-Key", "gone-%d" % i), ("Content-Length", str(len(body)))):
+            conn.putheader(k, v)
+        conn.endheaders(body)
+        conn.sock.shutdown(socket.SHUT_RDWR)  # gone before the answer
+        conn.close()
+    # every request was committed (the writer goes on without its client)
+    deadline = time.monotonic() + 30 * SLOW
+    while time.monotonic() < deadline:
+        done = srv.db_query("SELECT count(*) FROM invoices WHERE serial LIKE 'gone-%'")[0][0]
+        if done == n + 1:
+            break
+        time.sleep(0.1)
+    assert done == n + 1, done
+    r = srv.post_json("/v1/_faults", {"fsync_delay_ms": 0})
+    assert r.status == 200, r
+    # the server still serves, and stops cleanly and at once (nothing in flight)
+    assert srv.issue("gone-after").status == 201
+    srv.proc.send_signal(signal.SIGTERM)
+    rc = srv.proc.wait(timeout=60 * SLOW)
+    srv.proc = None
+    srv.last_exit = rc
+    assert rc == 0, srv.log_tail()
+    last = srv.log_text().split("=== serve")[-1]
+    assert "issues done within the grace period" in last, srv.log_tail()
+    assert "never resumed" not in last, srv.log_tail()

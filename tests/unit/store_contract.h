@@ -20,7 +20,18 @@
  *   red_caps      red forms of one blue invoice never take more than the
  *                 blue (a second full reversal and a partial one are
  *                 refused ERANGE), and a withdrawn form gives its share
- *                 back.
+ *                 back;
+ *   audit_chain   the audit log read back through a snapshot (what the
+ *                 auditor sees): records in id order with no gap, each
+ *                 hashing to its stored hash and linked to the one
+ *                 before, each checkpoint right after the record it ends
+ *                 at and agreeing with it, and the look-ups by id and by
+ *                 hash finding the same records;
+ *   sellers       a seller is created and read back with every field; a
+ *                 second seller with the same tax id is refused CONFLICT
+ *                 (also by an update) and changes nothing, not even the
+ *                 generation; a disable is read back and moves the
+ *                 generation; an unknown id is NOTFOUND.
  *
  * Include after check.h.  sc_run() runs every check and says which
  * failed; in collect mode the failures are reported and then taken out of
@@ -354,6 +365,183 @@ static void sc_red_caps(sc_env *e)
     fp_red_form_rec_clear(&w);
 }
 
+typedef struct sc_chain {
+    int64_t rows, cps, last_id, bad_order, bad_hash, bad_link, bad_cp;
+    unsigned char last_hash[FP_AUDIT_HASH_LEN];
+    int64_t first_id;
+} sc_chain;
+
+static int sc_chain_row(const fp_audit_row *r, void *arg)
+{
+    sc_chain *c = arg;
+    if (!c->rows++)
+        c->first_id = r->id;
+    else if (r->id != c->last_id + 1)
+        c->bad_order++;
+    unsigned char h[FP_AUDIT_HASH_LEN];
+    int linked = r->prev_len == FP_AUDIT_HASH_LEN &&
+                 (c->rows == 1 || memcmp(r->prev_hash, c->last_hash, FP_AUDIT_HASH_LEN) == 0);
+    if (!linked)
+        c->bad_link++;
+    if (r->prev_len == FP_AUDIT_HASH_LEN)
+        fp_audit_hash(r, r->prev_hash, h);
+    if (r->hash_len != FP_AUDIT_HASH_LEN || r->prev_len != FP_AUDIT_HASH_LEN ||
+        memcmp(h, r->hash, FP_AUDIT_HASH_LEN) != 0)
+        c->bad_hash++;
+    else
+        memcpy(c->last_hash, r->hash, FP_AUDIT_HASH_LEN);
+    c->last_id = r->id;
+    return 0;
+}
+
+static int sc_chain_cp(const fp_audit_cp *cp, void *arg)
+{
+    sc_chain *c = arg;
+    c->cps++;
+    /* right after the record it ends at, and signed over that record's hash */
+    if (cp->malformed || cp->upto_id != c->last_id ||
+        memcmp(cp->upto_hash, c->last_hash, FP_AUDIT_HASH_LEN) != 0)
+        c->bad_cp++;
+    return 0;
+}
+
+static int sc_chain_snap(fp_audit_snap *a, void *arg)
+{
+    sc_chain *c = arg;
+    fp_err err = {0};
+    fp_audit_scan q = {.from = 1, .on_row = sc_chain_row, .on_cp = sc_chain_cp, .arg = c};
+    int64_t min_id = 0, max_id = 0;
+    CHECK_EQ_INT(a->bounds(a, &min_id, &max_id, &err), 0);
+    CHECK_EQ_INT(a->scan(a, &q, &err), 0);
+    CHECK_EQ_INT(c->first_id, min_id);
+    CHECK_EQ_INT(c->last_id, max_id);
+    CHECK_EQ_INT(c->rows, max_id - min_id + 1);
+    /* the look-ups agree with the scan */
+    unsigned char h[FP_AUDIT_HASH_LEN];
+    int64_t id = 0;
+    if (CHECK_EQ_INT(a->hash_at(a, max_id, h), 1))
+        CHECK(memcmp(h, c->last_hash, FP_AUDIT_HASH_LEN) == 0);
+    if (CHECK_EQ_INT(a->find_hash(a, c->last_hash, &id), 1))
+        CHECK_EQ_INT(id, max_id);
+    fp_audit_cp cp;
+    if (CHECK_EQ_INT(a->cp(a, FP_CP_AFTER_ID, 0, &cp, &err), 1)) {
+        fp_audit_cp same;
+        if (CHECK_EQ_INT(a->cp(a, FP_CP_ID, cp.id, &same, &err), 1))
+            CHECK_EQ_INT(same.upto_id, cp.upto_id);
+    }
+    CHECK_EQ_INT(a->cp(a, FP_CP_FROM_UPTO, max_id + 1, &cp, &err), 0);
+    return 0;
+}
+
+static void sc_audit_chain(sc_env *e)
+{
+    fp_err err = {0};
+    for (int i = 0; i < 3; i++) {
+        char serial[16];
+        snprintf(serial, sizeof serial, "audit-%d", i);
+        sc_issue(e, serial, (unsigned char)(0x40 + i));
+        fp_audit_rec r = {.ts = SC_ISSUED_T,
+                          .actor = "contract",
+                          .action = "test.event",
+                          .target = serial,
+                          .request_id = "",
+                          .client_ip = "",
+                          .outcome = "ok"};
+        CHECK_EQ_INT(fp_store_audit(e->s, &r, &err), 0);
+        CHECK_MSG(fp_store_audit_checkpoint(e->s, &err) >= 0, "checkpoint: %s", err.msg);
+    }
+    sc_chain c = {0};
+    CHECK_MSG(fp_store_audit_snapshot(e->s, sc_chain_snap, &c, &err) == 0, "snapshot: %s", err.msg);
+    CHECK(c.rows >= 3);
+    CHECK(c.cps >= 1);
+    CHECK_EQ_INT(c.bad_order, 0);
+    CHECK_EQ_INT(c.bad_hash, 0);
+    CHECK_EQ_INT(c.bad_link, 0);
+    CHECK_EQ_INT(c.bad_cp, 0);
+}
+
+typedef struct sc_count {
+    int n;
+    int64_t last_id;
+} sc_count;
+
+static void sc_count_seller(const fp_seller *x, void *arg)
+{
+    sc_count *c = arg;
+    c->n++;
+    c->last_id = x->id;
+}
+
+static void sc_sellers(sc_env *e)
+{
+    fp_seller *x = calloc(1, sizeof *x), *y = calloc(1, sizeof *y);
+    if (!CHECK(x && y))
+        goto out;
+    snprintf(x->name, sizeof x->name, "契约测试第二销售方有限公司");
+    snprintf(x->tax_id, sizeof x->tax_id, "91310000MA1FL0000N");
+    snprintf(x->address, sizeof x->address, "上海市浦东新区契约路2号");
+    snprintf(x->phone, sizeof x->phone, "021-00000000");
+    snprintf(x->bank, sizeof x->bank, "契约银行上海分行");
+    snprintf(x->account, sizeof x->account, "6222000000000000");
+    snprintf(x->tax_bureau, sizeof x->tax_bureau, "13101150000");
+    snprintf(x->drawer, sizeof x->drawer, "王五");
+    snprintf(x->remark, sizeof x->remark, "契约备注");
+    fp_err err = {0};
+    fp_audit_rec a = {.actor = "contract", .action = "sellers.add"};
+    int64_t id = 0, g0 = -1, g1 = -1, g2 = -1, g3 = -1;
+    CHECK_EQ_INT(fp_store_sellers_generation(e->s, &g0), 0);
+    if (!CHECK_EQ_INT(fp_store_seller_create(e->s, x, &id, &a, &err), 0) || !CHECK(id > 0))
+        goto out;
+    CHECK_EQ_INT(fp_store_sellers_generation(e->s, &g1), 0);
+    CHECK_MSG(g1 != g0, "the generation stayed %lld across a create", (long long)g0);
+    if (CHECK_EQ_INT(fp_store_get_seller(e->s, id, y), 0)) {
+        CHECK_EQ_INT((int)y->id, (int)id);
+        CHECK_EQ_STR(y->name, x->name);
+        CHECK_EQ_STR(y->tax_id, x->tax_id);
+        CHECK_EQ_STR(y->address, x->address);
+        CHECK_EQ_STR(y->phone, x->phone);
+        CHECK_EQ_STR(y->bank, x->bank);
+        CHECK_EQ_STR(y->account, x->account);
+        CHECK_EQ_STR(y->tax_bureau, x->tax_bureau);
+        CHECK_EQ_STR(y->drawer, x->drawer);
+        CHECK_EQ_STR(y->remark, x->remark);
+        CHECK_EQ_INT(y->disabled, 0);
+    }
+    /* the same tax id again: refused, nothing added, generation unmoved */
+    sc_count before = {0}, after = {0};
+    CHECK_EQ_INT(fp_store_sellers(e->s, sc_count_seller, &before), 0);
+    int64_t dup = 0;
+    snprintf(x->name, sizeof x->name, "重复的销售方");
+    CHECK_EQ_INT(fp_store_seller_create(e->s, x, &dup, &a, &err), FP_ECONFLICT);
+    CHECK_EQ_INT(fp_store_sellers(e->s, sc_count_seller, &after), 0);
+    CHECK_EQ_INT(after.n, before.n);
+    CHECK_EQ_INT(fp_store_sellers_generation(e->s, &g2), 0);
+    CHECK_MSG(g2 == g1, "a refused create moved the generation %lld -> %lld", (long long)g1,
+              (long long)g2);
+    /* the first seller may not take the second's tax id either */
+    fp_seller *first = calloc(1, sizeof *first);
+    if (CHECK(first) && CHECK_EQ_INT(fp_store_get_seller(e->s, e->seller, first), 0)) {
+        snprintf(first->tax_id, sizeof first->tax_id, "%s", x->tax_id);
+        CHECK_EQ_INT(fp_store_seller_update(e->s, first, &a, &err), FP_ECONFLICT);
+    }
+    free(first);
+    /* disable: read back, the generation moves */
+    y->disabled = 1;
+    fp_audit_rec d = {.actor = "contract", .action = "sellers.disable"};
+    CHECK_EQ_INT(fp_store_seller_update(e->s, y, &d, &err), 0);
+    memset(x, 0, sizeof *x);
+    if (CHECK_EQ_INT(fp_store_get_seller(e->s, id, x), 0))
+        CHECK_EQ_INT(x->disabled, 1);
+    CHECK_EQ_INT(fp_store_sellers_generation(e->s, &g3), 0);
+    CHECK_MSG(g3 != g2, "the generation stayed %lld across a disable", (long long)g2);
+    y->id = 999999;
+    CHECK_EQ_INT(fp_store_seller_update(e->s, y, &d, &err), FP_ENOTFOUND);
+    CHECK_EQ_INT(fp_store_get_seller(e->s, 999999, x), FP_ENOTFOUND);
+out:
+    free(x);
+    free(y);
+}
+
 typedef struct sc_check {
     const char *name;
     void (*fn)(sc_env *e);
@@ -363,7 +551,8 @@ typedef struct sc_check {
 static const sc_check sc_checks[] = {
     {"numbers", sc_numbers, 1, 3},           {"no_reuse", sc_no_reuse, 1, 100},
     {"idempotency", sc_idempotency, 1, 100}, {"durable_ack", sc_durable_ack, 1, 100},
-    {"red_caps", sc_red_caps, 1, 100},
+    {"red_caps", sc_red_caps, 1, 100},       {"audit_chain", sc_audit_chain, 1, 100},
+    {"sellers", sc_sellers, 1, 100},
 };
 #define SC_NCHECKS ((int)NCASES(sc_checks))
 

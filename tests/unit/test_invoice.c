@@ -748,6 +748,58 @@ static int child_parse(const isolated *c)
     return result;
 }
 
+/* A seller's defaults (fp_invoice_parse_with): an absent drawer or remark
+ * takes the default; a blank or null drawer is still refused; the request
+ * hash is of the body as sent, whatever the defaults. */
+static void test_seller_defaults(void)
+{
+    check_ctx("%s", "seller defaults");
+    cJSON *root = cJSON_Parse(example);
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "drawer");
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "remark");
+    char *body = cJSON_PrintUnformatted(root);
+    static fp_errors es;
+    fp_invoice inv, inv2;
+    fp_invoice_defaults def = {"李会计", "默认备注"};
+    CHECK_EQ_INT(fp_invoice_parse_with(body, strlen(body), codes, &def, &inv, &es), 0);
+    CHECK_EQ_STR(inv.drawer, "李会计");
+    CHECK_EQ_STR(inv.remark, "默认备注");
+    char *c1 = fp_invoice_canonical(&inv);
+    fp_invoice_defaults other = {"王五", ""};
+    CHECK_EQ_INT(fp_invoice_parse_with(body, strlen(body), codes, &other, &inv2, &es), 0);
+    CHECK_EQ_STR(inv2.drawer, "王五");
+    CHECK(inv2.remark == NULL || !*inv2.remark);
+    char *c2 = fp_invoice_canonical(&inv2);
+    CHECK(c1 && c2 && !strcmp(c1, c2));
+    free(c1);
+    free(c2);
+    fp_invoice_clear(&inv);
+    fp_invoice_clear(&inv2);
+    /* without a default the drawer is required, as before */
+    CHECK_EQ_INT(fp_invoice_parse_with(body, strlen(body), codes, NULL, &inv, &es), FP_EINVAL);
+    CHECK(es.n >= 1 && es.e[0].code == FPC_FIELD_REQUIRED && !strcmp(es.e[0].field, "drawer"));
+    fp_invoice_clear(&inv);
+    free(body);
+    /* the request's own drawer wins; a blank one is refused, default or not */
+    static const char *const given[] = {"\"张三\"", "\"  \"", "null"};
+    for (int i = 0; i < 3; i++) {
+        cJSON_DeleteItemFromObjectCaseSensitive(root, "drawer");
+        cJSON_AddItemToObject(root, "drawer", cJSON_Parse(given[i]));
+        body = cJSON_PrintUnformatted(root);
+        int rc = fp_invoice_parse_with(body, strlen(body), codes, &def, &inv, &es);
+        if (i == 0) {
+            CHECK_EQ_INT(rc, 0);
+            CHECK_EQ_STR(inv.drawer, "张三");
+        } else {
+            CHECK_EQ_INT(rc, FP_EINVAL);
+        }
+        fp_invoice_clear(&inv);
+        free(body);
+    }
+    cJSON_Delete(root);
+    check_ctx("%s", "");
+}
+
 static void test_isolated(void)
 {
     static const char max_item[] = "{\"name\":\"服务\",\"tax_code\":\"3040201000000000000\","
@@ -1104,6 +1156,7 @@ int main(void)
     test_net_price();
     test_total_messages();
     test_render();
+    test_seller_defaults();
     test_isolated();
     free(example);
     fp_taxcode_free(codes);

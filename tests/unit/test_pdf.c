@@ -14,7 +14,10 @@
  *     crashing one (FP_EIO naming the signal, next render fine), replaces a
  *     worker killed while idle and one killed while the document is being
  *     sent (SIGPIPE at its default disposition, so a signal would kill this
- *     test), and leaves neither zombies nor children behind. */
+ *     test), and leaves neither zombies nor children behind;
+ *   - the workers run at SCHED_IDLE (never taking CPU from issuing), a
+ *     foreground pool's at the normal policy (sched_getscheduler on the
+ *     spawned worker's pid). */
 #include "check.h"
 
 #include "fapiao/pdf.h"
@@ -22,6 +25,7 @@
 #include <errno.h>
 #include <dirent.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -341,6 +345,73 @@ static void test_bad_documents(void)
     CHECK_CONTAINS(err.msg, "/nonexistent/font.ttf");
     CHECK(r == NULL);
     fp_pdf_renderer_free(NULL);
+
+    check_ctx("not a font");
+    CHECK_EQ_INT(fp_pdf_renderer_new(DATA "xml/blue-doc.json", &r, &err), FP_EIO);
+    CHECK_CONTAINS(err.msg, "cannot load font");
+    CHECK(r == NULL);
+    check_ctx("%s", "");
+}
+
+/* Another TrueType face (DejaVu Sans, when installed): its own tables
+ * (short loca, composite accents) subset and embedded; characters it lacks
+ * are drawn as its .notdef, still a valid PDF. */
+static void test_other_font(void)
+{
+    static const char dejavu[] = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+    if (access(dejavu, R_OK) != 0) {
+        printf("other font: skipped (%s not installed)\n", dejavu);
+        return;
+    }
+    check_ctx("other font");
+    fp_pdf_renderer *r = NULL;
+    fp_err err = {0};
+    int rc = fp_pdf_renderer_new(dejavu, &r, &err);
+    if (!CHECK_MSG(rc == 0, "rc %d: %s", rc, err.msg))
+        return;
+    char *doc = variant("xml/blue-doc.json", 0, "Café Ñandú ÅÉÎ ﬁ 备注");
+    fp_buf b;
+    fp_buf_init(&b, 0);
+    CHECK_EQ_INT(fp_pdf_render(r, doc, strlen(doc), &b, NULL, &err), 0);
+    CHECK(is_pdf(&b));
+    CHECK(memmem(b.p, b.len, "+DejaVuSans", 11) != NULL);
+    fp_buf_free(&b);
+    free(doc);
+    fp_pdf_renderer_free(r);
+    check_ctx("%s", "");
+}
+
+/* The glyph pieces a renderer keeps across documents do not change a
+ * document's bytes: a PDF rendered first, and again after other documents
+ * added their glyphs, is the same. */
+static void test_history_independent(void)
+{
+    check_ctx("same bytes whatever was rendered before");
+    char *a = variant("xml/blue-doc.json", 0, "堃喆昇赟珺 first");
+    char *other = variant("pdf/ten-lines.json", 0, "鑫淼焱垚犇骉 other");
+    fp_pdf_renderer *r = NULL;
+    fp_err err = {0};
+    if (!CHECK_EQ_INT(fp_pdf_renderer_new(NULL, &r, &err), 0))
+        return;
+    fp_buf first, again, mid;
+    fp_buf_init(&first, 0);
+    fp_buf_init(&again, 0);
+    fp_buf_init(&mid, 0);
+    CHECK_EQ_INT(fp_pdf_render(r, a, strlen(a), &first, NULL, &err), 0);
+    CHECK_EQ_INT(fp_pdf_render(r, other, strlen(other), &mid, NULL, &err), 0);
+    CHECK_EQ_INT(fp_pdf_render(r, a, strlen(a), &again, NULL, &err), 0);
+    CHECK(first.len == again.len && memcmp(first.p, again.p, first.len) == 0);
+    /* and a fresh renderer gives the same bytes too */
+    fp_buf_free(&again);
+    fp_buf_init(&again, 0);
+    CHECK_EQ_INT(fp_pdf_render(R, a, strlen(a), &again, NULL, &err), 0);
+    CHECK(first.len == again.len && memcmp(first.p, again.p, first.len) == 0);
+    fp_buf_free(&first);
+    fp_buf_free(&again);
+    fp_buf_free(&mid);
+    fp_pdf_renderer_free(r);
+    free(a);
+    free(other);
     check_ctx("%s", "");
 }
 
@@ -450,6 +521,36 @@ static void test_pool_basic(void)
     fp_buf_free(&local);
     fp_buf_free(&remote);
     fp_pdf_pool_free(p);
+    int z = 0;
+    CHECK_EQ_INT(children(&z), 0);
+    check_ctx("%s", "");
+}
+
+/* The policy of a pool's (only) worker, after a render proved it running. */
+static int worker_policy(int foreground)
+{
+    fp_pdf_pool_opts o = {.exe = FP_BIN, .workers = 1, .foreground = foreground};
+    fp_pdf_pool *p = NULL;
+    fp_err err = {0};
+    int rc = fp_pdf_pool_new(&o, &p, &err);
+    if (!CHECK_MSG(rc == 0, "fp_pdf_pool_new: %d %s", rc, err.msg))
+        return -2;
+    fp_buf b;
+    fp_buf_init(&b, 0);
+    CHECK_EQ_INT(pool_blue(p, NULL, &b, &err), 0);
+    fp_buf_free(&b);
+    pid_t pid = a_child();
+    int policy = pid > 0 ? sched_getscheduler(pid) : -3;
+    fp_pdf_pool_free(p);
+    return policy;
+}
+
+static void test_pool_sched_idle(void)
+{
+    check_ctx("pool: workers at SCHED_IDLE");
+    CHECK_EQ_INT(worker_policy(0), SCHED_IDLE);
+    check_ctx("pool: a foreground pool's workers at SCHED_OTHER");
+    CHECK_EQ_INT(worker_policy(1), SCHED_OTHER);
     int z = 0;
     CHECK_EQ_INT(children(&z), 0);
     check_ctx("%s", "");
@@ -693,9 +794,12 @@ int main(void)
     test_pages();
     test_bad_documents();
     test_qr_text();
+    test_other_font();
+    test_history_independent();
 
     test_pool_bad_options();
     test_pool_basic();
+    test_pool_sched_idle();
     test_pool_threads();
     test_pool_timeout();
     test_pool_crash();

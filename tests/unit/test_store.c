@@ -1790,6 +1790,108 @@ static int wait_render(fp_store *s, int64_t sid, const char *number, int want, i
     return 0;
 }
 
+/* The bounded backlog's rows (jobs.h, docs/outbox.md): with notify_early
+ * a new invoice's notify job is pending at once (invoice.issued); the
+ * on-demand claim takes one invoice's render whether due or not, once;
+ * after the issued event was delivered the render's completion makes the
+ * invoice delivered without a second event; pruning deletes done jobs
+ * finished before the cut, in batches, notify before render, and never a
+ * job that is not done. */
+static void test_outbox_backlog(void)
+{
+    char path[512];
+    db_path(path, sizeof path, "backlog");
+    check_ctx("outbox backlog");
+    fp_store *s = open_store(path);
+    int64_t sid = add_seller(s, &seller_a);
+    add_range(s, sid, "26440", 1, 100);
+    fp_client_rec c = {.client_id = "bl-client", .seller_id = sid, .scope = "invoices:write"};
+    fp_err err = {0};
+    CHECK_MSG(fp_store_add_client(s, &c, &err) == 0, "add_client: %s", err.msg);
+    CHECK_EQ_INT(fp_store_webhook_set(s, "bl-client", "http://127.0.0.1:9/hook",
+                                      "whsec_0123456789abcdef", NULL, &err),
+                 0);
+    /* the issuing client of issue1 is its actor: make it this client */
+    fp_issue_req *r1 = mkreq(sid, "bl-1", 1);
+    snprintf(r1->actor, sizeof r1->actor, "bl-client");
+    submit_wait(s, &r1, 1);
+    CHECK_EQ_INT(r1->result, FP_ISSUE_CREATED);
+    fp_store_set_notify_early(s, 1);
+    fp_issue_req *r2 = mkreq(sid, "bl-2", 2);
+    snprintf(r2->actor, sizeof r2->actor, "bl-client");
+    submit_wait(s, &r2, 1);
+    CHECK_EQ_INT(r2->result, FP_ISSUE_CREATED);
+    fp_store_set_notify_early(s, 0);
+    char n1[FP_NUMBER_LEN + 1], n2[FP_NUMBER_LEN + 1];
+    snprintf(n1, sizeof n1, "%s", r1->number);
+    snprintf(n2, sizeof n2, "%s", r2->number);
+    req_free(r1);
+    req_free(r2);
+    fp_jobs_counts cnt;
+    if (CHECK_EQ_INT(fp_jobs_count(s, &cnt, &err), 0)) {
+        CHECK_EQ_INT(cnt.n[FP_JOB_RENDER][FP_JS_PENDING], 2);
+        CHECK_EQ_INT(cnt.n[FP_JOB_NOTIFY][FP_JS_BLOCKED], 1); /* n1's */
+        CHECK_EQ_INT(cnt.n[FP_JOB_NOTIFY][FP_JS_PENDING], 1); /* n2's, at once */
+        CHECK(cnt.oldest_render_at > 0);
+    }
+
+    /* the on-demand claim: n2's render, once */
+    int64_t now = fp_steady_ms();
+    fp_job rj, nj, other;
+    if (!CHECK_EQ_INT(fp_jobs_claim_render(s, sid, n2, now, 7, 60000, &rj, &err), 0))
+        fatal("no render to claim on demand");
+    CHECK_EQ_STR(rj.invoice_number, n2);
+    CHECK_EQ_INT(rj.kind, FP_JOB_RENDER);
+    CHECK_EQ_INT(rj.state, FP_JS_RUNNING);
+    CHECK_EQ_INT(fp_jobs_claim_render(s, sid, n2, now, 8, 60000, &other, &err), FP_ENOTFOUND);
+    CHECK_EQ_INT(fp_jobs_claim_render(s, sid + 1, n1, now, 8, 60000, &other, &err),
+                 FP_ENOTFOUND); /* another seller's invoice */
+
+    /* the issued event is delivered before the render ends */
+    int found = 0;
+    for (int i = 0; i < 3 && !found; i++) {
+        if (claim(s, now, 20 + i, 60000, &nj, NULL) != 0)
+            break;
+        if (nj.kind == FP_JOB_NOTIFY) {
+            found = 1;
+            CHECK_EQ_STR(nj.event, "invoice.issued");
+            CHECK_EQ_STR(nj.invoice_number, n2);
+            CHECK_EQ_INT(fp_jobs_complete(s, &nj, now, &err), 0);
+        } else { /* n1's render (not on demand): leave it pending again */
+            CHECK_EQ_INT(fp_jobs_defer(s, &nj, now + 3600000, "later", &err), 0);
+        }
+    }
+    CHECK_MSG(found, "the invoice.issued notify job was not claimable");
+    check_status(s, sid, n2, "accepted");
+    CHECK_EQ_INT(fp_jobs_complete(s, &rj, now, &err), 0);
+    check_status(s, sid, n2, "delivered"); /* its event went out already */
+    /* no invoice.rendered event queued for it */
+    CHECK_EQ_INT(claim(s, now, 30, 60000, &other, NULL), FP_ENOTFOUND);
+
+    /* pruning: n2's two done jobs; n1's pending render and blocked notify
+     * stay; a cut before they finished deletes nothing */
+    int64_t pruned = -1;
+    CHECK_EQ_INT(fp_jobs_prune(s, now, 500, &pruned, &err), 0);
+    CHECK_EQ_INT(pruned, 0);
+    CHECK_EQ_INT(fp_jobs_prune(s, now + 1, 1, &pruned, &err), 0);
+    CHECK_EQ_INT(pruned, 1); /* the batch limit: the notify job */
+    CHECK_EQ_INT(fp_jobs_prune(s, now + 1, 500, &pruned, &err), 0);
+    CHECK_EQ_INT(pruned, 1); /* then the render no job refers to any more */
+    CHECK_EQ_INT(fp_jobs_prune(s, now + 1, 500, &pruned, &err), 0);
+    CHECK_EQ_INT(pruned, 0);
+    fp_invoice_state st;
+    if (CHECK_EQ_INT(fp_store_invoice_state(s, sid, n2, &st), 0)) {
+        CHECK_EQ_STR(st.status, "delivered"); /* the invoice keeps its state */
+        CHECK_EQ_INT(st.render_state, -1);    /* no render job any more */
+    }
+    if (CHECK_EQ_INT(fp_jobs_count(s, &cnt, &err), 0)) {
+        CHECK_EQ_INT(cnt.n[FP_JOB_RENDER][FP_JS_PENDING], 1);
+        CHECK_EQ_INT(cnt.n[FP_JOB_NOTIFY][FP_JS_BLOCKED], 1);
+    }
+    fp_store_close(s);
+    check_ctx("%s", "");
+}
+
 /* The outbox's job deadlines run on the steady wall clock (jobs.h): after
  * the wall clock was stepped an hour back, a render queued now is due now
  * (not in an hour), and a failed render is retried when its backoff has
@@ -2024,6 +2126,7 @@ int main(void)
         test_range_validation();
         test_outbox_jobs();
         test_outbox_fairness();
+        test_outbox_backlog();
         test_outbox_wall_step();
         test_deadlines();
     }

@@ -10,7 +10,9 @@
  *              the backend deduplicates on);
  *   early_ack  answers CREATED when a request is queued, before its commit;
  *   red_over   stores a red form its blue invoice has no room for (the cap
- *              check is skipped).
+ *              check is skipped);
+ *   audit_gap  its audit snapshot's scan leaves out the second record (what
+ *              a backend's reader with an off-by-one would hand the auditor).
  *
  * The SQLite backend itself passes the same suite in test_store.c.  The
  * suite's failures here are expected: it runs in collect mode, which
@@ -155,7 +157,68 @@ static int red_over_create(void *be, int64_t seller_id, fp_red_form *f, const ch
     return rc < 0 ? rc : fp_store_sqlite_ops.store_red_form_get(be, seller_id, form_no, out);
 }
 
+/* sellers: a second seller with a tax id already taken is stored (the
+ * check skipped, as a backend without it would) */
+static int dup_seller_create(void *be, const fp_seller *seller, int64_t *id,
+                             const fp_audit_rec *audit, fp_err *err)
+{
+    (void)audit;
+    return fp_store_sqlite_ops.store_add_seller(be, seller, id, err);
+}
+
 /* ---- the runs ---- */
+
+/* ---- audit_gap: a snapshot whose scan drops the second record ---- */
+
+typedef struct gap_ctx {
+    int (*fn)(fp_audit_snap *a, void *arg);
+    void *arg;
+    int (*scan)(fp_audit_snap *a, const fp_audit_scan *q, fp_err *err);
+    fp_audit_scan q;
+    int rows;
+} gap_ctx;
+
+static gap_ctx *gap; /* the snapshot running (the suite is single-threaded) */
+
+static int gap_row(const fp_audit_row *r, void *arg)
+{
+    gap_ctx *g = arg;
+    return ++g->rows == 2 ? 0 : g->q.on_row(r, g->q.arg);
+}
+
+static int gap_cp(const fp_audit_cp *cp, void *arg)
+{
+    gap_ctx *g = arg;
+    return g->q.on_cp(cp, g->q.arg);
+}
+
+static int gap_scan(fp_audit_snap *a, const fp_audit_scan *q, fp_err *err)
+{
+    gap_ctx *g = gap;
+    g->q = *q;
+    g->rows = 0;
+    fp_audit_scan w = *q;
+    w.on_row = gap_row;
+    w.on_cp = gap_cp;
+    w.arg = g;
+    return g->scan(a, &w, err);
+}
+
+static int gap_fn(fp_audit_snap *a, void *arg)
+{
+    gap_ctx *g = arg;
+    g->scan = a->scan;
+    a->scan = gap_scan;
+    gap = g;
+    return g->fn(a, g->arg);
+}
+
+static int audit_gap_snapshot(void *be, int (*fn)(fp_audit_snap *a, void *arg), void *arg,
+                              fp_err *err)
+{
+    gap_ctx g = {.fn = fn, .arg = arg};
+    return sq_store_audit_snapshot(be, gap_fn, &g, err);
+}
 
 typedef struct wrong {
     const char *name;
@@ -175,10 +238,9 @@ int main(void)
         return check_summary();
 
     static wrong wrongs[] = {
-        {"reuse", "no_reuse", {0}},
-        {"no_idem", "idempotency", {0}},
-        {"early_ack", "durable_ack", {0}},
-        {"red_over", "red_caps", {0}},
+        {"reuse", "no_reuse", {0}},        {"no_idem", "idempotency", {0}},
+        {"early_ack", "durable_ack", {0}}, {"red_over", "red_caps", {0}},
+        {"audit_gap", "audit_chain", {0}}, {"dup_seller", "sellers", {0}},
     };
     for (size_t i = 0; i < NCASES(wrongs); i++) {
         wrongs[i].ops = fp_store_sqlite_ops;
@@ -189,6 +251,8 @@ int main(void)
     wrongs[1].ops.store_submit = no_idem_submit;
     wrongs[2].ops.store_submit = early_ack_submit;
     wrongs[3].ops.store_red_form_create = red_over_create;
+    wrongs[4].ops.store_audit_snapshot = audit_gap_snapshot;
+    wrongs[5].ops.store_seller_create = dup_seller_create;
 
     for (size_t i = 0; i < NCASES(wrongs); i++) {
         wrong *w = &wrongs[i];

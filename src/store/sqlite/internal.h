@@ -23,7 +23,16 @@ typedef struct fp_sqlite fp_sqlite;
 #define MAX_READERS 16
 
 /* the prepared statements of every reader (invoices.c) */
-enum { RQ_FIND_SERIAL, RQ_GET_INVOICE, RQ_GET_CLIENT, RQ_GET_SELLER, RQ_REMAINING, RQ_PING, RQ__N };
+enum {
+    RQ_FIND_SERIAL,
+    RQ_GET_INVOICE,
+    RQ_GET_CLIENT,
+    RQ_GET_SELLER,
+    RQ_SELLER_GEN,
+    RQ_REMAINING,
+    RQ_PING,
+    RQ__N
+};
 extern const char *const fp_sq_read_sql[RQ__N];
 
 /* the writer's prepared statements (writer.c) */
@@ -40,6 +49,7 @@ enum {
     WQ_FORM_ISSUED,
     WQ_INS_RENDER,
     WQ_INS_NOTIFY,
+    WQ_INS_NOTIFY_EARLY,
     WQ__N
 };
 extern const char *const fp_sq_write_sql[WQ__N];
@@ -108,6 +118,7 @@ struct fp_sqlite {
     _Atomic int64_t last_commit_us, last_probe_us;
 
     void (*job_hook)(void *arg); /* called after a commit that queued jobs */
+    _Atomic int notify_early;    /* fp_store_set_notify_early (jobs.h) */
     void *job_hook_arg;
     void (*outcome_hook)(int ok, void *arg); /* after every commit and probe */
     void *outcome_hook_arg;
@@ -123,6 +134,14 @@ struct fp_sqlite {
     unsigned char audit_last_hash[FP_AUDIT_HASH_LEN];
     unsigned char audit_sk[FP_AUDIT_KEY_LEN], audit_pk[FP_AUDIT_KEY_LEN];
     sqlite3_stmt *audit_cp_st;
+
+    /* the change log (backup.c; under wlock): the session recording the
+     * transaction at hand, the committed ones queued for the archiver, and
+     * whether a foreign write broke it */
+    struct sqlite3_session *log;
+    void *log_head, *log_tail;
+    size_t log_bytes;
+    int log_broken;
 };
 
 /* ---- db.c: statements and columns ---- */
@@ -164,6 +183,19 @@ void fp_sq_release(fp_sqlite *s, reader *r, sqlite3_stmt *st);
 /* Writes after a fail-stop: FP_EIO with the reason. */
 int fp_sq_refuse_stopped(fp_sqlite *s, fp_err *err);
 int fp_sq_migrate(sqlite3 *db, fp_err *err);
+
+/* ---- backup.c: the change log (store_backup.h) ---- */
+/* With wlock held, after a commit: queues the session's changes. */
+void fp_sq_log_commit(fp_sqlite *s);
+void fp_sq_log_free(fp_sqlite *s);
+/* the queue: committed transactions in order (log.c) */
+typedef struct log_txn {
+    struct log_txn *next;
+    int64_t ms;
+    int n;
+    void *cs;
+} log_txn;
+void fp_sq_log_queue_free(void *head);
 
 /* ---- writer.c ---- */
 /* Tells the outcome hook (the store breaker) about a write. */

@@ -1,5 +1,5 @@
 /* invoices.c — the SQLite backend's reads of invoices (find by serial, get,
- * list), sellers and clients, and the setup writes of `fapiao init`.  Reads
+ * list) and clients (sellers: sellers.c).  Reads
  * use a connection from the pool (open.c) and never wait for the writer. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +17,10 @@ const char *const fp_sq_read_sql[RQ__N] = {
     [RQ_GET_INVOICE] = "SELECT doc, status, failure FROM invoices WHERE seller_id=?1 AND number=?2",
     [RQ_GET_CLIENT] = ("SELECT seller_id, secret_salt, secret_hash, scope, disabled FROM clients "
                        "WHERE client_id=?1"),
-    [RQ_GET_SELLER] = "SELECT name, tax_id, address, phone, bank, account FROM sellers WHERE id=?1",
+    [RQ_GET_SELLER] =
+        ("SELECT id, name, tax_id, address, phone, bank, account, tax_bureau, drawer, "
+         "remark, disabled FROM sellers WHERE id=?1"),
+    [RQ_SELLER_GEN] = "SELECT gen FROM seller_generation WHERE id=1",
     [RQ_REMAINING] =
         ("SELECT COALESCE(SUM(last - next + 1), 0) FROM number_ranges "
          "WHERE (?1 = 0 OR seller_id = ?1) AND next <= last AND substr(prefix, 1, 2) = ?2"),
@@ -118,25 +121,6 @@ int sq_store_get_client(void *be, const char *client_id, fp_client_rec *c)
     return rc;
 }
 
-int sq_store_get_seller(void *be, int64_t seller_id, fp_seller *out)
-{
-    fp_sqlite *s = be;
-    reader *r = fp_sq_acquire(s);
-    sqlite3_stmt *st = r->st[RQ_GET_SELLER];
-    sqlite3_bind_int64(st, 1, seller_id);
-    int rc = fp_sq_step_row(st);
-    if (rc == 0) {
-        fp_sq_col(st, 0, out->name, sizeof out->name);
-        fp_sq_col(st, 1, out->tax_id, sizeof out->tax_id);
-        fp_sq_col(st, 2, out->address, sizeof out->address);
-        fp_sq_col(st, 3, out->phone, sizeof out->phone);
-        fp_sq_col(st, 4, out->bank, sizeof out->bank);
-        fp_sq_col(st, 5, out->account, sizeof out->account);
-    }
-    fp_sq_release(s, r, st);
-    return rc;
-}
-
 int sq_store_numbers_remaining(void *be, int64_t seller_id, int64_t *remaining)
 {
     fp_sqlite *s = be;
@@ -162,49 +146,6 @@ int sq_store_ping(void *be, fp_err *err)
     if (rc < 0)
         fp_fail(err, FP_EIO, "database: %s", sqlite3_errmsg(r->db));
     fp_sq_release(s, r, st);
-    return rc;
-}
-
-/* ---- setup ---- */
-
-static int setup_exec(fp_sqlite *s, const char *sql, fp_err *err,
-                      void (*bind)(sqlite3_stmt *, const void *), const void *arg)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = 0;
-    pthread_mutex_lock(&s->wlock);
-    if (sqlite3_prepare_v2(s->wdb, sql, -1, &st, NULL) != SQLITE_OK) {
-        rc = fp_fail(err, FP_EIO, "prepare: %s", sqlite3_errmsg(s->wdb));
-    } else {
-        bind(st, arg);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            rc = fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
-    }
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->wlock);
-    return rc;
-}
-
-static void bind_seller(sqlite3_stmt *st, const void *arg)
-{
-    const fp_seller *x = arg;
-    sqlite3_bind_text(st, 1, x->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, x->tax_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, x->address, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, x->phone, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, x->bank, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, x->account, -1, SQLITE_STATIC);
-}
-
-int sq_store_add_seller(void *be, const fp_seller *seller, int64_t *id, fp_err *err)
-{
-    fp_sqlite *s = be;
-    int rc = setup_exec(s,
-                        "INSERT INTO sellers(name, tax_id, address, phone, bank, account) "
-                        "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-                        err, bind_seller, seller);
-    if (rc == 0)
-        *id = sqlite3_last_insert_rowid(s->wdb);
     return rc;
 }
 

@@ -10,6 +10,7 @@
 #include "fapiao/seal.h"
 #include "internal.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +169,81 @@ int sq_jobs_claim(void *be, int64_t now, int64_t owner, int64_t lease_ms, fp_job
     return rc;
 }
 
+int sq_jobs_claim_render(void *be, int64_t seller_id, const char *number, int64_t now,
+                         int64_t owner, int64_t lease_ms, fp_job *out, fp_err *err)
+{
+    fp_sqlite *s = be;
+    sqlite3 *db = fp_sq_wlock(s);
+    fp_sq_exec(db, "PRAGMA synchronous=NORMAL", NULL); /* a claim, as in sq_jobs_claim */
+    sqlite3_stmt *st = fp_sq_prep(
+        db,
+        "UPDATE jobs SET state='running', lease_owner=?3, lease_until=?4, attempts=attempts+1, "
+        "updated_at=?5, fair_tag=NULL WHERE id=(SELECT max(id) FROM jobs WHERE "
+        "invoice_number=?1 AND kind='render') AND seller_id=?2 AND state='pending' "
+        "RETURNING " JOB_COLS,
+        err);
+    int rc = FP_EIO;
+    if (st) {
+        sqlite3_bind_text(st, 1, number, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, seller_id);
+        sqlite3_bind_int64(st, 3, owner);
+        sqlite3_bind_int64(st, 4, now + lease_ms);
+        sqlite3_bind_int64(st, 5, now);
+        rc = FP_ENOTFOUND;
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW) {
+            read_job(st, out);
+            rc = 0;
+            step = sqlite3_step(st); /* RETURNING rows are final once it is done */
+        }
+        if (step != SQLITE_DONE)
+            rc = fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+    }
+    fp_sq_exec(db, "PRAGMA synchronous=FULL", NULL);
+    fp_sq_wunlock(s);
+    return rc;
+}
+
+void sq_store_set_notify_early(void *be, int on)
+{
+    fp_sqlite *s = be;
+    atomic_store(&s->notify_early, on != 0);
+}
+
+int sq_jobs_prune(void *be, int64_t before, int limit, int64_t *n, fp_err *err)
+{
+    fp_sqlite *s = be;
+    *n = 0;
+    /* Both in the index jobs_due (state, next_at): a done job's next_at is
+     * when it finished.  Notify jobs go first, so a render whose notify
+     * goes in this batch can go in the next one (after_job is a foreign
+     * key). */
+    static const char *const del[] = {
+        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state='done' AND next_at < ?1 "
+        "AND kind='notify' LIMIT ?2)",
+        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs j WHERE state='done' AND next_at < ?1 "
+        "AND kind='render' AND NOT EXISTS(SELECT 1 FROM jobs a WHERE a.after_job=j.id) LIMIT ?2)",
+    };
+    sqlite3 *db = fp_sq_wlock(s);
+    int rc = begin(db, err);
+    for (int i = 0; i < 2 && rc == 0 && *n < limit; i++) {
+        sqlite3_stmt *st = fp_sq_prep(db, del[i], err);
+        if (st) {
+            sqlite3_bind_int64(st, 1, before);
+            sqlite3_bind_int64(st, 2, limit - *n);
+        }
+        rc = fp_sq_run(db, st, err);
+        if (rc == 0)
+            *n += sqlite3_changes(db);
+    }
+    rc = finish(db, rc, err);
+    if (rc < 0)
+        *n = 0;
+    fp_sq_wunlock(s);
+    return rc;
+}
+
 /* Updates j's row if j->lease_owner still holds it: 0, FP_ECONFLICT or
  * FP_EIO.  Runs inside the caller's transaction. */
 static int set_job(sqlite3 *db, const fp_job *j, const char *state, int64_t next_at,
@@ -240,10 +316,14 @@ static int render_outcome(sqlite3 *db, const fp_job *j, int ok, const char *erro
                           fp_err *err)
 {
     const char *n = j->invoice_number;
+    /* rendered, or delivered when its invoice.issued event (on-demand
+     * mode, jobs.h) reached the client already */
     int rc = ok ? exec_bound(db,
-                             "UPDATE invoices SET status='rendered', failure=NULL "
+                             "UPDATE invoices SET status=CASE WHEN EXISTS(SELECT 1 FROM jobs "
+                             "WHERE after_job=?3 AND event='invoice.issued' AND state='done') "
+                             "THEN 'delivered' ELSE 'rendered' END, failure=NULL "
                              "WHERE number=?1 AND status IN ('accepted', 'failed')",
-                             n, NULL, 0, err)
+                             n, NULL, j->id, err)
                 : exec_bound(db,
                              "UPDATE invoices SET status='failed', failure=?2 "
                              "WHERE number=?1 AND status='accepted'",
@@ -269,7 +349,10 @@ static int render_outcome(sqlite3 *db, const fp_job *j, int ok, const char *erro
                     "SELECT ?1, ?5, ?7, 'notify', 'invoice.' || ?2, 'evt_' || ?1 || '_' || ?2, "
                     "'pending', ?3, ?3, ?3, ?6, " FP_JOBS_FAIR_TAG(
                         "?5", "?6") " FROM clients "
-                                    "WHERE client_id=?7 AND coalesce(webhook_url, '') <> ''",
+                                    "WHERE client_id=?7 AND coalesce(webhook_url, '') <> '' "
+                                    /* the client has the PDF's link already */
+                                    "AND NOT (?2 = 'rendered' AND EXISTS(SELECT 1 FROM jobs "
+                                    "WHERE after_job=?4 AND event='invoice.issued'))",
                     err);
     if ((rc = bind_notify(st, n, ev, now, j)) < 0)
         return rc;
@@ -285,7 +368,8 @@ int sq_jobs_complete(void *be, const fp_job *j, int64_t now, fp_err *err)
         rc = set_job(db, j, "done", now, 1, NULL, now, err);
         if (rc == 0 && j->kind == FP_JOB_RENDER)
             rc = render_outcome(db, j, 1, NULL, now, err);
-        else if (rc == 0 && !strcmp(j->event, "invoice.rendered"))
+        else if (rc == 0 &&
+                 (!strcmp(j->event, "invoice.rendered") || !strcmp(j->event, "invoice.issued")))
             rc = exec_bound(db,
                             "UPDATE invoices SET status='delivered' "
                             "WHERE number=?1 AND status='rendered'",
@@ -458,6 +542,8 @@ int sq_jobs_count(void *be, fp_jobs_counts *c, fp_err *err)
             int64_t first = sqlite3_column_int64(st, 3);
             if (state == FP_JS_PENDING && (!c->oldest_pending_at || first < c->oldest_pending_at))
                 c->oldest_pending_at = first;
+            if (state == FP_JS_PENDING && k == FP_JOB_RENDER)
+                c->oldest_render_at = first;
         }
         rc = step == SQLITE_DONE ? 0 : fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
         sqlite3_finalize(st);

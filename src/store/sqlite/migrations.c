@@ -172,6 +172,26 @@ static const char *const migrations[] = {
     "CREATE INDEX jobs_fair ON jobs(fair_tag) WHERE fair_tag IS NOT NULL;"
     "CREATE INDEX jobs_fair_seller ON jobs(seller_id, fair_tag) WHERE fair_tag IS NOT NULL;"
     "CREATE INDEX jobs_retry ON jobs(next_at) WHERE state = 'pending' AND fair_tag IS NULL;",
+    /* 10: sellers for a real company or a group (issue 16; docs/sellers.md).
+     * The tax bureau code the XML needs, the defaults for the drawer and
+     * the remark, and the disabled flag (a disabled seller issues nothing).
+     * seller_generation counts every change of the sellers table (the
+     * triggers), so a running server sees a change made by the CLI with
+     * one integer read instead of re-reading the sellers. */
+    "ALTER TABLE sellers ADD COLUMN tax_bureau TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE sellers ADD COLUMN drawer TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE sellers ADD COLUMN remark TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE sellers ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE sellers ADD COLUMN created_at INTEGER;"
+    "CREATE INDEX sellers_tax_id ON sellers(tax_id);"
+    "CREATE TABLE seller_generation(id INTEGER PRIMARY KEY CHECK(id = 1), gen INTEGER NOT NULL);"
+    "INSERT INTO seller_generation(id, gen) VALUES(1, 0);"
+    "CREATE TRIGGER sellers_gen_ins AFTER INSERT ON sellers BEGIN"
+    "  UPDATE seller_generation SET gen = gen + 1 WHERE id = 1; END;"
+    "CREATE TRIGGER sellers_gen_upd AFTER UPDATE ON sellers BEGIN"
+    "  UPDATE seller_generation SET gen = gen + 1 WHERE id = 1; END;"
+    "CREATE TRIGGER sellers_gen_del AFTER DELETE ON sellers BEGIN"
+    "  UPDATE seller_generation SET gen = gen + 1 WHERE id = 1; END;",
 };
 
 int fp_store_migration_count(void)

@@ -46,6 +46,9 @@
 #include "fapiao/metrics.h"
 #include "internal.h"
 
+#define SQ_STR_(x) #x
+#define SQ_STR(x)  SQ_STR_(x) /* a number's macro as SQL text */
+
 const char *const fp_sq_write_sql[WQ__N] = {
     [WQ_BEGIN] = "BEGIN IMMEDIATE",
     [WQ_COMMIT] = "COMMIT",
@@ -73,6 +76,16 @@ const char *const fp_sq_write_sql[WQ__N] = {
                        "SELECT ?1, ?2, ?3, 'notify', 'invoice.rendered', "
                        "'evt_' || ?1 || '_rendered', ?4, 'blocked', ?5, ?5, ?5 "
                        "FROM clients WHERE client_id=?3 AND coalesce(webhook_url, '') <> ''"),
+    /* the same while renders are served on first request (jobs.h,
+     * docs/outbox.md): not blocked, so the event (with the PDF's link) goes
+     * out without waiting for the render; it waits with a fair tag */
+    [WQ_INS_NOTIFY_EARLY] =
+        ("INSERT INTO jobs(invoice_number, seller_id, client_id, kind, event, "
+         "event_id, after_job, state, next_at, first_at, updated_at, cost, fair_tag) "
+         "SELECT ?1, ?2, ?3, 'notify', 'invoice.issued', 'evt_' || ?1 || '_issued', ?4, "
+         "'pending', ?5, ?5, ?5, " SQ_STR(FP_JOB_BASE_COST) ", " FP_JOBS_FAIR_TAG(
+             "?2", SQ_STR(FP_JOB_BASE_COST)) " FROM clients WHERE client_id=?3 AND "
+                                             "coalesce(webhook_url, '') <> ''"),
     /* the audit chain (audit.h): the id is assigned, not left to SQLite,
      * so that ids are consecutive */
     [WQ_INS_AUDIT] = ("INSERT INTO audit(id, ts, actor, action, target, request_id, client_ip, "
@@ -283,7 +296,7 @@ static int enqueue_jobs(fp_sqlite *s, fp_issue_req *r)
     if (rc < 0)
         return rc;
     int64_t render_id = sqlite3_last_insert_rowid(s->wdb);
-    j = s->wst[WQ_INS_NOTIFY];
+    j = s->wst[atomic_load(&s->notify_early) ? WQ_INS_NOTIFY_EARLY : WQ_INS_NOTIFY];
     sqlite3_bind_text(j, 1, r->number, FP_NUMBER_LEN, SQLITE_STATIC);
     sqlite3_bind_int64(j, 2, r->seller_id);
     sqlite3_bind_text(j, 3, r->actor, -1, SQLITE_STATIC);
@@ -469,6 +482,8 @@ static void run_batch(fp_sqlite *s, fp_issue_req *head, int n)
                 r->outcome_unknown = unknown;
         } else {
             note_acked(s, head);
+            if (s->log)
+                fp_sq_log_commit(s); /* continuous archiving (backup.c) */
             if (created && s->job_hook)
                 s->job_hook(s->job_hook_arg);
         }

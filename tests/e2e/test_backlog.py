@@ -1,0 +1,133 @@
+"""The bounded render backlog (docs/outbox.md): past --render-backlog-max
+pending renders the outbox renders PDFs on first request, webhook events go
+out at once with the PDF's link, the mode returns to background below half
+the threshold; done jobs are pruned after --job-retention.  States and
+counts only: a backlog is built with the render fault and a one-hour retry
+backoff, so nothing renders in the background while a test looks."""
+import json
+
+from conftest import SLOW
+from test_outbox import ALLOW, issue, jobs, metric, receivers, set_webhook, status_of, wait_for  # noqa: F401
+
+WAIT = 30 * SLOW
+# renders that fail wait 30-60 min for their retry: only on-demand renders them
+# (and no switch by age: the tests count jobs)
+HOLD = ["--fault-injection", "--retry-backoff-ms", "3600000", "--render-age-max", "0"]
+
+
+def faults(srv, render):
+    r = srv.post_json("/v1/_faults", {"render": render})
+    assert r.status == 200, r
+
+
+def failed_once(srv, numbers):
+    """Every render of numbers tried and failed once (pending, with an error)."""
+    def ok():
+        js = [j for j in jobs(srv, limit=200) if j["kind"] == "render"
+              and j["invoice_number"] in numbers]
+        return len(js) == len(numbers) and all(
+            j["state"] == "pending" and j["attempts"] == 1 and j["last_error"] for j in js)
+    wait_for(ok, what="every render failed once")
+
+
+def pdf(srv, number):
+    return srv.request("GET", "/v1/invoices/%s/pdf" % number)
+
+
+def test_on_demand_and_back(make_server):
+    srv = make_server(serve_args=HOLD + ["--render-backlog-max", "4"])
+    faults(srv, "fail")
+    numbers = [issue(srv, "backlog-%d" % i) for i in range(6)]
+    failed_once(srv, numbers)
+    # the keeper counts 6 pending renders: at the threshold of 4, on demand
+    wait_for(lambda: metric(srv, "fapiao_render_on_demand") == 1, what="on-demand mode")
+    assert metric(srv, "fapiao_render_backlog") == 6
+    assert metric(srv, "fapiao_render_mode_switches_total") == 1
+    ready = srv.request("GET", "/readyz", auth=False).json()
+    ob = [c for c in ready["checks"] if c["name"] == "outbox"][0]
+    assert ob["render_mode"] == "on_demand" and ob["render_backlog"] == 6, ob
+
+    faults(srv, "ok")
+    # each GET renders its PDF now, ahead of the retry an hour away
+    for i, n in enumerate(numbers[:3]):
+        r = pdf(srv, n)
+        assert r.status == 200 and r.body.startswith(b"%PDF-"), r
+        assert metric(srv, "fapiao_pdfs_rendered_total", '{how="on_demand"}') == i + 1
+    # ... and its render job is done: the background will not render it again
+    done = {j["invoice_number"] for j in jobs(srv, state="done") if j["kind"] == "render"}
+    assert done == set(numbers[:3])
+    assert all(status_of(srv, n) == "rendered" for n in numbers[:3])
+    # a second GET serves the stored file, no second render
+    assert pdf(srv, numbers[0]).status == 200
+    assert metric(srv, "fapiao_pdfs_rendered_total", '{how="on_demand"}') == 3
+
+    # 3 pending is not yet half of 4: still on demand; at 2 it switches back
+    wait_for(lambda: metric(srv, "fapiao_render_backlog") == 3, what="a backlog of 3")
+    assert metric(srv, "fapiao_render_on_demand") == 1
+    assert pdf(srv, numbers[3]).status == 200
+    wait_for(lambda: metric(srv, "fapiao_render_on_demand") == 0, what="background mode")
+    assert metric(srv, "fapiao_render_backlog") == 2
+    assert metric(srv, "fapiao_render_mode_switches_total") == 2
+    assert metric(srv, "fapiao_pdfs_rendered_total", '{how="on_demand"}') == 4
+    assert metric(srv, "fapiao_pdfs_on_demand_ratio") == 1
+    ready = srv.request("GET", "/readyz", auth=False).json()
+    ob = [c for c in ready["checks"] if c["name"] == "outbox"][0]
+    assert ob["render_mode"] == "background" and ob["pdfs_rendered_on_demand"] == 4, ob
+
+    # background mode: a GET no longer renders (the retry is an hour away)
+    r = pdf(srv, numbers[4])
+    assert r.status == 503 and r.json()["code"] == "PDF_RETRYING", r
+    assert metric(srv, "fapiao_pdfs_rendered_total", '{how="on_demand"}') == 4
+
+
+def test_on_demand_events_carry_the_pdf_link(make_server, receivers):
+    srv = make_server(serve_args=ALLOW + HOLD + ["--render-backlog-max", "2"])
+    rec = receivers().start()
+    set_webhook(srv, rec.url)
+    faults(srv, "fail")
+    held = [issue(srv, "early-%d" % i) for i in range(2)]
+    failed_once(srv, held)
+    wait_for(lambda: metric(srv, "fapiao_render_on_demand") == 1, what="on-demand mode")
+    assert rec.calls == []  # their events wait for their renders
+
+    # a new invoice's event goes out at once, its render still failing
+    n = issue(srv, "early-new")
+    calls = rec.wait_calls(1)
+    ev = json.loads(calls[0]["body"])
+    assert ev["type"] == "invoice.issued" and ev["id"] == "evt_%s_issued" % n, ev
+    assert ev["data"]["links"]["pdf"] == "/v1/invoices/%s/pdf" % n
+    assert ev["data"]["status"] == "issued"
+    render = [j for j in jobs(srv) if j["kind"] == "render" and j["invoice_number"] == n][0]
+    assert render["state"] != "done", render
+
+    # the link works: rendered on first request, then delivered; no second
+    # event for it
+    faults(srv, "ok")
+    wait_for(lambda: [j for j in jobs(srv) if j["kind"] == "notify"
+                      and j["invoice_number"] == n and j["state"] == "done"],
+             what="the issued event done")
+    r = pdf(srv, n)
+    assert r.status == 200 and r.body.startswith(b"%PDF-"), r
+    assert status_of(srv, n) == "delivered"
+    notes = [j for j in jobs(srv) if j["kind"] == "notify" and j["invoice_number"] == n]
+    assert [j["event"] for j in notes] == ["invoice.issued"], notes
+    assert len(rec.calls) == 1
+
+
+def test_done_jobs_are_pruned(make_server, receivers):
+    srv = make_server(serve_args=ALLOW + ["--job-retention", "1"])
+    rec = receivers().start()
+    set_webhook(srv, rec.url)
+    numbers = [issue(srv, "prune-%d" % i) for i in range(3)]
+    for n in numbers:
+        wait_for(lambda: status_of(srv, n) == "delivered", what="delivered")
+    # a second after they are done, the keeper deletes the 6 rows
+    wait_for(lambda: metric(srv, "fapiao_outbox_jobs_pruned_total") == 6, what="6 pruned")
+    assert jobs(srv) == []
+    assert srv.db_query("SELECT count(*) FROM jobs")[0][0] == 0
+    # the invoices keep their state and their PDFs
+    for n in numbers:
+        assert status_of(srv, n) == "delivered"
+        r = pdf(srv, n)
+        assert r.status == 200 and r.body.startswith(b"%PDF-"), r
+    assert len(rec.calls) == 3
