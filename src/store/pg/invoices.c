@@ -1,6 +1,6 @@
 /* invoices.c — the PostgreSQL backend's reads (find by serial, get, list,
- * sellers, numbers left, ping) on the read pool, and the setup writes of
- * `fapiao init` (sellers, ranges) on the writer connection.  Reads go to
+ * numbers left, ping) on the read pool, and the setup writes of `fapiao
+ * init` (ranges; sellers: sellers.c) on the writer connection.  Reads go to
  * the primary the connection string names (read your writes: docs/ha.md). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,32 +141,6 @@ int pg_store_list_invoices_part(void *be, int64_t seller_id, const fp_list_query
     return rc;
 }
 
-int pg_store_get_seller(void *be, int64_t seller_id, fp_seller *out)
-{
-    fp_pg *s = be;
-    PGconn *c = pg_racquire(s);
-    pg_params p = {0};
-    pg_i64(&p, seller_id);
-    int rc;
-    PGresult *r = pg_q(c,
-                       "SELECT name, tax_id, address, phone, bank, account FROM sellers "
-                       "WHERE id=$1",
-                       &p, &rc, NULL);
-    if (r && PQntuples(r) == 0)
-        rc = FP_ENOTFOUND;
-    else if (r) {
-        pg_col(r, 0, 0, out->name, sizeof out->name);
-        pg_col(r, 0, 1, out->tax_id, sizeof out->tax_id);
-        pg_col(r, 0, 2, out->address, sizeof out->address);
-        pg_col(r, 0, 3, out->phone, sizeof out->phone);
-        pg_col(r, 0, 4, out->bank, sizeof out->bank);
-        pg_col(r, 0, 5, out->account, sizeof out->account);
-    }
-    PQclear(r);
-    pg_rrelease(s, c);
-    return rc;
-}
-
 int pg_store_numbers_remaining(void *be, int64_t seller_id, int64_t *remaining)
 {
     fp_pg *s = be;
@@ -199,30 +173,6 @@ int pg_store_ping(void *be, fp_err *err)
 }
 
 /* ---- setup ---- */
-
-int pg_store_add_seller(void *be, const fp_seller *x, int64_t *id, fp_err *err)
-{
-    fp_pg *s = be;
-    pg_params p = {0};
-    pg_text(&p, x->name);
-    pg_text(&p, x->tax_id);
-    pg_text(&p, x->address);
-    pg_text(&p, x->phone);
-    pg_text(&p, x->bank);
-    pg_text(&p, x->account);
-    pthread_mutex_lock(&s->wlock);
-    pg_heal(s->w);
-    int rc;
-    PGresult *r = pg_q(s->w,
-                       "INSERT INTO sellers(name, tax_id, address, phone, bank, account) "
-                       "VALUES($1, $2, $3, $4, $5, $6) RETURNING id",
-                       &p, &rc, err);
-    if (r)
-        *id = pg_int(r, 0, 0);
-    PQclear(r);
-    pthread_mutex_unlock(&s->wlock);
-    return rc;
-}
 
 int pg_store_add_range(void *be, int64_t seller_id, const char prefix[6], int64_t first,
                        int64_t last, const fp_audit_rec *audit, fp_err *err)

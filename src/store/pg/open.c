@@ -1,7 +1,7 @@
 /* open.c — the PostgreSQL backend's open and close, and its versioned
  * schema (schema_version; a node refuses a schema newer than it knows).
  *
- * The schema is SQLite's (src/store/sqlite/migrations.c, migrations 1-9)
+ * The schema is SQLite's (src/store/sqlite/migrations.c, migrations 1-10)
  * as it stands, in PostgreSQL's types: BIGINT for integers and money (fen),
  * BYTEA for hashes and salts, TEXT for text.  Two one-row tables are its
  * own: audit_head (the chain's last id and hash, locked FOR UPDATE by every
@@ -110,6 +110,25 @@ static const char *const pg_migrations[] = {
     "CREATE TABLE issue_clock(id INTEGER PRIMARY KEY CHECK(id = 1), mark BIGINT NOT NULL,"
     "  confirmed_at BIGINT);"
     "INSERT INTO issue_clock(id, mark) VALUES(1, 0);",
+    /* 2: SQLite's migration 10 (sellers for a real company or a group;
+     * docs/sellers.md): the tax bureau code, the drawer and remark
+     * defaults, the disabled flag, when a seller was added, and the
+     * sellers' generation, bumped by a trigger in the statement that
+     * changes a seller (sellers.c).  And the invoices' storage order (seq:
+     * assigned in the group commit, which holds the issue clock's row, so
+     * it is commit order across nodes), which SQLite has as the rowid: the
+     * auditor's check of issue times that go back (fp_audit_snap). */
+    "ALTER TABLE sellers ADD COLUMN tax_bureau TEXT NOT NULL DEFAULT '',"
+    "  ADD COLUMN drawer TEXT NOT NULL DEFAULT '', ADD COLUMN remark TEXT NOT NULL DEFAULT '',"
+    "  ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0, ADD COLUMN created_at BIGINT;"
+    "CREATE INDEX sellers_tax_id ON sellers(tax_id);"
+    "CREATE TABLE seller_generation(id INTEGER PRIMARY KEY CHECK(id = 1), gen BIGINT NOT NULL);"
+    "INSERT INTO seller_generation(id, gen) VALUES(1, 0);"
+    "CREATE FUNCTION fapiao_sellers_gen() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+    "  UPDATE seller_generation SET gen = gen + 1 WHERE id = 1; RETURN NULL; END $$;"
+    "CREATE TRIGGER sellers_gen AFTER INSERT OR UPDATE OR DELETE ON sellers"
+    "  FOR EACH ROW EXECUTE FUNCTION fapiao_sellers_gen();"
+    "ALTER TABLE invoices ADD COLUMN seq BIGSERIAL;",
 };
 #define PG_NMIGRATIONS ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))
 
@@ -203,15 +222,22 @@ static int audit_key_load(fp_pg *s, fp_err *err)
     if (fp_audit_key_paths(NULL, s->o.audit_key_path, key, pub, sizeof key) < 0)
         return fp_fail(err, FP_ERANGE, "audit key path too long");
     int rc;
-    PGresult *r = pg_q(s->w, "SELECT EXISTS(SELECT 1 FROM audit_checkpoints)", NULL, &rc, err);
+    PGresult *r = pg_q(s->w,
+                       "SELECT EXISTS(SELECT 1 FROM audit_checkpoints), coalesce((SELECT ts FROM "
+                       "audit_checkpoints ORDER BY id DESC LIMIT 1), 0)",
+                       NULL, &rc, err);
     if (!r)
         return rc;
     int signed_before = !strcmp(PQgetvalue(r, 0, 0), "t");
+    int64_t age_s = fp_wall_s() - pg_int(r, 0, 1);
     PQclear(r);
     if ((rc = fp_audit_key_open(key, pub, !signed_before, s->audit_sk, s->audit_pk, err)) < 0)
         return rc;
     s->audit_signs = 1;
-    s->audit_cp_mono_ms = fp_mono_ms();
+    /* the last checkpoint's age carried onto the monotonic clock the
+     * interval runs on, as the SQLite backend does: with none, the first
+     * fp_store_audit_checkpoint after records signs at once */
+    s->audit_cp_mono_ms = signed_before ? fp_mono_ms() - (age_s > 0 ? age_s * 1000 : 0) : 0;
     return 0;
 }
 

@@ -116,43 +116,8 @@ int pg_store_audit_prune(void *be, int64_t before_ts, const char *actor, int64_t
     return NOT_YET("audit prune");
 }
 
-/* Operations main added after this backend branched (sellers, the audit
- * snapshot, the bounded render backlog): not implemented yet. */
-int pg_store_sellers_generation(void *be, int64_t *gen)
-{
-    (void)be;
-    *gen = 0;
-    return FP_ENOSYS;
-}
-
-int pg_store_sellers(void *be, void (*fn)(const fp_seller *x, void *arg), void *arg)
-{
-    (void)be, (void)fn, (void)arg;
-    return FP_ENOSYS;
-}
-
-int pg_store_seller_create(void *be, const fp_seller *seller, int64_t *id,
-                           const fp_audit_rec *audit, fp_err *err)
-{
-    (void)be, (void)seller, (void)audit;
-    *id = 0;
-    return NOT_YET("sellers create");
-}
-
-int pg_store_seller_update(void *be, const fp_seller *seller, const fp_audit_rec *audit,
-                           fp_err *err)
-{
-    (void)be, (void)seller, (void)audit;
-    return NOT_YET("sellers update");
-}
-
-int pg_store_audit_snapshot(void *be, int (*fn)(fp_audit_snap *a, void *arg), void *arg,
-                            fp_err *err)
-{
-    (void)be, (void)fn, (void)arg;
-    return NOT_YET("the audit snapshot");
-}
-
+/* Operations main added after this backend branched (the bounded render
+ * backlog): not implemented yet. */
 int pg_jobs_claim_render(void *be, int64_t seller_id, const char *number, int64_t now,
                          int64_t owner, int64_t lease_ms, fp_job *out, fp_err *err)
 {
