@@ -4,6 +4,8 @@
  * PostgreSQL binaries are absent):
  *   - the store contract suite (store_contract.h), each check on a fresh
  *     schema;
+ *   - the bounded render backlog's rows (notify early, the on-demand
+ *     render claim, pruning);
  *   - versioned migrations: a schema newer than this build is refused;
  *   - two stores ("nodes") on one database issuing at once: every number
  *     of the range used exactly once, in one audit chain whose links hold;
@@ -87,6 +89,8 @@ static int open_by_name(const fp_store_opts *o, void **be, fp_err *err)
     po.path = url;
     if (!po.audit_key_path && key_path[0])
         po.audit_key_path = key_path;
+    if (!po.key_dir && key_path[0])
+        po.key_dir = key_dir; /* webhook.key: no database directory either */
     return fp_store_pg_ops.open(&po, be, err);
 }
 
@@ -451,6 +455,108 @@ static void test_deadline(void)
     check_ctx("%s", "");
 }
 
+/* The bounded render backlog's rows on PostgreSQL (as test_store.c's
+ * test_outbox_backlog on SQLite; jobs.h, docs/outbox.md): with
+ * notify_early a new invoice's notify job is pending at once
+ * (invoice.issued); the on-demand claim takes one invoice's render whether
+ * due or not, once, and only the seller's own; after the issued event was
+ * delivered the render's completion makes the invoice delivered without a
+ * second event; pruning deletes done jobs finished before the cut, in
+ * batches, notify before render, and never a job that is not done. */
+static void bl_status(fp_store *s, int64_t sid, const char *number, const char *want)
+{
+    fp_invoice_state st;
+    if (CHECK_EQ_INT(fp_store_invoice_state(s, sid, number, &st), 0))
+        CHECK_EQ_STR(st.status, want);
+}
+
+static void test_backlog(void)
+{
+    fp_store_ops ops = fp_store_pg_ops;
+    ops.open = open_by_name;
+    sc_env e;
+    check_ctx("backlog on PostgreSQL");
+    if (!sc_begin(&e, &ops, &inv, "/pg", "pgbl", "backlog", 1, 100))
+        goto out;
+    fp_err err = {0};
+    fp_store *s = e.s;
+    /* the requests' actor ("contract") is the issuing client */
+    fp_client_rec c = {.client_id = "contract", .seller_id = e.seller, .scope = "invoices:write"};
+    CHECK_MSG(fp_store_add_client(s, &c, &err) == 0, "add_client: %s", err.msg);
+    CHECK_EQ_INT(fp_store_webhook_set(s, "contract", "http://127.0.0.1:9/hook",
+                                      "whsec_0123456789abcdef", NULL, &err),
+                 0);
+    int i1 = sc_issue(&e, "bl-1", 1);
+    fp_store_set_notify_early(s, 1);
+    int i2 = sc_issue(&e, "bl-2", 2);
+    fp_store_set_notify_early(s, 0);
+    if (!CHECK(i1 >= 0 && i2 >= 0) || !CHECK_EQ_INT(e.result[i1], FP_ISSUE_CREATED) ||
+        !CHECK_EQ_INT(e.result[i2], FP_ISSUE_CREATED))
+        goto out;
+    const char *n1 = e.number[i1], *n2 = e.number[i2];
+    fp_jobs_counts cnt;
+    if (CHECK_EQ_INT(fp_jobs_count(s, &cnt, &err), 0)) {
+        CHECK_EQ_INT(cnt.n[FP_JOB_RENDER][FP_JS_PENDING], 2);
+        CHECK_EQ_INT(cnt.n[FP_JOB_NOTIFY][FP_JS_BLOCKED], 1); /* n1's */
+        CHECK_EQ_INT(cnt.n[FP_JOB_NOTIFY][FP_JS_PENDING], 1); /* n2's, at once */
+        CHECK(cnt.oldest_render_at > 0);
+    }
+    /* the on-demand claim: n2's render, once */
+    int64_t now = fp_steady_ms(), due = 0;
+    fp_job rj, nj, other;
+    if (!CHECK_EQ_INT(fp_jobs_claim_render(s, e.seller, n2, now, 7, 60000, &rj, &err), 0))
+        goto out;
+    CHECK_EQ_STR(rj.invoice_number, n2);
+    CHECK_EQ_INT(rj.kind, FP_JOB_RENDER);
+    CHECK_EQ_INT(rj.state, FP_JS_RUNNING);
+    CHECK_EQ_INT(fp_jobs_claim_render(s, e.seller, n2, now, 8, 60000, &other, &err), FP_ENOTFOUND);
+    CHECK_EQ_INT(fp_jobs_claim_render(s, e.seller + 1, n1, now, 8, 60000, &other, &err),
+                 FP_ENOTFOUND); /* another seller's invoice */
+    /* the issued event is delivered before the render ends */
+    int found = 0;
+    for (int i = 0; i < 3 && !found; i++) {
+        if (fp_jobs_claim(s, now, 20 + i, 60000, &nj, &due, &err) != 0)
+            break;
+        if (nj.kind == FP_JOB_NOTIFY) {
+            found = 1;
+            CHECK_EQ_STR(nj.event, "invoice.issued");
+            CHECK_EQ_STR(nj.invoice_number, n2);
+            CHECK_EQ_INT(fp_jobs_complete(s, &nj, now, &err), 0);
+        } else { /* n1's render (not on demand): pending again, later */
+            CHECK_EQ_INT(fp_jobs_defer(s, &nj, now + 3600000, "later", &err), 0);
+        }
+    }
+    CHECK_MSG(found, "the invoice.issued notify job was not claimable");
+    bl_status(s, e.seller, n2, "accepted");
+    CHECK_EQ_INT(fp_jobs_complete(s, &rj, now, &err), 0);
+    bl_status(s, e.seller, n2, "delivered"); /* its event went out already */
+    /* no invoice.rendered event queued for it */
+    CHECK_EQ_INT(fp_jobs_claim(s, now, 30, 60000, &other, &due, &err), FP_ENOTFOUND);
+    /* pruning: n2's two done jobs; n1's pending render and blocked notify
+     * stay; a cut before they finished deletes nothing */
+    int64_t pruned = -1;
+    CHECK_EQ_INT(fp_jobs_prune(s, now, 500, &pruned, &err), 0);
+    CHECK_EQ_INT(pruned, 0);
+    CHECK_EQ_INT(fp_jobs_prune(s, now + 1, 1, &pruned, &err), 0);
+    CHECK_EQ_INT(pruned, 1); /* the batch limit: the notify job */
+    CHECK_EQ_INT(fp_jobs_prune(s, now + 1, 500, &pruned, &err), 0);
+    CHECK_EQ_INT(pruned, 1); /* then the render no job refers to any more */
+    CHECK_EQ_INT(fp_jobs_prune(s, now + 1, 500, &pruned, &err), 0);
+    CHECK_EQ_INT(pruned, 0);
+    fp_invoice_state st;
+    if (CHECK_EQ_INT(fp_store_invoice_state(s, e.seller, n2, &st), 0)) {
+        CHECK_EQ_STR(st.status, "delivered"); /* the invoice keeps its state */
+        CHECK_EQ_INT(st.render_state, -1);    /* no render job any more */
+    }
+    if (CHECK_EQ_INT(fp_jobs_count(s, &cnt, &err), 0)) {
+        CHECK_EQ_INT(cnt.n[FP_JOB_RENDER][FP_JS_PENDING], 1);
+        CHECK_EQ_INT(cnt.n[FP_JOB_NOTIFY][FP_JS_BLOCKED], 1);
+    }
+out:
+    sc_end(&e);
+    check_ctx("%s", "");
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -476,6 +582,7 @@ int main(int argc, char **argv)
     if (mkdtemp(key_dir))
         snprintf(key_path, sizeof key_path, "%s/audit.key", key_dir);
     test_contract();
+    test_backlog();
     test_schema_newer();
     test_two_nodes();
     test_deadline();
@@ -485,6 +592,8 @@ int main(int argc, char **argv)
         char pub[80];
         snprintf(pub, sizeof pub, "%s/audit.pub", key_dir);
         unlink(key_path);
+        unlink(pub);
+        snprintf(pub, sizeof pub, "%s/webhook.key", key_dir);
         unlink(pub);
         rmdir(key_dir);
     }

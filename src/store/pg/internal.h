@@ -77,6 +77,7 @@ typedef struct fp_pg {
 
     _Atomic uint64_t commits, requests, max_batch, commit_us_total, timed_out, unknown;
     _Atomic int64_t last_commit_us, last_probe_us;
+    _Atomic int notify_early; /* fp_store_set_notify_early (jobs.h; writer.c) */
     void (*job_hook)(void *arg);
     void *job_hook_arg;
     void (*outcome_hook)(int ok, void *arg);

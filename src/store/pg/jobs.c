@@ -15,6 +15,7 @@
  * every running job back to pending; on a shared database that would take
  * the jobs other nodes are running, so here it does nothing: a dead
  * node's jobs come back when their leases run out. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +113,76 @@ int pg_jobs_claim(void *be, int64_t now, int64_t owner, int64_t lease_ms, fp_job
     return rc;
 }
 
+/* The on-demand render (jobs.h): the invoice's render job claimed as
+ * pg_jobs_claim does, due or not, unless another worker (of any node)
+ * holds its row or it is not pending. */
+int pg_jobs_claim_render(void *be, int64_t seller_id, const char *number, int64_t now,
+                         int64_t owner, int64_t lease_ms, fp_job *out, fp_err *err)
+{
+    fp_pg *s = be;
+    int64_t owner_db = (int64_t)((uint64_t)s->node_tag << 32 | ((uint64_t)owner & 0xffffffffu));
+    pg_params p = {0};
+    pg_text(&p, number);
+    pg_i64(&p, seller_id);
+    pg_i64(&p, owner_db);
+    pg_i64(&p, now + lease_ms);
+    pg_i64(&p, now);
+    pthread_mutex_lock(&s->wlock);
+    pg_heal(s->w);
+    int rc;
+    PGresult *r = pg_q(s->w,
+                       "UPDATE jobs SET state='running', lease_owner=$3, lease_until=$4, "
+                       "attempts=attempts+1, updated_at=$5, fair_tag=NULL WHERE id=(SELECT id "
+                       "FROM jobs WHERE id=(SELECT max(id) FROM jobs WHERE invoice_number=$1 "
+                       "AND kind='render') AND seller_id=$2 AND state='pending' "
+                       "FOR UPDATE SKIP LOCKED) RETURNING " JOB_COLS,
+                       &p, &rc, err);
+    if (r && PQntuples(r) == 1)
+        read_job(r, 0, out);
+    else if (r)
+        rc = FP_ENOTFOUND;
+    PQclear(r);
+    pthread_mutex_unlock(&s->wlock);
+    return rc;
+}
+
+void pg_store_set_notify_early(void *be, int on)
+{
+    fp_pg *s = be;
+    atomic_store(&s->notify_early, on != 0);
+}
+
+/* Done jobs finished (next_at) before `before`, at most limit, in one
+ * transaction: notify jobs first, so that a render whose notify goes now
+ * can go in the next batch (after_job refers to it). */
+int pg_jobs_prune(void *be, int64_t before, int limit, int64_t *n, fp_err *err)
+{
+    fp_pg *s = be;
+    static const char *const del[] = {
+        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state='done' AND next_at < $1 "
+        "AND kind='notify' LIMIT $2)",
+        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs j WHERE state='done' AND next_at < $1 "
+        "AND kind='render' AND NOT EXISTS(SELECT 1 FROM jobs a WHERE a.after_job=j.id) LIMIT $2)",
+    };
+    *n = 0;
+    pthread_mutex_lock(&s->wlock);
+    int rc = pg_tx_begin(s, err);
+    for (int i = 0; i < 2 && rc == 0 && *n < limit; i++) {
+        pg_params p = {0};
+        pg_i64(&p, before);
+        pg_i64(&p, limit - *n);
+        PGresult *r = pg_q(s->w, del[i], &p, &rc, err);
+        if (r)
+            *n += strtoll(PQcmdTuples(r), NULL, 10);
+        PQclear(r);
+    }
+    rc = rc == 0 ? pg_tx_commit(s, err) : (pg_tx_rollback(s), rc);
+    if (rc < 0)
+        *n = 0;
+    pthread_mutex_unlock(&s->wlock);
+    return rc;
+}
+
 /* j's row if j->lease_owner still holds it, inside the open transaction. */
 static int set_job(fp_pg *s, const fp_job *j, const char *state, int64_t next_at, int count_attempt,
                    const char *error, int64_t now, fp_err *err)
@@ -151,10 +222,16 @@ static int render_outcome(fp_pg *s, const fp_job *j, int ok, const char *error, 
                           fp_err *err)
 {
     const char *n = j->invoice_number;
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)j->id);
+    /* rendered, or delivered when its invoice.issued event (on-demand
+     * mode, jobs.h) reached the client already */
     int rc = ok ? exec2(s,
-                        "UPDATE invoices SET status='rendered', failure=NULL "
+                        "UPDATE invoices SET status=CASE WHEN EXISTS(SELECT 1 FROM jobs "
+                        "WHERE after_job=$2::bigint AND event='invoice.issued' AND state='done') "
+                        "THEN 'delivered' ELSE 'rendered' END, failure=NULL "
                         "WHERE number=$1 AND status IN ('accepted', 'failed')",
-                        n, NULL, err)
+                        n, id, err)
                 : exec2(s,
                         "UPDATE invoices SET status='failed', failure=$2 "
                         "WHERE number=$1 AND status='accepted'",
@@ -186,6 +263,9 @@ static int render_outcome(fp_pg *s, const fp_job *j, int ok, const char *error, 
                    "'pending', $3, $3, $3, $6, " FAIR_TAG(
                        "$5", "$6") " FROM clients "
                                    "WHERE client_id=$7 AND coalesce(webhook_url, '') <> '' "
+                                   /* the client has the PDF's link already */
+                                   "AND NOT ($2 = 'rendered' AND EXISTS(SELECT 1 FROM jobs "
+                                   "WHERE after_job=$4 AND event='invoice.issued')) "
                                    "ON CONFLICT (event_id) DO NOTHING",
                    &p, err);
 }
@@ -199,7 +279,8 @@ int pg_jobs_complete(void *be, const fp_job *j, int64_t now, fp_err *err)
         rc = set_job(s, j, "done", now, 1, NULL, now, err);
     if (rc == 0 && j->kind == FP_JOB_RENDER)
         rc = render_outcome(s, j, 1, NULL, now, err);
-    else if (rc == 0 && !strcmp(j->event, "invoice.rendered"))
+    else if (rc == 0 &&
+             (!strcmp(j->event, "invoice.rendered") || !strcmp(j->event, "invoice.issued")))
         rc =
             exec2(s, "UPDATE invoices SET status='delivered' WHERE number=$1 AND status='rendered'",
                   j->invoice_number, NULL, err);
@@ -350,6 +431,8 @@ int pg_jobs_count(void *be, fp_jobs_counts *c, fp_err *err)
         int64_t first = pg_int(r, i, 3);
         if (state == FP_JS_PENDING && (!c->oldest_pending_at || first < c->oldest_pending_at))
             c->oldest_pending_at = first;
+        if (state == FP_JS_PENDING && k == FP_JOB_RENDER)
+            c->oldest_render_at = first;
     }
     PQclear(r);
     pg_rrelease(s, db);

@@ -116,27 +116,6 @@ int pg_store_audit_prune(void *be, int64_t before_ts, const char *actor, int64_t
     return NOT_YET("audit prune");
 }
 
-/* Operations main added after this backend branched (the bounded render
- * backlog): not implemented yet. */
-int pg_jobs_claim_render(void *be, int64_t seller_id, const char *number, int64_t now,
-                         int64_t owner, int64_t lease_ms, fp_job *out, fp_err *err)
-{
-    (void)be, (void)seller_id, (void)number, (void)now, (void)owner, (void)lease_ms, (void)out;
-    return NOT_YET("the on-demand render claim");
-}
-
-void pg_store_set_notify_early(void *be, int on)
-{
-    (void)be, (void)on; /* notify jobs stay blocked behind their render */
-}
-
-int pg_jobs_prune(void *be, int64_t before, int limit, int64_t *n, fp_err *err)
-{
-    (void)be, (void)before, (void)limit;
-    *n = 0;
-    return NOT_YET("job pruning");
-}
-
 const fp_store_ops fp_store_pg_ops = {.name = "postgresql",
                                       .open = pg_open,
                                       .close = pg_close,

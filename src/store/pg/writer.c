@@ -442,7 +442,10 @@ static int red_precheck(fp_pg *s, fp_issue_req *r)
 /* The invoice, its audit record and its outbox jobs (a render, and a
  * notify blocked behind it when the issuing client has a webhook; the fair
  * tag as in src/store/sqlite/internal.h FP_JOBS_FAIR_TAG), in one
- * statement.  Nothing but the invoice is inserted when the serial exists:
+ * statement.  With notify_early ($22 = 1; jobs.h) the notify is pending at
+ * once with event invoice.issued, its fair tag right after its render's
+ * (what FP_JOBS_FAIR_TAG gives once the render's tag is in: the CTEs do
+ * not see each other's rows).  Nothing but the invoice is inserted when the serial exists:
  * the statement then returns 0. */
 static const char issue_sql[] =
     "WITH inv AS ("
@@ -460,12 +463,15 @@ static const char issue_sql[] =
     "  SELECT $1, $2, $13, 'render', 'pending', $20, $20, $20, $21, "
     "    greatest(coalesce((SELECT min(fair_tag) FROM jobs WHERE fair_tag IS NOT NULL), 0), "
     "      coalesce((SELECT max(fair_tag) FROM jobs WHERE seller_id = $2 "
-    "        AND fair_tag IS NOT NULL), 0)) + $21 FROM inv RETURNING id), "
+    "        AND fair_tag IS NOT NULL), 0)) + $21 FROM inv RETURNING id, fair_tag), "
     "ntf AS ("
     "  INSERT INTO jobs(invoice_number, seller_id, client_id, kind, event, event_id, after_job, "
-    "    state, next_at, first_at, updated_at) "
-    "  SELECT $1, $2, $13, 'notify', 'invoice.rendered', 'evt_' || $1 || '_rendered', rnd.id, "
-    "    'blocked', $20, $20, $20 FROM rnd, clients "
+    "    state, next_at, first_at, updated_at, cost, fair_tag) "
+    "  SELECT $1, $2, $13, 'notify', 'invoice.' || ev, 'evt_' || $1 || '_' || ev, rnd.id, "
+    "    CASE WHEN $22 = 1 THEN 'pending' ELSE 'blocked' END, $20, $20, $20, "
+    "    CASE WHEN $22 = 1 THEN $23 ELSE 1 END, "
+    "    CASE WHEN $22 = 1 THEN rnd.fair_tag + $23 END "
+    "  FROM rnd, clients, (SELECT CASE WHEN $22 = 1 THEN 'issued' ELSE 'rendered' END) e(ev) "
     "  WHERE clients.client_id = $13 AND coalesce(clients.webhook_url, '') <> '') "
     "SELECT count(*) FROM inv";
 
@@ -523,6 +529,8 @@ static int issue_prepare(fp_pg *s, pg_batch *b, fp_issue_req *r, int take_clock,
     pg_text(p, a.client_request_id);                             /* 19 */
     pg_i64(p, now);                                              /* 20 */
     pg_i64(p, FP_JOB_BASE_COST + (r->lines > 0 ? r->lines : 1)); /* 21 */
+    pg_i64(p, atomic_load(&s->notify_early) != 0);               /* 22 */
+    pg_i64(p, FP_JOB_BASE_COST);                                 /* 23 */
     /* as if inserted: the next request links to this one; the caller
      * rolls back when it was not */
     s->tx.last_id = row.id;
@@ -545,8 +553,8 @@ static void set_created(fp_issue_req *r)
 /* One request, one round trip at a time: the path for red invoices, an
  * exhausted range and a key used before (its conflict is answered). */
 /* issue_sql's parameter types, in the order issue_prepare fills them */
-static const Oid issue_types[21] = {25, 20, 25, 17, 25, 25, 20, 20, 25, 25, 25,
-                                    20, 25, 25, 25, 25, 17, 17, 25, 20, 20};
+static const Oid issue_types[23] = {25, 20, 25, 17, 25, 25, 20, 20, 25, 25, 25, 20,
+                                    25, 25, 25, 25, 17, 17, 25, 20, 20, 20, 20};
 
 /* issue_sql prepared once per connection (planning it costs about as much
  * as running it); again after a reset, which drops it. */
@@ -554,7 +562,7 @@ static int issue_prepared(fp_pg *s)
 {
     if (s->w_prepared == PQbackendPID(s->w))
         return 0;
-    PGresult *r = PQprepare(s->w, "fp_issue", issue_sql, 21, issue_types);
+    PGresult *r = PQprepare(s->w, "fp_issue", issue_sql, 23, issue_types);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     PQclear(r);
     if (!ok)
