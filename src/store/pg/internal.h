@@ -123,6 +123,9 @@ void pg_current_yy(char yy[3], int64_t t);
 /* Signs the chain's head now when records followed the last checkpoint
  * (force: whatever its age; close uses it): 1 signed, 0 nothing due. */
 int pg_audit_sign(fp_pg *s, int force, fp_err *err);
+/* the writer's condition variables, made at open and destroyed at close */
+void pg_writer_init(fp_pg *s);
+void pg_writer_fini(fp_pg *s);
 int pg_writer_start(fp_pg *s, fp_err *err);
 void pg_writer_stop(fp_pg *s);
 /* BEGIN on the locked writer connection; commit or roll back with these

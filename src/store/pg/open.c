@@ -263,7 +263,7 @@ int pg_open(const fp_store_opts *o, void **be, fp_err *err)
     pthread_mutex_init(&s->wlock, NULL);
     pthread_mutex_init(&s->qlock, NULL);
     pthread_cond_init(&s->qcond, NULL);
-    fp_cond_init_mono(&s->rpcond); /* the deadline thread's timed wait */
+    pg_writer_init(s);
     pthread_mutex_init(&s->rlock, NULL);
     pthread_cond_init(&s->rcond, NULL);
     pthread_mutex_init(&s->hooklock, NULL);
@@ -316,7 +316,7 @@ void pg_close(void *be)
     pthread_mutex_destroy(&s->wlock);
     pthread_mutex_destroy(&s->qlock);
     pthread_cond_destroy(&s->qcond);
-    pthread_cond_destroy(&s->rpcond);
+    pg_writer_fini(s);
     pthread_mutex_destroy(&s->rlock);
     pthread_cond_destroy(&s->rcond);
     pthread_mutex_destroy(&s->hooklock);

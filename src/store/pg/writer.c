@@ -1008,6 +1008,18 @@ static void *reaper_main(void *arg)
     return NULL;
 }
 
+/* The deadline thread's condition variable: its timed wait runs on the
+ * monotonic clock (clock.h), so it is made here, beside that wait. */
+void pg_writer_init(fp_pg *s)
+{
+    fp_cond_init_mono(&s->rpcond);
+}
+
+void pg_writer_fini(fp_pg *s)
+{
+    pthread_cond_destroy(&s->rpcond);
+}
+
 int pg_writer_start(fp_pg *s, fp_err *err)
 {
     if (pthread_create(&s->writer, NULL, writer_main, s) != 0)
