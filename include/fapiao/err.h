@@ -23,6 +23,7 @@ enum {
     FP_ECONFLICT = -8,
     FP_ETIMEDOUT = -9, /* a time bound ran out */
     FP_ECORRUPT = -10, /* stored data no longer reads back as written */
+    FP_ENOSYS = -11,   /* not implemented (yet) by this store backend */
 };
 
 typedef struct fp_err {

@@ -60,6 +60,10 @@ typedef struct fp_store_opts {
      * every other write is refused.  A cleanly stopped database's files
      * are not changed by a byte. */
     int read_only;
+    /* A server database (postgresql://, docs/ha.md): the directory of the
+     * keys kept beside a database file (webhook.key); NULL: none, and the
+     * webhook secrets cannot be sealed or opened. */
+    const char *key_dir;
 } fp_store_opts;
 
 /* The check at open.  SYNC: PRAGMA quick_check from the disk before the

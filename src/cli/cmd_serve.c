@@ -398,12 +398,13 @@ static void stop_services(serve_run *r)
 static int open_store(serve_run *r)
 {
     fp_err err = {0};
-    fp_store_opts sto = {.path = r->db,
+    fp_store_opts sto = {.path = r->c.database ? r->c.database : r->db, /* docs/ha.md */
                          .slow_write_ms = r->c.slow_ms != SERVE_UNSET ? (int)r->c.slow_ms : 0,
                          .write_deadline_ms =
                              r->c.deadline_ms != SERVE_UNSET ? (int)r->c.deadline_ms : 0,
                          .start_check = FP_START_CHECK_AUTO,
-                         .audit_key_path = r->audit_key}; /* docs/storage.md */
+                         .audit_key_path = r->audit_key, /* docs/storage.md */
+                         .key_dir = r->c.dir};
     int src = fp_store_open(&sto, &r->store, &err);
     /* A full disk can leave no room for the -shm file SQLite needs even to
      * read (docs/storage-space.md): the reserve is for this. */

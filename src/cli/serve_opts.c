@@ -57,6 +57,9 @@ static const opt opts[] = {
     {NULL, OPT_SECTION, 0, 0, 0, U_NONE, NULL, NULL, "Service", "服务"},
     {"--data-dir", OPT_STR, F(dir), 0, 0, U_NONE, "DIR", NULL,
      "required: the data directory (made by fapiao init)", "必填：数据目录（由 fapiao init 创建）"},
+    {"--database", OPT_STR, F(database), 0, 0, U_NONE, "URL|FILE", "DIR/fapiao.db",
+     "the database: a SQLite file, or postgresql://... for PostgreSQL (docs/ha.md)",
+     "数据库：SQLite 文件，或 postgresql://... 使用 PostgreSQL（见 docs/ha.md）"},
     {"--listen", OPT_STR, F(listen), 0, 0, U_NONE, "HOST:PORT", "127.0.0.1:8443",
      "address and port of the HTTPS API", "HTTPS API 的监听地址与端口"},
     {"--threads", OPT_INT, F(threads), 1, 256, U_NONE, "N", "the number of CPUs",
@@ -485,6 +488,19 @@ static int apply(const layered *L, size_t i, serve_conf *c)
     return -1;
 }
 
+/* A database URL's password (scheme://user:PASSWORD@host...) as "***":
+ * --print-config output is shared in tickets (docs/ha.md: keep it in
+ * ~/.pgpass instead). */
+static void mask_url_password(char *v, size_t cap)
+{
+    char *at, *p = strstr(v, "://");
+    if (!p || !(at = strchr(p + 3, '@')))
+        return;
+    char *colon = memchr(p + 3, ':', (size_t)(at - (p + 3)));
+    if (colon && (size_t)(at - colon) > 1 && strlen(v) + 3 < cap)
+        memmove(colon + 4, at, strlen(at) + 1), memcpy(colon + 1, "***", 3);
+}
+
 /* --print-config: the effective settings as a config file would hold them
  * (defaults commented out), each with its source after ';'. */
 static void print_config(const layered *L, const serve_conf *c)
@@ -511,6 +527,8 @@ static void print_config(const layered *L, const serve_conf *c)
                      *(const int *)((const char *)c + o->field) ? "true" : "false");
         else
             snprintf(val, sizeof val, "%s", L->raw[i] ? L->raw[i] : o->def ? o->def : "");
+        if (o->field == F(database))
+            mask_url_password(val, sizeof val);
         switch (L->src[i]) {
         case CFG_FLAG:
             snprintf(src, sizeof src, "flag %s", o->name);

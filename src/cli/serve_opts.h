@@ -16,6 +16,7 @@
 typedef struct serve_conf {
     /* text options: NULL when not given */
     const char *dir, *listen, *access_log, *codes_path, *trusted_proxy;
+    const char *database; /* a postgresql:// URL or a file (docs/ha.md) */
     const char *cert, *key, *key_pass, *ocsp, *client_ca;
     const char *audit_key, *cp_sink, *metrics_listen, *metrics_token;
     const char *archive, *archive_command;

@@ -3,9 +3,8 @@
  * include/fapiao/store.h and jobs.h are the one interface the server, the
  * outbox, the CLI and health use.  Behind them a backend is a table of
  * operations, chosen when the store is opened (store.c): a file path opens
- * SQLite (sqlite/), a postgresql:// URL is refused until a PostgreSQL
- * backend exists.  Every public fp_store_* / fp_jobs_* function taking a
- * store calls through the table with the backend's own state (be), and
+ * SQLite (sqlite/), a postgresql:// URL PostgreSQL (pg/, docs/ha.md).  Every public fp_store_* /
+ * fp_jobs_* function taking a store calls through the table with the backend's own state (be), and
  * means what its comment in store.h / jobs.h says: that is the contract a
  * backend must keep (tests/unit/store_contract.h checks it).
  *
@@ -175,6 +174,7 @@ struct fp_store {
 
 /* The backends this build has. */
 extern const fp_store_ops fp_store_sqlite_ops;
+extern const fp_store_ops fp_store_pg_ops; /* pg/: a postgresql:// URL */
 
 /* Opens a store on the given backend (fp_store_open chooses it by path;
  * tests choose it themselves, e.g. to run the contract suite against a

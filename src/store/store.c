@@ -31,10 +31,7 @@ int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err)
 {
     const char *p = o->path ? o->path : "";
     if (!strncmp(p, "postgresql://", 13) || !strncmp(p, "postgres://", 11))
-        /* the URL may hold a password: it is not repeated */
-        return fp_fail(err, FP_EINVAL,
-                       "this build has no PostgreSQL backend: the database setting must be a "
-                       "file path (本版本不支持 PostgreSQL 数据库：数据库设置须为文件路径)");
+        return fp_store_open_ops(&fp_store_pg_ops, o, out, err);
     return fp_store_open_ops(&fp_store_sqlite_ops, o, out, err);
 }
 
