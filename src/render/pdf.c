@@ -495,6 +495,7 @@ int fp_pdf_render(fp_pdf_renderer *r, const char *doc, size_t len, fp_buf *out, 
         return rc;
     size_t start = out->len;
     int overflow = out->overflow;
+    int had_mem = out->p != NULL;
     char text[160];
     QRcode *q = NULL;
     if (qr_text(&v, text, sizeof text) < 0) {
@@ -507,6 +508,8 @@ int fp_pdf_render(fp_pdf_renderer *r, const char *doc, size_t len, fp_buf *out, 
     }
     QRcode_free(q);
     if (rc) {
+        if (!had_mem) /* as it was: nothing allocated (a caller's error path frees nothing) */
+            fp_buf_free(out);
         out->len = start; /* as it was */
         out->overflow = overflow;
     } else if (pages) {
