@@ -39,6 +39,9 @@ const char *cli_kb_dir(void);
 
 /* -1 (with a usage error printed) when a required flag's value is NULL. */
 int cli_require(const char *value, const char *flag, const char *usage);
+/* *out from a flag's decimal value in 0..max (s NULL: *out 0); -1 after a
+ * usage error naming the flag (not a number, or out of range). */
+int cli_count(const char *s, const char *flag, long long max, long long *out, const char *usage);
 
 /* 0 when DIR/fapiao.db is there and usable (read and, if write, write);
  * else prints why and returns -1: "permission denied" naming the path that

@@ -84,11 +84,14 @@ static int sub_create(int argc, char **argv)
     if (cli_parse(argc, argv, flags, usage) < 0 || cli_require(dir, "--data-dir", usage) < 0 ||
         cli_require(to, "--to", usage) < 0)
         return 2;
+    long long nkeep;
+    if (cli_count(keep, "--keep-full", 100000, &nkeep, usage) < 0)
+        return 2;
     fp_err err = {0};
     fp_backup_result r = {0};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (fp_backup_create(dir, to, keep ? atoi(keep) : 0, &r, &err) < 0)
+    if (fp_backup_create(dir, to, (int)nkeep, &r, &err) < 0)
         return fail("备份失败", "backup failed", &err, &r);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
@@ -160,12 +163,14 @@ static int sub_prune(int argc, char **argv)
                         {"--keep-full", 0, &keep, NULL},
                         {"--older-than-days", 0, &days, NULL},
                         {NULL, 0, NULL, NULL}};
-    if (cli_parse(argc, argv, flags, usage) < 0 || cli_require(from, "--from", usage) < 0)
+    long long nkeep, ndays;
+    if (cli_parse(argc, argv, flags, usage) < 0 || cli_require(from, "--from", usage) < 0 ||
+        cli_count(keep, "--keep-full", 100000, &nkeep, usage) < 0 ||
+        cli_count(days, "--older-than-days", 365000, &ndays, usage) < 0)
         return 2;
     fp_err err = {0};
     int n = 0;
-    if (fp_backup_prune(from, keep ? atoi(keep) : 0, days ? atoll(days) * 86400000LL : 0, &n,
-                        &err) < 0)
+    if (fp_backup_prune(from, (int)nkeep, ndays * 86400000LL, &n, &err) < 0)
         return fail("清理失败", "prune failed", &err, NULL);
     printf("%s %d\n", cli_zh() ? "已删除全量备份：" : "fulls deleted:", n);
     return 0;

@@ -192,3 +192,18 @@ def test_flipped_missing_reordered_files_fail_verify_by_name(make_server, tmp_pa
     assert rc == 1 and segs[0].name in out
     assert not (tmp_path / "never").exists() and not (tmp_path / "never.tmp").exists()
     print("verify named each of %d files with a flipped byte" % checked)
+
+
+def test_bad_counts_refused_before_anything_is_done(make_server, tmp_path):
+    """--keep-full and --older-than-days take whole numbers; anything else is
+    a usage error naming the flag (before, "abc" read as 0: keep every full)."""
+    srv = make_server(start=False)
+    to = tmp_path / "backups"
+    for args in (("create", "--data-dir", srv.data_dir, "--to", to, "--keep-full", "abc"),
+                 ("create", "--data-dir", srv.data_dir, "--to", to, "--keep-full", "-1"),
+                 ("prune", "--from", to, "--older-than-days", "7x")):
+        rc, out = run("backup", *args, ok=False)
+        assert rc == 2, (args, out)
+        flag = args[-2]
+        assert flag in out and "须为" in out and "whole number" in out, out
+    assert not to.exists() or not any(to.iterdir())

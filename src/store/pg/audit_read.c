@@ -145,10 +145,11 @@ static int cur_open(cursor *k, PGconn *c, const char *name, const char *query, f
     memset(k, 0, sizeof *k);
     k->c = c;
     k->name = name;
-    char *sql = malloc(strlen(query) + 64);
+    size_t cap = strlen(name) + strlen(query) + 64;
+    char *sql = malloc(cap);
     if (!sql)
         return fp_fail(err, FP_ENOMEM, "out of memory");
-    sprintf(sql, "DECLARE %s NO SCROLL CURSOR FOR %s", name, query);
+    snprintf(sql, cap, "DECLARE %s NO SCROLL CURSOR FOR %s", name, query);
     int rc = pg_exec(c, sql, NULL, err);
     free(sql);
     k->open = rc == 0;
