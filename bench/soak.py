@@ -168,7 +168,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="fapiao-soak.", dir=parent)
     data = os.path.join(tmp, "data")
     say("data dir %s; %d invoices/s for %d s, %d connections" % (data, rate, secs, conns))
-    out = subprocess.run([fapiao, "init", "--data-dir", data, "--json"], capture_output=True,
+    out = subprocess.run([fapiao, "init", "--data-dir", data, "--demo", "--json"], capture_output=True,
                          text=True, timeout=120)
     if out.returncode:
         sys.exit("fapiao init failed: " + out.stderr)

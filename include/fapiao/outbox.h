@@ -78,9 +78,12 @@ void fp_outbox_stop(fp_outbox *ob);
 /* Wakes a worker (new jobs). */
 void fp_outbox_kick(fp_outbox *ob);
 
-/* Test-only fault (fapiao serve --fault-injection): every render fails
- * with "injected fault: render". */
-void fp_outbox_set_render_fault(fp_outbox *ob, int on);
+/* Test-only faults (fapiao serve --fault-injection): FP_RENDER_FAULT_FAIL
+ * makes every render fail with "injected fault: render"; FP_RENDER_FAULT_HOLD
+ * makes the job threads claim nothing (background or on demand) until the
+ * fault is lifted, so a test can queue a backlog of a known shape. */
+enum { FP_RENDER_FAULT_NONE = 0, FP_RENDER_FAULT_FAIL = 1, FP_RENDER_FAULT_HOLD = 2 };
+void fp_outbox_set_render_fault(fp_outbox *ob, int fault);
 int fp_outbox_render_fault(fp_outbox *ob);
 
 /* Disk space (docs/storage-space.md).  fn (NULL: never) says whether the

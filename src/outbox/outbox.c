@@ -123,9 +123,10 @@ static void space_state(fp_outbox *ob, int short_, const char *why)
     pthread_mutex_unlock(&ob->smu);
 }
 
-void fp_outbox_set_render_fault(fp_outbox *ob, int on)
+void fp_outbox_set_render_fault(fp_outbox *ob, int fault)
 {
-    atomic_store(&ob->render_fault, on);
+    atomic_store(&ob->render_fault, fault);
+    fp_outbox_kick(ob); /* a lifted hold is seen at once */
 }
 
 int fp_outbox_render_fault(fp_outbox *ob)
@@ -293,7 +294,7 @@ static int run_render(worker *w, const fp_job *j, char *why, size_t cap, int *pe
     int pages = 0;
     fp_err err = {0};
     int64_t t0 = fp_mono_us(); /* a duration, measured on the real clock */
-    if (atomic_load(&ob->render_fault))
+    if (atomic_load(&ob->render_fault) == FP_RENDER_FAULT_FAIL)
         rc = fp_fail(&err, FP_EIO, "injected fault: render");
     else
         rc = fp_pdf_pool_render(ob->pool, doc, len, &pdf, &pages, &err);
@@ -739,6 +740,18 @@ static void *worker_main(void *arg)
         int paused = ob->paused && ob->paused(ob->paused_arg, why, sizeof why);
         pthread_mutex_unlock(&ob->mu);
         atomic_store(&ob->pause_seen, paused);
+        int held = atomic_load(&ob->render_fault) == FP_RENDER_FAULT_HOLD;
+        if (held && !paused) {
+            /* test-only hold: claim nothing until the fault is lifted (a
+             * kick wakes us to look again) */
+            int64_t until = fp_clock_mono_ns(ob->o.clock) + 100000000LL;
+            pthread_mutex_lock(&ob->mu);
+            while (!ob->stopping && ob->kicks == seen &&
+                   fp_clock_wait_until(ob->o.clock, &ob->cv, &ob->mu, until) != ETIMEDOUT)
+                ;
+            pthread_mutex_unlock(&ob->mu);
+            continue;
+        }
         if (paused) {
             /* the disk is short: claim nothing (a claim writes too); look
              * again in a second */

@@ -2,7 +2,8 @@
  * only when the server was started with --fault-injection (404 otherwise,
  * as if the route did not exist).  Body (every field optional):
  *   {"store_write": "fail"|"ok", "store_write_delay_ms": N,
- *    "fsync_delay_ms": N, "render": "fail"|"ok"}
+ *    "fsync_delay_ms": N, "render": "fail"|"hold"|"ok"}
+ * ("hold": the outbox claims no job until "ok"; include/fapiao/outbox.h)
  * The answer is the faults now in force. */
 #include "internal.h"
 #include "fapiao/outbox.h"
@@ -11,6 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static const char *render_name(int fault)
+{
+    return fault == FP_RENDER_FAULT_FAIL ? "fail" : fault == FP_RENDER_FAULT_HOLD ? "hold" : "ok";
+}
 
 static enum MHD_Result current(fp_req *r)
 {
@@ -25,7 +31,7 @@ static enum MHD_Result current(fp_req *r)
     fp_jw_kint(&w, "store_write_delay_ms", f.write_delay_ms);
     fp_jw_kint(&w, "fsync_delay_ms", f.fsync_delay_ms);
     fp_jw_kstr(&w, "render",
-               r->srv->o.outbox && fp_outbox_render_fault(r->srv->o.outbox) ? "fail" : "ok");
+               render_name(r->srv->o.outbox ? fp_outbox_render_fault(r->srv->o.outbox) : 0));
     fp_jw_obj_close(&w);
     return fp_respond_buf(r, 200, &b);
 }
@@ -40,6 +46,21 @@ static int ok_or_fail(const cJSON *v, int *out, fp_errors *es, const char *field
     }
     *out = !strcmp(v->valuestring, "fail");
     return 0;
+}
+
+static int render_mode(const cJSON *v, int *out, fp_errors *es)
+{
+    if (!v)
+        return 0;
+    static const int modes[] = {FP_RENDER_FAULT_NONE, FP_RENDER_FAULT_FAIL, FP_RENDER_FAULT_HOLD};
+    for (size_t i = 0; cJSON_IsString(v) && i < sizeof modes / sizeof modes[0]; i++)
+        if (!strcmp(v->valuestring, render_name(modes[i]))) {
+            *out = modes[i];
+            return 0;
+        }
+    fp_errors_add(es, FPC_INVALID_FIELD, "render", "取值须为 ok、fail 或 hold",
+                  "must be ok, fail or hold");
+    return -1;
 }
 
 static int delay(const cJSON *v, int *out, fp_errors *es, const char *field)
@@ -91,7 +112,7 @@ enum MHD_Result fp_h_faults(fp_req *r)
           "store_write_delay_ms");
     delay(cJSON_GetObjectItemCaseSensitive(j, "fsync_delay_ms"), &f.fsync_delay_ms, &es,
           "fsync_delay_ms");
-    ok_or_fail(cJSON_GetObjectItemCaseSensitive(j, "render"), &render, &es, "render");
+    render_mode(cJSON_GetObjectItemCaseSensitive(j, "render"), &render, &es);
     cJSON_Delete(j);
     if (es.n)
         return fp_problem(r, fp_errors_top(&es), NULL, NULL, &es);
@@ -101,7 +122,6 @@ enum MHD_Result fp_h_faults(fp_req *r)
     fprintf(stderr,
             "{\"event\":\"faults\",\"store_write\":\"%s\",\"store_write_delay_ms\":%d,"
             "\"fsync_delay_ms\":%d,\"render\":\"%s\"}\n",
-            f.write_fail ? "fail" : "ok", f.write_delay_ms, f.fsync_delay_ms,
-            render ? "fail" : "ok");
+            f.write_fail ? "fail" : "ok", f.write_delay_ms, f.fsync_delay_ms, render_name(render));
     return current(r);
 }
