@@ -307,6 +307,12 @@ static int classify_readyz(const fp_doctor_answer *a, const cJSON *j, const char
          * store is unusable and writes get 503 DEGRADED (reads go on) */
         const cJSON *status = cJSON_GetObjectItemCaseSensitive(j, "status");
         int degraded = cJSON_IsString(status) && strcmp(status->valuestring, "degraded") == 0;
+        /* "failstop": the store saw an I/O error, corruption or a replaced
+         * file and stopped every write until an operator checks it and
+         * restarts (docs/storage.md); no retry or wait fixes it */
+        int failstop = cJSON_IsString(status) && strcmp(status->valuestring, "failstop") == 0;
+        const cJSON *cause = cJSON_GetObjectItemCaseSensitive(j, "failstop");
+        const cJSON *why = cJSON_GetObjectItemCaseSensitive(j, "failstop_reason");
         char failing[256] = "";
         const cJSON *it;
         cJSON_ArrayForEach(it, checks)
@@ -318,7 +324,11 @@ static int classify_readyz(const fp_doctor_answer *a, const cJSON *j, const char
                 snprintf(failing + l, sizeof failing - l, "%s%s", l ? ", " : "", nm->valuestring);
             }
         }
-        if (degraded)
+        if (failstop)
+            n = line(out, max, n, "STORE_FAILSTOP", "/readyz: fail-stop, cause %s: %s",
+                     cJSON_IsString(cause) ? cause->valuestring : "(not named)",
+                     cJSON_IsString(why) ? why->valuestring : "(no reason given)");
+        else if (degraded)
             n = line(out, max, n, "HTTP_DEGRADED",
                      "/readyz: degraded (writes refused); failing checks: %s; Retry-After: %s",
                      failing[0] ? failing : "(none named)", or_none(a->retry_after));

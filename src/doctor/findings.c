@@ -75,6 +75,9 @@ static const fp_finding table[] = {
      "The service is degraded (503)"},
     {"HTTP_NOT_READY", FP_LAYER_HTTP, 50, FP_SEV_ERROR, "服务未就绪（/readyz 失败）",
      "The service is not ready (/readyz fails)"},
+    {"STORE_FAILSTOP", FP_LAYER_HTTP, 50, FP_SEV_ERROR,
+     "服务端存储已停写（fail-stop），需运维检查后重启",
+     "The server's store stopped writes (fail-stop): an operator must check it and restart"},
     {"HTTP_SERVER_ERROR", FP_LAYER_HTTP, 50, FP_SEV_ERROR, "服务器内部错误（5xx）",
      "The server fails with 5xx"},
     /* 6 API */

@@ -70,6 +70,22 @@ def test_not_ready_when_ranges_exhausted(make_server):
     assert "number_range" in js.doc["verdict"]["message"], js.doc["verdict"]
 
 
+@covers("STORE_FAILSTOP")
+def test_store_failstop_named(make_server):
+    """The real server, its database file deleted while it serves: the store
+    fail-stops (docs/storage.md) and /readyz says 503 {"status": "failstop",
+    "failstop": "file_replaced"}; the doctor names that, not a generic not-ready."""
+    probe = ["--probe-interval-ms", "200"] if serve_flag("--probe-interval-ms") else []
+    srv = make_server(serve_args=probe)
+    assert srv.issue("doctor-failstop-1").status == 201
+    os.unlink(str(srv.db_path))
+    wait_readyz(srv, lambda r: r.status == 503 and b'"failstop"' in r.body,
+                what="/readyz fail-stop after the database file was deleted")
+    text, js = check("store fail-stop (database file deleted while serving)", "STORE_FAILSTOP",
+                     srv.base_url, "--cacert", srv.ca_cert, phase="http")
+    assert "file_replaced" in js.doc["verdict"]["message"], js.doc["verdict"]
+
+
 @covers("NUMBER_RANGE_LOW")
 def test_number_range_low_is_a_warning(make_server):
     srv = make_server(serve_args=["--range-warn", "100000000"])

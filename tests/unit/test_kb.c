@@ -203,6 +203,8 @@ static void test_search_quality(const fp_kb *kb)
         {"请求太频繁被限流", {"HTTP_RATE_LIMITED"}},
         {"服务降级 503", {"HTTP_DEGRADED", "HTTP_NOT_READY"}},
         {"readyz not ready", {"HTTP_NOT_READY"}},
+        {"存储停写 fail-stop", {"STORE_FAILSTOP"}},
+        {"503 STORE_FAILSTOP disk I/O error", {"STORE_FAILSTOP"}},
         {"号码快用完了", {"NUMBER_RANGE_LOW"}},
         {"invoice number range running out", {"NUMBER_RANGE_LOW"}},
         {"DNS 查询超时", {"DNS_TIMEOUT"}},
