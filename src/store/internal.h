@@ -242,4 +242,24 @@ fp_clock_verdict fp_issue_clock_take(fp_issue_clock *c, int64_t *confirmed_seen,
                                      int (*confirmed)(void *arg, int64_t *at), void *arg,
                                      fp_issue_req *r, int64_t boot);
 
+/* ---- common.c: rules both backends apply around their own SQL ---- */
+/* The client-secret check (store.h fp_store_client_check_secret): the same
+ * work whatever the client id, so the time of an answer does not tell
+ * whether the id exists (issue 13).  Each live secret row goes through
+ * _row, real candidates first; _end pads with dummy hashes up to
+ * FP_SECRETS_LIVE_MAX and turns rc (the client's lookup) into the answer. */
+typedef struct fp_secret_check {
+    const char *secret;
+    int matched, candidates;
+    int64_t matched_id;
+} fp_secret_check;
+void fp_secret_check_row(fp_secret_check *c, const unsigned char salt[16],
+                         const unsigned char want[32], int64_t id);
+int fp_secret_check_end(fp_secret_check *c, int rc, fp_client_info *out);
+/* The per-line usage array of the blue invoice's other forms (red.h),
+ * sized for f's lines: free() it; NULL when out of memory. */
+fp_red_used *fp_red_used_new(const fp_red_form *f, int *maxline);
+/* f settled against used, then its caps checked: 0, or FP_ERANGE with es. */
+int fp_red_form_fits(fp_red_form *f, const fp_red_used *used, int maxline, fp_errors *es);
+
 #endif
