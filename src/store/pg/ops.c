@@ -1,7 +1,6 @@
 /* ops.c — the PostgreSQL backend's table of operations, the audit reads,
- * and the operations not implemented yet: each of those answers FP_ENOSYS
- * with a message naming it (docs/ha.md lists them), never a made-up
- * success. */
+ * the injected faults, hooks and counters, and the operations not implemented yet: each of those
+ * answers FP_ENOSYS with a message naming it (docs/ha.md lists them), never a made-up success. */
 #include <stdio.h>
 #include <string.h>
 
@@ -123,3 +122,54 @@ const fp_store_ops fp_store_pg_ops = {.name = "postgresql",
                                       FP_STORE_OPS(FP_PG_MEMBER)
 #undef FP_PG_MEMBER
 };
+
+/* ---- faults, hooks, counters ---- */
+
+void pg_store_set_faults(void *be, const fp_store_faults *f)
+{
+    fp_pg *s = be;
+    atomic_store(&s->fault_write_fail, f->write_fail);
+    atomic_store(&s->fault_write_delay_ms, f->write_delay_ms);
+    atomic_store(&s->fault_fsync_delay_ms, f->fsync_delay_ms);
+}
+
+void pg_store_get_faults(void *be, fp_store_faults *f)
+{
+    fp_pg *s = be;
+    f->write_fail = atomic_load(&s->fault_write_fail);
+    f->write_delay_ms = atomic_load(&s->fault_write_delay_ms);
+    f->fsync_delay_ms = atomic_load(&s->fault_fsync_delay_ms);
+}
+
+void pg_store_set_outcome_hook(void *be, void (*fn)(int ok, void *arg), void *arg)
+{
+    fp_pg *s = be;
+    fp_writeq_set_outcome_hook(&s->q, fn, arg);
+}
+
+void pg_store_set_job_hook(void *be, void (*fn)(void *arg), void *arg)
+{
+    fp_pg *s = be;
+    pthread_mutex_lock(&s->wlock);
+    s->job_hook = fn;
+    s->job_hook_arg = arg;
+    pthread_mutex_unlock(&s->wlock);
+}
+
+void pg_store_set_histograms(void *be, struct fp_metric *batch, struct fp_metric *commit_us)
+{
+    fp_pg *s = be;
+    atomic_store(&s->h_batch, batch);
+    atomic_store(&s->h_commit, commit_us);
+}
+
+void pg_store_get_stats(void *be, fp_store_stats *st)
+{
+    fp_pg *s = be;
+    memset(st, 0, sizeof *st);
+    fp_writeq_stats(&s->q, st);
+    st->fsync_us_total = atomic_load(&s->commit_us_total);
+    st->last_commit_us = atomic_load(&s->last_commit_us);
+    st->last_probe_us = atomic_load(&s->last_probe_us);
+    st->slow_write_ms = s->o.slow_write_ms;
+}
