@@ -298,6 +298,17 @@ static void test_fields(void)
         }
     CHECK_EQ_INT(dup, 0);
     CHECK(n > 60);
+    /* docs/upstream.md §3 prints every row as the table has it */
+    char *doc = check_read_file(FP_SOURCE_DIR "/docs/upstream.md", NULL);
+    for (size_t i = 0; doc && fp_up_field_at(i); i++) {
+        char line[400];
+        snprintf(line, sizeof line, "| `%s` | %s |", fp_up_field_at(i)->name,
+                 fp_up_field_at(i)->source);
+        check_ctx("docs/upstream.md row %zu", i);
+        CHECK_CONTAINS(doc, line);
+    }
+    CHECK(doc);
+    free(doc);
     fp_invoice_doc_clear(&blue);
     fp_invoice_doc_clear(&red);
 }
