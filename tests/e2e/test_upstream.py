@@ -258,3 +258,43 @@ def test_key_file_must_be_private(sim, tmp_path):
     r = subprocess.run([BIN, "upstream", "ping", "--config", str(conf)], capture_output=True,
                        timeout=30)
     assert r.returncode == 2 and KEY not in (r.stdout + r.stderr).decode()
+
+
+def doctor(conf, *extra):
+    r = subprocess.run([BIN, "doctor", "--upstream", "--config", str(conf), "--json",
+                        "--timeout", "2"] + list(extra), capture_output=True,
+                       timeout=60 * SLOW)
+    doc = json.loads(r.stdout)
+    assert r.returncode == doc["exit_code"], r.stderr
+    return doc
+
+
+DOCTOR = [
+    ("healthy", None, None, "OK"),
+    ("ip 403", {"ip_unregistered": {"mode": "403"}}, None, "UPSTREAM_IP_NOT_REGISTERED"),
+    ("rate limited", {"rate_limit": {}}, None, "UPSTREAM_RATE_LIMITED"),
+    ("maintenance", {"maintenance": {}}, None, "UPSTREAM_MAINTENANCE"),
+    ("garbled", {"wrong_key": {}}, None, "UPSTREAM_KEY_WRONG"),
+    ("our key wrong", None, {"key": "00112233445566778899aabbccddeeff"}, "UPSTREAM_KEY_WRONG"),
+    ("unit wrong", None, {"unit": "PT9999"}, "UPSTREAM_UNIT_WRONG"),
+    ("5xx", {"http5xx": {"status": 500}}, None, "HTTP_SERVER_ERROR"),
+    ("ip reset", {"ip_unregistered": {"mode": "reset"}}, None, "TCP_RESET"),
+]
+
+
+@pytest.mark.parametrize("name,fault,conf_change,code", DOCTOR, ids=[d[0] for d in DOCTOR])
+def test_doctor_upstream_names_the_cause(sim, tmp_path, name, fault, conf_change, code):
+    conf = write_conf(tmp_path, sim.port, sim.ca, **(conf_change or {}))
+    if fault:
+        sim.faults(fault)
+    doc = doctor(conf)
+    got = doc["verdict"]["code"] if doc["verdict"] else "OK"
+    assert got == code, json.dumps(doc, ensure_ascii=False)
+    if code.startswith("UPSTREAM_"):
+        assert doc["verdict"]["article"] == "kb/%s.md" % code
+        assert (REPO / "kb" / ("%s.md" % code)).exists()
+    phases = {p["name"]: p["status"] for p in doc["phases"]}
+    assert phases["dns"] in ("ok", "skipped")
+    # a reset after connect() is the tcp phase's finding (doctor.h)
+    assert phases["tcp"] == ("fail" if code == "TCP_RESET" else "ok")
+    assert phases["tls"] == ("fail" if code == "TCP_RESET" else "ok")

@@ -590,7 +590,7 @@ def self_signed(dirpath):
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
+            .not_valid_after(now + datetime.timedelta(days=365))
             .add_extension(x509.SubjectAlternativeName(
                 [x509.DNSName("localhost"),
                  x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]), False)
