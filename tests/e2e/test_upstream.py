@@ -299,3 +299,25 @@ def test_doctor_upstream_names_the_cause(sim, tmp_path, name, fault, conf_change
     assert phases["dns"] in ("ok", "skipped")
     # a reset after connect() is the tcp phase's finding (doctor.h)
     assert phases["tcp"] == ("fail" if code == "TCP_RESET" else "ok")
+
+
+def test_config_file_sections(tmp_path):
+    """`fapiao serve` passes over [upstream]; `fapiao upstream` checks its keys."""
+    conf = tmp_path / "both.conf"
+    conf.write_text("[serve]\nthreads = 2\n[upstream]\nurl = https://127.0.0.1:1\n"
+                    "jrdwptbh = PT0001\nkey-file = /nonexistent\n")
+    r = subprocess.run([BIN, "serve", "--config", str(conf), "--data-dir", str(tmp_path),
+                        "--print-config"], capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert b"threads = 2" in r.stdout and b"jrdwptbh" not in r.stdout
+    bad = tmp_path / "bad.conf"
+    bad.write_text("[upstream]\nurl = https://127.0.0.1:1\ntimeout-ms = soon\nfrobnicate = 1\n")
+    r = subprocess.run([BIN, "upstream", "ping", "--config", str(bad)], capture_output=True,
+                       timeout=30)
+    err = r.stderr.decode()
+    assert r.returncode == 2 and "frobnicate" in err and ":4:" in err, err
+    none = tmp_path / "none.conf"
+    none.write_text("[serve]\nthreads = 2\n")
+    r = subprocess.run([BIN, "upstream", "ping", "--config", str(none)], capture_output=True,
+                       timeout=30)
+    assert r.returncode == 2 and b"[upstream]" in r.stderr
