@@ -11,6 +11,7 @@
  *               means (nothing sent / outcome unknown)
  *   services.c  one function per service (QDFPSC, CXQDFPSCJG, QDFPPLFM, …)
  *   fields.c    our stored invoice document → QDFPSC's fields, one table
+ *   credit.c    what an invoice does to the credit line, the rules in one place
  *
  * Every field name comes from public third-party sources and is to be
  * checked against the official manual (docs/upstream.md says which). */
@@ -194,6 +195,15 @@ fp_up_kind fp_up_taxcodes(const fp_upstream_conf *c, const char *nsrsbh, const c
                           cJSON **data, fp_up_result *res);
 /* CXKYSL: the usable rates (also the doctor's harmless query). */
 fp_up_kind fp_up_rates(const fp_upstream_conf *c, cJSON **data, fp_up_result *res);
+
+/* ---- the credit line (credit.c) ---------------------------------------- */
+
+/* What invoice d does to the credit of month (yyyyMM, set): *fen > 0 takes,
+ * < 0 gives back, 0 nothing.  A blue takes total_amount (excluding VAT); a
+ * red gives its amount back only when its blue (issued blue_issued_at) is
+ * of the same month.  FP_EINVAL on a document without these. */
+int fp_up_credit_effect(const fp_invoice_doc *d, const char *blue_issued_at, int64_t *fen,
+                        char month[7], fp_err *err);
 
 /* ---- field mapping (fields.c) ----------------------------------------- */
 

@@ -7,7 +7,9 @@
  *   - fp_up_open: a table of answers (success, the platform's Error shapes,
  *     HTTP statuses, garbled Data, not an envelope) → their kinds;
  *   - the field table: the blue and red fixtures map to QDFPSC's fields,
- *     the red form to QDHZQRDSQ's, and every row is named once per level.
+ *     the red form to QDHZQRDSQ's, and every row is named once per level;
+ *   - the credit rules: excluding VAT, a red gives back only in its blue's
+ *     month.
  * The whole envelope over HTTPS is tested against the simulator
  * (tests/upstream-sim/, test_upstream_sim.py). */
 #include "check.h"
@@ -313,6 +315,49 @@ static void test_fields(void)
     fp_invoice_doc_clear(&red);
 }
 
+/* The credit rules (credit.c): amount excluding VAT; a red gives back only
+ * against a blue of its own month. */
+static void test_credit(void)
+{
+    fp_invoice_doc blue, red;
+    check_ctx("credit");
+    if (!CHECK_EQ_INT(load("blue", &blue), 0) || !CHECK_EQ_INT(load("red", &red), 0))
+        return;
+    static const struct {
+        const char *name;
+        int red;
+        const char *issued_at, *blue_issued_at;
+        int rc;
+        long long fen;
+        const char *month;
+    } cases[] = {
+        /* blue: 900.00 excluding VAT, not 954.00 with it */
+        {"blue", 0, "2026-11-25T09:08:07+08:00", NULL, 0, 90000, "202611"},
+        {"red, same month", 1, "2026-11-26T14:30:00+08:00", "2026-11-25T09:08:07+08:00", 0, -100000,
+         "202611"},
+        {"red, blue of last month", 1, "2026-12-01T00:00:00+08:00", "2026-11-30T23:59:59+08:00", 0,
+         0, "202612"},
+        {"red, blue unknown", 1, "2026-11-26T14:30:00+08:00", NULL, FP_EINVAL, 0, "202611"},
+        {"no issue time", 0, "26", NULL, FP_EINVAL, 0, ""},
+    };
+    for (size_t i = 0; i < NCASES(cases); i++) {
+        check_ctx("credit[%zu] %s", i, cases[i].name);
+        fp_invoice_doc *d = cases[i].red ? &red : &blue;
+        const char *keep = d->issued_at;
+        d->issued_at = cases[i].issued_at;
+        int64_t fen = -1;
+        char month[7] = "";
+        CHECK_EQ_INT(fp_up_credit_effect(d, cases[i].blue_issued_at, &fen, month, NULL),
+                     cases[i].rc);
+        CHECK_EQ_INT(fen, cases[i].fen);
+        if (!cases[i].rc)
+            CHECK_EQ_STR(month, cases[i].month);
+        d->issued_at = keep;
+    }
+    fp_invoice_doc_clear(&blue);
+    fp_invoice_doc_clear(&red);
+}
+
 static void test_url(void)
 {
     fp_upstream_conf c = {.url = "https://lqpt.chinatax.gov.cn:8443/", .nlbm = "202007"};
@@ -333,6 +378,7 @@ int main(void)
     test_wrong_key();
     test_open();
     test_fields();
+    test_credit();
     test_url();
     return check_summary();
 }
