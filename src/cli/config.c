@@ -182,8 +182,8 @@ static int handler(void *user, const char *section, const char *name, const char
             snprintf(zh, sizeof zh, "未知的键 %s（键名不带前导横线：%s）", name, bare);
             snprintf(en, sizeof en, "unknown key %s (keys have no leading dashes: %s)", name, bare);
         } else {
-            snprintf(zh, sizeof zh, "未知的键 %s（见 fapiao serve --help）", name);
-            snprintf(en, sizeof en, "unknown key %s (see fapiao serve --help)", name);
+            snprintf(zh, sizeof zh, "未知的键 %s（见 fapiao %s --help）", name, r->section);
+            snprintf(en, sizeof en, "unknown key %s (see fapiao %s --help)", name, r->section);
         }
         problem(r, r->line, zh, en);
         return 1;

@@ -316,6 +316,7 @@ def test_config_file_sections(tmp_path):
                        timeout=30)
     err = r.stderr.decode()
     assert r.returncode == 2 and "frobnicate" in err and ":4:" in err, err
+    assert "fapiao upstream --help" in err, err
     none = tmp_path / "none.conf"
     none.write_text("[serve]\nthreads = 2\n")
     r = subprocess.run([BIN, "upstream", "ping", "--config", str(none)], capture_output=True,
