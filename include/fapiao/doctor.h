@@ -75,6 +75,10 @@ typedef struct fp_doctor_opts {
     const char *client_id, *client_secret;
     const char *resolve; /* "host:port:addr" — skip DNS for that name */
     int family;          /* 0 both, 4 or 6 */
+    /* --upstream: the tax platform (url is its base); the http and api
+     * layers are then one CXKYSL query through the envelope
+     * (doctor_upstream.c, docs/upstream.md) */
+    const struct fp_upstream_conf *upstream;
 } fp_doctor_opts;
 
 enum { FP_DOC_LOCAL, FP_DOC_DNS, FP_DOC_TCP, FP_DOC_TLS, FP_DOC_HTTP, FP_DOC_API, FP_DOC_NPHASES };

@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "fapiao/doctor.h"
 #include "fapiao/kb.h"
+#include "upstream_opts.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +15,11 @@ static const char usage[] =
     "usage: fapiao doctor <url> [--json] [--timeout S] [--dns-server IP[:port]] [--cacert FILE]\n"
     "                     [--token T | --client-id ID --client-secret S]\n"
     "                     [--resolve host:port:addr] [--ipv4 | --ipv6]\n"
+    "       fapiao doctor --upstream [--config FILE] [--json] [--timeout S]\n"
     "  Checks local setup, DNS, TCP, TLS, HTTP and the API in order and names the first\n"
     "  failing layer with its cause, fix and knowledge-base article.\n"
+    "  --upstream: the tax platform of the config file's [upstream] section, its last\n"
+    "  step one harmless query (CXKYSL) through the SM4 envelope (docs/upstream.md).\n"
     "  exit: 0 healthy, 10 local, 20 dns, 30 tcp, 40 tls, 50 http, 60 api, 2 usage.\n"
     "  逐层诊断到开票服务器的连接（代理、DNS、TCP、TLS、HTTP、API），给出第一个失败层的\n"
     "  原因、解决办法和知识库文章。\n";
@@ -23,16 +27,17 @@ static const char usage[] =
 int cmd_doctor(int argc, char **argv)
 {
     const char *url = NULL, *timeout = NULL, *dns = NULL, *cacert = NULL, *token = NULL,
-               *cid = NULL, *csec = NULL, *resolve = NULL;
-    int json = 0, v4 = 0, v6 = 0;
+               *cid = NULL, *csec = NULL, *resolve = NULL, *config = NULL;
+    int json = 0, v4 = 0, v6 = 0, upstream = 0;
     /* the URL is the one positional argument; the rest are flags */
     char **rest = calloc((size_t)argc + 1, sizeof *rest);
     if (!rest)
         return 2;
     int n = 0;
     rest[n++] = argv[0];
-    static const char *const valued[] = {"--timeout",   "--dns-server",    "--cacert",  "--token",
-                                         "--client-id", "--client-secret", "--resolve", NULL};
+    static const char *const valued[] = {"--timeout", "--dns-server", "--cacert",
+                                         "--token",   "--client-id",  "--client-secret",
+                                         "--resolve", "--config",     NULL};
     for (int i = 1; i < argc; i++) {
         if (argv[i][0] != '-' && !url) {
             url = argv[i];
@@ -56,13 +61,15 @@ int cmd_doctor(int argc, char **argv)
         {"--resolve", 0, &resolve, NULL},
         {"--ipv4", 1, NULL, &v4},
         {"--ipv6", 1, NULL, &v6},
+        {"--upstream", 1, NULL, &upstream},
+        {"--config", 0, &config, NULL},
         {NULL, 0, NULL, NULL},
     };
     int rc = cli_parse(n, rest, flags, usage);
     free(rest);
     if (rc < 0)
         return 2;
-    if (!url) {
+    if (!url && !upstream) {
         cli_error("缺少 URL", "a URL is required");
         fprintf(stderr, "%s", usage);
         return 2;
@@ -90,6 +97,18 @@ int cmd_doctor(int argc, char **argv)
         cli_error("--ipv4 与 --ipv6 只能二选一", "give either --ipv4 or --ipv6");
         return 2;
     }
+    upstream_conf u = {0};
+    if (upstream && (upstream_conf_read(config, &u) || !u.configured)) {
+        if (!u.configured)
+            cli_error("配置文件中没有 [upstream] 节的 url",
+                      "the config file has no [upstream] url");
+        upstream_conf_free(&u);
+        return 2;
+    }
+    if (upstream && !url)
+        url = u.c.url;
+    if (upstream && !cacert)
+        cacert = u.c.ca_file;
     fp_doctor_opts o = {.url = url,
                         .timeout_ms = (int)(t * 1000),
                         .dns_server = dns,
@@ -100,12 +119,15 @@ int cmd_doctor(int argc, char **argv)
                         .resolve = resolve,
                         .family = v4   ? 4
                                   : v6 ? 6
-                                       : 0};
+                                       : 0,
+                        .upstream = upstream ? &u.c : NULL};
     if (o.timeout_ms < 1)
         o.timeout_ms = 1;
     fp_doctor_report *r = NULL;
     fp_err err = {0};
-    if (fp_doctor_run(&o, &r, &err) < 0) {
+    rc = fp_doctor_run(&o, &r, &err);
+    upstream_conf_free(&u);
+    if (rc < 0) {
         cli_fail("无法诊断", "cannot diagnose", err.msg);
         return 2;
     }

@@ -110,6 +110,13 @@ static int section_of(const char *line, char *out, size_t cap)
     return 1;
 }
 
+/* The sections a config file may have: each command reads its own and
+ * passes over the others ([upstream]: docs/upstream.md). */
+static int known_section(const char *name)
+{
+    return !strcmp(name, "serve") || !strcmp(name, "upstream");
+}
+
 /* ini_reader: one line per call, counted; see the top of the file. */
 static char *reader(char *str, int num, void *stream)
 {
@@ -136,10 +143,11 @@ static char *reader(char *str, int num, void *stream)
         return NULL;
     }
     char name[200];
-    if (section_of(str, name, sizeof name) && strcmp(name, r->section) != 0) {
+    if (section_of(str, name, sizeof name) && !known_section(name)) {
         char zh[300], en[300];
-        snprintf(zh, sizeof zh, "未知的节 [%s]（只有 [%s]）", name, r->section);
-        snprintf(en, sizeof en, "unknown section [%s] (there is only [%s])", name, r->section);
+        snprintf(zh, sizeof zh, "未知的节 [%s]（只有 [serve] 与 [upstream]）", name);
+        snprintf(en, sizeof en, "unknown section [%s] (there are only [serve] and [upstream])",
+                 name);
         problem(r, r->line, zh, en);
     }
     return str;
@@ -174,8 +182,8 @@ static int handler(void *user, const char *section, const char *name, const char
             snprintf(zh, sizeof zh, "未知的键 %s（键名不带前导横线：%s）", name, bare);
             snprintf(en, sizeof en, "unknown key %s (keys have no leading dashes: %s)", name, bare);
         } else {
-            snprintf(zh, sizeof zh, "未知的键 %s（见 fapiao serve --help）", name);
-            snprintf(en, sizeof en, "unknown key %s (see fapiao serve --help)", name);
+            snprintf(zh, sizeof zh, "未知的键 %s（见 fapiao %s --help）", name, r->section);
+            snprintf(en, sizeof en, "unknown key %s (see fapiao %s --help)", name, r->section);
         }
         problem(r, r->line, zh, en);
         return 1;

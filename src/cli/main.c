@@ -48,6 +48,8 @@ static const struct {
      "diagnose the connection to an invoice server"},
     {"pdf", cmd_pdf, "把发票文档渲染为 PDF", "render an invoice document as a PDF"},
     {"kb", cmd_kb, "搜索或查看故障知识库", "search or show the troubleshooting knowledge base"},
+    {"upstream", cmd_upstream, "调用税务平台（乐企）：连通、授信额度、号码、编码、上传、红字确认单",
+     "call the tax platform (乐企): ping, credit, numbers, codes, upload, red forms"},
     {"version", cmd_version, "显示版本", "print the version"},
     {"help", cmd_help, "显示帮助", "show this help"},
 };

@@ -83,6 +83,10 @@ int fp_doctor_run(const fp_doctor_opts *o, fp_doctor_report **out, fp_err *err)
         r->phase[FP_DOC_TLS].status = FP_PHASE_SKIPPED;
         fp_doc_note(&c, FP_DOC_TLS, "skipped (http://)");
     }
+    if (!stop && o->upstream) {
+        fp_doc_layer_upstream(&c);
+        stop = 1;
+    }
     if (!stop) {
         fp_doc_layer_http(&c);
         stop = fp_doc_failed(&c, FP_DOC_HTTP) || r->phase[FP_DOC_HTTP].finding != NULL;

@@ -68,5 +68,6 @@ int fp_doc_http_wants_tls(dctx *c);
 void fp_doc_layer_http(dctx *c); /* doctor_http.c */
 void fp_doc_layer_api(dctx *c);
 void fp_doc_check_clock(dctx *c);
+void fp_doc_layer_upstream(dctx *c); /* doctor_upstream.c: --upstream */
 
 #endif

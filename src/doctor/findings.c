@@ -94,6 +94,17 @@ static const fp_finding table[] = {
      "The invoice number range is running out"},
     {"NUMBER_RANGE_EXHAUSTED", FP_LAYER_SERVER, 70, FP_SEV_ERROR, "发票号码段已用尽",
      "The invoice number range is exhausted"},
+    /* the tax platform (fapiao doctor --upstream, docs/upstream.md) */
+    {"UPSTREAM_IP_NOT_REGISTERED", FP_LAYER_HTTP, 50, FP_SEV_ERROR, "本机出口 IP 未在乐企平台备案",
+     "This host's IP address is not registered with the tax platform"},
+    {"UPSTREAM_RATE_LIMITED", FP_LAYER_HTTP, 50, FP_SEV_ERROR, "税务平台限流",
+     "The tax platform rate-limits this client"},
+    {"UPSTREAM_KEY_WRONG", FP_LAYER_API, 60, FP_SEV_ERROR, "SM4 密钥错误，报文无法解密",
+     "The SM4 key is wrong: messages do not decrypt"},
+    {"UPSTREAM_UNIT_WRONG", FP_LAYER_API, 60, FP_SEV_ERROR, "平台编号或能力编码不正确",
+     "The unit numbers or the ability code are wrong"},
+    {"UPSTREAM_MAINTENANCE", FP_LAYER_API, 60, FP_SEV_ERROR, "税务平台维护中",
+     "The tax platform is under maintenance"},
 };
 
 const fp_finding *fp_findings(int *n)

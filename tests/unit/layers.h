@@ -48,6 +48,9 @@ static const layer_rule layer_rules[] = {
     {"outbox", NULL, " server monitor cli doctor ", "job threads on the store"},
     {"monitor", NULL, " server cli doctor ", "health checks on the store and the outbox"},
     {"kb", " kb lib ", NULL, "the finding articles: text and an index"},
+    {"upstream", " upstream core lib ", NULL,
+     "the tax platform's wire format (docs/upstream.md): stored documents out, answers in; "
+     "no store, no server"},
     {"doctor", NULL, " store server monitor outbox cli audit auditor render ",
      "a client-side diagnosis: it talks to a server over the network, never links into one"},
     {"server", NULL, " cli doctor ", "the HTTP service over everything but the CLI"},
@@ -94,6 +97,7 @@ static const struct {
     {"server.h", "server"},
     {"proxy.h", "server"},
     {"tls.h", "server"},
+    {"upstream.h", "upstream"},
 };
 
 /* Loops known today, each with the change that removes it.  The lint fails
