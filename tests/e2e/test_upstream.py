@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -23,68 +24,17 @@ import pytest
 
 from conftest import BIN, REPO, SLOW
 
-SIM = REPO / "tests" / "upstream-sim" / "sim.py"
-KEY = "0123456789abcdeffedcba9876543210"
-TAX_ID = "91440300MA5FDEMX19"
+sys.path.insert(0, str(REPO / "tests" / "upstream-sim"))
+from simctl import KEY, TAX_ID, Sim, write_conf  # noqa: E402  (the simulator's test-side handle)
+
 FIXTURES = REPO / "tests" / "data" / "xml"
-
-
-class Sim:
-    def __init__(self, tmp):
-        self.dir = tmp / "sim"
-        self.proc = subprocess.Popen(
-            ["/usr/bin/python3", str(SIM), "--dir", str(self.dir), "--key", KEY,
-             "--unit", "PT0001"], stdout=subprocess.DEVNULL, stderr=open(tmp / "sim.log", "wb"))
-        ports = self.dir / "ports.json"
-        deadline = time.monotonic() + 20
-        while not ports.exists():
-            assert self.proc.poll() is None, (tmp / "sim.log").read_text()
-            assert time.monotonic() < deadline, "the simulator did not start"
-            time.sleep(0.05)
-        p = json.loads(ports.read_text())
-        self.port, self.control, self.ca = p["port"], p["control_port"], p["ca"]
-
-    def _ctl(self, path, body=None):
-        url = "http://127.0.0.1:%d%s" % (self.control, path)
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.loads(r.read())
-
-    def faults(self, f):
-        return self._ctl("/faults", f)
-
-    def state(self):
-        return self._ctl("/state")
-
-    def buyer(self, uuid, answer):
-        return self._ctl("/buyer", {"uuid": uuid, "answer": answer})
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 @pytest.fixture
 def sim(tmp_path):
-    s = Sim(tmp_path)
+    s = Sim(tmp_path, slow=SLOW)
     yield s
     s.stop()
-
-
-def write_conf(tmp, port, ca, key=KEY, unit="PT0001", timeout_ms=4000):
-    kf = tmp / ("sm4-%s.key" % key[:4])
-    kf.write_text(key + "\n")
-    kf.chmod(0o600)
-    conf = tmp / ("upstream-%d-%s-%s.conf" % (port, unit, key[:4]))
-    conf.write_text("[upstream]\nurl = https://127.0.0.1:%d\njrdwptbh = %s\nkey-file = %s\n"
-                    "ca-file = %s\ntax-id = %s\ntimeout-ms = %d\nconnect-timeout-ms = 2000\n"
-                    % (port, unit, kf, ca, TAX_ID, timeout_ms * SLOW))
-    return conf
 
 
 def up(conf, *args):
@@ -130,7 +80,7 @@ def prepare(tmp, conf, count=10):
 
 
 def test_every_service_round_trips(sim, tmp_path):
-    conf = write_conf(tmp_path, sim.port, sim.ca)
+    conf = write_conf(tmp_path, sim.port, sim.ca, slow=SLOW)
     ping = up(conf, "ping")
     assert ping["kind"] == "OK" and ping["data"]["slList"]
     assert up(conf, "taxcodes")["data"]["list"]
@@ -196,7 +146,7 @@ FAULTS = [
 
 @pytest.mark.parametrize("name,fault,kind", FAULTS, ids=[f[0] for f in FAULTS])
 def test_fault_surfaces_as_its_kind(sim, tmp_path, name, fault, kind):
-    conf = write_conf(tmp_path, sim.port, sim.ca, timeout_ms=1500)
+    conf = write_conf(tmp_path, sim.port, sim.ca, slow=SLOW, timeout_ms=1500)
     assert up(conf, "ping")["kind"] == "OK"  # control: the connection works
     sim.faults(fault)
     assert up(conf, "ping")["kind"] == kind
@@ -205,9 +155,9 @@ def test_fault_surfaces_as_its_kind(sim, tmp_path, name, fault, kind):
 
 
 def test_configuration_faults(sim, tmp_path):
-    wrong = write_conf(tmp_path, sim.port, sim.ca, key="00112233445566778899aabbccddeeff")
+    wrong = write_conf(tmp_path, sim.port, sim.ca, slow=SLOW, key="00112233445566778899aabbccddeeff")
     assert up(wrong, "ping")["kind"] == "KEY_WRONG"
-    unit = write_conf(tmp_path, sim.port, sim.ca, unit="PT9999")
+    unit = write_conf(tmp_path, sim.port, sim.ca, slow=SLOW, unit="PT9999")
     assert up(unit, "ping")["kind"] == "UNIT_WRONG"
     s = socket.socket()
     s.bind(("127.0.0.1", 0))  # bound, never listening: refused, and nobody else gets it
@@ -219,7 +169,7 @@ def test_configuration_faults(sim, tmp_path):
 
 
 def test_timeout_after_store_is_not_lost_nor_silently_duplicated(sim, tmp_path):
-    conf = write_conf(tmp_path, sim.port, sim.ca, timeout_ms=1500)
+    conf = write_conf(tmp_path, sim.port, sim.ca, slow=SLOW, timeout_ms=1500)
     first = prepare(tmp_path, conf)
     blue_no = "%020d" % first
     blue = doc_file(tmp_path, "blue", number=blue_no)
@@ -236,7 +186,7 @@ def test_timeout_after_store_is_not_lost_nor_silently_duplicated(sim, tmp_path):
 
 
 def test_rejection_of_a_named_invoice_and_validation(sim, tmp_path):
-    conf = write_conf(tmp_path, sim.port, sim.ca)
+    conf = write_conf(tmp_path, sim.port, sim.ca, slow=SLOW)
     first = prepare(tmp_path, conf)
     named = "%020d" % first
     sim.faults({"reject": {"fphm": [named]}})
@@ -254,51 +204,12 @@ def test_rejection_of_a_named_invoice_and_validation(sim, tmp_path):
 
 
 def test_key_file_must_be_private(sim, tmp_path):
-    conf = write_conf(tmp_path, sim.port, sim.ca)
+    conf = write_conf(tmp_path, sim.port, sim.ca, slow=SLOW)
     kf = tmp_path / ("sm4-%s.key" % KEY[:4])
     kf.chmod(0o644)
     r = subprocess.run([BIN, "upstream", "ping", "--config", str(conf)], capture_output=True,
                        timeout=30)
     assert r.returncode == 2 and KEY not in (r.stdout + r.stderr).decode()
-
-
-def doctor(conf, *extra):
-    r = subprocess.run([BIN, "doctor", "--upstream", "--config", str(conf), "--json",
-                        "--timeout", "2"] + list(extra), capture_output=True,
-                       timeout=60 * SLOW)
-    doc = json.loads(r.stdout)
-    assert r.returncode == doc["exit_code"], r.stderr
-    return doc
-
-
-DOCTOR = [
-    ("healthy", None, None, "OK"),
-    ("ip 403", {"ip_unregistered": {"mode": "403"}}, None, "UPSTREAM_IP_NOT_REGISTERED"),
-    ("rate limited", {"rate_limit": {}}, None, "UPSTREAM_RATE_LIMITED"),
-    ("maintenance", {"maintenance": {}}, None, "UPSTREAM_MAINTENANCE"),
-    ("garbled", {"wrong_key": {}}, None, "UPSTREAM_KEY_WRONG"),
-    ("our key wrong", None, {"key": "00112233445566778899aabbccddeeff"}, "UPSTREAM_KEY_WRONG"),
-    ("unit wrong", None, {"unit": "PT9999"}, "UPSTREAM_UNIT_WRONG"),
-    ("5xx", {"http5xx": {"status": 500}}, None, "HTTP_SERVER_ERROR"),
-    ("ip reset", {"ip_unregistered": {"mode": "reset"}}, None, "TCP_RESET"),
-]
-
-
-@pytest.mark.parametrize("name,fault,conf_change,code", DOCTOR, ids=[d[0] for d in DOCTOR])
-def test_doctor_upstream_names_the_cause(sim, tmp_path, name, fault, conf_change, code):
-    conf = write_conf(tmp_path, sim.port, sim.ca, **(conf_change or {}))
-    if fault:
-        sim.faults(fault)
-    doc = doctor(conf)
-    got = doc["verdict"]["code"] if doc["verdict"] else "OK"
-    assert got == code, json.dumps(doc, ensure_ascii=False)
-    if code.startswith("UPSTREAM_"):
-        assert doc["verdict"]["article"] == "kb/%s.md" % code
-        assert (REPO / "kb" / ("%s.md" % code)).exists()
-    phases = {p["name"]: p["status"] for p in doc["phases"]}
-    assert phases["dns"] in ("ok", "skipped")
-    # a reset after connect() is the tcp phase's finding (doctor.h)
-    assert phases["tcp"] == ("fail" if code == "TCP_RESET" else "ok")
 
 
 def test_config_file_sections(tmp_path):

@@ -1,0 +1,66 @@
+"""The tests' handle on the simulator (sim.py): start it on free ports in a
+test's directory, drive its faults and buyer through the control port, read
+its state, and write the `[upstream]` configuration that points fapiao at it.
+Used by tests/e2e/test_upstream.py and the fault zoo (tests/faults/
+test_zoo_upstream.py); it shares nothing with the C side."""
+import json
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+SIM = Path(__file__).resolve().parent / "sim.py"
+KEY = "0123456789abcdeffedcba9876543210"
+TAX_ID = "91440300MA5FDEMX19"
+
+
+class Sim:
+    def __init__(self, tmp, slow=1):
+        self.dir = tmp / "sim"
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", str(SIM), "--dir", str(self.dir), "--key", KEY,
+             "--unit", "PT0001"], stdout=subprocess.DEVNULL, stderr=open(tmp / "sim.log", "wb"))
+        ports = self.dir / "ports.json"
+        deadline = time.monotonic() + 20 * slow
+        while not ports.exists():
+            assert self.proc.poll() is None, (tmp / "sim.log").read_text()
+            assert time.monotonic() < deadline, "the simulator did not start"
+            time.sleep(0.05)
+        p = json.loads(ports.read_text())
+        self.port, self.control, self.ca = p["port"], p["control_port"], p["ca"]
+
+    def _ctl(self, path, body=None):
+        url = "http://127.0.0.1:%d%s" % (self.control, path)
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def faults(self, f):
+        return self._ctl("/faults", f)
+
+    def state(self):
+        return self._ctl("/state")
+
+    def buyer(self, uuid, answer):
+        return self._ctl("/buyer", {"uuid": uuid, "answer": answer})
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def write_conf(tmp, port, ca, key=KEY, unit="PT0001", timeout_ms=4000, slow=1):
+    kf = tmp / ("sm4-%s.key" % key[:4])
+    kf.write_text(key + "\n")
+    kf.chmod(0o600)
+    conf = tmp / ("upstream-%d-%s-%s.conf" % (port, unit, key[:4]))
+    conf.write_text("[upstream]\nurl = https://127.0.0.1:%d\njrdwptbh = %s\nkey-file = %s\n"
+                    "ca-file = %s\ntax-id = %s\ntimeout-ms = %d\nconnect-timeout-ms = 2000\n"
+                    % (port, unit, kf, ca, TAX_ID, timeout_ms * slow))
+    return conf
