@@ -82,7 +82,11 @@ def test_pitr_pg_restore_before_mistake(ws, tmp_path):
     # the node: a demo data directory (keys, certificate, tax codes); its
     # seller, credential and range copied into PostgreSQL once the node has
     # made the schema
-    srv = e2e.Server(tmp_path / "node", serve_args=["--database", pg.url])
+    node = tmp_path / "node"
+    # --audit-key named: on PostgreSQL the default DIR/audit.key is not
+    # passed to the store, which then signs no checkpoint at all
+    srv = e2e.Server(node, serve_args=["--database", pg.url,
+                                       "--audit-key", str(node / "data" / "audit.key")])
     try:
         srv.start()
         srv.stop()
@@ -94,6 +98,9 @@ def test_pitr_pg_restore_before_mistake(ws, tmp_path):
         before = issue(srv, "a1", 8, tok)
         pg.pgbackrest("backup", "--type=incr")  # online, while the node runs
         before += issue(srv, "a2", 8, tok)
+        srv.stop()  # a node closing signs an audit checkpoint: one before T
+        srv.start()
+        tok = srv.token()
         t = datetime.datetime.now(datetime.timezone.utc)  # after every 201 above
         time.sleep(0.05)
         # the mistake: the secret rotated with no overlap, the old one revoked
@@ -110,6 +117,8 @@ def test_pitr_pg_restore_before_mistake(ws, tmp_path):
         # what the lost timeline used of each range, recorded before the
         # restore (runbook step 2)
         lost_next = {r["id"]: r["next"] for r in pg.rows("SELECT id, next FROM number_ranges")}
+        rotated = "SELECT count(*) AS n FROM audit WHERE action = 'credentials.rotate'"
+        assert pg.rows(rotated)[0]["n"] == 1
         pg.pgbackrest("check")  # switches the WAL segment and waits until it is archived
         pg.stop()
 
@@ -131,11 +140,10 @@ def test_pitr_pg_restore_before_mistake(ws, tmp_path):
             len(got), len(before), len(got & set(after)))
         # the audit chain verifies; the rotation (after T) is not in it
         recs, cps = pgpitr.audit_verify(rs, srv.data_dir / "audit.pub")
-        assert recs > 0
+        assert recs >= len(before) and cps >= 1, (recs, cps)
         print("restored: %d invoices (all before T, none of the %d after); audit: %d records, "
               "%d checkpoints verified" % (len(got), len(after), recs, cps))
-        acts = {r["action"] for r in rs.rows("SELECT DISTINCT action FROM audit")}
-        assert not any("rotate" in a for a in acts), acts
+        assert rs.rows(rotated)[0]["n"] == 0
 
         # the restored ranges stand where T left them: the next number is
         # the first one the lost timeline acknowledged after T
@@ -145,7 +153,7 @@ def test_pitr_pg_restore_before_mistake(ws, tmp_path):
         rs.psql("".join("UPDATE number_ranges SET next = greatest(next, %d) WHERE id = %d;"
                         % (n, i) for i, n in lost_next.items()))
 
-        srv.serve_args = ["--database", rs.url]
+        srv.serve_args = ["--database", rs.url, "--audit-key", str(srv.data_dir / "audit.key")]
         srv.start()
         assert token_status(srv, new_secret) == 401, "the mistake was not undone"
         assert token_status(srv, old_secret) == 200
