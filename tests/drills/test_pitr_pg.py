@@ -82,11 +82,9 @@ def test_pitr_pg_restore_before_mistake(ws, tmp_path):
     # the node: a demo data directory (keys, certificate, tax codes); its
     # seller, credential and range copied into PostgreSQL once the node has
     # made the schema
-    node = tmp_path / "node"
-    # --audit-key named: on PostgreSQL the default DIR/audit.key is not
-    # passed to the store, which then signs no checkpoint at all
-    srv = e2e.Server(node, serve_args=["--database", pg.url,
-                                       "--audit-key", str(node / "data" / "audit.key")])
+    # no --audit-key: the default DIR/audit.key signs the checkpoints (it
+    # used to reach the PostgreSQL store as no key: nothing was signed)
+    srv = e2e.Server(tmp_path / "node", serve_args=["--database", pg.url])
     try:
         srv.start()
         srv.stop()
@@ -153,7 +151,7 @@ def test_pitr_pg_restore_before_mistake(ws, tmp_path):
         rs.psql("".join("UPDATE number_ranges SET next = greatest(next, %d) WHERE id = %d;"
                         % (n, i) for i, n in lost_next.items()))
 
-        srv.serve_args = ["--database", rs.url, "--audit-key", str(srv.data_dir / "audit.key")]
+        srv.serve_args = ["--database", rs.url]
         srv.start()
         assert token_status(srv, new_secret) == 401, "the mistake was not undone"
         assert token_status(srv, old_secret) == 200
