@@ -155,6 +155,55 @@ static int seal_segment(fp_archiver *a, fp_err *err)
     return 0;
 }
 
+/* appends s to cmd[*n], single-quoted for sh ('\'' for a quote);
+ * -1 when it does not fit */
+static int put_quoted(char *cmd, size_t cap, size_t *n, const char *s)
+{
+    size_t k = *n;
+    if (k + 2 >= cap)
+        return -1;
+    cmd[k++] = '\'';
+    for (; *s; s++) {
+        const char *piece = *s == '\'' ? "'\\''" : NULL;
+        size_t len = piece ? 4 : 1;
+        if (k + len + 1 >= cap)
+            return -1;
+        memcpy(cmd + k, piece ? piece : s, len);
+        k += len;
+    }
+    if (k + 2 > cap)
+        return -1;
+    cmd[k++] = '\'';
+    cmd[k] = 0;
+    *n = k;
+    return 0;
+}
+
+/* The command line for one file, as PostgreSQL's archive_command: %p the
+ * path, %f the file name (each quoted), %% a percent sign.  -1 when it
+ * does not fit in cap.  (It used to stop before its first character, so
+ * every file ran as `sh -c ""` and counted as taken.) */
+static int expand_command(const char *tmpl, const char *path, char *cmd, size_t cap)
+{
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    size_t n = 0;
+    for (const char *c = tmpl; *c; c++) {
+        if (c[0] == '%' && (c[1] == 'p' || c[1] == 'f')) {
+            if (put_quoted(cmd, cap, &n, c[1] == 'p' ? path : base) < 0)
+                return -1;
+            c++;
+            continue;
+        }
+        if (n + 2 > cap)
+            return -1;
+        cmd[n++] = *c;
+        if (c[0] == '%' && c[1] == '%')
+            c++;
+    }
+    cmd[n] = 0;
+    return 0;
+}
+
 /* runs the command on each pending file, with retries; keeps the rest */
 static void run_command(fp_archiver *a)
 {
@@ -162,17 +211,15 @@ static void run_command(fp_archiver *a)
     for (int i = 0; i < a->npending; i++) {
         const char *path = a->pending[i];
         const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-        char cmd[4096];
-        size_t n = 0;
-        for (const char *c = a->command; *c && n + PATH_MAX < sizeof cmd; c++)
-            if (c[0] == '%' && c[1] == 'p')
-                n += (size_t)snprintf(cmd + n, sizeof cmd - n, "'%s'", path), c++;
-            else if (c[0] == '%' && c[1] == 'f')
-                n += (size_t)snprintf(cmd + n, sizeof cmd - n, "'%s'", base), c++;
-            else
-                cmd[n++] = *c;
-        cmd[n] = 0;
+        char cmd[sizeof a->command + 8 * PATH_MAX];
         int ok = 0;
+        if (expand_command(a->command, path, cmd, sizeof cmd) < 0) {
+            log_json("archive_command_failed", "the command line is too long");
+            pthread_mutex_lock(&a->lock);
+            a->stats.command_failures++;
+            pthread_mutex_unlock(&a->lock);
+            break;
+        }
         for (int t = 0; t < a->o.command_retries && !ok; t++) {
             int st = system(cmd);
             ok = st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0;

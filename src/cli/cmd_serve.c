@@ -168,7 +168,7 @@ typedef struct serve_run {
     fp_health_opts ho;
     int min_free_mb, ob_free_mb, reserve_mb;
     char db[PATH_MAX], crt[PATH_MAX], key[PATH_MAX], tkey[PATH_MAX], tc[PATH_MAX];
-    char alog[PATH_MAX], pdf_dir[PATH_MAX], self[PATH_MAX];
+    char alog[PATH_MAX], pdf_dir[PATH_MAX], self[PATH_MAX], akey[PATH_MAX];
     unsigned char token_key[FP_TOKEN_KEY_LEN];
     char mtoken[257];
     const char *audit_key;
@@ -398,6 +398,14 @@ static void stop_services(serve_run *r)
 static int open_store(serve_run *r)
 {
     fp_err err = {0};
+    /* PostgreSQL: the default audit key is DIR/audit.key, as SQLite derives
+     * it from its file (docs/ha.md); without a path that store signs nothing */
+    char apub[PATH_MAX];
+    const char *u = r->c.database;
+    if (!r->audit_key && u &&
+        (!strncmp(u, "postgresql://", 13) || !strncmp(u, "postgres://", 11)) &&
+        fp_audit_key_paths(r->db, NULL, r->akey, apub, sizeof r->akey) == 0)
+        r->audit_key = r->akey;
     fp_store_opts sto = {.path = r->c.database ? r->c.database : r->db, /* docs/ha.md */
                          .slow_write_ms = r->c.slow_ms != SERVE_UNSET ? (int)r->c.slow_ms : 0,
                          .write_deadline_ms =

@@ -683,6 +683,10 @@ void fp_health_metrics(fp_health *h, fp_buf *b)
                         "The last `fapiao backup verify` of the archive: 1 passed, 0 failed, -1 "
                         "never run.",
                         FP_METRICS_GAUGE, as.last_verify, 1);
+        /* a verify nobody ran for weeks is the "stale backup" of issue 18 */
+        fp_metrics_emit(b, "fapiao_backup_last_verify_timestamp_seconds",
+                        "When the last `fapiao backup verify` of the archive ended (0 never).",
+                        FP_METRICS_GAUGE, as.last_verify_ms, 1000);
     }
     fp_breaker_state bs;
     uint64_t opened;
