@@ -572,15 +572,40 @@ static int add_file(fp_kb *kb, const char *code, const char *path, fp_err *err)
     return rc;
 }
 
-int fp_kb_load_dir(const char *dir, fp_kb **out, fp_err *err)
+/* Subfolders read besides the top level (finding codes): an article's code
+ * names its folder by its prefix, so one code is one file and `kb show`
+ * needs no search.  A folder that does not exist is skipped. */
+static const struct {
+    const char *dir, *prefix;
+} kb_folders[] = {
+    {"cases", "CASE_"},   /* client error messages and causes (kb/cases/) */
+    {"alerts", "ALERT_"}, /* alert runbooks (kb/alerts/, generated) */
+};
+
+/* The subfolder code's article lives in, or NULL for the top level. */
+static const char *folder_of(const char *code)
 {
-    *out = NULL;
-    DIR *d = opendir(dir);
-    if (!d)
-        return fp_fail(err, errno == ENOENT ? FP_ENOTFOUND : FP_EIO, "kb: open %s: %s", dir,
+    for (size_t i = 0; i < sizeof kb_folders / sizeof kb_folders[0]; i++)
+        if (strncmp(code, kb_folders[i].prefix, strlen(kb_folders[i].prefix)) == 0)
+            return kb_folders[i].dir;
+    return NULL;
+}
+
+/* Adds every CODE.md of dir whose code belongs there (folder_of(code) is
+ * sub).  *files counts across folders against FP_KB_MAX_FILES. */
+static int load_folder(fp_kb *kb, const char *dir, const char *sub, int *files, fp_err *err)
+{
+    char base[4096];
+    if (snprintf(base, sizeof base, sub ? "%s/%s" : "%s", dir, sub) >= (int)sizeof base)
+        return fp_fail(err, FP_ERANGE, "kb: path too long");
+    DIR *d = opendir(base);
+    if (!d) {
+        if (sub && errno == ENOENT)
+            return 0;
+        return fp_fail(err, errno == ENOENT ? FP_ENOTFOUND : FP_EIO, "kb: open %s: %s", base,
                        strerror(errno));
-    fp_kb *kb = NULL;
-    int rc = fp_kb_new(&kb, err), files = 0;
+    }
+    int rc = 0;
     struct dirent *e;
     while (rc == 0 && (e = readdir(d))) {
         size_t n = strlen(e->d_name);
@@ -589,24 +614,35 @@ int fp_kb_load_dir(const char *dir, fp_kb **out, fp_err *err)
         char code[64];
         memcpy(code, e->d_name, n - 3);
         code[n - 3] = 0;
-        if (!valid_code(code))
-            continue; /* README.md and the like */
-        if (++files > FP_KB_MAX_FILES) {
+        const char *want = folder_of(code);
+        if (!valid_code(code) || want != sub) /* same table entry, or both top level */
+            continue; /* README.md, or a code that belongs in another folder */
+        if (++*files > FP_KB_MAX_FILES) {
             rc =
                 fp_fail(err, FP_ERANGE, "kb: %s holds more than %d articles", dir, FP_KB_MAX_FILES);
             break;
         }
-        char path[4096];
-        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) {
-            rc = fp_fail(err, FP_ERANGE, "kb: path too long");
-            break;
-        }
+        char path[4096 + 256];
+        snprintf(path, sizeof path, "%s/%s", base, e->d_name);
         struct stat st;
         if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
             continue;
         rc = add_file(kb, code, path, err);
     }
     closedir(d);
+    return rc;
+}
+
+int fp_kb_load_dir(const char *dir, fp_kb **out, fp_err *err)
+{
+    *out = NULL;
+    fp_kb *kb = NULL;
+    int files = 0;
+    int rc = fp_kb_new(&kb, err);
+    if (rc == 0)
+        rc = load_folder(kb, dir, NULL, &files, err);
+    for (size_t i = 0; rc == 0 && i < sizeof kb_folders / sizeof kb_folders[0]; i++)
+        rc = load_folder(kb, dir, kb_folders[i].dir, &files, err);
     if (rc < 0) {
         fp_kb_free(kb);
         return rc;
@@ -629,7 +665,9 @@ int fp_kb_load_one(const char *dir, const char *code, fp_kb **out, fp_err *err)
     if (fp_kb_new(&kb, err) < 0)
         return -1;
     char path[4096];
-    if (snprintf(path, sizeof path, "%s/%s.md", dir, code) >= (int)sizeof path) {
+    const char *sub = folder_of(code);
+    if (snprintf(path, sizeof path, "%s/%s%s%s.md", dir, sub ? sub : "", sub ? "/" : "", code) >=
+        (int)sizeof path) {
         fp_kb_free(kb);
         return fp_fail(err, FP_ERANGE, "kb: path too long");
     }
