@@ -108,6 +108,9 @@ def test_list_covers_every_article():
     assert codes == sorted(f.stem for f in files)
     assert "TLS_CERT_EXPIRED" in codes and "OK" in codes
     assert any(c.startswith("ALERT_") for c in codes)
+    assert len(codes) >= 200  # issue 23
+    p = run("list")
+    assert p.returncode == 0 and len(p.stdout.decode().splitlines()) == len(codes)
 
 
 def test_subfolders_by_prefix(tmp_path):
