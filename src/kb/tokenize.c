@@ -141,6 +141,19 @@ static int emit_ascii(const char *s, size_t n, fp_kb_tok_fn fn, void *arg)
     return count;
 }
 
+/* At the end of a CJK run: a run of one character yields it as a unigram
+ * (longer runs have yielded bigrams).  Returns the tokens yielded. */
+static int lone_cjk(const char *prev, size_t prevn, int run, fp_kb_tok_fn fn, void *arg)
+{
+    if (run != 1)
+        return 0;
+    char u[5];
+    memcpy(u, prev, prevn);
+    u[prevn] = 0;
+    fn(u, prevn, arg);
+    return 1;
+}
+
 int fp_kb_tokenize(const char *s, size_t len, fp_kb_tok_fn fn, void *arg)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -156,12 +169,7 @@ int fp_kb_tokenize(const char *s, size_t len, fp_kb_tok_fn fn, void *arg)
             size_t j = i;
             while (j < len && p[j] < 0x80 && is_word_byte(p[j]))
                 j++;
-            if (run == 1) {
-                char u[5];
-                memcpy(u, prev, prevn);
-                u[prevn] = 0;
-                fn(u, prevn, arg), count++;
-            }
+            count += lone_cjk(prev, prevn, run, fn, arg);
             run = 0;
             count += emit_ascii(s + i, j - i, fn, arg);
             i = j;
@@ -181,21 +189,10 @@ int fp_kb_tokenize(const char *s, size_t len, fp_kb_tok_fn fn, void *arg)
             prevn = n;
             run++;
         } else {
-            if (run == 1) {
-                char u[5];
-                memcpy(u, prev, prevn);
-                u[prevn] = 0;
-                fn(u, prevn, arg), count++;
-            }
+            count += lone_cjk(prev, prevn, run, fn, arg);
             run = 0;
         }
         i += n;
     }
-    if (run == 1) {
-        char u[5];
-        memcpy(u, prev, prevn);
-        u[prevn] = 0;
-        fn(u, prevn, arg), count++;
-    }
-    return count;
+    return count + lone_cjk(prev, prevn, run, fn, arg);
 }
