@@ -1,6 +1,8 @@
 /* kb.h — the knowledge base: one Markdown article per finding code
- * (kb/CODE.md), each with 现象/Symptoms, 原因/Cause, 排查/How to check and
- * 解决/Fix sections in zh-CN and English, searchable by free text.
+ * (kb/CODE.md), per client error or cause users meet (kb/cases/CASE_*.md)
+ * and per alert (kb/alerts/ALERT_*.md), each with 现象/Symptoms, 原因/Cause,
+ * 排查/How to check and 解决/Fix sections in zh-CN and English, searchable
+ * by free text.
  *
  * Articles are loaded from a directory (bounded: FP_KB_MAX_FILES files of at
  * most FP_KB_MAX_FILE bytes) or added from memory, and indexed at once.  The
@@ -8,7 +10,8 @@
  * digits and '_'; a word with '_' also yields its parts, so TLS_CERT_EXPIRED
  * is found by "cert expired"), lightly stemmed, plus CJK character bigrams
  * (a lone CJK character is a unigram), so Chinese needs no dictionary.
- * Ranking is BM25 (k1 1.2, b 0.75); the title line counts three times. */
+ * Ranking is BM25 (k1 1.2, b 0.75); the title line counts three times, and
+ * a case scores 0.9 of a finding article that matches as well (kb.c). */
 #ifndef FAPIAO_KB_H
 #define FAPIAO_KB_H
 
@@ -44,11 +47,13 @@ void fp_kb_free(fp_kb *kb);
  * FP_ERANGE beyond the bounds. */
 int fp_kb_add(fp_kb *kb, const char *code, const char *text, size_t len, fp_err *err);
 
-/* Loads every CODE.md of dir (other file names are skipped). */
+/* Loads every CODE.md of dir and of its subfolders cases/ (CASE_* codes)
+ * and alerts/ (ALERT_* codes); other file names, and codes in the wrong
+ * folder, are skipped.  FP_KB_MAX_FILES bounds the total. */
 int fp_kb_load_dir(const char *dir, fp_kb **out, fp_err *err);
-/* Loads only dir/<code>.md (for a caller that needs one article, such as the
- * doctor printing its verdict): far cheaper than indexing the whole
- * directory.  A missing article is not an error: *out is then empty. */
+/* Loads only dir/<code>.md, or dir/cases/ or dir/alerts/ by its prefix (for a caller that needs one
+ * article, such as the doctor printing its verdict): far cheaper than indexing the whole directory.
+ * A missing article is not an error: *out is then empty. */
 int fp_kb_load_one(const char *dir, const char *code, fp_kb **out, fp_err *err);
 
 int fp_kb_count(const fp_kb *kb);

@@ -1,5 +1,6 @@
 /* cmd_kb.c — `fapiao kb search|show|list`: the knowledge base of finding
- * codes (kb/CODE.md).  The directory is --dir, else $FAPIAO_KB_DIR, else the
+ * codes (kb/CODE.md), client errors and causes (kb/cases/CASE_*.md) and
+ * alert runbooks (kb/alerts/ALERT_*.md).  The directory is --dir, else $FAPIAO_KB_DIR, else the
  * source tree's kb/ when it exists (a build), else the installed
  * /usr/share/fapiao/kb (the Debian package). */
 #include "cli.h"
@@ -18,8 +19,10 @@ static const char usage[] =
     "usage: fapiao kb search \"<question>\" [--dir KB_DIR] [--json] [--limit N]\n"
     "       fapiao kb show CODE [--dir KB_DIR]\n"
     "       fapiao kb list [--dir KB_DIR] [--json]\n"
-    "  Search the knowledge base in Chinese or English, or print one article.\n"
-    "  在知识库中用中文或英文搜索，或显示某个故障代码的文章。\n"
+    "  Search the knowledge base in Chinese or English (questions or pasted error\n"
+    "  messages), or print one article: a finding code, CASE_… or ALERT_….\n"
+    "  在知识库中用中文或英文搜索（问题或报错原文），或显示一篇文章：故障代码、CASE_… 或 "
+    "ALERT_…。\n"
     "  KB_DIR defaults to $FAPIAO_KB_DIR, else kb/ of the source tree, else\n"
     "  /usr/share/fapiao/kb.\n";
 

@@ -1,4 +1,5 @@
-/* kb.c — loading, tokenizing and BM25-ranking the knowledge base.
+/* kb.c — loading and BM25-ranking the knowledge base (the tokenizer is
+ * tokenize.c).
  *
  * The index is built as articles are added: a global term table (open
  * addressing, term -> id, document frequency) and, per article, a postings
@@ -33,7 +34,8 @@ typedef struct article {
     char code[64];
     posting *post;
     size_t npost;
-    size_t dl; /* weighted document length */
+    size_t dl;    /* weighted document length */
+    double prior; /* score factor of its folder (kb_folders) */
 } article;
 
 typedef struct term {
@@ -53,197 +55,41 @@ struct fp_kb {
     size_t total_dl;
 };
 
-/* --- tokenizer --------------------------------------------------------- */
+/* Subfolders read besides the top level (finding codes): an article's code
+ * names its folder by its prefix, so one code is one file and `kb show`
+ * needs no search.  A folder that does not exist is skipped.
+ *
+ * prior scales an article's score.  A case is specific to one client
+ * ("SEC_E_CERT_EXPIRED (0x80090328)…"); when a generic question ("证书过期了",
+ * "connection refused") matches it and the finding's own article about
+ * equally, the finding's article comes first, while a question naming the
+ * client (java, 0x80090328) still lifts the case far above it.  Measured on
+ * tests/data/kb_queries.tsv (docs/doctor.md): 0.9 keeps top-1 and raises
+ * top-3; 0.8 and below cost top-1. */
+static const struct {
+    const char *dir, *prefix;
+    double prior;
+} kb_folders[] = {
+    {"cases", "CASE_", 0.9},   /* client error messages and causes (kb/cases/) */
+    {"alerts", "ALERT_", 1.0}, /* alert runbooks (kb/alerts/, generated) */
+};
 
-static int is_word_byte(unsigned char c)
+#define NFOLDERS (sizeof kb_folders / sizeof kb_folders[0])
+
+/* The kb_folders row of code's prefix, or -1 for the top level. */
+static int folder_index(const char *code)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    for (size_t i = 0; i < NFOLDERS; i++)
+        if (strncmp(code, kb_folders[i].prefix, strlen(kb_folders[i].prefix)) == 0)
+            return (int)i;
+    return -1;
 }
 
-/* Decodes one UTF-8 sequence at s[0..n); returns its length (>= 1) and the
- * code point in *cp, or U+FFFD for malformed input (length 1). */
-static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
+/* The subfolder code's article lives in, or NULL for the top level. */
+static const char *folder_of(const char *code)
 {
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t v;
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-        len = 2, v = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3, v = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4, v = c & 0x07;
-    } else {
-        *cp = 0xFFFD;
-        return 1;
-    }
-    if (len > n)
-        goto bad;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            goto bad;
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    if ((len == 3 && v < 0x800) || (len == 4 && (v < 0x10000 || v > 0x10FFFF)) ||
-        (v >= 0xD800 && v <= 0xDFFF))
-        goto bad;
-    *cp = v;
-    return len;
-bad:
-    *cp = 0xFFFD;
-    return 1;
-}
-
-static int is_cjk(uint32_t c)
-{
-    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
-           (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x20000 && c <= 0x2FFFF);
-}
-
-static int is_stopword(const char *w)
-{
-    static const char *const stop[] = {"a",    "an",  "and",  "are", "as",   "at", "be",
-                                       "by",   "for", "from", "in",  "is",   "it", "of",
-                                       "on",   "or",  "that", "the", "this", "to", "was",
-                                       "with", "my",  "i",    "we",  "our",  "its"};
-    for (size_t i = 0; i < sizeof stop / sizeof stop[0]; i++)
-        if (strcmp(w, stop[i]) == 0)
-            return 1;
-    return 0;
-}
-
-/* A deliberately small stemmer: plurals and -ed/-ing/-e endings, so that
- * "expired", "expires", "expiring" and "expire" meet as "expir". */
-static size_t stem(char *w, size_t n)
-{
-    if (n > 4 && strcmp(w + n - 3, "ies") == 0) {
-        n -= 2;
-        w[n - 1] = 'y';
-    } else if (n > 3 && w[n - 1] == 's' && w[n - 2] != 's' && w[n - 2] != 'u' && w[n - 2] != 'i') {
-        n -= 1;
-    }
-    w[n] = 0;
-    if (n > 5 && strcmp(w + n - 3, "ing") == 0)
-        n -= 3;
-    else if (n > 4 && strcmp(w + n - 2, "ed") == 0)
-        n -= 2;
-    w[n] = 0;
-    if (n > 4 && w[n - 1] == 'e')
-        n -= 1;
-    w[n] = 0;
-    return n;
-}
-
-static int emit_word(char *w, size_t n, fp_kb_tok_fn fn, void *arg)
-{
-    w[n] = 0;
-    if (n == 0 || is_stopword(w))
-        return 0;
-    n = stem(w, n);
-    fn(w, n, arg);
-    return 1;
-}
-
-/* One ASCII word: lowercase, cut at FP_KB_MAX_TOKEN; with '_' inside it
- * yields the whole (unstemmed) and each part. */
-static int emit_ascii(const char *s, size_t n, fp_kb_tok_fn fn, void *arg)
-{
-    char w[FP_KB_MAX_TOKEN + 1];
-    int count = 0, has_us = 0;
-    size_t m = n < FP_KB_MAX_TOKEN ? n : FP_KB_MAX_TOKEN;
-    for (size_t i = 0; i < m; i++) {
-        char c = s[i];
-        w[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-        has_us |= c == '_';
-    }
-    if (!has_us)
-        return emit_word(w, m, fn, arg);
-    size_t a = 0, b = m;
-    while (a < b && w[a] == '_')
-        a++;
-    while (b > a && w[b - 1] == '_')
-        b--;
-    if (b > a) {
-        char whole[FP_KB_MAX_TOKEN + 1];
-        memcpy(whole, w + a, b - a);
-        whole[b - a] = 0;
-        fn(whole, b - a, arg);
-        count++;
-    }
-    size_t start = a;
-    for (size_t i = a; i <= b; i++) {
-        if (i == b || w[i] == '_') {
-            if (i > start) {
-                char part[FP_KB_MAX_TOKEN + 1];
-                memcpy(part, w + start, i - start);
-                count += emit_word(part, i - start, fn, arg);
-            }
-            start = i + 1;
-        }
-    }
-    return count;
-}
-
-int fp_kb_tokenize(const char *s, size_t len, fp_kb_tok_fn fn, void *arg)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    int count = 0;
-    /* the previous CJK character of the current run, and whether the run
-     * has produced a bigram yet */
-    char prev[4];
-    size_t prevn = 0;
-    int run = 0;
-    while (i < len) {
-        if (p[i] < 0x80 && is_word_byte(p[i])) {
-            size_t j = i;
-            while (j < len && p[j] < 0x80 && is_word_byte(p[j]))
-                j++;
-            if (run == 1) {
-                char u[5];
-                memcpy(u, prev, prevn);
-                u[prevn] = 0;
-                fn(u, prevn, arg), count++;
-            }
-            run = 0;
-            count += emit_ascii(s + i, j - i, fn, arg);
-            i = j;
-            continue;
-        }
-        uint32_t cp;
-        size_t n = utf8_next(p + i, len - i, &cp);
-        if (is_cjk(cp)) {
-            if (run >= 1) {
-                char bg[9];
-                memcpy(bg, prev, prevn);
-                memcpy(bg + prevn, s + i, n);
-                bg[prevn + n] = 0;
-                fn(bg, prevn + n, arg), count++;
-            }
-            memcpy(prev, s + i, n);
-            prevn = n;
-            run++;
-        } else {
-            if (run == 1) {
-                char u[5];
-                memcpy(u, prev, prevn);
-                u[prevn] = 0;
-                fn(u, prevn, arg), count++;
-            }
-            run = 0;
-        }
-        i += n;
-    }
-    if (run == 1) {
-        char u[5];
-        memcpy(u, prev, prevn);
-        u[prevn] = 0;
-        fn(u, prevn, arg), count++;
-    }
-    return count;
+    int i = folder_index(code);
+    return i < 0 ? NULL : kb_folders[i].dir;
 }
 
 /* --- term table -------------------------------------------------------- */
@@ -496,6 +342,8 @@ int fp_kb_add(fp_kb *kb, const char *code, const char *text, size_t len, fp_err 
     memset(a, 0, sizeof *a);
     snprintf(a->code, sizeof a->code, "%s", code);
     a->pub.code = a->code;
+    int fi = folder_index(code);
+    a->prior = fi < 0 ? 1.0 : kb_folders[fi].prior;
     char *copy = dup_range(text, len);
     if (!copy)
         return fp_fail(err, FP_ENOMEM, "out of memory");
@@ -572,15 +420,21 @@ static int add_file(fp_kb *kb, const char *code, const char *path, fp_err *err)
     return rc;
 }
 
-int fp_kb_load_dir(const char *dir, fp_kb **out, fp_err *err)
+/* Adds every CODE.md of dir whose code belongs there (folder_of(code) is
+ * sub).  *files counts across folders against FP_KB_MAX_FILES. */
+static int load_folder(fp_kb *kb, const char *dir, const char *sub, int *files, fp_err *err)
 {
-    *out = NULL;
-    DIR *d = opendir(dir);
-    if (!d)
-        return fp_fail(err, errno == ENOENT ? FP_ENOTFOUND : FP_EIO, "kb: open %s: %s", dir,
+    char base[4096];
+    if (snprintf(base, sizeof base, sub ? "%s/%s" : "%s", dir, sub) >= (int)sizeof base)
+        return fp_fail(err, FP_ERANGE, "kb: path too long");
+    DIR *d = opendir(base);
+    if (!d) {
+        if (sub && errno == ENOENT)
+            return 0;
+        return fp_fail(err, errno == ENOENT ? FP_ENOTFOUND : FP_EIO, "kb: open %s: %s", base,
                        strerror(errno));
-    fp_kb *kb = NULL;
-    int rc = fp_kb_new(&kb, err), files = 0;
+    }
+    int rc = 0;
     struct dirent *e;
     while (rc == 0 && (e = readdir(d))) {
         size_t n = strlen(e->d_name);
@@ -589,24 +443,35 @@ int fp_kb_load_dir(const char *dir, fp_kb **out, fp_err *err)
         char code[64];
         memcpy(code, e->d_name, n - 3);
         code[n - 3] = 0;
-        if (!valid_code(code))
-            continue; /* README.md and the like */
-        if (++files > FP_KB_MAX_FILES) {
+        const char *want = folder_of(code);
+        if (!valid_code(code) || want != sub) /* same table entry, or both top level */
+            continue; /* README.md, or a code that belongs in another folder */
+        if (++*files > FP_KB_MAX_FILES) {
             rc =
                 fp_fail(err, FP_ERANGE, "kb: %s holds more than %d articles", dir, FP_KB_MAX_FILES);
             break;
         }
-        char path[4096];
-        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) {
-            rc = fp_fail(err, FP_ERANGE, "kb: path too long");
-            break;
-        }
+        char path[4096 + 256];
+        snprintf(path, sizeof path, "%s/%s", base, e->d_name);
         struct stat st;
         if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
             continue;
         rc = add_file(kb, code, path, err);
     }
     closedir(d);
+    return rc;
+}
+
+int fp_kb_load_dir(const char *dir, fp_kb **out, fp_err *err)
+{
+    *out = NULL;
+    fp_kb *kb = NULL;
+    int files = 0;
+    int rc = fp_kb_new(&kb, err);
+    if (rc == 0)
+        rc = load_folder(kb, dir, NULL, &files, err);
+    for (size_t i = 0; rc == 0 && i < NFOLDERS; i++)
+        rc = load_folder(kb, dir, kb_folders[i].dir, &files, err);
     if (rc < 0) {
         fp_kb_free(kb);
         return rc;
@@ -629,7 +494,9 @@ int fp_kb_load_one(const char *dir, const char *code, fp_kb **out, fp_err *err)
     if (fp_kb_new(&kb, err) < 0)
         return -1;
     char path[4096];
-    if (snprintf(path, sizeof path, "%s/%s.md", dir, code) >= (int)sizeof path) {
+    const char *sub = folder_of(code);
+    if (snprintf(path, sizeof path, "%s/%s%s%s.md", dir, sub ? sub : "", sub ? "/" : "", code) >=
+        (int)sizeof path) {
         fp_kb_free(kb);
         return fp_fail(err, FP_ERANGE, "kb: path too long");
     }
@@ -783,7 +650,7 @@ int fp_kb_search(const fp_kb *kb, const char *query, fp_kb_hit *hits, int max, f
         /* Coordination: an article that covers more of the question's terms
          * ranks above one that matches a few of them very well ("证书过期
          * 握手失败" is about an expired certificate, not any handshake). */
-        score *= (double)matched / (double)q->n;
+        score *= (double)matched / (double)q->n * a->prior;
         if (score > 0)
             all[nh++] = (fp_kb_hit){a->code, score};
     }

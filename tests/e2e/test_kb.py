@@ -103,8 +103,39 @@ def test_list_covers_every_article():
     p = run("list", "--json")
     assert p.returncode == 0, p.stderr
     codes = [a["code"] for a in json.loads(p.stdout)]
-    assert codes == sorted(f.stem for f in KB_DIR.glob("*.md"))
+    files = (list(KB_DIR.glob("*.md")) + list(KB_DIR.glob("cases/CASE_*.md")) +
+             list(KB_DIR.glob("alerts/ALERT_*.md")))
+    assert codes == sorted(f.stem for f in files)
     assert "TLS_CERT_EXPIRED" in codes and "OK" in codes
+    assert any(c.startswith("ALERT_") for c in codes)
+    assert len(codes) >= 200  # issue 23
+    p = run("list")
+    assert p.returncode == 0 and len(p.stdout.decode().splitlines()) == len(codes)
+
+
+def test_subfolders_by_prefix(tmp_path):
+    """kb/cases/CASE_*.md and kb/alerts/ALERT_*.md are listed, shown and
+    searched; a code in the wrong folder is skipped."""
+    (tmp_path / "cases").mkdir()
+    (tmp_path / "alerts").mkdir()
+    (tmp_path / "TOP_CODE.md").write_text("# TOP_CODE — 顶层 / Top level\n\nzebra\n",
+                                          encoding="utf-8")
+    (tmp_path / "cases" / "CASE_PRINTER.md").write_text(
+        "# CASE_PRINTER — 打印机缺纸 / The printer is out of paper\n\nprinter paper\n",
+        encoding="utf-8")
+    (tmp_path / "alerts" / "ALERT_PAPER.md").write_text(
+        "# ALERT_PAPER — 纸张告警 / Paper alert\n\npaper tray\n", encoding="utf-8")
+    (tmp_path / "CASE_STRAY.md").write_text("# CASE_STRAY — x / y\n\nprinter\n", encoding="utf-8")
+    (tmp_path / "cases" / "NOT_A_CASE.md").write_text("# NOT_A_CASE — x / y\n\nprinter\n",
+                                                      encoding="utf-8")
+    p = run("list", "--json", "--dir", str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    assert [a["code"] for a in json.loads(p.stdout)] == ["ALERT_PAPER", "CASE_PRINTER", "TOP_CODE"]
+    p = run("show", "case_printer", "--dir", str(tmp_path))
+    assert p.returncode == 0 and p.stdout.startswith(b"# CASE_PRINTER")
+    p = run("search", "printer", "--dir", str(tmp_path))
+    assert p.returncode == 0 and top_code(p) == "CASE_PRINTER"
+    assert b"CASE_STRAY" not in p.stdout and b"NOT_A_CASE" not in p.stdout
 
 
 def test_dir_flag_and_env(tmp_path):

@@ -320,6 +320,8 @@ def test_install_puts_files_user_and_directories_in_place(installed):
     assert r.run("test", "-e", str(REPO / "kb"), check=False).returncode != 0
     kb = r.run("fapiao", "kb", "show", "TLS_CERT_EXPIRED").stdout
     assert kb == r.read("/usr/share/fapiao/kb/TLS_CERT_EXPIRED.md")
+    case = r.run("fapiao", "kb", "show", "CASE_JAVA_PKIX").stdout  # kb/cases/ (issue 23)
+    assert case == r.read("/usr/share/fapiao/kb/cases/CASE_JAVA_PKIX.md")
     # logrotate accepts the file (debug mode: nothing is rotated)
     if r.exists("/usr/sbin/logrotate"):
         lr = r.run("logrotate", "-d", "/etc/logrotate.d/fapiao", check=False)

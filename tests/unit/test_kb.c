@@ -1,11 +1,15 @@
-/* test_kb.c — the knowledge base: every finding code has a complete
- * bilingual article, no article is an orphan, the tokenizer splits as
- * documented, and realistic questions find the right article (top 3). */
+/* test_kb.c — the knowledge base: every finding code has an article, every
+ * article (finding codes, kb/cases/, kb/alerts/) is complete and bilingual,
+ * no two articles are near-identical, no top-level article is an orphan,
+ * the tokenizer splits as documented, and realistic questions find the
+ * right article (top 3; tests/unit/test_kb_quality.c measures the full
+ * query set). */
 #include "check.h"
 #include "fapiao/findings.h"
 #include "fapiao/kb.h"
 
 #include <dirent.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,46 +40,189 @@ static int count_ascii_letters(const char *s, size_t n)
     return c;
 }
 
+/* Every article, whatever its folder: "# CODE — zh / en", the four
+ * sections in order, each with Chinese and English text, 25..80 lines. */
+static void test_article(const fp_kb_article *a)
+{
+    check_ctx("article %s", a->code);
+    char head[80];
+    snprintf(head, sizeof head, "# %s \xe2\x80\x94 ", a->code);
+    CHECK(strncmp(a->text, head, strlen(head)) == 0);
+    CHECK(count_cjk(a->title_zh, strlen(a->title_zh)) > 0);
+    CHECK(count_ascii_letters(a->title_en, strlen(a->title_en)) >= 3);
+    CHECK(strcmp(a->title_zh, a->title_en) != 0);
+    const char *prev = a->text;
+    for (size_t s = 0; s < NCASES(sections); s++) {
+        const char *body;
+        size_t len;
+        check_ctx("article %s section \"%s\"", a->code, sections[s]);
+        const char *at = strstr(a->text, sections[s]);
+        if (!CHECK_MSG(at != NULL, "heading missing"))
+            continue;
+        CHECK_MSG(at > prev, "sections out of order");
+        prev = at;
+        if (!CHECK(fp_kb_section(a, sections[s], &body, &len) == 0))
+            continue;
+        CHECK_MSG(count_cjk(body, len) >= 10, "too little Chinese (%d)", count_cjk(body, len));
+        CHECK_MSG(count_ascii_letters(body, len) >= 40, "too little English (%d)",
+                  count_ascii_letters(body, len));
+    }
+    int lines = 0;
+    for (size_t k = 0; k < a->len; k++)
+        lines += a->text[k] == '\n';
+    check_ctx("article %s", a->code);
+    CHECK_MSG(lines >= 25 && lines <= 80, "%d lines", lines);
+}
+
 static void test_articles(const fp_kb *kb)
 {
     int n;
     const fp_finding *f = fp_findings(&n);
     for (int i = 0; i < n; i++) {
         check_ctx("article %s", f[i].code);
-        const fp_kb_article *a = fp_kb_get(kb, f[i].code);
-        if (!CHECK_MSG(a != NULL, "kb/%s.md is missing", f[i].code))
-            continue;
-        /* first line: "# CODE — zh / en" */
-        char head[80];
-        snprintf(head, sizeof head, "# %s \xe2\x80\x94 ", f[i].code);
-        CHECK(strncmp(a->text, head, strlen(head)) == 0);
-        CHECK(count_cjk(a->title_zh, strlen(a->title_zh)) > 0);
-        CHECK(count_ascii_letters(a->title_en, strlen(a->title_en)) >= 3);
-        CHECK(strcmp(a->title_zh, a->title_en) != 0);
-        const char *prev = a->text;
-        for (size_t s = 0; s < NCASES(sections); s++) {
-            const char *body;
-            size_t len;
-            check_ctx("article %s section \"%s\"", f[i].code, sections[s]);
-            const char *at = strstr(a->text, sections[s]);
-            if (!CHECK_MSG(at != NULL, "heading missing"))
-                continue;
-            CHECK_MSG(at > prev, "sections out of order");
-            prev = at;
-            if (!CHECK(fp_kb_section(a, sections[s], &body, &len) == 0))
-                continue;
-            CHECK_MSG(count_cjk(body, len) >= 10, "too little Chinese (%d)", count_cjk(body, len));
-            CHECK_MSG(count_ascii_letters(body, len) >= 40, "too little English (%d)",
-                      count_ascii_letters(body, len));
-        }
-        /* roughly 25..80 lines */
-        int lines = 0;
-        for (size_t k = 0; k < a->len; k++)
-            lines += a->text[k] == '\n';
-        check_ctx("article %s", f[i].code);
-        CHECK_MSG(lines >= 25 && lines <= 80, "%d lines", lines);
+        CHECK_MSG(fp_kb_get(kb, f[i].code) != NULL, "kb/%s.md is missing", f[i].code);
+    }
+    int cases = 0;
+    for (int i = 0; i < fp_kb_count(kb); i++) {
+        const fp_kb_article *a = fp_kb_at(kb, i);
+        test_article(a);
+        cases += strncmp(a->code, "CASE_", 5) == 0;
     }
     check_ctx("%s", "");
+    /* issue 23: `fapiao kb list` shows at least 200 articles */
+    CHECK(cases > 0);
+    CHECK_MSG(fp_kb_count(kb) >= 200, "%d articles", fp_kb_count(kb));
+    printf("articles: %d in all, %d finding codes, %d cases\n", fp_kb_count(kb), n, cases);
+}
+
+/* --- near-duplicates ------------------------------------------------- */
+
+/* Two articles that say the same thing are one.  An article's body (below
+ * its title line) becomes the set of its 3-token shingles (the kb's own
+ * tokens: stemmed words and CJK bigrams), hashed; two articles are
+ * near-identical when the Jaccard index of their sets reaches
+ * DUP_THRESHOLD.  The 129 articles of issue 23 peak near 0.1; an article
+ * copied with a paragraph dropped and a word changed scores above 0.6. */
+#define DUP_THRESHOLD 0.30
+#define SHINGLE       3
+
+typedef struct shingles {
+    uint64_t win[SHINGLE];
+    size_t ntok;
+    uint64_t *h;
+    size_t n, cap;
+} shingles;
+
+static void shingle_tok(const char *t, size_t n, void *arg)
+{
+    shingles *s = arg;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)t[i]) * 1099511628211ull;
+    memmove(s->win, s->win + 1, (SHINGLE - 1) * sizeof *s->win);
+    s->win[SHINGLE - 1] = h;
+    if (++s->ntok < SHINGLE)
+        return;
+    uint64_t x = 0;
+    for (int i = 0; i < SHINGLE; i++)
+        x = (x ^ s->win[i]) * 1099511628211ull + (uint64_t)i;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 512;
+        uint64_t *nh = realloc(s->h, cap * sizeof *nh);
+        if (!nh)
+            return;
+        s->h = nh;
+        s->cap = cap;
+    }
+    s->h[s->n++] = x;
+}
+
+static int cmp_u64(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* The sorted, distinct shingles of text below its first line. */
+static void shingle_body(const char *text, size_t len, shingles *s)
+{
+    memset(s, 0, sizeof *s);
+    const char *nl = memchr(text, '\n', len);
+    size_t off = nl ? (size_t)(nl - text) + 1 : len;
+    fp_kb_tokenize(text + off, len - off, shingle_tok, s);
+    if (s->n)
+        qsort(s->h, s->n, sizeof *s->h, cmp_u64);
+    size_t w = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (w == 0 || s->h[w - 1] != s->h[i])
+            s->h[w++] = s->h[i];
+    s->n = w;
+}
+
+static double jaccard(const shingles *a, const shingles *b)
+{
+    size_t i = 0, j = 0, both = 0;
+    while (i < a->n && j < b->n) {
+        if (a->h[i] == b->h[j])
+            both++, i++, j++;
+        else if (a->h[i] < b->h[j])
+            i++;
+        else
+            j++;
+    }
+    size_t any = a->n + b->n - both;
+    return any ? (double)both / (double)any : 1.0;
+}
+
+static void test_no_near_duplicates(const fp_kb *kb)
+{
+    int n = fp_kb_count(kb);
+    shingles *sh = calloc((size_t)n, sizeof *sh);
+    if (!CHECK(sh != NULL))
+        return;
+    for (int i = 0; i < n; i++)
+        shingle_body(fp_kb_at(kb, i)->text, fp_kb_at(kb, i)->len, &sh[i]);
+    double worst = 0;
+    const char *wa = "-", *wb = "-";
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++) {
+            double x = jaccard(&sh[i], &sh[j]);
+            check_ctx("%s vs %s", fp_kb_at(kb, i)->code, fp_kb_at(kb, j)->code);
+            CHECK_MSG(x < DUP_THRESHOLD, "near-identical text: Jaccard %.2f", x);
+            if (x > worst)
+                worst = x, wa = fp_kb_at(kb, i)->code, wb = fp_kb_at(kb, j)->code;
+        }
+    check_ctx("%s", "");
+    printf("near-duplicates: highest 3-shingle Jaccard %.3f (%s, %s), threshold %.2f\n", worst, wa,
+           wb, DUP_THRESHOLD);
+    /* the measure does catch a copy: drop the last section, change a word */
+    const fp_kb_article *a = fp_kb_get(kb, "TLS_CERT_EXPIRED");
+    const char *fix = NULL;
+    size_t fixlen = 0;
+    if (CHECK(a != NULL) && CHECK(fp_kb_section(a, "## 解决", &fix, &fixlen) == 0)) {
+        size_t keep = (size_t)(fix - a->text);
+        char *copy = malloc(keep + 1);
+        if (CHECK(copy != NULL)) {
+            memcpy(copy, a->text, keep);
+            copy[keep] = 0;
+            char *w = strstr(copy, "expired");
+            if (w)
+                memcpy(w, "EXPIRES", 7);
+            shingles c;
+            shingle_body(copy, keep, &c);
+            size_t ai = 0;
+            while (fp_kb_at(kb, (int)ai) != a)
+                ai++;
+            check_ctx("copy of TLS_CERT_EXPIRED");
+            CHECK(jaccard(&c, &sh[ai]) >= DUP_THRESHOLD);
+            free(c.h);
+            free(copy);
+        }
+    }
+    check_ctx("%s", "");
+    for (int i = 0; i < n; i++)
+        free(sh[i].h);
+    free(sh);
 }
 
 static void test_no_orphans(void)
@@ -100,6 +247,26 @@ static void test_no_orphans(void)
     fp_findings(&nf);
     check_ctx("%s", "");
     CHECK_EQ_INT(seen, nf);
+}
+
+/* kb/cases/ holds only CASE_* articles (the loader skips anything else,
+ * which would silently drop an article). */
+static void test_case_folder(void)
+{
+    DIR *d = opendir(FP_SOURCE_DIR "/kb/cases");
+    if (!CHECK(d != NULL))
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        size_t n = strlen(e->d_name);
+        check_ctx("kb/cases/%s", e->d_name);
+        CHECK(n > 8 && strncmp(e->d_name, "CASE_", 5) == 0 &&
+              strcmp(e->d_name + n - 3, ".md") == 0);
+    }
+    closedir(d);
+    check_ctx("%s", "");
 }
 
 /* --- tokenizer ------------------------------------------------------- */
@@ -319,7 +486,9 @@ int main(void)
     if (!CHECK_MSG(rc == 0, "load kb: %s", err.msg))
         return check_summary();
     test_articles(kb);
+    test_no_near_duplicates(kb);
     test_no_orphans();
+    test_case_folder();
     test_tokenizer();
     test_search_quality(kb);
     test_api();
