@@ -76,6 +76,9 @@ typedef struct fp_store_opts {
  * read-only. */
 enum { FP_START_CHECK_NONE = 0, FP_START_CHECK_SYNC = 1, FP_START_CHECK_AUTO = 2 };
 int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err);
+/* 1 when path names a server database (a postgresql:// or postgres://
+ * URL: the PostgreSQL backend, docs/ha.md), 0 for a SQLite file or NULL. */
+int fp_store_is_url(const char *path);
 /* Makes SQLite's default VFS one that allocates DB-shm before mapping it,
  * so a full disk gives SQLITE_FULL, never SIGBUS (shmguard.c).  Idempotent;
  * fp_store_open calls it. */
