@@ -100,5 +100,6 @@ int cmd_check(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_sellers(int argc, char **argv);
 int cmd_taxcodes(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
 
 #endif
