@@ -27,10 +27,14 @@ int fp_store_open_ops(const fp_store_ops *ops, const fp_store_opts *o, fp_store 
 
 /* The database setting names the backend: a URL with a scheme is a server
  * database, anything else a file path for SQLite. */
+int fp_store_is_url(const char *path)
+{
+    return path && (!strncmp(path, "postgresql://", 13) || !strncmp(path, "postgres://", 11));
+}
+
 int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err)
 {
-    const char *p = o->path ? o->path : "";
-    if (!strncmp(p, "postgresql://", 13) || !strncmp(p, "postgres://", 11))
+    if (fp_store_is_url(o->path))
         return fp_store_open_ops(&fp_store_pg_ops, o, out, err);
     return fp_store_open_ops(&fp_store_sqlite_ops, o, out, err);
 }

@@ -225,3 +225,61 @@ int pg_store_audit_batch(void *be, const fp_audit_rec *recs, int n, fp_err *err)
     pthread_mutex_unlock(&s->wlock);
     return rc;
 }
+
+/* ---- retention (store.h fp_store_audit_prune; as the SQLite backend's) ---- */
+
+/* Under the chain's head lock, so no node appends or signs meanwhile: the
+ * newest checkpoint that ends before the first record to keep becomes the
+ * anchor; the records up to it and the checkpoints before it go, and an
+ * audit.prune record follows the head. */
+int pg_store_audit_prune(void *be, int64_t before_ts, const char *actor, int64_t *upto,
+                         int64_t *anchor_cp, fp_err *err)
+{
+    fp_pg *s = be;
+    *upto = *anchor_cp = 0;
+    pthread_mutex_lock(&s->wlock);
+    int rc = pg_tx_begin(s, err);
+    if (rc == 0)
+        rc = pg_head_lock(s, err);
+    PGresult *r = NULL;
+    if (rc == 0) {
+        pg_params p = {0};
+        pg_i64(&p, before_ts);
+        r = pg_q(s->w,
+                 "WITH k AS (SELECT min(id) AS keep FROM audit WHERE ts >= $1), "
+                 "c AS (SELECT id, upto_id FROM audit_checkpoints, k "
+                 "  WHERE k.keep IS NULL OR upto_id < k.keep ORDER BY id DESC LIMIT 1) "
+                 "SELECT c.id, c.upto_id, (SELECT min(id) FROM audit) FROM c",
+                 &p, &rc, err);
+    }
+    int64_t cp_id = 0, cp_upto = 0;
+    /* nothing old enough ends at a checkpoint (or the anchor is all that is left) */
+    if (r && PQntuples(r) == 1 && !PQgetisnull(r, 0, 2) && pg_int(r, 0, 1) >= pg_int(r, 0, 2)) {
+        cp_id = pg_int(r, 0, 0);
+        cp_upto = pg_int(r, 0, 1);
+    }
+    PQclear(r);
+    if (rc == 0 && cp_id > 0) {
+        char target[48];
+        snprintf(target, sizeof target, "upto:%lld", (long long)cp_upto);
+        fp_audit_rec rec = {.actor = actor ? actor : "cli",
+                            .action = "audit.prune",
+                            .target = target,
+                            .outcome = "ok"};
+        pg_params d = {0};
+        pg_i64(&d, cp_upto);
+        pg_params c = {0};
+        pg_i64(&c, cp_id);
+        if ((rc = pg_exec(s->w, "DELETE FROM audit WHERE id <= $1", &d, err)) == 0 &&
+            (rc = pg_exec(s->w, "DELETE FROM audit_checkpoints WHERE id < $1", &c, err)) == 0)
+            rc = pg_audit_append(s, &rec, err);
+    }
+    if (rc == 0 && (rc = pg_tx_commit(s, err)) == 0 && cp_id > 0) {
+        *upto = cp_upto;
+        *anchor_cp = cp_id;
+    }
+    if (rc < 0)
+        pg_tx_rollback(s);
+    pthread_mutex_unlock(&s->wlock);
+    return rc;
+}

@@ -127,6 +127,9 @@ int pg_audit_append(fp_pg *s, const fp_audit_rec *rec, fp_err *err);
 int pg_audit_change(fp_pg *s, const fp_audit_rec *audit, const char *target, const char *outcome,
                     fp_err *err);
 
+/* ---- open.c ---- */
+extern const int pg_schema_version; /* the schema version this build knows */
+
 /* ---- the operations (../internal.h), one pg_<name> per row ---- */
 int pg_open(const fp_store_opts *o, void **be, fp_err *err);
 void pg_close(void *be);

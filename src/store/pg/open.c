@@ -131,6 +131,7 @@ static const char *const pg_migrations[] = {
     "ALTER TABLE invoices ADD COLUMN seq BIGSERIAL;",
 };
 #define PG_NMIGRATIONS ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))
+const int pg_schema_version = PG_NMIGRATIONS;
 
 /* Brings the schema up to this build's version, one transaction per
  * version, under an advisory lock so that nodes starting together migrate

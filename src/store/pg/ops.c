@@ -1,15 +1,10 @@
 /* ops.c — the PostgreSQL backend's table of operations, the audit reads,
- * the injected faults, hooks and counters, and the operations not implemented yet: each of those
- * answers FP_ENOSYS with a message naming it (docs/ha.md lists them), never a made-up success. */
+ * the fail-stop answers (none: PostgreSQL keeps its own files), the
+ * injected faults, hooks and counters. */
 #include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
-
-#define NOT_YET(what)                                                                              \
-    fp_fail(err, FP_ENOSYS,                                                                        \
-            "%s is not implemented on the PostgreSQL backend yet (PostgreSQL 后端尚未实现此功能)", \
-            what)
 
 int pg_store_audit_rows(void *be, int64_t seller_id, int64_t before, int limit,
                         void (*fn)(const fp_audit_view *v, void *arg), void *arg)
@@ -92,27 +87,9 @@ int pg_store_check_files(void *be, fp_err *err)
     return 0; /* no database file of ours to compare with its path */
 }
 
-int pg_store_check_now(void *be, int full, fp_store_check_report *rep)
-{
-    (void)be;
-    (void)full;
-    memset(rep, 0, sizeof *rep);
-    snprintf(rep->problems, sizeof rep->problems,
-             "the store check is not implemented on the PostgreSQL backend yet");
-    return FP_ENOSYS;
-}
-
 int pg_store_audit_checkpoint(void *be, fp_err *err)
 {
     return pg_audit_sign(be, 0, err);
-}
-
-int pg_store_audit_prune(void *be, int64_t before_ts, const char *actor, int64_t *upto,
-                         int64_t *anchor_cp, fp_err *err)
-{
-    (void)be, (void)before_ts, (void)actor;
-    *upto = *anchor_cp = 0;
-    return NOT_YET("audit prune");
 }
 
 const fp_store_ops fp_store_pg_ops = {.name = "postgresql",
