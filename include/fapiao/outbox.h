@@ -19,8 +19,10 @@
  * renders and the oldest one's age (adaptively, about once a second).  At
  * render_backlog_max pending renders or render_age_max_ms of age the
  * outbox switches to on-demand mode: a GET of a PDF not rendered yet asks
- * fp_outbox_render_now, which renders that invoice in the renderer
- * processes ahead of the background, within on_demand_wait_ms, stores the
+ * fp_outbox_render_now, which renders that invoice ahead of the
+ * background, on a foreground job thread in the foreground renderer pool
+ * (normal scheduling policy; the background's renderers run at SCHED_IDLE
+ * and cannot hold it up), within on_demand_wait_ms, stores the
  * file and completes its render job; new invoices' webhook events go out
  * at once with the PDF's link (fp_store_set_notify_early).  The background
  * goes on rendering at its full rate meanwhile; below half of both
@@ -47,18 +49,21 @@ typedef struct fp_outbox fp_outbox;
 
 typedef struct fp_outbox_opts {
     fp_store *store;
-    const char *pdf_dir;             /* required */
-    const char *render_exe;          /* the fapiao binary (runs `render-worker`) */
-    const char *font_path;           /* NULL: default */
-    int workers;                     /* job threads, default 2 */
-    int render_workers;              /* renderer processes, default = workers */
-    int render_timeout_ms;           /* per render, default 30000 */
-    size_t render_mem;               /* address space per renderer, default 1 GiB */
-    int render_attempts;             /* default 3 */
-    int backoff_ms;                  /* first retry delay, default 10000 */
-    int backoff_max_ms;              /* default 3600000 */
-    int64_t retry_for_ms;            /* webhook retry period, default 24 h */
-    int webhook_timeout_ms;          /* per delivery, default 10000 */
+    const char *pdf_dir;    /* required */
+    const char *render_exe; /* the fapiao binary (runs `render-worker`) */
+    const char *font_path;  /* NULL: default */
+    int workers;            /* job threads, default 2 */
+    int render_workers;     /* renderer processes, default = workers */
+    int render_fg_workers;  /* foreground renderers (and threads) for on-demand renders, at the
+                               normal policy: default 1, at most 8, -1: none (on-demand renders
+                               then run in the background pool, docs/outbox.md) */
+    int render_timeout_ms;  /* per render, default 30000 */
+    size_t render_mem;      /* address space per renderer, default 1 GiB */
+    int render_attempts;    /* default 3 */
+    int backoff_ms;         /* first retry delay, default 10000 */
+    int backoff_max_ms;     /* default 3600000 */
+    int64_t retry_for_ms;   /* webhook retry period, default 24 h */
+    int webhook_timeout_ms; /* per delivery, default 10000 */
     fp_breaker_opts webhook_breaker; /* zero: defaults (5 in a row, 5 s open) */
     int allow_private_webhooks;      /* else loopback/private/link-local/metadata targets
                                         are refused when connecting (webhook.h) */
@@ -80,8 +85,9 @@ void fp_outbox_kick(fp_outbox *ob);
 
 /* Test-only faults (fapiao serve --fault-injection): FP_RENDER_FAULT_FAIL
  * makes every render fail with "injected fault: render"; FP_RENDER_FAULT_HOLD
- * makes the job threads claim nothing (background or on demand) until the
- * fault is lifted, so a test can queue a backlog of a known shape. */
+ * makes the background job threads claim nothing until the fault is lifted,
+ * so a test can queue a backlog of a known shape (on-demand renders are held
+ * too unless the foreground threads run them: render_fg_workers). */
 enum { FP_RENDER_FAULT_NONE = 0, FP_RENDER_FAULT_FAIL = 1, FP_RENDER_FAULT_HOLD = 2 };
 void fp_outbox_set_render_fault(fp_outbox *ob, int fault);
 int fp_outbox_render_fault(fp_outbox *ob);

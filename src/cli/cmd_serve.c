@@ -259,6 +259,8 @@ static int apply_numbers(serve_run *r)
         oo->render_age_max_ms = c->render_age_max_s ? (int64_t)c->render_age_max_s * 1000 : -1;
     if (GIVEN(od_wait_ms))
         oo->on_demand_wait_ms = (int)c->od_wait_ms;
+    if (GIVEN(render_fg_workers))
+        oo->render_fg_workers = c->render_fg_workers ? (int)c->render_fg_workers : -1;
     if (GIVEN(job_retention_s))
         oo->job_retention_ms = c->job_retention_s ? (int64_t)c->job_retention_s * 1000 : -1;
     /* the disk thresholds are one ordered set: outbox > degrade > reserve */

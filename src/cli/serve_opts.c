@@ -192,6 +192,12 @@ static const opt opts[] = {
     {"--render-on-demand-wait", OPT_INT, F(od_wait_ms), 100, 60000, U_MS, "MS", "3000",
      "how long GET .../pdf waits for an on-demand render before answering 202",
      "按需渲染时 GET .../pdf 的最长等待，超时答复 202"},
+    {"--render-foreground-workers", OPT_INT, F(render_fg_workers), 0, 8, U_NONE, "N", "1",
+     "renderer processes for on-demand renders, at the normal scheduling policy (the background's "
+     "run at SCHED_IDLE; 0: none, on-demand renders use the background's; docs/outbox.md)",
+     "按需渲染专用的渲染进程数，按普通调度策略运行（后台渲染进程为 "
+     "SCHED_IDLE；0：不设，按需渲染使用后台"
+     "进程；docs/outbox.md）"},
     {"--job-retention", OPT_LIMIT, F(job_retention_s), 0, 10L * 365 * 86400, U_S, "SECONDS",
      "604800", "done render and webhook jobs are deleted after it (0: kept)",
      "已完成的渲染与通知任务保留此时长后删除（0：一直保留）"},

@@ -19,6 +19,7 @@
 #include "fapiao/pdf.h"
 
 #define MAX_WORKERS  64
+#define MAX_FG       8 /* foreground (on-demand) job threads and renderers */
 #define MAX_TARGETS  64
 #define PDF_MAX      (256u << 20)
 #define LEASE_MARGIN 60000
@@ -36,8 +37,9 @@ typedef struct target {
 struct fp_outbox {
     fp_outbox_opts o;
     char *pdf_dir, *render_exe, *font_path;
-    fp_pdf_pool *pool;
-    pthread_t th[MAX_WORKERS];
+    fp_pdf_pool *pool;    /* background renders: SCHED_IDLE workers */
+    fp_pdf_pool *fg_pool; /* on-demand renders: normal policy (NULL: off, they use pool) */
+    pthread_t th[MAX_WORKERS + MAX_FG];
     int nth;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -51,6 +53,7 @@ struct fp_outbox {
 
     atomic_uint_fast64_t runs[FP_JOB__KINDS][RES__N];
     atomic_uint_fast64_t render_us, render_pages;
+    atomic_uint_fast64_t pool_renders[2]; /* renders completed by pool, fg_pool */
     atomic_int render_fault;
 
     /* disk space (docs/storage-space.md) */

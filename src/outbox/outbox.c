@@ -206,14 +206,17 @@ static target *target_for(fp_outbox *ob, const char *url)
 
 typedef struct worker {
     fp_outbox *ob;
-    CURL *curl;
+    CURL *curl; /* NULL in a foreground thread (renders only) */
     uint64_t rng;
 } worker;
 
-static int run_render(worker *w, const fp_job *j, char *why, size_t cap, int *permanent,
-                      int *transient)
+static int run_render(worker *w, const fp_job *j, int on_demand, char *why, size_t cap,
+                      int *permanent, int *transient)
 {
     fp_outbox *ob = w->ob;
+    /* a render someone waits for runs in the foreground pool, which the
+     * background's SCHED_IDLE workers cannot hold up (docs/outbox.md) */
+    int fg = on_demand && ob->fg_pool;
     char *doc = NULL;
     size_t len = 0;
     int rc = fp_store_get_invoice(ob->o.store, j->seller_id, j->invoice_number, &doc, &len);
@@ -230,12 +233,13 @@ static int run_render(worker *w, const fp_job *j, char *why, size_t cap, int *pe
     if (atomic_load(&ob->render_fault) == FP_RENDER_FAULT_FAIL)
         rc = fp_fail(&err, FP_EIO, "injected fault: render");
     else
-        rc = fp_pdf_pool_render(ob->pool, doc, len, &pdf, &pages, &err);
+        rc = fp_pdf_pool_render(fg ? ob->fg_pool : ob->pool, doc, len, &pdf, &pages, &err);
     int64_t took_us = fp_mono_us() - t0;
     free(doc);
     if (rc == 0) {
         atomic_fetch_add(&ob->render_us, (uint64_t)took_us);
         atomic_fetch_add(&ob->render_pages, (uint64_t)pages);
+        atomic_fetch_add(&ob->pool_renders[fg], 1);
         char path[4096];
         fp_outbox_pdf_path(ob->pdf_dir, j->invoice_number, path, sizeof path);
         int enospc = 0;
@@ -386,8 +390,9 @@ static int run_job(worker *w, const fp_job *j, int on_demand)
     char why[256] = "";
     int permanent = 0, transient = 0, res;
     int64_t retry_at = 0;
-    int rc = j->kind == FP_JOB_RENDER ? run_render(w, j, why, sizeof why, &permanent, &transient)
-                                      : run_notify(w, j, why, sizeof why, &retry_at, &permanent);
+    int rc = j->kind == FP_JOB_RENDER
+                 ? run_render(w, j, on_demand, why, sizeof why, &permanent, &transient)
+                 : run_notify(w, j, why, sizeof why, &retry_at, &permanent);
     int64_t now = fp_clock_steady_ms(ob->o.clock); /* job times (jobs.h) */
     fp_err err = {0};
     int db;
@@ -484,7 +489,7 @@ static void *worker_main(void *arg)
         int held = atomic_load(&ob->render_fault) == FP_RENDER_FAULT_HOLD;
         if (held && !paused) {
             /* test-only hold: claim nothing until the fault is lifted (a
-             * kick wakes us to look again) */
+             * kick wakes us to look again); foreground threads go on */
             int64_t until = fp_clock_mono_ns(ob->o.clock) + 100000000LL;
             pthread_mutex_lock(&ob->mu);
             while (!ob->stopping && ob->kicks == seen &&
@@ -505,10 +510,12 @@ static void *worker_main(void *arg)
             pthread_mutex_unlock(&ob->mu);
             continue;
         }
-        /* an on-demand render first: a client waits for it */
+        /* an on-demand render first: a client waits for it (unless the
+         * foreground threads take them all) */
         pthread_mutex_lock(&ob->mu);
-        od_item *it =
-            fp_store_failstop(ob->o.store, NULL, 0) == FP_FAILSTOP_NONE ? fp_ob_od_pick(ob) : NULL;
+        od_item *it = !ob->fg_pool && fp_store_failstop(ob->o.store, NULL, 0) == FP_FAILSTOP_NONE
+                          ? fp_ob_od_pick(ob)
+                          : NULL;
         pthread_mutex_unlock(&ob->mu);
         if (it) {
             run_od(w, it);
@@ -545,6 +552,36 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* A foreground thread: on-demand renders only, in the foreground pool, so
+ * neither the background's claims (nor the test-only hold) nor its
+ * SCHED_IDLE renderers stand between a waiting client and its PDF. */
+static void *fg_main(void *arg)
+{
+    worker *w = arg;
+    fp_outbox *ob = w->ob;
+    pthread_mutex_lock(&ob->mu);
+    while (!ob->stopping) {
+        /* a render writes a file and a job row: not while the disk is
+         * short (the background threads' last look, as the keeper's
+         * pruning), nor after a fail-stop */
+        od_item *it = !atomic_load(&ob->pause_seen) &&
+                              fp_store_failstop(ob->o.store, NULL, 0) == FP_FAILSTOP_NONE
+                          ? fp_ob_od_pick(ob)
+                          : NULL;
+        if (!it) { /* mu held since the look: a queued render's broadcast is not missed */
+            fp_clock_wait_until(ob->o.clock, &ob->cv, &ob->mu,
+                                fp_clock_mono_ns(ob->o.clock) + 1000000000LL);
+            continue;
+        }
+        pthread_mutex_unlock(&ob->mu);
+        run_od(w, it);
+        pthread_mutex_lock(&ob->mu);
+    }
+    pthread_mutex_unlock(&ob->mu);
+    free(w);
+    return NULL;
+}
+
 static void hook(void *arg)
 {
     fp_outbox_kick(arg);
@@ -556,6 +593,26 @@ void fp_outbox_kick(fp_outbox *ob)
     ob->kicks++;
     pthread_cond_broadcast(&ob->cv);
     pthread_mutex_unlock(&ob->mu);
+}
+
+/* A job thread (fg: a foreground one, on-demand renders only). */
+static int start_thread(fp_outbox *ob, int fg, int i, fp_err *err)
+{
+    worker *w = calloc(1, sizeof *w);
+    if (!w || (!fg && !(w->curl = curl_easy_init()))) {
+        free(w);
+        return fp_fail(err, FP_ENOMEM, "cannot create a job thread");
+    }
+    w->ob = ob;
+    if (fp_random(&w->rng, sizeof w->rng) < 0 || !w->rng)
+        w->rng = 0x9e3779b97f4a7c15ULL + (uint64_t)i;
+    if (pthread_create(&ob->th[ob->nth], NULL, fg ? fg_main : worker_main, w) != 0) {
+        curl_easy_cleanup(w->curl);
+        free(w);
+        return fp_fail(err, FP_EIO, "cannot start a job thread");
+    }
+    ob->nth++;
+    return 0;
 }
 
 int fp_outbox_start(const fp_outbox_opts *o, fp_outbox **out, fp_err *err)
@@ -571,6 +628,10 @@ int fp_outbox_start(const fp_outbox_opts *o, fp_outbox **out, fp_err *err)
         d->workers = MAX_WORKERS;
     if (d->render_workers <= 0)
         d->render_workers = d->workers;
+    if (d->render_fg_workers == 0)
+        d->render_fg_workers = 1;
+    if (d->render_fg_workers > MAX_FG)
+        d->render_fg_workers = MAX_FG;
     if (d->render_timeout_ms <= 0)
         d->render_timeout_ms = 30000;
     if (d->render_attempts <= 0)
@@ -630,24 +691,18 @@ int fp_outbox_start(const fp_outbox_opts *o, fp_outbox **out, fp_err *err)
                            .mem_limit = d->render_mem};
     if ((rc = fp_pdf_pool_new(&po, &ob->pool, err)) < 0)
         goto fail;
-    for (int i = 0; i < d->workers; i++) {
-        worker *w = calloc(1, sizeof *w);
-        if (!w || !(w->curl = curl_easy_init())) {
-            free(w);
-            rc = fp_fail(err, FP_ENOMEM, "cannot create a job thread");
+    if (d->render_fg_workers > 0) {
+        po.workers = d->render_fg_workers;
+        po.foreground = 1;
+        if ((rc = fp_pdf_pool_new(&po, &ob->fg_pool, err)) < 0)
             goto fail;
-        }
-        w->ob = ob;
-        if (fp_random(&w->rng, sizeof w->rng) < 0 || !w->rng)
-            w->rng = 0x9e3779b97f4a7c15ULL + (uint64_t)i;
-        if (pthread_create(&ob->th[ob->nth], NULL, worker_main, w) != 0) {
-            curl_easy_cleanup(w->curl);
-            free(w);
-            rc = fp_fail(err, FP_EIO, "cannot start a job thread");
-            goto fail;
-        }
-        ob->nth++;
     }
+    for (int i = 0; i < d->workers; i++)
+        if ((rc = start_thread(ob, 0, i, err)) < 0)
+            goto fail;
+    for (int i = 0; ob->fg_pool && i < d->render_fg_workers; i++)
+        if ((rc = start_thread(ob, 1, i, err)) < 0)
+            goto fail;
     if (pthread_create(&ob->keeper, NULL, fp_ob_keeper_main, ob) != 0) {
         rc = fp_fail(err, FP_EIO, "cannot start the outbox keeper thread");
         goto fail;
@@ -680,6 +735,7 @@ void fp_outbox_stop(fp_outbox *ob)
     if (ob->o.store)
         fp_store_set_notify_early(ob->o.store, 0);
     fp_pdf_pool_free(ob->pool);
+    fp_pdf_pool_free(ob->fg_pool);
     for (int i = 0; i < ob->ntargets; i++) {
         fp_breaker_destroy(&ob->targets[i]->br);
         free(ob->targets[i]);
@@ -771,6 +827,19 @@ void fp_outbox_metrics(fp_outbox *ob, const fp_jobs_counts *jobs, fp_buf *b)
                     FP_METRICS_COUNTER, (int64_t)atomic_load(&ob->render_us), 1000000);
     fp_metrics_emit(b, "fapiao_render_pages_total", "PDF pages rendered.", FP_METRICS_COUNTER,
                     (int64_t)atomic_load(&ob->render_pages), 1);
+    fp_metrics_scrape pf;
+    if (fp_metrics_family_begin(
+            b, &pf,
+            &(fp_metrics_opts){.name = "fapiao_render_pool_renders_total",
+                               .help = "PDFs rendered, by renderer pool (background: SCHED_IDLE "
+                                       "workers; foreground: on-demand renders, docs/outbox.md).",
+                               .type = FP_METRICS_COUNTER,
+                               .labels = {"pool"}}) == 0) {
+        fp_metrics_family_sample(b, &pf, (const char *[]){"background"},
+                                 (int64_t)atomic_load(&ob->pool_renders[0]));
+        fp_metrics_family_sample(b, &pf, (const char *[]){"foreground"},
+                                 (int64_t)atomic_load(&ob->pool_renders[1]));
+    }
     fp_metrics_emit(b, "fapiao_outbox_pause_waits_total",
                     "Seconds a job thread waited for disk space.", FP_METRICS_COUNTER,
                     (int64_t)atomic_load(&ob->pause_waits), 1);

@@ -5,6 +5,7 @@ the threshold; done jobs are pruned after --job-retention.  States and
 counts only: a backlog is built with the render fault and a one-hour retry
 backoff, so nothing renders in the background while a test looks."""
 import json
+import os
 
 from conftest import SLOW
 from test_outbox import ALLOW, issue, jobs, metric, receivers, set_webhook, status_of, wait_for  # noqa: F401
@@ -41,7 +42,8 @@ def test_on_demand_and_back(make_server):
     failed_once(srv, numbers)
     # the keeper counts 6 pending renders: at the threshold of 4, on demand
     wait_for(lambda: metric(srv, "fapiao_render_on_demand") == 1, what="on-demand mode")
-    assert metric(srv, "fapiao_render_backlog") == 6
+    # (a count taken while the last render was running saw 5: the next one 6)
+    wait_for(lambda: metric(srv, "fapiao_render_backlog") == 6, what="a backlog of 6")
     assert metric(srv, "fapiao_render_mode_switches_total") == 1
     ready = srv.request("GET", "/readyz", auth=False).json()
     ob = [c for c in ready["checks"] if c["name"] == "outbox"][0]
@@ -131,3 +133,69 @@ def test_done_jobs_are_pruned(make_server, receivers):
         r = pdf(srv, n)
         assert r.status == 200 and r.body.startswith(b"%PDF-"), r
     assert len(rec.calls) == 3
+
+
+def render_workers(srv):
+    """{pid: foreground?} of the server's renderer processes."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if ppid == srv.proc.pid and b"render-worker" in argv:
+            out[int(d)] = b"--foreground" in argv
+    return out
+
+
+def test_on_demand_renders_in_the_foreground_pool(make_server):
+    """An on-demand render runs in the foreground pool (normal scheduling
+    policy) while the background job threads claim nothing (held): the
+    background's SCHED_IDLE renderers cannot stand between a waiting client
+    and its PDF (docs/outbox.md)."""
+    srv = make_server(serve_args=HOLD + ["--render-backlog-max", "2"])
+    faults(srv, "hold")
+    numbers = [issue(srv, "fg-%d" % i) for i in range(3)]
+    wait_for(lambda: metric(srv, "fapiao_render_on_demand") == 1, what="on-demand mode")
+    assert metric(srv, "fapiao_render_backlog") == 3
+
+    r = pdf(srv, numbers[0])
+    assert r.status == 200 and r.body.startswith(b"%PDF-"), r
+    assert metric(srv, "fapiao_render_pool_renders_total", '{pool="foreground"}') == 1
+    assert metric(srv, "fapiao_render_pool_renders_total", '{pool="background"}') == 0
+    assert metric(srv, "fapiao_pdfs_rendered_total", '{how="on_demand"}') == 1
+    # the background is still held: the other two wait, untouched
+    states = {j["invoice_number"]: (j["state"], j["attempts"])
+              for j in jobs(srv) if j["kind"] == "render"}
+    assert states == {numbers[0]: ("done", 1), numbers[1]: ("pending", 0),
+                      numbers[2]: ("pending", 0)}, states
+
+    # the processes: one foreground renderer at the normal policy, the
+    # background's (one per job thread, 2) at SCHED_IDLE
+    ws = render_workers(srv)
+    fg = [p for p, f in ws.items() if f]
+    bg = [p for p, f in ws.items() if not f]
+    assert len(fg) == 1 and len(bg) == 2, ws
+    assert os.sched_getscheduler(fg[0]) == os.SCHED_OTHER
+    assert all(os.sched_getscheduler(p) == os.SCHED_IDLE for p in bg)
+
+
+def test_no_foreground_pool(make_server):
+    """--render-foreground-workers 0: on-demand renders run in the
+    background pool, held like the rest."""
+    srv = make_server(serve_args=HOLD + ["--render-backlog-max", "2", "--render-on-demand-wait",
+                                         "300", "--render-foreground-workers", "0"])
+    faults(srv, "hold")
+    numbers = [issue(srv, "nofg-%d" % i) for i in range(3)]
+    wait_for(lambda: metric(srv, "fapiao_render_on_demand") == 1, what="on-demand mode")
+    assert pdf(srv, numbers[0]).status == 202
+    assert all(not f for f in render_workers(srv).values())
+    faults(srv, "ok")
+    wait_for(lambda: metric(srv, "fapiao_render_pool_renders_total", '{pool="background"}') == 3,
+             what="3 background renders")
+    assert metric(srv, "fapiao_render_pool_renders_total", '{pool="foreground"}') == 0

@@ -247,6 +247,9 @@ static void test_outbox(void)
                         .render_exe = FP_BIN,
                         .workers = 1,
                         .render_workers = 1,
+                        /* no foreground thread: settle() counts the waits
+                         * of one job thread (the keeper's aside) */
+                        .render_fg_workers = -1,
                         .clock = &f.c};
     fp_outbox *ob = NULL;
     fp_err err = {0};

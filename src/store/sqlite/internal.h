@@ -53,6 +53,7 @@ enum {
     WQ__N
 };
 extern const char *const fp_sq_write_sql[WQ__N];
+#define FP_SQ_JOB_STMTS 16 /* jobs.c's kept statements on the writer connection */
 
 /* The writer's view of a seller's current number range.  Numbers are handed
  * out from memory and `next` is written back once per transaction, in that
@@ -74,8 +75,9 @@ struct fp_sqlite {
     fp_failstop *fs; /* fail-stop state; its VFS opens every connection's files */
     sqlite3 *wdb;
     sqlite3_stmt *wst[WQ__N];
-    pthread_mutex_t wlock;           /* the writer connection */
-    range_cache ranges[RANGE_CACHE]; /* writer thread only */
+    sqlite3_stmt *jst[FP_SQ_JOB_STMTS]; /* jobs.c's, kept from their first use (under wlock) */
+    pthread_mutex_t wlock;              /* the writer connection */
+    range_cache ranges[RANGE_CACHE];    /* writer thread only */
     int nranges;
     /* the issue clock (clock.c; writer thread): the mark as committed, the
      * issue time of the request at hand (its number's year), the last

@@ -5,7 +5,12 @@
  * queues behind (never interleaves with) a group commit.  A claim is
  * committed with synchronous=NORMAL: losing it in a power cut only means the
  * job is pending again, which recovery does anyway; completions and
- * failures are fully durable. */
+ * failures are fully durable.
+ *
+ * The statements of the hot path (claims, outcomes) are prepared once per
+ * writer connection and kept (jq below): compiling them for every job was
+ * about 70% of the instructions of a claim and its completion
+ * (docs/performance.md). */
 #include "fapiao/jobs.h"
 #include "fapiao/seal.h"
 #include "internal.h"
@@ -49,6 +54,118 @@ static int kind_from_name(const char *s)
     "id, seller_id, invoice_number, client_id, kind, state, event, event_id, attempts, next_at, "  \
     "first_at, updated_at, lease_owner, lease_until, last_error"
 
+/* The kept statements on the writer connection (s->jst, finalized by
+ * fp_sq_close); used under wlock only. */
+enum {
+    JQ_PICK_LEASE,
+    JQ_PICK_RETRY,
+    JQ_PICK_FAIR,
+    JQ_CLAIM,
+    JQ_NEXT_DUE,
+    JQ_CLAIM_RENDER,
+    JQ_SET_JOB,
+    JQ_INV_RENDERED,
+    JQ_INV_FAILED,
+    JQ_INV_DELIVERED,
+    JQ_UNBLOCK_NOTIFY,
+    JQ_INS_NOTIFY,
+    JQ__N
+};
+_Static_assert(JQ__N <= FP_SQ_JOB_STMTS, "raise FP_SQ_JOB_STMTS in internal.h");
+
+static const char *const jq_sql[JQ__N] = {
+    /* The order of jobs.h (why: docs/webhooks.md, "Order of service").
+     * Three lookups, each the start of an index range, so a claim costs the
+     * same with 100,000 jobs waiting (an OR would scan every done job):
+     * expired leases in (state, next_at); retries in jobs_retry (next_at,
+     * pending and untagged only); first runs in jobs_fair (fair_tag, tagged
+     * only), which hold only pending jobs and are due when queued.  The
+     * planner, left to itself, takes (state, next_at) for the last two and
+     * walks every pending job: 30-40 ms a claim with 100,000 waiting, 6-30
+     * us with the indexes named (docs/webhooks.md). */
+    [JQ_PICK_LEASE] = "SELECT id FROM jobs WHERE state='running' AND lease_until < ?1 LIMIT 1",
+    [JQ_PICK_RETRY] = "SELECT id FROM jobs INDEXED BY jobs_retry WHERE state='pending' AND "
+                      "fair_tag IS NULL AND next_at <= ?1 ORDER BY next_at LIMIT 1",
+    [JQ_PICK_FAIR] = "SELECT id FROM jobs INDEXED BY jobs_fair WHERE fair_tag IS NOT NULL AND "
+                     "state='pending' ORDER BY fair_tag, id LIMIT 1",
+    [JQ_CLAIM] =
+        "UPDATE jobs SET state='running', lease_owner=?2, lease_until=?3, "
+        "attempts=attempts+1, updated_at=?4, fair_tag=NULL WHERE id=?1 RETURNING " JOB_COLS,
+    [JQ_NEXT_DUE] = "SELECT min(next_at) FROM jobs WHERE state='pending'",
+    [JQ_CLAIM_RENDER] =
+        "UPDATE jobs SET state='running', lease_owner=?3, lease_until=?4, attempts=attempts+1, "
+        "updated_at=?5, fair_tag=NULL WHERE id=(SELECT max(id) FROM jobs WHERE "
+        "invoice_number=?1 AND kind='render') AND seller_id=?2 AND state='pending' "
+        "RETURNING " JOB_COLS,
+    [JQ_SET_JOB] = "UPDATE jobs SET state=?3, next_at=?4, last_error=?5, updated_at=?6, "
+                   "attempts=attempts-?7, lease_owner=NULL, lease_until=NULL "
+                   "WHERE id=?1 AND state='running' AND lease_owner=?2",
+    /* rendered, or delivered when its invoice.issued event (on-demand
+     * mode, jobs.h) reached the client already */
+    [JQ_INV_RENDERED] = "UPDATE invoices SET status=CASE WHEN EXISTS(SELECT 1 FROM jobs "
+                        "WHERE after_job=?3 AND event='invoice.issued' AND state='done') "
+                        "THEN 'delivered' ELSE 'rendered' END, failure=NULL "
+                        "WHERE number=?1 AND status IN ('accepted', 'failed')",
+    [JQ_INV_FAILED] = "UPDATE invoices SET status='failed', failure=?2 "
+                      "WHERE number=?1 AND status='accepted'",
+    [JQ_INV_DELIVERED] = "UPDATE invoices SET status='delivered' "
+                         "WHERE number=?1 AND status='rendered'",
+    /* the notify job waits for its first run with a fair tag like a render
+     * (jobs.h): behind its own seller's queued jobs, as it would be first
+     * in, first out */
+    [JQ_UNBLOCK_NOTIFY] =
+        "UPDATE jobs SET state='pending', next_at=?3, updated_at=?3, "
+        "event='invoice.' || ?2, event_id='evt_' || ?1 || '_' || ?2, "
+        "cost=?6, fair_tag=" FP_JOBS_FAIR_TAG("?5", "?6") " WHERE after_job=?4 AND state='blocked'",
+    [JQ_INS_NOTIFY] =
+        "INSERT OR IGNORE INTO jobs(invoice_number, seller_id, client_id, kind, event, "
+        "event_id, state, next_at, first_at, updated_at, cost, fair_tag) "
+        "SELECT ?1, ?5, ?7, 'notify', 'invoice.' || ?2, 'evt_' || ?1 || '_' || ?2, "
+        "'pending', ?3, ?3, ?3, ?6, " FP_JOBS_FAIR_TAG(
+            "?5", "?6") " FROM clients "
+                        "WHERE client_id=?7 AND "
+                        "coalesce(webhook_url, '') <> '' "
+                        /* the client has the PDF's link already */
+                        "AND NOT (?2 = 'rendered' AND EXISTS(SELECT 1 FROM jobs "
+                        "WHERE after_job=?4 AND event='invoice.issued'))",
+};
+
+/* Kept statement q, prepared on first use (NULL: it failed, err says why). */
+static sqlite3_stmt *jq(fp_sqlite *s, int q, fp_err *err)
+{
+    if (!s->jst[q] && sqlite3_prepare_v3(s->wdb, jq_sql[q], -1, SQLITE_PREPARE_PERSISTENT,
+                                         &s->jst[q], NULL) != SQLITE_OK) {
+        fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
+        sqlite3_finalize(s->jst[q]);
+        s->jst[q] = NULL;
+    }
+    return s->jst[q];
+}
+
+/* fp_sq_run for a kept statement: stepped to its first result, then reset
+ * (not finalized). */
+static int jq_run(sqlite3 *db, sqlite3_stmt *st, fp_err *err)
+{
+    if (!st)
+        return FP_EIO;
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
+        sqlite3_reset(st);
+        return FP_EIO;
+    }
+    sqlite3_reset(st);
+    return 0;
+}
+
+/* A claim is committed with synchronous=NORMAL (above).  Not a kept
+ * statement: SQLite applies this pragma when it compiles it, not when it
+ * runs. */
+static void set_sync(sqlite3 *db, int normal)
+{
+    fp_sq_exec(db, normal ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL", NULL);
+}
+
 static void read_job(sqlite3_stmt *st, fp_job *j)
 {
     memset(j, 0, sizeof *j);
@@ -70,20 +187,28 @@ static void read_job(sqlite3_stmt *st, fp_job *j)
     fp_sq_col(st, 14, j->last_error, sizeof j->last_error);
 }
 
-/* BEGIN IMMEDIATE on the locked writer connection. */
-static int begin(sqlite3 *db, fp_err *err)
+/* BEGIN IMMEDIATE on the locked writer connection (the writer's own kept
+ * statements: the same connection, under the same lock). */
+static int begin(fp_sqlite *s, fp_err *err)
 {
-    return fp_sq_exec(db, "BEGIN IMMEDIATE", err);
+    if (fp_sq_step_done(s->wst[WQ_BEGIN]) == 0)
+        return 0;
+    fp_failstop_note_db(s->wdb, "statement");
+    return fp_fail(err, FP_EIO, "sqlite: %s (in: BEGIN IMMEDIATE)", sqlite3_errmsg(s->wdb));
 }
 
-static int finish(sqlite3 *db, int rc, fp_err *err)
+static int finish(fp_sqlite *s, int rc, fp_err *err)
 {
-    if (rc == 0 && fp_sq_exec(db, "COMMIT", err) == 0)
+    if (rc == 0 && fp_sq_step_done(s->wst[WQ_COMMIT]) == 0)
         return 0;
+    if (rc == 0) {
+        fp_failstop_note_db(s->wdb, "statement");
+        fp_fail(err, FP_EIO, "sqlite: %s (in: COMMIT)", sqlite3_errmsg(s->wdb));
+    }
     /* the rollback also drops any audit record of the transaction from the
      * chain: the store's rollback hook makes it re-read its head */
-    if (!sqlite3_get_autocommit(db))
-        fp_sq_exec(db, "ROLLBACK", NULL);
+    if (!sqlite3_get_autocommit(s->wdb))
+        fp_sq_step_done(s->wst[WQ_ROLLBACK]);
     return rc ? rc : FP_EIO;
 }
 
@@ -106,27 +231,11 @@ int sq_jobs_claim(void *be, int64_t now, int64_t owner, int64_t lease_ms, fp_job
     fp_sqlite *s = be;
     *next_due = 0;
     sqlite3 *db = fp_sq_wlock(s);
-    fp_sq_exec(db, "PRAGMA synchronous=NORMAL", NULL);
+    set_sync(db, 1);
     int rc = FP_ENOTFOUND;
-    /* The order of jobs.h (why: docs/webhooks.md, "Order of service").
-     * Three lookups, each the start of an index range, so a claim costs the
-     * same with 100,000 jobs waiting (an OR would scan every done job):
-     * expired leases in (state, next_at); retries in jobs_retry (next_at,
-     * pending and untagged only); first runs in jobs_fair (fair_tag, tagged
-     * only), which hold only pending jobs and are due when queued.  The
-     * planner, left to itself, takes (state, next_at) for the last two and
-     * walks every pending job: 30-40 ms a claim with 100,000 waiting, 6-30
-     * us with the indexes named (docs/webhooks.md). */
-    static const char *const pick[] = {
-        "SELECT id FROM jobs WHERE state='running' AND lease_until < ?1 LIMIT 1",
-        "SELECT id FROM jobs INDEXED BY jobs_retry WHERE state='pending' AND fair_tag IS NULL "
-        "AND next_at <= ?1 ORDER BY next_at LIMIT 1",
-        "SELECT id FROM jobs INDEXED BY jobs_fair WHERE fair_tag IS NOT NULL AND state='pending' "
-        "ORDER BY fair_tag, id LIMIT 1",
-    };
     int64_t id = 0;
-    for (int i = 0; i < 3 && !id; i++) {
-        sqlite3_stmt *st = fp_sq_prep(db, pick[i], err);
+    for (int q = JQ_PICK_LEASE; q <= JQ_PICK_FAIR && !id; q++) {
+        sqlite3_stmt *st = jq(s, q, err);
         if (!st) {
             rc = FP_EIO;
             break;
@@ -134,14 +243,10 @@ int sq_jobs_claim(void *be, int64_t now, int64_t owner, int64_t lease_ms, fp_job
         sqlite3_bind_int64(st, 1, now);
         if (sqlite3_step(st) == SQLITE_ROW)
             id = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
+        sqlite3_reset(st);
     }
     if (id) {
-        sqlite3_stmt *st = fp_sq_prep(db,
-                                      "UPDATE jobs SET state='running', lease_owner=?2, "
-                                      "lease_until=?3, attempts=attempts+1, updated_at=?4, "
-                                      "fair_tag=NULL WHERE id=?1 RETURNING " JOB_COLS,
-                                      err);
+        sqlite3_stmt *st = jq(s, JQ_CLAIM, err);
         rc = FP_EIO;
         if (st) {
             sqlite3_bind_int64(st, 1, id);
@@ -155,16 +260,16 @@ int sq_jobs_claim(void *be, int64_t now, int64_t owner, int64_t lease_ms, fp_job
             /* RETURNING rows are final only once the statement is done */
             if (sqlite3_step(st) != SQLITE_DONE && rc == 0)
                 rc = fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
-            sqlite3_finalize(st);
+            sqlite3_reset(st);
         }
     } else if (rc == FP_ENOTFOUND) {
-        sqlite3_stmt *st =
-            fp_sq_prep(db, "SELECT min(next_at) FROM jobs WHERE state='pending'", err);
+        sqlite3_stmt *st = jq(s, JQ_NEXT_DUE, err);
         if (st && sqlite3_step(st) == SQLITE_ROW)
             *next_due = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
+        if (st)
+            sqlite3_reset(st);
     }
-    fp_sq_exec(db, "PRAGMA synchronous=FULL", NULL);
+    set_sync(db, 0);
     fp_sq_wunlock(s);
     return rc;
 }
@@ -174,14 +279,8 @@ int sq_jobs_claim_render(void *be, int64_t seller_id, const char *number, int64_
 {
     fp_sqlite *s = be;
     sqlite3 *db = fp_sq_wlock(s);
-    fp_sq_exec(db, "PRAGMA synchronous=NORMAL", NULL); /* a claim, as in sq_jobs_claim */
-    sqlite3_stmt *st = fp_sq_prep(
-        db,
-        "UPDATE jobs SET state='running', lease_owner=?3, lease_until=?4, attempts=attempts+1, "
-        "updated_at=?5, fair_tag=NULL WHERE id=(SELECT max(id) FROM jobs WHERE "
-        "invoice_number=?1 AND kind='render') AND seller_id=?2 AND state='pending' "
-        "RETURNING " JOB_COLS,
-        err);
+    set_sync(db, 1); /* a claim, as in sq_jobs_claim */
+    sqlite3_stmt *st = jq(s, JQ_CLAIM_RENDER, err);
     int rc = FP_EIO;
     if (st) {
         sqlite3_bind_text(st, 1, number, -1, SQLITE_STATIC);
@@ -198,9 +297,9 @@ int sq_jobs_claim_render(void *be, int64_t seller_id, const char *number, int64_
         }
         if (step != SQLITE_DONE)
             rc = fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
-        sqlite3_finalize(st);
+        sqlite3_reset(st);
     }
-    fp_sq_exec(db, "PRAGMA synchronous=FULL", NULL);
+    set_sync(db, 0);
     fp_sq_wunlock(s);
     return rc;
 }
@@ -226,7 +325,7 @@ int sq_jobs_prune(void *be, int64_t before, int limit, int64_t *n, fp_err *err)
         "AND kind='render' AND NOT EXISTS(SELECT 1 FROM jobs a WHERE a.after_job=j.id) LIMIT ?2)",
     };
     sqlite3 *db = fp_sq_wlock(s);
-    int rc = begin(db, err);
+    int rc = begin(s, err);
     for (int i = 0; i < 2 && rc == 0 && *n < limit; i++) {
         sqlite3_stmt *st = fp_sq_prep(db, del[i], err);
         if (st) {
@@ -237,7 +336,7 @@ int sq_jobs_prune(void *be, int64_t before, int limit, int64_t *n, fp_err *err)
         if (rc == 0)
             *n += sqlite3_changes(db);
     }
-    rc = finish(db, rc, err);
+    rc = finish(s, rc, err);
     if (rc < 0)
         *n = 0;
     fp_sq_wunlock(s);
@@ -246,15 +345,10 @@ int sq_jobs_prune(void *be, int64_t before, int limit, int64_t *n, fp_err *err)
 
 /* Updates j's row if j->lease_owner still holds it: 0, FP_ECONFLICT or
  * FP_EIO.  Runs inside the caller's transaction. */
-static int set_job(sqlite3 *db, const fp_job *j, const char *state, int64_t next_at,
+static int set_job(fp_sqlite *s, const fp_job *j, const char *state, int64_t next_at,
                    int count_attempt, const char *error, int64_t now, fp_err *err)
 {
-    sqlite3_stmt *st =
-        fp_sq_prep(db,
-                   "UPDATE jobs SET state=?3, next_at=?4, last_error=?5, updated_at=?6, "
-                   "attempts=attempts-?7, lease_owner=NULL, lease_until=NULL "
-                   "WHERE id=?1 AND state='running' AND lease_owner=?2",
-                   err);
+    sqlite3_stmt *st = jq(s, JQ_SET_JOB, err);
     if (!st)
         return FP_EIO;
     sqlite3_bind_int64(st, 1, j->id);
@@ -267,17 +361,16 @@ static int set_job(sqlite3 *db, const fp_job *j, const char *state, int64_t next
         sqlite3_bind_null(st, 5);
     sqlite3_bind_int64(st, 6, now);
     sqlite3_bind_int(st, 7, count_attempt ? 0 : 1);
-    int rc = fp_sq_run(db, st, err);
-    if (rc == 0 && sqlite3_changes(db) != 1)
+    int rc = jq_run(s->wdb, st, err);
+    if (rc == 0 && sqlite3_changes(s->wdb) != 1)
         rc = fp_fail(err, FP_ECONFLICT, "job %lld is no longer leased to this worker",
                      (long long)j->id);
     return rc;
 }
 
-static int exec_bound(sqlite3 *db, const char *sql, const char *t1, const char *t2, int64_t i3,
-                      fp_err *err)
+static int exec_bound(fp_sqlite *s, int q, const char *t1, const char *t2, int64_t i3, fp_err *err)
 {
-    sqlite3_stmt *st = fp_sq_prep(db, sql, err);
+    sqlite3_stmt *st = jq(s, q, err);
     if (!st)
         return FP_EIO;
     sqlite3_bind_text(st, 1, t1, -1, SQLITE_STATIC);
@@ -286,7 +379,7 @@ static int exec_bound(sqlite3 *db, const char *sql, const char *t1, const char *
     else
         sqlite3_bind_null(st, 2);
     sqlite3_bind_int64(st, 3, i3);
-    return fp_sq_run(db, st, err);
+    return jq_run(s->wdb, st, err);
 }
 
 /* The parameters of render_outcome's two notify statements: ?1 the
@@ -312,69 +405,38 @@ static int bind_notify(sqlite3_stmt *st, const char *n, const char *ev, int64_t 
  * job unblocked with the matching event.  When no blocked notify job exists
  * (an earlier outcome was already announced) a new one is queued if the
  * client has a webhook; the event id is unique, so it happens once. */
-static int render_outcome(sqlite3 *db, const fp_job *j, int ok, const char *error, int64_t now,
+static int render_outcome(fp_sqlite *s, const fp_job *j, int ok, const char *error, int64_t now,
                           fp_err *err)
 {
     const char *n = j->invoice_number;
-    /* rendered, or delivered when its invoice.issued event (on-demand
-     * mode, jobs.h) reached the client already */
-    int rc = ok ? exec_bound(db,
-                             "UPDATE invoices SET status=CASE WHEN EXISTS(SELECT 1 FROM jobs "
-                             "WHERE after_job=?3 AND event='invoice.issued' AND state='done') "
-                             "THEN 'delivered' ELSE 'rendered' END, failure=NULL "
-                             "WHERE number=?1 AND status IN ('accepted', 'failed')",
-                             n, NULL, j->id, err)
-                : exec_bound(db,
-                             "UPDATE invoices SET status='failed', failure=?2 "
-                             "WHERE number=?1 AND status='accepted'",
-                             n, error, 0, err);
+    int rc = ok ? exec_bound(s, JQ_INV_RENDERED, n, NULL, j->id, err)
+                : exec_bound(s, JQ_INV_FAILED, n, error, 0, err);
     if (rc < 0)
         return rc;
     const char *ev = ok ? "rendered" : "failed";
-    /* the notify job waits for its first run with a fair tag like a render
-     * (jobs.h): behind its own seller's queued jobs, as it would be first
-     * in, first out */
-    sqlite3_stmt *st = fp_sq_prep(
-        db,
-        "UPDATE jobs SET state='pending', next_at=?3, updated_at=?3, "
-        "event='invoice.' || ?2, event_id='evt_' || ?1 || '_' || ?2, "
-        "cost=?6, fair_tag=" FP_JOBS_FAIR_TAG("?5", "?6") " WHERE after_job=?4 AND state='blocked'",
-        err);
-    if ((rc = bind_notify(st, n, ev, now, j)) < 0 || (rc = fp_sq_run(db, st, err)) < 0 ||
-        sqlite3_changes(db) > 0)
+    sqlite3_stmt *st = jq(s, JQ_UNBLOCK_NOTIFY, err);
+    if ((rc = bind_notify(st, n, ev, now, j)) < 0 || (rc = jq_run(s->wdb, st, err)) < 0 ||
+        sqlite3_changes(s->wdb) > 0)
         return rc;
-    st = fp_sq_prep(db,
-                    "INSERT OR IGNORE INTO jobs(invoice_number, seller_id, client_id, kind, event, "
-                    "event_id, state, next_at, first_at, updated_at, cost, fair_tag) "
-                    "SELECT ?1, ?5, ?7, 'notify', 'invoice.' || ?2, 'evt_' || ?1 || '_' || ?2, "
-                    "'pending', ?3, ?3, ?3, ?6, " FP_JOBS_FAIR_TAG(
-                        "?5", "?6") " FROM clients "
-                                    "WHERE client_id=?7 AND coalesce(webhook_url, '') <> '' "
-                                    /* the client has the PDF's link already */
-                                    "AND NOT (?2 = 'rendered' AND EXISTS(SELECT 1 FROM jobs "
-                                    "WHERE after_job=?4 AND event='invoice.issued'))",
-                    err);
+    st = jq(s, JQ_INS_NOTIFY, err);
     if ((rc = bind_notify(st, n, ev, now, j)) < 0)
         return rc;
-    return fp_sq_run(db, st, err);
+    return jq_run(s->wdb, st, err);
 }
 
 int sq_jobs_complete(void *be, const fp_job *j, int64_t now, fp_err *err)
 {
     fp_sqlite *s = be;
-    sqlite3 *db = fp_sq_wlock(s);
-    int rc = begin(db, err);
+    fp_sq_wlock(s);
+    int rc = begin(s, err);
     if (rc == 0) {
-        rc = set_job(db, j, "done", now, 1, NULL, now, err);
+        rc = set_job(s, j, "done", now, 1, NULL, now, err);
         if (rc == 0 && j->kind == FP_JOB_RENDER)
-            rc = render_outcome(db, j, 1, NULL, now, err);
+            rc = render_outcome(s, j, 1, NULL, now, err);
         else if (rc == 0 &&
                  (!strcmp(j->event, "invoice.rendered") || !strcmp(j->event, "invoice.issued")))
-            rc = exec_bound(db,
-                            "UPDATE invoices SET status='delivered' "
-                            "WHERE number=?1 AND status='rendered'",
-                            j->invoice_number, NULL, 0, err);
-        rc = finish(db, rc, err);
+            rc = exec_bound(s, JQ_INV_DELIVERED, j->invoice_number, NULL, 0, err);
+        rc = finish(s, rc, err);
     }
     fp_sq_wunlock(s);
     return rc;
@@ -384,13 +446,13 @@ int sq_jobs_fail(void *be, const fp_job *j, int64_t now, int64_t next_at, int de
                  const char *error, fp_err *err)
 {
     fp_sqlite *s = be;
-    sqlite3 *db = fp_sq_wlock(s);
-    int rc = begin(db, err);
+    fp_sq_wlock(s);
+    int rc = begin(s, err);
     if (rc == 0) {
-        rc = set_job(db, j, dead ? "dead" : "pending", next_at, 1, error, now, err);
+        rc = set_job(s, j, dead ? "dead" : "pending", next_at, 1, error, now, err);
         if (rc == 0 && dead && j->kind == FP_JOB_RENDER)
-            rc = render_outcome(db, j, 0, error, now, err);
-        rc = finish(db, rc, err);
+            rc = render_outcome(s, j, 0, error, now, err);
+        rc = finish(s, rc, err);
     }
     fp_sq_wunlock(s);
     return rc;
@@ -399,8 +461,8 @@ int sq_jobs_fail(void *be, const fp_job *j, int64_t now, int64_t next_at, int de
 int sq_jobs_defer(void *be, const fp_job *j, int64_t next_at, const char *why, fp_err *err)
 {
     fp_sqlite *s = be;
-    sqlite3 *db = fp_sq_wlock(s);
-    int rc = set_job(db, j, "pending", next_at, 0, why, fp_steady_ms(), err);
+    fp_sq_wlock(s);
+    int rc = set_job(s, j, "pending", next_at, 0, why, fp_steady_ms(), err);
     fp_sq_wunlock(s);
     return rc;
 }
@@ -435,7 +497,7 @@ int sq_jobs_redrive(void *be, int64_t seller_id, int64_t id, const char *actor,
         return rc == FP_ENOTFOUND ? fp_fail(err, rc, "no job %lld", (long long)id)
                                   : fp_fail(err, rc, "cannot read job %lld", (long long)id);
     sqlite3 *db = fp_sq_wlock(s);
-    rc = begin(db, err);
+    rc = begin(s, err);
     if (rc == 0) {
         /* due at once (next_at 0) on the clock of whichever process
          * claims it: the CLI's steady clock is the wall clock, a running
@@ -458,7 +520,7 @@ int sq_jobs_redrive(void *be, int64_t seller_id, int64_t id, const char *actor,
         if (rc == 0)
             rc = audit(s, j.seller_id, actor, "job.redrive", target, request_id, client_request_id,
                        client_ip, err);
-        rc = finish(db, rc, err);
+        rc = finish(s, rc, err);
     }
     fp_sq_wunlock(s);
     return rc;
@@ -594,7 +656,7 @@ int sq_store_invoice_ack(void *be, int64_t seller_id, const char *number, const 
 {
     fp_sqlite *s = be;
     sqlite3 *db = fp_sq_wlock(s);
-    int rc = begin(db, err);
+    int rc = begin(s, err);
     if (rc == 0) {
         sqlite3_stmt *st = fp_sq_prep(
             db, "UPDATE invoices SET status='confirmed' WHERE number=?1 AND seller_id=?2", err);
@@ -608,7 +670,7 @@ int sq_store_invoice_ack(void *be, int64_t seller_id, const char *number, const 
         if (rc == 0)
             rc = audit(s, seller_id, actor, "invoice.ack", number, request_id, client_request_id,
                        client_ip, err);
-        rc = finish(db, rc, err);
+        rc = finish(s, rc, err);
     }
     fp_sq_wunlock(s);
     return rc;
@@ -665,7 +727,7 @@ int sq_store_webhook_set(void *be, const char *client_id, const char *url, const
             return rc;
         }
     }
-    int rc = begin(db, err);
+    int rc = begin(s, err);
     if (rc == 0) {
         sqlite3_stmt *st = fp_sq_prep(
             db, "UPDATE clients SET webhook_url=?2, webhook_secret=?3 WHERE client_id=?1", err);
@@ -681,7 +743,7 @@ int sq_store_webhook_set(void *be, const char *client_id, const char *url, const
             rc = fp_fail(err, FP_ENOTFOUND, "no client %s", client_id);
         if (rc == 0) /* the change and its record: one transaction */
             rc = fp_sq_audit_change(s, audit, client_id, "ok", err);
-        rc = finish(db, rc, err);
+        rc = finish(s, rc, err);
     }
     free(sealed);
     fp_sq_wunlock(s);

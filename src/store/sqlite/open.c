@@ -242,6 +242,8 @@ void sq_close(void *be)
     fp_sq_audit_close(s); /* signs the tail: needs the write statements */
     for (int i = 0; i < WQ__N; i++)
         sqlite3_finalize(s->wst[i]);
+    for (int i = 0; i < FP_SQ_JOB_STMTS; i++)
+        sqlite3_finalize(s->jst[i]);
     fp_sq_log_free(s); /* a session must go before its connection */
     if (s->wdb) {
         if (!stopped)
