@@ -193,22 +193,16 @@ void fpc_attempt_reset(fpc_attempt *at)
     at->problem[0] = at->ctype[0] = at->code[0] = at->finding[0] = at->detail[0] = '\0';
 }
 
-/* the problem code of a problem+json answer, without a JSON library: the
- * server writes "code":"NAME" once at the top level (src/server/response.c) */
+/* the problem code of a problem+json answer (src/server/response.c) */
 static void read_problem(fpc_attempt *at)
 {
     if (!at->buf || strncmp(at->ctype, "application/problem+json", 24) != 0)
         return;
-    const char *p = strstr(at->buf, "\"code\":\"");
-    if (!p)
-        return;
-    p += 8;
-    size_t i = 0;
-    while (p[i] && p[i] != '"' && i < sizeof at->problem - 1) {
-        at->problem[i] = p[i];
-        i++;
-    }
-    at->problem[i] = '\0';
+    cJSON *doc = cJSON_ParseWithLength(at->buf, at->blen);
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(doc, "code");
+    if (cJSON_IsString(code))
+        snprintf(at->problem, sizeof at->problem, "%s", code->valuestring);
+    cJSON_Delete(doc);
 }
 
 void fpc_attempt_run(fpc_client *c, int ai, fpc_attempt *at)
