@@ -309,3 +309,19 @@ def test_the_deadline_ends_the_retries(fake_cred, invoice_file):
         assert len(fake.issues()) == 1  # a 30 s wait would pass the 3 s deadline
     finally:
         fake.close()
+
+
+def test_the_c_example_issues_through_the_shared_library(server, invoice_file):
+    """examples/client/issue.c, built against libfapiao-client.so.0."""
+    from pathlib import Path
+    example = Path(BIN).parent / "client_example"
+    assert example.exists(), "build the client_example target"
+    args = [str(example), server.base_url, server.client_id, server.client_secret,
+            str(server.ca_cert), "example-1", invoice_file]
+    first = subprocess.run(args, capture_output=True, timeout=60 * SLOW)
+    assert first.returncode == 0, first.stderr
+    number = first.stdout.decode().split()[0]
+    again = subprocess.run(args, capture_output=True, timeout=60 * SLOW)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.decode().strip() == number + " (issued before)"
+    assert issued_count(server, "example-1") == 1
