@@ -9,6 +9,7 @@
  * 3 refused for good (fix the request), 4 unavailable (the outcome is
  * unknown: run the same command again, with the same serial). */
 #include "cli.h"
+#include "client_cli.h"
 #include "fapiao-client/client.h"
 #include "fapiao-client/doctor.h"
 
@@ -24,7 +25,7 @@
 #define CMD_EXIT_UNAVAILABLE 4
 #define MAX_DOC              (16u << 20) /* the largest invoice file or batch line read */
 
-static const char common_usage[] =
+const char cli_client_usage[] =
     "  --server URL[,URL…]   the server's base URLs, tried in order with failover\n"
     "                        (default $FAPIAO_SERVER)\n"
     "  --credential FILE     JSON {client_id, client_secret[, ca_cert]}: `fapiao init --json`\n"
@@ -37,15 +38,8 @@ static const char common_usage[] =
     "  run it again with the same serial).  退出码：0 成功，2 用法错误，3 被拒绝（请修正请求），\n"
     "  4 不可用（结果未知：用同一流水号重试）。\n";
 
-typedef struct client_args {
-    const char *server, *credential, *cacert, *pin, *deadline, *serial, *batch, *out;
-    int json;
-    const char *pos[2]; /* positional arguments */
-    int npos;
-} client_args;
-
 /* Flags first (cli_parse), positionals set aside as in cmd_doctor.c. */
-static int parse_args(int argc, char **argv, client_args *a, const char *usage)
+int cli_client_args(int argc, char **argv, client_args *a, const char *usage, int need_server)
 {
     memset(a, 0, sizeof *a);
     const cli_flag flags[] = {
@@ -53,6 +47,7 @@ static int parse_args(int argc, char **argv, client_args *a, const char *usage)
         {"--cacert", 0, &a->cacert, NULL},     {"--pin", 0, &a->pin, NULL},
         {"--deadline", 0, &a->deadline, NULL}, {"--serial", 0, &a->serial, NULL},
         {"--batch", 0, &a->batch, NULL},       {"-o", 0, &a->out, NULL},
+        {"--spool", 0, &a->spool, NULL},       {"--state", 0, &a->state, NULL},
         {"--json", 1, NULL, &a->json},         {NULL, 0, NULL, NULL},
     };
     char **rest = calloc((size_t)argc + 1, sizeof *rest);
@@ -83,14 +78,14 @@ static int parse_args(int argc, char **argv, client_args *a, const char *usage)
         a->server = getenv("FAPIAO_SERVER");
     if (!a->credential)
         a->credential = getenv("FAPIAO_CREDENTIAL");
-    if (cli_require(a->server, "--server", usage) < 0 ||
-        cli_require(a->credential, "--credential", usage) < 0)
+    if (need_server && (cli_require(a->server, "--server", usage) < 0 ||
+                        cli_require(a->credential, "--credential", usage) < 0))
         return -1;
     return 0;
 }
 
 /* a whole file, bounded; NULL with errno */
-static char *read_all(const char *path, size_t *len)
+char *cli_client_read(const char *path, size_t *len)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
     if (!f)
@@ -121,10 +116,10 @@ static char *read_all(const char *path, size_t *len)
 }
 
 /* The client for the parsed flags; prints why not and returns NULL. */
-static fpc_client *open_client(const client_args *a, cJSON **cred_out)
+fpc_client *cli_client_open(const client_args *a, cJSON **cred_out)
 {
     size_t len;
-    char *text = read_all(a->credential, &len);
+    char *text = cli_client_read(a->credential, &len);
     cJSON *cred = text ? cJSON_Parse(text) : NULL;
     free(text);
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(cred, "client_id");
@@ -173,7 +168,7 @@ static fpc_client *open_client(const client_args *a, cJSON **cred_out)
     return c;
 }
 
-static int exit_code(int rc)
+int cli_client_exit(int rc)
 {
     return rc == FPC_EREJECTED ? CMD_EXIT_REJECTED : rc == FPC_EINVAL ? 2 : CMD_EXIT_UNAVAILABLE;
 }
@@ -195,7 +190,7 @@ static cJSON *error_json(const fpc_error *e)
     return o;
 }
 
-static void print_error(const fpc_error *e)
+void cli_client_print_error(const fpc_error *e)
 {
     cli_error(e->message_zh, e->message);
     if (e->finding[0]) {
@@ -227,7 +222,7 @@ static cJSON *issue_json(const char *serial, int rc, const fpc_result *res, cons
     return o;
 }
 
-static void print_json(cJSON *o)
+void cli_client_print_json(cJSON *o)
 {
     char *s = cJSON_PrintUnformatted(o);
     if (s)
@@ -255,18 +250,17 @@ static long count_lines(FILE *f)
 
 /* "\r[#####.....]  50/100  issued 48  failed 2" on stderr when it is a
  * terminal; nothing otherwise (the summary still comes). */
-static void progress(const batch_counts *b, int tty)
+void cli_client_progress(long done, long total, long ok, long failed)
 {
-    if (!tty || b->total <= 0)
+    if (!isatty(STDERR_FILENO) || total <= 0)
         return;
-    int width = 30, full = (int)(b->done * width / b->total);
+    int width = 30, full = (int)(done * width / total);
     char bar[64];
     for (int i = 0; i < width; i++)
         bar[i] = i < full ? '#' : '.';
     bar[width] = '\0';
-    fprintf(stderr, "\r[%s] %ld/%ld  %s %ld  %s %ld", bar, b->done, b->total,
-            cli_zh() ? "成功" : "issued", b->issued + b->replayed, cli_zh() ? "失败" : "failed",
-            b->rejected + b->unavailable + b->bad_lines);
+    fprintf(stderr, "\r[%s] %ld/%ld  %s %ld  %s %ld", bar, done, total,
+            cli_zh() ? "成功" : "issued", ok, cli_zh() ? "失败" : "failed", failed);
     fflush(stderr);
 }
 
@@ -284,7 +278,7 @@ static void batch_line(fpc_client *c, char *line, batch_counts *b, int json)
             cJSON *o = cJSON_CreateObject();
             cJSON_AddNumberToObject(o, "line", (double)b->done + 1);
             cJSON_AddStringToObject(o, "error", "BAD_LINE");
-            print_json(o);
+            cli_client_print_json(o);
         }
         free(body);
         cJSON_Delete(doc);
@@ -298,7 +292,7 @@ static void batch_line(fpc_client *c, char *line, batch_counts *b, int json)
     else
         (*(rc == FPC_EREJECTED ? &b->rejected : &b->unavailable))++;
     if (json)
-        print_json(issue_json(serial->valuestring, rc, &res, &e));
+        cli_client_print_json(issue_json(serial->valuestring, rc, &res, &e));
     else if (rc < 0)
         fprintf(stderr, "%s%s: %s %s\n", isatty(STDERR_FILENO) ? "\r" : "", serial->valuestring,
                 e.code, e.finding);
@@ -327,7 +321,8 @@ static int cmd_batch(fpc_client *c, const char *path, int json)
         else if (strspn(line, " \t\r\n") != (size_t)n)
             batch_line(c, line, &b, json);
         b.done++;
-        progress(&b, tty);
+        cli_client_progress(b.done, b.total, b.issued + b.replayed,
+                            b.rejected + b.unavailable + b.bad_lines);
     }
     free(line);
     fclose(f);
@@ -342,7 +337,7 @@ static int cmd_batch(fpc_client *c, const char *path, int json)
         cJSON_AddNumberToObject(s, "rejected", (double)b.rejected);
         cJSON_AddNumberToObject(s, "unavailable", (double)b.unavailable);
         cJSON_AddNumberToObject(s, "bad_lines", (double)b.bad_lines);
-        print_json(o);
+        cli_client_print_json(o);
     } else if (cli_zh()) {
         printf("共 %ld 行：新开具 %ld，此前已开具 %ld，被拒绝 %ld，不可用 %ld，无效行 %ld\n",
                b.done, b.issued, b.replayed, b.rejected, b.unavailable, b.bad_lines);
@@ -357,6 +352,8 @@ static int cmd_batch(fpc_client *c, const char *path, int json)
 static const char issue_usage[] =
     "usage: fapiao issue --server URL[,URL…] --credential FILE --serial S FILE.json [--json]\n"
     "       fapiao issue --server URL[,URL…] --credential FILE --batch FILE.jsonl [--json]\n"
+    "       … --spool DIR: store first (\"queued\"), then deliver; without --server only\n"
+    "       stored, for `fapiao spool drain` (fapiao spool --help)\n"
     "  Issues an invoice (FILE.json: the POST /v1/invoices body; - reads stdin) with the\n"
     "  serial as its Idempotency-Key, retrying and failing over until the deadline: running\n"
     "  it again with the same serial never issues a second invoice.  --batch: one\n"
@@ -367,8 +364,11 @@ int cmd_issue(int argc, char **argv)
 {
     client_args a;
     char usage[4096];
-    snprintf(usage, sizeof usage, "%s%s", issue_usage, common_usage);
-    if (parse_args(argc, argv, &a, usage) < 0)
+    snprintf(usage, sizeof usage, "%s%s", issue_usage, cli_client_usage);
+    if (cli_client_args(argc, argv, &a, usage, 0) < 0)
+        return 2;
+    if (!a.spool && (cli_require(a.server, "--server", usage) < 0 ||
+                     cli_require(a.credential, "--credential", usage) < 0))
         return 2;
     if (!a.batch == !(a.serial && a.npos == 1)) {
         cli_error("须给出 --serial S FILE.json 或 --batch FILE.jsonl（二选一）",
@@ -376,8 +376,10 @@ int cmd_issue(int argc, char **argv)
         fprintf(stderr, "%s", usage);
         return 2;
     }
+    if (a.spool)
+        return cli_spool_issue(&a); /* cmd_spool.c */
     cJSON *cred = NULL;
-    fpc_client *c = open_client(&a, &cred);
+    fpc_client *c = cli_client_open(&a, &cred);
     if (!c)
         return 2;
     int code = 0;
@@ -385,7 +387,7 @@ int cmd_issue(int argc, char **argv)
         code = cmd_batch(c, a.batch, a.json);
     } else {
         size_t len = 0;
-        char *doc = read_all(a.pos[0], &len);
+        char *doc = cli_client_read(a.pos[0], &len);
         if (!doc) {
             cli_fail("无法读取发票文件", "cannot read the invoice file", strerror(errno));
             code = 2;
@@ -394,14 +396,14 @@ int cmd_issue(int argc, char **argv)
             fpc_error e;
             int rc = fpc_issue(c, a.serial, doc, len, &res, &e);
             if (a.json)
-                print_json(issue_json(a.serial, rc, &res, &e));
+                cli_client_print_json(issue_json(a.serial, rc, &res, &e));
             else if (rc == 0)
                 printf("%s %s (serial %s%s)\n", cli_zh() ? "已开具" : "issued", res.number,
                        a.serial,
                        res.replayed ? (cli_zh() ? "，此前已开具" : ", issued before") : "");
             if (rc < 0 && !a.json)
-                print_error(&e);
-            code = rc < 0 ? exit_code(rc) : 0;
+                cli_client_print_error(&e);
+            code = rc < 0 ? cli_client_exit(rc) : 0;
             fpc_result_free(&res);
             free(doc);
         }
@@ -424,7 +426,7 @@ static int valid_number(const char *s)
 static int get_common(int argc, char **argv, const char *usage, const char *suffix, int pdf)
 {
     client_args a;
-    if (parse_args(argc, argv, &a, usage) < 0)
+    if (cli_client_args(argc, argv, &a, usage, 1) < 0)
         return 2;
     if (a.npos != 1 || !valid_number(a.pos[0]) || (pdf && !a.out)) {
         cli_error(pdf ? "须给出 20 位发票号码与 -o FILE" : "须给出 20 位发票号码",
@@ -434,7 +436,7 @@ static int get_common(int argc, char **argv, const char *usage, const char *suff
         return 2;
     }
     cJSON *cred = NULL;
-    fpc_client *c = open_client(&a, &cred);
+    fpc_client *c = cli_client_open(&a, &cred);
     if (!c)
         return 2;
     char path[96];
@@ -444,10 +446,10 @@ static int get_common(int argc, char **argv, const char *usage, const char *suff
     int rc = fpc_get(c, path, &res, &e), code = 0;
     if (rc < 0) {
         if (a.json)
-            print_json(error_json(&e));
+            cli_client_print_json(error_json(&e));
         else
-            print_error(&e);
-        code = exit_code(rc);
+            cli_client_print_error(&e);
+        code = cli_client_exit(rc);
     } else if (!pdf) {
         fwrite(res.body, 1, res.len, stdout);
         putchar('\n');
@@ -466,7 +468,7 @@ static int get_common(int argc, char **argv, const char *usage, const char *suff
             cJSON_AddStringToObject(o, "number", a.pos[0]);
             cJSON_AddStringToObject(o, "file", a.out);
             cJSON_AddNumberToObject(o, "bytes", (double)res.len);
-            print_json(o);
+            cli_client_print_json(o);
         }
     }
     fpc_result_free(&res);
@@ -481,7 +483,7 @@ int cmd_get(int argc, char **argv)
     snprintf(usage, sizeof usage, "%s%s",
              "usage: fapiao get NUMBER --server URL[,URL…] --credential FILE\n"
              "  Prints the invoice (GET /v1/invoices/NUMBER) as JSON.  按号码查询发票。\n",
-             common_usage);
+             cli_client_usage);
     return get_common(argc, argv, usage, "", 0);
 }
 
@@ -492,6 +494,6 @@ int cmd_pdf_download(int argc, char **argv)
              "usage: fapiao pdf-download NUMBER -o FILE --server URL[,URL…] --credential FILE\n"
              "  Saves the invoice's PDF, waiting (within the deadline) while it is rendered.\n"
              "  下载发票 PDF；尚未生成时在截止时间内等待。\n",
-             common_usage);
+             cli_client_usage);
     return get_common(argc, argv, usage, "/pdf", 1);
 }

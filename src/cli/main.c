@@ -51,6 +51,8 @@ static const struct {
      "issue invoices through the client library (retries, failover, diagnosis; --batch)"},
     {"get", cmd_get, "按号码查询发票", "read an invoice by number"},
     {"pdf-download", cmd_pdf_download, "下载发票 PDF", "download an invoice's PDF"},
+    {"spool", cmd_spool, "离线开票队列：状态、列表、发送、取消、重发",
+     "the offline issuing spool: status, list, drain, cancel, retry"},
     {"kb", cmd_kb, "搜索或查看故障知识库", "search or show the troubleshooting knowledge base"},
     {"version", cmd_version, "显示版本", "print the version"},
     {"help", cmd_help, "显示帮助", "show this help"},
