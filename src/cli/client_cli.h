@@ -12,7 +12,7 @@ struct cJSON;
 
 typedef struct client_args {
     const char *server, *credential, *cacert, *pin, *deadline, *serial, *batch, *out, *spool,
-        *state;
+        *state, *timeouts;
     int json;
     const char *pos[2]; /* positional arguments */
     int npos;

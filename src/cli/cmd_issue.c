@@ -33,6 +33,8 @@ const char cli_client_usage[] =
     "  --cacert FILE         the CA to trust (default: the credential's ca_cert, else the system)\n"
     "  --pin sha256//B64     pin the server's public key\n"
     "  --deadline S          give up after S seconds, retries included (default 120)\n"
+    "  --timeouts C,T,F,A    per-phase timeouts in ms: connect, TLS, first byte, attempt\n"
+    "                        (default 3000,5000,15000,30000)\n"
     "  --json                machine-readable output\n"
     "  exit: 0 done, 2 usage, 3 refused (fix the request), 4 unavailable (outcome unknown:\n"
     "  run it again with the same serial).  退出码：0 成功，2 用法错误，3 被拒绝（请修正请求），\n"
@@ -43,12 +45,19 @@ int cli_client_args(int argc, char **argv, client_args *a, const char *usage, in
 {
     memset(a, 0, sizeof *a);
     const cli_flag flags[] = {
-        {"--server", 0, &a->server, NULL},     {"--credential", 0, &a->credential, NULL},
-        {"--cacert", 0, &a->cacert, NULL},     {"--pin", 0, &a->pin, NULL},
-        {"--deadline", 0, &a->deadline, NULL}, {"--serial", 0, &a->serial, NULL},
-        {"--batch", 0, &a->batch, NULL},       {"-o", 0, &a->out, NULL},
-        {"--spool", 0, &a->spool, NULL},       {"--state", 0, &a->state, NULL},
-        {"--json", 1, NULL, &a->json},         {NULL, 0, NULL, NULL},
+        {"--server", 0, &a->server, NULL},
+        {"--credential", 0, &a->credential, NULL},
+        {"--cacert", 0, &a->cacert, NULL},
+        {"--pin", 0, &a->pin, NULL},
+        {"--deadline", 0, &a->deadline, NULL},
+        {"--serial", 0, &a->serial, NULL},
+        {"--batch", 0, &a->batch, NULL},
+        {"-o", 0, &a->out, NULL},
+        {"--spool", 0, &a->spool, NULL},
+        {"--state", 0, &a->state, NULL},
+        {"--timeouts", 0, &a->timeouts, NULL},
+        {"--json", 1, NULL, &a->json},
+        {NULL, 0, NULL, NULL},
     };
     char **rest = calloc((size_t)argc + 1, sizeof *rest);
     if (!rest)
@@ -157,6 +166,13 @@ fpc_client *cli_client_open(const client_args *a, cJSON **cred_out)
                   .deadline_ms = (int)(deadline * 1000),
                   .diagnose = fpc_doctor_diagnose,
                   .user_agent = "fapiao-cli/1"};
+    if (a->timeouts && sscanf(a->timeouts, "%d,%d,%d,%d", &o.connect_timeout_ms, &o.tls_timeout_ms,
+                              &o.first_byte_timeout_ms, &o.total_timeout_ms) != 4) {
+        cli_error("--timeouts 须为四个毫秒数：连接,TLS,首字节,单次",
+                  "--timeouts takes four milliseconds: connect,TLS,first byte,attempt");
+        cJSON_Delete(cred);
+        return NULL;
+    }
     fpc_client *c = NULL;
     fpc_error err;
     if (fpc_client_new(&o, &c, &err) < 0) {
