@@ -114,6 +114,12 @@ int fpc_client_new(const fpc_opts *opts, fpc_client **out, fpc_error *err)
     }
     if (!(c->h = curl_easy_init()))
         goto nomem;
+    if (fpc_transport_init(c) < 0) {
+        fpc_client_free(c);
+        fpc_error_set(err, FPC_EINVAL, "INVALID_ARGUMENT", "libcurl 不支持所给选项（如证书锁定）",
+                      "libcurl refuses an option given (certificate pinning, …)");
+        return FPC_EINVAL;
+    }
     *out = c;
     return 0;
 nomem:
@@ -386,7 +392,7 @@ static int do_call(fpc_client *c, call *k, fpc_result *res, fpc_error *err)
         k->at.buf = NULL;
         res->replayed = k->at.replayed;
         snprintf(res->content_type, sizeof res->content_type, "%s", k->at.ctype);
-        cJSON *doc = res->body ? cJSON_Parse(res->body) : NULL;
+        cJSON *doc = res->body && k->kind == FPC_KIND_KEYED ? cJSON_Parse(res->body) : NULL;
         cJSON *num = cJSON_GetObjectItemCaseSensitive(doc, "number");
         if (cJSON_IsString(num))
             snprintf(res->number, sizeof res->number, "%s", num->valuestring);

@@ -49,6 +49,9 @@ typedef struct fpc_attempt {
     size_t blen, bcap;
 } fpc_attempt;
 
+/* Sets the options every attempt shares on c->h; -1 when curl refuses one
+ * (a pin with a curl built without pinning, …). */
+int fpc_transport_init(fpc_client *c);
 /* Runs one attempt against address ai with c's curl handle. */
 void fpc_attempt_run(fpc_client *c, int ai, fpc_attempt *at);
 void fpc_attempt_reset(fpc_attempt *at);

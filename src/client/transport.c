@@ -85,13 +85,16 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *arg)
 typedef struct phase_clock {
     fpc_client *c;
     fpc_attempt *at;
-    const char *aborted; /* the phase that ran out, or NULL */
+    const char *aborted;        /* the phase that ran out, or NULL */
+    int64_t start_ms, quiet_ms; /* before start + quiet_ms no phase can have run out */
 } phase_clock;
 
 static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
     (void)dt, (void)dn, (void)ut, (void)un;
     phase_clock *pc = arg;
+    if (fpc_now_ms() - pc->start_ms < pc->quiet_ms)
+        return 0; /* the common case, a fast call: no curl_easy_getinfo */
     CURL *h = pc->c->h;
     curl_off_t total = 0, conn = 0, app = 0, pre = 0, first = 0;
     curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &total);
@@ -205,6 +208,32 @@ static void read_problem(fpc_attempt *at)
     cJSON_Delete(doc);
 }
 
+/* The options every attempt shares, set once: setting them per attempt
+ * (curl_easy_reset and again) cost about a tenth of a kept-alive call. */
+int fpc_transport_init(fpc_client *c)
+{
+    CURL *h = c->h;
+    int bad = 0;
+    bad |= curl_easy_setopt(h, CURLOPT_USERAGENT, c->o.user_agent) != CURLE_OK;
+    bad |= curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
+    bad |= curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
+    bad |= curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) != CURLE_OK;
+    bad |= curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress) != CURLE_OK;
+    bad |= curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                            (long)c->o.connect_timeout_ms + c->o.tls_timeout_ms) != CURLE_OK;
+    bad |= curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->o.total_timeout_ms) != CURLE_OK;
+    bad |= curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https,http") != CURLE_OK;
+    bad |= curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2) != CURLE_OK;
+    bad |= curl_easy_setopt(h, CURLOPT_PROXY, "") != CURLE_OK; /* the connector talks to the
+                                                                  server itself */
+    if (c->o.cacert)
+        bad |= curl_easy_setopt(h, CURLOPT_CAINFO, c->o.cacert) != CURLE_OK;
+    if (c->o.pinned_pubkey)
+        bad |= curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, c->o.pinned_pubkey) != CURLE_OK;
+    return bad ? -1 : 0;
+}
+
 void fpc_attempt_run(fpc_client *c, int ai, fpc_attempt *at)
 {
     fpc_attempt_reset(at);
@@ -212,34 +241,21 @@ void fpc_attempt_run(fpc_client *c, int ai, fpc_attempt *at)
     char url[1024], errbuf[CURL_ERROR_SIZE] = "";
     snprintf(url, sizeof url, "%s%s", c->a[ai].base, at->path);
     struct curl_slist *hs = request_headers(c, at);
-    phase_clock pc = {c, at, NULL};
-    curl_easy_reset(h); /* keeps the connection cache */
+    int quiet = c->o.connect_timeout_ms;
+    quiet = c->o.tls_timeout_ms < quiet ? c->o.tls_timeout_ms : quiet;
+    quiet = c->o.first_byte_timeout_ms < quiet ? c->o.first_byte_timeout_ms : quiet;
+    phase_clock pc = {c, at, NULL, fpc_now_ms(), quiet};
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hs);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, c->o.user_agent);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, at);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, at);
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, &pc);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                     (long)c->o.connect_timeout_ms + c->o.tls_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->o.total_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https,http");
-    curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-    curl_easy_setopt(h, CURLOPT_PROXY, ""); /* the connector talks to the server itself */
-    if (c->o.cacert)
-        curl_easy_setopt(h, CURLOPT_CAINFO, c->o.cacert);
-    if (c->o.pinned_pubkey)
-        curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, c->o.pinned_pubkey);
     if (strcmp(at->method, "POST") == 0) {
-        curl_easy_setopt(h, CURLOPT_POST, 1L);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, at->body ? at->body : "");
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(at->body ? at->len : 0));
+    } else {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
     }
     at->retry_after = -1;
     CURLcode cc = hs ? curl_easy_perform(h) : CURLE_OUT_OF_MEMORY;
