@@ -8,6 +8,10 @@
 
 #include <stddef.h>
 
+#define CMD_EXIT_REJECTED    3           /* the server refused for good: fix the request */
+#define CMD_EXIT_UNAVAILABLE 4           /* the outcome is unknown: run it again, same serial */
+#define MAX_DOC              (16u << 20) /* the largest invoice file or batch line read */
+
 struct cJSON;
 
 typedef struct client_args {
@@ -32,7 +36,8 @@ fpc_client *cli_client_open(const client_args *a, struct cJSON **cred);
 /* 3 refused, 4 unavailable, 2 bad argument */
 int cli_client_exit(int rc);
 void cli_client_print_error(const fpc_error *e);
-void cli_client_print_json(struct cJSON *o); /* prints one line and frees o */
+struct cJSON *cli_client_error_json(const fpc_error *e); /* {code, status, finding, …} */
+void cli_client_print_json(struct cJSON *o);             /* prints one line and frees o */
 void cli_client_progress(long done, long total, long ok, long failed);
 /* issue --spool (cmd_spool.c) */
 int cli_spool_issue(const client_args *a);
