@@ -99,14 +99,15 @@ class ChaosProxy:
         self._pump(u, c, *args)
 
     def _pump(self, src, dst, dead, limit, spiky, delay):
-        sent = 0
+        sent = spikes = 0
         src.settimeout(120)
         try:
             while not dead.is_set():
                 data = src.recv(65536)
                 if not data:
                     break
-                if spiky and self.rng.random() < 0.3:
+                if spiky and spikes < 8 and self.rng.random() < 0.3:
+                    spikes += 1  # a spike, not a slow link: a kept-alive connection recovers
                     time.sleep(delay)
                 if limit and limit[0] is src and sent + len(data) >= limit[1]:
                     dst.sendall(data[:max(0, limit[1] - sent)])
