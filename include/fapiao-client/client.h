@@ -97,7 +97,7 @@ typedef struct fpc_opts {
     int first_byte_timeout_ms; /* from the request sent to the first answer byte; default 15000 */
     int total_timeout_ms;      /* one attempt, whole; default 30000 */
     int deadline_ms;           /* a whole call, retries included; default 120000 */
-    int max_attempts;          /* per call; default 12 */
+    int max_attempts;          /* per call; 0 (default): as many as the deadline allows */
     int backoff_base_ms;       /* default 100 */
     int backoff_cap_ms;        /* default 10000 */
     int skip_ms;               /* a failed address is skipped this long; default 30000 */

@@ -36,7 +36,6 @@ static void defaults(fpc_opts *o)
         {offsetof(fpc_opts, first_byte_timeout_ms), 15000},
         {offsetof(fpc_opts, total_timeout_ms), 30000},
         {offsetof(fpc_opts, deadline_ms), 120000},
-        {offsetof(fpc_opts, max_attempts), 12},
         {offsetof(fpc_opts, backoff_base_ms), 100},
         {offsetof(fpc_opts, backoff_cap_ms), 10000},
         {offsetof(fpc_opts, skip_ms), 30000},
@@ -306,7 +305,7 @@ static int run(fpc_client *c, call *k, fpc_error *err)
     int ai = -1;
     for (;;) {
         int64_t now = fpc_now_ms(), wait = 0;
-        if (err->attempts >= c->o.max_attempts)
+        if (c->o.max_attempts > 0 && err->attempts >= c->o.max_attempts)
             return give_up(c, k, ai, "ATTEMPTS", "重试次数已用完", "attempts used up", err);
         if (now >= k->deadline)
             return give_up(c, k, ai, "DEADLINE", "已到截止时间", "deadline passed", err);
