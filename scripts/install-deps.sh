@@ -16,6 +16,17 @@ test_pkgs=(curl python3 python3-pytest wrk nghttp2-client sqlite3 gnutls-bin
            dpkg-dev debhelper help2man lintian fakeroot logrotate strace postgresql-15 pgbackrest
            python3-cryptography)
 
+# Redocly CLI for the OpenAPI lint (tests/e2e/test_openapi.py), pinned by
+# tests/openapi/package-lock.json and installed into that folder, never
+# globally; needs Node >= 20.19 and npm on the machine.
+npm_test_tools() {
+  local dir; dir="$(cd "$(dirname "$0")/.." && pwd)/tests/openapi"
+  [ -x "$dir/node_modules/.bin/redocly" ] && [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ] && return 0
+  command -v npm >/dev/null || { echo "install-deps: npm not found: the OpenAPI lint will fail" >&2; return 0; }
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+}
+[ "${1:-}" = "--test" ] && npm_test_tools
+
 want=("${build_pkgs[@]}")
 [ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")
 

@@ -54,6 +54,9 @@ static const layer_rule layer_rules[] = {
     {"doctor", NULL, " store server monitor outbox cli audit auditor render ",
      "a client-side diagnosis: it talks to a server over the network, never links into one"},
     {"server", NULL, " cli doctor ", "the HTTP service over everything but the CLI"},
+    {"client", " client lib doctor kb ", NULL,
+     "libfapiao-client (include/fapiao-client/): an API client on the library's breaker and "
+     "clock; its doctor hook runs the doctor, never the server or the store"},
     {"cli", NULL, NULL, "the top: the fapiao command; nothing includes from it"},
 };
 
