@@ -302,6 +302,15 @@ static int apply_texts(serve_run *r)
         }
         r->so.trusted_proxies = c->trusted_proxy;
     }
+    /* --archive ships SQLite's change log; PostgreSQL archives its WAL
+     * with pgBackRest (docs/recovery.md) */
+    if (c->archive && c->database && fp_store_is_url(c->database)) {
+        cli_error("--archive 只适用于内置的 SQLite 数据库；PostgreSQL 请用 pgBackRest 归档 WAL"
+                  "（docs/recovery.md）",
+                  "--archive works with the embedded SQLite database only; on PostgreSQL "
+                  "archive the WAL with pgBackRest (docs/recovery.md)");
+        return 2;
+    }
     return 0;
 }
 

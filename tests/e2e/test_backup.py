@@ -207,3 +207,17 @@ def test_bad_counts_refused_before_anything_is_done(make_server, tmp_path):
         flag = args[-2]
         assert flag in out and "须为" in out and "whole number" in out, out
     assert not to.exists() or not any(to.iterdir())
+
+
+def test_archive_refused_on_postgresql_in_both_languages(make_server, tmp_path):
+    """--archive ships SQLite's change log: with a PostgreSQL database it is a
+    usage error naming pgBackRest, in Chinese and English (before: an
+    English-only "the change log needs a writing SQLite store" after the store
+    was opened), and nothing is written to the archive directory."""
+    srv = make_server(start=False)
+    arch = tmp_path / "archive"
+    rc, out = run("serve", "--data-dir", srv.data_dir, "--listen", "127.0.0.1:0",
+                  "--database", "postgresql://127.0.0.1:1/fapiao", "--archive", arch, ok=False)
+    assert rc == 2, out
+    assert "pgBackRest" in out and "只适用于" in out and "works with the embedded SQLite" in out, out
+    assert not arch.exists()
