@@ -137,4 +137,76 @@ fp_alert_state fp_aeval_state(const fp_aeval *e, const char *rule);
 /* The built-in rule of that name, or NULL. */
 const fp_alert_rule *fp_alert_rule_find(const char *name);
 
+/* ---- notifications (notify*.c; docs/alerting.md "Receivers") ---- */
+
+typedef enum fp_rcv_kind {
+    FP_RCV_DINGTALK = 0, /* robot; signed when a secret is set */
+    FP_RCV_FEISHU,       /* robot; signed when a secret is set */
+    FP_RCV_WECOM,        /* robot (企业微信); no signature */
+    FP_RCV_WEBHOOK,      /* plain JSON POST */
+    FP_RCV_EMAIL         /* SMTP through libcurl */
+} fp_rcv_kind;
+
+#define FP_NOTIFY_MAX_RECEIVERS 16
+
+typedef struct fp_receiver {
+    char name[64];
+    fp_rcv_kind kind;
+    char url[1024];   /* robot/webhook URL; email: smtp://HOST:PORT or smtps:// */
+    char secret[256]; /* secret-file's first line: a signing secret or SMTP password */
+    char user[128], from[256], to[512]; /* email; to: addresses separated by ',' */
+    char severities[32];                /* "P1,P2": only these (empty: all) */
+} fp_receiver;
+
+typedef struct fp_notify_conf {
+    fp_receiver rcv[FP_NOTIFY_MAX_RECEIVERS];
+    int nrcv;
+    int interval_s;     /* sampling and evaluation (default 5) */
+    int repeat_s[3];    /* P1, P2, P3 while firing (default 15 min, 4 h, 24 h) */
+    int timeout_s;      /* one delivery attempt (default 5) */
+    int attempts;       /* before a message is dropped (default 8; backoff 1 s doubling to 5 min) */
+    char instance[128]; /* names this server in messages (default: the host name) */
+    char runbook_base[256]; /* prefix of kb/... links (default: none, the path) */
+} fp_notify_conf;
+
+/* Reads the alerting file (docs/alerting.md "Configuration"): a
+ * [notify] section and [receiver NAME] sections.  secret-file values are
+ * read with the secret-file rule (fapiao/keyfile.h) and never printed.
+ * 0, or FP_EINVAL/FP_EIO with FILE:LINE in err. */
+int fp_notify_conf_read(const char *path, fp_notify_conf *c, fp_err *err);
+
+/* DingTalk's signature: "&timestamp=TS&sign=S" to append to the robot URL,
+ * S = urlencode(base64(HMAC-SHA256(key secret, "TS\nsecret"))), TS in ms. */
+void fp_dingtalk_sign(const char *secret, int64_t ts_ms, char *out, size_t cap);
+/* Feishu's: base64(HMAC-SHA256(key "TS\nsecret", empty message)), TS in s;
+ * it goes into the body with the timestamp. */
+void fp_feishu_sign(const char *secret, int64_t ts_s, char *out, size_t cap);
+
+struct fp_metrics;
+typedef struct fp_notifier fp_notifier;
+
+/* m (may be NULL) gets fapiao_alert_notifications_total{receiver,result}
+ * and fapiao_alert_receiver_up{receiver}.  NULL when out of memory. */
+fp_notifier *fp_notifier_new(const fp_notify_conf *c, struct fp_metrics *m, fp_err *err);
+void fp_notifier_free(fp_notifier *n);
+/* An fp_aeval_fn: arg is the notifier. */
+void fp_notifier_event(const fp_alert_event *e, void *arg);
+/* Groups changed since the last call (and firing ones due a repeat) into
+ * messages, and delivers what is due (retries with backoff).  Returns the
+ * messages still queued. */
+int fp_notifier_flush(fp_notifier *n, int64_t now_ms);
+/* A test message to every receiver, now, one attempt each: the number
+ * that failed (each named on stderr). */
+int fp_notifier_test(fp_notifier *n);
+
+/* ---- the thread in `fapiao serve` ---- */
+
+typedef struct fp_alerting fp_alerting;
+/* Samples m's exposition every interval, evaluates, notifies. */
+int fp_alerting_start(const fp_notify_conf *c, struct fp_metrics *m, fp_alerting **out,
+                      fp_err *err);
+void fp_alerting_stop(fp_alerting *a); /* NULL: no-op */
+/* The history, for readers (the console's charts). */
+fp_ahist *fp_alerting_history(fp_alerting *a);
+
 #endif

@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "datadir.h"
 #include "serve_opts.h"
+#include "fapiao/alerting.h"
 #include "fapiao/audit.h"
 #include "fapiao/auditor.h"
 #include "fapiao/auth.h"
@@ -184,6 +185,8 @@ typedef struct serve_run {
     fp_health *health;
     fp_tls *tls;
     fp_server *srv;
+    fp_notify_conf alert_conf; /* --alerting (docs/alerting.md) */
+    fp_alerting *alerting;
 } serve_run;
 
 /* The number options into the server's, outbox's and health checks'
@@ -357,6 +360,11 @@ static int load_secrets(serve_run *r)
                   "--metrics-listen must be HOST:PORT, e.g. 127.0.0.1:9464");
         return 2;
     }
+    if (r->c.alerting && fp_notify_conf_read(r->c.alerting, &r->alert_conf, &err) < 0) {
+        cli_fail("告警配置不可用，拒绝启动", "the alerting file cannot be used; not starting",
+                 err.msg);
+        return 1;
+    }
     if (r->c.metrics_token && read_metrics_token(r->c.metrics_token, r->mtoken, &err) < 0) {
         cli_fail("监控令牌不可用，拒绝启动", "the metrics token cannot be used; not starting",
                  err.msg);
@@ -379,6 +387,7 @@ static int load_secrets(serve_run *r)
 /* Stops what start_services started, in reverse order (NULLs skipped). */
 static void stop_services(serve_run *r)
 {
+    fp_alerting_stop(r->alerting); /* it samples the server's registry */
     fp_server_stop(r->srv);
     fp_tls_free(r->tls);
     if (r->outbox)
@@ -516,6 +525,11 @@ static int start_services(serve_run *r)
         cli_tls_missing_hint(r->crt, r->key);
     } else if (fp_server_start(so, &r->srv, &err) < 0)
         cli_fail("无法启动 HTTPS 服务", "cannot start the HTTPS server", err.msg);
+    if (r->srv && r->c.alerting &&
+        fp_alerting_start(&r->alert_conf, fp_server_metrics(r->srv), &r->alerting, &err) < 0) {
+        cli_fail("无法启动内置告警", "cannot start the built-in alerting", err.msg);
+        return 1;
+    }
     return r->srv ? 0 : 1;
 }
 

@@ -9,6 +9,8 @@
 #include "fapiao/alerting.h"
 
 #include <math.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_CASE_SERIES 8
 #define MAX_VALUES      4096
@@ -118,8 +120,72 @@ static void test_coverage_and_text(const char *seen)
     fp_ahist_free(h);
 }
 
+/* The robots' signatures against values computed as their documentation
+ * does (Python's hmac/base64/quote_plus). */
+static void test_signatures(void)
+{
+    char out[256];
+    check_ctx("dingtalk");
+    fp_dingtalk_sign("SECabc123", 1700000000000LL, out, sizeof out);
+    CHECK_EQ_STR(out, "&timestamp=1700000000000&sign="
+                      "N5P09a4%2Bp1AMJIJWnIvQd2Yxw9%2Bfu%2FoEBnPrjCcsLXk%3D");
+    check_ctx("feishu");
+    fp_feishu_sign("test-secret", 1599360473, out, sizeof out);
+    CHECK_EQ_STR(out, "wSds2BzzFIIGf/WrhUO+NI1q/9j+FRJd3JNHKAq0NZY=");
+    check_ctx("%s", "");
+}
+
+/* The alerting file: receivers, a 0600 secret file, and the errors. */
+static void test_conf(void)
+{
+    char dir[] = "/tmp/fp_alerting_XXXXXX", path[128], sec[128];
+    if (!CHECK(mkdtemp(dir) != NULL))
+        return;
+    snprintf(sec, sizeof sec, "%s/ding.secret", dir);
+    snprintf(path, sizeof path, "%s/alerting.conf", dir);
+    FILE *f = fopen(sec, "w");
+    fputs("SECabc123\n", f);
+    fclose(f);
+    chmod(sec, 0600);
+    f = fopen(path, "w");
+    fprintf(f,
+            "# c\n[notify]\ninterval = 2\nrepeat-p1 = 60\ninstance = fp-test\n"
+            "[receiver ops]\ntype = dingtalk\nurl = http://127.0.0.1:1/robot?access_token=x\n"
+            "secret-file = %s\nseverities = P1\n[receiver hook]\nurl = http://127.0.0.1:1/h\n",
+            sec);
+    fclose(f);
+    fp_notify_conf c;
+    fp_err err = {0};
+    CHECK_EQ_INT(fp_notify_conf_read(path, &c, &err), 0);
+    CHECK_EQ_INT(c.nrcv, 2);
+    CHECK_EQ_INT(c.interval_s, 2);
+    CHECK_EQ_INT(c.repeat_s[0], 60);
+    CHECK_EQ_INT(c.repeat_s[1], 4 * 3600);
+    CHECK_EQ_STR(c.instance, "fp-test");
+    CHECK_EQ_INT(c.rcv[0].kind, FP_RCV_DINGTALK);
+    CHECK_EQ_STR(c.rcv[0].secret, "SECabc123");
+    CHECK_EQ_INT(c.rcv[1].kind, FP_RCV_WEBHOOK);
+    chmod(sec, 0644); /* a secret readable by others is refused */
+    CHECK(fp_notify_conf_read(path, &c, &err) < 0);
+    CHECK(strstr(err.msg, "alerting.conf:") != NULL);
+    f = fopen(path, "w");
+    fputs("[notify]\ninterval = 0\n", f);
+    fclose(f);
+    CHECK(fp_notify_conf_read(path, &c, &err) < 0);
+    CHECK(strstr(err.msg, ":2:") != NULL);
+    f = fopen(path, "w");
+    fputs("[nope]\n", f);
+    fclose(f);
+    CHECK(fp_notify_conf_read(path, &c, &err) < 0);
+    unlink(sec);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
+    test_signatures();
+    test_conf();
     static char seen[1 << 14];
     int ran = run_file(FP_SOURCE_DIR "/tests/data/alerting/cases.txt", seen, sizeof seen);
     CHECK(ran >= 2 * fp_alert_nrules);
