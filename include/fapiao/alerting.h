@@ -167,6 +167,11 @@ typedef struct fp_notify_conf {
     int attempts;       /* before a message is dropped (default 8; backoff 1 s doubling to 5 min) */
     char instance[128]; /* names this server in messages (default: the host name) */
     char runbook_base[256]; /* prefix of kb/... links (default: none, the path) */
+    /* the silences active at now_s (unix s): their matchers into out, at
+     * most cap; the count, or < 0 when they cannot be read (then the last
+     * ones read stay).  NULL: no silences.  `fapiao serve` reads its store. */
+    int (*silences)(void *arg, int64_t now_s, char (*out)[512], int cap);
+    void *silences_arg;
 } fp_notify_conf;
 
 /* Reads the alerting file (docs/alerting.md "Configuration"): a

@@ -13,6 +13,7 @@
  * last attempt to it failed.  One thread (the evaluator's) calls all of
  * this: no lock. */
 #include "notify.h"
+#include "internal.h"
 
 #include "fapiao/clock.h"
 #include "fapiao/metrics.h"
@@ -25,6 +26,7 @@
 #define MAX_GROUP_INST 16
 #define MAX_QUEUE      64
 #define MAX_BACKOFF_MS (5 * 60 * 1000)
+#define MAX_SILENCES   64
 
 typedef struct ginst {
     char labels[512];
@@ -39,6 +41,7 @@ typedef struct group {
     ginst resolved[MAX_GROUP_INST];
     int nresolved;
     int dirty;
+    int notified; /* its firing was sent (so its resolve will be) */
     int64_t last_sent_ms;
 } group;
 
@@ -55,6 +58,8 @@ struct fp_notifier {
     queued *q[MAX_QUEUE];
     int nq;
     fp_metrics_family *sent_f, *up_f;
+    char silences[MAX_SILENCES][512];
+    int nsilences;
 };
 
 fp_notifier *fp_notifier_new(const fp_notify_conf *c, fp_metrics *m, fp_err *err)
@@ -225,27 +230,73 @@ static void deliver_due(fp_notifier *n, int64_t now_ms)
     n->nq = k;
 }
 
+/* 1 when an active silence matches the instance's labels: alertname,
+ * severity, instance and the series' own. */
+static int silenced(const fp_notifier *n, const fp_alert_rule *r, const char *labels)
+{
+    char key[1024];
+    const char *brace = strchr(labels, '{');
+    size_t inner = brace ? strcspn(brace + 1, "}") : 0;
+    snprintf(key, sizeof key, "ALERTS{alertname=\"%s\",severity=\"%s\",instance=\"%s\"%s%.*s}",
+             r->name, r->severity, n->c.instance, inner ? "," : "", (int)inner,
+             brace ? brace + 1 : "");
+    for (int i = 0; i < n->nsilences; i++) {
+        fp_amatch m;
+        if (fp_amatch_parse(&m, "ALERTS", n->silences[i], NULL) < 0)
+            continue;
+        int hit = fp_amatch_key(&m, key, 6);
+        fp_amatch_free(&m);
+        if (hit)
+            return 1;
+    }
+    return 0;
+}
+
+/* Every firing instance of g is silenced. */
+static int group_silenced(const fp_notifier *n, const group *g)
+{
+    for (int i = 0; i < g->nfiring; i++)
+        if (!silenced(n, g->rule, g->firing[i].labels))
+            return 0;
+    return g->nfiring > 0;
+}
+
+static void send_group(fp_notifier *n, group *g, int repeat, int64_t now_ms)
+{
+    fp_amsg *m = malloc(sizeof *m);
+    if (!m)
+        return;
+    group_msg(n, g, repeat, m, now_ms);
+    enqueue(n, m, now_ms);
+    free(m);
+    g->notified = g->nfiring > 0;
+    g->last_sent_ms = now_ms;
+}
+
 int fp_notifier_flush(fp_notifier *n, int64_t now_ms)
 {
+    if (n->c.silences) {
+        int k = n->c.silences(n->c.silences_arg, now_ms / 1000, n->silences, MAX_SILENCES);
+        if (k >= 0)
+            n->nsilences = k;
+    }
     for (int i = 0; i < fp_alert_nrules; i++) {
         group *g = &n->groups[i];
         int64_t repeat_ms = (int64_t)n->c.repeat_s[severity_index(g->rule->severity)] * 1000;
-        int due = g->nfiring && !g->dirty && now_ms - g->last_sent_ms >= repeat_ms;
-        if (!g->dirty && !due)
-            continue;
-        if (g->dirty && !g->nfiring && !g->nresolved) {
-            g->dirty = 0;
-            continue;
+        if (g->nfiring) {
+            /* silenced: nothing goes out, and when the silence ends while it
+             * still fires, the firing message does */
+            if (group_silenced(n, g))
+                g->dirty = 0;
+            else if (g->dirty || !g->notified)
+                send_group(n, g, 0, now_ms);
+            else if (now_ms - g->last_sent_ms >= repeat_ms)
+                send_group(n, g, 1, now_ms);
+        } else if (g->dirty && g->nresolved && g->notified) {
+            send_group(n, g, 0, now_ms); /* the resolve */
         }
-        fp_amsg *m = malloc(sizeof *m);
-        if (!m)
-            continue;
-        group_msg(n, g, due, m, now_ms);
-        enqueue(n, m, now_ms);
-        free(m);
         g->nresolved = 0;
         g->dirty = 0;
-        g->last_sent_ms = now_ms;
     }
     deliver_due(n, now_ms);
     return n->nq;

@@ -384,6 +384,27 @@ static int load_secrets(serve_run *r)
     return 0;
 }
 
+/* The notifier's silences (docs/alerting.md "Silences"): those active now,
+ * read from the store each evaluation round, so that `fapiao alerts
+ * silence` takes effect at the next one. */
+typedef struct silence_out {
+    char (*out)[512];
+    int cap, n;
+} silence_out;
+
+static void add_silence(const fp_silence *x, void *arg)
+{
+    silence_out *o = arg;
+    if (o->n < o->cap)
+        snprintf(o->out[o->n++], sizeof o->out[0], "%s", x->matchers);
+}
+
+static int read_silences(void *arg, int64_t now_s, char (*out)[512], int cap)
+{
+    silence_out o = {out, cap, 0};
+    return fp_store_silences(arg, now_s, add_silence, &o) < 0 ? -1 : o.n;
+}
+
 /* Stops what start_services started, in reverse order (NULLs skipped). */
 static void stop_services(serve_run *r)
 {
@@ -525,6 +546,8 @@ static int start_services(serve_run *r)
         cli_tls_missing_hint(r->crt, r->key);
     } else if (fp_server_start(so, &r->srv, &err) < 0)
         cli_fail("无法启动 HTTPS 服务", "cannot start the HTTPS server", err.msg);
+    r->alert_conf.silences = read_silences;
+    r->alert_conf.silences_arg = r->store;
     if (r->srv && r->c.alerting &&
         fp_alerting_start(&r->alert_conf, fp_server_metrics(r->srv), &r->alerting, &err) < 0) {
         cli_fail("无法启动内置告警", "cannot start the built-in alerting", err.msg);

@@ -48,6 +48,8 @@ static const struct {
      "diagnose the connection to an invoice server"},
     {"pdf", cmd_pdf, "把发票文档渲染为 PDF", "render an invoice document as a PDF"},
     {"kb", cmd_kb, "搜索或查看故障知识库", "search or show the troubleshooting knowledge base"},
+    {"alerts", cmd_alerts, "内置告警：静默、列出、结束静默与测试通知",
+     "built-in alerts: silence, list, expire silences and test the receivers"},
     {"version", cmd_version, "显示版本", "print the version"},
     {"help", cmd_help, "显示帮助", "show this help"},
 };

@@ -16,11 +16,12 @@ import hashlib
 import hmac
 import http.server
 import json
+import subprocess
 import threading
 import time
 import urllib.parse
 
-from conftest import BIN, free_port  # noqa: F401  (free_port: the conftest's rule)
+from conftest import BIN, free_port
 
 P1 = "FapiaoStoreBreakerOpen"
 BOUND_S = 180
@@ -142,7 +143,59 @@ def test_store_fault_pages_dingtalk_and_resolves(make_server, tmp_path):
                                "the resolve at the robot")
         print("fault removed -> resolve: %.1f s" % (t - t_fix))
         assert ok
+        # 3. a silence made before a second fault keeps it quiet
+        sil = alerts(srv, "silence", "--match", "alertname=" + P1, "--match", "severity=P1",
+                     "--for", "2h", "--comment", "维护 / maintenance")
+        sid = sil.stdout.strip()
+        assert sid.isdigit(), sil
+        listed = alerts(srv, "list", "--json").stdout.splitlines()
+        assert [json.loads(x)["id"] for x in listed] == [int(sid)]
+        t_second = time.monotonic()
+        faults(srv, store_write="fail")
+        for i in range(6):
+            srv.issue("notify-second-%d" % i)
+        # the rule's for: 30s and a round of 5 s: well past it, nothing came
+        time.sleep(45)
+        assert robot.find(t_second, "FIRING") is None, robot.got[-1]
+        # expired (audited), the firing P1 goes out at the next round
+        alerts(srv, "expire", sid)
+        t, body, ok = wait_for(lambda: robot.find(t_second, "告警 / FIRING"), BOUND_S,
+                               "the P1 once the silence expired")
+        assert ok
+        faults(srv, store_write="ok")
+        audit = subprocess.run([BIN, "audit", "list", "--data-dir", str(srv.data_dir)],
+                               capture_output=True, text=True, timeout=60).stdout
+        assert "alerts.silence" in audit and "alerts.expire" in audit, audit
         # every request the robot got was signed
         assert all(g[2] for g in robot.got), [g[3] for g in robot.got]
+    finally:
+        robot.close()
+
+
+def alerts(srv, *args):
+    p = subprocess.run([BIN, "alerts", args[0], "--data-dir", str(srv.data_dir)] + list(args[1:]),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p
+    return p
+
+
+def test_alerts_test_reaches_every_receiver(tmp_path):
+    """`fapiao alerts test`: a signed test message to the robot; a receiver
+    that cannot be reached fails the command and is named."""
+    robot = Robot()
+    try:
+        conf = write_conf(tmp_path, robot.port)
+        p = subprocess.run([BIN, "alerts", "test", "--alerting", str(conf)],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p
+        assert len(robot.got) == 1 and robot.got[0][2], robot.got
+        assert "测试" in robot.got[0][1]["markdown"]["text"]
+        with open(conf, "a") as f:
+            f.write("[receiver dead]\ntype = webhook\nurl = http://127.0.0.1:%d/x\n"
+                    % free_port())
+        p = subprocess.run([BIN, "alerts", "test", "--alerting", str(conf)],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 1 and "dead" in p.stderr, p
+        assert "tok" not in p.stderr and SECRET not in p.stderr, p.stderr
     finally:
         robot.close()
