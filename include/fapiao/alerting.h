@@ -167,6 +167,7 @@ typedef struct fp_notify_conf {
     int attempts;       /* before a message is dropped (default 8; backoff 1 s doubling to 5 min) */
     char instance[128]; /* names this server in messages (default: the host name) */
     char runbook_base[256]; /* prefix of kb/... links (default: none, the path) */
+    char bridge_listen[80]; /* 127.x.x.x:PORT: the Alertmanager bridge (bridge.c); "": none */
     /* the silences active at now_s (unix s): their matchers into out, at
      * most cap; the count, or < 0 when they cannot be read (then the last
      * ones read stay).  NULL: no silences.  `fapiao serve` reads its store. */
@@ -204,10 +205,19 @@ int fp_notifier_flush(fp_notifier *n, int64_t now_ms);
  * that failed (each named on stderr). */
 int fp_notifier_test(fp_notifier *n);
 
+/* The Alertmanager bridge (bridge.c): a loopback listener taking
+ * Alertmanager's webhook and forwarding it, signed, to the robots.  c must
+ * outlive it. */
+typedef struct fp_abridge fp_abridge;
+int fp_abridge_start(const fp_notify_conf *c, fp_abridge **out, fp_err *err);
+int fp_abridge_port(const fp_abridge *b);
+void fp_abridge_stop(fp_abridge *b); /* NULL: no-op */
+
 /* ---- the thread in `fapiao serve` ---- */
 
 typedef struct fp_alerting fp_alerting;
-/* Samples m's exposition every interval, evaluates, notifies. */
+/* Samples m's exposition every interval, evaluates, notifies; with
+ * bridge_listen set, runs the Alertmanager bridge too. */
 int fp_alerting_start(const fp_notify_conf *c, struct fp_metrics *m, fp_alerting **out,
                       fp_err *err);
 void fp_alerting_stop(fp_alerting *a); /* NULL: no-op */

@@ -7,6 +7,7 @@
  *   attempts = 8            before a message is dropped
  *   instance = fapiao-1     names this server in messages
  *   runbook-base = https://wiki.example/fapiao/   prefix of kb/... links
+ *   bridge-listen = 127.0.0.1:9097   Alertmanager's webhook in (bridge.c)
  *
  *   [receiver ops]
  *   type = dingtalk | feishu | wecom | webhook | email
@@ -48,6 +49,7 @@ static const key keys[] = {
     {"notify", "attempts", K_INT, NOFF(attempts), 1, 100},
     {"notify", "instance", K_STR, NOFF(instance), 0, 0},
     {"notify", "runbook-base", K_STR, NOFF(runbook_base), 0, 0},
+    {"notify", "bridge-listen", K_STR, NOFF(bridge_listen), 0, 0},
     {"receiver", "url", K_STR, ROFF(url), 0, 0},
     {"receiver", "user", K_STR, ROFF(user), 0, 0},
     {"receiver", "from", K_STR, ROFF(from), 0, 0},

@@ -19,6 +19,7 @@ struct fp_alerting {
     fp_ahist *h;
     fp_aeval *e;
     fp_notifier *n;
+    fp_abridge *bridge;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -68,6 +69,15 @@ int fp_alerting_start(const fp_notify_conf *c, fp_metrics *m, fp_alerting **out,
         fp_alerting_stop(a);
         return err && err->code ? err->code : fp_fail(err, FP_ENOMEM, "内存不足 / out of memory");
     }
+    if (a->c.bridge_listen[0]) {
+        int rc = fp_abridge_start(&a->c, &a->bridge, err);
+        if (rc < 0) {
+            fp_alerting_stop(a);
+            return rc;
+        }
+        fprintf(stderr, "fapiao: Alertmanager 桥接 / Alertmanager bridge on http://%s\n",
+                a->c.bridge_listen);
+    }
     if (pthread_create(&a->thread, NULL, loop, a) != 0) {
         fp_alerting_stop(a);
         return fp_fail(err, FP_ENOMEM, "无法启动告警线程 / cannot start the alerting thread");
@@ -88,6 +98,7 @@ void fp_alerting_stop(fp_alerting *a)
         pthread_mutex_unlock(&a->mu);
         pthread_join(a->thread, NULL);
     }
+    fp_abridge_stop(a->bridge);
     fp_notifier_free(a->n);
     fp_aeval_free(a->e);
     fp_ahist_free(a->h);

@@ -19,7 +19,9 @@ import json
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 
 from conftest import BIN, free_port
 
@@ -100,16 +102,16 @@ def faults(srv, **f):
     assert r.status == 200, r
 
 
-def write_conf(tmp_path, robot_port):
+def write_conf(tmp_path, robot_port, extra=""):
     sec = tmp_path / "dingtalk.secret"
     sec.write_text(SECRET + "\n")
     sec.chmod(0o600)
     conf = tmp_path / "alerting.conf"
     conf.write_text(
-        "[notify]\ninstance = fapiao-e2e\n"
+        "[notify]\ninstance = fapiao-e2e\n%s"
         "[receiver ops-dingtalk]\ntype = dingtalk\n"
         "url = http://127.0.0.1:%d/robot/send?access_token=tok\n"
-        "secret-file = %s\n" % (robot_port, sec))
+        "secret-file = %s\n" % (extra, robot_port, sec))
     return conf
 
 
@@ -197,5 +199,47 @@ def test_alerts_test_reaches_every_receiver(tmp_path):
                            capture_output=True, text=True, timeout=60)
         assert p.returncode == 1 and "dead" in p.stderr, p
         assert "tok" not in p.stderr and SECRET not in p.stderr, p.stderr
+    finally:
+        robot.close()
+
+
+AM_PAYLOAD = {
+    "version": "4", "status": "firing", "receiver": "china-robots",
+    "groupLabels": {"alertname": "FapiaoDegraded"}, "commonLabels": {"severity": "P1"},
+    "alerts": [{
+        "status": "firing",
+        "labels": {"alertname": "FapiaoDegraded", "severity": "P1", "instance": "fapiao-2:9464"},
+        "annotations": {"summary_zh": "fapiao 实例 fapiao-2:9464 处于降级模式，开票被拒绝",
+                        "summary_en": "fapiao instance fapiao-2:9464 is degraded",
+                        "runbook": "kb/HTTP_DEGRADED.md"},
+        "startsAt": "2026-12-07T08:00:00Z"}],
+}
+
+
+def test_alertmanager_bridge_forwards_signed(make_server, tmp_path):
+    """Alertmanager's webhook payload, POSTed to the bridge's loopback
+    listener, reaches the DingTalk robot signed, Chinese first; what is not
+    a payload is refused (400) and nothing is forwarded."""
+    robot = Robot()
+    bport = free_port()
+    conf = write_conf(tmp_path, robot.port, "bridge-listen = 127.0.0.1:%d\n" % bport)
+    make_server(serve_args=["--alerting", str(conf)])
+    try:
+        url = "http://127.0.0.1:%d/alertmanager" % bport
+        req = urllib.request.Request(url, data=json.dumps(AM_PAYLOAD).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert r.status == 200
+        assert len(robot.got) == 1 and robot.got[0][2], robot.got
+        text = robot.got[0][1]["markdown"]["text"]
+        assert text.index("降级模式") < text.index("is degraded"), text
+        assert "fapiao-2:9464" in text and "kb/HTTP_DEGRADED.md" in text
+        bad = urllib.request.Request(url, data=b"{}", headers={"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(bad, timeout=30)
+            raise AssertionError("an empty payload was accepted")
+        except urllib.error.HTTPError as e:
+            assert e.code == 400
+        assert len(robot.got) == 1
     finally:
         robot.close()
