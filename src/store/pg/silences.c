@@ -8,18 +8,32 @@
 
 #include "internal.h"
 
-int pg_store_silence_create(void *be, const fp_silence *x, int64_t *id, const fp_audit_rec *audit,
-                            fp_err *err)
+/* One write and its audit record (target "silence:ID") in a transaction
+ * on the writer: body runs the statement and sets *id. */
+static int audited(fp_pg *s, int (*body)(fp_pg *s, const void *arg, int64_t *id, fp_err *err),
+                   const void *arg, int64_t *id, const fp_audit_rec *audit, fp_err *err)
 {
-    fp_pg *s = be;
-    if (!x->matchers[0] || x->ends_at <= x->starts_at)
-        return fp_fail(err, FP_EINVAL,
-                       "静默需要匹配条件与正的时长 / a silence needs matchers "
-                       "and a positive duration");
     pthread_mutex_lock(&s->wlock);
     int rc = pg_tx_begin(s, err);
-    if (rc < 0)
-        goto unlock;
+    if (rc == 0) {
+        char target[48];
+        if ((rc = body(s, arg, id, err)) == 0) {
+            snprintf(target, sizeof target, "silence:%lld", (long long)*id);
+            rc = pg_audit_change(s, audit, target, "ok", err);
+        }
+        if (rc == 0)
+            rc = pg_tx_commit(s, err);
+        else
+            pg_tx_rollback(s);
+    }
+    pthread_mutex_unlock(&s->wlock);
+    return rc;
+}
+
+static int insert(fp_pg *s, const void *arg, int64_t *id, fp_err *err)
+{
+    const fp_silence *x = arg;
+    int rc = 0;
     pg_params p = {0};
     pg_text(&p, x->matchers);
     pg_text(&p, x->comment);
@@ -32,57 +46,46 @@ int pg_store_silence_create(void *be, const fp_silence *x, int64_t *id, const fp
                        "ends_at, created_at) VALUES($1, $2, $3, $4, $5, $6) RETURNING id",
                        &p, &rc, err);
     if (!r)
-        goto rollback;
+        return rc;
     *id = pg_int(r, 0, 0);
     PQclear(r);
-    char target[48];
-    snprintf(target, sizeof target, "silence:%lld", (long long)*id);
-    if ((rc = pg_audit_change(s, audit, target, "ok", err)) < 0)
-        goto rollback;
-    rc = pg_tx_commit(s, err);
-    goto unlock;
-rollback:
-    pg_tx_rollback(s);
-unlock:
-    pthread_mutex_unlock(&s->wlock);
-    return rc;
+    return 0;
 }
 
-int pg_store_silence_expire(void *be, int64_t id, int64_t now, const fp_audit_rec *audit,
+int pg_store_silence_create(void *be, const fp_silence *x, int64_t *id, const fp_audit_rec *audit,
                             fp_err *err)
 {
-    fp_pg *s = be;
-    pthread_mutex_lock(&s->wlock);
-    int rc = pg_tx_begin(s, err);
-    if (rc < 0)
-        goto unlock;
+    if (!x->matchers[0] || x->ends_at <= x->starts_at)
+        return fp_fail(err, FP_EINVAL,
+                       "静默需要匹配条件与正的时长 / a silence needs matchers "
+                       "and a positive duration");
+    return audited(be, insert, x, id, audit, err);
+}
+
+static int expire(fp_pg *s, const void *arg, int64_t *id, fp_err *err)
+{
+    const int64_t *now = arg;
+    int rc = 0;
     pg_params p = {0};
-    pg_i64(&p, id);
-    pg_i64(&p, now);
+    pg_i64(&p, *id);
+    pg_i64(&p, *now);
     PGresult *r = pg_q(s->w,
                        "UPDATE alert_silences SET ends_at = $2, expired_at = $2 WHERE id = $1 AND "
                        "expired_at IS NULL AND ends_at > $2",
                        &p, &rc, err);
     if (!r)
-        goto rollback;
+        return rc;
     int changed = atoi(PQcmdTuples(r));
     PQclear(r);
-    if (!changed) {
-        rc = fp_fail(err, FP_ENOTFOUND, "没有此生效中的静默 / no such active silence: %lld",
-                     (long long)id);
-        goto rollback;
-    }
-    char target[48];
-    snprintf(target, sizeof target, "silence:%lld", (long long)id);
-    if ((rc = pg_audit_change(s, audit, target, "ok", err)) < 0)
-        goto rollback;
-    rc = pg_tx_commit(s, err);
-    goto unlock;
-rollback:
-    pg_tx_rollback(s);
-unlock:
-    pthread_mutex_unlock(&s->wlock);
-    return rc;
+    return changed ? 0
+                   : fp_fail(err, FP_ENOTFOUND, "没有此生效中的静默 / no such active silence: %lld",
+                             (long long)*id);
+}
+
+int pg_store_silence_expire(void *be, int64_t id, int64_t now, const fp_audit_rec *audit,
+                            fp_err *err)
+{
+    return audited(be, expire, &now, &id, audit, err);
 }
 
 int pg_store_silences(void *be, int64_t now, void (*fn)(const fp_silence *x, void *arg), void *arg)
