@@ -30,7 +30,7 @@ typedef enum fp_alert_kind {
     FP_AK_GAUGE = 0, /* agg(latest of matching series) op value */
     FP_AK_QUANTILE,  /* histogram_quantile(q, increase over window) op value */
     FP_AK_PREDICT,   /* predict_linear(window, horizon) op value */
-    FP_AK_EXPIRY,    /* value - now op value (and >= at_least when >= 0) */
+    FP_AK_EXPIRY,    /* value - now op value (and >= at_least unless -1e308: none) */
     FP_AK_RATIO      /* any window pair: inc(num)/inc(den) > ratio over both */
 } fp_alert_kind;
 

@@ -300,7 +300,7 @@ static void compute(fp_aeval *e, rule_state *s, int64_t now_ms, collect *c)
     int k = 0;
     for (int i = 0; i < c->n; i++) {
         int ok = cmp(r->op, c->c[i].v, r->value);
-        if (r->kind == FP_AK_EXPIRY && r->at_least >= 0)
+        if (r->kind == FP_AK_EXPIRY && r->at_least > -1e300)
             ok = ok && c->c[i].v >= r->at_least;
         if (ok || r->kind == FP_AK_RATIO)
             c->c[k++] = c->c[i];

@@ -82,14 +82,17 @@ void fp_amsg_render(const fp_notify_conf *c, const fp_alert_rule *r, fp_amsg *m,
     const char *st_zh = m->resolved ? "已恢复" : m->repeat ? "仍在告警" : "告警";
     const char *st_en = m->resolved ? "RESOLVED" : m->repeat ? "STILL FIRING" : "FIRING";
     const char *code = strrchr(r->runbook, '/') ? strrchr(r->runbook, '/') + 1 : r->runbook;
+    /* `fapiao kb show` knows the articles directly under kb/ only */
+    int kb_cmd = strchr(r->runbook + 3, '/') == NULL;
     snprintf(m->title, sizeof m->title, "【%s %s / %s】%s", r->severity, st_zh, st_en, r->name);
     snprintf(m->text, sizeof m->text,
              "### 【%s %s / %s】%s\n\n**%s**\n\n%s\n\n"
              "- 实例 / instance: %s\n- 开始 / since: %s（北京时间 / CST）\n"
              "- 当前值 / value: %g\n- 受影响序列 / series: %d\n"
-             "- 处置手册 / runbook: %s%s（`fapiao kb show %.*s`）\n",
+             "- 处置手册 / runbook: %s%s%s%.*s%s\n",
              r->severity, st_zh, st_en, r->name, zh, en, c->instance, since, value, count,
-             c->runbook_base, r->runbook, (int)strcspn(code, "."), code);
+             c->runbook_base, r->runbook, kb_cmd ? "（`fapiao kb show " : "",
+             kb_cmd ? (int)strcspn(code, ".") : 0, code, kb_cmd ? "`）" : "");
     fp_buf b;
     fp_jw w;
     fp_jw_start(&w, &b, sizeof m->json);

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #define MAX_CASE_SERIES 8
-#define MAX_VALUES      4096
+#define MAX_VALUES      8192
 
 typedef struct tcase {
     char name[96], kind[16];
