@@ -6,6 +6,9 @@ deploy/alerts.yaml (docs/alerting.md):
   deploy/prometheus/tests/fapiao-rules.test.yml  promtool unit tests
   kb/alerts/ALERT_*.md                           runbooks named by the table
   docs/alerting.md                               the block between the markers
+  src/alerting/rules_gen.c                       the built-in evaluator's rules
+  tests/data/alerting/cases.txt                  the promtool cases' series,
+                                                 expanded, for test_alerting.c
 
   scripts/gen-alerts.py          rewrite them
   scripts/gen-alerts.py --check  exit 1 naming each file that is out of date
@@ -27,6 +30,8 @@ TESTS = ROOT / "deploy" / "prometheus" / "tests" / "fapiao-rules.test.yml"
 # the evaluation interval per file)
 WEEKLY = ROOT / "deploy" / "prometheus" / "tests" / "fapiao-weekly.test.yml"
 DOC = ROOT / "docs" / "alerting.md"
+CTABLE = ROOT / "src" / "alerting" / "rules_gen.c"
+CASES = ROOT / "tests" / "data" / "alerting" / "cases.txt"
 BEGIN, END = "<!-- alerts:begin (scripts/gen-alerts.py) -->", "<!-- alerts:end -->"
 INSTANCE = "fapiao-1:9464"
 BASE = {"instance": INSTANCE, "job": "fapiao"}
@@ -159,6 +164,13 @@ def load():
                 a[k] = {lang: sub(v) for lang, v in a[k].items()}
         if "expr" in a:
             a["expr"] = sub(a["expr"])
+        if "builtin" in a:
+            a["builtin"] = {k: (sub(v) if isinstance(v, str) else v)
+                            for k, v in a["builtin"].items()}
+            a["builtin"]["windows"] = [[sub(str(x)) for x in w]
+                                       for w in a["builtin"].get("windows", [])]
+        assert "pending" in a or ("builtin" in a) != ("prometheus_only" in a), \
+            "%s: needs builtin or prometheus_only" % a["name"]
     return t
 
 
@@ -235,9 +247,11 @@ def gen_tests(t):
             weekly_opts.update({k: v for k, v in c.items() if k not in ("at", "labels")})
             weekly_fire.append({"eval_time": c["at"], "alertname": a["name"], "exp_alerts": exp})
             continue
+        # slow: days of series, evaluated in the weekly file (every 10 min)
+        into = weekly if tc.get("slow") else tests
         for case in ("fire", "quiet"):
             c = tc[case]
-            tests.append({
+            into.append({
                 "name": "%s %s" % (a["name"], "fires" if case == "fire" else "stays quiet"),
                 "interval": c.get("interval", "1m"),
                 "input_series": series_list(c["series"]),
@@ -313,12 +327,21 @@ def gen_kb(a):
 
 def gen_doc_block(t):
     out = [BEGIN, ""]
-    out.append("| 告警 / alert | 级别 / severity | for | 知识库 / kb |")
-    out.append("|---|---|---|---|")
+    out.append("| 告警 / alert | 级别 / severity | for | 内置 / built-in | 知识库 / kb |")
+    out.append("|---|---|---|---|---|")
     for a in t["alerts"]:
         kb = "—" if "pending" in a else "[`%s`](../%s)" % (code_of(a), a["runbook"])
-        out.append("| `%s` | %s | %s | %s |" % (
-            a["name"], a["severity"], a.get("for", "—（待定 / pending）"), kb))
+        bi = ("—" if "pending" in a else "仅 Prometheus / Prometheus only"
+              if "prometheus_only" in a else a["builtin"]["kind"])
+        out.append("| `%s` | %s | %s | %s | %s |" % (
+            a["name"], a["severity"], a.get("for", "—（待定 / pending）"), bi, kb))
+    out.append("")
+    out.append("只有 Prometheus 能评估的告警及原因 / alerts only Prometheus evaluates, and why:")
+    out.append("")
+    for a in t["alerts"]:
+        if "prometheus_only" in a:
+            out.append("- `%s`：%s %s" % (a["name"], a["prometheus_only"]["zh"],
+                                         a["prometheus_only"]["en"]))
     out.append("")
     for a in t["alerts"]:
         out.append("### %s (%s)" % (a["name"], a["severity"]))
@@ -341,9 +364,135 @@ def gen_doc_block(t):
     return "\n".join(out)
 
 
+# ---- the built-in evaluator (src/alerting/, docs/alerting.md "Built-in") ----
+
+C_KIND = {"gauge": "FP_AK_GAUGE", "quantile": "FP_AK_QUANTILE", "predict": "FP_AK_PREDICT",
+          "expiry": "FP_AK_EXPIRY", "ratio": "FP_AK_RATIO"}
+C_OP = {">": "FP_AOP_GT", ">=": "FP_AOP_GE", "<": "FP_AOP_LT", "<=": "FP_AOP_LE",
+        "==": "FP_AOP_EQ"}
+C_AGG = {None: "FP_AGG_NONE", "min": "FP_AGG_MIN", "max": "FP_AGG_MAX", "sum": "FP_AGG_SUM"}
+
+
+def num(x):
+    """A number, or an arithmetic expression of numbers (after the params
+    are substituted): '14.4 * (1 - 0.999)'."""
+    x = str(x)
+    assert all(ch in "0123456789.+-*/() e" for ch in x), x
+    return float(eval(x, {"__builtins__": {}}))  # digits and operators only
+
+
+def cstr(s):
+    if s is None:
+        return "NULL"
+    return '"%s"' % s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def cnum(x):
+    return repr(num(x))
+
+
+def gen_ctable(t):
+    rows, only = [], []
+    for a in t["alerts"]:
+        if "pending" in a:
+            continue
+        if "prometheus_only" in a:
+            only.append("    {%s, %s, %s}," % (cstr(a["name"]), cstr(a["prometheus_only"]["zh"]),
+                                              cstr(a["prometheus_only"]["en"])))
+            continue
+        b = a["builtin"]
+        w = b.get("windows", [])
+        wins = ", ".join("{%d, %d, %s}" % (parse_dur(x[0]), parse_dur(x[1]), cnum(x[2]))
+                         for x in w) or "{0, 0, 0}"
+        rows.append("""    {.name = %s,
+     .severity = %s,
+     .for_s = %d,
+     .runbook = %s,
+     .summary_zh = %s,
+     .summary_en = %s,
+     .kind = %s,
+     .metric = %s,
+     .match = %s,
+     .agg = %s,
+     .op = %s,
+     .value = %s,
+     .at_least = %s,
+     .q = %s,
+     .window_s = %d,
+     .horizon_s = %d,
+     .num = %s,
+     .den = %s,
+     .windows = {%s},
+     .nwindows = %d,
+     .min_rate = %s},""" % (
+            cstr(a["name"]), cstr(a["severity"]), parse_dur(a["for"]), cstr(a["runbook"]),
+            cstr(a["summary"]["zh"]), cstr(a["summary"]["en"]), C_KIND[b["kind"]],
+            cstr(b.get("metric")), cstr(b.get("match")), C_AGG[b.get("agg")],
+            C_OP[b.get("op", ">")], cnum(b.get("value", 0)),
+            cnum(b["at_least"]) if "at_least" in b else "-1e308", cnum(b.get("q", 0)),
+            parse_dur(b.get("window", "0s")), parse_dur(b.get("horizon", "0s")),
+            cstr(b.get("num")), cstr(b.get("den")), wins, len(w), cnum(b.get("min_rate", 0))))
+    return ("/* rules_gen.c — GENERATED by scripts/gen-alerts.py from deploy/alerts.yaml;\n"
+            " * edit the table, not this file (docs/alerting.md \"Built-in evaluator\"). */\n"
+            "#include \"fapiao/alerting.h\"\n\n"
+            "#include <stddef.h>\n\n"
+            "/* clang-format off */\n"
+            "const fp_alert_rule fp_alert_rules[] = {\n%s\n};\n"
+            "const int fp_alert_nrules = (int)(sizeof fp_alert_rules / sizeof fp_alert_rules[0]);\n\n"
+            "const fp_alert_prom_only fp_alert_prom_only_rules[] = {\n%s\n};\n"
+            "const int fp_alert_nprom_only =\n"
+            "    (int)(sizeof fp_alert_prom_only_rules / sizeof fp_alert_prom_only_rules[0]);\n"
+            "/* clang-format on */\n" % ("\n".join(rows), "\n".join(only)))
+
+
+def expand(values):
+    """promtool's expanding notation -> a list of values (None: missing)."""
+    out = []
+    for tok in str(values).split():
+        if tok in ("_", "stale"):
+            out.append(None)
+            continue
+        if "x" in tok:
+            head, n = tok.rsplit("x", 1)
+            n = int(n)
+            if head.startswith("_"):
+                out += [None] * (n + 1)
+                continue
+            i = max(head.rfind("+"), head.rfind("-"))
+            if i > 0 and head[i - 1] not in "eE":
+                start, inc = float(head[:i]), float(head[i:])
+            else:
+                start, inc = float(head), 0.0
+            out += [start + inc * k for k in range(n + 1)]
+        else:
+            out.append(float(tok))
+    return out
+
+
+def gen_cases(t):
+    """Every non-weekly promtool case of an alert the built-in evaluator
+    runs, its series expanded: test_alerting.c feeds them to the evaluator
+    and expects the same verdict promtool gives."""
+    out = [HEADER.rstrip("\n"),
+           "# case NAME fire|quiet AT_S INTERVAL_S, then SERIES<TAB>v0 v1 ... (_ missing), end"]
+    for a in live(t):
+        if "builtin" not in a or a["tests"].get("weekly"):
+            continue
+        for case in ("fire", "quiet"):
+            c = a["tests"][case]
+            out.append("case %s %s %d %d" % (a["name"], case, parse_dur(c["at"]),
+                                              parse_dur(c.get("interval", "1m"))))
+            for k, v in c["series"].items():
+                out.append("%s\t%s" % (k, " ".join("_" if x is None else fmt(x)
+                                                    for x in expand(v))))
+            out.append("end")
+    return "\n".join(out) + "\n"
+
+
 def outputs(t):
     tests, weekly = gen_tests(t)
-    files = {RULES: gen_rules(t), TESTS: tests, WEEKLY: weekly}
+    files = {RULES: gen_rules(t), TESTS: tests, WEEKLY: weekly, CTABLE: gen_ctable(t),
+             CASES: gen_cases(t)}
     for a in t["alerts"]:
         if a["runbook"].startswith("kb/alerts/") and "pending" not in a:
             files[ROOT / a["runbook"]] = gen_kb(a)

@@ -94,5 +94,8 @@ const fp_taxcode_table *fp_server_set_codes(fp_server *s, const fp_taxcode_table
 int fp_server_port(const fp_server *s);
 /* The metrics listener's port (0: none). */
 int fp_server_metrics_port(const fp_server *s);
+/* The server's metrics registry (the built-in alert evaluator samples it
+ * and registers its own families there; docs/alerting.md). */
+struct fp_metrics *fp_server_metrics(fp_server *s);
 
 #endif

@@ -351,6 +351,27 @@ int fp_store_ranges(fp_store *s, void (*fn)(const fp_range_rec *r, void *arg), v
 int fp_store_add_range(fp_store *s, int64_t seller_id, const char prefix[6], int64_t first,
                        int64_t last, const fp_audit_rec *audit, fp_err *err);
 
+/* ---- alert silences (docs/alerting.md "Silences"; synchronous, rare) ---- */
+typedef struct fp_silence {
+    int64_t id;
+    char matchers[512]; /* "alertname=X,severity=P1" (k=v or k=~re, ',' between) */
+    int64_t starts_at, ends_at, created_at, expired_at; /* unix s; expired_at 0: not expired */
+    char comment[256], created_by[80];
+} fp_silence;
+/* Stores a silence (id, created_at and expired_at are set here) with its
+ * audit record (action alerts.silence, target "silence:ID") in one
+ * transaction; FP_EINVAL for empty matchers or ends_at <= starts_at. */
+int fp_store_silence_create(fp_store *s, const fp_silence *x, int64_t *id,
+                            const fp_audit_rec *audit, fp_err *err);
+/* Ends a silence now (ends_at = expired_at = now) with its audit record;
+ * FP_ENOTFOUND when no such silence is still active. */
+int fp_store_silence_expire(fp_store *s, int64_t id, int64_t now, const fp_audit_rec *audit,
+                            fp_err *err);
+/* Calls fn for each silence, newest first: active at now only (now > 0),
+ * or all (now 0). */
+int fp_store_silences(fp_store *s, int64_t now, void (*fn)(const fp_silence *x, void *arg),
+                      void *arg);
+
 /* ---- red forms (synchronous; rare, so one transaction each) ---- */
 #include "fapiao/red.h"
 

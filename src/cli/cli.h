@@ -90,6 +90,7 @@ int cmd_ranges(int argc, char **argv);
 int cmd_kb(int argc, char **argv);
 int cmd_upstream(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
+int cmd_alerts(int argc, char **argv);
 int cmd_pdf(int argc, char **argv);
 int cmd_render_worker(int argc, char **argv);
 int cmd_outbox(int argc, char **argv);

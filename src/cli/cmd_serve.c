@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "datadir.h"
 #include "serve_opts.h"
+#include "fapiao/alerting.h"
 #include "fapiao/audit.h"
 #include "fapiao/auditor.h"
 #include "fapiao/auth.h"
@@ -184,6 +185,8 @@ typedef struct serve_run {
     fp_health *health;
     fp_tls *tls;
     fp_server *srv;
+    fp_notify_conf alert_conf; /* --alerting (docs/alerting.md) */
+    fp_alerting *alerting;
 } serve_run;
 
 /* The number options into the server's, outbox's and health checks'
@@ -368,6 +371,11 @@ static int load_secrets(serve_run *r)
                   "--metrics-listen must be HOST:PORT, e.g. 127.0.0.1:9464");
         return 2;
     }
+    if (r->c.alerting && fp_notify_conf_read(r->c.alerting, &r->alert_conf, &err) < 0) {
+        cli_fail("告警配置不可用，拒绝启动", "the alerting file cannot be used; not starting",
+                 err.msg);
+        return 1;
+    }
     if (r->c.metrics_token && read_metrics_token(r->c.metrics_token, r->mtoken, &err) < 0) {
         cli_fail("监控令牌不可用，拒绝启动", "the metrics token cannot be used; not starting",
                  err.msg);
@@ -387,9 +395,31 @@ static int load_secrets(serve_run *r)
     return 0;
 }
 
+/* The notifier's silences (docs/alerting.md "Silences"): those active now,
+ * read from the store each evaluation round, so that `fapiao alerts
+ * silence` takes effect at the next one. */
+typedef struct silence_out {
+    char (*out)[512];
+    int cap, n;
+} silence_out;
+
+static void add_silence(const fp_silence *x, void *arg)
+{
+    silence_out *o = arg;
+    if (o->n < o->cap)
+        snprintf(o->out[o->n++], sizeof o->out[0], "%s", x->matchers);
+}
+
+static int read_silences(void *arg, int64_t now_s, char (*out)[512], int cap)
+{
+    silence_out o = {out, cap, 0};
+    return fp_store_silences(arg, now_s, add_silence, &o) < 0 ? -1 : o.n;
+}
+
 /* Stops what start_services started, in reverse order (NULLs skipped). */
 static void stop_services(serve_run *r)
 {
+    fp_alerting_stop(r->alerting); /* it samples the server's registry */
     fp_server_stop(r->srv);
     fp_tls_free(r->tls);
     if (r->outbox)
@@ -535,6 +565,13 @@ static int start_services(serve_run *r)
         cli_tls_missing_hint(r->crt, r->key);
     } else if (fp_server_start(so, &r->srv, &err) < 0)
         cli_fail("无法启动 HTTPS 服务", "cannot start the HTTPS server", err.msg);
+    r->alert_conf.silences = read_silences;
+    r->alert_conf.silences_arg = r->store;
+    if (r->srv && r->c.alerting &&
+        fp_alerting_start(&r->alert_conf, fp_server_metrics(r->srv), &r->alerting, &err) < 0) {
+        cli_fail("无法启动内置告警", "cannot start the built-in alerting", err.msg);
+        return 1;
+    }
     return r->srv ? 0 : 1;
 }
 

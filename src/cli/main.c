@@ -58,6 +58,8 @@ static const struct {
     {"kb", cmd_kb, "搜索或查看故障知识库", "search or show the troubleshooting knowledge base"},
     {"upstream", cmd_upstream, "调用税务平台（乐企）：连通、授信额度、号码、编码、上传、红字确认单",
      "call the tax platform (乐企): ping, credit, numbers, codes, upload, red forms"},
+    {"alerts", cmd_alerts, "内置告警：静默、列出、结束静默与测试通知",
+     "built-in alerts: silence, list, expire silences and test the receivers"},
     {"version", cmd_version, "显示版本", "print the version"},
     {"help", cmd_help, "显示帮助", "show this help"},
 };

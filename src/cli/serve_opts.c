@@ -273,6 +273,10 @@ static const opt opts[] = {
      "a plain-HTTP listener on loopback serving only /metrics; the main port's /metrics then "
      "needs the token or is absent",
      "另开只提供 /metrics 的回环地址明文监听；主端口的 /metrics 随之需要令牌或不再提供"},
+    {"--alerting", OPT_STR, F(alerting), 0, 0, U_NONE, "FILE", NULL,
+     "the built-in alert evaluator and notifier, with the receivers of FILE "
+     "(docs/alerting.md \"Built-in evaluator\")",
+     "启用内置告警评估与通知，接收方见 FILE（docs/alerting.md \"Built-in evaluator\"）"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 

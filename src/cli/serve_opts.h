@@ -20,6 +20,7 @@ typedef struct serve_conf {
     const char *cert, *key, *key_pass, *ocsp, *client_ca;
     const char *audit_key, *cp_sink, *metrics_listen, *metrics_token;
     const char *archive, *archive_command;
+    const char *alerting; /* --alerting FILE (docs/alerting.md) */
     /* switches: 0 or 1 */
     int fault_injection, allow_private_webhooks;
     /* numbers, in the unit of their option; SERVE_UNSET when not given */

@@ -143,6 +143,11 @@ int fp_server_metrics_port(const fp_server *s)
     return s->metrics_d ? s->metrics_port : 0;
 }
 
+struct fp_metrics *fp_server_metrics(fp_server *s)
+{
+    return s->metrics;
+}
+
 enum MHD_Result fp_h_metrics(fp_req *r)
 {
     fp_server *s = r->srv;

@@ -156,7 +156,14 @@
     X(int, store_webhook_set,                                                                      \
       (const char *client_id, const char *url, const char *secret, const fp_audit_rec *audit,      \
        fp_err *err),                                                                               \
-      (client_id, url, secret, audit, err))
+      (client_id, url, secret, audit, err))                                                        \
+    X(int, store_silence_create,                                                                   \
+      (const fp_silence *x, int64_t *id, const fp_audit_rec *audit, fp_err *err),                  \
+      (x, id, audit, err))                                                                         \
+    X(int, store_silence_expire,                                                                   \
+      (int64_t id, int64_t now, const fp_audit_rec *audit, fp_err *err), (id, now, audit, err))    \
+    X(int, store_silences, (int64_t now, void (*fn)(const fp_silence *x, void *arg), void *arg),   \
+      (now, fn, arg))
 
 #define FP_UNPAREN(...) __VA_ARGS__
 

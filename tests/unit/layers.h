@@ -57,6 +57,9 @@ static const layer_rule layer_rules[] = {
     {"client", " client lib doctor kb ", NULL,
      "libfapiao-client (include/fapiao-client/): an API client on the library's breaker and "
      "clock; its doctor hook runs the doctor, never the server or the store"},
+    {"alerting", " alerting security lib ", NULL,
+     "the built-in alert evaluator and notifier (docs/alerting.md): it reads the metrics text, "
+     "never the store or the server"},
     {"cli", NULL, NULL, "the top: the fapiao command; nothing includes from it"},
 };
 
@@ -101,6 +104,7 @@ static const struct {
     {"proxy.h", "server"},
     {"tls.h", "server"},
     {"upstream.h", "upstream"},
+    {"alerting.h", "alerting"},
 };
 
 /* Loops known today, each with the change that removes it.  The lint fails

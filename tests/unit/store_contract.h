@@ -639,6 +639,43 @@ out:
     free(y);
 }
 
+static void sc_count_silence(const fp_silence *x, void *arg)
+{
+    sc_count *c = arg;
+    c->n++;
+    (void)x;
+}
+
+/* alert silences (docs/alerting.md): stored, listed while active, expired
+ * once (a second expire finds none), each change audited */
+static void sc_silences(sc_env *e)
+{
+    fp_silence x = {.starts_at = 1000, .ends_at = 8200};
+    snprintf(x.matchers, sizeof x.matchers, "alertname=FapiaoDegraded,severity=P1");
+    snprintf(x.comment, sizeof x.comment, "维护");
+    snprintf(x.created_by, sizeof x.created_by, "contract");
+    fp_err err = {0};
+    fp_audit_rec a = {.actor = "contract", .action = "alerts.silence"};
+    int64_t id = 0;
+    if (!CHECK_EQ_INT(fp_store_silence_create(e->s, &x, &id, &a, &err), 0) || !CHECK(id > 0))
+        return;
+    sc_count at = {0}, after = {0}, all = {0};
+    CHECK_EQ_INT(fp_store_silences(e->s, 2000, sc_count_silence, &at), 0);
+    CHECK_EQ_INT(at.n, 1);
+    CHECK_EQ_INT(fp_store_silences(e->s, 9000, sc_count_silence, &after), 0);
+    CHECK_EQ_INT(after.n, 0);
+    fp_audit_rec x2 = {.actor = "contract", .action = "alerts.expire"};
+    CHECK_EQ_INT(fp_store_silence_expire(e->s, id, 3000, &x2, &err), 0);
+    CHECK_EQ_INT(fp_store_silence_expire(e->s, id, 3001, &x2, &err), FP_ENOTFOUND);
+    at.n = 0;
+    CHECK_EQ_INT(fp_store_silences(e->s, 3500, sc_count_silence, &at), 0);
+    CHECK_EQ_INT(at.n, 0);
+    CHECK_EQ_INT(fp_store_silences(e->s, 0, sc_count_silence, &all), 0);
+    CHECK_EQ_INT(all.n, 1);
+    x.ends_at = x.starts_at;
+    CHECK_EQ_INT(fp_store_silence_create(e->s, &x, &id, &a, &err), FP_EINVAL);
+}
+
 typedef struct sc_check {
     const char *name;
     void (*fn)(sc_env *e);
@@ -650,7 +687,7 @@ static const sc_check sc_checks[] = {
     {"idempotency", sc_idempotency, 1, 100}, {"durable_ack", sc_durable_ack, 1, 100},
     {"red_caps", sc_red_caps, 1, 100},       {"audit_chain", sc_audit_chain, 1, 100},
     {"sellers", sc_sellers, 1, 100},         {"audit_prune", sc_audit_prune, 1, 100},
-    {"check", sc_check_now, 1, 100},
+    {"check", sc_check_now, 1, 100},         {"silences", sc_silences, 1, 100},
 };
 #define SC_NCHECKS ((int)NCASES(sc_checks))
 

@@ -16,6 +16,7 @@
 #include "fapiao/clock.h"
 #include "fapiao/crypto.h"
 #include "internal.h"
+#include "../silences_sql.h"
 
 /* ---- the schema ---- */
 
@@ -129,6 +130,8 @@ static const char *const pg_migrations[] = {
     "CREATE TRIGGER sellers_gen AFTER INSERT OR UPDATE OR DELETE ON sellers"
     "  FOR EACH ROW EXECUTE FUNCTION fapiao_sellers_gen();"
     "ALTER TABLE invoices ADD COLUMN seq BIGSERIAL;",
+    /* 3: SQLite's migration 11 (alert silences, docs/alerting.md) */
+    FP_PG_SILENCES_SQL,
 };
 #define PG_NMIGRATIONS ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))
 const int pg_schema_version = PG_NMIGRATIONS;

@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#include "../silences_sql.h"
+
 static const char *const migrations[] = {
     /* 1: walking skeleton */
     "CREATE TABLE sellers("
@@ -192,6 +194,9 @@ static const char *const migrations[] = {
     "  UPDATE seller_generation SET gen = gen + 1 WHERE id = 1; END;"
     "CREATE TRIGGER sellers_gen_del AFTER DELETE ON sellers BEGIN"
     "  UPDATE seller_generation SET gen = gen + 1 WHERE id = 1; END;",
+    /* 11: alert silences (issue 19; docs/alerting.md "Silences"), made by
+     * `fapiao alerts silence` and read by the running server's notifier. */
+    FP_SQ_SILENCES_SQL,
 };
 
 int fp_store_migration_count(void)
