@@ -13,7 +13,8 @@ test_pkgs=(curl python3 python3-pytest wrk nghttp2-client sqlite3 gnutls-bin
            clang clang-format libclang-rt-14-dev libxml2-utils openssl
            poppler-utils faketime nftables iproute2 prometheus prometheus-alertmanager zbar-tools
            testssl.sh haproxy qpdf gnuplot-nox
-           dpkg-dev debhelper help2man lintian fakeroot logrotate strace postgresql-15)
+           dpkg-dev debhelper help2man lintian fakeroot logrotate strace postgresql-15
+           postgresql-15-auto-failover pg-auto-failover-cli)
 
 want=("${build_pkgs[@]}")
 [ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")
