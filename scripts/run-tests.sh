@@ -30,6 +30,7 @@ stage "e2e ($build)" env FAPIAO_BIN="$root/$build/fapiao" /usr/bin/python3 -m py
 # The fault zoo (tests/faults): every doctor finding built for real, and the
 # curl table of docs/doctor.md checked against it; optimised build only.
 stage "faults ($build)" env FAPIAO_BIN="$root/$build/fapiao" /usr/bin/python3 -m pytest -q -p no:cacheprovider "$root/tests/faults"
+stage "drills ($build)" env FAPIAO_BIN="$root/$build/fapiao" /usr/bin/python3 -m pytest -q -p no:cacheprovider "$root/tests/drills"
 stage "e2e ($asan, ASan+UBSan)" env FAPIAO_BIN="$root/$asan/fapiao" FAPIAO_SANITIZED=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider "$root/tests/e2e"
 
 # Real fuzzing, bounded: every target for FUZZ_SECONDS on a scratch copy of
