@@ -15,6 +15,9 @@
 #ifndef FAPIAO_STORE_INTERNAL_H
 #define FAPIAO_STORE_INTERNAL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include "fapiao/jobs.h"
 #include "fapiao/store.h"
 
@@ -180,5 +183,83 @@ extern const fp_store_ops fp_store_pg_ops; /* pg/: a postgresql:// URL */
  * tests choose it themselves, e.g. to run the contract suite against a
  * deliberately wrong wrapper of a backend). */
 int fp_store_open_ops(const fp_store_ops *ops, const fp_store_opts *o, fp_store **out, fp_err *err);
+
+/* ---- writeq.c: the issue requests' queue both backends' writers share ---- */
+
+typedef struct fp_writeq {
+    pthread_mutex_t lock; /* head, tail, stopping, draining, reaper_stop, batch */
+    pthread_cond_t cond;
+    fp_issue_req *head, *tail;
+    int stopping;
+    char draining[128]; /* fp_store_cancel_queued, read-only: refuse new requests */
+    /* the batch being written (under lock): its requests past their
+     * deadline are answered FP_ISSUE_UNKNOWN (they may yet be committed) */
+    fp_issue_req *batch;
+    int max_batch, deadline_ms;
+    pthread_t writer, reaper;
+    int writer_started, reaper_started, reaper_stop;
+    pthread_cond_t rpcond;
+    pthread_mutex_t *wlock; /* the backend's writer lock: run() gets it held */
+    void (*run)(void *be, fp_issue_req *head, int n);
+    void *be;
+    pthread_mutex_t hooklock;
+    void (*outcome_hook)(int ok, void *arg); /* after every commit and probe */
+    void *outcome_hook_arg;
+    _Atomic uint64_t commits, requests, max_seen, timed_out, unknown;
+} fp_writeq;
+
+void fp_writeq_init(fp_writeq *q, int max_batch, int write_deadline_ms);
+void fp_writeq_fini(fp_writeq *q);
+/* Starts the writer thread (taking wlock, then up to max_batch requests,
+ * and calling run, which must release wlock and end with
+ * fp_writeq_answer) and the deadline thread. */
+int fp_writeq_start(fp_writeq *q, pthread_mutex_t *wlock,
+                    void (*run)(void *be, fp_issue_req *head, int n), void *be, fp_err *err);
+void fp_writeq_stop(fp_writeq *q); /* drains the queue, then stops both threads */
+void fp_writeq_submit(fp_writeq *q, fp_issue_req *r); /* store.h fp_store_submit */
+int fp_writeq_cancel(fp_writeq *q, const char *why);  /* store.h fp_store_cancel_queued */
+/* Counts the batch of n, then answers each request (or releases the ones
+ * the deadline thread answered). */
+void fp_writeq_answer(fp_writeq *q, fp_issue_req *head, int n);
+void fp_writeq_outcome(fp_writeq *q, int ok); /* tells the outcome hook */
+void fp_writeq_set_outcome_hook(fp_writeq *q, void (*fn)(int ok, void *arg), void *arg);
+void fp_writeq_stats(fp_writeq *q, fp_store_stats *st); /* commits, requests, max_batch, ... */
+/* r failed (nothing of it stored): FP_ISSUE_FAILED with why, the document
+ * given back when it had become the response. */
+void fp_issue_req_fail(fp_issue_req *r, const char *why);
+
+/* ---- clock.c: the issue clock both backends apply in the batch ---- */
+/* The wall clock and CLOCK_BOOTTIME in seconds (o->clock_now in tests). */
+void fp_issue_clock_read(const fp_store_opts *o, int64_t *wall, int64_t *boot);
+/* t as ISO 8601 in CST ("2026-01-02T03:04:05+08:00"). */
+void fp_issue_clock_text(int64_t t, char out[32]);
+/* The issue clock applied to r in the batch's transaction: FP_CLOCK_OK with
+ * r->issued_at (and its document) set and the mark moved, else r refused
+ * (result, clock_mark, clock_retry_s).  confirmed() reads the operator's
+ * last confirmation, asked only on a jump; *confirmed_seen the last one
+ * this writer took. */
+fp_clock_verdict fp_issue_clock_take(fp_issue_clock *c, int64_t *confirmed_seen,
+                                     int (*confirmed)(void *arg, int64_t *at), void *arg,
+                                     fp_issue_req *r, int64_t boot);
+
+/* ---- common.c: rules both backends apply around their own SQL ---- */
+/* The client-secret check (store.h fp_store_client_check_secret): the same
+ * work whatever the client id, so the time of an answer does not tell
+ * whether the id exists (issue 13).  Each live secret row goes through
+ * _row, real candidates first; _end pads with dummy hashes up to
+ * FP_SECRETS_LIVE_MAX and turns rc (the client's lookup) into the answer. */
+typedef struct fp_secret_check {
+    const char *secret;
+    int matched, candidates;
+    int64_t matched_id;
+} fp_secret_check;
+void fp_secret_check_row(fp_secret_check *c, const unsigned char salt[16],
+                         const unsigned char want[32], int64_t id);
+int fp_secret_check_end(fp_secret_check *c, int rc, fp_client_info *out);
+/* The per-line usage array of the blue invoice's other forms (red.h),
+ * sized for f's lines: free() it; NULL when out of memory. */
+fp_red_used *fp_red_used_new(const fp_red_form *f, int *maxline);
+/* f settled against used, then its caps checked: 0, or FP_ERANGE with es. */
+int fp_red_form_fits(fp_red_form *f, const fp_red_used *used, int maxline, fp_errors *es);
 
 #endif

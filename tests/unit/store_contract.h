@@ -27,6 +27,12 @@
  *                 before, each checkpoint right after the record it ends
  *                 at and agreeing with it, and the look-ups by id and by
  *                 hash finding the same records;
+ *   audit_prune   retention: the records up to the newest checkpoint
+ *                 before the cut go, that checkpoint stays as the anchor
+ *                 the rest links to, an audit.prune record follows, and a
+ *                 second prune with the same cut finds nothing to do;
+ *   check         the store check (fp_store_check_now, quick and full)
+ *                 passes on a store in use, and says so;
  *   sellers       a seller is created and read back with every field; a
  *                 second seller with the same tax id is refused CONFLICT
  *                 (also by an update) and changes nothing, not even the
@@ -460,6 +466,97 @@ static void sc_audit_chain(sc_env *e)
     CHECK_EQ_INT(c.bad_cp, 0);
 }
 
+typedef struct sc_pruned {
+    int64_t min_id, anchor_upto;
+    unsigned char anchor_hash[FP_AUDIT_HASH_LEN];
+    int first_linked, anchor_found;
+    int64_t anchor;
+} sc_pruned;
+
+static int sc_pruned_row(const fp_audit_row *r, void *arg)
+{
+    sc_pruned *p = arg;
+    if (r->id == p->min_id)
+        p->first_linked = r->prev_len == FP_AUDIT_HASH_LEN &&
+                          memcmp(r->prev_hash, p->anchor_hash, FP_AUDIT_HASH_LEN) == 0;
+    return 0;
+}
+
+static int sc_pruned_cp(const fp_audit_cp *cp, void *arg)
+{
+    (void)cp, (void)arg;
+    return 0;
+}
+
+static int sc_pruned_snap(fp_audit_snap *a, void *arg)
+{
+    sc_pruned *p = arg;
+    fp_err err = {0};
+    int64_t max_id = 0;
+    fp_audit_cp cp;
+    CHECK_EQ_INT(a->bounds(a, &p->min_id, &max_id, &err), 0);
+    p->anchor_found = a->cp(a, FP_CP_ID, p->anchor, &cp, &err) == 1;
+    if (p->anchor_found) {
+        p->anchor_upto = cp.upto_id;
+        memcpy(p->anchor_hash, cp.upto_hash, FP_AUDIT_HASH_LEN);
+    }
+    fp_audit_scan q = {.from = p->min_id, .on_row = sc_pruned_row, .on_cp = sc_pruned_cp, .arg = p};
+    CHECK_EQ_INT(a->scan(a, &q, &err), 0);
+    return 0;
+}
+
+static void sc_audit_prune(sc_env *e)
+{
+    fp_err err = {0};
+    /* three old records and a checkpoint over them, then two new ones */
+    for (int i = 0; i < 5; i++) {
+        fp_audit_rec r = {.ts = i < 3 ? 1000 + i : SC_ISSUED_T,
+                          .actor = "contract",
+                          .action = "test.event",
+                          .target = i < 3 ? "old" : "new",
+                          .request_id = "",
+                          .client_ip = "",
+                          .outcome = "ok"};
+        CHECK_EQ_INT(fp_store_audit(e->s, &r, &err), 0);
+        if (i == 2)
+            CHECK_MSG(fp_store_audit_checkpoint(e->s, &err) == 1, "checkpoint: %s", err.msg);
+    }
+    fp_audit_head h0, h1;
+    if (!CHECK_EQ_INT(fp_store_audit_head(e->s, &h0, &err), 0))
+        return;
+    int64_t upto = -1, anchor = -1;
+    if (!CHECK_MSG(fp_store_audit_prune(e->s, 2000, "contract", &upto, &anchor, &err) == 0,
+                   "prune: %s", err.msg))
+        return;
+    CHECK_EQ_INT(upto, h0.cp_upto); /* the three old ones (and any before them) */
+    CHECK_EQ_INT(anchor, h0.cp_id);
+    /* the anchor stays, the next record links to it, audit.prune follows */
+    sc_pruned p = {.anchor = anchor};
+    CHECK_MSG(fp_store_audit_snapshot(e->s, sc_pruned_snap, &p, &err) == 0, "snapshot: %s",
+              err.msg);
+    CHECK_EQ_INT(p.min_id, upto + 1);
+    CHECK(p.anchor_found);
+    CHECK_EQ_INT(p.anchor_upto, upto);
+    CHECK(p.first_linked);
+    CHECK_EQ_INT(fp_store_audit_head(e->s, &h1, &err), 0);
+    CHECK_EQ_INT(h1.last_id, h0.last_id + 1);
+    /* nothing more to prune at the same cut */
+    CHECK_EQ_INT(fp_store_audit_prune(e->s, 2000, "contract", &upto, &anchor, &err), 0);
+    CHECK_EQ_INT(upto, 0);
+}
+
+static void sc_check_now(sc_env *e)
+{
+    sc_issue(e, "check-1", 0x51);
+    for (int full = 0; full <= 1; full++) {
+        fp_store_check_report rep;
+        CHECK_MSG(fp_store_check_now(e->s, full, &rep) == 0, "check (full %d): %s", full,
+                  rep.problems);
+        CHECK(rep.ok);
+        CHECK_EQ_STR(rep.integrity, "ok");
+    }
+}
+
 typedef struct sc_count {
     int n;
     int64_t last_id;
@@ -552,7 +649,8 @@ static const sc_check sc_checks[] = {
     {"numbers", sc_numbers, 1, 3},           {"no_reuse", sc_no_reuse, 1, 100},
     {"idempotency", sc_idempotency, 1, 100}, {"durable_ack", sc_durable_ack, 1, 100},
     {"red_caps", sc_red_caps, 1, 100},       {"audit_chain", sc_audit_chain, 1, 100},
-    {"sellers", sc_sellers, 1, 100},
+    {"sellers", sc_sellers, 1, 100},         {"audit_prune", sc_audit_prune, 1, 100},
+    {"check", sc_check_now, 1, 100},
 };
 #define SC_NCHECKS ((int)NCASES(sc_checks))
 

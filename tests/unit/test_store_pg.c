@@ -4,6 +4,8 @@
  * PostgreSQL binaries are absent):
  *   - the store contract suite (store_contract.h), each check on a fresh
  *     schema;
+ *   - the store check finds a number a range would reuse and a wrong
+ *     audit head;
  *   - the bounded render backlog's rows (notify early, the on-demand
  *     render claim, pruning);
  *   - versioned migrations: a schema newer than this build is refused;
@@ -107,6 +109,42 @@ static void test_contract(void)
         check_ctx("contract %s on PostgreSQL", sc_checks[i].name);
         CHECK_EQ_INT(failed[i], 0);
     }
+    check_ctx("%s", "");
+}
+
+/* The store check finds what it is for: an invoice number a range would
+ * hand out again, and an audit head that does not name the last record
+ * (each broken behind the store's back, then put right). */
+static void test_check_finds(void)
+{
+    fp_store_ops ops = fp_store_pg_ops;
+    ops.open = open_by_name;
+    sc_env e;
+    check_ctx("store check on PostgreSQL");
+    if (sc_begin(&e, &ops, &inv, "/pg", "postgresql", "checkfinds", 1, 100) &&
+        CHECK(sc_issue(&e, "finds-1", 0x61) >= 0)) {
+        static const struct {
+            const char *breaks, *mends, *problem;
+        } cases[] = {
+            {"UPDATE postgresql_checkfinds.number_ranges SET next = first",
+             "UPDATE postgresql_checkfinds.number_ranges SET next = first + 1", "range's next"},
+            {"UPDATE postgresql_checkfinds.audit_head SET last_id = last_id + 5",
+             "UPDATE postgresql_checkfinds.audit_head SET last_id = last_id - 5", "audit head"},
+        };
+        fp_store_check_report rep;
+        for (size_t i = 0; i < NCASES(cases); i++) {
+            check_ctx("store check on PostgreSQL finds: %s", cases[i].breaks);
+            CHECK_EQ_INT(fp_store_check_now(e.s, 0, &rep), 0);
+            if (!CHECK(admin_exec(cases[i].breaks)))
+                continue;
+            CHECK_EQ_INT(fp_store_check_now(e.s, 0, &rep), FP_EIO);
+            CHECK(!rep.ok);
+            CHECK_MSG(strstr(rep.problems, cases[i].problem) != NULL, "problems: %s", rep.problems);
+            CHECK(admin_exec(cases[i].mends));
+            CHECK_EQ_INT(fp_store_check_now(e.s, 1, &rep), 0);
+        }
+    }
+    sc_end(&e);
     check_ctx("%s", "");
 }
 
@@ -582,6 +620,7 @@ int main(int argc, char **argv)
     if (mkdtemp(key_dir))
         snprintf(key_path, sizeof key_path, "%s/audit.key", key_dir);
     test_contract();
+    test_check_finds();
     test_backlog();
     test_schema_newer();
     test_two_nodes();

@@ -128,8 +128,8 @@ int pg_store_client_check_secret(void *be, const char *client_id, const char *se
     fp_pg *s = be;
     PGconn *db = pg_racquire(s);
     int rc = fp_client_id_valid(client_id) ? get_client(db, client_id, out, NULL) : FP_ENOTFOUND;
-    int matched = 0, candidates = 0, qrc;
-    int64_t matched_id = 0;
+    int qrc;
+    fp_secret_check chk = {.secret = secret};
     pg_params p = {0};
     pg_text(&p, client_id);
     pg_i64(&p, now);
@@ -140,26 +140,12 @@ int pg_store_client_check_secret(void *be, const char *client_id, const char *se
     if (!r && rc == 0)
         rc = FP_EIO;
     for (int i = 0; r && i < PQntuples(r); i++) {
-        unsigned char salt[16], want[32], h[32];
-        if (pg_bytea(r, i, 0, salt, 16) < 0 || pg_bytea(r, i, 1, want, 32) < 0)
-            continue;
-        fp_secret_hash(salt, secret, h);
-        int eq = fp_ct_equal(h, want, 32);
-        if (eq && !matched)
-            matched_id = pg_int(r, i, 2);
-        matched |= eq;
-        candidates++;
+        unsigned char salt[16], want[32];
+        if (pg_bytea(r, i, 0, salt, 16) == 0 && pg_bytea(r, i, 1, want, 32) == 0)
+            fp_secret_check_row(&chk, salt, want, pg_int(r, i, 2));
     }
     PQclear(r);
-    for (; candidates < FP_SECRETS_LIVE_MAX; candidates++) {
-        static const unsigned char dummy_salt[16];
-        unsigned char h[32];
-        fp_secret_hash(dummy_salt, secret, h);
-    }
-    if (rc == 0 && !matched)
-        rc = FP_ECRYPTO;
-    if (rc == 0)
-        out->matched_secret_id = matched_id;
+    rc = fp_secret_check_end(&chk, rc, out);
     pg_rrelease(s, db);
     return rc;
 }

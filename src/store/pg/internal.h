@@ -8,9 +8,9 @@
  *           the audit head and issue clock rows locked in it).  Held by the
  *           writer thread for a whole group commit and by every
  *           synchronous write (ranges, sellers, clients, audit records).
- *   qlock   the queue of issue requests, stopping, draining, the batch
- *           being written (the deadline thread may answer its requests
- *           early but never frees them).
+ *   q       the queue of issue requests, the batch being written, the
+ *           writer and deadline threads, the outcome hook: ../writeq.c,
+ *           which both backends share, says who owns what there.
  *   rlock   the read pool's free list.
  *   atomics the counters, the injected faults, the hooks' histograms.
  * Nothing read from the database is cached across transactions: the range
@@ -51,19 +51,7 @@ typedef struct fp_pg {
     unsigned char audit_sk[FP_AUDIT_KEY_LEN], audit_pk[FP_AUDIT_KEY_LEN];
     int64_t audit_cp_mono_ms; /* this node's last checkpoint (fp_mono_ms) */
 
-    pthread_t writer;
-    int writer_started;
-    pthread_mutex_t qlock;
-    pthread_cond_t qcond;
-    fp_issue_req *qhead, *qtail;
-    int stopping;
-    char draining[128];
-    /* the batch being written (under qlock): its requests past their
-     * deadline are answered FP_ISSUE_UNKNOWN by the deadline thread */
-    fp_issue_req *batch;
-    pthread_t reaper;
-    int reaper_started, reaper_stop;
-    pthread_cond_t rpcond;
+    fp_writeq q; /* the queue, the writer and deadline threads (../writeq.c) */
 
     /* the issue clock: the mark is the database's; the base is this node's */
     fp_issue_clock clock;
@@ -75,14 +63,11 @@ typedef struct fp_pg {
     pthread_mutex_t rlock;
     pthread_cond_t rcond;
 
-    _Atomic uint64_t commits, requests, max_batch, commit_us_total, timed_out, unknown;
+    _Atomic uint64_t commit_us_total;
     _Atomic int64_t last_commit_us, last_probe_us;
     _Atomic int notify_early; /* fp_store_set_notify_early (jobs.h; writer.c) */
     void (*job_hook)(void *arg);
     void *job_hook_arg;
-    void (*outcome_hook)(int ok, void *arg);
-    void *outcome_hook_arg;
-    pthread_mutex_t hooklock;
     _Atomic int fault_write_fail, fault_write_delay_ms, fault_fsync_delay_ms;
     struct fp_metric *_Atomic h_batch, *_Atomic h_commit;
 } fp_pg;
@@ -119,20 +104,21 @@ void pg_rrelease(fp_pg *s, PGconn *c);
 /* The two-digit year (CST) of issue time t (0: now) a range must start with. */
 void pg_current_yy(char yy[3], int64_t t);
 
-/* ---- writer.c ---- */
+/* ---- writer.c: the batch (its queue and threads: ../writeq.c) ---- */
+int pg_writer_start(fp_pg *s, fp_err *err);
+
+/* ---- audit_chain.c: transactions on the writer connection, the chain ---- */
 /* Signs the chain's head now when records followed the last checkpoint
  * (force: whatever its age; close uses it): 1 signed, 0 nothing due. */
 int pg_audit_sign(fp_pg *s, int force, fp_err *err);
-/* the writer's condition variables, made at open and destroyed at close */
-void pg_writer_init(fp_pg *s);
-void pg_writer_fini(fp_pg *s);
-int pg_writer_start(fp_pg *s, fp_err *err);
-void pg_writer_stop(fp_pg *s);
 /* BEGIN on the locked writer connection; commit or roll back with these
  * (they write the audit head back and reset the transaction state). */
 int pg_tx_begin(fp_pg *s, fp_err *err);
 int pg_tx_commit(fp_pg *s, fp_err *err);
 void pg_tx_rollback(fp_pg *s);
+/* The chain's head locked for the rest of the transaction, and the last
+ * checkpoint read under it (s->tx). */
+int pg_head_lock(fp_pg *s, fp_err *err);
 /* Appends rec to the chain inside the open transaction (the head row
  * locked FOR UPDATE at the first append of the transaction). */
 int pg_audit_append(fp_pg *s, const fp_audit_rec *rec, fp_err *err);
@@ -140,6 +126,9 @@ int pg_audit_append(fp_pg *s, const fp_audit_rec *rec, fp_err *err);
  * defaulting to these. */
 int pg_audit_change(fp_pg *s, const fp_audit_rec *audit, const char *target, const char *outcome,
                     fp_err *err);
+
+/* ---- open.c ---- */
+extern const int pg_schema_version; /* the schema version this build knows */
 
 /* ---- the operations (../internal.h), one pg_<name> per row ---- */
 int pg_open(const fp_store_opts *o, void **be, fp_err *err);

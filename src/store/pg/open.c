@@ -131,6 +131,7 @@ static const char *const pg_migrations[] = {
     "ALTER TABLE invoices ADD COLUMN seq BIGSERIAL;",
 };
 #define PG_NMIGRATIONS ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))
+const int pg_schema_version = PG_NMIGRATIONS;
 
 /* Brings the schema up to this build's version, one transaction per
  * version, under an advisory lock so that nodes starting together migrate
@@ -261,12 +262,9 @@ int pg_open(const fp_store_opts *o, void **be, fp_err *err)
     s->url = strdup(o->path ? o->path : "");
     s->o.path = s->url;
     pthread_mutex_init(&s->wlock, NULL);
-    pthread_mutex_init(&s->qlock, NULL);
-    pthread_cond_init(&s->qcond, NULL);
-    pg_writer_init(s);
+    fp_writeq_init(&s->q, s->o.max_batch, s->o.write_deadline_ms);
     pthread_mutex_init(&s->rlock, NULL);
     pthread_cond_init(&s->rcond, NULL);
-    pthread_mutex_init(&s->hooklock, NULL);
     int rc = FP_EIO;
     if (!s->url) {
         rc = fp_fail(err, FP_ENOMEM, "out of memory");
@@ -305,7 +303,7 @@ void pg_close(void *be)
     fp_pg *s = be;
     if (!s)
         return;
-    pg_writer_stop(s);
+    fp_writeq_stop(&s->q);
     if (s->audit_signs && s->w && !s->o.read_only)
         pg_audit_sign(s, 1, NULL); /* the tail, as the SQLite backend does at close */
     explicit_bzero(s->audit_sk, sizeof s->audit_sk);
@@ -314,12 +312,9 @@ void pg_close(void *be)
     if (s->w)
         PQfinish(s->w);
     pthread_mutex_destroy(&s->wlock);
-    pthread_mutex_destroy(&s->qlock);
-    pthread_cond_destroy(&s->qcond);
-    pg_writer_fini(s);
+    fp_writeq_fini(&s->q);
     pthread_mutex_destroy(&s->rlock);
     pthread_cond_destroy(&s->rcond);
-    pthread_mutex_destroy(&s->hooklock);
     free(s->url);
     free(s);
 }

@@ -1,16 +1,10 @@
 /* ops.c — the PostgreSQL backend's table of operations, the audit reads,
- * and the operations not implemented yet: each of those answers FP_ENOSYS
- * with a message naming it (docs/ha.md lists them), never a made-up
- * success. */
+ * the fail-stop answers (none: PostgreSQL keeps its own files), the
+ * injected faults, hooks and counters. */
 #include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
-
-#define NOT_YET(what)                                                                              \
-    fp_fail(err, FP_ENOSYS,                                                                        \
-            "%s is not implemented on the PostgreSQL backend yet (PostgreSQL 后端尚未实现此功能)", \
-            what)
 
 int pg_store_audit_rows(void *be, int64_t seller_id, int64_t before, int limit,
                         void (*fn)(const fp_audit_view *v, void *arg), void *arg)
@@ -93,27 +87,9 @@ int pg_store_check_files(void *be, fp_err *err)
     return 0; /* no database file of ours to compare with its path */
 }
 
-int pg_store_check_now(void *be, int full, fp_store_check_report *rep)
-{
-    (void)be;
-    (void)full;
-    memset(rep, 0, sizeof *rep);
-    snprintf(rep->problems, sizeof rep->problems,
-             "the store check is not implemented on the PostgreSQL backend yet");
-    return FP_ENOSYS;
-}
-
 int pg_store_audit_checkpoint(void *be, fp_err *err)
 {
     return pg_audit_sign(be, 0, err);
-}
-
-int pg_store_audit_prune(void *be, int64_t before_ts, const char *actor, int64_t *upto,
-                         int64_t *anchor_cp, fp_err *err)
-{
-    (void)be, (void)before_ts, (void)actor;
-    *upto = *anchor_cp = 0;
-    return NOT_YET("audit prune");
 }
 
 const fp_store_ops fp_store_pg_ops = {.name = "postgresql",
@@ -123,3 +99,54 @@ const fp_store_ops fp_store_pg_ops = {.name = "postgresql",
                                       FP_STORE_OPS(FP_PG_MEMBER)
 #undef FP_PG_MEMBER
 };
+
+/* ---- faults, hooks, counters ---- */
+
+void pg_store_set_faults(void *be, const fp_store_faults *f)
+{
+    fp_pg *s = be;
+    atomic_store(&s->fault_write_fail, f->write_fail);
+    atomic_store(&s->fault_write_delay_ms, f->write_delay_ms);
+    atomic_store(&s->fault_fsync_delay_ms, f->fsync_delay_ms);
+}
+
+void pg_store_get_faults(void *be, fp_store_faults *f)
+{
+    fp_pg *s = be;
+    f->write_fail = atomic_load(&s->fault_write_fail);
+    f->write_delay_ms = atomic_load(&s->fault_write_delay_ms);
+    f->fsync_delay_ms = atomic_load(&s->fault_fsync_delay_ms);
+}
+
+void pg_store_set_outcome_hook(void *be, void (*fn)(int ok, void *arg), void *arg)
+{
+    fp_pg *s = be;
+    fp_writeq_set_outcome_hook(&s->q, fn, arg);
+}
+
+void pg_store_set_job_hook(void *be, void (*fn)(void *arg), void *arg)
+{
+    fp_pg *s = be;
+    pthread_mutex_lock(&s->wlock);
+    s->job_hook = fn;
+    s->job_hook_arg = arg;
+    pthread_mutex_unlock(&s->wlock);
+}
+
+void pg_store_set_histograms(void *be, struct fp_metric *batch, struct fp_metric *commit_us)
+{
+    fp_pg *s = be;
+    atomic_store(&s->h_batch, batch);
+    atomic_store(&s->h_commit, commit_us);
+}
+
+void pg_store_get_stats(void *be, fp_store_stats *st)
+{
+    fp_pg *s = be;
+    memset(st, 0, sizeof *st);
+    fp_writeq_stats(&s->q, st);
+    st->fsync_us_total = atomic_load(&s->commit_us_total);
+    st->last_commit_us = atomic_load(&s->last_commit_us);
+    st->last_probe_us = atomic_load(&s->last_probe_us);
+    st->slow_write_ms = s->o.slow_write_ms;
+}

@@ -174,11 +174,8 @@ int pg_store_red_form_create(void *be, int64_t seller_id, fp_red_form *f, const 
 {
     fp_pg *s = be;
     memset(out, 0, sizeof *out);
-    int maxline = 0;
-    for (int i = 0; i < f->nlines; i++)
-        if (f->lines[i].line + 1 > maxline) /* + 1: a discounted line's discount */
-            maxline = f->lines[i].line + 1;
-    fp_red_used *used = calloc((size_t)maxline + 1, sizeof *used);
+    int maxline;
+    fp_red_used *used = fp_red_used_new(f, &maxline);
     if (!used)
         return fp_fail(err, FP_ENOMEM, "out of memory");
     int64_t id = 0;
@@ -192,11 +189,8 @@ int pg_store_red_form_create(void *be, int64_t seller_id, fp_red_form *f, const 
     }
     if (rc == 0)
         rc = used_by_forms(s, f->blue_number, used, maxline, err);
-    if (rc == 0) {
-        fp_red_settle(f, used, maxline);
-        if (fp_red_check_caps(f, used, maxline, es) < 0)
-            rc = FP_ERANGE;
-    }
+    if (rc == 0)
+        rc = fp_red_form_fits(f, used, maxline, es);
     if (rc == 0)
         rc = form_insert(s, seller_id, f, state, expires_at, &id, form_no, err);
     if (rc == 0)

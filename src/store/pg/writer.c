@@ -33,201 +33,6 @@
 #include "fapiao/metrics.h"
 #include "internal.h"
 
-/* ---- transactions on the writer connection (wlock held) ---- */
-
-static int head_lock(fp_pg *s, fp_err *err);
-static int write_cp(fp_pg *s, fp_err *err);
-
-int pg_tx_begin(fp_pg *s, fp_err *err)
-{
-    pg_heal(s->w);
-    s->tx.head_locked = s->tx.head_dirty = 0;
-    return pg_exec(s->w, "BEGIN", NULL, err);
-}
-
-void pg_tx_rollback(fp_pg *s)
-{
-    s->tx.head_locked = s->tx.head_dirty = 0;
-    if (PQtransactionStatus(s->w) != PQTRANS_IDLE)
-        pg_exec(s->w, "ROLLBACK", NULL, NULL);
-}
-
-static int head_flush(fp_pg *s, fp_err *err)
-{
-    if (!s->tx.head_dirty)
-        return 0;
-    /* every audit_checkpoint_every records a signed checkpoint, in the
-     * transaction that appended the one reaching it */
-    int rc;
-    if (s->audit_signs && s->o.audit_checkpoint_every > 0 &&
-        s->tx.last_id - s->tx.cp_upto >= s->o.audit_checkpoint_every && (rc = write_cp(s, err)) < 0)
-        return rc;
-    pg_params p = {0};
-    pg_i64(&p, s->tx.last_id);
-    pg_bin(&p, s->tx.last_hash, FP_AUDIT_HASH_LEN);
-    return pg_exec(s->w, "UPDATE audit_head SET last_id=$1, last_hash=$2 WHERE id=1", &p, err);
-}
-
-int pg_audit_sign(fp_pg *s, int force, fp_err *err)
-{
-    if (!s->audit_signs)
-        return fp_fail(err, FP_ENOSYS,
-                       "no audit key: the PostgreSQL store signs checkpoints only with the key "
-                       "its audit_key_path names (未配置审计密钥)");
-    if (!force && s->o.audit_checkpoint_secs > 0 &&
-        fp_mono_ms() - s->audit_cp_mono_ms < s->o.audit_checkpoint_secs * 1000LL)
-        return 0;
-    pthread_mutex_lock(&s->wlock);
-    int rc = pg_tx_begin(s, err), wrote = 0;
-    if (rc == 0)
-        rc = head_lock(s, err);
-    /* records since the last checkpoint, which may be another node's: a
-     * recent one counts */
-    int due = rc == 0 && s->tx.last_id > s->tx.cp_upto &&
-              (force || s->o.audit_checkpoint_secs <= 0 ||
-               fp_wall_s() - s->tx.cp_ts >= s->o.audit_checkpoint_secs);
-    if (due) {
-        rc = write_cp(s, err);
-        wrote = rc == 0;
-    }
-    s->tx.head_dirty = 0; /* the head itself did not move */
-    rc = rc == 0 ? pg_tx_commit(s, err) : (pg_tx_rollback(s), rc);
-    pthread_mutex_unlock(&s->wlock);
-    return rc < 0 ? rc : wrote;
-}
-
-int pg_tx_commit(fp_pg *s, fp_err *err)
-{
-    int rc = head_flush(s, err);
-    if (rc == 0)
-        rc = pg_exec(s->w, "COMMIT", NULL, err);
-    if (rc < 0)
-        pg_tx_rollback(s);
-    s->tx.head_locked = s->tx.head_dirty = 0;
-    return rc;
-}
-
-/* The chain's head, locked for the rest of the transaction (every node
- * appends and signs under it), then the last checkpoint.  Two statements:
- * a statement that waited for the lock sees the locked row as it is now,
- * but anything else it reads as it was when it started, so the checkpoint
- * is read only once the lock is held. */
-static int head_lock(fp_pg *s, fp_err *err)
-{
-    if (s->tx.head_locked)
-        return 0;
-    int rc;
-    PGresult *r = pg_q(s->w, "SELECT last_id, last_hash FROM audit_head WHERE id=1 FOR UPDATE",
-                       NULL, &rc, err);
-    if (!r)
-        return rc;
-    if (PQntuples(r) != 1 || pg_bytea(r, 0, 1, s->tx.last_hash, FP_AUDIT_HASH_LEN) < 0) {
-        PQclear(r);
-        return fp_fail(err, FP_EIO, "the audit chain's head row is missing or damaged");
-    }
-    s->tx.last_id = pg_int(r, 0, 0);
-    PQclear(r);
-    r = pg_q(s->w, "SELECT id, upto_id, ts FROM audit_checkpoints ORDER BY id DESC LIMIT 1", NULL,
-             &rc, err);
-    if (!r)
-        return rc;
-    s->tx.cp_id = PQntuples(r) ? pg_int(r, 0, 0) : 0;
-    s->tx.cp_upto = PQntuples(r) ? pg_int(r, 0, 1) : 0;
-    s->tx.cp_ts = PQntuples(r) ? pg_int(r, 0, 2) : 0;
-    PQclear(r);
-    s->tx.head_locked = 1;
-    return 0;
-}
-
-/* Signs the head as the next checkpoint, inside the open transaction with
- * the head locked. */
-static int write_cp(fp_pg *s, fp_err *err)
-{
-    fp_audit_cp cp = {.id = s->tx.cp_id + 1, .upto_id = s->tx.last_id, .ts = fp_wall_s()};
-    memcpy(cp.upto_hash, s->tx.last_hash, FP_AUDIT_HASH_LEN);
-    if (fp_audit_cp_sign(&cp, s->audit_sk, s->audit_pk) < 0)
-        return fp_fail(err, FP_ECRYPTO, "cannot sign the audit checkpoint");
-    pg_params p = {0};
-    pg_i64(&p, cp.id);
-    pg_i64(&p, cp.upto_id);
-    pg_bin(&p, cp.upto_hash, FP_AUDIT_HASH_LEN);
-    pg_i64(&p, cp.ts);
-    pg_bin(&p, cp.sig, FP_AUDIT_SIG_LEN);
-    int rc = pg_exec(s->w,
-                     "INSERT INTO audit_checkpoints(id, upto_id, upto_hash, ts, signature) "
-                     "VALUES($1, $2, $3, $4, $5)",
-                     &p, err);
-    if (rc == 0) {
-        s->tx.cp_id = cp.id;
-        s->tx.cp_upto = cp.upto_id;
-        s->tx.cp_ts = cp.ts;
-        s->audit_cp_mono_ms = fp_mono_ms();
-    }
-    return rc;
-}
-
-static const char ins_audit_sql[] =
-    "INSERT INTO audit(id, ts, actor, action, target, request_id, client_ip, outcome, prev_hash, "
-    "hash, seller_id, client_request_id) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
-
-/* The audit row's parameters: id, ts, the fields, prev, hash, seller, crid */
-static void audit_params(pg_params *p, const fp_audit_rec *r, int64_t id, const unsigned char *prev,
-                         const unsigned char *h)
-{
-    pg_i64(p, id);
-    pg_i64(p, r->ts);
-    pg_text(p, r->actor);
-    pg_text(p, r->action);
-    pg_text(p, r->target);
-    pg_text(p, r->request_id);
-    pg_text(p, r->client_ip);
-    pg_text(p, r->outcome);
-    pg_bin(p, prev, FP_AUDIT_HASH_LEN);
-    pg_bin(p, h, FP_AUDIT_HASH_LEN);
-    if (r->seller_id > 0)
-        pg_i64(p, r->seller_id);
-    else
-        pg_i64_null(p); /* instance-wide */
-    pg_text(p, r->client_request_id);
-}
-
-int pg_audit_append(fp_pg *s, const fp_audit_rec *rec, fp_err *err)
-{
-    if (!rec->actor || !rec->action || !rec->outcome)
-        return fp_fail(err, FP_EINVAL, "an audit record needs actor, action and outcome");
-    fp_audit_rec r = *rec;
-    if (!r.ts)
-        r.ts = (int64_t)time(NULL);
-    int rc = head_lock(s, err);
-    if (rc < 0)
-        return rc;
-    fp_audit_row row;
-    unsigned char h[FP_AUDIT_HASH_LEN];
-    fp_audit_row_from_rec(&row, s->tx.last_id + 1, &r);
-    fp_audit_hash(&row, s->tx.last_hash, h);
-    pg_params p = {0};
-    audit_params(&p, &r, row.id, s->tx.last_hash, h);
-    if ((rc = pg_exec(s->w, ins_audit_sql, &p, err)) < 0)
-        return rc;
-    s->tx.last_id++;
-    memcpy(s->tx.last_hash, h, FP_AUDIT_HASH_LEN);
-    s->tx.head_dirty = 1;
-    return 0;
-}
-
-int pg_audit_change(fp_pg *s, const fp_audit_rec *audit, const char *target, const char *outcome,
-                    fp_err *err)
-{
-    if (!audit)
-        return 0;
-    fp_audit_rec r = *audit;
-    if (!r.target)
-        r.target = target;
-    if (!r.outcome)
-        r.outcome = outcome ? outcome : "ok";
-    return pg_audit_append(s, &r, err);
-}
-
 /* ---- the batch ---- */
 
 typedef struct range_slot {
@@ -242,19 +47,6 @@ typedef struct pg_batch {
     int64_t mark, confirmed; /* the issue clock as locked */
     int64_t mark0;           /* the mark at the batch's start */
 } pg_batch;
-
-static void set_failed(fp_issue_req *r, const char *why)
-{
-    if (r->result == FP_ISSUE_CREATED && r->doc.json == NULL) {
-        r->doc.json = r->response; /* give the document back for free() */
-        r->response = NULL;
-    }
-    free(r->response);
-    r->response = NULL;
-    r->result = FP_ISSUE_FAILED;
-    r->number[0] = 0;
-    snprintf(r->error, sizeof r->error, "%.120s", why);
-}
 
 static int flush_range(fp_pg *s, range_slot *rs)
 {
@@ -357,62 +149,23 @@ static int answer_existing(fp_pg *s, fp_issue_req *r)
     return rc;
 }
 
-static void cst_text(int64_t t, char out[32])
+static int batch_confirmed(void *arg, int64_t *at)
 {
-    struct tm tm;
-    fp_cst_tm(t, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%S+08:00", &tm);
-}
-
-static void clock_read(fp_pg *s, int64_t *wall, int64_t *boot)
-{
-    if (s->o.clock_now) {
-        s->o.clock_now(wall, boot);
-        return;
-    }
-    *boot = fp_boot_ns() / 1000000000;
-    *wall = fp_wall_s();
+    *at = ((const pg_batch *)arg)->confirmed;
+    return 0;
 }
 
 /* The issue clock (docs/operations.md, "Clock") against the mark locked in
  * this transaction: 0 with r->issued_at set, 1 when r is refused. */
 static int clock_take(fp_pg *s, pg_batch *b, fp_issue_req *r)
 {
-    int64_t wall, boot, t = 0;
-    clock_read(s, &wall, &boot);
+    int64_t wall, boot;
+    fp_issue_clock_read(&s->o, &wall, &boot);
     s->clock.mark = b->mark;
-    fp_clock_verdict v = fp_issue_clock_decide(&s->clock, r->issued_at, boot, &t);
-    if (v == FP_CLOCK_JUMPED && b->confirmed > s->clock_confirmed) {
-        s->clock_confirmed = b->confirmed;
-        if (llabs(r->issued_at - b->confirmed) <= s->clock.jump_s) {
-            s->clock.base_wall = r->issued_at;
-            s->clock.base_boot = boot;
-            v = fp_issue_clock_decide(&s->clock, r->issued_at, boot, &t);
-        }
-    }
-    if (v != FP_CLOCK_OK) {
-        r->result = v == FP_CLOCK_BEHIND ? FP_ISSUE_CLOCK_BEHIND : FP_ISSUE_CLOCK_JUMPED;
-        r->clock_mark = b->mark;
-        int64_t wait = v == FP_CLOCK_BEHIND ? b->mark - s->clock.step_s - r->issued_at : 60;
-        r->clock_retry_s = wait < 1 ? 1 : wait > 3600 ? 3600 : (int)wait;
-        return 1;
-    }
-    if (t != r->issued_at && r->doc.json) {
-        static const char key[] = "\"issued_at\":\"";
-        char *at = memmem(r->doc.json, r->doc.len, key, sizeof key - 1);
-        char txt[32];
-        cst_text(t, txt);
-        size_t n = strlen(txt);
-        if (at && (size_t)(at - r->doc.json) + sizeof key - 1 + n < r->doc.len &&
-            at[sizeof key - 1 + n] == '"')
-            memcpy(at + sizeof key - 1, txt, n);
-    }
-    r->issued_at = t;
-    if (t > b->mark)
-        b->mark = t;
-    s->clock.base_wall = t;
-    s->clock.base_boot = boot;
-    return 0;
+    fp_clock_verdict v =
+        fp_issue_clock_take(&s->clock, &s->clock_confirmed, batch_confirmed, b, r, boot);
+    b->mark = s->clock.mark;
+    return v != FP_CLOCK_OK;
 }
 
 /* A red invoice consumes its form, locked: a replay first, else the form
@@ -631,14 +384,6 @@ static int issue_one(fp_pg *s, pg_batch *b, fp_issue_req *r)
     return 0;
 }
 
-static void outcome(fp_pg *s, int ok)
-{
-    pthread_mutex_lock(&s->hooklock);
-    if (s->outcome_hook)
-        s->outcome_hook(ok, s->outcome_hook_arg);
-    pthread_mutex_unlock(&s->hooklock);
-}
-
 static void sleep_ms(int ms)
 {
     if (ms > 0) {
@@ -657,7 +402,7 @@ static int batch_begin(fp_pg *s, pg_batch *b, fp_err *err)
     int rc = pg_tx_begin(s, err);
     if (rc < 0)
         return rc;
-    if ((rc = head_lock(s, err)) < 0)
+    if ((rc = pg_head_lock(s, err)) < 0)
         goto fail;
     PGresult *r = pg_q(s->w,
                        "SELECT mark, coalesce(confirmed_at, 0) FROM issue_clock WHERE id=1 "
@@ -832,8 +577,10 @@ fail:
     return *again ? 0 : rc;
 }
 
-static void run_batch(fp_pg *s, fp_issue_req *head, int n)
+/* Called with wlock held (../writeq.c's writer thread); releases it. */
+static void run_batch(void *be, fp_issue_req *head, int n)
 {
+    fp_pg *s = be;
     fp_err err = {0};
     int created = 0;
     int64_t t0 = fp_mono_us();
@@ -847,285 +594,30 @@ static void run_batch(fp_pg *s, fp_issue_req *head, int n)
     atomic_store(&s->last_commit_us, us);
     fp_hist_observe(atomic_load(&s->h_commit), us);
     fp_hist_observe(atomic_load(&s->h_batch), n);
-    atomic_fetch_add(&s->commits, 1);
-    atomic_fetch_add(&s->requests, (uint64_t)n);
-    uint64_t mb = atomic_load(&s->max_batch);
-    while ((uint64_t)n > mb && !atomic_compare_exchange_weak(&s->max_batch, &mb, (uint64_t)n))
-        ;
-    outcome(s, rc == 0);
+    fp_writeq_outcome(&s->q, rc == 0);
     if (rc < 0)
         for (fp_issue_req *r = head; r; r = r->next)
-            set_failed(r, err.msg[0] ? err.msg : "store write failed");
+            fp_issue_req_fail(r, err.msg[0] ? err.msg : "store write failed");
     else if (created && s->job_hook)
         s->job_hook(s->job_hook_arg);
-    /* from here no request of the batch is answered early any more */
-    pthread_mutex_lock(&s->qlock);
-    s->batch = NULL;
-    pthread_mutex_unlock(&s->qlock);
-    /* answer only now: everything above is committed or rolled back */
-    for (fp_issue_req *r = head, *next; r; r = next) {
-        next = r->next;
-        r->next = NULL;
-        if (atomic_load(&r->early))
-            fp_issue_req_release(r); /* answered at its deadline already */
-        else
-            r->done(r, r->arg);
-    }
-}
-
-static void *writer_main(void *arg)
-{
-    fp_pg *s = arg;
-    for (;;) {
-        pthread_mutex_lock(&s->qlock);
-        while (!s->qhead && !s->stopping)
-            pthread_cond_wait(&s->qcond, &s->qlock);
-        if (!s->qhead) {
-            pthread_mutex_unlock(&s->qlock);
-            break;
-        }
-        pthread_mutex_unlock(&s->qlock);
-        pthread_mutex_lock(&s->wlock);
-        pthread_mutex_lock(&s->qlock);
-        fp_issue_req *head = s->qhead, *tail = head;
-        int n = 1;
-        while (tail->next && n < s->o.max_batch) {
-            tail = tail->next;
-            n++;
-        }
-        s->qhead = tail->next;
-        if (!s->qhead)
-            s->qtail = NULL;
-        tail->next = NULL;
-        s->batch = head;
-        pthread_mutex_unlock(&s->qlock);
-        run_batch(s, head, n); /* releases wlock */
-    }
-    return NULL;
+    fp_writeq_answer(&s->q, head, n); /* everything above is committed or rolled back */
 }
 
 void pg_store_submit(void *be, fp_issue_req *r)
 {
     fp_pg *s = be;
-    r->next = NULL;
-    r->result = FP_ISSUE_PENDING;
-    atomic_store(&r->early, 0);
-    atomic_store(&r->refs, 0);
-    r->deadline_ms = s->o.write_deadline_ms > 0 ? fp_mono_ms() + s->o.write_deadline_ms : 0;
-    pthread_mutex_lock(&s->qlock);
-    if (s->stopping || s->draining[0] || !s->writer_started) {
-        char why[sizeof s->draining];
-        snprintf(why, sizeof why, "%s",
-                 s->draining[0]      ? s->draining
-                 : s->writer_started ? "store is shutting down"
-                                     : "store is read-only");
-        pthread_mutex_unlock(&s->qlock);
-        set_failed(r, why);
-        r->done(r, r->arg);
-        return;
-    }
-    if (s->qtail)
-        s->qtail->next = r;
-    else
-        s->qhead = r;
-    s->qtail = r;
-    pthread_cond_signal(&s->qcond);
-    pthread_mutex_unlock(&s->qlock);
+    fp_writeq_submit(&s->q, r);
 }
 
 int pg_store_cancel_queued(void *be, const char *why)
 {
     fp_pg *s = be;
-    pthread_mutex_lock(&s->qlock);
-    snprintf(s->draining, sizeof s->draining, "%s", why && *why ? why : "cancelled");
-    fp_issue_req *head = s->qhead;
-    s->qhead = s->qtail = NULL;
-    pthread_mutex_unlock(&s->qlock);
-    int n = 0;
-    for (fp_issue_req *r = head, *next; r; r = next, n++) {
-        next = r->next;
-        r->next = NULL;
-        set_failed(r, why);
-        r->done(r, r->arg);
-    }
-    return n;
-}
-
-/* Every 50 ms (as the SQLite backend's, store.h write_deadline_ms): queued
- * requests past their deadline leave the queue answered FP_ISSUE_TIMEOUT
- * (nothing of them was written); requests of the batch being written at
- * their deadline (a database that stopped answering, a failover) are
- * answered FP_ISSUE_UNKNOWN and stay with the writer, which releases them
- * when the batch ends.  Both count as failed writes for the breaker. */
-static void *reaper_main(void *arg)
-{
-    fp_pg *s = arg;
-    pthread_mutex_lock(&s->qlock);
-    while (!s->reaper_stop) {
-        fp_cond_wait_ms(&s->rpcond, &s->qlock, 50);
-        if (s->reaper_stop)
-            break;
-        int64_t now = fp_mono_ms();
-        int failures = 0;
-        fp_issue_req *expired = NULL, **pp = &s->qhead, *prev = NULL;
-        while (*pp) {
-            fp_issue_req *r = *pp;
-            if (r->deadline_ms && now >= r->deadline_ms) {
-                *pp = r->next;
-                if (s->qtail == r)
-                    s->qtail = prev;
-                r->next = expired;
-                expired = r;
-                continue;
-            }
-            prev = r;
-            pp = &r->next;
-        }
-        for (fp_issue_req *r = s->batch; r; r = r->next)
-            if (r->deadline_ms && now >= r->deadline_ms && !atomic_load(&r->early)) {
-                atomic_store(&r->refs, 2); /* the writer's and the caller's */
-                atomic_store(&r->early, FP_ISSUE_UNKNOWN);
-                atomic_fetch_add(&s->unknown, 1);
-                failures++;
-                r->done(r, r->arg); /* under qlock: the writer cannot release it meanwhile */
-            }
-        pthread_mutex_unlock(&s->qlock);
-        for (fp_issue_req *r = expired, *next; r; r = next) {
-            next = r->next;
-            r->next = NULL;
-            r->result = FP_ISSUE_TIMEOUT;
-            r->number[0] = 0;
-            snprintf(r->error, sizeof r->error, "still queued for the writer at its deadline");
-            atomic_fetch_add(&s->timed_out, 1);
-            failures++;
-            r->done(r, r->arg);
-        }
-        for (int i = 0; i < failures; i++)
-            outcome(s, 0);
-        pthread_mutex_lock(&s->qlock);
-    }
-    pthread_mutex_unlock(&s->qlock);
-    return NULL;
-}
-
-/* The deadline thread's condition variable: its timed wait runs on the
- * monotonic clock (clock.h), so it is made here, beside that wait. */
-void pg_writer_init(fp_pg *s)
-{
-    fp_cond_init_mono(&s->rpcond);
-}
-
-void pg_writer_fini(fp_pg *s)
-{
-    pthread_cond_destroy(&s->rpcond);
+    return fp_writeq_cancel(&s->q, why);
 }
 
 int pg_writer_start(fp_pg *s, fp_err *err)
 {
-    if (pthread_create(&s->writer, NULL, writer_main, s) != 0)
-        return fp_fail(err, FP_EIO, "cannot start the writer thread");
-    s->writer_started = 1;
-    if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0)
-        return fp_fail(err, FP_EIO, "cannot start the deadline thread");
-    s->reaper_started = 1;
-    return 0;
-}
-
-void pg_writer_stop(fp_pg *s)
-{
-    if (!s->writer_started)
-        return;
-    pthread_mutex_lock(&s->qlock);
-    s->stopping = 1;
-    pthread_cond_signal(&s->qcond);
-    pthread_mutex_unlock(&s->qlock);
-    pthread_join(s->writer, NULL);
-    s->writer_started = 0;
-    if (s->reaper_started) {
-        pthread_mutex_lock(&s->qlock);
-        s->reaper_stop = 1;
-        pthread_cond_signal(&s->rpcond);
-        pthread_mutex_unlock(&s->qlock);
-        pthread_join(s->reaper, NULL);
-        s->reaper_started = 0;
-    }
-}
-
-/* ---- faults, hooks, counters ---- */
-
-void pg_store_set_faults(void *be, const fp_store_faults *f)
-{
-    fp_pg *s = be;
-    atomic_store(&s->fault_write_fail, f->write_fail);
-    atomic_store(&s->fault_write_delay_ms, f->write_delay_ms);
-    atomic_store(&s->fault_fsync_delay_ms, f->fsync_delay_ms);
-}
-
-void pg_store_get_faults(void *be, fp_store_faults *f)
-{
-    fp_pg *s = be;
-    f->write_fail = atomic_load(&s->fault_write_fail);
-    f->write_delay_ms = atomic_load(&s->fault_write_delay_ms);
-    f->fsync_delay_ms = atomic_load(&s->fault_fsync_delay_ms);
-}
-
-void pg_store_set_outcome_hook(void *be, void (*fn)(int ok, void *arg), void *arg)
-{
-    fp_pg *s = be;
-    pthread_mutex_lock(&s->hooklock);
-    s->outcome_hook = fn;
-    s->outcome_hook_arg = arg;
-    pthread_mutex_unlock(&s->hooklock);
-}
-
-void pg_store_set_job_hook(void *be, void (*fn)(void *arg), void *arg)
-{
-    fp_pg *s = be;
-    pthread_mutex_lock(&s->wlock);
-    s->job_hook = fn;
-    s->job_hook_arg = arg;
-    pthread_mutex_unlock(&s->wlock);
-}
-
-void pg_store_set_histograms(void *be, struct fp_metric *batch, struct fp_metric *commit_us)
-{
-    fp_pg *s = be;
-    atomic_store(&s->h_batch, batch);
-    atomic_store(&s->h_commit, commit_us);
-}
-
-void pg_store_get_stats(void *be, fp_store_stats *st)
-{
-    fp_pg *s = be;
-    memset(st, 0, sizeof *st);
-    st->commits = atomic_load(&s->commits);
-    st->requests = atomic_load(&s->requests);
-    st->max_batch = atomic_load(&s->max_batch);
-    st->fsync_us_total = atomic_load(&s->commit_us_total);
-    st->last_commit_us = atomic_load(&s->last_commit_us);
-    st->last_probe_us = atomic_load(&s->last_probe_us);
-    st->timed_out = atomic_load(&s->timed_out);
-    st->unknown = atomic_load(&s->unknown);
-    st->slow_write_ms = s->o.slow_write_ms;
-}
-
-/* ---- synchronous writes on the writer connection ---- */
-
-int pg_store_audit_batch(void *be, const fp_audit_rec *recs, int n, fp_err *err)
-{
-    fp_pg *s = be;
-    if (atomic_load(&s->fault_write_fail))
-        return fp_fail(err, FP_EIO, "injected fault: store write");
-    pthread_mutex_lock(&s->wlock);
-    int rc = pg_tx_begin(s, err);
-    for (int i = 0; i < n && rc == 0; i++)
-        rc = pg_audit_append(s, &recs[i], err);
-    if (rc == 0)
-        rc = pg_tx_commit(s, err);
-    else
-        pg_tx_rollback(s);
-    pthread_mutex_unlock(&s->wlock);
-    return rc;
+    return fp_writeq_start(&s->q, &s->wlock, run_batch, s, err);
 }
 
 int pg_store_probe_write(void *be, fp_err *err)
@@ -1147,7 +639,7 @@ int pg_store_probe_write(void *be, fp_err *err)
         pthread_mutex_unlock(&s->wlock);
     }
     atomic_store(&s->last_probe_us, fp_mono_us() - t0);
-    outcome(s, rc == 0);
+    fp_writeq_outcome(&s->q, rc == 0);
     return rc;
 }
 
@@ -1172,9 +664,9 @@ int pg_store_clock_confirm(void *be, const char *actor, fp_err *err)
 {
     fp_pg *s = be;
     int64_t wall, boot;
-    clock_read(s, &wall, &boot);
+    fp_issue_clock_read(&s->o, &wall, &boot);
     char txt[32], target[64];
-    cst_text(wall, txt);
+    fp_issue_clock_text(wall, txt);
     snprintf(target, sizeof target, "clock %s", txt);
     fp_audit_rec a = {
         .ts = wall, .actor = actor, .action = "clock.confirm", .target = target, .outcome = "ok"};

@@ -114,8 +114,7 @@ int sq_store_client_check_secret(void *be, const char *client_id, const char *se
     void *slot;
     sqlite3 *db = fp_sq_racquire(s, &slot);
     int rc = fp_client_id_valid(client_id) ? get_client(db, client_id, out) : FP_ENOTFOUND;
-    int matched = 0, candidates = 0;
-    int64_t matched_id = 0;
+    fp_secret_check chk = {.secret = secret};
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db,
                            "SELECT salt, hash, id FROM client_secrets WHERE client_id=?1 "
@@ -123,30 +122,15 @@ int sq_store_client_check_secret(void *be, const char *client_id, const char *se
                            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, client_id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, now);
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            unsigned char h[32];
-            if (sqlite3_column_bytes(st, 0) != 16 || sqlite3_column_bytes(st, 1) != 32)
-                continue;
-            fp_secret_hash(sqlite3_column_blob(st, 0), secret, h);
-            int eq = fp_ct_equal(h, sqlite3_column_blob(st, 1), 32);
-            if (eq && !matched)
-                matched_id = sqlite3_column_int64(st, 2);
-            matched |= eq;
-            candidates++;
-        }
+        while (sqlite3_step(st) == SQLITE_ROW)
+            if (sqlite3_column_bytes(st, 0) == 16 && sqlite3_column_bytes(st, 1) == 32)
+                fp_secret_check_row(&chk, sqlite3_column_blob(st, 0), sqlite3_column_blob(st, 1),
+                                    sqlite3_column_int64(st, 2));
     } else if (rc == 0) {
         rc = FP_EIO;
     }
     sqlite3_finalize(st);
-    for (; candidates < FP_SECRETS_LIVE_MAX; candidates++) { /* the same work, always */
-        static const unsigned char dummy_salt[16];
-        unsigned char h[32];
-        fp_secret_hash(dummy_salt, secret, h);
-    }
-    if (rc == 0 && !matched)
-        rc = FP_ECRYPTO;
-    if (rc == 0)
-        out->matched_secret_id = matched_id;
+    rc = fp_secret_check_end(&chk, rc, out);
     fp_sq_rrelease(s, slot);
     return rc;
 }

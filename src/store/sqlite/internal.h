@@ -84,21 +84,10 @@ struct fp_sqlite {
     int64_t clock_committed, issue_t, clock_confirmed, clock_logged;
     fp_clock_verdict clock_last;
 
-    pthread_t writer;
-    int writer_started;
-    pthread_mutex_t qlock;
-    pthread_cond_t qcond;
-    fp_issue_req *qhead, *qtail;
-    int stopping;
-    char draining[128];             /* fp_store_cancel_queued, read_only: refuse new requests */
+    /* the queue, the writer and deadline threads, the outcome hook
+     * (../writeq.c); its draining set at open when read_only */
+    fp_writeq q;
     char ro_uri[PATH_MAX * 3 + 32]; /* read_only: the URI every connection opens */
-    /* the batch being written (under qlock): its requests past their
-     * deadline are answered FP_ISSUE_UNKNOWN (they may yet be committed) */
-    fp_issue_req *batch;
-    pthread_t reaper;
-    int reaper_started, reaper_stop;
-    pthread_cond_t rpcond;
-    pthread_mutex_t hooklock; /* outcome_hook off the writer (the reaper) */
 
     pthread_t ckpt;
     int ckpt_started;
@@ -113,15 +102,12 @@ struct fp_sqlite {
     pthread_mutex_t rlock;
     pthread_cond_t rcond;
 
-    _Atomic uint64_t commits, requests, max_batch, fsync_us;
-    _Atomic uint64_t slow_writes, timed_out, unknown;
+    _Atomic uint64_t fsync_us, slow_writes;
     _Atomic int64_t last_commit_us, last_probe_us;
 
     void (*job_hook)(void *arg); /* called after a commit that queued jobs */
     _Atomic int notify_early;    /* fp_store_set_notify_early (jobs.h) */
     void *job_hook_arg;
-    void (*outcome_hook)(int ok, void *arg); /* after every commit and probe */
-    void *outcome_hook_arg;
     _Atomic int fault_write_fail, fault_write_delay_ms, fault_fsync_delay_ms;
     struct fp_metric *_Atomic h_batch, *_Atomic h_commit;
 
@@ -198,8 +184,6 @@ typedef struct log_txn {
 void fp_sq_log_queue_free(void *head);
 
 /* ---- writer.c ---- */
-/* Tells the outcome hook (the store breaker) about a write. */
-void fp_sq_outcome(fp_sqlite *s, int ok);
 /* The injected faults around a COMMIT (fp_store_set_faults): before, 0 or
  * -1 when the write must fail; after, a delay. */
 int fp_sq_fault_before_commit(fp_sqlite *s);

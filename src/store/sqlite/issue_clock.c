@@ -9,23 +9,6 @@
 #include "fapiao/clock.h"
 #include "internal.h"
 
-static void clock_read(fp_sqlite *s, int64_t *wall, int64_t *boot)
-{
-    if (s->o.clock_now) {
-        s->o.clock_now(wall, boot);
-        return;
-    }
-    *boot = fp_boot_ns() / 1000000000;
-    *wall = fp_wall_s();
-}
-
-static void cst_text(int64_t t, char out[32])
-{
-    struct tm tm;
-    fp_cst_tm(t, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%S+08:00", &tm);
-}
-
 /* The stored mark and confirmation; 0 when the row is missing. */
 static int clock_load(sqlite3 *db, int64_t *mark, int64_t *confirmed)
 {
@@ -52,8 +35,8 @@ static void clock_log(fp_sqlite *s, fp_clock_verdict v, int64_t now, int64_t boo
     s->clock_last = v;
     s->clock_logged = boot;
     char m[32], n[32];
-    cst_text(s->clock.mark, m);
-    cst_text(now, n);
+    fp_issue_clock_text(s->clock.mark, m);
+    fp_issue_clock_text(now, n);
     if (v == FP_CLOCK_BEHIND)
         fprintf(stderr,
                 "{\"event\":\"clock_behind\",\"severity\":\"critical\",\"mark\":\"%s\","
@@ -71,59 +54,30 @@ static void clock_log(fp_sqlite *s, fp_clock_verdict v, int64_t now, int64_t boo
     fflush(stderr);
 }
 
+static int confirmed_load(void *arg, int64_t *at)
+{
+    fp_sqlite *s = arg;
+    int64_t mark;
+    return clock_load(s->wdb, &mark, at);
+}
+
 /* The issue time of r: 0 with r->issued_at (and its document) set, or 1
  * when r is refused (CLOCK_BEHIND / CLOCK_JUMPED). */
 int fp_sq_clock_take(fp_sqlite *s, fp_issue_req *r)
 {
-    int64_t wall, boot, t = 0;
-    clock_read(s, &wall, &boot);
-    fp_clock_verdict v = fp_issue_clock_decide(&s->clock, r->issued_at, boot, &t);
-    if (v == FP_CLOCK_JUMPED) {
-        /* an operator's confirmation (fapiao clock confirm) made on this
-         * clock: the jump is real, take the clock as it is now */
-        int64_t mark, confirmed;
-        if (clock_load(s->wdb, &mark, &confirmed) == 0 && confirmed > s->clock_confirmed) {
-            s->clock_confirmed = confirmed;
-            if (llabs(r->issued_at - confirmed) <= s->clock.jump_s) {
-                s->clock.base_wall = r->issued_at;
-                s->clock.base_boot = boot;
-                v = fp_issue_clock_decide(&s->clock, r->issued_at, boot, &t);
-            }
-        }
-    }
+    int64_t wall, boot, asked = r->issued_at;
+    fp_issue_clock_read(&s->o, &wall, &boot);
+    fp_clock_verdict v =
+        fp_issue_clock_take(&s->clock, &s->clock_confirmed, confirmed_load, s, r, boot);
     if (v != FP_CLOCK_OK) {
-        r->result = v == FP_CLOCK_BEHIND ? FP_ISSUE_CLOCK_BEHIND : FP_ISSUE_CLOCK_JUMPED;
-        r->clock_mark = s->clock.mark;
-        /* behind: until the clock is within the step of the mark */
-        int64_t wait = v == FP_CLOCK_BEHIND ? s->clock.mark - s->clock.step_s - r->issued_at : 60;
-        r->clock_retry_s = wait < 1 ? 1 : wait > 3600 ? 3600 : (int)wait;
-        clock_log(s, v, r->issued_at, boot);
+        clock_log(s, v, asked, boot);
         return 1;
     }
     if (s->clock_last != FP_CLOCK_OK) {
         fprintf(stderr, "{\"event\":\"clock_ok\"}\n");
         s->clock_last = FP_CLOCK_OK;
     }
-    if (t != r->issued_at && r->doc.json) {
-        /* the first "issued_at":" is the top-level key: it comes before
-         * every nested object, and a string cannot hold an unescaped quote */
-        static const char key[] = "\"issued_at\":\"";
-        char *at = memmem(r->doc.json, r->doc.len, key, sizeof key - 1);
-        char txt[32];
-        cst_text(t, txt);
-        size_t n = strlen(txt);
-        if (at && (size_t)(at - r->doc.json) + sizeof key - 1 + n < r->doc.len &&
-            at[sizeof key - 1 + n] == '"')
-            memcpy(at + sizeof key - 1, txt, n);
-    }
-    r->issued_at = t;
-    s->issue_t = t;
-    /* the mark moves now (later requests of the batch see it); a rollback
-     * puts it back (fail_batch) */
-    if (t > s->clock.mark)
-        s->clock.mark = t;
-    s->clock.base_wall = t;
-    s->clock.base_boot = boot;
+    s->issue_t = r->issued_at;
     return 0;
 }
 
@@ -153,7 +107,7 @@ int fp_sq_clock_open(fp_sqlite *s, fp_err *err)
     s->clock.jump_s = s->o.clock_jump_s > 0 ? s->o.clock_jump_s : 86400;
     /* a jump while no process ran cannot be told from downtime: the clock
      * at open is trusted (docs/operations.md, "Clock") */
-    clock_read(s, &wall, &boot);
+    fp_issue_clock_read(&s->o, &wall, &boot);
     s->clock.base_wall = wall;
     s->clock.base_boot = boot;
     /* said at once, not only at the first refused request */
@@ -181,9 +135,9 @@ int sq_store_clock_confirm(void *be, const char *actor, fp_err *err)
 {
     fp_sqlite *s = be;
     int64_t wall, boot;
-    clock_read(s, &wall, &boot);
+    fp_issue_clock_read(&s->o, &wall, &boot);
     char txt[32], target[64];
-    cst_text(wall, txt);
+    fp_issue_clock_text(wall, txt);
     snprintf(target, sizeof target, "clock %s", txt);
     fp_audit_rec a = {
         .ts = wall, .actor = actor, .action = "clock.confirm", .target = target, .outcome = "ok"};

@@ -103,7 +103,7 @@ static int open_read_only(fp_sqlite *s, fp_err *err)
 {
     if (file_uri(s->o.path, ro_query(s->o.path), s->ro_uri, sizeof s->ro_uri) < 0)
         return fp_fail(err, FP_ERANGE, "database path too long");
-    snprintf(s->draining, sizeof s->draining, "store opened read-only (只读打开，不能开票)");
+    snprintf(s->q.draining, sizeof s->q.draining, "store opened read-only (只读打开，不能开票)");
     int rc = fp_sq_open_conn(s->ro_uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI,
                              fp_failstop_vfs_name(s->fs), &s->wdb, err);
     if (rc < 0)
@@ -250,14 +250,11 @@ void sq_close(void *be)
     }
     fp_failstop_free(s->fs); /* after the last connection: it owns their VFS */
     pthread_mutex_destroy(&s->wlock);
-    pthread_mutex_destroy(&s->qlock);
-    pthread_cond_destroy(&s->qcond);
+    fp_writeq_fini(&s->q);
     pthread_mutex_destroy(&s->cklock);
     pthread_cond_destroy(&s->ckcond);
     pthread_mutex_destroy(&s->rlock);
     pthread_cond_destroy(&s->rcond);
-    pthread_mutex_destroy(&s->hooklock);
-    pthread_cond_destroy(&s->rpcond);
     free(s);
 }
 
@@ -266,13 +263,9 @@ void sq_close(void *be)
 void sq_store_get_stats(void *be, fp_store_stats *st)
 {
     fp_sqlite *s = be;
-    st->commits = atomic_load(&s->commits);
-    st->requests = atomic_load(&s->requests);
-    st->max_batch = atomic_load(&s->max_batch);
+    fp_writeq_stats(&s->q, st);
     st->fsync_us_total = atomic_load(&s->fsync_us);
     st->slow_writes = atomic_load(&s->slow_writes);
-    st->timed_out = atomic_load(&s->timed_out);
-    st->unknown = atomic_load(&s->unknown);
     st->last_commit_us = atomic_load(&s->last_commit_us);
     st->last_probe_us = atomic_load(&s->last_probe_us);
     st->slow_write_ms = s->o.slow_write_ms;
@@ -329,7 +322,7 @@ int sq_store_probe_write(void *be, fp_err *err)
                      "write probe took %lld ms, over the %d ms limit: the disk is stalled",
                      (long long)(took / 1000), s->o.slow_write_ms);
     }
-    fp_sq_outcome(s, rc == 0);
+    fp_writeq_outcome(&s->q, rc == 0);
     pthread_mutex_unlock(&s->wlock);
     return rc;
 }
@@ -338,10 +331,7 @@ void sq_store_set_outcome_hook(void *be, void (*fn)(int ok, void *arg), void *ar
 {
     fp_sqlite *s = be;
     pthread_mutex_lock(&s->wlock);
-    pthread_mutex_lock(&s->hooklock);
-    s->outcome_hook = fn;
-    s->outcome_hook_arg = arg;
-    pthread_mutex_unlock(&s->hooklock);
+    fp_writeq_set_outcome_hook(&s->q, fn, arg);
     pthread_mutex_unlock(&s->wlock);
 }
 

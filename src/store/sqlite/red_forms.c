@@ -196,11 +196,8 @@ int sq_store_red_form_create(void *be, int64_t seller_id, fp_red_form *f, const 
 {
     fp_sqlite *s = be;
     memset(out, 0, sizeof *out);
-    int maxline = 0;
-    for (int i = 0; i < f->nlines; i++)
-        if (f->lines[i].line + 1 > maxline) /* + 1: a discounted line's discount */
-            maxline = f->lines[i].line + 1;
-    fp_red_used *used = calloc((size_t)maxline + 1, sizeof *used);
+    int maxline;
+    fp_red_used *used = fp_red_used_new(f, &maxline);
     if (!used)
         return fp_fail(err, FP_ENOMEM, "out of memory");
     int64_t id = 0;
@@ -215,11 +212,8 @@ int sq_store_red_form_create(void *be, int64_t seller_id, fp_red_form *f, const 
         rc = fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
         goto rollback;
     }
-    fp_red_settle(f, used, maxline);
-    if (fp_red_check_caps(f, used, maxline, es) < 0) {
-        rc = FP_ERANGE;
+    if ((rc = fp_red_form_fits(f, used, maxline, es)) < 0)
         goto rollback;
-    }
     if ((rc = fp_sq_red_form_insert(s, seller_id, f, state, expires_at, &id, form_no, err)) < 0 ||
         (rc = fp_sq_audit_change(s, audit, form_no, state, err)) < 0 ||
         (rc = fp_sq_exec(s->wdb, "COMMIT", err)) < 0)

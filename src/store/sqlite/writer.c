@@ -23,16 +23,15 @@
  *            the writer thread for a whole batch (run_batch releases it),
  *            and by every synchronous write (jobs.c, clients.c, red_forms.c,
  *            ranges.c, audit_log.c, the write probe) for its transaction.
- *   qlock    the queue (qhead, qtail), stopping, draining, reaper_stop, and
- *            batch: the requests being written, which the deadline thread
- *            may answer early (FP_ISSUE_UNKNOWN) but never frees.  Taken
- *            after wlock, never before it.
+ *   q        the queue, the batch being written, the writer and deadline
+ *            threads and the outcome hook: ../writeq.c, which both backends
+ *            share, says who owns what there (its lock is taken after
+ *            wlock, never before it).
  *   cklock   the checkpointer's ck_pending and ck_stop; cdb is its own.
  *   rlock    the read pool's free list (open.c).
- *   hooklock outcome_hook, called from the writer and the deadline thread.
  *   atomics  the counters, the injected faults and the histograms.
- * The timed waits (checkpointer, deadline thread) run on CLOCK_MONOTONIC
- * (clock.h), so a wall-clock step neither stalls nor hurries them. */
+ * The checkpointer's timed wait runs on CLOCK_MONOTONIC (clock.h), so a
+ * wall-clock step neither stalls nor hurries it. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -93,14 +92,6 @@ const char *const fp_sq_write_sql[WQ__N] = {
                       "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
 };
 
-void fp_sq_outcome(fp_sqlite *s, int ok)
-{
-    pthread_mutex_lock(&s->hooklock);
-    if (s->outcome_hook)
-        s->outcome_hook(ok, s->outcome_hook_arg);
-    pthread_mutex_unlock(&s->hooklock);
-}
-
 /* ---- checkpointer ---- */
 
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
@@ -142,15 +133,6 @@ static void *ckpt_main(void *arg)
 }
 
 /* ---- writer ---- */
-
-static void set_failed(fp_issue_req *r, const char *why)
-{
-    r->result = FP_ISSUE_FAILED;
-    r->number[0] = 0; /* a number of a rolled-back batch was never stored */
-    snprintf(r->error, sizeof r->error, "%s", why);
-    free(r->response);
-    r->response = NULL;
-}
 
 /* Writes back every range whose next moved.  0 or FP_EIO. */
 static int flush_ranges(fp_sqlite *s)
@@ -391,13 +373,8 @@ static int issue_one(fp_sqlite *s, fp_issue_req *r)
  * client retries with the same key) and the range cache is re-read. */
 static void fail_batch(fp_sqlite *s, fp_issue_req *head, const char *why)
 {
-    for (fp_issue_req *r = head; r; r = r->next) {
-        if (r->result == FP_ISSUE_CREATED && r->doc.json == NULL) {
-            r->doc.json = r->response; /* give the document back for free() */
-            r->response = NULL;
-        }
-        set_failed(r, why);
-    }
+    for (fp_issue_req *r = head; r; r = r->next)
+        fp_issue_req_fail(r, why);
     s->nranges = 0;
     s->clock.mark = s->clock_committed;
 }
@@ -419,9 +396,10 @@ static void note_acked(fp_sqlite *s, fp_issue_req *head)
     fp_failstop_acked(s->fs, nums, n, s->audit_stale ? 0 : s->audit_last_id, s->audit_last_hash);
 }
 
-/* Called with wlock held (see writer_main); releases it. */
-static void run_batch(fp_sqlite *s, fp_issue_req *head, int n)
+/* Called with wlock held (../writeq.c's writer thread); releases it. */
+static void run_batch(void *be, fp_issue_req *head, int n)
 {
+    fp_sqlite *s = be;
     char stop_why[320];
     fp_failstop_check_files(s->fs, NULL); /* a few µs: never write into a deleted file */
     if (fp_failstop_get(s->fs, stop_why, sizeof stop_why) != FP_FAILSTOP_NONE) {
@@ -464,7 +442,7 @@ static void run_batch(fp_sqlite *s, fp_issue_req *head, int n)
             s->o.slow_write_ms > 0 && fp_mono_us() - t_write > (int64_t)s->o.slow_write_ms * 1000;
         if (slow)
             atomic_fetch_add(&s->slow_writes, 1);
-        fp_sq_outcome(s, ok && !slow);
+        fp_writeq_outcome(&s->q, ok && !slow);
         if (!ok) {
             char why[160];
             snprintf(why, sizeof why, "%s",
@@ -489,168 +467,19 @@ static void run_batch(fp_sqlite *s, fp_issue_req *head, int n)
         }
     }
     pthread_mutex_unlock(&s->wlock);
-    atomic_fetch_add(&s->commits, 1);
-    atomic_fetch_add(&s->requests, (uint64_t)n);
-    uint64_t mb = atomic_load(&s->max_batch);
-    while ((uint64_t)n > mb && !atomic_compare_exchange_weak(&s->max_batch, &mb, (uint64_t)n))
-        ;
-    /* from here no request of the batch is answered early any more */
-    pthread_mutex_lock(&s->qlock);
-    s->batch = NULL;
-    pthread_mutex_unlock(&s->qlock);
-    /* answer only now: everything above is durable or failed */
-    for (fp_issue_req *r = head, *next; r; r = next) {
-        next = r->next;
-        r->next = NULL;
-        if (atomic_load(&r->early))
-            fp_issue_req_release(r); /* answered at its deadline already */
-        else
-            r->done(r, r->arg);
-    }
-}
-
-/* ---- deadlines (docs/storage-space.md, "stalled disk") ---- */
-
-/* Every 50 ms: queued requests past their deadline leave the queue with
- * FP_ISSUE_TIMEOUT (nothing of them was written); requests of the batch
- * being written (in practice: whose COMMIT is still running) at their
- * deadline are answered FP_ISSUE_UNKNOWN and stay with the writer, which
- * releases them when the batch ends.  Both count as failed writes for the
- * store breaker. */
-static void *reaper_main(void *arg)
-{
-    fp_sqlite *s = arg;
-    pthread_mutex_lock(&s->qlock);
-    while (!s->reaper_stop) {
-        fp_cond_wait_ms(&s->rpcond, &s->qlock, 50);
-        if (s->reaper_stop)
-            break;
-        int64_t now = fp_mono_ms();
-        int failures = 0;
-        fp_issue_req *expired = NULL, **pp = &s->qhead, *prev = NULL;
-        while (*pp) {
-            fp_issue_req *r = *pp;
-            if (r->deadline_ms && now >= r->deadline_ms) {
-                *pp = r->next;
-                if (s->qtail == r)
-                    s->qtail = prev;
-                r->next = expired;
-                expired = r;
-                continue;
-            }
-            prev = r;
-            pp = &r->next;
-        }
-        for (fp_issue_req *r = s->batch; r; r = r->next)
-            if (r->deadline_ms && now >= r->deadline_ms && !atomic_load(&r->early)) {
-                atomic_store(&r->refs, 2); /* the writer's and the caller's */
-                atomic_store(&r->early, FP_ISSUE_UNKNOWN);
-                atomic_fetch_add(&s->unknown, 1);
-                failures++;
-                r->done(r, r->arg); /* under qlock: the writer cannot release it meanwhile */
-            }
-        pthread_mutex_unlock(&s->qlock);
-        for (fp_issue_req *r = expired, *next; r; r = next) {
-            next = r->next;
-            r->next = NULL;
-            r->result = FP_ISSUE_TIMEOUT;
-            r->number[0] = 0;
-            snprintf(r->error, sizeof r->error, "still queued for the writer at its deadline");
-            atomic_fetch_add(&s->timed_out, 1);
-            failures++;
-            r->done(r, r->arg);
-        }
-        for (int i = 0; i < failures; i++)
-            fp_sq_outcome(s, 0);
-        pthread_mutex_lock(&s->qlock);
-    }
-    pthread_mutex_unlock(&s->qlock);
-    return NULL;
-}
-
-static void *writer_main(void *arg)
-{
-    fp_sqlite *s = arg;
-    for (;;) {
-        pthread_mutex_lock(&s->qlock);
-        while (!s->qhead && !s->stopping)
-            pthread_cond_wait(&s->qcond, &s->qlock);
-        if (!s->qhead && s->stopping) {
-            pthread_mutex_unlock(&s->qlock);
-            break;
-        }
-        pthread_mutex_unlock(&s->qlock);
-        /* The writer connection first, then the batch: while another
-         * write holds it (a job, a probe, an audit record; on a stalled
-         * disk for seconds) requests wait in the queue, where their
-         * deadline answers them "nothing stored". */
-        pthread_mutex_lock(&s->wlock);
-        pthread_mutex_lock(&s->qlock);
-        if (!s->qhead) { /* all timed out meanwhile */
-            pthread_mutex_unlock(&s->qlock);
-            pthread_mutex_unlock(&s->wlock);
-            continue;
-        }
-        /* take up to max_batch requests */
-        fp_issue_req *head = s->qhead, *tail = head;
-        int n = 1;
-        while (tail->next && n < s->o.max_batch) {
-            tail = tail->next;
-            n++;
-        }
-        s->qhead = tail->next;
-        if (!s->qhead)
-            s->qtail = NULL;
-        tail->next = NULL;
-        s->batch = head;
-        pthread_mutex_unlock(&s->qlock);
-        run_batch(s, head, n);
-    }
-    return NULL;
+    fp_writeq_answer(&s->q, head, n); /* everything above is durable or failed */
 }
 
 void sq_store_submit(void *be, fp_issue_req *r)
 {
     fp_sqlite *s = be;
-    r->next = NULL;
-    r->result = FP_ISSUE_PENDING;
-    atomic_store(&r->early, 0);
-    atomic_store(&r->refs, 0);
-    r->deadline_ms = s->o.write_deadline_ms > 0 ? fp_mono_ms() + s->o.write_deadline_ms : 0;
-    pthread_mutex_lock(&s->qlock);
-    if (s->stopping || s->draining[0]) {
-        char why[sizeof s->draining];
-        snprintf(why, sizeof why, "%s", s->draining[0] ? s->draining : "store is shutting down");
-        pthread_mutex_unlock(&s->qlock);
-        set_failed(r, why);
-        r->done(r, r->arg);
-        return;
-    }
-    if (s->qtail)
-        s->qtail->next = r;
-    else
-        s->qhead = r;
-    s->qtail = r;
-    pthread_cond_signal(&s->qcond);
-    pthread_mutex_unlock(&s->qlock);
+    fp_writeq_submit(&s->q, r);
 }
 
 int sq_store_cancel_queued(void *be, const char *why)
 {
     fp_sqlite *s = be;
-    pthread_mutex_lock(&s->qlock);
-    snprintf(s->draining, sizeof s->draining, "%s", why && *why ? why : "cancelled");
-    fp_issue_req *head = s->qhead;
-    s->qhead = s->qtail = NULL;
-    pthread_mutex_unlock(&s->qlock);
-    int n = 0;
-    for (fp_issue_req *r = head, *next; r; r = next, n++) {
-        next = r->next;
-        r->next = NULL;
-        set_failed(r, why);
-        r->done(r, r->arg);
-    }
-    return n;
+    return fp_writeq_cancel(&s->q, why);
 }
 
 /* ---- the threads ---- */
@@ -661,35 +490,14 @@ int fp_sq_writer_start(fp_sqlite *s, fp_err *err)
     if (pthread_create(&s->ckpt, NULL, ckpt_main, s) != 0)
         return fp_fail(err, FP_EIO, "cannot start checkpointer thread");
     s->ckpt_started = 1;
-    if (pthread_create(&s->writer, NULL, writer_main, s) != 0)
-        return fp_fail(err, FP_EIO, "cannot start writer thread");
-    s->writer_started = 1;
-    if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0)
-        return fp_fail(err, FP_EIO, "cannot start the deadline thread");
-    s->reaper_started = 1;
-    return 0;
+    return fp_writeq_start(&s->q, &s->wlock, run_batch, s, err);
 }
 
 /* The writer drains the queue first (every queued request gets its
  * answer), then the deadline thread and the checkpointer stop. */
 void fp_sq_writer_stop(fp_sqlite *s)
 {
-    if (s->writer_started) {
-        pthread_mutex_lock(&s->qlock);
-        s->stopping = 1;
-        pthread_cond_signal(&s->qcond);
-        pthread_mutex_unlock(&s->qlock);
-        pthread_join(s->writer, NULL);
-        s->writer_started = 0;
-    }
-    if (s->reaper_started) {
-        pthread_mutex_lock(&s->qlock);
-        s->reaper_stop = 1;
-        pthread_cond_signal(&s->rpcond);
-        pthread_mutex_unlock(&s->qlock);
-        pthread_join(s->reaper, NULL);
-        s->reaper_started = 0;
-    }
+    fp_writeq_stop(&s->q);
     if (s->ckpt_started) {
         pthread_mutex_lock(&s->cklock);
         s->ck_stop = 1;
@@ -703,10 +511,7 @@ void fp_sq_writer_stop(fp_sqlite *s)
 void fp_sq_writer_sync_init(fp_sqlite *s)
 {
     pthread_mutex_init(&s->wlock, NULL);
-    pthread_mutex_init(&s->hooklock, NULL);
-    fp_cond_init_mono(&s->rpcond); /* the deadline reaper's timed wait */
-    pthread_mutex_init(&s->qlock, NULL);
-    pthread_cond_init(&s->qcond, NULL);
+    fp_writeq_init(&s->q, s->o.max_batch, s->o.write_deadline_ms);
     pthread_mutex_init(&s->cklock, NULL);
     fp_cond_init_mono(&s->ckcond); /* the checkpointer's timed wait */
     pthread_mutex_init(&s->rlock, NULL);
