@@ -311,13 +311,14 @@ class Rig:
 
     def up(self):
         self.form.start()
-        url = self.form.url
-        args = ["--database", url, "--trusted-proxy", "127.0.0.1/32", "--client-rate", "0",
+        # node1 names the database by URL, node2 in libpq's keyword form:
+        # both multi-host, both with target_session_attrs=read-write
+        args = ["--trusted-proxy", "127.0.0.1/32", "--client-rate", "0",
                 "--global-rate", "0", "--concurrency-max", "off", "--auth-fail-rate", "0",
                 # every test connection comes from 127.0.0.1 (the PROXY header says so)
                 "--max-connections-per-ip", "1000"]
-        n1 = e2e.Server(self.base / "node1", args)
-        n2 = e2e.Server(self.base / "node2", args)
+        n1 = e2e.Server(self.base / "node1", ["--database", self.form.url] + args)
+        n2 = e2e.Server(self.base / "node2", ["--database", self.form.conninfo] + args)
         # one installation: node2 takes node1's keys and certificate
         for name in ("token.key", "audit.key", "webhook.key", "audit.pub"):
             src = n1.data_dir / name

@@ -214,6 +214,14 @@ class Formation:
         return "postgresql://%s@%s/%s?target_session_attrs=read-write&connect_timeout=3" % (
             self.username, hosts, self.dbname)
 
+    @property
+    def conninfo(self):
+        """The same in libpq's keyword form."""
+        return ("host=%s port=%s user=%s dbname=%s target_session_attrs=read-write "
+                "connect_timeout=3" % (",".join("127.0.0.1" for _ in self.nodes),
+                                       ",".join(str(n.port) for n in self.nodes),
+                                       self.username, self.dbname))
+
     def start(self, timeout=240):
         t0 = time.monotonic()
         m = self.monitor
