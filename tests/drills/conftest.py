@@ -69,7 +69,7 @@ def seed_from_sqlite(form, db_path):
                        "where table_name = '%s' and table_schema = 'public'" % t)]
             cols = [r[1] for r in con.execute("pragma table_info(%s)" % t) if r[1] in pg_cols]
             for row in con.execute("select %s from %s" % (", ".join(cols), t)):
-                stmts.append("insert into %s(%s) values(%s)" % (
+                stmts.append("insert into %s(%s) values(%s) on conflict do nothing" % (
                     t, ", ".join(cols), ", ".join(_sql_literal(v) for v in row)))
             if "id" in cols:
                 stmts.append("select setval(pg_get_serial_sequence('%s', 'id'), "
