@@ -76,6 +76,30 @@ typedef struct fp_store_opts {
  * read-only. */
 enum { FP_START_CHECK_NONE = 0, FP_START_CHECK_SYNC = 1, FP_START_CHECK_AUTO = 2 };
 int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err);
+/* ---- moving a store (fapiao migrate-store, docs/ha.md) ----
+ * Copies every table of the SQLite store at sqlite_path (sellers, clients
+ * and their secrets as stored, number ranges, invoices with their
+ * documents and idempotency records, red forms, outbox jobs, audit records
+ * and checkpoints with their hashes unchanged, the issue clock) into the
+ * PostgreSQL database at url, in one transaction on the target, then
+ * counts the rows there.  The target's schema is brought to this build's
+ * version first (a newer one is refused); a target holding any seller,
+ * client, range, invoice, audit record or job is refused FP_ECONFLICT.
+ * The caller makes sure nothing serves the source meanwhile. */
+#define FP_MIGRATE_TABLES 10
+typedef struct fp_store_migrate_report {
+    int ntables;
+    struct {
+        const char *name;
+        int64_t copied, target; /* rows read from the source, counted on the target */
+    } t[FP_MIGRATE_TABLES];
+} fp_store_migrate_report;
+int fp_store_migrate(const char *sqlite_path, const char *url, fp_store_migrate_report *rep,
+                     fp_err *err);
+
+/* 1 when path names a server database (a postgresql:// or postgres://
+ * URL: the PostgreSQL backend, docs/ha.md), 0 for a SQLite file or NULL. */
+int fp_store_is_url(const char *path);
 /* Makes SQLite's default VFS one that allocates DB-shm before mapping it,
  * so a full disk gives SQLITE_FULL, never SIGBUS (shmguard.c).  Idempotent;
  * fp_store_open calls it. */

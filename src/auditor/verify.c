@@ -289,7 +289,7 @@ void fp_av_end(verifier *v)
 int fp_av_snapshot(const char *db_path, int (*fn)(fp_audit_snap *a, void *arg), void *arg,
                    fp_err *err)
 {
-    if (access(db_path, F_OK) != 0)
+    if (!fp_store_is_url(db_path) && access(db_path, F_OK) != 0)
         return fp_fail(err, FP_ENOTFOUND, "%s: %s", db_path, strerror(errno));
     /* read-only: no migration, no writer, not a byte of the files changed */
     fp_store_opts o = {.path = db_path, .read_conns = 1, .read_only = 1};

@@ -51,11 +51,27 @@ int cli_check_data_dir(const char *dir, int write, const char *hint_zh, const ch
  * marker says it vanished while serving: restore, never re-init. */
 int cli_database_lost(const char *dir);
 
-/* Opens DIR/fapiao.db (a small read pool) or prints why not and returns
- * NULL. */
+/* The database setting, as serve resolves it (docs/ha.md): the
+ * `--database URL|FILE` any command accepts (cli_parse takes it), else
+ * $FAPIAO_DATABASE, else the config file's [serve] database key; NULL:
+ * DIR/fapiao.db. */
+const char *cli_database(void);
+const char *cli_database_flag(void); /* --database alone (NULL: not given) */
+/* 1 when that setting names a server database (postgresql://…). */
+int cli_on_server_db(void);
+/* The database to open for DIR into out: cli_database() or DIR/fapiao.db.
+ * 0, or -1 when it does not fit. */
+int cli_db_path(char *out, size_t cap, const char *dir);
+/* -1 with "WHAT works on SQLite only; on PostgreSQL use INSTEAD" (zh + en)
+ * when the database setting names a server database; else 0. */
+int cli_refuse_server_db(const char *what, const char *instead_zh, const char *instead_en);
+
+/* Opens the database (cli_db_path; a small read pool) through the store's
+ * seam, or prints why not and returns NULL. */
 struct fp_store *cli_open_store(const char *dir);
 /* The same, read-only (store_ro.c): for commands that only look. */
 struct fp_store *cli_open_store_ro(const char *dir);
+struct fp_store *cli_open_store_opts(const char *dir, int read_only);
 /* The audit record of an admin action, actor "cli:<user>" (in actor, 80
  * bytes), for the store call that makes the change: the store writes it in
  * the change's own transaction (docs/audit.md).  target NULL: the store's
@@ -84,5 +100,6 @@ int cmd_check(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_sellers(int argc, char **argv);
 int cmd_taxcodes(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
 
 #endif

@@ -57,6 +57,43 @@ const char *cli_audit_key(void)
     return e && *e ? e : NULL;
 }
 
+static const char *database_flag;
+
+const char *cli_database_flag(void)
+{
+    return database_flag && *database_flag ? database_flag : NULL;
+}
+
+/* The flags every command takes besides its own (cli_audit_key,
+ * cli_database): "--name VALUE" or "--name=VALUE".  1 taken, 0 not one of
+ * them, -1 a value missing. */
+static int common_flag(int argc, char **argv, int *i)
+{
+    static const struct {
+        const char *name;
+        const char **value;
+    } common[] = {{"--audit-key", &audit_key_flag}, {"--database", &database_flag}};
+    const char *a = argv[*i];
+    for (size_t k = 0; k < sizeof common / sizeof common[0]; k++) {
+        size_t n = strlen(common[k].name);
+        if (strncmp(a, common[k].name, n) || (a[n] && a[n] != '='))
+            continue;
+        if (a[n] == '=')
+            *common[k].value = a + n + 1;
+        else if (*i + 1 < argc)
+            *common[k].value = argv[++*i];
+        else {
+            char zh[96], en[96];
+            snprintf(zh, sizeof zh, "参数 %s 需要一个值", common[k].name);
+            snprintf(en, sizeof en, "%s needs a value", common[k].name);
+            cli_error(zh, en);
+            return -1;
+        }
+        return 1;
+    }
+    return 0;
+}
+
 int cli_parse(int argc, char **argv, const cli_flag *flags, const char *usage)
 {
     for (int i = 1; i < argc; i++) {
@@ -75,17 +112,12 @@ int cli_parse(int argc, char **argv, const cli_flag *flags, const char *usage)
                 break;
             }
         }
-        if (!f && strncmp(a, "--audit-key", 11) == 0 && (a[11] == 0 || a[11] == '=')) {
-            /* every command that opens the store may sign: see cli_audit_key */
-            if (a[11] == '=')
-                audit_key_flag = a + 12;
-            else if (i + 1 < argc)
-                audit_key_flag = argv[++i];
-            else {
-                cli_error("参数 --audit-key 需要一个值", "--audit-key needs a value");
+        if (!f) { /* every command that opens the store may sign, or use a server database */
+            int c = common_flag(argc, argv, &i);
+            if (c < 0)
                 return -1;
-            }
-            continue;
+            if (c > 0)
+                continue;
         }
         if (!f) {
             char zh[256], en[256];
@@ -144,56 +176,6 @@ int cli_require(const char *value, const char *flag, const char *usage)
     return -1;
 }
 
-/* "permission denied" naming path, with who we are (root ignores modes,
- * so this is what a service user sees). */
-static void deny(const char *path, const char *zh_what, const char *en_what)
-{
-    char zh[PATH_MAX + 256], en[PATH_MAX + 256];
-    snprintf(zh, sizeof zh, "权限不足（permission denied）：%s（%s；当前用户 uid %u）", path,
-             zh_what, (unsigned)geteuid());
-    snprintf(en, sizeof en, "permission denied: %s (%s; running as uid %u)", path, en_what,
-             (unsigned)geteuid());
-    cli_error(zh, en);
-}
-
-int cli_check_data_dir(const char *dir, int write, const char *hint_zh, const char *hint_en)
-{
-    char db[PATH_MAX];
-    cli_dd_path(db, sizeof db, dir, CLI_DD_DB);
-    /* the directory first: without search permission on it every path
-     * inside reads as missing to a careless check (EACCES, not ENOENT) */
-    if (faccessat(AT_FDCWD, dir, X_OK, AT_EACCESS) != 0 && errno == EACCES) {
-        deny(dir, "无法进入数据目录", "cannot enter the data directory");
-        return -1;
-    }
-    if (faccessat(AT_FDCWD, db, F_OK, AT_EACCESS) != 0) {
-        if (errno == EACCES) {
-            deny(db, "无法访问数据库文件", "cannot reach the database file");
-            return -1;
-        }
-        char zh[2 * PATH_MAX + 128], en[2 * PATH_MAX + 128];
-        snprintf(zh, sizeof zh, "%s 不是数据目录（没有 fapiao.db）%s", dir, hint_zh ? hint_zh : "");
-        snprintf(en, sizeof en, "%s is not a data directory (no fapiao.db)%s", dir,
-                 hint_en ? hint_en : "");
-        cli_error(zh, en);
-        return -1;
-    }
-    int mode = write ? R_OK | W_OK : R_OK;
-    if (faccessat(AT_FDCWD, db, mode, AT_EACCESS) != 0 && errno == EACCES) {
-        deny(db, write ? "数据库文件须可读写" : "数据库文件须可读",
-             write ? "the database file must be readable and writable"
-                   : "the database file must be readable");
-        return -1;
-    }
-    /* SQLite writes the -wal, -shm and lock files beside the database */
-    if (write && faccessat(AT_FDCWD, dir, W_OK, AT_EACCESS) != 0 && errno == EACCES) {
-        deny(dir, "数据目录须可写（-wal/-shm 文件）",
-             "the data directory must be writable (-wal/-shm files)");
-        return -1;
-    }
-    return 0;
-}
-
 int cli_database_lost(const char *dir)
 {
     char db[PATH_MAX], marker[PATH_MAX + 16];
@@ -214,22 +196,6 @@ int cli_database_lost(const char *dir)
              db, marker);
     cli_error(zh, en);
     return 1;
-}
-
-fp_store *cli_open_store(const char *dir)
-{
-    char db[PATH_MAX];
-    cli_dd_path(db, sizeof db, dir, CLI_DD_DB);
-    if (cli_check_data_dir(dir, 1, NULL, NULL) < 0)
-        return NULL;
-    fp_store_opts o = {.path = db, .read_conns = 1, .audit_key_path = cli_audit_key()};
-    fp_store *s = NULL;
-    fp_err err = {0};
-    if (fp_store_open(&o, &s, &err) < 0) {
-        cli_fail("无法打开数据库", "cannot open the database", err.msg);
-        return NULL;
-    }
-    return s;
 }
 
 fp_audit_rec cli_audit_rec(char actor[80], const char *action, const char *target,

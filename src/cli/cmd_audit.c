@@ -75,14 +75,16 @@ static int bad_flag(const char *flag, const char *zh_what, const char *en_what)
     return EXIT_USAGE;
 }
 
-/* DIR/fapiao.db and the public key beside it (the store's default). */
+/* The database (DIR/fapiao.db, or the database setting: docs/ha.md) and
+ * the public key in the data directory (the store's default). */
 static int data_paths(const char *dir, char db[PATH_MAX], char pub[PATH_MAX])
 {
-    char key[PATH_MAX];
-    cli_dd_path(db, PATH_MAX, dir, CLI_DD_DB);
+    char key[PATH_MAX], base[PATH_MAX];
+    cli_dd_path(base, PATH_MAX, dir, CLI_DD_DB);
     if (cli_check_data_dir(dir, 0, NULL, NULL) < 0)
         return -1;
-    if (fp_audit_key_paths(db, cli_audit_key(), key, pub, PATH_MAX) < 0) {
+    if (cli_db_path(db, PATH_MAX, dir) < 0 ||
+        fp_audit_key_paths(base, cli_audit_key(), key, pub, PATH_MAX) < 0) {
         cli_error("路径过长", "path too long");
         return -1;
     }
@@ -312,7 +314,10 @@ static int audit_ship(const char *dir, const char *dest)
         return EXIT_USAGE;
     fp_err err = {0};
     int64_t n = 0;
-    if (fp_audit_ship(db, dest, NULL, &n, &err) < 0) {
+    char state[PATH_MAX + 16]; /* what was shipped: beside DIR/fapiao.db, also for a URL */
+    cli_dd_path(state, PATH_MAX, dir, CLI_DD_DB);
+    strcat(state, ".cp-shipped");
+    if (fp_audit_ship(db, dest, state, &n, &err) < 0) {
         cli_fail("审计检查点无法送出", "cannot ship audit checkpoints", err.msg);
         return EXIT_UNREADABLE;
     }

@@ -84,6 +84,9 @@ static int sub_create(int argc, char **argv)
     if (cli_parse(argc, argv, flags, usage) < 0 || cli_require(dir, "--data-dir", usage) < 0 ||
         cli_require(to, "--to", usage) < 0)
         return 2;
+    if (cli_refuse_server_db("fapiao backup create", "pgBackRest 与时间点恢复（docs/recovery.md）",
+                             "pgBackRest and point-in-time recovery (docs/recovery.md)") < 0)
+        return 2;
     long long nkeep;
     if (cli_count(keep, "--keep-full", 100000, &nkeep, usage) < 0)
         return 2;
@@ -138,6 +141,9 @@ static int sub_restore(int argc, char **argv)
                         {"--keys", 0, &keys, NULL}, {NULL, 0, NULL, NULL}};
     if (cli_parse(argc, argv, flags, usage) < 0 || cli_require(from, "--from", usage) < 0 ||
         cli_require(to, "--to", usage) < 0)
+        return 2;
+    if (cli_refuse_server_db("fapiao backup restore", "pgBackRest 与时间点恢复（docs/recovery.md）",
+                             "pgBackRest and point-in-time recovery (docs/recovery.md)") < 0)
         return 2;
     int64_t ms = 0;
     if ((!!t) == latest || (t && parse_time(t, &ms) < 0)) {

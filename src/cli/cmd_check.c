@@ -71,23 +71,35 @@ int cmd_check(int argc, char **argv)
         return 2;
     char db[PATH_MAX];
     cli_dd_path(db, sizeof db, dir, CLI_DD_DB);
-    if (access(db, F_OK) != 0) {
+    int server_db = cli_on_server_db();
+    if (!server_db && access(db, F_OK) != 0) {
         char zh[PATH_MAX + 64], en[PATH_MAX + 64];
         snprintf(zh, sizeof zh, "%s 不是数据目录（没有 fapiao.db）", dir);
         snprintf(en, sizeof en, "%s is not a data directory (no fapiao.db)", dir);
         cli_error(zh, en);
         return 1;
     }
-    int running = server_running(dir);
+    int running = !server_db && server_running(dir);
     fp_store_check_report rep;
-    int rc = fp_store_check_path(db, full, &rep);
+    int rc;
+    if (server_db) { /* the check of docs/ha.md, on the database's own snapshot */
+        fp_store *s = cli_open_store_ro(dir);
+        if (!s)
+            return 1;
+        rc = fp_store_check_now(s, full, &rep);
+        fp_store_close(s);
+    } else {
+        rc = fp_store_check_path(db, full, &rep);
+    }
     int cleared = 0;
+    const char *label = server_db ? (full ? "postgresql_full" : "postgresql")
+                        : full    ? "integrity_check"
+                                  : "quick_check";
     if (rc == 0 && rep.after_failstop && !running)
         cleared = fp_store_failstop_clear_marker(db) == 0;
     if (json) {
         printf("{\"ok\":%s,\"check\":\"%s\",\"from_disk\":%s,\"integrity\":",
-               rep.ok ? "true" : "false", full ? "integrity_check" : "quick_check",
-               rep.from_disk ? "true" : "false");
+               rep.ok ? "true" : "false", label, rep.from_disk ? "true" : "false");
         json_str(rep.integrity);
         printf(",\"after_failstop\":%s,\"acknowledged_checked\":%d,\"acknowledged_missing\":%d,"
                "\"audit_head_checked\":%s,\"server_running\":%s,\"failstop_cleared\":%s,"
@@ -100,9 +112,10 @@ int cmd_check(int argc, char **argv)
         return rc == 0 ? 0 : 1;
     }
     int zh = cli_zh();
-    printf("%s: %s (%s, %lld ms)\n", full ? "integrity_check" : "quick_check", rep.integrity,
-           rep.from_disk ? (zh ? "从磁盘读取" : "read from the disk")
-                         : (zh ? "未能从磁盘读取" : "not read from the disk"),
+    printf("%s: %s (%s, %lld ms)\n", label, rep.integrity,
+           server_db ? (zh ? "数据库快照，见 docs/ha.md" : "the database's snapshot: docs/ha.md")
+           : rep.from_disk ? (zh ? "从磁盘读取" : "read from the disk")
+                           : (zh ? "未能从磁盘读取" : "not read from the disk"),
            (long long)rep.elapsed_ms);
     if (rep.after_failstop)
         printf(zh ? "停写前确认的发票：检查 %d 张，缺失 %d 张；审计链头：%s\n"

@@ -42,6 +42,8 @@ static const struct {
      "show the issue clock's mark, or confirm a forward clock jump"},
     {"check", cmd_check, "从磁盘检查存储（quick_check，--full 为 integrity_check），解除停写",
      "check the store from the disk (quick_check; --full: integrity_check), clear a fail-stop"},
+    {"migrate-store", cmd_migrate, "把单节点的 SQLite 存储迁移到 PostgreSQL（docs/ha.md）",
+     "move a SQLite store to PostgreSQL (docs/ha.md)"},
     {"backup", cmd_backup, "备份、校验、恢复（含时间点恢复）与导出私钥",
      "back up, verify, restore (to a point in time) and export the private keys"},
     {"doctor", cmd_doctor, "诊断到开票服务器的连接",

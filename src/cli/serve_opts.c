@@ -643,3 +643,30 @@ int serve_opts_reload(serve_conf *cur, const serve_conf *next,
     }
     return live;
 }
+
+/* The database setting as serve resolves it below its flags (for the other
+ * commands, cli_database): $FAPIAO_DATABASE, else the config file's
+ * [serve] database key ($FAPIAO_CONFIG or the default path; problems in the
+ * file are printed).  NULL when neither sets it.  The value lives until the
+ * process ends. */
+const char *serve_opts_database(void)
+{
+    const char *ev = getenv("FAPIAO_DATABASE");
+    if (ev && *ev)
+        return ev;
+    static cfg_file *file;
+    static cfg_val fv[NOPTS];
+    const char *names[NOPTS] = {0};
+    size_t db = NOPTS;
+    for (size_t i = 0; i < NOPTS; i++)
+        if (opts[i].kind != OPT_SECTION) {
+            names[i] = opts[i].name + 2;
+            if (opts[i].field == F(database))
+                db = i;
+        }
+    int required, exists = 0;
+    const char *path = cfg_path(NULL, &required);
+    if (!file)
+        cfg_file_read(path, required, "serve", names, NOPTS, fv, &exists, &file);
+    return db < NOPTS ? fv[db].raw : NULL;
+}

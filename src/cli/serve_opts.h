@@ -54,4 +54,8 @@ void serve_conf_free(serve_conf *c);
 int serve_opts_reload(serve_conf *cur, const serve_conf *next,
                       void (*changed)(const char *name, int live, void *arg), void *arg);
 
+/* The database setting without serve's flags: $FAPIAO_DATABASE, else the
+ * config file's [serve] database key; NULL when neither sets it. */
+const char *serve_opts_database(void);
+
 #endif

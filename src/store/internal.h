@@ -262,4 +262,43 @@ fp_red_used *fp_red_used_new(const fp_red_form *f, int *maxline);
 /* f settled against used, then its caps checked: 0, or FP_ERANGE with es. */
 int fp_red_form_fits(fp_red_form *f, const fp_red_used *used, int maxline, fp_errors *es);
 
+/* ---- migrate.c: moving a SQLite store to a server database ---- */
+/* One column's value as the source holds it. */
+typedef enum { FP_MIG_NULL, FP_MIG_INT, FP_MIG_TEXT, FP_MIG_BLOB } fp_mig_kind;
+typedef struct fp_mig_val {
+    fp_mig_kind kind;
+    int64_t i;
+    const void *p; /* TEXT, BLOB */
+    size_t n;
+} fp_mig_val;
+/* The tables copied, in an order their references allow, and what each
+ * reads beyond its columns (invoices: SQLite's rowid as seq). */
+typedef struct fp_mig_table {
+    const char *name, *extra, *order;
+} fp_mig_table;
+extern const fp_mig_table fp_mig_tables[];
+extern const int fp_mig_ntables;
+/* Where the rows go: table() once per table with its column names, row()
+ * per row, each 0 or an error that stops the copy. */
+typedef struct fp_mig_sink {
+    int (*table)(void *arg, int t, const char *const *cols, int ncols, fp_err *err);
+    int (*row)(void *arg, const fp_mig_val *v, int n, fp_err *err);
+    int (*end)(void *arg, int t, fp_err *err);
+    void *arg;
+} fp_mig_sink;
+/* sqlite/export.c: every table of the SQLite file at path, in one read
+ * transaction, into sink; *mark and *confirmed the issue clock's. */
+int fp_sq_export(const char *path, const fp_mig_sink *sink, int64_t *mark, int64_t *confirmed,
+                 fp_err *err);
+/* pg/import.c: an empty database at url (its schema this build's), the
+ * rows copied into it in one transaction (begin, the sink, finish with the
+ * issue clock: the audit head, the sequences and the sellers' generation
+ * set from what was copied, COMMIT); abort rolls back. */
+typedef struct fp_pg_import fp_pg_import;
+int fp_pg_import_begin(const char *url, fp_pg_import **out, fp_mig_sink *sink, fp_err *err);
+int fp_pg_import_finish(fp_pg_import *im, int64_t mark, int64_t confirmed, fp_err *err);
+/* After finish: the rows table t holds now (-1: unreadable). */
+int64_t fp_pg_import_count(fp_pg_import *im, int t);
+void fp_pg_import_free(fp_pg_import *im); /* rolls back what is not finished */
+
 #endif

@@ -39,10 +39,15 @@ static int pg_keywords(const char *p)
 /* The database setting names the backend: a URL with a scheme, or libpq's
  * keyword form, is a server database; anything else a file path for
  * SQLite. */
+int fp_store_is_url(const char *path)
+{
+    return path && (!strncmp(path, "postgresql://", 13) || !strncmp(path, "postgres://", 11) ||
+                    pg_keywords(path));
+}
+
 int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err)
 {
-    const char *p = o->path ? o->path : "";
-    if (!strncmp(p, "postgresql://", 13) || !strncmp(p, "postgres://", 11) || pg_keywords(p))
+    if (fp_store_is_url(o->path))
         return fp_store_open_ops(&fp_store_pg_ops, o, out, err);
     return fp_store_open_ops(&fp_store_sqlite_ops, o, out, err);
 }
