@@ -58,8 +58,10 @@ static const opt opts[] = {
     {"--data-dir", OPT_STR, F(dir), 0, 0, U_NONE, "DIR", NULL,
      "required: the data directory (made by fapiao init)", "必填：数据目录（由 fapiao init 创建）"},
     {"--database", OPT_STR, F(database), 0, 0, U_NONE, "URL|FILE", "DIR/fapiao.db",
-     "the database: a SQLite file, or postgresql://... for PostgreSQL (docs/ha.md)",
-     "数据库：SQLite 文件，或 postgresql://... 使用 PostgreSQL（见 docs/ha.md）"},
+     "the database: a SQLite file, or postgresql://... (or host=... dbname=...) for PostgreSQL "
+     "(docs/ha.md)",
+     "数据库：SQLite 文件，或 postgresql://...（或 host=... dbname=...）使用 PostgreSQL（见 "
+     "docs/ha.md）"},
     {"--listen", OPT_STR, F(listen), 0, 0, U_NONE, "HOST:PORT", "127.0.0.1:8443",
      "address and port of the HTTPS API", "HTTPS API 的监听地址与端口"},
     {"--threads", OPT_INT, F(threads), 1, 256, U_NONE, "N", "the number of CPUs",
@@ -503,6 +505,12 @@ static int apply(const layered *L, size_t i, serve_conf *c)
  * ~/.pgpass instead). */
 static void mask_url_password(char *v, size_t cap)
 {
+    char *kw = strstr(v, "password="); /* libpq's keyword form */
+    if (kw && (kw == v || kw[-1] == ' ')) {
+        char *val = kw + 9, *end = val + strcspn(val, " ");
+        if (end > val && strlen(v) + 3 < cap)
+            memmove(val + 3, end, strlen(end) + 1), memcpy(val, "***", 3);
+    }
     char *at, *p = strstr(v, "://");
     if (!p || !(at = strchr(p + 3, '@')))
         return;

@@ -25,11 +25,24 @@ int fp_store_open_ops(const fp_store_ops *ops, const fp_store_opts *o, fp_store 
     return 0;
 }
 
-/* The database setting names the backend: a URL with a scheme is a server
- * database, anything else a file path for SQLite. */
+/* libpq's keyword form ("host=db1,db2 port=5432,5432 dbname=fapiao
+ * target_session_attrs=read-write"): it starts with one of these. */
+static int pg_keywords(const char *p)
+{
+    static const char *const kw[] = {"host=", "hostaddr=", "port=", "dbname=", "user=", "service="};
+    for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++)
+        if (!strncmp(p, kw[i], strlen(kw[i])))
+            return 1;
+    return 0;
+}
+
+/* The database setting names the backend: a URL with a scheme, or libpq's
+ * keyword form, is a server database; anything else a file path for
+ * SQLite. */
 int fp_store_is_url(const char *path)
 {
-    return path && (!strncmp(path, "postgresql://", 13) || !strncmp(path, "postgres://", 11));
+    return path && (!strncmp(path, "postgresql://", 13) || !strncmp(path, "postgres://", 11) ||
+                    pg_keywords(path));
 }
 
 int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err)

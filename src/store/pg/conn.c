@@ -1,5 +1,6 @@
 /* conn.c — the PostgreSQL backend's query helpers (typed parameters,
  * results, bytea) and the read pool. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,10 +105,26 @@ int pg_bytea(const PGresult *r, int row, int col, unsigned char *out, size_t n)
     return 0;
 }
 
+/* Connections reset by this process: what was read from the database
+ * before a reset may belong to a server that is no longer the primary
+ * (after a failover, docs/ha.md §5), so what is cached keys on it. */
+static _Atomic uint64_t pg_resets;
+
+uint64_t pg_reconnects(void)
+{
+    return atomic_load(&pg_resets);
+}
+
 void pg_heal(PGconn *c)
 {
-    if (PQstatus(c) == CONNECTION_BAD)
+    /* a lost connection, or one to a server that became a standby (a
+     * demoted primary that kept its sessions): target_session_attrs in the
+     * connection string sends the reset to the primary of the moment */
+    const char *standby = PQparameterStatus(c, "in_hot_standby");
+    if (PQstatus(c) == CONNECTION_BAD || (standby && !strcmp(standby, "on"))) {
+        atomic_fetch_add(&pg_resets, 1);
         PQreset(c);
+    }
 }
 
 void pg_current_yy(char yy[3], int64_t t)

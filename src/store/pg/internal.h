@@ -37,7 +37,8 @@ typedef struct fp_pg {
     char *url;
     uint32_t node_tag; /* random: makes job lease owners unique across nodes (jobs.c) */
     PGconn *w;
-    int w_prepared; /* the server process w's statements were prepared on (0: none) */
+    int w_prepared;             /* the server process w's statements were prepared on (0: none) */
+    uint64_t w_prepared_resets; /* pg_reconnects() then: a new server may reuse the pid */
     pthread_mutex_t wlock;
     /* the transaction open on w (under wlock) */
     struct {
@@ -97,8 +98,11 @@ int64_t pg_int(const PGresult *r, int row, int col);
 void pg_col(const PGresult *r, int row, int col, char *dst, size_t cap);
 /* A bytea column (text form \x...) of exactly n bytes into out: 0, else -1. */
 int pg_bytea(const PGresult *r, int row, int col, unsigned char *out, size_t n);
-/* The connection is usable again (reset after a lost connection). */
+/* The connection is usable again: reset after a lost connection or when
+ * it is on a standby (the primary moved); each reset is counted. */
 void pg_heal(PGconn *c);
+/* Resets so far in this process: caches of what was read key on it. */
+uint64_t pg_reconnects(void);
 PGconn *pg_racquire(fp_pg *s);
 void pg_rrelease(fp_pg *s, PGconn *c);
 /* The two-digit year (CST) of issue time t (0: now) a range must start with. */

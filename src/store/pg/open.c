@@ -194,9 +194,23 @@ static void noop_notice(void *arg, const char *msg)
     (void)msg;
 }
 
+/* Defaults for what the connection string leaves out (docs/ha.md §5): a
+ * host that does not answer (a primary cut off by the network) is given
+ * up after connect_timeout, and a connection whose server vanished fails
+ * within about tcp_user_timeout instead of TCP's minutes, so the writer is
+ * back for the next primary soon.  The string comes last: its own values
+ * win (libpq takes the last value of a repeated keyword). */
 static PGconn *pg_connect(const char *url, fp_err *err)
 {
-    PGconn *c = PQconnectdb(url);
+    static const char *const keys[] = {"connect_timeout",
+                                       "keepalives_idle",
+                                       "keepalives_interval",
+                                       "keepalives_count",
+                                       "tcp_user_timeout",
+                                       "dbname",
+                                       NULL};
+    const char *vals[] = {"5", "10", "3", "3", "10000", url, NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(c) != CONNECTION_OK) {
         /* libpq's message names host and port, never the password */
         const char *m = c ? PQerrorMessage(c) : "out of memory";

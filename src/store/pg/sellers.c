@@ -60,8 +60,9 @@ int pg_store_sellers_generation(void *be, int64_t *gen)
     PGresult *r = pg_q(c, "SELECT gen FROM seller_generation WHERE id=1", NULL, &rc, NULL);
     if (r && PQntuples(r) != 1)
         rc = FP_EIO; /* the row is made by the migration and never deleted */
-    else if (r)
-        *gen = pg_int(r, 0, 0);
+    else if (r)      /* after a reconnect, another value: the sellers cached
+                      * from the server before it are dropped (docs/ha.md §5) */
+        *gen = pg_int(r, 0, 0) ^ (int64_t)(pg_reconnects() << 40);
     PQclear(r);
     pg_rrelease(s, c);
     return rc;

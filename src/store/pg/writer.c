@@ -313,14 +313,24 @@ static const Oid issue_types[23] = {25, 20, 25, 17, 25, 25, 20, 20, 25, 25, 25, 
  * as running it); again after a reset, which drops it. */
 static int issue_prepared(fp_pg *s)
 {
-    if (s->w_prepared == PQbackendPID(s->w))
+    uint64_t resets = pg_reconnects();
+    if (s->w_prepared == PQbackendPID(s->w) && s->w_prepared_resets == resets)
         return 0;
-    PGresult *r = PQprepare(s->w, "fp_issue", issue_sql, 23, issue_types);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    /* a connection was reset since: the writer's may be the same one (a
+     * reader's reset) or a new one whose server reuses the pid; the server
+     * knows (a second PREPARE would fail the open transaction) */
+    PGresult *r = PQexec(s->w, "SELECT 1 FROM pg_prepared_statements WHERE name = 'fp_issue'");
+    int have = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
     PQclear(r);
-    if (!ok)
+    if (!have) {
+        r = PQprepare(s->w, "fp_issue", issue_sql, 23, issue_types);
+        have = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+    }
+    if (!have)
         return FP_EIO;
     s->w_prepared = PQbackendPID(s->w);
+    s->w_prepared_resets = resets;
     return 0;
 }
 
