@@ -3,9 +3,13 @@ error names the cause with the doctor's finding code and knowledge-base
 article — each fault built for real, with the fault zoo's pieces
 (tests/faults/faultzoo): a real `fapiao serve` whose certificate (from a test
 PKI) has expired, a port filtered by nftables in a network namespace the test
-makes, a real credential whose allowlist excludes 127.0.0.1 (docs/client.md).
+makes, a real credential whose allowlist excludes 127.0.0.1.  Also
+certificate pinning (--pin): the right pin works, a wrong one fails at once,
+never retried, with a finding of its own (docs/client.md).
 """
+import base64
 import datetime as dt
+import hashlib
 import json
 import ssl
 import subprocess
@@ -116,3 +120,79 @@ def test_client_ip_not_allowed(make_server, tmp_path, invoice):
     assert rc == EXIT_REJECTED and e["status"] == 403 and e["code"] == "IP_NOT_ALLOWED", e
     assert e["retryable"] is False and e["attempts"] == 1, e
     assert_finding(e, "AUTH_IP_NOT_ALLOWED")
+
+
+# ---- certificate pinning ----------------------------------------------------
+
+def server_pin(srv):
+    """sha256//BASE64 of the server certificate's public key (DER SPKI)."""
+    crt = Path(srv.ca_cert).parent / "server.crt"
+    pub = subprocess.run(["openssl", "x509", "-in", str(crt), "-noout", "-pubkey"],
+                         capture_output=True, check=True, timeout=30).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub,
+                         capture_output=True, check=True, timeout=30).stdout
+    return "sha256//" + base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+@pytest.fixture(scope="module")
+def pin_server(tmp_path_factory):
+    from conftest import Server
+    s = Server(tmp_path_factory.mktemp("fapiao"))
+    s.start()
+    yield s
+    s.close()
+
+
+def test_the_right_pin_issues(pin_server, tmp_path, invoice):
+    cred = write_cred(tmp_path / "cred.json", pin_server.client_id, pin_server.client_secret,
+                      pin_server.ca_cert)
+    rc, out = issue(pin_server.base_url, cred, invoice, "--pin", server_pin(pin_server))
+    assert rc == 0, out
+    assert len(out["number"]) == 20
+
+
+def test_a_wrong_pin_fails_at_once(pin_server, tmp_path, invoice):
+    cred = write_cred(tmp_path / "cred.json", pin_server.client_id, pin_server.client_secret,
+                      pin_server.ca_cert)
+    wrong = "sha256//" + base64.b64encode(hashlib.sha256(b"another key").digest()).decode()
+    second = pin_server.base_url  # listed twice: one attempt on each
+    rc, out = issue(pin_server.base_url + "," + second, cred, invoice, "--pin", wrong,
+                    "--deadline", "30", serial="pin-wrong")
+    e = out["error"]
+    assert e["code"] == "PIN_MISMATCH", e
+    assert e["retryable"] is False and rc == EXIT_REJECTED, e
+    assert e["attempts"] == 2, e  # each address once, no backoff, no retry
+    assert_finding(e, "TLS_PIN_MISMATCH")
+    n = pin_server.db_query("SELECT count(*) FROM invoices WHERE serial = 'pin-wrong'")[0][0]
+    assert n == 0
+
+
+def test_a_wrong_pin_stops_a_spool_drain_and_keeps_the_rows(pin_server, tmp_path, invoice):
+    """The pin is the connection's fault, not the row's: the drain stops and
+    the rows wait (not "failed"); with the right pin they are issued."""
+    cred = write_cred(tmp_path / "cred.json", pin_server.client_id, pin_server.client_secret,
+                      pin_server.ca_cert)
+    spool = str(tmp_path / "spool")
+    for s in ("pin-spool-1", "pin-spool-2"):
+        r = subprocess.run([BIN, "issue", "--spool", spool, "--serial", s, invoice],
+                           capture_output=True, timeout=60 * SLOW)
+        assert r.returncode == 0, r.stderr
+    wrong = "sha256//" + base64.b64encode(hashlib.sha256(b"another key").digest()).decode()
+
+    def drain(pin):
+        return subprocess.run([BIN, "spool", "drain", "--spool", spool, "--server",
+                               pin_server.base_url, "--credential", cred, "--pin", pin,
+                               "--deadline", "30", "--json"],
+                              capture_output=True, timeout=120 * SLOW)
+
+    r = drain(wrong)
+    assert r.returncode != 0 and b"PIN_MISMATCH" in r.stdout + r.stderr, r
+    rows = subprocess.run([BIN, "spool", "list", "--spool", spool, "--json"],
+                          capture_output=True, timeout=60 * SLOW).stdout.decode()
+    states = [json.loads(l)["state"] for l in rows.splitlines()]
+    assert "failed" not in states and "issued" not in states, states
+    r = drain(server_pin(pin_server))
+    assert r.returncode == 0, r
+    rows = subprocess.run([BIN, "spool", "list", "--spool", spool, "--json"],
+                          capture_output=True, timeout=60 * SLOW).stdout.decode()
+    assert [json.loads(l)["state"] for l in rows.splitlines()] == ["issued", "issued"]
