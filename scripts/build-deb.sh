@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the Debian package out of tree: copies the working tree (tracked and
 # untracked files, not the ignored build directories) to OUT/fapiao-VERSION,
-# runs dpkg-buildpackage there, and leaves OUT/fapiao_VERSION_ARCH.deb (with
-# its .buildinfo, .changes and -dbgsym package) beside it.  The version is the
+# runs dpkg-buildpackage there, and leaves OUT/fapiao_VERSION_ARCH.deb and the
+# client library's OUT/libfapiao-client0_… and OUT/libfapiao-client-dev_…
+# (with the .buildinfo, .changes and -dbgsym packages) beside it.  The version is the
 # program's own (src/cli/main.c FAPIAO_VERSION); debian/changelog must carry it.
 #   scripts/build-deb.sh [OUT]      (default build-deb; `make deb`)
 set -euo pipefail
@@ -26,7 +27,9 @@ git ls-files -z --cached --others --exclude-standard |
   tar -c --null -T - | tar -x -C "$src"
 
 arch=$(dpkg --print-architecture)
-rm -f "$out/fapiao_${version}_$arch.deb"
+rm -f "$out/fapiao_${version}_$arch.deb" "$out"/libfapiao-client*_"${version}"_"$arch".deb
 (cd "$src" && dpkg-buildpackage -b -us -uc -j"${JOBS:-$(nproc)}")
 rm -rf "$src"
-echo "build-deb: $out/fapiao_${version}_$arch.deb"
+for p in fapiao libfapiao-client0 libfapiao-client-dev; do
+  echo "build-deb: $out/${p}_${version}_$arch.deb"
+done

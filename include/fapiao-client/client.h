@@ -24,7 +24,10 @@
  *   timeouts     per phase: connect, TLS handshake, first byte, total (per
  *                attempt), besides the overall deadline.
  *   pinning      optional: the server key's "sha256//BASE64" (curl's
- *                CURLOPT_PINNEDPUBLICKEY).
+ *                CURLOPT_PINNEDPUBLICKEY).  A key that fails the pin is
+ *                final once every address has shown one: FPC_EREJECTED,
+ *                code PIN_MISMATCH, finding TLS_PIN_MISMATCH, never
+ *                retried after a wait (no wait fixes it).
  *   errors       a final failure fills fpc_error: the server's problem code
  *                or the client's, a finding code of the connection doctor
  *                (TLS_CERT_EXPIRED, TCP_FILTERED…) with its knowledge-base
@@ -56,7 +59,9 @@ enum {
     FPC_OK = 0,
     FPC_EINVAL = -1,      /* a bad argument or option: nothing was sent */
     FPC_ENOMEM = -2,      /* out of memory */
-    FPC_EREJECTED = -3,   /* the server refused the request for good (4xx): fix it */
+    FPC_EREJECTED = -3,   /* the server refused the request for good (4xx), or every
+                             server's key failed the pin (code PIN_MISMATCH, status 0):
+                             fix it; nothing was issued */
     FPC_EUNAVAILABLE = -4 /* gave up on a transient failure (deadline, attempts, breakers):
                              the outcome of a POST is unknown; send it again later with the
                              same serial */

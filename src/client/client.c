@@ -336,9 +336,12 @@ static int run(fpc_client *c, call *k, fpc_error *err)
         if (v == FPC_DONE)
             return 0;
         if (v == FPC_FAIL) {
-            fpc_error_from_attempt(err, k->at.status ? FPC_EREJECTED : FPC_EUNAVAILABLE, &k->at,
-                                   c->a[ai].base);
-            if (k->at.status == 0 && c->o.diagnose)
+            /* a key that does not match the pin is no outage: only a new pin
+             * (or the right server) fixes it, and the doctor cannot tell more */
+            int pin = strcmp(k->at.code, "PIN_MISMATCH") == 0;
+            fpc_error_from_attempt(err, k->at.status || pin ? FPC_EREJECTED : FPC_EUNAVAILABLE,
+                                   &k->at, c->a[ai].base);
+            if (k->at.status == 0 && !pin && c->o.diagnose)
                 c->o.diagnose(c->a[ai].base, c->o.cacert, err, c->o.diagnose_arg);
             return err->rc;
         }

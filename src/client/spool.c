@@ -325,9 +325,11 @@ int fpc_spool_drain(fpc_spool *s, fpc_client *c, int max,
         fpc_error e;
         rc = fpc_issue(c, it.serial, body, len, &res, &e);
         free(body);
-        /* unreachable, or refused for the credential (401, 403) rather than
-         * for this request: every later row would fare the same */
-        if (rc == FPC_EUNAVAILABLE || rc == FPC_ENOMEM || e.status == 401 || e.status == 403) {
+        /* unreachable, or refused for the credential (401, 403) or the
+         * connection (a pin mismatch) rather than for this request: every
+         * later row would fare the same */
+        if (rc == FPC_EUNAVAILABLE || rc == FPC_ENOMEM || e.status == 401 || e.status == 403 ||
+            (rc == FPC_EREJECTED && e.status == 0)) {
             if (err)
                 *err = e; /* the row stays "sending": the next drain sends it again */
             fpc_result_free(&res);

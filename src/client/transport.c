@@ -135,8 +135,8 @@ static void set_conn_failure(fpc_attempt *at, CURLcode cc, long os_errno, const 
         code = "TLS", finding = "TLS_UNTRUSTED_ISSUER"; /* the doctor tells expired, self-signed… */
         at->sent = 0, at->tls_verify = 1;
         break;
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-        code = "PIN_MISMATCH", finding = "";
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH: /* the doctor has no pin: this is the verdict */
+        code = "PIN_MISMATCH", finding = "TLS_PIN_MISMATCH";
         at->sent = 0, at->tls_verify = 1;
         break;
     case CURLE_WRITE_ERROR:

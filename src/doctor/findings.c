@@ -60,6 +60,8 @@ static const fp_finding table[] = {
      "The certificate's key or signature is too weak"},
     {"TLS_CERT_REVOKED", FP_LAYER_TLS, 40, FP_SEV_ERROR, "证书已被吊销（OCSP）",
      "The certificate is revoked (OCSP)"},
+    {"TLS_PIN_MISMATCH", FP_LAYER_TLS, 40, FP_SEV_ERROR, "服务器公钥与客户端锁定的公钥不符",
+     "The server's key does not match the client's pin"},
     /* 5 HTTP */
     {"HTTP_TLS_REQUIRED", FP_LAYER_HTTP, 50, FP_SEV_ERROR, "该端口需要 HTTPS，却用了 http://",
      "The port wants HTTPS but http:// was used"},

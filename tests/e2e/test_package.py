@@ -692,3 +692,98 @@ def test_service_path_as_the_unit_runs_it(installed, tmp_path):
     assert not r.exists("/etc/fapiao")
     assert r.exists(D + "/fapiao.db")
     assert "kept /var/lib/fapiao" in out.stderr.decode() + out.stdout.decode()
+
+
+# ---- libfapiao-client0 and libfapiao-client-dev -----------------------------
+
+CLIENT_PKGS = ("libfapiao-client0", "libfapiao-client-dev")
+
+
+@pytest.fixture(scope="module")
+def client_debs(deb):
+    """The client library's packages, built beside the fapiao .deb."""
+    arch = _run(["dpkg", "--print-architecture"]).stdout.decode().strip()
+    debs = [deb.parent / ("%s_%s_%s.deb" % (p, project_version(), arch)) for p in CLIENT_PKGS]
+    for d in debs:
+        assert d.exists(), "%s was not built (scripts/build-deb.sh, debian/control)" % d.name
+    return debs
+
+
+def test_client_packages_soname_symbols_and_lintian(client_debs):
+    lib, dev = client_debs
+    files = _run(["dpkg-deb", "-c", str(lib)]).stdout.decode()
+    assert re.search(r"usr/lib/[^/]+/libfapiao-client\.so\.0 -> libfapiao-client\.so\.0\.", files)
+    ctl = _run(["dpkg-deb", "-I", str(lib), "symbols"]).stdout.decode()
+    assert ctl.startswith("libfapiao-client.so.0 libfapiao-client0 "), ctl
+    exported = set(re.findall(r"^\s*(fpc_\w+)@FAPIAO_CLIENT_0", ctl, re.M))
+    mapped = set(re.findall(r"^\s*(fpc_\w+);", (REPO / "src" / "client" /
+                                                  "libfapiao-client.map").read_text(), re.M))
+    assert exported == mapped and "fpc_issue" in exported, (exported ^ mapped)
+    x = _run(["dpkg-deb", "-x", str(lib), str(lib.parent / "x-lib")])
+    assert x.returncode == 0
+    so = next((lib.parent / "x-lib").glob("usr/lib/*/libfapiao-client.so.0.*"))
+    dyn = _run(["objdump", "-p", str(so)]).stdout.decode()
+    assert re.search(r"SONAME\s+libfapiao-client\.so\.0\n", dyn), dyn
+    dfiles = _run(["dpkg-deb", "-c", str(dev)]).stdout.decode()
+    for want in (r"usr/include/fapiao-client/client\.h", r"usr/include/fapiao-client/spool\.h",
+                 r"usr/lib/[^/]+/libfapiao-client\.so -> libfapiao-client\.so\.0",
+                 r"usr/lib/[^/]+/pkgconfig/fapiao-client\.pc"):
+        assert re.search(want, dfiles), (want, dfiles)
+    assert "doctor.h" not in dfiles  # the doctor hook is not in the library
+    deps = _run(["dpkg-deb", "-f", str(dev), "Depends"]).stdout.decode()
+    assert "libfapiao-client0 (= %s)" % project_version() in deps, deps
+    # clean: no error and no warning (info and pedantic tags are printed)
+    r = _run(["lintian", "--fail-on", "error,warning", "--info", "--pedantic"]
+             + [str(d) for d in client_debs])
+    out = r.stdout.decode(errors="replace")
+    bad = [l for l in out.splitlines() if l[:2] in ("E:", "W:")]
+    assert r.returncode == 0 and not bad, out + r.stderr.decode(errors="replace")
+    print("lintian (client):", out.strip() or "clean")
+
+
+def test_a_program_built_with_pkg_config_issues(root, deb, client_debs, tmp_path):
+    """The three packages install together; examples/client/issue.c, built
+    with `pkg-config --cflags --libs fapiao-client` against the installed
+    -dev package, issues an invoice from the packaged fapiao (demo data
+    directory) and gets the same one back for the same serial."""
+    r = root
+    for d in [deb] + list(client_debs):
+        shutil.copy(d, tmp_path / d.name)
+    r.run("dpkg", "-i", *[str(tmp_path / d.name) for d in [deb] + list(client_debs)],
+          env={"DEBIAN_FRONTEND": "noninteractive"})
+    shutil.copy(REPO / "examples" / "client" / "issue.c", tmp_path / "issue.c")
+    (tmp_path / "invoice.json").write_bytes(EXAMPLE_BODY)
+    flags = r.text("pkg-config", "--cflags", "--libs", "fapiao-client").split()
+    assert "-lfapiao-client" in flags, flags
+    r.run("cc", "-Wall", "-Werror", "-o", str(tmp_path / "issue"), str(tmp_path / "issue.c"),
+          *flags)
+    ldd = r.text("ldd", str(tmp_path / "issue"))
+    assert re.search(r"libfapiao-client\.so\.0 => (/usr)?/lib/[^/]+/libfapiao-client", ldd), ldd
+    D = "/run/demo"
+    init = json.loads(r.text("fapiao", "init", "--demo", "--json", "--data-dir", D))
+    port = free_port()
+    log = open(tmp_path / "serve.log", "wb")
+    srv = r.popen(["fapiao", "serve", "--data-dir", D, "--listen", "127.0.0.1:%d" % port],
+                  env={"FAPIAO_CONFIG": "/dev/null"}, stdin=subprocess.DEVNULL, stdout=log,
+                  stderr=log)
+    try:
+        ca = tmp_path / "ca.crt"
+        ca.write_bytes(r.read(init["ca_cert"]))
+        for _ in range(300):  # bounded: until it serves
+            try:
+                if https(port, ca, "GET", "/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert srv.poll() is None, (tmp_path / "serve.log").read_text(errors="replace")
+            time.sleep(0.1)
+        args = [str(tmp_path / "issue"), "https://127.0.0.1:%d" % port, init["client_id"],
+                init["client_secret"], init["ca_cert"], "pkg-client-1",
+                str(tmp_path / "invoice.json")]
+        first = r.text(*args).split()
+        assert len(first) == 1 and len(first[0]) == 20, first
+        assert r.text(*args).strip() == first[0] + " (issued before)"
+    finally:
+        srv.kill()
+        srv.wait(timeout=30)
+        log.close()

@@ -19,6 +19,9 @@ NOT_PRODUCIBLE = {
         "a server alert (layer server, exit 70), raised by fapiao about itself; the doctor "
         "sees an exhausted range as /readyz 503 and names HTTP_NOT_READY "
         "(test_zoo_http.py::test_not_ready_when_ranges_exhausted)",
+    "TLS_PIN_MISMATCH":
+        "the client library's finding (libfapiao-client, `fapiao issue --pin`): the doctor has "
+        "no pin to compare (tests/e2e/test_client_diagnosis.py::test_a_wrong_pin_fails_at_once)",
 }
 
 
@@ -103,7 +106,8 @@ def render_codes():
            "|---|---|---|---|---|---|---|"]
     for f in FINDINGS.values():
         zoo = ", ".join(sorted(set(tests.get(f.code, [])))) or "— (%s)" % (
-            "server alert" if f.code in NOT_PRODUCIBLE else "none")
+            "client library: e2e/test_client_diagnosis.py" if f.code == "TLS_PIN_MISMATCH"
+            else "server alert" if f.code in NOT_PRODUCIBLE else "none")
         out.append("| `%s` | %s | %d | %s | %s / %s | [kb/%s.md](../kb/%s.md) | %s |" % (
             f.code, f.layer, f.exit, f.severity, f.en, f.zh, f.code, f.code, zoo))
     return "\n".join(out) + "\n"
