@@ -9,6 +9,7 @@
 #include "datadir.h"
 #include "serve_opts.h"
 #include "fapiao/alerting.h"
+#include "upstream_opts.h"
 #include "fapiao/audit.h"
 #include "fapiao/auditor.h"
 #include "fapiao/auth.h"
@@ -21,6 +22,7 @@
 #include "fapiao/server.h"
 #include "fapiao/store.h"
 #include "fapiao/taxcode.h"
+#include "fapiao/upload.h"
 #include "fapiao/tls.h"
 
 #include <curl/curl.h>
@@ -175,6 +177,7 @@ typedef struct serve_run {
     const char *audit_key;
     int lockfd;
     fp_taxcode_table *codes;
+    upstream_conf up; /* [upstream] (docs/upstream.md) */
     /* tables replaced by a SIGHUP, kept until the server stops */
     fp_taxcode_table *old_codes[64];
     int nold_codes;
@@ -467,6 +470,11 @@ static int open_store(serve_run *r)
         cli_fail("无法打开数据库", "cannot open the database", err.msg);
         return 1;
     }
+    /* the tax platform configured: every invoice gets an upload row in its
+     * issuing transaction (upload.h, docs/upstream.md) */
+    if (upstream_conf_read(r->c.config, &r->up))
+        return 1;
+    fp_store_set_upload(r->store, r->up.configured);
     /* webhook secrets stored in plaintext by earlier versions are sealed
      * (docs/security.md "Secrets at rest") */
     int sealed = 0;

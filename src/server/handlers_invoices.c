@@ -7,6 +7,7 @@
 #include "fapiao/adaptive.h"
 #include "fapiao/crypto.h"
 #include "fapiao/metrics.h"
+#include "fapiao/upload.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -393,7 +394,26 @@ enum MHD_Result fp_h_get_invoice(fp_req *r)
     enum MHD_Result res;
     if (fp_load_invoice(r, r->param, &doc, &len, &res))
         return res;
-    return fp_respond_json(r, 200, doc, len);
+    /* with the upstream configured: its upload to the tax platform
+     * (upload.h), added as the document's last member */
+    fp_upload_row u;
+    if (len < 2 || doc[len - 1] != '}' ||
+        fp_store_upload_get(r->srv->o.store, r->claims.seller_id, r->param, &u) != 0)
+        return fp_respond_json(r, 200, doc, len);
+    fp_buf b;
+    fp_buf_init(&b, 0);
+    fp_buf_append(&b, doc, len - 1);
+    free(doc);
+    fp_buf_puts(&b, ",\"upload\":{\"state\":\"");
+    fp_buf_puts(&b, fp_upload_state_name(u.state));
+    fp_buf_puts(&b, "\"");
+    if (u.reason[0]) {
+        fp_buf_puts(&b, ",\"reason\":\"");
+        fp_json_escape(&b, u.reason);
+        fp_buf_puts(&b, "\"");
+    }
+    fp_buf_puts(&b, "}}");
+    return fp_respond_buf(r, 200, &b);
 }
 
 /* yyyy-mm-dd (China Standard Time, a year 2000-2999) to the unix time of

@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 
 #include "fapiao/jobs.h"
+#include "fapiao/upload.h"
 #include "fapiao/store.h"
 
 #define FP_STORE_OPS(X)                                                                            \
@@ -141,6 +142,17 @@
        fp_job *out, fp_err *err),                                                                  \
       (seller_id, number, now, owner, lease_ms, out, err))                                         \
     X(void, store_set_notify_early, (int on), (on))                                                \
+    X(void, store_set_upload, (int on), (on))                                                      \
+    X(int, store_upload_due,                                                                       \
+      (int64_t now, int with_sllsh, int limit, fp_upload_row *out, int *n, fp_err *err),           \
+      (now, with_sllsh, limit, out, n, err))                                                       \
+    X(int, store_upload_set,                                                                       \
+      (const char *number, int state, const char *sllsh, const char *reason, int64_t next_at,      \
+       int count, fp_err *err),                                                                    \
+      (number, state, sllsh, reason, next_at, count, err))                                         \
+    X(int, store_upload_get, (int64_t seller_id, const char *number, fp_upload_row *out),          \
+      (seller_id, number, out))                                                                    \
+    X(int, store_upload_counts, (fp_upload_counts * c, fp_err * err), (c, err))                    \
     X(int, jobs_prune, (int64_t before, int limit, int64_t *n, fp_err *err),                       \
       (before, limit, n, err))                                                                     \
     X(int, store_invoice_state, (int64_t seller_id, const char *number, fp_invoice_state *out),    \

@@ -88,6 +88,7 @@ static const struct {
     {"tlsgen.h", "security"},
     {"store.h", "store"},
     {"jobs.h", "store"},
+    {"upload.h", "store"},
     {"store_backup.h", "store"},
     {"backup.h", "backup"},
     {"audit.h", "audit"},

@@ -67,6 +67,7 @@ typedef struct fp_pg {
     _Atomic uint64_t commit_us_total;
     _Atomic int64_t last_commit_us, last_probe_us;
     _Atomic int notify_early; /* fp_store_set_notify_early (jobs.h; writer.c) */
+    _Atomic int upload_on;    /* fp_store_set_upload (upload.h; writer.c) */
     void (*job_hook)(void *arg);
     void *job_hook_arg;
     _Atomic int fault_write_fail, fault_write_delay_ms, fault_fsync_delay_ms;

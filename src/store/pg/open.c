@@ -1,7 +1,7 @@
 /* open.c — the PostgreSQL backend's open and close, and its versioned
  * schema (schema_version; a node refuses a schema newer than it knows).
  *
- * The schema is SQLite's (src/store/sqlite/migrations.c, migrations 1-10)
+ * The schema is SQLite's (src/store/sqlite/migrations.c, migrations 1-11)
  * as it stands, in PostgreSQL's types: BIGINT for integers and money (fen),
  * BYTEA for hashes and salts, TEXT for text.  Two one-row tables are its
  * own: audit_head (the chain's last id and hash, locked FOR UPDATE by every
@@ -132,6 +132,13 @@ static const char *const pg_migrations[] = {
     "ALTER TABLE invoices ADD COLUMN seq BIGSERIAL;",
     /* 3: SQLite's migration 11 (alert silences, docs/alerting.md) */
     FP_PG_SILENCES_SQL,
+    /* 4: SQLite's migration 12 (uploads to the tax platform, upload.h) */
+    "CREATE TABLE uploads(invoice_number TEXT PRIMARY KEY, seller_id BIGINT NOT NULL,"
+    "  state TEXT NOT NULL CHECK(state IN ('pending', 'submitted', 'accepted', 'rejected')),"
+    "  sllsh TEXT, reason TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_at BIGINT NOT NULL, first_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);"
+    "CREATE INDEX uploads_due ON uploads(state, next_at);"
+    "CREATE INDEX uploads_seller ON uploads(seller_id, state);",
 };
 #define PG_NMIGRATIONS ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))
 const int pg_schema_version = PG_NMIGRATIONS;

@@ -198,7 +198,8 @@ static int red_precheck(fp_pg *s, fp_issue_req *r)
  * statement.  With notify_early ($22 = 1; jobs.h) the notify is pending at
  * once with event invoice.issued, its fair tag right after its render's
  * (what FP_JOBS_FAIR_TAG gives once the render's tag is in: the CTEs do
- * not see each other's rows).  Nothing but the invoice is inserted when the serial exists:
+ * not see each other's rows).  With the upstream configured ($24 = 1)
+ * the upload row too (upload.h).  Nothing but the invoice is inserted when the serial exists:
  * the statement then returns 0. */
 static const char issue_sql[] =
     "WITH inv AS ("
@@ -225,7 +226,10 @@ static const char issue_sql[] =
     "    CASE WHEN $22 = 1 THEN $23 ELSE 1 END, "
     "    CASE WHEN $22 = 1 THEN rnd.fair_tag + $23 END "
     "  FROM rnd, clients, (SELECT CASE WHEN $22 = 1 THEN 'issued' ELSE 'rendered' END) e(ev) "
-    "  WHERE clients.client_id = $13 AND coalesce(clients.webhook_url, '') <> '') "
+    "  WHERE clients.client_id = $13 AND coalesce(clients.webhook_url, '') <> ''), "
+    "upl AS ("
+    "  INSERT INTO uploads(invoice_number, seller_id, state, next_at, first_at, updated_at) "
+    "  SELECT $1, $2, 'pending', $20, $20, $20 FROM inv WHERE $24 = 1) "
     "SELECT count(*) FROM inv";
 
 /* A request's number, audit hash and statement parameters: 1 ready to
@@ -284,6 +288,7 @@ static int issue_prepare(fp_pg *s, pg_batch *b, fp_issue_req *r, int take_clock,
     pg_i64(p, FP_JOB_BASE_COST + (r->lines > 0 ? r->lines : 1)); /* 21 */
     pg_i64(p, atomic_load(&s->notify_early) != 0);               /* 22 */
     pg_i64(p, FP_JOB_BASE_COST);                                 /* 23 */
+    pg_i64(p, atomic_load(&s->upload_on) != 0);                  /* 24: upload.h */
     /* as if inserted: the next request links to this one; the caller
      * rolls back when it was not */
     s->tx.last_id = row.id;

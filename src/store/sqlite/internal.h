@@ -50,6 +50,7 @@ enum {
     WQ_INS_RENDER,
     WQ_INS_NOTIFY,
     WQ_INS_NOTIFY_EARLY,
+    WQ_INS_UPLOAD,
     WQ__N
 };
 extern const char *const fp_sq_write_sql[WQ__N];
@@ -109,6 +110,7 @@ struct fp_sqlite {
 
     void (*job_hook)(void *arg); /* called after a commit that queued jobs */
     _Atomic int notify_early;    /* fp_store_set_notify_early (jobs.h) */
+    _Atomic int upload_on;       /* fp_store_set_upload (upload.c) */
     void *job_hook_arg;
     _Atomic int fault_write_fail, fault_write_delay_ms, fault_fsync_delay_ms;
     struct fp_metric *_Atomic h_batch, *_Atomic h_commit;

@@ -197,6 +197,18 @@ static const char *const migrations[] = {
     /* 11: alert silences (issue 19; docs/alerting.md "Silences"), made by
      * `fapiao alerts silence` and read by the running server's notifier. */
     FP_SQ_SILENCES_SQL,
+    /* 12: uploads to the tax platform (issue 20; docs/upstream.md, "Upload
+     * pipeline").  One row per issued invoice while the upstream is
+     * configured, written in the issuing transaction: the invoice's upload
+     * state and its job (next_at, attempts) in one row.  sllsh: the
+     * platform's acceptance serial of the batch that carried it, kept so a
+     * timeout is answered by a query, never by a blind resend. */
+    "CREATE TABLE uploads(invoice_number TEXT PRIMARY KEY, seller_id INTEGER NOT NULL,"
+    "  state TEXT NOT NULL CHECK(state IN ('pending', 'submitted', 'accepted', 'rejected')),"
+    "  sllsh TEXT, reason TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_at INTEGER NOT NULL, first_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+    "CREATE INDEX uploads_due ON uploads(state, next_at);"
+    "CREATE INDEX uploads_seller ON uploads(seller_id, state);",
 };
 
 int fp_store_migration_count(void)

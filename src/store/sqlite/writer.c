@@ -85,6 +85,10 @@ const char *const fp_sq_write_sql[WQ__N] = {
          "'pending', ?5, ?5, ?5, " SQ_STR(FP_JOB_BASE_COST) ", " FP_JOBS_FAIR_TAG(
              "?2", SQ_STR(FP_JOB_BASE_COST)) " FROM clients WHERE client_id=?3 AND "
                                              "coalesce(webhook_url, '') <> ''"),
+    /* the upload to the tax platform (migration 11, upload.c): only
+     * while the upstream is configured (fp_store_set_upload) */
+    [WQ_INS_UPLOAD] = ("INSERT OR IGNORE INTO uploads(invoice_number, seller_id, state, next_at, "
+                       "first_at, updated_at) VALUES(?1, ?2, 'pending', ?3, ?3, ?3)"),
     /* the audit chain (audit.h): the id is assigned, not left to SQLite,
      * so that ids are consecutive */
     [WQ_INS_AUDIT] = ("INSERT INTO audit(id, ts, actor, action, target, request_id, client_ip, "
@@ -284,6 +288,14 @@ static int enqueue_jobs(fp_sqlite *s, fp_issue_req *r)
     sqlite3_bind_text(j, 3, r->actor, -1, SQLITE_STATIC);
     sqlite3_bind_int64(j, 4, render_id);
     sqlite3_bind_int64(j, 5, now);
+    rc = fp_sq_step_done(j);
+    sqlite3_clear_bindings(j);
+    if (rc < 0 || !atomic_load(&s->upload_on))
+        return rc;
+    j = s->wst[WQ_INS_UPLOAD];
+    sqlite3_bind_text(j, 1, r->number, FP_NUMBER_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(j, 2, r->seller_id);
+    sqlite3_bind_int64(j, 3, now);
     rc = fp_sq_step_done(j);
     sqlite3_clear_bindings(j);
     return rc;
