@@ -207,3 +207,38 @@ def test_bad_counts_refused_before_anything_is_done(make_server, tmp_path):
         flag = args[-2]
         assert flag in out and "须为" in out and "whole number" in out, out
     assert not to.exists() or not any(to.iterdir())
+
+
+def test_point_in_time_restore_never_reuses_a_number(make_server, tmp_path):
+    """The numbers given out after T are in buyers' hands: a restore to T
+    moves each range past the highest number the archive holds (the log
+    past T, and a later full's base and log), so serving the restored
+    directory never issues an acknowledged number again."""
+    bset = tmp_path / "set"
+    keys = tmp_path / "keys.txt"
+    srv = make_server(["--archive", str(bset), "--archive-interval", str(INTERVAL)])
+    run("backup", "keys", "--data-dir", srv.data_dir, "--to", keys)
+    log_a, log_b, log_c = [], [], []
+    issue_many(srv, "before", 10, log_a)
+    t = time.time()
+    issue_many(srv, "after", 10, log_b)        # in the first full's log, past T
+    wait_archived(srv, time.time())
+    srv.stop()
+    srv.start()                                # the archiver starts a second full
+    issue_many(srv, "later", 10, log_c)        # in the second full's log
+    wait_archived(srv, time.time())
+    srv.stop()
+    assert len(list(bset.glob("full-*"))) >= 2
+    shutil.rmtree(srv.data_dir)
+    _, out = run("backup", "restore", "--from", bset, "--to", srv.data_dir, "--to-time",
+                 "%.3f" % t, "--keys", keys)
+    assert numbers(srv.db_path) == {n for _, n, _ in log_a}, "the restore must hold exactly A"
+    srv.start()
+    r = srv.issue("after-restore", auth=srv.token())
+    assert r.status == 201, r
+    new = int(r.json()["number"])
+    acked = [int(n) for _, n, _ in log_a + log_b + log_c]
+    assert new > max(acked), "number %d reuses or falls behind one acknowledged (max %d)" % (
+        new, max(acked))
+    assert "range 1 (" in out, out  # what the restore moved (English: the test locale)
+    srv.stop()

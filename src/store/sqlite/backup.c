@@ -219,6 +219,11 @@ static int replay_flush(fp_store_replay *r, fp_err *err)
     return 0;
 }
 
+sqlite3 *fp_sq_replay_db(fp_store_replay *r, fp_err *err)
+{
+    return replay_flush(r, err) < 0 ? NULL : r->db;
+}
+
 int fp_store_replay_apply(fp_store_replay *r, const void *cs, size_t n, fp_err *err)
 {
     if (!r->g && sqlite3changegroup_new(&r->g) != SQLITE_OK)

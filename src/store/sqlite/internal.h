@@ -141,6 +141,10 @@ int fp_sq_exec(sqlite3 *db, const char *sql, fp_err *err);
 /* Opens a connection with the store's settings (busy timeout, extended
  * codes) through vfs. */
 int fp_sq_open_conn(const char *path, int flags, const char *vfs, sqlite3 **db, fp_err *err);
+/* a restore's replay connection, with every changeset given so far applied
+ * (backup.c); NULL when applying them failed */
+struct fp_store_replay;
+sqlite3 *fp_sq_replay_db(struct fp_store_replay *r, fp_err *err);
 /* Prepares sql on db; on failure fills err and returns NULL. */
 sqlite3_stmt *fp_sq_prep(sqlite3 *db, const char *sql, fp_err *err);
 /* Runs a prepared statement (NULL: a failed prepare) to its first result
