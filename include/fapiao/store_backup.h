@@ -86,4 +86,14 @@ int fp_store_log_start(fp_store *st, const char *base_db, int64_t *wal_bytes, fp
 int fp_store_log_drain(fp_store *st, fp_store_log_fn fn, void *arg);
 void fp_store_log_stop(fp_store *st);
 
+/* Number reservations (docs/recovery.md): with fn set, the writer calls it
+ * (in the issuing transaction, under the writer's lock) before a range's
+ * next reaches what fn last reserved for it; fn makes a reservation past
+ * next durable in the archive and sets *upto (numbers below it may be
+ * given out).  A failure fails the batch: no number goes out that a
+ * restore could hand out again.  fn NULL: none (it is then no longer
+ * called once this returns). */
+typedef int (*fp_store_reserve_fn)(int64_t range_id, int64_t next, int64_t *upto, void *arg);
+void fp_store_set_reserve(fp_store *st, fp_store_reserve_fn fn, void *arg);
+
 #endif

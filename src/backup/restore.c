@@ -445,7 +445,8 @@ static int build(const char *set, const char *id, const char *tmp, int64_t to_ms
     if ((rc = fp_store_replay_open(q, &r, err)) < 0)
         goto out;
     rc = replay_log(full, id, segs, nseg, r, to_ms, marks, res, err);
-    if (rc == 0 && (rc = later_fulls(set, id, tmp, to_ms, marks, res, err)) == 0)
+    if (rc == 0 && (rc = later_fulls(set, id, tmp, to_ms, marks, res, err)) == 0 &&
+        (rc = bk_reserve_marks(set, marks, res, err)) == 0)
         rc = fp_store_replay_advance(r, marks, say_moved, &sm, err);
     int crc = fp_store_replay_close(r, rc == 0, rc == 0 ? err : NULL);
     if (rc == 0 && (rc = crc) < 0 && !res->bad_file[0])

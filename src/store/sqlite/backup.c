@@ -341,3 +341,16 @@ void fp_store_log_stop(fp_store *st)
     fp_sq_log_free(s);
     pthread_mutex_unlock(&s->wlock);
 }
+
+void fp_store_set_reserve(fp_store *st, fp_store_reserve_fn fn, void *arg)
+{
+    fp_sqlite *s = sq(st);
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->wlock);
+    s->reserve_fn = fn;
+    s->reserve_arg = arg;
+    for (int i = 0; i < s->nranges; i++)
+        s->ranges[i].reserved = 0; /* a new archiver: reserve anew */
+    pthread_mutex_unlock(&s->wlock);
+}

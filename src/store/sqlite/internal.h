@@ -61,6 +61,7 @@ extern const char *const fp_sq_write_sql[WQ__N];
 #define RANGE_CACHE 64
 typedef struct range_cache {
     int64_t seller_id, id, next, last;
+    int64_t reserved; /* numbers below it are reserved in the archive (0: none) */
     char prefix[6];
     int dirty;
 } range_cache;
@@ -127,6 +128,10 @@ struct fp_sqlite {
      * transaction at hand, the committed ones queued for the archiver, and
      * whether a foreign write broke it */
     struct sqlite3_session *log;
+    /* the archive's number reservations (store_backup.h): called by the
+     * writer, wlock held, before a range's next reaches its reservation */
+    int (*reserve_fn)(int64_t range_id, int64_t next, int64_t *upto, void *arg);
+    void *reserve_arg;
     void *log_head, *log_tail;
     size_t log_bytes;
     int log_broken;
