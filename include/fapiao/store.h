@@ -350,6 +350,14 @@ int fp_store_ranges(fp_store *s, void (*fn)(const fp_range_rec *r, void *arg), v
  * transaction. */
 int fp_store_add_range(fp_store *s, int64_t seller_id, const char prefix[6], int64_t first,
                        int64_t last, const fp_audit_rec *audit, fp_err *err);
+/* Moves range range_id's next forward to next (docs/recovery.md: the
+ * numbers given out after a restored point): never back — a next at or
+ * below the current one changes nothing — and never past last + 1
+ * (FP_EINVAL); FP_ENOTFOUND for no such range.  *before: the range as it
+ * was.  The update and its audit record (target "PREFIX:ID:FROM->TO", only
+ * when it moved) are one transaction. */
+int fp_store_advance_range(fp_store *s, int64_t range_id, int64_t next, const fp_audit_rec *audit,
+                           fp_range_rec *before, fp_err *err);
 
 /* ---- alert silences (docs/alerting.md "Silences"; synchronous, rare) ---- */
 typedef struct fp_silence {

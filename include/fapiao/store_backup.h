@@ -47,6 +47,34 @@ int fp_store_replay_apply(fp_store_replay *r, const void *cs, size_t n, fp_err *
 /* Commits (commit 1) or drops what was applied, and closes. */
 int fp_store_replay_close(fp_store_replay *r, int commit, fp_err *err);
 
+/* The number ranges' high-water marks (range_mark.c): the highest `next`
+ * each range reached anywhere the archive can tell, so that a restore moves
+ * every restored range past the numbers given out after its point. */
+typedef struct fp_range_mark {
+    int64_t range_id, next;
+} fp_range_mark;
+typedef struct fp_store_marks fp_store_marks;
+int fp_store_marks_new(fp_store_marks **out, fp_err *err);
+void fp_store_marks_free(fp_store_marks *m);
+/* keeps the larger of next and what range_id had */
+int fp_store_marks_note(fp_store_marks *m, int64_t range_id, int64_t next);
+int fp_store_marks_count(const fp_store_marks *m);
+const fp_range_mark *fp_store_marks_at(const fp_store_marks *m, int i);
+/* every number_ranges row a changeset inserts or updates */
+int fp_store_marks_changeset(fp_store_marks *m, const void *cs, size_t n, fp_err *err);
+/* every range of the database file at path */
+int fp_store_marks_db(fp_store_marks *m, const char *path, fp_err *err);
+/* what a restore moved: range_id's next from `from` to `to` */
+typedef struct fp_range_moved {
+    int64_t range_id, from, to;
+    char prefix[8];
+} fp_range_moved;
+typedef void (*fp_range_moved_fn)(const fp_range_moved *mv, void *arg);
+/* In the replay's transaction: moves each restored range's next forward to
+ * its mark (never back, never past last + 1); fn gets each move. */
+int fp_store_replay_advance(fp_store_replay *r, const fp_store_marks *m, fp_range_moved_fn fn,
+                            void *arg, fp_err *err);
+
 /* fn gets each logged transaction in commit order: its wall time (unix ms)
  * and changeset. */
 typedef int (*fp_store_log_fn)(int64_t commit_ms, const void *cs, size_t n, void *arg);
@@ -57,5 +85,15 @@ int fp_store_log_start(fp_store *st, const char *base_db, int64_t *wal_bytes, fp
  * 1 when the log is broken (start a new base), 0, or fn's error. */
 int fp_store_log_drain(fp_store *st, fp_store_log_fn fn, void *arg);
 void fp_store_log_stop(fp_store *st);
+
+/* Number reservations (docs/recovery.md): with fn set, the writer calls it
+ * (in the issuing transaction, under the writer's lock) before a range's
+ * next reaches what fn last reserved for it; fn makes a reservation past
+ * next durable in the archive and sets *upto (numbers below it may be
+ * given out).  A failure fails the batch: no number goes out that a
+ * restore could hand out again.  fn NULL: none (it is then no longer
+ * called once this returns). */
+typedef int (*fp_store_reserve_fn)(int64_t range_id, int64_t next, int64_t *upto, void *arg);
+void fp_store_set_reserve(fp_store *st, fp_store_reserve_fn fn, void *arg);
 
 #endif

@@ -47,6 +47,7 @@ struct fp_archiver {
     /* the round's segment */
     gzFile g;
     int64_t nrec, last_ms;
+    bk_reserve *res; /* the number reservations (reserve.c) */
 };
 
 static void log_json(const char *event, const char *detail)
@@ -322,9 +323,14 @@ int fp_archiver_start(fp_store *st, const fp_archive_opts *o, fp_archiver **out,
     int rc = 0;
     if (bk_mkdirs(a->dir, 0700) < 0 || access(a->dir, W_OK) != 0)
         rc = fp_fail(err, FP_EIO, "%s: %s", a->dir, strerror(errno));
+    /* before the first request: no number goes out unreserved */
+    if (rc == 0 && (rc = bk_reserve_open(a->dir, a->o.interval_s, &a->res, err)) == 0)
+        fp_store_set_reserve(st, bk_reserve_fn, a->res);
     if (rc == 0 && pthread_create(&a->th, NULL, main_fn, a) != 0)
         rc = fp_fail(err, FP_EIO, "cannot start the archiver");
     if (rc < 0) {
+        fp_store_set_reserve(st, NULL, NULL);
+        bk_reserve_free(a->res);
         fp_store_log_stop(st);
         pthread_mutex_destroy(&a->lock);
         pthread_cond_destroy(&a->cond);
@@ -390,6 +396,8 @@ void fp_archiver_stop(fp_archiver *a)
     pthread_mutex_unlock(&a->lock);
     if (a->started)
         pthread_join(a->th, NULL);
+    fp_store_set_reserve(a->st, NULL, NULL); /* the writer calls it no more */
+    bk_reserve_free(a->res);
     fp_store_log_stop(a->st);
     for (int i = 0; i < a->npending; i++)
         free(a->pending[i]);

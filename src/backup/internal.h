@@ -33,6 +33,15 @@ int bk_make_full(const char *set, const char *data_dir, const char *db, int64_t 
                  int64_t wal_bytes, const char *source, fp_backup_result *res, char *full_path,
                  size_t cap, fp_err *err);
 
+/* number reservations (reserve.c): bk_reserve_fn is the store's
+ * fp_store_reserve_fn; bk_reserve_marks notes SET/.reserved in m */
+typedef struct bk_reserve bk_reserve;
+struct fp_store_marks;
+int bk_reserve_open(const char *set, int interval_s, bk_reserve **out, fp_err *err);
+void bk_reserve_free(bk_reserve *r);
+int bk_reserve_fn(int64_t range_id, int64_t next, int64_t *upto, void *arg);
+int bk_reserve_marks(const char *set, struct fp_store_marks *m, fp_backup_result *res, fp_err *err);
+
 int bk_list_fulls(const char *set, char ***out, int *n);
 void bk_free_names(char **v, int n);
 

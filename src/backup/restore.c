@@ -141,11 +141,13 @@ static int check_full(const char *full, const char *id, cJSON **manifest, seg **
     return 0;
 }
 
-/* replays segment i of full into r: records up to to_ms (0: all); *stop
- * set when a record past to_ms was met */
+/* reads segment i of full: applies to r the records up to to_ms (0: all;
+ * r NULL: none) and notes the number ranges of the others in marks, so a
+ * restore knows the numbers given out after its point; *last_ms: the
+ * segment's last record's time */
 static int replay_seg(const char *full, const char *id, int i, const char *prev_sha,
-                      fp_store_replay *r, int64_t to_ms, int *stop, fp_backup_result *res,
-                      fp_err *err)
+                      fp_store_replay *r, int64_t to_ms, fp_store_marks *marks, int64_t *last_ms,
+                      fp_backup_result *res, fp_err *err)
 {
     char p[PATH_MAX], rel[PATH_MAX];
     snprintf(p, sizeof p, "%s/log/%06d.seg", full, i + 1);
@@ -186,10 +188,11 @@ static int replay_seg(const char *full, const char *id, int i, const char *prev_
             rc = BAD(res, rel, FP_ECORRUPT, "corrupt (cut short): %s", rel);
             break;
         }
-        if (to_ms > 0 && ms > to_ms) {
-            *stop = 1;
-            ended = 1;
-            break;
+        *last_ms = ms;
+        if (!r || (to_ms > 0 && ms > to_ms)) {
+            if ((rc = fp_store_marks_changeset(marks, buf, (size_t)n, err)) < 0)
+                snprintf(res->bad_file, sizeof res->bad_file, "%s", rel);
+            continue;
         }
         if ((rc = fp_store_replay_apply(r, buf, (size_t)n, err)) < 0) {
             snprintf(res->bad_file, sizeof res->bad_file, "%s", rel);
@@ -204,7 +207,29 @@ static int replay_seg(const char *full, const char *id, int i, const char *prev_
     gzclose(g);
     if (rc == 0 && (!ended || (zerr != Z_OK && zerr != Z_STREAM_END)))
         rc = BAD(res, rel, FP_ECORRUPT, "corrupt (cut short): %s", rel);
-    res->log_segments++;
+    if (r)
+        res->log_segments++;
+    return rc;
+}
+
+/* reads every segment of a checked full (r NULL: into marks only) */
+static int replay_log(const char *full, const char *id, const seg *segs, int nseg,
+                      fp_store_replay *r, int64_t to_ms, fp_store_marks *marks,
+                      fp_backup_result *res, fp_err *err)
+{
+    char prev[80] = "-";
+    int rc = 0;
+    for (int i = 0; i < nseg && rc == 0; i++) {
+        int64_t last = 0;
+        rc = replay_seg(full, id, i, prev, r, to_ms, marks, &last, res, err);
+        if (rc == 0 && last != segs[i].last_ms) {
+            char sums[PATH_MAX];
+            snprintf(sums, sizeof sums, "%s/log/SHA256SUMS", id);
+            rc = BAD(res, sums, FP_ECORRUPT, "corrupt: %s (segment %s ends elsewhere)", sums,
+                     segs[i].name);
+        }
+        snprintf(prev, sizeof prev, "%s", segs[i].sha);
+    }
     return rc;
 }
 
@@ -278,6 +303,89 @@ static int write_keys(const char *keys, const char *tmp, fp_backup_say say, void
     return 0;
 }
 
+typedef struct say_ctx {
+    fp_backup_say say;
+    void *arg;
+} say_ctx;
+
+static void say_moved(const fp_range_moved *mv, void *arg)
+{
+    say_ctx *c = arg;
+    char zh[256], en[256];
+    snprintf(zh, sizeof zh,
+             "号码段 %lld（%s）：next %lld → %lld，恢复点之后已开出或预留的 %lld 个号码不再使用",
+             (long long)mv->range_id, mv->prefix, (long long)mv->from, (long long)mv->to,
+             (long long)(mv->to - mv->from));
+    snprintf(en, sizeof en,
+             "range %lld (%s): next %lld -> %lld, %lld numbers given out or reserved after the "
+             "restored point are not used again",
+             (long long)mv->range_id, mv->prefix, (long long)mv->from, (long long)mv->to,
+             (long long)(mv->to - mv->from));
+    if (c->say)
+        c->say(zh, en, c->arg);
+}
+
+/* the time a full's state reaches: its last log record, or its snapshot */
+static int64_t full_end(const char *set, const char *name, int64_t *created)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/%s/manifest.json", set, name);
+    size_t len;
+    char *s = bk_read_file(p, 1 << 20, &len);
+    cJSON *m = s ? cJSON_Parse(s) : NULL;
+    free(s);
+    int64_t t = m ? json_int(m, "created_ms") : -1;
+    cJSON_Delete(m);
+    if (created)
+        *created = t;
+    if (t < 0)
+        return t;
+    seg *g;
+    int ng;
+    snprintf(p, sizeof p, "%s/%s", set, name);
+    read_sums(p, &g, &ng);
+    if (ng > 0 && g[ng - 1].last_ms > t)
+        t = g[ng - 1].last_ms;
+    free(g);
+    return t;
+}
+
+/* notes in marks the ranges of every other full whose state goes past the
+ * restored point (to_ms, or the end of full id): its base and its log,
+ * checked as the restored full is */
+static int later_fulls(const char *set, const char *id, const char *tmp, int64_t to_ms,
+                       fp_store_marks *marks, fp_backup_result *res, fp_err *err)
+{
+    char **v;
+    int n, rc = 0;
+    if (bk_list_fulls(set, &v, &n) < 0)
+        return 0;
+    int64_t point = to_ms > 0 ? to_ms : full_end(set, id, NULL);
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (strcmp(v[i], id) == 0 || full_end(set, v[i], NULL) <= point)
+            continue;
+        char full[PATH_MAX], gz[PATH_MAX], db[PATH_MAX];
+        snprintf(full, sizeof full, "%s/%s", set, v[i]);
+        cJSON *m = NULL;
+        seg *segs = NULL;
+        int nseg = 0;
+        rc = check_full(full, v[i], &m, &segs, &nseg, res, err);
+        cJSON_Delete(m);
+        snprintf(gz, sizeof gz, "%s/%s.gz", full, BK_DB);
+        snprintf(db, sizeof db, "%s/.marks.db", tmp);
+        if (rc == 0 && (rc = bk_gunzip(gz, db, err)) < 0)
+            snprintf(res->bad_file, sizeof res->bad_file, "%s/%s.gz", v[i], BK_DB);
+        if (rc == 0)
+            rc = fp_store_marks_db(marks, db, err);
+        unlink(db);
+        if (rc == 0)
+            rc = replay_log(full, v[i], segs, nseg, NULL, 0, marks, res, err);
+        free(segs);
+    }
+    bk_free_names(v, n);
+    return rc;
+}
+
 /* builds a data directory at tmp from full id of set */
 static int build(const char *set, const char *id, const char *tmp, int64_t to_ms, const char *keys,
                  fp_backup_result *res, fp_backup_say say, void *arg, fp_err *err)
@@ -287,8 +395,11 @@ static int build(const char *set, const char *id, const char *tmp, int64_t to_ms
     cJSON *m = NULL;
     seg *segs = NULL;
     int nseg = 0;
+    fp_store_marks *marks = NULL;
+    say_ctx sm = {say, arg};
     int rc = check_full(full, id, &m, &segs, &nseg, res, err);
-    if (rc < 0) {
+    if (rc < 0 || (rc = fp_store_marks_new(&marks, err)) < 0) {
+        cJSON_Delete(m);
         free(segs);
         return rc;
     }
@@ -330,28 +441,18 @@ static int build(const char *set, const char *id, const char *tmp, int64_t to_ms
         rc = BAD(res, mrel, FP_ECORRUPT, "the database's counts differ from %s", mrel);
         goto out;
     }
-    if (nseg > 0) {
-        fp_store_replay *r = NULL;
-        if ((rc = fp_store_replay_open(q, &r, err)) < 0)
-            goto out;
-        char prev[80] = "-";
-        int stop = 0;
-        for (int i = 0; i < nseg && !stop && rc == 0; i++) {
-            rc = replay_seg(full, id, i, prev, r, to_ms, &stop, res, err);
-            if (rc == 0 && !stop && res->log_end_ms != segs[i].last_ms) {
-                char sums[PATH_MAX];
-                snprintf(sums, sizeof sums, "%s/log/SHA256SUMS", id);
-                rc = BAD(res, sums, FP_ECORRUPT, "corrupt: %s (segment %s ends elsewhere)", sums,
-                         segs[i].name);
-            }
-            snprintf(prev, sizeof prev, "%s", segs[i].sha);
-        }
-        int crc = fp_store_replay_close(r, rc == 0, rc == 0 ? err : NULL);
-        if (rc == 0 && (rc = crc) < 0 && !res->bad_file[0])
-            snprintf(res->bad_file, sizeof res->bad_file, "%s/log", id);
-        if (rc < 0)
-            goto out;
-    }
+    fp_store_replay *r = NULL;
+    if ((rc = fp_store_replay_open(q, &r, err)) < 0)
+        goto out;
+    rc = replay_log(full, id, segs, nseg, r, to_ms, marks, res, err);
+    if (rc == 0 && (rc = later_fulls(set, id, tmp, to_ms, marks, res, err)) == 0 &&
+        (rc = bk_reserve_marks(set, marks, res, err)) == 0)
+        rc = fp_store_replay_advance(r, marks, say_moved, &sm, err);
+    int crc = fp_store_replay_close(r, rc == 0, rc == 0 ? err : NULL);
+    if (rc == 0 && (rc = crc) < 0 && !res->bad_file[0])
+        snprintf(res->bad_file, sizeof res->bad_file, "%s/log", id);
+    if (rc < 0)
+        goto out;
     char detail[256];
     if ((rc = fp_store_backup_integrity(q, detail, sizeof detail, err)) < 0) {
         if (rc == FP_EINVAL)
@@ -369,6 +470,7 @@ static int build(const char *set, const char *id, const char *tmp, int64_t to_ms
     bk_fsync_path(q);
     bk_fsync_path(tmp);
 out:
+    fp_store_marks_free(marks);
     cJSON_Delete(m);
     free(segs);
     return rc;
@@ -388,27 +490,11 @@ static int choose(const char *set, int64_t to_ms, char *id, size_t cap, fp_err *
     int best = -1;
     int64_t best_t = -1;
     for (int i = 0; i < n; i++) {
-        char p[PATH_MAX];
-        snprintf(p, sizeof p, "%s/%s/manifest.json", set, v[i]);
-        size_t len;
-        char *s = bk_read_file(p, 1 << 20, &len);
-        cJSON *m = s ? cJSON_Parse(s) : NULL;
-        free(s);
-        int64_t created = m ? json_int(m, "created_ms") : -1;
-        cJSON_Delete(m);
-        if (created < 0)
+        int64_t created = -1, t = full_end(set, v[i], &created);
+        if (created < 0 || (to_ms > 0 && created > to_ms))
             continue;
-        int64_t t = created;
-        if (to_ms == 0) {
-            seg *g;
-            int ng;
-            snprintf(p, sizeof p, "%s/%s", set, v[i]);
-            read_sums(p, &g, &ng);
-            if (ng > 0 && g[ng - 1].last_ms > t)
-                t = g[ng - 1].last_ms;
-            free(g);
-        } else if (created > to_ms)
-            continue;
+        if (to_ms > 0)
+            t = created;
         if (t >= best_t)
             best = i, best_t = t;
     }

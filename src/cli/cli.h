@@ -68,6 +68,9 @@ int cli_refuse_server_db(const char *what, const char *instead_zh, const char *i
 
 /* Opens the database (cli_db_path; a small read pool) through the store's
  * seam, or prints why not and returns NULL. */
+/* The data directory's serve lock (fapiao.lock), held until exit: its fd,
+ * or -1 (printed) when a fapiao serve holds it. */
+int cli_lock_serve(const char *dir);
 struct fp_store *cli_open_store(const char *dir);
 /* The same, read-only (store_ro.c): for commands that only look. */
 struct fp_store *cli_open_store_ro(const char *dir);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 /* The language of messages from the first of LC_ALL, LC_MESSAGES, LANG that
@@ -210,4 +211,22 @@ fp_audit_rec cli_audit_rec(char actor[80], const char *action, const char *targe
         snprintf(actor, 80, "cli:uid%u", (unsigned)getuid());
     fp_audit_rec rec = {0, actor, action, target, NULL, NULL, outcome};
     return rec;
+}
+
+/* The data directory's serve lock, held until exit: -1 (printed) when a
+ * fapiao serve holds it. */
+int cli_lock_serve(const char *dir)
+{
+    char p[PATH_MAX];
+    cli_dd_path(p, sizeof p, dir, CLI_DD_LOCK);
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+        return fd;
+    char zh[2 * PATH_MAX + 128], en[2 * PATH_MAX + 128];
+    snprintf(zh, sizeof zh, "%s 正被 fapiao serve 使用（%s 已加锁）：请先停止服务", dir, p);
+    snprintf(en, sizeof en, "%s is in use by fapiao serve (%s is locked): stop it first", dir, p);
+    cli_error(zh, en);
+    if (fd >= 0)
+        close(fd);
+    return -1;
 }

@@ -9,7 +9,6 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -57,24 +56,6 @@ static int source(const char *from, char db[PATH_MAX], char dir[PATH_MAX])
     return 0;
 }
 
-/* The data directory's serve lock, held until exit: -1 (printed) when a
- * fapiao serve holds it. */
-static int lock_source(const char *dir)
-{
-    char p[PATH_MAX];
-    cli_dd_path(p, sizeof p, dir, CLI_DD_LOCK);
-    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
-        return fd;
-    char zh[2 * PATH_MAX + 128], en[2 * PATH_MAX + 128];
-    snprintf(zh, sizeof zh, "%s 正被 fapiao serve 使用（%s 已加锁）：请先停止服务", dir, p);
-    snprintf(en, sizeof en, "%s is in use by fapiao serve (%s is locked): stop it first", dir, p);
-    cli_error(zh, en);
-    if (fd >= 0)
-        close(fd);
-    return -1;
-}
-
 /* The target's audit chain, verified with the source's public key. */
 static int verify_target(const char *dir, const char *db, const char *url, fp_audit_report *rep)
 {
@@ -108,7 +89,7 @@ int cmd_migrate(int argc, char **argv)
     char db[PATH_MAX], dir[PATH_MAX];
     if (source(from, db, dir) < 0)
         return 1;
-    int lock = lock_source(dir);
+    int lock = cli_lock_serve(dir);
     if (lock < 0)
         return 1;
     fp_store_migrate_report rep;

@@ -1,8 +1,14 @@
-/* cmd_ranges.c — `fapiao ranges import|list`: the invoice number ranges
- * (预赋码) downloaded from the tax bureau's platform, stored so that numbers
- * are assigned locally in the issuing transaction.  Works while a server
- * runs on the same data directory: the server picks up a new range when its
- * current one is used up, and overlapping ranges are refused. */
+/* cmd_ranges.c — `fapiao ranges import|list|advance`: the invoice number
+ * ranges (预赋码) downloaded from the tax bureau's platform, stored so that
+ * numbers are assigned locally in the issuing transaction.  import and list
+ * work while a server runs on the same data directory: the server picks up
+ * a new range when its current one is used up, and overlapping ranges are
+ * refused.  advance (docs/recovery.md: numbers given out after a restored
+ * point) moves a range's next forward only, audited; on SQLite it refuses
+ * while a server holds the data directory, because the server's writer
+ * keeps each range's next in memory across transactions and would write it
+ * back over the move.  On PostgreSQL every node's writer re-reads the range
+ * FOR UPDATE in each batch, so the row lock orders the move with issuing. */
 #include "cli.h"
 #include "fapiao/store.h"
 
@@ -17,9 +23,13 @@ static const char usage[] =
     "usage: fapiao ranges import --data-dir DIR (--prefix YYPPC --first N --last N | --file CSV)\n"
     "                            [--seller-id ID]\n"
     "       fapiao ranges list --data-dir DIR [--json]\n"
+    "       fapiao ranges advance --data-dir DIR --range-id ID (--past NUMBER | --to NEXT)\n"
     "  prefix: 2-digit year, 2-digit province, 1-digit channel (5 digits); first/last: the\n"
     "  15-digit sequence part.  CSV lines: prefix,first,last (a header line is skipped).\n"
-    "  导入或列出发票号码段（预赋码）。号码段不得重叠。\n";
+    "  advance: move a range's next forward only (after a restore: past the highest number\n"
+    "  given out; NUMBER is the 20-digit invoice number or its 15-digit sequence part).\n"
+    "  导入或列出发票号码段（预赋码）。号码段不得重叠。advance 只能把号码段的 next 向前推进\n"
+    "  （恢复后推进到已开出的最大号码之后）。\n";
 
 static int parse_i64(const char *s, int64_t *v)
 {
@@ -100,25 +110,104 @@ static void print_range(const fp_range_rec *r, void *arg)
                (long long)r->last, (long long)r->next, remaining);
 }
 
+/* --past NUMBER: the 20-digit invoice number (its prefix must be the
+ * range's) or the 15-digit sequence part; the next is one after it */
+static int parse_past(const char *s, const char **prefix, int64_t *next)
+{
+    size_t n = strlen(s);
+    *prefix = n == 20 ? s : NULL;
+    int64_t v;
+    if ((n != 20 && n > 15) || parse_i64(n == 20 ? s + 5 : s, &v) < 0 || v < 0)
+        return -1;
+    *next = v + 1;
+    return 0;
+}
+
+typedef struct find_range {
+    int64_t id;
+    char prefix[6];
+} find_range;
+
+static void find_one(const fp_range_rec *r, void *arg)
+{
+    find_range *f = arg;
+    if (r->id == f->id)
+        memcpy(f->prefix, r->prefix, sizeof f->prefix);
+}
+
+static int advance(const char *dir, const char *id_s, const char *past, const char *to)
+{
+    int64_t id = 0, next = 0;
+    const char *prefix = NULL;
+    if (!id_s || parse_i64(id_s, &id) < 0 || (!past) == (!to) ||
+        (past && parse_past(past, &prefix, &next) < 0) || (to && parse_i64(to, &next) < 0)) {
+        cli_error("需要 --range-id 与 --past 或 --to 之一（整数）",
+                  "need --range-id and one of --past or --to (whole numbers)");
+        fprintf(stderr, "%s", usage);
+        return 2;
+    }
+    if (!cli_on_server_db() && cli_lock_serve(dir) < 0)
+        return 1;
+    fp_store *s = cli_open_store(dir);
+    if (!s)
+        return 1;
+    find_range f = {.id = id};
+    if (prefix && (fp_store_ranges(s, find_one, &f) < 0 || strncmp(prefix, f.prefix, 5) != 0)) {
+        char zh[160], en[160];
+        snprintf(zh, sizeof zh, "号码 %s 不属于号码段 %lld（前缀 %s）", past, (long long)id,
+                 f.prefix[0] ? f.prefix : "？");
+        snprintf(en, sizeof en, "number %s is not of range %lld (prefix %s)", past, (long long)id,
+                 f.prefix[0] ? f.prefix : "?");
+        cli_error(zh, en);
+        fp_store_close(s);
+        return 1;
+    }
+    fp_err err = {0};
+    char actor[80];
+    fp_range_rec was;
+    fp_audit_rec a = cli_audit_rec(actor, "ranges.advance", NULL, "ok");
+    int rc = fp_store_advance_range(s, id, next, &a, &was, &err);
+    fp_store_close(s);
+    if (rc < 0) {
+        cli_fail("无法推进号码段", "cannot advance the range", err.msg);
+        return 1;
+    }
+    if (next <= was.next)
+        printf(cli_zh() ? "号码段 %lld（%s）的 next 已是 %lld，无需推进\n"
+                        : "range %lld (%s): next is %lld already, nothing to move\n",
+               (long long)id, was.prefix, (long long)was.next);
+    else
+        printf(cli_zh() ? "号码段 %lld（%s）：next %lld → %lld，跳过 %lld 个号码\n"
+                        : "range %lld (%s): next %lld -> %lld, %lld numbers skipped\n",
+               (long long)id, was.prefix, (long long)was.next, (long long)next,
+               (long long)(next - was.next));
+    return 0;
+}
+
 int cmd_ranges(int argc, char **argv)
 {
-    if (argc < 2 || (strcmp(argv[1], "import") && strcmp(argv[1], "list"))) {
+    if (argc < 2 ||
+        (strcmp(argv[1], "import") && strcmp(argv[1], "list") && strcmp(argv[1], "advance"))) {
         fprintf(stderr, "%s", usage);
         return 2;
     }
     int importing = !strcmp(argv[1], "import");
     const char *dir = NULL, *prefix = NULL, *first = NULL, *last = NULL, *file = NULL,
-               *seller = "1";
+               *seller = "1", *range_id = NULL, *past = NULL, *to = NULL;
     int json = 0;
     const cli_flag flags[] = {
         {"--data-dir", 0, &dir, NULL}, {"--prefix", 0, &prefix, NULL},
         {"--first", 0, &first, NULL},  {"--last", 0, &last, NULL},
         {"--file", 0, &file, NULL},    {"--seller-id", 0, &seller, NULL},
-        {"--json", 1, NULL, &json},    {NULL, 0, NULL, NULL},
+        {"--json", 1, NULL, &json},    {"--range-id", 0, &range_id, NULL},
+        {"--past", 0, &past, NULL},    {"--to", 0, &to, NULL},
+        {NULL, 0, NULL, NULL},
     };
     if (cli_parse(argc - 1, argv + 1, flags, usage) < 0 ||
         cli_require(dir, "--data-dir", usage) < 0)
         return 2;
+    if (!strcmp(argv[1], "advance"))
+        return advance(dir, range_id, past, to);
     int64_t seller_id, a = 0, b = 0;
     if (parse_i64(seller, &seller_id) < 0 ||
         (importing && !file &&

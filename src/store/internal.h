@@ -83,6 +83,10 @@
       (int64_t seller_id, const char prefix[6], int64_t first, int64_t last,                       \
        const fp_audit_rec *audit, fp_err *err),                                                    \
       (seller_id, prefix, first, last, audit, err))                                                \
+    X(int, store_advance_range,                                                                    \
+      (int64_t range_id, int64_t next, const fp_audit_rec *audit, fp_range_rec *before,            \
+       fp_err *err),                                                                               \
+      (range_id, next, audit, before, err))                                                        \
     X(int, store_red_form_create,                                                                  \
       (int64_t seller_id, fp_red_form * f, const char *state, int64_t expires_at,                  \
        fp_red_form_rec *out, fp_errors *es, const fp_audit_rec *audit, fp_err *err),               \

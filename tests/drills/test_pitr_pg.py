@@ -13,7 +13,7 @@ the audit chain verifies (checked by SQL with the hashes of
 src/audit/chain.c and the checkpoints' signatures against audit.pub:
 `fapiao audit verify` opens the SQLite file only, docs/ha.md section 4);
 the node serves; after the runbook's step that carries the ranges' `next`
-forward from the lost timeline, the next number follows on, reusing none
+forward from the lost timeline (`fapiao ranges advance --database`), the next number follows on, reusing none
 acknowledged before or after T; the restored cluster archives again
 (`pgbackrest check`) and the repository verifies (`pgbackrest verify`).
 
@@ -147,9 +147,17 @@ def test_pitr_pg_restore_before_mistake(ws, tmp_path):
         # the first one the lost timeline acknowledged after T
         restored_next = {r["id"]: r["next"] for r in rs.rows("SELECT id, next FROM number_ranges")}
         assert any(restored_next[i] < lost_next[i] for i in lost_next), (restored_next, lost_next)
-        # runbook step 5: carry them forward, so no acknowledged number is reused
-        rs.psql("".join("UPDATE number_ranges SET next = greatest(next, %d) WHERE id = %d;"
-                        % (n, i) for i, n in lost_next.items()))
+        # runbook step 6: carry them forward with `fapiao ranges advance`
+        # (through the store seam, audited), so no acknowledged number is reused
+        for i, n in lost_next.items():
+            r = subprocess.run([e2e.BIN, "ranges", "advance", "--data-dir", str(srv.data_dir),
+                                "--database", rs.url, "--range-id", str(i), "--to", str(n)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+            assert r.returncode == 0, r.stdout.decode(errors="replace")
+        assert {r["id"]: r["next"] for r in rs.rows("SELECT id, next FROM number_ranges")} == {
+            i: max(n, restored_next[i]) for i, n in lost_next.items()}
+        moved = "SELECT count(*) AS n FROM audit WHERE action = 'ranges.advance'"
+        assert rs.rows(moved)[0]["n"] == sum(n > restored_next[i] for i, n in lost_next.items())
 
         srv.serve_args = ["--database", rs.url]
         srv.start()

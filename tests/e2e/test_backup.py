@@ -221,3 +221,70 @@ def test_archive_refused_on_postgresql_in_both_languages(make_server, tmp_path):
     assert rc == 2, out
     assert "pgBackRest" in out and "只适用于" in out and "works with the embedded SQLite" in out, out
     assert not arch.exists()
+
+
+def test_point_in_time_restore_never_reuses_a_number(make_server, tmp_path):
+    """The numbers given out after T are in buyers' hands: a restore to T
+    moves each range past the highest number the archive holds (the log
+    past T, and a later full's base and log), so serving the restored
+    directory never issues an acknowledged number again."""
+    bset = tmp_path / "set"
+    keys = tmp_path / "keys.txt"
+    srv = make_server(["--archive", str(bset), "--archive-interval", str(INTERVAL)])
+    run("backup", "keys", "--data-dir", srv.data_dir, "--to", keys)
+    log_a, log_b, log_c = [], [], []
+    issue_many(srv, "before", 10, log_a)
+    t = time.time()
+    issue_many(srv, "after", 10, log_b)        # in the first full's log, past T
+    wait_archived(srv, time.time())
+    srv.stop()
+    srv.start()                                # the archiver starts a second full
+    issue_many(srv, "later", 10, log_c)        # in the second full's log
+    wait_archived(srv, time.time())
+    srv.stop()
+    assert len(list(bset.glob("full-*"))) >= 2
+    shutil.rmtree(srv.data_dir)
+    _, out = run("backup", "restore", "--from", bset, "--to", srv.data_dir, "--to-time",
+                 "%.3f" % t, "--keys", keys)
+    assert numbers(srv.db_path) == {n for _, n, _ in log_a}, "the restore must hold exactly A"
+    srv.start()
+    r = srv.issue("after-restore", auth=srv.token())
+    assert r.status == 201, r
+    new = int(r.json()["number"])
+    acked = [int(n) for _, n, _ in log_a + log_b + log_c]
+    assert new > max(acked), "number %d reuses or falls behind one acknowledged (max %d)" % (
+        new, max(acked))
+    assert "range 1 (" in out, out  # what the restore moved (English: the test locale)
+    srv.stop()
+
+
+def test_kill9_before_the_next_round_restore_latest_never_reuses_a_number(make_server, tmp_path):
+    """Numbers acknowledged after the archive's last round are unknown to
+    the log, but never to the archive: the writer reserves numbers in the
+    set (fsynced) before it gives them out, and the restore moves each range
+    past its reservation.  A long interval: no log round after the first
+    full, so every invoice below is acknowledged after the last round."""
+    bset = tmp_path / "set"
+    keys = tmp_path / "keys.txt"
+    srv = make_server(["--archive", str(bset), "--archive-interval", "3600"])
+    run("backup", "keys", "--data-dir", srv.data_dir, "--to", keys)
+    deadline = time.monotonic() + 30 * SLOW
+    while not list(bset.glob("full-*/manifest.sha256")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(bset.glob("full-*/manifest.sha256")), "no first full"
+    log = []
+    issue_many(srv, "unarchived", 30, log)
+    srv.kill9()
+    shutil.rmtree(srv.data_dir)
+    _, out = run("backup", "restore", "--from", bset, "--to", srv.data_dir, "--to-latest",
+                 "--keys", keys)
+    acked = [int(n) for _, n, _ in log]
+    assert not numbers(srv.db_path) & {n for _, n, _ in log}, "not archived, yet restored?"
+    srv.start()
+    r = srv.issue("after-restore", auth=srv.token())
+    assert r.status == 201, r
+    new = int(r.json()["number"])
+    assert new > max(acked), "number %d reuses or falls behind one acknowledged (max %d)" % (
+        new, max(acked))
+    assert "range 1 (" in out and "reserved" in out, out
+    srv.stop()

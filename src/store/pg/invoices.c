@@ -256,3 +256,62 @@ int pg_store_ranges(void *be, void (*fn)(const fp_range_rec *r, void *arg), void
     pg_rrelease(s, c);
     return rc;
 }
+
+int pg_store_advance_range(void *be, int64_t range_id, int64_t next, const fp_audit_rec *audit,
+                           fp_range_rec *before, fp_err *err)
+{
+    fp_pg *s = be;
+    memset(before, 0, sizeof *before);
+    pthread_mutex_lock(&s->wlock);
+    int rc = pg_tx_begin(s, err);
+    if (rc < 0)
+        goto unlock;
+    /* the row lock waits for a node's issuing batch that holds the range
+     * (its range_for reads it FOR UPDATE and re-reads it every batch) */
+    pg_params p = {0};
+    pg_i64(&p, range_id);
+    PGresult *r = pg_q(s->w,
+                       "SELECT seller_id, prefix, first, last, next FROM number_ranges "
+                       "WHERE id=$1 FOR UPDATE",
+                       &p, &rc, err);
+    if (!r)
+        goto rollback;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        rc = fp_fail(err, FP_ENOTFOUND, "no range %lld", (long long)range_id);
+        goto rollback;
+    }
+    *before = (fp_range_rec){.id = range_id,
+                             .seller_id = pg_int(r, 0, 0),
+                             .first = pg_int(r, 0, 2),
+                             .last = pg_int(r, 0, 3),
+                             .next = pg_int(r, 0, 4)};
+    pg_col(r, 0, 1, before->prefix, sizeof before->prefix);
+    PQclear(r);
+    if (next > before->last + 1) {
+        rc = fp_fail(err, FP_EINVAL, "range %lld ends at %lld: next can be at most %lld",
+                     (long long)range_id, (long long)before->last, (long long)before->last + 1);
+        goto rollback;
+    }
+    if (next <= before->next) { /* forward only: nothing to do */
+        pg_tx_rollback(s);
+        goto unlock;
+    }
+    pg_params u = {0};
+    pg_i64(&u, range_id);
+    pg_i64(&u, next);
+    if ((rc = pg_exec(s->w, "UPDATE number_ranges SET next=$2 WHERE id=$1", &u, err)) < 0)
+        goto rollback;
+    char target[96];
+    snprintf(target, sizeof target, "%s:%lld:%lld->%lld", before->prefix, (long long)range_id,
+             (long long)before->next, (long long)next);
+    if ((rc = pg_audit_change(s, audit, target, "ok", err)) < 0)
+        goto rollback;
+    rc = pg_tx_commit(s, err);
+    goto unlock;
+rollback:
+    pg_tx_rollback(s);
+unlock:
+    pthread_mutex_unlock(&s->wlock);
+    return rc;
+}

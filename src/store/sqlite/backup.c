@@ -219,6 +219,11 @@ static int replay_flush(fp_store_replay *r, fp_err *err)
     return 0;
 }
 
+sqlite3 *fp_sq_replay_db(fp_store_replay *r, fp_err *err)
+{
+    return replay_flush(r, err) < 0 ? NULL : r->db;
+}
+
 int fp_store_replay_apply(fp_store_replay *r, const void *cs, size_t n, fp_err *err)
 {
     if (!r->g && sqlite3changegroup_new(&r->g) != SQLITE_OK)
@@ -334,5 +339,18 @@ void fp_store_log_stop(fp_store *st)
         return;
     pthread_mutex_lock(&s->wlock);
     fp_sq_log_free(s);
+    pthread_mutex_unlock(&s->wlock);
+}
+
+void fp_store_set_reserve(fp_store *st, fp_store_reserve_fn fn, void *arg)
+{
+    fp_sqlite *s = sq(st);
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->wlock);
+    s->reserve_fn = fn;
+    s->reserve_arg = arg;
+    for (int i = 0; i < s->nranges; i++)
+        s->ranges[i].reserved = 0; /* a new archiver: reserve anew */
     pthread_mutex_unlock(&s->wlock);
 }

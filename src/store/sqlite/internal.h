@@ -62,6 +62,7 @@ extern const char *const fp_sq_write_sql[WQ__N];
 #define RANGE_CACHE 64
 typedef struct range_cache {
     int64_t seller_id, id, next, last;
+    int64_t reserved; /* numbers below it are reserved in the archive (0: none) */
     char prefix[6];
     int dirty;
 } range_cache;
@@ -129,6 +130,10 @@ struct fp_sqlite {
      * transaction at hand, the committed ones queued for the archiver, and
      * whether a foreign write broke it */
     struct sqlite3_session *log;
+    /* the archive's number reservations (store_backup.h): called by the
+     * writer, wlock held, before a range's next reaches its reservation */
+    int (*reserve_fn)(int64_t range_id, int64_t next, int64_t *upto, void *arg);
+    void *reserve_arg;
     void *log_head, *log_tail;
     size_t log_bytes;
     int log_broken;
@@ -143,6 +148,10 @@ int fp_sq_exec(sqlite3 *db, const char *sql, fp_err *err);
 /* Opens a connection with the store's settings (busy timeout, extended
  * codes) through vfs. */
 int fp_sq_open_conn(const char *path, int flags, const char *vfs, sqlite3 **db, fp_err *err);
+/* a restore's replay connection, with every changeset given so far applied
+ * (backup.c); NULL when applying them failed */
+struct fp_store_replay;
+sqlite3 *fp_sq_replay_db(struct fp_store_replay *r, fp_err *err);
 /* Prepares sql on db; on failure fills err and returns NULL. */
 sqlite3_stmt *fp_sq_prep(sqlite3 *db, const char *sql, fp_err *err);
 /* Runs a prepared statement (NULL: a failed prepare) to its first result

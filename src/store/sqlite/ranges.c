@@ -134,3 +134,70 @@ int sq_store_ranges(void *be, void (*fn)(const fp_range_rec *r, void *arg), void
     fp_sq_release(s, r, NULL);
     return rc;
 }
+
+int sq_store_advance_range(void *be, int64_t range_id, int64_t next, const fp_audit_rec *audit,
+                           fp_range_rec *before, fp_err *err)
+{
+    fp_sqlite *s = be;
+    memset(before, 0, sizeof *before);
+    pthread_mutex_lock(&s->wlock);
+    sqlite3_stmt *st = NULL;
+    int rc = fp_sq_exec(s->wdb, "BEGIN IMMEDIATE", err);
+    if (rc < 0)
+        goto unlock;
+    if (sqlite3_prepare_v2(s->wdb,
+                           "SELECT seller_id, prefix, first, last, next FROM number_ranges "
+                           "WHERE id=?1",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto dberr;
+    sqlite3_bind_int64(st, 1, range_id);
+    int step = sqlite3_step(st);
+    if (step != SQLITE_ROW) {
+        rc = step == SQLITE_DONE ? fp_fail(err, FP_ENOTFOUND, "no range %lld", (long long)range_id)
+                                 : fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
+        goto rollback;
+    }
+    *before = (fp_range_rec){.id = range_id,
+                             .seller_id = sqlite3_column_int64(st, 0),
+                             .first = sqlite3_column_int64(st, 2),
+                             .last = sqlite3_column_int64(st, 3),
+                             .next = sqlite3_column_int64(st, 4)};
+    snprintf(before->prefix, sizeof before->prefix, "%.5s",
+             (const char *)sqlite3_column_text(st, 1));
+    sqlite3_finalize(st);
+    st = NULL;
+    if (next > before->last + 1) {
+        rc = fp_fail(err, FP_EINVAL, "range %lld ends at %lld: next can be at most %lld",
+                     (long long)range_id, (long long)before->last, (long long)before->last + 1);
+        goto rollback;
+    }
+    if (next <= before->next) { /* forward only: nothing to do */
+        rc = fp_sq_exec(s->wdb, "ROLLBACK", err);
+        goto unlock;
+    }
+    if (sqlite3_prepare_v2(s->wdb, "UPDATE number_ranges SET next=?2 WHERE id=?1", -1, &st, NULL) !=
+        SQLITE_OK)
+        goto dberr;
+    sqlite3_bind_int64(st, 1, range_id);
+    sqlite3_bind_int64(st, 2, next);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        goto dberr;
+    sqlite3_finalize(st);
+    st = NULL;
+    char target[96];
+    snprintf(target, sizeof target, "%s:%lld:%lld->%lld", before->prefix, (long long)range_id,
+             (long long)before->next, (long long)next);
+    if ((rc = fp_sq_audit_change(s, audit, target, "ok", err)) < 0 ||
+        (rc = fp_sq_exec(s->wdb, "COMMIT", err)) < 0)
+        goto rollback;
+    goto unlock;
+dberr:
+    rc = fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
+rollback:
+    sqlite3_finalize(st);
+    if (!sqlite3_get_autocommit(s->wdb))
+        fp_sq_exec(s->wdb, "ROLLBACK", NULL);
+unlock:
+    pthread_mutex_unlock(&s->wlock);
+    return rc;
+}

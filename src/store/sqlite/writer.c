@@ -205,6 +205,7 @@ static range_cache *range_for(fp_sqlite *s, int64_t seller_id, int *err)
     snprintf(rc->prefix, sizeof rc->prefix, "%.5s", (const char *)sqlite3_column_text(st, 1));
     rc->next = sqlite3_column_int64(st, 2);
     rc->last = sqlite3_column_int64(st, 3);
+    rc->reserved = 0;
     rc->dirty = 0;
     sqlite3_reset(st);
     return rc;
@@ -320,6 +321,11 @@ static int issue_one(fp_sqlite *s, fp_issue_req *r)
             r->result = FP_ISSUE_EXHAUSTED;
         return found == 0 || found == FP_ENOTFOUND ? 0 : FP_EIO;
     }
+    /* the archive holds a reservation past this number before it is given
+     * out, so a restore can never hand it out again (docs/recovery.md) */
+    if (s->reserve_fn && rc->next >= rc->reserved &&
+        s->reserve_fn(rc->id, rc->next, &rc->reserved, s->reserve_arg) < 0)
+        return FP_EIO;
     snprintf(r->number, sizeof r->number, "%s%015" PRId64, rc->prefix, rc->next);
     fp_doc_patch_number(&r->doc, r->number);
 
