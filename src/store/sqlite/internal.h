@@ -107,6 +107,11 @@ struct fp_sqlite {
     _Atomic uint64_t fsync_us, slow_writes;
     _Atomic int64_t last_commit_us, last_probe_us;
 
+    /* jobs.c: job outcomes waiting for the next commit on the writer
+     * connection (a writer batch or the first waiting job thread takes
+     * them all; docs/outbox.md "Job outcomes are group-committed") */
+    pthread_mutex_t jdmu;
+    struct sq_jdone *jd_head, **jd_tail;
     void (*job_hook)(void *arg); /* called after a commit that queued jobs */
     _Atomic int notify_early;    /* fp_store_set_notify_early (jobs.h) */
     void *job_hook_arg;
@@ -162,6 +167,12 @@ int fp_sq_int_or_null(sqlite3 *db, const char *sql, int64_t arg, int64_t *v, int
 /* Locks the writer connection (shared with the group-commit writer thread,
  * so keep the hold short) and returns it. */
 sqlite3 *fp_sq_wlock(fp_sqlite *s);
+/* jobs.c, with wlock held inside the writer's open transaction: applies
+ * every queued job outcome (each in its own savepoint) and returns them;
+ * after the COMMIT (or the rollback) fp_sq_jobs_settle tells their job
+ * threads.  NULL: none queued. */
+struct sq_jdone *fp_sq_jobs_apply_queued(fp_sqlite *s);
+void fp_sq_jobs_settle(struct sq_jdone *l, int committed);
 void fp_sq_wunlock(fp_sqlite *s);
 /* A read-only connection from the pool; give it back with rrelease. */
 sqlite3 *fp_sq_racquire(fp_sqlite *s, void **slot);

@@ -7,6 +7,16 @@
  * job is pending again, which recovery does anyway; completions and
  * failures are fully durable.
  *
+ * Completions and failures are group-committed: each is queued (jd_*), and
+ * the next transaction on the writer connection takes every queued one —
+ * the writer's batch of invoices when one is running (writer.c), else the
+ * first job thread to get the lock.  A job thread returns only once its
+ * outcome is committed (or failed), as before; but one fsync now carries
+ * many outcomes and an invoice batch, instead of one fsync per job, each
+ * holding the writer's lock (docs/outbox.md, "Job outcomes are
+ * group-committed").  Each outcome runs in its own savepoint, so one that
+ * fails is undone alone.
+ *
  * The statements of the hot path (claims, outcomes) are prepared once per
  * writer connection and kept (jq below): compiling them for every job was
  * about 70% of the instructions of a claim and its completion
@@ -69,6 +79,9 @@ enum {
     JQ_INV_DELIVERED,
     JQ_UNBLOCK_NOTIFY,
     JQ_INS_NOTIFY,
+    JQ_SAVE,
+    JQ_UNDO,
+    JQ_RELEASE,
     JQ__N
 };
 _Static_assert(JQ__N <= FP_SQ_JOB_STMTS, "raise FP_SQ_JOB_STMTS in internal.h");
@@ -128,6 +141,10 @@ static const char *const jq_sql[JQ__N] = {
                         /* the client has the PDF's link already */
                         "AND NOT (?2 = 'rendered' AND EXISTS(SELECT 1 FROM jobs "
                         "WHERE after_job=?4 AND event='invoice.issued'))",
+    /* one queued outcome, inside the group's transaction */
+    [JQ_SAVE] = "SAVEPOINT job_outcome",
+    [JQ_UNDO] = "ROLLBACK TO job_outcome",
+    [JQ_RELEASE] = "RELEASE job_outcome",
 };
 
 /* Kept statement q, prepared on first use (NULL: it failed, err says why). */
@@ -424,38 +441,112 @@ static int render_outcome(fp_sqlite *s, const fp_job *j, int ok, const char *err
     return jq_run(s->wdb, st, err);
 }
 
-int sq_jobs_complete(void *be, const fp_job *j, int64_t now, fp_err *err)
+/* A job's outcome waiting for a commit (above).  It lives on its job
+ * thread's stack: the thread waits for wlock, and whoever commits it sets
+ * done under wlock, so the thread sees it settled once it has the lock. */
+typedef struct sq_jdone {
+    struct sq_jdone *next;
+    const fp_job *j;
+    int complete, dead; /* complete, or a failed attempt (dead or retried) */
+    int64_t now, next_at;
+    const char *error;
+    int rc, done;
+    fp_err err;
+} sq_jdone;
+
+/* One outcome, in the open transaction (sq_jobs_complete, sq_jobs_fail). */
+static int apply_one(fp_sqlite *s, sq_jdone *d)
 {
-    fp_sqlite *s = be;
-    fp_sq_wlock(s);
-    int rc = begin(s, err);
-    if (rc == 0) {
-        rc = set_job(s, j, "done", now, 1, NULL, now, err);
+    const fp_job *j = d->j;
+    if (d->complete) {
+        int rc = set_job(s, j, "done", d->now, 1, NULL, d->now, &d->err);
         if (rc == 0 && j->kind == FP_JOB_RENDER)
-            rc = render_outcome(s, j, 1, NULL, now, err);
-        else if (rc == 0 &&
-                 (!strcmp(j->event, "invoice.rendered") || !strcmp(j->event, "invoice.issued")))
-            rc = exec_bound(s, JQ_INV_DELIVERED, j->invoice_number, NULL, 0, err);
-        rc = finish(s, rc, err);
+            return render_outcome(s, j, 1, NULL, d->now, &d->err);
+        if (rc == 0 &&
+            (!strcmp(j->event, "invoice.rendered") || !strcmp(j->event, "invoice.issued")))
+            return exec_bound(s, JQ_INV_DELIVERED, j->invoice_number, NULL, 0, &d->err);
+        return rc;
+    }
+    int rc = set_job(s, j, d->dead ? "dead" : "pending", d->next_at, 1, d->error, d->now, &d->err);
+    if (rc == 0 && d->dead && j->kind == FP_JOB_RENDER)
+        rc = render_outcome(s, j, 0, d->error, d->now, &d->err);
+    return rc;
+}
+
+sq_jdone *fp_sq_jobs_apply_queued(fp_sqlite *s)
+{
+    pthread_mutex_lock(&s->jdmu);
+    sq_jdone *l = s->jd_head;
+    s->jd_head = NULL;
+    s->jd_tail = &s->jd_head;
+    pthread_mutex_unlock(&s->jdmu);
+    for (sq_jdone *d = l; d; d = d->next) {
+        if ((d->rc = jq_run(s->wdb, jq(s, JQ_SAVE, &d->err), &d->err)) < 0)
+            continue;
+        fp_err e;
+        if ((d->rc = apply_one(s, d)) < 0)
+            jq_run(s->wdb, jq(s, JQ_UNDO, &e), &e);
+        if (jq_run(s->wdb, jq(s, JQ_RELEASE, &e), &e) < 0 && d->rc == 0)
+            d->rc = fp_fail(&d->err, FP_EIO, "%s", e.msg);
+    }
+    return l;
+}
+
+void fp_sq_jobs_settle(sq_jdone *l, int committed)
+{
+    for (sq_jdone *d = l; d; d = d->next) {
+        if (!committed && d->rc == 0)
+            d->rc = fp_fail(&d->err, FP_EIO, "the job's outcome was rolled back with its batch");
+        d->done = 1;
+    }
+}
+
+/* Queues d and waits for the writer lock: settled by then (a writer batch
+ * or another job thread committed it), or this thread commits every
+ * outcome queued so far, its own included. */
+static int outcome(fp_sqlite *s, sq_jdone *d, fp_err *err)
+{
+    pthread_mutex_lock(&s->jdmu);
+    *s->jd_tail = d;
+    s->jd_tail = &d->next;
+    pthread_mutex_unlock(&s->jdmu);
+    fp_sq_wlock(s);
+    if (!d->done) {
+        fp_err e = {0};
+        int rc = begin(s, &e);
+        sq_jdone *l = NULL;
+        if (rc == 0) {
+            l = fp_sq_jobs_apply_queued(s);
+            rc = finish(s, 0, &e);
+        } else { /* nothing began: every queued outcome fails with it */
+            pthread_mutex_lock(&s->jdmu);
+            l = s->jd_head;
+            s->jd_head = NULL;
+            s->jd_tail = &s->jd_head;
+            pthread_mutex_unlock(&s->jdmu);
+        }
+        for (sq_jdone *x = l; x && rc < 0; x = x->next)
+            if (x->rc == 0)
+                x->rc = fp_fail(&x->err, rc, "%s", e.msg);
+        fp_sq_jobs_settle(l, rc == 0);
     }
     fp_sq_wunlock(s);
-    return rc;
+    if (d->rc < 0 && err)
+        *err = d->err;
+    return d->rc;
+}
+
+int sq_jobs_complete(void *be, const fp_job *j, int64_t now, fp_err *err)
+{
+    sq_jdone d = {.j = j, .complete = 1, .now = now};
+    return outcome(be, &d, err);
 }
 
 int sq_jobs_fail(void *be, const fp_job *j, int64_t now, int64_t next_at, int dead,
                  const char *error, fp_err *err)
 {
-    fp_sqlite *s = be;
-    fp_sq_wlock(s);
-    int rc = begin(s, err);
-    if (rc == 0) {
-        rc = set_job(s, j, dead ? "dead" : "pending", next_at, 1, error, now, err);
-        if (rc == 0 && dead && j->kind == FP_JOB_RENDER)
-            rc = render_outcome(s, j, 0, error, now, err);
-        rc = finish(s, rc, err);
-    }
-    fp_sq_wunlock(s);
-    return rc;
+    sq_jdone d = {.j = j, .dead = dead, .now = now, .next_at = next_at, .error = error};
+    return outcome(be, &d, err);
 }
 
 int sq_jobs_defer(void *be, const fp_job *j, int64_t next_at, const char *why, fp_err *err)

@@ -419,6 +419,9 @@ static void run_batch(void *be, fp_issue_req *head, int n)
             ok = flush_ranges(s) == 0;
         if (ok)
             ok = fp_sq_clock_flush(s) == 0;
+        /* the job outcomes queued meanwhile ride on this commit (jobs.c):
+         * no fsync of their own */
+        struct sq_jdone *jd = ok ? fp_sq_jobs_apply_queued(s) : NULL;
         int64_t t_write = fp_mono_us(); /* an injected delay counts as a slow write */
         int injected = ok && fp_sq_fault_before_commit(s) < 0;
         ok = ok && !injected;
@@ -465,6 +468,7 @@ static void run_batch(void *be, fp_issue_req *head, int n)
             if (created && s->job_hook)
                 s->job_hook(s->job_hook_arg);
         }
+        fp_sq_jobs_settle(jd, ok); /* before wlock goes: their threads wait for it */
     }
     pthread_mutex_unlock(&s->wlock);
     fp_writeq_answer(&s->q, head, n); /* everything above is durable or failed */
@@ -511,6 +515,8 @@ void fp_sq_writer_stop(fp_sqlite *s)
 void fp_sq_writer_sync_init(fp_sqlite *s)
 {
     pthread_mutex_init(&s->wlock, NULL);
+    pthread_mutex_init(&s->jdmu, NULL);
+    s->jd_tail = &s->jd_head;
     fp_writeq_init(&s->q, s->o.max_batch, s->o.write_deadline_ms);
     pthread_mutex_init(&s->cklock, NULL);
     fp_cond_init_mono(&s->ckcond); /* the checkpointer's timed wait */
