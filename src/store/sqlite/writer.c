@@ -108,16 +108,31 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     return SQLITE_OK;
 }
 
+/* The least time between two checkpoints.  Once the WAL is over
+ * checkpoint_frames, the WAL hook fires after every commit; while readers
+ * keep the WAL from being reset, each of those checkpoints syncs the WAL
+ * (and the database file) again: at 200 invoices/s that was ~35 WAL syncs
+ * a second besides the writer's own, on the file the writer syncs to
+ * commit (docs/performance.md §5b).  Ten a second keep the WAL as short. */
+#define CKPT_GAP_MS 100
+
 static void *ckpt_main(void *arg)
 {
     fp_sqlite *s = arg;
+    int64_t last = 0; /* the last checkpoint, fp_mono_us */
     pthread_mutex_lock(&s->cklock);
     while (!s->ck_stop) {
         if (!s->ck_pending)
             fp_cond_wait_ms(&s->ckcond, &s->cklock, 1000);
+        int64_t gap = last + CKPT_GAP_MS * 1000 - fp_mono_us();
+        if (s->ck_pending && gap > 0 && !s->ck_stop) { /* too soon: once the gap is over */
+            fp_cond_wait_ms(&s->ckcond, &s->cklock, (int)(gap / 1000) + 1);
+            continue;
+        }
         s->ck_pending = 0;
         if (s->ck_stop)
             break;
+        last = fp_mono_us();
         pthread_mutex_unlock(&s->cklock);
         /* PASSIVE never blocks the writer; a periodic pass (once a second)
          * keeps the WAL short on a quiet server too.  None after a
