@@ -483,7 +483,7 @@ static void run_batch(void *be, fp_issue_req *head, int n)
             if (created && s->job_hook)
                 s->job_hook(s->job_hook_arg);
         }
-        fp_sq_jobs_settle(jd, ok); /* before wlock goes: their threads wait for it */
+        fp_sq_jobs_settle(s, jd, ok); /* before wlock goes: their threads wait for it */
     }
     pthread_mutex_unlock(&s->wlock);
     fp_writeq_answer(&s->q, head, n); /* everything above is durable or failed */
@@ -531,6 +531,7 @@ void fp_sq_writer_sync_init(fp_sqlite *s)
 {
     pthread_mutex_init(&s->wlock, NULL);
     pthread_mutex_init(&s->jdmu, NULL);
+    fp_cond_init_mono(&s->jdcv); /* a job thread's wait for a batch (jobs.c) */
     s->jd_tail = &s->jd_head;
     fp_writeq_init(&s->q, s->o.max_batch, s->o.write_deadline_ms);
     pthread_mutex_init(&s->cklock, NULL);
