@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "fapiao/audit.h"
+#include "fapiao/jobs.h"
 #include "fapiao/store.h"
 #include "../internal.h"
 #include "failstop.h"
@@ -109,6 +110,12 @@ struct fp_sqlite {
     _Atomic uint64_t fsync_us, slow_writes;
     _Atomic int64_t last_commit_us, last_probe_us;
 
+    /* jobs.c: job outcomes waiting for the next commit on the writer
+     * connection (a writer batch or the first waiting job thread takes
+     * them all; docs/outbox.md "Job outcomes are group-committed") */
+    pthread_mutex_t jdmu; /* jd_head, jd_tail, and each outcome's done */
+    pthread_cond_t jdcv;  /* outcomes settled (monotonic clock) */
+    struct sq_jdone *jd_head, **jd_tail;
     void (*job_hook)(void *arg); /* called after a commit that queued jobs */
     _Atomic int notify_early;    /* fp_store_set_notify_early (jobs.h) */
     _Atomic int upload_on;       /* fp_store_set_upload (upload.c) */
@@ -173,6 +180,63 @@ int fp_sq_int_or_null(sqlite3 *db, const char *sql, int64_t arg, int64_t *v, int
 /* Locks the writer connection (shared with the group-commit writer thread,
  * so keep the hold short) and returns it. */
 sqlite3 *fp_sq_wlock(fp_sqlite *s);
+/* jobs.c, with wlock held inside the writer's open transaction: applies
+ * every queued job outcome (each in its own savepoint) and returns them;
+ * after the COMMIT (or the rollback) fp_sq_jobs_settle tells their job
+ * threads.  NULL: none queued. */
+/* ---- job_outcome.c: jobs.c's kept statements and a job's outcome ---- */
+
+#define JOB_COLS                                                                                   \
+    "id, seller_id, invoice_number, client_id, kind, state, event, event_id, attempts, next_at, "  \
+    "first_at, updated_at, lease_owner, lease_until, last_error"
+
+/* The kept statements on the writer connection (s->jst, finalized by
+ * fp_sq_close); used under wlock only. */
+enum {
+    JQ_PICK_LEASE,
+    JQ_PICK_RETRY,
+    JQ_PICK_FAIR,
+    JQ_CLAIM,
+    JQ_NEXT_DUE,
+    JQ_CLAIM_RENDER,
+    JQ_SET_JOB,
+    JQ_INV_RENDERED,
+    JQ_INV_FAILED,
+    JQ_INV_DELIVERED,
+    JQ_UNBLOCK_NOTIFY,
+    JQ_INS_NOTIFY,
+    JQ_SAVE,
+    JQ_UNDO,
+    JQ_RELEASE,
+    JQ__N
+};
+_Static_assert(JQ__N <= FP_SQ_JOB_STMTS, "raise FP_SQ_JOB_STMTS in internal.h");
+
+/* Kept statement q (JQ_*) on the writer connection, prepared on first use
+ * (NULL: it failed, err says why); fp_sq_jq_run steps it to its first
+ * result and resets it.  Under wlock. */
+sqlite3_stmt *fp_sq_jq(fp_sqlite *s, int q, fp_err *err);
+int fp_sq_jq_run(sqlite3 *db, sqlite3_stmt *st, fp_err *err);
+/* Updates j's row if j->lease_owner still holds it: 0, FP_ECONFLICT or
+ * FP_EIO.  In the caller's transaction. */
+int fp_sq_set_job(fp_sqlite *s, const fp_job *j, const char *state, int64_t next_at,
+                  int count_attempt, const char *error, int64_t now, fp_err *err);
+
+/* A job's outcome waiting for a commit (jobs.c).  It lives on its job
+ * thread's stack: the thread waits for wlock, and whoever commits it sets
+ * done under wlock, so the thread sees it settled once it has the lock. */
+typedef struct sq_jdone {
+    struct sq_jdone *next;
+    const fp_job *j;
+    int complete, dead; /* complete, or a failed attempt (dead or retried) */
+    int64_t now, next_at;
+    const char *error;
+    int rc, done;
+    fp_err err;
+} sq_jdone;
+
+struct sq_jdone *fp_sq_jobs_apply_queued(fp_sqlite *s);
+void fp_sq_jobs_settle(fp_sqlite *s, struct sq_jdone *l, int committed);
 void fp_sq_wunlock(fp_sqlite *s);
 /* A read-only connection from the pool; give it back with rrelease. */
 sqlite3 *fp_sq_racquire(fp_sqlite *s, void **slot);

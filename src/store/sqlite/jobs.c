@@ -7,14 +7,26 @@
  * job is pending again, which recovery does anyway; completions and
  * failures are fully durable.
  *
+ * Completions and failures are group-committed: each is queued (jd_*), and
+ * the next transaction on the writer connection takes every queued one —
+ * the writer's batch of invoices when one is running (writer.c), else the
+ * first job thread to get the lock.  A job thread returns only once its
+ * outcome is committed (or failed), as before; but one fsync now carries
+ * many outcomes and an invoice batch, instead of one fsync per job, each
+ * holding the writer's lock (docs/outbox.md, "Job outcomes are
+ * group-committed").  Each outcome runs in its own savepoint, so one that
+ * fails is undone alone.
+ *
  * The statements of the hot path (claims, outcomes) are prepared once per
  * writer connection and kept (jq below): compiling them for every job was
  * about 70% of the instructions of a claim and its completion
  * (docs/performance.md). */
+#include "fapiao/clock.h"
 #include "fapiao/jobs.h"
 #include "fapiao/seal.h"
 #include "internal.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,114 +59,6 @@ static int kind_from_name(const char *s)
     for (int i = 0; i < FP_JOB__KINDS; i++)
         if (s && !strcmp(s, kind_names[i]))
             return i;
-    return 0;
-}
-
-#define JOB_COLS                                                                                   \
-    "id, seller_id, invoice_number, client_id, kind, state, event, event_id, attempts, next_at, "  \
-    "first_at, updated_at, lease_owner, lease_until, last_error"
-
-/* The kept statements on the writer connection (s->jst, finalized by
- * fp_sq_close); used under wlock only. */
-enum {
-    JQ_PICK_LEASE,
-    JQ_PICK_RETRY,
-    JQ_PICK_FAIR,
-    JQ_CLAIM,
-    JQ_NEXT_DUE,
-    JQ_CLAIM_RENDER,
-    JQ_SET_JOB,
-    JQ_INV_RENDERED,
-    JQ_INV_FAILED,
-    JQ_INV_DELIVERED,
-    JQ_UNBLOCK_NOTIFY,
-    JQ_INS_NOTIFY,
-    JQ__N
-};
-_Static_assert(JQ__N <= FP_SQ_JOB_STMTS, "raise FP_SQ_JOB_STMTS in internal.h");
-
-static const char *const jq_sql[JQ__N] = {
-    /* The order of jobs.h (why: docs/webhooks.md, "Order of service").
-     * Three lookups, each the start of an index range, so a claim costs the
-     * same with 100,000 jobs waiting (an OR would scan every done job):
-     * expired leases in (state, next_at); retries in jobs_retry (next_at,
-     * pending and untagged only); first runs in jobs_fair (fair_tag, tagged
-     * only), which hold only pending jobs and are due when queued.  The
-     * planner, left to itself, takes (state, next_at) for the last two and
-     * walks every pending job: 30-40 ms a claim with 100,000 waiting, 6-30
-     * us with the indexes named (docs/webhooks.md). */
-    [JQ_PICK_LEASE] = "SELECT id FROM jobs WHERE state='running' AND lease_until < ?1 LIMIT 1",
-    [JQ_PICK_RETRY] = "SELECT id FROM jobs INDEXED BY jobs_retry WHERE state='pending' AND "
-                      "fair_tag IS NULL AND next_at <= ?1 ORDER BY next_at LIMIT 1",
-    [JQ_PICK_FAIR] = "SELECT id FROM jobs INDEXED BY jobs_fair WHERE fair_tag IS NOT NULL AND "
-                     "state='pending' ORDER BY fair_tag, id LIMIT 1",
-    [JQ_CLAIM] =
-        "UPDATE jobs SET state='running', lease_owner=?2, lease_until=?3, "
-        "attempts=attempts+1, updated_at=?4, fair_tag=NULL WHERE id=?1 RETURNING " JOB_COLS,
-    [JQ_NEXT_DUE] = "SELECT min(next_at) FROM jobs WHERE state='pending'",
-    [JQ_CLAIM_RENDER] =
-        "UPDATE jobs SET state='running', lease_owner=?3, lease_until=?4, attempts=attempts+1, "
-        "updated_at=?5, fair_tag=NULL WHERE id=(SELECT max(id) FROM jobs WHERE "
-        "invoice_number=?1 AND kind='render') AND seller_id=?2 AND state='pending' "
-        "RETURNING " JOB_COLS,
-    [JQ_SET_JOB] = "UPDATE jobs SET state=?3, next_at=?4, last_error=?5, updated_at=?6, "
-                   "attempts=attempts-?7, lease_owner=NULL, lease_until=NULL "
-                   "WHERE id=?1 AND state='running' AND lease_owner=?2",
-    /* rendered, or delivered when its invoice.issued event (on-demand
-     * mode, jobs.h) reached the client already */
-    [JQ_INV_RENDERED] = "UPDATE invoices SET status=CASE WHEN EXISTS(SELECT 1 FROM jobs "
-                        "WHERE after_job=?3 AND event='invoice.issued' AND state='done') "
-                        "THEN 'delivered' ELSE 'rendered' END, failure=NULL "
-                        "WHERE number=?1 AND status IN ('accepted', 'failed')",
-    [JQ_INV_FAILED] = "UPDATE invoices SET status='failed', failure=?2 "
-                      "WHERE number=?1 AND status='accepted'",
-    [JQ_INV_DELIVERED] = "UPDATE invoices SET status='delivered' "
-                         "WHERE number=?1 AND status='rendered'",
-    /* the notify job waits for its first run with a fair tag like a render
-     * (jobs.h): behind its own seller's queued jobs, as it would be first
-     * in, first out */
-    [JQ_UNBLOCK_NOTIFY] =
-        "UPDATE jobs SET state='pending', next_at=?3, updated_at=?3, "
-        "event='invoice.' || ?2, event_id='evt_' || ?1 || '_' || ?2, "
-        "cost=?6, fair_tag=" FP_JOBS_FAIR_TAG("?5", "?6") " WHERE after_job=?4 AND state='blocked'",
-    [JQ_INS_NOTIFY] =
-        "INSERT OR IGNORE INTO jobs(invoice_number, seller_id, client_id, kind, event, "
-        "event_id, state, next_at, first_at, updated_at, cost, fair_tag) "
-        "SELECT ?1, ?5, ?7, 'notify', 'invoice.' || ?2, 'evt_' || ?1 || '_' || ?2, "
-        "'pending', ?3, ?3, ?3, ?6, " FP_JOBS_FAIR_TAG(
-            "?5", "?6") " FROM clients "
-                        "WHERE client_id=?7 AND "
-                        "coalesce(webhook_url, '') <> '' "
-                        /* the client has the PDF's link already */
-                        "AND NOT (?2 = 'rendered' AND EXISTS(SELECT 1 FROM jobs "
-                        "WHERE after_job=?4 AND event='invoice.issued'))",
-};
-
-/* Kept statement q, prepared on first use (NULL: it failed, err says why). */
-static sqlite3_stmt *jq(fp_sqlite *s, int q, fp_err *err)
-{
-    if (!s->jst[q] && sqlite3_prepare_v3(s->wdb, jq_sql[q], -1, SQLITE_PREPARE_PERSISTENT,
-                                         &s->jst[q], NULL) != SQLITE_OK) {
-        fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
-        sqlite3_finalize(s->jst[q]);
-        s->jst[q] = NULL;
-    }
-    return s->jst[q];
-}
-
-/* fp_sq_run for a kept statement: stepped to its first result, then reset
- * (not finalized). */
-static int jq_run(sqlite3 *db, sqlite3_stmt *st, fp_err *err)
-{
-    if (!st)
-        return FP_EIO;
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
-        sqlite3_reset(st);
-        return FP_EIO;
-    }
-    sqlite3_reset(st);
     return 0;
 }
 
@@ -235,7 +139,7 @@ int sq_jobs_claim(void *be, int64_t now, int64_t owner, int64_t lease_ms, fp_job
     int rc = FP_ENOTFOUND;
     int64_t id = 0;
     for (int q = JQ_PICK_LEASE; q <= JQ_PICK_FAIR && !id; q++) {
-        sqlite3_stmt *st = jq(s, q, err);
+        sqlite3_stmt *st = fp_sq_jq(s, q, err);
         if (!st) {
             rc = FP_EIO;
             break;
@@ -246,7 +150,7 @@ int sq_jobs_claim(void *be, int64_t now, int64_t owner, int64_t lease_ms, fp_job
         sqlite3_reset(st);
     }
     if (id) {
-        sqlite3_stmt *st = jq(s, JQ_CLAIM, err);
+        sqlite3_stmt *st = fp_sq_jq(s, JQ_CLAIM, err);
         rc = FP_EIO;
         if (st) {
             sqlite3_bind_int64(st, 1, id);
@@ -263,7 +167,7 @@ int sq_jobs_claim(void *be, int64_t now, int64_t owner, int64_t lease_ms, fp_job
             sqlite3_reset(st);
         }
     } else if (rc == FP_ENOTFOUND) {
-        sqlite3_stmt *st = jq(s, JQ_NEXT_DUE, err);
+        sqlite3_stmt *st = fp_sq_jq(s, JQ_NEXT_DUE, err);
         if (st && sqlite3_step(st) == SQLITE_ROW)
             *next_due = sqlite3_column_int64(st, 0);
         if (st)
@@ -280,7 +184,7 @@ int sq_jobs_claim_render(void *be, int64_t seller_id, const char *number, int64_
     fp_sqlite *s = be;
     sqlite3 *db = fp_sq_wlock(s);
     set_sync(db, 1); /* a claim, as in sq_jobs_claim */
-    sqlite3_stmt *st = jq(s, JQ_CLAIM_RENDER, err);
+    sqlite3_stmt *st = fp_sq_jq(s, JQ_CLAIM_RENDER, err);
     int rc = FP_EIO;
     if (st) {
         sqlite3_bind_text(st, 1, number, -1, SQLITE_STATIC);
@@ -343,126 +247,87 @@ int sq_jobs_prune(void *be, int64_t before, int limit, int64_t *n, fp_err *err)
     return rc;
 }
 
-/* Updates j's row if j->lease_owner still holds it: 0, FP_ECONFLICT or
- * FP_EIO.  Runs inside the caller's transaction. */
-static int set_job(fp_sqlite *s, const fp_job *j, const char *state, int64_t next_at,
-                   int count_attempt, const char *error, int64_t now, fp_err *err)
+/* How long a job thread waits for a running invoice batch to take its
+ * outcome before it commits it itself. */
+#define JD_WAIT_MS 20
+
+/* Invoices are queued for the writer or being written: a batch that will
+ * take the queued outcomes is coming. */
+static int writer_busy(fp_sqlite *s)
 {
-    sqlite3_stmt *st = jq(s, JQ_SET_JOB, err);
-    if (!st)
-        return FP_EIO;
-    sqlite3_bind_int64(st, 1, j->id);
-    sqlite3_bind_int64(st, 2, j->lease_owner);
-    sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, next_at);
-    if (error)
-        sqlite3_bind_text(st, 5, error, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 5);
-    sqlite3_bind_int64(st, 6, now);
-    sqlite3_bind_int(st, 7, count_attempt ? 0 : 1);
-    int rc = jq_run(s->wdb, st, err);
-    if (rc == 0 && sqlite3_changes(s->wdb) != 1)
-        rc = fp_fail(err, FP_ECONFLICT, "job %lld is no longer leased to this worker",
-                     (long long)j->id);
-    return rc;
+    pthread_mutex_lock(&s->q.lock); /* alone: never wlock while holding it */
+    int busy = s->q.head || s->q.batch;
+    pthread_mutex_unlock(&s->q.lock);
+    return busy;
 }
 
-static int exec_bound(fp_sqlite *s, int q, const char *t1, const char *t2, int64_t i3, fp_err *err)
+/* Queues d and waits for the writer lock: settled by then (a writer batch
+ * or another job thread committed it), or this thread commits every
+ * outcome queued so far, its own included. */
+static int outcome(fp_sqlite *s, sq_jdone *d, fp_err *err)
 {
-    sqlite3_stmt *st = jq(s, q, err);
-    if (!st)
-        return FP_EIO;
-    sqlite3_bind_text(st, 1, t1, -1, SQLITE_STATIC);
-    if (t2)
-        sqlite3_bind_text(st, 2, t2, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 2);
-    sqlite3_bind_int64(st, 3, i3);
-    return jq_run(s->wdb, st, err);
-}
-
-/* The parameters of render_outcome's two notify statements: ?1 the
- * invoice, ?2 the event, ?3 now, ?4 the render job, ?5 the seller, ?6 the
- * cost, ?7 the client.  0, or FP_EIO for a statement that failed to
- * prepare. */
-static int bind_notify(sqlite3_stmt *st, const char *n, const char *ev, int64_t now,
-                       const fp_job *j)
-{
-    if (!st)
-        return FP_EIO;
-    sqlite3_bind_text(st, 1, n, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, ev, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, now);
-    sqlite3_bind_int64(st, 4, j->id);
-    sqlite3_bind_int64(st, 5, j->seller_id);
-    sqlite3_bind_int64(st, 6, FP_JOB_BASE_COST);
-    sqlite3_bind_text(st, 7, j->client_id, -1, SQLITE_STATIC);
-    return 0;
-}
-
-/* After a render finished (ok) or died: the invoice's state, and its notify
- * job unblocked with the matching event.  When no blocked notify job exists
- * (an earlier outcome was already announced) a new one is queued if the
- * client has a webhook; the event id is unique, so it happens once. */
-static int render_outcome(fp_sqlite *s, const fp_job *j, int ok, const char *error, int64_t now,
-                          fp_err *err)
-{
-    const char *n = j->invoice_number;
-    int rc = ok ? exec_bound(s, JQ_INV_RENDERED, n, NULL, j->id, err)
-                : exec_bound(s, JQ_INV_FAILED, n, error, 0, err);
-    if (rc < 0)
-        return rc;
-    const char *ev = ok ? "rendered" : "failed";
-    sqlite3_stmt *st = jq(s, JQ_UNBLOCK_NOTIFY, err);
-    if ((rc = bind_notify(st, n, ev, now, j)) < 0 || (rc = jq_run(s->wdb, st, err)) < 0 ||
-        sqlite3_changes(s->wdb) > 0)
-        return rc;
-    st = jq(s, JQ_INS_NOTIFY, err);
-    if ((rc = bind_notify(st, n, ev, now, j)) < 0)
-        return rc;
-    return jq_run(s->wdb, st, err);
+    pthread_mutex_lock(&s->jdmu);
+    *s->jd_tail = d;
+    s->jd_tail = &d->next;
+    pthread_mutex_unlock(&s->jdmu);
+    if (writer_busy(s)) { /* ride on its commit; at most JD_WAIT_MS, then commit ourselves */
+        int64_t until = fp_mono_ns() + JD_WAIT_MS * 1000000LL;
+        pthread_mutex_lock(&s->jdmu);
+        while (!d->done && fp_cond_wait_until(&s->jdcv, &s->jdmu, until) != ETIMEDOUT)
+            ;
+        int done = d->done;
+        pthread_mutex_unlock(&s->jdmu);
+        if (done)
+            goto settled;
+    }
+    fp_sq_wlock(s);
+    pthread_mutex_lock(&s->jdmu);
+    int done = d->done;
+    pthread_mutex_unlock(&s->jdmu);
+    if (!done) {
+        fp_err e = {0};
+        int rc = begin(s, &e);
+        sq_jdone *l = NULL;
+        if (rc == 0) {
+            l = fp_sq_jobs_apply_queued(s);
+            rc = finish(s, 0, &e);
+        } else { /* nothing began: every queued outcome fails with it */
+            pthread_mutex_lock(&s->jdmu);
+            l = s->jd_head;
+            s->jd_head = NULL;
+            s->jd_tail = &s->jd_head;
+            pthread_mutex_unlock(&s->jdmu);
+        }
+        for (sq_jdone *x = l; x && rc < 0; x = x->next)
+            if (x->rc == 0)
+                x->rc = fp_fail(&x->err, rc, "%s", e.msg);
+        fp_sq_jobs_settle(s, l, rc == 0);
+    }
+    fp_sq_wunlock(s);
+settled:
+    if (d->rc < 0 && err)
+        *err = d->err;
+    return d->rc;
 }
 
 int sq_jobs_complete(void *be, const fp_job *j, int64_t now, fp_err *err)
 {
-    fp_sqlite *s = be;
-    fp_sq_wlock(s);
-    int rc = begin(s, err);
-    if (rc == 0) {
-        rc = set_job(s, j, "done", now, 1, NULL, now, err);
-        if (rc == 0 && j->kind == FP_JOB_RENDER)
-            rc = render_outcome(s, j, 1, NULL, now, err);
-        else if (rc == 0 &&
-                 (!strcmp(j->event, "invoice.rendered") || !strcmp(j->event, "invoice.issued")))
-            rc = exec_bound(s, JQ_INV_DELIVERED, j->invoice_number, NULL, 0, err);
-        rc = finish(s, rc, err);
-    }
-    fp_sq_wunlock(s);
-    return rc;
+    sq_jdone d = {.j = j, .complete = 1, .now = now};
+    return outcome(be, &d, err);
 }
 
 int sq_jobs_fail(void *be, const fp_job *j, int64_t now, int64_t next_at, int dead,
                  const char *error, fp_err *err)
 {
-    fp_sqlite *s = be;
-    fp_sq_wlock(s);
-    int rc = begin(s, err);
-    if (rc == 0) {
-        rc = set_job(s, j, dead ? "dead" : "pending", next_at, 1, error, now, err);
-        if (rc == 0 && dead && j->kind == FP_JOB_RENDER)
-            rc = render_outcome(s, j, 0, error, now, err);
-        rc = finish(s, rc, err);
-    }
-    fp_sq_wunlock(s);
-    return rc;
+    sq_jdone d = {.j = j, .dead = dead, .now = now, .next_at = next_at, .error = error};
+    return outcome(be, &d, err);
 }
 
 int sq_jobs_defer(void *be, const fp_job *j, int64_t next_at, const char *why, fp_err *err)
 {
     fp_sqlite *s = be;
     fp_sq_wlock(s);
-    int rc = set_job(s, j, "pending", next_at, 0, why, fp_steady_ms(), err);
+    int rc = fp_sq_set_job(s, j, "pending", next_at, 0, why, fp_steady_ms(), err);
     fp_sq_wunlock(s);
     return rc;
 }

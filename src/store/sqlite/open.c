@@ -252,6 +252,8 @@ void sq_close(void *be)
     }
     fp_failstop_free(s->fs); /* after the last connection: it owns their VFS */
     pthread_mutex_destroy(&s->wlock);
+    pthread_mutex_destroy(&s->jdmu);
+    pthread_cond_destroy(&s->jdcv);
     fp_writeq_fini(&s->q);
     pthread_mutex_destroy(&s->cklock);
     pthread_cond_destroy(&s->ckcond);

@@ -112,16 +112,31 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     return SQLITE_OK;
 }
 
+/* The least time between two checkpoints.  Once the WAL is over
+ * checkpoint_frames, the WAL hook fires after every commit; while readers
+ * keep the WAL from being reset, each of those checkpoints syncs the WAL
+ * (and the database file) again: at 200 invoices/s that was ~35 WAL syncs
+ * a second besides the writer's own, on the file the writer syncs to
+ * commit (docs/performance.md §5b).  Ten a second keep the WAL as short. */
+#define CKPT_GAP_MS 100
+
 static void *ckpt_main(void *arg)
 {
     fp_sqlite *s = arg;
+    int64_t last = 0; /* the last checkpoint, fp_mono_us */
     pthread_mutex_lock(&s->cklock);
     while (!s->ck_stop) {
         if (!s->ck_pending)
             fp_cond_wait_ms(&s->ckcond, &s->cklock, 1000);
+        int64_t gap = last + CKPT_GAP_MS * 1000 - fp_mono_us();
+        if (s->ck_pending && gap > 0 && !s->ck_stop) { /* too soon: once the gap is over */
+            fp_cond_wait_ms(&s->ckcond, &s->cklock, (int)(gap / 1000) + 1);
+            continue;
+        }
         s->ck_pending = 0;
         if (s->ck_stop)
             break;
+        last = fp_mono_us();
         pthread_mutex_unlock(&s->cklock);
         /* PASSIVE never blocks the writer; a periodic pass (once a second)
          * keeps the WAL short on a quiet server too.  None after a
@@ -437,6 +452,9 @@ static void run_batch(void *be, fp_issue_req *head, int n)
             ok = flush_ranges(s) == 0;
         if (ok)
             ok = fp_sq_clock_flush(s) == 0;
+        /* the job outcomes queued meanwhile ride on this commit (jobs.c):
+         * no fsync of their own */
+        struct sq_jdone *jd = ok ? fp_sq_jobs_apply_queued(s) : NULL;
         int64_t t_write = fp_mono_us(); /* an injected delay counts as a slow write */
         int injected = ok && fp_sq_fault_before_commit(s) < 0;
         ok = ok && !injected;
@@ -483,6 +501,7 @@ static void run_batch(void *be, fp_issue_req *head, int n)
             if (created && s->job_hook)
                 s->job_hook(s->job_hook_arg);
         }
+        fp_sq_jobs_settle(s, jd, ok); /* before wlock goes: their threads wait for it */
     }
     pthread_mutex_unlock(&s->wlock);
     fp_writeq_answer(&s->q, head, n); /* everything above is durable or failed */
@@ -529,6 +548,9 @@ void fp_sq_writer_stop(fp_sqlite *s)
 void fp_sq_writer_sync_init(fp_sqlite *s)
 {
     pthread_mutex_init(&s->wlock, NULL);
+    pthread_mutex_init(&s->jdmu, NULL);
+    fp_cond_init_mono(&s->jdcv); /* a job thread's wait for a batch (jobs.c) */
+    s->jd_tail = &s->jd_head;
     fp_writeq_init(&s->q, s->o.max_batch, s->o.write_deadline_ms);
     pthread_mutex_init(&s->cklock, NULL);
     fp_cond_init_mono(&s->ckcond); /* the checkpointer's timed wait */
