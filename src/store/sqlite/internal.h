@@ -151,6 +151,7 @@ struct fp_sqlite {
 /* writer.c: the store's locks and condition variables (the two with timed
  * waits run on CLOCK_MONOTONIC), made once at open. */
 void fp_sq_writer_sync_init(fp_sqlite *s);
+void fp_sq_jobs_sync_init(fp_sqlite *s); /* job_outcome.c: the outcome queue */
 int fp_sq_exec(sqlite3 *db, const char *sql, fp_err *err);
 /* Opens a connection with the store's settings (busy timeout, extended
  * codes) through vfs. */
@@ -237,6 +238,7 @@ typedef struct sq_jdone {
 
 struct sq_jdone *fp_sq_jobs_apply_queued(fp_sqlite *s);
 void fp_sq_jobs_settle(fp_sqlite *s, struct sq_jdone *l, int committed);
+int fp_sq_jobs_wait_settled(fp_sqlite *s, sq_jdone *d, int64_t until_ns);
 void fp_sq_wunlock(fp_sqlite *s);
 /* A read-only connection from the pool; give it back with rrelease. */
 sqlite3 *fp_sq_racquire(fp_sqlite *s, void **slot);

@@ -6,9 +6,11 @@
  * Apart from jobs.c because writer.c calls it: nothing here takes a lock of
  * open.c's or calls back into the writer, so the calls between the store's
  * files stay free of loops (tests/unit/test_layers.c). */
+#include "fapiao/clock.h"
 #include "fapiao/jobs.h"
 #include "internal.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -237,4 +239,26 @@ void fp_sq_jobs_settle(fp_sqlite *s, sq_jdone *l, int committed)
     }
     pthread_cond_broadcast(&s->jdcv);
     pthread_mutex_unlock(&s->jdmu);
+}
+
+/* The queue of job outcomes and the condition a job thread waits on for
+ * the batch that commits its outcome (made here, beside that wait: the
+ * monowait lint checks that it runs on the monotonic clock). */
+void fp_sq_jobs_sync_init(fp_sqlite *s)
+{
+    pthread_mutex_init(&s->jdmu, NULL);
+    fp_cond_init_mono(&s->jdcv);
+    s->jd_tail = &s->jd_head;
+}
+
+/* Waits until d is settled (another thread's commit carried it) or the
+ * monotonic deadline until (ns) passes: 1 when settled. */
+int fp_sq_jobs_wait_settled(fp_sqlite *s, sq_jdone *d, int64_t until)
+{
+    pthread_mutex_lock(&s->jdmu);
+    while (!d->done && fp_cond_wait_until(&s->jdcv, &s->jdmu, until) != ETIMEDOUT)
+        ;
+    int done = d->done;
+    pthread_mutex_unlock(&s->jdmu);
+    return done;
 }

@@ -271,13 +271,7 @@ static int outcome(fp_sqlite *s, sq_jdone *d, fp_err *err)
     s->jd_tail = &d->next;
     pthread_mutex_unlock(&s->jdmu);
     if (writer_busy(s)) { /* ride on its commit; at most JD_WAIT_MS, then commit ourselves */
-        int64_t until = fp_mono_ns() + JD_WAIT_MS * 1000000LL;
-        pthread_mutex_lock(&s->jdmu);
-        while (!d->done && fp_cond_wait_until(&s->jdcv, &s->jdmu, until) != ETIMEDOUT)
-            ;
-        int done = d->done;
-        pthread_mutex_unlock(&s->jdmu);
-        if (done)
+        if (fp_sq_jobs_wait_settled(s, d, fp_mono_ns() + JD_WAIT_MS * 1000000LL))
             goto settled;
     }
     fp_sq_wlock(s);

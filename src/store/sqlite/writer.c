@@ -548,9 +548,7 @@ void fp_sq_writer_stop(fp_sqlite *s)
 void fp_sq_writer_sync_init(fp_sqlite *s)
 {
     pthread_mutex_init(&s->wlock, NULL);
-    pthread_mutex_init(&s->jdmu, NULL);
-    fp_cond_init_mono(&s->jdcv); /* a job thread's wait for a batch (jobs.c) */
-    s->jd_tail = &s->jd_head;
+    fp_sq_jobs_sync_init(s); /* a job thread's wait for a batch (jobs.c) */
     fp_writeq_init(&s->q, s->o.max_batch, s->o.write_deadline_ms);
     pthread_mutex_init(&s->cklock, NULL);
     fp_cond_init_mono(&s->ckcond); /* the checkpointer's timed wait */
