@@ -5,11 +5,12 @@
  * read time and wait through an fp_clock.  Here they get a fake one: its
  * monotonic clock moves only when the test moves it, and its wall clock
  * moves with it but also jumps an hour forward or back, as an NTP step or
- * `date -s` would.  After each move the test lets the thread go round its
- * loop (settle(): it has entered its wait twice since the move, so it has
- * looked at the new time at least once) and then checks what happened: a
- * deadline must not fire a millisecond early, and must fire at the
- * millisecond it is due, whatever the wall clock did meanwhile.
+ * `date -s` would.  After each move the test lets the threads go round
+ * their loops (settle(): each thread on the fake has entered its wait twice
+ * since the move, so it has looked at the new time at least once) and then
+ * checks what happened: a deadline must not fire a millisecond early, and
+ * must fire at the millisecond it is due, whatever the wall clock did
+ * meanwhile.
  *
  * libfaketime cannot show this: it fakes CLOCK_MONOTONIC as well and
  * rewrites the deadlines of timed waits.  No assertion here is about real
@@ -247,10 +248,10 @@ static void test_outbox(void)
                         .render_exe = FP_BIN,
                         .workers = 1,
                         .render_workers = 1,
-                        /* no foreground thread: settle() counts the waits
-                         * of one job thread (the keeper's aside) */
-                        .render_fg_workers = -1,
                         .clock = &f.c};
+    /* the job thread, the foreground thread (render_fg_workers 0: one)
+     * and the keeper: settle() waits for each of them */
+    f.threads = 3;
     fp_outbox *ob = NULL;
     fp_err err = {0};
     if (!CHECK_MSG(fp_outbox_start(&o, &ob, &err) == 0, "fp_outbox_start: %s", err.msg)) {
