@@ -251,8 +251,10 @@ def test_retries_grow_until_receiver_returns(make_server, receivers):
 
 def test_dead_letter_and_redrive(make_server, receivers):
     # retries every ~100-400 ms; after 5 failures in a row the receiver's
-    # breaker opens for 5 s, longer than the 4 s retry period: dead letter
-    srv = make_server(serve_args=ALLOW + ["--retry-backoff-ms", "100", "--webhook-retry-for", "4"])
+    # breaker opens for 5 s, then lets one try through, which fails again:
+    # dead letter once the 10 s retry period is over.  (With a 4 s period a
+    # first attempt delayed by a loaded machine could be the only one.)
+    srv = make_server(serve_args=ALLOW + ["--retry-backoff-ms", "100", "--webhook-retry-for", "10"])
     rec = receivers(plan=(500,)).start()
     set_webhook(srv, rec.url)
     number = issue(srv, "outbox-dead-1")
@@ -281,7 +283,7 @@ def test_dead_letter_and_redrive(make_server, receivers):
     assert_problem(srv.request("POST", "/v1/jobs/99999/redrive"), 404, "NOT_FOUND")
 
     # the receiver is fixed; re-driven, the event arrives (once the
-    # breaker's 5 s are over: the re-driven job has a new 4 s period)
+    # breaker's 5 s are over: the re-driven job has a new 10 s period)
     rec.plan = [200]
     r = srv.request("POST", "/v1/jobs/%d/redrive" % dead[0]["id"])
     assert r.status == 200 and r.json()["state"] in ("pending", "running", "done"), r
