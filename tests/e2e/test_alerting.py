@@ -182,7 +182,7 @@ def test_store_fault_pages_resolves_and_silence_suppresses(make_server, tmp_path
         got = wait_for(lambda: rcv.find(t_fault, "firing", P1), BOUND_S, "the P1 notification",
                        step=0.1)
         fire_s = got[0] - t_fault
-        print("\nfault -> P1 notification (%s): %.1f s (scrape/eval 1 s; for: 30s)" %
+        print("\nfault -> P1 notification (%s): %.1f s (scrape/eval 1 s; for: 20s)" %
               (P1, fire_s))
         assert got[1] == "/oncall-page", got[1]
         alert = [a for a in got[2]["alerts"] if a["labels"]["alertname"] == P1][0]

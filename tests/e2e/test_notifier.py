@@ -10,7 +10,7 @@ the P1 FapiaoStoreBreakerOpen reaches the robot, signed, its text Chinese
 first; removing the fault brings the resolve message; a silence made with
 `fapiao alerts silence` before a second fault keeps that one quiet.  The
 bound is loose (3 min); the time from fault to notification is printed (the
-shipped 5 s interval; the rule's `for: 30s` is most of it)."""
+shipped 5 s interval; the rule's `for: 20s` is most of it)."""
 import base64
 import hashlib
 import hmac
@@ -129,7 +129,7 @@ def test_store_fault_pages_dingtalk_and_resolves(make_server, tmp_path):
             assert srv.issue("notify-during-%d" % i).status == 503
         t, body, ok = wait_for(lambda: robot.find(t_fault, "告警 / FIRING"), BOUND_S,
                                "the P1 at the robot")
-        print("\nfault -> DingTalk P1 (%s): %.1f s (interval 5 s; for: 30s)" % (P1, t - t_fault))
+        print("\nfault -> DingTalk P1 (%s): %.1f s (interval 5 s; for: 20s)" % (P1, t - t_fault))
         assert ok, "the robot rejected the signature"
         assert body["msgtype"] == "markdown"
         text = body["markdown"]["text"]
@@ -156,7 +156,7 @@ def test_store_fault_pages_dingtalk_and_resolves(make_server, tmp_path):
         faults(srv, store_write="fail")
         for i in range(6):
             srv.issue("notify-second-%d" % i)
-        # the rule's for: 30s and a round of 5 s: well past it, nothing came
+        # the rule's for: 20s and a round of 5 s: well past it, nothing came
         time.sleep(45)
         assert robot.find(t_second, "FIRING") is None, robot.got[-1]
         # expired (audited), the firing P1 goes out at the next round
