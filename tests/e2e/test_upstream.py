@@ -140,7 +140,7 @@ FAULTS = [
     ("ip reset", {"ip_unregistered": {"mode": "reset"}}, "CONNECT"),
     ("reset", {"reset": {}}, "CONNECT"),
     ("filtered", {"filtered": {"seconds": 4}}, "CONNECT"),
-    ("slow", {"slow": {"seconds": 4}}, "TIMEOUT_UNKNOWN"),
+    ("slow", {"slow": {"seconds": 4 * SLOW}}, "TIMEOUT_UNKNOWN"),  # past the 1.5 s x SLOW timeout
 ]
 
 
