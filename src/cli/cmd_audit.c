@@ -316,7 +316,8 @@ static int audit_ship(const char *dir, const char *dest)
     int64_t n = 0;
     char state[PATH_MAX + 16]; /* what was shipped: beside DIR/fapiao.db, also for a URL */
     cli_dd_path(state, PATH_MAX, dir, CLI_DD_DB);
-    strcat(state, ".cp-shipped");
+    size_t sl = strlen(state);
+    snprintf(state + sl, sizeof state - sl, ".cp-shipped");
     if (fp_audit_ship(db, dest, state, &n, &err) < 0) {
         cli_fail("审计检查点无法送出", "cannot ship audit checkpoints", err.msg);
         return EXIT_UNREADABLE;

@@ -221,8 +221,10 @@ fp_up_kind fp_up_open(const uint8_t key[FP_SM4_KEY_LEN], int http_status, const 
         char tmp[32];
         const char *hs =
             text_of(cJSON_GetObjectItemCaseSensitive(outer, "httpStatusCode"), tmp, sizeof tmp);
-        if (hs && atoi(hs) > 0 && http_status == 200)
-            res->http_status = http_status = atoi(hs);
+        char *end = NULL;
+        long st = hs ? strtol(hs, &end, 10) : 0;
+        if (hs && end != hs && *end == '\0' && st > 0 && st < 1000 && http_status == 200)
+            res->http_status = http_status = (int)st;
         if (cJSON_IsString(b))
             inner = fp_json_parse(b->valuestring, strlen(b->valuestring), MAX_DEPTH, &jc, detail,
                                   sizeof detail);

@@ -75,7 +75,7 @@ static int expire(fp_pg *s, const void *arg, int64_t *id, fp_err *err)
                        &p, &rc, err);
     if (!r)
         return rc;
-    int changed = atoi(PQcmdTuples(r));
+    int changed = strtol(PQcmdTuples(r), NULL, 10) > 0; /* "" for no rows */
     PQclear(r);
     return changed ? 0
                    : fp_fail(err, FP_ENOTFOUND, "没有此生效中的静默 / no such active silence: %lld",
