@@ -27,8 +27,13 @@ def _rst(s):
 
 class ChaosProxy:
     def __init__(self, upstream_port, seed=1, reset_request=0.15, reset_response=0.25,
-                 blackhole=0.05, latency=0.10):
+                 blackhole=0.05, latency=0.10, first=(("reset_request", 1500),
+                                                      ("reset_response", 1500))):
         self.upstream = upstream_port
+        # the first connections get these faults (name, byte offset) whatever
+        # the generator says, so a short run still sees each kind of reset:
+        # a client that keeps its connections alive opens only a few
+        self.first = list(first)
         self.rng = random.Random(seed)
         self.rates = [("reset_request", reset_request), ("reset_response", reset_response),
                       ("blackhole", blackhole), ("latency", latency)]
@@ -46,6 +51,9 @@ class ChaosProxy:
 
     def _pick(self):
         with self.lock:
+            if self.first:
+                name, at = self.first.pop(0)
+                return name, at, 0.0
             x = self.rng.random()
             for name, rate in self.rates:
                 if x < rate:

@@ -91,13 +91,27 @@ def test_kill_9_while_draining_neither_loses_nor_doubles(server, tmp_path):
     rng = random.Random(21)
     drain = [BIN, "spool", "drain", "--spool", spool, "--server", server.base_url,
              "--credential", str(cred)]
+    def on_server():
+        return server.db_query(
+            "SELECT count(*) FROM invoices WHERE serial LIKE 'crash-%'")[0][0]
+
+    # Each round starts a sender, waits until the server has issued at least
+    # one more of the batch (so the sender is mid-drain, not starting up),
+    # then kills it after a random few milliseconds: the kill lands between
+    # sends, inside a send, or while the spool row is being marked.  Waiting
+    # on progress instead of a fixed sleep keeps the kills mid-drain however
+    # fast or slow the build is (a fixed 50-500 ms let a fast drain finish).
     kills = 0
     for _ in range(CRASH_KILLS):
         left = spool_status(spool)
         if left["queued"] + left["sending"] == 0:
             break
+        before = on_server()
         p = subprocess.Popen(drain, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.05, 0.5) * SLOW)
+        deadline = time.monotonic() + 30 * SLOW
+        while p.poll() is None and on_server() == before and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0, 0.03))
         if p.poll() is None:
             p.kill()  # SIGKILL
             kills += 1
