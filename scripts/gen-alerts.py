@@ -17,6 +17,7 @@ The weekly cycle the tests feed (`weekly_series`) is computed here: four
 weeks of a working week (busy 09-18 on five days, quiet nights and weekends)
 at one sample each 5 minutes, written as promtool's expanding notation, one
 segment per hour."""
+import re
 import sys
 from pathlib import Path
 
@@ -287,9 +288,9 @@ KB_TMPL = """# {code} — {title_zh} / {title_en}
 
 ## 现象 / Symptoms
 
-告警 `{name}`（{sev}）：{desc_zh}
+告警 `{name}`（{sev}）：{title_zh}。
 
-Alert `{name}` ({sev}): {desc_en}
+Alert `{name}` ({sev}): {title_en}.
 
 表达式 / Expression:
 
@@ -317,14 +318,24 @@ Alert `{name}` ({sev}): {desc_en}
 """
 
 
+def runbook_title(t):
+    """A summary as a runbook's title: the instance is implied, other labels
+    become placeholders (<receiver>)."""
+    t = re.sub(r"\{\{ \$labels\.(\w+) \}\}", r"<\1>", t).strip()
+    # a Chinese summary that starts with its verb needs its subject back
+    return "实例" + t if t.startswith(("无法", "有", "处于", "未")) else t
+
+
 def gen_kb(a):
     ck = a.get("checks", {"zh": [], "en": []})
     fix = a.get("fix", {"zh": "见排查步骤。", "en": "See the checks above."})
     return KB_TMPL.format(
         code=code_of(a), name=a["name"], sev=a["severity"],
-        title_zh=a["summary"]["zh"].replace("fapiao 实例 {{ $labels.instance }} ", ""),
-        title_en=a["summary"]["en"].replace("fapiao instance {{ $labels.instance }}: ", "")
-        .replace("fapiao instance {{ $labels.instance }} ", "The instance "),
+        title_zh=runbook_title(a["summary"]["zh"].replace("fapiao 实例 {{ $labels.instance }} 的", "")
+                               .replace("fapiao 实例 {{ $labels.instance }} ", "")),
+        title_en=runbook_title(a["summary"]["en"]
+                               .replace("fapiao instance {{ $labels.instance }}: ", "")
+                               .replace("fapiao instance {{ $labels.instance }} ", "The instance ")),
         desc_zh=a["description"]["zh"], desc_en=a["description"]["en"], expr=a["expr"],
         checks_zh="\n".join("%d. %s" % (i + 1, c) for i, c in enumerate(ck["zh"])),
         checks_en="\n".join("%d. %s" % (i + 1, c) for i, c in enumerate(ck["en"])),
