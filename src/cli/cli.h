@@ -56,7 +56,8 @@ int cli_database_lost(const char *dir);
  * $FAPIAO_DATABASE, else the config file's [serve] database key; NULL:
  * DIR/fapiao.db. */
 const char *cli_database(void);
-const char *cli_database_flag(void); /* --database alone (NULL: not given) */
+const char *cli_database_flag(void);   /* --database alone (NULL: not given) */
+void cli_database_set(const char *db); /* a command's own --database (serve) */
 /* 1 when that setting names a server database (postgresql://…). */
 int cli_on_server_db(void);
 /* The database to open for DIR into out: cli_database() or DIR/fapiao.db.

@@ -65,6 +65,11 @@ const char *cli_database_flag(void)
     return database_flag && *database_flag ? database_flag : NULL;
 }
 
+void cli_database_set(const char *db)
+{
+    database_flag = db;
+}
+
 /* The flags every command takes besides its own (cli_audit_key,
  * cli_database): "--name VALUE" or "--name=VALUE".  1 taken, 0 not one of
  * them, -1 a value missing. */

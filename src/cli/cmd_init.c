@@ -14,6 +14,7 @@
  * stored only as a hash). */
 #include "cli.h"
 #include "datadir.h"
+#include "fapiao/audit.h"
 #include "fapiao/auth.h"
 #include "fapiao/crypto.h"
 #include "fapiao/store.h"
@@ -305,7 +306,14 @@ int cmd_init(int argc, char **argv)
         }
     }
     char db[4096], tls[4096], crt[4096], key[4096], tkey[4096], tc[4096];
-    cli_dd_path(db, sizeof db, dir, CLI_DD_DB);
+    /* --database / FAPIAO_DATABASE / the config key, as serve resolves it:
+     * a PostgreSQL URL gets the schema and the demo data there, the keys
+     * and certificate here (docs/ha.md) */
+    if (cli_db_path(db, sizeof db, dir) < 0) {
+        cli_error("--database 过长", "--database is too long");
+        return 2;
+    }
+    int on_url = fp_store_is_url(db);
     cli_dd_path(tls, sizeof tls, dir, CLI_DD_TLS_DIR);
     cli_dd_path(crt, sizeof crt, dir, CLI_DD_TLS_CERT);
     cli_dd_path(key, sizeof key, dir, CLI_DD_TLS_KEY);
@@ -313,14 +321,17 @@ int cmd_init(int argc, char **argv)
     cli_dd_path(tc, sizeof tc, dir, CLI_DD_TAXCODES);
     if (cli_database_lost(dir))
         return 1;
-    if (access(db, F_OK) == 0) {
+    /* initialised already: the database file, or (on a server database)
+     * this directory's token key */
+    if (access(on_url ? tkey : db, F_OK) == 0) {
         int rc = self_signed && !demo && mkdir_p(tls, 0700) == 0 ? add_self_signed(crt, key) : -1;
         if (rc >= 0)
             return rc;
         char zh[4200], en[4200];
-        snprintf(zh, sizeof zh, "%s 已经初始化过（存在 fapiao.db），不会覆盖", dir);
-        snprintf(en, sizeof en, "%s is already initialised (fapiao.db exists); not overwriting",
-                 dir);
+        const char *what = on_url ? "token.key" : "fapiao.db";
+        snprintf(zh, sizeof zh, "%s 已经初始化过（存在 %s），不会覆盖", dir, what);
+        snprintf(en, sizeof en, "%s is already initialised (%s exists); not overwriting", dir,
+                 what);
         cli_error(zh, en);
         return 1;
     }
@@ -348,7 +359,15 @@ int cmd_init(int argc, char **argv)
         return 1;
 
     fp_store *st = NULL;
-    fp_store_opts so = {.path = db, .read_conns = 1, .audit_key_path = cli_audit_key()};
+    /* a server database signs with DIR/audit.key by default, as serve
+     * derives it (docs/ha.md) */
+    char base[4096], akey[4096], apub[4096];
+    const char *audit_key = cli_audit_key();
+    cli_dd_path(base, sizeof base, dir, CLI_DD_DB);
+    if (on_url && !audit_key && fp_audit_key_paths(base, NULL, akey, apub, sizeof akey) == 0)
+        audit_key = akey;
+    fp_store_opts so = {
+        .path = db, .read_conns = 1, .audit_key_path = audit_key, .key_dir = on_url ? dir : NULL};
     if (fp_store_open(&so, &st, &err) < 0) {
         cli_fail("无法创建数据库", "cannot create the database", err.msg);
         return 1;

@@ -341,6 +341,7 @@ static int open_data_dir(serve_run *r)
     char hint_zh[PATH_MAX + 64], hint_en[PATH_MAX + 64];
     snprintf(hint_zh, sizeof hint_zh, "；先运行 fapiao init --data-dir %s", dir);
     snprintf(hint_en, sizeof hint_en, "; run fapiao init --data-dir %s first", dir);
+    cli_database_set(r->c.database); /* serve's own --database, for the check */
     if (cli_check_data_dir(dir, 1, hint_zh, hint_en) < 0)
         return 1;
     /* One server per data directory: the store's single writer assigns

@@ -196,45 +196,7 @@ class Cluster:
 
 # ---- the demo installation in PostgreSQL --------------------------------
 
-# tables copied from `fapiao init --demo`'s SQLite file, parents first
-_SEED_TABLES = ("sellers", "clients", "client_secrets", "number_ranges")
-
-
-def _literal(v):
-    if v is None:
-        return "NULL"
-    if isinstance(v, bytes):
-        return "'\\x%s'::bytea" % v.hex()
-    if isinstance(v, int):
-        return str(v)
-    return "'%s'" % str(v).replace("'", "''")
-
-
-def seed_from_sqlite(cluster, db_path):
-    """Copies the demo seller, credential and range of a SQLite store into
-    the (migrated, empty) PostgreSQL store, columns by name, and moves the
-    id sequences past them."""
-    con = sqlite3.connect("file:%s?mode=ro" % db_path, uri=True)
-    sql = []
-    try:
-        for t in _SEED_TABLES:
-            pg_cols = {r["column_name"] for r in cluster.rows(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = '%s'" % t)}
-            cur = con.execute("SELECT * FROM %s" % t)
-            cols = [d[0] for d in cur.description if d[0] in pg_cols]
-            idx = [i for i, d in enumerate(cur.description) if d[0] in pg_cols]
-            for row in cur.fetchall():
-                sql.append("INSERT INTO %s(%s) VALUES(%s);" % (
-                    t, ", ".join(cols), ", ".join(_literal(row[i]) for i in idx)))
-            if "id" in cols:
-                sql.append("SELECT setval(pg_get_serial_sequence('%s', 'id'), "
-                           "(SELECT coalesce(max(id), 0) + 1 FROM %s), false);" % (t, t))
-    finally:
-        con.close()
-    cluster.psql("\n".join(sql))
-
-
-# ---- the audit chain, checked by SQL ------------------------------------
+# tables copied from `fapiao init --demo`'s SQLite file, parents first# ---- the audit chain, checked by SQL ------------------------------------
 
 _V1_FIELDS = ("actor", "action", "target", "request_id", "client_ip", "outcome")
 
