@@ -45,7 +45,8 @@
  * clock_skew_s}; dns {server, source, addresses:[{address, family, ttl}],
  * a, aaaa (c-ares status names)}; tcp {attempts:[{address, result, errno,
  * connect_ms}], connected}; tls {protocol, cipher, subject, issuer,
- * not_before, not_after, days_left, chain_length, key, verify, ocsp; on a
+ * not_before, not_after, days_left, chain_length, key, verify, ocsp,
+ * pin (the leaf's "sha256//…"), top_issuer, client_priority; on a
  * failed handshake alert, handshake_error, errno, legacy_protocol (what the
  * server speaks when it refused TLS 1.2+, or "none"); client_cert_requested};
  * http {readyz_status, healthz_status, request_id, retry_after, location,
@@ -79,6 +80,16 @@ typedef struct fp_doctor_opts {
      * layers are then one CXKYSL query through the envelope
      * (doctor_upstream.c, docs/upstream.md) */
     const struct fp_upstream_conf *upstream;
+    /* What the TLS layer expects of the chain (TLS_INTERCEPTED): a substring
+     * of an issuer's name (--expect-issuer), the server's key as
+     * "sha256//BASE64[;sha256//…]" (--pin, curl's and `fapiao issue
+     * --pin`'s syntax).  NULL: not checked. */
+    const char *expect_issuer, *pin;
+    /* An older client stack simulated (TLS_CLIENT_TOO_OLD): the highest
+     * version offered, 10 11 12 13 (--tls-max 1.0 …; 0 default), or a
+     * GnuTLS priority string (--tls-priority) that replaces the default. */
+    int tls_max;
+    const char *tls_priority;
 } fp_doctor_opts;
 
 enum { FP_DOC_LOCAL, FP_DOC_DNS, FP_DOC_TCP, FP_DOC_TLS, FP_DOC_HTTP, FP_DOC_API, FP_DOC_NPHASES };

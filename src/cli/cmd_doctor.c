@@ -15,6 +15,8 @@ static const char usage[] =
     "usage: fapiao doctor <url> [--json] [--timeout S] [--dns-server IP[:port]] [--cacert FILE]\n"
     "                     [--token T | --client-id ID --client-secret S]\n"
     "                     [--resolve host:port:addr] [--ipv4 | --ipv6]\n"
+    "                     [--expect-issuer TEXT] [--pin sha256//B64]\n"
+    "                     [--tls-max 1.0|1.1|1.2|1.3 | --tls-priority GNUTLS-PRIORITY]\n"
     "       fapiao doctor --upstream [--config FILE] [--json] [--timeout S]\n"
     "  Checks local setup, DNS, TCP, TLS, HTTP and the API in order and names the first\n"
     "  failing layer with its cause, fix and knowledge-base article.\n"
@@ -27,7 +29,8 @@ static const char usage[] =
 int cmd_doctor(int argc, char **argv)
 {
     const char *url = NULL, *timeout = NULL, *dns = NULL, *cacert = NULL, *token = NULL,
-               *cid = NULL, *csec = NULL, *resolve = NULL, *config = NULL;
+               *cid = NULL, *csec = NULL, *resolve = NULL, *config = NULL, *issuer = NULL,
+               *pin = NULL, *tls_max = NULL, *tls_prio = NULL;
     int json = 0, v4 = 0, v6 = 0, upstream = 0;
     /* the URL is the one positional argument; the rest are flags */
     char **rest = calloc((size_t)argc + 1, sizeof *rest);
@@ -35,9 +38,10 @@ int cmd_doctor(int argc, char **argv)
         return 2;
     int n = 0;
     rest[n++] = argv[0];
-    static const char *const valued[] = {"--timeout", "--dns-server", "--cacert",
-                                         "--token",   "--client-id",  "--client-secret",
-                                         "--resolve", "--config",     NULL};
+    static const char *const valued[] = {
+        "--timeout",       "--dns-server",   "--cacert", "--token",         "--client-id",
+        "--client-secret", "--resolve",      "--config", "--expect-issuer", "--pin",
+        "--tls-max",       "--tls-priority", NULL};
     for (int i = 1; i < argc; i++) {
         if (argv[i][0] != '-' && !url) {
             url = argv[i];
@@ -63,6 +67,10 @@ int cmd_doctor(int argc, char **argv)
         {"--ipv6", 1, NULL, &v6},
         {"--upstream", 1, NULL, &upstream},
         {"--config", 0, &config, NULL},
+        {"--expect-issuer", 0, &issuer, NULL},
+        {"--pin", 0, &pin, NULL},
+        {"--tls-max", 0, &tls_max, NULL},
+        {"--tls-priority", 0, &tls_prio, NULL},
         {NULL, 0, NULL, NULL},
     };
     int rc = cli_parse(n, rest, flags, usage);
@@ -97,6 +105,12 @@ int cmd_doctor(int argc, char **argv)
         cli_error("--ipv4 与 --ipv6 只能二选一", "give either --ipv4 or --ipv6");
         return 2;
     }
+    int tmax = 0; /* "1.2" -> 12; the doctor refuses other numbers */
+    if (tls_max && (strlen(tls_max) != 3 || strncmp(tls_max, "1.", 2) != 0 ||
+                    (tmax = 10 + tls_max[2] - '0') < 10 || tmax > 13)) {
+        cli_error("--tls-max 须为 1.0、1.1、1.2 或 1.3", "--tls-max wants 1.0, 1.1, 1.2 or 1.3");
+        return 2;
+    }
     upstream_conf u = {0};
     if (upstream && (upstream_conf_read(config, &u) || !u.configured)) {
         if (!u.configured)
@@ -120,7 +134,11 @@ int cmd_doctor(int argc, char **argv)
                         .family = v4   ? 4
                                   : v6 ? 6
                                        : 0,
-                        .upstream = upstream ? &u.c : NULL};
+                        .upstream = upstream ? &u.c : NULL,
+                        .expect_issuer = issuer,
+                        .pin = pin,
+                        .tls_max = tmax,
+                        .tls_priority = tls_prio};
     if (o.timeout_ms < 1)
         o.timeout_ms = 1;
     fp_doctor_report *r = NULL;

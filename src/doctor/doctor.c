@@ -45,6 +45,11 @@ int fp_doctor_run(const fp_doctor_opts *o, fp_doctor_report **out, fp_err *err)
                            "--resolve wants host:port:addr (addr an IPv4 or IPv6 address)");
         }
     }
+    const char *why = NULL;
+    if (fp_doc_tls_opts_check(o, &why) < 0) {
+        free(r);
+        return fp_fail(err, FP_EINVAL, "%s", why);
+    }
     if (o->client_id && !o->client_secret) {
         free(r);
         return fp_fail(err, FP_EINVAL, "--client-id needs --client-secret");

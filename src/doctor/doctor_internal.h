@@ -63,6 +63,8 @@ void fp_doc_layer_local(dctx *c); /* doctor_net.c */
 void fp_doc_layer_dns(dctx *c);
 void fp_doc_layer_tcp(dctx *c);
 void fp_doc_layer_tls(dctx *c); /* doctor_tls.c */
+/* --tls-max, --tls-priority and --pin well formed: 0, else -1 with *why. */
+int fp_doc_tls_opts_check(const fp_doctor_opts *o, const char **why);
 /* http:// URL: 0 plain HTTP (or cannot tell), 1 TLS, 2 silent. */
 int fp_doc_http_wants_tls(dctx *c);
 void fp_doc_layer_http(dctx *c); /* doctor_http.c */

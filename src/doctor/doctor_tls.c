@@ -4,11 +4,14 @@
 #include "doctor_internal.h"
 
 #include <errno.h>
+#include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 /* ---- 4 TLS ---- */
@@ -19,6 +22,64 @@
  * LEGACY_PRIORITY is used once, afterwards, to name what the server speaks. */
 #define TLS_PRIORITY    "NORMAL:-VERS-TLS1.1:-VERS-TLS1.0"
 #define LEGACY_PRIORITY "NORMAL:+VERS-TLS1.1:+VERS-TLS1.0"
+
+/* An older client stack, simulated (--tls-max, --tls-priority): what it
+ * offers, and its name for the report.  A client that stops below TLS 1.2
+ * offers exactly the versions up to its maximum, as Windows 7 or Java 6. */
+static const struct {
+    int max;
+    const char *prio, *name;
+} old_clients[] = {
+    {10, "NORMAL:-VERS-ALL:+VERS-TLS1.0", "TLS 1.0"},
+    {11, "NORMAL:-VERS-ALL:+VERS-TLS1.1:+VERS-TLS1.0", "TLS 1.0 and 1.1"},
+    {12, "NORMAL:-VERS-ALL:+VERS-TLS1.2", "TLS 1.2"},
+    {13, TLS_PRIORITY, "TLS 1.2 and 1.3"},
+};
+
+static const char *client_priority(const fp_doctor_opts *o, const char **name)
+{
+    *name = "TLS 1.2 and 1.3";
+    if (o->tls_priority) {
+        *name = o->tls_priority;
+        return o->tls_priority;
+    }
+    for (size_t i = 0; i < sizeof old_clients / sizeof old_clients[0]; i++)
+        if (old_clients[i].max == o->tls_max) {
+            *name = old_clients[i].name;
+            return old_clients[i].prio;
+        }
+    return TLS_PRIORITY;
+}
+
+int fp_doc_tls_opts_check(const fp_doctor_opts *o, const char **why)
+{
+    int known = o->tls_max == 0;
+    for (size_t i = 0; i < sizeof old_clients / sizeof old_clients[0]; i++)
+        known |= old_clients[i].max == o->tls_max;
+    if (!known) {
+        *why = "--tls-max wants 1.0, 1.1, 1.2 or 1.3";
+        return -1;
+    }
+    gnutls_priority_t p;
+    if (o->tls_priority && gnutls_priority_init(&p, o->tls_priority, NULL) < 0) {
+        *why = "--tls-priority is not a GnuTLS priority string (gnutls-cli --priority)";
+        return -1;
+    }
+    if (o->tls_priority)
+        gnutls_priority_deinit(p);
+    /* --pin: "sha256//" + 44 characters of base64, ';' between pins */
+    for (const char *q = o->pin; q;) {
+        size_t len = strcspn(q, ";");
+        if (len != 8 + 44 || strncmp(q, "sha256//", 8) != 0 || q[8 + 43] != '=' ||
+            strspn(q + 8, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") !=
+                43) {
+            *why = "--pin wants sha256//BASE64 (44 characters), several separated by ';'";
+            return -1;
+        }
+        q = q[len] == ';' ? q + len + 1 : NULL; /* after a ';' another pin */
+    }
+    return 0;
+}
 
 typedef struct tls_io {
     int fd;
@@ -113,9 +174,10 @@ static void add_dn(cJSON *d, const char *key, gnutls_x509_crt_t crt, int issuer)
     }
 }
 
-/* After a version or cipher mismatch: does the server talk to a legacy
- * client?  Puts the protocol it picks (e.g. "TLS1.0") in buf, or "". */
-static void legacy_protocol(dctx *c, char *buf, size_t n)
+/* After a version or cipher mismatch: does the server talk to a client
+ * with priority prio (a legacy one, or a current one)?  Puts the protocol
+ * it picks (e.g. "TLS1.0") in buf, or "". */
+static void probe_protocol(dctx *c, const char *prio, char *buf, size_t n)
 {
     buf[0] = 0;
     int e;
@@ -130,7 +192,7 @@ static void legacy_protocol(dctx *c, char *buf, size_t n)
     }
     tls_io io = {0};
     gnutls_session_t s = NULL;
-    if (tls_session(c, fd, cred, LEGACY_PRIORITY, &io, &s) >= 0) {
+    if (tls_session(c, fd, cred, prio, &io, &s) >= 0) {
         const char *v = gnutls_protocol_get_name(gnutls_protocol_get_version(s));
         snprintf(buf, n, "%s", v ? v : "?");
     }
@@ -141,8 +203,23 @@ static void legacy_protocol(dctx *c, char *buf, size_t n)
 
 static void protocol_mismatch(dctx *c, const char *seen)
 {
+    const char *offered;
+    if (strcmp(client_priority(c->o, &offered), TLS_PRIORITY) != 0) {
+        /* an old client simulated: does a current one get through? */
+        char now[32];
+        probe_protocol(c, TLS_PRIORITY, now, sizeof now);
+        cJSON_AddStringToObject(fp_doc_det(c, FP_DOC_TLS), "server_protocol",
+                                now[0] ? now : "none");
+        if (now[0]) {
+            fp_doc_hit(c, FP_DOC_TLS, "TLS_CLIENT_TOO_OLD",
+                       "%s: this client offers only %s, and the server wants more (a current "
+                       "client gets %s): the client's TLS stack is too old",
+                       seen, offered, now);
+            return;
+        }
+    }
     char legacy[32];
-    legacy_protocol(c, legacy, sizeof legacy);
+    probe_protocol(c, LEGACY_PRIORITY, legacy, sizeof legacy);
     cJSON_AddStringToObject(fp_doc_det(c, FP_DOC_TLS), "legacy_protocol",
                             legacy[0] ? legacy : "none");
     if (legacy[0])
@@ -255,6 +332,103 @@ static void tls_describe_leaf(dctx *c, cJSON *d, gnutls_x509_crt_t leaf)
     cJSON_AddStringToObject(d, "not_after", ts);
 }
 
+/* The leaf's public key as a pin, "sha256//BASE64" of its DER
+ * SubjectPublicKeyInfo (curl's CURLOPT_PINNEDPUBLICKEY, which `fapiao issue
+ * --pin` hands the pin to); "" when it cannot be computed. */
+static void spki_pin(gnutls_x509_crt_t leaf, char *buf, size_t n)
+{
+    buf[0] = 0;
+    gnutls_pubkey_t pk;
+    if (gnutls_pubkey_init(&pk) < 0)
+        return;
+    gnutls_datum_t der = {0}, b64 = {0};
+    unsigned char h[32];
+    if (gnutls_pubkey_import_x509(pk, leaf, 0) >= 0 &&
+        gnutls_pubkey_export2(pk, GNUTLS_X509_FMT_DER, &der) >= 0 &&
+        gnutls_hash_fast(GNUTLS_DIG_SHA256, der.data, der.size, h) >= 0) {
+        gnutls_datum_t hd = {h, sizeof h};
+        if (gnutls_base64_encode2(&hd, &b64) >= 0) {
+            snprintf(buf, n, "sha256//%.*s", (int)b64.size, (const char *)b64.data);
+            gnutls_free(b64.data);
+        }
+    }
+    gnutls_free(der.data);
+    gnutls_pubkey_deinit(pk);
+}
+
+static int pin_listed(const char *pins, const char *pin)
+{
+    size_t n = strlen(pin);
+    for (const char *q = pins; n && q;) {
+        size_t len = strcspn(q, ";");
+        if (len == n && memcmp(q, pin, n) == 0)
+            return 1;
+        q = q[len] == ';' ? q + len + 1 : NULL; /* after a ';' another pin */
+    }
+    return 0;
+}
+
+static int issuer_seen(gnutls_x509_crt_t *crt, unsigned ncrt, const char *want)
+{
+    int seen = 0;
+    for (unsigned i = 0; i < ncrt && !seen; i++) {
+        gnutls_datum_t dn = {0};
+        if (gnutls_x509_crt_get_issuer_dn2(crt[i], &dn) >= 0 && dn.data) {
+            seen = strcasestr((const char *)dn.data, want) != NULL;
+            gnutls_free(dn.data);
+        }
+    }
+    return seen;
+}
+
+/* Who signed the top of the chain, for the report: "O" (CN). */
+static void issuer_name(gnutls_x509_crt_t top, char *buf, size_t n)
+{
+    char org[128] = "", cn[128] = "";
+    size_t so = sizeof org, sc = sizeof cn;
+    if (gnutls_x509_crt_get_issuer_dn_by_oid(top, GNUTLS_OID_X520_ORGANIZATION_NAME, 0, 0, org,
+                                             &so) < 0)
+        org[0] = 0;
+    if (gnutls_x509_crt_get_issuer_dn_by_oid(top, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &sc) < 0)
+        cn[0] = 0;
+    if (org[0] && cn[0])
+        snprintf(buf, n, "\"%s\" (%s)", org, cn);
+    else
+        snprintf(buf, n, "\"%s\"", org[0] ? org : cn[0] ? cn : "?");
+}
+
+/* --expect-issuer and --pin: a chain that is not the server's own, with
+ * the interceptor named from its issuer.  1 when so (a finding is added);
+ * it comes before every other verdict on the chain, which would describe
+ * the interceptor's certificate, not the server's. */
+static int tls_intercepted(dctx *c, cJSON *d, gnutls_x509_crt_t *crt, unsigned ncrt)
+{
+    const fp_doctor_opts *o = c->o;
+    char pin[80], who[300];
+    spki_pin(crt[0], pin, sizeof pin);
+    cJSON_AddStringToObject(d, "pin", pin);
+    add_dn(d, "top_issuer", crt[ncrt - 1], 1);
+    int pin_bad = o->pin && !pin_listed(o->pin, pin);
+    int issuer_bad = o->expect_issuer && !issuer_seen(crt, ncrt, o->expect_issuer);
+    if (!pin_bad && !issuer_bad)
+        return 0;
+    issuer_name(crt[ncrt - 1], who, sizeof who);
+    cJSON_AddStringToObject(d, "interceptor", who);
+    if (issuer_bad)
+        fp_doc_hit(c, FP_DOC_TLS, "TLS_INTERCEPTED",
+                   "the chain ends at %s, not at the expected issuer \"%s\": something on the "
+                   "way (an SSL-inspection gateway, antivirus HTTPS scanning, a proxy) re-signs "
+                   "the connection",
+                   who, o->expect_issuer);
+    else
+        fp_doc_hit(c, FP_DOC_TLS, "TLS_INTERCEPTED",
+                   "the server's key %s is not the pinned one (--pin); the chain ends at %s: "
+                   "something on the way re-signs the connection, or the server's key was "
+                   "replaced",
+                   pin, who);
+    return 1;
+}
+
 /* Verifies the chain (the host name, or the IP SAN for an IP literal):
  * the GnuTLS result, the status bits in *status. */
 static int tls_verify(dctx *c, cJSON *d, gnutls_session_t s, gnutls_x509_crt_t leaf,
@@ -288,6 +462,22 @@ static int tls_verify(dctx *c, cJSON *d, gnutls_session_t s, gnutls_x509_crt_t l
     else
         cJSON_AddStringToObject(d, "ocsp", "not stapled");
     return vr;
+}
+
+/* The chain is complete up to its top certificate, a CA the server sends
+ * without the root above it, and that root is not in the trust store: an
+ * old Java cacerts, an old CA bundle, a store without the company root. */
+static void root_missing(dctx *c, gnutls_x509_crt_t top, unsigned ncrt)
+{
+    gnutls_datum_t dn = {0};
+    int rc = gnutls_x509_crt_get_issuer_dn2(top, &dn);
+    fp_doc_hit(c, FP_DOC_TLS, "TLS_ROOT_MISSING",
+               "the chain (%u certificates) needs the root \"%s\", which the trust store (%s) "
+               "does not have",
+               ncrt, rc >= 0 && dn.data ? (const char *)dn.data : "?",
+               c->o->cacert ? c->o->cacert : "the system's");
+    if (rc >= 0)
+        gnutls_free(dn.data);
 }
 
 /* The verdict on the certificate, first problem first. */
@@ -327,6 +517,8 @@ static void tls_judge(dctx *c, int vr, unsigned status, gnutls_x509_crt_t *crt, 
                        "the server sent %u certificate(s) without the leaf's issuer; the "
                        "intermediate is missing",
                        ncrt);
+        else if (!self_issued(last))
+            root_missing(c, last, ncrt);
         else
             fp_doc_hit(
                 c, FP_DOC_TLS, "TLS_UNTRUSTED_ISSUER",
@@ -357,9 +549,13 @@ void fp_doc_layer_tls(dctx *c)
     gnutls_certificate_credentials_t cred;
     gnutls_certificate_allocate_credentials(&cred);
     tls_trust(c, d, cred);
+    const char *offered;
+    const char *prio = client_priority(c->o, &offered);
+    if (strcmp(prio, TLS_PRIORITY) != 0)
+        cJSON_AddStringToObject(d, "client_priority", prio);
     tls_io io = {0};
     gnutls_session_t s = NULL;
-    int rc = tls_session(c, c->fd, cred, TLS_PRIORITY, &io, &s);
+    int rc = tls_session(c, c->fd, cred, prio, &io, &s);
     if (rc == GNUTLS_E_TIMEDOUT)
         io.timed_out = 1; /* the handshake's own timeout, via tls_pull_timeout */
     if (rc < 0) {
@@ -412,7 +608,8 @@ void fp_doc_layer_tls(dctx *c)
 
     unsigned status = 0;
     int vr = tls_verify(c, d, s, leaf, &status);
-    tls_judge(c, vr, status, crt, ncrt, keyd, pk, bits, sa);
+    if (!tls_intercepted(c, d, crt, ncrt))
+        tls_judge(c, vr, status, crt, ncrt, keyd, pk, bits, sa);
     if (!fp_doc_failed(c, FP_DOC_TLS))
         fp_doc_note(c, FP_DOC_TLS, "%s, %s, expires in %ld days",
                     gnutls_protocol_get_name(gnutls_protocol_get_version(s)),

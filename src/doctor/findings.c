@@ -107,6 +107,15 @@ static const fp_finding table[] = {
      "The unit numbers or the ability code are wrong"},
     {"UPSTREAM_MAINTENANCE", FP_LAYER_API, 60, FP_SEV_ERROR, "税务平台维护中",
      "The tax platform is under maintenance"},
+    /* 4 TLS, seen from the client's side (docs/doctor.md) */
+    {"TLS_INTERCEPTED", FP_LAYER_TLS, 40, FP_SEV_ERROR,
+     "TLS 连接被中间设备或安全软件拦截并重新签发证书",
+     "The TLS connection is intercepted and re-signed on the way"},
+    {"TLS_ROOT_MISSING", FP_LAYER_TLS, 40, FP_SEV_ERROR, "客户端信任库缺少证书链所需的根证书",
+     "The client's trust store lacks the root the chain needs"},
+    {"TLS_CLIENT_TOO_OLD", FP_LAYER_TLS, 40, FP_SEV_ERROR,
+     "客户端 TLS 版本或密码套件过旧，服务器不接受",
+     "The client's TLS stack is too old for the server"},
 };
 
 const fp_finding *fp_findings(int *n)

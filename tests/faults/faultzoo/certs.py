@@ -20,6 +20,10 @@ Pki(dir).build() makes:
     weak         signed by root, an RSA 1024-bit key
     revoked      signed by root; pki.ocsp_revoked is a DER OCSP response,
                  signed by the root, that says "revoked" (for -status_file)
+  inspection (CA, "Example Corp Security Gateway", a corporate SSL-inspection
+  CA) and its leaf:
+    intercepted  signed by inspection, for the same names: what an
+                 interception proxy presents in place of the server's leaf
 Each leaf: .cert (leaf only), .chain (what the server sends), .key.
 """
 import datetime as _dt
@@ -69,11 +73,11 @@ class Pki:
         p.write_text("\n".join(lines) + "\n")
         return p
 
-    def _ca(self, name, cn, signer=None):
+    def _ca(self, name, cn, signer=None, org="fapiao doctor tests"):
         key = self._key(name)
         now = _dt.datetime.utcnow()
         t = self._template(name, [
-            'cn = "%s"' % cn, 'organization = "fapiao doctor tests"',
+            'cn = "%s"' % cn, 'organization = "%s"' % org,
             "serial = %d" % (abs(hash(name)) % 100000 + 1),
             'activation_date = "%s"' % _fmt(now - _dt.timedelta(days=3650)),
             'expiration_date = "%s"' % _fmt(now + _dt.timedelta(days=3650)),
@@ -144,6 +148,11 @@ class Pki:
         self._leaf("weak", self.root, now - day, now + 365 * day, rsa_bits=1024)
         self._leaf("revoked", self.root, now - day, now + 365 * day)
         self.ocsp_revoked = self._ocsp(self["revoked"], now - day)
+        self.inspection = self._ca("inspection", "Example Corp SSL Inspection CA",
+                                   org="Example Corp Security Gateway")
+        self.inspection_cert = str(self.inspection[0])
+        self._leaf("intercepted", self.inspection, now - day, now + 365 * day,
+                   ips=("127.0.0.1", "::1"))
         return self
 
     def _ocsp(self, leaf, revoked_at):

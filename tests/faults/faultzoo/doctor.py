@@ -212,6 +212,8 @@ def curl(url, doctor_args, env=None, prefix=(), max_time=None):
     for opt in ("--cacert", "--resolve"):
         if _opt(doctor_args, opt):
             cmd += [opt, _opt(doctor_args, opt)]
+    if _opt(doctor_args, "--tls-max"):  # an old client stack (test_zoo_client_tls.py)
+        cmd += ["--tlsv1.0", "--tls-max", _opt(doctor_args, "--tls-max")]
     for flag, cflag in (("--ipv4", "-4"), ("--ipv6", "-6")):
         if flag in doctor_args:
             cmd.append(cflag)
