@@ -75,6 +75,7 @@ typedef struct fp_doctor_opts {
     const char *client_id, *client_secret;
     const char *resolve; /* "host:port:addr" — skip DNS for that name */
     int family;          /* 0 both, 4 or 6 */
+    const char *proxy;   /* --proxy URL: instead of the proxy variables */
     /* --upstream: the tax platform (url is its base); the http and api
      * layers are then one CXKYSL query through the envelope
      * (doctor_upstream.c, docs/upstream.md) */

@@ -14,7 +14,7 @@
 static const char usage[] =
     "usage: fapiao doctor <url> [--json] [--timeout S] [--dns-server IP[:port]] [--cacert FILE]\n"
     "                     [--token T | --client-id ID --client-secret S]\n"
-    "                     [--resolve host:port:addr] [--ipv4 | --ipv6]\n"
+    "                     [--resolve host:port:addr] [--ipv4 | --ipv6] [--proxy URL]\n"
     "       fapiao doctor --upstream [--config FILE] [--json] [--timeout S]\n"
     "  Checks local setup, DNS, TCP, TLS, HTTP and the API in order and names the first\n"
     "  failing layer with its cause, fix and knowledge-base article.\n"
@@ -27,7 +27,7 @@ static const char usage[] =
 int cmd_doctor(int argc, char **argv)
 {
     const char *url = NULL, *timeout = NULL, *dns = NULL, *cacert = NULL, *token = NULL,
-               *cid = NULL, *csec = NULL, *resolve = NULL, *config = NULL;
+               *cid = NULL, *csec = NULL, *resolve = NULL, *config = NULL, *proxy = NULL;
     int json = 0, v4 = 0, v6 = 0, upstream = 0;
     /* the URL is the one positional argument; the rest are flags */
     char **rest = calloc((size_t)argc + 1, sizeof *rest);
@@ -35,9 +35,9 @@ int cmd_doctor(int argc, char **argv)
         return 2;
     int n = 0;
     rest[n++] = argv[0];
-    static const char *const valued[] = {"--timeout", "--dns-server", "--cacert",
-                                         "--token",   "--client-id",  "--client-secret",
-                                         "--resolve", "--config",     NULL};
+    static const char *const valued[] = {
+        "--timeout",       "--dns-server", "--cacert", "--token", "--client-id",
+        "--client-secret", "--resolve",    "--config", "--proxy", NULL};
     for (int i = 1; i < argc; i++) {
         if (argv[i][0] != '-' && !url) {
             url = argv[i];
@@ -63,6 +63,7 @@ int cmd_doctor(int argc, char **argv)
         {"--ipv6", 1, NULL, &v6},
         {"--upstream", 1, NULL, &upstream},
         {"--config", 0, &config, NULL},
+        {"--proxy", 0, &proxy, NULL},
         {NULL, 0, NULL, NULL},
     };
     int rc = cli_parse(n, rest, flags, usage);
@@ -120,7 +121,8 @@ int cmd_doctor(int argc, char **argv)
                         .family = v4   ? 4
                                   : v6 ? 6
                                        : 0,
-                        .upstream = upstream ? &u.c : NULL};
+                        .upstream = upstream ? &u.c : NULL,
+                        .proxy = proxy};
     if (o.timeout_ms < 1)
         o.timeout_ms = 1;
     fp_doctor_report *r = NULL;

@@ -60,6 +60,9 @@ void fp_doc_add_reset(dctx *c, int phase, const char *when);
 
 /* The layers. */
 void fp_doc_layer_local(dctx *c); /* doctor_net.c */
+/* doctor_proxy.c: CONNECT host:port on fd, connected to the proxy; names
+ * what the proxy answers (PROXY_ENV_SET, _AUTH_REQUIRED, _BLOCKED, …). */
+void fp_doc_proxy_tunnel(dctx *c, int fd, const char *var, const char *proxy);
 void fp_doc_layer_dns(dctx *c);
 void fp_doc_layer_tcp(dctx *c);
 void fp_doc_layer_tls(dctx *c); /* doctor_tls.c */

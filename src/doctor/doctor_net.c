@@ -1,6 +1,7 @@
-/* doctor_net.c — the doctor's first layers: local (proxy variables, the
- * clock), DNS (c-ares, so the answer's TTL and the exact failure are
- * visible; /etc/hosts first), TCP (every address, nonblocking connect). */
+/* doctor_net.c — the doctor's first layers: local (proxy variables or
+ * --proxy, whose CONNECT answer doctor_proxy.c names; the clock), DNS
+ * (c-ares, so the answer's TTL and the exact failure are visible;
+ * /etc/hosts first), TCP (every address, nonblocking connect). */
 #include "doctor_internal.h"
 #include "doctor_parse.h"
 
@@ -27,7 +28,11 @@ void fp_doc_layer_local(dctx *c)
     const char *vars_p[] = {"http_proxy", NULL};
     const char **vars = https ? vars_s : vars_p;
     const char *var = NULL, *proxy = NULL;
-    for (int i = 0; vars[i]; i++) {
+    if (c->o->proxy && *c->o->proxy) {
+        var = "--proxy";
+        proxy = c->o->proxy;
+    }
+    for (int i = 0; vars[i] && !proxy; i++) {
         const char *v = getenv(vars[i]);
         if (v && *v) {
             var = vars[i];
@@ -53,7 +58,7 @@ void fp_doc_layer_local(dctx *c)
     }
     cJSON_AddStringToObject(d, "proxy", proxy);
     cJSON_AddStringToObject(d, "proxy_var", var);
-    if (fp_doctor_no_proxy_covers(np, c->r->host)) {
+    if (!c->o->proxy && fp_doctor_no_proxy_covers(np, c->r->host)) {
         cJSON_AddBoolToObject(d, "proxy_bypassed", 1);
         fp_doc_note(c, FP_DOC_LOCAL, "%s is set but NO_PROXY covers %s", var, c->r->host);
         c->r->phase[FP_DOC_LOCAL].ms = fp_doc_now_ms() - t0;
@@ -78,12 +83,8 @@ void fp_doc_layer_local(dctx *c)
             fp_doc_hit(c, FP_DOC_LOCAL, "PROXY_UNREACHABLE", "%s=%s: connect to %s:%s: %s", var,
                        proxy, host, port, strerror(e));
         } else {
+            fp_doc_proxy_tunnel(c, fd, var, proxy);
             close(fd);
-            cJSON_AddBoolToObject(d, "proxy_answers", 1);
-            fp_doc_hit(c, FP_DOC_LOCAL, "PROXY_ENV_SET",
-                       "%s=%s is set and answers; doctor connects directly, your clients may "
-                       "go through the proxy",
-                       var, proxy);
         }
         freeaddrinfo(ai);
     }

@@ -107,6 +107,12 @@ static const fp_finding table[] = {
      "The unit numbers or the ability code are wrong"},
     {"UPSTREAM_MAINTENANCE", FP_LAYER_API, 60, FP_SEV_ERROR, "税务平台维护中",
      "The tax platform is under maintenance"},
+    /* the client's network (issue 23; docs/doctor.md) */
+    {"PROXY_AUTH_REQUIRED", FP_LAYER_LOCAL, 10, FP_SEV_ERROR, "代理要求认证（407）",
+     "The proxy requires authentication (407)"},
+    {"PROXY_BLOCKED", FP_LAYER_LOCAL, 10, FP_SEV_ERROR,
+     "代理拒绝连接开票服务器（403 或 CONNECT 被拒）",
+     "The proxy refuses the tunnel to the server (403 or CONNECT refused)"},
 };
 
 const fp_finding *fp_findings(int *n)

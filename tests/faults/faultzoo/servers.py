@@ -13,6 +13,7 @@
 All bind 127.0.0.1 (FakeDns may take another loopback address) on a port the
 OS picks, all have stop() and are context managers; stop() closes every
 connection they hold."""
+import base64
 import ctypes
 import http.server
 import json
@@ -466,7 +467,44 @@ class FakeFapiao:
 
 
 class ConnectProxy(_Acceptor):
-    """An HTTP proxy that only does CONNECT (what https_proxy needs)."""
+    """An HTTP proxy that only does CONNECT (what https_proxy needs).  mode:
+      tunnel  tunnels every CONNECT
+      auth    wants Proxy-Authorization: Basic of self.user:self.password,
+              else 407 with Proxy-Authenticate (as squid with basic auth)
+      deny    403 to every CONNECT (squid's `http_access deny` for the port)
+      close   reads the CONNECT and closes the connection without answering
+    Every CONNECT target is recorded in .targets."""
+
+    MODES = ("tunnel", "auth", "deny", "close")
+    user, password = "zoo", "s3cret@1"
+
+    def __init__(self, mode="tunnel"):
+        assert mode in self.MODES, mode
+        super().__init__()
+        self.mode = mode
+        self.targets = []
+
+    def _refuse(self, c, head):
+        if self.mode == "close":
+            c.shutdown(socket.SHUT_RDWR)
+            return True
+        if self.mode == "deny":
+            body = b"<html><body>Access Denied: CONNECT to this port is not allowed</body></html>"
+            c.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/html\r\n"
+                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            return True
+        if self.mode == "auth":
+            want = "Basic " + base64.b64encode(
+                ("%s:%s" % (self.user, self.password)).encode()).decode()
+            got = [l.split(b":", 1)[1].strip().decode("latin-1")
+                   for l in head.split(b"\r\n")
+                   if l.lower().startswith(b"proxy-authorization:")]
+            if got != [want]:
+                c.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                          b"Proxy-Authenticate: Basic realm=\"zoo proxy\"\r\n"
+                          b"Content-Length: 0\r\n\r\n")
+                return True
+        return False
 
     def serve(self, c):
         c.settimeout(10)
@@ -479,6 +517,10 @@ class ConnectProxy(_Acceptor):
         line = head.split(b"\r\n", 1)[0].decode("latin-1").split()
         if len(line) < 2 or line[0] != "CONNECT":
             c.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+            return
+        with self._lock:
+            self.targets.append(line[1])
+        if self._refuse(c, head):
             return
         host, _, port = line[1].rpartition(":")
         try:

@@ -1,0 +1,86 @@
+"""Layer 1, the client's proxy: a CONNECT proxy on loopback
+(faultzoo/servers.py ConnectProxy) that wants a password (407), denies the
+tunnel (403) or closes the connection on CONNECT.  The doctor takes the
+proxy from https_proxy (as a client does) or from --proxy, asks it for the
+tunnel to the server and names its answer; curl, given the same
+https_proxy, fails with one exit code for all of them."""
+import pytest
+
+from faultzoo.doctor import check, covers, doctor, verdict_code
+from faultzoo.servers import ConnectProxy
+
+
+@pytest.fixture
+def proxy():
+    started = []
+
+    def start(mode):
+        p = ConnectProxy(mode).start()
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.stop()
+
+
+def env_for(p, userinfo=""):
+    url = "http://%s127.0.0.1:%d" % (userinfo, p.port)
+    return {"https_proxy": url, "HTTPS_PROXY": url}
+
+
+@covers("PROXY_AUTH_REQUIRED")
+def test_proxy_wants_a_password(server, proxy):
+    p = proxy("auth")
+    text, js = check("proxy requires authentication (407)", "PROXY_AUTH_REQUIRED",
+                     server.base_url, "--cacert", server.ca_cert, phase="local",
+                     env=env_for(p))
+    d = js.doc["phases"][0]["details"]
+    assert d["proxy_status"] == 407 and d["proxy_authenticate"].startswith("Basic"), d
+    assert p.targets and p.targets[0].endswith(":%d" % server.port), p.targets
+
+
+@covers("PROXY_AUTH_REQUIRED")
+def test_proxy_refuses_the_password_given(server, proxy):
+    p = proxy("auth")
+    run = doctor(server.base_url, "--cacert", server.ca_cert, "--json",
+                 env=env_for(p, "zoo:wrong@"))
+    assert verdict_code(run.doc) == "PROXY_AUTH_REQUIRED" and run.rc == 10, run
+    assert "refused the user name and password" in run.doc["verdict"]["message"], run
+
+
+def test_proxy_with_the_right_password_tunnels(server, proxy):
+    """user:password from the proxy URL (URL-encoded: %40 is @) go out as
+    Basic credentials; the tunnel works, the verdict is OK."""
+    p = proxy("auth")
+    run = doctor(server.base_url, "--cacert", server.ca_cert, "--json",
+                 env=env_for(p, "zoo:s3cret%401@"))
+    assert verdict_code(run.doc) == "OK" and run.rc == 0, run
+    assert "PROXY_ENV_SET" in [w["code"] for w in run.doc["warnings"]], run
+    assert run.doc["phases"][0]["details"]["proxy_status"] == 200, run
+
+
+@covers("PROXY_BLOCKED")
+def test_proxy_denies_the_port(server, proxy):
+    p = proxy("deny")
+    text, js = check("proxy denies CONNECT (403)", "PROXY_BLOCKED", server.base_url,
+                     "--cacert", server.ca_cert, phase="local", env=env_for(p))
+    assert js.doc["phases"][0]["details"]["proxy_status"] == 403, js
+
+
+@covers("PROXY_BLOCKED")
+def test_proxy_closes_on_connect(server, proxy):
+    p = proxy("close")
+    check("proxy closes the connection on CONNECT", "PROXY_BLOCKED", server.base_url,
+          "--cacert", server.ca_cert, phase="local", env=env_for(p))
+    assert p.targets, "the doctor never sent CONNECT"
+
+
+def test_proxy_option_overrides_the_variables(server, proxy):
+    """--proxy names the proxy to check even with no variable set, and wins
+    over NO_PROXY (the operator asked for it)."""
+    p = proxy("deny")
+    run = doctor(server.base_url, "--cacert", server.ca_cert, "--json",
+                 "--proxy", "http://127.0.0.1:%d" % p.port, env={"NO_PROXY": "*"})
+    assert verdict_code(run.doc) == "PROXY_BLOCKED" and run.rc == 10, run
+    assert run.doc["phases"][0]["details"]["proxy_var"] == "--proxy", run
