@@ -41,6 +41,7 @@ typedef struct fp_doctor_answer {
     long status;
     const char *body; /* NUL-terminated, or NULL */
     const char *ctype, *retry_after, *location;
+    const char *host; /* the host asked for (a redirect elsewhere), or NULL */
 } fp_doctor_answer;
 
 /* A finding the classifier names, with what was seen. */

@@ -113,6 +113,8 @@ static const fp_finding table[] = {
     {"PROXY_BLOCKED", FP_LAYER_LOCAL, 10, FP_SEV_ERROR,
      "代理拒绝连接开票服务器（403 或 CONNECT 被拒）",
      "The proxy refuses the tunnel to the server (403 or CONNECT refused)"},
+    {"HTTP_CAPTIVE_PORTAL", FP_LAYER_HTTP, 50, FP_SEV_ERROR, "登录页面（强制门户）代替服务器作答",
+     "A login page (captive portal) answers instead of the server"},
 };
 
 const fp_finding *fp_findings(int *n)

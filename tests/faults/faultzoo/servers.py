@@ -25,6 +25,7 @@ import struct
 import subprocess
 import threading
 import time
+import urllib.parse
 
 
 def _die_with_parent():
@@ -163,6 +164,103 @@ class PlainHttpServer:
     def __exit__(self, *a):
         self.stop()
 
+
+
+LOGIN_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>上网认证 / Network login</title></head>
+<body><h1>欢迎使用访客 Wi-Fi / Guest Wi-Fi</h1>
+<form method="post" action="/portal/login">
+  <input name="username" placeholder="手机号 / phone">
+  <input name="password" type="password" placeholder="验证码 / code">
+  <button type="submit">登录 / Log in</button>
+</form></body></html>
+""".encode()
+
+
+class CaptivePortal:
+    """What a guest network or a web-authentication gateway puts on every
+    port it intercepts: mode "redirect" answers any request with 302 to
+    its login page on another host name (http://localhost:<port>/portal/
+    login?url=<the URL asked for>), mode "login" with the login page itself
+    (200 text/html), mode "511" with 511 Network Authentication Required
+    and the page.  With cert and key it speaks HTTPS (a portal with a
+    certificate the client trusts, as a corporate gateway's is)."""
+
+    MODES = ("redirect", "login", "511")
+
+    def __init__(self, mode, cert=None, key=None):
+        assert mode in self.MODES, mode
+        self.mode, self.cert, self.key = mode, cert, key
+        self.requests = []
+        self.httpd = None
+
+    def start(self):
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_version = "portal"
+            sys_version = ""
+
+            def log_message(self, *a):
+                pass
+
+            def _send(self, status, body, headers=()):
+                self.send_response(status)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                outer.requests.append(self.path)
+                if self.path.startswith("/portal/login") or outer.mode == "login":
+                    return self._send(200, LOGIN_PAGE)
+                if outer.mode == "511":
+                    return self._send(511, LOGIN_PAGE)
+                scheme = "https" if outer.cert else "http"
+                asked = "%s://%s%s" % (scheme, self.headers.get("Host", ""), self.path)
+                loc = "http://localhost:%d/portal/login?url=%s" % (
+                    outer.port, urllib.parse.quote(asked, safe=""))
+                self._send(302, b"", [("Location", loc)])
+
+            do_POST = do_GET
+
+        ctx = None
+        if self.cert:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(self.cert, self.key)
+
+        class S(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def get_request(self):
+                c, a = self.socket.accept()
+                c.settimeout(10)
+                return (ctx.wrap_socket(c, server_side=True) if ctx else c), a
+
+            def handle_error(self, request, client_address):
+                pass
+
+        self.httpd = S(("127.0.0.1", 0), H)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+        return self
+
+    @property
+    def base_url(self):
+        return "%s://127.0.0.1:%d" % ("https" if self.cert else "http", self.port)
+
+    def stop(self):
+        if self.httpd is not None:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.thread.join(timeout=5)
+            self.httpd = None
 
 
 class GnutlsServer(TlsServer):
