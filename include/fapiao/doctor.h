@@ -76,6 +76,9 @@ typedef struct fp_doctor_opts {
     const char *resolve; /* "host:port:addr" — skip DNS for that name */
     int family;          /* 0 both, 4 or 6 */
     const char *proxy;   /* --proxy URL: instead of the proxy variables */
+    /* DNS_WRONG_ADDRESS: the addresses the name should resolve to, "IP,…",
+     * and/or a resolver to trust, "IP[:port]" (asked besides the usual one) */
+    const char *expect_address, *trusted_dns;
     /* --upstream: the tax platform (url is its base); the http and api
      * layers are then one CXKYSL query through the envelope
      * (doctor_upstream.c, docs/upstream.md) */

@@ -213,7 +213,7 @@ static int dns_skip(dctx *c, cJSON *d)
 /* The resolver, on --dns-server or the system's servers (named in d):
  * 0, or -1 with the finding added (*ch is then not to be destroyed when
  * its initialisation failed: *made says). */
-static int dns_channel(dctx *c, cJSON *d, ares_channel *ch, int *made)
+static int dns_channel(dctx *c, cJSON *d, ares_channel *ch, int *made, const char *server)
 {
     struct ares_options ao = {0};
     *made = 0;
@@ -228,14 +228,15 @@ static int dns_channel(dctx *c, cJSON *d, ares_channel *ch, int *made)
         return -1;
     }
     *made = 1;
-    if (c->o->dns_server) {
-        int st = ares_set_servers_ports_csv(*ch, c->o->dns_server);
+    if (server) {
+        int st = ares_set_servers_ports_csv(*ch, server);
         if (st != ARES_SUCCESS) {
-            fp_doc_hit(c, FP_DOC_DNS, "DNS_SERVFAIL", "bad --dns-server %s: %s", c->o->dns_server,
+            fp_doc_hit(c, FP_DOC_DNS, "DNS_SERVFAIL", "bad DNS server %s: %s", server,
                        ares_strerror(st));
             return -1;
         }
-        cJSON_AddStringToObject(d, "server", c->o->dns_server);
+        if (d)
+            cJSON_AddStringToObject(d, "server", server);
         return 0;
     }
     struct ares_addr_port_node *sv = NULL;
@@ -392,6 +393,100 @@ static void dns_no_address(dctx *c, const dns_q *q4, const dns_q *q6, int want4,
                want6 ? ares_status_name(q6->status) : "not asked");
 }
 
+/* Is ss (port ignored) among the n addresses of set? */
+static int addr_in(const struct sockaddr_storage *ss, const struct sockaddr_storage *set, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (ss->ss_family != set[i].ss_family)
+            continue;
+        if (ss->ss_family == AF_INET && ((const struct sockaddr_in *)ss)->sin_addr.s_addr ==
+                                            ((const struct sockaddr_in *)&set[i])->sin_addr.s_addr)
+            return 1;
+        if (ss->ss_family == AF_INET6 &&
+            memcmp(&((const struct sockaddr_in6 *)ss)->sin6_addr,
+                   &((const struct sockaddr_in6 *)&set[i])->sin6_addr, 16) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The addresses the operator trusts: --expect-address's, then what
+ * --trusted-dns answers; how many (0 when it has none to give). */
+static int expected_addrs(dctx *c, cJSON *d, struct sockaddr_storage *set, int max)
+{
+    int n = 0;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", c->o->expect_address ? c->o->expect_address : "");
+    char *save = NULL;
+    socklen_t len;
+    for (char *t = strtok_r(buf, ", ", &save); t && n < max; t = strtok_r(NULL, ", ", &save))
+        if (fp_doc_fill_literal(t, 0, &set[n], &len) == 0)
+            n++;
+    if (!c->o->trusted_dns)
+        return n;
+    ares_channel ch;
+    int made = 0;
+    if (dns_channel(c, NULL, &ch, &made, c->o->trusted_dns) < 0) {
+        if (made)
+            ares_destroy(ch);
+        return n;
+    }
+    dns_q q4 = {.fam = AF_INET, .t0 = fp_doc_now_ms()}, q6 = {.fam = AF_INET6, .t0 = q4.t0};
+    dns_ask(c, ch, &q4, &q6, c->o->family != 6, c->o->family != 4);
+    ares_destroy(ch);
+    cJSON *arr = cJSON_AddArrayToObject(d, "trusted_addresses");
+    dns_q *qs[2] = {&q4, &q6};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < qs[k]->n && n < max; i++) {
+            char ip[INET6_ADDRSTRLEN];
+            fp_doc_addr_str((struct sockaddr *)&qs[k]->addr[i], qs[k]->len[i], ip, sizeof ip);
+            cJSON_AddItemToArray(arr, cJSON_CreateString(ip));
+            set[n++] = qs[k]->addr[i];
+        }
+    return n;
+}
+
+/* DNS_WRONG_ADDRESS: an address the name resolved to that neither
+ * --expect-address nor the --trusted-dns server gives (for the families
+ * they give: an IPv4-only expectation says nothing of AAAA). */
+static void dns_check_expected(dctx *c, cJSON *d)
+{
+    if (!c->o->expect_address && !c->o->trusted_dns)
+        return;
+    struct sockaddr_storage set[2 * MAX_ADDRS];
+    int n = expected_addrs(c, d, set, 2 * MAX_ADDRS);
+    if (n == 0) {
+        cJSON_AddStringToObject(d, "expected", "none: the trusted DNS server gave no address");
+        return;
+    }
+    char wrong[256] = "", want[256] = "";
+    for (int i = 0; i < n; i++) {
+        char ip[INET6_ADDRSTRLEN];
+        fp_doc_addr_str((struct sockaddr *)&set[i],
+                        set[i].ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                    : sizeof(struct sockaddr_in6),
+                        ip, sizeof ip);
+        size_t l = strlen(want);
+        snprintf(want + l, sizeof want - l, "%s%s", l ? ", " : "", ip);
+    }
+    for (int i = 0; i < c->naddr; i++) {
+        int fam_known = 0;
+        for (int k = 0; k < n; k++)
+            fam_known |= set[k].ss_family == c->addr[i].ss_family;
+        if (!fam_known || addr_in(&c->addr[i], set, n))
+            continue;
+        char ip[INET6_ADDRSTRLEN];
+        fp_doc_addr_str((struct sockaddr *)&c->addr[i], c->addrlen[i], ip, sizeof ip);
+        size_t l = strlen(wrong);
+        snprintf(wrong + l, sizeof wrong - l, "%s%s", l ? ", " : "", ip);
+    }
+    cJSON_AddStringToObject(d, "expected", want);
+    if (wrong[0])
+        fp_doc_hit(c, FP_DOC_DNS, "DNS_WRONG_ADDRESS", "%s resolves to %s, but %s says %s",
+                   c->r->host, wrong,
+                   c->o->trusted_dns ? "the trusted DNS server" : "--expect-address", want);
+}
+
 void fp_doc_layer_dns(dctx *c)
 {
     c->r->phase[FP_DOC_DNS].status = FP_PHASE_OK;
@@ -403,7 +498,7 @@ void fp_doc_layer_dns(dctx *c)
         return;
     ares_channel ch;
     int made = 0;
-    if (dns_channel(c, d, &ch, &made) < 0) {
+    if (dns_channel(c, d, &ch, &made, c->o->dns_server) < 0) {
         if (made)
             ares_destroy(ch);
         r->phase[FP_DOC_DNS].ms = fp_doc_now_ms() - t0;
@@ -411,6 +506,7 @@ void fp_doc_layer_dns(dctx *c)
     }
     if (!c->o->dns_server && dns_hosts_file(c, ch, d)) {
         ares_destroy(ch);
+        dns_check_expected(c, d);
         r->phase[FP_DOC_DNS].ms = fp_doc_now_ms() - t0;
         return;
     }
@@ -421,12 +517,13 @@ void fp_doc_layer_dns(dctx *c)
     dns_ask(c, ch, &q4, &q6, want4, want6);
     ares_destroy(ch);
     int minttl = dns_take(c, d, &q4, &q6, want4, want6);
-    r->phase[FP_DOC_DNS].ms = fp_doc_now_ms() - t0;
     if (c->naddr > 0) {
         fp_doc_note(c, FP_DOC_DNS, "%d address(es), TTL %d s", c->naddr, minttl);
-        return;
+        dns_check_expected(c, d);
+    } else {
+        dns_no_address(c, &q4, &q6, want4, want6);
     }
-    dns_no_address(c, &q4, &q6, want4, want6);
+    r->phase[FP_DOC_DNS].ms = fp_doc_now_ms() - t0;
 }
 
 /* ---- 3 TCP ---- */

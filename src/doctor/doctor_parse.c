@@ -178,6 +178,21 @@ int fp_doctor_dns_servers_ok(const char *csv)
     }
 }
 
+int fp_doctor_addr_list_ok(const char *list)
+{
+    char buf[512];
+    if (!list || strlen(list) >= sizeof buf)
+        return 0;
+    snprintf(buf, sizeof buf, "%s", list);
+    char *save = NULL;
+    int n = 0;
+    unsigned char a[16];
+    for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save), n++)
+        if (n >= 8 || (inet_pton(AF_INET, t, a) != 1 && inet_pton(AF_INET6, t, a) != 1))
+            return 0;
+    return n > 0;
+}
+
 int fp_doctor_no_proxy_covers(const char *np, const char *host)
 {
     if (!np || !*np || !host)

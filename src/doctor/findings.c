@@ -115,6 +115,8 @@ static const fp_finding table[] = {
      "The proxy refuses the tunnel to the server (403 or CONNECT refused)"},
     {"HTTP_CAPTIVE_PORTAL", FP_LAYER_HTTP, 50, FP_SEV_ERROR, "登录页面（强制门户）代替服务器作答",
      "A login page (captive portal) answers instead of the server"},
+    {"DNS_WRONG_ADDRESS", FP_LAYER_DNS, 20, FP_SEV_ERROR, "DNS 返回了错误的地址",
+     "DNS answers a wrong address"},
 };
 
 const fp_finding *fp_findings(int *n)

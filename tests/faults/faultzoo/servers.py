@@ -686,12 +686,19 @@ class FakeDns:
       fail.doctor.test            SERVFAIL
       refused.doctor.test         REFUSED
       silent.doctor.test          never answered
+      hijacked.doctor.test        A 127.0.0.1 TTL 30 (a hijacked answer: the
+                                  server is at 127.0.0.2); AAAA: no data
+      dual.doctor.test            A 127.0.0.1 and AAAA ::1, TTL 30
       anything else               NXDOMAIN
+    records={name: [(qtype, address)]} replaces a name's records (a second,
+    trusted server that answers differently).
     Every query is recorded in .queries as (qname, qtype)."""
 
-    A_NAMES = ("localhost", "ok.doctor.test")
+    A_NAMES = ("localhost", "ok.doctor.test", "hijacked.doctor.test")
 
-    def __init__(self, host="127.0.0.1", port=0):
+    def __init__(self, host="127.0.0.1", port=0, records=None):
+        self.records = dict(records or {})
+        self.records.setdefault("dual.doctor.test", [(QTYPE_A, "127.0.0.1"), (QTYPE_AAAA, "::1")])
         self.queries = []
         self._stop = threading.Event()
         self.sock = None
@@ -727,6 +734,11 @@ class FakeDns:
             return build_response(qid, flags, question, RCODE_SERVFAIL)
         if name == "refused.doctor.test":
             return build_response(qid, flags, question, RCODE_REFUSED)
+        if name in self.records:
+            fam = {QTYPE_A: socket.AF_INET, QTYPE_AAAA: socket.AF_INET6}
+            return build_response(qid, flags, question, RCODE_NOERROR,
+                                  [(t, 30, socket.inet_pton(fam[t], a))
+                                   for t, a in self.records[name] if t == qtype])
         if name in self.A_NAMES:
             if qtype == QTYPE_A:
                 return build_response(qid, flags, question, RCODE_NOERROR,
