@@ -554,8 +554,8 @@ void fp_doc_layer_tcp(dctx *c)
     c->r->phase[FP_DOC_TCP].note[0] = 0;
     double t0 = fp_doc_now_ms();
     cJSON *arr = cJSON_AddArrayToObject(fp_doc_det(c, FP_DOC_TCP), "attempts");
-    int first_err = 0;
-    char first_ip[INET6_ADDRSTRLEN] = "";
+    int first_err = 0, v4_ok = 0, v6_err = 0;
+    char first_ip[INET6_ADDRSTRLEN] = "", v6_ip[INET6_ADDRSTRLEN] = "";
     for (int i = 0; i < c->naddr; i++) {
         char ip[INET6_ADDRSTRLEN];
         fp_doc_addr_str((struct sockaddr *)&c->addr[i], c->addrlen[i], ip, sizeof ip);
@@ -571,6 +571,12 @@ void fp_doc_layer_tcp(dctx *c)
             cJSON_AddStringToObject(o, "errno", strerror(e));
         cJSON_AddNumberToObject(o, "connect_ms", fp_doc_r3(ms));
         cJSON_AddItemToArray(arr, o);
+        v4_ok |= fd >= 0 && c->addr[i].ss_family == AF_INET;
+        if (fd < 0 && c->addr[i].ss_family == AF_INET6 && !v6_err &&
+            (e == ETIMEDOUT || e == EHOSTUNREACH)) {
+            v6_err = e;
+            snprintf(v6_ip, sizeof v6_ip, "%s", ip);
+        }
         if (fd >= 0) {
             if (c->fd < 0) {
                 c->fd = fd;
@@ -588,6 +594,14 @@ void fp_doc_layer_tcp(dctx *c)
     if (c->fd >= 0) {
         cJSON_AddStringToObject(fp_doc_det(c, FP_DOC_TCP), "connected", c->conn_ip);
         fp_doc_note(c, FP_DOC_TCP, "connected to %s port %d", c->conn_ip, c->r->port);
+        /* a client that tries IPv6 first (most do, RFC 6724) waits out its
+         * connect timeout there; a refusal or "no route" fails over at once */
+        if (v4_ok && v6_err)
+            fp_doc_hit(c, FP_DOC_TCP, "IPV6_BROKEN",
+                       "IPv4 connects, but IPv6 %s port %d: %s; clients that try IPv6 first "
+                       "hang until their timeout",
+                       v6_ip, c->r->port,
+                       v6_err == ETIMEDOUT ? "no answer within the timeout" : strerror(v6_err));
         return;
     }
     const char *code = first_err == ECONNREFUSED                               ? "TCP_REFUSED"

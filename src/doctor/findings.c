@@ -117,6 +117,8 @@ static const fp_finding table[] = {
      "A login page (captive portal) answers instead of the server"},
     {"DNS_WRONG_ADDRESS", FP_LAYER_DNS, 20, FP_SEV_ERROR, "DNS 返回了错误的地址",
      "DNS answers a wrong address"},
+    {"IPV6_BROKEN", FP_LAYER_TCP, 30, FP_SEV_ERROR, "IPv6 不通而 IPv4 正常",
+     "The IPv6 path fails while IPv4 works"},
 };
 
 const fp_finding *fp_findings(int *n)

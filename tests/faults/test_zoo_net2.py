@@ -1,11 +1,14 @@
 """The client's network, past the proxy: a captive portal or a
 web-authentication gateway answering in place of the server
 (faultzoo/servers.py CaptivePortal: a 302 to its login page on another
-host, the login page itself, 511)."""
+host, the login page itself, 511); in a network namespace, a name with A
+and AAAA whose IPv6 path drops while IPv4 works."""
+import socket
+
 import pytest
 
-from faultzoo.doctor import check, covers, doctor, verdict_code
-from faultzoo.servers import CaptivePortal
+from faultzoo.doctor import check, covers, doctor, phase_status, verdict_code
+from faultzoo.servers import CaptivePortal, FakeDns
 
 
 @pytest.fixture
@@ -57,3 +60,54 @@ def test_redirect_to_another_host_is_not_a_portal(pki, fake_fapiao):
     run = doctor(s.base_url, "--cacert", pki.root_cert, "--json")
     assert verdict_code(run.doc) == "OK", run
     assert "HTTP_REDIRECT" in [w["code"] for w in run.doc["warnings"]], run
+
+
+# ---- IPv6 broken, IPv4 working (in a network namespace) --------------------
+@covers("IPV6_BROKEN")
+def test_ipv6_path_drops_ipv4_works(netns):
+    """dual.doctor.test has A 127.0.0.1 and AAAA ::1 (a fake DNS inside the
+    namespace); the port listens on both, and nftables drops IPv6 to it, as
+    a broken IPv6 route or firewall does.  IPv4 connects; a client trying
+    IPv6 first waits out its timeout."""
+    port = 4443
+    listeners = []
+    dns = FakeDns(netns=netns)
+    try:
+        for fam, addr in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+            s = netns.socket(fam, socket.SOCK_STREAM)
+            listeners.append(s)
+            s.bind((addr, port))
+            s.listen(8)
+        dns.start()
+        netns.nft("add rule inet zoo input ip6 daddr ::1 tcp dport %d drop" % port)
+        text, js = check("IPv6 path drops, IPv4 works (name has A and AAAA)", "IPV6_BROKEN",
+                         "https://dual.doctor.test:%d" % port, "--dns-server", dns.addr,
+                         "--timeout", "2", phase="tcp", prefix=netns.prefix(), with_curl=False)
+        attempts = {a["address"]: a["result"] for a in js.doc["phases"][2]["details"]["attempts"]}
+        assert attempts == {"127.0.0.1": "connected", "::1": "timeout"}, attempts
+        # the same with --ipv4 is healthy as far as TCP goes (nothing speaks TLS here)
+        run = doctor("https://dual.doctor.test:%d" % port, "--dns-server", dns.addr,
+                     "--timeout", "2", "--ipv4", "--json", prefix=netns.prefix())
+        assert phase_status(run.doc, "tcp") == "ok", run
+    finally:
+        dns.stop()
+        for s in listeners:
+            s.close()
+
+
+def test_ipv6_refused_is_not_broken(netns):
+    """Nothing listens on IPv6: a refusal fails over at once, no finding."""
+    port = 4443
+    s = netns.socket(socket.AF_INET, socket.SOCK_STREAM)
+    dns = FakeDns(netns=netns)
+    try:
+        s.bind(("127.0.0.1", port))
+        s.listen(8)
+        dns.start()
+        run = doctor("https://dual.doctor.test:%d" % port, "--dns-server", dns.addr,
+                     "--timeout", "2", "--json", prefix=netns.prefix())
+        assert phase_status(run.doc, "tcp") == "ok", run
+        assert verdict_code(run.doc) != "IPV6_BROKEN", run
+    finally:
+        dns.stop()
+        s.close()

@@ -696,7 +696,8 @@ class FakeDns:
 
     A_NAMES = ("localhost", "ok.doctor.test", "hijacked.doctor.test")
 
-    def __init__(self, host="127.0.0.1", port=0, records=None):
+    def __init__(self, host="127.0.0.1", port=0, records=None, netns=None):
+        self.netns = netns  # a faultzoo.netns.Netns to serve in, or None
         self.records = dict(records or {})
         self.records.setdefault("dual.doctor.test", [(QTYPE_A, "127.0.0.1"), (QTYPE_AAAA, "::1")])
         self.queries = []
@@ -710,7 +711,8 @@ class FakeDns:
         return "%s:%d" % (self.host, self.port)
 
     def start(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock = (self.netns.socket(socket.AF_INET, socket.SOCK_DGRAM) if self.netns
+                     else socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
         self.sock.bind((self.host, self.port))
         self.port = self.sock.getsockname()[1]
         self.thread = threading.Thread(target=self._loop, daemon=True)
