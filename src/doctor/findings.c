@@ -119,6 +119,8 @@ static const fp_finding table[] = {
      "DNS answers a wrong address"},
     {"IPV6_BROKEN", FP_LAYER_TCP, 30, FP_SEV_ERROR, "IPv6 不通而 IPv4 正常",
      "The IPv6 path fails while IPv4 works"},
+    {"TCP_MTU_BLACKHOLE", FP_LAYER_TCP, 30, FP_SEV_ERROR, "MTU 黑洞：小包能通，大包丢失",
+     "Path MTU black hole: small packets pass, large ones vanish"},
 };
 
 const fp_finding *fp_findings(int *n)
