@@ -79,6 +79,7 @@ typedef struct fp_doctor_opts {
     /* DNS_WRONG_ADDRESS: the addresses the name should resolve to, "IP,…",
      * and/or a resolver to trust, "IP[:port]" (asked besides the usual one) */
     const char *expect_address, *trusted_dns;
+    const char *pac; /* --pac FILE: a proxy auto-config file, run as a browser would */
     /* --upstream: the tax platform (url is its base); the http and api
      * layers are then one CXKYSL query through the envelope
      * (doctor_upstream.c, docs/upstream.md) */

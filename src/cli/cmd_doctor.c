@@ -15,7 +15,7 @@ static const char usage[] =
     "usage: fapiao doctor <url> [--json] [--timeout S] [--dns-server IP[:port]] [--cacert FILE]\n"
     "                     [--token T | --client-id ID --client-secret S]\n"
     "                     [--resolve host:port:addr] [--ipv4 | --ipv6] [--proxy URL]\n"
-    "                     [--expect-address IP[,IP…]] [--trusted-dns IP[:port]]\n"
+    "                     [--expect-address IP[,IP…]] [--trusted-dns IP[:port]] [--pac FILE]\n"
     "       fapiao doctor --upstream [--config FILE] [--json] [--timeout S]\n"
     "  Checks local setup, DNS, TCP, TLS, HTTP and the API in order and names the first\n"
     "  failing layer with its cause, fix and knowledge-base article.\n"
@@ -29,7 +29,7 @@ int cmd_doctor(int argc, char **argv)
 {
     const char *url = NULL, *timeout = NULL, *dns = NULL, *cacert = NULL, *token = NULL,
                *cid = NULL, *csec = NULL, *resolve = NULL, *config = NULL, *proxy = NULL,
-               *expect = NULL, *trusted = NULL;
+               *expect = NULL, *trusted = NULL, *pac = NULL;
     int json = 0, v4 = 0, v6 = 0, upstream = 0;
     /* the URL is the one positional argument; the rest are flags */
     char **rest = calloc((size_t)argc + 1, sizeof *rest);
@@ -37,10 +37,10 @@ int cmd_doctor(int argc, char **argv)
         return 2;
     int n = 0;
     rest[n++] = argv[0];
-    static const char *const valued[] = {"--timeout",        "--dns-server",  "--cacert",
-                                         "--token",          "--client-id",   "--client-secret",
-                                         "--resolve",        "--config",      "--proxy",
-                                         "--expect-address", "--trusted-dns", NULL};
+    static const char *const valued[] = {
+        "--timeout",       "--dns-server", "--cacert", "--token", "--client-id",
+        "--client-secret", "--resolve",    "--config", "--proxy", "--expect-address",
+        "--trusted-dns",   "--pac",        NULL};
     for (int i = 1; i < argc; i++) {
         if (argv[i][0] != '-' && !url) {
             url = argv[i];
@@ -69,6 +69,7 @@ int cmd_doctor(int argc, char **argv)
         {"--proxy", 0, &proxy, NULL},
         {"--expect-address", 0, &expect, NULL},
         {"--trusted-dns", 0, &trusted, NULL},
+        {"--pac", 0, &pac, NULL},
         {NULL, 0, NULL, NULL},
     };
     int rc = cli_parse(n, rest, flags, usage);
@@ -129,7 +130,8 @@ int cmd_doctor(int argc, char **argv)
                         .upstream = upstream ? &u.c : NULL,
                         .proxy = proxy,
                         .expect_address = expect,
-                        .trusted_dns = trusted};
+                        .trusted_dns = trusted,
+                        .pac = pac};
     if (o.timeout_ms < 1)
         o.timeout_ms = 1;
     fp_doctor_report *r = NULL;

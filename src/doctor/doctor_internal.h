@@ -67,6 +67,10 @@ void fp_doc_layer_local(dctx *c); /* doctor_net.c */
 /* doctor_proxy.c: CONNECT host:port on fd, connected to the proxy; names
  * what the proxy answers (PROXY_ENV_SET, _AUTH_REQUIRED, _BLOCKED, …). */
 void fp_doc_proxy_tunnel(dctx *c, int fd, const char *var, const char *proxy);
+/* doctor_pac.c: what --pac's FindProxyForURL says for the URL; the proxy
+ * it picks as "http://host:port" in buf, or NULL (DIRECT, or a proxy the
+ * doctor does not check, or the file failed: PROXY_PAC says which). */
+const char *fp_doc_pac_proxy(dctx *c, char *buf, size_t n);
 void fp_doc_layer_dns(dctx *c);
 void fp_doc_layer_tcp(dctx *c);
 void fp_doc_layer_tls(dctx *c); /* doctor_tls.c */

@@ -28,11 +28,15 @@ void fp_doc_layer_local(dctx *c)
     const char *vars_p[] = {"http_proxy", NULL};
     const char **vars = https ? vars_s : vars_p;
     const char *var = NULL, *proxy = NULL;
+    char pac_proxy[320];
     if (c->o->proxy && *c->o->proxy) {
         var = "--proxy";
         proxy = c->o->proxy;
+    } else if (c->o->pac) { /* as a browser: the PAC file, not the variables */
+        var = "PAC";
+        proxy = fp_doc_pac_proxy(c, pac_proxy, sizeof pac_proxy);
     }
-    for (int i = 0; vars[i] && !proxy; i++) {
+    for (int i = 0; vars[i] && !proxy && !c->o->pac; i++) {
         const char *v = getenv(vars[i]);
         if (v && *v) {
             var = vars[i];
@@ -52,13 +56,14 @@ void fp_doc_layer_local(dctx *c)
         fp_doc_hit(c, FP_DOC_LOCAL, "CLOCK_SKEW", "the local clock says %s, before 2024", lt);
     if (!proxy) {
         cJSON_AddNullToObject(d, "proxy");
-        fp_doc_note(c, FP_DOC_LOCAL, "no proxy variable set");
+        if (!c->o->pac)
+            fp_doc_note(c, FP_DOC_LOCAL, "no proxy variable set");
         c->r->phase[FP_DOC_LOCAL].ms = fp_doc_now_ms() - t0;
         return;
     }
     cJSON_AddStringToObject(d, "proxy", proxy);
     cJSON_AddStringToObject(d, "proxy_var", var);
-    if (!c->o->proxy && fp_doctor_no_proxy_covers(np, c->r->host)) {
+    if (!c->o->proxy && !c->o->pac && fp_doctor_no_proxy_covers(np, c->r->host)) {
         cJSON_AddBoolToObject(d, "proxy_bypassed", 1);
         fp_doc_note(c, FP_DOC_LOCAL, "%s is set but NO_PROXY covers %s", var, c->r->host);
         c->r->phase[FP_DOC_LOCAL].ms = fp_doc_now_ms() - t0;

@@ -121,6 +121,9 @@ static const fp_finding table[] = {
      "The IPv6 path fails while IPv4 works"},
     {"TCP_MTU_BLACKHOLE", FP_LAYER_TCP, 30, FP_SEV_ERROR, "MTU 黑洞：小包能通，大包丢失",
      "Path MTU black hole: small packets pass, large ones vanish"},
+    {"PROXY_PAC", FP_LAYER_LOCAL, 10, FP_SEV_WARN,
+     "PAC 自动配置脚本为服务器选了代理（不运行 PAC 的程序会直连）",
+     "The PAC file picks a proxy for the server (programs that do not run PAC connect directly)"},
 };
 
 const fp_finding *fp_findings(int *n)
