@@ -133,26 +133,64 @@ class _PlainHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class PlainHttpServer:
-    """A plain-HTTP server that is not fapiao (200 text/html everywhere)."""
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """The zoo's small HTTP servers: HTTP/1.1, quiet, _send() with a length."""
+    protocol_version = "HTTP/1.1"
+    sys_version = ""
+    extra_headers = ()
 
-    def __init__(self):
-        self.httpd = None
-        self.thread = None
+    def log_message(self, *a):
+        pass
 
-    def start(self):
+    def _send(self, status, body, ctype="application/json", headers=()):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in tuple(self.extra_headers) + tuple(headers):
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+HTML = "text/html; charset=utf-8"
+
+
+class _ServedHttp:
+    """An http.server handler class served on 127.0.0.1:<random> by a thread,
+    over TLS when the instance has cert and key (self.cert, self.key)."""
+
+    cert = key = None
+
+    def _serve(self, handler):
+        ctx = None
+        if self.cert:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(self.cert, self.key)
+
         class S(http.server.ThreadingHTTPServer):
             daemon_threads = True
-            timeout = 5
-        self.httpd = S(("127.0.0.1", 0), _PlainHandler)
+
+            def get_request(self):
+                c, a = self.socket.accept()
+                c.settimeout(10)
+                return (ctx.wrap_socket(c, server_side=True) if ctx else c), a
+
+            def handle_error(self, request, client_address):
+                pass  # handshakes the doctor gives up on are not errors here
+
+        self.httpd = S(("127.0.0.1", 0), handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       kwargs={"poll_interval": 0.1}, daemon=True)
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
         return self
 
+    @property
+    def base_url(self):
+        return "%s://127.0.0.1:%d" % ("https" if self.cert else "http", self.port)
+
     def stop(self):
-        if self.httpd is not None:
+        if getattr(self, "httpd", None) is not None:
             self.httpd.shutdown()
             self.httpd.server_close()
             self.thread.join(timeout=5)
@@ -164,6 +202,16 @@ class PlainHttpServer:
     def __exit__(self, *a):
         self.stop()
 
+
+class PlainHttpServer(_ServedHttp):
+    """A plain-HTTP server that is not fapiao (200 text/html everywhere)."""
+
+    def __init__(self):
+        self.httpd = None
+        self.thread = None
+
+    def start(self):
+        return self._serve(_PlainHandler)
 
 
 LOGIN_PAGE = """<!DOCTYPE html>
@@ -177,7 +225,7 @@ LOGIN_PAGE = """<!DOCTYPE html>
 """.encode()
 
 
-class CaptivePortal:
+class CaptivePortal(_ServedHttp):
     """What a guest network or a web-authentication gateway puts on every
     port it intercepts: mode "redirect" answers any request with 302 to
     its login page on another host name (http://localhost:<port>/portal/
@@ -197,70 +245,24 @@ class CaptivePortal:
     def start(self):
         outer = self
 
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        class H(_Handler):
             server_version = "portal"
-            sys_version = ""
-
-            def log_message(self, *a):
-                pass
-
-            def _send(self, status, body, headers=()):
-                self.send_response(status)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
 
             def do_GET(self):
                 outer.requests.append(self.path)
                 if self.path.startswith("/portal/login") or outer.mode == "login":
-                    return self._send(200, LOGIN_PAGE)
+                    return self._send(200, LOGIN_PAGE, HTML)
                 if outer.mode == "511":
-                    return self._send(511, LOGIN_PAGE)
+                    return self._send(511, LOGIN_PAGE, HTML)
                 scheme = "https" if outer.cert else "http"
                 asked = "%s://%s%s" % (scheme, self.headers.get("Host", ""), self.path)
                 loc = "http://localhost:%d/portal/login?url=%s" % (
                     outer.port, urllib.parse.quote(asked, safe=""))
-                self._send(302, b"", [("Location", loc)])
+                self._send(302, b"", HTML, [("Location", loc)])
 
             do_POST = do_GET
 
-        ctx = None
-        if self.cert:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(self.cert, self.key)
-
-        class S(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-            def get_request(self):
-                c, a = self.socket.accept()
-                c.settimeout(10)
-                return (ctx.wrap_socket(c, server_side=True) if ctx else c), a
-
-            def handle_error(self, request, client_address):
-                pass
-
-        self.httpd = S(("127.0.0.1", 0), H)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-        return self
-
-    @property
-    def base_url(self):
-        return "%s://127.0.0.1:%d" % ("https" if self.cert else "http", self.port)
-
-    def stop(self):
-        if self.httpd is not None:
-            self.httpd.shutdown()
-            self.httpd.server_close()
-            self.thread.join(timeout=5)
-            self.httpd = None
+        return self._serve(H)
 
 
 class GnutlsServer(TlsServer):
@@ -434,7 +436,7 @@ def problem_body(code, rid):
                               ensure_ascii=False).encode()
 
 
-class FakeFapiao:
+class FakeFapiao(_ServedHttp):
     """HTTPS on 127.0.0.1 answering like fapiao (docs/api.md; docs/operations.md: /readyz JSON,
     POST /v1/token, GET /v1/invoices, problem+json with Retry-After on 429
     and 503), except for one fault:
@@ -456,23 +458,9 @@ class FakeFapiao:
     def start(self):
         outer = self
 
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        class H(_Handler):
             server_version = "fapiao"
-            sys_version = ""
-
-            def log_message(self, *a):
-                pass
-
-            def _send(self, status, body, ctype="application/json", headers=()):
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("X-Request-Id", "fake-0001")
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
+            extra_headers = (("X-Request-Id", "fake-0001"),)
 
             def _problem(self, code):
                 status, body = problem_body(code, "fake-0001")
@@ -525,43 +513,7 @@ class FakeFapiao:
             def do_POST(self):
                 self._route("POST")
 
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(self.cert, self.key)
-
-        class S(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-            def get_request(self):
-                c, a = self.socket.accept()
-                c.settimeout(10)
-                return ctx.wrap_socket(c, server_side=True), a
-
-            def handle_error(self, request, client_address):
-                pass  # handshakes the doctor gives up on are not errors here
-
-        self.httpd = S(("127.0.0.1", 0), H)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-        return self
-
-    @property
-    def base_url(self):
-        return "https://127.0.0.1:%d" % self.port
-
-    def stop(self):
-        if self.httpd is not None:
-            self.httpd.shutdown()
-            self.httpd.server_close()
-            self.thread.join(timeout=5)
-            self.httpd = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *a):
-        self.stop()
+        return self._serve(H)
 
 
 class ConnectProxy(_Acceptor):
