@@ -213,7 +213,7 @@ def test_mtu_black_hole(mtu_path, pki):
         text, js = check("path MTU black hole (large packets dropped, no ICMP)",
                          "TCP_MTU_BLACKHOLE", "https://10.77.0.2:4443", "--cacert",
                          pki.root_cert, "--timeout", "2", phase="tcp", prefix=client.prefix(),
-                         with_curl=False)
+                         curl_alt=(28,))  # curl waits in the handshake until --max-time
         probe = js.doc["phases"][3]["details"]["small_mss_probe"]
         assert probe["handshake"] is True and probe["mss"] == 536, probe
         assert js.doc["phases"][3]["status"] == "fail", js
