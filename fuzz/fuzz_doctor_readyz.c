@@ -56,7 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                           .body = body,
                           .ctype = "application/json",
                           .retry_after = retry,
-                          .location = "https://elsewhere.example/"};
+                          .location = "https://elsewhere.example/",
+                          .host = "fapiao.example"};
     cJSON *details = cJSON_CreateObject();
     fp_doctor_line out[4];
     char token[64];

@@ -7,7 +7,9 @@
  *    port in 1..65535 and an address inet_pton takes; written back out it
  *    parses again to the same three;
  *  - a --dns-server list the doctor accepts is one c-ares accepts too (the
- *    doctor hands it to ares_set_servers_ports_csv unchanged). */
+ *    doctor hands it to ares_set_servers_ports_csv unchanged);
+ *  - every entry of an accepted --expect-address list is an address
+ *    inet_pton takes. */
 #include "../src/doctor/doctor_parse.h"
 
 #include <arpa/inet.h>
@@ -65,6 +67,19 @@ static void check_dns_servers(const char *s)
     }
 }
 
+static void check_addr_list(const char *s)
+{
+    if (!fp_doctor_addr_list_ok(s))
+        return;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", s);
+    char *save = NULL;
+    unsigned char a[16];
+    for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
+        if (inet_pton(AF_INET, t, a) != 1 && inet_pton(AF_INET6, t, a) != 1)
+            abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *s = malloc(size + 1);
@@ -74,6 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s[size] = 0;
     check_resolve(s);
     check_dns_servers(s);
+    check_addr_list(s);
     free(s);
     return 0;
 }

@@ -2,8 +2,9 @@
  *
  * Walks the layers a connection crosses, in order, and stops at the first
  * one that fails (later layers are "skipped"):
- *   local  proxy variables (https_proxy/HTTPS_PROXY/http_proxy, NO_PROXY) and
- *          whether the proxy answers; the clock against the server's Date
+ *   local  proxy variables (https_proxy/HTTPS_PROXY/http_proxy, NO_PROXY),
+ *          --proxy or a --pac file, and what the proxy answers to CONNECT;
+ *          the clock against the server's Date
  *   dns    c-ares: A and AAAA, TTL, answer time (skipped for an IP literal or
  *          a matching --resolve)
  *   tcp    a nonblocking connect to every resolved address (at most 4)
@@ -42,16 +43,20 @@
  *     "total_ms": 12.3
  *   }
  * Phase details: local {proxy, proxy_var, no_proxy, local_time, server_date,
- * clock_skew_s}; dns {server, source, addresses:[{address, family, ttl}],
- * a, aaaa (c-ares status names)}; tcp {attempts:[{address, result, errno,
- * connect_ms}], connected}; tls {protocol, cipher, subject, issuer,
- * not_before, not_after, days_left, chain_length, key, verify, ocsp,
- * pin (the leaf's "sha256//…"), top_issuer, client_priority; on a
- * failed handshake alert, handshake_error, errno, legacy_protocol (what the
- * server speaks when it refused TLS 1.2+, or "none"); client_cert_requested};
+ * clock_skew_s; proxy_status, proxy_authenticate (the proxy's answer to
+ * CONNECT); pac, pac_result, pac_error (--pac)}; dns {server, source,
+ * addresses:[{address, family, ttl}], a, aaaa (c-ares status names);
+ * expected, trusted_addresses (--expect-address, --trusted-dns)}; tcp
+ * {attempts:[{address, result, errno, connect_ms}], connected}; tls
+ * {protocol, cipher, subject, issuer, not_before, not_after, days_left,
+ * chain_length, key, verify, ocsp, pin (the leaf's "sha256//…"), top_issuer,
+ * client_priority; on a failed handshake alert, handshake_error, errno,
+ * legacy_protocol (what the server speaks when it refused TLS 1.2+, or
+ * "none"); client_cert_requested; small_mss_probe {mss, handshake, ms} (a
+ * stalled handshake tried again with a small MSS)};
  * http {readyz_status, healthz_status, request_id, retry_after, location,
- * content_type, problem_code, checks:[…], fapiao}; api {token_status,
- * invoices_status, problem_code, scope}.
+ * content_type, problem_code, checks:[…], fapiao, captive_portal}; api
+ * {token_status, invoices_status, problem_code, scope}.
  *
  * The phases and findings are in zh-CN or English (messages of the report
  * are English; titles, causes and fixes come in both via the table and the
@@ -76,6 +81,11 @@ typedef struct fp_doctor_opts {
     const char *client_id, *client_secret;
     const char *resolve; /* "host:port:addr" — skip DNS for that name */
     int family;          /* 0 both, 4 or 6 */
+    const char *proxy;   /* --proxy URL: instead of the proxy variables */
+    /* DNS_WRONG_ADDRESS: the addresses the name should resolve to, "IP,…",
+     * and/or a resolver to trust, "IP[:port]" (asked besides the usual one) */
+    const char *expect_address, *trusted_dns;
+    const char *pac; /* --pac FILE: a proxy auto-config file, run as a browser would */
     /* --upstream: the tax platform (url is its base); the http and api
      * layers are then one CXKYSL query through the envelope
      * (doctor_upstream.c, docs/upstream.md) */

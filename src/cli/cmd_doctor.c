@@ -14,7 +14,8 @@
 static const char usage[] =
     "usage: fapiao doctor <url> [--json] [--timeout S] [--dns-server IP[:port]] [--cacert FILE]\n"
     "                     [--token T | --client-id ID --client-secret S]\n"
-    "                     [--resolve host:port:addr] [--ipv4 | --ipv6]\n"
+    "                     [--resolve host:port:addr] [--ipv4 | --ipv6] [--proxy URL]\n"
+    "                     [--expect-address IP[,IP…]] [--trusted-dns IP[:port]] [--pac FILE]\n"
     "                     [--expect-issuer TEXT] [--pin sha256//B64]\n"
     "                     [--tls-max 1.0|1.1|1.2|1.3 | --tls-priority GNUTLS-PRIORITY]\n"
     "       fapiao doctor --upstream [--config FILE] [--json] [--timeout S]\n"
@@ -30,7 +31,8 @@ int cmd_doctor(int argc, char **argv)
 {
     const char *url = NULL, *timeout = NULL, *dns = NULL, *cacert = NULL, *token = NULL,
                *cid = NULL, *csec = NULL, *resolve = NULL, *config = NULL, *issuer = NULL,
-               *pin = NULL, *tls_max = NULL, *tls_prio = NULL;
+               *pin = NULL, *tls_max = NULL, *tls_prio = NULL, *proxy = NULL, *expect = NULL,
+               *trusted = NULL, *pac = NULL;
     int json = 0, v4 = 0, v6 = 0, upstream = 0;
     /* the URL is the one positional argument; the rest are flags */
     char **rest = calloc((size_t)argc + 1, sizeof *rest);
@@ -38,10 +40,23 @@ int cmd_doctor(int argc, char **argv)
         return 2;
     int n = 0;
     rest[n++] = argv[0];
-    static const char *const valued[] = {
-        "--timeout",       "--dns-server",   "--cacert", "--token",         "--client-id",
-        "--client-secret", "--resolve",      "--config", "--expect-issuer", "--pin",
-        "--tls-max",       "--tls-priority", NULL};
+    static const char *const valued[] = {"--timeout",
+                                         "--dns-server",
+                                         "--cacert",
+                                         "--token",
+                                         "--client-id",
+                                         "--client-secret",
+                                         "--resolve",
+                                         "--config",
+                                         "--expect-issuer",
+                                         "--pin",
+                                         "--tls-max",
+                                         "--tls-priority",
+                                         "--proxy",
+                                         "--expect-address",
+                                         "--trusted-dns",
+                                         "--pac",
+                                         NULL};
     for (int i = 1; i < argc; i++) {
         if (argv[i][0] != '-' && !url) {
             url = argv[i];
@@ -71,6 +86,10 @@ int cmd_doctor(int argc, char **argv)
         {"--pin", 0, &pin, NULL},
         {"--tls-max", 0, &tls_max, NULL},
         {"--tls-priority", 0, &tls_prio, NULL},
+        {"--proxy", 0, &proxy, NULL},
+        {"--expect-address", 0, &expect, NULL},
+        {"--trusted-dns", 0, &trusted, NULL},
+        {"--pac", 0, &pac, NULL},
         {NULL, 0, NULL, NULL},
     };
     int rc = cli_parse(n, rest, flags, usage);
@@ -138,7 +157,11 @@ int cmd_doctor(int argc, char **argv)
                         .expect_issuer = issuer,
                         .pin = pin,
                         .tls_max = tmax,
-                        .tls_priority = tls_prio};
+                        .tls_priority = tls_prio,
+                        .proxy = proxy,
+                        .expect_address = expect,
+                        .trusted_dns = trusted,
+                        .pac = pac};
     if (o.timeout_ms < 1)
         o.timeout_ms = 1;
     fp_doctor_report *r = NULL;

@@ -50,6 +50,12 @@ int fp_doctor_run(const fp_doctor_opts *o, fp_doctor_report **out, fp_err *err)
         free(r);
         return fp_fail(err, FP_EINVAL, "%s", why);
     }
+    if ((o->trusted_dns && !fp_doctor_dns_servers_ok(o->trusted_dns)) ||
+        (o->expect_address && !fp_doctor_addr_list_ok(o->expect_address))) {
+        free(r);
+        return fp_fail(err, FP_EINVAL,
+                       "--trusted-dns wants IP[:port], --expect-address IP[,IP…] (IPv4 or IPv6)");
+    }
     if (o->client_id && !o->client_secret) {
         free(r);
         return fp_fail(err, FP_EINVAL, "--client-id needs --client-secret");

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -107,9 +108,20 @@ int fp_doc_fill_literal(const char *s, int port, struct sockaddr_storage *ss, so
 /* Returns a connected fd or -1 with *e = errno (ETIMEDOUT on timeout). */
 int fp_doc_tcp_connect(const struct sockaddr *sa, socklen_t len, int timeout_ms, int *e)
 {
+    return fp_doc_tcp_connect_mss(sa, len, timeout_ms, 0, e);
+}
+
+int fp_doc_tcp_connect_mss(const struct sockaddr *sa, socklen_t len, int timeout_ms, int mss,
+                           int *e)
+{
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
         *e = errno;
+        return -1;
+    }
+    if (mss > 0 && setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss) < 0) {
+        *e = errno;
+        close(fd);
         return -1;
     }
     if (connect(fd, sa, len) < 0) {

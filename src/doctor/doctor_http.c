@@ -195,6 +195,7 @@ static int add_lines(dctx *c, int phase, int step, const http_resp *h, char *tok
 {
     fp_doctor_line lines[8];
     fp_doctor_answer a = answer_of(h);
+    a.host = c->r->host;
     int n = fp_doctor_classify(step, &a, fp_doc_det(c, phase), lines, 8, token, tn);
     for (int i = 0; i < n; i++)
         fp_doc_hit(c, phase, lines[i].code, "%s", lines[i].msg);

@@ -50,6 +50,10 @@ void fp_doc_fmt_time(time_t t, char *buf, size_t n); /* ISO 8601 UTC */
 int fp_doc_fill_literal(const char *s, int port, struct sockaddr_storage *ss, socklen_t *len);
 /* A connected fd or -1 with *e = errno (ETIMEDOUT on timeout). */
 int fp_doc_tcp_connect(const struct sockaddr *sa, socklen_t len, int timeout_ms, int *e);
+/* The same, advertising this MSS (TCP_MAXSEG before connect; 0 = the
+ * interface's). */
+int fp_doc_tcp_connect_mss(const struct sockaddr *sa, socklen_t len, int timeout_ms, int mss,
+                           int *e);
 /* A plain HTTP request on a new connection to the connected address: the
  * answer's first bytes in buf; *silent = 1 when the peer said nothing
  * until the timeout. */
@@ -60,11 +64,22 @@ void fp_doc_add_reset(dctx *c, int phase, const char *when);
 
 /* The layers. */
 void fp_doc_layer_local(dctx *c); /* doctor_net.c */
+/* doctor_proxy.c: CONNECT host:port on fd, connected to the proxy; names
+ * what the proxy answers (PROXY_ENV_SET, _AUTH_REQUIRED, _BLOCKED, …). */
+void fp_doc_proxy_tunnel(dctx *c, int fd, const char *var, const char *proxy);
+/* doctor_pac.c: what --pac's FindProxyForURL says for the URL; the proxy
+ * it picks as "http://host:port" in buf, or NULL (DIRECT, or a proxy the
+ * doctor does not check, or the file failed: PROXY_PAC says which). */
+const char *fp_doc_pac_proxy(dctx *c, char *buf, size_t n);
 void fp_doc_layer_dns(dctx *c);
 void fp_doc_layer_tcp(dctx *c);
 void fp_doc_layer_tls(dctx *c); /* doctor_tls.c */
 /* --tls-max, --tls-priority and --pin well formed: 0, else -1 with *why. */
 int fp_doc_tls_opts_check(const fp_doctor_opts *o, const char **why);
+/* doctor_mtu.c: after a TLS handshake that stalled on the server's flight
+ * while a small exchange worked: 1 when a handshake advertising a small MSS
+ * completes (TCP_MTU_BLACKHOLE added, the tls phase failed), else 0. */
+int fp_doc_mtu_blackhole(dctx *c);
 /* http:// URL: 0 plain HTTP (or cannot tell), 1 TLS, 2 silent. */
 int fp_doc_http_wants_tls(dctx *c);
 void fp_doc_layer_http(dctx *c); /* doctor_http.c */

@@ -1,6 +1,7 @@
-/* doctor_net.c — the doctor's first layers: local (proxy variables, the
- * clock), DNS (c-ares, so the answer's TTL and the exact failure are
- * visible; /etc/hosts first), TCP (every address, nonblocking connect). */
+/* doctor_net.c — the doctor's first layers: local (proxy variables or
+ * --proxy, whose CONNECT answer doctor_proxy.c names; the clock), DNS
+ * (c-ares, so the answer's TTL and the exact failure are visible;
+ * /etc/hosts first), TCP (every address, nonblocking connect). */
 #include "doctor_internal.h"
 #include "doctor_parse.h"
 
@@ -27,7 +28,15 @@ void fp_doc_layer_local(dctx *c)
     const char *vars_p[] = {"http_proxy", NULL};
     const char **vars = https ? vars_s : vars_p;
     const char *var = NULL, *proxy = NULL;
-    for (int i = 0; vars[i]; i++) {
+    char pac_proxy[320];
+    if (c->o->proxy && *c->o->proxy) {
+        var = "--proxy";
+        proxy = c->o->proxy;
+    } else if (c->o->pac) { /* as a browser: the PAC file, not the variables */
+        var = "PAC";
+        proxy = fp_doc_pac_proxy(c, pac_proxy, sizeof pac_proxy);
+    }
+    for (int i = 0; vars[i] && !proxy && !c->o->pac; i++) {
         const char *v = getenv(vars[i]);
         if (v && *v) {
             var = vars[i];
@@ -47,13 +56,14 @@ void fp_doc_layer_local(dctx *c)
         fp_doc_hit(c, FP_DOC_LOCAL, "CLOCK_SKEW", "the local clock says %s, before 2024", lt);
     if (!proxy) {
         cJSON_AddNullToObject(d, "proxy");
-        fp_doc_note(c, FP_DOC_LOCAL, "no proxy variable set");
+        if (!c->o->pac)
+            fp_doc_note(c, FP_DOC_LOCAL, "no proxy variable set");
         c->r->phase[FP_DOC_LOCAL].ms = fp_doc_now_ms() - t0;
         return;
     }
     cJSON_AddStringToObject(d, "proxy", proxy);
     cJSON_AddStringToObject(d, "proxy_var", var);
-    if (fp_doctor_no_proxy_covers(np, c->r->host)) {
+    if (!c->o->proxy && !c->o->pac && fp_doctor_no_proxy_covers(np, c->r->host)) {
         cJSON_AddBoolToObject(d, "proxy_bypassed", 1);
         fp_doc_note(c, FP_DOC_LOCAL, "%s is set but NO_PROXY covers %s", var, c->r->host);
         c->r->phase[FP_DOC_LOCAL].ms = fp_doc_now_ms() - t0;
@@ -78,12 +88,8 @@ void fp_doc_layer_local(dctx *c)
             fp_doc_hit(c, FP_DOC_LOCAL, "PROXY_UNREACHABLE", "%s=%s: connect to %s:%s: %s", var,
                        proxy, host, port, strerror(e));
         } else {
+            fp_doc_proxy_tunnel(c, fd, var, proxy);
             close(fd);
-            cJSON_AddBoolToObject(d, "proxy_answers", 1);
-            fp_doc_hit(c, FP_DOC_LOCAL, "PROXY_ENV_SET",
-                       "%s=%s is set and answers; doctor connects directly, your clients may "
-                       "go through the proxy",
-                       var, proxy);
         }
         freeaddrinfo(ai);
     }
@@ -212,7 +218,7 @@ static int dns_skip(dctx *c, cJSON *d)
 /* The resolver, on --dns-server or the system's servers (named in d):
  * 0, or -1 with the finding added (*ch is then not to be destroyed when
  * its initialisation failed: *made says). */
-static int dns_channel(dctx *c, cJSON *d, ares_channel *ch, int *made)
+static int dns_channel(dctx *c, cJSON *d, ares_channel *ch, int *made, const char *server)
 {
     struct ares_options ao = {0};
     *made = 0;
@@ -227,14 +233,15 @@ static int dns_channel(dctx *c, cJSON *d, ares_channel *ch, int *made)
         return -1;
     }
     *made = 1;
-    if (c->o->dns_server) {
-        int st = ares_set_servers_ports_csv(*ch, c->o->dns_server);
+    if (server) {
+        int st = ares_set_servers_ports_csv(*ch, server);
         if (st != ARES_SUCCESS) {
-            fp_doc_hit(c, FP_DOC_DNS, "DNS_SERVFAIL", "bad --dns-server %s: %s", c->o->dns_server,
+            fp_doc_hit(c, FP_DOC_DNS, "DNS_SERVFAIL", "bad DNS server %s: %s", server,
                        ares_strerror(st));
             return -1;
         }
-        cJSON_AddStringToObject(d, "server", c->o->dns_server);
+        if (d)
+            cJSON_AddStringToObject(d, "server", server);
         return 0;
     }
     struct ares_addr_port_node *sv = NULL;
@@ -391,6 +398,100 @@ static void dns_no_address(dctx *c, const dns_q *q4, const dns_q *q6, int want4,
                want6 ? ares_status_name(q6->status) : "not asked");
 }
 
+/* Is ss (port ignored) among the n addresses of set? */
+static int addr_in(const struct sockaddr_storage *ss, const struct sockaddr_storage *set, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (ss->ss_family != set[i].ss_family)
+            continue;
+        if (ss->ss_family == AF_INET && ((const struct sockaddr_in *)ss)->sin_addr.s_addr ==
+                                            ((const struct sockaddr_in *)&set[i])->sin_addr.s_addr)
+            return 1;
+        if (ss->ss_family == AF_INET6 &&
+            memcmp(&((const struct sockaddr_in6 *)ss)->sin6_addr,
+                   &((const struct sockaddr_in6 *)&set[i])->sin6_addr, 16) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The addresses the operator trusts: --expect-address's, then what
+ * --trusted-dns answers; how many (0 when it has none to give). */
+static int expected_addrs(dctx *c, cJSON *d, struct sockaddr_storage *set, int max)
+{
+    int n = 0;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", c->o->expect_address ? c->o->expect_address : "");
+    char *save = NULL;
+    socklen_t len;
+    for (char *t = strtok_r(buf, ", ", &save); t && n < max; t = strtok_r(NULL, ", ", &save))
+        if (fp_doc_fill_literal(t, 0, &set[n], &len) == 0)
+            n++;
+    if (!c->o->trusted_dns)
+        return n;
+    ares_channel ch;
+    int made = 0;
+    if (dns_channel(c, NULL, &ch, &made, c->o->trusted_dns) < 0) {
+        if (made)
+            ares_destroy(ch);
+        return n;
+    }
+    dns_q q4 = {.fam = AF_INET, .t0 = fp_doc_now_ms()}, q6 = {.fam = AF_INET6, .t0 = q4.t0};
+    dns_ask(c, ch, &q4, &q6, c->o->family != 6, c->o->family != 4);
+    ares_destroy(ch);
+    cJSON *arr = cJSON_AddArrayToObject(d, "trusted_addresses");
+    dns_q *qs[2] = {&q4, &q6};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < qs[k]->n && n < max; i++) {
+            char ip[INET6_ADDRSTRLEN];
+            fp_doc_addr_str((struct sockaddr *)&qs[k]->addr[i], qs[k]->len[i], ip, sizeof ip);
+            cJSON_AddItemToArray(arr, cJSON_CreateString(ip));
+            set[n++] = qs[k]->addr[i];
+        }
+    return n;
+}
+
+/* DNS_WRONG_ADDRESS: an address the name resolved to that neither
+ * --expect-address nor the --trusted-dns server gives (for the families
+ * they give: an IPv4-only expectation says nothing of AAAA). */
+static void dns_check_expected(dctx *c, cJSON *d)
+{
+    if (!c->o->expect_address && !c->o->trusted_dns)
+        return;
+    struct sockaddr_storage set[2 * MAX_ADDRS];
+    int n = expected_addrs(c, d, set, 2 * MAX_ADDRS);
+    if (n == 0) {
+        cJSON_AddStringToObject(d, "expected", "none: the trusted DNS server gave no address");
+        return;
+    }
+    char wrong[256] = "", want[256] = "";
+    for (int i = 0; i < n; i++) {
+        char ip[INET6_ADDRSTRLEN];
+        fp_doc_addr_str((struct sockaddr *)&set[i],
+                        set[i].ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                    : sizeof(struct sockaddr_in6),
+                        ip, sizeof ip);
+        size_t l = strlen(want);
+        snprintf(want + l, sizeof want - l, "%s%s", l ? ", " : "", ip);
+    }
+    for (int i = 0; i < c->naddr; i++) {
+        int fam_known = 0;
+        for (int k = 0; k < n; k++)
+            fam_known |= set[k].ss_family == c->addr[i].ss_family;
+        if (!fam_known || addr_in(&c->addr[i], set, n))
+            continue;
+        char ip[INET6_ADDRSTRLEN];
+        fp_doc_addr_str((struct sockaddr *)&c->addr[i], c->addrlen[i], ip, sizeof ip);
+        size_t l = strlen(wrong);
+        snprintf(wrong + l, sizeof wrong - l, "%s%s", l ? ", " : "", ip);
+    }
+    cJSON_AddStringToObject(d, "expected", want);
+    if (wrong[0])
+        fp_doc_hit(c, FP_DOC_DNS, "DNS_WRONG_ADDRESS", "%s resolves to %s, but %s says %s",
+                   c->r->host, wrong,
+                   c->o->trusted_dns ? "the trusted DNS server" : "--expect-address", want);
+}
+
 void fp_doc_layer_dns(dctx *c)
 {
     c->r->phase[FP_DOC_DNS].status = FP_PHASE_OK;
@@ -402,7 +503,7 @@ void fp_doc_layer_dns(dctx *c)
         return;
     ares_channel ch;
     int made = 0;
-    if (dns_channel(c, d, &ch, &made) < 0) {
+    if (dns_channel(c, d, &ch, &made, c->o->dns_server) < 0) {
         if (made)
             ares_destroy(ch);
         r->phase[FP_DOC_DNS].ms = fp_doc_now_ms() - t0;
@@ -410,6 +511,7 @@ void fp_doc_layer_dns(dctx *c)
     }
     if (!c->o->dns_server && dns_hosts_file(c, ch, d)) {
         ares_destroy(ch);
+        dns_check_expected(c, d);
         r->phase[FP_DOC_DNS].ms = fp_doc_now_ms() - t0;
         return;
     }
@@ -420,12 +522,13 @@ void fp_doc_layer_dns(dctx *c)
     dns_ask(c, ch, &q4, &q6, want4, want6);
     ares_destroy(ch);
     int minttl = dns_take(c, d, &q4, &q6, want4, want6);
-    r->phase[FP_DOC_DNS].ms = fp_doc_now_ms() - t0;
     if (c->naddr > 0) {
         fp_doc_note(c, FP_DOC_DNS, "%d address(es), TTL %d s", c->naddr, minttl);
-        return;
+        dns_check_expected(c, d);
+    } else {
+        dns_no_address(c, &q4, &q6, want4, want6);
     }
-    dns_no_address(c, &q4, &q6, want4, want6);
+    r->phase[FP_DOC_DNS].ms = fp_doc_now_ms() - t0;
 }
 
 /* ---- 3 TCP ---- */
@@ -456,8 +559,8 @@ void fp_doc_layer_tcp(dctx *c)
     c->r->phase[FP_DOC_TCP].note[0] = 0;
     double t0 = fp_doc_now_ms();
     cJSON *arr = cJSON_AddArrayToObject(fp_doc_det(c, FP_DOC_TCP), "attempts");
-    int first_err = 0;
-    char first_ip[INET6_ADDRSTRLEN] = "";
+    int first_err = 0, v4_ok = 0, v6_err = 0;
+    char first_ip[INET6_ADDRSTRLEN] = "", v6_ip[INET6_ADDRSTRLEN] = "";
     for (int i = 0; i < c->naddr; i++) {
         char ip[INET6_ADDRSTRLEN];
         fp_doc_addr_str((struct sockaddr *)&c->addr[i], c->addrlen[i], ip, sizeof ip);
@@ -473,6 +576,12 @@ void fp_doc_layer_tcp(dctx *c)
             cJSON_AddStringToObject(o, "errno", strerror(e));
         cJSON_AddNumberToObject(o, "connect_ms", fp_doc_r3(ms));
         cJSON_AddItemToArray(arr, o);
+        v4_ok |= fd >= 0 && c->addr[i].ss_family == AF_INET;
+        if (fd < 0 && c->addr[i].ss_family == AF_INET6 && !v6_err &&
+            (e == ETIMEDOUT || e == EHOSTUNREACH)) {
+            v6_err = e;
+            snprintf(v6_ip, sizeof v6_ip, "%s", ip);
+        }
         if (fd >= 0) {
             if (c->fd < 0) {
                 c->fd = fd;
@@ -490,6 +599,14 @@ void fp_doc_layer_tcp(dctx *c)
     if (c->fd >= 0) {
         cJSON_AddStringToObject(fp_doc_det(c, FP_DOC_TCP), "connected", c->conn_ip);
         fp_doc_note(c, FP_DOC_TCP, "connected to %s port %d", c->conn_ip, c->r->port);
+        /* a client that tries IPv6 first (most do, RFC 6724) waits out its
+         * connect timeout there; a refusal or "no route" fails over at once */
+        if (v4_ok && v6_err)
+            fp_doc_hit(c, FP_DOC_TCP, "IPV6_BROKEN",
+                       "IPv4 connects, but IPv6 %s port %d: %s; clients that try IPv6 first "
+                       "hang until their timeout",
+                       v6_ip, c->r->port,
+                       v6_err == ETIMEDOUT ? "no answer within the timeout" : strerror(v6_err));
         return;
     }
     const char *code = first_err == ECONNREFUSED                               ? "TCP_REFUSED"

@@ -178,6 +178,21 @@ int fp_doctor_dns_servers_ok(const char *csv)
     }
 }
 
+int fp_doctor_addr_list_ok(const char *list)
+{
+    char buf[512];
+    if (!list || strlen(list) >= sizeof buf)
+        return 0;
+    snprintf(buf, sizeof buf, "%s", list);
+    char *save = NULL;
+    int n = 0;
+    unsigned char a[16];
+    for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save), n++)
+        if (n >= 8 || (inet_pton(AF_INET, t, a) != 1 && inet_pton(AF_INET6, t, a) != 1))
+            return 0;
+    return n > 0;
+}
+
 int fp_doctor_no_proxy_covers(const char *np, const char *host)
 {
     if (!np || !*np || !host)
@@ -280,6 +295,85 @@ static const char *or_none(const char *s)
     return s && *s ? s : "(none)";
 }
 
+/* Words of login pages and their URLs (captive portals, web
+ * authentication gateways), matched without regard to case. */
+static const char *const login_words[] = {
+    "login", "log in", "logon", "signin",  "sign in", "sign-in", "portal", "captive",
+    "auth",  "wifi",   "wi-fi", "hotspot", "登录",    "登陆",    "认证",   "上网",
+};
+
+static int has_login_word(const char *s)
+{
+    for (size_t i = 0; s && i < sizeof login_words / sizeof login_words[0]; i++)
+        if (strcasestr(s, login_words[i]))
+            return 1;
+    return 0;
+}
+
+/* The host of an absolute URL ("scheme://[user@]host[:port]/…") into h,
+ * or "" for a relative one. */
+static void url_host(const char *url, char *h, size_t n)
+{
+    h[0] = 0;
+    const char *p = url ? strstr(url, "://") : NULL;
+    if (!p)
+        return;
+    p += 3;
+    size_t len = strcspn(p, "/?#");
+    const char *at = memchr(p, '@', len);
+    if (at) {
+        len -= (size_t)(at + 1 - p);
+        p = at + 1;
+    }
+    if (*p == '[') {
+        const char *e = memchr(p, ']', len);
+        len = e ? (size_t)(e - p - 1) : 0;
+        p++;
+    } else {
+        len = strcspn(p, ":/?#");
+    }
+    snprintf(h, n, "%.*s", (int)len, p);
+}
+
+/* A login page or a captive portal answering instead of fapiao: 511
+ * Network Authentication Required; a redirect to another host whose URL is
+ * a login page's or carries ours along (portals send the client back to
+ * it after the login); an HTML page with a password field or a form and a
+ * login word.  The reason into why, 1; else 0. */
+static int captive_portal(const fp_doctor_answer *a, char *why, size_t n)
+{
+    long st = a->status;
+    const char *body = a->body ? a->body : "";
+    if (st == 511) {
+        snprintf(why, n, "511 Network Authentication Required");
+        return 1;
+    }
+    if (st >= 300 && st < 400 && a->location && *a->location) {
+        char lh[256];
+        url_host(a->location, lh, sizeof lh);
+        const char *q = strchr(a->location, '?');
+        if (lh[0] && a->host && strcasecmp(lh, a->host) != 0 &&
+            (has_login_word(a->location) || (q && strcasestr(q, a->host)))) {
+            snprintf(why, n, "%ld to %s", st, a->location);
+            return 1;
+        }
+        return 0;
+    }
+    int html = (a->ctype && strcasestr(a->ctype, "html")) || strcasestr(body, "<html");
+    if (!html)
+        return 0;
+    if (strcasestr(body, "type=\"password\"") || strcasestr(body, "type='password'") ||
+        strcasestr(body, "type=password")) {
+        snprintf(why, n, "%ld, an HTML page with a password field", st);
+        return 1;
+    }
+    if (strcasestr(body, "<form") && has_login_word(body)) {
+        snprintf(why, n, "%ld, an HTML login form", st);
+        return 1;
+    }
+    return 0;
+}
+
 static int classify_readyz(const fp_doctor_answer *a, const cJSON *j, const char *code,
                            const char *pm, cJSON *d, fp_doctor_line *out, int max)
 {
@@ -294,7 +388,15 @@ static int classify_readyz(const fp_doctor_answer *a, const cJSON *j, const char
             cJSON_AddItemToObject(d, "checks", cJSON_Duplicate(checks, 1));
     }
     long st = a->status;
-    if (st >= 300 && st < 400) {
+    char portal[600];
+    if (!fapiao && captive_portal(a, portal, sizeof portal)) {
+        if (d)
+            cJSON_AddStringToObject(d, "captive_portal", portal);
+        n = line(out, max, n, "HTTP_CAPTIVE_PORTAL",
+                 "GET /readyz → %s: a login page (captive portal or web authentication) answers "
+                 "instead of fapiao",
+                 portal);
+    } else if (st >= 300 && st < 400) {
         if (d)
             cJSON_AddStringToObject(d, "location", a->location ? a->location : "");
         n = line(out, max, n, "HTTP_REDIRECT", "GET /readyz → %ld %s", st,

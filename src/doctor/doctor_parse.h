@@ -28,6 +28,10 @@ int fp_doctor_parse_resolve(const char *spec, char *host, size_t hostsz, int *po
  * 1 when every entry is valid (and so acceptable to c-ares), else 0. */
 int fp_doctor_dns_servers_ok(const char *csv);
 
+/* --expect-address "IP,…": 1 when every entry (separated by commas or
+ * spaces, at most 8) is an IPv4 or IPv6 literal, else 0. */
+int fp_doctor_addr_list_ok(const char *list);
+
 /* Does NO_PROXY (names separated by commas or spaces; ".suffix", "*" and
  * "host:port" entries) cover host?  Suffixes match at a dot boundary. */
 int fp_doctor_no_proxy_covers(const char *np, const char *host);
@@ -41,6 +45,7 @@ typedef struct fp_doctor_answer {
     long status;
     const char *body; /* NUL-terminated, or NULL */
     const char *ctype, *retry_after, *location;
+    const char *host; /* the host asked for (a redirect elsewhere), or NULL */
 } fp_doctor_answer;
 
 /* A finding the classifier names, with what was seen. */

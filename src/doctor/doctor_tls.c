@@ -303,6 +303,8 @@ static void tls_refused(dctx *c, cJSON *d, int rc, tls_io *iop, gnutls_session_t
                        "the port speaks plain HTTP (\"%.12s…\"), not TLS; use http:// or the "
                        "HTTPS port",
                        buf);
+        else if (io.timed_out && !silent && fp_doc_mtu_blackhole(c))
+            ; /* small packets pass, the server's large ones vanish */
         else if (io.timed_out && io.nfirst == 0)
             fp_doc_hit(c, FP_DOC_TLS, "TLS_TIMEOUT",
                        "connected, but no answer to the TLS ClientHello within %d ms%s",

@@ -116,6 +116,23 @@ static const fp_finding table[] = {
     {"TLS_CLIENT_TOO_OLD", FP_LAYER_TLS, 40, FP_SEV_ERROR,
      "客户端 TLS 版本或密码套件过旧，服务器不接受",
      "The client's TLS stack is too old for the server"},
+    /* the client's network (issue 23; docs/doctor.md) */
+    {"PROXY_AUTH_REQUIRED", FP_LAYER_LOCAL, 10, FP_SEV_ERROR, "代理要求认证（407）",
+     "The proxy requires authentication (407)"},
+    {"PROXY_BLOCKED", FP_LAYER_LOCAL, 10, FP_SEV_ERROR,
+     "代理拒绝连接开票服务器（403 或 CONNECT 被拒）",
+     "The proxy refuses the tunnel to the server (403 or CONNECT refused)"},
+    {"HTTP_CAPTIVE_PORTAL", FP_LAYER_HTTP, 50, FP_SEV_ERROR, "登录页面（强制门户）代替服务器作答",
+     "A login page (captive portal) answers instead of the server"},
+    {"DNS_WRONG_ADDRESS", FP_LAYER_DNS, 20, FP_SEV_ERROR, "DNS 返回了错误的地址",
+     "DNS answers a wrong address"},
+    {"IPV6_BROKEN", FP_LAYER_TCP, 30, FP_SEV_ERROR, "IPv6 不通而 IPv4 正常",
+     "The IPv6 path fails while IPv4 works"},
+    {"TCP_MTU_BLACKHOLE", FP_LAYER_TCP, 30, FP_SEV_ERROR, "MTU 黑洞：小包能通，大包丢失",
+     "Path MTU black hole: small packets pass, large ones vanish"},
+    {"PROXY_PAC", FP_LAYER_LOCAL, 10, FP_SEV_WARN,
+     "PAC 自动配置脚本为服务器选了代理（不运行 PAC 的程序会直连）",
+     "The PAC file picks a proxy for the server (programs that do not run PAC connect directly)"},
 };
 
 const fp_finding *fp_findings(int *n)

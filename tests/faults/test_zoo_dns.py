@@ -90,3 +90,48 @@ def test_resolve_skips_dns(pki, make_server):
                      "--resolve", "ok.doctor.test:%d:127.0.0.1" % srv.port,
                      "--cacert", pki.root_cert, with_curl=False)
     assert phase_status(js.doc, "dns") == "skipped", js
+
+
+@covers("DNS_WRONG_ADDRESS")
+def test_dns_wrong_address_against_expected(fake_dns, curl_dns):
+    """The resolver answers 127.0.0.1 where the server is 127.0.0.2 (an ISP
+    or internal DNS answering a wrong address); curl goes there and finds
+    the port closed."""
+    text, js = dns_check("DNS answers a wrong address (--expect-address)", "DNS_WRONG_ADDRESS",
+                         "hijacked.doctor.test", fake_dns, curl_dns,
+                         "--expect-address", "127.0.0.2")
+    d = js.doc["phases"][1]["details"]
+    assert d["expected"] == "127.0.0.2", d
+    assert "127.0.0.1" in js.doc["verdict"]["message"], js
+
+
+@covers("DNS_WRONG_ADDRESS")
+def test_dns_wrong_address_against_trusted_resolver(fake_dns):
+    """A second DNS server, trusted (--trusted-dns), knows the right
+    address; the usual one answers another."""
+    from faultzoo.servers import QTYPE_A, FakeDns
+    trusted = FakeDns(records={"hijacked.doctor.test": [(QTYPE_A, "127.0.0.2")]}).start()
+    try:
+        text, js = check("DNS answers a wrong address (--trusted-dns)", "DNS_WRONG_ADDRESS",
+                         "https://hijacked.doctor.test:%d" % closed_port(),
+                         "--dns-server", fake_dns.addr, "--trusted-dns", trusted.addr,
+                         "--timeout", "3", phase="dns", with_curl=False)
+        assert js.doc["phases"][1]["details"]["trusted_addresses"] == ["127.0.0.2"], js
+        assert ("hijacked.doctor.test", 1) in trusted.queries, trusted.queries
+    finally:
+        trusted.stop()
+
+
+def test_dns_expected_address_matches(fake_dns):
+    """The right address (or one only of the other family) is no finding:
+    the run goes on to TCP, where nothing listens."""
+    for expect in ("127.0.0.1", "::2"):
+        run = doctor("https://hijacked.doctor.test:%d" % closed_port(), "--dns-server",
+                     fake_dns.addr, "--expect-address", expect, "--timeout", "3", "--json")
+        assert verdict_code(run.doc) == "TCP_REFUSED", run
+        assert phase_status(run.doc, "dns") == "ok", run
+
+
+def test_expect_address_must_be_addresses():
+    run = doctor("https://hijacked.doctor.test:443", "--expect-address", "not-an-ip")
+    assert run.rc == 2, run

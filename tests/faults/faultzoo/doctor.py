@@ -45,9 +45,9 @@ def findings_table():
     """The rows of src/doctor/findings.c, in order: code -> Finding."""
     text = (REPO / "src" / "doctor" / "findings.c").read_text()
     string = r'"((?:[^"\\]|\\.)*)"'
-    rows = re.findall(r'\{"([A-Z_]+)",\s*FP_LAYER_([A-Z]+),\s*(\d+),\s*FP_SEV_([A-Z]+),\s*'
+    rows = re.findall(r'\{"([A-Z][A-Z0-9_]*)",\s*FP_LAYER_([A-Z]+),\s*(\d+),\s*FP_SEV_([A-Z]+),\s*'
                       + string + r',\s*' + string + r'\}', text)
-    starts = re.findall(r'^\s*\{"[A-Z_]+",', text, re.M)
+    starts = re.findall(r'^\s*\{"[A-Z][A-Z0-9_]*",', text, re.M)
     assert len(rows) > 30 and len(rows) == len(starts), \
         "cannot parse every row of the table of src/doctor/findings.c"
     sev = {"ERROR": "error", "WARN": "warn", "INFO": "info"}

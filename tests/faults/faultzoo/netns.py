@@ -8,10 +8,15 @@ beyond loopback, so nothing done in it reaches the host's network.
 
 available() says why namespaces cannot be used here (not root, no
 CAP_NET_ADMIN, no `ip`/`nft`), or None."""
+import ctypes
 import os
 import shutil
+import socket
 import subprocess
+import threading
 import uuid
+
+CLONE_NEWNET = 0x40000000
 
 _WHY = "unchecked"
 
@@ -70,6 +75,29 @@ class Netns:
 
     def ip(self, *args):
         self._ok(["ip", "-n", self.name] + list(args))
+
+    def socket(self, family=socket.AF_INET, type=socket.SOCK_STREAM):
+        """A socket of the namespace (a socket keeps the namespace it was
+        made in): made by a thread that joins the namespace with setns(2),
+        which moves only that thread, and ends."""
+        out = {}
+
+        def make():
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                with open("/run/netns/%s" % self.name) as f:
+                    if libc.setns(f.fileno(), CLONE_NEWNET) != 0:
+                        raise OSError(ctypes.get_errno(), "setns")
+                out["sock"] = socket.socket(family, type)
+            except OSError as e:
+                out["error"] = e
+
+        t = threading.Thread(target=make)
+        t.start()
+        t.join(timeout=30)
+        if "error" in out:
+            raise out["error"]
+        return out["sock"]
 
     def prefix(self):
         """Command prefix that runs a program inside the namespace."""

@@ -13,6 +13,7 @@
 All bind 127.0.0.1 (FakeDns may take another loopback address) on a port the
 OS picks, all have stop() and are context managers; stop() closes every
 connection they hold."""
+import base64
 import ctypes
 import http.server
 import json
@@ -24,6 +25,7 @@ import struct
 import subprocess
 import threading
 import time
+import urllib.parse
 
 
 def _die_with_parent():
@@ -131,26 +133,64 @@ class _PlainHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class PlainHttpServer:
-    """A plain-HTTP server that is not fapiao (200 text/html everywhere)."""
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """The zoo's small HTTP servers: HTTP/1.1, quiet, _send() with a length."""
+    protocol_version = "HTTP/1.1"
+    sys_version = ""
+    extra_headers = ()
 
-    def __init__(self):
-        self.httpd = None
-        self.thread = None
+    def log_message(self, *a):
+        pass
 
-    def start(self):
+    def _send(self, status, body, ctype="application/json", headers=()):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in tuple(self.extra_headers) + tuple(headers):
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+HTML = "text/html; charset=utf-8"
+
+
+class _ServedHttp:
+    """An http.server handler class served on 127.0.0.1:<random> by a thread,
+    over TLS when the instance has cert and key (self.cert, self.key)."""
+
+    cert = key = None
+
+    def _serve(self, handler):
+        ctx = None
+        if self.cert:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(self.cert, self.key)
+
         class S(http.server.ThreadingHTTPServer):
             daemon_threads = True
-            timeout = 5
-        self.httpd = S(("127.0.0.1", 0), _PlainHandler)
+
+            def get_request(self):
+                c, a = self.socket.accept()
+                c.settimeout(10)
+                return (ctx.wrap_socket(c, server_side=True) if ctx else c), a
+
+            def handle_error(self, request, client_address):
+                pass  # handshakes the doctor gives up on are not errors here
+
+        self.httpd = S(("127.0.0.1", 0), handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       kwargs={"poll_interval": 0.1}, daemon=True)
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
         return self
 
+    @property
+    def base_url(self):
+        return "%s://127.0.0.1:%d" % ("https" if self.cert else "http", self.port)
+
     def stop(self):
-        if self.httpd is not None:
+        if getattr(self, "httpd", None) is not None:
             self.httpd.shutdown()
             self.httpd.server_close()
             self.thread.join(timeout=5)
@@ -162,6 +202,67 @@ class PlainHttpServer:
     def __exit__(self, *a):
         self.stop()
 
+
+class PlainHttpServer(_ServedHttp):
+    """A plain-HTTP server that is not fapiao (200 text/html everywhere)."""
+
+    def __init__(self):
+        self.httpd = None
+        self.thread = None
+
+    def start(self):
+        return self._serve(_PlainHandler)
+
+
+LOGIN_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>上网认证 / Network login</title></head>
+<body><h1>欢迎使用访客 Wi-Fi / Guest Wi-Fi</h1>
+<form method="post" action="/portal/login">
+  <input name="username" placeholder="手机号 / phone">
+  <input name="password" type="password" placeholder="验证码 / code">
+  <button type="submit">登录 / Log in</button>
+</form></body></html>
+""".encode()
+
+
+class CaptivePortal(_ServedHttp):
+    """What a guest network or a web-authentication gateway puts on every
+    port it intercepts: mode "redirect" answers any request with 302 to
+    its login page on another host name (http://localhost:<port>/portal/
+    login?url=<the URL asked for>), mode "login" with the login page itself
+    (200 text/html), mode "511" with 511 Network Authentication Required
+    and the page.  With cert and key it speaks HTTPS (a portal with a
+    certificate the client trusts, as a corporate gateway's is)."""
+
+    MODES = ("redirect", "login", "511")
+
+    def __init__(self, mode, cert=None, key=None):
+        assert mode in self.MODES, mode
+        self.mode, self.cert, self.key = mode, cert, key
+        self.requests = []
+        self.httpd = None
+
+    def start(self):
+        outer = self
+
+        class H(_Handler):
+            server_version = "portal"
+
+            def do_GET(self):
+                outer.requests.append(self.path)
+                if self.path.startswith("/portal/login") or outer.mode == "login":
+                    return self._send(200, LOGIN_PAGE, HTML)
+                if outer.mode == "511":
+                    return self._send(511, LOGIN_PAGE, HTML)
+                scheme = "https" if outer.cert else "http"
+                asked = "%s://%s%s" % (scheme, self.headers.get("Host", ""), self.path)
+                loc = "http://localhost:%d/portal/login?url=%s" % (
+                    outer.port, urllib.parse.quote(asked, safe=""))
+                self._send(302, b"", HTML, [("Location", loc)])
+
+            do_POST = do_GET
+
+        return self._serve(H)
 
 
 class GnutlsServer(TlsServer):
@@ -335,7 +436,7 @@ def problem_body(code, rid):
                               ensure_ascii=False).encode()
 
 
-class FakeFapiao:
+class FakeFapiao(_ServedHttp):
     """HTTPS on 127.0.0.1 answering like fapiao (docs/api.md; docs/operations.md: /readyz JSON,
     POST /v1/token, GET /v1/invoices, problem+json with Retry-After on 429
     and 503), except for one fault:
@@ -357,23 +458,9 @@ class FakeFapiao:
     def start(self):
         outer = self
 
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        class H(_Handler):
             server_version = "fapiao"
-            sys_version = ""
-
-            def log_message(self, *a):
-                pass
-
-            def _send(self, status, body, ctype="application/json", headers=()):
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("X-Request-Id", "fake-0001")
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
+            extra_headers = (("X-Request-Id", "fake-0001"),)
 
             def _problem(self, code):
                 status, body = problem_body(code, "fake-0001")
@@ -426,47 +513,48 @@ class FakeFapiao:
             def do_POST(self):
                 self._route("POST")
 
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(self.cert, self.key)
-
-        class S(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-            def get_request(self):
-                c, a = self.socket.accept()
-                c.settimeout(10)
-                return ctx.wrap_socket(c, server_side=True), a
-
-            def handle_error(self, request, client_address):
-                pass  # handshakes the doctor gives up on are not errors here
-
-        self.httpd = S(("127.0.0.1", 0), H)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-        return self
-
-    @property
-    def base_url(self):
-        return "https://127.0.0.1:%d" % self.port
-
-    def stop(self):
-        if self.httpd is not None:
-            self.httpd.shutdown()
-            self.httpd.server_close()
-            self.thread.join(timeout=5)
-            self.httpd = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *a):
-        self.stop()
+        return self._serve(H)
 
 
 class ConnectProxy(_Acceptor):
-    """An HTTP proxy that only does CONNECT (what https_proxy needs)."""
+    """An HTTP proxy that only does CONNECT (what https_proxy needs).  mode:
+      tunnel  tunnels every CONNECT
+      auth    wants Proxy-Authorization: Basic of self.user:self.password,
+              else 407 with Proxy-Authenticate (as squid with basic auth)
+      deny    403 to every CONNECT (squid's `http_access deny` for the port)
+      close   reads the CONNECT and closes the connection without answering
+    Every CONNECT target is recorded in .targets."""
+
+    MODES = ("tunnel", "auth", "deny", "close")
+    user, password = "zoo", "s3cret@1"
+
+    def __init__(self, mode="tunnel"):
+        assert mode in self.MODES, mode
+        super().__init__()
+        self.mode = mode
+        self.targets = []
+
+    def _refuse(self, c, head):
+        if self.mode == "close":
+            c.shutdown(socket.SHUT_RDWR)
+            return True
+        if self.mode == "deny":
+            body = b"<html><body>Access Denied: CONNECT to this port is not allowed</body></html>"
+            c.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/html\r\n"
+                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            return True
+        if self.mode == "auth":
+            want = "Basic " + base64.b64encode(
+                ("%s:%s" % (self.user, self.password)).encode()).decode()
+            got = [l.split(b":", 1)[1].strip().decode("latin-1")
+                   for l in head.split(b"\r\n")
+                   if l.lower().startswith(b"proxy-authorization:")]
+            if got != [want]:
+                c.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                          b"Proxy-Authenticate: Basic realm=\"zoo proxy\"\r\n"
+                          b"Content-Length: 0\r\n\r\n")
+                return True
+        return False
 
     def serve(self, c):
         c.settimeout(10)
@@ -479,6 +567,10 @@ class ConnectProxy(_Acceptor):
         line = head.split(b"\r\n", 1)[0].decode("latin-1").split()
         if len(line) < 2 or line[0] != "CONNECT":
             c.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+            return
+        with self._lock:
+            self.targets.append(line[1])
+        if self._refuse(c, head):
             return
         host, _, port = line[1].rpartition(":")
         try:
@@ -546,12 +638,20 @@ class FakeDns:
       fail.doctor.test            SERVFAIL
       refused.doctor.test         REFUSED
       silent.doctor.test          never answered
+      hijacked.doctor.test        A 127.0.0.1 TTL 30 (a hijacked answer: the
+                                  server is at 127.0.0.2); AAAA: no data
+      dual.doctor.test            A 127.0.0.1 and AAAA ::1, TTL 30
       anything else               NXDOMAIN
+    records={name: [(qtype, address)]} replaces a name's records (a second,
+    trusted server that answers differently).
     Every query is recorded in .queries as (qname, qtype)."""
 
-    A_NAMES = ("localhost", "ok.doctor.test")
+    A_NAMES = ("localhost", "ok.doctor.test", "hijacked.doctor.test")
 
-    def __init__(self, host="127.0.0.1", port=0):
+    def __init__(self, host="127.0.0.1", port=0, records=None, netns=None):
+        self.netns = netns  # a faultzoo.netns.Netns to serve in, or None
+        self.records = dict(records or {})
+        self.records.setdefault("dual.doctor.test", [(QTYPE_A, "127.0.0.1"), (QTYPE_AAAA, "::1")])
         self.queries = []
         self._stop = threading.Event()
         self.sock = None
@@ -563,7 +663,8 @@ class FakeDns:
         return "%s:%d" % (self.host, self.port)
 
     def start(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock = (self.netns.socket(socket.AF_INET, socket.SOCK_DGRAM) if self.netns
+                     else socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
         self.sock.bind((self.host, self.port))
         self.port = self.sock.getsockname()[1]
         self.thread = threading.Thread(target=self._loop, daemon=True)
@@ -587,6 +688,11 @@ class FakeDns:
             return build_response(qid, flags, question, RCODE_SERVFAIL)
         if name == "refused.doctor.test":
             return build_response(qid, flags, question, RCODE_REFUSED)
+        if name in self.records:
+            fam = {QTYPE_A: socket.AF_INET, QTYPE_AAAA: socket.AF_INET6}
+            return build_response(qid, flags, question, RCODE_NOERROR,
+                                  [(t, 30, socket.inet_pton(fam[t], a))
+                                   for t, a in self.records[name] if t == qtype])
         if name in self.A_NAMES:
             if qtype == QTYPE_A:
                 return build_response(qid, flags, question, RCODE_NOERROR,
