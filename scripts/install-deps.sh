@@ -8,7 +8,8 @@ build_pkgs=(build-essential cmake pkg-config
             libmicrohttpd-dev libgnutls28-dev nettle-dev libsqlite3-dev libcjson-dev libxml2-dev
             libcurl4-gnutls-dev libc-ares-dev
             libdeflate-dev zlib1g-dev libfreetype-dev libqrencode-dev fonts-wqy-microhei
-            libinih-dev libsystemd-dev libpq-dev libgcrypt20-dev libargon2-dev)
+            libinih-dev libsystemd-dev libpq-dev libgcrypt20-dev libargon2-dev
+            libjs-chart.js)
 test_pkgs=(curl python3 python3-pytest wrk nghttp2-client sqlite3 gnutls-bin
            clang clang-format libclang-rt-14-dev libxml2-utils openssl
            poppler-utils faketime nftables iproute2 prometheus prometheus-alertmanager zbar-tools
