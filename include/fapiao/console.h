@@ -55,6 +55,7 @@ typedef struct fp_login_req {
     const char *user, *password;
     const char *totp;        /* 6 digits (login) */
     const char *enrol_token; /* instead of totp: the first login */
+    const char *recovery;    /* instead of totp: one of the recovery codes (used up) */
     const char *ip;
     int64_t now; /* unix s */
 } fp_login_req;

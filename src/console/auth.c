@@ -112,6 +112,32 @@ static void enrol(fp_console *c, fp_user *u, const fp_login_req *q, fp_login_res
     out->why = "enrolled";
 }
 
+/* A recovery code instead of the TOTP code: good once (its hash leaves
+ * the user's list, audited as users.recovery_code_used).  0 when used. */
+static int use_recovery(fp_console *c, fp_user *u, const fp_login_req *q)
+{
+    char h[65], aad[FP_USER_NAME_MAX + 8];
+    sha_hex(q->recovery, h);
+    char *hit = NULL;
+    for (char *p = u->recovery; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (strlen(p) >= 64 && fp_ct_equal(p, h, 64) && (p[64] == ',' || !p[64]))
+            hit = p;
+    if (!hit)
+        return -1;
+    size_t rest = strlen(hit + 64);
+    memmove(hit, hit + 64 + (rest ? 1 : 0), rest ? rest : 1); /* drop it and its comma */
+    size_t n = strlen(u->recovery);
+    if (n && u->recovery[n - 1] == ',')
+        u->recovery[n - 1] = 0;
+    snprintf(aad, sizeof aad, "user:%s", u->name);
+    fp_audit_rec a = {.actor = aad,
+                      .action = "users.recovery_code_used",
+                      .client_ip = q->ip,
+                      .outcome = "ok",
+                      .seller_id = u->seller_id};
+    return fp_store_user_update(c->store, u, &a, NULL);
+}
+
 /* Step 4 for an enrolled user: the TOTP code, once. */
 static void second_factor(fp_console *c, const fp_user *u, const fp_login_req *q, fp_login_res *out)
 {
@@ -179,7 +205,14 @@ static void check(fp_console *c, const fp_login_req *q, fp_login_res *out)
             enrol(c, &u, q, out);
     } else if (!u.enrolled)
         out->why = "not_enrolled";
-    else
+    else if (q->recovery && q->recovery[0]) {
+        out->why = "bad_recovery_code";
+        if (use_recovery(c, &u, q) == 0) {
+            fp_session_create(c, &u, q->now, out->sid, &out->who);
+            out->st = FP_LOGIN_OK;
+            out->why = "ok_recovery_code";
+        }
+    } else
         second_factor(c, &u, q, out);
 }
 

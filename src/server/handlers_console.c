@@ -195,13 +195,19 @@ enum MHD_Result fp_h_console_login(fp_req *r)
         fp_json_parse(r->body.p ? r->body.p : "", r->body.len, 2, &code, detail, sizeof detail);
     if (!doc)
         return fp_problem(r, code, NULL, detail, NULL);
-    fp_login_req q = {jstr(doc, "user"),        jstr(doc, "password"), jstr(doc, "totp"),
-                      jstr(doc, "enrol_token"), r->client_ip,          (int64_t)time(NULL)};
-    if (!q.user || !q.password || (!q.totp && !q.enrol_token) ||
+    fp_login_req q = {.user = jstr(doc, "user"),
+                      .password = jstr(doc, "password"),
+                      .totp = jstr(doc, "totp"),
+                      .enrol_token = jstr(doc, "enrol_token"),
+                      .recovery = jstr(doc, "recovery_code"),
+                      .ip = r->client_ip,
+                      .now = (int64_t)time(NULL)};
+    if (!q.user || !q.password || (!q.totp && !q.enrol_token && !q.recovery) ||
         strlen(q.user) > FP_USER_NAME_MAX) {
         cJSON_Delete(doc);
-        return fp_problem(r, FPC_FIELD_REQUIRED, "需要 user、password 与 totp（或 enrol_token）",
-                          "user, password and totp (or enrol_token) are required", NULL);
+        return fp_problem(
+            r, FPC_FIELD_REQUIRED, "需要 user、password 与 totp（或 enrol_token、recovery_code）",
+            "user, password and totp (or enrol_token, recovery_code) are required", NULL);
     }
     /* who tried, for the audit records (only the characters a name may have) */
     size_t n = snprintf(r->attempted_id, sizeof r->attempted_id, "user:%.59s", q.user);

@@ -125,7 +125,7 @@ def enrol(srv, user, token):
     assert len(doc["recovery_codes"]) == 8
     uri = urlparse(doc["otpauth_uri"])
     assert uri.scheme == "otpauth" and uri.netloc == "totp"
-    return parse_qs(uri.query)["secret"][0]
+    return parse_qs(uri.query)["secret"][0], doc["recovery_codes"]
 
 
 def session_of(resp):
@@ -151,7 +151,7 @@ def test_enrol_login_replay_and_session(make_server):
     srv, tokens = console_server(make_server, (("li.na", "auditor"),))
     # before enrolment a code cannot be used, and the token only once
     assert login(srv, "li.na", totp="123456").status == 401
-    seed = enrol(srv, "li.na", tokens["li.na"])
+    seed, recovery = enrol(srv, "li.na", tokens["li.na"])
     assert login(srv, "li.na", enrol_token=tokens["li.na"]).status == 401
     code, step = totp(seed), int(time.time() // 30)
     wrong = "%06d" % ((int(code) + 1) % 1000000)
@@ -165,6 +165,12 @@ def test_enrol_login_replay_and_session(make_server):
     assert r.json()["roles"] == "auditor"
     # the same code again: refused (replay), whatever the password
     assert login(srv, "li.na", totp=code).status == 401
+    # a recovery code instead of the TOTP code: good once
+    assert login(srv, "li.na", recovery_code=recovery[3]).status == 200
+    assert login(srv, "li.na", recovery_code=recovery[3]).status == 401
+    left = srv.db_query("SELECT recovery FROM console_users WHERE name = 'li.na'")[0][0]
+    assert sorted(left.split(",")) == sorted(
+        hashlib.sha256(c.encode()).hexdigest() for i, c in enumerate(recovery) if i != 3)
 
     h = {"Cookie": cookie}
     assert srv.request("GET", "/console/api/session", headers=h, auth=False).json()["user"] == "li.na"
@@ -198,7 +204,7 @@ def test_enrol_login_replay_and_session(make_server):
         time.sleep(0.2)
     assert actions[:1] == ["users.add"]
     for a in ("users.enrol_2fa", "auth.failure", "console.login", "auth.denied",
-              "console.logout"):
+              "users.recovery_code_used", "console.logout"):
         assert a in actions, (a, actions)
 
 
