@@ -47,7 +47,9 @@ int fp_totp_code(fp_totp_alg alg, const unsigned char *seed, size_t seed_len, ui
     uint32_t mod = 1;
     for (int i = 0; i < digits; i++)
         mod *= 10;
-    snprintf(out, (size_t)digits + 1, "%0*u", digits, (unsigned)(bin % mod));
+    char text[16];
+    snprintf(text, sizeof text, "%0*u", digits, (unsigned)(bin % mod));
+    memcpy(out, text, (size_t)digits + 1);
     return 0;
 }
 

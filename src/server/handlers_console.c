@@ -227,13 +227,21 @@ enum MHD_Result fp_h_console_login(fp_req *r)
     return res;
 }
 
+/* The console's own routes after login: 404 without a console, else as
+ * need_session. */
+static int console_session(fp_req *r, fp_console_who *who, enum MHD_Result *res)
+{
+    if (r->srv->o.console)
+        return need_session(r, who, res);
+    *res = no_console(r);
+    return 1;
+}
+
 enum MHD_Result fp_h_console_logout(fp_req *r)
 {
-    if (!r->srv->o.console)
-        return no_console(r);
     fp_console_who who;
     enum MHD_Result res;
-    if (need_session(r, &who, &res))
+    if (console_session(r, &who, &res))
         return res;
     set_claims(r, &who);
     if (need_csrf(r, &who, &res))
@@ -249,11 +257,9 @@ enum MHD_Result fp_h_console_logout(fp_req *r)
 
 enum MHD_Result fp_h_console_session(fp_req *r)
 {
-    if (!r->srv->o.console)
-        return no_console(r);
     fp_console_who who;
     enum MHD_Result res;
-    if (need_session(r, &who, &res))
+    if (console_session(r, &who, &res))
         return res;
     return who_answer(r, &who, NULL);
 }
