@@ -26,7 +26,7 @@ typedef struct fp_console_opts {
     const unsigned char *seal_key; /* FP_SEAL_KEY_LEN bytes: seals the TOTP seeds */
     int idle_s;                    /* session idle timeout (0: 900 s) */
     int max_s;                     /* session absolute lifetime (0: 12 h) */
-    int max_hashes;                /* Argon2id hashes at once (0: 2) */
+    int max_hashes;                /* Argon2id hashes at once (0: 1; see docs/console.md) */
     const char *issuer;            /* the otpauth:// issuer (NULL: "fapiao") */
 } fp_console_opts;
 

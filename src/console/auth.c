@@ -38,7 +38,7 @@ int fp_console_new(const fp_console_opts *o, fp_console **out, fp_err *err)
     memcpy(c->key, o->seal_key, sizeof c->key);
     c->idle_s = o->idle_s > 0 ? o->idle_s : 900;
     c->max_s = o->max_s > 0 ? o->max_s : 12 * 3600;
-    c->max_hashes = o->max_hashes > 0 ? o->max_hashes : 2;
+    c->max_hashes = o->max_hashes > 0 ? o->max_hashes : 1;
     snprintf(c->issuer, sizeof c->issuer, "%s", o->issuer ? o->issuer : "fapiao");
     pthread_mutex_init(&c->lock, NULL);
     *out = c;

@@ -89,9 +89,37 @@ static void test_throttle(void)
     fp_console_free(c);
 }
 
+/* The delays and the hash cap answer before anything is read or hashed:
+ * the console here has no store at all, so reaching it would crash. */
+static void test_refused_before_hashing(void)
+{
+    fp_console *c = make();
+    fp_login_req q = {
+        .user = "wang", .password = "irrelevant", .totp = "000000", .ip = "192.0.2.7", .now = 9000};
+    fp_login_res x;
+    for (int i = 0; i < 4; i++)
+        fp_throttle_fail(c, "ip:192.0.2.7", 9000, 3, 900);
+    fp_console_login(c, &q, &x);
+    CHECK(x.st == FP_LOGIN_THROTTLED && x.retry_after == 1);
+    fp_throttle_ok(c, "ip:192.0.2.7");
+    for (int i = 0; i < 7; i++) /* the user's own delay, from other addresses */
+        fp_throttle_fail(c, "user:wang", 9000, 5, 60);
+    fp_console_login(c, &q, &x);
+    CHECK(x.st == FP_LOGIN_THROTTLED && x.retry_after == 2);
+    fp_throttle_ok(c, "user:wang");
+    atomic_store(&c->hashing, c->max_hashes); /* every slot taken */
+    fp_console_login(c, &q, &x);
+    CHECK(x.st == FP_LOGIN_BUSY && x.retry_after == 1);
+    CHECK_EQ_INT(atomic_load(&c->hashing), c->max_hashes); /* the refused one gave its slot back */
+    CHECK_EQ_INT(c->max_hashes, 1);
+    fp_login_res_clear(&x);
+    fp_console_free(c);
+}
+
 int main(void)
 {
     test_sessions();
     test_throttle();
+    test_refused_before_hashing();
     return check_summary();
 }
