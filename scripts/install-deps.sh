@@ -15,7 +15,8 @@ test_pkgs=(curl python3 python3-pytest wrk nghttp2-client sqlite3 gnutls-bin
            poppler-utils faketime nftables iproute2 prometheus prometheus-alertmanager zbar-tools
            testssl.sh haproxy qpdf gnuplot-nox
            dpkg-dev debhelper help2man lintian fakeroot logrotate strace postgresql-15 pgbackrest
-           postgresql-15-auto-failover pg-auto-failover-cli python3-cryptography)
+           postgresql-15-auto-failover pg-auto-failover-cli python3-cryptography
+           chromium chromium-driver python3-selenium)
 
 # Redocly CLI for the OpenAPI lint (tests/e2e/test_openapi.py), pinned by
 # tests/openapi/package-lock.json and installed into that folder, never
