@@ -216,12 +216,12 @@ enum MHD_Result fp_h_console_login(fp_req *r)
             r->attempted_id[i] = '_';
     fp_login_res x;
     fp_console_login(r->srv->o.console, &q, &x);
-    cJSON_Delete(doc);
-    if (x.st == FP_LOGIN_BAD || x.st == FP_LOGIN_OK) {
+    if (x.st == FP_LOGIN_BAD || x.st == FP_LOGIN_OK) { /* the seller of an audited attempt */
         fp_user u;
         if (fp_store_user_get(r->srv->o.store, q.user, &u) == 0)
             r->attempted_seller = u.seller_id;
     }
+    cJSON_Delete(doc); /* q's strings are doc's */
     enum MHD_Result res = login_answer(r, &x);
     fp_login_res_clear(&x);
     return res;
