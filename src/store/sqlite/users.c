@@ -38,7 +38,7 @@ static int user_write(fp_sqlite *s, const char *sql, const fp_user *u, const fp_
     if (sqlite3_prepare_v2(s->wdb, sql, -1, &st, NULL) != SQLITE_OK)
         goto dberr;
     bind_user(st, u, (int64_t)time(NULL));
-    if ((step = sqlite3_step(st)) == SQLITE_CONSTRAINT) {
+    if (((step = sqlite3_step(st)) & 0xff) == SQLITE_CONSTRAINT) { /* extended codes: PRIMARYKEY */
         rc = fp_fail(err, FP_ECONFLICT, "用户已存在 / the user exists: %s", u->name);
         goto rollback;
     }
