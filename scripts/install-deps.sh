@@ -8,13 +8,15 @@ build_pkgs=(build-essential cmake pkg-config
             libmicrohttpd-dev libgnutls28-dev nettle-dev libsqlite3-dev libcjson-dev libxml2-dev
             libcurl4-gnutls-dev libc-ares-dev
             libdeflate-dev zlib1g-dev libfreetype-dev libqrencode-dev fonts-wqy-microhei
-            libinih-dev libsystemd-dev libpq-dev libgcrypt20-dev duktape-dev)
+            libinih-dev libsystemd-dev libpq-dev libgcrypt20-dev duktape-dev libargon2-dev
+            libjs-chart.js)
 test_pkgs=(curl python3 python3-pytest wrk nghttp2-client sqlite3 gnutls-bin
            clang clang-format libclang-rt-14-dev libxml2-utils openssl
            poppler-utils faketime nftables iproute2 prometheus prometheus-alertmanager zbar-tools
            testssl.sh haproxy qpdf gnuplot-nox
            dpkg-dev debhelper help2man lintian fakeroot logrotate strace postgresql-15 pgbackrest
-           postgresql-15-auto-failover pg-auto-failover-cli python3-cryptography)
+           postgresql-15-auto-failover pg-auto-failover-cli python3-cryptography
+           chromium chromium-driver python3-selenium)
 
 # Redocly CLI for the OpenAPI lint (tests/e2e/test_openapi.py), pinned by
 # tests/openapi/package-lock.json and installed into that folder, never

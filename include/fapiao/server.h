@@ -67,6 +67,11 @@ typedef struct fp_server_opts {
     const char *metrics_token;
     char metrics_host[64];
     int metrics_port;
+    /* the operations console (docs/console.md): its logins and sessions
+     * (NULL: /console/api answers 404) and the folder of its static files
+     * (NULL: /console/ answers 404) */
+    struct fp_console *console;
+    const char *console_dir;
 } fp_server_opts;
 
 typedef struct fp_server fp_server;

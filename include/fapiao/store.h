@@ -380,6 +380,41 @@ int fp_store_silence_expire(fp_store *s, int64_t id, int64_t now, const fp_audit
 int fp_store_silences(fp_store *s, int64_t now, void (*fn)(const fp_silence *x, void *arg),
                       void *arg);
 
+/* ---- console users (docs/console.md; synchronous, rare) ---- */
+#define FP_USER_NAME_MAX 64
+/* A person who signs in to the console: the roles of an API client (rbac.h,
+ * one kind; seller_id 0 for the instance-wide ones), an Argon2id password
+ * hash, a TOTP seed sealed at rest (seal.h, aad "user:NAME"; "" before
+ * enrolment), the SHA-256 (hex) of the one-time enrolment token ("" once
+ * used), the hashes of the unused recovery codes, and the last TOTP time
+ * step accepted (a code is good once). */
+typedef struct fp_user {
+    char name[FP_USER_NAME_MAX + 1];
+    unsigned roles;
+    int64_t seller_id;
+    char pw_hash[160];
+    char totp_seed[160];
+    char enrol_hash[65];
+    char recovery[800]; /* hex SHA-256 of each unused code, ',' between */
+    int enrolled, disabled;
+    int64_t totp_step;
+    int64_t created_at, updated_at;
+} fp_user;
+/* Adds u (created_at, updated_at set here) with its audit record (target
+ * "user:NAME") in one transaction; FP_ECONFLICT when the name is taken. */
+int fp_store_user_create(fp_store *s, const fp_user *u, const fp_audit_rec *audit, fp_err *err);
+/* Writes u's roles, seller, hashes, seed, flags and step over the stored
+ * row (audit NULL: no record); FP_ENOTFOUND for no such user. */
+int fp_store_user_update(fp_store *s, const fp_user *u, const fp_audit_rec *audit, fp_err *err);
+/* 0, FP_ENOTFOUND or FP_EIO. */
+int fp_store_user_get(fp_store *s, const char *name, fp_user *out);
+/* Calls fn for every user, by name. */
+int fp_store_users(fp_store *s, void (*fn)(const fp_user *u, void *arg), void *arg);
+/* The replay check of a TOTP code, atomic: 0 when step is later than the
+ * user's last accepted one (now stored), FP_ECONFLICT when it is not (the
+ * code was used), FP_ENOTFOUND for no such user. */
+int fp_store_user_take_step(fp_store *s, const char *name, int64_t step, fp_err *err);
+
 /* ---- red forms (synchronous; rare, so one transaction each) ---- */
 #include "fapiao/red.h"
 

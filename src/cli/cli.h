@@ -101,6 +101,7 @@ int cmd_outbox(int argc, char **argv);
 int cmd_webhook(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
+int cmd_users(int argc, char **argv);
 int cmd_clock(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_backup(int argc, char **argv);

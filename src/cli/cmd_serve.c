@@ -14,6 +14,8 @@
 #include "fapiao/auditor.h"
 #include "fapiao/auth.h"
 #include "fapiao/backup.h"
+#include "fapiao/console.h"
+#include "fapiao/seal.h"
 #include "fapiao/health.h"
 #include "fapiao/jobs.h"
 #include "fapiao/keyfile.h"
@@ -190,6 +192,7 @@ typedef struct serve_run {
     fp_server *srv;
     fp_notify_conf alert_conf; /* --alerting (docs/alerting.md) */
     fp_alerting *alerting;
+    struct fp_console *console; /* logins and sessions (docs/console.md) */
 } serve_run;
 
 /* The number options into the server's, outbox's and health checks'
@@ -425,6 +428,7 @@ static void stop_services(serve_run *r)
 {
     fp_alerting_stop(r->alerting); /* it samples the server's registry */
     fp_server_stop(r->srv);
+    fp_console_free(r->console);
     fp_tls_free(r->tls);
     if (r->outbox)
         fp_outbox_set_pause(r->outbox, NULL, NULL); /* it asks the health checks */
@@ -506,6 +510,31 @@ static int open_store(serve_run *r)
     return 0;
 }
 
+/* The console's logins and sessions, its TOTP seeds sealed with
+ * DIR/console.key (made 0600 on first use), and its pages' folder: 0, or
+ * 1 with the failure printed. */
+static int start_console(serve_run *r)
+{
+    char path[4096];
+    unsigned char key[FP_SEAL_KEY_LEN];
+    fp_err err = {0};
+    if (cli_dd_path(path, sizeof path, r->c.dir, CLI_DD_CONSOLE_KEY) < 0 ||
+        fp_seal_key_load(path, 1, key, &err) < 0) {
+        cli_fail("无法读取控制台密钥", "cannot read the console key", err.msg);
+        return 1;
+    }
+    fp_console_opts co = {.store = r->store, .seal_key = key};
+    int rc = fp_console_new(&co, &r->console, &err);
+    memset(key, 0, sizeof key);
+    if (rc < 0) {
+        cli_fail("无法启动控制台", "cannot start the console", err.msg);
+        return 1;
+    }
+    r->so.console = r->console;
+    r->so.console_dir = r->c.console_dir ? r->c.console_dir : FP_CONSOLE_DIR_DEFAULT;
+    return 0;
+}
+
 /* The outbox, the health checks, TLS and the HTTPS server: 0, or 1 with
  * the failure printed (what started is stopped by the caller). */
 static int start_services(serve_run *r)
@@ -567,6 +596,8 @@ static int start_services(serve_run *r)
                       .key_passphrase_path = r->c.key_pass,
                       .ocsp_path = r->c.ocsp,
                       .client_ca_path = r->c.client_ca};
+    if (start_console(r))
+        return 1;
     int tls_rc = fp_tls_new(&to, &r->tls, &err);
     so->tls = r->tls;
     if (tls_rc < 0) {

@@ -15,6 +15,7 @@ static const char *const names[CLI_DD__N] = {
     [CLI_DD_TAXCODES] = "taxcodes.csv",
     [CLI_DD_ACCESS_LOG] = "access.log",
     [CLI_DD_PDF_DIR] = "pdf",
+    [CLI_DD_CONSOLE_KEY] = "console.key",
 };
 
 const char *cli_dd_name(cli_dd_file f)

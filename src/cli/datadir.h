@@ -19,6 +19,7 @@ typedef enum {
     CLI_DD_TAXCODES,    /* taxcodes.csv: the tax classification codes */
     CLI_DD_ACCESS_LOG,  /* access.log */
     CLI_DD_PDF_DIR,     /* pdf/: rendered invoices */
+    CLI_DD_CONSOLE_KEY, /* console.key: seals the console users' TOTP seeds */
     CLI_DD__N
 } cli_dd_file;
 

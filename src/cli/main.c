@@ -60,6 +60,8 @@ static const struct {
      "call the tax platform (乐企): ping, credit, numbers, codes, upload, red forms"},
     {"alerts", cmd_alerts, "内置告警：静默、列出、结束静默与测试通知",
      "built-in alerts: silence, list, expire silences and test the receivers"},
+    {"users", cmd_users, "管理控制台用户：新增、列出、停用、重置双因素",
+     "manage console users: add, list, disable, reset-2fa"},
     {"version", cmd_version, "显示版本", "print the version"},
     {"help", cmd_help, "显示帮助", "show this help"},
 };

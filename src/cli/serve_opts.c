@@ -279,6 +279,9 @@ static const opt opts[] = {
      "the built-in alert evaluator and notifier, with the receivers of FILE "
      "(docs/alerting.md \"Built-in evaluator\")",
      "启用内置告警评估与通知，接收方见 FILE（docs/alerting.md \"Built-in evaluator\"）"},
+    {"--console-dir", OPT_STR, F(console_dir), 0, 0, U_NONE, "DIR", FP_CONSOLE_DIR_DEFAULT,
+     "the operations console's pages, served at /console/ (docs/console.md)",
+     "运维控制台的页面目录，在 /console/ 提供（docs/console.md）"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 

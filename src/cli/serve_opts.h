@@ -13,6 +13,9 @@
 /* A number option that was not given (the server's default applies). */
 #define SERVE_UNSET LONG_MIN
 
+/* the console's pages where the package installs them */
+#define FP_CONSOLE_DIR_DEFAULT "/usr/share/fapiao/console"
+
 typedef struct serve_conf {
     /* text options: NULL when not given */
     const char *dir, *listen, *access_log, *codes_path, *trusted_proxy;
@@ -20,7 +23,8 @@ typedef struct serve_conf {
     const char *cert, *key, *key_pass, *ocsp, *client_ca;
     const char *audit_key, *cp_sink, *metrics_listen, *metrics_token;
     const char *archive, *archive_command;
-    const char *alerting; /* --alerting FILE (docs/alerting.md) */
+    const char *alerting;    /* --alerting FILE (docs/alerting.md) */
+    const char *console_dir; /* --console-dir DIR (docs/console.md) */
     /* switches: 0 or 1 */
     int fault_injection, allow_private_webhooks;
     /* numbers, in the unit of their option; SERVE_UNSET when not given */

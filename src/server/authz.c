@@ -11,7 +11,9 @@
  *   3. the address is in the client's allowlist      403 IP_NOT_ALLOWED
  *   4. a bound client certificate was presented      403 FORBIDDEN
  *   5. a bearer route only: the roles allow its permission  403 FORBIDDEN
- * and a bearer request's seller scope is set. */
+ * and a bearer request's seller scope is set.  A console session
+ * (handlers_console.c) has no client: only check 5, on the user's roles
+ * (fp_authorize_roles). */
 #include "internal.h"
 #include "client_cache.h"
 #include "fapiao/tls.h"
@@ -47,13 +49,13 @@ static int check_client_cert(fp_req *r, const fp_cached_client *c, enum MHD_Resu
     return 1;
 }
 
-/* 403 FORBIDDEN when the client's roles lack the route's permission. */
-static int check_permission(fp_req *r, const fp_cached_client *c, enum MHD_Result *res)
+/* 403 FORBIDDEN when the caller's roles lack the route's permission. */
+static int check_permission(fp_req *r, unsigned held, enum MHD_Result *res)
 {
-    if (fp_roles_allow(c->roles, r->route->perm))
+    if (fp_roles_allow(held, r->route->perm))
         return 0;
     char zh[160], en[160], roles[64];
-    fp_roles_format(c->roles, roles, sizeof roles);
+    fp_roles_format(held, roles, sizeof roles);
     snprintf(zh, sizeof zh, "缺少权限 %s（当前角色：%s）", fp_perm_name(r->route->perm),
              roles[0] ? roles : "无");
     snprintf(en, sizeof en, "Missing permission %s (roles: %s)", fp_perm_name(r->route->perm),
@@ -90,10 +92,16 @@ int fp_authorize_client(fp_req *r, const fp_cached_client *c, int secret_live, e
     }
     if (check_client_ip(r, c, res) || check_client_cert(r, c, res))
         return 1;
-    if (bearer && check_permission(r, c, res))
-        return 1;
     if (bearer)
-        r->scope_seller = fp_roles_instance_wide(c->roles) ? 0 : c->seller_id;
+        return fp_authorize_roles(r, c->roles, c->seller_id, res);
+    return 0;
+}
+
+int fp_authorize_roles(fp_req *r, unsigned roles, int64_t seller_id, enum MHD_Result *res)
+{
+    if (check_permission(r, roles, res))
+        return 1;
+    r->scope_seller = fp_roles_instance_wide(roles) ? 0 : seller_id;
     return 0;
 }
 

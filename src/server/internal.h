@@ -254,6 +254,26 @@ int fp_authorize(fp_req *r, enum MHD_Result *res);
 struct fp_cached_client;
 int fp_authorize_client(fp_req *r, const struct fp_cached_client *c, int secret_live,
                         enum MHD_Result *res);
+/* Check 5 alone (the roles allow the route's permission) and the seller
+ * scope: for a console session, whose user is no API client. */
+int fp_authorize_roles(fp_req *r, unsigned roles, int64_t seller_id, enum MHD_Result *res);
+/* handlers_console.c (docs/console.md): a bearer route reached with the
+ * console's session cookie instead of a token.  0 when the request has no
+ * such cookie (the bearer check goes on); else 1 with *res set when
+ * refused (no session, no CSRF header on a change, missing permission), or
+ * 2 when the session is good (r->claims and the scope set). */
+int fp_console_gate(fp_req *r, enum MHD_Result *res);
+/* The security headers of every console answer (console_static.c has the
+ * Content-Security-Policy: no inline script, frame-ancestors 'none'). */
+extern const char fp_console_csp[];
+#define FP_CONSOLE_SECURITY_HEADERS                                                                \
+    "Content-Security-Policy", fp_console_csp, "Referrer-Policy", "no-referrer",                   \
+        "X-Content-Type-Options", "nosniff", "X-Frame-Options", "DENY"
+/* /console/ (not /console/api/): the static files (GET and HEAD). */
+enum MHD_Result fp_console_static(fp_req *r);
+enum MHD_Result fp_h_console_login(fp_req *r);
+enum MHD_Result fp_h_console_logout(fp_req *r);
+enum MHD_Result fp_h_console_session(fp_req *r);
 /* The X-Request-Id of the answer: the client's own when it sent a valid
  * one (docs/api.md §4), else the server's. */
 const char *fp_req_echo_id(const fp_req *r);

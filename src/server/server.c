@@ -62,6 +62,9 @@ static const fp_route routes[] = {
     {"GET", "/readyz", fp_h_readyz, AUTH_NONE, 0, FP_PERM_NONE},
     {"GET", "/openapi.json", fp_h_openapi, AUTH_NONE, 0, FP_PERM_NONE},
     {"GET", "/metrics", fp_h_metrics, AUTH_NONE, 0, FP_PERM_NONE},
+    {"POST", "/console/api/login", fp_h_console_login, AUTH_NONE, 0, FP_PERM_NONE},
+    {"POST", "/console/api/logout", fp_h_console_logout, AUTH_NONE, 0, FP_PERM_NONE},
+    {"GET", "/console/api/session", fp_h_console_session, AUTH_NONE, 0, FP_PERM_NONE},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 _Static_assert(NROUTES < 32, "grow fp_server.m_requests");
@@ -158,12 +161,19 @@ static enum MHD_Result route_and_handle(fp_req *r)
             break;
         }
     }
+    if (!r->route && !path_match && strncmp(r->url, "/console/", 9) == 0 &&
+        strncmp(r->url, "/console/api/", 13) != 0)
+        return fp_console_static(r);
     if (!r->route) {
         if (path_match)
             return fp_problem(r, FPC_METHOD_NOT_ALLOWED, NULL, NULL, NULL);
         return fp_problem(r, FPC_NOT_FOUND, "路径不存在", "No such path", NULL);
     }
-    if (r->route->auth == AUTH_BEARER) {
+    int console = 0;
+    enum MHD_Result cres;
+    if (r->route->auth == AUTH_BEARER && (console = fp_console_gate(r, &cres)) == 1)
+        return cres;
+    if (r->route->auth == AUTH_BEARER && !console) {
         const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
         if (!h || strncmp(h, "Bearer ", 7) != 0)
             return fp_problem(r, FPC_UNAUTHENTICATED, "缺少 Authorization: Bearer 访问令牌",

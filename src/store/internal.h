@@ -179,7 +179,14 @@
     X(int, store_silence_expire,                                                                   \
       (int64_t id, int64_t now, const fp_audit_rec *audit, fp_err *err), (id, now, audit, err))    \
     X(int, store_silences, (int64_t now, void (*fn)(const fp_silence *x, void *arg), void *arg),   \
-      (now, fn, arg))
+      (now, fn, arg))                                                                              \
+    X(int, store_user_create, (const fp_user *u, const fp_audit_rec *audit, fp_err *err),          \
+      (u, audit, err))                                                                             \
+    X(int, store_user_update, (const fp_user *u, const fp_audit_rec *audit, fp_err *err),          \
+      (u, audit, err))                                                                             \
+    X(int, store_user_get, (const char *name, fp_user *out), (name, out))                          \
+    X(int, store_users, (void (*fn)(const fp_user *u, void *arg), void *arg), (fn, arg))           \
+    X(int, store_user_take_step, (const char *name, int64_t step, fp_err *err), (name, step, err))
 
 #define FP_UNPAREN(...) __VA_ARGS__
 

@@ -60,6 +60,9 @@ static const layer_rule layer_rules[] = {
     {"alerting", " alerting security lib ", NULL,
      "the built-in alert evaluator and notifier (docs/alerting.md): it reads the metrics text, "
      "never the store or the server"},
+    {"console", NULL, " server cli doctor ",
+     "the console's people side (docs/console.md): users' login, TOTP enrolment, sessions; on the "
+     "store and security, below the server, which speaks HTTP for it"},
     {"cli", NULL, NULL, "the top: the fapiao command; nothing includes from it"},
 };
 
@@ -86,7 +89,8 @@ static const struct {
     {"doctor.h", "doctor"},      {"findings.h", "doctor"},
     {"server.h", "server"},      {"proxy.h", "server"},
     {"tls.h", "server"},         {"upstream.h", "upstream"},
-    {"alerting.h", "alerting"},
+    {"alerting.h", "alerting"},  {"totp.h", "security"},
+    {"password.h", "security"},  {"console.h", "console"},
 };
 
 /* Loops known today, each with the change that removes it.  The lint fails

@@ -676,6 +676,52 @@ static void sc_silences(sc_env *e)
     CHECK_EQ_INT(fp_store_silence_create(e->s, &x, &id, &a, &err), FP_EINVAL);
 }
 
+static void sc_count_user(const fp_user *u, void *arg)
+{
+    sc_count *c = arg;
+    c->n++;
+    (void)u;
+}
+
+/* console users (docs/console.md): a taken name refused, a row read back
+ * as written, changes kept, and the TOTP step taken once and only
+ * forward (the replay check) */
+static void sc_users(sc_env *e)
+{
+    fp_user u = {.roles = 4, .seller_id = 1, .enrolled = 1};
+    snprintf(u.name, sizeof u.name, "li.na");
+    snprintf(u.pw_hash, sizeof u.pw_hash, "$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$aGFzaA");
+    snprintf(u.totp_seed, sizeof u.totp_seed, "fpwk1:00");
+    snprintf(u.recovery, sizeof u.recovery, "aa,bb");
+    fp_err err = {0};
+    fp_audit_rec a = {.actor = "contract", .action = "users.add"};
+    if (!CHECK_EQ_INT(fp_store_user_create(e->s, &u, &a, &err), 0))
+        return;
+    CHECK_EQ_INT(fp_store_user_create(e->s, &u, &a, &err), FP_ECONFLICT);
+    fp_user got;
+    CHECK_EQ_INT(fp_store_user_get(e->s, "nobody", &got), FP_ENOTFOUND);
+    if (!CHECK_EQ_INT(fp_store_user_get(e->s, "li.na", &got), 0))
+        return;
+    CHECK(got.roles == 4 && got.seller_id == 1 && got.enrolled == 1 && !got.disabled);
+    CHECK_EQ_STR(got.pw_hash, u.pw_hash);
+    CHECK_EQ_STR(got.recovery, "aa,bb");
+    CHECK(got.created_at > 0);
+    u.disabled = 1;
+    u.recovery[0] = 0;
+    CHECK_EQ_INT(fp_store_user_update(e->s, &u, NULL, &err), 0);
+    CHECK_EQ_INT(fp_store_user_get(e->s, "li.na", &got), 0);
+    CHECK(got.disabled == 1 && got.recovery[0] == 0);
+    CHECK_EQ_INT(fp_store_user_take_step(e->s, "li.na", 100, &err), 0);
+    CHECK_EQ_INT(fp_store_user_take_step(e->s, "li.na", 100, &err), FP_ECONFLICT);
+    CHECK_EQ_INT(fp_store_user_take_step(e->s, "li.na", 99, &err), FP_ECONFLICT);
+    CHECK_EQ_INT(fp_store_user_take_step(e->s, "li.na", 101, &err), 0);
+    snprintf(u.name, sizeof u.name, "ghost");
+    CHECK_EQ_INT(fp_store_user_update(e->s, &u, NULL, &err), FP_ENOTFOUND);
+    sc_count all = {0};
+    CHECK_EQ_INT(fp_store_users(e->s, sc_count_user, &all), 0);
+    CHECK_EQ_INT(all.n, 1);
+}
+
 typedef struct sc_check {
     const char *name;
     void (*fn)(sc_env *e);
@@ -683,11 +729,17 @@ typedef struct sc_check {
 } sc_check;
 
 static const sc_check sc_checks[] = {
-    {"numbers", sc_numbers, 1, 3},           {"no_reuse", sc_no_reuse, 1, 100},
-    {"idempotency", sc_idempotency, 1, 100}, {"durable_ack", sc_durable_ack, 1, 100},
-    {"red_caps", sc_red_caps, 1, 100},       {"audit_chain", sc_audit_chain, 1, 100},
-    {"sellers", sc_sellers, 1, 100},         {"audit_prune", sc_audit_prune, 1, 100},
-    {"check", sc_check_now, 1, 100},         {"silences", sc_silences, 1, 100},
+    {"numbers", sc_numbers, 1, 3},
+    {"no_reuse", sc_no_reuse, 1, 100},
+    {"idempotency", sc_idempotency, 1, 100},
+    {"durable_ack", sc_durable_ack, 1, 100},
+    {"red_caps", sc_red_caps, 1, 100},
+    {"audit_chain", sc_audit_chain, 1, 100},
+    {"sellers", sc_sellers, 1, 100},
+    {"audit_prune", sc_audit_prune, 1, 100},
+    {"check", sc_check_now, 1, 100},
+    {"silences", sc_silences, 1, 100},
+    {"users", sc_users, 1, 100},
 };
 #define SC_NCHECKS ((int)NCASES(sc_checks))
 

@@ -17,6 +17,7 @@
 #include "fapiao/crypto.h"
 #include "internal.h"
 #include "../silences_sql.h"
+#include "../users_sql.h"
 
 /* ---- the schema ---- */
 
@@ -139,6 +140,8 @@ static const char *const pg_migrations[] = {
     "  next_at BIGINT NOT NULL, first_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);"
     "CREATE INDEX uploads_due ON uploads(state, next_at);"
     "CREATE INDEX uploads_seller ON uploads(seller_id, state);",
+    /* 5: SQLite's migration 13 (console users, docs/console.md) */
+    FP_USERS_TABLE("BIGINT"),
 };
 #define PG_NMIGRATIONS ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))
 const int pg_schema_version = PG_NMIGRATIONS;

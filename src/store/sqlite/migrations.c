@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "../silences_sql.h"
+#include "../users_sql.h"
 
 static const char *const migrations[] = {
     /* 1: walking skeleton */
@@ -209,6 +210,9 @@ static const char *const migrations[] = {
     "  next_at INTEGER NOT NULL, first_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
     "CREATE INDEX uploads_due ON uploads(state, next_at);"
     "CREATE INDEX uploads_seller ON uploads(seller_id, state);",
+    /* 13: console users (issue 22; docs/console.md): people, not API
+     * clients, with a password, a TOTP seed sealed at rest and roles. */
+    FP_USERS_TABLE("INTEGER"),
 };
 
 int fp_store_migration_count(void)

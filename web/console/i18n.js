@@ -1,0 +1,34 @@
+/* i18n.js — Chinese first, English on request (kept in localStorage).
+ * Elements name their text with data-i18n; the Chinese is in the HTML. */
+"use strict";
+const FP_EN = {
+  title: "Invoicing console", user: "User", password: "Password", totp: "One-time code (6 digits)",
+  enrol: "First sign-in: enrolment token", signin: "Sign in",
+  enrolled: "Scan the QR code with your authenticator",
+  recovery: "Recovery codes (shown once: keep them safe)",
+  overview: "Overview", logout: "Sign out", health: "Service status", chart: "Recent readiness checks",
+  ok: "ok", failing: "failing", bad: "Wrong user, password or code",
+  throttled: "Too many attempts; retry in", seconds: "s", again: "Sign in with your one-time code now",
+};
+const fpI18n = {
+  lang: localStorage.getItem("fp-lang") || "zh",
+  t(key, zh) { return this.lang === "en" && FP_EN[key] ? FP_EN[key] : zh; },
+  apply() {
+    document.documentElement.lang = this.lang === "en" ? "en" : "zh-CN";
+    for (const el of document.querySelectorAll("[data-i18n]")) {
+      if (!el.dataset.zh) el.dataset.zh = el.textContent;
+      el.textContent = this.t(el.dataset.i18n, el.dataset.zh);
+    }
+    const b = document.getElementById("lang");
+    if (b) b.textContent = this.lang === "en" ? "中文" : "English";
+  },
+};
+document.addEventListener("DOMContentLoaded", () => {
+  fpI18n.apply();
+  const b = document.getElementById("lang");
+  if (b) b.addEventListener("click", () => {
+    fpI18n.lang = fpI18n.lang === "en" ? "zh" : "en";
+    localStorage.setItem("fp-lang", fpI18n.lang);
+    fpI18n.apply();
+  });
+});
