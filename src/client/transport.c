@@ -300,7 +300,10 @@ static int set_url(fpc_client *c, int ai, const char *path)
     memcpy(c->url, c->a[ai].base, b);
     memcpy(c->url + b, path, p);
     c->url[b + p] = '\0';
-    return curl_easy_setopt(c->h, CURLOPT_URL, c->url) == CURLE_OK ? 0 : -1;
+    if (curl_easy_setopt(c->h, CURLOPT_URL, c->url) == CURLE_OK)
+        return 0;
+    c->url[0] = '\0'; /* not set: set it next time */
+    return -1;
 }
 
 void fpc_attempt_run(fpc_client *c, int ai, fpc_attempt *at)
