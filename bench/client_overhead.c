@@ -8,7 +8,20 @@
  * once): raw libcurl with a bearer header set by hand, and fpc_get (token,
  * address choice, breaker, phase timeouts, retry policy, result copy).
  * Rounds alternate raw and library; the median per-call time of each and
- * the overhead in % are printed.  bench/client-overhead.sh starts a server. */
+ * the overhead in % are printed.  bench/client.sh overhead starts a server.
+ *
+ *   bench_client_overhead URL CLIENT_ID SECRET CACERT CALLS 1 instr
+ *
+ * The count mode for callgrind (bench/client.sh instr): wall and CPU time on
+ * a shared machine are noise next to a 5 % goal, the instructions a call
+ * executes are not.  After a warm-up, raw_calls, lib_calls and
+ * lib_calls_noua each make CALLS calls, unpaced (pacing changes no
+ * instruction a call executes, and under valgrind a call is slower than
+ * 500 us anyway); callgrind collects inside these functions only
+ * (--toggle-collect).  lib_calls_noua is the library with user_agent "",
+ * which sends the raw side's header lines.  It also checks that the sides
+ * keep their connections: raw by CURLINFO_NUM_CONNECTS, the library by the
+ * server's fapiao_http_connections_total around its calls. */
 #include "fapiao-client/client.h"
 
 #include <curl/curl.h>
@@ -59,48 +72,149 @@ static double median(double *v, int n)
     return v[n / 2];
 }
 
-int main(int argc, char **argv)
+/* The raw side: its own token, fetched once, and a handle set up as a
+ * careful hand-written caller would (bearer header, CA file, a sink). */
+static CURL *raw_handle(const char *base, const char *id, const char *secret, const char *cacert,
+                        struct curl_slist **auth)
 {
-    if (argc < 5)
-        return fprintf(stderr, "usage: %s URL ID SECRET CACERT [CALLS] [ROUNDS]\n", argv[0]), 2;
-    int calls = argc > 5 ? atoi(argv[5]) : 2000, rounds = argc > 6 ? atoi(argv[6]) : 5;
-    fpc_client *c;
-    fpc_error err;
-    fpc_result res;
-    fpc_opts o = {
-        .servers = argv[1], .client_id = argv[2], .client_secret = argv[3], .cacert = argv[4]};
-    if (fpc_client_new(&o, &c, &err) < 0 || fpc_get(c, "/healthz", &res, &err) < 0)
-        return fprintf(stderr, "client: %s\n", err.message), 1;
-    fpc_result_free(&res);
-    /* the raw side uses a token of its own, fetched once */
     char url[512], tok[2200] = "Authorization: Bearer ";
     CURL *h = curl_easy_init();
-    snprintf(url, sizeof url, "%s/v1/token", argv[1]);
+    snprintf(url, sizeof url, "%s/v1/token", base);
     char body[512], buf[4096] = "";
-    snprintf(body, sizeof body, "{\"client_id\":\"%s\",\"client_secret\":\"%s\"}", argv[2],
-             argv[3]);
+    snprintf(body, sizeof body, "{\"client_id\":\"%s\",\"client_secret\":\"%s\"}", id, secret);
     FILE *mem = fmemopen(buf, sizeof buf - 1, "w");
     struct curl_slist *ct = curl_slist_append(NULL, "Content-Type: application/json");
     curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_CAINFO, argv[4]);
+    curl_easy_setopt(h, CURLOPT_CAINFO, cacert);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, ct);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, mem);
-    if (curl_easy_perform(h) != CURLE_OK)
-        return fprintf(stderr, "raw token failed\n"), 1;
+    CURLcode cc = curl_easy_perform(h);
     fclose(mem);
-    char *t = strstr(buf, "\"access_token\":\"");
-    if (!t)
-        return fprintf(stderr, "no token in %s\n", buf), 1;
+    curl_slist_free_all(ct);
+    char *t = cc == CURLE_OK ? strstr(buf, "\"access_token\":\"") : NULL;
+    if (!t) {
+        fprintf(stderr, "raw token failed: %s\n", buf);
+        curl_easy_cleanup(h);
+        return NULL;
+    }
     t += 16;
     strncat(tok, t, strcspn(t, "\""));
-    struct curl_slist *auth = curl_slist_append(NULL, tok);
-    snprintf(url, sizeof url, "%s/healthz", argv[1]);
+    *auth = curl_slist_append(NULL, tok);
+    snprintf(url, sizeof url, "%s/healthz", base);
     curl_easy_reset(h);
     curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_CAINFO, argv[4]);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, auth);
+    curl_easy_setopt(h, CURLOPT_CAINFO, cacert);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, *auth);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
+    return h;
+}
+
+/* n raw calls; the new connections they opened, or -1 when one failed */
+static __attribute__((noinline)) long raw_calls(CURL *h, int n)
+{
+    long conns = 0;
+    for (int i = 0; i < n; i++) {
+        long k = 0;
+        if (curl_easy_perform(h) != CURLE_OK)
+            return -1;
+        curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &k);
+        conns += k;
+    }
+    return conns;
+}
+
+/* n library calls; 0, or -1 when one failed */
+static inline __attribute__((always_inline)) int lib_loop(fpc_client *c, int n)
+{
+    fpc_result res;
+    fpc_error err;
+    for (int i = 0; i < n; i++) {
+        if (fpc_get(c, "/healthz", &res, &err) < 0) {
+            fprintf(stderr, "library call failed: %s\n", err.message);
+            return -1;
+        }
+        fpc_result_free(&res);
+    }
+    return 0;
+}
+
+/* two copies, so that callgrind counts each alone: the library as it
+ * comes, and with user_agent "" (the same header lines as the raw side);
+ * the store to "which" keeps the compiler from folding them into one */
+static volatile int which;
+
+static __attribute__((noinline)) int lib_calls(fpc_client *c, int n)
+{
+    which = 1;
+    return lib_loop(c, n);
+}
+
+static __attribute__((noinline)) int lib_calls_noua(fpc_client *c, int n)
+{
+    which = 2;
+    return lib_loop(c, n);
+}
+
+static size_t keep(char *p, size_t s, size_t n, void *a)
+{
+    size_t len = strlen(a), k = s * n;
+    if (len + k < (1 << 20)) {
+        memcpy((char *)a + len, p, k);
+        ((char *)a)[len + k] = '\0';
+    }
+    return s * n;
+}
+
+/* the server's fapiao_http_connections_total, read over h's connection
+ * (so reading it opens none); -1 when it cannot be read */
+static long server_conns(CURL *h, const char *base)
+{
+    static char page[1 << 20];
+    char url[512];
+    page[0] = '\0';
+    snprintf(url, sizeof url, "%s/metrics", base);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, keep);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, page);
+    CURLcode cc = curl_easy_perform(h);
+    snprintf(url, sizeof url, "%s/healthz", base);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, NULL);
+    const char *m = strstr(page, "\nfapiao_http_connections_total ");
+    return cc == CURLE_OK && m ? atol(m + 31) : -1;
+}
+
+/* The count mode: warm the sides up, then raw_calls, lib_calls and
+ * lib_calls_noua once each (callgrind counts inside them; bench/client.sh
+ * instr reads it).  1 when a side opened a connection during its calls. */
+static int count_mode(CURL *h, fpc_client *c, fpc_client *c2, const char *base, int calls)
+{
+    fpc_result res;
+    fpc_error err;
+    for (int i = 0; i < 50; i++) { /* outside the counted functions */
+        if (curl_easy_perform(h) != CURLE_OK || fpc_get(c, "/healthz", &res, &err) < 0)
+            return fprintf(stderr, "warm-up failed\n"), 1;
+        fpc_result_free(&res);
+        if (fpc_get(c2, "/healthz", &res, &err) < 0)
+            return fprintf(stderr, "warm-up failed\n"), 1;
+        fpc_result_free(&res);
+    }
+    long before = server_conns(h, base);
+    long raw_new = raw_calls(h, calls);
+    if (raw_new < 0 || lib_calls(c, calls) < 0 || lib_calls_noua(c2, calls) < 0)
+        return fprintf(stderr, "a call failed\n"), 1;
+    long after = server_conns(h, base);
+    printf("calls %d each; new connections during them: raw %ld, library %ld\n", calls, raw_new,
+           before < 0 || after < 0 ? -1 : after - before);
+    return raw_new != 0 || after != before;
+}
+
+static int time_mode(CURL *h, fpc_client *c, int calls, int rounds)
+{
+    fpc_result res;
+    fpc_error err;
     double *raw = calloc((size_t)rounds, sizeof *raw), *lib = calloc((size_t)rounds, sizeof *lib);
     double *rawc = calloc((size_t)rounds, sizeof *raw), *libc = calloc((size_t)rounds, sizeof *lib);
     for (int r = 0; r < rounds; r++) {
@@ -133,9 +247,42 @@ int main(int argc, char **argv)
            ml, (ml - mr) / mr * 100);
     printf("median client CPU: raw %.1f, library %.1f us/call, overhead %+.1f %%\n", cr, cl,
            (cl - cr) / cr * 100);
-    curl_slist_free_all(auth), curl_slist_free_all(ct);
-    curl_easy_cleanup(h);
-    fpc_client_free(c);
     free(raw), free(lib), free(rawc), free(libc);
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 5)
+        return fprintf(stderr, "usage: %s URL ID SECRET CACERT [CALLS] [ROUNDS] [instr]\n",
+                       argv[0]),
+               2;
+    int calls = argc > 5 ? atoi(argv[5]) : 2000, rounds = argc > 6 ? atoi(argv[6]) : 5;
+    if (calls < 1 || rounds < 1)
+        return fprintf(stderr, "CALLS and ROUNDS must be positive\n"), 2;
+    fpc_client *c;
+    fpc_error err;
+    fpc_result res;
+    int instr = argc > 7 && strcmp(argv[7], "instr") == 0;
+    fpc_opts o = {
+        .servers = argv[1], .client_id = argv[2], .client_secret = argv[3], .cacert = argv[4]};
+    if (instr) /* under valgrind the first handshake takes seconds */
+        o.connect_timeout_ms = o.tls_timeout_ms = o.first_byte_timeout_ms = 60000;
+    if (fpc_client_new(&o, &c, &err) < 0 || fpc_get(c, "/healthz", &res, &err) < 0)
+        return fprintf(stderr, "client: %s\n", err.message), 1;
+    fpc_result_free(&res);
+    struct curl_slist *auth = NULL;
+    CURL *h = raw_handle(argv[1], argv[2], argv[3], argv[4], &auth);
+    if (!h)
+        return 1;
+    fpc_client *c2 = NULL;
+    o.user_agent = "";
+    if (instr && fpc_client_new(&o, &c2, &err) < 0)
+        return fprintf(stderr, "client: %s\n", err.message), 1;
+    int rc = instr ? count_mode(h, c, c2, argv[1], calls) : time_mode(h, c, calls, rounds);
+    fpc_client_free(c2);
+    curl_slist_free_all(auth);
+    curl_easy_cleanup(h);
+    fpc_client_free(c);
+    return rc;
 }

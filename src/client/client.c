@@ -135,6 +135,7 @@ void fpc_client_free(fpc_client *c)
         fp_breaker_destroy(&c->a[i].br);
     if (c->h)
         curl_easy_cleanup(c->h);
+    fpc_transport_free(c);
     free(c->servers), free(c->client_id), free(c->client_secret);
     free(c->cacert), free(c->pin), free(c->ua);
     free(c);
@@ -393,7 +394,8 @@ static int do_call(fpc_client *c, call *k, fpc_result *res, fpc_error *err)
         res->len = k->at.blen;
         k->at.buf = NULL;
         res->replayed = k->at.replayed;
-        snprintf(res->content_type, sizeof res->content_type, "%s", k->at.ctype);
+        size_t n = strnlen(k->at.ctype, sizeof res->content_type - 1);
+        memcpy(res->content_type, k->at.ctype, n); /* res was zeroed */
         cJSON *doc = res->body && k->kind == FPC_KIND_KEYED ? cJSON_Parse(res->body) : NULL;
         cJSON *num = cJSON_GetObjectItemCaseSensitive(doc, "number");
         if (cJSON_IsString(num))

@@ -24,6 +24,13 @@ struct fpc_client {
     fpc_addr a[FPC_MAX_ADDRS];
     int n, preferred; /* addresses; the one that answered last */
     CURL *h;
+    /* per-call state kept across calls (transport.c): what c->h was last
+     * given, so an unchanged URL or header list is not set again, and the
+     * header list of an authenticated GET, rebuilt when the token changes */
+    char url[1024];
+    const struct curl_slist *hs_set;
+    struct curl_slist *get_hs;
+    char errbuf[CURL_ERROR_SIZE];
     char token[2048];
     int64_t token_refresh_ms, token_expiry_ms; /* monotonic */
     uint64_t rng;
@@ -52,6 +59,8 @@ typedef struct fpc_attempt {
 /* Sets the options every attempt shares on c->h; -1 when curl refuses one
  * (a pin with a curl built without pinning, …). */
 int fpc_transport_init(fpc_client *c);
+/* Frees what the transport keeps in c (its header list). */
+void fpc_transport_free(fpc_client *c);
 /* Runs one attempt against address ai with c's curl handle. */
 void fpc_attempt_run(fpc_client *c, int ai, fpc_attempt *at);
 void fpc_attempt_reset(fpc_attempt *at);

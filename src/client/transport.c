@@ -28,7 +28,7 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
     if (at->blen + n + 1 > FPC_MAX_BODY)
         return 0; /* CURLE_WRITE_ERROR: too large */
     if (at->blen + n + 1 > at->bcap) {
-        size_t cap = at->bcap ? at->bcap : 4096;
+        size_t cap = at->bcap ? at->bcap : 512; /* most answers fit: malloc's fast path */
         while (cap < at->blen + n + 1)
             cap *= 2;
         char *nb = realloc(at->buf, cap);
@@ -65,16 +65,29 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *arg)
     fpc_attempt *at = arg;
     size_t n = size * nmemb;
     char v[128];
-    if (n >= 5 && strncmp(p, "HTTP/", 5) == 0) { /* a new answer (after 100): start over */
-        at->retry_after = -1;
-        at->replayed = 0;
-        at->ctype[0] = '\0';
-    } else if (header_value(p, n, "Retry-After", v, sizeof v)) {
-        at->retry_after = fpc_parse_retry_after(v, (int64_t)time(NULL));
-    } else if (header_value(p, n, "Idempotent-Replayed", v, sizeof v)) {
-        at->replayed = strcasecmp(v, "true") == 0;
-    } else {
+    /* the first letter names the one line a header can be (most are none
+     * of the four): one compare per line, not one per name */
+    switch (n ? p[0] | 0x20 : 0) {
+    case 'h':
+        if (n >= 5 && strncmp(p, "HTTP/", 5) == 0) { /* a new answer (after 100): start over */
+            at->retry_after = -1;
+            at->replayed = 0;
+            at->ctype[0] = '\0';
+        }
+        break;
+    case 'r':
+        if (header_value(p, n, "Retry-After", v, sizeof v))
+            at->retry_after = fpc_parse_retry_after(v, (int64_t)time(NULL));
+        break;
+    case 'i':
+        if (header_value(p, n, "Idempotent-Replayed", v, sizeof v))
+            at->replayed = strcasecmp(v, "true") == 0;
+        break;
+    case 'c':
         header_value(p, n, "Content-Type", at->ctype, sizeof at->ctype);
+        break;
+    default:
+        break;
     }
     return n;
 }
@@ -91,8 +104,10 @@ typedef struct phase_clock {
 
 static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
-    (void)dt, (void)dn, (void)ut, (void)un;
+    (void)dt, (void)ut, (void)un;
     phase_clock *pc = arg;
+    if (dn > 0) /* the body is arriving: every phase a check below times has ended */
+        return 0;
     if (fpc_now_ms() - pc->start_ms < pc->quiet_ms)
         return 0; /* the common case, a fast call: no curl_easy_getinfo */
     CURL *h = pc->c->h;
@@ -157,6 +172,14 @@ static void set_conn_failure(fpc_attempt *at, CURLcode cc, long os_errno, const 
     snprintf(at->finding, sizeof at->finding, "%s", finding);
 }
 
+/* Each byte of a header line costs libcurl about a hundred instructions a
+ * call (its printf goes a character at a time; docs/client.md), so a call
+ * sends only what it needs: the user agent as a line of its own
+ * (CURLOPT_USERAGENT is formatted twice), curl's own Accept line for any
+ * type (the list sent before ended in the any-type range too, so it said
+ * nothing more), "Expect:" only with a body (no 100-continue round trip). */
+#define AUTH_PREFIX "Authorization: Bearer "
+
 static struct curl_slist *request_headers(fpc_client *c, const fpc_attempt *at)
 {
     char line[2200];
@@ -167,12 +190,16 @@ static struct curl_slist *request_headers(fpc_client *c, const fpc_attempt *at)
             goto fail;                                                                             \
         hs = t;                                                                                    \
     } while (0)
-    ADD("Expect:"); /* no 100-continue round trip */
-    ADD("Accept: application/json, application/problem+json, application/pdf, */*");
-    if (at->body)
+    if (c->o.user_agent[0]) {
+        snprintf(line, sizeof line, "User-Agent: %s", c->o.user_agent);
+        ADD(line);
+    }
+    if (at->body) {
+        ADD("Expect:");
         ADD("Content-Type: application/json");
+    }
     if (at->auth) {
-        snprintf(line, sizeof line, "Authorization: Bearer %s", c->token);
+        snprintf(line, sizeof line, AUTH_PREFIX "%s", c->token);
         ADD(line);
     }
     if (at->key) {
@@ -184,6 +211,32 @@ static struct curl_slist *request_headers(fpc_client *c, const fpc_attempt *at)
 fail:
     curl_slist_free_all(hs);
     return NULL;
+}
+
+/* The header list of an attempt: an authenticated GET's is kept in the
+ * client while the token stays the same (*own = 0); any other is built for
+ * the attempt (*own = 1: the caller frees it). */
+static struct curl_slist *attempt_headers(fpc_client *c, const fpc_attempt *at, int *own)
+{
+    *own = 0;
+    if (!at->auth || at->body || at->key) {
+        *own = 1;
+        return request_headers(c, at);
+    }
+    const struct curl_slist *auth = c->get_hs;
+    if (auth && c->o.user_agent[0])
+        auth = auth->next;
+    if (!auth || strcmp(auth->data + sizeof AUTH_PREFIX - 1, c->token) != 0) {
+        curl_slist_free_all(c->get_hs);
+        c->get_hs = request_headers(c, at);
+    }
+    return c->get_hs;
+}
+
+void fpc_transport_free(fpc_client *c)
+{
+    curl_slist_free_all(c->get_hs);
+    c->get_hs = NULL;
 }
 
 void fpc_attempt_reset(fpc_attempt *at)
@@ -214,7 +267,7 @@ int fpc_transport_init(fpc_client *c)
 {
     CURL *h = c->h;
     int bad = 0;
-    bad |= curl_easy_setopt(h, CURLOPT_USERAGENT, c->o.user_agent) != CURLE_OK;
+    bad |= curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
@@ -234,20 +287,40 @@ int fpc_transport_init(fpc_client *c)
     return bad ? -1 : 0;
 }
 
+/* c->h's URL, base + path (cut to the buffer, as snprintf did): set only
+ * when it changed (curl copies it on every set) */
+static int set_url(fpc_client *c, int ai, const char *path)
+{
+    size_t b = strlen(c->a[ai].base), p = strlen(path);
+    if (b + p >= sizeof c->url)
+        p = sizeof c->url - 1 - b; /* base is at most 255 bytes */
+    if (strncmp(c->url, c->a[ai].base, b) == 0 && strncmp(c->url + b, path, p) == 0 &&
+        c->url[b + p] == '\0')
+        return 0;
+    memcpy(c->url, c->a[ai].base, b);
+    memcpy(c->url + b, path, p);
+    c->url[b + p] = '\0';
+    if (curl_easy_setopt(c->h, CURLOPT_URL, c->url) == CURLE_OK)
+        return 0;
+    c->url[0] = '\0'; /* not set: set it next time */
+    return -1;
+}
+
 void fpc_attempt_run(fpc_client *c, int ai, fpc_attempt *at)
 {
     fpc_attempt_reset(at);
     CURL *h = c->h;
-    char url[1024], errbuf[CURL_ERROR_SIZE] = "";
-    snprintf(url, sizeof url, "%s%s", c->a[ai].base, at->path);
-    struct curl_slist *hs = request_headers(c, at);
+    int own;
+    struct curl_slist *hs = attempt_headers(c, at, &own);
     int quiet = c->o.connect_timeout_ms;
     quiet = c->o.tls_timeout_ms < quiet ? c->o.tls_timeout_ms : quiet;
     quiet = c->o.first_byte_timeout_ms < quiet ? c->o.first_byte_timeout_ms : quiet;
     phase_clock pc = {c, at, NULL, fpc_now_ms(), quiet};
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hs);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    CURLcode cc = hs && set_url(c, ai, at->path) == 0 ? CURLE_OK : CURLE_OUT_OF_MEMORY;
+    if (hs != c->hs_set) {
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hs);
+        c->hs_set = own ? NULL : hs; /* an own list is gone after the attempt */
+    }
     curl_easy_setopt(h, CURLOPT_WRITEDATA, at);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, at);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, &pc);
@@ -258,8 +331,11 @@ void fpc_attempt_run(fpc_client *c, int ai, fpc_attempt *at)
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
     }
     at->retry_after = -1;
-    CURLcode cc = hs ? curl_easy_perform(h) : CURLE_OUT_OF_MEMORY;
-    curl_slist_free_all(hs);
+    c->errbuf[0] = '\0';
+    if (cc == CURLE_OK)
+        cc = curl_easy_perform(h);
+    if (own)
+        curl_slist_free_all(hs);
     if (cc == CURLE_OK) {
         long st = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &st);
@@ -274,7 +350,8 @@ void fpc_attempt_run(fpc_client *c, int ai, fpc_attempt *at)
     curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
     at->sent = pre > 0;
     set_conn_failure(at, cc, os_errno, pc.aborted);
-    snprintf(at->detail, sizeof at->detail, "%s%s%s", errbuf[0] ? errbuf : curl_easy_strerror(cc),
+    snprintf(at->detail, sizeof at->detail, "%s%s%s",
+             c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc),
              pc.aborted ? "; phase timed out: " : "", pc.aborted ? pc.aborted : "");
 }
 
