@@ -212,6 +212,28 @@ static int sc_issue(sc_env *e, const char *serial, unsigned char hash_byte)
     return CHECK_MSG(sc_wait(e, want), "%s: no answer within %d ms", serial, SC_WAIT_MS) ? i : -1;
 }
 
+/* For a test file of its own: the example invoice parsed into *inv (its
+ * text in *example) and tmpdir (a mkdtemp template) made.  1, or 0 (a
+ * failed check).  sc_fixture_end removes both. */
+__attribute__((unused)) static int sc_fixture(char *tmpdir, char **example, fp_invoice *inv)
+{
+    static fp_errors es;
+    *example = check_read_file(FP_SOURCE_DIR "/examples/invoice.json", NULL);
+    return CHECK(*example != NULL) &&
+           CHECK(fp_invoice_parse(*example, strlen(*example), NULL, inv, &es) == 0) &&
+           CHECK(mkdtemp(tmpdir) != NULL);
+}
+
+__attribute__((unused)) static void sc_fixture_end(const char *tmpdir, char *example,
+                                                   fp_invoice *inv)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    CHECK(system(cmd) == 0);
+    fp_invoice_clear(inv);
+    free(example);
+}
+
 static void sc_faults(sc_env *e, int write_fail)
 {
     fp_store_faults f = {.write_fail = write_fail};

@@ -135,6 +135,14 @@ static int invoice_is(const char *path, const char *number, const char *status)
     return db_int(path, sql, status) == 1;
 }
 
+static sqlite3 *side_open(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
 static int side_exec(sqlite3 *db, const char *sql)
 {
     char *msg = NULL;
@@ -196,9 +204,7 @@ static void test_savepoints(const fp_invoice *inv, const char *dir)
     }
     /* the poisoned invoice's status update aborts: after its job row was
      * set done in the same outcome */
-    sqlite3 *side = NULL;
-    sqlite3_open_v2(e.path, &side, SQLITE_OPEN_READWRITE, NULL);
-    sqlite3_busy_timeout(side, 5000);
+    sqlite3 *side = side_open(e.path);
     char sql[256];
     snprintf(sql, sizeof sql,
              "CREATE TRIGGER poison BEFORE UPDATE OF status ON invoices "
@@ -260,9 +266,7 @@ static void test_batch_rollback(const fp_invoice *inv, const char *dir)
     /* the database's write lock on a side connection: the writer takes the
      * next invoice and waits in its BEGIN, holding the writer lock, so the
      * outcomes queue up behind it and ride on its batch */
-    sqlite3 *side = NULL;
-    sqlite3_open_v2(e.path, &side, SQLITE_OPEN_READWRITE, NULL);
-    sqlite3_busy_timeout(side, 5000);
+    sqlite3 *side = side_open(e.path);
     if (!side_exec(side, "BEGIN IMMEDIATE"))
         goto out;
     fp_sqlite *sq = sq_of(e.s);
@@ -307,20 +311,13 @@ out:
 int main(void)
 {
     static char tmpdir[] = "/tmp/fapiao-test-job-outcome-XXXXXX";
-    char *example = check_read_file(FP_SOURCE_DIR "/examples/invoice.json", NULL);
-    static fp_errors es;
     static fp_invoice inv;
-    if (!CHECK(example != NULL) ||
-        !CHECK(fp_invoice_parse(example, strlen(example), NULL, &inv, &es) == 0) ||
-        !CHECK(mkdtemp(tmpdir) != NULL))
-        return check_summary();
+    char *example = NULL;
     (void)sc_run; /* the contract suite runs in test_store.c */
-    test_savepoints(&inv, tmpdir);
-    test_batch_rollback(&inv, tmpdir);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    CHECK(system(cmd) == 0);
-    fp_invoice_clear(&inv);
-    free(example);
+    if (sc_fixture(tmpdir, &example, &inv)) {
+        test_savepoints(&inv, tmpdir);
+        test_batch_rollback(&inv, tmpdir);
+    }
+    sc_fixture_end(tmpdir, example, &inv);
     return check_summary();
 }

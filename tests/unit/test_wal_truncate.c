@@ -103,19 +103,12 @@ out:
 int main(void)
 {
     static char tmpdir[] = "/tmp/fapiao-test-wal-XXXXXX";
-    char *example = check_read_file(FP_SOURCE_DIR "/examples/invoice.json", NULL);
-    static fp_errors es;
     static fp_invoice inv;
-    if (!CHECK(example != NULL) ||
-        !CHECK(fp_invoice_parse(example, strlen(example), NULL, &inv, &es) == 0) ||
-        !CHECK(mkdtemp(tmpdir) != NULL))
-        return check_summary();
+    char *example = NULL;
     (void)sc_run; /* the contract suite runs in test_store.c */
-    test_wal_truncate(&inv, tmpdir);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    CHECK(system(cmd) == 0);
-    fp_invoice_clear(&inv);
-    free(example);
+    if (sc_fixture(tmpdir, &example, &inv)) {
+        test_wal_truncate(&inv, tmpdir);
+    }
+    sc_fixture_end(tmpdir, example, &inv);
     return check_summary();
 }
