@@ -28,7 +28,9 @@
  * look fields up by name keep working.
  *
  * --timeline FILE writes one line per second of the run (by completion
- * time): second, ok, shed, other, transport errors, ok p50 / p99 / max ms.
+ * time): second, ok, shed, other, transport errors, ok p50 / p99 / max ms,
+ * connections opened (a reconnect: the server or the network closed one);
+ * a comment line before them gives t0 on CLOCK_MONOTONIC.
  *
  * The warm-up opens --warmup-batch connections at a time (default 64): a
  * client-side TLS handshake costs this libcurl/OpenSSL 3 build about 20 ms
@@ -106,6 +108,7 @@ typedef struct state {
     int64_t nok_lat;
     float *done_s;       /* per completed request: completion time - t0 (timeline) */
     unsigned char *kind; /* per completed request: 0 ok, 1 shed (429), 2 other, 3 transport */
+    unsigned char *conn; /* per completed request: connections it opened (timeline) */
     int64_t status_count[600];
     int64_t transport_errors;
     int64_t curl_codes[CURL_LAST + 1];
@@ -141,8 +144,13 @@ static void common_setup(state *st, slot *s)
     curl_easy_setopt(e, CURLOPT_WRITEDATA, s);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->curl_err);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http");
-    if (st->o.cacert)
+    if (st->o.cacert) {
+        /* only this CA: Debian's libcurl (GnuTLS) would otherwise also read
+         * every certificate of its default CA directory, for each connection
+         * (about 50 ms of CPU a handshake: docs/performance.md §5c) */
         curl_easy_setopt(e, CURLOPT_CAINFO, st->o.cacert);
+        curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+    }
     if (st->o.insecure) {
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -219,6 +227,7 @@ static void finish(state *st, CURLMsg *m, double t)
     if (st->done_s) {
         st->done_s[st->nlat] = (float)(t - st->t0);
         st->kind[st->nlat] = (unsigned char)kind;
+        st->conn[st->nlat] = (unsigned char)(nconn > 255 ? 255 : nconn);
     }
     st->lat_ms[st->nlat++] = lat;
     if (kind == 0)
@@ -342,20 +351,25 @@ static void write_timeline(const state *st, double t_end)
     double *v = malloc(sizeof(double) * (size_t)(st->nlat ? st->nlat : 1));
     if (!v)
         die("out of memory");
-    fprintf(f, "# second ok shed other transport ok_p50_ms ok_p99_ms ok_max_ms\n");
+    /* t0 on CLOCK_MONOTONIC (a soak's sampler joins its own series on it) */
+    fprintf(f, "# t0_monotonic_s %.6f\n", st->t0);
+    fprintf(f, "# second ok shed other transport ok_p50_ms ok_p99_ms ok_max_ms connects\n");
     int64_t k = 0;
     for (int sec = 0; sec < secs; sec++) {
-        int64_t c[4] = {0, 0, 0, 0}, nv = 0;
+        int64_t c[4] = {0, 0, 0, 0}, nv = 0, conns = 0;
         /* completions are in time order */
         while (k < st->nlat && st->done_s[k] < (float)(sec + 1)) {
             c[st->kind[k]]++;
+            conns += st->conn[k];
             if (st->kind[k] == 0)
                 v[nv++] = st->lat_ms[k];
             k++;
         }
         qsort(v, (size_t)nv, sizeof(double), cmp_double);
-        fprintf(f, "%d %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %.3f %.3f %.3f\n", sec, c[0],
-                c[1], c[2], c[3], pct(v, nv, 50), pct(v, nv, 99), nv ? v[nv - 1] : NAN);
+        fprintf(f,
+                "%d %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %.3f %.3f %.3f %" PRId64 "\n",
+                sec, c[0], c[1], c[2], c[3], pct(v, nv, 50), pct(v, nv, 99), nv ? v[nv - 1] : NAN,
+                conns);
     }
     free(v);
     fclose(f);
@@ -512,7 +526,8 @@ int main(int argc, char **argv)
     if (o->timeline_path) {
         st.done_s = malloc(sizeof(float) * (size_t)st.total);
         st.kind = malloc((size_t)st.total);
-        if (!st.done_s || !st.kind)
+        st.conn = malloc((size_t)st.total);
+        if (!st.done_s || !st.kind || !st.conn)
             die("out of memory");
     }
 
@@ -689,6 +704,7 @@ int main(int argc, char **argv)
     free(st.ok_lat_ms);
     free(st.done_s);
     free(st.kind);
+    free(st.conn);
     free(st.body);
     return st.ok > 0 ? 0 : 1; /* nothing succeeded: the run itself failed */
 }

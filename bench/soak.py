@@ -18,6 +18,8 @@ import tempfile
 import threading
 import time
 
+from soak_probe import Probe, nstat
+
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -174,14 +176,18 @@ def main():
         sys.exit("fapiao init failed: " + out.stderr)
     init = json.loads(out.stdout)
     port = free_port()
+    mport = free_port()
     errlog = open(os.path.join(tmp, "serve.err"), "wb")
     serve = subprocess.Popen(
         [fapiao, "serve", "--data-dir", data, "--listen", "127.0.0.1:%d" % port,
-         "--access-log", "off", "--client-rate", "0", "--max-connections-per-ip", "512"]
+         "--access-log", "off", "--client-rate", "0", "--max-connections-per-ip", "512",
+         "--metrics-listen", "127.0.0.1:%d" % mport]
         + os.environ.get("SOAK_SERVE_ARGS", "").split(),
         stdin=subprocess.DEVNULL, stdout=errlog, stderr=errlog,
         env=dict(os.environ, FAPIAO_CONFIG=os.devnull))
     api = Api(port, init["ca_cert"])
+    probe = Probe(mport, data)
+    tcp0 = nstat()
     stop = threading.Event()
     series, samples = [], []
     slock = threading.Lock()
@@ -214,6 +220,7 @@ def main():
                 row = {"t": t, "server_cpu": s[0] if s else 0.0,
                        "render_cpu": renderer_cpu(serve.pid), "rss_kb": rss_kb(serve.pid)}
                 row.update(m)
+                probe.sample()
                 if i % 10 == 0:  # walking the PDF tree is not free
                     state["pdf"] = dir_bytes(data)
                 row["disk"], row["files"] = state["pdf"]
@@ -269,10 +276,11 @@ def main():
              "--duration", str(secs), "--connections", str(conns), "--token", api.token,
              "--cacert", init["ca_cert"], "--body", os.path.join(a.repo, "examples", "invoice.json"),
              "--key-prefix", "soak%d" % os.getpid(), "--warmup-url",
-             "https://127.0.0.1:%d/healthz" % port, "--timeline", timeline],
+             "https://127.0.0.1:%d/healthz" % port, "--timeline", timeline,
+             "--warmup-batch", str(env_num("WARMUP_BATCH", 16))],
             capture_output=True, text=True, timeout=secs + 120)
         state["load_end"] = time.monotonic() - t0
-        sys.stderr.write(rb.stdout[-3000:])
+        sys.stderr.write(rb.stderr[-2000:] + rb.stdout[-3000:])
         line = [ln for ln in rb.stdout.splitlines() if ln.startswith("ratebench rate=")]
         rbf = dict(kv.split("=", 1) for kv in line[-1].split()[1:]) if line else {}
         say("load over at %.0f s; waiting for the backlog to drain (at most %d s)"
@@ -295,6 +303,7 @@ def main():
             th.join(10)
         with slock:
             series_c, samples_c = list(series), list(samples)
+        tcp1 = nstat()
     finally:
         stop.set()
         if serve.poll() is None:
@@ -333,6 +342,9 @@ def main():
         return "n/a" if v is None else fmt % v
 
     loadavg = open("/proc/loadavg").read().split()[:3]
+    pt = probe.totals()
+    mc = re.search(r"(\d+) opened during the run", rb.stdout)
+    rbf_conn = mc.group(1) if mc else "n/a"
     rows = [
         ("offered rate", "%d invoices/s for %d s, %d connections" % (rate, secs, conns)),
         ("achieved (201/s over the run)", rbf.get("rate", "n/a")),
@@ -359,6 +371,12 @@ def main():
          % (first["rss_kb"] / 1024, max_rss / 1024, last["rss_kb"] / 1024)),
         ("disk growth per invoice (bytes; DB + PDFs)",
          f((disk1 - disk0) / invoices if invoices else None, "%.0f")),
+        ("client reconnects during the run / server connections refused / cut",
+         "%s / %d / %d" % (rbf_conn, pt["refused"], pt["cut"])),
+        ("kernel (whole machine, over the run): listen overflows / drops / SYN retransmits",
+         "%d / %d / %d" % tuple(tcp1[k] - tcp0[k] for k in (
+             "TcpExtListenOverflows", "TcpExtListenDrops", "TcpExtTCPSynRetrans"))),
+        ("slowest /metrics scrape (ms)", "%.0f" % pt["worst_scrape_ms"]),
         ("job rows left / done jobs pruned", "%d / %d" % (job_rows, last.get("pruned", 0))),
         ("machine", "%d CPUs, load average at the end %s (shared with other work)"
          % (os.cpu_count(), " ".join(loadavg))),
@@ -386,6 +404,9 @@ def main():
     # ratebench's timeline: second, ok, shed, other, transport, p50, p99, max
     tl = os.path.join(results, "soak-latest-issue.tsv")
     shutil.copyfile(timeline, tl) if os.path.exists(timeline) else open(tl, "w").close()
+    # what the server was doing each second, next to the client's second
+    probe.write(os.path.join(results, "soak-latest-server.tsv"), tl)
+    say("server series: bench/results/soak-latest-server.tsv")
     gp = shutil.which("gnuplot")
     if gp:
         png = os.path.join(results, "soak-latest.png")

@@ -19,7 +19,15 @@
 # per-second series in bench/results/soak-latest.tsv and a chart (gnuplot)
 # in bench/results/soak-latest.png.
 #
+# Beside them, bench/results/soak-latest-server.tsv: what the server was
+# doing each second (bench/soak_probe.py: commits, batch sizes, commit
+# latency, admission limit and 429s, connections opened / refused / cut and
+# why, the WAL's size, the kernel's listen-queue and retransmit counters),
+# joined with ratebench's second (completions, 429s, transport errors, p99,
+# connections the client opened), so a slow second can be explained.
+#
 # Knobs: RATE (2000), SOAK_SECONDS (600), CONNS (64), SAMPLE_RATE (2),
+# WARMUP_BATCH (16: TLS handshakes ratebench starts at once before the run),
 # DRAIN_SECONDS (600), SOAK_SERVE_ARGS (extra `fapiao serve` arguments),
 # FAPIAO_BENCH_TMPDIR (parent of the data dir; default: BUILD_DIR, on the
 # repo's filesystem), FAPIAO_BENCH_KEEP=1 (keep the data dir).

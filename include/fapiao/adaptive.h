@@ -48,8 +48,11 @@
  * congestion event is not counted twice; likewise after a probe.
  *
  * Probe (like BBR's ProbeRTT): after the second round and then every
- * probe_interval_ns, admission is held at limit / 2 until the requests from
- * before have drained, and one round of at least 64 requests is measured
+ * probe_interval_ns, but only once the limit has refused a request since
+ * the last probe (`long` serves only the decisions of rounds with
+ * refusals; while the clients stay below the limit, the probe's half cap
+ * would be the only thing refusing them), admission is held at limit / 2
+ * until the requests from before have drained, and one round of at least 64 requests is measured
  * under it.  If latency fell by 20 % or more (short / probe >= 1.25), the
  * store was still queueing: the probe goes on at half again, so from a
  * limit far above capacity one probe finds the baseline in log2(limit / C)

@@ -27,6 +27,9 @@ typedef struct fp_store_opts {
     int read_conns;        /* read pool size (default 4) */
     int max_batch;         /* requests per transaction (default 512) */
     int checkpoint_frames; /* WAL frames that trigger a checkpoint (default 4000) */
+    /* a WAL file larger than this is truncated once the writer is idle
+     * (default 64 MiB; docs/performance.md §5c) */
+    int64_t wal_keep_bytes;
     /* the audit log (audit.h) */
     const char *audit_key_path; /* Ed25519 key; default audit.key beside the database (the
                                    public key: the same name with .pub), created when missing */

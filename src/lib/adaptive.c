@@ -48,6 +48,7 @@ struct fp_adaptive {
     int probe, probe_limit, probe_drain;
     int64_t probe_ref; /* median latency at the level before this probe level */
     int64_t next_probe_ns;
+    uint64_t refused_mark; /* `refused` when the last probe ended (or at the start) */
 
     uint64_t admitted, refused, failures, decreases, probes, cancelled;
 };
@@ -239,6 +240,7 @@ static void probe_end(fp_adaptive *a, int64_t now_ns, int64_t mean)
     a->recover_left = a->inflight;
     a->probes++;
     a->next_probe_ns = now_ns + a->o.probe_interval_ns;
+    a->refused_mark = a->refused; /* its own refusals do not call for the next one */
     round_reset(a);
 }
 
@@ -366,8 +368,14 @@ void fp_adaptive_release(fp_adaptive *a, int64_t now_ns, int64_t latency_ns, int
         if (round_done(a, now_ns))
             round_end(a);
     }
+    /* A probe is due only once the limit has turned someone away since the
+     * last one: `long` is only used by the decisions of rounds with
+     * refusals, and while the concurrency stays below the limit, a probe's
+     * half cap is what refuses requests — every probe_interval, a burst of
+     * 429s to clients that the limit never bounded (docs/performance.md
+     * §5c). */
     if (a->o.probe_interval_ns > 0 && a->rounds >= 2 && a->probe == PROBE_OFF &&
-        now_ns >= a->next_probe_ns)
+        now_ns >= a->next_probe_ns && a->refused > a->refused_mark)
         probe_level(a, a->limit, a->short_ns);
 out:
     pthread_mutex_unlock(&a->mu);

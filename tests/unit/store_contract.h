@@ -160,9 +160,9 @@ static void sc_end(sc_env *e)
     pthread_cond_destroy(&e->cv);
 }
 
-/* Issues one request and waits (bounded) for its answer.  Returns its
- * index in e (the answer: e->result[i], e->number[i]), or -1. */
-static int sc_issue(sc_env *e, const char *serial, unsigned char hash_byte)
+/* Submits one request without waiting: its index in e, or -1.  *want:
+ * the count of answers that includes it. */
+static int sc_submit(sc_env *e, const char *serial, unsigned char hash_byte, int *want)
 {
     if (e->nreqs == SC_MAX_REQS)
         return -1;
@@ -184,16 +184,54 @@ static int sc_issue(sc_env *e, const char *serial, unsigned char hash_byte)
     pthread_mutex_lock(&e->mu);
     e->reqs[e->nreqs++] = r;
     e->result[i] = FP_ISSUE_PENDING;
-    int want = e->answered + 1;
+    *want = e->answered + 1;
     pthread_mutex_unlock(&e->mu);
     fp_store_submit(e->s, r);
+    return i;
+}
+
+/* Waits (bounded) until e has want answers: 1, or 0 after SC_WAIT_MS. */
+static int sc_wait(sc_env *e, int want)
+{
     int64_t deadline = fp_mono_ns() + (int64_t)SC_WAIT_MS * 1000000;
     pthread_mutex_lock(&e->mu);
     while (e->answered < want && fp_mono_ns() < deadline)
         fp_cond_wait_until(&e->cv, &e->mu, deadline);
     int ok = e->answered >= want;
     pthread_mutex_unlock(&e->mu);
-    return CHECK_MSG(ok, "%s: no answer within %d ms", serial, SC_WAIT_MS) ? i : -1;
+    return ok;
+}
+
+/* Issues one request and waits (bounded) for its answer.  Returns its
+ * index in e (the answer: e->result[i], e->number[i]), or -1. */
+static int sc_issue(sc_env *e, const char *serial, unsigned char hash_byte)
+{
+    int want = 0, i = sc_submit(e, serial, hash_byte, &want);
+    if (i < 0)
+        return -1;
+    return CHECK_MSG(sc_wait(e, want), "%s: no answer within %d ms", serial, SC_WAIT_MS) ? i : -1;
+}
+
+/* For a test file of its own: the example invoice parsed into *inv (its
+ * text in *example) and tmpdir (a mkdtemp template) made.  1, or 0 (a
+ * failed check).  sc_fixture_end removes both. */
+__attribute__((unused)) static int sc_fixture(char *tmpdir, char **example, fp_invoice *inv)
+{
+    static fp_errors es;
+    *example = check_read_file(FP_SOURCE_DIR "/examples/invoice.json", NULL);
+    return CHECK(*example != NULL) &&
+           CHECK(fp_invoice_parse(*example, strlen(*example), NULL, inv, &es) == 0) &&
+           CHECK(mkdtemp(tmpdir) != NULL);
+}
+
+__attribute__((unused)) static void sc_fixture_end(const char *tmpdir, char *example,
+                                                   fp_invoice *inv)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    CHECK(system(cmd) == 0);
+    fp_invoice_clear(inv);
+    free(example);
 }
 
 static void sc_faults(sc_env *e, int write_fail)

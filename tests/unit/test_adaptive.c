@@ -13,7 +13,7 @@
  * completions, and the limit climbs back when it recovers; a store slower
  * for good becomes the new normal after a probe; failures cut the limit by
  * a quarter and repeated failures take it to the minimum; the bounds always
- * hold; no growth and no cut without refusals; rounds last min_round_ns;
+ * hold; no growth and no cut without refusals, nor a probe; rounds last min_round_ns;
  * cancelled requests give no sample; determinism; threads. */
 #include "check.h"
 
@@ -420,6 +420,35 @@ static void test_refusals(void)
     check_ctx("%s", "");
 }
 
+/* A probe refuses no one the limit never bounded: 40 clients under a limit
+ * of 64 are never turned away, however many probe intervals pass (a probe
+ * would hold admission at 32 and refuse 8 of them each time: the server's
+ * periodic bursts of 429s, docs/performance.md §5c).  Once the limit does
+ * refuse, the probes come back. */
+static void test_probe_unbound(void)
+{
+    check_ctx("no probe while the limit binds no one");
+    fp_adaptive_opts o = {.initial_limit = 64, .probe_interval_ns = 100 * MS};
+    fp_adaptive *a = ad_new(&o);
+    static sim s;
+    sim_init(&s, a, 200, MS);
+    s.demand = 40;
+    sim_run(&s, 20000); /* 500 ms of requests: 5 probe intervals */
+    fp_adaptive_stats st;
+    fp_adaptive_stats_get(a, &st);
+    CHECK_EQ_INT(st.refused, 0);
+    CHECK_EQ_INT(st.probes, 0);
+    CHECK_EQ_INT(st.limit, 64);
+    /* more clients than the limit: refusals, and a probe follows */
+    s.demand = INT_MAX;
+    sim_run(&s, 20000);
+    fp_adaptive_stats_get(a, &st);
+    CHECK(st.refused > 0);
+    CHECK(st.probes >= 1);
+    fp_adaptive_free(a);
+    check_ctx("%s", "");
+}
+
 /* ---- rounds last at least min_round_ns ---- */
 
 static void test_min_round(void)
@@ -612,6 +641,7 @@ int main(void)
     test_failures();
     test_stalls();
     test_refusals();
+    test_probe_unbound();
     test_min_round();
     test_cancel();
     test_bounds();

@@ -109,6 +109,7 @@ struct fp_sqlite {
 
     _Atomic uint64_t fsync_us, slow_writes;
     _Atomic int64_t last_commit_us, last_probe_us;
+    _Atomic int64_t last_batch_at_us; /* fp_mono_us when the writer last finished a batch */
 
     /* jobs.c: job outcomes waiting for the next commit on the writer
      * connection (a writer batch or the first waiting job thread takes

@@ -26,11 +26,15 @@ static int open_writer(fp_sqlite *s, const char *vfs, fp_err *err)
                               err)) < 0)
         return rc;
     /* journal_mode=WAL is persistent; synchronous=FULL makes every COMMIT
-     * fsync the WAL, which is what makes an acknowledgement durable. */
+     * fsync the WAL, which is what makes an acknowledgement durable.  No
+     * journal_size_limit: with it, the first commit after the WAL restarts
+     * truncates the file, and a WAL that grew for seconds under load took
+     * that commit 0.7 s (a 574 MB file); the checkpointer truncates it
+     * while the writer is idle instead (writer.c, docs/performance.md §5c). */
     if ((rc = fp_sq_exec(s->wdb,
                          "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
                          "PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=0; "
-                         "PRAGMA journal_size_limit=67108864",
+                         "PRAGMA journal_size_limit=-1",
                          err)) < 0 ||
         (rc = fp_sq_migrate(s->wdb, err)) < 0 || (rc = fp_failstop_watch_files(s->fs, err)) < 0)
         return rc;
@@ -170,6 +174,8 @@ int sq_open(const fp_store_opts *o, void **out, fp_err *err)
         s->o.max_batch = 512;
     if (s->o.checkpoint_frames <= 0)
         s->o.checkpoint_frames = 4000;
+    if (s->o.wal_keep_bytes <= 0)
+        s->o.wal_keep_bytes = 64 << 20;
     if (s->o.slow_write_ms == 0)
         s->o.slow_write_ms = 2000;
     if (s->o.write_deadline_ms == 0)
