@@ -204,6 +204,12 @@ fp_up_kind fp_up_rates(const fp_upstream_conf *c, cJSON **data, fp_up_result *re
  * of the same month.  FP_EINVAL on a document without these. */
 int fp_up_credit_effect(const fp_invoice_doc *d, const char *blue_issued_at, int64_t *fen,
                         char month[7], fp_err *err);
+/* The same rule on its parts, for the issuing transaction: a blue takes
+ * amount (fen, excluding VAT); a red (amount < 0) gives it back when
+ * blue_month equals month (yyyyMM), else 0. */
+int64_t fp_up_credit_fen(int red, int64_t amount, const char *month, const char *blue_month);
+/* The credit month (yyyyMM, China Standard Time) of an issue time (unix s). */
+void fp_up_credit_month(int64_t unix_s, char out[7]);
 
 /* ---- field mapping (fields.c) ----------------------------------------- */
 

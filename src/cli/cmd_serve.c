@@ -23,6 +23,7 @@
 #include "fapiao/store.h"
 #include "fapiao/taxcode.h"
 #include "fapiao/upload.h"
+#include "fapiao/credit.h"
 #include "fapiao/tls.h"
 
 #include <curl/curl.h>
@@ -475,6 +476,7 @@ static int open_store(serve_run *r)
     if (upstream_conf_read(r->c.config, &r->up))
         return 1;
     fp_store_set_upload(r->store, r->up.configured);
+    fp_store_set_credit(r->store, r->up.configured); /* credit.h: checked while known */
     /* webhook secrets stored in plaintext by earlier versions are sealed
      * (docs/security.md "Secrets at rest") */
     int sealed = 0;

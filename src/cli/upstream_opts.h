@@ -25,5 +25,7 @@ int upstream_conf_read(const char *explicit_path, upstream_conf *u);
 void upstream_conf_free(upstream_conf *u);
 /* The keys with their meaning, for --help. */
 void upstream_conf_help(void);
+/* `fapiao upstream credit refresh|show` (cmd_upcredit.c); argv[0] "credit". */
+int cmd_upstream_credit(int argc, char **argv);
 
 #endif

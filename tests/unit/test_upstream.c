@@ -358,6 +358,22 @@ static void test_credit(void)
     fp_invoice_doc_clear(&red);
 }
 
+/* The same rule on its parts (the issuing transaction's), and the credit
+ * month of an issue time in China Standard Time. */
+static void test_credit_parts(void)
+{
+    check_ctx("credit parts");
+    CHECK_EQ_INT(fp_up_credit_fen(0, 90000, "202611", NULL), 90000);
+    CHECK_EQ_INT(fp_up_credit_fen(1, -90000, "202611", "202611"), -90000);
+    CHECK_EQ_INT(fp_up_credit_fen(1, -90000, "202612", "202611"), 0);
+    CHECK_EQ_INT(fp_up_credit_fen(1, -90000, "202611", ""), 0);
+    char m[7];
+    fp_up_credit_month(1796054399, m); /* 2026-11-30T15:59:59Z = 23:59:59 CST */
+    CHECK_EQ_STR(m, "202611");
+    fp_up_credit_month(1796054400, m); /* 2026-11-30T16:00:00Z = 12-01 00:00 CST */
+    CHECK_EQ_STR(m, "202612");
+}
+
 static void test_url(void)
 {
     fp_upstream_conf c = {.url = "https://lqpt.chinatax.gov.cn:8443/", .nlbm = "202007"};
@@ -379,6 +395,7 @@ int main(void)
     test_open();
     test_fields();
     test_credit();
+    test_credit_parts();
     test_url();
     return check_summary();
 }

@@ -175,7 +175,8 @@ def ok(**fields):
 
 
 def now_month():
-    return datetime.datetime.utcnow().strftime("%Y%m")
+    """The month in China Standard Time, as invoices' kprq."""
+    return (datetime.datetime.utcnow() + datetime.timedelta(hours=8)).strftime("%Y%m")
 
 
 # ---- services ----------------------------------------------------------------

@@ -209,6 +209,13 @@ static const char *const migrations[] = {
     "  next_at INTEGER NOT NULL, first_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
     "CREATE INDEX uploads_due ON uploads(state, next_at);"
     "CREATE INDEX uploads_seller ON uploads(seller_id, state);",
+    /* 13: the credit line per seller and month (issue 20; credit.h,
+     * docs/upstream.md "Credit"): the limit downloaded from the platform
+     * and what this store's invoices took, moved in the issuing
+     * transaction. */
+    "CREATE TABLE upstream_credit(seller_id INTEGER NOT NULL, month TEXT NOT NULL,"
+    "  limit_fen INTEGER NOT NULL, used_fen INTEGER NOT NULL DEFAULT 0,"
+    "  updated_at INTEGER NOT NULL, PRIMARY KEY(seller_id, month));",
 };
 
 int fp_store_migration_count(void)
