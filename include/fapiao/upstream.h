@@ -12,6 +12,7 @@
  *   services.c  one function per service (QDFPSC, CXQDFPSCJG, QDFPPLFM, …)
  *   fields.c    our stored invoice document → QDFPSC's fields, one table
  *   credit.c    what an invoice does to the credit line, the rules in one place
+ *   numbers.c   QDFPPLFM's answer as a number range, the download's serial
  *
  * Every field name comes from public third-party sources and is to be
  * checked against the official manual (docs/upstream.md says which). */
@@ -195,6 +196,18 @@ fp_up_kind fp_up_taxcodes(const fp_upstream_conf *c, const char *nsrsbh, const c
                           cJSON **data, fp_up_result *res);
 /* CXKYSL: the usable rates (also the doctor's harmless query). */
 fp_up_kind fp_up_rates(const fp_upstream_conf *c, cJSON **data, fp_up_result *res);
+
+/* ---- pre-assigned numbers (numbers.c) ---------------------------------- */
+
+/* QDFPPLFM's answer as a range of ours: fpqshm / fpzzhm (20 digits each,
+ * one prefix) → prefix (yy + province + channel, 5 digits) and the
+ * 15-digit sequence part of the first and last.  FP_EINVAL otherwise. */
+int fp_up_numbers_range(const fp_up_numbers *n, char prefix[6], int64_t *first, int64_t *last,
+                        fp_err *err);
+/* The business serial (ywlsh) of a seller's nth download (n: the ranges
+ * it holds): the same until that download is stored, so a retry after a
+ * lost answer asks for the same range again (docs/upstream.md §5). */
+void fp_up_numbers_serial(const char *tax_id, int64_t nth, char out[64]);
 
 /* ---- the credit line (credit.c) ---------------------------------------- */
 

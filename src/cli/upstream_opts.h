@@ -11,9 +11,10 @@
 typedef struct upstream_conf {
     fp_upstream_conf c; /* its strings point into file */
     const char *key_file, *tax_id;
-    long upload_batch;  /* invoices per QDFPSC */
-    long numbers_batch; /* numbers per QDFPPLFM */
-    long numbers_low;   /* download more below this many left */
+    long upload_batch;     /* invoices per QDFPSC */
+    long numbers_batch;    /* numbers per QDFPPLFM */
+    long numbers_low;      /* download more below this many left */
+    long numbers_check_ms; /* how often serve looks (numkeeper.h) */
     cfg_file *file;
     int configured; /* the file has an [upstream] url */
 } upstream_conf;
