@@ -205,6 +205,11 @@ struct fp_store {
     void *be;
 };
 
+/* credit_rule.c: the effect (*delta, fen) of r on the credit of its month
+ * (month set) while on; 1 when it takes credit (to be checked against the
+ * month's row), else 0. */
+int fp_store_credit_delta(int on, const fp_issue_req *r, int64_t *delta, char month[7]);
+
 /* The backends this build has. */
 extern const fp_store_ops fp_store_sqlite_ops;
 extern const fp_store_ops fp_store_pg_ops; /* pg/: a postgresql:// URL */

@@ -15,19 +15,11 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 from conftest import BIN, REPO, SLOW, assert_problem
 
 sys.path.insert(0, str(REPO / "tests" / "upstream-sim"))
-from simctl import TAX_ID, Sim, write_conf  # noqa: E402
-
-
-@pytest.fixture
-def sim(tmp_path):
-    s = Sim(tmp_path, slow=SLOW)
-    yield s
-    s.stop()
+from simctl import TAX_ID, write_conf  # noqa: E402
+from test_upstream import sim  # noqa: E402,F401  (the simulator fixture)
 
 
 def credit_cmd(srv, conf, sub):

@@ -14,21 +14,13 @@
 import sys
 import time
 
-import pytest
-
 from conftest import REPO, SLOW
 
 sys.path.insert(0, str(REPO / "tests" / "upstream-sim"))
-from simctl import TAX_ID, Sim, write_conf  # noqa: E402
+from simctl import TAX_ID, write_conf  # noqa: E402
+from test_upstream import sim  # noqa: E402,F401  (the simulator fixture)
 
 FIRST_RANGE = 10
-
-
-@pytest.fixture
-def sim(tmp_path):
-    s = Sim(tmp_path, slow=SLOW)
-    yield s
-    s.stop()
 
 
 def conf_for(tmp_path, sim, low, batch, timeout_ms=4000):

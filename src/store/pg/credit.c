@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "fapiao/clock.h"
-#include "fapiao/upstream.h"
 #include "internal.h"
 
 void pg_store_set_credit(void *be, int on)
@@ -22,13 +21,7 @@ void pg_store_set_credit(void *be, int on)
 
 int pg_credit_check(fp_pg *s, fp_issue_req *r, int64_t *delta, char month[7])
 {
-    *delta = 0;
-    month[0] = 0;
-    if (!atomic_load(&s->credit_on))
-        return 0;
-    fp_up_credit_month(r->issued_at, month);
-    *delta = fp_up_credit_fen(r->red_form_id != 0, r->total_amount, month, r->blue_month);
-    if (*delta <= 0)
+    if (!fp_store_credit_delta(atomic_load(&s->credit_on), r, delta, month))
         return 0;
     pg_params p = {0};
     pg_i64(&p, r->seller_id);

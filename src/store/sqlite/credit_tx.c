@@ -9,7 +9,6 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "fapiao/upstream.h"
 #include "internal.h"
 
 void sq_store_set_credit(void *be, int on)
@@ -20,14 +19,8 @@ void sq_store_set_credit(void *be, int on)
 
 int fp_sq_credit_check(fp_sqlite *s, fp_issue_req *r, int64_t *delta, char month[7])
 {
-    *delta = 0;
-    month[0] = 0;
-    if (!atomic_load(&s->credit_on))
+    if (!fp_store_credit_delta(atomic_load(&s->credit_on), r, delta, month))
         return 0;
-    fp_up_credit_month(r->issued_at, month);
-    *delta = fp_up_credit_fen(r->red_form_id != 0, r->total_amount, month, r->blue_month);
-    if (*delta <= 0)
-        return 0; /* gives back or takes nothing: never refused */
     sqlite3_stmt *st = s->wst[WQ_CREDIT_LEFT];
     sqlite3_bind_int64(st, 1, r->seller_id);
     sqlite3_bind_text(st, 2, month, -1, SQLITE_STATIC);
