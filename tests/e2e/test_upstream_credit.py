@@ -7,6 +7,7 @@ the simulator (tests/upstream-sim/sim.py):
   - an invoice over what is left is refused 422 CREDIT_EXCEEDED with the
     remaining amount, before anything is stored (rows counted before and
     after), while a replay of a stored key still replays;
+  - a red invoice of the blue's month gives its amount back;
   - the metric fapiao_upstream_credit_remaining_fen{seller} follows;
   - without [upstream] nothing is checked (the same issuing goes on).
 """
@@ -52,10 +53,13 @@ def test_credit_exhausted_refuses_before_storing(sim, tmp_path, make_server):
     assert [e["fwbm"] for e in state["log"]] == ["CXSXED", "XZTHSXED", "CXSXED"]
     assert remaining_metric(srv) == {seller: 200000}
 
+    blues = []
     for i in range(2):
         r = srv.issue("credit-%d" % i)
         assert r.status == 201, r
         assert r.json()["total_amount"] == "900.00"
+        blues.append(r.json()["number"])
+    first_blue = blues[0]
     assert remaining_metric(srv) == {seller: 20000}
     before = invoices(srv)
     r = srv.issue("credit-2")
@@ -78,6 +82,18 @@ def test_credit_exhausted_refuses_before_storing(sim, tmp_path, make_server):
     assert [(x["limit_fen"], x["used_fen"]) for x in rows] == [(300000, 180000)]
     assert srv.issue("credit-2").status == 201
     assert invoices(srv) == before + 1
+    assert remaining_metric(srv) == {seller: 30000}
+
+    # a red invoice of the blue's month gives the blue's amount back, so a
+    # blue that did not fit fits again
+    assert_problem(srv.issue("credit-3"), 422, "CREDIT_EXCEEDED")
+    f = srv.post_json("/v1/invoices/%s/red-forms" % first_blue, {"reason": "issue_error"})
+    assert f.status == 201 and f.json()["state"] == "no_confirmation_needed", f
+    red = srv.request("POST", "/v1/red-forms/%s/invoice" % f.json()["form_id"],
+                      headers={"Idempotency-Key": "credit-red"})
+    assert red.status == 201 and red.json()["total_amount"] == "-900.00", red
+    assert remaining_metric(srv) == {seller: 120000}
+    assert srv.issue("credit-3").status == 201
     assert remaining_metric(srv) == {seller: 30000}
 
 
