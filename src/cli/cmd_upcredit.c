@@ -12,6 +12,7 @@
  * (a cron job or a systemd timer beside `fapiao serve`; it works while
  * the server runs).  show prints the rows.  One JSON object per line. */
 #include "cli.h"
+#include "fapiao/clock.h"
 #include "fapiao/credit.h"
 #include "fapiao/money.h"
 #include "upstream_opts.h"
@@ -20,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static const char usage[] =
     "usage: fapiao upstream credit refresh --data-dir DIR [--config FILE] [--seller-id ID]\n"
@@ -90,7 +90,7 @@ static int refresh_one(fp_store *st, const upstream_conf *u, int64_t id, const c
     if (strlen(cr.period) == 6)
         memcpy(month, cr.period, 7);
     else
-        fp_up_credit_month((int64_t)time(NULL), month);
+        fp_up_credit_month(fp_wall_ms() / 1000, month);
     fp_err err = {0};
     int64_t unused = 0; /* the platform's used: downloaded - downloaded unused */
     int bad = fp_money_parse(cr.downloaded, &downloaded) < 0;

@@ -5,8 +5,8 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
+#include "fapiao/clock.h"
 #include "fapiao/credit.h"
 #include "fapiao/metrics.h"
 #include "fapiao/upstream.h"
@@ -40,6 +40,6 @@ static void one(const fp_credit_row *c, void *arg)
 void fp_credit_metrics(fp_server *s, fp_buf *b)
 {
     credit_scrape cs = {.b = b};
-    fp_up_credit_month((int64_t)time(NULL), cs.month);
+    fp_up_credit_month(fp_wall_ms() / 1000, cs.month);
     fp_store_credit_list(s->o.store, one, &cs, NULL);
 }
