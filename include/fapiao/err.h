@@ -103,6 +103,7 @@ typedef enum fp_code {
     FPC_STORE_CORRUPT_ROW,         /* 500: a stored document no longer parses */
     FPC_AUTH_FAILURES_LIMITED,     /* 429: this address failed authentication too often */
     FPC_SELLER_DISABLED,           /* 403: the credential's seller is disabled (fapiao sellers) */
+    FPC_CREDIT_EXCEEDED, /* 422: the month's credit line (授信额度) would be exceeded */
     FPC__COUNT
 } fp_code;
 

@@ -123,17 +123,18 @@ const char *fp_store_migration_sql(int version);
 /* ---- issuing (asynchronous, group-committed) ---- */
 typedef enum fp_issue_result {
     FP_ISSUE_PENDING = 0,
-    FP_ISSUE_CREATED,      /* new invoice, durable */
-    FP_ISSUE_REPLAY,       /* same key, same body: original response */
-    FP_ISSUE_KEY_REUSED,   /* same key, another body */
-    FP_ISSUE_EXHAUSTED,    /* no number left */
-    FP_ISSUE_FAILED,       /* storage error: nothing stored */
-    FP_ISSUE_FORM_STATE,   /* red: the form is not ready (or already used) */
-    FP_ISSUE_CLOCK_BEHIND, /* issued_at more than clock_step_s before the mark */
-    FP_ISSUE_CLOCK_JUMPED, /* the clock jumped ahead: an operator must confirm it */
-    FP_ISSUE_TIMEOUT,      /* still queued at its deadline: nothing stored */
-    FP_ISSUE_UNKNOWN,      /* its batch was still committing at the deadline: the outcome is
-                              unknown (a retry with the same key tells) */
+    FP_ISSUE_CREATED,         /* new invoice, durable */
+    FP_ISSUE_REPLAY,          /* same key, same body: original response */
+    FP_ISSUE_KEY_REUSED,      /* same key, another body */
+    FP_ISSUE_EXHAUSTED,       /* no number left */
+    FP_ISSUE_FAILED,          /* storage error: nothing stored */
+    FP_ISSUE_FORM_STATE,      /* red: the form is not ready (or already used) */
+    FP_ISSUE_CLOCK_BEHIND,    /* issued_at more than clock_step_s before the mark */
+    FP_ISSUE_CLOCK_JUMPED,    /* the clock jumped ahead: an operator must confirm it */
+    FP_ISSUE_TIMEOUT,         /* still queued at its deadline: nothing stored */
+    FP_ISSUE_UNKNOWN,         /* its batch was still committing at the deadline: the outcome is
+                                 unknown (a retry with the same key tells) */
+    FP_ISSUE_CREDIT_EXCEEDED, /* the month's credit line would be exceeded (credit.h) */
 } fp_issue_result;
 
 typedef struct fp_issue_req fp_issue_req;
@@ -154,6 +155,10 @@ struct fp_issue_req {
     /* red invoices: the form (row id) it consumes, and the blue number */
     int64_t red_form_id;
     char original_number[FP_NUMBER_LEN + 1];
+    /* the credit line (credit.h): the amount excluding VAT (fen; a red's is
+     * negative) and, for a red, its blue's month (yyyyMM) */
+    int64_t total_amount;
+    char blue_month[7];
     void (*done)(fp_issue_req *r, void *arg);
     void *arg;
     /* out (valid in done) */
@@ -162,8 +167,9 @@ struct fp_issue_req {
     char *response;                 /* malloc'ed body for CREATED/REPLAY */
     size_t response_len;
     char error[128];
-    int64_t clock_mark; /* CLOCK_*: the last issue time (unix s) */
-    int clock_retry_s;  /* CLOCK_*: when to try again (seconds, 1..3600) */
+    int64_t clock_mark;  /* CLOCK_*: the last issue time (unix s) */
+    int clock_retry_s;   /* CLOCK_*: when to try again (seconds, 1..3600) */
+    int64_t credit_left; /* CREDIT_EXCEEDED: the month's remaining credit (fen) */
     /* Answered before its batch finished (FP_ISSUE_UNKNOWN), set before done
      * runs; 0 otherwise.  Such a request is shared: the writer still holds
      * it, so its result, response and number must not be read, and it is

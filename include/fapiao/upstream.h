@@ -12,6 +12,7 @@
  *   services.c  one function per service (QDFPSC, CXQDFPSCJG, QDFPPLFM, …)
  *   fields.c    our stored invoice document → QDFPSC's fields, one table
  *   credit.c    what an invoice does to the credit line, the rules in one place
+ *   numbers.c   QDFPPLFM's answer as a number range, the download's serial
  *
  * Every field name comes from public third-party sources and is to be
  * checked against the official manual (docs/upstream.md says which). */
@@ -196,6 +197,18 @@ fp_up_kind fp_up_taxcodes(const fp_upstream_conf *c, const char *nsrsbh, const c
 /* CXKYSL: the usable rates (also the doctor's harmless query). */
 fp_up_kind fp_up_rates(const fp_upstream_conf *c, cJSON **data, fp_up_result *res);
 
+/* ---- pre-assigned numbers (numbers.c) ---------------------------------- */
+
+/* QDFPPLFM's answer as a range of ours: fpqshm / fpzzhm (20 digits each,
+ * one prefix) → prefix (yy + province + channel, 5 digits) and the
+ * 15-digit sequence part of the first and last.  FP_EINVAL otherwise. */
+int fp_up_numbers_range(const fp_up_numbers *n, char prefix[6], int64_t *first, int64_t *last,
+                        fp_err *err);
+/* The business serial (ywlsh) of a seller's nth download (n: the ranges
+ * it holds): the same until that download is stored, so a retry after a
+ * lost answer asks for the same range again (docs/upstream.md §5). */
+void fp_up_numbers_serial(const char *tax_id, int64_t nth, char out[64]);
+
 /* ---- the credit line (credit.c) ---------------------------------------- */
 
 /* What invoice d does to the credit of month (yyyyMM, set): *fen > 0 takes,
@@ -204,6 +217,12 @@ fp_up_kind fp_up_rates(const fp_upstream_conf *c, cJSON **data, fp_up_result *re
  * of the same month.  FP_EINVAL on a document without these. */
 int fp_up_credit_effect(const fp_invoice_doc *d, const char *blue_issued_at, int64_t *fen,
                         char month[7], fp_err *err);
+/* The same rule on its parts, for the issuing transaction: a blue takes
+ * amount (fen, excluding VAT); a red (amount < 0) gives it back when
+ * blue_month equals month (yyyyMM), else 0. */
+int64_t fp_up_credit_fen(int red, int64_t amount, const char *month, const char *blue_month);
+/* The credit month (yyyyMM, China Standard Time) of an issue time (unix s). */
+void fp_up_credit_month(int64_t unix_s, char out[7]);
 
 /* ---- field mapping (fields.c) ----------------------------------------- */
 

@@ -25,6 +25,8 @@
 #include "fapiao/store.h"
 #include "fapiao/taxcode.h"
 #include "fapiao/upload.h"
+#include "fapiao/credit.h"
+#include "fapiao/numkeeper.h"
 #include "fapiao/tls.h"
 
 #include <curl/curl.h>
@@ -187,6 +189,7 @@ typedef struct serve_run {
     fp_audit_shipper *shipper;
     fp_archiver *archiver; /* --archive (docs/recovery.md) */
     fp_outbox *outbox;
+    fp_numkeeper *numkeeper; /* [upstream]: numbers downloaded (numkeeper.h) */
     fp_health *health;
     fp_tls *tls;
     fp_server *srv;
@@ -434,6 +437,7 @@ static void stop_services(serve_run *r)
         fp_outbox_set_pause(r->outbox, NULL, NULL); /* it asks the health checks */
     fp_health_stop(r->health);
     fp_outbox_stop(r->outbox);
+    fp_numkeeper_stop(r->numkeeper);
     fp_archiver_stop(r->archiver); /* a last round: the commits so far */
     fp_store_close(r->store);
     fp_audit_shipper_stop(r->shipper); /* after the store's closing checkpoint */
@@ -480,6 +484,7 @@ static int open_store(serve_run *r)
     if (upstream_conf_read(r->c.config, &r->up))
         return 1;
     fp_store_set_upload(r->store, r->up.configured);
+    fp_store_set_credit(r->store, r->up.configured); /* credit.h: checked while known */
     /* webhook secrets stored in plaintext by earlier versions are sealed
      * (docs/security.md "Secrets at rest") */
     int sealed = 0;
@@ -549,6 +554,12 @@ static int start_services(serve_run *r)
     if (fp_outbox_start(&r->oo, &r->outbox, &err) < 0) {
         cli_fail("无法启动发票 PDF 与通知任务", "cannot start the PDF and notification jobs",
                  err.msg);
+        return 1;
+    }
+    fp_numkeeper_opts nk = {r->store, &r->up.c, r->up.numbers_batch, r->up.numbers_low,
+                            r->up.numbers_check_ms};
+    if (r->up.configured && fp_numkeeper_start(&nk, &r->numkeeper, &err) < 0) {
+        cli_fail("无法启动号码下载", "cannot start the number downloads", err.msg);
         return 1;
     }
     fp_server_opts *so = &r->so;

@@ -21,6 +21,7 @@ static const char usage[] =
     "  ping                         CXKYSL, a harmless query: envelope, key and unit\n"
     "  credit [--download YUAN | --return YUAN [--serial S] | --adjust yyyy-MM]\n"
     "                               CXSXED (XZTHSXED, TZSXEDYXQ)\n"
+    "  credit refresh|show --data-dir DIR   the credit kept in the store (credit.h)\n"
     "  numbers --count N --serial S QDFPPLFM: download pre-assigned numbers (<= 5000)\n"
     "  taxcodes [--since yyyyMMddHHmmss]  CXSSFLBM\n"
     "  upload --doc FILE [--red-uuid U]   QDFPSC: upload a stored invoice document\n"
@@ -251,6 +252,9 @@ int cmd_upstream(int argc, char **argv)
         upstream_conf_help();
         return argc < 2 ? 2 : 0;
     }
+    if (!strcmp(argv[1], "credit") && argc > 2 &&
+        (!strcmp(argv[2], "refresh") || !strcmp(argv[2], "show")))
+        return cmd_upstream_credit(argc - 1, argv + 1); /* the stored credit (cmd_upcredit.c) */
     size_t s = 0;
     while (s < sizeof subs / sizeof subs[0] && strcmp(subs[s].name, argv[1]))
         s++;

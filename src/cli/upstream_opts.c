@@ -56,6 +56,9 @@ static const key keys[] = {
      "numbers per download (QDFPPLFM, at most 5000)", "每次下载的号码数（QDFPPLFM，最多 5000）"},
     {"numbers-low", K_INT, U(numbers_low), 0, 2000000000L, "5000",
      "download more numbers when fewer are left", "剩余号码少于此数时下载新号段"},
+    {"numbers-check-ms", K_INT, U(numbers_check_ms), 50, 3600000L, "1000",
+     "how often serve compares each seller's numbers left with numbers-low",
+     "serve 检查各销售方剩余号码的间隔"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 

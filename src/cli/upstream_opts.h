@@ -11,9 +11,10 @@
 typedef struct upstream_conf {
     fp_upstream_conf c; /* its strings point into file */
     const char *key_file, *tax_id;
-    long upload_batch;  /* invoices per QDFPSC */
-    long numbers_batch; /* numbers per QDFPPLFM */
-    long numbers_low;   /* download more below this many left */
+    long upload_batch;     /* invoices per QDFPSC */
+    long numbers_batch;    /* numbers per QDFPPLFM */
+    long numbers_low;      /* download more below this many left */
+    long numbers_check_ms; /* how often serve looks (numkeeper.h) */
     cfg_file *file;
     int configured; /* the file has an [upstream] url */
 } upstream_conf;
@@ -25,5 +26,7 @@ int upstream_conf_read(const char *explicit_path, upstream_conf *u);
 void upstream_conf_free(upstream_conf *u);
 /* The keys with their meaning, for --help. */
 void upstream_conf_help(void);
+/* `fapiao upstream credit refresh|show` (cmd_upcredit.c); argv[0] "credit". */
+int cmd_upstream_credit(int argc, char **argv);
 
 #endif

@@ -194,6 +194,10 @@ static const fp_code_info codes[FPC__COUNT] = {
          "该凭据所属的销售方已停用，不能开具发票（fapiao sellers enable 可恢复）",
          "The credential's seller is disabled and cannot issue invoices "
          "(fapiao sellers enable restores it)"},
+    [FPC_CREDIT_EXCEEDED] = {"CREDIT_EXCEEDED", 422, "Credit line exceeded",
+                             "本张发票金额（不含税）超过本月剩余授信额度，未开具",
+                             "The invoice's amount (excluding VAT) exceeds the month's remaining "
+                             "credit line; nothing was issued"},
 };
 
 const fp_code_info *fp_code_get(fp_code c)

@@ -7,6 +7,7 @@
 #include "fapiao/adaptive.h"
 #include "fapiao/crypto.h"
 #include "fapiao/metrics.h"
+#include "fapiao/money.h"
 #include "fapiao/upload.h"
 
 #include <stdio.h>
@@ -211,6 +212,7 @@ static int prepare_blue(fp_req *r, const char *key, const char *issued_at, const
         snprintf(ir->buyer_tax_id, sizeof ir->buyer_tax_id, "%s",
                  inv.buyer.tax_id ? inv.buyer.tax_id : "");
         ir->total_with_tax = inv.total_with_tax;
+        ir->total_amount = inv.total_amount; /* the credit line's basis (credit.h) */
         ir->lines = inv.nitems;
     }
     free(canon);
@@ -260,6 +262,21 @@ static enum MHD_Result clock_refused(fp_req *r, const fp_issue_req *ir)
     return fp_problem(r, FPC_CLOCK_JUMPED, zh, en, NULL);
 }
 
+/* 422 CREDIT_EXCEEDED with the month's remaining credit (yuan) in the
+ * messages (docs/upstream.md, "Credit"). */
+static enum MHD_Result credit_refused(fp_req *r, const fp_issue_req *ir)
+{
+    char left[32], zh[200], en[200];
+    fp_money_format(ir->credit_left, left);
+    snprintf(zh, sizeof zh, "本张发票金额（不含税）超过本月剩余授信额度（剩余 %s 元），未开具",
+             left);
+    snprintf(en, sizeof en,
+             "The invoice's amount (excluding VAT) exceeds the month's remaining credit line "
+             "(remaining %s yuan); nothing was issued",
+             left);
+    return fp_problem(r, FPC_CREDIT_EXCEEDED, zh, en, NULL);
+}
+
 enum MHD_Result fp_h_issue_resumed(fp_req *r)
 {
     fp_issue_req *ir = r->issue;
@@ -293,6 +310,9 @@ enum MHD_Result fp_h_issue_resumed(fp_req *r)
         break;
     case FP_ISSUE_EXHAUSTED:
         res = fp_problem(r, FPC_NUMBER_RANGE_EXHAUSTED, NULL, NULL, NULL);
+        break;
+    case FP_ISSUE_CREDIT_EXCEEDED:
+        res = credit_refused(r, ir);
         break;
     case FP_ISSUE_FORM_STATE:
         res = fp_problem(r, FPC_RED_FORM_STATE, "红字确认单未确认或已开具红字发票",

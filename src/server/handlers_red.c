@@ -212,6 +212,12 @@ static int prepare_red(fp_req *r, const char *key, const char *issued_at, const 
         snprintf(ir->buyer_tax_id, sizeof ir->buyer_tax_id, "%s",
                  cJSON_IsString(tid) ? tid->valuestring : "");
         ir->total_with_tax = f.total_amount + f.total_tax;
+        /* the credit line (credit.h): a red gives back within its blue's month */
+        ir->total_amount = f.total_amount;
+        const cJSON *bat = cJSON_GetObjectItemCaseSensitive(f.blue, "issued_at");
+        if (cJSON_IsString(bat) && strlen(bat->valuestring) >= 7)
+            snprintf(ir->blue_month, sizeof ir->blue_month, "%.4s%.2s", bat->valuestring,
+                     bat->valuestring + 5);
         ir->lines = f.nlines;
         ir->red_form_id = rec.id;
         snprintf(ir->original_number, sizeof ir->original_number, "%s", rec.blue_number);

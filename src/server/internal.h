@@ -161,6 +161,8 @@ enum MHD_Result fp_respond_buf(fp_req *r, int status, fp_buf *b);
  * takes resp's reference. */
 enum MHD_Result fp_respond_response(fp_req *r, int status, const char *ctype,
                                     struct MHD_Response *resp);
+/* fapiao_upstream_credit_remaining_fen{seller} (metrics_credit.c). */
+void fp_credit_metrics(fp_server *s, fp_buf *b);
 enum MHD_Result fp_problem(fp_req *r, fp_code code, const char *zh, const char *en,
                            const fp_errors *es);
 /* The 503 RESPONSE_MEMORY_EXHAUSTED answer (counted; http_limits.h). */

@@ -115,7 +115,7 @@ static const char doc[] =
     REF("401", "Unauthenticated") ","
     ERR("403", "FORBIDDEN / IP_NOT_ALLOWED / SELLER_DISABLED (the credential's seller is disabled: nothing stored)") ","
     ERR("409", "IDEMPOTENCY_IN_PROGRESS: the same key is being issued now; retry with the same key") ","
-    BODY_ERRS "," ERR("422", "IDEMPOTENCY_KEY_REUSED: the key was used with another body") ","
+    BODY_ERRS "," ERR("422", "IDEMPOTENCY_KEY_REUSED: the key was used with another body / CREDIT_EXCEEDED: over the month's remaining credit line (docs/upstream.md), nothing stored") ","
     REF("429", "RateLimited") ","
     ERR_RA("503", "DEGRADED / NUMBER_RANGE_EXHAUSTED / STORE_FAILSTOP (docs/storage.md) / CLOCK_BEHIND / CLOCK_JUMPED (docs/operations.md) / SHUTTING_DOWN (stopping: not stored, retry with the same key) / OUTCOME_UNKNOWN or WRITE_OUTCOME_UNKNOWN (retry with the same key to learn it); always with Retry-After") "}},"
     "\"get\":{" OP("listInvoices", "List invoices (filters optional, cursor pagination by number)") ",\"tags\":[\"invoices\"],\"parameters\":["

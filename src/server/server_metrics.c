@@ -48,6 +48,7 @@ static void collect_store(fp_buf *b, void *arg)
                     "Connections accepted and waiting for their first TLS record.",
                     FP_METRICS_GAUGE, fp_acceptor_waiting(s->acc), 1);
     fp_http_limits_metrics(s, b);
+    fp_credit_metrics(s, b); /* metrics_credit.c */
     if (s->adaptive) {
         fp_metrics_emit(b, "fapiao_concurrency_limit",
                         "Adaptive limit on issue requests in flight to the store.",

@@ -20,6 +20,7 @@
 
 #include "fapiao/jobs.h"
 #include "fapiao/upload.h"
+#include "fapiao/credit.h"
 #include "fapiao/store.h"
 
 #define FP_STORE_OPS(X)                                                                            \
@@ -157,6 +158,12 @@
     X(int, store_upload_get, (int64_t seller_id, const char *number, fp_upload_row *out),          \
       (seller_id, number, out))                                                                    \
     X(int, store_upload_counts, (fp_upload_counts * c, fp_err * err), (c, err))                    \
+    X(void, store_set_credit, (int on), (on))                                                      \
+    X(int, store_credit_set,                                                                       \
+      (int64_t seller_id, const char *month, int64_t limit_fen, int64_t first_used, fp_err *err),  \
+      (seller_id, month, limit_fen, first_used, err))                                              \
+    X(int, store_credit_list,                                                                      \
+      (void (*fn)(const fp_credit_row *c, void *arg), void *arg, fp_err *err), (fn, arg, err))     \
     X(int, jobs_prune, (int64_t before, int limit, int64_t *n, fp_err *err),                       \
       (before, limit, n, err))                                                                     \
     X(int, store_invoice_state, (int64_t seller_id, const char *number, fp_invoice_state *out),    \
@@ -204,6 +211,11 @@ struct fp_store {
     const fp_store_ops *ops;
     void *be;
 };
+
+/* credit_rule.c: the effect (*delta, fen) of r on the credit of its month
+ * (month set) while on; 1 when it takes credit (to be checked against the
+ * month's row), else 0. */
+int fp_store_credit_delta(int on, const fp_issue_req *r, int64_t *delta, char month[7]);
 
 /* The backends this build has. */
 extern const fp_store_ops fp_store_sqlite_ops;

@@ -33,6 +33,7 @@
  *                 second prune with the same cut finds nothing to do;
  *   check         the store check (fp_store_check_now, quick and full)
  *                 passes on a store in use, and says so;
+ *   credit        the credit line (credit.h) checked and moved at issuing;
  *   sellers       a seller is created and read back with every field; a
  *                 second seller with the same tax id is refused CONFLICT
  *                 (also by an update) and changes nothing, not even the
@@ -176,6 +177,7 @@ static int sc_submit(sc_env *e, const char *serial, unsigned char hash_byte, int
     memset(r->request_hash, hash_byte, sizeof r->request_hash);
     memcpy(r->invoice_type, e->inv->invoice_type, sizeof r->invoice_type);
     r->total_with_tax = e->inv->total_with_tax;
+    r->total_amount = e->inv->total_amount;
     r->issued_at = SC_ISSUED_T;
     snprintf(r->actor, sizeof r->actor, "contract");
     r->done = sc_done;
@@ -760,7 +762,61 @@ static void sc_users(sc_env *e)
     CHECK_EQ_INT(all.n, 1);
 }
 
-typedef struct sc_check {
+static void sc_credit_row(const fp_credit_row *c, void *arg)
+{
+    *(fp_credit_row *)arg = *c;
+}
+
+/* The credit line (credit.h): while on, an invoice over the month's
+ * remaining credit is CREDIT_EXCEEDED (the remaining amount told) with
+ * nothing stored, one within it moves used_fen, a stored key still
+ * replays; a month without a row is not checked, a new limit keeps what
+ * was used; off, nothing is checked. */
+static void sc_credit(sc_env *e)
+{
+    const int64_t amt = e->inv->total_amount;
+    fp_err err = {0};
+    fp_credit_row row = {0};
+    fp_store_set_credit(e->s, 1);
+    int u = sc_issue(e, "cr-unknown", 1);
+    if (!CHECK(u >= 0) || !CHECK_EQ_INT(e->result[u], FP_ISSUE_CREATED))
+        return;
+    if (!CHECK_EQ_INT(fp_store_credit_set(e->s, e->seller, "202601", 2 * amt + 1, 0, &err), 0))
+        return;
+    int a = sc_issue(e, "cr-a", 2), b = sc_issue(e, "cr-b", 3), c = sc_issue(e, "cr-c", 4);
+    int r = sc_issue(e, "cr-a", 2);
+    if (!CHECK(a >= 0 && b >= 0 && c >= 0 && r >= 0))
+        return;
+    CHECK_EQ_INT(e->result[a], FP_ISSUE_CREATED);
+    CHECK_EQ_INT(e->result[b], FP_ISSUE_CREATED);
+    CHECK_EQ_INT(e->result[c], FP_ISSUE_CREDIT_EXCEEDED);
+    CHECK(e->reqs[c]->credit_left == 1);
+    CHECK_EQ_INT(e->result[r], FP_ISSUE_REPLAY);
+    CHECK_EQ_INT(sc_rows(e), 3);
+    CHECK_EQ_INT(fp_store_credit_list(e->s, sc_credit_row, &row, &err), 0);
+    CHECK(row.seller_id == e->seller && !strcmp(row.month, "202601"));
+    CHECK(row.limit_fen == 2 * amt + 1 && row.used_fen == 2 * amt);
+    /* more credit: the used amount stays (first_used is for a new row) */
+    CHECK_EQ_INT(fp_store_credit_set(e->s, e->seller, "202601", 3 * amt, 999, &err), 0);
+    int d = sc_issue(e, "cr-c", 4);
+    if (!CHECK(d >= 0))
+        return;
+    CHECK_EQ_INT(e->result[d], FP_ISSUE_CREATED);
+    CHECK_EQ_INT(fp_store_credit_list(e->s, sc_credit_row, &row, &err), 0);
+    CHECK(row.limit_fen == 3 * amt && row.used_fen == 3 * amt);
+    fp_store_set_credit(e->s, 0);
+    int off = sc_issue(e, "cr-off", 5);
+    fp_store_set_credit(e->s, 1);
+    int on = sc_issue(e, "cr-on", 6);
+    if (!CHECK(off >= 0 && on >= 0))
+        return;
+    CHECK_EQ_INT(e->result[off], FP_ISSUE_CREATED);
+    CHECK_EQ_INT(e->result[on], FP_ISSUE_CREDIT_EXCEEDED);
+    CHECK(e->reqs[on]->credit_left == 0);
+    CHECK_EQ_INT(sc_rows(e), 5);
+}
+
+typedef struct {
     const char *name;
     void (*fn)(sc_env *e);
     int64_t first, last; /* the range */
@@ -778,6 +834,7 @@ static const sc_check sc_checks[] = {
     {"check", sc_check_now, 1, 100},
     {"silences", sc_silences, 1, 100},
     {"users", sc_users, 1, 100},
+    {"credit", sc_credit, 1, 100},
 };
 #define SC_NCHECKS ((int)NCASES(sc_checks))
 

@@ -358,6 +358,60 @@ static void test_credit(void)
     fp_invoice_doc_clear(&red);
 }
 
+/* The same rule on its parts (the issuing transaction's), and the credit
+ * month of an issue time in China Standard Time. */
+static void test_credit_parts(void)
+{
+    check_ctx("credit parts");
+    CHECK_EQ_INT(fp_up_credit_fen(0, 90000, "202611", NULL), 90000);
+    CHECK_EQ_INT(fp_up_credit_fen(1, -90000, "202611", "202611"), -90000);
+    CHECK_EQ_INT(fp_up_credit_fen(1, -90000, "202612", "202611"), 0);
+    CHECK_EQ_INT(fp_up_credit_fen(1, -90000, "202611", ""), 0);
+    char m[7];
+    fp_up_credit_month(1796054399, m); /* 2026-11-30T15:59:59Z = 23:59:59 CST */
+    CHECK_EQ_STR(m, "202611");
+    fp_up_credit_month(1796054400, m); /* 2026-11-30T16:00:00Z = 12-01 00:00 CST */
+    CHECK_EQ_STR(m, "202612");
+}
+
+/* QDFPPLFM's answer as a range (numbers.c), and the download's serial. */
+static void test_numbers_range(void)
+{
+    static const struct {
+        const char *first, *last;
+        int rc;
+        const char *prefix;
+        long long a, b;
+    } cases[] = {
+        {"26440500000000001", "26440500000000060", FP_EINVAL, "", 0, 0}, /* 17 digits */
+        {"26440000500000000001", "26440000500000000060", 0, "26440", 500000000001LL,
+         500000000060LL},
+        {"26440000000000000007", "26440000000000000007", 0, "26440", 7, 7},
+        {"26440000000000000009", "26440000000000000008", FP_EINVAL, "", 0, 0}, /* backwards */
+        {"26440000000000000001", "26450000000000000009", FP_EINVAL, "", 0, 0}, /* two prefixes */
+        {"2644000000000000000x", "26440000000000000009", FP_EINVAL, "", 0, 0},
+        {"26440000000000000000", "26440000000000000000", FP_EINVAL, "", 0, 0}, /* number 0 */
+    };
+    for (size_t i = 0; i < NCASES(cases); i++) {
+        check_ctx("numbers[%zu] %s", i, cases[i].first);
+        fp_up_numbers n = {0};
+        snprintf(n.first, sizeof n.first, "%s", cases[i].first);
+        snprintf(n.last, sizeof n.last, "%s", cases[i].last);
+        char prefix[6] = "";
+        int64_t a = 0, b = 0;
+        CHECK_EQ_INT(fp_up_numbers_range(&n, prefix, &a, &b, NULL), cases[i].rc);
+        if (!cases[i].rc) {
+            CHECK_EQ_STR(prefix, cases[i].prefix);
+            CHECK(a == cases[i].a && b == cases[i].b);
+        }
+    }
+    char s1[64], s2[64];
+    fp_up_numbers_serial("91440300MA5FDEMX19", 1, s1);
+    fp_up_numbers_serial("91440300MA5FDEMX19", 2, s2);
+    CHECK_EQ_STR(s1, "FM91440300MA5FDEMX19000001");
+    CHECK(strcmp(s1, s2) != 0);
+}
+
 static void test_url(void)
 {
     fp_upstream_conf c = {.url = "https://lqpt.chinatax.gov.cn:8443/", .nlbm = "202007"};
@@ -379,6 +433,8 @@ int main(void)
     test_open();
     test_fields();
     test_credit();
+    test_credit_parts();
+    test_numbers_range();
     test_url();
     return check_summary();
 }

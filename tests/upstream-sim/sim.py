@@ -122,11 +122,19 @@ def money(s):
     return d
 
 
+def first_number():
+    """The first pre-assigned number: this year (China Standard Time),
+    province 44, channel 0, from 500000000001 on (above any range `fapiao
+    init --demo` makes, so a download never overlaps it)."""
+    yy = (datetime.datetime.utcnow() + datetime.timedelta(hours=8)).year % 100
+    return int("%02d440%015d" % (yy, 500000000001))
+
+
 class State:
     def __init__(self, credit):
         self.lock = threading.Lock()
         self.default_credit = Decimal(credit)
-        self.next_number = 26440000000000000001
+        self.next_number = first_number()
         self.ranges = {}         # nsrsbh -> [(first, last)]
         self.number_serials = {} # ywlsh -> answer
         self.credit = {}         # (nsrsbh, yyyyMM) -> dict
@@ -175,7 +183,8 @@ def ok(**fields):
 
 
 def now_month():
-    return datetime.datetime.utcnow().strftime("%Y%m")
+    """The month in China Standard Time, as invoices' kprq."""
+    return (datetime.datetime.utcnow() + datetime.timedelta(hours=8)).strftime("%Y%m")
 
 
 # ---- services ----------------------------------------------------------------

@@ -68,6 +68,7 @@ typedef struct fp_pg {
     _Atomic int64_t last_commit_us, last_probe_us;
     _Atomic int notify_early; /* fp_store_set_notify_early (jobs.h; writer.c) */
     _Atomic int upload_on;    /* fp_store_set_upload (upload.h; writer.c) */
+    _Atomic int credit_on;    /* fp_store_set_credit (credit.h; credit.c) */
     void (*job_hook)(void *arg);
     void *job_hook_arg;
     _Atomic int fault_write_fail, fault_write_delay_ms, fault_fsync_delay_ms;
@@ -136,6 +137,11 @@ int pg_audit_change(fp_pg *s, const fp_audit_rec *audit, const char *target, con
 extern const int pg_schema_version; /* the schema version this build knows */
 
 /* ---- the operations (../internal.h), one pg_<name> per row ---- */
+/* credit.c: the credit line in the issuing transaction (credit.h), as
+ * SQLite's fp_sq_credit_check / _apply */
+int pg_credit_check(fp_pg *s, fp_issue_req *r, int64_t *delta, char month[7]);
+int pg_credit_apply(fp_pg *s, const fp_issue_req *r, int64_t delta, const char *month);
+
 int pg_open(const fp_store_opts *o, void **be, fp_err *err);
 void pg_close(void *be);
 #define FP_PG_DECLARE(ret, op, params, args) ret pg_##op(void *be, FP_UNPAREN params);

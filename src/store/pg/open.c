@@ -142,6 +142,10 @@ static const char *const pg_migrations[] = {
     "CREATE INDEX uploads_seller ON uploads(seller_id, state);",
     /* 5: SQLite's migration 13 (console users, docs/console.md) */
     FP_USERS_TABLE("BIGINT"),
+    /* 6: SQLite's migration 14 (the credit line, credit.h) */
+    "CREATE TABLE upstream_credit(seller_id BIGINT NOT NULL, month TEXT NOT NULL,"
+    "  limit_fen BIGINT NOT NULL, used_fen BIGINT NOT NULL DEFAULT 0,"
+    "  updated_at BIGINT NOT NULL, PRIMARY KEY(seller_id, month));",
 };
 #define PG_NMIGRATIONS ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))
 const int pg_schema_version = PG_NMIGRATIONS;

@@ -371,13 +371,19 @@ static int issue_one(fp_pg *s, pg_batch *b, fp_issue_req *r)
             r->result = FP_ISSUE_EXHAUSTED;
         return found == 0 || found == FP_ENOTFOUND ? 0 : FP_EIO;
     }
-    PGresult *res = issue_exec(s, &p);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    int64_t credit;
+    char month[7];
+    int over = pg_credit_check(s, r, &credit, month), inserted = 0;
+    if (over < 0)
+        return FP_EIO;
+    PGresult *res = over ? NULL : issue_exec(s, &p);
+    if (!over && PQresultStatus(res) != PGRES_TUPLES_OK) {
         PQclear(res);
         r->number[0] = 0;
         return FP_EIO;
     }
-    int inserted = pg_int(res, 0, 0) == 1;
+    if (!over)
+        inserted = pg_int(res, 0, 0) == 1;
     PQclear(res);
     if (!inserted) { /* nothing inserted: the number and the link are not used */
         r->number[0] = 0;
@@ -385,8 +391,14 @@ static int issue_one(fp_pg *s, pg_batch *b, fp_issue_req *r)
         memcpy(s->tx.last_hash, last_hash, sizeof last_hash);
         s->tx.head_dirty = dirty;
         rs->next--;
-        return answer_existing(s, r) == 0 ? 0 : FP_EIO;
+        /* over the credit line, unless the key was used before: that replays */
+        int found = answer_existing(s, r);
+        if (over && found == FP_ENOTFOUND)
+            r->result = FP_ISSUE_CREDIT_EXCEEDED;
+        return found == 0 || (over && found == FP_ENOTFOUND) ? 0 : FP_EIO;
     }
+    if (pg_credit_apply(s, r, credit, month) < 0)
+        return FP_EIO;
     if (r->red_form_id) {
         pg_params u = {0};
         pg_i64(&u, r->red_form_id);
@@ -493,9 +505,9 @@ static int write_batch(fp_pg *s, fp_issue_req *head, int *created, fp_err *err)
 static int write_batch_piped(fp_pg *s, fp_issue_req *head, int n, int *created, int *again,
                              fp_err *err)
 {
-    *again = 0;
+    *again = atomic_load(&s->credit_on) != 0; /* the credit's check: one by one (credit.c) */
     for (fp_issue_req *q = head; q; q = q->next)
-        if (q->red_form_id) {
+        if (q->red_form_id || *again) {
             *again = 1;
             return 0;
         }

@@ -52,6 +52,8 @@ enum {
     WQ_INS_NOTIFY,
     WQ_INS_NOTIFY_EARLY,
     WQ_INS_UPLOAD,
+    WQ_CREDIT_LEFT,
+    WQ_CREDIT_ADD,
     WQ__N
 };
 extern const char *const fp_sq_write_sql[WQ__N];
@@ -120,6 +122,7 @@ struct fp_sqlite {
     void (*job_hook)(void *arg); /* called after a commit that queued jobs */
     _Atomic int notify_early;    /* fp_store_set_notify_early (jobs.h) */
     _Atomic int upload_on;       /* fp_store_set_upload (upload.c) */
+    _Atomic int credit_on;       /* fp_store_set_credit (credit_tx.c) */
     void *job_hook_arg;
     _Atomic int fault_write_fail, fault_write_delay_ms, fault_fsync_delay_ms;
     struct fp_metric *_Atomic h_batch, *_Atomic h_commit;
@@ -319,6 +322,14 @@ int fp_sq_webhook_unseal(sqlite3 *db, const char *client_id, const char *stored,
     "(max(coalesce((SELECT min(fair_tag) FROM jobs WHERE fair_tag IS NOT NULL), 0), "              \
     "coalesce((SELECT max(fair_tag) FROM jobs WHERE seller_id = " S " AND fair_tag IS NOT NULL), " \
     "0)) + " C ")"
+
+/* ---- credit_tx.c: the credit line in the issuing transaction (credit.h) ----
+ * Before the invoice's INSERT: its effect (*delta, fen) on the credit of
+ * its month; 0 to go on, 1 when it would exceed the month's limit
+ * (r->credit_left set: the caller answers CREDIT_EXCEEDED unless the key
+ * replays), FP_EIO.  After the INSERT: the effect applied. */
+int fp_sq_credit_check(fp_sqlite *s, fp_issue_req *r, int64_t *delta, char month[7]);
+int fp_sq_credit_apply(fp_sqlite *s, const fp_issue_req *r, int64_t delta, const char *month);
 
 /* ---- the operations (../internal.h), one sq_<name> per row ---- */
 int sq_open(const fp_store_opts *o, void **be, fp_err *err);

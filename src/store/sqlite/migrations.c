@@ -213,6 +213,13 @@ static const char *const migrations[] = {
     /* 13: console users (issue 22; docs/console.md): people, not API
      * clients, with a password, a TOTP seed sealed at rest and roles. */
     FP_USERS_TABLE("INTEGER"),
+    /* 14: the credit line per seller and month (issue 20; credit.h,
+     * docs/upstream.md "Credit"): the limit downloaded from the platform
+     * and what this store's invoices took, moved in the issuing
+     * transaction. */
+    "CREATE TABLE upstream_credit(seller_id INTEGER NOT NULL, month TEXT NOT NULL,"
+    "  limit_fen INTEGER NOT NULL, used_fen INTEGER NOT NULL DEFAULT 0,"
+    "  updated_at INTEGER NOT NULL, PRIMARY KEY(seller_id, month));",
 };
 
 int fp_store_migration_count(void)

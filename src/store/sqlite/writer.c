@@ -90,6 +90,11 @@ const char *const fp_sq_write_sql[WQ__N] = {
      * while the upstream is configured (fp_store_set_upload) */
     [WQ_INS_UPLOAD] = ("INSERT OR IGNORE INTO uploads(invoice_number, seller_id, state, next_at, "
                        "first_at, updated_at) VALUES(?1, ?2, 'pending', ?3, ?3, ?3)"),
+    /* the credit line (migration 13, credit_tx.c) */
+    [WQ_CREDIT_LEFT] =
+        "SELECT limit_fen - used_fen FROM upstream_credit WHERE seller_id=?1 AND month=?2",
+    [WQ_CREDIT_ADD] = ("UPDATE upstream_credit SET used_fen = used_fen + ?3 "
+                       "WHERE seller_id=?1 AND month=?2"),
     /* the audit chain (audit.h): the id is assigned, not left to SQLite,
      * so that ids are consecutive */
     [WQ_INS_AUDIT] = ("INSERT INTO audit(id, ts, actor, action, target, request_id, client_ip, "
@@ -376,6 +381,15 @@ static int issue_one(fp_sqlite *s, fp_issue_req *r)
     if (s->reserve_fn && rc->next >= rc->reserved &&
         s->reserve_fn(rc->id, rc->next, &rc->reserved, s->reserve_arg) < 0)
         return FP_EIO;
+    int64_t credit;
+    char month[7];
+    int over = fp_sq_credit_check(s, r, &credit, month);
+    if (over) { /* over the credit line, unless the key was used before: that replays */
+        int found = over < 0 ? FP_EIO : answer_existing(s, r);
+        if (found == FP_ENOTFOUND)
+            r->result = FP_ISSUE_CREDIT_EXCEEDED;
+        return found == 0 || found == FP_ENOTFOUND ? 0 : FP_EIO;
+    }
     snprintf(r->number, sizeof r->number, "%s%015" PRId64, rc->prefix, rc->next);
     fp_doc_patch_number(&r->doc, r->number);
 
@@ -419,7 +433,7 @@ static int issue_one(fp_sqlite *s, fp_issue_req *r)
                       .client_request_id = r->client_request_id[0] ? r->client_request_id : NULL};
     if (fp_sq_audit_append(s, &a, NULL) < 0)
         return FP_EIO; /* the invoice row is in: only a rollback undoes it */
-    if (enqueue_jobs(s, r) < 0)
+    if (enqueue_jobs(s, r) < 0 || fp_sq_credit_apply(s, r, credit, month) < 0)
         return FP_EIO;
     if (r->red_form_id) {
         sqlite3_stmt *u = s->wst[WQ_FORM_ISSUED];
