@@ -60,6 +60,8 @@ static const struct {
      "call the tax platform (乐企): ping, credit, numbers, codes, upload, red forms"},
     {"alerts", cmd_alerts, "内置告警：静默、列出、结束静默与测试通知",
      "built-in alerts: silence, list, expire silences and test the receivers"},
+    {"tls", cmd_tls, "查看服务器记录的 TLS 握手失败（按客户端地址与原因）",
+     "show the server's record of failed TLS handshakes (by client address and reason)"},
     {"version", cmd_version, "显示版本", "print the version"},
     {"help", cmd_help, "显示帮助", "show this help"},
 };

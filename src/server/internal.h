@@ -244,6 +244,7 @@ enum MHD_Result fp_list_invoices_send(fp_req *r, const fp_list_query *q);
 int fp_failstop_refuse(fp_req *r, int outcome_unknown, enum MHD_Result *res);
 enum MHD_Result fp_corrupt_row(fp_req *r, const char *what);
 enum MHD_Result fp_h_store_check(fp_req *r);
+enum MHD_Result fp_h_tls_failures(fp_req *r); /* handlers_ops.c */
 
 /* Authorization (authz.c, the checks listed there).  fp_authorize: a
  * bearer request, after the token's signature and expiry: the client as
