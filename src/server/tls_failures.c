@@ -52,9 +52,15 @@ static const char *const names[FP_TLSF__N] = {
 static const struct {
     int alert, reason;
 } alerts[] = {
-    {48, FP_TLSF_UNKNOWN_CA},          {42, FP_TLSF_BAD_CERTIFICATE},
-    {46, FP_TLSF_CERTIFICATE_UNKNOWN}, {45, FP_TLSF_CERTIFICATE_EXPIRED},
-    {40, FP_TLSF_HANDSHAKE_FAILURE},   {70, FP_TLSF_PROTOCOL_VERSION},
+    {48, FP_TLSF_UNKNOWN_CA},
+    {42, FP_TLSF_BAD_CERTIFICATE},
+    {46, FP_TLSF_CERTIFICATE_UNKNOWN},
+    {45, FP_TLSF_CERTIFICATE_EXPIRED},
+    {40, FP_TLSF_HANDSHAKE_FAILURE},
+    {70, FP_TLSF_PROTOCOL_VERSION},
+    /* close_notify, user_canceled: a client giving up (curl at its connect timeout) */
+    {0, FP_TLSF_CLOSED},
+    {90, FP_TLSF_CLOSED},
 };
 
 fp_tls_failures *fp_tls_failures_new(int cap)
