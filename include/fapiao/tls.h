@@ -37,6 +37,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "fapiao/err.h"
 
@@ -92,5 +93,16 @@ void fp_tls_detach(fp_tls *t);
  * TLS-client key purpose): 0; FP_ENOTFOUND when the client sent none, it
  * does not verify, or the connection is not TLS. */
 int fp_tls_peer_sha256(struct MHD_Connection *c, char out[65]);
+
+/* Watching handshakes for the record of failures (docs/security.md
+ * "Failed handshakes"; src/server/tls_failures.h).  libmicrohttpd's
+ * connection notifications call started/closed (same thread, in pairs);
+ * its log line for a failed handshake calls handshake_failed on the
+ * thread that ran that handshake. */
+void fp_tls_conn_started(fp_tls *t, struct MHD_Connection *c);
+void fp_tls_conn_closed(fp_tls *t, struct MHD_Connection *c, const struct sockaddr *sa,
+                        socklen_t len);
+void fp_tls_handshake_failed(fp_tls *t);
+struct fp_tls_failures *fp_tls_failures_of(fp_tls *t);
 
 #endif

@@ -108,6 +108,7 @@ int cmd_backup(int argc, char **argv);
 int cmd_sellers(int argc, char **argv);
 int cmd_taxcodes(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
+int cmd_tls(int argc, char **argv);   /* cmd_tls.c */
 int cmd_issue(int argc, char **argv); /* cmd_issue.c: libfapiao-client */
 int cmd_get(int argc, char **argv);
 int cmd_pdf_download(int argc, char **argv);

@@ -234,3 +234,24 @@ void cli_client_progress(long done, long total, long ok, long failed)
             cli_zh() ? "成功" : "issued", ok, cli_zh() ? "失败" : "failed", failed);
     fflush(stderr);
 }
+
+int cli_client_get(const client_args *a, const char *path, fpc_result *res)
+{
+    cJSON *cred = NULL;
+    fpc_client *c = cli_client_open(a, &cred);
+    if (!c)
+        return 2;
+    fpc_error e;
+    int rc = fpc_get(c, path, res, &e), code = 0;
+    if (rc < 0) {
+        if (a->json)
+            cli_client_print_json(cli_client_error_json(&e));
+        else
+            cli_client_print_error(&e);
+        code = cli_client_exit(rc);
+        fpc_result_free(res);
+    }
+    fpc_client_free(c);
+    cJSON_Delete(cred);
+    return code;
+}

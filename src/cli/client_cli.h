@@ -33,6 +33,9 @@ char *cli_client_read(const char *path, size_t *len);
 /* The client for a's flags (the doctor as its diagnose hook); *cred holds
  * the strings it uses: free it after the client.  NULL after a message. */
 fpc_client *cli_client_open(const client_args *a, struct cJSON **cred);
+/* GET path with the client for a's flags: 0 with *res filled (free it), or
+ * the command's exit code after the error was printed. */
+int cli_client_get(const client_args *a, const char *path, fpc_result *res);
 /* 3 refused, 4 unavailable, 2 bad argument */
 int cli_client_exit(int rc);
 void cli_client_print_error(const fpc_error *e);

@@ -223,22 +223,13 @@ static int get_common(int argc, char **argv, const char *usage, const char *suff
         fprintf(stderr, "%s", usage);
         return 2;
     }
-    cJSON *cred = NULL;
-    fpc_client *c = cli_client_open(&a, &cred);
-    if (!c)
-        return 2;
     char path[96];
     snprintf(path, sizeof path, "/v1/invoices/%s%s", a.pos[0], suffix);
     fpc_result res;
-    fpc_error e;
-    int rc = fpc_get(c, path, &res, &e), code = 0;
-    if (rc < 0) {
-        if (a.json)
-            cli_client_print_json(cli_client_error_json(&e));
-        else
-            cli_client_print_error(&e);
-        code = cli_client_exit(rc);
-    } else if (!pdf) {
+    int code = cli_client_get(&a, path, &res);
+    if (code != 0)
+        return code;
+    if (!pdf) {
         fwrite(res.body, 1, res.len, stdout);
         putchar('\n');
     } else { /* all or nothing: a temporary file renamed into place */
@@ -260,8 +251,6 @@ static int get_common(int argc, char **argv, const char *usage, const char *suff
         }
     }
     fpc_result_free(&res);
-    fpc_client_free(c);
-    cJSON_Delete(cred);
     return code;
 }
 

@@ -62,6 +62,8 @@ static const struct {
      "built-in alerts: silence, list, expire silences and test the receivers"},
     {"users", cmd_users, "管理控制台用户：新增、列出、停用、重置双因素",
      "manage console users: add, list, disable, reset-2fa"},
+    {"tls", cmd_tls, "查看服务器记录的 TLS 握手失败（按客户端地址与原因）",
+     "show the server's record of failed TLS handshakes (by client address and reason)"},
     {"version", cmd_version, "显示版本", "print the version"},
     {"help", cmd_help, "显示帮助", "show this help"},
 };

@@ -13,7 +13,10 @@
  *   wait           peek (MSG_PEEK, nothing consumed) until the whole first
  *                  TLS record (the ClientHello) is in, within handshake_ms
  *                  of the accept; a PROXY header from anyone else, or bytes
- *                  that are no TLS handshake, are refused
+ *                  that are no TLS handshake, are refused.  While the same
+ *                  client address keeps sending ClientHellos on its other
+ *                  connections, its waiting ones get handshake_ms more, up
+ *                  to EXTEND_MAX times (see `extend`)
  *   hand over      MHD_add_connection with the client's address, so that
  *                  libmicrohttpd, allowlists, audit and the access log see it
  *
@@ -41,7 +44,10 @@
 #include <unistd.h>
 
 #define TLS_HANDSHAKE_RECORD 0x16
+#define TLS_ALERT_RECORD     0x15
 #define TLS_RECORD_MAX       16384
+/* a waiting connection lives at most this many handshake_ms (extend) */
+#define EXTEND_MAX 10
 
 typedef struct ipkey {
     unsigned char fam; /* 4 or 6; an IPv4-mapped IPv6 address is 4 */
@@ -51,12 +57,13 @@ typedef struct ipkey {
 typedef struct ipcount {
     ipkey k;
     int n;
+    int64_t hello_ms; /* a connection from k last sent its ClientHello (0: never) */
     struct ipcount *next;
 } ipcount;
 
 typedef struct waiting {
     int fd;
-    int64_t deadline_ms;
+    int64_t accepted_ms, deadline_ms;
     int proxy;   /* from a trusted proxy, its header not read yet */
     int proxied; /* the address came from a PROXY header */
     int has_key; /* holds a slot of key */
@@ -115,13 +122,19 @@ static size_t bucket(const fp_acceptor *a, const ipkey *k)
     return h & (a->nbuckets - 1);
 }
 
+/* Under mu. */
+static ipcount *ip_find(fp_acceptor *a, const ipkey *k)
+{
+    for (ipcount *c = a->buckets[bucket(a, k)]; c; c = c->next)
+        if (memcmp(&c->k, k, sizeof *k) == 0)
+            return c;
+    return NULL;
+}
+
 /* Under mu: one more connection for k, unless k is at cap (> 0): -1. */
 static int ip_take(fp_acceptor *a, const ipkey *k, int cap)
 {
-    ipcount **b = &a->buckets[bucket(a, k)], *c;
-    for (c = *b; c; c = c->next)
-        if (memcmp(&c->k, k, sizeof *k) == 0)
-            break;
+    ipcount **b = &a->buckets[bucket(a, k)], *c = ip_find(a, k);
     if (c && cap > 0 && c->n >= cap)
         return -1;
     if (!c) {
@@ -198,6 +211,9 @@ static void hand_over(fp_acceptor *a, waiting *w)
     unlink_waiting(a, w);
     pthread_mutex_lock(&a->mu);
     a->total--;
+    ipcount *c = w->has_key ? ip_find(a, &w->key) : NULL;
+    if (c) /* progress: the address's other waiting connections may wait on */
+        c->hello_ms = fp_mono_ms();
     if (w->has_key)
         ip_release(a, &w->key);
     pthread_mutex_unlock(&a->mu);
@@ -264,6 +280,10 @@ static void step(fp_acceptor *a, waiting *w, int hup)
     }
     if (n <= 0) {
         drop(a, w, -1);
+        return;
+    }
+    if (hdr[0] == TLS_ALERT_RECORD) {
+        drop(a, w, -1); /* a client giving up before its ClientHello (close_notify) */
         return;
     }
     if (hdr[0] != TLS_HANDSHAKE_RECORD) {
@@ -350,7 +370,8 @@ static void admit(fp_acceptor *a, int fd, const struct sockaddr_storage *ss, soc
         free(w);
         return;
     }
-    w->deadline_ms = fp_mono_ms() + a->o.handshake_ms;
+    w->accepted_ms = fp_mono_ms();
+    w->deadline_ms = w->accepted_ms + a->o.handshake_ms;
     w->prev = a->head.prev;
     w->next = &a->head;
     a->head.prev->next = w;
@@ -392,6 +413,41 @@ static void accept_some(fp_acceptor *a)
     }
 }
 
+/* w is due.  A client that opens many connections at once and then runs
+ * their TLS handshakes one after another (libcurl's multi interface in one
+ * thread: about 20 ms of CPU each, far more on a busy machine) sends its
+ * later ClientHellos long after their accept; 64 such connections through
+ * HAProxy missed the 2 s deadline (docs/ha.md §5.5).  So while the same
+ * address has sent a ClientHello on another connection within the last
+ * handshake_ms, w gets handshake_ms more, up to EXTEND_MAX handshake_ms
+ * after its accept; an address that sends nothing (idle sockets) gets
+ * none.  w moves to keep the list in deadline order: 1 extended. */
+static int extend(fp_acceptor *a, waiting *w, int64_t now)
+{
+    int64_t last = a->o.handshake_ms * (int64_t)EXTEND_MAX + w->accepted_ms;
+    if (!w->has_key || now >= last)
+        return 0;
+    pthread_mutex_lock(&a->mu);
+    ipcount *c = ip_find(a, &w->key);
+    int alive = c && c->hello_ms > 0 && now - c->hello_ms < a->o.handshake_ms;
+    pthread_mutex_unlock(&a->mu);
+    if (!alive)
+        return 0;
+    w->deadline_ms = now + a->o.handshake_ms < last ? now + a->o.handshake_ms : last;
+    waiting *at = a->head.prev; /* the new place: after the last one due before */
+    while (at != &a->head && at->deadline_ms > w->deadline_ms)
+        at = at->prev;
+    if (at != w) {
+        w->prev->next = w->next;
+        w->next->prev = w->prev;
+        w->prev = at;
+        w->next = at->next;
+        at->next->prev = w;
+        at->next = w;
+    }
+    return 1;
+}
+
 static void *run(void *arg)
 {
     fp_acceptor *a = arg;
@@ -429,7 +485,8 @@ static void *run(void *arg)
             a->paused_until = 0;
         }
         while (a->head.next != &a->head && a->head.next->deadline_ms <= now)
-            drop(a, a->head.next, FP_ACC_HANDSHAKE_TIMEOUT);
+            if (!extend(a, a->head.next, now))
+                drop(a, a->head.next, FP_ACC_HANDSHAKE_TIMEOUT);
     }
 }
 

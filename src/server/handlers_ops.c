@@ -1,7 +1,9 @@
 /* handlers_ops.c — for operators and tools: /healthz, /readyz,
- * /openapi.json (/metrics: metrics_endpoint.c). */
+ * /openapi.json, /v1/admin/tls-failures (/metrics: metrics_endpoint.c). */
 #include "internal.h"
 #include "fapiao/health.h"
+#include "fapiao/tls.h"
+#include "tls_failures.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -78,4 +80,18 @@ enum MHD_Result fp_h_openapi(fp_req *r)
 {
     const char *doc = fp_openapi_json();
     return fp_respond_json(r, 200, strdup(doc), strlen(doc));
+}
+
+/* GET /v1/admin/tls-failures: which clients fail their TLS handshake, and
+ * why (tls_failures.h; docs/security.md "Failed handshakes"). */
+enum MHD_Result fp_h_tls_failures(fp_req *r)
+{
+    fp_buf b;
+    fp_jw w;
+    fp_buf_init(&b, 256 * 1024);
+    fp_jw_init(&w, &b);
+    fp_tls_failures_json(fp_tls_failures_of(r->srv->o.tls), &w);
+    size_t len;
+    char *body = fp_buf_take(&b, &len);
+    return body ? fp_respond_json(r, 200, body, len) : MHD_NO;
 }

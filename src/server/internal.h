@@ -59,8 +59,8 @@ struct fp_server {
     struct fp_metrics *metrics;
     const fp_route *routes; /* the route table (server.c), for the per-route rows */
     size_t nroutes;
-    struct fp_metric *m_requests[32][6];
-    struct fp_metric *m_duration[32];
+    struct fp_metric *m_requests[48][6];
+    struct fp_metric *m_duration[48];
     struct fp_metric *m_inflight, *m_conns, *m_conns_total, *m_limited[4];
     struct fp_metric *m_batch, *m_fsync;
     struct MHD_Daemon *metrics_d; /* --metrics-listen (server_metrics.c) */
@@ -246,6 +246,7 @@ enum MHD_Result fp_list_invoices_send(fp_req *r, const fp_list_query *q);
 int fp_failstop_refuse(fp_req *r, int outcome_unknown, enum MHD_Result *res);
 enum MHD_Result fp_corrupt_row(fp_req *r, const char *what);
 enum MHD_Result fp_h_store_check(fp_req *r);
+enum MHD_Result fp_h_tls_failures(fp_req *r); /* handlers_ops.c */
 
 /* Authorization (authz.c, the checks listed there).  fp_authorize: a
  * bearer request, after the token's signature and expiry: the client as

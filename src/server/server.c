@@ -56,6 +56,7 @@ static const fp_route routes[] = {
     {"POST", "/v1/red-forms/{}/invoice", fp_h_red_invoice, AUTH_BEARER, 1, FP_PERM_INVOICES_ISSUE},
     {"GET", "/v1/audit", fp_h_list_audit, AUTH_BEARER, 0, FP_PERM_AUDIT_READ},
     {"POST", "/v1/admin/store/check", fp_h_store_check, AUTH_BEARER, 0, FP_PERM_STORE_CHECK},
+    {"GET", "/v1/admin/tls-failures", fp_h_tls_failures, AUTH_BEARER, 0, FP_PERM_TLS_FAILURES},
     {"GET", "/v1/_faults", fp_h_faults, AUTH_BEARER, 0, FP_PERM_FAULTS},
     {"POST", "/v1/_faults", fp_h_faults, AUTH_BEARER, 0, FP_PERM_FAULTS},
     {"GET", "/healthz", fp_h_healthz, AUTH_NONE, 0, FP_PERM_NONE},
@@ -67,7 +68,7 @@ static const fp_route routes[] = {
     {"GET", "/console/api/session", fp_h_console_session, AUTH_NONE, 0, FP_PERM_NONE},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
-_Static_assert(NROUTES < 32, "grow fp_server.m_requests");
+_Static_assert(NROUTES < 48, "grow fp_server.m_requests");
 
 static int seg_char_ok(char c)
 {
@@ -379,10 +380,13 @@ static void connection_counted(fp_server *s, struct MHD_Connection *c, int start
     const struct sockaddr *sa = ci ? ci->client_addr : NULL;
     socklen_t len =
         sa && sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    if (started)
+    if (started) {
         fp_acceptor_opened(s->acc, sa, len);
-    else
+        fp_tls_conn_started(s->o.tls, c);
+    } else {
         fp_acceptor_closed(s->acc, sa, len);
+        fp_tls_conn_closed(s->o.tls, c, sa, len); /* a failed handshake is recorded */
+    }
 }
 
 static void hand_over(void *cls, int fd, const struct sockaddr *sa, socklen_t len)
@@ -451,12 +455,21 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     fp_server *s = cls;
-    (void)s;
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n && msg[n - 1] == '\n')
         msg[--n] = 0;
+    if (strstr(msg, "handshake message out of context")) {
+        /* libmicrohttpd's words for every failed handshake: the reason and
+         * the client are in the record (docs/security.md) */
+        fp_tls_handshake_failed(s->o.tls);
+        fprintf(stderr,
+                "fapiao: http: %s (TLS 握手失败，原因见 / handshake failed, see GET "
+                "/v1/admin/tls-failures)\n",
+                msg);
+        return;
+    }
     fprintf(stderr, "fapiao: http: %s\n", msg);
 }
 

@@ -13,6 +13,8 @@
 #include "conn_guard.h"
 #include "http_limits.h"
 #include "internal.h"
+#include "fapiao/tls.h"
+#include "tls_failures.h"
 
 #include "fapiao/crypto.h"
 
@@ -94,6 +96,16 @@ static void collect_refused(fp_metrics_family *f, void *arg)
                      (int64_t)fp_acceptor_count(s->acc, i));
 }
 
+/* Failed TLS handshakes by reason (tls_failures.h). */
+static void collect_tls_failures(fp_metrics_family *f, void *arg)
+{
+    fp_server *s = arg;
+    fp_tls_failures *tf = fp_tls_failures_of(s->o.tls);
+    for (int i = 0; i < FP_TLSF__N; i++)
+        fp_gauge_set(fp_metrics_child(f, (const char *[]){fp_tls_failures_reason_name(i)}),
+                     (int64_t)fp_tls_failures_total(tf, i));
+}
+
 /* The families whose counts live in the connection layers. */
 static int register_connection_families(fp_server *s, fp_err *err)
 {
@@ -116,6 +128,18 @@ static int register_connection_families(fp_server *s, fp_err *err)
                                .type = FP_METRICS_COUNTER,
                                .labels = {"reason"},
                                .collect = collect_refused,
+                               .arg = s},
+            NULL, err);
+    if (rc == 0)
+        rc = fp_metrics_register(
+            s->metrics,
+            &(fp_metrics_opts){.name = "fapiao_tls_handshake_failures_total",
+                               .help = "TLS handshakes that failed, by reason (the client's "
+                                       "alert, an old ClientHello, a close); per client "
+                                       "address: GET /v1/admin/tls-failures.",
+                               .type = FP_METRICS_COUNTER,
+                               .labels = {"reason"},
+                               .collect = collect_tls_failures,
                                .arg = s},
             NULL, err);
     return rc;

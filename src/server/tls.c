@@ -20,6 +20,7 @@
  * guard_pull below. */
 #include "tls_internal.h"
 #include "fapiao/crypto.h"
+#include "tls_failures.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -85,6 +86,10 @@ int fp_tls_new(const fp_tls_opts *o, fp_tls **out, fp_err *err)
     char warn[1024];
     if ((rc = fp_tls_load_gen(t, &t->cur, warn, sizeof warn, err)) < 0)
         goto fail;
+    if (!(t->fails = fp_tls_failures_new(FP_TLS_FAILURES_CAP))) {
+        rc = fp_fail(err, FP_ENOMEM, "out of memory");
+        goto fail;
+    }
     atomic_init(&t->generation, 1);
     log_loaded("loaded", t, t->cur, warn);
     *out = t;
@@ -126,7 +131,8 @@ void fp_tls_free(fp_tls *t)
     atomic_compare_exchange_strong(&attached, &self, NULL);
     fp_tls_gen_free(t->cur);
     pthread_rwlock_destroy(&t->lock);
-    free(t->guard);
+    free(t->conns);
+    fp_tls_failures_free(t->fails);
     free(t->client_ca_pem);
     free(t->cert_path);
     free(t->key_path);
@@ -241,13 +247,59 @@ static int guard_feed(uint32_t *state, const unsigned char *p, size_t n)
     return 0;
 }
 
+/* The connection this thread read from last (fp_tls_handshake_failed). */
+static _Thread_local int last_fd = -1;
+
+enum { C_OPEN = 1, C_GUARD = 2, C_DONE = 4, C_EOF = 8, C_FAILED = 16, C_BADCERT = 32 };
+
+/* Follows the client's records: the client_version of the first one (a
+ * ClientHello; stream offsets 9 and 10: 5 record header, 1 type, 3
+ * length) and the description of a plaintext alert.  A client that rejects
+ * our certificate in TLS 1.3 before it has switched to its handshake keys
+ * (OpenSSL does) sends its alert in plaintext, which GnuTLS, expecting an
+ * encrypted record, refuses without noting the alert. */
+static void note_records(tls_conn *c, const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n && c->seen < 11; i++)
+        if (c->seen++ >= 9)
+            c->hello_version = (uint16_t)(c->hello_version << 8 | p[i]);
+    for (size_t i = 0; i < n; i++) {
+        if (c->rpos < 5) { /* the record header */
+            if (c->rpos == 0)
+                c->rtype = p[i];
+            else if (c->rpos >= 3)
+                c->rlen = (uint16_t)(c->rpos == 3 ? p[i] << 8 : c->rlen | p[i]);
+            c->rpos = c->rpos == 4 && c->rlen == 0 ? 0 : c->rpos + 1;
+            c->rrem = c->rlen;
+            continue;
+        }
+        size_t skip = n - i < c->rrem ? n - i : c->rrem; /* the body, at once */
+        if (c->rtype == 21 && c->rlen == 2) {            /* a plaintext alert: level, description */
+            if (c->rrem == 1 && !c->alert)
+                c->alert = (uint8_t)(p[i] + 1);
+            skip = 1;
+        }
+        c->rrem = (uint16_t)(c->rrem - skip);
+        i += skip - 1;
+        if (c->rrem == 0)
+            c->rpos = 0;
+    }
+}
+
 static ssize_t guard_pull(gnutls_transport_ptr_t ptr, void *buf, size_t size)
 {
     int fd = (int)(intptr_t)ptr;
     ssize_t n = recv(fd, buf, size, 0);
     fp_tls *t = atomic_load(&attached);
-    if (n > 0 && t && fd >= 0 && fd < t->guard_cap &&
-        guard_feed(&t->guard[fd], buf, (size_t)n) < 0) {
+    if (!t || fd < 0 || fd >= t->conns_cap)
+        return n;
+    tls_conn *c = &t->conns[fd];
+    last_fd = fd;
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+        c->flags |= C_EOF;
+    if (n > 0 && !(c->flags & C_DONE)) /* the handshake's records only */
+        note_records(c, buf, (size_t)n);
+    if (n > 0 && (c->flags & C_GUARD) && guard_feed(&c->guard, buf, (size_t)n) < 0) {
         /* GnuTLS sends alerts even on a failed session: shut the socket
          * first so that no close_notify makes the refusal look polite */
         shutdown(fd, SHUT_RDWR);
@@ -272,9 +324,10 @@ static int guard_pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms)
 static void guard_start(fp_tls *t, gnutls_session_t session)
 {
     int fd = gnutls_transport_get_int(session);
-    if (!t->guard || fd < 0 || fd >= t->guard_cap)
+    if (!t->conns || fd < 0 || fd >= t->conns_cap)
         return; /* beyond the table: renegotiation still ends the connection, politely */
-    t->guard[fd] = 0;
+    t->conns[fd].guard = 0;
+    t->conns[fd].flags |= C_GUARD;
     gnutls_transport_set_pull_function(session, guard_pull);
     gnutls_transport_set_pull_timeout_function(session, guard_pull_timeout);
 }
@@ -304,16 +357,16 @@ int fp_tls_mhd_options(fp_tls *t, struct MHD_OptionItem *items, size_t cap, fp_e
 {
     if (cap < 4)
         return fp_fail(err, FP_EINVAL, "option array too small");
-    if (!t->guard) {
+    if (!t->conns) {
         struct rlimit rl;
         rlim_t n = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
         if (n == RLIM_INFINITY || n > (1u << 20))
             n = 1u << 20; /* calloc'd pages stay untouched until used */
         if (n < 1024)
             n = 1024;
-        if (!(t->guard = calloc((size_t)n, sizeof *t->guard)))
+        if (!(t->conns = calloc((size_t)n, sizeof *t->conns)))
             return fp_fail(err, FP_ENOMEM, "out of memory");
-        t->guard_cap = (int)n;
+        t->conns_cap = (int)n;
     }
     fp_tls *none = NULL;
     if (!atomic_compare_exchange_strong(&attached, &none, t) && none != t)
@@ -353,4 +406,105 @@ int fp_tls_peer_sha256(struct MHD_Connection *c, char out[65])
     fp_sha256(peers[0].data, peers[0].size, md);
     fp_hex(md, sizeof md, out);
     return 0;
+}
+
+/* ---- watching handshakes (docs/security.md "Failed handshakes") ----
+ *
+ * libmicrohttpd runs the handshakes and tells nobody why one failed: its
+ * log says "received handshake message out of context" for every failure,
+ * and the session is gone by the time the connection's close is notified.
+ * So each connection's session gets our pull function from the start
+ * (started), which notes the ClientHello's version, an end of the stream,
+ * and the connection this thread read last; a hook on the client's Finished
+ * marks the handshake done (and checks a client certificate against the
+ * client CA); the log line of a failure (fp_tls_handshake_failed) reads the
+ * client's alert from the session while it is still alive, on the thread
+ * that read that alert last.  At the close, a connection without a done
+ * handshake is a failure, recorded with the client's address and the most
+ * specific reason known: the client's alert, a ClientHello older than TLS
+ * 1.2 (the server offers 1.2 and 1.3), the stream ending, or the server
+ * ending it. */
+
+fp_tls_failures *fp_tls_failures_of(fp_tls *t)
+{
+    return t ? t->fails : NULL;
+}
+
+static tls_conn *conn_of(fp_tls *t, int fd)
+{
+    return t && t->conns && fd >= 0 && fd < t->conns_cap ? &t->conns[fd] : NULL;
+}
+
+static int on_handshake_msg(gnutls_session_t session, unsigned htype, unsigned when,
+                            unsigned incoming, const gnutls_datum_t *msg)
+{
+    (void)msg;
+    fp_tls *t = atomic_load(&attached);
+    tls_conn *c = conn_of(t, gnutls_transport_get_int(session));
+    if (!c || htype != GNUTLS_HANDSHAKE_FINISHED || when != GNUTLS_HOOK_POST || !incoming)
+        return 0;
+    c->flags |= C_DONE;
+    unsigned n = 0, status = 0;
+    if (t->client_ca_pem && gnutls_certificate_get_peers(session, &n) && n > 0 &&
+        (gnutls_certificate_verify_peers2(session, &status) < 0 || status != 0))
+        c->flags |= C_BADCERT; /* requested, not required: the handshake goes on */
+    return 0;
+}
+
+void fp_tls_conn_started(fp_tls *t, struct MHD_Connection *mc)
+{
+    const union MHD_ConnectionInfo *si =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    gnutls_session_t session = si ? (gnutls_session_t)si->tls_session : NULL;
+    tls_conn *c = session ? conn_of(t, gnutls_transport_get_int(session)) : NULL;
+    if (!c)
+        return;
+    memset(c, 0, sizeof *c);
+    c->session = session;
+    c->flags = C_OPEN;
+    gnutls_transport_set_pull_function(session, guard_pull);
+    gnutls_transport_set_pull_timeout_function(session, guard_pull_timeout);
+    gnutls_handshake_set_hook_function(session, GNUTLS_HANDSHAKE_FINISHED, GNUTLS_HOOK_POST,
+                                       on_handshake_msg);
+}
+
+void fp_tls_handshake_failed(fp_tls *t)
+{
+    tls_conn *c = conn_of(t, last_fd);
+    last_fd = -1;
+    if (!c || !(c->flags & C_OPEN) || (c->flags & C_DONE) || !c->session)
+        return;
+    c->flags |= C_FAILED;
+    int alert = (int)gnutls_alert_get(c->session);
+    if (alert > 0 && alert < 255 && !c->alert) /* 0 is close_notify: also "none received" */
+        c->alert = (uint8_t)(alert + 1);
+}
+
+static int failure_reason(const tls_conn *c)
+{
+    if (c->flags & C_DONE)
+        return (c->flags & C_BADCERT) ? FP_TLSF_CLIENT_CERT_UNTRUSTED : -1;
+    if (c->alert)
+        return fp_tls_failures_reason_of_alert(c->alert - 1);
+    if (c->seen >= 11 && c->hello_version < 0x0303)
+        return FP_TLSF_VERSION_TOO_OLD;
+    if ((c->flags & C_FAILED) && !(c->flags & C_EOF))
+        return FP_TLSF_SERVER_REFUSED;
+    return FP_TLSF_CLOSED;
+}
+
+void fp_tls_conn_closed(fp_tls *t, struct MHD_Connection *mc, const struct sockaddr *sa,
+                        socklen_t len)
+{
+    const union MHD_ConnectionInfo *fi =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+    tls_conn *c = fi ? conn_of(t, fi->connect_fd) : NULL;
+    if (!c || !(c->flags & C_OPEN))
+        return;
+    int reason = failure_reason(c);
+    if (reason >= 0)
+        fp_tls_failures_add(t->fails, sa, len, reason);
+    if (last_fd == fi->connect_fd)
+        last_fd = -1;
+    memset(c, 0, sizeof *c);
 }

@@ -36,6 +36,19 @@ typedef struct tls_gen {
     long selftest_us; /* how long the test handshakes took */
 } tls_gen;
 
+/* One connection's handshake as tls.c watches it (indexed by its socket;
+ * only the thread serving the connection touches it). */
+typedef struct tls_conn {
+    uint32_t guard;           /* renegotiation guard: record parser state */
+    uint16_t hello_version;   /* the ClientHello's client_version */
+    uint8_t flags;            /* C_… in tls.c */
+    uint8_t alert;            /* the client's alert + 1; 0: none */
+    uint8_t seen;             /* stream bytes seen, up to the hello's version */
+    uint8_t rpos, rtype;      /* the client's current record: header byte, type */
+    uint16_t rlen, rrem;      /* its length, body bytes still to come */
+    gnutls_session_t session; /* between started and closed */
+} tls_conn;
+
 struct fp_tls {
     atomic_int refs;
     char *cert_path, *key_path, *ocsp_path, *pass_path;
@@ -44,8 +57,9 @@ struct fp_tls {
     pthread_rwlock_t lock;
     tls_gen *cur; /* under lock */
     atomic_uint_fast64_t generation;
-    uint32_t *guard; /* per file descriptor: record parser state (guard_pull) */
-    int guard_cap;
+    tls_conn *conns; /* per file descriptor (guard_pull, watching handshakes) */
+    int conns_cap;
+    struct fp_tls_failures *fails; /* the record of failed handshakes */
 };
 
 /* stderr, "fapiao: tls: ..." */

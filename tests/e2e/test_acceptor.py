@@ -481,3 +481,191 @@ def test_haproxy_send_proxy_v2_carries_the_client_address(make_server, haproxy):
     ips = log_ips(srv)
     assert "127.0.0.41" in ips and "127.0.0.42" in ips and "127.0.0.44" in ips, set(ips)
     assert "127.0.0.40" not in ips, set(ips)
+
+
+# ---- a burst of connections behind PROXY v2 (the HA bench's failure) ----------
+#
+# bench_ratebench opened 64 connections at once through HAProxy
+# (send-proxy-v2) and then ran their TLS handshakes one after another in
+# its one libcurl thread, about 20 ms of CPU each and far more on the busy
+# bench machine: the later ClientHellos came seconds after their accept,
+# and the node reset them at the pre-handshake deadline (the node's log said
+# only libmicrohttpd's "received handshake message out of context" for the
+# handshakes cut short).  A waiting connection now gets more time while its
+# address keeps sending ClientHellos on its other connections.
+
+BURST = 64  # connections opened at once, as bench_ratebench's warm-up did
+
+
+def _pumped_healthz(ctx, sock, header, mode, limit):
+    """PROXY header + TLS handshake + GET /healthz over a blocking socket,
+    the TLS driven by hand (ssl.MemoryBIO) so that the header's bytes and
+    the ClientHello's can be cut into writes as `mode` says:
+      sent       the header was written already (at connect)
+      joined     header and ClientHello in one write
+      cut        one write with the header and the hello's first 3 bytes,
+                 then the rest of the hello
+    Returns the bytes of the answer."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="127.0.0.1")
+    end = time.monotonic() + limit
+    first = [mode != "sent"]
+
+    def flush():
+        data = out.read()
+        if not data:
+            return
+        if first[0]:
+            first[0] = False
+            data = header + data
+            if mode == "cut":
+                sock.sendall(data[:len(header) + 3])
+                time.sleep(0.002)
+                data = data[len(header) + 3:]
+        sock.sendall(data)
+
+    def pump(step):
+        while time.monotonic() < end:
+            try:
+                return step()
+            except ssl.SSLWantReadError:
+                flush()
+                d = sock.recv(65536)
+                if not d:
+                    inc.write_eof()
+                else:
+                    inc.write(d)
+        raise AssertionError("no answer within %s s" % limit)
+
+    pump(obj.do_handshake)
+    obj.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    flush()
+    answer = b""
+    for _ in range(1000):
+        try:
+            chunk = pump(lambda: obj.read(65536))
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            break
+        if not chunk:
+            break
+        answer += chunk
+    return answer
+
+
+def _connect_from(port, src, timeout):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.bind((src, 0))
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def _one_after_another(socks, handshake, gap):
+    """Handshakes (and GET /healthz) on already open sockets, one after
+    another, `gap` seconds apart, as one busy client thread does them.
+    Returns (ok count, failures)."""
+    ok, fails = 0, []
+    for i, s in enumerate(socks):
+        try:
+            ans = handshake(i, s)
+            if ans.startswith(b"HTTP/1.1 200"):
+                ok += 1
+            else:
+                fails.append((i, ans[:60]))
+        except (OSError, ssl.SSLError, AssertionError, http.client.HTTPException) as e:
+            fails.append((i, repr(e)))
+        finally:
+            s.close()
+        time.sleep(gap)
+    return ok, fails
+
+
+def test_burst_of_connections_handshaking_one_after_another(make_server):
+    """BURST connections from a trusted proxy, each with its PROXY v2 header
+    (one write, or trickled in 3-byte writes) sent at connect as HAProxy
+    does, then handshaken one after another, 40 ms apart: the last
+    ClientHello comes about 2.5 s after its accept, past the 1 s
+    pre-handshake deadline, while the client keeps sending hellos.  All of
+    them are served; an idle socket from another address is still closed at
+    the deadline, and one from the same client too once it stops."""
+    hs_ms = 1000
+    srv = make_server(serve_args=["--trusted-proxy", "127.0.0.60",
+                                  "--handshake-timeout-ms", str(hs_ms)])
+    socks = []
+    for i in range(BURST):
+        s = _connect_from(srv.port, "127.0.0.60", 30 * SLOW)
+        header = proxy_v2("198.51.100.7", sport=40000 + i)
+        if i % 2:
+            for k in range(0, len(header), 3):
+                s.sendall(header[k:k + 3])
+        else:
+            s.sendall(header)
+        socks.append(s)
+    idle = raw_socket(srv, "127.0.0.59")  # no byte ever: the deadline applies
+    ok, fails = _one_after_another(
+        socks, lambda i, s: _pumped_healthz(srv._ctx, s, b"", "sent", 30 * SLOW), 0.04)
+    assert ok == BURST and not fails, (ok, fails[:8])
+    assert is_closed(idle)
+    idle.close()
+    assert (refused_metric(srv, "handshake_timeout") or 0) == 1
+    assert (refused_metric(srv, "proxy_invalid") or 0) == 0
+
+    # the same client address, silent after its last hello: closed in time
+    s = _connect_from(srv.port, "127.0.0.60", 5)
+    s.sendall(proxy_v2("198.51.100.7", sport=39999))
+    assert wait_closed(s, 15 * SLOW) is not None
+    s.close()
+    assert refused_metric(srv, "handshake_timeout") == 2
+
+
+def test_proxy_header_cut_into_writes_under_a_concurrent_burst(make_server):
+    """BURST connections at once, each writing its PROXY v2 header with its
+    ClientHello (one write, or cut inside the hello's record header): every
+    handshake succeeds and no byte of a header reaches TLS."""
+    srv = make_server(serve_args=["--trusted-proxy", "127.0.0.60",
+                                  "--handshake-timeout-ms", str(10000 * SLOW)])
+    modes = ("joined", "cut")
+    gate = threading.Barrier(BURST, timeout=30 * SLOW)
+    fails, ok = [], []
+
+    def run(i):
+        try:
+            s = _connect_from(srv.port, "127.0.0.60", 30 * SLOW)
+            try:
+                gate.wait()
+                ans = _pumped_healthz(srv._ctx, s, proxy_v2("198.51.100.%d" % (1 + i), sport=40000 + i),
+                                      modes[i % 2], 30 * SLOW)
+            finally:
+                s.close()
+            (ok if ans.startswith(b"HTTP/1.1 200") else fails).append((i, ans[:60]))
+        except Exception as e:  # noqa: BLE001 (every failure is reported)
+            fails.append((i, repr(e)))
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(BURST)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60 * SLOW)
+    assert len(ok) == BURST and not fails, (len(ok), fails[:8])
+    assert (refused_metric(srv, "proxy_invalid") or 0) == 0
+    assert (refused_metric(srv, "not_tls") or 0) == 0
+
+
+def test_burst_through_haproxy_handshaking_one_after_another(make_server, haproxy):
+    """The HA bench's case on loopback: BURST clients connect at once through
+    a real HAProxy (mode tcp, send-proxy-v2: the header goes to the node at
+    connect), then handshake one after another 40 ms apart; with a 1 s
+    pre-handshake deadline all are served."""
+    srv = make_server(serve_args=["--trusted-proxy", "127.0.0.61",
+                                  "--handshake-timeout-ms", "1000"])
+    hport = haproxy(srv.port, "127.0.0.61")
+    socks = [_connect_from(hport, "127.0.0.62", 30 * SLOW) for _ in range(BURST)]
+
+    def handshake(i, s):
+        tls = srv._ctx.wrap_socket(s, server_hostname="127.0.0.1")
+        return healthz_over(tls)
+
+    ok, fails = _one_after_another(socks, handshake, 0.04)
+    assert ok == BURST and not fails, (ok, fails[:8])
+    assert (refused_metric(srv, "handshake_timeout") or 0) == 0
