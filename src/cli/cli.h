@@ -42,6 +42,11 @@ int cli_require(const char *value, const char *flag, const char *usage);
 /* *out from a flag's decimal value in 0..max (s NULL: *out 0); -1 after a
  * usage error naming the flag (not a number, or out of range). */
 int cli_count(const char *s, const char *flag, long long max, long long *out, const char *usage);
+/* The same for min..max, *out left as it is when s is NULL (its default):
+ * every numeric flag goes through one of the two, so that "abc", "-1" and
+ * an overflow all get the one message naming the flag (exit 2). */
+int cli_number(const char *s, const char *flag, long long min, long long max, long long *out,
+               const char *usage);
 
 /* 0 when DIR/fapiao.db is there and usable (read and, if write, write);
  * else prints why and returns -1: "permission denied" naming the path that

@@ -150,24 +150,33 @@ int cli_parse(int argc, char **argv, const cli_flag *flags, const char *usage)
     return 0;
 }
 
-int cli_count(const char *s, const char *flag, long long max, long long *out, const char *usage)
+int cli_number(const char *s, const char *flag, long long min, long long max, long long *out,
+               const char *usage)
 {
-    *out = 0;
     if (!s)
         return 0;
+    /* digits only: strtoll alone would also take leading blanks and a sign */
     char *end = NULL;
     errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (*s && !*end && errno == 0 && v >= 0 && v <= max) {
+    long long v = *s >= '0' && *s <= '9' ? strtoll(s, &end, 10) : 0;
+    if (end && !*end && errno == 0 && v >= min && v <= max) {
         *out = v;
         return 0;
     }
-    char zh[160], en[160];
-    snprintf(zh, sizeof zh, "%s 须为 0 到 %lld 之间的整数：%.40s", flag, max, s);
-    snprintf(en, sizeof en, "%s must be a whole number from 0 to %lld: %.40s", flag, max, s);
+    char zh[192], en[192];
+    snprintf(zh, sizeof zh, "%s 须为 %lld 到 %lld 之间的整数：%.40s", flag, min, max, s);
+    snprintf(en, sizeof en, "%s must be a whole number from %lld to %lld: %.40s", flag, min, max,
+             s);
     cli_error(zh, en);
-    fprintf(stderr, "%s", usage);
+    if (usage)
+        fprintf(stderr, "%s", usage);
     return -1;
+}
+
+int cli_count(const char *s, const char *flag, long long max, long long *out, const char *usage)
+{
+    *out = 0;
+    return cli_number(s, flag, 0, max, out, usage);
 }
 
 int cli_require(const char *value, const char *flag, const char *usage)

@@ -113,8 +113,36 @@ char *cli_client_read(const char *path, size_t *len)
 }
 
 /* The client for the parsed flags; prints why not and returns NULL. */
+/* --timeouts C,T,F,A: four numbers of milliseconds, each as cli_number
+ * takes it; -1 after a usage error. */
+static int parse_timeouts(const char *s, int ms[4])
+{
+    const char *p = s;
+    for (int n = 0; s && n < 4; n++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char part[32];
+        long long v = 0;
+        if ((n < 3) != (comma != NULL) || len >= sizeof part) {
+            cli_error("--timeouts 须为四个毫秒数：连接,TLS,首字节,单次",
+                      "--timeouts takes four milliseconds: connect,TLS,first byte,attempt");
+            return -1;
+        }
+        memcpy(part, p, len);
+        part[len] = 0;
+        if (cli_number(part, "--timeouts", 0, 86400000, &v, NULL) < 0)
+            return -1;
+        ms[n] = (int)v;
+        p = comma + 1;
+    }
+    return 0;
+}
+
 fpc_client *cli_client_open(const client_args *a, cJSON **cred_out)
 {
+    int ms[4] = {0};
+    if (parse_timeouts(a->timeouts, ms) < 0)
+        return NULL;
     size_t len;
     char *text = cli_client_read(a->credential, &len);
     cJSON *cred = text ? cJSON_Parse(text) : NULL;
@@ -154,13 +182,10 @@ fpc_client *cli_client_open(const client_args *a, cJSON **cred_out)
                   .deadline_ms = (int)(deadline * 1000),
                   .diagnose = fpc_doctor_diagnose,
                   .user_agent = "fapiao-cli/1"};
-    if (a->timeouts && sscanf(a->timeouts, "%d,%d,%d,%d", &o.connect_timeout_ms, &o.tls_timeout_ms,
-                              &o.first_byte_timeout_ms, &o.total_timeout_ms) != 4) {
-        cli_error("--timeouts 须为四个毫秒数：连接,TLS,首字节,单次",
-                  "--timeouts takes four milliseconds: connect,TLS,first byte,attempt");
-        cJSON_Delete(cred);
-        return NULL;
-    }
+    o.connect_timeout_ms = ms[0];
+    o.tls_timeout_ms = ms[1];
+    o.first_byte_timeout_ms = ms[2];
+    o.total_timeout_ms = ms[3];
     fpc_client *c = NULL;
     fpc_error err;
     if (fpc_client_new(&o, &c, &err) < 0) {

@@ -70,6 +70,14 @@ static int cmd_silence(int argc, char **argv)
         i++;
     }
     int64_t secs = dur ? parse_duration(dur) : -1;
+    if (dur && secs < 0) { /* a number with its unit: not cli_number's */
+        char zh[160], en[160];
+        snprintf(zh, sizeof zh, "--for 须为 1 秒到 366 天的时长（如 90m、2h、1d）：%.40s", dur);
+        snprintf(en, sizeof en, "--for must be a duration of 1s to 366d (e.g. 90m, 2h, 1d): %.40s",
+                 dur);
+        cli_error(zh, en);
+        return 2;
+    }
     if (cli_require(dir, "--data-dir", usage) < 0 || !x.matchers[0] || secs < 0 || !comment) {
         cli_error("需要 --match、--for（如 2h）与 --comment",
                   "need --match, --for (e.g. 2h) and --comment");
@@ -125,14 +133,17 @@ static int cmd_list_expire(int argc, char **argv, int expire)
                               {"--all", 1, NULL, &all},
                               {"--json", 1, NULL, &json},
                               {NULL, 0, NULL, NULL}};
-    if (expire && argc >= 2 && argv[argc - 1][0] != '-')
+    if (expire && argc >= 2 && strncmp(argv[argc - 1], "--", 2) != 0) /* -1: a bad ID */
         id = argv[--argc];
     if (cli_parse(argc, argv, flags, usage) < 0 || cli_require(dir, "--data-dir", usage) < 0)
         return 2;
-    if (expire && (!id || atoll(id) <= 0)) {
+    long long sid = 0;
+    if (expire && !id) {
         cli_error("需要静默的 ID", "need the silence's ID");
         return 2;
     }
+    if (expire && cli_number(id, "ID", 1, INT64_MAX, &sid, usage) < 0)
+        return 2;
     fp_store *s = expire ? cli_open_store(dir) : cli_open_store_ro(dir);
     if (!s)
         return 1;
@@ -141,7 +152,7 @@ static int cmd_list_expire(int argc, char **argv, int expire)
     if (expire) {
         char actor[80];
         fp_audit_rec a = cli_audit_rec(actor, "alerts.expire", NULL, "ok");
-        rc = fp_store_silence_expire(s, atoll(id), fp_wall_s(), &a, &err);
+        rc = fp_store_silence_expire(s, sid, fp_wall_s(), &a, &err);
         if (rc == 0)
             fprintf(stderr, "fapiao: 静默 %s 已结束 / silence %s expired\n", id, id);
         else

@@ -55,17 +55,6 @@ static const char usage[] =
     "  --checkpoint-sink 把尚未送出的签名检查点追加到只可追加的位置；\n"
     "  list 列出最近的审计记录；prune 按保留期（默认 6 年）删除已签名的旧记录。\n";
 
-static int parse_i64(const char *s, int64_t min, int64_t *v)
-{
-    char *end;
-    errno = 0;
-    long long n = strtoll(s, &end, 10);
-    if (errno || *end || end == s || n < min)
-        return -1;
-    *v = n;
-    return 0;
-}
-
 static int bad_flag(const char *flag, const char *zh_what, const char *en_what)
 {
     char zh[256], en[256];
@@ -254,12 +243,13 @@ static int audit_verify(const char *dir, const char *bundle, const char *from_s,
                EXIT_USAGE;
     if (!dir && !bundle)
         return cli_require(NULL, "--data-dir", usage), EXIT_USAGE;
-    int64_t from = 0;
-    if (from_s && (bundle || parse_i64(from_s, 1, &from) < 0))
-        return bundle ? (cli_error("--from-checkpoint 不能与 --bundle 一起使用",
-                                   "--from-checkpoint does not go with --bundle"),
-                         EXIT_USAGE)
-                      : bad_flag("--from-checkpoint", "正整数", "a positive integer");
+    long long from = 0;
+    if (from_s && bundle)
+        return cli_error("--from-checkpoint 不能与 --bundle 一起使用",
+                         "--from-checkpoint does not go with --bundle"),
+               EXIT_USAGE;
+    if (cli_number(from_s, "--from-checkpoint", 1, INT64_MAX, &from, usage) < 0)
+        return EXIT_USAGE;
     char db[PATH_MAX] = "", pub[PATH_MAX] = "";
     if (dir && data_paths(dir, db, pub) < 0)
         return EXIT_USAGE;
@@ -340,11 +330,10 @@ static int audit_export(const char *dir, const char *out, const char *from_s, co
         return audit_ship(dir, sink);
     if (cli_require(out, "--out", usage) < 0)
         return EXIT_USAGE;
-    int64_t from = 0, to = 0;
-    if (from_s && parse_i64(from_s, 1, &from) < 0)
-        return bad_flag("--from", "正整数", "a positive integer");
-    if (to_s && parse_i64(to_s, 1, &to) < 0)
-        return bad_flag("--to", "正整数", "a positive integer");
+    long long from = 0, to = 0;
+    if (cli_number(from_s, "--from", 1, INT64_MAX, &from, usage) < 0 ||
+        cli_number(to_s, "--to", 1, INT64_MAX, &to, usage) < 0)
+        return EXIT_USAGE;
     char db[PATH_MAX], pub[PATH_MAX];
     unsigned char pk[FP_AUDIT_KEY_LEN];
     if (data_paths(dir, db, pub) < 0 || load_pub(pub, pk) < 0)
@@ -410,9 +399,9 @@ static int audit_list(const char *dir, const char *limit_s, int json)
 {
     if (cli_require(dir, "--data-dir", usage) < 0)
         return EXIT_USAGE;
-    int64_t limit = 20;
-    if (limit_s && (parse_i64(limit_s, 1, &limit) < 0 || limit > 1000000))
-        return bad_flag("--limit", " 1–1000000", "1-1000000");
+    long long limit = 20;
+    if (cli_number(limit_s, "--limit", 1, 1000000, &limit, usage) < 0)
+        return EXIT_USAGE;
     char db[PATH_MAX], pub[PATH_MAX];
     if (data_paths(dir, db, pub) < 0)
         return EXIT_USAGE;
@@ -445,11 +434,12 @@ static int audit_prune(const char *dir, const char *before_s, const char *years_
 {
     if (cli_require(dir, "--data-dir", usage) < 0 || cli_require(before_s, "--before", usage) < 0)
         return EXIT_USAGE;
-    int64_t before = 0, years = RETENTION_YEARS;
+    int64_t before = 0;
+    long long years = RETENTION_YEARS;
     if (fp_cst_day_parse(before_s, &before) < 0)
         return bad_flag("--before", "日期 YYYY-MM-DD", "a date YYYY-MM-DD");
-    if (years_s && (parse_i64(years_s, 0, &years) < 0 || years > 100))
-        return bad_flag("--retention-years", " 0–100", "0-100");
+    if (cli_number(years_s, "--retention-years", 0, 100, &years, usage) < 0)
+        return EXIT_USAGE;
     /* the oldest --before the retention allows: today (CST) minus N years */
     time_t now = time(NULL) + FP_CST_OFFSET_S;
     struct tm tm;

@@ -296,15 +296,8 @@ int cmd_init(int argc, char **argv)
      * user's only; docs/tls.md "Key file permissions" */
     umask(077);
     long long nrange = 99999999;
-    if (range_size) {
-        char *end;
-        nrange = strtoll(range_size, &end, 10);
-        if (*end || nrange < 1 || nrange > 999999999999999LL) {
-            cli_error("--demo-range-size 须为 1 到 999999999999999",
-                      "--demo-range-size must be 1 to 999999999999999");
-            return 2;
-        }
-    }
+    if (cli_number(range_size, "--demo-range-size", 1, 999999999999999LL, &nrange, usage) < 0)
+        return 2;
     char db[4096], tls[4096], crt[4096], key[4096], tkey[4096], tc[4096];
     /* --database / FAPIAO_DATABASE / the config key, as serve resolves it:
      * a PostgreSQL URL gets the schema and the demo data there, the keys

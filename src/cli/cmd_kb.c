@@ -94,16 +94,10 @@ static int do_search(int argc, char **argv)
         fprintf(stderr, "%s", usage);
         return 2;
     }
-    int limit = 5;
-    if (limit_s) {
-        char *end;
-        long v = strtol(limit_s, &end, 10);
-        if (*end || end == limit_s || v < 1 || v > 1000) {
-            cli_error("--limit 须为 1 到 1000 之间的整数", "--limit must be an integer 1..1000");
-            return 2;
-        }
-        limit = (int)v;
-    }
+    long long v = 5;
+    if (cli_number(limit_s, "--limit", 1, 1000, &v, usage) < 0)
+        return 2;
+    int limit = (int)v;
     fp_kb *kb = open_kb(dir);
     if (!kb)
         return 2;

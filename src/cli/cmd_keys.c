@@ -176,25 +176,12 @@ static int keys_check(int sub, keys_args *k)
                   "--cert-sha256 must be 64 lowercase hex digits (SHA-256 of the certificate DER)");
         return 2;
     }
-    char *end;
-    k->overlap = 86400;
-    k->seller = 1;
-    if (k->overlap_s) {
-        errno = 0;
-        k->overlap = strtoll(k->overlap_s, &end, 10);
-        if (errno || *end || k->overlap < 0 || k->overlap > 30LL * 86400) {
-            cli_error("--overlap 须为 0–2592000 秒", "--overlap must be 0-2592000 seconds");
-            return 2;
-        }
-    }
-    if (k->seller_s) {
-        errno = 0;
-        k->seller = strtoll(k->seller_s, &end, 10);
-        if (errno || *end || k->seller < 1) {
-            cli_error("--seller-id 须为正整数", "--seller-id must be a positive integer");
-            return 2;
-        }
-    }
+    long long overlap = 86400, seller = 1; /* seconds: at most 30 days */
+    if (cli_number(k->overlap_s, "--overlap", 0, 30LL * 86400, &overlap, usage) < 0 ||
+        cli_number(k->seller_s, "--seller-id", 1, INT64_MAX, &seller, usage) < 0)
+        return 2;
+    k->overlap = overlap;
+    k->seller = seller;
     return 0;
 }
 

@@ -80,28 +80,12 @@ static void print_job(const fp_job *j, void *arg)
            j->last_error);
 }
 
-static int parse_pos(const char *s, long long max, long long *v)
-{
-    char *end;
-    errno = 0;
-    long long n = strtoll(s, &end, 10);
-    if (errno || *end || end == s || n < 1 || n > max)
-        return -1;
-    *v = n;
-    return 0;
-}
-
-static int outbox_list(fp_store *s, const char *state_s, const char *limit_s, int json)
+static int outbox_list(fp_store *s, const char *state_s, long long limit, int json)
 {
     int state = -1;
-    long long limit = 100;
     if (state_s && (state = fp_job_state_from_name(state_s)) < 0) {
         cli_error("--state 须为 blocked、pending、running、done 或 dead",
                   "--state must be blocked, pending, running, done or dead");
-        return 2;
-    }
-    if (limit_s && parse_pos(limit_s, 100000, &limit) < 0) {
-        cli_error("--limit 须为 1–100000", "--limit must be 1-100000");
         return 2;
     }
     fp_buf b;
@@ -177,19 +161,21 @@ int cmd_outbox(int argc, char **argv)
     if (cli_parse(argc - 1, argv + 1, flags, outbox_usage) < 0 ||
         cli_require(dir, "--data-dir", outbox_usage) < 0)
         return 2;
-    long long id = 0;
-    if (!strcmp(argv[1], "redrive") &&
-        ((!job) == (!all_dead) || (job && parse_pos(job, INT64_MAX, &id) < 0))) {
+    long long id = 0, nlimit = 100;
+    if (!strcmp(argv[1], "redrive") && (!job) == (!all_dead)) {
         cli_error("redrive 需要 --job ID（正整数）或 --all-dead 之一",
                   "redrive needs one of --job ID (a positive integer) or --all-dead");
         return 2;
     }
+    if (cli_number(job, "--job", 1, INT64_MAX, &id, outbox_usage) < 0 ||
+        cli_number(limit, "--limit", 1, 100000, &nlimit, outbox_usage) < 0)
+        return 2;
     fp_store *s = !strcmp(argv[1], "list") ? cli_open_store_ro(dir) : cli_open_store(dir);
     if (!s)
         return 1;
     int rc = 0;
     if (!strcmp(argv[1], "list")) {
-        rc = outbox_list(s, state, limit, json);
+        rc = outbox_list(s, state, nlimit, json);
     } else if (job) {
         rc = redrive_one(s, id) < 0;
     } else {

@@ -7,6 +7,7 @@
 #include "fapiao/pdf.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,14 +185,6 @@ static const char worker_usage[] =
     "  A render worker of the server's PDF pool: framed requests on stdin,\n"
     "  replies on stdout (include/fapiao/pdf.h).  Not for interactive use.\n";
 
-static int parse_u64(const char *s, unsigned long long *v)
-{
-    char *end = NULL;
-    errno = 0;
-    *v = strtoull(s, &end, 10);
-    return errno || end == s || *end || s[0] == '-' ? -1 : 0;
-}
-
 int cmd_render_worker(int argc, char **argv)
 {
     const char *font = NULL, *mem = NULL, *timeout = NULL;
@@ -203,13 +196,10 @@ int cmd_render_worker(int argc, char **argv)
                               {NULL}};
     if (cli_parse(argc, argv, flags, worker_usage) < 0)
         return 2;
-    unsigned long long limit = 0, ms = 0;
-    if ((mem && parse_u64(mem, &limit) < 0) ||
-        (timeout && (parse_u64(timeout, &ms) < 0 || ms > 86400000))) {
-        cli_error("--mem-limit 与 --timeout-ms 需要非负整数",
-                  "--mem-limit and --timeout-ms need non-negative integers");
+    long long limit = 0, ms = 0;
+    if (cli_count(mem, "--mem-limit", LLONG_MAX, &limit, worker_usage) < 0 ||
+        cli_count(timeout, "--timeout-ms", 86400000, &ms, worker_usage) < 0)
         return 2;
-    }
     fp_err err = {0};
     if (fp_pdf_worker_limits((size_t)limit, (int)ms, foreground, &err) < 0) {
         cli_fail("无法限制内存", "cannot limit memory", err.msg);

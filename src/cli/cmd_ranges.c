@@ -31,6 +31,9 @@ static const char usage[] =
     "  导入或列出发票号码段（预赋码）。号码段不得重叠。advance 只能把号码段的 next 向前推进\n"
     "  （恢复后推进到已开出的最大号码之后）。\n";
 
+#define SEQ_MAX 999999999999999LL /* the largest 15-digit sequence part */
+
+/* a CSV line's number (the flags': cli_number) */
 static int parse_i64(const char *s, int64_t *v)
 {
     char *end;
@@ -139,10 +142,26 @@ static int advance(const char *dir, const char *id_s, const char *past, const ch
 {
     int64_t id = 0, next = 0;
     const char *prefix = NULL;
-    if (!id_s || parse_i64(id_s, &id) < 0 || (!past) == (!to) ||
-        (past && parse_past(past, &prefix, &next) < 0) || (to && parse_i64(to, &next) < 0)) {
+    if (!id_s || (!past) == (!to)) {
         cli_error("需要 --range-id 与 --past 或 --to 之一（整数）",
                   "need --range-id and one of --past or --to (whole numbers)");
+        fprintf(stderr, "%s", usage);
+        return 2;
+    }
+    /* --to: at most one past the largest sequence part (a used-up range) */
+    long long lid = 0, lto = 0;
+    if (cli_number(id_s, "--range-id", 1, INT64_MAX, &lid, usage) < 0 ||
+        cli_number(to, "--to", 1, SEQ_MAX + 1, &lto, usage) < 0)
+        return 2;
+    id = lid;
+    next = lto;
+    if (past && parse_past(past, &prefix, &next) < 0) {
+        char zh[160], en[160];
+        snprintf(zh, sizeof zh, "--past 须为 20 位发票号码或其 15 位序号部分：%.40s", past);
+        snprintf(en, sizeof en,
+                 "--past must be a 20-digit invoice number or its 15-digit sequence part: %.40s",
+                 past);
+        cli_error(zh, en);
         fprintf(stderr, "%s", usage);
         return 2;
     }
@@ -208,10 +227,12 @@ int cmd_ranges(int argc, char **argv)
         return 2;
     if (!strcmp(argv[1], "advance"))
         return advance(dir, range_id, past, to);
-    int64_t seller_id, a = 0, b = 0;
-    if (parse_i64(seller, &seller_id) < 0 ||
-        (importing && !file &&
-         (!prefix || !first || !last || parse_i64(first, &a) < 0 || parse_i64(last, &b) < 0))) {
+    long long seller_id = 0, a = 0, b = 0;
+    if (cli_number(seller, "--seller-id", 1, INT64_MAX, &seller_id, usage) < 0 ||
+        cli_number(first, "--first", 1, SEQ_MAX, &a, usage) < 0 ||
+        cli_number(last, "--last", 1, SEQ_MAX, &b, usage) < 0)
+        return 2;
+    if (importing && !file && (!prefix || !first || !last)) {
         cli_error("需要 --prefix --first --last（或 --file）",
                   "need --prefix --first --last (or --file)");
         fprintf(stderr, "%s", usage);

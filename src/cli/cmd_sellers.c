@@ -376,13 +376,10 @@ int cmd_sellers(int argc, char **argv)
         (cli_require(a.val[0], "--name", usage) < 0 || cli_require(a.val[1], "--uscc", usage) < 0))
         return 2;
     if (subs[sub].needs_id) {
-        char *end;
-        errno = 0;
-        long long id = a.id_s ? strtoll(a.id_s, &end, 10) : 0;
-        if (!a.id_s || errno || *end || id < 1) {
-            cli_error("需要 --seller-id（正整数）", "need --seller-id (a positive integer)");
+        long long id = 0;
+        if (cli_require(a.id_s, "--seller-id", usage) < 0 ||
+            cli_number(a.id_s, "--seller-id", 1, INT64_MAX, &id, usage) < 0)
             return 2;
-        }
         a.id = id;
     } else if (a.id_s) {
         cli_error("此命令不接受 --seller-id", "this command takes no --seller-id");

@@ -347,8 +347,7 @@ class Rig:
                 [e2e.BIN, "serve", "--data-dir", str(node.data_dir), "--listen",
                  "127.0.0.1:%d" % node.port] + node.serve_args,
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                env=dict(os.environ, LIBC_FATAL_STDERR_="1", FAPIAO_CONFIG=os.devnull,
-                         FAPIAO_RENDER_AGE_MAX="0"),
+                env=e2e.fapiao_env(LIBC_FATAL_STDERR_="1", FAPIAO_RENDER_AGE_MAX="0"),
                 preexec_fn=e2e._die_with_parent)
             logf.close()
             deadline = time.monotonic() + 30

@@ -31,6 +31,20 @@ BIN = os.environ.get("FAPIAO_BIN", str(REPO / "build" / "fapiao"))
 SANITIZED = os.environ.get("FAPIAO_SANITIZED") == "1"
 # Multiplier for timeouts; divisor for load counts.
 SLOW = 3 if SANITIZED else 1
+# No config file of the host's (/etc/fapiao/fapiao.conf, or a FAPIAO_CONFIG
+# the shell exported) reaches a fapiao the tests start: init, serve and every
+# CLI command read its database setting.  /dev/null is the default for every
+# process started from here on (the faults and drills suites load this file
+# too); fapiao_env() forces it for the helpers below whatever a test put into
+# os.environ, and a test of the config file sets its own (test_config.py).
+os.environ["FAPIAO_CONFIG"] = os.devnull
+
+
+def fapiao_env(**extra):
+    """The environment of a fapiao process: the tests', FAPIAO_CONFIG=/dev/null, extra."""
+    return dict(os.environ, FAPIAO_CONFIG=os.devnull, **extra)
+
+
 EXAMPLE_PATH = REPO / "examples" / "invoice.json"
 EXAMPLE_BODY = EXAMPLE_PATH.read_bytes()
 PROBLEM_CT = "application/problem+json"
@@ -154,7 +168,7 @@ class Server:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         r = subprocess.run([BIN, "init", "--data-dir", str(self.data_dir), "--json"]
                            + (["--demo"] if self.demo else []) + self.init_args,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=fapiao_env(),
                            timeout=60 * SLOW)
         assert r.returncode == 0, "fapiao init failed (%d): %s" % (
             r.returncode, r.stderr.decode(errors="replace"))
@@ -187,11 +201,10 @@ class Server:
              "--listen", "127.0.0.1:%d" % self.port] + self.serve_args,
             stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
             # glibc writes fatal errors (heap corruption) to the tty unless told;
-            # no config file of the host's (/etc/fapiao/fapiao.conf) applies;
-            # renders never go on-demand by the oldest one's age, which a loaded
-            # machine reaches at any time (tests/e2e/test_backlog.py sets it)
-            env=dict(os.environ, LIBC_FATAL_STDERR_="1", FAPIAO_CONFIG=os.devnull,
-                     FAPIAO_RENDER_AGE_MAX="0"),
+            # no config file of the host's (fapiao_env); renders never go
+            # on-demand by the oldest one's age, which a loaded machine
+            # reaches at any time (tests/e2e/test_backlog.py sets it)
+            env=fapiao_env(LIBC_FATAL_STDERR_="1", FAPIAO_RENDER_AGE_MAX="0"),
             preexec_fn=_die_with_parent)
         logf.close()
         deadline = time.monotonic() + timeout

@@ -61,6 +61,18 @@ static int64_t db_int(const char *db, const char *sql)
     return v;
 }
 
+/* Opens a store with o on a new schema db (FP_EIO when it cannot be made). */
+static int open_fresh(const char *db, fp_store_opts o, fp_store **s, fp_err *err)
+{
+    char sql[128], url[512];
+    snprintf(sql, sizeof sql, "CREATE SCHEMA %s", db);
+    if (!admin_exec(sql))
+        return fp_fail(err, FP_EIO, "cannot create schema %s", db);
+    url_for(db, url, sizeof url);
+    o.path = url;
+    return fp_store_open(&o, s, err);
+}
+
 /* The audit key every store of this test signs with (a temporary
  * directory's): the PostgreSQL store signs checkpoints only with a key file
  * it is given, having no database directory to make one in (docs/ha.md),
@@ -225,6 +237,25 @@ static void test_schema_newer(void)
     CHECK(s == NULL);
     CHECK_MSG(strstr(err.msg, "newer than this fapiao") && strstr(err.msg, "请升级"), "message: %s",
               err.msg);
+    check_ctx("%s", "");
+}
+
+/* A read-only open (the CLI's readers) of a fresh, empty database says
+ * what to run first, in zh + en, and creates nothing. */
+static void test_read_only_fresh(void)
+{
+    check_ctx("read-only open of a fresh database");
+    fp_store *s = NULL;
+    fp_err err = {0};
+    CHECK_EQ_INT(open_fresh("ro_fresh", (fp_store_opts){.read_conns = 1, .read_only = 1}, &s, &err),
+                 FP_EINVAL);
+    CHECK(s == NULL);
+    CHECK_MSG(strstr(err.msg, "no fapiao schema yet") &&
+                  strstr(err.msg, "fapiao init --database") && strstr(err.msg, "请先运行"),
+              "message: %s", err.msg);
+    CHECK_EQ_INT((int)db_int("public", "SELECT count(*) FROM pg_tables WHERE schemaname = "
+                                       "'ro_fresh'"),
+                 0);
     check_ctx("%s", "");
 }
 
@@ -454,13 +485,10 @@ static void test_two_nodes(void)
 static void test_deadline(void)
 {
     check_ctx("request deadline");
-    CHECK(admin_exec("CREATE SCHEMA deadline"));
-    char url[512];
-    url_for("deadline", url, sizeof url);
-    fp_store_opts o = {.path = url, .read_conns = 2, .write_deadline_ms = 200};
     fp_store *st = NULL;
     fp_err err = {0};
-    if (!CHECK_MSG(fp_store_open(&o, &st, &err) == 0, "open: %s", err.msg))
+    fp_store_opts o = {.read_conns = 2, .write_deadline_ms = 200};
+    if (!CHECK_MSG(open_fresh("deadline", o, &st, &err) == 0, "open: %s", err.msg))
         return;
     int64_t seller = 0;
     CHECK(fp_store_add_seller(st, &sc_seller, &seller, &err) == 0);
@@ -623,6 +651,7 @@ int main(int argc, char **argv)
     test_check_finds();
     test_backlog();
     test_schema_newer();
+    test_read_only_fresh();
     test_two_nodes();
     test_deadline();
     fp_invoice_clear(&inv);

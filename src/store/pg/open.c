@@ -165,14 +165,19 @@ static int pg_migrate(PGconn *c, int read_only, fp_err *err)
                                      "version INTEGER NOT NULL)",
                                      NULL, err)) < 0))
         goto fail;
-    PGresult *r = pg_q(c,
-                       "SELECT coalesce((SELECT max(version) FROM schema_version), 0) "
-                       "WHERE to_regclass('schema_version') IS NOT NULL",
-                       NULL, &rc, err);
+    /* the table first: on a fresh database a query naming it fails in the
+     * parser, with PostgreSQL's words rather than ours */
+    PGresult *r = pg_q(c, "SELECT to_regclass('schema_version') IS NOT NULL", NULL, &rc, err);
     if (!r)
         goto fail;
-    int have = PQntuples(r) ? (int)pg_int(r, 0, 0) : 0;
+    int have = 0, table = PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), "t");
     PQclear(r);
+    if (table) {
+        if (!(r = pg_q(c, "SELECT coalesce(max(version), 0) FROM schema_version", NULL, &rc, err)))
+            goto fail;
+        have = (int)pg_int(r, 0, 0);
+        PQclear(r);
+    }
     if (have > PG_NMIGRATIONS) {
         rc = fp_fail(err, FP_EINVAL,
                      "database schema version %d is newer than this fapiao (%d): upgrade fapiao "
@@ -180,10 +185,18 @@ static int pg_migrate(PGconn *c, int read_only, fp_err *err)
                      have, PG_NMIGRATIONS, have, PG_NMIGRATIONS);
         goto fail;
     }
+    if (have == 0 && read_only) { /* as SQLite's read-only open words it (sqlite/open.c) */
+        rc = fp_fail(err, FP_EINVAL,
+                     "the database has no fapiao schema yet: run fapiao serve or fapiao init "
+                     "--database URL first (数据库还没有 fapiao 的表结构：请先运行 fapiao serve "
+                     "或 fapiao init --database URL)");
+        goto fail;
+    }
     if (have < PG_NMIGRATIONS && read_only) {
         rc = fp_fail(err, FP_EINVAL,
-                     "database schema version %d needs a migration to %d: open it read-write "
-                     "once (数据库结构需要升级)",
+                     "database schema version %d needs a migration to %d, which a read-only "
+                     "command does not do: run fapiao serve once (数据库结构需要升级，只读命令"
+                     "不做升级：请先运行一次 fapiao serve)",
                      have, PG_NMIGRATIONS);
         goto fail;
     }

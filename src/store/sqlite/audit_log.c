@@ -192,6 +192,20 @@ int fp_sq_audit_change(fp_sqlite *s, const fp_audit_rec *audit, const char *targ
     return fp_sq_audit_append(s, &r, err);
 }
 
+int fp_sq_end_audited(fp_sqlite *s, const fp_audit_rec *audit, const char *target,
+                      const char *outcome, int rc, fp_err *err)
+{
+    if (rc == 0)
+        rc = fp_sq_audit_change(s, audit, target, outcome, err);
+    if (rc == 0)
+        rc = fp_sq_exec(s->wdb, "COMMIT", err);
+    /* the rollback also drops the transaction's audit record from the
+     * chain: the store's rollback hook makes it re-read its head */
+    if (rc < 0 && !sqlite3_get_autocommit(s->wdb))
+        fp_sq_exec(s->wdb, "ROLLBACK", NULL);
+    return rc;
+}
+
 /* Records of a database from before the chain (migration 6) get chained
  * once, in id order, and signed by a first checkpoint; only when no record
  * has a hash and no checkpoint exists yet, so a record slipped in later
@@ -452,17 +466,16 @@ int sq_store_audit_prune(void *be, int64_t before_ts, const char *actor, int64_t
     snprintf(target, sizeof target, "upto:%lld", (long long)cp_upto);
     fp_audit_rec rec = {
         .actor = actor ? actor : "cli", .action = "audit.prune", .target = target, .outcome = "ok"};
-    if ((rc = fp_sq_exec(s->wdb, sql, err)) < 0 || (rc = fp_sq_audit_append(s, &rec, err)) < 0 ||
-        (rc = fp_sq_exec(s->wdb, "COMMIT", err)) < 0)
-        goto rollback;
-    *upto = cp_upto;
-    *anchor_cp = cp_id;
+    rc = fp_sq_exec(s->wdb, sql, err);
+    if ((rc = fp_sq_end_audited(s, &rec, NULL, NULL, rc, err)) == 0) {
+        *upto = cp_upto;
+        *anchor_cp = cp_id;
+    }
     goto unlock;
 dberr:
     rc = fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
 rollback:
-    if (!sqlite3_get_autocommit(s->wdb))
-        fp_sq_exec(s->wdb, "ROLLBACK", NULL);
+    fp_sq_end_audited(s, NULL, NULL, NULL, rc, NULL);
 unlock:
     pthread_mutex_unlock(&s->wlock);
     return rc;

@@ -220,12 +220,7 @@ static int in_txn(fp_sqlite *s, int (*fn)(sqlite3 *db, void *arg, fp_err *err), 
     int rc = fp_sq_exec(db, "BEGIN IMMEDIATE", err);
     if (rc == 0) {
         rc = fn(db, arg, err);
-        if (rc == 0)
-            rc = fp_sq_audit_change(s, audit, target, "ok", err);
-        if (rc == 0)
-            rc = fp_sq_exec(db, "COMMIT", err);
-        if (rc < 0 && !sqlite3_get_autocommit(db))
-            fp_sq_exec(db, "ROLLBACK", NULL);
+        rc = fp_sq_end_audited(s, audit, target, "ok", rc, err);
     }
     fp_sq_wunlock(s);
     return rc;

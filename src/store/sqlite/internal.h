@@ -301,6 +301,12 @@ int fp_sq_audit_append(fp_sqlite *s, const fp_audit_rec *rec, fp_err *err);
  * and outcome defaulting to these when NULL.  Nothing when audit is NULL. */
 int fp_sq_audit_change(fp_sqlite *s, const fp_audit_rec *audit, const char *target,
                        const char *outcome, fp_err *err);
+/* The end of a change on the writer connection (wlock held, inside its
+ * BEGIN): when rc is 0, the change's audit record (fp_sq_audit_change) and
+ * COMMIT; when rc or either of those fails, ROLLBACK.  Returns rc or the
+ * first failure: no change without its record (docs/audit.md). */
+int fp_sq_end_audited(fp_sqlite *s, const fp_audit_rec *audit, const char *target,
+                      const char *outcome, int rc, fp_err *err);
 
 /* ---- webhook_secrets.c ----
  * A webhook secret sealed for the row of client_id (webhook.key beside the

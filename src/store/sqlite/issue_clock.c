@@ -154,12 +154,7 @@ int sq_store_clock_confirm(void *be, const char *actor, fp_err *err)
                 rc = fp_fail(err, FP_EIO, "issue clock: %s", sqlite3_errmsg(s->wdb));
             sqlite3_finalize(st);
         }
-        if (rc == 0)
-            rc = fp_sq_audit_append(s, &a, err);
-        if (rc == 0)
-            rc = fp_sq_exec(s->wdb, "COMMIT", err);
-        if (rc < 0 && !sqlite3_get_autocommit(s->wdb))
-            fp_sq_exec(s->wdb, "ROLLBACK", NULL);
+        rc = fp_sq_end_audited(s, &a, NULL, NULL, rc, err);
     }
     pthread_mutex_unlock(&s->wlock);
     return rc;

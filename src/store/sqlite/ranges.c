@@ -92,16 +92,13 @@ int sq_store_add_range(void *be, int64_t seller_id, const char prefix[6], int64_
     st = NULL;
     char target[48];
     snprintf(target, sizeof target, "%.5s:%lld..%lld", prefix, (long long)first, (long long)last);
-    if ((rc = fp_sq_audit_change(s, audit, target, "ok", err)) < 0 ||
-        (rc = fp_sq_exec(s->wdb, "COMMIT", err)) < 0)
-        goto rollback;
+    rc = fp_sq_end_audited(s, audit, target, "ok", 0, err);
     goto unlock;
 dberr:
     rc = fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
 rollback:
     sqlite3_finalize(st);
-    if (!sqlite3_get_autocommit(s->wdb))
-        fp_sq_exec(s->wdb, "ROLLBACK", NULL);
+    fp_sq_end_audited(s, NULL, NULL, NULL, rc, NULL);
 unlock:
     pthread_mutex_unlock(&s->wlock);
     return rc;
@@ -187,16 +184,13 @@ int sq_store_advance_range(void *be, int64_t range_id, int64_t next, const fp_au
     char target[96];
     snprintf(target, sizeof target, "%s:%lld:%lld->%lld", before->prefix, (long long)range_id,
              (long long)before->next, (long long)next);
-    if ((rc = fp_sq_audit_change(s, audit, target, "ok", err)) < 0 ||
-        (rc = fp_sq_exec(s->wdb, "COMMIT", err)) < 0)
-        goto rollback;
+    rc = fp_sq_end_audited(s, audit, target, "ok", 0, err);
     goto unlock;
 dberr:
     rc = fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
 rollback:
     sqlite3_finalize(st);
-    if (!sqlite3_get_autocommit(s->wdb))
-        fp_sq_exec(s->wdb, "ROLLBACK", NULL);
+    fp_sq_end_audited(s, NULL, NULL, NULL, rc, NULL);
 unlock:
     pthread_mutex_unlock(&s->wlock);
     return rc;

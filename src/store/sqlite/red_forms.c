@@ -214,15 +214,12 @@ int sq_store_red_form_create(void *be, int64_t seller_id, fp_red_form *f, const 
     }
     if ((rc = fp_red_form_fits(f, used, maxline, es)) < 0)
         goto rollback;
-    if ((rc = fp_sq_red_form_insert(s, seller_id, f, state, expires_at, &id, form_no, err)) < 0 ||
-        (rc = fp_sq_audit_change(s, audit, form_no, state, err)) < 0 ||
-        (rc = fp_sq_exec(s->wdb, "COMMIT", err)) < 0)
-        goto rollback;
-    rc = form_read(s->wdb, seller_id, NULL, id, out);
+    rc = fp_sq_red_form_insert(s, seller_id, f, state, expires_at, &id, form_no, err);
+    if ((rc = fp_sq_end_audited(s, audit, form_no, state, rc, err)) == 0)
+        rc = form_read(s->wdb, seller_id, NULL, id, out);
     goto unlock;
 rollback:
-    if (!sqlite3_get_autocommit(s->wdb))
-        fp_sq_exec(s->wdb, "ROLLBACK", NULL);
+    fp_sq_end_audited(s, NULL, NULL, NULL, rc, NULL);
 unlock:
     pthread_mutex_unlock(&s->wlock);
     free(used);
@@ -273,10 +270,7 @@ int sq_store_red_form_act(void *be, int64_t seller_id, const char *form_no, cons
                 snprintf(out->state, sizeof out->state, "%s", to);
         }
     }
-    if (rc == 0)
-        rc = fp_sq_exec(s->wdb, "COMMIT", err);
-    if (rc < 0 && !sqlite3_get_autocommit(s->wdb))
-        fp_sq_exec(s->wdb, "ROLLBACK", NULL);
+    rc = fp_sq_end_audited(s, NULL, NULL, NULL, rc, err); /* the record: above, when any */
     if (rc == 0 && refused)
         rc = FP_ECONFLICT;
     pthread_mutex_unlock(&s->wlock);

@@ -191,13 +191,10 @@ static int write_seller(fp_sqlite *s, const fp_seller *x, int64_t *id, const fp_
         goto rollback;
     char target[40];
     snprintf(target, sizeof target, "seller:%lld", (long long)*id);
-    if ((rc = fp_sq_audit_change(s, audit, target, "ok", err)) < 0 ||
-        (rc = fp_sq_exec(db, "COMMIT", err)) < 0)
-        goto rollback;
+    rc = fp_sq_end_audited(s, audit, target, "ok", 0, err);
     goto unlock;
 rollback:
-    if (!sqlite3_get_autocommit(db))
-        fp_sq_exec(db, "ROLLBACK", NULL);
+    fp_sq_end_audited(s, NULL, NULL, NULL, rc, NULL);
 unlock:
     fp_sq_wunlock(s);
     return rc;

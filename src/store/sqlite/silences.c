@@ -36,16 +36,13 @@ static int write_tx(fp_sqlite *s, const char *sql, void (*bind)(sqlite3_stmt *, 
     }
     char target[48];
     snprintf(target, sizeof target, target_fmt, (long long)id);
-    if ((rc = fp_sq_audit_change(s, audit, target, "ok", err)) < 0 ||
-        (rc = fp_sq_exec(s->wdb, "COMMIT", err)) < 0)
-        goto rollback;
+    rc = fp_sq_end_audited(s, audit, target, "ok", 0, err);
     goto unlock;
 dberr:
     rc = fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
 rollback:
     sqlite3_finalize(st);
-    if (!sqlite3_get_autocommit(s->wdb))
-        fp_sq_exec(s->wdb, "ROLLBACK", NULL);
+    fp_sq_end_audited(s, NULL, NULL, NULL, rc, NULL);
 unlock:
     pthread_mutex_unlock(&s->wlock);
     return rc;
