@@ -116,7 +116,9 @@ int cmd_upstream_credit(int argc, char **argv)
                               {"--config", 0, &config, NULL},
                               {"--seller-id", 0, &seller, NULL},
                               {NULL, 0, NULL, NULL}};
-    if (cli_parse(argc - 1, argv + 1, flags, usage) < 0 || cli_require(dir, "--data-dir", usage))
+    long long only = 0;
+    if (cli_parse(argc - 1, argv + 1, flags, usage) < 0 || cli_require(dir, "--data-dir", usage) ||
+        cli_number(seller, "--seller-id", 1, INT64_MAX, &only, usage) < 0)
         return 2;
     upstream_conf u;
     int bad = refresh ? upstream_conf_read(config, &u) : 0;
@@ -131,7 +133,7 @@ int cmd_upstream_credit(int argc, char **argv)
     int rc = st ? 0 : 1;
     sellers *s = st && refresh ? calloc(1, sizeof *s) : NULL;
     if (s) {
-        s->only = seller ? strtoll(seller, NULL, 10) : 0;
+        s->only = only;
         if (fp_store_sellers(st, collect, s) < 0)
             rc = 1;
         for (int i = 0; i < s->n && !rc; i++)

@@ -189,16 +189,10 @@ static int users_check(int add, int list, users_args *k)
                   "bad --roles (see fapiao users --help)");
         return 2;
     }
-    k->seller = 1;
-    if (k->seller_s) {
-        char *end;
-        errno = 0;
-        k->seller = strtoll(k->seller_s, &end, 10);
-        if (errno || *end || k->seller < 1) {
-            cli_error("--seller-id 须为正整数", "--seller-id must be a positive integer");
-            return 2;
-        }
-    }
+    long long seller = 1;
+    if (cli_number(k->seller_s, "--seller-id", 1, INT64_MAX, &seller, usage) < 0)
+        return 2;
+    k->seller = seller;
     return 0;
 }
 
