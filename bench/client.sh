@@ -52,7 +52,7 @@ overhead | instr)
   command -v valgrind >/dev/null || { say "instr needs valgrind (callgrind)"; exit 2; }
   calls=${FAPIAO_INSTR_CALLS:-2000}
   valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out" \
-    --toggle-collect=raw_calls --toggle-collect=lib_calls --toggle-collect=lib_calls_noua \
+    --toggle-collect=raw_calls --toggle-collect=lib_calls --toggle-collect=lib_calls_ua \
     "$BUILD/bench_client_overhead" "${args[@]}" "$calls" 1 instr 2>"$tmp/vg.log" ||
     { cat "$tmp/vg.log" >&2; say "the count run failed"; exit 1; }
   [[ -n "${FAPIAO_INSTR_KEEP:-}" ]] && cp "$tmp/cg.out" "$FAPIAO_INSTR_KEEP" && say "profile kept in $FAPIAO_INSTR_KEEP"
@@ -60,13 +60,13 @@ overhead | instr)
   callgrind_annotate --inclusive=yes "$tmp/cg.out" 2>/dev/null | awk -v n="$calls" '
     /[: ]raw_calls( |$)/ && !raw { gsub(",", "", $1); raw = $1 }
     /[: ]lib_calls( |$)/ && !lib { gsub(",", "", $1); lib = $1 }
-    /[: ]lib_calls_noua( |$)/ && !noua { gsub(",", "", $1); noua = $1 }
+    /[: ]lib_calls_ua( |$)/ && !ua { gsub(",", "", $1); ua = $1 }
     END {
-      if (!raw || !lib || !noua) { print "the counted functions are not in the profile" > "/dev/stderr"; exit 1 }
+      if (!raw || !lib || !ua) { print "the counted functions are not in the profile" > "/dev/stderr"; exit 1 }
       printf "instructions per call: raw libcurl %.0f, library %.0f, overhead %+.1f %% (goal <= 5 %%)\n",
         raw / n, lib / n, (lib - raw) / raw * 100
-      printf "  library without its User-Agent line (the raw side sends none): %.0f, overhead %+.1f %%\n",
-        noua / n, (noua - raw) / raw * 100
+      printf "  library with a User-Agent line set (libfapiao-client/1): %.0f, overhead %+.1f %%\n",
+        ua / n, (ua - raw) / raw * 100
     }' || exit 1
   ;;
 *)

@@ -15,11 +15,11 @@
  * The count mode for callgrind (bench/client.sh instr): wall and CPU time on
  * a shared machine are noise next to a 5 % goal, the instructions a call
  * executes are not.  After a warm-up, raw_calls, lib_calls and
- * lib_calls_noua each make CALLS calls, unpaced (pacing changes no
+ * lib_calls_ua each make CALLS calls, unpaced (pacing changes no
  * instruction a call executes, and under valgrind a call is slower than
  * 500 us anyway); callgrind collects inside these functions only
- * (--toggle-collect).  lib_calls_noua is the library with user_agent "",
- * which sends the raw side's header lines.  It also checks that the sides
+ * (--toggle-collect).  lib_calls_ua is the library with a User-Agent set
+ * (user_agent "libfapiao-client/1"), to show what that line costs.  It also checks that the sides
  * keep their connections: raw by CURLINFO_NUM_CONNECTS, the library by the
  * server's fapiao_http_connections_total around its calls. */
 #include "fapiao-client/client.h"
@@ -140,7 +140,7 @@ static inline __attribute__((always_inline)) int lib_loop(fpc_client *c, int n)
 }
 
 /* two copies, so that callgrind counts each alone: the library as it
- * comes, and with user_agent "" (the same header lines as the raw side);
+ * comes (no User-Agent, the raw side's header lines), and with one set;
  * the store to "which" keeps the compiler from folding them into one */
 static volatile int which;
 
@@ -150,7 +150,7 @@ static __attribute__((noinline)) int lib_calls(fpc_client *c, int n)
     return lib_loop(c, n);
 }
 
-static __attribute__((noinline)) int lib_calls_noua(fpc_client *c, int n)
+static __attribute__((noinline)) int lib_calls_ua(fpc_client *c, int n)
 {
     which = 2;
     return lib_loop(c, n);
@@ -187,7 +187,7 @@ static long server_conns(CURL *h, const char *base)
 }
 
 /* The count mode: warm the sides up, then raw_calls, lib_calls and
- * lib_calls_noua once each (callgrind counts inside them; bench/client.sh
+ * lib_calls_ua once each (callgrind counts inside them; bench/client.sh
  * instr reads it).  1 when a side opened a connection during its calls. */
 static int count_mode(CURL *h, fpc_client *c, fpc_client *c2, const char *base, int calls)
 {
@@ -203,7 +203,7 @@ static int count_mode(CURL *h, fpc_client *c, fpc_client *c2, const char *base, 
     }
     long before = server_conns(h, base);
     long raw_new = raw_calls(h, calls);
-    if (raw_new < 0 || lib_calls(c, calls) < 0 || lib_calls_noua(c2, calls) < 0)
+    if (raw_new < 0 || lib_calls(c, calls) < 0 || lib_calls_ua(c2, calls) < 0)
         return fprintf(stderr, "a call failed\n"), 1;
     long after = server_conns(h, base);
     printf("calls %d each; new connections during them: raw %ld, library %ld\n", calls, raw_new,
@@ -276,7 +276,7 @@ int main(int argc, char **argv)
     if (!h)
         return 1;
     fpc_client *c2 = NULL;
-    o.user_agent = "";
+    o.user_agent = "libfapiao-client/1";
     if (instr && fpc_client_new(&o, &c2, &err) < 0)
         return fprintf(stderr, "client: %s\n", err.message), 1;
     int rc = instr ? count_mode(h, c, c2, argv[1], calls) : time_mode(h, c, calls, rounds);

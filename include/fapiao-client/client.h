@@ -109,8 +109,9 @@ typedef struct fpc_opts {
     uint64_t seed;             /* the jitter's random seed; 0: from the clock and pid */
     fpc_diagnose_fn diagnose;  /* NULL: the finding from the curl error only */
     void *diagnose_arg;
-    const char *user_agent; /* default "libfapiao-client/1"; "": no User-Agent line (each
-                               byte of a header costs libcurl ~100 instructions a call) */
+    const char *user_agent; /* NULL or "" (default): no User-Agent line, as raw libcurl;
+                               the server knows a caller by its credential.  Each header
+                               byte costs libcurl ~100 instructions a call (docs/client.md) */
 } fpc_opts;
 
 typedef struct fpc_client fpc_client;

@@ -96,7 +96,7 @@ int fpc_client_new(const fpc_opts *opts, fpc_client **out, fpc_error *err)
     c->client_secret = strdup(opts->client_secret);
     c->cacert = dup_or_null(opts->cacert);
     c->pin = dup_or_null(opts->pinned_pubkey);
-    c->ua = strdup(opts->user_agent ? opts->user_agent : "libfapiao-client/1");
+    c->ua = strdup(opts->user_agent ? opts->user_agent : "");
     if (!c->servers || !c->client_id || !c->client_secret || !c->ua ||
         (opts->cacert && !c->cacert) || (opts->pinned_pubkey && !c->pin))
         goto nomem;

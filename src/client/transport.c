@@ -280,8 +280,12 @@ int fpc_transport_init(fpc_client *c)
     bad |= curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_PROXY, "") != CURLE_OK; /* the connector talks to the
                                                                   server itself */
+    /* the given CA file only: Debian's libcurl-gnutls otherwise also reads
+     * every file of /etc/ssl/certs per new connection, ~50 ms of CPU each
+     * (docs/performance.md §5c) */
     if (c->o.cacert)
-        bad |= curl_easy_setopt(h, CURLOPT_CAINFO, c->o.cacert) != CURLE_OK;
+        bad |= curl_easy_setopt(h, CURLOPT_CAINFO, c->o.cacert) != CURLE_OK ||
+               curl_easy_setopt(h, CURLOPT_CAPATH, NULL) != CURLE_OK;
     if (c->o.pinned_pubkey)
         bad |= curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, c->o.pinned_pubkey) != CURLE_OK;
     return bad ? -1 : 0;

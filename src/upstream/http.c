@@ -143,8 +143,10 @@ fp_up_kind fp_up_call(const fp_upstream_conf *c, const char *fwbm, const cJSON *
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https,http");
-    if (c->ca_file)
+    if (c->ca_file) { /* that file only, not also /etc/ssl/certs per connection */
         curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+        curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+    }
     CURLcode cc = curl_easy_perform(h);
     if (cc != CURLE_OK) {
         k = transport(h, cc, &s, res);
