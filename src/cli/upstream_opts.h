@@ -14,6 +14,8 @@ typedef struct upstream_conf {
     long upload_batch;  /* invoices per QDFPSC */
     long numbers_batch; /* numbers per QDFPPLFM */
     long numbers_low;   /* download more below this many left */
+    /* the upload worker (upload.h) */
+    long upload_poll_ms, upload_backoff_ms, upload_backoff_max_ms;
     cfg_file *file;
     int configured; /* the file has an [upstream] url */
 } upstream_conf;

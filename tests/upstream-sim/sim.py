@@ -38,7 +38,8 @@ Faults (POST /faults; each may carry "times": N, applied N times then gone):
 The state: numbers handed out per taxpayer (QDFPPLFM, idempotent per ywlsh),
 the credit per taxpayer and month (CXSXED / XZTHSXED), uploaded invoices by
 fphm with their validation (totals, number within a range, credit,
-duplicate fphm), upload results by sllsh, red forms.  Every request is
+duplicate fphm: a known fphm sent again is answered per invoice with status
+"02" 发票号码重复 and not stored twice), upload results by sllsh, red forms.  Every request is
 logged, duplicates included.
 """
 import argparse
@@ -274,7 +275,7 @@ def svc_upload(st, req):
         fphm = inv.get("fphm")
         prior = st.invoices.get(fphm)
         if prior is not None:
-            status, msg, outcome = "01", "发票号码重复", "duplicate"
+            status, msg, outcome = "02", "发票号码重复", "duplicate"  # stored once, never twice
         else:
             why = check_invoice(st, inv)
             status, msg = ("01", why) if why else ("00", "成功")
