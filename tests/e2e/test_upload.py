@@ -23,7 +23,7 @@ import uuid
 
 import pytest
 
-from conftest import BIN, REPO, SLOW
+from conftest import BIN, REPO, SLOW, assert_problem
 
 sys.path.insert(0, str(REPO / "tests" / "upstream-sim"))
 from simctl import Sim, write_conf  # noqa: E402
@@ -43,6 +43,8 @@ def test_no_upstream_no_upload(make_server):
     doc = s.request("GET", "/v1/invoices/" + number).json()
     assert "upload" not in doc
     assert s.db_query("SELECT count(*) FROM uploads") == [(0,)]
+    assert s.request("GET", "/v1/invoices?upload=pending").json()["invoices"] == []
+    assert [d["number"] for d in s.request("GET", "/v1/invoices").json()["invoices"]] == [number]
 
 
 def test_every_invoice_gets_a_pending_upload(make_server, tmp_path):
@@ -169,3 +171,13 @@ def test_rejection_is_a_dead_letter_with_the_platforms_message(sim, make_server,
     assert up["state"] == "rejected" and "校验不通过" in up["reason"]
     metrics = s.request("GET", "/metrics").body.decode()
     assert "fapiao_upload_rejected 1" in metrics
+    # the listing filter by upload state
+    listed = {}
+    for state in ("pending", "submitted", "accepted", "rejected"):
+        r = s.request("GET", "/v1/invoices?upload=" + state)
+        assert r.status == 200, r
+        listed[state] = [d["number"] for d in r.json()["invoices"]]
+    assert listed == {"pending": [], "submitted": [], "accepted": [numbers[0], numbers[2]],
+                      "rejected": [numbers[1]]}
+    assert_problem(s.request("GET", "/v1/invoices?upload=lost"), 400, "INVALID_FIELD",
+                   field="upload")
