@@ -157,6 +157,8 @@
     X(int, store_upload_get, (int64_t seller_id, const char *number, fp_upload_row *out),          \
       (seller_id, number, out))                                                                    \
     X(int, store_upload_counts, (fp_upload_counts * c, fp_err * err), (c, err))                    \
+    X(int, store_upload_redrive, (const char *number, int64_t now, int64_t *n, fp_err *err),       \
+      (number, now, n, err))                                                                       \
     X(int, jobs_prune, (int64_t before, int limit, int64_t *n, fp_err *err),                       \
       (before, limit, n, err))                                                                     \
     X(int, store_invoice_state, (int64_t seller_id, const char *number, fp_invoice_state *out),    \

@@ -181,3 +181,14 @@ def test_rejection_is_a_dead_letter_with_the_platforms_message(sim, make_server,
                       "rejected": [numbers[1]]}
     assert_problem(s.request("GET", "/v1/invoices?upload=lost"), 400, "INVALID_FIELD",
                    field="upload")
+    # fixed upstream, re-driven by the operator: sent again and accepted
+    sim.faults({})
+    r = subprocess.run([BIN, "upstream", "redrive", "--data-dir", str(s.data_dir), "--number",
+                        numbers[1]], capture_output=True, timeout=60 * SLOW)
+    assert r.returncode == 0, r.stderr
+    again = subprocess.run([BIN, "upstream", "redrive", "--data-dir", str(s.data_dir),
+                            "--number", numbers[1]], capture_output=True, timeout=60 * SLOW)
+    assert again.returncode == 1  # no rejected upload left to re-drive
+    rows = wait_settled(s, numbers, 60)
+    assert [rows[n] for n in numbers] == ["accepted"] * 3
+    assert s.request("GET", "/v1/invoices/" + numbers[1]).json()["upload"] == {"state": "accepted"}

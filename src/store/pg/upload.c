@@ -123,3 +123,27 @@ int pg_store_upload_counts(void *be, fp_upload_counts *cnt, fp_err *err)
     pg_rrelease(s, c);
     return r ? 0 : rc;
 }
+
+int pg_store_upload_redrive(void *be, const char *number, int64_t now, int64_t *n, fp_err *err)
+{
+    fp_pg *s = be;
+    pg_params p = {0};
+    pg_text(&p, number);
+    pg_i64(&p, now);
+    pg_i64(&p, fp_steady_ms());
+    int rc = 0;
+    *n = 0;
+    pthread_mutex_lock(&s->wlock);
+    PGresult *r = pg_q(s->w,
+                       "UPDATE uploads SET state='pending', sllsh=NULL, reason=NULL, attempts=0, "
+                       "next_at=$2, updated_at=$3 WHERE state='rejected' "
+                       "AND ($1::text IS NULL OR invoice_number=$1)",
+                       &p, &rc, err);
+    if (r)
+        *n = strtoll(PQcmdTuples(r), NULL, 10);
+    if (rc == 0 && number && *n == 0)
+        rc = FP_ENOTFOUND;
+    PQclear(r);
+    pthread_mutex_unlock(&s->wlock);
+    return rc;
+}
