@@ -270,6 +270,19 @@ static void *run(void *arg)
     return NULL;
 }
 
+/* Frees u; its breaker, lock and condition too when made. */
+static void uploader_free(fp_uploader *u, int made)
+{
+    if (made) {
+        fp_breaker_destroy(&u->br);
+        pthread_cond_destroy(&u->cv);
+        pthread_mutex_destroy(&u->mu);
+    }
+    free(u->rows);
+    free(u->items);
+    free(u);
+}
+
 int fp_uploader_start(const fp_uploader_opts *o, fp_uploader **out, fp_err *err)
 {
     *out = NULL;
@@ -297,21 +310,14 @@ int fp_uploader_start(const fp_uploader_opts *o, fp_uploader **out, fp_err *err)
     u->rows = calloc((size_t)u->o.batch, sizeof *u->rows);
     u->items = calloc((size_t)u->o.batch, sizeof *u->items);
     if (!u->rows || !u->items) {
-        free(u->rows);
-        free(u->items);
-        free(u);
+        uploader_free(u, 0);
         return fp_fail(err, FP_ENOMEM, "out of memory");
     }
     fp_breaker_init(&u->br, "upstream", &u->o.breaker);
     pthread_mutex_init(&u->mu, NULL);
     fp_cond_init_mono(&u->cv);
     if (pthread_create(&u->th, NULL, run, u) != 0) {
-        fp_breaker_destroy(&u->br);
-        pthread_cond_destroy(&u->cv);
-        pthread_mutex_destroy(&u->mu);
-        free(u->rows);
-        free(u->items);
-        free(u);
+        uploader_free(u, 1);
         return fp_fail(err, FP_EIO, "uploader: cannot start its thread");
     }
     *out = u;
@@ -327,12 +333,7 @@ void fp_uploader_stop(fp_uploader *u)
     pthread_cond_broadcast(&u->cv);
     pthread_mutex_unlock(&u->mu);
     pthread_join(u->th, NULL);
-    fp_breaker_destroy(&u->br);
-    pthread_cond_destroy(&u->cv);
-    pthread_mutex_destroy(&u->mu);
-    free(u->rows);
-    free(u->items);
-    free(u);
+    uploader_free(u, 1);
 }
 
 void fp_uploader_kick(fp_uploader *u)
