@@ -16,6 +16,7 @@ FAPIAO_UPLOAD_INVOICES=1000 for the issue's count.
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -154,7 +155,12 @@ def test_every_invoice_accepted_once_under_faults(sim, make_server, tmp_path):
     assert "rejected" not in outcomes and "duplicate" in outcomes
     metrics = s.request("GET", "/metrics").body.decode()
     assert "fapiao_upload_backlog 0" in metrics
-    assert 'fapiao_upload_total{outcome="duplicate"}' in metrics
+    assert "fapiao_upload_oldest_age_seconds 0" in metrics
+    assert re.search(r'^fapiao_upload_total\{outcome="duplicate"\} [1-9]', metrics, re.M)
+    assert re.search(r'^fapiao_upload_total\{outcome="accepted"\} [1-9]', metrics, re.M)
+    lint = subprocess.run(["promtool", "check", "metrics"], input=metrics.encode(),
+                          capture_output=True, timeout=60 * SLOW)
+    assert lint.returncode == 0 and not (lint.stdout + lint.stderr).strip(), lint
     doc = s.request("GET", "/v1/invoices/" + numbers[0]).json()
     assert doc["upload"] == {"state": "accepted"}
 
