@@ -34,6 +34,8 @@ Faults (POST /faults; each may carry "times": N, applied N times then gone):
   wrong_key    {}                   Data sealed with another key
   ip_unregistered {"mode": "403"|"reset"}
   reject       {"fphm": [...]}      those invoices fail validation (status 01)
+  result_not_found {"times"}        CXQDFPSCJG answers 01 (no such sllsh) though
+                                    the batch was stored
 
 The state: numbers handed out per taxpayer (QDFPPLFM, idempotent per ywlsh),
 the credit per taxpayer and month (CXSXED / XZTHSXED), uploaded invoices by
@@ -298,7 +300,7 @@ def svc_upload(st, req):
 
 def svc_upload_result(st, req):
     r = st.batches.get(req.get("sllsh"))
-    if r is None:
+    if r is None or st.take_fault("result_not_found"):
         return dict(returncode="01", returnmsg="未查询到受理流水号"), {"sllsh": req.get("sllsh")}
     return ok(fpxxList=r), {"sllsh": req.get("sllsh")}
 
