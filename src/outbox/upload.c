@@ -114,6 +114,13 @@ static void query(fp_uploader *u, fp_upload_row *g, int n, int64_t now)
     fp_breaker_record(&u->br, fp_mono_ms(), answered(k));
     if (k != FP_UP_OK && k != FP_UP_NOT_FOUND)
         event("query_failed", sllsh, n, &res);
+    /* the rows of one sllsh stay together: one wait and one resend decision
+     * for all of them, so no query of that sllsh follows a resend of part */
+    int most = 0;
+    for (int i = 0; i < n; i++)
+        most = g[i].attempts > most ? g[i].attempts : most;
+    int64_t next = now + delay_ms(u, most + 1);
+    int resend = (k == FP_UP_OK || k == FP_UP_NOT_FOUND) && most + 1 >= u->o.resend_after;
     for (int i = 0; i < n; i++) {
         const fp_upload_row *r = &g[i];
         const fp_up_upload_item *it = NULL;
@@ -129,12 +136,11 @@ static void query(fp_uploader *u, fp_upload_row *g, int n, int64_t now)
             } else
                 set_row(u, r, FP_UPLOAD_ACCEPTED, "", NULL, now, 0,
                         v == FP_UP_ITEM_ACCEPTED ? FP_UPO_ACCEPTED : FP_UPO_DUPLICATE);
-        } else if ((k == FP_UP_OK || k == FP_UP_NOT_FOUND) &&
-                   r->attempts + 1 >= u->o.resend_after) {
+        } else if (resend) {
             /* queried and not known: sent again, the duplicate rule keeps it once */
             set_row(u, r, FP_UPLOAD_PENDING, NULL, NULL, now, 1, FP_UPO_RESENT);
         } else
-            set_row(u, r, r->state, "", NULL, now + delay_ms(u, r->attempts + 1), 1, FP_UPO_RETRY);
+            set_row(u, r, r->state, "", NULL, next, 1, FP_UPO_RETRY);
     }
 }
 
@@ -157,6 +163,8 @@ static int poll_round(fp_uploader *u, int64_t now)
                 u->rows[m++] = u->rows[j];
                 u->rows[j] = t;
             }
+        if (m == n && n == u->o.batch && i > 0)
+            break; /* the limit may have cut this sllsh's rows: next round, whole */
         if (!fp_breaker_allow(&u->br, fp_mono_ms(), NULL))
             return -1;
         query(u, &u->rows[i], m - i, now);
