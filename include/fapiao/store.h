@@ -235,6 +235,7 @@ typedef struct fp_list_query {
     const char *serial, *buyer_tax_id, *cursor;
     int64_t from_ts, to_ts; /* issued_at in [from_ts, to_ts); 0: open */
     int limit;              /* 1..200 */
+    int upload;             /* 0: any; else the upload state (upload.h) + 1 */
 } fp_list_query;
 int fp_store_list_invoices(fp_store *s, int64_t seller_id, const fp_list_query *q, fp_buf *out,
                            char next_cursor[FP_NUMBER_LEN + 1]);

@@ -69,4 +69,9 @@ typedef struct fp_upload_counts {
 } fp_upload_counts;
 int fp_store_upload_counts(fp_store *s, fp_upload_counts *c, fp_err *err);
 
+/* Re-drives dead letters: the rejected row of number (NULL: every rejected
+ * row) back to pending, due at now, without sllsh, reason or attempts.  *n
+ * gets how many; FP_ENOTFOUND when number has no rejected row. */
+int fp_store_upload_redrive(fp_store *s, const char *number, int64_t now, int64_t *n, fp_err *err);
+
 #endif

@@ -179,6 +179,16 @@ fp_up_kind fp_up_upload(const fp_upstream_conf *c, const fp_invoice_doc *const *
 /* CXQDFPSCJG: per-invoice results of sllsh into items[0..cap), *n set. */
 fp_up_kind fp_up_upload_result(const fp_upstream_conf *c, const char *nsrsbh, const char *sllsh,
                                fp_up_upload_item *items, int cap, int *n, fp_up_result *res);
+/* What one CXQDFPSCJG item says of its invoice.  A resend of a number the
+ * platform already holds is answered per invoice as a duplicate: that
+ * invoice is stored upstream, so it counts as accepted, never as a
+ * rejection (inferred, docs/upstream.md §5: check the real status code). */
+typedef enum {
+    FP_UP_ITEM_ACCEPTED = 0, /* status "00" */
+    FP_UP_ITEM_DUPLICATE,    /* already stored: status "02", or a message saying 重复 */
+    FP_UP_ITEM_REJECTED      /* anything else: the message says why */
+} fp_up_item_verdict;
+fp_up_item_verdict fp_up_item_verdict_of(const fp_up_upload_item *it);
 /* QDHZQRDSQ: a red form for red (the draft red invoice's lines) against blue. */
 fp_up_kind fp_up_red_apply(const fp_upstream_conf *c, const fp_invoice_doc *blue,
                            const fp_invoice_doc *red, fp_up_red_form *out, fp_up_result *res);

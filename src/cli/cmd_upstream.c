@@ -9,6 +9,9 @@
  * the service answered.  Exit status: 0 OK, 1 the call failed (the kind
  * says why), 2 usage or configuration. */
 #include "cli.h"
+#include "fapiao/clock.h"
+#include "fapiao/store.h"
+#include "fapiao/upload.h"
 #include "fapiao/upstream.h"
 #include "upstream_opts.h"
 
@@ -30,6 +33,9 @@ static const char usage[] =
     "  red-answer --uuid U --number N --answer Y|N|C   QDHZQRDQR\n"
     "  red-list [--state NN]        CXQDHZQRDLB\n"
     "  red-detail --uuid U          CXQDHZQRDMX\n"
+    "  redrive --data-dir DIR (--number N | --all-rejected)\n"
+    "                               rejected uploads (dead letters) back to pending: the\n"
+    "                               server's upload worker sends them again\n"
     "  Prints one JSON object: kind, http_status, code, message, and the answer.\n"
     "  Exit status 0 OK, 1 the call failed (kind says why), 2 usage or configuration.\n"
     "  向税务平台（乐企）发起一次调用；设置见配置文件的 [upstream] 节（docs/upstream.md）。\n";
@@ -245,6 +251,42 @@ static void print(call *c, fp_up_kind k)
     free(s);
 }
 
+/* Rejected uploads back to pending (docs/upstream.md §9): after fixing
+ * what the platform refused (registration, key, seller data, credit), the
+ * running server's worker sends them at its next look at the table. */
+static int redrive(int argc, char **argv)
+{
+    const char *dir = NULL, *number = NULL;
+    int all = 0;
+    const cli_flag flags[] = {{"--data-dir", 0, &dir, NULL},
+                              {"--number", 0, &number, NULL},
+                              {"--all-rejected", 1, NULL, &all},
+                              {NULL, 0, NULL, NULL}};
+    if (cli_parse(argc - 1, argv + 1, flags, usage) < 0 ||
+        cli_require(dir, "--data-dir", usage) < 0)
+        return 2;
+    if (!number == !all) {
+        cli_error("redrive 需要 --number N 或 --all-rejected 之一",
+                  "redrive needs one of --number N or --all-rejected");
+        return 2;
+    }
+    fp_store *s = cli_open_store(dir);
+    if (!s)
+        return 1;
+    int64_t n = 0;
+    fp_err err = {0};
+    int rc = fp_store_upload_redrive(s, number, fp_steady_ms(), &n, &err);
+    if (rc == FP_ENOTFOUND)
+        cli_error("该发票没有被拒绝的上传", "this invoice has no rejected upload");
+    else if (rc < 0)
+        cli_fail("无法重新上传", "cannot re-drive the uploads", err.msg);
+    else
+        printf(cli_zh() ? "已重新排队上传 %lld 张发票\n" : "re-driven %lld uploads\n",
+               (long long)n);
+    fp_store_close(s);
+    return rc < 0;
+}
+
 int cmd_upstream(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -255,6 +297,8 @@ int cmd_upstream(int argc, char **argv)
     if (!strcmp(argv[1], "credit") && argc > 2 &&
         (!strcmp(argv[2], "refresh") || !strcmp(argv[2], "show")))
         return cmd_upstream_credit(argc - 1, argv + 1); /* the stored credit (cmd_upcredit.c) */
+    if (!strcmp(argv[1], "redrive"))
+        return redrive(argc, argv);
     size_t s = 0;
     while (s < sizeof subs / sizeof subs[0] && strcmp(subs[s].name, argv[1]))
         s++;

@@ -15,6 +15,8 @@ typedef struct upstream_conf {
     long numbers_batch;    /* numbers per QDFPPLFM */
     long numbers_low;      /* download more below this many left */
     long numbers_check_ms; /* how often serve looks (numkeeper.h) */
+    /* the upload worker (upload.h) */
+    long upload_poll_ms, upload_backoff_ms, upload_backoff_max_ms;
     cfg_file *file;
     int configured; /* the file has an [upstream] url */
 } upstream_conf;

@@ -452,8 +452,8 @@ typedef struct list_args {
 static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                                  const char *value)
 {
-    static const char *const known[] = {"serial", "buyer_tax_id", "from", "to",
-                                        "cursor", "limit",        NULL};
+    static const char *const known[] = {"serial", "buyer_tax_id", "from",   "to",
+                                        "cursor", "limit",        "upload", NULL};
     list_args *a = cls;
     (void)kind;
     (void)value;
@@ -466,7 +466,7 @@ static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char 
     return MHD_YES;
 }
 
-/* GET /v1/invoices?serial=&buyer_tax_id=&from=&to=&cursor=&limit= */
+/* GET /v1/invoices?serial=&buyer_tax_id=&from=&to=&cursor=&limit=&upload= */
 enum MHD_Result fp_h_list_invoices(fp_req *r)
 {
     list_args *a = calloc(1, sizeof *a);
@@ -488,6 +488,10 @@ enum MHD_Result fp_h_list_invoices(fp_req *r)
         else
             q.to_ts += 86400; /* to is inclusive */
     }
+    if ((v = ARG("upload")) && (q.upload = fp_upload_state_from_name(v) + 1) == 0)
+        fp_errors_add(&a->es, FPC_INVALID_FIELD, "upload",
+                      "upload 须为 pending、submitted、accepted 或 rejected",
+                      "upload must be pending, submitted, accepted or rejected");
     if ((v = ARG("limit"))) {
         char *end;
         long n = strtol(v, &end, 10);

@@ -124,6 +124,7 @@ static const char doc[] =
     "{\"name\":\"from\",\"in\":\"query\",\"schema\":{\"type\":\"string\",\"format\":\"date\"}},"
     "{\"name\":\"to\",\"in\":\"query\",\"schema\":{\"type\":\"string\",\"format\":\"date\"}},"
     "{\"name\":\"cursor\",\"in\":\"query\",\"schema\":{\"type\":\"string\"}},"
+    "{\"name\":\"upload\",\"in\":\"query\",\"description\":\"the upload to the tax platform (docs/upstream.md)\",\"schema\":{\"type\":\"string\",\"enum\":[\"pending\",\"submitted\",\"accepted\",\"rejected\"]}},"
     "{\"name\":\"limit\",\"in\":\"query\",\"schema\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":200}}],"
     "\"responses\":{" OK("200", "{invoices: [...], next_cursor}, sent in parts (chunked)") "," BEARER_ERRS "," REF("503", "ReadUnavailable") "}}},"
     "\"/v1/invoices/{number}\":{\"get\":{" OP("getInvoice", "Read an invoice") ",\"tags\":[\"invoices\"]," NUMBER_PARAM ","

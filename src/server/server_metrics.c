@@ -8,6 +8,7 @@
 #include "fapiao/jobs.h"
 #include "fapiao/metrics.h"
 #include "fapiao/outbox.h"
+#include "fapiao/uploader.h"
 #include "fapiao/store.h"
 #include "acceptor.h"
 #include "conn_guard.h"
@@ -64,6 +65,8 @@ static void collect_store(fp_buf *b, void *arg)
         int have = s->o.health && fp_health_jobs(s->o.health, &jobs) == 0;
         fp_outbox_metrics(s->o.outbox, have ? &jobs : NULL, b);
     }
+    if (s->o.uploader)
+        fp_uploader_metrics(s->o.uploader, b);
     if (s->o.health)
         fp_health_metrics(s->o.health, b);
 }

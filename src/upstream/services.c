@@ -221,6 +221,21 @@ fp_up_kind fp_up_upload_result(const fp_upstream_conf *c, const char *nsrsbh, co
     return k;
 }
 
+fp_up_item_verdict fp_up_item_verdict_of(const fp_up_upload_item *it)
+{
+    /* the duplicate's status code and wording are inferred (docs/upstream.md
+     * §5): one code, and the words a message of the platform would use */
+    static const char *const dup_words[] = {"号码重复", "重复上传", "已上传", "duplicate"};
+    if (!strcmp(it->status, "00"))
+        return FP_UP_ITEM_ACCEPTED;
+    if (!strcmp(it->status, "02"))
+        return FP_UP_ITEM_DUPLICATE;
+    for (size_t i = 0; i < sizeof dup_words / sizeof dup_words[0]; i++)
+        if (strstr(it->message, dup_words[i]))
+            return FP_UP_ITEM_DUPLICATE;
+    return FP_UP_ITEM_REJECTED;
+}
+
 static fp_up_kind read_form(cJSON *d, fp_up_red_form *out, fp_up_result *res)
 {
     if (copy(d, "uuid", out->uuid, sizeof out->uuid, 1))

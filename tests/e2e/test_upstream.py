@@ -179,7 +179,7 @@ def test_timeout_after_store_is_not_lost_nor_silently_duplicated(sim, tmp_path):
     assert st["invoices"][blue_no]["status"] == "00"  # stored, though we never heard
     again = up(conf, "upload", "--doc", str(blue))
     res = up(conf, "result", "--sllsh", again["sllsh"])["invoices"][0]
-    assert res["status"] == "01" and "重复" in res["message"]
+    assert res["status"] == "02" and "重复" in res["message"]  # a duplicate, not a rejection
     outcomes = [i["outcome"] for e in sim.state()["log"] if e.get("fwbm") == "QDFPSC"
                 for i in e.get("invoices", [])]
     assert outcomes == ["accepted", "duplicate"]

@@ -9,7 +9,9 @@
  *   - the field table: the blue and red fixtures map to QDFPSC's fields,
  *     the red form to QDHZQRDSQ's, and every row is named once per level;
  *   - the credit rules: excluding VAT, a red gives back only in its blue's
- *     month.
+ *     month;
+ *   - an upload result's item verdict: a duplicate number is stored
+ *     upstream (accepted), never a rejection.
  * The whole envelope over HTTPS is tested against the simulator
  * (tests/upstream-sim/, test_upstream_sim.py). */
 #include "check.h"
@@ -425,6 +427,29 @@ static void test_url(void)
     CHECK_EQ_INT(fp_up_url(&c, "CXKYSL", u, 20), FP_ERANGE);
 }
 
+static void test_item_verdict(void)
+{
+    static const struct {
+        const char *status, *message;
+        fp_up_item_verdict want;
+    } rows[] = {
+        {"00", "成功", FP_UP_ITEM_ACCEPTED},
+        {"02", "发票号码重复", FP_UP_ITEM_DUPLICATE},
+        {"02", "", FP_UP_ITEM_DUPLICATE},
+        {"01", "发票号码重复", FP_UP_ITEM_DUPLICATE},
+        {"01", "合计金额与明细不符", FP_UP_ITEM_REJECTED},
+        {"01", "", FP_UP_ITEM_REJECTED},
+        {"", "", FP_UP_ITEM_REJECTED},
+    };
+    check_ctx("item verdict");
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        fp_up_upload_item it = {0};
+        snprintf(it.status, sizeof it.status, "%s", rows[i].status);
+        snprintf(it.message, sizeof it.message, "%s", rows[i].message);
+        CHECK_EQ_INT(fp_up_item_verdict_of(&it), rows[i].want);
+    }
+}
+
 int main(void)
 {
     test_vector();
@@ -436,5 +461,6 @@ int main(void)
     test_credit_parts();
     test_numbers_range();
     test_url();
+    test_item_verdict();
     return check_summary();
 }

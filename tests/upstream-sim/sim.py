@@ -34,11 +34,14 @@ Faults (POST /faults; each may carry "times": N, applied N times then gone):
   wrong_key    {}                   Data sealed with another key
   ip_unregistered {"mode": "403"|"reset"}
   reject       {"fphm": [...]}      those invoices fail validation (status 01)
+  result_not_found {"times"}        CXQDFPSCJG answers 01 (no such sllsh) though
+                                    the batch was stored
 
 The state: numbers handed out per taxpayer (QDFPPLFM, idempotent per ywlsh),
 the credit per taxpayer and month (CXSXED / XZTHSXED), uploaded invoices by
 fphm with their validation (totals, number within a range, credit,
-duplicate fphm), upload results by sllsh, red forms.  Every request is
+duplicate fphm: a known fphm sent again is answered per invoice with status
+"02" 发票号码重复 and not stored twice), upload results by sllsh, red forms.  Every request is
 logged, duplicates included.
 """
 import argparse
@@ -283,7 +286,7 @@ def svc_upload(st, req):
         fphm = inv.get("fphm")
         prior = st.invoices.get(fphm)
         if prior is not None:
-            status, msg, outcome = "01", "发票号码重复", "duplicate"
+            status, msg, outcome = "02", "发票号码重复", "duplicate"  # stored once, never twice
         else:
             why = check_invoice(st, inv)
             status, msg = ("01", why) if why else ("00", "成功")
@@ -306,7 +309,7 @@ def svc_upload(st, req):
 
 def svc_upload_result(st, req):
     r = st.batches.get(req.get("sllsh"))
-    if r is None:
+    if r is None or st.take_fault("result_not_found"):
         return dict(returncode="01", returnmsg="未查询到受理流水号"), {"sllsh": req.get("sllsh")}
     return ok(fpxxList=r), {"sllsh": req.get("sllsh")}
 

@@ -99,7 +99,9 @@ int pg_store_list_invoices_part(void *be, int64_t seller_id, const fp_list_query
         "SELECT number, doc, status, coalesce(failure, '') FROM invoices WHERE seller_id=$1 "
         "AND ($2::text IS NULL OR serial=$2) AND ($3::text IS NULL OR buyer_tax_id=$3) "
         "AND ($4::bigint IS NULL OR issued_at >= $4) AND ($5::bigint IS NULL OR issued_at < $5) "
-        "AND ($6::text IS NULL OR number > $6) ORDER BY number LIMIT $7";
+        "AND ($6::text IS NULL OR number > $6) "
+        "AND ($8::text IS NULL OR number IN (SELECT invoice_number FROM uploads WHERE state=$8)) "
+        "ORDER BY number LIMIT $7";
     pg_params p = {0};
     pg_i64(&p, seller_id);
     pg_text(&p, q->serial);
@@ -114,6 +116,7 @@ int pg_store_list_invoices_part(void *be, int64_t seller_id, const fp_list_query
         pg_i64_null(&p);
     pg_text(&p, q->cursor);
     pg_i64(&p, q->limit + 1); /* one more tells whether a page follows */
+    pg_text(&p, q->upload > 0 ? fp_upload_state_name(q->upload - 1) : NULL);
     *more = 0;
     PGconn *c = pg_racquire(s);
     int rc;

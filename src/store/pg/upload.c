@@ -55,6 +55,18 @@ int pg_store_upload_due(void *be, int64_t now, int with_sllsh, int limit, fp_upl
     return r ? 0 : rc;
 }
 
+/* One UPDATE of upload rows on the writer connection; *changed rows. */
+static int upload_write(fp_pg *s, const char *sql, pg_params *p, int64_t *changed, fp_err *err)
+{
+    int rc = 0;
+    pthread_mutex_lock(&s->wlock);
+    PGresult *r = pg_q(s->w, sql, p, &rc, err);
+    *changed = r ? strtoll(PQcmdTuples(r), NULL, 10) : 0;
+    PQclear(r);
+    pthread_mutex_unlock(&s->wlock);
+    return rc;
+}
+
 int pg_store_upload_set(void *be, const char *number, int state, const char *sllsh,
                         const char *reason, int64_t next_at, int count, fp_err *err)
 {
@@ -67,18 +79,13 @@ int pg_store_upload_set(void *be, const char *number, int state, const char *sll
     pg_i64(&p, next_at);
     pg_i64(&p, count ? 1 : 0);
     pg_i64(&p, fp_steady_ms());
-    int rc = 0;
-    pthread_mutex_lock(&s->wlock);
-    PGresult *r = pg_q(s->w,
-                       "UPDATE uploads SET state=$2, sllsh=CASE WHEN $3 = '' THEN sllsh ELSE $3 "
-                       "END, reason=$4, next_at=$5, attempts=attempts+$6, updated_at=$7 "
-                       "WHERE invoice_number=$1",
-                       &p, &rc, err);
-    if (r && strtoll(PQcmdTuples(r), NULL, 10) == 0)
-        rc = FP_ENOTFOUND;
-    PQclear(r);
-    pthread_mutex_unlock(&s->wlock);
-    return rc;
+    int64_t n = 0;
+    int rc = upload_write(s,
+                          "UPDATE uploads SET state=$2, sllsh=CASE WHEN $3 = '' THEN sllsh ELSE "
+                          "$3 END, reason=$4, next_at=$5, attempts=attempts+$6, updated_at=$7 "
+                          "WHERE invoice_number=$1",
+                          &p, &n, err);
+    return rc == 0 && n == 0 ? FP_ENOTFOUND : rc;
 }
 
 int pg_store_upload_get(void *be, int64_t seller_id, const char *number, fp_upload_row *out)
@@ -122,4 +129,19 @@ int pg_store_upload_counts(void *be, fp_upload_counts *cnt, fp_err *err)
     PQclear(r);
     pg_rrelease(s, c);
     return r ? 0 : rc;
+}
+
+int pg_store_upload_redrive(void *be, const char *number, int64_t now, int64_t *n, fp_err *err)
+{
+    fp_pg *s = be;
+    pg_params p = {0};
+    pg_text(&p, number);
+    pg_i64(&p, now);
+    pg_i64(&p, fp_steady_ms());
+    int rc = upload_write(s,
+                          "UPDATE uploads SET state='pending', sllsh=NULL, reason=NULL, "
+                          "attempts=0, next_at=$2, updated_at=$3 WHERE state='rejected' "
+                          "AND ($1::text IS NULL OR invoice_number=$1)",
+                          &p, n, err);
+    return rc == 0 && number && *n == 0 ? FP_ENOTFOUND : rc;
 }

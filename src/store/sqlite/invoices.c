@@ -161,7 +161,9 @@ int sq_store_list_invoices_part(void *be, int64_t seller_id, const fp_list_query
         "SELECT number, doc, status, failure FROM invoices WHERE seller_id=?1 "
         "AND (?2 IS NULL OR serial=?2) AND (?3 IS NULL OR buyer_tax_id=?3) "
         "AND (?4 IS NULL OR issued_at >= ?4) AND (?5 IS NULL OR issued_at < ?5) "
-        "AND (?6 IS NULL OR number > ?6) ORDER BY number LIMIT ?7";
+        "AND (?6 IS NULL OR number > ?6) "
+        "AND (?8 IS NULL OR number IN (SELECT invoice_number FROM uploads WHERE state=?8)) "
+        "ORDER BY number LIMIT ?7";
     reader *r = fp_sq_acquire(s);
     sqlite3_stmt *st = NULL;
     int rc = FP_EIO;
@@ -180,6 +182,8 @@ int sq_store_list_invoices_part(void *be, int64_t seller_id, const fp_list_query
     if (q->cursor)
         sqlite3_bind_text(st, 6, q->cursor, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 7, q->limit + 1); /* one more tells whether a page follows */
+    if (q->upload > 0)
+        sqlite3_bind_text(st, 8, fp_upload_state_name(q->upload - 1), -1, SQLITE_STATIC);
     int n = 0, step, corrupt = 0;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         if (n == q->limit || (soft_bytes && n > 0 && out->len >= soft_bytes)) {

@@ -150,3 +150,28 @@ int sq_store_upload_counts(void *be, fp_upload_counts *c, fp_err *err)
     fp_sq_rrelease(s, slot);
     return rc;
 }
+
+int sq_store_upload_redrive(void *be, const char *number, int64_t now, int64_t *n, fp_err *err)
+{
+    fp_sqlite *s = be;
+    *n = 0;
+    sqlite3 *db = fp_sq_wlock(s);
+    sqlite3_stmt *st = fp_sq_prep(db,
+                                  "UPDATE uploads SET state='pending', sllsh=NULL, reason=NULL, "
+                                  "attempts=0, next_at=?2, updated_at=?3 WHERE state='rejected' "
+                                  "AND (?1 IS NULL OR invoice_number=?1)",
+                                  err);
+    int rc = FP_EIO;
+    if (st) {
+        fp_sq_bind_text_or_null(st, 1, number);
+        sqlite3_bind_int64(st, 2, now);
+        sqlite3_bind_int64(st, 3, fp_steady_ms());
+        rc = fp_sq_step_done(st) < 0 ? fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db)) : 0;
+        *n = rc == 0 ? sqlite3_changes(db) : 0;
+        if (rc == 0 && number && *n == 0)
+            rc = FP_ENOTFOUND;
+        sqlite3_finalize(st);
+    }
+    fp_sq_wunlock(s);
+    return rc;
+}
