@@ -220,6 +220,13 @@ static const char *const migrations[] = {
     "CREATE TABLE upstream_credit(seller_id INTEGER NOT NULL, month TEXT NOT NULL,"
     "  limit_fen INTEGER NOT NULL, used_fen INTEGER NOT NULL DEFAULT 0,"
     "  updated_at INTEGER NOT NULL, PRIMARY KEY(seller_id, month));",
+    /* 15: fewer pages per invoice (issue 15; docs/performance.md §5d).
+     * invoices_buyer was in no query plan: the invoice list's one statement
+     * tests "?3 IS NULL OR buyer_tax_id=?3", which SQLite cannot use an
+     * index for, and it searches by seller_id through invoices_issued;
+     * yet every issuing transaction wrote a leaf of it (about 1 page per
+     * invoice committed alone). */
+    "DROP INDEX IF EXISTS invoices_buyer;",
 };
 
 int fp_store_migration_count(void)
