@@ -21,6 +21,9 @@ DIR/ports.json ({"port", "control_port", "ca"}):
                 POST /buyer            {"uuid", "answer": "Y"|"N"} the buyer's
                                        answer to a red form
                 POST /credit           {"nsrsbh", "granted"} this month's credit
+                POST /ranges           {"nsrsbh", "first", "last"} numbers the
+                                       taxpayer already holds (handed out
+                                       before this connection, imported by hand)
 
 Faults (POST /faults; each may carry "times": N, applied N times then gone):
   reset        {"times"}            TCP reset before the TLS handshake
@@ -588,6 +591,10 @@ class Control(BaseHTTPRequestHandler):
                     return self.reply(409, {"error": "no form awaiting the buyer"})
                 f["hzqrxxztDm"] = FORM_CONFIRMED if req.get("answer") == "Y" else FORM_REJECTED
                 return self.reply(200, form_view(f))
+            if self.path == "/ranges":
+                st.ranges.setdefault(req["nsrsbh"], []).append(
+                    (int(req["first"]), int(req["last"])))
+                return self.reply(200, {"ranges": len(st.ranges[req["nsrsbh"]])})
             if self.path == "/credit":
                 c = st.month_credit(req["nsrsbh"], now_month())
                 c["granted"] = Decimal(str(req["granted"]))
