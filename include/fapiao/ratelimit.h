@@ -2,9 +2,10 @@
  *
  * Buckets use GCRA (the generic cell rate algorithm), which is a token bucket
  * stored as one number: the "theoretical arrival time" (TAT) at which the
- * bucket would be full again, in monotonic nanoseconds.  With emission
- * interval T = 1e9 / rate ns and burst B a request at time `now` is admitted
- * when
+ * bucket would be full again, in monotonic nanoseconds.  With a rate of N
+ * requests per period P seconds (P = 1 or 60 from the CLI: N/s, N/min),
+ * emission interval T = P x 1e9 / N ns and burst B a request at time `now`
+ * is admitted when
  *
  *     max(TAT, now) + T - now <= B * T          and then TAT = max(TAT, now) + T
  *
@@ -12,13 +13,13 @@
  * left idle is full again once now >= TAT and never holds more than B, since
  * max() forgets how long ago that was.  A refused request learns the exact
  * wait until one token is back: max(TAT, now) + T - B * T - now.  All
- * arithmetic is integer and exact when rate divides 1e9; otherwise T is
+ * arithmetic is integer and exact when N divides P x 1e9; otherwise T is
  * rounded up, so the enforced rate is never above the configured one (off by
  * less than 1 ns per request).
  *
  * Time is always passed in by the caller (CLOCK_MONOTONIC ns in the server, a
- * fake clock in tests).  rate 0 means unlimited; burst 0 means "one second's
- * worth" (burst = rate).
+ * fake clock in tests).  rate 0 means unlimited; burst 0 means "one period's
+ * worth" (burst = rate); period 0 means one second.
  *
  * fp_ratelimit checks a request against its client's bucket and the global
  * bucket.  Order: client first, then global, the client's decision held under
@@ -53,13 +54,17 @@
 
 typedef struct fp_bucket {
     _Atomic int64_t tat; /* theoretical arrival time, ns */
-    int64_t interval_ns; /* T = ceil(1e9 / rate); 0 = unlimited */
+    int64_t interval_ns; /* T = ceil(period x 1e9 / rate); 0 = unlimited */
     int64_t window_ns;   /* B * T: how far TAT may run ahead of now */
 } fp_bucket;
 
-/* rate in requests per second (0 = unlimited), burst in requests (0 = rate).
- * The bucket starts full. */
-void fp_bucket_init(fp_bucket *b, int64_t rate_per_s, int64_t burst);
+/* The longest period a rate may be given per: a day. */
+#define FP_RATELIMIT_PERIOD_MAX 86400
+
+/* rate requests per period_s seconds (rate 0 = unlimited; period 0 = 1;
+ * a period outside 0..FP_RATELIMIT_PERIOD_MAX is taken as 1: fp_ratelimit_new
+ * checks it), burst in requests (0 = rate).  The bucket starts full. */
+void fp_bucket_init(fp_bucket *b, int64_t rate, int64_t burst, int64_t period_s);
 
 /* 1: admitted, one token consumed, *retry_after_ns = 0.  0: refused, nothing
  * consumed, *retry_after_ns = the exact wait until one token is available
@@ -80,13 +85,13 @@ int64_t fp_ratelimit_retry_after_s(int64_t retry_after_ns);
 typedef struct fp_ratelimit fp_ratelimit;
 
 typedef struct fp_ratelimit_opts {
-    int64_t global_rate;     /* requests/s over all clients; 0 = unlimited */
+    int64_t global_rate;     /* requests per global_period_s over all clients; 0 = unlimited */
     int64_t global_burst;    /* 0 = global_rate */
-    int64_t client_rate;     /* requests/s per key; 0 = unlimited */
+    int64_t client_rate;     /* requests per client_period_s per key; 0 = unlimited */
     int64_t client_burst;    /* 0 = client_rate */
     int max_keys;            /* tracked keys; 0 = 4096 */
-    int64_t client_period_s; /* client_rate is per this many seconds (0, 1: per second;
-                                at most 86400); overrides stay per second */
+    int64_t client_period_s; /* the rates' periods in seconds (0, 1: per second; at most */
+    int64_t global_period_s; /* FP_RATELIMIT_PERIOD_MAX); overrides stay per second */
 } fp_ratelimit_opts;
 
 /* Which bucket refused a request (for metrics labels). */
@@ -99,7 +104,8 @@ typedef enum {
 /* "admitted", "global", "client". */
 const char *fp_ratelimit_scope_name(fp_ratelimit_scope s);
 
-/* FP_EINVAL for a negative rate, burst or max_keys; FP_ENOMEM. */
+/* FP_EINVAL for a negative rate, burst or max_keys, or a period outside
+ * 0..FP_RATELIMIT_PERIOD_MAX; FP_ENOMEM. */
 int fp_ratelimit_new(const fp_ratelimit_opts *o, fp_ratelimit **out, fp_err *err);
 void fp_ratelimit_free(fp_ratelimit *rl);
 

@@ -50,6 +50,8 @@ typedef struct fp_server_opts {
      * adaptive limit on issue requests in flight to the store (0 = off) */
     int64_t global_rate, global_burst; /* default 0: unlimited */
     int64_t client_rate, client_burst; /* default 1000/s, burst 1200 */
+    int64_t global_period_s;           /* global_rate per this many s (0: 1; 60: N/min) */
+    int64_t client_period_s;           /* client_rate per this many s (0: 1; 60: N/min) */
     int concurrency_max;               /* adaptive limit's ceiling, default 1024; -1 off */
     struct fp_health *health;          /* optional: degraded mode, /readyz checks */
     int fault_injection;               /* tests only: GET/POST /v1/_faults */

@@ -239,11 +239,18 @@ static int apply_numbers(serve_run *r)
     const struct {
         long v;
         int64_t *out;
-    } wide[] = {{c->range_warn, &so->range_warn},          {c->c_rate, &so->client_rate},
-                {c->c_burst, &so->client_burst},           {c->g_rate, &so->global_rate},
-                {c->g_burst, &so->global_burst},           {c->af_rate, &so->auth_fail_rate},
-                {c->af_period_s, &so->auth_fail_period_s}, {c->af_burst, &so->auth_fail_burst},
-                {c->ar_rate, &so->auth_record_rate},       {c->ar_burst, &so->auth_record_burst}};
+    } wide[] = {{c->range_warn, &so->range_warn},
+                {c->c_rate, &so->client_rate},
+                {c->c_period_s, &so->client_period_s},
+                {c->c_burst, &so->client_burst},
+                {c->g_rate, &so->global_rate},
+                {c->g_period_s, &so->global_period_s},
+                {c->g_burst, &so->global_burst},
+                {c->af_rate, &so->auth_fail_rate},
+                {c->af_period_s, &so->auth_fail_period_s},
+                {c->af_burst, &so->auth_fail_burst},
+                {c->ar_rate, &so->auth_record_rate},
+                {c->ar_burst, &so->auth_record_burst}};
     for (size_t i = 0; i < sizeof wide / sizeof wide[0]; i++)
         if (wide[i].v != SERVE_UNSET)
             *wide[i].out = wide[i].v;

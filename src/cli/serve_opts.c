@@ -23,7 +23,7 @@ typedef enum {
     OPT_BOOL,      /* a switch */
     OPT_INT,       /* a number in [min, max] */
     OPT_LIMIT,     /* the same, where 0 means no limit */
-    OPT_LIMIT_MIN, /* OPT_LIMIT, also as N/s or N/min (the period into af_period_s) */
+    OPT_LIMIT_MIN, /* OPT_LIMIT, also as N/s or N/min (the period, 1 or 60, into `period`) */
     OPT_INT_OFF,   /* OPT_INT, or "off" (-1) */
 } opt_kind;
 
@@ -46,7 +46,8 @@ typedef struct opt {
     const char *metavar; /* what --help shows after the name */
     const char *def;     /* the default, as --help shows it (NULL: none) */
     const char *en, *zh;
-    int live; /* SIGHUP applies a changed value (else it needs a restart) */
+    int live;      /* SIGHUP applies a changed value (else it needs a restart) */
+    size_t period; /* OPT_LIMIT_MIN: offsetof(serve_conf, ...) of its period in seconds */
 } opt;
 
 #define LIVE 1
@@ -94,13 +95,13 @@ static const opt opts[] = {
 
     {NULL, OPT_SECTION, 0, 0, 0, U_NONE, NULL, NULL, "Authentication failures (docs/security.md)",
      "认证失败预算（docs/security.md）"},
-    {"--auth-fail-rate", OPT_LIMIT_MIN, F(af_rate), 0, 100000000, U_NONE, "N[/min]", "5",
+    {"--auth-fail-rate", OPT_LIMIT_MIN, F(af_rate), 0, 100000000, U_NONE, "N[/min]", "5/s",
      "authentication failures (401, 403) per second, or per minute, per client address (an "
      "IPv6 one by its /64); beyond: 429 AUTH_FAILURES_LIMITED, and POST /v1/token is refused "
      "before hashing",
      "每个客户端地址每秒（或每分钟）允许的认证失败（401、403）次数，IPv6 地址按 /64 计；超出则返回 "
      "429 AUTH_FAILURES_LIMITED，POST /v1/token 在校验密钥之前即拒绝",
-     LIVE},
+     LIVE, F(af_period_s)},
     {"--auth-fail-burst", OPT_LIMIT, F(af_burst), 0, 100000000, U_NONE, "N", "6 x the rate (30)",
      "the burst of --auth-fail-rate", "--auth-fail-rate 的突发量", LIVE},
     {"--auth-record-rate", OPT_LIMIT, F(ar_rate), 0, 100000000, U_NONE, "N", "10",
@@ -113,12 +114,14 @@ static const opt opts[] = {
      "the burst of --auth-record-rate", "--auth-record-rate 的突发量", LIVE},
 
     {NULL, OPT_SECTION, 0, 0, 0, U_NONE, NULL, NULL, "Admission", "准入与限流"},
-    {"--client-rate", OPT_LIMIT, F(c_rate), 0, 100000000, U_NONE, "N", "1000",
-     "requests per second per credential", "每个凭据每秒的请求数", LIVE},
+    {"--client-rate", OPT_LIMIT_MIN, F(c_rate), 0, 100000000, U_NONE, "N[/min]", "1000/s",
+     "requests per second, or per minute (N/min), per credential",
+     "每个凭据每秒（或每分钟，N/min）的请求数", LIVE, F(c_period_s)},
     {"--client-burst", OPT_LIMIT, F(c_burst), 0, 100000000, U_NONE, "N", "1.2 x the rate (1200)",
      "the burst of --client-rate", "--client-rate 的突发量", LIVE},
-    {"--global-rate", OPT_LIMIT, F(g_rate), 0, 100000000, U_NONE, "N", "0",
-     "requests per second over all credentials", "所有凭据合计每秒的请求数", LIVE},
+    {"--global-rate", OPT_LIMIT_MIN, F(g_rate), 0, 100000000, U_NONE, "N[/min]", "0",
+     "requests per second, or per minute (N/min), over all credentials",
+     "所有凭据合计每秒（或每分钟，N/min）的请求数", LIVE, F(g_period_s)},
     {"--global-burst", OPT_LIMIT, F(g_burst), 0, 100000000, U_NONE, "N", "the rate",
      "the burst of --global-rate", "--global-rate 的突发量", LIVE},
     {"--concurrency-max", OPT_INT_OFF, F(concurrency), 1, 1000000, U_NONE, "N|off", "1024",
@@ -381,14 +384,16 @@ static const char *usage(void)
 static void range_text(const opt *o, const char *name, char *zh, char *en, size_t cap)
 {
     int limit = o->kind == OPT_LIMIT || o->kind == OPT_LIMIT_MIN;
-    snprintf(zh, cap, "%s 须为 %ld–%ld%s%s", name, o->min, o->max, units[o->unit].zh,
+    snprintf(zh, cap, "%s 须为 %ld–%ld%s%s%s", name, o->min, o->max, units[o->unit].zh,
              limit                    ? "（0 表示不限）"
              : o->kind == OPT_INT_OFF ? " 或 off"
-                                      : "");
-    snprintf(en, cap, "%s must be %ld-%ld%s%s", name, o->min, o->max, units[o->unit].en,
+                                      : "",
+             o->kind == OPT_LIMIT_MIN ? "，写作 N、N/s（每秒）或 N/min（每分钟）" : "");
+    snprintf(en, cap, "%s must be %ld-%ld%s%s%s", name, o->min, o->max, units[o->unit].en,
              limit                    ? " (0: no limit)"
              : o->kind == OPT_INT_OFF ? " or off"
-                                      : "");
+                                      : "",
+             o->kind == OPT_LIMIT_MIN ? ", as N or N/s (per second) or N/min (per minute)" : "");
 }
 
 static int parse_long(const char *s, long min, long max, long *out)
@@ -421,9 +426,10 @@ static int take(const opt *o, const char *v, serve_conf *c)
     }
     case OPT_LIMIT_MIN: { /* N, N/s or N/min */
         size_t n = strlen(v);
-        c->af_period_s = 1;
+        long *period = (long *)((char *)c + o->period);
+        *period = 1;
         if (n > 4 && !strcmp(v + n - 4, "/min")) {
-            c->af_period_s = 60;
+            *period = 60;
             n -= 4;
         } else if (n > 2 && !strcmp(v + n - 2, "/s")) {
             n -= 2;
@@ -543,9 +549,13 @@ static void print_config(const layered *L, const serve_conf *c)
         }
         char val[4200], src[4200], env[96];
         const char *key = o->name + 2;
+        long rate = o->kind == OPT_LIMIT_MIN ? *(const long *)((const char *)c + o->field) : 0;
         if (o->kind == OPT_BOOL)
             snprintf(val, sizeof val, "%s",
                      *(const int *)((const char *)c + o->field) ? "true" : "false");
+        else if (L->raw[i] && rate > 0) /* N/s or N/min, however it was written */
+            snprintf(val, sizeof val, "%ld/%s", rate,
+                     *(const long *)((const char *)c + o->period) == 60 ? "min" : "s");
         else
             snprintf(val, sizeof val, "%s", L->raw[i] ? L->raw[i] : o->def ? o->def : "");
         if (o->field == F(database))
@@ -584,10 +594,11 @@ int serve_opts_parse(int argc, char **argv, serve_conf *c)
             continue;
         if (o->kind != OPT_STR && o->kind != OPT_BOOL)
             *(long *)((char *)c + o->field) = SERVE_UNSET;
+        if (o->kind == OPT_LIMIT_MIN)
+            *(long *)((char *)c + o->period) = SERVE_UNSET;
         names[i] = o->name + 2;
         flags[n++] = (cli_flag){o->name, o->kind == OPT_BOOL, &raw[i], &on[i]};
     }
-    c->af_period_s = SERVE_UNSET;
     const char *config = NULL;
     flags[n++] = (cli_flag){"--config", 0, &config, NULL};
     flags[n++] = (cli_flag){"--print-config", 1, NULL, &c->print_config};
@@ -640,8 +651,10 @@ int serve_opts_reload(serve_conf *cur, const serve_conf *next,
         } else if (o->kind == OPT_BOOL) {
             same = *(int *)a == *(const int *)b;
         } else {
-            same = *(long *)a == *(const long *)b &&
-                   (o->kind != OPT_LIMIT_MIN || cur->af_period_s == next->af_period_s);
+            same =
+                *(long *)a == *(const long *)b &&
+                (o->kind != OPT_LIMIT_MIN || *(long *)((char *)cur + o->period) ==
+                                                 *(const long *)((const char *)next + o->period));
         }
         if (same)
             continue;
@@ -651,7 +664,7 @@ int serve_opts_reload(serve_conf *cur, const serve_conf *next,
         /* live rows are numbers (a text would point into next's storage) */
         *(long *)a = *(const long *)b;
         if (o->kind == OPT_LIMIT_MIN)
-            cur->af_period_s = next->af_period_s;
+            *(long *)((char *)cur + o->period) = *(const long *)((const char *)next + o->period);
         live++;
     }
     return live;

@@ -31,7 +31,8 @@ typedef struct serve_conf {
     long threads, token_ttl, max_body, range_warn, grace_s;
     long log_max_mb;
     long af_rate, af_period_s, af_burst, ar_rate, ar_burst;
-    long c_rate, c_burst, g_rate, g_burst, concurrency; /* concurrency -1: off */
+    long c_rate, c_period_s, c_burst, g_rate, g_period_s, g_burst;
+    long concurrency; /* -1: off */
     long resp_mem_mb, max_conns, max_per_ip, hs_ms, hdr_ms, body_ms, send_ms, idle_s;
     long ob_workers, render_timeout_s, backoff_ms, retry_for_s, wh_timeout_s;
     long render_backlog_max, render_age_max_s, od_wait_ms, job_retention_s; /* docs/outbox.md */

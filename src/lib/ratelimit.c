@@ -17,9 +17,11 @@
 
 /* ---- GCRA ---- */
 
-/* Emission interval and window for rate/burst.  Rates above 1e9/s get T = 1
- * ns (the resolution of the clock). */
-static void gcra_params(int64_t rate, int64_t burst, int64_t *interval, int64_t *window)
+/* Emission interval and window for rate requests per period_s seconds and
+ * burst.  Rates above one per ns get T = 1 ns (the resolution of the
+ * clock).  period_s x 1e9 <= 8.64e13: no overflow. */
+static void gcra_params(int64_t rate, int64_t burst, int64_t period_s, int64_t *interval,
+                        int64_t *window)
 {
     if (rate <= 0) {
         *interval = 0;
@@ -28,7 +30,10 @@ static void gcra_params(int64_t rate, int64_t burst, int64_t *interval, int64_t 
     }
     if (burst <= 0)
         burst = rate;
-    int64_t t = rate >= NS_PER_S ? 1 : (NS_PER_S + rate - 1) / rate;
+    if (period_s <= 0 || period_s > FP_RATELIMIT_PERIOD_MAX)
+        period_s = 1;
+    int64_t period = period_s * NS_PER_S;
+    int64_t t = rate >= period ? 1 : (period + rate - 1) / rate;
     *interval = t;
     *window = burst > WINDOW_MAX / t ? WINDOW_MAX : burst * t;
 }
@@ -54,9 +59,9 @@ static int gcra(int64_t tat, int64_t now, int64_t interval, int64_t window, int6
     return 1;
 }
 
-void fp_bucket_init(fp_bucket *b, int64_t rate_per_s, int64_t burst)
+void fp_bucket_init(fp_bucket *b, int64_t rate, int64_t burst, int64_t period_s)
 {
-    gcra_params(rate_per_s, burst, &b->interval_ns, &b->window_ns);
+    gcra_params(rate, burst, period_s, &b->interval_ns, &b->window_ns);
     atomic_init(&b->tat, TAT_NEVER);
 }
 
@@ -296,7 +301,8 @@ int fp_ratelimit_new(const fp_ratelimit_opts *o, fp_ratelimit **out, fp_err *err
         o = &none;
     *out = NULL;
     if (o->global_rate < 0 || o->global_burst < 0 || o->client_rate < 0 || o->client_burst < 0 ||
-        o->max_keys < 0 || o->client_period_s < 0 || o->client_period_s > 86400)
+        o->max_keys < 0 || o->client_period_s < 0 || o->client_period_s > FP_RATELIMIT_PERIOD_MAX ||
+        o->global_period_s < 0 || o->global_period_s > FP_RATELIMIT_PERIOD_MAX)
         return fp_fail(err, FP_EINVAL,
                        "ratelimit: negative rate, burst or max_keys, or a period "
                        "beyond a day");
@@ -307,14 +313,9 @@ int fp_ratelimit_new(const fp_ratelimit_opts *o, fp_ratelimit **out, fp_err *err
     fp_ratelimit *rl = calloc(1, sizeof *rl);
     if (!rl)
         goto nomem;
-    fp_bucket_init(&rl->global, o->global_rate, o->global_burst);
-    gcra_params(o->client_rate, o->client_burst, &rl->client_interval, &rl->client_window);
-    if (o->client_period_s > 1 && rl->client_interval) { /* client_rate per period */
-        int64_t burst = o->client_burst > 0 ? o->client_burst : o->client_rate;
-        rl->client_interval *= o->client_period_s; /* <= 1e9 ns x 86400: no overflow */
-        rl->client_window =
-            burst > WINDOW_MAX / rl->client_interval ? WINDOW_MAX : burst * rl->client_interval;
-    }
+    fp_bucket_init(&rl->global, o->global_rate, o->global_burst, o->global_period_s);
+    gcra_params(o->client_rate, o->client_burst, o->client_period_s, &rl->client_interval,
+                &rl->client_window);
     /* a hash seed, not a time: the wall clock's milliseconds and the
      * monotonic nanoseconds differ from one start to the next */
     rl->seed = ((uint64_t)fp_wall_ms() * 1000000 + (uint64_t)(fp_mono_ns() % 1000000)) ^
@@ -501,7 +502,7 @@ int fp_ratelimit_set_key_limit(fp_ratelimit *rl, const char *key, int64_t rate_p
     rl_key k;
     key_make(&k, key, rl->seed);
     int64_t interval, window;
-    gcra_params(rate_per_s, burst, &interval, &window);
+    gcra_params(rate_per_s, burst, 1, &interval, &window);
 
     pthread_rwlock_wrlock(&rl->ov_mu);
     rl_override *o = override_find(rl, &k);

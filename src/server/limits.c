@@ -1,5 +1,6 @@
 /* limits.c — the rate limits a SIGHUP may change (docs/configuration.md):
- * the admission buckets (--client-rate, --global-rate and their bursts)
+ * the admission buckets (--client-rate, --global-rate, per second or per
+ * minute, and their bursts)
  * and the authentication-failure budget (auth_gate.c), held together in one
  * fp_limits that a request borrows and a reload replaces whole.
  *
@@ -54,8 +55,10 @@ static int limits_new(fp_server_opts *o, fp_limits **out, fp_err *err)
         return fp_fail(err, FP_ENOMEM, "out of memory");
     fp_ratelimit_opts rlo = {.global_rate = o->global_rate > 0 ? o->global_rate : 0,
                              .global_burst = o->global_burst,
+                             .global_period_s = o->global_period_s,
                              .client_rate = o->client_rate > 0 ? o->client_rate : 0,
-                             .client_burst = o->client_burst};
+                             .client_burst = o->client_burst,
+                             .client_period_s = o->client_period_s};
     int rc = 0;
     if ((rlo.global_rate || rlo.client_rate) && (rc = fp_ratelimit_new(&rlo, &l->rl, err)) < 0)
         goto fail;
@@ -67,7 +70,7 @@ static int limits_new(fp_server_opts *o, fp_limits **out, fp_err *err)
             goto fail;
     }
     fp_bucket_init(&l->auth_record, o->auth_record_rate > 0 ? o->auth_record_rate : 0,
-                   o->auth_record_burst);
+                   o->auth_record_burst, 1);
     *out = l;
     return 0;
 fail:
@@ -108,8 +111,10 @@ int fp_server_set_limits(fp_server *s, const fp_server_opts *o, fp_err *err)
     fp_server_opts n = s->o;
     n.client_rate = o->client_rate;
     n.client_burst = o->client_burst;
+    n.client_period_s = o->client_period_s;
     n.global_rate = o->global_rate;
     n.global_burst = o->global_burst;
+    n.global_period_s = o->global_period_s;
     n.auth_fail_rate = o->auth_fail_rate;
     n.auth_fail_burst = o->auth_fail_burst;
     n.auth_fail_period_s = o->auth_fail_period_s;

@@ -54,13 +54,15 @@ def test_number_options_are_checked_against_their_range(tmp_path):
     once read and ignored."""
     for args in (["--shutdown-grace", "soon"], ["--shutdown-grace", "0"],
                  ["--threads", "0"], ["--token-ttl", "86401"], ["--client-rate", "-1"],
-                 ["--auth-fail-rate", "5/hour"], ["--concurrency-max", "none"]):
+                 ["--auth-fail-rate", "5/hour"], ["--client-rate", "2/h"],
+                 ["--global-rate", "1/hour"], ["--concurrency-max", "none"]):
         r = run_serve(["--data-dir", str(tmp_path / "nothing")] + args,
                       env={"LANG": "C", "PATH": "/usr/bin:/bin"})
         assert r.returncode == 2, (args, r.stderr)
         err = r.stderr.decode()
         assert args[0] + " must be" in err and args[0] + " 须为" in err, (args, err)
     for args in (["--shutdown-grace", "30"], ["--auth-fail-rate", "5/min"],
+                 ["--client-rate", "2/min"], ["--global-rate", "30/s"],
                  ["--concurrency-max", "off"]):
         r = run_serve(["--data-dir", str(tmp_path / "nothing")] + args,
                       env={"LANG": "C", "PATH": "/usr/bin:/bin"})
@@ -73,7 +75,8 @@ def test_help_documents_every_flag_with_its_default():
     assert out.returncode == 0
     for flag, default in (("--listen", "127.0.0.1:8443"), ("--shutdown-grace", "10"),
                           ("--max-connections", "1024"), ("--min-free-mb", "64"),
-                          ("--auth-fail-rate", "5"), ("--token-ttl", "3600")):
+                          ("--auth-fail-rate", "5/s"), ("--client-rate", "1000/s"),
+                          ("--token-ttl", "3600")):
         line = next(x for x in out.stdout.splitlines() if x.startswith("  %s " % flag))
         assert "[default: %s]" % default in line, line
 

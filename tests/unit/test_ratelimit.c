@@ -51,6 +51,7 @@ static void test_bucket(void)
     static const struct {
         int64_t rate, burst;
         int64_t interval; /* expected T */
+        int64_t period;   /* seconds; 0 = 1 */
     } cases[] = {
         {10, 5, 100 * MS},
         {1000, 1000, MS},
@@ -58,13 +59,18 @@ static void test_bucket(void)
         {3, 2, 333333334},
         /* 1e9/3 rounded up */ {7, 0, 142857143}, /* burst 0 = rate */
         {200000, 50, 5000},
+        /* per minute: T = 60 s / rate */
+        {1, 1, 60 * S, 60},
+        {30, 0, 2 * S, 60},
+        {7, 3, 8571428572, 60}, /* 60e9/7 rounded up */
     };
     for (size_t i = 0; i < NCASES(cases); i++) {
         int64_t rate = cases[i].rate, T = cases[i].interval;
         int64_t burst = cases[i].burst ? cases[i].burst : rate;
-        check_ctx("bucket[%zu] rate %" PRId64 " burst %" PRId64, i, rate, burst);
+        check_ctx("bucket[%zu] rate %" PRId64 " burst %" PRId64 " per %" PRId64 " s", i, rate,
+                  burst, cases[i].period);
         fp_bucket b;
-        fp_bucket_init(&b, rate, cases[i].burst);
+        fp_bucket_init(&b, rate, cases[i].burst, cases[i].period);
         CHECK_EQ_INT(b.interval_ns, T);
         int64_t retry = -1;
 
@@ -107,15 +113,15 @@ static void test_bucket_unlimited(void)
 {
     check_ctx("bucket unlimited");
     fp_bucket b;
-    fp_bucket_init(&b, 0, 0);
+    fp_bucket_init(&b, 0, 0, 0);
     int64_t retry = -1;
     CHECK_EQ_INT(drain(&b, T0, 1000000), 1000000);
     CHECK_EQ_INT(fp_bucket_take(&b, T0, &retry), 1);
     CHECK_EQ_INT(retry, 0);
     /* a clock that is zero or negative (a fake one) is fine too */
-    fp_bucket_init(&b, 1, 2);
+    fp_bucket_init(&b, 1, 2, 1);
     CHECK_EQ_INT(drain(&b, 0, 10), 2);
-    fp_bucket_init(&b, 1, 2);
+    fp_bucket_init(&b, 1, 2, 1);
     CHECK_EQ_INT(drain(&b, -5 * S, 10), 2);
     CHECK_EQ_INT(drain(&b, -4 * S, 10), 1);
     check_ctx("%s", "");
@@ -149,8 +155,15 @@ static void test_options(void)
 {
     check_ctx("options");
     static const fp_ratelimit_opts bad[] = {
-        {.global_rate = -1},  {.global_burst = -1}, {.client_rate = -1},
-        {.client_burst = -1}, {.max_keys = -1},     {.max_keys = (1 << 24) + 1},
+        {.global_rate = -1},
+        {.global_burst = -1},
+        {.client_rate = -1},
+        {.client_burst = -1},
+        {.max_keys = -1},
+        {.max_keys = (1 << 24) + 1},
+        {.client_period_s = -1},
+        {.global_period_s = -1},
+        {.global_period_s = FP_RATELIMIT_PERIOD_MAX + 1},
     };
     for (size_t i = 0; i < NCASES(bad); i++) {
         check_ctx("options bad[%zu]", i);
@@ -573,7 +586,7 @@ static void test_threads(void)
 {
     check_ctx("threads: one bucket");
     fp_bucket b;
-    fp_bucket_init(&b, 10, 1000);
+    fp_bucket_init(&b, 10, 1000, 1);
     CHECK_EQ_INT(run_hammer(&b, NULL, NULL, NULL), 1000);
 
     check_ctx("threads: one key");
@@ -647,6 +660,46 @@ static void test_peek(void)
     check_ctx("%s", "");
 }
 
+/* Rates per minute (--client-rate N/min, --global-rate N/min): one token
+ * per 60 s / N, a refusal told to wait the minute out, both buckets. */
+static void test_per_minute(void)
+{
+    check_ctx("%s", "per minute bucket");
+    fp_bucket b;
+    int64_t wait = -1;
+    fp_bucket_init(&b, 1, 1, 60);
+    CHECK(fp_bucket_take(&b, T0, &wait) == 1 && wait == 0);
+    CHECK(fp_bucket_take(&b, T0 + MS, &wait) == 0);
+    CHECK_EQ_INT(wait, 60 * S - MS);
+    CHECK_EQ_INT(fp_ratelimit_retry_after_s(wait), 60);
+    CHECK(fp_bucket_take(&b, T0 + 59 * S, &wait) == 0 && wait == S);
+    CHECK(fp_bucket_take(&b, T0 + 60 * S, &wait) == 1 && wait == 0);
+    CHECK(fp_bucket_take(&b, T0 + 60 * S, NULL) == 0);
+
+    check_ctx("%s", "per minute client");
+    fp_ratelimit_opts c = {.client_rate = 1, .client_burst = 1, .client_period_s = 60};
+    fp_ratelimit *rl = rl_new(&c);
+    fp_ratelimit_scope which = FP_RATELIMIT_ADMITTED;
+    CHECK(fp_ratelimit_check(rl, "cli-a", T0, &wait, &which) == 1);
+    CHECK(fp_ratelimit_check(rl, "cli-a", T0 + S, &wait, &which) == 0);
+    CHECK(which == FP_RATELIMIT_CLIENT && fp_ratelimit_retry_after_s(wait) == 59);
+    CHECK(fp_ratelimit_check(rl, "cli-b", T0 + S, NULL, NULL) == 1); /* its own bucket */
+    CHECK(fp_ratelimit_check(rl, "cli-a", T0 + 60 * S, &wait, &which) == 1);
+    CHECK(which == FP_RATELIMIT_ADMITTED && wait == 0);
+    fp_ratelimit_free(rl);
+
+    check_ctx("%s", "per minute global");
+    fp_ratelimit_opts g = {.global_rate = 2, .global_burst = 1, .global_period_s = 60};
+    rl = rl_new(&g);
+    CHECK(fp_ratelimit_check(rl, "cli-a", T0, NULL, NULL) == 1);
+    CHECK(fp_ratelimit_check(rl, "cli-b", T0, &wait, &which) == 0);
+    CHECK(which == FP_RATELIMIT_GLOBAL && wait == 30 * S);
+    CHECK(fp_ratelimit_check(rl, NULL, T0 + 30 * S, NULL, NULL) == 1);
+    CHECK(fp_ratelimit_check(rl, NULL, T0 + 59 * S, &wait, NULL) == 0 && wait == S);
+    fp_ratelimit_free(rl);
+    check_ctx("%s", "");
+}
+
 int main(void)
 {
     test_bucket();
@@ -661,5 +714,6 @@ int main(void)
     test_many_keys();
     test_threads();
     test_peek();
+    test_per_minute();
     return check_summary();
 }
