@@ -3,16 +3,16 @@ by python3-selenium, headless, --no-sandbox as the tests run as root)
 against a real `fapiao serve`: the first sign-in with the enrolment token
 shows the QR code, the sign-in with a computed TOTP code opens the overview,
 which shows who is signed in, the readiness checks and the Chart.js chart,
-and switches to English.  docs/console.md lists what the next browser tests
-cover."""
+and switches to English.  Then one test per page (docs/console.md): each
+signs in through the form with a computed code and drives the page."""
 import shutil
 import time
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from conftest import SLOW
-from test_console import PASSWORD, console_server, fresh_code
+from conftest import SLOW, dumps, example_doc
+from test_console import PASSWORD, console_server, enrol, fresh_code, totp
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
@@ -80,3 +80,91 @@ def test_enrol_sign_in_and_overview(make_server, browser, tmp_path):
     except Exception:  # a driver without the log endpoint: nothing to read
         logs = []
     assert not [e for e in logs if "Content Security Policy" in e.get("message", "")], logs
+
+
+def sign_in(drv, srv, user, token):
+    """Enrol through the API, then sign in through the form with a computed
+    code; the browser is on the overview afterwards."""
+    from selenium.webdriver.common.by import By
+    seed, _ = enrol(srv, user, token)
+    drv.get(srv.base_url + "/console/")
+    drv.find_element(By.ID, "user").send_keys(user)
+    drv.find_element(By.ID, "password").send_keys(PASSWORD)
+    drv.find_element(By.ID, "totp").send_keys(totp(seed))
+    drv.find_element(By.CSS_SELECTOR, "#login button[type=submit]").click()
+    wait_for(drv, lambda d: d.current_url.endswith("/console/overview.html"), "the overview")
+    wait_for(drv, lambda d: user in d.find_element(By.ID, "who").text, "who is signed in")
+
+
+def fetch_in_page(drv, url):
+    """GET url from the page with its session cookie: [status, content type, text head]."""
+    return drv.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0], {credentials: 'same-origin'}).then(async (r) => done("
+        "[r.status, r.headers.get('Content-Type'), (await r.text()).slice(0, 20000)]))"
+        ".catch((e) => done([0, String(e), '']));", url)
+
+
+def test_invoices_search_detail_pdf_xml(make_server, browser):
+    from selenium.webdriver.common.by import By
+    srv, tokens = console_server(make_server, (("zhao", "auditor"),))
+    numbers = {}
+    for key, tax_id in (("con-a1", "91350200MA2YJ1XR9G"), ("con-a2", "91350200MA2YJ1XR9G"),
+                        ("con-b1", "91440300MA5FDEMX19")):
+        doc = example_doc()
+        doc["buyer"]["tax_id"] = tax_id
+        r = srv.issue(key, body=dumps(doc))
+        assert r.status == 201, r
+        numbers[key] = r.json()["number"]
+    drv = browser
+    sign_in(drv, srv, "zhao", tokens["zhao"])
+    drv.find_element(By.CSS_SELECTOR, "#menu a[href='invoices.html']").click()
+    wait_for(drv, lambda d: d.current_url.endswith("/console/invoices.html"), "the invoices page")
+    wait_for(drv, lambda d: "zhao" in d.find_element(By.ID, "who").text, "the session")
+    assert drv.find_element(By.TAG_NAME, "h1").text == "发票"
+
+    # by buyer: that buyer's two invoices, in number order
+    drv.find_element(By.ID, "q-buyer").send_keys("91350200MA2YJ1XR9G")
+    drv.find_element(By.CSS_SELECTOR, "#search button[type=submit]").click()
+    rows = wait_for(drv, lambda d: d.find_elements(By.CSS_SELECTOR, "#results tbody tr"),
+                    "the search results")
+    assert [r.find_element(By.TAG_NAME, "td").text for r in rows] == \
+        [numbers["con-a1"], numbers["con-a2"]]
+    # by serial: one
+    drv.find_element(By.ID, "q-buyer").clear()
+    drv.find_element(By.ID, "q-serial").send_keys("con-b1")
+    drv.find_element(By.CSS_SELECTOR, "#search button[type=submit]").click()
+    wait_for(drv, lambda d: [r.text.split()[0] for r in d.find_elements(
+        By.CSS_SELECTOR, "#results tbody tr")] == [numbers["con-b1"]], "one row by serial")
+    # the detail from the row
+    drv.find_element(By.CSS_SELECTOR, "#results tbody a").click()
+    wait_for(drv, lambda d: d.find_element(By.ID, "detail").is_displayed(), "the detail")
+    assert drv.find_element(By.ID, "d-number").text == numbers["con-b1"]
+    assert "91440300MA5FDEMX19" in drv.find_element(By.ID, "d-fields").text
+    assert len(drv.find_elements(By.CSS_SELECTOR, "#d-items tbody tr")) == 2
+
+    # by number: the detail straight away; its PDF and XML through the session
+    drv.find_element(By.ID, "q-serial").clear()
+    drv.find_element(By.ID, "q-number").send_keys(numbers["con-a2"])
+    drv.find_element(By.CSS_SELECTOR, "#search button[type=submit]").click()
+    wait_for(drv, lambda d: d.find_element(By.ID, "d-number").text == numbers["con-a2"],
+             "the detail by number")
+    pdf = drv.find_element(By.ID, "d-pdf")
+    assert pdf.get_attribute("target") == "_blank"
+    assert pdf.get_attribute("href").endswith("/v1/invoices/%s/pdf" % numbers["con-a2"])
+    got = wait_for(drv, lambda d: (lambda r: r if r[0] == 200 else None)(
+        fetch_in_page(d, pdf.get_attribute("href"))), "the PDF (rendered by the outbox)")
+    assert got[1].startswith("application/pdf") and got[2].startswith("%PDF-"), got[:2]
+    xml = fetch_in_page(drv, drv.find_element(By.ID, "d-xml").get_attribute("href"))
+    assert xml[0] == 200 and "xml" in xml[1] and numbers["con-a2"] in xml[2], xml
+    # the PDF opens in its own tab with the session
+    handles = set(drv.window_handles)
+    pdf.click()
+    new = wait_for(drv, lambda d: set(d.window_handles) - handles, "the PDF tab")
+    assert len(new) == 1
+    # a number that does not exist: the API's refusal on the page, in Chinese
+    drv.find_element(By.ID, "q-number").clear()
+    drv.find_element(By.ID, "q-number").send_keys("99999999999999999999")
+    drv.find_element(By.CSS_SELECTOR, "#search button[type=submit]").click()
+    wait_for(drv, lambda d: d.find_element(By.ID, "message").text.startswith("404"),
+             "the refusal")

@@ -9,6 +9,13 @@ const FP_EN = {
   overview: "Overview", logout: "Sign out", health: "Service status", chart: "Recent readiness checks",
   ok: "ok", failing: "failing", bad: "Wrong user, password or code",
   throttled: "Too many attempts; retry in", seconds: "s", again: "Sign in with your one-time code now",
+  invoices: "Invoices", redforms: "Red forms", deliveries: "Deliveries", audit: "Audit log",
+  number: "Invoice number", serial: "Serial", buyer_tax_id: "Buyer tax id", from: "Issued from",
+  to: "to", search: "Search", issued_at: "Issued at", buyer: "Buyer", total_amount: "Amount",
+  total_tax: "Tax", total_with_tax: "Total with tax", status: "Status", remark: "Remark",
+  more: "More", detail: "Invoice", item: "Item", quantity: "Quantity", amount: "Amount",
+  tax_rate: "Tax rate", tax: "Tax", pdf: "PDF preview (new tab)", xml: "Download XML",
+  none: "No invoice matches",
 };
 const fpI18n = {
   lang: localStorage.getItem("fp-lang") || "zh",
