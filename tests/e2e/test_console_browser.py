@@ -168,3 +168,40 @@ def test_invoices_search_detail_pdf_xml(make_server, browser):
     drv.find_element(By.CSS_SELECTOR, "#search button[type=submit]").click()
     wait_for(drv, lambda d: d.find_element(By.ID, "message").text.startswith("404"),
              "the refusal")
+
+
+def test_red_form_confirmed_by_a_reviewer(make_server, browser):
+    from selenium.webdriver.common.by import By
+    srv, tokens = console_server(make_server, (("qian", "reviewer"),))
+    r = srv.issue("con-red-blue")
+    assert r.status == 201, r
+    r = srv.post_json("/v1/invoices/%s/red-forms" % r.json()["number"],
+                      {"reason": "allowance", "buyer_has_deducted": True,
+                       "items": [{"line": 1, "amount": "-50.00"}]})
+    assert r.status == 201 and r.json()["state"] == "awaiting_buyer", r
+    form = r.json()["form_id"]
+    drv = browser
+    sign_in(drv, srv, "qian", tokens["qian"])
+    drv.find_element(By.CSS_SELECTOR, "#menu a[href='red-forms.html']").click()
+    wait_for(drv, lambda d: "qian" in d.find_element(By.ID, "who").text, "the red forms page")
+    drv.find_element(By.ID, "q-form").send_keys(form)
+    drv.find_element(By.CSS_SELECTOR, "#find button[type=submit]").click()
+    wait_for(drv, lambda d: d.find_element(By.ID, "f-state").text == "awaiting_buyer", "the form")
+    assert drv.find_element(By.ID, "f-id").text == form
+    assert len(drv.find_elements(By.CSS_SELECTOR, "#f-items tbody tr")) == 1
+    drv.find_element(By.ID, "confirm").click()
+    wait_for(drv, lambda d: d.find_element(By.ID, "f-state").text == "confirmed", "confirmed")
+    assert srv.request("GET", "/v1/red-forms/" + form).json()["state"] == "confirmed"
+    # once more: the API's 409 shows on the page, the state stays
+    drv.find_element(By.ID, "confirm").click()
+    wait_for(drv, lambda d: d.find_element(By.ID, "message").text.startswith("409"), "the 409")
+    assert drv.find_element(By.ID, "f-state").text == "confirmed"
+    # the change was the reviewer's, through the session
+    deadline = time.time() + 10 * SLOW
+    while time.time() < deadline:
+        actors = [a for (a,) in srv.db_query(
+            "SELECT actor FROM audit WHERE action = 'red_form.confirm'")]
+        if actors:
+            break
+        time.sleep(0.2)
+    assert actors == ["user:qian"], actors

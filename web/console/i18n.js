@@ -16,6 +16,10 @@ const FP_EN = {
   more: "More", detail: "Invoice", item: "Item", quantity: "Quantity", amount: "Amount",
   tax_rate: "Tax rate", tax: "Tax", pdf: "PDF preview (new tab)", xml: "Download XML",
   none: "No invoice matches",
+  form_id: "Red form id", open: "Open", redform: "Red form", state: "State",
+  line: "Line", confirm: "Confirm", reject: "Reject", withdraw: "Withdraw",
+  blue_number: "Blue invoice", reason: "Reason", initiated_by: "Initiated by",
+  red_number: "Red invoice", done: "Done:",
 };
 const fpI18n = {
   lang: localStorage.getItem("fp-lang") || "zh",
