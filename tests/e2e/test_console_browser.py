@@ -11,8 +11,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from conftest import SLOW, dumps, example_doc
+from conftest import SLOW, dumps, example_doc, free_port
 from test_console import PASSWORD, console_server, enrol, fresh_code, totp
+from test_outbox import set_webhook
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
@@ -205,3 +206,45 @@ def test_red_form_confirmed_by_a_reviewer(make_server, browser):
             break
         time.sleep(0.2)
     assert actors == ["user:qian"], actors
+
+
+def test_dead_letter_redriven(make_server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+    # the webhook goes to a port nobody listens on, retried for 3 s: a dead letter
+    srv, tokens = console_server(make_server, (("sun", "admin"),), serve_args=[
+        "--allow-private-webhooks", "--retry-backoff-ms", "100", "--webhook-retry-for", "3"])
+    set_webhook(srv, "http://127.0.0.1:%d/hook" % free_port())
+    r = srv.issue("con-dead-1")
+    assert r.status == 201, r
+    number = r.json()["number"]
+    deadline = time.time() + 60 * SLOW
+    while time.time() < deadline:
+        dead = srv.request("GET", "/v1/jobs?state=dead").json()["jobs"]
+        if dead:
+            break
+        time.sleep(0.3)
+    assert len(dead) == 1 and dead[0]["invoice_number"] == number, dead
+    job = dead[0]["id"]
+    drv = browser
+    sign_in(drv, srv, "sun", tokens["sun"])
+    drv.find_element(By.CSS_SELECTOR, "#menu a[href='deliveries.html']").click()
+    # dead letters are the page's first view
+    rows = wait_for(drv, lambda d: d.find_elements(By.CSS_SELECTOR, "#jobs tbody tr"),
+                    "the dead letters")
+    assert [r.get_attribute("id") for r in rows] == ["job-%d" % job]
+    assert number in rows[0].text and "dead" in rows[0].text
+    assert len(drv.find_elements(By.CSS_SELECTOR, "#jobs button.redrive")) == 1
+    drv.find_element(By.CSS_SELECTOR, "#job-%d button.redrive" % job).click()
+    wait_for(drv, lambda d: d.find_element(By.ID, "message").text.endswith(" %d" % job),
+             "the re-drive")
+    state = drv.find_element(By.CSS_SELECTOR, "#job-%d td:nth-child(4)" % job).text
+    # the row is the re-drive's answer: the job waits again (a new 3 s period)
+    assert state in ("pending", "running"), state
+    assert not drv.find_elements(By.CSS_SELECTOR, "#job-%d button.redrive" % job)
+    assert srv.db_query("SELECT actor FROM audit WHERE action = 'job.redrive'") == [("user:sun",)]
+    # the other states: every job of the invoice (render and notify)
+    Select(drv.find_element(By.ID, "q-state")).select_by_value("")
+    drv.find_element(By.CSS_SELECTOR, "#filter button[type=submit]").click()
+    wait_for(drv, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")) == 2,
+             "all jobs")

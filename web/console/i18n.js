@@ -20,6 +20,10 @@ const FP_EN = {
   line: "Line", confirm: "Confirm", reject: "Reject", withdraw: "Withdraw",
   blue_number: "Blue invoice", reason: "Reason", initiated_by: "Initiated by",
   red_number: "Red invoice", done: "Done:",
+  st_dead: "dead letters", st_pending: "pending", st_running: "running", st_blocked: "blocked",
+  st_done: "done", st_all: "all", refresh: "Refresh", job: "Job", kind: "Kind",
+  attempts: "Attempts", last_error: "Last error", redrive: "Re-drive",
+  redriven: "Re-driven: job", nojobs: "No job in this state",
 };
 const fpI18n = {
   lang: localStorage.getItem("fp-lang") || "zh",
