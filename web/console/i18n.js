@@ -24,6 +24,8 @@ const FP_EN = {
   st_done: "done", st_all: "all", refresh: "Refresh", job: "Job", kind: "Kind",
   attempts: "Attempts", last_error: "Last error", redrive: "Re-drive",
   redriven: "Re-driven: job", nojobs: "No job in this state",
+  actor: "Actor", action: "Action", target: "Target", outcome: "Outcome", filter: "Filter",
+  shown: "Shown", older: "Load older records", time: "Time (CST)", client_ip: "Client address",
 };
 const fpI18n = {
   lang: localStorage.getItem("fp-lang") || "zh",
