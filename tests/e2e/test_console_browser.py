@@ -5,6 +5,8 @@ shows the QR code, the sign-in with a computed TOTP code opens the overview,
 which shows who is signed in, the readiness checks and the Chart.js chart,
 and switches to English.  Then one test per page (docs/console.md): each
 signs in through the form with a computed code and drives the page."""
+import os
+import pathlib
 import shutil
 import time
 from urllib.parse import parse_qs, urlparse
@@ -16,6 +18,13 @@ from test_console import PASSWORD, console_server, enrol, fresh_code, totp
 from test_outbox import set_webhook
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+def screenshot(drv, tmp_path, name):
+    """The zh page as a PNG: into $FAPIAO_SCREENSHOTS when set (docs/ holds
+    the ones made with FAPIAO_SCREENSHOTS=docs), else the test's tmp dir."""
+    out = pathlib.Path(os.environ.get("FAPIAO_SCREENSHOTS") or tmp_path)
+    assert drv.save_screenshot(str(out / name))
 
 
 @pytest.fixture
@@ -72,7 +81,7 @@ def test_enrol_sign_in_and_overview(make_server, browser, tmp_path):
     assert wait_for(drv, lambda d: d.execute_script(
         "return typeof Chart !== 'undefined' && !!Chart.getChart("
         "document.getElementById('chart'))"), "the chart")
-    drv.save_screenshot(str(tmp_path / "overview-zh.png"))
+    screenshot(drv, tmp_path, "console-overview.png")
     drv.find_element(By.ID, "lang").click()
     assert drv.find_element(By.TAG_NAME, "h1").text == "Overview"
     # the page's own CSP let nothing inline run and loaded no other origin
@@ -106,7 +115,7 @@ def fetch_in_page(drv, url):
         ".catch((e) => done([0, String(e), '']));", url)
 
 
-def test_invoices_search_detail_pdf_xml(make_server, browser):
+def test_invoices_search_detail_pdf_xml(make_server, browser, tmp_path):
     from selenium.webdriver.common.by import By
     srv, tokens = console_server(make_server, (("zhao", "auditor"),))
     numbers = {}
@@ -143,6 +152,7 @@ def test_invoices_search_detail_pdf_xml(make_server, browser):
     assert drv.find_element(By.ID, "d-number").text == numbers["con-b1"]
     assert "91440300MA5FDEMX19" in drv.find_element(By.ID, "d-fields").text
     assert len(drv.find_elements(By.CSS_SELECTOR, "#d-items tbody tr")) == 2
+    screenshot(drv, tmp_path, "console-invoices.png")
 
     # by number: the detail straight away; its PDF and XML through the session
     drv.find_element(By.ID, "q-serial").clear()
