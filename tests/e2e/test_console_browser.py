@@ -218,11 +218,10 @@ def test_red_form_confirmed_by_a_reviewer(make_server, browser):
     assert actors == ["user:qian"], actors
 
 
-def test_dead_letter_redriven(make_server, browser):
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
-    # the webhook goes to a port nobody listens on, retried for 3 s: a dead letter
-    srv, tokens = console_server(make_server, (("sun", "admin"),), serve_args=[
+def with_dead_letter(make_server, user):
+    """A server with an admin `user` and one dead letter: the webhook goes to
+    a port nobody listens on, retried for 3 s.  (srv, tokens, number, job)"""
+    srv, tokens = console_server(make_server, ((user, "admin"),), serve_args=[
         "--allow-private-webhooks", "--retry-backoff-ms", "100", "--webhook-retry-for", "3"])
     set_webhook(srv, "http://127.0.0.1:%d/hook" % free_port())
     r = srv.issue("con-dead-1")
@@ -235,7 +234,13 @@ def test_dead_letter_redriven(make_server, browser):
             break
         time.sleep(0.3)
     assert len(dead) == 1 and dead[0]["invoice_number"] == number, dead
-    job = dead[0]["id"]
+    return srv, tokens, number, dead[0]["id"]
+
+
+def test_dead_letter_redriven(make_server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+    srv, tokens, number, job = with_dead_letter(make_server, "sun")
     drv = browser
     sign_in(drv, srv, "sun", tokens["sun"])
     drv.find_element(By.CSS_SELECTOR, "#menu a[href='deliveries.html']").click()
@@ -299,3 +304,71 @@ def test_audit_log_filtered(make_server, browser):
     assert len(denied) == 1, denied
     assert denied[0][4:6] == ["POST /v1/jobs/1/redrive", "FORBIDDEN"], denied  # target, outcome
     assert "console.login" in [r[3] for r in filtered(actor="user:zhou")]
+
+
+ATTACK_PAGE = b"""<!doctype html><html><body><p id="state">sending</p><script>
+fetch(%s, {method: "POST", credentials: "include", mode: "no-cors"})
+  .then(() => { document.getElementById("state").textContent = "sent"; })
+  .catch((e) => { document.getElementById("state").textContent = "error " + e; });
+</script></body></html>"""
+
+
+def test_csrf_from_another_port_refused(make_server, browser):
+    """A page on another port of 127.0.0.1 (https, so it is same-site under
+    Chrome's schemeful SameSite too: the Strict cookie goes along) makes the
+    signed-in admin's browser POST a re-drive.  The session is recognised
+    (the refusal is audited as the admin's), the missing CSRF token refuses
+    it, and the dead letter stays dead."""
+    import http.server
+    import ssl
+    import threading
+    from selenium.webdriver.common.by import By
+    srv, tokens, _number, job = with_dead_letter(make_server, "wu")
+    target = srv.base_url + "/v1/jobs/%d/redrive" % job
+    page = ATTACK_PAGE % ('"%s"' % target).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *a):
+            pass
+
+    evil = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls = srv.data_dir / "tls"
+    ctx.load_cert_chain(str(tls / "server.crt"), str(tls / "server.key"))
+    evil.socket = ctx.wrap_socket(evil.socket, server_side=True)
+    t = threading.Thread(target=evil.serve_forever, daemon=True)
+    t.start()
+    try:
+        drv = browser
+        sign_in(drv, srv, "wu", tokens["wu"])
+        drv.get("https://127.0.0.1:%d/attack.html" % evil.server_address[1])
+        wait_for(drv, lambda d: d.find_element(By.ID, "state").text != "sending", "the attack")
+        assert drv.find_element(By.ID, "state").text == "sent"
+        deadline = time.time() + 15 * SLOW
+        while time.time() < deadline:
+            denied = srv.db_query("SELECT actor, target, outcome FROM audit "
+                                  "WHERE action = 'auth.denied'")
+            if denied:
+                break
+            time.sleep(0.2)
+        assert denied == [("user:wu", "POST /v1/jobs/%d/redrive" % job, "FORBIDDEN")], denied
+        assert srv.request("GET", "/v1/jobs/%d" % job).json()["state"] == "dead"
+        assert srv.db_query("SELECT count(*) FROM audit WHERE action = 'job.redrive'") == [(0,)]
+        # the same request from the console page, with the token: re-driven
+        drv.get(srv.base_url + "/console/deliveries.html")
+        wait_for(drv, lambda d: "wu" in d.find_element(By.ID, "who").text, "the session")
+        assert drv.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "fpApi('POST', arguments[0]).then((r) => done(r.status));",
+            "/v1/jobs/%d/redrive" % job) == 200
+    finally:
+        evil.shutdown()
+        evil.server_close()
+        t.join(timeout=10)
