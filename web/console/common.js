@@ -1,7 +1,9 @@
-/* common.js — what every signed-in page shares: the session (GET
- * /console/api/session, which also gives the CSRF token every change must
- * send; no session: back to the sign-in page), the page menu, sign-out, and
- * fpApi() for the /v1 routes through the session cookie. */
+/* common.js — what every signed-in page shares: the header (title from
+ * FP_PAGES by <body data-page>, who is signed in, the language switch,
+ * sign-out) and the page menu, drawn here so each page's HTML holds only
+ * its own content; the session (GET /console/api/session, which also gives
+ * the CSRF token every change must send; no session: back to the sign-in
+ * page); and fpApi() for the /v1 routes through the session cookie. */
 "use strict";
 let fpCsrf = "";
 
@@ -35,17 +37,32 @@ function fpProblem(res) {
   return res.status + " " + ((fpI18n.lang === "en" ? d.message_en : d.message_zh) || d.code || "");
 }
 
-function fpMenu() {
-  const nav = document.getElementById("menu");
-  if (!nav) return;
-  const here = location.pathname.split("/").pop() || "overview.html";
-  nav.replaceChildren(...FP_PAGES.map(([href, key, zh]) => {
+/* Runs before i18n.js's DOMContentLoaded handler, which translates the
+ * data-i18n texts and wires the #lang button drawn here. */
+function fpChrome() {
+  const page = FP_PAGES.find((p) => p[1] === document.body.dataset.page) || FP_PAGES[0];
+  const h1 = fpEl("h1", page[2]);
+  h1.dataset.i18n = page[1];
+  const lang = fpEl("button", "English");
+  lang.id = "lang";
+  const out = fpEl("button", "退出");
+  out.id = "logout";
+  out.dataset.i18n = "logout";
+  const who = fpEl("span");
+  who.id = "who";
+  for (const b of [lang, out]) b.type = "button";
+  const header = fpEl("header");
+  header.append(h1, who, lang, out);
+  const nav = fpEl("nav");
+  nav.id = "menu";
+  nav.append(...FP_PAGES.map(([href, key, zh]) => {
     const a = fpEl("a", zh);
     a.href = href;
     a.dataset.i18n = key;
-    if (href === here) a.className = "here";
+    if (href === page[0]) a.className = "here";
     return a;
   }));
+  document.body.prepend(header, nav);
 }
 
 async function fpSession() {
@@ -61,4 +78,4 @@ async function fpSession() {
   return true;
 }
 
-fpMenu();
+fpChrome();
