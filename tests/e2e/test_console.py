@@ -107,8 +107,9 @@ def login(srv, user, password=PASSWORD, **fields):
                        {"Content-Type": "application/json"}, auth=False)
 
 
-def console_server(make_server, roles=(("li.na", "auditor"),)):
-    srv = make_server(start=False, serve_args=["--console-dir", str(REPO / "web" / "console")])
+def console_server(make_server, roles=(("li.na", "auditor"),), serve_args=()):
+    srv = make_server(start=False, serve_args=["--console-dir", str(REPO / "web" / "console")]
+                      + list(serve_args))
     tokens = {}
     for name, role in roles:
         tokens[name] = users(srv, "add", "--user", name, "--roles", role, "--password-stdin",

@@ -3,18 +3,28 @@ by python3-selenium, headless, --no-sandbox as the tests run as root)
 against a real `fapiao serve`: the first sign-in with the enrolment token
 shows the QR code, the sign-in with a computed TOTP code opens the overview,
 which shows who is signed in, the readiness checks and the Chart.js chart,
-and switches to English.  docs/console.md lists what the next browser tests
-cover."""
+and switches to English.  Then one test per page (docs/console.md): each
+signs in through the form with a computed code and drives the page."""
+import os
+import pathlib
 import shutil
 import time
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from conftest import SLOW
-from test_console import PASSWORD, console_server, fresh_code
+from conftest import SLOW, dumps, example_doc, free_port
+from test_console import PASSWORD, console_server, enrol, fresh_code, totp
+from test_outbox import set_webhook
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+def screenshot(drv, tmp_path, name):
+    """The zh page as a PNG: into $FAPIAO_SCREENSHOTS when set (docs/ holds
+    the ones made with FAPIAO_SCREENSHOTS=docs), else the test's tmp dir."""
+    out = pathlib.Path(os.environ.get("FAPIAO_SCREENSHOTS") or tmp_path)
+    assert drv.save_screenshot(str(out / name))
 
 
 @pytest.fixture
@@ -71,7 +81,7 @@ def test_enrol_sign_in_and_overview(make_server, browser, tmp_path):
     assert wait_for(drv, lambda d: d.execute_script(
         "return typeof Chart !== 'undefined' && !!Chart.getChart("
         "document.getElementById('chart'))"), "the chart")
-    drv.save_screenshot(str(tmp_path / "overview-zh.png"))
+    screenshot(drv, tmp_path, "console-overview.png")
     drv.find_element(By.ID, "lang").click()
     assert drv.find_element(By.TAG_NAME, "h1").text == "Overview"
     # the page's own CSP let nothing inline run and loaded no other origin
@@ -80,3 +90,285 @@ def test_enrol_sign_in_and_overview(make_server, browser, tmp_path):
     except Exception:  # a driver without the log endpoint: nothing to read
         logs = []
     assert not [e for e in logs if "Content Security Policy" in e.get("message", "")], logs
+
+
+def sign_in(drv, srv, user, token):
+    """Enrol through the API, then sign in through the form with a computed
+    code; the browser is on the overview afterwards."""
+    from selenium.webdriver.common.by import By
+    seed, _ = enrol(srv, user, token)
+    drv.get(srv.base_url + "/console/")
+    drv.find_element(By.ID, "user").send_keys(user)
+    drv.find_element(By.ID, "password").send_keys(PASSWORD)
+    drv.find_element(By.ID, "totp").send_keys(totp(seed))
+    drv.find_element(By.CSS_SELECTOR, "#login button[type=submit]").click()
+    wait_for(drv, lambda d: d.current_url.endswith("/console/overview.html"), "the overview")
+    wait_for(drv, lambda d: user in d.find_element(By.ID, "who").text, "who is signed in")
+
+
+def fetch_in_page(drv, url):
+    """GET url from the page with its session cookie: [status, content type, text head]."""
+    return drv.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0], {credentials: 'same-origin'}).then(async (r) => done("
+        "[r.status, r.headers.get('Content-Type'), (await r.text()).slice(0, 20000)]))"
+        ".catch((e) => done([0, String(e), '']));", url)
+
+
+def test_invoices_search_detail_pdf_xml(make_server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    srv, tokens = console_server(make_server, (("zhao", "auditor"),))
+    numbers = {}
+    for key, tax_id in (("con-a1", "91350200MA2YJ1XR9G"), ("con-a2", "91350200MA2YJ1XR9G"),
+                        ("con-b1", "91440300MA5FDEMX19")):
+        doc = example_doc()
+        doc["buyer"]["tax_id"] = tax_id
+        r = srv.issue(key, body=dumps(doc))
+        assert r.status == 201, r
+        numbers[key] = r.json()["number"]
+    drv = browser
+    sign_in(drv, srv, "zhao", tokens["zhao"])
+    drv.find_element(By.CSS_SELECTOR, "#menu a[href='invoices.html']").click()
+    wait_for(drv, lambda d: d.current_url.endswith("/console/invoices.html"), "the invoices page")
+    wait_for(drv, lambda d: "zhao" in d.find_element(By.ID, "who").text, "the session")
+    assert drv.find_element(By.TAG_NAME, "h1").text == "发票"
+
+    # by buyer: that buyer's two invoices, in number order
+    drv.find_element(By.ID, "q-buyer").send_keys("91350200MA2YJ1XR9G")
+    drv.find_element(By.CSS_SELECTOR, "#search button[type=submit]").click()
+    rows = wait_for(drv, lambda d: d.find_elements(By.CSS_SELECTOR, "#results tbody tr"),
+                    "the search results")
+    assert [r.find_element(By.TAG_NAME, "td").text for r in rows] == \
+        [numbers["con-a1"], numbers["con-a2"]]
+    # by serial: one
+    drv.find_element(By.ID, "q-buyer").clear()
+    drv.find_element(By.ID, "q-serial").send_keys("con-b1")
+    drv.find_element(By.CSS_SELECTOR, "#search button[type=submit]").click()
+    wait_for(drv, lambda d: [r.text.split()[0] for r in d.find_elements(
+        By.CSS_SELECTOR, "#results tbody tr")] == [numbers["con-b1"]], "one row by serial")
+    # the detail from the row
+    drv.find_element(By.CSS_SELECTOR, "#results tbody a").click()
+    wait_for(drv, lambda d: d.find_element(By.ID, "detail").is_displayed(), "the detail")
+    assert drv.find_element(By.ID, "d-number").text == numbers["con-b1"]
+    assert "91440300MA5FDEMX19" in drv.find_element(By.ID, "d-fields").text
+    assert len(drv.find_elements(By.CSS_SELECTOR, "#d-items tbody tr")) == 2
+    screenshot(drv, tmp_path, "console-invoices.png")
+
+    # by number: the detail straight away; its PDF and XML through the session
+    drv.find_element(By.ID, "q-serial").clear()
+    drv.find_element(By.ID, "q-number").send_keys(numbers["con-a2"])
+    drv.find_element(By.CSS_SELECTOR, "#search button[type=submit]").click()
+    wait_for(drv, lambda d: d.find_element(By.ID, "d-number").text == numbers["con-a2"],
+             "the detail by number")
+    pdf = drv.find_element(By.ID, "d-pdf")
+    assert pdf.get_attribute("target") == "_blank"
+    assert pdf.get_attribute("href").endswith("/v1/invoices/%s/pdf" % numbers["con-a2"])
+    got = wait_for(drv, lambda d: (lambda r: r if r[0] == 200 else None)(
+        fetch_in_page(d, pdf.get_attribute("href"))), "the PDF (rendered by the outbox)")
+    assert got[1].startswith("application/pdf") and got[2].startswith("%PDF-"), got[:2]
+    xml = fetch_in_page(drv, drv.find_element(By.ID, "d-xml").get_attribute("href"))
+    assert xml[0] == 200 and "xml" in xml[1] and numbers["con-a2"] in xml[2], xml
+    # the PDF opens in its own tab with the session
+    handles = set(drv.window_handles)
+    pdf.click()
+    new = wait_for(drv, lambda d: set(d.window_handles) - handles, "the PDF tab")
+    assert len(new) == 1
+    # a number that does not exist: the API's refusal on the page, in Chinese
+    drv.find_element(By.ID, "q-number").clear()
+    drv.find_element(By.ID, "q-number").send_keys("99999999999999999999")
+    drv.find_element(By.CSS_SELECTOR, "#search button[type=submit]").click()
+    wait_for(drv, lambda d: d.find_element(By.ID, "message").text.startswith("404"),
+             "the refusal")
+
+
+def test_red_form_confirmed_by_a_reviewer(make_server, browser):
+    from selenium.webdriver.common.by import By
+    srv, tokens = console_server(make_server, (("qian", "reviewer"),))
+    r = srv.issue("con-red-blue")
+    assert r.status == 201, r
+    r = srv.post_json("/v1/invoices/%s/red-forms" % r.json()["number"],
+                      {"reason": "allowance", "buyer_has_deducted": True,
+                       "items": [{"line": 1, "amount": "-50.00"}]})
+    assert r.status == 201 and r.json()["state"] == "awaiting_buyer", r
+    form = r.json()["form_id"]
+    drv = browser
+    sign_in(drv, srv, "qian", tokens["qian"])
+    drv.find_element(By.CSS_SELECTOR, "#menu a[href='red-forms.html']").click()
+    wait_for(drv, lambda d: "qian" in d.find_element(By.ID, "who").text, "the red forms page")
+    drv.find_element(By.ID, "q-form").send_keys(form)
+    drv.find_element(By.CSS_SELECTOR, "#find button[type=submit]").click()
+    wait_for(drv, lambda d: d.find_element(By.ID, "f-state").text == "awaiting_buyer", "the form")
+    assert drv.find_element(By.ID, "f-id").text == form
+    assert len(drv.find_elements(By.CSS_SELECTOR, "#f-items tbody tr")) == 1
+    drv.find_element(By.ID, "confirm").click()
+    wait_for(drv, lambda d: d.find_element(By.ID, "f-state").text == "confirmed", "confirmed")
+    assert srv.request("GET", "/v1/red-forms/" + form).json()["state"] == "confirmed"
+    # once more: the API's 409 shows on the page, the state stays
+    drv.find_element(By.ID, "confirm").click()
+    wait_for(drv, lambda d: d.find_element(By.ID, "message").text.startswith("409"), "the 409")
+    assert drv.find_element(By.ID, "f-state").text == "confirmed"
+    # the change was the reviewer's, through the session
+    deadline = time.time() + 10 * SLOW
+    while time.time() < deadline:
+        actors = [a for (a,) in srv.db_query(
+            "SELECT actor FROM audit WHERE action = 'red_form.confirm'")]
+        if actors:
+            break
+        time.sleep(0.2)
+    assert actors == ["user:qian"], actors
+
+
+def with_dead_letter(make_server, user):
+    """A server with an admin `user` and one dead letter: the webhook goes to
+    a port nobody listens on, retried for 3 s.  (srv, tokens, number, job)"""
+    srv, tokens = console_server(make_server, ((user, "admin"),), serve_args=[
+        "--allow-private-webhooks", "--retry-backoff-ms", "100", "--webhook-retry-for", "3"])
+    set_webhook(srv, "http://127.0.0.1:%d/hook" % free_port())
+    r = srv.issue("con-dead-1")
+    assert r.status == 201, r
+    number = r.json()["number"]
+    deadline = time.time() + 60 * SLOW
+    while time.time() < deadline:
+        dead = srv.request("GET", "/v1/jobs?state=dead").json()["jobs"]
+        if dead:
+            break
+        time.sleep(0.3)
+    assert len(dead) == 1 and dead[0]["invoice_number"] == number, dead
+    return srv, tokens, number, dead[0]["id"]
+
+
+def test_dead_letter_redriven(make_server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+    srv, tokens, number, job = with_dead_letter(make_server, "sun")
+    drv = browser
+    sign_in(drv, srv, "sun", tokens["sun"])
+    drv.find_element(By.CSS_SELECTOR, "#menu a[href='deliveries.html']").click()
+    # dead letters are the page's first view
+    rows = wait_for(drv, lambda d: d.find_elements(By.CSS_SELECTOR, "#jobs tbody tr"),
+                    "the dead letters")
+    assert [r.get_attribute("id") for r in rows] == ["job-%d" % job]
+    assert number in rows[0].text and "dead" in rows[0].text
+    assert len(drv.find_elements(By.CSS_SELECTOR, "#jobs button.redrive")) == 1
+    drv.find_element(By.CSS_SELECTOR, "#job-%d button.redrive" % job).click()
+    wait_for(drv, lambda d: d.find_element(By.ID, "message").text.endswith(" %d" % job),
+             "the re-drive")
+    state = drv.find_element(By.CSS_SELECTOR, "#job-%d td:nth-child(4)" % job).text
+    # the row is the re-drive's answer: the job waits again (a new 3 s period)
+    assert state in ("pending", "running"), state
+    assert not drv.find_elements(By.CSS_SELECTOR, "#job-%d button.redrive" % job)
+    assert srv.db_query("SELECT actor FROM audit WHERE action = 'job.redrive'") == [("user:sun",)]
+    # the other states: every job of the invoice (render and notify)
+    Select(drv.find_element(By.ID, "q-state")).select_by_value("")
+    drv.find_element(By.CSS_SELECTOR, "#filter button[type=submit]").click()
+    wait_for(drv, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")) == 2,
+             "all jobs")
+
+
+def test_audit_log_filtered(make_server, browser):
+    from selenium.webdriver.common.by import By
+    srv, tokens = console_server(make_server, (("zhou", "auditor"),))
+    numbers = []
+    for i in range(2):
+        r = srv.issue("con-audit-%d" % i)
+        assert r.status == 201, r
+        numbers.append(r.json()["number"])
+    drv = browser
+    sign_in(drv, srv, "zhou", tokens["zhou"])
+    # the auditor tries a re-drive through its session: refused, and audited
+    assert drv.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fpApi('POST', '/v1/jobs/1/redrive').then((r) => done(r.status));") == 403
+    drv.find_element(By.CSS_SELECTOR, "#menu a[href='audit.html']").click()
+    wait_for(drv, lambda d: int(d.find_element(By.ID, "loaded").text or 0) > 0, "the records")
+
+    def filtered(actor="", action=""):
+        for el, v in (("q-actor", actor), ("q-action", action)):
+            drv.find_element(By.ID, el).clear()
+            drv.find_element(By.ID, el).send_keys(v)
+        drv.find_element(By.CSS_SELECTOR, "#filter button[type=submit]").click()
+        rows = drv.find_elements(By.CSS_SELECTOR, "#records tbody tr")
+        assert int(drv.find_element(By.ID, "count").text) == len(rows)
+        return [[c.text for c in r.find_elements(By.TAG_NAME, "td")] for r in rows]
+
+    issued = filtered(action="invoice.issue")
+    assert sorted(r[4] for r in issued) == sorted(numbers), issued  # the target column
+    # the denial is written through the audit queue: reload until it is there (bounded)
+    deadline = time.time() + 15 * SLOW
+    while True:
+        denied = filtered(actor="user:zhou", action="auth.denied")
+        if denied or time.time() > deadline:
+            break
+        drv.refresh()
+        wait_for(drv, lambda d: int(d.find_element(By.ID, "loaded").text or 0) > 0, "the records")
+    assert len(denied) == 1, denied
+    assert denied[0][4:6] == ["POST /v1/jobs/1/redrive", "FORBIDDEN"], denied  # target, outcome
+    assert "console.login" in [r[3] for r in filtered(actor="user:zhou")]
+
+
+ATTACK_PAGE = b"""<!doctype html><html><body><p id="state">sending</p><script>
+fetch(%s, {method: "POST", credentials: "include", mode: "no-cors"})
+  .then(() => { document.getElementById("state").textContent = "sent"; })
+  .catch((e) => { document.getElementById("state").textContent = "error " + e; });
+</script></body></html>"""
+
+
+def test_csrf_from_another_port_refused(make_server, browser):
+    """A page on another port of 127.0.0.1 (https, so it is same-site under
+    Chrome's schemeful SameSite too: the Strict cookie goes along) makes the
+    signed-in admin's browser POST a re-drive.  The session is recognised
+    (the refusal is audited as the admin's), the missing CSRF token refuses
+    it, and the dead letter stays dead."""
+    import http.server
+    import ssl
+    import threading
+    from selenium.webdriver.common.by import By
+    srv, tokens, _number, job = with_dead_letter(make_server, "wu")
+    target = srv.base_url + "/v1/jobs/%d/redrive" % job
+    page = ATTACK_PAGE % ('"%s"' % target).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *a):
+            pass
+
+    evil = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls = srv.data_dir / "tls"
+    ctx.load_cert_chain(str(tls / "server.crt"), str(tls / "server.key"))
+    evil.socket = ctx.wrap_socket(evil.socket, server_side=True)
+    t = threading.Thread(target=evil.serve_forever, daemon=True)
+    t.start()
+    try:
+        drv = browser
+        sign_in(drv, srv, "wu", tokens["wu"])
+        drv.get("https://127.0.0.1:%d/attack.html" % evil.server_address[1])
+        wait_for(drv, lambda d: d.find_element(By.ID, "state").text != "sending", "the attack")
+        assert drv.find_element(By.ID, "state").text == "sent"
+        deadline = time.time() + 15 * SLOW
+        while time.time() < deadline:
+            denied = srv.db_query("SELECT actor, target, outcome FROM audit "
+                                  "WHERE action = 'auth.denied'")
+            if denied:
+                break
+            time.sleep(0.2)
+        assert denied == [("user:wu", "POST /v1/jobs/%d/redrive" % job, "FORBIDDEN")], denied
+        assert srv.request("GET", "/v1/jobs/%d" % job).json()["state"] == "dead"
+        assert srv.db_query("SELECT count(*) FROM audit WHERE action = 'job.redrive'") == [(0,)]
+        # the same request from the console page, with the token: re-driven
+        drv.get(srv.base_url + "/console/deliveries.html")
+        wait_for(drv, lambda d: "wu" in d.find_element(By.ID, "who").text, "the session")
+        assert drv.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "fpApi('POST', arguments[0]).then((r) => done(r.status));",
+            "/v1/jobs/%d/redrive" % job) == 200
+    finally:
+        evil.shutdown()
+        evil.server_close()
+        t.join(timeout=10)

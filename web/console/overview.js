@@ -1,20 +1,9 @@
-/* overview.js — the overview page: who is signed in (GET
- * /console/api/session, which also gives the CSRF token every change must
- * send), the service's readiness (/readyz) polled every 5 s, and a chart
- * of its checks (Debian's Chart.js, /console/vendor/chart.js). */
+/* overview.js — the overview page: who is signed in (common.js), the
+ * service's readiness (/readyz) polled every 5 s, and a chart of its checks
+ * (Debian's Chart.js, /console/vendor/chart.js). */
 "use strict";
-let fpCsrf = "";
 const fpPoints = [];
 let fpChart = null;
-
-async function fpSession() {
-  const r = await fetch("api/session", { credentials: "same-origin" });
-  if (r.status !== 200) { location.href = "index.html"; return false; }
-  const s = await r.json();
-  fpCsrf = s.csrf_token;
-  document.getElementById("who").textContent = s.user + " (" + s.roles + ")";
-  return true;
-}
 
 async function fpPoll() {
   const r = await fetch("/readyz", { credentials: "same-origin" });
@@ -39,11 +28,6 @@ async function fpPoll() {
 
 document.addEventListener("DOMContentLoaded", async () => {
   if (!(await fpSession())) return;
-  document.getElementById("logout").addEventListener("click", async () => {
-    await fetch("api/logout", { method: "POST", credentials: "same-origin",
-                                headers: { "X-CSRF-Token": fpCsrf } });
-    location.href = "index.html";
-  });
   fpPoll();
   setInterval(fpPoll, 5000);
 });
