@@ -15,6 +15,7 @@ typedef struct upstream_conf {
     long numbers_batch;    /* numbers per QDFPPLFM */
     long numbers_low;      /* download more below this many left */
     long numbers_check_ms; /* how often serve looks (numkeeper.h) */
+    long red_check_ms;     /* how often serve looks (redkeeper.h) */
     cfg_file *file;
     int configured; /* the file has an [upstream] url */
 } upstream_conf;

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "../silences_sql.h"
+#include "../red_upstream_sql.h"
 #include "../users_sql.h"
 
 static const char *const migrations[] = {
@@ -220,6 +221,9 @@ static const char *const migrations[] = {
     "CREATE TABLE upstream_credit(seller_id INTEGER NOT NULL, month TEXT NOT NULL,"
     "  limit_fen INTEGER NOT NULL, used_fen INTEGER NOT NULL DEFAULT 0,"
     "  updated_at INTEGER NOT NULL, PRIMARY KEY(seller_id, month));",
+    /* 15: red forms filed upstream (issue 20; docs/upstream.md "Red
+     * forms"): the platform's uuid, form number and state per form. */
+    FP_RED_UPSTREAM_SQL,
 };
 
 int fp_store_migration_count(void)
