@@ -4,8 +4,8 @@
  * that calls out and writes back. */
 #include "fapiao/redkeeper.h"
 #include "fapiao/clock.h"
+#include "fapiao/keeper.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,10 +16,7 @@
 
 struct fp_redkeeper {
     fp_redkeeper_opts o;
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    int stop;
+    fp_keeper *thread;
     _Atomic uint64_t filed, synced, failures;
 };
 
@@ -37,14 +34,9 @@ static void collect(const fp_red_form_due *d, void *arg)
 
 static void log_event(const char *event, const char *form_no, const char *kind, const char *msg)
 {
-    /* the message is the platform's or ours: no secrets in it; quotes and
-     * backslashes would break the line's JSON, so they are left out */
+    /* the message is the platform's or ours: no secrets in it */
     char clean[256];
-    size_t j = 0;
-    for (size_t i = 0; msg && msg[i] && j + 1 < sizeof clean; i++)
-        if (msg[i] != '"' && msg[i] != '\\' && (unsigned char)msg[i] >= 0x20)
-            clean[j++] = msg[i];
-    clean[j] = 0;
+    fp_keeper_clean(msg, clean, sizeof clean);
     fprintf(stderr, "{\"event\":\"%s\",\"form_id\":\"%s\",\"kind\":\"%s\",\"message\":\"%s\"}\n",
             event, form_no, kind, clean);
 }
@@ -170,12 +162,15 @@ static int sync_form(fp_redkeeper *k, const fp_red_form_due *d)
 }
 
 /* Every due form: 1 when something failed. */
-static int pass(fp_redkeeper *k, due_list *l)
+static int pass(void *arg)
 {
+    fp_redkeeper *k = arg;
     int failed = 0;
-    l->n = 0;
-    if (fp_store_red_forms_upstream(k->o.store, collect, l) < 0)
+    due_list *l = calloc(1, sizeof *l);
+    if (!l || fp_store_red_forms_upstream(k->o.store, collect, l) < 0) {
+        free(l);
         return 1;
+    }
     for (int i = 0; i < l->n; i++) {
         int rc = l->d[i].up_uuid[0] ? sync_form(k, &l->d[i]) : file_form(k, &l->d[i]);
         if (rc < 0) {
@@ -183,45 +178,21 @@ static int pass(fp_redkeeper *k, due_list *l)
             failed = 1;
         }
     }
-    return failed;
-}
-
-static void *keeper_main(void *arg)
-{
-    fp_redkeeper *k = arg;
-    due_list *l = malloc(sizeof *l);
-    long backoff = k->o.check_ms;
-    pthread_mutex_lock(&k->mu);
-    while (!k->stop) {
-        pthread_mutex_unlock(&k->mu);
-        int failed = l ? pass(k, l) : 1;
-        /* after a failure: wait longer each time (to 60 s), then as usual */
-        backoff = failed ? (backoff * 2 > 60000 ? 60000 : backoff * 2) : k->o.check_ms;
-        pthread_mutex_lock(&k->mu);
-        if (!k->stop)
-            fp_cond_wait_ms(&k->cond, &k->mu, (int)backoff);
-    }
-    pthread_mutex_unlock(&k->mu);
     free(l);
-    return NULL;
+    return failed;
 }
 
 int fp_redkeeper_start(const fp_redkeeper_opts *o, fp_redkeeper **out, fp_err *err)
 {
     *out = NULL;
-    if (o->check_ms < 1)
-        return fp_fail(err, FP_EINVAL, "red forms: a check interval is needed");
     fp_redkeeper *k = calloc(1, sizeof *k);
     if (!k)
         return fp_fail(err, FP_ENOMEM, "out of memory");
     k->o = *o;
-    pthread_mutex_init(&k->mu, NULL);
-    fp_cond_init_mono(&k->cond);
-    if (pthread_create(&k->thread, NULL, keeper_main, k) != 0) {
-        pthread_cond_destroy(&k->cond);
-        pthread_mutex_destroy(&k->mu);
+    int rc = fp_keeper_start("red keeper", pass, k, o->check_ms, &k->thread, err);
+    if (rc < 0) {
         free(k);
-        return fp_fail(err, FP_EIO, "cannot start the red keeper thread");
+        return rc;
     }
     *out = k;
     return 0;
@@ -231,13 +202,7 @@ void fp_redkeeper_stop(fp_redkeeper *k)
 {
     if (!k)
         return;
-    pthread_mutex_lock(&k->mu);
-    k->stop = 1;
-    pthread_cond_signal(&k->cond);
-    pthread_mutex_unlock(&k->mu);
-    pthread_join(k->thread, NULL);
-    pthread_cond_destroy(&k->cond);
-    pthread_mutex_destroy(&k->mu);
+    fp_keeper_stop(k->thread);
     free(k);
 }
 
