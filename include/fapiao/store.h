@@ -477,9 +477,9 @@ typedef struct fp_red_form_up {
 int fp_store_red_forms_upstream(fp_store *s, void (*fn)(const fp_red_form_due *d, void *arg),
                                 void *arg);
 /* Stores the platform's uuid, number and state on the form while it is
- * still in state `from`, and moves it to `to` (NULL: stays), with its
- * audit record.  FP_ECONFLICT when the form moved meanwhile (nothing
- * stored), FP_ENOTFOUND when there is none. */
+ * still in state `from` (as stored), and moves it to `to` (NULL: stays),
+ * with its audit record.  FP_ECONFLICT, nothing stored, when no form of
+ * the seller by that number is in `from` (it moved meanwhile, or is gone). */
 int fp_store_red_form_upstream(fp_store *s, int64_t seller_id, const char *form_no,
                                const fp_red_form_up *u, const char *from, const char *to,
                                const fp_audit_rec *audit, fp_err *err);

@@ -15,6 +15,7 @@ against the simulator (tests/upstream-sim/sim.py):
 """
 import itertools
 import json
+import subprocess
 import sys
 import time
 
@@ -24,6 +25,7 @@ sys.path.insert(0, str(REPO / "tests" / "upstream-sim"))
 from simctl import write_conf  # noqa: E402
 from test_upstream import sim, up  # noqa: E402,F401  (the simulator fixture, the CLI)
 
+SIMCTL = REPO / "tests" / "upstream-sim" / "simctl.py"
 _keys = itertools.count(1)
 
 
@@ -121,10 +123,14 @@ def test_filed_confirmed_by_the_buyer_then_issued(sim, tmp_path, make_server):
 def test_rejected_or_lapsed_form_refuses_the_red_invoice(sim, tmp_path, make_server):
     srv, conf = start(make_server, tmp_path, sim)
     blue = uploaded_blue(srv, conf, sim, tmp_path)
-    for answer, state, code in (("N", "rejected", "05"), ("lapse", "lapsed", "07")):
+    for answer, state, code in (("reject", "rejected", "05"), ("lapse", "lapsed", "07")):
         form_id = new_form(srv, blue)  # the rejected one no longer holds the blue
         f = wait_for("the form filed", lambda: form_in(srv, form_id, "awaiting_buyer"))
-        sim.buyer(f["upstream"]["uuid"], answer)
+        # the buyer answers through simctl's command line, as by hand
+        r = subprocess.run(["/usr/bin/python3", str(SIMCTL), "--control", str(sim.control),
+                            "redform", answer, f["upstream"]["uuid"]],
+                           capture_output=True, timeout=30 * SLOW)
+        assert r.returncode == 0, r.stdout + r.stderr
         f = wait_for("the buyer's answer", lambda: form_in(srv, form_id, state))
         assert f["upstream"]["state"] == code
         before = count_invoices(srv)
