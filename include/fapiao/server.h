@@ -45,6 +45,7 @@ typedef struct fp_server_opts {
     const char *pdf_dir;      /* where the outbox writes PDFs */
     /* optional: the upload worker's metrics (upload.h) */
     struct fp_uploader *uploader;
+    int upstream; /* [upstream] configured: a red invoice needs its form filed (redkeeper.h) */
     /* admission: token buckets (requests/s and burst; 0 = unlimited) over
      * all /v1 requests and per client id (per address for /v1/token), and an
      * adaptive limit on issue requests in flight to the store (0 = off) */

@@ -440,6 +440,8 @@ typedef struct fp_red_form_rec {
     int64_t total_amount, total_tax;
     fp_red_line *lines; /* line, has_qty, qty, amount, tax only */
     int nlines;
+    /* on the tax platform ("" until filed; docs/upstream.md "Red forms") */
+    char up_uuid[64], up_number[32], up_state[8];
 } fp_red_form_rec;
 void fp_red_form_rec_clear(fp_red_form_rec *r);
 
@@ -460,6 +462,28 @@ int fp_store_red_form_get(fp_store *s, int64_t seller_id, const char *form_no,
  * "red_form.lapse", outcome "lapsed"), before the FP_ECONFLICT. */
 int fp_store_red_form_act(fp_store *s, int64_t seller_id, const char *form_no, const char *action,
                           fp_red_form_rec *out, const fp_audit_rec *audit, fp_err *err);
+
+/* ---- red forms on the tax platform (the red keeper, redkeeper.h) ---- */
+typedef struct fp_red_form_due {
+    int64_t seller_id;
+    char form_no[24];
+    char up_uuid[64]; /* "" while not filed */
+    char state[24];   /* as stored */
+} fp_red_form_due;
+typedef struct fp_red_form_up {
+    char uuid[64], number[32], state[8]; /* uuid, hzfpxxqrdbh, hzqrxxztDm */
+} fp_red_form_up;
+/* fn for each form the keeper has work on: open and not filed, or filed
+ * and awaiting the other side (at most 1000, oldest first). */
+int fp_store_red_forms_upstream(fp_store *s, void (*fn)(const fp_red_form_due *d, void *arg),
+                                void *arg);
+/* Stores the platform's uuid, number and state on the form while it is
+ * still in state `from` (as stored), and moves it to `to` (NULL: stays),
+ * with its audit record.  FP_ECONFLICT, nothing stored, when no form of
+ * the seller by that number is in `from` (it moved meanwhile, or is gone). */
+int fp_store_red_form_upstream(fp_store *s, int64_t seller_id, const char *form_no,
+                               const fp_red_form_up *u, const char *from, const char *to,
+                               const fp_audit_rec *audit, fp_err *err);
 
 /* ---- fail-stop (docs/storage.md) ----
  * Any SQLITE_IOERR* on any of the store's files (write, fsync, truncate,

@@ -13,6 +13,8 @@
  *   fields.c    our stored invoice document → QDFPSC's fields, one table
  *   credit.c    what an invoice does to the credit line, the rules in one place
  *   numbers.c   QDFPPLFM's answer as a number range, the download's serial
+ *   redforms.c  the platform's red form states as ours (one table), the
+ *               filing's business serial
  *
  * Every field name comes from public third-party sources and is to be
  * checked against the official manual (docs/upstream.md says which). */
@@ -25,6 +27,7 @@
 
 #include "fapiao/err.h"
 #include "fapiao/invoice_doc.h"
+#include "fapiao/red.h"
 
 #define FP_SM4_KEY_LEN 16
 #define FP_SM4_BLOCK   16
@@ -189,9 +192,11 @@ typedef enum {
     FP_UP_ITEM_REJECTED      /* anything else: the message says why */
 } fp_up_item_verdict;
 fp_up_item_verdict fp_up_item_verdict_of(const fp_up_upload_item *it);
-/* QDHZQRDSQ: a red form for red (the draft red invoice's lines) against blue. */
+/* QDHZQRDSQ: a red form for red (the draft red invoice's lines) against
+ * blue, under business serial ywlsh (NULL: none sent; fp_up_red_serial). */
 fp_up_kind fp_up_red_apply(const fp_upstream_conf *c, const fp_invoice_doc *blue,
-                           const fp_invoice_doc *red, fp_up_red_form *out, fp_up_result *res);
+                           const fp_invoice_doc *red, const char *ywlsh, fp_up_red_form *out,
+                           fp_up_result *res);
 /* QDHZQRDQR: qrlx 'Y' confirm, 'N' reject, 'C' withdraw. */
 fp_up_kind fp_up_red_answer(const fp_upstream_conf *c, const char *nsrsbh, const char *uuid,
                             const char *number, char qrlx, fp_up_result *res);
@@ -218,6 +223,17 @@ int fp_up_numbers_range(const fp_up_numbers *n, char prefix[6], int64_t *first, 
  * it holds): the same until that download is stored, so a retry after a
  * lost answer asks for the same range again (docs/upstream.md §5). */
 void fp_up_numbers_serial(const char *tax_id, int64_t nth, char out[64]);
+
+/* ---- red forms (redforms.c) -------------------------------------------- */
+
+/* The platform's red form state (hzqrxxztDm, "01"–"13") as ours: 0, or
+ * FP_EINVAL for a code the table does not know (docs/upstream.md "Red
+ * forms" lists the table). */
+int fp_up_red_state(const char *hzqrxxztDm, fp_red_state *out);
+/* The business serial (ywlsh) of filing our form form_no for tax_id: the
+ * same on every attempt, so a retry after a lost answer gets the form the
+ * platform already made instead of a second one. */
+void fp_up_red_serial(const char *tax_id, const char *form_no, char out[64]);
 
 /* ---- the credit line (credit.c) ---------------------------------------- */
 

@@ -28,6 +28,7 @@
 #include "fapiao/credit.h"
 #include "fapiao/numkeeper.h"
 #include "fapiao/uploader.h"
+#include "fapiao/redkeeper.h"
 #include "fapiao/tls.h"
 
 #include <curl/curl.h>
@@ -192,6 +193,7 @@ typedef struct serve_run {
     fp_outbox *outbox;
     fp_numkeeper *numkeeper; /* [upstream]: numbers downloaded (numkeeper.h) */
     fp_uploader *uploader;   /* [upstream]: uploads to the tax platform (upload.h) */
+    fp_redkeeper *redkeeper; /* [upstream]: red forms filed (redkeeper.h) */
     fp_health *health;
     fp_tls *tls;
     fp_server *srv;
@@ -448,6 +450,7 @@ static void stop_services(serve_run *r)
     fp_outbox_stop(r->outbox);
     fp_numkeeper_stop(r->numkeeper);
     fp_uploader_stop(r->uploader);
+    fp_redkeeper_stop(r->redkeeper);
     fp_archiver_stop(r->archiver); /* a last round: the commits so far */
     fp_store_close(r->store);
     fp_audit_shipper_stop(r->shipper); /* after the store's closing checkpoint */
@@ -582,9 +585,15 @@ static int start_services(serve_run *r)
         cli_fail("无法启动发票上传", "cannot start the invoice uploads", err.msg);
         return 1;
     }
+    fp_redkeeper_opts rk = {r->store, &r->up.c, r->up.red_check_ms};
+    if (r->up.configured && fp_redkeeper_start(&rk, &r->redkeeper, &err) < 0) {
+        cli_fail("无法启动红字确认单提交", "cannot start filing red forms", err.msg);
+        return 1;
+    }
     fp_server_opts *so = &r->so;
     so->outbox = r->outbox;
     so->uploader = r->uploader;
+    so->upstream = r->up.configured; /* red invoices only on filed forms */
     so->pdf_dir = r->pdf_dir;
     fp_health_opts *ho = &r->ho;
     ho->store = r->store;

@@ -185,7 +185,7 @@ static fp_up_kind do_red_apply(call *c)
         return FP_UP__COUNT;
     }
     fp_up_red_form f;
-    fp_up_kind k = fp_up_red_apply(&c->u->c, &blue, &red, &f, &c->res);
+    fp_up_kind k = fp_up_red_apply(&c->u->c, &blue, &red, NULL, &f, &c->res);
     if (k == FP_UP_OK)
         add_form(c, &f);
     fp_invoice_doc_clear(&blue);

@@ -65,6 +65,9 @@ static const key keys[] = {
     {"numbers-check-ms", K_INT, U(numbers_check_ms), 50, 3600000L, "1000",
      "how often serve compares each seller's numbers left with numbers-low",
      "serve 检查各销售方剩余号码的间隔"},
+    {"red-forms-check-ms", K_INT, U(red_check_ms), 50, 3600000L, "1000",
+     "how often serve files new red forms and looks up those awaiting the other side",
+     "serve 提交新红字确认单并查询待对方确认的确认单的间隔"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 

@@ -17,6 +17,7 @@ typedef struct upstream_conf {
     long numbers_check_ms; /* how often serve looks (numkeeper.h) */
     /* the upload worker (upload.h) */
     long upload_poll_ms, upload_backoff_ms, upload_backoff_max_ms;
+    long red_check_ms; /* how often serve looks (redkeeper.h) */
     cfg_file *file;
     int configured; /* the file has an [upstream] url */
 } upstream_conf;

@@ -3,9 +3,8 @@
  * store.  It lives beside the outbox's job threads: a thread on the store
  * that calls out and writes back. */
 #include "fapiao/numkeeper.h"
-#include "fapiao/clock.h"
+#include "fapiao/keeper.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,10 +15,7 @@
 
 struct fp_numkeeper {
     fp_numkeeper_opts o;
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    int stop;
+    fp_keeper *thread;
     _Atomic uint64_t downloads, numbers, failures;
 };
 
@@ -51,14 +47,9 @@ static void count_one(const fp_range_rec *r, void *arg)
 
 static void log_failure(const char *tax_id, const char *kind, const char *msg)
 {
-    /* the message is the platform's or ours: no secrets in it; quotes and
-     * backslashes would break the line's JSON, so they are left out */
+    /* the message is the platform's or ours: no secrets in it */
     char clean[256];
-    size_t j = 0;
-    for (size_t i = 0; msg[i] && j + 1 < sizeof clean; i++)
-        if (msg[i] != '"' && msg[i] != '\\' && (unsigned char)msg[i] >= 0x20)
-            clean[j++] = msg[i];
-    clean[j] = 0;
+    fp_keeper_clean(msg, clean, sizeof clean);
     fprintf(stderr,
             "{\"event\":\"numbers_download_failed\",\"tax_id\":\"%s\",\"kind\":\"%s\","
             "\"message\":\"%s\"}\n",
@@ -103,12 +94,15 @@ static int64_t download(fp_numkeeper *k, int64_t seller_id, const char *tax_id)
 }
 
 /* Every seller below the mark gets numbers; 1 when a download failed. */
-static int pass(fp_numkeeper *k, sellers *s)
+static int pass(void *arg)
 {
+    fp_numkeeper *k = arg;
     int failed = 0;
-    s->n = 0;
-    if (fp_store_sellers(k->o.store, collect, s) < 0)
+    sellers *s = calloc(1, sizeof *s);
+    if (!s || fp_store_sellers(k->o.store, collect, s) < 0) {
+        free(s);
         return 1;
+    }
     for (int i = 0; i < s->n; i++) {
         int64_t left = 0;
         if (fp_store_numbers_remaining(k->o.store, s->id[i], &left) < 0) {
@@ -125,27 +119,8 @@ static int pass(fp_numkeeper *k, sellers *s)
             left += got;
         }
     }
-    return failed;
-}
-
-static void *keeper_main(void *arg)
-{
-    fp_numkeeper *k = arg;
-    sellers *s = malloc(sizeof *s);
-    long backoff = k->o.check_ms;
-    pthread_mutex_lock(&k->mu);
-    while (!k->stop) {
-        pthread_mutex_unlock(&k->mu);
-        int failed = s ? pass(k, s) : 1;
-        /* after a failure: wait longer each time (to 60 s), then as usual */
-        backoff = failed ? (backoff * 2 > 60000 ? 60000 : backoff * 2) : k->o.check_ms;
-        pthread_mutex_lock(&k->mu);
-        if (!k->stop)
-            fp_cond_wait_ms(&k->cond, &k->mu, (int)(failed ? backoff : k->o.check_ms));
-    }
-    pthread_mutex_unlock(&k->mu);
     free(s);
-    return NULL;
+    return failed;
 }
 
 int fp_numkeeper_start(const fp_numkeeper_opts *o, fp_numkeeper **out, fp_err *err)
@@ -158,13 +133,10 @@ int fp_numkeeper_start(const fp_numkeeper_opts *o, fp_numkeeper **out, fp_err *e
     if (!k)
         return fp_fail(err, FP_ENOMEM, "out of memory");
     k->o = *o;
-    pthread_mutex_init(&k->mu, NULL);
-    fp_cond_init_mono(&k->cond);
-    if (pthread_create(&k->thread, NULL, keeper_main, k) != 0) {
-        pthread_cond_destroy(&k->cond);
-        pthread_mutex_destroy(&k->mu);
+    int rc = fp_keeper_start("number keeper", pass, k, o->check_ms, &k->thread, err);
+    if (rc < 0) {
         free(k);
-        return fp_fail(err, FP_EIO, "cannot start the number keeper thread");
+        return rc;
     }
     *out = k;
     return 0;
@@ -174,13 +146,7 @@ void fp_numkeeper_stop(fp_numkeeper *k)
 {
     if (!k)
         return;
-    pthread_mutex_lock(&k->mu);
-    k->stop = 1;
-    pthread_cond_signal(&k->cond);
-    pthread_mutex_unlock(&k->mu);
-    pthread_join(k->thread, NULL);
-    pthread_cond_destroy(&k->cond);
-    pthread_mutex_destroy(&k->mu);
+    fp_keeper_stop(k->thread);
     free(k);
 }
 

@@ -41,6 +41,14 @@ static enum MHD_Result form_response(fp_req *r, int status, const fp_red_form_re
         fp_jw_kint(&w, "expires_at", rec->expires_at);
     if (rec->red_number[0])
         fp_jw_kstr(&w, "red_number", rec->red_number);
+    if (rec->up_uuid[0]) { /* filed with the tax platform (docs/upstream.md "Red forms") */
+        fp_jw_key(&w, "upstream");
+        fp_jw_obj_open(&w);
+        fp_jw_kstr(&w, "uuid", rec->up_uuid);
+        fp_jw_kstr(&w, "number", rec->up_number);
+        fp_jw_kstr(&w, "state", rec->up_state);
+        fp_jw_obj_close(&w);
+    }
     fp_jw_key(&w, "items");
     fp_jw_arr_open(&w);
     for (int i = 0; i < f.nlines; i++) {
@@ -181,11 +189,16 @@ static int prepare_red(fp_req *r, const char *key, const char *issued_at, const 
     /* issuable forms go on, and issued ones: a retry with the same key is
      * a replay (red.h's table) */
     fp_red_state st;
+    /* with the platform configured, a form it has not got yet (no uuid)
+     * cannot be issued on: the red invoice's upload names the form */
+    int unfiled = r->srv->o.upstream && !rec.up_uuid[0];
     if (fp_red_state_parse(rec.state, &st) < 0 ||
-        (!fp_red_issuable(st) && st != FP_RED_ST_ISSUED)) {
+        (!fp_red_issuable(st) && st != FP_RED_ST_ISSUED) || (unfiled && st != FP_RED_ST_ISSUED)) {
         char zh[160], en[160];
-        snprintf(zh, sizeof zh, "红字确认单当前状态为 %s，不能开具红字发票", rec.state);
-        snprintf(en, sizeof en, "The red form is %s; no red invoice can be issued", rec.state);
+        snprintf(zh, sizeof zh, "红字确认单当前状态为 %s%s，不能开具红字发票", rec.state,
+                 unfiled ? "（尚未提交至税务平台）" : "");
+        snprintf(en, sizeof en, "The red form is %s%s; no red invoice can be issued", rec.state,
+                 unfiled ? " (not yet filed with the tax platform)" : "");
         *res = fp_problem(r, FPC_RED_FORM_STATE, zh, en, NULL);
         fp_red_form_rec_clear(&rec);
         return 1;

@@ -98,6 +98,12 @@
       (int64_t seller_id, const char *form_no, const char *action, fp_red_form_rec *out,           \
        const fp_audit_rec *audit, fp_err *err),                                                    \
       (seller_id, form_no, action, out, audit, err))                                               \
+    X(int, store_red_forms_upstream, (void (*fn)(const fp_red_form_due *d, void *arg), void *arg), \
+      (fn, arg))                                                                                   \
+    X(int, store_red_form_upstream,                                                                \
+      (int64_t seller_id, const char *form_no, const fp_red_form_up *u, const char *from,          \
+       const char *to, const fp_audit_rec *audit, fp_err *err),                                    \
+      (seller_id, form_no, u, from, to, audit, err))                                               \
     X(int, store_failstop, (char *why, size_t cap), (why, cap))                                    \
     X(int, store_check_now, (int full, fp_store_check_report *rep), (full, rep))                   \
     X(int, store_check_files, (fp_err * err), (err))                                               \

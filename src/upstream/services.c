@@ -246,7 +246,8 @@ static fp_up_kind read_form(cJSON *d, fp_up_red_form *out, fp_up_result *res)
 }
 
 fp_up_kind fp_up_red_apply(const fp_upstream_conf *c, const fp_invoice_doc *blue,
-                           const fp_invoice_doc *red, fp_up_red_form *out, fp_up_result *res)
+                           const fp_invoice_doc *red, const char *ywlsh, fp_up_red_form *out,
+                           fp_up_result *res)
 {
     memset(out, 0, sizeof *out);
     fp_err err = {0};
@@ -255,6 +256,10 @@ fp_up_kind fp_up_red_apply(const fp_upstream_conf *c, const fp_invoice_doc *blue
         memset(res, 0, sizeof *res);
         snprintf(res->message, sizeof res->message, "%s", err.msg);
         return res->kind = FP_UP_LOCAL;
+    }
+    if (ywlsh && !cJSON_AddStringToObject(req, "ywlsh", ywlsh)) {
+        cJSON_Delete(req);
+        return oom(res);
     }
     fp_up_kind k = fp_up_call(c, "QDHZQRDSQ", req, &d, res);
     cJSON_Delete(req);

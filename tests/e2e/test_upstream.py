@@ -103,8 +103,8 @@ def test_every_service_round_trips(sim, tmp_path):
     red_no = "%020d" % (first + 1)
     draft = red_of(tmp_path, blue_no, red_no, "")
     form = up(conf, "red-apply", "--blue", str(blue), "--red", str(draft))
-    assert form["kind"] == "OK" and form["state"] == "01", form  # awaiting the buyer
-    listed = up(conf, "red-list", "--state", "01")
+    assert form["kind"] == "OK" and form["state"] == "02", form  # awaiting the buyer
+    listed = up(conf, "red-list", "--state", "02")
     assert [f["uuid"] for f in listed["data"]["list"]] == [form["uuid"]]
     # a red invoice before the buyer confirms is refused by the platform
     red = red_of(tmp_path, blue_no, red_no, form["number"])

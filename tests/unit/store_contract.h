@@ -411,6 +411,82 @@ static void sc_red_caps(sc_env *e)
     fp_red_form_rec_clear(&w);
 }
 
+/* fp_store_red_forms_upstream's rows, by form number: the uuid ("" not
+ * filed) of the one asked for, or NULL when it is not due. */
+typedef struct sc_due {
+    const char *form_no;
+    char up_uuid[64];
+    int found;
+} sc_due;
+
+static void sc_due_row(const fp_red_form_due *d, void *arg)
+{
+    sc_due *x = arg;
+    if (!strcmp(d->form_no, x->form_no)) {
+        x->found++;
+        snprintf(x->up_uuid, sizeof x->up_uuid, "%s", d->up_uuid);
+    }
+}
+
+static const char *sc_due_of(sc_env *e, const char *form_no, sc_due *x)
+{
+    memset(x, 0, sizeof *x);
+    x->form_no = form_no;
+    CHECK_EQ_INT(fp_store_red_forms_upstream(e->s, sc_due_row, x), 0);
+    return x->found == 1 ? x->up_uuid : NULL;
+}
+
+/* A red form filed upstream (the red keeper, docs/upstream.md "Red
+ * forms"): due until filed, then due while it awaits the buyer; the
+ * platform's uuid, number and state stored only while the form is still in
+ * the state the keeper saw. */
+static void sc_red_upstream(sc_env *e)
+{
+    int b = sc_issue(e, "blue", 1);
+    if (!CHECK(b >= 0) || !CHECK_EQ_INT(e->result[b], FP_ISSUE_CREATED))
+        return;
+    fp_red_form_rec f = {0}, g = {0};
+    if (!CHECK_EQ_INT(sc_red(e, e->reqs[b], "{\"reason\":\"issue_error\"}", &f), 0))
+        return;
+    sc_due x;
+    const char *due = sc_due_of(e, f.form_no, &x);
+    CHECK_MSG(due && !due[0], "a new form is due for filing");
+    fp_red_form_up u = {.uuid = "u-1", .number = "44030026000000000001", .state = "02"};
+    fp_err err = {0};
+    fp_audit_rec a = {.actor = "upstream", .action = "red_form.file"};
+    CHECK_EQ_INT(fp_store_red_form_upstream(e->s, e->seller + 1, f.form_no, &u,
+                                            "no_confirmation_needed", "awaiting_buyer", &a, &err),
+                 FP_ECONFLICT); /* another seller's number */
+    CHECK_EQ_INT(fp_store_red_form_upstream(e->s, e->seller, f.form_no, &u,
+                                            "no_confirmation_needed", "awaiting_buyer", &a, &err),
+                 0);
+    CHECK_EQ_INT(fp_store_red_form_get(e->s, e->seller, f.form_no, &g), 0);
+    CHECK_EQ_STR(g.state, "awaiting_buyer");
+    CHECK_EQ_STR(g.up_uuid, "u-1");
+    CHECK_EQ_STR(g.up_number, "44030026000000000001");
+    CHECK_EQ_STR(g.up_state, "02");
+    due = sc_due_of(e, f.form_no, &x);
+    CHECK_MSG(due && !strcmp(due, "u-1"), "a filed form awaiting the buyer is due");
+    /* the keeper's view is stale: nothing stored */
+    fp_red_form_up late = {.uuid = "u-2", .number = "x", .state = "01"};
+    CHECK_EQ_INT(fp_store_red_form_upstream(e->s, e->seller, f.form_no, &late,
+                                            "no_confirmation_needed", NULL, &a, &err),
+                 FP_ECONFLICT);
+    snprintf(u.state, sizeof u.state, "04");
+    a.action = "red_form.sync";
+    CHECK_EQ_INT(fp_store_red_form_upstream(e->s, e->seller, f.form_no, &u, "awaiting_buyer",
+                                            "confirmed", &a, &err),
+                 0);
+    fp_red_form_rec_clear(&g);
+    CHECK_EQ_INT(fp_store_red_form_get(e->s, e->seller, f.form_no, &g), 0);
+    CHECK_EQ_STR(g.state, "confirmed");
+    CHECK_EQ_STR(g.up_uuid, "u-1");
+    CHECK_EQ_STR(g.up_state, "04");
+    CHECK_MSG(!sc_due_of(e, f.form_no, &x), "a filed, confirmed form is not due");
+    fp_red_form_rec_clear(&f);
+    fp_red_form_rec_clear(&g);
+}
+
 typedef struct sc_chain {
     int64_t rows, cps, last_id, bad_order, bad_hash, bad_link, bad_cp;
     unsigned char last_hash[FP_AUDIT_HASH_LEN];
@@ -835,6 +911,7 @@ static const sc_check sc_checks[] = {
     {"silences", sc_silences, 1, 100},
     {"users", sc_users, 1, 100},
     {"credit", sc_credit, 1, 100},
+    {"red_upstream", sc_red_upstream, 1, 100},
 };
 #define SC_NCHECKS ((int)NCASES(sc_checks))
 

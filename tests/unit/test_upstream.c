@@ -450,6 +450,50 @@ static void test_item_verdict(void)
     }
 }
 
+/* The platform's red form states as ours (docs/upstream.md "Red forms"):
+ * every code 01-13 maps, only 01 and 04 are issuable, nothing else maps. */
+static void test_red_states(void)
+{
+    static const struct {
+        const char *code;
+        fp_red_state ours;
+    } cases[] = {
+        {"01", FP_RED_ST_NO_CONFIRMATION_NEEDED},
+        {"02", FP_RED_ST_AWAITING_BUYER},
+        {"03", FP_RED_ST_AWAITING_SELLER},
+        {"04", FP_RED_ST_CONFIRMED},
+        {"05", FP_RED_ST_REJECTED},
+        {"06", FP_RED_ST_REJECTED},
+        {"07", FP_RED_ST_LAPSED},
+        {"08", FP_RED_ST_WITHDRAWN},
+        {"09", FP_RED_ST_WITHDRAWN},
+        {"10", FP_RED_ST_WITHDRAWN},
+        {"11", FP_RED_ST_WITHDRAWN},
+        {"12", FP_RED_ST_WITHDRAWN},
+        {"13", FP_RED_ST_WITHDRAWN},
+    };
+    check_ctx("red_states");
+    int issuable = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fp_red_state st = FP_RED_ST_COUNT;
+        CHECK_EQ_INT(fp_up_red_state(cases[i].code, &st), 0);
+        CHECK_EQ_INT((int)st, (int)cases[i].ours);
+        issuable += fp_red_issuable(st);
+    }
+    CHECK_EQ_INT(issuable, 2);
+    const char *bad[] = {"00", "14", "1", "", "001", NULL};
+    for (int i = 0; i < 6; i++) {
+        fp_red_state st = FP_RED_ST_COUNT;
+        CHECK_EQ_INT(fp_up_red_state(bad[i], &st), FP_EINVAL);
+        CHECK_EQ_INT((int)st, (int)FP_RED_ST_COUNT);
+    }
+    char s1[64], s2[64];
+    fp_up_red_serial("91440300MA5FDEMX19", "RF000000000000000001", s1);
+    fp_up_red_serial("91440300MA5FDEMX19", "RF000000000000000002", s2);
+    CHECK_EQ_STR(s1, "HZ91440300MA5FDEMX19RF000000000000000001");
+    CHECK(strcmp(s1, s2) != 0);
+}
+
 int main(void)
 {
     test_vector();
@@ -462,5 +506,6 @@ int main(void)
     test_numbers_range();
     test_url();
     test_item_verdict();
+    test_red_states();
     return check_summary();
 }

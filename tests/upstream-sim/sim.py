@@ -18,7 +18,7 @@ DIR/ports.json ({"port", "control_port", "ca"}):
                 GET  /state            the state and the log of every request
                 POST /faults           {"name": {...options}} sets faults,
                                        {} clears them all
-                POST /buyer            {"uuid", "answer": "Y"|"N"} the buyer's
+                POST /buyer            {"uuid", "answer": "Y"|"N"|"lapse"} the buyer's
                                        answer to a red form
                 POST /credit           {"nsrsbh", "granted"} this month's credit
                 POST /ranges           {"nsrsbh", "first", "last"} numbers the
@@ -72,11 +72,16 @@ from cryptography.x509.oid import NameOID
 MAX_BODY = 16 << 20
 MAX_HOLD_S = 120  # every wait the sim does is bounded
 
-# Red form states (hzqrxxztDm) as the sim uses them; docs/upstream.md §5.
-FORM_AWAITING_BUYER = "01"
+# Red form states (hzqrxxztDm) as public API documents list them (01
+# no confirmation needed, 02 seller entered / awaiting the buyer, 04
+# confirmed, 05 voided: the buyer said no, 07 voided: not confirmed within
+# 72 hours, 08 voided: withdrawn); docs/upstream.md "Red forms".  ISSUED is
+# the sim's own mark for a form a red invoice was uploaded on.
+FORM_NO_CONFIRMATION = "01"
+FORM_AWAITING_BUYER = "02"
 FORM_CONFIRMED = "04"
-FORM_NO_CONFIRMATION = "00"
-FORM_REJECTED = "06"
+FORM_REJECTED = "05"
+FORM_LAPSED = "07"
 FORM_WITHDRAWN = "08"
 FORM_ISSUED = "11"
 
@@ -148,6 +153,7 @@ class State:
         self.invoices = {}       # fphm -> {"status", "message", "sllsh", "doc"}
         self.batches = {}        # sllsh -> [{"fphm", "status", "message"}]
         self.forms = {}          # uuid -> form
+        self.form_serials = {}   # QDHZQRDSQ ywlsh -> uuid: a repeat gets the same form
         self.faults = {}
         self.log = []
         self.seq = 0
@@ -331,7 +337,13 @@ def svc_red_apply(st, req):
             raise Refusal("43", "红冲金额超过蓝字发票金额")
     except ValueError:
         raise Refusal("40", "金额格式错误")
+    serials = st.form_serials
+    if req.get("ywlsh") and req["ywlsh"] in serials:  # a repeat: the form already made
+        f = st.forms[serials[req["ywlsh"]]]
+        return ok(uuid=f["uuid"], hzfpxxqrdbh=f["hzfpxxqrdbh"], hzqrxxztDm=f["hzqrxxztDm"])
     u = uuidlib.uuid4().hex
+    if req.get("ywlsh"):
+        serials[req["ywlsh"]] = u
     no = "%020d" % (44030026000000000000 + len(st.forms) + 1)
     # a 普票 buyer that is a natural person needs no confirmation; else the buyer confirms
     needs = not (blue["doc"].get("fppz") == "02" and blue["doc"].get("gmfzrrbz") == "Y")
@@ -589,7 +601,8 @@ class Control(BaseHTTPRequestHandler):
                 f = st.forms.get(req.get("uuid"))
                 if not f or f["hzqrxxztDm"] != FORM_AWAITING_BUYER:
                     return self.reply(409, {"error": "no form awaiting the buyer"})
-                f["hzqrxxztDm"] = FORM_CONFIRMED if req.get("answer") == "Y" else FORM_REJECTED
+                f["hzqrxxztDm"] = {"Y": FORM_CONFIRMED, "lapse": FORM_LAPSED}.get(
+                    req.get("answer"), FORM_REJECTED)
                 return self.reply(200, form_view(f))
             if self.path == "/ranges":
                 st.ranges.setdefault(req["nsrsbh"], []).append(

@@ -2,11 +2,16 @@
 test's directory, drive its faults and buyer through the control port, read
 its state, and write the `[upstream]` configuration that points fapiao at it.
 Used by tests/e2e/test_upstream.py and the fault zoo (tests/faults/
-test_zoo_upstream.py); it shares nothing with the C side."""
+test_zoo_upstream.py); it shares nothing with the C side.
+
+By hand, against a running simulator's control port (ports.json):
+    simctl.py --control PORT redform confirm|reject|lapse UUID
+answers a red form awaiting the buyer as the buyer would."""
 import json
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -64,3 +69,26 @@ def write_conf(tmp, port, ca, key=KEY, unit="PT0001", timeout_ms=4000, slow=1):
                     "ca-file = %s\ntax-id = %s\ntimeout-ms = %d\nconnect-timeout-ms = 2000\n"
                     % (port, unit, kf, ca, TAX_ID, timeout_ms * slow))
     return conf
+
+
+def main(argv):
+    """simctl.py --control PORT redform confirm|reject|lapse UUID"""
+    answers = {"confirm": "Y", "reject": "N", "lapse": "lapse"}
+    if len(argv) != 5 or argv[0] != "--control" or argv[2] != "redform" or argv[3] not in answers:
+        print(main.__doc__)
+        return 2
+    req = urllib.request.Request("http://127.0.0.1:%d/buyer" % int(argv[1]), method="POST",
+                                 data=json.dumps({"uuid": argv[4],
+                                                  "answer": answers[argv[3]]}).encode())
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            print(r.read().decode())
+    except urllib.error.HTTPError as e:
+        print(e.read().decode())
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main(sys.argv[1:]))

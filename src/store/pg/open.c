@@ -17,6 +17,7 @@
 #include "fapiao/crypto.h"
 #include "internal.h"
 #include "../silences_sql.h"
+#include "../red_upstream_sql.h"
 #include "../users_sql.h"
 
 /* ---- the schema ---- */
@@ -146,6 +147,8 @@ static const char *const pg_migrations[] = {
     "CREATE TABLE upstream_credit(seller_id BIGINT NOT NULL, month TEXT NOT NULL,"
     "  limit_fen BIGINT NOT NULL, used_fen BIGINT NOT NULL DEFAULT 0,"
     "  updated_at BIGINT NOT NULL, PRIMARY KEY(seller_id, month));",
+    /* 7: SQLite's migration 15 (red forms filed upstream) */
+    FP_RED_UPSTREAM_SQL,
 };
 #define PG_NMIGRATIONS ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))
 const int pg_schema_version = PG_NMIGRATIONS;

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "../red_upstream_sql.h"
 
 static int state_now(const char *stored, int64_t expires_at, int64_t now)
 {
@@ -29,11 +30,13 @@ static int form_read(PGconn *db, int64_t seller_id, const char *form_no, int64_t
     pg_text(&p, form_no ? form_no : "");
     pg_i64(&p, id);
     int rc;
-    PGresult *r = pg_q(db,
-                       "SELECT id, form_no, blue_number, reason, initiated_by, state, created_at, "
-                       "coalesce(expires_at, 0), coalesce(red_number, ''), total_amount, "
-                       "total_tax FROM red_forms WHERE seller_id=$1 AND (form_no=$2 OR id=$3)",
-                       &p, &rc, NULL);
+    PGresult *r =
+        pg_q(db,
+             "SELECT id, form_no, blue_number, reason, initiated_by, state, created_at, "
+             "coalesce(expires_at, 0), coalesce(red_number, ''), total_amount, "
+             "total_tax, coalesce(up_uuid, ''), coalesce(up_number, ''), "
+             "coalesce(up_state, '') FROM red_forms WHERE seller_id=$1 AND (form_no=$2 OR id=$3)",
+             &p, &rc, NULL);
     if (!r)
         return rc;
     if (PQntuples(r) == 0) {
@@ -51,6 +54,9 @@ static int form_read(PGconn *db, int64_t seller_id, const char *form_no, int64_t
     pg_col(r, 0, 8, out->red_number, sizeof out->red_number);
     out->total_amount = pg_int(r, 0, 9);
     out->total_tax = pg_int(r, 0, 10);
+    pg_col(r, 0, 11, out->up_uuid, sizeof out->up_uuid);
+    pg_col(r, 0, 12, out->up_number, sizeof out->up_number);
+    pg_col(r, 0, 13, out->up_state, sizeof out->up_state);
     PQclear(r);
     int now_st = state_now(out->state, out->expires_at, (int64_t)time(NULL));
     if (now_st >= 0)
@@ -252,6 +258,59 @@ int pg_store_red_form_act(void *be, int64_t seller_id, const char *form_no, cons
     rc = rc == 0 ? pg_tx_commit(s, err) : (pg_tx_rollback(s), rc);
     if (rc == 0 && refused)
         rc = FP_ECONFLICT;
+    pthread_mutex_unlock(&s->wlock);
+    return rc;
+}
+
+int pg_store_red_forms_upstream(void *be, void (*fn)(const fp_red_form_due *d, void *arg),
+                                void *arg)
+{
+    fp_pg *s = be;
+    PGconn *c = pg_racquire(s);
+    int rc;
+    PGresult *r = pg_q(c, FP_RED_UPSTREAM_DUE, NULL, &rc, NULL);
+    for (int i = 0; r && i < PQntuples(r); i++) {
+        fp_red_form_due d;
+        memset(&d, 0, sizeof d);
+        d.seller_id = pg_int(r, i, 0);
+        pg_col(r, i, 1, d.form_no, sizeof d.form_no);
+        pg_col(r, i, 2, d.up_uuid, sizeof d.up_uuid);
+        pg_col(r, i, 3, d.state, sizeof d.state);
+        fn(&d, arg);
+    }
+    PQclear(r);
+    pg_rrelease(s, c);
+    return rc;
+}
+
+int pg_store_red_form_upstream(void *be, int64_t seller_id, const char *form_no,
+                               const fp_red_form_up *u, const char *from, const char *to,
+                               const fp_audit_rec *audit, fp_err *err)
+{
+    fp_pg *s = be;
+    pthread_mutex_lock(&s->wlock);
+    int rc = pg_tx_begin(s, err);
+    if (rc == 0) {
+        pg_params p = {0};
+        pg_text(&p, u->uuid);
+        pg_text(&p, u->number);
+        pg_text(&p, u->state);
+        pg_text(&p, to ? to : "");
+        pg_i64(&p, seller_id);
+        pg_text(&p, form_no);
+        pg_text(&p, from);
+        PGresult *r = pg_q(s->w,
+                           "UPDATE red_forms SET up_uuid=$1, up_number=$2, up_state=$3, "
+                           "state=coalesce(nullif($4, ''), state) WHERE seller_id=$5 AND "
+                           "form_no=$6 AND state=$7 RETURNING id",
+                           &p, &rc, err);
+        if (r && PQntuples(r) == 0)
+            rc = FP_ECONFLICT; /* moved meanwhile, or gone: the keeper looks again */
+        PQclear(r);
+    }
+    if (rc == 0)
+        rc = pg_audit_change(s, audit, form_no, to ? to : from, err);
+    rc = rc == 0 ? pg_tx_commit(s, err) : (pg_tx_rollback(s), rc);
     pthread_mutex_unlock(&s->wlock);
     return rc;
 }

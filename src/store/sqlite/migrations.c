@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "../silences_sql.h"
+#include "../red_upstream_sql.h"
 #include "../users_sql.h"
 
 static const char *const migrations[] = {
@@ -227,6 +228,9 @@ static const char *const migrations[] = {
      * yet every issuing transaction wrote a leaf of it (about 1 page per
      * invoice committed alone). */
     "DROP INDEX IF EXISTS invoices_buyer;",
+    /* 16: red forms filed upstream (issue 20; docs/upstream.md "Red
+     * forms"): the platform's uuid, form number and state per form. */
+    FP_RED_UPSTREAM_SQL,
 };
 
 int fp_store_migration_count(void)

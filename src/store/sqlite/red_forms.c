@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "../red_upstream_sql.h"
 
 /* A stored state as of now (the table of red.h: an awaiting_* form past
  * its deadline reads as lapsed); -1 for a name the table does not know. */
@@ -27,7 +28,8 @@ static int form_read(sqlite3 *db, int64_t seller_id, const char *form_no, int64_
     int rc = FP_EIO;
     memset(out, 0, sizeof *out);
     const char *sql = "SELECT id, form_no, blue_number, reason, initiated_by, state, created_at, "
-                      "COALESCE(expires_at, 0), COALESCE(red_number, ''), total_amount, total_tax "
+                      "COALESCE(expires_at, 0), COALESCE(red_number, ''), total_amount, total_tax, "
+                      "COALESCE(up_uuid, ''), COALESCE(up_number, ''), COALESCE(up_state, '') "
                       "FROM red_forms WHERE seller_id=?1 AND (form_no=?2 OR id=?3)";
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
         return FP_EIO;
@@ -52,6 +54,9 @@ static int form_read(sqlite3 *db, int64_t seller_id, const char *form_no, int64_
     fp_sq_col(st, 8, out->red_number, sizeof out->red_number);
     out->total_amount = sqlite3_column_int64(st, 9);
     out->total_tax = sqlite3_column_int64(st, 10);
+    fp_sq_col(st, 11, out->up_uuid, sizeof out->up_uuid);
+    fp_sq_col(st, 12, out->up_number, sizeof out->up_number);
+    fp_sq_col(st, 13, out->up_state, sizeof out->up_state);
     /* a form awaiting the other side lapses after its deadline */
     int now_st = state_now(out->state, out->expires_at, (int64_t)time(NULL));
     if (now_st >= 0)
@@ -273,6 +278,59 @@ int sq_store_red_form_act(void *be, int64_t seller_id, const char *form_no, cons
     rc = fp_sq_end_audited(s, NULL, NULL, NULL, rc, err); /* the record: above, when any */
     if (rc == 0 && refused)
         rc = FP_ECONFLICT;
+    pthread_mutex_unlock(&s->wlock);
+    return rc;
+}
+
+int sq_store_red_forms_upstream(void *be, void (*fn)(const fp_red_form_due *d, void *arg),
+                                void *arg)
+{
+    fp_sqlite *s = be;
+    reader *r = fp_sq_acquire(s);
+    sqlite3_stmt *st = NULL;
+    int step = SQLITE_ERROR;
+    if (sqlite3_prepare_v2(r->db, FP_RED_UPSTREAM_DUE, -1, &st, NULL) == SQLITE_OK)
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            fp_red_form_due d;
+            memset(&d, 0, sizeof d);
+            d.seller_id = sqlite3_column_int64(st, 0);
+            fp_sq_col(st, 1, d.form_no, sizeof d.form_no);
+            fp_sq_col(st, 2, d.up_uuid, sizeof d.up_uuid);
+            fp_sq_col(st, 3, d.state, sizeof d.state);
+            fn(&d, arg);
+        }
+    sqlite3_finalize(st);
+    fp_sq_release(s, r, NULL);
+    return step == SQLITE_DONE ? 0 : FP_EIO;
+}
+
+int sq_store_red_form_upstream(void *be, int64_t seller_id, const char *form_no,
+                               const fp_red_form_up *u, const char *from, const char *to,
+                               const fp_audit_rec *audit, fp_err *err)
+{
+    fp_sqlite *s = be;
+    pthread_mutex_lock(&s->wlock);
+    int rc = fp_sq_exec(s->wdb, "BEGIN IMMEDIATE", err);
+    sqlite3_stmt *st = NULL;
+    if (rc == 0 && !(st = fp_sq_prep(
+                         s->wdb,
+                         "UPDATE red_forms SET up_uuid=?1, up_number=?2, up_state=?3, "
+                         "state=COALESCE(?4, state) WHERE seller_id=?5 AND form_no=?6 AND state=?7",
+                         err)))
+        rc = FP_EIO;
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, u->uuid, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, u->number, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, u->state, -1, SQLITE_STATIC);
+        if (to)
+            sqlite3_bind_text(st, 4, to, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, seller_id);
+        sqlite3_bind_text(st, 6, form_no, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 7, from, -1, SQLITE_STATIC);
+        if ((rc = fp_sq_run(s->wdb, st, err)) == 0 && sqlite3_changes(s->wdb) == 0)
+            rc = FP_ECONFLICT; /* moved meanwhile, or gone: the keeper looks again */
+    }
+    rc = fp_sq_end_audited(s, audit, form_no, to ? to : from, rc, err);
     pthread_mutex_unlock(&s->wlock);
     return rc;
 }

@@ -1,0 +1,155 @@
+"""Red forms filed upstream while serving (docs/upstream.md, "Red forms"),
+against the simulator (tests/upstream-sim/sim.py):
+
+  - with [upstream] configured, a red form made through the API is filed
+    with the platform (QDHZQRDSQ) by `fapiao serve`; the platform's uuid,
+    form number and state are stored on the form, and our state follows
+    the platform's while the buyer decides (CXQDHZQRDMX);
+  - the buyer confirms: the red invoice issues (201); before that it is
+    refused (409 RED_FORM_STATE);
+  - the buyer rejects, or the form lapses (07, not confirmed within 72 h):
+    the red invoice is refused with RED_FORM_STATE and nothing is stored;
+  - a filing whose answer is lost (the platform stored the form and never
+    answered) is asked again with the same business serial (ywlsh), and the
+    platform answers with the form it made: one form, filed once.
+"""
+import itertools
+import json
+import subprocess
+import sys
+import time
+
+from conftest import REPO, SLOW, assert_problem
+
+sys.path.insert(0, str(REPO / "tests" / "upstream-sim"))
+from simctl import write_conf  # noqa: E402
+from test_upstream import sim, up  # noqa: E402,F401  (the simulator fixture, the CLI)
+
+SIMCTL = REPO / "tests" / "upstream-sim" / "simctl.py"
+_keys = itertools.count(1)
+
+
+def wait_for(what, cond, seconds=30):
+    deadline = time.monotonic() + seconds * SLOW
+    while True:
+        v = cond()
+        if v:
+            return v
+        assert time.monotonic() < deadline, "timed out waiting for " + what
+        time.sleep(0.05)
+
+
+def start(make_server, tmp_path, sim, timeout_ms=4000):
+    """A server filing red forms every 50 ms, with numbers from the
+    platform (so an uploaded blue's number is one the platform assigned)
+    and credit downloaded there: returns (server, config)."""
+    conf = write_conf(tmp_path, sim.port, sim.ca, timeout_ms=timeout_ms, slow=SLOW)
+    with open(conf, "a") as f:
+        f.write("numbers-low = 5\nnumbers-batch = 20\nnumbers-check-ms = 50\n"
+                "red-forms-check-ms = 50\n")
+    srv = make_server(serve_args=["--config", str(conf)], init_args=["--demo-range-size", "1"])
+    wait_for("numbers downloaded",
+             lambda: len(srv.db_query("SELECT id FROM number_ranges")) >= 2)
+    assert up(conf, "credit", "--download", "10000.00", "--serial", "c-red")["kind"] == "OK"
+    return srv, conf
+
+
+def uploaded_blue(srv, conf, sim, tmp_path):
+    """A blue invoice the platform has accepted (the platform files a red
+    form only against one it has)."""
+    assert srv.issue("demo-%d" % next(_keys)).status == 201  # the demo range's one number
+    r = srv.issue("blue-%d" % next(_keys))
+    assert r.status == 201, r
+    doc = r.json()
+    p = tmp_path / ("blue-%s.json" % doc["number"])
+    p.write_text(json.dumps(doc, ensure_ascii=False))
+    u = up(conf, "upload", "--doc", str(p))
+    assert u["kind"] == "OK", u
+    assert sim.state()["invoices"][doc["number"]]["status"] == "00"
+    return doc
+
+
+def new_form(srv, blue):
+    r = srv.post_json("/v1/invoices/%s/red-forms" % blue["number"], {"reason": "issue_error"})
+    assert r.status == 201, r
+    return r.json()["form_id"]
+
+
+def form_in(srv, form_id, state):
+    r = srv.request("GET", "/v1/red-forms/%s" % form_id)
+    assert r.status == 200, r
+    f = r.json()
+    return f if f["state"] == state and "upstream" in f else None
+
+
+def red_invoice(srv, form_id):
+    return srv.request("POST", "/v1/red-forms/%s/invoice" % form_id,
+                       headers={"Idempotency-Key": "red-%s-%d" % (form_id, next(_keys))})
+
+
+def count_invoices(srv):
+    return srv.db_query("SELECT count(*) FROM invoices")[0][0]
+
+
+def test_filed_confirmed_by_the_buyer_then_issued(sim, tmp_path, make_server):
+    srv, conf = start(make_server, tmp_path, sim)
+    blue = uploaded_blue(srv, conf, sim, tmp_path)
+    form_id = new_form(srv, blue)
+    f = wait_for("the form filed", lambda: form_in(srv, form_id, "awaiting_buyer"))
+    platform = sim.state()["forms"]
+    assert list(platform) == [f["upstream"]["uuid"]]
+    p = platform[f["upstream"]["uuid"]]
+    assert f["upstream"] == {"uuid": p["uuid"], "number": p["hzfpxxqrdbh"], "state": "02"}
+    assert p["lzfphm"] == blue["number"]
+    # stored on the form, audited as the platform's doing
+    assert srv.db_query("SELECT up_uuid, up_number, up_state FROM red_forms WHERE form_no=?",
+                        (form_id,)) == [(p["uuid"], p["hzfpxxqrdbh"], "02")]
+    assert srv.db_query("SELECT count(*) FROM audit WHERE action='red_form.file' AND "
+                        "actor='upstream' AND target=?", (form_id,))[0][0] == 1
+    # awaiting the buyer: no red invoice yet
+    assert_problem(red_invoice(srv, form_id), 409, "RED_FORM_STATE")
+    sim.buyer(p["uuid"], "Y")
+    f = wait_for("the buyer's confirmation", lambda: form_in(srv, form_id, "confirmed"))
+    assert f["upstream"]["state"] == "04"
+    r = red_invoice(srv, form_id)
+    assert r.status == 201, r
+    assert r.json()["color"] == "red" and r.json()["original_number"] == blue["number"]
+    assert form_in(srv, form_id, "issued")
+    # filed once
+    filings = [e for e in sim.state()["log"] if e["fwbm"] == "QDHZQRDSQ"]
+    assert len(filings) == 1 and filings[0]["request"]["ywlsh"].endswith(form_id)
+
+
+def test_rejected_or_lapsed_form_refuses_the_red_invoice(sim, tmp_path, make_server):
+    srv, conf = start(make_server, tmp_path, sim)
+    blue = uploaded_blue(srv, conf, sim, tmp_path)
+    for answer, state, code in (("reject", "rejected", "05"), ("lapse", "lapsed", "07")):
+        form_id = new_form(srv, blue)  # the rejected one no longer holds the blue
+        f = wait_for("the form filed", lambda: form_in(srv, form_id, "awaiting_buyer"))
+        # the buyer answers through simctl's command line, as by hand
+        r = subprocess.run(["/usr/bin/python3", str(SIMCTL), "--control", str(sim.control),
+                            "redform", answer, f["upstream"]["uuid"]],
+                           capture_output=True, timeout=30 * SLOW)
+        assert r.returncode == 0, r.stdout + r.stderr
+        f = wait_for("the buyer's answer", lambda: form_in(srv, form_id, state))
+        assert f["upstream"]["state"] == code
+        before = count_invoices(srv)
+        assert_problem(red_invoice(srv, form_id), 409, "RED_FORM_STATE")
+        assert count_invoices(srv) == before  # nothing stored
+        assert form_in(srv, form_id, state)
+
+
+def test_lost_answer_files_the_form_once(sim, tmp_path, make_server):
+    srv, conf = start(make_server, tmp_path, sim, timeout_ms=1000)
+    blue = uploaded_blue(srv, conf, sim, tmp_path)
+    # the platform stores the first filing and never answers it: the
+    # keeper's 1 s timeout ends it (TIMEOUT_UNKNOWN) while the form exists
+    sim.faults({"store_then_hang": {"fwbm": "QDHZQRDSQ", "seconds": 3, "times": 1}})
+    form_id = new_form(srv, blue)
+    f = wait_for("the form filed", lambda: form_in(srv, form_id, "awaiting_buyer"), seconds=60)
+    log = [e for e in sim.state()["log"] if e["fwbm"] == "QDHZQRDSQ"]
+    assert log[0]["outcome"] == "stored_no_answer" and log[-1]["outcome"] == "answered", log
+    assert len({e["request"]["ywlsh"] for e in log}) == 1
+    # one form on the platform, and it is the one stored on ours
+    assert list(sim.state()["forms"]) == [f["upstream"]["uuid"]]
+    assert "red_form_file_failed" in srv.log_text() and "TIMEOUT_UNKNOWN" in srv.log_text()
