@@ -84,7 +84,7 @@ static int form_docs(fp_redkeeper *k, const fp_red_form_due *d, const fp_red_for
     char *blue = NULL;
     size_t blen = 0;
     fp_doc doc = {0};
-    time_t cst = time(NULL) + FP_CST_OFFSET_S; /* issue times are China Standard Time */
+    time_t cst = (time_t)(fp_wall_ms() / 1000) + FP_CST_OFFSET_S; /* China Standard Time */
     struct tm tm;
     char issued_at[40];
     gmtime_r(&cst, &tm);

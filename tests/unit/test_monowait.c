@@ -71,6 +71,8 @@ static const struct {
     {"src/server/", "on_completed", "the access-log line's timestamp, read by people"},
     {"src/outbox/outbox.c", "run_notify",
      "a webhook's X-Fapiao-Timestamp: the receiver checks it against its own wall clock"},
+    {"src/outbox/redkeeper.c", "form_docs",
+     "the red draft's issue time filed with the form: a calendar time for the tax platform"},
     {"src/store/sqlite/jobs.c", "audit", "an audit record's timestamp, read by people"},
 };
 
