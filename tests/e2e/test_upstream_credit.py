@@ -15,11 +15,13 @@ import json
 import re
 import subprocess
 import sys
+import time
 
 from conftest import BIN, REPO, SLOW, assert_problem
 
 sys.path.insert(0, str(REPO / "tests" / "upstream-sim"))
 from simctl import TAX_ID, write_conf  # noqa: E402
+from test_upload import known_range  # noqa: E402
 from test_upstream import sim  # noqa: E402,F401  (the simulator fixture)
 
 
@@ -46,6 +48,7 @@ def test_credit_exhausted_refuses_before_storing(sim, tmp_path, make_server):
     sim._ctl("/credit", {"nsrsbh": TAX_ID, "granted": "2000.00"})
     conf = write_conf(tmp_path, sim.port, sim.ca, slow=SLOW)
     srv = make_server(serve_args=["--config", str(conf)])
+    known_range(srv, sim)  # the platform accepts the demo range's invoices (uploads)
     rows = credit_cmd(srv, conf, "refresh")
     assert len(rows) == 1 and rows[0]["limit_fen"] == 200000 and rows[0]["used_fen"] == 0, rows
     seller = rows[0]["seller_id"]
@@ -89,6 +92,20 @@ def test_credit_exhausted_refuses_before_storing(sim, tmp_path, make_server):
     assert_problem(srv.issue("credit-3"), 422, "CREDIT_EXCEEDED")
     f = srv.post_json("/v1/invoices/%s/red-forms" % first_blue, {"reason": "issue_error"})
     assert f.status == 201 and f.json()["state"] == "no_confirmation_needed", f
+    # with [upstream], a red invoice waits for its form to be filed with the
+    # platform (the red keeper, once the blue's upload is accepted)
+    form_id = f.json()["form_id"]
+
+    def form():
+        return srv.request("GET", "/v1/red-forms/%s" % form_id).json()
+
+    deadline = time.monotonic() + 60 * SLOW
+    while time.monotonic() < deadline and "upstream" not in form():
+        time.sleep(0.1)
+    if form()["state"] == "awaiting_buyer":  # the platform wants the buyer's yes
+        sim._ctl("/buyer", {"uuid": form()["upstream"]["uuid"], "answer": "Y"})
+        while time.monotonic() < deadline and form()["state"] != "confirmed":
+            time.sleep(0.1)
     red = srv.request("POST", "/v1/red-forms/%s/invoice" % f.json()["form_id"],
                       headers={"Idempotency-Key": "credit-red"})
     assert red.status == 201 and red.json()["total_amount"] == "-900.00", red
