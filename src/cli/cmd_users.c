@@ -43,7 +43,7 @@ static int new_enrolment(fp_user *u, char tok[48])
     unsigned char r[24], h[32];
     if (fp_random(r, sizeof r) < 0)
         return -1;
-    strcpy(tok, "fpe_");
+    memcpy(tok, "fpe_", 4); /* 4 + base64url of 24 bytes (32) + NUL: 37 of 48 */
     fp_b64url_encode(r, sizeof r, tok + 4);
     fp_sha256(tok, strlen(tok), h);
     fp_hex(h, sizeof h, u->enrol_hash);
