@@ -207,6 +207,17 @@ int pg_audit_change(fp_pg *s, const fp_audit_rec *audit, const char *target, con
     return pg_audit_append(s, &r, err);
 }
 
+int pg_end_audited(fp_pg *s, const fp_audit_rec *audit, const char *target, const char *outcome,
+                   int rc, fp_err *err)
+{
+    if (rc == 0)
+        rc = pg_audit_change(s, audit, target, outcome, err);
+    if (rc == 0)
+        return pg_tx_commit(s, err);
+    pg_tx_rollback(s);
+    return rc;
+}
+
 /* ---- a synchronous write of audit records ---- */
 
 int pg_store_audit_batch(void *be, const fp_audit_rec *recs, int n, fp_err *err)

@@ -206,13 +206,7 @@ static int in_txn(fp_pg *s, int (*fn)(fp_pg *s, void *arg, fp_err *err), void *a
     pthread_mutex_lock(&s->wlock);
     int rc = pg_tx_begin(s, err);
     if (rc == 0) {
-        rc = fn(s, arg, err);
-        if (rc == 0)
-            rc = pg_audit_change(s, audit, target, "ok", err);
-        if (rc == 0)
-            rc = pg_tx_commit(s, err);
-        else
-            pg_tx_rollback(s);
+        rc = pg_end_audited(s, audit, target, "ok", fn(s, arg, err), err);
     }
     pthread_mutex_unlock(&s->wlock);
     return rc;

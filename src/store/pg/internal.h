@@ -132,6 +132,12 @@ int pg_audit_append(fp_pg *s, const fp_audit_rec *rec, fp_err *err);
  * defaulting to these. */
 int pg_audit_change(fp_pg *s, const fp_audit_rec *audit, const char *target, const char *outcome,
                     fp_err *err);
+/* The end of a change on the writer connection (wlock held, inside its
+ * transaction): when rc is 0, the change's audit record (pg_audit_change)
+ * and COMMIT; when rc or the record fails, ROLLBACK.  Returns rc or the
+ * first failure: no change without its record (as fp_sq_end_audited). */
+int pg_end_audited(fp_pg *s, const fp_audit_rec *audit, const char *target, const char *outcome,
+                   int rc, fp_err *err);
 
 /* ---- open.c ---- */
 extern const int pg_schema_version; /* the schema version this build knows */

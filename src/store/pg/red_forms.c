@@ -199,9 +199,7 @@ int pg_store_red_form_create(void *be, int64_t seller_id, fp_red_form *f, const 
         rc = fp_red_form_fits(f, used, maxline, es);
     if (rc == 0)
         rc = form_insert(s, seller_id, f, state, expires_at, &id, form_no, err);
-    if (rc == 0)
-        rc = pg_audit_change(s, audit, form_no, state, err);
-    rc = rc == 0 ? pg_tx_commit(s, err) : (pg_tx_rollback(s), rc);
+    rc = pg_end_audited(s, audit, form_no, state, rc, err);
     if (rc == 0)
         rc = form_read(s->w, seller_id, NULL, id, out);
     pthread_mutex_unlock(&s->wlock);
@@ -308,9 +306,7 @@ int pg_store_red_form_upstream(void *be, int64_t seller_id, const char *form_no,
             rc = FP_ECONFLICT; /* moved meanwhile, or gone: the keeper looks again */
         PQclear(r);
     }
-    if (rc == 0)
-        rc = pg_audit_change(s, audit, form_no, to ? to : from, err);
-    rc = rc == 0 ? pg_tx_commit(s, err) : (pg_tx_rollback(s), rc);
+    rc = pg_end_audited(s, audit, form_no, to ? to : from, rc, err);
     pthread_mutex_unlock(&s->wlock);
     return rc;
 }

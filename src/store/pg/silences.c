@@ -16,15 +16,10 @@ static int audited(fp_pg *s, int (*body)(fp_pg *s, const void *arg, int64_t *id,
     pthread_mutex_lock(&s->wlock);
     int rc = pg_tx_begin(s, err);
     if (rc == 0) {
-        char target[48];
-        if ((rc = body(s, arg, id, err)) == 0) {
+        char target[48] = "";
+        if ((rc = body(s, arg, id, err)) == 0)
             snprintf(target, sizeof target, "silence:%lld", (long long)*id);
-            rc = pg_audit_change(s, audit, target, "ok", err);
-        }
-        if (rc == 0)
-            rc = pg_tx_commit(s, err);
-        else
-            pg_tx_rollback(s);
+        rc = pg_end_audited(s, audit, target, "ok", rc, err);
     }
     pthread_mutex_unlock(&s->wlock);
     return rc;

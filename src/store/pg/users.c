@@ -41,12 +41,7 @@ static int user_write(fp_pg *s, const char *sql, const fp_user *u, const fp_audi
             rc = fp_fail(err, FP_ENOTFOUND, "没有此用户 / no such user: %s", u->name);
         char target[FP_USER_NAME_MAX + 8];
         snprintf(target, sizeof target, "user:%s", u->name);
-        if (rc == 0)
-            rc = pg_audit_change(s, audit, target, "ok", err);
-        if (rc == 0)
-            rc = pg_tx_commit(s, err);
-        else
-            pg_tx_rollback(s);
+        rc = pg_end_audited(s, audit, target, "ok", rc, err);
     }
     pthread_mutex_unlock(&s->wlock);
     return rc;

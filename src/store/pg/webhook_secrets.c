@@ -134,9 +134,7 @@ int pg_store_webhook_set(void *be, const char *client_id, const char *url, const
             rc = fp_fail(err, FP_ENOTFOUND, "no client %s", client_id);
         PQclear(r);
     }
-    if (rc == 0)
-        rc = pg_audit_change(s, audit, client_id, "ok", err);
-    rc = rc == 0 ? pg_tx_commit(s, err) : (pg_tx_rollback(s), rc);
+    rc = pg_end_audited(s, audit, client_id, "ok", rc, err);
     pthread_mutex_unlock(&s->wlock);
     free(sealed);
     return rc;
