@@ -13,8 +13,15 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from chaos_proxy import ChaosProxy
-from conftest import BIN, SLOW, example_doc, free_port, scaled
+from conftest import BIN, SANITIZED, SLOW, example_doc, free_port, scaled
+
+# chaos is a heavy drill: once, on the optimised build (the ASan run covers
+# the client's retry paths through test_client.py and test_spool.py)
+pytestmark = pytest.mark.skipif(SANITIZED, reason="the chaos drill runs once, on the optimised "
+                                "build")
 
 N = int(os.environ.get("FAPIAO_CHAOS_N", scaled(200)))
 OUTAGE_S = float(os.environ.get("FAPIAO_CHAOS_OUTAGE_S", 3))

@@ -13,9 +13,13 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from conftest import SLOW, dumps, example_doc, free_port
+from conftest import SANITIZED, SLOW, dumps, example_doc, free_port
 from test_console import PASSWORD, console_server, enrol, fresh_code, totp
 from test_outbox import set_webhook
+
+# a browser is a heavy drill: it runs once, on the optimised build (the ASan
+# run covers the same server routes through test_console.py)
+pytestmark = pytest.mark.skipif(SANITIZED, reason="browser tests run once, on the optimised build")
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
