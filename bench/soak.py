@@ -138,9 +138,18 @@ METRICS = {
 }
 
 
-def scrape(api):
+def scrape(mport):
+    """The render and outbox gauges from the plain-HTTP metrics listener
+    (with --metrics-listen the API listener serves no /metrics: scraping it
+    read nothing, and the table said 0 renders)."""
     try:
-        st, body = api.req("GET", "/metrics", auth=False, timeout=10)
+        c = http.client.HTTPConnection("127.0.0.1", mport, timeout=10)
+        c.request("GET", "/metrics")
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        if r.status != 200:
+            return {}
     except (OSError, http.client.HTTPException):
         return {}
     text = body.decode(errors="replace")
@@ -215,7 +224,7 @@ def main():
             i = 0
             while not stop.is_set():
                 t = time.monotonic() - t0
-                m = scrape(api)
+                m = scrape(mport)
                 s = proc_stat(serve.pid)
                 row = {"t": t, "server_cpu": s[0] if s else 0.0,
                        "render_cpu": renderer_cpu(serve.pid), "rss_kb": rss_kb(serve.pid)}
