@@ -187,14 +187,10 @@ enum MHD_Result fp_h_console_login(fp_req *r)
 {
     if (!r->srv->o.console)
         return no_console(r);
-    if (!fp_req_is_json(fp_req_header(r, "Content-Type")))
-        return fp_problem(r, FPC_UNSUPPORTED_MEDIA_TYPE, NULL, NULL, NULL);
-    fp_code code = FPC_NONE;
-    char detail[128];
-    cJSON *doc =
-        fp_json_parse(r->body.p ? r->body.p : "", r->body.len, 2, &code, detail, sizeof detail);
+    enum MHD_Result answered;
+    cJSON *doc = fp_req_json_body(r, 2, &answered);
     if (!doc)
-        return fp_problem(r, code, NULL, detail, NULL);
+        return answered;
     fp_login_req q = {.user = jstr(doc, "user"),
                       .password = jstr(doc, "password"),
                       .totp = jstr(doc, "totp"),

@@ -18,14 +18,10 @@ enum MHD_Result fp_h_token(fp_req *r)
         r->retry_after = wait_s;
         return fp_problem(r, FPC_AUTH_FAILURES_LIMITED, NULL, NULL, NULL);
     }
-    if (!fp_req_is_json(fp_req_header(r, "Content-Type")))
-        return fp_problem(r, FPC_UNSUPPORTED_MEDIA_TYPE, NULL, NULL, NULL);
-    fp_code code = FPC_NONE;
-    char detail[128];
-    cJSON *doc =
-        fp_json_parse(r->body.p ? r->body.p : "", r->body.len, 4, &code, detail, sizeof detail);
+    enum MHD_Result answered;
+    cJSON *doc = fp_req_json_body(r, 4, &answered);
     if (!doc)
-        return fp_problem(r, code, NULL, detail, NULL);
+        return answered;
     fp_errors es = {0};
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(doc, "client_id");
     const cJSON *sec = cJSON_GetObjectItemCaseSensitive(doc, "client_secret");
@@ -139,14 +135,11 @@ enum MHD_Result fp_h_token(fp_req *r)
 enum MHD_Result fp_h_rotate_secret(fp_req *r)
 {
     int64_t overlap = 86400;
-    if (!fp_req_is_json(fp_req_header(r, "Content-Type")))
-        return fp_problem(r, FPC_UNSUPPORTED_MEDIA_TYPE, NULL, NULL, NULL);
-    fp_code code = FPC_NONE;
-    char detail[128], current[FP_SECRET_LEN + 1] = "";
-    cJSON *doc =
-        fp_json_parse(r->body.p ? r->body.p : "", r->body.len, 4, &code, detail, sizeof detail);
+    char current[FP_SECRET_LEN + 1] = "";
+    enum MHD_Result answered;
+    cJSON *doc = fp_req_json_body(r, 4, &answered);
     if (!doc)
-        return fp_problem(r, code, NULL, detail, NULL);
+        return answered;
     fp_errors es = {0};
     if (!cJSON_IsObject(doc)) {
         fp_errors_add(&es, FPC_FIELD_TYPE, "", "请求体必须是 JSON 对象",

@@ -205,6 +205,10 @@ enum MHD_Result fp_problem_errors(fp_req *r, const fp_errors *es);
  * transaction. */
 const char *fp_req_header(fp_req *r, const char *name);
 int fp_req_is_json(const char *ct);
+/* The request's JSON body (nesting at most depth), or NULL after answering
+ * it (*answered: 415 without a JSON content type, 400 for what does not
+ * parse); the caller frees the document. */
+cJSON *fp_req_json_body(fp_req *r, int depth, enum MHD_Result *answered);
 fp_audit_rec fp_req_audit(const fp_req *r, const char *action);
 
 /* Issuing (handlers_invoices.c).  Blue and red issues differ only in how
