@@ -37,16 +37,34 @@ stage "e2e ($asan, ASan+UBSan)" env FAPIAO_BIN="$root/$asan/fapiao" FAPIAO_SANIT
 
 # Real fuzzing, bounded: every target for FUZZ_SECONDS on a scratch copy of
 # its corpus (the checked-in corpus only grows by hand, with minimised inputs).
+# FUZZ_JOBS targets run at once (default 2: the CI machine's cores); the
+# results are printed in the targets' order once all have finished.
+fuzz_one() {
+  local bin=$1 scratch=$2 name
+  name=$(basename "$bin")
+  cp -r "$root/fuzz/corpus/$name" "$scratch/$name"
+  if (cd "$scratch" && "$bin" -max_total_time="${FUZZ_SECONDS:-20}" -timeout=10 -rss_limit_mb=2048 \
+        "$scratch/$name" >"$scratch/$name.log" 2>&1); then
+    echo ok >"$scratch/$name.rc"
+  else
+    echo failed >"$scratch/$name.rc"
+  fi
+}
 fuzz_all() {
-  local scratch rc=0
+  local scratch rc=0 bins=() running=0
   scratch=$(mktemp -d)
   for bin in "$root/$fuzz"/fuzz_*; do
     case $bin in *_replay) continue ;; esac
     [ -x "$bin" ] || continue
+    bins+=("$bin")
+    if [ "$running" -ge "${FUZZ_JOBS:-2}" ]; then wait -n; running=$((running - 1)); fi
+    fuzz_one "$bin" "$scratch" &
+    running=$((running + 1))
+  done
+  wait
+  for bin in "${bins[@]}"; do
     local name; name=$(basename "$bin")
-    cp -r "$root/fuzz/corpus/$name" "$scratch/$name"
-    if (cd "$scratch" && "$bin" -max_total_time="${FUZZ_SECONDS:-20}" -timeout=10 -rss_limit_mb=2048 \
-          "$scratch/$name" >"$scratch/$name.log" 2>&1); then
+    if [ "$(cat "$scratch/$name.rc" 2>/dev/null)" = ok ]; then
       echo "fuzz $name: $(grep -o 'Done [0-9]* runs' "$scratch/$name.log")"
     else
       echo "fuzz $name: FAILED"; tail -40 "$scratch/$name.log"; rc=1
