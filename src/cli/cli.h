@@ -39,6 +39,20 @@ const char *cli_kb_dir(void);
 
 /* -1 (with a usage error printed) when a required flag's value is NULL. */
 int cli_require(const char *value, const char *flag, const char *usage);
+
+/* The subcommand argv[1] names, looked up in a table whose rows begin with
+ * the name (a `const char *`; rows `stride` bytes apart, n of them): its
+ * row's index, or -1 with *rc the command's exit status after what is
+ * printed: --help / -h: the usage on stdout, 0; no subcommand: "缺少子命令" /
+ * "a subcommand is required" with the list and the usage on stderr, 2; an
+ * unknown one: "未知的 <cmd> 子命令 X（可用：…）" / "unknown <cmd> subcommand
+ * X (one of: …)" and the usage on stderr, 2.  CLI_SUBCOMMAND passes a
+ * table's size and stride. */
+int cli_subcommand(int argc, char **argv, const char *cmd, const void *table, size_t n,
+                   size_t stride, const char *usage, int *rc);
+#define CLI_SUBCOMMAND(argc, argv, cmd, subs, usage, rc)                                           \
+    cli_subcommand(argc, argv, cmd, subs, sizeof(subs) / sizeof((subs)[0]), sizeof((subs)[0]),     \
+                   usage, rc)
 /* *out from a flag's decimal value in 0..max (s NULL: *out 0); -1 after a
  * usage error naming the flag (not a number, or out of range). */
 int cli_count(const char *s, const char *flag, long long max, long long *out, const char *usage);

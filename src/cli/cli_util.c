@@ -150,6 +150,41 @@ int cli_parse(int argc, char **argv, const cli_flag *flags, const char *usage)
     return 0;
 }
 
+int cli_subcommand(int argc, char **argv, const char *cmd, const void *table, size_t n,
+                   size_t stride, const char *usage, int *rc)
+{
+    const char *sub = argc >= 2 ? argv[1] : NULL;
+    char list_zh[256] = "", list_en[256] = ""; /* the names, for the message */
+    for (size_t i = 0, uz = 0, ue = 0; i < n; i++) {
+        const char *name = *(const char *const *)((const char *)table + i * stride);
+        if (sub && strcmp(sub, name) == 0)
+            return (int)i;
+        int w = snprintf(list_zh + uz, sizeof list_zh - uz, "%s%s", i ? "、" : "", name);
+        if (w > 0 && (size_t)w < sizeof list_zh - uz)
+            uz += (size_t)w;
+        w = snprintf(list_en + ue, sizeof list_en - ue, "%s%s", i ? ", " : "", name);
+        if (w > 0 && (size_t)w < sizeof list_en - ue)
+            ue += (size_t)w;
+    }
+    if (sub && (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0)) {
+        fputs(usage, stdout);
+        *rc = 0;
+        return -1;
+    }
+    char zh[400], en[400];
+    if (sub) {
+        snprintf(zh, sizeof zh, "未知的 %s 子命令 %.64s（可用：%s）", cmd, sub, list_zh);
+        snprintf(en, sizeof en, "unknown %s subcommand %.64s (one of: %s)", cmd, sub, list_en);
+    } else {
+        snprintf(zh, sizeof zh, "%s 缺少子命令（可用：%s）", cmd, list_zh);
+        snprintf(en, sizeof en, "%s needs a subcommand (one of: %s)", cmd, list_en);
+    }
+    cli_error(zh, en);
+    fputs(usage, stderr);
+    *rc = 2;
+    return -1;
+}
+
 int cli_number(const char *s, const char *flag, long long min, long long max, long long *out,
                const char *usage)
 {

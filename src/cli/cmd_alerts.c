@@ -190,13 +190,13 @@ static int cmd_test(int argc, char **argv)
 
 int cmd_alerts(int argc, char **argv)
 {
-    const char *sub = argc >= 2 ? argv[1] : "";
-    if (!strcmp(sub, "silence"))
+    static const char *const subs[] = {"silence", "list", "expire", "test"};
+    int rc, sub = CLI_SUBCOMMAND(argc, argv, "alerts", subs, usage, &rc);
+    if (sub < 0)
+        return rc;
+    if (sub == 0)
         return cmd_silence(argc - 1, argv + 1);
-    if (!strcmp(sub, "list") || !strcmp(sub, "expire"))
-        return cmd_list_expire(argc - 1, argv + 1, !strcmp(sub, "expire"));
-    if (!strcmp(sub, "test"))
+    if (sub == 3)
         return cmd_test(argc - 1, argv + 1);
-    fprintf(stderr, "%s", usage);
-    return 2;
+    return cmd_list_expire(argc - 1, argv + 1, sub == 2);
 }

@@ -485,18 +485,9 @@ static int audit_prune(const char *dir, const char *before_s, const char *years_
 int cmd_audit(int argc, char **argv)
 {
     static const char *const subs[] = {"verify", "export", "list", "prune"};
-    int sub = -1;
-    for (int i = 0; argc >= 2 && i < 4; i++)
-        if (!strcmp(argv[1], subs[i]))
-            sub = i;
-    if (sub < 0) {
-        if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-            fputs(usage, stdout);
-            return 0;
-        }
-        fputs(usage, stderr);
-        return EXIT_USAGE;
-    }
+    int rc, sub = CLI_SUBCOMMAND(argc, argv, "audit", subs, usage, &rc);
+    if (sub < 0)
+        return rc;
     const char *dir = NULL, *from_cp = NULL, *pub = NULL, *bundle = NULL, *out = NULL, *from = NULL,
                *to = NULL, *limit = NULL, *before = NULL, *years = NULL, *shipped = NULL,
                *sink = NULL;

@@ -208,11 +208,6 @@ static const struct {
 
 int cmd_backup(int argc, char **argv)
 {
-    if (argc >= 2)
-        for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
-            if (strcmp(argv[1], subs[i].name) == 0)
-                return subs[i].fn(argc - 1, argv + 1);
-    fputs(usage,
-          argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? stdout : stderr);
-    return argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 2;
+    int rc, sub = CLI_SUBCOMMAND(argc, argv, "backup", subs, usage, &rc);
+    return sub < 0 ? rc : subs[sub].fn(argc - 1, argv + 1);
 }

@@ -38,11 +38,11 @@ static void cst(int64_t t, char out[40])
 
 int cmd_clock(int argc, char **argv)
 {
-    if (argc < 2 || (strcmp(argv[1], "status") && strcmp(argv[1], "confirm"))) {
-        fprintf(stderr, "%s", usage);
-        return 2;
-    }
-    int confirm = !strcmp(argv[1], "confirm");
+    static const char *const subs[] = {"status", "confirm"};
+    int rc, sub = CLI_SUBCOMMAND(argc, argv, "clock", subs, usage, &rc);
+    if (sub < 0)
+        return rc;
+    int confirm = sub == 1;
     const char *dir = NULL;
     const cli_flag flags[] = {{"--data-dir", 0, &dir, NULL}, {NULL, 0, NULL, NULL}};
     if (cli_parse(argc - 1, argv + 1, flags, usage) < 0 ||
@@ -52,7 +52,7 @@ int cmd_clock(int argc, char **argv)
     if (!s)
         return 1;
     fp_err err = {0};
-    int rc = 0;
+    rc = 0;
     if (confirm) {
         char actor[80];
         const char *user = getenv("SUDO_USER");

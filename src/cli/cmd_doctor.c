@@ -27,19 +27,11 @@ static const char usage[] =
     "  逐层诊断到开票服务器的连接（代理、DNS、TCP、TLS、HTTP、API），给出第一个失败层的\n"
     "  原因、解决办法和知识库文章。\n";
 
-int cmd_doctor(int argc, char **argv)
+/* Takes the URL (the first argument not starting with '-' and not a flag's
+ * value) out of argv: the rest, argv[0] first, into rest; returns their
+ * count. */
+static int split_url(int argc, char **argv, const char **url, char **rest)
 {
-    const char *url = NULL, *timeout = NULL, *dns = NULL, *cacert = NULL, *token = NULL,
-               *cid = NULL, *csec = NULL, *resolve = NULL, *config = NULL, *issuer = NULL,
-               *pin = NULL, *tls_max = NULL, *tls_prio = NULL, *proxy = NULL, *expect = NULL,
-               *trusted = NULL, *pac = NULL;
-    int json = 0, v4 = 0, v6 = 0, upstream = 0;
-    /* the URL is the one positional argument; the rest are flags */
-    char **rest = calloc((size_t)argc + 1, sizeof *rest);
-    if (!rest)
-        return 2;
-    int n = 0;
-    rest[n++] = argv[0];
     static const char *const valued[] = {"--timeout",
                                          "--dns-server",
                                          "--cacert",
@@ -57,9 +49,11 @@ int cmd_doctor(int argc, char **argv)
                                          "--trusted-dns",
                                          "--pac",
                                          NULL};
+    int n = 0;
+    rest[n++] = argv[0];
     for (int i = 1; i < argc; i++) {
-        if (argv[i][0] != '-' && !url) {
-            url = argv[i];
+        if (argv[i][0] != '-' && !*url) {
+            *url = argv[i];
             continue;
         }
         rest[n++] = argv[i];
@@ -69,6 +63,21 @@ int cmd_doctor(int argc, char **argv)
                 break;
             }
     }
+    return n;
+}
+
+int cmd_doctor(int argc, char **argv)
+{
+    const char *url = NULL, *timeout = NULL, *dns = NULL, *cacert = NULL, *token = NULL,
+               *cid = NULL, *csec = NULL, *resolve = NULL, *config = NULL, *issuer = NULL,
+               *pin = NULL, *tls_max = NULL, *tls_prio = NULL, *proxy = NULL, *expect = NULL,
+               *trusted = NULL, *pac = NULL;
+    int json = 0, v4 = 0, v6 = 0, upstream = 0;
+    /* the URL is the one positional argument; the rest are flags */
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    if (!rest)
+        return 2;
+    int n = split_url(argc, argv, &url, rest);
     const cli_flag flags[] = {
         {"--json", 1, NULL, &json},
         {"--timeout", 0, &timeout, NULL},

@@ -232,17 +232,6 @@ int cmd_kb(int argc, char **argv)
         const char *name;
         int (*fn)(int, char **);
     } subs[] = {{"search", do_search}, {"show", do_show}, {"list", do_list}};
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        printf("%s", usage);
-        return argc < 2 ? 2 : 0;
-    }
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
-        if (strcmp(argv[1], subs[i].name) == 0)
-            return subs[i].fn(argc - 1, argv + 1);
-    char zh[160], en[160];
-    snprintf(zh, sizeof zh, "未知的 kb 子命令 %.64s", argv[1]);
-    snprintf(en, sizeof en, "unknown kb subcommand %.64s", argv[1]);
-    cli_error(zh, en);
-    fprintf(stderr, "%s", usage);
-    return 2;
+    int rc, sub = CLI_SUBCOMMAND(argc, argv, "kb", subs, usage, &rc);
+    return sub < 0 ? rc : subs[sub].fn(argc - 1, argv + 1);
 }

@@ -307,14 +307,9 @@ int cmd_keys(int argc, char **argv)
                 {"rotate", keys_rotate},
                 {"revoke", keys_revoke},
                 {"set", keys_set}};
-    int sub = -1;
-    for (int i = 0; argc >= 2 && i < (int)(sizeof subs / sizeof subs[0]); i++)
-        if (!strcmp(argv[1], subs[i].name))
-            sub = i;
-    if (sub < 0) {
-        fputs(usage, stderr);
-        return 2;
-    }
+    int rc, sub = CLI_SUBCOMMAND(argc, argv, "keys", subs, usage, &rc);
+    if (sub < 0)
+        return rc;
     keys_args k = {0};
     const char *dir = NULL;
     const cli_flag flags[] = {
@@ -331,7 +326,7 @@ int cmd_keys(int argc, char **argv)
     if (cli_parse(argc - 1, argv + 1, flags, usage) < 0 ||
         cli_require(dir, "--data-dir", usage) < 0)
         return 2;
-    int rc = keys_check(sub, &k);
+    rc = keys_check(sub, &k);
     if (rc)
         return rc;
     /* list only reads: the store opened read-only (no migration, no

@@ -146,10 +146,10 @@ static int redrive_one(fp_store *s, int64_t id)
 
 int cmd_outbox(int argc, char **argv)
 {
-    if (argc < 2 || (strcmp(argv[1], "list") && strcmp(argv[1], "redrive"))) {
-        fputs(outbox_usage, stderr);
-        return 2;
-    }
+    static const char *const subs[] = {"list", "redrive"};
+    int rc, sub = CLI_SUBCOMMAND(argc, argv, "outbox", subs, outbox_usage, &rc);
+    if (sub < 0)
+        return rc;
     const char *dir = NULL, *state = NULL, *limit = NULL, *job = NULL;
     int json = 0, all_dead = 0;
     const cli_flag flags[] = {
@@ -162,7 +162,7 @@ int cmd_outbox(int argc, char **argv)
         cli_require(dir, "--data-dir", outbox_usage) < 0)
         return 2;
     long long id = 0, nlimit = 100;
-    if (!strcmp(argv[1], "redrive") && (!job) == (!all_dead)) {
+    if (sub == 1 && (!job) == (!all_dead)) {
         cli_error("redrive 需要 --job ID（正整数）或 --all-dead 之一",
                   "redrive needs one of --job ID (a positive integer) or --all-dead");
         return 2;
@@ -170,11 +170,11 @@ int cmd_outbox(int argc, char **argv)
     if (cli_number(job, "--job", 1, INT64_MAX, &id, outbox_usage) < 0 ||
         cli_number(limit, "--limit", 1, 100000, &nlimit, outbox_usage) < 0)
         return 2;
-    fp_store *s = !strcmp(argv[1], "list") ? cli_open_store_ro(dir) : cli_open_store(dir);
+    fp_store *s = sub == 0 ? cli_open_store_ro(dir) : cli_open_store(dir);
     if (!s)
         return 1;
-    int rc = 0;
-    if (!strcmp(argv[1], "list")) {
+    rc = 0;
+    if (sub == 0) {
         rc = outbox_list(s, state, nlimit, json);
     } else if (job) {
         rc = redrive_one(s, id) < 0;
@@ -197,11 +197,10 @@ int cmd_outbox(int argc, char **argv)
 
 int cmd_webhook(int argc, char **argv)
 {
-    if (argc < 2 ||
-        (strcmp(argv[1], "set") && strcmp(argv[1], "show") && strcmp(argv[1], "remove"))) {
-        fputs(webhook_usage, stderr);
-        return 2;
-    }
+    static const char *const subs[] = {"set", "show", "remove"};
+    int rc, sub = CLI_SUBCOMMAND(argc, argv, "webhook", subs, webhook_usage, &rc);
+    if (sub < 0)
+        return rc;
     const char *dir = NULL, *client = NULL, *url = NULL, *secret = NULL;
     int allow_private = 0;
     const cli_flag flags[] = {
@@ -216,7 +215,7 @@ int cmd_webhook(int argc, char **argv)
         cli_require(dir, "--data-dir", webhook_usage) < 0 ||
         cli_require(client, "--client-id", webhook_usage) < 0)
         return 2;
-    int set = !strcmp(argv[1], "set");
+    int set = sub == 0;
     if (set && cli_require(url, "--url", webhook_usage) < 0)
         return 2;
     if (set && !fp_webhook_url_ok(url)) {
@@ -245,8 +244,8 @@ int cmd_webhook(int argc, char **argv)
     if (!s)
         return 1;
     fp_err err = {0};
-    int rc = 0;
-    if (!strcmp(argv[1], "show")) {
+    rc = 0;
+    if (sub == 1) {
         char u[2048], sec[128];
         if (fp_store_webhook_get(s, client, u, sizeof u, sec, sizeof sec) < 0) {
             cli_fail("无法读取客户端", "cannot read the client", client);

@@ -205,12 +205,11 @@ static int advance(const char *dir, const char *id_s, const char *past, const ch
 
 int cmd_ranges(int argc, char **argv)
 {
-    if (argc < 2 ||
-        (strcmp(argv[1], "import") && strcmp(argv[1], "list") && strcmp(argv[1], "advance"))) {
-        fprintf(stderr, "%s", usage);
-        return 2;
-    }
-    int importing = !strcmp(argv[1], "import");
+    static const char *const subs[] = {"import", "list", "advance"};
+    int rc, sub = CLI_SUBCOMMAND(argc, argv, "ranges", subs, usage, &rc);
+    if (sub < 0)
+        return rc;
+    int importing = sub == 0;
     const char *dir = NULL, *prefix = NULL, *first = NULL, *last = NULL, *file = NULL,
                *seller = "1", *range_id = NULL, *past = NULL, *to = NULL;
     int json = 0;
@@ -225,7 +224,7 @@ int cmd_ranges(int argc, char **argv)
     if (cli_parse(argc - 1, argv + 1, flags, usage) < 0 ||
         cli_require(dir, "--data-dir", usage) < 0)
         return 2;
-    if (!strcmp(argv[1], "advance"))
+    if (sub == 2)
         return advance(dir, range_id, past, to);
     long long seller_id = 0, a = 0, b = 0;
     if (cli_number(seller, "--seller-id", 1, INT64_MAX, &seller_id, usage) < 0 ||
@@ -241,7 +240,6 @@ int cmd_ranges(int argc, char **argv)
     fp_store *s = importing ? cli_open_store(dir) : cli_open_store_ro(dir);
     if (!s)
         return 1;
-    int rc;
     fp_seller *sel = importing ? malloc(sizeof *sel) : NULL;
     if (importing && (!sel || fp_store_get_seller(s, seller_id, sel) < 0)) {
         char zh[128], en[128];

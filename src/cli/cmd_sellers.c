@@ -350,14 +350,9 @@ static const struct {
 
 int cmd_sellers(int argc, char **argv)
 {
-    int sub = -1;
-    for (int i = 0; argc >= 2 && i < (int)(sizeof subs / sizeof subs[0]); i++)
-        if (!strcmp(argv[1], subs[i].name))
-            sub = i;
-    if (sub < 0) {
-        fputs(usage, stderr);
-        return 2;
-    }
+    int rc, sub = CLI_SUBCOMMAND(argc, argv, "sellers", subs, usage, &rc);
+    if (sub < 0)
+        return rc;
     args a;
     memset(&a, 0, sizeof a);
     cli_flag flags[NFIELDS + 4];
@@ -386,14 +381,14 @@ int cmd_sellers(int argc, char **argv)
         return 2;
     }
     for (int i = 0; i < NFIELDS; i++) {
-        int rc = a.val[i] ? check_value(i, a.val[i]) : 0;
+        rc = a.val[i] ? check_value(i, a.val[i]) : 0;
         if (rc)
             return rc;
     }
     fp_store *s = subs[sub].read_only ? cli_open_store_ro(a.dir) : cli_open_store(a.dir);
     if (!s)
         return 1;
-    int rc = subs[sub].run(s, &a);
+    rc = subs[sub].run(s, &a);
     fp_store_close(s);
     return rc;
 }

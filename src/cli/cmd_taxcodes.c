@@ -244,11 +244,11 @@ static int show(const char *dir, const char *code, int json)
 
 int cmd_taxcodes(int argc, char **argv)
 {
-    int importing = argc >= 2 && !strcmp(argv[1], "import");
-    if (argc < 2 || (!importing && strcmp(argv[1], "show"))) {
-        fputs(usage, stderr);
-        return 2;
-    }
+    static const char *const subs[] = {"import", "show"};
+    int rc, sub = CLI_SUBCOMMAND(argc, argv, "taxcodes", subs, usage, &rc);
+    if (sub < 0)
+        return rc;
+    int importing = sub == 0;
     /* show's CODE is the one argument that is neither a flag nor a flag's
      * value: taken out before the flags are parsed */
     const char *dir = NULL, *file = NULL, *code = NULL;

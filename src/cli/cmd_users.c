@@ -205,14 +205,9 @@ int cmd_users(int argc, char **argv)
                 {"list", users_list},
                 {"disable", users_disable},
                 {"reset-2fa", users_reset}};
-    int sub = -1;
-    for (int i = 0; argc >= 2 && i < (int)(sizeof subs / sizeof subs[0]); i++)
-        if (!strcmp(argv[1], subs[i].name))
-            sub = i;
-    if (sub < 0) {
-        fputs(usage, stderr);
-        return argc >= 2 && !strcmp(argv[1], "--help") ? 0 : 2;
-    }
+    int rc, sub = CLI_SUBCOMMAND(argc, argv, "users", subs, usage, &rc);
+    if (sub < 0)
+        return rc;
     users_args k = {0};
     const char *dir = NULL;
     const cli_flag flags[] = {
@@ -227,7 +222,7 @@ int cmd_users(int argc, char **argv)
     if (cli_parse(argc - 1, argv + 1, flags, usage) < 0 ||
         cli_require(dir, "--data-dir", usage) < 0)
         return 2;
-    int rc = users_check(sub == 0, sub == 1, &k);
+    rc = users_check(sub == 0, sub == 1, &k);
     if (rc)
         return rc;
     fp_store *s = sub == 1 ? cli_open_store_ro(dir) : cli_open_store(dir);

@@ -40,45 +40,6 @@ RATE = int(os.environ.get("FAPIAO_DRILL_RATE", "300"))  # offered invoices/s
 MIN_RATE = 200  # acknowledged invoices/s at the fault moment (issue 17)
 MAX_UNAVAILABLE_S = 90
 
-# ---- seeding the database ----------------------------------------------------
-
-SEED_TABLES = ("sellers", "clients", "client_secrets", "number_ranges")
-
-
-def _sql_literal(v):
-    if v is None:
-        return "NULL"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, bytes):
-        return "'\\x%s'::bytea" % v.hex()
-    return "'" + str(v).replace("'", "''") + "'"
-
-
-def seed_from_sqlite(form, db_path):
-    """Copies the demo installation's seller, client and range (fapiao init
-    --demo) into PostgreSQL, column for column, after a node migrated the
-    schema.  The test's stand-in for `fapiao migrate-store`."""
-    import sqlite3
-    con = sqlite3.connect("file:%s?mode=ro" % db_path, uri=True)
-    stmts = []
-    try:
-        for t in SEED_TABLES:
-            pg_cols = [r[0] for r in form.psql(form.primary().port,
-                       "select column_name from information_schema.columns "
-                       "where table_name = '%s' and table_schema = 'public'" % t)]
-            cols = [r[1] for r in con.execute("pragma table_info(%s)" % t) if r[1] in pg_cols]
-            for row in con.execute("select %s from %s" % (", ".join(cols), t)):
-                stmts.append("insert into %s(%s) values(%s) on conflict do nothing" % (
-                    t, ", ".join(cols), ", ".join(_sql_literal(v) for v in row)))
-            if "id" in cols:
-                stmts.append("select setval(pg_get_serial_sequence('%s', 'id'), "
-                             "(select coalesce(max(id), 1) from %s))" % (t, t))
-    finally:
-        con.close()
-    form.psql(form.primary().port, "begin; " + "; ".join(stmts) + "; commit")
-
-
 # ---- HAProxy -----------------------------------------------------------------
 
 class Proxy:
@@ -317,7 +278,13 @@ class Rig:
                 "--global-rate", "0", "--concurrency-max", "off", "--auth-fail-rate", "0",
                 # every test connection comes from 127.0.0.1 (the PROXY header says so)
                 "--max-connections-per-ip", "1000"]
-        n1 = e2e.Server(self.base / "node1", ["--database", self.form.url] + args)
+        # `fapiao init --demo --database URL` migrates the schema and puts the
+        # demo seller, credential and range into PostgreSQL, as an operator
+        # sets a node up (docs/ha.md); node2's own init only makes its data
+        # directory, whose keys and certificate are then node1's
+        n1 = e2e.Server(self.base / "node1", ["--database", self.form.url] + args,
+                        init_args=["--database", self.form.url])
+        assert not n1.db_path.exists(), "init made a SQLite file beside a server database"
         n2 = e2e.Server(self.base / "node2", ["--database", self.form.conninfo] + args)
         # one installation: node2 takes node1's keys and certificate
         for name in ("token.key", "audit.key", "webhook.key", "audit.pub"):
@@ -328,8 +295,7 @@ class Rig:
         shutil.copytree(n1.data_dir / "tls", n2.data_dir / "tls")
         n2.trust(n1.ca_cert)
         self.nodes = [n1, n2]
-        self._start_direct(n1)  # migrates the schema
-        seed_from_sqlite(self.form, n1.db_path)
+        self._start_direct(n1)
         self._start_direct(n2)
         self.proxy = Proxy(self.base / "haproxy", self.nodes, n1.ca_cert, n1._ctx).start()
         self.token = None

@@ -9,17 +9,14 @@ The pgBackRest and PostgreSQL settings are the shipped ones,
 deploy/pgbackrest/pgbackrest.conf and postgresql.fapiao.conf, with only the
 paths and the port replaced: the drill tests those files.
 
-Also here: the copy of the demo installation's sellers, credentials and
-ranges from `fapiao init --demo`'s SQLite file into PostgreSQL (the CLI cannot
-write a PostgreSQL store yet: docs/ha.md section 6), and a check of the audit
-chain read by SQL, the same hashes as src/audit/chain.c (`fapiao audit
-verify` opens the SQLite file only, docs/ha.md section 4)."""
+Also here: a check of the audit chain read by SQL, the same hashes as
+src/audit/chain.c, independent of `fapiao audit verify`.  (The demo
+installation gets into PostgreSQL by `fapiao init --demo --database URL`.)"""
 import hashlib
 import json
 import os
 import shutil
 import socket
-import sqlite3
 import struct
 import subprocess
 import time
@@ -194,9 +191,7 @@ class Cluster:
         return r
 
 
-# ---- the demo installation in PostgreSQL --------------------------------
-
-# tables copied from `fapiao init --demo`'s SQLite file, parents first# ---- the audit chain, checked by SQL ------------------------------------
+# ---- the audit chain, checked by SQL ------------------------------------
 
 _V1_FIELDS = ("actor", "action", "target", "request_id", "client_ip", "outcome")
 

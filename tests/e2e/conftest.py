@@ -37,7 +37,39 @@ SLOW = 3 if SANITIZED else 1
 # process started from here on (the faults and drills suites load this file
 # too); fapiao_env() forces it for the helpers below whatever a test put into
 # os.environ, and a test of the config file sets its own (test_config.py).
+# Whether the environment the tests were started from named a config file
+# itself (kept across the loads of this file: the faults suite loads it too).
+os.environ.setdefault("FAPIAO_TEST_CONFIG_GIVEN", "1" if os.environ.get("FAPIAO_CONFIG") else "")
 os.environ["FAPIAO_CONFIG"] = os.devnull
+
+# A fapiao package installed on the host once broke the suite.  What forces
+# FAPIAO_CONFIG above does not reach the processes some tests start with an
+# environment of their own (env={"LANG": "C"} to check a message's language):
+# those read /etc/fapiao/fapiao.conf.  So the suite refuses to start beside an
+# /etc/fapiao unless the environment it was started from sets FAPIAO_CONFIG.
+HOST_ETC = Path("/etc/fapiao")
+
+
+def host_config_problem(etc=HOST_ETC, given=None):
+    """Why the tests must not run on this host (zh + en), or None."""
+    if given is None:
+        given = os.environ.get("FAPIAO_TEST_CONFIG_GIVEN")
+    if given or not etc.exists():
+        return None
+    return ("%s 存在（主机上装有 fapiao 软件包？）：以自带环境启动 fapiao 的测试会读取其中的 "
+            "fapiao.conf。请先卸载（apt-get purge fapiao）并删除该目录，或在启动测试的环境中"
+            "设置 FAPIAO_CONFIG（如 FAPIAO_CONFIG=/dev/null）后再运行。\n"
+            "%s exists (a fapiao package installed on this host?): the tests that start "
+            "fapiao with an environment of their own would read its fapiao.conf. Remove it "
+            "(apt-get purge fapiao, then the directory), or set FAPIAO_CONFIG (e.g. "
+            "FAPIAO_CONFIG=/dev/null) in the environment you start the tests from."
+            % (etc, etc))
+
+
+def pytest_sessionstart(session):
+    problem = host_config_problem()
+    if problem:
+        pytest.exit(problem, returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 def fapiao_env(**extra):

@@ -29,6 +29,7 @@ from faultzoo.servers import (ConnectProxy, FakeDns, FakeFapiao, GnutlsServer, P
 server = faultzoo.e2e.server
 make_server = faultzoo.e2e.make_server
 pytest_runtest_makereport = faultzoo.e2e.pytest_runtest_makereport
+pytest_sessionstart = faultzoo.e2e.pytest_sessionstart  # refuses a host with /etc/fapiao
 
 
 def _doctor_missing():

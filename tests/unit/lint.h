@@ -14,6 +14,7 @@
 #define FP_TEST_LINT_H
 
 #include <dirent.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,6 +253,24 @@ static void lint_tokens(const char *s, size_t n, lint_tok_fn *fn, void *arg)
     }
 }
 
+/* A lint's finding: printed as "tag: message" on stderr unless quiet, and
+ * kept (the first max of them, each a char[stride] of findings) for the
+ * planted tree's check; *n counts them all. */
+static void lint_vfinding(char *findings, size_t stride, int max, int *n, int quiet,
+                          const char *tag, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (!quiet)
+        fprintf(stderr, "%s: %s\n", tag, msg);
+    if (*n < max) {
+        size_t k = strnlen(msg, stride - 1);
+        memcpy(findings + (size_t)*n * stride, msg, k);
+        findings[(size_t)*n * stride + k] = 0;
+    }
+    (*n)++;
+}
+
 static int lint_has_suffix(const char *name, const char *suf)
 {
     size_t a = strlen(name), b = strlen(suf);
@@ -293,5 +312,45 @@ static int lint_walk(const char *root, const char *sub, lint_file_fn *fn, void *
     free(names);
     return files;
 }
+
+#ifdef FP_TEST_CHECK_H
+/* A planted tree's findings against its want.txt, which announces them one
+ * a line (a part of the message; blank and '#' lines skipped): each line
+ * must match a finding of its own and no finding may be left over.  The n
+ * findings are messages `stride` bytes apart from `findings` (the first max
+ * of them kept).  The checks are check.h's; returns the announced count. */
+static int lint_check_want(const char *want_path, const char *findings, size_t stride, int n,
+                           int max)
+{
+    size_t len = 0;
+    char *want = lint_read(want_path, &len);
+    int nw = 0, kept = n < max ? n : max;
+    char *used = calloc((size_t)kept + 1, 1);
+    if (!CHECK_MSG(want && used, "cannot read %s", want_path)) {
+        free(want);
+        free(used);
+        return -1;
+    }
+    char *save = NULL;
+    for (char *w = strtok_r(want, "\n", &save); w; w = strtok_r(NULL, "\n", &save)) {
+        if (!w[0] || w[0] == '#')
+            continue;
+        nw++;
+        int hit = -1;
+        for (int i = 0; i < kept && hit < 0; i++)
+            if (!used[i] && strstr(findings + (size_t)i * stride, w))
+                hit = i;
+        if (CHECK_MSG(hit >= 0, "the planted tree should give a finding with \"%s\"", w))
+            used[hit] = 1;
+    }
+    for (int i = 0; i < kept; i++)
+        CHECK_MSG(used[i], "unannounced finding on the planted tree: %s",
+                  findings + (size_t)i * stride);
+    CHECK_EQ_INT(n, nw);
+    free(used);
+    free(want);
+    return nw;
+}
+#endif
 
 #endif

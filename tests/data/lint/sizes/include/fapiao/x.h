@@ -1,0 +1,2 @@
+/* a header: prototypes only */
+int g(void);
