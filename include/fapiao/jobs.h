@@ -161,7 +161,8 @@ typedef struct fp_invoice_state {
     char serial[65];
     int render_state; /* fp_job_state of the latest render job, -1: none */
     char render_error[256];
-    int64_t render_next_at; /* when a pending render is tried next (unix ms) */
+    int64_t render_next_at;  /* when a pending render is tried next (unix ms) */
+    int64_t render_first_at; /* when that render job was queued (job times) */
 } fp_invoice_state;
 int fp_store_invoice_state(fp_store *s, int64_t seller_id, const char *number,
                            fp_invoice_state *out);

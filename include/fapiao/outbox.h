@@ -72,6 +72,8 @@ typedef struct fp_outbox_opts {
     int64_t render_backlog_max; /* pending renders: on-demand mode, default 20000 */
     int64_t render_age_max_ms;  /* the oldest pending render's age: the same, default 10 s */
     int on_demand_wait_ms;      /* an on-demand render's deadline, default 3000 */
+    int64_t on_demand_after_ms; /* background mode: a GET renders a render job queued this
+                                   long ago and never tried, default 500 (-1: off) */
     int64_t job_retention_ms;   /* done jobs are deleted after it, default 7 days */
 } fp_outbox_opts;
 
@@ -104,9 +106,6 @@ int fp_outbox_pdf_space_short(fp_outbox *ob, char *why, size_t cap);
 
 /* ---- the bounded backlog (docs/outbox.md) ---- */
 
-/* 1 while PDFs are rendered on first request (on-demand mode). */
-int fp_outbox_on_demand(fp_outbox *ob);
-
 /* How an on-demand render ended, as told to its done callback. */
 typedef enum {
     FP_OD_DONE = 0,    /* rendered and stored: the file is there, the job done */
@@ -125,6 +124,14 @@ typedef enum {
  * or the seller's share is full (done is not called). */
 int fp_outbox_render_now(fp_outbox *ob, int64_t seller_id, const char *number,
                          void (*done)(int result, void *arg), void *arg);
+
+/* Whether a GET of a PDF whose render job is pending renders it now
+ * (fp_outbox_render_now): always in on-demand mode; in background mode when
+ * the job was queued at least on_demand_after_ms ago (first_at, job times)
+ * and has not failed yet (tried_and_failed = 0): the background is late
+ * for it, and a client should not wait for the mode to switch
+ * (docs/outbox.md). */
+int fp_outbox_render_due(fp_outbox *ob, int64_t first_at, int tried_and_failed);
 
 typedef struct fp_outbox_backlog {
     int on_demand;        /* the mode */

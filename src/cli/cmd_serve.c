@@ -282,6 +282,8 @@ static int apply_numbers(serve_run *r)
         oo->render_age_max_ms = c->render_age_max_s ? (int64_t)c->render_age_max_s * 1000 : -1;
     if (GIVEN(od_wait_ms))
         oo->on_demand_wait_ms = (int)c->od_wait_ms;
+    if (GIVEN(od_after_ms))
+        oo->on_demand_after_ms = c->od_after_ms ? c->od_after_ms : -1;
     if (GIVEN(render_fg_workers))
         oo->render_fg_workers = c->render_fg_workers ? (int)c->render_fg_workers : -1;
     if (GIVEN(job_retention_s))

@@ -197,6 +197,10 @@ static const opt opts[] = {
     {"--render-on-demand-wait", OPT_INT, F(od_wait_ms), 100, 60000, U_MS, "MS", "3000",
      "how long GET .../pdf waits for an on-demand render before answering 202",
      "按需渲染时 GET .../pdf 的最长等待，超时答复 202"},
+    {"--render-on-demand-after", OPT_INT, F(od_after_ms), 0, 3600000, U_MS, "MS", "500",
+     "in background mode too, GET .../pdf renders a PDF whose render was queued this long ago "
+     "(0: only in on-demand mode)",
+     "后台模式下，渲染任务排队超过此时长的 PDF 也由 GET .../pdf 立即渲染（0：仅按需模式）"},
     {"--render-foreground-workers", OPT_INT, F(render_fg_workers), 0, 8, U_NONE, "N", "1",
      "renderer processes for on-demand renders, at the normal scheduling policy (the background's "
      "run at SCHED_IDLE; 0: none, on-demand renders use the background's; docs/outbox.md)",

@@ -36,6 +36,7 @@ typedef struct serve_conf {
     long resp_mem_mb, max_conns, max_per_ip, hs_ms, hdr_ms, body_ms, send_ms, idle_s;
     long ob_workers, render_timeout_s, backoff_ms, retry_for_s, wh_timeout_s;
     long render_backlog_max, render_age_max_s, od_wait_ms, job_retention_s; /* docs/outbox.md */
+    long od_after_ms;
     long render_fg_workers;
     long min_free_mb, ob_free_mb, reserve_mb, probe_ms, slow_ms, deadline_ms;
     long archive_interval_s, archive_lag_warn_s;

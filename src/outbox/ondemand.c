@@ -73,9 +73,15 @@ void fp_ob_od_finish(fp_outbox *ob, od_item *it, int result)
     free(it);
 }
 
-int fp_outbox_on_demand(fp_outbox *ob)
+int fp_outbox_render_due(fp_outbox *ob, int64_t first_at, int tried_and_failed)
 {
-    return ob && atomic_load(&ob->on_demand);
+    if (!ob)
+        return 0;
+    if (atomic_load(&ob->on_demand))
+        return 1;
+    int64_t after = ob->o.on_demand_after_ms;
+    return after > 0 && !tried_and_failed && first_at > 0 &&
+           fp_clock_steady_ms(ob->o.clock) - first_at >= after;
 }
 
 int fp_outbox_render_now(fp_outbox *ob, int64_t seller_id, const char *number,

@@ -650,6 +650,8 @@ int fp_outbox_start(const fp_outbox_opts *o, fp_outbox **out, fp_err *err)
         d->render_age_max_ms = 10000;
     if (d->on_demand_wait_ms <= 0)
         d->on_demand_wait_ms = 3000;
+    if (d->on_demand_after_ms == 0)
+        d->on_demand_after_ms = 500;
     if (d->job_retention_ms == 0)
         d->job_retention_ms = 7LL * 86400 * 1000;
     atomic_store(&ob->backlog, -1);

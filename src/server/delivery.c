@@ -73,15 +73,17 @@ static void od_done(int result, void *arg)
     MHD_resume_connection(r->conn);
 }
 
-/* In on-demand mode, a PDF whose render job is pending is rendered now:
- * the connection is suspended (never a blocked HTTP thread) until the
- * outbox answers, by its deadline at the latest.  1 when suspended; 0 to
- * answer as usual (not on-demand mode, stopping, over the budget). */
-static int od_suspend(fp_req *r)
+/* A PDF whose render job is pending is rendered now in on-demand mode, and
+ * in background mode once the background is late for it
+ * (fp_outbox_render_due): the connection is suspended (never a blocked
+ * HTTP thread) until the outbox answers, by its deadline at the latest.
+ * 1 when suspended; 0 to answer as usual (not due, stopping, over the
+ * budget). */
+static int od_suspend(fp_req *r, const fp_invoice_state *st)
 {
     fp_server *s = r->srv;
     fp_outbox *ob = s->o.outbox;
-    if (!ob || !fp_outbox_on_demand(ob))
+    if (!ob || !fp_outbox_render_due(ob, st->render_first_at, st->render_error[0] != 0))
         return 0;
     /* counted before stopping is read: shutdown waits for it (server.c) */
     atomic_fetch_add(&s->inflight, 1);
@@ -126,7 +128,7 @@ static enum MHD_Result pdf_answer(fp_req *r, int may_render)
         snprintf(en, sizeof en, "The rendered PDF is missing: %s", strerror(errno));
         return fp_problem(r, FPC_INTERNAL, "已生成的 PDF 文件丢失", en, NULL);
     }
-    if (may_render && st.render_state == FP_JS_PENDING && od_suspend(r))
+    if (may_render && st.render_state == FP_JS_PENDING && od_suspend(r, &st))
         return MHD_YES;
     if (st.render_state == FP_JS_DEAD) {
         char en[400];

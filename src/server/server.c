@@ -519,8 +519,12 @@ int fp_server_start(const fp_server_opts *o, fp_server **out, fp_err *err)
         /* Group commit: the store's latency grows with its load well below
          * saturation (bigger batches, a CPU shared with TLS and renderers),
          * so the limiter tolerates 2x its baseline (grows below 1.5x), and
-         * judges 50 ms rounds (bench/overload.sh; adaptive.h). */
-        fp_adaptive_opts ao = {.initial_limit = 64,
+         * judges 50 ms rounds (bench/overload.sh; adaptive.h).  It starts
+         * at 128, above an ordinary client pool's connections (64): it only
+         * grows in rounds with refusals and short latency, so a start equal
+         * to the pool made every stall that filled the pool a 429, and each
+         * armed a probe at half the limit (docs/performance.md §5e). */
+        fp_adaptive_opts ao = {.initial_limit = 128,
                                .min_limit = 8,
                                .max_limit = s->o.concurrency_max,
                                .tolerance_permille = 2000,

@@ -6,6 +6,7 @@ counts only: a backlog is built with the render fault and a one-hour retry
 backoff, so nothing renders in the background while a test looks."""
 import json
 import os
+import time
 
 from conftest import SLOW
 from test_outbox import ALLOW, issue, jobs, metric, receivers, set_webhook, status_of, wait_for  # noqa: F401
@@ -199,3 +200,40 @@ def test_no_foreground_pool(make_server):
     wait_for(lambda: metric(srv, "fapiao_render_pool_renders_total", '{pool="background"}') == 3,
              what="3 background renders")
     assert metric(srv, "fapiao_render_pool_renders_total", '{pool="foreground"}') == 0
+
+
+def test_a_late_render_is_rendered_on_its_get(make_server):
+    """Background mode that never switches (no threshold by count or age),
+    the background held: a GET of a PDF whose render job was queued at least
+    --render-on-demand-after ago renders it now, in the foreground pool, and
+    the mode stays background.  (Before: 202 until the mode switched, which
+    at 2,000/s took the first 10-14 s of a run: docs/performance.md.)"""
+    srv = make_server(serve_args=HOLD + ["--render-backlog-max", "0",
+                                         "--render-on-demand-after", "200"])
+    faults(srv, "hold")
+    numbers = [issue(srv, "late-%d" % i) for i in range(2)]
+    wait_for(lambda: pdf(srv, numbers[0]).status == 200, what="the late PDF rendered on its GET")
+    assert metric(srv, "fapiao_render_on_demand") == 0
+    assert metric(srv, "fapiao_render_mode_switches_total") == 0
+    assert metric(srv, "fapiao_pdfs_rendered_total", '{how="on_demand"}') == 1
+    assert metric(srv, "fapiao_render_pool_renders_total", '{pool="foreground"}') == 1
+    assert metric(srv, "fapiao_render_pool_renders_total", '{pool="background"}') == 0
+    states = {j["invoice_number"]: (j["state"], j["attempts"])
+              for j in jobs(srv) if j["kind"] == "render"}
+    assert states == {numbers[0]: ("done", 1), numbers[1]: ("pending", 0)}, states
+
+
+def test_a_late_render_waits_with_the_rule_off(make_server):
+    """--render-on-demand-after 0: in background mode a GET never renders;
+    a late PDF is 202 until the background (held here) gets to it."""
+    srv = make_server(serve_args=HOLD + ["--render-backlog-max", "0",
+                                         "--render-on-demand-after", "0"])
+    faults(srv, "hold")
+    number = issue(srv, "late-off")
+    time.sleep(0.5)  # older than the default threshold (500 ms)
+    r = pdf(srv, number)
+    assert r.status == 202 and r.header("Retry-After") == "1", r
+    assert metric(srv, "fapiao_pdfs_rendered_total", '{how="on_demand"}') == 0
+    faults(srv, "ok")
+    wait_for(lambda: pdf(srv, number).status == 200, what="the background render")
+    assert metric(srv, "fapiao_render_pool_renders_total", '{pool="background"}') == 1

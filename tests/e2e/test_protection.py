@@ -192,3 +192,38 @@ def test_global_connection_cap(make_server):
     finally:
         for h in idle:
             h.close()
+
+
+def test_a_stall_refuses_none_of_80_connections(make_server):
+    """80 issue requests in flight at once while the writer is stalled (a
+    slow fsync): none is refused.  The adaptive limit starts at 128, above
+    the connection count of an ordinary client pool, so a stall that puts
+    every connection in flight is not a 429 (before: it started at 64 and
+    refused 16 of these; at 2,000/s such refusals also armed the limit's
+    probe, which refused 100-220 more: docs/performance.md §5e)."""
+    srv = make_server(serve_args=["--fault-injection", "--client-rate", "0",
+                                  "--max-connections-per-ip", "512"])
+    srv.token()
+    n = 80
+    conns = [srv.connection() for _ in range(n)]
+    for c in conns:  # every TLS handshake done before the stall
+        assert srv.request("GET", "/healthz", auth=False, conn=c).status == 200
+    assert srv.post_json("/v1/_faults", {"fsync_delay_ms": 2000}).status == 200
+    start = threading.Barrier(n)
+    statuses = [None] * n
+
+    def one(i):
+        start.wait(timeout=30 * SLOW)
+        statuses[i] = srv.issue("stall-%d" % i, conn=conns[i]).status
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60 * SLOW)
+    assert srv.post_json("/v1/_faults", {"fsync_delay_ms": 0}).status == 200
+    for c in conns:
+        c.close()
+    assert statuses.count(429) == 0, statuses
+    assert None not in statuses, statuses
+    assert metric(srv, 'fapiao_admission_refused_total{reason="concurrency"}') == 0

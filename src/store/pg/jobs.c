@@ -449,12 +449,13 @@ int pg_store_invoice_state(void *be, int64_t seller_id, const char *number, fp_i
     pg_i64(&p, seller_id);
     PGconn *c = pg_racquire(s);
     int rc;
-    PGresult *r = pg_q(c,
-                       "SELECT i.status, i.failure, i.serial, j.state, j.last_error, j.next_at "
-                       "FROM invoices i LEFT JOIN jobs j ON j.id = (SELECT max(id) FROM "
-                       "jobs WHERE invoice_number=i.number AND kind='render') "
-                       "WHERE i.number=$1 AND i.seller_id=$2",
-                       &p, &rc, NULL);
+    PGresult *r =
+        pg_q(c,
+             "SELECT i.status, i.failure, i.serial, j.state, j.last_error, j.next_at, j.first_at "
+             "FROM invoices i LEFT JOIN jobs j ON j.id = (SELECT max(id) FROM "
+             "jobs WHERE invoice_number=i.number AND kind='render') "
+             "WHERE i.number=$1 AND i.seller_id=$2",
+             &p, &rc, NULL);
     if (r && PQntuples(r) == 0)
         rc = FP_ENOTFOUND;
     else if (r) {
@@ -465,6 +466,7 @@ int pg_store_invoice_state(void *be, int64_t seller_id, const char *number, fp_i
             out->render_state = fp_job_state_from_name(PQgetvalue(r, 0, 3));
         pg_col(r, 0, 4, out->render_error, sizeof out->render_error);
         out->render_next_at = pg_int(r, 0, 5);
+        out->render_first_at = pg_int(r, 0, 6);
     }
     PQclear(r);
     pg_rrelease(s, c);

@@ -99,6 +99,8 @@ struct fp_sqlite {
     pthread_t ckpt;
     int ckpt_started;
     sqlite3 *cdb;
+    int64_t page_size;             /* the database's, read at open (writer.c) */
+    _Atomic uint64_t wal_restarts; /* restarts the checkpointer made (writer.c) */
     pthread_mutex_t cklock;
     pthread_cond_t ckcond;
     int ck_pending, ck_stop;

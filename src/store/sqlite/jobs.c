@@ -480,13 +480,13 @@ int sq_store_invoice_state(void *be, int64_t seller_id, const char *number, fp_i
     out->render_state = -1;
     void *slot;
     sqlite3 *db = fp_sq_racquire(s, &slot);
-    sqlite3_stmt *st =
-        fp_sq_prep(db,
-                   "SELECT i.status, i.failure, i.serial, j.state, j.last_error, j.next_at "
-                   "FROM invoices i LEFT JOIN jobs j ON j.id = (SELECT max(id) FROM "
-                   "jobs WHERE invoice_number=i.number AND kind='render') "
-                   "WHERE i.number=?1 AND i.seller_id=?2",
-                   NULL);
+    sqlite3_stmt *st = fp_sq_prep(
+        db,
+        "SELECT i.status, i.failure, i.serial, j.state, j.last_error, j.next_at, j.first_at "
+        "FROM invoices i LEFT JOIN jobs j ON j.id = (SELECT max(id) FROM "
+        "jobs WHERE invoice_number=i.number AND kind='render') "
+        "WHERE i.number=?1 AND i.seller_id=?2",
+        NULL);
     int rc = FP_EIO;
     if (st) {
         sqlite3_bind_text(st, 1, number, -1, SQLITE_STATIC);
@@ -501,6 +501,7 @@ int sq_store_invoice_state(void *be, int64_t seller_id, const char *number, fp_i
                     fp_job_state_from_name((const char *)sqlite3_column_text(st, 3));
             fp_sq_col(st, 4, out->render_error, sizeof out->render_error);
             out->render_next_at = sqlite3_column_int64(st, 5);
+            out->render_first_at = sqlite3_column_int64(st, 6);
         }
         rc = step == SQLITE_ROW ? 0 : step == SQLITE_DONE ? FP_ENOTFOUND : FP_EIO;
         sqlite3_finalize(st);

@@ -210,8 +210,12 @@ int sq_open(const fp_store_opts *o, void **out, fp_err *err)
     if (!s->o.read_only) {
         /* A connection checkpoints only once it has opened the WAL: read first. */
         if ((rc = fp_sq_open_conn(o->path, SQLITE_OPEN_READWRITE, vfs, &s->cdb, err)) < 0 ||
-            (rc = fp_sq_exec(s->cdb, "SELECT count(*) FROM sqlite_master", err)) < 0 ||
-            (rc = fp_sq_writer_start(s, err)) < 0)
+            (rc = fp_sq_exec(s->cdb, "SELECT count(*) FROM sqlite_master", err)) < 0)
+            goto fail;
+        int null = 0;
+        if (fp_sq_int_or_null(s->cdb, "PRAGMA page_size", 0, &s->page_size, &null) < 0 || null)
+            s->page_size = 4096;
+        if ((rc = fp_sq_writer_start(s, err)) < 0)
             goto fail;
     }
     if (bg_check)

@@ -157,6 +157,46 @@ static void truncate_idle_wal(fp_sqlite *s)
         fp_failstop_note_db(s->cdb, "checkpoint");
 }
 
+/* How long a restart waits for readers still on the WAL's old frames
+ * (the writer waits meanwhile), and the passes that catch up first. */
+#define RESTART_WAIT_MS 5
+#define CATCH_UP_PASSES 3
+
+/* The growth itself (above) costs every commit under load: a WAL that
+ * never restarts is appended to, so each commit's fdatasync also commits
+ * the file's new blocks through the file system's journal (at 2,000
+ * invoices/s the WAL reached 23 GB in 600 s; docs/performance.md §5e).  A
+ * passive checkpoint never catches up with a writer that commits every
+ * few ms, so the checkpointer makes the restart happen once the WAL holds
+ * more than wal_keep_bytes (frames, not the file's size: after a restart
+ * the file keeps its size and is written over).  A few more passes
+ * first, without holding anyone up, each copying what was committed while
+ * the previous one ran; then it takes the writer's lock between two
+ * batches, checkpoints the last few commits' frames and waits up to
+ * RESTART_WAIT_MS for readers to leave the old frames
+ * (SQLITE_CHECKPOINT_RESTART).  The writer waits for that (a few ms, once
+ * per wal_keep_bytes of WAL); its next commit writes the WAL from the
+ * start, over blocks already on disk.  Busy (a reader stayed): the next
+ * pass tries again. */
+static void restart_full_wal(fp_sqlite *s, int frames, int done)
+{
+    if ((int64_t)frames * s->page_size <= s->o.wal_keep_bytes)
+        return;
+    for (int i = 0; i < CATCH_UP_PASSES && done < frames; i++)
+        if (sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &done) !=
+            SQLITE_OK)
+            return; /* the next pass says why */
+    pthread_mutex_lock(&s->wlock);
+    sqlite3_busy_timeout(s->cdb, RESTART_WAIT_MS);
+    int rc = sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+    sqlite3_busy_timeout(s->cdb, 5000);
+    pthread_mutex_unlock(&s->wlock);
+    if (rc == SQLITE_OK)
+        atomic_fetch_add(&s->wal_restarts, 1);
+    else if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+        fp_failstop_note_db(s->cdb, "checkpoint");
+}
+
 static void *ckpt_main(void *arg)
 {
     fp_sqlite *s = arg;
@@ -179,11 +219,14 @@ static void *ckpt_main(void *arg)
          * keeps the WAL short on a quiet server too.  None after a
          * fail-stop: the WAL may hold the only good copy. */
         if (fp_failstop_get(s->fs, NULL, 0) == FP_FAILSTOP_NONE) {
-            if (sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) !=
-                SQLITE_OK)
+            int frames = 0, done = 0;
+            if (sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames,
+                                          &done) != SQLITE_OK)
                 fp_failstop_note_db(s->cdb, "checkpoint");
-            else
+            else {
                 truncate_idle_wal(s);
+                restart_full_wal(s, frames, done);
+            }
         }
         pthread_mutex_lock(&s->cklock);
     }
