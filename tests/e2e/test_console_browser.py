@@ -85,7 +85,6 @@ def test_enrol_sign_in_and_overview(make_server, browser, tmp_path):
     assert wait_for(drv, lambda d: d.execute_script(
         "return typeof Chart !== 'undefined' && !!Chart.getChart("
         "document.getElementById('chart'))"), "the chart")
-    screenshot(drv, tmp_path, "console-overview.png")
     drv.find_element(By.ID, "lang").click()
     assert drv.find_element(By.TAG_NAME, "h1").text == "Overview"
     # the page's own CSP let nothing inline run and loaded no other origin
@@ -376,3 +375,39 @@ def test_csrf_from_another_port_refused(make_server, browser):
         evil.shutdown()
         evil.server_close()
         t.join(timeout=10)
+
+
+def chart_points(drv, canvas, dataset=0):
+    """The points of a Chart.js line with a value (not null, not 0)."""
+    return drv.execute_script(
+        "const c = typeof Chart !== 'undefined' && Chart.getChart(document.getElementById("
+        "arguments[0])); if (!c || !c.data.datasets[arguments[1]]) return -1;"
+        "return c.data.datasets[arguments[1]].data.filter((v) => v !== null && v > 0).length;",
+        canvas, dataset)
+
+
+def test_overview_charts_the_history(make_server, browser):
+    """The overview draws the history the built-in alerting keeps
+    (/console/api/overview): the issued invoices are points of the chart's
+    first line, the p99 line has points, no alert is active; the day view
+    has the same 120 bins."""
+    from selenium.webdriver.common.by import By
+    srv, tokens = console_server(make_server, (("feng", "auditor"),))
+    for i in range(4):
+        assert srv.issue("con-ov-%d" % i).status == 201
+    drv = browser
+    sign_in(drv, srv, "feng", tokens["feng"])
+    # the server samples every 5 s and the page asks every 10 s
+    assert wait_for(drv, lambda d: chart_points(d, "chart") > 0, "issued points", 40)
+    assert chart_points(drv, "chart-p99") > 0
+    assert drv.execute_script(
+        "return Chart.getChart(document.getElementById('chart')).data.labels.length") == 120
+    assert drv.find_element(By.ID, "status").get_attribute("data-state") == "ok"
+    assert drv.find_element(By.ID, "status").text == "正常"
+    assert drv.find_elements(By.CSS_SELECTOR, "#alerts li") == []
+    assert drv.find_element(By.ID, "no-alerts").is_displayed()
+    drv.find_element(By.ID, "range-day").click()
+    wait_for(drv, lambda d: "here" in d.find_element(By.ID, "range-day").get_attribute("class"),
+             "the day view")
+    assert wait_for(drv, lambda d: chart_points(d, "chart") > 0, "the day's points", 20)
+
