@@ -459,3 +459,73 @@ def test_overview_shows_degraded_within_5s(make_server, browser, tmp_path):
     # FapiaoDegraded resolves (the 503s' error ratio may keep another alert on)
     wait_for(drv, lambda d: "FapiaoDegraded" not in alert_names(d), "FapiaoDegraded resolved", 30)
     assert srv.issue("con-deg-after").status == 201
+
+
+def form_login(drv, user, code, password=PASSWORD):
+    """Submits the sign-in form; returns the message shown, or ("ok",) once
+    the browser is on the overview."""
+    from selenium.webdriver.common.by import By
+    for el, v in (("user", user), ("password", password), ("totp", code)):
+        drv.find_element(By.ID, el).clear()
+        drv.find_element(By.ID, el).send_keys(v)
+    drv.execute_script("document.getElementById('message').textContent = '';")
+    drv.find_element(By.CSS_SELECTOR, "#login button[type=submit]").click()
+    return wait_for(drv, lambda d: ("ok",) if d.current_url.endswith("/overview.html")
+                    else d.find_element(By.ID, "message").text, "the sign-in's answer")
+
+
+def test_wrong_and_replayed_totp_refused(make_server, browser):
+    """The form refuses a wrong code and, after a sign-in, the same code again
+    (a replay), with the zh message; the right code signs in."""
+    from selenium.webdriver.common.by import By
+    srv, tokens = console_server(make_server, (("he", "auditor"),))
+    seed, _ = enrol(srv, "he", tokens["he"])
+    drv = browser
+    drv.get(srv.base_url + "/console/")
+    code, _step = fresh_code(seed, [])
+    wrong = "%06d" % ((int(code) + 1) % 1000000)
+    assert form_login(drv, "he", wrong) == "用户名、密码或动态口令错误"
+    assert form_login(drv, "he", code) == ("ok",)
+    wait_for(drv, lambda d: "he" in d.find_element(By.ID, "who").text, "signed in")
+    drv.find_element(By.ID, "logout").click()
+    wait_for(drv, lambda d: d.find_elements(By.ID, "login"), "the sign-in page")
+    # the code just used: refused, though it is still within its 30 s window
+    assert form_login(drv, "he", code) == "用户名、密码或动态口令错误"
+    assert srv.request("GET", "/console/api/session", auth=False).status == 401
+    failures = srv.db_query("SELECT count(*) FROM audit WHERE action = 'auth.failure' "
+                            "AND actor = 'user:he'")
+    assert failures[0][0] >= 1  # the audit queue may fold repeats into one record
+
+
+def test_failures_grow_the_delay_never_lock_out(make_server, browser):
+    """Wrong codes through the form: after the free failures the page says to
+    wait N s; a failure after the wait makes it longer; after that wait the
+    right code still signs in (a growing delay, no hard lockout)."""
+    import re
+    from selenium.webdriver.common.by import By
+    srv, tokens = console_server(make_server, (("ma", "admin"),))
+    seed, _ = enrol(srv, "ma", tokens["ma"])
+    drv = browser
+    drv.get(srv.base_url + "/console/")
+
+    def wait_s(msg):
+        m = re.fullmatch(r"尝试次数过多，请稍后重试： (\d+) 秒", msg)
+        return int(m.group(1)) if m else None
+
+    for _ in range(12):  # bounded: the 429 comes after the free failures
+        msg = form_login(drv, "ma", "000000")
+        if wait_s(msg) is not None:
+            break
+        assert msg == "用户名、密码或动态口令错误", msg
+    first = wait_s(msg)
+    assert first is not None and first >= 1, msg
+    # within the delay even the right code is answered "wait" (and not checked)
+    assert wait_s(form_login(drv, "ma", totp(seed))) is not None
+    time.sleep(first + 0.5)
+    assert form_login(drv, "ma", "000000") == "用户名、密码或动态口令错误"
+    second = wait_s(form_login(drv, "ma", "000000"))
+    assert second is not None and second > first, (first, second)
+    time.sleep(second + 0.5)
+    code, _step = fresh_code(seed, [])
+    assert form_login(drv, "ma", code) == ("ok",)
+    wait_for(drv, lambda d: "ma" in d.find_element(By.ID, "who").text, "the admin signed in")
