@@ -107,5 +107,11 @@ int fp_server_metrics_port(const fp_server *s);
 /* The server's metrics registry (the built-in alert evaluator samples it
  * and registers its own families there; docs/alerting.md). */
 struct fp_metrics *fp_server_metrics(fp_server *s);
+/* The built-in alerting's history (fp_alerting_history): the console's
+ * overview reads it (and watches its series there for a day).  NULL
+ * returns once no answer reads the previous one: call it before the
+ * history is freed. */
+struct fp_ahist;
+void fp_server_set_history(fp_server *s, struct fp_ahist *h);
 
 #endif

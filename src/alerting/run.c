@@ -35,6 +35,11 @@ static void round_once(fp_alerting *a)
         fp_ahist_add_text(a->h, b.p, b.len, now);
     fp_buf_free(&b);
     fp_aeval_run(a->e, now, fp_notifier_event, a->n);
+    for (int i = 0; i < fp_alert_nrules; i++) { /* the rules' states, for the console */
+        char key[256];
+        snprintf(key, sizeof key, "ALERTS{alertname=\"%s\"}", fp_alert_rules[i].name);
+        fp_ahist_add(a->h, key, now, (double)fp_aeval_state(a->e, fp_alert_rules[i].name));
+    }
     fp_notifier_flush(a->n, now);
 }
 

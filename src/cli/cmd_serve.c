@@ -442,7 +442,9 @@ static int read_silences(void *arg, int64_t now_s, char (*out)[512], int cap)
 /* Stops what start_services started, in reverse order (NULLs skipped). */
 static void stop_services(serve_run *r)
 {
-    fp_alerting_stop(r->alerting); /* it samples the server's registry */
+    if (r->srv)
+        fp_server_set_history(r->srv, NULL); /* the overview reads the alerting's */
+    fp_alerting_stop(r->alerting);           /* it samples the server's registry */
     fp_server_stop(r->srv);
     fp_console_free(r->console);
     fp_tls_free(r->tls);
@@ -650,11 +652,15 @@ static int start_services(serve_run *r)
         cli_fail("无法启动 HTTPS 服务", "cannot start the HTTPS server", err.msg);
     r->alert_conf.silences = read_silences;
     r->alert_conf.silences_arg = r->store;
-    if (r->srv && r->c.alerting &&
+    if (!r->c.alerting) /* no receivers: the history and rules for the console's overview */
+        r->alert_conf.interval_s = 5;
+    if (r->srv &&
         fp_alerting_start(&r->alert_conf, fp_server_metrics(r->srv), &r->alerting, &err) < 0) {
         cli_fail("无法启动内置告警", "cannot start the built-in alerting", err.msg);
         return 1;
     }
+    if (r->srv)
+        fp_server_set_history(r->srv, fp_alerting_history(r->alerting));
     return r->srv ? 0 : 1;
 }
 

@@ -97,6 +97,11 @@ static enum MHD_Result answer(fp_req *r, int status, fp_buf *b, const char *cook
     return fp_respond(r, status, "application/json", body, len, h);
 }
 
+enum MHD_Result fp_console_answer(fp_req *r, int status, fp_buf *b)
+{
+    return answer(r, status, b, NULL);
+}
+
 /* The session's view (user, roles, seller, CSRF token, end) as the answer. */
 static enum MHD_Result who_answer(fp_req *r, const fp_console_who *who, const char *cookie)
 {
@@ -223,9 +228,7 @@ enum MHD_Result fp_h_console_login(fp_req *r)
     return res;
 }
 
-/* The console's own routes after login: 404 without a console, else as
- * need_session. */
-static int console_session(fp_req *r, fp_console_who *who, enum MHD_Result *res)
+int fp_console_need_session(fp_req *r, fp_console_who *who, enum MHD_Result *res)
 {
     if (r->srv->o.console)
         return need_session(r, who, res);
@@ -237,7 +240,7 @@ enum MHD_Result fp_h_console_logout(fp_req *r)
 {
     fp_console_who who;
     enum MHD_Result res;
-    if (console_session(r, &who, &res))
+    if (fp_console_need_session(r, &who, &res))
         return res;
     set_claims(r, &who);
     if (need_csrf(r, &who, &res))
@@ -255,7 +258,7 @@ enum MHD_Result fp_h_console_session(fp_req *r)
 {
     fp_console_who who;
     enum MHD_Result res;
-    if (console_session(r, &who, &res))
+    if (fp_console_need_session(r, &who, &res))
         return res;
     return who_answer(r, &who, NULL);
 }

@@ -77,8 +77,10 @@ struct fp_server {
     struct fp_limits *retired[FP_LIMITS_RETIRED_MAX]; /* still held when replaced */
     int nretired;
     struct fp_client_cache *clients;
-    struct fp_audit_queue *audit_q; /* authentication failures */
-    struct fp_access_log *alog;     /* NULL: no access log */
+    struct fp_ahist *_Atomic history; /* the alerting's (fp_server_set_history): the overview */
+    atomic_int history_users;         /* overview answers reading it now */
+    struct fp_audit_queue *audit_q;   /* authentication failures */
+    struct fp_access_log *alog;       /* NULL: no access log */
     struct fp_metric *m_authfail[3];
     struct fp_adaptive *adaptive;
     pthread_mutex_t seller_lock;
@@ -281,6 +283,14 @@ enum MHD_Result fp_console_static(fp_req *r);
 enum MHD_Result fp_h_console_login(fp_req *r);
 enum MHD_Result fp_h_console_logout(fp_req *r);
 enum MHD_Result fp_h_console_session(fp_req *r);
+/* The console's own routes after login: 0 with *who, else 1 with *res
+ * (404 without a console, 401 without a session); and their JSON answer
+ * with the security headers (b is taken). */
+struct fp_console_who;
+int fp_console_need_session(fp_req *r, struct fp_console_who *who, enum MHD_Result *res);
+enum MHD_Result fp_console_answer(fp_req *r, int status, fp_buf *b);
+/* console_overview.c: GET /console/api/overview (docs/console.md). */
+enum MHD_Result fp_h_console_overview(fp_req *r);
 /* The X-Request-Id of the answer: the client's own when it sent a valid
  * one (docs/api.md §4), else the server's. */
 const char *fp_req_echo_id(const fp_req *r);

@@ -66,6 +66,7 @@ static const fp_route routes[] = {
     {"POST", "/console/api/login", fp_h_console_login, AUTH_NONE, 0, FP_PERM_NONE},
     {"POST", "/console/api/logout", fp_h_console_logout, AUTH_NONE, 0, FP_PERM_NONE},
     {"GET", "/console/api/session", fp_h_console_session, AUTH_NONE, 0, FP_PERM_NONE},
+    {"GET", "/console/api/overview", fp_h_console_overview, AUTH_NONE, 0, FP_PERM_NONE},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 _Static_assert(NROUTES < 48, "grow fp_server.m_requests");

@@ -244,3 +244,47 @@ def test_static_pages_headers_and_refusals(make_server):
     assert srv.request("POST", "/console/index.html", auth=False).status == 405
     # the console's API without a session
     assert srv.request("GET", "/console/api/session", auth=False).status == 401
+
+
+def signed_in(srv, user, token):
+    """Enrols and signs in through the API: the session's headers (cookie, CSRF)."""
+    seed, _ = enrol(srv, user, token)
+    code, _step = fresh_code(seed, [])
+    r = login(srv, user, totp=code)
+    assert r.status == 200, r
+    cookie, csrf = session_of(r)
+    return {"Cookie": cookie, "X-CSRF-Token": csrf}
+
+
+def test_overview_history(make_server):
+    """GET /console/api/overview: a session's; the binned history the built-in
+    alerting samples (every 5 s, without --alerting too) with the issued
+    invoices in it, and the rules' active alerts (none here)."""
+    srv, tokens = console_server(make_server, (("zhang", "auditor"),))
+    assert srv.request("GET", "/console/api/overview", auth=False).status == 401
+    h = signed_in(srv, "zhang", tokens["zhang"])
+    r = srv.request("GET", "/console/api/overview?range=week", headers=h, auth=False)
+    assert r.status == 400 and r.json()["code"] == "INVALID_FIELD", r
+    for i in range(5):
+        assert srv.issue("ov-%d" % i).status == 201
+    deadline = time.time() + 30 * SLOW
+    while time.time() < deadline:
+        r = srv.request("GET", "/console/api/overview", headers=h, auth=False)
+        assert r.status == 200 and r.header("Content-Security-Policy"), r
+        doc = r.json()
+        issued = [v for v in doc["issued_per_s"] if v]
+        if round(sum(issued) * doc["bin_s"]) >= 5:
+            break
+        time.sleep(0.5)
+    assert doc["history"] is True and doc["range"] == "hour" and doc["bin_s"] == 30
+    lines = ("issued_per_s", "p99_ms", "errors_per_s", "refused_per_s", "degraded",
+             "failing_checks")
+    assert all(len(doc[k]) == len(doc["t"]) == 120 for k in lines), doc
+    # five invoices in one or two 30 s bins
+    assert round(sum(issued) * doc["bin_s"]) == 5, doc["issued_per_s"]
+    assert [v for v in doc["p99_ms"] if v]  # the issue's latency
+    assert not [v for v in doc["degraded"] if v] and not [v for v in doc["errors_per_s"] if v]
+    assert doc["alerts"] == []
+    day = srv.request("GET", "/console/api/overview?range=day", headers=h, auth=False).json()
+    assert day["range"] == "day" and day["bin_s"] == 720
+    assert round(sum(v for v in day["issued_per_s"] if v) * day["bin_s"]) == 5
