@@ -71,6 +71,9 @@ def world(tmp_path_factory):
             assert r.status == 201, r
             forms.append(r.json()["form_id"])
 
+        # what the admin's credential routes rotate and revoke
+        targets = [create(srv, "issuer")[0] for _ in range(2)]
+
         # expired tokens: issued by the server itself with a 1-second lifetime
         srv.stop()
         srv.serve_args += ["--token-ttl", "1"]
@@ -89,7 +92,8 @@ def world(tmp_path_factory):
         time.sleep(2.2)  # tokens expired; the server's client cache (1 s) refreshed
         yield {"srv": srv, "clients": clients, "tokens": tokens,
                "subst": {"{invoice}": inv, "{job}": str(job), "{form}": forms[0],
-                         "{form2}": forms[1]}}
+                         "{form2}": forms[1],
+                         "{credential}": targets[0], "{credential2}": targets[1]}}
     finally:
         problems = srv.close()
         assert not problems, problems
@@ -113,6 +117,8 @@ def request(world, row, n):
     if row["path"] == "/v1/credentials/rotate":  # needs the current secret, not only a token
         body = json.dumps({"client_secret": world["clients"][role][
             "valid" if state in ("expired", "no_token") else state][1]}).encode()
+    if row["path"] == "/v1/admin/credentials" and row["method"] == "POST":
+        body = json.dumps({"roles": "issuer"}).encode()
     if row["path"] == "/v1/invoices" and row["method"] == "POST":
         body = EXAMPLE_BODY
         headers["Idempotency-Key"] = "authz-%d" % n
