@@ -119,6 +119,17 @@ static int load_target(fp_req *r, fp_client_info *c, enum MHD_Result *res)
     return 0;
 }
 
+/* The record of a change to credential c, with c's seller (its auditor
+ * sees it); written by the store in the change's transaction. */
+static fp_audit_rec change_audit(const fp_req *r, const char *action, const fp_client_info *c)
+{
+    fp_audit_rec a = fp_req_audit(r, action);
+    a.target = c->client_id;
+    a.seller_id = c->seller_id;
+    a.client_request_id = r->client_rid;
+    return a;
+}
+
 /* The answer that shows a new secret once (never cached). */
 enum MHD_Result fp_secret_answer(fp_req *r, int status, const char *client_id, const char *secret,
                                  const char *roles, int64_t previous_until)
@@ -245,10 +256,7 @@ enum MHD_Result fp_h_credentials_create(fp_req *r)
         return fp_problem(r, FPC_INTERNAL, NULL, NULL, NULL);
     fp_roles_format(c.roles, roles, sizeof roles);
     fp_err err = {0};
-    fp_audit_rec a = fp_req_audit(r, "credentials.admin_create");
-    a.target = c.client_id;
-    a.seller_id = c.seller_id;
-    a.client_request_id = r->client_rid;
+    fp_audit_rec a = change_audit(r, "credentials.admin_create", &c);
     int rc = fp_store_client_create(r->srv->o.store, &c, secret, &a, &err);
     enum MHD_Result res;
     if (rc == FP_ECONFLICT)
@@ -287,10 +295,7 @@ enum MHD_Result fp_h_credentials_rotate(fp_req *r)
         return fp_problem(r, FPC_INTERNAL, NULL, NULL, NULL);
     int64_t now = (int64_t)time(NULL);
     fp_err err = {0};
-    fp_audit_rec a = fp_req_audit(r, "credentials.admin_rotate");
-    a.target = c.client_id;
-    a.seller_id = c.seller_id;
-    a.client_request_id = r->client_rid;
+    fp_audit_rec a = change_audit(r, "credentials.admin_rotate", &c);
     int rc = fp_store_client_rotate(r->srv->o.store, c.client_id, secret, now, overlap, &a, &err);
     if (rc == FP_ECONFLICT) /* revoked since load_target */
         res = fp_problem(r, FPC_CREDENTIAL_STATE, NULL, NULL, NULL);
@@ -312,10 +317,7 @@ enum MHD_Result fp_h_credentials_revoke(fp_req *r)
         return res;
     int64_t now = (int64_t)time(NULL);
     fp_err err = {0};
-    fp_audit_rec a = fp_req_audit(r, "credentials.admin_revoke");
-    a.target = c.client_id;
-    a.seller_id = c.seller_id;
-    a.client_request_id = r->client_rid;
+    fp_audit_rec a = change_audit(r, "credentials.admin_revoke", &c);
     if (fp_store_client_revoke(r->srv->o.store, c.client_id, now, &a, &err) < 0)
         return fp_problem(r, FPC_DEGRADED, "凭据未能吊销", err.msg, NULL);
     fp_buf b;

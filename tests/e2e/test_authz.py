@@ -49,6 +49,28 @@ def rows():
     return list(csv.DictReader(lines))
 
 
+def objects(srv, key):
+    """A rendered blue invoice, two red forms of it and two issuer
+    credentials: what the matrix's {placeholders} name."""
+    r = srv.issue(key)
+    assert r.status == 201, r
+    inv = r.json()["number"]
+    deadline = time.monotonic() + 30 * SLOW
+    while srv.request("GET", "/v1/invoices/%s/pdf" % inv).status != 200:
+        assert time.monotonic() < deadline, "the blue invoice was never rendered"
+        time.sleep(0.1)
+    forms = []
+    for q in ("-0.5", "-0.1"):
+        r = srv.post_json("/v1/invoices/%s/red-forms" % inv,
+                          {"reason": "sales_return", "items": [{"line": 1, "quantity": q}]})
+        assert r.status == 201, r
+        forms.append(r.json()["form_id"])
+    # what the admin's credential routes rotate and revoke
+    targets = [create(srv, "issuer")[0] for _ in range(2)]
+    return {"{invoice}": inv, "{form}": forms[0], "{form2}": forms[1],
+            "{credential}": targets[0], "{credential2}": targets[1]}
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     from conftest import Server
@@ -66,21 +88,8 @@ def world(tmp_path_factory):
             clients[role] = {state: create(srv, role) for state in ("valid", "revoked", "wrong_ip")}
 
         # objects the routes act on, made by the demo credential (every role)
-        inv = srv.issue("authz-blue").json()["number"]
-        deadline = time.monotonic() + 30 * SLOW
-        while srv.request("GET", "/v1/invoices/%s/pdf" % inv).status != 200:
-            assert time.monotonic() < deadline, "the blue invoice was never rendered"
-            time.sleep(0.1)
-        job = srv.request("GET", "/v1/jobs").json()["jobs"][-1]["id"]
-        forms = []
-        for q in ("-0.5", "-0.1"):
-            r = srv.post_json("/v1/invoices/%s/red-forms" % inv,
-                              {"reason": "sales_return", "items": [{"line": 1, "quantity": q}]})
-            assert r.status == 201, r
-            forms.append(r.json()["form_id"])
-
-        # what the admin's credential routes rotate and revoke
-        targets = [create(srv, "issuer")[0] for _ in range(2)]
+        subst = objects(srv, "authz-blue")
+        subst["{job}"] = str(srv.request("GET", "/v1/jobs").json()["jobs"][-1]["id"])
 
         # expired tokens: issued by the server itself with a 1-second lifetime
         srv.stop()
@@ -99,9 +108,7 @@ def world(tmp_path_factory):
                  "--allow-ip", "10.9.9.9,2001:db8::/32")
         time.sleep(2.2)  # tokens expired; the server's client cache (1 s) refreshed
         yield {"srv": srv, "clients": clients, "tokens": tokens, "people": people,
-               "subst": {"{invoice}": inv, "{job}": str(job), "{form}": forms[0],
-                         "{form2}": forms[1],
-                         "{credential}": targets[0], "{credential2}": targets[1]}}
+               "subst": subst}
     finally:
         problems = srv.close()
         assert not problems, problems
@@ -210,28 +217,6 @@ def test_keys_list_shows_state(world):
 CONSOLE_DIFFERS = {("POST", "/v1/credentials/rotate"): 403}
 
 
-def fresh_objects(world):
-    """New objects for the walk, as the bearer walk left its own changed
-    (a form withdrawn, a red invoice issued, a credential revoked)."""
-    srv = world["srv"]
-    r = srv.issue("authz-console-blue")
-    assert r.status == 201, r
-    inv = r.json()["number"]
-    deadline = time.monotonic() + 30 * SLOW
-    while srv.request("GET", "/v1/invoices/%s/pdf" % inv).status != 200:
-        assert time.monotonic() < deadline, "the blue invoice was never rendered"
-        time.sleep(0.1)
-    forms = []
-    for q in ("-0.5", "-0.1"):
-        r = srv.post_json("/v1/invoices/%s/red-forms" % inv,
-                          {"reason": "sales_return", "items": [{"line": 1, "quantity": q}]})
-        assert r.status == 201, r
-        forms.append(r.json()["form_id"])
-    targets = [create(srv, "issuer")[0] for _ in range(2)]
-    return dict(world["subst"], **{"{invoice}": inv, "{form}": forms[0], "{form2}": forms[1],
-                                   "{credential}": targets[0], "{credential2}": targets[1]})
-
-
 def test_matrix_through_the_console(world):
     srv = world["srv"]
     sessions = {}
@@ -240,7 +225,9 @@ def test_matrix_through_the_console(world):
         r = login(srv, "p-" + role, totp=totp(seed))
         assert r.status == 200, r
         sessions[role] = session_of(r)
-    subst = fresh_objects(world)
+    # new objects: the bearer walk left its own changed (a form withdrawn,
+    # a red invoice issued, a credential revoked)
+    subst = dict(world["subst"], **objects(srv, "authz-console-blue"))
     walked, mismatches = 0, []
     for n, row in enumerate(rows()):
         if row["role"] not in SELLER_ROLES or not row["path"].startswith("/v1/"):

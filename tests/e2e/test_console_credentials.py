@@ -54,12 +54,17 @@ def world(make_server):
     return srv, tokens, secrets
 
 
-def open_page(drv, user):
+def on_page(world, drv, user):
+    """user signed in (test_console_browser.sign_in) and on the credentials
+    page; the server and the credentials' secrets."""
     from selenium.webdriver.common.by import By
+    srv, tokens, secrets = world
+    sign_in(drv, srv, user, tokens[user])
     drv.find_element(By.CSS_SELECTOR, "#menu a[href='credentials.html']").click()
     wait_for(drv, lambda d: d.current_url.endswith("/console/credentials.html"), "the page")
     wait_for(drv, lambda d: user in d.find_element(By.ID, "who").text, "the session")
     assert drv.find_element(By.TAG_NAME, "h1").text == "凭据"
+    return srv, secrets
 
 
 def listed(drv):
@@ -89,10 +94,8 @@ def act_by_id(drv, cid, overlap="86400"):
 def test_admin_rotates_creates_and_revokes(world, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
-    srv, tokens, secrets = world
     drv = browser
-    sign_in(drv, srv, "wang", tokens["wang"])
-    open_page(drv, "wang")
+    srv, secrets = on_page(world, drv, "wang")
     wait_for(drv, lambda d: "erp-1" in listed(d), "the list")
     # seller 1's credentials only (the demo one, erp-1, admin-1), never a secret
     assert "erp-2" not in listed(drv) and {"erp-1", "admin-1"} <= set(listed(drv))
@@ -145,10 +148,8 @@ def test_admin_rotates_creates_and_revokes(world, browser):
 @browser_only
 def test_auditor_cannot_rotate(world, browser):
     from selenium.webdriver.common.by import By
-    srv, tokens, secrets = world
     drv = browser
-    sign_in(drv, srv, "zhou", tokens["zhou"])
-    open_page(drv, "zhou")
+    srv, secrets = on_page(world, drv, "zhou")
     # the list itself is refused: the API's 403 on the page, in Chinese
     msg = wait_for(drv, lambda d: d.find_element(By.ID, "message").text, "the refusal")
     assert msg.startswith("403 缺少权限 credentials:admin"), msg
@@ -172,10 +173,8 @@ def test_auditor_cannot_rotate(world, browser):
 def test_admin_of_another_seller_sees_its_own_only(world, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
-    srv, tokens, secrets = world
     drv = browser
-    sign_in(drv, srv, "sun", tokens["sun"])
-    open_page(drv, "sun")
+    srv, secrets = on_page(world, drv, "sun")
     wait_for(drv, lambda d: listed(d), "the list")
     assert listed(drv) == ["erp-2"]
     # seller 1's credential does not exist for seller 2's admin
