@@ -216,7 +216,11 @@ static void create_fields(const cJSON *doc, fp_client_info *c, fp_errors *es)
         snprintf(c->client_id, sizeof c->client_id, "%s", id);
     fp_allowlist al;
     char bad[64] = "";
-    if (ips && ips[0] && strcmp(ips, "any") && fp_allowlist_parse(ips, &al, bad, sizeof bad) < 0) {
+    if (ips && strlen(ips) >= sizeof c->allowed_ips) {
+        fp_errors_add(es, FPC_INVALID_FIELD, "allowed_ips", "允许地址列表最长 511 个字符",
+                      "The allowed addresses are at most 511 characters");
+    } else if (ips && ips[0] && strcmp(ips, "any") &&
+               fp_allowlist_parse(ips, &al, bad, sizeof bad) < 0) {
         char zh[160], en[160];
         snprintf(zh, sizeof zh, "%s 不是 IPv4/IPv6 地址或 CIDR", bad);
         snprintf(en, sizeof en, "%s is not an IPv4/IPv6 address or CIDR", bad);

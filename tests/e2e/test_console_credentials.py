@@ -203,6 +203,10 @@ def test_refusals_over_the_api(make_server):
                               ({"roles": "issuer", "client_id": "a|b"}, "INVALID_FIELD",
                                "client_id"),
                               ({"roles": "issuer", "allowed_ips": "10.0.0.0/33"},
+                               "INVALID_FIELD", "allowed_ips"),
+                              ({"roles": "issuer", "allowed_ips": ",".join(
+                                  ["2001:db8:aaaa:bbbb:cccc:dddd:eeee:%x" % i
+                                   for i in range(16, 31)])},  # 15 entries, 554 characters
                                "INVALID_FIELD", "allowed_ips")):
         assert_problem(srv.post_json(base, body), 400, code, field)
     for roles in ("admin", "issuer,admin", "operator"):  # the CLI's, never the API's
