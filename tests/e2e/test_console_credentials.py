@@ -16,7 +16,7 @@ import pytest
 
 from conftest import BIN, REPO, SLOW, assert_problem
 from test_console import PASSWORD, users
-from test_console_browser import browser, sign_in, wait_for  # noqa: F401 (a fixture)
+from test_console_browser import browser, screenshot, sign_in, wait_for  # noqa: F401
 # the browser tests run once, on the optimised build (test_console_browser.py)
 from test_console_browser import pytestmark as browser_only
 
@@ -91,7 +91,7 @@ def act_by_id(drv, cid, overlap="86400"):
 
 
 @browser_only
-def test_admin_rotates_creates_and_revokes(world, browser):
+def test_admin_rotates_creates_and_revokes(world, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
     drv = browser
@@ -114,6 +114,7 @@ def test_admin_rotates_creates_and_revokes(world, browser):
     assert drv.find_element(By.ID, "secret-id").text == "erp-1"
     assert "只显示这一次" in drv.find_element(By.CSS_SELECTOR, "#secret-box .warning").text
     assert drv.find_element(By.ID, "copy").is_displayed()
+    screenshot(drv, tmp_path, "console-credentials.png")
     assert token_status(srv, "erp-1", secrets["erp-1"]) == 401  # the old secret: gone
     assert token_status(srv, "erp-1", new) == 200
     drv.find_element(By.ID, "saved").click()
