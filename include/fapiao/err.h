@@ -103,7 +103,10 @@ typedef enum fp_code {
     FPC_STORE_CORRUPT_ROW,         /* 500: a stored document no longer parses */
     FPC_AUTH_FAILURES_LIMITED,     /* 429: this address failed authentication too often */
     FPC_SELLER_DISABLED,           /* 403: the credential's seller is disabled (fapiao sellers) */
-    FPC_CREDIT_EXCEEDED, /* 422: the month's credit line (授信额度) would be exceeded */
+    FPC_CREDIT_EXCEEDED,      /* 422: the month's credit line (授信额度) would be exceeded */
+    FPC_CREDENTIAL_PROTECTED, /* 403: an admin or instance-wide credential: the CLI's only */
+    FPC_CREDENTIAL_STATE,     /* 409: the credential is revoked */
+    FPC_CREDENTIAL_EXISTS,    /* 409: a credential with that client_id exists */
     FPC__COUNT
 } fp_code;
 

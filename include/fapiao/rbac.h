@@ -52,6 +52,7 @@ typedef enum fp_perm {
     FP_PERM_FAULTS,          /* faults:inject */
     FP_PERM_STORE_CHECK,     /* store:check */
     FP_PERM_TLS_FAILURES,    /* tls_failures:read */
+    FP_PERM_CREDENTIALS,     /* credentials:admin (the seller's API credentials) */
     FP_PERM__COUNT
 } fp_perm;
 

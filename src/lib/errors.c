@@ -198,6 +198,19 @@ static const fp_code_info codes[FPC__COUNT] = {
                              "本张发票金额（不含税）超过本月剩余授信额度，未开具",
                              "The invoice's amount (excluding VAT) exceeds the month's remaining "
                              "credit line; nothing was issued"},
+    [FPC_CREDENTIAL_PROTECTED] =
+        {"CREDENTIAL_PROTECTED", 403, "Credential managed on the server only",
+         "管理员凭据与实例级凭据只能在服务器上用 fapiao keys 创建、轮换或吊销",
+         "Admin and instance-wide credentials are created, rotated and revoked with fapiao keys "
+         "on the server only"},
+    [FPC_CREDENTIAL_STATE] = {"CREDENTIAL_STATE", 409, "Credential revoked",
+                              "凭据已吊销，不能再轮换或吊销",
+                              "The credential is revoked: it "
+                              "cannot be rotated or revoked again"},
+    [FPC_CREDENTIAL_EXISTS] = {"CREDENTIAL_EXISTS", 409, "Credential exists",
+                               "已有使用此 client_id 的凭据",
+                               "A credential with this client_id "
+                               "already exists"},
 };
 
 const fp_code_info *fp_code_get(fp_code c)

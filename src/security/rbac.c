@@ -32,6 +32,7 @@ static const struct {
     [FP_PERM_FAULTS] = {"faults:inject", FP_ROLE_ADMIN | FP_ROLE_OPERATOR},
     [FP_PERM_STORE_CHECK] = {"store:check", FP_ROLE_OPERATOR},
     [FP_PERM_TLS_FAILURES] = {"tls_failures:read", FP_ROLE_OPERATOR | FP_ROLE_OPERATOR_AUDITOR},
+    [FP_PERM_CREDENTIALS] = {"credentials:admin", FP_ROLE_ADMIN},
 };
 
 const char *fp_perm_name(fp_perm p)

@@ -148,13 +148,7 @@ enum MHD_Result fp_h_rotate_secret(fp_req *r)
         for (const cJSON *c = doc->child; c; c = c->next)
             if (strcmp(c->string, "overlap_seconds") && strcmp(c->string, "client_secret"))
                 fp_errors_add(&es, FPC_UNKNOWN_FIELD, c->string, NULL, NULL);
-        const cJSON *o = cJSON_GetObjectItemCaseSensitive(doc, "overlap_seconds");
-        if (o && (!cJSON_IsNumber(o) || o->valuedouble < 0 || o->valuedouble > 30 * 86400 ||
-                  o->valuedouble != (double)o->valueint))
-            fp_errors_add(&es, FPC_INVALID_FIELD, "overlap_seconds", "须为 0 到 2592000 的整数秒",
-                          "must be 0-2592000 whole seconds");
-        else if (o)
-            overlap = o->valueint;
+        fp_req_overlap(doc, &overlap, &es);
         const cJSON *sec = cJSON_GetObjectItemCaseSensitive(doc, "client_secret");
         if (!sec)
             fp_errors_add(&es, FPC_FIELD_REQUIRED, "client_secret",
@@ -193,15 +187,8 @@ enum MHD_Result fp_h_rotate_secret(fp_req *r)
                           NULL);
     if (rc < 0)
         return fp_problem(r, FPC_DEGRADED, "数据库暂不可用", "The database is unavailable", NULL);
-    fp_buf b;
-    fp_jw w;
-    fp_buf_init(&b, 4096);
-    fp_jw_init(&w, &b);
-    fp_jw_obj_open(&w);
-    fp_jw_kstr(&w, "client_id", r->claims.client_id);
-    fp_jw_kstr(&w, "client_secret", secret);
-    fp_jw_kint(&w, "previous_secrets_valid_until", now + overlap);
-    fp_jw_obj_close(&w);
+    enum MHD_Result res =
+        fp_secret_answer(r, 200, r->claims.client_id, secret, NULL, now + overlap);
     explicit_bzero(secret, sizeof secret);
-    return fp_respond_buf(r, 200, &b);
+    return res;
 }

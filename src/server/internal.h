@@ -253,6 +253,16 @@ int fp_failstop_refuse(fp_req *r, int outcome_unknown, enum MHD_Result *res);
 enum MHD_Result fp_corrupt_row(fp_req *r, const char *what);
 enum MHD_Result fp_h_store_check(fp_req *r);
 enum MHD_Result fp_h_tls_failures(fp_req *r); /* handlers_ops.c */
+/* handlers_credentials.c: the admin's credential routes; the answer that
+ * shows a new secret once (no-store; previous_until < 0: not said); a
+ * rotation body's overlap_seconds (0..30 days) into *overlap. */
+enum MHD_Result fp_h_credentials_list(fp_req *r);
+enum MHD_Result fp_h_credentials_create(fp_req *r);
+enum MHD_Result fp_h_credentials_rotate(fp_req *r);
+enum MHD_Result fp_h_credentials_revoke(fp_req *r);
+enum MHD_Result fp_secret_answer(fp_req *r, int status, const char *client_id, const char *secret,
+                                 const char *roles, int64_t previous_until);
+void fp_req_overlap(const cJSON *doc, int64_t *overlap, fp_errors *es);
 
 /* Authorization (authz.c, the checks listed there).  fp_authorize: a
  * bearer request, after the token's signature and expiry: the client as

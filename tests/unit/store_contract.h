@@ -52,9 +52,11 @@
 #include <string.h>
 
 #include "../../src/store/internal.h"
+#include "fapiao/auth.h"
 #include "fapiao/clock.h"
 #include "fapiao/invoice.h"
 #include "fapiao/json.h"
+#include "fapiao/rbac.h"
 #include "fapiao/red.h"
 #include "fapiao/store.h"
 
@@ -892,6 +894,64 @@ static void sc_credit(sc_env *e)
     CHECK_EQ_INT(sc_rows(e), 5);
 }
 
+static void sc_client_row(const fp_client_info *c, void *arg)
+{
+    if (!strcmp(c->client_id, "erp-1"))
+        *(fp_client_info *)arg = *c;
+}
+
+typedef struct sc_cred_audit {
+    int n;
+    char actions[4][48];
+} sc_cred_audit;
+
+static void sc_cred_audit_row(const fp_audit_view *v, void *arg)
+{
+    sc_cred_audit *a = arg;
+    if (strncmp(v->action, "credentials.", 12) || strcmp(v->target, "erp-1") || a->n >= 4)
+        return;
+    snprintf(a->actions[a->n++], sizeof a->actions[0], "%s/%s", v->action, v->actor);
+}
+
+/* What an admin's credential routes do (handlers_credentials.c): create,
+ * rotate with the old secret ended now, revoke; each change is audited in
+ * its transaction with the credential's seller, so the seller's auditor
+ * sees it; a revoked credential is not rotated (FP_ECONFLICT). */
+static void sc_credentials(sc_env *e)
+{
+    fp_client_info c = {.seller_id = e->seller, .roles = FP_ROLE_ISSUER}, got;
+    snprintf(c.client_id, sizeof c.client_id, "erp-1");
+    fp_err err = {0};
+    fp_audit_rec a = {.actor = "user:wang", .seller_id = e->seller, .target = "erp-1"};
+    char s1[FP_SECRET_LEN + 1], s2[FP_SECRET_LEN + 1];
+    if (!CHECK(fp_secret_generate(s1) == 0 && fp_secret_generate(s2) == 0))
+        return;
+    a.action = "credentials.admin_create";
+    if (!CHECK_EQ_INT(fp_store_client_create(e->s, &c, s1, &a, &err), 0))
+        return;
+    CHECK_EQ_INT(fp_store_client_create(e->s, &c, s1, &a, &err), FP_ECONFLICT);
+    int64_t now = (int64_t)time(NULL);
+    a.action = "credentials.admin_rotate";
+    CHECK_EQ_INT(fp_store_client_rotate(e->s, "erp-1", s2, now, 0, &a, &err), 0);
+    CHECK_EQ_INT(fp_store_client_check_secret(e->s, "erp-1", s1, now + 1, &got), FP_ECRYPTO);
+    CHECK_EQ_INT(fp_store_client_check_secret(e->s, "erp-1", s2, now + 1, &got), 0);
+    a.action = "credentials.admin_revoke";
+    CHECK_EQ_INT(fp_store_client_revoke(e->s, "erp-1", now, &a, &err), 0);
+    a.action = "credentials.admin_rotate";
+    CHECK_EQ_INT(fp_store_client_rotate(e->s, "erp-1", s1, now, 0, &a, &err), FP_ECONFLICT);
+    memset(&got, 0, sizeof got);
+    CHECK_EQ_INT(fp_store_clients(e->s, 1, sc_client_row, &got), 0);
+    CHECK(got.seller_id == e->seller && got.roles == FP_ROLE_ISSUER && got.revoked_at == now);
+    CHECK(got.created_at > 0 && got.newest_secret_at >= got.created_at);
+    sc_cred_audit seen = {0};
+    CHECK_EQ_INT(fp_store_audit_rows(e->s, e->seller, 0, 100, sc_cred_audit_row, &seen), 0);
+    if (!CHECK_EQ_INT(seen.n, 3)) /* newest first; the refused rotation left none */
+        return;
+    CHECK_EQ_STR(seen.actions[0], "credentials.admin_revoke/user:wang");
+    CHECK_EQ_STR(seen.actions[1], "credentials.admin_rotate/user:wang");
+    CHECK_EQ_STR(seen.actions[2], "credentials.admin_create/user:wang");
+}
+
 typedef struct {
     const char *name;
     void (*fn)(sc_env *e);
@@ -912,6 +972,7 @@ static const sc_check sc_checks[] = {
     {"users", sc_users, 1, 100},
     {"credit", sc_credit, 1, 100},
     {"red_upstream", sc_red_upstream, 1, 100},
+    {"credentials", sc_credentials, 1, 100},
 };
 #define SC_NCHECKS ((int)NCASES(sc_checks))
 

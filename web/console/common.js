@@ -10,7 +10,7 @@ let fpCsrf = "";
 const FP_PAGES = [
   ["overview.html", "overview", "概览"], ["invoices.html", "invoices", "发票"],
   ["red-forms.html", "redforms", "红字确认单"], ["deliveries.html", "deliveries", "投递"],
-  ["audit.html", "audit", "审计日志"],
+  ["audit.html", "audit", "审计日志"], ["credentials.html", "credentials", "凭据"],
 ];
 
 function fpEl(tag, text, cls) {

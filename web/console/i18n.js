@@ -10,6 +10,7 @@ const FP_EN = {
   ok: "ok", failing: "failing", bad: "Wrong user, password or code",
   throttled: "Too many attempts; retry in", seconds: "s", again: "Sign in with your one-time code now",
   invoices: "Invoices", redforms: "Red forms", deliveries: "Deliveries", audit: "Audit log",
+  credentials: "Credentials",
   number: "Invoice number", serial: "Serial", buyer_tax_id: "Buyer tax id", from: "Issued from",
   to: "to", search: "Search", issued_at: "Issued at", buyer: "Buyer", total_amount: "Amount",
   total_tax: "Tax", total_with_tax: "Total with tax", status: "Status", remark: "Remark",

@@ -267,8 +267,8 @@ static int add_fn(sqlite3 *db, void *arg, fp_err *err)
     int step = sqlite3_step(st);
     sqlite3_finalize(st);
     if (step != SQLITE_DONE)
-        return fp_fail(err, step == SQLITE_CONSTRAINT ? FP_ECONFLICT : FP_EIO, "sqlite: %s",
-                       sqlite3_errmsg(db));
+        return fp_fail(err, (step & 0xff) == SQLITE_CONSTRAINT ? FP_ECONFLICT : FP_EIO,
+                       "sqlite: %s", sqlite3_errmsg(db));
     if (a->rec) /* an already hashed secret (fapiao init) */
         return insert_secret_hashed(db, a->info->client_id, salt, hash,
                                     a->rec->secret_prefix[0] ? a->rec->secret_prefix : "fps_", now,
