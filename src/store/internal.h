@@ -328,6 +328,9 @@ typedef struct fp_mig_table {
 } fp_mig_table;
 extern const fp_mig_table fp_mig_tables[];
 extern const int fp_mig_ntables;
+/* 1: table is copied; 2: left out on purpose (migrate.c says why); 0: a
+ * table migrate-store does not know, which makes it refuse the source. */
+int fp_mig_known(const char *table);
 /* Where the rows go: table() once per table with its column names, row()
  * per row, each 0 or an error that stops the copy. */
 typedef struct fp_mig_sink {
