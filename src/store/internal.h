@@ -170,8 +170,9 @@
       (seller_id, month, limit_fen, first_used, err))                                              \
     X(int, store_credit_list,                                                                      \
       (void (*fn)(const fp_credit_row *c, void *arg), void *arg, fp_err *err), (fn, arg, err))     \
-    X(int, store_upload_redrive, (const char *number, int64_t now, int64_t *n, fp_err *err),       \
-      (number, now, n, err))                                                                       \
+    X(int, store_upload_redrive,                                                                   \
+      (const char *number, int64_t now, const fp_audit_rec *audit, int64_t *n, fp_err *err),       \
+      (number, now, audit, n, err))                                                                \
     X(int, jobs_prune, (int64_t before, int limit, int64_t *n, fp_err *err),                       \
       (before, limit, n, err))                                                                     \
     X(int, store_invoice_state, (int64_t seller_id, const char *number, fp_invoice_state *out),    \

@@ -260,3 +260,18 @@ def test_migrate_store_upstream_tables(make_server, pg_url, tmp_path):
     # the silences' ids go on after the copied ones
     assert psql(url, "SELECT nextval(pg_get_serial_sequence('alert_silences', 'id'))") == "2"
 
+    # the rejected upload re-driven on PostgreSQL: the row and its audit
+    # record in one transaction, the chain still intact
+    cli("upstream", "redrive", "--data-dir", srv.data_dir, "--database", url,
+        "--number", numbers[1])
+    assert psql(url, "SELECT state || ':' || coalesce(reason, '') FROM uploads "
+                     "WHERE invoice_number = '%s'" % numbers[1]) == "pending:"
+    assert psql(url, "SELECT target || ':' || outcome || ':' || seller_id FROM audit "
+                     "WHERE action = 'upload.redrive'") == "upload:%s from rejected:ok:1" % numbers[1]
+    assert psql(url, "SELECT actor FROM audit WHERE action = 'upload.redrive'").startswith("cli:")
+    rc, _, _ = cli("upstream", "redrive", "--data-dir", srv.data_dir, "--database", url,
+                   "--number", numbers[1], ok=False)
+    assert rc == 1
+    assert psql(url, "SELECT count(*) FROM audit WHERE action = 'upload.redrive'") == "1"
+    _, out, _ = cli("audit", "verify", "--data-dir", srv.data_dir, "--database", url)
+    assert "intact" in out, out
