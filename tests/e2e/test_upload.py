@@ -214,7 +214,7 @@ def test_rejection_is_a_dead_letter_with_the_platforms_message(sim, make_server,
     # with the state change (the refused second re-drive wrote none)
     audit = s.db_query("SELECT actor, target, outcome, seller_id FROM audit "
                        "WHERE action = 'upload.redrive'")
-    assert [(a[1:]) for a in audit] == [("upload:%s from rejected" % numbers[1], "ok", 1)], audit
+    assert [a[1:] for a in audit] == [("upload:%s from rejected" % numbers[1], "ok", 1)], audit
     assert audit[0][0].startswith("cli:"), audit
     rows = wait_settled(s, numbers, 60)
     assert [rows[n] for n in numbers] == ["accepted"] * 3
