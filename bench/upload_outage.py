@@ -202,7 +202,7 @@ def main():
         api.token = json.loads(body)["access_token"]
 
         run = Run(api, db, (repo / "examples" / "invoice.json").read_bytes())
-        run.t0 = time.monotonic()
+        run.t0, run.wall0 = time.monotonic(), time.time()
         say("%d invoices at %g/s, a %g s outage at %g s" % (INVOICES, RATE, OUTAGE_S, OUTAGE_AT))
         threads = [threading.Thread(target=run.issue_all), threading.Thread(target=run.scrape)]
         for t in threads:
@@ -306,8 +306,20 @@ def main():
             "| run until drained, s | %.0f |" % drained]
     text = "\n".join(out) + "\n"
     print(text)
-    Path(os.environ.get("OUT") or repo / "bench" / "results" / "upload-outage-latest.md"
-         ).write_text(text)
+    out_md = Path(os.environ.get("OUT") or repo / "bench" / "results" / "upload-outage-latest.md")
+    out_md.write_text(text)
+    # the per-second series beside it: what the worker and its breaker did when
+    with open(out_md.with_suffix(".tsv"), "w") as f:
+        f.write("t_s\tbacklog\toldest_age_s\tbreaker_open\n")
+        for t, b, g, br in run.scrapes:
+            f.write("%.0f\t%s\t%s\t%s\n" % (t, b, g, br))
+    # and every request the simulator saw, on the run's clock
+    with open(str(out_md.with_suffix("")) + "-requests.tsv", "w") as f:
+        f.write("t_s\tfwbm\toutcome\treturncode\tinvoices\n")
+        for e in state["log"]:
+            f.write("%.1f\t%s\t%s\t%s\t%d\n" % (e["t"] - run.wall0, e.get("fwbm"),
+                                                   e.get("outcome"), e.get("returncode"),
+                                                   len(e.get("invoices", []))))
     if os.environ.get("FAPIAO_BENCH_KEEP") != "1":
         shutil.rmtree(tmp, ignore_errors=True)
     else:

@@ -20,7 +20,9 @@
 # outage's end until its backlog was cleared and until the backlog gauge
 # read 0 and until the breaker last read open, and the upload backlog and
 # oldest age (scraped from /metrics each second), on stdout and in
-# bench/results/upload-outage-latest.md (OUT names another file).
+# bench/results/upload-outage-latest.md (OUT names another file), with the
+# per-second series in upload-outage-latest.tsv and every request the
+# simulator saw in upload-outage-latest-requests.tsv.
 #
 # Knobs: INVOICES, RATE, OUTAGE_S, OUTAGE_AT (40: seconds into the run),
 # DRAIN_SECONDS (900), UPLOAD_CONF (extra [upstream] lines, e.g.
