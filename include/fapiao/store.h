@@ -82,14 +82,18 @@ int fp_store_open(const fp_store_opts *o, fp_store **out, fp_err *err);
 /* ---- moving a store (fapiao migrate-store, docs/ha.md) ----
  * Copies every table of the SQLite store at sqlite_path (sellers, clients
  * and their secrets as stored, number ranges, invoices with their
- * documents and idempotency records, red forms, outbox jobs, audit records
- * and checkpoints with their hashes unchanged, the issue clock) into the
+ * documents and idempotency records, red forms with their upstream
+ * fields, outbox jobs, uploads to the tax platform, the credit line, alert
+ * silences, console users, audit records and checkpoints with their hashes
+ * unchanged, the issue clock) into the
  * PostgreSQL database at url, in one transaction on the target, then
  * counts the rows there.  The target's schema is brought to this build's
  * version first (a newer one is refused); a target holding any seller,
  * client, range, invoice, audit record or job is refused FP_ECONFLICT.
+ * A source holding a table this build does not name (migrate.c) is
+ * refused FP_EINVAL before anything is copied.
  * The caller makes sure nothing serves the source meanwhile. */
-#define FP_MIGRATE_TABLES 10
+#define FP_MIGRATE_TABLES 14
 typedef struct fp_store_migrate_report {
     int ntables;
     struct {

@@ -71,7 +71,11 @@ int fp_store_upload_counts(fp_store *s, fp_upload_counts *c, fp_err *err);
 
 /* Re-drives dead letters: the rejected row of number (NULL: every rejected
  * row) back to pending, due at now, without sllsh, reason or attempts.  *n
- * gets how many; FP_ENOTFOUND when number has no rejected row. */
-int fp_store_upload_redrive(fp_store *s, const char *number, int64_t now, int64_t *n, fp_err *err);
+ * gets how many; FP_ENOTFOUND when number has no rejected row.  Each row
+ * moved gets an audit record in the same transaction (audit's actor,
+ * action "upload.redrive", target "upload:NUMBER from STATE", the row's
+ * seller); audit NULL writes none. */
+int fp_store_upload_redrive(fp_store *s, const char *number, int64_t now, const fp_audit_rec *audit,
+                            int64_t *n, fp_err *err);
 
 #endif

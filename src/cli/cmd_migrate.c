@@ -21,7 +21,8 @@
 static const char usage[] =
     "usage: fapiao migrate-store --from DATA_DIR|FILE.db --to postgresql://... [--audit-key K]\n"
     "  Copies every table of a SQLite store (sellers, credentials, ranges, invoices,\n"
-    "  red forms, jobs, the audit log with its checkpoints) into an empty PostgreSQL\n"
+    "  red forms, jobs, uploads, the credit line, silences, console users, the audit\n"
+    "  log with its checkpoints) into an empty PostgreSQL\n"
     "  database in one transaction, then counts the rows there and verifies the audit\n"
     "  chain with DIR/audit.pub.  Stop fapiao serve first (its lock is taken).  The\n"
     "  source is left as it was.  Exit 0 done, 1 failed (nothing kept), 2 usage.\n"

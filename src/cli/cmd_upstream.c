@@ -35,7 +35,8 @@ static const char usage[] =
     "  red-detail --uuid U          CXQDHZQRDMX\n"
     "  redrive --data-dir DIR (--number N | --all-rejected)\n"
     "                               rejected uploads (dead letters) back to pending: the\n"
-    "                               server's upload worker sends them again\n"
+    "                               server's upload worker sends them again (each\n"
+    "                               audited: upload.redrive, upload:N from rejected)\n"
     "  Prints one JSON object: kind, http_status, code, message, and the answer.\n"
     "  Exit status 0 OK, 1 the call failed (kind says why), 2 usage or configuration.\n"
     "  向税务平台（乐企）发起一次调用；设置见配置文件的 [upstream] 节（docs/upstream.md）。\n";
@@ -275,7 +276,10 @@ static int redrive(int argc, char **argv)
         return 1;
     int64_t n = 0;
     fp_err err = {0};
-    int rc = fp_store_upload_redrive(s, number, fp_steady_ms(), &n, &err);
+    char actor[80];
+    /* one record per row, in the transaction that moves it (the store's) */
+    fp_audit_rec audit = cli_audit_rec(actor, "upload.redrive", NULL, NULL);
+    int rc = fp_store_upload_redrive(s, number, fp_steady_ms(), &audit, &n, &err);
     if (rc == FP_ENOTFOUND)
         cli_error("该发票没有被拒绝的上传", "this invoice has no rejected upload");
     else if (rc < 0)

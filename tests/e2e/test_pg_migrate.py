@@ -10,10 +10,16 @@ PostgreSQL binaries are absent).  Each test has a database of its own.
   migrate-store (refused while its server runs, and into a non-empty
   target), then served from PostgreSQL: the old invoices and their PDF, a
   token from the old credential, numbers going on without reuse, and the
-  audit chain verifying on PostgreSQL."""
+  audit chain verifying on PostgreSQL;
+- the tables added since (issue 20's uploads, credit line and red forms'
+  upstream fields, alert silences, console users) moved with their counts
+  checked, and a source with a table migrate-store does not name refused
+  before anything is copied."""
 import itertools
 import os
+import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -22,6 +28,8 @@ import pytest
 from conftest import BIN, SLOW, dumps, example_doc
 
 HARNESS = Path(__file__).resolve().parents[1] / "pg" / "pg-harness.sh"
+sys.path.insert(0, str(HARNESS.parents[1] / "upstream-sim"))
+from simctl import write_conf  # noqa: E402
 _dbs = itertools.count(1)
 
 
@@ -180,5 +188,90 @@ def test_migrate_store(make_server, pg_url):
     assert new["number"] not in old
     assert int(new["number"][5:]) == max(int(n[5:]) for n in old) + 1, (new, sorted(old))
     srv.stop()
+    _, out, _ = cli("audit", "verify", "--data-dir", srv.data_dir, "--database", url)
+    assert "intact" in out, out
+
+
+# Each table added since migrate-store was written, with a column that shows
+# its rows came over as stored.
+UPSTREAM_TABLES = {
+    "uploads": "SELECT invoice_number || ':' || state || ':' || coalesce(sllsh, '') "
+               "FROM uploads ORDER BY invoice_number",
+    "upstream_credit": "SELECT month || ':' || limit_fen || ':' || used_fen "
+                       "FROM upstream_credit ORDER BY month",
+    "red_forms": "SELECT form_no || ':' || coalesce(up_uuid, '') || ':' || "
+                 "coalesce(up_number, '') || ':' || coalesce(up_state, '') "
+                 "FROM red_forms ORDER BY id",
+    "alert_silences": "SELECT id || ':' || comment FROM alert_silences ORDER BY id",
+    "console_users": "SELECT name || ':' || roles FROM console_users ORDER BY name",
+}
+
+
+def test_migrate_store_upstream_tables(make_server, pg_url, tmp_path):
+    # [upstream] configured (the platform is not reached here): every
+    # invoice gets its upload row in the issuing transaction
+    conf = write_conf(tmp_path, 9, tmp_path / "none.pem")
+    srv = make_server(["--config", str(conf)])
+    numbers = [issue(srv, "up-mig-%d" % i)["number"] for i in range(3)]
+    doc = example_doc()
+    doc["invoice_type"] = "02"
+    blue = srv.issue("up-mig-blue", body=dumps(doc))
+    assert blue.status == 201, blue
+    f = srv.post_json("/v1/invoices/%s/red-forms" % blue.json()["number"],
+                      {"reason": "issue_error"})
+    assert f.status == 201, f
+    srv.stop()
+    # what the upload worker, the credit download, the red keeper, the
+    # alert silences and the console would have written (the platform is
+    # not reached in this test), as rows in the source
+    con = sqlite3.connect(str(srv.db_path))
+    with con:
+        con.execute("UPDATE uploads SET state = 'accepted', sllsh = 'SL0001' "
+                    "WHERE invoice_number = ?", (numbers[0],))
+        con.execute("UPDATE uploads SET state = 'rejected', reason = '校验不通过' "
+                    "WHERE invoice_number = ?", (numbers[1],))
+        con.execute("INSERT INTO upstream_credit VALUES(1, '202612', 90000000, 270000, 1)")
+        con.execute("UPDATE red_forms SET up_uuid = 'U-1', up_number = 'HZ-1', up_state = '02'")
+        con.execute("INSERT INTO alert_silences(matchers, comment, created_by, starts_at, "
+                    "ends_at, created_at) VALUES('alertname=X', '迁移', 'ops', 1, 2, 1)")
+        con.execute("INSERT INTO console_users(name, roles, pw_hash, created_at, updated_at) "
+                    "VALUES('ops', 3, 'x', 1, 1)")
+    source = {t: srv.db_query(q) for t, q in UPSTREAM_TABLES.items()}
+    assert all(source.values()), source
+
+    # a table this fapiao does not know: refused, nothing copied
+    with con:
+        con.execute("CREATE TABLE added_later(x INTEGER)")
+    url = new_db(pg_url)
+    rc, _, err = cli("migrate-store", "--from", srv.data_dir, "--to", url, ok=False)
+    assert rc == 1 and "added_later" in err and "does not know" in err, err
+    assert psql(url, "SELECT count(*) FROM invoices") == "0"
+    with con:
+        con.execute("DROP TABLE added_later")
+    con.close()
+
+    _, out, _ = cli("migrate-store", "--from", srv.data_dir, "--to", url)
+    assert "MISMATCH" not in out and "audit chain on the target: intact" in out, out
+    for table, q in UPSTREAM_TABLES.items():
+        n = srv.db_query("SELECT count(*) FROM %s" % table)[0][0]
+        row = [line.split() for line in out.splitlines() if line.split()[:1] == [table]]
+        assert row == [[table, str(n), str(n)]], (table, out)
+        assert psql(url, q).splitlines() == [r[0] for r in source[table]], table
+    # the silences' ids go on after the copied ones
+    assert psql(url, "SELECT nextval(pg_get_serial_sequence('alert_silences', 'id'))") == "2"
+
+    # the rejected upload re-driven on PostgreSQL: the row and its audit
+    # record in one transaction, the chain still intact
+    cli("upstream", "redrive", "--data-dir", srv.data_dir, "--database", url,
+        "--number", numbers[1])
+    assert psql(url, "SELECT state || ':' || coalesce(reason, '') FROM uploads "
+                     "WHERE invoice_number = '%s'" % numbers[1]) == "pending:"
+    assert psql(url, "SELECT target || ':' || outcome || ':' || seller_id FROM audit "
+                     "WHERE action = 'upload.redrive'") == "upload:%s from rejected:ok:1" % numbers[1]
+    assert psql(url, "SELECT actor FROM audit WHERE action = 'upload.redrive'").startswith("cli:")
+    rc, _, _ = cli("upstream", "redrive", "--data-dir", srv.data_dir, "--database", url,
+                   "--number", numbers[1], ok=False)
+    assert rc == 1
+    assert psql(url, "SELECT count(*) FROM audit WHERE action = 'upload.redrive'") == "1"
     _, out, _ = cli("audit", "verify", "--data-dir", srv.data_dir, "--database", url)
     assert "intact" in out, out

@@ -8,11 +8,13 @@ changes: no upload row, no "upload" member.
 
 The upload worker (src/outbox/upload.c) against the simulator
 (tests/upstream-sim/sim.py): invoices issued under injected faults
-(timeouts after the simulator stored the batch, 5xx, resets, an outage)
+(timeouts after the simulator stored the batch, 5xx, resets, a 5 s outage
+the simulator ends by itself)
 all end accepted, each stored exactly once upstream; a batch that had an
 sllsh is never sent again before that sllsh was queried; issuing to our own
 clients goes on during the outage.  200 invoices here;
-FAPIAO_UPLOAD_INVOICES=1000 for the issue's count.
+FAPIAO_UPLOAD_INVOICES=1000 for the issue's count; bench/upload_outage.sh
+is the full-scale run (1,000 invoices, a 60 s outage, figures).
 """
 import json
 import os
@@ -28,8 +30,10 @@ from conftest import BIN, REPO, SLOW, assert_problem
 
 sys.path.insert(0, str(REPO / "tests" / "upstream-sim"))
 from simctl import TAX_ID, Sim, write_conf  # noqa: E402
+from simlog import check_log  # noqa: E402
 
 COUNT = int(os.environ.get("FAPIAO_UPLOAD_INVOICES", "200"))
+OUTAGE_S = 5  # x SLOW; bench/upload_outage.sh holds it for 60 s at 1,000 invoices
 
 
 def issue(server):
@@ -103,30 +107,26 @@ def wait_settled(s, numbers, seconds):
         time.sleep(0.2)
 
 
-def check_log(log):
-    """No QDFPSC resent an invoice of a batch that had an sllsh before a
-    CXQDFPSCJG query for that sllsh; no invoice sent again after a query
-    told us it was accepted.  Returns the accepted-once count per fphm."""
-    sllsh_of, queried, known_ok, stored = {}, set(), set(), {}
-    for e in log:
-        if e.get("fwbm") == "QDFPSC" and "invoices" in e:
-            for i in e["invoices"]:
-                n = i["fphm"]
-                assert n not in known_ok, "%s sent again after it was accepted" % n
-                prior = sllsh_of.get(n)
-                assert prior is None or prior in queried, \
-                    "%s resent before its sllsh %s was queried" % (n, prior)
-                if i["outcome"] == "accepted":
-                    stored[n] = stored.get(n, 0) + 1
-                if e.get("outcome") == "answered":  # the caller got this sllsh
-                    sllsh_of[n] = e["sllsh"]
-        if e.get("fwbm") == "CXQDFPSCJG" and e.get("outcome") == "answered":
-            sllsh = e["request"]["sllsh"]
-            queried.add(sllsh)  # asked, whatever the answer
-            for n, sl in sllsh_of.items():
-                if sl == sllsh and e.get("returncode") == "00":
-                    known_ok.add(n)  # the simulator answers every fphm of its batch
-    return stored
+def outage(s, sim, seconds, count):
+    """A time-boxed outage (every connection to the platform reset for
+    seconds): count invoices issued at a steady pace across it, each
+    answered 201 (issuing never stops); returns their numbers once the
+    simulator has ended the outage itself."""
+    sim.faults({"reset": {"for_s": seconds}})
+    t0 = time.monotonic()
+    numbers = []
+    for i in range(count):
+        r = s.issue(str(uuid.uuid4()))
+        assert r.status == 201, r  # issuing never stopped
+        numbers.append(r.json()["number"])
+        time.sleep(max(0.0, t0 + (i + 1) * seconds / count - time.monotonic()))
+    deadline = time.monotonic() + seconds + 10 * SLOW
+    while "reset" in sim.state()["faults"]:
+        assert time.monotonic() < deadline, "the outage did not end"
+        time.sleep(0.2)
+    resets = [e for e in sim.state()["log"] if e.get("outcome") == "reset"]
+    assert resets, "the worker never met the outage"
+    return numbers
 
 
 def test_every_invoice_accepted_once_under_faults(sim, make_server, tmp_path):
@@ -144,13 +144,8 @@ def test_every_invoice_accepted_once_under_faults(sim, make_server, tmp_path):
     for k, f in enumerate(faults):
         sim.faults(f)
         numbers += [issue(s) for _ in range(quarter // 2)]
-        if k == 1:  # an outage: every connection reset until lifted
-            sim.faults({"reset": {}})
-            during = [s.issue(str(uuid.uuid4())) for _ in range(quarter)]
-            created = [r for r in during if r.status == 201]
-            assert len(created) == len(during)  # issuing never stopped
-            numbers += [r.json()["number"] for r in created]
-            sim.faults({})
+        if k == 1:  # an outage: every connection reset for OUTAGE_S, then over by itself
+            numbers += outage(s, sim, OUTAGE_S * SLOW, quarter)
         if "result_not_found" in f:  # until a batch was queried in vain and sent again
             deadline = time.monotonic() + 60 * SLOW
             while not re.search(r'^fapiao_upload_total\{outcome="resent"\} [1-9]',
@@ -215,6 +210,12 @@ def test_rejection_is_a_dead_letter_with_the_platforms_message(sim, make_server,
     again = subprocess.run([BIN, "upstream", "redrive", "--data-dir", str(s.data_dir),
                             "--number", numbers[1]], capture_output=True, timeout=60 * SLOW)
     assert again.returncode == 1  # no rejected upload left to re-drive
+    # who re-drove which upload from which state: one audit record, written
+    # with the state change (the refused second re-drive wrote none)
+    audit = s.db_query("SELECT actor, target, outcome, seller_id FROM audit "
+                       "WHERE action = 'upload.redrive'")
+    assert [a[1:] for a in audit] == [("upload:%s from rejected" % numbers[1], "ok", 1)], audit
+    assert audit[0][0].startswith("cli:"), audit
     rows = wait_settled(s, numbers, 60)
     assert [rows[n] for n in numbers] == ["accepted"] * 3
     assert s.request("GET", "/v1/invoices/" + numbers[1]).json()["upload"] == {"state": "accepted"}

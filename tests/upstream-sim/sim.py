@@ -25,7 +25,9 @@ DIR/ports.json ({"port", "control_port", "ca"}):
                                        taxpayer already holds (handed out
                                        before this connection, imported by hand)
 
-Faults (POST /faults; each may carry "times": N, applied N times then gone):
+Faults (POST /faults; each may carry "times": N, applied N times then gone,
+and "for_s": S, in force for S seconds from when it was set, then gone by
+itself: {"reset": {"for_s": 60}} is a 60 s outage):
   reset        {"times"}            TCP reset before the TLS handshake
   filtered     {"seconds"}          accept, never answer, close after seconds
   slow         {"seconds"}          answer after seconds
@@ -165,8 +167,15 @@ class State:
                               "used": Decimal(0)}
         return self.credit[k]
 
+    def prune(self):
+        """Drop the time-boxed faults whose time is up (the lock held)."""
+        now = time.monotonic()
+        for name in [n for n, f in self.faults.items() if f.get("until", now + 1) <= now]:
+            del self.faults[name]
+
     def take_fault(self, name):
         """The fault's options when set (counting down its times), else None."""
+        self.prune()
         f = self.faults.get(name)
         if f is None:
             return None
@@ -572,6 +581,7 @@ class Control(BaseHTTPRequestHandler):
         if self.path != "/state":
             return self.reply(404, {"error": "no such path"})
         with st.lock:
+            st.prune()
             self.reply(200, {
                 "faults": st.faults, "log": st.log,
                 "invoices": {k: {x: v[x] for x in ("status", "message", "sllsh")}
@@ -596,6 +606,9 @@ class Control(BaseHTTPRequestHandler):
                     st.faults.clear()
                 else:
                     st.faults.update({k: dict(v or {}) for k, v in req.items()})
+                    for f in st.faults.values():
+                        if "for_s" in f and "until" not in f:
+                            f["until"] = time.monotonic() + min(float(f["for_s"]), 3600)
                 return self.reply(200, {"faults": st.faults})
             if self.path == "/buyer":
                 f = st.forms.get(req.get("uuid"))

@@ -24,7 +24,9 @@ static const char empty_sql[] =
     "(SELECT count(*) FROM client_secrets) + (SELECT count(*) FROM number_ranges) + "
     "(SELECT count(*) FROM invoices) + (SELECT count(*) FROM red_forms) + "
     "(SELECT count(*) FROM jobs) + (SELECT count(*) FROM audit) + "
-    "(SELECT count(*) FROM audit_checkpoints)";
+    "(SELECT count(*) FROM audit_checkpoints) + (SELECT count(*) FROM alert_silences) + "
+    "(SELECT count(*) FROM uploads) + (SELECT count(*) FROM upstream_credit) + "
+    "(SELECT count(*) FROM console_users)";
 
 static int put(fp_pg_import *im, const void *p, size_t n)
 {
@@ -184,6 +186,8 @@ static const char *const finish_sql[] = {
     "  coalesce((SELECT max(id) FROM jobs), 0) + 1, false)",
     "SELECT setval(pg_get_serial_sequence('invoices', 'seq'), "
     "  coalesce((SELECT max(seq) FROM invoices), 0) + 1, false)",
+    "SELECT setval(pg_get_serial_sequence('alert_silences', 'id'), "
+    "  coalesce((SELECT max(id) FROM alert_silences), 0) + 1, false)",
 };
 
 int fp_pg_import_finish(fp_pg_import *im, int64_t mark, int64_t confirmed, fp_err *err)

@@ -131,17 +131,45 @@ int pg_store_upload_counts(void *be, fp_upload_counts *cnt, fp_err *err)
     return r ? 0 : rc;
 }
 
-int pg_store_upload_redrive(void *be, const char *number, int64_t now, int64_t *n, fp_err *err)
+int pg_store_upload_redrive(void *be, const char *number, int64_t now, const fp_audit_rec *audit,
+                            int64_t *n, fp_err *err)
 {
     fp_pg *s = be;
     pg_params p = {0};
     pg_text(&p, number);
     pg_i64(&p, now);
     pg_i64(&p, fp_steady_ms());
-    int rc = upload_write(s,
-                          "UPDATE uploads SET state='pending', sllsh=NULL, reason=NULL, "
-                          "attempts=0, next_at=$2, updated_at=$3 WHERE state='rejected' "
-                          "AND ($1::text IS NULL OR invoice_number=$1)",
-                          &p, n, err);
-    return rc == 0 && number && *n == 0 ? FP_ENOTFOUND : rc;
+    *n = 0;
+    pthread_mutex_lock(&s->wlock);
+    int rc = pg_tx_begin(s, err);
+    /* o: the row as it was, so each audit record names the state it left */
+    PGresult *r = rc < 0 ? NULL
+                         : pg_q(s->w,
+                                "UPDATE uploads u SET state='pending', sllsh=NULL, reason=NULL, "
+                                "attempts=0, next_at=$2, updated_at=$3 FROM uploads o "
+                                "WHERE o.invoice_number = u.invoice_number AND o.state='rejected' "
+                                "AND ($1::text IS NULL OR o.invoice_number=$1) "
+                                "RETURNING u.invoice_number, u.seller_id, o.state",
+                                &p, &rc, err);
+    for (int i = 0; r && rc == 0 && i < PQntuples(r); i++) {
+        char target[96];
+        snprintf(target, sizeof target, "upload:%s from %s", PQgetvalue(r, i, 0),
+                 PQgetvalue(r, i, 2));
+        fp_audit_rec a = audit ? *audit : (fp_audit_rec){0};
+        a.action = "upload.redrive";
+        a.target = target;
+        a.outcome = "ok";
+        a.seller_id = pg_int(r, i, 1);
+        if (audit)
+            rc = pg_audit_append(s, &a, err);
+    }
+    *n = r && rc == 0 ? PQntuples(r) : 0;
+    PQclear(r);
+    if (rc == 0 && number && *n == 0)
+        rc = FP_ENOTFOUND;
+    rc = pg_end_audited(s, NULL, NULL, NULL, rc, err); /* COMMIT, or ROLLBACK on rc < 0 */
+    if (rc < 0)
+        *n = 0;
+    pthread_mutex_unlock(&s->wlock);
+    return rc;
 }

@@ -55,6 +55,29 @@ static int export_table(sqlite3 *db, int t, const fp_mig_sink *sink, fp_err *err
     return rc < 0 ? rc : sink->end(sink->arg, t, err);
 }
 
+/* Every table of the source is one ../migrate.c names, or nothing is
+ * copied: a table added later cannot be left behind silently. */
+static int known_tables(sqlite3 *db, fp_err *err)
+{
+    sqlite3_stmt *st = fp_sq_prep(db,
+                                  "SELECT name FROM sqlite_master WHERE type = 'table' "
+                                  "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+                                  err);
+    if (!st)
+        return FP_EIO;
+    int rc = 0, step;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        if (!fp_mig_known(name))
+            rc = fp_fail(err, FP_EINVAL,
+                         "the source has a table this fapiao does not know how to move: %s "
+                         "(源数据库含有本版本不知如何迁移的表)",
+                         name);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int fp_sq_export(const char *path, const fp_mig_sink *sink, int64_t *mark, int64_t *confirmed,
                  fp_err *err)
 {
@@ -66,6 +89,8 @@ int fp_sq_export(const char *path, const fp_mig_sink *sink, int64_t *mark, int64
     }
     sqlite3_busy_timeout(db, 5000);
     int rc = fp_sq_exec(db, "BEGIN", err); /* one snapshot for every table */
+    if (rc == 0)
+        rc = known_tables(db, err);
     for (int t = 0; rc == 0 && t < fp_mig_ntables; t++)
         rc = export_table(db, t, sink, err);
     *mark = *confirmed = 0;

@@ -151,27 +151,77 @@ int sq_store_upload_counts(void *be, fp_upload_counts *c, fp_err *err)
     return rc;
 }
 
-int sq_store_upload_redrive(void *be, const char *number, int64_t now, int64_t *n, fp_err *err)
+/* The audit records of the rows about to be re-driven, one per row, with
+ * the state each leaves (inside the caller's transaction); *n: how many. */
+static int redrive_audit(fp_sqlite *s, sqlite3 *db, const char *number, const fp_audit_rec *audit,
+                         int64_t *n, fp_err *err)
+{
+    sqlite3_stmt *st = fp_sq_prep(db,
+                                  "SELECT invoice_number, seller_id, state FROM uploads "
+                                  "WHERE state='rejected' AND (?1 IS NULL OR invoice_number=?1) "
+                                  "ORDER BY invoice_number",
+                                  err);
+    if (!st)
+        return FP_EIO;
+    fp_sq_bind_text_or_null(st, 1, number);
+    int rc = 0, step;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        (*n)++;
+        if (!audit)
+            continue;
+        char target[96];
+        snprintf(target, sizeof target, "upload:%s from %s", sqlite3_column_text(st, 0),
+                 sqlite3_column_text(st, 2));
+        fp_audit_rec r = *audit;
+        r.action = "upload.redrive";
+        r.target = target;
+        r.outcome = "ok";
+        r.seller_id = sqlite3_column_int64(st, 1);
+        rc = fp_sq_audit_append(s, &r, err);
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int sq_store_upload_redrive(void *be, const char *number, int64_t now, const fp_audit_rec *audit,
+                            int64_t *n, fp_err *err)
 {
     fp_sqlite *s = be;
     *n = 0;
     sqlite3 *db = fp_sq_wlock(s);
-    sqlite3_stmt *st = fp_sq_prep(db,
-                                  "UPDATE uploads SET state='pending', sllsh=NULL, reason=NULL, "
-                                  "attempts=0, next_at=?2, updated_at=?3 WHERE state='rejected' "
-                                  "AND (?1 IS NULL OR invoice_number=?1)",
-                                  err);
-    int rc = FP_EIO;
+    int rc = fp_sq_exec(db, "BEGIN IMMEDIATE", err);
+    if (rc < 0) {
+        fp_sq_wunlock(s);
+        return rc;
+    }
+    int64_t audited = 0;
+    rc = redrive_audit(s, db, number, audit, &audited, err);
+    sqlite3_stmt *st = rc < 0 ? NULL
+                              : fp_sq_prep(db,
+                                           "UPDATE uploads SET state='pending', sllsh=NULL, "
+                                           "reason=NULL, attempts=0, next_at=?2, updated_at=?3 "
+                                           "WHERE state='rejected' "
+                                           "AND (?1 IS NULL OR invoice_number=?1)",
+                                           err);
     if (st) {
         fp_sq_bind_text_or_null(st, 1, number);
         sqlite3_bind_int64(st, 2, now);
         sqlite3_bind_int64(st, 3, fp_steady_ms());
         rc = fp_sq_step_done(st) < 0 ? fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(db)) : 0;
         *n = rc == 0 ? sqlite3_changes(db) : 0;
+        if (rc == 0 && *n != audited) /* the transaction holds the write lock: never */
+            rc = fp_fail(err, FP_ECONFLICT, "uploads changed during the re-drive");
         if (rc == 0 && number && *n == 0)
             rc = FP_ENOTFOUND;
         sqlite3_finalize(st);
+    } else if (rc == 0) {
+        rc = FP_EIO;
     }
+    rc = fp_sq_end_audited(s, NULL, NULL, NULL, rc, err); /* COMMIT, or ROLLBACK on rc < 0 */
+    if (rc < 0)
+        *n = 0;
     fp_sq_wunlock(s);
     return rc;
 }
