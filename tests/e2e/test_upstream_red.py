@@ -22,7 +22,7 @@ import time
 from conftest import REPO, SLOW, assert_problem
 
 sys.path.insert(0, str(REPO / "tests" / "upstream-sim"))
-from simctl import write_conf  # noqa: E402
+from simctl import TAX_ID, write_conf  # noqa: E402
 from test_upstream import sim, up  # noqa: E402,F401  (the simulator fixture, the CLI)
 
 SIMCTL = REPO / "tests" / "upstream-sim" / "simctl.py"
@@ -153,3 +153,73 @@ def test_lost_answer_files_the_form_once(sim, tmp_path, make_server):
     # one form on the platform, and it is the one stored on ours
     assert list(sim.state()["forms"]) == [f["upstream"]["uuid"]]
     assert "red_form_file_failed" in srv.log_text() and "TIMEOUT_UNKNOWN" in srv.log_text()
+
+
+def upload_of(srv, number):
+    rows = srv.db_query("SELECT state, reason FROM uploads WHERE invoice_number=?", (number,))
+    return rows[0] if rows and rows[0][0] not in ("pending", "submitted") else None
+
+
+def confirmed_form(srv, sim, blue):
+    """A form of ours filed upstream and confirmed by the buyer there."""
+    form_id = new_form(srv, blue)
+    f = wait_for("the form filed", lambda: form_in(srv, form_id, "awaiting_buyer"))
+    sim.buyer(f["upstream"]["uuid"], "Y")
+    return form_id, wait_for("the buyer's confirmation", lambda: form_in(srv, form_id, "confirmed"))
+
+
+def test_red_upload_names_its_form_and_blue(sim, tmp_path, make_server):
+    srv, conf = start(make_server, tmp_path, sim)
+    blue = uploaded_blue(srv, conf, sim, tmp_path)
+    form_id, f = confirmed_form(srv, sim, blue)
+    r = red_invoice(srv, form_id)
+    assert r.status == 201, r
+    red = r.json()["number"]
+    assert wait_for("the red upload", lambda: upload_of(srv, red), seconds=60) == ("accepted", None)
+    # the platform's log: the red invoice went up naming the form and its blue
+    sent = [inv for e in sim.state()["log"] if e["fwbm"] == "QDFPSC" and "request" in e
+            for inv in e["request"] if inv["fphm"] == red]
+    assert sent and all(inv["lzfpbz"] == "1" and inv["hzqrduuid"] == f["upstream"]["uuid"] and
+                        inv["hzqrxxdbh"] == f["upstream"]["number"] and
+                        inv["dylzfphm"] == blue["number"] for inv in sent), sent
+    st = sim.state()
+    assert st["invoices"][red]["status"] == "00"
+    assert st["forms"][f["upstream"]["uuid"]]["hzqrxxztDm"] == "11"  # used by the red invoice
+
+
+def test_red_upload_of_a_form_the_platform_lost_is_a_dead_letter(sim, tmp_path, make_server):
+    srv, conf = start(make_server, tmp_path, sim)
+    blue = uploaded_blue(srv, conf, sim, tmp_path)
+    form_id, f = confirmed_form(srv, sim, blue)
+    assert sim.forget(f["upstream"]["uuid"])["forgotten"]
+    r = red_invoice(srv, form_id)
+    assert r.status == 201, r  # ours is confirmed: the red invoice issues here
+    red = r.json()["number"]
+    state, reason = wait_for("the red upload", lambda: upload_of(srv, red), seconds=60)
+    assert state == "rejected" and "红字确认单不存在" in reason, reason
+    up = srv.request("GET", "/v1/invoices/" + red).json()["upload"]
+    assert up["state"] == "rejected" and "红字确认单不存在" in up["reason"]
+    rejected = [e for e in sim.state()["log"] if e["fwbm"] == "QDFPSC" and
+                any(i["fphm"] == red and i["outcome"] == "rejected" for i in e.get("invoices", []))]
+    assert len(rejected) == 1
+
+
+def test_red_upload_naming_another_blues_form_is_rejected(sim, tmp_path, make_server):
+    """The simulator's check, driven by hand (`fapiao upstream upload` sends
+    a document as given): a confirmed form of blue A named by a red invoice
+    of blue B is rejected with the platform's message."""
+    from test_upstream import red_of  # noqa: E402  (the red fixture against a blue)
+    srv, conf = start(make_server, tmp_path, sim)
+    blue_a = uploaded_blue(srv, conf, sim, tmp_path)
+    blue_b = uploaded_blue(srv, conf, sim, tmp_path)
+    form_id, f = confirmed_form(srv, sim, blue_a)
+    first = 26449999990000000001  # numbers the platform knows, apart from the server's
+    sim._ctl("/ranges", {"nsrsbh": TAX_ID, "first": str(first), "last": str(first + 9)})
+    verdicts = []
+    for n, blue in enumerate((blue_b, blue_a)):
+        red = red_of(tmp_path, blue["number"], "%020d" % (first + n), f["upstream"]["number"])
+        u = up(conf, "upload", "--doc", str(red), "--red-uuid", f["upstream"]["uuid"])
+        assert u["kind"] == "OK", u
+        verdicts.append(up(conf, "result", "--sllsh", u["sllsh"])["invoices"][0])
+    assert verdicts[0]["status"] == "01" and "与对应蓝字发票不符" in verdicts[0]["message"]
+    assert verdicts[1]["status"] == "00", verdicts  # its own blue's: accepted

@@ -20,6 +20,8 @@ DIR/ports.json ({"port", "control_port", "ca"}):
                                        {} clears them all
                 POST /buyer            {"uuid", "answer": "Y"|"N"|"lapse"} the buyer's
                                        answer to a red form
+                POST /forget           {"uuid"} the platform loses that red form
+                                       (a red invoice naming it is then rejected)
                 POST /credit           {"nsrsbh", "granted"} this month's credit
                 POST /ranges           {"nsrsbh", "first", "last"} numbers the
                                        taxpayer already holds (handed out
@@ -273,9 +275,13 @@ def check_invoice(st, inv):
     if je != hjje or se != hjse or hjje + hjse != jshj:
         return "合计金额与明细不符"
     if inv["lzfpbz"] == "1":
-        form = st.forms.get(inv.get("hzqrduuid"))
+        # a red invoice names its confirmed form (uuid and number) and the
+        # blue invoice that form is about
+        form = st.forms.get(inv.get("hzqrduuid") or "")
         if not form or form["hzfpxxqrdbh"] != inv.get("hzqrxxdbh"):
             return "红字确认单不存在"
+        if form["lzfphm"] != inv.get("dylzfphm"):
+            return "红字确认单与对应蓝字发票不符"
         if form["hzqrxxztDm"] not in (FORM_CONFIRMED, FORM_NO_CONFIRMATION):
             return "红字确认单状态不允许开具"
     month = inv["kprq"][:7].replace("-", "")
@@ -604,6 +610,9 @@ class Control(BaseHTTPRequestHandler):
                 f["hzqrxxztDm"] = {"Y": FORM_CONFIRMED, "lapse": FORM_LAPSED}.get(
                     req.get("answer"), FORM_REJECTED)
                 return self.reply(200, form_view(f))
+            if self.path == "/forget":  # a planted mismatch: the platform loses a form
+                f = st.forms.pop(req.get("uuid"), None)
+                return self.reply(200 if f else 404, {"forgotten": bool(f)})
             if self.path == "/ranges":
                 st.ranges.setdefault(req["nsrsbh"], []).append(
                     (int(req["first"]), int(req["last"])))

@@ -51,6 +51,10 @@ class Sim:
     def buyer(self, uuid, answer):
         return self._ctl("/buyer", {"uuid": uuid, "answer": answer})
 
+    def forget(self, uuid):
+        """The platform loses red form uuid (a planted mismatch)."""
+        return self._ctl("/forget", {"uuid": uuid})
+
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         try:
