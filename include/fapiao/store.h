@@ -501,7 +501,8 @@ int fp_store_red_form_answer(fp_store *s, int64_t seller_id, const char *form_no
 /* A form the buyer filed on the platform about the seller's blue invoice,
  * taken in as fp_store_red_form_create does, with the platform's uuid,
  * number and state (up) in the same transaction.  FP_ECONFLICT, nothing
- * stored, when a form with that uuid is already here. */
+ * stored, when a form with that uuid is already here.  (up NULL: exactly
+ * fp_store_red_form_create.) */
 int fp_store_red_form_adopt(fp_store *s, int64_t seller_id, fp_red_form *f, const char *state,
                             int64_t expires_at, const fp_red_form_up *up, fp_red_form_rec *out,
                             fp_errors *es, const fp_audit_rec *audit, fp_err *err);

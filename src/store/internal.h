@@ -88,10 +88,6 @@
       (int64_t range_id, int64_t next, const fp_audit_rec *audit, fp_range_rec *before,            \
        fp_err *err),                                                                               \
       (range_id, next, audit, before, err))                                                        \
-    X(int, store_red_form_create,                                                                  \
-      (int64_t seller_id, fp_red_form * f, const char *state, int64_t expires_at,                  \
-       fp_red_form_rec *out, fp_errors *es, const fp_audit_rec *audit, fp_err *err),               \
-      (seller_id, f, state, expires_at, out, es, audit, err))                                      \
     X(int, store_red_form_get, (int64_t seller_id, const char *form_no, fp_red_form_rec *out),     \
       (seller_id, form_no, out))                                                                   \
     X(int, store_red_form_act,                                                                     \

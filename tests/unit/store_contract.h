@@ -440,13 +440,20 @@ static const char *sc_due_of(sc_env *e, const char *form_no, sc_due *x)
  * forms"): due until filed, then due while it awaits the buyer; the
  * platform's uuid, number and state stored only while the form is still in
  * the state the keeper saw. */
-static void sc_red_upstream(sc_env *e)
+/* A blue invoice and a full reversal's form of it: the blue's index, or -1. */
+static int sc_blue_form(sc_env *e, fp_red_form_rec *f)
 {
     int b = sc_issue(e, "blue", 1);
-    if (!CHECK(b >= 0) || !CHECK_EQ_INT(e->result[b], FP_ISSUE_CREATED))
-        return;
+    if (!CHECK(b >= 0) || !CHECK_EQ_INT(e->result[b], FP_ISSUE_CREATED) ||
+        !CHECK_EQ_INT(sc_red(e, e->reqs[b], "{\"reason\":\"issue_error\"}", f), 0))
+        return -1;
+    return b;
+}
+
+static void sc_red_upstream(sc_env *e)
+{
     fp_red_form_rec f = {0}, g = {0};
-    if (!CHECK_EQ_INT(sc_red(e, e->reqs[b], "{\"reason\":\"issue_error\"}", &f), 0))
+    if (sc_blue_form(e, &f) < 0)
         return;
     sc_due x;
     const char *due = sc_due_of(e, f.form_no, &x);
@@ -492,11 +499,9 @@ static void sc_red_upstream(sc_env *e)
  * a form the buyer filed is taken in once, with its uuid. */
 static void sc_red_answer(sc_env *e)
 {
-    int b = sc_issue(e, "blue", 1);
-    if (!CHECK(b >= 0) || !CHECK_EQ_INT(e->result[b], FP_ISSUE_CREATED))
-        return;
     fp_red_form_rec f = {0}, g = {0};
-    if (!CHECK_EQ_INT(sc_red(e, e->reqs[b], "{\"reason\":\"issue_error\"}", &f), 0))
+    int b = sc_blue_form(e, &f);
+    if (b < 0)
         return;
     fp_err err = {0};
     fp_audit_rec a = {.actor = "contract", .action = "red_form.withdraw"};

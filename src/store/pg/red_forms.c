@@ -202,12 +202,13 @@ static int set_up(fp_pg *s, int64_t id, const fp_red_form_up *up, fp_err *err)
                    &p, err);
 }
 
-/* A new form (create), or one the buyer filed on the platform (adopt: up
- * set, and refused when its uuid is already here). */
-static int form_create(fp_pg *s, int64_t seller_id, fp_red_form *f, const char *state,
-                       int64_t expires_at, const fp_red_form_up *up, fp_red_form_rec *out,
-                       fp_errors *es, const fp_audit_rec *audit, fp_err *err)
+/* A new form of ours (up NULL: fp_store_red_form_create), or one the
+ * buyer filed on the platform (refused when its uuid is already here). */
+int pg_store_red_form_adopt(void *be, int64_t seller_id, fp_red_form *f, const char *state,
+                            int64_t expires_at, const fp_red_form_up *up, fp_red_form_rec *out,
+                            fp_errors *es, const fp_audit_rec *audit, fp_err *err)
 {
+    fp_pg *s = be;
     memset(out, 0, sizeof *out);
     int maxline;
     fp_red_used *used = fp_red_used_new(f, &maxline);
@@ -240,28 +241,12 @@ static int form_create(fp_pg *s, int64_t seller_id, fp_red_form *f, const char *
     return rc;
 }
 
-int pg_store_red_form_create(void *be, int64_t seller_id, fp_red_form *f, const char *state,
-                             int64_t expires_at, fp_red_form_rec *out, fp_errors *es,
-                             const fp_audit_rec *audit, fp_err *err)
+/* Opens a transaction (s->wlock held by the caller) with the form's row
+ * locked, so a move on another node waits for this one, and reads it. */
+static int form_lock(fp_pg *s, int64_t seller_id, const char *form_no, fp_red_form_rec *out,
+                     fp_err *err)
 {
-    return form_create(be, seller_id, f, state, expires_at, NULL, out, es, audit, err);
-}
-
-int pg_store_red_form_adopt(void *be, int64_t seller_id, fp_red_form *f, const char *state,
-                            int64_t expires_at, const fp_red_form_up *up, fp_red_form_rec *out,
-                            fp_errors *es, const fp_audit_rec *audit, fp_err *err)
-{
-    return form_create(be, seller_id, f, state, expires_at, up, out, es, audit, err);
-}
-
-int pg_store_red_form_answer(void *be, int64_t seller_id, const char *form_no, const char *action,
-                             fp_red_form_rec *out, const fp_audit_rec *audit, fp_err *err)
-{
-    fp_pg *s = be;
-    char qrlx = 0;
-    memset(out, 0, sizeof *out);
-    pthread_mutex_lock(&s->wlock);
-    int rc = pg_tx_begin(s, err), verdict = 0;
+    int rc = pg_tx_begin(s, err);
     if (rc == 0) {
         pg_params p = {0};
         pg_i64(&p, seller_id);
@@ -271,6 +256,17 @@ int pg_store_red_form_answer(void *be, int64_t seller_id, const char *form_no, c
     }
     if (rc == 0)
         rc = form_read(s->w, seller_id, form_no, -1, out);
+    return rc;
+}
+
+int pg_store_red_form_answer(void *be, int64_t seller_id, const char *form_no, const char *action,
+                             fp_red_form_rec *out, const fp_audit_rec *audit, fp_err *err)
+{
+    fp_pg *s = be;
+    char qrlx = 0;
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&s->wlock);
+    int verdict = 0, rc = form_lock(s, seller_id, form_no, out, err);
     if (rc == 0 && (verdict = fp_red_answer_check(out, action, &qrlx)) == 0) {
         char a[2] = {qrlx, 0};
         pg_params u = {0};
@@ -294,17 +290,7 @@ int pg_store_red_form_act(void *be, int64_t seller_id, const char *form_no, cons
     if (fp_red_action_parse(action, &act) < 0 || act == FP_RED_ACT_ISSUE || act == FP_RED_ACT_LAPSE)
         return fp_fail(err, FP_EINVAL, "unknown action %s", action);
     pthread_mutex_lock(&s->wlock);
-    int rc = pg_tx_begin(s, err), refused = 0;
-    if (rc == 0) {
-        /* the form's row locked: a move on another node waits for this one */
-        pg_params p = {0};
-        pg_i64(&p, seller_id);
-        pg_text(&p, form_no);
-        rc = pg_exec(s->w, "SELECT 1 FROM red_forms WHERE seller_id=$1 AND form_no=$2 FOR UPDATE",
-                     &p, err);
-    }
-    if (rc == 0)
-        rc = form_read(s->w, seller_id, form_no, -1, out);
+    int refused = 0, rc = form_lock(s, seller_id, form_no, out, err);
     if (rc == 0) {
         fp_red_state from;
         int next =

@@ -225,12 +225,13 @@ static int set_up(fp_sqlite *s, int64_t id, const fp_red_form_up *up, fp_err *er
     return fp_sq_run(s->wdb, st, err);
 }
 
-/* A new form (create), or one the buyer filed on the platform (adopt: up
- * set, and refused when its uuid is already here). */
-static int form_create(fp_sqlite *s, int64_t seller_id, fp_red_form *f, const char *state,
-                       int64_t expires_at, const fp_red_form_up *up, fp_red_form_rec *out,
-                       fp_errors *es, const fp_audit_rec *audit, fp_err *err)
+/* A new form of ours (up NULL: fp_store_red_form_create), or one the
+ * buyer filed on the platform (refused when its uuid is already here). */
+int sq_store_red_form_adopt(void *be, int64_t seller_id, fp_red_form *f, const char *state,
+                            int64_t expires_at, const fp_red_form_up *up, fp_red_form_rec *out,
+                            fp_errors *es, const fp_audit_rec *audit, fp_err *err)
 {
+    fp_sqlite *s = be;
     memset(out, 0, sizeof *out);
     int maxline;
     fp_red_used *used = fp_red_used_new(f, &maxline);
@@ -264,20 +265,6 @@ unlock:
     pthread_mutex_unlock(&s->wlock);
     free(used);
     return rc;
-}
-
-int sq_store_red_form_create(void *be, int64_t seller_id, fp_red_form *f, const char *state,
-                             int64_t expires_at, fp_red_form_rec *out, fp_errors *es,
-                             const fp_audit_rec *audit, fp_err *err)
-{
-    return form_create(be, seller_id, f, state, expires_at, NULL, out, es, audit, err);
-}
-
-int sq_store_red_form_adopt(void *be, int64_t seller_id, fp_red_form *f, const char *state,
-                            int64_t expires_at, const fp_red_form_up *up, fp_red_form_rec *out,
-                            fp_errors *es, const fp_audit_rec *audit, fp_err *err)
-{
-    return form_create(be, seller_id, f, state, expires_at, up, out, es, audit, err);
 }
 
 int sq_store_red_form_answer(void *be, int64_t seller_id, const char *form_no, const char *action,
