@@ -227,10 +227,18 @@ def test_red_upload_naming_another_blues_form_is_rejected(sim, tmp_path, make_se
 
 # ---- forms the buyer files about our invoices, our answers through QDHZQRDQR ----
 
-def incoming_form(srv, sim, blue):
-    """The buyer files a form about blue on the platform; the red keeper
-    takes it in: (our form, the platform's form)."""
-    p = sim.file_as_buyer(blue["number"])
+def incoming_form(srv, sim, blue, by_hand=False):
+    """The buyer files a form about blue on the platform (by_hand: through
+    simctl's command line); the red keeper takes it in: (our form, the
+    platform's form)."""
+    if by_hand:
+        r = subprocess.run(["/usr/bin/python3", str(SIMCTL), "--control", str(sim.control),
+                            "redform", "file-as-buyer", blue["number"]],
+                           capture_output=True, timeout=30 * SLOW)
+        assert r.returncode == 0, r.stdout + r.stderr
+        p = json.loads(r.stdout)
+    else:
+        p = sim.file_as_buyer(blue["number"])
     assert p["hzqrxxztDm"] == "03"
     rows = wait_for("the buyer's form taken in", lambda: srv.db_query(
         "SELECT form_no FROM red_forms WHERE up_uuid=?", (p["uuid"],)))
@@ -281,7 +289,7 @@ def test_buyers_form_confirmed_by_our_reviewer_then_issued(sim, tmp_path, make_s
 def test_buyers_form_rejected_by_our_reviewer(sim, tmp_path, make_server):
     srv, conf = start(make_server, tmp_path, sim)
     blue = uploaded_blue(srv, conf, sim, tmp_path)
-    f, p = incoming_form(srv, sim, blue)
+    f, p = incoming_form(srv, sim, blue, by_hand=True)
     assert act(srv, f["form_id"], "reject").status == 202
     g = wait_for("the platform's rejection", lambda: form_in(srv, f["form_id"], "rejected"))
     assert g["upstream"]["state"] == "06"
