@@ -10,7 +10,13 @@
  * looked up.  The platform's uuid, number and state are stored on the
  * form, and our state follows the platform's (fp_up_red_state's table):
  * a red invoice is issued only on a form the platform confirmed or needs
- * no confirmation for.  Failures are logged (one JSON line on stderr with
+ * no confirmation for.  Our answers (the reviewer's confirm / reject of a
+ * form the buyer filed, our withdraw of one we filed) wait on the form
+ * (fp_store_red_form_answer) and are sent with QDHZQRDQR after a look at
+ * the form, so a lost reply never sends one twice; and each pass lists
+ * the forms buyers filed about each seller's invoices that await the
+ * seller (CXQDHZQRDLB, state 03) and takes each in once
+ * (fp_store_red_form_adopt), awaiting_seller.  Failures are logged (one JSON line on stderr with
  * the outcome's kind) and retried at the next pass, waiting longer after
  * each failure (to 60 s). */
 #ifndef FAPIAO_REDKEEPER_H

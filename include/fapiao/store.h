@@ -446,6 +446,7 @@ typedef struct fp_red_form_rec {
     int nlines;
     /* on the tax platform ("" until filed; docs/upstream.md "Red forms") */
     char up_uuid[64], up_number[32], up_state[8];
+    char up_answer[2]; /* our answer not yet taken there: Y, N or C ("" none) */
 } fp_red_form_rec;
 void fp_red_form_rec_clear(fp_red_form_rec *r);
 
@@ -473,6 +474,7 @@ typedef struct fp_red_form_due {
     char form_no[24];
     char up_uuid[64]; /* "" while not filed */
     char state[24];   /* as stored */
+    char answer[2];   /* our answer to send (QDHZQRDQR's qrlx), "" none */
 } fp_red_form_due;
 typedef struct fp_red_form_up {
     char uuid[64], number[32], state[8]; /* uuid, hzfpxxqrdbh, hzqrxxztDm */
@@ -483,11 +485,31 @@ int fp_store_red_forms_upstream(fp_store *s, void (*fn)(const fp_red_form_due *d
                                 void *arg);
 /* Stores the platform's uuid, number and state on the form while it is
  * still in state `from` (as stored), and moves it to `to` (NULL: stays),
- * with its audit record.  FP_ECONFLICT, nothing stored, when no form of
+ * with its audit record; with a `to`, an answer waiting to be sent is
+ * settled (cleared).  FP_ECONFLICT, nothing stored, when no form of
  * the seller by that number is in `from` (it moved meanwhile, or is gone). */
 int fp_store_red_form_upstream(fp_store *s, int64_t seller_id, const char *form_no,
                                const fp_red_form_up *u, const char *from, const char *to,
                                const fp_audit_rec *audit, fp_err *err);
+/* Our reviewer's confirm / reject / withdraw of a filed form, to be sent
+ * upstream by the red keeper: stores the answer (Y / N / C) on the form,
+ * whose state stays until the platform has taken it, with its audit
+ * record (outcome "pending_upstream").  1, nothing stored, when the form
+ * is not filed (the caller acts locally); FP_ECONFLICT (out holds the
+ * form) when the answer is not ours to give (confirm / reject: a form the
+ * buyer filed; withdraw: one we filed), not allowed in its state, or
+ * another answer is waiting. */
+int fp_store_red_form_answer(fp_store *s, int64_t seller_id, const char *form_no,
+                             const char *action, fp_red_form_rec *out, const fp_audit_rec *audit,
+                             fp_err *err);
+/* A form the buyer filed on the platform about the seller's blue invoice,
+ * taken in as fp_store_red_form_create does, with the platform's uuid,
+ * number and state (up) in the same transaction.  FP_ECONFLICT, nothing
+ * stored, when a form with that uuid is already here.  (up NULL: exactly
+ * fp_store_red_form_create.) */
+int fp_store_red_form_adopt(fp_store *s, int64_t seller_id, fp_red_form *f, const char *state,
+                            int64_t expires_at, const fp_red_form_up *up, fp_red_form_rec *out,
+                            fp_errors *es, const fp_audit_rec *audit, fp_err *err);
 
 /* ---- fail-stop (docs/storage.md) ----
  * Any SQLITE_IOERR* on any of the store's files (write, fsync, truncate,

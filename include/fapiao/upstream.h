@@ -176,9 +176,15 @@ fp_up_kind fp_up_credit_transfer(const fp_upstream_conf *c, const char *nsrsbh, 
 /* TZSXEDYXQ: the credit's validity after the monthly filing (yyyy-MM). */
 fp_up_kind fp_up_credit_adjust(const fp_upstream_conf *c, const char *nsrsbh, const char *month,
                                fp_up_result *res);
-/* QDFPSC: n stored invoice documents (fields.c maps them) → sllsh[64]. */
+/* The platform's red form a red invoice is issued on: its uuid and its
+ * number (hzfpxxqrdbh), as QDHZQRDSQ (or the platform's list) gave them. */
+typedef struct fp_up_red_ref {
+    const char *uuid, *number;
+} fp_up_red_ref;
+/* QDFPSC: n stored invoice documents (fields.c maps them) → sllsh[64];
+ * forms[i] names red docs[i]'s form (forms NULL, or a blue's entry unused). */
 fp_up_kind fp_up_upload(const fp_upstream_conf *c, const fp_invoice_doc *const *docs, int n,
-                        const char *const *red_uuids, char sllsh[64], fp_up_result *res);
+                        const fp_up_red_ref *forms, char sllsh[64], fp_up_result *res);
 /* CXQDFPSCJG: per-invoice results of sllsh into items[0..cap), *n set. */
 fp_up_kind fp_up_upload_result(const fp_upstream_conf *c, const char *nsrsbh, const char *sllsh,
                                fp_up_upload_item *items, int cap, int *n, fp_up_result *res);
@@ -253,9 +259,9 @@ void fp_up_credit_month(int64_t unix_s, char out[7]);
 /* ---- field mapping (fields.c) ----------------------------------------- */
 
 /* One stored invoice document → QDFPSC's invoice object (ptbh from c; a
- * red invoice's form uuid from red_uuid).  NULL with err on a document the
- * mapping cannot carry. */
-cJSON *fp_up_invoice_fields(const fp_invoice_doc *d, const char *ptbh, const char *red_uuid,
+ * red invoice's platform form, uuid and number, from form).  NULL with err
+ * on a document the mapping cannot carry (a red one without both). */
+cJSON *fp_up_invoice_fields(const fp_invoice_doc *d, const char *ptbh, const fp_up_red_ref *form,
                             fp_err *err);
 /* The red form request (QDHZQRDSQ) for red's lines against blue. */
 cJSON *fp_up_red_form_fields(const fp_invoice_doc *blue, const fp_invoice_doc *red, fp_err *err);

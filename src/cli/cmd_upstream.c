@@ -142,9 +142,10 @@ static fp_up_kind do_upload(call *c)
     if (need(c->a->doc, "--doc") || read_doc(c->a->doc, &d))
         return FP_UP__COUNT;
     const fp_invoice_doc *docs[1] = {&d};
-    const char *uuids[1] = {c->a->red_uuid};
+    /* as given: a red document's red_form_id stands for the platform's number */
+    const fp_up_red_ref forms[1] = {{c->a->red_uuid, d.red_form_id}};
     char sllsh[64];
-    fp_up_kind k = fp_up_upload(&c->u->c, docs, 1, uuids, sllsh, &c->res);
+    fp_up_kind k = fp_up_upload(&c->u->c, docs, 1, forms, sllsh, &c->res);
     if (k == FP_UP_OK)
         cJSON_AddStringToObject(c->out, "sllsh", sllsh);
     fp_invoice_doc_clear(&d);

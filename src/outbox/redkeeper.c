@@ -1,7 +1,12 @@
 /* redkeeper.c — the red keeper's thread (redkeeper.h, docs/upstream.md
- * "Red forms"): QDHZQRDSQ and CXQDHZQRDMX through src/upstream/, the
- * forms through the store.  Like the number keeper, a thread on the store
- * that calls out and writes back. */
+ * "Red forms"): QDHZQRDSQ, QDHZQRDQR, CXQDHZQRDLB and CXQDHZQRDMX through
+ * src/upstream/, the forms through the store.  Like the number keeper, a
+ * thread on the store that calls out and writes back.
+ *
+ * Our answers (the reviewer's confirm / reject, our withdraw) wait on the
+ * form in the store until the platform has taken them: each is sent after
+ * a look at the form (CXQDHZQRDMX), so an answer whose reply was lost is
+ * never sent twice — the look shows it taken and the form moves. */
 #include "fapiao/redkeeper.h"
 #include "fapiao/clock.h"
 #include "fapiao/keeper.h"
@@ -14,11 +19,18 @@
 
 #define MAX_DUE 1000 /* forms per pass (the store names at most this many) */
 
+#define MAX_SELLERS 256 /* sellers whose incoming forms are listed per pass */
+#define LIST_PAGE   100 /* forms per CXQDHZQRDLB page (one page per pass) */
+
 struct fp_redkeeper {
     fp_redkeeper_opts o;
     fp_keeper *thread;
     _Atomic uint64_t filed, synced, failures;
 };
+
+/* The platform's state of a form the buyer filed that awaits our answer
+ * (redforms.c's table). */
+#define BUYER_FILED_AWAITING_US "03" /* 购方录入待销方确认 */
 
 typedef struct due_list {
     fp_red_form_due d[MAX_DUE];
@@ -161,7 +173,203 @@ static int sync_form(fp_redkeeper *k, const fp_red_form_due *d)
     return 0;
 }
 
-/* Every due form: 1 when something failed. */
+/* Sends our answer to filed form d (QDHZQRDQR), after looking at the form
+ * first: a form that moved there (the answer taken, a reply lost, or the
+ * buyer withdrew, or it lapsed) is stored as it is and the answer settled;
+ * 0, or -1 to try again. */
+static int answer_form(fp_redkeeper *k, const fp_red_form_due *d)
+{
+    fp_seller seller;
+    fp_up_red_form out;
+    fp_up_result res;
+    fp_red_state ours;
+    if (fp_store_get_seller(k->o.store, d->seller_id, &seller) < 0)
+        return -1;
+    for (int sent = 0;; sent++) {
+        fp_up_kind kind = fp_up_red_detail(k->o.conf, seller.tax_id, d->up_uuid, &out, NULL, &res);
+        if (kind != FP_UP_OK) {
+            log_event("red_form_answer_failed", d->form_no, fp_up_kind_get(kind)->name,
+                      res.message);
+            return -1;
+        }
+        int moved = fp_up_red_state(out.state, &ours) == 0 &&
+                    strcmp(fp_red_state_name(ours), d->state) != 0;
+        if (moved || sent) /* stored with its new state: the answer settled */
+            return store_up(k, d, &out, "red_form.answer");
+        kind =
+            fp_up_red_answer(k->o.conf, seller.tax_id, d->up_uuid, out.number, d->answer[0], &res);
+        if (kind == FP_UP_REFUSED) { /* the platform will not take it: settled, as it stands */
+            log_event("red_form_answer_refused", d->form_no, "REFUSED", res.message);
+            fp_red_form_up u;
+            snprintf(u.uuid, sizeof u.uuid, "%s", out.uuid);
+            snprintf(u.number, sizeof u.number, "%s", out.number);
+            snprintf(u.state, sizeof u.state, "%s", out.state);
+            fp_audit_rec a = {.actor = "upstream",
+                              .action = "red_form.answer",
+                              .outcome = "refused",
+                              .seller_id = d->seller_id};
+            fp_err err = {0};
+            int rc = fp_store_red_form_upstream(k->o.store, d->seller_id, d->form_no, &u, d->state,
+                                                d->state, &a, &err);
+            return rc == 0 || rc == FP_ECONFLICT ? 0 : -1;
+        }
+        if (kind != FP_UP_OK) { /* the next pass looks before sending again */
+            log_event("red_form_answer_failed", d->form_no, fp_up_kind_get(kind)->name,
+                      res.message);
+            return -1;
+        }
+    }
+}
+
+/* The API's request for a form the buyer filed (docs/api.md): its reason
+ * and, unless a full reversal, its lines (blue line, quantity, amount). */
+static char *incoming_request(const cJSON *data)
+{
+    const cJSON *dm = cJSON_GetObjectItemCaseSensitive(data, "chyyDm");
+    int code = cJSON_IsString(dm) ? atoi(dm->valuestring) : 0;
+    if (code < 1 || code > 4)
+        return NULL;
+    fp_red_reason reason = (fp_red_reason)(code - 1);
+    cJSON *req = cJSON_CreateObject(), *items = NULL, *e;
+    if (!req || !cJSON_AddStringToObject(req, "reason", fp_red_reason_name(reason)) ||
+        !cJSON_AddStringToObject(req, "initiated_by", "buyer"))
+        goto fail;
+    if (reason != FP_RED_ISSUE_ERROR && !(items = cJSON_AddArrayToObject(req, "items")))
+        goto fail;
+    const cJSON *lines = items ? cJSON_GetObjectItemCaseSensitive(data, "hzqrdmxList") : NULL;
+    cJSON_ArrayForEach(e, lines)
+    {
+        const cJSON *ln = cJSON_GetObjectItemCaseSensitive(e, "lzmxxh");
+        const cJSON *je = cJSON_GetObjectItemCaseSensitive(e, "je");
+        const cJSON *sl = cJSON_GetObjectItemCaseSensitive(e, "fpspsl");
+        cJSON *it = cJSON_CreateObject();
+        if (!it || !cJSON_AddItemToArray(items, it) || !cJSON_IsString(ln) || !cJSON_IsString(je) ||
+            !cJSON_AddNumberToObject(it, "line", atoi(ln->valuestring)) ||
+            !cJSON_AddStringToObject(it, "amount", je->valuestring) ||
+            (reason == FP_RED_SALES_RETURN && cJSON_IsString(sl) &&
+             !cJSON_AddStringToObject(it, "quantity", sl->valuestring)))
+            goto fail;
+    }
+    char *s = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    return s;
+fail:
+    cJSON_Delete(req);
+    return NULL;
+}
+
+/* Takes in the form uuid that the buyer filed about one of seller's blue
+ * invoices (CXQDHZQRDMX for its lines): awaiting our answer.  0 (also when
+ * it is already here), or -1. */
+static int adopt_form(fp_redkeeper *k, const fp_seller *seller, const char *uuid)
+{
+    fp_up_red_form out;
+    fp_up_result res;
+    cJSON *data = NULL;
+    fp_up_kind kind = fp_up_red_detail(k->o.conf, seller->tax_id, uuid, &out, &data, &res);
+    if (kind != FP_UP_OK) {
+        cJSON_Delete(data);
+        log_event("red_form_incoming_failed", uuid, fp_up_kind_get(kind)->name, res.message);
+        return -1;
+    }
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(data, "data");
+    d = d ? d : data;
+    const cJSON *lz = cJSON_GetObjectItemCaseSensitive(d, "lzfphm");
+    char *req = incoming_request(d), *blue = NULL;
+    size_t blen = 0;
+    fp_red_form f;
+    fp_errors *es = calloc(1, sizeof *es);
+    fp_err err = {0};
+    memset(&f, 0, sizeof f);
+    int rc = -1;
+    if (!req || !es || !cJSON_IsString(lz) ||
+        fp_store_get_invoice(k->o.store, seller->id, lz->valuestring, &blue, &blen) < 0 ||
+        fp_red_form_parse(req, strlen(req), blue, blen, &f, es) < 0) {
+        log_event("red_form_incoming_failed", uuid, "LOCAL",
+                  es && es->n ? es->e[0].en : "the form does not map to a blue here");
+    } else {
+        fp_red_form_up up;
+        snprintf(up.uuid, sizeof up.uuid, "%s", out.uuid);
+        snprintf(up.number, sizeof up.number, "%s", out.number);
+        snprintf(up.state, sizeof up.state, "%s", out.state);
+        fp_red_state st = FP_RED_ST_AWAITING_SELLER;
+        fp_red_form_rec rec;
+        fp_audit_rec a = {
+            .actor = "upstream", .action = "red_form.incoming", .seller_id = seller->id};
+        rc = fp_store_red_form_adopt(k->o.store, seller->id, &f, fp_red_state_name(st),
+                                     fp_red_deadline(st, (int64_t)time(NULL)), &up, &rec, es, &a,
+                                     &err);
+        if (rc == 0)
+            fprintf(stderr,
+                    "{\"event\":\"red_form_incoming\",\"form_id\":\"%s\",\"uuid\":\"%s\","
+                    "\"number\":\"%s\"}\n",
+                    rec.form_no, up.uuid, up.number);
+        else if (rc != FP_ECONFLICT) /* ECONFLICT: here already */
+            log_event("red_form_incoming_failed", uuid, "LOCAL",
+                      err.msg[0] ? err.msg : "refused by the caps of the blue invoice");
+        fp_red_form_rec_clear(&rec);
+        rc = rc == 0 || rc == FP_ECONFLICT ? 0 : -1;
+    }
+    fp_red_form_clear(&f);
+    free(es);
+    free(blue);
+    free(req);
+    cJSON_Delete(data);
+    return rc;
+}
+
+typedef struct seller_list {
+    fp_seller *s;
+    int n;
+} seller_list;
+
+static void collect_seller(const fp_seller *x, void *arg)
+{
+    seller_list *l = arg;
+    if (l->n < MAX_SELLERS && !x->disabled)
+        l->s[l->n++] = *x;
+}
+
+/* Whether uuid is a due form's here (one we know and still follow). */
+static int known(const due_list *l, const char *uuid)
+{
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->d[i].up_uuid, uuid))
+            return 1;
+    return 0;
+}
+
+/* The forms the buyers filed about each seller's invoices that await our
+ * answer (CXQDHZQRDLB, state 03), taken in once: 1 when something failed. */
+static int incoming(fp_redkeeper *k, const due_list *due)
+{
+    seller_list l = {calloc(MAX_SELLERS, sizeof(fp_seller)), 0};
+    int failed = !l.s || fp_store_sellers(k->o.store, collect_seller, &l) < 0;
+    for (int i = 0; i < l.n; i++) {
+        cJSON *data = NULL, *e;
+        fp_up_result res;
+        fp_up_kind kind = fp_up_red_list(k->o.conf, l.s[i].tax_id, BUYER_FILED_AWAITING_US, 1,
+                                         LIST_PAGE, &data, &res);
+        if (kind != FP_UP_OK)
+            log_event("red_form_incoming_failed", "", fp_up_kind_get(kind)->name, res.message);
+        failed |= kind != FP_UP_OK;
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(data, "data");
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(d ? d : data, "list"))
+        {
+            const cJSON *u = cJSON_GetObjectItemCaseSensitive(e, "uuid");
+            const cJSON *st = cJSON_GetObjectItemCaseSensitive(e, "hzqrxxztDm");
+            if (cJSON_IsString(u) && !known(due, u->valuestring) && cJSON_IsString(st) &&
+                !strcmp(st->valuestring, BUYER_FILED_AWAITING_US))
+                failed |= adopt_form(k, &l.s[i], u->valuestring) < 0;
+        }
+        cJSON_Delete(data);
+    }
+    free(l.s);
+    return failed;
+}
+
+/* Every due form, then the forms filed against us: 1 when something
+ * failed. */
 static int pass(void *arg)
 {
     fp_redkeeper *k = arg;
@@ -172,11 +380,18 @@ static int pass(void *arg)
         return 1;
     }
     for (int i = 0; i < l->n; i++) {
-        int rc = l->d[i].up_uuid[0] ? sync_form(k, &l->d[i]) : file_form(k, &l->d[i]);
+        const fp_red_form_due *d = &l->d[i];
+        int rc = d->answer[0]    ? answer_form(k, d)
+                 : d->up_uuid[0] ? sync_form(k, d)
+                                 : file_form(k, d);
         if (rc < 0) {
             atomic_fetch_add(&k->failures, 1);
             failed = 1;
         }
+    }
+    if (incoming(k, l)) {
+        atomic_fetch_add(&k->failures, 1);
+        failed = 1;
     }
     free(l);
     return failed;

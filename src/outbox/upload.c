@@ -43,6 +43,8 @@ struct fp_uploader {
     uint64_t kicks;
     fp_upload_row *rows;      /* o.batch */
     fp_up_upload_item *items; /* o.batch */
+    fp_up_red_ref *refs;      /* o.batch: a red row's form on the platform */
+    fp_red_form_up *forms;    /* o.batch: what refs point into */
     atomic_uint_fast64_t n[FP_UPO__N];
 };
 
@@ -174,9 +176,37 @@ static int poll_round(fp_uploader *u, int64_t now)
     return calls;
 }
 
+/* Red document d's form as the platform knows it (its uuid and number,
+ * stored by the red keeper) into u->refs[i]: 0, FP_EINVAL (err set) when
+ * the form is not filed, or the store's error. */
+static int red_ref(fp_uploader *u, int64_t seller_id, const fp_invoice_doc *d, int i, fp_err *err)
+{
+    fp_red_form_rec rec;
+    memset(&rec, 0, sizeof rec);
+    u->refs[i] = (fp_up_red_ref){NULL, NULL};
+    if (!d->red)
+        return 0;
+    int rc =
+        fp_store_red_form_get(u->o.store, seller_id, d->red_form_id ? d->red_form_id : "", &rec);
+    if (rc == 0 && (!rec.up_uuid[0] || !rec.up_number[0]))
+        rc = fp_fail(err, FP_EINVAL, "red form %s is not filed with the tax platform", rec.form_no);
+    else if (rc == FP_ENOTFOUND)
+        rc = fp_fail(err, FP_EINVAL, "red form %s is not in the store",
+                     d->red_form_id ? d->red_form_id : "");
+    else if (rc == 0) {
+        fp_red_form_up *f = &u->forms[i];
+        snprintf(f->uuid, sizeof f->uuid, "%s", rec.up_uuid);
+        snprintf(f->number, sizeof f->number, "%s", rec.up_number);
+        u->refs[i] = (fp_up_red_ref){f->uuid, f->number};
+    }
+    fp_red_form_rec_clear(&rec);
+    return rc;
+}
+
 /* Loads and checks the documents of rows[0..n) (one seller's): a row whose
- * document cannot be read or mapped is rejected with our reason and left
- * out.  The rows kept move to the front; their count. */
+ * document cannot be read or mapped (a red one: whose form is not filed)
+ * is rejected with our reason and left out.  The rows kept move to the
+ * front; their count. */
 static int load_docs(fp_uploader *u, int n, fp_invoice_doc *docs, int64_t now)
 {
     int kept = 0;
@@ -190,9 +220,10 @@ static int load_docs(fp_uploader *u, int n, fp_invoice_doc *docs, int64_t now)
             snprintf(err.msg, sizeof err.msg, "the invoice is not in the store");
         cJSON *probe = NULL;
         if (rc == 0 && (rc = fp_invoice_doc_read(doc, len, &docs[kept], &err)) == 0 &&
-            !(probe = fp_up_invoice_fields(&docs[kept], u->o.up->ptbh, NULL, &err))) {
+            ((rc = red_ref(u, r->seller_id, &docs[kept], kept, &err)) < 0 ||
+             !(probe = fp_up_invoice_fields(&docs[kept], u->o.up->ptbh, &u->refs[kept], &err)))) {
             fp_invoice_doc_clear(&docs[kept]);
-            rc = FP_EINVAL;
+            rc = rc < 0 ? rc : FP_EINVAL;
         }
         cJSON_Delete(probe);
         free(doc);
@@ -235,7 +266,7 @@ static int send_round(fp_uploader *u, int64_t now)
         dp[i] = &docs[i];
     char sllsh[64];
     fp_up_result res = {0};
-    fp_up_kind k = fp_up_upload(u->o.up, dp, m, NULL, sllsh, &res);
+    fp_up_kind k = fp_up_upload(u->o.up, dp, m, u->refs, sllsh, &res);
     fp_breaker_record(&u->br, fp_mono_ms(), answered(k));
     for (int i = 0; i < m; i++) {
         const fp_upload_row *r = &u->rows[i];
@@ -288,6 +319,8 @@ static void uploader_free(fp_uploader *u, int made)
     }
     free(u->rows);
     free(u->items);
+    free(u->refs);
+    free(u->forms);
     free(u);
 }
 
@@ -317,7 +350,9 @@ int fp_uploader_start(const fp_uploader_opts *o, fp_uploader **out, fp_err *err)
         u->o.breaker.max_open_ms = u->o.backoff_max_ms;
     u->rows = calloc((size_t)u->o.batch, sizeof *u->rows);
     u->items = calloc((size_t)u->o.batch, sizeof *u->items);
-    if (!u->rows || !u->items) {
+    u->refs = calloc((size_t)u->o.batch, sizeof *u->refs);
+    u->forms = calloc((size_t)u->o.batch, sizeof *u->forms);
+    if (!u->rows || !u->items || !u->refs || !u->forms) {
         uploader_free(u, 0);
         return fp_fail(err, FP_ENOMEM, "out of memory");
     }

@@ -47,6 +47,8 @@ static enum MHD_Result form_response(fp_req *r, int status, const fp_red_form_re
         fp_jw_kstr(&w, "uuid", rec->up_uuid);
         fp_jw_kstr(&w, "number", rec->up_number);
         fp_jw_kstr(&w, "state", rec->up_state);
+        if (rec->up_answer[0]) /* ours, not yet taken by the platform */
+            fp_jw_kstr(&w, "answer", rec->up_answer);
         fp_jw_obj_close(&w);
     }
     fp_jw_key(&w, "items");
@@ -156,8 +158,17 @@ enum MHD_Result fp_h_red_form_act(fp_req *r)
     char what[32];
     snprintf(what, sizeof what, "red_form.%s", action);
     fp_audit_rec a = fp_req_audit(r, what);
-    int rc = fp_store_red_form_act(r->srv->o.store, r->claims.seller_id, r->param, action, &rec, &a,
+    /* a filed form is answered on the platform: the red keeper sends it
+     * (202), the state follows the platform's (docs/upstream.md) */
+    int rc = r->srv->o.upstream ? fp_store_red_form_answer(r->srv->o.store, r->claims.seller_id,
+                                                           r->param, action, &rec, &a, &err)
+                                : 1;
+    int queued = rc == 0;
+    if (rc == 1) {
+        fp_red_form_rec_clear(&rec);
+        rc = fp_store_red_form_act(r->srv->o.store, r->claims.seller_id, r->param, action, &rec, &a,
                                    &err);
+    }
     enum MHD_Result res;
     if (rc == FP_ENOTFOUND) {
         res = fp_problem(r, FPC_NOT_FOUND, "红字确认单不存在", "No such red form", NULL);
@@ -169,7 +180,7 @@ enum MHD_Result fp_h_red_form_act(fp_req *r)
     } else if (rc < 0) {
         res = fp_problem(r, FPC_DEGRADED, NULL, err.msg, NULL);
     } else {
-        res = form_response(r, 200, &rec);
+        res = form_response(r, queued ? 202 : 200, &rec);
     }
     fp_red_form_rec_clear(&rec);
     return res;

@@ -1,7 +1,9 @@
 /* common.c — rules both backends apply the same way around their own SQL
- * (internal.h): the constant-time client-secret check and the red-form
- * caps against the blue invoice's earlier forms. */
+ * (internal.h): the constant-time client-secret check, the red-form
+ * caps against the blue invoice's earlier forms, and which answers to a
+ * filed red form go to the tax platform. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "fapiao/auth.h"
 #include "fapiao/crypto.h"
@@ -46,4 +48,31 @@ int fp_red_form_fits(fp_red_form *f, const fp_red_used *used, int maxline, fp_er
 {
     fp_red_settle(f, used, maxline);
     return fp_red_check_caps(f, used, maxline, es) < 0 ? FP_ERANGE : 0;
+}
+
+int fp_red_answer_check(const fp_red_form_rec *rec, const char *action, char *qrlx)
+{
+    /* confirm and reject answer a form the buyer filed; withdraw takes back
+     * one we filed (docs/upstream.md "Red forms") */
+    static const struct {
+        const char *action, *by;
+        char qrlx;
+        fp_red_action act;
+    } answers[] = {{"confirm", "buyer", 'Y', FP_RED_ACT_CONFIRM},
+                   {"reject", "buyer", 'N', FP_RED_ACT_REJECT},
+                   {"withdraw", "seller", 'C', FP_RED_ACT_WITHDRAW}};
+    for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++) {
+        if (strcmp(action, answers[i].action) != 0)
+            continue;
+        if (!rec->up_uuid[0])
+            return 1;
+        fp_red_state from;
+        if (rec->up_answer[0] || strcmp(rec->initiated_by, answers[i].by) != 0 ||
+            fp_red_state_parse(rec->state, &from) < 0 ||
+            fp_red_transition(from, answers[i].act) < 0)
+            return FP_ECONFLICT;
+        *qrlx = answers[i].qrlx;
+        return 0;
+    }
+    return FP_EINVAL;
 }

@@ -88,10 +88,6 @@
       (int64_t range_id, int64_t next, const fp_audit_rec *audit, fp_range_rec *before,            \
        fp_err *err),                                                                               \
       (range_id, next, audit, before, err))                                                        \
-    X(int, store_red_form_create,                                                                  \
-      (int64_t seller_id, fp_red_form * f, const char *state, int64_t expires_at,                  \
-       fp_red_form_rec *out, fp_errors *es, const fp_audit_rec *audit, fp_err *err),               \
-      (seller_id, f, state, expires_at, out, es, audit, err))                                      \
     X(int, store_red_form_get, (int64_t seller_id, const char *form_no, fp_red_form_rec *out),     \
       (seller_id, form_no, out))                                                                   \
     X(int, store_red_form_act,                                                                     \
@@ -104,6 +100,15 @@
       (int64_t seller_id, const char *form_no, const fp_red_form_up *u, const char *from,          \
        const char *to, const fp_audit_rec *audit, fp_err *err),                                    \
       (seller_id, form_no, u, from, to, audit, err))                                               \
+    X(int, store_red_form_answer,                                                                  \
+      (int64_t seller_id, const char *form_no, const char *action, fp_red_form_rec *out,           \
+       const fp_audit_rec *audit, fp_err *err),                                                    \
+      (seller_id, form_no, action, out, audit, err))                                               \
+    X(int, store_red_form_adopt,                                                                   \
+      (int64_t seller_id, fp_red_form * f, const char *state, int64_t expires_at,                  \
+       const fp_red_form_up *up, fp_red_form_rec *out, fp_errors *es, const fp_audit_rec *audit,   \
+       fp_err *err),                                                                               \
+      (seller_id, f, state, expires_at, up, out, es, audit, err))                                  \
     X(int, store_failstop, (char *why, size_t cap), (why, cap))                                    \
     X(int, store_check_now, (int full, fp_store_check_report *rep), (full, rep))                   \
     X(int, store_check_files, (fp_err * err), (err))                                               \
@@ -312,6 +317,10 @@ int fp_secret_check_end(fp_secret_check *c, int rc, fp_client_info *out);
 fp_red_used *fp_red_used_new(const fp_red_form *f, int *maxline);
 /* f settled against used, then its caps checked: 0, or FP_ERANGE with es. */
 int fp_red_form_fits(fp_red_form *f, const fp_red_used *used, int maxline, fp_errors *es);
+/* Whether our reviewer's action on form rec goes upstream as an answer
+ * (fp_store_red_form_answer's rules): 0 with *qrlx set, 1 when the form is
+ * not filed, FP_ECONFLICT, or FP_EINVAL for an unknown action. */
+int fp_red_answer_check(const fp_red_form_rec *rec, const char *action, char *qrlx);
 
 /* ---- migrate.c: moving a SQLite store to a server database ---- */
 /* One column's value as the source holds it. */

@@ -69,6 +69,13 @@ void fp_store_close(fp_store *s)
     }
 FP_STORE_OPS(FP_STORE_DISPATCH)
 
+int fp_store_red_form_create(fp_store *s, int64_t seller_id, fp_red_form *f, const char *state,
+                             int64_t expires_at, fp_red_form_rec *out, fp_errors *es,
+                             const fp_audit_rec *audit, fp_err *err)
+{
+    return fp_store_red_form_adopt(s, seller_id, f, state, expires_at, NULL, out, es, audit, err);
+}
+
 int fp_store_audit(fp_store *s, const fp_audit_rec *rec, fp_err *err)
 {
     return fp_store_audit_batch(s, rec, 1, err);

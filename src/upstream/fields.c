@@ -20,7 +20,8 @@ typedef struct ctx {
     const fp_invoice_doc *blue; /* a red form's blue invoice */
     const fp_doc_item *it;      /* the line */
     int line;                   /* its number, from 1 */
-    const char *ptbh, *uuid;
+    const char *ptbh;
+    const fp_up_red_ref *form; /* a red invoice's platform form */
     char tmp[320];
 } ctx;
 
@@ -57,9 +58,13 @@ static const char *g_ptbh(ctx *c)
 {
     return c->ptbh ? c->ptbh : "";
 }
-static const char *g_uuid(ctx *c)
+static const char *g_form_uuid(ctx *c)
 {
-    return c->d->red ? (c->uuid ? c->uuid : "") : NULL;
+    return c->d->red ? c->form->uuid : NULL;
+}
+static const char *g_form_number(ctx *c)
+{
+    return c->d->red ? c->form->number : NULL;
 }
 static const char *g_self_built(ctx *c)
 {
@@ -181,8 +186,9 @@ static const row rows[] = {
     {L_INVOICE, "kpr", "drawer", DOC(drawer), NULL},
     {L_INVOICE, "bz", "remark", DOC(remark), NULL},
     {L_INVOICE, "dylzfphm", "red: original_number", DOC(original_number), NULL},
-    {L_INVOICE, "hzqrxxdbh", "red: red_form_id", DOC(red_form_id), NULL},
-    {L_INVOICE, "hzqrduuid", "red: the form's uuid from QDHZQRDSQ", NONE, g_uuid},
+    {L_INVOICE, "hzqrxxdbh", "red: the form's number (hzfpxxqrdbh) on the platform", NONE,
+     g_form_number},
+    {L_INVOICE, "hzqrduuid", "red: the form's uuid on the platform", NONE, g_form_uuid},
     {L_LINE, "mxxh", "items[] position, from 1", NONE, g_line},
     {L_LINE, "dylzfpmxxh", "red: the blue line (see gaps)", NONE, g_blue_line},
     {L_LINE, "xmmc", "items[].name after *short name*", NONE, g_item_name},
@@ -278,12 +284,14 @@ oom:
     return NULL;
 }
 
-cJSON *fp_up_invoice_fields(const fp_invoice_doc *d, const char *ptbh, const char *red_uuid,
+cJSON *fp_up_invoice_fields(const fp_invoice_doc *d, const char *ptbh, const fp_up_red_ref *form,
                             fp_err *err)
 {
-    ctx c = {.d = d, .ptbh = ptbh, .uuid = red_uuid};
-    if (d->red && (!red_uuid || !*red_uuid)) {
-        fp_fail(err, FP_EINVAL, "red invoice %s: the red form's uuid (hzqrduuid) is missing",
+    ctx c = {.d = d, .ptbh = ptbh, .form = form};
+    if (d->red && (!form || !form->uuid || !*form->uuid || !form->number || !*form->number)) {
+        fp_fail(err, FP_EINVAL,
+                "red invoice %s: the red form's platform uuid and number (hzqrduuid, "
+                "hzqrxxdbh) are missing",
                 d->number);
         return NULL;
     }

@@ -163,7 +163,7 @@ fp_up_kind fp_up_credit_adjust(const fp_upstream_conf *c, const char *nsrsbh, co
 }
 
 fp_up_kind fp_up_upload(const fp_upstream_conf *c, const fp_invoice_doc *const *docs, int n,
-                        const char *const *red_uuids, char sllsh[64], fp_up_result *res)
+                        const fp_up_red_ref *forms, char sllsh[64], fp_up_result *res)
 {
     /* a JSON array of invoices, as the PHP SDK sends (docs/upstream.md §3) */
     cJSON *req = cJSON_CreateArray(), *d = NULL;
@@ -172,7 +172,7 @@ fp_up_kind fp_up_upload(const fp_upstream_conf *c, const fp_invoice_doc *const *
         return oom(res);
     for (int i = 0; i < n; i++) {
         fp_err err = {0};
-        cJSON *inv = fp_up_invoice_fields(docs[i], c->ptbh, red_uuids ? red_uuids[i] : NULL, &err);
+        cJSON *inv = fp_up_invoice_fields(docs[i], c->ptbh, forms ? &forms[i] : NULL, &err);
         if (!inv || !cJSON_AddItemToArray(req, inv)) {
             cJSON_Delete(inv);
             cJSON_Delete(req);

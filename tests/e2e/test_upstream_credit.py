@@ -53,7 +53,8 @@ def test_credit_exhausted_refuses_before_storing(sim, tmp_path, make_server):
     assert len(rows) == 1 and rows[0]["limit_fen"] == 200000 and rows[0]["used_fen"] == 0, rows
     seller = rows[0]["seller_id"]
     state = sim.state()
-    assert [e["fwbm"] for e in state["log"]] == ["CXSXED", "XZTHSXED", "CXSXED"]
+    credit_calls = [e["fwbm"] for e in state["log"] if e["fwbm"] in ("CXSXED", "XZTHSXED")]
+    assert credit_calls == ["CXSXED", "XZTHSXED", "CXSXED"]  # (the red keeper lists forms too)
     assert remaining_metric(srv) == {seller: 200000}
 
     blues = []

@@ -442,13 +442,20 @@ static const char *sc_due_of(sc_env *e, const char *form_no, sc_due *x)
  * forms"): due until filed, then due while it awaits the buyer; the
  * platform's uuid, number and state stored only while the form is still in
  * the state the keeper saw. */
-static void sc_red_upstream(sc_env *e)
+/* A blue invoice and a full reversal's form of it: the blue's index, or -1. */
+static int sc_blue_form(sc_env *e, fp_red_form_rec *f)
 {
     int b = sc_issue(e, "blue", 1);
-    if (!CHECK(b >= 0) || !CHECK_EQ_INT(e->result[b], FP_ISSUE_CREATED))
-        return;
+    if (!CHECK(b >= 0) || !CHECK_EQ_INT(e->result[b], FP_ISSUE_CREATED) ||
+        !CHECK_EQ_INT(sc_red(e, e->reqs[b], "{\"reason\":\"issue_error\"}", f), 0))
+        return -1;
+    return b;
+}
+
+static void sc_red_upstream(sc_env *e)
+{
     fp_red_form_rec f = {0}, g = {0};
-    if (!CHECK_EQ_INT(sc_red(e, e->reqs[b], "{\"reason\":\"issue_error\"}", &f), 0))
+    if (sc_blue_form(e, &f) < 0)
         return;
     sc_due x;
     const char *due = sc_due_of(e, f.form_no, &x);
@@ -487,6 +494,74 @@ static void sc_red_upstream(sc_env *e)
     CHECK_MSG(!sc_due_of(e, f.form_no, &x), "a filed, confirmed form is not due");
     fp_red_form_rec_clear(&f);
     fp_red_form_rec_clear(&g);
+}
+
+/* Answers to filed forms (QDHZQRDQR, sent by the red keeper): stored on
+ * the form, its state unchanged, until the platform's state settles them;
+ * a form the buyer filed is taken in once, with its uuid. */
+static void sc_red_answer(sc_env *e)
+{
+    fp_red_form_rec f = {0}, g = {0};
+    int b = sc_blue_form(e, &f);
+    if (b < 0)
+        return;
+    fp_err err = {0};
+    fp_audit_rec a = {.actor = "contract", .action = "red_form.withdraw"};
+    CHECK_EQ_INT(fp_store_red_form_answer(e->s, e->seller, f.form_no, "withdraw", &g, &a, &err),
+                 1); /* not filed: acted on locally */
+    fp_red_form_rec_clear(&g);
+    fp_red_form_up u = {.uuid = "u-9", .number = "44030026000000000009", .state = "02"};
+    CHECK_EQ_INT(fp_store_red_form_upstream(e->s, e->seller, f.form_no, &u,
+                                            "no_confirmation_needed", "awaiting_buyer", &a, &err),
+                 0);
+    CHECK_EQ_INT(fp_store_red_form_answer(e->s, e->seller, f.form_no, "confirm", &g, &a, &err),
+                 FP_ECONFLICT); /* ours: the buyer confirms it */
+    fp_red_form_rec_clear(&g);
+    CHECK_EQ_INT(fp_store_red_form_answer(e->s, e->seller, f.form_no, "withdraw", &g, &a, &err), 0);
+    CHECK_EQ_STR(g.state, "awaiting_buyer");
+    CHECK_EQ_STR(g.up_answer, "C");
+    fp_red_form_rec_clear(&g);
+    CHECK_EQ_INT(fp_store_red_form_answer(e->s, e->seller, f.form_no, "withdraw", &g, &a, &err),
+                 FP_ECONFLICT); /* one answer at a time */
+    fp_red_form_rec_clear(&g);
+    sc_due x;
+    CHECK_MSG(sc_due_of(e, f.form_no, &x) != NULL, "a form with an answer to send is due");
+    fp_red_form_up w = u;
+    snprintf(w.state, sizeof w.state, "08");
+    CHECK_EQ_INT(fp_store_red_form_upstream(e->s, e->seller, f.form_no, &w, "awaiting_buyer",
+                                            "withdrawn", &a, &err),
+                 0);
+    CHECK_EQ_INT(fp_store_red_form_get(e->s, e->seller, f.form_no, &g), 0);
+    CHECK_EQ_STR(g.state, "withdrawn");
+    CHECK_EQ_STR(g.up_answer, ""); /* settled */
+    CHECK_MSG(!sc_due_of(e, f.form_no, &x), "a settled, withdrawn form is not due");
+    fp_red_form_rec_clear(&g);
+    /* the buyer's form, taken in once */
+    fp_red_form rf;
+    static fp_errors es;
+    es.n = 0;
+    const char *body = "{\"reason\":\"issue_error\",\"initiated_by\":\"buyer\"}";
+    const fp_issue_req *blue = e->reqs[b];
+    fp_red_form_up in = {.uuid = "u-10", .number = "44030026000000000010", .state = "03"};
+    fp_audit_rec ai = {.actor = "upstream", .action = "red_form.incoming"};
+    for (int i = 0; i < 2; i++) {
+        if (!CHECK_EQ_INT(
+                fp_red_form_parse(body, strlen(body), blue->response, blue->response_len, &rf, &es),
+                0))
+            return;
+        CHECK_EQ_INT(fp_store_red_form_adopt(e->s, e->seller, &rf, "awaiting_seller", 0, &in, &g,
+                                             &es, &ai, &err),
+                     i == 0 ? 0 : FP_ECONFLICT);
+        if (i == 0) {
+            CHECK_EQ_STR(g.state, "awaiting_seller");
+            CHECK_EQ_STR(g.initiated_by, "buyer");
+            CHECK_EQ_STR(g.up_uuid, "u-10");
+            CHECK_EQ_STR(g.up_state, "03");
+        }
+        fp_red_form_clear(&rf);
+        fp_red_form_rec_clear(&g);
+    }
+    fp_red_form_rec_clear(&f);
 }
 
 typedef struct sc_chain {
@@ -973,6 +1048,7 @@ static const sc_check sc_checks[] = {
     {"credit", sc_credit, 1, 100},
     {"red_upstream", sc_red_upstream, 1, 100},
     {"credentials", sc_credentials, 1, 100},
+    {"red_answer", sc_red_answer, 1, 100},
 };
 #define SC_NCHECKS ((int)NCASES(sc_checks))
 

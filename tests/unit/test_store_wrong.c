@@ -136,11 +136,11 @@ static void early_ack_submit(void *be, fp_issue_req *r)
 /* ---- red_over: a form stored without the cap check ---- */
 
 static int red_over_create(void *be, int64_t seller_id, fp_red_form *f, const char *state,
-                           int64_t expires_at, fp_red_form_rec *out, fp_errors *es,
-                           const fp_audit_rec *audit, fp_err *err)
+                           int64_t expires_at, const fp_red_form_up *up, fp_red_form_rec *out,
+                           fp_errors *es, const fp_audit_rec *audit, fp_err *err)
 {
-    int rc = fp_store_sqlite_ops.store_red_form_create(be, seller_id, f, state, expires_at, out, es,
-                                                       audit, err);
+    int rc = fp_store_sqlite_ops.store_red_form_adopt(be, seller_id, f, state, expires_at, up, out,
+                                                      es, audit, err);
     if (rc != FP_ERANGE)
         return rc;
     fp_sqlite *s = be;
@@ -250,7 +250,7 @@ int main(void)
     wrongs[0].ops.store_submit = reuse_submit;
     wrongs[1].ops.store_submit = no_idem_submit;
     wrongs[2].ops.store_submit = early_ack_submit;
-    wrongs[3].ops.store_red_form_create = red_over_create;
+    wrongs[3].ops.store_red_form_adopt = red_over_create;
     wrongs[4].ops.store_audit_snapshot = audit_gap_snapshot;
     wrongs[5].ops.store_seller_create = dup_seller_create;
 

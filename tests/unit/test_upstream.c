@@ -270,12 +270,14 @@ static void test_fields(void)
         CHECK(str(l0, "dylzfpmxxh") == NULL);
     }
     cJSON_Delete(b);
-    CHECK(fp_up_invoice_fields(&red, "PT0001", NULL, &err) == NULL); /* needs the uuid */
-    cJSON *r = fp_up_invoice_fields(&red, "PT0001", "uuid-1", &err);
+    CHECK(fp_up_invoice_fields(&red, "PT0001", NULL, &err) == NULL); /* needs the form */
+    CHECK(fp_up_invoice_fields(&red, "PT0001", &(fp_up_red_ref){"uuid-1", ""}, &err) == NULL);
+    cJSON *r = fp_up_invoice_fields(&red, "PT0001",
+                                    &(fp_up_red_ref){"uuid-1", "44030026112600000009"}, &err);
     if (CHECK(r)) {
         CHECK_EQ_STR(str(r, "lzfpbz"), "1");
         CHECK_EQ_STR(str(r, "dylzfphm"), "26440000000000012345");
-        CHECK_EQ_STR(str(r, "hzqrxxdbh"), "44030026112600000001");
+        CHECK_EQ_STR(str(r, "hzqrxxdbh"), "44030026112600000009"); /* the platform's */
         CHECK_EQ_STR(str(r, "hzqrduuid"), "uuid-1");
         CHECK_EQ_STR(str(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "fpmxList"), 0), "dylzfpmxxh"),
                      "1");

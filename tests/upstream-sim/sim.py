@@ -20,6 +20,10 @@ DIR/ports.json ({"port", "control_port", "ca"}):
                                        {} clears them all
                 POST /buyer            {"uuid", "answer": "Y"|"N"|"lapse"} the buyer's
                                        answer to a red form
+                POST /buyer-files      {"lzfphm", "chyyDm"?} the buyer files a red
+                                       form about that blue (03: the seller answers)
+                POST /forget           {"uuid"} the platform loses that red form
+                                       (a red invoice naming it is then rejected)
                 POST /credit           {"nsrsbh", "granted"} this month's credit
                 POST /ranges           {"nsrsbh", "first", "last"} numbers the
                                        taxpayer already holds (handed out
@@ -81,10 +85,13 @@ MAX_HOLD_S = 120  # every wait the sim does is bounded
 # the sim's own mark for a form a red invoice was uploaded on.
 FORM_NO_CONFIRMATION = "01"
 FORM_AWAITING_BUYER = "02"
+FORM_AWAITING_SELLER = "03"  # the buyer filed it: the seller confirms
 FORM_CONFIRMED = "04"
 FORM_REJECTED = "05"
+FORM_SELLER_REJECTED = "06"
 FORM_LAPSED = "07"
 FORM_WITHDRAWN = "08"
+FORM_WITHDRAWN_CONFIRMED = "09"
 FORM_ISSUED = "11"
 
 
@@ -282,9 +289,13 @@ def check_invoice(st, inv):
     if je != hjje or se != hjse or hjje + hjse != jshj:
         return "合计金额与明细不符"
     if inv["lzfpbz"] == "1":
-        form = st.forms.get(inv.get("hzqrduuid"))
+        # a red invoice names its confirmed form (uuid and number) and the
+        # blue invoice that form is about
+        form = st.forms.get(inv.get("hzqrduuid") or "")
         if not form or form["hzfpxxqrdbh"] != inv.get("hzqrxxdbh"):
             return "红字确认单不存在"
+        if form["lzfphm"] != inv.get("dylzfphm"):
+            return "红字确认单与对应蓝字发票不符"
         if form["hzqrxxztDm"] not in (FORM_CONFIRMED, FORM_NO_CONFIRMATION):
             return "红字确认单状态不允许开具"
     month = inv["kprq"][:7].replace("-", "")
@@ -364,16 +375,48 @@ def svc_red_apply(st, req):
 
 
 def svc_red_answer(st, req):
+    """The seller's answer (this connection is the seller's): Y / N to a
+    form the buyer filed, C to withdraw one the seller filed."""
     form = st.forms.get(req.get("uuid"))
-    if not form or form["hzfpxxqrdbh"] != req.get("hzqrdbh"):
+    if not form or form["hzfpxxqrdbh"] != req.get("hzqrdbh") or \
+            form["xsfnsrsbh"] != req.get("xsfnsrsbh"):
         raise Refusal("44", "红字确认单不存在")
-    if req.get("qrlx") == "C" and form["hzqrxxztDm"] == FORM_AWAITING_BUYER:
-        form["hzqrxxztDm"] = FORM_WITHDRAWN
-    elif req.get("qrlx") in ("Y", "N"):
+    qrlx, state, by_buyer = req.get("qrlx"), form["hzqrxxztDm"], form.get("lrfsf") == "1"
+    if qrlx in ("Y", "N") and not by_buyer:
         raise Refusal("45", "销方录入的确认单须由购方确认")
+    if qrlx in ("Y", "N") and state == FORM_AWAITING_SELLER:
+        form["hzqrxxztDm"] = FORM_CONFIRMED if qrlx == "Y" else FORM_SELLER_REJECTED
+    elif qrlx == "C" and not by_buyer and state in (FORM_AWAITING_BUYER, FORM_NO_CONFIRMATION):
+        form["hzqrxxztDm"] = FORM_WITHDRAWN
+    elif qrlx == "C" and not by_buyer and state == FORM_CONFIRMED:
+        form["hzqrxxztDm"] = FORM_WITHDRAWN_CONFIRMED
     else:
         raise Refusal("46", "确认单状态不允许此操作")
     return ok(hzqrxxztDm=form["hzqrxxztDm"])
+
+
+def file_as_buyer(st, req):
+    """The buyer files a form about a blue invoice the platform holds: a
+    full reversal (chyyDm 01) unless told otherwise; it awaits the seller."""
+    blue = st.invoices.get(req.get("lzfphm"))
+    if not blue or blue["status"] != "00":
+        return None
+    doc = blue["doc"]
+    neg = lambda v: str(-money(v))  # noqa: E731
+    lines = [{"xh": str(i + 1), "lzmxxh": str(l.get("mxxh", i + 1)), "je": neg(l["je"]),
+              "se": neg(l["se"]), "fpspsl": neg(l["sl"]) if l.get("sl") else "",
+              "sphfwssflhbbm": l.get("sphfwssflhbbm", ""), "xmmc": l.get("xmmc", "")}
+             for i, l in enumerate(doc["fpmxList"])]
+    u = uuidlib.uuid4().hex
+    no = "%020d" % (44030026000000000000 + len(st.forms) + 1)
+    form = {"uuid": u, "hzfpxxqrdbh": no, "hzqrxxztDm": FORM_AWAITING_SELLER,
+            "xsfnsrsbh": doc["xsfnsrsbh"], "lzfphm": doc["fphm"], "lrfsf": "1",
+            "request": {"xsfnsrsbh": doc["xsfnsrsbh"], "gmfnsrsbh": doc.get("gmfnsrsbh", ""),
+                        "lzfphm": doc["fphm"], "chyyDm": req.get("chyyDm", "01"), "lrfsf": "1",
+                        "hzcxje": neg(doc["hjje"]), "hzcxse": neg(doc["hjse"]),
+                        "hzqrdmxList": lines}}
+    st.forms[u] = form
+    return form
 
 
 def form_view(f):
@@ -397,7 +440,8 @@ def svc_red_detail(st, req):
     f = st.forms.get(req.get("uuid"))
     if not f:
         return dict(returncode="01", returnmsg="未查询到红字确认单")
-    return ok(**form_view(f), hzqrdmxList=f["request"].get("hzqrdmxList", []))
+    return ok(**form_view(f), chyyDm=f["request"].get("chyyDm", ""),
+              lrfsf=f.get("lrfsf", "0"), hzqrdmxList=f["request"].get("hzqrdmxList", []))
 
 
 def svc_rates(st, req):
@@ -617,6 +661,13 @@ class Control(BaseHTTPRequestHandler):
                 f["hzqrxxztDm"] = {"Y": FORM_CONFIRMED, "lapse": FORM_LAPSED}.get(
                     req.get("answer"), FORM_REJECTED)
                 return self.reply(200, form_view(f))
+            if self.path == "/buyer-files":
+                f = file_as_buyer(st, req)
+                return self.reply(200 if f else 404, form_view(f) if f else
+                                  {"error": "no such accepted blue invoice"})
+            if self.path == "/forget":  # a planted mismatch: the platform loses a form
+                f = st.forms.pop(req.get("uuid"), None)
+                return self.reply(200 if f else 404, {"forgotten": bool(f)})
             if self.path == "/ranges":
                 st.ranges.setdefault(req["nsrsbh"], []).append(
                     (int(req["first"]), int(req["last"])))

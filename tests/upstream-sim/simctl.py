@@ -6,7 +6,9 @@ test_zoo_upstream.py); it shares nothing with the C side.
 
 By hand, against a running simulator's control port (ports.json):
     simctl.py --control PORT redform confirm|reject|lapse UUID
-answers a red form awaiting the buyer as the buyer would."""
+answers a red form awaiting the buyer as the buyer would;
+    simctl.py --control PORT redform file-as-buyer BLUE_FPHM
+files one as the buyer (a full reversal) for the seller to answer."""
 import json
 import signal
 import subprocess
@@ -51,6 +53,14 @@ class Sim:
     def buyer(self, uuid, answer):
         return self._ctl("/buyer", {"uuid": uuid, "answer": answer})
 
+    def file_as_buyer(self, lzfphm, chyy="01"):
+        """The buyer files a red form about blue invoice lzfphm."""
+        return self._ctl("/buyer-files", {"lzfphm": lzfphm, "chyyDm": chyy})
+
+    def forget(self, uuid):
+        """The platform loses red form uuid (a planted mismatch)."""
+        return self._ctl("/forget", {"uuid": uuid})
+
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         try:
@@ -72,14 +82,17 @@ def write_conf(tmp, port, ca, key=KEY, unit="PT0001", timeout_ms=4000, slow=1):
 
 
 def main(argv):
-    """simctl.py --control PORT redform confirm|reject|lapse UUID"""
+    """simctl.py --control PORT redform confirm|reject|lapse UUID
+    simctl.py --control PORT redform file-as-buyer BLUE_FPHM"""
     answers = {"confirm": "Y", "reject": "N", "lapse": "lapse"}
-    if len(argv) != 5 or argv[0] != "--control" or argv[2] != "redform" or argv[3] not in answers:
+    if len(argv) != 5 or argv[0] != "--control" or argv[2] != "redform" or \
+            argv[3] not in list(answers) + ["file-as-buyer"]:
         print(main.__doc__)
         return 2
-    req = urllib.request.Request("http://127.0.0.1:%d/buyer" % int(argv[1]), method="POST",
-                                 data=json.dumps({"uuid": argv[4],
-                                                  "answer": answers[argv[3]]}).encode())
+    path, body = ("/buyer-files", {"lzfphm": argv[4]}) if argv[3] == "file-as-buyer" else \
+        ("/buyer", {"uuid": argv[4], "answer": answers[argv[3]]})
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (int(argv[1]), path), method="POST",
+                                 data=json.dumps(body).encode())
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             print(r.read().decode())

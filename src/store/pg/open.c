@@ -149,6 +149,8 @@ static const char *const pg_migrations[] = {
     "  updated_at BIGINT NOT NULL, PRIMARY KEY(seller_id, month));",
     /* 7: SQLite's migration 15 (red forms filed upstream) */
     FP_RED_UPSTREAM_SQL,
+    /* 8: SQLite's migration 17 (answers to red forms sent upstream) */
+    FP_RED_ANSWER_SQL,
 };
 #define PG_NMIGRATIONS ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))
 const int pg_schema_version = PG_NMIGRATIONS;

@@ -35,7 +35,8 @@ static int form_read(PGconn *db, int64_t seller_id, const char *form_no, int64_t
              "SELECT id, form_no, blue_number, reason, initiated_by, state, created_at, "
              "coalesce(expires_at, 0), coalesce(red_number, ''), total_amount, "
              "total_tax, coalesce(up_uuid, ''), coalesce(up_number, ''), "
-             "coalesce(up_state, '') FROM red_forms WHERE seller_id=$1 AND (form_no=$2 OR id=$3)",
+             "coalesce(up_state, ''), coalesce(up_answer, '') FROM red_forms WHERE seller_id=$1 "
+             "AND (form_no=$2 OR id=$3)",
              &p, &rc, NULL);
     if (!r)
         return rc;
@@ -57,6 +58,7 @@ static int form_read(PGconn *db, int64_t seller_id, const char *form_no, int64_t
     pg_col(r, 0, 11, out->up_uuid, sizeof out->up_uuid);
     pg_col(r, 0, 12, out->up_number, sizeof out->up_number);
     pg_col(r, 0, 13, out->up_state, sizeof out->up_state);
+    pg_col(r, 0, 14, out->up_answer, sizeof out->up_answer);
     PQclear(r);
     int now_st = state_now(out->state, out->expires_at, (int64_t)time(NULL));
     if (now_st >= 0)
@@ -174,9 +176,37 @@ static int form_insert(fp_pg *s, int64_t seller_id, const fp_red_form *f, const 
     return rc;
 }
 
-int pg_store_red_form_create(void *be, int64_t seller_id, fp_red_form *f, const char *state,
-                             int64_t expires_at, fp_red_form_rec *out, fp_errors *es,
-                             const fp_audit_rec *audit, fp_err *err)
+/* Whether a form with the platform's uuid is here (0 no, FP_ECONFLICT
+ * yes), under the blue invoice's lock taken before. */
+static int uuid_taken(fp_pg *s, const char *uuid, fp_err *err)
+{
+    pg_params p = {0};
+    pg_text(&p, uuid);
+    int rc;
+    PGresult *r = pg_q(s->w, "SELECT 1 FROM red_forms WHERE up_uuid=$1", &p, &rc, err);
+    if (r && PQntuples(r) > 0)
+        rc = FP_ECONFLICT;
+    PQclear(r);
+    return rc;
+}
+
+/* The platform's uuid, number and state on form id. */
+static int set_up(fp_pg *s, int64_t id, const fp_red_form_up *up, fp_err *err)
+{
+    pg_params p = {0};
+    pg_text(&p, up->uuid);
+    pg_text(&p, up->number);
+    pg_text(&p, up->state);
+    pg_i64(&p, id);
+    return pg_exec(s->w, "UPDATE red_forms SET up_uuid=$1, up_number=$2, up_state=$3 WHERE id=$4",
+                   &p, err);
+}
+
+/* A new form of ours (up NULL: fp_store_red_form_create), or one the
+ * buyer filed on the platform (refused when its uuid is already here). */
+int pg_store_red_form_adopt(void *be, int64_t seller_id, fp_red_form *f, const char *state,
+                            int64_t expires_at, const fp_red_form_up *up, fp_red_form_rec *out,
+                            fp_errors *es, const fp_audit_rec *audit, fp_err *err)
 {
     fp_pg *s = be;
     memset(out, 0, sizeof *out);
@@ -193,18 +223,62 @@ int pg_store_red_form_create(void *be, int64_t seller_id, fp_red_form *f, const 
         pg_text(&p, f->blue_number);
         rc = pg_exec(s->w, "SELECT 1 FROM invoices WHERE number=$1 FOR UPDATE", &p, err);
     }
+    if (rc == 0 && up)
+        rc = uuid_taken(s, up->uuid, err);
     if (rc == 0)
         rc = used_by_forms(s, f->blue_number, used, maxline, err);
     if (rc == 0)
         rc = fp_red_form_fits(f, used, maxline, es);
     if (rc == 0)
         rc = form_insert(s, seller_id, f, state, expires_at, &id, form_no, err);
+    if (rc == 0 && up)
+        rc = set_up(s, id, up, err);
     rc = pg_end_audited(s, audit, form_no, state, rc, err);
     if (rc == 0)
         rc = form_read(s->w, seller_id, NULL, id, out);
     pthread_mutex_unlock(&s->wlock);
     free(used);
     return rc;
+}
+
+/* Opens a transaction (s->wlock held by the caller) with the form's row
+ * locked, so a move on another node waits for this one, and reads it. */
+static int form_lock(fp_pg *s, int64_t seller_id, const char *form_no, fp_red_form_rec *out,
+                     fp_err *err)
+{
+    int rc = pg_tx_begin(s, err);
+    if (rc == 0) {
+        pg_params p = {0};
+        pg_i64(&p, seller_id);
+        pg_text(&p, form_no);
+        rc = pg_exec(s->w, "SELECT 1 FROM red_forms WHERE seller_id=$1 AND form_no=$2 FOR UPDATE",
+                     &p, err);
+    }
+    if (rc == 0)
+        rc = form_read(s->w, seller_id, form_no, -1, out);
+    return rc;
+}
+
+int pg_store_red_form_answer(void *be, int64_t seller_id, const char *form_no, const char *action,
+                             fp_red_form_rec *out, const fp_audit_rec *audit, fp_err *err)
+{
+    fp_pg *s = be;
+    char qrlx = 0;
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&s->wlock);
+    int verdict = 0, rc = form_lock(s, seller_id, form_no, out, err);
+    if (rc == 0 && (verdict = fp_red_answer_check(out, action, &qrlx)) == 0) {
+        char a[2] = {qrlx, 0};
+        pg_params u = {0};
+        pg_i64(&u, out->id);
+        pg_text(&u, a);
+        if ((rc = pg_exec(s->w, "UPDATE red_forms SET up_answer=$2 WHERE id=$1", &u, err)) == 0 &&
+            (rc = pg_audit_change(s, audit, out->form_no, "pending_upstream", err)) == 0)
+            snprintf(out->up_answer, sizeof out->up_answer, "%s", a);
+    }
+    rc = rc == 0 ? pg_tx_commit(s, err) : (pg_tx_rollback(s), rc);
+    pthread_mutex_unlock(&s->wlock);
+    return rc == 0 ? verdict : rc;
 }
 
 int pg_store_red_form_act(void *be, int64_t seller_id, const char *form_no, const char *action,
@@ -216,17 +290,7 @@ int pg_store_red_form_act(void *be, int64_t seller_id, const char *form_no, cons
     if (fp_red_action_parse(action, &act) < 0 || act == FP_RED_ACT_ISSUE || act == FP_RED_ACT_LAPSE)
         return fp_fail(err, FP_EINVAL, "unknown action %s", action);
     pthread_mutex_lock(&s->wlock);
-    int rc = pg_tx_begin(s, err), refused = 0;
-    if (rc == 0) {
-        /* the form's row locked: a move on another node waits for this one */
-        pg_params p = {0};
-        pg_i64(&p, seller_id);
-        pg_text(&p, form_no);
-        rc = pg_exec(s->w, "SELECT 1 FROM red_forms WHERE seller_id=$1 AND form_no=$2 FOR UPDATE",
-                     &p, err);
-    }
-    if (rc == 0)
-        rc = form_read(s->w, seller_id, form_no, -1, out);
+    int refused = 0, rc = form_lock(s, seller_id, form_no, out, err);
     if (rc == 0) {
         fp_red_state from;
         int next =
@@ -274,6 +338,7 @@ int pg_store_red_forms_upstream(void *be, void (*fn)(const fp_red_form_due *d, v
         pg_col(r, i, 1, d.form_no, sizeof d.form_no);
         pg_col(r, i, 2, d.up_uuid, sizeof d.up_uuid);
         pg_col(r, i, 3, d.state, sizeof d.state);
+        pg_col(r, i, 4, d.answer, sizeof d.answer);
         fn(&d, arg);
     }
     PQclear(r);
@@ -299,7 +364,8 @@ int pg_store_red_form_upstream(void *be, int64_t seller_id, const char *form_no,
         pg_text(&p, from);
         PGresult *r = pg_q(s->w,
                            "UPDATE red_forms SET up_uuid=$1, up_number=$2, up_state=$3, "
-                           "state=coalesce(nullif($4, ''), state) WHERE seller_id=$5 AND "
+                           "state=coalesce(nullif($4, ''), state), up_answer=CASE WHEN $4='' "
+                           "THEN up_answer END WHERE seller_id=$5 AND "
                            "form_no=$6 AND state=$7 RETURNING id",
                            &p, &rc, err);
         if (r && PQntuples(r) == 0)

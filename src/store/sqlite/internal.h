@@ -289,7 +289,7 @@ void fp_sq_current_yy(char yy[3], int64_t issue_t);
 /* ---- red_forms.c ---- */
 /* Stores form f (settled) in `state`, with its lines, inside the
  * transaction open on the locked writer connection; no cap check (the
- * caller's: sq_store_red_form_create).  *id and form_no get the new form's. */
+ * caller's: sq_store_red_form_adopt).  *id and form_no get the new form's. */
 int fp_sq_red_form_insert(fp_sqlite *s, int64_t seller_id, const fp_red_form *f, const char *state,
                           int64_t expires_at, int64_t *id, char form_no[24], fp_err *err);
 

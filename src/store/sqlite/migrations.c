@@ -231,6 +231,9 @@ static const char *const migrations[] = {
     /* 16: red forms filed upstream (issue 20; docs/upstream.md "Red
      * forms"): the platform's uuid, form number and state per form. */
     FP_RED_UPSTREAM_SQL,
+    /* 17: our answers to red forms, sent upstream by the red keeper (issue
+     * 20; docs/upstream.md "Red forms"), one form per platform uuid. */
+    FP_RED_ANSWER_SQL,
 };
 
 int fp_store_migration_count(void)

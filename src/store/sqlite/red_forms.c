@@ -29,7 +29,8 @@ static int form_read(sqlite3 *db, int64_t seller_id, const char *form_no, int64_
     memset(out, 0, sizeof *out);
     const char *sql = "SELECT id, form_no, blue_number, reason, initiated_by, state, created_at, "
                       "COALESCE(expires_at, 0), COALESCE(red_number, ''), total_amount, total_tax, "
-                      "COALESCE(up_uuid, ''), COALESCE(up_number, ''), COALESCE(up_state, '') "
+                      "COALESCE(up_uuid, ''), COALESCE(up_number, ''), COALESCE(up_state, ''), "
+                      "COALESCE(up_answer, '') "
                       "FROM red_forms WHERE seller_id=?1 AND (form_no=?2 OR id=?3)";
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
         return FP_EIO;
@@ -57,6 +58,7 @@ static int form_read(sqlite3 *db, int64_t seller_id, const char *form_no, int64_
     fp_sq_col(st, 11, out->up_uuid, sizeof out->up_uuid);
     fp_sq_col(st, 12, out->up_number, sizeof out->up_number);
     fp_sq_col(st, 13, out->up_state, sizeof out->up_state);
+    fp_sq_col(st, 14, out->up_answer, sizeof out->up_answer);
     /* a form awaiting the other side lapses after its deadline */
     int now_st = state_now(out->state, out->expires_at, (int64_t)time(NULL));
     if (now_st >= 0)
@@ -195,9 +197,39 @@ int fp_sq_red_form_insert(fp_sqlite *s, int64_t seller_id, const fp_red_form *f,
     return rc;
 }
 
-int sq_store_red_form_create(void *be, int64_t seller_id, fp_red_form *f, const char *state,
-                             int64_t expires_at, fp_red_form_rec *out, fp_errors *es,
-                             const fp_audit_rec *audit, fp_err *err)
+/* Whether a form with the platform's uuid is here: 0 no, FP_ECONFLICT yes. */
+static int uuid_taken(fp_sqlite *s, const char *uuid, fp_err *err)
+{
+    sqlite3_stmt *st = fp_sq_prep(s->wdb, "SELECT 1 FROM red_forms WHERE up_uuid=?1", err);
+    if (!st)
+        return FP_EIO;
+    sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return step == SQLITE_ROW    ? FP_ECONFLICT
+           : step == SQLITE_DONE ? 0
+                                 : fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
+}
+
+/* The platform's uuid, number and state on form id. */
+static int set_up(fp_sqlite *s, int64_t id, const fp_red_form_up *up, fp_err *err)
+{
+    sqlite3_stmt *st = fp_sq_prep(
+        s->wdb, "UPDATE red_forms SET up_uuid=?1, up_number=?2, up_state=?3 WHERE id=?4", err);
+    if (!st)
+        return FP_EIO;
+    sqlite3_bind_text(st, 1, up->uuid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, up->number, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, up->state, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, id);
+    return fp_sq_run(s->wdb, st, err);
+}
+
+/* A new form of ours (up NULL: fp_store_red_form_create), or one the
+ * buyer filed on the platform (refused when its uuid is already here). */
+int sq_store_red_form_adopt(void *be, int64_t seller_id, fp_red_form *f, const char *state,
+                            int64_t expires_at, const fp_red_form_up *up, fp_red_form_rec *out,
+                            fp_errors *es, const fp_audit_rec *audit, fp_err *err)
 {
     fp_sqlite *s = be;
     memset(out, 0, sizeof *out);
@@ -213,6 +245,8 @@ int sq_store_red_form_create(void *be, int64_t seller_id, fp_red_form *f, const 
     int rc = fp_sq_exec(s->wdb, "BEGIN IMMEDIATE", err);
     if (rc < 0)
         goto unlock;
+    if (up && (rc = uuid_taken(s, up->uuid, err)) < 0)
+        goto rollback;
     if (used_by_forms(s->wdb, f->blue_number, used, maxline) < 0) {
         rc = fp_fail(err, FP_EIO, "sqlite: %s", sqlite3_errmsg(s->wdb));
         goto rollback;
@@ -220,6 +254,8 @@ int sq_store_red_form_create(void *be, int64_t seller_id, fp_red_form *f, const 
     if ((rc = fp_red_form_fits(f, used, maxline, es)) < 0)
         goto rollback;
     rc = fp_sq_red_form_insert(s, seller_id, f, state, expires_at, &id, form_no, err);
+    if (rc == 0 && up)
+        rc = set_up(s, id, up, err);
     if ((rc = fp_sq_end_audited(s, audit, form_no, state, rc, err)) == 0)
         rc = form_read(s->wdb, seller_id, NULL, id, out);
     goto unlock;
@@ -229,6 +265,30 @@ unlock:
     pthread_mutex_unlock(&s->wlock);
     free(used);
     return rc;
+}
+
+int sq_store_red_form_answer(void *be, int64_t seller_id, const char *form_no, const char *action,
+                             fp_red_form_rec *out, const fp_audit_rec *audit, fp_err *err)
+{
+    fp_sqlite *s = be;
+    char qrlx = 0;
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&s->wlock);
+    int rc = fp_sq_exec(s->wdb, "BEGIN IMMEDIATE", err);
+    if (rc == 0)
+        rc = form_read(s->wdb, seller_id, form_no, -1, out);
+    int verdict = rc == 0 ? fp_red_answer_check(out, action, &qrlx) : rc;
+    if (verdict == 0) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "UPDATE red_forms SET up_answer='%c' WHERE id=%lld", qrlx,
+                 (long long)out->id);
+        if ((rc = fp_sq_exec(s->wdb, sql, err)) == 0 &&
+            (rc = fp_sq_audit_change(s, audit, out->form_no, "pending_upstream", err)) == 0)
+            snprintf(out->up_answer, sizeof out->up_answer, "%c", qrlx);
+    }
+    rc = fp_sq_end_audited(s, NULL, NULL, NULL, rc, err);
+    pthread_mutex_unlock(&s->wlock);
+    return rc == 0 ? verdict : rc;
 }
 
 int sq_store_red_form_act(void *be, int64_t seller_id, const char *form_no, const char *action,
@@ -297,6 +357,7 @@ int sq_store_red_forms_upstream(void *be, void (*fn)(const fp_red_form_due *d, v
             fp_sq_col(st, 1, d.form_no, sizeof d.form_no);
             fp_sq_col(st, 2, d.up_uuid, sizeof d.up_uuid);
             fp_sq_col(st, 3, d.state, sizeof d.state);
+            fp_sq_col(st, 4, d.answer, sizeof d.answer);
             fn(&d, arg);
         }
     sqlite3_finalize(st);
@@ -312,11 +373,12 @@ int sq_store_red_form_upstream(void *be, int64_t seller_id, const char *form_no,
     pthread_mutex_lock(&s->wlock);
     int rc = fp_sq_exec(s->wdb, "BEGIN IMMEDIATE", err);
     sqlite3_stmt *st = NULL;
-    if (rc == 0 && !(st = fp_sq_prep(
-                         s->wdb,
-                         "UPDATE red_forms SET up_uuid=?1, up_number=?2, up_state=?3, "
-                         "state=COALESCE(?4, state) WHERE seller_id=?5 AND form_no=?6 AND state=?7",
-                         err)))
+    if (rc == 0 &&
+        !(st = fp_sq_prep(s->wdb,
+                          "UPDATE red_forms SET up_uuid=?1, up_number=?2, up_state=?3, "
+                          "state=COALESCE(?4, state), up_answer=CASE WHEN ?4 IS NULL THEN "
+                          "up_answer END WHERE seller_id=?5 AND form_no=?6 AND state=?7",
+                          err)))
         rc = FP_EIO;
     if (rc == 0) {
         sqlite3_bind_text(st, 1, u->uuid, -1, SQLITE_STATIC);
