@@ -297,8 +297,7 @@ static int adopt_form(fp_redkeeper *k, const fp_seller *seller, const char *uuid
         fp_audit_rec a = {
             .actor = "upstream", .action = "red_form.incoming", .seller_id = seller->id};
         rc = fp_store_red_form_adopt(k->o.store, seller->id, &f, fp_red_state_name(st),
-                                     fp_red_deadline(st, (int64_t)time(NULL)), &up, &rec, es, &a,
-                                     &err);
+                                     fp_red_deadline(st, fp_wall_s()), &up, &rec, es, &a, &err);
         if (rc == 0)
             fprintf(stderr,
                     "{\"event\":\"red_form_incoming\",\"form_id\":\"%s\",\"uuid\":\"%s\","

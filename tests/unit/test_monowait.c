@@ -73,6 +73,8 @@ static const struct {
      "a webhook's X-Fapiao-Timestamp: the receiver checks it against its own wall clock"},
     {"src/outbox/redkeeper.c", "form_docs",
      "the red draft's issue time filed with the form: a calendar time for the tax platform"},
+    {"src/outbox/redkeeper.c", "adopt_form",
+     "a buyer's form's lapse deadline: a calendar time the tax platform keeps"},
     {"src/store/sqlite/jobs.c", "audit", "an audit record's timestamp, read by people"},
 };
 
