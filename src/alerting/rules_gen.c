@@ -495,6 +495,8 @@ const int fp_alert_nrules = (int)(sizeof fp_alert_rules / sizeof fp_alert_rules[
 const fp_alert_prom_only fp_alert_prom_only_rules[] = {
     {"FapiaoInstanceDown", "进程无法判断自己已停止或不可抓取：需要外部的 Prometheus（或 systemd 看门狗）。", "a process cannot see itself down or unscrapable: it needs an outside Prometheus (or the systemd watchdog)."},
     {"FapiaoIssueRateBelowBaseline", "基线是过去三周同一时段的开票速度，需要数周的历史；进程内存只保留数小时。", "the baseline is the same hour of the past three weeks: weeks of history, while the process keeps hours in memory."},
+    {"FapiaoSellerIssueRateBelowBaseline", "每个销售方过去三周同一时段的基线：需要数周的历史。", "a per-seller baseline of the same hour over the past three weeks: weeks of history."},
+    {"FapiaoClientIssueRateBelowBaseline", "每个客户端过去三周同一时段的基线：需要数周的历史。", "a per-client baseline of the same hour over the past three weeks: weeks of history."},
     {"FapiaoAuthFailuresAboveBaseline", "同上：三周的基线。", "likewise: a three-week baseline."},
 };
 const int fp_alert_nprom_only =

@@ -233,6 +233,7 @@ static int apply_numbers(serve_run *r)
         {c->send_ms, &so->send_timeout_ms},
         {c->hs_ms, &so->handshake_timeout_ms},
         {c->concurrency, &so->concurrency_max},
+        {c->metrics_top_n, &so->metrics_top_n},
     };
     r->reserve_mb = -1;
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)

@@ -278,6 +278,11 @@ static const opt opts[] = {
      "a plain-HTTP listener on loopback serving only /metrics; the main port's /metrics then "
      "needs the token or is absent",
      "另开只提供 /metrics 的回环地址明文监听；主端口的 /metrics 随之需要令牌或不再提供"},
+    {"--metrics-top-n", OPT_INT, F(metrics_top_n), 1, 1000, U_NONE, "N", "20",
+     "the metrics listener's invoices issued per seller and per client: the top N by volume, "
+     "the rest as \"other\" (docs/alerting.md)",
+     "监控监听地址上按销售方、按客户端的开票计数：开票量最大的前 N 个，其余计入 "
+     "\"other\"（docs/alerting.md）"},
     {"--alerting", OPT_STR, F(alerting), 0, 0, U_NONE, "FILE", NULL,
      "the built-in alert evaluator and notifier, with the receivers of FILE "
      "(docs/alerting.md \"Built-in evaluator\")",
