@@ -248,6 +248,11 @@ static const opt opts[] = {
      "write-once) or to COMMAND's stdin",
      "把每个签名检查点追加到 DIR/checkpoints.jsonl（建议 chattr +a "
      "或一次写入介质）或交给命令的标准输入"},
+    {"--audit-verify-interval", OPT_INT, F(audit_verify_s), 0, 86400, U_S, "SECONDS", "300",
+     "how often the server verifies its own audit chain from the last checkpoint it verified "
+     "(fapiao_audit_verify_last_ok; 0: never; docs/alerting.md)",
+     "服务器校验自身审计哈希链的间隔，自上次校验到的检查点起（指标 "
+     "fapiao_audit_verify_last_ok；0 为不校验；docs/alerting.md）"},
 
     {NULL, OPT_SECTION, 0, 0, 0, U_NONE, NULL, NULL, "Continuous archiving (docs/recovery.md)",
      "持续归档（docs/recovery.md）"},

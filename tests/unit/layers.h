@@ -94,6 +94,7 @@ static const struct {
     {"credit.h", "store"},       {"numkeeper.h", "outbox"},
     {"uploader.h", "outbox"},    {"keeper.h", "lib"},
     {"redkeeper.h", "outbox"},   {"topn.h", "monitor"},
+    {"auditwatch.h", "monitor"},
 };
 
 /* Loops known today, each with the change that removes it.  The lint fails
