@@ -1,6 +1,6 @@
 /* auditwatch.h — the server verifies its own audit chain (docs/alerting.md
  * "Audit verification"): a thread that every interval runs the auditor's
- * verifier (auditor.h) on a read-only connection of its own, from the
+ * verifier (auditor.h) on one of the store's read connections, from the
  * checkpoint before the newest one it verified to the end of the log, and
  * exposes the result for FapiaoAuditVerifyFailed:
  *
@@ -22,12 +22,12 @@
 
 typedef struct fp_auditwatch fp_auditwatch;
 
-/* db: the database path or URL (a read-only store is opened each run);
- * pub_path: the audit public key; m: the registry its families join (it
- * must outlive fp_auditwatch_stop's caller's last scrape: stop the server
- * first).  Runs once right away, then every interval_s.  0 or an error. */
-int fp_auditwatch_start(fp_store *store, const char *db, const char *pub_path, int interval_s,
-                        fp_metrics *m, fp_auditwatch **out, fp_err *err);
+/* store: the server's (read snapshots only, fp_audit_verify_store);
+ * pub_path: the audit public key; m: the registry its families join (stop
+ * the server, whose scrapes call them, before fp_auditwatch_stop).  Runs
+ * once right away, then every interval_s.  0 or an error. */
+int fp_auditwatch_start(fp_store *store, const char *pub_path, int interval_s, fp_metrics *m,
+                        fp_auditwatch **out, fp_err *err);
 void fp_auditwatch_stop(fp_auditwatch *w);
 
 #endif

@@ -450,8 +450,8 @@ static int start_auditwatch(serve_run *r)
     if (every == 0)
         return 0;
     if (fp_audit_key_paths(r->db, r->audit_key, akey, apub, sizeof akey) < 0 ||
-        fp_auditwatch_start(r->store, r->c.database ? r->c.database : r->db, apub, (int)every,
-                            fp_server_metrics(r->srv), &r->auditwatch, &err) < 0) {
+        fp_auditwatch_start(r->store, apub, (int)every, fp_server_metrics(r->srv), &r->auditwatch,
+                            &err) < 0) {
         cli_fail("无法启动审计日志校验", "cannot start the audit log verification", err.msg);
         return 1;
     }

@@ -10,7 +10,7 @@
 
 struct fp_auditwatch {
     fp_store *store;
-    char db[4096], pub[4096];
+    char pub[4096];
     fp_keeper *k;
     int64_t cp; /* the newest checkpoint verified (-1: not known yet) */
     atomic_int last_ok;
@@ -34,9 +34,9 @@ static int run_once(fp_auditwatch *w, fp_audit_report *rep)
     if (fp_audit_pub_load(w->pub, pk, &err) < 0)
         goto unreadable;
     int64_t from = w->cp > 1 ? w->cp - 1 : 0;
-    int rc = fp_audit_verify_db(w->db, pk, from, rep, &err);
+    int rc = fp_audit_verify_store(w->store, pk, from, rep, &err);
     if (rc == FP_ENOTFOUND && from > 0) /* pruned before it: the anchor */
-        rc = fp_audit_verify_db(w->db, pk, from = w->cp, rep, &err);
+        rc = fp_audit_verify_store(w->store, pk, from = w->cp, rep, &err);
     if (rc == FP_ENOTFOUND) { /* pruned since: start again at the newest */
         w->cp = -1;
         goto unreadable;
@@ -97,14 +97,13 @@ static void collect(fp_buf *b, void *arg)
                     FP_METRICS_COUNTER, atomic_load(&w->errors), 1);
 }
 
-int fp_auditwatch_start(fp_store *store, const char *db, const char *pub_path, int interval_s,
-                        fp_metrics *m, fp_auditwatch **out, fp_err *err)
+int fp_auditwatch_start(fp_store *store, const char *pub_path, int interval_s, fp_metrics *m,
+                        fp_auditwatch **out, fp_err *err)
 {
     fp_auditwatch *w = calloc(1, sizeof *w);
     if (!w)
         return fp_fail(err, FP_ENOMEM, "out of memory");
-    if (snprintf(w->db, sizeof w->db, "%s", db) >= (int)sizeof w->db ||
-        snprintf(w->pub, sizeof w->pub, "%s", pub_path) >= (int)sizeof w->pub) {
+    if (snprintf(w->pub, sizeof w->pub, "%s", pub_path) >= (int)sizeof w->pub) {
         free(w);
         return fp_fail(err, FP_ERANGE, "path too long");
     }

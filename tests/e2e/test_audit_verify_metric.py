@@ -1,6 +1,6 @@
 """Issue 19, the audit-verification alert (docs/alerting.md "Audit
 verification"): `fapiao serve` verifies its own audit chain every
---audit-verify-interval seconds on a read-only connection of its own, from
+--audit-verify-interval seconds on one of its store's read connections, from
 the last checkpoint it verified, and exposes the result.  A record changed
 behind the server's back (as tests/e2e/test_audit.py's tampering does)
 turns fapiao_audit_verify_last_ok to 0 and counts a failure, which is what
