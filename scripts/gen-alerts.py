@@ -138,6 +138,27 @@ def weekly_series(end_s, week_silent_from=None, auth_burst_from=None):
         'fapiao_breaker_state{%s,breaker="webhook:https://erp.example:443"}' % L: "0x%d" % n,
         'fapiao_admission_refused_total{%s,reason="client_rate"}' % L: "0+%sx%d" % (fmt(step / 600), n),
         'fapiao_auth_failures_total{%s,decision="recorded"}' % L: counter_segments(auth, end_s, step_s=step),
+        # per seller and per client (top N + "other"): when the issuing stops,
+        # seller 2 and client erp-b stop; seller 1 and erp-a go on
+        'fapiao_issued_by_seller_total{%s,seller="1"}' % L: counter_segments(
+            lambda t: workday_rate(t, 0.8, 0.04), end_s, step_s=step),
+        'fapiao_issued_by_seller_total{%s,seller="2"}' % L: counter_segments(
+            lambda t: 0.2 * issue_ok(t), end_s, step_s=step),
+        'fapiao_issued_by_seller_total{%s,seller="other"}' % L: "0x%d" % n,
+        'fapiao_issued_by_client_total{%s,client="erp-a"}' % L: counter_segments(
+            lambda t: workday_rate(t, 0.6, 0.03), end_s, step_s=step),
+        'fapiao_issued_by_client_total{%s,client="erp-b"}' % L: counter_segments(
+            lambda t: 0.3 * issue_ok(t), end_s, step_s=step),
+        'fapiao_issued_by_client_total{%s,client="other"}' % L: counter_segments(
+            lambda t: workday_rate(t, 0.1, 0.005), end_s, step_s=step),
+        # the tax platform keeps up: uploads wait a minute at most, none is
+        # rejected, and each invoice takes 100 yuan of a line that lasts
+        "fapiao_upload_oldest_age_seconds{%s}" % L: "0 60x%d" % (n - 1),
+        "fapiao_upload_rejected{%s}" % L: "0x%d" % n,
+        "fapiao_upload_breaker_open{%s}" % L: "0x%d" % n,
+        'fapiao_upstream_credit_limit_fen{%s,seller="1"}' % L: "%dx%d" % (10 ** 11, n),
+        'fapiao_upstream_credit_remaining_fen{%s,seller="1"}' % L: counter_segments(
+            lambda t: -10000 * issue_ok(t), end_s, start=10 ** 11, step_s=step),
     }
     return [{"series": k, "values": v} for k, v in s.items()]
 
@@ -384,7 +405,7 @@ def gen_doc_block(t):
 # ---- the built-in evaluator (src/alerting/, docs/alerting.md "Built-in") ----
 
 C_KIND = {"gauge": "FP_AK_GAUGE", "quantile": "FP_AK_QUANTILE", "predict": "FP_AK_PREDICT",
-          "expiry": "FP_AK_EXPIRY", "ratio": "FP_AK_RATIO"}
+          "expiry": "FP_AK_EXPIRY", "ratio": "FP_AK_RATIO", "share": "FP_AK_SHARE"}
 C_OP = {">": "FP_AOP_GT", ">=": "FP_AOP_GE", "<": "FP_AOP_LT", "<=": "FP_AOP_LE",
         "==": "FP_AOP_EQ"}
 C_AGG = {None: "FP_AGG_NONE", "min": "FP_AGG_MIN", "max": "FP_AGG_MAX", "sum": "FP_AGG_SUM"}

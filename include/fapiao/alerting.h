@@ -31,7 +31,8 @@ typedef enum fp_alert_kind {
     FP_AK_QUANTILE,  /* histogram_quantile(q, increase over window) op value */
     FP_AK_PREDICT,   /* predict_linear(window, horizon) op value */
     FP_AK_EXPIRY,    /* value - now op value (and >= at_least unless -1e308: none) */
-    FP_AK_RATIO      /* any window pair: inc(num)/inc(den) > ratio over both */
+    FP_AK_RATIO,     /* any window pair: inc(num)/inc(den) > ratio over both */
+    FP_AK_SHARE      /* latest(metric) / latest(den) of the same labels op value */
 } fp_alert_kind;
 
 typedef enum fp_alert_op { FP_AOP_GT = 0, FP_AOP_GE, FP_AOP_LT, FP_AOP_LE, FP_AOP_EQ } fp_alert_op;
@@ -53,7 +54,7 @@ typedef struct fp_alert_rule {
     fp_alert_op op;
     double value, at_least, q;
     int window_s, horizon_s;
-    const char *num, *den; /* ratio: "family{k=v,...}" selectors */
+    const char *num, *den; /* ratio: "family{k=v,...}" selectors; share: den */
     fp_alert_window windows[2];
     int nwindows;
     double min_rate; /* ratio: the numerator's rate (per s) must exceed it too */

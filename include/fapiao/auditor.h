@@ -12,6 +12,8 @@
 #include "fapiao/audit.h"
 #include "fapiao/err.h"
 
+struct fp_store; /* store.h */
+
 /* ---- verification ---- */
 typedef enum fp_audit_kind {
     FP_AUDIT_INTACT = 0,
@@ -61,6 +63,15 @@ typedef struct fp_audit_report {
  * when the database cannot be read. */
 int fp_audit_verify_db(const char *db_path, const unsigned char pk[FP_AUDIT_KEY_LEN],
                        int64_t from_cp, fp_audit_report *rep, fp_err *err);
+
+/* The same on a store the caller has open (a running server's: one of its
+ * read connections, docs/alerting.md "Audit verification"), the chain
+ * only: without the invoices' clock check.  A second store opened on the
+ * live database in the same process can drop the server's POSIX locks on
+ * its files (closing any descriptor of a file does; under ASan it ended in
+ * a SIGBUS on -shm), so the server uses this one. */
+int fp_audit_verify_store(struct fp_store *s, const unsigned char pk[FP_AUDIT_KEY_LEN],
+                          int64_t from_cp, fp_audit_report *rep, fp_err *err);
 
 /* Verifies an exported bundle.  pk NULL: against the public key the bundle
  * names (bundle_pk gets it either way; a bundle naming another key than pk

@@ -72,6 +72,9 @@ typedef struct fp_server_opts {
     const char *metrics_token;
     char metrics_host[64];
     int metrics_port;
+    /* the metrics listener's invoices issued per seller and per client: the
+     * top this many by volume, the rest as "other" (default 20; topn.h) */
+    int metrics_top_n;
     /* the operations console (docs/console.md): its logins and sessions
      * (NULL: /console/api answers 404) and the folder of its static files
      * (NULL: /console/ answers 404) */

@@ -149,6 +149,7 @@ static void on_series(const char *key, const fp_ahist_point *p, int n, void *arg
     const fp_alert_rule *r = c->r;
     switch (r->kind) {
     case FP_AK_GAUGE:
+    case FP_AK_SHARE:
         add_cand(c, key, latest(p, n, c->now_ms));
         break;
     case FP_AK_EXPIRY:
@@ -262,6 +263,35 @@ static int ratio_fires(fp_aeval *e, rule_state *s, int64_t now_ms, double *value
     return fires;
 }
 
+/* A share rule: each series of the metric divided by the denominator's
+ * series with the same labels (PromQL's one-to-one match); a series without
+ * its denominator, or over 0, drops out as PromQL's division gives none
+ * or Inf. */
+static void share(fp_aeval *e, rule_state *s, collect *c)
+{
+    collect *d = calloc(1, sizeof *d);
+    if (!d) {
+        c->n = 0;
+        return;
+    }
+    *d = (collect){.r = s->r, .now_ms = c->now_ms};
+    fp_ahist_each(e->h, s->den.name, s->den.match[0] ? s->den.match : NULL, on_series, d);
+    int k = 0;
+    for (int i = 0; i < c->n; i++) {
+        const char *l = strchr(c->c[i].labels, '{');
+        for (int j = 0; j < d->n; j++) {
+            const char *m = strchr(d->c[j].labels, '{');
+            if (d->c[j].v > 0 && (l && m ? !strcmp(l, m) : !l && !m)) {
+                c->c[k] = c->c[i];
+                c->c[k++].v /= d->c[j].v;
+                break;
+            }
+        }
+    }
+    c->n = k;
+    free(d);
+}
+
 /* The instances active at now_ms into c (c->n of them). */
 static void compute(fp_aeval *e, rule_state *s, int64_t now_ms, collect *c)
 {
@@ -284,6 +314,8 @@ static void compute(fp_aeval *e, rule_state *s, int64_t now_ms, collect *c)
         metric = bucket;
     }
     fp_ahist_each(e->h, metric, r->match, on_series, c);
+    if (r->kind == FP_AK_SHARE)
+        share(e, s, c);
     if (r->kind == FP_AK_QUANTILE) {
         c->n = 0;
         add_cand(c, "", quantile(c, r->q));
@@ -413,6 +445,14 @@ static int watch_rule(fp_aeval *e, rule_state *s, fp_err *err)
             rc =
                 fp_ahist_watch(e->h, s->den.name, s->den.match[0] ? s->den.match : NULL, keep, err);
         return rc;
+    }
+    if (r->kind == FP_AK_SHARE) {
+        int rc = sel_split(&s->den, r->den, err);
+        if (rc == 0)
+            rc =
+                fp_ahist_watch(e->h, s->den.name, s->den.match[0] ? s->den.match : NULL, keep, err);
+        if (rc < 0)
+            return rc;
     }
     char bucket[160];
     snprintf(bucket, sizeof bucket, "%s%s", r->metric, r->kind == FP_AK_QUANTILE ? "_bucket" : "");

@@ -12,6 +12,7 @@
 #include "upstream_opts.h"
 #include "fapiao/audit.h"
 #include "fapiao/auditor.h"
+#include "fapiao/auditwatch.h"
 #include "fapiao/auth.h"
 #include "fapiao/backup.h"
 #include "fapiao/console.h"
@@ -189,7 +190,8 @@ typedef struct serve_run {
     int nold_codes;
     fp_store *store;
     fp_audit_shipper *shipper;
-    fp_archiver *archiver; /* --archive (docs/recovery.md) */
+    fp_auditwatch *auditwatch; /* the server verifies its audit chain (auditwatch.h) */
+    fp_archiver *archiver;     /* --archive (docs/recovery.md) */
     fp_outbox *outbox;
     fp_numkeeper *numkeeper; /* [upstream]: numbers downloaded (numkeeper.h) */
     fp_uploader *uploader;   /* [upstream]: uploads to the tax platform (upload.h) */
@@ -233,6 +235,7 @@ static int apply_numbers(serve_run *r)
         {c->send_ms, &so->send_timeout_ms},
         {c->hs_ms, &so->handshake_timeout_ms},
         {c->concurrency, &so->concurrency_max},
+        {c->metrics_top_n, &so->metrics_top_n},
     };
     r->reserve_mb = -1;
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
@@ -439,6 +442,24 @@ static int read_silences(void *arg, int64_t now_s, char (*out)[512], int cap)
     return fp_store_silences(arg, now_s, add_silence, &o) < 0 ? -1 : o.n;
 }
 
+/* The server verifies its own audit chain every --audit-verify-interval
+ * (docs/alerting.md "Audit verification"): 0, or 1 with the failure printed. */
+static int start_auditwatch(serve_run *r)
+{
+    long every = r->c.audit_verify_s != SERVE_UNSET ? r->c.audit_verify_s : 300;
+    char akey[PATH_MAX], apub[PATH_MAX];
+    fp_err err = {0};
+    if (every == 0)
+        return 0;
+    if (fp_audit_key_paths(r->db, r->audit_key, akey, apub, sizeof akey) < 0 ||
+        fp_auditwatch_start(r->store, apub, (int)every, fp_server_metrics(r->srv), &r->auditwatch,
+                            &err) < 0) {
+        cli_fail("无法启动审计日志校验", "cannot start the audit log verification", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
 /* Stops what start_services started, in reverse order (NULLs skipped). */
 static void stop_services(serve_run *r)
 {
@@ -446,6 +467,7 @@ static void stop_services(serve_run *r)
         fp_server_set_history(r->srv, NULL); /* the overview reads the alerting's */
     fp_alerting_stop(r->alerting);           /* it samples the server's registry */
     fp_server_stop(r->srv);
+    fp_auditwatch_stop(r->auditwatch); /* after the server: its registry calls it */
     fp_console_free(r->console);
     fp_tls_free(r->tls);
     if (r->outbox)
@@ -661,7 +683,7 @@ static int start_services(serve_run *r)
     }
     if (r->srv)
         fp_server_set_history(r->srv, fp_alerting_history(r->alerting));
-    return r->srv ? 0 : 1;
+    return r->srv ? start_auditwatch(r) : 1;
 }
 
 /* The names a SIGHUP found changed: applied, or needing a restart. */

@@ -252,6 +252,11 @@ static const opt opts[] = {
      "write-once) or to COMMAND's stdin",
      "把每个签名检查点追加到 DIR/checkpoints.jsonl（建议 chattr +a "
      "或一次写入介质）或交给命令的标准输入"},
+    {"--audit-verify-interval", OPT_INT, F(audit_verify_s), 0, 86400, U_S, "SECONDS", "300",
+     "how often the server verifies its own audit chain from the last checkpoint it verified "
+     "(fapiao_audit_verify_last_ok; 0: never; docs/alerting.md)",
+     "服务器校验自身审计哈希链的间隔，自上次校验到的检查点起（指标 "
+     "fapiao_audit_verify_last_ok；0 为不校验；docs/alerting.md）"},
 
     {NULL, OPT_SECTION, 0, 0, 0, U_NONE, NULL, NULL, "Continuous archiving (docs/recovery.md)",
      "持续归档（docs/recovery.md）"},
@@ -282,6 +287,11 @@ static const opt opts[] = {
      "a plain-HTTP listener on loopback serving only /metrics; the main port's /metrics then "
      "needs the token or is absent",
      "另开只提供 /metrics 的回环地址明文监听；主端口的 /metrics 随之需要令牌或不再提供"},
+    {"--metrics-top-n", OPT_INT, F(metrics_top_n), 1, 1000, U_NONE, "N", "20",
+     "the metrics listener's invoices issued per seller and per client: the top N by volume, "
+     "the rest as \"other\" (docs/alerting.md)",
+     "监控监听地址上按销售方、按客户端的开票计数：开票量最大的前 N 个，其余计入 "
+     "\"other\"（docs/alerting.md）"},
     {"--alerting", OPT_STR, F(alerting), 0, 0, U_NONE, "FILE", NULL,
      "the built-in alert evaluator and notifier, with the receivers of FILE "
      "(docs/alerting.md \"Built-in evaluator\")",

@@ -40,6 +40,8 @@ typedef struct serve_conf {
     long render_fg_workers;
     long min_free_mb, ob_free_mb, reserve_mb, probe_ms, slow_ms, deadline_ms;
     long archive_interval_s, archive_lag_warn_s;
+    long metrics_top_n;  /* docs/alerting.md "Per seller and per client" */
+    long audit_verify_s; /* docs/alerting.md "Audit verification" */
     /* not settings: how they were read */
     const char *config;    /* the config file read (NULL: none) */
     int print_config;      /* --print-config: printed; do not start */

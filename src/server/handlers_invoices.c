@@ -299,6 +299,7 @@ enum MHD_Result fp_h_issue_resumed(fp_req *r)
         const char *hdrs[] = {"Location", loc, NULL};
         res = fp_respond(r, 201, "application/json", ir->response, ir->response_len, hdrs);
         ir->response = NULL;
+        fp_server_metrics_issued(r->srv, r->claims.seller_id, r->claims.client_id);
         break;
     }
     case FP_ISSUE_REPLAY:

@@ -64,6 +64,9 @@ struct fp_server {
     struct fp_metric *m_inflight, *m_conns, *m_conns_total, *m_limited[4];
     struct fp_metric *m_batch, *m_fsync;
     struct MHD_Daemon *metrics_d; /* --metrics-listen (server_metrics.c) */
+    /* invoices issued per seller and per client, top N + "other" (topn.h):
+     * with --metrics-listen only, served there only */
+    struct fp_topn *by_seller, *by_client;
     int metrics_port;
     struct fp_conn_guard *guard;
     struct fp_acceptor *acc; /* owns the listening socket (acceptor.h) */
@@ -309,6 +312,8 @@ const char *fp_req_echo_id(const fp_req *r);
  * a finished request, frees. */
 int fp_server_metrics_init(fp_server *s, const fp_route *routes, size_t nroutes, fp_err *err);
 void fp_server_metrics_request(fp_server *s, const fp_route *route, int status, int64_t dur_us);
+/* An invoice stored: the metrics listener's per-seller and per-client counts. */
+void fp_server_metrics_issued(fp_server *s, int64_t seller_id, const char *client_id);
 void fp_server_metrics_free(fp_server *s);
 /* metrics_endpoint.c: starts the separate /metrics listener when
  * o.metrics_host is set (0 or an FP_E… code); unlisten (first thing in

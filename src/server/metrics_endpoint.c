@@ -5,6 +5,7 @@
 #include "internal.h"
 #include "fapiao/crypto.h"
 #include "fapiao/metrics.h"
+#include "fapiao/topn.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -37,6 +38,14 @@ static int metrics_body(fp_server *s, char **body, size_t *len)
         fp_buf_free(&b);
         return -1;
     }
+    fp_topn_metrics(s->by_seller, &b, "fapiao_issued_by_seller_total",
+                    "Invoices issued per seller id: the top --metrics-top-n by volume, the rest "
+                    "as \"other\".",
+                    "seller");
+    fp_topn_metrics(s->by_client, &b, "fapiao_issued_by_client_total",
+                    "Invoices issued per client id: the top --metrics-top-n by volume, the rest "
+                    "as \"other\".",
+                    "client");
     *body = fp_buf_take(&b, len);
     return *body ? 0 : -1;
 }

@@ -9,6 +9,7 @@
 #include "fapiao/metrics.h"
 #include "fapiao/outbox.h"
 #include "fapiao/uploader.h"
+#include "fapiao/topn.h"
 #include "fapiao/store.h"
 #include "acceptor.h"
 #include "conn_guard.h"
@@ -21,6 +22,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,11 +150,29 @@ static int register_connection_families(fp_server *s, fp_err *err)
     return rc;
 }
 
+/* An invoice stored (201, not a replay): the per-seller and per-client
+ * counters of the metrics listener (docs/alerting.md "Per seller and per
+ * client"). */
+void fp_server_metrics_issued(fp_server *s, int64_t seller_id, const char *client_id)
+{
+    if (!s->by_seller)
+        return;
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, seller_id);
+    fp_topn_inc(s->by_seller, id);
+    fp_topn_inc(s->by_client, client_id);
+}
+
 int fp_server_metrics_init(fp_server *s, const fp_route *routes, size_t nroutes, fp_err *err)
 {
     fp_metrics *m = s->metrics = fp_metrics_new();
     if (!m)
         return fp_fail(err, FP_ENOMEM, "out of memory");
+    if (s->o.metrics_host[0]) {
+        int n = s->o.metrics_top_n > 0 ? s->o.metrics_top_n : 20;
+        if (!(s->by_seller = fp_topn_new(n)) || !(s->by_client = fp_topn_new(n)))
+            return fp_fail(err, FP_ENOMEM, "out of memory");
+    }
     fp_metrics_family *req, *dur, *infl, *conns, *conns_total, *limited, *batch, *fsync, *authfail;
     int rc;
     if ((rc = fp_metrics_register(
@@ -268,4 +288,7 @@ void fp_server_metrics_free(fp_server *s)
         fp_store_set_histograms(s->o.store, NULL, NULL);
     fp_metrics_free(s->metrics);
     s->metrics = NULL;
+    fp_topn_free(s->by_seller);
+    fp_topn_free(s->by_client);
+    s->by_seller = s->by_client = NULL;
 }

@@ -32,9 +32,9 @@ def credit_cmd(srv, conf, sub):
     return [json.loads(l) for l in r.stdout.decode().splitlines() if l.strip()]
 
 
-def remaining_metric(srv):
+def remaining_metric(srv, family="fapiao_upstream_credit_remaining_fen"):
     text = srv.request("GET", "/metrics", auth=False).body.decode()
-    m = re.findall(r'^fapiao_upstream_credit_remaining_fen\{seller="(\d+)"\} (-?\d+)$', text, re.M)
+    m = re.findall(r'^%s\{seller="(\d+)"\} (-?\d+)$' % family, text, re.M)
     return {int(k): int(v) for k, v in m}
 
 
@@ -65,6 +65,8 @@ def test_credit_exhausted_refuses_before_storing(sim, tmp_path, make_server):
         blues.append(r.json()["number"])
     first_blue = blues[0]
     assert remaining_metric(srv) == {seller: 20000}
+    # the line itself, which FapiaoUpstreamCreditLow divides by (docs/alerting.md)
+    assert remaining_metric(srv, "fapiao_upstream_credit_limit_fen") == {seller: 200000}
     before = invoices(srv)
     r = srv.issue("credit-2")
     p = assert_problem(r, 422, "CREDIT_EXCEEDED")

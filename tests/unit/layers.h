@@ -93,7 +93,8 @@ static const struct {
     {"password.h", "security"},  {"console.h", "console"},
     {"credit.h", "store"},       {"numkeeper.h", "outbox"},
     {"uploader.h", "outbox"},    {"keeper.h", "lib"},
-    {"redkeeper.h", "outbox"},
+    {"redkeeper.h", "outbox"},   {"topn.h", "monitor"},
+    {"auditwatch.h", "monitor"},
 };
 
 /* Loops known today, each with the change that removes it.  The lint fails
