@@ -23,7 +23,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from conftest import BIN, free_port
+import pytest
+
+from conftest import BIN, SANITIZED, free_port
 
 P1 = "FapiaoStoreBreakerOpen"
 BOUND_S = 180
@@ -115,6 +117,8 @@ def write_conf(tmp_path, robot_port, extra=""):
     return conf
 
 
+@pytest.mark.skipif(SANITIZED, reason="a timer-bound pipeline (the rules' 20 s): runs once, on "
+                    "the optimised build; the notifier's code runs under ASan in unit.test_alerting")
 def test_store_fault_pages_dingtalk_and_resolves(make_server, tmp_path):
     robot = Robot()
     conf = write_conf(tmp_path, robot.port)
