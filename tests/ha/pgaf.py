@@ -343,17 +343,59 @@ class Formation:
         if self.closed:
             return
         self.closed = True
-        for n in self.nodes + [self.monitor]:
-            self.kill_keeper(n)
-        # postgres backends leave once their postmaster is gone; wait for the
-        # ports so that the directory is not removed under a dying server
+        everyone = self.nodes + [self.monitor]
+        # the keepers first (kill -9: nothing may start postgres again), then
+        # an immediate shutdown of each postmaster (SIGQUIT: it stops its
+        # children and waits for them; a kill -9 of the postmaster left the
+        # monitor's logger and healthcheck worker running for good)
+        for n in everyone:
+            pm = n.postmaster_pid()
+            if n.proc is not None:
+                try:
+                    os.killpg(n.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                n.proc.wait(timeout=30)
+                n.proc = None
+            if pm:
+                try:
+                    os.kill(pm, signal.SIGQUIT)
+                except ProcessLookupError:
+                    pass
+        # wait for the ports so that the directory is not removed under a
+        # dying server, then kill -9 whatever still runs in our directory
         deadline = time.monotonic() + 20
-        for n in self.nodes + [self.monitor]:
+        for n in everyone:
             while time.monotonic() < deadline and self._listening(n.port):
                 time.sleep(0.1)
+        self._kill_leftovers(deadline)
         shutil.rmtree(self.dir, ignore_errors=True)
         if self in _LIVE:
             _LIVE.remove(self)
+
+    def _leftovers(self):
+        """PIDs of processes whose working directory is under ours (postgres
+        processes run in their data directory)."""
+        mine, root = [], os.path.realpath(self.dir) + os.sep
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                cwd = os.readlink("/proc/%s/cwd" % pid) + os.sep
+            except OSError:
+                continue
+            if cwd.startswith(root):
+                mine.append(int(pid))
+        return mine
+
+    def _kill_leftovers(self, deadline):
+        while time.monotonic() < deadline and self._leftovers():
+            time.sleep(0.1)  # an immediate shutdown takes a moment
+        for pid in self._leftovers():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     @staticmethod
     def _listening(port):
