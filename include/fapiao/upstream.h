@@ -230,6 +230,12 @@ int fp_up_numbers_range(const fp_up_numbers *n, char prefix[6], int64_t *first, 
  * lost answer asks for the same range again (docs/upstream.md §5). */
 void fp_up_numbers_serial(const char *tax_id, int64_t nth, char out[64]);
 
+/* A whole number the platform sent as a string ("lysl", "chyyDm",
+ * "lzmxxh"): decimal digits only, within [lo, hi], into *out: 0, or
+ * FP_EINVAL for anything else ("12abc", "", " 1", out of range), never a
+ * silent 0 or a prefix (services.c). */
+int fp_up_whole(const char *s, long lo, long hi, long *out);
+
 /* ---- red forms (redforms.c) -------------------------------------------- */
 
 /* The platform's red form state (hzqrxxztDm, "01"–"13") as ours: 0, or

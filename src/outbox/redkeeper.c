@@ -226,8 +226,8 @@ static int answer_form(fp_redkeeper *k, const fp_red_form_due *d)
 static char *incoming_request(const cJSON *data)
 {
     const cJSON *dm = cJSON_GetObjectItemCaseSensitive(data, "chyyDm");
-    int code = cJSON_IsString(dm) ? atoi(dm->valuestring) : 0;
-    if (code < 1 || code > 4)
+    long code;
+    if (!cJSON_IsString(dm) || fp_up_whole(dm->valuestring, 1, 4, &code) < 0)
         return NULL;
     fp_red_reason reason = (fp_red_reason)(code - 1);
     cJSON *req = cJSON_CreateObject(), *items = NULL, *e;
@@ -242,9 +242,11 @@ static char *incoming_request(const cJSON *data)
         const cJSON *ln = cJSON_GetObjectItemCaseSensitive(e, "lzmxxh");
         const cJSON *je = cJSON_GetObjectItemCaseSensitive(e, "je");
         const cJSON *sl = cJSON_GetObjectItemCaseSensitive(e, "fpspsl");
+        long line;
         cJSON *it = cJSON_CreateObject();
         if (!it || !cJSON_AddItemToArray(items, it) || !cJSON_IsString(ln) || !cJSON_IsString(je) ||
-            !cJSON_AddNumberToObject(it, "line", atoi(ln->valuestring)) ||
+            fp_up_whole(ln->valuestring, 1, FP_MAX_ITEMS, &line) < 0 ||
+            !cJSON_AddNumberToObject(it, "line", (double)line) ||
             !cJSON_AddStringToObject(it, "amount", je->valuestring) ||
             (reason == FP_RED_SALES_RETURN && cJSON_IsString(sl) &&
              !cJSON_AddStringToObject(it, "quantity", sl->valuestring)))

@@ -101,8 +101,12 @@ fp_up_kind fp_up_numbers_download(const fp_upstream_conf *c, const char *nsrsbh,
         if (copy(d, "fpqshm", out->first, sizeof out->first, 1) ||
             copy(d, "fpzzhm", out->last, sizeof out->last, 1))
             k = missing(res, "fpqshm / fpzzhm");
-        else if (!copy(d, "lysl", lysl, sizeof lysl, 0))
-            out->count = lysl[0] ? atol(lysl) : count;
+        else if (!copy(d, "lysl", lysl, sizeof lysl, 0)) {
+            long got = count;
+            if (lysl[0] && fp_up_whole(lysl, 1, FP_UP_MAX_NUMBERS, &got) < 0)
+                k = missing(res, "lysl (not a count of numbers)");
+            out->count = (int)got;
+        }
     }
     cJSON_Delete(d);
     return k;
@@ -322,4 +326,20 @@ fp_up_kind fp_up_taxcodes(const fp_upstream_conf *c, const char *nsrsbh, const c
 fp_up_kind fp_up_rates(const fp_upstream_conf *c, cJSON **data, fp_up_result *res)
 {
     return call(c, "CXKYSL", NULL, 0, data, res);
+}
+
+int fp_up_whole(const char *s, long lo, long hi, long *out)
+{
+    long v = 0;
+    if (!s || !*s)
+        return FP_EINVAL;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9' || v > (hi - (*p - '0')) / 10)
+            return FP_EINVAL; /* not a digit, or past hi (no overflow) */
+        v = v * 10 + (*p - '0');
+    }
+    if (v < lo || v > hi)
+        return FP_EINVAL;
+    *out = v;
+    return 0;
 }

@@ -496,8 +496,29 @@ static void test_red_states(void)
     CHECK(strcmp(s1, s2) != 0);
 }
 
+/* The platform's numbers in strings: whole decimal numbers in range only;
+ * atoi took "12abc" as 12 and "abc" as 0. */
+static void test_whole(void)
+{
+    long v = -1;
+    CHECK_EQ_INT(fp_up_whole("12", 1, 5000, &v), 0);
+    CHECK_EQ_INT(v, 12);
+    CHECK_EQ_INT(fp_up_whole("5000", 1, 5000, &v), 0);
+    CHECK_EQ_INT(v, 5000);
+    v = 7;
+    const char *bad[] = {"",   "12abc", "abc",  " 1", "1 ",  "-1",
+                         "+1", "0",     "5001", "4",  "1e3", "99999999999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        long hi = strcmp(bad[i], "4") == 0 ? 3 : 5000;
+        CHECK_EQ_INT(fp_up_whole(bad[i], 1, hi, &v), FP_EINVAL);
+    }
+    CHECK_EQ_INT(v, 7); /* untouched on a refusal */
+    CHECK_EQ_INT(fp_up_whole(NULL, 1, 5, &v), FP_EINVAL);
+}
+
 int main(void)
 {
+    test_whole();
     test_vector();
     test_padding();
     test_wrong_key();
