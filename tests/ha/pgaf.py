@@ -303,9 +303,10 @@ class Formation:
         return self.psql(node.port, "show synchronous_standby_names")[0][0]
 
     # ---- faults ------------------------------------------------------------
-    def kill_keeper(self, node):
+    def kill_keeper(self, node, pm_signal=signal.SIGKILL):
         """kill -9 the node's pg_autoctl (its whole process group) and its
-        postgres together: without the keeper nothing restarts postgres."""
+        postgres together: without the keeper nothing restarts postgres.
+        pm_signal: what the postmaster gets (teardown: SIGQUIT)."""
         pm = node.postmaster_pid()
         if node.proc is not None:
             try:
@@ -314,7 +315,7 @@ class Formation:
                 pass
         if pm:
             try:
-                os.kill(pm, signal.SIGKILL)
+                os.kill(pm, pm_signal)
             except ProcessLookupError:
                 pass
         if node.proc is not None:
@@ -349,19 +350,7 @@ class Formation:
         # children and waits for them; a kill -9 of the postmaster left the
         # monitor's logger and healthcheck worker running for good)
         for n in everyone:
-            pm = n.postmaster_pid()
-            if n.proc is not None:
-                try:
-                    os.killpg(n.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                n.proc.wait(timeout=30)
-                n.proc = None
-            if pm:
-                try:
-                    os.kill(pm, signal.SIGQUIT)
-                except ProcessLookupError:
-                    pass
+            self.kill_keeper(n, signal.SIGQUIT)
         # wait for the ports so that the directory is not removed under a
         # dying server, then kill -9 whatever still runs in our directory
         deadline = time.monotonic() + 20
