@@ -44,6 +44,9 @@ def doctor(conf):
     ("unit wrong", None, {"unit": "PT9999"}, "UPSTREAM_UNIT_WRONG"),
     ("5xx", {"http5xx": {"status": 500}}, None, "HTTP_SERVER_ERROR"),
     ("ip reset", {"ip_unregistered": {"mode": "reset"}}, None, "TCP_RESET"),
+    # the platform takes the request and never answers within our timeout
+    # (4 s): what a timeout after storing looks like from outside
+    ("hang", {"slow": {"seconds": 8 * SLOW}}, None, "HTTP_TIMEOUT"),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_doctor_upstream_names_the_cause(sim, tmp_path, name, fault, conf_change, code):
     conf = write_conf(tmp_path, sim.port, sim.ca, slow=SLOW, **(conf_change or {}))
