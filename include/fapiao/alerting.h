@@ -101,6 +101,10 @@ int fp_ahist_each(fp_ahist *h, const char *metric, const char *match, fp_ahist_f
 
 /* A label's value in a series key into out (""/0 when absent): 1 if found. */
 int fp_ahist_label(const char *key, const char *label, char *out, size_t cap);
+/* Prometheus's histogram_quantile: q of n buckets, le[] their upper bounds
+ * (+Inf last once sorted) and c[] their cumulative counts; both sorted by
+ * le in place.  NaN without a +Inf bucket or observations (eval.c). */
+double fp_hist_quantile(double q, double *le, double *c, int n);
 
 /* ---- the evaluator ---- */
 

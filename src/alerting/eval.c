@@ -186,30 +186,35 @@ static void on_series(const char *key, const fp_ahist_point *p, int n, void *arg
     }
 }
 
-/* histogram_quantile over the collected buckets (Prometheus's
- * interpolation); NaN when there are no observations. */
+double fp_hist_quantile(double q, double *le, double *c, int n)
+{
+    for (int i = 1; i < n; i++) /* sort by le (a few buckets) */
+        for (int j = i; j > 0 && le[j - 1] > le[j]; j--) {
+            double t = le[j], u = c[j];
+            le[j] = le[j - 1];
+            c[j] = c[j - 1];
+            le[j - 1] = t;
+            c[j - 1] = u;
+        }
+    if (n < 2 || !isinf(le[n - 1]) || c[n - 1] <= 0)
+        return NAN;
+    double rank = q * c[n - 1];
+    int b = 0;
+    while (b < n - 1 && c[b] < rank)
+        b++;
+    if (b == n - 1)
+        return le[n - 2];
+    double lo = b ? le[b - 1] : 0, below = b ? c[b - 1] : 0;
+    if (c[b] == below)
+        return le[b];
+    return lo + (le[b] - lo) * (rank - below) / (c[b] - below);
+}
+
+/* histogram_quantile over the collected buckets; NaN when there are no
+ * observations. */
 static double quantile(collect *c, double q)
 {
-    for (int i = 1; i < c->nb; i++) /* sort by le (a few buckets) */
-        for (int j = i; j > 0 && c->le[j - 1] > c->le[j]; j--) {
-            double t = c->le[j], u = c->inc[j];
-            c->le[j] = c->le[j - 1];
-            c->inc[j] = c->inc[j - 1];
-            c->le[j - 1] = t;
-            c->inc[j - 1] = u;
-        }
-    if (c->nb < 2 || !isinf(c->le[c->nb - 1]) || c->inc[c->nb - 1] <= 0)
-        return NAN;
-    double rank = q * c->inc[c->nb - 1];
-    int b = 0;
-    while (b < c->nb - 1 && c->inc[b] < rank)
-        b++;
-    if (b == c->nb - 1)
-        return c->le[c->nb - 2];
-    double lo = b ? c->le[b - 1] : 0, below = b ? c->inc[b - 1] : 0;
-    if (c->inc[b] == below)
-        return c->le[b];
-    return lo + (c->le[b] - lo) * (rank - below) / (c->inc[b] - below);
+    return fp_hist_quantile(q, c->le, c->inc, c->nb);
 }
 
 /* The summed increase of a selector's series over [now - w, now]. */

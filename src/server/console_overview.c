@@ -145,33 +145,18 @@ static void on_bucket(const char *key, const fp_ahist_point *p, int n, void *arg
     on_counter(key, p, n, arg);
 }
 
-/* histogram_quantile (Prometheus's interpolation) of bin i; NaN when the
- * bin saw no request. */
+/* histogram_quantile (fp_hist_quantile) of bin i; NaN when the bin saw no
+ * request. */
 static double bin_quantile(bins *b, int i, double q)
 {
     double le[OV_BUCKETS], c[OV_BUCKETS];
     int nb = 0;
-    for (int k = 0; k < b->nb; k++) { /* sorted by le (a few dozen) */
-        if (isnan(b->inc[k][i]))
-            continue;
-        int j = nb++;
-        for (; j > 0 && le[j - 1] > b->le[k]; j--) {
-            le[j] = le[j - 1];
-            c[j] = c[j - 1];
+    for (int k = 0; k < b->nb; k++)
+        if (!isnan(b->inc[k][i])) {
+            le[nb] = b->le[k];
+            c[nb++] = b->inc[k][i];
         }
-        le[j] = b->le[k];
-        c[j] = b->inc[k][i];
-    }
-    if (nb < 2 || !isinf(le[nb - 1]) || c[nb - 1] <= 0)
-        return NAN;
-    double rank = q * c[nb - 1];
-    int k = 0;
-    while (k < nb - 1 && c[k] < rank)
-        k++;
-    if (k == nb - 1)
-        return le[nb - 2];
-    double lo = k ? le[k - 1] : 0, below = k ? c[k - 1] : 0;
-    return c[k] == below ? le[k] : lo + (le[k] - lo) * (rank - below) / (c[k] - below);
+    return fp_hist_quantile(q, le, c, nb);
 }
 
 static void reset_line(double *line)

@@ -136,8 +136,7 @@ enum MHD_Result fp_secret_answer(fp_req *r, int status, const char *client_id, c
 {
     fp_buf b;
     fp_jw w;
-    fp_buf_init(&b, 4096);
-    fp_jw_init(&w, &b);
+    fp_jw_start(&w, &b, 4096);
     fp_jw_obj_open(&w);
     fp_jw_kstr(&w, "client_id", client_id);
     fp_jw_kstr(&w, "client_secret", secret);
@@ -326,8 +325,7 @@ enum MHD_Result fp_h_credentials_revoke(fp_req *r)
         return fp_problem(r, FPC_DEGRADED, "凭据未能吊销", err.msg, NULL);
     fp_buf b;
     fp_jw w;
-    fp_buf_init(&b, 4096);
-    fp_jw_init(&w, &b);
+    fp_jw_start(&w, &b, 4096);
     fp_jw_obj_open(&w);
     fp_jw_kstr(&w, "client_id", c.client_id);
     fp_jw_kstr(&w, "state", "revoked");

@@ -110,8 +110,7 @@ enum MHD_Result fp_h_token(fp_req *r)
     r->claims = cl;
     fp_buf b;
     fp_jw w;
-    fp_buf_init(&b, 4096);
-    fp_jw_init(&w, &b);
+    fp_jw_start(&w, &b, 4096);
     fp_jw_obj_open(&w);
     fp_jw_kstr(&w, "access_token", tok);
     fp_jw_kstr(&w, "token_type", "Bearer");
